@@ -1,0 +1,43 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Logger } from 'pino';
+import { AuthHook, AuthService } from '@broker/auth';
+import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl } from '@broker/core';
+import { STREAMED_CONTENT_TYPES } from '@broker/registry';
+import { BrokerModule } from './broker.module';
+
+/**
+ * Builds a ready broker: database created and migrated, bootstrap operator ensured, routes
+ * registered. `main.ts` listens on it; tests inject requests into it.
+ */
+export async function createBroker(config: BrokerConfig, logger: Logger): Promise<NestFastifyApplication> {
+  const ran = await migrate(config.DATABASE_URL);
+  if (ran.length) logger.info({ migrations: ran, database: redactUrl(config.DATABASE_URL) }, 'ran migrations');
+
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger.child({ component: 'http' }),
+    bodyLimit: config.GRAPHQL_MAX_BYTES,
+    trustProxy: true,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(BrokerModule.forRoot(config, logger), adapter, {
+    logger: new PinoNestLogger(logger.child({ component: 'nest' })),
+    bufferLogs: false,
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+  // Uploads stream straight into ingestion; their size is checked as they arrive.
+  fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
+  app.get(AuthHook).register(fastify);
+  const metrics = app.get(MetricsService);
+  fastify.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.enableShutdownHooks();
+  await app.init();
+  await fastify.ready();
+  await app.get(AuthService).ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
+  return app;
+}

@@ -1,0 +1,38 @@
+import { Injectable } from '@nestjs/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AuthService } from './auth.service';
+
+const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\//];
+
+/** Rejects unauthenticated requests to the APIs before their bodies are read. */
+@Injectable()
+export class AuthHook {
+  constructor(private readonly auth: AuthService) {}
+
+  /** Installs the `onRequest` hook on the broker's fastify instance. */
+  register(fastify: FastifyInstance) {
+    fastify.addHook('onRequest', async (request, reply) => this.onRequest(request, reply));
+  }
+
+  private async onRequest(request: FastifyRequest, reply: FastifyReply) {
+    if (!PROTECTED.some((pattern) => pattern.test(request.url))) return;
+    if (request.method === 'OPTIONS') return;
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const principal = match ? await this.auth.authenticate(match[1]) : null;
+    if (principal) {
+      request.principal = principal;
+      return;
+    }
+    const message = match ? 'The API key is not valid' : 'A valid API key is required (Authorization: Bearer <key>)';
+    const isGraphql = !request.url.startsWith('/api/');
+    await reply
+      .status(401)
+      .header('www-authenticate', 'Bearer')
+      .send(
+        isGraphql
+          ? { data: null, errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }
+          : { error: message, code: 'UNAUTHENTICATED' },
+      );
+  }
+}

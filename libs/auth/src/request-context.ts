@@ -1,0 +1,49 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { GqlExecutionContext } from '@nestjs/graphql';
+import type { FastifyRequest } from 'fastify';
+import type { Role } from './role.enum';
+
+/** The authenticated caller, resolved from its API key once per request. */
+export interface Principal {
+  userId: string;
+  email: string;
+  role: Role;
+  /** Null for OPERATOR and for an AUDITOR not attached to an agency. */
+  agencyId: string | null;
+  apiKeyId: string;
+}
+
+/**
+ * What every service method receives first: who calls, and the request it belongs to.
+ * Services authorise against it and never trust ids from the input alone.
+ */
+export interface RequestContext {
+  principal: Principal;
+  requestId: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** The fastify request behind a GraphQL or HTTP execution context. */
+export function requestOf(context: ExecutionContext): FastifyRequest {
+  if (context.getType<string>() === 'graphql') {
+    const gql = GqlExecutionContext.create(context).getContext<{ req: FastifyRequest }>();
+    return gql.req;
+  }
+  return context.switchToHttp().getRequest<FastifyRequest>();
+}
+
+/** Builds the {@link RequestContext} of an authenticated request. */
+export function contextOf(request: FastifyRequest): RequestContext {
+  if (!request.principal) throw new Error('request reached a handler without authentication');
+  return { principal: request.principal, requestId: String(request.id) };
+}
+
+/** Injects the caller's {@link RequestContext} into a resolver or controller method. */
+export const Ctx = createParamDecorator((_data: unknown, context: ExecutionContext) =>
+  contextOf(requestOf(context)),
+);

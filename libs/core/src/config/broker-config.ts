@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const byteSize = z
+  .string()
+  .trim()
+  .regex(/^\d+\s*(b|kb|kib|mb|mib|gb|gib)?$/i, 'must be a size such as 1048576, 512MB or 2GiB')
+  .transform(parseByteSize);
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/broker'),
+  REDIS_URL: url(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  BROKER_BOOTSTRAP_TOKEN: z
+    .string()
+    .trim()
+    .min(24, 'must be at least 24 characters: it becomes the operator API key')
+    .optional(),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,39}$/, 'must be lowercase letters, digits, _ or -')
+    .default('broker'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  INGEST_MAX_BYTES: byteSize.default(parseByteSize('2GiB')),
+  GRAPHQL_MAX_BYTES: byteSize.default(parseByteSize('16MiB')),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+});
+
+/** The broker's validated configuration, read once from the environment. */
+export type BrokerConfig = z.infer<typeof schema>;
+
+/** Nest injection token of the {@link BrokerConfig}. */
+export const BROKER_CONFIG = Symbol('BROKER_CONFIG');
+
+/** Thrown at boot when the environment does not describe a usable broker; its message lists every problem. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the configuration, e.g. `loadConfig(process.env)`. Empty variables count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'} ${issue.message}`),
+    );
+  }
+  return parsed.data;
+}
+
+/** Parses sizes such as `1048576`, `512MB` or `2GiB` into bytes. */
+export function parseByteSize(text: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  if (!match) throw new Error(`not a size: ${text}`);
+  const units: Record<string, number> = {
+    '': 1,
+    b: 1,
+    kb: 1e3,
+    kib: 1024,
+    mb: 1e6,
+    mib: 1024 ** 2,
+    gb: 1e9,
+    gib: 1024 ** 3,
+  };
+  const factor = units[match[2].toLowerCase()];
+  if (factor === undefined) throw new Error(`unknown unit in ${text}`);
+  return Number(match[1]) * factor;
+}
+
+/** The name of the database a PostgreSQL URL points at. */
+export function databaseName(databaseUrl: string): string {
+  const name = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ''));
+  if (!name) throw new ConfigError([`DATABASE_URL names no database: ${redactUrl(databaseUrl)}`]);
+  return name;
+}
+
+/** A URL with its password replaced, safe to log. */
+export function redactUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}

@@ -1,0 +1,14 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { BrokerError, httpStatusOf } from '../errors/broker-error';
+
+/** Maps {@link BrokerError} to an HTTP answer on REST routes; GraphQL maps it in its error formatter. */
+@Catch(BrokerError)
+export class BrokerErrorFilter implements ExceptionFilter {
+  catch(error: BrokerError, host: ArgumentsHost) {
+    if (host.getType<string>() === 'graphql') return error;
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    void reply.status(httpStatusOf(error.code)).send({ error: error.message, code: error.code });
+    return undefined;
+  }
+}

@@ -1,0 +1,22 @@
+import { Args, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { AgencyModel } from './agency.model';
+import { AgencyService } from './agency.service';
+import { CreateAgencyInput } from './create-agency.input';
+
+@Resolver(() => AgencyModel)
+export class AgencyResolver {
+  constructor(private readonly agencyService: AgencyService) {}
+
+  @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
+  @Query(() => [AgencyModel])
+  agencies(@Ctx() ctx: RequestContext) {
+    return this.agencyService.list(ctx);
+  }
+
+  @Allow(Role.OPERATOR)
+  @Mutation(() => AgencyModel)
+  createAgency(@Ctx() ctx: RequestContext, @Args('input') input: CreateAgencyInput) {
+    return this.agencyService.create(ctx, input);
+  }
+}

@@ -1,0 +1,53 @@
+import { Args, ID, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { GraphQLJSONObject } from 'graphql-scalars';
+import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { AgencyModel } from '../agency/agency.model';
+import { AgencyService } from '../agency/agency.service';
+import { IngestService } from '../ingest/ingest.service';
+import { objectSource } from '../ingest/record-sources';
+import { DatasetModel, IngestReportModel, RegisterDatasetInput } from './dataset.model';
+import { DatasetService } from './dataset.service';
+
+const EVERYONE = [Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR];
+
+@Resolver(() => DatasetModel)
+export class DatasetResolver {
+  constructor(
+    private readonly datasetService: DatasetService,
+    private readonly ingestion: IngestService,
+    private readonly agencies: AgencyService,
+  ) {}
+
+  @Allow(...EVERYONE)
+  @Query(() => [DatasetModel])
+  datasets(@Ctx() ctx: RequestContext) {
+    return this.datasetService.list(ctx);
+  }
+
+  @Allow(...EVERYONE)
+  @Query(() => DatasetModel, { nullable: true })
+  dataset(@Ctx() ctx: RequestContext, @Args('id', { type: () => ID }) id: string) {
+    return this.datasetService.get(ctx, id);
+  }
+
+  @Allow(Role.STEWARD)
+  @Mutation(() => DatasetModel)
+  registerDataset(@Ctx() ctx: RequestContext, @Args('input') input: RegisterDatasetInput) {
+    return this.datasetService.register(ctx, input);
+  }
+
+  @Allow(Role.STEWARD)
+  @Mutation(() => IngestReportModel)
+  ingestRecords(
+    @Ctx() ctx: RequestContext,
+    @Args('datasetId', { type: () => ID }) datasetId: string,
+    @Args('records', { type: () => [GraphQLJSONObject] }) records: Record<string, unknown>[],
+  ) {
+    return this.ingestion.ingest(ctx, datasetId, () => objectSource(records));
+  }
+
+  @ResolveField(() => AgencyModel)
+  provider(@Parent() dataset: DatasetModel) {
+    return this.agencies.findById(dataset.providerAgencyId);
+  }
+}

@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
+import { type RequestContext, Role } from '@broker/auth';
+import { BrokerError, ErrorCode, conflict, forbidden, notFound } from '@broker/core';
+import { isUuid } from '../agency/agency.service';
+import { isUniqueViolation } from '../registry-errors';
+import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
+import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
+import { createRecordTableSql } from './record-table';
+
+/** A dataset as ingestion needs it: the record table's columns in order. */
+export interface WritableDataset {
+  id: string;
+  slug: string;
+  keyField: string;
+  fields: FieldDefinition[];
+}
+
+/** The dataset registry: metadata for everyone, record tables created through one DDL path. */
+@Injectable()
+export class DatasetService {
+  constructor(
+    @InjectRepository(DatasetEntity) private readonly datasets: Repository<DatasetEntity>,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  /** The catalog: every dataset's metadata, by slug. */
+  list(_ctx: RequestContext): Promise<DatasetEntity[]> {
+    return this.datasets.find({ relations: { fields: true }, order: { slug: 'ASC', fields: { position: 'ASC' } } });
+  }
+
+  /** One dataset's metadata, or null. */
+  async get(_ctx: RequestContext, id: string): Promise<DatasetEntity | null> {
+    if (!isUuid(id)) return null;
+    return this.datasets.findOne({ where: { id }, relations: { fields: true }, order: { fields: { position: 'ASC' } } });
+  }
+
+  /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */
+  async register(ctx: RequestContext, input: DatasetDefinitionInput): Promise<DatasetEntity> {
+    const { principal } = ctx;
+    if (principal.role !== Role.STEWARD || !principal.agencyId) throw forbidden('Only a steward registers datasets');
+    const result = validateDefinition(input);
+    if (!result.ok) {
+      throw new BrokerError(
+        ErrorCode.BAD_USER_INPUT,
+        `The dataset definition is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID_DATASET_DEFINITION', details: result.problems },
+      );
+    }
+    const definition = result.definition;
+    try {
+      const id = await this.dataSource.transaction(async (manager) => {
+        const clash = await manager.findOne(DatasetEntity, {
+          where: [{ slug: definition.slug }, { typeName: definition.typeName }],
+        });
+        if (clash) {
+          throw conflict(
+            clash.slug === definition.slug
+              ? `A dataset with slug ${definition.slug} exists already`
+              : `Slug ${definition.slug} would share the type name ${definition.typeName} with dataset ${clash.slug}`,
+          );
+        }
+        const dataset = await manager.save(
+          manager.create(DatasetEntity, {
+            providerAgencyId: principal.agencyId!,
+            slug: definition.slug,
+            typeName: definition.typeName,
+            title: definition.title,
+            description: definition.description,
+            keyField: definition.keyField,
+            subjectField: definition.subjectField,
+            createdBy: principal.userId,
+          }),
+        );
+        await manager.insert(
+          DatasetFieldEntity,
+          definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
+        );
+        await manager.query(createRecordTableSql(definition));
+        return dataset.id;
+      });
+      return (await this.get(ctx, id))!;
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`A dataset with slug ${definition.slug} exists already`);
+      throw error;
+    }
+  }
+
+  /**
+   * The dataset a caller may write records into: its provider's stewards only. A missing id is
+   * NOT_FOUND; a dataset of another agency, visible in the catalog, is FORBIDDEN.
+   */
+  async requireWritable(ctx: RequestContext, id: string): Promise<WritableDataset> {
+    const dataset = await this.get(ctx, id);
+    if (!dataset) throw notFound('Dataset');
+    const { principal } = ctx;
+    if (principal.role !== Role.STEWARD || principal.agencyId !== dataset.providerAgencyId) {
+      throw forbidden("Only a steward of the dataset's provider ingests records");
+    }
+    return {
+      id: dataset.id,
+      slug: dataset.slug,
+      keyField: dataset.keyField,
+      fields: dataset.fields.map((f) => ({
+        name: f.name,
+        type: f.type,
+        classification: f.classification,
+        identity: f.identity,
+        required: f.required,
+        description: f.description,
+      })),
+    };
+  }
+}

@@ -1,0 +1,23 @@
+import { quoteIdent } from '@broker/core';
+import { columnTypeOf, type DatasetDefinition } from './dataset-schema';
+
+/** The schema that holds one table of records per dataset. */
+export const RECORDS_SCHEMA = 'records';
+
+/** The qualified, quoted name of a dataset's record table. Slugs are validated before they get here. */
+export function recordTable(slug: string): string {
+  return `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(slug)}`;
+}
+
+/**
+ * The one DDL path for record tables: identifiers are validated by `validateDefinition` and quoted
+ * here; no other text of the steward's enters the statement.
+ */
+export function createRecordTableSql(definition: DatasetDefinition): string {
+  const columns = definition.fields.map(
+    (f) => `${quoteIdent(f.name)} ${columnTypeOf(f.type)}${f.required ? ' NOT NULL' : ''}`,
+  );
+  columns.push(`"_ingested_at" timestamptz NOT NULL DEFAULT now()`);
+  columns.push(`PRIMARY KEY (${quoteIdent(definition.keyField)})`);
+  return `CREATE TABLE ${recordTable(definition.slug)} (\n  ${columns.join(',\n  ')}\n)`;
+}

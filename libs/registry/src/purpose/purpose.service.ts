@@ -1,0 +1,37 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import type { RequestContext } from '@broker/auth';
+import { badInput, conflict } from '@broker/core';
+import { cleanText } from '../agency/agency.service';
+import { isUniqueViolation } from '../registry-errors';
+import { PurposeEntity } from './purpose.entity';
+import type { DefinePurposeInput } from './purpose.model';
+
+/** The purpose codes a purpose may carry; they become GraphQL enum values of the data plane. */
+export const PURPOSE_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
+
+/** Purposes: defined by the operator, listed to everyone. */
+@Injectable()
+export class PurposeService {
+  constructor(@InjectRepository(PurposeEntity) private readonly purposes: Repository<PurposeEntity>) {}
+
+  /** Every purpose, by code. */
+  list(_ctx: RequestContext): Promise<PurposeEntity[]> {
+    return this.purposes.find({ order: { code: 'ASC' } });
+  }
+
+  /** Defines a purpose; its code is immutable and unique. */
+  async define(_ctx: RequestContext, input: DefinePurposeInput): Promise<PurposeEntity> {
+    if (!PURPOSE_CODE.test(input.code)) {
+      throw badInput('code must match ^[A-Z][A-Z0-9_]{2,63}$ (for example RECIDIVISM_EVALUATION)');
+    }
+    const description = cleanText(input.description, 'description', 2000);
+    try {
+      return await this.purposes.save(this.purposes.create({ code: input.code, description }));
+    } catch (error) {
+      if (isUniqueViolation(error)) throw conflict(`Purpose ${input.code} is defined already`);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AgencyEntity } from './agency/agency.entity';
+import { AgencyResolver } from './agency/agency.resolver';
+import { AgencyService } from './agency/agency.service';
+import { DatasetEntity, DatasetFieldEntity } from './dataset/dataset.entity';
+import { DatasetResolver } from './dataset/dataset.resolver';
+import { DatasetService } from './dataset/dataset.service';
+import { IngestController } from './ingest/ingest.controller';
+import { IngestService } from './ingest/ingest.service';
+import { PurposeEntity } from './purpose/purpose.entity';
+import { PurposeResolver } from './purpose/purpose.resolver';
+import { PurposeService } from './purpose/purpose.service';
+import { UserEntity } from './user/user.entity';
+import { UserResolver } from './user/user.resolver';
+import { UserService } from './user/user.service';
+
+/** Agencies, users, purposes, datasets and ingestion. */
+@Module({
+  imports: [TypeOrmModule.forFeature([AgencyEntity, UserEntity, PurposeEntity, DatasetEntity, DatasetFieldEntity])],
+  controllers: [IngestController],
+  providers: [
+    AgencyService,
+    AgencyResolver,
+    UserService,
+    UserResolver,
+    PurposeService,
+    PurposeResolver,
+    DatasetService,
+    DatasetResolver,
+    IngestService,
+  ],
+  exports: [AgencyService, UserService, PurposeService, DatasetService, IngestService],
+})
+export class RegistryModule {}

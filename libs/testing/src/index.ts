@@ -1,0 +1,2 @@
+export * from './test-broker';
+export * from './test-database';

@@ -1,0 +1,131 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomBytes } from 'node:crypto';
+import { DataSource as DataSourceToken } from 'typeorm';
+import { createBroker } from '../../../apps/broker/src/bootstrap';
+import { type BrokerConfig, createLogger, dropDatabase, loadConfig } from '@broker/core';
+import { createTestDatabase } from './test-database';
+
+/** The answer of a GraphQL request: the parsed body and the HTTP status. */
+export interface GqlResult<T = Record<string, unknown>> {
+  status: number;
+  data: T | null;
+  errors?: { message: string; path?: string[]; extensions?: { code?: string; [k: string]: unknown } }[];
+}
+
+/**
+ * A broker on a fresh database of its own, driven in-process through fastify's `inject`.
+ *
+ * @example
+ * const broker = await TestBroker.start();
+ * const sheriff = await broker.createAgency('Sheriff');
+ * const steward = await broker.createUser({ agencyId: sheriff.id, role: 'STEWARD' });
+ * const res = await broker.gql(steward.apiKey, '{ me { role } }');
+ */
+export class TestBroker {
+  private constructor(
+    readonly app: NestFastifyApplication,
+    readonly config: BrokerConfig,
+    readonly operatorKey: string,
+  ) {}
+
+  /** Starts a broker on a new database cloned from the migrated template. */
+  static async start(env: Record<string, string> = {}): Promise<TestBroker> {
+    const databaseUrl = await createTestDatabase(env.LABEL ?? 'test');
+    const operatorKey = `op_${randomBytes(24).toString('base64url')}`;
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: `test_${randomBytes(4).toString('hex')}`,
+      BROKER_BOOTSTRAP_TOKEN: operatorKey,
+      ...env,
+    });
+    const app = await createBroker(config, createLogger(config.LOG_LEVEL));
+    return new TestBroker(app, config, operatorKey);
+  }
+
+  /** The fastify instance, for `inject`. */
+  get http() {
+    return this.app.getHttpAdapter().getInstance();
+  }
+
+  /** Sends a GraphQL request to `/graphql` (or `path`) with the given API key. */
+  async gql<T = Record<string, any>>(
+    apiKey: string | null,
+    query: string,
+    variables?: Record<string, unknown>,
+    path = '/graphql',
+  ): Promise<GqlResult<T>> {
+    const response = await this.http.inject({
+      method: 'POST',
+      url: path,
+      headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+      payload: { query, variables },
+    });
+    const body = JSON.parse(response.body) as Omit<GqlResult<T>, 'status'>;
+    return { status: response.statusCode, ...body };
+  }
+
+  /** Like {@link gql} but fails the test on any error, returning `data`. */
+  async gqlOk<T = Record<string, any>>(apiKey: string, query: string, variables?: Record<string, unknown>): Promise<T> {
+    const result = await this.gql<T>(apiKey, query, variables);
+    if (result.errors?.length || !result.data) {
+      throw new Error(`GraphQL request failed: ${JSON.stringify(result.errors)}`);
+    }
+    return result.data;
+  }
+
+  /** Creates an agency as the operator. */
+  async createAgency(name: string, kind = 'agency'): Promise<{ id: string; name: string }> {
+    const data = await this.gqlOk<{ createAgency: { id: string; name: string } }>(
+      this.operatorKey,
+      `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name } }`,
+      { input: { name, kind } },
+    );
+    return data.createAgency;
+  }
+
+  /** Creates a user as the operator and returns its id and API key. */
+  async createUser(input: { agencyId?: string | null; role: string; email?: string }) {
+    const email = input.email ?? `${input.role.toLowerCase()}-${randomBytes(4).toString('hex')}@example.org`;
+    const data = await this.gqlOk<{ createUser: { user: { id: string }; apiKey: string } }>(
+      this.operatorKey,
+      `mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } apiKey } }`,
+      { input: { agencyId: input.agencyId ?? null, role: input.role, email } },
+    );
+    return { id: data.createUser.user.id, apiKey: data.createUser.apiKey, email };
+  }
+
+  /** Registers a dataset as the given steward. */
+  async registerDataset(stewardKey: string, input: Record<string, unknown>): Promise<{ id: string; slug: string }> {
+    const data = await this.gqlOk<{ registerDataset: { id: string; slug: string } }>(
+      stewardKey,
+      `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { id slug } }`,
+      { input },
+    );
+    return data.registerDataset;
+  }
+
+  /** Posts a body to the REST ingest route. */
+  async upload(apiKey: string, datasetId: string, contentType: string, body: string | Buffer) {
+    const response = await this.http.inject({
+      method: 'POST',
+      url: `/api/datasets/${datasetId}/records`,
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': contentType },
+      payload: body,
+    });
+    return { status: response.statusCode, body: JSON.parse(response.body) as Record<string, any> };
+  }
+
+  /** Runs SQL on the broker's database (assertions on what was or was not written). */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.app.get(DataSourceToken).query(sql, params);
+  }
+
+  /** Stops the broker and drops its database. */
+  async close() {
+    await this.app.close();
+    await dropDatabase(this.config.DATABASE_URL);
+  }
+}
