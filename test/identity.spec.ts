@@ -4,7 +4,7 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
   let broker: TestBroker;
   let sheriff: { id: string };
   let courts: { id: string };
-  let steward: { id: string; apiKey: string };
+  let steward: { id: string; apiKey: string; email: string };
   let analyst: { id: string; apiKey: string };
   let auditor: { id: string; apiKey: string };
 

@@ -87,7 +87,7 @@ export class TestBroker {
   }
 
   /** Creates a user as the operator and returns its id and API key. */
-  async createUser(input: { agencyId?: string | null; role: string; email?: string }) {
+  async createUser(input: { agencyId?: string | null; role: string; email?: string }): Promise<{ id: string; apiKey: string; email: string }> {
     const email = input.email ?? `${input.role.toLowerCase()}-${randomBytes(4).toString('hex')}@example.org`;
     const data = await this.gqlOk<{ createUser: { user: { id: string }; apiKey: string } }>(
       this.operatorKey,

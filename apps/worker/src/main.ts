@@ -1,0 +1,55 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import Redis from 'ioredis';
+import type { Logger } from 'pino';
+import { ConfigError, PinoNestLogger, createLogger, loadConfig, migrate } from '@broker/core';
+import { QueueName } from '@broker/jobs';
+import { WorkerModule } from './worker.module';
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL, 'worker');
+  await migrate(config.DATABASE_URL);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, logger), {
+    logger: new PinoNestLogger(logger.child({ component: 'nest' })),
+  });
+  // BullMQ workers finish their current job before the process exits.
+  app.enableShutdownHooks();
+  await app.init();
+  const maintenance = app.get<Queue>(getQueueToken(QueueName.MAINTENANCE));
+  await warnIfRedisEvicts(config.REDIS_URL, logger);
+  await maintenance.add('verify-deployment', { task: 'verify-deployment' }, { removeOnComplete: 100, removeOnFail: 100 });
+  logger.info({ queues: Object.values(QueueName) }, 'worker ready');
+}
+
+/** BullMQ's production guide: Redis must not evict keys, or queued jobs vanish silently. */
+async function warnIfRedisEvicts(redisUrl: string, logger: Logger) {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    if (reply[1] && reply[1] !== 'noeviction') {
+      logger.warn({ policy: reply[1] }, 'Redis maxmemory-policy should be noeviction, or BullMQ may lose jobs');
+    }
+  } catch {
+    // CONFIG may be disabled on managed Redis; nothing to check then.
+  } finally {
+    redis.disconnect();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`worker failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+export * from './jobs.module';
+export * from './maintenance.processor';
+export * from './queues';
