@@ -18,6 +18,10 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
       },
     });
   }
+  const transport = transportError(original);
+  if (transport) {
+    return new GraphQLError(transport.message, { ...options, extensions: { code: transport.code } });
+  }
   const code = (error.extensions?.code ?? (original as { code?: unknown } | undefined)?.code) as string | undefined;
   if (code && (Object.values(ErrorCode) as string[]).includes(code)) {
     return new GraphQLError(error.message.replace(DID_YOU_MEAN, ''), { ...options, extensions: { code } });
@@ -33,6 +37,17 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
   return new GraphQLError('Internal error', { ...options, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } });
 }
 
+/** Fastify's own refusals of a request body (too large, not JSON, prototype poisoning). */
+function transportError(error: Error | undefined): { status: number; code: ErrorCode; message: string } | null {
+  const e = error as (Error & { code?: unknown; statusCode?: unknown }) | undefined;
+  if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return null;
+  if (e.statusCode === 413) {
+    return { status: 413, code: ErrorCode.PAYLOAD_TOO_LARGE, message: 'The request body is larger than GRAPHQL_MAX_BYTES' };
+  }
+  if (e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: ErrorCode.BAD_USER_INPUT, message: e.message };
+  return null;
+}
+
 function isCoercionError(error: Error): boolean {
   // graphql-scalars and graphql-js raise TypeError while parsing a literal or variable of a scalar.
   return error instanceof TypeError && /^(JSONObject|DateTime|Date|Int|Float|String|Boolean|ID)\b|cannot represent|Expected/i.test(error.message);
@@ -44,8 +59,11 @@ export function mercuriusErrorFormatter(logger?: Logger) {
     const errors = flatten(execution.errors).map((e) => toPublicError(e, logger));
     // Errors without a path come from parsing or validation: the operation never ran.
     const neverRan = execution.data == null && errors.every((e) => !e.path);
+    const refused = flatten(execution.errors)
+      .map((e) => transportError(e.originalError ?? e))
+      .find((t) => t !== null);
     return {
-      statusCode: neverRan ? 400 : 200,
+      statusCode: refused ? refused.status : neverRan ? 400 : 200,
       response: { data: execution.data ?? null, errors: errors.map((e) => e.toJSON()) },
     };
   };
