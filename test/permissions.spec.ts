@@ -1,0 +1,100 @@
+import { ModulesContainer } from '@nestjs/core';
+import { GraphQLSchemaHost } from '@nestjs/graphql';
+import { ALLOW_KEY, PUBLIC_KEY } from '@broker/core';
+import { TestBroker } from '@broker/testing';
+
+type Declaration = string[] | 'PUBLIC' | 'UNDECLARED';
+
+/** Every GraphQL operation and HTTP route of the running broker, with who may call it. */
+function declarations(broker: TestBroker) {
+  const operations: Record<string, Declaration> = {};
+  const routes: Record<string, Declaration> = {};
+  const declared = (handler: object, owner: object): Declaration => {
+    if (Reflect.getMetadata(PUBLIC_KEY, handler) || Reflect.getMetadata(PUBLIC_KEY, owner)) return 'PUBLIC';
+    const roles = (Reflect.getMetadata(ALLOW_KEY, handler) ?? Reflect.getMetadata(ALLOW_KEY, owner)) as string[] | undefined;
+    return roles ? [...roles].sort() : 'UNDECLARED';
+  };
+  for (const module of broker.app.get(ModulesContainer).values()) {
+    for (const wrapper of [...module.providers.values(), ...module.controllers.values()]) {
+      const instance = wrapper.instance as object | undefined;
+      if (!instance || typeof instance !== 'object' || !wrapper.metatype) continue;
+      const proto = Object.getPrototypeOf(instance) as object;
+      for (const name of Object.getOwnPropertyNames(proto)) {
+        // Read descriptors, not properties: some providers have getters that must not run here.
+        const handler = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
+        if (name === 'constructor' || typeof handler !== 'function') continue;
+        const type = Reflect.getMetadata('graphql:resolver_type', handler) as string | undefined;
+        if (type === 'Query' || type === 'Mutation') {
+          const field = (Reflect.getMetadata('graphql:resolver_name', handler) as string | undefined) ?? name;
+          operations[`${type}.${field}`] = declared(handler, wrapper.metatype);
+        }
+        const method = Reflect.getMetadata('method', handler) as number | undefined;
+        const path = Reflect.getMetadata('path', handler) as string | undefined;
+        if (method !== undefined && path !== undefined) {
+          const base = (Reflect.getMetadata('path', wrapper.metatype) as string | undefined) ?? '';
+          const verb = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'ALL', 'OPTIONS', 'HEAD'][method];
+          routes[`${verb} /${[base, path].filter((p) => p && p !== '/').join('/')}`] = declared(handler, wrapper.metatype);
+        }
+      }
+    }
+  }
+  return { operations, routes };
+}
+
+describe('permissions: every operation declares who may call it', () => {
+  let broker: TestBroker;
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'permissions' });
+  });
+  afterAll(() => broker.close());
+
+  it('finds a declaration on every Query and Mutation field of the schema', () => {
+    const { operations } = declarations(broker);
+    const schema = broker.app.get(GraphQLSchemaHost).schema;
+    const fields = [
+      ...Object.keys(schema.getQueryType()?.getFields() ?? {}).map((f) => `Query.${f}`),
+      ...Object.keys(schema.getMutationType()?.getFields() ?? {}).map((f) => `Mutation.${f}`),
+    ];
+    expect(fields.length).toBeGreaterThan(5);
+    const missing = fields.filter((f) => !operations[f] || operations[f] === 'UNDECLARED');
+    expect(missing).toEqual([]);
+  });
+
+  // Review a change here as a change of permissions.
+  it('matches the reviewed permission table', () => {
+    const ALL = ['ANALYST', 'AUDITOR', 'OPERATOR', 'STEWARD'];
+    const { operations, routes } = declarations(broker);
+    expect(operations).toEqual({
+      'Query.me': ALL,
+      'Query.agencies': ALL,
+      'Query.purposes': ALL,
+      'Query.datasets': ALL,
+      'Query.dataset': ALL,
+      'Mutation.createAgency': ['OPERATOR'],
+      'Mutation.createUser': ['OPERATOR', 'STEWARD'],
+      'Mutation.definePurpose': ['OPERATOR'],
+      'Mutation.registerDataset': ['STEWARD'],
+      'Mutation.ingestRecords': ['STEWARD'],
+    });
+    expect(routes).toEqual({
+      'GET /health': 'PUBLIC',
+      'GET /metrics': 'PUBLIC',
+      'POST /api/datasets/:id/records': ['STEWARD'],
+    });
+  });
+
+  it('denies an operation without a declaration (deny by default)', async () => {
+    const { RolesGuard } = await import('@broker/auth');
+    const { Reflector } = await import('@nestjs/core');
+    const guard = new RolesGuard(new Reflector());
+    const undeclared = () => undefined;
+    class Bare {}
+    const context = {
+      getHandler: () => undeclared,
+      getClass: () => Bare,
+      getType: () => 'http',
+      switchToHttp: () => ({ getRequest: () => ({ principal: { role: 'OPERATOR' } }) }),
+    };
+    expect(() => guard.canActivate(context as never)).toThrow('Not allowed');
+  });
+});
