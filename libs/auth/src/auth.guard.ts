@@ -19,7 +19,8 @@ export class RolesGuard implements CanActivate {
     if (!roles) throw new BrokerError(ErrorCode.FORBIDDEN, 'Not allowed');
     const principal = requestOf(context).principal;
     if (!principal) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'A valid API key is required');
-    if (!roles.includes(principal.role)) throw new BrokerError(ErrorCode.FORBIDDEN, 'Not allowed for your role');
+    if (!roles.includes(principal.role))
+      throw new BrokerError(ErrorCode.FORBIDDEN, 'Not allowed for your role');
     return true;
   }
 }

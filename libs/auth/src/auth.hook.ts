@@ -24,7 +24,9 @@ export class AuthHook {
       request.principal = principal;
       return;
     }
-    const message = match ? 'The API key is not valid' : 'A valid API key is required (Authorization: Bearer <key>)';
+    const message = match
+      ? 'The API key is not valid'
+      : 'A valid API key is required (Authorization: Bearer <key>)';
     const isGraphql = !request.url.startsWith('/api/');
     await reply
       .status(401)

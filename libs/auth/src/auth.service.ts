@@ -60,12 +60,14 @@ export class AuthService {
     if (!token) return false;
     return this.dataSource.transaction(async (manager) => {
       await manager.query(`SELECT pg_advisory_xact_lock(7305118222)`);
-      const existing: unknown[] = await manager.query(`SELECT 1 FROM app_user WHERE role = 'OPERATOR' LIMIT 1`);
+      const existing: unknown[] = await manager.query(
+        `SELECT 1 FROM app_user WHERE role = 'OPERATOR' LIMIT 1`,
+      );
       if (existing.length) return false;
-      const [user] = (await manager.query(
+      const [user] = await manager.query<{ id: string }[]>(
         `INSERT INTO app_user (email, display_name, role) VALUES ('operator@broker.local', 'Platform operator', 'OPERATOR')
          ON CONFLICT DO NOTHING RETURNING id`,
-      )) as { id: string }[];
+      );
       if (!user) return false;
       await this.issueKey(manager, user.id, token);
       this.logger.info({ userId: user.id }, 'created the bootstrap operator from BROKER_BOOTSTRAP_TOKEN');

@@ -22,9 +22,9 @@ export class MaintenanceProcessor extends WorkerHost {
   }
 
   async process(job: Job<MaintenanceJob>): Promise<{ migrations: number; datasets: number }> {
-    const [row] = (await this.dataSource.query(
+    const [row] = await this.dataSource.query<{ migrations: number; datasets: number }[]>(
       `SELECT (SELECT count(*) FROM migrations)::int AS migrations, (SELECT count(*) FROM dataset)::int AS datasets`,
-    )) as { migrations: number; datasets: number }[];
+    );
     this.logger.info({ jobId: job.id, task: job.data.task, ...row }, 'maintenance job done');
     return row;
   }

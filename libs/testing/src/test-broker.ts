@@ -68,7 +68,11 @@ export class TestBroker {
   }
 
   /** Like {@link gql} but fails the test on any error, returning `data`. */
-  async gqlOk<T = Record<string, any>>(apiKey: string, query: string, variables?: Record<string, unknown>): Promise<T> {
+  async gqlOk<T = Record<string, any>>(
+    apiKey: string,
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<T> {
     const result = await this.gql<T>(apiKey, query, variables);
     if (result.errors?.length || !result.data) {
       throw new Error(`GraphQL request failed: ${JSON.stringify(result.errors)}`);
@@ -87,7 +91,11 @@ export class TestBroker {
   }
 
   /** Creates a user as the operator and returns its id and API key. */
-  async createUser(input: { agencyId?: string | null; role: string; email?: string }): Promise<{ id: string; apiKey: string; email: string }> {
+  async createUser(input: {
+    agencyId?: string | null;
+    role: string;
+    email?: string;
+  }): Promise<{ id: string; apiKey: string; email: string }> {
     const email = input.email ?? `${input.role.toLowerCase()}-${randomBytes(4).toString('hex')}@example.org`;
     const data = await this.gqlOk<{ createUser: { user: { id: string }; apiKey: string } }>(
       this.operatorKey,
@@ -98,7 +106,10 @@ export class TestBroker {
   }
 
   /** Registers a dataset as the given steward. */
-  async registerDataset(stewardKey: string, input: Record<string, unknown>): Promise<{ id: string; slug: string }> {
+  async registerDataset(
+    stewardKey: string,
+    input: Record<string, unknown>,
+  ): Promise<{ id: string; slug: string }> {
     const data = await this.gqlOk<{ registerDataset: { id: string; slug: string } }>(
       stewardKey,
       `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { id slug } }`,

@@ -19,7 +19,12 @@ describe('loadConfig', () => {
   it('lists every problem in words a person can act on', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x/y', BROKER_BOOTSTRAP_TOKEN: 'short', INGEST_MAX_BYTES: 'lots' });
+      loadConfig({
+        PORT: 'eighty',
+        DATABASE_URL: 'mysql://x/y',
+        BROKER_BOOTSTRAP_TOKEN: 'short',
+        INGEST_MAX_BYTES: 'lots',
+      });
     } catch (e) {
       error = e;
     }

@@ -22,7 +22,8 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
   if (transport) {
     return new GraphQLError(transport.message, { ...options, extensions: { code: transport.code } });
   }
-  const code = (error.extensions?.code ?? (original as { code?: unknown } | undefined)?.code) as string | undefined;
+  const code = (error.extensions?.code ?? (original as { code?: unknown } | undefined)?.code) as
+    string | undefined;
   if (code && (Object.values(ErrorCode) as string[]).includes(code)) {
     return new GraphQLError(error.message.replace(DID_YOU_MEAN, ''), { ...options, extensions: { code } });
   }
@@ -34,23 +35,37 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
     });
   }
   logger?.error({ err: original, path: error.path }, 'unexpected error in a GraphQL operation');
-  return new GraphQLError('Internal error', { ...options, extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } });
+  return new GraphQLError('Internal error', {
+    ...options,
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  });
 }
 
 /** Fastify's own refusals of a request body (too large, not JSON, prototype poisoning). */
-function transportError(error: Error | undefined): { status: number; code: ErrorCode; message: string } | null {
-  const e = error as (Error & { code?: unknown; statusCode?: unknown }) | undefined;
-  if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return null;
+function transportError(
+  error: Error | undefined,
+): { status: number; code: ErrorCode; message: string } | null {
+  const e: (Error & { code?: unknown; statusCode?: unknown }) | undefined = error;
+  if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number')
+    return null;
   if (e.statusCode === 413) {
-    return { status: 413, code: ErrorCode.PAYLOAD_TOO_LARGE, message: 'The request body is larger than GRAPHQL_MAX_BYTES' };
+    return {
+      status: 413,
+      code: ErrorCode.PAYLOAD_TOO_LARGE,
+      message: 'The request body is larger than GRAPHQL_MAX_BYTES',
+    };
   }
-  if (e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: ErrorCode.BAD_USER_INPUT, message: e.message };
+  if (e.statusCode >= 400 && e.statusCode < 500)
+    return { status: e.statusCode, code: ErrorCode.BAD_USER_INPUT, message: e.message };
   return null;
 }
 
 function isCoercionError(error: Error): boolean {
   // graphql-scalars and graphql-js raise TypeError while parsing a literal or variable of a scalar.
-  return error instanceof TypeError && /^(JSONObject|DateTime|Date|Int|Float|String|Boolean|ID)\b|cannot represent|Expected/i.test(error.message);
+  return (
+    error instanceof TypeError &&
+    /^(JSONObject|DateTime|Date|Int|Float|String|Boolean|ID)\b|cannot represent|Expected/i.test(error.message)
+  );
 }
 
 /** Mercurius `errorFormatter`: contract codes, 200 for execution errors, 400 for requests that never ran. */
@@ -74,8 +89,13 @@ function flatten(errors: readonly unknown[]): GraphQLError[] {
   return errors.flatMap((e) => {
     const candidate = e instanceof GraphQLError && e.originalError ? e.originalError : e;
     const inner = (candidate as { errors?: unknown[] }).errors;
-    if (Array.isArray(inner) && String((candidate as { code?: unknown }).code ?? '').startsWith('MER_ERR_GQL')) {
-      return inner.map((i) => (i instanceof GraphQLError ? i : new GraphQLError(String((i as Error).message))));
+    if (
+      Array.isArray(inner) &&
+      /^MER_ERR_GQL/.test(String((candidate as { code?: string }).code))
+    ) {
+      return inner.map((i) =>
+        i instanceof GraphQLError ? i : new GraphQLError(String((i as Error).message)),
+      );
     }
     if (e instanceof GraphQLError) return [e];
     return [new GraphQLError(String((e as Error).message), { originalError: e as Error })];

@@ -10,7 +10,13 @@ export function createLogger(level: string, name = 'broker'): Logger {
     name,
     level,
     redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', '*.apiKey', 'apiKey'],
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        'headers.authorization',
+        '*.apiKey',
+        'apiKey',
+      ],
       censor: '[redacted]',
     },
     serializers: {
