@@ -31,7 +31,9 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/apps/admin/'],
   moduleNameMapper: aliases,
   // NestJS 12 ships ES modules; swc turns them into CommonJS for jest's module registry.
-  transform: { '^.+\\.(t|j)s$': ['@swc/jest', { ...swc, swcrc: false, jsc: { ...swc.jsc, baseUrl: __dirname } }] },
+  transform: {
+    '^.+\\.(t|j)s$': ['@swc/jest', { ...swc, swcrc: false, jsc: { ...swc.jsc, baseUrl: __dirname } }],
+  },
   transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
   globalSetup: '<rootDir>/test/global-setup.ts',
   testTimeout: 60000,

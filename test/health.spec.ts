@@ -13,7 +13,9 @@ describe('GET /health and GET /metrics', () => {
       const metrics = await broker.http.inject({ method: 'GET', url: '/metrics' });
       expect(metrics.statusCode).toBe(200);
       expect(metrics.headers['content-type']).toContain('text/plain');
-      expect(metrics.body).toMatch(/^broker_http_request_duration_seconds_count\{method="POST",route="\/graphql",status="200"\} [1-9]/m);
+      expect(metrics.body).toMatch(
+        /^broker_http_request_duration_seconds_count\{method="POST",route="\/graphql",status="200"\} [1-9]/m,
+      );
       expect(metrics.body).toContain('process_resident_memory_bytes');
     } finally {
       await broker.close();

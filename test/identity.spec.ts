@@ -58,7 +58,11 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
 
   it('answers me with the caller and its agency', async () => {
     const data = await broker.gqlOk(steward.apiKey, '{ me { id role agency { id name } } }');
-    expect(data.me).toEqual({ id: steward.id, role: 'STEWARD', agency: { id: sheriff.id, name: 'County Sheriff' } });
+    expect(data.me).toEqual({
+      id: steward.id,
+      role: 'STEWARD',
+      agency: { id: sheriff.id, name: 'County Sheriff' },
+    });
   });
 
   it('lets only the operator create agencies and purposes', async () => {
@@ -66,15 +70,24 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
       const a = await broker.gql(key, `mutation { createAgency(input: { name: "Rogue" }) { id } }`);
       expect(a.errors?.[0].extensions?.code).toBe('FORBIDDEN');
       expect(a.data).toBeNull();
-      const p = await broker.gql(key, `mutation { definePurpose(input: { code: "ROGUE_USE", description: "x" }) { id } }`);
+      const p = await broker.gql(
+        key,
+        `mutation { definePurpose(input: { code: "ROGUE_USE", description: "x" }) { id } }`,
+      );
       expect(p.errors?.[0].extensions?.code).toBe('FORBIDDEN');
     }
     const agencies = await broker.gqlOk(broker.operatorKey, '{ agencies { name } }');
-    expect(agencies.agencies.map((a: { name: string }) => a.name)).toEqual(['County Sheriff', 'Superior Court']);
+    expect(agencies.agencies.map((a: { name: string }) => a.name)).toEqual([
+      'County Sheriff',
+      'Superior Court',
+    ]);
   });
 
   it('refuses duplicate agency names, whatever their case, with CONFLICT', async () => {
-    const res = await broker.gql(broker.operatorKey, `mutation { createAgency(input: { name: "county sheriff" }) { id } }`);
+    const res = await broker.gql(
+      broker.operatorKey,
+      `mutation { createAgency(input: { name: "county sheriff" }) { id } }`,
+    );
     expect(res.errors?.[0].extensions?.code).toBe('CONFLICT');
   });
 
@@ -83,12 +96,22 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
       broker.operatorKey,
       `mutation { definePurpose(input: { code: "RECIDIVISM_EVALUATION", description: "Evaluate re-entry programs" }) { code description } }`,
     );
-    expect(ok.definePurpose).toEqual({ code: 'RECIDIVISM_EVALUATION', description: 'Evaluate re-entry programs' });
+    expect(ok.definePurpose).toEqual({
+      code: 'RECIDIVISM_EVALUATION',
+      description: 'Evaluate re-entry programs',
+    });
     for (const code of ['re', 'lower_case', 'AB', "X'; DROP TABLE purpose; --", 'A'.repeat(70)]) {
-      const res = await broker.gql(broker.operatorKey, `mutation($c: String!) { definePurpose(input: { code: $c, description: "d" }) { id } }`, { c: code });
+      const res = await broker.gql(
+        broker.operatorKey,
+        `mutation($c: String!) { definePurpose(input: { code: $c, description: "d" }) { id } }`,
+        { c: code },
+      );
       expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
     }
-    const dup = await broker.gql(broker.operatorKey, `mutation { definePurpose(input: { code: "RECIDIVISM_EVALUATION", description: "again" }) { id } }`);
+    const dup = await broker.gql(
+      broker.operatorKey,
+      `mutation { definePurpose(input: { code: "RECIDIVISM_EVALUATION", description: "again" }) { id } }`,
+    );
     expect(dup.errors?.[0].extensions?.code).toBe('CONFLICT');
     const list = await broker.gqlOk(analyst.apiKey, '{ purposes { code } }');
     expect(list.purposes).toEqual([{ code: 'RECIDIVISM_EVALUATION' }]);
@@ -107,12 +130,20 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
     );
     expect(other.errors?.[0].extensions?.code).toBe('FORBIDDEN');
     for (const role of ['OPERATOR', 'AUDITOR']) {
-      const res = await broker.gql(steward.apiKey, `mutation { createUser(input: { email: "y@x.example", role: ${role} }) { apiKey } }`);
+      const res = await broker.gql(
+        steward.apiKey,
+        `mutation { createUser(input: { email: "y@x.example", role: ${role} }) { apiKey } }`,
+      );
       expect(res.errors?.[0].extensions?.code).toBe('FORBIDDEN');
     }
-    const byAnalyst = await broker.gql(analyst.apiKey, `mutation { createUser(input: { email: "z@x.example", role: ANALYST }) { apiKey } }`);
+    const byAnalyst = await broker.gql(
+      analyst.apiKey,
+      `mutation { createUser(input: { email: "z@x.example", role: ANALYST }) { apiKey } }`,
+    );
     expect(byAnalyst.errors?.[0].extensions?.code).toBe('FORBIDDEN');
-    const rows = await broker.query(`SELECT count(*)::int AS n FROM app_user WHERE email IN ('x@courts.example','y@x.example','z@x.example')`);
+    const rows = await broker.query(
+      `SELECT count(*)::int AS n FROM app_user WHERE email IN ('x@courts.example','y@x.example','z@x.example')`,
+    );
     expect(rows[0]).toEqual({ n: 0 });
   });
 
@@ -121,7 +152,10 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
       [`{ email: "not-an-email", role: AUDITOR }`, 'BAD_USER_INPUT'],
       [`{ email: "s@x.example", role: STEWARD }`, 'BAD_USER_INPUT'],
       [`{ email: "o@x.example", role: OPERATOR, agencyId: "${sheriff.id}" }`, 'BAD_USER_INPUT'],
-      [`{ email: "n@x.example", role: ANALYST, agencyId: "00000000-0000-4000-8000-000000000000" }`, 'NOT_FOUND'],
+      [
+        `{ email: "n@x.example", role: ANALYST, agencyId: "00000000-0000-4000-8000-000000000000" }`,
+        'NOT_FOUND',
+      ],
       [`{ email: "n@x.example", role: ANALYST, agencyId: "'; DROP TABLE app_user; --" }`, 'NOT_FOUND'],
       [`{ email: "${steward.email?.toUpperCase()}", role: ANALYST, agencyId: "${sheriff.id}" }`, 'CONFLICT'],
     ];

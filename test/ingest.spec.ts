@@ -71,23 +71,41 @@ describe('dataset registry and ingestion', () => {
         subjectField: 'person_id',
         provider: { name: 'Sheriff' },
       });
-      expect(data.datasets[0].fields[3]).toEqual({ name: 'dob', type: 'DATE', identity: 'DATE_OF_BIRTH', required: false });
-      const one = await broker.gqlOk(analyst.apiKey, `query($id: ID!) { dataset(id: $id) { slug } }`, { id: dataset.id });
+      expect(data.datasets[0].fields[3]).toEqual({
+        name: 'dob',
+        type: 'DATE',
+        identity: 'DATE_OF_BIRTH',
+        required: false,
+      });
+      const one = await broker.gqlOk(analyst.apiKey, `query($id: ID!) { dataset(id: $id) { slug } }`, {
+        id: dataset.id,
+      });
       expect(one.dataset).toEqual({ slug: 'jail_bookings' });
-      const none = await broker.gqlOk(analyst.apiKey, `{ dataset(id: "00000000-0000-4000-8000-000000000000") { slug } }`);
+      const none = await broker.gqlOk(
+        analyst.apiKey,
+        `{ dataset(id: "00000000-0000-4000-8000-000000000000") { slug } }`,
+      );
       expect(none.dataset).toBeNull();
     });
 
     it('is for stewards only, and refuses a slug that exists', async () => {
       for (const key of [analyst.apiKey, broker.operatorKey]) {
-        const res = await broker.gql(key, `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`, {
-          i: { ...BOOKINGS, slug: 'other_bookings' },
-        });
+        const res = await broker.gql(
+          key,
+          `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+          {
+            i: { ...BOOKINGS, slug: 'other_bookings' },
+          },
+        );
         expect(res.errors?.[0].extensions?.code).toBe('FORBIDDEN');
       }
-      const dup = await broker.gql(otherSteward.apiKey, `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`, {
-        i: BOOKINGS,
-      });
+      const dup = await broker.gql(
+        otherSteward.apiKey,
+        `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+        {
+          i: BOOKINGS,
+        },
+      );
       expect(dup.errors?.[0].extensions?.code).toBe('CONFLICT');
     });
 
@@ -105,29 +123,72 @@ describe('dataset registry and ingestion', () => {
       ['slug taking a reserved type name', { slug: 'page_info' }],
       ['slug whose type name ends in Where', { slug: 'cases_where' }],
       ['no fields', { fields: [] }],
-      ['field with SQL in its name', { fields: [field('id'), field('a"; DROP TABLE x; --')], keyField: 'id' }],
+      [
+        'field with SQL in its name',
+        { fields: [field('id'), field('a"; DROP TABLE x; --')], keyField: 'id' },
+      ],
       ['reserved SQL word', { fields: [field('id'), field('select')], keyField: 'id' }],
       ['field named personKey', { fields: [field('id'), field('personKey')], keyField: 'id' }],
       ['field named __proto__', { fields: [field('id'), field('__proto__')], keyField: 'id' }],
       ['duplicate field', { fields: [field('id'), field('id')], keyField: 'id' }],
-      ['released-name collision (year)', { fields: [field('id'), field('dob', 'DATE'), field('dob_year', 'INTEGER')], keyField: 'id' }],
-      ['released-name collision (hash)', { fields: [field('id'), field('ssn'), field('ssn_hash')], keyField: 'id' }],
+      [
+        'released-name collision (year)',
+        { fields: [field('id'), field('dob', 'DATE'), field('dob_year', 'INTEGER')], keyField: 'id' },
+      ],
+      [
+        'released-name collision (hash)',
+        { fields: [field('id'), field('ssn'), field('ssn_hash')], keyField: 'id' },
+      ],
       ['key not a field', { fields: [field('id')], keyField: 'nope' }],
       ['FLOAT key', { fields: [field('id', 'FLOAT')], keyField: 'id' }],
       ['subject not a field', { fields: [field('id')], keyField: 'id', subjectField: 'nope' }],
-      ['identity role twice', { fields: [field('id'), field('a', 'STRING', { identity: 'SSN', classification: 'DIRECT_IDENTIFIER' }), field('b', 'STRING', { identity: 'SSN', classification: 'DIRECT_IDENTIFIER' })], keyField: 'id' }],
-      ['identity of the wrong type', { fields: [field('id'), field('dob', 'INTEGER', { identity: 'DATE_OF_BIRTH', classification: 'QUASI_IDENTIFIER' })], keyField: 'id' }],
-      ['identity classified non-sensitive', { fields: [field('id'), field('ssn', 'STRING', { identity: 'SSN' })], keyField: 'id' }],
+      [
+        'identity role twice',
+        {
+          fields: [
+            field('id'),
+            field('a', 'STRING', { identity: 'SSN', classification: 'DIRECT_IDENTIFIER' }),
+            field('b', 'STRING', { identity: 'SSN', classification: 'DIRECT_IDENTIFIER' }),
+          ],
+          keyField: 'id',
+        },
+      ],
+      [
+        'identity of the wrong type',
+        {
+          fields: [
+            field('id'),
+            field('dob', 'INTEGER', { identity: 'DATE_OF_BIRTH', classification: 'QUASI_IDENTIFIER' }),
+          ],
+          keyField: 'id',
+        },
+      ],
+      [
+        'identity classified non-sensitive',
+        { fields: [field('id'), field('ssn', 'STRING', { identity: 'SSN' })], keyField: 'id' },
+      ],
       ['empty title', { title: '   ' }],
     ];
     it.each(invalid)('refuses a definition with %s, and creates nothing', async (_label, change) => {
-      const input = { slug: 'probe_dataset', title: 'Probe', keyField: 'id', fields: [field('id')], ...change };
-      const res = await broker.gql(steward.apiKey, `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`, { i: input });
+      const input = {
+        slug: 'probe_dataset',
+        title: 'Probe',
+        keyField: 'id',
+        fields: [field('id')],
+        ...change,
+      };
+      const res = await broker.gql(
+        steward.apiKey,
+        `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+        { i: input },
+      );
       expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
       expect(res.data).toBeNull();
       const rows = await broker.query(`SELECT count(*)::int AS n FROM dataset`);
       expect(rows[0]).toEqual({ n: 1 });
-      const tables = await broker.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'records'`);
+      const tables = await broker.query(
+        `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'records'`,
+      );
       expect(tables[0]).toEqual({ n: 1 });
     });
 
@@ -156,7 +217,10 @@ describe('dataset registry and ingestion', () => {
     });
 
     it('inserts, then updates by key, counting each separately', async () => {
-      const first = await broker.gqlOk(steward.apiKey, INGEST, { id: dataset.id, records: [record(1), record(2), record(3)] });
+      const first = await broker.gqlOk(steward.apiKey, INGEST, {
+        id: dataset.id,
+        records: [record(1), record(2), record(3)],
+      });
       expect(first.ingestRecords).toEqual({ inserted: 3, updated: 0, rejected: 0, errors: [] });
       const second = await broker.gqlOk(steward.apiKey, INGEST, {
         id: dataset.id,
@@ -179,7 +243,10 @@ describe('dataset registry and ingestion', () => {
     });
 
     it('a retried batch changes nothing but counts updates', async () => {
-      const retry = await broker.gqlOk(steward.apiKey, INGEST, { id: dataset.id, records: [record(1), record(2)] });
+      const retry = await broker.gqlOk(steward.apiKey, INGEST, {
+        id: dataset.id,
+        records: [record(1), record(2)],
+      });
       expect(retry.ingestRecords).toEqual({ inserted: 0, updated: 2, rejected: 0, errors: [] });
       expect(await count()).toBe(4);
     });
@@ -217,7 +284,11 @@ describe('dataset registry and ingestion', () => {
         { row: 5, field: 'booked_at', message: 'is required' },
         { row: 6, field: 'age', message: 'is outside the 32-bit integer range' },
         { row: 7, field: 'released', message: 'expected true or false' },
-        { row: 8, field: 'booked_at', message: 'expected an ISO 8601 date-time such as 2024-05-01T13:45:00Z' },
+        {
+          row: 8,
+          field: 'booked_at',
+          message: 'expected an ISO 8601 date-time such as 2024-05-01T13:45:00Z',
+        },
         { row: 9, field: 'last_name', message: 'contains a NUL character' },
         { row: 10, field: 'booking_id', message: 'duplicate record key: row 0 has the same booking_id' },
       ]);
@@ -236,17 +307,25 @@ describe('dataset registry and ingestion', () => {
       expect(JSON.parse(poisoned.body).errors[0].extensions.code).toBe('BAD_USER_INPUT');
       const res = await broker.gqlOk(steward.apiKey, INGEST, {
         id: dataset.id,
-        records: [{ booking_id: 'B51', booked_at: '2024-01-01T00:00:00Z', constructor: 'y', hasOwnProperty: 1 }],
+        records: [
+          { booking_id: 'B51', booked_at: '2024-01-01T00:00:00Z', constructor: 'y', hasOwnProperty: 1 },
+        ],
       });
       expect(res.ingestRecords.rejected).toBe(1);
-      expect(res.ingestRecords.errors.map((e: { field: string }) => e.field).sort()).toEqual(['constructor', 'hasOwnProperty']);
+      expect(res.ingestRecords.errors.map((e: { field: string }) => e.field).sort()).toEqual([
+        'constructor',
+        'hasOwnProperty',
+      ]);
       expect(({} as Record<string, unknown>).x).toBeUndefined();
       expect(await count()).toBe(before);
     });
 
     it('stores SQL-looking values as plain text', async () => {
       const evil = "Robert'); DROP TABLE records.jail_bookings; --\t\\N\n";
-      const res = await broker.gqlOk(steward.apiKey, INGEST, { id: dataset.id, records: [record(60, { last_name: evil })] });
+      const res = await broker.gqlOk(steward.apiKey, INGEST, {
+        id: dataset.id,
+        records: [record(60, { last_name: evil })],
+      });
       expect(res.ingestRecords.inserted).toBe(1);
       const rows = await broker.query(`SELECT last_name FROM records.jail_bookings WHERE booking_id = 'B60'`);
       expect(rows).toEqual([{ last_name: evil }]);
@@ -266,7 +345,10 @@ describe('dataset registry and ingestion', () => {
       expect(other.errors?.[0].extensions?.code).toBe('FORBIDDEN');
       const byAnalyst = await broker.gql(analyst.apiKey, INGEST, { id: dataset.id, records: [record(71)] });
       expect(byAnalyst.errors?.[0].extensions?.code).toBe('FORBIDDEN');
-      const missing = await broker.gql(steward.apiKey, INGEST, { id: '00000000-0000-4000-8000-000000000000', records: [record(72)] });
+      const missing = await broker.gql(steward.apiKey, INGEST, {
+        id: '00000000-0000-4000-8000-000000000000',
+        records: [record(72)],
+      });
       expect(missing.errors?.[0].extensions?.code).toBe('NOT_FOUND');
       const junk = await broker.gql(steward.apiKey, INGEST, { id: "1' OR '1'='1", records: [record(73)] });
       expect(junk.errors?.[0].extensions?.code).toBe('NOT_FOUND');
@@ -295,7 +377,11 @@ describe('dataset registry and ingestion', () => {
     it('streams CSV: quoted cells, empty cells as null, CRLF, BOM', async () => {
       const csv =
         '\ufeff' +
-        [header, 'C1,P1,"Smith, Jr.",1980-01-02,44,,true,2024-01-01T00:00:00Z', 'C2,,"say ""hi""",,,"2.5",false,2024-01-01 10:00'].join('\r\n') +
+        [
+          header,
+          'C1,P1,"Smith, Jr.",1980-01-02,44,,true,2024-01-01T00:00:00Z',
+          'C2,,"say ""hi""",,,"2.5",false,2024-01-01 10:00',
+        ].join('\r\n') +
         '\r\n';
       const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv);
       expect(res.status).toBe(200);
@@ -304,14 +390,34 @@ describe('dataset registry and ingestion', () => {
         `SELECT booking_id, person_id, last_name, dob, bail, booked_at FROM records.jail_bookings WHERE booking_id IN ('C1','C2') ORDER BY 1`,
       );
       expect(rows).toEqual([
-        { booking_id: 'C1', person_id: 'P1', last_name: 'Smith, Jr.', dob: expect.anything(), bail: null, booked_at: new Date('2024-01-01T00:00:00Z') },
-        { booking_id: 'C2', person_id: null, last_name: 'say "hi"', dob: null, bail: 2.5, booked_at: new Date('2024-01-01T10:00:00Z') },
+        {
+          booking_id: 'C1',
+          person_id: 'P1',
+          last_name: 'Smith, Jr.',
+          dob: expect.anything(),
+          bail: null,
+          booked_at: new Date('2024-01-01T00:00:00Z'),
+        },
+        {
+          booking_id: 'C2',
+          person_id: null,
+          last_name: 'say "hi"',
+          dob: null,
+          bail: 2.5,
+          booked_at: new Date('2024-01-01T10:00:00Z'),
+        },
       ]);
     });
 
     it('answers 422 with every error and writes nothing when a CSV row is invalid', async () => {
       const before = await count();
-      const csv = [header, 'C3,P3,X,1980-13-01,1,1,true,2024-01-01T00:00:00Z', 'C4,P4,Y,1980-01-01,1,1,true', 'C5,P5,Z,1980-01-01,1,1,maybe,2024-01-01T00:00:00Z', 'C3,P3,X,1980-01-01,1,1,true,2024-01-01T00:00:00Z'].join('\n');
+      const csv = [
+        header,
+        'C3,P3,X,1980-13-01,1,1,true,2024-01-01T00:00:00Z',
+        'C4,P4,Y,1980-01-01,1,1,true',
+        'C5,P5,Z,1980-01-01,1,1,maybe,2024-01-01T00:00:00Z',
+        'C3,P3,X,1980-01-01,1,1,true,2024-01-01T00:00:00Z',
+      ].join('\n');
       const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv);
       expect(res.status).toBe(422);
       expect(res.body.rejected).toBe(3);
@@ -324,16 +430,30 @@ describe('dataset registry and ingestion', () => {
     });
 
     it('reports unknown CSV columns on every row', async () => {
-      const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv', 'booking_id,booked_at,x); DROP TABLE y; --\nC9,2024-01-01T00:00:00Z,x\n');
+      const res = await broker.upload(
+        steward.apiKey,
+        dataset.id,
+        'text/csv',
+        'booking_id,booked_at,x); DROP TABLE y; --\nC9,2024-01-01T00:00:00Z,x\n',
+      );
       expect(res.status).toBe(422);
-      expect(res.body.errors).toEqual([{ row: 0, field: 'x); DROP TABLE y; --', message: 'unknown field (CSV header)' }]);
+      expect(res.body.errors).toEqual([
+        { row: 0, field: 'x); DROP TABLE y; --', message: 'unknown field (CSV header)' },
+      ]);
     });
 
     it('reports malformed CSV at the row where it breaks', async () => {
       const before = await count();
-      const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv', `${header}\nC6,P6,"unclosed,1980-01-01,1,1,true,2024-01-01T00:00:00Z\n`);
+      const res = await broker.upload(
+        steward.apiKey,
+        dataset.id,
+        'text/csv',
+        `${header}\nC6,P6,"unclosed,1980-01-01,1,1,true,2024-01-01T00:00:00Z\n`,
+      );
       expect(res.status).toBe(422);
-      expect(res.body.errors).toEqual([{ row: 0, field: null, message: 'malformed CSV: a quoted cell is never closed' }]);
+      expect(res.body.errors).toEqual([
+        { row: 0, field: null, message: 'malformed CSV: a quoted cell is never closed' },
+      ]);
       expect(await count()).toBe(before);
     });
 
@@ -357,13 +477,18 @@ describe('dataset registry and ingestion', () => {
         { row: 2, field: null, message: 'a record must be a JSON object' },
         { row: 3, field: 'age', message: 'expected an integer' },
       ]);
-      const rows = await broker.query(`SELECT booking_id FROM records.jail_bookings WHERE booking_id LIKE 'N%' ORDER BY 1`);
+      const rows = await broker.query(
+        `SELECT booking_id FROM records.jail_bookings WHERE booking_id LIKE 'N%' ORDER BY 1`,
+      );
       expect(rows).toEqual([{ booking_id: 'N1' }, { booking_id: 'N2' }]);
     });
 
     it('answers 413 past INGEST_MAX_BYTES and writes nothing', async () => {
       const before = await count();
-      const lines = Array.from({ length: 2000 }, (_, i) => `{"booking_id":"L${i}","booked_at":"2024-02-01T00:00:00Z"}`);
+      const lines = Array.from(
+        { length: 2000 },
+        (_, i) => `{"booking_id":"L${i}","booked_at":"2024-02-01T00:00:00Z"}`,
+      );
       const res = await broker.upload(steward.apiKey, dataset.id, 'application/x-ndjson', lines.join('\n'));
       expect(res.status).toBe(413);
       expect(res.body.code).toBe('PAYLOAD_TOO_LARGE');
@@ -378,9 +503,20 @@ describe('dataset registry and ingestion', () => {
         payload: '<x/>',
       });
       expect(json.statusCode).toBe(415);
-      expect((await broker.upload(otherSteward.apiKey, dataset.id, 'text/csv', `${header}\n`)).status).toBe(403);
+      expect((await broker.upload(otherSteward.apiKey, dataset.id, 'text/csv', `${header}\n`)).status).toBe(
+        403,
+      );
       expect((await broker.upload(analyst.apiKey, dataset.id, 'text/csv', `${header}\n`)).status).toBe(403);
-      expect((await broker.upload(steward.apiKey, '00000000-0000-4000-8000-000000000000', 'text/csv', `${header}\n`)).status).toBe(404);
+      expect(
+        (
+          await broker.upload(
+            steward.apiKey,
+            '00000000-0000-4000-8000-000000000000',
+            'text/csv',
+            `${header}\n`,
+          )
+        ).status,
+      ).toBe(404);
       const anonymous = await broker.http.inject({
         method: 'POST',
         url: `/api/datasets/${dataset.id}/records`,

@@ -11,7 +11,8 @@ function declarations(broker: TestBroker) {
   const routes: Record<string, Declaration> = {};
   const declared = (handler: object, owner: object): Declaration => {
     if (Reflect.getMetadata(PUBLIC_KEY, handler) || Reflect.getMetadata(PUBLIC_KEY, owner)) return 'PUBLIC';
-    const roles = (Reflect.getMetadata(ALLOW_KEY, handler) ?? Reflect.getMetadata(ALLOW_KEY, owner)) as string[] | undefined;
+    const roles = (Reflect.getMetadata(ALLOW_KEY, handler) ?? Reflect.getMetadata(ALLOW_KEY, owner)) as
+      string[] | undefined;
     return roles ? [...roles].sort() : 'UNDECLARED';
   };
   for (const module of broker.app.get(ModulesContainer).values()) {
@@ -33,7 +34,10 @@ function declarations(broker: TestBroker) {
         if (method !== undefined && path !== undefined) {
           const base = (Reflect.getMetadata('path', wrapper.metatype) as string | undefined) ?? '';
           const verb = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'ALL', 'OPTIONS', 'HEAD'][method];
-          routes[`${verb} /${[base, path].filter((p) => p && p !== '/').join('/')}`] = declared(handler, wrapper.metatype);
+          routes[`${verb} /${[base, path].filter((p) => p && p !== '/').join('/')}`] = declared(
+            handler,
+            wrapper.metatype,
+          );
         }
       }
     }

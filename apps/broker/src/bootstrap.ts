@@ -13,17 +13,22 @@ import { BrokerModule } from './broker.module';
  */
 export async function createBroker(config: BrokerConfig, logger: Logger): Promise<NestFastifyApplication> {
   const ran = await migrate(config.DATABASE_URL);
-  if (ran.length) logger.info({ migrations: ran, database: redactUrl(config.DATABASE_URL) }, 'ran migrations');
+  if (ran.length)
+    logger.info({ migrations: ran, database: redactUrl(config.DATABASE_URL) }, 'ran migrations');
 
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
     trustProxy: true,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(BrokerModule.forRoot(config, logger), adapter, {
-    logger: new PinoNestLogger(logger.child({ component: 'nest' })),
-    bufferLogs: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    BrokerModule.forRoot(config, logger),
+    adapter,
+    {
+      logger: new PinoNestLogger(logger.child({ component: 'nest' })),
+      bufferLogs: false,
+    },
+  );
   const fastify = app.getHttpAdapter().getInstance();
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
@@ -31,7 +36,11 @@ export async function createBroker(config: BrokerConfig, logger: Logger): Promis
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
   });

@@ -29,7 +29,11 @@ async function main() {
   await app.init();
   const maintenance = app.get<Queue>(getQueueToken(QueueName.MAINTENANCE));
   await warnIfRedisEvicts(config.REDIS_URL, logger);
-  await maintenance.add('verify-deployment', { task: 'verify-deployment' }, { removeOnComplete: 100, removeOnFail: 100 });
+  await maintenance.add(
+    'verify-deployment',
+    { task: 'verify-deployment' },
+    { removeOnComplete: 100, removeOnFail: 100 },
+  );
   logger.info({ queues: Object.values(QueueName) }, 'worker ready');
 }
 
@@ -40,7 +44,10 @@ async function warnIfRedisEvicts(redisUrl: string, logger: Logger) {
     await redis.connect();
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     if (reply[1] && reply[1] !== 'noeviction') {
-      logger.warn({ policy: reply[1] }, 'Redis maxmemory-policy should be noeviction, or BullMQ may lose jobs');
+      logger.warn(
+        { policy: reply[1] },
+        'Redis maxmemory-policy should be noeviction, or BullMQ may lose jobs',
+      );
     }
   } catch {
     // CONFIG may be disabled on managed Redis; nothing to check then.

@@ -9,7 +9,10 @@ export class WorkerModule {
   static forRoot(config: BrokerConfig, logger: Logger): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [CoreModule.forRoot({ config, logger, http: false }), JobsModule.forRoot(config, { processors: true })],
+      imports: [
+        CoreModule.forRoot({ config, logger, http: false }),
+        JobsModule.forRoot(config, { processors: true }),
+      ],
     };
   }
 }

@@ -17,7 +17,9 @@ import { UserService } from './user/user.service';
 
 /** Agencies, users, purposes, datasets and ingestion. */
 @Module({
-  imports: [TypeOrmModule.forFeature([AgencyEntity, UserEntity, PurposeEntity, DatasetEntity, DatasetFieldEntity])],
+  imports: [
+    TypeOrmModule.forFeature([AgencyEntity, UserEntity, PurposeEntity, DatasetEntity, DatasetFieldEntity]),
+  ],
   controllers: [IngestController],
   providers: [
     AgencyService,

@@ -2,7 +2,11 @@ import fc from 'fast-check';
 import { Classification, FieldType, releasableNames, typeNameOf, validateDefinition } from './dataset-schema';
 import { createRecordTableSql } from './record-table';
 
-const field = (name: string, type = FieldType.STRING) => ({ name, type, classification: Classification.NON_SENSITIVE });
+const field = (name: string, type = FieldType.STRING) => ({
+  name,
+  type,
+  classification: Classification.NON_SENSITIVE,
+});
 
 describe('dataset definitions', () => {
   it('names types in PascalCase', () => {
@@ -56,7 +60,12 @@ describe('dataset definitions', () => {
   it('accepts only safe identifiers', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 70 }), (name) => {
-        const result = validateDefinition({ slug: 'probe', title: 't', keyField: name, fields: [field(name)] });
+        const result = validateDefinition({
+          slug: 'probe',
+          title: 't',
+          keyField: name,
+          fields: [field(name)],
+        });
         if (result.ok) expect(name).toMatch(/^[a-z][a-z0-9_]{0,62}$/);
       }),
     );

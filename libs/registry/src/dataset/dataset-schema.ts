@@ -189,7 +189,10 @@ export function validateDefinition(
   const slug = input.slug;
   const typeName = typeof slug === 'string' ? typeNameOf(slug) : '';
   if (typeof slug !== 'string' || !SLUG_PATTERN.test(slug)) {
-    problem('slug', 'must match ^[a-z][a-z0-9_]{2,62}$: a lowercase letter, then lowercase letters, digits or _');
+    problem(
+      'slug',
+      'must match ^[a-z][a-z0-9_]{2,62}$: a lowercase letter, then lowercase letters, digits or _',
+    );
   } else if (slug.endsWith('_aggregate')) {
     problem('slug', 'must not end in _aggregate: the data plane adds that suffix itself');
   } else if (slug.includes('__') || slug.endsWith('_')) {
@@ -217,14 +220,19 @@ export function validateDefinition(
       const name = f.name;
       if (typeof name !== 'string' || !FIELD_NAME_PATTERN.test(name)) {
         if (name === 'personKey') problem(`${path}.name`, 'personKey is reserved for linkage pseudonyms');
-        else problem(`${path}.name`, 'must match ^[a-z][a-z0-9_]{0,62}$: a lowercase letter, then lowercase letters, digits or _');
+        else
+          problem(
+            `${path}.name`,
+            'must match ^[a-z][a-z0-9_]{0,62}$: a lowercase letter, then lowercase letters, digits or _',
+          );
         return;
       }
       if (RESERVED_SQL.has(name)) problem(`${path}.name`, `${name} is a reserved SQL word`);
       if (seen.has(name)) problem(`${path}.name`, `${name} appears twice`);
       seen.add(name);
       if (!enumHas(FieldType, f.type)) problem(`${path}.type`, 'is not a FieldType');
-      if (!enumHas(Classification, f.classification)) problem(`${path}.classification`, 'is not a Classification');
+      if (!enumHas(Classification, f.classification))
+        problem(`${path}.classification`, 'is not a Classification');
       const identity = f.identity ?? null;
       if (identity !== null) {
         if (!enumHas(IdentityRole, identity)) problem(`${path}.identity`, 'is not an IdentityRole');
@@ -234,10 +242,19 @@ export function validateDefinition(
           }
           identities.set(identity, name);
           if (enumHas(FieldType, f.type) && !TYPES_BY_IDENTITY[identity].includes(f.type)) {
-            problem(`${path}.type`, `a ${identity} field must be ${TYPES_BY_IDENTITY[identity].join(' or ')}`);
+            problem(
+              `${path}.type`,
+              `a ${identity} field must be ${TYPES_BY_IDENTITY[identity].join(' or ')}`,
+            );
           }
-          if (f.classification === Classification.SENSITIVE || f.classification === Classification.NON_SENSITIVE) {
-            problem(`${path}.classification`, 'a field with an identity role is a DIRECT_IDENTIFIER or QUASI_IDENTIFIER');
+          if (
+            f.classification === Classification.SENSITIVE ||
+            f.classification === Classification.NON_SENSITIVE
+          ) {
+            problem(
+              `${path}.classification`,
+              'a field with an identity role is a DIRECT_IDENTIFIER or QUASI_IDENTIFIER',
+            );
           }
         }
       }

@@ -1,4 +1,13 @@
-import { Column, CreateDateColumn, Entity, OneToMany, PrimaryColumn, PrimaryGeneratedColumn, ManyToOne, JoinColumn } from 'typeorm';
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  OneToMany,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  ManyToOne,
+  JoinColumn,
+} from 'typeorm';
 import type { Classification, FieldType, IdentityRole } from './dataset-schema';
 
 @Entity('dataset')
@@ -13,7 +22,8 @@ export class DatasetEntity {
   @Column('text', { name: 'subject_field', nullable: true }) subjectField!: string | null;
   @Column('uuid', { name: 'created_by' }) createdBy!: string;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
-  @OneToMany(() => DatasetFieldEntity, (f) => f.dataset, { cascade: ['insert'] }) fields!: DatasetFieldEntity[];
+  @OneToMany(() => DatasetFieldEntity, (f) => f.dataset, { cascade: ['insert'] })
+  fields!: DatasetFieldEntity[];
 }
 
 @Entity('dataset_field')

@@ -27,19 +27,27 @@ export class DatasetService {
 
   /** The catalog: every dataset's metadata, by slug. */
   list(_ctx: RequestContext): Promise<DatasetEntity[]> {
-    return this.datasets.find({ relations: { fields: true }, order: { slug: 'ASC', fields: { position: 'ASC' } } });
+    return this.datasets.find({
+      relations: { fields: true },
+      order: { slug: 'ASC', fields: { position: 'ASC' } },
+    });
   }
 
   /** One dataset's metadata, or null. */
   async get(_ctx: RequestContext, id: string): Promise<DatasetEntity | null> {
     if (!isUuid(id)) return null;
-    return this.datasets.findOne({ where: { id }, relations: { fields: true }, order: { fields: { position: 'ASC' } } });
+    return this.datasets.findOne({
+      where: { id },
+      relations: { fields: true },
+      order: { fields: { position: 'ASC' } },
+    });
   }
 
   /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */
   async register(ctx: RequestContext, input: DatasetDefinitionInput): Promise<DatasetEntity> {
     const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || !principal.agencyId) throw forbidden('Only a steward registers datasets');
+    if (principal.role !== Role.STEWARD || !principal.agencyId)
+      throw forbidden('Only a steward registers datasets');
     const result = validateDefinition(input);
     if (!result.ok) {
       throw new BrokerError(

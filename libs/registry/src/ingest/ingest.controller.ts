@@ -37,7 +37,10 @@ export class IngestController {
       return reply
         .status(413)
         .header('connection', 'close')
-        .send({ error: `The upload is larger than the limit of ${limit} bytes (INGEST_MAX_BYTES)`, code: 'PAYLOAD_TOO_LARGE' });
+        .send({
+          error: `The upload is larger than the limit of ${limit} bytes (INGEST_MAX_BYTES)`,
+          code: 'PAYLOAD_TOO_LARGE',
+        });
     };
     if (Number(request.headers['content-length'] ?? 0) > limit) return tooLarge();
     const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();

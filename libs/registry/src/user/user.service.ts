@@ -40,11 +40,13 @@ export class UserService {
     } else if (caller.role !== Role.OPERATOR) {
       throw forbidden();
     }
-    if (input.role === Role.OPERATOR && agencyId) throw badInput('An OPERATOR belongs to no agency: omit agencyId');
+    if (input.role === Role.OPERATOR && agencyId)
+      throw badInput('An OPERATOR belongs to no agency: omit agencyId');
     if ((input.role === Role.STEWARD || input.role === Role.ANALYST) && !agencyId) {
       throw badInput(`A ${input.role} needs an agencyId`);
     }
-    if (agencyId && (!isUuid(agencyId) || !(await this.agencies.findById(agencyId)))) throw notFound('Agency');
+    if (agencyId && (!isUuid(agencyId) || !(await this.agencies.findById(agencyId))))
+      throw notFound('Agency');
 
     const email = input.email.trim();
     if (email.length > 254 || !EMAIL.test(email)) throw badInput('email is not a valid e-mail address');
