@@ -96,16 +96,22 @@ export class DatasetService {
   }
 
   /**
-   * The dataset a caller may write records into: its provider's stewards only. A missing id is
-   * NOT_FOUND; a dataset of another agency, visible in the catalog, is FORBIDDEN.
+   * The dataset a caller may write records into: its provider's stewards only. A dataset of another
+   * agency answers NOT_FOUND like a missing one, even though its metadata is in the catalog: writing
+   * into it is not something the caller can ever do. A caller of the provider without the steward
+   * role is FORBIDDEN.
    */
   async requireWritable(ctx: RequestContext, id: string): Promise<WritableDataset> {
     const dataset = await this.get(ctx, id);
-    if (!dataset) throw notFound('Dataset');
     const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || principal.agencyId !== dataset.providerAgencyId) {
-      throw forbidden("Only a steward of the dataset's provider ingests records");
+    if (!dataset || principal.agencyId !== dataset.providerAgencyId) {
+      if (principal.role === Role.OPERATOR || principal.role === Role.AUDITOR) {
+        throw forbidden("Only a steward of the dataset's provider ingests records");
+      }
+      throw notFound('Dataset');
     }
+    if (principal.role !== Role.STEWARD)
+      throw forbidden("Only a steward of the dataset's provider ingests records");
     return {
       id: dataset.id,
       slug: dataset.slug,
