@@ -23,9 +23,24 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
     expect(data.me).toEqual({ email: 'operator@broker.local', role: 'OPERATOR', agency: null });
   });
 
-  it('creates the bootstrap operator once, even when started again', async () => {
+  it('creates the bootstrap operator once: a second start with the same token adds nobody', async () => {
+    const { AuthService } = await import('@broker/auth');
+    expect(await broker.app.get(AuthService).ensureBootstrapOperator(broker.operatorKey)).toBe(false);
+    expect(await broker.app.get(AuthService).ensureBootstrapOperator(`${broker.operatorKey}-other`)).toBe(
+      false,
+    );
     const rows = await broker.query(`SELECT count(*)::int AS n FROM app_user WHERE role = 'OPERATOR'`);
     expect(rows[0]).toEqual({ n: 1 });
+  });
+
+  it('refuses GraphQL over GET, which would put queries in URLs', async () => {
+    const res = await broker.http.inject({
+      method: 'GET',
+      url: '/graphql?query=%7Bme%7Bid%7D%7D',
+      headers: { authorization: `Bearer ${broker.operatorKey}` },
+    });
+    expect(res.statusCode).toBe(405);
+    expect(JSON.parse(res.body).errors[0].extensions.code).toBe('BAD_USER_INPUT');
   });
 
   it('refuses requests without a key, with an unknown key, or with a malformed header', async () => {

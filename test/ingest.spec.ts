@@ -502,13 +502,20 @@ describe('dataset registry and ingestion', () => {
     });
 
     it('refuses other content types, other agencies, analysts, missing datasets and missing keys', async () => {
-      const json = await broker.http.inject({
-        method: 'POST',
-        url: `/api/datasets/${dataset.id}/records`,
-        headers: { authorization: `Bearer ${steward.apiKey}`, 'content-type': 'application/xml' },
-        payload: '<x/>',
-      });
-      expect(json.statusCode).toBe(415);
+      for (const [type, payload] of [
+        ['application/xml', '<x/>'],
+        ['application/json', '[{"booking_id":"J1"}]'],
+        ['application/x-www-form-urlencoded', 'booking_id=J1'],
+        ['text/plain', 'J1'],
+      ]) {
+        const res = await broker.http.inject({
+          method: 'POST',
+          url: `/api/datasets/${dataset.id}/records`,
+          headers: { authorization: `Bearer ${steward.apiKey}`, 'content-type': type },
+          payload,
+        });
+        expect({ type, status: res.statusCode }).toEqual({ type, status: 415 });
+      }
       expect((await broker.upload(otherSteward.apiKey, dataset.id, 'text/csv', `${header}\n`)).status).toBe(
         404,
       );

@@ -19,7 +19,7 @@ export async function createBroker(config: BrokerConfig, logger: Logger): Promis
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
-    trustProxy: true,
+    trustProxy: config.TRUST_PROXY,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.forRoot(config, logger),

@@ -17,6 +17,17 @@ export class AuthHook {
   private async onRequest(request: FastifyRequest, reply: FastifyReply) {
     if (!PROTECTED.some((pattern) => pattern.test(request.url))) return;
     if (request.method === 'OPTIONS') return;
+    if (request.method === 'GET' && !request.url.startsWith('/api/')) {
+      // GraphQL over GET would put queries and variables in URLs, where proxies and logs keep them.
+      await reply
+        .status(405)
+        .header('allow', 'POST')
+        .send({
+          data: null,
+          errors: [{ message: 'Send GraphQL requests with POST', extensions: { code: 'BAD_USER_INPUT' } }],
+        });
+      return;
+    }
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     const principal = match ? await this.auth.authenticate(match[1]) : null;

@@ -57,7 +57,15 @@ export class AuthService {
    * (`BROKER_BOOTSTRAP_TOKEN`). Concurrent brokers create one operator between them.
    */
   async ensureBootstrapOperator(token: string | undefined): Promise<boolean> {
-    if (!token) return false;
+    if (!token) {
+      const [row] = await this.dataSource.query<{ any: boolean }[]>(
+        `SELECT EXISTS (SELECT 1 FROM app_user WHERE role = 'OPERATOR') AS any`,
+      );
+      if (!row.any) {
+        this.logger.warn('no operator exists: set BROKER_BOOTSTRAP_TOKEN and restart to create one');
+      }
+      return false;
+    }
     return this.dataSource.transaction(async (manager) => {
       await manager.query(`SELECT pg_advisory_xact_lock(7305118222)`);
       const existing: unknown[] = await manager.query(

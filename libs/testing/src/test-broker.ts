@@ -33,7 +33,6 @@ export class TestBroker {
     const databaseUrl = await createTestDatabase(env.LABEL ?? 'test');
     const operatorKey = `op_${randomBytes(24).toString('base64url')}`;
     const config = loadConfig({
-      NODE_ENV: 'test',
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       DATABASE_URL: databaseUrl,
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',

@@ -25,8 +25,10 @@ export async function ensureDatabase(databaseUrl: string, template?: string): Pr
         `CREATE DATABASE ${quoteIdent(name)}${template ? ` TEMPLATE ${quoteIdent(template)}` : ''}`,
       );
     } catch (error) {
-      // Another instance created it between our check and our CREATE.
-      if ((error as { code?: string }).code === '42P04') return false;
+      // Another instance created it between our check and our CREATE: PostgreSQL reports that as
+      // duplicate_database, or as a unique violation on pg_database when the two CREATEs overlap.
+      const code = (error as { code?: string }).code;
+      if (code === '42P04' || code === '23505') return false;
       throw error;
     }
     return true;

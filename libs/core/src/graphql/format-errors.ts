@@ -89,10 +89,7 @@ function flatten(errors: readonly unknown[]): GraphQLError[] {
   return errors.flatMap((e) => {
     const candidate = e instanceof GraphQLError && e.originalError ? e.originalError : e;
     const inner = (candidate as { errors?: unknown[] }).errors;
-    if (
-      Array.isArray(inner) &&
-      /^MER_ERR_GQL/.test(String((candidate as { code?: string }).code))
-    ) {
+    if (Array.isArray(inner) && /^MER_ERR_GQL/.test(String((candidate as { code?: string }).code))) {
       return inner.map((i) =>
         i instanceof GraphQLError ? i : new GraphQLError(String((i as Error).message)),
       );

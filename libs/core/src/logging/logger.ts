@@ -20,13 +20,36 @@ export function createLogger(level: string, name = 'broker'): Logger {
       censor: '[redacted]',
     },
     serializers: {
+      // The query string is dropped: GraphQL over GET would carry queries and variables there.
       req: (req: { method?: string; url?: string; id?: string }) => ({
         id: req.id,
         method: req.method,
-        url: req.url,
+        url: req.url?.split('?')[0],
       }),
+      err: errorForLog,
     },
   });
+}
+
+/**
+ * What an error contributes to a log line. Database errors keep their SQLSTATE and the names of the
+ * objects involved but lose message and detail, which can quote record values ("Key (ssn)=(...)").
+ */
+export function errorForLog(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const e = error as Error & Record<string, unknown>;
+  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && 'severity' in e) {
+    return {
+      type: 'DatabaseError',
+      code: e.code,
+      table: e.table,
+      column: e.column,
+      constraint: e.constraint,
+      routine: e.routine,
+      stack: e.stack?.split('\n').slice(1).join('\n'),
+    };
+  }
+  return { type: e.name, message: e.message, code: e.code, stack: e.stack };
 }
 
 /** Routes Nest's own log lines into pino. */

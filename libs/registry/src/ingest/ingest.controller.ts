@@ -44,6 +44,12 @@ export class IngestController {
     };
     if (Number(request.headers['content-length'] ?? 0) > limit) return tooLarge();
     const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (!STREAMED_CONTENT_TYPES.includes(type)) {
+      return reply.status(415).send({
+        error: 'Send records as text/csv (with a header row) or application/x-ndjson',
+        code: 'BAD_USER_INPUT',
+      });
+    }
     const body = limitBytes(request.body as Readable, limit);
     try {
       const report = await this.ingestion.ingest(ctx, id, () =>
