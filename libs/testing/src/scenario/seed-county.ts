@@ -1,0 +1,417 @@
+/**
+ * Seeds a broker with the demo county through its public API only: agencies, purposes, users,
+ * the four provider datasets and their records. The same code drives a running broker over HTTP
+ * (`npm run demo`, with {@link httpBrokerClient}) and an in-process one in tests (a `TestBroker`).
+ *
+ * Seeding is a sequence of steps, each returning what later steps need (agency ids, steward keys,
+ * dataset ids), so an agreement step such as "CBO → research office for RECIDIVISM_EVALUATION" slots
+ * in after {@link registerCountyDatasets} with everything it needs in {@link SeededCounty}.
+ */
+import {
+  COUNTY_DATASETS,
+  COUNTY_DATASET_PROVIDERS,
+  type CountyAgencyRole,
+  type CountyDatasetSlug,
+  type ScenarioDataset,
+} from './county-datasets';
+import { type County, generateCounty } from './county-generator';
+import { toCsv } from './csv-writer';
+
+/** What seeding needs of a broker: GraphQL that throws on any error, and the REST upload. */
+export interface BrokerClient {
+  /** Runs a control-plane GraphQL operation and returns `data`; throws when the answer has errors. */
+  gql<T = Record<string, any>>(
+    apiKey: string,
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<T>;
+  /** `POST /api/datasets/{id}/records`; returns the status and the parsed JSON body. */
+  upload(
+    apiKey: string,
+    datasetId: string,
+    contentType: string,
+    body: string,
+  ): Promise<{ status: number; body: Record<string, any> }>;
+}
+
+/** Raised when the broker answers a GraphQL request with errors. */
+export class BrokerRequestError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly errors: unknown[],
+  ) {
+    super(message);
+    this.name = 'BrokerRequestError';
+  }
+}
+
+/** A {@link BrokerClient} over HTTP with fetch, for a broker at `baseUrl` (e.g. http://127.0.0.1:3000). */
+export function httpBrokerClient(baseUrl: string): BrokerClient {
+  const base = baseUrl.replace(/\/+$/, '');
+  return {
+    async gql<T>(apiKey: string, query: string, variables?: Record<string, unknown>): Promise<T> {
+      const response = await fetch(`${base}/graphql`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      const text = await response.text();
+      let body: { data?: T | null; errors?: { message: string; extensions?: { code?: string } }[] };
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        throw new BrokerRequestError(
+          `HTTP ${response.status} from /graphql: ${text.slice(0, 300)}`,
+          response.status,
+          [],
+        );
+      }
+      if (body.errors?.length || !body.data) {
+        const first = body.errors?.[0];
+        const code = first?.extensions?.code ? ` (${first.extensions.code})` : '';
+        throw new BrokerRequestError(
+          `GraphQL request failed${code}: ${first?.message ?? `HTTP ${response.status}`}`,
+          response.status,
+          body.errors ?? [],
+        );
+      }
+      return body.data;
+    },
+    async upload(apiKey: string, datasetId: string, contentType: string, body: string) {
+      const response = await fetch(`${base}/api/datasets/${encodeURIComponent(datasetId)}/records`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': contentType },
+        body,
+      });
+      const text = await response.text();
+      let parsed: Record<string, any>;
+      try {
+        parsed = JSON.parse(text) as Record<string, any>;
+      } catch {
+        parsed = { error: text.slice(0, 300) };
+      }
+      return { status: response.status, body: parsed };
+    },
+  };
+}
+
+/** The county's agencies. */
+export const COUNTY_AGENCIES: Readonly<Record<CountyAgencyRole, { name: string; kind: string }>> = {
+  SHERIFF: { name: "County Sheriff's Office", kind: 'LAW_ENFORCEMENT' },
+  COURT: { name: 'Superior Court', kind: 'COURT' },
+  PROBATION: { name: 'County Probation Department', kind: 'PROBATION' },
+  CBO: { name: 'Second Chance Re-entry Services', kind: 'CBO' },
+  RESEARCH: { name: 'County Research Office', kind: 'RESEARCH' },
+  OVERSIGHT: { name: 'Justice System Oversight Board', kind: 'OVERSIGHT' },
+};
+
+/** The purposes agreements in the county are made for. */
+export const COUNTY_PURPOSES = [
+  {
+    code: 'RECIDIVISM_EVALUATION',
+    description:
+      'Evaluating whether re-entry programs and court outcomes reduce re-arrest and re-conviction, ' +
+      'for published aggregate findings; no decisions about individuals.',
+  },
+  {
+    code: 'SUPERVISION',
+    description: 'Supervising individuals on probation: case management, risk assessment and compliance.',
+  },
+  {
+    code: 'PROGRAM_ADMINISTRATION',
+    description:
+      'Running a program: eligibility, referrals, enrollment and service delivery for its participants.',
+  },
+] as const;
+
+/** Control-plane roles. */
+export type CountyUserRole = 'OPERATOR' | 'STEWARD' | 'ANALYST' | 'AUDITOR';
+
+/** A user the seeding creates. */
+export interface CountyUserSpec {
+  /** A stable handle for the user, e.g. `steward:CBO`. */
+  handle: string;
+  role: Exclude<CountyUserRole, 'OPERATOR'>;
+  agency: CountyAgencyRole;
+  email: string;
+  displayName: string;
+}
+
+/**
+ * One steward per agency that provides or receives data (the research office's steward approves
+ * agreements on the recipient's side), analysts at the research office and probation, and an
+ * auditor at the oversight board.
+ */
+export const COUNTY_USERS: readonly CountyUserSpec[] = [
+  {
+    handle: 'steward:SHERIFF',
+    role: 'STEWARD',
+    agency: 'SHERIFF',
+    email: 'records.steward@sheriff.county.example',
+    displayName: 'Dana Whitfield',
+  },
+  {
+    handle: 'steward:COURT',
+    role: 'STEWARD',
+    agency: 'COURT',
+    email: 'data.steward@court.county.example',
+    displayName: 'Marcus Oyelaran',
+  },
+  {
+    handle: 'steward:PROBATION',
+    role: 'STEWARD',
+    agency: 'PROBATION',
+    email: 'data.steward@probation.county.example',
+    displayName: 'Priya Raman',
+  },
+  {
+    handle: 'steward:CBO',
+    role: 'STEWARD',
+    agency: 'CBO',
+    email: 'privacy@secondchance.example',
+    displayName: 'Rosa Villanueva',
+  },
+  {
+    handle: 'steward:RESEARCH',
+    role: 'STEWARD',
+    agency: 'RESEARCH',
+    email: 'steward@research.county.example',
+    displayName: 'Ellen Park',
+  },
+  {
+    handle: 'analyst:RESEARCH',
+    role: 'ANALYST',
+    agency: 'RESEARCH',
+    email: 'analyst@research.county.example',
+    displayName: 'Tomás Herrera',
+  },
+  {
+    handle: 'analyst:PROBATION',
+    role: 'ANALYST',
+    agency: 'PROBATION',
+    email: 'analyst@probation.county.example',
+    displayName: 'Jordan Mills',
+  },
+  {
+    handle: 'auditor:OVERSIGHT',
+    role: 'AUDITOR',
+    agency: 'OVERSIGHT',
+    email: 'auditor@oversight.county.example',
+    displayName: 'Grace Adeyemi',
+  },
+];
+
+/** A user as created, with its API key (shown once by the broker). */
+export interface SeededUser extends CountyUserSpec {
+  id: string;
+  apiKey: string;
+  agencyId: string;
+  agencyName: string;
+}
+
+/** A registered dataset and what its upload did. */
+export interface SeededDataset {
+  id: string;
+  slug: CountyDatasetSlug;
+  provider: CountyAgencyRole;
+  definition: ScenarioDataset<CountyDatasetSlug>;
+  /** Records generated for the dataset. */
+  records: number;
+  inserted: number;
+  updated: number;
+}
+
+/** Everything seeding created: what the demo prints, and what later steps (agreements) build on. */
+export interface SeededCounty {
+  operatorKey: string;
+  agencies: Record<CountyAgencyRole, { id: string; name: string; kind: string }>;
+  purposes: string[];
+  users: SeededUser[];
+  datasets: Record<CountyDatasetSlug, SeededDataset>;
+  /** The generated county, with the truth behind the records. */
+  county: County;
+}
+
+/** What {@link seedCounty} takes. */
+export interface SeedCountyOptions {
+  /** The operator's API key (the broker's BROKER_BOOTSTRAP_TOKEN). */
+  operatorKey: string;
+  /** Seed of the synthetic county; default 2025. */
+  seed?: number | string;
+  /** People in the county; default 2000 (about 3,600 records). */
+  people?: number;
+  /** A county generated already (then `seed` and `people` are ignored). */
+  county?: County;
+  /** Records per upload request; default 50,000. */
+  batchSize?: number;
+  /** Progress messages. */
+  log?: (message: string) => void;
+}
+
+/** Creates the county's agencies as the operator. */
+export async function createCountyAgencies(
+  client: BrokerClient,
+  operatorKey: string,
+): Promise<SeededCounty['agencies']> {
+  const agencies = {} as SeededCounty['agencies'];
+  for (const [role, agency] of Object.entries(COUNTY_AGENCIES) as [
+    CountyAgencyRole,
+    { name: string; kind: string },
+  ][]) {
+    const data = await client.gql<{ createAgency: { id: string; name: string } }>(
+      operatorKey,
+      `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name } }`,
+      { input: agency },
+    );
+    agencies[role] = { id: data.createAgency.id, name: data.createAgency.name, kind: agency.kind };
+  }
+  return agencies;
+}
+
+/** Defines the county's purposes as the operator. */
+export async function defineCountyPurposes(client: BrokerClient, operatorKey: string): Promise<string[]> {
+  const codes: string[] = [];
+  for (const purpose of COUNTY_PURPOSES) {
+    const data = await client.gql<{ definePurpose: { code: string } }>(
+      operatorKey,
+      `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { code } }`,
+      { input: { code: purpose.code, description: purpose.description } },
+    );
+    codes.push(data.definePurpose.code);
+  }
+  return codes;
+}
+
+/** Creates the county's users as the operator and collects their API keys. */
+export async function createCountyUsers(
+  client: BrokerClient,
+  operatorKey: string,
+  agencies: SeededCounty['agencies'],
+): Promise<SeededUser[]> {
+  const users: SeededUser[] = [];
+  for (const spec of COUNTY_USERS) {
+    const agency = agencies[spec.agency];
+    const data = await client.gql<{ createUser: { user: { id: string }; apiKey: string } }>(
+      operatorKey,
+      `mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } apiKey } }`,
+      { input: { agencyId: agency.id, email: spec.email, displayName: spec.displayName, role: spec.role } },
+    );
+    users.push({
+      ...spec,
+      id: data.createUser.user.id,
+      apiKey: data.createUser.apiKey,
+      agencyId: agency.id,
+      agencyName: agency.name,
+    });
+  }
+  return users;
+}
+
+/** The API key of the user with `handle` (e.g. `steward:CBO`). */
+export function countyKey(users: readonly SeededUser[], handle: string): string {
+  const user = users.find((u) => u.handle === handle);
+  if (!user) throw new Error(`no seeded user ${handle}`);
+  return user.apiKey;
+}
+
+/** Registers the four datasets, each as the steward of its provider. */
+export async function registerCountyDatasets(
+  client: BrokerClient,
+  users: readonly SeededUser[],
+): Promise<Record<CountyDatasetSlug, { id: string; provider: CountyAgencyRole }>> {
+  const registered = {} as Record<CountyDatasetSlug, { id: string; provider: CountyAgencyRole }>;
+  for (const definition of COUNTY_DATASETS) {
+    const provider = COUNTY_DATASET_PROVIDERS[definition.slug];
+    const data = await client.gql<{ registerDataset: { id: string } }>(
+      countyKey(users, `steward:${provider}`),
+      `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { id } }`,
+      { input: definition },
+    );
+    registered[definition.slug] = { id: data.registerDataset.id, provider };
+  }
+  return registered;
+}
+
+/**
+ * Uploads a dataset's records as CSV through the REST ingest route, in batches; throws with the
+ * broker's row errors when it rejects one.
+ */
+export async function uploadCountyRecords(
+  client: BrokerClient,
+  stewardKey: string,
+  datasetId: string,
+  definition: ScenarioDataset,
+  records: readonly Record<string, unknown>[],
+  batchSize = 50_000,
+): Promise<{ inserted: number; updated: number }> {
+  let inserted = 0;
+  let updated = 0;
+  for (let start = 0; start < records.length; start += batchSize) {
+    const batch = records.slice(start, start + batchSize);
+    const { status, body } = await client.upload(
+      stewardKey,
+      datasetId,
+      'text/csv',
+      toCsv(definition.fields, batch),
+    );
+    if (status !== 200) {
+      const errors = Array.isArray(body.errors)
+        ? JSON.stringify(body.errors.slice(0, 5))
+        : JSON.stringify(body);
+      throw new Error(
+        `Uploading ${definition.slug} rows ${start}-${start + batch.length - 1} failed with HTTP ${status}: ${errors}`,
+      );
+    }
+    inserted += Number(body.inserted ?? 0);
+    updated += Number(body.updated ?? 0);
+  }
+  return { inserted, updated };
+}
+
+/**
+ * Seeds a fresh broker with the demo county: agencies, purposes, users, datasets and records.
+ * Agency names and e-mails are fixed, so it runs once per broker database.
+ */
+export async function seedCounty(client: BrokerClient, options: SeedCountyOptions): Promise<SeededCounty> {
+  const log = options.log ?? (() => undefined);
+  const { operatorKey } = options;
+  const county =
+    options.county ?? generateCounty({ seed: options.seed ?? 2025, people: options.people ?? 2000 });
+
+  const agencies = await createCountyAgencies(client, operatorKey);
+  log(`created ${Object.keys(agencies).length} agencies`);
+  const purposes = await defineCountyPurposes(client, operatorKey);
+  log(`defined purposes ${purposes.join(', ')}`);
+  const users = await createCountyUsers(client, operatorKey, agencies);
+  log(`created ${users.length} users`);
+  const registered = await registerCountyDatasets(client, users);
+  log(`registered datasets ${Object.keys(registered).join(', ')}`);
+
+  // The four uploads go to four tables as four stewards: they run side by side.
+  const uploaded = await Promise.all(
+    county.datasets.map(async ({ slug, definition, records }): Promise<SeededDataset> => {
+      const { id, provider } = registered[slug];
+      const started = Date.now();
+      const report = await uploadCountyRecords(
+        client,
+        countyKey(users, `steward:${provider}`),
+        id,
+        definition,
+        records,
+        options.batchSize,
+      );
+      log(`uploaded ${records.length} records to ${slug} in ${Date.now() - started} ms`);
+      return { id, slug, provider, definition, records: records.length, ...report };
+    }),
+  );
+  const datasets = Object.fromEntries(uploaded.map((d) => [d.slug, d])) as Record<
+    CountyDatasetSlug,
+    SeededDataset
+  >;
+
+  // Agreements come here once the control plane has them: the CBO → research office grant for
+  // RECIDIVISM_EVALUATION, proposed by steward:CBO and approved by steward:RESEARCH, and no CBO →
+  // probation grant at all.
+  return { operatorKey, agencies, purposes, users, datasets, county };
+}

@@ -1,0 +1,306 @@
+/**
+ * `npm run demo`: a broker and a worker on a fresh demo database, seeded with the synthetic county
+ * through the public API, then the URLs and one API key per role. Runs until Ctrl-C.
+ *
+ * Environment: DEMO_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/broker_demo; dropped
+ * and recreated each run, so its name must contain "demo"), PORT (3000), HOST (127.0.0.1),
+ * REDIS_URL (redis://127.0.0.1:6379), DEMO_QUEUE_PREFIX (demo; its queues are emptied each run),
+ * DEMO_PEOPLE (2000), DEMO_SEED (2025), DEMO_VERBOSE=1 to stream the broker's and worker's logs,
+ * LOG_LEVEL (theirs; info).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import Redis from 'ioredis';
+import { databaseName, dropDatabase, ensureDatabase, redactUrl } from '@broker/core';
+// The scenario directly, not through @broker/testing, whose index also loads the in-process
+// TestBroker and with it the whole broker application.
+import { type SeededCounty, httpBrokerClient, seedCounty } from '../libs/testing/src/scenario/seed-county';
+
+const DATABASE_URL = process.env.DEMO_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/broker_demo';
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const HOST = process.env.HOST || '127.0.0.1';
+const PORT = Number(process.env.PORT || 3000);
+const QUEUE_PREFIX = process.env.DEMO_QUEUE_PREFIX || 'demo';
+const PEOPLE = Number(process.env.DEMO_PEOPLE || 2000);
+// A number seed and its text are different seeds; digits mean the number, as seedCounty's default.
+const SEED_TEXT = process.env.DEMO_SEED || '2025';
+const SEED = /^\d+$/.test(SEED_TEXT) ? Number(SEED_TEXT) : SEED_TEXT;
+const VERBOSE = process.env.DEMO_VERBOSE === '1';
+const HEALTH_TIMEOUT_MS = Number(process.env.DEMO_HEALTH_TIMEOUT_MS || 60_000);
+const STOP_TIMEOUT_MS = 10_000;
+/** How much of a child's output is kept to show when it dies. */
+const OUTPUT_LIMIT = 64 * 1024;
+
+// Compiled to dist/scripts/demo.js; the apps sit beside it under dist/apps.
+const DIST = resolve(__dirname, '..');
+const BROKER_MAIN = resolve(DIST, 'apps', 'broker', 'src', 'main.js');
+const WORKER_MAIN = resolve(DIST, 'apps', 'worker', 'src', 'main.js');
+
+/** A failure with a message meant for the person running the demo (printed without a stack). */
+class DemoError extends Error {}
+
+/** A child process and the tail of what it wrote. */
+interface Child {
+  name: string;
+  process: ChildProcess;
+  output: string;
+  exited: Promise<void>;
+}
+
+const children: Child[] = [];
+let stopping = false;
+
+function say(message = '') {
+  process.stdout.write(`${message}\n`);
+}
+
+/** Starts an app as a child process, keeping the tail of its output (streaming it if DEMO_VERBOSE). */
+function startChild(name: string, main: string, env: Record<string, string>): Child {
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own: Ctrl-C reaches the demo alone, which then stops the children in order.
+    detached: true,
+  });
+  const entry: Child = {
+    name,
+    process: child,
+    output: '',
+    exited: new Promise((done) => child.once('exit', () => done())),
+  };
+  const keep = (chunk: Buffer) => {
+    entry.output = (entry.output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+    if (VERBOSE) process.stderr.write(`[${name}] ${chunk.toString('utf8')}`);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    process.stderr.write(
+      `\nThe ${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}). Its output:\n` +
+        `${entry.output.trim() || '(none)'}\n`,
+    );
+    void shutdown(1);
+  });
+  children.push(entry);
+  return entry;
+}
+
+/** Stops the children (SIGTERM, then SIGKILL after a grace period) and exits with `code`. */
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    await Promise.all(
+      children.map(async (child) => {
+        if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+        child.process.kill('SIGTERM');
+        const timer = setTimeout(() => child.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await child.exited;
+        clearTimeout(timer);
+      }),
+    );
+    if (code === 0) say('Stopped.');
+  }
+  process.exit(code);
+}
+
+/** Refuses, before touching anything, a database or queue prefix that is not the demo's own. */
+function checkDemoNames() {
+  const name = databaseName(DATABASE_URL);
+  if (!name.includes('demo')) {
+    throw new DemoError(
+      `Refusing to drop database "${name}": the demo drops and recreates its database on every run, so ` +
+        'DEMO_DATABASE_URL must name a database whose name contains "demo".',
+    );
+  }
+  if (!QUEUE_PREFIX.includes('demo')) {
+    throw new DemoError(
+      `Refusing to empty queues under "${QUEUE_PREFIX}": DEMO_QUEUE_PREFIX must contain "demo".`,
+    );
+  }
+}
+
+/** Drops and recreates the demo database. */
+async function resetDatabase() {
+  try {
+    await dropDatabase(DATABASE_URL);
+    await ensureDatabase(DATABASE_URL);
+  } catch (error) {
+    throw new DemoError(
+      `Could not reset the demo database at ${redactUrl(DATABASE_URL)}: ${(error as Error).message}\n` +
+        'Is PostgreSQL running? Start it, or point DEMO_DATABASE_URL at a server that is.',
+    );
+  }
+}
+
+/** Empties the demo's BullMQ queues, so jobs of an earlier run's database do not reach this one. */
+async function resetQueues() {
+  const redis = new Redis(REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
+  // ioredis reports the cause (ECONNREFUSED...) as an event and rejects with "Connection is closed".
+  let cause: Error | undefined;
+  redis.on('error', (error: Error) => (cause ??= error));
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } catch (error) {
+    throw new DemoError(
+      `Could not reach Redis at ${redactUrl(REDIS_URL)}: ${(cause ?? (error as Error)).message}\n` +
+        'Is Redis running? Start it, or set REDIS_URL.',
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Fails early when something already listens on the port (its /health would fool the wait below). */
+async function ensurePortFree() {
+  await new Promise<void>((done, fail) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      fail(
+        new DemoError(
+          error.code === 'EADDRINUSE'
+            ? `Port ${PORT} on ${HOST} is in use. Stop what runs there or set PORT (e.g. PORT=3055 npm run demo).`
+            : `Cannot listen on ${HOST}:${PORT}: ${error.message}`,
+        ),
+      ),
+    );
+    server.listen(PORT, HOST, () => server.close(() => done()));
+  });
+}
+
+/** Polls GET /health until it answers 200; explains what is down when it does not in time. */
+async function waitForHealth(baseUrl: string) {
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(3000) });
+      const text = await response.text();
+      if (response.status === 200) return;
+      last = `HTTP ${response.status} ${text}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const down: string[] = [];
+  if (/"postgres":"down"/.test(last)) down.push(`PostgreSQL (${redactUrl(DATABASE_URL)})`);
+  if (/"redis":"down"/.test(last)) down.push(`Redis (${redactUrl(REDIS_URL)})`);
+  throw new DemoError(
+    `The broker was not healthy after ${HEALTH_TIMEOUT_MS / 1000} s (last answer: ${last}).\n` +
+      (down.length
+        ? `Down: ${down.join(' and ')}. Start ${down.length > 1 ? 'them' : 'it'} and run the demo again.`
+        : `Check that PostgreSQL (${redactUrl(DATABASE_URL)}) and Redis (${redactUrl(REDIS_URL)}) are running.`) +
+      `\nBroker output:\n${children[0]?.output.trim() || '(none)'}`,
+  );
+}
+
+/** The table of API keys, one line per user. */
+function keyTable(county: SeededCounty, operatorKey: string): string {
+  const rows = [
+    ['ROLE', 'AGENCY', 'USER', 'API KEY'],
+    ['OPERATOR', '(platform: no agency)', 'bootstrap operator', operatorKey],
+    ...county.users.map((u) => [u.role, u.agencyName, u.email, u.apiKey]),
+  ];
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) => '  ' + r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join('  '))
+    .join('\n');
+}
+
+function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string, seconds: number) {
+  const analyst = county.users.find((u) => u.handle === 'analyst:RESEARCH')!;
+  const records = Object.values(county.datasets)
+    .map((d) => `${d.slug} ${d.records}`)
+    .join(', ');
+  say();
+  say(`Demo county seeded in ${seconds.toFixed(1)} s: ${county.county.people.length} people; ${records}.`);
+  say('No agreements yet: until one is active, analysts see the catalog but no records (deny by default).');
+  say();
+  say(`  Broker        ${baseUrl}`);
+  say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
+  say(`  Health        ${baseUrl}/health`);
+  say(`  Metrics       ${baseUrl}/metrics`);
+  say(`  Database      ${redactUrl(DATABASE_URL)}  (recreated on every run)`);
+  say();
+  say('API keys (shown once; the demo recreates them on every run):');
+  say(keyTable(county, operatorKey));
+  say();
+  say('Try:');
+  say(
+    `  curl -s ${baseUrl}/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
+      `-H 'Content-Type: application/json' -d '{"query":"{ me { email role agency { name } } datasets { slug title provider { name } } }"}'`,
+  );
+  say();
+  say('Press Ctrl-C to stop the broker and the worker.');
+}
+
+async function main() {
+  if (!Number.isInteger(PORT) || PORT < 1 || PORT > 65535)
+    throw new DemoError(`PORT must be a port number, not ${process.env.PORT}`);
+  if (!Number.isInteger(PEOPLE) || PEOPLE < 1) throw new DemoError('DEMO_PEOPLE must be a positive integer');
+  const onSignal = (signal: NodeJS.Signals) => {
+    say(`\n${signal}: stopping the broker and the worker...`);
+    void shutdown(0);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // Last resort if the demo itself crashes: do not leave the children running.
+  process.once('exit', () => {
+    for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGKILL');
+  });
+
+  const displayHost =
+    HOST === '0.0.0.0' || HOST === '::' ? '127.0.0.1' : HOST.includes(':') ? `[${HOST}]` : HOST;
+  const baseUrl = `http://${displayHost}:${PORT}`;
+  checkDemoNames();
+  say(`Resetting ${redactUrl(DATABASE_URL)} and the "${QUEUE_PREFIX}" queues...`);
+  await ensurePortFree();
+  await resetDatabase();
+  await resetQueues();
+
+  const operatorKey = `demo_${randomBytes(24).toString('base64url')}`;
+  const env = {
+    PORT: String(PORT),
+    HOST,
+    DATABASE_URL,
+    REDIS_URL,
+    QUEUE_PREFIX,
+    LOG_LEVEL: process.env.LOG_LEVEL || 'info',
+  };
+  say('Starting the broker and the worker...');
+  startChild('broker', BROKER_MAIN, { ...env, BROKER_BOOTSTRAP_TOKEN: operatorKey });
+  startChild('worker', WORKER_MAIN, env);
+  await waitForHealth(baseUrl);
+
+  say(`Seeding the county (${PEOPLE} people) through ${baseUrl}...`);
+  const started = Date.now();
+  const county = await seedCounty(httpBrokerClient(baseUrl), {
+    operatorKey,
+    seed: SEED,
+    people: PEOPLE,
+    log: (message) => say(`  ${message}`),
+  });
+  printSummary(baseUrl, county, operatorKey, (Date.now() - started) / 1000);
+}
+
+main().catch((error: unknown) => {
+  if (stopping) return;
+  process.stderr.write(
+    `\n${error instanceof DemoError ? error.message : error instanceof Error ? error.stack : String(error)}\n`,
+  );
+  void shutdown(1);
+});

@@ -1,0 +1,126 @@
+import {
+  type BrokerClient,
+  COUNTY_AGENCIES,
+  COUNTY_DATASETS,
+  COUNTY_PURPOSES,
+  COUNTY_USERS,
+  type SeededCounty,
+  TestBroker,
+  seedCounty,
+} from '@broker/testing';
+
+/** The demo's seeding, run against an in-process broker through the same public API `npm run demo` uses. */
+describe('demo county seeding', () => {
+  let broker: TestBroker;
+  let seeded: SeededCounty;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'demo' });
+    const client: BrokerClient = {
+      gql: (apiKey, query, variables) => broker.gqlOk(apiKey, query, variables),
+      upload: (apiKey, datasetId, contentType, body) => broker.upload(apiKey, datasetId, contentType, body),
+    };
+    seeded = await seedCounty(client, {
+      operatorKey: broker.operatorKey,
+      seed: 11,
+      people: 300,
+      batchSize: 200,
+    });
+  });
+  afterAll(() => broker.close());
+
+  it('creates the agencies, purposes and one user per demo role, each key signing in as its user', async () => {
+    const { agencies, purposes } = await broker.gqlOk(
+      broker.operatorKey,
+      '{ agencies { id name kind } purposes { code } }',
+    );
+    expect(agencies.map((a: { name: string }) => a.name).sort()).toEqual(
+      Object.values(COUNTY_AGENCIES)
+        .map((a) => a.name)
+        .sort(),
+    );
+    expect(purposes.map((p: { code: string }) => p.code).sort()).toEqual(
+      COUNTY_PURPOSES.map((p) => p.code).sort(),
+    );
+
+    expect(seeded.users.map((u) => u.handle)).toEqual(COUNTY_USERS.map((u) => u.handle));
+    for (const user of seeded.users) {
+      const { me } = await broker.gqlOk(user.apiKey, '{ me { id email role agency { id name } } }');
+      expect(me).toEqual({
+        id: user.id,
+        email: user.email,
+        role: user.role,
+        agency: { id: seeded.agencies[user.agency].id, name: COUNTY_AGENCIES[user.agency].name },
+      });
+    }
+    expect(new Set(seeded.users.map((u) => u.role))).toEqual(new Set(['STEWARD', 'ANALYST', 'AUDITOR']));
+  });
+
+  it('registers the four datasets under their providers, with identity roles for linkage', async () => {
+    const analyst = seeded.users.find((u) => u.handle === 'analyst:RESEARCH')!;
+    const { datasets } = await broker.gqlOk(
+      analyst.apiKey,
+      '{ datasets { id slug keyField subjectField provider { name } fields { name type classification identity required } } }',
+    );
+    expect(datasets.map((d: { slug: string }) => d.slug).sort()).toEqual(
+      COUNTY_DATASETS.map((d) => d.slug).sort(),
+    );
+    for (const definition of COUNTY_DATASETS) {
+      const dataset = datasets.find((d: { slug: string }) => d.slug === definition.slug);
+      const provider = seeded.datasets[definition.slug].provider;
+      expect(dataset.id).toBe(seeded.datasets[definition.slug].id);
+      expect(dataset.provider.name).toBe(COUNTY_AGENCIES[provider].name);
+      expect(dataset.keyField).toBe(definition.keyField);
+      expect(dataset.subjectField).toBe(definition.subjectField);
+      expect(
+        dataset.fields.map((f: { name: string; identity: string | null }) => [f.name, f.identity]),
+      ).toEqual(definition.fields.map((f) => [f.name, f.identity ?? null]));
+    }
+  });
+
+  it('uploads every generated record, in batches, through the REST ingest route', async () => {
+    let total = 0;
+    for (const dataset of seeded.county.datasets) {
+      const [{ n }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM records.${dataset.slug}`,
+      );
+      expect({ slug: dataset.slug, n }).toEqual({ slug: dataset.slug, n: dataset.records.length });
+      expect(seeded.datasets[dataset.slug]).toMatchObject({
+        records: dataset.records.length,
+        inserted: dataset.records.length,
+        updated: 0,
+      });
+      total += n;
+    }
+    // 300 people: a few hundred records, with people recurring across the agencies.
+    expect(total).toBeGreaterThan(300);
+    expect(seeded.county.datasets.every((d) => d.records.length > 0)).toBe(true);
+
+    // Values survive the CSV round trip: accents, apostrophes, nulls, booleans, dates.
+    const bookings = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!;
+    const sample = bookings.records[0];
+    const [stored] = await broker.query<Record<string, unknown>>(
+      `SELECT booking_id, first_name, middle_name, last_name, to_char(dob, 'YYYY-MM-DD') AS dob, ssn, released,
+              age_at_booking FROM records.jail_bookings WHERE booking_id = $1`,
+      [sample.booking_id],
+    );
+    expect(stored).toEqual({
+      booking_id: sample.booking_id,
+      first_name: sample.first_name,
+      middle_name: sample.middle_name,
+      last_name: sample.last_name,
+      dob: sample.dob,
+      ssn: sample.ssn,
+      released: sample.released,
+      age_at_booking: sample.age_at_booking,
+    });
+    const courts = seeded.county.datasets.find((d) => d.slug === 'court_cases')!;
+    const accented = courts.records.filter((r) => /[^\u0020-\u007e]/.test(r.last_name as string));
+    expect(accented.length).toBeGreaterThan(0);
+    const names = await broker.query<{ last_name: string }>(
+      `SELECT last_name FROM records.court_cases WHERE case_id = ANY($1)`,
+      [accented.map((r) => r.case_id)],
+    );
+    expect(names.map((r) => r.last_name).sort()).toEqual(accented.map((r) => r.last_name as string).sort());
+  });
+});
