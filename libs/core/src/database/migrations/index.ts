@@ -1,4 +1,6 @@
 import { Foundation1763769600000 } from './1763769600000-foundation';
+import { Audit1763856000000 } from './1763856000000-audit';
+import { Agreements1763856100000 } from './1763856100000-agreements';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
-export const MIGRATIONS = [Foundation1763769600000];
+export const MIGRATIONS = [Foundation1763769600000, Audit1763856000000, Agreements1763856100000];

@@ -1,0 +1,247 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The pure core of the audit log: how an event is hashed into the chain and how a sequence of
+ * stored events is checked. No Nest, no database; `audit-verifier.ts` feeds it rows.
+ *
+ * Hash format (stored chains depend on it, so it never changes; a new format needs a new marker):
+ * `hash = sha256_hex(prevHash + '\n' + canonicalJson(content))`, where `content` holds exactly the
+ * fourteen stored fields of {@link AuditEventContent}, absent ones as `null`, and `at` is the stored
+ * timestamp in ISO 8601 UTC with microseconds (`2025-11-23T00:00:00.123000Z`).
+ */
+
+/** The `prevHash` of event 1, and the head's hash while the log is empty. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** A JSON value as PostgreSQL's jsonb stores it and reads it back. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Every stored field of an event that its hash covers: all columns but `prev_hash` and `hash`. */
+export interface AuditEventContent {
+  seq: number;
+  /** ISO 8601 UTC with microseconds, exactly the stored instant (see {@link isoFromMicros}). */
+  at: string;
+  actorUserId: string | null;
+  actorAgencyId: string | null;
+  action: string;
+  decision: string;
+  reason: string | null;
+  purpose: string | null;
+  datasetId: string | null;
+  agreementId: string | null;
+  agreementVersion: number | null;
+  fields: string[] | null;
+  rowCount: number | null;
+  details: { [key: string]: JsonValue } | null;
+}
+
+/** An event with its place in the chain. */
+export interface ChainedAuditEvent extends AuditEventContent {
+  prevHash: string;
+  hash: string;
+}
+
+/** The tip of the chain as `audit_head` records it. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * The outcome of checking a chain. `checked` counts the events found intact before the break (all
+ * of them when valid). `firstBrokenSeq` is the lowest seq at which the stored log departs from an
+ * intact chain: the seq of a changed event, of a deleted one (the first seq missing), of the first of
+ * two reordered ones, of an inserted one, or head seq + 1 after a truncated tail.
+ */
+export interface ChainVerification {
+  valid: boolean;
+  checked: number;
+  firstBrokenSeq: number | null;
+}
+
+/**
+ * JSON with object keys sorted by UTF-16 code units and no whitespace, numbers and strings as
+ * `JSON.stringify` writes them (the RFC 8785 scheme): one text per value, whatever the key order.
+ * Accepts JSON values only; anything else throws, so nothing is silently dropped from a hash.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON has no ${value}`);
+      return JSON.stringify(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item)).join(',')}]`;
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) {
+        throw new TypeError('canonical JSON takes plain objects only');
+      }
+      const record = value as Record<string, unknown>;
+      const members = Object.keys(record)
+        .sort()
+        .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+      return `{${members.join(',')}}`;
+    }
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+    default:
+      throw new TypeError(`canonical JSON has no ${typeof value}`);
+  }
+}
+
+// Lone surrogates become U+FFFD on their way to UTF-8, and PostgreSQL refuses NUL in text and jsonb.
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A string as PostgreSQL stores and returns it: NUL and unpaired surrogates replaced by U+FFFD.
+ * Hashing anything else would hash a value other than the one read back, and break the chain.
+ */
+export function storableText(text: string): string {
+  return text.replace(UNSTORABLE, '\uFFFD');
+}
+
+/**
+ * A value turned into the JSON that jsonb gives back: `toJSON` applied (dates become strings),
+ * undefined members dropped, non-finite numbers null, strings made {@link storableText}.
+ */
+export function toStorableJson(value: unknown): JsonValue {
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError('the value has no JSON form');
+  return clean(JSON.parse(text) as JsonValue);
+}
+
+function clean(value: JsonValue): JsonValue {
+  if (typeof value === 'string') return storableText(value);
+  if (typeof value === 'number') return value === 0 ? 0 : value;
+  if (Array.isArray(value)) return value.map(clean);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storableText(k), clean(v)]));
+  }
+  return value;
+}
+
+/**
+ * The ISO 8601 UTC form, with six fractional digits, of a count of microseconds since the Unix
+ * epoch (what `extract(epoch FROM at) * 1e6` gives); null when JavaScript cannot represent it.
+ * Exact and one-to-one, unlike `to_char`, so no change to a stored timestamp goes unhashed.
+ */
+export function isoFromMicros(micros: bigint | string): string | null {
+  let value: bigint;
+  try {
+    value = BigInt(micros);
+  } catch {
+    return null;
+  }
+  let millis = value / 1000n;
+  let rest = value % 1000n;
+  if (rest < 0n) {
+    rest += 1000n;
+    millis -= 1n;
+  }
+  const date = new Date(Number(millis));
+  if (Number.isNaN(date.getTime())) return null;
+  return `${date.toISOString().slice(0, -1)}${rest.toString().padStart(3, '0')}Z`;
+}
+
+/** The fourteen hashed fields of an event, and nothing else it may carry. */
+export function contentOf(event: AuditEventContent): AuditEventContent {
+  return {
+    seq: event.seq,
+    at: event.at,
+    actorUserId: event.actorUserId,
+    actorAgencyId: event.actorAgencyId,
+    action: event.action,
+    decision: event.decision,
+    reason: event.reason,
+    purpose: event.purpose,
+    datasetId: event.datasetId,
+    agreementId: event.agreementId,
+    agreementVersion: event.agreementVersion,
+    fields: event.fields,
+    rowCount: event.rowCount,
+    details: event.details,
+  };
+}
+
+/** The hash of an event that follows `prevHash`: sha256 hex of the previous hash and the content. */
+export function hashEvent(prevHash: string, content: AuditEventContent): string {
+  return createHash('sha256')
+    .update(`${prevHash}\n${canonicalJson(contentOf(content))}`, 'utf8')
+    .digest('hex');
+}
+
+/** Links an event's content after `prevHash`. */
+export function sealEvent(prevHash: string, content: AuditEventContent): ChainedAuditEvent {
+  return { ...contentOf(content), prevHash, hash: hashEvent(prevHash, content) };
+}
+
+/**
+ * Checks stored events fed one by one in ascending seq order, keeping only the last hash, so a log
+ * of any length is checked in constant memory. The head is read in the same snapshot as the events.
+ *
+ * @example
+ * const checker = new ChainChecker(head);
+ * for (const event of events) if (!checker.push(event)) break;
+ * const result = checker.finish();
+ */
+export class ChainChecker {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  private broken: number | null = null;
+
+  constructor(private readonly head: ChainHead) {}
+
+  /** Takes the next event; false once the chain is broken, when reading further is pointless. */
+  push(event: ChainedAuditEvent): boolean {
+    if (this.broken !== null) return false;
+    // Every event the head does not count is an insertion, however well it is linked.
+    if (
+      event.seq !== this.expectedSeq ||
+      this.expectedSeq > this.head.seq ||
+      event.prevHash !== this.prevHash ||
+      safeHash(event) !== event.hash
+    ) {
+      this.broken = this.expectedSeq;
+      return false;
+    }
+    this.prevHash = event.hash;
+    this.expectedSeq += 1;
+    return true;
+  }
+
+  /** The verdict once every event was pushed (or `push` returned false). */
+  finish(): ChainVerification {
+    const intact = this.expectedSeq - 1;
+    if (this.broken !== null) return { valid: false, checked: intact, firstBrokenSeq: this.broken };
+    // Events missing at the end: the head counted more than the log holds.
+    if (intact < this.head.seq) return { valid: false, checked: intact, firstBrokenSeq: intact + 1 };
+    // The last event was replaced by one that links and hashes well but is not the one the head saw.
+    if (this.head.hash !== this.prevHash) {
+      return { valid: false, checked: Math.max(intact - 1, 0), firstBrokenSeq: Math.max(intact, 1) };
+    }
+    return { valid: true, checked: intact, firstBrokenSeq: null };
+  }
+}
+
+function safeHash(event: ChainedAuditEvent): string | null {
+  try {
+    return hashEvent(event.prevHash, event);
+  } catch {
+    // Content that cannot be hashed was not written by the broker.
+    return null;
+  }
+}
+
+/** Checks a whole sequence of stored events (in ascending seq order) against the head. */
+export function checkChain(events: Iterable<ChainedAuditEvent>, head: ChainHead): ChainVerification {
+  const checker = new ChainChecker(head);
+  for (const event of events) if (!checker.push(event)) break;
+  return checker.finish();
+}

@@ -1,0 +1,216 @@
+import type { FieldDefinition, FieldType } from '@broker/registry';
+import { assertRequest, checkRequest, compileGrant, isReleased } from './compiled-grant';
+import { whereFieldNames } from './data-where';
+import { PolicyError } from './policy-error';
+import {
+  type CompiledGrant,
+  type DataRequest,
+  type DatasetShape,
+  FieldTransform,
+  type FieldTypeName,
+  GrantAccess,
+  type GrantContent,
+} from './policy.types';
+
+const field = (name: string, type: FieldTypeName) =>
+  ({
+    name,
+    type: type as FieldType,
+    classification: 'SENSITIVE',
+    identity: null,
+    required: false,
+    description: null,
+  }) as FieldDefinition;
+
+const dataset: DatasetShape = {
+  id: 'ds-1',
+  slug: 'jail_bookings',
+  typeName: 'JailBookings',
+  keyField: 'booking_id',
+  subjectField: 'person_id',
+  fields: [
+    field('booking_id', 'STRING'),
+    field('person_id', 'STRING'),
+    field('ssn', 'STRING'),
+    field('dob', 'DATE'),
+    field('age', 'INTEGER'),
+    field('released', 'BOOLEAN'),
+    field('charge', 'STRING'),
+  ],
+};
+
+const grantContent = (patch: Partial<GrantContent> = {}): GrantContent => ({
+  datasetId: 'ds-1',
+  access: GrantAccess.ROWS,
+  fields: [
+    { name: 'booking_id', transform: FieldTransform.RAW },
+    { name: 'ssn', transform: FieldTransform.HASH },
+    { name: 'dob', transform: FieldTransform.GENERALIZE },
+    { name: 'age', transform: FieldTransform.GENERALIZE },
+    { name: 'released', transform: FieldTransform.RAW },
+  ],
+  rowFilter: { charge: { $ne: 'juvenile' } },
+  requireConsent: false,
+  minCellSize: 11,
+  linkage: false,
+  ...patch,
+});
+
+const request = (patch: Partial<DataRequest> = {}): DataRequest => ({
+  kind: 'ROWS',
+  fields: [],
+  whereFields: [],
+  orderFields: [],
+  ...patch,
+});
+
+describe('compileGrant', () => {
+  it('releases each granted field under its released name and type', () => {
+    const grant = compileGrant(grantContent(), dataset);
+    expect([...grant.released.values()]).toEqual([
+      { name: 'booking_id', source: 'booking_id', transform: 'RAW', type: 'String' },
+      { name: 'ssn_hash', source: 'ssn', transform: 'HASH', type: 'String' },
+      { name: 'dob_year', source: 'dob', transform: 'GENERALIZE', type: 'Int' },
+      { name: 'age_band', source: 'age', transform: 'GENERALIZE', type: 'Int' },
+      { name: 'released', source: 'released', transform: 'RAW', type: 'Boolean' },
+    ]);
+    expect(grant).toMatchObject({ datasetId: 'ds-1', access: 'ROWS', minCellSize: 11, linkage: false });
+    expect(grant.rowFilter).toEqual({ charge: { $ne: 'juvenile' } });
+    expect(Object.isFrozen(grant)).toBe(true);
+  });
+
+  const mismatches: [string, Partial<GrantContent>, DatasetShape?][] = [
+    ['another dataset', { datasetId: 'ds-2' }],
+    ['a field the dataset lacks', { fields: [{ name: 'gone', transform: FieldTransform.RAW }] }],
+    [
+      'a field granted twice',
+      {
+        fields: [
+          { name: 'ssn', transform: FieldTransform.RAW },
+          { name: 'ssn', transform: FieldTransform.HASH },
+        ],
+      },
+    ],
+    ['GENERALIZE of a BOOLEAN', { fields: [{ name: 'released', transform: FieldTransform.GENERALIZE }] }],
+    ['an unknown transform', { fields: [{ name: 'ssn', transform: 'ENCRYPT' as FieldTransform }] }],
+    ['an unknown access', { access: 'EVERYTHING' as GrantAccess }],
+    ['a cell size of 0', { minCellSize: 0 }],
+    ['a row filter on a field the dataset lacks', { rowFilter: { gone: 1 } }],
+    ['a row filter of the wrong type', { rowFilter: { age: 'old' } }],
+    [
+      'released names that collide',
+      {
+        fields: [
+          { name: 'ssn', transform: FieldTransform.HASH },
+          { name: 'ssn_hash', transform: FieldTransform.RAW },
+        ],
+      },
+      { ...dataset, fields: [...dataset.fields, field('ssn_hash', 'STRING')] },
+    ],
+  ];
+  it.each(mismatches.map(([what, patch, shape]) => [what, patch, shape ?? dataset] as const))(
+    'fails closed on %s',
+    (_what, patch, shape) => {
+      expect(() => compileGrant(grantContent(patch), shape)).toThrow(
+        expect.objectContaining({ code: 'FORBIDDEN' }) as Error,
+      );
+    },
+  );
+});
+
+describe('checkRequest', () => {
+  const rows = compileGrant(grantContent(), dataset);
+  const aggregates = compileGrant(grantContent({ access: GrantAccess.AGGREGATE_ONLY }), dataset);
+  const linked = compileGrant(grantContent({ linkage: true }), dataset);
+
+  it('allows a request that names only released fields', () => {
+    expect(
+      checkRequest(
+        rows,
+        request({ fields: ['booking_id', 'ssn_hash'], whereFields: ['dob_year'], orderFields: ['age_band'] }),
+      ),
+    ).toEqual({ allowed: true });
+    expect(checkRequest(rows, request({ kind: 'AGGREGATE', groupBy: ['dob_year', 'released'] }))).toEqual({
+      allowed: true,
+    });
+  });
+
+  it('allows aggregates only under an AGGREGATE_ONLY grant', () => {
+    expect(checkRequest(aggregates, request({ fields: ['booking_id'] }))).toMatchObject({ allowed: false });
+    expect(checkRequest(aggregates, request({ kind: 'ROWS' }))).toMatchObject({ allowed: false });
+    expect(checkRequest(aggregates, request({ kind: 'AGGREGATE', groupBy: ['dob_year'] }))).toEqual({
+      allowed: true,
+    });
+  });
+
+  it.each([
+    ['fields', 'ssn'],
+    ['fields', 'dob'],
+    ['whereFields', 'ssn'],
+    ['whereFields', 'charge'],
+    ['orderFields', 'dob'],
+    ['orderFields', 'age'],
+    ['groupBy', 'charge'],
+    ['groupBy', 'ssn'],
+    ['fields', 'booking_id_hash'],
+    ['fields', '__proto__'],
+    ['fields', 'constructor'],
+    ['fields', 'toString'],
+  ] as const)('denies %s naming %s, which the grant does not release', (list, name) => {
+    const kind = list === 'groupBy' ? 'AGGREGATE' : 'ROWS';
+    const decision = checkRequest(rows, request({ kind, [list]: [name] }));
+    expect(decision).toMatchObject({ allowed: false });
+    expect(() => assertRequest(rows, request({ kind, [list]: [name] }))).toThrow(PolicyError);
+    // The reason names what the caller asked for, and no other field.
+    const reason = (decision as { reason: string }).reason;
+    for (const f of dataset.fields)
+      if (f.name !== name && !name.startsWith(f.name)) expect(reason).not.toContain(f.name);
+  });
+
+  it('releases personKey only where the grant has linkage', () => {
+    for (const list of ['fields', 'whereFields', 'orderFields'] as const) {
+      expect(checkRequest(rows, request({ [list]: ['personKey'] }))).toMatchObject({ allowed: false });
+      expect(checkRequest(linked, request({ [list]: ['personKey'] }))).toEqual({ allowed: true });
+    }
+    expect(isReleased(rows, 'personKey')).toBe(false);
+    expect(isReleased(linked, 'personKey')).toBe(true);
+  });
+
+  it('refuses groupBy on row requests and malformed requests', () => {
+    expect(checkRequest(rows, request({ groupBy: ['dob_year'] }))).toMatchObject({ allowed: false });
+    expect(checkRequest(rows, request({ kind: 'EXPORT' as 'ROWS' }))).toMatchObject({ allowed: false });
+    expect(checkRequest(rows, request({ fields: 'booking_id' as unknown as string[] }))).toMatchObject({
+      allowed: false,
+    });
+    expect(checkRequest(rows, request({ fields: [7 as unknown as string] }))).toMatchObject({
+      allowed: false,
+    });
+  });
+
+  it('denies everything under a grant with no fields', () => {
+    const empty: CompiledGrant = { ...rows, released: new Map() };
+    expect(checkRequest(empty, request({ fields: ['booking_id'] }))).toMatchObject({ allowed: false });
+  });
+});
+
+describe('whereFieldNames', () => {
+  it('collects every name a filter uses, once, at any depth', () => {
+    expect(
+      whereFieldNames({
+        a: { eq: 1 },
+        and: [{ b: { isNull: true } }, { or: [{ c: { eq: 'x' } }, { a: { gt: 1 } }] }],
+        not: { not: { d: { in: [] } } },
+      }).sort(),
+    ).toEqual(['a', 'b', 'c', 'd']);
+    expect(whereFieldNames(undefined)).toEqual([]);
+  });
+
+  it('refuses filters too deep or too large to walk', () => {
+    let deep: any = { a: { eq: 1 } };
+    for (let i = 0; i < 100; i++) deep = { not: deep };
+    expect(() => whereFieldNames(deep)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT' }) as Error);
+    const wide = { or: Array.from({ length: 5000 }, () => ({ a: { eq: 1 } })) };
+    expect(() => whereFieldNames(wide)).toThrow(PolicyError);
+    expect(() => whereFieldNames({ and: 'a' } as any)).toThrow(PolicyError);
+  });
+});

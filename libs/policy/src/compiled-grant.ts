@@ -1,0 +1,112 @@
+/**
+ * Grants compiled against their datasets, and the decision on a data request: which released
+ * names a request may use under the chosen grant. Deny by default: anything unexpected is refused.
+ */
+import { MIN_CELL_SIZE_RANGE } from './agreement-content';
+import { PolicyError } from './policy-error';
+import {
+  type CompiledGrant,
+  type DataRequest,
+  type DatasetShape,
+  GrantAccess,
+  type GrantContent,
+  PERSON_KEY,
+  type ReleasedField,
+  type RequestDecision,
+} from './policy.types';
+import { releasedField, transformApplies } from './released-field';
+import { parseRowFilter } from './row-filter';
+
+const ACCESSES: ReadonlySet<string> = new Set(Object.values(GrantAccess));
+
+/** Refuses a grant whose stored content does not fit its dataset: no data rather than a guess. */
+function mismatch(what: string): PolicyError {
+  return new PolicyError('FORBIDDEN', `The agreement's grant does not match the dataset (${what})`);
+}
+
+/** Compiles one grant of an agreement version against its dataset: released fields by released name. */
+export function compileGrant(grant: GrantContent, dataset: DatasetShape): CompiledGrant {
+  if (grant.datasetId !== dataset.id) throw mismatch('another dataset');
+  if (typeof grant.access !== 'string' || !ACCESSES.has(grant.access)) throw mismatch('access');
+  const [min, max] = MIN_CELL_SIZE_RANGE;
+  if (!Number.isInteger(grant.minCellSize) || grant.minCellSize < min || grant.minCellSize > max) {
+    throw mismatch('minimum cell size');
+  }
+  const fields = new Map(dataset.fields.map((f) => [f.name, f]));
+  const released = new Map<string, ReleasedField>();
+  const granted = new Set<string>();
+  for (const fieldGrant of grant.fields) {
+    const field = fields.get(fieldGrant.name);
+    if (!field || granted.has(field.name) || !transformApplies(field.type, fieldGrant.transform)) {
+      throw mismatch('fields');
+    }
+    granted.add(field.name);
+    const rf = releasedField(field, fieldGrant.transform);
+    // The registry refuses fields that another field could be released as; checked again here, as
+    // a collision would let one name release two different values.
+    if (released.has(rf.name) || rf.name === PERSON_KEY) throw mismatch('released names');
+    released.set(rf.name, rf);
+  }
+  let rowFilter = null;
+  if (grant.rowFilter !== null) {
+    const parsed = parseRowFilter(grant.rowFilter, dataset);
+    if (!parsed.ok) throw mismatch('row filter');
+    rowFilter = parsed.filter;
+  }
+  return Object.freeze({
+    datasetId: dataset.id,
+    access: grant.access,
+    released,
+    rowFilter,
+    requireConsent: grant.requireConsent === true,
+    minCellSize: grant.minCellSize,
+    linkage: grant.linkage === true,
+  });
+}
+
+/** Whether a grant releases a name: one of its released fields, or personKey when it grants linkage. */
+export function isReleased(grant: CompiledGrant, name: string): boolean {
+  return name === PERSON_KEY ? grant.linkage : grant.released.has(name);
+}
+
+/** A name the caller wrote, cut short for a message. */
+export function shownName(name: unknown): string {
+  const text = typeof name === 'string' ? name : String(name);
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}
+
+const deny = (reason: string): RequestDecision => ({ allowed: false, reason });
+
+/**
+ * Decides a data request under the chosen grant, without building SQL: row requests need ROWS
+ * access, and every name it reads, filters, orders or groups by must be released by this grant.
+ */
+export function checkRequest(grant: CompiledGrant, request: DataRequest): RequestDecision {
+  if (request.kind !== 'ROWS' && request.kind !== 'AGGREGATE') return deny('Unknown kind of request');
+  if (request.kind === 'ROWS' && grant.access !== GrantAccess.ROWS) {
+    return deny('The chosen agreement releases this dataset for aggregates only');
+  }
+  const groupBy = request.groupBy ?? [];
+  if (request.kind === 'ROWS' && groupBy.length > 0) return deny('groupBy applies to aggregates only');
+  const lists: [string, unknown][] = [
+    ['field', request.fields],
+    ['filter', request.whereFields],
+    ['ordering', request.orderFields],
+    ['groupBy', groupBy],
+  ];
+  for (const [use, names] of lists) {
+    if (!Array.isArray(names)) return deny(`Malformed ${use} list`);
+    for (const name of names as unknown[]) {
+      if (typeof name !== 'string' || !isReleased(grant, name)) {
+        return deny(`The chosen agreement does not release ${shownName(name)} (${use})`);
+      }
+    }
+  }
+  return { allowed: true };
+}
+
+/** Like {@link checkRequest}, but throws PolicyError FORBIDDEN with the reason when denied. */
+export function assertRequest(grant: CompiledGrant, request: DataRequest): void {
+  const decision = checkRequest(grant, request);
+  if (!decision.allowed) throw new PolicyError('FORBIDDEN', decision.reason);
+}

@@ -1,0 +1,399 @@
+/**
+ * SQL fragments for PostgreSQL 15: released values, agreement row filters, data-plane filters,
+ * ordering and projection. Values only ever travel as parameters; identifiers only through
+ * quoteIdent. Every expression here is total (it cannot raise an error for any stored value), so
+ * the planner evaluating a caller's filter on rows that the row filter excludes reveals nothing.
+ */
+import type { FieldDefinition } from '@broker/registry';
+import { shownName } from './compiled-grant';
+import {
+  type ReleasedNameOptions,
+  type WhereNode,
+  type WhereTarget,
+  parseDataWhere,
+  releasedTarget,
+} from './data-where';
+import { PolicyError } from './policy-error';
+import {
+  type CompiledGrant,
+  type DataOrderBy,
+  type DataWhere,
+  type DatasetShape,
+  FieldTransform,
+  type FieldTypeName,
+  type ReleasedField,
+  type ReleasedType,
+  type RowFilter,
+} from './policy.types';
+import { releasedField, transformApplies } from './released-field';
+import { type RowFilterNode, parseRowFilter } from './row-filter';
+import { type SqlParams, columnRef, quoteIdent } from './sql-builder';
+
+/**
+ * The agreement's HMAC key as a bytea placeholder (`params.add(key, 'bytea')`), or, better, a lazy
+ * one (`params.lazy(key, 'bytea')`), added only when a HASH value is actually used.
+ */
+export type HmacKeyParam = string | (() => string);
+
+/** At most this many ordering terms in one request. */
+export const MAX_ORDER_BY = 20;
+
+const COLUMN_TYPES: Record<FieldTypeName, string> = {
+  STRING: 'text',
+  INTEGER: 'integer',
+  FLOAT: 'double precision',
+  BOOLEAN: 'boolean',
+  DATE: 'date',
+  DATETIME: 'timestamptz',
+};
+
+const RELEASED_TYPES: Record<ReleasedType, string> = {
+  String: 'text',
+  Int: 'integer',
+  Float: 'double precision',
+  Boolean: 'boolean',
+  Date: 'date',
+  DateTime: 'timestamptz',
+};
+
+/** The PostgreSQL type of a released value, for parameters compared with it. */
+export function pgTypeOfReleased(type: ReleasedType): string {
+  return RELEASED_TYPES[type];
+}
+
+const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+const HMAC_KEY_PARAM = /^\$[1-9][0-9]*::bytea$/;
+
+/** The raw field a released field comes from, checked against the transform table. */
+function sourceField(rf: ReleasedField, dataset: DatasetShape): FieldDefinition {
+  const field = dataset.fields.find((f) => f.name === rf.source);
+  if (field && transformApplies(field.type, rf.transform)) {
+    const expected = releasedField(field, rf.transform);
+    if (expected.name === rf.name && expected.type === rf.type) return field;
+  }
+  throw new PolicyError('FORBIDDEN', "The agreement's grant does not match the dataset (fields)");
+}
+
+/**
+ * A DATE as 'YYYY-MM-DD', through timestamp rather than timestamptz so the session's zone cannot
+ * shift the day. Null outside years 1..9999 (what ingestion stores): beyond them the cast to
+ * timestamp raises an error, and 'YYYY' would drop the era of a BC year.
+ */
+function dateText(column: string): string {
+  return `(CASE WHEN extract(year from ${column}) BETWEEN 1 AND 9999 THEN to_char(${column}::timestamp, 'YYYY-MM-DD') END)`;
+}
+
+/** A DATETIME as ISO 8601 in UTC with milliseconds and 'Z'. Null outside years 1..9999, as for dates. */
+function instantText(column: string): string {
+  const utc = `${column} AT TIME ZONE 'UTC'`;
+  return `(CASE WHEN extract(year from ${utc}) BETWEEN 1 AND 9999 THEN to_char(${utc}, ${DATETIME_FORMAT}) END)`;
+}
+
+/**
+ * A value as the text that HASH keys: STRING as is, numbers as PostgreSQL writes them (shortest
+ * exact form, with the default extra_float_digits), BOOLEAN 'true'/'false', DATE 'YYYY-MM-DD',
+ * DATETIME ISO 8601 UTC with milliseconds. Null stays null.
+ */
+function canonicalText(column: string, type: FieldTypeName): string {
+  switch (type) {
+    case 'STRING':
+      return column;
+    case 'INTEGER':
+    case 'FLOAT':
+      return `${column}::text`;
+    case 'BOOLEAN':
+      return `(CASE WHEN ${column} THEN 'true' WHEN NOT ${column} THEN 'false' END)`;
+    case 'DATE':
+      return dateText(column);
+    case 'DATETIME':
+      return instantText(column);
+  }
+}
+
+/**
+ * The lower bound of a value's 5-wide band, floor(v / 5) * 5, as an integer. Null when it falls
+ * outside the 32-bit range of GraphQL's Int (and for NaN or infinities), rather than an error that
+ * would fail the whole query. The guards come first because CASE evaluates its branches lazily:
+ * PostgreSQL raises an error when float division underflows (5e-324 / 5), so |v| < 5 is answered
+ * without dividing, and the bounds keep the cast to int from overflowing.
+ */
+function band(column: string, type: 'INTEGER' | 'FLOAT'): string {
+  if (type === 'INTEGER') {
+    // Exact in numeric; only the three lowest integers have a band below -2^31.
+    return `(CASE WHEN ${column} >= -2147483645 THEN (floor(${column} / 5.0) * 5)::int END)`;
+  }
+  return (
+    `(CASE WHEN ${column} >= 0 AND ${column} < 5 THEN 0 WHEN ${column} >= -5 AND ${column} < 0 THEN -5 ` +
+    `WHEN ${column} >= -2147483645 AND ${column} < 2147483650 ` +
+    `THEN (floor(${column} / 5::double precision) * 5)::int END)`
+  );
+}
+
+/** A year, null for PostgreSQL's infinite dates, whose year cannot be cast to int without an error. */
+function year(column: string, utc: boolean): string {
+  const value = utc ? `${column} AT TIME ZONE 'UTC'` : column;
+  return `(CASE WHEN isfinite(${column}) THEN extract(year from ${value})::int END)`;
+}
+
+function generalized(column: string, type: FieldTypeName): string {
+  switch (type) {
+    case 'DATE':
+      return year(column, false);
+    case 'DATETIME':
+      return year(column, true);
+    case 'INTEGER':
+    case 'FLOAT':
+      return band(column, type);
+    case 'STRING':
+      return `left(${column}, 3)`;
+    case 'BOOLEAN':
+      break;
+  }
+  throw new PolicyError('FORBIDDEN', 'GENERALIZE does not apply to a BOOLEAN field');
+}
+
+/**
+ * The SQL expression of a released value (DESIGN's transform table). Only HASH reads
+ * `hmacKeyParam`, the agreement's own key (see {@link HmacKeyParam}).
+ */
+export function releasedExpression(
+  rf: ReleasedField,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+): string {
+  const field = sourceField(rf, dataset);
+  const column = columnRef(tableAlias, field.name);
+  switch (rf.transform) {
+    case FieldTransform.RAW:
+      return column;
+    case FieldTransform.HASH: {
+      const key = typeof hmacKeyParam === 'function' ? hmacKeyParam() : hmacKeyParam;
+      if (!HMAC_KEY_PARAM.test(key)) throw new Error('the HMAC key must be a bytea parameter ($n::bytea)');
+      return `encode(hmac(convert_to(${canonicalText(column, field.type)}, 'UTF8'), ${key}, 'sha256'), 'hex')`;
+    }
+    case FieldTransform.GENERALIZE:
+      return generalized(column, field.type);
+  }
+  throw new PolicyError('FORBIDDEN', 'Unknown transform');
+}
+
+/**
+ * A released value as the response carries it: Date as 'YYYY-MM-DD' and DateTime as ISO 8601 UTC
+ * with 'Z' (as text, so neither json_build_object nor the driver applies a session zone); the rest
+ * as {@link releasedExpression}.
+ */
+export function releasedJsonExpression(
+  rf: ReleasedField,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+): string {
+  const expression = releasedExpression(rf, dataset, tableAlias, hmacKeyParam);
+  switch (rf.type) {
+    case 'Date':
+      return dateText(expression);
+    case 'DateTime':
+      return instantText(expression);
+    case 'String':
+    case 'Int':
+    case 'Float':
+    case 'Boolean':
+      return expression;
+  }
+}
+
+/**
+ * Text compared by range or sorted uses the "C" collation: code point order, the same on every
+ * server whatever its locale, so filters and cursors agree with ordering everywhere.
+ */
+function ordered(expression: string, isText: boolean): string {
+  return isText ? `${expression} COLLATE "C"` : expression;
+}
+
+const SQL_OPERATORS = { eq: '=', ne: '<>', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+
+/** Either side of a comparison; `=`/`<>` need no collation (equality is exact in every one). */
+function comparison(
+  expression: string,
+  isText: boolean,
+  op: keyof typeof SQL_OPERATORS,
+  placeholder: string,
+): string {
+  const left = op === 'eq' || op === 'ne' || op === 'neq' ? expression : ordered(expression, isText);
+  return `(${left} ${SQL_OPERATORS[op]} ${placeholder})`;
+}
+
+function rowFilterNodeSql(node: RowFilterNode, tableAlias: string, params: SqlParams): string {
+  switch (node.kind) {
+    case 'and':
+    case 'or':
+      if (node.children.length === 0) return node.kind === 'and' ? 'TRUE' : 'FALSE';
+      return `(${node.children.map((c) => rowFilterNodeSql(c, tableAlias, params)).join(` ${node.kind.toUpperCase()} `)})`;
+    case 'compare': {
+      const type = COLUMN_TYPES[node.field.type];
+      return comparison(
+        columnRef(tableAlias, node.field.name),
+        type === 'text',
+        node.op,
+        params.add(node.value, type),
+      );
+    }
+    case 'in':
+    case 'nin': {
+      const type = COLUMN_TYPES[node.field.type];
+      const column = columnRef(tableAlias, node.field.name);
+      const list = params.add(node.values, `${type}[]`);
+      return node.kind === 'in' ? `(${column} = ANY(${list}))` : `(${column} <> ALL(${list}))`;
+    }
+  }
+}
+
+/**
+ * An agreement row filter as a condition on the raw columns, with SQL's three-valued logic: any
+ * comparison with a null column is unknown and excludes the row, `$ne` and `$nin` included.
+ * Throws PolicyError FORBIDDEN when the filter does not fit the dataset (fail closed).
+ */
+export function rowFilterSql(
+  filter: RowFilter,
+  dataset: DatasetShape,
+  tableAlias: string,
+  params: SqlParams,
+): string {
+  const parsed = parseRowFilter(filter, dataset);
+  if (!parsed.ok) throw new PolicyError('FORBIDDEN', "The agreement's row filter does not match the dataset");
+  return rowFilterNodeSql(parsed.node, tableAlias, params);
+}
+
+/** The expression of a target: a released field's value, or the data plane's personKey. */
+function targetExpression(
+  target: WhereTarget,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions,
+): string {
+  if (target.released) return releasedExpression(target.released, dataset, tableAlias, hmacKeyParam);
+  if (!options.personKey) throw new PolicyError('FORBIDDEN', 'personKey is not released');
+  return `(${options.personKey})`;
+}
+
+interface WhereContext {
+  dataset: DatasetShape;
+  tableAlias: string;
+  params: SqlParams;
+  hmacKeyParam: HmacKeyParam;
+  options: ReleasedNameOptions;
+}
+
+function whereNodeSql(node: WhereNode, c: WhereContext): string {
+  switch (node.kind) {
+    case 'and':
+    case 'or':
+      // An empty `and` holds for every row; an empty `or` for none.
+      if (node.children.length === 0) return node.kind === 'and' ? 'TRUE' : 'FALSE';
+      return `(${node.children.map((child) => whereNodeSql(child, c)).join(` ${node.kind.toUpperCase()} `)})`;
+    case 'not':
+      // SQL's NOT keeps unknown unknown: a row excluded by a null matches neither a filter nor its not.
+      return `(NOT ${whereNodeSql(node.child, c)})`;
+    case 'isNull': {
+      const expression = targetExpression(node.target, c.dataset, c.tableAlias, c.hmacKeyParam, c.options);
+      return `(${expression} IS ${node.isNull ? '' : 'NOT '}NULL)`;
+    }
+    case 'compare': {
+      const expression = targetExpression(node.target, c.dataset, c.tableAlias, c.hmacKeyParam, c.options);
+      const type = pgTypeOfReleased(node.target.type);
+      return comparison(expression, type === 'text', node.op, c.params.add(node.value, type));
+    }
+    case 'in':
+    case 'nin': {
+      const expression = targetExpression(node.target, c.dataset, c.tableAlias, c.hmacKeyParam, c.options);
+      // Empty lists: `in` matches no value and `nin` every value, but a null stays unknown, as for
+      // non-empty lists (plain `= ANY('{}')` would be false, and `<> ALL('{}')` true, even for null).
+      if (node.values.length === 0) {
+        return `(CASE WHEN ${expression} IS NOT NULL THEN ${node.kind === 'in' ? 'FALSE' : 'TRUE'} END)`;
+      }
+      const list = c.params.add(node.values, `${pgTypeOfReleased(node.target.type)}[]`);
+      return node.kind === 'in' ? `(${expression} = ANY(${list}))` : `(${expression} <> ALL(${list}))`;
+    }
+  }
+}
+
+/**
+ * A data-plane filter as a condition on released values (never raw ones), with SQL's three-valued
+ * logic. Throws PolicyError FORBIDDEN for a name the grant does not release, BAD_USER_INPUT for a
+ * malformed filter. `options.personKey` is the SQL of personKey, where the grant has linkage.
+ */
+export function whereSql(
+  where: DataWhere,
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  params: SqlParams,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): string {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  const node = parseDataWhere(where, grant, options);
+  return whereNodeSql(node, { dataset, tableAlias, params, hmacKeyParam, options });
+}
+
+/**
+ * An ORDER BY list (without the keywords) on released values. NULLs sort as PostgreSQL's default,
+ * written out: last when ascending, first when descending. Text sorts in code point order.
+ * Returns '' for an empty list. Throws PolicyError FORBIDDEN for a name the grant does not release.
+ */
+export function orderBySql(
+  orderBy: DataOrderBy[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  _params: SqlParams,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): string {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  if (!Array.isArray(orderBy)) throw new PolicyError('BAD_USER_INPUT', 'orderBy must be a list');
+  if (orderBy.length > MAX_ORDER_BY) {
+    throw new PolicyError('BAD_USER_INPUT', `orderBy has at most ${MAX_ORDER_BY} terms`);
+  }
+  return orderBy
+    .map((term: unknown) => {
+      const fields = term && typeof term === 'object' ? (term as Partial<DataOrderBy>) : {};
+      const name = fields.field;
+      if (typeof name !== 'string') throw new PolicyError('BAD_USER_INPUT', 'orderBy needs a field');
+      const target = releasedTarget(grant, name, options);
+      const direction = fields.direction ?? 'ASC';
+      if (direction !== 'ASC' && direction !== 'DESC') {
+        throw new PolicyError('BAD_USER_INPUT', `The direction of ${shownName(name)} must be ASC or DESC`);
+      }
+      const expression = targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
+      const nulls = direction === 'ASC' ? 'NULLS LAST' : 'NULLS FIRST';
+      return `${ordered(expression, target.type === 'String')} ${direction} ${nulls}`;
+    })
+    .join(', ');
+}
+
+/**
+ * A SELECT list of released values as the response carries them (`<expression> AS "<name>"`), for
+ * the named released fields (duplicates once). Throws PolicyError FORBIDDEN for a name not released.
+ */
+export function selectListSql(
+  names: string[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): string {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  return [...new Set(names)]
+    .map((name) => {
+      const target = releasedTarget(grant, name, options);
+      const expression = target.released
+        ? releasedJsonExpression(target.released, dataset, tableAlias, hmacKeyParam)
+        : targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
+      return `${expression} AS ${quoteIdent(name)}`;
+    })
+    .join(', ');
+}

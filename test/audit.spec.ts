@@ -1,0 +1,587 @@
+import { DataSource } from 'typeorm';
+import {
+  AuditAction,
+  type AuditEventInput,
+  AuditService,
+  GENESIS_HASH,
+  encodeCursor,
+  isoFromMicros,
+  sealEvent,
+} from '@broker/audit';
+import { TestBroker } from '@broker/testing';
+
+const EVENTS = `query($filter: AuditFilter, $first: Int, $after: String) {
+  auditEvents(filter: $filter, first: $first, after: $after) {
+    nodes { seq at actorUserId actorAgencyId action decision reason purpose datasetId agreementId
+            agreementVersion fields rowCount prevHash hash }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+const VERIFY = `{ verifyAuditChain { valid checked firstBrokenSeq } }`;
+
+const dataset = (slug: string) => ({
+  slug,
+  title: slug,
+  keyField: 'id',
+  fields: [
+    { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+    { name: 'charge', type: 'STRING', classification: 'SENSITIVE' },
+  ],
+});
+
+// Every column of audit_event but seq, to move rows' content around as a DBA would.
+const CONTENT_COLUMNS =
+  'at, actor_user_id, actor_agency_id, action, decision, reason, purpose, dataset_id, agreement_id, ' +
+  'agreement_version, fields, row_count, details, prev_hash, hash';
+
+describe('audit log', () => {
+  let broker: TestBroker;
+  let audit: AuditService;
+  let auditor: { id: string; apiKey: string };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'audit' });
+    audit = broker.app.get(AuditService);
+    auditor = await broker.createUser({ role: 'AUDITOR' });
+  });
+  afterAll(() => broker.close());
+
+  /** Runs statements as a DBA who first disables the log's triggers (and restores them after). */
+  async function asDba(...statements: string[]) {
+    await broker.app.get(DataSource).transaction(async (manager) => {
+      await manager.query('ALTER TABLE audit_event DISABLE TRIGGER USER');
+      await manager.query('ALTER TABLE audit_head DISABLE TRIGGER USER');
+      for (const sql of statements) await manager.query(sql);
+      await manager.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
+      await manager.query('ALTER TABLE audit_head ENABLE TRIGGER USER');
+    });
+  }
+
+  /** Empties the log, so a test starts from event 1 whatever other parts of the broker recorded. */
+  const resetLog = () =>
+    asDba('TRUNCATE audit_event', `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`);
+
+  const sample = (i: number): AuditEventInput => ({
+    actorUserId: auditor.id,
+    action: i % 2 ? AuditAction.QUERY : AuditAction.AGGREGATE,
+    decision: i % 3 ? 'ALLOW' : 'DENY',
+    reason: i % 3 ? null : `denied #${i}`,
+    purpose: 'RECIDIVISM_EVALUATION',
+    fields: ['charge'],
+    rowCount: i,
+  });
+
+  /** Appends n sample events one after the other. */
+  async function appendMany(n: number) {
+    for (let i = 1; i <= n; i++) await audit.append(sample(i));
+  }
+
+  type Verification = { valid: boolean; checked: number; firstBrokenSeq: number | null };
+  const verify = async () =>
+    (await broker.gqlOk<{ verifyAuditChain: Verification }>(auditor.apiKey, VERIFY)).verifyAuditChain;
+  const broken = (firstBrokenSeq: number) => ({ valid: false, checked: firstBrokenSeq - 1, firstBrokenSeq });
+
+  describe('appending', () => {
+    beforeEach(resetLog);
+
+    it('links events into one chain from the genesis hash and moves the head', async () => {
+      const first = await audit.append(sample(1));
+      const second = await audit.append(sample(2));
+      expect([first.seq, second.seq]).toEqual([1, 2]);
+      const rows = await broker.query<{ seq: string; prev_hash: string; hash: string }>(
+        `SELECT seq, prev_hash, hash FROM audit_event ORDER BY seq`,
+      );
+      expect(rows).toEqual([
+        { seq: '1', prev_hash: GENESIS_HASH, hash: first.hash },
+        { seq: '2', prev_hash: first.hash, hash: second.hash },
+      ]);
+      expect(await broker.query(`SELECT seq, hash FROM audit_head`)).toEqual([
+        { seq: '2', hash: second.hash },
+      ]);
+      expect(await verify()).toEqual({ valid: true, checked: 2, firstBrokenSeq: null });
+    });
+
+    it("appends inside the caller's transaction: a rollback takes the event back and leaves no gap", async () => {
+      const dataSource = broker.app.get(DataSource);
+      await audit.append(sample(1));
+      await expect(
+        dataSource.transaction(async (manager) => {
+          await audit.append(sample(2), manager);
+          throw new Error('the data could not be returned');
+        }),
+      ).rejects.toThrow('the data could not be returned');
+      const committed = await dataSource.transaction(async (manager) => {
+        const appended = await audit.append(sample(3), manager);
+        // Not visible outside the transaction until it commits.
+        expect(await broker.query(`SELECT seq FROM audit_event WHERE seq = $1`, [appended.seq])).toEqual([]);
+        return appended;
+      });
+      // A manager outside any transaction gets one of its own.
+      const outside = await audit.append(sample(4), dataSource.manager);
+      expect([committed.seq, outside.seq]).toEqual([2, 3]);
+      expect(await verify()).toEqual({ valid: true, checked: 3, firstBrokenSeq: null });
+    });
+
+    it('forms one chain from 300 concurrent appends: seqs 1..300, no fork', async () => {
+      const results = await Promise.all(Array.from({ length: 300 }, (_, i) => audit.append(sample(i + 1))));
+      expect(results.map((r) => r.seq).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 300 }, (_, i) => i + 1),
+      );
+      const rows = await broker.query<{ seq: number; prev_hash: string; hash: string; at: Date }>(
+        `SELECT seq::int AS seq, prev_hash, hash, at FROM audit_event ORDER BY seq`,
+      );
+      expect(rows).toHaveLength(300);
+      rows.forEach((row, i) => {
+        expect(row.seq).toBe(i + 1);
+        expect(row.prev_hash).toBe(i === 0 ? GENESIS_HASH : rows[i - 1].hash);
+        // The time is taken under the chain's lock, so it never runs backwards along the chain.
+        if (i > 0) expect(row.at.getTime()).toBeGreaterThanOrEqual(rows[i - 1].at.getTime());
+      });
+      expect(new Set(rows.map((r) => r.prev_hash)).size).toBe(300);
+      expect(await verify()).toEqual({ valid: true, checked: 300, firstBrokenSeq: null });
+    });
+
+    it('stores exactly what it hashed: ids in lowercase, text PostgreSQL can hold, JSON as jsonb returns it', async () => {
+      const { seq } = await audit.append({
+        actorUserId: auditor.id.toUpperCase(),
+        action: AuditAction.RECORDS_INGESTED,
+        decision: 'ALLOW',
+        reason: 'nul \u0000 and lone \uD800 surrogate, 😀 kept',
+        fields: [],
+        rowCount: 0,
+        details: {
+          when: new Date('2025-01-02T03:04:05.678Z'),
+          big: 1e21,
+          tiny: 5e-324,
+          nested: { 'k\u0000': [1.5, null] },
+        },
+      });
+      const [row] = await broker.query<{
+        actor_user_id: string;
+        reason: string;
+        details: unknown;
+        fields: string[];
+      }>(`SELECT actor_user_id, reason, details, fields FROM audit_event WHERE seq = $1`, [seq]);
+      expect(row).toEqual({
+        actor_user_id: auditor.id,
+        reason: 'nul \uFFFD and lone \uFFFD surrogate, 😀 kept',
+        details: {
+          when: '2025-01-02T03:04:05.678Z',
+          big: 1e21,
+          tiny: 5e-324,
+          nested: { 'k\uFFFD': [1.5, null] },
+        },
+        fields: [],
+      });
+      expect(await verify()).toEqual({ valid: true, checked: 1, firstBrokenSeq: null });
+    });
+
+    it('refuses malformed events before taking the chain lock', async () => {
+      const bad: Partial<AuditEventInput>[] = [
+        { datasetId: 'not-a-uuid' },
+        { decision: 'MAYBE' as 'ALLOW' },
+        { action: 'lower case' as AuditAction },
+        { rowCount: 2 ** 31 },
+        { agreementVersion: 1.5 },
+        { fields: [1 as unknown as string] },
+        { details: [1, 2] as unknown as Record<string, unknown> },
+      ];
+      for (const change of bad) {
+        await expect(audit.append({ ...sample(1), ...change })).rejects.toThrow(TypeError);
+      }
+      expect(await broker.query(`SELECT seq FROM audit_head`)).toEqual([{ seq: '0' }]);
+    });
+
+    it('refuses UPDATE, DELETE and TRUNCATE of events, and rewinding the head, through its triggers', async () => {
+      await appendMany(2);
+      for (const sql of [
+        `UPDATE audit_event SET reason = 'edited' WHERE seq = 1`,
+        `DELETE FROM audit_event WHERE seq = 2`,
+        `TRUNCATE audit_event`,
+        `UPDATE audit_head SET seq = 1`,
+        `DELETE FROM audit_head`,
+        `TRUNCATE audit_head`,
+      ]) {
+        await expect(broker.query(sql)).rejects.toThrow(/append-only|only moves forward/);
+      }
+      expect(await verify()).toEqual({ valid: true, checked: 2, firstBrokenSeq: null });
+    });
+  });
+
+  describe('tampering by a DBA who disabled the triggers', () => {
+    beforeEach(async () => {
+      await resetLog();
+      await appendMany(10);
+    });
+
+    it('finds a changed field at its seq', async () => {
+      await asDba(`UPDATE audit_event SET row_count = row_count + 1 WHERE seq = 4`);
+      expect(await verify()).toEqual(broken(4));
+    });
+
+    it('finds a timestamp moved by one microsecond', async () => {
+      await asDba(`UPDATE audit_event SET at = at + interval '1 microsecond' WHERE seq = 6`);
+      expect(await verify()).toEqual(broken(6));
+    });
+
+    it('finds an event rewritten with a recomputed hash at its seq, through the next link', async () => {
+      await asDba(`UPDATE audit_event SET reason = 'nothing happened' WHERE seq = 3`);
+      const [row] = await broker.query<Record<string, any>>(
+        `SELECT seq::int AS seq, (extract(epoch FROM at) * 1000000)::bigint::text AS micros, action, decision,
+                reason, purpose, fields, row_count, actor_user_id, prev_hash FROM audit_event WHERE seq = 3`,
+      );
+      const resealed = sealEvent(row.prev_hash, {
+        ...{ actorAgencyId: null, datasetId: null, agreementId: null, agreementVersion: null, details: null },
+        seq: 3,
+        at: isoFromMicros(row.micros)!,
+        actorUserId: row.actor_user_id,
+        action: row.action,
+        decision: row.decision,
+        reason: row.reason,
+        purpose: row.purpose,
+        fields: row.fields,
+        rowCount: row.row_count,
+      });
+      await asDba(`UPDATE audit_event SET hash = '${resealed.hash}' WHERE seq = 3`);
+      // Event 3 now hashes well; event 4 still names the genuine event 3 as its predecessor.
+      expect(await verify()).toEqual(broken(4));
+    });
+
+    it('finds a deleted event at its seq', async () => {
+      await asDba(`DELETE FROM audit_event WHERE seq = 5`);
+      expect(await verify()).toEqual(broken(5));
+    });
+
+    it('finds two events that swapped content at the first of them', async () => {
+      await asDba(
+        `UPDATE audit_event a SET (${CONTENT_COLUMNS}) = (
+           SELECT ${CONTENT_COLUMNS} FROM audit_event b WHERE b.seq = CASE a.seq WHEN 3 THEN 7 ELSE 3 END)
+         WHERE a.seq IN (3, 7)`,
+      );
+      expect(await verify()).toEqual(broken(3));
+    });
+
+    it('finds reordered events (seqs exchanged) at the first of them', async () => {
+      await asDba(
+        `UPDATE audit_event SET seq = -2 WHERE seq = 2`,
+        `UPDATE audit_event SET seq = 2 WHERE seq = 6`,
+        `UPDATE audit_event SET seq = 6 WHERE seq = -2`,
+      );
+      expect(await verify()).toEqual(broken(2));
+    });
+
+    it('finds a deleted tail through the head: the first missing seq', async () => {
+      await asDba(`DELETE FROM audit_event WHERE seq >= 9`);
+      expect(await verify()).toEqual(broken(9));
+    });
+
+    it('finds a forged event appended with a well-computed hash, because the head does not count it', async () => {
+      const [last] = await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = 10`);
+      const forged = sealEvent(last.hash, {
+        seq: 11,
+        at: '2030-01-01T00:00:00.000000Z',
+        actorUserId: null,
+        actorAgencyId: null,
+        action: AuditAction.QUERY,
+        decision: 'ALLOW',
+        reason: null,
+        purpose: null,
+        datasetId: null,
+        agreementId: null,
+        agreementVersion: null,
+        fields: null,
+        rowCount: null,
+        details: null,
+      });
+      await asDba(
+        `INSERT INTO audit_event (seq, at, action, decision, prev_hash, hash)
+         VALUES (11, '${forged.at}', 'QUERY', 'ALLOW', '${forged.prevHash}', '${forged.hash}')`,
+      );
+      expect(await verify()).toEqual(broken(11));
+    });
+
+    it('finds a forged event inserted in the middle at its seq', async () => {
+      await asDba(
+        `UPDATE audit_event SET seq = seq + 100 WHERE seq >= 5`,
+        `UPDATE audit_event SET seq = seq - 99 WHERE seq >= 105`,
+        `INSERT INTO audit_event (seq, at, action, decision, prev_hash, hash)
+           SELECT 5, now(), 'QUERY', 'ALLOW', hash, repeat('a', 64) FROM audit_event WHERE seq = 4`,
+        `UPDATE audit_head SET seq = 11`,
+      );
+      expect(await verify()).toEqual(broken(5));
+    });
+
+    it('finds a head that claims more events than the log holds', async () => {
+      await asDba(`UPDATE audit_head SET seq = 12`);
+      expect(await verify()).toEqual(broken(11));
+    });
+  });
+
+  describe('auditEvents', () => {
+    let sheriff: { id: string };
+    let courts: { id: string };
+    let cbo: { id: string };
+    let sheriffSteward: { id: string; apiKey: string };
+    let courtsSteward: { id: string; apiKey: string };
+    let cboSteward: { id: string; apiKey: string };
+    let sheriffAnalyst: { id: string; apiKey: string };
+    let sheriffAnalyst2: { id: string; apiKey: string };
+    let courtsAnalyst: { id: string; apiKey: string };
+    let sheriffData: { id: string };
+    let courtsData: { id: string };
+    let agreementId: string | null = null;
+    const seqs: Record<string, number> = {};
+
+    beforeAll(async () => {
+      sheriff = await broker.createAgency('Sheriff');
+      courts = await broker.createAgency('Courts');
+      cbo = await broker.createAgency('Re-entry CBO');
+      sheriffSteward = await broker.createUser({ agencyId: sheriff.id, role: 'STEWARD' });
+      courtsSteward = await broker.createUser({ agencyId: courts.id, role: 'STEWARD' });
+      cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+      sheriffAnalyst = await broker.createUser({ agencyId: sheriff.id, role: 'ANALYST' });
+      sheriffAnalyst2 = await broker.createUser({ agencyId: sheriff.id, role: 'ANALYST' });
+      courtsAnalyst = await broker.createUser({ agencyId: courts.id, role: 'ANALYST' });
+      sheriffData = await broker.registerDataset(sheriffSteward.apiKey, dataset('audit_bookings'));
+      courtsData = await broker.registerDataset(courtsSteward.apiKey, dataset('audit_cases'));
+      // Agreements are another library's; a bare row is enough to test who sees its events.
+      const [table] = await broker.query<{ exists: boolean }>(
+        `SELECT to_regclass('agreement') IS NOT NULL AS exists`,
+      );
+      if (table.exists) {
+        const [row] = await broker.query<{ id: string }>(
+          `INSERT INTO agreement (provider_agency_id, recipient_agency_id, current_version, created_by)
+           VALUES ($1, $2, 1, $3) RETURNING id`,
+          [cbo.id, sheriff.id, cboSteward.id],
+        );
+        agreementId = row.id;
+      }
+
+      await resetLog();
+      const add = async (name: string, event: AuditEventInput) => {
+        seqs[name] = (await audit.append(event)).seq;
+      };
+      const actor = (user: { id: string }, agency: { id: string }) => ({
+        actorUserId: user.id,
+        actorAgencyId: agency.id,
+      });
+      await add('sheriffQueriesCourts', {
+        ...actor(sheriffAnalyst, sheriff),
+        action: AuditAction.QUERY,
+        decision: 'ALLOW',
+        purpose: 'RECIDIVISM_EVALUATION',
+        datasetId: courtsData.id,
+        fields: ['charge'],
+        rowCount: 3,
+      });
+      await add('courtsDeniedOnSheriff', {
+        ...actor(courtsAnalyst, courts),
+        action: AuditAction.QUERY,
+        decision: 'DENY',
+        reason: 'no active agreement',
+        purpose: 'SUPERVISION',
+        datasetId: sheriffData.id,
+      });
+      await add('courtsRegisters', {
+        ...actor(courtsSteward, courts),
+        action: AuditAction.DATASET_REGISTERED,
+        decision: 'ALLOW',
+        datasetId: courtsData.id,
+      });
+      await add('linkage', { action: AuditAction.LINKAGE_RUN, decision: 'ALLOW', rowCount: 1000 });
+      await add('sheriffAggregates', {
+        ...actor(sheriffAnalyst2, sheriff),
+        action: AuditAction.AGGREGATE,
+        decision: 'ALLOW',
+      });
+      await add('cboApproves', {
+        ...actor(cboSteward, cbo),
+        action: AuditAction.AGREEMENT_APPROVED,
+        decision: 'ALLOW',
+        agreementId: agreementId ?? '00000000-0000-4000-8000-000000000001',
+        agreementVersion: 1,
+      });
+    });
+
+    type Page = { nodes: { seq: number; at: string }[]; pageInfo: { hasNextPage: boolean } };
+    const list = async (apiKey: string, variables: Record<string, unknown> = {}) =>
+      (await broker.gqlOk<{ auditEvents: Page }>(apiKey, EVENTS, variables)).auditEvents;
+    const visible = async (apiKey: string, filter?: Record<string, unknown>) =>
+      (await list(apiKey, { filter })).nodes.map((n) => n.seq);
+    const named = (...names: string[]) => names.map((n) => seqs[n]).sort((a, b) => b - a);
+
+    it('shows every field of an event', async () => {
+      const { nodes } = await list(auditor.apiKey, { filter: { action: 'QUERY', decision: 'ALLOW' } });
+      expect(nodes).toHaveLength(1);
+      const [row] = await broker.query<{ at: Date; prev_hash: string; hash: string }>(
+        `SELECT at, prev_hash, hash FROM audit_event WHERE seq = $1`,
+        [seqs.sheriffQueriesCourts],
+      );
+      expect(nodes[0]).toEqual({
+        seq: seqs.sheriffQueriesCourts,
+        at: row.at.toISOString(),
+        actorUserId: sheriffAnalyst.id,
+        actorAgencyId: sheriff.id,
+        action: 'QUERY',
+        decision: 'ALLOW',
+        reason: null,
+        purpose: 'RECIDIVISM_EVALUATION',
+        datasetId: courtsData.id,
+        agreementId: null,
+        agreementVersion: null,
+        fields: ['charge'],
+        rowCount: 3,
+        prevHash: row.prev_hash,
+        hash: row.hash,
+      });
+    });
+
+    it('shows auditors and operators every event, newest first', async () => {
+      const all = Object.values(seqs).sort((a, b) => b - a);
+      expect(await visible(auditor.apiKey)).toEqual(all);
+      expect(await visible(broker.operatorKey)).toEqual(all);
+    });
+
+    it("shows a steward its agency's events, its datasets' and its agreements'", async () => {
+      expect(await visible(sheriffSteward.apiKey)).toEqual(
+        named(
+          'sheriffQueriesCourts',
+          'courtsDeniedOnSheriff',
+          'sheriffAggregates',
+          ...(agreementId ? ['cboApproves'] : []),
+        ),
+      );
+      expect(await visible(courtsSteward.apiKey)).toEqual(
+        named('sheriffQueriesCourts', 'courtsDeniedOnSheriff', 'courtsRegisters'),
+      );
+      expect(await visible(cboSteward.apiKey)).toEqual(named('cboApproves'));
+    });
+
+    it('shows an analyst only the events it caused', async () => {
+      expect(await visible(sheriffAnalyst.apiKey)).toEqual(named('sheriffQueriesCourts'));
+      expect(await visible(sheriffAnalyst2.apiKey)).toEqual(named('sheriffAggregates'));
+      expect(await visible(courtsAnalyst.apiKey)).toEqual(named('courtsDeniedOnSheriff'));
+    });
+
+    it('filters within what the caller may see, never beyond it', async () => {
+      expect(await visible(auditor.apiKey, { datasetId: courtsData.id })).toEqual(
+        named('sheriffQueriesCourts', 'courtsRegisters'),
+      );
+      expect(await visible(auditor.apiKey, { decision: 'DENY' })).toEqual(named('courtsDeniedOnSheriff'));
+      expect(await visible(auditor.apiKey, { actorAgencyId: sheriff.id, action: 'AGGREGATE' })).toEqual(
+        named('sheriffAggregates'),
+      );
+      expect(
+        await visible(auditor.apiKey, { agreementId: agreementId ?? '00000000-0000-4000-8000-000000000001' }),
+      ).toEqual(named('cboApproves'));
+      expect(await visible(auditor.apiKey, { action: 'NO_SUCH_ACTION' })).toEqual([]);
+      expect(await visible(sheriffAnalyst.apiKey, { datasetId: sheriffData.id })).toEqual([]);
+      expect(await visible(courtsSteward.apiKey, { actorAgencyId: sheriff.id })).toEqual(
+        named('sheriffQueriesCourts'),
+      );
+    });
+
+    it('filters by time: from inclusive, to exclusive', async () => {
+      const all = (await list(auditor.apiKey)).nodes as { seq: number; at: string }[];
+      const from = all.find((n) => n.seq === seqs.courtsRegisters)!.at;
+      const to = all.find((n) => n.seq === seqs.cboApproves)!.at;
+      const expected = all.filter((n) => n.at >= from && n.at < to).map((n) => n.seq);
+      expect(expected).toContain(seqs.courtsRegisters);
+      expect(await visible(auditor.apiKey, { from, to })).toEqual(expected);
+      expect(await visible(auditor.apiKey, { from: to })).toEqual(
+        all.filter((n) => n.at >= to).map((n) => n.seq),
+      );
+    });
+
+    it('refuses malformed filters with BAD_USER_INPUT', async () => {
+      for (const filter of [
+        { datasetId: 'nope' },
+        { agreementId: "1'; DROP TABLE audit_event; --" },
+        { from: '2030-01-01T00:00:00Z', to: '2020-01-01T00:00:00Z' },
+        { decision: 'MAYBE' },
+      ]) {
+        const res = await broker.gql(auditor.apiKey, EVENTS, { filter });
+        expect({ filter, code: res.errors?.[0].extensions?.code }).toEqual({
+          filter,
+          code: 'BAD_USER_INPUT',
+        });
+      }
+    });
+
+    it('lets auditors, operators and stewards verify the chain, not analysts', async () => {
+      for (const key of [auditor.apiKey, broker.operatorKey, sheriffSteward.apiKey]) {
+        expect((await broker.gqlOk(key, VERIFY)).verifyAuditChain).toEqual({
+          valid: true,
+          checked: 6,
+          firstBrokenSeq: null,
+        });
+      }
+      const res = await broker.gql(sheriffAnalyst.apiKey, VERIFY);
+      expect(res.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+      expect(res.data).toBeNull();
+    });
+  });
+
+  describe('auditEvents pagination', () => {
+    beforeAll(async () => {
+      await resetLog();
+      await appendMany(25);
+    });
+
+    it('pages newest first with an opaque cursor until the end', async () => {
+      const pages: number[][] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await (await broker.gqlOk(auditor.apiKey, EVENTS, { first: 10, after })).auditEvents;
+        pages.push(page.nodes.map((n: { seq: number }) => n.seq));
+        if (!page.pageInfo.hasNextPage) {
+          expect(page.pageInfo.endCursor).toBe(encodeCursor(1));
+          break;
+        }
+        after = page.pageInfo.endCursor;
+      }
+      const desc = (from: number, to: number) => Array.from({ length: from - to + 1 }, (_, i) => from - i);
+      expect(pages).toEqual([desc(25, 16), desc(15, 6), desc(5, 1)]);
+      const beyond = (await broker.gqlOk(auditor.apiKey, EVENTS, { after: encodeCursor(1) })).auditEvents;
+      expect(beyond).toEqual({ nodes: [], pageInfo: { hasNextPage: false, endCursor: null } });
+    });
+
+    it('keeps pages stable while events are appended', async () => {
+      const first = (await broker.gqlOk(auditor.apiKey, EVENTS, { first: 5 })).auditEvents;
+      await audit.append(sample(26));
+      const next = (await broker.gqlOk(auditor.apiKey, EVENTS, { first: 5, after: first.pageInfo.endCursor }))
+        .auditEvents;
+      expect(next.nodes.map((n: { seq: number }) => n.seq)).toEqual([20, 19, 18, 17, 16]);
+    });
+
+    it('returns 100 by default, at most 1000, and refuses first outside 1..1000', async () => {
+      await appendMany(80);
+      expect((await broker.gqlOk(auditor.apiKey, EVENTS)).auditEvents.nodes).toHaveLength(100);
+      expect((await broker.gqlOk(auditor.apiKey, EVENTS, { first: 1000 })).auditEvents.nodes).toHaveLength(
+        106,
+      );
+      for (const first of [0, -1, 1001, 1_000_000]) {
+        const res = await broker.gql(auditor.apiKey, EVENTS, { first });
+        expect({ first, code: res.errors?.[0].extensions?.code, data: res.data }).toEqual({
+          first,
+          code: 'BAD_USER_INPUT',
+          data: null,
+        });
+      }
+    });
+
+    it('refuses cursors it did not issue', async () => {
+      for (const after of [
+        'garbage!',
+        '',
+        Buffer.from('seq:0').toString('base64url'),
+        Buffer.from('seq:abc').toString('base64url'),
+        Buffer.from('seq:99999999999999999').toString('base64url'),
+        '12',
+      ]) {
+        const res = await broker.gql(auditor.apiKey, EVENTS, { after });
+        expect({ after, code: res.errors?.[0].extensions?.code }).toEqual({ after, code: 'BAD_USER_INPUT' });
+      }
+    });
+  });
+});
