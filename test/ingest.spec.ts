@@ -59,6 +59,7 @@ describe('dataset registry and ingestion', () => {
         ['released', 'boolean', 'YES'],
         ['booked_at', 'timestamp with time zone', 'NO'],
         ['_ingested_at', 'timestamp with time zone', 'NO'],
+        ['_rid', 'bigint', 'NO'],
       ]);
       const data = await broker.gqlOk(
         otherSteward.apiKey,

@@ -79,11 +79,21 @@ describe('permissions: every operation declares who may call it', () => {
       'Mutation.definePurpose': ['OPERATOR'],
       'Mutation.registerDataset': ['STEWARD'],
       'Mutation.ingestRecords': ['STEWARD'],
+      'Query.auditEvents': ALL,
+      'Query.verifyAuditChain': ['AUDITOR', 'OPERATOR', 'STEWARD'],
+      'Query.agreements': ALL,
+      'Query.agreement': ALL,
+      'Mutation.proposeAgreement': ['STEWARD'],
+      'Mutation.amendAgreement': ['STEWARD'],
+      'Mutation.approveAgreement': ['STEWARD'],
+      'Mutation.revokeAgreement': ['STEWARD'],
     });
     expect(routes).toEqual({
       'GET /health': 'PUBLIC',
       'GET /metrics': 'PUBLIC',
       'POST /api/datasets/:id/records': ['STEWARD'],
+      // Everyone may ask; the data plane itself answers only analysts, in GraphQL's shape.
+      'POST /data/graphql': ALL,
     });
   });
 

@@ -3,8 +3,11 @@ import { APP_FILTER } from '@nestjs/core';
 import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { Logger } from 'pino';
+import { AuditModule } from '@broker/audit';
 import { AuthModule } from '@broker/auth';
 import { type BrokerConfig, BrokerErrorFilter, CoreModule, mercuriusErrorFormatter } from '@broker/core';
+import { AgreementsModule } from '@broker/agreements';
+import { DataPlaneModule } from '@broker/data-plane';
 import { RegistryModule } from '@broker/registry';
 
 /** The broker process: control-plane GraphQL, REST ingest, health and metrics. */
@@ -16,17 +19,22 @@ export class BrokerModule {
       imports: [
         CoreModule.forRoot({ config, logger }),
         AuthModule,
+        AuditModule,
         GraphQLModule.forRoot<MercuriusDriverConfig>({
           driver: MercuriusDriver,
           path: '/graphql',
           autoSchemaFile: true,
           sortSchema: true,
           graphiql: false,
-          jit: 1,
+          // graphql-jit skips default values of nested input fields in variables; the control plane
+          // does not need its speed.
+          jit: 0,
           context: (request: unknown, reply: unknown) => ({ req: request, reply }),
           errorFormatter: mercuriusErrorFormatter(logger),
         }),
         RegistryModule,
+        AgreementsModule,
+        DataPlaneModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: BrokerErrorFilter }],
     };

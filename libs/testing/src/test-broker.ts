@@ -30,8 +30,8 @@ export class TestBroker {
 
   /** Starts a broker on a new database cloned from the migrated template. */
   static async start(env: Record<string, string> = {}): Promise<TestBroker> {
-    const databaseUrl = await createTestDatabase(env.LABEL ?? 'test');
-    const operatorKey = `op_${randomBytes(24).toString('base64url')}`;
+    const databaseUrl = env.DATABASE_URL ?? (await createTestDatabase(env.LABEL ?? 'test'));
+    const operatorKey = env.BROKER_BOOTSTRAP_TOKEN ?? `op_${randomBytes(24).toString('base64url')}`;
     const config = loadConfig({
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       DATABASE_URL: databaseUrl,
@@ -133,9 +133,23 @@ export class TestBroker {
     return this.app.get(DataSourceToken).query(sql, params);
   }
 
+  /** A second broker process on the same database and Redis, as behind a load balancer. */
+  startAnother(): Promise<TestBroker> {
+    return TestBroker.start({
+      DATABASE_URL: this.config.DATABASE_URL,
+      BROKER_BOOTSTRAP_TOKEN: this.operatorKey,
+      QUEUE_PREFIX: this.config.QUEUE_PREFIX,
+    });
+  }
+
   /** Stops the broker and drops its database. */
   async close() {
     await this.app.close();
     await dropDatabase(this.config.DATABASE_URL);
+  }
+
+  /** Stops the broker, leaving its database to the others sharing it. */
+  async stop() {
+    await this.app.close();
   }
 }

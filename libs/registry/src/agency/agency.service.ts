@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { badInput, conflict } from '@broker/core';
+import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { AgencyEntity } from './agency.entity';
 import type { CreateAgencyInput } from './create-agency.input';
@@ -10,7 +11,10 @@ import { isUniqueViolation } from '../registry-errors';
 /** Agencies: created by the operator, listed to every signed-in user. */
 @Injectable()
 export class AgencyService {
-  constructor(@InjectRepository(AgencyEntity) private readonly agencies: Repository<AgencyEntity>) {}
+  constructor(
+    @InjectRepository(AgencyEntity) private readonly agencies: Repository<AgencyEntity>,
+    private readonly audit: AuditService,
+  ) {}
 
   /** Every agency, by name. */
   list(_ctx: RequestContext): Promise<AgencyEntity[]> {
@@ -24,11 +28,18 @@ export class AgencyService {
   }
 
   /** Creates an agency; names are unique regardless of case. */
-  async create(_ctx: RequestContext, input: CreateAgencyInput): Promise<AgencyEntity> {
+  async create(ctx: RequestContext, input: CreateAgencyInput): Promise<AgencyEntity> {
     const name = cleanText(input.name, 'name', 200);
     const kind = input.kind == null ? null : cleanText(input.kind, 'kind', 100);
     try {
-      return await this.agencies.save(this.agencies.create({ name, kind }));
+      return await this.agencies.manager.transaction(async (manager) => {
+        const agency = await manager.save(manager.create(AgencyEntity, { name, kind }));
+        await this.audit.append(
+          { ...auditActor(ctx), action: AuditAction.AGENCY_CREATED, decision: 'ALLOW', reason: name },
+          manager,
+        );
+        return agency;
+      });
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`An agency named "${name}" exists already`);
       throw error;

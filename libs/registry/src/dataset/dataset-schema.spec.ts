@@ -35,7 +35,8 @@ describe('dataset definitions', () => {
     if (!result.ok) throw new Error('expected a valid definition');
     expect(createRecordTableSql(result.definition)).toBe(
       'CREATE TABLE "records"."abc" (\n  "id" text NOT NULL,\n  "n" double precision,\n' +
-        '  "_ingested_at" timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY ("id")\n)',
+        '  "_ingested_at" timestamptz NOT NULL DEFAULT now(),\n' +
+        '  "_rid" bigint NOT NULL DEFAULT floor(random() * 9007199254740991)::bigint,\n  PRIMARY KEY ("id")\n)',
     );
   });
 

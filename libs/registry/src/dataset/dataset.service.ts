@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, In, Repository } from 'typeorm';
+import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, Role } from '@broker/auth';
 import { BrokerError, ErrorCode, conflict, forbidden, notFound } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
@@ -17,12 +18,24 @@ export interface WritableDataset {
   fields: FieldDefinition[];
 }
 
+/** A dataset's shape as the policy compiler and the data plane read it. Datasets never change shape. */
+export interface DatasetShapeRecord {
+  id: string;
+  slug: string;
+  typeName: string;
+  providerAgencyId: string;
+  keyField: string;
+  subjectField: string | null;
+  fields: FieldDefinition[];
+}
+
 /** The dataset registry: metadata for everyone, record tables created through one DDL path. */
 @Injectable()
 export class DatasetService {
   constructor(
     @InjectRepository(DatasetEntity) private readonly datasets: Repository<DatasetEntity>,
     private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
   ) {}
 
   /** The catalog: every dataset's metadata, by slug. */
@@ -41,6 +54,37 @@ export class DatasetService {
       relations: { fields: true },
       order: { fields: { position: 'ASC' } },
     });
+  }
+
+  /** The shapes of the given datasets (unknown or malformed ids are left out). */
+  async shapes(ids: string[]): Promise<Map<string, DatasetShapeRecord>> {
+    const valid = [...new Set(ids)].filter(isUuid);
+    const found = valid.length
+      ? await this.datasets.find({ where: { id: In(valid) }, relations: { fields: true } })
+      : [];
+    return new Map(
+      found.map((d) => [
+        d.id,
+        {
+          id: d.id,
+          slug: d.slug,
+          typeName: d.typeName,
+          providerAgencyId: d.providerAgencyId,
+          keyField: d.keyField,
+          subjectField: d.subjectField,
+          fields: [...d.fields]
+            .sort((a, b) => a.position - b.position)
+            .map((f) => ({
+              name: f.name,
+              type: f.type,
+              classification: f.classification,
+              identity: f.identity,
+              required: f.required,
+              description: f.description,
+            })),
+        },
+      ]),
+    );
   }
 
   /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */
@@ -86,6 +130,16 @@ export class DatasetService {
           definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
         );
         await manager.query(createRecordTableSql(definition));
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.DATASET_REGISTERED,
+            decision: 'ALLOW',
+            datasetId: dataset.id,
+            fields: definition.fields.map((f) => f.name),
+          },
+          manager,
+        );
         return dataset.id;
       });
       return (await this.get(ctx, id))!;

@@ -18,6 +18,8 @@ export function createRecordTableSql(definition: DatasetDefinition): string {
     (f) => `${quoteIdent(f.name)} ${columnTypeOf(f.type)}${f.required ? ' NOT NULL' : ''}`,
   );
   columns.push(`"_ingested_at" timestamptz NOT NULL DEFAULT now()`);
+  // A random row id: orders rows and pages through them without revealing anything about the records.
+  columns.push(`"_rid" bigint NOT NULL DEFAULT floor(random() * 9007199254740991)::bigint`);
   columns.push(`PRIMARY KEY (${quoteIdent(definition.keyField)})`);
   return `CREATE TABLE ${recordTable(definition.slug)} (\n  ${columns.join(',\n  ')}\n)`;
 }

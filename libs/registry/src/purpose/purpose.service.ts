@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
+import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { badInput, conflict } from '@broker/core';
 import { cleanText } from '../agency/agency.service';
@@ -14,21 +15,36 @@ export const PURPOSE_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
 /** Purposes: defined by the operator, listed to everyone. */
 @Injectable()
 export class PurposeService {
-  constructor(@InjectRepository(PurposeEntity) private readonly purposes: Repository<PurposeEntity>) {}
+  constructor(
+    @InjectRepository(PurposeEntity) private readonly purposes: Repository<PurposeEntity>,
+    private readonly audit: AuditService,
+  ) {}
 
   /** Every purpose, by code. */
   list(_ctx: RequestContext): Promise<PurposeEntity[]> {
     return this.purposes.find({ order: { code: 'ASC' } });
   }
 
+  /** The codes of every defined purpose. */
+  async codes(): Promise<Set<string>> {
+    return new Set((await this.purposes.find({ select: { code: true } })).map((p) => p.code));
+  }
+
   /** Defines a purpose; its code is immutable and unique. */
-  async define(_ctx: RequestContext, input: DefinePurposeInput): Promise<PurposeEntity> {
+  async define(ctx: RequestContext, input: DefinePurposeInput): Promise<PurposeEntity> {
     if (!PURPOSE_CODE.test(input.code)) {
       throw badInput('code must match ^[A-Z][A-Z0-9_]{2,63}$ (for example RECIDIVISM_EVALUATION)');
     }
     const description = cleanText(input.description, 'description', 2000);
     try {
-      return await this.purposes.save(this.purposes.create({ code: input.code, description }));
+      return await this.purposes.manager.transaction(async (manager) => {
+        const purpose = await manager.save(manager.create(PurposeEntity, { code: input.code, description }));
+        await this.audit.append(
+          { ...auditActor(ctx), action: AuditAction.PURPOSE_DEFINED, decision: 'ALLOW', purpose: input.code },
+          manager,
+        );
+        return purpose;
+      });
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`Purpose ${input.code} is defined already`);
       throw error;

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
+import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { AuthService, type RequestContext, Role } from '@broker/auth';
 import { badInput, conflict, forbidden, notFound } from '@broker/core';
 import { AgencyService, cleanText, isUuid } from '../agency/agency.service';
@@ -18,6 +19,7 @@ export class UserService {
     private readonly dataSource: DataSource,
     private readonly agencies: AgencyService,
     private readonly auth: AuthService,
+    private readonly audit: AuditService,
   ) {}
 
   /** The caller's own user. */
@@ -25,6 +27,11 @@ export class UserService {
     const user = await this.users.findOneBy({ id: ctx.principal.userId });
     if (!user) throw notFound('User');
     return user;
+  }
+
+  /** One user by id, or null. */
+  async findById(id: string): Promise<UserEntity | null> {
+    return isUuid(id) ? this.users.findOneBy({ id }) : null;
   }
 
   /** Creates a user and its first API key, returned once. */
@@ -58,6 +65,15 @@ export class UserService {
           manager.create(UserEntity, { agencyId, email, displayName, role: input.role }),
         );
         const apiKey = await this.auth.issueKey(manager, user.id);
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.USER_CREATED,
+            decision: 'ALLOW',
+            reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}`,
+          },
+          manager,
+        );
         return { user, apiKey };
       });
     } catch (error) {

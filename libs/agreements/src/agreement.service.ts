@@ -1,0 +1,420 @@
+import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { DataSource, type EntityManager } from 'typeorm';
+import { AuditAction, AuditService } from '@broker/audit';
+import { type RequestContext, Role } from '@broker/auth';
+import { BrokerError, ErrorCode, badInput, conflict, forbidden, notFound } from '@broker/core';
+import { type AgreementContent, contentHash, validateAgreementContent } from '@broker/policy';
+import { DatasetService, PurposeService, cleanText, isUuid } from '@broker/registry';
+import { AgreementStatus, statusOf } from './agreement-status';
+import type { AgreementInput } from './agreement.model';
+
+interface AgreementRow {
+  id: string;
+  provider_agency_id: string;
+  recipient_agency_id: string;
+  current_version: number;
+  in_force_version: number | null;
+  revoked_at: Date | null;
+  revoke_reason: string | null;
+}
+
+interface VersionRow {
+  agreement_id: string;
+  version: number;
+  content: AgreementContent;
+  hash: string;
+  valid_from: Date;
+  valid_until: Date;
+  created_at: Date;
+}
+
+interface ApprovalRow {
+  agreement_id: string;
+  version: number;
+  agency_id: string;
+  user_id: string;
+  at: Date;
+}
+
+/** An agreement with its history, as the API shows it. */
+export interface AgreementView {
+  id: string;
+  title: string;
+  status: AgreementStatus;
+  providerAgencyId: string;
+  recipientAgencyId: string;
+  currentVersion: number;
+  inForceVersion: number | null;
+  purposes: string[];
+  validFrom: Date;
+  validUntil: Date;
+  revokedAt: Date | null;
+  revokeReason: string | null;
+  versions: {
+    version: number;
+    hash: string;
+    content: Record<string, unknown>;
+    createdAt: Date;
+    approvals: { agencyId: string; userId: string; at: Date }[];
+  }[];
+}
+
+/** A version in force, as the data plane compiles it: its content and the agreement's HMAC key. */
+export interface InForceAgreement {
+  id: string;
+  version: number;
+  providerAgencyId: string;
+  recipientAgencyId: string;
+  content: AgreementContent;
+  validFrom: Date;
+  validUntil: Date;
+  hmacKey: Buffer;
+}
+
+const SEES_ALL = new Set<Role>([Role.OPERATOR, Role.AUDITOR]);
+
+/**
+ * The agreement lifecycle: propose, amend, approve, revoke. Every change bumps the policy stamp in
+ * the same transaction, so every broker instance sees it on its next request, and appends its
+ * audit event last, right before the commit.
+ */
+@Injectable()
+export class AgreementService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly datasets: DatasetService,
+    private readonly purposes: PurposeService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The agreements the caller may see: all for OPERATOR and AUDITOR, its agency's otherwise. */
+  async list(ctx: RequestContext, status?: AgreementStatus | null): Promise<AgreementView[]> {
+    const { principal } = ctx;
+    const rows: AgreementRow[] = SEES_ALL.has(principal.role)
+      ? await this.dataSource.query(`SELECT * FROM agreement ORDER BY created_at, id`)
+      : await this.dataSource.query(
+          `SELECT * FROM agreement WHERE $1::uuid IN (provider_agency_id, recipient_agency_id) ORDER BY created_at, id`,
+          [principal.agencyId],
+        );
+    const views = await this.views(this.dataSource.manager, rows);
+    return status ? views.filter((v) => v.status === status) : views;
+  }
+
+  /** One agreement, or null when it is missing or the caller is not a party (the same answer). */
+  async get(ctx: RequestContext, id: string): Promise<AgreementView | null> {
+    const row = await this.visibleRow(this.dataSource.manager, ctx, id);
+    return row ? (await this.views(this.dataSource.manager, [row]))[0] : null;
+  }
+
+  /** Proposes an agreement: version 1, approved by the proposer's side. */
+  async propose(ctx: RequestContext, input: AgreementInput): Promise<AgreementView> {
+    const steward = this.requireSteward(ctx);
+    const content = await this.validate(input);
+    if (steward.agencyId !== content.providerAgencyId && steward.agencyId !== content.recipientAgencyId) {
+      throw forbidden('A steward proposes agreements to which its agency is a party');
+    }
+    const id = await this.dataSource.transaction(async (manager) => {
+      const [row] = await manager.query<{ id: string }[]>(
+        `INSERT INTO agreement (provider_agency_id, recipient_agency_id, current_version, created_by)
+         VALUES ($1, $2, 1, $3) RETURNING id`,
+        [content.providerAgencyId, content.recipientAgencyId, steward.userId],
+      );
+      await manager.query(`INSERT INTO agreement_secret (agreement_id, hmac_key) VALUES ($1, $2)`, [
+        row.id,
+        randomBytes(32),
+      ]);
+      await this.insertVersion(manager, row.id, 1, content, ctx);
+      await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content);
+      return row.id;
+    });
+    return (await this.get(ctx, id))!;
+  }
+
+  /** Amends an agreement: the next version, approved by the amender's side only. */
+  async amend(ctx: RequestContext, id: string, input: AgreementInput): Promise<AgreementView> {
+    this.requireSteward(ctx);
+    const content = await this.validate(input);
+    await this.dataSource.transaction(async (manager) => {
+      const row = await this.lockForChange(manager, ctx, id);
+      if (
+        content.providerAgencyId !== row.provider_agency_id ||
+        content.recipientAgencyId !== row.recipient_agency_id
+      ) {
+        throw badInput('An amendment keeps the provider and the recipient; propose a new agreement instead');
+      }
+      const version = row.current_version + 1;
+      await manager.query(`UPDATE agreement SET current_version = $2 WHERE id = $1`, [id, version]);
+      await this.insertVersion(manager, id, version, content, ctx);
+      await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content);
+    });
+    return (await this.get(ctx, id))!;
+  }
+
+  /** Approves the current version for the caller's side; both sides make it the version in force. */
+  async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
+    const steward = this.requireSteward(ctx);
+    await this.dataSource.transaction(async (manager) => {
+      const row = await this.lockForChange(manager, ctx, id);
+      if (version !== row.current_version) {
+        throw conflict(
+          `Version ${version} is not the current version (${row.current_version}); approve that one`,
+        );
+      }
+      const inserted = await manager.query<unknown[]>(
+        `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING RETURNING 1`,
+        [id, version, steward.agencyId, steward.userId],
+      );
+      if (!inserted.length) return; // this side approved already: nothing changes
+      const [{ n }] = await manager.query<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
+        [id, version],
+      );
+      const inForce = n === 2;
+      if (inForce) {
+        await manager.query(`UPDATE agreement SET in_force_version = $2 WHERE id = $1`, [id, version]);
+      }
+      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await this.audit.append(
+        {
+          actorUserId: steward.userId,
+          actorAgencyId: steward.agencyId,
+          action: AuditAction.AGREEMENT_APPROVED,
+          decision: 'ALLOW',
+          reason: inForce ? 'both parties approved: version in force' : 'awaiting the other party',
+          agreementId: id,
+          agreementVersion: version,
+        },
+        manager,
+      );
+    });
+    return (await this.get(ctx, id))!;
+  }
+
+  /** Revokes an agreement: final, and access stops at once on every broker. */
+  async revoke(ctx: RequestContext, id: string, reason: string): Promise<AgreementView> {
+    const steward = this.requireSteward(ctx);
+    const why = cleanText(reason, 'reason', 2000);
+    await this.dataSource.transaction(async (manager) => {
+      await this.lockForChange(manager, ctx, id);
+      await manager.query(
+        `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
+          WHERE id = $1`,
+        [id, steward.userId, steward.agencyId, why],
+      );
+      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await this.audit.append(
+        {
+          actorUserId: steward.userId,
+          actorAgencyId: steward.agencyId,
+          action: AuditAction.AGREEMENT_REVOKED,
+          decision: 'ALLOW',
+          reason: why,
+          agreementId: id,
+        },
+        manager,
+      );
+    });
+    return (await this.get(ctx, id))!;
+  }
+
+  /** The policy stamp: changes whenever any agreement does. */
+  async stamp(): Promise<number> {
+    const [row] = await this.dataSource.query<{ stamp: string }[]>(
+      `SELECT stamp FROM policy_stamp WHERE id = 1`,
+    );
+    return Number(row.stamp);
+  }
+
+  /**
+   * Every unrevoked agreement of which `agencyId` is the recipient and that has a version in force,
+   * whatever its window (the caller checks the window against its own clock at each request).
+   */
+  async inForceForRecipient(agencyId: string): Promise<{ stamp: number; agreements: InForceAgreement[] }> {
+    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      const [{ stamp }] = await manager.query<{ stamp: string }[]>(
+        `SELECT stamp FROM policy_stamp WHERE id = 1`,
+      );
+      const rows = await manager.query<
+        (VersionRow & { provider_agency_id: string; recipient_agency_id: string; hmac_key: Buffer })[]
+      >(
+        `SELECT v.*, a.provider_agency_id, a.recipient_agency_id, s.hmac_key
+           FROM agreement a
+           JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
+           JOIN agreement_secret s ON s.agreement_id = a.id
+          WHERE a.recipient_agency_id = $1 AND a.revoked_at IS NULL
+          ORDER BY a.created_at, a.id`,
+        [agencyId],
+      );
+      return {
+        stamp: Number(stamp),
+        agreements: rows.map((r) => ({
+          id: r.agreement_id,
+          version: r.version,
+          providerAgencyId: r.provider_agency_id,
+          recipientAgencyId: r.recipient_agency_id,
+          content: r.content,
+          validFrom: r.valid_from,
+          validUntil: r.valid_until,
+          hmacKey: r.hmac_key,
+        })),
+      };
+    });
+  }
+
+  private requireSteward(ctx: RequestContext): { userId: string; agencyId: string } {
+    const { principal } = ctx;
+    if (principal.role !== Role.STEWARD || !principal.agencyId)
+      throw forbidden('Only stewards change agreements');
+    return { userId: principal.userId, agencyId: principal.agencyId };
+  }
+
+  private async validate(input: AgreementInput): Promise<AgreementContent> {
+    const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
+    const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
+    const result = validateAgreementContent(input, { datasets: shapes, purposes });
+    if (!result.ok) {
+      throw new BrokerError(
+        ErrorCode.BAD_USER_INPUT,
+        `The agreement is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID_AGREEMENT', details: result.problems },
+      );
+    }
+    return result.content;
+  }
+
+  private async visibleRow(manager: EntityManager, ctx: RequestContext, id: string, lock = false) {
+    if (!isUuid(id)) return null;
+    const [row] = await manager.query<AgreementRow[]>(
+      `SELECT * FROM agreement WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
+    if (!row) return null;
+    const { principal } = ctx;
+    if (SEES_ALL.has(principal.role)) return row;
+    return principal.agencyId === row.provider_agency_id || principal.agencyId === row.recipient_agency_id
+      ? row
+      : null;
+  }
+
+  /** Locks an agreement for a change by a party's steward; a third agency gets NOT_FOUND. */
+  private async lockForChange(
+    manager: EntityManager,
+    ctx: RequestContext,
+    id: string,
+  ): Promise<AgreementRow> {
+    const row = await this.visibleRow(manager, ctx, id, true);
+    if (
+      !row ||
+      (ctx.principal.agencyId !== row.provider_agency_id &&
+        ctx.principal.agencyId !== row.recipient_agency_id)
+    ) {
+      throw notFound('Agreement');
+    }
+    if (row.revoked_at) throw conflict('The agreement is revoked; revocation is final');
+    return row;
+  }
+
+  private async insertVersion(
+    manager: EntityManager,
+    id: string,
+    version: number,
+    content: AgreementContent,
+    ctx: RequestContext,
+  ) {
+    await manager.query(
+      `INSERT INTO agreement_version (agreement_id, version, content, hash, valid_from, valid_until, created_by)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [
+        id,
+        version,
+        JSON.stringify(content),
+        contentHash(content),
+        content.validFrom,
+        content.validUntil,
+        ctx.principal.userId,
+      ],
+    );
+    await manager.query(
+      `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)`,
+      [id, version, ctx.principal.agencyId, ctx.principal.userId],
+    );
+    await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+  }
+
+  private appendEvent(
+    manager: EntityManager,
+    ctx: RequestContext,
+    action: AuditAction,
+    agreementId: string,
+    version: number,
+    content: AgreementContent,
+  ) {
+    return this.audit.append(
+      {
+        actorUserId: ctx.principal.userId,
+        actorAgencyId: ctx.principal.agencyId,
+        action,
+        decision: 'ALLOW',
+        agreementId,
+        agreementVersion: version,
+        purpose: content.purposes.join(','),
+        fields: content.grants.flatMap((g) => g.fields.map((f) => `${g.datasetId}:${f.name}:${f.transform}`)),
+      },
+      manager,
+    );
+  }
+
+  private async views(manager: EntityManager, rows: AgreementRow[]): Promise<AgreementView[]> {
+    if (!rows.length) return [];
+    const ids = rows.map((r) => r.id);
+    const [versions, approvals] = await Promise.all([
+      manager.query<VersionRow[]>(
+        `SELECT agreement_id, version, content, hash, valid_from, valid_until, created_at
+           FROM agreement_version WHERE agreement_id = ANY($1::uuid[]) ORDER BY agreement_id, version`,
+        [ids],
+      ),
+      manager.query<ApprovalRow[]>(
+        `SELECT agreement_id, version, agency_id, user_id, at
+           FROM agreement_approval WHERE agreement_id = ANY($1::uuid[]) ORDER BY at`,
+        [ids],
+      ),
+    ]);
+    const now = new Date();
+    return rows.map((row) => {
+      const own = versions.filter((v) => v.agreement_id === row.id);
+      const current = own.find((v) => v.version === row.current_version)!;
+      const inForce = own.find((v) => v.version === row.in_force_version) ?? null;
+      return {
+        id: row.id,
+        title: current.content.title,
+        status: statusOf(
+          {
+            revokedAt: row.revoked_at,
+            inForce: inForce && { validFrom: inForce.valid_from, validUntil: inForce.valid_until },
+          },
+          now,
+        ),
+        providerAgencyId: row.provider_agency_id,
+        recipientAgencyId: row.recipient_agency_id,
+        currentVersion: row.current_version,
+        inForceVersion: row.in_force_version,
+        purposes: current.content.purposes,
+        validFrom: current.valid_from,
+        validUntil: current.valid_until,
+        revokedAt: row.revoked_at,
+        revokeReason: row.revoke_reason,
+        versions: own.map((v) => ({
+          version: v.version,
+          hash: v.hash,
+          content: v.content as unknown as Record<string, unknown>,
+          createdAt: v.created_at,
+          approvals: approvals
+            .filter((a) => a.agreement_id === row.id && a.version === v.version)
+            .map((a) => ({ agencyId: a.agency_id, userId: a.user_id, at: a.at })),
+        })),
+      };
+    });
+  }
+}

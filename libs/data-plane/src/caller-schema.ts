@@ -1,0 +1,176 @@
+import {
+  GraphQLBoolean,
+  GraphQLEnumType,
+  GraphQLFloat,
+  GraphQLID,
+  GraphQLInputObjectType,
+  GraphQLInt,
+  GraphQLList,
+  GraphQLNonNull,
+  GraphQLObjectType,
+  type GraphQLScalarType,
+  GraphQLSchema,
+  GraphQLString,
+  type GraphQLFieldConfigMap,
+  type GraphQLInputFieldConfigMap,
+} from 'graphql';
+import { type CompiledGrant, GrantAccess, type ReleasedType } from '@broker/policy';
+import type { DatasetShapeRecord } from '@broker/registry';
+import { DateScalar, DateTimeScalar } from './scalars';
+
+/** An agreement version in force and inside its window now, compiled for the data plane. */
+export interface ActiveAgreement {
+  id: string;
+  version: number;
+  purposes: string[];
+  grants: Map<string, CompiledGrant>;
+  hmacKey: Buffer;
+  validFrom: Date;
+  validUntil: Date;
+}
+
+/** What a root field of the caller's schema reads. */
+export interface RootField {
+  name: string;
+  datasetId: string;
+  kind: 'ROWS';
+}
+
+/** The caller's schema and what its root fields mean. */
+export interface CallerSchema {
+  schema: GraphQLSchema;
+  roots: Map<string, RootField>;
+}
+
+export const MAX_FIRST = 10_000;
+
+const SCALARS: Record<ReleasedType, GraphQLScalarType> = {
+  String: GraphQLString,
+  Int: GraphQLInt,
+  Float: GraphQLFloat,
+  Boolean: GraphQLBoolean,
+  Date: DateScalar,
+  DateTime: DateTimeScalar,
+};
+
+/**
+ * Builds the schema a caller sees: only the datasets, fields and purposes that its active
+ * agreements grant; nothing else exists for it, not even in introspection. Returns null when
+ * nothing is granted (a schema needs at least one root field).
+ */
+export function buildCallerSchema(
+  active: ActiveAgreement[],
+  shapes: Map<string, DatasetShapeRecord>,
+): CallerSchema | null {
+  const released = new Map<string, Map<string, ReleasedType>>();
+  const purposes = new Set<string>();
+  for (const agreement of active) {
+    for (const grant of agreement.grants.values()) {
+      if (grant.access !== GrantAccess.ROWS || !shapes.has(grant.datasetId)) continue;
+      agreement.purposes.forEach((p) => purposes.add(p));
+      const fields = released.get(grant.datasetId) ?? new Map<string, ReleasedType>();
+      for (const field of grant.released.values()) fields.set(field.name, field.type);
+      released.set(grant.datasetId, fields);
+    }
+  }
+  if (!released.size) return null;
+
+  const filters = new Map<ReleasedType, GraphQLInputObjectType>();
+  const filterOf = (type: ReleasedType) => {
+    let filter = filters.get(type);
+    if (!filter) {
+      const scalar = SCALARS[type];
+      const list = new GraphQLList(new GraphQLNonNull(scalar));
+      const fields: GraphQLInputFieldConfigMap =
+        type === 'Boolean'
+          ? { eq: { type: scalar }, isNull: { type: GraphQLBoolean } }
+          : {
+              eq: { type: scalar },
+              neq: { type: scalar },
+              gt: { type: scalar },
+              gte: { type: scalar },
+              lt: { type: scalar },
+              lte: { type: scalar },
+              in: { type: list },
+              nin: { type: list },
+              isNull: { type: GraphQLBoolean },
+            };
+      filter = new GraphQLInputObjectType({ name: `${type}Filter`, fields });
+      filters.set(type, filter);
+    }
+    return filter;
+  };
+
+  const purposeEnum = new GraphQLEnumType({
+    name: 'Purpose',
+    values: Object.fromEntries([...purposes].sort().map((p) => [p, { value: p }])),
+  });
+  const sortDirection = new GraphQLEnumType({
+    name: 'SortDirection',
+    values: { ASC: { value: 'ASC' }, DESC: { value: 'DESC' } },
+  });
+  const pageInfo = new GraphQLObjectType({
+    name: 'PageInfo',
+    fields: {
+      hasNextPage: { type: new GraphQLNonNull(GraphQLBoolean) },
+      endCursor: { type: GraphQLString },
+    },
+  });
+
+  const rootFields: GraphQLFieldConfigMap<unknown, unknown> = {};
+  const roots = new Map<string, RootField>();
+  const datasets = [...released.keys()]
+    .map((id) => shapes.get(id)!)
+    .sort((a, b) => a.slug.localeCompare(b.slug));
+  for (const dataset of datasets) {
+    const fields = [...released.get(dataset.id)!.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const typeName = dataset.typeName;
+    const objectType = new GraphQLObjectType({
+      name: typeName,
+      fields: Object.fromEntries(fields.map(([name, type]) => [name, { type: SCALARS[type] }])),
+    });
+    const fieldEnum = new GraphQLEnumType({
+      name: `${typeName}Field`,
+      values: Object.fromEntries(fields.map(([name]) => [name, { value: name }])),
+    });
+    const where: GraphQLInputObjectType = new GraphQLInputObjectType({
+      name: `${typeName}Where`,
+      fields: () => ({
+        ...Object.fromEntries(fields.map(([name, type]) => [name, { type: filterOf(type) }])),
+        and: { type: new GraphQLList(new GraphQLNonNull(where)) },
+        or: { type: new GraphQLList(new GraphQLNonNull(where)) },
+        not: { type: where },
+      }),
+    });
+    const orderBy = new GraphQLInputObjectType({
+      name: `${typeName}OrderBy`,
+      fields: {
+        field: { type: new GraphQLNonNull(fieldEnum) },
+        direction: { type: sortDirection, defaultValue: 'ASC' },
+      },
+    });
+    const connection = new GraphQLObjectType({
+      name: `${typeName}Connection`,
+      fields: {
+        nodes: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(objectType))) },
+        pageInfo: { type: new GraphQLNonNull(pageInfo) },
+      },
+    });
+    rootFields[dataset.slug] = {
+      type: new GraphQLNonNull(connection),
+      args: {
+        purpose: { type: new GraphQLNonNull(purposeEnum) },
+        agreement: { type: GraphQLID },
+        where: { type: where },
+        orderBy: { type: new GraphQLList(new GraphQLNonNull(orderBy)) },
+        first: { type: GraphQLInt, defaultValue: 100 },
+        after: { type: GraphQLString },
+      },
+    };
+    roots.set(dataset.slug, { name: dataset.slug, datasetId: dataset.id, kind: 'ROWS' });
+  }
+  return {
+    schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: rootFields }) }),
+    roots,
+  };
+}

@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { AgreementsModule } from '@broker/agreements';
+import { RegistryModule } from '@broker/registry';
+import { DataPlaneController } from './data-plane.controller';
+import { DataPlaneService } from './data-plane.service';
+import { PolicyCache } from './policy-cache.service';
+
+/** The policy-mediated data plane at `/data/graphql`. */
+@Module({
+  imports: [RegistryModule, AgreementsModule],
+  controllers: [DataPlaneController],
+  providers: [DataPlaneService, PolicyCache],
+})
+export class DataPlaneModule {}

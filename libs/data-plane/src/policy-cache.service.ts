@@ -1,0 +1,79 @@
+import { Injectable } from '@nestjs/common';
+import { AgreementService, type InForceAgreement } from '@broker/agreements';
+import { compileGrant } from '@broker/policy';
+import { DatasetService, type DatasetShapeRecord } from '@broker/registry';
+import { type ActiveAgreement, type CallerSchema, buildCallerSchema } from './caller-schema';
+
+interface AgencyPolicy {
+  stamp: number;
+  compiled: ActiveAgreement[];
+  schemas: Map<string, CallerSchema | null>;
+}
+
+/** What a caller may use at this instant: its active agreements and the schema they make. */
+export interface CallerPolicy {
+  active: ActiveAgreement[];
+  schema: CallerSchema | null;
+  shapes: Map<string, DatasetShapeRecord>;
+}
+
+/**
+ * Compiled policy per recipient agency. Every request reads the policy stamp (one indexed row), so
+ * a change made through any broker instance is seen by every instance on its next request; windows
+ * are checked against the clock at every request, so access starts and stops exactly on time.
+ */
+@Injectable()
+export class PolicyCache {
+  private readonly agencies = new Map<string, AgencyPolicy>();
+  private readonly shapes = new Map<string, DatasetShapeRecord>();
+
+  constructor(
+    private readonly agreements: AgreementService,
+    private readonly datasets: DatasetService,
+  ) {}
+
+  /** The caller's active agreements and schema at `now`. */
+  async forAgency(agencyId: string, now: Date): Promise<CallerPolicy> {
+    const stamp = await this.agreements.stamp();
+    let policy = this.agencies.get(agencyId);
+    if (!policy || policy.stamp !== stamp) {
+      policy = await this.load(agencyId);
+      this.agencies.set(agencyId, policy);
+    }
+    const active = policy.compiled.filter((a) => a.validFrom <= now && now < a.validUntil);
+    const key = active.map((a) => `${a.id}@${a.version}`).join(',');
+    let schema = policy.schemas.get(key);
+    if (schema === undefined) {
+      schema = buildCallerSchema(active, this.shapes);
+      policy.schemas.set(key, schema);
+    }
+    return { active, schema, shapes: this.shapes };
+  }
+
+  private async load(agencyId: string): Promise<AgencyPolicy> {
+    const { stamp, agreements } = await this.agreements.inForceForRecipient(agencyId);
+    const ids = agreements.flatMap((a) => a.content.grants.map((g) => g.datasetId));
+    const missing = ids.filter((id) => !this.shapes.has(id));
+    // Datasets never change shape once registered, so shapes are cached for the process's life.
+    if (missing.length)
+      for (const [id, shape] of await this.datasets.shapes(missing)) this.shapes.set(id, shape);
+    return { stamp, compiled: agreements.map((a) => this.compile(a)), schemas: new Map() };
+  }
+
+  private compile(agreement: InForceAgreement): ActiveAgreement {
+    const grants = new Map(
+      agreement.content.grants
+        .filter((g) => this.shapes.has(g.datasetId))
+        .map((g) => [g.datasetId, compileGrant(g, this.shapes.get(g.datasetId)!)] as const),
+    );
+    return {
+      id: agreement.id,
+      version: agreement.version,
+      purposes: agreement.content.purposes,
+      grants,
+      hmacKey: agreement.hmacKey,
+      validFrom: agreement.validFrom,
+      validUntil: agreement.validUntil,
+    };
+  }
+}

@@ -1,0 +1,254 @@
+import { TestBroker } from '@broker/testing';
+
+const AGREEMENT = `id title status currentVersion inForceVersion purposes validFrom validUntil
+  provider { id } recipient { id } versions { version hash content approvals { agency { id } user { id } at } }`;
+const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { ${AGREEMENT} } }`;
+const AMEND = `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { ${AGREEMENT} } }`;
+const APPROVE = `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { ${AGREEMENT} } }`;
+const REVOKE = `mutation($id: ID!, $r: String!) { revokeAgreement(id: $id, reason: $r) { ${AGREEMENT} } }`;
+const GET = `query($id: ID!) { agreement(id: $id) { ${AGREEMENT} } }`;
+
+describe('agreements: versions, approvals, lifecycle', () => {
+  let broker: TestBroker;
+  let cbo: { id: string };
+  let research: { id: string };
+  let probation: { id: string };
+  let cboSteward: { id: string; apiKey: string };
+  let researchSteward: { id: string; apiKey: string };
+  let probationSteward: { apiKey: string };
+  let researchAnalyst: { apiKey: string };
+  let auditor: { apiKey: string };
+  let dataset: { id: string };
+  let courtsDataset: { id: string };
+
+  const input = (overrides: Record<string, unknown> = {}) => ({
+    title: 'Re-entry outcomes for recidivism evaluation',
+    providerAgencyId: cbo.id,
+    recipientAgencyId: research.id,
+    purposes: ['RECIDIVISM_EVALUATION'],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    legalBasis: 'County data-sharing ordinance 12.4',
+    grants: [
+      {
+        datasetId: dataset.id,
+        fields: [
+          { name: 'program' },
+          { name: 'dob', transform: 'GENERALIZE' },
+          { name: 'last_name', transform: 'HASH' },
+        ],
+        rowFilter: { program: { $in: ['JOBS', 'HOUSING'] } },
+      },
+    ],
+    ...overrides,
+  });
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'agreements' });
+    cbo = await broker.createAgency('Second Chance Re-entry');
+    research = await broker.createAgency('Research Office');
+    probation = await broker.createAgency('Probation');
+    const courts = await broker.createAgency('Courts');
+    cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    probationSteward = await broker.createUser({ agencyId: probation.id, role: 'STEWARD' });
+    researchAnalyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    auditor = await broker.createUser({ role: 'AUDITOR' });
+    const courtsSteward = await broker.createUser({ agencyId: courts.id, role: 'STEWARD' });
+    for (const code of ['RECIDIVISM_EVALUATION', 'SUPERVISION']) {
+      await broker.gqlOk(
+        broker.operatorKey,
+        `mutation { definePurpose(input: { code: "${code}", description: "d" }) { code } }`,
+      );
+    }
+    dataset = await broker.registerDataset(cboSteward.apiKey, {
+      slug: 'reentry_participation',
+      title: 'Re-entry participation',
+      keyField: 'enrollment_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'last_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'LAST_NAME' },
+        { name: 'dob', type: 'DATE', classification: 'QUASI_IDENTIFIER', identity: 'DATE_OF_BIRTH' },
+        { name: 'program', type: 'STRING', classification: 'SENSITIVE' },
+        { name: 'completed', type: 'BOOLEAN', classification: 'SENSITIVE' },
+      ],
+    });
+    courtsDataset = await broker.registerDataset(courtsSteward.apiKey, {
+      slug: 'court_cases',
+      title: 'Cases',
+      keyField: 'case_id',
+      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+  });
+  afterAll(() => broker.close());
+
+  it('runs the whole lifecycle: propose, approve, amend, approve, revoke', async () => {
+    const proposed = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    expect(proposed).toMatchObject({
+      status: 'PROPOSED',
+      currentVersion: 1,
+      inForceVersion: null,
+      purposes: ['RECIDIVISM_EVALUATION'],
+      provider: { id: cbo.id },
+      recipient: { id: research.id },
+    });
+    expect(proposed.versions).toHaveLength(1);
+    expect(proposed.versions[0].hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(proposed.versions[0].approvals).toEqual([
+      { agency: { id: cbo.id }, user: { id: cboSteward.id }, at: expect.any(String) },
+    ]);
+    expect(proposed.versions[0].content.grants[0]).toMatchObject({
+      datasetId: dataset.id,
+      access: 'ROWS',
+      minCellSize: 11,
+    });
+
+    // The proposer's side approving again changes nothing.
+    const again = (await broker.gqlOk(cboSteward.apiKey, APPROVE, { id: proposed.id, v: 1 }))
+      .approveAgreement;
+    expect(again.status).toBe('PROPOSED');
+
+    const approved = (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 1 }))
+      .approveAgreement;
+    expect(approved).toMatchObject({ status: 'ACTIVE', inForceVersion: 1 });
+
+    const amended = (
+      await broker.gqlOk(researchSteward.apiKey, AMEND, {
+        id: proposed.id,
+        input: input({ purposes: ['RECIDIVISM_EVALUATION', 'SUPERVISION'] }),
+      })
+    ).amendAgreement;
+    // While the amendment awaits approval, version 1 stays in force.
+    expect(amended).toMatchObject({ status: 'ACTIVE', currentVersion: 2, inForceVersion: 1 });
+    expect(amended.purposes).toEqual(['RECIDIVISM_EVALUATION', 'SUPERVISION']);
+    expect(amended.versions[1].hash).not.toBe(amended.versions[0].hash);
+
+    const stale = await broker.gql(cboSteward.apiKey, APPROVE, { id: proposed.id, v: 1 });
+    expect(stale.errors?.[0].extensions?.code).toBe('CONFLICT');
+    const approved2 = (await broker.gqlOk(cboSteward.apiKey, APPROVE, { id: proposed.id, v: 2 }))
+      .approveAgreement;
+    expect(approved2).toMatchObject({ status: 'ACTIVE', inForceVersion: 2 });
+
+    const revoked = (
+      await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: proposed.id, r: 'Consent withdrawn' })
+    ).revokeAgreement;
+    expect(revoked.status).toBe('REVOKED');
+    for (const [key, query, vars] of [
+      [researchSteward.apiKey, APPROVE, { id: proposed.id, v: 2 }],
+      [researchSteward.apiKey, REVOKE, { id: proposed.id, r: 'again' }],
+      [researchSteward.apiKey, AMEND, { id: proposed.id, input: input() }],
+    ] as const) {
+      const res = await broker.gql(key, query, vars);
+      expect(res.errors?.[0].extensions?.code).toBe('CONFLICT');
+    }
+  });
+
+  it('hides agreements from third agencies: NOT_FOUND, the same as a missing one', async () => {
+    const { id } = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    expect((await broker.gqlOk(probationSteward.apiKey, GET, { id })).agreement).toBeNull();
+    for (const [query, vars] of [
+      [APPROVE, { id, v: 1 }],
+      [REVOKE, { id, r: 'mine now' }],
+      [AMEND, { id, input: input() }],
+    ] as const) {
+      const third = await broker.gql(probationSteward.apiKey, query, vars);
+      const missing = await broker.gql(probationSteward.apiKey, query, {
+        ...vars,
+        id: '00000000-0000-4000-8000-000000000000',
+      });
+      expect(third.errors?.[0].extensions?.code).toBe('NOT_FOUND');
+      expect(third.errors?.[0].message).toBe(missing.errors?.[0].message);
+    }
+    const list = await broker.gqlOk(probationSteward.apiKey, '{ agreements { id } }');
+    expect(list.agreements).toEqual([]);
+    const seenByAuditor = await broker.gqlOk(auditor.apiKey, '{ agreements { id } }');
+    expect(seenByAuditor.agreements.map((a: { id: string }) => a.id)).toContain(id);
+    const seenByAnalyst = await broker.gqlOk(
+      researchAnalyst.apiKey,
+      `query($id: ID!) { agreement(id: $id) { id } }`,
+      { id },
+    );
+    expect(seenByAnalyst.agreement).toEqual({ id });
+    const proposedOnly = await broker.gqlOk(auditor.apiKey, '{ agreements(status: REVOKED) { status } }');
+    expect(proposedOnly.agreements.every((a: { status: string }) => a.status === 'REVOKED')).toBe(true);
+  });
+
+  it('computes PENDING and EXPIRED from the window of the version in force', async () => {
+    const future = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({ validFrom: '2098-01-01T00:00:00Z', validUntil: '2099-01-01T00:00:00Z' }),
+      })
+    ).proposeAgreement;
+    expect(
+      (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: future.id, v: 1 })).approveAgreement.status,
+    ).toBe('PENDING');
+    const past = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({ validFrom: '2001-01-01T00:00:00Z', validUntil: '2002-01-01T00:00:00Z' }),
+      })
+    ).proposeAgreement;
+    expect(
+      (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: past.id, v: 1 })).approveAgreement.status,
+    ).toBe('EXPIRED');
+  });
+
+  it('treats agreement JSON as untrusted', async () => {
+    const grant = (g: Record<string, unknown>) => ({
+      grants: [{ datasetId: dataset.id, fields: [{ name: 'program' }], ...g }],
+    });
+    const cases: [string, Record<string, unknown>][] = [
+      [
+        'a dataset of another provider',
+        { grants: [{ datasetId: courtsDataset.id, fields: [{ name: 'case_id' }] }] },
+      ],
+      [
+        'an unknown dataset',
+        { grants: [{ datasetId: '00000000-0000-4000-8000-000000000000', fields: [{ name: 'x' }] }] },
+      ],
+      ['an unknown field', grant({ fields: [{ name: 'ssn' }] })],
+      ['a field with SQL in its name', grant({ fields: [{ name: 'program"; DROP TABLE agreement; --' }] })],
+      ['GENERALIZE of a BOOLEAN', grant({ fields: [{ name: 'completed', transform: 'GENERALIZE' }] })],
+      ['an unknown purpose', { purposes: ['MARKETING'] }],
+      ['no purpose', { purposes: [] }],
+      ['an inverted window', { validFrom: '2030-01-01T00:00:00Z', validUntil: '2029-01-01T00:00:00Z' }],
+      ['the same agency on both sides', { recipientAgencyId: cbo.id }],
+      ['no grant', { grants: [] }],
+      ['a rowFilter on an unknown field', grant({ rowFilter: { ssn: '123' } })],
+      ['a rowFilter with an unknown operator', grant({ rowFilter: { program: { $regex: '.*' } } })],
+      ['a rowFilter value of the wrong type', grant({ rowFilter: { dob: { $gt: 5 } } })],
+      ['a rowFilter with __proto__', grant({ rowFilter: JSON.parse('{"__proto__": {"program": "JOBS"}}') })],
+      ['a rowFilter with unknown top-level keys', grant({ rowFilter: { $where: 'true' } })],
+      ['a minCellSize of zero', grant({ minCellSize: 0 })],
+    ];
+    const before = await broker.query(`SELECT count(*)::int AS n FROM agreement`);
+    for (const [label, change] of cases) {
+      const res = await broker.gql(cboSteward.apiKey, PROPOSE, { input: input(change) });
+      expect({ label, code: res.errors?.[0].extensions?.code }).toEqual({ label, code: 'BAD_USER_INPUT' });
+    }
+    expect(await broker.query(`SELECT count(*)::int AS n FROM agreement`)).toEqual(before);
+  });
+
+  it('lets only stewards of a party propose and decide', async () => {
+    const byThird = await broker.gql(probationSteward.apiKey, PROPOSE, { input: input() });
+    expect(byThird.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    const byAnalyst = await broker.gql(researchAnalyst.apiKey, PROPOSE, { input: input() });
+    expect(byAnalyst.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    const byOperator = await broker.gql(broker.operatorKey, PROPOSE, { input: input() });
+    expect(byOperator.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('keeps versions immutable in the database', async () => {
+    await expect(broker.query(`UPDATE agreement_version SET hash = 'x'`)).rejects.toThrow(/append-only/);
+    await expect(broker.query(`DELETE FROM agreement_approval`)).rejects.toThrow(/append-only/);
+  });
+
+  it('never returns the HMAC key', async () => {
+    const all = await broker.gqlOk(auditor.apiKey, `{ agreements { ${AGREEMENT} } }`);
+    const keys = await broker.query<{ hmac_key: Buffer }>(`SELECT hmac_key FROM agreement_secret`);
+    const text = JSON.stringify(all);
+    for (const { hmac_key } of keys) {
+      expect(text).not.toContain(hmac_key.toString('hex'));
+      expect(text).not.toContain(hmac_key.toString('base64'));
+    }
+  });
+});

@@ -1,0 +1,395 @@
+import { createHmac } from 'node:crypto';
+import { TestBroker } from '@broker/testing';
+
+const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`;
+const APPROVE = `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { status } }`;
+const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
+
+const PROGRAMS = ['JOBS', 'HOUSING', 'MENTORING'];
+const ROWS = Array.from({ length: 30 }, (_, i) => ({
+  enrollment_id: `E${String(i).padStart(3, '0')}`,
+  first_name: ['Ana', 'Bob', 'Chen', 'Dee'][i % 4],
+  last_name: i % 7 === 0 ? null : ['Smith', 'Núñez', "O'Brien"][i % 3],
+  dob: i % 5 === 0 ? null : `19${70 + (i % 25)}-0${1 + (i % 9)}-1${i % 9}`,
+  zip: `9${String(1000 + i * 37).slice(0, 4)}`,
+  program: PROGRAMS[i % 3],
+  completed: i % 4 === 0 ? null : i % 2 === 0,
+  services: i % 6 === 0 ? null : i * 3,
+  score: i / 4,
+  enrolled_at: `2024-0${1 + (i % 9)}-0${1 + (i % 8)}T1${i % 10}:30:00Z`,
+}));
+
+describe('data plane: each party sees only what its agreement allows', () => {
+  let broker: TestBroker;
+  let cbo: { id: string };
+  let research: { id: string };
+  let cboSteward: { apiKey: string };
+  let researchSteward: { apiKey: string };
+  let analyst: { id: string; apiKey: string };
+  let probationAnalyst: { apiKey: string };
+  let cboAnalyst: { apiKey: string };
+  let dataset: { id: string };
+  let agreementId: string;
+  let hmacKey: Buffer;
+
+  const data = (key: string, query: string, variables?: Record<string, unknown>) =>
+    broker.gql(key, query, variables, '/data/graphql');
+
+  const agreementInput = (overrides: Record<string, unknown> = {}) => ({
+    title: 'CBO to research office',
+    providerAgencyId: cbo.id,
+    recipientAgencyId: research.id,
+    purposes: ['RECIDIVISM_EVALUATION'],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    grants: [
+      {
+        datasetId: dataset.id,
+        fields: [
+          { name: 'program' },
+          { name: 'completed' },
+          { name: 'score' },
+          { name: 'enrolled_at' },
+          { name: 'dob', transform: 'GENERALIZE' },
+          { name: 'last_name', transform: 'HASH' },
+          { name: 'zip', transform: 'GENERALIZE' },
+          { name: 'services', transform: 'GENERALIZE' },
+        ],
+        rowFilter: { program: { $in: ['JOBS', 'HOUSING'] } },
+      },
+    ],
+    ...overrides,
+  });
+
+  const activate = async (input: Record<string, unknown>) => {
+    const { proposeAgreement } = await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input });
+    await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposeAgreement.id, v: 1 });
+    return proposeAgreement.id as string;
+  };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'dataplane' });
+    cbo = await broker.createAgency('Second Chance Re-entry');
+    research = await broker.createAgency('Research Office');
+    const probation = await broker.createAgency('Probation');
+    cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    probationAnalyst = await broker.createUser({ agencyId: probation.id, role: 'ANALYST' });
+    cboAnalyst = await broker.createUser({ agencyId: cbo.id, role: 'ANALYST' });
+    for (const code of ['RECIDIVISM_EVALUATION', 'SUPERVISION', 'PROGRAM_ADMINISTRATION']) {
+      await broker.gqlOk(
+        broker.operatorKey,
+        `mutation { definePurpose(input: { code: "${code}", description: "d" }) { code } }`,
+      );
+    }
+    dataset = await broker.registerDataset(cboSteward.apiKey, {
+      slug: 'reentry_participation',
+      title: 'Re-entry participation',
+      keyField: 'enrollment_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'first_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'FIRST_NAME' },
+        { name: 'last_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'LAST_NAME' },
+        { name: 'dob', type: 'DATE', classification: 'QUASI_IDENTIFIER', identity: 'DATE_OF_BIRTH' },
+        { name: 'zip', type: 'STRING', classification: 'QUASI_IDENTIFIER', identity: 'ZIP' },
+        { name: 'program', type: 'STRING', classification: 'SENSITIVE' },
+        { name: 'completed', type: 'BOOLEAN', classification: 'SENSITIVE' },
+        { name: 'services', type: 'INTEGER', classification: 'SENSITIVE' },
+        { name: 'score', type: 'FLOAT', classification: 'SENSITIVE' },
+        { name: 'enrolled_at', type: 'DATETIME', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await broker.gqlOk(
+      cboSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: ROWS },
+    );
+    agreementId = await activate(agreementInput());
+    [{ hmac_key: hmacKey }] = await broker.query<{ hmac_key: Buffer }>(
+      `SELECT hmac_key FROM agreement_secret WHERE agreement_id = $1`,
+      [agreementId],
+    );
+  });
+  afterAll(() => broker.close());
+
+  const expected = () =>
+    ROWS.filter((r) => r.program === 'JOBS' || r.program === 'HOUSING').map((r) => ({
+      program: r.program,
+      completed: r.completed,
+      score: r.score,
+      enrolled_at: new Date(r.enrolled_at).toISOString(),
+      dob_year: r.dob ? Number(r.dob.slice(0, 4)) : null,
+      last_name_hash: r.last_name ? createHmac('sha256', hmacKey).update(r.last_name).digest('hex') : null,
+      zip_prefix: r.zip.slice(0, 3),
+      services_band: r.services === null ? null : Math.floor(r.services / 5) * 5,
+    }));
+  const sortKey = (r: Record<string, unknown>) => JSON.stringify(r);
+
+  it('releases exactly the granted fields, transformed, for the rows the filter allows', async () => {
+    const res = await data(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 100) {
+          nodes { program completed score enrolled_at dob_year last_name_hash zip_prefix services_band }
+          pageInfo { hasNextPage endCursor } } }`,
+    );
+    expect(res.errors).toBeUndefined();
+    const page = res.data!.reentry_participation;
+    expect(page.pageInfo.hasNextPage).toBe(false);
+    expect([...page.nodes].sort((a: any, b: any) => sortKey(a).localeCompare(sortKey(b)))).toEqual(
+      expected().sort((a, b) => sortKey(a).localeCompare(sortKey(b))),
+    );
+  });
+
+  it('shows in its schema only what is granted', async () => {
+    const res = await data(
+      analyst.apiKey,
+      `{ __schema { queryType { fields { name } } types { name } } __type(name: "ReentryParticipation") { fields { name type { name } } } }`,
+    );
+    expect(res.data!.__schema.queryType.fields.map((f: { name: string }) => f.name)).toEqual([
+      'reentry_participation',
+    ]);
+    expect(res.data!.__type.fields).toEqual([
+      { name: 'completed', type: { name: 'Boolean' } },
+      { name: 'dob_year', type: { name: 'Int' } },
+      { name: 'enrolled_at', type: { name: 'DateTime' } },
+      { name: 'last_name_hash', type: { name: 'String' } },
+      { name: 'program', type: { name: 'String' } },
+      { name: 'score', type: { name: 'Float' } },
+      { name: 'services_band', type: { name: 'Int' } },
+      { name: 'zip_prefix', type: { name: 'String' } },
+    ]);
+    const text = JSON.stringify(res.data);
+    for (const hidden of ['first_name', 'enrollment_id', '"dob"', 'SUPERVISION'])
+      expect(text).not.toContain(hidden);
+  });
+
+  const refused = async (
+    key: string,
+    query: string,
+    code = 'FORBIDDEN',
+    variables?: Record<string, unknown>,
+  ) => {
+    const res = await data(key, query, variables);
+    expect({ query, data: res.data, code: res.errors?.[0]?.extensions?.code }).toEqual({
+      query,
+      data: null,
+      code,
+    });
+    expect(JSON.stringify(res.errors)).not.toMatch(/Did you mean/i);
+    return res;
+  };
+
+  it('refuses fields, filters and orderings that are not released, with data: null', async () => {
+    const q = (body: string) =>
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION${body}) { nodes { program } } }`;
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { first_name } } }`,
+    );
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { dob } } }`,
+    );
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { last_name } } }`,
+    );
+    await refused(analyst.apiKey, q(`, where: { dob: { gt: "1980-01-01" } }`));
+    await refused(analyst.apiKey, q(`, where: { last_name: { eq: "Smith" } }`));
+    await refused(analyst.apiKey, q(`, where: { first_name: { eq: "Ana" } }`));
+    await refused(analyst.apiKey, q(`, orderBy: [{ field: dob }]`));
+    await refused(analyst.apiKey, q(`, where: { not: { enrollment_id: { eq: "E001" } } }`));
+    // A partial answer is never given: one refused root field refuses the whole request.
+    await refused(
+      analyst.apiKey,
+      `{ a: reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } b: reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { first_name } } }`,
+    );
+  });
+
+  it('filters and orders on released values, never raw ones', async () => {
+    const res = await data(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, where: { dob_year: { gte: 1980 }, zip_prefix: { in: ["910", "911"] } },
+          orderBy: [{ field: dob_year, direction: DESC }, { field: program }]) { nodes { dob_year program zip_prefix } } }`,
+    );
+    expect(res.errors).toBeUndefined();
+    const want = expected()
+      .filter((r) => r.dob_year !== null && r.dob_year >= 1980 && ['910', '911'].includes(r.zip_prefix))
+      .map((r) => r.dob_year as number);
+    const got = res.data!.reentry_participation.nodes.map((n: { dob_year: number }) => n.dob_year);
+    expect(got).toEqual([...want].sort((a, b) => b - a));
+  });
+
+  it('follows three-valued logic: a null matches neither a comparison nor its not', async () => {
+    const ask = async (where: string): Promise<number> =>
+      (
+        await data(
+          analyst.apiKey,
+          `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, where: ${where}) { nodes { completed } } }`,
+        )
+      ).data!.reentry_participation.nodes.length as number;
+    const all = expected();
+    expect(await ask(`{ completed: { eq: true } }`)).toBe(all.filter((r) => r.completed === true).length);
+    expect(await ask(`{ not: { completed: { eq: true } } }`)).toBe(
+      all.filter((r) => r.completed === false).length,
+    );
+    expect(await ask(`{ completed: { isNull: true } }`)).toBe(all.filter((r) => r.completed === null).length);
+  });
+
+  it('pages with cursors', async () => {
+    const seen: unknown[] = [];
+    let after: string | null = null;
+    for (let i = 0; i < 10; i++) {
+      const res: any = await data(
+        analyst.apiKey,
+        `query($after: String) { reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 7, after: $after) { nodes { last_name_hash services_band score } pageInfo { hasNextPage endCursor } } }`,
+        { after },
+      );
+      const page = res.data.reentry_participation;
+      seen.push(...page.nodes);
+      if (!page.pageInfo.hasNextPage) break;
+      after = page.pageInfo.endCursor;
+    }
+    expect(seen).toHaveLength(expected().length);
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, after: "bm90IGEgY3Vyc29y") { nodes { program } } }`,
+      'BAD_USER_INPUT',
+    );
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 10001) { nodes { program } } }`,
+      'BAD_USER_INPUT',
+    );
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: -1) { nodes { program } } }`,
+      'BAD_USER_INPUT',
+    );
+  });
+
+  it('refuses purposes it holds no grant for, other agencies, and roles that read no records', async () => {
+    await refused(analyst.apiKey, `{ reentry_participation(purpose: SUPERVISION) { nodes { program } } }`);
+    await refused(
+      probationAnalyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+    );
+    // The provider's own analysts hold no agreement as recipient either.
+    await refused(
+      cboAnalyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+    );
+    for (const key of [broker.operatorKey, cboSteward.apiKey, researchSteward.apiKey]) {
+      await refused(key, `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`);
+    }
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, agreement: "00000000-0000-4000-8000-000000000000") { nodes { program } } }`,
+    );
+  });
+
+  it('refuses oversized and over-deep queries without saying where the limits are', async () => {
+    const aliases = Array.from(
+      { length: 40 },
+      (_, i) => `a${i}: reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } }`,
+    ).join(' ');
+    const res = await refused(analyst.apiKey, `{ ${aliases} }`, 'BAD_USER_INPUT');
+    expect(JSON.stringify(res.errors)).not.toMatch(/\d/);
+    const huge = `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { ${'program '.repeat(6000)} } } }`;
+    await refused(analyst.apiKey, huge, 'BAD_USER_INPUT');
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } `,
+      'BAD_USER_INPUT',
+    );
+  });
+
+  it('writes every access and denial to the audit log before answering', async () => {
+    const before = await broker.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event`);
+    await data(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 3) { nodes { program dob_year } } }`,
+    );
+    await data(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { first_name } } }`,
+    );
+    const events = await broker.query<Record<string, unknown>>(
+      `SELECT action, decision, purpose, dataset_id, agreement_id, agreement_version, fields, row_count, actor_user_id
+         FROM audit_event WHERE seq > (SELECT max(seq) FROM audit_event) - 2 ORDER BY seq`,
+    );
+    expect((await broker.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event`))[0].n).toBe(
+      before[0].n + 2,
+    );
+    expect(events[0]).toEqual({
+      action: 'QUERY',
+      decision: 'ALLOW',
+      purpose: 'RECIDIVISM_EVALUATION',
+      dataset_id: dataset.id,
+      agreement_id: agreementId,
+      agreement_version: 1,
+      fields: ['dob_year', 'program'],
+      row_count: 3,
+      actor_user_id: analyst.id,
+    });
+    expect(events[1]).toMatchObject({ action: 'QUERY', decision: 'DENY', actor_user_id: analyst.id });
+  });
+
+  it('returns nothing when the audit write fails', async () => {
+    await broker.query(`ALTER TABLE audit_event RENAME TO audit_event_away`);
+    try {
+      const res = await data(
+        analyst.apiKey,
+        `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+      );
+      expect(res.data).toBeNull();
+      expect(JSON.stringify(res)).not.toContain('JOBS');
+    } finally {
+      await broker.query(`ALTER TABLE audit_event_away RENAME TO audit_event`);
+    }
+  });
+
+  it('needs the agreement named when several grant the same dataset for the purpose', async () => {
+    const second = await activate(
+      agreementInput({ title: 'Second', grants: [{ datasetId: dataset.id, fields: [{ name: 'program' }] }] }),
+    );
+    await refused(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+      'BAD_USER_INPUT',
+    );
+    const named = await data(
+      analyst.apiKey,
+      `query($a: ID) { reentry_participation(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { program } } }`,
+      { a: second },
+    );
+    // The second agreement has no row filter: MENTORING rows appear under it, and only under it.
+    expect(named.data!.reentry_participation.nodes.map((n: { program: string }) => n.program)).toContain(
+      'MENTORING',
+    );
+    // A field the second agreement does not release is refused under it, though the first releases it.
+    await refused(
+      analyst.apiKey,
+      `query($a: ID) { reentry_participation(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { dob_year } } }`,
+      'FORBIDDEN',
+      { a: second },
+    );
+    await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: second });
+  });
+
+  it('stops at once on every broker instance when a party revokes', async () => {
+    const other = await broker.startAnother();
+    try {
+      const q = `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`;
+      const before = await other.gql(analyst.apiKey, q, undefined, '/data/graphql');
+      expect(before.data!.reentry_participation.nodes.length).toBeGreaterThan(0);
+      await broker.gqlOk(researchSteward.apiKey, REVOKE, { id: agreementId });
+      const after = await other.gql(analyst.apiKey, q, undefined, '/data/graphql');
+      expect(after.data).toBeNull();
+      expect(after.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    } finally {
+      await other.stop();
+    }
+  });
+});
