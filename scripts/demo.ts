@@ -228,10 +228,12 @@ function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string
     .join(', ');
   say();
   say(`Demo county seeded in ${seconds.toFixed(1)} s: ${county.county.people.length} people; ${records}.`);
-  say('No agreements yet: until one is active, analysts see the catalog but no records (deny by default).');
+  say('Agreements in force (there is no CBO → probation agreement: probation sees no program records):');
+  for (const a of county.agreements) say(`  ${a.provider} → ${a.recipient}: ${a.title} (${a.dataset})`);
   say();
   say(`  Broker        ${baseUrl}`);
   say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
+  say(`  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements)`);
   say(`  Health        ${baseUrl}/health`);
   say(`  Metrics       ${baseUrl}/metrics`);
   say(`  Database      ${redactUrl(DATABASE_URL)}  (recreated on every run)`);
@@ -243,6 +245,11 @@ function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string
   say(
     `  curl -s ${baseUrl}/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
       `-H 'Content-Type: application/json' -d '{"query":"{ me { email role agency { name } } datasets { slug title provider { name } } }"}'`,
+  );
+  say(
+    `  curl -s ${baseUrl}/data/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
+      `-H 'Content-Type: application/json' -d '{"query":"{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 5) ` +
+      `{ nodes { program completed dob_year last_name_hash } pageInfo { hasNextPage endCursor } } }"}'`,
   );
   say();
   say('Press Ctrl-C to stop the broker and the worker.');

@@ -123,4 +123,50 @@ describe('demo county seeding', () => {
     );
     expect(names.map((r) => r.last_name).sort()).toEqual(accented.map((r) => r.last_name as string).sort());
   });
+
+  it('puts the recidivism scenario in force: research reads reduced records; probation reads no CBO records', async () => {
+    const key = (handle: string) => seeded.users.find((u) => u.handle === handle)!.apiKey;
+    const agreements = await broker.gqlOk(key('auditor:OVERSIGHT'), '{ agreements { title status } }');
+    expect(agreements.agreements).toHaveLength(4);
+    expect(agreements.agreements.every((a: { status: string }) => a.status === 'ACTIVE')).toBe(true);
+
+    const research = await broker.gql(
+      key('analyst:RESEARCH'),
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 5) { nodes { program completed dob_year last_name_hash } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(research.errors).toBeUndefined();
+    expect(research.data!.reentry_participation.nodes).toHaveLength(5);
+    expect(research.data!.reentry_participation.nodes[0].last_name_hash).toMatch(/^[0-9a-f]{64}$/);
+
+    const names = await broker.gql(
+      key('analyst:RESEARCH'),
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { last_name } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(names.data).toBeNull();
+    expect(names.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+
+    const probation = await broker.gql(
+      key('analyst:PROBATION'),
+      `{ reentry_participation(purpose: SUPERVISION) { nodes { program } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(probation.data).toBeNull();
+    expect(probation.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+
+    const felonies = await broker.gql(
+      key('analyst:PROBATION'),
+      `{ jail_bookings(purpose: SUPERVISION, first: 10000) { nodes { charge_severity last_name } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    const severities = new Set(
+      felonies.data!.jail_bookings.nodes.map((n: { charge_severity: string }) => n.charge_severity),
+    );
+    expect([...severities]).toEqual(['FELONY']);
+  });
 });

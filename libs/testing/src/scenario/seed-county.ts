@@ -231,6 +231,8 @@ export interface SeededCounty {
   datasets: Record<CountyDatasetSlug, SeededDataset>;
   /** The generated county, with the truth behind the records. */
   county: County;
+  /** The agreements in force. */
+  agreements: SeededAgreement[];
 }
 
 /** What {@link seedCounty} takes. */
@@ -410,8 +412,152 @@ export async function seedCounty(client: BrokerClient, options: SeedCountyOption
     SeededDataset
   >;
 
-  // Agreements come here once the control plane has them: the CBO → research office grant for
-  // RECIDIVISM_EVALUATION, proposed by steward:CBO and approved by steward:RESEARCH, and no CBO →
-  // probation grant at all.
-  return { operatorKey, agencies, purposes, users, datasets, county };
+  const agreements = await createCountyAgreements(client, agencies, users, datasets);
+  log(`agreements in force: ${agreements.map((a) => a.title).join('; ')}`);
+  return { operatorKey, agencies, purposes, users, datasets, county, agreements };
+}
+
+/** A grant of the demo's agreements: dataset, then `field` (RAW) or `field:TRANSFORM`. */
+interface CountyAgreementSpec {
+  title: string;
+  provider: CountyAgencyRole;
+  recipient: CountyAgencyRole;
+  purposes: string[];
+  dataset: CountyDatasetSlug;
+  fields: string[];
+  rowFilter?: Record<string, unknown>;
+  access?: 'ROWS' | 'AGGREGATE_ONLY';
+  legalBasis: string;
+}
+
+/**
+ * The county's agreements. The CBO shares program participation with the research office for
+ * recidivism evaluation, reduced to what the evaluation needs; the sheriff and the court share with
+ * the research office likewise; the sheriff shares identified bookings with probation for
+ * supervision. There is no CBO → probation agreement: probation sees no program participation.
+ */
+export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
+  {
+    title: 'Re-entry program outcomes for recidivism evaluation',
+    provider: 'CBO',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'reentry_participation',
+    fields: [
+      'program',
+      'enrolled_on:GENERALIZE',
+      'completed',
+      'services_received:GENERALIZE',
+      'dob:GENERALIZE',
+      'zip:GENERALIZE',
+      'last_name:HASH',
+    ],
+    legalBasis: 'Participant consent form v3, section 4 (research use of de-identified records)',
+  },
+  {
+    title: 'Jail bookings for recidivism evaluation',
+    provider: 'SHERIFF',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'jail_bookings',
+    fields: [
+      'booking_date',
+      'charge_category',
+      'charge_severity',
+      'released',
+      'age_at_booking:GENERALIZE',
+      'dob:GENERALIZE',
+      'last_name:HASH',
+    ],
+    legalBasis: 'County research data-sharing ordinance',
+  },
+  {
+    title: 'Court dispositions for recidivism evaluation',
+    provider: 'COURT',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'court_cases',
+    fields: ['filing_date', 'disposition', 'disposition_date', 'sentence_days:GENERALIZE'],
+    legalBasis: 'Court administrative order on research access',
+  },
+  {
+    title: 'Felony bookings for probation supervision',
+    provider: 'SHERIFF',
+    recipient: 'PROBATION',
+    purposes: ['SUPERVISION'],
+    dataset: 'jail_bookings',
+    fields: [
+      'first_name',
+      'last_name',
+      'dob',
+      'booking_date',
+      'charge_category',
+      'charge_severity',
+      'released',
+    ],
+    rowFilter: { charge_severity: 'FELONY' },
+    legalBasis: 'State probation statute, information sharing for supervision',
+  },
+];
+
+/** An agreement the seeding put in force. */
+export interface SeededAgreement {
+  id: string;
+  title: string;
+  provider: CountyAgencyRole;
+  recipient: CountyAgencyRole;
+  dataset: CountyDatasetSlug;
+}
+
+/** Proposes each county agreement as the provider's steward and approves it as the recipient's. */
+export async function createCountyAgreements(
+  client: BrokerClient,
+  agencies: SeededCounty['agencies'],
+  users: readonly SeededUser[],
+  datasets: Record<CountyDatasetSlug, { id: string }>,
+): Promise<SeededAgreement[]> {
+  const seeded: SeededAgreement[] = [];
+  const validFrom = new Date(Date.UTC(new Date().getUTCFullYear() - 1, 0, 1)).toISOString();
+  const validUntil = new Date(Date.UTC(new Date().getUTCFullYear() + 3, 0, 1)).toISOString();
+  for (const spec of COUNTY_AGREEMENTS) {
+    const input = {
+      title: spec.title,
+      providerAgencyId: agencies[spec.provider].id,
+      recipientAgencyId: agencies[spec.recipient].id,
+      purposes: spec.purposes,
+      validFrom,
+      validUntil,
+      legalBasis: spec.legalBasis,
+      grants: [
+        {
+          datasetId: datasets[spec.dataset].id,
+          access: spec.access ?? 'ROWS',
+          fields: spec.fields.map((f) => {
+            const [name, transform = 'RAW'] = f.split(':');
+            return { name, transform };
+          }),
+          rowFilter: spec.rowFilter ?? null,
+        },
+      ],
+    };
+    const proposed = await client.gql<{ proposeAgreement: { id: string } }>(
+      countyKey(users, `steward:${spec.provider}`),
+      `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
+      { input },
+    );
+    const id = proposed.proposeAgreement.id;
+    await client.gql(
+      countyKey(users, `steward:${spec.recipient}`),
+      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+      { id },
+    );
+    seeded.push({
+      id,
+      title: spec.title,
+      provider: spec.provider,
+      recipient: spec.recipient,
+      dataset: spec.dataset,
+    });
+  }
+  return seeded;
 }
