@@ -228,6 +228,13 @@ describe('dataset registry and ingestion', () => {
         records: [record(3, { age: 99 }), record(4)],
       });
       expect(second.ingestRecords).toEqual({ inserted: 1, updated: 1, rejected: 0, errors: [] });
+      const events = await broker.query(
+        `SELECT action, dataset_id, row_count, reason FROM audit_event WHERE action = 'RECORDS_INGESTED' ORDER BY seq`,
+      );
+      expect(events).toEqual([
+        { action: 'RECORDS_INGESTED', dataset_id: dataset.id, row_count: 3, reason: '3 inserted, 0 updated' },
+        { action: 'RECORDS_INGESTED', dataset_id: dataset.id, row_count: 2, reason: '1 inserted, 1 updated' },
+      ]);
       const rows = await broker.query(
         `SELECT booking_id, last_name, dob::text, age, bail, released, booked_at FROM records.jail_bookings ORDER BY booking_id`,
       );

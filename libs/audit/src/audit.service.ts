@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
@@ -65,6 +66,11 @@ const INT4_MAX = 2 ** 31 - 1;
  *   return rows; // returned only if the append committed with them
  * });
  */
+/** What an append needs of a connection inside a transaction. */
+interface Querier {
+  query<T>(sql: string, params?: unknown[]): Promise<T>;
+}
+
 @Injectable()
 export class AuditService {
   private agreementsTable = false;
@@ -88,8 +94,19 @@ export class AuditService {
     return manager.queryRunner?.isTransactionActive ? run(manager) : manager.transaction(run);
   }
 
+  /**
+   * Appends inside a transaction the caller holds on a raw pg client (ingestion streams with COPY,
+   * which TypeORM does not do), as the last statement before its COMMIT.
+   */
+  appendOnClient(client: PoolClient, event: AuditEventInput): Promise<{ seq: number; hash: string }> {
+    const querier: Querier = {
+      query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T,
+    };
+    return this.appendIn(querier, storableContent(event));
+  }
+
   private async appendIn(
-    manager: EntityManager,
+    manager: Querier,
     content: Omit<AuditEventContent, 'seq' | 'at'>,
   ): Promise<{ seq: number; hash: string }> {
     // Moving the head takes its row lock, which serialises every append into one chain until COMMIT.
