@@ -79,6 +79,7 @@ describe('permissions: every operation declares who may call it', () => {
       'Mutation.definePurpose': ['OPERATOR'],
       'Mutation.registerDataset': ['STEWARD'],
       'Mutation.ingestRecords': ['STEWARD'],
+      'Mutation.recordConsent': ['STEWARD'],
       'Query.auditEvents': ALL,
       'Query.verifyAuditChain': ['AUDITOR', 'OPERATOR', 'STEWARD'],
       'Query.agreements': ALL,

@@ -15,7 +15,9 @@ export class DataPlaneController {
   @Post()
   @HttpCode(200)
   async query(@Ctx() ctx: RequestContext, @Body() body: DataPlaneRequest, @Res() reply: FastifyReply) {
-    const { status, body: payload } = await this.dataPlane.handle(ctx, body);
-    return reply.status(status).header('cache-control', 'no-store').send(payload);
+    const response = await this.dataPlane.handle(ctx, body);
+    reply.status(response.status).header('cache-control', 'no-store');
+    if ('json' in response) return reply.type('application/json; charset=utf-8').send(response.json);
+    return reply.send(response.body);
   }
 }

@@ -6,14 +6,12 @@ import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import {
   type DocumentNode,
   type ExecutionResult,
-  type FragmentDefinitionNode,
   GraphQLError,
-  Kind,
+  type GraphQLSchema,
   type OperationDefinitionNode,
   type ValidationContext,
   defaultFieldResolver,
   execute,
-  getArgumentValues,
   getOperationAST,
   getVariableValues,
   parse,
@@ -21,9 +19,10 @@ import {
   validate,
 } from 'graphql';
 import type { Logger } from 'pino';
+import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
-import { type RequestContext, Role } from '@broker/auth';
+import { type Principal, type RequestContext, Role } from '@broker/auth';
 import { LOGGER, pgPool, quoteIdent } from '@broker/core';
 import {
   type CompiledGrant,
@@ -39,9 +38,17 @@ import {
   whereSql,
 } from '@broker/policy';
 import { type DatasetShapeRecord, recordTable } from '@broker/registry';
-import { type ActiveAgreement, type CallerSchema, MAX_FIRST, type RootField } from './caller-schema';
-import { childFieldNames, collectFields } from './operation-fields';
-import { PolicyCache } from './policy-cache.service';
+import { type ActiveAgreement, MAX_FIRST, type RootField } from './caller-schema';
+import { AuditBatcher } from './audit-batcher';
+import { type CallerPolicy, PolicyCache } from './policy-cache.service';
+import {
+  type Analysis,
+  DocumentCache,
+  type RootArgs,
+  type Splice,
+  analyse,
+  freezeDeep,
+} from './request-analysis';
 
 /** The body of a data-plane request. */
 export interface DataPlaneRequest {
@@ -50,28 +57,49 @@ export interface DataPlaneRequest {
   operationName?: unknown;
 }
 
-/** An HTTP answer: GraphQL-shaped body and its status. */
-export interface DataPlaneResponse {
-  status: number;
-  body: ExecutionResult | { data: null; errors: ReturnType<GraphQLError['toJSON']>[] };
-}
+/**
+ * An HTTP answer: its status and GraphQL-shaped body, either as an object to serialise or, for the
+ * common case, as the JSON text already written (PostgreSQL's JSON of each page spliced in).
+ */
+export type DataPlaneResponse =
+  | { status: number; body: ExecutionResult | { data: null; errors: ReturnType<GraphQLError['toJSON']>[] } }
+  | { status: number; json: string };
 
 /** One root field of a request, authorised and ready to run as one SQL statement. */
-interface Plan {
+export interface Plan {
   responseKey: string;
   root: RootField;
   shape: DatasetShapeRecord;
   agreement: ActiveAgreement;
   grant: CompiledGrant;
   purpose: string;
+  /** Released names read, sorted: what the audit log records. */
   fields: string[];
+  /** Members of each node's JSON object, in order: [key, released name]. */
+  columns: [string, string][];
   where: DataWhere | null;
   orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
   first: number;
   offset: number;
 }
 
-interface Refusal {
+/** What {@link DataPlaneService.decide} concluded about a request. */
+export type Decision =
+  | { kind: 'invalid'; message: string }
+  | { kind: 'refused'; refusals: Refusal[]; status: number }
+  | {
+      kind: 'run';
+      schema: GraphQLSchema;
+      document: DocumentNode;
+      operation: OperationDefinitionNode;
+      variableValues: Record<string, unknown>;
+      plans: Plan[];
+      /** How to write the response around PostgreSQL's JSON, or null for graphql-js to write it. */
+      splice: Splice | null;
+    };
+
+/** A refused request: why, and what the audit log records of it. */
+export interface Refusal {
   code: 'FORBIDDEN' | 'BAD_USER_INPUT';
   message: string;
   responseKey?: string;
@@ -84,9 +112,13 @@ interface Refusal {
   };
 }
 
+/** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
 interface PageResult {
-  nodes: unknown[];
+  nodesJson: string;
+  /** A Float value that GraphQL cannot represent (NaN, ±Infinity) is among the nodes. */
+  unrepresentable: boolean;
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  rowCount: number;
 }
 
 const MAX_QUERY_LENGTH = 100_000;
@@ -111,7 +143,42 @@ const DID_YOU_MEAN = /\s*Did you mean[^?]*\?/g;
 // Validation failures that name something outside the caller's schema: a request for data it is not
 // granted, answered as such (FORBIDDEN) whether the thing exists for others or not at all.
 const OUTSIDE_SCHEMA =
-  /^(Cannot query field|Unknown argument|Unknown type|Field "[^"]*" is not defined by type)|does not exist in "[A-Za-z0-9_]+" enum/;
+  /^(Cannot query field|Unknown argument|Unknown type)|Field "[^"]*" is not defined by type|does not exist in "[A-Za-z0-9_]+" enum/;
+
+/** A validation or variable error as the caller sees it: naming nothing it may not see. */
+function classify(error: GraphQLError): Refusal {
+  const message = error.message.replace(DID_YOU_MEAN, '');
+  if (OUTSIDE_SCHEMA.test(error.message)) return refuse('FORBIDDEN', message);
+  if (/^Syntax Error: Query validation error/.test(error.message)) {
+    return refuse('BAD_USER_INPUT', 'The query is too large or too complex');
+  }
+  return refuse('BAD_USER_INPUT', message);
+}
+
+/**
+ * Checks that need no policy: the caller's role and the request's shape. Returns null when the
+ * request may go on, refusals (audited) for a caller who reads no records, or a message (400).
+ */
+export function precheck(
+  principal: Principal,
+  request: DataPlaneRequest | null | undefined,
+): { refusals: Refusal[]; message?: never } | { message: string; refusals?: never } | null {
+  if (principal.role !== Role.ANALYST || !principal.agencyId) {
+    return { refusals: [refuse('FORBIDDEN', 'Only analysts query records')] };
+  }
+  const { query, variables, operationName } = request ?? {};
+  if (typeof query !== 'string' || !query.trim()) {
+    return { message: 'The request needs a GraphQL query string' };
+  }
+  if (query.length > MAX_QUERY_LENGTH) return { message: 'The query is too large' };
+  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
+    return { message: 'variables must be an object' };
+  }
+  if (operationName != null && typeof operationName !== 'string') {
+    return { message: 'operationName must be a string' };
+  }
+  return null;
+}
 
 const refuse = (code: Refusal['code'], message: string, extra: Partial<Refusal> = {}): Refusal => ({
   code,
@@ -127,93 +194,149 @@ const refuse = (code: Refusal['code'], message: string, extra: Partial<Refusal> 
  */
 @Injectable()
 export class DataPlaneService {
+  private readonly documents = new DocumentCache();
+  /** Every event the data plane records, in group commits (see {@link AuditBatcher}). */
+  private readonly auditLog: AuditBatcher;
+
   constructor(
     private readonly policies: PolicyCache,
     private readonly dataSource: DataSource,
-    private readonly audit: AuditService,
+    audit: AuditService,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    this.auditLog = new AuditBatcher(dataSource, audit);
+  }
 
   /** Answers one request. */
   async handle(ctx: RequestContext, request: DataPlaneRequest): Promise<DataPlaneResponse> {
-    const { principal } = ctx;
-    if (principal.role !== Role.ANALYST || !principal.agencyId) {
-      return this.refused(ctx, [refuse('FORBIDDEN', 'Only analysts query records')]);
+    const early = precheck(ctx.principal, request);
+    if (early) return early.refusals ? this.refused(ctx, early.refusals) : this.invalid(early.message);
+    const { client, policy } = await this.begin(ctx.principal.agencyId!);
+    let decision: Decision;
+    try {
+      decision = this.decide(policy, request);
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      throw error;
     }
-    const { query, variables, operationName } = request ?? {};
-    if (typeof query !== 'string' || !query.trim()) {
-      return this.invalid('The request needs a GraphQL query string');
-    }
-    if (query.length > MAX_QUERY_LENGTH) return this.invalid('The query is too large');
-    if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
-      return this.invalid('variables must be an object');
-    }
-    if (operationName != null && typeof operationName !== 'string') {
-      return this.invalid('operationName must be a string');
-    }
+    if (decision.kind === 'run') return this.answer(ctx, client, decision);
+    // Nothing runs: the snapshot is given back before the denial is written (on another connection).
+    await end(client, 'ROLLBACK');
+    return decision.kind === 'invalid'
+      ? this.invalid(decision.message)
+      : this.refused(ctx, decision.refusals, decision.status);
+  }
 
-    const policy = await this.policies.forAgency(principal.agencyId, new Date());
+  /**
+   * Begins the request's read-only snapshot and reads the policy stamp in the same round trip, so
+   * an agreement changed through any instance is seen by the next request; returns the caller's
+   * policy at that stamp. On a cache miss the connection is given back before the policy is loaded
+   * (a request never waits for a second connection while it holds one) and the snapshot begun
+   * again; the policy loaded then is at least as new as the request.
+   */
+  private async begin(agencyId: string): Promise<{ client: PoolClient; policy: CallerPolicy }> {
+    let loaded: CallerPolicy | undefined;
+    for (;;) {
+      const client = await pgPool(this.dataSource).connect();
+      let stamp: number;
+      try {
+        const results = (await client.query(BEGIN_SNAPSHOT)) as unknown as QueryResult<{ stamp: string }>[];
+        stamp = Number(results[results.length - 1].rows[0].stamp);
+      } catch (error) {
+        await end(client, 'ROLLBACK');
+        throw error;
+      }
+      const now = new Date();
+      const policy = this.policies.cached(agencyId, stamp, now) ?? loaded;
+      if (policy) return { client, policy };
+      await end(client, 'ROLLBACK');
+      loaded = await this.policies.reload(agencyId, now);
+    }
+  }
+
+  /**
+   * The in-process decision on a request that passed {@link precheck}, under the caller's policy:
+   * parse, validate, coerce variables, and authorise every root field into a plan. No I/O.
+   */
+  decide(policy: CallerPolicy, request: DataPlaneRequest): Decision {
+    const { query, variables, operationName } = request as {
+      query: string;
+      variables?: Record<string, unknown> | null;
+      operationName?: string | null;
+    };
     if (!policy.schema) {
-      return this.refused(ctx, [refuse('FORBIDDEN', 'No active agreement grants your agency any data')]);
+      return {
+        kind: 'refused',
+        refusals: [refuse('FORBIDDEN', 'No active agreement grants your agency any data')],
+        status: 200,
+      };
     }
     const { schema } = policy.schema;
 
-    let document: DocumentNode;
-    try {
-      document = parse(query, { maxTokens: MAX_TOKENS, noLocation: false });
-    } catch (error) {
-      const message =
-        error instanceof GraphQLError && /token/i.test(error.message)
-          ? 'The query is too large'
-          : (error as Error).message;
-      return this.invalid(message.replace(DID_YOU_MEAN, ''));
+    // Parsing and validation depend only on the schema and the query text: done once per pair.
+    let cached = this.documents.get(schema, query);
+    if (!cached) {
+      let document: DocumentNode;
+      try {
+        document = parse(query, { maxTokens: MAX_TOKENS, noLocation: false });
+      } catch (error) {
+        const message =
+          error instanceof GraphQLError && /token/i.test(error.message)
+            ? 'The query is too large'
+            : (error as Error).message;
+        return { kind: 'invalid', message: message.replace(DID_YOU_MEAN, '') };
+      }
+      const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
+      if (validationErrors.length) {
+        return { kind: 'refused', refusals: validationErrors.map(classify), status: 400 };
+      }
+      cached = this.documents.set(schema, query, document);
     }
-    const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
-    if (validationErrors.length) {
-      const refusals = validationErrors.map((e) => {
-        const message = e.message.replace(DID_YOU_MEAN, '');
-        return OUTSIDE_SCHEMA.test(e.message)
-          ? refuse('FORBIDDEN', message)
-          : refuse(
-              'BAD_USER_INPUT',
-              /exceed|limit|cost|depth|alias|directive/i.test(message)
-                ? 'The query is too large or too complex'
-                : message,
-            );
-      });
-      return this.refused(ctx, refusals, 400);
+    const { document } = cached;
+    const name = operationName ?? null;
+    let found = cached.operations.get(name);
+    if (!found) {
+      const operation = getOperationAST(document, name);
+      if (!operation) return { kind: 'invalid', message: 'Name the operation to run with operationName' };
+      // Without variables, what the operation asks for is fixed: analysed once, authorised every time.
+      const analysis = operation.variableDefinitions?.length
+        ? null
+        : freezeDeep(analyse(policy.schema, document, operation, {}));
+      found = { operation, analysis };
+      cached.operations.set(name, found);
     }
-    const operation = getOperationAST(document, operationName ?? null);
-    if (!operation) return this.invalid('Name the operation to run with operationName');
-    const coerced = getVariableValues(
-      schema,
-      operation.variableDefinitions ?? [],
-      (variables as Record<string, unknown>) ?? {},
-    );
-    if (coerced.errors)
-      return this.invalid(coerced.errors.map((e) => e.message.replace(DID_YOU_MEAN, '')).join('; '));
+    const { operation } = found;
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
+    if (coerced.errors) return { kind: 'refused', refusals: coerced.errors.map(classify), status: 400 };
     const variableValues = coerced.coerced;
+    const analysis = found.analysis ?? analyse(policy.schema, document, operation, variableValues);
 
-    const { plans, refusals } = this.plan(
-      policy.schema,
-      policy.shapes,
-      policy.active,
-      document,
-      operation,
-      variableValues,
-    );
-    if (refusals.length) return this.refused(ctx, refusals);
+    const { plans, refusals } = authorise(analysis, policy);
+    if (refusals.length) return { kind: 'refused', refusals, status: 200 };
+    return { kind: 'run', schema, document, operation, variableValues, plans, splice: analysis.splice };
+  }
 
-    let results: Map<string, PageResult & { rowCount: number }>;
+  /** Runs the authorised plans, records the release, and only then answers with the data. */
+  private async answer(
+    ctx: RequestContext,
+    client: PoolClient,
+    decision: Extract<Decision, { kind: 'run' }>,
+  ): Promise<DataPlaneResponse> {
+    const { schema, document, operation, variableValues, plans, splice } = decision;
+    let results: Map<string, PageResult>;
     try {
-      results = await this.run(plans);
+      results = await this.run(client, plans);
     } catch (error) {
+      await end(client, 'ROLLBACK');
       if (error instanceof PolicyError) return this.refused(ctx, [refuse(error.code, error.message)]);
       throw error;
     }
+    // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
+    const ended = end(client, 'COMMIT');
     try {
       await this.recordReleases(ctx, plans, results);
     } catch (error) {
+      await ended;
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write failed: no data released');
       return {
         status: 500,
@@ -227,240 +350,111 @@ export class DataPlaneService {
         },
       };
     }
+    // Long done by now, as a rule: the connection is back in the pool before the answer leaves.
+    await ended;
 
+    if (splice) {
+      // graphql-js would fail on a value its Float cannot represent: so does the splice.
+      if ([...results.values()].some((r) => r.unrepresentable)) {
+        return this.executionFailed(ctx, ['Float cannot represent a non-finite value']);
+      }
+      return { status: 200, json: spliceResponse(splice, results) };
+    }
+    const queryType = schema.getQueryType();
     const result = await execute({
       schema,
       document,
       operationName: operation.name?.value ?? null,
       variableValues,
       rootValue: {},
-      fieldResolver: (source, args, context, info) =>
-        info.parentType === schema.getQueryType()
-          ? results.get(String(info.path.key))
-          : defaultFieldResolver(source, args, context, info),
+      fieldResolver: (source, args, context, info) => {
+        if (info.parentType !== queryType) return defaultFieldResolver(source, args, context, info);
+        const page = results.get(String(info.path.key));
+        return page && { nodes: JSON.parse(page.nodesJson) as unknown[], pageInfo: page.pageInfo };
+      },
     });
-    if (result.errors?.length) {
-      this.logger.error(
-        { errors: result.errors.map((e) => e.message), requestId: ctx.requestId },
-        'data-plane execution error',
+    if (result.errors?.length)
+      return this.executionFailed(
+        ctx,
+        result.errors.map((e) => e.message),
       );
-      return {
-        status: 500,
-        body: {
-          data: null,
-          errors: [
-            new GraphQLError('Internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }).toJSON(),
-          ],
-        },
-      };
-    }
     return { status: 200, body: { data: result.data } };
   }
 
-  /** Authorises every root field of the operation; nothing runs unless all are allowed. */
-  private plan(
-    callerSchema: CallerSchema,
-    shapes: Map<string, DatasetShapeRecord>,
-    active: ActiveAgreement[],
-    document: DocumentNode,
-    operation: OperationDefinitionNode,
-    variables: Record<string, unknown>,
-  ): { plans: Plan[]; refusals: Refusal[] } {
-    const fragments: Record<string, FragmentDefinitionNode> = Object.create(null) as Record<
-      string,
-      FragmentDefinitionNode
-    >;
-    for (const definition of document.definitions) {
-      if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
-    }
-    const queryType = callerSchema.schema.getQueryType()!;
-    const plans: Plan[] = [];
-    const refusals: Refusal[] = [];
-    for (const [responseKey, fieldNodes] of collectFields(operation.selectionSet, fragments, variables)) {
-      const name = fieldNodes[0].name.value;
-      if (name.startsWith('__')) continue;
-      const root = callerSchema.roots.get(name);
-      const fieldDef = queryType.getFields()[name];
-      if (!root || !fieldDef) {
-        refusals.push(refuse('FORBIDDEN', 'Not granted', { responseKey }));
-        continue;
-      }
-      const shape = shapes.get(root.datasetId)!;
-      const args = getArgumentValues(fieldDef, fieldNodes[0], variables) as {
-        purpose: string;
-        agreement?: string | null;
-        where?: DataWhere | null;
-        orderBy?: { field: string; direction?: 'ASC' | 'DESC' }[] | null;
-        first?: number | null;
-        after?: string | null;
-      };
-      const fields = childFieldNames(fieldNodes, 'nodes', fragments, variables);
-      const audit = { purpose: args.purpose, datasetId: root.datasetId, fields };
-      const first = args.first ?? 100;
-      if (first < 0 || first > MAX_FIRST) {
-        refusals.push(refuse('BAD_USER_INPUT', `first must be between 0 and ${MAX_FIRST}`, { responseKey }));
-        continue;
-      }
-      const offset = args.after == null ? 0 : decodeCursor(args.after);
-      if (offset === null) {
-        refusals.push(refuse('BAD_USER_INPUT', 'after is not a cursor this API returned', { responseKey }));
-        continue;
-      }
-      const candidates = active.filter(
-        (a) => a.purposes.includes(args.purpose) && a.grants.has(root.datasetId),
+  private executionFailed(ctx: RequestContext, errors: string[]): DataPlaneResponse {
+    this.logger.error({ errors, requestId: ctx.requestId }, 'data-plane execution error');
+    return {
+      status: 500,
+      body: {
+        data: null,
+        errors: [
+          new GraphQLError('Internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }).toJSON(),
+        ],
+      },
+    };
+  }
+
+  /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
+  private async run(client: PoolClient, plans: Plan[]): Promise<Map<string, PageResult>> {
+    const results = new Map<string, PageResult>();
+    for (const plan of plans) {
+      const { text, values } = pageSql(plan);
+      const { rows } = await client.query<{ n: number; nodes: string; unrepresentable: boolean }>(
+        text,
+        values,
       );
-      let agreement: ActiveAgreement | undefined;
-      if (args.agreement != null) {
-        agreement = candidates.find((a) => a.id === args.agreement);
-        if (!agreement) {
-          refusals.push(
-            refuse(
-              'FORBIDDEN',
-              'No active agreement of your agency with that id grants this dataset for this purpose',
-              {
-                responseKey,
-                audit,
-              },
-            ),
-          );
-          continue;
-        }
-      } else if (candidates.length === 1) {
-        agreement = candidates[0];
-      } else if (candidates.length === 0) {
-        refusals.push(
-          refuse('FORBIDDEN', 'No active agreement grants this dataset for this purpose', {
-            responseKey,
-            audit,
-          }),
-        );
-        continue;
-      } else {
-        refusals.push(
-          refuse(
-            'BAD_USER_INPUT',
-            'Several active agreements grant this dataset for this purpose: name one with agreement',
-            {
-              responseKey,
-            },
-          ),
-        );
-        continue;
-      }
-      const grant = agreement.grants.get(root.datasetId)!;
-      const orderBy = (args.orderBy ?? []).map((o) => ({ field: o.field, direction: o.direction ?? 'ASC' }));
-      const decision = checkRequest(grant, {
-        kind: 'ROWS',
-        fields,
-        whereFields: whereFieldNames(args.where ?? null),
-        orderFields: orderBy.map((o) => o.field),
-      });
-      const auditChosen = { ...audit, agreementId: agreement.id, agreementVersion: agreement.version };
-      if (!decision.allowed) {
-        refusals.push(refuse('FORBIDDEN', decision.reason, { responseKey, audit: auditChosen }));
-        continue;
-      }
-      if (grant.access !== GrantAccess.ROWS) {
-        refusals.push(
-          refuse('FORBIDDEN', 'The agreement allows aggregates only', { responseKey, audit: auditChosen }),
-        );
-        continue;
-      }
-      plans.push({
-        responseKey,
-        root,
-        shape,
-        agreement,
-        grant,
-        purpose: args.purpose,
-        fields,
-        where: args.where ?? null,
-        orderBy,
-        first,
-        offset,
+      const { n, nodes, unrepresentable } = rows[0];
+      const returned = Math.min(n, plan.first);
+      results.set(plan.responseKey, {
+        nodesJson: nodes,
+        unrepresentable,
+        pageInfo: {
+          hasNextPage: n > plan.first,
+          endCursor: returned ? encodeCursor(plan.offset + returned) : null,
+        },
+        rowCount: returned,
       });
     }
-    return { plans, refusals };
+    return results;
   }
 
-  /** Runs every plan, one SQL statement each, in one read-only snapshot. */
-  private async run(plans: Plan[]): Promise<Map<string, PageResult & { rowCount: number }>> {
-    const results = new Map<string, PageResult & { rowCount: number }>();
-    if (!plans.length) return results;
-    const client = await pgPool(this.dataSource).connect();
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query(`SET LOCAL statement_timeout = '30s'`);
-      for (const plan of plans) {
-        const { text, values } = pageSql(plan);
-        const { rows } = await client.query<{ n: number; nodes: string }>(text, values);
-        const n = rows[0].n;
-        const returned = Math.min(n, plan.first);
-        results.set(plan.responseKey, {
-          nodes: JSON.parse(rows[0].nodes) as unknown[],
-          pageInfo: {
-            hasNextPage: n > plan.first,
-            endCursor: returned ? encodeCursor(plan.offset + returned) : null,
-          },
-          rowCount: returned,
-        });
-      }
-      await client.query('COMMIT');
-      return results;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
-  private async recordReleases(
-    ctx: RequestContext,
-    plans: Plan[],
-    results: Map<string, { rowCount: number }>,
-  ) {
+  private async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, PageResult>) {
     if (!plans.length) return;
-    await this.dataSource.transaction(async (manager) => {
-      for (const plan of plans) {
-        await this.audit.append(
-          {
-            actorUserId: ctx.principal.userId,
-            actorAgencyId: ctx.principal.agencyId,
-            action: AuditAction.QUERY,
-            decision: 'ALLOW',
-            purpose: plan.purpose,
-            datasetId: plan.shape.id,
-            agreementId: plan.agreement.id,
-            agreementVersion: plan.agreement.version,
-            fields: plan.fields,
-            rowCount: results.get(plan.responseKey)!.rowCount,
-          },
-          manager,
-        );
-      }
-    });
+    await this.auditLog.append(
+      plans.map((plan) => ({
+        actorUserId: ctx.principal.userId,
+        actorAgencyId: ctx.principal.agencyId,
+        action: AuditAction.QUERY,
+        decision: 'ALLOW',
+        purpose: plan.purpose,
+        datasetId: plan.shape.id,
+        agreementId: plan.agreement.id,
+        agreementVersion: plan.agreement.version,
+        fields: plan.fields,
+        rowCount: results.get(plan.responseKey)!.rowCount,
+      })),
+    );
   }
 
-  private async refused(ctx: RequestContext, refusals: Refusal[], status = 200): Promise<DataPlaneResponse> {
+  private async refused(ctx: RequestContext, all: Refusal[], status = 200): Promise<DataPlaneResponse> {
+    // Denials first: whether a request is refused never depends on the order of its parts.
+    const refusals = [
+      ...all.filter((r) => r.code === 'FORBIDDEN'),
+      ...all.filter((r) => r.code !== 'FORBIDDEN'),
+    ];
     const denials = refusals.filter((r) => r.code === 'FORBIDDEN');
     if (denials.length) {
       try {
-        await this.dataSource.transaction(async (manager) => {
-          for (const denial of denials) {
-            await this.audit.append(
-              {
-                actorUserId: ctx.principal.userId,
-                actorAgencyId: ctx.principal.agencyId,
-                action: AuditAction.QUERY,
-                decision: 'DENY',
-                reason: denial.message.slice(0, 500),
-                ...denial.audit,
-              },
-              manager,
-            );
-          }
-        });
+        await this.auditLog.append(
+          denials.map((denial) => ({
+            actorUserId: ctx.principal.userId,
+            actorAgencyId: ctx.principal.agencyId,
+            action: AuditAction.QUERY,
+            decision: 'DENY',
+            reason: denial.message.slice(0, 500),
+            ...denial.audit,
+          })),
+        );
       } catch (error) {
         this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write of a denial failed');
       }
@@ -490,35 +484,215 @@ export class DataPlaneService {
   }
 }
 
+/**
+ * Authorises every root field of an analysed operation under the caller's policy, on every request:
+ * the agreement chosen for its dataset and purpose, and every name it reads, filters or orders by.
+ * Nothing runs unless all are allowed.
+ */
+function authorise(analysis: Analysis, policy: CallerPolicy): { plans: Plan[]; refusals: Refusal[] } {
+  const { shapes, active } = policy;
+  const plans: Plan[] = [];
+  const refusals: Refusal[] = [];
+  for (const request of analysis.roots) {
+    const { responseKey, root, fields } = request;
+    if (!request.args) continue;
+    if (!root) {
+      refusals.push(refuse('FORBIDDEN', 'Not granted', { responseKey }));
+      continue;
+    }
+    const args: RootArgs = request.args;
+    const shape = shapes.get(root.datasetId)!;
+    const audit = { purpose: args.purpose, datasetId: root.datasetId, fields };
+    const first = args.first ?? 100;
+    if (first < 0 || first > MAX_FIRST) {
+      refusals.push(refuse('BAD_USER_INPUT', `first must be between 0 and ${MAX_FIRST}`, { responseKey }));
+      continue;
+    }
+    const offset = args.after == null ? 0 : decodeCursor(args.after);
+    if (offset === null) {
+      refusals.push(refuse('BAD_USER_INPUT', 'after is not a cursor this API returned', { responseKey }));
+      continue;
+    }
+    const candidates = active.filter(
+      (a) => a.purposes.includes(args.purpose) && a.grants.has(root.datasetId),
+    );
+    let agreement: ActiveAgreement | undefined;
+    if (args.agreement != null) {
+      agreement = candidates.find((a) => a.id === args.agreement);
+      if (!agreement) {
+        refusals.push(
+          refuse(
+            'FORBIDDEN',
+            'No active agreement of your agency with that id grants this dataset for this purpose',
+            {
+              responseKey,
+              audit,
+            },
+          ),
+        );
+        continue;
+      }
+    } else if (candidates.length === 1) {
+      agreement = candidates[0];
+    } else if (candidates.length === 0) {
+      refusals.push(
+        refuse('FORBIDDEN', 'No active agreement grants this dataset for this purpose', {
+          responseKey,
+          audit,
+        }),
+      );
+      continue;
+    } else {
+      refusals.push(
+        refuse(
+          'BAD_USER_INPUT',
+          'Several active agreements grant this dataset for this purpose: name one with agreement',
+          {
+            responseKey,
+          },
+        ),
+      );
+      continue;
+    }
+    const grant = agreement.grants.get(root.datasetId)!;
+    const orderBy = (args.orderBy ?? []).map((o) => ({ field: o.field, direction: o.direction ?? 'ASC' }));
+    const decision = checkRequest(grant, {
+      kind: 'ROWS',
+      fields,
+      whereFields: whereFieldNames(args.where ?? null),
+      orderFields: orderBy.map((o) => o.field),
+    });
+    const auditChosen = { ...audit, agreementId: agreement.id, agreementVersion: agreement.version };
+    if (!decision.allowed) {
+      refusals.push(refuse('FORBIDDEN', decision.reason, { responseKey, audit: auditChosen }));
+      continue;
+    }
+    if (grant.access !== GrantAccess.ROWS) {
+      refusals.push(
+        refuse('FORBIDDEN', 'The agreement allows aggregates only', { responseKey, audit: auditChosen }),
+      );
+      continue;
+    }
+    plans.push({
+      responseKey,
+      root,
+      shape,
+      agreement,
+      grant,
+      purpose: args.purpose,
+      fields,
+      columns: request.columns,
+      where: args.where ?? null,
+      orderBy,
+      first,
+      offset,
+    });
+  }
+  return { plans, refusals };
+}
+
+/**
+ * The first round trip of every request: its snapshot, a time limit, and the policy stamp, which
+ * any agreement change moves (see AgreementService.stamp). One simple-protocol query, three statements.
+ */
+const BEGIN_SNAPSHOT = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+  SET LOCAL statement_timeout = '30s';
+  SELECT stamp FROM policy_stamp WHERE id = 1`;
+
+/** Ends a transaction and gives the connection back (destroyed if it failed); never throws. */
+function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+  return client.query(command).then(
+    () => client.release(),
+    (error: Error) => client.release(error),
+  );
+}
+
 /** The one statement of a page: released values built as JSON by PostgreSQL, plus the count for paging. */
-function pageSql(plan: Plan): { text: string; values: unknown[] } {
+export function pageSql(plan: Plan): { text: string; values: unknown[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
-  const key = params.lazy(plan.agreement.hmacKey, 'bytea');
+  const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
   const conditions: string[] = [];
   if (grant.rowFilter) conditions.push(rowFilterSql(grant.rowFilter, shape, t, params));
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, key));
-  const userOrder = plan.orderBy.length ? `${orderBySql(plan.orderBy, grant, shape, t, params, key)}, ` : '';
+  if (grant.requireConsent) {
+    // Only subjects whose latest consent record for this purpose grants it; none recorded is no.
+    if (!shape.subjectField) throw new PolicyError('FORBIDDEN', 'Not granted');
+    conditions.push(
+      `EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = ${params.add(shape.id, 'uuid')}
+         AND c.purpose = ${params.add(plan.purpose, 'text')}
+         AND c.subject_id = ${t}.${quoteIdent(shape.subjectField)}::text AND c.granted)`,
+    );
+  }
+  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey));
+  const userOrder = plan.orderBy.length
+    ? `${orderBySql(plan.orderBy, grant, shape, t, params, hmacKey)}, `
+    : '';
   // Ties break on the random row id, never on a value the agreement does not release.
   const order = `${userOrder}${t}."_rid", ${t}.${quoteIdent(shape.keyField)}`;
-  const json = plan.fields
-    .map((name) => {
-      if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new PolicyError('FORBIDDEN', 'Not granted');
-      return `'${name}', ${releasedJsonExpression(grant.released.get(name)!, shape, t, key)}`;
+  const floats: string[] = [];
+  const json = plan.columns
+    .map(([key, name]) => {
+      // Only names authorised for this plan; keys are GraphQL names, safe inside a SQL literal.
+      const released = plan.fields.includes(name) ? grant.released.get(name) : undefined;
+      if (!released || !/^[a-z][a-z0-9_]*$/.test(name) || !/^[_A-Za-z][_0-9A-Za-z]*$/.test(key)) {
+        throw new PolicyError('FORBIDDEN', 'Not granted');
+      }
+      const expression = releasedJsonExpression(released, shape, t, hmacKey);
+      if (released.type === 'Float') floats.push(expression);
+      return `'${key}', ${expression}`;
     })
     .join(', ');
-  const last = params.add(plan.offset + plan.first, 'bigint');
+  const first = params.add(plan.first, 'bigint');
   const limit = params.add(plan.first + 1, 'bigint');
   const offset = params.add(plan.offset, 'bigint');
+  // A float that JSON has no number for (NaN, ±Infinity), flagged: GraphQL's Float refuses it.
+  const odd = floats.length
+    ? `, (${floats.map((f) => `${f} IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)`).join(' OR ')}) AS odd`
+    : '';
+  const unrepresentable = floats.length
+    ? `coalesce(bool_or(s.odd) FILTER (WHERE s.ord <= ${first}), false)`
+    : 'false';
+  // The page is cut first (LIMIT right above the ORDER BY, so PostgreSQL keeps only the top rows as
+  // it scans, instead of sorting every row the filters let through), and only its rows are then
+  // numbered, in the same order (total: it ends on the unique key), and built as JSON.
   const text = `SELECT count(*)::int AS n,
-      coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${last}), '[]')::text AS nodes
-    FROM (SELECT json_build_object(${json}) AS j, row_number() OVER (ORDER BY ${order}) AS ord
-            FROM ${recordTable(shape.slug)} ${t}
-           WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
-           ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) s`;
+      coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
+      ${unrepresentable} AS unrepresentable
+    FROM (SELECT json_build_object(${json}) AS j${odd}, row_number() OVER (ORDER BY ${order}) AS ord
+            FROM (SELECT ${t}.* FROM ${recordTable(shape.slug)} ${t}
+                   WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
+                   ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) ${t}) s`;
   return { text, values: params.values };
+}
+
+/**
+ * The response of a plain operation (see {@link Splice}), written around each page's JSON text as
+ * PostgreSQL built it, after the audit write: the same JSON value graphql-js would write.
+ */
+function spliceResponse(splice: Splice, results: Map<string, PageResult>): string {
+  let out = '{"data":{';
+  splice.forEach(({ responseKey, members }, i) => {
+    const page = results.get(responseKey)!;
+    out += `${i ? ',' : ''}${JSON.stringify(responseKey)}:{`;
+    members.forEach((member, j) => {
+      out += `${j ? ',' : ''}${JSON.stringify(member.key)}:`;
+      if ('nodes' in member) {
+        out += page.nodesJson;
+        return;
+      }
+      const { hasNextPage, endCursor } = page.pageInfo;
+      out += `{${member.pageInfo
+        .map(
+          ([key, name]) =>
+            `${JSON.stringify(key)}:${name === 'hasNextPage' ? String(hasNextPage) : JSON.stringify(endCursor)}`,
+        )
+        .join(',')}}`;
+    });
+    out += '}';
+  });
+  return `${out}}}`;
 }
 
 function encodeCursor(offset: number): string {

@@ -32,14 +32,29 @@ export class PolicyCache {
     private readonly datasets: DatasetService,
   ) {}
 
-  /** The caller's active agreements and schema at `now`. */
+  /** The caller's active agreements and schema at `now`: reads the policy stamp, then the cache. */
   async forAgency(agencyId: string, now: Date): Promise<CallerPolicy> {
     const stamp = await this.agreements.stamp();
-    let policy = this.agencies.get(agencyId);
-    if (!policy || policy.stamp !== stamp) {
-      policy = await this.load(agencyId);
-      this.agencies.set(agencyId, policy);
-    }
+    return this.cached(agencyId, stamp, now) ?? this.reload(agencyId, now);
+  }
+
+  /**
+   * The caller's policy at `now` when the cache holds it compiled at `stamp` (a stamp the caller has
+   * just read from the database), else undefined. No I/O.
+   */
+  cached(agencyId: string, stamp: number, now: Date): CallerPolicy | undefined {
+    const policy = this.agencies.get(agencyId);
+    return policy && policy.stamp === stamp ? this.at(policy, now) : undefined;
+  }
+
+  /** Loads the caller's policy afresh (at the stamp of that moment), caches it, and returns it at `now`. */
+  async reload(agencyId: string, now: Date): Promise<CallerPolicy> {
+    const policy = await this.load(agencyId);
+    this.agencies.set(agencyId, policy);
+    return this.at(policy, now);
+  }
+
+  private at(policy: AgencyPolicy, now: Date): CallerPolicy {
     const active = policy.compiled.filter((a) => a.validFrom <= now && now < a.validUntil);
     const key = active.map((a) => `${a.id}@${a.version}`).join(',');
     let schema = policy.schemas.get(key);

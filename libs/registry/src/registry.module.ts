@@ -3,6 +3,8 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AgencyEntity } from './agency/agency.entity';
 import { AgencyResolver } from './agency/agency.resolver';
 import { AgencyService } from './agency/agency.service';
+import { ConsentResolver } from './consent/consent.resolver';
+import { ConsentService } from './consent/consent.service';
 import { DatasetEntity, DatasetFieldEntity } from './dataset/dataset.entity';
 import { DatasetResolver } from './dataset/dataset.resolver';
 import { DatasetService } from './dataset/dataset.service';
@@ -31,6 +33,8 @@ import { UserService } from './user/user.service';
     DatasetService,
     DatasetResolver,
     IngestService,
+    ConsentService,
+    ConsentResolver,
   ],
   exports: [AgencyService, UserService, PurposeService, DatasetService, IngestService],
 })

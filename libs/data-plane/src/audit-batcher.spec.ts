@@ -1,0 +1,86 @@
+import type { AuditEventInput, AuditService } from '@broker/audit';
+import type { DataSource } from 'typeorm';
+import { AuditBatcher } from './audit-batcher';
+
+/** A database that commits a transaction's appends only when it reaches COMMIT. */
+function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
+  const committed: string[] = [];
+  let transactions = 0;
+  const audit = {
+    appendOnClient: (client: { appended: string[] }, event: AuditEventInput) => {
+      if (event.reason === 'malformed') throw new TypeError('audit fields must be an array of strings');
+      if (options.failDb?.(event)) return Promise.reject(new Error('connection lost'));
+      client.appended.push(event.reason!);
+      return Promise.resolve({ seq: 0, hash: '' });
+    },
+  } as unknown as AuditService;
+  const pool = {
+    connect: () => {
+      const client = {
+        appended: [] as string[],
+        release: () => undefined,
+        query: async (sql: string) => {
+          if (sql === 'BEGIN') transactions++;
+          if (sql === 'COMMIT') {
+            // The commit's wait for the disk, during which further requests queue up.
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            committed.push(...client.appended);
+          }
+          if (sql === 'BEGIN' || sql === 'ROLLBACK') client.appended = [];
+          return { rows: [] };
+        },
+      };
+      return Promise.resolve(client);
+    },
+  };
+  const dataSource = { driver: { master: pool } } as unknown as DataSource;
+  return { batcher: new AuditBatcher(dataSource, audit), committed, transactions: () => transactions };
+}
+
+const event = (reason: string): AuditEventInput => ({ action: 'QUERY' as never, decision: 'ALLOW', reason });
+
+describe('AuditBatcher', () => {
+  it('commits the events of concurrent requests together, in order, and resolves each after its commit', async () => {
+    const { batcher, committed, transactions } = fakes();
+    const order: string[] = [];
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        batcher.append([event(`r${i}a`), event(`r${i}b`)]).then(() => {
+          // Resolved only once its own events are committed.
+          expect(committed).toEqual(expect.arrayContaining([`r${i}a`, `r${i}b`]));
+          order.push(`r${i}`);
+        }),
+      ),
+    );
+    expect(committed).toEqual(Array.from({ length: 20 }, (_, i) => [`r${i}a`, `r${i}b`]).flat());
+    // The first request commits alone; the 19 that queued meanwhile share one commit.
+    expect(transactions()).toBe(2);
+    expect(order).toHaveLength(20);
+  });
+
+  it('fails only the request with a malformed event, and commits the others', async () => {
+    const { batcher, committed } = fakes();
+    const results = await Promise.allSettled([
+      batcher.append([event('first')]),
+      batcher.append([event('ok1')]),
+      batcher.append([event('malformed')]),
+      batcher.append([event('ok2')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(committed).toEqual(['first', 'ok1', 'ok2']);
+  });
+
+  it('fails every request of a group whose transaction fails, and commits none of it', async () => {
+    const { batcher, committed } = fakes({ failDb: (e) => e.reason === 'ok2' });
+    const results = await Promise.allSettled([
+      batcher.append([event('first')]),
+      batcher.append([event('ok1')]),
+      batcher.append([event('ok2')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect(committed).toEqual(['first']);
+    // And it goes on afterwards.
+    await batcher.append([event('later')]);
+    expect(committed).toEqual(['first', 'later']);
+  });
+});

@@ -1,0 +1,86 @@
+import { DataSource } from 'typeorm';
+import type { AuditEventInput, AuditService } from '@broker/audit';
+import { pgPool } from '@broker/core';
+
+/** At most this many events in one transaction, so that the chain's head is never held for long. */
+const MAX_EVENTS = 64;
+
+interface Pending {
+  events: AuditEventInput[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit of the data plane's audit events. Appending an event takes the chain head's row lock
+ * until COMMIT, so appends are serial and each waits for its own commit to reach the disk; here the
+ * events of requests that arrive while a commit is under way are appended together in the next
+ * transaction, and one commit serves them all. Every caller still waits for the commit of its own
+ * events, and learns of its failure, exactly as with a transaction of its own.
+ */
+export class AuditBatcher {
+  private queue: Pending[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** Resolves once `events` are committed to the chain, in this order; rejects if they are not. */
+  append(events: AuditEventInput[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush() {
+    this.flushing = true;
+    try {
+      while (this.queue.length) {
+        const group: Pending[] = [];
+        let size = 0;
+        while (
+          this.queue.length &&
+          (group.length === 0 || size + this.queue[0].events.length <= MAX_EVENTS)
+        ) {
+          const next = this.queue.shift()!;
+          group.push(next);
+          size += next.events.length;
+        }
+        try {
+          await this.commit(group.flatMap((p) => p.events));
+          group.forEach((p) => p.resolve());
+        } catch (error) {
+          // AuditService refuses a malformed event with a TypeError before any statement: the group
+          // is then retried one request at a time, so that it fails only its own request. Any other
+          // failure fails the whole group, whose requests then release nothing.
+          if (!(error instanceof TypeError) || group.length === 1) {
+            group.forEach((p) => p.reject(error));
+            continue;
+          }
+          for (const pending of group) {
+            await this.commit(pending.events).then(pending.resolve, pending.reject);
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async commit(events: AuditEventInput[]): Promise<void> {
+    const client = await pgPool(this.dataSource).connect();
+    try {
+      await client.query('BEGIN');
+      for (const event of events) await this.audit.appendOnClient(client, event);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

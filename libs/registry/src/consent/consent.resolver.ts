@@ -1,0 +1,15 @@
+import { Args, Mutation, Resolver } from '@nestjs/graphql';
+import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { ConsentInput, ConsentModel } from './consent.model';
+import { ConsentService } from './consent.service';
+
+@Resolver(() => ConsentModel)
+export class ConsentResolver {
+  constructor(private readonly consents: ConsentService) {}
+
+  @Allow(Role.STEWARD)
+  @Mutation(() => ConsentModel)
+  recordConsent(@Ctx() ctx: RequestContext, @Args('input') input: ConsentInput) {
+    return this.consents.record(ctx, input);
+  }
+}

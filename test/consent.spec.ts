@@ -1,0 +1,187 @@
+import fc from 'fast-check';
+import { TestBroker } from '@broker/testing';
+
+const RECORD = `mutation($input: ConsentInput!) { recordConsent(input: $input) { id datasetId subjectId purpose granted recordedAt } }`;
+const PURPOSES = ['RECIDIVISM_EVALUATION', 'PROGRAM_ADMINISTRATION'];
+const SUBJECTS = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6'];
+
+describe('consent: per subject and purpose, latest wins, enforced from the next request', () => {
+  let broker: TestBroker;
+  let cbo: { id: string };
+  let research: { id: string };
+  let steward: { apiKey: string };
+  let otherSteward: { apiKey: string };
+  let researchSteward: { apiKey: string };
+  let analyst: { apiKey: string };
+  let dataset: { id: string };
+  let noSubject: { id: string };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'consent' });
+    cbo = await broker.createAgency('CBO');
+    research = await broker.createAgency('Research');
+    steward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    otherSteward = researchSteward;
+    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    for (const code of PURPOSES) {
+      await broker.gqlOk(
+        broker.operatorKey,
+        `mutation { definePurpose(input: { code: "${code}", description: "d" }) { code } }`,
+      );
+    }
+    dataset = await broker.registerDataset(steward.apiKey, {
+      slug: 'participation',
+      title: 'Participation',
+      keyField: 'enrollment_id',
+      subjectField: 'participant_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'participant_id', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+        { name: 'program', type: 'STRING', classification: 'SENSITIVE' },
+      ],
+    });
+    noSubject = await broker.registerDataset(steward.apiKey, {
+      slug: 'programs',
+      title: 'Programs',
+      keyField: 'code',
+      fields: [{ name: 'code', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+    // Two enrolments per subject.
+    const csv = [
+      'enrollment_id,participant_id,program',
+      ...SUBJECTS.flatMap((s, i) => [`${s}-a,${s},JOBS`, `${s}-b,${s},HOUSING${i}`]),
+    ];
+    expect((await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv.join('\n'))).status).toBe(200);
+    const { proposeAgreement } = await broker.gqlOk(
+      steward.apiKey,
+      `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
+      {
+        input: {
+          title: 'With consent',
+          providerAgencyId: cbo.id,
+          recipientAgencyId: research.id,
+          purposes: PURPOSES,
+          validFrom: '2020-01-01T00:00:00Z',
+          validUntil: '2099-01-01T00:00:00Z',
+          grants: [
+            {
+              datasetId: dataset.id,
+              fields: [{ name: 'participant_id' }, { name: 'program' }],
+              requireConsent: true,
+            },
+          ],
+        },
+      },
+    );
+    await broker.gqlOk(
+      researchSteward.apiKey,
+      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+      {
+        id: proposeAgreement.id,
+      },
+    );
+  });
+  afterAll(() => broker.close());
+
+  it('records consent and keeps its history', async () => {
+    const first = (
+      await broker.gqlOk(steward.apiKey, RECORD, {
+        input: { datasetId: dataset.id, subjectId: 'P1', purpose: 'RECIDIVISM_EVALUATION', granted: true },
+      })
+    ).recordConsent;
+    expect(first).toMatchObject({
+      datasetId: dataset.id,
+      subjectId: 'P1',
+      purpose: 'RECIDIVISM_EVALUATION',
+      granted: true,
+    });
+    await broker.gqlOk(steward.apiKey, RECORD, {
+      input: { datasetId: dataset.id, subjectId: 'P1', purpose: 'RECIDIVISM_EVALUATION', granted: false },
+    });
+    const history = await broker.query(
+      `SELECT granted FROM consent_event WHERE dataset_id = $1 AND subject_id = 'P1' ORDER BY id`,
+      [dataset.id],
+    );
+    expect(history).toEqual([{ granted: true }, { granted: false }]);
+    const current = await broker.query(
+      `SELECT granted FROM consent_current WHERE dataset_id = $1 AND subject_id = 'P1'`,
+      [dataset.id],
+    );
+    expect(current).toEqual([{ granted: false }]);
+    await expect(broker.query(`DELETE FROM consent_event`)).rejects.toThrow(/append-only/);
+  });
+
+  it('refuses bad input and other agencies, and changes nothing', async () => {
+    const before = await broker.query(`SELECT count(*)::int AS n FROM consent_event`);
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['unknown purpose', { purpose: 'MARKETING' }, 'BAD_USER_INPUT'],
+      ['empty subject', { subjectId: '  ' }, 'BAD_USER_INPUT'],
+      ['dataset without a subject field', { datasetId: noSubject.id }, 'BAD_USER_INPUT'],
+      ['missing dataset', { datasetId: '00000000-0000-4000-8000-000000000000' }, 'NOT_FOUND'],
+    ];
+    for (const [label, change, code] of cases) {
+      const res = await broker.gql(steward.apiKey, RECORD, {
+        input: {
+          datasetId: dataset.id,
+          subjectId: 'P2',
+          purpose: 'RECIDIVISM_EVALUATION',
+          granted: true,
+          ...change,
+        },
+      });
+      expect({ label, code: res.errors?.[0].extensions?.code }).toEqual({ label, code });
+    }
+    const other = await broker.gql(otherSteward.apiKey, RECORD, {
+      input: { datasetId: dataset.id, subjectId: 'P2', purpose: 'RECIDIVISM_EVALUATION', granted: true },
+    });
+    expect(other.errors?.[0].extensions?.code).toBe('NOT_FOUND');
+    const byAnalyst = await broker.gql(analyst.apiKey, RECORD, {
+      input: { datasetId: dataset.id, subjectId: 'P2', purpose: 'RECIDIVISM_EVALUATION', granted: true },
+    });
+    expect(byAnalyst.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect(await broker.query(`SELECT count(*)::int AS n FROM consent_event`)).toEqual(before);
+  });
+
+  it('releases only subjects whose latest consent for the query purpose is granted (property)', async () => {
+    const step = fc.record({
+      subject: fc.constantFrom(...SUBJECTS),
+      purpose: fc.constantFrom(...PURPOSES),
+      granted: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(step, { maxLength: 8 }),
+        fc.constantFrom(...PURPOSES),
+        async (history, purpose) => {
+          // The reference model: the latest record per (subject, purpose) wins; none means no consent.
+          const model = new Map<string, boolean>();
+          for (const s of history) {
+            await broker.gqlOk(steward.apiKey, RECORD, {
+              input: { datasetId: dataset.id, subjectId: s.subject, purpose: s.purpose, granted: s.granted },
+            });
+          }
+          const rows = await broker.query<{ subject_id: string; purpose: string; granted: boolean }>(
+            `SELECT subject_id, purpose, granted FROM consent_current WHERE dataset_id = $1`,
+            [dataset.id],
+          );
+          for (const r of rows) model.set(`${r.subject_id}|${r.purpose}`, r.granted);
+          for (const s of history) model.set(`${s.subject}|${s.purpose}`, s.granted);
+          const expected = SUBJECTS.filter((s) => model.get(`${s}|${purpose}`) === true).sort();
+
+          const res = await broker.gql(
+            analyst.apiKey,
+            `{ participation(purpose: ${purpose}, first: 1000) { nodes { participant_id program } } }`,
+            undefined,
+            '/data/graphql',
+          );
+          expect(res.errors).toBeUndefined();
+          const got = res.data!.participation.nodes.map((n: { participant_id: string }) => n.participant_id);
+          expect([...new Set(got)].sort()).toEqual(expected);
+          expect(got).toHaveLength(expected.length * 2);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
