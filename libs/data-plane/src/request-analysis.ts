@@ -177,19 +177,24 @@ export interface CachedDocument {
 
 /**
  * Documents that passed validation against a caller schema, by query text: a least recently used
- * list per schema. A schema object stands for one set of agreement versions in force, so a new
- * policy stamp or window brings a new schema and leaves the old entries to the garbage collector.
+ * list per schema, bounded by the total length of the queries it keeps (a parsed document takes
+ * roughly ten times its text), and only for queries of ordinary size. A schema object stands for
+ * one set of agreement versions in force, so a new policy stamp or window brings a new schema and
+ * leaves the old entries to the garbage collector.
  */
 export class DocumentCache {
-  private readonly bySchema = new WeakMap<GraphQLSchema, Map<string, CachedDocument>>();
+  private readonly bySchema = new WeakMap<
+    GraphQLSchema,
+    { documents: Map<string, CachedDocument>; chars: number }
+  >();
 
   constructor(
-    private readonly perSchema = 256,
-    private readonly maxQueryLength = 20_000,
+    private readonly charsPerSchema = 256 * 1024,
+    private readonly maxQueryLength = 8 * 1024,
   ) {}
 
   get(schema: GraphQLSchema, query: string): CachedDocument | undefined {
-    const documents = this.bySchema.get(schema);
+    const documents = this.bySchema.get(schema)?.documents;
     const found = documents?.get(query);
     if (found && documents!.size > 1) {
       // Most recently used last.
@@ -202,13 +207,18 @@ export class DocumentCache {
   set(schema: GraphQLSchema, query: string, document: DocumentNode): CachedDocument {
     const entry: CachedDocument = { document, operations: new Map() };
     if (query.length > this.maxQueryLength) return entry;
-    let documents = this.bySchema.get(schema);
-    if (!documents) {
-      documents = new Map();
-      this.bySchema.set(schema, documents);
+    let cache = this.bySchema.get(schema);
+    if (!cache) {
+      cache = { documents: new Map(), chars: 0 };
+      this.bySchema.set(schema, cache);
     }
-    documents.set(query, entry);
-    if (documents.size > this.perSchema) documents.delete(documents.keys().next().value!);
+    if (!cache.documents.has(query)) cache.chars += query.length;
+    cache.documents.set(query, entry);
+    for (const [oldest] of cache.documents) {
+      if (cache.chars <= this.charsPerSchema) break;
+      cache.documents.delete(oldest);
+      cache.chars -= oldest.length;
+    }
     return entry;
   }
 }

@@ -1,0 +1,811 @@
+/**
+ * `npm run bench:query`: the data plane's cost over the bare SQL it runs, in one run, on loopback.
+ *
+ * Loads BENCH_QUERY_ROWS (default 100,000) generated rows × 10 fields through the REST ingest, has
+ * an agreement release them to an analyst with a row filter and two transforms (a HASH and a
+ * GENERALIZE), and then measures:
+ *
+ * (a) latency of a 1,000-row page through `POST /data/graphql`, against the very statement the
+ *     broker runs, run through `pg` with `JSON.stringify` of its rows behind a bare Fastify server
+ *     (a child process, like the broker). Requests alternate between the two, one at a time.
+ *     Target: p50 broker/baseline ≤ 1.15.
+ * (b) throughput of 10-row pages from 8 concurrent connections (autocannon, fixed duration) against
+ *     both. Target: broker/baseline ≥ 0.6.
+ * (c) the in-process decision per request with a warm cache: role and shape checks, the policy
+ *     cache hit (at a stamp already read), parse, validate, variables and plan/authorise of every
+ *     root field; no SQL, no audit write. Target ≤ 20 µs. The I/O of a request is timed apart.
+ * (o) supplementary: one row by its key (the primary key's index), one at a time and from 8
+ *     connections, against the same baseline: the broker's fixed cost per request, where the
+ *     statement itself costs next to nothing.
+ *
+ * The broker is the built `dist/apps/broker/src/main.js` in a child process on its own database;
+ * (c) and the statement of the baseline come from a second broker built in this process on the same
+ * database, through the data plane's own `decide` and `pageSql`. See docs/benchmarks.md.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { AgreementService } from '@broker/agreements';
+import { AuditAction, AuditService } from '@broker/audit';
+import { AuthService } from '@broker/auth';
+import { createLogger, loadConfig } from '@broker/core';
+import { DataPlaneService, PolicyCache, pageSql, precheck } from '@broker/data-plane';
+import { createBroker } from '../apps/broker/src/bootstrap';
+
+const ROWS = Number(process.env.BENCH_QUERY_ROWS ?? 100_000);
+// (a): requests per side, after a warm-up of a tenth as many.
+const SAMPLES = Number(process.env.BENCH_QUERY_SAMPLES ?? 200);
+// (b): seconds per side, after a warm-up of 2 s.
+const DURATION = Number(process.env.BENCH_QUERY_DURATION ?? 10);
+const CONNECTIONS = 8;
+// (c): timed iterations per round, three rounds, after a warm-up.
+const ITERATIONS = Number(process.env.BENCH_QUERY_ITERATIONS ?? 20_000);
+// Which parts to run, e.g. BENCH_QUERY_PARTS=a to profile (a) alone; the others print NaN.
+const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abco';
+const SERVER_URL = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+const BROKER_DB = 'broker_bench_query';
+const SLUG = 'bench_query_people';
+const PURPOSE = 'RECIDIVISM_EVALUATION';
+const PAGE_A = 1000;
+const PAGE_B = 10;
+const TARGET_A = 1.15;
+const TARGET_B = 0.6;
+const TARGET_C = 20;
+
+const ROOT = resolve(__dirname, '..', '..');
+const DATA_DIR = resolve(ROOT, 'bench', '.data');
+const BROKER_MAIN = resolve(__dirname, '..', 'apps', 'broker', 'src', 'main.js');
+const BROKER_LOG = resolve(DATA_DIR, 'query-broker.log');
+
+/** The dataset: a STRING key, strings, integers, floats, a boolean, a date and a date-time. */
+const FIELDS = [
+  { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+  { name: 'full_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', required: true },
+  { name: 'city', type: 'STRING', classification: 'QUASI_IDENTIFIER', required: false },
+  { name: 'age', type: 'INTEGER', classification: 'QUASI_IDENTIFIER', required: true },
+  { name: 'visits', type: 'INTEGER', classification: 'NON_SENSITIVE', required: false },
+  { name: 'score', type: 'FLOAT', classification: 'NON_SENSITIVE', required: false },
+  { name: 'balance', type: 'FLOAT', classification: 'SENSITIVE', required: false },
+  { name: 'active', type: 'BOOLEAN', classification: 'NON_SENSITIVE', required: false },
+  { name: 'birth_date', type: 'DATE', classification: 'QUASI_IDENTIFIER', required: false },
+  { name: 'recorded_at', type: 'DATETIME', classification: 'NON_SENSITIVE', required: true },
+] as const;
+/** Every field released: full_name as its HMAC, birth_date as its year, the rest as stored. */
+const TRANSFORMS: Record<string, 'HASH' | 'GENERALIZE'> = { full_name: 'HASH', birth_date: 'GENERALIZE' };
+const RELEASED = [
+  'id',
+  'full_name_hash',
+  'city',
+  'age',
+  'visits',
+  'score',
+  'balance',
+  'active',
+  'birth_date_year',
+  'recorded_at',
+];
+const CITIES = [
+  'Springfield',
+  'Riverside',
+  'Fairview',
+  'Greenville',
+  'Madison',
+  'Georgetown',
+  'Salem',
+  'Clinton',
+];
+/** Adults in five of the eight cities: about half the rows. */
+const ROW_FILTER = { age: { $gte: 18 }, city: { $in: CITIES.slice(0, 5) } };
+const FIRST = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Radia', 'Linus'];
+const LAST = ['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth', 'Allen', "O'Neil"];
+
+/** (o): one row by its key (the primary key's index), so that the statement costs next to nothing. */
+const lookupOf = (id: string) =>
+  `{ ${SLUG}(purpose: ${PURPOSE}, where: { id: { eq: ${JSON.stringify(id)} } }) { nodes { ${RELEASED.join(' ')} } pageInfo { hasNextPage endCursor } } }`;
+const queryOf = (first: number) =>
+  `{ ${SLUG}(purpose: ${PURPOSE}, first: ${first}) { nodes { ${RELEASED.join(' ')} } pageInfo { hasNextPage endCursor } } }`;
+
+interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The baseline (bench/query-baseline.ts): the same statements through pg and JSON.stringify.
+
+async function startBaseline(port: number, statements: Record<string, Statement>): Promise<ChildProcess> {
+  const child = fork(resolve(__dirname, 'query-baseline.js'), [], {
+    env: { ...process.env, PORT: String(port), DATABASE_URL: databaseUrl(BROKER_DB) },
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  child.send(statements);
+  const [message] = (await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(() => {
+      throw new Error('the baseline server exited');
+    }),
+  ])) as [string];
+  if (message !== 'ready') throw new Error(`unexpected message from the baseline: ${message}`);
+  return child;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  for (const [name, value] of Object.entries({ ROWS, SAMPLES, DURATION, ITERATIONS })) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  }
+  mkdirSync(DATA_DIR, { recursive: true });
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+  console.log(`${cpus().length} cores, load average ${load()}; node ${process.version}`);
+
+  await dropDatabase(BROKER_DB);
+  const brokerPort = await freePort();
+  const token = `bench_${randomBytes(24).toString('base64url')}`;
+  const broker = await startBroker(brokerPort, token);
+  const stopOnSignal = () => broker.kill('SIGKILL');
+  process.once('SIGINT', stopOnSignal);
+  let baseline: ChildProcess | null = null;
+  try {
+    const setup = await prepare(brokerPort, token);
+    const headers = {
+      authorization: `Bearer ${setup.analystKey}`,
+      'content-type': 'application/json',
+    };
+    const bodyA = JSON.stringify({ query: queryOf(PAGE_A) });
+    const bodyB = JSON.stringify({ query: queryOf(PAGE_B) });
+
+    // (c) and the statements, from a broker built in this process on the same database.
+    const first = await send({ port: brokerPort, path: '/data/graphql' }, headers, bodyB);
+    const someId = (JSON.parse(first.body) as { data: Record<string, { nodes: { id: string }[] }> }).data[
+      SLUG
+    ].nodes[0].id;
+    const bodyO = JSON.stringify({ query: lookupOf(someId) });
+    const inProcess = await decisionCost(token, setup.analystKey, [bodyA, bodyB, bodyO]);
+    const [statementA, statementB, statementO] = inProcess.statements;
+    // For EXPLAIN and the like: the statements as the broker runs them. The agreement's HMAC key (the
+    // only bytea) is left out: any 32 bytes cost the same.
+    writeFileSync(
+      resolve(DATA_DIR, 'query-statements.json'),
+      JSON.stringify(
+        { a: statementA, b: statementB, o: statementO },
+        (_key, value: unknown) =>
+          value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer'
+            ? `\\x${'00'.repeat(32)}`
+            : value,
+        2,
+      ),
+    );
+
+    const baselinePort = await freePort();
+    baseline = await startBaseline(baselinePort, { a: statementA, b: statementB, o: statementO });
+
+    const brokerAt = { port: brokerPort, path: '/data/graphql' };
+    const baseAt = (name: string) => ({ port: baselinePort, path: `/${name}` });
+    await verify(brokerAt, baseAt('a'), headers, bodyA, PAGE_A);
+    await verify(brokerAt, baseAt('b'), headers, bodyB, PAGE_B);
+    await verify(brokerAt, baseAt('o'), headers, bodyO, 1);
+
+    console.log(`\n(a) ${PAGE_A} rows × 10 fields, one request at a time, alternating; load ${load()}`);
+    const skipped = { p50: NaN, p95: NaN };
+    const a = PARTS.includes('a')
+      ? await latencies(brokerAt, baseAt('a'), headers, bodyA, SAMPLES)
+      : { broker: skipped, baseline: skipped };
+
+    console.log(`(b) ${PAGE_B}-row pages, ${CONNECTIONS} connections, ${DURATION} s each; load ${load()}`);
+    const auditBefore = await auditCount();
+    const notRun = {
+      result: { latency: { p50: NaN, p97_5: NaN }, '2xx': 0 },
+      rate: NaN,
+      cpu: null,
+      pgCpu: null,
+    };
+    const b = PARTS.includes('b')
+      ? {
+          broker: await cannon('broker', brokerAt, headers, bodyB, broker.pid!),
+          baseline: await cannon('baseline', baseAt('b'), headers, bodyB, baseline.pid!),
+        }
+      : { broker: notRun, baseline: notRun };
+    const audited = (await auditCount()) - auditBefore;
+
+    // (o), supplementary: the broker's fixed cost per request, where the statement costs next to nothing.
+    let overhead: string[] = ['not run'];
+    if (PARTS.includes('o')) {
+      console.log(`(o) one row by key, one at a time, then ${CONNECTIONS} connections; load ${load()}`);
+      const o = await latencies(brokerAt, baseAt('o'), headers, bodyO, 5 * SAMPLES);
+      const seconds = Math.max(1, Math.round(DURATION / 2));
+      const ob = await cannon('broker', brokerAt, headers, bodyO, broker.pid!, seconds);
+      const oBase = await cannon('baseline', baseAt('o'), headers, bodyO, baseline.pid!, seconds);
+      overhead = [
+        `one at a time: p50 broker ${o.broker.p50.toFixed(2)} ms, baseline ${o.baseline.p50.toFixed(2)} ms ` +
+          `(+${(o.broker.p50 - o.baseline.p50).toFixed(2)} ms per request)`,
+        `${CONNECTIONS} connections, ${seconds} s: broker ${ob.rate.toFixed(0)} req/s ` +
+          `(CPU ${ob.cpu?.toFixed(2) ?? 'n/a'} s, PostgreSQL ${ob.pgCpu?.toFixed(2) ?? 'n/a'} s), baseline ` +
+          `${oBase.rate.toFixed(0)} req/s (CPU ${oBase.cpu?.toFixed(2) ?? 'n/a'} s, PostgreSQL ` +
+          `${oBase.pgCpu?.toFixed(2) ?? 'n/a'} s)`,
+      ];
+    }
+
+    const ratioA = a.broker.p50 / a.baseline.p50;
+    const ratioB = b.broker.rate / b.baseline.rate;
+    const ms = (x: number) => x.toFixed(2).padStart(10);
+    console.log('');
+    console.log(
+      `${''.padEnd(30)}${'p50 ms'.padStart(10)}${'p95 ms'.padStart(10)}${'req/s'.padStart(10)}` +
+        `${'p50 ms'.padStart(10)}${'p97.5 ms'.padStart(10)}${'CPU s'.padStart(8)}${'PG CPU s'.padStart(10)}`,
+    );
+    console.log(`${''.padEnd(30)}${'(a)'.padStart(10)}${''.padStart(10)}${'(b)'.padStart(10)}`);
+    for (const side of ['broker', 'baseline'] as const) {
+      const name = side === 'broker' ? 'broker (/data/graphql)' : 'baseline (pg + JSON.stringify)';
+      const r = b[side];
+      console.log(
+        name.padEnd(30) +
+          ms(a[side].p50) +
+          ms(a[side].p95) +
+          r.rate.toFixed(0).padStart(10) +
+          ms(r.result.latency.p50) +
+          ms(r.result.latency.p97_5) +
+          (r.cpu?.toFixed(2) ?? 'n/a').padStart(8) +
+          (r.pgCpu?.toFixed(2) ?? 'n/a').padStart(10),
+      );
+    }
+    console.log(
+      `(b) broker: ${b.broker.result['2xx']} answered in the timed run, audit events appended in the ` +
+        `warm-up and timed runs: ${audited}`,
+    );
+    console.log('');
+    console.log('(o) supplementary, one row by its key (the SQL costs next to nothing):');
+    for (const line of overhead) console.log(`    ${line}`);
+    console.log(`(c) in-process decision, ${ITERATIONS.toLocaleString('en-US')} iterations × 3 rounds:`);
+    for (const line of inProcess.report) console.log(`    ${line}`);
+    console.log('');
+    console.log(`ratio (a) p50 broker/baseline: ${ratioA.toFixed(2)}`);
+    console.log(`ratio (b) throughput broker/baseline: ${ratioB.toFixed(2)}`);
+    console.log(`(c) decision µs/request: ${inProcess.decisionUs.toFixed(1)}`);
+    const met = ratioA <= TARGET_A && ratioB >= TARGET_B && inProcess.decisionUs <= TARGET_C;
+    console.log(
+      `targets (a) ≤ ${TARGET_A}, (b) ≥ ${TARGET_B}, (c) ≤ ${TARGET_C} µs: ${met ? 'met' : 'NOT met'}; ` +
+        `load average ${load()}`,
+    );
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    if (baseline) {
+      baseline.disconnect();
+      await stopChild(baseline);
+    }
+    await stopChild(broker);
+    if (!process.env.BENCH_KEEP_DB) await dropDatabase(BROKER_DB);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup through the broker's public API.
+
+interface Setup {
+  analystKey: string;
+  datasetId: string;
+}
+
+async function prepare(port: number, operator: string): Promise<Setup> {
+  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
+    gql<T>(port, key, query, variables);
+  const agency = async (name: string) =>
+    (
+      await g(operator, `mutation($i: CreateAgencyInput!) { createAgency(input: $i) { id } }`, {
+        i: { name, kind: 'benchmark' },
+      })
+    ).createAgency.id as string;
+  const user = async (agencyId: string, role: string) =>
+    (
+      await g(operator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
+        i: { agencyId, role, email: `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@bench.example` },
+      })
+    ).createUser.apiKey as string;
+
+  const provider = await agency('Bench provider');
+  const recipient = await agency('Bench research office');
+  await g(
+    operator,
+    `mutation { definePurpose(input: { code: "${PURPOSE}", description: "bench" }) { code } }`,
+  );
+  const providerSteward = await user(provider, 'STEWARD');
+  const recipientSteward = await user(recipient, 'STEWARD');
+  const analystKey = await user(recipient, 'ANALYST');
+  const dataset = await g(
+    providerSteward,
+    `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+    { i: { slug: SLUG, title: 'Query benchmark people', keyField: 'id', fields: FIELDS } },
+  );
+  const datasetId = dataset.registerDataset.id as string;
+
+  const csv = generateCsv(ROWS);
+  const started = performance.now();
+  const res = await post(
+    port,
+    `/api/datasets/${datasetId}/records`,
+    { authorization: `Bearer ${providerSteward}`, 'content-type': 'text/csv' },
+    csv,
+  );
+  if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${res.body.slice(0, 1000)}`);
+  const report = JSON.parse(res.body) as { inserted: number };
+  if (report.inserted !== ROWS) throw new Error(`ingest inserted ${report.inserted} of ${ROWS} rows`);
+  console.log(
+    `loaded ${ROWS.toLocaleString('en-US')} rows (${(csv.length / 1e6).toFixed(1)} MB of CSV) through ` +
+      `POST /api/datasets/{id}/records in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  // Statistics for the planner, as autovacuum would gather them shortly.
+  await withClient(BROKER_DB, (c) => c.query(`VACUUM ANALYZE records.${SLUG}`));
+
+  const proposed = await g(
+    providerSteward,
+    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+    {
+      i: {
+        title: 'Bench agreement',
+        providerAgencyId: provider,
+        recipientAgencyId: recipient,
+        purposes: [PURPOSE],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId,
+            fields: FIELDS.map((f) => ({ name: f.name, transform: TRANSFORMS[f.name] ?? 'RAW' })),
+            rowFilter: ROW_FILTER,
+          },
+        ],
+      },
+    },
+  );
+  const approved = await g(
+    recipientSteward,
+    `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+    { id: proposed.proposeAgreement.id },
+  );
+  if (approved.approveAgreement.status !== 'ACTIVE') {
+    throw new Error(`the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
+  }
+  return { analystKey, datasetId };
+}
+
+/** The same rows on every run: a seeded generator. */
+function generateCsv(rows: number): string {
+  const random = mulberry32(20240917);
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
+  const upTo = (n: number) => Math.floor(random() * n);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const lines = [FIELDS.map((f) => f.name).join(',')];
+  for (let i = 0; i < rows; i++) {
+    const id = 'Q' + (Math.imul(i + 1, 0x9e3779b1) >>> 0).toString(16).padStart(8, '0');
+    const name = random() < 0.05 ? `"${pick(LAST)}, ${pick(FIRST)}"` : `${pick(FIRST)} ${pick(LAST)}`;
+    const city = random() < 0.05 ? '' : pick(CITIES);
+    const visits = random() < 0.1 ? '' : String(upTo(100_000));
+    const score = (random() * 1000).toFixed(3);
+    const balance = random() < 0.05 ? '' : (random() * 2_000_000 - 1_000_000).toFixed(2);
+    const active = random() < 0.5 ? 'true' : 'false';
+    const birth = `${1930 + upTo(90)}-${pad(1 + upTo(12))}-${pad(1 + upTo(28))}`;
+    const at = `2024-${pad(1 + upTo(12))}-${pad(1 + upTo(28))}T${pad(upTo(24))}:${pad(upTo(60))}:${pad(upTo(60))}Z`;
+    lines.push(`${id},${name},${city},${upTo(100)},${visits},${score},${balance},${active},${birth},${at}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) and the statements: a broker application in this process, on the same database.
+
+async function decisionCost(
+  operatorKey: string,
+  analystKey: string,
+  bodies: string[],
+): Promise<{ statements: Statement[]; decisionUs: number; report: string[] }> {
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl(BROKER_DB),
+    BROKER_BOOTSTRAP_TOKEN: operatorKey,
+    LOG_LEVEL: 'silent',
+    QUEUE_PREFIX: 'bench',
+  });
+  const app = await createBroker(config, createLogger('silent'));
+  try {
+    const auth = app.get(AuthService);
+    const agreements = app.get(AgreementService);
+    const policies = app.get(PolicyCache);
+    const dataPlane = app.get(DataPlaneService);
+    const audit = app.get(AuditService);
+    const principal = (await auth.authenticate(analystKey))!;
+    const agencyId = principal.agencyId!;
+
+    const decideOnce = (body: string) => {
+      const request = JSON.parse(body) as { query: string };
+      if (precheck(principal, request)) throw new Error('precheck refused the bench query');
+      return request;
+    };
+    const stamp = await agreements.stamp();
+    // Fills the cache as a request would.
+    await policies.forAgency(agencyId, new Date());
+    const statements = bodies.map((body) => {
+      const policy = policies.cached(agencyId, stamp, new Date())!;
+      const decision = dataPlane.decide(policy, decideOnce(body));
+      if (decision.kind !== 'run')
+        throw new Error(`the bench query was not allowed: ${JSON.stringify(decision)}`);
+      const statement = pageSql(decision.plans[0]);
+      return { text: statement.text, values: statement.values };
+    });
+
+    // Every iteration gets a request object of its own, as JSON.parse of the body gives the broker:
+    // a fresh query string, whose hash nothing has computed yet. Parsing them is not timed.
+    const round = (withSql: boolean): number => {
+      const requests = Array.from({ length: ITERATIONS }, () => JSON.parse(bodies[0]) as { query: string });
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < ITERATIONS; i++) {
+        const request = requests[i];
+        if (precheck(principal, request)) throw new Error('refused');
+        const policy = policies.cached(agencyId, stamp, new Date());
+        if (!policy) throw new Error('the policy cache missed');
+        const decision = dataPlane.decide(policy, request);
+        if (decision.kind !== 'run') throw new Error('refused');
+        if (withSql) pageSql(decision.plans[0]);
+      }
+      return Number(process.hrtime.bigint() - started) / 1000 / ITERATIONS;
+    };
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    if (!PARTS.includes('c')) return { statements, decisionUs: NaN, report: ['not run'] };
+    round(false);
+    round(true);
+    const decision = median([round(false), round(false), round(false)]);
+    const withSql = median([round(true), round(true), round(true)]);
+
+    // The I/O of a request, one at a time, for scale: what (c) leaves out.
+    const timeIo = async (n: number, run: () => Promise<unknown>) => {
+      for (let i = 0; i < 50; i++) await run();
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) await run();
+      return Number(process.hrtime.bigint() - started) / 1000 / n;
+    };
+    const stampUs = await timeIo(2000, () => agreements.stamp());
+    const authUs = await timeIo(2000, () => auth.authenticate(analystKey));
+    // An event like the data plane's, in a transaction of its own: the head's lock and a commit.
+    const auditUs = await timeIo(500, () =>
+      audit.append({
+        actorUserId: principal.userId,
+        actorAgencyId: agencyId,
+        action: AuditAction.QUERY,
+        decision: 'ALLOW',
+        purpose: PURPOSE,
+        fields: RELEASED,
+        rowCount: PAGE_B,
+      }),
+    );
+    return {
+      statements,
+      decisionUs: decision,
+      report: [
+        `precheck + policy cache hit + parse + validate + variables + plan/authorise: ${decision.toFixed(1)} µs`,
+        `the same + building the SQL text (pageSql): ${withSql.toFixed(1)} µs`,
+        `not included, for scale (round trips, one at a time): policy stamp read ${stampUs.toFixed(0)} µs, ` +
+          `API key lookup ${authUs.toFixed(0)} µs, audit append (own transaction) ${auditUs.toFixed(0)} µs`,
+      ],
+    };
+  } finally {
+    await app.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a), (b) and the check that both sides answer the same rows.
+
+interface Target {
+  port: number;
+  path: string;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+async function verify(
+  broker: Target,
+  base: Target,
+  headers: Record<string, string>,
+  body: string,
+  n: number,
+) {
+  const fromBroker = await send(broker, headers, body);
+  const fromBase = await send(base, headers, body);
+  if (fromBroker.status !== 200 || fromBase.status !== 200) {
+    throw new Error(`answers ${fromBroker.status} / ${fromBase.status}: ${fromBroker.body.slice(0, 500)}`);
+  }
+  const page = (JSON.parse(fromBroker.body) as { data: Record<string, { nodes: unknown[] }> }).data[SLUG];
+  const [row] = JSON.parse(fromBase.body) as { n: number; nodes: string }[];
+  const baseNodes = JSON.parse(row.nodes) as unknown[];
+  if (page.nodes.length !== n || !isDeepStrictEqual(page.nodes, baseNodes)) {
+    throw new Error(
+      `the broker and the baseline answer different rows (${page.nodes.length} / ${baseNodes.length})`,
+    );
+  }
+  console.log(
+    `verified: broker and baseline return the same ${n} rows (${(fromBroker.body.length / 1024).toFixed(1)} KB / ` +
+      `${(fromBase.body.length / 1024).toFixed(1)} KB of response body)`,
+  );
+}
+
+async function latencies(
+  broker: Target,
+  base: Target,
+  headers: Record<string, string>,
+  body: string,
+  samples: number,
+) {
+  const times = { broker: [] as number[], baseline: [] as number[] };
+  const warmUp = Math.max(5, Math.round(samples / 10));
+  for (let i = 0; i < warmUp + samples; i++) {
+    // Alternating, so that both sides see the same machine, whatever else it is doing.
+    for (const side of i % 2 ? (['baseline', 'broker'] as const) : (['broker', 'baseline'] as const)) {
+      const res = await send(side === 'broker' ? broker : base, headers, body);
+      if (res.status !== 200) throw new Error(`${side} answered ${res.status}: ${res.body.slice(0, 500)}`);
+      if (i >= warmUp) times[side].push(res.ms);
+    }
+  }
+  const pct = (xs: number[], p: number) => {
+    const sorted = [...xs].sort((x, y) => x - y);
+    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  };
+  return {
+    broker: { p50: pct(times.broker, 50), p95: pct(times.broker, 95) },
+    baseline: { p50: pct(times.baseline, 50), p95: pct(times.baseline, 95) },
+  };
+}
+
+async function cannon(
+  name: string,
+  at: Target,
+  headers: Record<string, string>,
+  body: string,
+  pid: number,
+  duration = DURATION,
+) {
+  const expected = await send(at, headers, body);
+  const options = {
+    url: `http://127.0.0.1:${at.port}${at.path}`,
+    method: 'POST',
+    headers,
+    body,
+    connections: CONNECTIONS,
+    // Every answer must be the expected page: an error or refusal counts as a mismatch.
+    expectBody: expected.body,
+  };
+  await autocannon({ ...options, duration: 2 });
+  const cpuBefore = cpuSeconds(pid);
+  const pgBefore = postgresCpu();
+  const result = await autocannon({ ...options, duration });
+  const cpuAfter = cpuSeconds(pid);
+  const pgCpu = postgresCpuSince(pgBefore);
+  const bad = result.errors + result.timeouts + result.non2xx + result.mismatches;
+  if (bad) {
+    throw new Error(
+      `${name}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx, ` +
+        `${result.mismatches} unexpected bodies`,
+    );
+  }
+  return {
+    result,
+    rate: result['2xx'] / result.duration,
+    cpu: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
+    pgCpu,
+  };
+}
+
+function send(
+  at: Target,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string; ms: number }> {
+  return new Promise((resolvePromise, reject) => {
+    const started = performance.now();
+    const req = request(
+      { host: '127.0.0.1', port: at.port, path: at.path, method: 'POST', headers, agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () =>
+          resolvePromise({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            ms: performance.now() - started,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes, databases, HTTP.
+
+function databaseUrl(name: string): string {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function withClient<T>(database: string, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: databaseUrl(database) });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropDatabase(name: string) {
+  await withClient('postgres', (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+async function auditCount(): Promise<number> {
+  return withClient(BROKER_DB, async (c) =>
+    Number((await c.query(`SELECT count(*) AS n FROM audit_event`)).rows[0].n),
+  );
+}
+
+/** User and system CPU time of a live process in seconds (at Linux's 100 ticks a second), or null. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of every process named postgres (server and backends) by pid, or null. */
+function postgresCpu(): Map<string, number> | null {
+  try {
+    const cpu = new Map<string, number>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (!stat.includes('(postgres)')) continue;
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        cpu.set(entry, (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+    return cpu;
+  } catch {
+    return null;
+  }
+}
+
+/** PostgreSQL's CPU seconds between two samples: backends that ended meanwhile are not counted. */
+function postgresCpuSince(before: Map<string, number> | null): number | null {
+  const after = postgresCpu();
+  if (!before || !after) return null;
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+function post(
+  port: number,
+  path: string,
+  headers: Record<string, string | number>,
+  body: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function gql<T>(port: number, key: string, query: string, variables: Record<string, unknown> = {}) {
+  const res = await post(
+    port,
+    '/graphql',
+    { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    JSON.stringify({ query, variables }),
+  );
+  const parsed = JSON.parse(res.body) as { data?: T; errors?: { message: string }[] };
+  if (res.status !== 200 || parsed.errors?.length || !parsed.data) {
+    throw new Error(`GraphQL failed (${res.status}): ${res.body.slice(0, 500)}`);
+  }
+  return parsed.data;
+}
+
+/** The broker as deployed: the built main.js, its default log level unless BENCH_LOG_LEVEL is set. */
+async function startBroker(port: number, token: string): Promise<ChildProcess> {
+  // The broker writes its log straight to the file, as it would to a log collector: through a pipe
+  // that this process drains, its synchronous log writes would wait for autocannon's event loop.
+  const log = openSync(BROKER_LOG, 'w');
+  // e.g. BENCH_BROKER_NODE_ARGS=--cpu-prof to profile the broker.
+  const nodeArgs = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl(BROKER_DB),
+    BROKER_BOOTSTRAP_TOKEN: token,
+    QUEUE_PREFIX: 'bench',
+  };
+  if (process.env.BENCH_LOG_LEVEL) env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
+  else delete env.LOG_LEVEL;
+  const child = spawn(process.execPath, [...nodeArgs, BROKER_MAIN], {
+    env,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`the broker exited with ${child.exitCode}; see ${BROKER_LOG}`);
+    try {
+      await gql(port, token, '{ me { id } }');
+      return child;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`the broker did not answer within 60 s: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:query failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
