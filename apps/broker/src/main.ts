@@ -1,17 +1,8 @@
-import { ConfigError, createLogger, loadConfig } from '@broker/core';
+import { createLogger, loadConfigOrExit } from '@broker/core';
 import { createBroker } from './bootstrap';
 
 async function main() {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(78);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL);
   const app = await createBroker(config, logger);
   await app.listen({ port: config.PORT, host: config.HOST });

@@ -4,21 +4,12 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
-import { ConfigError, PinoNestLogger, createLogger, loadConfig, migrate } from '@broker/core';
+import { PinoNestLogger, createLogger, loadConfigOrExit, migrate } from '@broker/core';
 import { QueueName } from '@broker/jobs';
 import { WorkerModule } from './worker.module';
 
 async function main() {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(78);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
   await migrate(config.DATABASE_URL);
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, logger), {

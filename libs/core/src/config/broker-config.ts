@@ -71,6 +71,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
   return parsed.data;
 }
 
+/**
+ * The configuration of a process about to start, or exit code 78 (EX_CONFIG) with every problem on
+ * stderr: a misconfigured broker or worker never starts half-way.
+ */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78);
+  }
+}
+
 /** Parses sizes such as `1048576`, `512MB` or `2GiB` into bytes. */
 export function parseByteSize(text: string): number {
   const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
