@@ -16,20 +16,28 @@ import {
   renameSync,
   statSync,
 } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
+import {
+  BROKER_MAIN,
+  cpuSeconds,
+  databaseUrl,
+  dropDatabase,
+  freePort,
+  gql,
+  mulberry32,
+  post,
+  stopChild,
+  waitForBroker,
+  withClient,
+} from './bench-support';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 // Each run loads the file once through the broker and once with psql; a shared machine's load
 // varies from one minute to the next, and the median of several runs says more than one.
 const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 // The server of the broker's default DATABASE_URL; override to bench elsewhere.
-const SERVER_URL = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
 const BROKER_DB = 'broker_bench';
 const PSQL_DB = 'broker_bench_psql';
 const SLUG = 'bench_people';
@@ -40,7 +48,6 @@ const TARGET_PEAK_MB = 300;
 // Compiled to dist/bench/ingest.js; the data lives in the source tree's bench/.data (gitignored).
 const ROOT = resolve(__dirname, '..', '..');
 const DATA_DIR = resolve(ROOT, 'bench', '.data');
-const BROKER_MAIN = resolve(__dirname, '..', 'apps', 'broker', 'src', 'main.js');
 const BROKER_LOG = resolve(DATA_DIR, 'broker.log');
 
 /** The dataset: a STRING key, strings, integers, floats, a boolean, a date and a date-time. */
@@ -198,37 +205,6 @@ async function ensureCsv(rows: number): Promise<string> {
   return file;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function databaseUrl(name: string): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function withClient<T>(database: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: databaseUrl(database) });
-  await client.connect();
-  try {
-    return await run(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropDatabase(name: string) {
-  await withClient('postgres', (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
-}
-
 /** Drops the database; recreates it when asked (the broker creates and migrates its own at start). */
 async function recreateDatabase(name: string, create: boolean) {
   await dropDatabase(name);
@@ -256,73 +232,6 @@ function peakMb(pid: number): number | null {
   }
 }
 
-/** User and system CPU time of a live process in seconds (at Linux's 100 ticks a second), or null. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return null;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-interface Response {
-  status: number;
-  body: string;
-}
-
-function post(
-  port: number,
-  path: string,
-  headers: Record<string, string | number>,
-  body: NodeJS.ReadableStream | string,
-): Promise<Response> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (typeof body === 'string') req.end(body);
-    // Streamed: the bench client never holds the file in memory.
-    else pipeline(body, req).catch(reject);
-  });
-}
-
-async function gql<T>(
-  port: number,
-  key: string,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<T> {
-  const res = await post(
-    port,
-    '/graphql',
-    { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    JSON.stringify({ query, variables }),
-  );
-  const parsed = JSON.parse(res.body) as { data?: T; errors?: { message: string }[] };
-  if (res.status !== 200 || parsed.errors?.length || !parsed.data) {
-    throw new Error(`GraphQL failed (${res.status}): ${res.body.slice(0, 500)}`);
-  }
-  return parsed.data;
-}
-
 async function startBroker(port: number, token: string): Promise<ChildProcess> {
   const log = createWriteStream(BROKER_LOG);
   // e.g. BENCH_BROKER_NODE_ARGS=--cpu-prof to profile the broker (Node refuses it in NODE_OPTIONS).
@@ -343,32 +252,7 @@ async function startBroker(port: number, token: string): Promise<ChildProcess> {
   });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`the broker exited with ${child.exitCode}; see ${BROKER_LOG}`);
-    try {
-      await gql(port, token, '{ me { id } }');
-      return child;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`the broker did not answer within 60 s: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-async function stopBroker(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  return waitForBroker(child, port, token, BROKER_LOG);
 }
 
 /** The broker's own account of the ingestion (its "ingestion applied" log line), if it logged one. */
@@ -455,13 +339,13 @@ async function benchBroker(file: string, size: number): Promise<{ result: Result
         `broker: the Node process used ${(cpuAfter - cpuBefore).toFixed(2)} s of CPU during the upload`,
       );
     }
-    await stopBroker(child);
+    await stopChild(child);
     const timings = brokerTimings();
     if (timings) console.log(`broker: ${timings}`);
     return { result: { seconds, peakMb: peak }, tableDdl };
   } finally {
     process.off('SIGINT', stop);
-    await stopBroker(child);
+    await stopChild(child);
   }
 }
 

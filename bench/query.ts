@@ -27,18 +27,29 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
-import { Client } from 'pg';
 import { AgreementService } from '@broker/agreements';
 import { AuditAction, AuditService } from '@broker/audit';
 import { AuthService } from '@broker/auth';
 import { createLogger, loadConfig } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql, precheck } from '@broker/data-plane';
 import { createBroker } from '../apps/broker/src/bootstrap';
+import {
+  BROKER_MAIN,
+  cpuSeconds,
+  databaseUrl,
+  dropDatabase,
+  freePort,
+  gql,
+  mulberry32,
+  post,
+  stopChild,
+  waitForBroker,
+  withClient,
+} from './bench-support';
 
 const ROWS = Number(process.env.BENCH_QUERY_ROWS ?? 100_000);
 // (a): requests per side, after a warm-up of a tenth as many.
@@ -50,7 +61,6 @@ const CONNECTIONS = 8;
 const ITERATIONS = Number(process.env.BENCH_QUERY_ITERATIONS ?? 20_000);
 // Which parts to run, e.g. BENCH_QUERY_PARTS=a to profile (a) alone; the others print NaN.
 const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abco';
-const SERVER_URL = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
 const BROKER_DB = 'broker_bench_query';
 const SLUG = 'bench_query_people';
 const PURPOSE = 'RECIDIVISM_EVALUATION';
@@ -62,7 +72,6 @@ const TARGET_C = 20;
 
 const ROOT = resolve(__dirname, '..', '..');
 const DATA_DIR = resolve(ROOT, 'bench', '.data');
-const BROKER_MAIN = resolve(__dirname, '..', 'apps', 'broker', 'src', 'main.js');
 const BROKER_LOG = resolve(DATA_DIR, 'query-broker.log');
 
 /** The dataset: a STRING key, strings, integers, floats, a boolean, a date and a date-time. */
@@ -402,17 +411,6 @@ function generateCsv(rows: number): string {
   return lines.join('\n') + '\n';
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // (c) and the statements: a broker application in this process, on the same database.
 
@@ -645,41 +643,10 @@ function send(
 // ---------------------------------------------------------------------------------------------
 // Processes, databases, HTTP.
 
-function databaseUrl(name: string): string {
-  const url = new URL(SERVER_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-async function withClient<T>(database: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: databaseUrl(database) });
-  await client.connect();
-  try {
-    return await run(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropDatabase(name: string) {
-  await withClient('postgres', (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
-}
-
 async function auditCount(): Promise<number> {
   return withClient(BROKER_DB, async (c) =>
     Number((await c.query(`SELECT count(*) AS n FROM audit_event`)).rows[0].n),
   );
-}
-
-/** User and system CPU time of a live process in seconds (at Linux's 100 ticks a second), or null. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return null;
-  }
 }
 
 /** CPU seconds of every process named postgres (server and backends) by pid, or null. */
@@ -712,49 +679,6 @@ function postgresCpuSince(before: Map<string, number> | null): number | null {
   return total;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function post(
-  port: number,
-  path: string,
-  headers: Record<string, string | number>,
-  body: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function gql<T>(port: number, key: string, query: string, variables: Record<string, unknown> = {}) {
-  const res = await post(
-    port,
-    '/graphql',
-    { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    JSON.stringify({ query, variables }),
-  );
-  const parsed = JSON.parse(res.body) as { data?: T; errors?: { message: string }[] };
-  if (res.status !== 200 || parsed.errors?.length || !parsed.data) {
-    throw new Error(`GraphQL failed (${res.status}): ${res.body.slice(0, 500)}`);
-  }
-  return parsed.data;
-}
-
 /** The broker as deployed: the built main.js, its default log level unless BENCH_LOG_LEVEL is set. */
 async function startBroker(port: number, token: string): Promise<ChildProcess> {
   // The broker writes its log straight to the file, as it would to a log collector: through a pipe
@@ -777,32 +701,7 @@ async function startBroker(port: number, token: string): Promise<ChildProcess> {
     stdio: ['ignore', log, log],
   });
   closeSync(log);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`the broker exited with ${child.exitCode}; see ${BROKER_LOG}`);
-    try {
-      await gql(port, token, '{ me { id } }');
-      return child;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`the broker did not answer within 60 s: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-async function stopChild(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  return waitForBroker(child, port, token, BROKER_LOG);
 }
 
 main().catch((error: unknown) => {

@@ -1,0 +1,143 @@
+/** What the benchmarks share: databases, processes and HTTP on loopback. */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Client } from 'pg';
+
+/** The PostgreSQL server the benchmarks use (`BENCH_PG_SERVER`). */
+export const SERVER_URL = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+/** The built broker, beside the built benchmark. */
+export const BROKER_MAIN = resolve(__dirname, '..', 'apps', 'broker', 'src', 'main.js');
+
+/** The URL of a database on the benchmark server. */
+export function databaseUrl(name: string): string {
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Runs `run` on a fresh connection to `database`, closing it after. */
+export async function withClient<T>(database: string, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: databaseUrl(database) });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops a database, closing its sessions. */
+export async function dropDatabase(name: string) {
+  await withClient('postgres', (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+/** A seeded pseudo-random generator, so generated data is the same bytes on every machine. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** User and system CPU time of a live process in seconds (at Linux's 100 ticks a second), or null. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** A TCP port free on loopback now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** POSTs a string or a stream (never held in memory) to a loopback port. */
+export function post(
+  port: number,
+  path: string,
+  headers: Record<string, string | number>,
+  body: NodeJS.ReadableStream | string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (typeof body === 'string') req.end(body);
+    else pipeline(body, req).catch(reject);
+  });
+}
+
+/** A control-plane GraphQL request that fails loudly on any error. */
+export async function gql<T>(
+  port: number,
+  key: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<T> {
+  const res = await post(
+    port,
+    '/graphql',
+    { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    JSON.stringify({ query, variables }),
+  );
+  const parsed = JSON.parse(res.body) as { data?: T; errors?: { message: string }[] };
+  if (res.status !== 200 || parsed.errors?.length || !parsed.data) {
+    throw new Error(`GraphQL failed (${res.status}): ${res.body.slice(0, 500)}`);
+  }
+  return parsed.data;
+}
+
+/** Waits up to 60 s for a spawned broker to answer `me` with the operator's key. */
+export async function waitForBroker(child: ChildProcess, port: number, token: string, logPath: string) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the broker exited with ${child.exitCode}; see ${logPath}`);
+    try {
+      await gql(port, token, '{ me { id } }');
+      return child;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`the broker did not answer within 60 s: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Stops a child process: SIGTERM, then SIGKILL after 10 s. */
+export async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
