@@ -24,12 +24,7 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
     researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
     otherSteward = researchSteward;
     analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
-    for (const code of PURPOSES) {
-      await broker.gqlOk(
-        broker.operatorKey,
-        `mutation { definePurpose(input: { code: "${code}", description: "d" }) { code } }`,
-      );
-    }
+    await broker.definePurposes(...PURPOSES);
     dataset = await broker.registerDataset(steward.apiKey, {
       slug: 'participation',
       title: 'Participation',
@@ -53,34 +48,21 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
       ...SUBJECTS.flatMap((s, i) => [`${s}-a,${s},JOBS`, `${s}-b,${s},HOUSING${i}`]),
     ];
     expect((await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv.join('\n'))).status).toBe(200);
-    const { proposeAgreement } = await broker.gqlOk(
-      steward.apiKey,
-      `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
-      {
-        input: {
-          title: 'With consent',
-          providerAgencyId: cbo.id,
-          recipientAgencyId: research.id,
-          purposes: PURPOSES,
-          validFrom: '2020-01-01T00:00:00Z',
-          validUntil: '2099-01-01T00:00:00Z',
-          grants: [
-            {
-              datasetId: dataset.id,
-              fields: [{ name: 'participant_id' }, { name: 'program' }],
-              requireConsent: true,
-            },
-          ],
+    await broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
+      title: 'With consent',
+      providerAgencyId: cbo.id,
+      recipientAgencyId: research.id,
+      purposes: PURPOSES,
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId: dataset.id,
+          fields: [{ name: 'participant_id' }, { name: 'program' }],
+          requireConsent: true,
         },
-      },
-    );
-    await broker.gqlOk(
-      researchSteward.apiKey,
-      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-      {
-        id: proposeAgreement.id,
-      },
-    );
+      ],
+    });
   });
   afterAll(() => broker.close());
 

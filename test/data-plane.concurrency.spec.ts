@@ -15,10 +15,7 @@ describe('data plane under concurrency: one audit chain', () => {
       Array.from({ length: 4 }, () => broker.createUser({ agencyId: recipient.id, role: 'ANALYST' })),
     );
     const auditor = await broker.createUser({ role: 'AUDITOR' });
-    await broker.gqlOk(
-      broker.operatorKey,
-      `mutation { definePurpose(input: { code: "RECIDIVISM_EVALUATION", description: "d" }) { code } }`,
-    );
+    await broker.definePurposes('RECIDIVISM_EVALUATION');
     const dataset = await broker.registerDataset(providerSteward.apiKey, {
       slug: 'outcomes',
       title: 'Outcomes',
@@ -30,28 +27,15 @@ describe('data plane under concurrency: one audit chain', () => {
     });
     const csv = ['id,score', ...Array.from({ length: 200 }, (_, i) => `r${i},${i}`)].join('\n');
     expect((await broker.upload(providerSteward.apiKey, dataset.id, 'text/csv', csv)).status).toBe(200);
-    const { proposeAgreement } = await broker.gqlOk(
-      providerSteward.apiKey,
-      `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
-      {
-        input: {
-          title: 'Outcomes',
-          providerAgencyId: provider.id,
-          recipientAgencyId: recipient.id,
-          purposes: ['RECIDIVISM_EVALUATION'],
-          validFrom: '2020-01-01T00:00:00Z',
-          validUntil: '2099-01-01T00:00:00Z',
-          grants: [{ datasetId: dataset.id, fields: [{ name: 'score', transform: 'GENERALIZE' }] }],
-        },
-      },
-    );
-    await broker.gqlOk(
-      recipientSteward.apiKey,
-      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-      {
-        id: proposeAgreement.id,
-      },
-    );
+    await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+      title: 'Outcomes',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['RECIDIVISM_EVALUATION'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId: dataset.id, fields: [{ name: 'score', transform: 'GENERALIZE' }] }],
+    });
     const before = (await broker.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_event`))[0].n;
 
     const N = 300;

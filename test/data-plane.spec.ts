@@ -1,8 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { TestBroker } from '@broker/testing';
 
-const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`;
-const APPROVE = `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { status } }`;
 const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
 
 const PROGRAMS = ['JOBS', 'HOUSING', 'MENTORING'];
@@ -61,11 +59,8 @@ describe('data plane: each party sees only what its agreement allows', () => {
     ...overrides,
   });
 
-  const activate = async (input: Record<string, unknown>) => {
-    const { proposeAgreement } = await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input });
-    await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposeAgreement.id, v: 1 });
-    return proposeAgreement.id as string;
-  };
+  const activate = (input: Record<string, unknown>) =>
+    broker.activateAgreement(cboSteward.apiKey, researchSteward.apiKey, input);
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'dataplane' });
@@ -77,12 +72,7 @@ describe('data plane: each party sees only what its agreement allows', () => {
     analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
     probationAnalyst = await broker.createUser({ agencyId: probation.id, role: 'ANALYST' });
     cboAnalyst = await broker.createUser({ agencyId: cbo.id, role: 'ANALYST' });
-    for (const code of ['RECIDIVISM_EVALUATION', 'SUPERVISION', 'PROGRAM_ADMINISTRATION']) {
-      await broker.gqlOk(
-        broker.operatorKey,
-        `mutation { definePurpose(input: { code: "${code}", description: "d" }) { code } }`,
-      );
-    }
+    await broker.definePurposes('RECIDIVISM_EVALUATION', 'SUPERVISION', 'PROGRAM_ADMINISTRATION');
     dataset = await broker.registerDataset(cboSteward.apiKey, {
       slug: 'reentry_participation',
       title: 'Re-entry participation',

@@ -104,6 +104,34 @@ export class TestBroker {
     return { id: data.createUser.user.id, apiKey: data.createUser.apiKey, email };
   }
 
+  /** Defines purposes as the operator. */
+  async definePurposes(...codes: string[]): Promise<void> {
+    for (const code of codes) {
+      await this.gqlOk(
+        this.operatorKey,
+        `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { code } }`,
+        { input: { code, description: `Test purpose ${code}` } },
+      );
+    }
+  }
+
+  /** Proposes an agreement as one party's steward and approves version 1 as the other's; returns its id. */
+  async activateAgreement(
+    proposerKey: string,
+    approverKey: string,
+    input: Record<string, unknown>,
+  ): Promise<string> {
+    const { proposeAgreement } = await this.gqlOk<{ proposeAgreement: { id: string } }>(
+      proposerKey,
+      `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
+      { input },
+    );
+    await this.gqlOk(approverKey, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
+      id: proposeAgreement.id,
+    });
+    return proposeAgreement.id;
+  }
+
   /** Registers a dataset as the given steward. */
   async registerDataset(
     stewardKey: string,
