@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import type { FieldDefinition, FieldType } from '@broker/registry';
 import { compileGrant } from './compiled-grant';
+import { MAX_WHERE_DEPTH } from './data-where';
+import { MAX_ROW_FILTER_DEPTH } from './row-filter';
 import { PolicyError } from './policy-error';
 import {
   type CompiledGrant,
@@ -448,9 +450,10 @@ describe('no value is ever written into SQL text', () => {
         .map(([op, vs]) => ({ [name]: { [op]: vs } })),
     );
   };
+  // Filters stay within the nesting the policy accepts (MAX_ROW_FILTER_DEPTH): deeper ones are refused.
   const rowFilter: fc.Arbitrary<RowFilter> = fc.letrec<{ node: RowFilter }>((tie) => ({
     node: fc.oneof(
-      { depthSize: 'small', withCrossShrink: true },
+      { depthSize: 'small', withCrossShrink: true, maxDepth: MAX_ROW_FILTER_DEPTH - 2 },
       fc.constantFrom(...Object.entries(TYPES)).chain(([name, type]) => condition(name, type)),
       fc.array(tie('node'), { minLength: 1, maxLength: 3 }).map((children) => ({ $and: children })),
       fc.array(tie('node'), { minLength: 1, maxLength: 3 }).map((children) => ({ $or: children })),
@@ -486,7 +489,7 @@ describe('no value is ever written into SQL text', () => {
     });
     return fc.letrec<{ node: DataWhere }>((tie) => ({
       node: fc.oneof(
-        { depthSize: 'small', withCrossShrink: true },
+        { depthSize: 'small', withCrossShrink: true, maxDepth: MAX_WHERE_DEPTH - 2 },
         leaf as fc.Arbitrary<DataWhere>,
         fc.array(tie('node'), { maxLength: 3 }).map((children) => ({ and: children })),
         fc.array(tie('node'), { maxLength: 3 }).map((children) => ({ or: children })),
