@@ -2,6 +2,7 @@ import { Foundation1763769600000 } from './1763769600000-foundation';
 import { Audit1763856000000 } from './1763856000000-audit';
 import { Agreements1763856100000 } from './1763856100000-agreements';
 import { Consent1763942400000 } from './1763942400000-consent';
+import { Releases1764028800000 } from './1764028800000-releases';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   Audit1763856000000,
   Agreements1763856100000,
   Consent1763942400000,
+  Releases1764028800000,
 ];
