@@ -88,6 +88,8 @@ describe('permissions: every operation declares who may call it', () => {
       'Mutation.amendAgreement': ['STEWARD'],
       'Mutation.approveAgreement': ['STEWARD'],
       'Mutation.revokeAgreement': ['STEWARD'],
+      'Query.previewAgreement': ['STEWARD'],
+      'Query.auditAccessSeries': ALL,
     });
     expect(routes).toEqual({
       'GET /health': 'PUBLIC',
@@ -95,6 +97,9 @@ describe('permissions: every operation declares who may call it', () => {
       'POST /api/datasets/:id/records': ['STEWARD'],
       // Everyone may ask; the data plane itself answers only analysts, in GraphQL's shape.
       'POST /data/graphql': ALL,
+      // The admin UI's static files; the UI signs in with an API key and calls the APIs above.
+      'GET /admin': 'PUBLIC',
+      'GET /admin/*': 'PUBLIC',
     });
   });
 

@@ -7,11 +7,21 @@ import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl }
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 
+/** How a broker is built beyond its configuration. */
+export interface BrokerOptions {
+  /** The built admin UI served at `/admin/` (default: `dist/admin`, where `npm run build` puts it). */
+  adminUiDir?: string;
+}
+
 /**
  * Builds a ready broker: database created and migrated, bootstrap operator ensured, routes
  * registered. `main.ts` listens on it; tests inject requests into it.
  */
-export async function createBroker(config: BrokerConfig, logger: Logger): Promise<NestFastifyApplication> {
+export async function createBroker(
+  config: BrokerConfig,
+  logger: Logger,
+  options: BrokerOptions = {},
+): Promise<NestFastifyApplication> {
   const ran = await migrate(config.DATABASE_URL);
   if (ran.length)
     logger.info({ migrations: ran, database: redactUrl(config.DATABASE_URL) }, 'ran migrations');
@@ -22,7 +32,7 @@ export async function createBroker(config: BrokerConfig, logger: Logger): Promis
     trustProxy: config.TRUST_PROXY,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    BrokerModule.forRoot(config, logger),
+    BrokerModule.forRoot(config, logger, options.adminUiDir),
     adapter,
     {
       logger: new PinoNestLogger(logger.child({ component: 'nest' })),

@@ -9,11 +9,12 @@ import { type BrokerConfig, BrokerErrorFilter, CoreModule, mercuriusErrorFormatt
 import { AgreementsModule } from '@broker/agreements';
 import { DataPlaneModule } from '@broker/data-plane';
 import { RegistryModule } from '@broker/registry';
+import { AdminUiModule } from './admin-ui';
 
-/** The broker process: control-plane GraphQL, REST ingest, health and metrics. */
+/** The broker process: control-plane GraphQL, REST ingest, health, metrics and the admin UI. */
 @Module({})
 export class BrokerModule {
-  static forRoot(config: BrokerConfig, logger: Logger): DynamicModule {
+  static forRoot(config: BrokerConfig, logger: Logger, adminUiDir?: string): DynamicModule {
     return {
       module: BrokerModule,
       imports: [
@@ -35,6 +36,7 @@ export class BrokerModule {
         RegistryModule,
         AgreementsModule,
         DataPlaneModule,
+        AdminUiModule.forRoot(adminUiDir),
       ],
       providers: [{ provide: APP_FILTER, useClass: BrokerErrorFilter }],
     };

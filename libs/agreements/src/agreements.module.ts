@@ -1,12 +1,20 @@
 import { Module } from '@nestjs/common';
 import { RegistryModule } from '@broker/registry';
+import { AgreementPreviewResolver } from './agreement-preview.resolver';
+import { AgreementPreviewService } from './agreement-preview.service';
 import { AgreementResolver, ApprovalResolver } from './agreement.resolver';
 import { AgreementService } from './agreement.service';
 
-/** Agreements: versions, approvals, lifecycle. */
+/** Agreements: versions, approvals, lifecycle, and previews of what a recipient would see. */
 @Module({
   imports: [RegistryModule],
-  providers: [AgreementService, AgreementResolver, ApprovalResolver],
+  providers: [
+    AgreementService,
+    AgreementResolver,
+    ApprovalResolver,
+    AgreementPreviewService,
+    AgreementPreviewResolver,
+  ],
   exports: [AgreementService],
 })
 export class AgreementsModule {}

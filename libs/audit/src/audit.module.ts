@@ -1,6 +1,8 @@
 import { Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { AuditEventEntity } from './audit-event.entity';
+import { AuditSeriesResolver } from './audit-series.resolver';
+import { AuditSeriesService } from './audit-series.service';
 import { AuditResolver } from './audit.resolver';
 import { AuditService } from './audit.service';
 
@@ -8,7 +10,7 @@ import { AuditService } from './audit.service';
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([AuditEventEntity])],
-  providers: [AuditService, AuditResolver],
+  providers: [AuditService, AuditResolver, AuditSeriesService, AuditSeriesResolver],
   exports: [AuditService],
 })
 export class AuditModule {}

@@ -1,7 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
 import { DataSource as DataSourceToken } from 'typeorm';
-import { createBroker } from '../../../apps/broker/src/bootstrap';
+import { type BrokerOptions, createBroker } from '../../../apps/broker/src/bootstrap';
 import { type BrokerConfig, createLogger, dropDatabase, loadConfig } from '@broker/core';
 import { createTestDatabase } from './test-database';
 
@@ -29,7 +29,7 @@ export class TestBroker {
   ) {}
 
   /** Starts a broker on a new database cloned from the migrated template. */
-  static async start(env: Record<string, string> = {}): Promise<TestBroker> {
+  static async start(env: Record<string, string> = {}, options: BrokerOptions = {}): Promise<TestBroker> {
     const databaseUrl = env.DATABASE_URL ?? (await createTestDatabase(env.LABEL ?? 'test'));
     const operatorKey = env.BROKER_BOOTSTRAP_TOKEN ?? `op_${randomBytes(24).toString('base64url')}`;
     const config = loadConfig({
@@ -40,13 +40,21 @@ export class TestBroker {
       BROKER_BOOTSTRAP_TOKEN: operatorKey,
       ...env,
     });
-    const app = await createBroker(config, createLogger(config.LOG_LEVEL));
+    const app = await createBroker(config, createLogger(config.LOG_LEVEL), options);
     return new TestBroker(app, config, operatorKey);
   }
 
   /** The fastify instance, for `inject`. */
   get http() {
     return this.app.getHttpAdapter().getInstance();
+  }
+
+  /** Listens on a free loopback port (for a browser or another process) and returns the base URL. */
+  async listen(): Promise<string> {
+    await this.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = this.http.server.address();
+    if (!address || typeof address === 'string') throw new Error('the broker is not listening on TCP');
+    return `http://127.0.0.1:${address.port}`;
   }
 
   /** Sends a GraphQL request to `/graphql` (or `path`) with the given API key. */

@@ -1,0 +1,24 @@
+import { Args, GraphQLISODateTime, Query, Resolver } from '@nestjs/graphql';
+import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { AccessCountModel } from './audit-series.model';
+import { AuditSeriesService } from './audit-series.service';
+
+@Resolver(() => AccessCountModel)
+export class AuditSeriesResolver {
+  constructor(private readonly series: AuditSeriesService) {}
+
+  /** Every role, like `auditEvents`: each counts only the events it may read. */
+  @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
+  @Query(() => [AccessCountModel], {
+    description:
+      'Data requests (QUERY, AGGREGATE) per agreement per UTC day in [from, to), allowed and denied, over ' +
+      'the audit events the caller may read. Defaults: the 30 days before now; at most 366 days.',
+  })
+  auditAccessSeries(
+    @Ctx() ctx: RequestContext,
+    @Args('from', { type: () => GraphQLISODateTime, nullable: true }) from: Date | null,
+    @Args('to', { type: () => GraphQLISODateTime, nullable: true }) to: Date | null,
+  ) {
+    return this.series.accessSeries(ctx, from, to);
+  }
+}
