@@ -1,0 +1,107 @@
+import { assignPersonIds, clusterRecords } from './clustering';
+
+/** Records with SSNs and dates of birth ('YYYY-MM-DD' or null). */
+function records(rows: { ssn?: number; dob?: string }[]) {
+  const n = rows.length;
+  const r = {
+    size: n,
+    ssn: new Uint32Array(n),
+    year: new Uint16Array(n),
+    month: new Uint8Array(n),
+    day: new Uint8Array(n),
+  };
+  rows.forEach((row, i) => {
+    r.ssn[i] = row.ssn ?? 0;
+    if (row.dob) {
+      const [y, m, d] = row.dob.split('-').map(Number);
+      r.year[i] = y;
+      r.month[i] = m;
+      r.day[i] = d;
+    }
+  });
+  return r;
+}
+
+function links(list: [number, number, number][]) {
+  return {
+    size: list.length,
+    a: Uint32Array.from(list.map((l) => l[0])),
+    b: Uint32Array.from(list.map((l) => l[1])),
+    weight: Float32Array.from(list.map((l) => l[2])),
+  };
+}
+
+describe('clustering', () => {
+  it('does not chain two people through a record that links to both', () => {
+    const result = clusterRecords(
+      records([{ ssn: 123456789 }, {}, { ssn: 987654321 }]),
+      links([
+        [0, 1, 10],
+        [1, 2, 9],
+      ]),
+    );
+    expect(Array.from(result.label)).toEqual([0, 0, 2]);
+    expect(result).toMatchObject({ count: 2, merges: 1, refused: 1 });
+  });
+
+  it('takes the strongest links first, so the weaker claim loses', () => {
+    const result = clusterRecords(
+      records([{ ssn: 123456789 }, {}, { ssn: 987654321 }]),
+      links([
+        [0, 1, 10],
+        [1, 2, 20],
+      ]),
+    );
+    expect(Array.from(result.label)).toEqual([0, 1, 1]);
+  });
+
+  it('allows what a typo or a day/month swap explains, and refuses what it does not', () => {
+    const typo = clusterRecords(records([{ ssn: 123456789 }, { ssn: 123456788 }]), links([[0, 1, 5]]));
+    expect(typo.count).toBe(1);
+    const swapped = clusterRecords(
+      records([{ dob: '1990-03-04' }, { dob: '1990-04-03' }]),
+      links([[0, 1, 5]]),
+    );
+    expect(swapped.count).toBe(1);
+    const yearTypo = clusterRecords(
+      records([{ dob: '1990-03-04' }, { dob: '1980-03-04' }]),
+      links([[0, 1, 5]]),
+    );
+    expect(yearTypo.count).toBe(1);
+    const otherDob = clusterRecords(
+      records([{ dob: '1990-03-04' }, { dob: '1975-06-09' }]),
+      links([[0, 1, 5]]),
+    );
+    expect(otherDob).toMatchObject({ count: 2, refused: 1 });
+  });
+
+  it('labels each record with the smallest record of its cluster', () => {
+    const result = clusterRecords(
+      records([{}, {}, {}, {}, {}]),
+      links([
+        [3, 4, 1],
+        [1, 3, 2],
+      ]),
+    );
+    expect(Array.from(result.label)).toEqual([0, 1, 2, 1, 1]);
+    expect(result.count).toBe(3);
+  });
+});
+
+describe('person ids across runs', () => {
+  it('keeps the id of the previous person a cluster holds most of, and gives new clusters new ids', () => {
+    const label = Uint32Array.from([0, 0, 2, 2, 2, 5]);
+    const previous = Float64Array.from([1, 1, 1, 2, 2, -1]);
+    const { personOf, nextId, kept, created } = assignPersonIds(label, previous, 10);
+    expect([personOf.get(0), personOf.get(2), personOf.get(5)]).toEqual([1, 2, 10]);
+    expect({ nextId, kept, created }).toEqual({ nextId: 11, kept: 2, created: 1 });
+  });
+
+  it('gives a split person its id on the larger part, and a merged cluster the smaller of equal claims', () => {
+    const split = assignPersonIds(Uint32Array.from([0, 0, 0, 3]), Float64Array.from([7, 7, 7, 7]), 20);
+    expect([split.personOf.get(0), split.personOf.get(3)]).toEqual([7, 20]);
+    const merged = assignPersonIds(Uint32Array.from([0, 0, 0, 0]), Float64Array.from([9, 9, 4, 4]), 20);
+    expect(merged.personOf.get(0)).toBe(4);
+    expect(merged.created).toBe(0);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * The comparisons of a record pair, each a small number of *levels* from agreement to
+ * disagreement, plus "missing" (one side has no value: no evidence either way). A pair's
+ * comparison vector, packed into one integer (its *pattern*), indexes a table of Fellegi-Sunter
+ * weights.
+ */
+
+// Math's functions as module constants: read once, not looked up on the global object in hot loops.
+const { floor } = Math;
+
+/** A comparison and its levels, most similar first. */
+export interface Comparison {
+  name: string;
+  levels: readonly string[];
+}
+
+export const COMPARISONS: readonly Comparison[] = [
+  {
+    name: 'first_name',
+    levels: ['exact', 'nickname', 'jaro_winkler_0.92', 'jaro_winkler_0.85', 'different'],
+  },
+  {
+    name: 'last_name',
+    levels: ['exact', 'hyphenated_part', 'jaro_winkler_0.92', 'jaro_winkler_0.85', 'different'],
+  },
+  { name: 'date_of_birth', levels: ['exact', 'day_month_swapped', 'two_of_three', 'different'] },
+  { name: 'ssn', levels: ['exact', 'one_typo', 'different'] },
+  { name: 'sex', levels: ['agree', 'disagree'] },
+  { name: 'zip', levels: ['agree', 'disagree'] },
+  { name: 'middle_initial', levels: ['agree', 'disagree'] },
+];
+
+/** Index of each comparison in {@link COMPARISONS}. */
+export const FIRST = 0;
+export const LAST = 1;
+export const DOB = 2;
+export const SSN = 3;
+export const SEX = 4;
+export const ZIP = 5;
+export const MIDDLE = 6;
+
+/** Levels per comparison, and the missing level (= the number of levels) after them. */
+export const LEVELS = COMPARISONS.map((c) => c.levels.length);
+/** The radix of each comparison in a pattern: its levels plus missing. */
+export const RADIX = LEVELS.map((l) => l + 1);
+/** How many patterns there are. */
+export const PATTERNS = RADIX.reduce((a, b) => a * b, 1);
+
+/** The place value of each comparison in a pattern: pattern = Σ level[c] · STRIDE[c]. */
+export const STRIDE: readonly number[] = (() => {
+  const stride = new Array<number>(RADIX.length);
+  let s = 1;
+  for (let c = RADIX.length - 1; c >= 0; c--) {
+    stride[c] = s;
+    s *= RADIX[c];
+  }
+  return stride;
+})();
+
+/** The level of each comparison in a pattern (missing = LEVELS[c]). */
+export function decodePattern(pattern: number): number[] {
+  return STRIDE.map((stride, c) => floor(pattern / stride) % RADIX[c]);
+}
+
+/** The pattern of a comparison vector. */
+export function encodePattern(levels: readonly number[]): number {
+  let pattern = 0;
+  for (let c = 0; c < levels.length; c++) pattern += levels[c] * STRIDE[c];
+  return pattern;
+}
+
+/** Date of birth level: 0 exact, 1 day and month swapped, 2 two of year/month/day equal, 3 different. */
+export function dobLevel(y1: number, m1: number, d1: number, y2: number, m2: number, d2: number): number {
+  if (y1 === 0 || y2 === 0) return 4;
+  const ey = y1 === y2;
+  const em = m1 === m2;
+  const ed = d1 === d2;
+  if (ey && em && ed) return 0;
+  if (ey && m1 === d2 && d1 === m2) return 1;
+  if ((ey && em) || (ey && ed) || (em && ed)) return 2;
+  return 3;
+}
+
+/** Whether two different SSNs are one typo apart: one digit changed, or two adjacent digits swapped. */
+export function ssnOneTypo(a: number, b: number): boolean {
+  let diffs = 0;
+  // The differing positions' digits, least significant first: at most two matter.
+  let pos = -1;
+  let a1 = 0;
+  let b1 = 0;
+  let a2 = 0;
+  let b2 = 0;
+  let pos2 = -1;
+  for (let i = 0; i < 9; i++) {
+    const da = a % 10;
+    const db = b % 10;
+    a = (a - da) / 10;
+    b = (b - db) / 10;
+    if (da !== db) {
+      diffs++;
+      if (diffs > 2) return false;
+      if (diffs === 1) {
+        pos = i;
+        a1 = da;
+        b1 = db;
+      } else {
+        pos2 = i;
+        a2 = da;
+        b2 = db;
+      }
+    }
+  }
+  if (diffs === 1) return true;
+  return diffs === 2 && pos2 === pos + 1 && a1 === b2 && a2 === b1;
+}
+
+/** SSN level: 0 exact, 1 one typo apart, 2 different, 3 missing. */
+export function ssnLevel(a: number, b: number): number {
+  if (a === 0 || b === 0) return 3;
+  if (a === b) return 0;
+  return ssnOneTypo(a, b) ? 1 : 2;
+}
+
+/** Agree (0) / disagree (1) / missing (2) of two codes where 0 is missing. */
+export function agreeLevel(a: number, b: number): number {
+  if (a === 0 || b === 0) return 2;
+  return a === b ? 0 : 1;
+}

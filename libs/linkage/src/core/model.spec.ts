@@ -1,0 +1,129 @@
+import { COMPARISONS, FIRST, LEVELS, PATTERNS, decodePattern, encodePattern } from './comparisons';
+import {
+  M_START,
+  TF_ADJUSTMENT_LIMIT,
+  estimateM,
+  estimateMByRule,
+  estimatePrior,
+  patternWeights,
+  priorWeight,
+  tfAdjustment,
+} from './model';
+
+/** A seeded generator (mulberry32), so the synthetic pairs are the same on every run. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TRUE_M = [
+  [0.8, 0.08, 0.05, 0.03, 0.04],
+  [0.85, 0.03, 0.05, 0.02, 0.05],
+  [0.92, 0.03, 0.04, 0.01],
+  [0.95, 0.03, 0.02],
+  [0.98, 0.02],
+  [0.8, 0.2],
+  [0.9, 0.1],
+];
+const TRUE_U = [
+  [0.01, 0.003, 0.002, 0.005, 0.98],
+  [0.01, 0.001, 0.002, 0.007, 0.98],
+  [0.001, 0.0005, 0.02, 0.9785],
+  [0.0001, 0.0009, 0.999],
+  [0.55, 0.45],
+  [0.1, 0.9],
+  [0.1, 0.9],
+];
+
+/** Pattern counts of `pairs` synthetic pairs, a share `lambda` of them matches. */
+function synthetic(pairs: number, lambda: number, seed = 1) {
+  const next = random(seed);
+  const draw = (probabilities: number[]) => {
+    let x = next();
+    for (let l = 0; l < probabilities.length; l++) {
+      x -= probabilities[l];
+      if (x < 0) return l;
+    }
+    return probabilities.length - 1;
+  };
+  const counts = new Float64Array(PATTERNS);
+  let matches = 0;
+  for (let k = 0; k < pairs; k++) {
+    const match = next() < lambda;
+    if (match) matches++;
+    const levels = COMPARISONS.map((_, c) => draw((match ? TRUE_M : TRUE_U)[c]));
+    counts[encodePattern(levels)]++;
+  }
+  return { counts, matches };
+}
+
+describe('the Fellegi-Sunter model', () => {
+  it('recovers m and λ by EM, u fixed', () => {
+    const { counts, matches } = synthetic(200_000, 0.3);
+    const { m, lambda, iterations } = estimateM(counts, TRUE_U);
+    expect(iterations).toBeGreaterThan(1);
+    expect(lambda).toBeCloseTo(matches / 200_000, 2);
+    m.forEach((levels, c) => levels.forEach((p, l) => expect(Math.abs(p - TRUE_M[c][l])).toBeLessThan(0.01)));
+  });
+
+  it('learns each comparison only from the blocking rules that do not block on it', () => {
+    const { counts } = synthetic(100_000, 0.4, 2);
+    // A rule blocking on the given name: its counts have the given name missing.
+    const masked = new Float64Array(PATTERNS);
+    counts.forEach((n, p) => {
+      if (!n) return;
+      const levels = decodePattern(p);
+      levels[FIRST] = LEVELS[FIRST];
+      masked[encodePattern(levels)] += n;
+    });
+    const onlyMasked = estimateMByRule([masked], [[FIRST]], TRUE_U);
+    expect(onlyMasked.m[FIRST]).toEqual([...M_START[FIRST]]);
+    expect(Math.abs(onlyMasked.m[1][0] - TRUE_M[1][0])).toBeLessThan(0.02);
+    const both = estimateMByRule([masked, counts], [[FIRST], []], TRUE_U);
+    expect(Math.abs(both.m[FIRST][0] - TRUE_M[FIRST][0])).toBeLessThan(0.02);
+  });
+
+  it('sets the prior from the expected matches among all pairs of records', () => {
+    const { counts, matches } = synthetic(50_000, 0.5, 3);
+    const records = 20_000;
+    const { lambda, candidateMatchShare } = estimatePrior(counts, TRUE_M, TRUE_U, 1, records);
+    expect(candidateMatchShare).toBeCloseTo(matches / 50_000, 1);
+    expect(lambda).toBeCloseTo(matches / ((records * (records - 1)) / 2), 6);
+    // Pairs scored in a fifth of the partitions stand for five times as many matches.
+    expect(estimatePrior(counts, TRUE_M, TRUE_U, 5, records).lambda).toBeGreaterThan(lambda * 4.5);
+  });
+
+  it('weighs a pattern as the prior plus log2(m/u) of its levels, missing levels adding nothing', () => {
+    const model = {
+      m: TRUE_M,
+      u: TRUE_U,
+      lambda: 0.001,
+      candidateMatchShare: 0.5,
+      threshold: 0,
+      emIterations: 0,
+      emPairs: 0,
+      randomPairs: 0,
+    };
+    const weights = patternWeights(model);
+    const missing = encodePattern(LEVELS.map((l) => l));
+    expect(weights[missing]).toBeCloseTo(priorWeight(0.001), 10);
+    const exact = encodePattern(LEVELS.map(() => 0));
+    const expected = priorWeight(0.001) + TRUE_M.reduce((w, m, c) => w + Math.log2(m[0] / TRUE_U[c][0]), 0);
+    expect(weights[exact]).toBeCloseTo(expected, 10);
+  });
+
+  it('adjusts exact name agreement for how common the name is, within bounds', () => {
+    const u = 0.01;
+    expect(tfAdjustment(u, 5_000, 100_000)).toBeLessThan(0);
+    expect(tfAdjustment(u, 20, 100_000)).toBeGreaterThan(0);
+    expect(tfAdjustment(u, 1_000, 100_000)).toBeCloseTo(0, 10);
+    expect(tfAdjustment(u, 2, 10_000_000)).toBe(TF_ADJUSTMENT_LIMIT);
+    expect(tfAdjustment(u, 90_000, 100_000)).toBe(-TF_ADJUSTMENT_LIMIT);
+  });
+});

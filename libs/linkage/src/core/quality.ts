@@ -1,0 +1,43 @@
+/**
+ * Pairwise quality of a clustering against the truth: of the record pairs put in one cluster, the
+ * share that are one person (precision), and of the record pairs that are one person, the share
+ * put in one cluster (recall). Counted from cluster sizes, without listing pairs.
+ */
+
+/** Precision, recall and F1 of pairs, with the pair counts behind them. */
+export interface PairwiseQuality {
+  precision: number;
+  recall: number;
+  f1: number;
+  predictedPairs: number;
+  truePairs: number;
+  correctPairs: number;
+}
+
+const pairsOf = (n: number) => (n * (n - 1)) / 2;
+
+/** Pairwise quality of `predicted` cluster labels against `truth` labels, record by record. */
+export function pairwiseQuality(predicted: ArrayLike<number>, truth: ArrayLike<number>): PairwiseQuality {
+  if (predicted.length !== truth.length) throw new Error('predicted and truth differ in length');
+  const clusters = new Map<number, number>();
+  const people = new Map<number, number>();
+  const both = new Map<number, number>();
+  for (let i = 0; i < predicted.length; i++) {
+    const c = predicted[i];
+    const t = truth[i];
+    clusters.set(c, (clusters.get(c) ?? 0) + 1);
+    people.set(t, (people.get(t) ?? 0) + 1);
+    const key = c * 4294967296 + t;
+    both.set(key, (both.get(key) ?? 0) + 1);
+  }
+  let predictedPairs = 0;
+  for (const n of clusters.values()) predictedPairs += pairsOf(n);
+  let truePairs = 0;
+  for (const n of people.values()) truePairs += pairsOf(n);
+  let correctPairs = 0;
+  for (const n of both.values()) correctPairs += pairsOf(n);
+  const precision = predictedPairs ? correctPairs / predictedPairs : 1;
+  const recall = truePairs ? correctPairs / truePairs : 1;
+  const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+  return { precision, recall, f1, predictedPairs, truePairs, correctPairs };
+}
