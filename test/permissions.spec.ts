@@ -90,6 +90,9 @@ describe('permissions: every operation declares who may call it', () => {
       'Mutation.revokeAgreement': ['STEWARD'],
       'Query.previewAgreement': ['STEWARD'],
       'Query.auditAccessSeries': ALL,
+      'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
+      'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],
+      'Mutation.startLinkage': ['OPERATOR'],
     });
     expect(routes).toEqual({
       'GET /health': 'PUBLIC',

@@ -8,6 +8,8 @@ import { AuthModule } from '@broker/auth';
 import { type BrokerConfig, BrokerErrorFilter, CoreModule, mercuriusErrorFormatter } from '@broker/core';
 import { AgreementsModule } from '@broker/agreements';
 import { DataPlaneModule } from '@broker/data-plane';
+import { JobsModule } from '@broker/jobs';
+import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
 import { AdminUiModule } from './admin-ui';
 
@@ -36,6 +38,8 @@ export class BrokerModule {
         RegistryModule,
         AgreementsModule,
         DataPlaneModule,
+        JobsModule.forRoot(config, { processors: false }),
+        LinkageModule.forRoot({ api: true, processors: false }),
         AdminUiModule.forRoot(adminUiDir),
       ],
       providers: [{ provide: APP_FILTER, useClass: BrokerErrorFilter }],

@@ -1,9 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { Logger } from 'pino';
+import { AuditModule } from '@broker/audit';
 import { type BrokerConfig, CoreModule } from '@broker/core';
 import { JobsModule } from '@broker/jobs';
+import { LinkageModule } from '@broker/linkage';
 
-/** The worker process: BullMQ processors, no HTTP routes. */
+/** The worker process: BullMQ processors (maintenance, linkage), no HTTP routes. */
 @Module({})
 export class WorkerModule {
   static forRoot(config: BrokerConfig, logger: Logger): DynamicModule {
@@ -11,7 +13,9 @@ export class WorkerModule {
       module: WorkerModule,
       imports: [
         CoreModule.forRoot({ config, logger, http: false }),
+        AuditModule,
         JobsModule.forRoot(config, { processors: true }),
+        LinkageModule.forRoot({ api: false, processors: true }),
       ],
     };
   }

@@ -1,3 +1,4 @@
 export * from './jobs.module';
+export * from './linkage-jobs';
 export * from './maintenance.processor';
 export * from './queues';

@@ -1,5 +1,5 @@
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { type CopyStreamQuery, from as copyFrom } from 'pg-copy-streams';
 import type { Logger } from 'pino';
@@ -8,6 +8,7 @@ import { finished } from 'node:stream/promises';
 import { DataSource } from 'typeorm';
 import type { RequestContext } from '@broker/auth';
 import { LOGGER, MetricsService, pgPool, quoteIdent } from '@broker/core';
+import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
@@ -66,6 +67,7 @@ export class IngestService {
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly audit: AuditService,
+    @Optional() @Inject(RECORDS_INGESTED_HOOK) private readonly ingested?: RecordsIngestedHook,
   ) {}
 
   /** Ingests a batch as the provider's steward. `open` is called once the caller is authorised. */
@@ -94,6 +96,8 @@ export class IngestService {
         await client.query('COMMIT');
         this.metrics.ingestedRecords.inc({ outcome: 'inserted' }, report.inserted);
         this.metrics.ingestedRecords.inc({ outcome: 'updated' }, report.updated);
+        // Linkage schedules a (debounced) run; the hook never throws and never waits.
+        if (report.inserted + report.updated > 0) this.ingested?.recordsIngested(datasetId);
       }
       this.logger.info(
         {

@@ -3,6 +3,7 @@ import { Audit1763856000000 } from './1763856000000-audit';
 import { Agreements1763856100000 } from './1763856100000-agreements';
 import { Consent1763942400000 } from './1763942400000-consent';
 import { Releases1764028800000 } from './1764028800000-releases';
+import { Linkage1764115200000 } from './1764115200000-linkage';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   Agreements1763856100000,
   Consent1763942400000,
   Releases1764028800000,
+  Linkage1764115200000,
 ];

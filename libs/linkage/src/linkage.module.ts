@@ -1,0 +1,37 @@
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { RECORDS_INGESTED_HOOK } from '@broker/jobs';
+import { LINKAGE_CONFIG, loadLinkageConfig } from './linkage-config';
+import { LinkageEngine } from './linkage.engine';
+import { LinkageProcessor } from './linkage.processor';
+import { LinkageQueue } from './linkage.queue';
+import { LinkageResolver } from './linkage.resolver';
+import { LinkageService } from './linkage.service';
+import { LinkageStore } from './linkage.store';
+
+/**
+ * Record linkage. `api`: the control plane's operations, and the hook that schedules a run after
+ * ingestion (the broker). `processors`: the BullMQ worker that executes runs (the worker). Needs
+ * `JobsModule` (queues) and `AuditModule`. Global, so that ingestion finds its hook.
+ *
+ * @example LinkageModule.forRoot({ api: true, processors: false })
+ */
+@Module({})
+export class LinkageModule {
+  static forRoot(options: { api: boolean; processors: boolean }): DynamicModule {
+    const providers: Provider[] = [
+      { provide: LINKAGE_CONFIG, useFactory: () => loadLinkageConfig() },
+      LinkageStore,
+      LinkageQueue,
+      LinkageService,
+      { provide: RECORDS_INGESTED_HOOK, useExisting: LinkageService },
+    ];
+    if (options.api) providers.push(LinkageResolver);
+    if (options.processors) providers.push(LinkageEngine, LinkageProcessor);
+    return {
+      module: LinkageModule,
+      global: true,
+      providers,
+      exports: [LinkageService, LinkageStore, RECORDS_INGESTED_HOOK],
+    };
+  }
+}

@@ -1,0 +1,104 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import type { RequestContext } from '@broker/auth';
+import { LOGGER } from '@broker/core';
+import type { RecordsIngestedHook } from '@broker/jobs';
+import { LinkageRunModel, LinkageStatus } from './linkage-run.model';
+import { LinkageQueue } from './linkage.queue';
+import { type LinkageRunRow, LinkageStore } from './linkage.store';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** How long a request waits for Redis to take a job before leaving the run to the workers' watchdog. */
+const ENQUEUE_TIMEOUT_MS = 2000;
+
+/**
+ * Linkage as the control plane sees it: starting runs, reading them, and scheduling a run when
+ * records are ingested. The runs themselves execute in the worker (see {@link LinkageEngine}).
+ */
+@Injectable()
+export class LinkageService implements RecordsIngestedHook {
+  constructor(
+    private readonly store: LinkageStore,
+    private readonly queue: LinkageQueue,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Starts a run over every dataset with identity fields, or returns the run already waiting to
+   * start (which will read the same records). The run is in PostgreSQL before any job exists, so
+   * a Redis outage delays it but does not lose it.
+   */
+  async start(ctx: RequestContext): Promise<LinkageRunModel> {
+    const run = await this.store.createRun('MANUAL', ctx.principal.userId);
+    this.logger.info({ runId: run.id, requestId: ctx.requestId }, 'linkage run requested');
+    await this.kick(run.id);
+    return toModel(run);
+  }
+
+  /** A run by id; null for an id that is not a run's. */
+  async get(_ctx: RequestContext, id: string): Promise<LinkageRunModel | null> {
+    if (!UUID.test(id)) return null;
+    const run = await this.store.getRun(id.toLowerCase());
+    return run ? toModel(run) : null;
+  }
+
+  /** Every run, newest first. */
+  async list(_ctx: RequestContext): Promise<LinkageRunModel[]> {
+    return (await this.store.listRuns()).map(toModel);
+  }
+
+  /** Ingestion committed a batch: schedule a (debounced) run. Never throws, never waits. */
+  recordsIngested(datasetId: string): void {
+    withTimeout(this.queue.ingested(), ENQUEUE_TIMEOUT_MS).catch((error: unknown) => {
+      this.logger.warn(
+        { datasetId, error: (error as Error).message },
+        'could not schedule linkage after ingestion; start a run when Redis is back',
+      );
+    });
+  }
+
+  private async kick(runId: string): Promise<void> {
+    try {
+      await withTimeout(this.queue.advance(runId), ENQUEUE_TIMEOUT_MS);
+    } catch (error) {
+      this.logger.warn(
+        { runId, error: (error as Error).message },
+        'could not enqueue the linkage run; the workers will find it in PostgreSQL',
+      );
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A run row as the contract's LinkageRun. */
+export function toModel(row: LinkageRunRow): LinkageRunModel {
+  const done = row.status === 'SUCCEEDED';
+  return {
+    id: row.id,
+    status: row.status as LinkageStatus,
+    progress: done ? 1 : row.units_total ? Math.min(1, row.units_done / row.units_total) : 0,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    error: row.error,
+    stats: row.stats
+      ? {
+          records: row.stats.records,
+          candidatePairs: row.stats.candidatePairs,
+          links: row.stats.links,
+          persons: row.stats.persons,
+        }
+      : null,
+    trigger: row.trigger,
+    createdAt: row.created_at,
+    threshold: row.threshold,
+    weightHistogram: row.weight_histogram ?? [],
+  };
+}

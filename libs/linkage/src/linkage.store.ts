@@ -1,0 +1,293 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient } from 'pg';
+import { DataSource } from 'typeorm';
+import { pgPool } from '@broker/core';
+import type { LinkagePhase } from '@broker/jobs';
+import type { LinkageTrigger } from './linkage-run.model';
+
+/** A row of `linkage_run`. */
+export interface LinkageRunRow {
+  id: string;
+  status: 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  trigger: LinkageTrigger;
+  requested_by: string | null;
+  phase: LinkagePhase | null;
+  datasets: RunDataset[] | null;
+  chunks: number | null;
+  partitions: number | null;
+  units_total: number | null;
+  units_done: number;
+  threshold: number | null;
+  settings: RunSettings | null;
+  stats: RunStats | null;
+  weight_histogram: { lower: number; upper: number; pairs: number }[] | null;
+  error: string | null;
+  previous_run_id: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/** A dataset taking part in a run, as the run saw it at its start. */
+export interface RunDataset {
+  id: string;
+  slug: string;
+  keyField: string;
+  keyType: string;
+  fields: { name: string; type: string; identity: string }[];
+}
+
+/** The settings a run was started with. */
+export interface RunSettings {
+  chunkRecords: number;
+  partitions: number;
+  randomPairs: number;
+  threshold: number;
+}
+
+/** A finished run's statistics (the contract's four, and more for operators). */
+export interface RunStats {
+  records: number;
+  candidatePairs: number;
+  links: number;
+  persons: number;
+  [more: string]: unknown;
+}
+
+/** A chunk of a run: a key range of one dataset. */
+export interface ChunkRow {
+  chunk: number;
+  dataset_no: number;
+  key_after: string | null;
+  key_last: string | null;
+}
+
+/** An intermediate result of a run (see the migration): kind, two coordinates, bytes. */
+export interface Blob {
+  kind: BlobKind;
+  a: number;
+  b: number;
+  data: Buffer;
+}
+
+/**
+ * The kinds of intermediate result: a chunk's normalised records (`records`, a = chunk) and record
+ * keys (`keys`), a chunk's records of one partition (`part`, a = chunk, b = partition), a
+ * partition's links (`links`, b = partition), and the term frequencies (`tf`).
+ */
+export type BlobKind = 'records' | 'keys' | 'part' | 'links' | 'tf';
+
+const RUN_COLUMNS = `id, status, trigger, requested_by, phase, datasets, chunks, partitions, units_total,
+  units_done, threshold, settings, stats, weight_histogram, error, previous_run_id, created_at, started_at,
+  finished_at`;
+
+/**
+ * Every statement about linkage runs, on the pg pool behind TypeORM (the jobs stream bytes and
+ * COPY, which TypeORM does not do).
+ */
+@Injectable()
+export class LinkageStore {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /** Runs `work` in a transaction on one connection. */
+  async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await pgPool(this.dataSource).connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      broken = true;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release(broken ? true : undefined);
+    }
+  }
+
+  /** Runs one statement. */
+  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const result = await pgPool(this.dataSource).query(sql, params);
+    return result.rows as T[];
+  }
+
+  /**
+   * A new QUEUED run, or the one already waiting (at most one waits: it will read every record,
+   * including those that prompted this request).
+   */
+  async createRun(trigger: LinkageTrigger, requestedBy: string | null): Promise<LinkageRunRow> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [created] = await this.query<LinkageRunRow>(
+        `INSERT INTO linkage_run (trigger, requested_by) VALUES ($1, $2)
+         ON CONFLICT ((true)) WHERE status = 'QUEUED' DO NOTHING RETURNING ${RUN_COLUMNS}`,
+        [trigger, requestedBy],
+      );
+      if (created) return created;
+      const [waiting] = await this.query<LinkageRunRow>(
+        `SELECT ${RUN_COLUMNS} FROM linkage_run WHERE status = 'QUEUED'`,
+      );
+      // The waiting run may have started between the two statements: then insert again.
+      if (waiting) return waiting;
+    }
+    throw new Error('could not create a linkage run');
+  }
+
+  async getRun(id: string, client?: PoolClient, lock = false): Promise<LinkageRunRow | null> {
+    const sql = `SELECT ${RUN_COLUMNS} FROM linkage_run WHERE id = $1${lock ? ' FOR UPDATE' : ''}`;
+    const rows = client
+      ? ((await client.query(sql, [id])).rows as LinkageRunRow[])
+      : await this.query<LinkageRunRow>(sql, [id]);
+    return rows[0] ?? null;
+  }
+
+  /** Every run, newest first. */
+  listRuns(): Promise<LinkageRunRow[]> {
+    return this.query<LinkageRunRow>(
+      `SELECT ${RUN_COLUMNS} FROM linkage_run ORDER BY created_at DESC, id DESC LIMIT 1000`,
+    );
+  }
+
+  /** Runs that are not finished, oldest first. */
+  async activeRunIds(): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(
+      `SELECT id FROM linkage_run WHERE status IN ('QUEUED', 'RUNNING') ORDER BY created_at, id`,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async chunks(runId: string): Promise<ChunkRow[]> {
+    return this.query<ChunkRow>(
+      `SELECT chunk, dataset_no, key_after, key_last FROM linkage_chunk WHERE run_id = $1 ORDER BY chunk`,
+      [runId],
+    );
+  }
+
+  async unit(
+    runId: string,
+    phase: LinkagePhase,
+    unit: number,
+  ): Promise<{ done: boolean; attempts: number } | null> {
+    const [row] = await this.query<{ done: boolean; attempts: number }>(
+      `SELECT done_at IS NOT NULL AS done, attempts FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+      [runId, phase, unit],
+    );
+    return row ?? null;
+  }
+
+  /** Counts an attempt at a unit (so a test, or an operator, can see that a unit was redone). */
+  async countAttempt(runId: string, phase: LinkagePhase, unit: number): Promise<void> {
+    await this.query(
+      `UPDATE linkage_unit SET attempts = attempts + 1 WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+      [runId, phase, unit],
+    );
+  }
+
+  /**
+   * Commits a unit's results and marks it done, in one transaction, unless it is done already (a
+   * worker that was presumed dead finished it) or its run is no longer running. Returns whether it
+   * committed. `stats` is serialised after `write`, which may fill it in.
+   */
+  async commitUnit(
+    runId: string,
+    phase: LinkagePhase,
+    unit: number,
+    stats: Record<string, unknown>,
+    write: (client: PoolClient) => Promise<void>,
+  ): Promise<boolean> {
+    return this.transaction(async (client) => {
+      const { rows } = await client.query<{ done: boolean; status: string }>(
+        `SELECT u.done_at IS NOT NULL AS done, r.status FROM linkage_unit u JOIN linkage_run r ON r.id = u.run_id
+          WHERE u.run_id = $1 AND u.phase = $2 AND u.unit = $3 FOR UPDATE OF u`,
+        [runId, phase, unit],
+      );
+      if (!rows[0] || rows[0].done || rows[0].status !== 'RUNNING') return false;
+      await write(client);
+      await client.query(
+        `UPDATE linkage_unit SET done_at = clock_timestamp(), stats = $4 WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+        [runId, phase, unit, JSON.stringify(stats)],
+      );
+      await client.query(
+        `UPDATE linkage_run SET units_done = units_done + 1, updated_at = clock_timestamp() WHERE id = $1`,
+        [runId],
+      );
+      return true;
+    });
+  }
+
+  /** Units of a phase that are not done yet. */
+  async pendingUnits(client: PoolClient, runId: string, phase: LinkagePhase): Promise<number[]> {
+    const { rows } = await client.query<{ unit: number }>(
+      `SELECT unit FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND done_at IS NULL ORDER BY unit`,
+      [runId, phase],
+    );
+    return rows.map((r) => r.unit);
+  }
+
+  /** Creates the units of a phase (idempotent). */
+  async createUnits(client: PoolClient, runId: string, phase: LinkagePhase, count: number): Promise<void> {
+    await client.query(
+      `INSERT INTO linkage_unit (run_id, phase, unit) SELECT $1, $2, u FROM generate_series(0, $3 - 1) u
+       ON CONFLICT DO NOTHING`,
+      [runId, phase, count],
+    );
+  }
+
+  /** The statistics of a phase's done units, by unit. */
+  async unitStats<T>(client: PoolClient, runId: string, phase: LinkagePhase): Promise<T[]> {
+    const { rows } = await client.query<{ stats: T }>(
+      `SELECT stats FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND done_at IS NOT NULL ORDER BY unit`,
+      [runId, phase],
+    );
+    return rows.map((r) => r.stats);
+  }
+
+  /** Writes blobs (replacing any with the same coordinates). */
+  async putBlobs(client: PoolClient, runId: string, blobs: Blob[]): Promise<void> {
+    // Batched so that one statement stays well under the protocol's message size.
+    let batch: Blob[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      await client.query(
+        `INSERT INTO linkage_blob (run_id, kind, a, b, data)
+         SELECT $1, k, a, b, d FROM unnest($2::text[], $3::int[], $4::int[], $5::bytea[]) AS t(k, a, b, d)
+         ON CONFLICT (run_id, kind, a, b) DO UPDATE SET data = excluded.data`,
+        [
+          runId,
+          batch.map((x) => x.kind),
+          batch.map((x) => x.a),
+          batch.map((x) => x.b),
+          batch.map((x) => x.data),
+        ],
+      );
+      batch = [];
+      bytes = 0;
+    };
+    for (const blob of blobs) {
+      batch.push(blob);
+      bytes += blob.data.length;
+      if (bytes >= 64 * 1024 * 1024) await flush();
+    }
+    await flush();
+  }
+
+  /** Blobs of a kind, optionally at one `a` or one `b`, ordered by (a, b). */
+  async getBlobs(
+    runId: string,
+    kind: BlobKind,
+    where: { a?: number; b?: number } = {},
+  ): Promise<{ a: number; b: number; data: Buffer }[]> {
+    const params: unknown[] = [runId, kind];
+    let sql = `SELECT a, b, data FROM linkage_blob WHERE run_id = $1 AND kind = $2`;
+    if (where.a !== undefined) sql += ` AND a = $${params.push(where.a)}`;
+    if (where.b !== undefined) sql += ` AND b = $${params.push(where.b)}`;
+    return this.query(`${sql} ORDER BY a, b`, params);
+  }
+
+  /** Deletes a run's intermediate results. */
+  async deleteBlobs(runId: string): Promise<void> {
+    await this.query(`DELETE FROM linkage_blob WHERE run_id = $1`, [runId]);
+  }
+}

@@ -1,0 +1,410 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { QueueName } from '@broker/jobs';
+import { pairwiseQuality, personKeySql } from '@broker/linkage';
+import { SqlParams } from '@broker/policy';
+import { type BrokerClient, type SeededCounty, TestBroker, seedCounty } from '@broker/testing';
+
+/**
+ * Linkage end to end: runs started through the control plane and executed by real worker
+ * processes (built into a directory of this test's own), killed mid-unit and replaced, against the
+ * generated county's truth; pseudonyms computed in PostgreSQL.
+ */
+
+const ROOT = resolve(__dirname, '..');
+const BUILD = resolve(ROOT, 'dist', `.linkage-test-${process.pid}`);
+const WORKER_MAIN = resolve(BUILD, 'apps', 'worker', 'src', 'main.js');
+
+const RUN_FIELDS = `id status progress trigger error threshold startedAt finishedAt createdAt
+  stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
+
+interface Run {
+  id: string;
+  status: string;
+  progress: number;
+  trigger: string;
+  error: string | null;
+  threshold: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  stats: { records: number; candidatePairs: number; links: number; persons: number } | null;
+  weightHistogram: { lower: number; upper: number; pairs: number }[];
+}
+
+describe('linkage runs', () => {
+  let broker: TestBroker;
+  let seeded: SeededCounty;
+  const workers: ChildProcess[] = [];
+  const output: string[] = [];
+
+  /** A worker process on the broker's database and queue prefix. */
+  function startWorker(env: Record<string, string> = {}): ChildProcess {
+    const child = spawn(process.execPath, [WORKER_MAIN], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        DATABASE_URL: broker.config.DATABASE_URL,
+        REDIS_URL: broker.config.REDIS_URL,
+        QUEUE_PREFIX: broker.config.QUEUE_PREFIX,
+        LOG_LEVEL: 'warn',
+        LINKAGE_CHUNK_RECORDS: '400',
+        LINKAGE_PARTITIONS: '6',
+        LINKAGE_LOCK_MS: '1500',
+        LINKAGE_STALLED_INTERVAL_MS: '500',
+        LINKAGE_WATCHDOG_MS: '1000',
+        LINKAGE_RANDOM_PAIRS: '200000',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (chunk: Buffer) => output.push(chunk.toString());
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    workers.push(child);
+    return child;
+  }
+
+  async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    await exited;
+  }
+
+  const run = async (id: string): Promise<Run> =>
+    (
+      await broker.gqlOk<{ linkageRun: Run }>(
+        broker.operatorKey,
+        `query($id: ID!) { linkageRun(id: $id) { ${RUN_FIELDS} } }`,
+        { id },
+      )
+    ).linkageRun;
+
+  async function startLinkage(): Promise<Run> {
+    const data = await broker.gqlOk<{ startLinkage: Run }>(
+      broker.operatorKey,
+      `mutation { startLinkage { ${RUN_FIELDS} } }`,
+    );
+    return data.startLinkage;
+  }
+
+  async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 60_000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = await probe();
+      if (value) return value;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}; worker output:\n${output.join('').slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  const finished = (id: string) =>
+    waitFor(`run ${id} to finish`, async () => {
+      const r = await run(id);
+      return r.status === 'SUCCEEDED' || r.status === 'FAILED' ? r : null;
+    });
+
+  /** Each record's person in a run, as "dataset/key → person". */
+  async function assignment(runId: string): Promise<Map<string, string>> {
+    const rows = await broker.query<{ dataset_id: string; record_key: string; person_id: string }>(
+      `SELECT dataset_id, record_key, person_id FROM linkage_person WHERE run_id = $1`,
+      [runId],
+    );
+    return new Map(rows.map((r) => [`${r.dataset_id}/${r.record_key}`, r.person_id]));
+  }
+
+  /** Pairwise quality of an assignment against the generated county's truth. */
+  function quality(persons: Map<string, string>) {
+    const predicted: number[] = [];
+    const truth: number[] = [];
+    for (const { slug, definition, records, truth: people } of seeded.county.datasets) {
+      const datasetId = seeded.datasets[slug].id;
+      records.forEach((record, i) => {
+        const person = persons.get(`${datasetId}/${String(record[definition.keyField])}`);
+        if (person === undefined) throw new Error(`record ${slug}/${i} has no person`);
+        predicted.push(Number(person));
+        truth.push(people[i]);
+      });
+    }
+    return pairwiseQuality(predicted, truth);
+  }
+
+  beforeAll(async () => {
+    execFileSync(
+      resolve(ROOT, 'node_modules', '.bin', 'swc'),
+      ['apps', 'libs', '-d', BUILD, '--copy-files', '--quiet', '--ignore', '**/*.spec.ts'],
+      { cwd: ROOT, stdio: 'pipe' },
+    );
+    // The broker schedules a run 300 ms after the last ingestion (read when its module starts).
+    process.env.LINKAGE_DEBOUNCE_MS = '300';
+    broker = await TestBroker.start({ LABEL: 'linkage' });
+    delete process.env.LINKAGE_DEBOUNCE_MS;
+    const client: BrokerClient = {
+      gql: (apiKey, query, variables) => broker.gqlOk(apiKey, query, variables),
+      upload: (apiKey, datasetId, contentType, body) => broker.upload(apiKey, datasetId, contentType, body),
+    };
+    seeded = await seedCounty(client, { operatorKey: broker.operatorKey, seed: 17, people: 1000 });
+    // Seeding's ingestions scheduled a run; these tests start their own.
+    await broker.app.get<Queue>(getQueueToken(QueueName.LINKAGE)).obliterate({ force: true });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const worker of workers) await stopWorker(worker, 'SIGKILL');
+    await broker?.close();
+    rmSync(BUILD, { recursive: true, force: true });
+  });
+
+  let first: Run;
+  let firstAssignment: Map<string, string>;
+
+  it('lets only the operator start runs, and the operator and auditors read them', async () => {
+    const analyst = await broker.createUser({ agencyId: seeded.agencies.RESEARCH.id, role: 'ANALYST' });
+    const steward = await broker.createUser({ agencyId: seeded.agencies.CBO.id, role: 'STEWARD' });
+    const auditor = await broker.createUser({ role: 'AUDITOR' });
+    for (const key of [analyst.apiKey, steward.apiKey, auditor.apiKey]) {
+      const started = await broker.gql(key, `mutation { startLinkage { id } }`);
+      expect(started.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    for (const key of [analyst.apiKey, steward.apiKey]) {
+      const listed = await broker.gql(key, `{ linkageRuns { id } }`);
+      expect(listed.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    expect((await broker.gqlOk(auditor.apiKey, `{ linkageRuns { id } }`)).linkageRuns).toEqual([]);
+    expect(await run('00000000-0000-4000-8000-000000000000')).toBeNull();
+    expect(await run('not-an-id')).toBeNull();
+  });
+
+  it('queues one run at a time: a second request joins the run still waiting', async () => {
+    first = await startLinkage();
+    expect(first).toMatchObject({
+      status: 'QUEUED',
+      progress: 0,
+      trigger: 'MANUAL',
+      stats: null,
+      weightHistogram: [],
+    });
+    const again = await startLinkage();
+    expect(again.id).toBe(first.id);
+  });
+
+  it('links the county through a worker: persons match the truth, statistics and weights are recorded', async () => {
+    startWorker();
+    const done = await finished(first.id);
+    expect(done.error).toBeNull();
+    expect(done.status).toBe('SUCCEEDED');
+    expect(done.progress).toBe(1);
+    expect(done.threshold).toBe(4);
+    expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.startedAt!));
+
+    const records = seeded.county.datasets.reduce((n, d) => n + d.records.length, 0);
+    const people = new Set(seeded.county.datasets.flatMap((d) => d.truth)).size;
+    expect(done.stats!.records).toBe(records);
+    expect(done.stats!.candidatePairs).toBeGreaterThan(done.stats!.links);
+    expect(done.stats!.persons).toBeGreaterThan(people * 0.95);
+    expect(done.stats!.persons).toBeLessThan(people * 1.1);
+    const binned = done.weightHistogram.reduce((n, b) => n + b.pairs, 0);
+    expect(binned).toBe(done.stats!.candidatePairs);
+    for (const bin of done.weightHistogram) expect(bin.upper - bin.lower).toBe(1);
+    const linked = done.weightHistogram
+      .filter((b) => b.lower >= done.threshold!)
+      .reduce((n, b) => n + b.pairs, 0);
+    expect(linked).toBe(done.stats!.links);
+
+    firstAssignment = await assignment(first.id);
+    expect(firstAssignment.size).toBe(records);
+    const q = quality(firstAssignment);
+    expect(q.precision).toBeGreaterThanOrEqual(0.95);
+    expect(q.recall).toBeGreaterThanOrEqual(0.95);
+
+    const { auditEvents } = await broker.gqlOk(
+      broker.operatorKey,
+      `{ auditEvents(filter: { action: "LINKAGE_RUN" }) { nodes { action decision reason rowCount } } }`,
+    );
+    expect(auditEvents.nodes).toEqual([
+      {
+        action: 'LINKAGE_RUN',
+        decision: 'ALLOW',
+        reason: `SUCCEEDED: ${records} records, ${done.stats!.links} links, ${done.stats!.persons} persons`,
+        rowCount: records,
+      },
+    ]);
+  }, 120_000);
+
+  it('finishes a run whose worker is killed mid-unit, with the same persons as an undisturbed run', async () => {
+    for (const worker of workers) await stopWorker(worker);
+    const second = await startLinkage();
+    expect(second.id).not.toBe(first.id);
+    // Every unit of this worker pauses a second before it commits: the kill lands inside one.
+    const doomed = startWorker({ LINKAGE_UNIT_PAUSE_MS: '1000' });
+    const victim = await waitFor('a unit in progress after three are done', async () => {
+      const [progress] = await broker.query<{ done: number }>(
+        `SELECT count(*) FILTER (WHERE done_at IS NOT NULL)::int AS done FROM linkage_unit WHERE run_id = $1`,
+        [second.id],
+      );
+      if (progress.done < 3) return null;
+      const [active] = await broker.query<{ phase: string; unit: number }>(
+        `SELECT phase, unit FROM linkage_unit WHERE run_id = $1 AND attempts > 0 AND done_at IS NULL`,
+        [second.id],
+      );
+      return active ?? null;
+    });
+    await stopWorker(doomed, 'SIGKILL');
+    expect((await run(second.id)).status).toBe('RUNNING');
+
+    startWorker();
+    const done = await finished(second.id);
+    expect(done.status).toBe('SUCCEEDED');
+    const [redone] = await broker.query<{ attempts: number; done: boolean }>(
+      `SELECT attempts, done_at IS NOT NULL AS done FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+      [second.id, victim.phase, victim.unit],
+    );
+    expect(redone.done).toBe(true);
+    expect(redone.attempts).toBeGreaterThanOrEqual(2);
+
+    // Same data, same persons, and (ids being stable across runs) the same person ids.
+    const secondAssignment = await assignment(second.id);
+    expect(secondAssignment).toEqual(firstAssignment);
+    const firstRun = await run(first.id);
+    expect(done.stats).toEqual(firstRun.stats);
+    expect(done.weightHistogram).toEqual(firstRun.weightHistogram);
+    // The superseded run's persons are gone; the run in force is the second.
+    expect(await assignment(first.id)).toEqual(new Map());
+    const runs = (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns as {
+      id: string;
+    }[];
+    expect(runs.map((r) => r.id)).toEqual([second.id, first.id]);
+  }, 120_000);
+
+  it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {
+    const before = await assignment(
+      (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id,
+    );
+    const steward = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
+    const bookings = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!;
+    const copy = { ...bookings.records[0], booking_id: 'BK-NEWONE1' };
+    const report = await broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!, $records: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $records) { inserted } }`,
+      { id: seeded.datasets.jail_bookings.id, records: [copy, { ...copy, booking_id: 'BK-NEWONE2' }] },
+    );
+    expect(report.ingestRecords.inserted).toBe(2);
+    const triggered = await waitFor('a run triggered by ingestion', async () => {
+      const { linkageRuns } = await broker.gqlOk<{ linkageRuns: Run[] }>(
+        broker.operatorKey,
+        `{ linkageRuns { ${RUN_FIELDS} } }`,
+      );
+      return linkageRuns.find((r) => r.trigger === 'INGESTION') ?? null;
+    });
+    const done = await finished(triggered.id);
+    expect(done.status).toBe('SUCCEEDED');
+    const after = await assignment(done.id);
+    expect(after.size).toBe(before.size + 2);
+    // The model is refitted on the new records too, so a borderline link may turn; persons stay.
+    const kept = [...before].filter(([record, person]) => after.get(record) === person).length;
+    expect(kept / before.size).toBeGreaterThanOrEqual(0.99);
+    // The two copies of one booking are one person: the person of the booking they copy.
+    const datasetId = seeded.datasets.jail_bookings.id;
+    const original = after.get(`${datasetId}/${String(bookings.records[0].booking_id)}`);
+    expect(after.get(`${datasetId}/BK-NEWONE1`)).toBe(original);
+    expect(after.get(`${datasetId}/BK-NEWONE2`)).toBe(original);
+  }, 120_000);
+
+  describe('personKey', () => {
+    /** personKey of every record of a dataset for one (recipient, purpose), by record key. */
+    async function keys(slug: string, keyField: string, agencyId: string, purpose: string) {
+      const params = new SqlParams();
+      const datasetId = seeded.datasets[slug as keyof typeof seeded.datasets].id;
+      const expression = personKeySql(params, datasetId, agencyId, purpose, `t."${keyField}"::text`);
+      const rows = await broker.query<{ key: string; pk: string | null }>(
+        `SELECT t."${keyField}"::text AS key, ${expression} AS pk FROM records."${slug}" t`,
+        params.values,
+      );
+      return new Map(rows.map((r) => [r.key, r.pk]));
+    }
+
+    it('is one key per person within a (recipient, purpose), and unrelated across recipients and purposes', async () => {
+      const research = seeded.agencies.RESEARCH.id;
+      const probation = seeded.agencies.PROBATION.id;
+      const [current] = await broker.query<{ run: string }>(
+        `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
+      );
+      const persons = await assignment(current.run);
+      // A person with a booking and a court case.
+      const bookingsId = seeded.datasets.jail_bookings.id;
+      const casesId = seeded.datasets.court_cases.id;
+      const byPerson = new Map<string, { booking?: string; case?: string }>();
+      for (const [record, person] of persons) {
+        const [datasetId, key] = [record.slice(0, 36), record.slice(37)];
+        const entry = byPerson.get(person) ?? {};
+        if (datasetId === bookingsId) entry.booking = key;
+        if (datasetId === casesId) entry.case = key;
+        byPerson.set(person, entry);
+      }
+      const both = [...byPerson.values()].filter((e) => e.booking && e.case);
+      expect(both.length).toBeGreaterThan(10);
+      const [a, b] = both;
+
+      const bookings = await keys('jail_bookings', 'booking_id', research, 'RECIDIVISM_EVALUATION');
+      const cases = await keys('court_cases', 'case_id', research, 'RECIDIVISM_EVALUATION');
+      expect(bookings.get(a.booking!)).toMatch(/^[0-9a-f]{64}$/);
+      expect(cases.get(a.case!)).toBe(bookings.get(a.booking!));
+      expect(cases.get(b.case!)).toBe(bookings.get(b.booking!));
+      expect(bookings.get(b.booking!)).not.toBe(bookings.get(a.booking!));
+
+      const otherRecipient = await keys('jail_bookings', 'booking_id', probation, 'RECIDIVISM_EVALUATION');
+      const otherPurpose = await keys('jail_bookings', 'booking_id', research, 'SUPERVISION');
+      const otherCases = await keys('court_cases', 'case_id', probation, 'RECIDIVISM_EVALUATION');
+      expect(otherRecipient.get(a.booking!)).toMatch(/^[0-9a-f]{64}$/);
+      expect(otherRecipient.get(a.booking!)).not.toBe(bookings.get(a.booking!));
+      expect(otherPurpose.get(a.booking!)).not.toBe(bookings.get(a.booking!));
+      expect(otherPurpose.get(a.booking!)).not.toBe(otherRecipient.get(a.booking!));
+      expect(otherCases.get(a.case!)).toBe(otherRecipient.get(a.booking!));
+      // No key of one scope is a key of another: nothing joins across them.
+      const research_ = new Set(bookings.values());
+      for (const key of otherRecipient.values()) expect(research_.has(key)).toBe(false);
+    });
+
+    it('is NULL for a record the run in force did not link', async () => {
+      await broker.query(
+        `INSERT INTO records."jail_bookings" (booking_id, person_id, first_name, last_name, dob, booking_date)
+         VALUES ('BK-UNLINKED', 'SO-X', 'Ada', 'Lovelace', '1990-01-01', '2025-01-01')`,
+      );
+      const bookings = await keys(
+        'jail_bookings',
+        'booking_id',
+        seeded.agencies.RESEARCH.id,
+        'RECIDIVISM_EVALUATION',
+      );
+      expect(bookings.get('BK-UNLINKED')).toBeNull();
+      expect([...bookings.values()].filter((k) => k === null)).toHaveLength(1);
+    });
+
+    it('is a cheap lookup: one index probe per record, the scoped key computed once', async () => {
+      const params = new SqlParams();
+      const expression = personKeySql(
+        params,
+        seeded.datasets.jail_bookings.id,
+        seeded.agencies.RESEARCH.id,
+        'RECIDIVISM_EVALUATION',
+        `t."booking_id"::text`,
+      );
+      const plan = await broker.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT ${expression} FROM records."jail_bookings" t`,
+        params.values,
+      );
+      const text = plan.map((r) => r['QUERY PLAN']).join('\n');
+      expect(text).toMatch(/Index (Only )?Scan using linkage_person_pkey/);
+      // The secret's row is read once (its InitPlan), not once per record.
+      expect(text).toMatch(
+        /Seq Scan on linkage_secret s \(actual rows=1 loops=1\)|Index Scan using linkage_secret_pkey on linkage_secret s \(actual rows=1 loops=1\)/,
+      );
+    });
+  });
+});
