@@ -49,17 +49,16 @@ describe('audit log', () => {
   /** Runs statements as a DBA who first disables the log's triggers (and restores them after). */
   async function asDba(...statements: string[]) {
     await broker.app.get(DataSource).transaction(async (manager) => {
-      await manager.query('ALTER TABLE audit_event DISABLE TRIGGER USER');
-      await manager.query('ALTER TABLE audit_head DISABLE TRIGGER USER');
+      const tables = ['audit_event', 'audit_head', 'release_record'];
+      for (const table of tables) await manager.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
       for (const sql of statements) await manager.query(sql);
-      await manager.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
-      await manager.query('ALTER TABLE audit_head ENABLE TRIGGER USER');
+      for (const table of tables) await manager.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
     });
   }
 
   /** Empties the log, so a test starts from event 1 whatever other parts of the broker recorded. */
   const resetLog = () =>
-    asDba('TRUNCATE audit_event', `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`);
+    asDba('TRUNCATE audit_event, release_record', `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`);
 
   const sample = (i: number): AuditEventInput => ({
     actorUserId: auditor.id,
@@ -197,7 +196,7 @@ describe('audit log', () => {
       for (const sql of [
         `UPDATE audit_event SET reason = 'edited' WHERE seq = 1`,
         `DELETE FROM audit_event WHERE seq = 2`,
-        `TRUNCATE audit_event`,
+        `TRUNCATE audit_event CASCADE`,
         `UPDATE audit_head SET seq = 1`,
         `DELETE FROM audit_head`,
         `TRUNCATE audit_head`,

@@ -138,6 +138,7 @@ describe('data plane: each party sees only what its agreement allows', () => {
     );
     expect(res.data!.__schema.queryType.fields.map((f: { name: string }) => f.name)).toEqual([
       'reentry_participation',
+      'reentry_participation_aggregate',
     ]);
     expect(res.data!.__type.fields).toEqual([
       { name: 'completed', type: { name: 'Boolean' } },

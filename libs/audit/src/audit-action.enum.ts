@@ -20,6 +20,8 @@ export enum AuditAction {
   USER_CREATED = 'USER_CREATED',
   AGENCY_CREATED = 'AGENCY_CREATED',
   PURPOSE_DEFINED = 'PURPOSE_DEFINED',
+  /** A steward read the subject access report of one subject (the subject id is not recorded). */
+  SUBJECT_ACCESS_REPORT = 'SUBJECT_ACCESS_REPORT',
 }
 
 /** Whether the broker allowed or denied what an event records. */

@@ -2,11 +2,20 @@ import { DataSource } from 'typeorm';
 import type { AuditEventInput, AuditService } from '@broker/audit';
 import { pgPool } from '@broker/core';
 
+/** Which records a release returned: their row ids as PostgreSQL's array text ('{1,2,3}'). */
+export interface ReleaseInput {
+  datasetId: string;
+  rids: string;
+}
+
+/** A data-plane audit event, with the records it released when it released rows. */
+export type DataPlaneEvent = AuditEventInput & { release?: ReleaseInput };
+
 /** At most this many events in one transaction, so that the chain's head is never held for long. */
 const MAX_EVENTS = 64;
 
 interface Pending {
-  events: AuditEventInput[];
+  events: DataPlaneEvent[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -28,7 +37,7 @@ export class AuditBatcher {
   ) {}
 
   /** Resolves once `events` are committed to the chain, in this order; rejects if they are not. */
-  append(events: AuditEventInput[]): Promise<void> {
+  append(events: DataPlaneEvent[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
       if (!this.flushing) void this.flush();
@@ -70,11 +79,29 @@ export class AuditBatcher {
     }
   }
 
-  private async commit(events: AuditEventInput[]): Promise<void> {
+  private async commit(events: DataPlaneEvent[]): Promise<void> {
     const client = await pgPool(this.dataSource).connect();
     try {
       await client.query('BEGIN');
-      for (const event of events) await this.audit.appendOnClient(client, event);
+      const seqs: number[] = [];
+      const datasets: string[] = [];
+      const rids: string[] = [];
+      for (const { release, ...event } of events) {
+        const { seq } = await this.audit.appendOnClient(client, event);
+        if (release) {
+          seqs.push(seq);
+          datasets.push(release.datasetId);
+          rids.push(release.rids);
+        }
+      }
+      // The records each release returned, in the same transaction as its event: both or neither.
+      if (seqs.length) {
+        await client.query(
+          `INSERT INTO release_record (audit_seq, dataset_id, rids)
+             SELECT s, d, r::bigint[] FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u (s, d, r)`,
+          [seqs, datasets, rids],
+        );
+      }
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);

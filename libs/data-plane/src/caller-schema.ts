@@ -14,6 +14,7 @@ import {
   type GraphQLFieldConfigMap,
   type GraphQLInputFieldConfigMap,
 } from 'graphql';
+import { GraphQLJSONObject } from 'graphql-scalars';
 import { type CompiledGrant, GrantAccess, type ReleasedType } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
@@ -33,7 +34,8 @@ export interface ActiveAgreement {
 export interface RootField {
   name: string;
   datasetId: string;
-  kind: 'ROWS';
+  /** `<slug>` reads rows; `<slug>_aggregate` counts groups. */
+  kind: 'ROWS' | 'AGGREGATE';
 }
 
 /** The caller's schema and what its root fields mean. */
@@ -62,11 +64,15 @@ export function buildCallerSchema(
   active: ActiveAgreement[],
   shapes: Map<string, DatasetShapeRecord>,
 ): CallerSchema | null {
+  // Released names per dataset, of every grant; the row root exists only where a ROWS grant does.
   const released = new Map<string, Map<string, ReleasedType>>();
+  const rowsGranted = new Set<string>();
   const purposes = new Set<string>();
   for (const agreement of active) {
     for (const grant of agreement.grants.values()) {
-      if (grant.access !== GrantAccess.ROWS || !shapes.has(grant.datasetId)) continue;
+      if (!shapes.has(grant.datasetId)) continue;
+      if (grant.access === GrantAccess.ROWS) rowsGranted.add(grant.datasetId);
+      else if (grant.access !== GrantAccess.AGGREGATE_ONLY) continue;
       agreement.purposes.forEach((p) => purposes.add(p));
       const fields = released.get(grant.datasetId) ?? new Map<string, ReleasedType>();
       for (const field of grant.released.values()) fields.set(field.name, field.type);
@@ -117,6 +123,19 @@ export function buildCallerSchema(
     },
   });
 
+  const aggregateGroup = new GraphQLObjectType({
+    name: 'AggregateGroup',
+    fields: {
+      key: { type: new GraphQLNonNull(GraphQLJSONObject) },
+      count: { type: GraphQLInt },
+      suppressed: { type: new GraphQLNonNull(GraphQLBoolean) },
+    },
+  });
+  const aggregateResult = new GraphQLObjectType({
+    name: 'AggregateResult',
+    fields: { groups: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))) } },
+  });
+
   const rootFields: GraphQLFieldConfigMap<unknown, unknown> = {};
   const roots = new Map<string, RootField>();
   const datasets = [...released.keys()]
@@ -149,25 +168,38 @@ export function buildCallerSchema(
         direction: { type: sortDirection, defaultValue: 'ASC' },
       },
     });
-    const connection = new GraphQLObjectType({
-      name: `${typeName}Connection`,
-      fields: {
-        nodes: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(objectType))) },
-        pageInfo: { type: new GraphQLNonNull(pageInfo) },
-      },
-    });
-    rootFields[dataset.slug] = {
-      type: new GraphQLNonNull(connection),
+    if (rowsGranted.has(dataset.id)) {
+      const connection = new GraphQLObjectType({
+        name: `${typeName}Connection`,
+        fields: {
+          nodes: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(objectType))) },
+          pageInfo: { type: new GraphQLNonNull(pageInfo) },
+        },
+      });
+      rootFields[dataset.slug] = {
+        type: new GraphQLNonNull(connection),
+        args: {
+          purpose: { type: new GraphQLNonNull(purposeEnum) },
+          agreement: { type: GraphQLID },
+          where: { type: where },
+          orderBy: { type: new GraphQLList(new GraphQLNonNull(orderBy)) },
+          first: { type: GraphQLInt, defaultValue: 100 },
+          after: { type: GraphQLString },
+        },
+      };
+      roots.set(dataset.slug, { name: dataset.slug, datasetId: dataset.id, kind: 'ROWS' });
+    }
+    const aggregateName = `${dataset.slug}_aggregate`;
+    rootFields[aggregateName] = {
+      type: new GraphQLNonNull(aggregateResult),
       args: {
         purpose: { type: new GraphQLNonNull(purposeEnum) },
         agreement: { type: GraphQLID },
         where: { type: where },
-        orderBy: { type: new GraphQLList(new GraphQLNonNull(orderBy)) },
-        first: { type: GraphQLInt, defaultValue: 100 },
-        after: { type: GraphQLString },
+        groupBy: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(fieldEnum))) },
       },
     };
-    roots.set(dataset.slug, { name: dataset.slug, datasetId: dataset.id, kind: 'ROWS' });
+    roots.set(aggregateName, { name: aggregateName, datasetId: dataset.id, kind: 'AGGREGATE' });
   }
   return {
     schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: rootFields }) }),

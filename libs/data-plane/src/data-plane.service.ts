@@ -23,7 +23,8 @@ import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import { type Principal, type RequestContext, Role } from '@broker/auth';
-import { LOGGER, pgPool, quoteIdent } from '@broker/core';
+import { createHash } from 'node:crypto';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool, quoteIdent } from '@broker/core';
 import {
   type CompiledGrant,
   type DataWhere,
@@ -33,13 +34,20 @@ import {
   checkRequest,
   orderBySql,
   releasedJsonExpression,
-  rowFilterSql,
   whereFieldNames,
   whereSql,
 } from '@broker/policy';
 import { type DatasetShapeRecord, recordTable } from '@broker/registry';
 import { type ActiveAgreement, MAX_FIRST, type RootField } from './caller-schema';
-import { AuditBatcher } from './audit-batcher';
+import {
+  type AggregateGroup,
+  MAX_GROUPS,
+  type ReadableGrant,
+  aggregateSql,
+  populationConditions,
+  protectedGroups,
+} from './aggregate';
+import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import {
   type Analysis,
@@ -67,6 +75,8 @@ export type DataPlaneResponse =
 
 /** One root field of a request, authorised and ready to run as one SQL statement. */
 export interface Plan {
+  /** A page of rows, or an aggregate's groups. */
+  kind: 'ROWS' | 'AGGREGATE';
   responseKey: string;
   root: RootField;
   shape: DatasetShapeRecord;
@@ -81,6 +91,10 @@ export interface Plan {
   orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
   first: number;
   offset: number;
+  /** Aggregates: the released names to group by, in the caller's order. */
+  groupBy: string[];
+  /** Aggregates: the caller's ROWS grants over the dataset (see docs/disclosure-control.md). */
+  readable: ReadableGrant[];
 }
 
 /** What {@link DataPlaneService.decide} concluded about a request. */
@@ -104,6 +118,7 @@ export interface Refusal {
   message: string;
   responseKey?: string;
   audit?: {
+    action?: AuditAction;
     purpose?: string;
     datasetId?: string;
     agreementId?: string;
@@ -114,14 +129,30 @@ export interface Refusal {
 
 /** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
 interface PageResult {
+  kind: 'ROWS';
   nodesJson: string;
   /** A Float value that GraphQL cannot represent (NaN, ±Infinity) is among the nodes. */
   unrepresentable: boolean;
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
   rowCount: number;
+  /** The returned rows' random ids as PostgreSQL's array text, when releases are recorded. */
+  rids: string | null;
 }
 
+/** What an aggregate's statement returned, protected. */
+interface AggregateAnswer {
+  kind: 'AGGREGATE';
+  groups: AggregateGroup[];
+  rowCount: number;
+}
+
+type RootResult = PageResult | AggregateAnswer;
+
 const MAX_QUERY_LENGTH = 100_000;
+/** Most names an aggregate may group by under an AGGREGATE_ONLY grant (docs/disclosure-control.md). */
+export const MAX_GROUP_BY_AGGREGATE_ONLY = 2;
+/** Under a ROWS grant the rows are released anyway; the cap only bounds the work. */
+export const MAX_GROUP_BY_ROWS = 6;
 const MAX_TOKENS = 5_000;
 // Limits reject without saying where they stand, so a caller cannot tune a query to sit under them;
 // they report through the validation context instead of throwing, so every problem is listed.
@@ -203,6 +234,7 @@ export class DataPlaneService {
     private readonly dataSource: DataSource,
     audit: AuditService,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
   ) {
     this.auditLog = new AuditBatcher(dataSource, audit);
   }
@@ -323,7 +355,7 @@ export class DataPlaneService {
     decision: Extract<Decision, { kind: 'run' }>,
   ): Promise<DataPlaneResponse> {
     const { schema, document, operation, variableValues, plans, splice } = decision;
-    let results: Map<string, PageResult>;
+    let results: Map<string, RootResult>;
     try {
       results = await this.run(client, plans);
     } catch (error) {
@@ -355,10 +387,11 @@ export class DataPlaneService {
 
     if (splice) {
       // graphql-js would fail on a value its Float cannot represent: so does the splice.
-      if ([...results.values()].some((r) => r.unrepresentable)) {
+      const pages = results as Map<string, PageResult>;
+      if ([...pages.values()].some((r) => r.unrepresentable)) {
         return this.executionFailed(ctx, ['Float cannot represent a non-finite value']);
       }
-      return { status: 200, json: spliceResponse(splice, results) };
+      return { status: 200, json: spliceResponse(splice, pages) };
     }
     const queryType = schema.getQueryType();
     const result = await execute({
@@ -369,8 +402,10 @@ export class DataPlaneService {
       rootValue: {},
       fieldResolver: (source, args, context, info) => {
         if (info.parentType !== queryType) return defaultFieldResolver(source, args, context, info);
-        const page = results.get(String(info.path.key));
-        return page && { nodes: JSON.parse(page.nodesJson) as unknown[], pageInfo: page.pageInfo };
+        const result = results.get(String(info.path.key));
+        if (!result) return undefined;
+        if (result.kind === 'AGGREGATE') return { groups: result.groups };
+        return { nodes: JSON.parse(result.nodesJson) as unknown[], pageInfo: result.pageInfo };
       },
     });
     if (result.errors?.length)
@@ -395,17 +430,37 @@ export class DataPlaneService {
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
-  private async run(client: PoolClient, plans: Plan[]): Promise<Map<string, PageResult>> {
-    const results = new Map<string, PageResult>();
+  private async run(client: PoolClient, plans: Plan[]): Promise<Map<string, RootResult>> {
+    const results = new Map<string, RootResult>();
     for (const plan of plans) {
-      const { text, values } = pageSql(plan);
-      const { rows } = await client.query<{ n: number; nodes: string; unrepresentable: boolean }>(
-        text,
-        values,
-      );
-      const { n, nodes, unrepresentable } = rows[0];
+      if (plan.kind === 'AGGREGATE') {
+        const { text, values } = aggregateSql(plan);
+        const { rows } = await client.query<{ k: string; n: number; v: number; selected: boolean }>(
+          text,
+          values,
+        );
+        if (rows.length > MAX_GROUPS) {
+          throw new PolicyError(
+            'BAD_USER_INPUT',
+            `The grouping makes more than ${MAX_GROUPS} groups: group by fewer or coarser fields`,
+          );
+        }
+        const groups = protectedGroups(plan, rows);
+        results.set(plan.responseKey, { kind: 'AGGREGATE', groups, rowCount: groups.length });
+        continue;
+      }
+      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES);
+      const { rows } = await client.query<{
+        n: number;
+        nodes: string;
+        unrepresentable: boolean;
+        rids?: string;
+      }>(text, values);
+      const { n, nodes, unrepresentable, rids } = rows[0];
       const returned = Math.min(n, plan.first);
       results.set(plan.responseKey, {
+        kind: 'ROWS',
+        rids: rids ?? null,
         nodesJson: nodes,
         unrepresentable,
         pageInfo: {
@@ -418,21 +473,30 @@ export class DataPlaneService {
     return results;
   }
 
-  private async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, PageResult>) {
+  private async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, RootResult>) {
     if (!plans.length) return;
     await this.auditLog.append(
-      plans.map((plan) => ({
-        actorUserId: ctx.principal.userId,
-        actorAgencyId: ctx.principal.agencyId,
-        action: AuditAction.QUERY,
-        decision: 'ALLOW',
-        purpose: plan.purpose,
-        datasetId: plan.shape.id,
-        agreementId: plan.agreement.id,
-        agreementVersion: plan.agreement.version,
-        fields: plan.fields,
-        rowCount: results.get(plan.responseKey)!.rowCount,
-      })),
+      plans.map((plan): DataPlaneEvent => {
+        const result = results.get(plan.responseKey)!;
+        const event: DataPlaneEvent = {
+          actorUserId: ctx.principal.userId,
+          actorAgencyId: ctx.principal.agencyId,
+          action: plan.kind === 'AGGREGATE' ? AuditAction.AGGREGATE : AuditAction.QUERY,
+          decision: 'ALLOW',
+          purpose: plan.purpose,
+          datasetId: plan.shape.id,
+          agreementId: plan.agreement.id,
+          agreementVersion: plan.agreement.version,
+          fields: plan.kind === 'AGGREGATE' ? [...plan.groupBy].sort() : plan.fields,
+          rowCount: result.rowCount,
+        };
+        if (result.kind === 'ROWS' && result.rids && result.rowCount > 0) {
+          // Which records left, and their digest in the chain, which vouches for the stored list.
+          event.release = { datasetId: plan.shape.id, rids: result.rids };
+          event.details = { releaseDigest: releaseDigest(result.rids) };
+        }
+        return event;
+      }),
     );
   }
 
@@ -449,10 +513,10 @@ export class DataPlaneService {
           denials.map((denial) => ({
             actorUserId: ctx.principal.userId,
             actorAgencyId: ctx.principal.agencyId,
-            action: AuditAction.QUERY,
             decision: 'DENY',
             reason: denial.message.slice(0, 500),
             ...denial.audit,
+            action: denial.audit?.action ?? AuditAction.QUERY,
           })),
         );
       } catch (error) {
@@ -502,15 +566,26 @@ function authorise(analysis: Analysis, policy: CallerPolicy): { plans: Plan[]; r
     }
     const args: RootArgs = request.args;
     const shape = shapes.get(root.datasetId)!;
-    const audit = { purpose: args.purpose, datasetId: root.datasetId, fields };
-    const first = args.first ?? 100;
+    const aggregate = root.kind === 'AGGREGATE';
+    const groupBy = aggregate ? (args.groupBy ?? []) : [];
+    const audit = {
+      action: aggregate ? AuditAction.AGGREGATE : AuditAction.QUERY,
+      purpose: args.purpose,
+      datasetId: root.datasetId,
+      fields: aggregate ? [...new Set(groupBy)].sort() : fields,
+    };
+    const first = aggregate ? 0 : (args.first ?? 100);
     if (first < 0 || first > MAX_FIRST) {
       refusals.push(refuse('BAD_USER_INPUT', `first must be between 0 and ${MAX_FIRST}`, { responseKey }));
       continue;
     }
-    const offset = args.after == null ? 0 : decodeCursor(args.after);
+    const offset = args.after == null || aggregate ? 0 : decodeCursor(args.after);
     if (offset === null) {
       refusals.push(refuse('BAD_USER_INPUT', 'after is not a cursor this API returned', { responseKey }));
+      continue;
+    }
+    if (new Set(groupBy).size !== groupBy.length) {
+      refusals.push(refuse('BAD_USER_INPUT', 'groupBy names a field more than once', { responseKey }));
       continue;
     }
     const candidates = active.filter(
@@ -556,24 +631,54 @@ function authorise(analysis: Analysis, policy: CallerPolicy): { plans: Plan[]; r
     }
     const grant = agreement.grants.get(root.datasetId)!;
     const orderBy = (args.orderBy ?? []).map((o) => ({ field: o.field, direction: o.direction ?? 'ASC' }));
+    const whereFields = whereFieldNames(args.where ?? null);
     const decision = checkRequest(grant, {
-      kind: 'ROWS',
+      kind: root.kind,
       fields,
-      whereFields: whereFieldNames(args.where ?? null),
+      whereFields,
       orderFields: orderBy.map((o) => o.field),
+      groupBy,
     });
     const auditChosen = { ...audit, agreementId: agreement.id, agreementVersion: agreement.version };
     if (!decision.allowed) {
       refusals.push(refuse('FORBIDDEN', decision.reason, { responseKey, audit: auditChosen }));
       continue;
     }
-    if (grant.access !== GrantAccess.ROWS) {
+    if (aggregate) {
+      // Two-way tables at most where only counts are granted: complementary suppression is proven for
+      // them, and our attack tests recover suppressed counts from overlapping three-way tables.
+      const most = grant.access === GrantAccess.ROWS ? MAX_GROUP_BY_ROWS : MAX_GROUP_BY_AGGREGATE_ONLY;
+      if (groupBy.length > most) {
+        refusals.push(
+          refuse(
+            'BAD_USER_INPUT',
+            `Group by at most ${most} fields under this agreement (see docs/disclosure-control.md)`,
+            { responseKey },
+          ),
+        );
+        continue;
+      }
+      // A filter may only pick groups: on a name not grouped by, it would count a different set of
+      // people under the same key, and two such counts differ by the people it leaves out.
+      const ungrouped = whereFields.filter((name) => !groupBy.includes(name));
+      if (ungrouped.length) {
+        refusals.push(
+          refuse(
+            'BAD_USER_INPUT',
+            `An aggregate filters only on fields it groups by: add ${ungrouped.map((n) => JSON.stringify(n)).join(', ')} to groupBy`,
+            { responseKey },
+          ),
+        );
+        continue;
+      }
+    } else if (grant.access !== GrantAccess.ROWS) {
       refusals.push(
         refuse('FORBIDDEN', 'The agreement allows aggregates only', { responseKey, audit: auditChosen }),
       );
       continue;
     }
     plans.push({
+      kind: root.kind,
       responseKey,
       root,
       shape,
@@ -586,6 +691,13 @@ function authorise(analysis: Analysis, policy: CallerPolicy): { plans: Plan[]; r
       orderBy,
       first,
       offset,
+      groupBy,
+      readable: aggregate
+        ? active.flatMap((a) => {
+            const rows = a.grants.get(root.datasetId);
+            return rows && rows.access === GrantAccess.ROWS ? [{ grant: rows, purposes: a.purposes }] : [];
+          })
+        : [],
     });
   }
   return { plans, refusals };
@@ -608,23 +720,13 @@ function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> 
 }
 
 /** The one statement of a page: released values built as JSON by PostgreSQL, plus the count for paging. */
-export function pageSql(plan: Plan): { text: string; values: unknown[] } {
+export function pageSql(plan: Plan, recordReleases = false): { text: string; values: unknown[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const conditions: string[] = [];
-  if (grant.rowFilter) conditions.push(rowFilterSql(grant.rowFilter, shape, t, params));
-  if (grant.requireConsent) {
-    // Only subjects whose latest consent record for this purpose grants it; none recorded is no.
-    if (!shape.subjectField) throw new PolicyError('FORBIDDEN', 'Not granted');
-    conditions.push(
-      `EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = ${params.add(shape.id, 'uuid')}
-         AND c.purpose = ${params.add(plan.purpose, 'text')}
-         AND c.subject_id = ${t}.${quoteIdent(shape.subjectField)}::text AND c.granted)`,
-    );
-  }
+  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey));
   const userOrder = plan.orderBy.length
     ? `${orderBySql(plan.orderBy, grant, shape, t, params, hmacKey)}, `
@@ -657,10 +759,15 @@ export function pageSql(plan: Plan): { text: string; values: unknown[] } {
   // The page is cut first (LIMIT right above the ORDER BY, so PostgreSQL keeps only the top rows as
   // it scans, instead of sorting every row the filters let through), and only its rows are then
   // numbered, in the same order (total: it ends on the unique key), and built as JSON.
+  // Which records leave, by random row id, for subject access reports.
+  const rids = recordReleases
+    ? `, coalesce(array_agg(s.rid ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '{}')::text AS rids`
+    : '';
+  const rid = recordReleases ? `, ${t}."_rid" AS rid` : '';
   const text = `SELECT count(*)::int AS n,
       coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
-      ${unrepresentable} AS unrepresentable
-    FROM (SELECT json_build_object(${json}) AS j${odd}, row_number() OVER (ORDER BY ${order}) AS ord
+      ${unrepresentable} AS unrepresentable${rids}
+    FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, row_number() OVER (ORDER BY ${order}) AS ord
             FROM (SELECT ${t}.* FROM ${recordTable(shape.slug)} ${t}
                    WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
                    ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) ${t}) s`;
@@ -693,6 +800,11 @@ function spliceResponse(splice: Splice, results: Map<string, PageResult>): strin
     out += '}';
   });
   return `${out}}}`;
+}
+
+/** The digest of a release's record list, as its audit event stores it. */
+export function releaseDigest(rids: string): string {
+  return createHash('sha256').update(rids).digest('hex');
 }
 
 function encodeCursor(offset: number): string {

@@ -20,6 +20,8 @@ export interface RootArgs {
   orderBy?: { field: string; direction?: 'ASC' | 'DESC' }[] | null;
   first?: number | null;
   after?: string | null;
+  /** Aggregates only: the released names to group by. */
+  groupBy?: string[] | null;
 }
 
 /**
@@ -82,8 +84,10 @@ export function analyse(
     }
     request.root = root;
     request.args = getArgumentValues(fieldDef, fieldNodes[0], variables) as unknown as RootArgs;
-    request.fields = childFieldNames(fieldNodes, 'nodes', fragments, variables);
-    request.columns = request.fields.map((f) => [f, f]);
+    if (root.kind === 'ROWS') {
+      request.fields = childFieldNames(fieldNodes, 'nodes', fragments, variables);
+      request.columns = request.fields.map((f) => [f, f]);
+    }
   }
   return { roots, splice: plainSplice(operation, roots) };
 }
@@ -101,7 +105,8 @@ function plainSplice(operation: OperationDefinitionNode, roots: RootRequest[]): 
   for (let i = 0; i < rootNodes.length; i++) {
     const node = rootNodes[i];
     const request = roots[i];
-    if (!request.root || responseKey(node) !== request.responseKey || !node.selectionSet) return null;
+    if (!request.root || request.root.kind !== 'ROWS') return null;
+    if (responseKey(node) !== request.responseKey || !node.selectionSet) return null;
     const connection = plainFields(node.selectionSet);
     if (!connection) return null;
     const members: SpliceMember[] = [];

@@ -43,6 +43,12 @@ const schema = z.object({
     .default('false')
     .transform((v) => v === 'true'),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Which records each data-plane release returned, for subject access reports. Off only to measure
+  // what recording costs (bench:query): without it those reports miss the releases made meanwhile.
+  RECORD_RELEASES: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default('true')
+    .transform((v) => v === 'true'),
 });
 
 /** The broker's validated configuration, read once from the environment. */
