@@ -93,6 +93,7 @@ describe('permissions: every operation declares who may call it', () => {
       'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
       'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],
       'Mutation.startLinkage': ['OPERATOR'],
+      'Query.subjectAccessReport': ['STEWARD'],
     });
     expect(routes).toEqual({
       'GET /health': 'PUBLIC',

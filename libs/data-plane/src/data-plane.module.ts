@@ -4,11 +4,13 @@ import { RegistryModule } from '@broker/registry';
 import { DataPlaneController } from './data-plane.controller';
 import { DataPlaneService } from './data-plane.service';
 import { PolicyCache } from './policy-cache.service';
+import { SubjectAccessResolver } from './subject-access.resolver';
+import { SubjectAccessService } from './subject-access.service';
 
 /** The policy-mediated data plane at `/data/graphql`. */
 @Module({
   imports: [RegistryModule, AgreementsModule],
   controllers: [DataPlaneController],
-  providers: [DataPlaneService, PolicyCache],
+  providers: [DataPlaneService, PolicyCache, SubjectAccessService, SubjectAccessResolver],
 })
 export class DataPlaneModule {}

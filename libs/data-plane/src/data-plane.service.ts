@@ -237,6 +237,11 @@ export class DataPlaneService {
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
   ) {
     this.auditLog = new AuditBatcher(dataSource, audit);
+    if (!config.RECORD_RELEASES) {
+      logger.warn(
+        'RECORD_RELEASES=false: row releases are not recorded, so subject access reports miss them',
+      );
+    }
   }
 
   /** Answers one request. */

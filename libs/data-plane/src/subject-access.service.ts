@@ -1,0 +1,83 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { AuditAction, AuditService, auditActor } from '@broker/audit';
+import { type RequestContext, Role } from '@broker/auth';
+import { BrokerError, ErrorCode, badInput, notFound, quoteIdent } from '@broker/core';
+import { DatasetService, cleanText, recordTable } from '@broker/registry';
+import type { SubjectAccessModel } from './subject-access.model';
+
+/**
+ * "Who saw my record": every release of one subject's rows, read from the records each release
+ * returned (release_record), which the audit chain vouches for through each event's digest.
+ */
+@Injectable()
+export class SubjectAccessService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly datasets: DatasetService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The releases of a subject's rows, oldest first; for a steward of the dataset's provider. */
+  async report(ctx: RequestContext, datasetId: string, subjectId: string): Promise<SubjectAccessModel[]> {
+    const dataset = await this.datasets.get(ctx, datasetId);
+    // Another agency's dataset is answered like a missing one.
+    if (
+      !dataset ||
+      ctx.principal.role !== Role.STEWARD ||
+      dataset.providerAgencyId !== ctx.principal.agencyId
+    ) {
+      throw notFound('Dataset');
+    }
+    if (!dataset.subjectField) {
+      throw badInput('The dataset has no subjectField: releases are reported per subject');
+    }
+    const subject = cleanText(subjectId, 'subjectId', 200);
+    const rows = await this.dataSource.query<
+      {
+        seq: string;
+        at: Date;
+        actor_agency_id: string;
+        purpose: string;
+        agreement_id: string;
+        agreement_version: number;
+        action: string;
+        fields: string[];
+        intact: boolean;
+      }[]
+    >(
+      `SELECT e.seq, e.at, e.actor_agency_id, e.purpose, e.agreement_id, e.agreement_version, e.action, e.fields,
+              e.details ->> 'releaseDigest' = encode(sha256(convert_to(r.rids::text, 'UTF8')), 'hex') AS intact
+         FROM release_record r JOIN audit_event e ON e.seq = r.audit_seq
+        WHERE r.dataset_id = $1
+          AND r.rids && (SELECT coalesce(array_agg(t."_rid"), '{}') FROM ${recordTable(dataset.slug)} t
+                          WHERE t.${quoteIdent(dataset.subjectField)}::text = $2)
+        ORDER BY e.seq`,
+      [dataset.id, subject],
+    );
+    const altered = rows.find((row) => !row.intact);
+    if (altered) {
+      // The list of released records no longer matches what the chain recorded: say so, never guess.
+      throw new BrokerError(
+        ErrorCode.CONFLICT,
+        `The records released by audit event ${altered.seq} were altered after the fact; run verifyAuditChain`,
+      );
+    }
+    await this.audit.append({
+      ...auditActor(ctx),
+      action: AuditAction.SUBJECT_ACCESS_REPORT,
+      decision: 'ALLOW',
+      datasetId: dataset.id,
+      rowCount: rows.length,
+    });
+    return rows.map((row) => ({
+      at: row.at,
+      agencyId: row.actor_agency_id,
+      purpose: row.purpose,
+      agreementId: row.agreement_id,
+      agreementVersion: row.agreement_version,
+      action: row.action,
+      fields: row.fields,
+    }));
+  }
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { TestBroker } from '@broker/testing';
+
+const DATA = '/data/graphql';
+const REPORT = `query($d: ID!, $s: String!) { subjectAccessReport(datasetId: $d, subjectId: $s) {
+  at agency { id name } purpose agreementId agreementVersion action fields } }`;
+
+describe('subject access report: every release of a subject, from the records each release returned', () => {
+  let broker: TestBroker;
+  let cbo: { id: string };
+  let research: { id: string };
+  let steward: { apiKey: string };
+  let researchSteward: { apiKey: string };
+  let analyst: { apiKey: string };
+  let dataset: { id: string };
+  let noSubject: { id: string };
+  let agreementId: string;
+
+  const rows = async (query: string) => {
+    const res = await broker.gql(analyst.apiKey, query, {}, DATA);
+    expect(res.errors).toBeUndefined();
+    return res.data as Record<string, { nodes: Record<string, unknown>[] }>;
+  };
+  const report = async (key: string, subject: string, datasetId = dataset.id) =>
+    broker.gql(key, REPORT, { d: datasetId, s: subject });
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'subject_access' });
+    cbo = await broker.createAgency('CBO');
+    research = await broker.createAgency('Research');
+    steward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    dataset = await broker.registerDataset(steward.apiKey, {
+      slug: 'participation',
+      title: 'Participation',
+      keyField: 'enrollment_id',
+      subjectField: 'participant_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'participant_id', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+        { name: 'program', type: 'STRING', classification: 'SENSITIVE' },
+        { name: 'dob', type: 'DATE', classification: 'QUASI_IDENTIFIER' },
+      ],
+    });
+    noSubject = await broker.registerDataset(steward.apiKey, {
+      slug: 'programs',
+      title: 'Programs',
+      keyField: 'code',
+      fields: [{ name: 'code', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+    const csv = [
+      'enrollment_id,participant_id,program,dob',
+      'E1,P1,JOBS,1990-01-02',
+      'E2,P1,HOUSING,1990-01-02',
+      'E3,P2,JOBS,1985-05-06',
+      'E4,P3,HOUSING,1970-07-08',
+    ];
+    expect((await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv.join('\n'))).status).toBe(200);
+    agreementId = await broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
+      title: 'Participation for evaluation',
+      providerAgencyId: cbo.id,
+      recipientAgencyId: research.id,
+      purposes: ['RECIDIVISM_EVALUATION'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId: dataset.id,
+          minCellSize: 1,
+          fields: [{ name: 'program' }, { name: 'dob', transform: 'GENERALIZE' }],
+        },
+      ],
+    });
+  });
+  afterAll(() => broker.close());
+
+  it('lists each release that returned a row of the subject, with its agency, purpose, version and fields', async () => {
+    expect(
+      (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'P1' })).subjectAccessReport,
+    ).toEqual([]);
+    await rows(`{ participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`);
+    await rows(
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { program: { eq: "HOUSING" } }) { nodes { program dob_year } } }`,
+    );
+    // Returns only P2's row (JOBS, 1985): not a release of P1.
+    await rows(
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { dob_year: { eq: 1985 } }) { nodes { dob_year } } }`,
+    );
+    // Returns no row at all.
+    await rows(
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { program: { eq: "NONE" } }) { nodes { program } } }`,
+    );
+    // Aggregates release no rows.
+    const aggregate = await broker.gql(
+      analyst.apiKey,
+      `{ participation_aggregate(purpose: RECIDIVISM_EVALUATION, groupBy: [program]) { groups { count } } }`,
+      {},
+      DATA,
+    );
+    expect(aggregate.errors).toBeUndefined();
+
+    const p1 = (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'P1' })).subjectAccessReport;
+    expect(p1).toEqual([
+      {
+        at: expect.any(String),
+        agency: { id: research.id, name: 'Research' },
+        purpose: 'RECIDIVISM_EVALUATION',
+        agreementId,
+        agreementVersion: 1,
+        action: 'QUERY',
+        fields: ['program'],
+      },
+      expect.objectContaining({ action: 'QUERY', fields: ['dob_year', 'program'] }),
+    ]);
+    const p2 = (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'P2' })).subjectAccessReport;
+    expect(p2.map((r: { fields: string[] }) => r.fields)).toEqual([['program'], ['dob_year']]);
+    const p3 = (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'P3' })).subjectAccessReport;
+    expect(p3).toHaveLength(2);
+    expect(
+      (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'NOBODY' })).subjectAccessReport,
+    ).toEqual([]);
+  });
+
+  it('records the released records compactly, with their digest in the audit chain', async () => {
+    const stored = await broker.query<{ rids: string; digest: string; row_count: number; n: number }>(
+      `SELECT r.rids::text AS rids, e.details ->> 'releaseDigest' AS digest, e.row_count, cardinality(r.rids) AS n
+         FROM release_record r JOIN audit_event e ON e.seq = r.audit_seq ORDER BY r.audit_seq`,
+    );
+    expect(stored.map((s) => s.n)).toEqual([4, 2, 1]);
+    for (const s of stored) {
+      expect(s.n).toBe(s.row_count);
+      expect(s.digest).toBe(createHash('sha256').update(s.rids).digest('hex'));
+    }
+    // The report itself is audited, without the subject id.
+    const [event] = await broker.query<{ action: string; dataset_id: string; reason: string | null }>(
+      `SELECT action, dataset_id, reason FROM audit_event WHERE action = 'SUBJECT_ACCESS_REPORT' ORDER BY seq DESC LIMIT 1`,
+    );
+    expect(event).toEqual({ action: 'SUBJECT_ACCESS_REPORT', dataset_id: dataset.id, reason: null });
+  });
+
+  it('is for the provider steward only; others learn nothing, not even that the dataset exists', async () => {
+    const other = await report(researchSteward.apiKey, 'P1');
+    expect(other.data).toBeNull();
+    expect(other.errors![0].extensions!.code).toBe('NOT_FOUND');
+    for (const role of ['ANALYST', 'OPERATOR', 'AUDITOR']) {
+      const user = await broker.createUser({ agencyId: role === 'ANALYST' ? cbo.id : null, role });
+      const res = await report(user.apiKey, 'P1');
+      expect(res.errors![0].extensions!.code).toBe('FORBIDDEN');
+    }
+    const missing = await report(steward.apiKey, 'P1', '00000000-0000-4000-8000-000000000000');
+    expect(missing.errors![0].extensions!.code).toBe('NOT_FOUND');
+    const noSubjectField = await report(steward.apiKey, 'P1', noSubject.id);
+    expect(noSubjectField.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+    const tooLong = await report(steward.apiKey, 'x'.repeat(201));
+    expect(tooLong.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('refuses to report from a release list that no longer matches its audit event', async () => {
+    await broker.query(`ALTER TABLE release_record DISABLE TRIGGER USER`);
+    await broker.query(
+      `UPDATE release_record SET rids = rids || 42::bigint WHERE audit_seq = (SELECT min(audit_seq) FROM release_record)`,
+    );
+    await broker.query(`ALTER TABLE release_record ENABLE TRIGGER USER`);
+    const res = await report(steward.apiKey, 'P1');
+    expect(res.data).toBeNull();
+    expect(res.errors![0].extensions!.code).toBe('CONFLICT');
+    expect(res.errors![0].message).toMatch(/altered/);
+  });
+
+  it('records nothing when release recording is turned off (for measuring its cost only)', async () => {
+    const off = await TestBroker.start({
+      DATABASE_URL: broker.config.DATABASE_URL,
+      BROKER_BOOTSTRAP_TOKEN: broker.operatorKey,
+      RECORD_RELEASES: 'false',
+    });
+    try {
+      const [{ n: before }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM release_record`,
+      );
+      const res = await off.gql(
+        analyst.apiKey,
+        `{ participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+        {},
+        DATA,
+      );
+      expect((res.data as any).participation.nodes).toHaveLength(4);
+      const [{ n: after }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM release_record`,
+      );
+      expect(after).toBe(before);
+    } finally {
+      await off.app.close();
+    }
+  });
+});
