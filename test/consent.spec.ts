@@ -60,6 +60,8 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
           datasetId: dataset.id,
           fields: [{ name: 'participant_id' }, { name: 'program' }],
           requireConsent: true,
+          // Exact counts, so the property below can compare aggregates with the model.
+          minCellSize: 1,
         },
       ],
     });
@@ -125,7 +127,7 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
     expect(await broker.query(`SELECT count(*)::int AS n FROM consent_event`)).toEqual(before);
   });
 
-  it('releases only subjects whose latest consent for the query purpose is granted (property)', async () => {
+  it('releases only subjects whose latest consent for the query purpose is granted, in rows and aggregates (property)', async () => {
     const step = fc.record({
       subject: fc.constantFrom(...SUBJECTS),
       purpose: fc.constantFrom(...PURPOSES),
@@ -161,6 +163,20 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
           const got = res.data!.participation.nodes.map((n: { participant_id: string }) => n.participant_id);
           expect([...new Set(got)].sort()).toEqual(expected);
           expect(got).toHaveLength(expected.length * 2);
+
+          // Aggregates count the same people: two enrolments per consenting subject.
+          const counts = await broker.gql(
+            analyst.apiKey,
+            `{ total: participation_aggregate(purpose: ${purpose}, groupBy: []) { groups { key count } }
+               bySubject: participation_aggregate(purpose: ${purpose}, groupBy: [participant_id]) { groups { key count } } }`,
+            undefined,
+            '/data/graphql',
+          );
+          expect(counts.errors).toBeUndefined();
+          expect(counts.data!.total.groups).toEqual([{ key: {}, count: expected.length * 2 }]);
+          expect(counts.data!.bySubject.groups).toEqual(
+            expected.map((s) => ({ key: { participant_id: s }, count: 2 })),
+          );
         },
       ),
       { numRuns: 40 },
