@@ -119,8 +119,9 @@ function canonicalText(column: string, type: FieldTypeName): string {
  */
 function band(column: string, type: 'INTEGER' | 'FLOAT'): string {
   if (type === 'INTEGER') {
-    // Exact in numeric; only the three lowest integers have a band below -2^31.
-    return `(CASE WHEN ${column} >= -2147483645 THEN (floor(${column} / 5.0) * 5)::int END)`;
+    // Integer arithmetic (a floored remainder), exact and several times cheaper than numeric's floor;
+    // only the three lowest integers have a band below -2^31.
+    return `(CASE WHEN ${column} >= -2147483645 THEN ${column} - (${column} % 5 + 5) % 5 END)`;
   }
   return (
     `(CASE WHEN ${column} >= 0 AND ${column} < 5 THEN 0 WHEN ${column} >= -5 AND ${column} < 0 THEN -5 ` +
