@@ -17,6 +17,12 @@
  * (o) supplementary: one row by its key (the primary key's index), one at a time and from 8
  *     connections, against the same baseline: the broker's fixed cost per request, where the
  *     statement itself costs next to nothing.
+ * (r) release recording: the 1,000-row page of (a) through this broker, which records which records
+ *     each release returned, against a second broker on the same database with RECORD_RELEASES=false,
+ *     alternating. Target: p50 on/off ≤ 1.10.
+ * (g) an aggregate over BENCH_AGG_ROWS (default 1,000,000) rows, grouped by two released names,
+ *     through `POST /data/graphql` under an AGGREGATE_ONLY grant, against the same GROUP BY in raw SQL
+ *     through `pg`, alternating. Target: p50 broker/raw ≤ 1.3.
  *
  * The broker is the built `dist/apps/broker/src/main.js` in a child process on its own database;
  * (c) and the statement of the baseline come from a second broker built in this process on the same
@@ -60,7 +66,13 @@ const CONNECTIONS = 8;
 // (c): timed iterations per round, three rounds, after a warm-up.
 const ITERATIONS = Number(process.env.BENCH_QUERY_ITERATIONS ?? 20_000);
 // Which parts to run, e.g. BENCH_QUERY_PARTS=a to profile (a) alone; the others print NaN.
-const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abco';
+const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abcorg';
+// (g): rows of the aggregate's dataset, and requests per side.
+const AGG_ROWS = Number(process.env.BENCH_AGG_ROWS ?? 1_000_000);
+const AGG_SAMPLES = Number(process.env.BENCH_AGG_SAMPLES ?? 30);
+const AGG_SLUG = 'bench_query_counts';
+const TARGET_R = 1.1;
+const TARGET_G = 1.3;
 const BROKER_DB = 'broker_bench_query';
 const SLUG = 'bench_query_people';
 const PURPOSE = 'RECIDIVISM_EVALUATION';
@@ -72,7 +84,6 @@ const TARGET_C = 20;
 
 const ROOT = resolve(__dirname, '..', '..');
 const DATA_DIR = resolve(ROOT, 'bench', '.data');
-const BROKER_LOG = resolve(DATA_DIR, 'query-broker.log');
 
 /** The dataset: a STRING key, strings, integers, floats, a boolean, a date and a date-time. */
 const FIELDS = [
@@ -247,6 +258,54 @@ async function main() {
       ];
     }
 
+    // (r): the same page through a broker that does not record releases, on the same database.
+    let ratioR = NaN;
+    let releases: string[] = ['not run'];
+    if (PARTS.includes('r')) {
+      const offPort = await freePort();
+      const off = await startBroker(offPort, token, { RECORD_RELEASES: 'false' }, 'query-broker-off.log');
+      try {
+        console.log(`(r) ${PAGE_A}-row page, release recording on and off, alternating; load ${load()}`);
+        const r = await latencies(
+          brokerAt,
+          { port: offPort, path: '/data/graphql' },
+          headers,
+          bodyA,
+          SAMPLES,
+        );
+        ratioR = r.broker.p50 / r.baseline.p50;
+        const [{ n, bytes }] = (
+          await withClient(BROKER_DB, (c) =>
+            c.query<{ n: number; bytes: string }>(
+              `SELECT count(*)::int AS n, coalesce(sum(pg_column_size(rids)), 0)::bigint AS bytes FROM release_record`,
+            ),
+          )
+        ).rows;
+        releases = [
+          `p50 on ${r.broker.p50.toFixed(2)} ms, off ${r.baseline.p50.toFixed(2)} ms; p95 on ` +
+            `${r.broker.p95.toFixed(2)} ms, off ${r.baseline.p95.toFixed(2)} ms`,
+          `stored: ${n} releases, ${(Number(bytes) / Math.max(1, n)).toFixed(0)} bytes of row ids per release on ` +
+            `average (the GIN index and row headers come on top)`,
+        ];
+      } finally {
+        await stopChild(off);
+      }
+    }
+
+    // (g): an aggregate over a million rows against the same GROUP BY in raw SQL.
+    let ratioG = NaN;
+    let aggregates: string[] = ['not run'];
+    if (PARTS.includes('g')) {
+      const counts = await prepareCounts(brokerPort, setup);
+      console.log(`(g) aggregate over ${AGG_ROWS.toLocaleString('en-US')} rows, alternating; load ${load()}`);
+      const g = await aggregateLatencies(brokerAt, headers, counts.analystKey);
+      ratioG = g.broker.p50 / g.raw.p50;
+      aggregates = [
+        `p50 broker ${g.broker.p50.toFixed(1)} ms, raw GROUP BY ${g.raw.p50.toFixed(1)} ms ` +
+          `(${g.groups} groups, ${g.suppressed} suppressed)`,
+      ];
+    }
+
     const ratioA = a.broker.p50 / a.baseline.p50;
     const ratioB = b.broker.rate / b.baseline.rate;
     const ms = (x: number) => x.toFixed(2).padStart(10);
@@ -279,14 +338,25 @@ async function main() {
     for (const line of overhead) console.log(`    ${line}`);
     console.log(`(c) in-process decision, ${ITERATIONS.toLocaleString('en-US')} iterations × 3 rounds:`);
     for (const line of inProcess.report) console.log(`    ${line}`);
+    console.log('(r) release recording:');
+    for (const line of releases) console.log(`    ${line}`);
+    console.log('(g) aggregate:');
+    for (const line of aggregates) console.log(`    ${line}`);
     console.log('');
     console.log(`ratio (a) p50 broker/baseline: ${ratioA.toFixed(2)}`);
     console.log(`ratio (b) throughput broker/baseline: ${ratioB.toFixed(2)}`);
     console.log(`(c) decision µs/request: ${inProcess.decisionUs.toFixed(1)}`);
-    const met = ratioA <= TARGET_A && ratioB >= TARGET_B && inProcess.decisionUs <= TARGET_C;
+    console.log(`ratio (r) p50 recording on/off: ${ratioR.toFixed(2)}`);
+    console.log(`ratio (g) p50 aggregate broker/raw GROUP BY: ${ratioG.toFixed(2)}`);
+    const met =
+      ratioA <= TARGET_A &&
+      ratioB >= TARGET_B &&
+      inProcess.decisionUs <= TARGET_C &&
+      !(ratioR > TARGET_R) &&
+      !(ratioG > TARGET_G);
     console.log(
-      `targets (a) ≤ ${TARGET_A}, (b) ≥ ${TARGET_B}, (c) ≤ ${TARGET_C} µs: ${met ? 'met' : 'NOT met'}; ` +
-        `load average ${load()}`,
+      `targets (a) ≤ ${TARGET_A}, (b) ≥ ${TARGET_B}, (c) ≤ ${TARGET_C} µs, (r) ≤ ${TARGET_R}, (g) ≤ ${TARGET_G}: ` +
+        `${met ? 'met' : 'NOT met'}; load average ${load()}`,
     );
   } finally {
     process.off('SIGINT', stopOnSignal);
@@ -305,6 +375,10 @@ async function main() {
 interface Setup {
   analystKey: string;
   datasetId: string;
+  provider: string;
+  recipient: string;
+  providerSteward: string;
+  recipientSteward: string;
 }
 
 async function prepare(port: number, operator: string): Promise<Setup> {
@@ -386,7 +460,115 @@ async function prepare(port: number, operator: string): Promise<Setup> {
   if (approved.approveAgreement.status !== 'ACTIVE') {
     throw new Error(`the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
   }
-  return { analystKey, datasetId };
+  return { analystKey, datasetId, provider, recipient, providerSteward, recipientSteward };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (g): counts of a million people.
+
+const COUNT_FIELDS = [
+  { name: 'id', type: 'INTEGER', classification: 'NON_SENSITIVE', required: true },
+  { name: 'sex', type: 'STRING', classification: 'QUASI_IDENTIFIER' },
+  { name: 'age', type: 'INTEGER', classification: 'QUASI_IDENTIFIER' },
+  { name: 'offense', type: 'STRING', classification: 'SENSITIVE' },
+];
+const OFFENSES = ['THEFT', 'ASSAULT', 'DUI', 'DRUGS', 'FRAUD', 'BURGLARY', 'VANDALISM', 'ARSON'];
+const AGGREGATE_QUERY = `{ ${AGG_SLUG}_aggregate(purpose: ${PURPOSE}, groupBy: [age_band, offense]) {
+  groups { key count suppressed } } }`;
+// The same grouping written by hand, with the same cheap integer band as the broker's statement.
+const RAW_GROUP_BY = `SELECT age - (age % 5 + 5) % 5 AS age_band, offense, count(*)::int AS n
+  FROM records.${AGG_SLUG} GROUP BY 1, 2`;
+
+/** Registers and loads the counts dataset, and releases it AGGREGATE_ONLY to a second agency. */
+async function prepareCounts(port: number, setup: Setup): Promise<{ analystKey: string }> {
+  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
+    gql<T>(port, key, query, variables);
+  const dataset = await g(
+    setup.providerSteward,
+    `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+    { i: { slug: AGG_SLUG, title: 'Aggregate benchmark counts', keyField: 'id', fields: COUNT_FIELDS } },
+  );
+  const datasetId = dataset.registerDataset.id as string;
+  const random = mulberry32(20261122);
+  const lines = ['id,sex,age,offense'];
+  for (let i = 0; i < AGG_ROWS; i++) {
+    // Ages 18-94 skewed young, and a few dozen people of 95-97, whose groups are small and suppressed.
+    const age = random() < 0.00004 ? 95 + Math.floor(3 * random()) : 18 + Math.floor(77 * random() ** 2);
+    lines.push(
+      `${i},${random() < 0.5 ? 'F' : 'M'},${age},${OFFENSES[Math.floor(OFFENSES.length * random() ** 1.5)]}`,
+    );
+  }
+  const csv = lines.join('\n');
+  const started = performance.now();
+  const res = await post(
+    port,
+    `/api/datasets/${datasetId}/records`,
+    { authorization: `Bearer ${setup.providerSteward}`, 'content-type': 'text/csv' },
+    csv,
+  );
+  if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${res.body.slice(0, 1000)}`);
+  console.log(
+    `loaded ${AGG_ROWS.toLocaleString('en-US')} rows for (g) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  await withClient(BROKER_DB, (c) => c.query(`VACUUM ANALYZE records.${AGG_SLUG}`));
+  const proposed = await g(
+    setup.providerSteward,
+    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+    {
+      i: {
+        title: 'Bench counts',
+        providerAgencyId: setup.provider,
+        recipientAgencyId: setup.recipient,
+        purposes: [PURPOSE],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId,
+            access: 'AGGREGATE_ONLY',
+            fields: [{ name: 'sex' }, { name: 'age', transform: 'GENERALIZE' }, { name: 'offense' }],
+          },
+        ],
+      },
+    },
+  );
+  await g(setup.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
+    id: proposed.proposeAgreement.id,
+  });
+  return { analystKey: setup.analystKey };
+}
+
+/** p50 of the aggregate through the broker and of the raw GROUP BY through `pg`, alternating. */
+async function aggregateLatencies(broker: Target, headers: Record<string, string>, analystKey: string) {
+  const body = JSON.stringify({ query: AGGREGATE_QUERY });
+  const auth = { ...headers, authorization: `Bearer ${analystKey}` };
+  return withClient(BROKER_DB, async (client) => {
+    const times = { broker: [] as number[], raw: [] as number[] };
+    let groups = 0;
+    let suppressed = 0;
+    const warmUp = 3;
+    for (let i = 0; i < warmUp + AGG_SAMPLES; i++) {
+      for (const side of i % 2 ? (['raw', 'broker'] as const) : (['broker', 'raw'] as const)) {
+        if (side === 'broker') {
+          const res = await send(broker, auth, body);
+          if (res.status !== 200) throw new Error(`broker answered ${res.status}: ${res.body.slice(0, 500)}`);
+          const answer = (
+            JSON.parse(res.body) as { data: Record<string, { groups: { suppressed: boolean }[] }> }
+          ).data[`${AGG_SLUG}_aggregate`].groups;
+          groups = answer.length;
+          suppressed = answer.filter((x) => x.suppressed).length;
+          if (i >= warmUp) times.broker.push(res.ms);
+        } else {
+          const started = performance.now();
+          const { rows } = await client.query(RAW_GROUP_BY);
+          if (!rows.length) throw new Error('the raw GROUP BY returned nothing');
+          if (i >= warmUp) times.raw.push(performance.now() - started);
+        }
+      }
+    }
+    const p50 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.ceil(xs.length / 2) - 1];
+    return { broker: { p50: p50(times.broker) }, raw: { p50: p50(times.raw) }, groups, suppressed };
+  });
 }
 
 /** The same rows on every run: a seeded generator. */
@@ -680,10 +862,16 @@ function postgresCpuSince(before: Map<string, number> | null): number | null {
 }
 
 /** The broker as deployed: the built main.js, its default log level unless BENCH_LOG_LEVEL is set. */
-async function startBroker(port: number, token: string): Promise<ChildProcess> {
+async function startBroker(
+  port: number,
+  token: string,
+  extraEnv: Record<string, string> = {},
+  logName = 'query-broker.log',
+): Promise<ChildProcess> {
   // The broker writes its log straight to the file, as it would to a log collector: through a pipe
   // that this process drains, its synchronous log writes would wait for autocannon's event loop.
-  const log = openSync(BROKER_LOG, 'w');
+  const logPath = resolve(DATA_DIR, logName);
+  const log = openSync(logPath, 'w');
   // e.g. BENCH_BROKER_NODE_ARGS=--cpu-prof to profile the broker.
   const nodeArgs = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const env: NodeJS.ProcessEnv = {
@@ -693,6 +881,7 @@ async function startBroker(port: number, token: string): Promise<ChildProcess> {
     DATABASE_URL: databaseUrl(BROKER_DB),
     BROKER_BOOTSTRAP_TOKEN: token,
     QUEUE_PREFIX: 'bench',
+    ...extraEnv,
   };
   if (process.env.BENCH_LOG_LEVEL) env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL;
   else delete env.LOG_LEVEL;
@@ -701,7 +890,7 @@ async function startBroker(port: number, token: string): Promise<ChildProcess> {
     stdio: ['ignore', log, log],
   });
   closeSync(log);
-  return waitForBroker(child, port, token, BROKER_LOG);
+  return waitForBroker(child, port, token, logPath);
 }
 
 main().catch((error: unknown) => {
