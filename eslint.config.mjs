@@ -8,7 +8,9 @@ export default tseslint.config(
       'node_modules/**',
       'coverage/**',
       'test-output/**',
-      'apps/admin/**',
+      'apps/admin/dist/**',
+      // Type-checked by apps/admin/tsconfig.node.json; it runs in Node, outside the app's project.
+      'apps/admin/vite.config.mts',
       '*.js',
       '*.mjs',
     ],
@@ -43,6 +45,24 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+  {
+    // The admin UI runs in the browser, typed by its own tsconfig (DOM library, react-jsx).
+    files: ['apps/admin/**/*.ts', 'apps/admin/**/*.tsx'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        navigator: 'readonly',
+        fetch: 'readonly',
+        XMLHttpRequest: 'readonly',
+        URLSearchParams: 'readonly',
+        Blob: 'readonly',
+        File: 'readonly',
+        HTMLElement: 'readonly',
+        console: 'readonly',
+      },
     },
   },
 );

@@ -232,6 +232,7 @@ function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string
   for (const a of county.agreements) say(`  ${a.provider} → ${a.recipient}: ${a.title} (${a.dataset})`);
   say();
   say(`  Broker        ${baseUrl}`);
+  say(`  Admin UI      ${baseUrl}/admin/     (sign in with a key below)`);
   say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
   say(`  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements)`);
   say(`  Health        ${baseUrl}/health`);

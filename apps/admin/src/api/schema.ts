@@ -1,0 +1,258 @@
+/** The control-plane types the admin UI reads, and the operations it sends (DESIGN §4.1). */
+
+export type Role = 'OPERATOR' | 'STEWARD' | 'ANALYST' | 'AUDITOR';
+export const ROLES: Role[] = ['OPERATOR', 'STEWARD', 'ANALYST', 'AUDITOR'];
+
+export type FieldType = 'STRING' | 'INTEGER' | 'FLOAT' | 'BOOLEAN' | 'DATE' | 'DATETIME';
+export const FIELD_TYPES: FieldType[] = ['STRING', 'INTEGER', 'FLOAT', 'BOOLEAN', 'DATE', 'DATETIME'];
+
+export type Classification = 'DIRECT_IDENTIFIER' | 'QUASI_IDENTIFIER' | 'SENSITIVE' | 'NON_SENSITIVE';
+export const CLASSIFICATIONS: Classification[] = [
+  'DIRECT_IDENTIFIER',
+  'QUASI_IDENTIFIER',
+  'SENSITIVE',
+  'NON_SENSITIVE',
+];
+
+export type IdentityRole =
+  'FIRST_NAME' | 'MIDDLE_NAME' | 'LAST_NAME' | 'DATE_OF_BIRTH' | 'SEX' | 'SSN' | 'ZIP';
+export const IDENTITY_ROLES: IdentityRole[] = [
+  'FIRST_NAME',
+  'MIDDLE_NAME',
+  'LAST_NAME',
+  'DATE_OF_BIRTH',
+  'SEX',
+  'SSN',
+  'ZIP',
+];
+
+export type FieldTransform = 'RAW' | 'HASH' | 'GENERALIZE';
+export type GrantAccess = 'ROWS' | 'AGGREGATE_ONLY';
+export type AgreementStatus = 'PROPOSED' | 'PENDING' | 'ACTIVE' | 'EXPIRED' | 'REVOKED';
+export const AGREEMENT_STATUSES: AgreementStatus[] = ['PROPOSED', 'PENDING', 'ACTIVE', 'EXPIRED', 'REVOKED'];
+export type LinkageStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+
+export interface Agency {
+  id: string;
+  name: string;
+  kind: string | null;
+  createdAt: string;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  displayName: string | null;
+  role: Role;
+  agency: { id: string; name: string } | null;
+}
+
+export interface Purpose {
+  id: string;
+  code: string;
+  description: string;
+  createdAt: string;
+}
+
+export interface DatasetField {
+  name: string;
+  type: FieldType;
+  classification: Classification;
+  identity: IdentityRole | null;
+  required: boolean;
+  description: string | null;
+}
+
+export interface Dataset {
+  id: string;
+  slug: string;
+  title: string;
+  description: string | null;
+  provider: { id: string; name: string };
+  keyField: string;
+  subjectField: string | null;
+  fields: DatasetField[];
+  createdAt: string;
+}
+
+/** A row filter as agreements store it: `{"f": v}`, operators, `$and`, `$or`. */
+export type RowFilterJson = Record<string, unknown>;
+
+export interface GrantContent {
+  datasetId: string;
+  access: GrantAccess;
+  fields: { name: string; transform: FieldTransform }[];
+  rowFilter: RowFilterJson | null;
+  requireConsent: boolean;
+  minCellSize: number;
+  linkage: boolean;
+}
+
+/** The canonical content of an agreement version, as stored and approved. */
+export interface AgreementContent {
+  title: string;
+  providerAgencyId: string;
+  recipientAgencyId: string;
+  purposes: string[];
+  validFrom: string;
+  validUntil: string;
+  retentionDays: number | null;
+  legalBasis: string | null;
+  termsOfUse: string | null;
+  grants: GrantContent[];
+}
+
+export interface Approval {
+  agency: { id: string; name: string };
+  user: { id: string; email: string };
+  at: string;
+}
+
+export interface AgreementVersion {
+  version: number;
+  hash: string;
+  content: AgreementContent;
+  createdAt: string;
+  approvals: Approval[];
+}
+
+export interface Agreement {
+  id: string;
+  title: string;
+  status: AgreementStatus;
+  provider: { id: string; name: string };
+  recipient: { id: string; name: string };
+  currentVersion: number;
+  inForceVersion: number | null;
+  purposes: string[];
+  validFrom: string;
+  validUntil: string;
+  revokedAt: string | null;
+  revokeReason: string | null;
+  versions: AgreementVersion[];
+}
+
+export interface ReleasedFieldPreview {
+  name: string;
+  type: string;
+  transform: FieldTransform;
+  sourceField: string;
+}
+
+export interface DatasetPreview {
+  dataset: { id: string; slug: string; title: string };
+  access: GrantAccess;
+  fields: ReleasedFieldPreview[];
+  rowFilter: RowFilterJson | null;
+  requireConsent: boolean;
+  minCellSize: number;
+  personKey: boolean;
+  rowsReleased: number | null;
+}
+
+export interface PurposePreview {
+  purpose: string;
+  datasets: DatasetPreview[];
+}
+
+export interface AuditEvent {
+  seq: number;
+  at: string;
+  actorUserId: string | null;
+  actorAgencyId: string | null;
+  action: string;
+  decision: 'ALLOW' | 'DENY';
+  reason: string | null;
+  purpose: string | null;
+  datasetId: string | null;
+  agreementId: string | null;
+  agreementVersion: number | null;
+  fields: string[] | null;
+  rowCount: number | null;
+  hash: string;
+}
+
+export interface AuditVerification {
+  valid: boolean;
+  checked: number;
+  firstBrokenSeq: number | null;
+}
+
+export interface AccessCount {
+  agreementId: string;
+  day: string;
+  allowed: number;
+  denied: number;
+}
+
+export interface LinkageStats {
+  records: number;
+  candidatePairs: number;
+  links: number;
+  persons: number;
+}
+
+export interface WeightBin {
+  lower: number;
+  upper: number;
+  pairs: number;
+}
+
+export interface LinkageRun {
+  id: string;
+  status: LinkageStatus;
+  progress: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  stats: LinkageStats | null;
+  trigger: string;
+  createdAt: string;
+  threshold: number | null;
+  weightHistogram: WeightBin[];
+}
+
+const AGREEMENT_FIELDS = `id title status currentVersion inForceVersion purposes validFrom validUntil
+  revokedAt revokeReason provider { id name } recipient { id name }
+  versions { version hash content createdAt approvals { agency { id name } user { id email } at } }`;
+
+const DATASET_FIELDS = `id slug title description keyField subjectField createdAt provider { id name }
+  fields { name type classification identity required description }`;
+
+const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold
+  stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
+
+/** Every GraphQL operation the admin UI sends. */
+export const Q = {
+  me: `{ me { id email displayName role agency { id name } } }`,
+  agencies: `{ agencies { id name kind createdAt } }`,
+  purposes: `{ purposes { id code description createdAt } }`,
+  datasets: `{ datasets { ${DATASET_FIELDS} } }`,
+  dataset: `query($id: ID!) { dataset(id: $id) { ${DATASET_FIELDS} } }`,
+  agreements: `query($status: AgreementStatus) { agreements(status: $status) { ${AGREEMENT_FIELDS} } }`,
+  agreement: `query($id: ID!) { agreement(id: $id) { ${AGREEMENT_FIELDS} } }`,
+  previewAgreement: `query($input: AgreementInput!) { previewAgreement(input: $input) {
+    purpose datasets { dataset { id slug title } access rowFilter requireConsent minCellSize personKey rowsReleased
+      fields { name type transform sourceField } } } }`,
+  auditEvents: `query($filter: AuditFilter, $first: Int, $after: String) {
+    auditEvents(filter: $filter, first: $first, after: $after) {
+      nodes { seq at actorUserId actorAgencyId action decision reason purpose datasetId agreementId
+        agreementVersion fields rowCount hash }
+      pageInfo { hasNextPage endCursor } } }`,
+  verifyAuditChain: `{ verifyAuditChain { valid checked firstBrokenSeq } }`,
+  auditAccessSeries: `query($from: DateTime, $to: DateTime) {
+    auditAccessSeries(from: $from, to: $to) { agreementId day allowed denied } }`,
+  linkageRuns: `{ linkageRuns { ${LINKAGE_FIELDS} } }`,
+  linkageRun: `query($id: ID!) { linkageRun(id: $id) { ${LINKAGE_FIELDS} } }`,
+  startLinkage: `mutation { startLinkage { ${LINKAGE_FIELDS} } }`,
+  createAgency: `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name kind createdAt } }`,
+  createUser: `mutation($input: CreateUserInput!) { createUser(input: $input) {
+    user { id email displayName role agency { id name } } apiKey } }`,
+  definePurpose: `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { id code description createdAt } }`,
+  registerDataset: `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { ${DATASET_FIELDS} } }`,
+  recordConsent: `mutation($input: ConsentInput!) { recordConsent(input: $input) { id subjectId purpose granted recordedAt } }`,
+  proposeAgreement: `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { ${AGREEMENT_FIELDS} } }`,
+  amendAgreement: `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { ${AGREEMENT_FIELDS} } }`,
+  approveAgreement: `mutation($id: ID!, $version: Int!) { approveAgreement(id: $id, version: $version) { ${AGREEMENT_FIELDS} } }`,
+  revokeAgreement: `mutation($id: ID!, $reason: String!) { revokeAgreement(id: $id, reason: $reason) { ${AGREEMENT_FIELDS} } }`,
+};

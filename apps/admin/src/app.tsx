@@ -1,0 +1,217 @@
+import { type ReactNode, useCallback, useEffect, useMemo, useState } from 'react';
+import { ApiError, graphql } from './api/client';
+import { AGREEMENT_STATUSES, type AgreementStatus, Q, type Role, type User } from './api/schema';
+import { EmptyState, Loading, PageHeader } from './components/ui';
+import { humanize } from './lib/format';
+import { Link, Redirect, match, navigate, useLocation } from './lib/router';
+import { SessionContext, storeKey, storedKey } from './lib/session';
+import { AgreementPage } from './pages/agreement-detail';
+import { AgreementFormPage } from './pages/agreement-form';
+import { AgreementsPage } from './pages/agreements';
+import { AnalystPage } from './pages/analyst';
+import { AccessChartPage, AuditLogPage, AuditVerifyPage } from './pages/audit';
+import { DatasetPage } from './pages/dataset-detail';
+import { DatasetFormPage } from './pages/dataset-form';
+import { DatasetsPage } from './pages/datasets';
+import { LinkageRunPage, LinkageRunsPage } from './pages/linkage';
+import { AgenciesPage, PurposesPage, UsersPage } from './pages/operator';
+import { SignInPage } from './pages/sign-in';
+
+/** The navigation of each role: what it does here. */
+const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
+  OPERATOR: [
+    { to: '/agencies', label: 'Agencies' },
+    { to: '/users', label: 'Users' },
+    { to: '/purposes', label: 'Purposes' },
+    { to: '/linkage', label: 'Linkage' },
+  ],
+  STEWARD: [
+    { to: '/agreements', label: 'Agreements' },
+    { to: '/datasets', label: 'Datasets' },
+  ],
+  AUDITOR: [
+    { to: '/audit', label: 'Audit log' },
+    { to: '/audit/verify', label: 'Verification' },
+    { to: '/audit/chart', label: 'Access chart' },
+    { to: '/agreements', label: 'Agreements' },
+  ],
+  ANALYST: [{ to: '/analyst', label: 'Querying data' }],
+};
+
+interface Route {
+  pattern: string;
+  roles: Role[];
+  render: (params: Record<string, string>, query: URLSearchParams) => ReactNode;
+}
+
+const ROUTES: Route[] = [
+  { pattern: '/agencies', roles: ['OPERATOR'], render: () => <AgenciesPage /> },
+  { pattern: '/users', roles: ['OPERATOR'], render: () => <UsersPage /> },
+  { pattern: '/purposes', roles: ['OPERATOR'], render: () => <PurposesPage /> },
+  { pattern: '/linkage', roles: ['OPERATOR', 'AUDITOR'], render: () => <LinkageRunsPage /> },
+  {
+    pattern: '/linkage/:id',
+    roles: ['OPERATOR', 'AUDITOR'],
+    render: (p) => <LinkageRunPage key={p.id} id={p.id} />,
+  },
+  { pattern: '/datasets', roles: ['STEWARD'], render: () => <DatasetsPage /> },
+  { pattern: '/datasets/new', roles: ['STEWARD'], render: () => <DatasetFormPage /> },
+  {
+    pattern: '/datasets/:id',
+    roles: ['STEWARD'],
+    render: (p, q) => <DatasetPage key={p.id} id={p.id} justRegistered={q.has('registered')} />,
+  },
+  {
+    pattern: '/agreements',
+    roles: ['STEWARD', 'AUDITOR', 'OPERATOR'],
+    render: (_p, q) => {
+      const status = q.get('status');
+      return (
+        <AgreementsPage
+          status={AGREEMENT_STATUSES.includes(status as AgreementStatus) ? (status as AgreementStatus) : null}
+        />
+      );
+    },
+  },
+  { pattern: '/agreements/new', roles: ['STEWARD'], render: () => <AgreementFormPage /> },
+  {
+    pattern: '/agreements/:id',
+    roles: ['STEWARD', 'AUDITOR', 'OPERATOR'],
+    render: (p, q) => <AgreementPage key={p.id} id={p.id} query={q} />,
+  },
+  {
+    pattern: '/agreements/:id/amend',
+    roles: ['STEWARD'],
+    render: (p) => <AgreementFormPage key={p.id} agreementId={p.id} />,
+  },
+  { pattern: '/audit', roles: ['AUDITOR'], render: () => <AuditLogPage /> },
+  { pattern: '/audit/verify', roles: ['AUDITOR'], render: () => <AuditVerifyPage /> },
+  { pattern: '/audit/chart', roles: ['AUDITOR'], render: () => <AccessChartPage /> },
+  { pattern: '/analyst', roles: ['ANALYST'], render: () => <AnalystPage /> },
+];
+
+function NotFound() {
+  return (
+    <>
+      <PageHeader title="Page not found" />
+      <EmptyState>
+        This page does not exist, or it is not one for your role. <Link to="/">Go to your start page</Link>
+      </EmptyState>
+    </>
+  );
+}
+
+/** The signed-in frame: who is signed in, the role's navigation, and the current page. */
+function Shell({ me, onSignOut }: { me: User; onSignOut: () => void }) {
+  const { path, query } = useLocation();
+  const items = NAVIGATION[me.role];
+  if (path === '/') return <Redirect to={items[0].to} />;
+  let page: ReactNode = <NotFound />;
+  for (const route of ROUTES) {
+    const params = match(route.pattern, path);
+    if (params && route.roles.includes(me.role)) {
+      page = route.render(params, query);
+      break;
+    }
+  }
+  const current = items
+    .filter((item) => path === item.to || path.startsWith(`${item.to}/`))
+    .sort((a, b) => b.to.length - a.to.length)[0];
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="top">
+        <div className="brand">
+          <Link to="/">Data-sharing broker</Link>
+        </div>
+        <div className="who">
+          <span>
+            <strong>{me.displayName ?? me.email}</strong>
+            <span className="muted">
+              {' '}
+              · {humanize(me.role)}
+              {me.agency ? ` · ${me.agency.name}` : ''}
+            </span>
+          </span>
+          <button type="button" onClick={onSignOut}>
+            Sign out
+          </button>
+        </div>
+        <nav aria-label="Main">
+          <ul>
+            {items.map((item) => (
+              <li key={item.to}>
+                <Link to={item.to} aria-current={item === current ? 'page' : undefined}>
+                  {item.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+    </>
+  );
+}
+
+/** Signs in with an API key, keeps it for the tab, and adapts everything to the key's role. */
+export function App() {
+  const [session, setSession] = useState<{ apiKey: string; me: User } | null>(null);
+  const [checking, setChecking] = useState(() => storedKey() !== null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  const signIn = useCallback(async (apiKey: string, restoring = false) => {
+    setBusy(true);
+    setError(null);
+    setNotice(null);
+    try {
+      const { me } = await graphql<{ me: User }>(apiKey, Q.me);
+      storeKey(apiKey);
+      setSession({ apiKey, me });
+    } catch (e) {
+      const failure = e instanceof ApiError ? e : new ApiError(String(e), 'ERROR');
+      if (restoring && failure.code === 'UNAUTHENTICATED') {
+        storeKey(null);
+        setNotice('Your session ended: the API key is no longer valid. Sign in again.');
+      } else setError(failure);
+    } finally {
+      setBusy(false);
+      setChecking(false);
+    }
+  }, []);
+
+  useEffect(() => {
+    const key = storedKey();
+    if (key) void signIn(key, true);
+  }, [signIn]);
+
+  const signOut = useCallback(() => {
+    storeKey(null);
+    setSession(null);
+    setNotice('You signed out. The API key was removed from this browser tab.');
+    navigate('/', { replace: true });
+  }, []);
+
+  const value = useMemo(() => (session ? { ...session, signOut } : null), [session, signOut]);
+
+  if (checking) {
+    return (
+      <main id="main">
+        <Loading label="Signing in…" />
+      </main>
+    );
+  }
+  if (!value)
+    return <SignInPage onSignIn={(key) => void signIn(key)} error={error} busy={busy} notice={notice} />;
+  return (
+    <SessionContext.Provider value={value}>
+      <Shell me={value.me} onSignOut={signOut} />
+    </SessionContext.Provider>
+  );
+}

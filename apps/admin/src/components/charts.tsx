@@ -1,0 +1,257 @@
+import { useId } from 'react';
+import type { AccessCount, WeightBin } from '../api/schema';
+import { formatNumber } from '../lib/format';
+import { TableWrap } from './ui';
+
+/** Distinct colours with enough contrast on white, in order. */
+export const PALETTE = [
+  '#1d4ed8',
+  '#b45309',
+  '#047857',
+  '#7c3aed',
+  '#be123c',
+  '#0e7490',
+  '#4d7c0f',
+  '#a21caf',
+];
+
+const W = 720;
+const H = 260;
+const PAD = { left: 48, right: 16, top: 16, bottom: 40 };
+
+/** Round numbers for an axis from 0 to at least `max`. */
+function ticks(max: number): number[] {
+  if (max <= 0) return [0, 1];
+  const step = 10 ** Math.floor(Math.log10(max));
+  const nice = [1, 2, 5, 10].map((m) => m * step).find((s) => max / s <= 5) ?? step * 10;
+  const out: number[] = [];
+  for (let v = 0; v <= max + nice / 2; v += nice) out.push(v);
+  if (out[out.length - 1] < max) out.push(out[out.length - 1] + nice);
+  return out;
+}
+
+/** Every UTC day from `from` to `to` inclusive, as 'YYYY-MM-DD'. */
+export function daysBetween(from: Date, to: Date): string[] {
+  const days: string[] = [];
+  const at = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()));
+  while (at <= to) {
+    days.push(at.toISOString().slice(0, 10));
+    at.setUTCDate(at.getUTCDate() + 1);
+  }
+  return days;
+}
+
+/**
+ * Data requests per agreement per day: a solid line of requests answered and a dashed one of
+ * requests refused, one colour per agreement; the numbers are in a table below it.
+ */
+export function AccessChart({
+  counts,
+  days,
+  name,
+}: {
+  counts: AccessCount[];
+  days: string[];
+  name: (agreementId: string) => string;
+}) {
+  const titleId = useId();
+  const descId = useId();
+  const agreements = [...new Set(counts.map((c) => c.agreementId))];
+  const max = Math.max(1, ...counts.map((c) => Math.max(c.allowed, c.denied)));
+  const yTicks = ticks(max);
+  const top = yTicks[yTicks.length - 1];
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const x = (i: number) => PAD.left + (days.length <= 1 ? innerW / 2 : (i * innerW) / (days.length - 1));
+  const y = (v: number) => PAD.top + innerH - (v / top) * innerH;
+  const index = new Map(days.map((d, i) => [d, i]));
+  const series = (id: string, key: 'allowed' | 'denied') => {
+    const byDay = new Map(counts.filter((c) => c.agreementId === id).map((c) => [c.day, c[key]]));
+    return days.map((d, i) => `${x(i).toFixed(1)},${y(byDay.get(d) ?? 0).toFixed(1)}`).join(' ');
+  };
+  const labelEvery = Math.max(1, Math.ceil(days.length / 6));
+  const totals = agreements.map((id) => ({
+    id,
+    allowed: counts.filter((c) => c.agreementId === id).reduce((n, c) => n + c.allowed, 0),
+    denied: counts.filter((c) => c.agreementId === id).reduce((n, c) => n + c.denied, 0),
+  }));
+
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={`${titleId} ${descId}`}>
+        <title id={titleId}>Data requests per agreement per day</title>
+        <desc id={descId}>
+          {totals.map((t) => `${name(t.id)}: ${t.allowed} answered, ${t.denied} refused`).join('; ')} from{' '}
+          {days[0]} to {days[days.length - 1]}.
+        </desc>
+        {yTicks.map((v) => (
+          <g key={v}>
+            <line x1={PAD.left} x2={W - PAD.right} y1={y(v)} y2={y(v)} className="grid" />
+            <text x={PAD.left - 6} y={y(v) + 4} textAnchor="end" className="axis-label">
+              {v}
+            </text>
+          </g>
+        ))}
+        {days.map((d, i) =>
+          i % labelEvery === 0 || i === days.length - 1 ? (
+            <text key={d} x={x(i)} y={H - PAD.bottom + 18} textAnchor="middle" className="axis-label">
+              {d.slice(5)}
+            </text>
+          ) : null,
+        )}
+        {agreements.map((id, i) => (
+          <g key={id}>
+            <polyline
+              points={series(id, 'allowed')}
+              fill="none"
+              stroke={PALETTE[i % PALETTE.length]}
+              strokeWidth={2}
+            />
+            <polyline
+              points={series(id, 'denied')}
+              fill="none"
+              stroke={PALETTE[i % PALETTE.length]}
+              strokeWidth={2}
+              strokeDasharray="5 4"
+            />
+            {counts
+              .filter((c) => c.agreementId === id)
+              .map((c) => (
+                <circle
+                  key={c.day}
+                  cx={x(index.get(c.day) ?? 0)}
+                  cy={y(c.allowed)}
+                  r={3}
+                  fill={PALETTE[i % PALETTE.length]}
+                />
+              ))}
+          </g>
+        ))}
+      </svg>
+      <figcaption>
+        <ul className="legend">
+          {agreements.map((id, i) => (
+            <li key={id}>
+              <span
+                className="swatch"
+                style={{ background: PALETTE[i % PALETTE.length] }}
+                aria-hidden="true"
+              />
+              {name(id)}
+            </li>
+          ))}
+          <li className="muted">solid: answered · dashed: refused</li>
+        </ul>
+      </figcaption>
+      <TableWrap label="Data requests per agreement and day">
+        <table>
+          <caption>Data requests per agreement and day (UTC)</caption>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col">Agreement</th>
+              <th scope="col" className="num">
+                Answered
+              </th>
+              <th scope="col" className="num">
+                Refused
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {counts.map((c) => (
+              <tr key={`${c.day}-${c.agreementId}`}>
+                <td>{c.day}</td>
+                <td>{name(c.agreementId)}</td>
+                <td className="num">{formatNumber(c.allowed)}</td>
+                <td className="num">{formatNumber(c.denied)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+    </figure>
+  );
+}
+
+/**
+ * A histogram of candidate pairs by match weight, with the linkage threshold marked: pairs at or
+ * above it are linked.
+ */
+export function WeightHistogram({ bins, threshold }: { bins: WeightBin[]; threshold: number | null }) {
+  const titleId = useId();
+  const descId = useId();
+  if (!bins.length) return <p className="muted">No candidate pairs were scored.</p>;
+  const lower = Math.min(...bins.map((b) => b.lower), threshold ?? Infinity);
+  const upper = Math.max(...bins.map((b) => b.upper), threshold ?? -Infinity);
+  const max = Math.max(1, ...bins.map((b) => b.pairs));
+  const yTicks = ticks(max);
+  const top = yTicks[yTicks.length - 1];
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const span = upper - lower || 1;
+  const x = (v: number) => PAD.left + ((v - lower) / span) * innerW;
+  const y = (v: number) => PAD.top + innerH - (v / top) * innerH;
+  const linked =
+    threshold === null ? 0 : bins.filter((b) => b.lower >= threshold).reduce((n, b) => n + b.pairs, 0);
+  const total = bins.reduce((n, b) => n + b.pairs, 0);
+  const xTicks = ticks(upper - lower)
+    .map((t) => lower + t)
+    .filter((t) => t <= upper);
+
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={`${titleId} ${descId}`}>
+        <title id={titleId}>Candidate pairs by match weight</title>
+        <desc id={descId}>
+          {formatNumber(total)} pairs from weight {lower.toFixed(1)} to {upper.toFixed(1)}
+          {threshold === null
+            ? ''
+            : `; threshold ${threshold.toFixed(2)}, ${formatNumber(linked)} pairs at or above it`}
+          .
+        </desc>
+        {yTicks.map((v) => (
+          <g key={v}>
+            <line x1={PAD.left} x2={W - PAD.right} y1={y(v)} y2={y(v)} className="grid" />
+            <text x={PAD.left - 6} y={y(v) + 4} textAnchor="end" className="axis-label">
+              {formatNumber(v)}
+            </text>
+          </g>
+        ))}
+        {xTicks.map((t) => (
+          <text key={t} x={x(t)} y={H - PAD.bottom + 18} textAnchor="middle" className="axis-label">
+            {Number(t.toFixed(1))}
+          </text>
+        ))}
+        {bins.map((b) => (
+          <rect
+            key={`${b.lower}-${b.upper}`}
+            x={x(b.lower) + 0.5}
+            y={y(b.pairs)}
+            width={Math.max(1, x(b.upper) - x(b.lower) - 1)}
+            height={PAD.top + innerH - y(b.pairs)}
+            className={threshold !== null && b.lower >= threshold ? 'bar bar-linked' : 'bar'}
+          />
+        ))}
+        {threshold !== null ? (
+          <g>
+            <line
+              x1={x(threshold)}
+              x2={x(threshold)}
+              y1={PAD.top}
+              y2={PAD.top + innerH}
+              className="threshold"
+            />
+            <text x={x(threshold) + 4} y={PAD.top + 12} className="axis-label threshold-label">
+              threshold {threshold.toFixed(2)}
+            </text>
+          </g>
+        ) : null}
+      </svg>
+      <figcaption className="muted">
+        Weight on the horizontal axis, pairs on the vertical one. Pairs at or above the threshold are linked
+        {threshold === null ? '' : ` (${formatNumber(linked)} of ${formatNumber(total)})`}.
+      </figcaption>
+    </figure>
+  );
+}

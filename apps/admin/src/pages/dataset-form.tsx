@@ -1,0 +1,298 @@
+import { type FormEvent, useRef, useState } from 'react';
+import {
+  CLASSIFICATIONS,
+  type Classification,
+  type Dataset,
+  FIELD_TYPES,
+  type FieldType,
+  IDENTITY_ROLES,
+  type IdentityRole,
+  Q,
+} from '../api/schema';
+import { ErrorMessage, Field, PageHeader, problemsAt } from '../components/ui';
+import { humanize } from '../lib/format';
+import { Link, navigate } from '../lib/router';
+import { useMutation } from '../lib/use-query';
+
+interface FieldDraft {
+  key: number;
+  name: string;
+  type: FieldType;
+  classification: Classification;
+  identity: IdentityRole | '';
+  required: boolean;
+  description: string;
+}
+
+let nextKey = 1;
+const newField = (): FieldDraft => ({
+  key: nextKey++,
+  name: '',
+  type: 'STRING',
+  classification: 'NON_SENSITIVE',
+  identity: '',
+  required: false,
+  description: '',
+});
+
+const SLUG = /^[a-z][a-z0-9_]{2,62}$/;
+
+/** Registers a dataset of the steward's agency: its identity, and its fields one by one. */
+export function DatasetFormPage() {
+  const [slug, setSlug] = useState('');
+  const [title, setTitle] = useState('');
+  const [description, setDescription] = useState('');
+  const [keyField, setKeyField] = useState('');
+  const [subjectField, setSubjectField] = useState('');
+  const [fields, setFields] = useState<FieldDraft[]>(() => [newField()]);
+  const { mutate, error, busy } = useMutation<{ registerDataset: Dataset }>(Q.registerDataset);
+  const errorRef = useRef<HTMLDivElement>(null);
+
+  const names = fields.map((f) => f.name.trim()).filter(Boolean);
+  const update = (key: number, change: Partial<FieldDraft>) =>
+    setFields((list) => list.map((f) => (f.key === key ? { ...f, ...change } : f)));
+  const move = (index: number, by: number) =>
+    setFields((list) => {
+      const next = [...list];
+      const [item] = next.splice(index, 1);
+      next.splice(index + by, 0, item);
+      return next;
+    });
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const result = await mutate({
+      input: {
+        slug: slug.trim(),
+        title: title.trim(),
+        description: description.trim() || null,
+        keyField,
+        subjectField: subjectField || null,
+        fields: fields.map((f) => ({
+          name: f.name.trim(),
+          type: f.type,
+          classification: f.classification,
+          identity: f.identity || null,
+          required: f.required,
+          description: f.description.trim() || null,
+        })),
+      },
+    });
+    if (result) navigate(`/datasets/${result.registerDataset.id}?registered=1`);
+    else errorRef.current?.scrollIntoView({ block: 'nearest' });
+  };
+
+  return (
+    <>
+      <PageHeader title="Register a dataset" />
+      <p className="muted">
+        The dataset belongs to your agency. Its records are never shown to anyone but through agreements you
+        approve. Fields cannot be changed once registered.
+      </p>
+      <form onSubmit={(e) => void submit(e)} className="stack" noValidate>
+        <div ref={errorRef}>
+          <ErrorMessage error={error} title="The dataset was not registered" />
+        </div>
+        <div className="grid-2">
+          <Field
+            label="Slug"
+            hint="Lowercase letters, digits and _; it names the dataset in the data plane, e.g. jail_bookings."
+            problem={
+              problemsAt(error, 'slug') ??
+              (slug && !SLUG.test(slug)
+                ? 'Use 3 to 63 lowercase letters, digits or _, starting with a letter'
+                : null)
+            }
+          >
+            {(a) => (
+              <input
+                {...a}
+                value={slug}
+                onChange={(e) => setSlug(e.target.value)}
+                autoComplete="off"
+                required
+              />
+            )}
+          </Field>
+          <Field label="Title" problem={problemsAt(error, 'title')}>
+            {(a) => <input {...a} value={title} onChange={(e) => setTitle(e.target.value)} required />}
+          </Field>
+        </div>
+        <Field label="Description (optional)" problem={problemsAt(error, 'description')}>
+          {(a) => (
+            <textarea {...a} rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+          )}
+        </Field>
+
+        <fieldset className="field-editor">
+          <legend>Fields</legend>
+          {problemsAt(error, 'fields') && !fields.some((_f, i) => problemsAt(error, `fields[${i}]`)) ? (
+            <p className="field-problem">{problemsAt(error, 'fields')}</p>
+          ) : null}
+          <ol className="field-rows">
+            {fields.map((f, i) => (
+              <li key={f.key}>
+                <fieldset className="field-row card">
+                  <legend>Field {i + 1}</legend>
+                  <div className="grid-3">
+                    <Field label="Name" problem={problemsAt(error, `fields[${i}].name`)}>
+                      {(a) => (
+                        <input
+                          {...a}
+                          value={f.name}
+                          onChange={(e) => update(f.key, { name: e.target.value })}
+                          autoComplete="off"
+                        />
+                      )}
+                    </Field>
+                    <Field label="Type" problem={problemsAt(error, `fields[${i}].type`)}>
+                      {(a) => (
+                        <select
+                          {...a}
+                          value={f.type}
+                          onChange={(e) => update(f.key, { type: e.target.value as FieldType })}
+                        >
+                          {FIELD_TYPES.map((t) => (
+                            <option key={t} value={t}>
+                              {t}
+                            </option>
+                          ))}
+                        </select>
+                      )}
+                    </Field>
+                    <Field label="Classification" problem={problemsAt(error, `fields[${i}].classification`)}>
+                      {(a) => (
+                        <select
+                          {...a}
+                          value={f.classification}
+                          onChange={(e) =>
+                            update(f.key, { classification: e.target.value as Classification })
+                          }
+                        >
+                          {CLASSIFICATIONS.map((c) => (
+                            <option key={c} value={c}>
+                              {humanize(c)}
+                            </option>
+                          ))}
+                        </select>
+                      )}
+                    </Field>
+                    <Field
+                      label="Identity role"
+                      hint="For record linkage across agencies."
+                      problem={problemsAt(error, `fields[${i}].identity`)}
+                    >
+                      {(a) => (
+                        <select
+                          {...a}
+                          value={f.identity}
+                          onChange={(e) => update(f.key, { identity: e.target.value as IdentityRole | '' })}
+                        >
+                          <option value="">None</option>
+                          {IDENTITY_ROLES.map((r) => (
+                            <option key={r} value={r}>
+                              {humanize(r)}
+                            </option>
+                          ))}
+                        </select>
+                      )}
+                    </Field>
+                    <Field label="Description" problem={problemsAt(error, `fields[${i}].description`)}>
+                      {(a) => (
+                        <input
+                          {...a}
+                          value={f.description}
+                          onChange={(e) => update(f.key, { description: e.target.value })}
+                        />
+                      )}
+                    </Field>
+                    <div className="field checkbox">
+                      <input
+                        type="checkbox"
+                        id={`required-${f.key}`}
+                        checked={f.required}
+                        onChange={(e) => update(f.key, { required: e.target.checked })}
+                      />
+                      <label htmlFor={`required-${f.key}`}>Required</label>
+                    </div>
+                  </div>
+                  <div className="row-actions">
+                    <button
+                      type="button"
+                      onClick={() => move(i, -1)}
+                      disabled={i === 0}
+                      aria-label={`Move field ${i + 1} up`}
+                    >
+                      ↑ Up
+                    </button>
+                    <button
+                      type="button"
+                      onClick={() => move(i, 1)}
+                      disabled={i === fields.length - 1}
+                      aria-label={`Move field ${i + 1} down`}
+                    >
+                      ↓ Down
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => setFields((list) => list.filter((x) => x.key !== f.key))}
+                      disabled={fields.length === 1}
+                      aria-label={`Remove field ${i + 1}`}
+                    >
+                      Remove
+                    </button>
+                  </div>
+                </fieldset>
+              </li>
+            ))}
+          </ol>
+          <button type="button" onClick={() => setFields((list) => [...list, newField()])}>
+            Add a field
+          </button>
+        </fieldset>
+
+        <div className="grid-2">
+          <Field
+            label="Key field"
+            hint="Unique per record: uploading a record with the same key updates it. STRING or INTEGER."
+            problem={problemsAt(error, 'keyField')}
+          >
+            {(a) => (
+              <select {...a} value={keyField} onChange={(e) => setKeyField(e.target.value)}>
+                <option value="">Choose a field</option>
+                {names.map((n) => (
+                  <option key={n} value={n}>
+                    {n}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field
+            label="Subject field (optional)"
+            hint="Your own person id, used to record and enforce consent."
+            problem={problemsAt(error, 'subjectField')}
+          >
+            {(a) => (
+              <select {...a} value={subjectField} onChange={(e) => setSubjectField(e.target.value)}>
+                <option value="">None</option>
+                {names.map((n) => (
+                  <option key={n} value={n}>
+                    {n}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+        </div>
+        <div className="form-actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Registering…' : 'Register dataset'}
+          </button>
+          <Link to="/datasets">Cancel</Link>
+        </div>
+      </form>
+    </>
+  );
+}
