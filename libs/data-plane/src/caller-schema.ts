@@ -15,7 +15,7 @@ import {
   type GraphQLInputFieldConfigMap,
 } from 'graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
-import { type CompiledGrant, GrantAccess, type ReleasedType } from '@broker/policy';
+import { type CompiledGrant, GrantAccess, PERSON_KEY, type ReleasedType } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
 
@@ -67,12 +67,18 @@ export function buildCallerSchema(
   // Released names per dataset, of every grant; the row root exists only where a ROWS grant does.
   const released = new Map<string, Map<string, ReleasedType>>();
   const rowsGranted = new Set<string>();
+  // Datasets whose rows some grant releases with a linkage pseudonym.
+  const linked = new Set<string>();
   const purposes = new Set<string>();
   for (const agreement of active) {
     for (const grant of agreement.grants.values()) {
       if (!shapes.has(grant.datasetId)) continue;
-      if (grant.access === GrantAccess.ROWS) rowsGranted.add(grant.datasetId);
-      else if (grant.access !== GrantAccess.AGGREGATE_ONLY) continue;
+      if (grant.access === GrantAccess.ROWS) {
+        rowsGranted.add(grant.datasetId);
+        if (grant.linkage) linked.add(grant.datasetId);
+      } else if (grant.access !== GrantAccess.AGGREGATE_ONLY) {
+        continue;
+      }
       agreement.purposes.forEach((p) => purposes.add(p));
       const fields = released.get(grant.datasetId) ?? new Map<string, ReleasedType>();
       for (const field of grant.released.values()) fields.set(field.name, field.type);
@@ -144,9 +150,14 @@ export function buildCallerSchema(
   for (const dataset of datasets) {
     const fields = [...released.get(dataset.id)!.entries()].sort(([a], [b]) => a.localeCompare(b));
     const typeName = dataset.typeName;
+    // personKey: the linkage pseudonym, a String scoped to (caller's agency, purpose); it can be read
+    // and filtered on (to join datasets), not grouped or ordered by.
+    const withKey: [string, ReleasedType][] = linked.has(dataset.id)
+      ? [...fields, [PERSON_KEY, 'String']]
+      : fields;
     const objectType = new GraphQLObjectType({
       name: typeName,
-      fields: Object.fromEntries(fields.map(([name, type]) => [name, { type: SCALARS[type] }])),
+      fields: Object.fromEntries(withKey.map(([name, type]) => [name, { type: SCALARS[type] }])),
     });
     const fieldEnum = new GraphQLEnumType({
       name: `${typeName}Field`,
@@ -155,7 +166,7 @@ export function buildCallerSchema(
     const where: GraphQLInputObjectType = new GraphQLInputObjectType({
       name: `${typeName}Where`,
       fields: () => ({
-        ...Object.fromEntries(fields.map(([name, type]) => [name, { type: filterOf(type) }])),
+        ...Object.fromEntries(withKey.map(([name, type]) => [name, { type: filterOf(type) }])),
         and: { type: new GraphQLList(new GraphQLNonNull(where)) },
         or: { type: new GraphQLList(new GraphQLNonNull(where)) },
         not: { type: where },

@@ -29,7 +29,9 @@ import {
   type CompiledGrant,
   type DataWhere,
   GrantAccess,
+  PERSON_KEY,
   PolicyError,
+  type ReleasedNameOptions,
   SqlParams,
   checkRequest,
   orderBySql,
@@ -37,6 +39,7 @@ import {
   whereFieldNames,
   whereSql,
 } from '@broker/policy';
+import { personKeySql } from '@broker/linkage';
 import { type DatasetShapeRecord, recordTable } from '@broker/registry';
 import { type ActiveAgreement, MAX_FIRST, type RootField } from './caller-schema';
 import {
@@ -362,7 +365,7 @@ export class DataPlaneService {
     const { schema, document, operation, variableValues, plans, splice } = decision;
     let results: Map<string, RootResult>;
     try {
-      results = await this.run(client, plans);
+      results = await this.run(client, plans, ctx.principal.agencyId!);
     } catch (error) {
       await end(client, 'ROLLBACK');
       if (error instanceof PolicyError) return this.refused(ctx, [refuse(error.code, error.message)]);
@@ -435,7 +438,7 @@ export class DataPlaneService {
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
-  private async run(client: PoolClient, plans: Plan[]): Promise<Map<string, RootResult>> {
+  private async run(client: PoolClient, plans: Plan[], agencyId: string): Promise<Map<string, RootResult>> {
     const results = new Map<string, RootResult>();
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
@@ -454,7 +457,7 @@ export class DataPlaneService {
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, rowCount: groups.length });
         continue;
       }
-      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES);
+      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
       const { rows } = await client.query<{
         n: number;
         nodes: string;
@@ -725,14 +728,34 @@ function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> 
 }
 
 /** The one statement of a page: released values built as JSON by PostgreSQL, plus the count for paging. */
-export function pageSql(plan: Plan, recordReleases = false): { text: string; values: unknown[] } {
+export function pageSql(
+  plan: Plan,
+  recordReleases = false,
+  recipientAgencyId = '',
+): { text: string; values: unknown[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
+  // personKey, where the grant has linkage: its parameters are added the first time it is used.
+  let personKey: string | undefined;
+  const options: ReleasedNameOptions = grant.linkage
+    ? {
+        get personKey() {
+          if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
+          return (personKey ??= personKeySql(
+            params,
+            shape.id,
+            recipientAgencyId,
+            plan.purpose,
+            `${t}.${quoteIdent(shape.keyField)}::text`,
+          ));
+        },
+      }
+    : {};
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey));
+  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
   const userOrder = plan.orderBy.length
     ? `${orderBySql(plan.orderBy, grant, shape, t, params, hmacKey)}, `
     : '';
@@ -741,6 +764,14 @@ export function pageSql(plan: Plan, recordReleases = false): { text: string; val
   const floats: string[] = [];
   const json = plan.columns
     .map(([key, name]) => {
+      if (
+        name === PERSON_KEY &&
+        plan.fields.includes(name) &&
+        grant.linkage &&
+        /^[_A-Za-z][_0-9A-Za-z]*$/.test(key)
+      ) {
+        return `'${key}', ${options.personKey}`;
+      }
       // Only names authorised for this plan; keys are GraphQL names, safe inside a SQL literal.
       const released = plan.fields.includes(name) ? grant.released.get(name) : undefined;
       if (!released || !/^[a-z][a-z0-9_]*$/.test(name) || !/^[_A-Za-z][_0-9A-Za-z]*$/.test(key)) {

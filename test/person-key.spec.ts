@@ -1,0 +1,181 @@
+import { TestBroker } from '@broker/testing';
+
+const DATA = '/data/graphql';
+const WINDOW = { validFrom: '2020-01-01T00:00:00Z', validUntil: '2099-01-01T00:00:00Z' };
+
+/**
+ * personKey in the data plane: the linkage pseudonym of a record, the same for one person across the
+ * datasets one recipient reads for one purpose, and unrelated for any other recipient or purpose.
+ * The linkage run is written straight into its tables here (the worker's own tests run it for real).
+ */
+describe('data plane: personKey, one pseudonym per recipient and purpose', () => {
+  let broker: TestBroker;
+  let researchAnalyst: { apiKey: string };
+  let probationAnalyst: { apiKey: string };
+  let bookings: { id: string };
+  let participation: { id: string };
+  let cboSteward: { apiKey: string };
+  let probationSteward: { apiKey: string };
+  let ids: { cbo: string; probation: string };
+
+  const read = async (key: string, query: string) => {
+    const res = await broker.gql(key, query, {}, DATA);
+    if (res.errors) throw new Error(JSON.stringify(res.errors));
+    return res.data as Record<string, { nodes: Record<string, string | null>[] }>;
+  };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'person_key' });
+    const sheriff = await broker.createAgency('Sheriff');
+    const cbo = await broker.createAgency('CBO');
+    const research = await broker.createAgency('Research');
+    const probation = await broker.createAgency('Probation');
+    const sheriffSteward = await broker.createUser({ agencyId: sheriff.id, role: 'STEWARD' });
+    cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    const researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    probationSteward = await broker.createUser({ agencyId: probation.id, role: 'STEWARD' });
+    ids = { cbo: cbo.id, probation: probation.id };
+    researchAnalyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    probationAnalyst = await broker.createUser({ agencyId: probation.id, role: 'ANALYST' });
+    await broker.definePurposes('RECIDIVISM_EVALUATION', 'PROGRAM_EVALUATION', 'SUPERVISION');
+    bookings = await broker.registerDataset(sheriffSteward.apiKey, {
+      slug: 'bookings',
+      title: 'Bookings',
+      keyField: 'booking_id',
+      fields: [
+        { name: 'booking_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'last_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'LAST_NAME' },
+        { name: 'charge', type: 'STRING', classification: 'SENSITIVE' },
+      ],
+    });
+    participation = await broker.registerDataset(cboSteward.apiKey, {
+      slug: 'participation',
+      title: 'Participation',
+      keyField: 'enrollment_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'last_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'LAST_NAME' },
+        { name: 'program', type: 'STRING', classification: 'SENSITIVE' },
+      ],
+    });
+    const csv = (rows: string[]) => rows.join('\n');
+    await broker.upload(
+      sheriffSteward.apiKey,
+      bookings.id,
+      'text/csv',
+      csv(['booking_id,last_name,charge', 'B1,Smith,THEFT', 'B2,Jones,DUI']),
+    );
+    await broker.upload(
+      cboSteward.apiKey,
+      participation.id,
+      'text/csv',
+      csv(['enrollment_id,last_name,program', 'E1,Smith,JOBS', 'E2,Brown,HOUSING']),
+    );
+    const grant = (datasetId: string, fields: string[], linkage = true) => ({
+      datasetId,
+      fields: fields.map((name) => ({ name })),
+      linkage,
+    });
+    await broker.activateAgreement(sheriffSteward.apiKey, researchSteward.apiKey, {
+      title: 'Bookings for research',
+      providerAgencyId: sheriff.id,
+      recipientAgencyId: research.id,
+      purposes: ['RECIDIVISM_EVALUATION', 'PROGRAM_EVALUATION'],
+      ...WINDOW,
+      grants: [grant(bookings.id, ['booking_id', 'charge'])],
+    });
+    await broker.activateAgreement(cboSteward.apiKey, researchSteward.apiKey, {
+      title: 'Participation for research',
+      providerAgencyId: cbo.id,
+      recipientAgencyId: research.id,
+      purposes: ['RECIDIVISM_EVALUATION', 'PROGRAM_EVALUATION'],
+      ...WINDOW,
+      grants: [grant(participation.id, ['enrollment_id', 'program'])],
+    });
+    await broker.activateAgreement(sheriffSteward.apiKey, probationSteward.apiKey, {
+      title: 'Bookings for supervision',
+      providerAgencyId: sheriff.id,
+      recipientAgencyId: probation.id,
+      purposes: ['SUPERVISION'],
+      ...WINDOW,
+      grants: [grant(bookings.id, ['booking_id', 'charge'])],
+    });
+    // A finished linkage run: B1 and E1 are person 1, B2 is person 2; E2 is not linked.
+    const [run] = await broker.query<{ id: string }>(
+      `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+    );
+    await broker.query(
+      `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
+       VALUES ($1, $2, 'B1', 1), ($1, $2, 'B2', 2), ($1, $3, 'E1', 1)`,
+      [run.id, bookings.id, participation.id],
+    );
+    await broker.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [run.id]);
+  });
+  afterAll(() => broker.close());
+
+  it('gives one person the same key across the datasets one recipient reads for one purpose', async () => {
+    const data = await read(
+      researchAnalyst.apiKey,
+      `{ bookings(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: booking_id }]) { nodes { booking_id personKey } }
+         participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: enrollment_id }]) { nodes { enrollment_id personKey } } }`,
+    );
+    const [b1, b2] = data.bookings.nodes;
+    const [e1, e2] = data.participation.nodes;
+    expect(b1.personKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(e1.personKey).toBe(b1.personKey);
+    expect(b2.personKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(b2.personKey).not.toBe(b1.personKey);
+    expect(e2.personKey).toBeNull();
+
+    // A filter on the pseudonym joins the datasets.
+    const joined = await read(
+      researchAnalyst.apiKey,
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { personKey: { eq: "${b1.personKey}" } }) { nodes { enrollment_id } } }`,
+    );
+    expect(joined.participation.nodes).toEqual([{ enrollment_id: 'E1' }]);
+  });
+
+  it('gives unrelated keys to another purpose and to another recipient', async () => {
+    const key = async (analyst: string, purpose: string) =>
+      (
+        await read(
+          analyst,
+          `{ bookings(purpose: ${purpose}, where: { booking_id: { eq: "B1" } }) { nodes { personKey } } }`,
+        )
+      ).bookings.nodes[0].personKey;
+    const research = await key(researchAnalyst.apiKey, 'RECIDIVISM_EVALUATION');
+    const otherPurpose = await key(researchAnalyst.apiKey, 'PROGRAM_EVALUATION');
+    const probation = await key(probationAnalyst.apiKey, 'SUPERVISION');
+    expect(new Set([research, otherPurpose, probation]).size).toBe(3);
+    // The other recipient cannot find research's person with research's key.
+    const probe = await read(
+      probationAnalyst.apiKey,
+      `{ bookings(purpose: SUPERVISION, where: { personKey: { eq: "${research}" } }) { nodes { booking_id } } }`,
+    );
+    expect(probe.bookings.nodes).toEqual([]);
+  });
+
+  it('has no personKey where the grant does not release linkage', async () => {
+    await broker.activateAgreement(cboSteward.apiKey, probationSteward.apiKey, {
+      title: 'Participation without linkage',
+      providerAgencyId: ids.cbo,
+      recipientAgencyId: ids.probation,
+      purposes: ['SUPERVISION'],
+      ...WINDOW,
+      grants: [{ datasetId: participation.id, fields: [{ name: 'enrollment_id' }], linkage: false }],
+    });
+    const rows = await read(
+      probationAnalyst.apiKey,
+      `{ participation(purpose: SUPERVISION) { nodes { enrollment_id } } }`,
+    );
+    expect(rows.participation.nodes).toHaveLength(2);
+    for (const query of [
+      `{ participation(purpose: SUPERVISION) { nodes { personKey } } }`,
+      `{ participation(purpose: SUPERVISION, where: { personKey: { isNull: false } }) { nodes { enrollment_id } } }`,
+    ]) {
+      const res = await broker.gql(probationAnalyst.apiKey, query, {}, DATA);
+      expect(res.data).toBeNull();
+      expect(res.errors![0].extensions!.code).toBe('FORBIDDEN');
+    }
+  });
+});
