@@ -127,7 +127,7 @@ describe('demo county seeding', () => {
   it('puts the recidivism scenario in force: research reads reduced records; probation reads no CBO records', async () => {
     const key = (handle: string) => seeded.users.find((u) => u.handle === handle)!.apiKey;
     const agreements = await broker.gqlOk(key('auditor:OVERSIGHT'), '{ agreements { title status } }');
-    expect(agreements.agreements).toHaveLength(4);
+    expect(agreements.agreements).toHaveLength(5);
     expect(agreements.agreements.every((a: { status: string }) => a.status === 'ACTIVE')).toBe(true);
 
     const research = await broker.gql(
@@ -168,5 +168,25 @@ describe('demo county seeding', () => {
       felonies.data!.jail_bookings.nodes.map((n: { charge_severity: string }) => n.charge_severity),
     );
     expect([...severities]).toEqual(['FELONY']);
+
+    // Probation releases counts only: research groups its supervision by risk level, never reads rows.
+    const counts = await broker.gql(
+      key('analyst:RESEARCH'),
+      `{ probation_supervision_aggregate(purpose: RECIDIVISM_EVALUATION, groupBy: [risk_level]) {
+           groups { key count suppressed } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(counts.errors).toBeUndefined();
+    const groups = counts.data!.probation_supervision_aggregate.groups as { key: { risk_level: string } }[];
+    expect(groups.map((g) => g.key.risk_level)).toEqual(['HIGH', 'LOW', 'MODERATE']);
+    const rows = await broker.gql(
+      key('analyst:RESEARCH'),
+      `{ probation_supervision(purpose: RECIDIVISM_EVALUATION) { nodes { risk_level } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(rows.data).toBeNull();
+    expect(rows.errors?.[0].extensions?.code).toBe('FORBIDDEN');
   });
 });

@@ -427,14 +427,18 @@ interface CountyAgreementSpec {
   fields: string[];
   rowFilter?: Record<string, unknown>;
   access?: 'ROWS' | 'AGGREGATE_ONLY';
+  /** Release the linkage pseudonym `personKey`. */
+  linkage?: boolean;
   legalBasis: string;
 }
 
 /**
  * The county's agreements. The CBO shares program participation with the research office for
  * recidivism evaluation, reduced to what the evaluation needs; the sheriff and the court share with
- * the research office likewise; the sheriff shares identified bookings with probation for
- * supervision. There is no CBO → probation agreement: probation sees no program participation.
+ * the research office likewise, all with the linkage pseudonym so that the office can follow one
+ * person across the three; probation shares counts only (AGGREGATE_ONLY) of its supervision; the
+ * sheriff shares identified bookings with probation for supervision. There is no CBO → probation
+ * agreement: probation sees no program participation.
  */
 export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
   {
@@ -452,6 +456,7 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
       'zip:GENERALIZE',
       'last_name:HASH',
     ],
+    linkage: true,
     legalBasis: 'Participant consent form v3, section 4 (research use of de-identified records)',
   },
   {
@@ -469,6 +474,7 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
       'dob:GENERALIZE',
       'last_name:HASH',
     ],
+    linkage: true,
     legalBasis: 'County research data-sharing ordinance',
   },
   {
@@ -478,7 +484,18 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     purposes: ['RECIDIVISM_EVALUATION'],
     dataset: 'court_cases',
     fields: ['filing_date', 'disposition', 'disposition_date', 'sentence_days:GENERALIZE'],
+    linkage: true,
     legalBasis: 'Court administrative order on research access',
+  },
+  {
+    title: 'Supervision counts for recidivism evaluation',
+    provider: 'PROBATION',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'probation_supervision',
+    access: 'AGGREGATE_ONLY',
+    fields: ['risk_level', 'start_date:GENERALIZE', 'violations:GENERALIZE'],
+    legalBasis: 'Probation department statistical release policy',
   },
   {
     title: 'Felony bookings for probation supervision',
@@ -537,6 +554,7 @@ export async function createCountyAgreements(
             return { name, transform };
           }),
           rowFilter: spec.rowFilter ?? null,
+          linkage: spec.linkage ?? false,
         },
       ],
     };
