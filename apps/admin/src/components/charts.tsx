@@ -182,8 +182,9 @@ export function WeightHistogram({ bins, threshold }: { bins: WeightBin[]; thresh
   const titleId = useId();
   const descId = useId();
   if (!bins.length) return <p className="muted">No candidate pairs were scored.</p>;
-  const lower = Math.min(...bins.map((b) => b.lower), threshold ?? Infinity);
-  const upper = Math.max(...bins.map((b) => b.upper), threshold ?? -Infinity);
+  // One unit of room on each side, so that a threshold at the edge of the data stays visible.
+  const lower = Math.floor(Math.min(...bins.map((b) => b.lower), threshold ?? Infinity)) - 1;
+  const upper = Math.ceil(Math.max(...bins.map((b) => b.upper), threshold ?? -Infinity)) + 1;
   const max = Math.max(1, ...bins.map((b) => b.pairs));
   const yTicks = ticks(max);
   const top = yTicks[yTicks.length - 1];
