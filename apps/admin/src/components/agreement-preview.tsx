@@ -124,10 +124,16 @@ export function LivePreview({
     <aside
       className="card live-preview"
       aria-labelledby="live-preview-heading"
-      aria-live="polite"
       aria-busy={state.kind === 'loading'}
     >
       <h2 id="live-preview-heading">What the recipient would see</h2>
+      <p className="visually-hidden" role="status">
+        {state.kind === 'ok'
+          ? `Preview updated for ${state.previews.map((p) => p.purpose).join(', ')}.`
+          : state.kind === 'error'
+            ? 'The agreement is not valid yet.'
+            : ''}
+      </p>
       {blocked ? <p className="muted">{blocked}</p> : null}
       {!blocked && state.kind === 'loading' ? <Loading label="Asking the broker…" /> : null}
       {state.kind === 'error' ? <ErrorMessage error={state.error} title="Not valid yet" /> : null}

@@ -287,7 +287,7 @@ export function AuditLogPage() {
                     </td>
                     <td>{e.fields?.length ? e.fields.join(', ') : '—'}</td>
                     <td className="num">{formatNumber(e.rowCount)}</td>
-                    <td>{e.reason ?? ''}</td>
+                    <td className="reason">{e.reason ?? ''}</td>
                   </tr>
                 ))}
               </tbody>
