@@ -111,6 +111,20 @@ describe('linkage runs', () => {
       return r.status === 'SUCCEEDED' || r.status === 'FAILED' ? r : null;
     });
 
+  /** A unit of the run that has started (attempted) and is not done, once `done` units are done. */
+  async function unitInProgress(runId: string, done: number) {
+    const [progress] = await broker.query<{ done: number }>(
+      `SELECT count(*) FILTER (WHERE done_at IS NOT NULL)::int AS done FROM linkage_unit WHERE run_id = $1`,
+      [runId],
+    );
+    if (progress.done < done) return null;
+    const [active] = await broker.query<{ phase: string; unit: number }>(
+      `SELECT phase, unit FROM linkage_unit WHERE run_id = $1 AND attempts > 0 AND done_at IS NULL`,
+      [runId],
+    );
+    return active ?? null;
+  }
+
   /** Each record's person in a run, as "dataset/key → person". */
   async function assignment(runId: string): Promise<Map<string, string>> {
     const rows = await broker.query<{ dataset_id: string; record_key: string; person_id: string }>(
@@ -241,20 +255,11 @@ describe('linkage runs', () => {
     for (const worker of workers) await stopWorker(worker);
     const second = await startLinkage();
     expect(second.id).not.toBe(first.id);
-    // Every unit of this worker pauses a second before it commits: the kill lands inside one.
-    const doomed = startWorker({ LINKAGE_UNIT_PAUSE_MS: '1000' });
-    const victim = await waitFor('a unit in progress after three are done', async () => {
-      const [progress] = await broker.query<{ done: number }>(
-        `SELECT count(*) FILTER (WHERE done_at IS NOT NULL)::int AS done FROM linkage_unit WHERE run_id = $1`,
-        [second.id],
-      );
-      if (progress.done < 3) return null;
-      const [active] = await broker.query<{ phase: string; unit: number }>(
-        `SELECT phase, unit FROM linkage_unit WHERE run_id = $1 AND attempts > 0 AND done_at IS NULL`,
-        [second.id],
-      );
-      return active ?? null;
-    });
+    // Every unit of this worker pauses before it commits: the kill lands inside one.
+    const doomed = startWorker({ LINKAGE_UNIT_PAUSE_MS: '700' });
+    const victim = await waitFor('a unit in progress after three are done', () =>
+      unitInProgress(second.id, 3),
+    );
     await stopWorker(doomed, 'SIGKILL');
     expect((await run(second.id)).status).toBe('RUNNING');
 
@@ -282,7 +287,48 @@ describe('linkage runs', () => {
     expect(runs.map((r) => r.id)).toEqual([second.id, first.id]);
   }, 120_000);
 
+  it('lets a worker stopped with SIGTERM finish the unit it is doing before it exits', async () => {
+    for (const worker of workers) await stopWorker(worker);
+    const third = await startLinkage();
+    const stopping = startWorker({ LINKAGE_UNIT_PAUSE_MS: '1000' });
+    const inProgress = await waitFor('a unit in progress after one is done', () =>
+      unitInProgress(third.id, 1),
+    );
+    await stopWorker(stopping, 'SIGTERM');
+    const [unit] = await broker.query<{ attempts: number; done: boolean }>(
+      `SELECT attempts, done_at IS NOT NULL AS done FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+      [third.id, inProgress.phase, inProgress.unit],
+    );
+    // Finished by the worker that was stopping, not redone by another.
+    expect(unit).toEqual({ attempts: 1, done: true });
+    startWorker();
+    const done = await finished(third.id);
+    expect(done.status).toBe('SUCCEEDED');
+    expect(await assignment(third.id)).toEqual(firstAssignment);
+  }, 120_000);
+
+  it('finishes a run whose jobs Redis lost, from the state in PostgreSQL', async () => {
+    for (const worker of workers) await stopWorker(worker);
+    const fourth = await startLinkage();
+    startWorker({ LINKAGE_UNIT_PAUSE_MS: '300' });
+    await waitFor('three units done', async () => {
+      const [progress] = await broker.query<{ done: number }>(
+        `SELECT count(*) FILTER (WHERE done_at IS NOT NULL)::int AS done FROM linkage_unit WHERE run_id = $1`,
+        [fourth.id],
+      );
+      return progress.done >= 3;
+    });
+    // Every job of the queue gone, the one being worked on included, as after a Redis restart
+    // without persistence: the workers' watchdog re-creates them from the runs' state.
+    await broker.app.get<Queue>(getQueueToken(QueueName.LINKAGE)).obliterate({ force: true });
+    const done = await finished(fourth.id);
+    expect(done.status).toBe('SUCCEEDED');
+    expect(await assignment(fourth.id)).toEqual(firstAssignment);
+  }, 120_000);
+
   it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {
+    for (const worker of workers) await stopWorker(worker);
+    startWorker();
     const before = await assignment(
       (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id,
     );

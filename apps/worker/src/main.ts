@@ -11,11 +11,21 @@ import { WorkerModule } from './worker.module';
 async function main() {
   const config = loadConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
+  // BullMQ's production guide: a stray rejection is logged, not fatal; an uncaught exception leaves
+  // the process in an unknown state, so it exits and the supervisor starts a fresh one (its jobs
+  // stall and are taken over by the other workers).
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ error: reason instanceof Error ? reason.message : String(reason) }, 'unhandled rejection');
+  });
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ error: error.message }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
   await migrate(config.DATABASE_URL);
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, logger), {
     logger: new PinoNestLogger(logger.child({ component: 'nest' })),
   });
-  // BullMQ workers finish their current job before the process exits.
+  // On SIGTERM or SIGINT, BullMQ workers finish their current job before the process exits.
   app.enableShutdownHooks();
   await app.init();
   const maintenance = app.get<Queue>(getQueueToken(QueueName.MAINTENANCE));

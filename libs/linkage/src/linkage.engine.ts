@@ -266,7 +266,9 @@ export class LinkageEngine {
     const [chunk] = (await this.store.chunks(run.id)).filter((c) => c.chunk === chunkNo);
     if (!chunk) throw new Error(`linkage run ${run.id} has no chunk ${chunkNo}`);
     const dataset = run.datasets![chunk.dataset_no];
+    const t0 = Date.now();
     const { keys, rows } = await this.readChunk(dataset, chunk.key_after, chunk.key_last);
+    const t1 = Date.now();
     const normalised = normaliseChunk(chunkNo, chunk.dataset_no, rows, run.partitions!);
     const blobs: Blob[] = [
       { kind: 'records', a: chunkNo, b: 0, data: normalised.records.serialise() },
@@ -278,6 +280,10 @@ export class LinkageEngine {
         data: batch.serialise(),
       })),
     ];
+    this.logger.debug(
+      { runId: run.id, chunk: chunkNo, readMs: t1 - t0, computeMs: Date.now() - t1 },
+      'linkage chunk normalised',
+    );
     return this.commit(run, 'normalise', chunkNo, { records: rows.length }, async (client) => {
       await client.query(
         `DELETE FROM linkage_blob WHERE run_id = $1 AND kind IN ('records', 'keys', 'part') AND a = $2`,
@@ -301,18 +307,17 @@ export class LinkageEngine {
     const conditions: string[] = [];
     if (after !== null) conditions.push(`${key} > $${params.push(after)}::${keyType}`);
     if (last !== null) conditions.push(`${key} <= $${params.push(last)}::${keyType}`);
-    const result = await this.store.query<unknown[]>(
+    const result = (await this.store.queryArrays(
       `SELECT ${key}::text, ${columns.join(', ')} FROM ${table}
         ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY ${key}`,
       params,
-    );
-    // Rows as objects are fine at a chunk's size; the properties are the identity roles.
-    const keys: string[] = [];
-    const rows: IdentityValues[] = [];
+    )) as (string | null)[][];
+    const keys: string[] = new Array<string>(result.length);
+    const rows: IdentityValues[] = new Array<IdentityValues>(result.length);
     const properties = dataset.fields.map((f) => IDENTITY_PROPERTY[f.identity as IdentityRoleName]);
-    for (const row of result as unknown as Record<string, string | null>[]) {
-      const values = Object.values(row);
-      keys.push(values[0]!);
+    for (let r = 0; r < result.length; r++) {
+      const values = result[r];
+      keys[r] = values[0]!;
       const identity: IdentityValues = {
         firstName: null,
         middleName: null,
@@ -323,7 +328,7 @@ export class LinkageEngine {
         zip: null,
       };
       for (let i = 0; i < properties.length; i++) identity[properties[i]] = values[i + 1];
-      rows.push(identity);
+      rows[r] = identity;
     }
     return { keys, rows };
   }
@@ -367,8 +372,14 @@ export class LinkageEngine {
     const model = await this.model(run.id);
     const [tfBlob] = await this.store.getBlobs(run.id, 'tf');
     if (!tfBlob) throw new Error(`linkage run ${run.id} has no term frequencies`);
+    const t0 = Date.now();
     const tf = termFrequenciesFromJson(tfBlob.data.toString());
+    const t1 = Date.now();
     const part = await this.loadPartition(run.id, partition);
+    this.logger.debug(
+      { runId: run.id, partition, tfMs: t1 - t0, loadMs: Date.now() - t1 },
+      'linkage partition loaded',
+    );
     const cpuBefore = process.cpuUsage();
     const steps = new PartitionScorer(part).useModel(model, tf).scoreSteps();
     let step = steps.next();

@@ -113,6 +113,12 @@ export class LinkageStore {
     return result.rows as T[];
   }
 
+  /** Runs one statement, with rows as arrays (no object per row: chunks are read this way). */
+  async queryArrays(sql: string, params: unknown[] = []): Promise<unknown[][]> {
+    const result = await pgPool(this.dataSource).query({ text: sql, values: params, rowMode: 'array' });
+    return result.rows as unknown[][];
+  }
+
   /**
    * A new QUEUED run, or the one already waiting (at most one waits: it will read every record,
    * including those that prompted this request).

@@ -19,6 +19,7 @@
 import { DOB, FIRST, LAST, MIDDLE, SEX, SSN, ZIP } from './comparisons';
 import { nameGroup } from './nicknames';
 import { nysiis } from './phonetic';
+import type { NormalisedIdentity } from './normalise';
 import type { RecordBatch } from './record-batch';
 
 // Math's functions as module constants: read once, not looked up on the global object in hot loops.
@@ -81,16 +82,11 @@ export function lastNameCode(last: string): string {
   return nysiis(dash < 0 ? last : last.slice(0, dash));
 }
 
-/** The blocking components of a record. */
-export function blockingComponents(batch: RecordBatch, i: number): BlockingComponents {
-  const m = batch.month[i];
-  const d = batch.day[i];
-  const y = batch.year[i];
-  const dob = y ? y * 10_000 + min(m, d) * 100 + max(m, d) : 0;
-  const first = batch.first[i];
-  const last = batch.last[i];
+/** The blocking components of a normalised identity (stored with the record: see RecordBatch). */
+export function blockingComponentsOf(identity: NormalisedIdentity): BlockingComponents {
+  const { year, month, day, first, last } = identity;
   return {
-    dob,
+    dob: year ? year * 10_000 + min(month, day) * 100 + max(month, day) : 0,
     firstGroup: first ? hashString(nameGroup(first)) : 0,
     lastCode: last ? hashString(lastNameCode(last)) : 0,
   };
@@ -131,10 +127,10 @@ function mixStep(h: number, x: number, multiplier: number): number {
 }
 
 /** The partition key of each scheme for a record (NaN where the scheme does not apply). */
-export function schemeKeys(batch: RecordBatch, i: number, c = blockingComponents(batch, i)) {
+export function schemeKeys(batch: RecordBatch, i: number) {
   return {
-    a: mixKey(c.dob),
-    b: mixKey(c.firstGroup, c.lastCode),
+    a: mixKey(batch.dobKey[i]),
+    b: mixKey(batch.groupHash[i], batch.codeHash[i]),
     c: batch.ssn[i] ? mixKey(batch.ssn[i], 7) : NaN,
   };
 }
@@ -145,22 +141,54 @@ export function partitionOf(key: number, partitions: number): number {
 }
 
 /**
- * Every rule's key for every record of a batch: `keys[r][i]` is rule r's key of record i, NaN
- * where the record lacks a component of the rule.
+ * Every rule's key for every record of a batch, as two 32-bit words (`hi`, `lo`) and whether the
+ * record has the key at all (`has`: every component present). Keys are the components themselves
+ * where they fit (date of birth and a name code are one word each); where a rule has three
+ * components two share a word, mixed, so unequal components rarely (and only ever harmlessly: one
+ * more pair compared) share a key. Blocking and the "claimed by an earlier rule" test read these.
  */
-export function ruleKeys(batch: RecordBatch): Float64Array[] {
+export interface RuleKeys {
+  hi: Uint32Array;
+  lo: Uint32Array;
+  has: Uint8Array;
+}
+
+export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const n = batch.size;
-  const keys = BLOCKING_RULES.map(() => new Float64Array(n));
+  const keys = BLOCKING_RULES.map(() => ({
+    hi: new Uint32Array(n),
+    lo: new Uint32Array(n),
+    has: new Uint8Array(n),
+  }));
+  const { dobKey, groupHash, codeHash, zip, sex, middleInitial, year, month, day, ssn } = batch;
+  const set = (r: number, i: number, present: boolean, hi: number, lo: number) => {
+    if (!present) return;
+    keys[r].hi[i] = hi;
+    keys[r].lo[i] = lo;
+    keys[r].has[i] = 1;
+  };
   for (let i = 0; i < n; i++) {
-    const c = blockingComponents(batch, i);
-    keys[0][i] = mixKey(c.dob, c.firstGroup, 1);
-    keys[1][i] = mixKey(c.dob, c.lastCode, 2);
-    keys[2][i] = mixKey(c.dob, batch.zip[i], 3);
-    keys[3][i] = mixKey(c.dob, batch.sex[i], batch.middleInitial[i], 4);
-    keys[4][i] = mixKey(c.firstGroup, c.lastCode, batch.year[i], 5);
-    const md = batch.month[i] ? batch.month[i] * 100 + batch.day[i] : 0;
-    keys[5][i] = mixKey(c.firstGroup, c.lastCode, md, 6);
-    keys[6][i] = batch.ssn[i] ? mixKey(batch.ssn[i], 7) : NaN;
+    const dob = dobKey[i];
+    const group = groupHash[i];
+    const code = codeHash[i];
+    set(0, i, dob !== 0 && group !== 0, dob, group);
+    set(1, i, dob !== 0 && code !== 0, dob, code);
+    set(2, i, dob !== 0 && zip[i] !== 0, dob, zip[i]);
+    set(3, i, dob !== 0 && sex[i] !== 0 && middleInitial[i] !== 0, dob, (sex[i] << 8) | middleInitial[i]);
+    set(4, i, group !== 0 && code !== 0 && year[i] !== 0, group, (imul(code, 0x9e3779b1) ^ year[i]) >>> 0);
+    set(
+      5,
+      i,
+      group !== 0 && code !== 0 && month[i] !== 0,
+      group,
+      (imul(code, 0x85ebca6b) ^ (month[i] * 100 + day[i])) >>> 0,
+    );
+    set(6, i, ssn[i] !== 0, ssn[i], 0);
   }
   return keys;
+}
+
+/** Whether records i and j share rule r's key. */
+export function sameKey(key: RuleKeys, i: number, j: number): boolean {
+  return key.has[i] === 1 && key.has[j] === 1 && key.hi[i] === key.hi[j] && key.lo[i] === key.lo[j];
 }

@@ -5,9 +5,8 @@
 
 // Read once, not looked up on the global object in hot loops.
 const { imul } = Math;
-const EMPTY = 0xffffffff;
 
-/** Maps blocking keys (integers below 2^52) to dense slot numbers 0, 1, 2, … in order of first sight. */
+/** Maps blocking keys (two 32-bit words) to dense slot numbers 0, 1, 2, … in order of first sight. */
 export class KeySlots {
   private hi: Uint32Array;
   private lo: Uint32Array;
@@ -19,50 +18,62 @@ export class KeySlots {
   constructor(expected: number) {
     let capacity = 16;
     while (capacity < expected * 2) capacity *= 2;
-    this.hi = new Uint32Array(capacity).fill(EMPTY);
+    this.hi = new Uint32Array(capacity);
     this.lo = new Uint32Array(capacity);
-    this.slot = new Int32Array(capacity);
+    this.slot = new Int32Array(capacity).fill(-1);
     this.mask = capacity - 1;
   }
 
-  /** The slot of `key`, created when new. */
-  slotOf(key: number): number {
-    const hi = (key / 4294967296) >>> 0;
-    const lo = key >>> 0;
-    let h = (imul(lo ^ imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 0) & this.mask;
+  /** Forgets every key (keeps the memory). */
+  clear(): void {
+    this.slot.fill(-1);
+    this.size = 0;
+  }
+
+  /** The slot of the key (hi, lo), created when new. */
+  slotOf(hi: number, lo: number): number {
+    let h = spread(hi, lo) & this.mask;
     for (;;) {
-      const at = this.hi[h];
-      if (at === EMPTY) {
+      const at = this.slot[h];
+      if (at < 0) {
         if (this.size * 2 >= this.mask) {
           this.grow();
-          return this.slotOf(key);
+          return this.slotOf(hi, lo);
         }
         this.hi[h] = hi;
         this.lo[h] = lo;
         this.slot[h] = this.size;
         return this.size++;
       }
-      if (at === hi && this.lo[h] === lo) return this.slot[h];
+      if (this.hi[h] === hi && this.lo[h] === lo) return at;
       h = (h + 1) & this.mask;
     }
   }
 
   private grow() {
     const { hi, lo, slot } = this;
-    const capacity = hi.length * 2;
-    this.hi = new Uint32Array(capacity).fill(EMPTY);
+    const capacity = slot.length * 2;
+    this.hi = new Uint32Array(capacity);
     this.lo = new Uint32Array(capacity);
-    this.slot = new Int32Array(capacity);
+    this.slot = new Int32Array(capacity).fill(-1);
     this.mask = capacity - 1;
-    for (let i = 0; i < hi.length; i++) {
-      if (hi[i] === EMPTY) continue;
-      let h = (imul(lo[i] ^ imul(hi[i], 0x9e3779b1), 0x85ebca6b) >>> 0) & this.mask;
-      while (this.hi[h] !== EMPTY) h = (h + 1) & this.mask;
+    for (let i = 0; i < slot.length; i++) {
+      if (slot[i] < 0) continue;
+      let h = spread(hi[i], lo[i]) & this.mask;
+      while (this.slot[h] >= 0) h = (h + 1) & this.mask;
       this.hi[h] = hi[i];
       this.lo[h] = lo[i];
       this.slot[h] = slot[i];
     }
   }
+}
+
+/** A 32-bit hash of two words, its bits spread so that any low bits serve as a table index. */
+function spread(hi: number, lo: number): number {
+  let h = imul(lo ^ imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 15;
+  h = imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /**
@@ -117,6 +128,6 @@ export class PairCache {
   }
 
   private hash(x: number, y: number): number {
-    return ((imul(x ^ imul(y, 0x9e3779b1), 0x85ebca6b) >>> 16) ^ imul(y, 0x27d4eb2f)) & this.mask;
+    return spread(x, y) & this.mask;
   }
 }

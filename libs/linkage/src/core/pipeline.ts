@@ -115,11 +115,17 @@ export function termFrequencies(batches: readonly RecordBatch[]): TermFrequencie
   let records = 0;
   for (const batch of batches) {
     records += batch.size;
+    // Counted by dictionary id, then added up by name once per distinct name of the batch.
+    const firstCounts = new Uint32Array(batch.names.length);
+    const lastCounts = new Uint32Array(batch.names.length);
     for (let i = 0; i < batch.size; i++) {
-      const f = batch.first[i];
-      if (f) first.set(f, (first.get(f) ?? 0) + 1);
-      const l = batch.last[i];
-      if (l) last.set(l, (last.get(l) ?? 0) + 1);
+      firstCounts[batch.firstName[i]]++;
+      lastCounts[batch.lastName[i]]++;
+    }
+    for (let id = 1; id < batch.names.length; id++) {
+      const name = batch.names[id];
+      if (firstCounts[id]) first.set(name, (first.get(name) ?? 0) + firstCounts[id]);
+      if (lastCounts[id]) last.set(name, (last.get(name) ?? 0) + lastCounts[id]);
     }
   }
   return { records, first, last };

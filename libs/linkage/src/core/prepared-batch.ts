@@ -1,102 +1,101 @@
-import { ruleKeys } from './blocking';
+import { type RuleKeys, ruleKeys } from './blocking';
 import { PairCache } from './hash-tables';
 import { jaroWinkler } from './jaro-winkler';
-import { nameGroup } from './nicknames';
 import type { RecordBatch } from './record-batch';
+
+// Read once, not looked up on the global object in hot loops.
+const { imul, min } = Math;
+
+/** The number of bits set in a 32-bit integer. */
+function bitCount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return imul(x, 0x01010101) >>> 24;
+}
 
 /** Jaro-Winkler thresholds of the name levels. */
 export const JW_HIGH = 0.92;
 export const JW_LOW = 0.85;
 
 /**
- * A {@link RecordBatch} ready to compare: names interned to small integers (equal names are equal
- * ids), name groups and hyphenated surname parts resolved once per distinct name, blocking keys
- * computed, and a cache of name-pair levels, since names repeat and Jaro-Winkler is the one
- * costly comparison.
+ * A {@link RecordBatch} ready to compare: names are the batch's dictionary ids (equal names are
+ * equal ids; 0 is missing), hyphenated surname parts resolved once per distinct name, blocking
+ * keys computed, and the name-pair levels cached, since names repeat and Jaro-Winkler is the one
+ * costly comparison. Most pairs of different names are proven too far apart for either
+ * Jaro-Winkler level by a bound on their common letters, without computing it.
  */
 export class PreparedBatch {
-  /** Interned given name, -1 when missing. */
-  readonly firstId: Int32Array;
-  /** Interned name group of the given name, -1 when missing. */
-  readonly groupId: Int32Array;
-  /** Interned surname, -1 when missing. */
-  readonly lastId: Int32Array;
-  /** Interned parts of a hyphenated surname (-1 when not hyphenated). */
-  readonly lastPart1: Int32Array;
-  readonly lastPart2: Int32Array;
-  /** Distinct names by id (given names and surnames share one id space). */
-  readonly names: string[] = [];
+  /** Given name id (0 when missing). */
+  readonly firstId: Uint32Array;
+  /** Surname id (0 when missing). */
+  readonly lastId: Uint32Array;
+  /** Per name id, the ids of its first two hyphen-separated parts (-1 when not hyphenated). */
+  private readonly part1: Int32Array;
+  private readonly part2: Int32Array;
+  /** Distinct names by id: the batch's dictionary, then parts of hyphenated names. */
+  readonly names: string[];
   /** Blocking keys per rule. */
-  readonly keys: Float64Array[];
-  private readonly ids = new Map<string, number>();
-  private readonly levelCache = new PairCache(1 << 20);
+  readonly keys: RuleKeys[];
+  /** Per name id: its letters sorted (in `letters` from `letterStart`), and its first letter. */
+  private readonly letters: Uint16Array;
+  private readonly letterStart: Int32Array;
+  private readonly firstLetter: Uint16Array;
+  /** Per name id: a bit per distinct letter (a-z, then anything else in one bit). */
+  private readonly letterSet: Uint32Array;
+  private readonly levelCache = new PairCache(1 << 18);
 
   constructor(readonly batch: RecordBatch) {
-    const n = batch.size;
-    this.firstId = new Int32Array(n);
-    this.groupId = new Int32Array(n);
-    this.lastId = new Int32Array(n);
-    this.lastPart1 = new Int32Array(n).fill(-1);
-    this.lastPart2 = new Int32Array(n).fill(-1);
-    const groupOf = new Map<number, number>();
-    const partsOf = new Map<number, [number, number]>();
-    for (let i = 0; i < n; i++) {
-      const first = batch.first[i];
-      if (first) {
-        const id = this.intern(first);
-        this.firstId[i] = id;
-        let group = groupOf.get(id);
-        if (group === undefined) {
-          group = this.intern(nameGroup(first));
-          groupOf.set(id, group);
-        }
-        this.groupId[i] = group;
-      } else {
-        this.firstId[i] = -1;
-        this.groupId[i] = -1;
+    this.firstId = batch.firstName;
+    this.lastId = batch.lastName;
+    const names = [...batch.names];
+    const ids = new Map(names.map((name, id) => [name, id]));
+    const intern = (name: string) => {
+      let id = ids.get(name);
+      if (id === undefined) {
+        id = names.length;
+        names.push(name);
+        ids.set(name, id);
       }
-      const last = batch.last[i];
-      if (last) {
-        const id = this.intern(last);
-        this.lastId[i] = id;
-        if (last.includes('-')) {
-          let parts = partsOf.get(id);
-          if (!parts) {
-            const [a, b] = last.split('-');
-            parts = [this.intern(a), this.intern(b ?? a)];
-            partsOf.set(id, parts);
-          }
-          this.lastPart1[i] = parts[0];
-          this.lastPart2[i] = parts[1];
-        }
-      } else {
-        this.lastId[i] = -1;
-      }
+      return id;
+    };
+    const dictionary = batch.names.length;
+    const part1: number[] = new Array<number>(dictionary).fill(-1);
+    const part2: number[] = new Array<number>(dictionary).fill(-1);
+    for (let id = 1; id < dictionary; id++) {
+      const name = batch.names[id];
+      if (!name.includes('-')) continue;
+      const [a, b] = name.split('-');
+      part1[id] = intern(a);
+      part2[id] = intern(b ?? a);
     }
+    this.names = names;
+    this.part1 = Int32Array.from(part1);
+    this.part2 = Int32Array.from(part2);
+    const starts = new Int32Array(names.length + 1);
+    for (let id = 0; id < names.length; id++) starts[id + 1] = starts[id] + names[id].length;
+    this.letters = new Uint16Array(starts[names.length]);
+    this.firstLetter = new Uint16Array(names.length);
+    this.letterSet = new Uint32Array(names.length);
+    for (let id = 0; id < names.length; id++) {
+      const name = names[id];
+      const codes = Array.from(name, (c) => c.charCodeAt(0)).sort((x, y) => x - y);
+      this.letters.set(codes, starts[id]);
+      this.firstLetter[id] = name.length ? name.charCodeAt(0) : 0;
+      let set = 0;
+      for (const code of codes) set |= code >= 97 && code <= 122 ? 1 << (code - 97) : 1 << 26;
+      this.letterSet[id] = set >>> 0;
+    }
+    this.letterStart = starts;
     this.keys = ruleKeys(batch);
-  }
-
-  /** The id of a name in this batch, interning it on first sight. */
-  intern(name: string): number {
-    let id = this.ids.get(name);
-    if (id === undefined) {
-      id = this.names.length;
-      this.names.push(name);
-      this.ids.set(name, id);
-    }
-    return id;
-  }
-
-  /** The id of a name, or -1 when the batch has not seen it. */
-  idOf(name: string): number {
-    return this.ids.get(name) ?? -1;
   }
 
   /**
    * The Jaro-Winkler level of two different names: `high` (≥ 0.92), `low` (≥ 0.85) or `other`,
-   * as the offsets 0, 1, 2. Cached per unordered pair of ids.
+   * as the offsets 0, 1, 2.
    */
   similarityLevel(a: number, b: number): number {
+    if (this.tooFarApart(a, b)) return 2;
     const x = a < b ? a : b;
     const y = a < b ? b : a;
     let level = this.levelCache.get(x, y);
@@ -108,13 +107,51 @@ export class PreparedBatch {
     return level;
   }
 
+  /**
+   * Whether Jaro-Winkler is certainly below the low threshold. With M the letters the two names
+   * have in common (as multisets), Jaro ≤ (M/la + M/lb + 1)/3 and Jaro-Winkler ≤ 0.4 + 0.6·Jaro
+   * (= Jaro when the first letters differ), so JW < 0.85 when M/la + M/lb < 1.25 (1.55 when the
+   * first letters differ).
+   */
+  private tooFarApart(a: number, b: number): boolean {
+    const la = this.letterStart[a + 1] - this.letterStart[a];
+    const lb = this.letterStart[b + 1] - this.letterStart[b];
+    const sa = this.letterSet[a];
+    const sb = this.letterSet[b];
+    // First a cheap bound: each distinct letter of one name missing from the other costs at least
+    // one of its letters, so M ≤ la − |A∖B| and M ≤ lb − |B∖A|.
+    const quick = min(la - bitCount(sa & ~sb), lb - bitCount(sb & ~sa));
+    const quickBound = quick / la + quick / lb;
+    const differentStart = this.firstLetter[a] !== this.firstLetter[b];
+    if (quickBound < 1.25 || (differentStart && quickBound < 1.55)) return true;
+    const letters = this.letters;
+    let i = this.letterStart[a];
+    const endA = this.letterStart[a + 1];
+    let j = this.letterStart[b];
+    const endB = this.letterStart[b + 1];
+    let common = 0;
+    while (i < endA && j < endB) {
+      const x = letters[i];
+      const y = letters[j];
+      if (x === y) {
+        common++;
+        i++;
+        j++;
+      } else if (x < y) i++;
+      else j++;
+    }
+    const bound = common / la + common / lb;
+    return bound < 1.25 || (differentStart && bound < 1.55);
+  }
+
   /** Given-name level of records i and j (see COMPARISONS). */
   firstLevel(i: number, j: number): number {
     const a = this.firstId[i];
     const b = this.firstId[j];
-    if (a < 0 || b < 0) return 5;
+    if (a === 0 || b === 0) return 5;
     if (a === b) return 0;
-    if (this.groupId[i] === this.groupId[j]) return 1;
+    // The name groups' hashes (computed when the records were normalised).
+    if (this.batch.groupHash[i] === this.batch.groupHash[j]) return 1;
     return 2 + this.similarityLevel(a, b);
   }
 
@@ -122,13 +159,13 @@ export class PreparedBatch {
   lastLevel(i: number, j: number): number {
     const a = this.lastId[i];
     const b = this.lastId[j];
-    if (a < 0 || b < 0) return 5;
+    if (a === 0 || b === 0) return 5;
     if (a === b) return 0;
-    const a1 = this.lastPart1[i];
-    const b1 = this.lastPart1[j];
+    const a1 = this.part1[a];
+    const b1 = this.part1[b];
     if (a1 >= 0 || b1 >= 0) {
-      const a2 = this.lastPart2[i];
-      const b2 = this.lastPart2[j];
+      const a2 = this.part2[a];
+      const b2 = this.part2[b];
       // One surname is a part of the other's hyphenated surname, or they share a part.
       if (
         a1 === b ||

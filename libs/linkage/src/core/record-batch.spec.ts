@@ -41,7 +41,8 @@ describe('RecordBatch', () => {
     b.push(3, 1, 0, identity('eve', 'jones'));
     const both = RecordBatch.concat([a.build(), b.build()]);
     expect(Array.from(both.recordId)).toEqual([1, 2, 3]);
-    expect(both.first).toEqual(['ana', 'bob', 'eve']);
+    expect([0, 1, 2].map((i) => both.first(i))).toEqual(['ana', 'bob', 'eve']);
+    expect(both.names).toEqual(['', 'ana', 'lopez', 'bob', 'smith', 'eve', 'jones']);
   });
 
   it('refuses bytes that are not a batch, or are cut short', () => {

@@ -1,19 +1,24 @@
+import { blockingComponentsOf } from './blocking';
 import type { NormalisedIdentity } from './normalise';
 
 /**
  * Normalised records in columns: what linkage jobs hand each other through PostgreSQL, as one
  * binary blob per (chunk, partition). Columns are typed arrays, so a job loads a partition of
  * hundreds of thousands of records in milliseconds and compares them without objects per record.
- * Names are the only strings.
+ * Names are dictionary-encoded: `names` holds each distinct name once (`names[0]` is '', missing),
+ * and `firstName`/`lastName` index it, so equal names are equal numbers and a batch carries a few
+ * thousand strings rather than two per record.
  *
  * `recordId` is `chunk << 20 | index in chunk`: unique within a run, and the same in every run over
  * the same records. `mask` says through which blocking schemes a record reached a partition.
+ * `dobKey`, `groupHash` and `codeHash` are the record's blocking components (see blocking.ts),
+ * computed once when the record is normalised, so that scoring hashes no strings.
  */
 export class RecordBatch {
   private constructor(
     readonly size: number,
     readonly recordId: Uint32Array,
-    readonly dataset: Uint8Array,
+    readonly dataset: Uint16Array,
     readonly mask: Uint8Array,
     readonly year: Uint16Array,
     readonly month: Uint8Array,
@@ -22,8 +27,12 @@ export class RecordBatch {
     readonly middleInitial: Uint8Array,
     readonly ssn: Uint32Array,
     readonly zip: Uint32Array,
-    readonly first: string[],
-    readonly last: string[],
+    readonly dobKey: Uint32Array,
+    readonly groupHash: Uint32Array,
+    readonly codeHash: Uint32Array,
+    readonly firstName: Uint32Array,
+    readonly lastName: Uint32Array,
+    readonly names: readonly string[],
   ) {}
 
   /** An empty batch with room for `capacity` records, filled with {@link RecordBatchBuilder.push}. */
@@ -32,8 +41,7 @@ export class RecordBatch {
   }
 
   /** @internal */
-  static of(columns: Omit<RecordBatchColumns, 'size'> & { size: number }): RecordBatch {
-    const c = columns;
+  static of(c: RecordBatchColumns, names: readonly string[]): RecordBatch {
     return new RecordBatch(
       c.size,
       c.recordId,
@@ -46,8 +54,12 @@ export class RecordBatch {
       c.middleInitial,
       c.ssn,
       c.zip,
-      c.first,
-      c.last,
+      c.dobKey,
+      c.groupHash,
+      c.codeHash,
+      c.firstName,
+      c.lastName,
+      names,
     );
   }
 
@@ -59,11 +71,21 @@ export class RecordBatch {
     return builder.build();
   }
 
+  /** The given name of record `i` ('' when missing). */
+  first(i: number): string {
+    return this.names[this.firstName[i]];
+  }
+
+  /** The surname of record `i` ('' when missing). */
+  last(i: number): string {
+    return this.names[this.lastName[i]];
+  }
+
   /** The identity of record `i`. */
   identity(i: number): NormalisedIdentity {
     return {
-      first: this.first[i],
-      last: this.last[i],
+      first: this.first(i),
+      last: this.last(i),
       middleInitial: this.middleInitial[i],
       year: this.year[i],
       month: this.month[i],
@@ -77,13 +99,18 @@ export class RecordBatch {
   /** The batch as bytes: a small header, the typed columns, then the names as UTF-8 lines. */
   serialise(): Buffer {
     const n = this.size;
-    const names = Buffer.from(this.first.join('\n') + '\u0000' + this.last.join('\n'), 'utf8');
+    const names = Buffer.from(this.names.join('\n'), 'utf8');
     const columns: ArrayBufferView[] = [
       this.recordId,
       this.ssn,
       this.zip,
-      this.year,
+      this.dobKey,
+      this.groupHash,
+      this.codeHash,
+      this.firstName,
+      this.lastName,
       this.dataset,
+      this.year,
       this.mask,
       this.month,
       this.day,
@@ -93,7 +120,8 @@ export class RecordBatch {
     const header = Buffer.alloc(HEADER_BYTES);
     header.writeUInt32LE(MAGIC, 0);
     header.writeUInt32LE(n, 4);
-    header.writeUInt32LE(names.length, 8);
+    header.writeUInt32LE(this.names.length, 8);
+    header.writeUInt32LE(names.length, 12);
     const parts: Buffer[] = [header];
     for (const column of columns) {
       parts.push(Buffer.from(column.buffer, column.byteOffset, column.byteLength));
@@ -110,59 +138,60 @@ export class RecordBatch {
       throw new Error('not a linkage record batch');
     }
     const n = bytes.readUInt32LE(4);
-    const namesLength = bytes.readUInt32LE(8);
+    const nameCount = bytes.readUInt32LE(8);
+    const namesLength = bytes.readUInt32LE(12);
     // Copy once into an aligned buffer: typed arrays need their element alignment.
     const aligned = new ArrayBuffer(bytes.length);
     new Uint8Array(aligned).set(bytes);
     let offset = HEADER_BYTES;
     const take = <T>(make: (buffer: ArrayBuffer, offset: number, length: number) => T, bytesPer: number) => {
+      if (offset + n * bytesPer > bytes.length) throw new Error('a linkage record batch is truncated');
       const column = make(aligned, offset, n);
       offset += n * bytesPer;
       offset += (4 - (offset % 4)) % 4;
       return column;
     };
-    const recordId = take((b, o, l) => new Uint32Array(b, o, l), 4);
-    const ssn = take((b, o, l) => new Uint32Array(b, o, l), 4);
-    const zip = take((b, o, l) => new Uint32Array(b, o, l), 4);
-    const year = take((b, o, l) => new Uint16Array(b, o, l), 2);
-    const dataset = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    const mask = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    const month = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    const day = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    const sex = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    const middleInitial = take((b, o, l) => new Uint8Array(b, o, l), 1);
-    if (offset + namesLength !== bytes.length) throw new Error('a linkage record batch is truncated');
-    const text = bytes.toString('utf8', offset, offset + namesLength);
-    const split = text.indexOf('\u0000');
-    const lines = (s: string) => (n === 0 ? [] : s.split('\n'));
-    const first = lines(text.slice(0, split));
-    const last = lines(text.slice(split + 1));
-    if (first.length !== n || last.length !== n) throw new Error('a linkage record batch has bad names');
-    return RecordBatch.of({
+    const u32 = (b: ArrayBuffer, o: number, l: number) => new Uint32Array(b, o, l);
+    const u16 = (b: ArrayBuffer, o: number, l: number) => new Uint16Array(b, o, l);
+    const u8 = (b: ArrayBuffer, o: number, l: number) => new Uint8Array(b, o, l);
+    const columns: RecordBatchColumns = {
       size: n,
-      recordId,
-      dataset,
-      mask,
-      year,
-      month,
-      day,
-      sex,
-      middleInitial,
-      ssn,
-      zip,
-      first,
-      last,
-    });
+      recordId: take(u32, 4),
+      ssn: take(u32, 4),
+      zip: take(u32, 4),
+      dobKey: take(u32, 4),
+      groupHash: take(u32, 4),
+      codeHash: take(u32, 4),
+      firstName: take(u32, 4),
+      lastName: take(u32, 4),
+      dataset: take(u16, 2),
+      year: take(u16, 2),
+      mask: take(u8, 1),
+      month: take(u8, 1),
+      day: take(u8, 1),
+      sex: take(u8, 1),
+      middleInitial: take(u8, 1),
+    };
+    if (offset + namesLength !== bytes.length) throw new Error('a linkage record batch is truncated');
+    const names = bytes.toString('utf8', offset, offset + namesLength).split('\n');
+    if (names.length !== nameCount || names[0] !== '')
+      throw new Error('a linkage record batch has bad names');
+    for (let i = 0; i < n; i++) {
+      if (columns.firstName[i] >= nameCount || columns.lastName[i] >= nameCount) {
+        throw new Error('a linkage record batch has bad names');
+      }
+    }
+    return RecordBatch.of(columns, names);
   }
 }
 
-const MAGIC = 0x4b4e4c31; // "1LNK"
-const HEADER_BYTES = 12;
+const MAGIC = 0x4b4e4c33; // "3LNK"
+const HEADER_BYTES = 16;
 
 interface RecordBatchColumns {
   size: number;
   recordId: Uint32Array;
-  dataset: Uint8Array;
+  dataset: Uint16Array;
   mask: Uint8Array;
   year: Uint16Array;
   month: Uint8Array;
@@ -171,13 +200,18 @@ interface RecordBatchColumns {
   middleInitial: Uint8Array;
   ssn: Uint32Array;
   zip: Uint32Array;
-  first: string[];
-  last: string[];
+  dobKey: Uint32Array;
+  groupHash: Uint32Array;
+  codeHash: Uint32Array;
+  firstName: Uint32Array;
+  lastName: Uint32Array;
 }
 
 /** Fills a {@link RecordBatch} record by record, growing as needed. */
 export class RecordBatchBuilder {
   private c: RecordBatchColumns;
+  private readonly names: string[] = [''];
+  private readonly nameIds = new Map<string, number>([['', 0]]);
 
   constructor(capacity: number) {
     this.c = allocate(Math.max(16, capacity));
@@ -187,12 +221,21 @@ export class RecordBatchBuilder {
     return this.c.size;
   }
 
+  private nameId(name: string): number {
+    let id = this.nameIds.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(name);
+      this.nameIds.set(name, id);
+    }
+    return id;
+  }
+
   /** Adds a record. */
   push(recordId: number, dataset: number, mask: number, identity: NormalisedIdentity): void {
-    const c = this.c;
-    if (c.size === c.recordId.length) this.grow(c.size * 2);
-    const i = this.c.size++;
+    if (this.c.size === this.c.recordId.length) this.grow(this.c.size * 2);
     const d = this.c;
+    const i = d.size++;
     d.recordId[i] = recordId;
     d.dataset[i] = dataset;
     d.mask[i] = mask;
@@ -203,16 +246,19 @@ export class RecordBatchBuilder {
     d.middleInitial[i] = identity.middleInitial;
     d.ssn[i] = identity.ssn;
     d.zip[i] = identity.zip;
-    d.first[i] = identity.first;
-    d.last[i] = identity.last;
+    const components = blockingComponentsOf(identity);
+    d.dobKey[i] = components.dob;
+    d.groupHash[i] = components.firstGroup;
+    d.codeHash[i] = components.lastCode;
+    d.firstName[i] = this.nameId(identity.first);
+    d.lastName[i] = this.nameId(identity.last);
   }
 
   /** Adds record `i` of another batch, with another mask. */
   pushFrom(batch: RecordBatch, i: number, mask: number): void {
-    const c = this.c;
-    if (c.size === c.recordId.length) this.grow(c.size * 2);
-    const k = this.c.size++;
+    if (this.c.size === this.c.recordId.length) this.grow(this.c.size * 2);
     const d = this.c;
+    const k = d.size++;
     d.recordId[k] = batch.recordId[i];
     d.dataset[k] = batch.dataset[i];
     d.mask[k] = mask;
@@ -223,11 +269,14 @@ export class RecordBatchBuilder {
     d.middleInitial[k] = batch.middleInitial[i];
     d.ssn[k] = batch.ssn[i];
     d.zip[k] = batch.zip[i];
-    d.first[k] = batch.first[i];
-    d.last[k] = batch.last[i];
+    d.dobKey[k] = batch.dobKey[i];
+    d.groupHash[k] = batch.groupHash[i];
+    d.codeHash[k] = batch.codeHash[i];
+    d.firstName[k] = this.nameId(batch.names[batch.firstName[i]]);
+    d.lastName[k] = this.nameId(batch.names[batch.lastName[i]]);
   }
 
-  /** Adds every record of a batch. */
+  /** Adds every record of a batch (its names mapped into this batch's dictionary, once per name). */
   append(batch: RecordBatch): void {
     if (this.c.size + batch.size > this.c.recordId.length) this.grow(this.c.size + batch.size);
     const c = this.c;
@@ -242,9 +291,14 @@ export class RecordBatchBuilder {
     c.middleInitial.set(batch.middleInitial, at);
     c.ssn.set(batch.ssn, at);
     c.zip.set(batch.zip, at);
+    c.dobKey.set(batch.dobKey, at);
+    c.groupHash.set(batch.groupHash, at);
+    c.codeHash.set(batch.codeHash, at);
+    const remap = new Uint32Array(batch.names.length);
+    for (let id = 0; id < batch.names.length; id++) remap[id] = this.nameId(batch.names[id]);
     for (let i = 0; i < batch.size; i++) {
-      c.first[at + i] = batch.first[i];
-      c.last[at + i] = batch.last[i];
+      c.firstName[at + i] = remap[batch.firstName[i]];
+      c.lastName[at + i] = remap[batch.lastName[i]];
     }
     c.size += batch.size;
   }
@@ -252,48 +306,63 @@ export class RecordBatchBuilder {
   build(): RecordBatch {
     const c = this.c;
     const n = c.size;
-    return RecordBatch.of({
-      size: n,
-      recordId: c.recordId.slice(0, n),
-      dataset: c.dataset.slice(0, n),
-      mask: c.mask.slice(0, n),
-      year: c.year.slice(0, n),
-      month: c.month.slice(0, n),
-      day: c.day.slice(0, n),
-      sex: c.sex.slice(0, n),
-      middleInitial: c.middleInitial.slice(0, n),
-      ssn: c.ssn.slice(0, n),
-      zip: c.zip.slice(0, n),
-      first: c.first.slice(0, n),
-      last: c.last.slice(0, n),
-    });
+    return RecordBatch.of(
+      {
+        size: n,
+        recordId: c.recordId.slice(0, n),
+        dataset: c.dataset.slice(0, n),
+        mask: c.mask.slice(0, n),
+        year: c.year.slice(0, n),
+        month: c.month.slice(0, n),
+        day: c.day.slice(0, n),
+        sex: c.sex.slice(0, n),
+        middleInitial: c.middleInitial.slice(0, n),
+        ssn: c.ssn.slice(0, n),
+        zip: c.zip.slice(0, n),
+        dobKey: c.dobKey.slice(0, n),
+        groupHash: c.groupHash.slice(0, n),
+        codeHash: c.codeHash.slice(0, n),
+        firstName: c.firstName.slice(0, n),
+        lastName: c.lastName.slice(0, n),
+      },
+      [...this.names],
+    );
   }
 
   private grow(capacity: number) {
     const old = this.c;
     const c = allocate(capacity);
     c.size = old.size;
-    c.recordId.set(old.recordId.subarray(0, old.size));
-    c.dataset.set(old.dataset.subarray(0, old.size));
-    c.mask.set(old.mask.subarray(0, old.size));
-    c.year.set(old.year.subarray(0, old.size));
-    c.month.set(old.month.subarray(0, old.size));
-    c.day.set(old.day.subarray(0, old.size));
-    c.sex.set(old.sex.subarray(0, old.size));
-    c.middleInitial.set(old.middleInitial.subarray(0, old.size));
-    c.ssn.set(old.ssn.subarray(0, old.size));
-    c.zip.set(old.zip.subarray(0, old.size));
-    c.first = old.first;
-    c.last = old.last;
+    for (const key of COLUMN_KEYS) {
+      (c[key] as Uint32Array).set((old[key] as Uint32Array).subarray(0, old.size));
+    }
     this.c = c;
   }
 }
+
+const COLUMN_KEYS = [
+  'recordId',
+  'dataset',
+  'mask',
+  'year',
+  'month',
+  'day',
+  'sex',
+  'middleInitial',
+  'ssn',
+  'zip',
+  'dobKey',
+  'groupHash',
+  'codeHash',
+  'firstName',
+  'lastName',
+] as const;
 
 function allocate(capacity: number): RecordBatchColumns {
   return {
     size: 0,
     recordId: new Uint32Array(capacity),
-    dataset: new Uint8Array(capacity),
+    dataset: new Uint16Array(capacity),
     mask: new Uint8Array(capacity),
     year: new Uint16Array(capacity),
     month: new Uint8Array(capacity),
@@ -302,7 +371,10 @@ function allocate(capacity: number): RecordBatchColumns {
     middleInitial: new Uint8Array(capacity),
     ssn: new Uint32Array(capacity),
     zip: new Uint32Array(capacity),
-    first: [],
-    last: [],
+    dobKey: new Uint32Array(capacity),
+    groupHash: new Uint32Array(capacity),
+    codeHash: new Uint32Array(capacity),
+    firstName: new Uint32Array(capacity),
+    lastName: new Uint32Array(capacity),
   };
 }

@@ -5,7 +5,7 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES } from './blocking';
+import { BLOCKING_RULES, type RuleKeys, sameKey } from './blocking';
 import { FIRST, LAST, LEVELS, PATTERNS, RADIX, STRIDE, agreeLevel, dobLevel, ssnLevel } from './comparisons';
 import { type LinkageModel, type TermFrequencies, patternWeights, tfAdjustment } from './model';
 import { KeySlots } from './hash-tables';
@@ -157,7 +157,10 @@ export class PartitionScorer {
     return next.value;
   }
 
-  /** Scores every candidate pair, yielding now and then; the generator's return value is the result. */
+  /**
+   * Scores every candidate pair, yielding now and then; the generator's return value is the result.
+   * The pair loop is written out here, without callbacks, because it is the hot loop of a run.
+   */
   *scoreSteps(): Generator<void, ScoreResult, undefined> {
     if (!this.weights) throw new Error('useModel() must be called before scoring');
     const weights = this.weights;
@@ -167,36 +170,67 @@ export class PartitionScorer {
     const firstId = this.prepared.firstId;
     const lastId = this.prepared.lastId;
     const recordId = this.batch.recordId;
+    const keys = this.prepared.keys;
     const histogram = new Float64Array(HISTOGRAM_BINS);
     let links = growLinks(null, 1024);
     let pairs = 0;
-    const visit = (i: number, j: number) => {
-      const pattern = this.pattern(i, j);
-      let w = weights[pattern];
-      if (pattern < S_FIRST) w += tfFirst[firstId[i]];
-      if (floor(pattern / S_LAST) % 6 === 0) w += tfLast[lastId[i]];
-      pairs++;
-      let bin = floor(w) - HISTOGRAM_MIN;
-      if (bin < 0) bin = 0;
-      else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
-      histogram[bin]++;
-      if (w >= threshold) {
-        if (links.size === links.a.length) links = growLinks(links, links.size * 2);
-        const ri = recordId[i];
-        const rj = recordId[j];
-        const k = links.size++;
-        links.a[k] = ri < rj ? ri : rj;
-        links.b[k] = ri < rj ? rj : ri;
-        links.weight[k] = w;
+    let skippedBlocks = 0;
+    const pairsByRule = BLOCKING_RULES.map(() => 0);
+    const blocks = new BlockBuilder(this.batch);
+    let sinceYield = 0;
+    for (let r = 0; r < BLOCKING_RULES.length; r++) {
+      const { members, starts, count, skipped } = blocks.build(keys[r], BLOCKING_RULES[r].scheme);
+      skippedBlocks += skipped;
+      // The earlier rules' keys, flattened for the "claimed" test.
+      const his = keys.slice(0, r).map((k) => k.hi);
+      const los = keys.slice(0, r).map((k) => k.lo);
+      const hass = keys.slice(0, r).map((k) => k.has);
+      const q = r;
+      for (let block = 0; block < count; block++) {
+        const end = starts[block + 1];
+        for (let a = starts[block]; a < end - 1; a++) {
+          const i = members[a];
+          for (let b = a + 1; b < end; b++) {
+            const j = members[b];
+            let claimed = false;
+            for (let k = 0; k < q; k++) {
+              const hi = his[k];
+              const lo = los[k];
+              const has = hass[k];
+              if (hi[i] === hi[j] && lo[i] === lo[j] && has[i] === 1 && has[j] === 1) {
+                claimed = true;
+                break;
+              }
+            }
+            if (claimed) continue;
+            const pattern = this.pattern(i, j);
+            let w = weights[pattern];
+            if (pattern < S_FIRST) w += tfFirst[firstId[i]];
+            if (floor(pattern / S_LAST) % 6 === 0) w += tfLast[lastId[i]];
+            pairs++;
+            pairsByRule[r]++;
+            let bin = floor(w) - HISTOGRAM_MIN;
+            if (bin < 0) bin = 0;
+            else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
+            histogram[bin]++;
+            if (w >= threshold) {
+              if (links.size === links.a.length) links = growLinks(links, links.size * 2);
+              const ri = recordId[i];
+              const rj = recordId[j];
+              const k = links.size++;
+              links.a[k] = ri < rj ? ri : rj;
+              links.b[k] = ri < rj ? rj : ri;
+              links.weight[k] = w;
+            }
+          }
+        }
+        sinceYield += end - starts[block];
+        if (sinceYield >= 50_000) {
+          sinceYield = 0;
+          yield;
+        }
       }
-    };
-    const generator = this.pairs(visit, true);
-    let step = generator.next();
-    while (!step.done) {
-      yield;
-      step = generator.next();
     }
-    const { pairsByRule, skippedBlocks } = step.value;
     return {
       pairs,
       links: { size: links.size, a: links.a, b: links.b, weight: links.weight },
@@ -207,77 +241,130 @@ export class PartitionScorer {
   }
 
   /**
-   * Visits every candidate pair once: per rule, per block of equal keys, the pairs that no earlier
-   * rule's key joins. Yields after every ~250,000 pairs.
+   * Visits every candidate pair: per rule, per block of equal keys, the pairs that no earlier
+   * rule's key joins (with `dedupe`; without, every pair of every block). For fitting and tests;
+   * {@link scoreSteps} has the same loop written out.
    */
   *pairs(
     visit: (i: number, j: number, rule: number) => void,
     dedupe = true,
   ): Generator<void, { pairsByRule: number[]; skippedBlocks: number }, undefined> {
     const keys = this.prepared.keys;
-    const mask = this.batch.mask;
-    const n = this.batch.size;
     const pairsByRule = BLOCKING_RULES.map(() => 0);
     let skippedBlocks = 0;
+    const blocks = new BlockBuilder(this.batch);
     let sinceYield = 0;
-    const next = new Int32Array(n);
-    const slotHead = new Int32Array(n);
-    const slotTail = new Int32Array(n);
-    const slotSize = new Int32Array(n);
-    const block = new Int32Array(MAX_BLOCK);
     for (let r = 0; r < BLOCKING_RULES.length; r++) {
-      const scheme = BLOCKING_RULES[r].scheme;
-      const key = keys[r];
-      // Blocks as linked lists of record indices in ascending order, in order of first member:
-      // deterministic, and without sorting.
-      const slots = new KeySlots(n);
-      for (let i = 0; i < n; i++) {
-        const k = key[i];
-        if ((mask[i] & scheme) === 0 || k !== k) continue;
-        next[i] = -1;
-        const before = slots.size;
-        const slot = slots.slotOf(k);
-        if (slot === before) {
-          slotHead[slot] = i;
-          slotTail[slot] = i;
-          slotSize[slot] = 1;
-        } else {
-          next[slotTail[slot]] = i;
-          slotTail[slot] = i;
-          slotSize[slot]++;
-        }
-      }
-      for (let slot = 0; slot < slots.size; slot++) {
-        const size = slotSize[slot];
-        if (size > MAX_BLOCK) {
-          skippedBlocks++;
-        } else if (size > 1) {
-          for (let m = 0, i = slotHead[slot]; m < size; m++, i = next[i]) block[m] = i;
-          for (let a = 0; a < size - 1; a++) {
-            const i = block[a];
-            for (let b = a + 1; b < size; b++) {
-              const j = block[b];
-              let claimed = false;
-              for (let q = 0; dedupe && q < r; q++) {
-                if (keys[q][i] === keys[q][j]) {
-                  claimed = true;
-                  break;
-                }
+      const { members, starts, count, skipped } = blocks.build(keys[r], BLOCKING_RULES[r].scheme);
+      skippedBlocks += skipped;
+      for (let block = 0; block < count; block++) {
+        const end = starts[block + 1];
+        for (let a = starts[block]; a < end - 1; a++) {
+          const i = members[a];
+          for (let b = a + 1; b < end; b++) {
+            const j = members[b];
+            let claimed = false;
+            for (let k = 0; dedupe && k < r; k++) {
+              if (sameKey(keys[k], i, j)) {
+                claimed = true;
+                break;
               }
-              if (claimed) continue;
-              visit(i, j, r);
-              pairsByRule[r]++;
             }
+            if (claimed) continue;
+            visit(i, j, r);
+            pairsByRule[r]++;
           }
-          sinceYield += (size * (size - 1)) / 2;
-          if (sinceYield >= 250_000) {
-            sinceYield = 0;
-            yield;
-          }
+        }
+        sinceYield += end - starts[block];
+        if (sinceYield >= 50_000) {
+          sinceYield = 0;
+          yield;
         }
       }
     }
     return { pairsByRule, skippedBlocks };
+  }
+}
+
+/**
+ * The blocks of one rule: record indices grouped by equal key (ascending within a block, blocks in
+ * order of their first member, so every order is deterministic), singletons and oversized blocks
+ * left out. Its buffers are reused from rule to rule.
+ */
+class BlockBuilder {
+  private readonly slotOf: Int32Array;
+  private readonly sizes: Int32Array;
+  private readonly offsets: Int32Array;
+  private readonly members: Int32Array;
+  private readonly starts: Int32Array;
+  private readonly slots: KeySlots;
+  /** The records that reached the partition through each scheme (by scheme bit). */
+  private readonly bySchemes = new Map<number, Int32Array>();
+
+  constructor(private readonly batch: RecordBatch) {
+    const n = batch.size;
+    this.slotOf = new Int32Array(n);
+    this.sizes = new Int32Array(n + 1);
+    this.offsets = new Int32Array(n + 1);
+    this.members = new Int32Array(n);
+    this.starts = new Int32Array(n + 1);
+    this.slots = new KeySlots(n);
+  }
+
+  private schemeMembers(scheme: number): Int32Array {
+    let list = this.bySchemes.get(scheme);
+    if (!list) {
+      const mask = this.batch.mask;
+      const all = new Int32Array(this.batch.size);
+      let count = 0;
+      for (let i = 0; i < mask.length; i++) if ((mask[i] & scheme) !== 0) all[count++] = i;
+      list = all.slice(0, count);
+      this.bySchemes.set(scheme, list);
+    }
+    return list;
+  }
+
+  build(
+    key: RuleKeys,
+    scheme: number,
+  ): { members: Int32Array; starts: Int32Array; count: number; skipped: number } {
+    const { slotOf, sizes, offsets, members, starts, slots } = this;
+    const candidates = this.schemeMembers(scheme);
+    const m = candidates.length;
+    const { hi, lo, has } = key;
+    slots.clear();
+    for (let c = 0; c < m; c++) {
+      const i = candidates[c];
+      slotOf[c] = has[i] === 1 ? slots.slotOf(hi[i], lo[i]) : -1;
+    }
+    const slotCount = slots.size;
+    sizes.fill(0, 0, slotCount);
+    for (let c = 0; c < m; c++) if (slotOf[c] >= 0) sizes[slotOf[c]]++;
+    // Kept blocks get consecutive ranges of `members`; the others an offset of -1.
+    let count = 0;
+    let skipped = 0;
+    let at = 0;
+    for (let slot = 0; slot < slotCount; slot++) {
+      const size = sizes[slot];
+      if (size > 1 && size <= MAX_BLOCK) {
+        offsets[slot] = at;
+        starts[count++] = at;
+        at += size;
+      } else {
+        if (size > MAX_BLOCK) skipped++;
+        offsets[slot] = -1;
+      }
+    }
+    starts[count] = at;
+    for (let c = 0; c < m; c++) {
+      const slot = slotOf[c];
+      if (slot < 0) continue;
+      const offset = offsets[slot];
+      if (offset < 0) continue;
+      members[offset] = candidates[c];
+      offsets[slot] = offset + 1;
+    }
+    return { members, starts, count, skipped };
   }
 }
 
