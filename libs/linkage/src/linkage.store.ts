@@ -249,24 +249,24 @@ export class LinkageStore {
     return rows.map((r) => r.stats);
   }
 
-  /** Writes blobs (replacing any with the same coordinates). */
+  /**
+   * Writes blobs (replacing any with the same coordinates). The bytes go as binary parameters
+   * (node-postgres sends a Buffer in binary format), a few statements of many rows each.
+   */
   async putBlobs(client: PoolClient, runId: string, blobs: Blob[]): Promise<void> {
-    // Batched so that one statement stays well under the protocol's message size.
     let batch: Blob[] = [];
     let bytes = 0;
     const flush = async () => {
       if (!batch.length) return;
+      const params: unknown[] = [runId];
+      const rows = batch.map(
+        (blob) =>
+          `($1, $${params.push(blob.kind)}, $${params.push(blob.a)}, $${params.push(blob.b)}, $${params.push(blob.data)}::bytea)`,
+      );
       await client.query(
-        `INSERT INTO linkage_blob (run_id, kind, a, b, data)
-         SELECT $1, k, a, b, d FROM unnest($2::text[], $3::int[], $4::int[], $5::bytea[]) AS t(k, a, b, d)
+        `INSERT INTO linkage_blob (run_id, kind, a, b, data) VALUES ${rows.join(', ')}
          ON CONFLICT (run_id, kind, a, b) DO UPDATE SET data = excluded.data`,
-        [
-          runId,
-          batch.map((x) => x.kind),
-          batch.map((x) => x.a),
-          batch.map((x) => x.b),
-          batch.map((x) => x.data),
-        ],
+        params,
       );
       batch = [];
       bytes = 0;
@@ -274,7 +274,7 @@ export class LinkageStore {
     for (const blob of blobs) {
       batch.push(blob);
       bytes += blob.data.length;
-      if (bytes >= 64 * 1024 * 1024) await flush();
+      if (bytes >= 32 * 1024 * 1024 || batch.length >= 1000) await flush();
     }
     await flush();
   }
@@ -289,6 +289,8 @@ export class LinkageStore {
     let sql = `SELECT a, b, data FROM linkage_blob WHERE run_id = $1 AND kind = $2`;
     if (where.a !== undefined) sql += ` AND a = $${params.push(where.a)}`;
     if (where.b !== undefined) sql += ` AND b = $${params.push(where.b)}`;
+    // Read as text (hex), which node-postgres decodes natively: its binary result mode decodes
+    // every field as UTF-8 first, which would corrupt the bytes.
     return this.query(`${sql} ORDER BY a, b`, params);
   }
 

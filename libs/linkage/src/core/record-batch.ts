@@ -1,4 +1,5 @@
-import { blockingComponentsOf } from './blocking';
+import { blockingComponentsOf, hashString, lastNameCode } from './blocking';
+import { nameGroup } from './nicknames';
 import type { NormalisedIdentity } from './normalise';
 
 /**
@@ -12,7 +13,8 @@ import type { NormalisedIdentity } from './normalise';
  * `recordId` is `chunk << 20 | index in chunk`: unique within a run, and the same in every run over
  * the same records. `mask` says through which blocking schemes a record reached a partition.
  * `dobKey`, `groupHash` and `codeHash` are the record's blocking components (see blocking.ts),
- * computed once when the record is normalised, so that scoring hashes no strings.
+ * computed once per distinct name when a batch is built or read, so that scoring hashes no
+ * strings; they are not serialised.
  */
 export class RecordBatch {
   private constructor(
@@ -104,9 +106,6 @@ export class RecordBatch {
       this.recordId,
       this.ssn,
       this.zip,
-      this.dobKey,
-      this.groupHash,
-      this.codeHash,
       this.firstName,
       this.lastName,
       this.dataset,
@@ -159,9 +158,9 @@ export class RecordBatch {
       recordId: take(u32, 4),
       ssn: take(u32, 4),
       zip: take(u32, 4),
-      dobKey: take(u32, 4),
-      groupHash: take(u32, 4),
-      codeHash: take(u32, 4),
+      dobKey: new Uint32Array(n),
+      groupHash: new Uint32Array(n),
+      codeHash: new Uint32Array(n),
       firstName: take(u32, 4),
       lastName: take(u32, 4),
       dataset: take(u16, 2),
@@ -181,12 +180,31 @@ export class RecordBatch {
         throw new Error('a linkage record batch has bad names');
       }
     }
+    fillBlockingComponents(columns, names);
     return RecordBatch.of(columns, names);
   }
 }
 
-const MAGIC = 0x4b4e4c33; // "3LNK"
+const MAGIC = 0x4b4e4c34; // "4LNK"
 const HEADER_BYTES = 16;
+
+/** The blocking components of every record, from its date and the codes of its names (once per name). */
+function fillBlockingComponents(c: RecordBatchColumns, names: readonly string[]) {
+  const groups = new Uint32Array(names.length);
+  const codes = new Uint32Array(names.length);
+  for (let id = 1; id < names.length; id++) {
+    groups[id] = hashString(nameGroup(names[id]));
+    codes[id] = hashString(lastNameCode(names[id]));
+  }
+  for (let i = 0; i < c.size; i++) {
+    const year = c.year[i];
+    const month = c.month[i];
+    const day = c.day[i];
+    c.dobKey[i] = year ? year * 10_000 + (month < day ? month : day) * 100 + (month < day ? day : month) : 0;
+    c.groupHash[i] = groups[c.firstName[i]];
+    c.codeHash[i] = codes[c.lastName[i]];
+  }
+}
 
 interface RecordBatchColumns {
   size: number;
