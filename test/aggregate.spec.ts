@@ -180,16 +180,26 @@ describe('data plane: aggregates with disclosure control', () => {
     expect(picked).toEqual(all.filter((g) => g.key.zip === '97201'));
     const notX = await groups(['sex', 'zip'], { not: { sex: { eq: 'X' } } });
     expect(notX).toEqual(all.filter((g) => g.key.sex !== 'X'));
+    // The same grouping in the other order gets the same pattern: two patterns would tell more.
+    const reversed = await groups(['zip', 'sex']);
+    const pattern = (list: Group[]) =>
+      Object.fromEntries(list.map((g) => [`${String(g.key.sex)}|${String(g.key.zip)}`, g.count]));
+    expect(pattern(reversed)).toEqual(pattern(all));
   });
 
   it('refuses duplicate group names and groupings with too many groups', async () => {
     const dup = await aggregate(['sex', 'sex']);
     expect(dup.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
-    // Two-way tables at most under an AGGREGATE_ONLY grant (docs/disclosure-control.md).
+    // Four names at most under an AGGREGATE_ONLY grant (docs/disclosure-control.md).
+    const five = await aggregate(['sex', 'zip', 'offense', 'age_band', 'booked_on_year']);
+    expect(five.data).toBeNull();
+    expect(five.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+    expect(five.errors![0].message).toMatch(/at most 4 fields/);
+    // A three-way table with a small cell (the people of sex X) is refused, keys and all.
     const three = await aggregate(['sex', 'zip', 'offense']);
     expect(three.data).toBeNull();
     expect(three.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
-    expect(three.errors![0].message).toMatch(/at most 2 fields/);
+    expect(three.errors![0].message).toMatch(/three fields or more/);
   });
 
   it('records each aggregate as an AGGREGATE event with its grouped names', async () => {

@@ -8,7 +8,7 @@ import {
   SqlParams,
   releasedJsonExpression,
   rowFilterSql,
-  suppressionPattern,
+  protectedPattern,
   whereSql,
 } from '@broker/policy';
 import { type DatasetShapeRecord, recordTable } from '@broker/registry';
@@ -123,12 +123,23 @@ export function protectedGroups(
   rows: { k: string; n: number; v: number; selected: boolean }[],
 ): AggregateGroup[] {
   const keys = rows.map((row) => JSON.parse(row.k) as unknown[]);
+  // The pattern is decided with the grouped names in one order, whatever order the caller wrote:
+  // two orders of the same grouping must not get two patterns, which together would tell more.
+  const canonical = plan.groupBy.map((name, j) => [name, j] as const).sort(([a], [b]) => (a < b ? -1 : 1));
   const cells: CountCell[] = rows.map((row, i) => ({
-    key: keys[i].map((value) => JSON.stringify(value)),
+    key: canonical.map(([, j]) => JSON.stringify(keys[i][j])),
     count: row.n,
     hidden: row.n - row.v,
   }));
-  const suppressed = suppressionPattern(cells, plan.grant.minCellSize);
+  const suppressed = protectedPattern(cells, plan.grant.minCellSize);
+  // A table of three names or more is answered in full or not at all: even its keys would tell which
+  // combinations are empty, so one that would need suppression is refused.
+  if (plan.groupBy.length > 2 && suppressed.some(Boolean)) {
+    throw new PolicyError(
+      'BAD_USER_INPUT',
+      'Grouped by three fields or more, some groups would be suppressed: group by fewer or coarser fields',
+    );
+  }
   const order = rows.map((_, i) => i).sort((a, b) => compareCells(cells[a].key, cells[b].key));
   const groups: AggregateGroup[] = [];
   for (const i of order) {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { type CountCell, suppressionPattern } from './disclosure-control';
+import { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
 
 const cell = (key: string[], count: number, hidden = count): CountCell => ({ key, count, hidden });
 
@@ -88,5 +88,46 @@ describe('suppressionPattern', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  describe('protectedPattern', () => {
+    /** A full 3 x 2 x 2 table with the given count in every cell. */
+    const cube = (count: (key: string[]) => number) => {
+      const cells: CountCell[] = [];
+      for (const a of ['a1', 'a2', 'a3'])
+        for (const b of ['b1', 'b2'])
+          for (const c of ['c1', 'c2']) {
+            const key = [a, b, c];
+            cells.push(cell(key, count(key)));
+          }
+      return cells;
+    };
+
+    it('is suppressionPattern for tables of up to two names', () => {
+      const cells = [cell(['F', 'x'], 40), cell(['M', 'x'], 30), cell(['X', 'x'], 3)];
+      expect(protectedPattern(cells, 11)).toEqual(suppressionPattern(cells, 11));
+    });
+
+    it('releases a three-way table in full when no cell of it or of its margins is suppressed', () => {
+      expect(
+        protectedPattern(
+          cube(() => 12),
+          11,
+        ),
+      ).toEqual(new Array(12).fill(false));
+    });
+
+    it('suppresses a three-way table in full when one of its cells is small', () => {
+      const cells = cube((k) => (k.join() === 'a3,b2,c2' ? 4 : 50));
+      expect(protectedPattern(cells, 11)).toEqual(new Array(12).fill(true));
+    });
+
+    it('suppresses a three-way table in full when a margin hides something, though every cell is large', () => {
+      // Every cell is at least 11, but a part hidden from the caller's rows is small in one margin.
+      const cells = cube((k) => (k[0] === 'a3' ? 11 : 30)).map((c) =>
+        c.key[0] === 'a3' && c.key[1] === 'b1' ? { ...c, hidden: 2 } : { ...c, hidden: 0 },
+      );
+      expect(protectedPattern(cells, 11)).toEqual(new Array(12).fill(true));
+    });
   });
 });

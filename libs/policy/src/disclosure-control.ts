@@ -90,3 +90,35 @@ function compareKeys(a: string[], b: string[]): number {
   }
   return 0;
 }
+
+/**
+ * The suppression pattern of any table: {@link suppressionPattern} for tables of up to two grouped
+ * names, whose line-by-line complements leave every suppressed count undetermined; a table of three
+ * names or more is all or nothing: released in full only when none of its cells and no cell of any
+ * table grouped by a subset of its names (totals included) is suppressed, else every cell is
+ * suppressed (the data plane then refuses the table). So a larger table is released only when it
+ * hides nothing that a smaller one hides.
+ */
+export function protectedPattern(cells: CountCell[], minCellSize: number): boolean[] {
+  const dims = cells.length ? cells[0].key.length : 0;
+  if (dims <= 2) return suppressionPattern(cells, minCellSize);
+  const all = () => cells.map(() => true);
+  if (cells.some((c) => small(c.count, minCellSize) || small(c.hidden, minCellSize))) return all();
+  for (let mask = 0; mask < (1 << dims) - 1; mask++) {
+    const kept = [...Array(dims).keys()].filter((d) => mask & (1 << d));
+    const margins = new Map<string, CountCell>();
+    for (const cell of cells) {
+      const key = kept.map((d) => cell.key[d]);
+      const text = JSON.stringify(key);
+      const margin = margins.get(text);
+      if (margin) {
+        margin.count += cell.count;
+        margin.hidden += cell.hidden;
+      } else {
+        margins.set(text, { key, count: cell.count, hidden: cell.hidden });
+      }
+    }
+    if (protectedPattern([...margins.values()], minCellSize).some(Boolean)) return all();
+  }
+  return cells.map(() => false);
+}

@@ -39,4 +39,4 @@ export {
   whereSql,
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
-export { type CountCell, suppressionPattern } from './disclosure-control';
+export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';

@@ -17,7 +17,9 @@ export class Releases1764028800000 implements MigrationInterface {
       )`);
     // Reports look up "releases that contain any of these rows": a GIN index over the id arrays,
     // whose pending list keeps each insert cheap (entries are merged in the background).
-    await q.query(`CREATE INDEX release_record_rids_idx ON release_record USING gin (rids) WITH (fastupdate = on)`);
+    await q.query(
+      `CREATE INDEX release_record_rids_idx ON release_record USING gin (rids) WITH (fastupdate = on)`,
+    );
     await q.query(
       `CREATE TRIGGER release_record_append_only BEFORE UPDATE OR DELETE ON release_record
          FOR EACH ROW EXECUTE FUNCTION forbid_history_rewrite()`,
