@@ -45,7 +45,8 @@ function keysOf(r: NaiveRecord): string[] {
     all(dob, code),
     all(dob, r.zip),
     all(dob, r.sex, r.middle),
-    all(group, code, r.year),
+    all(group, code, r.year, r.month),
+    all(group, code, r.year, r.day),
     all(group, code, r.month ? `${r.month}-${r.day}` : ''),
     all(r.ssn),
   ];

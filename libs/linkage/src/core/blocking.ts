@@ -10,7 +10,7 @@
  * | scheme | partition key | rules |
  * |---|---|---|
  * | A | date of birth with day and month sorted | + name group of the given name; + surname code; + ZIP; + sex and middle initial |
- * | B | name group + surname code | + birth year; + month and day of birth |
+ * | B | name group + surname code | + birth year and month; + birth year and day; + month and day |
  * | C | SSN | (the SSN alone) |
  *
  * A pair is scored once, under the first rule that produces it: a later rule skips a pair whose
@@ -46,7 +46,8 @@ export const BLOCKING_RULES: readonly BlockingRule[] = [
   { name: 'dob+last_name_code', scheme: SCHEME_A, blocksOn: [DOB, LAST] },
   { name: 'dob+zip', scheme: SCHEME_A, blocksOn: [DOB, ZIP] },
   { name: 'dob+sex+middle_initial', scheme: SCHEME_A, blocksOn: [DOB, SEX, MIDDLE] },
-  { name: 'names+birth_year', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
+  { name: 'names+birth_year_month', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
+  { name: 'names+birth_year_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'names+birth_month_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'ssn', scheme: SCHEME_C, blocksOn: [SSN] },
 ];
@@ -161,29 +162,37 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
     has: new Uint8Array(n),
   }));
   const { dobKey, groupHash, codeHash, zip, sex, middleInitial, year, month, day, ssn } = batch;
-  const set = (r: number, i: number, present: boolean, hi: number, lo: number) => {
-    if (!present) return;
-    keys[r].hi[i] = hi;
-    keys[r].lo[i] = lo;
-    keys[r].has[i] = 1;
-  };
+  const his = keys.map((k) => k.hi);
+  const los = keys.map((k) => k.lo);
+  const hass = keys.map((k) => k.has);
   for (let i = 0; i < n; i++) {
     const dob = dobKey[i];
     const group = groupHash[i];
     const code = codeHash[i];
-    set(0, i, dob !== 0 && group !== 0, dob, group);
-    set(1, i, dob !== 0 && code !== 0, dob, code);
-    set(2, i, dob !== 0 && zip[i] !== 0, dob, zip[i]);
-    set(3, i, dob !== 0 && sex[i] !== 0 && middleInitial[i] !== 0, dob, (sex[i] << 8) | middleInitial[i]);
-    set(4, i, group !== 0 && code !== 0 && year[i] !== 0, group, (imul(code, 0x9e3779b1) ^ year[i]) >>> 0);
-    set(
-      5,
-      i,
-      group !== 0 && code !== 0 && month[i] !== 0,
-      group,
-      (imul(code, 0x85ebca6b) ^ (month[i] * 100 + day[i])) >>> 0,
-    );
-    set(6, i, ssn[i] !== 0, ssn[i], 0);
+    if (dob !== 0) {
+      // Rules 0-3: the date of birth and one more component.
+      his[0][i] = his[1][i] = his[2][i] = his[3][i] = dob;
+      los[0][i] = group;
+      hass[0][i] = group !== 0 ? 1 : 0;
+      los[1][i] = code;
+      hass[1][i] = code !== 0 ? 1 : 0;
+      los[2][i] = zip[i];
+      hass[2][i] = zip[i] !== 0 ? 1 : 0;
+      los[3][i] = (sex[i] << 8) | middleInitial[i];
+      hass[3][i] = sex[i] !== 0 && middleInitial[i] !== 0 ? 1 : 0;
+    }
+    if (group !== 0 && code !== 0 && year[i] !== 0) {
+      // Rules 4-6: the names and two parts of the date.
+      his[4][i] = his[5][i] = his[6][i] = group;
+      los[4][i] = (imul(code, 0x9e3779b1) ^ (year[i] * 100 + month[i])) >>> 0;
+      los[5][i] = (imul(code, 0x85ebca6b) ^ (year[i] * 100 + day[i])) >>> 0;
+      los[6][i] = (imul(code, 0xc2b2ae35) ^ (month[i] * 100 + day[i])) >>> 0;
+      hass[4][i] = hass[5][i] = hass[6][i] = 1;
+    }
+    if (ssn[i] !== 0) {
+      his[7][i] = ssn[i];
+      hass[7][i] = 1;
+    }
   }
   return keys;
 }

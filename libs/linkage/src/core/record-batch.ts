@@ -73,6 +73,46 @@ export class RecordBatch {
     return builder.build();
   }
 
+  /** The batch with its records in another order: record k of the result is record order[k] of this one. */
+  reorder(order: Uint32Array): RecordBatch {
+    const u32 = (column: Uint32Array) => {
+      const out = new Uint32Array(order.length);
+      for (let k = 0; k < order.length; k++) out[k] = column[order[k]];
+      return out;
+    };
+    const u16 = (column: Uint16Array) => {
+      const out = new Uint16Array(order.length);
+      for (let k = 0; k < order.length; k++) out[k] = column[order[k]];
+      return out;
+    };
+    const u8 = (column: Uint8Array) => {
+      const out = new Uint8Array(order.length);
+      for (let k = 0; k < order.length; k++) out[k] = column[order[k]];
+      return out;
+    };
+    return RecordBatch.of(
+      {
+        size: order.length,
+        recordId: u32(this.recordId),
+        dataset: u16(this.dataset),
+        mask: u8(this.mask),
+        year: u16(this.year),
+        month: u8(this.month),
+        day: u8(this.day),
+        sex: u8(this.sex),
+        middleInitial: u8(this.middleInitial),
+        ssn: u32(this.ssn),
+        zip: u32(this.zip),
+        dobKey: u32(this.dobKey),
+        groupHash: u32(this.groupHash),
+        codeHash: u32(this.codeHash),
+        firstName: u32(this.firstName),
+        lastName: u32(this.lastName),
+      },
+      this.names,
+    );
+  }
+
   /** The given name of record `i` ('' when missing). */
   first(i: number): string {
     return this.names[this.firstName[i]];
