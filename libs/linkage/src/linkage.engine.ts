@@ -381,15 +381,21 @@ export class LinkageEngine {
       'linkage partition loaded',
     );
     const cpuBefore = process.cpuUsage();
-    const steps = new PartitionScorer(part).useModel(model, tf).scoreSteps();
-    let step = steps.next();
-    while (!step.done) {
-      // Lets BullMQ renew the job's lock while a large partition is scored.
-      await yieldToEventLoop();
-      step = steps.next();
-    }
+    const scoring = new PartitionScorer(part).useModel(model, tf).scoring();
+    // Slices of about 100 ms, between which BullMQ can renew the job's lock.
+    while (!scoring.step(200_000)) await yieldToEventLoop();
     const cpu = process.cpuUsage(cpuBefore);
-    const result = step.value;
+    const result = scoring.result();
+    this.logger.debug(
+      {
+        runId: run.id,
+        partition,
+        records: part.size,
+        pairs: result.pairs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+      },
+      'linkage partition scored',
+    );
     const histogram: Record<string, number> = {};
     result.histogram.forEach((pairs, bin) => {
       if (pairs) histogram[bin] = pairs;

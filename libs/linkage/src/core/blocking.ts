@@ -156,22 +156,25 @@ export interface RuleKeys {
 
 export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const n = batch.size;
-  const keys = BLOCKING_RULES.map(() => ({
-    hi: new Uint32Array(n),
+  // Rules 0-3 share their first word (the date of birth), rules 4-6 theirs (the name group).
+  const dobWord = new Uint32Array(n);
+  const groupWord = new Uint32Array(n);
+  const keys: RuleKeys[] = BLOCKING_RULES.map((_, r) => ({
+    hi: r < 4 ? dobWord : r < 7 ? groupWord : new Uint32Array(n),
     lo: new Uint32Array(n),
     has: new Uint8Array(n),
   }));
-  const { dobKey, groupHash, codeHash, zip, sex, middleInitial, year, month, day, ssn } = batch;
-  const his = keys.map((k) => k.hi);
+  const { dobKey, groupHash, codeHash, zip, sex, middleInitial, year, month, day, ssn, mask } = batch;
   const los = keys.map((k) => k.lo);
   const hass = keys.map((k) => k.has);
+  const ssnWord = keys[7].hi;
   for (let i = 0; i < n; i++) {
     const dob = dobKey[i];
     const group = groupHash[i];
     const code = codeHash[i];
     if (dob !== 0) {
       // Rules 0-3: the date of birth and one more component.
-      his[0][i] = his[1][i] = his[2][i] = his[3][i] = dob;
+      dobWord[i] = dob;
       los[0][i] = group;
       hass[0][i] = group !== 0 ? 1 : 0;
       los[1][i] = code;
@@ -181,16 +184,19 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
       los[3][i] = (sex[i] << 8) | middleInitial[i];
       hass[3][i] = sex[i] !== 0 && middleInitial[i] !== 0 ? 1 : 0;
     }
+    // A record in the partition only through scheme A is never in a block of a later rule, so
+    // the later rules' keys are not needed for it.
+    if (mask[i] === SCHEME_A) continue;
     if (group !== 0 && code !== 0 && year[i] !== 0) {
       // Rules 4-6: the names and two parts of the date.
-      his[4][i] = his[5][i] = his[6][i] = group;
+      groupWord[i] = group;
       los[4][i] = (imul(code, 0x9e3779b1) ^ (year[i] * 100 + month[i])) >>> 0;
       los[5][i] = (imul(code, 0x85ebca6b) ^ (year[i] * 100 + day[i])) >>> 0;
       los[6][i] = (imul(code, 0xc2b2ae35) ^ (month[i] * 100 + day[i])) >>> 0;
       hass[4][i] = hass[5][i] = hass[6][i] = 1;
     }
     if (ssn[i] !== 0) {
-      his[7][i] = ssn[i];
+      ssnWord[i] = ssn[i];
       hass[7][i] = 1;
     }
   }

@@ -37,10 +37,10 @@ export class PreparedBatch {
   readonly names: string[];
   /** Blocking keys per rule. */
   readonly keys: RuleKeys[];
-  /** Per name id: its letters sorted (in `letters` from `letterStart`), and its first letter. */
-  private readonly letters: Uint16Array;
-  private readonly letterStart: Int32Array;
+  /** Per name id: its length, its first letter, and its letters sorted (when needed). */
+  private readonly lengths: Uint16Array;
   private readonly firstLetter: Uint16Array;
+  private readonly sorted: (Uint16Array | undefined)[];
   /** Per name id: a bit per distinct letter (a-z, then anything else in one bit). */
   private readonly letterSet: Uint32Array;
   private readonly levelCache = new PairCache(1 << 18);
@@ -49,8 +49,13 @@ export class PreparedBatch {
     this.firstId = batch.firstName;
     this.lastId = batch.lastName;
     const names = [...batch.names];
-    const ids = new Map(names.map((name, id) => [name, id]));
+    const dictionary = batch.names.length;
+    const part1 = new Int32Array(dictionary).fill(-1);
+    const part2 = new Int32Array(dictionary).fill(-1);
+    let ids: Map<string, number> | null = null;
     const intern = (name: string) => {
+      // The dictionary's index is built only when a hyphenated surname needs it.
+      ids ??= new Map(batch.names.map((n, id) => [n, id]));
       let id = ids.get(name);
       if (id === undefined) {
         id = names.length;
@@ -59,9 +64,6 @@ export class PreparedBatch {
       }
       return id;
     };
-    const dictionary = batch.names.length;
-    const part1: number[] = new Array<number>(dictionary).fill(-1);
-    const part2: number[] = new Array<number>(dictionary).fill(-1);
     for (let id = 1; id < dictionary; id++) {
       const name = batch.names[id];
       if (!name.includes('-')) continue;
@@ -70,24 +72,37 @@ export class PreparedBatch {
       part2[id] = intern(b ?? a);
     }
     this.names = names;
-    this.part1 = Int32Array.from(part1);
-    this.part2 = Int32Array.from(part2);
-    const starts = new Int32Array(names.length + 1);
-    for (let id = 0; id < names.length; id++) starts[id + 1] = starts[id] + names[id].length;
-    this.letters = new Uint16Array(starts[names.length]);
+    this.part1 = part1;
+    this.part2 = part2;
+    this.lengths = new Uint16Array(names.length);
     this.firstLetter = new Uint16Array(names.length);
     this.letterSet = new Uint32Array(names.length);
+    this.sorted = new Array<Uint16Array | undefined>(names.length);
     for (let id = 0; id < names.length; id++) {
       const name = names[id];
-      const codes = Array.from(name, (c) => c.charCodeAt(0)).sort((x, y) => x - y);
-      this.letters.set(codes, starts[id]);
-      this.firstLetter[id] = name.length ? name.charCodeAt(0) : 0;
       let set = 0;
-      for (const code of codes) set |= code >= 97 && code <= 122 ? 1 << (code - 97) : 1 << 26;
+      for (let k = 0; k < name.length; k++) {
+        const code = name.charCodeAt(k);
+        set |= code >= 97 && code <= 122 ? 1 << (code - 97) : 1 << 26;
+      }
       this.letterSet[id] = set >>> 0;
+      this.lengths[id] = name.length;
+      this.firstLetter[id] = name.length ? name.charCodeAt(0) : 0;
     }
-    this.letterStart = starts;
     this.keys = ruleKeys(batch);
+  }
+
+  /** A name's letters, sorted (computed the first time a bound needs them). */
+  private sortedLetters(id: number): Uint16Array {
+    let letters = this.sorted[id];
+    if (!letters) {
+      const name = this.names[id];
+      letters = new Uint16Array(name.length);
+      for (let k = 0; k < name.length; k++) letters[k] = name.charCodeAt(k);
+      letters.sort();
+      this.sorted[id] = letters;
+    }
+    return letters;
   }
 
   /**
@@ -114,8 +129,8 @@ export class PreparedBatch {
    * first letters differ).
    */
   private tooFarApart(a: number, b: number): boolean {
-    const la = this.letterStart[a + 1] - this.letterStart[a];
-    const lb = this.letterStart[b + 1] - this.letterStart[b];
+    const la = this.lengths[a];
+    const lb = this.lengths[b];
     const sa = this.letterSet[a];
     const sb = this.letterSet[b];
     // First a cheap bound: each distinct letter of one name missing from the other costs at least
@@ -124,20 +139,18 @@ export class PreparedBatch {
     const quickBound = quick / la + quick / lb;
     const differentStart = this.firstLetter[a] !== this.firstLetter[b];
     if (quickBound < 1.25 || (differentStart && quickBound < 1.55)) return true;
-    const letters = this.letters;
-    let i = this.letterStart[a];
-    const endA = this.letterStart[a + 1];
-    let j = this.letterStart[b];
-    const endB = this.letterStart[b + 1];
+    // Then M itself, merging the sorted letters.
+    const x = this.sortedLetters(a);
+    const y = this.sortedLetters(b);
+    let i = 0;
+    let j = 0;
     let common = 0;
-    while (i < endA && j < endB) {
-      const x = letters[i];
-      const y = letters[j];
-      if (x === y) {
+    while (i < la && j < lb) {
+      if (x[i] === y[j]) {
         common++;
         i++;
         j++;
-      } else if (x < y) i++;
+      } else if (x[i] < y[j]) i++;
       else j++;
     }
     const bound = common / la + common / lb;
@@ -163,19 +176,22 @@ export class PreparedBatch {
     if (a === b) return 0;
     const a1 = this.part1[a];
     const b1 = this.part1[b];
-    if (a1 >= 0 || b1 >= 0) {
-      const a2 = this.part2[a];
-      const b2 = this.part2[b];
-      // One surname is a part of the other's hyphenated surname, or they share a part.
-      if (
-        a1 === b ||
-        a2 === b ||
-        b1 === a ||
-        b2 === a ||
-        (a1 >= 0 && b1 >= 0 && (a1 === b1 || a1 === b2 || a2 === b1 || a2 === b2))
-      ) {
-        return 1;
-      }
+    if (a1 < 0 && b1 < 0) {
+      // Neither is hyphenated (the common case).
+      const level = this.similarityLevel(a, b);
+      return level === 2 ? 4 : 2 + level;
+    }
+    const a2 = this.part2[a];
+    const b2 = this.part2[b];
+    // One surname is a part of the other's hyphenated surname, or they share a part.
+    if (
+      a1 === b ||
+      a2 === b ||
+      b1 === a ||
+      b2 === a ||
+      (a1 >= 0 && b1 >= 0 && (a1 === b1 || a1 === b2 || a2 === b1 || a2 === b2))
+    ) {
+      return 1;
     }
     const level = this.similarityLevel(a, b);
     return level === 2 ? 4 : 2 + level;

@@ -151,99 +151,94 @@ export class PartitionScorer {
 
   /** Scores every candidate pair, synchronously. */
   score(): ScoreResult {
-    const steps = this.scoreSteps();
-    let next = steps.next();
-    while (!next.done) next = steps.next();
-    return next.value;
+    const run = this.scoring();
+    while (!run.step(Infinity)) {
+      // one step does it all
+    }
+    return run.result();
   }
 
   /**
-   * Scores every candidate pair, yielding now and then; the generator's return value is the result.
-   * The pair loop is written out here, without callbacks, because it is the hot loop of a run.
+   * A scoring of every candidate pair that advances a slice at a time ({@link ScoreRun.step}), so
+   * an asynchronous caller can let its event loop breathe between slices (BullMQ renews job locks
+   * on timers).
    */
-  *scoreSteps(): Generator<void, ScoreResult, undefined> {
+  scoring(): ScoreRun {
     if (!this.weights) throw new Error('useModel() must be called before scoring');
-    const weights = this.weights;
+    return new ScoreRun(this);
+  }
+
+  /**
+   * The hot loop: scores the pairs of blocks [from, to) of rule r that no earlier rule claims,
+   * into `acc`. A plain method (not a generator or a callback), so the engine optimises it once
+   * and keeps it optimised from slice to slice.
+   */
+  scoreBlocks(
+    r: number,
+    members: Int32Array,
+    starts: Int32Array,
+    from: number,
+    to: number,
+    acc: ScoreAccumulator,
+  ) {
+    const weights = this.weights!;
     const tfFirst = this.tfFirst!;
     const tfLast = this.tfLast!;
     const threshold = this.threshold;
     const firstId = this.prepared.firstId;
     const lastId = this.prepared.lastId;
     const recordId = this.batch.recordId;
-    const keys = this.prepared.keys;
-    const histogram = new Float64Array(HISTOGRAM_BINS);
-    let links = growLinks(null, 1024);
+    const histogram = acc.histogram;
+    const { his, los, hass } = acc.earlier[r];
+    const q = r;
     let pairs = 0;
-    let skippedBlocks = 0;
-    const pairsByRule = BLOCKING_RULES.map(() => 0);
-    const blocks = new BlockBuilder(this.batch);
-    let sinceYield = 0;
-    for (let r = 0; r < BLOCKING_RULES.length; r++) {
-      const { members, starts, count, skipped } = blocks.build(keys[r], BLOCKING_RULES[r].scheme);
-      skippedBlocks += skipped;
-      // The earlier rules' keys, flattened for the "claimed" test.
-      const his = keys.slice(0, r).map((k) => k.hi);
-      const los = keys.slice(0, r).map((k) => k.lo);
-      const hass = keys.slice(0, r).map((k) => k.has);
-      const q = r;
-      for (let block = 0; block < count; block++) {
-        const end = starts[block + 1];
-        for (let a = starts[block]; a < end - 1; a++) {
-          const i = members[a];
-          for (let b = a + 1; b < end; b++) {
-            const j = members[b];
-            let claimed = false;
-            for (let k = 0; k < q; k++) {
-              const hi = his[k];
-              const lo = los[k];
-              const has = hass[k];
-              if (hi[i] === hi[j] && lo[i] === lo[j] && has[i] === 1 && has[j] === 1) {
-                claimed = true;
-                break;
-              }
-            }
-            if (claimed) continue;
-            const pattern = this.pattern(i, j);
-            let w = weights[pattern];
-            if (pattern < S_FIRST) w += tfFirst[firstId[i]];
-            if (floor(pattern / S_LAST) % 6 === 0) w += tfLast[lastId[i]];
-            pairs++;
-            pairsByRule[r]++;
-            let bin = floor(w) - HISTOGRAM_MIN;
-            if (bin < 0) bin = 0;
-            else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
-            histogram[bin]++;
-            if (w >= threshold) {
-              if (links.size === links.a.length) links = growLinks(links, links.size * 2);
-              const ri = recordId[i];
-              const rj = recordId[j];
-              const k = links.size++;
-              links.a[k] = ri < rj ? ri : rj;
-              links.b[k] = ri < rj ? rj : ri;
-              links.weight[k] = w;
+    for (let block = from; block < to; block++) {
+      const end = starts[block + 1];
+      for (let a = starts[block]; a < end - 1; a++) {
+        const i = members[a];
+        for (let b = a + 1; b < end; b++) {
+          const j = members[b];
+          let claimed = false;
+          for (let k = 0; k < q; k++) {
+            const hi = his[k];
+            const lo = los[k];
+            const has = hass[k];
+            if (hi[i] === hi[j] && lo[i] === lo[j] && has[i] === 1 && has[j] === 1) {
+              claimed = true;
+              break;
             }
           }
-        }
-        sinceYield += end - starts[block];
-        if (sinceYield >= 50_000) {
-          sinceYield = 0;
-          yield;
+          if (claimed) continue;
+          const pattern = this.pattern(i, j);
+          let w = weights[pattern];
+          if (pattern < S_FIRST) w += tfFirst[firstId[i]];
+          if (floor(pattern / S_LAST) % 6 === 0) w += tfLast[lastId[i]];
+          pairs++;
+          let bin = floor(w) - HISTOGRAM_MIN;
+          if (bin < 0) bin = 0;
+          else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
+          histogram[bin]++;
+          if (w >= threshold) {
+            let links = acc.links;
+            if (links.size === links.a.length) acc.links = links = growLinks(links, links.size * 2);
+            const ri = recordId[i];
+            const rj = recordId[j];
+            const k = links.size++;
+            links.a[k] = ri < rj ? ri : rj;
+            links.b[k] = ri < rj ? rj : ri;
+            links.weight[k] = w;
+          }
         }
       }
     }
-    return {
-      pairs,
-      links: { size: links.size, a: links.a, b: links.b, weight: links.weight },
-      histogram,
-      pairsByRule,
-      skippedBlocks,
-    };
+    acc.pairs += pairs;
+    acc.pairsByRule[r] += pairs;
   }
 
   /**
    * Visits every candidate pair: per rule, per block of equal keys, the pairs that no earlier
    * rule's key joins (with `dedupe`; without, every pair of every block). For fitting and tests;
-   * {@link scoreSteps} has the same loop written out.
+   * {@link scoreBlocks} has the same loop written out.
    */
   *pairs(
     visit: (i: number, j: number, rule: number) => void,
@@ -283,6 +278,81 @@ export class PartitionScorer {
       }
     }
     return { pairsByRule, skippedBlocks };
+  }
+}
+
+/** What a scoring has found so far. */
+export interface ScoreAccumulator {
+  pairs: number;
+  pairsByRule: number[];
+  skippedBlocks: number;
+  histogram: Float64Array;
+  links: Links;
+  /** Per rule, the keys of the rules before it (the "claimed" test), flattened. */
+  earlier: { his: Uint32Array[]; los: Uint32Array[]; hass: Uint8Array[] }[];
+}
+
+/** A partition's scoring in progress: rule by rule, a slice of blocks per {@link step}. */
+export class ScoreRun {
+  private readonly acc: ScoreAccumulator;
+  private readonly blocks: BlockBuilder;
+  private rule = -1;
+  private block = 0;
+  private current: { members: Int32Array; starts: Int32Array; count: number } | null = null;
+
+  constructor(private readonly scorer: PartitionScorer) {
+    const keys = scorer.prepared.keys;
+    this.acc = {
+      pairs: 0,
+      pairsByRule: BLOCKING_RULES.map(() => 0),
+      skippedBlocks: 0,
+      histogram: new Float64Array(HISTOGRAM_BINS),
+      links: growLinks(null, 1024),
+      earlier: BLOCKING_RULES.map((_, r) => ({
+        his: keys.slice(0, r).map((k) => k.hi),
+        los: keys.slice(0, r).map((k) => k.lo),
+        hass: keys.slice(0, r).map((k) => k.has),
+      })),
+    };
+    this.blocks = new BlockBuilder(scorer.prepared.batch);
+  }
+
+  /** Scores blocks holding about `budget` records; true once every rule is done. */
+  step(budget: number): boolean {
+    let left = budget;
+    for (;;) {
+      if (!this.current || this.block >= this.current.count) {
+        if (++this.rule >= BLOCKING_RULES.length) return true;
+        const built = this.blocks.build(
+          this.scorer.prepared.keys[this.rule],
+          BLOCKING_RULES[this.rule].scheme,
+        );
+        this.acc.skippedBlocks += built.skipped;
+        this.current = built;
+        this.block = 0;
+        continue;
+      }
+      const { members, starts, count } = this.current;
+      let to = this.block;
+      while (to < count && left > 0) {
+        left -= starts[to + 1] - starts[to];
+        to++;
+      }
+      this.scorer.scoreBlocks(this.rule, members, starts, this.block, to, this.acc);
+      this.block = to;
+      if (left <= 0) return this.rule >= BLOCKING_RULES.length - 1 && this.block >= count;
+    }
+  }
+
+  result(): ScoreResult {
+    const { pairs, links, histogram, pairsByRule, skippedBlocks } = this.acc;
+    return {
+      pairs,
+      links: { size: links.size, a: links.a, b: links.b, weight: links.weight },
+      histogram,
+      pairsByRule,
+      skippedBlocks,
+    };
   }
 }
 
