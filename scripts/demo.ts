@@ -221,7 +221,13 @@ function keyTable(county: SeededCounty, operatorKey: string): string {
     .join('\n');
 }
 
-function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string, seconds: number) {
+function printSummary(
+  baseUrl: string,
+  county: SeededCounty,
+  operatorKey: string,
+  seconds: number,
+  linkageRunId: string | null,
+) {
   const analyst = county.users.find((u) => u.handle === 'analyst:RESEARCH')!;
   const records = Object.values(county.datasets)
     .map((d) => `${d.slug} ${d.records}`)
@@ -230,6 +236,12 @@ function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string
   say(`Demo county seeded in ${seconds.toFixed(1)} s: ${county.county.people.length} people; ${records}.`);
   say('Agreements in force (there is no CBO → probation agreement: probation sees no program records):');
   for (const a of county.agreements) say(`  ${a.provider} → ${a.recipient}: ${a.title} (${a.dataset})`);
+  if (linkageRunId) {
+    say(
+      `Linkage run ${linkageRunId} started: personKey appears in the research office's rows when it succeeds ` +
+        `(follow it in the admin UI as the operator, or with linkageRun(id)).`,
+    );
+  }
   say();
   say(`  Broker        ${baseUrl}`);
   say(`  Admin UI      ${baseUrl}/admin/     (sign in with a key below)`);
@@ -251,6 +263,11 @@ function printSummary(baseUrl: string, county: SeededCounty, operatorKey: string
     `  curl -s ${baseUrl}/data/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
       `-H 'Content-Type: application/json' -d '{"query":"{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 5) ` +
       `{ nodes { program completed dob_year last_name_hash } pageInfo { hasNextPage endCursor } } }"}'`,
+  );
+  say(
+    `  curl -s ${baseUrl}/data/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
+      `-H 'Content-Type: application/json' -d '{"query":"{ probation_supervision_aggregate(purpose: RECIDIVISM_EVALUATION, ` +
+      `groupBy: [risk_level, start_date_year]) { groups { key count suppressed } } }"}'`,
   );
   say();
   say('Press Ctrl-C to stop the broker and the worker.');
@@ -302,7 +319,19 @@ async function main() {
     people: PEOPLE,
     log: (message) => say(`  ${message}`),
   });
-  printSummary(baseUrl, county, operatorKey, (Date.now() - started) / 1000);
+  const seconds = (Date.now() - started) / 1000;
+  // Link the county's people now rather than after the ingestion debounce, so personKey is soon there.
+  let linkageRunId: string | null = null;
+  try {
+    const { startLinkage } = await httpBrokerClient(baseUrl).gql<{ startLinkage: { id: string } }>(
+      operatorKey,
+      'mutation { startLinkage { id } }',
+    );
+    linkageRunId = startLinkage.id;
+  } catch (error) {
+    say(`  (linkage could not be started: ${error instanceof Error ? error.message : String(error)})`);
+  }
+  printSummary(baseUrl, county, operatorKey, seconds, linkageRunId);
 }
 
 main().catch((error: unknown) => {
