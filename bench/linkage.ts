@@ -169,7 +169,7 @@ async function main() {
     const peaks = workers.map((w) => peakMb(w.pid!) ?? 0);
     const runSeconds = (Date.parse(run.finishedAt!) - Date.parse(run.startedAt!)) / 1000;
 
-    const { phases, scoreCpuMs } = await phaseTimes(run.id, run.startedAt!);
+    const { phases, scoreCpuMs, medianRate, partitions } = await phaseTimes(run.id, run.startedAt!);
     const stats = run.stats!;
     const pairsPerCore = stats.candidatePairs / (scoreCpuMs / 1000);
     const quality = await measureQuality(run.id, files.truth);
@@ -190,6 +190,9 @@ async function main() {
     );
     console.log(
       `pairs/s/core (scoring) ${Math.round(pairsPerCore).toLocaleString('en-US')} (${stats.candidatePairs.toLocaleString('en-US')} pairs in ${(scoreCpuMs / 1000).toFixed(2)} CPU s of score units, blocking included)`,
+    );
+    console.log(
+      `  per partition        median ${Math.round(medianRate).toLocaleString('en-US')} pairs/s over ${partitions} partitions (each worker's first pays V8's compilation)`,
     );
     console.log(
       `peak RSS (VmHWM)       ${peaks.map((p) => p.toFixed(0)).join(' MB, ')} MB per worker; broker ${(peakMb(broker.pid!) ?? 0).toFixed(0)} MB`,
@@ -314,7 +317,14 @@ async function phaseTimes(runId: string, startedAt: string) {
       return [r.phase, seconds];
     });
     const score = rows.find((r) => r.phase === 'score');
-    return { phases, scoreCpuMs: Number(score?.cpu ?? 0) };
+    const units = await c.query<{ pairs: string; cpu: string }>({
+      text: `SELECT stats->>'pairs' AS pairs, stats->>'cpuMs' AS cpu FROM linkage_unit
+              WHERE run_id = $1 AND phase = 'score' AND (stats->>'cpuMs')::numeric > 0`,
+      values: [runId],
+    });
+    const rates = units.rows.map((u) => Number(u.pairs) / (Number(u.cpu) / 1000)).sort((x, y) => x - y);
+    const medianRate = rates.length ? rates[Math.floor(rates.length / 2)] : 0;
+    return { phases, scoreCpuMs: Number(score?.cpu ?? 0), medianRate, partitions: rates.length };
   });
 }
 

@@ -11,7 +11,7 @@ import type { LinkagePhase, LinkageUnitJob } from '@broker/jobs';
 import { type FieldType, RECORDS_SCHEMA, columnTypeOf } from '@broker/registry';
 import { assignPersonIds } from './core/clustering';
 import { IDENTITY_PROPERTY, type IdentityRoleName } from './core/identity-fields';
-import type { LinkageModel } from './core/model';
+import type { LinkageModel, TermFrequencies } from './core/model';
 import type { IdentityValues } from './core/normalise';
 import {
   DEFAULT_SETTINGS,
@@ -61,6 +61,8 @@ interface ScoreStats {
  */
 @Injectable()
 export class LinkageEngine {
+  private cachedFit: { runId: string; model: LinkageModel; tf: TermFrequencies } | null = null;
+
   constructor(
     private readonly store: LinkageStore,
     private readonly queue: LinkageQueue,
@@ -369,15 +371,12 @@ export class LinkageEngine {
 
   /** Phase 4, per partition: every candidate pair weighed; links kept. */
   private async score(run: LinkageRunRow, partition: number): Promise<boolean> {
-    const model = await this.model(run.id);
-    const [tfBlob] = await this.store.getBlobs(run.id, 'tf');
-    if (!tfBlob) throw new Error(`linkage run ${run.id} has no term frequencies`);
     const t0 = Date.now();
-    const tf = termFrequenciesFromJson(tfBlob.data.toString());
+    const { model, tf } = await this.fitted(run.id);
     const t1 = Date.now();
     const part = await this.loadPartition(run.id, partition);
     this.logger.debug(
-      { runId: run.id, partition, tfMs: t1 - t0, loadMs: Date.now() - t1 },
+      { runId: run.id, partition, modelMs: t1 - t0, loadMs: Date.now() - t1 },
       'linkage partition loaded',
     );
     const cpuBefore = process.cpuUsage();
@@ -420,6 +419,17 @@ export class LinkageEngine {
         ]);
       },
     );
+  }
+
+  /** The run's model and term frequencies, read once per run by each worker (they do not change). */
+  private async fitted(runId: string): Promise<{ model: LinkageModel; tf: TermFrequencies }> {
+    if (this.cachedFit?.runId !== runId) {
+      const model = await this.model(runId);
+      const [tfBlob] = await this.store.getBlobs(runId, 'tf');
+      if (!tfBlob) throw new Error(`linkage run ${runId} has no term frequencies`);
+      this.cachedFit = { runId, model, tf: termFrequenciesFromJson(tfBlob.data.toString()) };
+    }
+    return this.cachedFit;
   }
 
   private async model(runId: string): Promise<LinkageModel> {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { DataSource } from 'typeorm';
 import { pgPool } from '@broker/core';
 import type { LinkagePhase } from '@broker/jobs';
@@ -76,6 +77,36 @@ export interface Blob {
  * partition's links (`links`, b = partition), and the term frequencies (`tf`).
  */
 export type BlobKind = 'records' | 'keys' | 'part' | 'links' | 'tf';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const BLOB_KINDS: ReadonlySet<string> = new Set<BlobKind>(['records', 'keys', 'part', 'links', 'tf']);
+
+/** PostgreSQL's binary COPY signature ("PGCOPY\n\xff\r\n\0"). */
+const COPY_SIGNATURE = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]);
+
+/** Rows (a int4, b int4, data bytea) of a binary COPY. */
+function parseBinaryCopy(bytes: Buffer): { a: number; b: number; data: Buffer }[] {
+  if (bytes.length < 19 || !bytes.subarray(0, 11).equals(COPY_SIGNATURE)) {
+    throw new Error('not a binary COPY');
+  }
+  let offset = 11 + 4;
+  offset += 4 + bytes.readUInt32BE(offset);
+  const rows: { a: number; b: number; data: Buffer }[] = [];
+  for (;;) {
+    const fields = bytes.readInt16BE(offset);
+    offset += 2;
+    if (fields === -1) return rows;
+    if (fields !== 3) throw new Error('unexpected binary COPY row');
+    const a = bytes.readInt32BE(offset + 4);
+    offset += 8;
+    const b = bytes.readInt32BE(offset + 4);
+    offset += 8;
+    const length = bytes.readInt32BE(offset);
+    offset += 4;
+    rows.push({ a, b, data: bytes.subarray(offset, offset + length) });
+    offset += length;
+  }
+}
 
 const RUN_COLUMNS = `id, status, trigger, requested_by, phase, datasets, chunks, partitions, units_total,
   units_done, threshold, settings, stats, weight_histogram, error, previous_run_id, created_at, started_at,
@@ -279,19 +310,43 @@ export class LinkageStore {
     await flush();
   }
 
-  /** Blobs of a kind, optionally at one `a` or one `b`, ordered by (a, b). */
+  /**
+   * Blobs of a kind, optionally at one `a` or one `b`, ordered by (a, b). Read with COPY in binary
+   * format: the bytes arrive as they are stored, where a query's result would carry them as hex
+   * text twice their size (node-postgres's binary result mode decodes every field as UTF-8, which
+   * corrupts bytes).
+   */
   async getBlobs(
     runId: string,
     kind: BlobKind,
     where: { a?: number; b?: number } = {},
   ): Promise<{ a: number; b: number; data: Buffer }[]> {
-    const params: unknown[] = [runId, kind];
-    let sql = `SELECT a, b, data FROM linkage_blob WHERE run_id = $1 AND kind = $2`;
-    if (where.a !== undefined) sql += ` AND a = $${params.push(where.a)}`;
-    if (where.b !== undefined) sql += ` AND b = $${params.push(where.b)}`;
-    // Read as text (hex), which node-postgres decodes natively: its binary result mode decodes
-    // every field as UTF-8 first, which would corrupt the bytes.
-    return this.query(`${sql} ORDER BY a, b`, params);
+    // COPY takes no parameters: every value is checked before it is written into the statement.
+    if (!UUID.test(runId)) throw new Error('not a run id');
+    if (!BLOB_KINDS.has(kind)) throw new Error('not a blob kind');
+    const conditions = [`run_id = '${runId}'`, `kind = '${kind}'`];
+    for (const [column, value] of [
+      ['a', where.a],
+      ['b', where.b],
+    ] as const) {
+      if (value === undefined) continue;
+      if (!Number.isInteger(value)) throw new Error(`blob ${column} must be an integer`);
+      conditions.push(`${column} = ${value}`);
+    }
+    const client = await pgPool(this.dataSource).connect();
+    try {
+      const stream = client.query(
+        copyTo(
+          `COPY (SELECT a, b, data FROM linkage_blob WHERE ${conditions.join(' AND ')} ORDER BY a, b)
+             TO STDOUT WITH (FORMAT binary)`,
+        ),
+      );
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return parseBinaryCopy(Buffer.concat(chunks));
+    } finally {
+      client.release();
+    }
   }
 
   /** Deletes a run's intermediate results. */

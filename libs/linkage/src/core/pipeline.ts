@@ -368,7 +368,11 @@ export function emPartitions(parts: readonly RecordBatch[], records: number): Re
   return chosen;
 }
 
-/** How many partitions a run of `records` records is scored in: about 100,000 record copies each. */
+/**
+ * How many partitions a run of `records` records is scored in: about 250,000 record copies each
+ * (a record has one to three), a second or so of a worker's time, enough to spread over workers
+ * and large enough that a partition's fixed costs stay small beside its pairs.
+ */
 export function partitionsFor(records: number): number {
-  return max(2, min(256, ceil((records * 2.5) / 100_000)));
+  return max(2, min(256, ceil((records * 2.5) / 250_000)));
 }

@@ -179,7 +179,7 @@ export class RecordBatch {
     const n = bytes.readUInt32LE(4);
     const nameCount = bytes.readUInt32LE(8);
     const namesLength = bytes.readUInt32LE(12);
-    // Copy once into an aligned buffer: typed arrays need their element alignment.
+    // Typed arrays need their element alignment: copy once into an aligned buffer.
     const aligned = new ArrayBuffer(bytes.length);
     new Uint8Array(aligned).set(bytes);
     let offset = HEADER_BYTES;
