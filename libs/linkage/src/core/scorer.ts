@@ -6,7 +6,18 @@
  * cache of their similarity levels.
  */
 import { BLOCKING_RULES, type RuleKeys, SCHEME_A, sameKey } from './blocking';
-import { FIRST, LAST, LEVELS, PATTERNS, RADIX, STRIDE, agreeLevel, dobLevel, ssnLevel } from './comparisons';
+import {
+  FIRST,
+  LAST,
+  LEVELS,
+  PATTERNS,
+  RADIX,
+  STRIDE,
+  agreeLevel,
+  dobLevel,
+  ssnLevel,
+  ssnOneTypo,
+} from './comparisons';
 import { type LinkageModel, type TermFrequencies, patternWeights, tfAdjustment } from './model';
 import { KeySlots } from './hash-tables';
 import { PreparedBatch } from './prepared-batch';
@@ -185,9 +196,9 @@ export class PartitionScorer {
     const tfFirst = this.tfFirst!;
     const tfLast = this.tfLast!;
     const threshold = this.threshold;
-    const firstId = this.prepared.firstId;
-    const lastId = this.prepared.lastId;
-    const recordId = this.batch.recordId;
+    const prepared = this.prepared;
+    const { firstId, lastId } = prepared;
+    const { recordId, year, month, day, ssn, sex, zip, middleInitial, groupHash } = this.batch;
     const histogram = acc.histogram;
     const { his, los, hass } = acc.earlier[r];
     const q = r;
@@ -209,10 +220,59 @@ export class PartitionScorer {
             }
           }
           if (claimed) continue;
-          const pattern = this.pattern(i, j);
+          // The pattern (see pattern()), written out: this is the hot loop of a run.
+          const fa = firstId[i];
+          const fb = firstId[j];
+          const first =
+            fa === 0 || fb === 0
+              ? 5
+              : fa === fb
+                ? 0
+                : groupHash[i] === groupHash[j]
+                  ? 1
+                  : 2 + prepared.similarityLevel(fa, fb);
+          const last = prepared.lastLevel(i, j);
+          const y1 = year[i];
+          const y2 = year[j];
+          let dob: number;
+          if (y1 === 0 || y2 === 0) dob = 4;
+          else {
+            const m1 = month[i];
+            const m2 = month[j];
+            const d1 = day[i];
+            const d2 = day[j];
+            const ey = y1 === y2;
+            const em = m1 === m2;
+            const ed = d1 === d2;
+            dob =
+              ey && em && ed
+                ? 0
+                : ey && m1 === d2 && d1 === m2
+                  ? 1
+                  : (ey && em) || (ey && ed) || (em && ed)
+                    ? 2
+                    : 3;
+          }
+          const s1 = ssn[i];
+          const s2 = ssn[j];
+          const ssnLevelOf = s1 === 0 || s2 === 0 ? 3 : s1 === s2 ? 0 : ssnOneTypo(s1, s2) ? 1 : 2;
+          const x1 = sex[i];
+          const x2 = sex[j];
+          const z1 = zip[i];
+          const z2 = zip[j];
+          const i1 = middleInitial[i];
+          const i2 = middleInitial[j];
+          const pattern =
+            first * S_FIRST +
+            last * S_LAST +
+            dob * S_DOB +
+            ssnLevelOf * S_SSN +
+            (x1 === 0 || x2 === 0 ? 2 : x1 === x2 ? 0 : 1) * S_SEX +
+            (z1 === 0 || z2 === 0 ? 2 : z1 === z2 ? 0 : 1) * S_ZIP +
+            (i1 === 0 || i2 === 0 ? 2 : i1 === i2 ? 0 : 1) * S_MIDDLE;
           let w = weights[pattern];
-          if (pattern < S_FIRST) w += tfFirst[firstId[i]];
-          if (floor(pattern / S_LAST) % 6 === 0) w += tfLast[lastId[i]];
+          if (first === 0) w += tfFirst[fa];
+          if (last === 0) w += tfLast[lastId[i]];
           pairs++;
           let bin = floor(w) - HISTOGRAM_MIN;
           if (bin < 0) bin = 0;
