@@ -9,7 +9,7 @@ const schema = z.object({
   LINKAGE_THRESHOLD: z.coerce.number().min(-50).max(50).default(DEFAULT_SETTINGS.threshold),
   /** Records per normalisation job. */
   LINKAGE_CHUNK_RECORDS: z.coerce.number().int().min(10).max(MAX_CHUNK_RECORDS).default(50_000),
-  /** Partitions scored as separate jobs; by default about one per 100,000 records. */
+  /** Partitions scored as separate jobs; by default about one per 20,000 records. */
   LINKAGE_PARTITIONS: z.coerce.number().int().min(1).max(1024).optional(),
   /** Random record pairs that u is counted on. */
   LINKAGE_RANDOM_PAIRS: z.coerce

@@ -369,10 +369,11 @@ export function emPartitions(parts: readonly RecordBatch[], records: number): Re
 }
 
 /**
- * How many partitions a run of `records` records is scored in: about 250,000 record copies each
- * (a record has one to three), a second or so of a worker's time, enough to spread over workers
- * and large enough that a partition's fixed costs stay small beside its pairs.
+ * How many partitions a run of `records` records is scored in: about 50,000 record copies each (a
+ * record has one to three). Small enough that a partition's columns, keys and block tables stay in
+ * a core's cache while its pairs are compared (a million records scored 1.8 times faster per core
+ * in 50 partitions than in 10), large enough that its fixed costs stay small beside its pairs.
  */
 export function partitionsFor(records: number): number {
-  return max(2, min(256, ceil((records * 2.5) / 250_000)));
+  return max(2, min(1024, ceil((records * 2.5) / 50_000)));
 }

@@ -43,7 +43,7 @@ export class PreparedBatch {
   private readonly sorted: (Uint16Array | undefined)[];
   /** Per name id: a bit per distinct letter (a-z, then anything else in one bit). */
   private readonly letterSet: Uint32Array;
-  private readonly levelCache = new PairCache(1 << 18);
+  private readonly levelCache = new PairCache(1 << 16);
 
   constructor(readonly batch: RecordBatch) {
     this.firstId = batch.firstName;
