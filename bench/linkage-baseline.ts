@@ -49,6 +49,7 @@ function keysOf(r: NaiveRecord): string[] {
     all(group, code, r.year, r.day),
     all(group, code, r.month ? `${r.month}-${r.day}` : ''),
     all(r.ssn),
+    all(group, code),
   ];
 }
 
@@ -109,6 +110,7 @@ export function naiveScore(
         for (let y = x + 1; y < block.length; y++) {
           const i = block[x];
           const j = block[y];
+          if (rule.withoutDob && records[i].year !== 0 && records[j].year !== 0) continue;
           let claimed = false;
           for (let q = 0; q < r; q++) if (keys[i][q] && keys[i][q] === keys[j][q]) claimed = true;
           if (claimed) continue;

@@ -38,6 +38,8 @@ export interface BlockingRule {
   name: string;
   scheme: number;
   blocksOn: readonly number[];
+  /** Only pairs of which at least one record has no date of birth. */
+  withoutDob?: boolean;
 }
 
 /** The rules in the order they claim pairs. */
@@ -50,6 +52,9 @@ export const BLOCKING_RULES: readonly BlockingRule[] = [
   { name: 'names+birth_year_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'names+birth_month_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'ssn', scheme: SCHEME_C, blocksOn: [SSN] },
+  // A record without a date of birth has no key above but the SSN: its names alone pair it, with
+  // records that have one or not (pairs of two dated records are the rules above's).
+  { name: 'names+no_dob', scheme: SCHEME_B, blocksOn: [FIRST, LAST], withoutDob: true },
 ];
 
 /** The components blocking keys are made of, per record; 0 for missing. */
@@ -156,11 +161,11 @@ export interface RuleKeys {
 
 export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const n = batch.size;
-  // Rules 0-3 share their first word (the date of birth), rules 4-6 theirs (the name group).
+  // Rules 0-3 share their first word (the date of birth), rules 4-6 and 8 theirs (the name group).
   const dobWord = new Uint32Array(n);
   const groupWord = new Uint32Array(n);
   const keys: RuleKeys[] = BLOCKING_RULES.map((_, r) => ({
-    hi: r < 4 ? dobWord : r < 7 ? groupWord : new Uint32Array(n),
+    hi: r < 4 ? dobWord : r < 7 || r === 8 ? groupWord : new Uint32Array(n),
     lo: new Uint32Array(n),
     has: new Uint8Array(n),
   }));
@@ -187,9 +192,14 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
     // A record in the partition only through scheme A is never in a block of a later rule, so
     // the later rules' keys are not needed for it.
     if (mask[i] === SCHEME_A) continue;
+    if (group !== 0 && code !== 0) {
+      // Rule 8: the names alone (pairs restricted to records without a date of birth).
+      groupWord[i] = group;
+      los[8][i] = code;
+      hass[8][i] = 1;
+    }
     if (group !== 0 && code !== 0 && year[i] !== 0) {
       // Rules 4-6: the names and two parts of the date.
-      groupWord[i] = group;
       los[4][i] = (imul(code, 0x9e3779b1) ^ (year[i] * 100 + month[i])) >>> 0;
       los[5][i] = (imul(code, 0x85ebca6b) ^ (year[i] * 100 + day[i])) >>> 0;
       los[6][i] = (imul(code, 0xc2b2ae35) ^ (month[i] * 100 + day[i])) >>> 0;

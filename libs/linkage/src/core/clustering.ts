@@ -7,6 +7,9 @@
  */
 import { dobLevel, ssnOneTypo } from './comparisons';
 
+/** The date-of-birth level of dates that no typo or swap explains (see comparisons.ts). */
+const DOB_DIFFERENT = 4;
+
 // Math's functions as module constants: read once, not looked up on the global object in hot loops.
 const { floor, round } = Math;
 
@@ -170,7 +173,7 @@ const dobsConflict = (x: number, y: number) =>
     floor(y / 10_000),
     floor(y / 100) % 100,
     y % 100,
-  ) === 3;
+  ) === DOB_DIFFERENT;
 
 /** Two clusters' SSNs conflict when some pair of them is neither equal nor one typo apart. */
 export function ssnConflict(a: readonly number[], b: readonly number[]): boolean {
@@ -192,7 +195,7 @@ export function dobConflict(a: readonly number[], b: readonly number[]): boolean
         floor(y / 100) % 100,
         y % 100,
       );
-      if (level === 3) return true;
+      if (level === DOB_DIFFERENT) return true;
     }
   }
   return false;

@@ -11,13 +11,17 @@ import {
 } from './comparisons';
 
 describe('comparisons', () => {
-  it('levels dates of birth: exact, day and month swapped, two of three, different, missing', () => {
+  it('levels dates of birth: exact, day and month swapped, one typo, two of three, different, missing', () => {
     expect(dobLevel(1987, 3, 2, 1987, 3, 2)).toBe(0);
     expect(dobLevel(1987, 3, 2, 1987, 2, 3)).toBe(1);
     expect(dobLevel(1987, 3, 2, 1977, 3, 2)).toBe(2);
+    expect(dobLevel(1987, 3, 2, 1988, 3, 2)).toBe(2);
     expect(dobLevel(1987, 3, 2, 1987, 3, 3)).toBe(2);
-    expect(dobLevel(1987, 3, 2, 1990, 5, 7)).toBe(3);
-    expect(dobLevel(0, 0, 0, 1990, 5, 7)).toBe(4);
+    expect(dobLevel(1987, 3, 2, 1987, 4, 2)).toBe(2);
+    expect(dobLevel(1987, 3, 2, 1987, 3, 9)).toBe(3);
+    expect(dobLevel(1987, 3, 2, 1962, 3, 2)).toBe(3);
+    expect(dobLevel(1987, 3, 2, 1990, 5, 7)).toBe(4);
+    expect(dobLevel(0, 0, 0, 1990, 5, 7)).toBe(5);
   });
 
   it('levels SSNs: exact, one typo (a digit, or two adjacent digits swapped), different, missing', () => {

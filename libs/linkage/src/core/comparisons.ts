@@ -23,7 +23,7 @@ export const COMPARISONS: readonly Comparison[] = [
     name: 'last_name',
     levels: ['exact', 'hyphenated_part', 'jaro_winkler_0.92', 'jaro_winkler_0.85', 'different'],
   },
-  { name: 'date_of_birth', levels: ['exact', 'day_month_swapped', 'two_of_three', 'different'] },
+  { name: 'date_of_birth', levels: ['exact', 'day_month_swapped', 'one_typo', 'two_of_three', 'different'] },
   { name: 'ssn', levels: ['exact', 'one_typo', 'different'] },
   { name: 'sex', levels: ['agree', 'disagree'] },
   { name: 'zip', levels: ['agree', 'disagree'] },
@@ -69,16 +69,25 @@ export function encodePattern(levels: readonly number[]): number {
   return pattern;
 }
 
-/** Date of birth level: 0 exact, 1 day and month swapped, 2 two of year/month/day equal, 3 different. */
+/**
+ * Date of birth level: 0 exact, 1 day and month swapped, 2 one typo (the day or the month off by
+ * one, or the year by one or ten, the rest equal), 3 two of year/month/day equal, 4 different,
+ * 5 missing.
+ */
 export function dobLevel(y1: number, m1: number, d1: number, y2: number, m2: number, d2: number): number {
-  if (y1 === 0 || y2 === 0) return 4;
+  if (y1 === 0 || y2 === 0) return 5;
   const ey = y1 === y2;
   const em = m1 === m2;
   const ed = d1 === d2;
   if (ey && em && ed) return 0;
   if (ey && m1 === d2 && d1 === m2) return 1;
-  if ((ey && em) || (ey && ed) || (em && ed)) return 2;
-  return 3;
+  if (ey && em) return d1 - d2 === 1 || d2 - d1 === 1 ? 2 : 3;
+  if (ey && ed) return m1 - m2 === 1 || m2 - m1 === 1 ? 2 : 3;
+  if (em && ed) {
+    const dy = y1 > y2 ? y1 - y2 : y2 - y1;
+    return dy === 1 || dy === 10 ? 2 : 3;
+  }
+  return 4;
 }
 
 /** Whether two different SSNs are one typo apart: one digit changed, or two adjacent digits swapped. */

@@ -24,7 +24,7 @@ import { PreparedBatch } from './prepared-batch';
 import type { RecordBatch } from './record-batch';
 
 // Math's functions as module constants: read once, not looked up on the global object in hot loops.
-const { floor, imul } = Math;
+const { floor, imul, min } = Math;
 
 /** Blocks larger than this are not compared (their pairs would swamp a partition); they are counted. */
 export const MAX_BLOCK = 2_000;
@@ -188,6 +188,7 @@ export class PartitionScorer {
     r: number,
     members: Int32Array,
     starts: Int32Array,
+    leads: Int32Array | null,
     from: number,
     to: number,
     acc: ScoreAccumulator,
@@ -205,7 +206,9 @@ export class PartitionScorer {
     let pairs = 0;
     for (let block = from; block < to; block++) {
       const end = starts[block + 1];
-      for (let a = starts[block]; a < end - 1; a++) {
+      // Under a `withoutDob` rule, only the block's undated records (first) start pairs.
+      const last = leads === null ? end - 1 : min(end - 1, starts[block] + leads[block]);
+      for (let a = starts[block]; a < last; a++) {
         const i = members[a];
         for (let b = a + 1; b < end; b++) {
           const j = members[b];
@@ -232,27 +235,7 @@ export class PartitionScorer {
                   ? 1
                   : 2 + prepared.similarityLevel(fa, fb);
           const last = prepared.lastLevel(i, j);
-          const y1 = year[i];
-          const y2 = year[j];
-          let dob: number;
-          if (y1 === 0 || y2 === 0) dob = 4;
-          else {
-            const m1 = month[i];
-            const m2 = month[j];
-            const d1 = day[i];
-            const d2 = day[j];
-            const ey = y1 === y2;
-            const em = m1 === m2;
-            const ed = d1 === d2;
-            dob =
-              ey && em && ed
-                ? 0
-                : ey && m1 === d2 && d1 === m2
-                  ? 1
-                  : (ey && em) || (ey && ed) || (em && ed)
-                    ? 2
-                    : 3;
-          }
+          const dob = dobLevel(year[i], month[i], day[i], year[j], month[j], day[j]);
           const s1 = ssn[i];
           const s2 = ssn[j];
           const ssnLevelOf = s1 === 0 || s2 === 0 ? 3 : s1 === s2 ? 0 : ssnOneTypo(s1, s2) ? 1 : 2;
@@ -310,11 +293,13 @@ export class PartitionScorer {
     const blocks = new BlockBuilder(this.batch);
     let sinceYield = 0;
     for (let r = 0; r < BLOCKING_RULES.length; r++) {
-      const { members, starts, count, skipped } = blocks.build(keys[r], BLOCKING_RULES[r].scheme);
+      const rule = BLOCKING_RULES[r];
+      const { members, starts, leads, count, skipped } = blocks.build(keys[r], rule.scheme, rule.withoutDob);
       skippedBlocks += skipped;
       for (let block = 0; block < count; block++) {
         const end = starts[block + 1];
-        for (let a = starts[block]; a < end - 1; a++) {
+        const last = leads === null ? end - 1 : min(end - 1, starts[block] + leads[block]);
+        for (let a = starts[block]; a < last; a++) {
           const i = members[a];
           for (let b = a + 1; b < end; b++) {
             const j = members[b];
@@ -358,7 +343,12 @@ export class ScoreRun {
   private readonly blocks: BlockBuilder;
   private rule = -1;
   private block = 0;
-  private current: { members: Int32Array; starts: Int32Array; count: number } | null = null;
+  private current: {
+    members: Int32Array;
+    starts: Int32Array;
+    leads: Int32Array | null;
+    count: number;
+  } | null = null;
 
   constructor(private readonly scorer: PartitionScorer) {
     const keys = scorer.prepared.keys;
@@ -383,22 +373,20 @@ export class ScoreRun {
     for (;;) {
       if (!this.current || this.block >= this.current.count) {
         if (++this.rule >= BLOCKING_RULES.length) return true;
-        const built = this.blocks.build(
-          this.scorer.prepared.keys[this.rule],
-          BLOCKING_RULES[this.rule].scheme,
-        );
+        const rule = BLOCKING_RULES[this.rule];
+        const built = this.blocks.build(this.scorer.prepared.keys[this.rule], rule.scheme, rule.withoutDob);
         this.acc.skippedBlocks += built.skipped;
         this.current = built;
         this.block = 0;
         continue;
       }
-      const { members, starts, count } = this.current;
+      const { members, starts, leads, count } = this.current;
       let to = this.block;
       while (to < count && left > 0) {
         left -= starts[to + 1] - starts[to];
         to++;
       }
-      this.scorer.scoreBlocks(this.rule, members, starts, this.block, to, this.acc);
+      this.scorer.scoreBlocks(this.rule, members, starts, leads, this.block, to, this.acc);
       this.block = to;
       if (left <= 0) return this.rule >= BLOCKING_RULES.length - 1 && this.block >= count;
     }
@@ -428,6 +416,9 @@ class BlockBuilder {
   private readonly members: Int32Array;
   private readonly starts: Int32Array;
   private readonly slots: KeySlots;
+  private readonly undated: Int32Array;
+  private readonly leads: Int32Array;
+  private readonly restOffsets: Int32Array;
   /** The records that reached the partition through each scheme (by scheme bit). */
   private readonly bySchemes = new Map<number, Int32Array>();
 
@@ -439,6 +430,9 @@ class BlockBuilder {
     this.members = new Int32Array(n);
     this.starts = new Int32Array(n + 1);
     this.slots = new KeySlots(n);
+    this.undated = new Int32Array(n + 1);
+    this.leads = new Int32Array(n + 1);
+    this.restOffsets = new Int32Array(n + 1);
   }
 
   private schemeMembers(scheme: number): Int32Array {
@@ -457,11 +451,13 @@ class BlockBuilder {
   build(
     key: RuleKeys,
     scheme: number,
-  ): { members: Int32Array; starts: Int32Array; count: number; skipped: number } {
-    const { slotOf, sizes, offsets, members, starts, slots } = this;
+    withoutDob = false,
+  ): { members: Int32Array; starts: Int32Array; leads: Int32Array | null; count: number; skipped: number } {
+    const { slotOf, sizes, offsets, members, starts, slots, undated, leads, restOffsets } = this;
     const candidates = this.schemeMembers(scheme);
     const m = candidates.length;
     const { hi, lo, has } = key;
+    const year = this.batch.year;
     slots.clear();
     for (let c = 0; c < m; c++) {
       const i = candidates[c];
@@ -469,15 +465,27 @@ class BlockBuilder {
     }
     const slotCount = slots.size;
     sizes.fill(0, 0, slotCount);
-    for (let c = 0; c < m; c++) if (slotOf[c] >= 0) sizes[slotOf[c]]++;
-    // Kept blocks get consecutive ranges of `members`; the others an offset of -1.
+    if (withoutDob) undated.fill(0, 0, slotCount);
+    for (let c = 0; c < m; c++) {
+      const slot = slotOf[c];
+      if (slot < 0) continue;
+      sizes[slot]++;
+      if (withoutDob && year[candidates[c]] === 0) undated[slot]++;
+    }
+    // Kept blocks get consecutive ranges of `members`; the others an offset of -1. Under
+    // `withoutDob`, a block's undated records come first, and a block without one is not kept.
     let count = 0;
     let skipped = 0;
     let at = 0;
     for (let slot = 0; slot < slotCount; slot++) {
       const size = sizes[slot];
-      if (size > 1 && size <= MAX_BLOCK) {
+      const keep = size > 1 && size <= MAX_BLOCK && (!withoutDob || undated[slot] > 0);
+      if (keep) {
         offsets[slot] = at;
+        if (withoutDob) {
+          leads[count] = undated[slot];
+          restOffsets[slot] = at + undated[slot];
+        }
         starts[count++] = at;
         at += size;
       } else {
@@ -491,10 +499,15 @@ class BlockBuilder {
       if (slot < 0) continue;
       const offset = offsets[slot];
       if (offset < 0) continue;
-      members[offset] = candidates[c];
-      offsets[slot] = offset + 1;
+      const i = candidates[c];
+      if (withoutDob && year[i] !== 0) {
+        members[restOffsets[slot]++] = i;
+      } else {
+        members[offset] = i;
+        offsets[slot] = offset + 1;
+      }
     }
-    return { members, starts, count, skipped };
+    return { members, starts, leads: withoutDob ? leads : null, count, skipped };
   }
 }
 
