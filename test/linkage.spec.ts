@@ -256,7 +256,7 @@ describe('linkage runs', () => {
     const second = await startLinkage();
     expect(second.id).not.toBe(first.id);
     // Every unit of this worker pauses before it commits: the kill lands inside one.
-    const doomed = startWorker({ LINKAGE_UNIT_PAUSE_MS: '700' });
+    const doomed = startWorker({ LINKAGE_UNIT_PAUSE_MS: '500' });
     const victim = await waitFor('a unit in progress after three are done', () =>
       unitInProgress(second.id, 3),
     );
@@ -287,10 +287,10 @@ describe('linkage runs', () => {
     expect(runs.map((r) => r.id)).toEqual([second.id, first.id]);
   }, 120_000);
 
-  it('lets a worker stopped with SIGTERM finish the unit it is doing before it exits', async () => {
+  it('lets a worker stopped with SIGTERM finish its unit, and finishes a run whose jobs Redis lost', async () => {
     for (const worker of workers) await stopWorker(worker);
     const third = await startLinkage();
-    const stopping = startWorker({ LINKAGE_UNIT_PAUSE_MS: '1000' });
+    const stopping = startWorker({ LINKAGE_UNIT_PAUSE_MS: '600' });
     const inProgress = await waitFor('a unit in progress after one is done', () =>
       unitInProgress(third.id, 1),
     );
@@ -301,34 +301,17 @@ describe('linkage runs', () => {
     );
     // Finished by the worker that was stopping, not redone by another.
     expect(unit).toEqual({ attempts: 1, done: true });
+
+    // Every job of the queue gone, as after a Redis restart without persistence: the next
+    // worker's watchdog re-creates the run's jobs from its state in PostgreSQL.
+    await broker.app.get<Queue>(getQueueToken(QueueName.LINKAGE)).obliterate({ force: true });
     startWorker();
     const done = await finished(third.id);
     expect(done.status).toBe('SUCCEEDED');
     expect(await assignment(third.id)).toEqual(firstAssignment);
   }, 120_000);
 
-  it('finishes a run whose jobs Redis lost, from the state in PostgreSQL', async () => {
-    for (const worker of workers) await stopWorker(worker);
-    const fourth = await startLinkage();
-    startWorker({ LINKAGE_UNIT_PAUSE_MS: '300' });
-    await waitFor('three units done', async () => {
-      const [progress] = await broker.query<{ done: number }>(
-        `SELECT count(*) FILTER (WHERE done_at IS NOT NULL)::int AS done FROM linkage_unit WHERE run_id = $1`,
-        [fourth.id],
-      );
-      return progress.done >= 3;
-    });
-    // Every job of the queue gone, the one being worked on included, as after a Redis restart
-    // without persistence: the workers' watchdog re-creates them from the runs' state.
-    await broker.app.get<Queue>(getQueueToken(QueueName.LINKAGE)).obliterate({ force: true });
-    const done = await finished(fourth.id);
-    expect(done.status).toBe('SUCCEEDED');
-    expect(await assignment(fourth.id)).toEqual(firstAssignment);
-  }, 120_000);
-
   it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {
-    for (const worker of workers) await stopWorker(worker);
-    startWorker();
     const before = await assignment(
       (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id,
     );
