@@ -40,8 +40,11 @@ export function suppressionPattern(cells: CountCell[], minCellSize: number): boo
   const dims = cells.length ? cells[0].key.length : 0;
   if (dims === 0 || !suppressed.some(Boolean)) return suppressed;
 
-  // The lines of each dimension: cells that agree on every other grouped value.
+  // The lines of each dimension: cells that agree on every other grouped value. A cell alone in a
+  // line equals a group of the table grouped by one name fewer, which the caller can ask for: as a
+  // complement it would hide nothing, so such cells come last.
   const lines: number[][] = [];
+  const lonely = new Array<boolean>(cells.length).fill(false);
   for (let d = 0; d < dims; d++) {
     const byRest = new Map<string, number[]>();
     cells.forEach((cell, i) => {
@@ -50,18 +53,10 @@ export function suppressionPattern(cells: CountCell[], minCellSize: number): boo
       if (line) line.push(i);
       else byRest.set(rest, [i]);
     });
-    for (const line of byRest.values()) if (line.length > 1) lines.push(line);
-  }
-  // A cell alone in a line equals a group of the table grouped by one name fewer, which the caller
-  // can ask for: as a complement it would hide nothing, so cells in lines of their own come last.
-  const lonely = new Array<boolean>(cells.length).fill(false);
-  for (let d = 0; d < dims; d++) {
-    const sizes = new Map<string, number>();
-    const rests = cells.map((cell) => JSON.stringify(cell.key.filter((_, j) => j !== d)));
-    for (const rest of rests) sizes.set(rest, (sizes.get(rest) ?? 0) + 1);
-    rests.forEach((rest, i) => {
-      if (sizes.get(rest) === 1) lonely[i] = true;
-    });
+    for (const line of byRest.values()) {
+      if (line.length > 1) lines.push(line);
+      else lonely[line[0]] = true;
+    }
   }
   const order = (a: number, b: number) =>
     Number(lonely[a]) - Number(lonely[b]) ||
