@@ -32,6 +32,13 @@ export default tseslint.config(
           patterns: [
             { group: ['@broker/*/*'], message: "Import a library through its index ('@broker/x')." },
           ],
+          paths: [
+            {
+              name: '@casl/ability/extra',
+              message:
+                'Every published @casl/ability has an advisory in rulesToFields of @casl/ability/extra; see docs/architecture.md (CASL).',
+            },
+          ],
         },
       ],
     },
