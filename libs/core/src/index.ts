@@ -3,6 +3,7 @@ export * from './core.module';
 export * from './database/ensure-database';
 export * from './database/migrate';
 export * from './errors/broker-error';
+export * from './errors/render-error';
 export * from './http/public.decorator';
 export * from './logging/logger';
 export * from './metrics/metrics.service';

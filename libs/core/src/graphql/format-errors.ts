@@ -1,22 +1,20 @@
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { BrokerError, ErrorCode } from '../errors/broker-error';
-
-const DID_YOU_MEAN = /\s*Did you mean[^?]*\?/g;
+import { renderGraphQLError, withoutSuggestions } from '../errors/render-error';
 
 /** A GraphQL error as the broker shows it: a contract code, and no hint at names the caller may not see. */
 export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLError {
   const original = error.originalError;
   const options = { path: error.path, locations: error.locations };
   if (original instanceof BrokerError) {
-    return new GraphQLError(original.message, {
-      ...options,
-      extensions: {
-        code: original.code,
-        ...(original.extra.reason ? { reason: original.extra.reason } : {}),
-        ...(original.extra.details !== undefined ? { details: original.extra.details } : {}),
-      },
+    const rendered = renderGraphQLError({
+      code: original.code,
+      message: original.message,
+      reason: original.extra.reason,
+      extensions: original.extra.details !== undefined ? { details: original.extra.details } : undefined,
     });
+    return new GraphQLError(rendered.message, { ...options, extensions: rendered.extensions });
   }
   const transport = transportError(original);
   if (transport) {
@@ -25,11 +23,11 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
   const code = (error.extensions?.code ?? (original as { code?: unknown } | undefined)?.code) as
     string | undefined;
   if (code && (Object.values(ErrorCode) as string[]).includes(code)) {
-    return new GraphQLError(error.message.replace(DID_YOU_MEAN, ''), { ...options, extensions: { code } });
+    return new GraphQLError(withoutSuggestions(error.message), { ...options, extensions: { code } });
   }
   // Parse, validation and coercion errors carry no original error, or a GraphQLError of graphql-js.
   if (!original || original instanceof GraphQLError || isCoercionError(original)) {
-    return new GraphQLError(error.message.replace(DID_YOU_MEAN, ''), {
+    return new GraphQLError(withoutSuggestions(error.message), {
       ...options,
       extensions: { code: ErrorCode.BAD_USER_INPUT },
     });

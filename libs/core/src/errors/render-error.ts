@@ -1,0 +1,54 @@
+import { ErrorCode } from './broker-error';
+
+/** A refusal or failure as the public sees it: a contract code, a message, and what it may name. */
+export interface PublicError {
+  code: ErrorCode | `${ErrorCode}`;
+  message: string;
+  /** The contract's `extensions.reason` (DESIGN §4). */
+  reason?: string;
+  /** Where in a GraphQL response the error stands. */
+  path?: readonly (string | number)[];
+  /** Further members of `extensions` (`field`, `releasedAs`, `agreements`, `details`). */
+  extensions?: Record<string, unknown>;
+}
+
+/** The JSON of a GraphQL error: `{ message, path?, extensions: { code, reason?, ... } }`. */
+export interface GraphQLErrorJson {
+  message: string;
+  locations?: readonly { line: number; column: number }[];
+  path?: readonly (string | number)[];
+  extensions: Record<string, unknown>;
+}
+
+const DID_YOU_MEAN = /\s*Did you mean[^?]*\?/g;
+
+/**
+ * The one renderer of errors, for both GraphQL endpoints and the REST routes: the same code,
+ * reason and extensions everywhere, and never a hint at names ("Did you mean") the caller may not see.
+ */
+export function renderGraphQLError(
+  error: PublicError,
+  locations?: readonly { line: number; column: number }[],
+): GraphQLErrorJson {
+  return {
+    message: error.message.replace(DID_YOU_MEAN, ''),
+    ...(locations?.length ? { locations } : {}),
+    ...(error.path ? { path: error.path } : {}),
+    extensions: {
+      code: error.code,
+      ...(error.reason ? { reason: error.reason } : {}),
+      ...(error.extensions ?? {}),
+    },
+  };
+}
+
+/** A REST route's error body: `{ error, code, reason?, ... }`, the same members as on GraphQL. */
+export function renderRestError(error: PublicError): Record<string, unknown> {
+  const { extensions } = renderGraphQLError(error);
+  return { error: error.message.replace(DID_YOU_MEAN, ''), ...extensions };
+}
+
+/** Strips GraphQL's suggestions of other names from a message. */
+export function withoutSuggestions(message: string): string {
+  return message.replace(DID_YOU_MEAN, '');
+}
