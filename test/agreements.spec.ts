@@ -145,7 +145,14 @@ describe('agreements: versions, approvals, lifecycle', () => {
 
   it('hides agreements from third agencies: NOT_FOUND, the same as a missing one', async () => {
     const { id } = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
-    expect((await broker.gqlOk(probationSteward.apiKey, GET, { id })).agreement).toBeNull();
+    const read = await broker.gql(probationSteward.apiKey, GET, { id });
+    const readMissing = await broker.gql(probationSteward.apiKey, GET, {
+      id: '00000000-0000-4000-8000-000000000000',
+    });
+    expect(read.data?.agreement ?? null).toBeNull();
+    expect(read.errors?.[0].extensions).toEqual({ code: 'NOT_FOUND', reason: 'NOT_PARTY' });
+    expect(read.errors?.[0].extensions).toEqual(readMissing.errors?.[0].extensions);
+    expect(read.errors?.[0].message).toBe(readMissing.errors?.[0].message);
     for (const [query, vars] of [
       [APPROVE, { id, v: 1 }],
       [REVOKE, { id, r: 'mine now' }],

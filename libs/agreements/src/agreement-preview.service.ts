@@ -1,13 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { type RequestContext, Role } from '@broker/auth';
-import { BrokerError, ErrorCode, forbidden } from '@broker/core';
+import { type RequestContext, authorizeType } from '@broker/auth';
+import { BrokerError, ErrorCode } from '@broker/core';
 import {
   type AgreementContent,
   PolicyError,
   SqlParams,
-  quoteIdent,
-  rowFilterSql,
+  populationSql,
   validateAgreementContent,
 } from '@broker/policy';
 import {
@@ -20,6 +19,7 @@ import {
 import type { AgreementInput } from './agreement.model';
 import type { PurposePreviewModel } from './agreement-preview.model';
 import { previewContent } from './agreement-preview';
+import { authorizeParty } from './agreement.service';
 
 /**
  * Previews an agreement before it is proposed, amended or approved: what its recipient would see
@@ -36,13 +36,9 @@ export class AgreementPreviewService {
   /** The preview of agreement content, for a steward of either party. */
   async preview(ctx: RequestContext, input: AgreementInput): Promise<PurposePreviewModel[]> {
     const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || !principal.agencyId) {
-      throw forbidden('Only stewards preview agreements');
-    }
+    authorizeType(principal, 'preview', 'Agreement');
     const { content, shapes } = await this.validate(input);
-    if (principal.agencyId !== content.providerAgencyId && principal.agencyId !== content.recipientAgencyId) {
-      throw forbidden('A steward previews agreements to which its agency is a party');
-    }
+    authorizeParty(principal, 'preview', content);
     let purposes: ReturnType<typeof previewContent>;
     try {
       purposes = previewContent(content, shapes);
@@ -108,17 +104,9 @@ export class AgreementPreviewService {
         const purposes = grant.requireConsent ? content.purposes : [null];
         for (const purpose of purposes) {
           const params = new SqlParams();
-          const conditions = ['TRUE'];
-          if (grant.rowFilter) conditions.push(rowFilterSql(grant.rowFilter, shape, 't', params));
-          if (purpose !== null && shape.subjectField) {
-            conditions.push(
-              `EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = ${params.add(shape.id, 'uuid')}
-                 AND c.purpose = ${params.add(purpose, 'text')}
-                 AND c.subject_id = t.${quoteIdent(shape.subjectField)}::text AND c.granted)`,
-            );
-          }
+          const population = populationSql(grant, shape, purpose === null ? [] : [purpose], 't', params);
           const [row] = await manager.query<{ n: number }[]>(
-            `SELECT count(*)::int AS n FROM ${recordTable(shape.slug)} t WHERE ${conditions.join(' AND ')}`,
+            `SELECT count(*)::int AS n FROM ${recordTable(shape.slug)} t WHERE ${population}`,
             params.values,
           );
           counts.set(countKey(grant.datasetId, purpose), row.n);

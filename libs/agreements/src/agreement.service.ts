@@ -2,8 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
-import { type RequestContext, Role } from '@broker/auth';
-import { BrokerError, ErrorCode, badInput, conflict, forbidden, notFound } from '@broker/core';
+import {
+  type ControlAction,
+  type RequestContext,
+  asSubject,
+  authorize,
+  canOnAll,
+  controlAbility,
+} from '@broker/auth';
+import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
 import { type AgreementContent, contentHash, validateAgreementContent } from '@broker/policy';
 import { DatasetService, PurposeService, cleanText, isUuid } from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
@@ -72,8 +79,6 @@ export interface InForceAgreement {
   hmacKey: Buffer;
 }
 
-const SEES_ALL = new Set<Role>([Role.OPERATOR, Role.AUDITOR]);
-
 /**
  * The agreement lifecycle: propose, amend, approve, revoke. Every change bumps the policy stamp in
  * the same transaction, so every broker instance sees it on its next request, and appends its
@@ -88,10 +93,10 @@ export class AgreementService {
     private readonly audit: AuditService,
   ) {}
 
-  /** The agreements the caller may see: all for OPERATOR and AUDITOR, its agency's otherwise. */
+  /** The agreements the caller may read (its ability): every one, or those its agency is party to. */
   async list(ctx: RequestContext, status?: AgreementStatus | null): Promise<AgreementView[]> {
     const { principal } = ctx;
-    const rows: AgreementRow[] = SEES_ALL.has(principal.role)
+    const rows: AgreementRow[] = canOnAll(principal, 'read', 'Agreement')
       ? await this.dataSource.query(`SELECT * FROM agreement ORDER BY created_at, id`)
       : await this.dataSource.query(
           `SELECT * FROM agreement WHERE $1::uuid IN (provider_agency_id, recipient_agency_id) ORDER BY created_at, id`,
@@ -101,19 +106,17 @@ export class AgreementService {
     return status ? views.filter((v) => v.status === status) : views;
   }
 
-  /** One agreement, or null when it is missing or the caller is not a party (the same answer). */
-  async get(ctx: RequestContext, id: string): Promise<AgreementView | null> {
-    const row = await this.visibleRow(this.dataSource.manager, ctx, id);
-    return row ? (await this.views(this.dataSource.manager, [row]))[0] : null;
+  /** One agreement; NOT_FOUND when it is missing or the caller may not read it (the same answer). */
+  async get(ctx: RequestContext, id: string): Promise<AgreementView> {
+    const row = await this.rowFor(this.dataSource.manager, ctx, id, 'read');
+    return (await this.views(this.dataSource.manager, [row]))[0];
   }
 
   /** Proposes an agreement: version 1, approved by the proposer's side. */
   async propose(ctx: RequestContext, input: AgreementInput): Promise<AgreementView> {
-    const steward = this.requireSteward(ctx);
     const content = await this.validate(input);
-    if (steward.agencyId !== content.providerAgencyId && steward.agencyId !== content.recipientAgencyId) {
-      throw forbidden('A steward proposes agreements to which its agency is a party');
-    }
+    const steward = ctx.principal;
+    authorizeParty(steward, 'propose', content);
     const id = await this.dataSource.transaction(async (manager) => {
       const [row] = await manager.query<{ id: string }[]>(
         `INSERT INTO agreement (provider_agency_id, recipient_agency_id, current_version, created_by)
@@ -128,15 +131,14 @@ export class AgreementService {
       await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content);
       return row.id;
     });
-    return (await this.get(ctx, id))!;
+    return this.get(ctx, id);
   }
 
   /** Amends an agreement: the next version, approved by the amender's side only. */
   async amend(ctx: RequestContext, id: string, input: AgreementInput): Promise<AgreementView> {
-    this.requireSteward(ctx);
     const content = await this.validate(input);
     await this.dataSource.transaction(async (manager) => {
-      const row = await this.lockForChange(manager, ctx, id);
+      const row = await this.lockForChange(manager, ctx, id, 'amend');
       if (
         content.providerAgencyId !== row.provider_agency_id ||
         content.recipientAgencyId !== row.recipient_agency_id
@@ -148,14 +150,14 @@ export class AgreementService {
       await this.insertVersion(manager, id, version, content, ctx);
       await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content);
     });
-    return (await this.get(ctx, id))!;
+    return this.get(ctx, id);
   }
 
   /** Approves the current version for the caller's side; both sides make it the version in force. */
   async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
-    const steward = this.requireSteward(ctx);
+    const steward = ctx.principal;
     await this.dataSource.transaction(async (manager) => {
-      const row = await this.lockForChange(manager, ctx, id);
+      const row = await this.lockForChange(manager, ctx, id, 'approve');
       if (version !== row.current_version) {
         throw conflict(
           `Version ${version} is not the current version (${row.current_version}); approve that one`,
@@ -189,15 +191,15 @@ export class AgreementService {
         manager,
       );
     });
-    return (await this.get(ctx, id))!;
+    return this.get(ctx, id);
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */
   async revoke(ctx: RequestContext, id: string, reason: string): Promise<AgreementView> {
-    const steward = this.requireSteward(ctx);
+    const steward = ctx.principal;
     const why = cleanText(reason, 'reason', 2000);
     await this.dataSource.transaction(async (manager) => {
-      await this.lockForChange(manager, ctx, id);
+      await this.lockForChange(manager, ctx, id, 'revoke');
       await manager.query(
         `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
           WHERE id = $1`,
@@ -216,7 +218,7 @@ export class AgreementService {
         manager,
       );
     });
-    return (await this.get(ctx, id))!;
+    return this.get(ctx, id);
   }
 
   /** The policy stamp: changes whenever any agreement does. */
@@ -263,13 +265,6 @@ export class AgreementService {
     });
   }
 
-  private requireSteward(ctx: RequestContext): { userId: string; agencyId: string } {
-    const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || !principal.agencyId)
-      throw forbidden('Only stewards change agreements');
-    return { userId: principal.userId, agencyId: principal.agencyId };
-  }
-
   private async validate(input: AgreementInput): Promise<AgreementContent> {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
@@ -284,34 +279,44 @@ export class AgreementService {
     return result.content;
   }
 
-  private async visibleRow(manager: EntityManager, ctx: RequestContext, id: string, lock = false) {
-    if (!isUuid(id)) return null;
-    const [row] = await manager.query<AgreementRow[]>(
-      `SELECT * FROM agreement WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
-      [id],
+  /**
+   * The agreement row, when the caller's ability allows `action` on it (see `authorize`: another
+   * agency's agreement is NOT_FOUND, exactly as a missing one); locked for a change when `lock`.
+   */
+  private async rowFor(
+    manager: EntityManager,
+    ctx: RequestContext,
+    id: string,
+    action: ControlAction,
+    lock = false,
+  ): Promise<AgreementRow> {
+    const [row] = isUuid(id)
+      ? await manager.query<AgreementRow[]>(
+          `SELECT * FROM agreement WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+          [id],
+        )
+      : [];
+    if (!row) throw new BrokerError(ErrorCode.NOT_FOUND, 'Agreement not found', { reason: 'NOT_PARTY' });
+    authorize(
+      ctx.principal,
+      action,
+      asSubject('Agreement', {
+        providerAgencyId: row.provider_agency_id,
+        recipientAgencyId: row.recipient_agency_id,
+      }),
+      'Agreement',
     );
-    if (!row) return null;
-    const { principal } = ctx;
-    if (SEES_ALL.has(principal.role)) return row;
-    return principal.agencyId === row.provider_agency_id || principal.agencyId === row.recipient_agency_id
-      ? row
-      : null;
+    return row;
   }
 
-  /** Locks an agreement for a change by a party's steward; a third agency gets NOT_FOUND. */
+  /** Locks an agreement for a change the caller's ability allows; a revoked one changes no more. */
   private async lockForChange(
     manager: EntityManager,
     ctx: RequestContext,
     id: string,
+    action: ControlAction,
   ): Promise<AgreementRow> {
-    const row = await this.visibleRow(manager, ctx, id, true);
-    if (
-      !row ||
-      (ctx.principal.agencyId !== row.provider_agency_id &&
-        ctx.principal.agencyId !== row.recipient_agency_id)
-    ) {
-      throw notFound('Agreement');
-    }
+    const row = await this.rowFor(manager, ctx, id, action, true);
     if (row.revoked_at) throw conflict('The agreement is revoked; revocation is final');
     return row;
   }
@@ -416,5 +421,27 @@ export class AgreementService {
         })),
       };
     });
+  }
+}
+
+/** An agreement's two parties, as the ability sees them. */
+export function partiesOf(content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>) {
+  return { providerAgencyId: content.providerAgencyId, recipientAgencyId: content.recipientAgencyId };
+}
+
+/** Refuses (FORBIDDEN) unless the caller's ability allows `action` on new content between these parties. */
+export function authorizeParty(
+  principal: RequestContext['principal'],
+  action: 'propose' | 'preview',
+  content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>,
+): void {
+  if (!controlAbility(principal).can(action, asSubject('Agreement', partiesOf(content)))) {
+    throw new BrokerError(
+      ErrorCode.FORBIDDEN,
+      `A steward may ${action} agreements to which its agency is a party`,
+      {
+        reason: 'ROLE',
+      },
+    );
   }
 }

@@ -6,3 +6,4 @@ export * from './auth.module';
 export * from './auth.service';
 export * from './request-context';
 export * from './role.enum';
+export * from './control-ability';

@@ -15,20 +15,9 @@ import {
   type GraphQLInputFieldConfigMap,
 } from 'graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
-import { type CompiledGrant, GrantAccess, PERSON_KEY, type ReleasedType } from '@broker/policy';
+import { type ActiveAgreement, GrantAccess, PERSON_KEY, type ReleasedType } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
-
-/** An agreement version in force and inside its window now, compiled for the data plane. */
-export interface ActiveAgreement {
-  id: string;
-  version: number;
-  purposes: string[];
-  grants: Map<string, CompiledGrant>;
-  hmacKey: Buffer;
-  validFrom: Date;
-  validUntil: Date;
-}
 
 /** What a root field of the caller's schema reads. */
 export interface RootField {
@@ -43,8 +32,6 @@ export interface CallerSchema {
   schema: GraphQLSchema;
   roots: Map<string, RootField>;
 }
-
-export const MAX_FIRST = 10_000;
 
 const SCALARS: Record<ReleasedType, GraphQLScalarType> = {
   String: GraphQLString,

@@ -5,7 +5,6 @@ import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import {
   type DocumentNode,
-  type ExecutionResult,
   GraphQLError,
   type GraphQLSchema,
   type OperationDefinitionNode,
@@ -22,88 +21,38 @@ import type { Logger } from 'pino';
 import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
-import { type Principal, type RequestContext, Role } from '@broker/auth';
+import type { RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
-import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool, quoteIdent } from '@broker/core';
-import {
-  type CompiledGrant,
-  type DataWhere,
-  GrantAccess,
-  PERSON_KEY,
-  PolicyError,
-  type ReleasedNameOptions,
-  SqlParams,
-  checkRequest,
-  orderBySql,
-  releasedJsonExpression,
-  whereFieldNames,
-  whereSql,
-} from '@broker/policy';
-import { personKeySql } from '@broker/linkage';
-import { type DatasetShapeRecord, recordTable } from '@broker/registry';
-import { type ActiveAgreement, MAX_FIRST, type RootField } from './caller-schema';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool, withoutSuggestions } from '@broker/core';
 import {
   type AggregateGroup,
-  MAX_GROUPS,
-  type ReadableGrant,
-  aggregateSql,
-  populationConditions,
+  type AggregateRow,
+  PolicyError,
   protectedGroups,
-} from './aggregate';
+  refusal,
+  refusalOf,
+} from '@broker/policy';
+import { aggregateSql } from './aggregate';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
+import { authorise, precheck } from './authorise';
+import { encodeCursor } from './cursor';
+import { pageSql } from './page-sql';
+import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
+import { DocumentCache, type Splice, analyse, freezeDeep } from './request-analysis';
 import {
-  type Analysis,
-  DocumentCache,
-  type RootArgs,
-  type Splice,
-  analyse,
-  freezeDeep,
-} from './request-analysis';
-
-/** The body of a data-plane request. */
-export interface DataPlaneRequest {
-  query?: unknown;
-  variables?: unknown;
-  operationName?: unknown;
-}
-
-/**
- * An HTTP answer: its status and GraphQL-shaped body, either as an object to serialise or, for the
- * common case, as the JSON text already written (PostgreSQL's JSON of each page spliced in).
- */
-export type DataPlaneResponse =
-  | { status: number; body: ExecutionResult | { data: null; errors: ReturnType<GraphQLError['toJSON']>[] } }
-  | { status: number; json: string };
-
-/** One root field of a request, authorised and ready to run as one SQL statement. */
-export interface Plan {
-  /** A page of rows, or an aggregate's groups. */
-  kind: 'ROWS' | 'AGGREGATE';
-  responseKey: string;
-  root: RootField;
-  shape: DatasetShapeRecord;
-  agreement: ActiveAgreement;
-  grant: CompiledGrant;
-  purpose: string;
-  /** Released names read, sorted: what the audit log records. */
-  fields: string[];
-  /** Members of each node's JSON object, in order: [key, released name]. */
-  columns: [string, string][];
-  where: DataWhere | null;
-  orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
-  first: number;
-  offset: number;
-  /** Aggregates: the released names to group by, in the caller's order. */
-  groupBy: string[];
-  /** Aggregates: the caller's ROWS grants over the dataset (see docs/disclosure-control.md). */
-  readable: ReadableGrant[];
-}
+  type PageResult,
+  classify,
+  failureResponse,
+  invalidResponse,
+  refusalResponse,
+  spliceResponse,
+} from './response';
 
 /** What {@link DataPlaneService.decide} concluded about a request. */
 export type Decision =
   | { kind: 'invalid'; message: string }
-  | { kind: 'refused'; refusals: Refusal[]; status: number }
+  | { kind: 'refused'; refusals: DataPlaneRefusal[]; status: number }
   | {
       kind: 'run';
       schema: GraphQLSchema;
@@ -115,33 +64,6 @@ export type Decision =
       splice: Splice | null;
     };
 
-/** A refused request: why, and what the audit log records of it. */
-export interface Refusal {
-  code: 'FORBIDDEN' | 'BAD_USER_INPUT';
-  message: string;
-  responseKey?: string;
-  audit?: {
-    action?: AuditAction;
-    purpose?: string;
-    datasetId?: string;
-    agreementId?: string;
-    agreementVersion?: number;
-    fields?: string[];
-  };
-}
-
-/** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
-interface PageResult {
-  kind: 'ROWS';
-  nodesJson: string;
-  /** A Float value that GraphQL cannot represent (NaN, ±Infinity) is among the nodes. */
-  unrepresentable: boolean;
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-  rowCount: number;
-  /** The returned rows' random ids as PostgreSQL's array text, when releases are recorded. */
-  rids: string | null;
-}
-
 /** What an aggregate's statement returned, protected. */
 interface AggregateAnswer {
   kind: 'AGGREGATE';
@@ -151,11 +73,6 @@ interface AggregateAnswer {
 
 type RootResult = PageResult | AggregateAnswer;
 
-const MAX_QUERY_LENGTH = 100_000;
-/** Most names an aggregate may group by under an AGGREGATE_ONLY grant (docs/disclosure-control.md). */
-export const MAX_GROUP_BY_AGGREGATE_ONLY = 4;
-/** Under a ROWS grant the rows are released anyway; the cap only bounds the work. */
-export const MAX_GROUP_BY_ROWS = 6;
 const MAX_TOKENS = 5_000;
 // Limits reject without saying where they stand, so a caller cannot tune a query to sit under them;
 // they report through the validation context instead of throwing, so every problem is listed.
@@ -173,52 +90,10 @@ const LIMIT_RULES = [
   costLimitRule({ maxCost: 25_000_000, ignoreIntrospection: true, ...report }),
 ];
 const RULES = [...specifiedRules, ...LIMIT_RULES];
-const DID_YOU_MEAN = /\s*Did you mean[^?]*\?/g;
-// Validation failures that name something outside the caller's schema: a request for data it is not
-// granted, answered as such (FORBIDDEN) whether the thing exists for others or not at all.
-const OUTSIDE_SCHEMA =
-  /^(Cannot query field|Unknown argument|Unknown type)|Field "[^"]*" is not defined by type|does not exist in "[A-Za-z0-9_]+" enum/;
 
-/** A validation or variable error as the caller sees it: naming nothing it may not see. */
-function classify(error: GraphQLError): Refusal {
-  const message = error.message.replace(DID_YOU_MEAN, '');
-  if (OUTSIDE_SCHEMA.test(error.message)) return refuse('FORBIDDEN', message);
-  if (/^Syntax Error: Query validation error/.test(error.message)) {
-    return refuse('BAD_USER_INPUT', 'The query is too large or too complex');
-  }
-  return refuse('BAD_USER_INPUT', message);
-}
-
-/**
- * Checks that need no policy: the caller's role and the request's shape. Returns null when the
- * request may go on, refusals (audited) for a caller who reads no records, or a message (400).
- */
-export function precheck(
-  principal: Principal,
-  request: DataPlaneRequest | null | undefined,
-): { refusals: Refusal[]; message?: never } | { message: string; refusals?: never } | null {
-  if (principal.role !== Role.ANALYST || !principal.agencyId) {
-    return { refusals: [refuse('FORBIDDEN', 'Only analysts query records')] };
-  }
-  const { query, variables, operationName } = request ?? {};
-  if (typeof query !== 'string' || !query.trim()) {
-    return { message: 'The request needs a GraphQL query string' };
-  }
-  if (query.length > MAX_QUERY_LENGTH) return { message: 'The query is too large' };
-  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
-    return { message: 'variables must be an object' };
-  }
-  if (operationName != null && typeof operationName !== 'string') {
-    return { message: 'operationName must be a string' };
-  }
-  return null;
-}
-
-const refuse = (code: Refusal['code'], message: string, extra: Partial<Refusal> = {}): Refusal => ({
-  code,
-  message,
-  ...extra,
-});
+export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan';
+export { pageSql } from './page-sql';
+export { precheck } from './authorise';
 
 /**
  * The data plane: answers a GraphQL request only within what the caller's active agreements grant
@@ -250,7 +125,7 @@ export class DataPlaneService {
   /** Answers one request. */
   async handle(ctx: RequestContext, request: DataPlaneRequest): Promise<DataPlaneResponse> {
     const early = precheck(ctx.principal, request);
-    if (early) return early.refusals ? this.refused(ctx, early.refusals) : this.invalid(early.message);
+    if (early) return early.refusals ? this.refused(ctx, early.refusals) : invalidResponse(early.message);
     const { client, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
@@ -263,7 +138,7 @@ export class DataPlaneService {
     // Nothing runs: the snapshot is given back before the denial is written (on another connection).
     await end(client, 'ROLLBACK');
     return decision.kind === 'invalid'
-      ? this.invalid(decision.message)
+      ? invalidResponse(decision.message)
       : this.refused(ctx, decision.refusals, decision.status);
   }
 
@@ -307,7 +182,7 @@ export class DataPlaneService {
     if (!policy.schema) {
       return {
         kind: 'refused',
-        refusals: [refuse('FORBIDDEN', 'No active agreement grants your agency any data')],
+        refusals: [refusal('NO_AGREEMENT_IN_FORCE', 'No active agreement grants your agency any data')],
         status: 200,
       };
     }
@@ -324,7 +199,7 @@ export class DataPlaneService {
           error instanceof GraphQLError && /token/i.test(error.message)
             ? 'The query is too large'
             : (error as Error).message;
-        return { kind: 'invalid', message: message.replace(DID_YOU_MEAN, '') };
+        return { kind: 'invalid', message: withoutSuggestions(message) };
       }
       const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
       if (validationErrors.length) {
@@ -368,7 +243,7 @@ export class DataPlaneService {
       results = await this.run(client, plans, ctx.principal.agencyId!);
     } catch (error) {
       await end(client, 'ROLLBACK');
-      if (error instanceof PolicyError) return this.refused(ctx, [refuse(error.code, error.message)]);
+      if (error instanceof PolicyError) return this.refused(ctx, [refusalOf(error)]);
       throw error;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
@@ -378,17 +253,8 @@ export class DataPlaneService {
     } catch (error) {
       await ended;
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write failed: no data released');
-      return {
-        status: 500,
-        body: {
-          data: null,
-          errors: [
-            new GraphQLError('The access could not be recorded, so nothing was released', {
-              extensions: { code: 'INTERNAL_SERVER_ERROR' },
-            }).toJSON(),
-          ],
-        },
-      };
+      // Unavailable, not failed: the caller may retry, and nothing left.
+      return failureResponse('The access could not be recorded, so nothing was released', 503);
     }
     // Long done by now, as a rule: the connection is back in the pool before the answer leaves.
     await ended;
@@ -424,17 +290,11 @@ export class DataPlaneService {
     return { status: 200, body: { data: result.data } };
   }
 
+  /** An execution error of graphql-js (a stored value GraphQL cannot represent): no data leaves. */
   private executionFailed(ctx: RequestContext, errors: string[]): DataPlaneResponse {
     this.logger.error({ errors, requestId: ctx.requestId }, 'data-plane execution error');
-    return {
-      status: 500,
-      body: {
-        data: null,
-        errors: [
-          new GraphQLError('Internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }).toJSON(),
-        ],
-      },
-    };
+    // An execution error, as GraphQL answers one: 200, with the error and no data.
+    return failureResponse('A value could not be represented in GraphQL', 200);
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
@@ -443,16 +303,7 @@ export class DataPlaneService {
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
         const { text, values } = aggregateSql(plan);
-        const { rows } = await client.query<{ k: string; n: number; v: number; selected: boolean }>(
-          text,
-          values,
-        );
-        if (rows.length > MAX_GROUPS) {
-          throw new PolicyError(
-            'BAD_USER_INPUT',
-            `The grouping makes more than ${MAX_GROUPS} groups: group by fewer or coarser fields`,
-          );
-        }
+        const { rows } = await client.query<AggregateRow>(text, values);
         const groups = protectedGroups(plan, rows);
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, rowCount: groups.length });
         continue;
@@ -508,207 +359,32 @@ export class DataPlaneService {
     );
   }
 
-  private async refused(ctx: RequestContext, all: Refusal[], status = 200): Promise<DataPlaneResponse> {
-    // Denials first: whether a request is refused never depends on the order of its parts.
-    const refusals = [
-      ...all.filter((r) => r.code === 'FORBIDDEN'),
-      ...all.filter((r) => r.code !== 'FORBIDDEN'),
-    ];
-    const denials = refusals.filter((r) => r.code === 'FORBIDDEN');
-    if (denials.length) {
-      try {
-        await this.auditLog.append(
-          denials.map((denial) => ({
-            actorUserId: ctx.principal.userId,
-            actorAgencyId: ctx.principal.agencyId,
-            decision: 'DENY',
-            reason: denial.message.slice(0, 500),
-            ...denial.audit,
-            action: denial.audit?.action ?? AuditAction.QUERY,
-          })),
-        );
-      } catch (error) {
-        this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write of a denial failed');
-      }
-    }
-    return {
-      status,
-      body: {
-        data: null,
-        errors: refusals.map((r) =>
-          new GraphQLError(r.message, {
-            path: r.responseKey ? [r.responseKey] : undefined,
-            extensions: { code: r.code },
-          }).toJSON(),
-        ),
-      },
-    };
-  }
-
-  private invalid(message: string): DataPlaneResponse {
-    return {
-      status: 400,
-      body: {
-        data: null,
-        errors: [new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } }).toJSON()],
-      },
-    };
-  }
-}
-
-/**
- * Authorises every root field of an analysed operation under the caller's policy, on every request:
- * the agreement chosen for its dataset and purpose, and every name it reads, filters or orders by.
- * Nothing runs unless all are allowed.
- */
-function authorise(analysis: Analysis, policy: CallerPolicy): { plans: Plan[]; refusals: Refusal[] } {
-  const { shapes, active } = policy;
-  const plans: Plan[] = [];
-  const refusals: Refusal[] = [];
-  for (const request of analysis.roots) {
-    const { responseKey, root, fields } = request;
-    if (!request.args) continue;
-    if (!root) {
-      refusals.push(refuse('FORBIDDEN', 'Not granted', { responseKey }));
-      continue;
-    }
-    const args: RootArgs = request.args;
-    const shape = shapes.get(root.datasetId)!;
-    const aggregate = root.kind === 'AGGREGATE';
-    const groupBy = aggregate ? (args.groupBy ?? []) : [];
-    const audit = {
-      action: aggregate ? AuditAction.AGGREGATE : AuditAction.QUERY,
-      purpose: args.purpose,
-      datasetId: root.datasetId,
-      fields: aggregate ? [...new Set(groupBy)].sort() : fields,
-    };
-    const first = aggregate ? 0 : (args.first ?? 100);
-    if (first < 0 || first > MAX_FIRST) {
-      refusals.push(refuse('BAD_USER_INPUT', `first must be between 0 and ${MAX_FIRST}`, { responseKey }));
-      continue;
-    }
-    const offset = args.after == null || aggregate ? 0 : decodeCursor(args.after);
-    if (offset === null) {
-      refusals.push(refuse('BAD_USER_INPUT', 'after is not a cursor this API returned', { responseKey }));
-      continue;
-    }
-    if (new Set(groupBy).size !== groupBy.length) {
-      refusals.push(refuse('BAD_USER_INPUT', 'groupBy names a field more than once', { responseKey }));
-      continue;
-    }
-    const candidates = active.filter(
-      (a) => a.purposes.includes(args.purpose) && a.grants.has(root.datasetId),
-    );
-    let agreement: ActiveAgreement | undefined;
-    if (args.agreement != null) {
-      agreement = candidates.find((a) => a.id === args.agreement);
-      if (!agreement) {
-        refusals.push(
-          refuse(
-            'FORBIDDEN',
-            'No active agreement of your agency with that id grants this dataset for this purpose',
-            {
-              responseKey,
-              audit,
-            },
-          ),
-        );
-        continue;
-      }
-    } else if (candidates.length === 1) {
-      agreement = candidates[0];
-    } else if (candidates.length === 0) {
-      refusals.push(
-        refuse('FORBIDDEN', 'No active agreement grants this dataset for this purpose', {
-          responseKey,
-          audit,
-        }),
+  /**
+   * Answers a refused request, after appending one DENY event per refused part: its reason, and
+   * what was asked (ids, purpose, names; never filter values).
+   */
+  private async refused(
+    ctx: RequestContext,
+    refusals: DataPlaneRefusal[],
+    status = 200,
+  ): Promise<DataPlaneResponse> {
+    try {
+      await this.auditLog.append(
+        refusals.map((r) => ({
+          actorUserId: ctx.principal.userId,
+          actorAgencyId: ctx.principal.agencyId,
+          decision: 'DENY' as const,
+          reason: r.reason,
+          details: { message: r.message.slice(0, 500) },
+          ...r.audit,
+          action: r.audit?.action ?? AuditAction.QUERY,
+        })),
       );
-      continue;
-    } else {
-      refusals.push(
-        refuse(
-          'BAD_USER_INPUT',
-          'Several active agreements grant this dataset for this purpose: name one with agreement',
-          {
-            responseKey,
-          },
-        ),
-      );
-      continue;
+    } catch (error) {
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write of a denial failed');
     }
-    const grant = agreement.grants.get(root.datasetId)!;
-    const orderBy = (args.orderBy ?? []).map((o) => ({ field: o.field, direction: o.direction ?? 'ASC' }));
-    const whereFields = whereFieldNames(args.where ?? null);
-    const decision = checkRequest(grant, {
-      kind: root.kind,
-      fields,
-      whereFields,
-      orderFields: orderBy.map((o) => o.field),
-      groupBy,
-    });
-    const auditChosen = { ...audit, agreementId: agreement.id, agreementVersion: agreement.version };
-    if (!decision.allowed) {
-      refusals.push(refuse('FORBIDDEN', decision.reason, { responseKey, audit: auditChosen }));
-      continue;
-    }
-    if (aggregate) {
-      // Few names where only counts are granted: each extra name doubles the tables whose patterns a
-      // table of three names or more must check (see protectedPattern).
-      const most = grant.access === GrantAccess.ROWS ? MAX_GROUP_BY_ROWS : MAX_GROUP_BY_AGGREGATE_ONLY;
-      if (groupBy.length > most) {
-        refusals.push(
-          refuse(
-            'BAD_USER_INPUT',
-            `Group by at most ${most} fields under this agreement (see docs/disclosure-control.md)`,
-            { responseKey },
-          ),
-        );
-        continue;
-      }
-      // A filter may only pick groups: on a name not grouped by, it would count a different set of
-      // people under the same key, and two such counts differ by the people it leaves out.
-      const ungrouped = whereFields.filter((name) => !groupBy.includes(name));
-      if (ungrouped.length) {
-        refusals.push(
-          refuse(
-            'BAD_USER_INPUT',
-            `An aggregate filters only on fields it groups by: add ${ungrouped.map((n) => JSON.stringify(n)).join(', ')} to groupBy`,
-            { responseKey },
-          ),
-        );
-        continue;
-      }
-    } else if (grant.access !== GrantAccess.ROWS) {
-      refusals.push(
-        refuse('FORBIDDEN', 'The agreement allows aggregates only', { responseKey, audit: auditChosen }),
-      );
-      continue;
-    }
-    plans.push({
-      kind: root.kind,
-      responseKey,
-      root,
-      shape,
-      agreement,
-      grant,
-      purpose: args.purpose,
-      fields,
-      columns: request.columns,
-      where: args.where ?? null,
-      orderBy,
-      first,
-      offset,
-      groupBy,
-      readable: aggregate
-        ? active.flatMap((a) => {
-            const rows = a.grants.get(root.datasetId);
-            return rows && rows.access === GrantAccess.ROWS ? [{ grant: rows, purposes: a.purposes }] : [];
-          })
-        : [],
-    });
+    return refusalResponse(refusals, status);
   }
-  return { plans, refusals };
 }
 
 /**
@@ -727,127 +403,7 @@ function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> 
   );
 }
 
-/** The one statement of a page: released values built as JSON by PostgreSQL, plus the count for paging. */
-export function pageSql(
-  plan: Plan,
-  recordReleases = false,
-  recipientAgencyId = '',
-): { text: string; values: unknown[] } {
-  const params = new SqlParams();
-  const { shape, grant } = plan;
-  // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
-  const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
-  const t = 't';
-  // personKey, where the grant has linkage: its parameters are added the first time it is used.
-  let personKey: string | undefined;
-  const options: ReleasedNameOptions = grant.linkage
-    ? {
-        get personKey() {
-          if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
-          return (personKey ??= personKeySql(
-            params,
-            shape.id,
-            recipientAgencyId,
-            plan.purpose,
-            `${t}.${quoteIdent(shape.keyField)}::text`,
-          ));
-        },
-      }
-    : {};
-  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
-  const userOrder = plan.orderBy.length
-    ? `${orderBySql(plan.orderBy, grant, shape, t, params, hmacKey)}, `
-    : '';
-  // Ties break on the random row id, never on a value the agreement does not release.
-  const order = `${userOrder}${t}."_rid", ${t}.${quoteIdent(shape.keyField)}`;
-  const floats: string[] = [];
-  const json = plan.columns
-    .map(([key, name]) => {
-      if (
-        name === PERSON_KEY &&
-        plan.fields.includes(name) &&
-        grant.linkage &&
-        /^[_A-Za-z][_0-9A-Za-z]*$/.test(key)
-      ) {
-        return `'${key}', ${options.personKey}`;
-      }
-      // Only names authorised for this plan; keys are GraphQL names, safe inside a SQL literal.
-      const released = plan.fields.includes(name) ? grant.released.get(name) : undefined;
-      if (!released || !/^[a-z][a-z0-9_]*$/.test(name) || !/^[_A-Za-z][_0-9A-Za-z]*$/.test(key)) {
-        throw new PolicyError('FORBIDDEN', 'Not granted');
-      }
-      const expression = releasedJsonExpression(released, shape, t, hmacKey);
-      if (released.type === 'Float') floats.push(expression);
-      return `'${key}', ${expression}`;
-    })
-    .join(', ');
-  const first = params.add(plan.first, 'bigint');
-  const limit = params.add(plan.first + 1, 'bigint');
-  const offset = params.add(plan.offset, 'bigint');
-  // A float that JSON has no number for (NaN, ±Infinity), flagged: GraphQL's Float refuses it.
-  const odd = floats.length
-    ? `, (${floats.map((f) => `${f} IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)`).join(' OR ')}) AS odd`
-    : '';
-  const unrepresentable = floats.length
-    ? `coalesce(bool_or(s.odd) FILTER (WHERE s.ord <= ${first}), false)`
-    : 'false';
-  // The page is cut first (LIMIT right above the ORDER BY, so PostgreSQL keeps only the top rows as
-  // it scans, instead of sorting every row the filters let through), and only its rows are then
-  // numbered, in the same order (total: it ends on the unique key), and built as JSON.
-  // Which records leave, by random row id, for subject access reports.
-  const rids = recordReleases
-    ? `, coalesce(array_agg(s.rid ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '{}')::text AS rids`
-    : '';
-  const rid = recordReleases ? `, ${t}."_rid" AS rid` : '';
-  const text = `SELECT count(*)::int AS n,
-      coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
-      ${unrepresentable} AS unrepresentable${rids}
-    FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, row_number() OVER (ORDER BY ${order}) AS ord
-            FROM (SELECT ${t}.* FROM ${recordTable(shape.slug)} ${t}
-                   WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
-                   ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) ${t}) s`;
-  return { text, values: params.values };
-}
-
-/**
- * The response of a plain operation (see {@link Splice}), written around each page's JSON text as
- * PostgreSQL built it, after the audit write: the same JSON value graphql-js would write.
- */
-function spliceResponse(splice: Splice, results: Map<string, PageResult>): string {
-  let out = '{"data":{';
-  splice.forEach(({ responseKey, members }, i) => {
-    const page = results.get(responseKey)!;
-    out += `${i ? ',' : ''}${JSON.stringify(responseKey)}:{`;
-    members.forEach((member, j) => {
-      out += `${j ? ',' : ''}${JSON.stringify(member.key)}:`;
-      if ('nodes' in member) {
-        out += page.nodesJson;
-        return;
-      }
-      const { hasNextPage, endCursor } = page.pageInfo;
-      out += `{${member.pageInfo
-        .map(
-          ([key, name]) =>
-            `${JSON.stringify(key)}:${name === 'hasNextPage' ? String(hasNextPage) : JSON.stringify(endCursor)}`,
-        )
-        .join(',')}}`;
-    });
-    out += '}';
-  });
-  return `${out}}}`;
-}
-
 /** The digest of a release's record list, as its audit event stores it. */
 export function releaseDigest(rids: string): string {
   return createHash('sha256').update(rids).digest('hex');
-}
-
-function encodeCursor(offset: number): string {
-  return Buffer.from(`o:${offset}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number | null {
-  const match = /^o:(\d{1,12})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return match ? Number(match[1]) : null;
 }

@@ -1,18 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { AgreementService, type InForceAgreement } from '@broker/agreements';
-import { compileGrant } from '@broker/policy';
+import { type CompiledAgreement, agreementAbility, compileGrant } from '@broker/policy';
 import { DatasetService, type DatasetShapeRecord } from '@broker/registry';
-import { type ActiveAgreement, type CallerSchema, buildCallerSchema } from './caller-schema';
+import { type CallerSchema, buildCallerSchema } from './caller-schema';
 
 interface AgencyPolicy {
   stamp: number;
-  compiled: ActiveAgreement[];
+  compiled: CompiledAgreement[];
   schemas: Map<string, CallerSchema | null>;
 }
 
 /** What a caller may use at this instant: its active agreements and the schema they make. */
 export interface CallerPolicy {
-  active: ActiveAgreement[];
+  active: CompiledAgreement[];
   schema: CallerSchema | null;
   shapes: Map<string, DatasetShapeRecord>;
 }
@@ -75,13 +75,13 @@ export class PolicyCache {
     return { stamp, compiled: agreements.map((a) => this.compile(a)), schemas: new Map() };
   }
 
-  private compile(agreement: InForceAgreement): ActiveAgreement {
+  private compile(agreement: InForceAgreement): CompiledAgreement {
     const grants = new Map(
       agreement.content.grants
         .filter((g) => this.shapes.has(g.datasetId))
         .map((g) => [g.datasetId, compileGrant(g, this.shapes.get(g.datasetId)!)] as const),
     );
-    return {
+    const compiled = {
       id: agreement.id,
       version: agreement.version,
       purposes: agreement.content.purposes,
@@ -90,5 +90,7 @@ export class PolicyCache {
       validFrom: agreement.validFrom,
       validUntil: agreement.validUntil,
     };
+    // The version's ability is compiled once, with its grants, and cached with the policy.
+    return { ...compiled, ability: agreementAbility(compiled) };
   }
 }

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import { type RequestContext, Role } from '@broker/auth';
-import { BrokerError, ErrorCode, badInput, notFound, quoteIdent } from '@broker/core';
+import type { RequestContext } from '@broker/auth';
+import { BrokerError, ErrorCode, badInput, quoteIdent } from '@broker/core';
 import { DatasetService, cleanText, recordTable } from '@broker/registry';
 import type { SubjectAccessModel } from './subject-access.model';
 
@@ -20,15 +20,8 @@ export class SubjectAccessService {
 
   /** The releases of a subject's rows, oldest first; for a steward of the dataset's provider. */
   async report(ctx: RequestContext, datasetId: string, subjectId: string): Promise<SubjectAccessModel[]> {
-    const dataset = await this.datasets.get(ctx, datasetId);
-    // Another agency's dataset is answered like a missing one.
-    if (
-      !dataset ||
-      ctx.principal.role !== Role.STEWARD ||
-      dataset.providerAgencyId !== ctx.principal.agencyId
-    ) {
-      throw notFound('Dataset');
-    }
+    // Another agency's dataset is answered like a missing one; another role is refused.
+    const dataset = await this.datasets.requireWritable(ctx, datasetId, 'reportSubjectAccess');
     if (!dataset.subjectField) {
       throw badInput('The dataset has no subjectField: releases are reported per subject');
     }

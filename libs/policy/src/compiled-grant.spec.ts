@@ -1,10 +1,8 @@
 import type { FieldDefinition, FieldType } from '@broker/registry';
-import { assertRequest, checkRequest, compileGrant, isReleased } from './compiled-grant';
+import { compileGrant } from './compiled-grant';
 import { whereFieldNames } from './data-where';
 import { PolicyError } from './policy-error';
 import {
-  type CompiledGrant,
-  type DataRequest,
   type DatasetShape,
   FieldTransform,
   type FieldTypeName,
@@ -53,14 +51,6 @@ const grantContent = (patch: Partial<GrantContent> = {}): GrantContent => ({
   requireConsent: false,
   minCellSize: 11,
   linkage: false,
-  ...patch,
-});
-
-const request = (patch: Partial<DataRequest> = {}): DataRequest => ({
-  kind: 'ROWS',
-  fields: [],
-  whereFields: [],
-  orderFields: [],
   ...patch,
 });
 
@@ -116,81 +106,6 @@ describe('compileGrant', () => {
       );
     },
   );
-});
-
-describe('checkRequest', () => {
-  const rows = compileGrant(grantContent(), dataset);
-  const aggregates = compileGrant(grantContent({ access: GrantAccess.AGGREGATE_ONLY }), dataset);
-  const linked = compileGrant(grantContent({ linkage: true }), dataset);
-
-  it('allows a request that names only released fields', () => {
-    expect(
-      checkRequest(
-        rows,
-        request({ fields: ['booking_id', 'ssn_hash'], whereFields: ['dob_year'], orderFields: ['age_band'] }),
-      ),
-    ).toEqual({ allowed: true });
-    expect(checkRequest(rows, request({ kind: 'AGGREGATE', groupBy: ['dob_year', 'released'] }))).toEqual({
-      allowed: true,
-    });
-  });
-
-  it('allows aggregates only under an AGGREGATE_ONLY grant', () => {
-    expect(checkRequest(aggregates, request({ fields: ['booking_id'] }))).toMatchObject({ allowed: false });
-    expect(checkRequest(aggregates, request({ kind: 'ROWS' }))).toMatchObject({ allowed: false });
-    expect(checkRequest(aggregates, request({ kind: 'AGGREGATE', groupBy: ['dob_year'] }))).toEqual({
-      allowed: true,
-    });
-  });
-
-  it.each([
-    ['fields', 'ssn'],
-    ['fields', 'dob'],
-    ['whereFields', 'ssn'],
-    ['whereFields', 'charge'],
-    ['orderFields', 'dob'],
-    ['orderFields', 'age'],
-    ['groupBy', 'charge'],
-    ['groupBy', 'ssn'],
-    ['fields', 'booking_id_hash'],
-    ['fields', '__proto__'],
-    ['fields', 'constructor'],
-    ['fields', 'toString'],
-  ] as const)('denies %s naming %s, which the grant does not release', (list, name) => {
-    const kind = list === 'groupBy' ? 'AGGREGATE' : 'ROWS';
-    const decision = checkRequest(rows, request({ kind, [list]: [name] }));
-    expect(decision).toMatchObject({ allowed: false });
-    expect(() => assertRequest(rows, request({ kind, [list]: [name] }))).toThrow(PolicyError);
-    // The reason names what the caller asked for, and no other field.
-    const reason = (decision as { reason: string }).reason;
-    for (const f of dataset.fields)
-      if (f.name !== name && !name.startsWith(f.name)) expect(reason).not.toContain(f.name);
-  });
-
-  it('releases personKey only where the grant has linkage', () => {
-    for (const list of ['fields', 'whereFields', 'orderFields'] as const) {
-      expect(checkRequest(rows, request({ [list]: ['personKey'] }))).toMatchObject({ allowed: false });
-      expect(checkRequest(linked, request({ [list]: ['personKey'] }))).toEqual({ allowed: true });
-    }
-    expect(isReleased(rows, 'personKey')).toBe(false);
-    expect(isReleased(linked, 'personKey')).toBe(true);
-  });
-
-  it('refuses groupBy on row requests and malformed requests', () => {
-    expect(checkRequest(rows, request({ groupBy: ['dob_year'] }))).toMatchObject({ allowed: false });
-    expect(checkRequest(rows, request({ kind: 'EXPORT' as 'ROWS' }))).toMatchObject({ allowed: false });
-    expect(checkRequest(rows, request({ fields: 'booking_id' as unknown as string[] }))).toMatchObject({
-      allowed: false,
-    });
-    expect(checkRequest(rows, request({ fields: [7 as unknown as string] }))).toMatchObject({
-      allowed: false,
-    });
-  });
-
-  it('denies everything under a grant with no fields', () => {
-    const empty: CompiledGrant = { ...rows, released: new Map() };
-    expect(checkRequest(empty, request({ fields: ['booking_id'] }))).toMatchObject({ allowed: false });
-  });
 });
 
 describe('whereFieldNames', () => {

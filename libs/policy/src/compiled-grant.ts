@@ -6,13 +6,11 @@ import { MIN_CELL_SIZE_RANGE } from './agreement-content';
 import { PolicyError } from './policy-error';
 import {
   type CompiledGrant,
-  type DataRequest,
   type DatasetShape,
   GrantAccess,
   type GrantContent,
   PERSON_KEY,
   type ReleasedField,
-  type RequestDecision,
 } from './policy.types';
 import { releasedField, transformApplies } from './released-field';
 import { parseRowFilter } from './row-filter';
@@ -64,49 +62,8 @@ export function compileGrant(grant: GrantContent, dataset: DatasetShape): Compil
   });
 }
 
-/** Whether a grant releases a name: one of its released fields, or personKey when it grants linkage. */
-export function isReleased(grant: CompiledGrant, name: string): boolean {
-  return name === PERSON_KEY ? grant.linkage : grant.released.has(name);
-}
-
 /** A name the caller wrote, cut short for a message. */
 export function shownName(name: unknown): string {
   const text = typeof name === 'string' ? name : String(name);
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
-}
-
-const deny = (reason: string): RequestDecision => ({ allowed: false, reason });
-
-/**
- * Decides a data request under the chosen grant, without building SQL: row requests need ROWS
- * access, and every name it reads, filters, orders or groups by must be released by this grant.
- */
-export function checkRequest(grant: CompiledGrant, request: DataRequest): RequestDecision {
-  if (request.kind !== 'ROWS' && request.kind !== 'AGGREGATE') return deny('Unknown kind of request');
-  if (request.kind === 'ROWS' && grant.access !== GrantAccess.ROWS) {
-    return deny('The chosen agreement releases this dataset for aggregates only');
-  }
-  const groupBy = request.groupBy ?? [];
-  if (request.kind === 'ROWS' && groupBy.length > 0) return deny('groupBy applies to aggregates only');
-  const lists: [string, unknown][] = [
-    ['field', request.fields],
-    ['filter', request.whereFields],
-    ['ordering', request.orderFields],
-    ['groupBy', groupBy],
-  ];
-  for (const [use, names] of lists) {
-    if (!Array.isArray(names)) return deny(`Malformed ${use} list`);
-    for (const name of names as unknown[]) {
-      if (typeof name !== 'string' || !isReleased(grant, name)) {
-        return deny(`The chosen agreement does not release ${shownName(name)} (${use})`);
-      }
-    }
-  }
-  return { allowed: true };
-}
-
-/** Like {@link checkRequest}, but throws PolicyError FORBIDDEN with the reason when denied. */
-export function assertRequest(grant: CompiledGrant, request: DataRequest): void {
-  const decision = checkRequest(grant, request);
-  if (!decision.allowed) throw new PolicyError('FORBIDDEN', decision.reason);
 }

@@ -53,6 +53,7 @@ const COMPARISONS: ReadonlySet<string> = new Set(['eq', 'neq', 'gt', 'gte', 'lt'
 const BOOLEAN_OPERATORS: ReadonlySet<string> = new Set(['eq', 'isNull']);
 
 const badInput = (message: string) => new PolicyError('BAD_USER_INPUT', message);
+const limit = (message: string) => new PolicyError('BAD_USER_INPUT', message, true);
 
 /** A value of a released type, normalised for its parameter. */
 export function parseReleasedValue(type: ReleasedType, value: unknown): Parsed<WhereValue> {
@@ -103,13 +104,13 @@ interface WalkState {
 }
 
 function countNode(state: WalkState): void {
-  if (++state.nodes > MAX_WHERE_NODES) throw badInput(`A filter has at most ${MAX_WHERE_NODES} conditions`);
+  if (++state.nodes > MAX_WHERE_NODES) throw limit('A filter has too many conditions');
 }
 
 function readList(value: unknown, what: string): unknown[] {
   const list = ownArray(value);
   if (!list) throw badInput(`${what} must be a list`);
-  if (list.length > MAX_WHERE_LIST) throw badInput(`${what} has at most ${MAX_WHERE_LIST} entries`);
+  if (list.length > MAX_WHERE_LIST) throw limit(`${what} has too many entries`);
   return list;
 }
 
@@ -120,7 +121,7 @@ function readWhere(
   depth: number,
   state: WalkState,
 ): WhereNode {
-  if (depth > MAX_WHERE_DEPTH) throw badInput(`A filter nests at most ${MAX_WHERE_DEPTH} levels deep`);
+  if (depth > MAX_WHERE_DEPTH) throw limit('A filter nests too deep');
   countNode(state);
   const entries = ownFields(input);
   if (!entries) throw badInput('A filter must be an object');
@@ -196,7 +197,7 @@ export function whereFieldNames(where: DataWhere | null | undefined): string[] {
   const names = new Set<string>();
   const state: WalkState = { nodes: 0 };
   const walk = (input: unknown, depth: number): void => {
-    if (depth > MAX_WHERE_DEPTH) throw badInput(`A filter nests at most ${MAX_WHERE_DEPTH} levels deep`);
+    if (depth > MAX_WHERE_DEPTH) throw limit('A filter nests too deep');
     countNode(state);
     const entries = ownFields(input);
     if (!entries) throw badInput('A filter must be an object');

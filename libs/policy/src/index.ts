@@ -18,7 +18,7 @@ export {
   MAX_ROW_FILTER_NODES,
   parseRowFilter,
 } from './row-filter';
-export { assertRequest, checkRequest, compileGrant, isReleased } from './compiled-grant';
+export { compileGrant, shownName } from './compiled-grant';
 export {
   MAX_WHERE_DEPTH,
   MAX_WHERE_LIST,
@@ -30,8 +30,10 @@ export { MAX_PARAMS, SqlParams, columnRef, quoteIdent } from './sql-builder';
 export {
   type HmacKeyParam,
   MAX_ORDER_BY,
+  type ProjectedColumn,
   orderBySql,
   pgTypeOfReleased,
+  projection,
   releasedExpression,
   releasedJsonExpression,
   rowFilterSql,
@@ -40,3 +42,35 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
+export { type PopulationGrant, populationConditions, populationSql } from './population';
+export {
+  type DataAbility,
+  type DataAction,
+  type DataSubject,
+  agreementAbility,
+  allows,
+  dataSubject,
+  datasetSubjectType,
+} from './data-ability';
+export {
+  type Bounds,
+  type CompiledAgreement,
+  MAX_FIRST,
+  MAX_GROUP_BY_AGGREGATE_ONLY,
+  MAX_GROUP_BY_ROWS,
+  type NamesUsed,
+  REFUSAL_CODES,
+  type ReadableGrant,
+  type Refusal,
+  type RefusalReason,
+  actionOf,
+  checkAggregateFilter,
+  checkBounds,
+  checkNames,
+  chooseAgreement,
+  readableGrants,
+  refusal,
+  refusalOf,
+  releasedAsOf,
+} from './data-decision';
+export { type AggregateGroup, type AggregateRow, MAX_GROUPS, protectedGroups } from './aggregate-answer';

@@ -9,6 +9,8 @@ export class PolicyError extends Error {
   constructor(
     readonly code: PolicyErrorCode,
     message: string,
+    /** Where a refusal is a limit (nesting, list sizes): `LIMIT`; else the code's usual reason. */
+    readonly limit = false,
   ) {
     super(message);
     this.name = 'PolicyError';

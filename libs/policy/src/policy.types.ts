@@ -144,17 +144,17 @@ export interface DataOrderBy {
   direction: 'ASC' | 'DESC';
 }
 
-/** What a data request names, for the decision alone. */
-export interface DataRequest {
-  kind: 'ROWS' | 'AGGREGATE';
-  fields: string[];
-  whereFields: string[];
-  orderFields: string[];
-  groupBy?: string[];
-}
-
-/** The decision on a data request. */
-export type RequestDecision = { allowed: true } | { allowed: false; reason: string };
-
 /** The linkage pseudonym's released name; no dataset field may take it. */
 export const PERSON_KEY = 'personKey';
+
+/** An agreement version in force, compiled for the data plane against its datasets. */
+export interface ActiveAgreement {
+  id: string;
+  version: number;
+  purposes: string[];
+  /** Compiled grants by dataset id. */
+  grants: Map<string, CompiledGrant>;
+  hmacKey: Buffer;
+  validFrom: Date;
+  validUntil: Date;
+}

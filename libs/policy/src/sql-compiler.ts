@@ -375,9 +375,44 @@ export function orderBySql(
     .join(', ');
 }
 
+/** One member of a released row as the response carries it: its key, released name and SQL. */
+export interface ProjectedColumn {
+  key: string;
+  name: string;
+  type: ReleasedType;
+  expression: string;
+}
+
+const RESPONSE_KEY = /^[_A-Za-z][_0-9A-Za-z]*$/;
+
 /**
- * A SELECT list of released values as the response carries them (`<expression> AS "<name>"`), for
- * the named released fields (duplicates once). Throws PolicyError FORBIDDEN for a name not released.
+ * The projection of a row: for each [response key, released name], the released value as the
+ * response carries it. The one place a released name becomes a value: row pages and exports build
+ * their rows from it. Throws PolicyError FORBIDDEN for a name not released (personKey only where
+ * the grant has linkage and `options.personKey` is given) or a key that is not a GraphQL name.
+ */
+export function projection(
+  columns: readonly (readonly [string, string])[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): ProjectedColumn[] {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  return columns.map(([key, name]) => {
+    if (typeof key !== 'string' || !RESPONSE_KEY.test(key)) throw new PolicyError('FORBIDDEN', 'Not granted');
+    const target = releasedTarget(grant, name, options);
+    const expression = target.released
+      ? releasedJsonExpression(target.released, dataset, tableAlias, hmacKeyParam)
+      : targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
+    return { key, name, type: target.type, expression };
+  });
+}
+
+/**
+ * A SELECT list of released values (`<expression> AS "<name>"`) for the named released fields
+ * (duplicates once): {@link projection} with each name as its own key.
  */
 export function selectListSql(
   names: string[],
@@ -387,14 +422,15 @@ export function selectListSql(
   hmacKeyParam: HmacKeyParam,
   options: ReleasedNameOptions = {},
 ): string {
-  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
-  return [...new Set(names)]
-    .map((name) => {
-      const target = releasedTarget(grant, name, options);
-      const expression = target.released
-        ? releasedJsonExpression(target.released, dataset, tableAlias, hmacKeyParam)
-        : targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
-      return `${expression} AS ${quoteIdent(name)}`;
-    })
+  const unique = [...new Set(names)];
+  return projection(
+    unique.map((name) => [name, name] as const),
+    grant,
+    dataset,
+    tableAlias,
+    hmacKeyParam,
+    options,
+  )
+    .map((column) => `${column.expression} AS ${quoteIdent(column.name)}`)
     .join(', ');
 }

@@ -23,9 +23,8 @@ export class ConsentService {
 
   /** Records a subject's consent (or its withdrawal) for a purpose. */
   async record(ctx: RequestContext, input: ConsentInput): Promise<ConsentModel> {
-    const dataset = await this.datasets.requireWritable(ctx, input.datasetId);
-    const shape = (await this.datasets.shapes([dataset.id])).get(dataset.id)!;
-    if (!shape.subjectField) {
+    const dataset = await this.datasets.requireWritable(ctx, input.datasetId, 'recordConsent');
+    if (!dataset.subjectField) {
       throw badInput('The dataset has no subjectField: consent is recorded per subject');
     }
     const subjectId = cleanText(input.subjectId, 'subjectId', 200);

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import { type RequestContext, Role } from '@broker/auth';
-import { BrokerError, ErrorCode, conflict, forbidden, notFound } from '@broker/core';
+import { type RequestContext, asSubject, authorize } from '@broker/auth';
+import { BrokerError, ErrorCode, conflict } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
@@ -90,8 +90,7 @@ export class DatasetService {
   /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */
   async register(ctx: RequestContext, input: DatasetDefinitionInput): Promise<DatasetEntity> {
     const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || !principal.agencyId)
-      throw forbidden('Only a steward registers datasets');
+    authorize(principal, 'create', asSubject('Dataset', { providerAgencyId: principal.agencyId }), 'Dataset');
     const result = validateDefinition(input);
     if (!result.ok) {
       throw new BrokerError(
@@ -150,26 +149,29 @@ export class DatasetService {
   }
 
   /**
-   * The dataset a caller may write records into: its provider's stewards only. A dataset of another
-   * agency answers NOT_FOUND like a missing one, even though its metadata is in the catalog: writing
-   * into it is not something the caller can ever do. A caller of the provider without the steward
-   * role is FORBIDDEN.
+   * The dataset a caller may change (ingest, record consent, update, report subject access): its
+   * provider's stewards only, by the caller's ability. Another agency's dataset answers NOT_FOUND like
+   * a missing one, even though its metadata is in the catalog; a role that never may is FORBIDDEN.
    */
-  async requireWritable(ctx: RequestContext, id: string): Promise<WritableDataset> {
+  async requireWritable(
+    ctx: RequestContext,
+    id: string,
+    action: 'ingest' | 'recordConsent' | 'update' | 'reportSubjectAccess' = 'ingest',
+  ): Promise<WritableDataset & { subjectField: string | null; providerAgencyId: string }> {
     const dataset = await this.get(ctx, id);
-    const { principal } = ctx;
-    if (!dataset || principal.agencyId !== dataset.providerAgencyId) {
-      if (principal.role === Role.OPERATOR || principal.role === Role.AUDITOR) {
-        throw forbidden("Only a steward of the dataset's provider ingests records");
-      }
-      throw notFound('Dataset');
-    }
-    if (principal.role !== Role.STEWARD)
-      throw forbidden("Only a steward of the dataset's provider ingests records");
+    if (!dataset) throw new BrokerError(ErrorCode.NOT_FOUND, 'Dataset not found', { reason: 'NOT_PARTY' });
+    authorize(
+      ctx.principal,
+      action,
+      asSubject('Dataset', { providerAgencyId: dataset.providerAgencyId }),
+      'Dataset',
+    );
     return {
       id: dataset.id,
       slug: dataset.slug,
       keyField: dataset.keyField,
+      subjectField: dataset.subjectField,
+      providerAgencyId: dataset.providerAgencyId,
       fields: dataset.fields.map((f) => ({
         name: f.name,
         type: f.type,

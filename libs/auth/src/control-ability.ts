@@ -1,0 +1,179 @@
+import {
+  AbilityBuilder,
+  type ForcedSubject,
+  type MongoAbility,
+  createMongoAbility,
+  subject as tag,
+} from '@casl/ability';
+import { BrokerError, ErrorCode } from '@broker/core';
+import type { Principal } from './request-context';
+import { Role } from './role.enum';
+
+/**
+ * What a principal may do on the control plane, on which objects. One ability per (role, agency),
+ * built by {@link controlAbility} alone: `@Allow` on each operation is the coarse gate (deny by
+ * default, per role); this ability is the finer one, on the object itself (its agency, its parties).
+ *
+ * Security: CASL's `rulesToFields` of `@casl/ability/extra` has an advisory in every published
+ * version; that entry point is never imported (a lint rule), and conditions are built here only, from
+ * the role enum and agency ids that are checked to be UUIDs (see docs/architecture.md, "CASL").
+ */
+export type ControlAction =
+  | 'read'
+  | 'create'
+  | 'update'
+  | 'propose'
+  | 'amend'
+  | 'approve'
+  | 'revoke'
+  | 'preview'
+  | 'ingest'
+  | 'recordConsent'
+  | 'reportSubjectAccess'
+  | 'deactivate'
+  | 'start';
+
+/** An agreement as the ability sees it: its two parties. */
+export interface AgreementObject {
+  providerAgencyId: string;
+  recipientAgencyId: string;
+}
+/** A dataset as the ability sees it: its provider. */
+export interface DatasetObject {
+  providerAgencyId: string | null;
+}
+/** A user as the ability sees it: its agency and role. */
+export interface UserObject {
+  agencyId: string | null;
+  role: Role;
+}
+
+type Subjects =
+  | 'Agreement'
+  | (AgreementObject & ForcedSubject<'Agreement'>)
+  | 'Dataset'
+  | (DatasetObject & ForcedSubject<'Dataset'>)
+  | 'User'
+  | (UserObject & ForcedSubject<'User'>)
+  | 'Agency'
+  | 'Purpose'
+  | 'AuditEvent'
+  | 'LinkageRun';
+
+/** The control-plane ability of one principal. */
+export type ControlAbility = MongoAbility<[ControlAction, Subjects]>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ROLES: ReadonlySet<string> = new Set(Object.values(Role));
+
+/** Every rule of the control plane, by role; `agencyId` is the principal's own agency. */
+function defineRules(role: Role, agencyId: string | null): ControlAbility {
+  const { can, build } = new AbilityBuilder<ControlAbility>(createMongoAbility);
+  // Everyone signed in reads the catalog of datasets (metadata only) and the purposes.
+  can('read', 'Dataset');
+  can('read', 'Purpose');
+  can('read', 'Agency');
+  switch (role) {
+    case Role.OPERATOR:
+      can('create', ['Agency', 'Purpose']);
+      can(['read', 'create'], 'User');
+      can('read', ['Agreement', 'AuditEvent', 'LinkageRun']);
+      can('start', 'LinkageRun');
+      break;
+    case Role.AUDITOR:
+      can('read', ['Agreement', 'AuditEvent', 'LinkageRun', 'User']);
+      break;
+    case Role.STEWARD:
+      if (!agencyId) break;
+      for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
+        can(['read', 'propose', 'amend', 'approve', 'revoke', 'preview'], 'Agreement', { [party]: agencyId });
+      }
+      can(['create', 'update', 'ingest', 'recordConsent', 'reportSubjectAccess'], 'Dataset', {
+        providerAgencyId: agencyId,
+      });
+      can(['read'], 'User', { agencyId });
+      can('create', 'User', { agencyId, role: { $in: [Role.STEWARD, Role.ANALYST] } });
+      // What a steward reads of the log is narrowed in SQL by auditVisibility.
+      can('read', 'AuditEvent');
+      break;
+    case Role.ANALYST:
+      if (!agencyId) break;
+      for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
+        can('read', 'Agreement', { [party]: agencyId });
+      }
+      can('read', 'AuditEvent');
+      break;
+  }
+  return build();
+}
+
+const abilities = new Map<string, ControlAbility>();
+
+/**
+ * The control-plane ability of a principal: built once per (role, agency) and kept, as the rules
+ * depend on nothing else. A principal whose role or agency id is malformed gets an ability that
+ * allows nothing.
+ */
+export function controlAbility(principal: Pick<Principal, 'role' | 'agencyId'>): ControlAbility {
+  const { role, agencyId } = principal;
+  const valid = ROLES.has(role) && (agencyId === null || UUID.test(agencyId));
+  const key = valid ? `${role}:${agencyId ?? ''}` : '';
+  let ability = abilities.get(key);
+  if (!ability) {
+    ability = valid ? defineRules(role, agencyId) : createMongoAbility<ControlAbility>([]);
+    if (abilities.size > 10_000) abilities.clear();
+    abilities.set(key, ability);
+  }
+  return ability;
+}
+
+/** Tags an object for the ability: `asSubject('Agreement', row)`. */
+export function asSubject<T extends 'Agreement' | 'Dataset' | 'User', O extends object>(type: T, object: O) {
+  // A copy: CASL writes its tag onto the object, which must not change the caller's row.
+  return tag(type, { ...object });
+}
+
+/**
+ * Refuses unless the principal may do `action` on `object`, in the contract's terms, and the one
+ * place these refusals are decided: where the role may do it to some objects of the type but not to
+ * this one (another agency's), NOT_FOUND with reason NOT_PARTY, answered exactly as for a missing
+ * object; where the role may never do it, FORBIDDEN with reason ROLE.
+ */
+export function authorize(
+  principal: Pick<Principal, 'role' | 'agencyId'>,
+  action: ControlAction,
+  object: Exclude<Subjects, string>,
+  what: string,
+): void {
+  const ability = controlAbility(principal);
+  if (ability.can(action, object)) return;
+  const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
+  if (ability.can(action, type)) {
+    throw new BrokerError(ErrorCode.NOT_FOUND, `${what} not found`, { reason: 'NOT_PARTY' });
+  }
+  throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} a ${what.toLowerCase()}`, {
+    reason: 'ROLE',
+  });
+}
+
+/** Whether the principal may do `action` to every object of a type (no condition narrows it). */
+export function canOnAll(
+  principal: Pick<Principal, 'role' | 'agencyId'>,
+  action: ControlAction,
+  type: Extract<Subjects, string>,
+): boolean {
+  return controlAbility(principal)
+    .rulesFor(action, type)
+    .some((rule) => !rule.inverted && !rule.conditions);
+}
+
+/** Refuses unless the principal may do `action` on some object of the type (FORBIDDEN, reason ROLE). */
+export function authorizeType(
+  principal: Pick<Principal, 'role' | 'agencyId'>,
+  action: ControlAction,
+  type: Extract<Subjects, string>,
+): void {
+  if (!controlAbility(principal).can(action, type)) {
+    throw new BrokerError(ErrorCode.FORBIDDEN, 'Not allowed for your role', { reason: 'ROLE' });
+  }
+}

@@ -1,0 +1,66 @@
+import type { ExecutionResult } from 'graphql';
+import type { AuditAction } from '@broker/audit';
+import type { CompiledAgreement, CompiledGrant, DataWhere, ReadableGrant, Refusal } from '@broker/policy';
+import type { DatasetShapeRecord } from '@broker/registry';
+import type { RootField } from './caller-schema';
+
+/** The body of a data-plane request. */
+export interface DataPlaneRequest {
+  query?: unknown;
+  variables?: unknown;
+  operationName?: unknown;
+}
+
+/** A GraphQL error as the response carries it. */
+export interface ErrorJson {
+  message: string;
+  path?: readonly (string | number)[];
+  extensions?: Record<string, unknown>;
+}
+
+/**
+ * An HTTP answer: its status and GraphQL-shaped body, either as an object to serialise or, for the
+ * common case, as the JSON text already written (PostgreSQL's JSON of each page spliced in).
+ */
+export type DataPlaneResponse =
+  | { status: number; body: ExecutionResult | { data: null; errors: ErrorJson[] } }
+  | { status: number; json: string };
+
+/** One root field of a request, authorised and ready to run as one SQL statement. */
+export interface Plan {
+  /** A page of rows, or an aggregate's groups. */
+  kind: 'ROWS' | 'AGGREGATE';
+  responseKey: string;
+  root: RootField;
+  shape: DatasetShapeRecord;
+  agreement: CompiledAgreement;
+  grant: CompiledGrant;
+  purpose: string;
+  /** Released names read, sorted: what the audit log records. */
+  fields: string[];
+  /** Members of each node's JSON object, in order: [key, released name]. */
+  columns: [string, string][];
+  where: DataWhere | null;
+  orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
+  first: number;
+  offset: number;
+  /** Aggregates: the released names to group by, in the caller's order. */
+  groupBy: string[];
+  /** Aggregates: the caller's ROWS grants over the dataset (see docs/disclosure-control.md). */
+  readable: ReadableGrant[];
+}
+
+/** What the audit log records of a refused part of a request. */
+export interface RefusalAudit {
+  action?: AuditAction;
+  purpose?: string;
+  datasetId?: string;
+  agreementId?: string;
+  agreementVersion?: number;
+  fields?: string[];
+}
+
+/** A refused part of a request, with what the audit log records of it. */
+export interface DataPlaneRefusal extends Refusal {
+  audit?: RefusalAudit;
+}

@@ -1,0 +1,105 @@
+import type { GraphQLError } from 'graphql';
+import { renderGraphQLError } from '@broker/core';
+import { refusal } from '@broker/policy';
+import type { DataPlaneRefusal, DataPlaneResponse } from './plan';
+import type { Splice } from './request-analysis';
+
+/** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
+export interface PageResult {
+  kind: 'ROWS';
+  nodesJson: string;
+  /** A Float value that GraphQL cannot represent (NaN, ±Infinity) is among the nodes. */
+  unrepresentable: boolean;
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  rowCount: number;
+  /** The returned rows' random ids as PostgreSQL's array text, when releases are recorded. */
+  rids: string | null;
+}
+
+// Validation failures that name something outside the caller's schema: a request for data it is not
+// granted, answered as such whether the thing exists for others or not at all.
+const OUTSIDE_SCHEMA =
+  /^(Cannot query field|Unknown argument|Unknown type)|Field "[^"]*" is not defined by type|does not exist in "[A-Za-z0-9_]+" enum/;
+const PURPOSE_ENUM = /does not exist in "Purpose" enum/;
+const LIMIT = /^Syntax Error: Query validation error|too large|too complex/;
+
+/** A validation or variable error as the caller sees it: naming nothing it may not see. */
+export function classify(error: GraphQLError): DataPlaneRefusal {
+  const { message } = error;
+  if (PURPOSE_ENUM.test(message)) return refusal('PURPOSE_NOT_GRANTED', message);
+  if (OUTSIDE_SCHEMA.test(message)) return refusal('FIELD_NOT_RELEASED', message);
+  if (LIMIT.test(message)) return refusal('LIMIT', 'The query is too large or too complex');
+  return refusal('INVALID', message);
+}
+
+/** Denials first: whether a request is refused never depends on the order of its parts. */
+export function orderRefusals(all: DataPlaneRefusal[]): DataPlaneRefusal[] {
+  return [
+    ...all.filter((r) => r.code !== 'BAD_USER_INPUT'),
+    ...all.filter((r) => r.code === 'BAD_USER_INPUT'),
+  ];
+}
+
+/** The response of a refused request: `data: null` and every refusal with its code and reason. */
+export function refusalResponse(refusals: DataPlaneRefusal[], status = 200): DataPlaneResponse {
+  return {
+    status,
+    body: {
+      data: null,
+      errors: orderRefusals(refusals).map((r) =>
+        renderGraphQLError({
+          code: r.code,
+          message: r.message,
+          reason: r.reason,
+          path: r.responseKey ? [r.responseKey] : undefined,
+          extensions: {
+            ...(r.field !== undefined ? { field: r.field } : {}),
+            ...(r.releasedAs !== undefined ? { releasedAs: r.releasedAs } : {}),
+            ...(r.agreements !== undefined ? { agreements: r.agreements } : {}),
+          },
+        }),
+      ),
+    },
+  };
+}
+
+/** A request that is not a GraphQL request at all (no query, malformed variables): 400. */
+export function invalidResponse(message: string): DataPlaneResponse {
+  return refusalResponse([refusal('INVALID', message)], 400);
+}
+
+/** A failure after the decision (the audit write, an unrepresentable value): no data leaves. */
+export function failureResponse(message: string, status: number): DataPlaneResponse {
+  return {
+    status,
+    body: { data: null, errors: [renderGraphQLError({ code: 'INTERNAL_SERVER_ERROR', message })] },
+  };
+}
+
+/**
+ * The response of a plain operation (see {@link Splice}), written around each page's JSON text as
+ * PostgreSQL built it, after the audit write: the same JSON value graphql-js would write.
+ */
+export function spliceResponse(splice: Splice, results: Map<string, PageResult>): string {
+  let out = '{"data":{';
+  splice.forEach(({ responseKey, members }, i) => {
+    const page = results.get(responseKey)!;
+    out += `${i ? ',' : ''}${JSON.stringify(responseKey)}:{`;
+    members.forEach((member, j) => {
+      out += `${j ? ',' : ''}${JSON.stringify(member.key)}:`;
+      if ('nodes' in member) {
+        out += page.nodesJson;
+        return;
+      }
+      const { hasNextPage, endCursor } = page.pageInfo;
+      out += `{${member.pageInfo
+        .map(
+          ([key, name]) =>
+            `${JSON.stringify(key)}:${name === 'hasNextPage' ? String(hasNextPage) : JSON.stringify(endCursor)}`,
+        )
+        .join(',')}}`;
+    });
+    out += '}';
+  });
+  return `${out}}}`;
+}

@@ -1,0 +1,256 @@
+/**
+ * The data plane's decisions on one root field, pure: which agreement answers, the bounds of a
+ * request, whether every name it uses is released (by the agreement's CASL ability), and the rules
+ * of aggregates. The data plane calls these and nothing else decides; each refusal carries the
+ * contract's code and reason (DESIGN §4).
+ */
+import { shownName } from './compiled-grant';
+import type { PolicyError } from './policy-error';
+import { type DataAbility, type DataAction, allows, firstRefused } from './data-ability';
+import { releasedField, transformApplies } from './released-field';
+import {
+  type ActiveAgreement,
+  type CompiledGrant,
+  type DatasetShape,
+  FieldTransform,
+  GrantAccess,
+} from './policy.types';
+
+/** Why a request is refused, as `errors[].extensions.reason` says it (DESIGN §4). */
+export type RefusalReason =
+  | 'ROLE'
+  | 'PURPOSE_NOT_GRANTED'
+  | 'NO_AGREEMENT_IN_FORCE'
+  | 'FIELD_NOT_RELEASED'
+  | 'ROWS_NOT_GRANTED'
+  | 'AGREEMENT_AMBIGUOUS'
+  | 'LIMIT'
+  | 'INVALID'
+  | 'NOT_PARTY';
+
+/** The contract's code of each reason. */
+export const REFUSAL_CODES: Record<RefusalReason, 'FORBIDDEN' | 'BAD_USER_INPUT' | 'NOT_FOUND'> = {
+  ROLE: 'FORBIDDEN',
+  PURPOSE_NOT_GRANTED: 'FORBIDDEN',
+  NO_AGREEMENT_IN_FORCE: 'FORBIDDEN',
+  FIELD_NOT_RELEASED: 'FORBIDDEN',
+  ROWS_NOT_GRANTED: 'FORBIDDEN',
+  AGREEMENT_AMBIGUOUS: 'BAD_USER_INPUT',
+  LIMIT: 'BAD_USER_INPUT',
+  INVALID: 'BAD_USER_INPUT',
+  NOT_PARTY: 'NOT_FOUND',
+};
+
+/** A refused part of a request: the contract's code and reason, a message, and what it names. */
+export interface Refusal {
+  code: 'FORBIDDEN' | 'BAD_USER_INPUT' | 'NOT_FOUND';
+  reason: RefusalReason;
+  message: string;
+  responseKey?: string;
+  /** FIELD_NOT_RELEASED: the name asked for, and the name the chosen agreement releases it as. */
+  field?: string;
+  releasedAs?: string;
+  /** AGREEMENT_AMBIGUOUS: the agreements to choose from. */
+  agreements?: string[];
+}
+
+/** A refusal of the given reason (its code follows from the reason). */
+export function refusal(reason: RefusalReason, message: string, extra: Partial<Refusal> = {}): Refusal {
+  return { code: REFUSAL_CODES[reason], reason, message, ...extra };
+}
+
+/** The refusal of a PolicyError thrown while a request was compiled. */
+export function refusalOf(error: PolicyError): Refusal {
+  if (error.code === 'FORBIDDEN') return refusal('FIELD_NOT_RELEASED', error.message);
+  return refusal(error.limit ? 'LIMIT' : 'INVALID', error.message);
+}
+
+/** Rows per page: `first` is 1 to this. */
+export const MAX_FIRST = 10_000;
+/** Most names an aggregate may group by under an AGGREGATE_ONLY grant (docs/disclosure-control.md). */
+export const MAX_GROUP_BY_AGGREGATE_ONLY = 4;
+/** Under a ROWS grant the rows are released anyway; the cap only bounds the work. */
+export const MAX_GROUP_BY_ROWS = 6;
+
+/** An agreement version in force with its ability. */
+export interface CompiledAgreement extends ActiveAgreement {
+  ability: DataAbility;
+}
+
+/** The action a kind of root field needs. */
+export function actionOf(kind: 'ROWS' | 'AGGREGATE'): DataAction {
+  return kind === 'ROWS' ? 'read' : 'aggregate';
+}
+
+/**
+ * The agreement that answers a root field on a dataset for a purpose: the one named, or the only
+ * one whose ability allows aggregates there (every grant does); several without a name is ambiguous.
+ */
+export function chooseAgreement(
+  active: readonly CompiledAgreement[],
+  datasetId: string,
+  purpose: string,
+  named: string | null | undefined,
+): { agreement: CompiledAgreement } | { refusal: Refusal } {
+  const candidates = active.filter((a) => allows(a.ability, 'aggregate', datasetId, purpose));
+  if (named != null) {
+    const agreement = candidates.find((a) => a.id === named);
+    if (agreement) return { agreement };
+  } else if (candidates.length === 1) {
+    return { agreement: candidates[0] };
+  } else if (candidates.length > 1) {
+    return {
+      refusal: refusal(
+        'AGREEMENT_AMBIGUOUS',
+        'Several active agreements grant this dataset for this purpose: name one with agreement',
+        { agreements: candidates.map((a) => a.id) },
+      ),
+    };
+  }
+  // Granted for another purpose (by the named agreement, if one is named), or not at all.
+  const otherPurpose = active.some(
+    (a) => (named == null || a.id === named) && a.grants.has(datasetId) && !a.purposes.includes(purpose),
+  );
+  return {
+    refusal: otherPurpose
+      ? refusal('PURPOSE_NOT_GRANTED', 'No active agreement grants this dataset for this purpose')
+      : named != null
+        ? refusal(
+            'NO_AGREEMENT_IN_FORCE',
+            'No active agreement of your agency with that id grants this dataset for this purpose',
+          )
+        : refusal('NO_AGREEMENT_IN_FORCE', 'No active agreement grants this dataset for this purpose'),
+  };
+}
+
+/** The names a root field uses, by use. */
+export interface NamesUsed {
+  fields: readonly string[];
+  whereFields: readonly string[];
+  orderFields: readonly string[];
+  groupBy: readonly string[];
+}
+
+/**
+ * Whether the chosen agreement's ability allows the root field: row pages need `read` (ROWS), and
+ * every name read, filtered, ordered or grouped by must be a field of the ability. A refused name
+ * says what the agreement releases the same source field as, when it does (`releasedAs`).
+ */
+export function checkNames(
+  agreement: CompiledAgreement,
+  shape: DatasetShape,
+  purpose: string,
+  kind: 'ROWS' | 'AGGREGATE',
+  names: NamesUsed,
+): Refusal | null {
+  const action = actionOf(kind);
+  if (!allows(agreement.ability, action, shape.id, purpose)) {
+    return refusal('ROWS_NOT_GRANTED', 'The chosen agreement releases this dataset for aggregates only');
+  }
+  if (kind === 'ROWS' && names.groupBy.length) {
+    return refusal('INVALID', 'groupBy applies to aggregates only');
+  }
+  const uses: [string, readonly string[]][] = [
+    ['field', names.fields],
+    ['filter', names.whereFields],
+    ['ordering', names.orderFields],
+    ['groupBy', names.groupBy],
+  ];
+  for (const [use, list] of uses) {
+    const refused = firstRefused(agreement.ability, action, shape.id, purpose, list);
+    if (refused === null) continue;
+    const grant = agreement.grants.get(shape.id);
+    const releasedAs = grant ? releasedAsOf(grant, shape, refused) : undefined;
+    return refusal(
+      'FIELD_NOT_RELEASED',
+      `The chosen agreement does not release ${shownName(refused)} (${use})${
+        releasedAs ? `; it releases it as ${shownName(releasedAs)}` : ''
+      }`,
+      { field: refused.slice(0, 64), ...(releasedAs ? { releasedAs } : {}) },
+    );
+  }
+  return null;
+}
+
+/**
+ * The name under which a grant releases the source field of `name` (a raw field name, or another
+ * released name of the same field), if it releases that field at all.
+ */
+export function releasedAsOf(grant: CompiledGrant, shape: DatasetShape, name: string): string | undefined {
+  const sources = new Set<string>();
+  for (const field of shape.fields) {
+    for (const transform of Object.values(FieldTransform)) {
+      if (transformApplies(field.type, transform) && releasedField(field, transform).name === name) {
+        sources.add(field.name);
+      }
+    }
+  }
+  for (const released of grant.released.values()) {
+    if (sources.has(released.source)) return released.name;
+  }
+  return undefined;
+}
+
+/** The arguments that bound a root field's work. */
+export interface Bounds {
+  first?: number | null;
+  groupBy?: readonly string[] | null;
+}
+
+/**
+ * The bounds of a root field: `first` from 1 to {@link MAX_FIRST}; a groupBy naming each field once
+ * and no more fields than the grant's access allows (each name doubles the tables whose patterns
+ * disclosure control checks).
+ */
+export function checkBounds(kind: 'ROWS' | 'AGGREGATE', access: GrantAccess, args: Bounds): Refusal | null {
+  if (kind === 'ROWS') {
+    const first = args.first ?? 100;
+    if (!Number.isInteger(first) || first < 1 || first > MAX_FIRST) {
+      return refusal('INVALID', `first must be between 1 and ${MAX_FIRST}`);
+    }
+    return null;
+  }
+  const groupBy = args.groupBy ?? [];
+  if (new Set(groupBy).size !== groupBy.length) {
+    return refusal('INVALID', 'groupBy names a field more than once');
+  }
+  const most = access === GrantAccess.ROWS ? MAX_GROUP_BY_ROWS : MAX_GROUP_BY_AGGREGATE_ONLY;
+  if (groupBy.length > most) {
+    return refusal(
+      'LIMIT',
+      'The aggregate groups by more fields than this agreement allows (see docs/disclosure-control.md)',
+    );
+  }
+  return null;
+}
+
+/**
+ * The filter rule of aggregates: a filter may only pick groups. On a name not grouped by, it would
+ * count a different set of people under the same key, and two such counts differ by the people it
+ * leaves out (docs/disclosure-control.md).
+ */
+export function checkAggregateFilter(
+  groupBy: readonly string[],
+  whereFields: readonly string[],
+): Refusal | null {
+  const ungrouped = whereFields.filter((name) => !groupBy.includes(name));
+  if (!ungrouped.length) return null;
+  return refusal(
+    'INVALID',
+    `An aggregate filters only on fields it groups by: add ${ungrouped.map(shownName).join(', ')} to groupBy`,
+  );
+}
+
+/** A grant under which the caller can read a dataset's rows, and the purposes it serves. */
+export interface ReadableGrant {
+  grant: CompiledGrant;
+  purposes: string[];
+}
+
+/** Every ROWS grant of the caller's agreements over a dataset, any purpose (see disclosure control). */
+export function readableGrants(active: readonly CompiledAgreement[], datasetId: string): ReadableGrant[] {
+  return active.flatMap((a) => {
+    const grant = a.grants.get(datasetId);
+    return grant && grant.access === GrantAccess.ROWS ? [{ grant, purposes: a.purposes }] : [];
+  });
+}
