@@ -2,7 +2,7 @@ import type { PoolClient } from 'pg';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
-import type { RequestContext } from '@broker/auth';
+import { type RequestContext, authorizeType } from '@broker/auth';
 import { badInput } from '@broker/core';
 import type { AuditAction, AuditDecision } from './audit-action.enum';
 import {
@@ -163,6 +163,7 @@ export class AuditService {
     first: number | null | undefined,
     after: string | null | undefined,
   ): Promise<AuditEventConnectionModel> {
+    authorizeType(ctx.principal, 'read', 'AuditEvent');
     const limit = first ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > AUDIT_PAGE_MAX) {
       throw badInput(`first must be between 1 and ${AUDIT_PAGE_MAX}`);
@@ -201,7 +202,8 @@ export class AuditService {
    * Verifies the whole chain in one consistent snapshot, streaming it in batches: appends made
    * meanwhile are neither waited for nor mistaken for tampering.
    */
-  verify(_ctx: RequestContext): Promise<ChainVerification> {
+  verify(ctx: RequestContext): Promise<ChainVerification> {
+    authorizeType(ctx.principal, 'read', 'AuditEvent');
     return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
       await manager.query('SET TRANSACTION READ ONLY');
       return verifyChain((sql, params) => manager.query(sql, params));

@@ -203,7 +203,7 @@ export class DataPlaneService {
       }
       const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
       if (validationErrors.length) {
-        return { kind: 'refused', refusals: validationErrors.map(classify), status: 400 };
+        return { kind: 'refused', refusals: validationErrors.map((e) => classify(e, policy)), status: 400 };
       }
       cached = this.documents.set(schema, query, document);
     }
@@ -222,7 +222,8 @@ export class DataPlaneService {
     }
     const { operation } = found;
     const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
-    if (coerced.errors) return { kind: 'refused', refusals: coerced.errors.map(classify), status: 400 };
+    if (coerced.errors)
+      return { kind: 'refused', refusals: coerced.errors.map((e) => classify(e, policy)), status: 400 };
     const variableValues = coerced.coerced;
     const analysis = found.analysis ?? analyse(policy.schema, document, operation, variableValues);
 

@@ -1,7 +1,8 @@
 import type { GraphQLError } from 'graphql';
 import { renderGraphQLError } from '@broker/core';
-import { refusal } from '@broker/policy';
+import { refusal, releasedAsOf } from '@broker/policy';
 import type { DataPlaneRefusal, DataPlaneResponse } from './plan';
+import type { CallerPolicy } from './policy-cache.service';
 import type { Splice } from './request-analysis';
 
 /** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
@@ -23,13 +24,42 @@ const OUTSIDE_SCHEMA =
 const PURPOSE_ENUM = /does not exist in "Purpose" enum/;
 const LIMIT = /^Syntax Error: Query validation error|too large|too complex/;
 
-/** A validation or variable error as the caller sees it: naming nothing it may not see. */
-export function classify(error: GraphQLError): DataPlaneRefusal {
+// The name asked for and the type it was asked on, in graphql-js's messages.
+const ASKED =
+  /^Cannot query field "([^"]{1,64})" on type "([A-Za-z0-9_]+)"|^Value "([^"]{1,64})" does not exist in "([A-Za-z0-9_]+?)Field" enum|^Field "([^"]{1,64})" is not defined by type "([A-Za-z0-9_]+?)(?:Where|OrderBy)"/;
+
+/**
+ * A validation or variable error as the caller sees it: naming nothing it may not see. A name not in
+ * the caller's schema says, where one of its agreements releases that field under another name,
+ * which (`releasedAs`): what its own agreements already show it.
+ */
+export function classify(error: GraphQLError, policy?: CallerPolicy): DataPlaneRefusal {
   const { message } = error;
   if (PURPOSE_ENUM.test(message)) return refusal('PURPOSE_NOT_GRANTED', message);
-  if (OUTSIDE_SCHEMA.test(message)) return refusal('FIELD_NOT_RELEASED', message);
+  if (OUTSIDE_SCHEMA.test(message)) {
+    const asked = ASKED.exec(message);
+    const field = asked ? (asked[1] ?? asked[3] ?? asked[5]) : undefined;
+    const type = asked ? (asked[2] ?? asked[4] ?? asked[6]) : undefined;
+    const releasedAs = field && type && policy ? releasedAsFor(policy, type, field) : undefined;
+    return refusal('FIELD_NOT_RELEASED', message, {
+      ...(field ? { field } : {}),
+      ...(releasedAs ? { releasedAs } : {}),
+    });
+  }
   if (LIMIT.test(message)) return refusal('LIMIT', 'The query is too large or too complex');
   return refusal('INVALID', message);
+}
+
+/** The name under which the caller's agreements release the field `name` of the dataset typed `type`. */
+function releasedAsFor(policy: CallerPolicy, type: string, name: string): string | undefined {
+  const shape = [...policy.shapes.values()].find((s) => s.typeName === type);
+  if (!shape) return undefined;
+  for (const agreement of policy.active) {
+    const grant = agreement.grants.get(shape.id);
+    const releasedAs = grant && releasedAsOf(grant, shape, name);
+    if (releasedAs) return releasedAs;
+  }
+  return undefined;
 }
 
 /** Denials first: whether a request is refused never depends on the order of its parts. */

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { badInput, conflict } from '@broker/core';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import type { RequestContext } from '@broker/auth';
+import { type RequestContext, authorizeType } from '@broker/auth';
 import { AgencyEntity } from './agency.entity';
 import type { CreateAgencyInput } from './create-agency.input';
 import { isUniqueViolation } from '../registry-errors';
@@ -29,6 +29,7 @@ export class AgencyService {
 
   /** Creates an agency; names are unique regardless of case. */
   async create(ctx: RequestContext, input: CreateAgencyInput): Promise<AgencyEntity> {
+    authorizeType(ctx.principal, 'create', 'Agency');
     const name = cleanText(input.name, 'name', 200);
     const kind = input.kind == null ? null : cleanText(input.kind, 'kind', 100);
     try {

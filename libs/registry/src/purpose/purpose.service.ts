@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import type { RequestContext } from '@broker/auth';
+import { type RequestContext, authorizeType } from '@broker/auth';
 import { badInput, conflict } from '@broker/core';
 import { cleanText } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
@@ -32,6 +32,7 @@ export class PurposeService {
 
   /** Defines a purpose; its code is immutable and unique. */
   async define(ctx: RequestContext, input: DefinePurposeInput): Promise<PurposeEntity> {
+    authorizeType(ctx.principal, 'create', 'Purpose');
     if (!PURPOSE_CODE.test(input.code)) {
       throw badInput('code must match ^[A-Z][A-Z0-9_]{2,63}$ (for example RECIDIVISM_EVALUATION)');
     }
