@@ -1,68 +1,35 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
-import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
-import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
-import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
-import {
-  type DocumentNode,
-  GraphQLError,
-  type GraphQLSchema,
-  type OperationDefinitionNode,
-  type ValidationContext,
-  defaultFieldResolver,
-  execute,
-  getOperationAST,
-  getVariableValues,
-  parse,
-  specifiedRules,
-  validate,
-} from 'graphql';
+import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
 import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
-import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool, withoutSuggestions } from '@broker/core';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool } from '@broker/core';
 import {
   type AggregateGroup,
   type AggregateRow,
   PolicyError,
   protectedGroups,
-  refusal,
   refusalOf,
 } from '@broker/policy';
 import { aggregateSql } from './aggregate';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
-import { authorise, precheck } from './authorise';
+import { precheck } from './authorise';
+import { type Decision, decideRequest } from './decide';
 import { encodeCursor } from './cursor';
 import { pageSql } from './page-sql';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
-import { DocumentCache, type Splice, analyse, freezeDeep } from './request-analysis';
+import { DocumentCache } from './request-analysis';
 import {
   type PageResult,
-  classify,
   failureResponse,
   invalidResponse,
   refusalResponse,
   spliceResponse,
 } from './response';
-
-/** What {@link DataPlaneService.decide} concluded about a request. */
-export type Decision =
-  | { kind: 'invalid'; message: string }
-  | { kind: 'refused'; refusals: DataPlaneRefusal[]; status: number }
-  | {
-      kind: 'run';
-      schema: GraphQLSchema;
-      document: DocumentNode;
-      operation: OperationDefinitionNode;
-      variableValues: Record<string, unknown>;
-      plans: Plan[];
-      /** How to write the response around PostgreSQL's JSON, or null for graphql-js to write it. */
-      splice: Splice | null;
-    };
 
 /** What an aggregate's statement returned, protected. */
 interface AggregateAnswer {
@@ -73,27 +40,10 @@ interface AggregateAnswer {
 
 type RootResult = PageResult | AggregateAnswer;
 
-const MAX_TOKENS = 5_000;
-// Limits reject without saying where they stand, so a caller cannot tune a query to sit under them;
-// they report through the validation context instead of throwing, so every problem is listed.
-const report = {
-  exposeLimits: false,
-  propagateOnRejection: false,
-  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
-};
-// The schema is flat (root lists of scalar rows), so the cost limit, which multiplies by `first`,
-// only has to stop many large pages in one request: 20 full pages of 10,000 rows of ~40 fields.
-const LIMIT_RULES = [
-  maxDepthRule({ n: 12, ignoreIntrospection: true, ...report }),
-  maxAliasesRule({ n: 20, ...report }),
-  maxDirectivesRule({ n: 20, ...report }),
-  costLimitRule({ maxCost: 25_000_000, ignoreIntrospection: true, ...report }),
-];
-const RULES = [...specifiedRules, ...LIMIT_RULES];
-
 export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan';
 export { pageSql } from './page-sql';
 export { precheck } from './authorise';
+export { type Decision } from './decide';
 
 /**
  * The data plane: answers a GraphQL request only within what the caller's active agreements grant
@@ -170,66 +120,11 @@ export class DataPlaneService {
   }
 
   /**
-   * The in-process decision on a request that passed {@link precheck}, under the caller's policy:
-   * parse, validate, coerce variables, and authorise every root field into a plan. No I/O.
+   * The in-process decision on a request that passed {@link precheck}, under the caller's policy
+   * (see {@link decideRequest}). No I/O.
    */
   decide(policy: CallerPolicy, request: DataPlaneRequest): Decision {
-    const { query, variables, operationName } = request as {
-      query: string;
-      variables?: Record<string, unknown> | null;
-      operationName?: string | null;
-    };
-    if (!policy.schema) {
-      return {
-        kind: 'refused',
-        refusals: [refusal('NO_AGREEMENT_IN_FORCE', 'No active agreement grants your agency any data')],
-        status: 200,
-      };
-    }
-    const { schema } = policy.schema;
-
-    // Parsing and validation depend only on the schema and the query text: done once per pair.
-    let cached = this.documents.get(schema, query);
-    if (!cached) {
-      let document: DocumentNode;
-      try {
-        document = parse(query, { maxTokens: MAX_TOKENS, noLocation: false });
-      } catch (error) {
-        const message =
-          error instanceof GraphQLError && /token/i.test(error.message)
-            ? 'The query is too large'
-            : (error as Error).message;
-        return { kind: 'invalid', message: withoutSuggestions(message) };
-      }
-      const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
-      if (validationErrors.length) {
-        return { kind: 'refused', refusals: validationErrors.map((e) => classify(e, policy)), status: 400 };
-      }
-      cached = this.documents.set(schema, query, document);
-    }
-    const { document } = cached;
-    const name = operationName ?? null;
-    let found = cached.operations.get(name);
-    if (!found) {
-      const operation = getOperationAST(document, name);
-      if (!operation) return { kind: 'invalid', message: 'Name the operation to run with operationName' };
-      // Without variables, what the operation asks for is fixed: analysed once, authorised every time.
-      const analysis = operation.variableDefinitions?.length
-        ? null
-        : freezeDeep(analyse(policy.schema, document, operation, {}));
-      found = { operation, analysis };
-      cached.operations.set(name, found);
-    }
-    const { operation } = found;
-    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
-    if (coerced.errors)
-      return { kind: 'refused', refusals: coerced.errors.map((e) => classify(e, policy)), status: 400 };
-    const variableValues = coerced.coerced;
-    const analysis = found.analysis ?? analyse(policy.schema, document, operation, variableValues);
-
-    const { plans, refusals } = authorise(analysis, policy);
-    if (refusals.length) return { kind: 'refused', refusals, status: 200 };
-    return { kind: 'run', schema, document, operation, variableValues, plans, splice: analysis.splice };
+    return decideRequest(this.documents, policy, request);
   }
 
   /** Runs the authorised plans, records the release, and only then answers with the data. */

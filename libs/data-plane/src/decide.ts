@@ -1,0 +1,123 @@
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import {
+  type DocumentNode,
+  GraphQLError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type ValidationContext,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  specifiedRules,
+  validate,
+} from 'graphql';
+import { withoutSuggestions } from '@broker/core';
+import { refusal } from '@broker/policy';
+import { authorise } from './authorise';
+import type { DataPlaneRefusal, DataPlaneRequest, Plan } from './plan';
+import type { CallerPolicy } from './policy-cache.service';
+import { type DocumentCache, type Splice, analyse, freezeDeep } from './request-analysis';
+import { classify } from './response';
+
+/** What {@link DataPlaneService.decide} concluded about a request. */
+export type Decision =
+  | { kind: 'invalid'; message: string }
+  | { kind: 'refused'; refusals: DataPlaneRefusal[]; status: number }
+  | {
+      kind: 'run';
+      schema: GraphQLSchema;
+      document: DocumentNode;
+      operation: OperationDefinitionNode;
+      variableValues: Record<string, unknown>;
+      plans: Plan[];
+      /** How to write the response around PostgreSQL's JSON, or null for graphql-js to write it. */
+      splice: Splice | null;
+    };
+
+const MAX_TOKENS = 5_000;
+// Limits reject without saying where they stand, so a caller cannot tune a query to sit under them;
+// they report through the validation context instead of throwing, so every problem is listed.
+const report = {
+  exposeLimits: false,
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
+// The schema is flat (root lists of scalar rows), so the cost limit, which multiplies by `first`,
+// only has to stop many large pages in one request: 20 full pages of 10,000 rows of ~40 fields.
+const LIMIT_RULES = [
+  maxDepthRule({ n: 12, ignoreIntrospection: true, ...report }),
+  maxAliasesRule({ n: 20, ...report }),
+  maxDirectivesRule({ n: 20, ...report }),
+  costLimitRule({ maxCost: 25_000_000, ignoreIntrospection: true, ...report }),
+];
+const RULES = [...specifiedRules, ...LIMIT_RULES];
+
+/**
+ * The in-process decision on a request that passed {@link precheck}, under the caller's policy:
+ * parse, validate, coerce variables, and authorise every root field into a plan. No I/O.
+ */
+export function decideRequest(
+  documents: DocumentCache,
+  policy: CallerPolicy,
+  request: DataPlaneRequest,
+): Decision {
+  const { query, variables, operationName } = request as {
+    query: string;
+    variables?: Record<string, unknown> | null;
+    operationName?: string | null;
+  };
+  if (!policy.schema) {
+    return {
+      kind: 'refused',
+      refusals: [refusal('NO_AGREEMENT_IN_FORCE', 'No active agreement grants your agency any data')],
+      status: 200,
+    };
+  }
+  const { schema } = policy.schema;
+
+  // Parsing and validation depend only on the schema and the query text: done once per pair.
+  let cached = documents.get(schema, query);
+  if (!cached) {
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens: MAX_TOKENS, noLocation: false });
+    } catch (error) {
+      const message =
+        error instanceof GraphQLError && /token/i.test(error.message)
+          ? 'The query is too large'
+          : (error as Error).message;
+      return { kind: 'invalid', message: withoutSuggestions(message) };
+    }
+    const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
+    if (validationErrors.length) {
+      return { kind: 'refused', refusals: validationErrors.map((e) => classify(e, policy)), status: 400 };
+    }
+    cached = documents.set(schema, query, document);
+  }
+  const { document } = cached;
+  const name = operationName ?? null;
+  let found = cached.operations.get(name);
+  if (!found) {
+    const operation = getOperationAST(document, name);
+    if (!operation) return { kind: 'invalid', message: 'Name the operation to run with operationName' };
+    // Without variables, what the operation asks for is fixed: analysed once, authorised every time.
+    const analysis = operation.variableDefinitions?.length
+      ? null
+      : freezeDeep(analyse(policy.schema, document, operation, {}));
+    found = { operation, analysis };
+    cached.operations.set(name, found);
+  }
+  const { operation } = found;
+  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
+  if (coerced.errors)
+    return { kind: 'refused', refusals: coerced.errors.map((e) => classify(e, policy)), status: 400 };
+  const variableValues = coerced.coerced;
+  const analysis = found.analysis ?? analyse(policy.schema, document, operation, variableValues);
+
+  const { plans, refusals } = authorise(analysis, policy);
+  if (refusals.length) return { kind: 'refused', refusals, status: 200 };
+  return { kind: 'run', schema, document, operation, variableValues, plans, splice: analysis.splice };
+}
