@@ -2,7 +2,7 @@ import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/comm
 import Redis from 'ioredis';
 import { BROKER_CONFIG, type BrokerConfig } from '../config/broker-config';
 
-/** Nest injection token of the shared ioredis client used for health checks and pub/sub publishing. */
+/** Nest injection token of the shared ioredis client, used by the health check. */
 export const REDIS = Symbol('REDIS');
 
 /** One ioredis client per process, failing fast while Redis is down instead of queueing commands. */
