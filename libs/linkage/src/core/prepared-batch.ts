@@ -182,10 +182,10 @@ export class PreparedBatch {
   }
 
   /**
-   * Both name levels of records i and j, packed as first · 8 + last. When neither name agrees as
-   * it stands, the names are also compared crosswise (i's given name with j's surname and the
-   * reverse): a clerk who swapped them wrote the same person, so the crosswise levels stand for
-   * the pair when they are closer.
+   * Both name levels of records i and j, packed as first · 8 + last (+ 64 when crosswise). When
+   * neither name agrees as it stands, the names are also compared crosswise (i's given name with
+   * j's surname and the reverse): a clerk who swapped them wrote the same person, so the crosswise
+   * levels stand for the pair when they are closer.
    */
   nameLevels(i: number, j: number): number {
     const first = this.firstLevel(i, j);
@@ -198,7 +198,7 @@ export class PreparedBatch {
     const crossFirst = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
     if (crossFirst >= first) return first * 8 + last;
     const crossLast = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
-    return crossFirst + crossLast < first + last ? crossFirst * 8 + crossLast : first * 8 + last;
+    return crossFirst + crossLast < first + last ? 64 + crossFirst * 8 + crossLast : first * 8 + last;
   }
 
   /** Level of two identifiers or postal codes (dictionary ids): 0 exact, 1 one typo, 2 different, 3 missing. */

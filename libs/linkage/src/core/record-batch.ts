@@ -315,6 +315,9 @@ export class RecordBatchBuilder {
   private c: RecordBatchColumns;
   private readonly names: string[] = [''];
   private readonly nameIds = new Map<string, number>([['', 0]]);
+  /** The batch {@link pushFrom} last copied from, and its dictionary ids mapped into this one's (-1: not yet). */
+  private source: RecordBatch | null = null;
+  private sourceIds = new Int32Array(0);
 
   constructor(capacity: number) {
     this.c = allocate(Math.max(16, capacity));
@@ -381,12 +384,26 @@ export class RecordBatchBuilder {
     d.codeHash[k] = batch.codeHash[i];
     d.firstCode[k] = batch.firstCode[i];
     d.idHash[k] = batch.idHash[i];
-    d.firstName[k] = this.nameId(batch.names[batch.firstName[i]]);
-    d.lastName[k] = this.nameId(batch.names[batch.lastName[i]]);
-    d.zip[k] = this.nameId(batch.names[batch.zip[i]]);
-    d.idNumber[k] = this.nameId(batch.names[batch.idNumber[i]]);
-    d.address[k] = this.nameId(batch.names[batch.address[i]]);
-    d.city[k] = this.nameId(batch.names[batch.city[i]]);
+    d.firstName[k] = this.mappedId(batch, batch.firstName[i]);
+    d.lastName[k] = this.mappedId(batch, batch.lastName[i]);
+    d.zip[k] = this.mappedId(batch, batch.zip[i]);
+    d.idNumber[k] = this.mappedId(batch, batch.idNumber[i]);
+    d.address[k] = this.mappedId(batch, batch.address[i]);
+    d.city[k] = this.mappedId(batch, batch.city[i]);
+  }
+
+  /**
+   * The id in this batch's dictionary of dictionary id `id` of `batch`: looked up once per
+   * distinct value of the source (a record is copied to up to five partitions, each value six).
+   */
+  private mappedId(batch: RecordBatch, id: number): number {
+    if (this.source !== batch) {
+      this.source = batch;
+      this.sourceIds = new Int32Array(batch.names.length).fill(-1);
+    }
+    let mapped = this.sourceIds[id];
+    if (mapped < 0) this.sourceIds[id] = mapped = this.nameId(batch.names[id]);
+    return mapped;
   }
 
   /** Adds every record of a batch (its names mapped into this batch's dictionary, once per name). */

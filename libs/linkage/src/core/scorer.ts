@@ -82,6 +82,8 @@ export class PartitionScorer {
   private threshold = Infinity;
   /** The levels of the pair {@link pattern} last compared, LEVEL_SLOTS apart (c · LEVEL_SLOTS). */
   readonly levels = new Int32Array(COMPARISON_COUNT * LEVEL_SLOTS);
+  /** Whether that pair's names agree crosswise (swapped); their frequencies then adjust nothing. */
+  swapped = false;
 
   constructor(batch: RecordBatch | PreparedBatch) {
     this.prepared = batch instanceof PreparedBatch ? batch : new PreparedBatch(localityOrder(batch));
@@ -97,8 +99,9 @@ export class PartitionScorer {
     const p = this.prepared;
     const lv = this.levels;
     const names = p.nameLevels(i, j);
-    const first = names >>> 3;
+    const first = (names >>> 3) & 7;
     const last = names & 7;
+    this.swapped = names >= 64;
     const s1 = b.ssn[i];
     const s2 = b.ssn[j];
     const x1 = b.sex[i];
@@ -169,8 +172,8 @@ export class PartitionScorer {
     const weights = this.weights!;
     let w = this.prior;
     for (let c = 0; c < COMPARISON_COUNT; c++) w += weights[c * LEVEL_SLOTS + lv[c]];
-    if (lv[0] === 0) w += this.tfFirst![this.prepared.firstId[i]];
-    if (lv[1] === 0) w += this.tfLast![this.prepared.lastId[i]];
+    if (lv[0] === 0 && !this.swapped) w += this.tfFirst![this.prepared.firstId[i]];
+    if (lv[1] === 0 && !this.swapped) w += this.tfLast![this.prepared.lastId[i]];
     if (lv[9] === 0) w += this.tfCity![this.batch.city[i]];
     return w;
   }

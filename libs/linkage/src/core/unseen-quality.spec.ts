@@ -2,23 +2,7 @@ import { generateCounty, peopleForRecords } from '../../../testing/src/scenario/
 import { UNSEEN_CULTURES, generateUnseenPopulation } from '../../../testing/src/scenario/unseen-population';
 import { identityOf } from './identity-fields';
 import { linkInMemory } from './pipeline';
-import { type PairwiseQuality, pairwiseQuality } from './quality';
-
-/** Quality of the records of one group: the records of its people, the others left out. */
-function groupQuality(
-  predicted: ArrayLike<number>,
-  truth: ArrayLike<number>,
-  inGroup: (i: number) => boolean,
-) {
-  const p: number[] = [];
-  const t: number[] = [];
-  for (let i = 0; i < truth.length; i++) {
-    if (!inGroup(i)) continue;
-    p.push(predicted[i]);
-    t.push(truth[i]);
-  }
-  return pairwiseQuality(p, t);
-}
+import { type PairwiseQuality, groupQuality, pairwiseQuality } from './quality';
 
 const f = (q: PairwiseQuality) =>
   `P ${q.precision.toFixed(4)} R ${q.recall.toFixed(4)} F1 ${q.f1.toFixed(4)}`;
