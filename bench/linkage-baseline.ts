@@ -14,9 +14,11 @@ import {
   dobLevel,
   jaroWinkler,
   lastNameCode,
+  nameCode,
   nameGroup,
   priorWeight,
   ssnLevel,
+  textOneTypo,
   tfAdjustment,
 } from '@broker/linkage';
 
@@ -30,7 +32,10 @@ interface NaiveRecord {
   day: number;
   sex: number;
   ssn: number;
-  zip: number;
+  zip: string;
+  id: string;
+  address: string;
+  city: string;
 }
 
 /** The blocking keys of a record as strings ('' where the rule does not apply), in rule order. */
@@ -40,6 +45,7 @@ function keysOf(r: NaiveRecord): string[] {
   const code = r.last ? lastNameCode(r.last) : '';
   const all = (...parts: (string | number)[]) =>
     parts.every((p) => p !== '' && p !== 0) ? parts.join('|') : '';
+  const codes = r.first && r.last ? [nameCode(r.first), code].sort().join('|') : '';
   return [
     all(dob, group),
     all(dob, code),
@@ -49,17 +55,26 @@ function keysOf(r: NaiveRecord): string[] {
     all(group, code, r.year, r.day),
     all(group, code, r.month ? `${r.month}-${r.day}` : ''),
     all(r.ssn),
+    all(r.id),
+    all(codes, r.year),
+    all(codes, r.zip),
     all(group, code),
+    all(codes),
   ];
 }
+
+const jwLevel = (a: string, b: string) => {
+  const s = jaroWinkler(a, b);
+  return s >= 0.92 ? 2 : s >= 0.85 ? 3 : 4;
+};
 
 function nameLevel(a: string, b: string, parts: boolean): number {
   if (!a || !b) return 5;
   if (a === b) return 0;
   if (!parts) {
     if (nameGroup(a) === nameGroup(b)) return 1;
-    const s = jaroWinkler(a, b);
-    return s >= 0.92 ? 2 : s >= 0.85 ? 3 : 4;
+    if (a.length === 1 || b.length === 1) return a[0] === b[0] ? 3 : 4;
+    return jwLevel(a, b);
   }
   // As the library does: the first two parts of a hyphenated surname.
   const pa = a.includes('-') ? a.split('-').slice(0, 2) : [];
@@ -69,7 +84,23 @@ function nameLevel(a: string, b: string, parts: boolean): number {
   return s >= 0.92 ? 2 : s >= 0.85 ? 3 : 4;
 }
 
+/** Both name levels, compared crosswise too (a swap), as the library does; and whether crosswise. */
+function nameLevels(a: NaiveRecord, b: NaiveRecord): [number, number, boolean] {
+  const first = nameLevel(a.first, b.first, false);
+  const last = nameLevel(a.last, b.last, true);
+  if (first < 2 || last < 2 || first === 5 || last === 5) return [first, last, false];
+  const crossFirst = a.first === b.last ? 0 : jwLevel(a.first, b.last);
+  const crossLast = a.last === b.first ? 0 : jwLevel(a.last, b.first);
+  return crossFirst < first && crossFirst + crossLast < first + last
+    ? [crossFirst, crossLast, true]
+    : [first, last, false];
+}
+
 const agree = (a: number, b: number) => (a === 0 || b === 0 ? 2 : a === b ? 0 : 1);
+const code = (a: string, b: string) =>
+  !a || !b ? 3 : a === b ? 0 : a.length >= 4 && b.length >= 4 && textOneTypo(a, b) ? 1 : 2;
+const text = (a: string, b: string, threshold: number) =>
+  !a || !b ? 3 : a === b ? 0 : jaroWinkler(a, b) >= threshold ? 1 : 2;
 
 /** Scores a partition the textbook way; returns the pairs compared and the links found. */
 export function naiveScore(
@@ -89,7 +120,10 @@ export function naiveScore(
       day: batch.day[i],
       sex: batch.sex[i],
       ssn: batch.ssn[i],
-      zip: batch.zip[i],
+      zip: batch.names[batch.zip[i]],
+      id: batch.names[batch.idNumber[i]],
+      address: batch.names[batch.address[i]],
+      city: batch.names[batch.city[i]],
     });
   }
   const keys = records.map(keysOf);
@@ -112,7 +146,11 @@ export function naiveScore(
           const j = block[y];
           if (rule.withoutDob && records[i].year !== 0 && records[j].year !== 0) continue;
           let claimed = false;
-          for (let q = 0; q < r; q++) if (keys[i][q] && keys[i][q] === keys[j][q]) claimed = true;
+          for (let q = 0; q < r; q++) {
+            const undated = records[i].year === 0 || records[j].year === 0;
+            if (keys[i][q] && keys[i][q] === keys[j][q] && (!BLOCKING_RULES[q].withoutDob || undated))
+              claimed = true;
+          }
           if (claimed) continue;
           pairs++;
           if (weigh(records[i], records[j], model, tf) >= model.threshold) links++;
@@ -124,23 +162,29 @@ export function naiveScore(
 }
 
 function weigh(a: NaiveRecord, b: NaiveRecord, model: LinkageModel, tf: TermFrequencies): number {
+  const [first, last, swapped] = nameLevels(a, b);
   const levels = [
-    nameLevel(a.first, b.first, false),
-    nameLevel(a.last, b.last, true),
+    first,
+    last,
     dobLevel(a.year, a.month, a.day, b.year, b.month, b.day),
     ssnLevel(a.ssn, b.ssn),
     agree(a.sex, b.sex),
-    agree(a.zip, b.zip),
+    code(a.zip, b.zip),
     agree(a.middle, b.middle),
+    code(a.id, b.id),
+    text(a.address, b.address, 0.9),
+    text(a.city, b.city, 0.88),
   ];
   let w = priorWeight(model.lambda);
   levels.forEach((level, c) => {
     if (level >= COMPARISONS[c].levels.length) return;
     w += Math.log2(Math.max(model.m[c][level], 1e-9) / Math.max(model.u[c][level], 1e-12));
   });
-  if (levels[0] === 0 && tf.first.has(a.first))
+  if (levels[0] === 0 && !swapped && tf.first.has(a.first))
     w += tfAdjustment(model.u[0][0], tf.first.get(a.first)!, tf.records);
-  if (levels[1] === 0 && tf.last.has(a.last))
+  if (levels[1] === 0 && !swapped && tf.last.has(a.last))
     w += tfAdjustment(model.u[1][0], tf.last.get(a.last)!, tf.records);
+  if (levels[9] === 0 && tf.city.has(a.city))
+    w += tfAdjustment(model.u[9][0], tf.city.get(a.city)!, tf.records);
   return w;
 }

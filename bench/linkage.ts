@@ -29,7 +29,9 @@ import {
   PartitionScorer,
   RecordBatch,
   fitModel,
+  groupQuality,
   identityOf,
+  linkInMemory,
   normaliseChunk,
   pairwiseQuality,
   partitionsFor,
@@ -44,7 +46,9 @@ import {
   csvHeader,
   csvLine,
   defineCountyPurposes,
+  generateUnseenPopulation,
   httpBrokerClient,
+  UNSEEN_CULTURES,
   peopleForRecords,
   registerCountyDatasets,
 } from '@broker/testing';
@@ -211,6 +215,17 @@ async function main() {
     console.log(
       `  ratio                ${(baseline.fastRate / baseline.naiveRate).toFixed(1)}x (same pairs and links: ${baseline.same})`,
     );
+    const unseen = measureUnseen();
+    console.log('');
+    console.log(
+      `unseen population (${unseen.records.toLocaleString('en-US')} records, linked in this process in ${unseen.seconds.toFixed(1)} s, ${unseen.pairs.toLocaleString('en-US')} pairs):`,
+    );
+    console.log(
+      `  quality              precision ${unseen.quality.precision.toFixed(4)}, recall ${unseen.quality.recall.toFixed(4)}, F1 ${unseen.quality.f1.toFixed(4)} (county: F1 ${quality.f1.toFixed(4)})`,
+    );
+    console.log(
+      `  F1 per group         ${unseen.groups.map((g) => `${g.name} ${g.f1.toFixed(4)}`).join(', ')}`,
+    );
     console.log('');
     console.log(
       `ratio to targets       wall ${(TARGET_SECONDS / wall).toFixed(1)}x under ${TARGET_SECONDS} s; pairs/s/core ${(pairsPerCore / TARGET_PAIRS_PER_CORE).toFixed(2)}x of ${TARGET_PAIRS_PER_CORE.toLocaleString('en-US')}`,
@@ -225,6 +240,37 @@ async function main() {
     await cleanRedis(prefix);
     await dropDatabase(DB);
   }
+}
+
+/**
+ * Linkage quality on the population the linker was not written for (libs/testing
+ * unseen-population.ts), in this process: about 100,000 records, or as many as the county's if
+ * fewer, with F1 per name culture and per sex.
+ */
+function measureUnseen() {
+  const population = generateUnseenPopulation({
+    seed: SEED,
+    people: Math.ceil(Math.min(RECORDS, 100_000) / 1.92),
+  });
+  const datasets = population.datasets.map((d) => d.records.map((r) => identityOf(r, d.definition.fields)));
+  const truth = population.datasets.flatMap((d) => d.truth);
+  const started = performance.now();
+  const result = linkInMemory(datasets);
+  const seconds = (performance.now() - started) / 1000;
+  const predicted = result.labels.flatMap((l) => Array.from(l));
+  const person = (i: number) => population.people[truth[i]];
+  const groups = [
+    ...UNSEEN_CULTURES.map((c) => ({ name: c, inGroup: (i: number) => person(i).culture === c })),
+    { name: 'female', inGroup: (i: number) => person(i).sex === 'F' },
+    { name: 'male', inGroup: (i: number) => person(i).sex === 'M' },
+  ].map((g) => ({ name: g.name, f1: groupQuality(predicted, truth, g.inGroup).f1 }));
+  return {
+    records: truth.length,
+    pairs: result.candidatePairs,
+    seconds,
+    quality: pairwiseQuality(predicted, truth),
+    groups,
+  };
 }
 
 /** Generates the records once per size: one CSV per dataset, and the truth (slug, key, person) as TSV. */

@@ -21,6 +21,8 @@ const WORKER_MAIN = resolve(BUILD, 'apps', 'worker', 'src', 'main.js');
 
 const RUN_FIELDS = `id status progress trigger error threshold startedAt finishedAt createdAt
   stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
+const MODEL_FIELDS = `thresholdProbability comparisons { comparison levels { level m u weight } }
+  stats { unparsed { role values } pairsByRule { rule pairs } }`;
 
 interface Run {
   id: string;
@@ -230,6 +232,44 @@ describe('linkage runs', () => {
       .filter((b) => b.lower >= done.threshold!)
       .reduce((n, b) => n + b.pairs, 0);
     expect(linked).toBe(done.stats!.links);
+
+    // The model is the run's own, and its statistics say what blocking produced and what was not read.
+    const { linkageRun } = await broker.gqlOk<{
+      linkageRun: {
+        thresholdProbability: number;
+        comparisons: {
+          comparison: string;
+          levels: { level: string; m: number; u: number; weight: number }[];
+        }[];
+        stats: {
+          unparsed: { role: string; values: number }[];
+          pairsByRule: { rule: string; pairs: number }[];
+        };
+      };
+    }>(broker.operatorKey, `query($id: ID!) { linkageRun(id: $id) { ${MODEL_FIELDS} } }`, { id: first.id });
+    expect(linkageRun.thresholdProbability).toBeCloseTo(16 / 17, 10);
+    expect(linkageRun.comparisons.map((c) => c.comparison)).toEqual([
+      'first_name',
+      'last_name',
+      'date_of_birth',
+      'ssn',
+      'sex',
+      'zip',
+      'middle_initial',
+      'id_number',
+      'address',
+      'city',
+    ]);
+    const dob = linkageRun.comparisons.find((c) => c.comparison === 'date_of_birth')!;
+    expect(dob.levels[0].level).toBe('exact');
+    expect(dob.levels[0].weight).toBeCloseTo(Math.log2(dob.levels[0].m / dob.levels[0].u), 6);
+    expect(dob.levels[0].weight).toBeGreaterThan(5);
+    expect(dob.levels[4].weight).toBeLessThan(0);
+    const rules = linkageRun.stats.pairsByRule;
+    expect(rules.reduce((n, r) => n + r.pairs, 0)).toBe(done.stats!.candidatePairs);
+    expect(rules.find((r) => r.rule === 'sorted_name_codes+zip')!.pairs).toBeGreaterThan(0);
+    expect(linkageRun.stats.unparsed.map((u) => u.role)).toContain('SSN');
+    expect(linkageRun.stats.unparsed.every((u) => u.values >= 0)).toBe(true);
 
     firstAssignment = await assignment(first.id);
     expect(firstAssignment.size).toBe(records);

@@ -7,6 +7,11 @@ const ms = (fallback: number) => z.coerce.number().int().min(1).max(86_400_000).
 const schema = z.object({
   /** Match weight at or above which two records are linked (log2 odds). */
   LINKAGE_THRESHOLD: z.coerce.number().min(-50).max(50).default(DEFAULT_SETTINGS.threshold),
+  /**
+   * The same threshold as a match probability (0.5 to 0.999999): when set, it replaces
+   * LINKAGE_THRESHOLD with log2(p / (1 − p)).
+   */
+  LINKAGE_THRESHOLD_PROBABILITY: z.coerce.number().min(0.5).max(0.999999).optional(),
   /** Records per normalisation job. */
   LINKAGE_CHUNK_RECORDS: z.coerce.number().int().min(10).max(MAX_CHUNK_RECORDS).default(50_000),
   /** Partitions scored as separate jobs; by default about one per 20,000 records. */
@@ -35,6 +40,14 @@ const schema = z.object({
   /** A pause inside every unit before it commits: only for tests that kill workers mid-unit. */
   LINKAGE_UNIT_PAUSE_MS: z.coerce.number().int().min(0).max(600_000).default(0),
 });
+
+/** The match weight a run links at: the probability's when one is set, else LINKAGE_THRESHOLD. */
+export function thresholdWeight(
+  config: Pick<LinkageConfig, 'LINKAGE_THRESHOLD' | 'LINKAGE_THRESHOLD_PROBABILITY'>,
+) {
+  const p = config.LINKAGE_THRESHOLD_PROBABILITY;
+  return p === undefined ? config.LINKAGE_THRESHOLD : Math.log2(p / (1 - p));
+}
 
 /** Linkage settings, read from the environment (all optional). */
 export type LinkageConfig = z.infer<typeof schema>;

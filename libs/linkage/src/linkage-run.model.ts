@@ -23,6 +23,44 @@ export class LinkageStatsModel {
   @Field(() => Int) links!: number;
   /** Distinct persons: clusters of linked records, and records linked to none. */
   @Field(() => Int) persons!: number;
+  /** Per identity role, values present but not understood (missing to the comparisons). */
+  @Field(() => [UnparsedValuesModel]) unparsed!: UnparsedValuesModel[];
+  /** Per blocking rule, the pairs it produced; their sum is candidatePairs (the union). */
+  @Field(() => [BlockingRulePairsModel]) pairsByRule!: BlockingRulePairsModel[];
+}
+
+/** Values of one identity role that were present but not understood (an SSN that is no SSN). */
+@ObjectType('UnparsedValues')
+export class UnparsedValuesModel {
+  /** The identity role, as IdentityRole spells it. */
+  @Field(() => String) role!: string;
+  @Field(() => Int) values!: number;
+}
+
+/** Pairs a blocking rule produced first (a pair is compared under the first rule that finds it). */
+@ObjectType('BlockingRulePairs')
+export class BlockingRulePairsModel {
+  @Field(() => String) rule!: string;
+  @Field(() => Float) pairs!: number;
+}
+
+/** One level of a comparison as the run's model learned it. */
+@ObjectType('ComparisonLevelWeight')
+export class ComparisonLevelWeightModel {
+  @Field(() => String) level!: string;
+  /** P(level | same person), estimated by EM on the run's candidate pairs. */
+  @Field(() => Float) m!: number;
+  /** P(level | different persons), counted on random pairs of the run's records. */
+  @Field(() => Float) u!: number;
+  /** log2(m / u): what the level adds to a pair's match weight. */
+  @Field(() => Float) weight!: number;
+}
+
+/** A comparison's levels and their learned weights (the run's "match weights" chart). */
+@ObjectType('ComparisonWeights')
+export class ComparisonWeightsModel {
+  @Field(() => String) comparison!: string;
+  @Field(() => [ComparisonLevelWeightModel]) levels!: ComparisonLevelWeightModel[];
 }
 
 /** A bin of the distribution of match weights over every compared pair. */
@@ -49,6 +87,10 @@ export class LinkageRunModel {
   @Field(() => GraphQLISODateTime) createdAt!: Date;
   /** The match weight (log2 odds) at or above which a compared pair is a link. */
   @Field(() => Float, { nullable: true }) threshold!: number | null;
+  /** The threshold as a match probability: 2^t / (1 + 2^t). */
+  @Field(() => Float, { nullable: true }) thresholdProbability!: number | null;
+  /** The model the run learned from its own records: every comparison's levels, m, u and weight. */
+  @Field(() => [ComparisonWeightsModel]) comparisons!: ComparisonWeightsModel[];
   /** Compared pairs by match weight, in unit-wide bins (empty until the run succeeds). */
   @Field(() => [WeightBinModel]) weightHistogram!: WeightBinModel[];
 }

@@ -9,10 +9,17 @@ import { AuditAction, AuditService } from '@broker/audit';
 import { LOGGER, quoteIdent } from '@broker/core';
 import type { LinkagePhase, LinkageUnitJob } from '@broker/jobs';
 import { type FieldType, RECORDS_SCHEMA, columnTypeOf } from '@broker/registry';
+import { BLOCKING_RULES } from './core/blocking';
 import { assignPersonIds } from './core/clustering';
-import { IDENTITY_PROPERTY, type IdentityRoleName } from './core/identity-fields';
+import {
+  IDENTITY_PROPERTY,
+  IDENTITY_ROLES,
+  type IdentityRoleName,
+  emptyIdentityValues,
+  emptyUnparsedCounts,
+} from './core/identity-fields';
 import type { LinkageModel, TermFrequencies } from './core/model';
-import type { IdentityValues } from './core/normalise';
+import type { IdentityValues, UnparsedCounts } from './core/normalise';
 import {
   DEFAULT_SETTINGS,
   MAX_CHUNKS,
@@ -25,7 +32,7 @@ import {
 } from './core/pipeline';
 import { RecordBatch } from './core/record-batch';
 import { HISTOGRAM_MIN, type Links, PartitionScorer, deserialiseLinks, serialiseLinks } from './core/scorer';
-import { LINKAGE_CONFIG, type LinkageConfig } from './linkage-config';
+import { LINKAGE_CONFIG, type LinkageConfig, thresholdWeight } from './linkage-config';
 import { LinkageQueue } from './linkage.queue';
 import {
   type Blob,
@@ -233,7 +240,7 @@ export class LinkageEngine {
       chunkRecords: size,
       partitions,
       randomPairs: this.config.LINKAGE_RANDOM_PAIRS,
-      threshold: this.config.LINKAGE_THRESHOLD,
+      threshold: thresholdWeight(this.config),
     };
     const stats = { datasets: datasets.length, records, chunks: chunks.length, partitions };
     return this.commit(run, 'prepare', 0, stats, async (client) => {
@@ -286,7 +293,8 @@ export class LinkageEngine {
       { runId: run.id, chunk: chunkNo, readMs: t1 - t0, computeMs: Date.now() - t1 },
       'linkage chunk normalised',
     );
-    return this.commit(run, 'normalise', chunkNo, { records: rows.length }, async (client) => {
+    const stats = { records: rows.length, unparsed: normalised.unparsed };
+    return this.commit(run, 'normalise', chunkNo, stats, async (client) => {
       await client.query(
         `DELETE FROM linkage_blob WHERE run_id = $1 AND kind IN ('records', 'keys', 'part') AND a = $2`,
         [run.id, chunkNo],
@@ -320,15 +328,7 @@ export class LinkageEngine {
     for (let r = 0; r < result.length; r++) {
       const values = result[r];
       keys[r] = values[0]!;
-      const identity: IdentityValues = {
-        firstName: null,
-        middleName: null,
-        lastName: null,
-        dateOfBirth: null,
-        sex: null,
-        ssn: null,
-        zip: null,
-      };
+      const identity: IdentityValues = emptyIdentityValues();
       for (let i = 0; i < properties.length; i++) identity[properties[i]] = values[i + 1];
       rows[r] = identity;
     }
@@ -527,7 +527,11 @@ export class LinkageEngine {
   /** Marks a run SUCCEEDED (in the caller's transaction): statistics, histogram, the run in force, audit. */
   private async finish(client: PoolClient, run: LinkageRunRow | null): Promise<void> {
     if (!run) return;
-    const normalised = await this.store.unitStats<{ records: number }>(client, run.id, 'normalise');
+    const normalised = await this.store.unitStats<{ records: number; unparsed?: UnparsedCounts }>(
+      client,
+      run.id,
+      'normalise',
+    );
     const scored = await this.store.unitStats<ScoreStats>(client, run.id, 'score');
     const [clustered] = await this.store.unitStats<{ persons: number; refused: number }>(
       client,
@@ -559,6 +563,11 @@ export class LinkageEngine {
       refusedMerges: clustered?.refused ?? 0,
       skippedBlocks: scored.reduce((n, s) => n + s.skippedBlocks, 0),
       scoreCpuMs: scored.reduce((n, s) => n + s.cpuMs, 0),
+      unparsed: sumUnparsed(normalised.map((s) => s.unparsed)),
+      pairsByRule: BLOCKING_RULES.map((rule, r) => ({
+        rule: rule.name,
+        pairs: scored.reduce((n, s) => n + (s.pairsByRule[r] ?? 0), 0),
+      })),
     };
     await client.query(
       `UPDATE linkage_run SET status = 'SUCCEEDED', phase = NULL, finished_at = clock_timestamp(),
@@ -620,6 +629,16 @@ export class LinkageEngine {
     );
     if (next) await this.advance(next.id);
   }
+}
+
+/** Unparsed values per role, summed over the chunks. */
+function sumUnparsed(chunks: readonly (UnparsedCounts | undefined)[]): UnparsedCounts {
+  const total = emptyUnparsedCounts();
+  for (const chunk of chunks) {
+    if (!chunk) continue;
+    for (const role of IDENTITY_ROLES) total[role] += chunk[role] ?? 0;
+  }
+  return total;
 }
 
 const pick = (stats: RunStats) => ({

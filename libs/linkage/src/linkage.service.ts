@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { RequestContext } from '@broker/auth';
 import { LOGGER } from '@broker/core';
 import type { RecordsIngestedHook } from '@broker/jobs';
-import { LinkageRunModel, LinkageStatus } from './linkage-run.model';
+import { COMPARISONS } from './core/comparisons';
+import { type LinkageModel, levelWeights, matchProbability } from './core/model';
+import { type ComparisonWeightsModel, LinkageRunModel, LinkageStatus } from './linkage-run.model';
 import { LinkageQueue } from './linkage.queue';
 import { type LinkageRunRow, LinkageStore } from './linkage.store';
 
@@ -94,11 +96,31 @@ export function toModel(row: LinkageRunRow): LinkageRunModel {
           candidatePairs: row.stats.candidatePairs,
           links: row.stats.links,
           persons: row.stats.persons,
+          unparsed: Object.entries((row.stats.unparsed as Record<string, number> | undefined) ?? {}).map(
+            ([role, values]) => ({ role, values }),
+          ),
+          pairsByRule: (row.stats.pairsByRule as { rule: string; pairs: number }[] | undefined) ?? [],
         }
       : null,
     trigger: row.trigger,
     createdAt: row.created_at,
     threshold: row.threshold,
+    thresholdProbability: row.threshold === null ? null : matchProbability(row.threshold),
+    comparisons: row.model ? comparisonWeights(row.model) : [],
     weightHistogram: row.weight_histogram ?? [],
   };
+}
+
+/** A model's levels per comparison, with m, u and the weight log2(m/u) of each. */
+export function comparisonWeights(model: Pick<LinkageModel, 'm' | 'u'>): ComparisonWeightsModel[] {
+  const weights = levelWeights(model);
+  return COMPARISONS.map((comparison, c) => ({
+    comparison: comparison.name,
+    levels: comparison.levels.map((level, l) => ({
+      level,
+      m: model.m[c]?.[l] ?? 0,
+      u: model.u[c]?.[l] ?? 0,
+      weight: weights[c]?.[l] ?? 0,
+    })),
+  }));
 }

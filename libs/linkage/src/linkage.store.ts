@@ -4,6 +4,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { DataSource } from 'typeorm';
 import { pgPool } from '@broker/core';
 import type { LinkagePhase } from '@broker/jobs';
+import type { LinkageModel } from './core/model';
 import type { LinkageTrigger } from './linkage-run.model';
 
 /** A row of `linkage_run`. */
@@ -20,6 +21,8 @@ export interface LinkageRunRow {
   units_done: number;
   threshold: number | null;
   settings: RunSettings | null;
+  /** The model the run learned (m and u of every comparison level), once estimated. */
+  model: Pick<LinkageModel, 'm' | 'u'> | null;
   stats: RunStats | null;
   weight_histogram: { lower: number; upper: number; pairs: number }[] | null;
   error: string | null;
@@ -109,8 +112,8 @@ function parseBinaryCopy(bytes: Buffer): { a: number; b: number; data: Buffer }[
 }
 
 const RUN_COLUMNS = `id, status, trigger, requested_by, phase, datasets, chunks, partitions, units_total,
-  units_done, threshold, settings, stats, weight_histogram, error, previous_run_id, created_at, started_at,
-  finished_at`;
+  units_done, threshold, settings, model, stats, weight_histogram, error, previous_run_id, created_at,
+  started_at, finished_at`;
 
 /**
  * Every statement about linkage runs, on the pg pool behind TypeORM (the jobs stream bytes and

@@ -15,7 +15,16 @@ export const CLASSIFICATIONS: Classification[] = [
 ];
 
 export type IdentityRole =
-  'FIRST_NAME' | 'MIDDLE_NAME' | 'LAST_NAME' | 'DATE_OF_BIRTH' | 'SEX' | 'SSN' | 'ZIP';
+  | 'FIRST_NAME'
+  | 'MIDDLE_NAME'
+  | 'LAST_NAME'
+  | 'DATE_OF_BIRTH'
+  | 'SEX'
+  | 'SSN'
+  | 'ZIP'
+  | 'ID_NUMBER'
+  | 'ADDRESS'
+  | 'CITY';
 export const IDENTITY_ROLES: IdentityRole[] = [
   'FIRST_NAME',
   'MIDDLE_NAME',
@@ -24,6 +33,9 @@ export const IDENTITY_ROLES: IdentityRole[] = [
   'SEX',
   'SSN',
   'ZIP',
+  'ID_NUMBER',
+  'ADDRESS',
+  'CITY',
 ];
 
 export type FieldTransform = 'RAW' | 'HASH' | 'GENERALIZE';

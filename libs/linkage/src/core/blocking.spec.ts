@@ -12,7 +12,10 @@ const identity = fc.record<IdentityValues>({
   dateOfBirth: fc.constantFrom('1990-03-04', '1990-04-03', '1991-03-04', '1985-12-12', null),
   sex: fc.constantFrom('M', 'F', null),
   ssn: fc.constantFrom('123-45-6789', '123456789', '987-65-4321', null),
-  zip: fc.constantFrom('93301', '93305', null),
+  zip: fc.constantFrom('93301', '93305', '3012 AB', null),
+  idNumber: fc.constantFrom('AB123456', 'ab-123456', 'AB123465', null),
+  address: fc.constantFrom('12 Main St', null),
+  city: fc.constantFrom('Bakersfield', 'Delano', null),
 });
 
 describe('blocking', () => {
@@ -29,6 +32,9 @@ describe('blocking', () => {
           sex: null,
           ssn: null,
           zip: null,
+          idNumber: null,
+          address: null,
+          city: null,
         },
         {
           firstName: 'Ann',
@@ -38,6 +44,9 @@ describe('blocking', () => {
           sex: null,
           ssn: null,
           zip: null,
+          idNumber: null,
+          address: null,
+          city: null,
         },
         {
           firstName: 'Ann',
@@ -47,6 +56,9 @@ describe('blocking', () => {
           sex: null,
           ssn: null,
           zip: null,
+          idNumber: null,
+          address: null,
+          city: null,
         },
       ],
       4,

@@ -12,11 +12,17 @@
  * | A | date of birth with day and month sorted | + name group of the given name; + surname code; + ZIP; + sex and middle initial |
  * | B | name group + surname code | + birth year and month; + birth year and day; + month and day |
  * | C | SSN | (the SSN alone) |
+ * | D | another person id | (the id alone) |
+ * | E | the phonetic codes of both names, sorted | + birth year; + postal code; (records without a date of birth) |
+ *
+ * Schemes D and E need no date of birth, and E's key is the same when the given name and the
+ * surname are swapped. Two rules are restricted to pairs of which one record has no date of birth
+ * (`withoutDob`); they come last.
  *
  * A pair is scored once, under the first rule that produces it: a later rule skips a pair whose
  * records share an earlier rule's key.
  */
-import { DOB, FIRST, LAST, MIDDLE, SEX, SSN, ZIP } from './comparisons';
+import { DOB, FIRST, ID, LAST, MIDDLE, SEX, SSN, ZIP } from './comparisons';
 import { nameGroup } from './nicknames';
 import { nysiis } from './phonetic';
 import type { NormalisedIdentity } from './normalise';
@@ -29,6 +35,10 @@ const { imul, max, min } = Math;
 export const SCHEME_A = 1;
 export const SCHEME_B = 2;
 export const SCHEME_C = 4;
+export const SCHEME_D = 8;
+export const SCHEME_E = 16;
+/** Every scheme, in bit order. */
+export const SCHEMES = [SCHEME_A, SCHEME_B, SCHEME_C, SCHEME_D, SCHEME_E] as const;
 
 /**
  * One blocking rule: its name (for statistics), its scheme, and the comparisons its key makes its
@@ -52,9 +62,16 @@ export const BLOCKING_RULES: readonly BlockingRule[] = [
   { name: 'names+birth_year_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'names+birth_month_day', scheme: SCHEME_B, blocksOn: [FIRST, LAST, DOB] },
   { name: 'ssn', scheme: SCHEME_C, blocksOn: [SSN] },
-  // A record without a date of birth has no key above but the SSN: its names alone pair it, with
-  // records that have one or not (pairs of two dated records are the rules above's).
+  { name: 'id_number', scheme: SCHEME_D, blocksOn: [ID] },
+  // Names in either order, with a part of the record that is not the date of birth: a replaced
+  // date with a mistyped name, or a swapped given name and surname.
+  { name: 'sorted_name_codes+birth_year', scheme: SCHEME_E, blocksOn: [FIRST, LAST, DOB] },
+  { name: 'sorted_name_codes+zip', scheme: SCHEME_E, blocksOn: [FIRST, LAST, ZIP] },
+  // A record without a date of birth has no key above but the ids and the postal code: its names
+  // alone pair it, with records that have one or not (pairs of two dated records are the rules
+  // above's).
   { name: 'names+no_dob', scheme: SCHEME_B, blocksOn: [FIRST, LAST], withoutDob: true },
+  { name: 'sorted_name_codes+no_dob', scheme: SCHEME_E, blocksOn: [FIRST, LAST], withoutDob: true },
 ];
 
 /** The components blocking keys are made of, per record; 0 for missing. */
@@ -63,6 +80,10 @@ export interface BlockingComponents {
   dob: number;
   firstGroup: number;
   lastCode: number;
+  /** The phonetic code of the given name. */
+  firstCode: number;
+  /** A hash of the other person id. */
+  idNumber: number;
 }
 
 const STRING_HASHES = new Map<string, number>();
@@ -88,6 +109,11 @@ export function lastNameCode(last: string): string {
   return nysiis(dash < 0 ? last : last.slice(0, dash));
 }
 
+/** The phonetic code of any name (given name or surname: a swap must not change it). */
+export function nameCode(name: string): string {
+  return lastNameCode(name);
+}
+
 /** The blocking components of a normalised identity (stored with the record: see RecordBatch). */
 export function blockingComponentsOf(identity: NormalisedIdentity): BlockingComponents {
   const { year, month, day, first, last } = identity;
@@ -95,7 +121,16 @@ export function blockingComponentsOf(identity: NormalisedIdentity): BlockingComp
     dob: year ? year * 10_000 + min(month, day) * 100 + max(month, day) : 0,
     firstGroup: first ? hashString(nameGroup(first)) : 0,
     lastCode: last ? hashString(lastNameCode(last)) : 0,
+    firstCode: first ? hashString(nameCode(first)) : 0,
+    idNumber: identity.idNumber ? hashString(identity.idNumber) : 0,
   };
+}
+
+/** The key of scheme E: both names' codes, the smaller first, so that a swap keeps it. */
+function sortedCodes(batch: RecordBatch, i: number): [number, number] {
+  const a = batch.firstCode[i];
+  const b = batch.codeHash[i];
+  return a < b ? [a, b] : [b, a];
 }
 
 /**
@@ -138,6 +173,8 @@ export function schemeKeys(batch: RecordBatch, i: number) {
     a: mixKey(batch.dobKey[i]),
     b: mixKey(batch.groupHash[i], batch.codeHash[i]),
     c: batch.ssn[i] ? mixKey(batch.ssn[i], 7) : NaN,
+    d: mixKey(batch.idHash[i], 11),
+    e: mixKey(...sortedCodes(batch, i), 13),
   };
 }
 
@@ -161,18 +198,31 @@ export interface RuleKeys {
 
 export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const n = batch.size;
-  // Rules 0-3 share their first word (the date of birth), rules 4-6 and 8 theirs (the name group).
+  // Rules 0-3 share their first word (the date of birth), rules 4-6 and 11 theirs (the name
+  // group), rules 9, 10 and 12 theirs (the smaller name code).
   const dobWord = new Uint32Array(n);
   const groupWord = new Uint32Array(n);
+  const sortedWord = new Uint32Array(n);
   const keys: RuleKeys[] = BLOCKING_RULES.map((_, r) => ({
-    hi: r < 4 ? dobWord : r < 7 || r === 8 ? groupWord : new Uint32Array(n),
+    hi:
+      r < 4
+        ? dobWord
+        : r < 7 || r === 11
+          ? groupWord
+          : r === 9 || r === 10 || r === 12
+            ? sortedWord
+            : new Uint32Array(n),
     lo: new Uint32Array(n),
     has: new Uint8Array(n),
   }));
-  const { dobKey, groupHash, codeHash, zip, sex, middleInitial, year, month, day, ssn, mask } = batch;
+  const { dobKey, groupHash, codeHash, firstCode, idHash, zip, sex, middleInitial, year, month, day, ssn } =
+    batch;
   const los = keys.map((k) => k.lo);
   const hass = keys.map((k) => k.has);
   const ssnWord = keys[7].hi;
+  const idWord = keys[8].hi;
+  // Every rule's key is computed for every record, whichever schemes brought it here: a pair is
+  // claimed by an earlier rule (and scored in that rule's partition) whenever it shares its key.
   for (let i = 0; i < n; i++) {
     const dob = dobKey[i];
     const group = groupHash[i];
@@ -189,14 +239,11 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
       los[3][i] = (sex[i] << 8) | middleInitial[i];
       hass[3][i] = sex[i] !== 0 && middleInitial[i] !== 0 ? 1 : 0;
     }
-    // A record in the partition only through scheme A is never in a block of a later rule, so
-    // the later rules' keys are not needed for it.
-    if (mask[i] === SCHEME_A) continue;
     if (group !== 0 && code !== 0) {
-      // Rule 8: the names alone (pairs restricted to records without a date of birth).
+      // Rule 11: the names alone (pairs restricted to records without a date of birth).
       groupWord[i] = group;
-      los[8][i] = code;
-      hass[8][i] = 1;
+      los[11][i] = code;
+      hass[11][i] = 1;
     }
     if (group !== 0 && code !== 0 && year[i] !== 0) {
       // Rules 4-6: the names and two parts of the date.
@@ -209,6 +256,26 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
       ssnWord[i] = ssn[i];
       hass[7][i] = 1;
     }
+    if (idHash[i] !== 0) {
+      idWord[i] = idHash[i];
+      hass[8][i] = 1;
+    }
+    const fc = firstCode[i];
+    if (fc !== 0 && code !== 0) {
+      const low = fc < code ? fc : code;
+      const high = fc < code ? code : fc;
+      sortedWord[i] = low;
+      los[12][i] = high;
+      hass[12][i] = 1;
+      if (year[i] !== 0) {
+        los[9][i] = (imul(high, 0x27d4eb2f) ^ year[i]) >>> 0;
+        hass[9][i] = 1;
+      }
+      if (zip[i] !== 0) {
+        los[10][i] = (imul(high, 0x165667b1) ^ imul(zip[i], 0x9e3779b1)) >>> 0;
+        hass[10][i] = 1;
+      }
+    }
   }
   return keys;
 }
@@ -216,4 +283,14 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
 /** Whether records i and j share rule r's key. */
 export function sameKey(key: RuleKeys, i: number, j: number): boolean {
   return key.has[i] === 1 && key.has[j] === 1 && key.hi[i] === key.hi[j] && key.lo[i] === key.lo[j];
+}
+
+/**
+ * Whether an earlier rule `k` produces the pair (i, j), so that a later rule leaves it: the two
+ * share its key and, for a rule restricted to records without a date of birth, one has none.
+ */
+export function claimedBy(keys: readonly RuleKeys[], k: number, batch: RecordBatch, i: number, j: number) {
+  return (
+    sameKey(keys[k], i, j) && (!BLOCKING_RULES[k].withoutDob || batch.year[i] === 0 || batch.year[j] === 0)
+  );
 }

@@ -45,10 +45,23 @@ export interface Clusters {
 const MAX_VALUES = 8;
 
 /**
- * Clusters records by their links, strongest first, refusing merges of conflicting clusters.
+ * A link at least this strong (odds of 2^20 to 1) joins its clusters despite a conflict: its pair
+ * agrees on so much besides (an id, both names, the address) that the model has already weighed
+ * the date or SSN that disagrees; a date of birth replaced by another person's is noise, not a
+ * second person.
+ */
+export const CONFLICT_OVERRIDE_WEIGHT = 20;
+
+/**
+ * Clusters records by their links, strongest first, refusing merges of conflicting clusters
+ * unless the link is at least `overrideWeight` strong.
  * Deterministic: ties in weight are taken in the order of `links`.
  */
-export function clusterRecords(records: ClusterRecords, links: IndexLinks): Clusters {
+export function clusterRecords(
+  records: ClusterRecords,
+  links: IndexLinks,
+  overrideWeight = CONFLICT_OVERRIDE_WEIGHT,
+): Clusters {
   const n = records.size;
   const parent = new Uint32Array(n);
   for (let i = 0; i < n; i++) parent[i] = i;
@@ -78,7 +91,10 @@ export function clusterRecords(records: ClusterRecords, links: IndexLinks): Clus
     const ra = find(links.a[link]);
     const rb = find(links.b[link]);
     if (ra === rb) continue;
-    if (ssns.conflict(ra, rb, ssnsConflict) || dobs.conflict(ra, rb, dobsConflict)) {
+    if (
+      links.weight[link] < overrideWeight &&
+      (ssns.conflict(ra, rb, ssnsConflict) || dobs.conflict(ra, rb, dobsConflict))
+    ) {
       refused++;
       continue;
     }

@@ -8,7 +8,11 @@ import {
   encodePattern,
   ssnLevel,
   ssnOneTypo,
+  textOneTypo,
 } from './comparisons';
+import { normaliseChunk } from './pipeline';
+import { PartitionScorer } from './scorer';
+import { emptyIdentityValues } from './identity-fields';
 
 describe('comparisons', () => {
   it('levels dates of birth: exact, day and month swapped, one typo, two of three, different, missing', () => {
@@ -18,7 +22,14 @@ describe('comparisons', () => {
     expect(dobLevel(1987, 3, 2, 1988, 3, 2)).toBe(2);
     expect(dobLevel(1987, 3, 2, 1987, 3, 3)).toBe(2);
     expect(dobLevel(1987, 3, 2, 1987, 4, 2)).toBe(2);
-    expect(dobLevel(1987, 3, 2, 1987, 3, 9)).toBe(3);
+    expect(dobLevel(1987, 3, 2, 1987, 3, 19)).toBe(3);
+    // A digit keyed or read wrongly, or two adjacent digits exchanged, anywhere in YYYYMMDD.
+    expect(dobLevel(1987, 3, 2, 1987, 3, 9)).toBe(2);
+    expect(dobLevel(1987, 3, 12, 1987, 3, 21)).toBe(2);
+    expect(dobLevel(1987, 3, 2, 1978, 3, 2)).toBe(2);
+    expect(dobLevel(1987, 3, 2, 1981, 3, 2)).toBe(2);
+    expect(dobLevel(1987, 3, 2, 1987, 8, 2)).toBe(2);
+    expect(dobLevel(1987, 1, 23, 1987, 12, 3)).toBe(4);
     expect(dobLevel(1987, 3, 2, 1962, 3, 2)).toBe(3);
     expect(dobLevel(1987, 3, 2, 1990, 5, 7)).toBe(4);
     expect(dobLevel(0, 0, 0, 1990, 5, 7)).toBe(5);
@@ -49,5 +60,49 @@ describe('comparisons', () => {
         },
       ),
     );
+  });
+
+  it('finds ids and postal codes one typo apart: a character changed, added, dropped or two exchanged', () => {
+    expect(textOneTypo('AB123456', 'AB123457')).toBe(true);
+    expect(textOneTypo('AB123456', 'AB124356')).toBe(true);
+    expect(textOneTypo('AB123456', 'AB12456')).toBe(true);
+    expect(textOneTypo('AB12456', 'AB123456')).toBe(true);
+    expect(textOneTypo('AB123456', 'AB214356')).toBe(false);
+    expect(textOneTypo('AB123456', 'AB123465X')).toBe(false);
+    expect(textOneTypo('3012AB', '3021AB')).toBe(true);
+  });
+
+  it('sees swapped given names and surnames, initials, and leaves missing values missing', () => {
+    const row = (
+      first: string | null,
+      last: string | null,
+      extra: Partial<ReturnType<typeof emptyIdentityValues>> = {},
+    ) => ({
+      ...emptyIdentityValues(),
+      firstName: first,
+      lastName: last,
+      ...extra,
+    });
+    const batch = normaliseChunk(
+      0,
+      0,
+      [
+        row('Minh', 'Nguyen', { idNumber: 'AB123456', zip: '3012 AB', city: 'Delft' }),
+        row('NGUYEN', 'MINH', { idNumber: 'ab-123465', zip: '3021AB', city: null }),
+        row('M', 'Nguyen'),
+        row(null, 'Nguyen'),
+      ],
+      1,
+    ).records;
+    const scorer = new PartitionScorer(batch);
+    const order = Array.from(scorer.prepared.batch.recordId);
+    const at = (recordId: number) => order.indexOf(recordId);
+    scorer.pattern(at(0), at(1));
+    // Swapped: both names exact crosswise; the id and the postal code one typo apart; no city.
+    expect(Array.from(scorer.levels.slice(0, COMPARISONS.length))).toEqual([0, 0, 5, 3, 2, 1, 2, 1, 3, 3]);
+    scorer.pattern(at(0), at(2));
+    expect(Array.from(scorer.levels.slice(0, 2))).toEqual([3, 0]);
+    scorer.pattern(at(0), at(3));
+    expect(Array.from(scorer.levels.slice(0, 2))).toEqual([5, 0]);
   });
 });

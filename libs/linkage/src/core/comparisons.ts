@@ -26,8 +26,11 @@ export const COMPARISONS: readonly Comparison[] = [
   { name: 'date_of_birth', levels: ['exact', 'day_month_swapped', 'one_typo', 'two_of_three', 'different'] },
   { name: 'ssn', levels: ['exact', 'one_typo', 'different'] },
   { name: 'sex', levels: ['agree', 'disagree'] },
-  { name: 'zip', levels: ['agree', 'disagree'] },
+  { name: 'zip', levels: ['exact', 'one_typo', 'different'] },
   { name: 'middle_initial', levels: ['agree', 'disagree'] },
+  { name: 'id_number', levels: ['exact', 'one_typo', 'different'] },
+  { name: 'address', levels: ['exact', 'jaro_winkler_0.9', 'different'] },
+  { name: 'city', levels: ['exact', 'jaro_winkler_0.88', 'different'] },
 ];
 
 /** Index of each comparison in {@link COMPARISONS}. */
@@ -38,6 +41,9 @@ export const SSN = 3;
 export const SEX = 4;
 export const ZIP = 5;
 export const MIDDLE = 6;
+export const ID = 7;
+export const ADDRESS = 8;
+export const CITY = 9;
 
 /** Levels per comparison, and the missing level (= the number of levels) after them. */
 export const LEVELS = COMPARISONS.map((c) => c.levels.length);
@@ -71,8 +77,8 @@ export function encodePattern(levels: readonly number[]): number {
 
 /**
  * Date of birth level: 0 exact, 1 day and month swapped, 2 one typo (the day or the month off by
- * one, or the year by one or ten, the rest equal), 3 two of year/month/day equal, 4 different,
- * 5 missing.
+ * one, or the year by one or ten, the rest equal; or one digit of YYYYMMDD keyed or read wrongly,
+ * or two adjacent digits exchanged), 3 two of year/month/day equal, 4 different, 5 missing.
  */
 export function dobLevel(y1: number, m1: number, d1: number, y2: number, m2: number, d2: number): number {
   if (y1 === 0 || y2 === 0) return 5;
@@ -81,26 +87,29 @@ export function dobLevel(y1: number, m1: number, d1: number, y2: number, m2: num
   const ed = d1 === d2;
   if (ey && em && ed) return 0;
   if (ey && m1 === d2 && d1 === m2) return 1;
-  if (ey && em) return d1 - d2 === 1 || d2 - d1 === 1 ? 2 : 3;
-  if (ey && ed) return m1 - m2 === 1 || m2 - m1 === 1 ? 2 : 3;
+  if (ey && em) return d1 - d2 === 1 || d2 - d1 === 1 || digitsOneTypo(d1, d2, 2) ? 2 : 3;
+  if (ey && ed) return m1 - m2 === 1 || m2 - m1 === 1 || digitsOneTypo(m1, m2, 2) ? 2 : 3;
   if (em && ed) {
     const dy = y1 > y2 ? y1 - y2 : y2 - y1;
-    return dy === 1 || dy === 10 ? 2 : 3;
+    return dy === 1 || dy === 10 || digitsOneTypo(y1, y2, 4) ? 2 : 3;
   }
-  return 4;
+  // Two adjacent digits exchanged across the month and the day ("1985-03-12" for "1985-01-32").
+  return digitsOneTypo(y1 * 10_000 + m1 * 100 + d1, y2 * 10_000 + m2 * 100 + d2, 8) ? 2 : 4;
 }
 
-/** Whether two different SSNs are one typo apart: one digit changed, or two adjacent digits swapped. */
-export function ssnOneTypo(a: number, b: number): boolean {
+/**
+ * Whether two different numbers of `digits` decimal digits are one typo apart: one digit changed,
+ * or two adjacent digits exchanged.
+ */
+export function digitsOneTypo(a: number, b: number, digits: number): boolean {
   let diffs = 0;
-  // The differing positions' digits, least significant first: at most two matter.
   let pos = -1;
   let a1 = 0;
   let b1 = 0;
   let a2 = 0;
   let b2 = 0;
   let pos2 = -1;
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < digits; i++) {
     const da = a % 10;
     const db = b % 10;
     a = (a - da) / 10;
@@ -121,6 +130,37 @@ export function ssnOneTypo(a: number, b: number): boolean {
   }
   if (diffs === 1) return true;
   return diffs === 2 && pos2 === pos + 1 && a1 === b2 && a2 === b1;
+}
+
+/** Whether two different SSNs are one typo apart: one digit changed, or two adjacent digits swapped. */
+export function ssnOneTypo(a: number, b: number): boolean {
+  return digitsOneTypo(a, b, 9);
+}
+
+/**
+ * Whether two different texts are one edit apart: a character changed (a key next to it, or one
+ * an OCR engine confused), inserted or dropped, or two adjacent characters exchanged.
+ */
+export function textOneTypo(a: string, b: string): boolean {
+  const la = a.length;
+  const lb = b.length;
+  if (la === lb) {
+    let first = -1;
+    let second = -1;
+    for (let k = 0; k < la; k++) {
+      if (a.charCodeAt(k) === b.charCodeAt(k)) continue;
+      if (first < 0) first = k;
+      else if (second < 0) second = k;
+      else return false;
+    }
+    if (second < 0) return true;
+    return second === first + 1 && a[first] === b[second] && a[second] === b[first];
+  }
+  if (la - lb !== 1 && lb - la !== 1) return false;
+  const [long, short] = la > lb ? [a, b] : [b, a];
+  let k = 0;
+  while (k < short.length && long.charCodeAt(k) === short.charCodeAt(k)) k++;
+  return long.slice(k + 1) === short.slice(k);
 }
 
 /** SSN level: 0 exact, 1 one typo apart, 2 different, 3 missing. */

@@ -1,8 +1,17 @@
-import type { IdentityValues } from './normalise';
+import type { IdentityValues, UnparsedCounts } from './normalise';
 
 /** The identity roles a dataset field may carry (as the registry spells them). */
 export type IdentityRoleName =
-  'FIRST_NAME' | 'MIDDLE_NAME' | 'LAST_NAME' | 'DATE_OF_BIRTH' | 'SEX' | 'SSN' | 'ZIP';
+  | 'FIRST_NAME'
+  | 'MIDDLE_NAME'
+  | 'LAST_NAME'
+  | 'DATE_OF_BIRTH'
+  | 'SEX'
+  | 'SSN'
+  | 'ZIP'
+  | 'ID_NUMBER'
+  | 'ADDRESS'
+  | 'CITY';
 
 /** Which {@link IdentityValues} property each identity role fills. */
 export const IDENTITY_PROPERTY: Readonly<Record<IdentityRoleName, keyof IdentityValues>> = {
@@ -13,14 +22,22 @@ export const IDENTITY_PROPERTY: Readonly<Record<IdentityRoleName, keyof Identity
   SEX: 'sex',
   SSN: 'ssn',
   ZIP: 'zip',
+  ID_NUMBER: 'idNumber',
+  ADDRESS: 'address',
+  CITY: 'city',
 };
 
-/** A record's identity values, read from the fields that carry identity roles. */
-export function identityOf(
-  record: Readonly<Record<string, unknown>>,
-  fields: readonly { name: string; identity?: string | null }[],
-): IdentityValues {
-  const values: IdentityValues = {
+/** Every identity role. */
+export const IDENTITY_ROLES = Object.keys(IDENTITY_PROPERTY) as IdentityRoleName[];
+
+/** No value not understood yet, for every role. */
+export function emptyUnparsedCounts(): UnparsedCounts {
+  return Object.fromEntries(IDENTITY_ROLES.map((role) => [role, 0])) as UnparsedCounts;
+}
+
+/** Identity values with every role missing. */
+export function emptyIdentityValues(): IdentityValues {
+  return {
     firstName: null,
     middleName: null,
     lastName: null,
@@ -28,7 +45,18 @@ export function identityOf(
     sex: null,
     ssn: null,
     zip: null,
+    idNumber: null,
+    address: null,
+    city: null,
   };
+}
+
+/** A record's identity values, read from the fields that carry identity roles. */
+export function identityOf(
+  record: Readonly<Record<string, unknown>>,
+  fields: readonly { name: string; identity?: string | null }[],
+): IdentityValues {
+  const values = emptyIdentityValues();
   for (const field of fields) {
     const property = field.identity ? IDENTITY_PROPERTY[field.identity as IdentityRoleName] : undefined;
     if (!property) continue;

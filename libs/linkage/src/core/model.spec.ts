@@ -1,13 +1,19 @@
-import { COMPARISONS, FIRST, LEVELS, PATTERNS, decodePattern, encodePattern } from './comparisons';
+import { COMPARISONS, FIRST, LEVELS, decodePattern, encodePattern } from './comparisons';
 import {
+  LEVEL_SLOTS,
   M_START,
+  type PatternCounts,
   TF_ADJUSTMENT_LIMIT,
+  addPattern,
   estimateM,
   estimateMByRule,
   estimatePrior,
-  patternWeights,
+  levelWeightTable,
+  matchProbability,
+  patternWeight,
   priorWeight,
   tfAdjustment,
+  weightOfProbability,
 } from './model';
 
 /** A seeded generator (mulberry32), so the synthetic pairs are the same on every run. */
@@ -28,8 +34,11 @@ const TRUE_M = [
   [0.92, 0.03, 0.03, 0.01, 0.01],
   [0.95, 0.03, 0.02],
   [0.98, 0.02],
-  [0.8, 0.2],
+  [0.8, 0.05, 0.15],
   [0.9, 0.1],
+  [0.85, 0.05, 0.1],
+  [0.7, 0.2, 0.1],
+  [0.75, 0.1, 0.15],
 ];
 const TRUE_U = [
   [0.01, 0.003, 0.002, 0.005, 0.98],
@@ -37,8 +46,11 @@ const TRUE_U = [
   [0.001, 0.0005, 0.0005, 0.02, 0.978],
   [0.0001, 0.0009, 0.999],
   [0.55, 0.45],
+  [0.1, 0.001, 0.899],
   [0.1, 0.9],
-  [0.1, 0.9],
+  [0.00001, 0.0001, 0.99989],
+  [0.0001, 0.001, 0.9989],
+  [0.2, 0.01, 0.79],
 ];
 
 /** Pattern counts of `pairs` synthetic pairs, a share `lambda` of them matches. */
@@ -52,13 +64,13 @@ function synthetic(pairs: number, lambda: number, seed = 1) {
     }
     return probabilities.length - 1;
   };
-  const counts = new Float64Array(PATTERNS);
+  const counts: PatternCounts = new Map();
   let matches = 0;
   for (let k = 0; k < pairs; k++) {
     const match = next() < lambda;
     if (match) matches++;
     const levels = COMPARISONS.map((_, c) => draw((match ? TRUE_M : TRUE_U)[c]));
-    counts[encodePattern(levels)]++;
+    addPattern(counts, encodePattern(levels));
   }
   return { counts, matches };
 }
@@ -75,12 +87,11 @@ describe('the Fellegi-Sunter model', () => {
   it('learns each comparison only from the blocking rules that do not block on it', () => {
     const { counts } = synthetic(100_000, 0.4, 2);
     // A rule blocking on the given name: its counts have the given name missing.
-    const masked = new Float64Array(PATTERNS);
+    const masked: PatternCounts = new Map();
     counts.forEach((n, p) => {
-      if (!n) return;
       const levels = decodePattern(p);
       levels[FIRST] = LEVELS[FIRST];
-      masked[encodePattern(levels)] += n;
+      addPattern(masked, encodePattern(levels), n);
     });
     const onlyMasked = estimateMByRule([masked], [[FIRST]], TRUE_U);
     expect(onlyMasked.m[FIRST]).toEqual([...M_START[FIRST]]);
@@ -110,12 +121,21 @@ describe('the Fellegi-Sunter model', () => {
       emPairs: 0,
       randomPairs: 0,
     };
-    const weights = patternWeights(model);
     const missing = encodePattern(LEVELS.map((l) => l));
-    expect(weights[missing]).toBeCloseTo(priorWeight(0.001), 10);
+    expect(patternWeight(model, missing)).toBeCloseTo(priorWeight(0.001), 10);
     const exact = encodePattern(LEVELS.map(() => 0));
     const expected = priorWeight(0.001) + TRUE_M.reduce((w, m, c) => w + Math.log2(m[0] / TRUE_U[c][0]), 0);
-    expect(weights[exact]).toBeCloseTo(expected, 10);
+    expect(patternWeight(model, exact)).toBeCloseTo(expected, 10);
+    const table = levelWeightTable(model);
+    expect(table[FIRST * LEVEL_SLOTS + LEVELS[FIRST]]).toBe(0);
+    expect(table[FIRST * LEVEL_SLOTS]).toBeCloseTo(Math.log2(TRUE_M[FIRST][0] / TRUE_U[FIRST][0]), 10);
+  });
+
+  it('turns a match weight into a probability and back', () => {
+    expect(matchProbability(0)).toBe(0.5);
+    expect(matchProbability(4)).toBeCloseTo(16 / 17, 12);
+    expect(weightOfProbability(16 / 17)).toBeCloseTo(4, 10);
+    expect(weightOfProbability(matchProbability(-7.25))).toBeCloseTo(-7.25, 10);
   });
 
   it('adjusts exact name agreement for how common the name is, within bounds', () => {

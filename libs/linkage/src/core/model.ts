@@ -6,7 +6,23 @@
  * name agreement is adjusted for how common the name is (term frequency): two "Garcia"s are
  * weaker evidence than two "Zúñiga"s.
  */
-import { COMPARISONS, LEVELS, PATTERNS, RADIX, STRIDE } from './comparisons';
+import { COMPARISONS, LEVELS, RADIX, STRIDE } from './comparisons';
+
+/**
+ * How many candidate pairs showed each comparison pattern. Sparse: of the two million patterns of
+ * ten comparisons, a run sees a few thousand.
+ */
+export type PatternCounts = Map<number, number>;
+
+/** Adds `count` pairs of `pattern`. */
+export function addPattern(counts: PatternCounts, pattern: number, count = 1): void {
+  counts.set(pattern, (counts.get(pattern) ?? 0) + count);
+}
+
+/** Adds every count of `from` to `into`. */
+export function addPatterns(into: PatternCounts, from: PatternCounts): void {
+  for (const [pattern, count] of from) addPattern(into, pattern, count);
+}
 
 /** A fitted model, stored with its run (JSON). */
 export interface LinkageModel {
@@ -26,11 +42,12 @@ export interface LinkageModel {
   randomPairs: number;
 }
 
-/** How common each name is: occurrences per folded name among all records of the run. */
+/** How common each name and city is: occurrences per folded value among all records of the run. */
 export interface TermFrequencies {
   records: number;
   first: Map<string, number>;
   last: Map<string, number>;
+  city: Map<string, number>;
 }
 
 /** Starting values of m: what a careful clerk's records of one person look like. */
@@ -40,8 +57,11 @@ export const M_START: readonly (readonly number[])[] = [
   [0.9, 0.03, 0.04, 0.01, 0.02],
   [0.95, 0.03, 0.02],
   [0.98, 0.02],
-  [0.85, 0.15],
+  [0.8, 0.05, 0.15],
   [0.9, 0.1],
+  [0.9, 0.05, 0.05],
+  [0.7, 0.15, 0.15],
+  [0.8, 0.05, 0.15],
 ];
 
 /**
@@ -67,23 +87,42 @@ export function priorWeight(lambda: number): number {
   return Math.log2(l / (1 - l));
 }
 
+/** Room per comparison in {@link levelWeightTable}: levels and missing. */
+export const LEVEL_SLOTS = 8;
+
 /**
- * The match weight of every pattern without term-frequency adjustment: prior + Σ level weights.
- * Indexed by pattern (see comparisons.ts).
+ * Every level's weight in one flat table, `LEVEL_SLOTS` per comparison (c · LEVEL_SLOTS + level),
+ * missing levels 0: a pair's match weight is the prior plus one entry per comparison.
  */
-export function patternWeights(model: LinkageModel): Float64Array {
+export function levelWeightTable(model: Pick<LinkageModel, 'm' | 'u'>): Float64Array {
   const weights = levelWeights(model);
-  const table = new Float64Array(PATTERNS);
-  const prior = priorWeight(model.lambda);
-  for (let p = 0; p < PATTERNS; p++) {
-    let w = prior;
-    for (let c = 0; c < RADIX.length; c++) {
-      const level = Math.floor(p / STRIDE[c]) % RADIX[c];
-      if (level < LEVELS[c]) w += weights[c][level];
-    }
-    table[p] = w;
+  const table = new Float64Array(COMPARISONS.length * LEVEL_SLOTS);
+  for (let c = 0; c < COMPARISONS.length; c++) {
+    for (let l = 0; l < LEVELS[c]; l++) table[c * LEVEL_SLOTS + l] = weights[c][l];
   }
   return table;
+}
+
+/** The match weight of a pattern without term-frequency adjustment: prior + Σ level weights. */
+export function patternWeight(model: LinkageModel, pattern: number): number {
+  const weights = levelWeights(model);
+  let w = priorWeight(model.lambda);
+  for (let c = 0; c < RADIX.length; c++) {
+    const level = Math.floor(pattern / STRIDE[c]) % RADIX[c];
+    if (level < LEVELS[c]) w += weights[c][level];
+  }
+  return w;
+}
+
+/** The probability that a pair of match weight `w` is one person. */
+export function matchProbability(w: number): number {
+  return 1 / (1 + Math.pow(2, -w));
+}
+
+/** The match weight of a probability: log2 of its odds. */
+export function weightOfProbability(p: number): number {
+  const q = Math.min(Math.max(p, 1e-12), 1 - 1e-12);
+  return Math.log2(q / (1 - q));
 }
 
 /**
@@ -121,20 +160,18 @@ export function uFromCounts(counts: LevelCounts): number[][] {
  * Deterministic: same counts, same model. Returns m, λ and the iterations run.
  */
 export function estimateM(
-  patternCounts: Float64Array,
+  patternCounts: PatternCounts,
   u: number[][],
   options: { maxIterations?: number; tolerance?: number; lambdaStart?: number } = {},
 ): { m: number[][]; lambda: number; iterations: number } {
   const maxIterations = options.maxIterations ?? 100;
   const tolerance = options.tolerance ?? 1e-7;
   const observed: { pattern: number; count: number; levels: number[] }[] = [];
-  for (let p = 0; p < patternCounts.length; p++) {
-    if (patternCounts[p] > 0) {
-      observed.push({
-        pattern: p,
-        count: patternCounts[p],
-        levels: STRIDE.map((s, c) => Math.floor(p / s) % RADIX[c]),
-      });
+  // In pattern order, so that the sums (and the model) do not depend on the order counts were added.
+  for (const p of [...patternCounts.keys()].sort((a, b) => a - b)) {
+    const count = patternCounts.get(p)!;
+    if (count > 0) {
+      observed.push({ pattern: p, count, levels: STRIDE.map((s, c) => Math.floor(p / s) % RADIX[c]) });
     }
   }
   let m = M_START.map((levels) => [...levels]);
@@ -191,7 +228,7 @@ export function estimateM(
  * expected matches.
  */
 export function estimateMByRule(
-  countsByRule: readonly Float64Array[],
+  countsByRule: readonly PatternCounts[],
   blocksOn: readonly (readonly number[])[],
   u: number[][],
 ): { m: number[][]; iterations: number } {
@@ -200,7 +237,7 @@ export function estimateMByRule(
   let iterations = 0;
   countsByRule.forEach((counts, r) => {
     let pairs = 0;
-    for (let p = 0; p < counts.length; p++) pairs += counts[p];
+    for (const count of counts.values()) pairs += count;
     if (pairs === 0) return;
     const fitted = estimateM(counts, u);
     iterations = Math.max(iterations, fitted.iterations);
@@ -224,7 +261,7 @@ export function estimateMByRule(
  * Returns λ and the expected share of candidate pairs that match.
  */
 export function estimatePrior(
-  candidateCounts: Float64Array,
+  candidateCounts: PatternCounts,
   m: number[][],
   u: number[][],
   scale: number,
@@ -234,8 +271,8 @@ export function estimatePrior(
   // The Bayes factor of each observed pattern, once.
   const observed: { count: number; factor: number }[] = [];
   let candidates = 0;
-  for (let p = 0; p < candidateCounts.length; p++) {
-    const count = candidateCounts[p];
+  for (const p of [...candidateCounts.keys()].sort((a, b) => a - b)) {
+    const count = candidateCounts.get(p)!;
     if (count === 0) continue;
     candidates += count;
     let factor = 1;

@@ -6,9 +6,13 @@ import {
   normaliseIdentity,
   parseDateOfBirth,
   parseSex,
+  parseAddress,
+  parseIdNumber,
+  parsePostalCode,
   parseSsn,
-  parseZip,
+  unparsedRoles,
 } from './normalise';
+import { emptyUnparsedCounts } from './identity-fields';
 import { nysiis } from './phonetic';
 
 describe('normalisation', () => {
@@ -53,7 +57,7 @@ describe('normalisation', () => {
     }
   });
 
-  it('reads sex as a letter or a word, and ZIP codes as five digits', () => {
+  it('reads sex as a letter or a word, and postal codes of any country', () => {
     expect([
       parseSex('M'),
       parseSex('male'),
@@ -63,12 +67,61 @@ describe('normalisation', () => {
       parseSex(null),
     ]).toEqual([1, 1, 2, 2, 0, 0]);
     expect([
-      parseZip('93301'),
-      parseZip('93301-1234'),
-      parseZip('933011234'),
-      parseZip('abc'),
-      parseZip(null),
-    ]).toEqual([93301, 93301, 93301, 0, 0]);
+      parsePostalCode('93301'),
+      parsePostalCode('93301-1234'),
+      parsePostalCode('933011234'),
+      parsePostalCode('3012 ab'),
+      parsePostalCode('SW1A 1AA'),
+      parsePostalCode('2000'),
+      parsePostalCode('00000'),
+      parsePostalCode(' - '),
+      parsePostalCode(null),
+    ]).toEqual(['93301', '93301', '93301', '3012AB', 'SW1A1AA', '2000', '', '', '']);
+  });
+
+  it('reads other person ids in any alphabet and format, and street lines as words', () => {
+    expect([
+      parseIdNumber('ab-123 456'),
+      parseIdNumber('1234567'),
+      parseIdNumber('D1234-5678-9'),
+      parseIdNumber('Ä12'),
+      parseIdNumber('0000000'),
+      parseIdNumber('x'),
+      parseIdNumber(null),
+    ]).toEqual(['AB123456', '1234567', 'D123456789', 'A12', '', '', '']);
+    expect(parseAddress('12, Main St.  Apt 4')).toBe('12 main st apt 4');
+    expect(parseAddress('Rue de l’Église 3')).toBe('rue de l eglise 3');
+    expect(parseAddress(' ,. ')).toBe('');
+  });
+
+  it('counts the values present but not understood, role by role', () => {
+    const counts = emptyUnparsedCounts();
+    const values = {
+      firstName: '???',
+      middleName: null,
+      lastName: 'Lee',
+      dateOfBirth: '1990-02-30',
+      sex: 'unknown',
+      ssn: '1234567',
+      zip: '--',
+      idNumber: '1234567',
+      address: '',
+      city: 'Delano',
+    };
+    unparsedRoles(values, normaliseIdentity(values), counts);
+    unparsedRoles(values, normaliseIdentity(values), counts);
+    expect(counts).toEqual({
+      FIRST_NAME: 2,
+      MIDDLE_NAME: 0,
+      LAST_NAME: 0,
+      DATE_OF_BIRTH: 2,
+      SEX: 2,
+      SSN: 2,
+      ZIP: 2,
+      ID_NUMBER: 0,
+      ADDRESS: 0,
+      CITY: 0,
+    });
   });
 
   it('normalises a record', () => {
@@ -81,6 +134,9 @@ describe('normalisation', () => {
         sex: 'Male',
         ssn: '123-45-6789',
         zip: '93305',
+        idNumber: 'ca-d1234567',
+        address: '100 Truxtun Ave.',
+        city: 'Bakersfield',
       }),
     ).toEqual({
       first: 'jose',
@@ -91,7 +147,10 @@ describe('normalisation', () => {
       day: 6,
       sex: 1,
       ssn: 123456789,
-      zip: 93305,
+      zip: '93305',
+      idNumber: 'CAD1234567',
+      address: '100 truxtun ave',
+      city: 'bakersfield',
     });
   });
 });

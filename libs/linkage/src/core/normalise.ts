@@ -1,8 +1,12 @@
 /**
  * Normalisation of identifiers as agencies write them: case, accents, punctuation and spacing of
  * names; dates of birth in any of the forms a DATE or DATETIME column gives; SSNs with or without
- * dashes; sex as a letter or a word; ZIP codes. Pure functions, no I/O.
+ * dashes; sex as a letter or a word; postal codes of any country; other person identifiers; street
+ * lines and cities. Pure functions, no I/O. A value present but not understood (an SSN that is
+ * not one, an impossible date) is missing to the comparisons, and counted ({@link unparsedRoles}).
  */
+
+import type { IdentityRoleName } from './identity-fields';
 
 /** The identity values of one record, as text read from its record table (null where missing). */
 export interface IdentityValues {
@@ -14,6 +18,9 @@ export interface IdentityValues {
   sex: string | null;
   ssn: string | null;
   zip: string | null;
+  idNumber: string | null;
+  address: string | null;
+  city: string | null;
 }
 
 /** One record's identity after normalisation; 0 and '' mean missing. */
@@ -31,8 +38,14 @@ export interface NormalisedIdentity {
   sex: number;
   /** The nine digits as a number, 0 when missing or not a valid SSN. */
   ssn: number;
-  /** The five-digit ZIP as a number, 0 when missing. */
-  zip: number;
+  /** The postal code: upper-case letters and digits ('' when missing); a US ZIP+4 as its five digits. */
+  zip: string;
+  /** Another person identifier: upper-case letters and digits ('' when missing). */
+  idNumber: string;
+  /** The street line: lower-case words of letters and digits, one space between ('' when missing). */
+  address: string;
+  /** The city, folded as a name ('' when missing). */
+  city: string;
 }
 
 const COMBINING_MARKS = /[\u0300-\u036f]/g;
@@ -128,13 +141,45 @@ export function parseSex(value: string | null): number {
   return 0;
 }
 
-/** A ZIP code's first five digits as a number (ZIP+4 and numbers accepted), 0 when missing. */
-export function parseZip(value: string | null): number {
-  if (!value) return 0;
-  const match = /^\s*(\d{5})(?:-?\d{4})?\s*$/.exec(value) ?? /^\s*(\d{3,4})\s*$/.exec(value);
-  if (!match) return 0;
-  const zip = Number(match[1]);
-  return zip > 0 ? zip : 0;
+/**
+ * A postal code of any country: letters and digits, upper case, spaces and dashes dropped
+ * ("3012 ab" → "3012AB", "SW1A 1AA" → "SW1A1AA"); nine digits are a US ZIP+4, of which the five
+ * digits are kept; '' when
+ * missing or when nothing but zeros and separators is left.
+ */
+export function parsePostalCode(value: string | null): string {
+  if (!value) return '';
+  const code = identifierText(value);
+  if (/^\d{9}$/.test(code)) return code.slice(0, 5);
+  return /^0*$/.test(code) ? '' : code;
+}
+
+/**
+ * A person identifier of any country and alphabet: letters and digits, upper case, separators
+ * dropped ("ab-123 456" → "AB123456"); '' when nothing is left or every character is one repeated
+ * (a placeholder such as 0000000 or XXXXXX).
+ */
+export function parseIdNumber(value: string | null): string {
+  if (!value) return '';
+  const id = identifierText(value);
+  if (id.length < 2 || /^(.)\1*$/.test(id)) return '';
+  return id;
+}
+
+/** Letters and digits of a value, upper case, accents dropped. */
+function identifierText(value: string): string {
+  const text = NOT_PLAIN_ASCII.test(value) ? value.normalize('NFD').replace(COMBINING_MARKS, '') : value;
+  return text.toUpperCase().replace(/[^0-9A-Z]/g, '');
+}
+
+/** A street line as words of lower-case letters and digits, one space between. */
+export function parseAddress(value: string | null): string {
+  if (!value) return '';
+  const text = NOT_PLAIN_ASCII.test(value) ? value.normalize('NFD').replace(COMBINING_MARKS, '') : value;
+  return text
+    .toLowerCase()
+    .replace(/[^0-9a-z]+/g, ' ')
+    .trim();
 }
 
 /** Normalises one record's identity values. */
@@ -150,6 +195,36 @@ export function normaliseIdentity(values: IdentityValues): NormalisedIdentity {
     day,
     sex: parseSex(values.sex),
     ssn: parseSsn(values.ssn),
-    zip: parseZip(values.zip),
+    zip: parsePostalCode(values.zip),
+    idNumber: parseIdNumber(values.idNumber),
+    address: parseAddress(values.address),
+    city: values.city ? foldGivenName(values.city) : '',
   };
+}
+
+/** Per identity role, values present but not understood. */
+export type UnparsedCounts = Record<IdentityRoleName, number>;
+
+const present = (value: string | null) => value !== null && value.trim() !== '';
+
+/**
+ * Adds to `counts` each role whose value was present in `values` but is missing after
+ * normalisation: an SSN that is no US SSN, a date that is no date, a sex that is neither, a name
+ * with no letter. These are counted in the run's statistics, never silently dropped.
+ */
+export function unparsedRoles(
+  values: IdentityValues,
+  normalised: NormalisedIdentity,
+  counts: UnparsedCounts,
+) {
+  if (present(values.firstName) && !normalised.first) counts.FIRST_NAME++;
+  if (present(values.middleName) && !normalised.middleInitial) counts.MIDDLE_NAME++;
+  if (present(values.lastName) && !normalised.last) counts.LAST_NAME++;
+  if (present(values.dateOfBirth) && !normalised.year) counts.DATE_OF_BIRTH++;
+  if (present(values.sex) && !normalised.sex) counts.SEX++;
+  if (present(values.ssn) && !normalised.ssn) counts.SSN++;
+  if (present(values.zip) && !normalised.zip) counts.ZIP++;
+  if (present(values.idNumber) && !normalised.idNumber) counts.ID_NUMBER++;
+  if (present(values.address) && !normalised.address) counts.ADDRESS++;
+  if (present(values.city) && !normalised.city) counts.CITY++;
 }

@@ -9,20 +9,21 @@
  * 3. {@link scorePartition}: every candidate pair of a partition weighed; links kept;
  * 4. {@link clusterLinks}: links → clusters, without chaining.
  */
-import { BLOCKING_RULES, SCHEME_A, SCHEME_B, SCHEME_C, partitionOf, schemeKeys } from './blocking';
+import { BLOCKING_RULES, SCHEMES, partitionOf, schemeKeys } from './blocking';
 import { type Clusters, clusterRecords } from './clustering';
-import { COMPARISONS, PATTERNS, agreeLevel, dobLevel, ssnLevel } from './comparisons';
 import {
   type LevelCounts,
   type LinkageModel,
+  type PatternCounts,
   type TermFrequencies,
+  addPatterns,
   emptyLevelCounts,
   estimateMByRule,
   estimatePrior,
   uFromCounts,
 } from './model';
-import { type IdentityValues, normaliseIdentity } from './normalise';
-import { PreparedBatch } from './prepared-batch';
+import { emptyUnparsedCounts } from './identity-fields';
+import { type IdentityValues, type UnparsedCounts, normaliseIdentity, unparsedRoles } from './normalise';
 import { RecordBatch } from './record-batch';
 import { HISTOGRAM_MAX, HISTOGRAM_MIN, type Links, PartitionScorer, type ScoreResult } from './scorer';
 
@@ -59,10 +60,14 @@ export const DEFAULT_SETTINGS: Readonly<LinkageSettings> = {
   emRecords: 60_000,
 };
 
-/** A chunk normalised: its records in order, and per partition the records that go there. */
+/**
+ * A chunk normalised: its records in order, per partition the records that go there, and per
+ * identity role the values present but not understood.
+ */
 export interface NormalisedChunk {
   records: RecordBatch;
   parts: Map<number, RecordBatch>;
+  unparsed: UnparsedCounts;
 }
 
 /**
@@ -78,11 +83,14 @@ export function normaliseChunk(
   if (rows.length > MAX_CHUNK_RECORDS) throw new Error(`a chunk holds at most ${MAX_CHUNK_RECORDS} records`);
   if (chunk >= MAX_CHUNKS) throw new Error(`a run has at most ${MAX_CHUNKS} chunks`);
   const builder = RecordBatch.builder(rows.length);
+  const unparsed = emptyUnparsedCounts();
   for (let i = 0; i < rows.length; i++) {
-    builder.push(recordIdOf(chunk, i), dataset, 0, normaliseIdentity(rows[i]));
+    const identity = normaliseIdentity(rows[i]);
+    unparsedRoles(rows[i], identity, unparsed);
+    builder.push(recordIdOf(chunk, i), dataset, 0, identity);
   }
   const records = builder.build();
-  return { records, parts: partitionRecords(records, partitions) };
+  return { records, parts: partitionRecords(records, partitions), unparsed };
 }
 
 /** Splits records by partition of each scheme (see blocking.ts). */
@@ -93,55 +101,84 @@ export function partitionRecords(records: RecordBatch, partitions: number): Map<
     if (!builder) builders.set(p, (builder = RecordBatch.builder(1024)));
     builder.pushFrom(records, i, mask);
   };
+  const targets = new Int32Array(SCHEMES.length);
   for (let i = 0; i < records.size; i++) {
     const keys = schemeKeys(records, i);
-    const pa = keys.a === keys.a ? partitionOf(keys.a, partitions) : -1;
-    const pb = keys.b === keys.b ? partitionOf(keys.b, partitions) : -1;
-    const pc = keys.c === keys.c ? partitionOf(keys.c, partitions) : -1;
+    const schemeKeysOf = [keys.a, keys.b, keys.c, keys.d, keys.e];
+    for (let s = 0; s < SCHEMES.length; s++) {
+      const key = schemeKeysOf[s];
+      targets[s] = key === key ? partitionOf(key, partitions) : -1;
+    }
     // One copy per distinct partition, carrying every scheme that sent it there.
-    if (pa >= 0) add(pa, i, SCHEME_A | (pb === pa ? SCHEME_B : 0) | (pc === pa ? SCHEME_C : 0));
-    if (pb >= 0 && pb !== pa) add(pb, i, SCHEME_B | (pc === pb ? SCHEME_C : 0));
-    if (pc >= 0 && pc !== pa && pc !== pb) add(pc, i, SCHEME_C);
+    for (let s = 0; s < SCHEMES.length; s++) {
+      const p = targets[s];
+      if (p < 0) continue;
+      let seenBefore = false;
+      for (let t = 0; t < s; t++) if (targets[t] === p) seenBefore = true;
+      if (seenBefore) continue;
+      let mask = 0;
+      for (let t = s; t < SCHEMES.length; t++) if (targets[t] === p) mask |= SCHEMES[t];
+      add(p, i, mask);
+    }
   }
   const parts = new Map<number, RecordBatch>();
   for (const [p, builder] of [...builders].sort((x, y) => x[0] - y[0])) parts.set(p, builder.build());
   return parts;
 }
 
-/** Occurrences of each given name and surname among the records. */
+/** Occurrences of each given name, surname and city among the records. */
 export function termFrequencies(batches: readonly RecordBatch[]): TermFrequencies {
   const first = new Map<string, number>();
   const last = new Map<string, number>();
+  const city = new Map<string, number>();
   let records = 0;
   for (const batch of batches) {
     records += batch.size;
-    // Counted by dictionary id, then added up by name once per distinct name of the batch.
+    // Counted by dictionary id, then added up by value once per distinct value of the batch.
     const firstCounts = new Uint32Array(batch.names.length);
     const lastCounts = new Uint32Array(batch.names.length);
+    const cityCounts = new Uint32Array(batch.names.length);
     for (let i = 0; i < batch.size; i++) {
       firstCounts[batch.firstName[i]]++;
       lastCounts[batch.lastName[i]]++;
+      cityCounts[batch.city[i]]++;
     }
     for (let id = 1; id < batch.names.length; id++) {
       const name = batch.names[id];
       if (firstCounts[id]) first.set(name, (first.get(name) ?? 0) + firstCounts[id]);
       if (lastCounts[id]) last.set(name, (last.get(name) ?? 0) + lastCounts[id]);
+      if (cityCounts[id]) city.set(name, (city.get(name) ?? 0) + cityCounts[id]);
     }
   }
-  return { records, first, last };
+  return { records, first, last, city };
 }
 
 /** Term frequencies as JSON (names seen once are left out: they count as once when missing). */
 export function termFrequenciesToJson(tf: TermFrequencies): string {
   const pairs = (m: Map<string, number>) =>
     [...m].filter(([, n]) => n > 1).sort((x, y) => (x[0] < y[0] ? -1 : 1));
-  return JSON.stringify({ records: tf.records, first: pairs(tf.first), last: pairs(tf.last) });
+  return JSON.stringify({
+    records: tf.records,
+    first: pairs(tf.first),
+    last: pairs(tf.last),
+    city: pairs(tf.city),
+  });
 }
 
 /** Reads what {@link termFrequenciesToJson} wrote. */
 export function termFrequenciesFromJson(json: string): TermFrequencies {
-  const parsed = JSON.parse(json) as { records: number; first: [string, number][]; last: [string, number][] };
-  return { records: parsed.records, first: new Map(parsed.first), last: new Map(parsed.last) };
+  const parsed = JSON.parse(json) as {
+    records: number;
+    first: [string, number][];
+    last: [string, number][];
+    city?: [string, number][];
+  };
+  return {
+    records: parsed.records,
+    first: new Map(parsed.first),
+    last: new Map(parsed.last),
+    city: new Map(parsed.city ?? []),
+  };
 }
 
 /** A deterministic sample of records: those whose id hashes to 0 modulo `every`. */
@@ -160,7 +197,8 @@ export function countRandomPairLevels(sample: RecordBatch, pairs: number, seed =
   const counts = emptyLevelCounts();
   const n = sample.size;
   if (n < 2) return counts;
-  const prepared = new PreparedBatch(sample);
+  const scorer = new PartitionScorer(sample);
+  const levels = scorer.levels;
   let state = seed >>> 0;
   const random = () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -169,20 +207,12 @@ export function countRandomPairLevels(sample: RecordBatch, pairs: number, seed =
     t ^= t + imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const b = sample;
-  const levels = new Array<number>(COMPARISONS.length);
   for (let k = 0; k < pairs; k++) {
     const i = floor(random() * n);
     let j = floor(random() * (n - 1));
     if (j >= i) j++;
-    levels[0] = prepared.firstLevel(i, j);
-    levels[1] = prepared.lastLevel(i, j);
-    levels[2] = dobLevel(b.year[i], b.month[i], b.day[i], b.year[j], b.month[j], b.day[j]);
-    levels[3] = ssnLevel(b.ssn[i], b.ssn[j]);
-    levels[4] = agreeLevel(b.sex[i], b.sex[j]);
-    levels[5] = agreeLevel(b.zip[i], b.zip[j]);
-    levels[6] = agreeLevel(b.middleInitial[i], b.middleInitial[j]);
-    for (let c = 0; c < levels.length; c++) {
+    scorer.pattern(i, j);
+    for (let c = 0; c < counts.length; c++) {
       if (levels[c] < counts[c].length) counts[c][levels[c]]++;
     }
   }
@@ -204,16 +234,14 @@ export function fitModel(
   const total = records.reduce((n, batch) => n + batch.size, 0);
   const sample = sampleRecords(records, max(1, floor(total / settings.sampleRecords)));
   const u = uFromCounts(countRandomPairLevels(sample, settings.randomPairs));
-  const byRule = BLOCKING_RULES.map(() => new Float64Array(PATTERNS));
-  const candidates = new Float64Array(PATTERNS);
+  const byRule = BLOCKING_RULES.map((): PatternCounts => new Map());
+  const candidates: PatternCounts = new Map();
   let emPairs = 0;
   for (const part of emParts) {
     const scorer = new PartitionScorer(part);
-    scorer.countPatternsByRule().forEach((counts, r) => {
-      for (let p = 0; p < PATTERNS; p++) byRule[r][p] += counts[p];
-    });
+    scorer.countPatternsByRule().forEach((counts, r) => addPatterns(byRule[r], counts));
     const deduped = scorer.countPatterns();
-    for (let p = 0; p < PATTERNS; p++) candidates[p] += deduped.counts[p];
+    addPatterns(candidates, deduped.counts);
     emPairs += deduped.pairs;
   }
   const { m, iterations } = estimateMByRule(

@@ -1,4 +1,5 @@
 import { type RuleKeys, ruleKeys } from './blocking';
+import { textOneTypo } from './comparisons';
 import { PairCache } from './hash-tables';
 import { jaroWinkler } from './jaro-winkler';
 import type { RecordBatch } from './record-batch';
@@ -44,6 +45,8 @@ export class PreparedBatch {
   /** Per name id: a bit per distinct letter (a-z, then anything else in one bit). */
   private readonly letterSet: Uint32Array;
   private readonly levelCache = new PairCache(1 << 16);
+  private readonly addressCache = new PairCache(1 << 12);
+  private readonly cityCache = new PairCache(1 << 12);
 
   constructor(readonly batch: RecordBatch) {
     this.firstId = batch.firstName;
@@ -165,7 +168,69 @@ export class PreparedBatch {
     if (a === b) return 0;
     // The name groups' hashes (computed when the records were normalised).
     if (this.batch.groupHash[i] === this.batch.groupHash[j]) return 1;
-    return 2 + this.similarityLevel(a, b);
+    return 2 + this.givenSimilarity(a, b);
+  }
+
+  /**
+   * Two different given names: an initial against a name it begins (the lower Jaro-Winkler level:
+   * an initial is weak evidence), or their Jaro-Winkler level (offsets 0, 1, 2).
+   */
+  private givenSimilarity(a: number, b: number): number {
+    if (this.lengths[a] === 1 || this.lengths[b] === 1)
+      return this.firstLetter[a] === this.firstLetter[b] ? 1 : 2;
+    return this.similarityLevel(a, b);
+  }
+
+  /**
+   * Both name levels of records i and j, packed as first · 8 + last (+ 64 when crosswise). When
+   * neither name agrees as it stands, the names are also compared crosswise (i's given name with
+   * j's surname and the reverse): a clerk who swapped them wrote the same person, so the crosswise
+   * levels stand for the pair when they are closer.
+   */
+  nameLevels(i: number, j: number): number {
+    const first = this.firstLevel(i, j);
+    const last = this.lastLevel(i, j);
+    if (first < 2 || last < 2 || first === 5 || last === 5) return first * 8 + last;
+    const fi = this.firstId[i];
+    const lj = this.lastId[j];
+    const li = this.lastId[i];
+    const fj = this.firstId[j];
+    const crossFirst = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
+    if (crossFirst >= first) return first * 8 + last;
+    const crossLast = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
+    return crossFirst + crossLast < first + last ? 64 + crossFirst * 8 + crossLast : first * 8 + last;
+  }
+
+  /** Level of two identifiers or postal codes (dictionary ids): 0 exact, 1 one typo, 2 different, 3 missing. */
+  codeLevel(a: number, b: number): number {
+    if (a === 0 || b === 0) return 3;
+    if (a === b) return 0;
+    const x = this.names[a];
+    const y = this.names[b];
+    return x.length >= 4 && y.length >= 4 && textOneTypo(x, y) ? 1 : 2;
+  }
+
+  /** Level of two street lines: 0 exact, 1 Jaro-Winkler ≥ 0.9, 2 different, 3 missing. */
+  addressLevel(a: number, b: number): number {
+    return this.textLevel(a, b, 0.9, this.addressCache);
+  }
+
+  /** Level of two cities: 0 exact, 1 Jaro-Winkler ≥ 0.88, 2 different, 3 missing. */
+  cityLevel(a: number, b: number): number {
+    return this.textLevel(a, b, 0.88, this.cityCache);
+  }
+
+  private textLevel(a: number, b: number, threshold: number, cache: PairCache): number {
+    if (a === 0 || b === 0) return 3;
+    if (a === b) return 0;
+    const x = a < b ? a : b;
+    const y = a < b ? b : a;
+    let level = cache.get(x, y);
+    if (level < 0) {
+      level = jaroWinkler(this.names[x], this.names[y]) >= threshold ? 1 : 2;
+      cache.set(x, y, level);
+    }
+    return level;
   }
 
   /** Surname level of records i and j (see COMPARISONS). */

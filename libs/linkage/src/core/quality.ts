@@ -41,3 +41,22 @@ export function pairwiseQuality(predicted: ArrayLike<number>, truth: ArrayLike<n
   const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
   return { precision, recall, f1, predictedPairs, truePairs, correctPairs };
 }
+
+/**
+ * Pairwise quality among the records of one group (a name culture, a sex): the records for which
+ * `inGroup` holds, the others left out, so a group's pairs are judged among themselves.
+ */
+export function groupQuality(
+  predicted: ArrayLike<number>,
+  truth: ArrayLike<number>,
+  inGroup: (record: number) => boolean,
+): PairwiseQuality {
+  const p: number[] = [];
+  const t: number[] = [];
+  for (let i = 0; i < truth.length; i++) {
+    if (!inGroup(i)) continue;
+    p.push(predicted[i]);
+    t.push(truth[i]);
+  }
+  return pairwiseQuality(p, t);
+}

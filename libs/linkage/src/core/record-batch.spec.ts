@@ -9,7 +9,10 @@ const identity = (first: string, last: string, ssn = 0) => ({
   day: 31,
   sex: 2,
   ssn,
-  zip: 93301,
+  zip: '93301',
+  idNumber: ssn ? 'X7' : '',
+  address: '',
+  city: 'bakersfield',
 });
 
 describe('RecordBatch', () => {
@@ -42,7 +45,8 @@ describe('RecordBatch', () => {
     const both = RecordBatch.concat([a.build(), b.build()]);
     expect(Array.from(both.recordId)).toEqual([1, 2, 3]);
     expect([0, 1, 2].map((i) => both.first(i))).toEqual(['ana', 'bob', 'eve']);
-    expect(both.names).toEqual(['', 'ana', 'lopez', 'bob', 'smith', 'eve', 'jones']);
+    expect(both.names).toEqual(['', 'ana', 'lopez', '93301', 'bakersfield', 'bob', 'smith', 'eve', 'jones']);
+    expect([0, 1, 2].map((i) => both.identity(i).zip)).toEqual(['93301', '93301', '93301']);
   });
 
   it('refuses bytes that are not a batch, or are cut short', () => {

@@ -1,4 +1,4 @@
-import { blockingComponentsOf, hashString, lastNameCode } from './blocking';
+import { blockingComponentsOf, hashString, lastNameCode, nameCode } from './blocking';
 import { nameGroup } from './nicknames';
 import type { NormalisedIdentity } from './normalise';
 
@@ -12,7 +12,8 @@ import type { NormalisedIdentity } from './normalise';
  *
  * `recordId` is `chunk << 20 | index in chunk`: unique within a run, and the same in every run over
  * the same records. `mask` says through which blocking schemes a record reached a partition.
- * `dobKey`, `groupHash` and `codeHash` are the record's blocking components (see blocking.ts),
+ * `zip`, `idNumber`, `address` and `city` index the same dictionary (they are text of any country).
+ * `dobKey`, `groupHash`, `codeHash`, `firstCode` and `idHash` are the record's blocking components (see blocking.ts),
  * computed once per distinct name when a batch is built or read, so that scoring hashes no
  * strings; they are not serialised.
  */
@@ -32,8 +33,13 @@ export class RecordBatch {
     readonly dobKey: Uint32Array,
     readonly groupHash: Uint32Array,
     readonly codeHash: Uint32Array,
+    readonly firstCode: Uint32Array,
+    readonly idHash: Uint32Array,
     readonly firstName: Uint32Array,
     readonly lastName: Uint32Array,
+    readonly idNumber: Uint32Array,
+    readonly address: Uint32Array,
+    readonly city: Uint32Array,
     readonly names: readonly string[],
   ) {}
 
@@ -59,8 +65,13 @@ export class RecordBatch {
       c.dobKey,
       c.groupHash,
       c.codeHash,
+      c.firstCode,
+      c.idHash,
       c.firstName,
       c.lastName,
+      c.idNumber,
+      c.address,
+      c.city,
       names,
     );
   }
@@ -106,8 +117,13 @@ export class RecordBatch {
         dobKey: u32(this.dobKey),
         groupHash: u32(this.groupHash),
         codeHash: u32(this.codeHash),
+        firstCode: u32(this.firstCode),
+        idHash: u32(this.idHash),
         firstName: u32(this.firstName),
         lastName: u32(this.lastName),
+        idNumber: u32(this.idNumber),
+        address: u32(this.address),
+        city: u32(this.city),
       },
       this.names,
     );
@@ -134,7 +150,10 @@ export class RecordBatch {
       day: this.day[i],
       sex: this.sex[i],
       ssn: this.ssn[i],
-      zip: this.zip[i],
+      zip: this.names[this.zip[i]],
+      idNumber: this.names[this.idNumber[i]],
+      address: this.names[this.address[i]],
+      city: this.names[this.city[i]],
     };
   }
 
@@ -148,6 +167,9 @@ export class RecordBatch {
       this.zip,
       this.firstName,
       this.lastName,
+      this.idNumber,
+      this.address,
+      this.city,
       this.dataset,
       this.year,
       this.mask,
@@ -201,8 +223,13 @@ export class RecordBatch {
       dobKey: new Uint32Array(n),
       groupHash: new Uint32Array(n),
       codeHash: new Uint32Array(n),
+      firstCode: new Uint32Array(n),
+      idHash: new Uint32Array(n),
       firstName: take(u32, 4),
       lastName: take(u32, 4),
+      idNumber: take(u32, 4),
+      address: take(u32, 4),
+      city: take(u32, 4),
       dataset: take(u16, 2),
       year: take(u16, 2),
       mask: take(u8, 1),
@@ -216,7 +243,14 @@ export class RecordBatch {
     if (names.length !== nameCount || names[0] !== '')
       throw new Error('a linkage record batch has bad names');
     for (let i = 0; i < n; i++) {
-      if (columns.firstName[i] >= nameCount || columns.lastName[i] >= nameCount) {
+      if (
+        columns.firstName[i] >= nameCount ||
+        columns.lastName[i] >= nameCount ||
+        columns.zip[i] >= nameCount ||
+        columns.idNumber[i] >= nameCount ||
+        columns.address[i] >= nameCount ||
+        columns.city[i] >= nameCount
+      ) {
         throw new Error('a linkage record batch has bad names');
       }
     }
@@ -225,16 +259,20 @@ export class RecordBatch {
   }
 }
 
-const MAGIC = 0x4b4e4c34; // "4LNK"
+const MAGIC = 0x4b4e4c35; // "5LNK"
 const HEADER_BYTES = 16;
 
 /** The blocking components of every record, from its date and the codes of its names (once per name). */
 function fillBlockingComponents(c: RecordBatchColumns, names: readonly string[]) {
   const groups = new Uint32Array(names.length);
   const codes = new Uint32Array(names.length);
+  const firstCodes = new Uint32Array(names.length);
+  const hashes = new Uint32Array(names.length);
   for (let id = 1; id < names.length; id++) {
     groups[id] = hashString(nameGroup(names[id]));
     codes[id] = hashString(lastNameCode(names[id]));
+    firstCodes[id] = hashString(nameCode(names[id]));
+    hashes[id] = hashString(names[id]);
   }
   for (let i = 0; i < c.size; i++) {
     const year = c.year[i];
@@ -243,6 +281,8 @@ function fillBlockingComponents(c: RecordBatchColumns, names: readonly string[])
     c.dobKey[i] = year ? year * 10_000 + (month < day ? month : day) * 100 + (month < day ? day : month) : 0;
     c.groupHash[i] = groups[c.firstName[i]];
     c.codeHash[i] = codes[c.lastName[i]];
+    c.firstCode[i] = firstCodes[c.firstName[i]];
+    c.idHash[i] = hashes[c.idNumber[i]];
   }
 }
 
@@ -261,8 +301,13 @@ interface RecordBatchColumns {
   dobKey: Uint32Array;
   groupHash: Uint32Array;
   codeHash: Uint32Array;
+  firstCode: Uint32Array;
+  idHash: Uint32Array;
   firstName: Uint32Array;
   lastName: Uint32Array;
+  idNumber: Uint32Array;
+  address: Uint32Array;
+  city: Uint32Array;
 }
 
 /** Fills a {@link RecordBatch} record by record, growing as needed. */
@@ -270,6 +315,9 @@ export class RecordBatchBuilder {
   private c: RecordBatchColumns;
   private readonly names: string[] = [''];
   private readonly nameIds = new Map<string, number>([['', 0]]);
+  /** The batch {@link pushFrom} last copied from, and its dictionary ids mapped into this one's (-1: not yet). */
+  private source: RecordBatch | null = null;
+  private sourceIds = new Int32Array(0);
 
   constructor(capacity: number) {
     this.c = allocate(Math.max(16, capacity));
@@ -303,13 +351,18 @@ export class RecordBatchBuilder {
     d.sex[i] = identity.sex;
     d.middleInitial[i] = identity.middleInitial;
     d.ssn[i] = identity.ssn;
-    d.zip[i] = identity.zip;
     const components = blockingComponentsOf(identity);
     d.dobKey[i] = components.dob;
     d.groupHash[i] = components.firstGroup;
     d.codeHash[i] = components.lastCode;
+    d.firstCode[i] = components.firstCode;
+    d.idHash[i] = components.idNumber;
     d.firstName[i] = this.nameId(identity.first);
     d.lastName[i] = this.nameId(identity.last);
+    d.zip[i] = this.nameId(identity.zip);
+    d.idNumber[i] = this.nameId(identity.idNumber);
+    d.address[i] = this.nameId(identity.address);
+    d.city[i] = this.nameId(identity.city);
   }
 
   /** Adds record `i` of another batch, with another mask. */
@@ -326,12 +379,31 @@ export class RecordBatchBuilder {
     d.sex[k] = batch.sex[i];
     d.middleInitial[k] = batch.middleInitial[i];
     d.ssn[k] = batch.ssn[i];
-    d.zip[k] = batch.zip[i];
     d.dobKey[k] = batch.dobKey[i];
     d.groupHash[k] = batch.groupHash[i];
     d.codeHash[k] = batch.codeHash[i];
-    d.firstName[k] = this.nameId(batch.names[batch.firstName[i]]);
-    d.lastName[k] = this.nameId(batch.names[batch.lastName[i]]);
+    d.firstCode[k] = batch.firstCode[i];
+    d.idHash[k] = batch.idHash[i];
+    d.firstName[k] = this.mappedId(batch, batch.firstName[i]);
+    d.lastName[k] = this.mappedId(batch, batch.lastName[i]);
+    d.zip[k] = this.mappedId(batch, batch.zip[i]);
+    d.idNumber[k] = this.mappedId(batch, batch.idNumber[i]);
+    d.address[k] = this.mappedId(batch, batch.address[i]);
+    d.city[k] = this.mappedId(batch, batch.city[i]);
+  }
+
+  /**
+   * The id in this batch's dictionary of dictionary id `id` of `batch`: looked up once per
+   * distinct value of the source (a record is copied to up to five partitions, each value six).
+   */
+  private mappedId(batch: RecordBatch, id: number): number {
+    if (this.source !== batch) {
+      this.source = batch;
+      this.sourceIds = new Int32Array(batch.names.length).fill(-1);
+    }
+    let mapped = this.sourceIds[id];
+    if (mapped < 0) this.sourceIds[id] = mapped = this.nameId(batch.names[id]);
+    return mapped;
   }
 
   /** Adds every record of a batch (its names mapped into this batch's dictionary, once per name). */
@@ -348,15 +420,20 @@ export class RecordBatchBuilder {
     c.sex.set(batch.sex, at);
     c.middleInitial.set(batch.middleInitial, at);
     c.ssn.set(batch.ssn, at);
-    c.zip.set(batch.zip, at);
     c.dobKey.set(batch.dobKey, at);
     c.groupHash.set(batch.groupHash, at);
     c.codeHash.set(batch.codeHash, at);
+    c.firstCode.set(batch.firstCode, at);
+    c.idHash.set(batch.idHash, at);
     const remap = new Uint32Array(batch.names.length);
     for (let id = 0; id < batch.names.length; id++) remap[id] = this.nameId(batch.names[id]);
     for (let i = 0; i < batch.size; i++) {
       c.firstName[at + i] = remap[batch.firstName[i]];
       c.lastName[at + i] = remap[batch.lastName[i]];
+      c.zip[at + i] = remap[batch.zip[i]];
+      c.idNumber[at + i] = remap[batch.idNumber[i]];
+      c.address[at + i] = remap[batch.address[i]];
+      c.city[at + i] = remap[batch.city[i]];
     }
     c.size += batch.size;
   }
@@ -380,8 +457,13 @@ export class RecordBatchBuilder {
         dobKey: c.dobKey.slice(0, n),
         groupHash: c.groupHash.slice(0, n),
         codeHash: c.codeHash.slice(0, n),
+        firstCode: c.firstCode.slice(0, n),
+        idHash: c.idHash.slice(0, n),
         firstName: c.firstName.slice(0, n),
         lastName: c.lastName.slice(0, n),
+        idNumber: c.idNumber.slice(0, n),
+        address: c.address.slice(0, n),
+        city: c.city.slice(0, n),
       },
       [...this.names],
     );
@@ -412,8 +494,13 @@ const COLUMN_KEYS = [
   'dobKey',
   'groupHash',
   'codeHash',
+  'firstCode',
+  'idHash',
   'firstName',
   'lastName',
+  'idNumber',
+  'address',
+  'city',
 ] as const;
 
 function allocate(capacity: number): RecordBatchColumns {
@@ -432,7 +519,12 @@ function allocate(capacity: number): RecordBatchColumns {
     dobKey: new Uint32Array(capacity),
     groupHash: new Uint32Array(capacity),
     codeHash: new Uint32Array(capacity),
+    firstCode: new Uint32Array(capacity),
+    idHash: new Uint32Array(capacity),
     firstName: new Uint32Array(capacity),
     lastName: new Uint32Array(capacity),
+    idNumber: new Uint32Array(capacity),
+    address: new Uint32Array(capacity),
+    city: new Uint32Array(capacity),
   };
 }

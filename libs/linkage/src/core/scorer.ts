@@ -5,20 +5,18 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES, type RuleKeys, SCHEME_A, sameKey } from './blocking';
+import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy } from './blocking';
+import { CITY, COMPARISONS, FIRST, LAST, LEVELS, RADIX, STRIDE, dobLevel, ssnOneTypo } from './comparisons';
 import {
-  FIRST,
-  LAST,
-  LEVELS,
-  PATTERNS,
-  RADIX,
-  STRIDE,
-  agreeLevel,
-  dobLevel,
-  ssnLevel,
-  ssnOneTypo,
-} from './comparisons';
-import { type LinkageModel, type TermFrequencies, patternWeights, tfAdjustment } from './model';
+  LEVEL_SLOTS,
+  type LinkageModel,
+  type PatternCounts,
+  type TermFrequencies,
+  addPattern,
+  levelWeightTable,
+  priorWeight,
+  tfAdjustment,
+} from './model';
 import { KeySlots } from './hash-tables';
 import { PreparedBatch } from './prepared-batch';
 import type { RecordBatch } from './record-batch';
@@ -63,6 +61,10 @@ const S_SSN = STRIDE[3];
 const S_SEX = STRIDE[4];
 const S_ZIP = STRIDE[5];
 const S_MIDDLE = STRIDE[6];
+const S_ID = STRIDE[7];
+const S_ADDRESS = STRIDE[8];
+const S_CITY = STRIDE[9];
+const COMPARISON_COUNT = COMPARISONS.length;
 
 /**
  * Compares pairs of one partition. `run` drives it to the end; `steps` yields every few hundred
@@ -73,68 +75,115 @@ export class PartitionScorer {
   readonly prepared: PreparedBatch;
   private readonly batch: RecordBatch;
   private weights: Float64Array | null = null;
+  private prior = 0;
   private tfFirst: Float64Array | null = null;
   private tfLast: Float64Array | null = null;
+  private tfCity: Float64Array | null = null;
   private threshold = Infinity;
+  /** The levels of the pair {@link pattern} last compared, LEVEL_SLOTS apart (c · LEVEL_SLOTS). */
+  readonly levels = new Int32Array(COMPARISON_COUNT * LEVEL_SLOTS);
+  /** Whether that pair's names agree crosswise (swapped); their frequencies then adjust nothing. */
+  swapped = false;
 
   constructor(batch: RecordBatch | PreparedBatch) {
     this.prepared = batch instanceof PreparedBatch ? batch : new PreparedBatch(localityOrder(batch));
     this.batch = this.prepared.batch;
   }
 
-  /** The comparison pattern of records i and j. */
+  /**
+   * The comparison pattern of records i and j; their levels are left in {@link levels} (level of
+   * comparison c at c · LEVEL_SLOTS + level... as `levels[c]`).
+   */
   pattern(i: number, j: number): number {
     const b = this.batch;
     const p = this.prepared;
+    const lv = this.levels;
+    const names = p.nameLevels(i, j);
+    const first = (names >>> 3) & 7;
+    const last = names & 7;
+    this.swapped = names >= 64;
+    const s1 = b.ssn[i];
+    const s2 = b.ssn[j];
+    const x1 = b.sex[i];
+    const x2 = b.sex[j];
+    const i1 = b.middleInitial[i];
+    const i2 = b.middleInitial[j];
+    lv[0] = first;
+    lv[1] = last;
+    lv[2] = dobLevel(b.year[i], b.month[i], b.day[i], b.year[j], b.month[j], b.day[j]);
+    lv[3] = s1 === 0 || s2 === 0 ? 3 : s1 === s2 ? 0 : ssnOneTypo(s1, s2) ? 1 : 2;
+    lv[4] = x1 === 0 || x2 === 0 ? 2 : x1 === x2 ? 0 : 1;
+    lv[5] = p.codeLevel(b.zip[i], b.zip[j]);
+    lv[6] = i1 === 0 || i2 === 0 ? 2 : i1 === i2 ? 0 : 1;
+    lv[7] = p.codeLevel(b.idNumber[i], b.idNumber[j]);
+    lv[8] = p.addressLevel(b.address[i], b.address[j]);
+    lv[9] = p.cityLevel(b.city[i], b.city[j]);
     return (
-      p.firstLevel(i, j) * S_FIRST +
-      p.lastLevel(i, j) * S_LAST +
-      dobLevel(b.year[i], b.month[i], b.day[i], b.year[j], b.month[j], b.day[j]) * S_DOB +
-      ssnLevel(b.ssn[i], b.ssn[j]) * S_SSN +
-      agreeLevel(b.sex[i], b.sex[j]) * S_SEX +
-      agreeLevel(b.zip[i], b.zip[j]) * S_ZIP +
-      agreeLevel(b.middleInitial[i], b.middleInitial[j]) * S_MIDDLE
+      lv[0] * S_FIRST +
+      lv[1] * S_LAST +
+      lv[2] * S_DOB +
+      lv[3] * S_SSN +
+      lv[4] * S_SEX +
+      lv[5] * S_ZIP +
+      lv[6] * S_MIDDLE +
+      lv[7] * S_ID +
+      lv[8] * S_ADDRESS +
+      lv[9] * S_CITY
     );
   }
 
   /** Sets the model that {@link score} weighs pairs with. */
   useModel(model: LinkageModel, tf: TermFrequencies): this {
-    this.weights = patternWeights(model);
+    this.weights = levelWeightTable(model);
+    this.prior = priorWeight(model.lambda);
     this.threshold = model.threshold;
     const names = this.prepared.names;
-    // Adjustments per interned name id; names that are not a given name (or surname) get 0.
+    // Adjustments per interned id; values that are not a given name (surname, city) get 0.
     const first = new Float64Array(names.length);
     const last = new Float64Array(names.length);
+    const city = new Float64Array(names.length);
     const uFirst = model.u[FIRST][0];
     const uLast = model.u[LAST][0];
+    const uCity = model.u[CITY][0];
     for (let id = 0; id < names.length; id++) {
       const name = names[id];
       const f = tf.first.get(name);
       if (f !== undefined) first[id] = tfAdjustment(uFirst, f, tf.records);
       const l = tf.last.get(name);
       if (l !== undefined) last[id] = tfAdjustment(uLast, l, tf.records);
+      const c = tf.city.get(name);
+      if (c !== undefined) city[id] = tfAdjustment(uCity, c, tf.records);
     }
     this.tfFirst = first;
     this.tfLast = last;
+    this.tfCity = city;
     return this;
   }
 
   /** The match weight of records i and j under the model. */
   weight(i: number, j: number): number {
-    const pattern = this.pattern(i, j);
-    let w = this.weights![pattern];
-    const firstLevelIndex = floor(pattern / S_FIRST);
-    if (firstLevelIndex === 0) w += this.tfFirst![this.prepared.firstId[i]];
-    if (floor(pattern / S_LAST) % 6 === 0) w += this.tfLast![this.prepared.lastId[i]];
+    this.pattern(i, j);
+    return this.weightOfLevels(i);
+  }
+
+  /** The match weight of the levels {@link pattern} left, record i's values adjusting exact agreements. */
+  private weightOfLevels(i: number): number {
+    const lv = this.levels;
+    const weights = this.weights!;
+    let w = this.prior;
+    for (let c = 0; c < COMPARISON_COUNT; c++) w += weights[c * LEVEL_SLOTS + lv[c]];
+    if (lv[0] === 0 && !this.swapped) w += this.tfFirst![this.prepared.firstId[i]];
+    if (lv[1] === 0 && !this.swapped) w += this.tfLast![this.prepared.lastId[i]];
+    if (lv[9] === 0) w += this.tfCity![this.batch.city[i]];
     return w;
   }
 
   /** Counts the comparison pattern of every candidate pair (each pair once). */
-  countPatterns(): { counts: Float64Array; pairs: number } {
-    const counts = new Float64Array(PATTERNS);
+  countPatterns(): { counts: PatternCounts; pairs: number } {
+    const counts: PatternCounts = new Map();
     let pairs = 0;
     const visit = (i: number, j: number) => {
-      counts[this.pattern(i, j)]++;
+      addPattern(counts, this.pattern(i, j));
       pairs++;
     };
     drain(this.pairs(visit, true));
@@ -145,8 +194,8 @@ export class PartitionScorer {
    * Per blocking rule, the patterns of *all* pairs its blocks hold (not only those it claims), with
    * the comparisons the rule blocks on set to missing: what EM learns m from (see model.ts).
    */
-  countPatternsByRule(): Float64Array[] {
-    const counts = BLOCKING_RULES.map(() => new Float64Array(PATTERNS));
+  countPatternsByRule(): PatternCounts[] {
+    const counts = BLOCKING_RULES.map((): PatternCounts => new Map());
     const masks = BLOCKING_RULES.map((rule) => rule.blocksOn);
     const visit = (i: number, j: number, r: number) => {
       let pattern = this.pattern(i, j);
@@ -154,7 +203,7 @@ export class PartitionScorer {
         const level = floor(pattern / STRIDE[c]) % RADIX[c];
         pattern += (LEVELS[c] - level) * STRIDE[c];
       }
-      counts[r][pattern]++;
+      addPattern(counts[r], pattern);
     };
     drain(this.pairs(visit, false));
     return counts;
@@ -193,15 +242,10 @@ export class PartitionScorer {
     to: number,
     acc: ScoreAccumulator,
   ) {
-    const weights = this.weights!;
-    const tfFirst = this.tfFirst!;
-    const tfLast = this.tfLast!;
     const threshold = this.threshold;
-    const prepared = this.prepared;
-    const { firstId, lastId } = prepared;
-    const { recordId, year, month, day, ssn, sex, zip, middleInitial, groupHash } = this.batch;
+    const { recordId, year } = this.batch;
     const histogram = acc.histogram;
-    const { his, los, hass } = acc.earlier[r];
+    const { his, los, hass, undatedOnly } = acc.earlier[r];
     const q = r;
     let pairs = 0;
     for (let block = from; block < to; block++) {
@@ -217,45 +261,20 @@ export class PartitionScorer {
             const hi = his[k];
             const lo = los[k];
             const has = hass[k];
-            if (hi[i] === hi[j] && lo[i] === lo[j] && has[i] === 1 && has[j] === 1) {
+            if (
+              hi[i] === hi[j] &&
+              lo[i] === lo[j] &&
+              has[i] === 1 &&
+              has[j] === 1 &&
+              (undatedOnly[k] === 0 || year[i] === 0 || year[j] === 0)
+            ) {
               claimed = true;
               break;
             }
           }
           if (claimed) continue;
-          // The pattern (see pattern()), written out: this is the hot loop of a run.
-          const fa = firstId[i];
-          const fb = firstId[j];
-          const first =
-            fa === 0 || fb === 0
-              ? 5
-              : fa === fb
-                ? 0
-                : groupHash[i] === groupHash[j]
-                  ? 1
-                  : 2 + prepared.similarityLevel(fa, fb);
-          const last = prepared.lastLevel(i, j);
-          const dob = dobLevel(year[i], month[i], day[i], year[j], month[j], day[j]);
-          const s1 = ssn[i];
-          const s2 = ssn[j];
-          const ssnLevelOf = s1 === 0 || s2 === 0 ? 3 : s1 === s2 ? 0 : ssnOneTypo(s1, s2) ? 1 : 2;
-          const x1 = sex[i];
-          const x2 = sex[j];
-          const z1 = zip[i];
-          const z2 = zip[j];
-          const i1 = middleInitial[i];
-          const i2 = middleInitial[j];
-          const pattern =
-            first * S_FIRST +
-            last * S_LAST +
-            dob * S_DOB +
-            ssnLevelOf * S_SSN +
-            (x1 === 0 || x2 === 0 ? 2 : x1 === x2 ? 0 : 1) * S_SEX +
-            (z1 === 0 || z2 === 0 ? 2 : z1 === z2 ? 0 : 1) * S_ZIP +
-            (i1 === 0 || i2 === 0 ? 2 : i1 === i2 ? 0 : 1) * S_MIDDLE;
-          let w = weights[pattern];
-          if (first === 0) w += tfFirst[fa];
-          if (last === 0) w += tfLast[lastId[i]];
+          this.pattern(i, j);
+          const w = this.weightOfLevels(i);
           pairs++;
           let bin = floor(w) - HISTOGRAM_MIN;
           if (bin < 0) bin = 0;
@@ -305,7 +324,7 @@ export class PartitionScorer {
             const j = members[b];
             let claimed = false;
             for (let k = 0; dedupe && k < r; k++) {
-              if (sameKey(keys[k], i, j)) {
+              if (claimedBy(keys, k, this.batch, i, j)) {
                 claimed = true;
                 break;
               }
@@ -334,7 +353,7 @@ export interface ScoreAccumulator {
   histogram: Float64Array;
   links: Links;
   /** Per rule, the keys of the rules before it (the "claimed" test), flattened. */
-  earlier: { his: Uint32Array[]; los: Uint32Array[]; hass: Uint8Array[] }[];
+  earlier: { his: Uint32Array[]; los: Uint32Array[]; hass: Uint8Array[]; undatedOnly: Uint8Array }[];
 }
 
 /** A partition's scoring in progress: rule by rule, a slice of blocks per {@link step}. */
@@ -362,6 +381,7 @@ export class ScoreRun {
         his: keys.slice(0, r).map((k) => k.hi),
         los: keys.slice(0, r).map((k) => k.lo),
         hass: keys.slice(0, r).map((k) => k.has),
+        undatedOnly: Uint8Array.from(BLOCKING_RULES.slice(0, r).map((rule) => (rule.withoutDob ? 1 : 0))),
       })),
     };
     this.blocks = new BlockBuilder(scorer.prepared.batch);

@@ -1,5 +1,12 @@
 import fc from 'fast-check';
-import { Classification, FieldType, releasableNames, typeNameOf, validateDefinition } from './dataset-schema';
+import {
+  Classification,
+  FieldType,
+  IdentityRole,
+  releasableNames,
+  typeNameOf,
+  validateDefinition,
+} from './dataset-schema';
 import { createRecordTableSql } from './record-table';
 
 const field = (name: string, type = FieldType.STRING) => ({
@@ -7,6 +14,8 @@ const field = (name: string, type = FieldType.STRING) => ({
   type,
   classification: Classification.NON_SENSITIVE,
 });
+
+const quasi = (name: string) => ({ ...field(name), classification: Classification.QUASI_IDENTIFIER });
 
 describe('dataset definitions', () => {
   it('names types in PascalCase', () => {
@@ -18,6 +27,39 @@ describe('dataset definitions', () => {
     expect(releasableNames('dob', FieldType.DATE)).toEqual(['dob', 'dob_hash', 'dob_year']);
     expect(releasableNames('age', FieldType.INTEGER)).toEqual(['age', 'age_hash', 'age_band']);
     expect(releasableNames('flag', FieldType.BOOLEAN)).toEqual(['flag', 'flag_hash']);
+  });
+
+  it('accepts the identity roles of any country: other person ids, street lines and cities', () => {
+    const withRoles = (type: FieldType) =>
+      validateDefinition({
+        slug: 'abc',
+        title: 't',
+        keyField: 'id',
+        fields: [
+          field('id'),
+          {
+            ...field('national_id', type),
+            classification: Classification.DIRECT_IDENTIFIER,
+            identity: IdentityRole.ID_NUMBER,
+          },
+          { ...quasi('street'), identity: IdentityRole.ADDRESS },
+          { ...quasi('town'), identity: IdentityRole.CITY },
+          { ...quasi('postcode'), identity: IdentityRole.ZIP },
+        ],
+      });
+    const ok = withRoles(FieldType.STRING);
+    expect(ok.ok && ok.definition.fields.map((f) => f.identity)).toEqual([
+      null,
+      'ID_NUMBER',
+      'ADDRESS',
+      'CITY',
+      'ZIP',
+    ]);
+    expect(withRoles(FieldType.INTEGER).ok).toBe(true);
+    const refused = withRoles(FieldType.DATE);
+    expect(refused.ok ? [] : refused.problems.map((p) => p.message)).toEqual([
+      'a ID_NUMBER field must be STRING or INTEGER',
+    ]);
   });
 
   it('marks the key field required', () => {

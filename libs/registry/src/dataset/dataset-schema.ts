@@ -27,8 +27,16 @@ export enum IdentityRole {
   LAST_NAME = 'LAST_NAME',
   DATE_OF_BIRTH = 'DATE_OF_BIRTH',
   SEX = 'SEX',
+  /** A US social security number. */
   SSN = 'SSN',
+  /** A postal code of any country. */
   ZIP = 'ZIP',
+  /** Any other person identifier (state id, licence, foreign national id; any length and alphabet). */
+  ID_NUMBER = 'ID_NUMBER',
+  /** A street line. */
+  ADDRESS = 'ADDRESS',
+  /** A city, town or suburb. */
+  CITY = 'CITY',
 }
 
 /** A field of a dataset as registered. */
@@ -120,6 +128,9 @@ const TYPES_BY_IDENTITY: Record<IdentityRole, FieldType[]> = {
   [IdentityRole.SEX]: [FieldType.STRING],
   [IdentityRole.SSN]: [FieldType.STRING],
   [IdentityRole.ZIP]: [FieldType.STRING, FieldType.INTEGER],
+  [IdentityRole.ID_NUMBER]: [FieldType.STRING, FieldType.INTEGER],
+  [IdentityRole.ADDRESS]: [FieldType.STRING],
+  [IdentityRole.CITY]: [FieldType.STRING],
 };
 
 /** The GraphQL type name of a dataset: PascalCase of its slug (`jail_bookings` → `JailBookings`). */

@@ -10,7 +10,16 @@ export type ScenarioFieldType = 'STRING' | 'INTEGER' | 'FLOAT' | 'BOOLEAN' | 'DA
 export type ScenarioClassification = 'DIRECT_IDENTIFIER' | 'QUASI_IDENTIFIER' | 'SENSITIVE' | 'NON_SENSITIVE';
 /** Identity roles, as the control plane's `IdentityRole` enum spells them. */
 export type ScenarioIdentityRole =
-  'FIRST_NAME' | 'MIDDLE_NAME' | 'LAST_NAME' | 'DATE_OF_BIRTH' | 'SEX' | 'SSN' | 'ZIP';
+  | 'FIRST_NAME'
+  | 'MIDDLE_NAME'
+  | 'LAST_NAME'
+  | 'DATE_OF_BIRTH'
+  | 'SEX'
+  | 'SSN'
+  | 'ZIP'
+  | 'ID_NUMBER'
+  | 'ADDRESS'
+  | 'CITY';
 
 /** A `FieldInput` of `registerDataset`. */
 export interface ScenarioField {
