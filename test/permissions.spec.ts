@@ -86,7 +86,12 @@ describe('permissions: every operation declares who may call it', () => {
       'Query.agreement': ALL,
       'Mutation.proposeAgreement': ['STEWARD'],
       'Mutation.amendAgreement': ['STEWARD'],
-      'Mutation.approveAgreement': ['STEWARD'],
+      // An AUDITOR approves for its oversight agency, and only versions that need oversight.
+      'Mutation.approveAgreement': ['AUDITOR', 'STEWARD'],
+      'Mutation.declineAgreement': ['AUDITOR'],
+      // The service narrows these to the recipient's stewards and the provider's stewards.
+      'Mutation.attestDestruction': ['STEWARD'],
+      'Mutation.updateDataset': ['STEWARD'],
       'Mutation.revokeAgreement': ['STEWARD'],
       'Query.previewAgreement': ['STEWARD'],
       'Query.auditAccessSeries': ALL,

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { RegistryModule } from '@broker/registry';
 import { AgreementPreviewResolver } from './agreement-preview.resolver';
 import { AgreementPreviewService } from './agreement-preview.service';
-import { AgreementResolver, ApprovalResolver } from './agreement.resolver';
+import { AgreementResolver, ApprovalResolver, DeclineResolver } from './agreement.resolver';
 import { AgreementService } from './agreement.service';
 
 /** Agreements: versions, approvals, lifecycle, and previews of what a recipient would see. */
@@ -12,6 +12,7 @@ import { AgreementService } from './agreement.service';
     AgreementService,
     AgreementResolver,
     ApprovalResolver,
+    DeclineResolver,
     AgreementPreviewService,
     AgreementPreviewResolver,
   ],

@@ -40,3 +40,11 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
+export {
+  type OverseenField,
+  approvalsComplete,
+  classificationProblem,
+  overseenFields,
+  oversightProblems,
+  oversightRequired,
+} from './oversight';
