@@ -109,6 +109,9 @@ describe('permissions: every operation declares who may call it', () => {
       // The admin UI's static files; the UI signs in with an API key and calls the APIs above.
       'GET /admin': 'PUBLIC',
       'GET /admin/*': 'PUBLIC',
+      // The public register (DESIGN §4.4): agreements in force and counts, never a record or a user.
+      'GET /api/register': 'PUBLIC',
+      'GET /register': 'PUBLIC',
     });
   });
 

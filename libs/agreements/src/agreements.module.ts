@@ -4,6 +4,8 @@ import { AgreementPreviewResolver } from './agreement-preview.resolver';
 import { AgreementPreviewService } from './agreement-preview.service';
 import { AgreementResolver, ApprovalResolver, DeclineResolver } from './agreement.resolver';
 import { AgreementService } from './agreement.service';
+import { RegisterController } from './register/register.controller';
+import { RegisterService } from './register/register.service';
 
 /** Agreements: versions, approvals, lifecycle, and previews of what a recipient would see. */
 @Module({
@@ -15,7 +17,9 @@ import { AgreementService } from './agreement.service';
     DeclineResolver,
     AgreementPreviewService,
     AgreementPreviewResolver,
+    RegisterService,
   ],
-  exports: [AgreementService],
+  controllers: [RegisterController],
+  exports: [AgreementService, RegisterService],
 })
 export class AgreementsModule {}
