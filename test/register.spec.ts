@@ -323,8 +323,8 @@ describe('public register', () => {
     ]);
     // The register is cached until the audit head moves; any audited change moves it.
     await broker.definePurposes('PROGRAM_ADMINISTRATION');
-    const ours = (body: string): Record<string, unknown> | undefined =>
-      (JSON.parse(body) as { agreements: { id: string }[] }).agreements.find((x) => x.id === agreementId);
+    const ours = (body: string): Record<string, unknown> =>
+      (JSON.parse(body) as { agreements: { id: string }[] }).agreements.find((x) => x.id === agreementId)!;
     const before = ours((await get('/api/register')).body);
     const oldest = new Date(Date.now() - 40 * 86_400_000).toISOString().slice(0, 10);
     expect(before.unattestedPastRetention).toEqual({ rows: 8, oldestDay: oldest });
