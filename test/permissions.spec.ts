@@ -93,7 +93,8 @@ describe('permissions: every operation declares who may call it', () => {
       'Mutation.attestDestruction': ['STEWARD'],
       'Mutation.updateDataset': ['STEWARD'],
       'Mutation.revokeAgreement': ['STEWARD'],
-      'Query.previewAgreement': ['STEWARD'],
+      // An AUDITOR previews what it is asked to sign off, without record counts.
+      'Query.previewAgreement': ['AUDITOR', 'STEWARD'],
       'Query.auditAccessSeries': ALL,
       'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
       'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],

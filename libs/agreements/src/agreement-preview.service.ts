@@ -36,11 +36,17 @@ export class AgreementPreviewService {
   /** The preview of agreement content, for a steward of either party. */
   async preview(ctx: RequestContext, input: AgreementInput): Promise<PurposePreviewModel[]> {
     const { principal } = ctx;
-    if (principal.role !== Role.STEWARD || !principal.agencyId) {
-      throw forbidden('Only stewards preview agreements');
+    // An AUDITOR previews what it is asked to sign off (the oversight queue); never record counts.
+    const auditor = principal.role === Role.AUDITOR;
+    if ((principal.role !== Role.STEWARD && !auditor) || !principal.agencyId) {
+      throw forbidden('Only stewards, and auditors for oversight, preview agreements');
     }
     const { content, shapes } = await this.validate(input);
-    if (principal.agencyId !== content.providerAgencyId && principal.agencyId !== content.recipientAgencyId) {
+    if (
+      !auditor &&
+      principal.agencyId !== content.providerAgencyId &&
+      principal.agencyId !== content.recipientAgencyId
+    ) {
       throw forbidden('A steward previews agreements to which its agency is a party');
     }
     let purposes: ReturnType<typeof previewContent>;
@@ -80,7 +86,7 @@ export class AgreementPreviewService {
   ): Promise<{ content: AgreementContent; shapes: Map<string, DatasetShapeRecord> }> {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
-    const result = validateAgreementContent(input, { datasets: shapes, purposes });
+    const result = validateAgreementContent(input, { datasets: shapes, purposes }, { oversightText: false });
     if (!result.ok) {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,

@@ -299,10 +299,13 @@ function readGrant(
 /**
  * Validates untrusted agreement input against the registered datasets and purposes. Returns the
  * canonical content (defaults filled, dates in UTC, purposes, grants and fields sorted) or problems.
+ * A version that needs oversight must carry a community benefit and justifications, unless
+ * `oversightText` is false (a preview of a draft).
  */
 export function validateAgreementContent(
   input: unknown,
   context: AgreementValidationContext,
+  options: { oversightText?: boolean } = {},
 ): AgreementValidation {
   const problems = new ProblemList();
   const entries = ownFields(input);
@@ -370,7 +373,8 @@ export function validateAgreementContent(
     ...(communityBenefit ? { communityBenefit } : {}),
     grants,
   };
-  const lacking = oversightProblems(content, context.datasets);
+  // A preview shows a draft before its benefit and justifications are written; a proposal needs them.
+  const lacking = options.oversightText === false ? [] : oversightProblems(content, context.datasets);
   if (lacking.length) return { ok: false, problems: lacking };
   return { ok: true, content };
 }
