@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { RegisterService } from '@broker/agreements';
 import { TestBroker } from '@broker/testing';
 
 /**
@@ -25,6 +26,8 @@ describe('public register', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'register' });
+    // Served fresh every time here; stale-while-revalidate has a test of its own below.
+    broker.app.get(RegisterService).maxStaleMs = 0;
     cbo = await broker.createAgency('Second Chance Re-entry');
     research = await broker.createAgency('Research Office');
     cboSteward = await broker.createUser({
@@ -369,4 +372,30 @@ describe('public register', () => {
     const revoked = ours((await get('/api/register')).body);
     expect(revoked.status).toBe('REVOKED');
   });
+
+  it('serves a register at most a few seconds stale while a fresh one is computed', async () => {
+    const service = broker.app.get(RegisterService);
+    service.maxStaleMs = 60_000;
+    try {
+      const first = await service.current();
+      await broker.definePurposes('STALE_CHECK');
+      const served = await service.current();
+      expect(served.key).toBe(first.key); // stale, at once
+      // The refresh that request started lands; from then on the fresh one is served.
+      const [{ seq }] = await broker.query<{ seq: string }>(`SELECT seq::text FROM audit_head`);
+      const fresh = await waitFor(async () => (await service.current()).key, seq);
+      expect(fresh).toBe(seq);
+    } finally {
+      service.maxStaleMs = 0;
+    }
+  });
 });
+
+async function waitFor<T>(read: () => Promise<T>, expected: T): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const value = await read();
+    if (value === expected) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return read();
+}

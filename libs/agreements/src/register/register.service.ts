@@ -26,30 +26,54 @@ interface DatasetRow {
   fields: (FieldDefinition & { description: string | null })[];
 }
 
+/** How stale the register may be served while a fresher one is computed in the background. */
+export const REGISTER_MAX_STALE_MS = 5_000;
+
+type RegisterEntry = { key: string; register: Register; json: string; html?: string; at: number };
+
 /**
  * Computes the public register from the agreements and the counts the audit append keeps, in one
- * consistent snapshot, and caches it until the audit head moves (every change to an agreement, a
- * dataset or a purpose, and every data request, appends an event). Scraping it therefore costs one
- * primary-key read while nothing changes, and a handful of indexed reads (never a scan of the audit
- * log) when something did.
+ * consistent snapshot, never scanning the audit log. It is cached: while the audit head has not
+ * moved (every change to an agreement, a dataset or a purpose, and every data request, appends an
+ * event) a request costs one primary-key read; when it has, a register at most
+ * {@link REGISTER_MAX_STALE_MS} old is served while a fresh one is computed in the background, so a
+ * scraper never waits for a computation while data requests keep the head moving. Each broker
+ * instance keeps its own cache.
  */
 @Injectable()
 export class RegisterService {
-  private cached: { key: string; register: Register; json: string; html?: string } | null = null;
-  private building: Promise<{ key: string; register: Register; json: string; html?: string }> | null = null;
+  private cached: RegisterEntry | null = null;
+  private building: Promise<RegisterEntry> | null = null;
+  /** How stale a served register may be; 0 always waits for a fresh one (tests). */
+  maxStaleMs = REGISTER_MAX_STALE_MS;
 
   constructor(private readonly dataSource: DataSource) {}
 
-  /** The register and its JSON text, from the cache when the audit head has not moved. */
-  async current(): Promise<{ key: string; register: Register; json: string; html?: string }> {
+  /** The register and its JSON text: cached, fresh, or at most a few seconds stale. */
+  async current(): Promise<RegisterEntry> {
     const [{ seq }] = await this.dataSource.query<{ seq: string }[]>(
       `SELECT seq FROM audit_head WHERE id = 1`,
     );
-    if (this.cached && this.cached.key === seq) return this.cached;
-    // Concurrent requests after a change share one computation.
+    const cached = this.cached;
+    if (cached && cached.key === seq) return cached;
+    const refresh = this.refresh();
+    if (cached && Date.now() - cached.at < this.maxStaleMs) {
+      refresh.catch(() => undefined); // served stale; the next request sees the outcome
+      return cached;
+    }
+    return refresh;
+  }
+
+  /** Computes the register once for every caller waiting meanwhile, and caches it. */
+  private refresh(): Promise<RegisterEntry> {
     this.building ??= this.compute()
       .then((register) => {
-        const entry = { key: String(register.auditHead.seq), register, json: JSON.stringify(register) };
+        const entry: RegisterEntry = {
+          key: String(register.auditHead.seq),
+          register,
+          json: JSON.stringify(register),
+          at: Date.now(),
+        };
         this.cached = entry;
         return entry;
       })
