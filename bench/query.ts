@@ -380,15 +380,20 @@ interface Setup {
   recipient: string;
   providerSteward: string;
   recipientSteward: string;
+  /** The oversight board's AUDITOR: the bench agreements release sensitive fields. */
+  auditor: string;
 }
+
+const BENCH_BENEFIT = 'Benchmark: measures what the broker costs, on generated data of nobody.';
+const BENCH_JUSTIFICATION = 'Benchmark: every field, to measure the cost of each transform.';
 
 async function prepare(port: number, operator: string): Promise<Setup> {
   const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
     gql<T>(port, key, query, variables);
-  const agency = async (name: string) =>
+  const agency = async (name: string, kind = 'benchmark') =>
     (
       await g(operator, `mutation($i: CreateAgencyInput!) { createAgency(input: $i) { id } }`, {
-        i: { name, kind: 'benchmark' },
+        i: { name, kind },
       })
     ).createAgency.id as string;
   const user = async (agencyId: string, role: string) =>
@@ -407,6 +412,7 @@ async function prepare(port: number, operator: string): Promise<Setup> {
   const providerSteward = await user(provider, 'STEWARD');
   const recipientSteward = await user(recipient, 'STEWARD');
   const analystKey = await user(recipient, 'ANALYST');
+  const auditor = await user(await agency('Bench oversight board', 'oversight'), 'AUDITOR');
   const dataset = await g(
     providerSteward,
     `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
@@ -443,25 +449,33 @@ async function prepare(port: number, operator: string): Promise<Setup> {
         purposes: [PURPOSE],
         validFrom: '2020-01-01T00:00:00Z',
         validUntil: '2099-01-01T00:00:00Z',
+        communityBenefit: BENCH_BENEFIT,
         grants: [
           {
             datasetId,
-            fields: FIELDS.map((f) => ({ name: f.name, transform: TRANSFORMS[f.name] ?? 'RAW' })),
+            fields: FIELDS.map((f) => ({
+              name: f.name,
+              transform: TRANSFORMS[f.name] ?? 'RAW',
+              justification: BENCH_JUSTIFICATION,
+            })),
             rowFilter: ROW_FILTER,
           },
         ],
       },
     },
   );
+  await g(recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
+    id: proposed.proposeAgreement.id,
+  });
   const approved = await g(
-    recipientSteward,
+    auditor,
     `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
     { id: proposed.proposeAgreement.id },
   );
   if (approved.approveAgreement.status !== 'ACTIVE') {
     throw new Error(`the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
   }
-  return { analystKey, datasetId, provider, recipient, providerSteward, recipientSteward };
+  return { analystKey, datasetId, provider, recipient, providerSteward, recipientSteward, auditor };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,11 +537,16 @@ async function prepareCounts(port: number, setup: Setup): Promise<{ analystKey: 
         purposes: [PURPOSE],
         validFrom: '2020-01-01T00:00:00Z',
         validUntil: '2099-01-01T00:00:00Z',
+        communityBenefit: BENCH_BENEFIT,
         grants: [
           {
             datasetId,
             access: 'AGGREGATE_ONLY',
-            fields: [{ name: 'sex' }, { name: 'age', transform: 'GENERALIZE' }, { name: 'offense' }],
+            fields: [
+              { name: 'sex', justification: BENCH_JUSTIFICATION },
+              { name: 'age', transform: 'GENERALIZE', justification: BENCH_JUSTIFICATION },
+              { name: 'offense', justification: BENCH_JUSTIFICATION },
+            ],
           },
         ],
       },
@@ -536,6 +555,10 @@ async function prepareCounts(port: number, setup: Setup): Promise<{ analystKey: 
   await g(setup.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
     id: proposed.proposeAgreement.id,
   });
+  // Where the fields need no oversight the auditor is refused (FORBIDDEN), which leaves it in force.
+  await g(setup.auditor, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
+    id: proposed.proposeAgreement.id,
+  }).catch(() => undefined);
   return { analystKey: setup.analystKey };
 }
 

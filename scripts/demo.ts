@@ -16,7 +16,13 @@ import Redis from 'ioredis';
 import { databaseName, dropDatabase, ensureDatabase, redactUrl } from '@broker/core';
 // The scenario directly, not through @broker/testing, whose index also loads the in-process
 // TestBroker and with it the whole broker application.
-import { type SeededCounty, httpBrokerClient, seedCounty } from '../libs/testing/src/scenario/seed-county';
+import {
+  COUNTY_PROPOSAL_AWAITING_OVERSIGHT,
+  COUNTY_RETENTION,
+  type SeededCounty,
+  httpBrokerClient,
+  seedCounty,
+} from '../libs/testing/src/scenario/seed-county';
 
 const DATABASE_URL = process.env.DEMO_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/broker_demo';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -236,6 +242,15 @@ function printSummary(
   say(`Demo county seeded in ${seconds.toFixed(1)} s: ${county.county.people.length} people; ${records}.`);
   say('Agreements in force (there is no CBO → probation agreement: probation sees no program records):');
   for (const a of county.agreements) say(`  ${a.provider} → ${a.recipient}: ${a.title} (${a.dataset})`);
+  say(
+    `Awaiting the oversight board (sign in as the auditor to approve or decline it): ` +
+      `${COUNTY_PROPOSAL_AWAITING_OVERSIGHT.provider} → ${COUNTY_PROPOSAL_AWAITING_OVERSIGHT.recipient}: ` +
+      `${COUNTY_PROPOSAL_AWAITING_OVERSIGHT.title}.`,
+  );
+  say(
+    `Retention: ${COUNTY_RETENTION.dataset} records are destroyed ${COUNTY_RETENTION.retentionDays} days after ` +
+      `${COUNTY_RETENTION.retentionField} (the worker's daily job).`,
+  );
   if (linkageRunId) {
     say(
       `Linkage run ${linkageRunId} started: personKey appears in the research office's rows when it succeeds ` +
@@ -245,6 +260,9 @@ function printSummary(
   say();
   say(`  Broker        ${baseUrl}`);
   say(`  Admin UI      ${baseUrl}/admin/     (sign in with a key below)`);
+  say(
+    `  Register      ${baseUrl}/register      (public: the agreements in force, for anyone; JSON at /api/register)`,
+  );
   say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
   say(`  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements)`);
   say(`  Health        ${baseUrl}/health`);

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { createHmac } from 'node:crypto';
-import { TestBroker } from '@broker/testing';
+import { TestBroker, withOversightText } from '@broker/testing';
 
 type Kind = 'STRING' | 'INTEGER' | 'FLOAT' | 'BOOLEAN' | 'DATE' | 'DATETIME';
 type Transform = 'RAW' | 'HASH' | 'GENERALIZE';
@@ -291,7 +291,7 @@ describe('data plane against a reference model (property-based)', () => {
           cboSteward.apiKey,
           `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
           {
-            input: {
+            input: withOversightText({
               title: 'Property',
               providerAgencyId: cbo.id,
               recipientAgencyId: research.id,
@@ -304,7 +304,7 @@ describe('data plane against a reference model (property-based)', () => {
                   rowFilter: sc.rowFilter,
                 },
               ],
-            },
+            }),
           },
         );
         const id = proposeAgreement.id as string;
@@ -314,6 +314,12 @@ describe('data plane against a reference model (property-based)', () => {
             `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { id } }`,
             { id },
           );
+          // Sensitive fields released other than as HASH need the oversight board's approval too.
+          const [{ in_force_version: inForce }] = await broker.query<{ in_force_version: number | null }>(
+            `SELECT in_force_version FROM agreement WHERE id = $1`,
+            [id],
+          );
+          if (inForce === null) await broker.oversightApprove(id, 1);
         }
         if (sc.state === 'REVOKED') {
           await broker.gqlOk(

@@ -2,7 +2,9 @@ import {
   type BrokerClient,
   COUNTY_AGENCIES,
   COUNTY_DATASETS,
+  COUNTY_PROPOSAL_AWAITING_OVERSIGHT,
   COUNTY_PURPOSES,
+  COUNTY_RETENTION,
   COUNTY_USERS,
   type SeededCounty,
   TestBroker,
@@ -126,9 +128,21 @@ describe('demo county seeding', () => {
 
   it('puts the recidivism scenario in force: research reads reduced records; probation reads no CBO records', async () => {
     const key = (handle: string) => seeded.users.find((u) => u.handle === handle)!.apiKey;
-    const agreements = await broker.gqlOk(key('auditor:OVERSIGHT'), '{ agreements { title status } }');
-    expect(agreements.agreements).toHaveLength(5);
-    expect(agreements.agreements.every((a: { status: string }) => a.status === 'ACTIVE')).toBe(true);
+    const agreements = await broker.gqlOk(
+      key('auditor:OVERSIGHT'),
+      '{ agreements { title status oversightRequired inForceVersion } }',
+    );
+    // Five in force, each signed off by the oversight board; one awaits it.
+    expect(agreements.agreements).toHaveLength(6);
+    const inForce = agreements.agreements.filter((a: { inForceVersion: number | null }) => a.inForceVersion);
+    expect(inForce).toHaveLength(5);
+    expect(inForce.every((a: { status: string }) => a.status === 'ACTIVE')).toBe(true);
+    expect(agreements.agreements.find((a: { inForceVersion: number | null }) => !a.inForceVersion)).toEqual({
+      title: COUNTY_PROPOSAL_AWAITING_OVERSIGHT.title,
+      status: 'PROPOSED',
+      oversightRequired: true,
+      inForceVersion: null,
+    });
 
     const research = await broker.gql(
       key('analyst:RESEARCH'),
@@ -188,5 +202,28 @@ describe('demo county seeding', () => {
     );
     expect(rows.data).toBeNull();
     expect(rows.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('shows the county on the public register: the agreements in force, not the one awaiting oversight', async () => {
+    const res = await broker.http.inject({ method: 'GET', url: '/api/register' });
+    const register = JSON.parse(res.body) as {
+      agreements: { title: string; approvals: { agency: string; oversight: boolean }[] }[];
+    };
+    expect(register.agreements.map((a) => a.title).sort()).toEqual(
+      seeded.agreements.map((a) => a.title).sort(),
+    );
+    for (const agreement of register.agreements) {
+      expect(agreement.approvals.filter((a) => a.oversight).map((a) => a.agency)).toEqual([
+        COUNTY_AGENCIES.OVERSIGHT.name,
+      ]);
+    }
+    const page = await broker.http.inject({ method: 'GET', url: '/register' });
+    expect(page.body).not.toContain(COUNTY_PROPOSAL_AWAITING_OVERSIGHT.title);
+    const datasets = await broker.query<{ slug: string; retention_days: number }>(
+      `SELECT slug, retention_days FROM dataset WHERE retention_days IS NOT NULL`,
+    );
+    expect(datasets).toEqual([
+      { slug: COUNTY_RETENTION.dataset, retention_days: COUNTY_RETENTION.retentionDays },
+    ]);
   });
 });

@@ -86,9 +86,15 @@ describe('permissions: every operation declares who may call it', () => {
       'Query.agreement': ALL,
       'Mutation.proposeAgreement': ['STEWARD'],
       'Mutation.amendAgreement': ['STEWARD'],
-      'Mutation.approveAgreement': ['STEWARD'],
+      // An AUDITOR approves for its oversight agency, and only versions that need oversight.
+      'Mutation.approveAgreement': ['AUDITOR', 'STEWARD'],
+      'Mutation.declineAgreement': ['AUDITOR'],
+      // The service narrows these to the recipient's stewards and the provider's stewards.
+      'Mutation.attestDestruction': ['STEWARD'],
+      'Mutation.updateDataset': ['STEWARD'],
       'Mutation.revokeAgreement': ['STEWARD'],
-      'Query.previewAgreement': ['STEWARD'],
+      // An AUDITOR previews what it is asked to sign off, without record counts.
+      'Query.previewAgreement': ['AUDITOR', 'STEWARD'],
       'Query.auditAccessSeries': ALL,
       'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
       'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],
@@ -104,6 +110,9 @@ describe('permissions: every operation declares who may call it', () => {
       // The admin UI's static files; the UI signs in with an API key and calls the APIs above.
       'GET /admin': 'PUBLIC',
       'GET /admin/*': 'PUBLIC',
+      // The public register (DESIGN §4.4): agreements in force and counts, never a record or a user.
+      'GET /api/register': 'PUBLIC',
+      'GET /register': 'PUBLIC',
     });
   });
 

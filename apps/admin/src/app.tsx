@@ -15,6 +15,7 @@ import { DatasetFormPage } from './pages/dataset-form';
 import { DatasetsPage } from './pages/datasets';
 import { LinkageRunPage, LinkageRunsPage } from './pages/linkage';
 import { AgenciesPage, PurposesPage, UsersPage } from './pages/operator';
+import { OversightPage } from './pages/oversight';
 import { SignInPage } from './pages/sign-in';
 
 /** The navigation of each role: what it does here. */
@@ -30,6 +31,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/datasets', label: 'Datasets' },
   ],
   AUDITOR: [
+    { to: '/oversight', label: 'Oversight queue' },
     { to: '/audit', label: 'Audit log' },
     { to: '/audit/verify', label: 'Verification' },
     { to: '/audit/chart', label: 'Access chart' },
@@ -84,6 +86,7 @@ const ROUTES: Route[] = [
     roles: ['STEWARD'],
     render: (p) => <AgreementFormPage key={p.id} agreementId={p.id} />,
   },
+  { pattern: '/oversight', roles: ['AUDITOR'], render: () => <OversightPage /> },
   { pattern: '/audit', roles: ['AUDITOR'], render: () => <AuditLogPage /> },
   { pattern: '/audit/verify', roles: ['AUDITOR'], render: () => <AuditVerifyPage /> },
   { pattern: '/audit/chart', roles: ['AUDITOR'], render: () => <AccessChartPage /> },

@@ -4,8 +4,9 @@ import { AuditModule } from '@broker/audit';
 import { type BrokerConfig, CoreModule } from '@broker/core';
 import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
+import { RetentionModule } from '@broker/registry';
 
-/** The worker process: BullMQ processors (maintenance, linkage), no HTTP routes. */
+/** The worker process: BullMQ processors (maintenance, linkage, retention), no HTTP routes. */
 @Module({})
 export class WorkerModule {
   static forRoot(config: BrokerConfig, logger: Logger): DynamicModule {
@@ -16,6 +17,7 @@ export class WorkerModule {
         AuditModule,
         JobsModule.forRoot(config, { processors: true }),
         LinkageModule.forRoot({ api: false, processors: true }),
+        RetentionModule.forRoot({ processors: true }),
       ],
     };
   }

@@ -8,11 +8,12 @@ import { AgreementPreviewService } from './agreement-preview.service';
 export class AgreementPreviewResolver {
   constructor(private readonly previews: AgreementPreviewService) {}
 
-  @Allow(Role.STEWARD)
+  @Allow(Role.STEWARD, Role.AUDITOR)
   @Query(() => [PurposePreviewModel], {
     description:
       'What the recipient would see under each purpose, computed by the policy engine; validates as ' +
-      'proposeAgreement does and changes nothing. STEWARD of either party.',
+      'proposeAgreement does and changes nothing. STEWARD of either party; AUDITOR of an oversight ' +
+      'agency, without record counts.',
   })
   previewAgreement(@Ctx() ctx: RequestContext, @Args('input') input: AgreementInput) {
     return this.previews.preview(ctx, input);

@@ -76,7 +76,7 @@ export class AgreementPreviewService {
   ): Promise<{ content: AgreementContent; shapes: Map<string, DatasetShapeRecord> }> {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
-    const result = validateAgreementContent(input, { datasets: shapes, purposes });
+    const result = validateAgreementContent(input, { datasets: shapes, purposes }, { oversightText: false });
     if (!result.ok) {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,

@@ -16,6 +16,17 @@ export class ApprovalModel {
   @Field(() => GraphQLISODateTime) at!: Date;
 }
 
+/** An AUDITOR's decline of a version that needed oversight: that version never comes into force. */
+@ObjectType('Decline')
+export class DeclineModel {
+  @Field(() => AgencyModel) agency?: AgencyModel;
+  agencyId!: string;
+  @Field(() => UserModel) user?: UserModel;
+  userId!: string;
+  @Field() reason!: string;
+  @Field(() => GraphQLISODateTime) at!: Date;
+}
+
 /** One immutable version of an agreement; its hash covers its whole content. */
 @ObjectType('AgreementVersion')
 export class AgreementVersionModel {
@@ -23,7 +34,11 @@ export class AgreementVersionModel {
   @Field() hash!: string;
   @Field(() => GraphQLJSONObject) content!: Record<string, unknown>;
   @Field(() => GraphQLISODateTime) createdAt!: Date;
+  /** Approvals of the parties and, where oversight is required, of an oversight agency. */
   @Field(() => [ApprovalModel]) approvals!: ApprovalModel[];
+  /** This version needs an AUDITOR's approval besides both parties'. */
+  @Field() oversightRequired!: boolean;
+  @Field(() => DeclineModel, { nullable: true }) decline!: DeclineModel | null;
 }
 
 /** A data-sharing agreement between a provider and a recipient agency. */
@@ -47,12 +62,20 @@ export class AgreementModel {
   @Field(() => GraphQLISODateTime, { nullable: true }) revokedAt!: Date | null;
   @Field(() => String, { nullable: true }) revokeReason!: string | null;
   @Field(() => [AgreementVersionModel]) versions!: AgreementVersionModel[];
+  /** Of the current version: it needs an AUDITOR's approval besides both parties'. */
+  @Field() oversightRequired!: boolean;
+  /** The version in force, or the last one that was. */
+  @Field(() => AgreementVersionModel, { nullable: true }) inForce!: AgreementVersionModel | null;
+  /** The recipient's latest attestation that rows released up to then are destroyed. */
+  @Field(() => GraphQLISODateTime, { nullable: true }) destructionAttestedThrough!: Date | null;
 }
 
 @InputType()
 export class FieldGrantInput {
   @Field() name!: string;
   @Field(() => FieldTransform, { defaultValue: FieldTransform.RAW }) transform?: FieldTransform;
+  /** Why the purpose needs this field at this precision. */
+  @Field(() => String, { nullable: true }) justification?: string | null;
 }
 
 @InputType()
@@ -80,6 +103,8 @@ export class AgreementInput {
   @Field(() => Int, { nullable: true }) retentionDays?: number | null;
   @Field(() => String, { nullable: true }) legalBasis?: string | null;
   @Field(() => String, { nullable: true }) termsOfUse?: string | null;
+  /** Who in the community gains, and how; required where oversight is. */
+  @Field(() => String, { nullable: true }) communityBenefit?: string | null;
   /** Datasets must belong to the provider. */
   @Field(() => [GrantInput]) grants!: GrantInput[];
 }

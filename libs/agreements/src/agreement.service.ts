@@ -5,13 +5,20 @@ import { AuditAction, AuditService } from '@broker/audit';
 import {
   type ControlAction,
   type RequestContext,
+  Role,
   asSubject,
   authorize,
   canOnAll,
   controlAbility,
 } from '@broker/auth';
 import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
-import { type AgreementContent, contentHash, validateAgreementContent } from '@broker/policy';
+import {
+  type AgreementContent,
+  approvalsComplete,
+  contentHash,
+  oversightRequired,
+  validateAgreementContent,
+} from '@broker/policy';
 import { DatasetService, PurposeService, cleanText, isUuid } from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
 import type { AgreementInput } from './agreement.model';
@@ -36,6 +43,15 @@ interface VersionRow {
   created_at: Date;
 }
 
+interface DeclineRow {
+  agreement_id: string;
+  version: number;
+  agency_id: string;
+  user_id: string;
+  reason: string;
+  at: Date;
+}
+
 interface ApprovalRow {
   agreement_id: string;
   version: number;
@@ -58,13 +74,23 @@ export interface AgreementView {
   validUntil: Date;
   revokedAt: Date | null;
   revokeReason: string | null;
-  versions: {
-    version: number;
-    hash: string;
-    content: Record<string, unknown>;
-    createdAt: Date;
-    approvals: { agencyId: string; userId: string; at: Date }[];
-  }[];
+  /** Of the current version: it needs an AUDITOR's approval besides both parties'. */
+  oversightRequired: boolean;
+  /** The version in force, or the last one that was. */
+  inForce: AgreementVersionView | null;
+  destructionAttestedThrough: Date | null;
+  versions: AgreementVersionView[];
+}
+
+/** One version of an agreement with its approvals and, if an AUDITOR declined it, the decline. */
+export interface AgreementVersionView {
+  version: number;
+  hash: string;
+  content: Record<string, unknown>;
+  createdAt: Date;
+  oversightRequired: boolean;
+  approvals: { agencyId: string; userId: string; at: Date }[];
+  decline: { agencyId: string; userId: string; reason: string; at: Date } | null;
 }
 
 /** A version in force, as the data plane compiles it: its content and the agreement's HMAC key. */
@@ -93,7 +119,7 @@ export class AgreementService {
     private readonly audit: AuditService,
   ) {}
 
-  /** The agreements the caller may read (its ability): every one, or those its agency is party to. */
+  /** The agreements the caller may see: all for OPERATOR and AUDITOR, its agency's otherwise. */
   async list(ctx: RequestContext, status?: AgreementStatus | null): Promise<AgreementView[]> {
     const { principal } = ctx;
     const rows: AgreementRow[] = canOnAll(principal, 'read', 'Agreement')
@@ -153,38 +179,47 @@ export class AgreementService {
     return this.get(ctx, id);
   }
 
-  /** Approves the current version for the caller's side; both sides make it the version in force. */
+  /**
+   * Approves the current version: a party's steward for its side, or an AUDITOR for oversight where
+   * the version needs it. The version comes into force once every required approval exists.
+   */
   async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
-    const steward = ctx.principal;
+    const approver = ctx.principal;
     await this.dataSource.transaction(async (manager) => {
-      const row = await this.lockForChange(manager, ctx, id, 'approve');
+      const row =
+        ctx.principal.role === Role.AUDITOR
+          ? await this.lockForOversight(manager, ctx, id, version, 'approve')
+          : await this.lockForChange(manager, ctx, id, 'approve');
       if (version !== row.current_version) {
         throw conflict(
           `Version ${version} is not the current version (${row.current_version}); approve that one`,
         );
       }
+      const [declined] = await manager.query<unknown[]>(
+        `SELECT 1 FROM agreement_decline WHERE agreement_id = $1 AND version = $2`,
+        [id, version],
+      );
+      if (declined)
+        throw conflict(`Version ${version} was declined by oversight; amend the agreement instead`);
       const inserted = await manager.query<unknown[]>(
         `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT DO NOTHING RETURNING 1`,
-        [id, version, steward.agencyId, steward.userId],
+        [id, version, approver.agencyId, approver.userId],
       );
       if (!inserted.length) return; // this side approved already: nothing changes
-      const [{ n }] = await manager.query<{ n: number }[]>(
-        `SELECT count(*)::int AS n FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
-        [id, version],
-      );
-      const inForce = n === 2;
-      if (inForce) {
-        await manager.query(`UPDATE agreement SET in_force_version = $2 WHERE id = $1`, [id, version]);
-      }
+      const inForce = await this.settle(manager, row, version);
       await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
       await this.audit.append(
         {
-          actorUserId: steward.userId,
-          actorAgencyId: steward.agencyId,
+          actorUserId: approver.userId,
+          actorAgencyId: approver.agencyId,
           action: AuditAction.AGREEMENT_APPROVED,
           decision: 'ALLOW',
-          reason: inForce ? 'both parties approved: version in force' : 'awaiting the other party',
+          reason: inForce
+            ? 'every required approval given: version in force'
+            : ctx.principal.role === Role.AUDITOR
+              ? 'oversight approved: awaiting a party'
+              : 'awaiting another approval',
           agreementId: id,
           agreementVersion: version,
         },
@@ -193,6 +228,161 @@ export class AgreementService {
     });
     return this.get(ctx, id);
   }
+
+  /**
+   * An AUDITOR declines a version that needs oversight, with a reason: that version never comes into
+   * force; the version in force, if any, keeps governing, and the parties may amend.
+   */
+  async decline(ctx: RequestContext, id: string, version: number, reason: string): Promise<AgreementView> {
+    const auditor = ctx.principal;
+    const why = cleanText(reason, 'reason', 2000);
+    if (!why) throw badInput('reason is required: say why the version is declined');
+    await this.dataSource.transaction(async (manager) => {
+      const row = await this.lockForOversight(manager, ctx, id, version, 'decline');
+      if (version !== row.current_version) {
+        throw conflict(
+          `Version ${version} is not the current version (${row.current_version}); decline that one`,
+        );
+      }
+      const approvals = await manager.query<{ agency_id: string }[]>(
+        `SELECT agency_id FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
+        [id, version],
+      );
+      if (
+        approvals.some(
+          (a) => a.agency_id !== row.provider_agency_id && a.agency_id !== row.recipient_agency_id,
+        )
+      ) {
+        throw conflict(`Version ${version} was approved by oversight already`);
+      }
+      const inserted = await manager.query<unknown[]>(
+        `INSERT INTO agreement_decline (agreement_id, version, agency_id, user_id, reason)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1`,
+        [id, version, auditor.agencyId, auditor.userId, why],
+      );
+      if (!inserted.length) return;
+      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await this.audit.append(
+        {
+          actorUserId: auditor.userId,
+          actorAgencyId: auditor.agencyId,
+          action: AuditAction.AGREEMENT_DECLINED,
+          decision: 'ALLOW',
+          reason: why,
+          agreementId: id,
+          agreementVersion: version,
+        },
+        manager,
+      );
+    });
+    return this.get(ctx, id);
+  }
+
+  /**
+   * A recipient steward attests that every row released under the agreement up to `through` has
+   * been destroyed (DESIGN §4.4): never in the future, never earlier than the last attestation;
+   * allowed after revocation or expiry.
+   */
+  async attestDestruction(ctx: RequestContext, id: string, through: Date): Promise<AgreementView> {
+    const steward = ctx.principal;
+    if (!(through instanceof Date) || Number.isNaN(through.getTime()))
+      throw badInput('through is not a date-time');
+    await this.dataSource.transaction(async (manager) => {
+      // Allowed after revocation or expiry: the row is not locked for a change.
+      const row = await this.rowFor(manager, ctx, id, 'attest', true);
+      const [{ now, last }] = await manager.query<{ now: Date; last: Date | null }[]>(
+        `SELECT clock_timestamp() AS now, max(through) AS last FROM destruction_attestation WHERE agreement_id = $1`,
+        [id],
+      );
+      if (through > now) throw badInput('through must not be in the future');
+      if (last && through < last) {
+        throw badInput(`through must not be earlier than the last attestation (${last.toISOString()})`);
+      }
+      await manager.query(
+        `INSERT INTO destruction_attestation (agreement_id, through, agency_id, user_id)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [id, through, steward.agencyId, steward.userId],
+      );
+      await this.audit.append(
+        {
+          actorUserId: steward.userId,
+          actorAgencyId: steward.agencyId,
+          action: AuditAction.DESTRUCTION_ATTESTED,
+          decision: 'ALLOW',
+          reason: `released rows destroyed through ${through.toISOString()}`,
+          agreementId: id,
+          agreementVersion: row.in_force_version,
+        },
+        manager,
+      );
+    });
+    return this.get(ctx, id);
+  }
+
+  /** Puts `version` in force if every approval it needs exists; whether it did. */
+  private async settle(manager: EntityManager, row: AgreementRow, version: number): Promise<boolean> {
+    const approvals = await manager.query<{ agency_id: string }[]>(
+      `SELECT agency_id FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
+      [row.id, version],
+    );
+    const complete = approvalsComplete(
+      { providerAgencyId: row.provider_agency_id, recipientAgencyId: row.recipient_agency_id },
+      {
+        oversightRequired: await this.versionNeedsOversight(manager, row.id, version),
+        declined: false,
+        approvalAgencyIds: approvals.map((a) => a.agency_id),
+      },
+    );
+    if (complete) {
+      await manager.query(`UPDATE agreement SET in_force_version = $2 WHERE id = $1`, [row.id, version]);
+    }
+    return complete;
+  }
+
+  private async versionNeedsOversight(manager: EntityManager, id: string, version: number): Promise<boolean> {
+    const [v] = await manager.query<{ content: AgreementContent }[]>(
+      `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
+      [id, version],
+    );
+    if (!v) return false;
+    const shapes = await this.datasets.shapes(v.content.grants.map((g) => g.datasetId));
+    return oversightRequired(v.content, shapes);
+  }
+
+  /**
+   * Locks an agreement for an AUDITOR's oversight decision on `version`: NOT_FOUND when missing,
+   * CONFLICT when revoked, FORBIDDEN when the version needs no oversight (an AUDITOR is not a party).
+   */
+  /**
+   * Locks an agreement for an AUDITOR's decision on oversight: the ability allows it only on a
+   * version that needs oversight. One that needs none is refused as such: an AUDITOR, who reads every
+   * agreement, is not a party.
+   */
+  private async lockForOversight(
+    manager: EntityManager,
+    ctx: RequestContext,
+    id: string,
+    version: number,
+    action: 'approve' | 'decline',
+  ): Promise<AgreementRow> {
+    const row = await this.rowFor(manager, ctx, id, 'read', true);
+    if (row.revoked_at) throw conflict('The agreement is revoked; revocation is final');
+    const needed =
+      version !== row.current_version || (await this.versionNeedsOversight(manager, id, version));
+    const subject = asSubject('Agreement', { ...partiesOfRow(row), oversightRequired: needed });
+    if (!controlAbility(ctx.principal).can(action, subject)) {
+      throw new BrokerError(
+        ErrorCode.FORBIDDEN,
+        needed
+          ? 'Only an AUDITOR of an oversight agency decides on oversight'
+          : 'This version needs no oversight: only the parties approve it, and an AUDITOR is not a party',
+        { reason: 'ROLE' },
+      );
+    }
+    return row;
+  }
+
+  /** The AUDITOR making an oversight decision, for its oversight agency. */
 
   /** Revokes an agreement: final, and access stops at once on every broker. */
   async revoke(ctx: RequestContext, id: string, reason: string): Promise<AgreementView> {
@@ -297,15 +487,7 @@ export class AgreementService {
         )
       : [];
     if (!row) throw new BrokerError(ErrorCode.NOT_FOUND, 'Agreement not found', { reason: 'NOT_PARTY' });
-    authorize(
-      ctx.principal,
-      action,
-      asSubject('Agreement', {
-        providerAgencyId: row.provider_agency_id,
-        recipientAgencyId: row.recipient_agency_id,
-      }),
-      'Agreement',
-    );
+    authorize(ctx.principal, action, asSubject('Agreement', partiesOfRow(row)), 'Agreement');
     return row;
   }
 
@@ -374,7 +556,7 @@ export class AgreementService {
   private async views(manager: EntityManager, rows: AgreementRow[]): Promise<AgreementView[]> {
     if (!rows.length) return [];
     const ids = rows.map((r) => r.id);
-    const [versions, approvals] = await Promise.all([
+    const [versions, approvals, declines, attested] = await Promise.all([
       manager.query<VersionRow[]>(
         `SELECT agreement_id, version, content, hash, valid_from, valid_until, created_at
            FROM agreement_version WHERE agreement_id = ANY($1::uuid[]) ORDER BY agreement_id, version`,
@@ -385,10 +567,48 @@ export class AgreementService {
            FROM agreement_approval WHERE agreement_id = ANY($1::uuid[]) ORDER BY at`,
         [ids],
       ),
+      manager.query<DeclineRow[]>(
+        `SELECT agreement_id, version, agency_id, user_id, reason, at
+           FROM agreement_decline WHERE agreement_id = ANY($1::uuid[])`,
+        [ids],
+      ),
+      manager.query<{ agreement_id: string; through: Date }[]>(
+        `SELECT agreement_id, max(through) AS through
+           FROM destruction_attestation WHERE agreement_id = ANY($1::uuid[]) GROUP BY agreement_id`,
+        [ids],
+      ),
     ]);
+    const shapes = await this.datasets.shapes(
+      versions.flatMap((v) => v.content.grants.map((g) => g.datasetId)),
+    );
     const now = new Date();
     return rows.map((row) => {
-      const own = versions.filter((v) => v.agreement_id === row.id);
+      const own: (VersionRow & { view: AgreementVersionView })[] = versions
+        .filter((v) => v.agreement_id === row.id)
+        .map((v) => {
+          const decline = declines.find((d) => d.agreement_id === row.id && d.version === v.version);
+          return {
+            ...v,
+            view: {
+              version: v.version,
+              hash: v.hash,
+              content: v.content as unknown as Record<string, unknown>,
+              createdAt: v.created_at,
+              oversightRequired: oversightRequired(v.content, shapes),
+              approvals: approvals
+                .filter((a) => a.agreement_id === row.id && a.version === v.version)
+                .map((a) => ({ agencyId: a.agency_id, userId: a.user_id, at: a.at })),
+              decline: decline
+                ? {
+                    agencyId: decline.agency_id,
+                    userId: decline.user_id,
+                    reason: decline.reason,
+                    at: decline.at,
+                  }
+                : null,
+            },
+          };
+        });
       const current = own.find((v) => v.version === row.current_version)!;
       const inForce = own.find((v) => v.version === row.in_force_version) ?? null;
       return {
@@ -410,15 +630,10 @@ export class AgreementService {
         validUntil: current.valid_until,
         revokedAt: row.revoked_at,
         revokeReason: row.revoke_reason,
-        versions: own.map((v) => ({
-          version: v.version,
-          hash: v.hash,
-          content: v.content as unknown as Record<string, unknown>,
-          createdAt: v.created_at,
-          approvals: approvals
-            .filter((a) => a.agreement_id === row.id && a.version === v.version)
-            .map((a) => ({ agencyId: a.agency_id, userId: a.user_id, at: a.at })),
-        })),
+        oversightRequired: current.view.oversightRequired,
+        inForce: inForce?.view ?? null,
+        destructionAttestedThrough: attested.find((a) => a.agreement_id === row.id)?.through ?? null,
+        versions: own.map((v) => v.view),
       };
     });
   }
@@ -427,6 +642,10 @@ export class AgreementService {
 /** An agreement's two parties, as the ability sees them. */
 export function partiesOf(content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>) {
   return { providerAgencyId: content.providerAgencyId, recipientAgencyId: content.recipientAgencyId };
+}
+
+function partiesOfRow(row: Pick<AgreementRow, 'provider_agency_id' | 'recipient_agency_id'>) {
+  return { providerAgencyId: row.provider_agency_id, recipientAgencyId: row.recipient_agency_id };
 }
 
 /** Refuses (FORBIDDEN) unless the caller's ability allows `action` on new content between these parties. */

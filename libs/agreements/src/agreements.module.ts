@@ -2,8 +2,10 @@ import { Module } from '@nestjs/common';
 import { RegistryModule } from '@broker/registry';
 import { AgreementPreviewResolver } from './agreement-preview.resolver';
 import { AgreementPreviewService } from './agreement-preview.service';
-import { AgreementResolver, ApprovalResolver } from './agreement.resolver';
+import { AgreementResolver, ApprovalResolver, DeclineResolver } from './agreement.resolver';
 import { AgreementService } from './agreement.service';
+import { RegisterController } from './register/register.controller';
+import { RegisterService } from './register/register.service';
 
 /** Agreements: versions, approvals, lifecycle, and previews of what a recipient would see. */
 @Module({
@@ -12,9 +14,12 @@ import { AgreementService } from './agreement.service';
     AgreementService,
     AgreementResolver,
     ApprovalResolver,
+    DeclineResolver,
     AgreementPreviewService,
     AgreementPreviewResolver,
+    RegisterService,
   ],
-  exports: [AgreementService],
+  controllers: [RegisterController],
+  exports: [AgreementService, RegisterService],
 })
 export class AgreementsModule {}

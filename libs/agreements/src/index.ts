@@ -2,3 +2,4 @@ export * from './agreement-status';
 export * from './agreement.model';
 export * from './agreement.service';
 export * from './agreements.module';
+export * from './register';

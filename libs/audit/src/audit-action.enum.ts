@@ -13,6 +13,14 @@ export enum AuditAction {
   AGREEMENT_AMENDED = 'AGREEMENT_AMENDED',
   AGREEMENT_APPROVED = 'AGREEMENT_APPROVED',
   AGREEMENT_REVOKED = 'AGREEMENT_REVOKED',
+  /** An AUDITOR declined a version that needs oversight: it never comes into force. */
+  AGREEMENT_DECLINED = 'AGREEMENT_DECLINED',
+  /** A recipient steward attested that rows released under an agreement up to a date are destroyed. */
+  DESTRUCTION_ATTESTED = 'DESTRUCTION_ATTESTED',
+  /** A batch of records past their dataset's retention was destroyed (rowCount: how many). */
+  RECORDS_DESTROYED = 'RECORDS_DESTROYED',
+  /** A steward changed a dataset's title, description or retention. */
+  DATASET_UPDATED = 'DATASET_UPDATED',
   DATASET_REGISTERED = 'DATASET_REGISTERED',
   RECORDS_INGESTED = 'RECORDS_INGESTED',
   CONSENT_RECORDED = 'CONSENT_RECORDED',

@@ -47,6 +47,47 @@ export function auditActor(ctx: RequestContext): Pick<AuditEventInput, 'actorUse
   return { actorUserId: ctx.principal.userId, actorAgencyId: ctx.principal.agencyId };
 }
 
+/** The data requests the public register counts per agreement (DESIGN §4.4). */
+const REGISTER_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'AGGREGATE', 'EXPORT']);
+/** Of those, the ones that release rows. */
+const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
+
+/**
+ * The register's counts, moved in the append's own statement so that they commit or roll back with
+ * the event: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
+ * Appends are already serialised by the chain head, so these rows add no wait of their own; and no
+ * row is shared by every append (each agreement has its own), so nothing here becomes the one hot row
+ * if the chain is ever sharded. A denial counts only when a party's user made it. An event naming an
+ * agreement that does not exist counts nowhere.
+ */
+const REGISTER_COUNT_SQL = `,
+       party AS (SELECT provider_agency_id, recipient_agency_id FROM agreement WHERE id = $10::uuid),
+       monthly AS (
+         INSERT INTO register_month AS m (agreement_id, month, allowed, denied, rows_released)
+         SELECT $10::uuid, $17::date, $19::bigint,
+                CASE WHEN $4::uuid IN (provider_agency_id, recipient_agency_id) THEN $20::bigint ELSE 0 END, $21::bigint
+           FROM party
+         ON CONFLICT (agreement_id, month) DO UPDATE
+           SET allowed = m.allowed + EXCLUDED.allowed, denied = m.denied + EXCLUDED.denied,
+               rows_released = m.rows_released + EXCLUDED.rows_released
+       ),
+       daily AS (
+         INSERT INTO register_release_day AS d (agreement_id, day, rows_released)
+         SELECT $10::uuid, $18::date, $21::bigint FROM party WHERE $21::bigint > 0
+         ON CONFLICT (agreement_id, day) DO UPDATE SET rows_released = d.rows_released + EXCLUDED.rows_released
+       )`;
+
+function registerCountParams(event: {
+  at: string;
+  action: string;
+  decision: string;
+  rowCount: number | null;
+}): unknown[] {
+  const allowed = event.decision === 'ALLOW';
+  const rows = allowed && ROW_ACTIONS.has(event.action) ? Math.max(0, event.rowCount ?? 0) : 0;
+  return [`${event.at.slice(0, 7)}-01`, event.at.slice(0, 10), allowed ? 1 : 0, allowed ? 0 : 1, rows];
+}
+
 /** `auditEvents` page size bounds. */
 export const AUDIT_PAGE_MAX = 1000;
 
@@ -123,12 +164,13 @@ export class AuditService {
     const at = isoFromMicros(head.at_micros);
     if (!at) throw new Error(`the database clock is out of range: ${head.at_micros}`);
     const event = sealEvent(head.prev_hash, { ...content, seq: Number(head.seq), at });
+    const counted = event.agreementId !== null && REGISTER_ACTIONS.has(event.action);
     await manager.query(
       `WITH appended AS (
          INSERT INTO audit_event (seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
            dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash)
          VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[], $13, $14::jsonb, $15, $16)
-       )
+       )${counted ? REGISTER_COUNT_SQL : ''}
        UPDATE audit_head SET hash = $16 WHERE id = 1`,
       [
         head.seq,
@@ -148,6 +190,7 @@ export class AuditService {
         event.details === null ? null : canonicalJson(event.details),
         event.prevHash,
         event.hash,
+        ...(counted ? registerCountParams(event) : []),
       ],
     );
     return { seq: event.seq, hash: event.hash };

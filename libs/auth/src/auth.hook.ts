@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuthService } from './auth.service';
 
-const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\//];
+// `/api/register` is the public register (DESIGN §4.4): anyone may read it, signed in or not.
+const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\/(?!register(\?|$))/];
 
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()

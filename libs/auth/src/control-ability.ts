@@ -25,6 +25,8 @@ export type ControlAction =
   | 'propose'
   | 'amend'
   | 'approve'
+  | 'decline'
+  | 'attest'
   | 'revoke'
   | 'preview'
   | 'ingest'
@@ -37,6 +39,8 @@ export type ControlAction =
 export interface AgreementObject {
   providerAgencyId: string;
   recipientAgencyId: string;
+  /** Whether the version an approval or decline is for needs oversight (DESIGN §4.1). */
+  oversightRequired?: boolean;
 }
 /** A dataset as the ability sees it: its provider. */
 export interface DatasetObject {
@@ -82,12 +86,18 @@ function defineRules(role: Role, agencyId: string | null): ControlAbility {
       break;
     case Role.AUDITOR:
       can('read', ['Agreement', 'AuditEvent', 'LinkageRun', 'User']);
+      // The oversight board previews what it is asked to sign off, and signs off (or declines) the
+      // versions that need it, for its oversight agency.
+      can('preview', 'Agreement');
+      if (agencyId) can(['approve', 'decline'], 'Agreement', { oversightRequired: true });
       break;
     case Role.STEWARD:
       if (!agencyId) break;
       for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
         can(['read', 'propose', 'amend', 'approve', 'revoke', 'preview'], 'Agreement', { [party]: agencyId });
       }
+      // What the recipient received is the recipient's to attest destroyed.
+      can('attest', 'Agreement', { recipientAgencyId: agencyId });
       can(['create', 'update', 'ingest', 'recordConsent', 'reportSubjectAccess'], 'Dataset', {
         providerAgencyId: agencyId,
       });

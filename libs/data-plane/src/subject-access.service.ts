@@ -43,8 +43,11 @@ export class SubjectAccessService {
               e.details ->> 'releaseDigest' = encode(sha256(convert_to(r.rids::text, 'UTF8')), 'hex') AS intact
          FROM release_record r JOIN audit_event e ON e.seq = r.audit_seq
         WHERE r.dataset_id = $1
-          AND r.rids && (SELECT coalesce(array_agg(t."_rid"), '{}') FROM ${recordTable(dataset.slug)} t
-                          WHERE t.${quoteIdent(dataset.subjectField)}::text = $2)
+          AND r.rids && ((SELECT coalesce(array_agg(t."_rid"), '{}') FROM ${recordTable(dataset.slug)} t
+                           WHERE t.${quoteIdent(dataset.subjectField)}::text = $2)
+                         -- records destroyed past retention leave their subject and row id behind
+                         || (SELECT coalesce(array_agg(x.rid), '{}') FROM destroyed_record x
+                              WHERE x.dataset_id = $1 AND x.subject_id = $2))
         ORDER BY e.seq`,
       [dataset.id, subject],
     );

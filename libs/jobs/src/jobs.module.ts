@@ -20,7 +20,11 @@ export class JobsModule {
       global: true,
       imports: [
         BullModule.forRoot({ connection, prefix: config.QUEUE_PREFIX }),
-        BullModule.registerQueue({ name: QueueName.MAINTENANCE }, { name: QueueName.LINKAGE }),
+        BullModule.registerQueue(
+          { name: QueueName.MAINTENANCE },
+          { name: QueueName.LINKAGE },
+          { name: QueueName.RETENTION },
+        ),
       ],
       providers: options.processors ? [MaintenanceProcessor] : [],
       exports: [BullModule],

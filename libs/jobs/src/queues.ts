@@ -4,6 +4,13 @@ export enum QueueName {
   MAINTENANCE = 'maintenance',
   /** Record linkage: runs split into units of work (see `@broker/linkage`). */
   LINKAGE = 'linkage',
+  /** The daily destruction of records past their dataset's retention (see `@broker/registry`). */
+  RETENTION = 'retention',
+}
+
+/** Payload of a retention run: why it runs. The run itself reads which datasets from PostgreSQL. */
+export interface RetentionJob {
+  trigger: 'schedule' | 'overdue' | 'manual';
 }
 
 /** ioredis options of a Redis URL. */

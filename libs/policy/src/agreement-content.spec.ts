@@ -72,6 +72,7 @@ function validInput(): Record<string, any> {
     validUntil: '2026-01-01T01:00:00+01:00',
     retentionDays: 365,
     legalBasis: 'MOU 2025-14',
+    communityBenefit: 'Fewer people return to jail',
     grants: [
       {
         datasetId: 'ds-program',
@@ -133,6 +134,7 @@ describe('validateAgreementContent: canonical content', () => {
       validUntil: '2026-01-01T00:00:00.000Z',
       retentionDays: 365,
       legalBasis: 'MOU 2025-14',
+      communityBenefit: 'Fewer people return to jail',
       termsOfUse: null,
       grants: [
         {

@@ -15,6 +15,7 @@ import {
   type RowFilter,
 } from './policy.types';
 import { transformApplies } from './released-field';
+import { oversightProblems } from './oversight';
 import { readRowFilter } from './row-filter';
 import {
   FORBIDDEN_KEYS,
@@ -29,6 +30,8 @@ import {
 export const MAX_TITLE_LENGTH = 200;
 export const MAX_LEGAL_BASIS_LENGTH = 2000;
 export const MAX_TERMS_OF_USE_LENGTH = 20_000;
+export const MAX_COMMUNITY_BENEFIT_LENGTH = 4000;
+export const MAX_JUSTIFICATION_LENGTH = 2000;
 export const MAX_ID_LENGTH = 100;
 export const MAX_PURPOSES = 50;
 export const MAX_GRANTS = 100;
@@ -57,6 +60,7 @@ const AGREEMENT_KEYS: ReadonlySet<string> = new Set([
   'retentionDays',
   'legalBasis',
   'termsOfUse',
+  'communityBenefit',
   'grants',
 ]);
 const GRANT_KEYS: ReadonlySet<string> = new Set([
@@ -68,7 +72,7 @@ const GRANT_KEYS: ReadonlySet<string> = new Set([
   'minCellSize',
   'linkage',
 ]);
-const FIELD_GRANT_KEYS: ReadonlySet<string> = new Set(['name', 'transform']);
+const FIELD_GRANT_KEYS: ReadonlySet<string> = new Set(['name', 'transform', 'justification']);
 const TRANSFORMS: ReadonlySet<string> = new Set(Object.values(FieldTransform));
 const ACCESSES: ReadonlySet<string> = new Set(Object.values(GrantAccess));
 
@@ -189,6 +193,12 @@ function readFieldGrants(
     }
     refuseUnknownKeys(entries, FIELD_GRANT_KEYS, at, problems);
     const name = entries.get('name');
+    const justification = readText(
+      entries.get('justification'),
+      `${at}.justification`,
+      MAX_JUSTIFICATION_LENGTH,
+      problems,
+    );
     const rawTransform = entries.get('transform') ?? FieldTransform.RAW;
     let transform: FieldTransform | null = null;
     if (typeof rawTransform !== 'string' || !TRANSFORMS.has(rawTransform)) {
@@ -214,7 +224,8 @@ function readFieldGrants(
       problems.add(`${at}.transform`, 'GENERALIZE does not apply to a BOOLEAN field');
       return;
     }
-    grants.push({ name, transform });
+    // Left out when absent, so that versions written before justifications existed keep their hash.
+    grants.push(justification ? { name, transform, justification } : { name, transform });
   });
   return grants.sort((a, b) => byString(a.name, b.name));
 }
@@ -288,10 +299,13 @@ function readGrant(
 /**
  * Validates untrusted agreement input against the registered datasets and purposes. Returns the
  * canonical content (defaults filled, dates in UTC, purposes, grants and fields sorted) or problems.
+ * A version that needs oversight must carry a community benefit and justifications, unless
+ * `oversightText` is false (a preview of a draft).
  */
 export function validateAgreementContent(
   input: unknown,
   context: AgreementValidationContext,
+  options: { oversightText?: boolean } = {},
 ): AgreementValidation {
   const problems = new ProblemList();
   const entries = ownFields(input);
@@ -323,6 +337,12 @@ export function validateAgreementContent(
       : readInteger(rawRetention, [1, Math.min(MAX_RETENTION_DAYS, INT32_MAX)], 'retentionDays', problems);
   const legalBasis = readText(entries.get('legalBasis'), 'legalBasis', MAX_LEGAL_BASIS_LENGTH, problems);
   const termsOfUse = readText(entries.get('termsOfUse'), 'termsOfUse', MAX_TERMS_OF_USE_LENGTH, problems);
+  const communityBenefit = readText(
+    entries.get('communityBenefit'),
+    'communityBenefit',
+    MAX_COMMUNITY_BENEFIT_LENGTH,
+    problems,
+  );
 
   const grants: GrantContent[] = [];
   const list = ownArray(entries.get('grants'));
@@ -340,21 +360,23 @@ export function validateAgreementContent(
     return { ok: false, problems: problems.problems };
   }
   grants.sort((a, b) => byString(a.datasetId, b.datasetId));
-  return {
-    ok: true,
-    content: {
-      title,
-      providerAgencyId,
-      recipientAgencyId,
-      purposes,
-      validFrom,
-      validUntil,
-      retentionDays,
-      legalBasis,
-      termsOfUse,
-      grants,
-    },
+  const content: AgreementContent = {
+    title,
+    providerAgencyId,
+    recipientAgencyId,
+    purposes,
+    validFrom,
+    validUntil,
+    retentionDays,
+    legalBasis,
+    termsOfUse,
+    ...(communityBenefit ? { communityBenefit } : {}),
+    grants,
   };
+  // A preview shows a draft before its benefit and justifications are written; a proposal needs them.
+  const lacking = options.oversightText === false ? [] : oversightProblems(content, context.datasets);
+  if (lacking.length) return { ok: false, problems: lacking };
+  return { ok: true, content };
 }
 
 /**

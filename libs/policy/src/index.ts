@@ -74,3 +74,11 @@ export {
   releasedAsOf,
 } from './data-decision';
 export { type AggregateGroup, type AggregateRow, MAX_GROUPS, protectedGroups } from './aggregate-answer';
+export {
+  type OverseenField,
+  approvalsComplete,
+  classificationProblem,
+  overseenFields,
+  oversightProblems,
+  oversightRequired,
+} from './oversight';

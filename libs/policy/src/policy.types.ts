@@ -33,6 +33,8 @@ export interface DatasetShape {
 export interface FieldGrant {
   name: string;
   transform: FieldTransform;
+  /** Why the purpose needs this field at this precision; absent when none was given. */
+  justification?: string;
 }
 
 /** A scalar a row filter compares a raw field with. */
@@ -85,6 +87,11 @@ export interface AgreementContent {
   retentionDays: number | null;
   legalBasis: string | null;
   termsOfUse: string | null;
+  /**
+   * Who in the community gains, and how; absent when none was given, so that versions written before
+   * it existed keep their hash.
+   */
+  communityBenefit?: string;
   /** Sorted by dataset id; each grant's fields sorted by name. */
   grants: GrantContent[];
 }

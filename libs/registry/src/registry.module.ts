@@ -13,6 +13,7 @@ import { IngestService } from './ingest/ingest.service';
 import { PurposeEntity } from './purpose/purpose.entity';
 import { PurposeResolver } from './purpose/purpose.resolver';
 import { PurposeService } from './purpose/purpose.service';
+import { RetentionService } from './retention/retention.service';
 import { UserEntity } from './user/user.entity';
 import { UserResolver } from './user/user.resolver';
 import { UserService } from './user/user.service';
@@ -35,7 +36,8 @@ import { UserService } from './user/user.service';
     IngestService,
     ConsentService,
     ConsentResolver,
+    RetentionService,
   ],
-  exports: [AgencyService, UserService, PurposeService, DatasetService, IngestService],
+  exports: [AgencyService, UserService, PurposeService, DatasetService, IngestService, RetentionService],
 })
 export class RegistryModule {}

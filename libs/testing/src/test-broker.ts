@@ -123,7 +123,11 @@ export class TestBroker {
     }
   }
 
-  /** Proposes an agreement as one party's steward and approves version 1 as the other's; returns its id. */
+  /**
+   * Proposes an agreement as one party's steward and approves version 1 as the other's, and as the
+   * oversight board's AUDITOR where the version needs oversight; returns its id. A version needing
+   * oversight gets a community-benefit statement and field justifications unless it carries its own.
+   */
   async activateAgreement(
     proposerKey: string,
     approverKey: string,
@@ -132,12 +136,44 @@ export class TestBroker {
     const { proposeAgreement } = await this.gqlOk<{ proposeAgreement: { id: string } }>(
       proposerKey,
       `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
-      { input },
+      { input: withOversightText(input) },
     );
-    await this.gqlOk(approverKey, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-      id: proposeAgreement.id,
-    });
+    const { approveAgreement } = await this.gqlOk<{
+      approveAgreement: { oversightRequired: boolean; inForceVersion: number | null };
+    }>(
+      approverKey,
+      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { oversightRequired inForceVersion } }`,
+      { id: proposeAgreement.id },
+    );
+    if (approveAgreement.oversightRequired && approveAgreement.inForceVersion === null) {
+      await this.oversightApprove(proposeAgreement.id, 1);
+    }
     return proposeAgreement.id;
+  }
+
+  private oversight?: Promise<{ agencyId: string; id: string; apiKey: string }>;
+
+  /** The AUDITOR of this broker's oversight board (an agency of kind `oversight`), created once. */
+  oversightAuditor(): Promise<{ agencyId: string; id: string; apiKey: string }> {
+    this.oversight ??= (async () => {
+      const board = await this.createAgency('Oversight board', 'oversight');
+      const auditor = await this.createUser({ agencyId: board.id, role: 'AUDITOR' });
+      return { agencyId: board.id, ...auditor };
+    })();
+    return this.oversight;
+  }
+
+  /** Approves a version as the oversight board's AUDITOR. */
+  async oversightApprove(agreementId: string, version: number): Promise<void> {
+    const auditor = await this.oversightAuditor();
+    await this.gqlOk(
+      auditor.apiKey,
+      `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { id } }`,
+      {
+        id: agreementId,
+        v: version,
+      },
+    );
   }
 
   /** Registers a dataset as the given steward. */
@@ -188,4 +224,27 @@ export class TestBroker {
   async stop() {
     await this.app.close();
   }
+}
+
+/**
+ * An agreement input with a community-benefit statement and a justification on every granted field,
+ * where it has none of its own: what a version under oversight must carry to be proposed.
+ */
+export function withOversightText(input: Record<string, unknown>): Record<string, unknown> {
+  const grants = Array.isArray(input.grants) ? (input.grants as Record<string, unknown>[]) : null;
+  return {
+    communityBenefit: 'Test fixture: the county learns whether its programmes reduce reoffending.',
+    ...input,
+    ...(grants && {
+      grants: grants.map((grant) => ({
+        ...grant,
+        fields: Array.isArray(grant.fields)
+          ? (grant.fields as Record<string, unknown>[]).map((f) => ({
+              justification: 'Test fixture: the evaluation needs it at this precision.',
+              ...f,
+            }))
+          : grant.fields,
+      })),
+    }),
+  };
 }

@@ -93,7 +93,7 @@ export type RowFilterJson = Record<string, unknown>;
 export interface GrantContent {
   datasetId: string;
   access: GrantAccess;
-  fields: { name: string; transform: FieldTransform }[];
+  fields: { name: string; transform: FieldTransform; justification?: string }[];
   rowFilter: RowFilterJson | null;
   requireConsent: boolean;
   minCellSize: number;
@@ -111,6 +111,7 @@ export interface AgreementContent {
   retentionDays: number | null;
   legalBasis: string | null;
   termsOfUse: string | null;
+  communityBenefit?: string;
   grants: GrantContent[];
 }
 
@@ -126,6 +127,8 @@ export interface AgreementVersion {
   content: AgreementContent;
   createdAt: string;
   approvals: Approval[];
+  oversightRequired: boolean;
+  decline: { reason: string; at: string; agency: { id: string; name: string } } | null;
 }
 
 export interface Agreement {
@@ -142,6 +145,8 @@ export interface Agreement {
   revokedAt: string | null;
   revokeReason: string | null;
   versions: AgreementVersion[];
+  oversightRequired: boolean;
+  destructionAttestedThrough: string | null;
 }
 
 export interface ReleasedFieldPreview {
@@ -225,8 +230,9 @@ export interface LinkageRun {
 }
 
 const AGREEMENT_FIELDS = `id title status currentVersion inForceVersion purposes validFrom validUntil
-  revokedAt revokeReason provider { id name } recipient { id name }
-  versions { version hash content createdAt approvals { agency { id name } user { id email } at } }`;
+  revokedAt revokeReason provider { id name } recipient { id name } oversightRequired destructionAttestedThrough
+  versions { version hash content createdAt approvals { agency { id name } user { id email } at }
+    oversightRequired decline { reason at agency { id name } } }`;
 
 const DATASET_FIELDS = `id slug title description keyField subjectField createdAt provider { id name }
   fields { name type classification identity required description }`;
@@ -267,4 +273,8 @@ export const Q = {
   amendAgreement: `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { ${AGREEMENT_FIELDS} } }`,
   approveAgreement: `mutation($id: ID!, $version: Int!) { approveAgreement(id: $id, version: $version) { ${AGREEMENT_FIELDS} } }`,
   revokeAgreement: `mutation($id: ID!, $reason: String!) { revokeAgreement(id: $id, reason: $reason) { ${AGREEMENT_FIELDS} } }`,
+  declineAgreement: `mutation($id: ID!, $version: Int!, $reason: String!) {
+    declineAgreement(id: $id, version: $version, reason: $reason) { ${AGREEMENT_FIELDS} } }`,
+  attestDestruction: `mutation($id: ID!, $through: DateTime!) {
+    attestDestruction(agreementId: $id, through: $through) { ${AGREEMENT_FIELDS} } }`,
 };

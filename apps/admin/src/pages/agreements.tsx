@@ -1,9 +1,11 @@
+import { useState } from 'react';
 import { AGREEMENT_STATUSES, type Agreement, type AgreementStatus, Q } from '../api/schema';
 import {
   EmptyState,
   ErrorMessage,
   Field,
   Loading,
+  Notice,
   PageHeader,
   StatusBadge,
   TableWrap,
@@ -11,7 +13,83 @@ import {
 import { formatDay, humanize } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
-import { useQuery } from '../lib/use-query';
+import { useMutation, useQuery } from '../lib/use-query';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Whether the recipient's stewards should attest destruction: the agreement binds them to a
+ * retention, something may have been released under it longer ago than that, and the last
+ * attestation (if any) is older than the retention.
+ */
+export function destructionDue(
+  agreement: Agreement,
+  agencyId: string | undefined,
+  now = Date.now(),
+): boolean {
+  if (!agencyId || agreement.recipient.id !== agencyId || !agreement.inForceVersion) return false;
+  const inForce = agreement.versions.find((v) => v.version === agreement.inForceVersion);
+  const days = inForce?.content.retentionDays;
+  if (!inForce || !days) return false;
+  const since = Math.max(
+    Date.parse(inForce.content.validFrom),
+    agreement.destructionAttestedThrough ? Date.parse(agreement.destructionAttestedThrough) : 0,
+  );
+  return since + days * DAY_MS < now;
+}
+
+/** The reminder to a recipient's stewards: attest that rows past retention are destroyed. */
+function DestructionReminders({
+  agreements,
+  onAttested,
+}: {
+  agreements: Agreement[];
+  onAttested: () => void;
+}) {
+  const attest = useMutation<{ attestDestruction: Agreement }>(Q.attestDestruction);
+  const [done, setDone] = useState<string | null>(null);
+  if (!agreements.length && !done) return null;
+  return (
+    <section className="card stack" aria-labelledby="retention-heading">
+      <h2 id="retention-heading">Destruction to attest</h2>
+      {done ? <Notice>{done}</Notice> : null}
+      <ErrorMessage error={attest.error} title="The attestation was not recorded" />
+      {agreements.length ? (
+        <ul>
+          {agreements.map((a) => {
+            const days = a.versions.find((v) => v.version === a.inForceVersion)?.content.retentionDays;
+            return (
+              <li key={a.id}>
+                <Link to={`/agreements/${a.id}`}>{a.title}</Link> binds your agency to destroy what it
+                received within {days} days
+                {a.destructionAttestedThrough
+                  ? `; you last attested destruction through ${formatDay(a.destructionAttestedThrough)}`
+                  : '; no destruction has been attested yet'}
+                . Once every row received more than {days} days ago is destroyed, attest it: the public
+                register lists releases past retention that nobody attested.{' '}
+                <button
+                  type="button"
+                  disabled={attest.busy}
+                  onClick={() => {
+                    const through = new Date(Date.now() - (days ?? 0) * DAY_MS).toISOString();
+                    void attest.mutate({ id: a.id, through }).then((r) => {
+                      if (r) {
+                        setDone(`Attested for “${a.title}” through ${formatDay(through)}.`);
+                        onAttested();
+                      }
+                    });
+                  }}
+                >
+                  Attest destruction of rows received more than {days} days ago
+                </button>
+              </li>
+            );
+          })}
+        </ul>
+      ) : null}
+    </section>
+  );
+}
 
 /** Whether the caller's agency still has to approve the agreement's current version. */
 export function awaitsApprovalBy(agreement: Agreement, agencyId: string | undefined): boolean {
@@ -23,9 +101,10 @@ export function awaitsApprovalBy(agreement: Agreement, agencyId: string | undefi
 /** Agreements by status: a steward's own agency's, or all of them for auditors and operators. */
 export function AgreementsPage({ status }: { status: AgreementStatus | null }) {
   const { me } = useSession();
-  const { data, error, loading } = useQuery<{ agreements: Agreement[] }>(Q.agreements, { status });
+  const { data, error, loading, reload } = useQuery<{ agreements: Agreement[] }>(Q.agreements, { status });
   const agreements = data?.agreements ?? [];
   const steward = me.role === 'STEWARD';
+  const due = steward ? agreements.filter((a) => destructionDue(a, me.agency?.id)) : [];
 
   return (
     <>
@@ -41,6 +120,7 @@ export function AgreementsPage({ status }: { status: AgreementStatus | null }) {
           Read-only: agreements are negotiated and approved by the stewards of their parties.
         </p>
       ) : null}
+      {steward ? <DestructionReminders agreements={due} onAttested={() => void reload()} /> : null}
       <Field label="Status">
         {(a) => (
           <select

@@ -21,6 +21,8 @@ export class DatasetEntity {
   @Column('text', { name: 'key_field' }) keyField!: string;
   @Column('text', { name: 'subject_field', nullable: true }) subjectField!: string | null;
   @Column('uuid', { name: 'created_by' }) createdBy!: string;
+  @Column('int', { name: 'retention_days', nullable: true }) retentionDays!: number | null;
+  @Column('text', { name: 'retention_field', nullable: true }) retentionField!: string | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @OneToMany(() => DatasetFieldEntity, (f) => f.dataset, { cascade: ['insert'] })
   fields!: DatasetFieldEntity[];

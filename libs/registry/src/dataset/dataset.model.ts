@@ -29,6 +29,10 @@ export class DatasetModel {
   @Field(() => String, { nullable: true }) subjectField!: string | null;
   @Field(() => [DatasetFieldModel]) fields!: DatasetFieldModel[];
   @Field(() => GraphQLISODateTime) createdAt!: Date;
+  /** Records whose retentionField is older than this many days are destroyed daily. */
+  @Field(() => Int, { nullable: true }) retentionDays!: number | null;
+  /** The DATE or DATETIME field retention is measured from. */
+  @Field(() => String, { nullable: true }) retentionField!: string | null;
 }
 
 @InputType()
@@ -52,6 +56,18 @@ export class RegisterDatasetInput {
   /** The provider's own person id, used for consent. */
   @Field(() => String, { nullable: true }) subjectField?: string | null;
   @Field(() => [FieldInput]) fields!: FieldInput[];
+  /** Records whose DATE/DATETIME retentionField is older than this are destroyed (audited, counted). */
+  @Field(() => Int, { nullable: true }) retentionDays?: number | null;
+  @Field(() => String, { nullable: true }) retentionField?: string | null;
+}
+
+/** Fields, key and slug never change. */
+@InputType()
+export class UpdateDatasetInput {
+  @Field(() => String, { nullable: true }) title?: string | null;
+  @Field(() => String, { nullable: true }) description?: string | null;
+  @Field(() => Int, { nullable: true }) retentionDays?: number | null;
+  @Field(() => String, { nullable: true }) retentionField?: string | null;
 }
 
 @ObjectType('RowError')

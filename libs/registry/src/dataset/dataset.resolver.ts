@@ -5,7 +5,7 @@ import { AgencyModel } from '../agency/agency.model';
 import { AgencyService } from '../agency/agency.service';
 import { IngestService } from '../ingest/ingest.service';
 import { objectSource } from '../ingest/record-sources';
-import { DatasetModel, IngestReportModel, RegisterDatasetInput } from './dataset.model';
+import { DatasetModel, IngestReportModel, RegisterDatasetInput, UpdateDatasetInput } from './dataset.model';
 import { DatasetService } from './dataset.service';
 
 const EVERYONE = [Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR];
@@ -34,6 +34,18 @@ export class DatasetResolver {
   @Mutation(() => DatasetModel)
   registerDataset(@Ctx() ctx: RequestContext, @Args('input') input: RegisterDatasetInput) {
     return this.datasetService.register(ctx, input);
+  }
+
+  @Allow(Role.STEWARD)
+  @Mutation(() => DatasetModel, {
+    description: 'STEWARD of the provider. Fields, key and slug never change.',
+  })
+  updateDataset(
+    @Ctx() ctx: RequestContext,
+    @Args('id', { type: () => ID }) id: string,
+    @Args('input') input: UpdateDatasetInput,
+  ) {
+    return this.datasetService.update(ctx, id, input);
   }
 
   @Allow(Role.STEWARD)

@@ -3,10 +3,12 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, asSubject, authorize } from '@broker/auth';
-import { BrokerError, ErrorCode, conflict } from '@broker/core';
+import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
+import { classificationProblem } from '@broker/policy';
+import { validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
 
@@ -88,15 +90,28 @@ export class DatasetService {
   }
 
   /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */
-  async register(ctx: RequestContext, input: DatasetDefinitionInput): Promise<DatasetEntity> {
+  async register(
+    ctx: RequestContext,
+    input: DatasetDefinitionInput & { retentionDays?: number | null; retentionField?: string | null },
+  ): Promise<DatasetEntity> {
     const { principal } = ctx;
     authorize(principal, 'create', asSubject('Dataset', { providerAgencyId: principal.agencyId }), 'Dataset');
     const result = validateDefinition(input);
-    if (!result.ok) {
+    const problems = result.ok ? [] : [...result.problems];
+    const retention = result.ok ? validateRetention(input, result.definition.fields) : null;
+    if (result.ok) {
+      // Identity roles fix a minimum classification, so oversight cannot be avoided by understating.
+      result.definition.fields.forEach((f, i) => {
+        const problem = classificationProblem(f);
+        if (problem) problems.push({ path: `fields[${i}].classification`, message: problem });
+      });
+      if (retention && !retention.ok) problems.push(...retention.problems);
+    }
+    if (!result.ok || problems.length || !retention?.ok) {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,
-        `The dataset definition is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-        { reason: 'INVALID_DATASET_DEFINITION', details: result.problems },
+        `The dataset definition is invalid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID_DATASET_DEFINITION', details: problems },
       );
     }
     const definition = result.definition;
@@ -121,6 +136,8 @@ export class DatasetService {
             description: definition.description,
             keyField: definition.keyField,
             subjectField: definition.subjectField,
+            retentionDays: retention.retention.retentionDays,
+            retentionField: retention.retention.retentionField,
             createdBy: principal.userId,
           }),
         );
@@ -146,6 +163,66 @@ export class DatasetService {
       if (isUniqueViolation(error)) throw conflict(`A dataset with slug ${definition.slug} exists already`);
       throw error;
     }
+  }
+
+  /**
+   * Changes a dataset's title, description or retention (its fields, key and slug never change): a
+   * steward of its provider. A field left out (or null) keeps its value; `retentionDays: 0` removes
+   * retention. Audited as DATASET_UPDATED.
+   */
+  async update(
+    ctx: RequestContext,
+    id: string,
+    input: {
+      title?: string | null;
+      description?: string | null;
+      retentionDays?: number | null;
+      retentionField?: string | null;
+    },
+  ): Promise<DatasetEntity> {
+    const current = await this.requireWritable(ctx, id, 'update');
+    const existing = (await this.get(ctx, id))!;
+    const title = input.title == null ? existing.title : input.title.trim();
+    if (!title || title.length > 200) throw badInput('title must be 1 to 200 characters');
+    const description =
+      input.description === undefined ? existing.description : input.description?.trim() || null;
+    if (description && description.length > 4000)
+      throw badInput('description must be at most 4000 characters');
+    const removing = input.retentionDays === 0;
+    const wanted = removing
+      ? { retentionDays: null, retentionField: null }
+      : {
+          retentionDays: input.retentionDays ?? existing.retentionDays,
+          retentionField: input.retentionField ?? existing.retentionField,
+        };
+    const retention = validateRetention(wanted, current.fields);
+    if (!retention.ok) {
+      throw new BrokerError(
+        ErrorCode.BAD_USER_INPUT,
+        `The retention is invalid: ${retention.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID_DATASET_DEFINITION', details: retention.problems },
+      );
+    }
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(
+        `UPDATE dataset SET title = $2, description = $3, retention_days = $4, retention_field = $5 WHERE id = $1`,
+        [id, title, description, retention.retention.retentionDays, retention.retention.retentionField],
+      );
+      await this.audit.append(
+        {
+          ...auditActor(ctx),
+          action: AuditAction.DATASET_UPDATED,
+          decision: 'ALLOW',
+          datasetId: id,
+          reason:
+            retention.retention.retentionDays === null
+              ? 'no retention'
+              : `retention ${retention.retention.retentionDays} days by ${retention.retention.retentionField}`,
+        },
+        manager,
+      );
+    });
+    return (await this.get(ctx, id))!;
   }
 
   /**

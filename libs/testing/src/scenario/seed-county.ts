@@ -103,7 +103,7 @@ export const COUNTY_AGENCIES: Readonly<Record<CountyAgencyRole, { name: string; 
   PROBATION: { name: 'County Probation Department', kind: 'PROBATION' },
   CBO: { name: 'Second Chance Re-entry Services', kind: 'CBO' },
   RESEARCH: { name: 'County Research Office', kind: 'RESEARCH' },
-  OVERSIGHT: { name: 'Justice System Oversight Board', kind: 'OVERSIGHT' },
+  OVERSIGHT: { name: 'Justice System Oversight Board', kind: 'oversight' },
 };
 
 /** The purposes agreements in the county are made for. */
@@ -430,6 +430,12 @@ interface CountyAgreementSpec {
   /** Release the linkage pseudonym `personKey`. */
   linkage?: boolean;
   legalBasis: string;
+  /** Who in the community gains, and how: required where oversight is. */
+  communityBenefit?: string;
+  /** Why the purpose needs a field at its precision, by field name: required for overseen fields. */
+  justifications?: Record<string, string>;
+  /** Days within which the recipient destroys what it received. */
+  retentionDays?: number;
 }
 
 /**
@@ -458,6 +464,12 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     ],
     linkage: true,
     legalBasis: 'Participant consent form v3, section 4 (research use of de-identified records)',
+    communityBenefit:
+      'Shows which re-entry programs keep people from returning to jail, so the county funds the ones that work.',
+    justifications: {
+      program: 'Outcomes are compared program by program; the program name is the unit of the evaluation.',
+    },
+    retentionDays: 730,
   },
   {
     title: 'Jail bookings for recidivism evaluation',
@@ -476,6 +488,14 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     ],
     linkage: true,
     legalBasis: 'County research data-sharing ordinance',
+    communityBenefit:
+      'Measures re-arrest after release, so the county can tell whether its programs and sentences reduce it.',
+    justifications: {
+      charge_category:
+        'Re-arrest is compared by kind of charge; without it the evaluation cannot adjust for it.',
+      charge_severity: 'Felony and misdemeanour re-arrests are reported separately.',
+    },
+    retentionDays: 730,
   },
   {
     title: 'Court dispositions for recidivism evaluation',
@@ -486,6 +506,13 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     fields: ['filing_date', 'disposition', 'disposition_date', 'sentence_days:GENERALIZE'],
     linkage: true,
     legalBasis: 'Court administrative order on research access',
+    communityBenefit:
+      'Shows whether diversion and sentencing choices change re-conviction, for public reports.',
+    justifications: {
+      disposition: 'Re-conviction is the outcome measured: a disposition is the only record of it.',
+      sentence_days: 'Time in custody shifts when re-offending can happen; bands of 5 days are enough.',
+    },
+    retentionDays: 730,
   },
   {
     title: 'Supervision counts for recidivism evaluation',
@@ -496,6 +523,12 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     access: 'AGGREGATE_ONLY',
     fields: ['risk_level', 'start_date:GENERALIZE', 'violations:GENERALIZE'],
     legalBasis: 'Probation department statistical release policy',
+    communityBenefit:
+      'Published counts of supervision by risk level show whether supervision is proportionate.',
+    justifications: {
+      risk_level: 'Counts are reported by risk level; counts only, never rows.',
+      violations: 'Violations are counted in bands of 5 to compare supervision intensity.',
+    },
   },
   {
     title: 'Felony bookings for probation supervision',
@@ -514,8 +547,48 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     ],
     rowFilter: { charge_severity: 'FELONY' },
     legalBasis: 'State probation statute, information sharing for supervision',
+    communityBenefit:
+      'Probation officers learn promptly when someone they supervise is booked for a felony, as the statute requires.',
+    justifications: {
+      first_name:
+        'Officers identify the person they supervise by name; the statute allows it for supervision.',
+      last_name:
+        'Officers identify the person they supervise by name; the statute allows it for supervision.',
+      charge_category: 'The kind of charge decides the supervision response.',
+      charge_severity: 'Only felony bookings are shared; the severity confirms it.',
+    },
+    retentionDays: 365,
   },
 ];
+
+/**
+ * A proposal both parties approved that awaits the oversight board: it shows in the admin UI's
+ * oversight queue and, never having been in force, not on the public register.
+ */
+export const COUNTY_PROPOSAL_AWAITING_OVERSIGHT: CountyAgreementSpec = {
+  title: 'Court dispositions for probation supervision',
+  provider: 'COURT',
+  recipient: 'PROBATION',
+  purposes: ['SUPERVISION'],
+  dataset: 'court_cases',
+  fields: ['filing_date', 'disposition', 'disposition_date', 'sentence_days'],
+  linkage: true,
+  legalBasis: 'State probation statute, information sharing for supervision',
+  communityBenefit:
+    'Officers see new convictions of people they supervise without waiting for a court letter.',
+  justifications: {
+    disposition: 'A new conviction changes the terms of supervision.',
+    sentence_days: 'A custody sentence suspends supervision for its length.',
+  },
+  retentionDays: 365,
+};
+
+/** A dataset's retention the seeding sets with updateDataset: records older than this are destroyed daily. */
+export const COUNTY_RETENTION = {
+  dataset: 'probation_supervision' as CountyDatasetSlug,
+  retentionDays: 3650,
+  retentionField: 'end_date',
+};
 
 /** An agreement the seeding put in force. */
 export interface SeededAgreement {
@@ -526,7 +599,44 @@ export interface SeededAgreement {
   dataset: CountyDatasetSlug;
 }
 
-/** Proposes each county agreement as the provider's steward and approves it as the recipient's. */
+/** The agreement input of a county agreement spec. */
+function countyAgreementInput(
+  spec: CountyAgreementSpec,
+  agencies: SeededCounty['agencies'],
+  datasets: Record<CountyDatasetSlug, { id: string }>,
+) {
+  const validFrom = new Date(Date.UTC(new Date().getUTCFullYear() - 1, 0, 1)).toISOString();
+  const validUntil = new Date(Date.UTC(new Date().getUTCFullYear() + 3, 0, 1)).toISOString();
+  return {
+    title: spec.title,
+    providerAgencyId: agencies[spec.provider].id,
+    recipientAgencyId: agencies[spec.recipient].id,
+    purposes: spec.purposes,
+    validFrom,
+    validUntil,
+    legalBasis: spec.legalBasis,
+    communityBenefit: spec.communityBenefit ?? null,
+    retentionDays: spec.retentionDays ?? null,
+    grants: [
+      {
+        datasetId: datasets[spec.dataset].id,
+        access: spec.access ?? 'ROWS',
+        fields: spec.fields.map((f) => {
+          const [name, transform = 'RAW'] = f.split(':');
+          return { name, transform, justification: spec.justifications?.[name] ?? null };
+        }),
+        rowFilter: spec.rowFilter ?? null,
+        linkage: spec.linkage ?? false,
+      },
+    ],
+  };
+}
+
+/**
+ * Proposes each county agreement as the provider's steward, approves it as the recipient's and, where
+ * it needs oversight, as the oversight board's auditor; then proposes the one that awaits oversight,
+ * and sets the retention of one dataset.
+ */
 export async function createCountyAgreements(
   client: BrokerClient,
   agencies: SeededCounty['agencies'],
@@ -534,41 +644,27 @@ export async function createCountyAgreements(
   datasets: Record<CountyDatasetSlug, { id: string }>,
 ): Promise<SeededAgreement[]> {
   const seeded: SeededAgreement[] = [];
-  const validFrom = new Date(Date.UTC(new Date().getUTCFullYear() - 1, 0, 1)).toISOString();
-  const validUntil = new Date(Date.UTC(new Date().getUTCFullYear() + 3, 0, 1)).toISOString();
-  for (const spec of COUNTY_AGREEMENTS) {
-    const input = {
-      title: spec.title,
-      providerAgencyId: agencies[spec.provider].id,
-      recipientAgencyId: agencies[spec.recipient].id,
-      purposes: spec.purposes,
-      validFrom,
-      validUntil,
-      legalBasis: spec.legalBasis,
-      grants: [
-        {
-          datasetId: datasets[spec.dataset].id,
-          access: spec.access ?? 'ROWS',
-          fields: spec.fields.map((f) => {
-            const [name, transform = 'RAW'] = f.split(':');
-            return { name, transform };
-          }),
-          rowFilter: spec.rowFilter ?? null,
-          linkage: spec.linkage ?? false,
-        },
-      ],
-    };
+  const approve = (key: string, id: string) =>
+    client.gql<{ approveAgreement: { oversightRequired: boolean; inForceVersion: number | null } }>(
+      key,
+      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { oversightRequired inForceVersion } }`,
+      { id },
+    );
+  const propose = async (spec: CountyAgreementSpec) => {
     const proposed = await client.gql<{ proposeAgreement: { id: string } }>(
       countyKey(users, `steward:${spec.provider}`),
       `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`,
-      { input },
+      { input: countyAgreementInput(spec, agencies, datasets) },
     );
     const id = proposed.proposeAgreement.id;
-    await client.gql(
-      countyKey(users, `steward:${spec.recipient}`),
-      `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-      { id },
-    );
+    const approved = await approve(countyKey(users, `steward:${spec.recipient}`), id);
+    return { id, approved: approved.approveAgreement };
+  };
+  for (const spec of COUNTY_AGREEMENTS) {
+    const { id, approved } = await propose(spec);
+    if (approved.oversightRequired && approved.inForceVersion === null) {
+      await approve(countyKey(users, 'auditor:OVERSIGHT'), id);
+    }
     seeded.push({
       id,
       title: spec.title,
@@ -577,5 +673,17 @@ export async function createCountyAgreements(
       dataset: spec.dataset,
     });
   }
+  await propose(COUNTY_PROPOSAL_AWAITING_OVERSIGHT);
+  await client.gql(
+    countyKey(users, `steward:${COUNTY_DATASET_PROVIDERS[COUNTY_RETENTION.dataset]}`),
+    `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { id } }`,
+    {
+      id: datasets[COUNTY_RETENTION.dataset].id,
+      input: {
+        retentionDays: COUNTY_RETENTION.retentionDays,
+        retentionField: COUNTY_RETENTION.retentionField,
+      },
+    },
+  );
   return seeded;
 }

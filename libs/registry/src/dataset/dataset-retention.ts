@@ -1,0 +1,51 @@
+/**
+ * A dataset's retention (DESIGN §4.4): records whose DATE/DATETIME `retentionField` is older than
+ * `retentionDays` are destroyed by the daily retention job. Pure rules, no database.
+ */
+import { type FieldDefinition, FieldType } from './dataset-schema';
+
+/** At most a century, as for agreements. */
+export const MAX_DATASET_RETENTION_DAYS = 36_500;
+
+/** A dataset's retention, both set or both null. */
+export interface DatasetRetention {
+  retentionDays: number | null;
+  retentionField: string | null;
+}
+
+/**
+ * Validates a retention against a dataset's fields: the problems, or the retention to store.
+ * `retentionDays` needs a DATE or DATETIME `retentionField`, and a field needs a number of days.
+ */
+export function validateRetention(
+  input: { retentionDays?: number | null; retentionField?: string | null },
+  fields: readonly Pick<FieldDefinition, 'name' | 'type'>[],
+): { ok: true; retention: DatasetRetention } | { ok: false; problems: { path: string; message: string }[] } {
+  const problems: { path: string; message: string }[] = [];
+  const days = input.retentionDays ?? null;
+  const name = input.retentionField ?? null;
+  if (days === null && name === null)
+    return { ok: true, retention: { retentionDays: null, retentionField: null } };
+  if (days === null) problems.push({ path: 'retentionDays', message: 'is required with a retentionField' });
+  else if (!Number.isInteger(days) || days < 1 || days > MAX_DATASET_RETENTION_DAYS) {
+    problems.push({
+      path: 'retentionDays',
+      message: `must be an integer from 1 to ${MAX_DATASET_RETENTION_DAYS}`,
+    });
+  }
+  if (name === null) {
+    problems.push({
+      path: 'retentionField',
+      message: 'is required with retentionDays: a DATE or DATETIME field',
+    });
+  } else {
+    const field = fields.find((f) => f.name === name);
+    if (!field) problems.push({ path: 'retentionField', message: 'must name one of the fields' });
+    else if (field.type !== FieldType.DATE && field.type !== FieldType.DATETIME) {
+      problems.push({ path: 'retentionField', message: 'must be a DATE or DATETIME field' });
+    }
+  }
+  return problems.length
+    ? { ok: false, problems }
+    : { ok: true, retention: { retentionDays: days, retentionField: name } };
+}

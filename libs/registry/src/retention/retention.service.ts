@@ -1,0 +1,187 @@
+import { Injectable } from '@nestjs/common';
+import { Gauge } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { AuditAction, AuditService } from '@broker/audit';
+import { MetricsService, quoteIdent } from '@broker/core';
+import { recordTable } from '../dataset/record-table';
+
+/** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
+export const RETENTION_BATCH = 1000;
+
+/** What one run of the retention job did, per dataset. */
+export interface RetentionRunReport {
+  datasets: { datasetId: string; destroyed: number; batches: number; keptWithoutDate: number }[];
+  destroyed: number;
+}
+
+interface RetainedDataset {
+  id: string;
+  slug: string;
+  key_field: string;
+  subject_field: string | null;
+  retention_days: number;
+  retention_field: string;
+}
+
+/**
+ * Destroys records past their dataset's retention (DESIGN §4.4), with what linkage derived from them
+ * (each run's person assignment of the record, and the normalised identifiers of finished runs).
+ *
+ * Idempotent and resumable: each batch is one transaction that deletes up to {@link RETENTION_BATCH}
+ * records, their linkage assignments, writes what subject access reports need of them (subject and
+ * row id, never a value), and appends its RECORDS_DESTROYED event with the count, so a crash loses a
+ * batch wholly or not at all, and the next run simply finds what is still past retention. Rows are
+ * taken with SKIP LOCKED, so a batch never waits for ingestion, and ingestion or a query waits at most
+ * for one small batch. Consent and release records stay: subject access reports keep answering.
+ */
+@Injectable()
+export class RetentionService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+    metrics: MetricsService,
+  ) {
+    // The last run as PostgreSQL has it, read at each scrape: whichever worker ran it, and after any
+    // restart, the metrics show when retention last ran and what it destroyed.
+    const read = async () => {
+      const [row] = await this.dataSource.query<
+        { started: number | null; finished: number | null; destroyed: string | null }[]
+      >(
+        `SELECT extract(epoch FROM last_started_at)::float8 AS started, extract(epoch FROM last_finished_at)::float8 AS finished,
+                last_destroyed::text AS destroyed FROM retention_schedule WHERE id = 1`,
+      );
+      return row;
+    };
+    if (!metrics.registry.getSingleMetric('broker_retention_last_run_timestamp_seconds')) {
+      new Gauge({
+        name: 'broker_retention_last_run_timestamp_seconds',
+        help: 'When the retention job last started and finished (Unix time), from PostgreSQL',
+        labelNames: ['phase'] as const,
+        registers: [metrics.registry],
+        async collect() {
+          const row = await read().catch(() => undefined);
+          if (row?.started != null) this.set({ phase: 'started' }, row.started);
+          if (row?.finished != null) this.set({ phase: 'finished' }, row.finished);
+        },
+      });
+      new Gauge({
+        name: 'broker_retention_last_destroyed_records',
+        help: 'Records the last finished retention run destroyed',
+        registers: [metrics.registry],
+        async collect() {
+          const row = await read().catch(() => undefined);
+          if (row?.destroyed != null) this.set(Number(row.destroyed));
+        },
+      });
+    }
+  }
+
+  /** One run over every dataset with retention, recorded in `retention_schedule`. */
+  async run(options: { batch?: number; now?: Date } = {}): Promise<RetentionRunReport> {
+    const batch = options.batch ?? RETENTION_BATCH;
+    await this.dataSource.query(
+      `UPDATE retention_schedule SET last_started_at = clock_timestamp(), last_error = NULL WHERE id = 1`,
+    );
+    const report: RetentionRunReport = { datasets: [], destroyed: 0 };
+    try {
+      const datasets = await this.dataSource.query<RetainedDataset[]>(
+        `SELECT id, slug, key_field, subject_field, retention_days, retention_field
+           FROM dataset WHERE retention_days IS NOT NULL ORDER BY slug`,
+      );
+      for (const dataset of datasets) {
+        const done = await this.destroyExpired(dataset, batch, options.now);
+        report.datasets.push(done);
+        report.destroyed += done.destroyed;
+      }
+      await this.dataSource.query(
+        `UPDATE retention_schedule SET last_finished_at = clock_timestamp(), last_destroyed = $1 WHERE id = 1`,
+        [report.destroyed],
+      );
+      return report;
+    } catch (error) {
+      await this.dataSource
+        .query(`UPDATE retention_schedule SET last_error = $1 WHERE id = 1`, [
+          error instanceof Error ? error.message.slice(0, 2000) : String(error),
+        ])
+        .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async destroyExpired(dataset: RetainedDataset, batch: number, now?: Date) {
+    const table = recordTable(dataset.slug);
+    const field = quoteIdent(dataset.retention_field);
+    const key = quoteIdent(dataset.key_field);
+    const subject = dataset.subject_field ? `t.${quoteIdent(dataset.subject_field)}::text` : 'NULL::text';
+    // One cutoff for the whole run, so that batches agree on what is past retention.
+    const [{ cutoff }] = await this.dataSource.query<{ cutoff: Date }[]>(
+      `SELECT coalesce($1::timestamptz, clock_timestamp()) - make_interval(days => $2) AS cutoff`,
+      [now ?? null, dataset.retention_days],
+    );
+    // The batches find their rows through an index on the retention field; built concurrently, so
+    // that neither ingestion nor queries wait for it.
+    const index = quoteIdent(
+      `${dataset.slug.slice(0, 40)}_retention_${dataset.retention_field.slice(0, 12)}_idx`,
+    );
+    await this.dataSource.query(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index} ON ${table} (${field})`);
+    const [{ n: keptWithoutDate }] = await this.dataSource.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM ${table} WHERE ${field} IS NULL`,
+    );
+    let destroyed = 0;
+    let batches = 0;
+    for (;;) {
+      const count = await this.dataSource.transaction(async (manager) => {
+        const gone = await manager.query<{ key: string; subject: string | null; rid: string }[]>(
+          `WITH doomed AS (
+             SELECT ctid FROM ${table} WHERE ${field} < $1 ORDER BY ${field} LIMIT $2 FOR UPDATE SKIP LOCKED
+           ),
+           gone AS (
+             DELETE FROM ${table} t USING doomed d WHERE t.ctid = d.ctid
+             RETURNING t.${key}::text AS key, ${subject} AS subject, t."_rid"::text AS rid
+           )
+           -- a SELECT, so that the driver returns the rows (it returns a count for a bare DELETE)
+           SELECT * FROM gone`,
+          [cutoff, batch],
+        );
+        if (!gone.length) return 0;
+        const keys = gone.map((g) => g.key);
+        await manager.query(
+          `DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])`,
+          [dataset.id, keys],
+        );
+        const subjects = gone.filter((g) => g.subject !== null);
+        if (subjects.length) {
+          await manager.query(
+            `INSERT INTO destroyed_record (dataset_id, subject_id, rid)
+             SELECT $1, s, r FROM unnest($2::text[], $3::bigint[]) AS u (s, r) ON CONFLICT DO NOTHING`,
+            [dataset.id, subjects.map((g) => g.subject), subjects.map((g) => g.rid)],
+          );
+        }
+        await this.audit.append(
+          {
+            action: AuditAction.RECORDS_DESTROYED,
+            decision: 'ALLOW',
+            datasetId: dataset.id,
+            rowCount: gone.length,
+            reason: `past retention: ${dataset.retention_field} before ${cutoff.toISOString()} (${dataset.retention_days} days)`,
+            details: { cutoff: cutoff.toISOString(), retentionDays: dataset.retention_days, keptWithoutDate },
+          },
+          manager,
+        );
+        return gone.length;
+      });
+      if (!count) break;
+      destroyed += count;
+      batches += 1;
+      if (count < batch) break;
+    }
+    if (destroyed) {
+      // Normalised identifiers of finished runs may include the destroyed records; a run rebuilds
+      // them from the records, so they go. A run under way keeps its own (it re-reads records).
+      await this.dataSource.query(
+        `DELETE FROM linkage_blob WHERE run_id IN (SELECT id FROM linkage_run WHERE status IN ('SUCCEEDED', 'FAILED'))`,
+      );
+    }
+    return { datasetId: dataset.id, destroyed, batches, keptWithoutDate };
+  }
+}

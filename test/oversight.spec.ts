@@ -1,0 +1,254 @@
+import { TestBroker } from '@broker/testing';
+
+const AGREEMENT = `id status currentVersion inForceVersion oversightRequired
+  inForce { version } versions { version oversightRequired approvals { agency { id } } decline { reason agency { id } } }`;
+const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { ${AGREEMENT} } }`;
+const AMEND = `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { ${AGREEMENT} } }`;
+const APPROVE = `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { ${AGREEMENT} } }`;
+const DECLINE = `mutation($id: ID!, $v: Int!, $r: String!) { declineAgreement(id: $id, version: $v, reason: $r) { ${AGREEMENT} } }`;
+
+describe('oversight: sign-off of versions that release identifiers or sensitive fields, or link', () => {
+  let broker: TestBroker;
+  let cbo: { id: string };
+  let research: { id: string };
+  let cboSteward: { apiKey: string };
+  let researchSteward: { apiKey: string };
+  let auditor: { apiKey: string; agencyId: string };
+  let agencylessAuditor: { apiKey: string };
+  let dataset: { id: string };
+
+  const BENEFIT = 'Re-entry programmes that work get funded; families see fewer returns to jail.';
+  const input = (overrides: Record<string, unknown> = {}, fields?: unknown[]) => ({
+    title: 'Participation for recidivism evaluation',
+    providerAgencyId: cbo.id,
+    recipientAgencyId: research.id,
+    purposes: ['RECIDIVISM_EVALUATION'],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    communityBenefit: BENEFIT,
+    grants: [
+      {
+        datasetId: dataset.id,
+        fields: fields ?? [
+          { name: 'program' },
+          {
+            name: 'offence',
+            justification: 'Outcomes differ by offence; the evaluation must adjust for it.',
+          },
+          { name: 'last_name', transform: 'HASH' },
+        ],
+      },
+    ],
+    ...overrides,
+  });
+  const code = (res: { errors?: { extensions?: { code?: string } }[] }) => res.errors?.[0]?.extensions?.code;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'oversight' });
+    cbo = await broker.createAgency('Second Chance Re-entry');
+    research = await broker.createAgency('Research Office');
+    cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    auditor = await broker.oversightAuditor();
+    agencylessAuditor = await broker.createUser({ role: 'AUDITOR' });
+    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    dataset = await broker.registerDataset(cboSteward.apiKey, {
+      slug: 'reentry_participation',
+      title: 'Re-entry participation',
+      keyField: 'enrollment_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'last_name', type: 'STRING', classification: 'DIRECT_IDENTIFIER', identity: 'LAST_NAME' },
+        { name: 'dob', type: 'DATE', classification: 'QUASI_IDENTIFIER', identity: 'DATE_OF_BIRTH' },
+        { name: 'program', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'offence', type: 'STRING', classification: 'SENSITIVE' },
+      ],
+    });
+  });
+  afterAll(() => broker.close());
+
+  it('refuses a version under oversight without a community benefit or a justification per field', async () => {
+    const noBenefit = await broker.gql(cboSteward.apiKey, PROPOSE, {
+      input: input({ communityBenefit: null }),
+    });
+    expect(code(noBenefit)).toBe('BAD_USER_INPUT');
+    expect(JSON.stringify(noBenefit.errors)).toContain('communityBenefit');
+    const unjustified = await broker.gql(cboSteward.apiKey, PROPOSE, {
+      input: input({}, [{ name: 'offence' }, { name: 'last_name', transform: 'HASH' }]),
+    });
+    expect(code(unjustified)).toBe('BAD_USER_INPUT');
+    expect(JSON.stringify(unjustified.errors)).toContain('offence');
+    const linkage = await broker.gql(cboSteward.apiKey, PROPOSE, {
+      input: input({
+        communityBenefit: null,
+        grants: [{ datasetId: dataset.id, fields: [{ name: 'program' }], linkage: true }],
+      }),
+    });
+    expect(code(linkage)).toBe('BAD_USER_INPUT');
+    // A direct identifier released as HASH, and fields neither direct nor sensitive, need no oversight.
+    const plain = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({ communityBenefit: null }, [
+          { name: 'program' },
+          { name: 'last_name', transform: 'HASH' },
+        ]),
+      })
+    ).proposeAgreement;
+    expect(plain.oversightRequired).toBe(false);
+  });
+
+  it('keeps a version needing oversight out of force with both parties alone; an AUDITOR completes it', async () => {
+    const proposed = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    expect(proposed).toMatchObject({ oversightRequired: true, status: 'PROPOSED' });
+    const parties = (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 1 }))
+      .approveAgreement;
+    expect(parties).toMatchObject({ status: 'PROPOSED', inForceVersion: null, inForce: null });
+    // No record can be read under it yet.
+    const schema = await broker.gql(
+      researchSteward.apiKey,
+      '{ __schema { queryType { fields { name } } } }',
+      {},
+      '/data/graphql',
+    );
+    expect(JSON.stringify(schema)).not.toContain('reentry_participation');
+
+    const approved = (await broker.gqlOk(auditor.apiKey, APPROVE, { id: proposed.id, v: 1 }))
+      .approveAgreement;
+    expect(approved).toMatchObject({ status: 'ACTIVE', inForceVersion: 1, inForce: { version: 1 } });
+    expect(approved.versions[0].approvals.map((a: { agency: { id: string } }) => a.agency.id).sort()).toEqual(
+      [cbo.id, research.id, auditor.agencyId].sort(),
+    );
+  });
+
+  it("does not count an AUDITOR's approval of an older version for the new one", async () => {
+    const proposed = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    await broker.gqlOk(auditor.apiKey, APPROVE, { id: proposed.id, v: 1 });
+    const v1 = (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 1 }))
+      .approveAgreement;
+    expect(v1.inForceVersion).toBe(1);
+    const amended = (
+      await broker.gqlOk(researchSteward.apiKey, AMEND, {
+        id: proposed.id,
+        input: input({ title: 'Participation, amended' }),
+      })
+    ).amendAgreement;
+    const bothParties = (await broker.gqlOk(cboSteward.apiKey, APPROVE, { id: proposed.id, v: 2 }))
+      .approveAgreement;
+    // Version 1 keeps governing until oversight approves version 2.
+    expect(bothParties).toMatchObject({ currentVersion: 2, inForceVersion: 1, status: 'ACTIVE' });
+    expect(amended.currentVersion).toBe(2);
+    const stale = await broker.gql(auditor.apiKey, APPROVE, { id: proposed.id, v: 1 });
+    expect(code(stale)).toBe('CONFLICT');
+    const v2 = (await broker.gqlOk(auditor.apiKey, APPROVE, { id: proposed.id, v: 2 })).approveAgreement;
+    expect(v2.inForceVersion).toBe(2);
+  });
+
+  it('refuses an AUDITOR approving, or declining, what needs no oversight, as if it were a party', async () => {
+    const plain = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({}, [{ name: 'program' }, { name: 'dob', transform: 'GENERALIZE' }]),
+      })
+    ).proposeAgreement;
+    expect(plain.oversightRequired).toBe(false);
+    expect(code(await broker.gql(auditor.apiKey, APPROVE, { id: plain.id, v: 1 }))).toBe('FORBIDDEN');
+    expect(code(await broker.gql(auditor.apiKey, DECLINE, { id: plain.id, v: 1, r: 'no' }))).toBe(
+      'FORBIDDEN',
+    );
+    const after = (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: plain.id, v: 1 }))
+      .approveAgreement;
+    expect(after.inForceVersion).toBe(1);
+    expect(after.versions[0].approvals).toHaveLength(2);
+    // An AUDITOR of no oversight agency decides nothing; stewards cannot decline.
+    const overseen = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    expect(code(await broker.gql(agencylessAuditor.apiKey, APPROVE, { id: overseen.id, v: 1 }))).toBe(
+      'FORBIDDEN',
+    );
+    expect(code(await broker.gql(researchSteward.apiKey, DECLINE, { id: overseen.id, v: 1, r: 'no' }))).toBe(
+      'FORBIDDEN',
+    );
+    expect(
+      code(await broker.gql(auditor.apiKey, APPROVE, { id: '00000000-0000-4000-8000-000000000000', v: 1 })),
+    ).toBe('NOT_FOUND');
+  });
+
+  it('lets an AUDITOR decline a version: it never comes into force, the parties may amend', async () => {
+    const proposed = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    const blank = await broker.gql(auditor.apiKey, DECLINE, { id: proposed.id, v: 1, r: '   ' });
+    expect(code(blank)).toBe('BAD_USER_INPUT');
+    const declined = (
+      await broker.gqlOk(auditor.apiKey, DECLINE, {
+        id: proposed.id,
+        v: 1,
+        r: 'Offence is not needed at this precision',
+      })
+    ).declineAgreement;
+    expect(declined.versions[0].decline).toEqual({
+      reason: 'Offence is not needed at this precision',
+      agency: { id: auditor.agencyId },
+    });
+    const late = await broker.gql(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 1 });
+    expect(code(late)).toBe('CONFLICT');
+    expect(code(await broker.gql(auditor.apiKey, APPROVE, { id: proposed.id, v: 1 }))).toBe('CONFLICT');
+    const amended = (
+      await broker.gqlOk(cboSteward.apiKey, AMEND, {
+        id: proposed.id,
+        input: input({}, [{ name: 'offence', transform: 'HASH' }, { name: 'program' }]),
+      })
+    ).amendAgreement;
+    expect(amended.oversightRequired).toBe(false);
+    const inForce = (await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 2 }))
+      .approveAgreement;
+    expect(inForce.inForceVersion).toBe(2);
+    const events = await broker.query<{ action: string }>(
+      `SELECT action FROM audit_event WHERE agreement_id = $1 ORDER BY seq`,
+      [proposed.id],
+    );
+    expect(events.map((e) => e.action)).toContain('AGREEMENT_DECLINED');
+  });
+
+  it('keeps in force a version put in force before the rule existed', async () => {
+    // As a database migrated from before oversight holds it: both parties approved, in force.
+    const plain = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: plain.id, v: 1 });
+    await broker.query(`UPDATE agreement SET in_force_version = 1 WHERE id = $1`, [plain.id]);
+    const seen = await broker.gqlOk(
+      researchSteward.apiKey,
+      `query($id: ID!) { agreement(id: $id) { ${AGREEMENT} } }`,
+      {
+        id: plain.id,
+      },
+    );
+    expect(seen.agreement).toMatchObject({ status: 'ACTIVE', inForceVersion: 1, oversightRequired: true });
+  });
+
+  it('fixes a minimum classification by identity role', async () => {
+    for (const [identity, classification] of [
+      ['SSN', 'NON_SENSITIVE'],
+      ['SSN', 'QUASI_IDENTIFIER'],
+      ['LAST_NAME', 'SENSITIVE'],
+      ['DATE_OF_BIRTH', 'NON_SENSITIVE'],
+      ['ZIP', 'SENSITIVE'],
+    ]) {
+      const res = await broker.gql(
+        cboSteward.apiKey,
+        `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { id } }`,
+        {
+          input: {
+            slug: `understated_${identity.toLowerCase()}_${classification.toLowerCase()}`,
+            title: 't',
+            keyField: 'id',
+            fields: [
+              { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE' },
+              { name: 'v', type: identity === 'DATE_OF_BIRTH' ? 'DATE' : 'STRING', classification, identity },
+            ],
+          },
+        },
+      );
+      expect({ identity, classification, code: code(res) }).toEqual({
+        identity,
+        classification,
+        code: 'BAD_USER_INPUT',
+      });
+    }
+  });
+});
