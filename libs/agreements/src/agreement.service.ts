@@ -477,7 +477,7 @@ export class AgreementService {
     manager: EntityManager,
     ctx: RequestContext,
     id: string,
-    action: ControlAction,
+    action: Exclude<ControlAction, 'party'>,
     lock = false,
   ): Promise<AgreementRow> {
     const [row] = isUuid(id)
@@ -496,7 +496,7 @@ export class AgreementService {
     manager: EntityManager,
     ctx: RequestContext,
     id: string,
-    action: ControlAction,
+    action: Exclude<ControlAction, 'party'>,
   ): Promise<AgreementRow> {
     const row = await this.rowFor(manager, ctx, id, action, true);
     if (row.revoked_at) throw conflict('The agreement is revoked; revocation is final');

@@ -40,6 +40,35 @@ describe('control-plane abilities', () => {
     }
   });
 
+  it('refuses a party what its role may not do, without pretending the object is missing', () => {
+    const provider = { role: Role.STEWARD, agencyId: A };
+    const recipient = { role: Role.STEWARD, agencyId: B };
+    expect(outcome(recipient, 'attest', agreementAB)).toBe('ALLOWED');
+    expect(outcome(provider, 'attest', agreementAB)).toBe('FORBIDDEN/ROLE');
+    expect(outcome(thirdSteward, 'attest', agreementAB)).toBe('NOT_FOUND/NOT_PARTY');
+  });
+
+  it('lets an auditor sign off only versions that need oversight', () => {
+    const auditorOfBoard = { role: Role.AUDITOR, agencyId: C };
+    const needs = asSubject('Agreement', {
+      providerAgencyId: A,
+      recipientAgencyId: B,
+      oversightRequired: true,
+    });
+    const needsNot = asSubject('Agreement', {
+      providerAgencyId: A,
+      recipientAgencyId: B,
+      oversightRequired: false,
+    });
+    for (const action of ['approve', 'decline'] as const) {
+      expect(outcome(auditorOfBoard, action, needs)).toBe('ALLOWED');
+      expect(outcome(auditorOfBoard, action, needsNot)).toBe('FORBIDDEN/ROLE');
+      // An auditor of no oversight agency signs nothing off.
+      expect(outcome(auditor, action, needs)).toBe('FORBIDDEN/ROLE');
+    }
+    expect(outcome(auditorOfBoard, 'preview', needsNot)).toBe('ALLOWED');
+  });
+
   it('lets a party analyst read but not change an agreement', () => {
     expect(outcome(analyst, 'read', agreementAB)).toBe('ALLOWED');
     expect(outcome({ role: Role.ANALYST, agencyId: C }, 'read', agreementAB)).toBe('NOT_FOUND/NOT_PARTY');
@@ -88,7 +117,7 @@ describe('control-plane abilities', () => {
       'NOT_FOUND/NOT_PARTY',
     );
     expect(outcome(steward, 'create', asSubject('User', { agencyId: A, role: Role.OPERATOR }))).toBe(
-      'NOT_FOUND/NOT_PARTY',
+      'FORBIDDEN/ROLE',
     );
     expect(outcome(analyst, 'create', asSubject('User', { agencyId: A, role: Role.ANALYST }))).toBe(
       'FORBIDDEN/ROLE',

@@ -33,7 +33,13 @@ export type ControlAction =
   | 'recordConsent'
   | 'reportSubjectAccess'
   | 'deactivate'
-  | 'start';
+  | 'start'
+  /**
+   * Not an operation: the principal has standing in the object (its agency is provider, recipient or
+   * owner; the oversight board for every agreement). A refusal on an object without standing is
+   * NOT_FOUND, as for a missing one.
+   */
+  | 'party';
 
 /** An agreement as the ability sees it: its two parties. */
 export interface AgreementObject {
@@ -90,6 +96,21 @@ function defineRules(role: Role, agencyId: string | null): ControlAbility {
       // versions that need it, for its oversight agency.
       can('preview', 'Agreement');
       if (agencyId) can(['approve', 'decline'], 'Agreement', { oversightRequired: true });
+      can('party', 'Agreement');
+      break;
+    case Role.STEWARD:
+    case Role.ANALYST:
+      if (!agencyId) break;
+      for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
+        can('party', 'Agreement', { [party]: agencyId });
+      }
+      can('party', 'Dataset', { providerAgencyId: agencyId });
+      can('party', 'User', { agencyId });
+      break;
+  }
+  switch (role) {
+    case Role.OPERATOR:
+    case Role.AUDITOR:
       break;
     case Role.STEWARD:
       if (!agencyId) break;
@@ -145,23 +166,23 @@ export function asSubject<T extends 'Agreement' | 'Dataset' | 'User', O extends 
 
 /**
  * Refuses unless the principal may do `action` on `object`, in the contract's terms, and the one
- * place these refusals are decided: where the role may do it to some objects of the type but not to
- * this one (another agency's), NOT_FOUND with reason NOT_PARTY, answered exactly as for a missing
- * object; where the role may never do it, FORBIDDEN with reason ROLE.
+ * place these refusals are decided: where the role may do it to some objects of the type, but this
+ * one is another agency's (the principal's agency is not party to it), NOT_FOUND with reason
+ * NOT_PARTY, answered exactly as for a missing object; otherwise FORBIDDEN with reason ROLE.
  */
 export function authorize(
   principal: Pick<Principal, 'role' | 'agencyId'>,
-  action: ControlAction,
+  action: Exclude<ControlAction, 'party'>,
   object: Exclude<Subjects, string>,
   what: string,
 ): void {
   const ability = controlAbility(principal);
   if (ability.can(action, object)) return;
   const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
-  if (ability.can(action, type)) {
+  if (ability.can(action, type) && !ability.can('party', object)) {
     throw new BrokerError(ErrorCode.NOT_FOUND, `${what} not found`, { reason: 'NOT_PARTY' });
   }
-  throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} a ${what.toLowerCase()}`, {
+  throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} this ${what.toLowerCase()}`, {
     reason: 'ROLE',
   });
 }
