@@ -104,6 +104,9 @@ describe('permissions: every operation declares who may call it', () => {
       // The admin UI's static files; the UI signs in with an API key and calls the APIs above.
       'GET /admin': 'PUBLIC',
       'GET /admin/*': 'PUBLIC',
+      // GraphiQL's page, where a browser's GET /graphql or /data/graphql is routed; it signs in with
+      // an API key and sends it with every request to the endpoints above.
+      'GET /graphiql': 'PUBLIC',
     });
   });
 

@@ -11,7 +11,7 @@ import { DataPlaneModule } from '@broker/data-plane';
 import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
-import { AdminUiModule } from './admin-ui';
+import { AdminUiModule } from './admin-ui.module';
 
 /** The broker process: control-plane GraphQL, REST ingest, health, metrics and the admin UI. */
 @Module({})
