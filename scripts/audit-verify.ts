@@ -1,5 +1,6 @@
 /**
- * `npm run audit:verify`: verifies the audit log's hash chain in the database at DATABASE_URL (default
+ * `npm run audit:verify`: verifies the audit log's hash chain in the database at DATABASE_URL (when
+ * unset: the demo's, named in the `demo.env` that `npm run demo` writes, else
  * postgres://postgres@127.0.0.1:5432/broker), with a plain pg connection and no broker running.
  * Prints `audit chain valid: N events checked` or `audit chain BROKEN at seq N (M events checked)`.
  *
@@ -7,7 +8,9 @@
  * a scheduler can tell tampering from an outage.
  */
 import { Client } from 'pg';
-import { loadConfig } from '@broker/core';
+import { readFileSync } from 'node:fs';
+import { loadConfig, redactUrl } from '@broker/core';
+import { DEMO_ENV_FILE, parseDemoEnv } from '../libs/testing/src/scenario/demo-env';
 // The verifier itself, not @broker/audit, whose index also loads the Nest module and GraphQL types.
 import type { ChainVerification } from '../libs/audit/src/audit-chain';
 import { verifyChain } from '../libs/audit/src/audit-verifier';
@@ -43,9 +46,37 @@ export async function runAuditVerify(databaseUrl: string): Promise<AuditVerifyOu
   }
 }
 
+/**
+ * The database to verify: DATABASE_URL when set; otherwise the demo's, when `npm run demo` left a
+ * `demo.env` in the working directory; otherwise the broker's default.
+ */
+export function databaseToVerify(
+  env: NodeJS.ProcessEnv,
+  demoEnvText: string | null,
+): { databaseUrl: string; source: string } {
+  if (!env.DATABASE_URL && demoEnvText !== null) {
+    const demo = parseDemoEnv(demoEnvText).DATABASE_URL;
+    if (demo) return { databaseUrl: demo, source: `the demo's, from ${DEMO_ENV_FILE}` };
+  }
+  return {
+    databaseUrl: loadConfig(env).DATABASE_URL,
+    source: env.DATABASE_URL ? 'DATABASE_URL' : 'the default',
+  };
+}
+
+function readDemoEnv(): string | null {
+  try {
+    return readFileSync(DEMO_ENV_FILE, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   try {
-    const outcome = await runAuditVerify(loadConfig(process.env).DATABASE_URL);
+    const { databaseUrl, source } = databaseToVerify(process.env, readDemoEnv());
+    process.stdout.write(`verifying ${redactUrl(databaseUrl)} (${source})\n`);
+    const outcome = await runAuditVerify(databaseUrl);
     process.stdout.write(`${outcome.message}\n`);
     process.exitCode = outcome.exitCode;
   } catch (error) {

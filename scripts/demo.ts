@@ -6,11 +6,12 @@
  * and recreated each run, so its name must contain "demo"), PORT (3000), HOST (127.0.0.1),
  * REDIS_URL (redis://127.0.0.1:6379), DEMO_QUEUE_PREFIX (demo; its queues are emptied each run),
  * DEMO_PEOPLE (2000), DEMO_SEED (2025), DEMO_VERBOSE=1 to stream the broker's and worker's logs,
- * LOG_LEVEL (theirs; info).
+ * LOG_LEVEL (theirs; info). Writes `demo.env` (keys, ids, the database) in the working directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Redis from 'ioredis';
 import { databaseName, dropDatabase, ensureDatabase, redactUrl } from '@broker/core';
@@ -23,6 +24,7 @@ import {
   httpBrokerClient,
   seedCounty,
 } from '../libs/testing/src/scenario/seed-county';
+import { DEMO_ENV_FILE, demoEnv } from '../libs/testing/src/scenario/demo-env';
 
 const DATABASE_URL = process.env.DEMO_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/broker_demo';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -349,7 +351,10 @@ async function main() {
   } catch (error) {
     say(`  (linkage could not be started: ${error instanceof Error ? error.message : String(error)})`);
   }
+  // The README's examples read the keys and ids from here; `npm run audit:verify` the database.
+  writeFileSync(DEMO_ENV_FILE, demoEnv(county, { baseUrl, databaseUrl: DATABASE_URL }), { mode: 0o600 });
   printSummary(baseUrl, county, operatorKey, seconds, linkageRunId);
+  say(`Keys and ids are also in ./${DEMO_ENV_FILE} (for the README's examples: . ./${DEMO_ENV_FILE}).`);
 }
 
 main().catch((error: unknown) => {

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, verifyChain } from '@broker/audit';
 import { TestBroker } from '@broker/testing';
-import { runAuditVerify } from '../scripts/audit-verify';
+import { databaseToVerify, runAuditVerify } from '../scripts/audit-verify';
 
 describe('npm run audit:verify (runAuditVerify) and batched verification', () => {
   let broker: TestBroker;
@@ -81,5 +81,21 @@ describe('npm run audit:verify (runAuditVerify) and batched verification', () =>
     const url = new URL(broker.config.DATABASE_URL);
     url.pathname = '/broker_no_such_database';
     await expect(runAuditVerify(url.toString())).rejects.toThrow(/does not exist/);
+  });
+
+  it("verifies the demo's database after npm run demo without settings; DATABASE_URL wins when set", () => {
+    const demo = `# Written by npm run demo\nBROKER='http://127.0.0.1:3000'\nDATABASE_URL='postgres://postgres@127.0.0.1:5432/broker_demo'\n`;
+    expect(databaseToVerify({}, demo)).toEqual({
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/broker_demo',
+      source: "the demo's, from demo.env",
+    });
+    expect(databaseToVerify({ DATABASE_URL: 'postgres://h/other' }, demo)).toEqual({
+      databaseUrl: 'postgres://h/other',
+      source: 'DATABASE_URL',
+    });
+    expect(databaseToVerify({}, null)).toEqual({
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/broker',
+      source: 'the default',
+    });
   });
 });

@@ -113,6 +113,9 @@ describe('permissions: every operation declares who may call it', () => {
       // The public register (DESIGN §4.4): agreements in force and counts, never a record or a user.
       'GET /api/register': 'PUBLIC',
       'GET /register': 'PUBLIC',
+      // GraphiQL's page, where a browser's GET /graphql or /data/graphql is routed; it signs in with
+      // an API key and sends it with every request to the endpoints above.
+      'GET /graphiql': 'PUBLIC',
     });
   });
 

@@ -1,4 +1,4 @@
-import { Controller, type DynamicModule, Get, Inject, Module, Req, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -8,7 +8,8 @@ import { Public } from '@broker/core';
 /** Where `npm run build` puts the admin UI: `dist/admin`, beside `dist/apps/broker/src`. */
 export const DEFAULT_ADMIN_UI_DIR = resolve(__dirname, '../../../admin');
 
-const ADMIN_UI_DIR = Symbol('ADMIN_UI_DIR');
+/** Nest injection token of the directory the built admin UI is read from. */
+export const ADMIN_UI_DIR = Symbol('ADMIN_UI_DIR');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -47,7 +48,7 @@ export const ADMIN_UI_HEADERS: Readonly<Record<string, string>> = {
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=()',
 };
 
-interface StaticFile {
+export interface StaticFile {
   body: Buffer;
   type: string;
   etag: string;
@@ -84,6 +85,40 @@ function loadFiles(dir: string): Map<string, StaticFile> | null {
   return files;
 }
 
+/** The built admin UI's files, read at the first request that needs them. */
+@Injectable()
+export class AdminUiFiles {
+  private files: Map<string, StaticFile> | null = null;
+
+  constructor(@Inject(ADMIN_UI_DIR) private readonly dir: string) {}
+
+  /** Every file by its path under `/admin/`; null while the UI is not built (read again next time). */
+  get(): Map<string, StaticFile> | null {
+    // A broker started before the build finds it at the next request.
+    this.files ??= loadFiles(this.dir);
+    return this.files;
+  }
+}
+
+/** Sends a built file with its validators, or 304 when the browser holds it already. */
+export function sendStaticFile(request: FastifyRequest, reply: FastifyReply, file: StaticFile) {
+  void reply
+    .type(file.type)
+    .header('etag', file.etag)
+    .header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+  if (request.headers['if-none-match'] === file.etag) return reply.status(304).send();
+  return reply.status(200).send(file.body);
+}
+
+/** The answer while the UI is not built: a hint for the operator, never a stale page. */
+export function sendNotBuilt(reply: FastifyReply) {
+  return reply
+    .status(503)
+    .type('text/plain; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send('The admin UI is not built here: run `npm run build`, which builds it into dist/admin.\n');
+}
+
 /**
  * `GET /admin/...`: the admin UI's static files, public (the UI signs in with an API key and calls
  * the APIs, which authenticate every request). A path that is not a file is a page of the
@@ -91,9 +126,7 @@ function loadFiles(dir: string): Map<string, StaticFile> | null {
  */
 @Controller('admin')
 export class AdminUiController {
-  private files: Map<string, StaticFile> | null = null;
-
-  constructor(@Inject(ADMIN_UI_DIR) private readonly dir: string) {}
+  constructor(private readonly files: AdminUiFiles) {}
 
   @Public()
   @Get()
@@ -104,18 +137,11 @@ export class AdminUiController {
   @Public()
   @Get('*')
   file(@Req() request: FastifyRequest, @Res() reply: FastifyReply) {
-    // Read once; a broker started before the build finds it at the next request.
-    this.files ??= loadFiles(this.dir);
+    const files = this.files.get();
     for (const [name, value] of Object.entries(ADMIN_UI_HEADERS)) void reply.header(name, value);
-    if (!this.files) {
-      return reply
-        .status(503)
-        .type('text/plain; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .send('The admin UI is not built here: run `npm run build`, which builds it into dist/admin.\n');
-    }
+    if (!files) return sendNotBuilt(reply);
     const path = decodePath(request.url);
-    const asset = path === null ? undefined : this.files.get(path);
+    const asset = path === null ? undefined : files.get(path);
     if (!asset && (path === null || path.startsWith('assets/') || /\.[a-z0-9]+$/i.test(path))) {
       return reply
         .status(404)
@@ -123,13 +149,7 @@ export class AdminUiController {
         .header('cache-control', 'no-store')
         .send('Not found\n');
     }
-    const file = asset ?? this.files.get('index.html')!;
-    void reply
-      .type(file.type)
-      .header('etag', file.etag)
-      .header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
-    if (request.headers['if-none-match'] === file.etag) return reply.status(304).send();
-    return reply.status(200).send(file.body);
+    return sendStaticFile(request, reply, asset ?? files.get('index.html')!);
   }
 }
 
@@ -144,16 +164,4 @@ function decodePath(url: string): string | null {
   }
   if (path.includes('\0') || path.split('/').some((s) => s === '..' || s === '.')) return null;
   return path === '' ? 'index.html' : path;
-}
-
-/** Serves the built admin UI at `/admin/`, from `dir` (the build's output, `dist/admin` by default). */
-@Module({})
-export class AdminUiModule {
-  static forRoot(dir: string = DEFAULT_ADMIN_UI_DIR): DynamicModule {
-    return {
-      module: AdminUiModule,
-      controllers: [AdminUiController],
-      providers: [{ provide: ADMIN_UI_DIR, useValue: dir }],
-    };
-  }
 }

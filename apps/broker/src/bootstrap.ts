@@ -6,6 +6,7 @@ import { AuthHook, AuthService } from '@broker/auth';
 import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl } from '@broker/core';
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
+import { rewriteGraphiqlUrl } from './graphiql';
 
 /** How a broker is built beyond its configuration. */
 export interface BrokerOptions {
@@ -30,6 +31,8 @@ export async function createBroker(
     loggerInstance: logger.child({ component: 'http' }),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
     trustProxy: config.TRUST_PROXY,
+    // A browser opening /graphql or /data/graphql gets GraphiQL (see graphiql.ts).
+    rewriteUrl: rewriteGraphiqlUrl,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.forRoot(config, logger, options.adminUiDir),

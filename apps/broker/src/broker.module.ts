@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
+import type { GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { AuditModule } from '@broker/audit';
 import { AuthModule } from '@broker/auth';
@@ -11,7 +12,24 @@ import { DataPlaneModule } from '@broker/data-plane';
 import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
-import { AdminUiModule } from './admin-ui';
+import { AdminUiModule } from './admin-ui.module';
+
+/** Describes the control plane's root types for introspection (GraphiQL's documentation explorer). */
+function describeRootTypes(schema: GraphQLSchema): GraphQLSchema {
+  const query = schema.getQueryType();
+  if (query) {
+    query.description =
+      'The control plane: agencies, users, purposes, the dataset catalog, agreements, the audit log and ' +
+      'linkage runs, each as far as your role and agency may see. Records are read on /data/graphql.';
+  }
+  const mutation = schema.getMutationType();
+  if (mutation) {
+    mutation.description =
+      'Changes to the control plane; each declares the roles that may call it, and every change is an ' +
+      'audit event.';
+  }
+  return schema;
+}
 
 /** The broker process: control-plane GraphQL, REST ingest, health, metrics and the admin UI. */
 @Module({})
@@ -34,6 +52,8 @@ export class BrokerModule {
           jit: 0,
           context: (request: unknown, reply: unknown) => ({ req: request, reply }),
           errorFormatter: mercuriusErrorFormatter(logger),
+          // The root types belong to no library: their descriptions are given here.
+          transformSchema: describeRootTypes,
         }),
         RegistryModule,
         AgreementsModule,

@@ -38,4 +38,11 @@ export enum AuditDecision {
   DENY = 'DENY',
 }
 
-registerEnumType(AuditDecision, { name: 'AuditDecision' });
+registerEnumType(AuditDecision, {
+  name: 'AuditDecision',
+  description: 'Whether the broker did what was asked.',
+  valuesMap: {
+    ALLOW: { description: 'Done (data released, change made).' },
+    DENY: { description: 'Refused; the event says why.' },
+  },
+});

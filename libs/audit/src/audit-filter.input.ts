@@ -2,15 +2,27 @@ import { Field, GraphQLISODateTime, ID, InputType } from '@nestjs/graphql';
 import { AuditDecision } from './audit-action.enum';
 
 /** Narrows `auditEvents`; every condition given must hold. It never widens what the caller may see. */
-@InputType('AuditFilter')
+@InputType('AuditFilter', {
+  description:
+    'Narrows `auditEvents`; every condition given must hold. It never widens what the caller may see.',
+})
 export class AuditFilter {
-  @Field(() => String, { nullable: true }) action?: string | null;
-  @Field(() => AuditDecision, { nullable: true }) decision?: AuditDecision | null;
-  @Field(() => ID, { nullable: true }) datasetId?: string | null;
-  @Field(() => ID, { nullable: true }) agreementId?: string | null;
-  @Field(() => ID, { nullable: true }) actorAgencyId?: string | null;
+  @Field(() => String, { nullable: true, description: 'Only events of this action.' }) action?: string | null;
+  @Field(() => AuditDecision, { nullable: true, description: 'Only ALLOW or only DENY.' })
+  decision?: AuditDecision | null;
+  @Field(() => ID, { nullable: true, description: 'Only events about this dataset.' }) datasetId?:
+    string | null;
+  @Field(() => ID, { nullable: true, description: 'Only events about this agreement.' }) agreementId?:
+    string | null;
+  @Field(() => ID, { nullable: true, description: 'Only events of users of this agency.' }) actorAgencyId?:
+    string | null;
   /** Events at or after this instant. */
-  @Field(() => GraphQLISODateTime, { nullable: true }) from?: Date | null;
+  @Field(() => GraphQLISODateTime, { nullable: true, description: 'Events at or after this instant.' })
+  from?: Date | null;
   /** Events strictly before this instant, so consecutive windows never overlap. */
-  @Field(() => GraphQLISODateTime, { nullable: true }) to?: Date | null;
+  @Field(() => GraphQLISODateTime, {
+    nullable: true,
+    description: 'Events strictly before this instant, so consecutive windows never overlap.',
+  })
+  to?: Date | null;
 }

@@ -16,8 +16,18 @@ export class AuditSeriesResolver {
   })
   auditAccessSeries(
     @Ctx() ctx: RequestContext,
-    @Args('from', { type: () => GraphQLISODateTime, nullable: true }) from: Date | null,
-    @Args('to', { type: () => GraphQLISODateTime, nullable: true }) to: Date | null,
+    @Args('from', {
+      type: () => GraphQLISODateTime,
+      nullable: true,
+      description: 'The first instant counted.',
+    })
+    from: Date | null,
+    @Args('to', {
+      type: () => GraphQLISODateTime,
+      nullable: true,
+      description: 'Counted strictly before this instant.',
+    })
+    to: Date | null,
   ) {
     return this.series.accessSeries(ctx, from, to);
   }

@@ -10,18 +10,40 @@ export class AuditResolver {
 
   /** Every role: the service narrows the log, in SQL, to what the caller may see. Newest first. */
   @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
-  @Query(() => AuditEventConnectionModel)
+  @Query(() => AuditEventConnectionModel, {
+    description:
+      'The audit log, newest first, as far as the caller may see it (AUDITOR all; STEWARD its agency).',
+  })
   auditEvents(
     @Ctx() ctx: RequestContext,
-    @Args('filter', { type: () => AuditFilter, nullable: true }) filter: AuditFilter | null,
-    @Args('first', { type: () => Int, nullable: true, defaultValue: 100 }) first: number | null,
-    @Args('after', { type: () => String, nullable: true }) after: string | null,
+    @Args('filter', {
+      type: () => AuditFilter,
+      nullable: true,
+      description: 'Conditions that narrow the events.',
+    })
+    filter: AuditFilter | null,
+    @Args('first', {
+      type: () => Int,
+      nullable: true,
+      defaultValue: 100,
+      description: 'How many events at most.',
+    })
+    first: number | null,
+    @Args('after', {
+      type: () => String,
+      nullable: true,
+      description: "The previous page's `pageInfo.endCursor`.",
+    })
+    after: string | null,
   ) {
     return this.audit.list(ctx, filter, first, after);
   }
 
   @Allow(Role.OPERATOR, Role.STEWARD, Role.AUDITOR)
-  @Query(() => AuditVerificationModel)
+  @Query(() => AuditVerificationModel, {
+    description:
+      'Recomputes the hash chain and reports the first changed, deleted, inserted or reordered event.',
+  })
   verifyAuditChain(@Ctx() ctx: RequestContext) {
     return this.audit.verify(ctx);
   }

@@ -23,6 +23,8 @@ export class AuthHook {
       await reply
         .status(405)
         .header('allow', 'POST')
+        // A browser (Accept: text/html) gets GraphiQL at the same URL instead.
+        .header('vary', 'accept')
         .send({
           data: null,
           errors: [{ message: 'Send GraphQL requests with POST', extensions: { code: 'BAD_USER_INPUT' } }],

@@ -15,7 +15,16 @@ import {
   type GraphQLInputFieldConfigMap,
 } from 'graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
-import { type ActiveAgreement, GrantAccess, PERSON_KEY, type ReleasedType } from '@broker/policy';
+import {
+  type ActiveAgreement,
+  type CompiledGrant,
+  FieldTransform,
+  GrantAccess,
+  MAX_FIRST,
+  PERSON_KEY,
+  type ReleasedField,
+  type ReleasedType,
+} from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
 
@@ -42,6 +51,67 @@ const SCALARS: Record<ReleasedType, GraphQLScalarType> = {
   DateTime: DateTimeScalar,
 };
 
+/** What a released name is, for the description introspection gives it. */
+interface ReleasedNameInfo {
+  type: ReleasedType;
+  field: ReleasedField;
+  /** The agreements in force that release it to the caller: `<id> v<version> (<access>; <purposes>)`. */
+  agreements: string[];
+}
+
+/** Describes what a transform releases of a field of type `sourceType`, as the contract's table. */
+function transformText(field: ReleasedField, sourceType: string | undefined): string {
+  switch (field.transform) {
+    case FieldTransform.RAW:
+      return 'released RAW: the value as stored';
+    case FieldTransform.HASH:
+      return (
+        'released as HASH: the lowercase hex HMAC-SHA-256 of the value under a key of the ' +
+        "agreement's own (equal values match inside one agreement, never across agreements)"
+      );
+    case FieldTransform.GENERALIZE:
+      if (sourceType === 'DATE' || sourceType === 'DATETIME') return 'released as GENERALIZE: its year';
+      if (sourceType === 'INTEGER' || sourceType === 'FLOAT') {
+        return 'released as GENERALIZE: the lower bound of its 5-wide band, floor(v / 5) * 5';
+      }
+      return 'released as GENERALIZE: its first 3 characters';
+  }
+}
+
+/** The introspection description of one released name: source field, transform, agreements. */
+function describeReleased(info: ReleasedNameInfo, shape: DatasetShapeRecord): string {
+  const source = shape.fields.find((f) => f.name === info.field.source);
+  const lines = [
+    `From field \`${info.field.source}\`${source ? ` (${source.type})` : ''} of \`${shape.slug}\`, ` +
+      `${transformText(info.field, source?.type)}. Null stays null.`,
+  ];
+  if (source?.description) lines.push(`The provider describes the field: ${source.description}`);
+  lines.push(`Released to your agency by: ${info.agreements.join(', ')}.`);
+  return lines.join('\n\n');
+}
+
+const PERSON_KEY_TEXT =
+  'The linkage pseudonym of the person this record belongs to, once linkage has run: the same ' +
+  'person has the same key in every dataset your agency reads for the purpose, and a different ' +
+  'key for any other recipient or purpose. Null while the record is not linked.';
+
+/** An agreement as a description names it. */
+function agreementText(agreement: ActiveAgreement, grant: CompiledGrant): string {
+  return `agreement ${agreement.id} v${agreement.version} (${grant.access}; ${agreement.purposes.join(', ')})`;
+}
+
+const FILTER_TEXT: Record<string, string> = {
+  eq: 'Equal to this value (a null released value matches no comparison).',
+  neq: 'Not equal to this value (a null released value matches no comparison).',
+  gt: 'Greater than this value (strings compare in code-point order).',
+  gte: 'Greater than or equal to this value.',
+  lt: 'Less than this value.',
+  lte: 'Less than or equal to this value.',
+  in: 'Equal to one of these values.',
+  nin: 'Equal to none of these values (a null released value matches neither `in` nor `nin`).',
+  isNull: 'true: only null released values; false: only non-null ones.',
+};
+
 /**
  * Builds the schema a caller sees: only the datasets, fields and purposes that its active
  * agreements grant; nothing else exists for it, not even in introspection. Returns null when
@@ -52,7 +122,10 @@ export function buildCallerSchema(
   shapes: Map<string, DatasetShapeRecord>,
 ): CallerSchema | null {
   // Released names per dataset, of every grant; the row root exists only where a ROWS grant does.
-  const released = new Map<string, Map<string, ReleasedType>>();
+  const released = new Map<string, Map<string, ReleasedNameInfo>>();
+  // Per dataset, the agreements that grant it (any access) and those that release personKey.
+  const grantedBy = new Map<string, string[]>();
+  const linkedBy = new Map<string, string[]>();
   const rowsGranted = new Set<string>();
   // Datasets whose rows some grant releases with a linkage pseudonym.
   const linked = new Set<string>();
@@ -67,9 +140,18 @@ export function buildCallerSchema(
         continue;
       }
       agreement.purposes.forEach((p) => purposes.add(p));
-      const fields = released.get(grant.datasetId) ?? new Map<string, ReleasedType>();
-      for (const field of grant.released.values()) fields.set(field.name, field.type);
+      const text = agreementText(agreement, grant);
+      const fields = released.get(grant.datasetId) ?? new Map<string, ReleasedNameInfo>();
+      for (const field of grant.released.values()) {
+        const info = fields.get(field.name) ?? { type: field.type, field, agreements: [] };
+        info.agreements.push(text);
+        fields.set(field.name, info);
+      }
       released.set(grant.datasetId, fields);
+      grantedBy.set(grant.datasetId, [...(grantedBy.get(grant.datasetId) ?? []), text]);
+      if (grant.access === GrantAccess.ROWS && grant.linkage) {
+        linkedBy.set(grant.datasetId, [...(linkedBy.get(grant.datasetId) ?? []), text]);
+      }
     }
   }
   if (!released.size) return null;
@@ -80,21 +162,30 @@ export function buildCallerSchema(
     if (!filter) {
       const scalar = SCALARS[type];
       const list = new GraphQLList(new GraphQLNonNull(scalar));
-      const fields: GraphQLInputFieldConfigMap =
+      const types: Record<string, GraphQLInputFieldConfigMap[string]['type']> =
         type === 'Boolean'
-          ? { eq: { type: scalar }, isNull: { type: GraphQLBoolean } }
+          ? { eq: scalar, isNull: GraphQLBoolean }
           : {
-              eq: { type: scalar },
-              neq: { type: scalar },
-              gt: { type: scalar },
-              gte: { type: scalar },
-              lt: { type: scalar },
-              lte: { type: scalar },
-              in: { type: list },
-              nin: { type: list },
-              isNull: { type: GraphQLBoolean },
+              eq: scalar,
+              neq: scalar,
+              gt: scalar,
+              gte: scalar,
+              lt: scalar,
+              lte: scalar,
+              in: list,
+              nin: list,
+              isNull: GraphQLBoolean,
             };
-      filter = new GraphQLInputObjectType({ name: `${type}Filter`, fields });
+      const fields: GraphQLInputFieldConfigMap = Object.fromEntries(
+        Object.entries(types).map(([name, t]) => [name, { type: t, description: FILTER_TEXT[name] }]),
+      );
+      filter = new GraphQLInputObjectType({
+        name: `${type}Filter`,
+        description:
+          `Conditions on a released ${type} value; all given conditions must hold. Comparisons follow ` +
+          "SQL's three-valued logic: a comparison unknown because of a null matches neither the filter nor its `not`.",
+        fields,
+      });
       filters.set(type, filter);
     }
     return filter;
@@ -102,32 +193,75 @@ export function buildCallerSchema(
 
   const purposeEnum = new GraphQLEnumType({
     name: 'Purpose',
-    values: Object.fromEntries([...purposes].sort().map((p) => [p, { value: p }])),
+    description:
+      'Why the data is used: every data request names one, and is answered only under an agreement ' +
+      'in force that grants the dataset to your agency for it. Only purposes your agreements grant exist.',
+    values: Object.fromEntries(
+      [...purposes].sort().map((p) => [p, { value: p, description: `The purpose ${p}.` }]),
+    ),
   });
   const sortDirection = new GraphQLEnumType({
     name: 'SortDirection',
-    values: { ASC: { value: 'ASC' }, DESC: { value: 'DESC' } },
+    description: 'Ascending puts nulls last; descending puts them first.',
+    values: {
+      ASC: { value: 'ASC', description: 'Smallest first (strings in code-point order), nulls last.' },
+      DESC: { value: 'DESC', description: 'Largest first, nulls first.' },
+    },
   });
   const pageInfo = new GraphQLObjectType({
     name: 'PageInfo',
+    description: 'Where a page ends, to ask for the next one.',
     fields: {
-      hasNextPage: { type: new GraphQLNonNull(GraphQLBoolean) },
-      endCursor: { type: GraphQLString },
+      hasNextPage: {
+        type: new GraphQLNonNull(GraphQLBoolean),
+        description: 'Whether more rows follow this page.',
+      },
+      endCursor: {
+        type: GraphQLString,
+        description: 'The cursor to pass as `after` for the next page; null when the page is empty.',
+      },
     },
   });
 
   const aggregateGroup = new GraphQLObjectType({
     name: 'AggregateGroup',
+    description: 'One combination of the grouped released values and how many records have it.',
     fields: {
-      key: { type: new GraphQLNonNull(GraphQLJSONObject) },
-      count: { type: GraphQLInt },
-      suppressed: { type: new GraphQLNonNull(GraphQLBoolean) },
+      key: {
+        type: new GraphQLNonNull(GraphQLJSONObject),
+        description: 'The grouped released names and their values, e.g. {"dob_year": 1981}.',
+      },
+      count: {
+        type: GraphQLInt,
+        description: 'How many records the group has; null when the group is suppressed.',
+      },
+      suppressed: {
+        type: new GraphQLNonNull(GraphQLBoolean),
+        description:
+          "Withheld so that no count below the grant's minimum cell size can be derived from the answer.",
+      },
     },
   });
   const aggregateResult = new GraphQLObjectType({
     name: 'AggregateResult',
-    fields: { groups: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))) } },
+    description: 'Counts per group, protected by disclosure control (see docs/disclosure-control.md).',
+    fields: {
+      groups: {
+        type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))),
+        description: 'The groups, each with its count or suppressed.',
+      },
+    },
   });
+  const purposeArg = {
+    type: new GraphQLNonNull(purposeEnum),
+    description: 'The purpose of this request; the agreement that answers it must grant the dataset for it.',
+  };
+  const agreementArg = {
+    type: GraphQLID,
+    description:
+      'The id of the agreement to answer under; may be omitted when exactly one agreement in force grants ' +
+      'the dataset for the purpose (otherwise BAD_USER_INPUT, with the ids to choose from).',
+  };
 
   const rootFields: GraphQLFieldConfigMap<unknown, unknown> = {};
   const roots = new Map<string, RootField>();
@@ -135,54 +269,98 @@ export function buildCallerSchema(
     .map((id) => shapes.get(id)!)
     .sort((a, b) => a.slug.localeCompare(b.slug));
   for (const dataset of datasets) {
-    const fields = [...released.get(dataset.id)!.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const infos = [...released.get(dataset.id)!.entries()].sort(([a], [b]) => a.localeCompare(b));
+    const fields: [string, ReleasedType][] = infos.map(([name, info]) => [name, info.type]);
+    const describe = new Map(infos.map(([name, info]) => [name, describeReleased(info, dataset)]));
+    const agreements = grantedBy.get(dataset.id)!.join(', ');
     const typeName = dataset.typeName;
     // personKey: the linkage pseudonym, a String scoped to (caller's agency, purpose); it can be read
     // and filtered on (to join datasets), not grouped or ordered by.
+    if (linked.has(dataset.id)) {
+      describe.set(
+        PERSON_KEY,
+        `${PERSON_KEY_TEXT}\n\nReleased to your agency by: ${linkedBy.get(dataset.id)!.join(', ')}.`,
+      );
+    }
     const withKey: [string, ReleasedType][] = linked.has(dataset.id)
       ? [...fields, [PERSON_KEY, 'String']]
       : fields;
     const objectType = new GraphQLObjectType({
       name: typeName,
-      fields: Object.fromEntries(withKey.map(([name, type]) => [name, { type: SCALARS[type] }])),
+      description: `A record of \`${dataset.slug}\` as released to your agency: each field is a released name.`,
+      fields: Object.fromEntries(
+        withKey.map(([name, type]) => [name, { type: SCALARS[type], description: describe.get(name) }]),
+      ),
     });
     const fieldEnum = new GraphQLEnumType({
       name: `${typeName}Field`,
-      values: Object.fromEntries(fields.map(([name]) => [name, { value: name }])),
+      description: `The released names of \`${dataset.slug}\`, to order and group by.`,
+      values: Object.fromEntries(
+        fields.map(([name]) => [name, { value: name, description: describe.get(name) }]),
+      ),
     });
     const where: GraphQLInputObjectType = new GraphQLInputObjectType({
       name: `${typeName}Where`,
+      description:
+        `Conditions on released values of \`${dataset.slug}\` (never on raw ones); all given entries must ` +
+        'hold. The chosen agreement must release every name used.',
       fields: () => ({
-        ...Object.fromEntries(withKey.map(([name, type]) => [name, { type: filterOf(type) }])),
-        and: { type: new GraphQLList(new GraphQLNonNull(where)) },
-        or: { type: new GraphQLList(new GraphQLNonNull(where)) },
-        not: { type: where },
+        ...Object.fromEntries(
+          withKey.map(([name, type]) => [
+            name,
+            { type: filterOf(type), description: `Conditions on the released \`${name}\`.` },
+          ]),
+        ),
+        and: { type: new GraphQLList(new GraphQLNonNull(where)), description: 'Every one of these holds.' },
+        or: { type: new GraphQLList(new GraphQLNonNull(where)), description: 'At least one of these holds.' },
+        not: {
+          type: where,
+          description: 'This does not hold (a comparison unknown because of a null matches neither).',
+        },
       }),
     });
     const orderBy = new GraphQLInputObjectType({
       name: `${typeName}OrderBy`,
+      description: 'One key of an ordering; ties break on a random row id, never on an unreleased value.',
       fields: {
-        field: { type: new GraphQLNonNull(fieldEnum) },
-        direction: { type: sortDirection, defaultValue: 'ASC' },
+        field: { type: new GraphQLNonNull(fieldEnum), description: 'The released name to order by.' },
+        direction: { type: sortDirection, defaultValue: 'ASC', description: 'ASC (default) or DESC.' },
       },
     });
     if (rowsGranted.has(dataset.id)) {
       const connection = new GraphQLObjectType({
         name: `${typeName}Connection`,
+        description: `A page of \`${dataset.slug}\` records.`,
         fields: {
-          nodes: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(objectType))) },
-          pageInfo: { type: new GraphQLNonNull(pageInfo) },
+          nodes: {
+            type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(objectType))),
+            description: 'The records of this page, in the requested order.',
+          },
+          pageInfo: {
+            type: new GraphQLNonNull(pageInfo),
+            description: 'Whether and where the next page starts.',
+          },
         },
       });
       rootFields[dataset.slug] = {
         type: new GraphQLNonNull(connection),
+        description:
+          `Records of \`${dataset.slug}\` released to your agency by the agreements in force: ${agreements}. ` +
+          'Every request is recorded in the audit log before its rows are returned.',
         args: {
-          purpose: { type: new GraphQLNonNull(purposeEnum) },
-          agreement: { type: GraphQLID },
-          where: { type: where },
-          orderBy: { type: new GraphQLList(new GraphQLNonNull(orderBy)) },
-          first: { type: GraphQLInt, defaultValue: 100 },
-          after: { type: GraphQLString },
+          purpose: purposeArg,
+          agreement: agreementArg,
+          where: { type: where, description: 'Which records, by their released values.' },
+          orderBy: {
+            type: new GraphQLList(new GraphQLNonNull(orderBy)),
+            description: 'The ordering, key by key; without it the order is unspecified but stable.',
+          },
+          first: {
+            type: GraphQLInt,
+            defaultValue: 100,
+            description: `How many records at most: 1 to ${MAX_FIRST}.`,
+          },
+          after: { type: GraphQLString, description: "The previous page's `pageInfo.endCursor`." },
         },
       };
       roots.set(dataset.slug, { name: dataset.slug, datasetId: dataset.id, kind: 'ROWS' });
@@ -190,17 +368,32 @@ export function buildCallerSchema(
     const aggregateName = `${dataset.slug}_aggregate`;
     rootFields[aggregateName] = {
       type: new GraphQLNonNull(aggregateResult),
+      description:
+        `Counts of \`${dataset.slug}\` records per group, under the agreements in force: ${agreements}. ` +
+        "Groups below the grant's minimum cell size are suppressed, with complementary suppression.",
       args: {
-        purpose: { type: new GraphQLNonNull(purposeEnum) },
-        agreement: { type: GraphQLID },
-        where: { type: where },
-        groupBy: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(fieldEnum))) },
+        purpose: purposeArg,
+        agreement: agreementArg,
+        where: { type: where, description: 'Which groups, by their released values.' },
+        groupBy: {
+          type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(fieldEnum))),
+          description: 'The released names to group by.',
+        },
       },
     };
     roots.set(aggregateName, { name: aggregateName, datasetId: dataset.id, kind: 'AGGREGATE' });
   }
   return {
-    schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: rootFields }) }),
+    schema: new GraphQLSchema({
+      description:
+        "Your agency's data plane: only the datasets, released names and purposes that its agreements in " +
+        'force grant exist here.',
+      query: new GraphQLObjectType({
+        name: 'Query',
+        description: 'One row field and one `_aggregate` field per dataset released to your agency.',
+        fields: rootFields,
+      }),
+    }),
     roots,
   };
 }

@@ -13,11 +13,14 @@ export class SubjectAccessResolver {
 
   /** Every release of a subject's rows, for a steward of the dataset's provider. */
   @Allow(Role.STEWARD)
-  @Query(() => [SubjectAccessModel])
+  @Query(() => [SubjectAccessModel], {
+    description:
+      "Who received a subject's rows, when, why and under which agreement (STEWARD of the provider).",
+  })
   subjectAccessReport(
     @Ctx() ctx: RequestContext,
-    @Args('datasetId', { type: () => ID }) datasetId: string,
-    @Args('subjectId') subjectId: string,
+    @Args('datasetId', { type: () => ID, description: 'The dataset (of your agency).' }) datasetId: string,
+    @Args('subjectId', { description: "The provider's own person id." }) subjectId: string,
   ) {
     return this.reports.report(ctx, datasetId, subjectId);
   }

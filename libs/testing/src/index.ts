@@ -6,5 +6,6 @@ export * from './scenario/csv-writer';
 export * from './scenario/identifier-noise';
 export * from './scenario/noise-profiles';
 export * from './scenario/seed-county';
+export * from './scenario/demo-env';
 export * from './scenario/seeded-random';
 export * from './scenario/unseen-population';

@@ -1,4 +1,13 @@
-import { ConfigError, databaseName, loadConfig, parseByteSize, redactUrl } from './broker-config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CONFIG_VARIABLES,
+  ConfigError,
+  databaseName,
+  loadConfig,
+  parseByteSize,
+  redactUrl,
+} from './broker-config';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -46,5 +55,31 @@ describe('loadConfig', () => {
   it('names the database and hides passwords', () => {
     expect(databaseName('postgres://u:p@h:5432/my%20db')).toBe('my db');
     expect(redactUrl('postgres://u:secret@h/db')).toBe('postgres://u:***@h/db');
+  });
+});
+
+describe('.env.example', () => {
+  const text = readFileSync(join(__dirname, '../../../../.env.example'), 'utf8');
+  // `NAME=value` lines give a default; `# NAME=` lines a variable without one.
+  const set = new Map([...text.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  const unset = [...text.matchAll(/^# ([A-Z][A-Z0-9_]*)=$/gm)].map((m) => m[1]);
+
+  it('lists every configuration variable, each once, with a comment saying what it means', () => {
+    expect([...set.keys(), ...unset].sort()).toEqual([...CONFIG_VARIABLES].sort());
+    for (const name of CONFIG_VARIABLES) {
+      expect(text).toMatch(new RegExp(`# [^\\n]+\\n(# [^\\n]*\\n)*#? ?${name}=`));
+    }
+  });
+
+  it('gives each default exactly as the broker applies it', () => {
+    const defaults = loadConfig({});
+    for (const [name, value] of set) {
+      expect([name, loadConfig({ [name]: value })[name as keyof typeof defaults]]).toEqual([
+        name,
+        defaults[name as keyof typeof defaults],
+      ]);
+    }
+    for (const name of unset)
+      expect([name, defaults[name as keyof typeof defaults]]).toEqual([name, undefined]);
   });
 });

@@ -51,6 +51,9 @@ const schema = z.object({
     .transform((v) => v === 'true'),
 });
 
+/** The name of every configuration variable (`.env.example` lists each with its default and meaning). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 /** The broker's validated configuration, read once from the environment. */
 export type BrokerConfig = z.infer<typeof schema>;
 

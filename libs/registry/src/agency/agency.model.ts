@@ -1,10 +1,14 @@
 import { Field, GraphQLISODateTime, ID, ObjectType } from '@nestjs/graphql';
 
 /** A county agency: a party to agreements, owner of datasets. */
-@ObjectType('Agency')
+@ObjectType('Agency', { description: 'A county agency: a party to agreements, owner of datasets.' })
 export class AgencyModel {
-  @Field(() => ID) id!: string;
-  @Field() name!: string;
-  @Field(() => String, { nullable: true }) kind!: string | null;
-  @Field(() => GraphQLISODateTime) createdAt!: Date;
+  @Field(() => ID, { description: 'The agency id.' }) id!: string;
+  @Field({ description: 'The agency name, unique.' }) name!: string;
+  @Field(() => String, {
+    nullable: true,
+    description: 'What kind of agency (e.g. `cbo`, `research`, `oversight`).',
+  })
+  kind!: string | null;
+  @Field(() => GraphQLISODateTime, { description: 'When the operator created it.' }) createdAt!: Date;
 }

@@ -9,14 +9,17 @@ export class AgencyResolver {
   constructor(private readonly agencyService: AgencyService) {}
 
   @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
-  @Query(() => [AgencyModel])
+  @Query(() => [AgencyModel], { description: 'Every agency (names are public within the broker).' })
   agencies(@Ctx() ctx: RequestContext) {
     return this.agencyService.list(ctx);
   }
 
   @Allow(Role.OPERATOR)
-  @Mutation(() => AgencyModel)
-  createAgency(@Ctx() ctx: RequestContext, @Args('input') input: CreateAgencyInput) {
+  @Mutation(() => AgencyModel, { description: 'Creates an agency (OPERATOR).' })
+  createAgency(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The new agency.' }) input: CreateAgencyInput,
+  ) {
     return this.agencyService.create(ctx, input);
   }
 }

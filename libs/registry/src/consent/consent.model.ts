@@ -1,22 +1,27 @@
 import { Field, GraphQLISODateTime, ID, InputType, ObjectType } from '@nestjs/graphql';
 
-@InputType()
+/** A subject's consent, or its withdrawal. */
+@InputType({ description: "A subject's consent to one purpose for one dataset, or its withdrawal." })
 export class ConsentInput {
-  @Field(() => ID) datasetId!: string;
+  @Field(() => ID, { description: 'The dataset (of your agency).' }) datasetId!: string;
   /** The provider's own person id, as in the dataset's subject field. */
-  @Field() subjectId!: string;
+  @Field({ description: "The provider's own person id, as in the dataset's subject field." })
+  subjectId!: string;
   /** A purpose code. */
-  @Field() purpose!: string;
-  @Field() granted!: boolean;
+  @Field({ description: 'A purpose code.' }) purpose!: string;
+  @Field({ description: 'true: consent given; false: refused or withdrawn.' }) granted!: boolean;
 }
 
 /** A subject's consent to one purpose for one dataset, as recorded; the latest record is in force. */
-@ObjectType('Consent')
+@ObjectType('Consent', {
+  description:
+    "A subject's consent to one purpose for one dataset, as recorded; the latest record is in force.",
+})
 export class ConsentModel {
-  @Field(() => ID) id!: string;
-  @Field(() => ID) datasetId!: string;
-  @Field() subjectId!: string;
-  @Field() purpose!: string;
-  @Field() granted!: boolean;
-  @Field(() => GraphQLISODateTime) recordedAt!: Date;
+  @Field(() => ID, { description: 'The record id.' }) id!: string;
+  @Field(() => ID, { description: 'The dataset.' }) datasetId!: string;
+  @Field({ description: "The provider's own person id." }) subjectId!: string;
+  @Field({ description: 'The purpose code.' }) purpose!: string;
+  @Field({ description: 'Whether consent is given.' }) granted!: boolean;
+  @Field(() => GraphQLISODateTime, { description: 'When it was recorded.' }) recordedAt!: Date;
 }

@@ -8,8 +8,14 @@ export class ConsentResolver {
   constructor(private readonly consents: ConsentService) {}
 
   @Allow(Role.STEWARD)
-  @Mutation(() => ConsentModel)
-  recordConsent(@Ctx() ctx: RequestContext, @Args('input') input: ConsentInput) {
+  @Mutation(() => ConsentModel, {
+    description:
+      "Records a subject's consent for a purpose (STEWARD of the provider); in force from the next request.",
+  })
+  recordConsent(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The consent.' }) input: ConsentInput,
+  ) {
     return this.consents.record(ctx, input);
   }
 }

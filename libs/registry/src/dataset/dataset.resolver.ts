@@ -19,20 +19,31 @@ export class DatasetResolver {
   ) {}
 
   @Allow(...EVERYONE)
-  @Query(() => [DatasetModel])
+  @Query(() => [DatasetModel], {
+    description: 'The catalog: metadata of every dataset, to every signed-in user.',
+  })
   datasets(@Ctx() ctx: RequestContext) {
     return this.datasetService.list(ctx);
   }
 
   @Allow(...EVERYONE)
-  @Query(() => DatasetModel, { nullable: true })
-  dataset(@Ctx() ctx: RequestContext, @Args('id', { type: () => ID }) id: string) {
+  @Query(() => DatasetModel, { nullable: true, description: 'One dataset of the catalog, or null.' })
+  dataset(
+    @Ctx() ctx: RequestContext,
+    @Args('id', { type: () => ID, description: 'The dataset id.' }) id: string,
+  ) {
     return this.datasetService.get(ctx, id);
   }
 
   @Allow(Role.STEWARD)
-  @Mutation(() => DatasetModel)
-  registerDataset(@Ctx() ctx: RequestContext, @Args('input') input: RegisterDatasetInput) {
+  @Mutation(() => DatasetModel, {
+    description:
+      "Registers a dataset and creates its record table (STEWARD; the provider is the steward's agency).",
+  })
+  registerDataset(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The dataset.' }) input: RegisterDatasetInput,
+  ) {
     return this.datasetService.register(ctx, input);
   }
 
@@ -49,16 +60,20 @@ export class DatasetResolver {
   }
 
   @Allow(Role.STEWARD)
-  @Mutation(() => IngestReportModel)
+  @Mutation(() => IngestReportModel, {
+    description:
+      'Writes a batch of records, all or nothing (STEWARD of the provider); see also POST /api/datasets/{id}/records.',
+  })
   ingestRecords(
     @Ctx() ctx: RequestContext,
-    @Args('datasetId', { type: () => ID }) datasetId: string,
-    @Args('records', { type: () => [GraphQLJSONObject] }) records: Record<string, unknown>[],
+    @Args('datasetId', { type: () => ID, description: 'The dataset.' }) datasetId: string,
+    @Args('records', { type: () => [GraphQLJSONObject], description: 'The records: field name to value.' })
+    records: Record<string, unknown>[],
   ) {
     return this.ingestion.ingest(ctx, datasetId, () => objectSource(records));
   }
 
-  @ResolveField(() => AgencyModel)
+  @ResolveField(() => AgencyModel, { description: 'The agency that provides it.' })
   provider(@Parent() dataset: DatasetModel) {
     return this.agencies.findById(dataset.providerAgencyId);
   }

@@ -1,17 +1,19 @@
 import { Field, GraphQLISODateTime, ID, InputType, ObjectType } from '@nestjs/graphql';
 
 /** A reason for using data, such as RECIDIVISM_EVALUATION; every data request names one. */
-@ObjectType('Purpose')
+@ObjectType('Purpose', {
+  description: 'A reason for using data, such as RECIDIVISM_EVALUATION; every data request names one.',
+})
 export class PurposeModel {
-  @Field(() => ID) id!: string;
-  @Field() code!: string;
-  @Field() description!: string;
-  @Field(() => GraphQLISODateTime) createdAt!: Date;
+  @Field(() => ID, { description: 'The purpose id.' }) id!: string;
+  @Field({ description: 'Its code, named by agreements and data requests.' }) code!: string;
+  @Field({ description: 'What the purpose is, in words.' }) description!: string;
+  @Field(() => GraphQLISODateTime, { description: 'When the operator defined it.' }) createdAt!: Date;
 }
 
-@InputType()
+@InputType({ description: 'A new purpose (operator only).' })
 export class DefinePurposeInput {
   /** `^[A-Z][A-Z0-9_]{2,63}$` */
-  @Field() code!: string;
-  @Field() description!: string;
+  @Field({ description: 'Its code: `^[A-Z][A-Z0-9_]{2,63}$`.' }) code!: string;
+  @Field({ description: 'What the purpose is, in words.' }) description!: string;
 }

@@ -8,14 +8,17 @@ export class PurposeResolver {
   constructor(private readonly purposeService: PurposeService) {}
 
   @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
-  @Query(() => [PurposeModel])
+  @Query(() => [PurposeModel], { description: 'Every purpose the operator has defined.' })
   purposes(@Ctx() ctx: RequestContext) {
     return this.purposeService.list(ctx);
   }
 
   @Allow(Role.OPERATOR)
-  @Mutation(() => PurposeModel)
-  definePurpose(@Ctx() ctx: RequestContext, @Args('input') input: DefinePurposeInput) {
+  @Mutation(() => PurposeModel, { description: 'Defines a purpose (OPERATOR).' })
+  definePurpose(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The new purpose.' }) input: DefinePurposeInput,
+  ) {
     return this.purposeService.define(ctx, input);
   }
 }

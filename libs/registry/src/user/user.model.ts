@@ -3,21 +3,26 @@ import { Role } from '@broker/auth';
 import { AgencyModel } from '../agency/agency.model';
 
 /** A person with an API key. */
-@ObjectType('User')
+@ObjectType('User', {
+  description: 'A person with an API key (never shown but once, at creation or rotation).',
+})
 export class UserModel {
-  @Field(() => ID) id!: string;
-  @Field() email!: string;
-  @Field(() => String, { nullable: true }) displayName!: string | null;
-  @Field(() => Role) role!: Role;
+  @Field(() => ID, { description: 'The user id.' }) id!: string;
+  @Field({ description: 'E-mail address, unique within the agency.' }) email!: string;
+  @Field(() => String, { nullable: true, description: 'The name shown for the user.' }) displayName!:
+    string | null;
+  @Field(() => Role, { description: 'What the user may do.' }) role!: Role;
   /** Resolved by a field resolver from `agencyId`. */
-  @Field(() => AgencyModel, { nullable: true }) agency?: AgencyModel | null;
+  @Field(() => AgencyModel, { nullable: true, description: "The user's agency; null for an OPERATOR." })
+  agency?: AgencyModel | null;
   agencyId!: string | null;
-  @Field(() => GraphQLISODateTime) createdAt!: Date;
+  @Field(() => GraphQLISODateTime, { description: 'When the user was created.' }) createdAt!: Date;
 }
 
 /** A new user and its API key; the key is shown this once and stored only as a hash. */
-@ObjectType('CreatedUser')
+@ObjectType('CreatedUser', { description: 'A new user and its API key, shown this once.' })
 export class CreatedUserModel {
-  @Field(() => UserModel) user!: UserModel;
-  @Field() apiKey!: string;
+  @Field(() => UserModel, { description: 'The user.' }) user!: UserModel;
+  @Field({ description: 'Its API key, to send as `Authorization: Bearer <key>`; stored only as a hash.' })
+  apiKey!: string;
 }

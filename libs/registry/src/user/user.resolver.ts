@@ -14,18 +14,27 @@ export class UserResolver {
   ) {}
 
   @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
-  @Query(() => UserModel)
+  @Query(() => UserModel, { description: 'The signed-in user.' })
   me(@Ctx() ctx: RequestContext) {
     return this.users.me(ctx);
   }
 
   @Allow(Role.OPERATOR, Role.STEWARD)
-  @Mutation(() => CreatedUserModel)
-  createUser(@Ctx() ctx: RequestContext, @Args('input') input: CreateUserInput) {
+  @Mutation(() => CreatedUserModel, {
+    description:
+      'Creates a user and its API key (OPERATOR: operators, auditors, a first steward; STEWARD: its agency).',
+  })
+  createUser(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The new user.' }) input: CreateUserInput,
+  ) {
     return this.users.create(ctx, input);
   }
 
-  @ResolveField(() => AgencyModel, { nullable: true })
+  @ResolveField(() => AgencyModel, {
+    nullable: true,
+    description: "The user's agency; null for an OPERATOR.",
+  })
   agency(@Parent() user: UserModel) {
     return user.agencyId ? this.agencies.findById(user.agencyId) : null;
   }

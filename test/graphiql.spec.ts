@@ -1,0 +1,263 @@
+import type { Page } from 'playwright-core';
+import { type AdminHarness, startAdminHarness } from './admin-browser';
+
+/**
+ * GraphiQL at the GraphQL endpoints, in a real browser: a browser's GET of `/data/graphql` or
+ * `/graphql` is the page (bundled from npm, under a strict CSP), which asks for an API key and
+ * sends it as `Authorization: Bearer`; API clients see the endpoints unchanged.
+ */
+describe('GraphiQL (browser)', () => {
+  let h: AdminHarness;
+  let analyst: { apiKey: string; email: string };
+  let steward: { apiKey: string };
+  let agreementId: string;
+  let page: Page;
+
+  beforeAll(async () => {
+    h = await startAdminHarness('graphiql');
+    const cbo = await h.broker.createAgency('Second Chance Re-entry', 'cbo');
+    const research = await h.broker.createAgency('County Research Office', 'research');
+    steward = await h.broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
+    const researchSteward = await h.broker.createUser({ agencyId: research.id, role: 'STEWARD' });
+    analyst = await h.broker.createUser({
+      agencyId: research.id,
+      role: 'ANALYST',
+      email: 'analyst@research.example',
+    });
+    await h.broker.definePurposes('RECIDIVISM_EVALUATION');
+    const dataset = await h.broker.registerDataset(steward.apiKey, {
+      slug: 'reentry_participation',
+      title: 'Re-entry participation',
+      keyField: 'enrollment_id',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        {
+          name: 'dob',
+          type: 'DATE',
+          classification: 'QUASI_IDENTIFIER',
+          identity: 'DATE_OF_BIRTH',
+          description: 'Date of birth as the participant gave it at intake',
+        },
+        { name: 'program', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await h.broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      {
+        id: dataset.id,
+        r: [
+          { enrollment_id: 'E1', dob: '1981-04-02', program: 'Employment Readiness' },
+          { enrollment_id: 'E2', dob: '1990-11-30', program: 'Peer Mentoring' },
+        ],
+      },
+    );
+    agreementId = await h.broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
+      title: 'Re-entry outcomes',
+      providerAgencyId: cbo.id,
+      recipientAgencyId: research.id,
+      purposes: ['RECIDIVISM_EVALUATION'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId: dataset.id,
+          fields: [{ name: 'program' }, { name: 'dob', transform: 'GENERALIZE' }],
+        },
+      ],
+    });
+    ({ page } = await h.newPage());
+  }, 120_000);
+
+  afterAll(() => h?.close());
+
+  // Functions, not strings: the page's CSP refuses eval, so a string would not run there.
+  /** The value of the CodeMirror 5 editor inside `selector`. */
+  const editorValue = (selector: string) =>
+    page.evaluate(
+      (s) =>
+        ((globalThis as any).document.querySelector(`${s} .CodeMirror`)?.CodeMirror.getValue() ??
+          '') as string,
+      selector,
+    );
+  /** Waits until the response editor shows `text`. */
+  const responseShows = (text: string) =>
+    page.waitForFunction(
+      (t) =>
+        (
+          (globalThis as any).document.querySelector('.result-window .CodeMirror')?.CodeMirror.getValue() ??
+          ''
+        ).includes(t) as boolean,
+      text,
+    );
+  /** Puts `query` into the query editor. */
+  const typeQuery = (query: string) =>
+    page.evaluate((q) => {
+      (globalThis as any).document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q);
+    }, query);
+
+  it('serves the page to a browser on both endpoints, under a strict CSP', async () => {
+    for (const path of ['/data/graphql', '/graphql']) {
+      const response = await fetch(`${h.baseUrl}${path}`, { headers: { accept: 'text/html,*/*;q=0.8' } });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(response.headers.get('vary')).toBe('accept');
+      const html = await response.text();
+      expect(html).toContain('<div id="root"></div>');
+      // Every script comes from the broker itself, none inline.
+      const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
+      expect(scripts.length).toBeGreaterThan(0);
+      for (const tag of scripts) expect(tag).toMatch(/ src="\/admin\/assets\/[\w.-]+\.js"/);
+      expect(html).not.toMatch(/<script\b[^>]*>[^<]+<\/script>/);
+
+      const csp = response.headers.get('content-security-policy')!;
+      const directives = new Map(
+        csp.split(';').map((d) => {
+          const [name, ...sources] = d.trim().split(/\s+/);
+          return [name, sources] as const;
+        }),
+      );
+      expect(directives.get('default-src')).toEqual(["'none'"]);
+      expect(directives.get('script-src')).toEqual(["'self'"]);
+      expect(directives.get('connect-src')).toEqual(["'self'"]);
+      // The one inline style GraphiQL adds is allowed by a nonce of this response, never another's.
+      const [self, nonce] = directives.get('style-src')!;
+      expect(self).toBe("'self'");
+      expect(nonce).toMatch(/^'nonce-[A-Za-z0-9+/]{24}'$/);
+      expect(html).toContain(`<meta name="csp-nonce" content="${nonce.slice(7, -1)}" />`);
+      expect(directives.get('style-src')).toHaveLength(2);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(directives.get('frame-ancestors')).toEqual(["'none'"]);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|https?:|\*/);
+      expect(csp).not.toContain('__CSP_NONCE__');
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+      expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+
+  it('leaves both endpoints unchanged for API clients', async () => {
+    // GraphQL over GET stays refused: queries do not belong in URLs.
+    for (const path of ['/data/graphql', '/graphql']) {
+      const response = await fetch(`${h.baseUrl}${path}?query=%7B__typename%7D`, {
+        headers: { accept: 'application/json', authorization: `Bearer ${analyst.apiKey}` },
+      });
+      expect(response.status).toBe(405);
+      expect(await response.json()).toMatchObject({
+        data: null,
+        errors: [{ extensions: { code: 'BAD_USER_INPUT' } }],
+      });
+    }
+    const rows = await h.broker.gql(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: dob_year }]) { nodes { dob_year program } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(rows).toEqual({
+      status: 200,
+      data: {
+        reentry_participation: {
+          nodes: [
+            { dob_year: 1981, program: 'Employment Readiness' },
+            { dob_year: 1990, program: 'Peer Mentoring' },
+          ],
+        },
+      },
+    });
+    const me = await h.broker.gql(analyst.apiKey, '{ me { email role } }');
+    expect(me).toEqual({ status: 200, data: { me: { email: 'analyst@research.example', role: 'ANALYST' } } });
+    // Without a key, both still answer 401 in GraphQL's shape.
+    const anonymous = await h.broker.gql(null, '{ me { email } }', undefined, '/data/graphql');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('signs in with an API key, runs a query and shows what each released name is', async () => {
+    await page.goto('/data/graphql');
+    const key = page.getByLabel('API key');
+    await key.fill('dsb_not_a_key');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'That API key is not valid' }).waitFor();
+
+    await key.fill(analyst.apiKey);
+    await key.press('Enter');
+    await page.getByText('Signed in as analyst@research.example (ANALYST)').waitFor();
+    expect(
+      await page.evaluate<string | null>(`window.sessionStorage.getItem('broker.graphiql.apiKey')`),
+    ).toBe(analyst.apiKey);
+    expect(await page.evaluate<string[]>('Object.keys(window.localStorage)')).toEqual([]);
+
+    // Requests carry the key as a bearer token.
+    const sent = page.waitForRequest((r) => r.url().endsWith('/data/graphql') && r.method() === 'POST');
+    await page.waitForSelector('.graphiql-query-editor .CodeMirror');
+    await typeQuery(
+      '{ reentry_participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: dob_year }]) { nodes { dob_year program } } }',
+    );
+    await page.getByRole('button', { name: /Execute query/ }).click();
+    expect((await sent).headers().authorization).toBe(`Bearer ${analyst.apiKey}`);
+    await responseShows('Peer Mentoring');
+    expect(JSON.parse(await editorValue('.result-window'))).toEqual({
+      data: {
+        reentry_participation: {
+          nodes: [
+            { dob_year: 1981, program: 'Employment Readiness' },
+            { dob_year: 1990, program: 'Peer Mentoring' },
+          ],
+        },
+      },
+    });
+    await h.screenshot(page, 'graphiql-01-query');
+
+    // The documentation explorer: the dataset's record type describes each released name.
+    await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+    const docs = page.locator('.graphiql-doc-explorer');
+    await docs.getByRole('link', { name: 'Query' }).click();
+    await docs.getByRole('link', { name: 'reentry_participation', exact: true }).first().click();
+    await docs
+      .getByText(`released to your agency by the agreements in force: agreement ${agreementId} v1`)
+      .waitFor();
+    await docs.getByRole('link', { name: 'ReentryParticipationConnection' }).first().click();
+    await docs.getByRole('link', { name: 'ReentryParticipation', exact: true }).first().click();
+    // A type's page shows the first paragraph of each field's description; the field's own page all of it.
+    const summary = (await docs.innerText()).replace(/\s+/g, ' ');
+    expect(summary).toContain(
+      'dob_year: Int From field dob (DATE) of reentry_participation, released as GENERALIZE: its year.',
+    );
+    await docs.getByRole('link', { name: 'dob_year', exact: true }).click();
+    await docs.getByText('Date of birth as the participant gave it at intake').waitFor();
+    const text = (await docs.innerText()).replace(/\s+/g, ' ');
+    expect(text).toContain(
+      'From field dob (DATE) of reentry_participation, released as GENERALIZE: its year.',
+    );
+    expect(text).toContain(
+      'The provider describes the field: Date of birth as the participant gave it at intake',
+    );
+    expect(text).toContain(
+      `Released to your agency by: agreement ${agreementId} v1 (ROWS; RECIDIVISM_EVALUATION).`,
+    );
+    await h.screenshot(page, 'graphiql-02-docs');
+  });
+
+  it('opens the control plane at /graphql with the same session, and signs out', async () => {
+    await page.goto('/graphql');
+    await page.getByText('Signed in as analyst@research.example (ANALYST)').waitFor();
+    await page.waitForSelector('.graphiql-query-editor .CodeMirror');
+    const sent = page.waitForRequest((r) => r.url().endsWith('/graphql') && r.method() === 'POST');
+    await typeQuery('{ me { role } }');
+    await page.getByRole('button', { name: /Execute query/ }).click();
+    expect(new URL((await sent).url()).pathname).toBe('/graphql');
+    await responseShows('ANALYST');
+    expect(JSON.parse(await editorValue('.result-window'))).toEqual({ data: { me: { role: 'ANALYST' } } });
+    // GraphiQL's dialogs lock scrolling with a style element of their own; the CSP must not refuse
+    // anything the page does (a refusal is a console error, which fails the test file).
+    await page.getByRole('button', { name: 'Open settings dialog' }).click();
+    await page.getByRole('dialog').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    expect(
+      await page.evaluate<string | null>(`window.sessionStorage.getItem('broker.graphiql.apiKey')`),
+    ).toBeNull();
+  });
+});
