@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
+import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
 import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl } from '@broker/core';
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
@@ -43,6 +44,7 @@ export async function createBroker(
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
   app.get(AuthHook).register(fastify);
+  app.get(RefusalAuditHook).register(fastify);
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(

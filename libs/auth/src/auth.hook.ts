@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCode, renderGraphQLError, renderRestError } from '@broker/core';
 import { AuthService } from './auth.service';
 
 const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\//];
@@ -24,7 +25,12 @@ export class AuthHook {
         .header('allow', 'POST')
         .send({
           data: null,
-          errors: [{ message: 'Send GraphQL requests with POST', extensions: { code: 'BAD_USER_INPUT' } }],
+          errors: [
+            renderGraphQLError({
+              code: ErrorCode.BAD_USER_INPUT,
+              message: 'Send GraphQL requests with POST',
+            }),
+          ],
         });
       return;
     }
@@ -44,8 +50,8 @@ export class AuthHook {
       .header('www-authenticate', 'Bearer')
       .send(
         isGraphql
-          ? { data: null, errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }
-          : { error: message, code: 'UNAUTHENTICATED' },
+          ? { data: null, errors: [renderGraphQLError({ code: ErrorCode.UNAUTHENTICATED, message })] }
+          : renderRestError({ code: ErrorCode.UNAUTHENTICATED, message }),
       );
   }
 }

@@ -42,10 +42,19 @@ export interface AgreementObject {
 export interface DatasetObject {
   providerAgencyId: string | null;
 }
-/** A user as the ability sees it: its agency and role. */
+/**
+ * A user as the ability sees it: its agency and role, and the facts about its agency that the
+ * user rules depend on, read by the service in the transaction that makes the change.
+ */
 export interface UserObject {
   agencyId: string | null;
   role: Role;
+  /** Its agency is of kind `oversight` (where AUDITORs belong, party to no agreement). */
+  oversightAgency?: boolean;
+  /** Its agency has an active STEWARD (other than this user, for `deactivate`). */
+  agencyHasActiveSteward?: boolean;
+  /** An active OPERATOR other than this user exists. */
+  otherActiveOperator?: boolean;
 }
 
 type Subjects =
@@ -76,12 +85,21 @@ function defineRules(role: Role, agencyId: string | null): ControlAbility {
   switch (role) {
     case Role.OPERATOR:
       can('create', ['Agency', 'Purpose']);
-      can(['read', 'create'], 'User');
+      can('read', 'User');
+      // The platform never creates a reader: OPERATORs, AUDITORs of an oversight agency, and the
+      // first STEWARD of an agency without an active one (every key it creates is an invitation).
+      can('create', 'User', { role: Role.OPERATOR, agencyId: null });
+      can('create', 'User', { role: Role.AUDITOR, oversightAgency: true });
+      can('create', 'User', { role: Role.STEWARD, oversightAgency: false, agencyHasActiveSteward: false });
+      can('deactivate', 'User', { role: Role.OPERATOR, otherActiveOperator: true });
+      can('deactivate', 'User', { role: Role.AUDITOR });
       can('read', ['Agreement', 'AuditEvent', 'LinkageRun']);
       can('start', 'LinkageRun');
       break;
     case Role.AUDITOR:
       can('read', ['Agreement', 'AuditEvent', 'LinkageRun', 'User']);
+      // Recovery of a locked-out agency starts here; the OPERATOR then invites a first STEWARD.
+      can('deactivate', 'User', { role: Role.STEWARD });
       break;
     case Role.STEWARD:
       if (!agencyId) break;
@@ -93,6 +111,9 @@ function defineRules(role: Role, agencyId: string | null): ControlAbility {
       });
       can(['read'], 'User', { agencyId });
       can('create', 'User', { agencyId, role: { $in: [Role.STEWARD, Role.ANALYST] } });
+      can('deactivate', 'User', { agencyId, role: Role.ANALYST });
+      // Never the last active STEWARD: the agency would lock itself out.
+      can('deactivate', 'User', { agencyId, role: Role.STEWARD, agencyHasActiveSteward: true });
       // What a steward reads of the log is narrowed in SQL by auditVisibility.
       can('read', 'AuditEvent');
       break;
@@ -148,12 +169,24 @@ export function authorize(
   const ability = controlAbility(principal);
   if (ability.can(action, object)) return;
   const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
-  if (ability.can(action, type)) {
+  if (principal.agencyId !== null && ability.can(action, ownAgencyCopy(type, object, principal.agencyId))) {
     throw new BrokerError(ErrorCode.NOT_FOUND, `${what} not found`, { reason: 'NOT_PARTY' });
   }
   throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} a ${what.toLowerCase()}`, {
     reason: 'ROLE',
   });
+}
+
+const AGENCY_FIELDS = ['agencyId', 'providerAgencyId', 'recipientAgencyId'] as const;
+
+/**
+ * The object as if it were of the caller's own agency: when that would be allowed, the only thing
+ * wrong is whose it is (NOT_PARTY); otherwise the role may never do this (ROLE).
+ */
+function ownAgencyCopy(type: Extract<Subjects, string>, object: object, agencyId: string) {
+  const copy: Record<string, unknown> = { ...object };
+  for (const field of AGENCY_FIELDS) if (field in copy) copy[field] = agencyId;
+  return tag(type, copy) as unknown as Exclude<Subjects, string>;
 }
 
 /** Whether the principal may do `action` to every object of a type (no condition narrows it). */
