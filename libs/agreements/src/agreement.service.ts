@@ -299,7 +299,7 @@ export class AgreementService {
     if (rows.length < 2) {
       throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
     }
-    if (rows.some((r) => r.kind === OVERSIGHT_KIND)) {
+    if (rows.some((r) => r.kind?.toLowerCase() === OVERSIGHT_KIND)) {
       throw new BrokerError(ErrorCode.BAD_USER_INPUT, 'An oversight agency is party to no agreement', {
         reason: 'INVALID',
       });

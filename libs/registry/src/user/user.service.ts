@@ -12,7 +12,7 @@ import { UserEntity } from './user.entity';
 const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
 const ROLES: ReadonlySet<string> = new Set(Object.values(Role));
 
-/** The kind of agency AUDITORs belong to; such an agency is party to no agreement. */
+/** The kind of agency AUDITORs belong to (in any case); such an agency is party to no agreement. */
 export const OVERSIGHT_KIND = 'oversight';
 
 /** A user as lists show it: whether its only key is a pending invitation. */
@@ -257,7 +257,7 @@ export class UserService {
       [agencyId],
     );
     return {
-      oversight: agency.kind === OVERSIGHT_KIND,
+      oversight: agency.kind?.toLowerCase() === OVERSIGHT_KIND,
       activeStewards: stewards.filter((s) => s.id !== except).length,
     };
   }
