@@ -8,6 +8,9 @@ import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl }
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 
+/** The largest body of a data-plane request (its query is at most 100,000 characters). */
+const DATA_PLANE_MAX_BYTES = 1024 * 1024;
+
 /** How a broker is built beyond its configuration. */
 export interface BrokerOptions {
   /** The built admin UI served at `/admin/` (default: `dist/admin`, where `npm run build` puts it). */
@@ -41,6 +44,12 @@ export async function createBroker(
     },
   );
   const fastify = app.getHttpAdapter().getInstance();
+  // Bodies per route: the control plane takes GRAPHQL_MAX_BYTES (ingestRecords carries records);
+  // a data-plane request is a query and its variables; uploads stream under INGEST_MAX_BYTES.
+  fastify.addHook('onRoute', (route) => {
+    if (/^\/data\//.test(route.url))
+      route.bodyLimit = Math.min(DATA_PLANE_MAX_BYTES, config.GRAPHQL_MAX_BYTES);
+  });
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
   app.get(AuthHook).register(fastify);

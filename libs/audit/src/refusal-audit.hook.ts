@@ -61,7 +61,7 @@ export class RefusalAuditHook {
     if (!payload.includes('"errors":[') && !payload.includes('"code":')) return;
     const refusals = refusalsOf(payload);
     if (!refusals.length) return;
-    const asked =
+    const asked = () =>
       endpoint === '/api'
         ? restAsked(request)
         : graphqlAsked(request.body as { query?: unknown; variables?: unknown; operationName?: unknown });

@@ -62,16 +62,19 @@ export class RefusalRecorder implements OnModuleDestroy {
     principal: Pick<Principal, 'userId' | 'agencyId'>,
     endpoint: string,
     refusals: RecordedRefusal[],
-    asked: RefusalAsked,
+    asked: RefusalAsked | (() => RefusalAsked),
   ): Promise<void> {
     const byReason = new Map<string, RecordedRefusal[]>();
     for (const refusal of refusals) {
       this.refusals.inc({ endpoint, reason: refusal.reason });
       byReason.set(refusal.reason, [...(byReason.get(refusal.reason) ?? []), refusal]);
     }
-    for (const [reason, all] of byReason) {
+    let what: RefusalAsked | undefined;
+    for (const reason of byReason.keys()) {
       if (reason === 'LIMIT' && !this.firstLimitOfMinute(principal)) continue;
-      await this.audit.append(this.event(principal, reason, asked, { count: all.length }));
+      // Read only when written: a flood of merged refusals costs no parsing.
+      what ??= typeof asked === 'function' ? asked() : asked;
+      await this.audit.append(this.event(principal, reason, what, { count: 1 }));
     }
   }
 
