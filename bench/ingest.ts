@@ -289,7 +289,13 @@ async function benchBroker(file: string, size: number): Promise<{ result: Result
       `mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } apiKey } }`,
       { input: { agencyId: agency.createAgency.id, email: 'steward@bench.example', role: 'STEWARD' } },
     );
-    const steward = user.createUser.apiKey;
+    // The operator's key is an invitation: the steward rotates it before using it.
+    const rotated = await gql<{ rotateApiKey: { apiKey: string } }>(
+      port,
+      user.createUser.apiKey,
+      `mutation { rotateApiKey { apiKey } }`,
+    );
+    const steward = rotated.rotateApiKey.apiKey;
     const dataset = await gql<{ registerDataset: { id: string } }>(
       port,
       steward,

@@ -396,12 +396,17 @@ async function prepare(port: number, operator: string): Promise<Setup> {
         i: { name, kind },
       })
     ).createAgency.id as string;
-  const user = async (agencyId: string, role: string) =>
-    (
-      await g(operator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
+  // The operator invites each agency's steward (rotating the invitation, as its owner would); the
+  // steward creates the agency's analysts.
+  const user = async (agencyId: string, role: string, creator = operator) => {
+    const key = (
+      await g(creator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
         i: { agencyId, role, email: `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@bench.example` },
       })
     ).createUser.apiKey as string;
+    if (creator !== operator) return key;
+    return (await g(key, `mutation { rotateApiKey { apiKey } }`)).rotateApiKey.apiKey as string;
+  };
 
   const provider = await agency('Bench provider');
   const recipient = await agency('Bench research office');
@@ -411,7 +416,7 @@ async function prepare(port: number, operator: string): Promise<Setup> {
   );
   const providerSteward = await user(provider, 'STEWARD');
   const recipientSteward = await user(recipient, 'STEWARD');
-  const analystKey = await user(recipient, 'ANALYST');
+  const analystKey = await user(recipient, 'ANALYST', recipientSteward);
   const auditor = await user(await agency('Bench oversight board', 'oversight'), 'AUDITOR');
   const dataset = await g(
     providerSteward,

@@ -75,7 +75,12 @@ describe('permissions: every operation declares who may call it', () => {
       'Query.datasets': ALL,
       'Query.dataset': ALL,
       'Mutation.createAgency': ['OPERATOR'],
+      // Which users each role creates or deactivates is the control ability's (DESIGN §4.1 "Users").
       'Mutation.createUser': ['OPERATOR', 'STEWARD'],
+      'Query.users': ['AUDITOR', 'OPERATOR', 'STEWARD'],
+      'Mutation.deactivateUser': ['AUDITOR', 'OPERATOR', 'STEWARD'],
+      // Any user, for itself; with `me`, the only operations an invitation key may call.
+      'Mutation.rotateApiKey': ALL,
       'Mutation.definePurpose': ['OPERATOR'],
       'Mutation.registerDataset': ['STEWARD'],
       'Mutation.ingestRecords': ['STEWARD'],

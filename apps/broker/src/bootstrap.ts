@@ -2,11 +2,15 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
+import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
 import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl } from '@broker/core';
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 import { rewriteGraphiqlUrl } from './graphiql';
+
+/** The largest body of a data-plane request (its query is at most 100,000 characters). */
+const DATA_PLANE_MAX_BYTES = 1024 * 1024;
 
 /** How a broker is built beyond its configuration. */
 export interface BrokerOptions {
@@ -43,9 +47,16 @@ export async function createBroker(
     },
   );
   const fastify = app.getHttpAdapter().getInstance();
+  // Bodies per route: the control plane takes GRAPHQL_MAX_BYTES (ingestRecords carries records);
+  // a data-plane request is a query and its variables; uploads stream under INGEST_MAX_BYTES.
+  fastify.addHook('onRoute', (route) => {
+    if (/^\/data\//.test(route.url))
+      route.bodyLimit = Math.min(DATA_PLANE_MAX_BYTES, config.GRAPHQL_MAX_BYTES);
+  });
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
   app.get(AuthHook).register(fastify);
+  app.get(RefusalAuditHook).register(fastify);
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(

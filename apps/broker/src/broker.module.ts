@@ -13,6 +13,7 @@ import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
 import { AdminUiModule } from './admin-ui.module';
+import { CONTROL_PLANE_LIMIT_RULES, CONTROL_PLANE_MAX_TOKENS } from './control-plane-limits';
 
 /** Describes the control plane's root types for introspection (GraphiQL's documentation explorer). */
 function describeRootTypes(schema: GraphQLSchema): GraphQLSchema {
@@ -50,6 +51,9 @@ export class BrokerModule {
           // graphql-jit skips default values of nested input fields in variables; the control plane
           // does not need its speed.
           jit: 0,
+          // Limits are checked on the document before anything runs (control-plane-limits.ts).
+          validationRules: CONTROL_PLANE_LIMIT_RULES,
+          graphql: { parseOptions: { maxTokens: CONTROL_PLANE_MAX_TOKENS } },
           context: (request: unknown, reply: unknown) => ({ req: request, reply }),
           errorFormatter: mercuriusErrorFormatter(logger),
           // The root types belong to no library: their descriptions are given here.

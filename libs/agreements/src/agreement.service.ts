@@ -19,7 +19,7 @@ import {
   oversightRequired,
   validateAgreementContent,
 } from '@broker/policy';
-import { DatasetService, PurposeService, cleanText, isUuid } from '@broker/registry';
+import { DatasetService, OVERSIGHT_KIND, PurposeService, cleanText, isUuid } from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
 import type { AgreementInput } from './agreement.model';
 
@@ -463,10 +463,37 @@ export class AgreementService {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,
         `The agreement is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-        { reason: 'INVALID_AGREEMENT', details: result.problems },
+        { reason: 'INVALID', details: result.problems },
       );
     }
+    await this.checkParties(result.content);
     return result.content;
+  }
+
+  /**
+   * Both parties exist (an unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT, never a database
+   * error) and neither is an oversight agency, which is party to no agreement.
+   */
+  private async checkParties(content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>) {
+    const ids = [content.providerAgencyId, content.recipientAgencyId];
+    for (const [name, id] of [
+      ['providerAgencyId', ids[0]],
+      ['recipientAgencyId', ids[1]],
+    ] as const) {
+      if (!isUuid(id)) throw badInput(`${name} is not a valid id`);
+    }
+    const rows = await this.dataSource.query<{ id: string; kind: string | null }[]>(
+      `SELECT id, kind FROM agency WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    if (rows.length < 2) {
+      throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
+    }
+    if (rows.some((r) => r.kind?.toLowerCase() === OVERSIGHT_KIND)) {
+      throw new BrokerError(ErrorCode.BAD_USER_INPUT, 'An oversight agency is party to no agreement', {
+        reason: 'INVALID',
+      });
+    }
   }
 
   /**

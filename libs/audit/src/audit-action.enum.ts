@@ -26,6 +26,12 @@ export enum AuditAction {
   CONSENT_RECORDED = 'CONSENT_RECORDED',
   LINKAGE_RUN = 'LINKAGE_RUN',
   USER_CREATED = 'USER_CREATED',
+  /** A user was deactivated; its keys stopped. */
+  USER_DEACTIVATED = 'USER_DEACTIVATED',
+  /** A user replaced its key (an invitation accepted, or a routine rotation). */
+  API_KEY_ROTATED = 'API_KEY_ROTATED',
+  /** A control-plane or REST request was refused (decision DENY, with the contract's reason). */
+  REQUEST_REFUSED = 'REQUEST_REFUSED',
   AGENCY_CREATED = 'AGENCY_CREATED',
   PURPOSE_DEFINED = 'PURPOSE_DEFINED',
   /** A steward read the subject access report of one subject (the subject id is not recorded). */

@@ -5,12 +5,21 @@ import { AuditSeriesResolver } from './audit-series.resolver';
 import { AuditSeriesService } from './audit-series.service';
 import { AuditResolver } from './audit.resolver';
 import { AuditService } from './audit.service';
+import { RefusalAuditHook } from './refusal-audit.hook';
+import { RefusalRecorder } from './refusal-recorder';
 
 /** The hash-chained audit log. Global, so every library can inject {@link AuditService} to append. */
 @Global()
 @Module({
   imports: [TypeOrmModule.forFeature([AuditEventEntity])],
-  providers: [AuditService, AuditResolver, AuditSeriesService, AuditSeriesResolver],
-  exports: [AuditService],
+  providers: [
+    AuditService,
+    AuditResolver,
+    AuditSeriesService,
+    AuditSeriesResolver,
+    RefusalRecorder,
+    RefusalAuditHook,
+  ],
+  exports: [AuditService, RefusalRecorder, RefusalAuditHook],
 })
 export class AuditModule {}

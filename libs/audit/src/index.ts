@@ -7,3 +7,5 @@ export * from './audit-verifier';
 export * from './audit-visibility';
 export * from './audit.module';
 export * from './audit.service';
+export * from './refusal-audit.hook';
+export * from './refusal-recorder';

@@ -10,3 +10,11 @@ import type { Role } from './role.enum';
  * @example @Allow(Role.OPERATOR) @Mutation(() => Agency) createAgency(...)
  */
 export const Allow = (...roles: Role[]) => SetMetadata(ALLOW_KEY, roles);
+
+export const INVITATION_KEY = 'broker:invitation';
+
+/**
+ * Lets an invitation key (one the operator created, not yet rotated by its owner) call the
+ * operation: only `me` and `rotateApiKey` carry it.
+ */
+export const AllowInvitation = () => SetMetadata(INVITATION_KEY, true);

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCode, renderGraphQLError, renderRestError } from '@broker/core';
 import { AuthService } from './auth.service';
 
 // `/api/register` is the public register (DESIGN §4.4): anyone may read it, signed in or not.
@@ -27,7 +28,12 @@ export class AuthHook {
         .header('vary', 'accept')
         .send({
           data: null,
-          errors: [{ message: 'Send GraphQL requests with POST', extensions: { code: 'BAD_USER_INPUT' } }],
+          errors: [
+            renderGraphQLError({
+              code: ErrorCode.BAD_USER_INPUT,
+              message: 'Send GraphQL requests with POST',
+            }),
+          ],
         });
       return;
     }
@@ -47,8 +53,8 @@ export class AuthHook {
       .header('www-authenticate', 'Bearer')
       .send(
         isGraphql
-          ? { data: null, errors: [{ message, extensions: { code: 'UNAUTHENTICATED' } }] }
-          : { error: message, code: 'UNAUTHENTICATED' },
+          ? { data: null, errors: [renderGraphQLError({ code: ErrorCode.UNAUTHENTICATED, message })] }
+          : renderRestError({ code: ErrorCode.UNAUTHENTICATED, message }),
       );
   }
 }

@@ -12,6 +12,7 @@ interface PrincipalRow {
   role: Role;
   agency_id: string | null;
   api_key_id: string;
+  invitation: boolean;
 }
 
 /** API keys: issuing them, and turning a presented key into a {@link Principal}. */
@@ -22,13 +23,17 @@ export class AuthService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  /** The principal of a presented key, or null when the key is unknown or revoked. */
+  /**
+   * The principal of a presented key, or null when the key is unknown or revoked or its user is
+   * deactivated. Read from the database on every request, so a deactivation or a rotation through
+   * any instance stops the old key on the next request everywhere.
+   */
   async authenticate(presentedKey: string): Promise<Principal | null> {
     if (presentedKey.length < 16 || presentedKey.length > 512) return null;
     const rows: PrincipalRow[] = await this.dataSource.query(
-      `SELECT u.id AS user_id, u.email, u.role, u.agency_id, k.id AS api_key_id
+      `SELECT u.id AS user_id, u.email, u.role, u.agency_id, k.id AS api_key_id, k.invitation
          FROM api_key k JOIN app_user u ON u.id = k.user_id
-        WHERE k.key_hash = $1 AND k.revoked_at IS NULL`,
+        WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.deactivated_at IS NULL`,
       [hashApiKey(presentedKey)],
     );
     const row = rows[0];
@@ -39,17 +44,32 @@ export class AuthService {
       role: row.role,
       agencyId: row.agency_id,
       apiKeyId: row.api_key_id,
+      invitation: row.invitation,
     };
   }
 
-  /** Issues a new key for a user inside the caller's transaction; the plain key is returned once. */
-  async issueKey(manager: EntityManager, userId: string, key = generateApiKey()): Promise<string> {
-    await manager.query(`INSERT INTO api_key (user_id, key_hash, prefix) VALUES ($1, $2, $3)`, [
-      userId,
-      hashApiKey(key),
-      keyPrefix(key),
-    ]);
+  /**
+   * Issues a new key for a user inside the caller's transaction; the plain key is returned once.
+   * An `invitation` works for `me` and `rotateApiKey` only, until its owner rotates it.
+   */
+  async issueKey(
+    manager: EntityManager,
+    userId: string,
+    key = generateApiKey(),
+    invitation = false,
+  ): Promise<string> {
+    await manager.query(
+      `INSERT INTO api_key (user_id, key_hash, prefix, invitation) VALUES ($1, $2, $3, $4)`,
+      [userId, hashApiKey(key), keyPrefix(key), invitation],
+    );
     return key;
+  }
+
+  /** Revokes every key of a user inside the caller's transaction; they stop on the next request. */
+  async revokeKeys(manager: EntityManager, userId: string): Promise<void> {
+    await manager.query(`UPDATE api_key SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, [
+      userId,
+    ]);
   }
 
   /**

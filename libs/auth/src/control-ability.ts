@@ -36,8 +36,8 @@ export type ControlAction =
   | 'start'
   /**
    * Not an operation: the principal has standing in the object (its agency is provider, recipient or
-   * owner; the oversight board for every agreement). A refusal on an object without standing is
-   * NOT_FOUND, as for a missing one.
+   * owner; the oversight board for every agreement and user). A refusal on an object without
+   * standing is NOT_FOUND, as for a missing one.
    */
   | 'party';
 
@@ -52,10 +52,19 @@ export interface AgreementObject {
 export interface DatasetObject {
   providerAgencyId: string | null;
 }
-/** A user as the ability sees it: its agency and role. */
+/**
+ * A user as the ability sees it: its agency and role, and the facts about its agency that the
+ * user rules depend on, read by the service in the transaction that makes the change.
+ */
 export interface UserObject {
   agencyId: string | null;
   role: Role;
+  /** Its agency is of kind `oversight` (where AUDITORs belong, party to no agreement). */
+  oversightAgency?: boolean;
+  /** Its agency has an active STEWARD (other than this user, for `deactivate`). */
+  agencyHasActiveSteward?: boolean;
+  /** An active OPERATOR other than this user exists. */
+  otherActiveOperator?: boolean;
 }
 
 type Subjects =
@@ -86,52 +95,56 @@ function defineRules(role: Role, agencyId: string | null): ControlAbility {
   switch (role) {
     case Role.OPERATOR:
       can('create', ['Agency', 'Purpose']);
-      can(['read', 'create'], 'User');
+      can('read', 'User');
+      // The platform never creates a reader: OPERATORs, AUDITORs of an oversight agency, and the
+      // first STEWARD of an agency without an active one (every key it creates is an invitation).
+      can('create', 'User', { role: Role.OPERATOR, agencyId: null });
+      can('create', 'User', { role: Role.AUDITOR, oversightAgency: true });
+      can('create', 'User', { role: Role.STEWARD, oversightAgency: false, agencyHasActiveSteward: false });
+      can('deactivate', 'User', { role: Role.OPERATOR, otherActiveOperator: true });
+      can('deactivate', 'User', { role: Role.AUDITOR });
       can('read', ['Agreement', 'AuditEvent', 'LinkageRun']);
       can('start', 'LinkageRun');
       break;
     case Role.AUDITOR:
       can('read', ['Agreement', 'AuditEvent', 'LinkageRun', 'User']);
+      // Recovery of a locked-out agency starts here; the OPERATOR then invites a first STEWARD.
+      can('deactivate', 'User', { role: Role.STEWARD });
       // The oversight board previews what it is asked to sign off, and signs off (or declines) the
       // versions that need it, for its oversight agency.
       can('preview', 'Agreement');
       if (agencyId) can(['approve', 'decline'], 'Agreement', { oversightRequired: true });
-      can('party', 'Agreement');
-      break;
-    case Role.STEWARD:
-    case Role.ANALYST:
-      if (!agencyId) break;
-      for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
-        can('party', 'Agreement', { [party]: agencyId });
-      }
-      can('party', 'Dataset', { providerAgencyId: agencyId });
-      can('party', 'User', { agencyId });
-      break;
-  }
-  switch (role) {
-    case Role.OPERATOR:
-    case Role.AUDITOR:
+      can('party', ['Agreement', 'User']);
       break;
     case Role.STEWARD:
       if (!agencyId) break;
       for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
-        can(['read', 'propose', 'amend', 'approve', 'revoke', 'preview'], 'Agreement', { [party]: agencyId });
+        can(['read', 'propose', 'amend', 'approve', 'revoke', 'preview', 'party'], 'Agreement', {
+          [party]: agencyId,
+        });
       }
       // What the recipient received is the recipient's to attest destroyed.
       can('attest', 'Agreement', { recipientAgencyId: agencyId });
+      can('party', 'Dataset', { providerAgencyId: agencyId });
+      can('party', 'User', { agencyId });
       can(['create', 'update', 'ingest', 'recordConsent', 'reportSubjectAccess'], 'Dataset', {
         providerAgencyId: agencyId,
       });
       can(['read'], 'User', { agencyId });
       can('create', 'User', { agencyId, role: { $in: [Role.STEWARD, Role.ANALYST] } });
+      can('deactivate', 'User', { agencyId, role: Role.ANALYST });
+      // Never the last active STEWARD: the agency would lock itself out.
+      can('deactivate', 'User', { agencyId, role: Role.STEWARD, agencyHasActiveSteward: true });
       // What a steward reads of the log is narrowed in SQL by auditVisibility.
       can('read', 'AuditEvent');
       break;
     case Role.ANALYST:
       if (!agencyId) break;
       for (const party of ['providerAgencyId', 'recipientAgencyId'] as const) {
-        can('read', 'Agreement', { [party]: agencyId });
+        can(['read', 'party'], 'Agreement', { [party]: agencyId });
       }
+      can('party', 'Dataset', { providerAgencyId: agencyId });
+      can('party', 'User', { agencyId });
       can('read', 'AuditEvent');
       break;
   }
@@ -166,9 +179,9 @@ export function asSubject<T extends 'Agreement' | 'Dataset' | 'User', O extends 
 
 /**
  * Refuses unless the principal may do `action` on `object`, in the contract's terms, and the one
- * place these refusals are decided: where the role may do it to some objects of the type, but this
- * one is another agency's (the principal's agency is not party to it), NOT_FOUND with reason
- * NOT_PARTY, answered exactly as for a missing object; otherwise FORBIDDEN with reason ROLE.
+ * place these refusals are decided: where a principal of an agency may do it to some objects of the
+ * type, but has no standing in this one (another agency's), NOT_FOUND with reason NOT_PARTY,
+ * answered exactly as for a missing object; otherwise FORBIDDEN with reason ROLE.
  */
 export function authorize(
   principal: Pick<Principal, 'role' | 'agencyId'>,
@@ -179,7 +192,7 @@ export function authorize(
   const ability = controlAbility(principal);
   if (ability.can(action, object)) return;
   const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
-  if (ability.can(action, type) && !ability.can('party', object)) {
+  if (principal.agencyId !== null && ability.can(action, type) && !ability.can('party', object)) {
     throw new BrokerError(ErrorCode.NOT_FOUND, `${what} not found`, { reason: 'NOT_PARTY' });
   }
   throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} this ${what.toLowerCase()}`, {

@@ -11,6 +11,11 @@ export interface Principal {
   /** Null for OPERATOR and for an AUDITOR not attached to an agency. */
   agencyId: string | null;
   apiKeyId: string;
+  /**
+   * The key is an invitation the operator created: it may call only operations marked
+   * `@AllowInvitation()` (`me`, `rotateApiKey`) until its owner rotates it.
+   */
+  invitation?: boolean;
 }
 
 /**

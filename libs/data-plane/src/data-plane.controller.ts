@@ -16,6 +16,8 @@ export class DataPlaneController {
   @HttpCode(200)
   async query(@Ctx() ctx: RequestContext, @Body() body: DataPlaneRequest, @Res() reply: FastifyReply) {
     const response = await this.dataPlane.handle(ctx, body);
+    // Its refusals are audited by the data plane itself.
+    reply.request.auditedByDataPlane = true;
     reply.status(response.status).header('cache-control', 'no-store');
     if ('json' in response) return reply.type('application/json; charset=utf-8').send(response.json);
     return reply.send(response.body);

@@ -3,7 +3,7 @@ import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
 import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
-import { AuditAction, AuditService } from '@broker/audit';
+import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool } from '@broker/core';
@@ -12,6 +12,7 @@ import {
   type AggregateRow,
   PolicyError,
   protectedGroups,
+  refusal,
   refusalOf,
 } from '@broker/policy';
 import { aggregateSql } from './aggregate';
@@ -23,13 +24,7 @@ import { pageSql } from './page-sql';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
-import {
-  type PageResult,
-  failureResponse,
-  invalidResponse,
-  refusalResponse,
-  spliceResponse,
-} from './response';
+import { type PageResult, failureResponse, refusalResponse, spliceResponse } from './response';
 
 /** What an aggregate's statement returned, protected. */
 interface AggregateAnswer {
@@ -63,6 +58,7 @@ export class DataPlaneService {
     audit: AuditService,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
+    private readonly refusalRecorder: RefusalRecorder,
   ) {
     this.auditLog = new AuditBatcher(dataSource, audit);
     if (!config.RECORD_RELEASES) {
@@ -75,7 +71,11 @@ export class DataPlaneService {
   /** Answers one request. */
   async handle(ctx: RequestContext, request: DataPlaneRequest): Promise<DataPlaneResponse> {
     const early = precheck(ctx.principal, request);
-    if (early) return early.refusals ? this.refused(ctx, early.refusals) : invalidResponse(early.message);
+    if (early) {
+      return early.refusals
+        ? this.refused(ctx, early.refusals)
+        : this.refused(ctx, [refusal('INVALID', early.message)], 400);
+    }
     const { client, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
@@ -88,7 +88,7 @@ export class DataPlaneService {
     // Nothing runs: the snapshot is given back before the denial is written (on another connection).
     await end(client, 'ROLLBACK');
     return decision.kind === 'invalid'
-      ? invalidResponse(decision.message)
+      ? this.refused(ctx, [refusal('INVALID', decision.message)], 400)
       : this.refused(ctx, decision.refusals, decision.status);
   }
 
@@ -264,9 +264,21 @@ export class DataPlaneService {
     refusals: DataPlaneRefusal[],
     status = 200,
   ): Promise<DataPlaneResponse> {
+    // Limits merge per caller and minute, so a flood of refused requests is no flood of appends.
+    const limits = refusals.filter((r) => r.reason === 'LIMIT');
+    const others = refusals.filter((r) => r.reason !== 'LIMIT');
     try {
+      if (limits.length) {
+        await this.refusalRecorder.record(
+          ctx.principal,
+          '/data/graphql',
+          limits.map((r) => ({ code: r.code, reason: r.reason, message: r.message })),
+          { operations: [], ids: [], action: AuditAction.QUERY },
+        );
+      }
+      if (!others.length) return refusalResponse(refusals, status);
       await this.auditLog.append(
-        refusals.map((r) => ({
+        others.map((r) => ({
           actorUserId: ctx.principal.userId,
           actorAgencyId: ctx.principal.agencyId,
           decision: 'DENY' as const,

@@ -97,19 +97,90 @@ export class TestBroker {
     return data.createAgency;
   }
 
-  /** Creates a user as the operator and returns its id and API key. */
+  /**
+   * Creates a user as DESIGN's "Users" rules allow, and returns its id and working API key:
+   * OPERATORs and AUDITORs (in this broker's oversight agency unless `agencyId` names one) are
+   * invited by the operator; an agency's first STEWARD is invited by the operator, and its other
+   * STEWARDs and ANALYSTs are created by that first steward. Every invitation is rotated here, as its
+   * owner would, so the key returned works at once.
+   */
   async createUser(input: {
     agencyId?: string | null;
     role: string;
     email?: string;
   }): Promise<{ id: string; apiKey: string; email: string }> {
     const email = input.email ?? `${input.role.toLowerCase()}-${randomBytes(4).toString('hex')}@example.org`;
+    const { role } = input;
+    if (role === 'OPERATOR') return this.invite({ agencyId: null, role, email });
+    if (role === 'AUDITOR') {
+      return this.invite({ agencyId: input.agencyId ?? (await this.oversightAgency()), role, email });
+    }
+    if (!input.agencyId) throw new Error(`a ${role} needs an agencyId`);
+    const agencyId = input.agencyId;
+    // One first steward per agency, even when a test creates users of an agency concurrently.
+    let first = this.firstStewards.get(agencyId);
+    let created: { id: string; apiKey: string; email: string } | null = null;
+    if (!first) {
+      const invited = role === 'STEWARD' ? { email } : {};
+      first = this.invite({ agencyId, role: 'STEWARD', email: invited.email ?? this.email('steward') });
+      this.firstStewards.set(agencyId, first);
+      if (role === 'STEWARD') created = await first;
+    }
+    if (created) return created;
+    const steward = await first;
+    return this.createAs(steward.apiKey, { agencyId, role, email });
+  }
+
+  /** The first steward of an agency (invited by the operator if it has none yet). */
+  async stewardOf(agencyId: string): Promise<{ id: string; apiKey: string; email: string }> {
+    const known = this.firstStewards.get(agencyId);
+    if (known) return known;
+    return this.createUser({ agencyId, role: 'STEWARD' });
+  }
+
+  /** Creates a user with the given key (a steward, or the operator) without rotating anything. */
+  async createAs(
+    apiKey: string,
+    input: { agencyId?: string | null; role: string; email?: string },
+  ): Promise<{ id: string; apiKey: string; email: string }> {
+    const email = input.email ?? this.email(input.role);
     const data = await this.gqlOk<{ createUser: { user: { id: string }; apiKey: string } }>(
-      this.operatorKey,
+      apiKey,
       `mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } apiKey } }`,
       { input: { agencyId: input.agencyId ?? null, role: input.role, email } },
     );
     return { id: data.createUser.user.id, apiKey: data.createUser.apiKey, email };
+  }
+
+  /** Rotates a key (an invitation becomes its owner's key) and returns the new one. */
+  async rotate(apiKey: string): Promise<string> {
+    const data = await this.gqlOk<{ rotateApiKey: { apiKey: string } }>(
+      apiKey,
+      `mutation { rotateApiKey { apiKey } }`,
+    );
+    return data.rotateApiKey.apiKey;
+  }
+
+  /** The agency of kind `oversight` this broker's factory AUDITORs belong to, created once. */
+  oversightAgency(): Promise<string> {
+    this.oversight ??= this.createAgency(
+      `Oversight board ${randomBytes(3).toString('hex')}`,
+      'oversight',
+    ).then((a) => a.id);
+    return this.oversight;
+  }
+
+  private readonly firstStewards = new Map<string, Promise<{ id: string; apiKey: string; email: string }>>();
+  private oversight?: Promise<string>;
+
+  private email(role: string): string {
+    return `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@example.org`;
+  }
+
+  /** The operator invites a user; the invitation is rotated as its owner would. */
+  private async invite(input: { agencyId: string | null; role: string; email: string }) {
+    const invited = await this.createAs(this.operatorKey, input);
+    return { ...invited, apiKey: await this.rotate(invited.apiKey) };
   }
 
   /** Defines purposes as the operator. */
@@ -151,16 +222,16 @@ export class TestBroker {
     return proposeAgreement.id;
   }
 
-  private oversight?: Promise<{ agencyId: string; id: string; apiKey: string }>;
+  private boardAuditor?: Promise<{ agencyId: string; id: string; apiKey: string }>;
 
-  /** The AUDITOR of this broker's oversight board (an agency of kind `oversight`), created once. */
+  /** The AUDITOR of this broker's oversight board (its agency of kind `oversight`), created once. */
   oversightAuditor(): Promise<{ agencyId: string; id: string; apiKey: string }> {
-    this.oversight ??= (async () => {
-      const board = await this.createAgency('Oversight board', 'oversight');
-      const auditor = await this.createUser({ agencyId: board.id, role: 'AUDITOR' });
-      return { agencyId: board.id, ...auditor };
+    this.boardAuditor ??= (async () => {
+      const agencyId = await this.oversightAgency();
+      const auditor = await this.createUser({ agencyId, role: 'AUDITOR' });
+      return { agencyId, ...auditor };
     })();
-    return this.oversight;
+    return this.boardAuditor;
   }
 
   /** Approves a version as the oversight board's AUDITOR. */

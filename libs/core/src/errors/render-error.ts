@@ -22,6 +22,40 @@ export interface GraphQLErrorJson {
 
 const DID_YOU_MEAN = /\s*Did you mean[^?]*\?/g;
 
+/** The contract's `extensions.reason` values (DESIGN §4). */
+export const CONTRACT_REASONS: ReadonlySet<string> = new Set([
+  'ROLE',
+  'PURPOSE_NOT_GRANTED',
+  'NO_AGREEMENT_IN_FORCE',
+  'FIELD_NOT_RELEASED',
+  'ROWS_NOT_GRANTED',
+  'AGREEMENT_AMBIGUOUS',
+  'LIMIT',
+  'INVALID',
+  'NOT_PARTY',
+]);
+
+/**
+ * The reason a refusal explains itself with: its own when it is one of the contract's, otherwise
+ * the contract's reason for its code (a domain's own reason, such as a slug taken, is INVALID).
+ */
+export function contractReason(code: string, reason: string | undefined): string | undefined {
+  if (reason && CONTRACT_REASONS.has(reason)) return reason;
+  switch (code) {
+    case 'FORBIDDEN':
+      return 'ROLE';
+    case 'NOT_FOUND':
+      return 'NOT_PARTY';
+    case 'BAD_USER_INPUT':
+    case 'CONFLICT':
+    case 'UNAUTHENTICATED':
+    case 'PAYLOAD_TOO_LARGE':
+      return reason === 'LIMIT' || code === 'PAYLOAD_TOO_LARGE' ? 'LIMIT' : 'INVALID';
+    default:
+      return undefined;
+  }
+}
+
 /**
  * The one renderer of errors, for both GraphQL endpoints and the REST routes: the same code,
  * reason and extensions everywhere, and never a hint at names ("Did you mean") the caller may not see.
@@ -30,13 +64,14 @@ export function renderGraphQLError(
   error: PublicError,
   locations?: readonly { line: number; column: number }[],
 ): GraphQLErrorJson {
+  const reason = contractReason(error.code, error.reason);
   return {
     message: error.message.replace(DID_YOU_MEAN, ''),
     ...(locations?.length ? { locations } : {}),
     ...(error.path ? { path: error.path } : {}),
     extensions: {
       code: error.code,
-      ...(error.reason ? { reason: error.reason } : {}),
+      ...(reason ? { reason } : {}),
       ...(error.extensions ?? {}),
     },
   };

@@ -1,60 +1,96 @@
 import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { BrokerError, ErrorCode } from '../errors/broker-error';
-import { renderGraphQLError, withoutSuggestions } from '../errors/render-error';
+import { renderGraphQLError } from '../errors/render-error';
+
+// Messages of limits (graphql-armor without exposing its limits, graphql-js's token limit, ours).
+const LIMIT =
+  /^Syntax Error: Query validation error|^Syntax Error: Document contains more tha|too large|too complex/;
 
 /** A GraphQL error as the broker shows it: a contract code, and no hint at names the caller may not see. */
 export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLError {
   const original = error.originalError;
   const options = { path: error.path, locations: error.locations };
+  const rendered = (
+    code: ErrorCode,
+    message: string,
+    reason?: string,
+    extensions?: Record<string, unknown>,
+  ) => {
+    const json = renderGraphQLError({ code, message, reason, extensions });
+    return new GraphQLError(json.message, { ...options, extensions: json.extensions });
+  };
   if (original instanceof BrokerError) {
-    const rendered = renderGraphQLError({
-      code: original.code,
-      message: original.message,
-      reason: original.extra.reason,
-      extensions: original.extra.details !== undefined ? { details: original.extra.details } : undefined,
-    });
-    return new GraphQLError(rendered.message, { ...options, extensions: rendered.extensions });
+    return rendered(
+      original.code,
+      original.message,
+      original.extra.reason,
+      original.extra.details !== undefined ? { details: original.extra.details } : undefined,
+    );
   }
   const transport = transportError(original);
-  if (transport) {
-    return new GraphQLError(transport.message, { ...options, extensions: { code: transport.code } });
-  }
+  if (transport) return rendered(transport.code, transport.message, transport.reason);
+  const database = databaseError(original);
+  if (database) return rendered(database.code, database.message, database.reason);
   const code = (error.extensions?.code ?? (original as { code?: unknown } | undefined)?.code) as
     string | undefined;
   if (code && (Object.values(ErrorCode) as string[]).includes(code)) {
-    return new GraphQLError(withoutSuggestions(error.message), { ...options, extensions: { code } });
+    return rendered(code as ErrorCode, error.message, error.extensions?.reason as string | undefined);
   }
   // Parse, validation and coercion errors carry no original error, or a GraphQLError of graphql-js.
   if (!original || original instanceof GraphQLError || isCoercionError(original)) {
-    return new GraphQLError(withoutSuggestions(error.message), {
-      ...options,
-      extensions: { code: ErrorCode.BAD_USER_INPUT },
-    });
+    if (LIMIT.test(error.message)) {
+      return rendered(ErrorCode.BAD_USER_INPUT, 'The query is too large or too complex', 'LIMIT');
+    }
+    return rendered(ErrorCode.BAD_USER_INPUT, error.message, 'INVALID');
   }
   logger?.error({ err: original, path: error.path }, 'unexpected error in a GraphQL operation');
-  return new GraphQLError('Internal error', {
-    ...options,
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
-  });
+  return rendered(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal error');
+}
+
+/**
+ * A PostgreSQL error that input caused (a value of the wrong form, a reference to nothing, a
+ * duplicate, a limit of the server): the refusal a service should have made itself, never a 500.
+ */
+function databaseError(
+  error: Error | undefined,
+): { code: ErrorCode; message: string; reason: string } | null {
+  const e: (Error & { code?: unknown; driverError?: { code?: unknown } }) | undefined = error;
+  const sqlState = typeof e?.driverError?.code === 'string' ? e.driverError.code : e?.code;
+  if (typeof sqlState !== 'string' || !/^[0-9A-Z]{5}$/.test(sqlState)) return null;
+  if (sqlState === '23503') return { code: ErrorCode.NOT_FOUND, message: 'Not found', reason: 'NOT_PARTY' };
+  if (sqlState === '23505')
+    return { code: ErrorCode.CONFLICT, message: 'It exists already', reason: 'INVALID' };
+  if (sqlState.startsWith('22') || sqlState.startsWith('23')) {
+    return { code: ErrorCode.BAD_USER_INPUT, message: 'A value is not valid', reason: 'INVALID' };
+  }
+  if (sqlState.startsWith('54')) {
+    return {
+      code: ErrorCode.BAD_USER_INPUT,
+      message: 'The request is too large or too complex',
+      reason: 'LIMIT',
+    };
+  }
+  return null;
 }
 
 /** Fastify's own refusals of a request body (too large, not JSON, prototype poisoning). */
 function transportError(
   error: Error | undefined,
-): { status: number; code: ErrorCode; message: string } | null {
+): { status: number; code: ErrorCode; message: string; reason: string } | null {
   const e: (Error & { code?: unknown; statusCode?: unknown }) | undefined = error;
   if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number')
     return null;
   if (e.statusCode === 413) {
     return {
       status: 413,
-      code: ErrorCode.PAYLOAD_TOO_LARGE,
-      message: 'The request body is larger than GRAPHQL_MAX_BYTES',
+      code: ErrorCode.BAD_USER_INPUT,
+      message: 'The request body is too large',
+      reason: 'LIMIT',
     };
   }
   if (e.statusCode >= 400 && e.statusCode < 500)
-    return { status: e.statusCode, code: ErrorCode.BAD_USER_INPUT, message: e.message };
+    return { status: e.statusCode, code: ErrorCode.BAD_USER_INPUT, message: e.message, reason: 'INVALID' };
   return null;
 }
 

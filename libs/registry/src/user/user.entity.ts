@@ -9,4 +9,5 @@ export class UserEntity {
   @Column('text', { name: 'display_name', nullable: true }) displayName!: string | null;
   @Column('text') role!: Role;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @Column('timestamptz', { name: 'deactivated_at', nullable: true }) deactivatedAt!: Date | null;
 }

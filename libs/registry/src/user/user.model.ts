@@ -17,6 +17,12 @@ export class UserModel {
   agency?: AgencyModel | null;
   agencyId!: string | null;
   @Field(() => GraphQLISODateTime, { description: 'When the user was created.' }) createdAt!: Date;
+  /** When the user was deactivated; its keys stopped then. */
+  @Field(() => GraphQLISODateTime, { nullable: true }) deactivatedAt!: Date | null;
+  /** Not deactivated (resolved from `deactivatedAt`). */
+  active?: boolean;
+  /** Its key is an invitation the operator created, not yet rotated by its owner (resolved). */
+  invitationPending?: boolean;
 }
 
 /** A new user and its API key; the key is shown this once and stored only as a hash. */

@@ -1,23 +1,33 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
-import { AuthService, type RequestContext, Role } from '@broker/auth';
-import { badInput, conflict, forbidden, notFound } from '@broker/core';
-import { AgencyService, cleanText, isUuid } from '../agency/agency.service';
+import { AuthService, type RequestContext, Role, asSubject, authorize, canOnAll } from '@broker/auth';
+import { BrokerError, ErrorCode, badInput, conflict, notFound } from '@broker/core';
+import { cleanText, isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import type { CreateUserInput } from './create-user.input';
 import { UserEntity } from './user.entity';
 
 const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
+const ROLES: ReadonlySet<string> = new Set(Object.values(Role));
 
-/** Users: the operator creates anyone; a steward creates stewards and analysts of its own agency. */
+/** The kind of agency AUDITORs belong to (in any case); such an agency is party to no agreement. */
+export const OVERSIGHT_KIND = 'oversight';
+
+/** A user as lists show it: whether its only key is a pending invitation. */
+export type UserView = UserEntity & { invitationPending: boolean };
+
+/**
+ * Users (DESIGN §4.1 "Users"). Who may create or deactivate whom is decided by the control
+ * ability alone (`authorize` on a {@link UserObject} carrying the facts it needs, read in the same
+ * transaction that makes the change); this service reads those facts and writes the change.
+ */
 @Injectable()
 export class UserService {
   constructor(
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     private readonly dataSource: DataSource,
-    private readonly agencies: AgencyService,
     private readonly auth: AuthService,
     private readonly audit: AuditService,
   ) {}
@@ -34,51 +44,221 @@ export class UserService {
     return isUuid(id) ? this.users.findOneBy({ id }) : null;
   }
 
-  /** Creates a user and its first API key, returned once. */
+  /** The users the caller may read: every one (OPERATOR, AUDITOR) or its agency's (STEWARD). */
+  async list(ctx: RequestContext): Promise<UserView[]> {
+    const { principal } = ctx;
+    const all = canOnAll(principal, 'read', 'User');
+    if (!all && !principal.agencyId) return [];
+    const rows = await this.dataSource.query<
+      {
+        id: string;
+        agency_id: string | null;
+        email: string;
+        display_name: string | null;
+        role: Role;
+        created_at: Date;
+        deactivated_at: Date | null;
+        invitation_pending: boolean;
+      }[]
+    >(
+      `SELECT u.id, u.agency_id, u.email, u.display_name, u.role, u.created_at, u.deactivated_at,
+              EXISTS (SELECT 1 FROM api_key k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND k.invitation)
+                AS invitation_pending
+         FROM app_user u
+        ${all ? '' : 'WHERE u.agency_id = $1'}
+        ORDER BY u.agency_id NULLS FIRST, u.role, lower(u.email), u.id`,
+      all ? [] : [principal.agencyId],
+    );
+    return rows.map((r) =>
+      Object.assign(new UserEntity(), {
+        id: r.id,
+        agencyId: r.agency_id,
+        email: r.email,
+        displayName: r.display_name,
+        role: r.role,
+        createdAt: r.created_at,
+        deactivatedAt: r.deactivated_at,
+        invitationPending: r.invitation_pending,
+      }),
+    );
+  }
+
+  /** Whether a user's only working key is an invitation not yet rotated. */
+  async invitationPending(userId: string): Promise<boolean> {
+    const [row] = await this.dataSource.query<{ pending: boolean }[]>(
+      `SELECT EXISTS (SELECT 1 FROM api_key WHERE user_id = $1 AND revoked_at IS NULL AND invitation) AS pending`,
+      [userId],
+    );
+    return row?.pending ?? false;
+  }
+
+  /**
+   * Creates a user and its first API key, returned once. A key the OPERATOR creates is an
+   * invitation. Refusals: another agency's (NOT_FOUND, as an unknown agency), a role the caller may
+   * not create there (FORBIDDEN), an e-mail used in the same agency (CONFLICT).
+   */
   async create(ctx: RequestContext, input: CreateUserInput): Promise<{ user: UserEntity; apiKey: string }> {
     const caller = ctx.principal;
+    if (!ROLES.has(input.role)) throw badInput('role is not a role');
     let agencyId = input.agencyId ?? null;
-    if (caller.role === Role.STEWARD) {
-      if (input.role !== Role.STEWARD && input.role !== Role.ANALYST) {
-        throw forbidden('Stewards create stewards and analysts only');
-      }
-      agencyId ??= caller.agencyId;
-      if (agencyId !== caller.agencyId) throw forbidden('Stewards create users of their own agency only');
-    } else if (caller.role !== Role.OPERATOR) {
-      throw forbidden();
+    if (agencyId === null && caller.role === Role.STEWARD && input.role !== Role.OPERATOR) {
+      agencyId = caller.agencyId;
     }
+    if (agencyId !== null && !isUuid(agencyId)) throw badInput('agencyId is not a valid id');
     if (input.role === Role.OPERATOR && agencyId)
       throw badInput('An OPERATOR belongs to no agency: omit agencyId');
-    if ((input.role === Role.STEWARD || input.role === Role.ANALYST) && !agencyId) {
-      throw badInput(`A ${input.role} needs an agencyId`);
-    }
-    if (agencyId && (!isUuid(agencyId) || !(await this.agencies.findById(agencyId))))
-      throw notFound('Agency');
-
-    const email = input.email.trim();
+    if (input.role !== Role.OPERATOR && !agencyId) throw badInput(`A ${input.role} needs an agencyId`);
+    const email = typeof input.email === 'string' ? input.email.trim() : '';
     if (email.length > 254 || !EMAIL.test(email)) throw badInput('email is not a valid e-mail address');
     const displayName = input.displayName == null ? null : cleanText(input.displayName, 'displayName', 200);
+    const invitation = caller.role === Role.OPERATOR;
 
     try {
       return await this.dataSource.transaction(async (manager) => {
+        const facts = agencyId ? await this.agencyFacts(manager, agencyId, null) : null;
+        if (agencyId && !facts) {
+          // Unknown agency: NOT_FOUND, the same answer a steward gets for another agency's.
+          throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
+        }
+        authorize(
+          caller,
+          'create',
+          asSubject('User', {
+            agencyId,
+            role: input.role,
+            oversightAgency: facts?.oversight ?? false,
+            agencyHasActiveSteward: facts?.activeStewards ? facts.activeStewards > 0 : false,
+          }),
+          'Agency',
+        );
         const user = await manager.save(
           manager.create(UserEntity, { agencyId, email, displayName, role: input.role }),
         );
-        const apiKey = await this.auth.issueKey(manager, user.id);
+        const apiKey = await this.auth.issueKey(manager, user.id, undefined, invitation);
         await this.audit.append(
           {
             ...auditActor(ctx),
             action: AuditAction.USER_CREATED,
             decision: 'ALLOW',
-            reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}`,
+            reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}${invitation ? ' (invitation)' : ''}`,
           },
           manager,
         );
         return { user, apiKey };
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw conflict('A user with this e-mail exists already');
+      // Unique within the agency only: the answer says nothing about other agencies.
+      if (isUniqueViolation(error)) throw conflict('A user with this e-mail exists in this agency');
       throw error;
     }
+  }
+
+  /**
+   * Deactivates a user: its keys stop on the next request, on every instance. A STEWARD
+   * deactivates its agency's users but never its last active STEWARD; an AUDITOR any STEWARD (the
+   * recovery of a locked-out agency); an OPERATOR OPERATORs (never the last) and AUDITORs.
+   */
+  async deactivate(ctx: RequestContext, id: string): Promise<UserEntity> {
+    if (!isUuid(id)) throw badInput('id is not a valid id');
+    return this.dataSource.transaction(async (manager) => {
+      // Stewards of one agency are locked in a fixed order, so two deactivations cannot both see
+      // "another active steward" and leave none.
+      const [target] = await manager.query<
+        { id: string; agency_id: string | null; role: Role; deactivated_at: Date | null }[]
+      >(`SELECT id, agency_id, role, deactivated_at FROM app_user WHERE id = $1`, [id]);
+      if (!target) throw new BrokerError(ErrorCode.NOT_FOUND, 'User not found', { reason: 'NOT_PARTY' });
+      // Visibility first: a user the caller may not read is not found, whatever else holds.
+      authorize(
+        ctx.principal,
+        'read',
+        asSubject('User', { agencyId: target.agency_id, role: target.role }),
+        'User',
+      );
+      const facts = target.agency_id ? await this.agencyFacts(manager, target.agency_id, target.id) : null;
+      const [operators] = await manager.query<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM (SELECT id FROM app_user
+          WHERE role = 'OPERATOR' AND deactivated_at IS NULL AND id <> $1 ORDER BY id FOR UPDATE) o`,
+        [target.id],
+      );
+      authorize(
+        ctx.principal,
+        'deactivate',
+        asSubject('User', {
+          agencyId: target.agency_id,
+          role: target.role,
+          oversightAgency: facts?.oversight ?? false,
+          agencyHasActiveSteward: (facts?.activeStewards ?? 0) > 0,
+          otherActiveOperator: operators.n > 0,
+        }),
+        'User',
+      );
+      if (target.deactivated_at) throw conflict('The user is deactivated already');
+      await manager.query(`UPDATE app_user SET deactivated_at = now(), deactivated_by = $2 WHERE id = $1`, [
+        target.id,
+        ctx.principal.userId,
+      ]);
+      await this.auth.revokeKeys(manager, target.id);
+      await this.audit.append(
+        {
+          ...auditActor(ctx),
+          action: AuditAction.USER_DEACTIVATED,
+          decision: 'ALLOW',
+          reason: `${target.role} ${target.id}${target.agency_id ? ` of agency ${target.agency_id}` : ''}`,
+        },
+        manager,
+      );
+      const user = await manager.findOneBy(UserEntity, { id: target.id });
+      return user!;
+    });
+  }
+
+  /** Replaces the caller's keys with a new one (an invitation becomes the owner's own key). */
+  async rotateKey(ctx: RequestContext): Promise<{ user: UserEntity; apiKey: string }> {
+    const { principal } = ctx;
+    return this.dataSource.transaction(async (manager) => {
+      const [locked] = await manager.query<{ id: string }[]>(
+        `SELECT id FROM app_user WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE`,
+        [principal.userId],
+      );
+      if (!locked) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'The API key is not valid');
+      await this.auth.revokeKeys(manager, principal.userId);
+      const apiKey = await this.auth.issueKey(manager, principal.userId);
+      await this.audit.append(
+        {
+          ...auditActor(ctx),
+          action: AuditAction.API_KEY_ROTATED,
+          decision: 'ALLOW',
+          reason: principal.invitation ? 'invitation accepted' : 'rotated',
+        },
+        manager,
+      );
+      const user = await manager.findOneBy(UserEntity, { id: principal.userId });
+      return { user: user!, apiKey };
+    });
+  }
+
+  /**
+   * What the user rules need to know of an agency, its active stewards locked for the change:
+   * whether it is an oversight agency and how many active STEWARDs it has (other than `except`).
+   */
+  private async agencyFacts(
+    manager: EntityManager,
+    agencyId: string,
+    except: string | null,
+  ): Promise<{ oversight: boolean; activeStewards: number } | null> {
+    const [agency] = await manager.query<{ kind: string | null }[]>(
+      `SELECT kind FROM agency WHERE id = $1 FOR UPDATE`,
+      [agencyId],
+    );
+    if (!agency) return null;
+    const stewards = await manager.query<{ id: string }[]>(
+      `SELECT id FROM app_user WHERE agency_id = $1 AND role = 'STEWARD' AND deactivated_at IS NULL
+        ORDER BY id FOR UPDATE`,
+      [agencyId],
+    );
+    return {
+      oversight: agency.kind?.toLowerCase() === OVERSIGHT_KIND,
+      activeStewards: stewards.filter((s) => s.id !== except).length,
+    };
   }
 }

@@ -285,29 +285,52 @@ export async function defineCountyPurposes(client: BrokerClient, operatorKey: st
   return codes;
 }
 
-/** Creates the county's users as the operator and collects their API keys. */
+/**
+ * Creates the county's users as DESIGN's "Users" rules allow and collects their API keys: the
+ * operator invites each agency's steward and the auditor, and each invitation is rotated as its
+ * owner would; each agency's steward then creates its analysts.
+ */
 export async function createCountyUsers(
   client: BrokerClient,
   operatorKey: string,
   agencies: SeededCounty['agencies'],
 ): Promise<SeededUser[]> {
   const users: SeededUser[] = [];
-  for (const spec of COUNTY_USERS) {
+  const stewardKeys = new Map<CountyAgencyRole, string>();
+  // Stewards first: an agency's analysts are created by its steward.
+  const ordered = [...COUNTY_USERS].sort(
+    (a, b) => Number(b.role === 'STEWARD') - Number(a.role === 'STEWARD'),
+  );
+  for (const spec of ordered) {
     const agency = agencies[spec.agency];
+    const steward = stewardKeys.get(spec.agency);
+    const creator = spec.role === 'ANALYST' || (spec.role === 'STEWARD' && steward) ? steward : operatorKey;
+    if (!creator) throw new Error(`${spec.handle}: its agency has no steward to create it`);
     const data = await client.gql<{ createUser: { user: { id: string }; apiKey: string } }>(
-      operatorKey,
+      creator,
       `mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } apiKey } }`,
       { input: { agencyId: agency.id, email: spec.email, displayName: spec.displayName, role: spec.role } },
     );
+    let apiKey = data.createUser.apiKey;
+    if (creator === operatorKey) {
+      // An invitation: it works once its owner has rotated it.
+      const rotated = await client.gql<{ rotateApiKey: { apiKey: string } }>(
+        apiKey,
+        `mutation { rotateApiKey { apiKey } }`,
+      );
+      apiKey = rotated.rotateApiKey.apiKey;
+    }
+    if (spec.role === 'STEWARD' && !steward) stewardKeys.set(spec.agency, apiKey);
     users.push({
       ...spec,
       id: data.createUser.user.id,
-      apiKey: data.createUser.apiKey,
+      apiKey,
       agencyId: agency.id,
       agencyName: agency.name,
     });
   }
-  return users;
+  // In the order of COUNTY_USERS, as before.
+  return COUNTY_USERS.map((spec) => users.find((u) => u.handle === spec.handle)!);
 }
 
 /** The API key of the user with `handle` (e.g. `steward:CBO`). */

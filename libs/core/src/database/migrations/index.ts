@@ -6,6 +6,7 @@ import { Releases1764028800000 } from './1764028800000-releases';
 import { Linkage1764115200000 } from './1764115200000-linkage';
 import { LinkageIdentityRoles1764316800000 } from './1764316800000-linkage-identity-roles';
 import { OpenRegister1764400000000 } from './1764400000000-open-register';
+import { Users1764500000000 } from './1764500000000-users';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   Linkage1764115200000,
   LinkageIdentityRoles1764316800000,
   OpenRegister1764400000000,
+  Users1764500000000,
 ];
