@@ -13,11 +13,23 @@ import {
   GraphQLString,
   type GraphQLFieldConfigMap,
   type GraphQLInputFieldConfigMap,
+  type GraphQLFieldConfigArgumentMap,
 } from 'graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { type ActiveAgreement, GrantAccess, PERSON_KEY, type ReleasedType } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
+
+/** The condition fields of a `<Type>Linked` input: no dataset slug among them is offered to link. */
+export const LINKED_CONDITION_FIELDS = new Set([
+  'exists',
+  'agreement',
+  'where',
+  'on',
+  'after',
+  'minDays',
+  'maxDays',
+]);
 
 /** What a root field of the caller's schema reads. */
 export interface RootField {
@@ -126,9 +138,69 @@ export function buildCallerSchema(
   });
   const aggregateResult = new GraphQLObjectType({
     name: 'AggregateResult',
-    fields: { groups: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))) } },
+    fields: {
+      groups: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))) },
+      // -- issue 13: the bound of the perturbation (docs/disclosure-control.md) --
+      noise: { type: new GraphQLNonNull(GraphQLInt) },
+    },
   });
+  // -- issue 13: counting persons, and linked counts --
+  const countUnit = new GraphQLEnumType({
+    name: 'CountUnit',
+    values: { RECORDS: { value: 'RECORDS' }, PERSONS: { value: 'PERSONS' } },
+  });
+  // Datasets some grant with linkage releases (any access): the others a linked count may name.
+  const linkable = new Set<string>();
+  for (const agreement of active) {
+    for (const grant of agreement.grants.values()) {
+      if (grant.linkage && released.has(grant.datasetId)) linkable.add(grant.datasetId);
+    }
+  }
+  const whereTypes = new Map<string, GraphQLInputObjectType>();
+  const fieldEnums = new Map<string, GraphQLEnumType>();
+  const linkedInputs = new Map<string, GraphQLInputObjectType>();
+  // One `<Type>Linked` per dataset, in both roles DESIGN §4.2 gives the name: as the `linked`
+  // argument of `<slug>_aggregate` it holds one field per other dataset (named by its slug); as such
+  // a field it is the condition on that dataset (exists, agreement, where, on, after, minDays,
+  // maxDays). Policy reads each role's fields only and refuses a condition nested in a condition.
+  // `after` names a field of the aggregated dataset, so it is a String checked by policy.
+  const linkedInputOf = (dataset: DatasetShapeRecord): GraphQLInputObjectType => {
+    let input = linkedInputs.get(dataset.id);
+    if (!input) {
+      input = new GraphQLInputObjectType({
+        name: `${dataset.typeName}Linked`,
+        fields: () => ({
+          exists: { type: GraphQLBoolean, defaultValue: true },
+          agreement: { type: GraphQLID },
+          where: { type: whereTypes.get(dataset.id)! },
+          on: { type: fieldEnums.get(dataset.id)! },
+          after: { type: GraphQLString },
+          minDays: { type: GraphQLInt, defaultValue: 0 },
+          maxDays: { type: GraphQLInt },
+          ...Object.fromEntries(
+            linkableOthers(dataset).map((other) => [other.slug, { type: linkedInputOf(other) }]),
+          ),
+        }),
+      });
+      linkedInputs.set(dataset.id, input);
+    }
+    return input;
+  };
+  const linkableOthers = (dataset: DatasetShapeRecord) =>
+    datasetsSorted.filter(
+      (d) => d.id !== dataset.id && linkable.has(d.id) && !LINKED_CONDITION_FIELDS.has(d.slug),
+    );
+  // -- end issue 13 --
 
+  // -- issue 13: `linked: <Type>Linked`, one field per other dataset with linkage --
+  const linkedArg = (dataset: DatasetShapeRecord): GraphQLFieldConfigArgumentMap => {
+    if (!linkable.has(dataset.id) || !linkableOthers(dataset).length) return {};
+    return { linked: { type: linkedInputOf(dataset) } };
+  };
+  const datasetsSorted = [...released.keys()]
+    .map((id) => shapes.get(id)!)
+    .sort((a, b) => a.slug.localeCompare(b.slug));
+  // -- end issue 13 --
   const rootFields: GraphQLFieldConfigMap<unknown, unknown> = {};
   const roots = new Map<string, RootField>();
   const datasets = [...released.keys()]
@@ -159,6 +231,8 @@ export function buildCallerSchema(
         not: { type: where },
       }),
     });
+    whereTypes.set(dataset.id, where);
+    fieldEnums.set(dataset.id, fieldEnum);
     const orderBy = new GraphQLInputObjectType({
       name: `${typeName}OrderBy`,
       fields: {
@@ -195,6 +269,9 @@ export function buildCallerSchema(
         agreement: { type: GraphQLID },
         where: { type: where },
         groupBy: { type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(fieldEnum))) },
+        // -- issue 13 --
+        unit: { type: countUnit, defaultValue: 'RECORDS' },
+        ...linkedArg(dataset),
       },
     };
     roots.set(aggregateName, { name: aggregateName, datasetId: dataset.id, kind: 'AGGREGATE' });

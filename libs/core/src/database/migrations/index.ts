@@ -4,6 +4,7 @@ import { Agreements1763856100000 } from './1763856100000-agreements';
 import { Consent1763942400000 } from './1763942400000-consent';
 import { Releases1764028800000 } from './1764028800000-releases';
 import { Linkage1764115200000 } from './1764115200000-linkage';
+import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   Consent1763942400000,
   Releases1764028800000,
   Linkage1764115200000,
+  AggregateBudget1764600000000,
 ];
