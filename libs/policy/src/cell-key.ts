@@ -15,16 +15,16 @@ export const CELL_KEY_MODULUS = 256;
 export const NOISE_BOUND = 2;
 
 /**
- * How many of the {@link CELL_KEY_MODULUS} cell keys get each perturbation: 0 on 104 (40.6%),
- * ±1 on 64 each (25%), ±2 on 12 each (4.7%). Mean 0, variance 0.78. The rare ±2 keep the chance
- * that two answers sit at opposite ends of their bounds (what exact inference needs) near 0.2%.
+ * How many of the {@link CELL_KEY_MODULUS} cell keys get each perturbation: 0 on 112 (43.75%),
+ * ±1 on 64 each (25%), ±2 on 8 each (3.125%). Mean 0, variance 0.75. The rare ±2 keep the chance
+ * that two answers sit at opposite ends of their bounds (what exact inference needs) near 0.1%.
  */
 const SHARES: readonly [number, number][] = [
-  [0, 104],
+  [0, 112],
   [1, 64],
   [-1, 64],
-  [2, 12],
-  [-2, 12],
+  [2, 8],
+  [-2, 8],
 ];
 
 /**
