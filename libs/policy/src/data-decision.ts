@@ -229,7 +229,7 @@ export function checkBounds(kind: 'ROWS' | 'AGGREGATE', access: GrantAccess, arg
 export type CountUnit = 'RECORDS' | 'PERSONS';
 
 /** Default of `AGGREGATE_DAILY_BUDGET`: perturbed aggregates per analyst, agreement and UTC day. */
-export const DEFAULT_AGGREGATE_DAILY_BUDGET = 500;
+export const DEFAULT_AGGREGATE_DAILY_BUDGET = 200;
 
 /** Days a linked window may span either way: a century, which bounds the statement's arithmetic. */
 export const MAX_WINDOW_DAYS = 36_600;

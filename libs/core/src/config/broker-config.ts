@@ -51,7 +51,7 @@ const schema = z.object({
     .transform((v) => v === 'true'),
   // Perturbed aggregates (docs/disclosure-control.md) each analyst may ask per agreement and UTC day:
   // averaging many answers erodes any perturbation, so their number is bounded.
-  AGGREGATE_DAILY_BUDGET: z.coerce.number().int().min(1).max(1_000_000).default(500),
+  AGGREGATE_DAILY_BUDGET: z.coerce.number().int().min(1).max(1_000_000).default(200),
 });
 
 /** The broker's validated configuration, read once from the environment. */
