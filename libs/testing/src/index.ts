@@ -7,3 +7,4 @@ export * from './scenario/identifier-noise';
 export * from './scenario/noise-profiles';
 export * from './scenario/seed-county';
 export * from './scenario/seeded-random';
+export * from './scenario/recidivism';

@@ -430,7 +430,41 @@ interface CountyAgreementSpec {
   /** Release the linkage pseudonym `personKey`. */
   linkage?: boolean;
   legalBasis: string;
+  /** Issue 13: the grant's minimum cell size, where not the default. */
+  minCellSize?: number;
 }
+
+/**
+ * Issue 13: the dates the recidivism question needs (program completion, booking and release),
+ * released to the research office for counts only (AGGREGATE_ONLY), with linkage so that a linked
+ * count can join them. Their titles name them for the demo, which passes their ids as `agreement`.
+ */
+export const RECIDIVISM_COUNT_AGREEMENTS: readonly CountyAgreementSpec[] = [
+  {
+    title: 'Program completions, counts only',
+    provider: 'CBO',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'reentry_participation',
+    access: 'AGGREGATE_ONLY',
+    fields: ['program', 'enrolled_on', 'completed_on'],
+    linkage: true,
+    minCellSize: 5,
+    legalBasis: 'Participant consent form v3, section 4 (research use of de-identified records)',
+  },
+  {
+    title: 'Bookings and releases, counts only',
+    provider: 'SHERIFF',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'jail_bookings',
+    access: 'AGGREGATE_ONLY',
+    fields: ['booking_date', 'release_date', 'charge_category'],
+    linkage: true,
+    minCellSize: 5,
+    legalBasis: 'County research data-sharing ordinance',
+  },
+];
 
 /**
  * The county's agreements. The CBO shares program participation with the research office for
@@ -515,6 +549,8 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     rowFilter: { charge_severity: 'FELONY' },
     legalBasis: 'State probation statute, information sharing for supervision',
   },
+  // -- Issue 13: the recidivism question, answered with counts only --
+  ...RECIDIVISM_COUNT_AGREEMENTS,
 ];
 
 /** An agreement the seeding put in force. */
@@ -555,6 +591,7 @@ export async function createCountyAgreements(
           }),
           rowFilter: spec.rowFilter ?? null,
           linkage: spec.linkage ?? false,
+          ...(spec.minCellSize ? { minCellSize: spec.minCellSize } : {}),
         },
       ],
     };
