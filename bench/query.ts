@@ -669,9 +669,9 @@ async function prepareLinked(port: number, setup: Setup): Promise<LinkedSetup> {
     const run = rows[0].id;
     await c.query(
       `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
-       SELECT $1, $2, i::text, i FROM generate_series(1, $4::int) i
+       SELECT $1::uuid, $2::uuid, i::text, i FROM generate_series(1, $4::int) i
        UNION ALL
-       SELECT $1, $3, i::text, 1 + (hashint4(i + 11) & 2147483647) % ($4::int * 3 / 2)
+       SELECT $1::uuid, $3::uuid, i::text, 1 + (hashint4(i + 11) & 2147483647) % ($4::int * 3 / 2)
          FROM generate_series(1, $4::int) i`,
       [run, cohortId, outcomeId, LINK_ROWS],
     );

@@ -9,6 +9,8 @@ import { AgreementPage } from './pages/agreement-detail';
 import { AgreementFormPage } from './pages/agreement-form';
 import { AgreementsPage } from './pages/agreements';
 import { AnalystPage } from './pages/analyst';
+import { LinkedCountPage } from './pages/linked-count';
+import { SubjectAccessPage } from './pages/subject-access';
 import { AccessChartPage, AuditLogPage, AuditVerifyPage } from './pages/audit';
 import { DatasetPage } from './pages/dataset-detail';
 import { DatasetFormPage } from './pages/dataset-form';
@@ -28,6 +30,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
   STEWARD: [
     { to: '/agreements', label: 'Agreements' },
     { to: '/datasets', label: 'Datasets' },
+    { to: '/subject-access', label: 'Subject access' },
   ],
   AUDITOR: [
     { to: '/audit', label: 'Audit log' },
@@ -35,7 +38,10 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/audit/chart', label: 'Access chart' },
     { to: '/agreements', label: 'Agreements' },
   ],
-  ANALYST: [{ to: '/analyst', label: 'Querying data' }],
+  ANALYST: [
+    { to: '/analyst', label: 'Querying data' },
+    { to: '/linked-count', label: 'Linked count' },
+  ],
 };
 
 interface Route {
@@ -88,6 +94,8 @@ const ROUTES: Route[] = [
   { pattern: '/audit/verify', roles: ['AUDITOR'], render: () => <AuditVerifyPage /> },
   { pattern: '/audit/chart', roles: ['AUDITOR'], render: () => <AccessChartPage /> },
   { pattern: '/analyst', roles: ['ANALYST'], render: () => <AnalystPage /> },
+  { pattern: '/linked-count', roles: ['ANALYST'], render: () => <LinkedCountPage /> },
+  { pattern: '/subject-access', roles: ['STEWARD'], render: () => <SubjectAccessPage /> },
 ];
 
 function NotFound() {
