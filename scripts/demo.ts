@@ -20,18 +20,21 @@ import { databaseName, dropDatabase, ensureDatabase, redactUrl } from '@broker/c
 import {
   COUNTY_PROPOSAL_AWAITING_OVERSIGHT,
   COUNTY_RETENTION,
+  RECIDIVISM_COUNT_AGREEMENTS,
   type SeededCounty,
   httpBrokerClient,
   seedCounty,
 } from '../libs/testing/src/scenario/seed-county';
 import { DEMO_ENV_FILE, demoEnv } from '../libs/testing/src/scenario/demo-env';
+import { RECIDIVISM_QUERY, recidivismLines } from '../libs/testing/src/scenario/recidivism';
 
 const DATABASE_URL = process.env.DEMO_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/broker_demo';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.env.PORT || 3000);
 const QUEUE_PREFIX = process.env.DEMO_QUEUE_PREFIX || 'demo';
-const PEOPLE = Number(process.env.DEMO_PEOPLE || 2000);
+// 5,000 people: enough completers per program that the recidivism counts reach the minimum cell size.
+const PEOPLE = Number(process.env.DEMO_PEOPLE || 5000);
 // A number seed and its text are different seeds; digits mean the number, as seedCounty's default.
 const SEED_TEXT = process.env.DEMO_SEED || '2025';
 const SEED = /^\d+$/.test(SEED_TEXT) ? Number(SEED_TEXT) : SEED_TEXT;
@@ -355,6 +358,67 @@ async function main() {
   writeFileSync(DEMO_ENV_FILE, demoEnv(county, { baseUrl, databaseUrl: DATABASE_URL }), { mode: 0o600 });
   printSummary(baseUrl, county, operatorKey, seconds, linkageRunId);
   say(`Keys and ids are also in ./${DEMO_ENV_FILE} (for the README's examples: . ./${DEMO_ENV_FILE}).`);
+  if (linkageRunId) await answerRecidivism(baseUrl, county, operatorKey, linkageRunId);
+}
+
+// -- Issue 13: the county's question, answered once linkage has run --
+
+/**
+ * Waits for the linkage run, then asks the county's question as the research office, with counts
+ * only, and prints the query and its answer: per program, completers, those booked again within
+ * 365 days of completing, and the rate.
+ */
+async function answerRecidivism(baseUrl: string, county: SeededCounty, operatorKey: string, runId: string) {
+  const client = httpBrokerClient(baseUrl);
+  const deadline = Date.now() + 15 * 60_000;
+  let status = 'QUEUED';
+  while (!stopping && Date.now() < deadline && (status === 'QUEUED' || status === 'RUNNING')) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const { linkageRun } = await client.gql<{ linkageRun: { status: string } | null }>(
+      operatorKey,
+      'query($id: ID!) { linkageRun(id: $id) { status } }',
+      { id: runId },
+    );
+    status = linkageRun?.status ?? 'FAILED';
+  }
+  if (status !== 'SUCCEEDED') {
+    say(`The recidivism question waits for linkage (run ${runId}: ${status}).`);
+    return;
+  }
+  const analyst = county.users.find((u) => u.handle === 'analyst:RESEARCH')!;
+  const idOf = (title: string) => county.agreements.find((a) => a.title === title)!.id;
+  const variables = {
+    cohort: idOf(RECIDIVISM_COUNT_AGREEMENTS[0].title),
+    outcome: idOf(RECIDIVISM_COUNT_AGREEMENTS[1].title),
+  };
+  const response = await fetch(`${baseUrl}/data/graphql`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: RECIDIVISM_QUERY, variables }),
+  });
+  const body = (await response.json()) as {
+    data: Parameters<typeof recidivismLines>[0] | null;
+    errors?: unknown;
+  };
+  if (!body.data) {
+    say(`The recidivism question was refused: ${JSON.stringify(body.errors)}`);
+    return;
+  }
+  const answer = body.data;
+  say();
+  say("The county's question, as the research office asks it (counts only, no row of either agency):");
+  say(`  variables: ${JSON.stringify(variables)}`);
+  say(RECIDIVISM_QUERY.replace(/^/gm, '  '));
+  say('  program                        completers  booked again within 365 days  rate');
+  for (const line of recidivismLines(answer)) {
+    const cell = (n: number | null) => (n === null ? 'below minimum' : String(n));
+    say(
+      `  ${line.program.padEnd(30)} ${cell(line.completers).padStart(10)}  ${cell(line.rebooked).padStart(28)}  ${
+        line.rate === null ? '' : `${(100 * line.rate).toFixed(0)}%`
+      }`,
+    );
+  }
+  say('  (each count within ±2 of the truth: the cell-key perturbation, docs/disclosure-control.md)');
 }
 
 main().catch((error: unknown) => {

@@ -215,5 +215,9 @@ describe('admin UI for operators and analysts (browser)', () => {
       'reentry_participation(purpose: RECIDIVISM_EVALUATION',
     );
     await h.screenshot(page, '24-analyst');
+    // The linked count builder needs two datasets granted with linkage: this agency has one without.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Linked count' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Linked count' }).waitFor();
+    await page.getByText('A linked count needs two datasets granted to your agency with linkage.').waitFor();
   });
 });

@@ -55,7 +55,11 @@ describe('admin UI (browser)', () => {
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
     await page.getByText('steward@cbo.example').waitFor();
     const nav = page.getByRole('navigation', { name: 'Main' });
-    expect(await nav.getByRole('link').allTextContents()).toEqual(['Agreements', 'Datasets']);
+    expect(await nav.getByRole('link').allTextContents()).toEqual([
+      'Agreements',
+      'Datasets',
+      'Subject access',
+    ]);
     // The key lives in sessionStorage only.
     expect(await page.evaluate<string[]>('Object.keys(window.localStorage)')).toEqual([]);
     expect(await page.evaluate<string>(`window.sessionStorage.getItem('broker.admin.apiKey')`)).toBe(

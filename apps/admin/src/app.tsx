@@ -9,6 +9,8 @@ import { AgreementPage } from './pages/agreement-detail';
 import { AgreementFormPage } from './pages/agreement-form';
 import { AgreementsPage } from './pages/agreements';
 import { AnalystPage } from './pages/analyst';
+import { LinkedCountPage } from './pages/linked-count';
+import { SubjectAccessPage } from './pages/subject-access';
 import { AccessChartPage, AuditLogPage, AuditVerifyPage } from './pages/audit';
 import { DatasetPage } from './pages/dataset-detail';
 import { DatasetFormPage } from './pages/dataset-form';
@@ -29,6 +31,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
   STEWARD: [
     { to: '/agreements', label: 'Agreements' },
     { to: '/datasets', label: 'Datasets' },
+    { to: '/subject-access', label: 'Subject access' },
   ],
   AUDITOR: [
     { to: '/oversight', label: 'Oversight queue' },
@@ -37,7 +40,10 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/audit/chart', label: 'Access chart' },
     { to: '/agreements', label: 'Agreements' },
   ],
-  ANALYST: [{ to: '/analyst', label: 'Querying data' }],
+  ANALYST: [
+    { to: '/analyst', label: 'Querying data' },
+    { to: '/linked-count', label: 'Linked count' },
+  ],
 };
 
 interface Route {
@@ -91,6 +97,8 @@ const ROUTES: Route[] = [
   { pattern: '/audit/verify', roles: ['AUDITOR'], render: () => <AuditVerifyPage /> },
   { pattern: '/audit/chart', roles: ['AUDITOR'], render: () => <AccessChartPage /> },
   { pattern: '/analyst', roles: ['ANALYST'], render: () => <AnalystPage /> },
+  { pattern: '/linked-count', roles: ['ANALYST'], render: () => <LinkedCountPage /> },
+  { pattern: '/subject-access', roles: ['STEWARD'], render: () => <SubjectAccessPage /> },
 ];
 
 function NotFound() {

@@ -1,19 +1,37 @@
 import {
   type CompiledGrant,
   type CompiledAgreement,
+  type CountUnit,
   MAX_GROUPS,
-  type ReadableGrant,
   type DataWhere,
-  GrantAccess,
   PolicyError,
   SqlParams,
-  releasedJsonExpression,
+  cellKeySql,
+  personCellKeySql,
   populationConditions,
+  quoteIdent,
+  recordKeySql,
+  releasedJsonExpression,
   whereSql,
+  windowSql,
 } from '@broker/policy';
 import { type DatasetShapeRecord, recordTable } from '@broker/registry';
 
-/** What an aggregate counts, authorised: see `authorise` in the data-plane service. */
+/** The other side of a linked count, authorised under its own chosen agreement. */
+export interface LinkedPlan {
+  shape: DatasetShapeRecord;
+  agreement: CompiledAgreement;
+  grant: CompiledGrant;
+  exists: boolean;
+  where: DataWhere | null;
+  /** The window: `on` of the other dataset, `after` of this one, released names; null for none. */
+  on: string | null;
+  after: string | null;
+  minDays: number;
+  maxDays: number | null;
+}
+
+/** What an aggregate counts, authorised: see `authorise` in the data plane. */
 export interface AggregatePlan {
   shape: DatasetShapeRecord;
   agreement: CompiledAgreement;
@@ -21,15 +39,23 @@ export interface AggregatePlan {
   purpose: string;
   groupBy: string[];
   where: DataWhere | null;
-  /** Every ROWS grant of the caller's active agreements over this dataset, any purpose. */
-  readable: ReadableGrant[];
+  unit: CountUnit;
+  linked: LinkedPlan | null;
+}
+
+/** The person of a record in the linkage run in force; none while the record is not linked. */
+function personJoin(join: 'JOIN' | 'LEFT JOIN', alias: string, datasetParam: string, keySql: string) {
+  return `${join} linkage_person ${alias} ON ${alias}.run_id = (SELECT ls.current_run_id FROM linkage_state ls WHERE ls.id = 1)
+     AND ${alias}.dataset_id = ${datasetParam} AND ${alias}.record_key = ${keySql}`;
 }
 
 /**
- * The one statement of an aggregate: the full table of counts of the population by the released
- * values of `groupBy`, each group with how many of its records the caller can read as rows under a
- * ROWS grant (`v`) and whether the caller's `where` selects it. `where` names grouped fields only, so
- * it holds for all of a group's records or for none.
+ * The one statement of an aggregate: the counts of the population by the released values of
+ * `groupBy` (the caller's `where` applied in SQL), each group with its cell key (cell-key.ts).
+ * With `linked`, a record (or person) counts when its person has (or has not) a record of the
+ * other dataset in that dataset's own population (row filter, consent) matching the other `where`
+ * and the window: a semi (or anti) join on the linkage run in force, in the same statement.
+ * Both populations come from `populationConditions`, as row pages do.
  */
 export function aggregateSql(plan: AggregatePlan): { text: string; values: unknown[] } {
   const params = new SqlParams();
@@ -37,33 +63,76 @@ export function aggregateSql(plan: AggregatePlan): { text: string; values: unkno
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
+  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey));
   const groups = plan.groupBy.map((name) => {
     const released = grant.released.get(name);
     if (!released) throw new PolicyError('FORBIDDEN', 'Not granted');
     return releasedJsonExpression(released, shape, t, hmacKey);
   });
-  let visible: string;
-  if (grant.access === GrantAccess.ROWS) {
-    visible = 'count(*)';
-  } else if (plan.readable.length) {
-    const readable = plan.readable.map(({ grant: rows, purposes }) => {
-      const parts = populationConditions(rows, shape, purposes, t, params);
-      return parts.length ? `(${parts.join(' AND ')})` : 'TRUE';
-    });
-    visible = `count(*) FILTER (WHERE ${readable.join(' OR ')})`;
-  } else {
-    visible = '0';
+  const persons = plan.unit === 'PERSONS';
+  const usesPerson = persons || plan.linked !== null;
+  const keyText = `${t}.${quoteIdent(shape.keyField)}::text`;
+  const joins = usesPerson
+    ? personJoin(persons ? 'JOIN' : 'LEFT JOIN', 'pa', params.add(shape.id, 'uuid'), keyText)
+    : '';
+
+  let match: string | null = null;
+  if (plan.linked) {
+    const other = plan.linked;
+    const o = 'o';
+    const otherKey = params.lazy(other.agreement.hmacKey, 'bytea');
+    const inner = populationConditions(other.grant, other.shape, [plan.purpose], o, params);
+    if (other.where) inner.push(whereSql(other.where, other.grant, other.shape, o, params, otherKey));
+    if (other.on && other.after) {
+      inner.push(
+        windowSql(
+          grant.released.get(other.after)!,
+          t,
+          other.grant.released.get(other.on)!,
+          o,
+          other.minDays,
+          other.maxDays,
+          params,
+        ),
+      );
+    }
+    const otherDataset = params.add(other.shape.id, 'uuid');
+    match = `EXISTS (SELECT 1 FROM linkage_person pb
+        JOIN ${recordTable(other.shape.slug)} ${o} ON pb.record_key = ${o}.${quoteIdent(other.shape.keyField)}::text
+       WHERE pb.run_id = pa.run_id AND pb.dataset_id = ${otherDataset} AND pb.person_id = pa.person_id
+         ${inner.map((c) => `AND ${c}`).join(' ')})`;
   }
-  const selected = plan.where
-    ? `bool_or((${whereSql(plan.where, grant, shape, t, params, hmacKey)}) IS TRUE)`
-    : 'TRUE';
+  const where = (extra: string | null) => {
+    const all = extra ? [...conditions, extra] : conditions;
+    return all.length ? all.join(' AND ') : 'TRUE';
+  };
   const columns = groups.map((g, i) => `${g} AS g${i}`);
   const keys = groups.map((_, i) => `g${i}`);
-  const text = `SELECT json_build_array(${keys.join(', ')})::text AS k, n, v, selected
-    FROM (SELECT ${[...columns, 'count(*)::int AS n', `${visible}::int AS v`, `${selected} AS selected`].join(', ')}
-            FROM ${recordTable(shape.slug)} ${t}
-           WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
-           ${keys.length ? `GROUP BY ${keys.map((_, i) => i + 1).join(', ')}` : ''}) a
+  const groupByKeys = keys.length ? `GROUP BY ${keys.join(', ')}` : '';
+  const from = `FROM ${recordTable(shape.slug)} ${t} ${joins}`;
+  let inner: string;
+  let cellKey: string;
+  if (!persons) {
+    const filter = match === null ? null : plan.linked!.exists ? match : `NOT ${match}`;
+    inner = `SELECT ${[...columns, `${recordKeySql(t)} AS rk`].join(', ')} ${from} WHERE ${where(filter)}`;
+    cellKey = cellKeySql('u.rk');
+  } else {
+    // Persons: distinct (group, person) pairs. Without a match, a person of the group is counted
+    // once; `exists: false` takes the pairs of the group less those with a matching record, so it is
+    // the exact complement of `exists: true` within each group.
+    const pairs = (extra: string | null) =>
+      `SELECT DISTINCT ${[...columns, 'pa.person_id'].join(', ')} ${from} WHERE ${where(extra)}`;
+    inner =
+      match === null
+        ? pairs(null)
+        : plan.linked!.exists
+          ? pairs(match)
+          : `${pairs(null)} EXCEPT ${pairs(match)}`;
+    cellKey = cellKeySql(personCellKeySql('u.person_id'));
+  }
+  const text = `SELECT json_build_array(${keys.join(', ')})::text AS k, count(*)::int AS n, count(*)::int AS v,
+      TRUE AS selected, ${cellKey} AS ck
+    FROM (${inner}) u ${groupByKeys}
     LIMIT ${MAX_GROUPS + 1}`;
   return { text, values: params.values };
 }

@@ -1,17 +1,25 @@
 import { AuditAction } from '@broker/audit';
 import { type Principal, Role } from '@broker/auth';
 import {
+  type CompiledAgreement,
+  type CountUnit,
+  type DataWhere,
+  type LinkedArgs,
+  type Refusal,
   actionOf,
-  checkAggregateFilter,
+  aggregateIsExact,
   checkBounds,
+  checkLinked,
   checkNames,
+  checkUnit,
   chooseAgreement,
   PolicyError,
-  readableGrants,
   refusal,
   refusalOf,
   whereFieldNames,
 } from '@broker/policy';
+import type { LinkedPlan } from './aggregate';
+import { LINKED_CONDITION_FIELDS } from './caller-schema';
 import { decodeCursor } from './cursor';
 import type { DataPlaneRefusal, DataPlaneRequest, Plan, RefusalAudit } from './plan';
 import type { CallerPolicy } from './policy-cache.service';
@@ -97,18 +105,47 @@ export function authorise(
       refuse(refusalOf(error), chosenAudit);
       continue;
     }
+    const unit: CountUnit = aggregate ? (args.unit ?? 'RECORDS') : 'RECORDS';
+    const linkedEntries = aggregate
+      ? Object.entries(args.linked ?? {}).filter(
+          (entry): entry is [string, LinkedArgs] =>
+            !LINKED_CONDITION_FIELDS.has(entry[0]) && entry[1] != null,
+        )
+      : [];
+    // A condition holds no further condition: one linked dataset per count.
+    const nested = linkedEntries.some(([, l]) =>
+      Object.entries(l).some(([key, value]) => !LINKED_CONDITION_FIELDS.has(key) && value != null),
+    );
+    const after = linkedEntries.length === 1 ? (linkedEntries[0][1].after ?? null) : null;
     const denied =
       checkNames(agreement, shape, args.purpose, root.kind, {
         fields,
-        whereFields,
+        whereFields: after === null ? whereFields : [...whereFields, after],
         orderFields: orderBy.map((o) => o.field),
         groupBy,
       }) ??
       checkBounds(root.kind, grant.access, args) ??
-      (aggregate ? checkAggregateFilter(groupBy, whereFields) : null);
+      (aggregate ? checkUnit(grant, unit) : null) ??
+      (linkedEntries.length > 1 || nested ? refusal('INVALID', 'linked names one other dataset') : null);
     if (denied) {
       refuse(denied, chosenAudit);
       continue;
+    }
+    let linked: LinkedPlan | null = null;
+    if (linkedEntries.length === 1) {
+      const [slug, linkedArgs] = linkedEntries[0];
+      const other = authoriseLinked(policy, shape.id, args.purpose, slug, linkedArgs);
+      if ('refusal' in other) {
+        // The other side's refusal is its own event, under its own dataset and agreement.
+        refuse(other.refusal, { ...chosenAudit, ...other.audit });
+        continue;
+      }
+      const linkedRefusal = checkLinked(grant, other.plan.grant, linkedArgs);
+      if (linkedRefusal) {
+        refuse(linkedRefusal, chosenAudit);
+        continue;
+      }
+      linked = other.plan;
     }
     plans.push({
       kind: root.kind,
@@ -125,10 +162,63 @@ export function authorise(
       first: aggregate ? 0 : (args.first ?? 100),
       offset,
       groupBy,
-      readable: aggregate ? readableGrants(active, root.datasetId) : [],
+      unit,
+      linked,
+      exact: aggregate ? aggregateIsExact(grant, unit, linked?.grant ?? null) : true,
+      minCellSize: Math.max(grant.minCellSize, linked?.grant.minCellSize ?? 0),
     });
   }
   return { plans, refusals };
+}
+
+/**
+ * The other side of a linked count: the dataset named by its slug, the agreement chosen for it and
+ * the purpose, and the names it uses (its `where` and the window's `on`), all decided as for a root
+ * field of its own.
+ */
+function authoriseLinked(
+  policy: CallerPolicy,
+  datasetId: string,
+  purpose: string,
+  slug: string,
+  args: LinkedArgs,
+): { plan: LinkedPlan } | { refusal: Refusal; audit: RefusalAudit } {
+  const shape = [...policy.shapes.values()].find((s) => s.slug === slug && s.id !== datasetId);
+  if (!shape) return { refusal: refusal('NO_AGREEMENT_IN_FORCE', 'Not granted'), audit: {} };
+  const chosen = chooseAgreement(policy.active, shape.id, purpose, args.agreement);
+  const audit: RefusalAudit = { datasetId: shape.id, agreementId: undefined, agreementVersion: undefined };
+  if ('refusal' in chosen) return { refusal: chosen.refusal, audit };
+  const agreement: CompiledAgreement = chosen.agreement;
+  Object.assign(audit, { agreementId: agreement.id, agreementVersion: agreement.version });
+  const where = (args.where ?? null) as DataWhere | null;
+  let whereFields: string[];
+  try {
+    whereFields = whereFieldNames(where);
+  } catch (error) {
+    if (!(error instanceof PolicyError)) throw error;
+    return { refusal: refusalOf(error), audit };
+  }
+  const on = args.on ?? null;
+  const denied = checkNames(agreement, shape, purpose, 'AGGREGATE', {
+    fields: [],
+    whereFields: on === null ? whereFields : [...whereFields, on],
+    orderFields: [],
+    groupBy: [],
+  });
+  if (denied) return { refusal: denied, audit };
+  return {
+    plan: {
+      shape,
+      agreement,
+      grant: agreement.grants.get(shape.id)!,
+      exists: args.exists ?? true,
+      where,
+      on,
+      after: args.after ?? null,
+      minDays: args.minDays ?? 0,
+      maxDays: args.maxDays ?? null,
+    },
+  };
 }
 
 /** The action a plan needs of its agreement's ability (for metrics and the audit log). */

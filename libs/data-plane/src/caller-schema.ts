@@ -13,6 +13,7 @@ import {
   GraphQLString,
   type GraphQLFieldConfigMap,
   type GraphQLInputFieldConfigMap,
+  type GraphQLFieldConfigArgumentMap,
 } from 'graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import {
@@ -27,6 +28,17 @@ import {
 } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
+
+/** The condition fields of a `<Type>Linked` input: no dataset slug among them is offered to link. */
+export const LINKED_CONDITION_FIELDS = new Set([
+  'exists',
+  'agreement',
+  'where',
+  'on',
+  'after',
+  'minDays',
+  'maxDays',
+]);
 
 /** What a root field of the caller's schema reads. */
 export interface RootField {
@@ -248,10 +260,63 @@ export function buildCallerSchema(
     fields: {
       groups: {
         type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(aggregateGroup))),
-        description: 'The groups, each with its count or suppressed.',
+        description: 'The groups, each with its count, or suppressed; groups below minCellSize are left out.',
+      },
+      // -- issue 13: the bound of the perturbation (docs/disclosure-control.md) --
+      noise: {
+        type: new GraphQLNonNull(GraphQLInt),
+        description:
+          'Each count is within ±noise of the truth (0 where you may read the rows); the bound, never the perturbation applied.',
       },
     },
   });
+  // -- issue 13: counting persons, and linked counts --
+  const countUnit = new GraphQLEnumType({
+    name: 'CountUnit',
+    values: { RECORDS: { value: 'RECORDS' }, PERSONS: { value: 'PERSONS' } },
+  });
+  // Datasets some grant with linkage releases (any access): the others a linked count may name.
+  const linkable = new Set<string>();
+  for (const agreement of active) {
+    for (const grant of agreement.grants.values()) {
+      if (grant.linkage && released.has(grant.datasetId)) linkable.add(grant.datasetId);
+    }
+  }
+  const whereTypes = new Map<string, GraphQLInputObjectType>();
+  const fieldEnums = new Map<string, GraphQLEnumType>();
+  const linkedInputs = new Map<string, GraphQLInputObjectType>();
+  // One `<Type>Linked` per dataset, in both roles DESIGN §4.2 gives the name: as the `linked`
+  // argument of `<slug>_aggregate` it holds one field per other dataset (named by its slug); as such
+  // a field it is the condition on that dataset (exists, agreement, where, on, after, minDays,
+  // maxDays). Policy reads each role's fields only and refuses a condition nested in a condition.
+  // `after` names a field of the aggregated dataset, so it is a String checked by policy.
+  const linkedInputOf = (dataset: DatasetShapeRecord): GraphQLInputObjectType => {
+    let input = linkedInputs.get(dataset.id);
+    if (!input) {
+      input = new GraphQLInputObjectType({
+        name: `${dataset.typeName}Linked`,
+        fields: () => ({
+          exists: { type: GraphQLBoolean, defaultValue: true },
+          agreement: { type: GraphQLID },
+          where: { type: whereTypes.get(dataset.id)! },
+          on: { type: fieldEnums.get(dataset.id)! },
+          after: { type: GraphQLString },
+          minDays: { type: GraphQLInt, defaultValue: 0 },
+          maxDays: { type: GraphQLInt },
+          ...Object.fromEntries(
+            linkableOthers(dataset).map((other) => [other.slug, { type: linkedInputOf(other) }]),
+          ),
+        }),
+      });
+      linkedInputs.set(dataset.id, input);
+    }
+    return input;
+  };
+  const linkableOthers = (dataset: DatasetShapeRecord) =>
+    datasetsSorted.filter(
+      (d) => d.id !== dataset.id && linkable.has(d.id) && !LINKED_CONDITION_FIELDS.has(d.slug),
+    );
+  // -- end issue 13 --
   const purposeArg = {
     type: new GraphQLNonNull(purposeEnum),
     description: 'The purpose of this request; the agreement that answers it must grant the dataset for it.',
@@ -263,6 +328,15 @@ export function buildCallerSchema(
       'the dataset for the purpose (otherwise BAD_USER_INPUT, with the ids to choose from).',
   };
 
+  // -- issue 13: `linked: <Type>Linked`, one field per other dataset with linkage --
+  const linkedArg = (dataset: DatasetShapeRecord): GraphQLFieldConfigArgumentMap => {
+    if (!linkable.has(dataset.id) || !linkableOthers(dataset).length) return {};
+    return { linked: { type: linkedInputOf(dataset) } };
+  };
+  const datasetsSorted = [...released.keys()]
+    .map((id) => shapes.get(id)!)
+    .sort((a, b) => a.slug.localeCompare(b.slug));
+  // -- end issue 13 --
   const rootFields: GraphQLFieldConfigMap<unknown, unknown> = {};
   const roots = new Map<string, RootField>();
   const datasets = [...released.keys()]
@@ -319,6 +393,8 @@ export function buildCallerSchema(
         },
       }),
     });
+    whereTypes.set(dataset.id, where);
+    fieldEnums.set(dataset.id, fieldEnum);
     const orderBy = new GraphQLInputObjectType({
       name: `${typeName}OrderBy`,
       description: 'One key of an ordering; ties break on a random row id, never on an unreleased value.',
@@ -379,6 +455,13 @@ export function buildCallerSchema(
           type: new GraphQLNonNull(new GraphQLList(new GraphQLNonNull(fieldEnum))),
           description: 'The released names to group by.',
         },
+        // -- issue 13 --
+        unit: {
+          type: countUnit,
+          defaultValue: 'RECORDS',
+          description: 'RECORDS, or PERSONS: distinct linked persons (the grant has linkage).',
+        },
+        ...linkedArg(dataset),
       },
     };
     roots.set(aggregateName, { name: aggregateName, datasetId: dataset.id, kind: 'AGGREGATE' });

@@ -10,10 +10,14 @@ import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool } from '@broker/core';
 import {
   type AggregateGroup,
   type AggregateRow,
+  NOISE_BOUND,
   PolicyError,
+  checkBudget,
+  perturbedGroups,
   protectedGroups,
   refusal,
   refusalOf,
+  whereFieldNames,
 } from '@broker/policy';
 import { aggregateSql } from './aggregate';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
@@ -30,6 +34,8 @@ import { type PageResult, failureResponse, refusalResponse, spliceResponse } fro
 interface AggregateAnswer {
   kind: 'AGGREGATE';
   groups: AggregateGroup[];
+  /** The bound of the perturbation: 0 for exact counts. */
+  noise: number;
   rowCount: number;
 }
 
@@ -144,6 +150,8 @@ export class DataPlaneService {
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
     const ended = end(client, 'COMMIT');
+    const spent = await this.spendBudget(ctx, plans, ended);
+    if (spent) return this.refused(ctx, spent);
     try {
       await this.recordReleases(ctx, plans, results);
     } catch (error) {
@@ -174,7 +182,7 @@ export class DataPlaneService {
         if (info.parentType !== queryType) return defaultFieldResolver(source, args, context, info);
         const result = results.get(String(info.path.key));
         if (!result) return undefined;
-        if (result.kind === 'AGGREGATE') return { groups: result.groups };
+        if (result.kind === 'AGGREGATE') return { groups: result.groups, noise: result.noise };
         return { nodes: JSON.parse(result.nodesJson) as unknown[], pageInfo: result.pageInfo };
       },
     });
@@ -184,6 +192,56 @@ export class DataPlaneService {
         result.errors.map((e) => e.message),
       );
     return { status: 200, body: { data: result.data } };
+  }
+
+  /**
+   * Counts every perturbed aggregate of the request against the caller's daily budget of each
+   * agreement it uses (both sides of a linked count), once the snapshot has ended (it is read-only);
+   * past the budget the request is refused with `LIMIT` and nothing leaves. Exact aggregates and
+   * row pages cost nothing: they tell nothing the caller cannot read.
+   */
+  private async spendBudget(
+    ctx: RequestContext,
+    plans: Plan[],
+    ended: Promise<void>,
+  ): Promise<DataPlaneRefusal[] | null> {
+    const spent = new Map<string, Plan>();
+    for (const plan of plans) {
+      if (plan.kind !== 'AGGREGATE' || plan.exact) continue;
+      for (const agreement of [plan.agreement, plan.linked?.agreement]) {
+        if (agreement) spent.set(agreement.id, plan);
+      }
+    }
+    if (!spent.size) return null;
+    await ended;
+    const ids = [...spent.keys()];
+    const weights = ids.map(
+      (id) =>
+        plans.filter((p) => !p.exact && (p.agreement.id === id || p.linked?.agreement.id === id)).length,
+    );
+    const rows = await this.dataSource.query<{ agreement_id: string; used: number }[]>(
+      `INSERT INTO aggregate_budget (user_id, agreement_id, day, used)
+       SELECT $1, a.id, (now() AT TIME ZONE 'UTC')::date, a.n FROM unnest($2::uuid[], $3::int[]) AS a(id, n)
+       ON CONFLICT (user_id, agreement_id, day) DO UPDATE SET used = aggregate_budget.used + excluded.used
+       RETURNING agreement_id, used`,
+      [ctx.principal.userId, ids, weights],
+    );
+    const over = rows.find((row) => checkBudget(row.used, this.config.AGGREGATE_DAILY_BUDGET));
+    if (!over) return null;
+    const plan = spent.get(over.agreement_id)!;
+    return [
+      {
+        ...checkBudget(over.used, this.config.AGGREGATE_DAILY_BUDGET)!,
+        responseKey: plan.responseKey,
+        audit: {
+          action: AuditAction.AGGREGATE,
+          purpose: plan.purpose,
+          datasetId: plan.agreement.id === over.agreement_id ? plan.shape.id : plan.linked!.shape.id,
+          agreementId: over.agreement_id,
+          fields: [...plan.groupBy].sort(),
+        },
+      },
+    ];
   }
 
   /** An execution error of graphql-js (a stored value GraphQL cannot represent): no data leaves. */
@@ -200,8 +258,11 @@ export class DataPlaneService {
       if (plan.kind === 'AGGREGATE') {
         const { text, values } = aggregateSql(plan);
         const { rows } = await client.query<AggregateRow>(text, values);
-        const groups = protectedGroups(plan, rows);
-        results.set(plan.responseKey, { kind: 'AGGREGATE', groups, rowCount: groups.length });
+        const groups = plan.exact
+          ? protectedGroups({ groupBy: plan.groupBy, grant: { minCellSize: plan.minCellSize } }, rows)
+          : perturbedGroups(plan, rows);
+        const noise = plan.exact ? 0 : NOISE_BOUND;
+        results.set(plan.responseKey, { kind: 'AGGREGATE', groups, noise, rowCount: groups.length });
         continue;
       }
       const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
@@ -231,7 +292,7 @@ export class DataPlaneService {
   private async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, RootResult>) {
     if (!plans.length) return;
     await this.auditLog.append(
-      plans.map((plan): DataPlaneEvent => {
+      plans.flatMap((plan): DataPlaneEvent[] => {
         const result = results.get(plan.responseKey)!;
         const event: DataPlaneEvent = {
           actorUserId: ctx.principal.userId,
@@ -250,7 +311,28 @@ export class DataPlaneService {
           event.release = { datasetId: plan.shape.id, rids: result.rids };
           event.details = { releaseDigest: releaseDigest(result.rids) };
         }
-        return event;
+        if (plan.kind !== 'AGGREGATE') return [event];
+        event.details = {
+          unit: plan.unit,
+          noise: plan.exact ? 0 : NOISE_BOUND,
+          ...(plan.linked ? { linked: plan.linked.shape.id } : {}),
+        };
+        if (!plan.linked) return [event];
+        // Each side of a linked count is its own event under its own agreement, so each provider's
+        // steward and the register see it.
+        const other = plan.linked;
+        const names = [...new Set([...whereFieldNames(other.where), ...(other.on ? [other.on] : [])])].sort();
+        return [
+          event,
+          {
+            ...event,
+            datasetId: other.shape.id,
+            agreementId: other.agreement.id,
+            agreementVersion: other.agreement.version,
+            fields: names,
+            details: { unit: plan.unit, linkedFrom: plan.shape.id, exists: other.exists },
+          },
+        ];
       }),
     );
   }

@@ -1,7 +1,8 @@
 import type { ExecutionResult } from 'graphql';
 import type { AuditAction } from '@broker/audit';
-import type { CompiledAgreement, CompiledGrant, DataWhere, ReadableGrant, Refusal } from '@broker/policy';
+import type { CompiledAgreement, CompiledGrant, CountUnit, DataWhere, Refusal } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
+import type { LinkedPlan } from './aggregate';
 import type { RootField } from './caller-schema';
 
 /** The body of a data-plane request. */
@@ -46,8 +47,17 @@ export interface Plan {
   offset: number;
   /** Aggregates: the released names to group by, in the caller's order. */
   groupBy: string[];
-  /** Aggregates: the caller's ROWS grants over the dataset (see docs/disclosure-control.md). */
-  readable: ReadableGrant[];
+  /** Aggregates: records or distinct linked persons. */
+  unit: CountUnit;
+  /** Aggregates: the other dataset of a linked count, under its own agreement; else null. */
+  linked: LinkedPlan | null;
+  /**
+   * Aggregates: whether the caller reads the rows of every dataset counted under the chosen
+   * agreements, so counts are exact; otherwise they are perturbed (docs/disclosure-control.md).
+   */
+  exact: boolean;
+  /** Aggregates: the minimum cell size, the larger of both grants' for a linked count. */
+  minCellSize: number;
 }
 
 /** What the audit log records of a refused part of a request. */

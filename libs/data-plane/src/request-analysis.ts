@@ -8,7 +8,7 @@ import {
   type SelectionSetNode,
   getArgumentValues,
 } from 'graphql';
-import type { DataWhere } from '@broker/policy';
+import type { CountUnit, DataWhere, LinkedArgs } from '@broker/policy';
 import type { CallerSchema, RootField } from './caller-schema';
 import { childFieldNames, collectFields } from './operation-fields';
 
@@ -22,6 +22,10 @@ export interface RootArgs {
   after?: string | null;
   /** Aggregates only: the released names to group by. */
   groupBy?: string[] | null;
+  /** Aggregates only: records or distinct linked persons. */
+  unit?: CountUnit | null;
+  /** Aggregates only: the linked condition, by the other dataset's slug (at most one is allowed). */
+  linked?: Record<string, LinkedArgs | null> | null;
 }
 
 /**

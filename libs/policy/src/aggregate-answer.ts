@@ -1,6 +1,7 @@
 import { PolicyError } from './policy-error';
 import type { CompiledGrant } from './policy.types';
 import { type CountCell, protectedPattern } from './disclosure-control';
+import { perturbedCount } from './cell-key';
 
 /** At most this many groups in the full table of an aggregate (before `where` picks groups). */
 export const MAX_GROUPS = 10_000;
@@ -20,8 +21,10 @@ export interface AggregateRow {
   n: number;
   /** Of them, records the caller may read as rows under some ROWS grant. */
   v: number;
-  /** Whether the caller's `where` selects the group. */
+  /** Whether the caller's `where` selects the group (always, where `where` is applied in SQL). */
   selected: boolean;
+  /** The group's cell key (see cell-key.ts): perturbed answers only. */
+  ck?: number;
 }
 
 /**
@@ -66,6 +69,34 @@ export function protectedGroups(
     groups.push({ key, count: suppressed[i] ? null : rows[i].n, suppressed: suppressed[i] });
   }
   return groups;
+}
+
+/**
+ * The answer of a perturbed aggregate (docs/disclosure-control.md): a group below `minCellSize` is
+ * left out, so no answer shows that a small combination exists; every other group shows its count
+ * perturbed by its cell key, so the same records always get the same count and no difference of
+ * answers, nor a total less the groups listed, is exact. Groups come in key order.
+ */
+export function perturbedGroups(
+  plan: { groupBy: string[]; minCellSize: number },
+  rows: AggregateRow[],
+): AggregateGroup[] {
+  if (rows.length > MAX_GROUPS) {
+    throw new PolicyError(
+      'BAD_USER_INPUT',
+      'The grouping makes too many groups: group by fewer or coarser fields',
+      true,
+    );
+  }
+  const listed = rows
+    .filter((row) => row.n >= plan.minCellSize && row.n > 0)
+    .map((row) => ({ row, key: (JSON.parse(row.k) as unknown[]).map((v) => JSON.stringify(v)) }))
+    .sort((a, b) => compareCells(a.key, b.key));
+  return listed.map(({ row, key }) => {
+    const named: Record<string, unknown> = {};
+    plan.groupBy.forEach((name, j) => (named[name] = JSON.parse(key[j]) as unknown));
+    return { key: named, count: perturbedCount(row.n, row.ck ?? 0, plan.minCellSize), suppressed: false };
+  });
 }
 
 /** Key order: value by value, null last, numbers by value, text by code point. */

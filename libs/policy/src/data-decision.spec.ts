@@ -2,14 +2,7 @@ import fc from 'fast-check';
 import type { FieldDefinition, FieldType } from '@broker/registry';
 import { compileGrant } from './compiled-grant';
 import { agreementAbility, allows, datasetSubjectType } from './data-ability';
-import {
-  type CompiledAgreement,
-  MAX_FIRST,
-  checkAggregateFilter,
-  checkBounds,
-  checkNames,
-  chooseAgreement,
-} from './data-decision';
+import { type CompiledAgreement, MAX_FIRST, checkBounds, checkNames, chooseAgreement } from './data-decision';
 import {
   type CompiledGrant,
   type DatasetShape,
@@ -314,11 +307,6 @@ describe('bounds and the filter rule of aggregates', () => {
     expect(checkBounds('AGGREGATE', GrantAccess.ROWS, { groupBy: ['a', 'a'] })).toMatchObject({
       reason: 'INVALID',
     });
-  });
-
-  it('lets a filter pick groups only', () => {
-    expect(checkAggregateFilter(['a'], ['a'])).toBeNull();
-    expect(checkAggregateFilter(['a'], ['b'])?.message).toContain('"b"');
   });
 });
 

@@ -14,6 +14,7 @@ import {
   type DatasetShape,
   FieldTransform,
   GrantAccess,
+  PERSON_KEY,
 } from './policy.types';
 
 /** Why a request is refused, as `errors[].extensions.reason` says it (DESIGN §4). */
@@ -224,33 +225,102 @@ export function checkBounds(kind: 'ROWS' | 'AGGREGATE', access: GrantAccess, arg
   return null;
 }
 
+/** How an aggregate counts: records, or distinct linked persons (DESIGN §4.2 `CountUnit`). */
+export type CountUnit = 'RECORDS' | 'PERSONS';
+
+/** Default of `AGGREGATE_DAILY_BUDGET`: perturbed aggregates per analyst, agreement and UTC day. */
+export const DEFAULT_AGGREGATE_DAILY_BUDGET = 200;
+
+/** Days a linked window may span either way: a century, which bounds the statement's arithmetic. */
+export const MAX_WINDOW_DAYS = 36_600;
+
+/** The `linked` argument of an aggregate, for one other dataset, as graphql-js coerces it. */
+export interface LinkedArgs {
+  exists?: boolean | null;
+  agreement?: string | null;
+  where?: unknown;
+  on?: string | null;
+  after?: string | null;
+  minDays?: number | null;
+  maxDays?: number | null;
+}
+
+/** Counting persons needs the linkage pseudonym: the grant must release linkage. */
+export function checkUnit(grant: Pick<CompiledGrant, 'linkage'>, unit: CountUnit): Refusal | null {
+  if (unit === 'PERSONS' && !grant.linkage) {
+    return refusal('FIELD_NOT_RELEASED', 'Counting persons needs a grant with linkage', {
+      field: PERSON_KEY,
+    });
+  }
+  return null;
+}
+
 /**
- * The filter rule of aggregates: a filter may only pick groups. On a name not grouped by, it would
- * count a different set of people under the same key, and two such counts differ by the people it
- * leaves out (docs/disclosure-control.md).
+ * The rules of a linked count (DESIGN §4.2): both grants release linkage; a window names a DATE or
+ * DATETIME released RAW on each side (`on` by the other dataset's grant, `after` by this one's), both
+ * or neither, with `minDays <= maxDays` within a century.
  */
-export function checkAggregateFilter(
-  groupBy: readonly string[],
-  whereFields: readonly string[],
+export function checkLinked(
+  grant: Pick<CompiledGrant, 'linkage' | 'released'>,
+  other: Pick<CompiledGrant, 'linkage' | 'released'>,
+  args: LinkedArgs,
 ): Refusal | null {
-  const ungrouped = whereFields.filter((name) => !groupBy.includes(name));
-  if (!ungrouped.length) return null;
-  return refusal(
-    'INVALID',
-    `An aggregate filters only on fields it groups by: add ${ungrouped.map(shownName).join(', ')} to groupBy`,
-  );
+  if (!grant.linkage || !other.linkage) {
+    return refusal('FIELD_NOT_RELEASED', 'A linked count needs grants with linkage on both datasets', {
+      field: PERSON_KEY,
+    });
+  }
+  const on = args.on ?? null;
+  const after = args.after ?? null;
+  if ((on === null) !== (after === null)) {
+    return refusal('INVALID', 'A window needs both on and after');
+  }
+  if (on !== null && after !== null) {
+    for (const [name, source] of [
+      [on, other],
+      [after, grant],
+    ] as const) {
+      const released = source.released.get(name);
+      if (!released || released.transform !== FieldTransform.RAW || !DATE_TYPES.has(released.type)) {
+        return refusal('INVALID', `${shownName(name)} is not a date released as is: a window needs one`);
+      }
+    }
+  } else if (args.maxDays != null || (args.minDays ?? 0) !== 0) {
+    return refusal('INVALID', 'minDays and maxDays need a window: name on and after');
+  }
+  const min = args.minDays ?? 0;
+  const max = args.maxDays ?? null;
+  if (!Number.isInteger(min) || Math.abs(min) > MAX_WINDOW_DAYS) {
+    return refusal('INVALID', `minDays must be an integer within ${MAX_WINDOW_DAYS} days`);
+  }
+  if (max !== null && (!Number.isInteger(max) || Math.abs(max) > MAX_WINDOW_DAYS || max < min)) {
+    return refusal('INVALID', `maxDays must be an integer from minDays to ${MAX_WINDOW_DAYS}`);
+  }
+  return null;
 }
 
-/** A grant under which the caller can read a dataset's rows, and the purposes it serves. */
-export interface ReadableGrant {
-  grant: CompiledGrant;
-  purposes: string[];
+const DATE_TYPES = new Set(['Date', 'DateTime']);
+
+/**
+ * Whether an aggregate's counts are exact (DESIGN §4.2): the caller may read, under the chosen
+ * agreements, the rows of every dataset the answer counts (ROWS grants, with linkage for `linked`
+ * and `PERSONS`). Otherwise counts are perturbed and small groups left out.
+ */
+export function aggregateIsExact(
+  grant: Pick<CompiledGrant, 'access' | 'linkage'>,
+  unit: CountUnit,
+  linked: Pick<CompiledGrant, 'access' | 'linkage'> | null,
+): boolean {
+  if (grant.access !== GrantAccess.ROWS) return false;
+  if ((unit === 'PERSONS' || linked) && !grant.linkage) return false;
+  return !linked || (linked.access === GrantAccess.ROWS && linked.linkage);
 }
 
-/** Every ROWS grant of the caller's agreements over a dataset, any purpose (see disclosure control). */
-export function readableGrants(active: readonly CompiledAgreement[], datasetId: string): ReadableGrant[] {
-  return active.flatMap((a) => {
-    const grant = a.grants.get(datasetId);
-    return grant && grant.access === GrantAccess.ROWS ? [{ grant, purposes: a.purposes }] : [];
-  });
+/**
+ * The daily budget of perturbed aggregates: `used` is the count of this one included. Past the
+ * budget, `LIMIT`, without saying where it stands.
+ */
+export function checkBudget(used: number, budget: number): Refusal | null {
+  if (used <= budget) return null;
+  return refusal('LIMIT', "Today's budget of aggregates under this agreement is spent: try again tomorrow");
 }

@@ -60,20 +60,42 @@ export {
   MAX_GROUP_BY_ROWS,
   type NamesUsed,
   REFUSAL_CODES,
-  type ReadableGrant,
   type Refusal,
   type RefusalReason,
+  type CountUnit,
+  DEFAULT_AGGREGATE_DAILY_BUDGET,
+  type LinkedArgs,
+  MAX_WINDOW_DAYS,
   actionOf,
-  checkAggregateFilter,
+  aggregateIsExact,
   checkBounds,
+  checkBudget,
+  checkLinked,
+  checkUnit,
   checkNames,
   chooseAgreement,
-  readableGrants,
   refusal,
   refusalOf,
   releasedAsOf,
 } from './data-decision';
-export { type AggregateGroup, type AggregateRow, MAX_GROUPS, protectedGroups } from './aggregate-answer';
+export {
+  type AggregateGroup,
+  type AggregateRow,
+  MAX_GROUPS,
+  perturbedGroups,
+  protectedGroups,
+} from './aggregate-answer';
+export {
+  CELL_KEY_MODULUS,
+  NOISE_BOUND,
+  PERTURBATION_TABLE,
+  cellKeySql,
+  perturbation,
+  perturbedCount,
+  personCellKeySql,
+  recordKeySql,
+} from './cell-key';
+export { utcDateSql, windowSql } from './linked-window';
 export {
   type OverseenField,
   approvalsComplete,

@@ -9,3 +9,4 @@ export * from './scenario/seed-county';
 export * from './scenario/demo-env';
 export * from './scenario/seeded-random';
 export * from './scenario/unseen-population';
+export * from './scenario/recidivism';

@@ -44,10 +44,12 @@ export async function graphql<T>(
   apiKey: string,
   query: string,
   variables?: Record<string, unknown>,
+  /** `/data/graphql` for the data plane (an analyst's counts). */
+  path: '/graphql' | '/data/graphql' = '/graphql',
 ): Promise<T> {
   let response: Response;
   try {
-    response = await fetch('/graphql', {
+    response = await fetch(path, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
       body: JSON.stringify({ query, variables }),

@@ -49,6 +49,9 @@ const schema = z.object({
     .enum(['true', 'false'], { message: 'must be true or false' })
     .default('true')
     .transform((v) => v === 'true'),
+  // Perturbed aggregates (docs/disclosure-control.md) each analyst may ask per agreement and UTC day:
+  // averaging many answers erodes any perturbation, so their number is bounded.
+  AGGREGATE_DAILY_BUDGET: z.coerce.number().int().min(1).max(1_000_000).default(200),
 });
 
 /** The name of every configuration variable (`.env.example` lists each with its default and meaning). */

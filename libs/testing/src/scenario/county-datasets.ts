@@ -148,6 +148,13 @@ export const JAIL_BOOKINGS: ScenarioDataset<'jail_bookings'> = {
       description: 'Computed from the recorded date of birth',
     },
     { name: 'released', type: 'BOOLEAN', classification: 'NON_SENSITIVE' },
+    // Issue 13: what a recidivism evaluation needs.
+    {
+      name: 'release_date',
+      type: 'DATE',
+      classification: 'QUASI_IDENTIFIER',
+      description: 'The day of release; empty while in custody',
+    },
   ],
 };
 
@@ -220,6 +227,13 @@ export const REENTRY_PARTICIPATION: ScenarioDataset<'reentry_participation'> = {
     { name: 'enrolled_on', type: 'DATE', classification: 'QUASI_IDENTIFIER', required: true },
     { name: 'completed', type: 'BOOLEAN', classification: 'NON_SENSITIVE' },
     { name: 'services_received', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+    // Issue 13: what a recidivism evaluation needs.
+    {
+      name: 'completed_on',
+      type: 'DATE',
+      classification: 'QUASI_IDENTIFIER',
+      description: 'The day the participant completed the program; empty if they did not',
+    },
   ],
 };
 

@@ -545,7 +545,14 @@ function* personRows(
   // Bookings, with re-entry enrollment after the first release; completing the program halves
   // the rate of re-booking, the effect a recidivism evaluation should find.
   const bookings: Booking[] = [];
-  let enrollment: { day: number; completed: boolean; program: string; services: number } | null = null;
+  let enrollment: {
+    day: number;
+    completed: boolean;
+    program: string;
+    services: number;
+    /** Issue 13: the day the program ends (completed or not), from the length already drawn. */
+    end: number;
+  } | null = null;
   let day = random.int(earliest, latest);
   while (bookings.length < MAX_BOOKINGS && day <= asOf) {
     const stayRoll = random.next();
@@ -558,7 +565,13 @@ function* personRows(
       if (start <= asOf) {
         const length = random.int(90, 180);
         const completed = start + length <= asOf && random.chance(0.7 - 0.3 * propensity);
-        enrollment = { day: start, completed, program: PROGRAMS.draw(random), services: 0 };
+        enrollment = {
+          day: start,
+          completed,
+          program: PROGRAMS.draw(random),
+          services: 0,
+          end: start + length,
+        };
         enrollment.services = completed ? random.int(12, 40) : random.int(1, 15);
       }
     }
@@ -589,6 +602,8 @@ function* personRows(
         charge_severity: b.felony ? 'FELONY' : 'MISDEMEANOR',
         age_at_booking: seen.recordedBirth === null ? null : ageOn(seen.recordedBirth, b.day),
         released: b.release <= asOf,
+        // Issue 13: the day of release, once released (no random draw: the stay drawn already).
+        release_date: b.release <= asOf ? formatDay(b.release) : null,
       },
     };
   }
@@ -701,6 +716,8 @@ function* personRows(
         enrolled_on: formatDay(enrollment.day),
         completed: enrollment.completed,
         services_received: enrollment.services,
+        // Issue 13: the day the participant completed the program; empty if they did not.
+        completed_on: enrollment.completed ? formatDay(enrollment.end) : null,
       },
     };
   }

@@ -459,7 +459,55 @@ interface CountyAgreementSpec {
   justifications?: Record<string, string>;
   /** Days within which the recipient destroys what it received. */
   retentionDays?: number;
+  /** Issue 13: the grant's minimum cell size, where not the default. */
+  minCellSize?: number;
 }
+
+/**
+ * Issue 13: the dates the recidivism question needs (program completion, booking and release),
+ * released to the research office for counts only (AGGREGATE_ONLY), with linkage so that a linked
+ * count can join them. Their titles name them for the demo, which passes their ids as `agreement`.
+ */
+export const RECIDIVISM_COUNT_AGREEMENTS: readonly CountyAgreementSpec[] = [
+  {
+    title: 'Program completions, counts only',
+    provider: 'CBO',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'reentry_participation',
+    access: 'AGGREGATE_ONLY',
+    fields: ['program', 'enrolled_on', 'completed_on'],
+    linkage: true,
+    minCellSize: 5,
+    legalBasis: 'Participant consent form v3, section 4 (research use of de-identified records)',
+    communityBenefit:
+      'Counts of who completed each program and was booked again, so the county funds the programs that work; no row leaves.',
+    justifications: {
+      program: 'Outcomes are compared program by program; the program name is the unit of the evaluation.',
+      enrolled_on: 'The cohort is the people who enrolled in the period evaluated.',
+      completed_on: 'A re-booking counts within 365 days of completing, so the completion date is needed.',
+    },
+  },
+  {
+    title: 'Bookings and releases, counts only',
+    provider: 'SHERIFF',
+    recipient: 'RESEARCH',
+    purposes: ['RECIDIVISM_EVALUATION'],
+    dataset: 'jail_bookings',
+    access: 'AGGREGATE_ONLY',
+    fields: ['booking_date', 'release_date', 'charge_category'],
+    linkage: true,
+    minCellSize: 5,
+    legalBasis: 'County research data-sharing ordinance',
+    communityBenefit:
+      'Counts of bookings after a program, so the county learns which programs reduce returns to jail; no row leaves.',
+    justifications: {
+      booking_date: 'A booking counts when it falls within 365 days after a program was completed.',
+      release_date: 'Time at risk starts at release.',
+      charge_category: 'Outcomes are reported by the kind of charge.',
+    },
+  },
+];
 
 /**
  * The county's agreements. The CBO shares program participation with the research office for
@@ -582,6 +630,8 @@ export const COUNTY_AGREEMENTS: readonly CountyAgreementSpec[] = [
     },
     retentionDays: 365,
   },
+  // -- Issue 13: the recidivism question, answered with counts only --
+  ...RECIDIVISM_COUNT_AGREEMENTS,
 ];
 
 /**
@@ -650,6 +700,7 @@ function countyAgreementInput(
         }),
         rowFilter: spec.rowFilter ?? null,
         linkage: spec.linkage ?? false,
+        ...(spec.minCellSize ? { minCellSize: spec.minCellSize } : {}),
       },
     ],
   };

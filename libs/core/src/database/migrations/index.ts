@@ -7,6 +7,7 @@ import { Linkage1764115200000 } from './1764115200000-linkage';
 import { LinkageIdentityRoles1764316800000 } from './1764316800000-linkage-identity-roles';
 import { OpenRegister1764400000000 } from './1764400000000-open-register';
 import { Users1764500000000 } from './1764500000000-users';
+import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   LinkageIdentityRoles1764316800000,
   OpenRegister1764400000000,
   Users1764500000000,
+  AggregateBudget1764600000000,
 ];
