@@ -101,9 +101,9 @@ describe('public register (browser)', () => {
       const page = await context.newPage();
       await page.goto('/register');
       await page.addScriptTag({ path: join(__dirname, '..', 'node_modules', 'axe-core', 'axe.min.js') });
-      const result = (await page.evaluate(
+      const result = await page.evaluate<AxeResult>(
         `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })`,
-      )) as AxeResult;
+      );
       expect(
         result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target) })),
       ).toEqual([]);
