@@ -321,11 +321,16 @@ describe('admin UI (browser)', () => {
     await signIn(page, auditor.apiKey);
     const nav = page.getByRole('navigation', { name: 'Main' });
     expect(await nav.getByRole('link').allTextContents()).toEqual([
+      'Oversight queue',
       'Audit log',
       'Verification',
       'Access chart',
       'Agreements',
     ]);
+    // An auditor starts at the oversight queue; nothing awaits it once the board decided.
+    await page.getByRole('heading', { level: 1, name: 'Oversight queue' }).waitFor();
+    await page.getByText('Nothing awaits the oversight board.').waitFor();
+    await nav.getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
     const events = page.getByRole('region', { name: 'Audit events' });
     await events.getByText('Agreement revoked').waitFor();

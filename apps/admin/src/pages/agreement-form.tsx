@@ -443,6 +443,22 @@ function AgreementForm({
             ) : null;
           })}
 
+          <div className="card">
+            <Field
+              label="Community benefit"
+              hint="Who in the community gains, and how. Required, with a justification per field, where the oversight board must sign off: identifying or sensitive fields not released as a code, or linkage."
+              problem={problemsAt(error, 'communityBenefit')}
+            >
+              {(a) => (
+                <textarea
+                  {...a}
+                  rows={3}
+                  value={draft.communityBenefit}
+                  onChange={(e) => set({ communityBenefit: e.target.value })}
+                />
+              )}
+            </Field>
+          </div>
           <details className="card">
             <summary>Retention, legal basis and terms of use (optional)</summary>
             <div className="stack">
@@ -468,20 +484,6 @@ function AgreementForm({
                     {...a}
                     value={draft.legalBasis}
                     onChange={(e) => set({ legalBasis: e.target.value })}
-                  />
-                )}
-              </Field>
-              <Field
-                label="Community benefit"
-                hint="Who in the community gains, and how. Required, with a justification per field, where the oversight board must sign off: identifying or sensitive fields not released as a code, or linkage."
-                problem={problemsAt(error, 'communityBenefit')}
-              >
-                {(a) => (
-                  <textarea
-                    {...a}
-                    rows={3}
-                    value={draft.communityBenefit}
-                    onChange={(e) => set({ communityBenefit: e.target.value })}
                   />
                 )}
               </Field>
