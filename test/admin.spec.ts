@@ -14,6 +14,7 @@ describe('admin UI (browser)', () => {
   let researchSteward: { apiKey: string; email: string };
   let analyst: { apiKey: string };
   let auditor: { apiKey: string };
+  let board: { apiKey: string };
   let page: Page;
 
   const AGREEMENT_TITLE = 'Re-entry outcomes for recidivism evaluation';
@@ -34,6 +35,7 @@ describe('admin UI (browser)', () => {
     });
     analyst = await h.broker.createUser({ agencyId: research.id, role: 'ANALYST' });
     auditor = await h.broker.createUser({ role: 'AUDITOR', email: 'oversight@county.example' });
+    board = await h.broker.oversightAuditor();
     await h.broker.definePurposes('RECIDIVISM_EVALUATION', 'SUPERVISION');
     ({ page } = await h.newPage());
   }, 60_000);
@@ -185,6 +187,12 @@ describe('admin UI (browser)', () => {
     await grant.getByLabel('Condition 1 operator').selectOption('$in');
     await grant.getByLabel(/Condition 1 value/).fill('JOBS, HOUSING');
     await grant.getByText('Rows released: program in ("JOBS", "HOUSING").').waitFor();
+    // Sensitive fields released as they are: the oversight board signs off, given the reasons.
+    await page
+      .getByLabel('Community benefit')
+      .fill('The county funds the re-entry programs that keep people out of jail.');
+    await grant.getByLabel('Justification of program').fill('Outcomes are compared program by program.');
+    await grant.getByLabel('Justification of completed').fill('Completion is the programs’ main measure.');
 
     const preview = page.getByRole('complementary', { name: 'What the recipient would see' });
     const purposePreview = preview.getByRole('region', { name: 'Preview for RECIDIVISM_EVALUATION' });
@@ -213,9 +221,28 @@ describe('admin UI (browser)', () => {
       .getByText('dob_year')
       .waitFor();
     await page.getByRole('button', { name: 'Approve version 1' }).click();
-    await page.getByRole('status').filter({ hasText: 'approved by both parties' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'also needs the oversight board’s approval' }).waitFor();
+    await expectFacts(page, 'Status', 'Proposed');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+
+    // The oversight board's auditor finds it in the queue, with the justifications beside the fields
+    // and the preview of what the recipient would see, and approves: now it is in force.
+    await signIn(page, board.apiKey);
+    const item = page.getByRole('article', { name: new RegExp(AGREEMENT_TITLE) });
+    await item.getByText('Outcomes are compared program by program.').waitFor();
+    await item.getByText('The county funds the re-entry programs that keep people out of jail.').waitFor();
+    await item
+      .getByRole('region', { name: 'Preview for RECIDIVISM_EVALUATION' })
+      .getByText('dob_year')
+      .waitFor();
+    await h.screenshot(page, '07-oversight-queue');
+    await item.getByRole('button', { name: 'Approve version 1' }).click();
+    await page.getByText(`“${AGREEMENT_TITLE}” version 1 approved: it is in force.`).waitFor();
+    await page.getByText('Nothing awaits the oversight board.').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, researchSteward.apiKey);
+    await page.getByRole('link', { name: AGREEMENT_TITLE }).click();
     await expectFacts(page, 'Status', 'Active');
-    await h.screenshot(page, '07-approved-active');
 
     // An analyst of the recipient reads under it (through the data plane, not the UI).
     const read = await h.broker.gql(
@@ -248,12 +275,23 @@ describe('admin UI (browser)', () => {
     await h.screenshot(page, '08-amendment-diff');
     await page.getByRole('button', { name: 'Sign out' }).click();
 
-    // The provider approves version 2, then revokes the agreement with a reason.
+    // The provider approves version 2; the oversight board declines it with a reason, so version 1
+    // stays in force; then the provider revokes the agreement with a reason.
     await signIn(page, cboSteward.apiKey);
     await page.getByRole('link', { name: AGREEMENT_TITLE }).click();
     await page.getByRole('button', { name: 'Approve version 2' }).click();
-    await page.getByRole('status').filter({ hasText: 'approved by both parties' }).waitFor();
-    await expectFacts(page, 'In force', 'v2');
+    await page.getByRole('status').filter({ hasText: 'also needs the oversight board’s approval' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, board.apiKey);
+    const second = page.getByRole('article', { name: new RegExp(AGREEMENT_TITLE) });
+    await second.getByRole('button', { name: 'Decline…' }).click();
+    await second.getByLabel('Reason for declining').fill('A cell size of 20 is not needed here');
+    await second.getByRole('button', { name: 'Decline version 2' }).click();
+    await page.getByText(`“${AGREEMENT_TITLE}” version 2 declined; the parties may amend it.`).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, cboSteward.apiKey);
+    await page.getByRole('link', { name: AGREEMENT_TITLE }).click();
+    await expectFacts(page, 'In force', 'v1');
     await expectFacts(page, 'Status', 'Active');
     await page.getByRole('button', { name: 'Revoke…' }).click();
     const reason = page.getByLabel('Reason for revoking');
@@ -287,11 +325,16 @@ describe('admin UI (browser)', () => {
     await signIn(page, auditor.apiKey);
     const nav = page.getByRole('navigation', { name: 'Main' });
     expect(await nav.getByRole('link').allTextContents()).toEqual([
+      'Oversight queue',
       'Audit log',
       'Verification',
       'Access chart',
       'Agreements',
     ]);
+    // An auditor starts at the oversight queue; nothing awaits it once the board decided.
+    await page.getByRole('heading', { level: 1, name: 'Oversight queue' }).waitFor();
+    await page.getByText('Nothing awaits the oversight board.').waitFor();
+    await nav.getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
     const events = page.getByRole('region', { name: 'Audit events' });
     await events.getByText('Agreement revoked').waitFor();

@@ -246,4 +246,32 @@ describe('oversight: sign-off of versions that release identifiers or sensitive 
       });
     }
   });
+
+  it("lets an oversight AUDITOR preview what the recipient would see, without the provider's record counts", async () => {
+    const PREVIEW = `query($input: AgreementInput!) { previewAgreement(input: $input) {
+      purpose datasets { rowsReleased fields { name transform } } } }`;
+    const previewed = await broker.gqlOk(auditor.apiKey, PREVIEW, { input: input() });
+    expect(previewed.previewAgreement).toEqual([
+      {
+        purpose: 'RECIDIVISM_EVALUATION',
+        datasets: [
+          {
+            rowsReleased: null,
+            fields: [
+              { name: 'last_name_hash', transform: 'HASH' },
+              { name: 'offence', transform: 'RAW' },
+              { name: 'program', transform: 'RAW' },
+            ],
+          },
+        ],
+      },
+    ]);
+    // A draft is previewed before its benefit and justifications are written.
+    const draft = await broker.gql(cboSteward.apiKey, PREVIEW, {
+      input: input({ communityBenefit: null }, [{ name: 'offence' }]),
+    });
+    expect(draft.errors).toBeUndefined();
+    const agencyless = await broker.gql(agencylessAuditor.apiKey, PREVIEW, { input: input() });
+    expect(code(agencyless)).toBe('FORBIDDEN');
+  });
 });

@@ -1,4 +1,9 @@
-import { RetentionService } from '@broker/registry';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
+import { DataSource } from 'typeorm';
+import { LOGGER } from '@broker/core';
+import { QueueName, type RetentionJob } from '@broker/jobs';
+import { RetentionScheduler, RetentionService } from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 
 const REPORT = `query($d: ID!, $s: String!) { subjectAccessReport(datasetId: $d, subjectId: $s) { action fields } }`;
@@ -266,5 +271,30 @@ describe('retention', () => {
     expect(await destroyedEvents()).toEqual([3, 3, 1, 3, 3, 2]);
     const verified = await broker.gqlOk(broker.operatorKey, `{ verifyAuditChain { valid } }`);
     expect(verified.verifyAuditChain.valid).toBe(true);
+  });
+
+  it('keeps the daily job scheduled from PostgreSQL, and runs it at once when overdue', async () => {
+    const queue = broker.app.get<Queue<RetentionJob>>(getQueueToken(QueueName.RETENTION));
+    const scheduler = new RetentionScheduler(queue, broker.app.get(DataSource), broker.app.get(LOGGER));
+    // As after a Redis restart: no scheduler, no job; the last run started two days ago.
+    await queue.obliterate({ force: true });
+    await broker.query(`UPDATE retention_schedule SET last_started_at = now() - interval '2 days'`);
+    await scheduler.ensure();
+    const schedulers = await queue.getJobSchedulers();
+    expect(schedulers.map((s) => ({ key: s.key, every: Number(s.every) }))).toEqual([
+      { key: 'retention-daily', every: 24 * 3_600_000 },
+    ]);
+    const overdue = (await queue.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) =>
+      j.id?.startsWith('retention-overdue-'),
+    );
+    expect(overdue.map((j) => j.data)).toEqual([{ trigger: 'overdue' }]);
+    // Twice in the same hour adds no second run.
+    await scheduler.ensure();
+    expect(
+      (await queue.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) =>
+        j.id?.startsWith('retention-overdue-'),
+      ),
+    ).toHaveLength(1);
+    await queue.obliterate({ force: true });
   });
 });

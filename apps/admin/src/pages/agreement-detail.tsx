@@ -150,8 +150,14 @@ function StewardActions({
       onChanged(
         result.approveAgreement,
         result.approveAgreement.inForceVersion === agreement.currentVersion
-          ? `Version ${agreement.currentVersion} approved by both parties: it is in force.`
-          : `Version ${agreement.currentVersion} approved by your side.`,
+          ? `Version ${agreement.currentVersion} approved by both parties${
+              result.approveAgreement.oversightRequired ? ' and the oversight board' : ''
+            }: it is in force.`
+          : `Version ${agreement.currentVersion} approved by your side${
+              result.approveAgreement.oversightRequired
+                ? '; it also needs the oversight board’s approval before it comes into force'
+                : ''
+            }.`,
       );
     } else await reload();
   };

@@ -30,6 +30,8 @@ interface GrantDraft {
   access: GrantAccess;
   /** Granted fields and their transforms, by field name. */
   fields: Record<string, FieldTransform>;
+  /** Why the purpose needs each field at its precision, by field name. */
+  justifications: Record<string, string>;
   filter: FilterDraft;
   requireConsent: boolean;
   minCellSize: string;
@@ -47,6 +49,7 @@ interface AgreementDraft {
   retentionDays: string;
   legalBasis: string;
   termsOfUse: string;
+  communityBenefit: string;
   grants: GrantDraft[];
 }
 
@@ -55,6 +58,7 @@ function newGrant(datasetId: string): GrantDraft {
     datasetId,
     access: 'ROWS',
     fields: {},
+    justifications: {},
     filter: EMPTY_FILTER,
     requireConsent: false,
     minCellSize: '11',
@@ -73,10 +77,12 @@ function draftFromContent(content: AgreementContent): AgreementDraft {
     retentionDays: content.retentionDays == null ? '' : String(content.retentionDays),
     legalBasis: content.legalBasis ?? '',
     termsOfUse: content.termsOfUse ?? '',
+    communityBenefit: content.communityBenefit ?? '',
     grants: content.grants.map((g) => ({
       datasetId: g.datasetId,
       access: g.access,
       fields: Object.fromEntries(g.fields.map((f) => [f.name, f.transform])),
+      justifications: Object.fromEntries(g.fields.map((f) => [f.name, f.justification ?? ''])),
       filter: draftFromFilter(g.rowFilter),
       requireConsent: g.requireConsent,
       minCellSize: String(g.minCellSize),
@@ -113,7 +119,13 @@ function toInput(
     grants.push({
       datasetId: g.datasetId,
       access: g.access,
-      fields: order.filter((name) => g.fields[name]).map((name) => ({ name, transform: g.fields[name] })),
+      fields: order
+        .filter((name) => g.fields[name])
+        .map((name) => ({
+          name,
+          transform: g.fields[name],
+          justification: g.justifications[name]?.trim() || null,
+        })),
       rowFilter: filter.filter,
       requireConsent: g.requireConsent,
       minCellSize: g.minCellSize.trim() === '' || !Number.isFinite(minCellSize) ? 11 : minCellSize,
@@ -133,6 +145,7 @@ function toInput(
         retention === '' ? null : Number.isFinite(Number(retention)) ? Number(retention) : retention,
       legalBasis: draft.legalBasis.trim() || null,
       termsOfUse: draft.termsOfUse.trim() || null,
+      communityBenefit: draft.communityBenefit.trim() || null,
       grants,
     },
     problem: null,
@@ -208,6 +221,7 @@ function AgreementForm({
       validUntil: isoDay(365),
       retentionDays: '',
       legalBasis: '',
+      communityBenefit: '',
       termsOfUse: '',
       grants: [],
     };
@@ -429,6 +443,22 @@ function AgreementForm({
             ) : null;
           })}
 
+          <div className="card">
+            <Field
+              label="Community benefit"
+              hint="Who in the community gains, and how. Required, with a justification per field, where the oversight board must sign off: identifying or sensitive fields not released as a code, or linkage."
+              problem={problemsAt(error, 'communityBenefit')}
+            >
+              {(a) => (
+                <textarea
+                  {...a}
+                  rows={3}
+                  value={draft.communityBenefit}
+                  onChange={(e) => set({ communityBenefit: e.target.value })}
+                />
+              )}
+            </Field>
+          </div>
           <details className="card">
             <summary>Retention, legal basis and terms of use (optional)</summary>
             <div className="stack">
@@ -526,6 +556,8 @@ function GrantEditor({
     else delete fields[name];
     onChange({ fields });
   };
+  const setJustification = (name: string, text: string) =>
+    onChange({ justifications: { ...grant.justifications, [name]: text } });
   return (
     <fieldset className="card grant">
       <legend>Grant of {dataset.title}</legend>
@@ -588,6 +620,7 @@ function GrantEditor({
             <th scope="col">Grant</th>
             <th scope="col">Transform</th>
             <th scope="col">Released as</th>
+            <th scope="col">Justification</th>
           </tr>
         </thead>
         <tbody>
@@ -596,7 +629,9 @@ function GrantEditor({
               key={f.name}
               field={f}
               transform={grant.fields[f.name] ?? null}
+              justification={grant.justifications[f.name] ?? ''}
               onChange={(t) => setField(f.name, t)}
+              onJustify={(text) => setJustification(f.name, text)}
             />
           ))}
         </tbody>
@@ -618,12 +653,20 @@ function GrantEditor({
 function GrantFieldRow({
   field,
   transform,
+  justification,
   onChange,
+  onJustify,
 }: {
   field: DatasetField;
   transform: FieldTransform | null;
+  justification: string;
   onChange: (transform: FieldTransform | null) => void;
+  onJustify: (text: string) => void;
 }) {
+  const overseen =
+    !!transform &&
+    transform !== 'HASH' &&
+    (field.classification === 'DIRECT_IDENTIFIER' || field.classification === 'SENSITIVE');
   const released = transform ? releasedName(field.name, field.type, transform) : null;
   return (
     <tr>
@@ -655,6 +698,16 @@ function GrantFieldRow({
         </select>
       </td>
       <td>{released ? <code>{released}</code> : <span className="muted">not granted</span>}</td>
+      <td>
+        <input
+          aria-label={`Justification of ${field.name}`}
+          value={justification}
+          disabled={!transform}
+          required={overseen}
+          placeholder={overseen ? 'Required: why the purpose needs it at this precision' : ''}
+          onChange={(e) => onJustify(e.target.value)}
+        />
+      </td>
     </tr>
   );
 }

@@ -97,44 +97,53 @@ export class RegisterService {
   }
 
   private async build(manager: EntityManager): Promise<Register> {
-    const [[head], agreements, approvals, datasets, purposes, months, attested] = await Promise.all([
-      manager.query<{ seq: string; hash: string; now: Date }[]>(
-        `SELECT seq::text AS seq, hash, clock_timestamp() AS now FROM audit_head WHERE id = 1`,
-      ),
-      manager.query<AgreementRow[]>(
-        `SELECT a.id, a.in_force_version AS version, a.revoked_at, v.content, v.valid_from, v.valid_until,
+    // One after another: the snapshot is one connection's, which runs one query at a time anyway.
+    const [[head], agreements, approvals, datasets, purposes, months, attested] = await sequence([
+      () =>
+        manager.query<{ seq: string; hash: string; now: Date }[]>(
+          `SELECT seq::text AS seq, hash, clock_timestamp() AS now FROM audit_head WHERE id = 1`,
+        ),
+      () =>
+        manager.query<AgreementRow[]>(
+          `SELECT a.id, a.in_force_version AS version, a.revoked_at, v.content, v.valid_from, v.valid_until,
                 a.provider_agency_id, a.recipient_agency_id, p.name AS provider, r.name AS recipient
            FROM agreement a
            JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
            JOIN agency p ON p.id = a.provider_agency_id
            JOIN agency r ON r.id = a.recipient_agency_id
           ORDER BY a.created_at, a.id`,
-      ),
-      manager.query<{ agreement_id: string; agency_id: string; name: string; at: Date }[]>(
-        `SELECT ap.agreement_id, ap.agency_id, g.name, ap.at
+        ),
+      () =>
+        manager.query<{ agreement_id: string; agency_id: string; name: string; at: Date }[]>(
+          `SELECT ap.agreement_id, ap.agency_id, g.name, ap.at
            FROM agreement a
            JOIN agreement_approval ap ON ap.agreement_id = a.id AND ap.version = a.in_force_version
            JOIN agency g ON g.id = ap.agency_id
           ORDER BY ap.at, g.name`,
-      ),
-      manager.query<DatasetRow[]>(
-        `SELECT d.id, d.title, d.description,
+        ),
+      () =>
+        manager.query<DatasetRow[]>(
+          `SELECT d.id, d.title, d.description,
                 coalesce(json_agg(json_build_object('name', f.name, 'type', f.type,
                   'classification', f.classification, 'identity', f.identity, 'required', f.required,
                   'description', f.description) ORDER BY f.position) FILTER (WHERE f.name IS NOT NULL), '[]') AS fields
            FROM dataset d LEFT JOIN dataset_field f ON f.dataset_id = d.id
           GROUP BY d.id`,
-      ),
-      manager.query<{ code: string; description: string }[]>(`SELECT code, description FROM purpose`),
-      manager.query<{ agreement_id: string; month: string; allowed: string; denied: string; rows: string }[]>(
-        `SELECT agreement_id, to_char(month, 'YYYY-MM') AS month, allowed::text, denied::text,
+        ),
+      () => manager.query<{ code: string; description: string }[]>(`SELECT code, description FROM purpose`),
+      () =>
+        manager.query<
+          { agreement_id: string; month: string; allowed: string; denied: string; rows: string }[]
+        >(
+          `SELECT agreement_id, to_char(month, 'YYYY-MM') AS month, allowed::text, denied::text,
                 rows_released::text AS rows
            FROM register_month ORDER BY agreement_id, month`,
-      ),
-      manager.query<{ agreement_id: string; through: Date }[]>(
-        `SELECT agreement_id, max(through) AS through FROM destruction_attestation GROUP BY agreement_id`,
-      ),
-    ]);
+        ),
+      () =>
+        manager.query<{ agreement_id: string; through: Date }[]>(
+          `SELECT agreement_id, max(through) AS through FROM destruction_attestation GROUP BY agreement_id`,
+        ),
+    ] as const);
     const retained = agreements.filter((a) => a.content.retentionDays);
     const unattested = retained.length
       ? await manager.query<{ agreement_id: string; rows: string; oldest: string }[]>(
@@ -234,6 +243,15 @@ function releasedName(field: FieldDefinition, transform: FieldTransform): string
   } catch {
     return field.name;
   }
+}
+
+/** Runs the queries one after another, in order. */
+async function sequence<T extends readonly (() => Promise<unknown>)[]>(
+  queries: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> }> {
+  const results: unknown[] = [];
+  for (const query of queries) results.push(await query());
+  return results as { -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> };
 }
 
 function groupBy<T>(rows: T[], key: (row: T) => string): Map<string, T[]> {
