@@ -472,10 +472,9 @@ describe('validateAgreementContent: row filters', () => {
         .map((p) => p.message)
         .join(),
     ).toMatch(/200/);
+    // A million conditions are refused with a few problems, not one per condition (the walk stops).
     const huge = { $or: Array.from({ length: 1_000_000 }, () => ({ age: 1 })) };
-    const started = Date.now();
     expect(problemsOf(withFilter(huge)).length).toBeLessThan(5);
-    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('accepts every operator on every type, values normalised', () => {

@@ -46,14 +46,11 @@ describe('generateCounty', () => {
     for (const r of byslug(small, 'jail_bookings').records) expect(keys.has(r.booking_id)).toBe(true);
   });
 
-  it('produces 20,000+ records quickly and the stream yields the same records', () => {
-    const started = performance.now();
+  it('produces 20,000+ records and the stream yields the same records', () => {
+    // How fast is a benchmark's question, not a test's: timed assertions fail on a loaded machine.
     const fresh = generateCounty({ seed: 7, people: 11_000 });
-    const elapsed = performance.now() - started;
     const total = fresh.datasets.reduce((n, d) => n + d.records.length, 0);
     expect(total).toBeGreaterThan(20_000);
-    // Generous for slow CI machines; it takes a fraction of this on a laptop.
-    expect(elapsed).toBeLessThan(5000);
 
     const tallies = emptyTallies();
     const streamed = new Map<string, number>();
