@@ -5,7 +5,7 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy } from './blocking';
+import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy, ruleTakes } from './blocking';
 import { CITY, COMPARISONS, FIRST, LAST, LEVELS, RADIX, STRIDE, dobLevel, ssnOneTypo } from './comparisons';
 import {
   LEVEL_SLOTS,
@@ -243,9 +243,10 @@ export class PartitionScorer {
     acc: ScoreAccumulator,
   ) {
     const threshold = this.threshold;
-    const { recordId, year } = this.batch;
+    const { recordId, year, firstCode, codeHash } = this.batch;
     const histogram = acc.histogram;
-    const { his, los, hass, undatedOnly } = acc.earlier[r];
+    const { his, los, hass, undatedOnly, namesDiffer } = acc.earlier[r];
+    const onlyNamesDiffering = BLOCKING_RULES[r].namesDiffer === true;
     const q = r;
     let pairs = 0;
     for (let block = from; block < to; block++) {
@@ -256,6 +257,8 @@ export class PartitionScorer {
         const i = members[a];
         for (let b = a + 1; b < end; b++) {
           const j = members[b];
+          const sameNames = firstCode[i] === firstCode[j] && codeHash[i] === codeHash[j];
+          if (onlyNamesDiffering && sameNames) continue;
           let claimed = false;
           for (let k = 0; k < q; k++) {
             const hi = his[k];
@@ -266,7 +269,8 @@ export class PartitionScorer {
               lo[i] === lo[j] &&
               has[i] === 1 &&
               has[j] === 1 &&
-              (undatedOnly[k] === 0 || year[i] === 0 || year[j] === 0)
+              (undatedOnly[k] === 0 || year[i] === 0 || year[j] === 0) &&
+              (namesDiffer[k] === 0 || !sameNames)
             ) {
               claimed = true;
               break;
@@ -322,6 +326,7 @@ export class PartitionScorer {
           const i = members[a];
           for (let b = a + 1; b < end; b++) {
             const j = members[b];
+            if (!ruleTakes(r, this.batch, i, j)) continue;
             let claimed = false;
             for (let k = 0; dedupe && k < r; k++) {
               if (claimedBy(keys, k, this.batch, i, j)) {
@@ -353,7 +358,13 @@ export interface ScoreAccumulator {
   histogram: Float64Array;
   links: Links;
   /** Per rule, the keys of the rules before it (the "claimed" test), flattened. */
-  earlier: { his: Uint32Array[]; los: Uint32Array[]; hass: Uint8Array[]; undatedOnly: Uint8Array }[];
+  earlier: {
+    his: Uint32Array[];
+    los: Uint32Array[];
+    hass: Uint8Array[];
+    undatedOnly: Uint8Array;
+    namesDiffer: Uint8Array;
+  }[];
 }
 
 /** A partition's scoring in progress: rule by rule, a slice of blocks per {@link step}. */
@@ -382,6 +393,7 @@ export class ScoreRun {
         los: keys.slice(0, r).map((k) => k.lo),
         hass: keys.slice(0, r).map((k) => k.has),
         undatedOnly: Uint8Array.from(BLOCKING_RULES.slice(0, r).map((rule) => (rule.withoutDob ? 1 : 0))),
+        namesDiffer: Uint8Array.from(BLOCKING_RULES.slice(0, r).map((rule) => (rule.namesDiffer ? 1 : 0))),
       })),
     };
     this.blocks = new BlockBuilder(scorer.prepared.batch);
