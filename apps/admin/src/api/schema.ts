@@ -202,6 +202,13 @@ export interface LinkageStats {
   candidatePairs: number;
   links: number;
   persons: number;
+  unparsed: { role: string; values: number }[];
+  pairsByRule: { rule: string; pairs: number }[];
+}
+
+export interface ComparisonWeights {
+  comparison: string;
+  levels: { level: string; m: number; u: number; weight: number }[];
 }
 
 export interface WeightBin {
@@ -221,6 +228,8 @@ export interface LinkageRun {
   trigger: string;
   createdAt: string;
   threshold: number | null;
+  thresholdProbability: number | null;
+  comparisons: ComparisonWeights[];
   weightHistogram: WeightBin[];
 }
 
@@ -232,7 +241,9 @@ const DATASET_FIELDS = `id slug title description keyField subjectField createdA
   fields { name type classification identity required description }`;
 
 const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold
-  stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
+  thresholdProbability stats { records candidatePairs links persons unparsed { role values }
+  pairsByRule { rule pairs } } comparisons { comparison levels { level m u weight } }
+  weightHistogram { lower upper pairs }`;
 
 /** Every GraphQL operation the admin UI sends. */
 export const Q = {

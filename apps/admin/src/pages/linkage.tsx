@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { ApiError, graphql } from '../api/client';
 import { type LinkageRun, Q } from '../api/schema';
-import { WeightHistogram } from '../components/charts';
+import { MatchWeightsChart, WeightHistogram } from '../components/charts';
 import { EmptyState, ErrorMessage, Loading, PageHeader, ProgressBar, TableWrap } from '../components/ui';
 import { formatInstant, formatNumber, humanize } from '../lib/format';
 import { Link, navigate } from '../lib/router';
@@ -209,7 +209,48 @@ export function LinkageRunPage({ id }: { id: string }) {
             <dd>{formatNumber(run.stats.links)}</dd>
             <dt>Persons</dt>
             <dd>{formatNumber(run.stats.persons)}</dd>
+            <dt>Values not understood</dt>
+            <dd>
+              {run.stats.unparsed.some((u) => u.values > 0)
+                ? run.stats.unparsed
+                    .filter((u) => u.values > 0)
+                    .map((u) => `${humanize(u.role)} ${formatNumber(u.values)}`)
+                    .join(', ')
+                : 'none'}
+            </dd>
           </dl>
+          {run.stats.pairsByRule.length ? (
+            <TableWrap label="Pairs per blocking rule">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Blocking rule</th>
+                    <th scope="col" className="num">
+                      Pairs compared
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {run.stats.pairsByRule.map((r) => (
+                    <tr key={r.rule}>
+                      <td>{r.rule}</td>
+                      <td className="num">{formatNumber(r.pairs)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableWrap>
+          ) : null}
+        </section>
+      ) : null}
+      {run.comparisons.length ? (
+        <section aria-labelledby="model-heading">
+          <h2 id="model-heading">What the run learned</h2>
+          <p className="muted">
+            A pair links at a match probability of{' '}
+            {run.thresholdProbability === null ? '—' : run.thresholdProbability.toFixed(3)} or more.
+          </p>
+          <MatchWeightsChart comparisons={run.comparisons} />
         </section>
       ) : null}
       {run.weightHistogram.length || run.status === 'SUCCEEDED' ? (
