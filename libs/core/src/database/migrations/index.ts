@@ -5,6 +5,7 @@ import { Consent1763942400000 } from './1763942400000-consent';
 import { Releases1764028800000 } from './1764028800000-releases';
 import { Linkage1764115200000 } from './1764115200000-linkage';
 import { LinkageIdentityRoles1764316800000 } from './1764316800000-linkage-identity-roles';
+import { LinkageReview1764317000000 } from './1764317000000-linkage-review';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   Releases1764028800000,
   Linkage1764115200000,
   LinkageIdentityRoles1764316800000,
+  LinkageReview1764317000000,
 ];
