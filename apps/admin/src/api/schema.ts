@@ -206,6 +206,14 @@ export interface LinkageStats {
   pairsByRule: { rule: string; pairs: number }[];
 }
 
+export interface LinkageReviewPair {
+  pair: number;
+  weight: number;
+  probability: number;
+  decision: boolean | null;
+  levels: { comparison: string; level: string; weight: number }[];
+}
+
 export interface ComparisonWeights {
   comparison: string;
   levels: { level: string; m: number; u: number; weight: number }[];
@@ -268,6 +276,10 @@ export const Q = {
   linkageRuns: `{ linkageRuns { ${LINKAGE_FIELDS} } }`,
   linkageRun: `query($id: ID!) { linkageRun(id: $id) { ${LINKAGE_FIELDS} } }`,
   startLinkage: `mutation { startLinkage { ${LINKAGE_FIELDS} } }`,
+  linkageReviewPairs: `query($runId: ID!) { linkageReviewPairs(runId: $runId) {
+    pair weight probability decision levels { comparison level weight } } }`,
+  decideLinkagePair: `mutation($runId: ID!, $pair: Int!, $same: Boolean!) {
+    decideLinkagePair(runId: $runId, pair: $pair, same: $same) { pair decision } }`,
   createAgency: `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name kind createdAt } }`,
   createUser: `mutation($input: CreateUserInput!) { createUser(input: $input) {
     user { id email displayName role agency { id name } } apiKey } }`,
