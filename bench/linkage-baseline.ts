@@ -24,6 +24,8 @@ import {
 
 interface NaiveRecord {
   mask: number;
+  /** Both names' codes in the order written, for rules that take only pairs whose names are swapped. */
+  names: string;
   first: string;
   last: string;
   middle: number;
@@ -112,6 +114,7 @@ export function naiveScore(
   for (let i = 0; i < batch.size; i++) {
     records.push({
       mask: batch.mask[i],
+      names: `${nameCode(batch.first(i))}|${lastNameCode(batch.last(i))}`,
       first: batch.first(i),
       last: batch.last(i),
       middle: batch.middleInitial[i],
@@ -144,13 +147,13 @@ export function naiveScore(
         for (let y = x + 1; y < block.length; y++) {
           const i = block[x];
           const j = block[y];
-          if (rule.withoutDob && records[i].year !== 0 && records[j].year !== 0) continue;
+          const undated = records[i].year === 0 || records[j].year === 0;
+          const namesDiffer = records[i].names !== records[j].names;
+          const takes = (q: number) =>
+            (!BLOCKING_RULES[q].withoutDob || undated) && (!BLOCKING_RULES[q].namesDiffer || namesDiffer);
+          if (!takes(r)) continue;
           let claimed = false;
-          for (let q = 0; q < r; q++) {
-            const undated = records[i].year === 0 || records[j].year === 0;
-            if (keys[i][q] && keys[i][q] === keys[j][q] && (!BLOCKING_RULES[q].withoutDob || undated))
-              claimed = true;
-          }
+          for (let q = 0; q < r; q++) if (keys[i][q] && keys[i][q] === keys[j][q] && takes(q)) claimed = true;
           if (claimed) continue;
           pairs++;
           if (weigh(records[i], records[j], model, tf) >= model.threshold) links++;

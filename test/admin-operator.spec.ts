@@ -173,6 +173,19 @@ describe('admin UI for operators and analysts (browser)', () => {
       .locator('xpath=following-sibling::dd[1]')
       .textContent();
     expect(Number(links)).toBeGreaterThanOrEqual(25);
+    // The weights the run learned, one bar per level of every comparison, and the same as a table.
+    const weights = page.getByRole('img', { name: /Learned match weights per comparison level/ });
+    await weights.waitFor();
+    expect(await weights.locator('rect').count()).toBe(34);
+    const table = page.getByRole('region', { name: 'Learned weights' });
+    expect(await table.locator('tbody tr').count()).toBe(34);
+    expect(await table.locator('tbody tr').first().locator('td').nth(1).textContent()).toBe('exact');
+    // The pairs nearest the threshold, as levels and weights (the few records here may have none).
+    await page.getByRole('heading', { level: 2, name: 'Pairs near the threshold' }).waitFor();
+    await page
+      .getByRole('region', { name: 'Uncertain pairs' })
+      .or(page.getByText('No pair was near the threshold.'))
+      .waitFor();
     await h.screenshot(page, '23-linkage-done');
 
     await page.getByRole('link', { name: 'All linkage runs' }).click();

@@ -40,6 +40,8 @@ interface Run {
 
 describe('linkage runs', () => {
   let broker: TestBroker;
+  /** Two records a reviewer decided are not one person (dataset id/key each). */
+  let apartPair: [string, string] = ['', ''];
   let seeded: SeededCounty;
   const workers: ChildProcess[] = [];
   const output: string[] = [];
@@ -351,6 +353,103 @@ describe('linkage runs', () => {
     expect(await assignment(third.id)).toEqual(firstAssignment);
   }, 120_000);
 
+  it('shows the pairs nearest the threshold as patterns, each steward its own side, and keeps decisions', async () => {
+    const [current] = await broker.query<{ run: string }>(
+      `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
+    );
+    const REVIEW = `query($id: ID!) { linkageReviewPairs(runId: $id) {
+      pair weight probability decision levels { comparison level weight } } }`;
+    const { linkageReviewPairs: pairs } = await broker.gqlOk<{
+      linkageReviewPairs: {
+        pair: number;
+        weight: number;
+        probability: number;
+        decision: boolean | null;
+        levels: { comparison: string; level: string; weight: number }[];
+      }[];
+    }>(broker.operatorKey, REVIEW, { id: current.run });
+    expect(pairs.length).toBeGreaterThan(0);
+    expect(pairs.length).toBeLessThanOrEqual(100);
+    expect(pairs.map((p) => p.pair)).toEqual(pairs.map((_, k) => k + 1));
+    // Nearest the threshold first, within the review margin, as levels and weights only.
+    const distance = pairs.map((p) => Math.abs(p.weight - 4));
+    expect(distance).toEqual([...distance].sort((a, b) => a - b));
+    for (const p of pairs) {
+      expect(distance[p.pair - 1]).toBeLessThan(2);
+      expect(p.probability).toBeCloseTo(1 / (1 + 2 ** -p.weight), 10);
+      expect(p.levels.map((l) => l.comparison)).toHaveLength(10);
+      expect(p.decision).toBeNull();
+    }
+    const stored = await broker.query<{
+      pair: number;
+      dataset_a: string;
+      key_a: string;
+      dataset_b: string;
+      key_b: string;
+    }>(
+      `SELECT pair, dataset_a, key_a, dataset_b, key_b FROM linkage_review_pair WHERE run_id = $1 ORDER BY pair`,
+      [current.run],
+    );
+    const answered = JSON.stringify(pairs);
+    for (const row of stored) expect(answered).not.toContain(row.key_a);
+
+    // A steward sees the pairs its agency holds a side of, and reads that side's record only.
+    const sheriff = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
+    const bookings = seeded.datasets.jail_bookings.id;
+    const own = stored.filter((r) => r.dataset_a === bookings || r.dataset_b === bookings);
+    const { linkageReviewPairs: seen } = await broker.gqlOk<{ linkageReviewPairs: { pair: number }[] }>(
+      sheriff.apiKey,
+      REVIEW,
+      { id: current.run },
+    );
+    expect(seen.map((p) => p.pair)).toEqual(own.map((r) => r.pair));
+    const SIDE = `query($id: ID!, $pair: Int!) { linkageReviewPairSide(runId: $id, pair: $pair) { dataset recordKey values } }`;
+    if (own.length) {
+      const row = own[0];
+      const { linkageReviewPairSide: side } = await broker.gqlOk<{
+        linkageReviewPairSide: {
+          dataset: string;
+          recordKey: string;
+          values: Record<string, string | null>;
+        }[];
+      }>(sheriff.apiKey, SIDE, { id: current.run, pair: row.pair });
+      const keys = [
+        row.dataset_a === bookings ? row.key_a : null,
+        row.dataset_b === bookings ? row.key_b : null,
+      ];
+      expect(side.map((r) => r.recordKey)).toEqual(keys.filter((k) => k !== null));
+      const record = seeded.county.datasets
+        .find((d) => d.slug === 'jail_bookings')!
+        .records.find((r) => String(r.booking_id) === side[0].recordKey)!;
+      expect(side[0].dataset).toBe('jail_bookings');
+      expect(side[0].values.last_name).toBe(record.last_name);
+    }
+    const foreign = stored.find((r) => r.dataset_a !== bookings && r.dataset_b !== bookings);
+    if (foreign) {
+      const refused = await broker.gql(sheriff.apiKey, SIDE, { id: current.run, pair: foreign.pair });
+      expect(refused.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    }
+
+    // The operator decides that the linked pair nearest the threshold is not one person: audited
+    // without naming the records, and kept apart by the next run (below).
+    const target = pairs.find((p) => p.weight >= 4) ?? pairs[0];
+    const decided = await broker.gqlOk<{ decideLinkagePair: { pair: number; decision: boolean } }>(
+      broker.operatorKey,
+      `mutation($id: ID!, $pair: Int!) { decideLinkagePair(runId: $id, pair: $pair, same: false) { pair decision } }`,
+      { id: current.run, pair: target.pair },
+    );
+    expect(decided.decideLinkagePair).toEqual({ pair: target.pair, decision: false });
+    const { auditEvents } = await broker.gqlOk<{
+      auditEvents: { nodes: { action: string; reason: string }[] };
+    }>(
+      broker.operatorKey,
+      `{ auditEvents(filter: { action: "LINKAGE_PAIR_DECIDED" }) { nodes { action reason } } }`,
+    );
+    expect(auditEvents.nodes).toEqual([{ action: 'LINKAGE_PAIR_DECIDED', reason: 'not one person' }]);
+    const row = stored[target.pair - 1];
+    apartPair = [`${row.dataset_a}/${row.key_a}`, `${row.dataset_b}/${row.key_b}`];
+  });
+
   it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {
     const before = await assignment(
       (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id,
@@ -383,6 +482,8 @@ describe('linkage runs', () => {
     const original = after.get(`${datasetId}/${String(bookings.records[0].booking_id)}`);
     expect(after.get(`${datasetId}/BK-NEWONE1`)).toBe(original);
     expect(after.get(`${datasetId}/BK-NEWONE2`)).toBe(original);
+    // The pair decided "not one person" above is two persons, whatever its weight.
+    expect(after.get(apartPair[0])).not.toBe(after.get(apartPair[1]));
   }, 120_000);
 
   describe('personKey', () => {

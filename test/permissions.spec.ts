@@ -104,6 +104,9 @@ describe('permissions: every operation declares who may call it', () => {
       'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
       'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],
       'Mutation.startLinkage': ['OPERATOR'],
+      'Query.linkageReviewPairs': ['AUDITOR', 'OPERATOR', 'STEWARD'],
+      'Query.linkageReviewPairSide': ['STEWARD'],
+      'Mutation.decideLinkagePair': ['OPERATOR', 'STEWARD'],
       'Query.subjectAccessReport': ['STEWARD'],
     });
     expect(routes).toEqual({

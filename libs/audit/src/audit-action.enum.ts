@@ -25,6 +25,8 @@ export enum AuditAction {
   RECORDS_INGESTED = 'RECORDS_INGESTED',
   CONSENT_RECORDED = 'CONSENT_RECORDED',
   LINKAGE_RUN = 'LINKAGE_RUN',
+  /** A reviewer decided whether a pair of records is one person (the records are not named). */
+  LINKAGE_PAIR_DECIDED = 'LINKAGE_PAIR_DECIDED',
   USER_CREATED = 'USER_CREATED',
   /** A user was deactivated; its keys stopped. */
   USER_DEACTIVATED = 'USER_DEACTIVATED',

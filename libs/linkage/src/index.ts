@@ -12,6 +12,8 @@ export * from './core/quality';
 export * from './core/record-batch';
 export * from './core/scorer';
 export * from './linkage-config';
+export * from './linkage-review.model';
+export * from './linkage-review.service';
 export * from './linkage-run.model';
 export * from './linkage.engine';
 export * from './linkage.module';

@@ -20,28 +20,46 @@ import {
 } from './core/identity-fields';
 import type { LinkageModel, TermFrequencies } from './core/model';
 import type { IdentityValues, UnparsedCounts } from './core/normalise';
+import { decodePattern } from './core/comparisons';
 import {
   DEFAULT_SETTINGS,
   MAX_CHUNKS,
+  MAX_CHUNK_RECORDS,
   clusterLinks,
   fitModel,
   normaliseChunk,
   partitionsFor,
+  recordIdOf,
   termFrequenciesFromJson,
   termFrequenciesToJson,
 } from './core/pipeline';
 import { RecordBatch } from './core/record-batch';
-import { HISTOGRAM_MIN, type Links, PartitionScorer, deserialiseLinks, serialiseLinks } from './core/scorer';
+import {
+  HISTOGRAM_MIN,
+  type Links,
+  PartitionScorer,
+  type ReviewPair,
+  deserialiseLinks,
+  nearestFirst,
+  serialiseLinks,
+} from './core/scorer';
 import { LINKAGE_CONFIG, type LinkageConfig, thresholdWeight } from './linkage-config';
 import { LinkageQueue } from './linkage.queue';
 import {
   type Blob,
   type LinkageRunRow,
   LinkageStore,
+  type ChunkRow,
   type RunDataset,
   type RunSettings,
   type RunStats,
+  identityText,
 } from './linkage.store';
+
+/** Pairs kept for review per run, the nearest the threshold. */
+export const REVIEW_PAIRS = 100;
+/** The weight of a link a reviewer decided: above any the model gives. */
+const DECIDED_WEIGHT = 1000;
 
 /** The phases in order, and how many units each has once the run is prepared. */
 const PHASES: readonly LinkagePhase[] = ['prepare', 'normalise', 'estimate', 'score', 'cluster'];
@@ -416,6 +434,7 @@ export class LinkageEngine {
       async (client) => {
         await this.store.putBlobs(client, run.id, [
           { kind: 'links', a: 0, b: partition, data: serialiseLinks(result.links) },
+          { kind: 'review', a: 0, b: partition, data: Buffer.from(JSON.stringify(result.review)) },
         ]);
       },
     );
@@ -458,11 +477,15 @@ export class LinkageEngine {
       throw new Error(`linkage run ${run.id} is missing normalised chunks`);
     }
     const links: Links[] = (await this.store.getBlobs(run.id, 'links')).map((b) => deserialiseLinks(b.data));
-    await yieldToEventLoop();
-    const clusters = clusterLinks(records, links);
-    await yieldToEventLoop();
-
     const datasets = run.datasets!;
+    // Reviewers' decisions, as record ids of this run: "same" joins the two, "not same" keeps
+    // them apart, whatever the weights say.
+    const decided = await this.decisions(chunkRows, keys, datasets);
+    await yieldToEventLoop();
+    const clusters = clusterLinks(records, [...links, decided.together], decided.apart);
+    await yieldToEventLoop();
+    const review = await this.reviewPairs(run, chunkRows, keys);
+
     const previous = new Float64Array(clusters.label.length).fill(-1);
     if (run.previous_run_id) {
       const byKey = new Map<string, number>();
@@ -512,6 +535,16 @@ export class LinkageEngine {
       copy.end();
       await finished(copy);
       await client.query(`UPDATE linkage_state SET next_person_id = $1 WHERE id = 1`, [assigned.nextId]);
+      await client.query(`DELETE FROM linkage_review_pair WHERE run_id = $1`, [run.id]);
+      if (review.length) {
+        await client.query(
+          `INSERT INTO linkage_review_pair (run_id, pair, dataset_a, key_a, dataset_b, key_b, levels, weight)
+           SELECT $1, p.pair, p.dataset_a, p.key_a, p.dataset_b, p.key_b, p.levels, p.weight
+             FROM jsonb_to_recordset($2::jsonb) AS p(pair int, dataset_a uuid, key_a text, dataset_b uuid,
+                  key_b text, levels jsonb, weight double precision)`,
+          [run.id, JSON.stringify(review)],
+        );
+      }
       const cpu = process.cpuUsage(cpuBefore);
       Object.assign(stats, {
         persons: clusters.count,
@@ -522,6 +555,98 @@ export class LinkageEngine {
         cpuMs: Math.round((cpu.user + cpu.system) / 1000),
       });
     });
+  }
+
+  /**
+   * The reviewers' decisions on pairs of this run's records, as record ids: pairs decided "same"
+   * as links that outweigh anything, pairs decided "not same" as pairs to keep apart. Decisions on
+   * records no longer in the run are left aside.
+   */
+  private async decisions(
+    chunkRows: readonly ChunkRow[],
+    keys: readonly string[][],
+    datasets: readonly RunDataset[],
+  ): Promise<{ together: Links; apart: [number, number][] }> {
+    const rows = await this.store.query<{
+      dataset_a: string;
+      key_a: string;
+      dataset_b: string;
+      key_b: string;
+      same: boolean;
+    }>(
+      `SELECT dataset_a, key_a, dataset_b, key_b, same FROM linkage_decision
+        ORDER BY dataset_a, key_a, dataset_b, key_b`,
+    );
+    const together: Links = {
+      size: 0,
+      a: new Uint32Array(0),
+      b: new Uint32Array(0),
+      weight: new Float32Array(0),
+    };
+    if (!rows.length) return { together, apart: [] };
+    const wanted = new Set(
+      rows.flatMap((r) => [`${r.dataset_a}\u0000${r.key_a}`, `${r.dataset_b}\u0000${r.key_b}`]),
+    );
+    const recordOf = new Map<string, number>();
+    chunkRows.forEach((chunk, c) => {
+      const datasetId = datasets[chunk.dataset_no].id;
+      keys[c].forEach((key, i) => {
+        const k = `${datasetId}\u0000${key}`;
+        if (wanted.has(k)) recordOf.set(k, recordIdOf(chunk.chunk, i));
+      });
+    });
+    const same: [number, number][] = [];
+    const apart: [number, number][] = [];
+    for (const r of rows) {
+      const x = recordOf.get(`${r.dataset_a}\u0000${r.key_a}`);
+      const y = recordOf.get(`${r.dataset_b}\u0000${r.key_b}`);
+      if (x === undefined || y === undefined) continue;
+      (r.same ? same : apart).push([x, y]);
+    }
+    return {
+      together: {
+        size: same.length,
+        a: Uint32Array.from(same.map(([x]) => x)),
+        b: Uint32Array.from(same.map(([, y]) => y)),
+        weight: new Float32Array(same.length).fill(DECIDED_WEIGHT),
+      },
+      apart,
+    };
+  }
+
+  /**
+   * The run's pairs nearest its threshold, for review: the nearest of every partition's, named by
+   * their records (dataset and key, which only stewards of the records' agencies may read) and
+   * their comparison levels.
+   */
+  private async reviewPairs(run: LinkageRunRow, chunkRows: readonly ChunkRow[], keys: readonly string[][]) {
+    const gathered = (await this.store.getBlobs(run.id, 'review')).flatMap(
+      (b) => JSON.parse(b.data.toString()) as ReviewPair[],
+    );
+    const threshold = run.threshold ?? DEFAULT_SETTINGS.threshold;
+    const byChunk = new Map(chunkRows.map((c) => [c.chunk, c]));
+    const side = (recordId: number) => {
+      const chunk = byChunk.get(Math.floor(recordId / MAX_CHUNK_RECORDS))!;
+      return {
+        dataset: run.datasets![chunk.dataset_no].id,
+        key: keys[chunk.chunk][recordId % MAX_CHUNK_RECORDS],
+      };
+    };
+    return nearestFirst(gathered, threshold)
+      .slice(0, REVIEW_PAIRS)
+      .map((p, k) => {
+        const a = side(p.a);
+        const b = side(p.b);
+        return {
+          pair: k + 1,
+          dataset_a: a.dataset,
+          key_a: a.key,
+          dataset_b: b.dataset,
+          key_b: b.key,
+          levels: decodePattern(p.pattern),
+          weight: p.weight,
+        };
+      });
   }
 
   /** Marks a run SUCCEEDED (in the caller's transaction): statistics, histogram, the run in force, audit. */
@@ -647,18 +772,6 @@ const pick = (stats: RunStats) => ({
   links: stats.links,
   persons: stats.persons,
 });
-
-/** SQL that reads an identity field as text (dates as YYYY-MM-DD). */
-function identityText(column: string, type: string): string {
-  switch (type) {
-    case 'DATE':
-      return `to_char(${column}, 'YYYY-MM-DD')`;
-    case 'DATETIME':
-      return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
-    default:
-      return `${column}::text`;
-  }
-}
 
 /** A value in COPY's text format. */
 function copyText(value: string): string {

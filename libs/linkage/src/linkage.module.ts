@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { RECORDS_INGESTED_HOOK } from '@broker/jobs';
 import { LINKAGE_CONFIG, loadLinkageConfig } from './linkage-config';
+import { LinkageReviewService } from './linkage-review.service';
 import { LinkageEngine } from './linkage.engine';
 import { LinkageProcessor } from './linkage.processor';
 import { LinkageQueue } from './linkage.queue';
@@ -25,7 +26,7 @@ export class LinkageModule {
       LinkageService,
       { provide: RECORDS_INGESTED_HOOK, useExisting: LinkageService },
     ];
-    if (options.api) providers.push(LinkageResolver);
+    if (options.api) providers.push(LinkageReviewService, LinkageResolver);
     if (options.processors) providers.push(LinkageEngine, LinkageProcessor);
     return {
       module: LinkageModule,

@@ -1,12 +1,17 @@
-import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Args, ID, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { LinkageRunModel } from './linkage-run.model';
+import { LinkagePairRecordModel, LinkageReviewPairModel } from './linkage-review.model';
+import { LinkageReviewService } from './linkage-review.service';
 import { LinkageService } from './linkage.service';
 
 /** Linkage runs in the control plane: the operator runs them, the operator and auditors watch them. */
 @Resolver(() => LinkageRunModel)
 export class LinkageResolver {
-  constructor(private readonly linkage: LinkageService) {}
+  constructor(
+    private readonly linkage: LinkageService,
+    private readonly review: LinkageReviewService,
+  ) {}
 
   @Allow(Role.OPERATOR, Role.AUDITOR)
   @Query(() => LinkageRunModel, { nullable: true })
@@ -26,5 +31,42 @@ export class LinkageResolver {
   })
   startLinkage(@Ctx() ctx: RequestContext) {
     return this.linkage.start(ctx);
+  }
+
+  @Allow(Role.OPERATOR, Role.AUDITOR, Role.STEWARD)
+  @Query(() => [LinkageReviewPairModel], {
+    description:
+      "A run's pairs nearest its threshold, as comparison patterns (levels and weights, never a value). " +
+      'A steward sees the pairs of which its agency holds a record.',
+  })
+  linkageReviewPairs(@Ctx() ctx: RequestContext, @Args('runId', { type: () => ID }) runId: string) {
+    return this.review.pairs(ctx, runId);
+  }
+
+  @Allow(Role.STEWARD)
+  @Query(() => [LinkagePairRecordModel], {
+    description: "The steward's own agency's record(s) of a reviewed pair; NOT_FOUND if it holds none.",
+  })
+  linkageReviewPairSide(
+    @Ctx() ctx: RequestContext,
+    @Args('runId', { type: () => ID }) runId: string,
+    @Args('pair', { type: () => Int }) pair: number,
+  ) {
+    return this.review.side(ctx, runId, pair);
+  }
+
+  @Allow(Role.OPERATOR, Role.STEWARD)
+  @Mutation(() => LinkageReviewPairModel, {
+    description:
+      "Decides whether a reviewed pair's records are one person (a steward: only a pair it holds a record of). " +
+      'Kept across runs and applied by every later run; audited.',
+  })
+  decideLinkagePair(
+    @Ctx() ctx: RequestContext,
+    @Args('runId', { type: () => ID }) runId: string,
+    @Args('pair', { type: () => Int }) pair: number,
+    @Args('same', { type: () => Boolean }) same: boolean,
+  ) {
+    return this.review.decide(ctx, runId, pair, same);
   }
 }

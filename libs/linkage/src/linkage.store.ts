@@ -79,10 +79,17 @@ export interface Blob {
  * keys (`keys`), a chunk's records of one partition (`part`, a = chunk, b = partition), a
  * partition's links (`links`, b = partition), and the term frequencies (`tf`).
  */
-export type BlobKind = 'records' | 'keys' | 'part' | 'links' | 'tf';
+export type BlobKind = 'records' | 'keys' | 'part' | 'links' | 'tf' | 'review';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const BLOB_KINDS: ReadonlySet<string> = new Set<BlobKind>(['records', 'keys', 'part', 'links', 'tf']);
+const BLOB_KINDS: ReadonlySet<string> = new Set<BlobKind>([
+  'records',
+  'keys',
+  'part',
+  'links',
+  'tf',
+  'review',
+]);
 
 /** PostgreSQL's binary COPY signature ("PGCOPY\n\xff\r\n\0"). */
 const COPY_SIGNATURE = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00]);
@@ -355,5 +362,17 @@ export class LinkageStore {
   /** Deletes a run's intermediate results. */
   async deleteBlobs(runId: string): Promise<void> {
     await this.query(`DELETE FROM linkage_blob WHERE run_id = $1`, [runId]);
+  }
+}
+
+/** SQL that reads an identity field as text (dates as YYYY-MM-DD). */
+export function identityText(column: string, type: string): string {
+  switch (type) {
+    case 'DATE':
+      return `to_char(${column}, 'YYYY-MM-DD')`;
+    case 'DATETIME':
+      return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+    default:
+      return `${column}::text`;
   }
 }

@@ -207,6 +207,21 @@ export interface LinkageStats {
   candidatePairs: number;
   links: number;
   persons: number;
+  unparsed: { role: string; values: number }[];
+  pairsByRule: { rule: string; pairs: number }[];
+}
+
+export interface LinkageReviewPair {
+  pair: number;
+  weight: number;
+  probability: number;
+  decision: boolean | null;
+  levels: { comparison: string; level: string; weight: number }[];
+}
+
+export interface ComparisonWeights {
+  comparison: string;
+  levels: { level: string; m: number; u: number; weight: number }[];
 }
 
 export interface WeightBin {
@@ -226,6 +241,8 @@ export interface LinkageRun {
   trigger: string;
   createdAt: string;
   threshold: number | null;
+  thresholdProbability: number | null;
+  comparisons: ComparisonWeights[];
   weightHistogram: WeightBin[];
 }
 
@@ -238,7 +255,9 @@ const DATASET_FIELDS = `id slug title description keyField subjectField createdA
   fields { name type classification identity required description }`;
 
 const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold
-  stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
+  thresholdProbability stats { records candidatePairs links persons unparsed { role values }
+  pairsByRule { rule pairs } } comparisons { comparison levels { level m u weight } }
+  weightHistogram { lower upper pairs }`;
 
 /** Every GraphQL operation the admin UI sends. */
 export const Q = {
@@ -263,6 +282,10 @@ export const Q = {
   linkageRuns: `{ linkageRuns { ${LINKAGE_FIELDS} } }`,
   linkageRun: `query($id: ID!) { linkageRun(id: $id) { ${LINKAGE_FIELDS} } }`,
   startLinkage: `mutation { startLinkage { ${LINKAGE_FIELDS} } }`,
+  linkageReviewPairs: `query($runId: ID!) { linkageReviewPairs(runId: $runId) {
+    pair weight probability decision levels { comparison level weight } } }`,
+  decideLinkagePair: `mutation($runId: ID!, $pair: Int!, $same: Boolean!) {
+    decideLinkagePair(runId: $runId, pair: $pair, same: $same) { pair decision } }`,
   createAgency: `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name kind createdAt } }`,
   createUser: `mutation($input: CreateUserInput!) { createUser(input: $input) {
     user { id email displayName role agency { id name } } apiKey } }`,

@@ -1,5 +1,5 @@
 import { useId } from 'react';
-import type { AccessCount, WeightBin } from '../api/schema';
+import type { AccessCount, ComparisonWeights, WeightBin } from '../api/schema';
 import { formatNumber } from '../lib/format';
 import { TableWrap } from './ui';
 
@@ -253,6 +253,106 @@ export function WeightHistogram({ bins, threshold }: { bins: WeightBin[]; thresh
         Weight on the horizontal axis, pairs on the vertical one. Pairs at or above the threshold are linked
         {threshold === null ? '' : ` (${formatNumber(linked)} of ${formatNumber(total)})`}.
       </figcaption>
+    </figure>
+  );
+}
+
+const ROW_H = 18;
+const LABEL_W = 260;
+
+/**
+ * The weights a run learned, one bar per level of every comparison (Splink's "match weights"
+ * chart): log2(m/u), right of zero for evidence that two records are one person, left for evidence
+ * against. A level never seen keeps a bar of its smoothed weight; missing values weigh nothing
+ * and have no bar.
+ */
+export function MatchWeightsChart({ comparisons }: { comparisons: ComparisonWeights[] }) {
+  const titleId = useId();
+  const descId = useId();
+  const rows = comparisons.flatMap((c) =>
+    c.levels.map((l, k) => ({
+      key: `${c.comparison}/${l.level}`,
+      first: k === 0,
+      comparison: c.comparison,
+      ...l,
+    })),
+  );
+  if (!rows.length) return <p className="muted">The run has not learned its model yet.</p>;
+  const bound = Math.ceil(Math.max(1, ...rows.map((r) => Math.abs(r.weight))));
+  const width = W - LABEL_W - PAD.right;
+  const x = (v: number) => LABEL_W + ((v + bound) / (2 * bound)) * width;
+  const height = PAD.top + rows.length * ROW_H + PAD.bottom;
+  const xTicks = ticks(bound).flatMap((t) => (t === 0 ? [0] : [-t, t]));
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${W} ${height}`} role="img" aria-labelledby={`${titleId} ${descId}`}>
+        <title id={titleId}>Learned match weights per comparison level</title>
+        <desc id={descId}>
+          {rows.map((r) => `${r.comparison} ${r.level}: ${r.weight.toFixed(2)}`).join('; ')}.
+        </desc>
+        {xTicks.map((t) => (
+          <g key={t}>
+            <line x1={x(t)} x2={x(t)} y1={PAD.top} y2={height - PAD.bottom} className="grid" />
+            <text x={x(t)} y={height - PAD.bottom + 16} textAnchor="middle" className="axis-label">
+              {t}
+            </text>
+          </g>
+        ))}
+        {rows.map((r, i) => {
+          const y = PAD.top + i * ROW_H;
+          const from = x(Math.min(0, r.weight));
+          const to = x(Math.max(0, r.weight));
+          return (
+            <g key={r.key}>
+              <text x={LABEL_W - 8} y={y + ROW_H - 5} textAnchor="end" className="axis-label">
+                {r.first ? `${r.comparison}: ` : ''}
+                {r.level}
+              </text>
+              <rect
+                x={from}
+                y={y + 2}
+                width={Math.max(1, to - from)}
+                height={ROW_H - 4}
+                className={r.weight >= 0 ? 'bar bar-linked' : 'bar bar-against'}
+              />
+            </g>
+          );
+        })}
+      </svg>
+      <figcaption className="muted">
+        Weight log2(m/u) of each level, learned from this run’s records: m is how often the level occurs among
+        pairs of one person (estimated by EM), u among random pairs.
+      </figcaption>
+      <TableWrap label="Learned weights">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Comparison</th>
+              <th scope="col">Level</th>
+              <th scope="col" className="num">
+                m
+              </th>
+              <th scope="col" className="num">
+                u
+              </th>
+              <th scope="col" className="num">
+                Weight
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.key}>
+                <td>{r.comparison}</td>
+                <td>{r.level}</td>
+                <td className="num">{r.m.toPrecision(3)}</td>
+                <td className="num">{r.u.toPrecision(3)}</td>
+                <td className="num">{r.weight.toFixed(2)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
     </figure>
   );
 }

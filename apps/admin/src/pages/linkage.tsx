@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { ApiError, graphql } from '../api/client';
-import { type LinkageRun, Q } from '../api/schema';
-import { WeightHistogram } from '../components/charts';
+import { type LinkageReviewPair, type LinkageRun, Q } from '../api/schema';
+import { MatchWeightsChart, WeightHistogram } from '../components/charts';
 import { EmptyState, ErrorMessage, Loading, PageHeader, ProgressBar, TableWrap } from '../components/ui';
 import { formatInstant, formatNumber, humanize } from '../lib/format';
 import { Link, navigate } from '../lib/router';
@@ -117,6 +117,89 @@ export function LinkageRunsPage() {
   );
 }
 
+/**
+ * The run's pairs nearest its threshold, as comparison patterns: each comparison's level and the
+ * weight it adds, never a value. The operator or a steward holding a side decides; the decision
+ * is kept and applied by every later run.
+ */
+function UncertainPairs({ runId }: { runId: string }) {
+  const { me } = useSession();
+  const { data, error, loading, reload } = useQuery<{ linkageReviewPairs: LinkageReviewPair[] }>(
+    Q.linkageReviewPairs,
+    { runId },
+  );
+  const decide = useMutation<{ decideLinkagePair: { pair: number; decision: boolean } }>(Q.decideLinkagePair);
+  const pairs = data?.linkageReviewPairs ?? [];
+  const canDecide = me.role === 'OPERATOR' || me.role === 'STEWARD';
+  const onDecide = async (pair: number, same: boolean) => {
+    if (await decide.mutate({ runId, pair, same })) await reload();
+  };
+  if (error) return <ErrorMessage error={error} />;
+  if (loading && !data) return <Loading label="Loading the uncertain pairs…" />;
+  if (!pairs.length) return <p className="muted">No pair was near the threshold.</p>;
+  const comparisons = pairs[0].levels.map((l) => l.comparison);
+  return (
+    <>
+      {decide.error ? <ErrorMessage error={decide.error} /> : null}
+      <TableWrap label="Uncertain pairs">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Pair</th>
+              <th scope="col" className="num">
+                Probability
+              </th>
+              {comparisons.map((c) => (
+                <th scope="col" key={c}>
+                  {humanize(c)}
+                </th>
+              ))}
+              <th scope="col">Decision</th>
+            </tr>
+          </thead>
+          <tbody>
+            {pairs.map((p) => (
+              <tr key={p.pair}>
+                <td>{p.pair}</td>
+                <td className="num">{p.probability.toFixed(3)}</td>
+                {p.levels.map((l) => (
+                  <td key={l.comparison} title={`weight ${l.weight.toFixed(2)}`}>
+                    {l.level === 'missing'
+                      ? '—'
+                      : `${humanize(l.level)} (${l.weight >= 0 ? '+' : ''}${l.weight.toFixed(1)})`}
+                  </td>
+                ))}
+                <td>
+                  {p.decision === null ? 'none' : p.decision ? 'same person' : 'not the same'}
+                  {canDecide ? (
+                    <>
+                      {' '}
+                      <button
+                        type="button"
+                        onClick={() => void onDecide(p.pair, true)}
+                        disabled={decide.busy}
+                      >
+                        Same
+                      </button>{' '}
+                      <button
+                        type="button"
+                        onClick={() => void onDecide(p.pair, false)}
+                        disabled={decide.busy}
+                      >
+                        Not same
+                      </button>
+                    </>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+    </>
+  );
+}
+
 /** One run, followed live while queued or running: its progress, results and match weights. */
 export function LinkageRunPage({ id }: { id: string }) {
   const { apiKey } = useSession();
@@ -209,7 +292,58 @@ export function LinkageRunPage({ id }: { id: string }) {
             <dd>{formatNumber(run.stats.links)}</dd>
             <dt>Persons</dt>
             <dd>{formatNumber(run.stats.persons)}</dd>
+            <dt>Values not understood</dt>
+            <dd>
+              {run.stats.unparsed.some((u) => u.values > 0)
+                ? run.stats.unparsed
+                    .filter((u) => u.values > 0)
+                    .map((u) => `${humanize(u.role)} ${formatNumber(u.values)}`)
+                    .join(', ')
+                : 'none'}
+            </dd>
           </dl>
+          {run.stats.pairsByRule.length ? (
+            <TableWrap label="Pairs per blocking rule">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Blocking rule</th>
+                    <th scope="col" className="num">
+                      Pairs compared
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {run.stats.pairsByRule.map((r) => (
+                    <tr key={r.rule}>
+                      <td>{r.rule}</td>
+                      <td className="num">{formatNumber(r.pairs)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableWrap>
+          ) : null}
+        </section>
+      ) : null}
+      {run.comparisons.length ? (
+        <section aria-labelledby="model-heading">
+          <h2 id="model-heading">What the run learned</h2>
+          <p className="muted">
+            A pair links at a match probability of{' '}
+            {run.thresholdProbability === null ? '—' : run.thresholdProbability.toFixed(3)} or more.
+          </p>
+          <MatchWeightsChart comparisons={run.comparisons} />
+        </section>
+      ) : null}
+      {run.status === 'SUCCEEDED' ? (
+        <section aria-labelledby="review-heading">
+          <h2 id="review-heading">Pairs near the threshold</h2>
+          <p className="muted">
+            Each comparison’s level and the weight it adds; no value is shown. A decision is kept for later
+            runs.
+          </p>
+          <UncertainPairs runId={run.id} />
         </section>
       ) : null}
       {run.weightHistogram.length || run.status === 'SUCCEEDED' ? (

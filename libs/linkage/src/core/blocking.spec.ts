@@ -103,10 +103,13 @@ describe('blocking', () => {
           const expected: string[] = [];
           for (let i = 0; i < all.size; i++) {
             for (let j = i + 1; j < all.size; j++) {
-              const candidate = BLOCKING_RULES.some(
-                (rule, r) =>
-                  sameKey(keys[r], i, j) && (!rule.withoutDob || all.year[i] === 0 || all.year[j] === 0),
-              );
+              const candidate = BLOCKING_RULES.some((rule, r) => {
+                if (!sameKey(keys[r], i, j)) return false;
+                if (rule.withoutDob && all.year[i] !== 0 && all.year[j] !== 0) return false;
+                const sameCodes =
+                  all.groupHash[i] === all.groupHash[j] && all.codeHash[i] === all.codeHash[j];
+                return !rule.namesDiffer || !sameCodes;
+              });
               if (candidate) {
                 expected.push([all.recordId[i], all.recordId[j]].sort((a, b) => a - b).join('-'));
               }

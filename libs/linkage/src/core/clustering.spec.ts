@@ -32,6 +32,24 @@ function links(list: [number, number, number][]) {
 }
 
 describe('clustering', () => {
+  it('keeps apart two records decided not one person, even through others, and joins on a strong link', () => {
+    // 0-1-2-3 chained by strong links; a reviewer decided 0 and 3 are not one person.
+    const chain = links([
+      [0, 1, 30],
+      [1, 2, 29],
+      [2, 3, 28],
+    ]);
+    const free = clusterRecords(records([{}, {}, {}, {}]), chain);
+    expect(Array.from(free.label)).toEqual([0, 0, 0, 0]);
+    const kept = clusterRecords(records([{}, {}, {}, {}]), chain, undefined, [[3, 0]]);
+    expect(Array.from(kept.label)).toEqual([0, 0, 0, 3]);
+    expect(kept.refused).toBe(1);
+    // A conflicting date of birth is overridden by a link of weight 20 or more, not by a weaker one.
+    const dobs = records([{ dob: '1980-01-02' }, { dob: '1955-07-30' }]);
+    expect(clusterRecords(dobs, links([[0, 1, 19]])).count).toBe(2);
+    expect(clusterRecords(dobs, links([[0, 1, 21]])).count).toBe(1);
+  });
+
   it('does not chain two people through a record that links to both', () => {
     const result = clusterRecords(
       records([{ ssn: 123456789 }, {}, { ssn: 987654321 }]),

@@ -61,6 +61,7 @@ export function clusterRecords(
   records: ClusterRecords,
   links: IndexLinks,
   overrideWeight = CONFLICT_OVERRIDE_WEIGHT,
+  apart: readonly (readonly [number, number])[] = [],
 ): Clusters {
   const n = records.size;
   const parent = new Uint32Array(n);
@@ -83,6 +84,21 @@ export function clusterRecords(
     if (records.year[i]) dobs.init(i, records.year[i] * 10_000 + records.month[i] * 100 + records.day[i]);
   }
 
+  // Pairs a reviewer decided are not one person: per record, the records it must stay apart from,
+  // and per cluster root, its records that have any (few: only reviewed records).
+  const partners = new Map<number, number[]>();
+  for (const [x, y] of apart) {
+    partners.set(x, [...(partners.get(x) ?? []), y]);
+    partners.set(y, [...(partners.get(y) ?? []), x]);
+  }
+  const constrained = new Map<number, number[]>();
+  for (const x of partners.keys()) constrained.set(x, [x]);
+  const keptApart = (ra: number, rb: number) => {
+    const inA = constrained.get(ra);
+    if (!inA || !constrained.has(rb)) return false;
+    return inA.some((x) => partners.get(x)!.some((y) => find(y) === rb));
+  };
+
   const order = strongestFirst(links);
   let merges = 0;
   let refused = 0;
@@ -92,8 +108,9 @@ export function clusterRecords(
     const rb = find(links.b[link]);
     if (ra === rb) continue;
     if (
-      links.weight[link] < overrideWeight &&
-      (ssns.conflict(ra, rb, ssnsConflict) || dobs.conflict(ra, rb, dobsConflict))
+      (links.weight[link] < overrideWeight &&
+        (ssns.conflict(ra, rb, ssnsConflict) || dobs.conflict(ra, rb, dobsConflict))) ||
+      keptApart(ra, rb)
     ) {
       refused++;
       continue;
@@ -105,6 +122,11 @@ export function clusterRecords(
     merges++;
     ssns.merge(root, child);
     dobs.merge(root, child);
+    const moved = constrained.get(child);
+    if (moved) {
+      constrained.set(root, [...(constrained.get(root) ?? []), ...moved]);
+      constrained.delete(child);
+    }
   }
 
   const label = new Uint32Array(n);

@@ -272,12 +272,14 @@ export function scorePartition(part: RecordBatch, model: LinkageModel, tf: TermF
 }
 
 /**
- * Stage 4. Clusters all records of a run by the links of all partitions. `chunks[c]` is chunk c's
- * records (record ids `c << 20 | i`); labels are dense indices in chunk order.
+ * Stage 4. Clusters all records of a run by the links of all partitions, keeping `apart` the pairs
+ * (record ids) a reviewer decided are not one person. `chunks[c]` is chunk c's records (record ids
+ * `c << 20 | i`); labels are dense indices in chunk order.
  */
 export function clusterLinks(
   chunks: readonly RecordBatch[],
   links: readonly Links[],
+  apart: readonly (readonly [number, number])[] = [],
 ): Clusters & { offsets: number[] } {
   const offsets: number[] = [];
   let total = 0;
@@ -303,6 +305,8 @@ export function clusterLinks(
   const clusters = clusterRecords(
     { size: total, ssn: all.ssn, year: all.year, month: all.month, day: all.day },
     { size, a, b, weight },
+    undefined,
+    apart.map(([x, y]) => [dense(x), dense(y)] as const),
   );
   return { ...clusters, offsets };
 }

@@ -5,7 +5,7 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy } from './blocking';
+import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy, ruleTakes } from './blocking';
 import { CITY, COMPARISONS, FIRST, LAST, LEVELS, RADIX, STRIDE, dobLevel, ssnOneTypo } from './comparisons';
 import {
   LEVEL_SLOTS,
@@ -32,6 +32,21 @@ export const HISTOGRAM_MIN = -60;
 export const HISTOGRAM_MAX = 60;
 const HISTOGRAM_BINS = HISTOGRAM_MAX - HISTOGRAM_MIN;
 
+/** Pairs within this much of the threshold are kept for review (uncertain pairs). */
+export const REVIEW_MARGIN = 2;
+/** At most this many uncertain pairs are kept per partition, the nearest to the threshold. */
+export const REVIEW_PER_PARTITION = 50;
+/** Candidates for review gathered per partition before the nearest are chosen. */
+const REVIEW_GATHERED = 5_000;
+
+/** Uncertain pairs: record ids (smaller first), comparison pattern and weight. */
+export interface ReviewPair {
+  a: number;
+  b: number;
+  pattern: number;
+  weight: number;
+}
+
 /** The links of a partition: pairs of record ids (smaller first) with their weights. */
 export interface Links {
   size: number;
@@ -52,6 +67,8 @@ export interface ScoreResult {
   pairsByRule: number[];
   /** Blocks skipped for exceeding {@link MAX_BLOCK}. */
   skippedBlocks: number;
+  /** The pairs nearest the threshold (at most {@link REVIEW_PER_PARTITION}), nearest first. */
+  review: ReviewPair[];
 }
 
 const S_FIRST = STRIDE[0];
@@ -79,7 +96,8 @@ export class PartitionScorer {
   private tfFirst: Float64Array | null = null;
   private tfLast: Float64Array | null = null;
   private tfCity: Float64Array | null = null;
-  private threshold = Infinity;
+  /** The threshold of the model in use. */
+  threshold = Infinity;
   /** The levels of the pair {@link pattern} last compared, LEVEL_SLOTS apart (c · LEVEL_SLOTS). */
   readonly levels = new Int32Array(COMPARISON_COUNT * LEVEL_SLOTS);
   /** Whether that pair's names agree crosswise (swapped); their frequencies then adjust nothing. */
@@ -243,9 +261,10 @@ export class PartitionScorer {
     acc: ScoreAccumulator,
   ) {
     const threshold = this.threshold;
-    const { recordId, year } = this.batch;
+    const { recordId, year, firstCode, codeHash } = this.batch;
     const histogram = acc.histogram;
-    const { his, los, hass, undatedOnly } = acc.earlier[r];
+    const { his, los, hass, undatedOnly, namesDiffer } = acc.earlier[r];
+    const onlyNamesDiffering = BLOCKING_RULES[r].namesDiffer === true;
     const q = r;
     let pairs = 0;
     for (let block = from; block < to; block++) {
@@ -256,6 +275,8 @@ export class PartitionScorer {
         const i = members[a];
         for (let b = a + 1; b < end; b++) {
           const j = members[b];
+          const sameNames = firstCode[i] === firstCode[j] && codeHash[i] === codeHash[j];
+          if (onlyNamesDiffering && sameNames) continue;
           let claimed = false;
           for (let k = 0; k < q; k++) {
             const hi = his[k];
@@ -266,16 +287,26 @@ export class PartitionScorer {
               lo[i] === lo[j] &&
               has[i] === 1 &&
               has[j] === 1 &&
-              (undatedOnly[k] === 0 || year[i] === 0 || year[j] === 0)
+              (undatedOnly[k] === 0 || year[i] === 0 || year[j] === 0) &&
+              (namesDiffer[k] === 0 || !sameNames)
             ) {
               claimed = true;
               break;
             }
           }
           if (claimed) continue;
-          this.pattern(i, j);
+          const pattern = this.pattern(i, j);
           const w = this.weightOfLevels(i);
           pairs++;
+          if (
+            w > threshold - REVIEW_MARGIN &&
+            w < threshold + REVIEW_MARGIN &&
+            acc.review.length < REVIEW_GATHERED
+          ) {
+            const ri = recordId[i];
+            const rj = recordId[j];
+            acc.review.push({ a: ri < rj ? ri : rj, b: ri < rj ? rj : ri, pattern, weight: w });
+          }
           let bin = floor(w) - HISTOGRAM_MIN;
           if (bin < 0) bin = 0;
           else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
@@ -322,6 +353,7 @@ export class PartitionScorer {
           const i = members[a];
           for (let b = a + 1; b < end; b++) {
             const j = members[b];
+            if (!ruleTakes(r, this.batch, i, j)) continue;
             let claimed = false;
             for (let k = 0; dedupe && k < r; k++) {
               if (claimedBy(keys, k, this.batch, i, j)) {
@@ -352,8 +384,15 @@ export interface ScoreAccumulator {
   skippedBlocks: number;
   histogram: Float64Array;
   links: Links;
+  review: ReviewPair[];
   /** Per rule, the keys of the rules before it (the "claimed" test), flattened. */
-  earlier: { his: Uint32Array[]; los: Uint32Array[]; hass: Uint8Array[]; undatedOnly: Uint8Array }[];
+  earlier: {
+    his: Uint32Array[];
+    los: Uint32Array[];
+    hass: Uint8Array[];
+    undatedOnly: Uint8Array;
+    namesDiffer: Uint8Array;
+  }[];
 }
 
 /** A partition's scoring in progress: rule by rule, a slice of blocks per {@link step}. */
@@ -377,11 +416,13 @@ export class ScoreRun {
       skippedBlocks: 0,
       histogram: new Float64Array(HISTOGRAM_BINS),
       links: growLinks(null, 1024),
+      review: [],
       earlier: BLOCKING_RULES.map((_, r) => ({
         his: keys.slice(0, r).map((k) => k.hi),
         los: keys.slice(0, r).map((k) => k.lo),
         hass: keys.slice(0, r).map((k) => k.has),
         undatedOnly: Uint8Array.from(BLOCKING_RULES.slice(0, r).map((rule) => (rule.withoutDob ? 1 : 0))),
+        namesDiffer: Uint8Array.from(BLOCKING_RULES.slice(0, r).map((rule) => (rule.namesDiffer ? 1 : 0))),
       })),
     };
     this.blocks = new BlockBuilder(scorer.prepared.batch);
@@ -413,13 +454,14 @@ export class ScoreRun {
   }
 
   result(): ScoreResult {
-    const { pairs, links, histogram, pairsByRule, skippedBlocks } = this.acc;
+    const { pairs, links, histogram, pairsByRule, skippedBlocks, review } = this.acc;
     return {
       pairs,
       links: { size: links.size, a: links.a, b: links.b, weight: links.weight },
       histogram,
       pairsByRule,
       skippedBlocks,
+      review: nearestFirst(review, this.scorer.threshold).slice(0, REVIEW_PER_PARTITION),
     };
   }
 }
@@ -555,6 +597,13 @@ export function localityOrder(batch: RecordBatch): RecordBatch {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[next[bucketOf[i]]++] = i;
   return batch.reorder(order);
+}
+
+/** Uncertain pairs, nearest the threshold first (ties: by record ids, so the order is deterministic). */
+export function nearestFirst(pairs: readonly ReviewPair[], threshold: number): ReviewPair[] {
+  return [...pairs].sort(
+    (x, y) => Math.abs(x.weight - threshold) - Math.abs(y.weight - threshold) || x.a - y.a || x.b - y.b,
+  );
 }
 
 function drain(generator: Generator<void, unknown, undefined>) {

@@ -5,6 +5,7 @@ import { Consent1763942400000 } from './1763942400000-consent';
 import { Releases1764028800000 } from './1764028800000-releases';
 import { Linkage1764115200000 } from './1764115200000-linkage';
 import { LinkageIdentityRoles1764316800000 } from './1764316800000-linkage-identity-roles';
+import { LinkageReview1764317000000 } from './1764317000000-linkage-review';
 import { OpenRegister1764400000000 } from './1764400000000-open-register';
 import { Users1764500000000 } from './1764500000000-users';
 import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
@@ -18,6 +19,7 @@ export const MIGRATIONS = [
   Releases1764028800000,
   Linkage1764115200000,
   LinkageIdentityRoles1764316800000,
+  LinkageReview1764317000000,
   OpenRegister1764400000000,
   Users1764500000000,
   AggregateBudget1764600000000,

@@ -1,0 +1,148 @@
+import { Injectable } from '@nestjs/common';
+import { AuditAction, AuditService } from '@broker/audit';
+import { type RequestContext, Role } from '@broker/auth';
+import { notFound, quoteIdent } from '@broker/core';
+import { RECORDS_SCHEMA, columnTypeOf, type FieldType } from '@broker/registry';
+import { COMPARISONS, LEVELS } from './core/comparisons';
+import { levelWeights, matchProbability } from './core/model';
+import type { LinkagePairRecordModel, LinkageReviewPairModel } from './linkage-review.model';
+import { LinkageStore, identityText } from './linkage.store';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface ReviewRow {
+  pair: number;
+  dataset_a: string;
+  key_a: string;
+  dataset_b: string;
+  key_b: string;
+  levels: number[];
+  weight: number;
+  provider_a: string;
+  provider_b: string;
+  decision: boolean | null;
+}
+
+/**
+ * Review of a run's uncertain pairs (those nearest its threshold). The operator and auditors read
+ * them as comparison patterns only (each comparison's level and weight, never a value or a key); a
+ * steward reads the pairs one of whose records is its agency's, and that side's record itself. A
+ * decision (one person or not) names the two records, is kept across runs and applied by every
+ * later run, and is audited without naming them.
+ */
+@Injectable()
+export class LinkageReviewService {
+  constructor(
+    private readonly store: LinkageStore,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The run's uncertain pairs, nearest the threshold first; a steward's only where it holds a side. */
+  async pairs(ctx: RequestContext, runId: string): Promise<LinkageReviewPairModel[]> {
+    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    if (!run) throw notFound('Linkage run');
+    const steward = ctx.principal.role === Role.STEWARD;
+    const rows = await this.rows(run.id, null, steward ? ctx.principal.agencyId : null);
+    const weights = run.model ? levelWeights(run.model) : null;
+    return rows.map((row) => ({
+      pair: row.pair,
+      weight: row.weight,
+      probability: matchProbability(row.weight),
+      decision: row.decision,
+      levels: COMPARISONS.map((comparison, c) => {
+        const level = row.levels[c];
+        const missing = level >= LEVELS[c];
+        return {
+          comparison: comparison.name,
+          level: missing ? 'missing' : comparison.levels[level],
+          weight: missing || !weights ? 0 : weights[c][level],
+        };
+      }),
+    }));
+  }
+
+  /** A steward's side of a pair: the pair's records that its agency provided (NOT_FOUND otherwise). */
+  async side(ctx: RequestContext, runId: string, pair: number): Promise<LinkagePairRecordModel[]> {
+    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    const [row] = run ? await this.rows(run.id, pair, ctx.principal.agencyId) : [];
+    if (!run || !row) throw notFound('Linkage review pair');
+    const sides = [
+      { dataset: row.dataset_a, key: row.key_a, provider: row.provider_a },
+      { dataset: row.dataset_b, key: row.key_b, provider: row.provider_b },
+    ].filter((s) => s.provider === ctx.principal.agencyId);
+    const out: LinkagePairRecordModel[] = [];
+    for (const side of sides) {
+      const dataset = run.datasets?.find((d) => d.id === side.dataset);
+      if (!dataset) continue;
+      const table = `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(dataset.slug)}`;
+      const keyType = columnTypeOf(dataset.keyType as FieldType);
+      const columns = dataset.fields.map(
+        (f) => `${identityText(quoteIdent(f.name), f.type)} AS ${quoteIdent(f.name)}`,
+      );
+      const [record] = await this.store.query<Record<string, string | null>>(
+        `SELECT ${columns.join(', ')} FROM ${table} WHERE ${quoteIdent(dataset.keyField)} = $1::${keyType}`,
+        [side.key],
+      );
+      if (record) out.push({ dataset: dataset.slug, recordKey: side.key, values: record });
+    }
+    return out;
+  }
+
+  /**
+   * Decides whether the pair's two records are one person: the operator, or a steward of an agency
+   * holding a side. Kept (the latest decision stands) and applied by every later run; audited.
+   */
+  async decide(
+    ctx: RequestContext,
+    runId: string,
+    pair: number,
+    same: boolean,
+  ): Promise<LinkageReviewPairModel> {
+    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    const steward = ctx.principal.role === Role.STEWARD;
+    const [row] = run ? await this.rows(run.id, pair, steward ? ctx.principal.agencyId : null) : [];
+    if (!run || !row) throw notFound('Linkage review pair');
+    // The two records in a fixed order, so a pair has one decision whichever run proposed it.
+    const x = [row.dataset_a, row.key_a] as const;
+    const y = [row.dataset_b, row.key_b] as const;
+    const [first, second] = x[0] < y[0] || (x[0] === y[0] && x[1] < y[1]) ? [x, y] : [y, x];
+    await this.store.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO linkage_decision (dataset_a, key_a, dataset_b, key_b, same, decided_by, run_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (dataset_a, key_a, dataset_b, key_b) DO UPDATE
+           SET same = EXCLUDED.same, decided_by = EXCLUDED.decided_by, run_id = EXCLUDED.run_id,
+               decided_at = clock_timestamp()`,
+        [first[0], first[1], second[0], second[1], same, ctx.principal.userId, run.id],
+      );
+      await this.audit.appendOnClient(client, {
+        actorUserId: ctx.principal.userId,
+        actorAgencyId: ctx.principal.agencyId,
+        action: AuditAction.LINKAGE_PAIR_DECIDED,
+        decision: 'ALLOW',
+        reason: same ? 'one person' : 'not one person',
+        details: { runId: run.id, pair, same },
+      });
+    });
+    return (await this.pairs(ctx, run.id)).find((p) => p.pair === pair)!;
+  }
+
+  /** Review rows of a run (one pair, or all), with each side's provider and the decision in force. */
+  private rows(runId: string, pair: number | null, agencyId: string | null): Promise<ReviewRow[]> {
+    return this.store.query<ReviewRow>(
+      `SELECT r.pair, r.dataset_a, r.key_a, r.dataset_b, r.key_b, r.levels, r.weight,
+              da.provider_agency_id AS provider_a, db.provider_agency_id AS provider_b, d.same AS decision
+         FROM linkage_review_pair r
+         JOIN dataset da ON da.id = r.dataset_a
+         JOIN dataset db ON db.id = r.dataset_b
+         LEFT JOIN linkage_decision d
+           ON (d.dataset_a, d.key_a, d.dataset_b, d.key_b) = (r.dataset_a, r.key_a, r.dataset_b, r.key_b)
+           OR (d.dataset_a, d.key_a, d.dataset_b, d.key_b) = (r.dataset_b, r.key_b, r.dataset_a, r.key_a)
+        WHERE r.run_id = $1
+          AND ($2::int IS NULL OR r.pair = $2)
+          AND ($3::uuid IS NULL OR da.provider_agency_id = $3 OR db.provider_agency_id = $3)
+        ORDER BY r.pair`,
+      [runId, pair, agencyId],
+    );
+  }
+}
