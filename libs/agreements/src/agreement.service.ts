@@ -11,7 +11,12 @@ import {
   controlAbility,
 } from '@broker/auth';
 import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
-import { type AgreementContent, contentHash, validateAgreementContent } from '@broker/policy';
+import {
+  type AgreementContent,
+  contentHash,
+  rowFilterFields,
+  validateAgreementContent,
+} from '@broker/policy';
 import { DatasetService, PurposeService, cleanText, isUuid } from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
 import type { AgreementInput } from './agreement.model';
@@ -156,6 +161,7 @@ export class AgreementService {
   /** Approves the current version for the caller's side; both sides make it the version in force. */
   async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
     const steward = ctx.principal;
+    let cameIntoForce = false;
     await this.dataSource.transaction(async (manager) => {
       const row = await this.lockForChange(manager, ctx, id, 'approve');
       if (version !== row.current_version) {
@@ -176,6 +182,7 @@ export class AgreementService {
       const inForce = n === 2;
       if (inForce) {
         await manager.query(`UPDATE agreement SET in_force_version = $2 WHERE id = $1`, [id, version]);
+        cameIntoForce = true;
       }
       await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
       await this.audit.append(
@@ -191,7 +198,29 @@ export class AgreementService {
         manager,
       );
     });
+    if (cameIntoForce) await this.buildIndexes(id, version);
     return this.get(ctx, id);
+  }
+
+  /**
+   * The record indexes a version in force needs: one per field its row filters read, built after
+   * the approval commits (concurrently: ingestion and queries go on). An index that cannot be built
+   * only makes queries slower: it never refuses an approval that has committed.
+   */
+  private async buildIndexes(id: string, version: number): Promise<void> {
+    const [row] = await this.dataSource.query<{ content: AgreementContent }[]>(
+      `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
+      [id, version],
+    );
+    for (const grant of row?.content.grants ?? []) {
+      const fields = rowFilterFields(grant.rowFilter);
+      await this.datasets
+        .ensureIndexes(
+          grant.datasetId,
+          fields.map((f) => [f]),
+        )
+        .catch(() => undefined);
+    }
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */

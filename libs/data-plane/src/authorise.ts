@@ -12,7 +12,7 @@ import {
   refusalOf,
   whereFieldNames,
 } from '@broker/policy';
-import { decodeCursor } from './cursor';
+import { cursorBinding, openCursor } from './cursor';
 import type { DataPlaneRefusal, DataPlaneRequest, Plan, RefusalAudit } from './plan';
 import type { CallerPolicy } from './policy-cache.service';
 import type { Analysis } from './request-analysis';
@@ -75,11 +75,6 @@ export function authorise(
     const refuse = (r: DataPlaneRefusal, extra: RefusalAudit = {}) =>
       refusals.push({ ...r, responseKey, audit: { ...audit, ...extra } });
 
-    const offset = args.after == null || aggregate ? 0 : decodeCursor(args.after);
-    if (offset === null) {
-      refuse(refusal('INVALID', 'after is not a cursor this API returned'));
-      continue;
-    }
     const chosen = chooseAgreement(active, root.datasetId, args.purpose, args.agreement);
     if ('refusal' in chosen) {
       refuse(chosen.refusal);
@@ -110,6 +105,24 @@ export function authorise(
       refuse(denied, chosenAudit);
       continue;
     }
+    // A cursor opens only for the query that made it: same agreement version, purpose, dataset,
+    // ordering and filter (bound into its seal), else INVALID, as for anything this API did not write.
+    const cursor = {
+      secret: policy.cursorSecret,
+      binding: cursorBinding({
+        agreementId: agreement.id,
+        version: agreement.version,
+        purpose: args.purpose,
+        datasetId: root.datasetId,
+        orderBy,
+        where: args.where ?? null,
+      }),
+    };
+    const after = args.after == null || aggregate ? null : openCursor(cursor, args.after);
+    if (args.after != null && !aggregate && after === null) {
+      refuse(refusal('INVALID', 'after is not a cursor this API returned for this query'), chosenAudit);
+      continue;
+    }
     plans.push({
       kind: root.kind,
       responseKey,
@@ -123,7 +136,8 @@ export function authorise(
       where: args.where ?? null,
       orderBy,
       first: aggregate ? 0 : (args.first ?? 100),
-      offset,
+      after,
+      cursor,
       groupBy,
       readable: aggregate ? readableGrants(active, root.datasetId) : [],
     });

@@ -35,7 +35,7 @@ import {
 import { aggregateSql } from './aggregate';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import { authorise, precheck } from './authorise';
-import { encodeCursor } from './cursor';
+import { sealCursor } from './cursor';
 import { pageSql } from './page-sql';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
@@ -314,8 +314,9 @@ export class DataPlaneService {
         nodes: string;
         unrepresentable: boolean;
         rids?: string;
+        position: string | null;
       }>(text, values);
-      const { n, nodes, unrepresentable, rids } = rows[0];
+      const { n, nodes, unrepresentable, rids, position } = rows[0];
       const returned = Math.min(n, plan.first);
       results.set(plan.responseKey, {
         kind: 'ROWS',
@@ -324,7 +325,8 @@ export class DataPlaneService {
         unrepresentable,
         pageInfo: {
           hasNextPage: n > plan.first,
-          endCursor: returned ? encodeCursor(plan.offset + returned) : null,
+          endCursor:
+            returned && position ? sealCursor(plan.cursor, JSON.parse(position) as (string | null)[]) : null,
         },
         rowCount: returned,
       });

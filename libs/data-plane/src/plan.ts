@@ -3,6 +3,7 @@ import type { AuditAction } from '@broker/audit';
 import type { CompiledAgreement, CompiledGrant, DataWhere, ReadableGrant, Refusal } from '@broker/policy';
 import type { DatasetShapeRecord } from '@broker/registry';
 import type { RootField } from './caller-schema';
+import type { CursorScope } from './cursor';
 
 /** The body of a data-plane request. */
 export interface DataPlaneRequest {
@@ -43,7 +44,10 @@ export interface Plan {
   where: DataWhere | null;
   orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
   first: number;
-  offset: number;
+  /** Where the page starts: the position a cursor held (see cursor.ts), or null for the first page. */
+  after: (string | null)[] | null;
+  /** What this plan's cursors are sealed with and bound to. */
+  cursor: CursorScope;
   /** Aggregates: the released names to group by, in the caller's order. */
   groupBy: string[];
   /** Aggregates: the caller's ROWS grants over the dataset (see docs/disclosure-control.md). */

@@ -191,7 +191,7 @@ describe('rowFilterSql', () => {
       params,
     );
     expect(sql).toBe(
-      '((("r"."s" COLLATE "C" >= $1::text) AND ("r"."s" <> $2::text)) AND ("r"."d" = $3::date) AND' +
+      '((("r"."s" COLLATE "C" >= $1::text) AND ("r"."s" COLLATE "C" <> $2::text)) AND ("r"."d" = $3::date) AND' +
         ' (("r"."i" = ANY($4::integer[])) OR ("r"."t" <> ALL($5::timestamptz[])) OR ("r"."b" = $6::boolean)))',
     );
     expect(params.values).toEqual([
@@ -224,7 +224,7 @@ describe('whereSql', () => {
       key,
     );
     expect(sql).toContain(
-      `(encode(hmac(convert_to("r"."s", 'UTF8'), $1::bytea, 'sha256'), 'hex') = $2::text)`,
+      `(encode(hmac(convert_to("r"."s", 'UTF8'), $1::bytea, 'sha256'), 'hex') COLLATE "C" = $2::text)`,
     );
     expect(sql).toContain(`(CASE WHEN encode(hmac(convert_to((CASE WHEN extract(year from "r"."d")`);
     expect(sql).toContain('IS NOT NULL THEN FALSE END)');
@@ -257,7 +257,7 @@ describe('whereSql', () => {
       KEY,
     );
     expect(sql).toBe(
-      '((("r"."s" COLLATE "C" > $1::text) AND ("r"."s" = ANY($2::text[]))) AND' +
+      '((("r"."s" COLLATE "C" > $1::text) AND ("r"."s" COLLATE "C" = ANY($2::text[]))) AND' +
         ' (CASE WHEN "r"."i" IS NOT NULL THEN TRUE END) AND ("r"."f" <= $3::double precision) AND' +
         ' ("r"."b" = $4::boolean) AND ("r"."d" = $5::date) AND ("r"."t" >= $6::timestamptz) AND FALSE AND TRUE)',
     );
@@ -334,7 +334,7 @@ describe('whereSql', () => {
     const params = new SqlParams();
     expect(
       whereSql({ personKey: { eq: 'pk' } }, linked, dataset, 'r', params, KEY, { personKey: 'p."key"' }),
-    ).toBe('((p."key") = $1::text)');
+    ).toBe('((p."key") COLLATE "C" = $1::text)');
     expect(() => whereSql({ personKey: { eq: 'pk' } }, linked, dataset, 'r', params, KEY)).toThrow(
       policyError('FORBIDDEN'),
     );

@@ -214,15 +214,18 @@ function ordered(expression: string, isText: boolean): string {
 
 const SQL_OPERATORS = { eq: '=', ne: '<>', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
 
-/** Either side of a comparison; `=`/`<>` need no collation (equality is exact in every one). */
+/**
+ * A comparison. Equality is exact in every collation, but PostgreSQL uses an index only in the
+ * collation it was built in: text is compared in "C" for `=` and `<>` too, so that the indexes the
+ * broker builds (all in "C") serve lookups, ranges and orderings alike.
+ */
 function comparison(
   expression: string,
   isText: boolean,
   op: keyof typeof SQL_OPERATORS,
   placeholder: string,
 ): string {
-  const left = op === 'eq' || op === 'ne' || op === 'neq' ? expression : ordered(expression, isText);
-  return `(${left} ${SQL_OPERATORS[op]} ${placeholder})`;
+  return `(${ordered(expression, isText)} ${SQL_OPERATORS[op]} ${placeholder})`;
 }
 
 function rowFilterNodeSql(node: RowFilterNode, tableAlias: string, params: SqlParams): string {
@@ -245,7 +248,8 @@ function rowFilterNodeSql(node: RowFilterNode, tableAlias: string, params: SqlPa
       const type = COLUMN_TYPES[node.field.type];
       const column = columnRef(tableAlias, node.field.name);
       const list = params.add(node.values, `${type}[]`);
-      return node.kind === 'in' ? `(${column} = ANY(${list}))` : `(${column} <> ALL(${list}))`;
+      const left = ordered(column, type === 'text');
+      return node.kind === 'in' ? `(${left} = ANY(${list}))` : `(${left} <> ALL(${list}))`;
     }
   }
 }
@@ -314,8 +318,10 @@ function whereNodeSql(node: WhereNode, c: WhereContext): string {
       if (node.values.length === 0) {
         return `(CASE WHEN ${expression} IS NOT NULL THEN ${node.kind === 'in' ? 'FALSE' : 'TRUE'} END)`;
       }
-      const list = c.params.add(node.values, `${pgTypeOfReleased(node.target.type)}[]`);
-      return node.kind === 'in' ? `(${expression} = ANY(${list}))` : `(${expression} <> ALL(${list}))`;
+      const type = pgTypeOfReleased(node.target.type);
+      const list = c.params.add(node.values, `${type}[]`);
+      const left = ordered(expression, type === 'text');
+      return node.kind === 'in' ? `(${left} = ANY(${list}))` : `(${left} <> ALL(${list}))`;
     }
   }
 }

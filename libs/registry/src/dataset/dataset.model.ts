@@ -52,6 +52,12 @@ export class RegisterDatasetInput {
   /** The provider's own person id, used for consent. */
   @Field(() => String, { nullable: true }) subjectField?: string | null;
   @Field(() => [FieldInput]) fields!: FieldInput[];
+  /**
+   * Indexes to build besides those the broker builds itself (the key, the default page order, what
+   * agreements' row filters use): each a list of 1 to 4 field names, for orderings and filters that
+   * analysts use often. Additive to the contract.
+   */
+  @Field(() => [[String]], { nullable: true }) indexes?: string[][] | null;
 }
 
 @ObjectType('RowError')

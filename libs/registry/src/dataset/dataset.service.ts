@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
+import { baseRecordIndexes, indexProblems, recordIndexSql } from './record-indexes';
 
 /** A dataset as ingestion needs it: the record table's columns in order. */
 export interface WritableDataset {
@@ -100,6 +101,17 @@ export class DatasetService {
       );
     }
     const definition = result.definition;
+    const declared = input.indexes ?? [];
+    const problems = indexProblems(definition.fields, declared);
+    if (problems.length) {
+      throw new BrokerError(
+        ErrorCode.BAD_USER_INPUT,
+        `The dataset definition is invalid: ${problems.join('; ')}`,
+        {
+          reason: 'INVALID_DATASET_DEFINITION',
+        },
+      );
+    }
     try {
       const id = await this.dataSource.transaction(async (manager) => {
         const clash = await manager.findOne(DatasetEntity, {
@@ -129,6 +141,10 @@ export class DatasetService {
           definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
         );
         await manager.query(createRecordTableSql(definition));
+        // The table is empty: its indexes cost nothing to build now.
+        for (const fields of [...baseRecordIndexes(definition), ...declared]) {
+          await manager.query(recordIndexSql(definition, fields));
+        }
         await this.audit.append(
           {
             ...auditActor(ctx),
@@ -145,6 +161,22 @@ export class DatasetService {
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`A dataset with slug ${definition.slug} exists already`);
       throw error;
+    }
+  }
+
+  /**
+   * Builds indexes of a dataset's record table that do not exist yet (each a list of field names; see
+   * recordIndexSql), without blocking ingestion or queries: what an agreement coming into force
+   * needs (its row filter's fields), or what a steward declared. Not inside a transaction.
+   */
+  async ensureIndexes(datasetId: string, indexes: readonly (readonly string[])[]): Promise<void> {
+    if (!indexes.length) return;
+    const [shape] = (await this.shapes([datasetId])).values();
+    if (!shape) return;
+    const known = new Set(shape.fields.map((f) => f.name));
+    for (const fields of indexes) {
+      if (!fields.length || !fields.every((name) => known.has(name))) continue;
+      await this.dataSource.query(recordIndexSql(shape, fields, true));
     }
   }
 

@@ -5,6 +5,8 @@ import { Consent1763942400000 } from './1763942400000-consent';
 import { Releases1764028800000 } from './1764028800000-releases';
 import { Linkage1764115200000 } from './1764115200000-linkage';
 
+import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
+
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
   Foundation1763769600000,
@@ -13,4 +15,6 @@ export const MIGRATIONS = [
   Consent1763942400000,
   Releases1764028800000,
   Linkage1764115200000,
+
+  KeysetCursors1764712000000,
 ];
