@@ -233,7 +233,15 @@ describe('whereSql', () => {
 
     const generalized = new SqlParams();
     expect(whereSql({ d_year: { gte: 1990, lt: 2000 } }, GENERALIZE, dataset, 'r', generalized, KEY)).toBe(
-      `(((CASE WHEN isfinite("r"."d") THEN extract(year from "r"."d")::int END) >= $1::integer) AND ((CASE WHEN isfinite("r"."d") THEN extract(year from "r"."d")::int END) < $2::integer))`,
+      `((((CASE WHEN isfinite("r"."d") THEN extract(year from "r"."d")::int END) >= $1::integer) AND ((CASE WHEN isfinite("r"."d") THEN extract(year from "r"."d")::int END) < $2::integer))` +
+        ` AND ("r"."d" >= $3::date) AND ("r"."d" < $4::date))`,
+    );
+    // The implied bounds on the raw column (for its index) are the years' first days.
+    expect(generalized.values).toEqual([1990, 2000, '1990-01-01', '2000-01-01']);
+    // Under `or` and `not` nothing is added: a bound there could change the answer.
+    const none = new SqlParams();
+    expect(whereSql({ not: { d_year: { eq: 1990 } } }, GENERALIZE, dataset, 'r', none, KEY)).not.toContain(
+      '::date',
     );
   });
 

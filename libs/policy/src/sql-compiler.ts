@@ -342,7 +342,91 @@ export function whereSql(
 ): string {
   if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
   const node = parseDataWhere(where, grant, options);
-  return whereNodeSql(node, { dataset, tableAlias, params, hmacKeyParam, options });
+  const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  const condition = whereNodeSql(node, context);
+  const bounds = impliedBounds(node, context);
+  return bounds.length ? `(${condition} AND ${bounds.join(' AND ')})` : condition;
+}
+
+/**
+ * Conditions on raw columns that a filter on a GENERALIZE name implies (a year is a range of dates,
+ * a band a range of integers, a prefix a range of strings): added beside the filter, never instead
+ * of it, so that an index on the raw column finds the rows. Only for conditions every matching row
+ * must meet (the top-level `and`s: under `or` or `not` an added bound could change the answer), and
+ * each is implied by the released comparison, so the answer is the same with or without it. HASH
+ * has none: a keyed hash orders nothing, and its key never enters an index.
+ */
+function impliedBounds(node: WhereNode, c: WhereContext): string[] {
+  if (node.kind === 'and') return node.children.flatMap((child) => impliedBounds(child, c));
+  if (node.kind !== 'compare') return [];
+  const released = node.target.released;
+  if (!released || released.transform !== FieldTransform.GENERALIZE) return [];
+  const field = sourceField(released, c.dataset);
+  const column = columnRef(c.tableAlias, field.name);
+  const { op, value } = node;
+  const type = field.type as FieldTypeName;
+  if (type === 'DATE' || type === 'DATETIME') {
+    const y = Number(value);
+    if (!Number.isInteger(y) || y < 1 || y > 9998) return [];
+    const start = (year: number) =>
+      type === 'DATE'
+        ? c.params.add(`${String(year).padStart(4, '0')}-01-01`, 'date')
+        : c.params.add(`${String(year).padStart(4, '0')}-01-01T00:00:00Z`, 'timestamptz');
+    switch (op) {
+      case 'eq':
+        return [`(${column} >= ${start(y)})`, `(${column} < ${start(y + 1)})`];
+      case 'gt':
+        return [`(${column} >= ${start(y + 1)})`];
+      case 'gte':
+        return [`(${column} >= ${start(y)})`];
+      case 'lt':
+        return [`(${column} < ${start(y)})`];
+      case 'lte':
+        return [`(${column} < ${start(y + 1)})`];
+      case 'neq':
+        return [];
+    }
+  }
+  if (type === 'INTEGER') {
+    // band(v) <= v <= band(v) + 4, and bands are multiples of 5.
+    const b = Number(value);
+    if (!Number.isInteger(b)) return [];
+    const at = (n: number) => c.params.add(n, 'bigint');
+    switch (op) {
+      case 'eq':
+        return [`(${column} >= ${at(b)})`, `(${column} <= ${at(b + 4)})`];
+      case 'gt':
+        return [`(${column} > ${at(b)})`];
+      case 'gte':
+        return [`(${column} >= ${at(b)})`];
+      case 'lt':
+        return [`(${column} <= ${at(b + 3)})`];
+      case 'lte':
+        return [`(${column} <= ${at(b + 4)})`];
+      case 'neq':
+        return [];
+    }
+  }
+  if (type === 'STRING' && typeof value === 'string') {
+    // left(s, 3) is a prefix of s: s starts with an equal prefix, and compares as it does.
+    const sorted = `${column} COLLATE "C"`;
+    switch (op) {
+      case 'eq':
+        return [...value].length === 3
+          ? [`(${sorted} ^@ ${c.params.add(value, 'text')})`]
+          : [`(${sorted} = ${c.params.add(value, 'text')})`];
+      case 'gt':
+        return [`(${sorted} > ${c.params.add(value, 'text')})`];
+      case 'gte':
+        return [`(${sorted} >= ${c.params.add(value, 'text')})`];
+      case 'lt':
+        return [`(${sorted} < ${c.params.add(value, 'text')})`];
+      case 'lte':
+      case 'neq':
+        return [];
+    }
+  }
+  return [];
 }
 
 /**
