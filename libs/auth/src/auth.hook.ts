@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuthService } from './auth.service';
 
 const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\//];
+// Exports of the data plane (POST /data/export), signed in like /data/graphql.
+PROTECTED.push(/^\/data\/export(\/|\?|$)/);
 
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()

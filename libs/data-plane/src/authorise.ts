@@ -136,6 +136,7 @@ export function authorise(
       where: args.where ?? null,
       orderBy,
       first: aggregate ? 0 : (args.first ?? 100),
+      limit: aggregate || !request.firstGiven ? null : (args.first ?? null),
       after,
       cursor,
       groupBy,

@@ -19,6 +19,7 @@ import {
 } from 'graphql';
 import type { Logger } from 'pino';
 import type { PoolClient, QueryResult } from 'pg';
+import { Readable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
@@ -37,6 +38,7 @@ import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import { authorise, precheck } from './authorise';
 import { sealCursor } from './cursor';
 import { pageSql } from './page-sql';
+import { EXPORT_CURSOR, type ExportFormat, exportSql } from './export-sql';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache, type Splice, analyse, freezeDeep } from './request-analysis';
@@ -45,6 +47,7 @@ import {
   classify,
   failureResponse,
   invalidResponse,
+  orderRefusals,
   refusalResponse,
   spliceResponse,
 } from './response';
@@ -63,6 +66,14 @@ export type Decision =
       /** How to write the response around PostgreSQL's JSON, or null for graphql-js to write it. */
       splice: Splice | null;
     };
+
+/** What an export answers: a JSON refusal or failure, or its rows as a stream. */
+export type ExportResponse =
+  | { kind: 'json'; response: DataPlaneResponse }
+  | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
+
+/** Rows fetched from an export's cursor per round trip: about a megabyte of lines, whatever the total. */
+const EXPORT_BATCH = 5_000;
 
 /** What an aggregate's statement returned, protected. */
 interface AggregateAnswer {
@@ -167,6 +178,102 @@ export class DataPlaneService {
       await end(client, 'ROLLBACK');
       loaded = await this.policies.reload(agencyId, now);
     }
+  }
+
+  /**
+   * An export (`POST /data/export`): every row that the request's one row root field selects, under
+   * the same decision as a page. In the request's snapshot, the rows are counted (and their ids kept
+   * for the release record), the EXPORT event with the total is committed to the audit log, and only
+   * then is the first byte streamed, from a cursor in the same snapshot, a batch at a time. A
+   * refusal is the JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
+   */
+  async export(
+    ctx: RequestContext,
+    request: DataPlaneRequest,
+    format: ExportFormat,
+  ): Promise<ExportResponse> {
+    const refuse = async (refusals: DataPlaneRefusal[]): Promise<ExportResponse> => ({
+      kind: 'json',
+      response: await this.refused(ctx, refusals, exportStatus(refusals), AuditAction.EXPORT),
+    });
+    const invalid = (message: string): ExportResponse => ({
+      kind: 'json',
+      response: invalidResponse(message),
+    });
+    const early = precheck(ctx.principal, request);
+    if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
+    const agencyId = ctx.principal.agencyId!;
+    const { client, policy } = await this.begin(agencyId);
+    let decision: Decision;
+    try {
+      decision = this.decide(policy, request);
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      throw error;
+    }
+    if (decision.kind !== 'run') {
+      await end(client, 'ROLLBACK');
+      return decision.kind === 'invalid' ? invalid(decision.message) : refuse(decision.refusals);
+    }
+    const [plan, ...more] = decision.plans;
+    if (!plan || more.length || plan.kind !== 'ROWS') {
+      await end(client, 'ROLLBACK');
+      return invalid('An export takes an operation with exactly one row root field');
+    }
+    let statements: ReturnType<typeof exportSql>;
+    let counted: { n: number; rids?: string };
+    try {
+      statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
+      counted = (
+        await client.query<{ n: number; rids?: string }>(statements.count.text, statements.count.values)
+      ).rows[0];
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      if (error instanceof PolicyError) return refuse([refusalOf(error)]);
+      throw error;
+    }
+    const event: DataPlaneEvent = {
+      actorUserId: ctx.principal.userId,
+      actorAgencyId: agencyId,
+      action: AuditAction.EXPORT,
+      decision: 'ALLOW',
+      purpose: plan.purpose,
+      datasetId: plan.shape.id,
+      agreementId: plan.agreement.id,
+      agreementVersion: plan.agreement.version,
+      fields: plan.fields,
+      rowCount: counted.n,
+    };
+    if (counted.rids && counted.n > 0) {
+      event.release = { datasetId: plan.shape.id, rids: counted.rids };
+      event.details = { releaseDigest: releaseDigest(counted.rids) };
+    }
+    try {
+      await this.auditLog.append([event]);
+      // The snapshot stays open: the rows streamed are the rows counted and recorded.
+      await client.query(
+        `DECLARE ${EXPORT_CURSOR} NO SCROLL CURSOR FOR ${statements.rows.text}`,
+        statements.rows.values,
+      );
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
+      return {
+        kind: 'json',
+        response: failureResponse('The export could not be started, so nothing was released', 503),
+      };
+    }
+    return {
+      kind: 'stream',
+      contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      rowCount: counted.n,
+      stream: exportStream(client, statements.header, (error) =>
+        this.logger.error(
+          { err: error, requestId: ctx.requestId },
+          'export failed midway: the stream was cut',
+        ),
+      ),
+    };
   }
 
   /**
@@ -369,6 +476,7 @@ export class DataPlaneService {
     ctx: RequestContext,
     refusals: DataPlaneRefusal[],
     status = 200,
+    action?: AuditAction,
   ): Promise<DataPlaneResponse> {
     try {
       await this.auditLog.append(
@@ -379,7 +487,7 @@ export class DataPlaneService {
           reason: r.reason,
           details: { message: r.message.slice(0, 500) },
           ...r.audit,
-          action: r.audit?.action ?? AuditAction.QUERY,
+          action: action ?? r.audit?.action ?? AuditAction.QUERY,
         })),
       );
     } catch (error) {
@@ -408,4 +516,71 @@ function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> 
 /** The digest of a release's record list, as its audit event stores it. */
 export function releaseDigest(rids: string): string {
   return createHash('sha256').update(rids).digest('hex');
+}
+
+/** The status of an export's refusal: that of its first refusal's code, always a 4xx. */
+function exportStatus(refusals: DataPlaneRefusal[]): number {
+  const code = orderRefusals(refusals)[0]?.code;
+  return code === 'FORBIDDEN' ? 403 : code === 'NOT_FOUND' ? 404 : 400;
+}
+
+/**
+ * The rows of an export's cursor as a byte stream, a batch per round trip, fetched only as fast as
+ * the client reads (memory stays bounded). It ends after the last row and COMMIT; a failure midway
+ * destroys it, so the HTTP response ends without its final chunk and the client sees the failure.
+ */
+function exportStream(
+  client: PoolClient,
+  header: string | null,
+  onFailure: (error: Error) => void,
+): Readable {
+  let released = false;
+  let busy = false;
+  const release = (error?: Error) => {
+    if (released) return;
+    released = true;
+    // A failed or abandoned export's connection is destroyed: its transaction dies with it.
+    client.release(error ?? true);
+  };
+  return new Readable({
+    highWaterMark: 1 << 20,
+    read() {
+      if (busy || released) return;
+      busy = true;
+      const first = header;
+      header = null;
+      client
+        .query<{ line: string }>(`FETCH ${EXPORT_BATCH} FROM ${EXPORT_CURSOR}`)
+        .then(
+          async ({ rows }) => {
+            busy = false;
+            let chunk = first === null ? '' : `${first}\n`;
+            for (const row of rows) chunk += `${row.line}\n`;
+            if (rows.length < EXPORT_BATCH) {
+              await client.query(`CLOSE ${EXPORT_CURSOR}; COMMIT`);
+              released = true;
+              client.release();
+              if (chunk) this.push(chunk);
+              this.push(null);
+              return;
+            }
+            this.push(chunk);
+          },
+          (error: Error) => {
+            onFailure(error);
+            release(error);
+            this.destroy(error);
+          },
+        )
+        .catch((error: Error) => {
+          onFailure(error);
+          release(error);
+          this.destroy(error);
+        });
+    },
+    destroy(error, callback) {
+      release(error ?? undefined);
+      callback(error);
+    },
+  });
 }

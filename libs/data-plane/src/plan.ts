@@ -44,6 +44,8 @@ export interface Plan {
   where: DataWhere | null;
   orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
   first: number;
+  /** `first` as the caller gave it, or null: an export is capped only when it was given. */
+  limit: number | null;
   /** Where the page starts: the position a cursor held (see cursor.ts), or null for the first page. */
   after: (string | null)[] | null;
   /** What this plan's cursors are sealed with and bound to. */
