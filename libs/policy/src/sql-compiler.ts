@@ -343,9 +343,55 @@ export function whereSql(
   if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
   const node = parseDataWhere(where, grant, options);
   const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  // At the top level (where only "true" selects a row), a year comparison is exactly a range of the
+  // raw column: written as that range, the planner estimates it from the column's statistics and an
+  // index on the column serves it, where the year's expression would be a guess.
+  const conjuncts = node.kind === 'and' ? node.children : [node];
+  if (conjuncts.some((child) => exactRange(child, context, true) !== null)) {
+    const parts = conjuncts.map((child) => exactRange(child, context) ?? whereNodeSql(child, context));
+    const bounds = conjuncts.flatMap((child) =>
+      exactRange(child, context, true) !== null ? [] : impliedBounds(child, context),
+    );
+    return `(${[...parts, ...bounds].join(' AND ')})`;
+  }
   const condition = whereNodeSql(node, context);
   const bounds = impliedBounds(node, context);
   return bounds.length ? `(${condition} AND ${bounds.join(' AND ')})` : condition;
+}
+
+/**
+ * A comparison of a DATE or DATETIME year (GENERALIZE) as the exactly equivalent condition on the raw
+ * column, for a top-level conjunct (true for the same rows: finite values in the range; the year of
+ * an infinite value is null and matches nothing), or null where there is none. `probe` adds nothing.
+ */
+function exactRange(node: WhereNode, c: WhereContext, probe = false): string | null {
+  if (node.kind !== 'compare' || node.op === 'neq') return null;
+  const released = node.target.released;
+  if (!released || released.transform !== FieldTransform.GENERALIZE) return null;
+  const field = sourceField(released, c.dataset);
+  const type = field.type as FieldTypeName;
+  if (type !== 'DATE' && type !== 'DATETIME') return null;
+  const y = Number(node.value);
+  if (!Number.isInteger(y) || y < 1 || y > 9998) return null;
+  if (probe) return '';
+  const column = columnRef(c.tableAlias, field.name);
+  const start = (year: number) =>
+    type === 'DATE'
+      ? c.params.add(`${String(year).padStart(4, '0')}-01-01`, 'date')
+      : c.params.add(`${String(year).padStart(4, '0')}-01-01T00:00:00Z`, 'timestamptz');
+  const finite = `isfinite(${column})`;
+  switch (node.op) {
+    case 'eq':
+      return `(${column} >= ${start(y)} AND ${column} < ${start(y + 1)})`;
+    case 'gt':
+      return `(${column} >= ${start(y + 1)} AND ${finite})`;
+    case 'gte':
+      return `(${column} >= ${start(y)} AND ${finite})`;
+    case 'lt':
+      return `(${column} < ${start(y)} AND ${finite})`;
+    case 'lte':
+      return `(${column} < ${start(y + 1)} AND ${finite})`;
+  }
 }
 
 /**
