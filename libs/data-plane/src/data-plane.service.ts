@@ -539,10 +539,19 @@ function exportStream(
   const release = (error?: Error) => {
     if (released) return;
     released = true;
+    client.off('error', onConnectionError);
     // A failed or abandoned export's connection is destroyed: its transaction dies with it.
     client.release(error ?? true);
   };
-  return new Readable({
+  // The connection can fail while it waits for the client to read (no query in flight): pg then emits
+  // 'error' on it, which must cut the stream, never go unhandled.
+  const onConnectionError = (error: Error) => {
+    onFailure(error);
+    release(error);
+    stream.destroy(error);
+  };
+  client.on('error', onConnectionError);
+  const stream: Readable = new Readable({
     highWaterMark: 1 << 20,
     read() {
       if (busy || released) return;
@@ -559,6 +568,7 @@ function exportStream(
             if (rows.length < EXPORT_BATCH) {
               await client.query(`CLOSE ${EXPORT_CURSOR}; COMMIT`);
               released = true;
+              client.off('error', onConnectionError);
               client.release();
               if (chunk) this.push(chunk);
               this.push(null);
@@ -583,4 +593,5 @@ function exportStream(
       callback(error);
     },
   });
+  return stream;
 }
