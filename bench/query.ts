@@ -60,6 +60,7 @@ import {
   waitForBroker,
   withClient,
 } from './bench-support';
+import { MATRIX_ROWS, runMatrix } from './query-matrix';
 
 const ROWS = Number(process.env.BENCH_QUERY_ROWS ?? 100_000);
 // (a): requests per side, after a warm-up of a tenth as many.
@@ -70,7 +71,7 @@ const CONNECTIONS = 8;
 // (c): timed iterations per round, three rounds, after a warm-up.
 const ITERATIONS = Number(process.env.BENCH_QUERY_ITERATIONS ?? 20_000);
 // Which parts to run, e.g. BENCH_QUERY_PARTS=a to profile (a) alone; the others print NaN.
-const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abcorgl';
+const PARTS = process.env.BENCH_QUERY_PARTS ?? 'abcorglm';
 // (g): rows of the aggregate's dataset, and requests per side.
 const AGG_ROWS = Number(process.env.BENCH_AGG_ROWS ?? 1_000_000);
 const AGG_SAMPLES = Number(process.env.BENCH_AGG_SAMPLES ?? 30);
@@ -330,6 +331,47 @@ async function main() {
           `largest count ${l.largest} via the broker, ${l.largestRaw} by hand)`,
       ];
     }
+    // (m): the shapes of an analyst's queries against the SQL a DBA would write (bench/query-matrix.ts).
+    let matrix: string[] = ['not run'];
+    if (PARTS.includes('m')) {
+      console.log(`(m) query matrix on ${MATRIX_ROWS.toLocaleString('en-US')} rows; load ${load()}`);
+      matrix = await runMatrix({
+        database: BROKER_DB,
+        brokerPort,
+        brokerPid: broker.pid!,
+        operator: token,
+        purpose: PURPOSE,
+        ...setup,
+        fields: FIELDS,
+        csv: generateCsv,
+        inProcess: () =>
+          createBroker(
+            loadConfig({
+              DATABASE_URL: databaseUrl(BROKER_DB),
+              BROKER_BOOTSTRAP_TOKEN: token,
+              LOG_LEVEL: 'silent',
+              QUEUE_PREFIX: 'bench',
+            }),
+            createLogger('silent'),
+          ),
+        startBaseline: async (statements) => {
+          const port = await freePort();
+          const child = await startBaseline(port, statements);
+          return {
+            port,
+            pid: child.pid!,
+            stop: async () => {
+              child.disconnect();
+              await stopChild(child);
+            },
+          };
+        },
+        latencies,
+        cannon,
+        send,
+        load,
+      });
+    }
 
     const ratioA = a.broker.p50 / a.baseline.p50;
     const ratioB = b.broker.rate / b.baseline.rate;
@@ -369,6 +411,8 @@ async function main() {
     for (const line of aggregates) console.log(`    ${line}`);
     console.log('(l) linked count:');
     for (const line of linkedLines) console.log(`    ${line}`);
+    console.log('(m) query matrix:');
+    for (const line of matrix) console.log(`    ${line}`);
     console.log('');
     console.log(`ratio (a) p50 broker/baseline: ${ratioA.toFixed(2)}`);
     console.log(`ratio (b) throughput broker/baseline: ${ratioB.toFixed(2)}`);

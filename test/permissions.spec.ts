@@ -115,6 +115,8 @@ describe('permissions: every operation declares who may call it', () => {
       'POST /api/datasets/:id/records': ['STEWARD'],
       // Everyone may ask; the data plane itself answers only analysts, in GraphQL's shape.
       'POST /data/graphql': ALL,
+      // The same for exports: the data plane answers only analysts (a refusal is audited as EXPORT).
+      'POST /data/export': ALL,
       // The admin UI's static files; the UI signs in with an API key and calls the APIs above.
       'GET /admin': 'PUBLIC',
       'GET /admin/*': 'PUBLIC',

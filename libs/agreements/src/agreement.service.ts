@@ -17,6 +17,7 @@ import {
   approvalsComplete,
   contentHash,
   oversightRequired,
+  rowFilterFields,
   validateAgreementContent,
 } from '@broker/policy';
 import { DatasetService, OVERSIGHT_KIND, PurposeService, cleanText, isUuid } from '@broker/registry';
@@ -185,6 +186,7 @@ export class AgreementService {
    */
   async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
     const approver = ctx.principal;
+    let cameIntoForce = false;
     await this.dataSource.transaction(async (manager) => {
       const row =
         ctx.principal.role === Role.AUDITOR
@@ -208,6 +210,7 @@ export class AgreementService {
       );
       if (!inserted.length) return; // this side approved already: nothing changes
       const inForce = await this.settle(manager, row, version);
+      cameIntoForce = inForce;
       await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
       await this.audit.append(
         {
@@ -226,6 +229,7 @@ export class AgreementService {
         manager,
       );
     });
+    if (cameIntoForce) await this.buildIndexes(id, version);
     return this.get(ctx, id);
   }
 
@@ -383,6 +387,27 @@ export class AgreementService {
   }
 
   /** The AUDITOR making an oversight decision, for its oversight agency. */
+
+  /**
+   * The record indexes a version in force needs: one per field its row filters read, built after
+   * the approval commits (concurrently: ingestion and queries go on). An index that cannot be built
+   * only makes queries slower: it never refuses an approval that has committed.
+   */
+  private async buildIndexes(id: string, version: number): Promise<void> {
+    const [row] = await this.dataSource.query<{ content: AgreementContent }[]>(
+      `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
+      [id, version],
+    );
+    for (const grant of row?.content.grants ?? []) {
+      const fields = rowFilterFields(grant.rowFilter);
+      await this.datasets
+        .ensureIndexes(
+          grant.datasetId,
+          fields.map((f) => [f]),
+        )
+        .catch(() => undefined);
+    }
+  }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */
   async revoke(ctx: RequestContext, id: string, reason: string): Promise<AgreementView> {

@@ -9,6 +9,8 @@ export enum AuditAction {
   QUERY = 'QUERY',
   /** A data-plane aggregate query. */
   AGGREGATE = 'AGGREGATE',
+  /** A data-plane export (`POST /data/export`): every row a row query selects, streamed. */
+  EXPORT = 'EXPORT',
   AGREEMENT_PROPOSED = 'AGREEMENT_PROPOSED',
   AGREEMENT_AMENDED = 'AGREEMENT_AMENDED',
   AGREEMENT_APPROVED = 'AGREEMENT_APPROVED',

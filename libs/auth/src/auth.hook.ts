@@ -5,6 +5,8 @@ import { AuthService } from './auth.service';
 
 // `/api/register` is the public register (DESIGN §4.4): anyone may read it, signed in or not.
 const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\/(?!register(\?|$))/];
+// Exports of the data plane (POST /data/export), signed in like /data/graphql.
+PROTECTED.push(/^\/data\/export(\/|\?|$)/);
 
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()

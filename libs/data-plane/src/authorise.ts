@@ -20,7 +20,7 @@ import {
 } from '@broker/policy';
 import type { LinkedPlan } from './aggregate';
 import { LINKED_CONDITION_FIELDS } from './caller-schema';
-import { decodeCursor } from './cursor';
+import { cursorBinding, openCursor } from './cursor';
 import type { DataPlaneRefusal, DataPlaneRequest, Plan, RefusalAudit } from './plan';
 import type { CallerPolicy } from './policy-cache.service';
 import type { Analysis } from './request-analysis';
@@ -83,11 +83,6 @@ export function authorise(
     const refuse = (r: DataPlaneRefusal, extra: RefusalAudit = {}) =>
       refusals.push({ ...r, responseKey, audit: { ...audit, ...extra } });
 
-    const offset = args.after == null || aggregate ? 0 : decodeCursor(args.after);
-    if (offset === null) {
-      refuse(refusal('INVALID', 'after is not a cursor this API returned'));
-      continue;
-    }
     const chosen = chooseAgreement(active, root.datasetId, args.purpose, args.agreement);
     if ('refusal' in chosen) {
       refuse(chosen.refusal);
@@ -116,11 +111,11 @@ export function authorise(
     const nested = linkedEntries.some(([, l]) =>
       Object.entries(l).some(([key, value]) => !LINKED_CONDITION_FIELDS.has(key) && value != null),
     );
-    const after = linkedEntries.length === 1 ? (linkedEntries[0][1].after ?? null) : null;
+    const linkedAfter = linkedEntries.length === 1 ? (linkedEntries[0][1].after ?? null) : null;
     const denied =
       checkNames(agreement, shape, args.purpose, root.kind, {
         fields,
-        whereFields: after === null ? whereFields : [...whereFields, after],
+        whereFields: linkedAfter === null ? whereFields : [...whereFields, linkedAfter],
         orderFields: orderBy.map((o) => o.field),
         groupBy,
       }) ??
@@ -147,6 +142,24 @@ export function authorise(
       }
       linked = other.plan;
     }
+    // A cursor opens only for the query that made it: same agreement version, purpose, dataset,
+    // ordering and filter (bound into its seal), else INVALID, as for anything this API did not write.
+    const cursor = {
+      secret: policy.cursorSecret,
+      binding: cursorBinding({
+        agreementId: agreement.id,
+        version: agreement.version,
+        purpose: args.purpose,
+        datasetId: root.datasetId,
+        orderBy,
+        where: args.where ?? null,
+      }),
+    };
+    const after = args.after == null || aggregate ? null : openCursor(cursor, args.after);
+    if (args.after != null && !aggregate && after === null) {
+      refuse(refusal('INVALID', 'after is not a cursor this API returned for this query'), chosenAudit);
+      continue;
+    }
     plans.push({
       kind: root.kind,
       responseKey,
@@ -160,7 +173,9 @@ export function authorise(
       where: args.where ?? null,
       orderBy,
       first: aggregate ? 0 : (args.first ?? 100),
-      offset,
+      limit: aggregate || !request.firstGiven ? null : (args.first ?? null),
+      after,
+      cursor,
       groupBy,
       unit,
       linked,

@@ -1,14 +1,104 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+
 /**
- * Page cursors: opaque to the caller. Today a cursor is the offset of the next row of the same
- * ordering; `after` accepts only what {@link encodeCursor} wrote.
+ * Page cursors are keyset cursors: the position of a page's last row (its ordering values, random
+ * row id and key, as text) sealed with AES-256-GCM under a server secret kept in PostgreSQL
+ * (`data_plane_secret`). Sealed, not only signed: the tie-break's key may be a value the agreement
+ * does not release. The seal's associated data binds a cursor to the query that made it (agreement,
+ * version, purpose, dataset, ordering and filter): a cursor of another query, agreement or purpose,
+ * or one changed by a single bit, does not open.
  */
-export function encodeCursor(offset: number): string {
-  return Buffer.from(`o:${offset}`).toString('base64url');
+export interface CursorScope {
+  /** The secret (32 bytes) every broker instance reads from PostgreSQL. */
+  secret: Buffer;
+  /** What the cursor is bound to (see {@link cursorBinding}). */
+  binding: string;
 }
 
-/** The offset a cursor stands for, or null for anything this API did not write. */
-export function decodeCursor(cursor: unknown): number | null {
-  if (typeof cursor !== 'string' || cursor.length > 64) return null;
-  const match = /^o:(\d{1,12})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return match ? Number(match[1]) : null;
+/** Longer cursors are refused before any work: no position of an honest ordering comes near. */
+const MAX_CURSOR_LENGTH = 65_536;
+const IV = 12;
+const TAG = 16;
+
+const keys = new WeakMap<Buffer, Buffer>();
+function cursorKey(secret: Buffer): Buffer {
+  let key = keys.get(secret);
+  if (!key) {
+    key = createHmac('sha256', secret).update('data-plane page cursor v1').digest();
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+/** What a cursor is bound to: the query's identity, with its filter as a digest. */
+export function cursorBinding(parts: {
+  agreementId: string;
+  version: number;
+  purpose: string;
+  datasetId: string;
+  orderBy: readonly { field: string; direction: string }[];
+  where: unknown;
+}): string {
+  const where = createHash('sha256')
+    .update(stableJson(parts.where ?? null))
+    .digest('base64url');
+  return JSON.stringify([
+    parts.agreementId,
+    parts.version,
+    parts.purpose,
+    parts.datasetId,
+    parts.orderBy.map((o) => [o.field, o.direction]),
+    where,
+  ]);
+}
+
+/** A cursor for a position (values as the page statement wrote them). */
+export function sealCursor(scope: CursorScope, values: readonly (string | null)[]): string {
+  const key = cursorKey(scope.secret);
+  const plain = JSON.stringify(values);
+  // A synthetic IV (an HMAC of what is sealed): the same position of the same query always gives the
+  // same cursor, so answers stay deterministic; two different messages never share an IV.
+  const iv = createHmac('sha256', key)
+    .update(scope.binding)
+    .update('\u0000')
+    .update(plain)
+    .digest()
+    .subarray(0, IV);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(scope.binding, 'utf8'));
+  const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+/** The position a cursor holds, or null for anything not sealed here for this very query. */
+export function openCursor(scope: CursorScope, cursor: unknown): (string | null)[] | null {
+  if (typeof cursor !== 'string' || cursor.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+    return null;
+  }
+  const raw = Buffer.from(cursor, 'base64url');
+  if (raw.length <= IV + TAG) return null;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', cursorKey(scope.secret), raw.subarray(0, IV));
+    decipher.setAAD(Buffer.from(scope.binding, 'utf8'));
+    decipher.setAuthTag(raw.subarray(IV, IV + TAG));
+    const text = Buffer.concat([decipher.update(raw.subarray(IV + TAG)), decipher.final()]).toString('utf8');
+    const values = JSON.parse(text) as unknown;
+    if (!Array.isArray(values) || !values.every((v) => v === null || typeof v === 'string')) return null;
+    return values as (string | null)[];
+  } catch {
+    return null;
+  }
+}
+
+/** JSON with object members sorted, so that equal filters give equal text. */
+function stableJson(value: unknown): string {
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
 }

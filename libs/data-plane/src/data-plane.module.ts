@@ -1,16 +1,17 @@
 import { Module } from '@nestjs/common';
 import { AgreementsModule } from '@broker/agreements';
 import { RegistryModule } from '@broker/registry';
+import { DataExportController } from './data-export.controller';
 import { DataPlaneController } from './data-plane.controller';
 import { DataPlaneService } from './data-plane.service';
 import { PolicyCache } from './policy-cache.service';
 import { SubjectAccessResolver } from './subject-access.resolver';
 import { SubjectAccessService } from './subject-access.service';
 
-/** The policy-mediated data plane at `/data/graphql`. */
+/** The policy-mediated data plane at `/data/graphql`, and its exports at `/data/export`. */
 @Module({
   imports: [RegistryModule, AgreementsModule],
-  controllers: [DataPlaneController],
+  controllers: [DataPlaneController, DataExportController],
   providers: [DataPlaneService, PolicyCache, SubjectAccessService, SubjectAccessResolver],
 })
 export class DataPlaneModule {}

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
+import { Readable } from 'node:stream';
 import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
@@ -23,12 +24,20 @@ import { aggregateSql } from './aggregate';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
-import { encodeCursor } from './cursor';
+import { sealCursor } from './cursor';
+import { EXPORT_CURSOR, type ExportFormat, exportSql } from './export-sql';
 import { pageSql } from './page-sql';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
-import { type PageResult, failureResponse, refusalResponse, spliceResponse } from './response';
+import {
+  type PageResult,
+  failureResponse,
+  invalidResponse,
+  orderRefusals,
+  refusalResponse,
+  spliceResponse,
+} from './response';
 
 /** What an aggregate's statement returned, protected. */
 interface AggregateAnswer {
@@ -45,6 +54,14 @@ export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan
 export { pageSql } from './page-sql';
 export { precheck } from './authorise';
 export { type Decision } from './decide';
+
+/** What an export answers: a JSON refusal or failure, or its rows as a stream. */
+export type ExportResponse =
+  | { kind: 'json'; response: DataPlaneResponse }
+  | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
+
+/** Rows fetched from an export's cursor per round trip: about a megabyte of lines, whatever the total. */
+const EXPORT_BATCH = 5_000;
 
 /**
  * The data plane: answers a GraphQL request only within what the caller's active agreements grant
@@ -123,6 +140,102 @@ export class DataPlaneService {
       await end(client, 'ROLLBACK');
       loaded = await this.policies.reload(agencyId, now);
     }
+  }
+
+  /**
+   * An export (`POST /data/export`): every row that the request's one row root field selects, under
+   * the same decision as a page. In the request's snapshot, the rows are counted (and their ids kept
+   * for the release record), the EXPORT event with the total is committed to the audit log, and only
+   * then is the first byte streamed, from a cursor in the same snapshot, a batch at a time. A
+   * refusal is the JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
+   */
+  async export(
+    ctx: RequestContext,
+    request: DataPlaneRequest,
+    format: ExportFormat,
+  ): Promise<ExportResponse> {
+    const refuse = async (refusals: DataPlaneRefusal[]): Promise<ExportResponse> => ({
+      kind: 'json',
+      response: await this.refused(ctx, refusals, exportStatus(refusals), AuditAction.EXPORT),
+    });
+    const invalid = (message: string): ExportResponse => ({
+      kind: 'json',
+      response: invalidResponse(message),
+    });
+    const early = precheck(ctx.principal, request);
+    if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
+    const agencyId = ctx.principal.agencyId!;
+    const { client, policy } = await this.begin(agencyId);
+    let decision: Decision;
+    try {
+      decision = this.decide(policy, request);
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      throw error;
+    }
+    if (decision.kind !== 'run') {
+      await end(client, 'ROLLBACK');
+      return decision.kind === 'invalid' ? invalid(decision.message) : refuse(decision.refusals);
+    }
+    const [plan, ...more] = decision.plans;
+    if (!plan || more.length || plan.kind !== 'ROWS') {
+      await end(client, 'ROLLBACK');
+      return invalid('An export takes an operation with exactly one row root field');
+    }
+    let statements: ReturnType<typeof exportSql>;
+    let counted: { n: number; rids?: string };
+    try {
+      statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
+      counted = (
+        await client.query<{ n: number; rids?: string }>(statements.count.text, statements.count.values)
+      ).rows[0];
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      if (error instanceof PolicyError) return refuse([refusalOf(error)]);
+      throw error;
+    }
+    const event: DataPlaneEvent = {
+      actorUserId: ctx.principal.userId,
+      actorAgencyId: agencyId,
+      action: AuditAction.EXPORT,
+      decision: 'ALLOW',
+      purpose: plan.purpose,
+      datasetId: plan.shape.id,
+      agreementId: plan.agreement.id,
+      agreementVersion: plan.agreement.version,
+      fields: plan.fields,
+      rowCount: counted.n,
+    };
+    if (counted.rids && counted.n > 0) {
+      event.release = { datasetId: plan.shape.id, rids: counted.rids };
+      event.details = { releaseDigest: releaseDigest(counted.rids) };
+    }
+    try {
+      await this.auditLog.append([event]);
+      // The snapshot stays open: the rows streamed are the rows counted and recorded.
+      await client.query(
+        `DECLARE ${EXPORT_CURSOR} NO SCROLL CURSOR FOR ${statements.rows.text}`,
+        statements.rows.values,
+      );
+    } catch (error) {
+      await end(client, 'ROLLBACK');
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
+      return {
+        kind: 'json',
+        response: failureResponse('The export could not be started, so nothing was released', 503),
+      };
+    }
+    return {
+      kind: 'stream',
+      contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      rowCount: counted.n,
+      stream: exportStream(client, statements.header, (error) =>
+        this.logger.error(
+          { err: error, requestId: ctx.requestId },
+          'export failed midway: the stream was cut',
+        ),
+      ),
+    };
   }
 
   /**
@@ -271,8 +384,9 @@ export class DataPlaneService {
         nodes: string;
         unrepresentable: boolean;
         rids?: string;
+        position: string | null;
       }>(text, values);
-      const { n, nodes, unrepresentable, rids } = rows[0];
+      const { n, nodes, unrepresentable, rids, position } = rows[0];
       const returned = Math.min(n, plan.first);
       results.set(plan.responseKey, {
         kind: 'ROWS',
@@ -281,7 +395,8 @@ export class DataPlaneService {
         unrepresentable,
         pageInfo: {
           hasNextPage: n > plan.first,
-          endCursor: returned ? encodeCursor(plan.offset + returned) : null,
+          endCursor:
+            returned && position ? sealCursor(plan.cursor, JSON.parse(position) as (string | null)[]) : null,
         },
         rowCount: returned,
       });
@@ -345,6 +460,7 @@ export class DataPlaneService {
     ctx: RequestContext,
     refusals: DataPlaneRefusal[],
     status = 200,
+    action?: AuditAction,
   ): Promise<DataPlaneResponse> {
     // Limits merge per caller and minute, so a flood of refused requests is no flood of appends.
     const limits = refusals.filter((r) => r.reason === 'LIMIT');
@@ -355,7 +471,7 @@ export class DataPlaneService {
           ctx.principal,
           '/data/graphql',
           limits.map((r) => ({ code: r.code, reason: r.reason, message: r.message })),
-          { operations: [], ids: [], action: AuditAction.QUERY },
+          { operations: [], ids: [], action: action ?? AuditAction.QUERY },
         );
       }
       if (!others.length) return refusalResponse(refusals, status);
@@ -367,7 +483,7 @@ export class DataPlaneService {
           reason: r.reason,
           details: { message: r.message.slice(0, 500) },
           ...r.audit,
-          action: r.audit?.action ?? AuditAction.QUERY,
+          action: action ?? r.audit?.action ?? AuditAction.QUERY,
         })),
       );
     } catch (error) {
@@ -396,4 +512,82 @@ function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> 
 /** The digest of a release's record list, as its audit event stores it. */
 export function releaseDigest(rids: string): string {
   return createHash('sha256').update(rids).digest('hex');
+}
+
+/** The status of an export's refusal: that of its first refusal's code, always a 4xx. */
+function exportStatus(refusals: DataPlaneRefusal[]): number {
+  const code = orderRefusals(refusals)[0]?.code;
+  return code === 'FORBIDDEN' ? 403 : code === 'NOT_FOUND' ? 404 : 400;
+}
+
+/**
+ * The rows of an export's cursor as a byte stream, a batch per round trip, fetched only as fast as
+ * the client reads (memory stays bounded). It ends after the last row and COMMIT; a failure midway
+ * destroys it, so the HTTP response ends without its final chunk and the client sees the failure.
+ */
+function exportStream(
+  client: PoolClient,
+  header: string | null,
+  onFailure: (error: Error) => void,
+): Readable {
+  let released = false;
+  let busy = false;
+  const release = (error?: Error) => {
+    if (released) return;
+    released = true;
+    client.off('error', onConnectionError);
+    // A failed or abandoned export's connection is destroyed: its transaction dies with it.
+    client.release(error ?? true);
+  };
+  // The connection can fail while it waits for the client to read (no query in flight): pg then emits
+  // 'error' on it, which must cut the stream, never go unhandled.
+  const onConnectionError = (error: Error) => {
+    onFailure(error);
+    release(error);
+    stream.destroy(error);
+  };
+  client.on('error', onConnectionError);
+  const stream: Readable = new Readable({
+    highWaterMark: 1 << 20,
+    read() {
+      if (busy || released) return;
+      busy = true;
+      const first = header;
+      header = null;
+      client
+        .query<{ line: string }>(`FETCH ${EXPORT_BATCH} FROM ${EXPORT_CURSOR}`)
+        .then(
+          async ({ rows }) => {
+            busy = false;
+            let chunk = first === null ? '' : `${first}\n`;
+            for (const row of rows) chunk += `${row.line}\n`;
+            if (rows.length < EXPORT_BATCH) {
+              await client.query(`CLOSE ${EXPORT_CURSOR}; COMMIT`);
+              released = true;
+              client.off('error', onConnectionError);
+              client.release();
+              if (chunk) this.push(chunk);
+              this.push(null);
+              return;
+            }
+            this.push(chunk);
+          },
+          (error: Error) => {
+            onFailure(error);
+            release(error);
+            this.destroy(error);
+          },
+        )
+        .catch((error: Error) => {
+          onFailure(error);
+          release(error);
+          this.destroy(error);
+        });
+    },
+    destroy(error, callback) {
+      release(error ?? undefined);
+      callback(error);
+    },
+  });
+  return stream;
 }

@@ -2,3 +2,4 @@ export * from './caller-schema';
 export * from './data-plane.module';
 export * from './data-plane.service';
 export * from './policy-cache.service';
+export { sealCursor } from './cursor';

@@ -3,7 +3,7 @@ import {
   PolicyError,
   type ReleasedNameOptions,
   SqlParams,
-  orderBySql,
+  pageOrder,
   populationConditions,
   projection,
   quoteIdent,
@@ -30,11 +30,15 @@ export function pageSql(
   const options = personKeyOptions(plan, params, recipientAgencyId, t);
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
-  const userOrder = plan.orderBy.length
-    ? `${orderBySql(plan.orderBy, grant, shape, t, params, hmacKey, options)}, `
-    : '';
-  // Ties break on the random row id, never on a value the agreement does not release.
-  const order = `${userOrder}${t}."_rid", ${t}.${quoteIdent(shape.keyField)}`;
+  // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
+  const ordering = pageOrder(plan.orderBy, grant, shape, t, hmacKey, options);
+  if (plan.after) {
+    // Keyset: the page starts right after the cursor's row, on the ordering's own expressions.
+    const after = ordering.after(plan.after, params);
+    if (after === null) throw new PolicyError('BAD_USER_INPUT', 'after is not a cursor of this query');
+    conditions.push(after);
+  }
+  const order = ordering.orderBy;
   // Only names authorised for this plan reach the projection.
   const authorised = new Set(plan.fields);
   if (plan.columns.some(([, name]) => !authorised.has(name)))
@@ -44,7 +48,6 @@ export function pageSql(
   const floats = columns.filter((c) => c.type === 'Float').map((c) => c.expression);
   const first = params.add(plan.first, 'bigint');
   const limit = params.add(plan.first + 1, 'bigint');
-  const offset = params.add(plan.offset, 'bigint');
   // A float that JSON has no number for (NaN, ±Infinity), flagged: GraphQL's Float refuses it.
   const odd = floats.length
     ? `, (${floats.map((f) => `${f} IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)`).join(' OR ')}) AS odd`
@@ -52,9 +55,9 @@ export function pageSql(
   const unrepresentable = floats.length
     ? `coalesce(bool_or(s.odd) FILTER (WHERE s.ord <= ${first}), false)`
     : 'false';
-  // The page is cut first (LIMIT right above the ORDER BY, so PostgreSQL keeps only the top rows as
-  // it scans, instead of sorting every row the filters let through), and only its rows are then
-  // numbered, in the same order (total: it ends on the unique key), and built as JSON.
+  // The page is cut first (LIMIT right above the ORDER BY: with an index on the ordering, PostgreSQL
+  // reads only the page's rows from the cursor on), and only its rows are then numbered, in the same
+  // order (total: it ends on the key), and built as JSON. The last row's position becomes the cursor.
   // Which records leave, by random row id, for subject access reports.
   const rids = recordReleases
     ? `, coalesce(array_agg(s.rid ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '{}')::text AS rids`
@@ -62,11 +65,13 @@ export function pageSql(
   const rid = recordReleases ? `, ${t}."_rid" AS rid` : '';
   const text = `SELECT count(*)::int AS n,
       coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
-      ${unrepresentable} AS unrepresentable${rids}
-    FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, row_number() OVER (ORDER BY ${order}) AS ord
+      ${unrepresentable} AS unrepresentable${rids},
+      (array_agg(s.pos ORDER BY s.ord DESC) FILTER (WHERE s.ord <= ${first}))[1]::text AS position
+    FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, ${ordering.position} AS pos,
+                 row_number() OVER (ORDER BY ${order}) AS ord
             FROM (SELECT ${t}.* FROM ${recordTable(shape.slug)} ${t}
                    WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
-                   ORDER BY ${order} LIMIT ${limit} OFFSET ${offset}) ${t}) s`;
+                   ORDER BY ${order} LIMIT ${limit}) ${t}) s`;
   return { text, values: params.values };
 }
 

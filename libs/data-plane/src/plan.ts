@@ -4,6 +4,7 @@ import type { CompiledAgreement, CompiledGrant, CountUnit, DataWhere, Refusal } 
 import type { DatasetShapeRecord } from '@broker/registry';
 import type { LinkedPlan } from './aggregate';
 import type { RootField } from './caller-schema';
+import type { CursorScope } from './cursor';
 
 /** The body of a data-plane request. */
 export interface DataPlaneRequest {
@@ -44,7 +45,12 @@ export interface Plan {
   where: DataWhere | null;
   orderBy: { field: string; direction: 'ASC' | 'DESC' }[];
   first: number;
-  offset: number;
+  /** `first` as the caller gave it, or null: an export is capped only when it was given. */
+  limit: number | null;
+  /** Where the page starts: the position a cursor held (see cursor.ts), or null for the first page. */
+  after: (string | null)[] | null;
+  /** What this plan's cursors are sealed with and bound to. */
+  cursor: CursorScope;
   /** Aggregates: the released names to group by, in the caller's order. */
   groupBy: string[];
   /** Aggregates: records or distinct linked persons. */

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import { AgreementService, type InForceAgreement } from '@broker/agreements';
 import { type CompiledAgreement, agreementAbility, compileGrant } from '@broker/policy';
 import { DatasetService, type DatasetShapeRecord } from '@broker/registry';
@@ -15,6 +16,8 @@ export interface CallerPolicy {
   active: CompiledAgreement[];
   schema: CallerSchema | null;
   shapes: Map<string, DatasetShapeRecord>;
+  /** The secret that seals page cursors (see cursor.ts), the same on every instance. */
+  cursorSecret: Buffer;
 }
 
 /**
@@ -26,10 +29,13 @@ export interface CallerPolicy {
 export class PolicyCache {
   private readonly agencies = new Map<string, AgencyPolicy>();
   private readonly shapes = new Map<string, DatasetShapeRecord>();
+  /** Read once: the secret never changes, and every instance reads the same row. */
+  private cursorSecret: Buffer | undefined;
 
   constructor(
     private readonly agreements: AgreementService,
     private readonly datasets: DatasetService,
+    private readonly dataSource: DataSource,
   ) {}
 
   /** The caller's active agreements and schema at `now`: reads the policy stamp, then the cache. */
@@ -62,10 +68,16 @@ export class PolicyCache {
       schema = buildCallerSchema(active, this.shapes);
       policy.schemas.set(key, schema);
     }
-    return { active, schema, shapes: this.shapes };
+    return { active, schema, shapes: this.shapes, cursorSecret: this.cursorSecret! };
   }
 
   private async load(agencyId: string): Promise<AgencyPolicy> {
+    if (!this.cursorSecret) {
+      const [row] = await this.dataSource.query<{ cursor_key: Buffer }[]>(
+        `SELECT cursor_key FROM data_plane_secret WHERE id = 1`,
+      );
+      this.cursorSecret = row.cursor_key;
+    }
     const { stamp, agreements } = await this.agreements.inForceForRecipient(agencyId);
     const ids = agreements.flatMap((a) => a.content.grants.map((g) => g.datasetId));
     const missing = ids.filter((id) => !this.shapes.has(id));

@@ -42,6 +42,8 @@ export interface RootRequest {
   fields: string[];
   /** The members of each node's JSON object, in order: [key in the JSON, released name]. */
   columns: [string, string][];
+  /** Whether the caller gave `first` (an export is capped only then; a page has its default). */
+  firstGiven?: boolean;
 }
 
 /** One member of a connection in a plain response: the page's nodes, or its pageInfo fields. */
@@ -88,6 +90,10 @@ export function analyse(
     }
     request.root = root;
     request.args = getArgumentValues(fieldDef, fieldNodes[0], variables) as unknown as RootArgs;
+    request.firstGiven = (fieldNodes[0].arguments ?? []).some(
+      (a) =>
+        a.name.value === 'first' && (a.value.kind !== Kind.VARIABLE || variables[a.value.name.value] != null),
+    );
     if (root.kind === 'ROWS') {
       request.fields = childFieldNames(fieldNodes, 'nodes', fragments, variables);
       request.columns = request.fields.map((f) => [f, f]);

@@ -42,7 +42,8 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
-export { type PopulationGrant, populationConditions, populationSql } from './population';
+export { type PageOrder, pageOrder } from './keyset';
+export { type PopulationGrant, populationConditions, populationSql, rowFilterFields } from './population';
 export {
   type DataAbility,
   type DataAction,

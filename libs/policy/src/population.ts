@@ -47,3 +47,21 @@ export function populationSql(
   const conditions = populationConditions(grant, shape, purposes, t, params);
   return conditions.length ? conditions.join(' AND ') : 'TRUE';
 }
+
+/**
+ * The raw fields an agreement row filter reads, each once: what the registry indexes when the
+ * agreement comes into force, so that its population is found without reading every record.
+ */
+export function rowFilterFields(filter: RowFilter | null | undefined): string[] {
+  const names = new Set<string>();
+  const walk = (node: unknown, depth: number): void => {
+    if (!node || typeof node !== 'object' || Array.isArray(node) || depth > 64) return;
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      if (key === '$and' || key === '$or') {
+        if (Array.isArray(value)) value.forEach((part) => walk(part, depth + 1));
+      } else names.add(key);
+    }
+  };
+  walk(filter, 0);
+  return [...names];
+}

@@ -214,15 +214,18 @@ function ordered(expression: string, isText: boolean): string {
 
 const SQL_OPERATORS = { eq: '=', ne: '<>', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
 
-/** Either side of a comparison; `=`/`<>` need no collation (equality is exact in every one). */
+/**
+ * A comparison. Equality is exact in every collation, but PostgreSQL uses an index only in the
+ * collation it was built in: text is compared in "C" for `=` and `<>` too, so that the indexes the
+ * broker builds (all in "C") serve lookups, ranges and orderings alike.
+ */
 function comparison(
   expression: string,
   isText: boolean,
   op: keyof typeof SQL_OPERATORS,
   placeholder: string,
 ): string {
-  const left = op === 'eq' || op === 'ne' || op === 'neq' ? expression : ordered(expression, isText);
-  return `(${left} ${SQL_OPERATORS[op]} ${placeholder})`;
+  return `(${ordered(expression, isText)} ${SQL_OPERATORS[op]} ${placeholder})`;
 }
 
 function rowFilterNodeSql(node: RowFilterNode, tableAlias: string, params: SqlParams): string {
@@ -245,7 +248,8 @@ function rowFilterNodeSql(node: RowFilterNode, tableAlias: string, params: SqlPa
       const type = COLUMN_TYPES[node.field.type];
       const column = columnRef(tableAlias, node.field.name);
       const list = params.add(node.values, `${type}[]`);
-      return node.kind === 'in' ? `(${column} = ANY(${list}))` : `(${column} <> ALL(${list}))`;
+      const left = ordered(column, type === 'text');
+      return node.kind === 'in' ? `(${left} = ANY(${list}))` : `(${left} <> ALL(${list}))`;
     }
   }
 }
@@ -314,8 +318,10 @@ function whereNodeSql(node: WhereNode, c: WhereContext): string {
       if (node.values.length === 0) {
         return `(CASE WHEN ${expression} IS NOT NULL THEN ${node.kind === 'in' ? 'FALSE' : 'TRUE'} END)`;
       }
-      const list = c.params.add(node.values, `${pgTypeOfReleased(node.target.type)}[]`);
-      return node.kind === 'in' ? `(${expression} = ANY(${list}))` : `(${expression} <> ALL(${list}))`;
+      const type = pgTypeOfReleased(node.target.type);
+      const list = c.params.add(node.values, `${type}[]`);
+      const left = ordered(expression, type === 'text');
+      return node.kind === 'in' ? `(${left} = ANY(${list}))` : `(${left} <> ALL(${list}))`;
     }
   }
 }
@@ -336,7 +342,137 @@ export function whereSql(
 ): string {
   if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
   const node = parseDataWhere(where, grant, options);
-  return whereNodeSql(node, { dataset, tableAlias, params, hmacKeyParam, options });
+  const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  // At the top level (where only "true" selects a row), a year comparison is exactly a range of the
+  // raw column: written as that range, the planner estimates it from the column's statistics and an
+  // index on the column serves it, where the year's expression would be a guess.
+  const conjuncts = node.kind === 'and' ? node.children : [node];
+  if (conjuncts.some((child) => exactRange(child, context, true) !== null)) {
+    const parts = conjuncts.map((child) => exactRange(child, context) ?? whereNodeSql(child, context));
+    const bounds = conjuncts.flatMap((child) =>
+      exactRange(child, context, true) !== null ? [] : impliedBounds(child, context),
+    );
+    return `(${[...parts, ...bounds].join(' AND ')})`;
+  }
+  const condition = whereNodeSql(node, context);
+  const bounds = impliedBounds(node, context);
+  return bounds.length ? `(${condition} AND ${bounds.join(' AND ')})` : condition;
+}
+
+/**
+ * A comparison of a DATE or DATETIME year (GENERALIZE) as the exactly equivalent condition on the raw
+ * column, for a top-level conjunct (true for the same rows: finite values in the range; the year of
+ * an infinite value is null and matches nothing), or null where there is none. `probe` adds nothing.
+ */
+function exactRange(node: WhereNode, c: WhereContext, probe = false): string | null {
+  if (node.kind !== 'compare' || node.op === 'neq') return null;
+  const released = node.target.released;
+  if (!released || released.transform !== FieldTransform.GENERALIZE) return null;
+  const field = sourceField(released, c.dataset);
+  const type = field.type as FieldTypeName;
+  if (type !== 'DATE' && type !== 'DATETIME') return null;
+  const y = Number(node.value);
+  if (!Number.isInteger(y) || y < 1 || y > 9998) return null;
+  if (probe) return '';
+  const column = columnRef(c.tableAlias, field.name);
+  const start = (year: number) =>
+    type === 'DATE'
+      ? c.params.add(`${String(year).padStart(4, '0')}-01-01`, 'date')
+      : c.params.add(`${String(year).padStart(4, '0')}-01-01T00:00:00Z`, 'timestamptz');
+  const finite = `isfinite(${column})`;
+  switch (node.op) {
+    case 'eq':
+      return `(${column} >= ${start(y)} AND ${column} < ${start(y + 1)})`;
+    case 'gt':
+      return `(${column} >= ${start(y + 1)} AND ${finite})`;
+    case 'gte':
+      return `(${column} >= ${start(y)} AND ${finite})`;
+    case 'lt':
+      return `(${column} < ${start(y)} AND ${finite})`;
+    case 'lte':
+      return `(${column} < ${start(y + 1)} AND ${finite})`;
+  }
+}
+
+/**
+ * Conditions on raw columns that a filter on a GENERALIZE name implies (a year is a range of dates,
+ * a band a range of integers, a prefix a range of strings): added beside the filter, never instead
+ * of it, so that an index on the raw column finds the rows. Only for conditions every matching row
+ * must meet (the top-level `and`s: under `or` or `not` an added bound could change the answer), and
+ * each is implied by the released comparison, so the answer is the same with or without it. HASH
+ * has none: a keyed hash orders nothing, and its key never enters an index.
+ */
+function impliedBounds(node: WhereNode, c: WhereContext): string[] {
+  if (node.kind === 'and') return node.children.flatMap((child) => impliedBounds(child, c));
+  if (node.kind !== 'compare') return [];
+  const released = node.target.released;
+  if (!released || released.transform !== FieldTransform.GENERALIZE) return [];
+  const field = sourceField(released, c.dataset);
+  const column = columnRef(c.tableAlias, field.name);
+  const { op, value } = node;
+  const type = field.type as FieldTypeName;
+  if (type === 'DATE' || type === 'DATETIME') {
+    const y = Number(value);
+    if (!Number.isInteger(y) || y < 1 || y > 9998) return [];
+    const start = (year: number) =>
+      type === 'DATE'
+        ? c.params.add(`${String(year).padStart(4, '0')}-01-01`, 'date')
+        : c.params.add(`${String(year).padStart(4, '0')}-01-01T00:00:00Z`, 'timestamptz');
+    switch (op) {
+      case 'eq':
+        return [`(${column} >= ${start(y)})`, `(${column} < ${start(y + 1)})`];
+      case 'gt':
+        return [`(${column} >= ${start(y + 1)})`];
+      case 'gte':
+        return [`(${column} >= ${start(y)})`];
+      case 'lt':
+        return [`(${column} < ${start(y)})`];
+      case 'lte':
+        return [`(${column} < ${start(y + 1)})`];
+      case 'neq':
+        return [];
+    }
+  }
+  if (type === 'INTEGER') {
+    // band(v) <= v <= band(v) + 4, and bands are multiples of 5.
+    const b = Number(value);
+    if (!Number.isInteger(b)) return [];
+    const at = (n: number) => c.params.add(n, 'bigint');
+    switch (op) {
+      case 'eq':
+        return [`(${column} >= ${at(b)})`, `(${column} <= ${at(b + 4)})`];
+      case 'gt':
+        return [`(${column} > ${at(b)})`];
+      case 'gte':
+        return [`(${column} >= ${at(b)})`];
+      case 'lt':
+        return [`(${column} <= ${at(b + 3)})`];
+      case 'lte':
+        return [`(${column} <= ${at(b + 4)})`];
+      case 'neq':
+        return [];
+    }
+  }
+  if (type === 'STRING' && typeof value === 'string') {
+    // left(s, 3) is a prefix of s: s starts with an equal prefix, and compares as it does.
+    const sorted = `${column} COLLATE "C"`;
+    switch (op) {
+      case 'eq':
+        return [...value].length === 3
+          ? [`(${sorted} ^@ ${c.params.add(value, 'text')})`]
+          : [`(${sorted} = ${c.params.add(value, 'text')})`];
+      case 'gt':
+        return [`(${sorted} > ${c.params.add(value, 'text')})`];
+      case 'gte':
+        return [`(${sorted} >= ${c.params.add(value, 'text')})`];
+      case 'lt':
+        return [`(${sorted} < ${c.params.add(value, 'text')})`];
+      case 'lte':
+      case 'neq':
+        return [];
+    }
+  }
+  return [];
 }
 
 /**

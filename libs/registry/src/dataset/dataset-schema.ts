@@ -64,6 +64,8 @@ export interface DatasetDefinitionInput {
     required?: boolean | null;
     description?: string | null;
   }[];
+  /** Indexes the steward declares (see record-indexes.ts). */
+  indexes?: string[][] | null;
 }
 
 /** A validated dataset definition. */

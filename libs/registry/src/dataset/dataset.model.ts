@@ -133,6 +133,12 @@ export class RegisterDatasetInput {
     description: 'The DATE or DATETIME field retention is measured from.',
   })
   retentionField?: string | null;
+  @Field(() => [[String]], {
+    nullable: true,
+    description:
+      'Indexes to build besides those the broker builds itself (the key, the default page order, what row filters use): each a list of 1 to 4 field names.',
+  })
+  indexes?: string[][] | null;
 }
 
 /** Fields, key and slug never change. */

@@ -11,6 +11,7 @@ import { classificationProblem } from '@broker/policy';
 import { validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
+import { baseRecordIndexes, indexProblems, recordIndexSql } from './record-indexes';
 
 /** A dataset as ingestion needs it: the record table's columns in order. */
 export interface WritableDataset {
@@ -115,6 +116,17 @@ export class DatasetService {
       );
     }
     const definition = result.definition;
+    const declared = input.indexes ?? [];
+    const indexErrors = indexProblems(definition.fields, declared);
+    if (indexErrors.length) {
+      throw new BrokerError(
+        ErrorCode.BAD_USER_INPUT,
+        `The dataset definition is invalid: ${indexErrors.join('; ')}`,
+        {
+          reason: 'INVALID_DATASET_DEFINITION',
+        },
+      );
+    }
     try {
       const id = await this.dataSource.transaction(async (manager) => {
         const clash = await manager.findOne(DatasetEntity, {
@@ -146,6 +158,10 @@ export class DatasetService {
           definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
         );
         await manager.query(createRecordTableSql(definition));
+        // The table is empty: its indexes cost nothing to build now.
+        for (const fields of [...baseRecordIndexes(definition), ...declared]) {
+          await manager.query(recordIndexSql(definition, fields));
+        }
         await this.audit.append(
           {
             ...auditActor(ctx),
@@ -223,6 +239,22 @@ export class DatasetService {
       );
     });
     return (await this.get(ctx, id))!;
+  }
+
+  /**
+   * Builds indexes of a dataset's record table that do not exist yet (each a list of field names; see
+   * recordIndexSql), without blocking ingestion or queries: what an agreement coming into force
+   * needs (its row filter's fields), or what a steward declared. Not inside a transaction.
+   */
+  async ensureIndexes(datasetId: string, indexes: readonly (readonly string[])[]): Promise<void> {
+    if (!indexes.length) return;
+    const [shape] = (await this.shapes([datasetId])).values();
+    if (!shape) return;
+    const known = new Set(shape.fields.map((f) => f.name));
+    for (const fields of indexes) {
+      if (!fields.length || !fields.every((name) => known.has(name))) continue;
+      await this.dataSource.query(recordIndexSql(shape, fields, true));
+    }
   }
 
   /**

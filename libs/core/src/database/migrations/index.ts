@@ -10,6 +10,8 @@ import { OpenRegister1764400000000 } from './1764400000000-open-register';
 import { Users1764500000000 } from './1764500000000-users';
 import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 
+import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
+
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
   Foundation1763769600000,
@@ -23,4 +25,5 @@ export const MIGRATIONS = [
   OpenRegister1764400000000,
   Users1764500000000,
   AggregateBudget1764600000000,
+  KeysetCursors1764712000000,
 ];

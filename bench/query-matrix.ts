@@ -1,0 +1,515 @@
+/**
+ * `npm run bench:query`, part (m): the analyst's ordinary queries against the SQL a DBA would write.
+ *
+ * A dataset of BENCH_ROWS (default 1,000,000) rows × 10 fields, loaded through the REST ingest, with
+ * the indexes its steward declares (recorded_at, city, age) and those the broker builds itself (the
+ * key, the default order, the row filter's field). Each shape of query (ordered by the key, a date
+ * or a string, either direction; range, equality and `in` filters; a GENERALIZE filter; a lookup by
+ * key) is asked through `POST /data/graphql` and, for the same answer (the same released values,
+ * HMAC included, the same rows in the same order), as the query a DBA would write by hand, through
+ * `pg` behind a bare Fastify server, on the same table and indexes. Pages of 10 and 1,000 rows, the
+ * first page and the page after the 500,000th row (the cursor of that row, and the DBA's keyset
+ * condition on its values), one client (p50, alternating) and 8 (10-row pages, throughput). Then an
+ * export of every row against `psql \copy (SELECT ...) TO STDOUT CSV`. The EXPLAIN of each broker
+ * statement and of the DBA's is written to bench/.data/query-matrix-explain.txt.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { resolve } from 'node:path';
+import type { INestApplicationContext } from '@nestjs/common';
+import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
+import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
+import { SERVER_URL, gql, post, withClient } from './bench-support';
+
+export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const SLUG = 'bench_query_matrix';
+const DEEP = 500_000;
+const ONE_CLIENT_SAMPLES = Number(process.env.BENCH_MATRIX_SAMPLES ?? 20);
+const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 3);
+
+interface Target {
+  port: number;
+  path: string;
+}
+
+/** What the matrix needs of bench/query.ts. */
+export interface MatrixDeps {
+  database: string;
+  brokerPort: number;
+  brokerPid: number;
+  operator: string;
+  purpose: string;
+  provider: string;
+  recipient: string;
+  providerSteward: string;
+  recipientSteward: string;
+  analystKey: string;
+  fields: readonly { name: string }[];
+  csv: (rows: number) => string;
+  inProcess: () => Promise<INestApplicationContext>;
+  startBaseline: (statements: Record<string, { text: string; values: unknown[] }>) => Promise<{
+    port: number;
+    pid: number;
+    stop: () => Promise<void>;
+  }>;
+  latencies: (
+    broker: Target,
+    base: Target,
+    headers: Record<string, string>,
+    body: string,
+    samples: number,
+  ) => Promise<{ broker: { p50: number }; baseline: { p50: number } }>;
+  cannon: (
+    name: string,
+    at: Target,
+    headers: Record<string, string>,
+    body: string,
+    pid: number,
+    duration: number,
+  ) => Promise<{ rate: number }>;
+  send: (
+    at: Target,
+    headers: Record<string, string>,
+    body: string,
+  ) => Promise<{ status: number; body: string }>;
+  load: () => string;
+}
+
+const NODES = 'id full_name_hash city age visits score balance active birth_date_year recorded_at';
+/** The DBA's select list: the same released values (the name's HMAC under the agreement's key). */
+const DBA_SELECT = `id, encode(hmac(convert_to(full_name, 'UTF8'), $1::bytea, 'sha256'), 'hex') AS full_name_hash,
+  city, age, visits, score, balance, active, extract(year from birth_date)::int AS birth_date_year, recorded_at`;
+
+interface Shape {
+  name: string;
+  /** The root field's arguments (besides purpose and first). */
+  args: string;
+  /** The DBA's filter (besides the agreement's row filter), order, and keyset condition after a row. */
+  where: string;
+  order: string;
+  /** Columns of the row at the deep position that the keyset condition reads, and the condition. */
+  keyset: {
+    columns: string;
+    condition: (p: (v: unknown) => string, row: Record<string, unknown>) => string;
+  } | null;
+}
+
+const byKey = (dir: 'ASC' | 'DESC') => ({
+  columns: 'id',
+  condition: (p: (v: unknown) => string, r: Record<string, unknown>) =>
+    `id COLLATE "C" ${dir === 'ASC' ? '>' : '<'} ${p(r.id)}`,
+});
+const byRow = (first: string, dir: 'ASC' | 'DESC', cast: string) => ({
+  columns: `${first.replace(/ COLLATE "C"$/, '')} AS v, "_rid"::text AS rid, id`,
+  condition: (p: (v: unknown) => string, r: Record<string, unknown>) =>
+    `(${first}, "_rid", id COLLATE "C") ${dir === 'ASC' ? '>' : '<'} (${p(r.v)}::${cast}, ${p(r.rid)}::bigint, ${p(r.id)})`,
+});
+
+const SHAPES: Shape[] = [
+  {
+    name: 'key asc, key range',
+    args: `orderBy: [{ field: id }], where: { id: { gte: "Q1" } }`,
+    where: `id COLLATE "C" >= 'Q1'`,
+    order: `id COLLATE "C"`,
+    keyset: byKey('ASC'),
+  },
+  {
+    name: 'key desc',
+    args: `orderBy: [{ field: id, direction: DESC }]`,
+    where: 'TRUE',
+    order: `id COLLATE "C" DESC`,
+    keyset: byKey('DESC'),
+  },
+  {
+    name: 'date asc, date range',
+    args: `orderBy: [{ field: recorded_at }], where: { recorded_at: { gte: "2024-02-01T00:00:00.000Z" } }`,
+    where: `recorded_at >= '2024-02-01T00:00:00Z'`,
+    order: `recorded_at, "_rid", id COLLATE "C"`,
+    keyset: byRow('recorded_at', 'ASC', 'timestamptz'),
+  },
+  {
+    name: 'date desc',
+    args: `orderBy: [{ field: recorded_at, direction: DESC }]`,
+    where: 'TRUE',
+    order: `recorded_at DESC, "_rid" DESC, id COLLATE "C" DESC`,
+    keyset: byRow('recorded_at', 'DESC', 'timestamptz'),
+  },
+  {
+    name: 'string desc',
+    args: `orderBy: [{ field: city, direction: DESC }]`,
+    where: 'TRUE',
+    order: `city COLLATE "C" DESC NULLS FIRST, "_rid" DESC, id COLLATE "C" DESC`,
+    keyset: byRow('city COLLATE "C"', 'DESC', 'text'),
+  },
+  {
+    name: 'number range, by key',
+    args: `orderBy: [{ field: id }], where: { age: { gte: 30, lt: 60 } }`,
+    where: 'age >= 30 AND age < 60',
+    order: `id COLLATE "C"`,
+    keyset: byKey('ASC'),
+  },
+  {
+    name: 'in list, default order',
+    args: `where: { city: { in: ["Springfield", "Salem"] } }`,
+    where: `city COLLATE "C" IN ('Springfield', 'Salem')`,
+    order: `"_rid", id COLLATE "C"`,
+    keyset: {
+      columns: `"_rid"::text AS rid, id`,
+      condition: (p, r) => `("_rid", id COLLATE "C") > (${p(r.rid)}::bigint, ${p(r.id)})`,
+    },
+  },
+  {
+    name: 'GENERALIZE year eq',
+    args: `where: { birth_date_year: { eq: 1980 } }`,
+    where: `birth_date >= '1980-01-01' AND birth_date < '1981-01-01'`,
+    order: `"_rid", id COLLATE "C"`,
+    keyset: {
+      columns: `"_rid"::text AS rid, id`,
+      condition: (p, r) => `("_rid", id COLLATE "C") > (${p(r.rid)}::bigint, ${p(r.id)})`,
+    },
+  },
+  {
+    name: 'lookup by key',
+    args: `where: { id: { eq: "LOOKUP" } }`,
+    where: `id = 'LOOKUP'`,
+    order: `id COLLATE "C"`,
+    keyset: null,
+  },
+];
+
+/** One measured cell of the matrix. */
+interface Cell {
+  shape: string;
+  first: number;
+  position: 'first' | 'deep';
+  deepAt: number | null;
+  p50: [number, number];
+  rate: [number, number] | null;
+}
+
+/** Runs part (m); returns the lines it prints. */
+export async function runMatrix(d: MatrixDeps): Promise<string[]> {
+  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
+    gql<T>(d.brokerPort, key, query, variables);
+  const dataset = await g(
+    d.providerSteward,
+    `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`,
+    {
+      i: {
+        slug: SLUG,
+        title: 'Query matrix people',
+        keyField: 'id',
+        fields: d.fields,
+        indexes: [['recorded_at'], ['city'], ['age']],
+      },
+    },
+  );
+  const datasetId = dataset.registerDataset.id as string;
+  const csv = d.csv(MATRIX_ROWS);
+  let started = performance.now();
+  const res = await post(
+    d.brokerPort,
+    `/api/datasets/${datasetId}/records`,
+    { authorization: `Bearer ${d.providerSteward}`, 'content-type': 'text/csv' },
+    csv,
+  );
+  if (res.status !== 200) throw new Error(`matrix ingest answered ${res.status}: ${res.body.slice(0, 500)}`);
+  const lines = [
+    `loaded ${MATRIX_ROWS.toLocaleString('en-US')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  ];
+  const proposed = await g(
+    d.providerSteward,
+    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+    {
+      i: {
+        title: 'Matrix agreement',
+        providerAgencyId: d.provider,
+        recipientAgencyId: d.recipient,
+        purposes: [d.purpose],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId,
+            fields: d.fields.map((f) => ({
+              name: f.name,
+              transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
+            })),
+            rowFilter: { age: { $gte: 18 } },
+          },
+        ],
+      },
+    },
+  );
+  const agreementId = proposed.proposeAgreement.id as string;
+  started = performance.now();
+  await g(d.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
+    id: agreementId,
+  });
+  lines.push(
+    `approved (the row filter's index built with it) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  await withClient(d.database, (c) => c.query(`VACUUM ANALYZE records.${SLUG}`));
+  const [{ hmac_key: hmacKey }] = await withClient(
+    d.database,
+    async (c) =>
+      (
+        await c.query<{ hmac_key: Buffer }>(`SELECT hmac_key FROM agreement_secret WHERE agreement_id = $1`, [
+          agreementId,
+        ])
+      ).rows,
+  );
+  const [{ id: lookupId }] = await withClient(
+    d.database,
+    async (c) =>
+      (
+        await c.query<{ id: string }>(
+          `SELECT id FROM records.${SLUG} WHERE age >= 18 ORDER BY id LIMIT 1 OFFSET 12345`,
+        )
+      ).rows,
+  );
+  const table = `records.${SLUG}`;
+
+  // The broker's deep cursors: the row at the deep position of each shape, sealed as the broker would.
+  const app = await d.inProcess();
+  const policies = app.get(PolicyCache);
+  const dataPlane = app.get(DataPlaneService);
+  const [{ agency_id: agencyId }] = await withClient(
+    d.database,
+    async (c) =>
+      (
+        await c.query<{ agency_id: string }>(`SELECT id AS agency_id FROM agency WHERE id = $1`, [
+          d.recipient,
+        ])
+      ).rows,
+  );
+  const statements: Record<string, { text: string; values: unknown[] }> = {};
+  const bodies: Record<string, string> = {};
+  const explain: string[] = [];
+  const cells: Omit<Cell, 'p50' | 'rate'>[] = [];
+  for (const [s, shape] of SHAPES.entries()) {
+    const args = shape.args.replace('LOOKUP', lookupId);
+    const where = shape.where.replace('LOOKUP', lookupId);
+    const [{ n }] = await withClient(
+      d.database,
+      async (c) =>
+        (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE age >= 18 AND ${where}`))
+          .rows,
+    );
+    const deepAt = shape.keyset ? Math.min(DEEP, n - 2000) : null;
+    for (const first of [10, 1000]) {
+      for (const position of ['first', 'deep'] as const) {
+        if (position === 'deep' && (deepAt === null || deepAt < 1)) continue;
+        const name = `s${s}_${first}_${position}`;
+        const query = (after: string) =>
+          `{ ${SLUG}(purpose: ${d.purpose}, first: ${first}, ${args}${after}) { nodes { ${NODES} } pageInfo { hasNextPage endCursor } } }`;
+        let brokerQuery = query('');
+        const params = new SqlParams([hmacKey]);
+        let dbaWhere = `age >= 18 AND ${where}`;
+        if (position === 'deep') {
+          const [row] = await withClient(
+            d.database,
+            async (c) =>
+              (
+                await c.query<Record<string, unknown>>(
+                  `SELECT ${shape.keyset!.columns} FROM ${table} WHERE age >= 18 AND ${where}
+                  ORDER BY ${shape.order} OFFSET ${deepAt! - 1} LIMIT 1`,
+                )
+              ).rows,
+          );
+          dbaWhere += ` AND ${shape.keyset!.condition((v) => params.add(v), row)}`;
+          // The broker's cursor of the same row: its position as the page statement writes it, sealed.
+          const policy = await policies.forAgency(agencyId, new Date());
+          const decision = dataPlane.decide(policy, { query: brokerQuery });
+          if (decision.kind !== 'run') throw new Error(`matrix: ${JSON.stringify(decision)}`);
+          const plan = decision.plans[0];
+          const p = new SqlParams();
+          const key = p.lazy(plan.agreement.hmacKey, 'bytea');
+          const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], 't', p);
+          if (plan.where) conditions.push(whereSql(plan.where, plan.grant, plan.shape, 't', p, key));
+          const ordering = pageOrder(plan.orderBy, plan.grant, plan.shape, 't', key);
+          const [pos] = await withClient(
+            d.database,
+            async (c) =>
+              (
+                await c.query<{ position: (string | null)[] }>(
+                  `SELECT ${ordering.position} AS position FROM ${table} t WHERE ${conditions.join(' AND ') || 'TRUE'}
+                  ORDER BY ${ordering.orderBy} OFFSET ${deepAt! - 1} LIMIT 1`,
+                  p.values,
+                )
+              ).rows,
+          );
+          brokerQuery = query(`, after: ${JSON.stringify(sealCursor(plan.cursor, pos.position))}`);
+        }
+        const dba = {
+          text: `SELECT ${DBA_SELECT} FROM ${table} WHERE ${dbaWhere} ORDER BY ${shape.order} LIMIT ${first}`,
+          values: params.values,
+        };
+        statements[name] = dba;
+        bodies[name] = JSON.stringify({ query: brokerQuery });
+        cells.push({ shape: shape.name, first, position, deepAt: position === 'deep' ? deepAt : null });
+        if (first === 10) {
+          const policy = await policies.forAgency(agencyId, new Date());
+          const decision = dataPlane.decide(policy, { query: brokerQuery });
+          if (decision.kind !== 'run') throw new Error(`matrix: ${JSON.stringify(decision)}`);
+          const mine = pageSql(decision.plans[0], true, agencyId);
+          const plans = await withClient(d.database, async (c) => [
+            (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${mine.text}`, mine.values)).rows,
+            (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${dba.text}`, dba.values)).rows,
+          ]);
+          explain.push(
+            `### ${shape.name}, ${position} page of ${first}`,
+            '',
+            'broker:',
+            ...plans[0].map((r) => `    ${r['QUERY PLAN']}`),
+            'DBA:',
+            ...plans[1].map((r) => `    ${r['QUERY PLAN']}`),
+            '',
+          );
+        }
+      }
+    }
+  }
+  await app.close();
+  writeFileSync(
+    resolve(__dirname, '..', '..', 'bench', '.data', 'query-matrix-explain.txt'),
+    explain.join('\n'),
+  );
+
+  const baseline = await d.startBaseline(statements);
+  const headers = { authorization: `Bearer ${d.analystKey}`, 'content-type': 'application/json' };
+  const brokerAt = { port: d.brokerPort, path: '/data/graphql' };
+  const results: Cell[] = [];
+  try {
+    for (const [i, cell] of cells.entries()) {
+      const name = Object.keys(statements)[i];
+      const baseAt = { port: baseline.port, path: `/${name}` };
+      // The same rows in the same order on both sides.
+      const mine = await d.send(brokerAt, headers, bodies[name]);
+      const theirs = await d.send(baseAt, headers, '{}');
+      const ids = (JSON.parse(mine.body) as { data: Record<string, { nodes: { id: string }[] }> }).data[
+        SLUG
+      ].nodes.map((r) => r.id);
+      const dbaIds = (JSON.parse(theirs.body) as { id: string }[]).map((r) => r.id);
+      if (JSON.stringify(ids) !== JSON.stringify(dbaIds)) {
+        throw new Error(`matrix ${cell.shape} ${cell.first} ${cell.position}: the broker and the DBA differ`);
+      }
+      const l = await d.latencies(brokerAt, baseAt, headers, bodies[name], ONE_CLIENT_SAMPLES);
+      let rate: [number, number] | null = null;
+      if (cell.first === 10) {
+        const mineRate = await d.cannon('broker', brokerAt, headers, bodies[name], d.brokerPid, SECONDS);
+        const theirRate = await d.cannon('baseline', baseAt, headers, '{}', baseline.pid, SECONDS);
+        rate = [mineRate.rate, theirRate.rate];
+      }
+      results.push({ ...cell, p50: [l.broker.p50, l.baseline.p50], rate });
+      process.stdout.write('.');
+    }
+  } finally {
+    await baseline.stop();
+  }
+  process.stdout.write('\n');
+
+  lines.push(
+    '| shape | rows | page | p50 broker / DBA ms | p50 ratio | 8 clients req/s broker / DBA | throughput ratio |',
+    '| --- | --: | --- | --: | --: | --: | --: |',
+  );
+  let met = true;
+  for (const r of results) {
+    const ratio = r.p50[0] / r.p50[1];
+    const tput = r.rate ? r.rate[0] / r.rate[1] : NaN;
+    if (ratio > 1.3 || tput < 0.6) met = false;
+    lines.push(
+      `| ${r.shape} | ${r.first} | ${r.position === 'first' ? 'first' : `after row ${r.deepAt!.toLocaleString('en-US')}`} | ` +
+        `${r.p50[0].toFixed(2)} / ${r.p50[1].toFixed(2)} | ${ratio.toFixed(2)} | ` +
+        `${r.rate ? `${r.rate[0].toFixed(0)} / ${r.rate[1].toFixed(0)}` : ''} | ${r.rate ? tput.toFixed(2) : ''} |`,
+    );
+  }
+  for (const s of new Set(results.map((r) => r.shape))) {
+    for (const first of [10, 1000]) {
+      const a = results.find((r) => r.shape === s && r.first === first && r.position === 'first');
+      const b = results.find((r) => r.shape === s && r.first === first && r.position === 'deep');
+      if (a && b) {
+        const deep = b.p50[0] / a.p50[0];
+        if (deep > 1.3) met = false;
+        lines.push(`deep/first p50 (broker) ${s}, ${first} rows: ${deep.toFixed(2)}`);
+      }
+    }
+  }
+  lines.push(
+    `matrix targets (p50 ≤ 1.3, 10-row throughput ≥ 0.6, deep ≤ 1.3× first): ${met ? 'met' : 'NOT met'}`,
+  );
+
+  // Export of every row against psql's \copy of the DBA's SELECT.
+  lines.push(...(await exportVsCopy(d, hmacKey)));
+  lines.push(`load average ${d.load()}`);
+  return lines;
+}
+
+async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
+  const query = `{ ${SLUG}(purpose: ${d.purpose}) { nodes { ${NODES} } } }`;
+  let started = performance.now();
+  const { rows, bytes } = await new Promise<{ rows: number; bytes: number }>((done, fail) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: d.brokerPort,
+        path: '/data/export',
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${d.analystKey}`,
+          'content-type': 'application/json',
+          accept: 'text/csv',
+        },
+      },
+      (res) => {
+        let n = 0;
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
+        });
+        res.on('end', () =>
+          res.statusCode === 200 && res.complete
+            ? done({ rows: n - 1, bytes: size })
+            : fail(new Error('export failed')),
+        );
+        res.on('error', fail);
+      },
+    );
+    req.on('error', fail);
+    req.end(JSON.stringify({ query }));
+  });
+  const brokerSeconds = (performance.now() - started) / 1000;
+  const status = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${d.brokerPid}/status`, 'utf8'));
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+  const select = DBA_SELECT.replace('$1::bytea', `'\\x${hmacKey.toString('hex')}'::bytea`).replace(
+    /\s+/g,
+    ' ',
+  );
+  started = performance.now();
+  const psql = spawn(
+    'psql',
+    [
+      `${SERVER_URL}/${d.database}`,
+      '-qAt',
+      '-c',
+      `\\copy (SELECT ${select} FROM records.${SLUG} WHERE age >= 18) TO STDOUT CSV`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let psqlRows = 0;
+  psql.stdout.on('data', (chunk: Buffer) => {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) psqlRows++;
+  });
+  await once(psql, 'close');
+  const psqlSeconds = (performance.now() - started) / 1000;
+  const ratio = rows / brokerSeconds / (psqlRows / psqlSeconds);
+  return [
+    `export: broker ${rows.toLocaleString('en-US')} rows (${(bytes / 1e6).toFixed(1)} MB CSV) in ${brokerSeconds.toFixed(2)} s ` +
+      `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB; psql \\copy ` +
+      `${psqlRows.toLocaleString('en-US')} rows in ${psqlSeconds.toFixed(2)} s = ${(psqlRows / psqlSeconds).toFixed(0)} rows/s`,
+    `ratio export rows/s broker/psql: ${ratio.toFixed(2)} (target ≥ 0.5, RSS < 300 MB)`,
+  ];
+}

@@ -1,0 +1,100 @@
+import {
+  PolicyError,
+  SqlParams,
+  pageOrder,
+  populationConditions,
+  projection,
+  quoteIdent,
+  whereSql,
+} from '@broker/policy';
+import { recordTable } from '@broker/registry';
+import { personKeyOptions } from './page-sql';
+import type { Plan } from './plan';
+
+/** The formats of an export: `Accept: text/csv` or `application/x-ndjson`. */
+export type ExportFormat = 'csv' | 'ndjson';
+
+/** What an export runs, in the request's snapshot: the count first, then the rows, in that order. */
+export interface ExportStatements {
+  /** How many rows the export selects (and, when recorded, their random row ids in export order). */
+  count: { text: string; values: unknown[] };
+  /** One row per record: its line of CSV or NDJSON, built by PostgreSQL, in column `line`. */
+  rows: { text: string; values: unknown[] };
+  /** The CSV header line (the nodes' keys), or null for NDJSON. */
+  header: string | null;
+}
+
+/**
+ * The statements of an export: every row the root field selects, in its order, from its cursor on,
+ * at most `first` where the caller gave it. The population, filter, ordering and projection are
+ * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would.
+ */
+export function exportSql(
+  plan: Plan,
+  format: ExportFormat,
+  recordReleases: boolean,
+  recipientAgencyId: string,
+): ExportStatements {
+  const selection = (params: SqlParams) => {
+    const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
+    const t = 't';
+    const options = personKeyOptions(plan, params, recipientAgencyId, t);
+    const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], t, params);
+    if (plan.where)
+      conditions.push(whereSql(plan.where, plan.grant, plan.shape, t, params, hmacKey, options));
+    const ordering = pageOrder(plan.orderBy, plan.grant, plan.shape, t, hmacKey, options);
+    if (plan.after) {
+      const after = ordering.after(plan.after, params);
+      if (after === null) throw new PolicyError('BAD_USER_INPUT', 'after is not a cursor of this query');
+      conditions.push(after);
+    }
+    const limit = plan.limit === null ? '' : ` LIMIT ${params.add(plan.limit, 'bigint')}`;
+    const where = `FROM ${recordTable(plan.shape.slug)} ${t}
+      WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}`;
+    // Without a limit, which rows are selected does not depend on their order: the count skips it.
+    const unordered = plan.limit === null ? where : `${where} ORDER BY ${ordering.orderBy}${limit}`;
+    return { from: `${where} ORDER BY ${ordering.orderBy}${limit}`, unordered, hmacKey, options, t };
+  };
+
+  const countParams = new SqlParams();
+  const counted = selection(countParams);
+  const rids = recordReleases ? `, coalesce(array_agg(s."_rid"), '{}')::text AS rids` : '';
+  const count = {
+    text: `SELECT count(*)::int AS n${rids} FROM (SELECT t."_rid" ${counted.unordered}) s`,
+    values: countParams.values,
+  };
+
+  const rowParams = new SqlParams();
+  const selected = selection(rowParams);
+  const authorised = new Set(plan.fields);
+  if (plan.columns.some(([, name]) => !authorised.has(name)))
+    throw new PolicyError('FORBIDDEN', 'Not granted');
+  const columns = projection(
+    plan.columns,
+    plan.grant,
+    plan.shape,
+    selected.t,
+    selected.hmacKey,
+    selected.options,
+  );
+  let line: string;
+  if (format === 'ndjson') {
+    line = `json_build_object(${columns.map((c) => `'${c.key}', ${c.expression}`).join(', ')})::text`;
+  } else {
+    // CSV (RFC 4180): null is an empty cell; text is always quoted (so an empty string is `""`);
+    // numbers, booleans, dates and instants never hold a comma, a quote or a line break.
+    line = columns
+      .map((c) =>
+        c.type === 'String'
+          ? `coalesce('"' || replace(${c.expression}, '"', '""') || '"', '')`
+          : `coalesce((${c.expression})::text, '')`,
+      )
+      .join(` || ',' || `);
+  }
+  const rows = { text: `SELECT ${line} AS line ${selected.from}`, values: rowParams.values };
+  const header = format === 'csv' ? columns.map((c) => c.key).join(',') : null;
+  return { count, rows, header };
+}
+
+/** The cursor name of an export inside its snapshot. */
+export const EXPORT_CURSOR = quoteIdent('data_export');

@@ -1,0 +1,188 @@
+/**
+ * The order of a page and its keyset: where the next page starts, as a condition on the same
+ * expressions the page is ordered by, so that PostgreSQL walks an index from the last row instead
+ * of counting past every row before it. Page 1,000 then costs what page 1 costs.
+ *
+ * The order is the caller's terms on released values (DESIGN §4.2: text in code point order, nulls
+ * last ascending and first descending), then the tie-break: the random row id, then the record key
+ * (only where two random ids collide). An ordering that reaches the raw key needs no tie-break: the
+ * key is unique and never null. The tie-break runs in the direction of the caller's last term, so
+ * that one index serves an ordering and its reverse.
+ */
+import { type ReleasedNameOptions, releasedTarget } from './data-where';
+import { PolicyError } from './policy-error';
+import { type CompiledGrant, type DataOrderBy, type DatasetShape, FieldTransform } from './policy.types';
+import { type SqlParams, columnRef } from './sql-builder';
+import { type HmacKeyParam, MAX_ORDER_BY, pgTypeOfReleased, releasedExpression } from './sql-compiler';
+
+/** One term of a page's order. */
+interface OrderTerm {
+  /** The expression as ordered (text in the "C" collation). */
+  sorted: string;
+  /** The expression as the cursor keeps it: text that reads back exactly, whatever the session. */
+  kept: string;
+  /** How a kept value is turned back into a value of the expression's type. */
+  readBack: (placeholder: string) => string;
+  descending: boolean;
+  /** Never null (a raw required field, the key, the row id): an ascending bound needs no null branch. */
+  notNull: boolean;
+}
+
+/** A page's order, its cursor's values, and where the page after a cursor starts. */
+export interface PageOrder {
+  /** The ORDER BY list (without the keywords). */
+  orderBy: string;
+  /** SQL of a row's position as a JSON array of text (what a cursor seals). */
+  position: string;
+  /** How many values a position has. */
+  width: number;
+  /**
+   * The condition "after this position" (values as {@link position} wrote them), or null when the
+   * values do not fit this order (a cursor of another ordering).
+   */
+  after(values: readonly (string | null)[], params: SqlParams): string | null;
+}
+
+const COLUMN_TYPES: Record<string, string> = {
+  STRING: 'text',
+  INTEGER: 'integer',
+  FLOAT: 'double precision',
+  BOOLEAN: 'boolean',
+  DATE: 'date',
+  DATETIME: 'timestamptz',
+};
+
+/** A value as text that reads back to the same value under any DateStyle and time zone. */
+function keptText(expression: string, pgType: string): string {
+  switch (pgType) {
+    case 'date':
+      return `(CASE WHEN isfinite(${expression}) THEN to_char(${expression}, 'YYYY-MM-DD AD') ELSE ${expression}::text END)`;
+    case 'timestamptz':
+      return (
+        `(CASE WHEN isfinite(${expression}) THEN to_char(${expression} AT TIME ZONE 'UTC', ` +
+        `'YYYY-MM-DD"T"HH24:MI:SS.US AD') ELSE ${expression}::text END)`
+      );
+    default:
+      return `(${expression})::text`;
+  }
+}
+
+function readBack(pgType: string): (placeholder: string) => string {
+  if (pgType === 'timestamptz') return (p) => `(${p}::timestamp AT TIME ZONE 'UTC')`;
+  return (p) => `${p}::${pgType}`;
+}
+
+function term(expression: string, pgType: string, descending: boolean, notNull: boolean): OrderTerm {
+  return {
+    sorted: pgType === 'text' ? `${expression} COLLATE "C"` : expression,
+    kept: keptText(expression, pgType),
+    readBack: readBack(pgType),
+    descending,
+    notNull,
+  };
+}
+
+/**
+ * The order of a page of released rows. Throws PolicyError FORBIDDEN for a name the grant does not
+ * release, BAD_USER_INPUT for a malformed ordering.
+ */
+export function pageOrder(
+  orderBy: readonly DataOrderBy[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): PageOrder {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  if (!Array.isArray(orderBy)) throw new PolicyError('BAD_USER_INPUT', 'orderBy must be a list');
+  if (orderBy.length > MAX_ORDER_BY) {
+    throw new PolicyError('BAD_USER_INPUT', `orderBy has at most ${MAX_ORDER_BY} terms`);
+  }
+  const terms: OrderTerm[] = [];
+  let total = false;
+  for (const entry of orderBy) {
+    const { field, direction } = (entry ?? {}) as Partial<DataOrderBy>;
+    if (typeof field !== 'string') throw new PolicyError('BAD_USER_INPUT', 'orderBy needs a field');
+    if (direction !== undefined && direction !== 'ASC' && direction !== 'DESC') {
+      throw new PolicyError('BAD_USER_INPUT', 'The direction of an ordering must be ASC or DESC');
+    }
+    const target = releasedTarget(grant, field, options);
+    if (total) continue; // after the key, nothing can break a tie
+    const descending = direction === 'DESC';
+    const released = target.released;
+    if (!released) {
+      if (!options.personKey) throw new PolicyError('FORBIDDEN', 'personKey is not released');
+      terms.push(term(`(${options.personKey})`, 'text', descending, false));
+      continue;
+    }
+    const source = dataset.fields.find((f) => f.name === released.source);
+    const raw = released.transform === FieldTransform.RAW;
+    const isKey = raw && released.source === dataset.keyField;
+    const expression = releasedExpression(released, dataset, tableAlias, hmacKeyParam);
+    terms.push(
+      term(expression, pgTypeOfReleased(released.type), descending, isKey || (raw && !!source?.required)),
+    );
+    total = isKey;
+  }
+  if (!total) {
+    const descending = terms.length ? terms[terms.length - 1].descending : false;
+    const key = dataset.fields.find((f) => f.name === dataset.keyField);
+    if (!key) throw new PolicyError('FORBIDDEN', "The agreement's grant does not match the dataset (key)");
+    terms.push(term(columnRef(tableAlias, '_rid'), 'bigint', descending, true));
+    terms.push(term(columnRef(tableAlias, key.name), COLUMN_TYPES[key.type], descending, true));
+  }
+  return {
+    orderBy: terms
+      .map((t) => `${t.sorted} ${t.descending ? 'DESC NULLS FIRST' : 'ASC NULLS LAST'}`)
+      .join(', '),
+    position: `json_build_array(${terms.map((t) => t.kept).join(', ')})`,
+    width: terms.length,
+    after: (values, params) => afterSql(terms, values, params),
+  };
+}
+
+function afterSql(terms: OrderTerm[], values: readonly (string | null)[], params: SqlParams): string | null {
+  if (values.length !== terms.length) return null;
+  if (!values.every((v) => v === null || typeof v === 'string')) return null;
+  // The tie-break is never null; a position without it was not written here.
+  if (terms.some((t, i) => t.notNull && values[i] === null)) return null;
+  const placeholders = values.map((v, i) => (v === null ? null : terms[i].readBack(params.add(v, 'text'))));
+  const descending = terms[0].descending;
+  // One direction and no null to step over: a row comparison, which an index on the same
+  // expressions answers as a range (no Sort, no rows read before the cursor).
+  if (
+    terms.every((t) => t.descending === descending) &&
+    placeholders.every((p) => p !== null) &&
+    (descending || terms.every((t) => t.notNull))
+  ) {
+    return `(ROW(${terms.map((t) => t.sorted).join(', ')}) ${descending ? '<' : '>'} ROW(${placeholders.join(', ')}))`;
+  }
+  // Otherwise lexicographic, term by term: after on this term, or equal on it and after on the rest.
+  let condition = 'FALSE';
+  for (let i = terms.length - 1; i >= 0; i--) {
+    const t = terms[i];
+    const p = placeholders[i];
+    let after: string;
+    let equal: string;
+    if (p === null) {
+      // Nulls are last ascending (nothing comes after them) and first descending.
+      after = t.descending ? `(${t.sorted} IS NOT NULL)` : 'FALSE';
+      equal = `(${t.sorted} IS NULL)`;
+    } else {
+      after = t.descending
+        ? `(${t.sorted} < ${p})`
+        : t.notNull
+          ? `(${t.sorted} > ${p})`
+          : `(${t.sorted} > ${p} OR ${t.sorted} IS NULL)`;
+      equal = `(${t.sorted} = ${p})`;
+    }
+    condition =
+      condition === 'FALSE'
+        ? after
+        : after === 'FALSE'
+          ? `(${equal} AND ${condition})`
+          : `(${after} OR (${equal} AND ${condition}))`;
+  }
+  return condition;
+}

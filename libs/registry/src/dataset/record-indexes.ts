@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { quoteIdent } from '@broker/core';
+import { type FieldDefinition, FieldType } from './dataset-schema';
+import { recordTable } from './record-table';
+
+/** At most this many columns in one declared index, and this many declared indexes per dataset. */
+export const MAX_INDEX_COLUMNS = 4;
+export const MAX_DECLARED_INDEXES = 16;
+
+/** What an index of a record table is built over: the dataset's fields, by name. */
+export interface RecordIndexShape {
+  slug: string;
+  keyField: string;
+  fields: readonly Pick<FieldDefinition, 'name' | 'type'>[];
+}
+
+/**
+ * One column of a record index. Text compares in code point order everywhere in the data plane
+ * (`COLLATE "C"`, DESIGN §4.2), so text columns are indexed in that collation: an index in the
+ * database's own collation could not serve a single ordering or range the data plane writes.
+ */
+function indexColumn(field: Pick<FieldDefinition, 'name' | 'type'>): string {
+  return `${quoteIdent(field.name)}${field.type === FieldType.STRING ? ' COLLATE "C"' : ''}`;
+}
+
+/**
+ * The DDL of one index of a record table, over `fields` then the page order's tie-break (the random
+ * row id, then the key), so that it serves a filter on its first field and an ordering by its fields
+ * (either direction) walked page after page by keyset cursors. Named by a digest of its columns, so
+ * building it twice builds it once. `concurrently` (outside a transaction) does not block ingestion.
+ */
+export function recordIndexSql(
+  shape: RecordIndexShape,
+  fields: readonly string[],
+  concurrently = false,
+): string {
+  const byName = new Map(shape.fields.map((f) => [f.name, f]));
+  const key = byName.get(shape.keyField);
+  if (!key) throw new Error(`unknown key field ${shape.keyField}`);
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  for (const name of fields) {
+    const field = byName.get(name);
+    if (!field) throw new Error(`unknown field ${name}`);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    columns.push(indexColumn(field));
+  }
+  // An index led by the key is already in key order: nothing after it can break a tie.
+  if (!seen.has(shape.keyField)) {
+    columns.push(quoteIdent('_rid'));
+    columns.push(indexColumn(key));
+  }
+  const digest = createHash('sha256')
+    .update(JSON.stringify([shape.slug, columns]))
+    .digest('hex')
+    .slice(0, 16);
+  const name = `${shape.slug.slice(0, 40)}_ix_${digest}`;
+  return `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
+    shape.slug,
+  )} (${columns.join(', ')})`;
+}
+
+/**
+ * The indexes every record table has besides its primary key: the default page order (random row
+ * id, then key) and the key in code point order (orderings by the key, its ranges and lookups).
+ */
+export function baseRecordIndexes(shape: RecordIndexShape): string[][] {
+  return [[], [shape.keyField]];
+}
+
+/** Problems with declared indexes (each a list of field names), as messages a steward can act on. */
+export function indexProblems(
+  fields: readonly Pick<FieldDefinition, 'name'>[],
+  indexes: readonly (readonly string[])[],
+): string[] {
+  const names = new Set(fields.map((f) => f.name));
+  const problems: string[] = [];
+  if (indexes.length > MAX_DECLARED_INDEXES) problems.push(`at most ${MAX_DECLARED_INDEXES} indexes`);
+  indexes.forEach((index, i) => {
+    if (!Array.isArray(index) || index.length < 1 || index.length > MAX_INDEX_COLUMNS) {
+      problems.push(`indexes[${i}] must name 1 to ${MAX_INDEX_COLUMNS} fields`);
+      return;
+    }
+    index.forEach((name, j) => {
+      if (typeof name !== 'string' || !names.has(name)) {
+        problems.push(`indexes[${i}][${j}] must name one of the fields`);
+      }
+    });
+  });
+  return problems;
+}

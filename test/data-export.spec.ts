@@ -1,0 +1,388 @@
+import http from 'node:http';
+import { TestBroker } from '@broker/testing';
+
+const N = 300;
+const WORDS = ['plain', 'with, comma', 'with "quote"', '', 'line\nbreak', 'é ☃'];
+const ROWS = Array.from({ length: N }, (_, i) => ({
+  id: `R${String(i).padStart(4, '0')}`,
+  person: `P${i % 40}`,
+  s: i % 9 === 0 ? null : WORDS[i % WORDS.length],
+  n: i % 7 === 0 ? null : (i * 13) % 100,
+  x: i % 5 === 0 ? null : i / 8,
+  ok: i % 6 === 0 ? null : i % 2 === 0,
+  d: `2021-0${1 + (i % 9)}-1${i % 10}`,
+  secret: `s${i % 11}`,
+}));
+const CONSENTED = Array.from({ length: 40 }, (_, i) => `P${i}`).filter((_, i) => i % 3 !== 0);
+
+const RECORD = `mutation($input: ConsentInput!) { recordConsent(input: $input) { id } }`;
+const FIELDS = 'id s n x ok d secret_hash';
+type Node = Record<string, string | number | boolean | null>;
+
+describe('data plane: exports (POST /data/export)', () => {
+  let broker: TestBroker;
+  let analyst: { apiKey: string };
+  let providerSteward: { apiKey: string };
+  let dataset: { id: string };
+  let agreement: string;
+
+  const exportRaw = (query: string, accept = 'text/csv', key = analyst.apiKey) =>
+    broker.http.inject({
+      method: 'POST',
+      url: '/data/export',
+      headers: { authorization: `Bearer ${key}`, accept, 'content-type': 'application/json' },
+      payload: { query },
+    });
+
+  const pages = async (args: string) => {
+    const all: Node[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const res = await broker.gql(
+        analyst.apiKey,
+        `query($after: String) { things(purpose: RESEARCH, first: 37, after: $after${args}) { nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`,
+        { after },
+        '/data/graphql',
+      );
+      expect(res.errors).toBeUndefined();
+      const page = res.data!.things as {
+        nodes: Node[];
+        pageInfo: { hasNextPage: boolean; endCursor: string };
+      };
+      all.push(...page.nodes);
+      if (!page.pageInfo.hasNextPage) return all;
+      after = page.pageInfo.endCursor;
+    }
+  };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'export' });
+    const provider = await broker.createAgency('Provider');
+    const recipient = await broker.createAgency('Recipient');
+    providerSteward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
+    const recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    analyst = await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' });
+    await broker.definePurposes('RESEARCH');
+    dataset = await broker.registerDataset(providerSteward.apiKey, {
+      slug: 'things',
+      title: 'Things',
+      keyField: 'id',
+      subjectField: 'person',
+      fields: [
+        { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'person', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 's', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'n', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+        { name: 'x', type: 'FLOAT', classification: 'NON_SENSITIVE' },
+        { name: 'ok', type: 'BOOLEAN', classification: 'NON_SENSITIVE' },
+        { name: 'd', type: 'DATE', classification: 'NON_SENSITIVE' },
+        { name: 'secret', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await broker.gqlOk(
+      providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: ROWS },
+    );
+    for (const subjectId of CONSENTED) {
+      await broker.gqlOk(providerSteward.apiKey, RECORD, {
+        input: { datasetId: dataset.id, subjectId, purpose: 'RESEARCH', granted: true },
+      });
+    }
+    agreement = await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+      title: 'Things for research',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId: dataset.id,
+          fields: ['id', 's', 'n', 'x', 'ok', 'd']
+            .map((name) => ({ name }))
+            .concat([{ name: 'secret', transform: 'HASH' }] as never),
+          rowFilter: { n: { $gte: 10 } },
+          requireConsent: true,
+        },
+      ],
+    });
+  });
+  afterAll(() => broker.close());
+
+  const expectedCount = ROWS.filter((r) => r.n !== null && r.n >= 10 && CONSENTED.includes(r.person)).length;
+
+  it('exports as NDJSON exactly the rows of the concatenated pages, under the row filter and consent', async () => {
+    for (const args of [
+      '',
+      ', orderBy: [{ field: s, direction: DESC }, { field: x }]',
+      ', where: { n: { lt: 60 } }',
+    ]) {
+      const expected = await pages(args);
+      const res = await exportRaw(
+        `{ things(purpose: RESEARCH${args}) { nodes { ${FIELDS} } } }`,
+        'application/x-ndjson',
+      );
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
+      const lines = res.body.split('\n');
+      expect(lines.pop()).toBe('');
+      expect(lines.map((l) => JSON.parse(l) as Node)).toEqual(expected);
+      if (!args) expect(lines).toHaveLength(expectedCount);
+    }
+  });
+
+  it('exports as CSV: a header of released names, null as an empty cell, an empty string as ""', async () => {
+    const expected = await pages('');
+    const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { ${FIELDS} } } }`, 'text/csv');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/csv/);
+    const records = parseCsv(res.body);
+    expect(records[0]).toEqual(FIELDS.split(' '));
+    const cell = (v: string | number | boolean | null) => (v === null ? null : String(v));
+    expect(records.slice(1)).toEqual(expected.map((node) => FIELDS.split(' ').map((f) => cell(node[f]))));
+    expect(res.body).toContain(',"",');
+  });
+
+  it('honours first when given, and a cursor', async () => {
+    const res = await exportRaw(
+      `{ things(purpose: RESEARCH, first: 7) { nodes { id } } }`,
+      'application/x-ndjson',
+    );
+    expect(res.body.trim().split('\n')).toHaveLength(7);
+    // From a page's cursor on: the rest of the pages.
+    const all = await pages('');
+    const first = await broker.gql(
+      analyst.apiKey,
+      `{ things(purpose: RESEARCH, first: 10) { pageInfo { endCursor } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    const cursor = (first.data!.things as { pageInfo: { endCursor: string } }).pageInfo.endCursor;
+    const rest = await exportRaw(
+      `{ things(purpose: RESEARCH, after: ${JSON.stringify(cursor)}) { nodes { ${FIELDS} } } }`,
+      'application/x-ndjson',
+    );
+    expect(
+      rest.body
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Node),
+    ).toEqual(all.slice(10));
+  });
+
+  it('is audited before the first byte: one EXPORT event with the total, and recorded like a page', async () => {
+    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id n } } }`, 'text/csv');
+    expect(res.statusCode).toBe(200);
+    const events = await broker.query<{
+      action: string;
+      decision: string;
+      row_count: number;
+      agreement_id: string;
+      seq: string;
+    }>(
+      `SELECT action, decision, row_count, agreement_id, seq::text FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [before[0].seq],
+    );
+    expect(events).toMatchObject([
+      { action: 'EXPORT', decision: 'ALLOW', row_count: expectedCount, agreement_id: agreement },
+    ]);
+    const [release] = await broker.query<{ n: number }>(
+      `SELECT cardinality(rids) AS n FROM release_record WHERE audit_seq = $1`,
+      [events[0].seq],
+    );
+    expect(release.n).toBe(expectedCount);
+    const report = await broker.gqlOk<{ subjectAccessReport: { action: string }[] }>(
+      providerSteward.apiKey,
+      `query($d: ID!, $s: String!) { subjectAccessReport(datasetId: $d, subjectId: $s) { action fields } }`,
+      { d: dataset.id, s: CONSENTED[1] },
+    );
+    expect(report.subjectAccessReport.map((r) => r.action)).toContain('EXPORT');
+  });
+
+  it('refuses with the JSON refusal of /data/graphql and a 4xx, exports nothing, and audits the refusal', async () => {
+    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const refused = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id secret } } }`);
+    expect(refused.statusCode).toBeGreaterThanOrEqual(400);
+    expect(refused.statusCode).toBeLessThan(500);
+    expect(refused.headers['content-type']).toMatch(/^application\/json/);
+    const body = JSON.parse(refused.body) as {
+      data: null;
+      errors: { extensions: Record<string, unknown> }[];
+    };
+    expect(body.data).toBeNull();
+    expect(body.errors[0].extensions.code).toBe('FORBIDDEN');
+
+    const notReleased = await exportRaw(
+      `{ things(purpose: RESEARCH, orderBy: [{ field: person }]) { nodes { id } } }`,
+    );
+    expect(notReleased.statusCode).toBe(403);
+    const byRole = await exportRaw(
+      `{ things(purpose: RESEARCH) { nodes { id } } }`,
+      'text/csv',
+      providerSteward.apiKey,
+    );
+    expect(byRole.statusCode).toBe(403);
+    expect(
+      (JSON.parse(byRole.body) as { errors: { extensions: { reason: string } }[] }).errors[0].extensions
+        .reason,
+    ).toBe('ROLE');
+    const badCursor = await exportRaw(`{ things(purpose: RESEARCH, after: "bzoy") { nodes { id } } }`);
+    expect(badCursor.statusCode).toBe(400);
+    expect(
+      (JSON.parse(badCursor.body) as { errors: { extensions: { reason: string } }[] }).errors[0].extensions
+        .reason,
+    ).toBe('INVALID');
+
+    const events = await broker.query<{ action: string; decision: string; row_count: number | null }>(
+      `SELECT action, decision, row_count FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [before[0].seq],
+    );
+    expect(events.length).toBeGreaterThanOrEqual(4);
+    for (const event of events) expect(event).toMatchObject({ action: 'EXPORT', decision: 'DENY' });
+    const [{ n }] = await broker.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM release_record r JOIN audit_event e ON e.seq = r.audit_seq WHERE e.seq > $1`,
+      [before[0].seq],
+    );
+    expect(n).toBe(0);
+  });
+
+  it('answers 406 unless Accept names CSV or NDJSON, and never 500 on odd input', async () => {
+    for (const accept of ['application/json', '*/*', 'text/csv;q=0', '']) {
+      const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`, accept);
+      expect(res.statusCode).toBe(406);
+    }
+    const two = await exportRaw(
+      `{ a: things(purpose: RESEARCH) { nodes { id } } b: things(purpose: RESEARCH) { nodes { id } } }`,
+    );
+    expect(two.statusCode).toBe(400);
+    for (const payload of ['not json', '{"query": 5}', '{"query": "{"}', '[]']) {
+      const res = await broker.http.inject({
+        method: 'POST',
+        url: '/data/export',
+        headers: {
+          authorization: `Bearer ${analyst.apiKey}`,
+          accept: 'text/csv',
+          'content-type': 'application/json',
+        },
+        payload,
+      });
+      expect(res.statusCode).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode).toBeLessThan(500);
+    }
+  });
+
+  it('ends a stream that fails midway without its final chunk', async () => {
+    const big = await broker.registerDataset(providerSteward.apiKey, {
+      slug: 'big_things',
+      title: 'Big',
+      keyField: 'k',
+      fields: [
+        { name: 'k', type: 'INTEGER', classification: 'NON_SENSITIVE', required: true },
+        { name: 'v', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    const csv = [
+      'k,v',
+      ...Array.from({ length: 150_000 }, (_, i) => `${i},value-${i}-${'x'.repeat(30)}`),
+    ].join('\n');
+    expect((await broker.upload(providerSteward.apiKey, big.id, 'text/csv', csv)).status).toBe(200);
+    const [{ provider_agency_id: providerId }] = await broker.query<{ provider_agency_id: string }>(
+      `SELECT provider_agency_id FROM dataset WHERE id = $1`,
+      [big.id],
+    );
+    const [{ recipient_agency_id: recipientId }] = await broker.query<{ recipient_agency_id: string }>(
+      `SELECT recipient_agency_id FROM agreement WHERE id = $1`,
+      [agreement],
+    );
+    const recipientSteward = await broker.createUser({ agencyId: recipientId, role: 'STEWARD' });
+    await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+      title: 'Big for research',
+      providerAgencyId: providerId,
+      recipientAgencyId: recipientId,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId: big.id, fields: [{ name: 'k' }, { name: 'v' }] }],
+    });
+    const url = new URL(await broker.listen());
+    const outcome = await new Promise<{ bytes: number; failed: boolean; complete: boolean }>((resolve) => {
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/data/export',
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${analyst.apiKey}`,
+            accept: 'text/csv',
+            'content-type': 'application/json',
+          },
+        },
+        (res) => {
+          let bytes = 0;
+          let killed = false;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (killed) return;
+            killed = true;
+            // The first bytes are in: the export's connection is killed while it waits for the client.
+            res.pause();
+            void broker
+              .query(
+                `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = current_database() AND query LIKE 'FETCH%' AND pid <> pg_backend_pid()`,
+              )
+              .then(() => res.resume());
+          });
+          res.on('end', () => resolve({ bytes, failed: false, complete: res.complete }));
+          res.on('error', () => resolve({ bytes, failed: true, complete: res.complete }));
+          res.on('aborted', () => resolve({ bytes, failed: true, complete: res.complete }));
+        },
+      );
+      req.on('error', () => resolve({ bytes: 0, failed: true, complete: false }));
+      req.end(JSON.stringify({ query: `{ big_things(purpose: RESEARCH) { nodes { k v } } }` }));
+    });
+    expect(outcome.bytes).toBeGreaterThan(0);
+    expect(outcome.complete).toBe(false);
+    expect(outcome.failed).toBe(true);
+  });
+});
+
+/** A small RFC 4180 reader: null for an empty unquoted cell, '' for `""`. */
+function parseCsv(text: string): (string | null)[][] {
+  const records: (string | null)[][] = [];
+  let record: (string | null)[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let value: string | null;
+    if (text[i] === '"') {
+      let out = '';
+      i++;
+      for (;;) {
+        const q = text.indexOf('"', i);
+        out += text.slice(i, q);
+        i = q + 1;
+        if (text[i] === '"') {
+          out += '"';
+          i++;
+        } else break;
+      }
+      value = out;
+    } else {
+      let j = i;
+      while (j < text.length && text[j] !== ',' && text[j] !== '\n') j++;
+      value = j === i ? null : text.slice(i, j);
+      i = j;
+    }
+    record.push(value);
+    if (text[i] === ',') i++;
+    else {
+      records.push(record);
+      record = [];
+      i++;
+    }
+  }
+  return records;
+}
