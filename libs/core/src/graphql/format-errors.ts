@@ -74,12 +74,18 @@ function databaseError(
   return null;
 }
 
-/** Fastify's own refusals of a request body (too large, not JSON, prototype poisoning). */
+/** Fastify's and mercurius's own refusals of a request body (too large, not JSON, no query). */
 function transportError(
   error: Error | undefined,
 ): { status: number; code: ErrorCode; message: string; reason: string } | null {
   const e: (Error & { code?: unknown; statusCode?: unknown }) | undefined = error;
-  if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number')
+  // Fastify's and mercurius's own (a body without a query, a batch where none is allowed).
+  if (
+    !e ||
+    typeof e.code !== 'string' ||
+    !/^(FST_|MER_ERR_)/.test(e.code) ||
+    typeof e.statusCode !== 'number'
+  )
     return null;
   if (e.statusCode === 413) {
     return {
