@@ -44,6 +44,11 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
     }
     return rendered(ErrorCode.BAD_USER_INPUT, error.message, 'INVALID');
   }
+  if (!error.path) {
+    // Raised before anything ran (graphql-js's asserts on a body that is no document): the request's.
+    logger?.warn({ err: original }, 'a GraphQL request that is no document');
+    return rendered(ErrorCode.BAD_USER_INPUT, 'The request is not a GraphQL document', 'INVALID');
+  }
   logger?.error({ err: original, path: error.path }, 'unexpected error in a GraphQL operation');
   return rendered(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal error');
 }
