@@ -180,7 +180,16 @@ describe('admin UI: agreement previews, access series and static files', () => {
       const [after] = await broker.query<{ agreements: number; seq: string }>(
         `SELECT (SELECT count(*)::int FROM agreement) AS agreements, (SELECT seq::text FROM audit_head) AS seq`,
       );
-      expect(after).toEqual(before);
+      expect(after.agreements).toBe(before.agreements);
+      // Nothing but the two refusals' DENY events was appended.
+      const appended = await broker.query<{ decision: string; reason: string }>(
+        `SELECT decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
+        [before.seq],
+      );
+      expect(appended).toEqual([
+        { decision: 'DENY', reason: 'INVALID' },
+        { decision: 'DENY', reason: 'INVALID' },
+      ]);
     });
 
     it('is FORBIDDEN to a steward of neither party and to other roles', async () => {

@@ -7,7 +7,7 @@ import type { Queue } from 'bullmq';
 import { QueueName } from '@broker/jobs';
 import { pairwiseQuality, personKeySql } from '@broker/linkage';
 import { SqlParams } from '@broker/policy';
-import { type BrokerClient, type SeededCounty, TestBroker, seedCounty } from '@broker/testing';
+import { type BrokerClient, type SeededCounty, TestBroker, countyKey, seedCounty } from '@broker/testing';
 
 /**
  * Linkage end to end: runs started through the control plane and executed by real worker
@@ -183,8 +183,15 @@ describe('linkage runs', () => {
   let firstAssignment: Map<string, string>;
 
   it('lets only the operator start runs, and the operator and auditors read them', async () => {
-    const analyst = await broker.createUser({ agencyId: seeded.agencies.RESEARCH.id, role: 'ANALYST' });
-    const steward = await broker.createUser({ agencyId: seeded.agencies.CBO.id, role: 'STEWARD' });
+    // The seeded agencies have their stewards already: they create their agencies' users.
+    const analyst = await broker.createAs(countyKey(seeded.users, 'steward:RESEARCH'), {
+      agencyId: seeded.agencies.RESEARCH.id,
+      role: 'ANALYST',
+    });
+    const steward = await broker.createAs(countyKey(seeded.users, 'steward:CBO'), {
+      agencyId: seeded.agencies.CBO.id,
+      role: 'STEWARD',
+    });
     const auditor = await broker.createUser({ role: 'AUDITOR' });
     for (const key of [analyst.apiKey, steward.apiKey, auditor.apiKey]) {
       const started = await broker.gql(key, `mutation { startLinkage { id } }`);

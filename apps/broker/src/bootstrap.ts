@@ -4,7 +4,16 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { Logger } from 'pino';
 import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
-import { type BrokerConfig, MetricsService, PinoNestLogger, migrate, redactUrl } from '@broker/core';
+import {
+  type BrokerConfig,
+  ErrorCode,
+  MetricsService,
+  PinoNestLogger,
+  migrate,
+  redactUrl,
+  renderGraphQLError,
+  renderRestError,
+} from '@broker/core';
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 import { rewriteGraphiqlUrl } from './graphiql';
@@ -34,6 +43,8 @@ export async function createBroker(
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
+    // Long ids reach the routes, which answer them as ids that do not exist.
+    maxParamLength: 1000,
     trustProxy: config.TRUST_PROXY,
     // A browser opening /graphql or /data/graphql gets GraphiQL (see graphiql.ts).
     rewriteUrl: rewriteGraphiqlUrl,
@@ -55,6 +66,26 @@ export async function createBroker(
   });
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
+  // Requests refused before a handler (a body that is not JSON, too large, of an unknown type)
+  // answer in their endpoint's shape with a contract code; the control plane's are mercurius's.
+  fastify.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
+    const status = typeof error.statusCode === 'number' ? error.statusCode : 500;
+    if (status >= 500) {
+      logger.error({ err: error, url: request.url }, 'unexpected error before a handler');
+      return reply
+        .status(500)
+        .send(renderRestError({ code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal error' }));
+    }
+    const refusal = {
+      code: ErrorCode.BAD_USER_INPUT,
+      message: status === 413 ? 'The request body is too large' : error.message,
+      reason: status === 413 ? 'LIMIT' : 'INVALID',
+    };
+    const graphql = /^\/(data\/)?graphql(\/|\?|$)/.test(request.url);
+    return reply
+      .status(status)
+      .send(graphql ? { data: null, errors: [renderGraphQLError(refusal)] } : renderRestError(refusal));
+  });
   app.get(AuthHook).register(fastify);
   app.get(RefusalAuditHook).register(fastify);
   const metrics = app.get(MetricsService);

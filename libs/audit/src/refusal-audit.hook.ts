@@ -122,7 +122,11 @@ function refusalsOf(payload: string): RecordedRefusal[] {
 export function graphqlAsked(body: { query?: unknown; variables?: unknown; operationName?: unknown } | null) {
   const asked: RefusalAsked = { operations: [], ids: [] };
   const ids = new Set<string>();
-  if (body && typeof body === 'object') collectIds(body.variables, ids, 0);
+  const variables =
+    body && typeof body.variables === 'object' && body.variables !== null
+      ? (body.variables as Record<string, unknown>)
+      : {};
+  collectIds(variables, ids, 0);
   const query = body && typeof body === 'object' ? body.query : undefined;
   if (typeof query === 'string' && query.length <= 100_000) {
     let operation: OperationDefinitionNode | null;
@@ -138,8 +142,9 @@ export function graphqlAsked(body: { query?: unknown; variables?: unknown; opera
     for (const selection of operation?.selectionSet.selections ?? []) {
       if (selection.kind !== Kind.FIELD) continue;
       roots.add(selection.name.value);
-      for (const argument of selection.arguments ?? [])
-        collectLiteralIds(argument.name.value, argument.value, ids, 0);
+      for (const argument of selection.arguments ?? []) {
+        collectLiteralIds(argument.name.value, argument.value, ids, 0, variables);
+      }
     }
     asked.operations = [...roots].slice(0, MAX_IDS);
   }
@@ -176,14 +181,24 @@ function collectIds(value: unknown, ids: Set<string>, depth: number, key = '') {
   }
 }
 
-function collectLiteralIds(key: string, value: ValueNode, ids: Set<string>, depth: number) {
+function collectLiteralIds(
+  key: string,
+  value: ValueNode,
+  ids: Set<string>,
+  depth: number,
+  variables: Record<string, unknown>,
+) {
   if (ids.size >= MAX_IDS || depth > 8 || VALUES_NOT_IDS.has(key)) return;
-  if (value.kind === Kind.STRING) {
+  if (value.kind === Kind.VARIABLE) {
+    // An id passed in a variable of any name: what the argument names it decides.
+    collectIds(variables[value.name.value], ids, depth + 1, key);
+  } else if (value.kind === Kind.STRING) {
     if (isIdKey(key) && UUID.test(value.value)) ids.add(value.value.toLowerCase());
   } else if (value.kind === Kind.LIST) {
-    for (const item of value.values.slice(0, 100)) collectLiteralIds(key, item, ids, depth + 1);
+    for (const item of value.values.slice(0, 100)) collectLiteralIds(key, item, ids, depth + 1, variables);
   } else if (value.kind === Kind.OBJECT) {
-    for (const field of value.fields.slice(0, 100))
-      collectLiteralIds(field.name.value, field.value, ids, depth + 1);
+    for (const field of value.fields.slice(0, 100)) {
+      collectLiteralIds(field.name.value, field.value, ids, depth + 1, variables);
+    }
   }
 }

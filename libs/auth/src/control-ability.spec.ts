@@ -1,163 +1,111 @@
 import { BrokerError } from '@broker/core';
-import { asSubject, authorize, authorizeType, canOnAll, controlAbility } from './control-ability';
+import { asSubject, authorize } from './control-ability';
 import { Role } from './role.enum';
 
 const A = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
 const C = '33333333-3333-4333-8333-333333333333';
 
-const steward = { role: Role.STEWARD, agencyId: A };
-const analyst = { role: Role.ANALYST, agencyId: A };
-const operator = { role: Role.OPERATOR, agencyId: null };
-const auditor = { role: Role.AUDITOR, agencyId: null };
-const thirdSteward = { role: Role.STEWARD, agencyId: C };
+type Principal = { role: Role; agencyId: string | null };
+const steward = (agencyId: string): Principal => ({ role: Role.STEWARD, agencyId });
+const analyst = (agencyId: string): Principal => ({ role: Role.ANALYST, agencyId });
+const operator: Principal = { role: Role.OPERATOR, agencyId: null };
+const auditor: Principal = { role: Role.AUDITOR, agencyId: C };
 
-const agreementAB = asSubject('Agreement', { providerAgencyId: A, recipientAgencyId: B });
-const datasetOfA = asSubject('Dataset', { providerAgencyId: A });
-const datasetOfB = asSubject('Dataset', { providerAgencyId: B });
-
-/** The contract's answer to a principal doing `action` on `object`: allowed, or code and reason. */
+/** The refusal `authorize` makes, as `code/reason`, or `ALLOW`. */
 function outcome(
-  principal: Parameters<typeof authorize>[0],
+  principal: Principal,
   action: Parameters<typeof authorize>[1],
-  object: any,
-) {
+  object: Parameters<typeof authorize>[2],
+): string {
   try {
     authorize(principal, action, object, 'Object');
-    return 'ALLOWED';
+    return 'ALLOW';
   } catch (error) {
     if (!(error instanceof BrokerError)) throw error;
     return `${error.code}/${error.extra.reason}`;
   }
 }
 
-describe('control-plane abilities', () => {
-  it('lets a party steward change an agreement, and answers a third agency as if it did not exist', () => {
-    for (const action of ['read', 'amend', 'approve', 'revoke', 'preview'] as const) {
-      expect(outcome(steward, action, agreementAB)).toBe('ALLOWED');
-      expect(outcome({ role: Role.STEWARD, agencyId: B }, action, agreementAB)).toBe('ALLOWED');
-      expect(outcome(thirdSteward, action, agreementAB)).toBe('NOT_FOUND/NOT_PARTY');
-    }
+const user = (o: Record<string, unknown>) => asSubject('User', { agencyId: null, role: Role.ANALYST, ...o });
+const agreement = asSubject('Agreement', { providerAgencyId: A, recipientAgencyId: B });
+const dataset = asSubject('Dataset', { providerAgencyId: A });
+
+describe('control ability: each rule allows its principal and refuses another agency or role', () => {
+  it.each([
+    // [rule, allowed principal, other agency, other role, action, object]
+    // OPERATOR and AUDITOR read every agreement: no other role is refused reading.
+    ['a party steward reads an agreement', steward(A), steward(C), null, 'read', agreement],
+    ['a party steward revokes an agreement', steward(B), steward(C), analyst(B), 'revoke', agreement],
+    ['a party steward approves an agreement', steward(A), steward(C), auditor, 'approve', agreement],
+    ['a party analyst reads an agreement', analyst(B), analyst(C), null, 'read', agreement],
+    ['the provider steward ingests', steward(A), steward(B), analyst(A), 'ingest', dataset],
+    [
+      'the provider steward reports subject access',
+      steward(A),
+      steward(B),
+      operator,
+      'reportSubjectAccess',
+      dataset,
+    ],
+    ['the provider steward records consent', steward(A), steward(B), auditor, 'recordConsent', dataset],
+    ['a steward creates its analysts', steward(A), steward(B), analyst(A), 'create', user({ agencyId: A })],
+    [
+      'a steward deactivates its analysts',
+      steward(A),
+      steward(B),
+      analyst(A),
+      'deactivate',
+      user({ agencyId: A }),
+    ],
+  ] as const)('%s', (_rule, allowed, otherAgency, otherRole, action, object) => {
+    expect(outcome(allowed, action, object)).toBe('ALLOW');
+    expect(outcome(otherAgency, action, object)).toBe('NOT_FOUND/NOT_PARTY');
+    if (otherRole) expect(outcome(otherRole, action, object)).toBe('FORBIDDEN/ROLE');
   });
 
-  it('refuses a party what its role may not do, without pretending the object is missing', () => {
-    const provider = { role: Role.STEWARD, agencyId: A };
-    const recipient = { role: Role.STEWARD, agencyId: B };
-    expect(outcome(recipient, 'attest', agreementAB)).toBe('ALLOWED');
-    expect(outcome(provider, 'attest', agreementAB)).toBe('FORBIDDEN/ROLE');
-    expect(outcome(thirdSteward, 'attest', agreementAB)).toBe('NOT_FOUND/NOT_PARTY');
-  });
-
-  it('lets an auditor sign off only versions that need oversight', () => {
-    const auditorOfBoard = { role: Role.AUDITOR, agencyId: C };
-    const needs = asSubject('Agreement', {
-      providerAgencyId: A,
-      recipientAgencyId: B,
-      oversightRequired: true,
-    });
-    const needsNot = asSubject('Agreement', {
-      providerAgencyId: A,
-      recipientAgencyId: B,
-      oversightRequired: false,
-    });
-    for (const action of ['approve', 'decline'] as const) {
-      expect(outcome(auditorOfBoard, action, needs)).toBe('ALLOWED');
-      expect(outcome(auditorOfBoard, action, needsNot)).toBe('FORBIDDEN/ROLE');
-      // An auditor of no oversight agency signs nothing off.
-      expect(outcome(auditor, action, needs)).toBe('FORBIDDEN/ROLE');
-    }
-    expect(outcome(auditorOfBoard, 'preview', needsNot)).toBe('ALLOWED');
-  });
-
-  it('lets a party analyst read but not change an agreement', () => {
-    expect(outcome(analyst, 'read', agreementAB)).toBe('ALLOWED');
-    expect(outcome({ role: Role.ANALYST, agencyId: C }, 'read', agreementAB)).toBe('NOT_FOUND/NOT_PARTY');
-    for (const action of ['amend', 'approve', 'revoke'] as const) {
-      expect(outcome(analyst, action, agreementAB)).toBe('FORBIDDEN/ROLE');
-    }
-  });
-
-  it('lets operators and auditors read every agreement and change none', () => {
-    for (const principal of [operator, auditor]) {
-      expect(outcome(principal, 'read', agreementAB)).toBe('ALLOWED');
-      expect(canOnAll(principal, 'read', 'Agreement')).toBe(true);
-      for (const action of ['propose', 'amend', 'revoke'] as const) {
-        expect(outcome(principal, action, agreementAB)).toBe('FORBIDDEN/ROLE');
-      }
-    }
-    expect(canOnAll(steward, 'read', 'Agreement')).toBe(false);
-  });
-
-  it("keeps a dataset's records to its provider's stewards", () => {
-    for (const action of ['ingest', 'recordConsent', 'update', 'reportSubjectAccess'] as const) {
-      expect(outcome(steward, action, datasetOfA)).toBe('ALLOWED');
-      expect(outcome(steward, action, datasetOfB)).toBe('NOT_FOUND/NOT_PARTY');
-      expect(outcome(analyst, action, datasetOfA)).toBe('FORBIDDEN/ROLE');
-      expect(outcome(operator, action, datasetOfA)).toBe('FORBIDDEN/ROLE');
-      expect(outcome(auditor, action, datasetOfA)).toBe('FORBIDDEN/ROLE');
-    }
-    // Everyone reads the catalog.
-    for (const principal of [steward, analyst, operator, auditor, thirdSteward]) {
-      expect(outcome(principal, 'read', datasetOfB)).toBe('ALLOWED');
-    }
-    expect(outcome(steward, 'create', asSubject('Dataset', { providerAgencyId: A }))).toBe('ALLOWED');
-    expect(outcome(steward, 'create', asSubject('Dataset', { providerAgencyId: B }))).toBe(
-      'NOT_FOUND/NOT_PARTY',
-    );
-  });
-
-  it('lets stewards create stewards and analysts of their own agency only', () => {
-    expect(outcome(steward, 'create', asSubject('User', { agencyId: A, role: Role.ANALYST }))).toBe(
-      'ALLOWED',
-    );
-    expect(outcome(steward, 'create', asSubject('User', { agencyId: A, role: Role.STEWARD }))).toBe(
-      'ALLOWED',
-    );
-    expect(outcome(steward, 'create', asSubject('User', { agencyId: B, role: Role.ANALYST }))).toBe(
-      'NOT_FOUND/NOT_PARTY',
-    );
-    expect(outcome(steward, 'create', asSubject('User', { agencyId: A, role: Role.OPERATOR }))).toBe(
-      'FORBIDDEN/ROLE',
-    );
-    expect(outcome(analyst, 'create', asSubject('User', { agencyId: A, role: Role.ANALYST }))).toBe(
-      'FORBIDDEN/ROLE',
-    );
-  });
-
-  it('keeps linkage runs to the operator, and reading them to operators and auditors', () => {
-    expect(() => authorizeType(operator, 'start', 'LinkageRun')).not.toThrow();
-    for (const principal of [steward, analyst, auditor]) {
-      expect(() => authorizeType(principal, 'start', 'LinkageRun')).toThrow(BrokerError);
-    }
-    expect(() => authorizeType(auditor, 'read', 'LinkageRun')).not.toThrow();
-    expect(() => authorizeType(analyst, 'read', 'LinkageRun')).toThrow(BrokerError);
-  });
-
-  it('allows nothing for a principal whose role or agency id is malformed', () => {
-    for (const principal of [
-      { role: 'ROOT' as Role, agencyId: null },
-      { role: Role.STEWARD, agencyId: 'all' },
-      { role: Role.STEWARD, agencyId: '__proto__' },
-      { role: Role.STEWARD, agencyId: `${A}' OR '1'='1` },
-    ]) {
-      const ability = controlAbility(principal);
-      expect(ability.rules).toEqual([]);
-      expect(outcome(principal, 'read', datasetOfA)).toBe('FORBIDDEN/ROLE');
-    }
-  });
-
-  it('builds one ability per role and agency, and no wildcard grants more', () => {
-    expect(controlAbility(steward)).toBe(controlAbility({ ...steward }));
-    const ability = controlAbility(steward);
-    expect(ability.can('manage' as 'read', 'all' as 'Agreement')).toBe(false);
-    expect(ability.can('read', 'all' as 'Agreement')).toBe(false);
+  it('lets the operator create only operators, oversight auditors and a first steward', () => {
+    expect(outcome(operator, 'create', user({ role: Role.OPERATOR, agencyId: null }))).toBe('ALLOW');
+    expect(
+      outcome(operator, 'create', user({ role: Role.AUDITOR, agencyId: C, oversightAgency: true })),
+    ).toBe('ALLOW');
     expect(
       outcome(
-        steward,
-        'approve',
-        asSubject('Agreement', { providerAgencyId: 'all', recipientAgencyId: 'all' }),
+        operator,
+        'create',
+        user({ role: Role.STEWARD, agencyId: A, oversightAgency: false, agencyHasActiveSteward: false }),
       ),
-    ).toBe('NOT_FOUND/NOT_PARTY');
-    expect({}.constructor).toBe(Object);
+    ).toBe('ALLOW');
+    for (const refused of [
+      user({ role: Role.ANALYST, agencyId: A, oversightAgency: false, agencyHasActiveSteward: false }),
+      user({ role: Role.STEWARD, agencyId: A, oversightAgency: false, agencyHasActiveSteward: true }),
+      user({ role: Role.STEWARD, agencyId: C, oversightAgency: true, agencyHasActiveSteward: false }),
+      user({ role: Role.AUDITOR, agencyId: A, oversightAgency: false }),
+      // Facts the service did not read are never assumed.
+      user({ role: Role.STEWARD, agencyId: A }),
+    ]) {
+      expect(outcome(operator, 'create', refused)).toBe('FORBIDDEN/ROLE');
+    }
+  });
+
+  it('never lets a steward deactivate its last steward, and lets an auditor start a recovery', () => {
+    const last = user({ role: Role.STEWARD, agencyId: A, agencyHasActiveSteward: false });
+    const another = user({ role: Role.STEWARD, agencyId: A, agencyHasActiveSteward: true });
+    expect(outcome(steward(A), 'deactivate', last)).toBe('FORBIDDEN/ROLE');
+    expect(outcome(steward(A), 'deactivate', another)).toBe('ALLOW');
+    expect(outcome(auditor, 'deactivate', last)).toBe('ALLOW');
+    expect(outcome(operator, 'deactivate', last)).toBe('FORBIDDEN/ROLE');
+    expect(outcome(auditor, 'deactivate', user({ role: Role.ANALYST, agencyId: A }))).toBe('FORBIDDEN/ROLE');
+    expect(outcome(operator, 'deactivate', user({ role: Role.OPERATOR, otherActiveOperator: false }))).toBe(
+      'FORBIDDEN/ROLE',
+    );
+    expect(outcome(operator, 'deactivate', user({ role: Role.OPERATOR, otherActiveOperator: true }))).toBe(
+      'ALLOW',
+    );
+  });
+
+  it('allows nothing to a principal whose role or agency is malformed', () => {
+    expect(outcome({ role: 'ROOT' as Role, agencyId: A }, 'read', agreement)).toBe('FORBIDDEN/ROLE');
+    expect(outcome({ role: Role.STEWARD, agencyId: "x' OR 1=1" }, 'read', agreement)).toBe('FORBIDDEN/ROLE');
   });
 });

@@ -188,14 +188,17 @@ export function authorize(
   action: Exclude<ControlAction, 'party'>,
   object: Exclude<Subjects, string>,
   what: string,
+  /** What is "not found" when the object is another agency's (default: `what`; `Agency` for a new user). */
+  notFoundWhat = what,
 ): void {
   const ability = controlAbility(principal);
   if (ability.can(action, object)) return;
   const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
   if (principal.agencyId !== null && ability.can(action, type) && !ability.can('party', object)) {
-    throw new BrokerError(ErrorCode.NOT_FOUND, `${what} not found`, { reason: 'NOT_PARTY' });
+    throw new BrokerError(ErrorCode.NOT_FOUND, `${notFoundWhat} not found`, { reason: 'NOT_PARTY' });
   }
-  throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} this ${what.toLowerCase()}`, {
+  const article = /^[aeiou]/i.test(what) ? 'an' : 'a';
+  throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} ${article} ${what.toLowerCase()}`, {
     reason: 'ROLE',
   });
 }

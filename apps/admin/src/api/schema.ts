@@ -57,6 +57,10 @@ export interface User {
   displayName: string | null;
   role: Role;
   agency: { id: string; name: string } | null;
+  /** Not deactivated (in `users` answers). */
+  active?: boolean;
+  /** Its key is an invitation not yet rotated by its owner (in `users` answers). */
+  invitationPending?: boolean;
 }
 
 export interface Purpose {
@@ -289,6 +293,9 @@ export const Q = {
   createAgency: `mutation($input: CreateAgencyInput!) { createAgency(input: $input) { id name kind createdAt } }`,
   createUser: `mutation($input: CreateUserInput!) { createUser(input: $input) {
     user { id email displayName role agency { id name } } apiKey } }`,
+  users: `{ users { id email displayName role agency { id name } active invitationPending } }`,
+  deactivateUser: `mutation($id: ID!) { deactivateUser(id: $id) { id active } }`,
+  rotateApiKey: `mutation { rotateApiKey { user { id email } apiKey } }`,
   definePurpose: `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { id code description createdAt } }`,
   registerDataset: `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { ${DATASET_FIELDS} } }`,
   recordConsent: `mutation($input: ConsentInput!) { recordConsent(input: $input) { id subjectId purpose granted recordedAt } }`,

@@ -8,6 +8,7 @@ import {
   type AuditVerification,
   type Dataset,
   Q,
+  type User,
 } from '../api/schema';
 import { AccessChart, daysBetween } from '../components/charts';
 import { EmptyState, ErrorMessage, Field, Loading, Notice, PageHeader, TableWrap } from '../components/ui';
@@ -74,6 +75,9 @@ function useNames() {
   const agencies = useQuery<{ agencies: Agency[] }>(Q.agencies);
   const datasets = useQuery<{ datasets: Dataset[] }>(Q.datasets);
   const agreements = useQuery<{ agreements: Agreement[] }>(Q.agreements, {});
+  // Who acted: the users the caller may list (analysts may not, and see only their own events).
+  const { me } = useSession();
+  const users = useQuery<{ users: User[] }>(Q.users, undefined, me.role === 'ANALYST');
   return useMemo(
     () => ({
       agencies: agencies.data?.agencies ?? [],
@@ -85,8 +89,14 @@ function useNames() {
         id ? (datasets.data?.datasets.find((d) => d.id === id)?.slug ?? id.slice(0, 8)) : '—',
       agreement: (id: string) =>
         agreements.data?.agreements.find((a) => a.id === id)?.title ?? id.slice(0, 8),
+      user: (id: string | null) =>
+        id
+          ? id === me.id
+            ? me.email
+            : (users.data?.users.find((u) => u.id === id)?.email ?? id.slice(0, 8))
+          : '—',
     }),
-    [agencies.data, datasets.data, agreements.data],
+    [agencies.data, datasets.data, agreements.data, users.data, me],
   );
 }
 
@@ -250,6 +260,7 @@ export function AuditLogPage() {
                   <th scope="col">When</th>
                   <th scope="col">Action</th>
                   <th scope="col">Decision</th>
+                  <th scope="col">Who</th>
                   <th scope="col">Agency</th>
                   <th scope="col">Purpose</th>
                   <th scope="col">Dataset</th>
@@ -272,6 +283,7 @@ export function AuditLogPage() {
                         {e.decision === 'DENY' ? 'Denied' : 'Allowed'}
                       </span>
                     </td>
+                    <td>{names.user(e.actorUserId)}</td>
                     <td>{names.agency(e.actorAgencyId)}</td>
                     <td>{e.purpose ?? '—'}</td>
                     <td>{names.dataset(e.datasetId)}</td>

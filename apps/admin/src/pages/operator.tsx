@@ -100,6 +100,8 @@ const AGENCY_ROLES: Role[] = ['STEWARD', 'ANALYST'];
  */
 export function UsersPage() {
   const agencies = useQuery<{ agencies: Agency[] }>(Q.agencies);
+  const users = useQuery<{ users: User[] }>(Q.users);
+  const deactivate = useMutation<{ deactivateUser: { id: string; active: boolean } }>(Q.deactivateUser);
   const create = useMutation<{ createUser: { user: User; apiKey: string } }>(Q.createUser);
   const [email, setEmail] = useState('');
   const [displayName, setDisplayName] = useState('');
@@ -123,7 +125,12 @@ export function UsersPage() {
       setCreated((list) => [result.createUser, ...list]);
       setEmail('');
       setDisplayName('');
+      void users.reload();
     }
+  };
+  const deactivateUser = async (user: User) => {
+    if (!window.confirm(`Deactivate ${user.email}? Its key stops working on its next request.`)) return;
+    if (await deactivate.mutate({ id: user.id })) void users.reload();
   };
   const copy = async (key: string) => {
     try {
@@ -140,8 +147,9 @@ export function UsersPage() {
       <section className="card" aria-labelledby="new-user">
         <h2 id="new-user">Create a user</h2>
         <p className="muted">
-          Stewards and analysts belong to an agency; operators to none; an auditor may belong to an oversight
-          agency or to none.
+          The operator invites operators, auditors (of an agency of kind oversight) and the first steward of
+          an agency that has none; that steward creates its agency’s analysts and further stewards. A key the
+          operator creates is an invitation: its owner rotates it before it does anything else.
         </p>
         <form onSubmit={(e) => void submit(e)} className="stack">
           <div className="grid-2">
@@ -211,6 +219,50 @@ export function UsersPage() {
             </button>
           </div>
         </form>
+      </section>
+      <section aria-labelledby="user-list">
+        <h2 id="user-list">Users</h2>
+        <ErrorMessage error={users.error ?? deactivate.error} />
+        {users.data && users.data.users.length > 0 ? (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Agency</th>
+                <th scope="col">Status</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.data.users.map((u) => (
+                <tr key={u.id}>
+                  <td>{u.email}</td>
+                  <td>{humanize(u.role)}</td>
+                  <td>{u.agency?.name ?? '—'}</td>
+                  <td>
+                    {!u.active
+                      ? 'Deactivated'
+                      : u.invitationPending
+                        ? 'Invited (key not rotated yet)'
+                        : 'Active'}
+                  </td>
+                  <td>
+                    {u.active ? (
+                      <button type="button" disabled={deactivate.busy} onClick={() => void deactivateUser(u)}>
+                        Deactivate<span className="visually-hidden"> {u.email}</span>
+                      </button>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : (
+          <EmptyState>No users to show.</EmptyState>
+        )}
       </section>
       <section aria-labelledby="new-keys">
         <h2 id="new-keys">Keys created in this session</h2>

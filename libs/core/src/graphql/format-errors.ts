@@ -44,6 +44,11 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
     }
     return rendered(ErrorCode.BAD_USER_INPUT, error.message, 'INVALID');
   }
+  if (!error.path) {
+    // Raised before anything ran (graphql-js's asserts on a body that is no document): the request's.
+    logger?.warn({ err: original }, 'a GraphQL request that is no document');
+    return rendered(ErrorCode.BAD_USER_INPUT, 'The request is not a GraphQL document', 'INVALID');
+  }
   logger?.error({ err: original, path: error.path }, 'unexpected error in a GraphQL operation');
   return rendered(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal error');
 }
@@ -74,12 +79,18 @@ function databaseError(
   return null;
 }
 
-/** Fastify's own refusals of a request body (too large, not JSON, prototype poisoning). */
+/** Fastify's and mercurius's own refusals of a request body (too large, not JSON, no query). */
 function transportError(
   error: Error | undefined,
 ): { status: number; code: ErrorCode; message: string; reason: string } | null {
   const e: (Error & { code?: unknown; statusCode?: unknown }) | undefined = error;
-  if (!e || typeof e.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number')
+  // Fastify's and mercurius's own (a body without a query, a batch where none is allowed).
+  if (
+    !e ||
+    typeof e.code !== 'string' ||
+    !/^(FST_|MER_ERR_)/.test(e.code) ||
+    typeof e.statusCode !== 'number'
+  )
     return null;
   if (e.statusCode === 413) {
     return {

@@ -129,6 +129,7 @@ export class UserService {
             oversightAgency: facts?.oversight ?? false,
             agencyHasActiveSteward: facts?.activeStewards ? facts.activeStewards > 0 : false,
           }),
+          'User',
           'Agency',
         );
         const user = await manager.save(

@@ -1,0 +1,413 @@
+import fc from 'fast-check';
+import { RefusalRecorder } from '@broker/audit';
+import { TestBroker } from '@broker/testing';
+
+const CODES = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'BAD_USER_INPUT', 'NOT_FOUND', 'CONFLICT']);
+const REASONS = new Set([
+  'ROLE',
+  'PURPOSE_NOT_GRANTED',
+  'NO_AGREEMENT_IN_FORCE',
+  'FIELD_NOT_RELEASED',
+  'ROWS_NOT_GRANTED',
+  'AGREEMENT_AMBIGUOUS',
+  'LIMIT',
+  'INVALID',
+  'NOT_PARTY',
+]);
+const UNKNOWN = '00000000-0000-4000-8000-000000000000';
+
+/**
+ * Hostile input on every endpoint: malformed and oversized documents, variables, ids and bodies.
+ * Whatever arrives, no answer is a 5xx; each is in its endpoint's shape with a contract code and
+ * reason; and each refusal of a signed-in caller is in the audit log before the answer.
+ */
+describe('hostile input: never 500, always the endpoint shape, every refusal audited', () => {
+  let broker: TestBroker;
+  let provider: { id: string };
+  let recipient: { id: string };
+  let third: { id: string };
+  let providerSteward: { id: string; apiKey: string };
+  let recipientSteward: { id: string; apiKey: string };
+  let thirdSteward: { id: string; apiKey: string };
+  let analyst: { id: string; apiKey: string };
+  let datasetId: string;
+  let agreementId: string;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'hostile' });
+    provider = await broker.createAgency('Provider');
+    recipient = await broker.createAgency('Recipient');
+    third = await broker.createAgency('Third');
+    providerSteward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
+    recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    thirdSteward = await broker.createUser({ agencyId: third.id, role: 'STEWARD' });
+    analyst = await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' });
+    await broker.definePurposes('RESEARCH');
+    datasetId = (
+      await broker.registerDataset(providerSteward.apiKey, {
+        slug: 'people',
+        title: 'People',
+        keyField: 'k',
+        subjectField: 'k',
+        fields: [
+          { name: 'k', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'n', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+          { name: 'day', type: 'DATE', classification: 'NON_SENSITIVE' },
+        ],
+      })
+    ).id;
+    await broker.gqlOk(
+      providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      {
+        id: datasetId,
+        r: Array.from({ length: 5 }, (_, i) => ({ k: `K${i}`, n: i, day: '2020-01-0' + (i + 1) })),
+      },
+    );
+    agreementId = await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+      title: 'People',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId, fields: [{ name: 'k' }, { name: 'n' }, { name: 'day' }] }],
+    });
+  });
+  afterAll(() => broker.close());
+
+  async function deniesOf(userId: string): Promise<number> {
+    const [row] = await broker.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_event WHERE decision = 'DENY' AND actor_user_id = $1`,
+      [userId],
+    );
+    return row.n;
+  }
+
+  /** Sends a request and checks the invariants; returns the parsed body. */
+  async function check(
+    user: { id: string; apiKey: string } | null,
+    request: { url: string; contentType?: string; payload: string | Buffer },
+  ) {
+    const before = user ? await deniesOf(user.id) : 0;
+    const response = await broker.http.inject({
+      method: 'POST',
+      url: request.url,
+      headers: {
+        ...(user ? { authorization: `Bearer ${user.apiKey}` } : {}),
+        'content-type': request.contentType ?? 'application/json',
+      },
+      payload: request.payload,
+    });
+    const context = `${request.url} ${response.statusCode} ${response.body.slice(0, 300)} <- ${String(request.payload).slice(0, 300)}`;
+    if (response.statusCode >= 500) throw new Error(`5xx: ${context}`);
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(response.body) as Record<string, unknown>;
+    } catch {
+      throw new Error(`not JSON: ${context}`);
+    }
+    const graphql = !request.url.startsWith('/api/');
+    let reasons: string[] = [];
+    if (graphql) {
+      if (!('data' in body)) throw new Error(`no data member: ${context}`);
+      const errors = body.errors as { extensions?: { code?: string; reason?: string } }[] | undefined;
+      if (response.statusCode !== 200 && !errors?.length)
+        throw new Error(`refusal without errors: ${context}`);
+      for (const e of errors ?? []) {
+        if (!CODES.has(e.extensions?.code ?? '')) throw new Error(`code not in the contract: ${context}`);
+        if (!REASONS.has(e.extensions?.reason ?? ''))
+          throw new Error(`reason not in the contract: ${context}`);
+        if (/Did you mean/.test(JSON.stringify(e))) throw new Error(`suggestion: ${context}`);
+      }
+      if (errors?.length && body.data !== null && request.url.startsWith('/data/')) {
+        throw new Error(`partial data on the data plane: ${context}`);
+      }
+      reasons = (errors ?? []).map((e) => e.extensions!.reason!);
+    } else if (response.statusCode >= 400) {
+      const code = body.code as string;
+      if (!CODES.has(code) && code !== 'PAYLOAD_TOO_LARGE') throw new Error(`REST code: ${context}`);
+      reasons = [body.reason as string];
+    }
+    if (user && reasons.length) {
+      const after = await deniesOf(user.id);
+      // LIMIT refusals of a caller merge into one event per minute, counted in the recorder.
+      if (reasons.some((r) => r !== 'LIMIT') && after <= before) throw new Error(`not audited: ${context}`);
+    }
+    return body;
+  }
+
+  const id = fc.oneof(
+    fc.constant(UNKNOWN),
+    fc.uuid(),
+    fc.string({ maxLength: 40 }),
+    fc.constantFrom("1' OR '1'='1", '', ' ', '\u0000', 'null', '-1', '9'.repeat(400)),
+  );
+  const anyValue = fc.jsonValue({ maxDepth: 4 });
+
+  it('answers hostile control-plane operations with a contract refusal, audited', async () => {
+    const operations = fc.oneof(
+      id.map((x) => ({ query: `query($x: ID!) { agreement(id: $x) { id } }`, variables: { x: x } })),
+      id.map((x) => ({ query: `query($x: ID!) { dataset(id: $x) { id } }`, variables: { x } })),
+      id.map((x) => ({ query: `query($x: ID!) { linkageRun(id: $x) { id } }`, variables: { x } })),
+      id.map((x) => ({ query: `mutation($x: ID!) { deactivateUser(id: $x) { id } }`, variables: { x } })),
+      fc.tuple(id, fc.string({ maxLength: 20 })).map(([x, s]) => ({
+        query: `query($x: ID!, $s: String!) { subjectAccessReport(datasetId: $x, subjectId: $s) { at } }`,
+        variables: { x, s },
+      })),
+      fc.tuple(id, fc.array(anyValue, { maxLength: 3 })).map(([x, r]) => ({
+        query: `mutation($x: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $x, records: $r) { inserted } }`,
+        variables: { x, r },
+      })),
+      fc
+        .tuple(fc.integer({ min: -5, max: 5_000 }), fc.string({ maxLength: 20 }), id)
+        .map(([first, after, x]) => ({
+          query: `query($f: Int, $a: String, $d: ID) { auditEvents(first: $f, after: $a, filter: { datasetId: $d }) { nodes { seq } pageInfo { hasNextPage } } }`,
+          variables: { f: first, a: after, d: x },
+        })),
+      fc.tuple(id, id, anyValue).map(([p, r, rowFilter]) => ({
+        query: `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+        variables: {
+          i: {
+            title: 'x',
+            providerAgencyId: p,
+            recipientAgencyId: r,
+            purposes: ['RESEARCH'],
+            validFrom: '2020-01-01T00:00:00Z',
+            validUntil: '2030-01-01T00:00:00Z',
+            grants: [{ datasetId, fields: [{ name: 'k' }], rowFilter }],
+          },
+        },
+      })),
+      fc
+        .tuple(
+          id,
+          fc.string({ maxLength: 30 }),
+          fc.constantFrom('OPERATOR', 'STEWARD', 'ANALYST', 'AUDITOR', 'X'),
+        )
+        .map(([a, email, role]) => ({
+          query: `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`,
+          variables: { i: { agencyId: a, email, role } },
+        })),
+      fc.record({ query: fc.string({ maxLength: 200 }), variables: anyValue }),
+      fc
+        .integer({ min: 1, max: 60 })
+        .map((n) => ({ query: `{ me ${'{ agency '.repeat(n)}{ id }${' }'.repeat(n)} }` })),
+      fc.integer({ min: 1, max: 3_000 }).map((n) => ({
+        query: `{ ${Array.from({ length: n }, (_, i) => `a${i}: me { id }`).join(' ')} }`,
+      })),
+    );
+    const callers = fc.constantFrom(providerSteward, thirdSteward, analyst);
+    await fc.assert(
+      fc.asyncProperty(callers, operations, async (user, operation) => {
+        await check(user, { url: '/graphql', payload: JSON.stringify(operation) });
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('answers hostile data-plane requests in GraphQL shape, audited', async () => {
+    const where = fc.letrec((tie) => ({
+      where: fc.oneof(
+        { depthSize: 'small' },
+        fc.record({ n: fc.record({ gt: fc.oneof(fc.integer(), fc.string()) }) }),
+        fc.record({ k: fc.record({ in: fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }) }) }),
+        fc.record({ not: tie('where') }),
+        fc.record({ and: fc.array(tie('where'), { maxLength: 2 }) }),
+      ),
+    })).where;
+    const deepWhere = fc.integer({ min: 1, max: 40 }).map((n) => {
+      let w: Record<string, unknown> = { n: { eq: 1 } };
+      for (let i = 0; i < n; i++) w = { not: w };
+      return w;
+    });
+    const requests = fc.oneof(
+      fc
+        .tuple(fc.oneof(where, deepWhere, anyValue), fc.integer({ min: -3, max: 20_000 }), id)
+        .map(([w, first, a]) => ({
+          query: `query($w: PeopleWhere, $f: Int, $a: ID) { people(purpose: RESEARCH, where: $w, first: $f, agreement: $a) { nodes { k } pageInfo { hasNextPage } } }`,
+          variables: { w, f: first, a },
+        })),
+      fc.string({ maxLength: 40 }).map((after) => ({
+        query: `query($a: String) { people(purpose: RESEARCH, after: $a) { nodes { k } } }`,
+        variables: { a: after },
+      })),
+      fc
+        .constantFrom(
+          `{ people(purpose: SUPERVISION) { nodes { k } } }`,
+          `{ people(purpose: RESEARCH) { nodes { ssn } } }`,
+          `{ people(purpose: RESEARCH, first: 0) { pageInfo { hasNextPage } } }`,
+          `{ secrets(purpose: RESEARCH) { nodes { k } } }`,
+          `{ people(purpose: RESEARCH, where: ${'{ not: '.repeat(17)}{ n: { eq: 1 } }${' }'.repeat(17)}) { nodes { k } } }`,
+        )
+        .map((query) => ({ query })),
+      fc.record({ query: fc.string({ maxLength: 200 }), variables: anyValue, operationName: anyValue }),
+      fc.integer({ min: 1, max: 200 }).map((n) => ({
+        query: `{ ${Array.from({ length: n }, (_, i) => `a${i}: people(purpose: RESEARCH) { nodes { k } }`).join(' ')} }`,
+      })),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(analyst, providerSteward), requests, async (user, request) => {
+        await check(user, { url: '/data/graphql', payload: JSON.stringify(request) });
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('answers malformed bodies in each endpoint shape', async () => {
+    const bodies = fc.oneof(
+      fc.string({ maxLength: 100 }),
+      fc.constantFrom(
+        '',
+        '{',
+        '[]',
+        '[1,2]',
+        'null',
+        '42',
+        '"q"',
+        '{"query":',
+        '{"__proto__":{"x":1}}',
+        '\u0000',
+      ),
+      anyValue.map((v) => JSON.stringify(v)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('/graphql', '/data/graphql'),
+        fc.constantFrom(analyst, providerSteward),
+        bodies,
+        async (url, user, payload) => {
+          await check(user, { url, payload });
+        },
+      ),
+      { numRuns: 120 },
+    );
+    const rest = fc.tuple(
+      id,
+      fc.constantFrom('text/csv', 'application/x-ndjson', 'application/json', 'text/plain'),
+      fc.oneof(fc.string({ maxLength: 200 }), fc.constant('k,n,day\nK9,notanumber,2020-13-45\n')),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        rest,
+        fc.constantFrom(providerSteward, thirdSteward, analyst),
+        async ([dataset, type, body], user) => {
+          await check(user, {
+            url: `/api/datasets/${encodeURIComponent(dataset)}/records`,
+            contentType: type,
+            payload: body,
+          });
+        },
+      ),
+      { numRuns: 80 },
+    );
+    // Over the body limits: refused as LIMIT.
+    const big = await broker.http.inject({
+      method: 'POST',
+      url: '/data/graphql',
+      headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({
+        query: '{ people(purpose: RESEARCH) { nodes { k } } }',
+        variables: { x: 'x'.repeat(2_000_000) },
+      }),
+    });
+    expect(big.statusCode).toBe(413);
+    expect(JSON.parse(big.body)).toMatchObject({
+      data: null,
+      errors: [{ extensions: { code: 'BAD_USER_INPUT', reason: 'LIMIT' } }],
+    });
+  });
+
+  it("refuses, and audits, the attacks of issue 11 on other agencies' objects", async () => {
+    const cases: [{ id: string; apiKey: string }, string, Record<string, unknown>, string, string][] = [
+      [
+        thirdSteward,
+        `mutation($d: ID!) { ingestRecords(datasetId: $d, records: [{ k: "X" }]) { inserted } }`,
+        { d: datasetId },
+        'NOT_FOUND',
+        'NOT_PARTY',
+      ],
+      [
+        thirdSteward,
+        `query($d: ID!) { subjectAccessReport(datasetId: $d, subjectId: "K1") { at } }`,
+        { d: datasetId },
+        'NOT_FOUND',
+        'NOT_PARTY',
+      ],
+      [
+        thirdSteward,
+        `mutation($a: ID!) { revokeAgreement(id: $a, reason: "x") { id } }`,
+        { a: agreementId },
+        'NOT_FOUND',
+        'NOT_PARTY',
+      ],
+      [
+        thirdSteward,
+        `mutation($a: ID!) { createUser(input: { agencyId: $a, email: "x@y.example", role: ANALYST }) { apiKey } }`,
+        { a: provider.id },
+        'NOT_FOUND',
+        'NOT_PARTY',
+      ],
+      [analyst, `mutation { startLinkage { id } }`, {}, 'FORBIDDEN', 'ROLE'],
+    ];
+    for (const [user, query, variables, code, reason] of cases) {
+      const before = await deniesOf(user.id);
+      const res = await broker.gql(user.apiKey, query, variables);
+      expect({ query, ext: res.errors?.[0].extensions }).toEqual({ query, ext: { code, reason } });
+      const events = await broker.query<{ reason: string; details: { operations: string[]; ids: string[] } }>(
+        `SELECT reason, details FROM audit_event WHERE decision = 'DENY' AND actor_user_id = $1 ORDER BY seq DESC LIMIT 1`,
+        [user.id],
+      );
+      expect(await deniesOf(user.id)).toBe(before + 1);
+      expect(events[0].reason).toBe(reason);
+      expect(Object.values(variables).every((v) => events[0].details.ids.includes(v as string))).toBe(true);
+    }
+    await broker.app.get(RefusalRecorder).flush(true);
+  });
+
+  it('answers proposeAgreement with an unknown or malformed recipient as NOT_FOUND or BAD_USER_INPUT', async () => {
+    const propose = (recipientAgencyId: string) =>
+      broker.gql(
+        providerSteward.apiKey,
+        `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+        {
+          i: {
+            title: 'x',
+            providerAgencyId: provider.id,
+            recipientAgencyId,
+            purposes: ['RESEARCH'],
+            validFrom: '2020-01-01T00:00:00Z',
+            validUntil: '2030-01-01T00:00:00Z',
+            grants: [{ datasetId, fields: [{ name: 'k' }] }],
+          },
+        },
+      );
+    expect((await propose(UNKNOWN)).errors?.[0].extensions).toEqual({
+      code: 'NOT_FOUND',
+      reason: 'NOT_PARTY',
+    });
+    expect((await propose('not-a-uuid')).errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID',
+    });
+  });
+
+  it('refuses first below 1 and a where nested 17 levels deep, before any row is read', async () => {
+    for (const query of [
+      `{ people(purpose: RESEARCH, first: 0) { pageInfo { hasNextPage } } }`,
+      `{ people(purpose: RESEARCH, first: -1) { nodes { k } } }`,
+    ]) {
+      const res = await broker.gql(analyst.apiKey, query, undefined, '/data/graphql');
+      expect(res.data).toBeNull();
+      expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    const deep = await broker.gql(
+      analyst.apiKey,
+      `{ people(purpose: RESEARCH, where: ${'{ not: '.repeat(17)}{ n: { eq: 1 } }${' }'.repeat(17)}) { nodes { k } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(deep.status).toBeLessThan(500);
+    expect(deep.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+  });
+});
