@@ -268,7 +268,7 @@ export function buildCallerSchema(
           where: { type: where },
           orderBy: { type: new GraphQLList(new GraphQLNonNull(orderBy)) },
           first: { type: GraphQLInt, defaultValue: 100 },
-          after: { type: linkedFieldEnum() },
+          after: { type: GraphQLString },
         },
       };
       roots.set(dataset.slug, { name: dataset.slug, datasetId: dataset.id, kind: 'ROWS' });
