@@ -680,7 +680,7 @@ async function aggregateLatencies(broker: Target, headers: Record<string, string
 const LINK_COHORT = 'bench_link_cohort';
 const LINK_OUTCOME = 'bench_link_outcome';
 const LINK_QUERY = `{ ${LINK_COHORT}_aggregate(purpose: ${PURPOSE}, groupBy: [program],
-  linked: { ${LINK_OUTCOME}: { on: booked_on, after: "completed_on", minDays: 0, maxDays: 365 } }) {
+  linked: { ${LINK_OUTCOME}: { on: booked_on, after: completed_on, minDays: 0, maxDays: 365 } }) {
   groups { key count } noise } }`;
 
 interface LinkedSetup {

@@ -64,15 +64,6 @@ describe('demo: the recidivism question', () => {
     expect(data.rebooked.noise).toBe(2);
     const lines = recidivismLines(data);
     const truth = recidivismTruth(seeded.county);
-    // The table the README shows.
-    console.log(
-      lines
-        .map((l) => {
-          const t = truth.get(l.program)!;
-          return `${l.program} | ${l.completers} | ${l.rebooked} | ${l.rate === null ? '' : (100 * l.rate).toFixed(0) + '%'} | truth ${t.completers} ${t.rebooked}`;
-        })
-        .join('\n'),
-    );
     for (const [program, t] of truth) {
       const line = lines.find((l) => l.program === program);
       for (const [shown, actual] of [

@@ -473,7 +473,7 @@ describe('data plane: linked counts and persons', () => {
   it('refuses a window on a name that is not a date released as is, and linked without linkage', async () => {
     const res = await broker.gql(
       research.apiKey,
-      `{ participation_aggregate(purpose: ${PURPOSE}, groupBy: [], linked: { bookings: { on: charge, after: "completed_on" } }) { noise } }`,
+      `{ participation_aggregate(purpose: ${PURPOSE}, groupBy: [], linked: { bookings: { on: charge, after: completed_on } }) { noise } }`,
       {},
       DATA,
     );

@@ -289,7 +289,19 @@ export function buildCallerSchema(
   // argument of `<slug>_aggregate` it holds one field per other dataset (named by its slug); as such
   // a field it is the condition on that dataset (exists, agreement, where, on, after, minDays,
   // maxDays). Policy reads each role's fields only and refuses a condition nested in a condition.
-  // `after` names a field of the aggregated dataset, so it is a String checked by policy.
+  // `after` names a field of the aggregated dataset, which one type cannot know: it takes any released
+  // name of a dataset with linkage (enum `LinkedField`, so `after: completed_on` reads as in DESIGN),
+  // and policy refuses one that this dataset's chosen agreement does not release as a date, RAW.
+  let linkedField: GraphQLEnumType | null = null;
+  const linkedFieldEnum = () =>
+    (linkedField ??= new GraphQLEnumType({
+      name: 'LinkedField',
+      values: Object.fromEntries(
+        [...new Set([...linkable].flatMap((id) => [...released.get(id)!.keys()]))]
+          .sort()
+          .map((name) => [name, { value: name }]),
+      ),
+    }));
   const linkedInputOf = (dataset: DatasetShapeRecord): GraphQLInputObjectType => {
     let input = linkedInputs.get(dataset.id);
     if (!input) {
@@ -300,7 +312,7 @@ export function buildCallerSchema(
           agreement: { type: GraphQLID },
           where: { type: whereTypes.get(dataset.id)! },
           on: { type: fieldEnums.get(dataset.id)! },
-          after: { type: GraphQLString },
+          after: { type: linkedFieldEnum() },
           minDays: { type: GraphQLInt, defaultValue: 0 },
           maxDays: { type: GraphQLInt },
           ...Object.fromEntries(

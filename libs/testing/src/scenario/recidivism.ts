@@ -19,7 +19,7 @@ export const RECIDIVISM_QUERY = `query Recidivism($cohort: ID!, $outcome: ID!) {
     purpose: RECIDIVISM_EVALUATION, agreement: $cohort
     where: { completed_on: { isNull: false } }, groupBy: [program]
     linked: { jail_bookings: {
-      agreement: $outcome, on: booking_date, after: "completed_on", minDays: 0, maxDays: ${RECIDIVISM_WINDOW_DAYS}
+      agreement: $outcome, on: booking_date, after: completed_on, minDays: 0, maxDays: ${RECIDIVISM_WINDOW_DAYS}
     } }
   ) { groups { key count suppressed } noise }
 }`;
