@@ -13,6 +13,7 @@ import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
 import { AdminUiModule } from './admin-ui.module';
+import { BrokerMetricsCollector } from './broker-metrics';
 
 /** Describes the control plane's root types for introspection (GraphiQL's documentation explorer). */
 function describeRootTypes(schema: GraphQLSchema): GraphQLSchema {
@@ -62,7 +63,7 @@ export class BrokerModule {
         LinkageModule.forRoot({ api: true, processors: false }),
         AdminUiModule.forRoot(adminUiDir),
       ],
-      providers: [{ provide: APP_FILTER, useClass: BrokerErrorFilter }],
+      providers: [{ provide: APP_FILTER, useClass: BrokerErrorFilter }, BrokerMetricsCollector],
     };
   }
 }

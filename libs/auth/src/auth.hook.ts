@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MetricsService } from '@broker/core';
 import { AuthService } from './auth.service';
 
 const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\//];
@@ -7,7 +8,10 @@ const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\/
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()
 export class AuthHook {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly metrics: MetricsService,
+  ) {}
 
   /** Installs the `onRequest` hook on the broker's fastify instance. */
   register(fastify: FastifyInstance) {
@@ -41,6 +45,10 @@ export class AuthHook {
       ? 'The API key is not valid'
       : 'A valid API key is required (Authorization: Bearer <key>)';
     const isGraphql = !request.url.startsWith('/api/');
+    // Counted, not audited: an unauthenticated caller is no one the audit log could name.
+    this.metrics.unauthenticated.inc({
+      endpoint: request.url.startsWith('/data/') ? '/data/graphql' : isGraphql ? '/graphql' : '/api',
+    });
     await reply
       .status(401)
       .header('www-authenticate', 'Bearer')
