@@ -247,8 +247,10 @@ function printSummary(
   say();
   say(`  Broker        ${baseUrl}`);
   say(`  Admin UI      ${baseUrl}/admin/     (sign in with a key below)`);
-  say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
-  say(`  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements)`);
+  say(`  GraphQL       ${baseUrl}/graphql          (control plane; GraphiQL in a browser)`);
+  say(
+    `  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements; GraphiQL in a browser)`,
+  );
   say(`  Health        ${baseUrl}/health`);
   say(`  Metrics       ${baseUrl}/metrics`);
   say(`  Database      ${redactUrl(DATABASE_URL)}  (recreated on every run)`);
