@@ -36,7 +36,7 @@ describe('admin UI (browser)', () => {
     auditor = await h.broker.createUser({ role: 'AUDITOR', email: 'oversight@county.example' });
     await h.broker.definePurposes('RECIDIVISM_EVALUATION', 'SUPERVISION');
     ({ page } = await h.newPage());
-  }, 60_000);
+  }, 180_000); // the first file of a run builds the admin UI and GraphiQL
 
   afterAll(() => h?.close());
 
