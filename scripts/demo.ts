@@ -268,8 +268,10 @@ function printSummary(
   say(
     `  Register      ${baseUrl}/register      (public: the agreements in force, for anyone; JSON at /api/register)`,
   );
-  say(`  GraphQL       ${baseUrl}/graphql          (control plane)`);
-  say(`  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements)`);
+  say(`  GraphQL       ${baseUrl}/graphql          (control plane; GraphiQL in a browser)`);
+  say(
+    `  Data plane    ${baseUrl}/data/graphql     (analysts; records within agreements; GraphiQL in a browser)`,
+  );
   say(`  Health        ${baseUrl}/health`);
   say(`  Metrics       ${baseUrl}/metrics`);
   say(`  Database      ${redactUrl(DATABASE_URL)}  (recreated on every run)`);

@@ -27,7 +27,7 @@ describe('admin UI for operators and analysts (browser)', () => {
   beforeAll(async () => {
     h = await startAdminHarness('admin_operator');
     ({ page } = await h.newPage());
-  }, 60_000);
+  }, 180_000); // the first file of a run builds the admin UI and GraphiQL
 
   afterAll(async () => {
     await worker?.close();

@@ -38,7 +38,7 @@ describe('admin UI (browser)', () => {
     board = await h.broker.oversightAuditor();
     await h.broker.definePurposes('RECIDIVISM_EVALUATION', 'SUPERVISION');
     ({ page } = await h.newPage());
-  }, 60_000);
+  }, 180_000); // the first file of a run builds the admin UI and GraphiQL
 
   afterAll(() => h?.close());
 

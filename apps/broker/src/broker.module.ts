@@ -20,6 +20,7 @@ import { LinkageModule } from '@broker/linkage';
 import { RegistryModule } from '@broker/registry';
 import { AdminUiModule } from './admin-ui.module';
 import { CONTROL_PLANE_LIMIT_RULES, CONTROL_PLANE_MAX_TOKENS } from './control-plane-limits';
+import { BrokerMetricsCollector } from './broker-metrics';
 
 /** Describes the control plane's root types for introspection (GraphiQL's documentation explorer). */
 function describeRootTypes(schema: GraphQLSchema): GraphQLSchema {
@@ -75,6 +76,7 @@ export class BrokerModule {
       providers: [
         { provide: APP_FILTER, useClass: HttpExceptionFilter },
         { provide: APP_FILTER, useClass: BrokerErrorFilter },
+        BrokerMetricsCollector,
       ],
     };
   }

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { type RequestContext, authorizeType } from '@broker/auth';
-import { badInput } from '@broker/core';
+import { MetricsService, badInput } from '@broker/core';
 import type { AuditAction, AuditDecision } from './audit-action.enum';
 import {
   type AuditEventContent,
@@ -119,7 +119,14 @@ export class AuditService {
   constructor(
     private readonly dataSource: DataSource,
     @InjectRepository(AuditEventEntity) private readonly events: Repository<AuditEventEntity>,
+    private readonly metrics: MetricsService,
   ) {}
+
+  /** Records one group commit of appends made elsewhere (the data plane's batcher), for metrics. */
+  recordGroupCommit(events: number, seconds: number): void {
+    this.metrics.auditGroupCommitEvents.observe(events);
+    this.metrics.auditGroupCommitDuration.observe(seconds);
+  }
 
   /**
    * Appends an event to the chain and returns its seq and hash. With `manager`, inside the caller's
@@ -193,6 +200,7 @@ export class AuditService {
         ...(counted ? registerCountParams(event) : []),
       ],
     );
+    this.metrics.auditAppends.inc({ decision: event.decision });
     return { seq: event.seq, hash: event.hash };
   }
 

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCode, renderGraphQLError, renderRestError } from '@broker/core';
+import { ErrorCode, MetricsService, renderGraphQLError, renderRestError } from '@broker/core';
 import { AuthService } from './auth.service';
 
 // `/api/register` is the public register (DESIGN §4.4): anyone may read it, signed in or not.
@@ -11,7 +11,10 @@ PROTECTED.push(/^\/data\/export(\/|\?|$)/);
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()
 export class AuthHook {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly metrics: MetricsService,
+  ) {}
 
   /** Installs the `onRequest` hook on the broker's fastify instance. */
   register(fastify: FastifyInstance) {
@@ -50,6 +53,10 @@ export class AuthHook {
       ? 'The API key is not valid'
       : 'A valid API key is required (Authorization: Bearer <key>)';
     const isGraphql = !request.url.startsWith('/api/');
+    // Counted, not audited: an unauthenticated caller is no one the audit log could name.
+    this.metrics.unauthenticated.inc({
+      endpoint: request.url.startsWith('/data/') ? '/data/graphql' : isGraphql ? '/graphql' : '/api',
+    });
     await reply
       .status(401)
       .header('www-authenticate', 'Bearer')

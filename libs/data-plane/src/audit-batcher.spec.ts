@@ -13,6 +13,7 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
       client.appended.push(event.reason!);
       return Promise.resolve({ seq: 0, hash: '' });
     },
+    recordGroupCommit: () => undefined,
   } as unknown as AuditService;
   const pool = {
     connect: () => {

@@ -81,6 +81,7 @@ export class AuditBatcher {
 
   private async commit(events: DataPlaneEvent[]): Promise<void> {
     const client = await pgPool(this.dataSource).connect();
+    const started = process.hrtime.bigint();
     try {
       await client.query('BEGIN');
       const seqs: number[] = [];
@@ -103,6 +104,7 @@ export class AuditBatcher {
         );
       }
       await client.query('COMMIT');
+      this.audit.recordGroupCommit(events.length, Number(process.hrtime.bigint() - started) / 1e9);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;

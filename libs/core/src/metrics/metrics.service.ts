@@ -1,6 +1,25 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the data plane decided about a request. */
+export type DecisionOutcome = 'ALLOW' | 'DENY';
+
+/** The reasons a decision is counted under (the contract's, and NONE); any other is OTHER. */
+const DECISION_REASONS: ReadonlySet<string> = new Set([
+  'NONE',
+  'ROLE',
+  'PURPOSE_NOT_GRANTED',
+  'NO_AGREEMENT_IN_FORCE',
+  'FIELD_NOT_RELEASED',
+  'ROWS_NOT_GRANTED',
+  'AGREEMENT_AMBIGUOUS',
+  'LIMIT',
+  'INVALID',
+  'NOT_PARTY',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+]);
+
 /** The process's Prometheus registry and the broker's own metrics. */
 @Injectable()
 export class MetricsService {
@@ -28,7 +47,54 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  /** Data-plane decisions; see {@link recordDecision}. */
+  readonly decisions = new Counter({
+    name: 'broker_data_plane_decisions_total',
+    help: 'Data-plane requests by outcome (ALLOW, DENY) and reason (a contract reason such as FIELD_NOT_RELEASED, or NONE when allowed)',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly unauthenticated = new Counter({
+    name: 'broker_unauthenticated_requests_total',
+    help: 'Requests to the APIs without a valid API key (answered 401; counted here, not in the audit log)',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditAppends = new Counter({
+    name: 'broker_audit_appends_total',
+    help: 'Audit events appended to the hash chain, by decision (an append whose transaction rolls back is counted too)',
+    labelNames: ['decision'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditGroupCommitEvents = new Histogram({
+    name: 'broker_audit_group_commit_events',
+    help: "Events per group commit of the data plane's audit writes (one transaction for many requests)",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
+
+  readonly auditGroupCommitDuration = new Histogram({
+    name: 'broker_audit_group_commit_duration_seconds',
+    help: "How long a group commit of the data plane's audit writes took: the lag it adds before data leaves",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Counts one data-plane decision, e.g. `recordDecision('DENY', 'FIELD_NOT_RELEASED')`. Reasons are
+   * the contract's (`ROLE`, `PURPOSE_NOT_GRANTED`, `NO_AGREEMENT_IN_FORCE`, `FIELD_NOT_RELEASED`,
+   * `ROWS_NOT_GRANTED`, `AGREEMENT_AMBIGUOUS`, `LIMIT`, `INVALID`), or `NONE` for an allowed request;
+   * anything else is counted as `OTHER`, so a label never carries request text.
+   */
+  recordDecision(outcome: DecisionOutcome, reason: string | null | undefined): void {
+    const label = reason && DECISION_REASONS.has(reason) ? reason : reason ? 'OTHER' : 'NONE';
+    this.decisions.inc({ outcome, reason: label });
   }
 }
