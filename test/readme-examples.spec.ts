@@ -127,7 +127,12 @@ describe('README examples', () => {
     for (const row of rows) {
       const key = env[row.user];
       expect([row.user, typeof key]).toEqual([row.user, 'string']);
-      const result = await broker.gql(key, row.request, undefined, row.endpoint);
+      // A "$NAME" in a request is a value of demo.env (an agreement's id), as a reader substitutes it.
+      const request = row.request.replace(
+        /\$([A-Z][A-Z0-9_]*)/g,
+        (_, name: string) => env[name] ?? `$${name}`,
+      );
+      const result = await broker.gql(key, request, undefined, row.endpoint);
       const label = `${row.user} ${row.request}`;
       if (row.answer.includes('`FORBIDDEN`')) {
         expect([label, result.data, result.errors?.[0]?.extensions?.code]).toEqual([

@@ -62,6 +62,15 @@ const PENDING_TYPES = new Set([
   'LinkageStats',
   'LinkageStatus',
   'WeightBin',
+  // Added by the linkage review and oversight work in the same round; described next.
+  'BlockingRulePairs',
+  'ComparisonLevelWeight',
+  'ComparisonWeights',
+  'Decline',
+  'LinkagePairRecord',
+  'LinkageReviewLevel',
+  'LinkageReviewPair',
+  'UnparsedValues',
 ]);
 const PENDING_OPERATIONS = [
   'Query.agreement',
@@ -72,6 +81,12 @@ const PENDING_OPERATIONS = [
   'Mutation.amendAgreement',
   'Mutation.approveAgreement',
   'Mutation.revokeAgreement',
+  'Mutation.attestDestruction',
+  'Mutation.declineAgreement',
+  'Mutation.decideLinkagePair',
+  'Mutation.updateDataset',
+  'Query.linkageReviewPairSide',
+  'Query.linkageReviewPairs',
 ];
 const pending = (name: string) =>
   PENDING_TYPES.has(name.split(/[.(]/)[0]) ||

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Kind, type OperationDefinitionNode, type ValueNode, getOperationAST, parse } from 'graphql';
-import { Counter } from 'prom-client';
-import { MetricsService, contractReason } from '@broker/core';
+import { contractReason } from '@broker/core';
 import { type RecordedRefusal, type RefusalAsked, RefusalRecorder } from './refusal-recorder';
 
 declare module 'fastify' {
@@ -22,23 +21,11 @@ const MAX_IDS = 20;
  * control-plane GraphQL errors, REST refusals, and refusals made before the data plane saw the
  * request (the data plane audits its own). It reads the refusal from the rendered answer, so every
  * refusal is recorded with exactly the code and reason the caller gets. Unauthenticated requests
- * are counted in metrics only.
+ * are counted in metrics only, by the authentication hook.
  */
 @Injectable()
 export class RefusalAuditHook {
-  private readonly unauthenticated: Counter<'endpoint'>;
-
-  constructor(
-    private readonly recorder: RefusalRecorder,
-    metrics: MetricsService,
-  ) {
-    this.unauthenticated = new Counter({
-      name: 'broker_unauthenticated_requests_total',
-      help: 'Requests refused for a missing or invalid API key (not in the audit log), by endpoint',
-      labelNames: ['endpoint'] as const,
-      registers: [metrics.registry],
-    });
-  }
+  constructor(private readonly recorder: RefusalRecorder) {}
 
   /** Installs the `onSend` hook on the broker's fastify instance. */
   register(fastify: FastifyInstance) {
@@ -51,10 +38,8 @@ export class RefusalAuditHook {
   private async onSend(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
     const endpoint = endpointOf(request.url);
     if (!endpoint) return;
-    if (!request.principal) {
-      if (reply.statusCode === 401) this.unauthenticated.inc({ endpoint });
-      return;
-    }
+    // Unauthenticated requests are counted by the authentication hook (metrics only).
+    if (!request.principal) return;
     if (endpoint === '/data/graphql' && request.auditedByDataPlane) return;
     if (endpoint !== '/graphql' && reply.statusCode < 400) return;
     if (typeof payload !== 'string') return;

@@ -194,13 +194,24 @@ export function authorize(
   const ability = controlAbility(principal);
   if (ability.can(action, object)) return;
   const type = ability.detectSubjectType(object) as Extract<Subjects, string>;
-  if (principal.agencyId !== null && ability.can(action, type) && !ability.can('party', object)) {
+  if (
+    principal.agencyId !== null &&
+    ownedByAnAgency(object) &&
+    ability.can(action, type) &&
+    !ability.can('party', object)
+  ) {
     throw new BrokerError(ErrorCode.NOT_FOUND, `${notFoundWhat} not found`, { reason: 'NOT_PARTY' });
   }
   const article = /^[aeiou]/i.test(what) ? 'an' : 'a';
   throw new BrokerError(ErrorCode.FORBIDDEN, `Your role may not ${action} ${article} ${what.toLowerCase()}`, {
     reason: 'ROLE',
   });
+}
+
+/** Whether an object belongs to some agency (an OPERATOR or AUDITOR user of none is nobody's). */
+function ownedByAnAgency(object: object): boolean {
+  const o = object as Partial<Record<'agencyId' | 'providerAgencyId' | 'recipientAgencyId', unknown>>;
+  return [o.agencyId, o.providerAgencyId, o.recipientAgencyId].some((id) => typeof id === 'string');
 }
 
 /** Whether the principal may do `action` to every object of a type (no condition narrows it). */

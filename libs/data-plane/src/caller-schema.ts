@@ -273,7 +273,14 @@ export function buildCallerSchema(
   // -- issue 13: counting persons, and linked counts --
   const countUnit = new GraphQLEnumType({
     name: 'CountUnit',
-    values: { RECORDS: { value: 'RECORDS' }, PERSONS: { value: 'PERSONS' } },
+    description: 'What an aggregate counts.',
+    values: {
+      RECORDS: { value: 'RECORDS', description: 'Records of the dataset.' },
+      PERSONS: {
+        value: 'PERSONS',
+        description: 'Distinct persons found by linkage (the grant has linkage).',
+      },
+    },
   });
   // Datasets some grant with linkage releases (any access): the others a linked count may name.
   const linkable = new Set<string>();

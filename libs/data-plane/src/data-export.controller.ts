@@ -51,6 +51,8 @@ export class DataExportController {
         ],
       });
     }
+    // Its refusals are audited by the data plane itself, as EXPORT.
+    reply.request.auditedByDataPlane = true;
     const answer = await this.dataPlane.export(ctx, body, format);
     if (answer.kind === 'json') {
       const { response } = answer;

@@ -463,8 +463,10 @@ export class DataPlaneService {
     action?: AuditAction,
   ): Promise<DataPlaneResponse> {
     // Limits merge per caller and minute, so a flood of refused requests is no flood of appends.
-    const limits = refusals.filter((r) => r.reason === 'LIMIT');
-    const others = refusals.filter((r) => r.reason !== 'LIMIT');
+    // (A budget's LIMIT is about one agreement: recorded as its own event, under that agreement.)
+    const mergeable = (r: DataPlaneRefusal) => r.reason === 'LIMIT' && !r.audit?.agreementId;
+    const limits = refusals.filter(mergeable);
+    const others = refusals.filter((r) => !mergeable(r));
     try {
       if (limits.length) {
         await this.refusalRecorder.record(

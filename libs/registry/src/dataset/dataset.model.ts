@@ -40,6 +40,12 @@ registerEnumType(IdentityRole, {
     SEX: { description: 'Sex (at least QUASI_IDENTIFIER).' },
     SSN: { description: 'A US social security number (must be DIRECT_IDENTIFIER).' },
     ZIP: { description: 'A postal code of any country (at least QUASI_IDENTIFIER).' },
+    ID_NUMBER: {
+      description:
+        'Any other person identifier: state id, licence, foreign national id (must be DIRECT_IDENTIFIER).',
+    },
+    ADDRESS: { description: 'A street line (at least QUASI_IDENTIFIER).' },
+    CITY: { description: 'A city, town or suburb (at least QUASI_IDENTIFIER).' },
   },
 });
 

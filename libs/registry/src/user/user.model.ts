@@ -18,7 +18,11 @@ export class UserModel {
   agencyId!: string | null;
   @Field(() => GraphQLISODateTime, { description: 'When the user was created.' }) createdAt!: Date;
   /** When the user was deactivated; its keys stopped then. */
-  @Field(() => GraphQLISODateTime, { nullable: true }) deactivatedAt!: Date | null;
+  @Field(() => GraphQLISODateTime, {
+    nullable: true,
+    description: 'When the user was deactivated; its keys stopped then. Null while active.',
+  })
+  deactivatedAt!: Date | null;
   /** Not deactivated (resolved from `deactivatedAt`). */
   active?: boolean;
   /** Its key is an invitation the operator created, not yet rotated by its owner (resolved). */

@@ -70,12 +70,14 @@ export class UserResolver {
     return user.agencyId ? this.agencies.findById(user.agencyId) : null;
   }
 
-  @ResolveField(() => Boolean)
+  @ResolveField(() => Boolean, { description: 'Not deactivated: its key works.' })
   active(@Parent() user: UserModel) {
     return user.deactivatedAt == null;
   }
 
-  @ResolveField(() => Boolean)
+  @ResolveField(() => Boolean, {
+    description: 'Its key is an invitation the OPERATOR created, not yet rotated by its owner.',
+  })
   invitationPending(@Parent() user: UserModel & { invitationPending?: boolean }) {
     return typeof user.invitationPending === 'boolean'
       ? user.invitationPending

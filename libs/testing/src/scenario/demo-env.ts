@@ -23,9 +23,7 @@ export function demoEnv(county: SeededCounty, options: { baseUrl: string; databa
     ...county.users.map((u) => `${variableName(u.handle.replace(':OVERSIGHT', ''))}=${u.apiKey}`),
     ...Object.entries(county.agencies).map(([role, a]) => `${variableName(role)}_AGENCY_ID=${a.id}`),
     ...Object.values(county.datasets).map((d) => `${variableName(d.slug)}_ID=${d.id}`),
-    ...county.agreements.map(
-      (a) => `${variableName(`${a.provider}_${a.recipient}_${a.dataset}`)}_AGREEMENT_ID=${a.id}`,
-    ),
+    ...agreementVariables(county.agreements),
   ];
   // Values in single quotes, so a URL with a password of any characters stays one word.
   const quoted = lines.map((line) =>
@@ -42,4 +40,19 @@ export function parseDemoEnv(text: string): Record<string, string> {
     if (match) variables[match[1]] = match[2].replace(/'\\''/g, "'");
   }
   return variables;
+}
+
+/**
+ * One variable per agreement: `<PROVIDER>_<RECIPIENT>_<DATASET>_AGREEMENT_ID`, and for a second
+ * agreement over the same dataset (the counts-only ones of the recidivism question) the same with
+ * `_COUNTS`, so no variable is written twice.
+ */
+function agreementVariables(agreements: SeededCounty['agreements']): string[] {
+  const taken = new Set<string>();
+  return agreements.map((a) => {
+    let name = `${variableName(`${a.provider}_${a.recipient}_${a.dataset}`)}_AGREEMENT_ID`;
+    if (taken.has(name)) name = name.replace(/_AGREEMENT_ID$/, '_COUNTS_AGREEMENT_ID');
+    taken.add(name);
+    return `${name}=${a.id}`;
+  });
 }
