@@ -284,9 +284,15 @@ function printSummary(
     `  curl -s ${baseUrl}/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
       `-H 'Content-Type: application/json' -d '{"query":"{ me { email role agency { name } } datasets { slug title provider { name } } }"}'`,
   );
+  // Two agreements grant the research office this dataset for the purpose (rows, and counts only):
+  // a request names the one it reads under.
+  const rowsAgreement = county.agreements.find(
+    (a) => a.title === 'Re-entry program outcomes for recidivism evaluation',
+  )!.id;
   say(
     `  curl -s ${baseUrl}/data/graphql -H 'Authorization: Bearer ${analyst.apiKey}' ` +
-      `-H 'Content-Type: application/json' -d '{"query":"{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 5) ` +
+      `-H 'Content-Type: application/json' -d '{"query":"{ reentry_participation(purpose: RECIDIVISM_EVALUATION, ` +
+      `agreement: \\"${rowsAgreement}\\", first: 5) ` +
       `{ nodes { program completed dob_year last_name_hash } pageInfo { hasNextPage endCursor } } }"}'`,
   );
   say(
