@@ -31,7 +31,6 @@ export {
   type HmacKeyParam,
   MAX_ORDER_BY,
   type ProjectedColumn,
-  orderBySql,
   pgTypeOfReleased,
   projection,
   releasedExpression,

@@ -83,17 +83,19 @@ function term(expression: string, pgType: string, descending: boolean, notNull: 
 }
 
 /**
- * The order of a page of released rows. Throws PolicyError FORBIDDEN for a name the grant does not
- * release, BAD_USER_INPUT for a malformed ordering.
+ * The caller's ordering terms on released values, checked: the one rule of what an ordering may
+ * name and how each term sorts (text in code-point order, nulls last ascending and first
+ * descending). Terms after the key are dropped: nothing can break a tie after it. Throws PolicyError
+ * FORBIDDEN for a name the grant does not release, BAD_USER_INPUT for a malformed ordering.
  */
-export function pageOrder(
+function orderTerms(
   orderBy: readonly DataOrderBy[],
   grant: CompiledGrant,
   dataset: DatasetShape,
   tableAlias: string,
   hmacKeyParam: HmacKeyParam,
-  options: ReleasedNameOptions = {},
-): PageOrder {
+  options: ReleasedNameOptions,
+): { terms: OrderTerm[]; total: boolean } {
   if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
   if (!Array.isArray(orderBy)) throw new PolicyError('BAD_USER_INPUT', 'orderBy must be a list');
   if (orderBy.length > MAX_ORDER_BY) {
@@ -125,6 +127,41 @@ export function pageOrder(
     );
     total = isKey;
   }
+  return { terms, total };
+}
+
+/** An ORDER BY list (without the keywords) of the caller's terms alone; '' for none. */
+export function orderBySql(
+  orderBy: DataOrderBy[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  _params: SqlParams,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): string {
+  return orderTerms(orderBy, grant, dataset, tableAlias, hmacKeyParam, options)
+    .terms.map(orderTermSql)
+    .join(', ');
+}
+
+function orderTermSql(t: OrderTerm): string {
+  return `${t.sorted} ${t.descending ? 'DESC NULLS FIRST' : 'ASC NULLS LAST'}`;
+}
+
+/**
+ * The order of a page of released rows. Throws PolicyError FORBIDDEN for a name the grant does not
+ * release, BAD_USER_INPUT for a malformed ordering.
+ */
+export function pageOrder(
+  orderBy: readonly DataOrderBy[],
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): PageOrder {
+  const { terms, total } = orderTerms(orderBy, grant, dataset, tableAlias, hmacKeyParam, options);
   if (!total) {
     const descending = terms.length ? terms[terms.length - 1].descending : false;
     const key = dataset.fields.find((f) => f.name === dataset.keyField);
@@ -133,9 +170,7 @@ export function pageOrder(
     terms.push(term(columnRef(tableAlias, key.name), COLUMN_TYPES[key.type], descending, true));
   }
   return {
-    orderBy: terms
-      .map((t) => `${t.sorted} ${t.descending ? 'DESC NULLS FIRST' : 'ASC NULLS LAST'}`)
-      .join(', '),
+    orderBy: terms.map(orderTermSql).join(', '),
     position: `json_build_array(${terms.map((t) => t.kept).join(', ')})`,
     width: terms.length,
     after: (values, params) => afterSql(terms, values, params),

@@ -23,7 +23,8 @@ import {
   type RowFilter,
 } from './policy.types';
 import { SqlParams, quoteIdent } from './sql-builder';
-import { orderBySql, rowFilterSql, selectListSql, whereSql } from './sql-compiler';
+import { orderBySql } from './keyset';
+import { rowFilterSql, selectListSql, whereSql } from './sql-compiler';
 
 // ---------------------------------------------------------------- the dataset and its rows
 

@@ -16,8 +16,8 @@ import {
 } from './policy.types';
 import { releasedField } from './released-field';
 import { SqlParams, quoteIdent } from './sql-builder';
+import { orderBySql } from './keyset';
 import {
-  orderBySql,
   releasedExpression,
   releasedJsonExpression,
   rowFilterSql,

@@ -5,7 +5,6 @@
  * the planner evaluating a caller's filter on rows that the row filter excludes reveals nothing.
  */
 import type { FieldDefinition } from '@broker/registry';
-import { shownName } from './compiled-grant';
 import {
   type ReleasedNameOptions,
   type WhereNode,
@@ -16,7 +15,6 @@ import {
 import { PolicyError } from './policy-error';
 import {
   type CompiledGrant,
-  type DataOrderBy,
   type DataWhere,
   type DatasetShape,
   FieldTransform,
@@ -473,42 +471,6 @@ function impliedBounds(node: WhereNode, c: WhereContext): string[] {
     }
   }
   return [];
-}
-
-/**
- * An ORDER BY list (without the keywords) on released values. NULLs sort as PostgreSQL's default,
- * written out: last when ascending, first when descending. Text sorts in code point order.
- * Returns '' for an empty list. Throws PolicyError FORBIDDEN for a name the grant does not release.
- */
-export function orderBySql(
-  orderBy: DataOrderBy[],
-  grant: CompiledGrant,
-  dataset: DatasetShape,
-  tableAlias: string,
-  _params: SqlParams,
-  hmacKeyParam: HmacKeyParam,
-  options: ReleasedNameOptions = {},
-): string {
-  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
-  if (!Array.isArray(orderBy)) throw new PolicyError('BAD_USER_INPUT', 'orderBy must be a list');
-  if (orderBy.length > MAX_ORDER_BY) {
-    throw new PolicyError('BAD_USER_INPUT', `orderBy has at most ${MAX_ORDER_BY} terms`);
-  }
-  return orderBy
-    .map((term: unknown) => {
-      const fields = term && typeof term === 'object' ? (term as Partial<DataOrderBy>) : {};
-      const name = fields.field;
-      if (typeof name !== 'string') throw new PolicyError('BAD_USER_INPUT', 'orderBy needs a field');
-      const target = releasedTarget(grant, name, options);
-      const direction = fields.direction ?? 'ASC';
-      if (direction !== 'ASC' && direction !== 'DESC') {
-        throw new PolicyError('BAD_USER_INPUT', `The direction of ${shownName(name)} must be ASC or DESC`);
-      }
-      const expression = targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
-      const nulls = direction === 'ASC' ? 'NULLS LAST' : 'NULLS FIRST';
-      return `${ordered(expression, target.type === 'String')} ${direction} ${nulls}`;
-    })
-    .join(', ');
 }
 
 /** One member of a released row as the response carries it: its key, released name and SQL. */
