@@ -1,58 +1,11 @@
-import type { FieldDefinition, FieldType } from '@broker/registry';
 import { compileGrant } from './compiled-grant';
+import { field, jailBookings, jailBookingsGrant } from './testing/jail-bookings.fixture';
 import { whereFieldNames } from './data-where';
 import { PolicyError } from './policy-error';
-import {
-  type DatasetShape,
-  FieldTransform,
-  type FieldTypeName,
-  GrantAccess,
-  type GrantContent,
-} from './policy.types';
+import { type DatasetShape, FieldTransform, GrantAccess, type GrantContent } from './policy.types';
 
-const field = (name: string, type: FieldTypeName) =>
-  ({
-    name,
-    type: type as FieldType,
-    classification: 'SENSITIVE',
-    identity: null,
-    required: false,
-    description: null,
-  }) as FieldDefinition;
-
-const dataset: DatasetShape = {
-  id: 'ds-1',
-  slug: 'jail_bookings',
-  typeName: 'JailBookings',
-  keyField: 'booking_id',
-  subjectField: 'person_id',
-  fields: [
-    field('booking_id', 'STRING'),
-    field('person_id', 'STRING'),
-    field('ssn', 'STRING'),
-    field('dob', 'DATE'),
-    field('age', 'INTEGER'),
-    field('released', 'BOOLEAN'),
-    field('charge', 'STRING'),
-  ],
-};
-
-const grantContent = (patch: Partial<GrantContent> = {}): GrantContent => ({
-  datasetId: 'ds-1',
-  access: GrantAccess.ROWS,
-  fields: [
-    { name: 'booking_id', transform: FieldTransform.RAW },
-    { name: 'ssn', transform: FieldTransform.HASH },
-    { name: 'dob', transform: FieldTransform.GENERALIZE },
-    { name: 'age', transform: FieldTransform.GENERALIZE },
-    { name: 'released', transform: FieldTransform.RAW },
-  ],
-  rowFilter: { charge: { $ne: 'juvenile' } },
-  requireConsent: false,
-  minCellSize: 11,
-  linkage: false,
-  ...patch,
-});
+const dataset = jailBookings('ds-1');
+const grantContent = (patch: Partial<GrantContent> = {}): GrantContent => jailBookingsGrant('ds-1', patch);
 
 describe('compileGrant', () => {
   it('releases each granted field under its released name and type', () => {

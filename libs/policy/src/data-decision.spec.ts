@@ -1,13 +1,12 @@
 import fc from 'fast-check';
-import type { FieldDefinition, FieldType } from '@broker/registry';
 import { compileGrant } from './compiled-grant';
+import { field, jailBookings, jailBookingsGrant } from './testing/jail-bookings.fixture';
 import { agreementAbility, allows, datasetSubjectType } from './data-ability';
 import { type CompiledAgreement, MAX_FIRST, checkBounds, checkNames, chooseAgreement } from './data-decision';
 import {
   type CompiledGrant,
   type DatasetShape,
   FieldTransform,
-  type FieldTypeName,
   GrantAccess,
   type GrantContent,
   PERSON_KEY,
@@ -17,49 +16,9 @@ import { releasedField, transformApplies } from './released-field';
 const DS = '0b7f6c1e-2a1f-4c7e-9d3a-5f1b2c3d4e5f';
 const OTHER_DS = '7e3a9b1c-1111-4222-8333-944455566677';
 
-const field = (name: string, type: FieldTypeName) =>
-  ({
-    name,
-    type: type as FieldType,
-    classification: 'SENSITIVE',
-    identity: null,
-    required: false,
-    description: null,
-  }) as FieldDefinition;
-
-const dataset: DatasetShape = {
-  id: DS,
-  slug: 'jail_bookings',
-  typeName: 'JailBookings',
-  keyField: 'booking_id',
-  subjectField: 'person_id',
-  fields: [
-    field('booking_id', 'STRING'),
-    field('person_id', 'STRING'),
-    field('ssn', 'STRING'),
-    field('dob', 'DATE'),
-    field('age', 'INTEGER'),
-    field('released', 'BOOLEAN'),
-    field('charge', 'STRING'),
-  ],
-};
-
-const grantContent = (patch: Partial<GrantContent> = {}, shape = dataset): GrantContent => ({
-  datasetId: shape.id,
-  access: GrantAccess.ROWS,
-  fields: [
-    { name: 'booking_id', transform: FieldTransform.RAW },
-    { name: 'ssn', transform: FieldTransform.HASH },
-    { name: 'dob', transform: FieldTransform.GENERALIZE },
-    { name: 'age', transform: FieldTransform.GENERALIZE },
-    { name: 'released', transform: FieldTransform.RAW },
-  ],
-  rowFilter: null,
-  requireConsent: false,
-  minCellSize: 11,
-  linkage: false,
-  ...patch,
-});
+const dataset = jailBookings(DS);
+const grantContent = (patch: Partial<GrantContent> = {}, shape = dataset): GrantContent =>
+  jailBookingsGrant(shape.id, { rowFilter: null, ...patch });
 
 function agreement(
   grants: CompiledGrant[],
