@@ -59,7 +59,7 @@ describe('GET /metrics and the Grafana dashboard', () => {
     expect(sample(text, 'broker_unauthenticated_requests_total', { endpoint: '/data/graphql' })).toBe(1);
     expect(sample(text, 'broker_audit_appends_total', { decision: 'ALLOW' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'broker_audit_appends_total', { decision: 'DENY' })).toBeGreaterThanOrEqual(1);
-    for (const queue of ['linkage', 'maintenance']) {
+    for (const queue of ['linkage', 'retention']) {
       expect(sample(text, 'broker_queue_jobs', { queue, state: 'failed' })).toBe(0);
     }
     expect(sample(text, 'broker_linkage_runs', { status: 'SUCCEEDED' })).toBe(0);

@@ -30,9 +30,9 @@ export class BrokerMetricsCollector {
     metrics: MetricsService,
     dataSource: DataSource,
     @InjectQueue(QueueName.LINKAGE) linkage: Queue,
-    @InjectQueue(QueueName.MAINTENANCE) maintenance: Queue,
+    @InjectQueue(QueueName.RETENTION) retention: Queue,
   ) {
-    const queues = [linkage, maintenance];
+    const queues = [linkage, retention];
     new Gauge({
       name: 'broker_queue_jobs',
       help: 'Jobs in each BullMQ queue by state (waiting, prioritized, delayed, active, failed)',

@@ -1,11 +1,8 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { getQueueToken } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { PinoNestLogger, createLogger, loadConfigOrExit, migrate } from '@broker/core';
-import { QueueName } from '@broker/jobs';
 import { WorkerModule } from './worker.module';
 
 async function main() {
@@ -28,14 +25,8 @@ async function main() {
   // On SIGTERM or SIGINT, BullMQ workers finish their current job before the process exits.
   app.enableShutdownHooks();
   await app.init();
-  const maintenance = app.get<Queue>(getQueueToken(QueueName.MAINTENANCE));
   await warnIfRedisEvicts(config.REDIS_URL, logger);
-  await maintenance.add(
-    'verify-deployment',
-    { task: 'verify-deployment' },
-    { removeOnComplete: 100, removeOnFail: 100 },
-  );
-  logger.info({ queues: Object.values(QueueName) }, 'worker ready');
+  logger.info('worker ready');
 }
 
 /** BullMQ's production guide: Redis must not evict keys, or queued jobs vanish silently. */

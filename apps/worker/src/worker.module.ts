@@ -6,7 +6,7 @@ import { JobsModule } from '@broker/jobs';
 import { LinkageModule } from '@broker/linkage';
 import { RetentionModule } from '@broker/registry';
 
-/** The worker process: BullMQ processors (maintenance, linkage, retention), no HTTP routes. */
+/** The worker process: BullMQ processors (linkage, retention), no HTTP routes. */
 @Module({})
 export class WorkerModule {
   static forRoot(config: BrokerConfig, logger: Logger): DynamicModule {

@@ -1,4 +1,3 @@
 export * from './jobs.module';
 export * from './linkage-jobs';
-export * from './maintenance.processor';
 export * from './queues';

@@ -1,13 +1,12 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
 import type { BrokerConfig } from '@broker/core';
-import { MaintenanceProcessor } from './maintenance.processor';
 import { QueueName, producerConnection, workerConnection } from './queues';
 
 /**
- * BullMQ on the broker's Redis: the queues, for producers everywhere (global), and the maintenance
- * processor when `processors` is true (the worker). Producers connect with fail-fast options,
- * workers with retry-forever ones, as BullMQ's production guide advises.
+ * BullMQ on the broker's Redis: the queues, for producers everywhere (global). `processors` is true
+ * in the worker, whose modules register the processors (linkage, retention): its connections retry
+ * forever, the broker's (producers only) fail fast, as BullMQ's production guide advises.
  */
 @Module({})
 export class JobsModule {
@@ -20,13 +19,8 @@ export class JobsModule {
       global: true,
       imports: [
         BullModule.forRoot({ connection, prefix: config.QUEUE_PREFIX }),
-        BullModule.registerQueue(
-          { name: QueueName.MAINTENANCE },
-          { name: QueueName.LINKAGE },
-          { name: QueueName.RETENTION },
-        ),
+        BullModule.registerQueue({ name: QueueName.LINKAGE }, { name: QueueName.RETENTION }),
       ],
-      providers: options.processors ? [MaintenanceProcessor] : [],
       exports: [BullModule],
     };
   }

@@ -1,7 +1,5 @@
 /** Every BullMQ queue of the broker. Job payloads carry ids only, never personal data. */
 export enum QueueName {
-  /** Housekeeping that must run somewhere: clearing expired state, checking the deployment. */
-  MAINTENANCE = 'maintenance',
   /** Record linkage: runs split into units of work (see `@broker/linkage`). */
   LINKAGE = 'linkage',
   /** The daily destruction of records past their dataset's retention (see `@broker/registry`). */
