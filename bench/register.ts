@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { DataSource } from 'typeorm';
 import { RegisterService } from '@broker/agreements';
-import { migrate } from '@broker/core';
+import { Database, migrate } from '@broker/core';
 import { databaseUrl, dropDatabase, withClient } from './bench-support';
 
 const AGREEMENTS = Number(process.env.BENCH_REGISTER_AGREEMENTS ?? 1000);
@@ -196,7 +196,7 @@ async function main() {
   const dataSource = new DataSource({ type: 'postgres', url: databaseUrl(DB), extra: { max: 8 } });
   await dataSource.initialize();
   try {
-    const service = new RegisterService(dataSource);
+    const service = new RegisterService(dataSource, new Database(dataSource));
     const fresh: number[] = [];
     const cached: number[] = [];
     const scan: number[] = [];

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { type RequestContext, authorizeType } from '@broker/auth';
-import { BrokerError, ErrorCode } from '@broker/core';
+import { BrokerError, Database, ErrorCode } from '@broker/core';
 import {
   type AgreementContent,
   PolicyError,
@@ -28,6 +28,7 @@ import { authorizeParty } from './agreement.service';
 @Injectable()
 export class AgreementPreviewService {
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     private readonly datasets: DatasetService,
     private readonly purposes: PurposeService,
@@ -96,23 +97,26 @@ export class AgreementPreviewService {
     shapes: Map<string, DatasetShapeRecord>,
   ): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    await this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      await manager.query(`SET TRANSACTION READ ONLY`);
-      await manager.query(`SET LOCAL statement_timeout = '10s'`);
-      for (const grant of content.grants) {
-        const shape = shapes.get(grant.datasetId)!;
-        const purposes = grant.requireConsent ? content.purposes : [null];
-        for (const purpose of purposes) {
-          const params = new SqlParams();
-          const population = populationSql(grant, shape, purpose === null ? [] : [purpose], 't', params);
-          const [row] = await manager.query<{ n: number }[]>(
-            `SELECT count(*)::int AS n FROM ${recordTable(shape.slug)} t WHERE ${population}`,
-            params.values,
-          );
-          counts.set(countKey(grant.datasetId, purpose), row.n);
+    await this.db.transaction(
+      async ({ manager }) => {
+        await manager.query(`SET TRANSACTION READ ONLY`);
+        await manager.query(`SET LOCAL statement_timeout = '10s'`);
+        for (const grant of content.grants) {
+          const shape = shapes.get(grant.datasetId)!;
+          const purposes = grant.requireConsent ? content.purposes : [null];
+          for (const purpose of purposes) {
+            const params = new SqlParams();
+            const population = populationSql(grant, shape, purpose === null ? [] : [purpose], 't', params);
+            const [row] = await manager.query<{ n: number }[]>(
+              `SELECT count(*)::int AS n FROM ${recordTable(shape.slug)} t WHERE ${population}`,
+              params.values,
+            );
+            counts.set(countKey(grant.datasetId, purpose), row.n);
+          }
         }
-      }
-    });
+      },
+      { isolation: 'REPEATABLE READ' },
+    );
     return counts;
   }
 }

@@ -11,7 +11,7 @@ import {
   canOnAll,
   controlAbility,
 } from '@broker/auth';
-import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode } from '@broker/core';
 import {
   type AgreementContent,
   approvalsComplete,
@@ -114,6 +114,7 @@ export interface InForceAgreement {
 @Injectable()
 export class AgreementService {
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     private readonly datasets: DatasetService,
     private readonly purposes: PurposeService,
@@ -144,39 +145,47 @@ export class AgreementService {
     const content = await this.validate(input);
     const steward = ctx.principal;
     authorizeParty(steward, 'propose', content);
-    const id = await this.dataSource.transaction(async (manager) => {
-      const [row] = await manager.query<{ id: string }[]>(
-        `INSERT INTO agreement (provider_agency_id, recipient_agency_id, current_version, created_by)
+    const id = await this.db.transaction(
+      async ({ manager }) => {
+        const [row] = await manager.query<{ id: string }[]>(
+          `INSERT INTO agreement (provider_agency_id, recipient_agency_id, current_version, created_by)
          VALUES ($1, $2, 1, $3) RETURNING id`,
-        [content.providerAgencyId, content.recipientAgencyId, steward.userId],
-      );
-      await manager.query(`INSERT INTO agreement_secret (agreement_id, hmac_key) VALUES ($1, $2)`, [
-        row.id,
-        randomBytes(32),
-      ]);
-      await this.insertVersion(manager, row.id, 1, content, ctx);
-      await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content);
-      return row.id;
-    });
+          [content.providerAgencyId, content.recipientAgencyId, steward.userId],
+        );
+        await manager.query(`INSERT INTO agreement_secret (agreement_id, hmac_key) VALUES ($1, $2)`, [
+          row.id,
+          randomBytes(32),
+        ]);
+        await this.insertVersion(manager, row.id, 1, content, ctx);
+        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content);
+        return row.id;
+      },
+      { carrier: ctx },
+    );
     return this.get(ctx, id);
   }
 
   /** Amends an agreement: the next version, approved by the amender's side only. */
   async amend(ctx: RequestContext, id: string, input: AgreementInput): Promise<AgreementView> {
     const content = await this.validate(input);
-    await this.dataSource.transaction(async (manager) => {
-      const row = await this.lockForChange(manager, ctx, id, 'amend');
-      if (
-        content.providerAgencyId !== row.provider_agency_id ||
-        content.recipientAgencyId !== row.recipient_agency_id
-      ) {
-        throw badInput('An amendment keeps the provider and the recipient; propose a new agreement instead');
-      }
-      const version = row.current_version + 1;
-      await manager.query(`UPDATE agreement SET current_version = $2 WHERE id = $1`, [id, version]);
-      await this.insertVersion(manager, id, version, content, ctx);
-      await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content);
-    });
+    await this.db.transaction(
+      async ({ manager }) => {
+        const row = await this.lockForChange(manager, ctx, id, 'amend');
+        if (
+          content.providerAgencyId !== row.provider_agency_id ||
+          content.recipientAgencyId !== row.recipient_agency_id
+        ) {
+          throw badInput(
+            'An amendment keeps the provider and the recipient; propose a new agreement instead',
+          );
+        }
+        const version = row.current_version + 1;
+        await manager.query(`UPDATE agreement SET current_version = $2 WHERE id = $1`, [id, version]);
+        await this.insertVersion(manager, id, version, content, ctx);
+        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content);
+      },
+      { carrier: ctx },
+    );
     return this.get(ctx, id);
   }
 
@@ -187,48 +196,51 @@ export class AgreementService {
   async approve(ctx: RequestContext, id: string, version: number): Promise<AgreementView> {
     const approver = ctx.principal;
     let cameIntoForce = false;
-    await this.dataSource.transaction(async (manager) => {
-      const row =
-        ctx.principal.role === Role.AUDITOR
-          ? await this.lockForOversight(manager, ctx, id, version, 'approve')
-          : await this.lockForChange(manager, ctx, id, 'approve');
-      if (version !== row.current_version) {
-        throw conflict(
-          `Version ${version} is not the current version (${row.current_version}); approve that one`,
+    await this.db.transaction(
+      async ({ manager }) => {
+        const row =
+          ctx.principal.role === Role.AUDITOR
+            ? await this.lockForOversight(manager, ctx, id, version, 'approve')
+            : await this.lockForChange(manager, ctx, id, 'approve');
+        if (version !== row.current_version) {
+          throw conflict(
+            `Version ${version} is not the current version (${row.current_version}); approve that one`,
+          );
+        }
+        const [declined] = await manager.query<unknown[]>(
+          `SELECT 1 FROM agreement_decline WHERE agreement_id = $1 AND version = $2`,
+          [id, version],
         );
-      }
-      const [declined] = await manager.query<unknown[]>(
-        `SELECT 1 FROM agreement_decline WHERE agreement_id = $1 AND version = $2`,
-        [id, version],
-      );
-      if (declined)
-        throw conflict(`Version ${version} was declined by oversight; amend the agreement instead`);
-      const inserted = await manager.query<unknown[]>(
-        `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)
+        if (declined)
+          throw conflict(`Version ${version} was declined by oversight; amend the agreement instead`);
+        const inserted = await manager.query<unknown[]>(
+          `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT DO NOTHING RETURNING 1`,
-        [id, version, approver.agencyId, approver.userId],
-      );
-      if (!inserted.length) return; // this side approved already: nothing changes
-      const inForce = await this.settle(manager, row, version);
-      cameIntoForce = inForce;
-      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
-      await this.audit.append(
-        {
-          actorUserId: approver.userId,
-          actorAgencyId: approver.agencyId,
-          action: AuditAction.AGREEMENT_APPROVED,
-          decision: 'ALLOW',
-          reason: inForce
-            ? 'every required approval given: version in force'
-            : ctx.principal.role === Role.AUDITOR
-              ? 'oversight approved: awaiting a party'
-              : 'awaiting another approval',
-          agreementId: id,
-          agreementVersion: version,
-        },
-        manager,
-      );
-    });
+          [id, version, approver.agencyId, approver.userId],
+        );
+        if (!inserted.length) return; // this side approved already: nothing changes
+        const inForce = await this.settle(manager, row, version);
+        cameIntoForce = inForce;
+        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await this.audit.append(
+          {
+            actorUserId: approver.userId,
+            actorAgencyId: approver.agencyId,
+            action: AuditAction.AGREEMENT_APPROVED,
+            decision: 'ALLOW',
+            reason: inForce
+              ? 'every required approval given: version in force'
+              : ctx.principal.role === Role.AUDITOR
+                ? 'oversight approved: awaiting a party'
+                : 'awaiting another approval',
+            agreementId: id,
+            agreementVersion: version,
+          },
+          manager,
+        );
+      },
+      { carrier: ctx },
+    );
     if (cameIntoForce) await this.buildIndexes(id, version);
     return this.get(ctx, id);
   }
@@ -241,44 +253,47 @@ export class AgreementService {
     const auditor = ctx.principal;
     const why = cleanText(reason, 'reason', 2000);
     if (!why) throw badInput('reason is required: say why the version is declined');
-    await this.dataSource.transaction(async (manager) => {
-      const row = await this.lockForOversight(manager, ctx, id, version, 'decline');
-      if (version !== row.current_version) {
-        throw conflict(
-          `Version ${version} is not the current version (${row.current_version}); decline that one`,
+    await this.db.transaction(
+      async ({ manager }) => {
+        const row = await this.lockForOversight(manager, ctx, id, version, 'decline');
+        if (version !== row.current_version) {
+          throw conflict(
+            `Version ${version} is not the current version (${row.current_version}); decline that one`,
+          );
+        }
+        const approvals = await manager.query<{ agency_id: string }[]>(
+          `SELECT agency_id FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
+          [id, version],
         );
-      }
-      const approvals = await manager.query<{ agency_id: string }[]>(
-        `SELECT agency_id FROM agreement_approval WHERE agreement_id = $1 AND version = $2`,
-        [id, version],
-      );
-      if (
-        approvals.some(
-          (a) => a.agency_id !== row.provider_agency_id && a.agency_id !== row.recipient_agency_id,
-        )
-      ) {
-        throw conflict(`Version ${version} was approved by oversight already`);
-      }
-      const inserted = await manager.query<unknown[]>(
-        `INSERT INTO agreement_decline (agreement_id, version, agency_id, user_id, reason)
+        if (
+          approvals.some(
+            (a) => a.agency_id !== row.provider_agency_id && a.agency_id !== row.recipient_agency_id,
+          )
+        ) {
+          throw conflict(`Version ${version} was approved by oversight already`);
+        }
+        const inserted = await manager.query<unknown[]>(
+          `INSERT INTO agreement_decline (agreement_id, version, agency_id, user_id, reason)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1`,
-        [id, version, auditor.agencyId, auditor.userId, why],
-      );
-      if (!inserted.length) return;
-      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
-      await this.audit.append(
-        {
-          actorUserId: auditor.userId,
-          actorAgencyId: auditor.agencyId,
-          action: AuditAction.AGREEMENT_DECLINED,
-          decision: 'ALLOW',
-          reason: why,
-          agreementId: id,
-          agreementVersion: version,
-        },
-        manager,
-      );
-    });
+          [id, version, auditor.agencyId, auditor.userId, why],
+        );
+        if (!inserted.length) return;
+        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await this.audit.append(
+          {
+            actorUserId: auditor.userId,
+            actorAgencyId: auditor.agencyId,
+            action: AuditAction.AGREEMENT_DECLINED,
+            decision: 'ALLOW',
+            reason: why,
+            agreementId: id,
+            agreementVersion: version,
+          },
+          manager,
+        );
+      },
+      { carrier: ctx },
+    );
     return this.get(ctx, id);
   }
 
@@ -291,35 +306,38 @@ export class AgreementService {
     const steward = ctx.principal;
     if (!(through instanceof Date) || Number.isNaN(through.getTime()))
       throw badInput('through is not a date-time');
-    await this.dataSource.transaction(async (manager) => {
-      // Allowed after revocation or expiry: the row is not locked for a change.
-      const row = await this.rowFor(manager, ctx, id, 'attest', true);
-      const [{ now, last }] = await manager.query<{ now: Date; last: Date | null }[]>(
-        `SELECT clock_timestamp() AS now, max(through) AS last FROM destruction_attestation WHERE agreement_id = $1`,
-        [id],
-      );
-      if (through > now) throw badInput('through must not be in the future');
-      if (last && through < last) {
-        throw badInput(`through must not be earlier than the last attestation (${last.toISOString()})`);
-      }
-      await manager.query(
-        `INSERT INTO destruction_attestation (agreement_id, through, agency_id, user_id)
+    await this.db.transaction(
+      async ({ manager }) => {
+        // Allowed after revocation or expiry: the row is not locked for a change.
+        const row = await this.rowFor(manager, ctx, id, 'attest', true);
+        const [{ now, last }] = await manager.query<{ now: Date; last: Date | null }[]>(
+          `SELECT clock_timestamp() AS now, max(through) AS last FROM destruction_attestation WHERE agreement_id = $1`,
+          [id],
+        );
+        if (through > now) throw badInput('through must not be in the future');
+        if (last && through < last) {
+          throw badInput(`through must not be earlier than the last attestation (${last.toISOString()})`);
+        }
+        await manager.query(
+          `INSERT INTO destruction_attestation (agreement_id, through, agency_id, user_id)
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-        [id, through, steward.agencyId, steward.userId],
-      );
-      await this.audit.append(
-        {
-          actorUserId: steward.userId,
-          actorAgencyId: steward.agencyId,
-          action: AuditAction.DESTRUCTION_ATTESTED,
-          decision: 'ALLOW',
-          reason: `released rows destroyed through ${through.toISOString()}`,
-          agreementId: id,
-          agreementVersion: row.in_force_version,
-        },
-        manager,
-      );
-    });
+          [id, through, steward.agencyId, steward.userId],
+        );
+        await this.audit.append(
+          {
+            actorUserId: steward.userId,
+            actorAgencyId: steward.agencyId,
+            action: AuditAction.DESTRUCTION_ATTESTED,
+            decision: 'ALLOW',
+            reason: `released rows destroyed through ${through.toISOString()}`,
+            agreementId: id,
+            agreementVersion: row.in_force_version,
+          },
+          manager,
+        );
+      },
+      { carrier: ctx },
+    );
     return this.get(ctx, id);
   }
 
@@ -413,26 +431,29 @@ export class AgreementService {
   async revoke(ctx: RequestContext, id: string, reason: string): Promise<AgreementView> {
     const steward = ctx.principal;
     const why = cleanText(reason, 'reason', 2000);
-    await this.dataSource.transaction(async (manager) => {
-      await this.lockForChange(manager, ctx, id, 'revoke');
-      await manager.query(
-        `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
+    await this.db.transaction(
+      async ({ manager }) => {
+        await this.lockForChange(manager, ctx, id, 'revoke');
+        await manager.query(
+          `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
           WHERE id = $1`,
-        [id, steward.userId, steward.agencyId, why],
-      );
-      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
-      await this.audit.append(
-        {
-          actorUserId: steward.userId,
-          actorAgencyId: steward.agencyId,
-          action: AuditAction.AGREEMENT_REVOKED,
-          decision: 'ALLOW',
-          reason: why,
-          agreementId: id,
-        },
-        manager,
-      );
-    });
+          [id, steward.userId, steward.agencyId, why],
+        );
+        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await this.audit.append(
+          {
+            actorUserId: steward.userId,
+            actorAgencyId: steward.agencyId,
+            action: AuditAction.AGREEMENT_REVOKED,
+            decision: 'ALLOW',
+            reason: why,
+            agreementId: id,
+          },
+          manager,
+        );
+      },
+      { carrier: ctx },
+    );
     return this.get(ctx, id);
   }
 
@@ -449,35 +470,38 @@ export class AgreementService {
    * whatever its window (the caller checks the window against its own clock at each request).
    */
   async inForceForRecipient(agencyId: string): Promise<{ stamp: number; agreements: InForceAgreement[] }> {
-    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      const [{ stamp }] = await manager.query<{ stamp: string }[]>(
-        `SELECT stamp FROM policy_stamp WHERE id = 1`,
-      );
-      const rows = await manager.query<
-        (VersionRow & { provider_agency_id: string; recipient_agency_id: string; hmac_key: Buffer })[]
-      >(
-        `SELECT v.*, a.provider_agency_id, a.recipient_agency_id, s.hmac_key
+    return this.db.transaction(
+      async ({ manager }) => {
+        const [{ stamp }] = await manager.query<{ stamp: string }[]>(
+          `SELECT stamp FROM policy_stamp WHERE id = 1`,
+        );
+        const rows = await manager.query<
+          (VersionRow & { provider_agency_id: string; recipient_agency_id: string; hmac_key: Buffer })[]
+        >(
+          `SELECT v.*, a.provider_agency_id, a.recipient_agency_id, s.hmac_key
            FROM agreement a
            JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
            JOIN agreement_secret s ON s.agreement_id = a.id
           WHERE a.recipient_agency_id = $1 AND a.revoked_at IS NULL
           ORDER BY a.created_at, a.id`,
-        [agencyId],
-      );
-      return {
-        stamp: Number(stamp),
-        agreements: rows.map((r) => ({
-          id: r.agreement_id,
-          version: r.version,
-          providerAgencyId: r.provider_agency_id,
-          recipientAgencyId: r.recipient_agency_id,
-          content: r.content,
-          validFrom: r.valid_from,
-          validUntil: r.valid_until,
-          hmacKey: r.hmac_key,
-        })),
-      };
-    });
+          [agencyId],
+        );
+        return {
+          stamp: Number(stamp),
+          agreements: rows.map((r) => ({
+            id: r.agreement_id,
+            version: r.version,
+            providerAgencyId: r.provider_agency_id,
+            recipientAgencyId: r.recipient_agency_id,
+            content: r.content,
+            validFrom: r.valid_from,
+            validUntil: r.valid_until,
+            hmacKey: r.hmac_key,
+          })),
+        };
+      },
+      { isolation: 'REPEATABLE READ' },
+    );
   }
 
   private async validate(input: AgreementInput): Promise<AgreementContent> {

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { type RequestContext, authorizeType } from '@broker/auth';
-import { MetricsService, badInput } from '@broker/core';
+import { badInput, Database, MetricsService } from '@broker/core';
 import type { AuditAction, AuditDecision } from './audit-action.enum';
 import {
   type AuditEventContent,
@@ -117,6 +117,7 @@ export class AuditService {
   private agreementsTable = false;
 
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     @InjectRepository(AuditEventEntity) private readonly events: Repository<AuditEventEntity>,
     private readonly metrics: MetricsService,
@@ -255,9 +256,10 @@ export class AuditService {
    */
   verify(ctx: RequestContext): Promise<ChainVerification> {
     authorizeType(ctx.principal, 'read', 'AuditEvent');
-    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      await manager.query('SET TRANSACTION READ ONLY');
-      return verifyChain((sql, params) => manager.query(sql, params));
+    return this.db.transaction(({ manager }) => verifyChain((sql, params) => manager.query(sql, params)), {
+      isolation: 'REPEATABLE READ',
+      readOnly: true,
+      carrier: ctx,
     });
   }
 

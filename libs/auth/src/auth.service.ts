@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource, type EntityManager } from 'typeorm';
-import { LOGGER } from '@broker/core';
+import { Database, LOGGER } from '@broker/core';
 import { generateApiKey, hashApiKey, keyPrefix } from './api-key';
 import type { Principal } from './request-context';
 import type { Role } from './role.enum';
@@ -19,6 +19,7 @@ interface PrincipalRow {
 @Injectable()
 export class AuthService {
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -86,7 +87,7 @@ export class AuthService {
       }
       return false;
     }
-    return this.dataSource.transaction(async (manager) => {
+    return this.db.transaction(async ({ manager }) => {
       await manager.query(`SELECT pg_advisory_xact_lock(7305118222)`);
       const existing: unknown[] = await manager.query(
         `SELECT 1 FROM app_user WHERE role = 'OPERATOR' LIMIT 1`,

@@ -1,6 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { GqlExecutionContext } from '@nestjs/graphql';
 import type { FastifyRequest } from 'fastify';
+import type { TransactionCarrier } from '@broker/core';
 import type { Role } from './role.enum';
 
 /** The authenticated caller, resolved from its API key once per request. */
@@ -22,7 +23,8 @@ export interface Principal {
  * What every service method receives first: who calls, and the request it belongs to.
  * Services authorise against it and never trust ids from the input alone.
  */
-export interface RequestContext {
+/** Who asks, and the request's id; it carries the request's transaction while one is open. */
+export interface RequestContext extends TransactionCarrier {
   principal: Principal;
   requestId: string;
 }

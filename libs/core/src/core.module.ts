@@ -2,6 +2,7 @@ import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Logger } from 'pino';
 import { BROKER_CONFIG, type BrokerConfig } from './config/broker-config';
+import { Database } from './database/database';
 import { HealthController } from './health/health.controller';
 import { LOGGER } from './logging/logger';
 import { MetricsController } from './metrics/metrics.controller';
@@ -38,8 +39,9 @@ export class CoreModule {
         { provide: BROKER_CONFIG, useValue: config },
         { provide: LOGGER, useValue: logger },
         MetricsService,
+        Database,
       ],
-      exports: [BROKER_CONFIG, LOGGER, MetricsService],
+      exports: [BROKER_CONFIG, LOGGER, MetricsService, Database],
     };
   }
 }

@@ -8,6 +8,6 @@ export * from './http/public.decorator';
 export * from './logging/logger';
 export * from './metrics/metrics.service';
 export * from './redis/redis.module';
-export * from './database/pg-pool';
+export * from './database/database';
 export * from './graphql/format-errors';
 export * from './http/broker-error.filter';

@@ -1,5 +1,5 @@
 import type { AuditEventInput, AuditService } from '@broker/audit';
-import type { DataSource } from 'typeorm';
+import type { Database } from '@broker/core';
 import { AuditBatcher } from './audit-batcher';
 
 /** A database that commits a transaction's appends only when it reaches COMMIT. */
@@ -15,27 +15,19 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
     },
     recordGroupCommit: () => undefined,
   } as unknown as AuditService;
-  const pool = {
-    connect: () => {
-      const client = {
-        appended: [] as string[],
-        release: () => undefined,
-        query: async (sql: string) => {
-          if (sql === 'BEGIN') transactions++;
-          if (sql === 'COMMIT') {
-            // The commit's wait for the disk, during which further requests queue up.
-            await new Promise((resolve) => setTimeout(resolve, 5));
-            committed.push(...client.appended);
-          }
-          if (sql === 'BEGIN' || sql === 'ROLLBACK') client.appended = [];
-          return { rows: [] };
-        },
-      };
-      return Promise.resolve(client);
+  // A transaction helper whose COMMIT waits for the disk, during which further requests queue up.
+  const db = {
+    transaction: async (
+      work: (tx: { client: { appended: string[] }; query: () => Promise<[]> }) => Promise<void>,
+    ) => {
+      transactions++;
+      const client = { appended: [] as string[] };
+      await work({ client, query: () => Promise.resolve([]) });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      committed.push(...client.appended);
     },
-  };
-  const dataSource = { driver: { master: pool } } as unknown as DataSource;
-  return { batcher: new AuditBatcher(dataSource, audit), committed, transactions: () => transactions };
+  } as unknown as Database;
+  return { batcher: new AuditBatcher(db, audit), committed, transactions: () => transactions };
 }
 
 const event = (reason: string): AuditEventInput => ({ action: 'QUERY' as never, decision: 'ALLOW', reason });

@@ -1,6 +1,5 @@
-import { DataSource } from 'typeorm';
 import type { AuditEventInput, AuditService } from '@broker/audit';
-import { pgPool } from '@broker/core';
+import type { Database } from '@broker/core';
 
 /** Which records a release returned: their row ids as PostgreSQL's array text ('{1,2,3}'). */
 export interface ReleaseInput {
@@ -32,7 +31,7 @@ export class AuditBatcher {
   private flushing = false;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly db: Database,
     private readonly audit: AuditService,
   ) {}
 
@@ -80,15 +79,13 @@ export class AuditBatcher {
   }
 
   private async commit(events: DataPlaneEvent[]): Promise<void> {
-    const client = await pgPool(this.dataSource).connect();
     const started = process.hrtime.bigint();
-    try {
-      await client.query('BEGIN');
+    await this.db.transaction(async (tx) => {
       const seqs: number[] = [];
       const datasets: string[] = [];
       const rids: string[] = [];
       for (const { release, ...event } of events) {
-        const { seq } = await this.audit.appendOnClient(client, event);
+        const { seq } = await this.audit.appendOnClient(tx.client, event);
         if (release) {
           seqs.push(seq);
           datasets.push(release.datasetId);
@@ -97,19 +94,13 @@ export class AuditBatcher {
       }
       // The records each release returned, in the same transaction as its event: both or neither.
       if (seqs.length) {
-        await client.query(
+        await tx.query(
           `INSERT INTO release_record (audit_seq, dataset_id, rids)
              SELECT s, d, r::bigint[] FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u (s, d, r)`,
           [seqs, datasets, rids],
         );
       }
-      await client.query('COMMIT');
-      this.audit.recordGroupCommit(events.length, Number(process.hrtime.bigint() - started) / 1e9);
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
+    this.audit.recordGroupCommit(events.length, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

@@ -2,12 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import type { PoolClient, QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
-import { BROKER_CONFIG, type BrokerConfig, LOGGER, pgPool } from '@broker/core';
+import { BROKER_CONFIG, type BrokerConfig, Database, LOGGER, type Transaction } from '@broker/core';
 import {
   type AggregateGroup,
   type AggregateRow,
@@ -78,12 +77,13 @@ export class DataPlaneService {
   constructor(
     private readonly policies: PolicyCache,
     private readonly dataSource: DataSource,
+    private readonly db: Database,
     audit: AuditService,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
     private readonly refusalRecorder: RefusalRecorder,
   ) {
-    this.auditLog = new AuditBatcher(dataSource, audit);
+    this.auditLog = new AuditBatcher(db, audit);
     if (!config.RECORD_RELEASES) {
       logger.warn(
         'RECORD_RELEASES=false: row releases are not recorded, so subject access reports miss them',
@@ -99,17 +99,17 @@ export class DataPlaneService {
         ? this.refused(ctx, early.refusals)
         : this.refused(ctx, [refusal('INVALID', early.message)], 400);
     }
-    const { client, policy } = await this.begin(ctx.principal.agencyId!);
+    const { tx, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
       decision = this.decide(policy, request);
     } catch (error) {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       throw error;
     }
-    if (decision.kind === 'run') return this.answer(ctx, client, decision);
+    if (decision.kind === 'run') return this.answer(ctx, tx, decision);
     // Nothing runs: the snapshot is given back before the denial is written (on another connection).
-    await end(client, 'ROLLBACK');
+    await tx.rollback();
     return decision.kind === 'invalid'
       ? this.refused(ctx, [refusal('INVALID', decision.message)], 400)
       : this.refused(ctx, decision.refusals, decision.status);
@@ -122,22 +122,15 @@ export class DataPlaneService {
    * (a request never waits for a second connection while it holds one) and the snapshot begun
    * again; the policy loaded then is at least as new as the request.
    */
-  private async begin(agencyId: string): Promise<{ client: PoolClient; policy: CallerPolicy }> {
+  private async begin(agencyId: string): Promise<{ tx: Transaction; policy: CallerPolicy }> {
     let loaded: CallerPolicy | undefined;
     for (;;) {
-      const client = await pgPool(this.dataSource).connect();
-      let stamp: number;
-      try {
-        const results = (await client.query(BEGIN_SNAPSHOT)) as unknown as QueryResult<{ stamp: string }>[];
-        stamp = Number(results[results.length - 1].rows[0].stamp);
-      } catch (error) {
-        await end(client, 'ROLLBACK');
-        throw error;
-      }
+      const tx = await this.db.begin(SNAPSHOT);
+      const stamp = Number(tx.opening[0].stamp);
       const now = new Date();
       const policy = this.policies.cached(agencyId, stamp, now) ?? loaded;
-      if (policy) return { client, policy };
-      await end(client, 'ROLLBACK');
+      if (policy) return { tx, policy };
+      await tx.rollback();
       loaded = await this.policies.reload(agencyId, now);
     }
   }
@@ -165,32 +158,33 @@ export class DataPlaneService {
     const early = precheck(ctx.principal, request);
     if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
     const agencyId = ctx.principal.agencyId!;
-    const { client, policy } = await this.begin(agencyId);
+    const { tx, policy } = await this.begin(agencyId);
     let decision: Decision;
     try {
       decision = this.decide(policy, request);
     } catch (error) {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       throw error;
     }
     if (decision.kind !== 'run') {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       return decision.kind === 'invalid' ? invalid(decision.message) : refuse(decision.refusals);
     }
     const [plan, ...more] = decision.plans;
     if (!plan || more.length || plan.kind !== 'ROWS') {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       return invalid('An export takes an operation with exactly one row root field');
     }
     let statements: ReturnType<typeof exportSql>;
     let counted: { n: number; rids?: string };
     try {
       statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
-      counted = (
-        await client.query<{ n: number; rids?: string }>(statements.count.text, statements.count.values)
-      ).rows[0];
+      [counted] = await tx.query<{ n: number; rids?: string }>(
+        statements.count.text,
+        statements.count.values,
+      );
     } catch (error) {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       if (error instanceof PolicyError) return refuse([refusalOf(error)]);
       throw error;
     }
@@ -213,12 +207,12 @@ export class DataPlaneService {
     try {
       await this.auditLog.append([event]);
       // The snapshot stays open: the rows streamed are the rows counted and recorded.
-      await client.query(
+      await tx.query(
         `DECLARE ${EXPORT_CURSOR} NO SCROLL CURSOR FOR ${statements.rows.text}`,
         statements.rows.values,
       );
     } catch (error) {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
       return {
         kind: 'json',
@@ -229,7 +223,7 @@ export class DataPlaneService {
       kind: 'stream',
       contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
       rowCount: counted.n,
-      stream: exportStream(client, statements.header, (error) =>
+      stream: exportStream(tx, statements.header, (error) =>
         this.logger.error(
           { err: error, requestId: ctx.requestId },
           'export failed midway: the stream was cut',
@@ -249,20 +243,20 @@ export class DataPlaneService {
   /** Runs the authorised plans, records the release, and only then answers with the data. */
   private async answer(
     ctx: RequestContext,
-    client: PoolClient,
+    tx: Transaction,
     decision: Extract<Decision, { kind: 'run' }>,
   ): Promise<DataPlaneResponse> {
     const { schema, document, operation, variableValues, plans, splice } = decision;
     let results: Map<string, RootResult>;
     try {
-      results = await this.run(client, plans, ctx.principal.agencyId!);
+      results = await this.run(tx, plans, ctx.principal.agencyId!);
     } catch (error) {
-      await end(client, 'ROLLBACK');
+      await tx.rollback();
       if (error instanceof PolicyError) return this.refused(ctx, [refusalOf(error)]);
       throw error;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
-    const ended = end(client, 'COMMIT');
+    const ended = tx.end('COMMIT');
     const spent = await this.spendBudget(ctx, plans, ended);
     if (spent) return this.refused(ctx, spent);
     try {
@@ -365,12 +359,12 @@ export class DataPlaneService {
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
-  private async run(client: PoolClient, plans: Plan[], agencyId: string): Promise<Map<string, RootResult>> {
+  private async run(tx: Transaction, plans: Plan[], agencyId: string): Promise<Map<string, RootResult>> {
     const results = new Map<string, RootResult>();
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
         const { text, values } = aggregateSql(plan);
-        const { rows } = await client.query<AggregateRow>(text, values);
+        const rows = await tx.query<AggregateRow>(text, values);
         const groups = plan.exact
           ? protectedGroups({ groupBy: plan.groupBy, grant: { minCellSize: plan.minCellSize } }, rows)
           : perturbedGroups(plan, rows);
@@ -379,7 +373,7 @@ export class DataPlaneService {
         continue;
       }
       const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      const { rows } = await client.query<{
+      const rows = await tx.query<{
         n: number;
         nodes: string;
         unrepresentable: boolean;
@@ -499,17 +493,12 @@ export class DataPlaneService {
  * The first round trip of every request: its snapshot, a time limit, and the policy stamp, which
  * any agreement change moves (see AgreementService.stamp). One simple-protocol query, three statements.
  */
-const BEGIN_SNAPSHOT = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-  SET LOCAL statement_timeout = '30s';
-  SELECT stamp FROM policy_stamp WHERE id = 1`;
-
-/** Ends a transaction and gives the connection back (destroyed if it failed); never throws. */
-function end(client: PoolClient, command: 'COMMIT' | 'ROLLBACK'): Promise<void> {
-  return client.query(command).then(
-    () => client.release(),
-    (error: Error) => client.release(error),
-  );
-}
+const SNAPSHOT = {
+  isolation: 'REPEATABLE READ',
+  readOnly: true,
+  with: `SET LOCAL statement_timeout = '30s';
+  SELECT stamp FROM policy_stamp WHERE id = 1`,
+} as const;
 
 /** The digest of a release's record list, as its audit event stores it. */
 export function releaseDigest(rids: string): string {
@@ -527,11 +516,8 @@ function exportStatus(refusals: DataPlaneRefusal[]): number {
  * the client reads (memory stays bounded). It ends after the last row and COMMIT; a failure midway
  * destroys it, so the HTTP response ends without its final chunk and the client sees the failure.
  */
-function exportStream(
-  client: PoolClient,
-  header: string | null,
-  onFailure: (error: Error) => void,
-): Readable {
+function exportStream(tx: Transaction, header: string | null, onFailure: (error: Error) => void): Readable {
+  const { client } = tx;
   let released = false;
   let busy = false;
   const release = (error?: Error) => {
@@ -539,7 +525,7 @@ function exportStream(
     released = true;
     client.off('error', onConnectionError);
     // A failed or abandoned export's connection is destroyed: its transaction dies with it.
-    client.release(error ?? true);
+    tx.abandon(error);
   };
   // The connection can fail while it waits for the client to read (no query in flight): pg then emits
   // 'error' on it, which must cut the stream, never go unhandled.
@@ -564,10 +550,10 @@ function exportStream(
             let chunk = first === null ? '' : `${first}\n`;
             for (const row of rows) chunk += `${row.line}\n`;
             if (rows.length < EXPORT_BATCH) {
-              await client.query(`CLOSE ${EXPORT_CURSOR}; COMMIT`);
+              await tx.query(`CLOSE ${EXPORT_CURSOR}`);
+              await tx.commit();
               released = true;
               client.off('error', onConnectionError);
-              client.release();
               if (chunk) this.push(chunk);
               this.push(null);
               return;

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { DataSource } from 'typeorm';
-import { pgPool } from '@broker/core';
+import { Database } from '@broker/core';
 import type { LinkagePhase } from '@broker/jobs';
 import type { LinkageModel } from './core/model';
 import type { LinkageTrigger } from './linkage-run.model';
@@ -123,41 +122,26 @@ const RUN_COLUMNS = `id, status, trigger, requested_by, phase, datasets, chunks,
   started_at, finished_at`;
 
 /**
- * Every statement about linkage runs, on the pg pool behind TypeORM (the jobs stream bytes and
- * COPY, which TypeORM does not do).
+ * Every statement about linkage runs, through the broker's {@link Database} (the jobs stream bytes
+ * and COPY, which TypeORM does not do).
  */
 @Injectable()
 export class LinkageStore {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(private readonly db: Database) {}
 
   /** Runs `work` in a transaction on one connection. */
-  async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await pgPool(this.dataSource).connect();
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      broken = true;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release(broken ? true : undefined);
-    }
+  transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.db.transaction((tx) => work(tx.client));
   }
 
   /** Runs one statement. */
-  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const result = await pgPool(this.dataSource).query(sql, params);
-    return result.rows as T[];
+  query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.db.query<T>(sql, params);
   }
 
   /** Runs one statement, with rows as arrays (no object per row: chunks are read this way). */
-  async queryArrays(sql: string, params: unknown[] = []): Promise<unknown[][]> {
-    const result = await pgPool(this.dataSource).query({ text: sql, values: params, rowMode: 'array' });
-    return result.rows as unknown[][];
+  queryArrays(sql: string, params: unknown[] = []): Promise<unknown[][]> {
+    return this.db.queryArrays(sql, params);
   }
 
   /**
@@ -343,8 +327,7 @@ export class LinkageStore {
       if (!Number.isInteger(value)) throw new Error(`blob ${column} must be an integer`);
       conditions.push(`${column} = ${value}`);
     }
-    const client = await pgPool(this.dataSource).connect();
-    try {
+    return this.db.connection(async (client) => {
       const stream = client.query(
         copyTo(
           `COPY (SELECT a, b, data FROM linkage_blob WHERE ${conditions.join(' AND ')} ORDER BY a, b)
@@ -354,9 +337,7 @@ export class LinkageStore {
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
       return parseBinaryCopy(Buffer.concat(chunks));
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Deletes a run's intermediate results. */

@@ -5,6 +5,7 @@ import type { FieldDefinition } from '@broker/registry';
 import { statusOf } from '../agreement-status';
 import { rowFilterShape } from './row-filter-shape';
 import type { Register, RegisterAgreement, RegisterGrant, RegisterMonth } from './register.types';
+import { Database } from '@broker/core';
 
 interface AgreementRow {
   id: string;
@@ -47,7 +48,10 @@ export class RegisterService {
   /** How stale a served register may be; 0 always waits for a fresh one (tests). */
   maxStaleMs = REGISTER_MAX_STALE_MS;
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly db: Database,
+  ) {}
 
   /** The register and its JSON text: cached, fresh, or at most a few seconds stale. */
   async current(): Promise<RegisterEntry> {
@@ -90,10 +94,13 @@ export class RegisterService {
 
   /** Computes the register afresh (no cache), in one REPEATABLE READ snapshot. */
   compute(): Promise<Register> {
-    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
-      await manager.query('SET TRANSACTION READ ONLY');
-      return this.build(manager);
-    });
+    return this.db.transaction(
+      async ({ manager }) => {
+        await manager.query('SET TRANSACTION READ ONLY');
+        return this.build(manager);
+      },
+      { isolation: 'REPEATABLE READ' },
+    );
   }
 
   private async build(manager: EntityManager): Promise<Register> {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { badInput, conflict } from '@broker/core';
+import { badInput, conflict, Database } from '@broker/core';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, authorizeType } from '@broker/auth';
 import { AgencyEntity } from './agency.entity';
@@ -12,6 +12,7 @@ import { isUniqueViolation } from '../registry-errors';
 @Injectable()
 export class AgencyService {
   constructor(
+    private readonly db: Database,
     @InjectRepository(AgencyEntity) private readonly agencies: Repository<AgencyEntity>,
     private readonly audit: AuditService,
   ) {}
@@ -33,14 +34,17 @@ export class AgencyService {
     const name = cleanText(input.name, 'name', 200);
     const kind = input.kind == null ? null : cleanText(input.kind, 'kind', 100);
     try {
-      return await this.agencies.manager.transaction(async (manager) => {
-        const agency = await manager.save(manager.create(AgencyEntity, { name, kind }));
-        await this.audit.append(
-          { ...auditActor(ctx), action: AuditAction.AGENCY_CREATED, decision: 'ALLOW', reason: name },
-          manager,
-        );
-        return agency;
-      });
+      return await this.db.transaction(
+        async ({ manager }) => {
+          const agency = await manager.save(manager.create(AgencyEntity, { name, kind }));
+          await this.audit.append(
+            { ...auditActor(ctx), action: AuditAction.AGENCY_CREATED, decision: 'ALLOW', reason: name },
+            manager,
+          );
+          return agency;
+        },
+        { carrier: ctx },
+      );
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`An agency named "${name}" exists already`);
       throw error;

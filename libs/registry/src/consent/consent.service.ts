@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
-import { badInput } from '@broker/core';
+import { badInput, Database } from '@broker/core';
 import { cleanText } from '../agency/agency.service';
 import { DatasetService } from '../dataset/dataset.service';
 import { PurposeService } from '../purpose/purpose.service';
@@ -15,6 +15,7 @@ import type { ConsentInput, ConsentModel } from './consent.model';
 @Injectable()
 export class ConsentService {
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     private readonly datasets: DatasetService,
     private readonly purposes: PurposeService,
@@ -29,37 +30,40 @@ export class ConsentService {
     }
     const subjectId = cleanText(input.subjectId, 'subjectId', 200);
     if (!(await this.purposes.codes()).has(input.purpose)) throw badInput(`Unknown purpose ${input.purpose}`);
-    return this.dataSource.transaction(async (manager) => {
-      const [event] = await manager.query<{ id: string; recorded_at: Date }[]>(
-        `INSERT INTO consent_event (dataset_id, subject_id, purpose, granted, recorded_by)
+    return this.db.transaction(
+      async ({ manager }) => {
+        const [event] = await manager.query<{ id: string; recorded_at: Date }[]>(
+          `INSERT INTO consent_event (dataset_id, subject_id, purpose, granted, recorded_by)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, recorded_at`,
-        [dataset.id, subjectId, input.purpose, input.granted, ctx.principal.userId],
-      );
-      await manager.query(
-        `INSERT INTO consent_current (dataset_id, purpose, subject_id, granted, event_id) VALUES ($1, $2, $3, $4, $5)
+          [dataset.id, subjectId, input.purpose, input.granted, ctx.principal.userId],
+        );
+        await manager.query(
+          `INSERT INTO consent_current (dataset_id, purpose, subject_id, granted, event_id) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (dataset_id, purpose, subject_id) DO UPDATE SET granted = excluded.granted, event_id = excluded.event_id`,
-        [dataset.id, input.purpose, subjectId, input.granted, event.id],
-      );
-      // The subject id stays out of the audit log, which many may read; the consent history keeps it.
-      await this.audit.append(
-        {
-          ...auditActor(ctx),
-          action: AuditAction.CONSENT_RECORDED,
-          decision: 'ALLOW',
+          [dataset.id, input.purpose, subjectId, input.granted, event.id],
+        );
+        // The subject id stays out of the audit log, which many may read; the consent history keeps it.
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.CONSENT_RECORDED,
+            decision: 'ALLOW',
+            datasetId: dataset.id,
+            purpose: input.purpose,
+            reason: input.granted ? 'consent granted' : 'consent withdrawn or refused',
+          },
+          manager,
+        );
+        return {
+          id: event.id,
           datasetId: dataset.id,
+          subjectId,
           purpose: input.purpose,
-          reason: input.granted ? 'consent granted' : 'consent withdrawn or refused',
-        },
-        manager,
-      );
-      return {
-        id: event.id,
-        datasetId: dataset.id,
-        subjectId,
-        purpose: input.purpose,
-        granted: input.granted,
-        recordedAt: event.recorded_at,
-      };
-    });
+          granted: input.granted,
+          recordedAt: event.recorded_at,
+        };
+      },
+      { carrier: ctx },
+    );
   }
 }

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, asSubject, authorize } from '@broker/auth';
-import { BrokerError, ErrorCode, badInput, conflict } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
@@ -36,6 +36,7 @@ export interface DatasetShapeRecord {
 @Injectable()
 export class DatasetService {
   constructor(
+    private readonly db: Database,
     @InjectRepository(DatasetEntity) private readonly datasets: Repository<DatasetEntity>,
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
@@ -128,52 +129,55 @@ export class DatasetService {
       );
     }
     try {
-      const id = await this.dataSource.transaction(async (manager) => {
-        const clash = await manager.findOne(DatasetEntity, {
-          where: [{ slug: definition.slug }, { typeName: definition.typeName }],
-        });
-        if (clash) {
-          throw conflict(
-            clash.slug === definition.slug
-              ? `A dataset with slug ${definition.slug} exists already`
-              : `Slug ${definition.slug} would share the type name ${definition.typeName} with dataset ${clash.slug}`,
+      const id = await this.db.transaction(
+        async ({ manager }) => {
+          const clash = await manager.findOne(DatasetEntity, {
+            where: [{ slug: definition.slug }, { typeName: definition.typeName }],
+          });
+          if (clash) {
+            throw conflict(
+              clash.slug === definition.slug
+                ? `A dataset with slug ${definition.slug} exists already`
+                : `Slug ${definition.slug} would share the type name ${definition.typeName} with dataset ${clash.slug}`,
+            );
+          }
+          const dataset = await manager.save(
+            manager.create(DatasetEntity, {
+              providerAgencyId: principal.agencyId!,
+              slug: definition.slug,
+              typeName: definition.typeName,
+              title: definition.title,
+              description: definition.description,
+              keyField: definition.keyField,
+              subjectField: definition.subjectField,
+              retentionDays: retention.retention.retentionDays,
+              retentionField: retention.retention.retentionField,
+              createdBy: principal.userId,
+            }),
           );
-        }
-        const dataset = await manager.save(
-          manager.create(DatasetEntity, {
-            providerAgencyId: principal.agencyId!,
-            slug: definition.slug,
-            typeName: definition.typeName,
-            title: definition.title,
-            description: definition.description,
-            keyField: definition.keyField,
-            subjectField: definition.subjectField,
-            retentionDays: retention.retention.retentionDays,
-            retentionField: retention.retention.retentionField,
-            createdBy: principal.userId,
-          }),
-        );
-        await manager.insert(
-          DatasetFieldEntity,
-          definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
-        );
-        await manager.query(createRecordTableSql(definition));
-        // The table is empty: its indexes cost nothing to build now.
-        for (const fields of [...baseRecordIndexes(definition), ...declared]) {
-          await manager.query(recordIndexSql(definition, fields));
-        }
-        await this.audit.append(
-          {
-            ...auditActor(ctx),
-            action: AuditAction.DATASET_REGISTERED,
-            decision: 'ALLOW',
-            datasetId: dataset.id,
-            fields: definition.fields.map((f) => f.name),
-          },
-          manager,
-        );
-        return dataset.id;
-      });
+          await manager.insert(
+            DatasetFieldEntity,
+            definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
+          );
+          await manager.query(createRecordTableSql(definition));
+          // The table is empty: its indexes cost nothing to build now.
+          for (const fields of [...baseRecordIndexes(definition), ...declared]) {
+            await manager.query(recordIndexSql(definition, fields));
+          }
+          await this.audit.append(
+            {
+              ...auditActor(ctx),
+              action: AuditAction.DATASET_REGISTERED,
+              decision: 'ALLOW',
+              datasetId: dataset.id,
+              fields: definition.fields.map((f) => f.name),
+            },
+            manager,
+          );
+          return dataset.id;
+        },
+        { carrier: ctx },
+      );
       return (await this.get(ctx, id))!;
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`A dataset with slug ${definition.slug} exists already`);
@@ -219,25 +223,28 @@ export class DatasetService {
         { reason: 'INVALID_DATASET_DEFINITION', details: retention.problems },
       );
     }
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query(
-        `UPDATE dataset SET title = $2, description = $3, retention_days = $4, retention_field = $5 WHERE id = $1`,
-        [id, title, description, retention.retention.retentionDays, retention.retention.retentionField],
-      );
-      await this.audit.append(
-        {
-          ...auditActor(ctx),
-          action: AuditAction.DATASET_UPDATED,
-          decision: 'ALLOW',
-          datasetId: id,
-          reason:
-            retention.retention.retentionDays === null
-              ? 'no retention'
-              : `retention ${retention.retention.retentionDays} days by ${retention.retention.retentionField}`,
-        },
-        manager,
-      );
-    });
+    await this.db.transaction(
+      async ({ manager }) => {
+        await manager.query(
+          `UPDATE dataset SET title = $2, description = $3, retention_days = $4, retention_field = $5 WHERE id = $1`,
+          [id, title, description, retention.retention.retentionDays, retention.retention.retentionField],
+        );
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.DATASET_UPDATED,
+            decision: 'ALLOW',
+            datasetId: id,
+            reason:
+              retention.retention.retentionDays === null
+                ? 'no retention'
+                : `retention ${retention.retention.retentionDays} days by ${retention.retention.retentionField}`,
+          },
+          manager,
+        );
+      },
+      { carrier: ctx },
+    );
     return (await this.get(ctx, id))!;
   }
 

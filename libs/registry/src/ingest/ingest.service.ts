@@ -5,9 +5,8 @@ import { type CopyStreamQuery, from as copyFrom } from 'pg-copy-streams';
 import type { Logger } from 'pino';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
-import { DataSource } from 'typeorm';
 import type { RequestContext } from '@broker/auth';
-import { LOGGER, MetricsService, pgPool, quoteIdent } from '@broker/core';
+import { Database, LOGGER, MetricsService, quoteIdent } from '@broker/core';
 import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
@@ -62,7 +61,7 @@ interface RowWriter {
 @Injectable()
 export class IngestService {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly db: Database,
     private readonly datasets: DatasetService,
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -74,18 +73,16 @@ export class IngestService {
   async ingest(ctx: RequestContext, datasetId: string, open: () => Promise<RecordSource> | RecordSource) {
     const dataset = await this.datasets.requireWritable(ctx, datasetId);
     const source = await open();
-    const client = await pgPool(this.dataSource).connect();
-    let broken: unknown = null;
     const started = Date.now();
+    const tx = await this.db.begin();
     try {
-      await client.query('BEGIN');
-      const { report, mode, loadedAt } = await this.load(client, dataset, source);
+      const { report, mode, loadedAt } = await this.load(tx.client, dataset, source);
       if (report.rejected > 0) {
-        await client.query('ROLLBACK');
+        await tx.rollback();
         this.metrics.rejectedBatches.inc({ reason: 'invalid_rows' });
       } else {
         // Last before COMMIT: the chain's lock is held only for the commit itself.
-        await this.audit.appendOnClient(client, {
+        await this.audit.appendOnClient(tx.client, {
           ...auditActor(ctx),
           action: AuditAction.RECORDS_INGESTED,
           decision: 'ALLOW',
@@ -93,7 +90,7 @@ export class IngestService {
           rowCount: report.inserted + report.updated,
           reason: `${report.inserted} inserted, ${report.updated} updated`,
         });
-        await client.query('COMMIT');
+        await tx.commit();
         this.metrics.ingestedRecords.inc({ outcome: 'inserted' }, report.inserted);
         this.metrics.ingestedRecords.inc({ outcome: 'updated' }, report.updated);
         // Linkage schedules a (debounced) run; the hook never throws and never waits.
@@ -115,12 +112,9 @@ export class IngestService {
       );
       return report;
     } catch (error) {
-      broken = error;
-      await client.query('ROLLBACK').catch(() => undefined);
+      // A connection whose COPY was cut off is not reused: the transaction dies with it.
+      tx.abandon(error);
       throw error;
-    } finally {
-      // A connection whose COPY was cut off is not reused.
-      client.release(broken ? true : undefined);
     }
   }
 

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, authorizeType } from '@broker/auth';
-import { badInput, conflict } from '@broker/core';
+import { badInput, conflict, Database } from '@broker/core';
 import { cleanText } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { PurposeEntity } from './purpose.entity';
@@ -16,6 +16,7 @@ export const PURPOSE_CODE = /^[A-Z][A-Z0-9_]{2,63}$/;
 @Injectable()
 export class PurposeService {
   constructor(
+    private readonly db: Database,
     @InjectRepository(PurposeEntity) private readonly purposes: Repository<PurposeEntity>,
     private readonly audit: AuditService,
   ) {}
@@ -38,14 +39,24 @@ export class PurposeService {
     }
     const description = cleanText(input.description, 'description', 2000);
     try {
-      return await this.purposes.manager.transaction(async (manager) => {
-        const purpose = await manager.save(manager.create(PurposeEntity, { code: input.code, description }));
-        await this.audit.append(
-          { ...auditActor(ctx), action: AuditAction.PURPOSE_DEFINED, decision: 'ALLOW', purpose: input.code },
-          manager,
-        );
-        return purpose;
-      });
+      return await this.db.transaction(
+        async ({ manager }) => {
+          const purpose = await manager.save(
+            manager.create(PurposeEntity, { code: input.code, description }),
+          );
+          await this.audit.append(
+            {
+              ...auditActor(ctx),
+              action: AuditAction.PURPOSE_DEFINED,
+              decision: 'ALLOW',
+              purpose: input.code,
+            },
+            manager,
+          );
+          return purpose;
+        },
+        { carrier: ctx },
+      );
     } catch (error) {
       if (isUniqueViolation(error)) throw conflict(`Purpose ${input.code} is defined already`);
       throw error;

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
-import { MetricsService, quoteIdent } from '@broker/core';
+import { Database, MetricsService, quoteIdent } from '@broker/core';
 import { recordTable } from '../dataset/record-table';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
@@ -37,6 +37,7 @@ interface RetainedDataset {
 @Injectable()
 export class RetentionService {
   constructor(
+    private readonly db: Database,
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     metrics: MetricsService,
@@ -130,7 +131,7 @@ export class RetentionService {
     let destroyed = 0;
     let batches = 0;
     for (;;) {
-      const count = await this.dataSource.transaction(async (manager) => {
+      const count = await this.db.transaction(async ({ manager }) => {
         const gone = await manager.query<{ key: string; subject: string | null; rid: string }[]>(
           `WITH doomed AS (
              SELECT ctid FROM ${table} WHERE ${field} < $1 ORDER BY ${field} LIMIT $2 FOR UPDATE SKIP LOCKED

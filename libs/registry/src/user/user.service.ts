@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { AuthService, type RequestContext, Role, asSubject, authorize, canOnAll } from '@broker/auth';
-import { BrokerError, ErrorCode, badInput, conflict, notFound } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode, notFound } from '@broker/core';
 import { cleanText, isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import type { CreateUserInput } from './create-user.input';
@@ -26,6 +26,7 @@ export type UserView = UserEntity & { invitationPending: boolean };
 @Injectable()
 export class UserService {
   constructor(
+    private readonly db: Database,
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     private readonly dataSource: DataSource,
     private readonly auth: AuthService,
@@ -114,39 +115,42 @@ export class UserService {
     const invitation = caller.role === Role.OPERATOR;
 
     try {
-      return await this.dataSource.transaction(async (manager) => {
-        const facts = agencyId ? await this.agencyFacts(manager, agencyId, null) : null;
-        if (agencyId && !facts) {
-          // Unknown agency: NOT_FOUND, the same answer a steward gets for another agency's.
-          throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
-        }
-        authorize(
-          caller,
-          'create',
-          asSubject('User', {
-            agencyId,
-            role: input.role,
-            oversightAgency: facts?.oversight ?? false,
-            agencyHasActiveSteward: facts?.activeStewards ? facts.activeStewards > 0 : false,
-          }),
-          'User',
-          'Agency',
-        );
-        const user = await manager.save(
-          manager.create(UserEntity, { agencyId, email, displayName, role: input.role }),
-        );
-        const apiKey = await this.auth.issueKey(manager, user.id, undefined, invitation);
-        await this.audit.append(
-          {
-            ...auditActor(ctx),
-            action: AuditAction.USER_CREATED,
-            decision: 'ALLOW',
-            reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}${invitation ? ' (invitation)' : ''}`,
-          },
-          manager,
-        );
-        return { user, apiKey };
-      });
+      return await this.db.transaction(
+        async ({ manager }) => {
+          const facts = agencyId ? await this.agencyFacts(manager, agencyId, null) : null;
+          if (agencyId && !facts) {
+            // Unknown agency: NOT_FOUND, the same answer a steward gets for another agency's.
+            throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
+          }
+          authorize(
+            caller,
+            'create',
+            asSubject('User', {
+              agencyId,
+              role: input.role,
+              oversightAgency: facts?.oversight ?? false,
+              agencyHasActiveSteward: facts?.activeStewards ? facts.activeStewards > 0 : false,
+            }),
+            'User',
+            'Agency',
+          );
+          const user = await manager.save(
+            manager.create(UserEntity, { agencyId, email, displayName, role: input.role }),
+          );
+          const apiKey = await this.auth.issueKey(manager, user.id, undefined, invitation);
+          await this.audit.append(
+            {
+              ...auditActor(ctx),
+              action: AuditAction.USER_CREATED,
+              decision: 'ALLOW',
+              reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}${invitation ? ' (invitation)' : ''}`,
+            },
+            manager,
+          );
+          return { user, apiKey };
+        },
+        { carrier: ctx },
+      );
     } catch (error) {
       // Unique within the agency only: the answer says nothing about other agencies.
       if (isUniqueViolation(error)) throw conflict('A user with this e-mail exists in this agency');
@@ -161,81 +165,87 @@ export class UserService {
    */
   async deactivate(ctx: RequestContext, id: string): Promise<UserEntity> {
     if (!isUuid(id)) throw badInput('id is not a valid id');
-    return this.dataSource.transaction(async (manager) => {
-      // Stewards of one agency are locked in a fixed order, so two deactivations cannot both see
-      // "another active steward" and leave none.
-      const [target] = await manager.query<
-        { id: string; agency_id: string | null; role: Role; deactivated_at: Date | null }[]
-      >(`SELECT id, agency_id, role, deactivated_at FROM app_user WHERE id = $1`, [id]);
-      if (!target) throw new BrokerError(ErrorCode.NOT_FOUND, 'User not found', { reason: 'NOT_PARTY' });
-      // Visibility first: a user the caller may not read is not found, whatever else holds.
-      authorize(
-        ctx.principal,
-        'read',
-        asSubject('User', { agencyId: target.agency_id, role: target.role }),
-        'User',
-      );
-      const facts = target.agency_id ? await this.agencyFacts(manager, target.agency_id, target.id) : null;
-      const [operators] = await manager.query<{ n: number }[]>(
-        `SELECT count(*)::int AS n FROM (SELECT id FROM app_user
+    return this.db.transaction(
+      async ({ manager }) => {
+        // Stewards of one agency are locked in a fixed order, so two deactivations cannot both see
+        // "another active steward" and leave none.
+        const [target] = await manager.query<
+          { id: string; agency_id: string | null; role: Role; deactivated_at: Date | null }[]
+        >(`SELECT id, agency_id, role, deactivated_at FROM app_user WHERE id = $1`, [id]);
+        if (!target) throw new BrokerError(ErrorCode.NOT_FOUND, 'User not found', { reason: 'NOT_PARTY' });
+        // Visibility first: a user the caller may not read is not found, whatever else holds.
+        authorize(
+          ctx.principal,
+          'read',
+          asSubject('User', { agencyId: target.agency_id, role: target.role }),
+          'User',
+        );
+        const facts = target.agency_id ? await this.agencyFacts(manager, target.agency_id, target.id) : null;
+        const [operators] = await manager.query<{ n: number }[]>(
+          `SELECT count(*)::int AS n FROM (SELECT id FROM app_user
           WHERE role = 'OPERATOR' AND deactivated_at IS NULL AND id <> $1 ORDER BY id FOR UPDATE) o`,
-        [target.id],
-      );
-      authorize(
-        ctx.principal,
-        'deactivate',
-        asSubject('User', {
-          agencyId: target.agency_id,
-          role: target.role,
-          oversightAgency: facts?.oversight ?? false,
-          agencyHasActiveSteward: (facts?.activeStewards ?? 0) > 0,
-          otherActiveOperator: operators.n > 0,
-        }),
-        'User',
-      );
-      if (target.deactivated_at) throw conflict('The user is deactivated already');
-      await manager.query(`UPDATE app_user SET deactivated_at = now(), deactivated_by = $2 WHERE id = $1`, [
-        target.id,
-        ctx.principal.userId,
-      ]);
-      await this.auth.revokeKeys(manager, target.id);
-      await this.audit.append(
-        {
-          ...auditActor(ctx),
-          action: AuditAction.USER_DEACTIVATED,
-          decision: 'ALLOW',
-          reason: `${target.role} ${target.id}${target.agency_id ? ` of agency ${target.agency_id}` : ''}`,
-        },
-        manager,
-      );
-      const user = await manager.findOneBy(UserEntity, { id: target.id });
-      return user!;
-    });
+          [target.id],
+        );
+        authorize(
+          ctx.principal,
+          'deactivate',
+          asSubject('User', {
+            agencyId: target.agency_id,
+            role: target.role,
+            oversightAgency: facts?.oversight ?? false,
+            agencyHasActiveSteward: (facts?.activeStewards ?? 0) > 0,
+            otherActiveOperator: operators.n > 0,
+          }),
+          'User',
+        );
+        if (target.deactivated_at) throw conflict('The user is deactivated already');
+        await manager.query(`UPDATE app_user SET deactivated_at = now(), deactivated_by = $2 WHERE id = $1`, [
+          target.id,
+          ctx.principal.userId,
+        ]);
+        await this.auth.revokeKeys(manager, target.id);
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.USER_DEACTIVATED,
+            decision: 'ALLOW',
+            reason: `${target.role} ${target.id}${target.agency_id ? ` of agency ${target.agency_id}` : ''}`,
+          },
+          manager,
+        );
+        const user = await manager.findOneBy(UserEntity, { id: target.id });
+        return user!;
+      },
+      { carrier: ctx },
+    );
   }
 
   /** Replaces the caller's keys with a new one (an invitation becomes the owner's own key). */
   async rotateKey(ctx: RequestContext): Promise<{ user: UserEntity; apiKey: string }> {
     const { principal } = ctx;
-    return this.dataSource.transaction(async (manager) => {
-      const [locked] = await manager.query<{ id: string }[]>(
-        `SELECT id FROM app_user WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE`,
-        [principal.userId],
-      );
-      if (!locked) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'The API key is not valid');
-      await this.auth.revokeKeys(manager, principal.userId);
-      const apiKey = await this.auth.issueKey(manager, principal.userId);
-      await this.audit.append(
-        {
-          ...auditActor(ctx),
-          action: AuditAction.API_KEY_ROTATED,
-          decision: 'ALLOW',
-          reason: principal.invitation ? 'invitation accepted' : 'rotated',
-        },
-        manager,
-      );
-      const user = await manager.findOneBy(UserEntity, { id: principal.userId });
-      return { user: user!, apiKey };
-    });
+    return this.db.transaction(
+      async ({ manager }) => {
+        const [locked] = await manager.query<{ id: string }[]>(
+          `SELECT id FROM app_user WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE`,
+          [principal.userId],
+        );
+        if (!locked) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'The API key is not valid');
+        await this.auth.revokeKeys(manager, principal.userId);
+        const apiKey = await this.auth.issueKey(manager, principal.userId);
+        await this.audit.append(
+          {
+            ...auditActor(ctx),
+            action: AuditAction.API_KEY_ROTATED,
+            decision: 'ALLOW',
+            reason: principal.invitation ? 'invitation accepted' : 'rotated',
+          },
+          manager,
+        );
+        const user = await manager.findOneBy(UserEntity, { id: principal.userId });
+        return { user: user!, apiKey };
+      },
+      { carrier: ctx },
+    );
   }
 
   /**

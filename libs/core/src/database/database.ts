@@ -1,0 +1,240 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient, QueryResult } from 'pg';
+import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
+
+export type Isolation = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+
+export interface TransactionOptions {
+  /** READ COMMITTED (PostgreSQL's default) unless said. */
+  isolation?: Isolation;
+  readOnly?: boolean;
+  /**
+   * Statements sent in the same round trip as BEGIN (simple protocol, no parameters): `SET LOCAL`s
+   * and a first read. {@link Transaction.opening} holds the last one's rows. Such a transaction has
+   * no entity manager (TypeORM begins its own transactions).
+   */
+  with?: string;
+  /**
+   * What carries the transaction while the work runs (the request's context): work that finds one
+   * there joins it instead of beginning its own.
+   */
+  carrier?: TransactionCarrier;
+}
+
+/** What a transaction is carried on while work runs in it: a request's context, as a rule. */
+export interface TransactionCarrier {
+  transaction?: Transaction;
+}
+
+/**
+ * One transaction on one pooled connection. Statements run on it in order; it ends with
+ * {@link commit} or {@link rollback}, which give the connection back (destroyed if it failed).
+ * For COPY streams and cursors, {@link client} is the pg connection itself.
+ */
+export class Transaction {
+  private ended = false;
+  /** The rows of the last statement of {@link TransactionOptions.with}, if any. */
+  opening: Record<string, unknown>[] = [];
+
+  constructor(
+    /** The connection, for COPY streams and cursors; statements through {@link query}. */
+    readonly client: PoolClient,
+    private readonly runner: QueryRunner,
+    /** Begun through TypeORM's query runner, whose entity manager then works inside it. */
+    private readonly managed: boolean,
+  ) {}
+
+  /**
+   * TypeORM's entity manager inside this transaction (repositories, `manager.query`), for the
+   * control plane's entity work. Not available on a transaction begun with `with` statements.
+   */
+  get manager(): EntityManager {
+    if (!this.managed) throw new Error('this transaction has no entity manager');
+    return this.runner.manager;
+  }
+
+  /** True once committed or rolled back. */
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Runs one statement; rows as objects. */
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return (await this.client.query(sql, params)).rows as T[];
+  }
+
+  /** Runs one statement; rows as arrays (no object per row: bulk reads). */
+  async queryArrays(sql: string, params?: unknown[]): Promise<unknown[][]> {
+    return (await this.client.query({ text: sql, values: params, rowMode: 'array' })).rows as unknown[][];
+  }
+
+  /** Commits and gives the connection back; throws if the commit failed (nothing was written). */
+  async commit(): Promise<void> {
+    this.assertOpen();
+    try {
+      if (this.managed) await this.runner.commitTransaction();
+      else await this.client.query('COMMIT');
+    } catch (error) {
+      this.finish(error);
+      throw error;
+    }
+    this.finish();
+  }
+
+  /** Rolls back and gives the connection back; never throws (a connection that fails is destroyed). */
+  async rollback(): Promise<void> {
+    if (this.ended) return;
+    try {
+      if (this.managed) await this.runner.rollbackTransaction();
+      else await this.client.query('ROLLBACK');
+      this.finish();
+    } catch (error) {
+      this.finish(error);
+    }
+  }
+
+  /**
+   * Ends it with `command` (COMMIT of a read-only snapshot, whose outcome changes nothing) and
+   * never throws.
+   */
+  async end(command: 'COMMIT' | 'ROLLBACK' = 'COMMIT'): Promise<void> {
+    if (command === 'ROLLBACK') return this.rollback();
+    return this.commit().catch(() => undefined);
+  }
+
+  /**
+   * Gives the connection back without ending the transaction on the server: for a connection whose
+   * transaction must die with it (an export cut midway). Destroys the connection.
+   */
+  abandon(error?: unknown): void {
+    if (this.ended) return;
+    this.finish(error ?? new Error('transaction abandoned'));
+  }
+
+  private assertOpen() {
+    if (this.ended) throw new Error('the transaction has ended');
+  }
+
+  private finish(error?: unknown) {
+    this.ended = true;
+    if (error) {
+      // pg-pool drops a connection that is ending instead of reusing it.
+      this.client.end().catch(() => undefined);
+    }
+    void this.runner.release();
+  }
+}
+
+/**
+ * The one way to the database outside TypeORM's entities: transactions on pooled connections
+ * (from TypeORM's data source, through its public query runner API, so both share one pool and
+ * its limits), single statements, and connections for COPY. Every statement the policy compiler,
+ * the audit log, ingestion and linkage build runs through it.
+ *
+ * @example
+ * await db.transaction(async (tx) => {
+ *   await tx.query('UPDATE ...', [id]);
+ *   await audit.append(event, tx); // last, right before COMMIT
+ * });
+ */
+@Injectable()
+export class Database {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * Begins a transaction; the caller ends it with commit or rollback. For a transaction that
+   * outlives one function (an export streams from its cursor); otherwise use {@link transaction}.
+   */
+  async begin(options: TransactionOptions = {}): Promise<Transaction> {
+    const runner = this.dataSource.createQueryRunner();
+    let client: PoolClient;
+    try {
+      client = (await runner.connect()) as PoolClient;
+    } catch (error) {
+      await runner.release();
+      throw error;
+    }
+    const tx = new Transaction(client, runner, !options.with);
+    try {
+      if (options.with) {
+        // One round trip: BEGIN, its settings and the first read.
+        const begin = [
+          'BEGIN',
+          options.isolation ? `ISOLATION LEVEL ${isolationOf(options.isolation)}` : '',
+          options.readOnly ? 'READ ONLY' : '',
+        ]
+          .filter(Boolean)
+          .join(' ');
+        const results = (await client.query(`${begin};\n${options.with}`)) as unknown as QueryResult[];
+        tx.opening = (Array.isArray(results) ? results[results.length - 1] : (results as QueryResult))
+          .rows as Record<string, unknown>[];
+      } else {
+        await runner.startTransaction(options.isolation && isolationOf(options.isolation));
+        if (options.readOnly) await client.query('SET TRANSACTION READ ONLY');
+      }
+    } catch (error) {
+      await tx.rollback();
+      throw error;
+    }
+    return tx;
+  }
+
+  /**
+   * Runs `work` in a transaction and commits what it returns, or rolls back what it throws. With a
+   * carrier (a request's context) that holds one already, `work` joins it instead (and its options
+   * are those of the transaction it joins); the carrier holds the new one while `work` runs, so
+   * everything the request does on its way joins it.
+   */
+  async transaction<T>(work: (tx: Transaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const { carrier } = options;
+    if (carrier?.transaction && !carrier.transaction.done) return work(carrier.transaction);
+    const tx = await this.begin(options);
+    if (carrier) carrier.transaction = tx;
+    try {
+      const result = await work(tx);
+      await tx.commit();
+      return result;
+    } catch (error) {
+      await tx.rollback();
+      throw error;
+    } finally {
+      if (carrier?.transaction === tx) carrier.transaction = undefined;
+    }
+  }
+
+  /** Runs `work` on one connection outside any transaction (a COPY out, a session setting). */
+  async connection<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const client = (await runner.connect()) as PoolClient;
+      return await work(client);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Runs one statement on a pooled connection; rows as objects. */
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.connection(async (client) => (await client.query(sql, params)).rows as T[]);
+  }
+
+  /** Runs one statement; rows as arrays. */
+  async queryArrays(sql: string, params?: unknown[]): Promise<unknown[][]> {
+    return this.connection(
+      async (client) =>
+        (await client.query({ text: sql, values: params, rowMode: 'array' })).rows as unknown[][],
+    );
+  }
+}
+
+function isolationOf(level: Isolation): Isolation {
+  // A closed set: never text from outside.
+  const levels: Record<Isolation, Isolation> = {
+    'READ COMMITTED': 'READ COMMITTED',
+    'REPEATABLE READ': 'REPEATABLE READ',
+    SERIALIZABLE: 'SERIALIZABLE',
+  };
+  const sql = levels[level];
+  if (!sql) throw new TypeError(`unknown isolation level ${String(level)}`);
+  return sql;
+}
