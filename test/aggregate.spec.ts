@@ -58,12 +58,13 @@ describe('data plane: aggregates with disclosure control', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'aggregate' });
-    sheriff = await broker.createAgency('Sheriff');
-    research = await broker.createAgency('Research');
-    sheriffSteward = await broker.createUser({ agencyId: sheriff.id, role: 'STEWARD' });
-    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
-    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
-    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    ({
+      providerAgency: sheriff,
+      recipientAgency: research,
+      providerSteward: sheriffSteward,
+      recipientSteward: researchSteward,
+      analyst,
+    } = await broker.sharingParties('Sheriff', 'Research', 'RECIDIVISM_EVALUATION'));
     dataset = await broker.registerDataset(sheriffSteward.apiKey, {
       slug: 'bookings',
       title: 'Bookings',

@@ -218,12 +218,13 @@ describe('disclosure control: an attacker with aggregates only', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'disclosure_attack', AGGREGATE_DAILY_BUDGET: '100000' });
-    sheriff = await broker.createAgency('Sheriff');
-    research = await broker.createAgency('Research');
-    sheriffSteward = await broker.createUser({ agencyId: sheriff.id, role: 'STEWARD' });
-    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
-    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
-    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    ({
+      providerAgency: sheriff,
+      recipientAgency: research,
+      providerSteward: sheriffSteward,
+      recipientSteward: researchSteward,
+      analyst,
+    } = await broker.sharingParties('Sheriff', 'Research', 'RECIDIVISM_EVALUATION'));
   });
   afterAll(() => broker.close());
 

@@ -49,12 +49,13 @@ describe('retention', () => {
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'retention' });
     retention = broker.app.get(RetentionService);
-    cbo = await broker.createAgency('Probation');
-    research = await broker.createAgency('Research Office');
-    steward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
-    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
-    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
-    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    ({
+      providerAgency: cbo,
+      recipientAgency: research,
+      providerSteward: steward,
+      recipientSteward: researchSteward,
+      analyst,
+    } = await broker.sharingParties('Probation', 'Research Office', 'RECIDIVISM_EVALUATION'));
     dataset = await broker.registerDataset(steward.apiKey, {
       slug: 'probation_cases',
       title: 'Probation cases',

@@ -26,12 +26,13 @@ describe('subject access report: every release of a subject, from the records ea
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'subject_access' });
-    cbo = await broker.createAgency('CBO');
-    research = await broker.createAgency('Research');
-    steward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
-    researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
-    analyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
-    await broker.definePurposes('RECIDIVISM_EVALUATION');
+    ({
+      providerAgency: cbo,
+      recipientAgency: research,
+      providerSteward: steward,
+      recipientSteward: researchSteward,
+      analyst,
+    } = await broker.sharingParties('CBO', 'Research', 'RECIDIVISM_EVALUATION'));
     dataset = await broker.registerDataset(steward.apiKey, {
       slug: 'participation',
       title: 'Participation',

@@ -183,6 +183,20 @@ export class TestBroker {
     return { ...invited, apiKey: await this.rotate(invited.apiKey) };
   }
 
+  /**
+   * The two parties of a data-sharing agreement as most tests need them: a provider and a recipient
+   * agency, each with its first steward, an analyst of the recipient, and the purposes defined.
+   */
+  async sharingParties(provider: string, recipient: string, ...purposes: string[]) {
+    const providerAgency = await this.createAgency(provider);
+    const recipientAgency = await this.createAgency(recipient);
+    const providerSteward = await this.createUser({ agencyId: providerAgency.id, role: 'STEWARD' });
+    const recipientSteward = await this.createUser({ agencyId: recipientAgency.id, role: 'STEWARD' });
+    const analyst = await this.createUser({ agencyId: recipientAgency.id, role: 'ANALYST' });
+    await this.definePurposes(...purposes);
+    return { providerAgency, recipientAgency, providerSteward, recipientSteward, analyst };
+  }
+
   /** Defines purposes as the operator. */
   async definePurposes(...codes: string[]): Promise<void> {
     for (const code of codes) {
