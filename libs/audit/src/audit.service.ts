@@ -53,39 +53,83 @@ const REGISTER_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'AGGREGATE', 'EX
 const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
 
 /**
- * The register's counts, moved in the append's own statement so that they commit or roll back with
- * the event: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
+ * The statement that writes appended events: the events, the register's counts, and the head's new
+ * hash, from one JSON array of rows (so a group of any size is one statement).
+ *
+ * The register's counts move in the append's own statement so that they commit or roll back with
+ * the events: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
  * Appends are already serialised by the chain head, so these rows add no wait of their own; and no
  * row is shared by every append (each agreement has its own), so nothing here becomes the one hot row
  * if the chain is ever sharded. A denial counts only when a party's user made it. An event naming an
  * agreement that does not exist counts nowhere.
  */
-const REGISTER_COUNT_SQL = `,
-       party AS (SELECT provider_agency_id, recipient_agency_id FROM agreement WHERE id = $10::uuid),
-       monthly AS (
-         INSERT INTO register_month AS m (agreement_id, month, allowed, denied, rows_released)
-         SELECT $10::uuid, $17::date, $19::bigint,
-                CASE WHEN $4::uuid IN (provider_agency_id, recipient_agency_id) THEN $20::bigint ELSE 0 END, $21::bigint
-           FROM party
-         ON CONFLICT (agreement_id, month) DO UPDATE
-           SET allowed = m.allowed + EXCLUDED.allowed, denied = m.denied + EXCLUDED.denied,
-               rows_released = m.rows_released + EXCLUDED.rows_released
-       ),
-       daily AS (
-         INSERT INTO register_release_day AS d (agreement_id, day, rows_released)
-         SELECT $10::uuid, $18::date, $21::bigint FROM party WHERE $21::bigint > 0
-         ON CONFLICT (agreement_id, day) DO UPDATE SET rows_released = d.rows_released + EXCLUDED.rows_released
-       )`;
+const WRITE_EVENTS_SQL = `
+  WITH batch AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x (
+      seq bigint, at timestamptz, actor_user_id uuid, actor_agency_id uuid, action text, decision text,
+      reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
+      fields text[], row_count int, details jsonb, prev_hash text, hash text,
+      counted boolean, month date, day date, allowed bigint, denied bigint, rows_released bigint)
+  ),
+  appended AS (
+    INSERT INTO audit_event (seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
+      dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash)
+    SELECT seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
+      dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash
+      FROM batch ORDER BY seq
+  ),
+  counted AS (
+    SELECT b.agreement_id, b.month, b.day, b.allowed, b.rows_released,
+           CASE WHEN b.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) THEN b.denied ELSE 0 END AS denied
+      FROM batch b JOIN agreement a ON a.id = b.agreement_id
+     WHERE b.counted
+  ),
+  monthly AS (
+    INSERT INTO register_month AS m (agreement_id, month, allowed, denied, rows_released)
+    SELECT agreement_id, month, sum(allowed), sum(denied), sum(rows_released)
+      FROM counted GROUP BY agreement_id, month
+    ON CONFLICT (agreement_id, month) DO UPDATE
+      SET allowed = m.allowed + EXCLUDED.allowed, denied = m.denied + EXCLUDED.denied,
+          rows_released = m.rows_released + EXCLUDED.rows_released
+  ),
+  daily AS (
+    INSERT INTO register_release_day AS d (agreement_id, day, rows_released)
+    SELECT agreement_id, day, sum(rows_released) FROM counted WHERE rows_released > 0
+     GROUP BY agreement_id, day
+    ON CONFLICT (agreement_id, day) DO UPDATE SET rows_released = d.rows_released + EXCLUDED.rows_released
+  )
+  UPDATE audit_head SET hash = $2 WHERE id = 1`;
 
-function registerCountParams(event: {
-  at: string;
-  action: string;
-  decision: string;
-  rowCount: number | null;
-}): unknown[] {
+/** An event's row for {@link WRITE_EVENTS_SQL}, with what it adds to the register's counts. */
+function eventRow(event: ReturnType<typeof sealEvent>) {
+  const counted = event.agreementId !== null && REGISTER_ACTIONS.has(event.action);
   const allowed = event.decision === 'ALLOW';
   const rows = allowed && ROW_ACTIONS.has(event.action) ? Math.max(0, event.rowCount ?? 0) : 0;
-  return [`${event.at.slice(0, 7)}-01`, event.at.slice(0, 10), allowed ? 1 : 0, allowed ? 0 : 1, rows];
+  return {
+    seq: event.seq,
+    at: event.at,
+    actor_user_id: event.actorUserId,
+    actor_agency_id: event.actorAgencyId,
+    action: event.action,
+    decision: event.decision,
+    reason: event.reason,
+    purpose: event.purpose,
+    dataset_id: event.datasetId,
+    agreement_id: event.agreementId,
+    agreement_version: event.agreementVersion,
+    fields: event.fields,
+    row_count: event.rowCount,
+    // The canonical value was hashed; jsonb keeps the same value.
+    details: event.details,
+    prev_hash: event.prevHash,
+    hash: event.hash,
+    counted,
+    month: `${event.at.slice(0, 7)}-01`,
+    day: event.at.slice(0, 10),
+    allowed: allowed ? 1 : 0,
+    denied: allowed ? 0 : 1,
+    rows_released: rows,
+  };
 }
 
 /** `auditEvents` page size bounds. */
@@ -137,7 +181,7 @@ export class AuditService {
    */
   async append(event: AuditEventInput, manager?: EntityManager): Promise<{ seq: number; hash: string }> {
     const content = storableContent(event);
-    const run = (m: EntityManager) => this.appendIn(m, content);
+    const run = async (m: EntityManager) => (await this.appendAllIn(m, [content]))[0];
     if (!manager) return this.dataSource.transaction(run);
     // Outside a transaction, the head's lock would end with the first statement and the chain fork.
     return manager.queryRunner?.isTransactionActive ? run(manager) : manager.transaction(run);
@@ -147,62 +191,56 @@ export class AuditService {
    * Appends inside a transaction the caller holds on a raw pg client (ingestion streams with COPY,
    * which TypeORM does not do), as the last statement before its COMMIT.
    */
-  appendOnClient(client: PoolClient, event: AuditEventInput): Promise<{ seq: number; hash: string }> {
+  async appendOnClient(client: PoolClient, event: AuditEventInput): Promise<{ seq: number; hash: string }> {
+    return (await this.appendAllOnClient(client, [event]))[0];
+  }
+
+  /**
+   * Appends events in order, as {@link appendOnClient} does one, in two statements whatever their
+   * number (the data plane's group commit). Invalid input throws a TypeError before any statement.
+   */
+  appendAllOnClient(client: PoolClient, events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
+    const contents = events.map(storableContent);
     const querier: Querier = {
       query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T,
     };
-    return this.appendIn(querier, storableContent(event));
+    return this.appendAllIn(querier, contents);
   }
 
-  private async appendIn(
+  /**
+   * Appends events in order to the chain, inside the caller's transaction, in two statements
+   * whatever their number: the head moves past all of them (taking its row lock, which serialises
+   * every append into one chain until COMMIT), then the events, the register's counts and the head's
+   * hash are written. The time is read once the lock is granted, so it follows the events before; it
+   * is truncated to milliseconds so the API's DateTime shows exactly the stored instant.
+   */
+  private async appendAllIn(
     manager: Querier,
-    content: Omit<AuditEventContent, 'seq' | 'at'>,
-  ): Promise<{ seq: number; hash: string }> {
-    // Moving the head takes its row lock, which serialises every append into one chain until COMMIT.
-    // The time is read after the lock is granted (RETURNING), so it follows the event before; it is
-    // truncated to milliseconds so the API's DateTime shows exactly the stored instant.
-    const [head] = await manager.query<{ seq: string; prev_hash: string; at_micros: string }[]>(`
-      WITH moved AS (
-        UPDATE audit_head SET seq = seq + 1 WHERE id = 1
-        RETURNING seq::text AS seq, hash AS prev_hash,
-          (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000000)::bigint::text AS at_micros
-      )
-      SELECT * FROM moved`);
+    contents: Omit<AuditEventContent, 'seq' | 'at'>[],
+  ): Promise<{ seq: number; hash: string }[]> {
+    if (!contents.length) return [];
+    const [head] = await manager.query<{ seq: string; prev_hash: string; at_micros: string }[]>(
+      `WITH moved AS (
+         UPDATE audit_head SET seq = seq + $1 WHERE id = 1
+         RETURNING seq::text AS seq, hash AS prev_hash,
+           (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000000)::bigint::text AS at_micros
+       )
+       SELECT * FROM moved`,
+      [contents.length],
+    );
     if (!head) throw new Error('audit_head is missing: the audit log cannot be appended to');
     const at = isoFromMicros(head.at_micros);
     if (!at) throw new Error(`the database clock is out of range: ${head.at_micros}`);
-    const event = sealEvent(head.prev_hash, { ...content, seq: Number(head.seq), at });
-    const counted = event.agreementId !== null && REGISTER_ACTIONS.has(event.action);
-    await manager.query(
-      `WITH appended AS (
-         INSERT INTO audit_event (seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
-           dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash)
-         VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text[], $13, $14::jsonb, $15, $16)
-       )${counted ? REGISTER_COUNT_SQL : ''}
-       UPDATE audit_head SET hash = $16 WHERE id = 1`,
-      [
-        head.seq,
-        event.at,
-        event.actorUserId,
-        event.actorAgencyId,
-        event.action,
-        event.decision,
-        event.reason,
-        event.purpose,
-        event.datasetId,
-        event.agreementId,
-        event.agreementVersion,
-        event.fields,
-        event.rowCount,
-        // The canonical text is what was hashed; jsonb gives back the same value.
-        event.details === null ? null : canonicalJson(event.details),
-        event.prevHash,
-        event.hash,
-        ...(counted ? registerCountParams(event) : []),
-      ],
-    );
-    this.metrics.auditAppends.inc({ decision: event.decision });
-    return { seq: event.seq, hash: event.hash };
+    let seq = Number(head.seq) - contents.length;
+    let prevHash = head.prev_hash;
+    const events = contents.map((content) => {
+      const event = sealEvent(prevHash, { ...content, seq: ++seq, at });
+      prevHash = event.hash;
+      return event;
+    });
+    await manager.query(WRITE_EVENTS_SQL, [JSON.stringify(events.map(eventRow)), prevHash]);
+    for (const event of events) this.metrics.auditAppends.inc({ decision: event.decision });
+    return events.map((event) => ({ seq: event.seq, hash: event.hash }));
   }
 
   /**

@@ -7,11 +7,14 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
   const committed: string[] = [];
   let transactions = 0;
   const audit = {
-    appendOnClient: (client: { appended: string[] }, event: AuditEventInput) => {
-      if (event.reason === 'malformed') throw new TypeError('audit fields must be an array of strings');
-      if (options.failDb?.(event)) return Promise.reject(new Error('connection lost'));
-      client.appended.push(event.reason!);
-      return Promise.resolve({ seq: 0, hash: '' });
+    // As the real one: a malformed event throws before any statement; the group is one write.
+    appendAllOnClient: (client: { appended: string[] }, events: AuditEventInput[]) => {
+      if (events.some((e) => e.reason === 'malformed')) {
+        throw new TypeError('audit fields must be an array of strings');
+      }
+      if (events.some((e) => options.failDb?.(e))) return Promise.reject(new Error('connection lost'));
+      client.appended.push(...events.map((e) => e.reason!));
+      return Promise.resolve(events.map(() => ({ seq: 0, hash: '' })));
     },
     recordGroupCommit: () => undefined,
   } as unknown as AuditService;

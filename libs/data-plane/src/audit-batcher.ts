@@ -81,18 +81,21 @@ export class AuditBatcher {
   private async commit(events: DataPlaneEvent[]): Promise<void> {
     const started = process.hrtime.bigint();
     await this.db.transaction(async (tx) => {
+      // Two statements for the whole group, then one for the records its releases returned.
+      const appended = await this.audit.appendAllOnClient(
+        tx.client,
+        events.map(({ release: _, ...event }) => event),
+      );
       const seqs: number[] = [];
       const datasets: string[] = [];
       const rids: string[] = [];
-      for (const { release, ...event } of events) {
-        const { seq } = await this.audit.appendOnClient(tx.client, event);
-        if (release) {
-          seqs.push(seq);
-          datasets.push(release.datasetId);
-          rids.push(release.rids);
-        }
-      }
-      // The records each release returned, in the same transaction as its event: both or neither.
+      events.forEach(({ release }, i) => {
+        if (!release) return;
+        seqs.push(appended[i].seq);
+        datasets.push(release.datasetId);
+        rids.push(release.rids);
+      });
+      // In the same transaction as the events: both or neither.
       if (seqs.length) {
         await tx.query(
           `INSERT INTO release_record (audit_seq, dataset_id, rids)
