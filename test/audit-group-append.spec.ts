@@ -96,7 +96,7 @@ describe('audit: a group of events appended in one write', () => {
           decision: e.decision,
           agreementId:
             e.agreement === null ? null : e.agreement === 'missing' ? randomUUID() : agreements[e.agreement],
-          actorAgencyId: e.actor === null ? null : agencyOf[e.actor as keyof typeof agencyOf],
+          actorAgencyId: e.actor === null ? null : agencyOf[e.actor],
           rowCount: e.rowCount,
           fields: e.fields,
           details: e.details,
@@ -107,7 +107,7 @@ describe('audit: a group of events appended in one write', () => {
           if (!id || !expected[id] || !['QUERY', 'AGGREGATE', 'EXPORT'].includes(input.action)) continue;
           if (input.decision === 'ALLOW') {
             expected[id].allowed++;
-            if (input.action !== 'AGGREGATE') {
+            if (input.action !== AuditAction.AGGREGATE) {
               expected[id].rows += input.rowCount ?? 0;
               expected[id].days += input.rowCount ?? 0;
             }

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { Database } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 
 const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
@@ -367,6 +368,77 @@ describe('data plane: each party sees only what its agreement allows', () => {
       { a: second },
     );
     await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: second });
+  });
+
+  it('answers one row root field in one statement of its own, and several in one snapshot', async () => {
+    const db = broker.app.get(Database);
+    // A first request compiles the caller's policy at the current stamp.
+    await data(
+      analyst.apiKey,
+      `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 1) { nodes { program } } }`,
+    );
+    const begin = jest.spyOn(db, 'begin');
+    const read = jest.spyOn(db, 'read');
+    // Snapshots on the readers' pool (the audit's group commits are transactions too, not counted).
+    const snapshots = () => begin.mock.calls.filter(([options]) => options?.reader).length;
+    try {
+      const one = await data(
+        analyst.apiKey,
+        `{ reentry_participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: score }]) { nodes { score } } }`,
+      );
+      expect(one.data!.reentry_participation.nodes).toEqual(
+        expected()
+          .map((r) => ({ score: r.score }))
+          .sort((a, b) => a.score - b.score),
+      );
+      // One statement (the page, reading the policy stamp), and no transaction around it.
+      expect([snapshots(), read.mock.calls.length]).toEqual([0, 1]);
+      const two = await data(
+        analyst.apiKey,
+        `{ a: reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 2) { nodes { program } }
+           b: reentry_participation_aggregate(purpose: RECIDIVISM_EVALUATION, groupBy: [program]) { groups { key count } } }`,
+      );
+      expect(two.errors).toBeUndefined();
+      expect(two.data!.a.nodes).toHaveLength(2);
+      // Two root fields: one read-only snapshot, so that both answers are of the same instant.
+      expect([snapshots(), read.mock.calls.length]).toEqual([1, 1]);
+      expect(begin.mock.calls.find(([o]) => o?.reader)![0]).toMatchObject({ isolation: 'REPEATABLE READ' });
+    } finally {
+      begin.mockRestore();
+      read.mockRestore();
+    }
+  });
+
+  it('never answers under a policy another instance has changed since it was compiled', async () => {
+    const other = await broker.startAnother();
+    try {
+      const second = await activate(
+        agreementInput({
+          title: 'Wider',
+          grants: [{ datasetId: dataset.id, fields: [{ name: 'program' }] }],
+        }),
+      );
+      const q = `query($a: ID) { reentry_participation(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { program } } }`;
+      // The other instance compiles the policy with both agreements in force...
+      const before = await other.gql(analyst.apiKey, q, { a: second }, '/data/graphql');
+      expect(before.data!.reentry_participation.nodes.map((n: { program: string }) => n.program)).toContain(
+        'MENTORING',
+      );
+      // ...this one revokes the wider one; the other's next request reads the moved stamp in the
+      // same statement as the rows, and answers under the policy of now: refused, nothing released.
+      await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: second });
+      const [{ seq }] = await broker.query<{ seq: string }>(`SELECT seq FROM audit_head`);
+      const after = await other.gql(analyst.apiKey, q, { a: second }, '/data/graphql');
+      expect(after.data).toBeNull();
+      expect(JSON.stringify(after)).not.toContain('MENTORING');
+      const events = await broker.query<{ decision: string; action: string }>(
+        `SELECT decision, action FROM audit_event WHERE seq > $1 ORDER BY seq`,
+        [seq],
+      );
+      expect(events).toEqual([{ decision: 'DENY', action: 'QUERY' }]);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('stops at once on every broker instance when a party revokes', async () => {

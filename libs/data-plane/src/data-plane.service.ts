@@ -99,6 +99,8 @@ export class DataPlaneService {
         ? this.refused(ctx, early.refusals)
         : this.refused(ctx, [refusal('INVALID', early.message)], 400);
     }
+    const alone = await this.answerAlone(ctx, request);
+    if (alone) return alone;
     const { tx, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
@@ -113,6 +115,42 @@ export class DataPlaneService {
     return decision.kind === 'invalid'
       ? this.refused(ctx, [refusal('INVALID', decision.message)], 400)
       : this.refused(ctx, decision.refusals, decision.status);
+  }
+
+  /**
+   * The analyst's ordinary request, one row root field, in one round trip: decided under the policy
+   * this instance last compiled for the caller's agency, and run as one statement (its own snapshot)
+   * that also reads the policy stamp. The answer stands only if the stamp is the policy's, i.e. the
+   * policy was current in the snapshot the rows come from; otherwise (an agreement changed, or a
+   * refusal, which is decided under a stamp read first) it is undefined and the request takes the
+   * path of {@link begin}. Nothing is released before it is recorded, as on that path.
+   */
+  private async answerAlone(
+    ctx: RequestContext,
+    request: DataPlaneRequest,
+  ): Promise<DataPlaneResponse | undefined> {
+    const agencyId = ctx.principal.agencyId!;
+    const latest = this.policies.latest(agencyId, new Date());
+    if (!latest) return undefined;
+    const decision = this.decide(latest.policy, request);
+    if (decision.kind !== 'run' || decision.plans.length !== 1 || decision.plans[0].kind !== 'ROWS') {
+      return undefined;
+    }
+    const [plan] = decision.plans;
+    let row: PageRow & { policy_stamp: string };
+    try {
+      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
+      [row] = await this.db.read<PageRow & { policy_stamp: string }>(
+        `SELECT (SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp, page.* FROM (${text}) AS page`,
+        values,
+      );
+    } catch (error) {
+      // A refusal found while building the statement is decided again under a fresh stamp.
+      if (error instanceof PolicyError) return undefined;
+      throw error;
+    }
+    if (Number(row.policy_stamp) !== latest.stamp) return undefined;
+    return this.release(ctx, decision, new Map([[plan.responseKey, pageResult(plan, row)]]), null);
   }
 
   /**
@@ -246,17 +284,31 @@ export class DataPlaneService {
     tx: Transaction,
     decision: Extract<Decision, { kind: 'run' }>,
   ): Promise<DataPlaneResponse> {
-    const { schema, document, operation, variableValues, plans, splice } = decision;
     let results: Map<string, RootResult>;
     try {
-      results = await this.run(tx, plans, ctx.principal.agencyId!);
+      results = await this.run(tx, decision.plans, ctx.principal.agencyId!);
     } catch (error) {
       await tx.rollback();
       if (error instanceof PolicyError) return this.refused(ctx, [refusalOf(error)]);
       throw error;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
-    const ended = tx.end('COMMIT');
+    return this.release(ctx, decision, results, tx.end('COMMIT'));
+  }
+
+  /**
+   * Records the release of what the plans returned (their audit events, committed) and only then
+   * answers with the data; `snapshotEnded` is the end of the snapshot they were read in, if one was
+   * open.
+   */
+  private async release(
+    ctx: RequestContext,
+    decision: Extract<Decision, { kind: 'run' }>,
+    results: Map<string, RootResult>,
+    snapshotEnded: Promise<void> | null,
+  ): Promise<DataPlaneResponse> {
+    const { schema, document, operation, variableValues, plans, splice } = decision;
+    const ended = snapshotEnded ?? Promise.resolve();
     const spent = await this.spendBudget(ctx, plans, ended);
     if (spent) return this.refused(ctx, spent);
     try {
@@ -373,27 +425,8 @@ export class DataPlaneService {
         continue;
       }
       const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      const rows = await tx.query<{
-        n: number;
-        nodes: string;
-        unrepresentable: boolean;
-        rids?: string;
-        position: string | null;
-      }>(text, values);
-      const { n, nodes, unrepresentable, rids, position } = rows[0];
-      const returned = Math.min(n, plan.first);
-      results.set(plan.responseKey, {
-        kind: 'ROWS',
-        rids: rids ?? null,
-        nodesJson: nodes,
-        unrepresentable,
-        pageInfo: {
-          hasNextPage: n > plan.first,
-          endCursor:
-            returned && position ? sealCursor(plan.cursor, JSON.parse(position) as (string | null)[]) : null,
-        },
-        rowCount: returned,
-      });
+      const [row] = await tx.query<PageRow>(text, values);
+      results.set(plan.responseKey, pageResult(plan, row));
     }
     return results;
   }
@@ -490,15 +523,42 @@ export class DataPlaneService {
 }
 
 /**
- * The first round trip of every request: its snapshot, a time limit, and the policy stamp, which
- * any agreement change moves (see AgreementService.stamp). One simple-protocol query, three statements.
+ * The first round trip of a request of several root fields (or one the policy cache could not
+ * answer alone): its snapshot, on the readers' pool (read-only connections with a statement time
+ * limit), and the policy stamp, which any agreement change moves (see AgreementService.stamp).
  */
 const SNAPSHOT = {
+  reader: true,
   isolation: 'REPEATABLE READ',
-  readOnly: true,
-  with: `SET LOCAL statement_timeout = '30s';
-  SELECT stamp FROM policy_stamp WHERE id = 1`,
+  with: `SELECT stamp FROM policy_stamp WHERE id = 1`,
 } as const;
+
+/** The one row of a page's statement (see pageSql). */
+interface PageRow {
+  n: number;
+  nodes: string;
+  unrepresentable: boolean;
+  rids?: string;
+  position: string | null;
+}
+
+/** A page's result: its nodes' JSON, the records it releases, and where the next page starts. */
+function pageResult(plan: Plan, row: PageRow): PageResult {
+  const { n, nodes, unrepresentable, rids, position } = row;
+  const returned = Math.min(n, plan.first);
+  return {
+    kind: 'ROWS',
+    rids: rids ?? null,
+    nodesJson: nodes,
+    unrepresentable,
+    pageInfo: {
+      hasNextPage: n > plan.first,
+      endCursor:
+        returned && position ? sealCursor(plan.cursor, JSON.parse(position) as (string | null)[]) : null,
+    },
+    rowCount: returned,
+  };
+}
 
 /** The digest of a release's record list, as its audit event stores it. */
 export function releaseDigest(rids: string): string {

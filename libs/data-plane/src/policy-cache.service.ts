@@ -53,6 +53,16 @@ export class PolicyCache {
     return policy && policy.stamp === stamp ? this.at(policy, now) : undefined;
   }
 
+  /**
+   * The policy this instance last compiled for the agency, at `now`, and the stamp it was compiled
+   * at; undefined if none. Whether it is still current is for the caller to check, in the snapshot
+   * it reads under it. No I/O.
+   */
+  latest(agencyId: string, now: Date): { stamp: number; policy: CallerPolicy } | undefined {
+    const policy = this.agencies.get(agencyId);
+    return policy && { stamp: policy.stamp, policy: this.at(policy, now) };
+  }
+
   /** Loads the caller's policy afresh (at the stamp of that moment), caches it, and returns it at `now`. */
   async reload(agencyId: string, now: Date): Promise<CallerPolicy> {
     const policy = await this.load(agencyId);

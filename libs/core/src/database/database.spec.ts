@@ -70,7 +70,9 @@ describe('Database', () => {
     await expect(
       db.transaction((tx) => tx.query(`INSERT INTO tx_probe VALUES (4)`), { readOnly: true }),
     ).rejects.toThrow(/read-only transaction/);
-    await expect(db.transaction(async () => 1, { isolation: 'CHAOS' as never })).rejects.toThrow(TypeError);
+    await expect(db.transaction(() => Promise.resolve(1), { isolation: 'CHAOS' as never })).rejects.toThrow(
+      TypeError,
+    );
   });
 
   it('sends BEGIN, its settings and a first read in one round trip, without an entity manager', async () => {

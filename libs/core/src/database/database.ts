@@ -1,5 +1,5 @@
-import { Injectable } from '@nestjs/common';
-import type { PoolClient, QueryResult } from 'pg';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Pool, type PoolClient, type QueryResult } from 'pg';
 import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 
 export type Isolation = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
@@ -19,7 +19,18 @@ export interface TransactionOptions {
    * there joins it instead of beginning its own.
    */
   carrier?: TransactionCarrier;
+  /**
+   * On the readers' pool (see {@link Database.read}): connections that cannot write and whose
+   * statements stop after {@link READER_STATEMENT_TIMEOUT}. Implies `readOnly` and `with`-style
+   * (no entity manager).
+   */
+  reader?: boolean;
 }
+
+/** How long a statement on the readers' pool (the data plane's reads) may run. */
+export const READER_STATEMENT_TIMEOUT = '30s';
+/** Connections of the readers' pool. */
+const READER_POOL_SIZE = 20;
 
 /** What a transaction is carried on while work runs in it: a request's context, as a rule. */
 export interface TransactionCarrier {
@@ -39,17 +50,22 @@ export class Transaction {
   constructor(
     /** The connection, for COPY streams and cursors; statements through {@link query}. */
     readonly client: PoolClient,
-    private readonly runner: QueryRunner,
-    /** Begun through TypeORM's query runner, whose entity manager then works inside it. */
-    private readonly managed: boolean,
+    /** Gives the connection back (destroyed if `error`). */
+    private readonly release: (error?: unknown) => void,
+    /** TypeORM's query runner that began it, whose entity manager then works inside it. */
+    private readonly runner?: QueryRunner,
   ) {}
+
+  private get managed(): boolean {
+    return this.runner !== undefined;
+  }
 
   /**
    * TypeORM's entity manager inside this transaction (repositories, `manager.query`), for the
    * control plane's entity work. Not available on a transaction begun with `with` statements.
    */
   get manager(): EntityManager {
-    if (!this.managed) throw new Error('this transaction has no entity manager');
+    if (!this.runner) throw new Error('this transaction has no entity manager');
     return this.runner.manager;
   }
 
@@ -72,7 +88,7 @@ export class Transaction {
   async commit(): Promise<void> {
     this.assertOpen();
     try {
-      if (this.managed) await this.runner.commitTransaction();
+      if (this.runner) await this.runner.commitTransaction();
       else await this.client.query('COMMIT');
     } catch (error) {
       this.finish(error);
@@ -85,7 +101,7 @@ export class Transaction {
   async rollback(): Promise<void> {
     if (this.ended) return;
     try {
-      if (this.managed) await this.runner.rollbackTransaction();
+      if (this.runner) await this.runner.rollbackTransaction();
       else await this.client.query('ROLLBACK');
       this.finish();
     } catch (error) {
@@ -117,11 +133,7 @@ export class Transaction {
 
   private finish(error?: unknown) {
     this.ended = true;
-    if (error) {
-      // pg-pool drops a connection that is ending instead of reusing it.
-      this.client.end().catch(() => undefined);
-    }
-    void this.runner.release();
+    this.release(error);
   }
 }
 
@@ -138,7 +150,9 @@ export class Transaction {
  * });
  */
 @Injectable()
-export class Database {
+export class Database implements OnApplicationShutdown {
+  private readers: Pool | undefined;
+
   constructor(private readonly dataSource: DataSource) {}
 
   /**
@@ -146,31 +160,27 @@ export class Database {
    * outlives one function (an export streams from its cursor); otherwise use {@link transaction}.
    */
   async begin(options: TransactionOptions = {}): Promise<Transaction> {
-    const runner = this.dataSource.createQueryRunner();
-    let client: PoolClient;
+    const tx = options.reader ? await this.readerTransaction() : await this.runnerTransaction(!options.with);
     try {
-      client = (await runner.connect()) as PoolClient;
-    } catch (error) {
-      await runner.release();
-      throw error;
-    }
-    const tx = new Transaction(client, runner, !options.with);
-    try {
-      if (options.with) {
+      if (options.with || options.reader) {
         // One round trip: BEGIN, its settings and the first read.
         const begin = [
           'BEGIN',
           options.isolation ? `ISOLATION LEVEL ${isolationOf(options.isolation)}` : '',
-          options.readOnly ? 'READ ONLY' : '',
+          options.readOnly || options.reader ? 'READ ONLY' : '',
         ]
           .filter(Boolean)
           .join(' ');
-        const results = (await client.query(`${begin};\n${options.with}`)) as unknown as QueryResult[];
-        tx.opening = (Array.isArray(results) ? results[results.length - 1] : (results as QueryResult))
-          .rows as Record<string, unknown>[];
+        if (options.with) {
+          const results = (await tx.client.query(`${begin};\n${options.with}`)) as unknown as QueryResult[];
+          tx.opening = (Array.isArray(results) ? results[results.length - 1] : (results as QueryResult))
+            .rows as Record<string, unknown>[];
+        } else {
+          await tx.client.query(begin);
+        }
       } else {
-        await runner.startTransaction(options.isolation && isolationOf(options.isolation));
-        if (options.readOnly) await client.query('SET TRANSACTION READ ONLY');
+        await tx.manager.queryRunner!.startTransaction(options.isolation && isolationOf(options.isolation));
+        if (options.readOnly) await tx.client.query('SET TRANSACTION READ ONLY');
       }
     } catch (error) {
       await tx.rollback();
@@ -224,6 +234,66 @@ export class Database {
       async (client) =>
         (await client.query({ text: sql, values: params, rowMode: 'array' })).rows as unknown[][],
     );
+  }
+
+  /**
+   * Runs one read-only statement on the readers' pool: the data plane's reads. Its connections
+   * cannot write (`default_transaction_read_only`), and their statements stop after
+   * {@link READER_STATEMENT_TIMEOUT}; they are apart from the pool of the control plane, the audit
+   * log and the jobs, so a flood of either never starves the other. A single statement is its own
+   * snapshot.
+   */
+  async read<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return (await this.readerPool().query(sql, params)).rows as T[];
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const readers = this.readers;
+    this.readers = undefined;
+    await readers?.end();
+  }
+
+  private async runnerTransaction(managed: boolean): Promise<Transaction> {
+    const runner = this.dataSource.createQueryRunner();
+    let client: PoolClient;
+    try {
+      client = (await runner.connect()) as PoolClient;
+    } catch (error) {
+      await runner.release();
+      throw error;
+    }
+    const release = (error?: unknown) => {
+      // pg-pool drops a connection that is ending instead of reusing it.
+      if (error) client.end().catch(() => undefined);
+      void runner.release();
+    };
+    return new Transaction(client, release, managed ? runner : undefined);
+  }
+
+  private async readerTransaction(): Promise<Transaction> {
+    const client = await this.readerPool().connect();
+    return new Transaction(client, (error) => client.release(error ? (error as Error) : undefined));
+  }
+
+  private readerPool(): Pool {
+    if (!this.readers) {
+      const options = this.dataSource.options;
+      if (options.type !== 'postgres') throw new Error('the broker runs on PostgreSQL');
+      this.readers = new Pool({
+        connectionString: options.url,
+        host: options.host,
+        port: options.port,
+        user: options.username,
+        password: typeof options.password === 'string' ? options.password : undefined,
+        database: options.database,
+        max: READER_POOL_SIZE,
+        application_name: 'data-sharing-broker-reader',
+        options: `-c default_transaction_read_only=on -c statement_timeout=${READER_STATEMENT_TIMEOUT}`,
+      });
+      // An idle connection that fails (a restarted server) is dropped by the pool; nothing to do.
+      this.readers.on('error', () => undefined);
+    }
+    return this.readers;
   }
 }
 
