@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { type AdminHarness, startAdminHarness } from './admin-browser';
 
 /**
@@ -90,6 +90,23 @@ describe('GraphiQL (browser)', () => {
         ).includes(t) as boolean,
       text,
     );
+  /** Whether `locator` takes the focus (effects run just after a render, so it is awaited). */
+  const isFocused = async (locator: Locator) => {
+    const focused = () =>
+      locator.evaluate(
+        (el: unknown) =>
+          el === (globalThis as { document?: { activeElement?: unknown } }).document?.activeElement,
+      );
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; await page.waitForTimeout(25)) {
+      if (await focused()) return true;
+    }
+    return false;
+  };
+  /** The text of the element that describes `locator` (its aria-describedby). */
+  const hintOf = async (locator: Locator) => {
+    const id = await locator.getAttribute('aria-describedby');
+    return (await page.locator(`[id="${id}"]`).innerText()).replace(/\s+/g, ' ');
+  };
   /** Puts `query` into the query editor. */
   const typeQuery = (query: string) =>
     page.evaluate((q) => {
@@ -175,9 +192,21 @@ describe('GraphiQL (browser)', () => {
   it('signs in with an API key, runs a query and shows what each released name is', async () => {
     await page.goto('/data/graphql');
     const key = page.getByLabel('API key');
+    // The admin UI's sign-in form: the key field has the focus and is described by where the key is kept.
+    await key.waitFor();
+    expect(await isFocused(key)).toBe(true);
+    expect(await key.getAttribute('type')).toBe('password');
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe(
+      'GraphiQL · Data plane /data/graphql',
+    );
+    expect(await hintOf(key)).toMatch(
+      /^Requests carry it as Authorization: Bearer\. It stays in this browser tab only/,
+    );
     await key.fill('dsb_not_a_key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').filter({ hasText: 'That API key is not valid' }).waitFor();
+    expect(await key.getAttribute('aria-invalid')).toBe('true');
+    expect(await isFocused(key)).toBe(true);
 
     await key.fill(analyst.apiKey);
     await key.press('Enter');
@@ -256,8 +285,26 @@ describe('GraphiQL (browser)', () => {
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API key').waitFor();
+    await page.getByRole('status').filter({ hasText: 'You signed out' }).waitFor();
     expect(
       await page.evaluate<string | null>(`window.sessionStorage.getItem('broker.graphiql.apiKey')`),
     ).toBeNull();
+  });
+
+  it('ends a session whose kept key stopped working with a notice, as the admin UI does', async () => {
+    await page.goto('/graphql');
+    await page.evaluate(`window.sessionStorage.setItem('broker.graphiql.apiKey', 'dsb_no_longer_valid')`);
+    await page.reload();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Your session ended: the API key is no longer valid. Sign in again.' })
+      .waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(
+      await page.evaluate<string | null>(`window.sessionStorage.getItem('broker.graphiql.apiKey')`),
+    ).toBeNull();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe(
+      'GraphiQL · Control plane /graphql',
+    );
   });
 });

@@ -470,6 +470,68 @@ describe('data plane: linked counts and persons', () => {
     ]);
   });
 
+  it("types a condition's `after` as the counted dataset's field enum: variables `$after: ParticipationField`", async () => {
+    const types = await broker.gql(
+      research.apiKey,
+      `{ b: __type(name: "BookingsLinked") { inputFields { name type { name } } }
+         p: __type(name: "ParticipationLinked") { inputFields { name type { name } } }
+         l: __type(name: "LinkedField") { name } }`,
+      {},
+      DATA,
+    );
+    const typeOf = (key: 'b' | 'p', name: string) =>
+      (types.data as any)[key].inputFields.find((f: { name: string }) => f.name === name).type.name;
+    // Two datasets with linkage: each condition is used only in the other's `linked`.
+    expect(typeOf('b', 'after')).toBe('ParticipationField');
+    expect(typeOf('b', 'on')).toBe('BookingsField');
+    expect(typeOf('p', 'after')).toBe('BookingsField');
+    expect((types.data as any).l).toBeNull();
+
+    const q: Query = {
+      unit: 'RECORDS',
+      exists: true,
+      window: { minDays: 0, maxDays: 365 },
+      charge: null,
+      programs: null,
+      groupBy: ['program'],
+    };
+    const byVariables = `query($a: ID, $b: ID, $on: BookingsField!, $after: ParticipationField!, $min: Int, $max: Int) {
+      participation_aggregate(purpose: ${PURPOSE}, agreement: $a, groupBy: [program],
+        linked: { bookings: { agreement: $b, on: $on, after: $after, minDays: $min, maxDays: $max } }) {
+        groups { key count suppressed } noise } }`;
+    const variables = {
+      a: ids.partnerParticipation,
+      b: ids.partnerBookings,
+      on: 'booked_on',
+      after: 'completed_on',
+      min: 0,
+      max: 365,
+    };
+    const res = await broker.gql(partner.apiKey, byVariables, variables, DATA);
+    expect(res.errors).toBeUndefined();
+    const answer = (res.data as any).participation_aggregate;
+    expect(answer).toEqual(await ask(partner.apiKey, q, partnerAgreements()));
+    const truth = model(q);
+    expect(answer.groups.length).toBe(PROGRAMS.length);
+    for (const group of answer.groups) {
+      expect(group.count).toBe(truth.get(keyText(q.groupBy, group.key)));
+    }
+
+    // A variable of the other dataset's enum does not fit there.
+    const wrong = await broker.gql(
+      partner.apiKey,
+      byVariables.replace('$after: ParticipationField!', '$after: BookingsField!'),
+      { ...variables, after: 'booked_on' },
+      DATA,
+    );
+    expect(wrong.data ?? null).toBeNull();
+    expect(wrong.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID' });
+    // A name of the counted dataset that is not a date released as is: policy refuses it.
+    const notDate = await broker.gql(partner.apiKey, byVariables, { ...variables, after: 'program' }, DATA);
+    expect(notDate.data).toBeNull();
+    expect(notDate.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID' });
+  });
+
   it('refuses a window on a name that is not a date released as is, and linked without linkage', async () => {
     const res = await broker.gql(
       research.apiKey,

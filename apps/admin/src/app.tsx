@@ -1,6 +1,7 @@
 import { type ReactNode, useCallback, useEffect, useMemo, useState } from 'react';
 import { ApiError, graphql } from './api/client';
 import { AGREEMENT_STATUSES, type AgreementStatus, Q, type Role, type User } from './api/schema';
+import { SESSION_ENDED, SIGNED_OUT } from './components/api-key-sign-in';
 import { EmptyState, Loading, PageHeader } from './components/ui';
 import { humanize } from './lib/format';
 import { Link, Redirect, match, navigate, useLocation } from './lib/router';
@@ -189,7 +190,7 @@ export function App() {
       const failure = e instanceof ApiError ? e : new ApiError(String(e), 'ERROR');
       if (restoring && failure.code === 'UNAUTHENTICATED') {
         storeKey(null);
-        setNotice('Your session ended: the API key is no longer valid. Sign in again.');
+        setNotice(SESSION_ENDED);
       } else setError(failure);
     } finally {
       setBusy(false);
@@ -205,7 +206,7 @@ export function App() {
   const signOut = useCallback(() => {
     storeKey(null);
     setSession(null);
-    setNotice('You signed out. The API key was removed from this browser tab.');
+    setNotice(SIGNED_OUT);
     navigate('/', { replace: true });
   }, []);
 

@@ -15,7 +15,11 @@ export class AgreementPreviewResolver {
       'proposeAgreement does and changes nothing. STEWARD of either party; AUDITOR of an oversight ' +
       'agency, without record counts.',
   })
-  previewAgreement(@Ctx() ctx: RequestContext, @Args('input') input: AgreementInput) {
+  previewAgreement(
+    @Ctx() ctx: RequestContext,
+    @Args('input', { description: 'The terms to preview, as they would be proposed or amended.' })
+    input: AgreementInput,
+  ) {
     return this.previews.preview(ctx, input);
   }
 }

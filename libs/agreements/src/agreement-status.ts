@@ -2,7 +2,7 @@ import { registerEnumType } from '@nestjs/graphql';
 
 /** Where an agreement stands, computed against the clock at every request. */
 export enum AgreementStatus {
-  /** No version has been approved by both parties yet. */
+  /** No version has every required approval yet. */
   PROPOSED = 'PROPOSED',
   /** The version in force starts in the future. */
   PENDING = 'PENDING',
@@ -14,7 +14,24 @@ export enum AgreementStatus {
   REVOKED = 'REVOKED',
 }
 
-registerEnumType(AgreementStatus, { name: 'AgreementStatus' });
+registerEnumType(AgreementStatus, {
+  name: 'AgreementStatus',
+  description:
+    'Where an agreement stands, computed from its version in force and the clock at every request; ' +
+    'data flows only while it is ACTIVE.',
+  valuesMap: {
+    PROPOSED: {
+      description:
+        'No version has every required approval yet (both parties, and an AUDITOR where oversight is required).',
+    },
+    PENDING: { description: 'A version is in force, but its validity window has not started.' },
+    ACTIVE: { description: 'The version in force governs data requests now: inside its validity window.' },
+    EXPIRED: {
+      description: "The version in force's validity window has ended; access stopped exactly then.",
+    },
+    REVOKED: { description: 'A party revoked it: final, and access stopped at once.' },
+  },
+});
 
 /** The status of an agreement given its revocation and the window of its version in force. */
 export function statusOf(

@@ -296,34 +296,103 @@ export function buildCallerSchema(
   // argument of `<slug>_aggregate` it holds one field per other dataset (named by its slug); as such
   // a field it is the condition on that dataset (exists, agreement, where, on, after, minDays,
   // maxDays). Policy reads each role's fields only and refuses a condition nested in a condition.
-  // `after` names a field of the aggregated dataset, which one type cannot know: it takes any released
-  // name of a dataset with linkage (enum `LinkedField`, so `after: completed_on` reads as in DESIGN),
-  // and policy refuses one that this dataset's chosen agreement does not release as a date, RAW.
+  // `after` names a field of the aggregated dataset, and one condition type serves inside the
+  // `linked` argument of every other dataset with linkage. Where that is exactly one dataset, `after`
+  // is its `<Type>Field`, as DESIGN writes it; otherwise no single type fits every place, so it takes
+  // the union of their released names (`LinkedField`). Either way policy refuses a name that the
+  // aggregated dataset's chosen agreement does not release as a date, RAW.
   let linkedField: GraphQLEnumType | null = null;
   const linkedFieldEnum = () =>
     (linkedField ??= new GraphQLEnumType({
       name: 'LinkedField',
+      description:
+        'A released name of one of the datasets your agency aggregates under grants with linkage: what ' +
+        '`after` of a linked condition names, a field of the dataset being counted. A condition type ' +
+        '`<Type>Linked` is used inside the `linked` argument of every other such dataset, so where your ' +
+        'agency has more than two of them no single `<Type>Field` fits every place and this enum holds ' +
+        "their names together (with exactly two, `after` is the other dataset's `<Type>Field`). The " +
+        "name must be a DATE or DATETIME that the counted dataset's chosen agreement releases RAW; any " +
+        'other is refused (BAD_USER_INPUT).',
       values: Object.fromEntries(
-        [...new Set([...linkable].flatMap((id) => [...released.get(id)!.keys()]))]
-          .sort()
-          .map((name) => [name, { value: name }]),
+        [...new Set([...linkable].flatMap((id) => [...released.get(id)!.keys()]))].sort().map((name) => {
+          const of = datasetsSorted.filter((d) => linkable.has(d.id) && released.get(d.id)!.has(name));
+          return [
+            name,
+            { value: name, description: `A released name of ${of.map((d) => `\`${d.slug}\``).join(', ')}.` },
+          ];
+        }),
       ),
     }));
+  // The datasets in whose `linked` argument a dataset's condition appears: every other one with linkage.
+  const conditionHosts = (dataset: DatasetShapeRecord) =>
+    datasetsSorted.filter((d) => d.id !== dataset.id && linkable.has(d.id));
+  const afterType = (dataset: DatasetShapeRecord): GraphQLEnumType => {
+    const hosts = conditionHosts(dataset);
+    return hosts.length === 1 ? fieldEnums.get(hosts[0].id)! : linkedFieldEnum();
+  };
   const linkedInputOf = (dataset: DatasetShapeRecord): GraphQLInputObjectType => {
     let input = linkedInputs.get(dataset.id);
     if (!input) {
+      const slug = `\`${dataset.slug}\``;
       input = new GraphQLInputObjectType({
         name: `${dataset.typeName}Linked`,
+        description:
+          `As the \`linked\` argument of \`${dataset.slug}_aggregate\`: one field per other dataset your ` +
+          "agency aggregates with linkage; name exactly one. As such a field of another dataset's " +
+          `\`linked\` argument: the condition on ${slug} that a counted record's person must meet ` +
+          '(exists, agreement, where, on, after, minDays, maxDays). Both datasets need grants with ' +
+          'linkage for the purpose; each side is answered and audited under its own chosen agreement.',
         fields: () => ({
-          exists: { type: GraphQLBoolean, defaultValue: true },
-          agreement: { type: GraphQLID },
-          where: { type: whereTypes.get(dataset.id)! },
-          on: { type: fieldEnums.get(dataset.id)! },
-          after: { type: linkedFieldEnum() },
-          minDays: { type: GraphQLInt, defaultValue: 0 },
-          maxDays: { type: GraphQLInt },
+          exists: {
+            type: GraphQLBoolean,
+            defaultValue: true,
+            description:
+              `true: count those whose person has a record of ${slug} meeting the condition; false: ` +
+              'those whose person has none (a record not yet linked has none).',
+          },
+          agreement: {
+            type: GraphQLID,
+            description:
+              `The agreement to read ${slug} under; may be omitted when exactly one agreement in force ` +
+              'grants it for the purpose.',
+          },
+          where: {
+            type: whereTypes.get(dataset.id)!,
+            description: `Which records of ${slug} match, by their released values.`,
+          },
+          on: {
+            type: fieldEnums.get(dataset.id)!,
+            description:
+              `The window's date on the ${slug} side: a DATE or DATETIME its chosen agreement releases ` +
+              'RAW. Given together with `after`.',
+          },
+          after: {
+            type: afterType(dataset),
+            description:
+              "The window's date on the side of the dataset being counted: a DATE or DATETIME its " +
+              'chosen agreement releases RAW. Given together with `on`.',
+          },
+          minDays: {
+            type: GraphQLInt,
+            defaultValue: 0,
+            description:
+              '`on` falls at least this many whole days after `after` (UTC dates; negative: before).',
+          },
+          maxDays: {
+            type: GraphQLInt,
+            description:
+              '`on` falls at most this many whole days after `after`; no upper bound when omitted.',
+          },
           ...Object.fromEntries(
-            linkableOthers(dataset).map((other) => [other.slug, { type: linkedInputOf(other) }]),
+            linkableOthers(dataset).map((other) => [
+              other.slug,
+              {
+                type: linkedInputOf(other),
+                description:
+                  `Count the records (or persons) of ${slug} whose person has (or has not) a record of ` +
+                  `\`${other.slug}\` meeting this condition.`,
+              },
+            ]),
           ),
         }),
       });
@@ -350,7 +419,15 @@ export function buildCallerSchema(
   // -- issue 13: `linked: <Type>Linked`, one field per other dataset with linkage --
   const linkedArg = (dataset: DatasetShapeRecord): GraphQLFieldConfigArgumentMap => {
     if (!linkable.has(dataset.id) || !linkableOthers(dataset).length) return {};
-    return { linked: { type: linkedInputOf(dataset) } };
+    return {
+      linked: {
+        type: linkedInputOf(dataset),
+        description:
+          'Count only the records (or persons) whose person, found by linkage, has (or has not) a record ' +
+          'of one other dataset meeting a condition, optionally within a window of days. Counts then ' +
+          'follow the larger minimum cell size of the two grants.',
+      },
+    };
   };
   const datasetsSorted = [...released.keys()]
     .map((id) => shapes.get(id)!)

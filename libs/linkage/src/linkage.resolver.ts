@@ -14,8 +14,14 @@ export class LinkageResolver {
   ) {}
 
   @Allow(Role.OPERATOR, Role.AUDITOR)
-  @Query(() => LinkageRunModel, { nullable: true })
-  linkageRun(@Ctx() ctx: RequestContext, @Args('id', { type: () => ID }) id: string) {
+  @Query(() => LinkageRunModel, {
+    nullable: true,
+    description: 'One linkage run, for the operator and auditors.',
+  })
+  linkageRun(
+    @Ctx() ctx: RequestContext,
+    @Args('id', { type: () => ID, description: 'The run id.' }) id: string,
+  ) {
     return this.linkage.get(ctx, id);
   }
 
@@ -39,7 +45,10 @@ export class LinkageResolver {
       "A run's pairs nearest its threshold, as comparison patterns (levels and weights, never a value). " +
       'A steward sees the pairs of which its agency holds a record.',
   })
-  linkageReviewPairs(@Ctx() ctx: RequestContext, @Args('runId', { type: () => ID }) runId: string) {
+  linkageReviewPairs(
+    @Ctx() ctx: RequestContext,
+    @Args('runId', { type: () => ID, description: 'The run whose pairs to review.' }) runId: string,
+  ) {
     return this.review.pairs(ctx, runId);
   }
 
@@ -49,8 +58,8 @@ export class LinkageResolver {
   })
   linkageReviewPairSide(
     @Ctx() ctx: RequestContext,
-    @Args('runId', { type: () => ID }) runId: string,
-    @Args('pair', { type: () => Int }) pair: number,
+    @Args('runId', { type: () => ID, description: 'The run.' }) runId: string,
+    @Args('pair', { type: () => Int, description: "The pair's number within the run." }) pair: number,
   ) {
     return this.review.side(ctx, runId, pair);
   }
@@ -63,9 +72,13 @@ export class LinkageResolver {
   })
   decideLinkagePair(
     @Ctx() ctx: RequestContext,
-    @Args('runId', { type: () => ID }) runId: string,
-    @Args('pair', { type: () => Int }) pair: number,
-    @Args('same', { type: () => Boolean }) same: boolean,
+    @Args('runId', { type: () => ID, description: 'The run that proposed the pair.' }) runId: string,
+    @Args('pair', { type: () => Int, description: "The pair's number within the run." }) pair: number,
+    @Args('same', {
+      type: () => Boolean,
+      description: 'true: the two records are one person; false: they are two. The latest decision stands.',
+    })
+    same: boolean,
   ) {
     return this.review.decide(ctx, runId, pair, same);
   }

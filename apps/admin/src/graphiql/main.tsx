@@ -6,17 +6,10 @@
 import { GraphiQL } from 'graphiql';
 import 'graphiql/style.css';
 import { type ExecutionResult, GraphQLError } from 'graphql';
-import {
-  type ComponentProps,
-  type FormEvent,
-  StrictMode,
-  useCallback,
-  useEffect,
-  useMemo,
-  useRef,
-  useState,
-} from 'react';
+import { type ComponentProps, StrictMode, useCallback, useEffect, useMemo, useState } from 'react';
 import { createRoot } from 'react-dom/client';
+import { ApiError, graphql } from '../api/client';
+import { ApiKeySignIn, SESSION_ENDED, SIGNED_OUT } from '../components/api-key-sign-in';
 import './graphiql.css';
 
 type Fetcher = ComponentProps<typeof GraphiQL>['fetcher'];
@@ -114,52 +107,49 @@ interface Me {
   role: string;
 }
 
-type SignIn =
-  { state: 'out'; error: string | null } | { state: 'checking' } | { state: 'in'; key: string; me: Me };
+type Session = { state: 'out' } | { state: 'checking' } | { state: 'in'; key: string; me: Me };
 
-/** Who a key belongs to, or an error message; asks the control plane, which records no refusal for `me`. */
-async function whoIs(key: string): Promise<Me | string> {
-  try {
-    const response = await fetch('/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      body: JSON.stringify({ query: '{ me { email role } }' }),
-      credentials: 'omit',
-      cache: 'no-store',
-    });
-    if (response.status === 401) return 'That API key is not valid';
-    const body = (await response.json()) as { data?: { me?: Me } | null };
-    return body.data?.me ?? 'The broker did not accept the key';
-  } catch {
-    return 'The broker cannot be reached';
-  }
-}
-
+/**
+ * Signs in as the admin UI does, with the same form and messages: a key is checked against the
+ * control plane's `me` (which records no refusal) before it is kept for the tab; a kept key that no
+ * longer works ends the session with a notice rather than a refusal.
+ */
 function App() {
-  const [session, setSession] = useState<SignIn>(() =>
-    storedKey() ? { state: 'checking' } : { state: 'out', error: null },
+  const [session, setSession] = useState<Session>(() =>
+    storedKey() ? { state: 'checking' } : { state: 'out' },
   );
+  const [error, setError] = useState<ApiError | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
 
-  const signIn = useCallback(async (key: string) => {
+  const signIn = useCallback(async (key: string, restoring = false) => {
     setSession({ state: 'checking' });
-    const me = await whoIs(key);
-    if (typeof me === 'string') {
-      storeKey(null);
-      setSession({ state: 'out', error: me });
-    } else {
+    setError(null);
+    setNotice(null);
+    try {
+      const { me } = await graphql<{ me: Me }>(key, '{ me { email role } }');
       storeKey(key);
       setSession({ state: 'in', key, me });
+    } catch (e) {
+      const failure = e instanceof ApiError ? e : new ApiError(String(e), 'ERROR');
+      if (restoring && failure.code === 'UNAUTHENTICATED') {
+        storeKey(null);
+        setNotice(SESSION_ENDED);
+      } else setError(failure);
+      setSession({ state: 'out' });
     }
   }, []);
 
   useEffect(() => {
     const key = storedKey();
-    if (key) void signIn(key);
+    if (key) void signIn(key, true);
   }, [signIn]);
 
-  const signOut = useCallback((error: string | null = null) => {
+  /** Forgets the key; `ended` when the broker stopped accepting it rather than the person signing out. */
+  const signOut = useCallback((ended = false) => {
     storeKey(null);
-    setSession({ state: 'out', error });
+    setError(null);
+    setNotice(ended ? SESSION_ENDED : SIGNED_OUT);
+    setSession({ state: 'out' });
   }, []);
 
   useEffect(() => {
@@ -168,63 +158,23 @@ function App() {
 
   if (session.state === 'in') return <Explorer apiKey={session.key} me={session.me} onSignOut={signOut} />;
   return (
-    <SignInForm
-      busy={session.state === 'checking'}
-      error={session.state === 'out' ? session.error : null}
-      onSignIn={(key) => void signIn(key)}
-    />
-  );
-}
-
-function SignInForm({
-  busy,
-  error,
-  onSignIn,
-}: {
-  busy: boolean;
-  error: string | null;
-  onSignIn: (key: string) => void;
-}) {
-  const [key, setKey] = useState('');
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => input.current?.focus(), [error]);
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    if (key.trim()) onSignIn(key.trim());
-  };
-  return (
-    <main className="gq-sign-in">
-      <h1>
-        GraphiQL · {ENDPOINT.title} <code>{ENDPOINT.path}</code>
-      </h1>
-      <form onSubmit={submit}>
-        <label htmlFor="api-key">API key</label>
-        <input
-          id="api-key"
-          ref={input}
-          type="password"
-          autoComplete="off"
-          spellCheck={false}
-          value={key}
-          onChange={(e) => setKey(e.target.value)}
-          aria-invalid={error ? true : undefined}
-          aria-describedby="api-key-hint"
-          required
-        />
-        <p id="api-key-hint" className="gq-hint">
+    <ApiKeySignIn
+      heading={
+        <>
+          GraphiQL · {ENDPOINT.title} <code>{ENDPOINT.path}</code>
+        </>
+      }
+      hint={
+        <>
           Requests carry it as <code>Authorization: Bearer</code>. It stays in this browser tab only and is
           forgotten when you sign out or close the tab.
-        </p>
-        {error ? (
-          <p className="gq-error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <button type="submit" disabled={busy}>
-          {busy ? 'Signing in…' : 'Sign in'}
-        </button>
-      </form>
-    </main>
+        </>
+      }
+      busy={session.state === 'checking'}
+      error={error}
+      notice={notice}
+      onSignIn={(key) => void signIn(key)}
+    />
   );
 }
 
@@ -235,7 +185,7 @@ function Explorer({
 }: {
   apiKey: string;
   me: Me;
-  onSignOut: (error?: string | null) => void;
+  onSignOut: (ended?: boolean) => void;
 }) {
   const storage = useMemo(() => sessionStore(`broker.graphiql${ENDPOINT.path}:`), []);
   const fetcher = useMemo<Fetcher>(
@@ -251,9 +201,7 @@ function Explorer({
         credentials: 'omit',
         cache: 'no-store',
       });
-      if (response.status === 401) {
-        onSignOut('The broker no longer accepts this API key: sign in again');
-      }
+      if (response.status === 401) onSignOut(true);
       try {
         return (await response.json()) as ExecutionResult;
       } catch {

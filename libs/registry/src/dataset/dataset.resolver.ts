@@ -53,8 +53,9 @@ export class DatasetResolver {
   })
   updateDataset(
     @Ctx() ctx: RequestContext,
-    @Args('id', { type: () => ID }) id: string,
-    @Args('input') input: UpdateDatasetInput,
+    @Args('id', { type: () => ID, description: 'The dataset.' }) id: string,
+    @Args('input', { description: 'The metadata to change; fields left out keep their value.' })
+    input: UpdateDatasetInput,
   ) {
     return this.datasetService.update(ctx, id, input);
   }
