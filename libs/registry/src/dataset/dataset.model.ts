@@ -159,6 +159,12 @@ export class UpdateDatasetInput {
     description: 'The DATE or DATETIME field retention is measured from.',
   })
   retentionField?: string | null;
+  @Field(() => [[String]], {
+    nullable: true,
+    description:
+      'More indexes to build on the record table, each a list of field names (in order), for the filters and orderings analysts use; built without blocking ingestion or queries. Existing indexes stay.',
+  })
+  indexes?: string[][] | null;
 }
 
 @ObjectType('RowError', { description: 'Why one row of a batch is invalid.' })

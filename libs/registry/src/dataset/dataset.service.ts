@@ -198,9 +198,17 @@ export class DatasetService {
       description?: string | null;
       retentionDays?: number | null;
       retentionField?: string | null;
+      indexes?: string[][] | null;
     },
   ): Promise<DatasetEntity> {
     const current = await this.requireWritable(ctx, id, 'update');
+    const indexes = input.indexes ?? [];
+    const indexErrors = indexProblems(current.fields, indexes);
+    if (indexErrors.length) {
+      throw new BrokerError(ErrorCode.BAD_USER_INPUT, `The indexes are invalid: ${indexErrors.join('; ')}`, {
+        reason: 'INVALID_DATASET_DEFINITION',
+      });
+    }
     const existing = (await this.get(ctx, id))!;
     const title = input.title == null ? existing.title : input.title.trim();
     if (!title || title.length > 200) throw badInput('title must be 1 to 200 characters');
@@ -239,12 +247,15 @@ export class DatasetService {
               retention.retention.retentionDays === null
                 ? 'no retention'
                 : `retention ${retention.retention.retentionDays} days by ${retention.retention.retentionField}`,
+            ...(indexes.length ? { details: { indexes } } : {}),
           },
           manager,
         );
       },
       { carrier: ctx },
     );
+    // After the commit, and concurrently: ingestion and queries go on while the indexes build.
+    await this.ensureIndexes(id, indexes);
     return (await this.get(ctx, id))!;
   }
 
