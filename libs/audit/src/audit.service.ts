@@ -9,7 +9,6 @@ import {
   type AuditEventContent,
   type ChainVerification,
   type JsonValue,
-  canonicalJson,
   isoFromMicros,
   sealEvent,
   storableText,
@@ -40,7 +39,22 @@ export interface AuditEventInput {
   rowCount?: number | null;
   /** Stored and hashed, not shown by the control plane; JSON with no record values. */
   details?: Record<string, unknown> | null;
+  /**
+   * The records a release returned (the data plane's QUERY and EXPORT events), stored beside the
+   * event in `release_record` in the same statement, for subject access reports: their row ids as
+   * PostgreSQL array text ('{1,2,3}'). Not hashed: put the list's digest in `details`.
+   */
+  release?: ReleaseInput;
 }
+
+/** Which records a release returned. */
+export interface ReleaseInput {
+  datasetId: string;
+  rids: string;
+}
+
+/** The content of an event to append, and the records it released. */
+type Appendable = Omit<AuditEventContent, 'seq' | 'at'> & { release?: ReleaseInput };
 
 /** The actor fields of an event caused by the caller of a request. */
 export function auditActor(ctx: RequestContext): Pick<AuditEventInput, 'actorUserId' | 'actorAgencyId'> {
@@ -69,7 +83,8 @@ const WRITE_EVENTS_SQL = `
       seq bigint, at timestamptz, actor_user_id uuid, actor_agency_id uuid, action text, decision text,
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb, prev_hash text, hash text,
-      counted boolean, month date, day date, allowed bigint, denied bigint, rows_released bigint)
+      counted boolean, month date, day date, allowed bigint, denied bigint, rows_released bigint,
+      release_dataset_id uuid, release_rids text)
   ),
   appended AS (
     INSERT INTO audit_event (seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
@@ -77,6 +92,10 @@ const WRITE_EVENTS_SQL = `
     SELECT seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
       dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash
       FROM batch ORDER BY seq
+  ),
+  released AS (
+    INSERT INTO release_record (audit_seq, dataset_id, rids)
+    SELECT seq, release_dataset_id, release_rids::bigint[] FROM batch WHERE release_rids IS NOT NULL
   ),
   counted AS (
     SELECT b.agreement_id, b.month, b.day, b.allowed, b.rows_released,
@@ -100,8 +119,11 @@ const WRITE_EVENTS_SQL = `
   )
   UPDATE audit_head SET hash = $2 WHERE id = 1`;
 
-/** An event's row for {@link WRITE_EVENTS_SQL}, with what it adds to the register's counts. */
-function eventRow(event: ReturnType<typeof sealEvent>) {
+/**
+ * An event's row for {@link WRITE_EVENTS_SQL}, with what it adds to the register's counts and the
+ * records it released.
+ */
+function eventRow(event: ReturnType<typeof sealEvent>, release: ReleaseInput | undefined) {
   const counted = event.agreementId !== null && REGISTER_ACTIONS.has(event.action);
   const allowed = event.decision === 'ALLOW';
   const rows = allowed && ROW_ACTIONS.has(event.action) ? Math.max(0, event.rowCount ?? 0) : 0;
@@ -129,8 +151,27 @@ function eventRow(event: ReturnType<typeof sealEvent>) {
     allowed: allowed ? 1 : 0,
     denied: allowed ? 0 : 1,
     rows_released: rows,
+    release_dataset_id: release?.datasetId ?? null,
+    release_rids: release?.rids ?? null,
   };
 }
+
+/** Moves the head past `n` events, in the round trip that begins the group's transaction. */
+function moveHeadSql(n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new TypeError('a group holds 1 to 100000 events');
+  return MOVE_HEAD_SQL.replace('$1', String(n));
+}
+
+/**
+ * Moves the head past `$1` events and reads the hash they follow and the time; taking the head's
+ * row lock serialises every append into one chain until COMMIT.
+ */
+const MOVE_HEAD_SQL = `WITH moved AS (
+    UPDATE audit_head SET seq = seq + $1 WHERE id = 1
+    RETURNING seq::text AS seq, hash AS prev_hash,
+      (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000000)::bigint::text AS at_micros
+  )
+  SELECT * FROM moved`;
 
 /** `auditEvents` page size bounds. */
 export const AUDIT_PAGE_MAX = 1000;
@@ -200,45 +241,62 @@ export class AuditService {
    * number (the data plane's group commit). Invalid input throws a TypeError before any statement.
    */
   appendAllOnClient(client: PoolClient, events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
-    const contents = events.map(storableContent);
-    const querier: Querier = {
-      query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T,
-    };
-    return this.appendAllIn(querier, contents);
+    return this.appendAllIn(onClient(client), events.map(appendable));
   }
 
   /**
    * Appends events in order to the chain, inside the caller's transaction, in two statements
-   * whatever their number: the head moves past all of them (taking its row lock, which serialises
-   * every append into one chain until COMMIT), then the events, the register's counts and the head's
-   * hash are written. The time is read once the lock is granted, so it follows the events before; it
-   * is truncated to milliseconds so the API's DateTime shows exactly the stored instant.
+   * whatever their number: the head moves past all of them, then the events (and the records they
+   * released), the register's counts and the head's hash are written. See {@link sealGroup}.
    */
   private async appendAllIn(
     manager: Querier,
-    contents: Omit<AuditEventContent, 'seq' | 'at'>[],
+    contents: Appendable[],
   ): Promise<{ seq: number; hash: string }[]> {
     if (!contents.length) return [];
-    const [head] = await manager.query<{ seq: string; prev_hash: string; at_micros: string }[]>(
-      `WITH moved AS (
-         UPDATE audit_head SET seq = seq + $1 WHERE id = 1
-         RETURNING seq::text AS seq, hash AS prev_hash,
-           (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000000)::bigint::text AS at_micros
-       )
-       SELECT * FROM moved`,
-      [contents.length],
+    const [head] = await manager.query<HeadRow[]>(MOVE_HEAD_SQL, [contents.length]);
+    return this.writeGroup(manager, head, contents);
+  }
+
+  /**
+   * The data plane's group commit: appends events in a transaction of their own, in three round
+   * trips whatever their number (begin and move the head; write; commit), so the head's lock is
+   * held for one write and the commit. Resolves once they are durable; invalid input throws a
+   * TypeError before any statement.
+   */
+  async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
+    const contents = events.map(appendable);
+    if (!contents.length) return [];
+    return this.db.transaction(
+      async (tx) => this.writeGroup(onClient(tx.client), tx.opening[0] as unknown as HeadRow, contents),
+      { with: moveHeadSql(contents.length) },
     );
+  }
+
+  /**
+   * Writes a group after its head move: the events are sealed in order after the hash the head
+   * held, all at the time read once the lock was granted (so it follows the events before; it is
+   * truncated to milliseconds so the API's DateTime shows exactly the stored instant).
+   */
+  private async writeGroup(
+    manager: Querier,
+    head: HeadRow | undefined,
+    contents: Appendable[],
+  ): Promise<{ seq: number; hash: string }[]> {
     if (!head) throw new Error('audit_head is missing: the audit log cannot be appended to');
     const at = isoFromMicros(head.at_micros);
     if (!at) throw new Error(`the database clock is out of range: ${head.at_micros}`);
     let seq = Number(head.seq) - contents.length;
     let prevHash = head.prev_hash;
-    const events = contents.map((content) => {
+    const events = contents.map(({ release: _, ...content }) => {
       const event = sealEvent(prevHash, { ...content, seq: ++seq, at });
       prevHash = event.hash;
       return event;
     });
-    await manager.query(WRITE_EVENTS_SQL, [JSON.stringify(events.map(eventRow)), prevHash]);
+    await manager.query(WRITE_EVENTS_SQL, [
+      JSON.stringify(events.map((event, i) => eventRow(event, contents[i].release))),
+      prevHash,
+    ]);
     for (const event of events) this.metrics.auditAppends.inc({ decision: event.decision });
     return events.map((event) => ({ seq: event.seq, hash: event.hash }));
   }
@@ -356,6 +414,36 @@ export function decodeCursor(cursor: string): number {
 }
 
 /** Checks and normalises an event's fields into exactly the values the database will return. */
+/** Statements on a raw pg connection, as a {@link Querier}. */
+function onClient(client: PoolClient): Querier {
+  return { query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T };
+}
+
+/** A row of {@link MOVE_HEAD_SQL}. */
+interface HeadRow {
+  seq: string;
+  prev_hash: string;
+  at_micros: string;
+}
+
+const RIDS = /^\{\d{1,19}(,\d{1,19})*\}$/;
+
+/** An event's content and its release, checked (a TypeError before any statement). */
+function appendable(event: AuditEventInput): Appendable {
+  const content: Appendable = storableContent(event);
+  if (event.release != null) {
+    const { datasetId, rids } = event.release;
+    if (typeof datasetId !== 'string' || !UUID.test(datasetId)) {
+      throw new TypeError('audit release.datasetId must be a uuid');
+    }
+    if (typeof rids !== 'string' || !RIDS.test(rids)) {
+      throw new TypeError("audit release.rids must be an array text of row ids ('{1,2}')");
+    }
+    content.release = { datasetId: datasetId.toLowerCase(), rids };
+  }
+  return content;
+}
+
 function storableContent(event: AuditEventInput): Omit<AuditEventContent, 'seq' | 'at'> {
   if (typeof event.action !== 'string' || !/^[A-Z][A-Z0-9_]{0,63}$/.test(event.action)) {
     throw new TypeError(`audit action must be an AuditAction, got ${String(event.action)}`);

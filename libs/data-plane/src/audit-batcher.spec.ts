@@ -1,5 +1,4 @@
 import type { AuditEventInput, AuditService } from '@broker/audit';
-import type { Database } from '@broker/core';
 import { AuditBatcher } from './audit-batcher';
 
 /** A database that commits a transaction's appends only when it reaches COMMIT. */
@@ -7,30 +6,21 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
   const committed: string[] = [];
   let transactions = 0;
   const audit = {
-    // As the real one: a malformed event throws before any statement; the group is one write.
-    appendAllOnClient: (client: { appended: string[] }, events: AuditEventInput[]) => {
+    // As the real one: a malformed event throws before any statement; the group is one transaction,
+    // whose COMMIT waits for the disk, during which further requests queue up.
+    appendGroup: async (events: AuditEventInput[]) => {
       if (events.some((e) => e.reason === 'malformed')) {
         throw new TypeError('audit fields must be an array of strings');
       }
-      if (events.some((e) => options.failDb?.(e))) return Promise.reject(new Error('connection lost'));
-      client.appended.push(...events.map((e) => e.reason!));
-      return Promise.resolve(events.map(() => ({ seq: 0, hash: '' })));
+      transactions++;
+      if (events.some((e) => options.failDb?.(e))) throw new Error('connection lost');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      committed.push(...events.map((e) => e.reason!));
+      return events.map(() => ({ seq: 0, hash: '' }));
     },
     recordGroupCommit: () => undefined,
   } as unknown as AuditService;
-  // A transaction helper whose COMMIT waits for the disk, during which further requests queue up.
-  const db = {
-    transaction: async (
-      work: (tx: { client: { appended: string[] }; query: () => Promise<[]> }) => Promise<void>,
-    ) => {
-      transactions++;
-      const client = { appended: [] as string[] };
-      await work({ client, query: () => Promise.resolve([]) });
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      committed.push(...client.appended);
-    },
-  } as unknown as Database;
-  return { batcher: new AuditBatcher(db, audit), committed, transactions: () => transactions };
+  return { batcher: new AuditBatcher(audit), committed, transactions: () => transactions };
 }
 
 const event = (reason: string): AuditEventInput => ({ action: 'QUERY' as never, decision: 'ALLOW', reason });

@@ -1,14 +1,7 @@
 import type { AuditEventInput, AuditService } from '@broker/audit';
-import type { Database } from '@broker/core';
-
-/** Which records a release returned: their row ids as PostgreSQL's array text ('{1,2,3}'). */
-export interface ReleaseInput {
-  datasetId: string;
-  rids: string;
-}
 
 /** A data-plane audit event, with the records it released when it released rows. */
-export type DataPlaneEvent = AuditEventInput & { release?: ReleaseInput };
+export type DataPlaneEvent = AuditEventInput;
 
 /** At most this many events in one transaction, so that the chain's head is never held for long. */
 const MAX_EVENTS = 64;
@@ -30,10 +23,7 @@ export class AuditBatcher {
   private queue: Pending[] = [];
   private flushing = false;
 
-  constructor(
-    private readonly db: Database,
-    private readonly audit: AuditService,
-  ) {}
+  constructor(private readonly audit: AuditService) {}
 
   /** Resolves once `events` are committed to the chain, in this order; rejects if they are not. */
   append(events: DataPlaneEvent[]): Promise<void> {
@@ -80,30 +70,8 @@ export class AuditBatcher {
 
   private async commit(events: DataPlaneEvent[]): Promise<void> {
     const started = process.hrtime.bigint();
-    await this.db.transaction(async (tx) => {
-      // Two statements for the whole group, then one for the records its releases returned.
-      const appended = await this.audit.appendAllOnClient(
-        tx.client,
-        events.map(({ release: _, ...event }) => event),
-      );
-      const seqs: number[] = [];
-      const datasets: string[] = [];
-      const rids: string[] = [];
-      events.forEach(({ release }, i) => {
-        if (!release) return;
-        seqs.push(appended[i].seq);
-        datasets.push(release.datasetId);
-        rids.push(release.rids);
-      });
-      // In the same transaction as the events: both or neither.
-      if (seqs.length) {
-        await tx.query(
-          `INSERT INTO release_record (audit_seq, dataset_id, rids)
-             SELECT s, d, r::bigint[] FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u (s, d, r)`,
-          [seqs, datasets, rids],
-        );
-      }
-    });
+    // One transaction for the group, with the records its releases returned: both or neither.
+    await this.audit.appendGroup(events);
     this.audit.recordGroupCommit(events.length, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

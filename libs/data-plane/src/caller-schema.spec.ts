@@ -116,7 +116,7 @@ const errors = (schema: GraphQLSchema, query: string) => validate(schema, parse(
 function undescribed(schema: GraphQLSchema): string[] {
   const missing: string[] = [];
   const has = (d: string | null | undefined) => typeof d === 'string' && d.trim().length > 0;
-  for (const type of Object.values(schema.getTypeMap()) as GraphQLNamedType[]) {
+  for (const type of Object.values<GraphQLNamedType>(schema.getTypeMap())) {
     if (type.name.startsWith('__') || isSpecifiedScalarType(type)) continue;
     if (!has(type.description)) missing.push(type.name);
     if (isObjectType(type)) {

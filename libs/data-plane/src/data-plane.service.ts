@@ -83,7 +83,7 @@ export class DataPlaneService {
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
     private readonly refusalRecorder: RefusalRecorder,
   ) {
-    this.auditLog = new AuditBatcher(db, audit);
+    this.auditLog = new AuditBatcher(audit);
     if (!config.RECORD_RELEASES) {
       logger.warn(
         'RECORD_RELEASES=false: row releases are not recorded, so subject access reports miss them',
