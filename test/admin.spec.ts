@@ -61,6 +61,7 @@ describe('admin UI (browser)', () => {
       'Agreements',
       'Datasets',
       'Subject access',
+      'Users',
     ]);
     // The key lives in sessionStorage only.
     expect(await page.evaluate<string[]>('Object.keys(window.localStorage)')).toEqual([]);
@@ -330,6 +331,7 @@ describe('admin UI (browser)', () => {
       'Verification',
       'Access chart',
       'Agreements',
+      'Users',
     ]);
     // An auditor starts at the oversight queue; nothing awaits it once the board decided.
     await page.getByRole('heading', { level: 1, name: 'Oversight queue' }).waitFor();
