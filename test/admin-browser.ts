@@ -72,8 +72,14 @@ export interface AdminHarness {
   broker: TestBroker;
   baseUrl: string;
   browser: Browser;
-  /** A new browser context (its own cookies and sessionStorage) with a page, at the given width. */
-  newPage(width?: number): Promise<{ context: BrowserContext; page: Page }>;
+  /**
+   * A new browser context (its own cookies and sessionStorage) with a page, at the given width.
+   * `axe` lets axe-core's script in past the page's CSP; `clipboard` grants reading and writing it.
+   */
+  newPage(
+    width?: number,
+    options?: { axe?: boolean; clipboard?: boolean },
+  ): Promise<{ context: BrowserContext; page: Page }>;
   /** Saves a full-page screenshot under test-output/admin/<name>.png. */
   screenshot(page: Page, name: string): Promise<void>;
   close(): Promise<void>;
@@ -97,8 +103,14 @@ export async function startAdminHarness(
     broker,
     baseUrl,
     browser,
-    async newPage(width = 1280) {
-      const context = await browser.newContext({ baseURL: baseUrl, viewport: { width, height: 900 } });
+    async newPage(width = 1280, options = {}) {
+      const context = await browser.newContext({
+        baseURL: baseUrl,
+        viewport: { width, height: 900 },
+        // The page forbids every script of another source (CSP): axe-core's would be one.
+        bypassCSP: options.axe === true,
+      });
+      if (options.clipboard) await context.grantPermissions(['clipboard-read', 'clipboard-write']);
       context.setDefaultTimeout(10_000);
       const page = await context.newPage();
       // A script error or a refused script or style (CSP) fails the test that caused it.
@@ -129,4 +141,26 @@ export async function signIn(page: Page, apiKey: string): Promise<void> {
   await page.getByLabel('API key').fill(apiKey);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+interface AxeResult {
+  violations: { id: string; impact: string; nodes: { target: string[] }[] }[];
+  passes: unknown[];
+}
+
+/**
+ * The accessibility violations axe-core finds on the page as it is now (WCAG 2.1 A and AA rules,
+ * and best practices), as `{ id, impact, nodes }`; the page's context must allow it (`axe: true`).
+ */
+export async function axeViolations(
+  page: Page,
+): Promise<{ id: string; impact: string; nodes: string[][] }[]> {
+  if (!(await page.evaluate<boolean>(`typeof window.axe === 'object'`))) {
+    await page.addScriptTag({ path: join(ROOT, 'node_modules', 'axe-core', 'axe.min.js') });
+  }
+  const result = await page.evaluate<AxeResult>(
+    `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })`,
+  );
+  if (result.passes.length < 10) throw new Error('axe-core checked almost nothing: is the page empty?');
+  return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target) }));
 }

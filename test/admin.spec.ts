@@ -33,7 +33,11 @@ describe('admin UI (browser)', () => {
       role: 'STEWARD',
       email: 'steward@research.example',
     });
-    analyst = await h.broker.createUser({ agencyId: research.id, role: 'ANALYST' });
+    analyst = await h.broker.createUser({
+      agencyId: research.id,
+      role: 'ANALYST',
+      email: 'analyst@research.example',
+    });
     auditor = await h.broker.createUser({ role: 'AUDITOR', email: 'oversight@county.example' });
     board = await h.broker.oversightAuditor();
     await h.broker.definePurposes('RECIDIVISM_EVALUATION', 'SUPERVISION');
@@ -61,6 +65,7 @@ describe('admin UI (browser)', () => {
       'Agreements',
       'Datasets',
       'Subject access',
+      'Users',
     ]);
     // The key lives in sessionStorage only.
     expect(await page.evaluate<string[]>('Object.keys(window.localStorage)')).toEqual([]);
@@ -322,6 +327,11 @@ describe('admin UI (browser)', () => {
   });
 
   it('lets an auditor read the trail, verify the chain and chart accesses per agreement', async () => {
+    // Two control-plane refusals (an analyst may not start linkage), to be counted and attributed.
+    for (let i = 0; i < 2; i++) {
+      const refused = await h.broker.gql(analyst.apiKey, 'mutation { startLinkage { id } }');
+      expect(refused.errors?.[0].extensions).toMatchObject({ code: 'FORBIDDEN', reason: 'ROLE' });
+    }
     await signIn(page, auditor.apiKey);
     const nav = page.getByRole('navigation', { name: 'Main' });
     expect(await nav.getByRole('link').allTextContents()).toEqual([
@@ -330,6 +340,7 @@ describe('admin UI (browser)', () => {
       'Verification',
       'Access chart',
       'Agreements',
+      'Users',
     ]);
     // An auditor starts at the oversight queue; nothing awaits it once the board decided.
     await page.getByRole('heading', { level: 1, name: 'Oversight queue' }).waitFor();
@@ -345,6 +356,32 @@ describe('admin UI (browser)', () => {
     expect(queries.slice(1).every((r) => r.includes('Query'))).toBe(true);
     expect(queries[1]).toContain('Denied'); // newest first: the read after revocation
     expect(queries[2]).toContain(`${AGREEMENT_TITLE} v1`);
+    // Control-plane refusals are in the log too, with who was refused and what was asked.
+    await page.getByLabel('Action').selectOption('REQUEST_REFUSED');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    const refusedCount = await h.broker.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_event WHERE action = 'REQUEST_REFUSED'`,
+    );
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Showing ${refusedCount[0].n} events` })
+      .waitFor();
+    const linkageRefusals = events.getByRole('row').filter({ hasText: 'startLinkage' });
+    expect(await linkageRefusals.count()).toBe(2);
+    expect(await linkageRefusals.first().locator('td').allTextContents()).toEqual([
+      expect.stringMatching(/^\d+$/),
+      expect.any(String),
+      'Request refused (control plane)',
+      'Denied',
+      'analyst@research.example',
+      research.name,
+      '—',
+      '—',
+      '—',
+      'startLinkage',
+      '—',
+      'ROLE',
+    ]);
     await h.screenshot(page, '10-audit-log');
 
     await nav.getByRole('link', { name: 'Verification' }).click();
@@ -359,11 +396,42 @@ describe('admin UI (browser)', () => {
     await nav.getByRole('link', { name: 'Access chart' }).click();
     const chart = page.getByRole('img', { name: /Data requests per agreement per day/ });
     await chart.waitFor();
-    const table = await page
-      .getByRole('table', { name: /Data requests per agreement and day/ })
-      .getByRole('row')
-      .allTextContents();
+    const accesses = page.getByRole('table', { name: /Data requests per agreement and day/ });
+    // Agreements are named once their list has loaded (their ids before).
+    await accesses.getByRole('row', { name: new RegExp(AGREEMENT_TITLE) }).waitFor();
+    const table = await accesses.getByRole('row').allTextContents();
     expect(table.slice(1)).toEqual([expect.stringMatching(new RegExp(`${AGREEMENT_TITLE}10$`))]);
+    // Refused requests of both planes, counted and attributed to whom they refused.
+    await page.getByRole('img', { name: /Refused requests per day, by plane/ }).waitFor();
+    const refusals = page.getByRole('table', { name: /Refused requests by day/ });
+    const today = new Date().toISOString().slice(0, 10);
+    // Users and agencies are named once their lists have loaded.
+    const analystRow = refusals.getByRole('row').filter({ hasText: 'analyst@research.example' });
+    await analystRow.first().waitFor();
+    const analystCells = await analystRow.filter({ hasText: 'ROLE' }).locator('td').allTextContents();
+    expect(analystCells).toEqual([
+      today,
+      'Control plane',
+      research.name,
+      'analyst@research.example',
+      'ROLE',
+      '2',
+      '2',
+    ]);
+    // Every refusal in the log is in the table, the data plane's included.
+    const [denied] = await h.broker.query<{ n: number; data: number }>(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE action = 'QUERY')::int AS data
+         FROM audit_event WHERE decision = 'DENY'`,
+    );
+    const rows = refusals.locator('tbody tr');
+    const cells: string[][] = [];
+    for (let i = 0; i < (await rows.count()); i++)
+      cells.push(await rows.nth(i).locator('td').allTextContents());
+    expect(cells.reduce((sum, row) => sum + Number(row[5]), 0)).toBe(denied.n);
+    expect(cells.filter((row) => row[1] === 'Data plane').reduce((sum, row) => sum + Number(row[5]), 0)).toBe(
+      denied.data,
+    );
+    expect(denied.data).toBeGreaterThan(0);
     await h.screenshot(page, '12-access-chart');
 
     // Read-only agreements: no decisions to take.

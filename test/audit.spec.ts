@@ -4,6 +4,7 @@ import {
   type AuditEventInput,
   AuditService,
   GENESIS_HASH,
+  RefusalRecorder,
   encodeCursor,
   isoFromMicros,
   sealEvent,
@@ -582,6 +583,209 @@ describe('audit log', () => {
         const res = await broker.gql(auditor.apiKey, EVENTS, { after });
         expect({ after, code: res.errors?.[0].extensions?.code }).toEqual({ after, code: 'BAD_USER_INPUT' });
       }
+    });
+  });
+
+  describe('refusals: counted and attributed in the log and the refusal series', () => {
+    const SERIES = `query($from: DateTime, $to: DateTime) { auditRefusalSeries(from: $from, to: $to) {
+      day plane actorAgencyId actorUserId reason refusals events } }`;
+    const DENIALS = `query($filter: AuditFilter) { auditEvents(filter: $filter, first: 50) {
+      nodes { action actorUserId reason plane refusals operations rowCount } } }`;
+    let from: string;
+    let to: string;
+    let agencyA: { id: string };
+    let stewardA: { id: string; apiKey: string };
+    let analystA: { id: string; apiKey: string };
+    let stewardB: { id: string; apiKey: string };
+
+    beforeAll(async () => {
+      agencyA = await broker.createAgency('Refusals A');
+      const agencyB = await broker.createAgency('Refusals B');
+      stewardA = await broker.createUser({ agencyId: agencyA.id, role: 'STEWARD' });
+      analystA = await broker.createUser({ agencyId: agencyA.id, role: 'ANALYST' });
+      stewardB = await broker.createUser({ agencyId: agencyB.id, role: 'STEWARD' });
+      const datasetB = await broker.registerDataset(stewardB.apiKey, dataset('refusals_b'));
+      // An agreement in force, so that the data plane gets as far as counting aliases.
+      await broker.definePurposes('REFUSAL_COUNTING');
+      await broker.activateAgreement(stewardB.apiKey, stewardA.apiKey, {
+        title: 'Bookings to A',
+        providerAgencyId: agencyB.id,
+        recipientAgencyId: agencyA.id,
+        purposes: ['REFUSAL_COUNTING'],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [{ datasetId: datasetB.id, fields: [{ name: 'id' }] }],
+      });
+      from = new Date().toISOString();
+      const aliases = (n: number, field: string) =>
+        `{ ${Array.from({ length: n }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
+      // Control plane: another agency's dataset, by GraphQL and by REST (NOT_FOUND, NOT_PARTY) ...
+      const ingest = await broker.gql(
+        stewardA.apiKey,
+        `mutation($id: ID!) { ingestRecords(datasetId: $id, records: [{ id: "1" }]) { inserted } }`,
+        { id: datasetB.id },
+      );
+      expect(ingest.errors?.[0].extensions).toMatchObject({ code: 'NOT_FOUND', reason: 'NOT_PARTY' });
+      expect((await broker.upload(stewardA.apiKey, datasetB.id, 'text/csv', 'id\n1')).status).toBe(404);
+      // ... a role's refusal, and three alias floods (LIMIT, merged) ...
+      const linkage = await broker.gql(analystA.apiKey, 'mutation { startLinkage { id } }');
+      expect(linkage.errors?.[0].extensions).toMatchObject({ code: 'FORBIDDEN', reason: 'ROLE' });
+      for (let i = 0; i < 3; i++) {
+        const flood = await broker.gql(analystA.apiKey, aliases(200, 'me { id }'));
+        expect(flood.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+      }
+      // ... and the data plane's: two alias floods.
+      for (let i = 0; i < 2; i++) {
+        const flood = await broker.gql(
+          analystA.apiKey,
+          aliases(100, 'refusals_b(purpose: REFUSAL_COUNTING) { nodes { id } }'),
+          undefined,
+          '/data/graphql',
+        );
+        expect(flood.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+      }
+      await broker.app.get(RefusalRecorder).flush(true);
+      to = new Date(Date.now() + 1000).toISOString();
+    });
+
+    it('counts every refused request per day, plane, user and reason, merged LIMIT refusals one by one', async () => {
+      const { auditRefusalSeries } = await broker.gqlOk<{ auditRefusalSeries: unknown[] }>(
+        auditor.apiKey,
+        SERIES,
+        { from, to },
+      );
+      const day = from.slice(0, 10);
+      const row = (
+        plane: string,
+        user: { id: string },
+        reason: string,
+        refusals: number,
+        events: number,
+      ) => ({
+        day,
+        plane,
+        actorAgencyId: agencyA.id,
+        actorUserId: user.id,
+        reason,
+        refusals,
+        events,
+      });
+      expect(auditRefusalSeries).toEqual(
+        [
+          row('CONTROL', stewardA, 'NOT_PARTY', 2, 2),
+          row('CONTROL', analystA, 'ROLE', 1, 1),
+          // The first of a minute at once, the two others in one event when the minute is flushed.
+          row('CONTROL', analystA, 'LIMIT', 3, 2),
+          row('DATA', analystA, 'LIMIT', 2, 2),
+        ].sort(
+          (a, b) =>
+            a.plane.localeCompare(b.plane) ||
+            a.actorUserId.localeCompare(b.actorUserId) ||
+            a.reason.localeCompare(b.reason),
+        ),
+      );
+    });
+
+    it('shows each refusal in the log with its plane, its count and what it asked', async () => {
+      type Denial = {
+        action: string;
+        actorUserId: string;
+        reason: string;
+        plane: string;
+        refusals: number;
+        operations: string[] | null;
+        rowCount: number | null;
+      };
+      const { auditEvents } = await broker.gqlOk<{ auditEvents: { nodes: Denial[] } }>(
+        auditor.apiKey,
+        DENIALS,
+        {
+          filter: { decision: 'DENY', actorAgencyId: agencyA.id },
+        },
+      );
+      expect(auditEvents.nodes.reverse()).toEqual([
+        expect.objectContaining({
+          actorUserId: stewardA.id,
+          action: 'REQUEST_REFUSED',
+          reason: 'NOT_PARTY',
+          plane: 'CONTROL',
+          refusals: 1,
+          operations: ['ingestRecords'],
+        }),
+        expect.objectContaining({
+          actorUserId: stewardA.id,
+          action: 'REQUEST_REFUSED',
+          reason: 'NOT_PARTY',
+          plane: 'CONTROL',
+          refusals: 1,
+          operations: ['POST /api/datasets/:id/records'],
+        }),
+        expect.objectContaining({
+          actorUserId: analystA.id,
+          action: 'REQUEST_REFUSED',
+          reason: 'ROLE',
+          plane: 'CONTROL',
+          refusals: 1,
+          operations: ['startLinkage'],
+        }),
+        expect.objectContaining({
+          actorUserId: analystA.id,
+          action: 'REQUEST_REFUSED',
+          reason: 'LIMIT',
+          plane: 'CONTROL',
+          refusals: 1,
+          operations: ['me'],
+        }),
+        expect.objectContaining({
+          actorUserId: analystA.id,
+          action: 'QUERY',
+          reason: 'LIMIT',
+          plane: 'DATA',
+          refusals: 1,
+        }),
+        // Flushed: the merged ones, by endpoint and action, with no operation named.
+        expect.objectContaining({
+          actorUserId: analystA.id,
+          action: 'REQUEST_REFUSED',
+          reason: 'LIMIT',
+          plane: 'CONTROL',
+          refusals: 2,
+          operations: [],
+        }),
+        expect.objectContaining({
+          actorUserId: analystA.id,
+          action: 'QUERY',
+          reason: 'LIMIT',
+          plane: 'DATA',
+          refusals: 1,
+          operations: [],
+        }),
+      ]);
+      // An allowed event has none of these.
+      const allowed = await broker.gqlOk<{ auditEvents: { nodes: Denial[] } }>(auditor.apiKey, DENIALS, {
+        filter: { decision: 'ALLOW', action: 'DATASET_REGISTERED' },
+      });
+      expect(allowed.auditEvents.nodes[0]).toMatchObject({ plane: null, refusals: null, operations: null });
+    });
+
+    it('counts for each caller only the events it may read', async () => {
+      const series = async (apiKey: string) =>
+        (
+          await broker.gqlOk<{ auditRefusalSeries: { actorUserId: string; refusals: number }[] }>(
+            apiKey,
+            SERIES,
+            { from, to },
+          )
+        ).auditRefusalSeries;
+      expect(new Set((await series(analystA.apiKey)).map((r) => r.actorUserId))).toEqual(
+        new Set([analystA.id]),
+      );
+      // The other agency's steward sees the refusal about its dataset that named it (the upload).
+      expect(await series(stewardB.apiKey)).toEqual([
+        expect.objectContaining({ actorUserId: stewardA.id, reason: 'NOT_PARTY', refusals: 1 }),
+      ]);
+      const bad = await broker.gql(auditor.apiKey, SERIES, { from: to, to: from });
+      expect(bad.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
     });
   });
 });

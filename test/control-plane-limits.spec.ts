@@ -124,4 +124,46 @@ describe('control plane: limits refuse floods before anything runs', () => {
     const metrics = await broker.http.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/broker_unauthenticated_requests_total\{endpoint="\/graphql"\} [1-9]/);
   });
+
+  it('merges LIMIT refusals per broker instance: at most two events per instance, endpoint and minute, every refusal counted', async () => {
+    const other = await broker.startAnother();
+    try {
+      const caller = await broker.createUser({ role: 'AUDITOR' });
+      // One minute for the whole flood, so the bound is exact (a minute boundary would double it).
+      const intoMinute = Date.now() % 60_000;
+      if (intoMinute > 45_000) await new Promise((resolve) => setTimeout(resolve, 60_500 - intoMinute));
+      const [before] = await broker.query<{ seq: number }>(
+        `SELECT coalesce(max(seq), 0)::int AS seq FROM audit_event`,
+      );
+      const flood = (instance: TestBroker) =>
+        Array.from({ length: 40 }, () => instance.gql(caller.apiKey, aliases(100, 'me { id }')));
+      const answers = await Promise.all([...flood(broker), ...flood(other)]);
+      expect(answers.map((a) => [a.status, a.errors?.[0].extensions?.reason])).toEqual(
+        Array.from({ length: 80 }, () => [400, 'LIMIT']),
+      );
+      const denials = () =>
+        broker.query<{ row_count: number; details: { endpoint: string; operations: string[] } }>(
+          `SELECT row_count, details FROM audit_event WHERE seq > $1 AND actor_user_id = $2 ORDER BY seq`,
+          [before.seq, caller.id],
+        );
+      // Before the minute is over: the first refusal on each instance, appended at once.
+      expect((await denials()).map((d) => [d.row_count, d.details.operations])).toEqual([
+        [1, ['me']],
+        [1, ['me']],
+      ]);
+      await broker.app.get(RefusalRecorder).flush(true);
+      await other.app.get(RefusalRecorder).flush(true);
+      const all = await denials();
+      // Then each instance's count of the rest: 2 events per instance, and every refusal counted.
+      expect(all.map((d) => [d.row_count, d.details.endpoint, d.details.operations])).toEqual([
+        [1, '/graphql', ['me']],
+        [1, '/graphql', ['me']],
+        [39, '/graphql', []],
+        [39, '/graphql', []],
+      ]);
+      expect(all.reduce((sum, d) => sum + d.row_count, 0)).toBe(80);
+    } finally {
+      await other.stop();
+    }
+  }, 90_000);
 });

@@ -101,6 +101,7 @@ describe('permissions: every operation declares who may call it', () => {
       // An AUDITOR previews what it is asked to sign off, without record counts.
       'Query.previewAgreement': ['AUDITOR', 'STEWARD'],
       'Query.auditAccessSeries': ALL,
+      'Query.auditRefusalSeries': ALL,
       'Query.linkageRun': ['AUDITOR', 'OPERATOR'],
       'Query.linkageRuns': ['AUDITOR', 'OPERATOR'],
       'Mutation.startLinkage': ['OPERATOR'],

@@ -6,6 +6,7 @@ import { EmptyState, Loading, PageHeader } from './components/ui';
 import { humanize } from './lib/format';
 import { Link, Redirect, match, navigate, useLocation } from './lib/router';
 import { SessionContext, storeKey, storedKey } from './lib/session';
+import { AccountPage, InvitationPage } from './pages/account';
 import { AgreementPage } from './pages/agreement-detail';
 import { AgreementFormPage } from './pages/agreement-form';
 import { AgreementsPage } from './pages/agreements';
@@ -17,9 +18,10 @@ import { DatasetPage } from './pages/dataset-detail';
 import { DatasetFormPage } from './pages/dataset-form';
 import { DatasetsPage } from './pages/datasets';
 import { LinkageRunPage, LinkageRunsPage } from './pages/linkage';
-import { AgenciesPage, PurposesPage, UsersPage } from './pages/operator';
+import { AgenciesPage, PurposesPage } from './pages/operator';
 import { OversightPage } from './pages/oversight';
 import { SignInPage } from './pages/sign-in';
+import { UsersPage } from './pages/users';
 
 /** The navigation of each role: what it does here. */
 const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
@@ -33,6 +35,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/agreements', label: 'Agreements' },
     { to: '/datasets', label: 'Datasets' },
     { to: '/subject-access', label: 'Subject access' },
+    { to: '/users', label: 'Users' },
   ],
   AUDITOR: [
     { to: '/oversight', label: 'Oversight queue' },
@@ -40,6 +43,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/audit/verify', label: 'Verification' },
     { to: '/audit/chart', label: 'Access chart' },
     { to: '/agreements', label: 'Agreements' },
+    { to: '/users', label: 'Users' },
   ],
   ANALYST: [
     { to: '/analyst', label: 'Querying data' },
@@ -55,7 +59,12 @@ interface Route {
 
 const ROUTES: Route[] = [
   { pattern: '/agencies', roles: ['OPERATOR'], render: () => <AgenciesPage /> },
-  { pattern: '/users', roles: ['OPERATOR'], render: () => <UsersPage /> },
+  { pattern: '/users', roles: ['OPERATOR', 'STEWARD', 'AUDITOR'], render: () => <UsersPage /> },
+  {
+    pattern: '/account',
+    roles: ['OPERATOR', 'STEWARD', 'ANALYST', 'AUDITOR'],
+    render: () => <AccountPage />,
+  },
   { pattern: '/purposes', roles: ['OPERATOR'], render: () => <PurposesPage /> },
   { pattern: '/linkage', roles: ['OPERATOR', 'AUDITOR'], render: () => <LinkageRunsPage /> },
   {
@@ -147,6 +156,9 @@ function Shell({ me, onSignOut }: { me: User; onSignOut: () => void }) {
               {me.agency ? ` · ${me.agency.name}` : ''}
             </span>
           </span>
+          <Link to="/account" aria-current={path === '/account' ? 'page' : undefined}>
+            Your API key
+          </Link>
           <button type="button" onClick={onSignOut}>
             Sign out
           </button>
@@ -170,9 +182,14 @@ function Shell({ me, onSignOut }: { me: User; onSignOut: () => void }) {
   );
 }
 
-/** Signs in with an API key, keeps it for the tab, and adapts everything to the key's role. */
+/**
+ * Signs in with an API key, keeps it for the tab, and adapts everything to the key's role. A key
+ * that is an invitation leads to its rotation first (InvitationPage): it can do nothing else.
+ */
 export function App() {
   const [session, setSession] = useState<{ apiKey: string; me: User } | null>(null);
+  // Shown from a sign-in with an invitation until its new key was shown and the user went on.
+  const [accepting, setAccepting] = useState(false);
   const [checking, setChecking] = useState(() => storedKey() !== null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
@@ -186,6 +203,7 @@ export function App() {
       const { me } = await graphql<{ me: User }>(apiKey, Q.me);
       storeKey(apiKey);
       setSession({ apiKey, me });
+      setAccepting(me.invitationPending === true);
     } catch (e) {
       const failure = e instanceof ApiError ? e : new ApiError(String(e), 'ERROR');
       if (restoring && failure.code === 'UNAUTHENTICATED') {
@@ -206,11 +224,20 @@ export function App() {
   const signOut = useCallback(() => {
     storeKey(null);
     setSession(null);
+    setAccepting(false);
     setNotice(SIGNED_OUT);
     navigate('/', { replace: true });
   }, []);
 
-  const value = useMemo(() => (session ? { ...session, signOut } : null), [session, signOut]);
+  const replaceKey = useCallback((apiKey: string, me: User) => {
+    storeKey(apiKey);
+    setSession({ apiKey, me });
+  }, []);
+
+  const value = useMemo(
+    () => (session ? { ...session, signOut, replaceKey } : null),
+    [session, signOut, replaceKey],
+  );
 
   if (checking) {
     return (
@@ -223,7 +250,16 @@ export function App() {
     return <SignInPage onSignIn={(key) => void signIn(key)} error={error} busy={busy} notice={notice} />;
   return (
     <SessionContext.Provider value={value}>
-      <Shell me={value.me} onSignOut={signOut} />
+      {accepting ? (
+        <InvitationPage
+          onContinue={() => {
+            setAccepting(false);
+            navigate('/', { replace: true });
+          }}
+        />
+      ) : (
+        <Shell me={value.me} onSignOut={signOut} />
+      )}
     </SessionContext.Provider>
   );
 }

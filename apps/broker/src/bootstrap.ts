@@ -6,13 +6,11 @@ import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
 import {
   type BrokerConfig,
-  ErrorCode,
   MetricsService,
   PinoNestLogger,
   migrate,
   redactUrl,
-  renderGraphQLError,
-  renderRestError,
+  requestErrorHandler,
 } from '@broker/core';
 import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
@@ -20,6 +18,20 @@ import { rewriteGraphiqlUrl } from './graphiql';
 
 /** The largest body of a data-plane request (its query is at most 100,000 characters). */
 const DATA_PLANE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Nest's fastify adapter, except that the broker's error handler is fastify's only one. A route keeps
+ * the error handler its scope had when it was added, and Nest adds its routes before it installs its
+ * own handler, which would then serve unmatched URLs only and make fastify warn of an override in
+ * the same scope (FSTWRN004). The broker installs `requestErrorHandler` before any route instead,
+ * so every route and unmatched URL answers errors before a handler the same way; Nest's exception
+ * filters still answer every error raised in a handler, and its not-found handler stays.
+ */
+class BrokerFastifyAdapter extends FastifyAdapter {
+  override setErrorHandler(): ReturnType<FastifyAdapter['setErrorHandler']> {
+    return this.getInstance();
+  }
+}
 
 /** How a broker is built beyond its configuration. */
 export interface BrokerOptions {
@@ -40,15 +52,17 @@ export async function createBroker(
   if (ran.length)
     logger.info({ migrations: ran, database: redactUrl(config.DATABASE_URL) }, 'ran migrations');
 
-  const adapter = new FastifyAdapter({
+  const adapter = new BrokerFastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
     // Long ids reach the routes, which answer them as ids that do not exist.
-    maxParamLength: 1000,
+    routerOptions: { maxParamLength: 1000 },
     trustProxy: config.TRUST_PROXY,
     // A browser opening /graphql or /data/graphql gets GraphiQL (see graphiql.ts).
     rewriteUrl: rewriteGraphiqlUrl,
   });
+  // Before Nest adds a route (see BrokerFastifyAdapter).
+  adapter.getInstance().setErrorHandler(requestErrorHandler(logger));
   const app = await NestFactory.create<NestFastifyApplication>(
     BrokerModule.forRoot(config, logger, options.adminUiDir),
     adapter,
@@ -66,26 +80,6 @@ export async function createBroker(
   });
   // Uploads stream straight into ingestion; their size is checked as they arrive.
   fastify.addContentTypeParser(STREAMED_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
-  // Requests refused before a handler (a body that is not JSON, too large, of an unknown type)
-  // answer in their endpoint's shape with a contract code; the control plane's are mercurius's.
-  fastify.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
-    const status = typeof error.statusCode === 'number' ? error.statusCode : 500;
-    if (status >= 500) {
-      logger.error({ err: error, url: request.url }, 'unexpected error before a handler');
-      return reply
-        .status(500)
-        .send(renderRestError({ code: ErrorCode.INTERNAL_SERVER_ERROR, message: 'Internal error' }));
-    }
-    const refusal = {
-      code: ErrorCode.BAD_USER_INPUT,
-      message: status === 413 ? 'The request body is too large' : error.message,
-      reason: status === 413 ? 'LIMIT' : 'INVALID',
-    };
-    const graphql = /^\/(data\/)?graphql(\/|\?|$)/.test(request.url);
-    return reply
-      .status(status)
-      .send(graphql ? { data: null, errors: [renderGraphQLError(refusal)] } : renderRestError(refusal));
-  });
   app.get(AuthHook).register(fastify);
   app.get(RefusalAuditHook).register(fastify);
   const metrics = app.get(MetricsService);

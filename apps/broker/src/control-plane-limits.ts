@@ -30,6 +30,7 @@ export const CONTROL_PLANE_MAX_COST = 10_000;
 const FIELD_COST: Readonly<Record<string, number>> = {
   'Query.verifyAuditChain': 6_000,
   'Query.auditAccessSeries': 500,
+  'Query.auditRefusalSeries': 500,
   'Query.subjectAccessReport': 500,
   'Query.previewAgreement': 500,
   'Mutation.ingestRecords': 1_000,

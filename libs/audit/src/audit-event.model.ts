@@ -1,5 +1,6 @@
 import { Field, GraphQLISODateTime, ID, Int, ObjectType } from '@nestjs/graphql';
 import { AuditDecision } from './audit-action.enum';
+import { RequestPlane } from './refusal-plane';
 
 /** One audit event as the control plane shows it; `details` stay internal. */
 @ObjectType('AuditEvent', {
@@ -36,6 +37,22 @@ export class AuditEventModel {
   fields!: string[] | null;
   @Field(() => Int, { nullable: true, description: 'Rows returned, records written or destroyed.' })
   rowCount!: number | null;
+  @Field(() => RequestPlane, { nullable: true, description: 'For a DENY event: the plane that refused.' })
+  plane!: RequestPlane | null;
+  /** Above 1 where LIMIT refusals of one caller and minute were merged into one event. */
+  @Field(() => Int, {
+    nullable: true,
+    description:
+      'For a DENY event: the requests it records as refused (above 1 where LIMIT refusals of one caller and minute were merged).',
+  })
+  refusals!: number | null;
+  /** Names only, never values. */
+  @Field(() => [String], {
+    nullable: true,
+    description:
+      'For a refused control-plane or REST request: the operations or route it asked (names only, never values).',
+  })
+  operations!: string[] | null;
   /** The hash of event seq - 1 (64 zeros for event 1). */
   @Field({ description: 'The hash of event seq - 1 (64 zeros for event 1).' }) prevHash!: string;
   /** sha256 hex of prevHash and this event's canonical JSON. */

@@ -1,9 +1,9 @@
 import { Args, GraphQLISODateTime, Query, Resolver } from '@nestjs/graphql';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
-import { AccessCountModel } from './audit-series.model';
+import { AccessCountModel, RefusalCountModel } from './audit-series.model';
 import { AuditSeriesService } from './audit-series.service';
 
-@Resolver(() => AccessCountModel)
+@Resolver()
 export class AuditSeriesResolver {
   constructor(private readonly series: AuditSeriesService) {}
 
@@ -30,5 +30,31 @@ export class AuditSeriesResolver {
     to: Date | null,
   ) {
     return this.series.accessSeries(ctx, from, to);
+  }
+
+  /** Every role, like `auditEvents`: each counts only the events it may read. */
+  @Allow(Role.OPERATOR, Role.STEWARD, Role.ANALYST, Role.AUDITOR)
+  @Query(() => [RefusalCountModel], {
+    description:
+      'Refused requests of both planes per UTC day in [from, to), per refused user, plane and reason, ' +
+      'over the audit events the caller may read (merged LIMIT refusals counted one by one). Defaults: ' +
+      'the 30 days before now; at most 366 days.',
+  })
+  auditRefusalSeries(
+    @Ctx() ctx: RequestContext,
+    @Args('from', {
+      type: () => GraphQLISODateTime,
+      nullable: true,
+      description: 'The first instant counted.',
+    })
+    from: Date | null,
+    @Args('to', {
+      type: () => GraphQLISODateTime,
+      nullable: true,
+      description: 'Counted strictly before this instant.',
+    })
+    to: Date | null,
+  ) {
+    return this.series.refusalSeries(ctx, from, to);
   }
 }

@@ -19,6 +19,7 @@ import type { AuditEventConnectionModel, AuditEventModel } from './audit-event.m
 import type { AuditFilter } from './audit-filter.input';
 import { type VisibilityTables, auditVisibility } from './audit-visibility';
 import { verifyChain } from './audit-verifier';
+import { refusalCount, refusalPlane } from './refusal-plane';
 
 /**
  * What happened, for {@link AuditService.append}. Ids, names, counts and reasons only: never a
@@ -377,6 +378,8 @@ export class AuditService {
 }
 
 function toModel(row: AuditEventEntity): AuditEventModel {
+  const denied = row.decision === 'DENY';
+  const operations = row.details?.operations;
   return {
     seq: row.seq,
     at: row.at,
@@ -391,6 +394,12 @@ function toModel(row: AuditEventEntity): AuditEventModel {
     agreementVersion: row.agreementVersion,
     fields: row.fields,
     rowCount: row.rowCount,
+    plane: denied ? refusalPlane(row.action, row.details) : null,
+    refusals: denied ? refusalCount(row.rowCount) : null,
+    operations:
+      denied && Array.isArray(operations)
+        ? operations.filter((o): o is string => typeof o === 'string')
+        : null,
     prevHash: row.prevHash,
     hash: row.hash,
   };

@@ -7,5 +7,7 @@ export * from './audit-verifier';
 export * from './audit-visibility';
 export * from './audit.module';
 export * from './audit.service';
+export * from './audit-series.model';
 export * from './refusal-audit.hook';
+export * from './refusal-plane';
 export * from './refusal-recorder';

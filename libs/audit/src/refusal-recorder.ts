@@ -27,18 +27,33 @@ export interface RecordedRefusal {
 }
 
 const WINDOW_MS = 60_000;
+const REFUSED = AuditAction.REQUEST_REFUSED;
+
+/** What LIMIT refusals are merged by: one caller, one endpoint, one action, one minute. */
+interface MergeKey extends Pick<Principal, 'userId' | 'agencyId'> {
+  endpoint: string;
+  action: AuditAction;
+  /** Minutes since the epoch. */
+  minute: number;
+}
 
 /**
  * Appends the DENY events of refused requests, before they are answered (DESIGN §4: every refusal
  * of a signed-in caller is an audit event). A flood of requests refused for a limit does not become
- * a flood of hash-chain appends: the first LIMIT refusal of a caller in a minute is appended at once,
- * and the others of that minute are counted and appended as one event with the count (`rowCount`)
- * when the minute is over. The count lives in this process: each broker instance merges its own.
+ * a flood of hash-chain appends: the first LIMIT refusal of a caller in a minute, per endpoint and
+ * action, is appended at once, and the others of that minute are counted and appended as one event
+ * with the count (`rowCount`) when the minute is over. Every event says which endpoint refused
+ * (`details.endpoint`), so the log and the access chart attribute merged counts to their plane.
+ *
+ * The count lives in this process: each broker instance merges its own, so with N instances a
+ * flooding caller costs at most 2 × N events per endpoint, action and minute, however long the flood
+ * (docs/operations.md, "Refusals and the audit log", says why that bound is kept rather than a
+ * count shared over Redis).
  */
 @Injectable()
 export class RefusalRecorder implements OnModuleDestroy {
-  /** LIMIT refusals not yet appended, per `userId|agencyId|minute`. */
-  private readonly pending = new Map<string, number>();
+  /** LIMIT refusals not yet appended, per caller, endpoint, action and minute (see {@link MergeKey}). */
+  private readonly pending = new Map<string, { key: MergeKey; count: number }>();
   private readonly timer: NodeJS.Timeout;
   private readonly refusals: Counter<'endpoint' | 'reason'>;
 
@@ -71,36 +86,42 @@ export class RefusalRecorder implements OnModuleDestroy {
     }
     let what: RefusalAsked | undefined;
     for (const reason of byReason.keys()) {
-      if (reason === 'LIMIT' && !this.firstLimitOfMinute(principal)) continue;
       // Read only when written: a flood of merged refusals costs no parsing.
+      if (reason === 'LIMIT') {
+        const action = (typeof asked === 'function' ? undefined : asked.action) ?? REFUSED;
+        const key = { userId: principal.userId, agencyId: principal.agencyId, endpoint, action };
+        if (!this.firstLimitOfMinute(key)) continue;
+      }
       what ??= typeof asked === 'function' ? asked() : asked;
-      await this.audit.append(this.event(principal, reason, what, { count: 1 }));
+      await this.audit.append(this.event(principal, endpoint, reason, what, { count: 1 }));
     }
   }
 
-  /** Whether this is the caller's first LIMIT refusal of the minute (else it is counted for later). */
-  private firstLimitOfMinute(principal: Pick<Principal, 'userId' | 'agencyId'>): boolean {
-    const key = `${principal.userId}|${principal.agencyId ?? ''}|${Math.floor(Date.now() / WINDOW_MS)}`;
-    const seen = this.pending.get(key);
-    this.pending.set(key, (seen ?? 0) + (seen === undefined ? 0 : 1));
+  /** Whether this is the first such LIMIT refusal of the minute (else it is counted for later). */
+  private firstLimitOfMinute(key: Omit<MergeKey, 'minute'>): boolean {
+    const merge: MergeKey = { ...key, minute: Math.floor(Date.now() / WINDOW_MS) };
+    const id = [merge.userId, merge.agencyId ?? '', merge.endpoint, merge.action, merge.minute].join('|');
+    const seen = this.pending.get(id);
+    if (seen) seen.count += 1;
+    else this.pending.set(id, { key: merge, count: 0 });
     return seen === undefined;
   }
 
   /** Appends the merged LIMIT refusals of minutes that are over (of every minute when `all`). */
   async flush(all: boolean): Promise<void> {
     const now = Math.floor(Date.now() / WINDOW_MS);
-    for (const [key, count] of [...this.pending]) {
-      const [userId, agencyId, minute] = key.split('|');
-      if (!all && Number(minute) >= now) continue;
-      this.pending.delete(key);
+    for (const [id, { key, count }] of [...this.pending]) {
+      if (!all && key.minute >= now) continue;
+      this.pending.delete(id);
       if (count === 0) continue;
       try {
         await this.audit.append(
           this.event(
-            { userId, agencyId: agencyId || null },
+            key,
+            key.endpoint,
             'LIMIT',
-            { operations: [], ids: [] },
-            { count, minute: new Date(Number(minute) * WINDOW_MS).toISOString() },
+            { operations: [], ids: [], action: key.action },
+            { count, minute: new Date(key.minute * WINDOW_MS).toISOString() },
           ),
         );
       } catch (error) {
@@ -116,6 +137,7 @@ export class RefusalRecorder implements OnModuleDestroy {
 
   private event(
     principal: Pick<Principal, 'userId' | 'agencyId'>,
+    endpoint: string,
     reason: string,
     asked: RefusalAsked,
     extra: { count: number; minute?: string },
@@ -123,7 +145,7 @@ export class RefusalRecorder implements OnModuleDestroy {
     return {
       actorUserId: principal.userId,
       actorAgencyId: principal.agencyId,
-      action: asked.action ?? AuditAction.REQUEST_REFUSED,
+      action: asked.action ?? REFUSED,
       decision: 'DENY',
       reason,
       purpose: asked.purpose ?? null,
@@ -132,6 +154,7 @@ export class RefusalRecorder implements OnModuleDestroy {
       fields: asked.fields ?? null,
       rowCount: extra.count,
       details: {
+        endpoint,
         operations: asked.operations.slice(0, 20),
         ids: asked.ids.slice(0, 20),
         // No messages: a coercion error quotes the value it refused, which may be a filter value.

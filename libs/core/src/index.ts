@@ -4,6 +4,7 @@ export * from './database/ensure-database';
 export * from './database/migrate';
 export * from './errors/broker-error';
 export * from './errors/render-error';
+export * from './errors/request-error-handler';
 export * from './http/public.decorator';
 export * from './logging/logger';
 export * from './metrics/metrics.service';

@@ -59,7 +59,7 @@ export interface User {
   agency: { id: string; name: string } | null;
   /** Not deactivated (in `users` answers). */
   active?: boolean;
-  /** Its key is an invitation not yet rotated by its owner (in `users` answers). */
+  /** Its key is an invitation not yet rotated by its owner (in `me` and `users` answers). */
   invitationPending?: boolean;
 }
 
@@ -176,6 +176,9 @@ export interface PurposePreview {
   datasets: DatasetPreview[];
 }
 
+/** Which plane refused a request: the control plane (`/graphql`, REST) or the data plane. */
+export type RequestPlane = 'CONTROL' | 'DATA';
+
 export interface AuditEvent {
   seq: number;
   at: string;
@@ -190,6 +193,12 @@ export interface AuditEvent {
   agreementVersion: number | null;
   fields: string[] | null;
   rowCount: number | null;
+  /** DENY events: the plane that refused. */
+  plane: RequestPlane | null;
+  /** DENY events: the requests refused (above 1 where LIMIT refusals were merged). */
+  refusals: number | null;
+  /** Refused control-plane and REST requests: the operations or route asked. */
+  operations: string[] | null;
   hash: string;
 }
 
@@ -204,6 +213,23 @@ export interface AccessCount {
   day: string;
   allowed: number;
   denied: number;
+}
+
+/** Requests of one user refused on one day (UTC), by one plane, for one reason. */
+export interface RefusalCount {
+  day: string;
+  plane: RequestPlane;
+  actorAgencyId: string | null;
+  actorUserId: string | null;
+  reason: string | null;
+  refusals: number;
+  events: number;
+}
+
+/** A user and its new API key, shown once (`createUser`, `rotateApiKey`). */
+export interface CreatedUser {
+  user: User;
+  apiKey: string;
 }
 
 export interface LinkageStats {
@@ -265,7 +291,7 @@ const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger cr
 
 /** Every GraphQL operation the admin UI sends. */
 export const Q = {
-  me: `{ me { id email displayName role agency { id name } } }`,
+  me: `{ me { id email displayName role agency { id name } invitationPending } }`,
   agencies: `{ agencies { id name kind createdAt } }`,
   purposes: `{ purposes { id code description createdAt } }`,
   datasets: `{ datasets { ${DATASET_FIELDS} } }`,
@@ -278,11 +304,13 @@ export const Q = {
   auditEvents: `query($filter: AuditFilter, $first: Int, $after: String) {
     auditEvents(filter: $filter, first: $first, after: $after) {
       nodes { seq at actorUserId actorAgencyId action decision reason purpose datasetId agreementId
-        agreementVersion fields rowCount hash }
+        agreementVersion fields rowCount plane refusals operations hash }
       pageInfo { hasNextPage endCursor } } }`,
   verifyAuditChain: `{ verifyAuditChain { valid checked firstBrokenSeq } }`,
   auditAccessSeries: `query($from: DateTime, $to: DateTime) {
     auditAccessSeries(from: $from, to: $to) { agreementId day allowed denied } }`,
+  auditRefusalSeries: `query($from: DateTime, $to: DateTime) {
+    auditRefusalSeries(from: $from, to: $to) { day plane actorAgencyId actorUserId reason refusals events } }`,
   linkageRuns: `{ linkageRuns { ${LINKAGE_FIELDS} } }`,
   linkageRun: `query($id: ID!) { linkageRun(id: $id) { ${LINKAGE_FIELDS} } }`,
   startLinkage: `mutation { startLinkage { ${LINKAGE_FIELDS} } }`,
@@ -295,7 +323,8 @@ export const Q = {
     user { id email displayName role agency { id name } } apiKey } }`,
   users: `{ users { id email displayName role agency { id name } active invitationPending } }`,
   deactivateUser: `mutation($id: ID!) { deactivateUser(id: $id) { id active } }`,
-  rotateApiKey: `mutation { rotateApiKey { user { id email } apiKey } }`,
+  rotateApiKey: `mutation { rotateApiKey {
+    user { id email displayName role agency { id name } invitationPending } apiKey } }`,
   definePurpose: `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { id code description createdAt } }`,
   registerDataset: `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { ${DATASET_FIELDS} } }`,
   recordConsent: `mutation($input: ConsentInput!) { recordConsent(input: $input) { id subjectId purpose granted recordedAt } }`,

@@ -1,5 +1,5 @@
 import { useId } from 'react';
-import type { AccessCount, ComparisonWeights, WeightBin } from '../api/schema';
+import type { AccessCount, ComparisonWeights, RefusalCount, RequestPlane, WeightBin } from '../api/schema';
 import { formatNumber } from '../lib/format';
 import { TableWrap } from './ui';
 
@@ -165,6 +165,140 @@ export function AccessChart({
                 <td>{name(c.agreementId)}</td>
                 <td className="num">{formatNumber(c.allowed)}</td>
                 <td className="num">{formatNumber(c.denied)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+    </figure>
+  );
+}
+
+const PLANE_NAMES: Record<RequestPlane, string> = { CONTROL: 'Control plane', DATA: 'Data plane' };
+const PLANE_ORDER: RequestPlane[] = ['CONTROL', 'DATA'];
+
+/**
+ * Refused requests per day, a bar per plane (control, data), and below it who was refused and why:
+ * a row per day, plane, agency, user and reason, merged limit refusals counted one by one.
+ */
+export function RefusalChart({
+  counts,
+  days,
+  agency,
+  user,
+}: {
+  counts: RefusalCount[];
+  days: string[];
+  agency: (agencyId: string | null) => string;
+  user: (userId: string | null) => string;
+}) {
+  const titleId = useId();
+  const descId = useId();
+  const perDay = new Map<string, Record<RequestPlane, number>>();
+  for (const c of counts) {
+    const day = perDay.get(c.day) ?? { CONTROL: 0, DATA: 0 };
+    day[c.plane] += c.refusals;
+    perDay.set(c.day, day);
+  }
+  const max = Math.max(1, ...[...perDay.values()].flatMap((d) => [d.CONTROL, d.DATA]));
+  const yTicks = ticks(max);
+  const top = yTicks[yTicks.length - 1];
+  const innerW = W - PAD.left - PAD.right;
+  const innerH = H - PAD.top - PAD.bottom;
+  const slot = innerW / Math.max(1, days.length);
+  const barW = Math.max(1, Math.min(14, (slot - 2) / 2));
+  const y = (v: number) => PAD.top + innerH - (v / top) * innerH;
+  const labelEvery = Math.max(1, Math.ceil(days.length / 6));
+  const total = (plane: RequestPlane) =>
+    counts.filter((c) => c.plane === plane).reduce((n, c) => n + c.refusals, 0);
+  const byAgency = new Map<string | null, number>();
+  for (const c of counts) byAgency.set(c.actorAgencyId, (byAgency.get(c.actorAgencyId) ?? 0) + c.refusals);
+  const agencies = [...byAgency].sort((a, b) => b[1] - a[1]);
+
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={`${titleId} ${descId}`}>
+        <title id={titleId}>Refused requests per day, by plane</title>
+        <desc id={descId}>
+          {PLANE_ORDER.map((p) => `${PLANE_NAMES[p]}: ${total(p)} refused`).join('; ')} from {days[0]} to{' '}
+          {days[days.length - 1]}. By agency:{' '}
+          {agencies.map(([id, n]) => `${id ? agency(id) : 'no agency'} ${n}`).join(', ')}.
+        </desc>
+        {yTicks.map((v) => (
+          <g key={v}>
+            <line x1={PAD.left} x2={W - PAD.right} y1={y(v)} y2={y(v)} className="grid" />
+            <text x={PAD.left - 6} y={y(v) + 4} textAnchor="end" className="axis-label">
+              {v}
+            </text>
+          </g>
+        ))}
+        {days.map((d, i) => {
+          const center = PAD.left + slot * (i + 0.5);
+          const day = perDay.get(d);
+          return (
+            <g key={d}>
+              {i % labelEvery === 0 || i === days.length - 1 ? (
+                <text x={center} y={H - PAD.bottom + 18} textAnchor="middle" className="axis-label">
+                  {d.slice(5)}
+                </text>
+              ) : null}
+              {day
+                ? PLANE_ORDER.map((plane, k) =>
+                    day[plane] > 0 ? (
+                      <rect
+                        key={plane}
+                        x={center - barW + k * barW}
+                        y={y(day[plane])}
+                        width={barW}
+                        height={PAD.top + innerH - y(day[plane])}
+                        fill={PALETTE[k]}
+                      />
+                    ) : null,
+                  )
+                : null}
+            </g>
+          );
+        })}
+      </svg>
+      <figcaption>
+        <ul className="legend">
+          {PLANE_ORDER.map((plane, k) => (
+            <li key={plane}>
+              <span className="swatch" style={{ background: PALETTE[k] }} aria-hidden="true" />
+              {PLANE_NAMES[plane]} ({formatNumber(total(plane))})
+            </li>
+          ))}
+          <li className="muted">left bar: control plane · right bar: data plane</li>
+        </ul>
+      </figcaption>
+      <TableWrap label="Refused requests by day, user and reason">
+        <table>
+          <caption>Refused requests by day (UTC), plane, user and reason</caption>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col">Plane</th>
+              <th scope="col">Agency</th>
+              <th scope="col">User</th>
+              <th scope="col">Reason</th>
+              <th scope="col" className="num">
+                Refused
+              </th>
+              <th scope="col" className="num">
+                Events
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {counts.map((c) => (
+              <tr key={`${c.day}-${c.plane}-${c.actorAgencyId}-${c.actorUserId}-${c.reason}`}>
+                <td>{c.day}</td>
+                <td>{PLANE_NAMES[c.plane]}</td>
+                <td>{agency(c.actorAgencyId)}</td>
+                <td>{user(c.actorUserId)}</td>
+                <td>{c.reason ?? '—'}</td>
+                <td className="num">{formatNumber(c.refusals)}</td>
+                <td className="num">{formatNumber(c.events)}</td>
               </tr>
             ))}
           </tbody>

@@ -9,6 +9,11 @@ export interface Session {
   apiKey: string;
   me: User;
   signOut: () => void;
+  /**
+   * After `rotateApiKey`: the old key stopped working, so this tab carries on with the new one (kept
+   * for the tab like the old one) and the user as the rotation answered it.
+   */
+  replaceKey: (apiKey: string, me: User) => void;
 }
 
 export const SessionContext = createContext<Session | null>(null);

@@ -8,30 +8,45 @@ import {
   type AuditVerification,
   type Dataset,
   Q,
+  type RefusalCount,
+  type RequestPlane,
   type User,
 } from '../api/schema';
-import { AccessChart, daysBetween } from '../components/charts';
+import { AccessChart, RefusalChart, daysBetween } from '../components/charts';
 import { EmptyState, ErrorMessage, Field, Loading, Notice, PageHeader, TableWrap } from '../components/ui';
 import { dayToInstant, formatInstant, formatNumber, humanize } from '../lib/format';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { useQuery } from '../lib/use-query';
 
+/** Every action the log records (libs/audit's AuditAction), for the filter. */
 const ACTIONS = [
   'QUERY',
   'AGGREGATE',
+  'EXPORT',
+  'REQUEST_REFUSED',
   'AGREEMENT_PROPOSED',
   'AGREEMENT_AMENDED',
   'AGREEMENT_APPROVED',
+  'AGREEMENT_DECLINED',
   'AGREEMENT_REVOKED',
+  'DESTRUCTION_ATTESTED',
   'DATASET_REGISTERED',
+  'DATASET_UPDATED',
   'RECORDS_INGESTED',
+  'RECORDS_DESTROYED',
   'CONSENT_RECORDED',
+  'SUBJECT_ACCESS_REPORT',
   'LINKAGE_RUN',
-  'USER_CREATED',
+  'LINKAGE_PAIR_DECIDED',
   'AGENCY_CREATED',
   'PURPOSE_DEFINED',
+  'USER_CREATED',
+  'USER_DEACTIVATED',
+  'API_KEY_ROTATED',
 ];
+
+const PLANES: Record<RequestPlane, string> = { CONTROL: 'control plane', DATA: 'data plane' };
 
 interface AuditFilterDraft {
   action: string;
@@ -142,13 +157,16 @@ export function AuditLogPage() {
   };
   const set = (change: Partial<AuditFilterDraft>) => setDraft((d) => ({ ...d, ...change }));
   const filtered = Object.values(applied).some(Boolean);
+  const refused = events.reduce((n, e) => n + (e.refusals ?? 0), 0);
 
   return (
     <>
       <PageHeader title="Audit log" />
       <p className="muted">
         Every data access and refusal, and every change to agencies, users, datasets and agreements, in one
-        hash chain. <Link to="/audit/verify">Verify the chain</Link>.
+        hash chain. A refusal names the plane that refused it; repeated refusals of one user for a limit are
+        merged into one event per minute, which says how many requests it records.{' '}
+        <Link to="/audit/verify">Verify the chain</Link>.
       </p>
       <form onSubmit={apply} className="card filters" aria-label="Filter the audit log">
         <div className="grid-4">
@@ -249,6 +267,7 @@ export function AuditLogPage() {
         <>
           <p role="status" className="muted">
             Showing {formatNumber(events.length)} events{more ? ' (more below)' : ''}, newest first.
+            {refused > 0 ? ` They record ${formatNumber(refused)} refused requests.` : ''}
           </p>
           <TableWrap label="Audit events">
             <table className="compact">
@@ -265,7 +284,7 @@ export function AuditLogPage() {
                   <th scope="col">Purpose</th>
                   <th scope="col">Dataset</th>
                   <th scope="col">Agreement</th>
-                  <th scope="col">Fields</th>
+                  <th scope="col">Fields or operations</th>
                   <th scope="col" className="num">
                     Rows
                   </th>
@@ -277,11 +296,17 @@ export function AuditLogPage() {
                   <tr key={e.seq}>
                     <td className="num">{e.seq}</td>
                     <td className="nowrap">{formatInstant(e.at)}</td>
-                    <td>{humanize(e.action)}</td>
+                    <td>
+                      {humanize(e.action)}
+                      {e.plane ? <span className="muted small"> ({PLANES[e.plane]})</span> : null}
+                    </td>
                     <td>
                       <span className={`badge ${e.decision === 'DENY' ? 'badge-revoked' : 'badge-active'}`}>
                         {e.decision === 'DENY' ? 'Denied' : 'Allowed'}
                       </span>
+                      {e.refusals && e.refusals > 1 ? (
+                        <span className="nowrap"> × {formatNumber(e.refusals)} requests</span>
+                      ) : null}
                     </td>
                     <td>{names.user(e.actorUserId)}</td>
                     <td>{names.agency(e.actorAgencyId)}</td>
@@ -297,8 +322,14 @@ export function AuditLogPage() {
                         '—'
                       )}
                     </td>
-                    <td>{e.fields?.length ? e.fields.join(', ') : '—'}</td>
-                    <td className="num">{formatNumber(e.rowCount)}</td>
+                    <td>
+                      {e.fields?.length
+                        ? e.fields.join(', ')
+                        : e.operations?.length
+                          ? e.operations.join(', ')
+                          : '—'}
+                    </td>
+                    <td className="num">{e.decision === 'DENY' ? '—' : formatNumber(e.rowCount)}</td>
                     <td className="reason">{e.reason ?? ''}</td>
                   </tr>
                 ))}
@@ -376,7 +407,7 @@ export function AuditVerifyPage() {
 
 const PERIODS = [7, 30, 90, 365];
 
-/** Data requests per agreement over time, answered and refused. */
+/** Data requests per agreement over time, answered and refused, and every refused request by whom. */
 export function AccessChartPage() {
   const names = useNames();
   const [days, setDays] = useState(30);
@@ -386,17 +417,17 @@ export function AccessChartPage() {
     start.setUTCDate(start.getUTCDate() - days + 1);
     return start;
   }, [now, days]);
-  const { data, error, loading } = useQuery<{ auditAccessSeries: AccessCount[] }>(Q.auditAccessSeries, {
-    from: from.toISOString(),
-    to: now.toISOString(),
-  });
-  const counts = data?.auditAccessSeries ?? [];
+  const period = { from: from.toISOString(), to: now.toISOString() };
+  const access = useQuery<{ auditAccessSeries: AccessCount[] }>(Q.auditAccessSeries, period);
+  const refusals = useQuery<{ auditRefusalSeries: RefusalCount[] }>(Q.auditRefusalSeries, period);
+  const counts = access.data?.auditAccessSeries ?? [];
+  const refused = refusals.data?.auditRefusalSeries ?? [];
   return (
     <>
-      <PageHeader title="Accesses per agreement" />
+      <PageHeader title="Accesses and refusals" />
       <p className="muted">
         Data requests recorded in the audit log, per agreement and day (UTC): how many were answered and how
-        many refused.
+        many refused; then every refused request of either plane, by whom and why.
       </p>
       <Field label="Period">
         {(a) => (
@@ -409,14 +440,38 @@ export function AccessChartPage() {
           </select>
         )}
       </Field>
-      <ErrorMessage error={error} />
-      {loading && !data ? <Loading label="Counting accesses…" /> : null}
-      {data && counts.length === 0 ? (
-        <EmptyState>No data requests in the last {days} days.</EmptyState>
-      ) : null}
-      {counts.length > 0 ? (
-        <AccessChart counts={counts} days={daysBetween(from, now)} name={names.agreement} />
-      ) : null}
+      <section aria-labelledby="per-agreement">
+        <h2 id="per-agreement">Data requests per agreement</h2>
+        <ErrorMessage error={access.error} />
+        {access.loading && !access.data ? <Loading label="Counting accesses…" /> : null}
+        {access.data && counts.length === 0 ? (
+          <EmptyState>No data requests in the last {days} days.</EmptyState>
+        ) : null}
+        {counts.length > 0 ? (
+          <AccessChart counts={counts} days={daysBetween(from, now)} name={names.agreement} />
+        ) : null}
+      </section>
+      <section aria-labelledby="refused">
+        <h2 id="refused">Refused requests</h2>
+        <p className="muted">
+          Refusals of signed-in users on the control plane (<code>/graphql</code>, uploads) and the data
+          plane, counted request by request (merged limit refusals included), with the user and agency
+          refused. Requests without a valid key are counted in the broker’s metrics, not here.
+        </p>
+        <ErrorMessage error={refusals.error} />
+        {refusals.loading && !refusals.data ? <Loading label="Counting refusals…" /> : null}
+        {refusals.data && refused.length === 0 ? (
+          <EmptyState>No refused requests in the last {days} days.</EmptyState>
+        ) : null}
+        {refused.length > 0 ? (
+          <RefusalChart
+            counts={refused}
+            days={daysBetween(from, now)}
+            agency={names.agency}
+            user={names.user}
+          />
+        ) : null}
+      </section>
     </>
   );
 }

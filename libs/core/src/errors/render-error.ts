@@ -87,3 +87,22 @@ export function renderRestError(error: PublicError): Record<string, unknown> {
 export function withoutSuggestions(message: string): string {
   return message.replace(DID_YOU_MEAN, '');
 }
+
+// The data plane's routes (`/data/graphql`, `/data/export`) and the control plane answer in
+// GraphQL's shape, refusals made before a handler included; every other route in REST's.
+const GRAPHQL_SHAPED = /^\/(graphql(\/|\?|$)|data\/)/;
+
+/** Whether an answer to this URL has GraphQL's shape (`{ data: null, errors: [...] }`). */
+export function answersInGraphQLShape(url: string): boolean {
+  return GRAPHQL_SHAPED.test(url);
+}
+
+/**
+ * The body of an error answered outside a GraphQL resolver (a refusal before any handler, a REST
+ * route's error): GraphQL's shape on the GraphQL endpoints, REST's elsewhere.
+ */
+export function renderForUrl(url: string, error: PublicError): Record<string, unknown> {
+  return answersInGraphQLShape(url)
+    ? { data: null, errors: [renderGraphQLError(error)] }
+    : renderRestError(error);
+}
