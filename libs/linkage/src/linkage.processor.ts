@@ -15,6 +15,7 @@ import {
   workerConnection,
 } from '@broker/jobs';
 import { LINKAGE_CONFIG, type LinkageConfig } from './linkage-config';
+import { failsRun } from './linkage-run.machine';
 import { LinkageEngine } from './linkage.engine';
 
 export type { LinkageAdvanceJob, LinkageIngestedJob, LinkageJob, LinkageUnitJob } from '@broker/jobs';
@@ -86,9 +87,8 @@ export class LinkageProcessor implements OnApplicationBootstrap, BeforeApplicati
     );
     if (job.name !== (LinkageJobName.UNIT as string)) return;
     try {
-      if ((await job.getState()) !== 'failed') return;
-      const { runId, phase, unit } = job.data as LinkageUnitJob;
-      await this.engine.failRun(runId, `${phase} unit ${unit}: ${error.message}`);
+      if (!failsRun(await job.getState())) return;
+      await this.engine.failUnit(job.data as LinkageUnitJob, error.message);
     } catch (failure) {
       this.logger.error({ jobId: job.id, error: (failure as Error).message }, 'could not fail linkage run');
     }
