@@ -59,9 +59,13 @@ export class LinkageEngine {
     await this.advance(run.id);
   }
 
-  /** Every unfinished run, moved on (the watchdog; also safe at any time). */
+  /**
+   * Every unfinished run moved on, and whatever finished runs left behind cleaned up (the
+   * watchdog; also safe at any time).
+   */
   async driveActiveRuns(): Promise<void> {
     for (const runId of await this.store.activeRunIds()) await this.advance(runId);
+    for (const runId of await this.store.finishedRunsWithLeftovers()) await this.cleanUp(runId);
   }
 
   /**
@@ -145,7 +149,11 @@ export class LinkageEngine {
     await this.advance(runId);
   }
 
-  /** RUNNING → SUCCEEDED, in the caller's transaction: statistics, histogram, the run in force, audit. */
+  /**
+   * RUNNING → SUCCEEDED, in the caller's transaction: statistics, histogram, the run in force, the
+   * superseded persons deleted and the persons table analysed (so the planner's statistics commit
+   * with the persons the data plane now reads), and the audit event, last.
+   */
   private async succeed(client: PoolClient, run: LinkageRunRow): Promise<void> {
     const normalised = await this.store.unitStats<NormaliseStats>(client, run.id, 'normalise');
     const scored = await this.store.unitStats<ScoreStats>(client, run.id, 'score');
@@ -153,6 +161,8 @@ export class LinkageEngine {
     const { stats, histogram } = summariseRun(normalised, scored, clustered);
     await this.store.markSucceeded(client, run.id, stats, histogram);
     await this.store.makeCurrent(client, run.id);
+    await this.store.deleteSupersededPersons(client);
+    await this.store.analyzePersons(client);
     // Last before COMMIT: the audit chain's lock is held only for the commit itself.
     await this.audit.appendOnClient(client, {
       actorUserId: run.requested_by,
@@ -194,11 +204,21 @@ export class LinkageEngine {
     }
   }
 
-  /** After a run ends: its intermediate results and the superseded persons go; the next waiting run starts. */
+  /** After a run ends: what it left behind goes, and the next waiting run starts. */
   private async afterRun(runId: string): Promise<void> {
-    await this.store.deleteBlobs(runId);
-    await this.store.transaction((client) => this.store.deleteSupersededPersons(client));
+    await this.cleanUp(runId);
     const next = await this.store.nextQueuedRunId();
     if (next) await this.advance(next);
+  }
+
+  /**
+   * Deletes a finished run's intermediate results and the persons of runs not in force. Idempotent:
+   * the watchdog repeats it for a run whose worker died before it got here.
+   */
+  private async cleanUp(runId: string): Promise<void> {
+    await this.store.deleteBlobs(runId);
+    await this.store.transaction(async (client) => {
+      if (await this.store.deleteSupersededPersons(client)) await this.store.analyzePersons(client);
+    });
   }
 }

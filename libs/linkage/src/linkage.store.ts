@@ -446,6 +446,31 @@ export class LinkageStore {
     return result.rowCount ?? 0;
   }
 
+  /**
+   * Refreshes the planner's statistics of the persons table (the data plane joins it for personKey,
+   * linked counts and persons), in the caller's transaction: rows it wrote or deleted count as
+   * they will once it commits.
+   */
+  async analyzePersons(client: PoolClient): Promise<void> {
+    await client.query(`ANALYZE linkage_person`);
+  }
+
+  /**
+   * Finished runs that left something behind: intermediate results, or persons while not in force
+   * (their worker died between finishing the run and cleaning up after it).
+   */
+  async finishedRunsWithLeftovers(): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(
+      `SELECT r.id FROM linkage_run r
+        WHERE r.status IN ('SUCCEEDED', 'FAILED')
+          AND (EXISTS (SELECT 1 FROM linkage_blob b WHERE b.run_id = r.id)
+               OR (EXISTS (SELECT 1 FROM linkage_person p WHERE p.run_id = r.id)
+                   AND r.id IS DISTINCT FROM (SELECT current_run_id FROM linkage_state WHERE id = 1)))
+        ORDER BY r.created_at, r.id`,
+    );
+    return rows.map((r) => r.id);
+  }
+
   // The prepare phase.
 
   /** Every dataset with identity fields, its key and identity fields, in registration order. */
