@@ -9,6 +9,7 @@ import {
   canTransition,
   failsRun,
   isActive,
+  isDatabaseUnavailable,
   nextPhase,
   progress,
   unitStep,
@@ -142,6 +143,36 @@ describe('the linkage run state machine', () => {
     expect(failsRun('failed')).toBe(true);
     for (const state of ['active', 'waiting', 'delayed', 'completed', 'unknown']) {
       expect(failsRun(state)).toBe(false);
+    }
+  });
+
+  it('waits out PostgreSQL being unreachable, and retries (then fails on) anything else', () => {
+    const pgError = (code: string, message = 'x') => Object.assign(new Error(message), { code });
+    for (const unavailable of [
+      pgError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432'),
+      pgError('ECONNRESET'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('Client has encountered a connection error and is not queryable'),
+      pgError('57P01', 'terminating connection due to administrator command'),
+      pgError('57P02', 'terminating connection because of crash of another server process'),
+      pgError('57P03', 'the database system is starting up'),
+      pgError('53300', 'sorry, too many clients already'),
+      pgError('08006', 'connection failure'),
+      // TypeORM's and other wrappers.
+      Object.assign(new Error('query failed'), { driverError: pgError('57P03') }),
+      new Error('could not commit', { cause: new Error('Connection terminated') }),
+    ]) {
+      expect(isDatabaseUnavailable(unavailable)).toBe(true);
+    }
+    for (const failure of [
+      new Error('linkage run r has no chunk 3'),
+      pgError('23505', 'duplicate key value violates unique constraint'),
+      pgError('42P01', 'relation "records.x" does not exist'),
+      pgError('40001', 'could not serialize access'),
+      null,
+      'Connection terminated',
+    ]) {
+      expect(isDatabaseUnavailable(failure)).toBe(false);
     }
   });
 

@@ -64,16 +64,18 @@ export class LinkageEngine {
    * watchdog; also safe at any time).
    */
   async driveActiveRuns(): Promise<void> {
-    for (const runId of await this.store.activeRunIds()) await this.advance(runId);
+    for (const runId of await this.store.activeRunIds()) await this.advance(runId, { watchdog: true });
     for (const runId of await this.store.finishedRunsWithLeftovers()) await this.cleanUp(runId);
   }
 
   /**
    * Moves a run on, under its row lock, by the state machine's steps: starts it when it is queued
    * and no other runs; when its phase's units are all done, enters the next phase (or finishes the
-   * run); and enqueues the pending units. Idempotent.
+   * run); and enqueues the pending units. Idempotent. The watchdog also fails the run when a
+   * pending unit's job gave up without its run being failed (its worker died, or could not reach
+   * PostgreSQL, when it gave up).
    */
-  async advance(runId: string): Promise<void> {
+  async advance(runId: string, options: { watchdog?: boolean } = {}): Promise<void> {
     const outcome = await this.store.transaction(async (client) => {
       let run = await this.store.getRun(runId, client, true);
       for (;;) {
@@ -104,7 +106,11 @@ export class LinkageEngine {
         run = await this.store.getRun(runId, client);
       }
     });
-    if (outcome.pending.length) await this.queue.units(outcome.pending);
+    if (outcome.pending.length) {
+      const gaveUp = options.watchdog ? await this.queue.gaveUp(outcome.pending) : null;
+      if (gaveUp) return this.failUnit(gaveUp.job, gaveUp.reason);
+      await this.queue.units(outcome.pending);
+    }
     if (outcome.finished) await this.afterRun(runId);
   }
 
