@@ -336,6 +336,29 @@ describe('linkage runs', () => {
     expect(runs.map((r) => r.id)).toEqual([second.id, first.id]);
   }, 120_000);
 
+  it("refreshes the planner's statistics of the persons table in the transaction that puts a run in force", async () => {
+    const [current] = await broker.query<{ run: string }>(
+      `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
+    );
+    const inForce = await run(current.run);
+    // One ANALYZE per run that finished (two so far), none after it.
+    const [table] = await broker.query<{ analyze_count: string; last_analyze: Date }>(
+      `SELECT analyze_count, last_analyze FROM pg_stat_user_tables WHERE relname = 'linkage_person'`,
+    );
+    expect(Number(table.analyze_count)).toBe(2);
+    expect(table.last_analyze.getTime()).toBeGreaterThanOrEqual(Date.parse(inForce.finishedAt!));
+    // Taken after the superseded run's persons were deleted: the planner sees the run in force only.
+    const records = seeded.county.datasets.reduce((n, d) => n + d.records.length, 0);
+    const [relation] = await broker.query<{ reltuples: number }>(
+      `SELECT reltuples FROM pg_class WHERE oid = 'linkage_person'::regclass`,
+    );
+    expect(relation.reltuples).toBe(records);
+    const [runColumn] = await broker.query<{ n_distinct: number; most_common_vals: string }>(
+      `SELECT n_distinct, most_common_vals::text FROM pg_stats WHERE tablename = 'linkage_person' AND attname = 'run_id'`,
+    );
+    expect(runColumn).toEqual({ n_distinct: 1, most_common_vals: `{${current.run}}` });
+  });
+
   it('lets a worker stopped with SIGTERM finish its unit, and finishes a run whose jobs Redis lost', async () => {
     for (const worker of workers) await stopWorker(worker);
     const third = await startLinkage();

@@ -4,7 +4,7 @@ import {
   Injectable,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import {
@@ -15,6 +15,7 @@ import {
   workerConnection,
 } from '@broker/jobs';
 import { LINKAGE_CONFIG, type LinkageConfig } from './linkage-config';
+import { DATABASE_UNAVAILABLE_RETRY_MS, failsRun, isDatabaseUnavailable } from './linkage-run.machine';
 import { LinkageEngine } from './linkage.engine';
 
 export type { LinkageAdvanceJob, LinkageIngestedJob, LinkageJob, LinkageUnitJob } from '@broker/jobs';
@@ -40,7 +41,7 @@ export class LinkageProcessor implements OnApplicationBootstrap, BeforeApplicati
   ) {}
 
   onApplicationBootstrap() {
-    const worker = new Worker(QueueName.LINKAGE, (job: Job) => this.process(job), {
+    const worker = new Worker(QueueName.LINKAGE, (job: Job, token?: string) => this.process(job, token), {
       connection: workerConnection(this.brokerConfig.REDIS_URL),
       prefix: this.brokerConfig.QUEUE_PREFIX,
       concurrency: this.config.LINKAGE_CONCURRENCY,
@@ -64,7 +65,26 @@ export class LinkageProcessor implements OnApplicationBootstrap, BeforeApplicati
     this.worker = null;
   }
 
-  private async process(job: Job): Promise<void> {
+  /**
+   * Runs a job. A job that fails because PostgreSQL cannot be reached waits and is tried again
+   * without spending an attempt (the run's state is in PostgreSQL: nothing can be done without
+   * it, and nothing is lost by waiting); any other failure is BullMQ's to retry.
+   */
+  private async process(job: Job, token: string | undefined): Promise<void> {
+    try {
+      await this.dispatch(job);
+    } catch (error) {
+      if (!token || !isDatabaseUnavailable(error)) throw error;
+      this.logger.warn(
+        { jobId: job.id, name: job.name, error: (error as Error).message },
+        'linkage job waits for PostgreSQL',
+      );
+      await job.moveToDelayed(Date.now() + DATABASE_UNAVAILABLE_RETRY_MS, token);
+      throw new DelayedError();
+    }
+  }
+
+  private async dispatch(job: Job): Promise<void> {
     switch (job.name as LinkageJobName) {
       case LinkageJobName.ADVANCE:
         return this.engine.advance((job.data as LinkageAdvanceJob).runId);
@@ -86,9 +106,8 @@ export class LinkageProcessor implements OnApplicationBootstrap, BeforeApplicati
     );
     if (job.name !== (LinkageJobName.UNIT as string)) return;
     try {
-      if ((await job.getState()) !== 'failed') return;
-      const { runId, phase, unit } = job.data as LinkageUnitJob;
-      await this.engine.failRun(runId, `${phase} unit ${unit}: ${error.message}`);
+      if (!failsRun(await job.getState())) return;
+      await this.engine.failUnit(job.data as LinkageUnitJob, error.message);
     } catch (failure) {
       this.logger.error({ jobId: job.id, error: (failure as Error).message }, 'could not fail linkage run');
     }

@@ -10,6 +10,7 @@ import {
   linkageUnitJobId,
 } from '@broker/jobs';
 import { LINKAGE_CONFIG, type LinkageConfig } from './linkage-config';
+import { failsRun } from './linkage-run.machine';
 
 /** The one deduplication id of ingestion-triggered runs: a burst of ingestions debounces into one. */
 export const INGESTED_DEDUPLICATION_ID = 'linkage-ingested';
@@ -53,6 +54,18 @@ export class LinkageQueue {
         opts: { ...options, jobId: linkageUnitJobId(data) },
       })),
     );
+  }
+
+  /**
+   * The first of these units whose job gave up (failed for good), with the reason it failed; null
+   * when none did. Such a unit is never enqueued again (its job id is taken), so its run must fail.
+   */
+  async gaveUp(jobs: readonly LinkageUnitJob[]): Promise<{ job: LinkageUnitJob; reason: string } | null> {
+    const states = await Promise.all(jobs.map((job) => this.queue.getJobState(linkageUnitJobId(job))));
+    const index = states.findIndex((state) => failsRun(state));
+    if (index < 0) return null;
+    const job = await this.queue.getJob(linkageUnitJobId(jobs[index]));
+    return { job: jobs[index], reason: job?.failedReason || 'its job failed' };
   }
 
   /**

@@ -6,6 +6,7 @@ import type { RecordsIngestedHook } from '@broker/jobs';
 import { COMPARISONS } from './core/comparisons';
 import { type LinkageModel, levelWeights, matchProbability } from './core/model';
 import { type ComparisonWeightsModel, LinkageRunModel, LinkageStatus } from './linkage-run.model';
+import { progress } from './linkage-run.machine';
 import { LinkageQueue } from './linkage.queue';
 import { type LinkageRunRow, LinkageStore } from './linkage.store';
 
@@ -82,11 +83,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /** A run row as the contract's LinkageRun. */
 export function toModel(row: LinkageRunRow): LinkageRunModel {
-  const done = row.status === 'SUCCEEDED';
   return {
     id: row.id,
     status: row.status as LinkageStatus,
-    progress: done ? 1 : row.units_total ? Math.min(1, row.units_done / row.units_total) : 0,
+    progress: progress(row.status, row.units_done, row.units_total),
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error,

@@ -1,15 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
-import { Database } from '@broker/core';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { Database, quoteIdent } from '@broker/core';
+import { type FieldType, RECORDS_SCHEMA, columnTypeOf } from '@broker/registry';
 import type { LinkagePhase } from '@broker/jobs';
 import type { LinkageModel } from './core/model';
+import type { LinkageRunStatus } from './linkage-run.machine';
 import type { LinkageTrigger } from './linkage-run.model';
 
 /** A row of `linkage_run`. */
 export interface LinkageRunRow {
   id: string;
-  status: 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  status: LinkageRunStatus;
   trigger: LinkageTrigger;
   requested_by: string | null;
   phase: LinkagePhase | null;
@@ -344,6 +348,351 @@ export class LinkageStore {
   async deleteBlobs(runId: string): Promise<void> {
     await this.query(`DELETE FROM linkage_blob WHERE run_id = $1`, [runId]);
   }
+
+  // The run's lifecycle (see linkage-run.machine.ts for the transitions these make).
+
+  /** Whether a run is RUNNING (another than a QUEUED one asking). */
+  async anyRunRunning(client: PoolClient): Promise<boolean> {
+    const { rows } = await client.query(`SELECT 1 FROM linkage_run WHERE status = 'RUNNING' LIMIT 1`);
+    return rows.length > 0;
+  }
+
+  /** QUEUED → RUNNING in the prepare phase; the run in force becomes the one it supersedes. */
+  async markStarted(client: PoolClient, runId: string): Promise<void> {
+    await client.query(
+      `UPDATE linkage_run SET status = 'RUNNING', phase = 'prepare', started_at = clock_timestamp(),
+         updated_at = clock_timestamp(), previous_run_id = (SELECT current_run_id FROM linkage_state WHERE id = 1)
+       WHERE id = $1 AND status = 'QUEUED'`,
+      [runId],
+    );
+  }
+
+  /** A RUNNING run enters its next phase. */
+  async setPhase(client: PoolClient, runId: string, phase: LinkagePhase): Promise<void> {
+    await client.query(
+      `UPDATE linkage_run SET phase = $2, updated_at = clock_timestamp() WHERE id = $1 AND status = 'RUNNING'`,
+      [runId, phase],
+    );
+  }
+
+  /** RUNNING → SUCCEEDED, with its statistics and weight histogram. */
+  async markSucceeded(
+    client: PoolClient,
+    runId: string,
+    stats: RunStats,
+    histogram: unknown[],
+  ): Promise<void> {
+    await client.query(
+      `UPDATE linkage_run SET status = 'SUCCEEDED', phase = NULL, finished_at = clock_timestamp(),
+         updated_at = clock_timestamp(), units_done = units_total, stats = $2, weight_histogram = $3
+       WHERE id = $1 AND status = 'RUNNING'`,
+      [runId, JSON.stringify(stats), JSON.stringify(histogram)],
+    );
+  }
+
+  /** QUEUED or RUNNING → FAILED, with the error. */
+  async markFailed(client: PoolClient, runId: string, error: string): Promise<void> {
+    await client.query(
+      `UPDATE linkage_run SET status = 'FAILED', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+         error = $2 WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`,
+      [runId, error],
+    );
+  }
+
+  /** Puts a run in force: the data plane reads its persons from this moment (of commit) on. */
+  async makeCurrent(client: PoolClient, runId: string): Promise<void> {
+    await client.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [runId]);
+  }
+
+  /** The oldest QUEUED run, the next to start. */
+  async nextQueuedRunId(): Promise<string | null> {
+    const [next] = await this.query<{ id: string }>(
+      `SELECT id FROM linkage_run WHERE status = 'QUEUED' ORDER BY created_at, id LIMIT 1`,
+    );
+    return next?.id ?? null;
+  }
+
+  // Cleaning up after runs.
+
+  /**
+   * Deletes the persons of every finished run that is not in force (the run a new one superseded,
+   * and any failed run's): returns how many rows went.
+   */
+  async deleteSupersededPersons(client: PoolClient): Promise<number> {
+    const result = await client.query(
+      `DELETE FROM linkage_person p USING linkage_run r
+        WHERE p.run_id = r.id AND r.status IN ('SUCCEEDED', 'FAILED')
+          AND r.id IS DISTINCT FROM (SELECT current_run_id FROM linkage_state WHERE id = 1)`,
+    );
+    return result.rowCount ?? 0;
+  }
+
+  /**
+   * Refreshes the planner's statistics of the persons table (the data plane joins it for personKey,
+   * linked counts and persons), in the caller's transaction: rows it wrote or deleted count as
+   * they will once it commits.
+   */
+  async analyzePersons(client: PoolClient): Promise<void> {
+    await client.query(`ANALYZE linkage_person`);
+  }
+
+  /**
+   * Finished runs that left something behind: intermediate results, or persons while not in force
+   * (their worker died between finishing the run and cleaning up after it).
+   */
+  async finishedRunsWithLeftovers(): Promise<string[]> {
+    const rows = await this.query<{ id: string }>(
+      `SELECT r.id FROM linkage_run r
+        WHERE r.status IN ('SUCCEEDED', 'FAILED')
+          AND (EXISTS (SELECT 1 FROM linkage_blob b WHERE b.run_id = r.id)
+               OR (EXISTS (SELECT 1 FROM linkage_person p WHERE p.run_id = r.id)
+                   AND r.id IS DISTINCT FROM (SELECT current_run_id FROM linkage_state WHERE id = 1)))
+        ORDER BY r.created_at, r.id`,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  // The prepare phase.
+
+  /** Every dataset with identity fields, its key and identity fields, in registration order. */
+  linkableDatasets(): Promise<RunDataset[]> {
+    return this.query<RunDataset>(
+      `SELECT d.id, d.slug, d.key_field AS "keyField", k.type AS "keyType",
+              json_agg(json_build_object('name', f.name, 'type', f.type, 'identity', f.identity) ORDER BY f.position)
+                AS fields
+         FROM dataset d
+         JOIN dataset_field f ON f.dataset_id = d.id AND f.identity IS NOT NULL
+         JOIN dataset_field k ON k.dataset_id = d.id AND k.name = d.key_field
+        GROUP BY d.id, k.type
+        ORDER BY d.created_at, d.id`,
+    );
+  }
+
+  /** How many records a dataset holds. */
+  async countRecords(dataset: RunDataset): Promise<number> {
+    const [{ n }] = await this.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${recordsTable(dataset)}`,
+    );
+    return n;
+  }
+
+  /** Every `size`-th record key of a dataset, in key order (each ends a chunk). */
+  async chunkEnds(dataset: RunDataset, size: number): Promise<string[]> {
+    const key = quoteIdent(dataset.keyField);
+    const rows = await this.query<{ k: string }>(
+      `SELECT k FROM (SELECT ${key}::text AS k, row_number() OVER (ORDER BY ${key}) AS rn FROM ${recordsTable(dataset)}) s
+        WHERE rn % $1 = 0 ORDER BY rn`,
+      [size],
+    );
+    return rows.map((r) => r.k);
+  }
+
+  /** Replaces a run's chunks (numbered in the order given). */
+  async replaceChunks(
+    client: PoolClient,
+    runId: string,
+    chunks: readonly Omit<ChunkRow, 'chunk'>[],
+  ): Promise<void> {
+    await client.query(`DELETE FROM linkage_chunk WHERE run_id = $1`, [runId]);
+    await client.query(
+      `INSERT INTO linkage_chunk (run_id, chunk, dataset_no, key_after, key_last)
+       SELECT $1, c - 1, d, a, l FROM unnest($2::int[], $3::text[], $4::text[]) WITH ORDINALITY AS t(d, a, l, c)`,
+      [runId, chunks.map((c) => c.dataset_no), chunks.map((c) => c.key_after), chunks.map((c) => c.key_last)],
+    );
+  }
+
+  /** Records how a run was cut up: its datasets, chunks, partitions and settings, and its units. */
+  async recordPlan(
+    client: PoolClient,
+    runId: string,
+    plan: {
+      datasets: RunDataset[];
+      chunks: number;
+      partitions: number;
+      settings: RunSettings;
+      unitsTotal: number;
+    },
+  ): Promise<void> {
+    await client.query(
+      `UPDATE linkage_run SET datasets = $2, chunks = $3, partitions = $4, settings = $5, threshold = $6,
+         units_total = $7 WHERE id = $1`,
+      [
+        runId,
+        JSON.stringify(plan.datasets),
+        plan.chunks,
+        plan.partitions,
+        JSON.stringify(plan.settings),
+        plan.settings.threshold,
+        plan.unitsTotal,
+      ],
+    );
+  }
+
+  // The normalise phase.
+
+  /** One chunk of a run. */
+  async chunk(runId: string, chunk: number): Promise<ChunkRow | null> {
+    const [row] = await this.query<ChunkRow>(
+      `SELECT chunk, dataset_no, key_after, key_last FROM linkage_chunk WHERE run_id = $1 AND chunk = $2`,
+      [runId, chunk],
+    );
+    return row ?? null;
+  }
+
+  /**
+   * A key range of a dataset's records, in key order, as arrays: the key, then each identity field
+   * as text (dates as YYYY-MM-DD), in the order of `dataset.fields`.
+   */
+  async chunkRecords(
+    dataset: RunDataset,
+    after: string | null,
+    last: string | null,
+  ): Promise<(string | null)[][]> {
+    const key = quoteIdent(dataset.keyField);
+    const keyType = columnTypeOf(dataset.keyType as FieldType);
+    const columns = dataset.fields.map((f) => identityText(quoteIdent(f.name), f.type));
+    const params: unknown[] = [];
+    const conditions: string[] = [];
+    if (after !== null) conditions.push(`${key} > $${params.push(after)}::${keyType}`);
+    if (last !== null) conditions.push(`${key} <= $${params.push(last)}::${keyType}`);
+    return (await this.queryArrays(
+      `SELECT ${key}::text, ${columns.join(', ')} FROM ${recordsTable(dataset)}
+        ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY ${key}`,
+      params,
+    )) as (string | null)[][];
+  }
+
+  /** Replaces a chunk's intermediate results (its records, keys and partition batches). */
+  async replaceChunkBlobs(client: PoolClient, runId: string, chunk: number, blobs: Blob[]): Promise<void> {
+    await client.query(
+      `DELETE FROM linkage_blob WHERE run_id = $1 AND kind IN ('records', 'keys', 'part') AND a = $2`,
+      [runId, chunk],
+    );
+    await this.putBlobs(client, runId, blobs);
+  }
+
+  // The estimate phase.
+
+  /** Stores the model a run learned. */
+  async saveModel(client: PoolClient, runId: string, model: LinkageModel): Promise<void> {
+    await client.query(`UPDATE linkage_run SET model = $2 WHERE id = $1`, [runId, JSON.stringify(model)]);
+  }
+
+  /** The model a run learned; throws when it has none yet. */
+  async model(runId: string): Promise<LinkageModel> {
+    const [row] = await this.query<{ model: LinkageModel | null }>(
+      `SELECT model FROM linkage_run WHERE id = $1`,
+      [runId],
+    );
+    if (!row?.model) throw new Error(`linkage run ${runId} has no model`);
+    return row.model;
+  }
+
+  // The cluster phase.
+
+  /** A run's person per record. */
+  personsOf(runId: string): Promise<{ dataset_id: string; record_key: string; person_id: string }[]> {
+    return this.query(`SELECT dataset_id, record_key, person_id FROM linkage_person WHERE run_id = $1`, [
+      runId,
+    ]);
+  }
+
+  /** Every reviewer's decision on a pair of records (the latest stands: one row per pair). */
+  decisions(): Promise<DecisionRow[]> {
+    return this.query<DecisionRow>(
+      `SELECT dataset_a, key_a, dataset_b, key_b, same FROM linkage_decision
+        ORDER BY dataset_a, key_a, dataset_b, key_b`,
+    );
+  }
+
+  /** The next new person id, locked until the caller's transaction ends (one run assigns at a time). */
+  async lockNextPersonId(client: PoolClient): Promise<number> {
+    const { rows } = await client.query<{ next: string }>(
+      `SELECT next_person_id AS next FROM linkage_state WHERE id = 1 FOR UPDATE`,
+    );
+    return Number(rows[0].next);
+  }
+
+  /** Sets the next new person id. */
+  async setNextPersonId(client: PoolClient, next: number): Promise<void> {
+    await client.query(`UPDATE linkage_state SET next_person_id = $1 WHERE id = 1`, [next]);
+  }
+
+  /**
+   * Replaces a run's persons with `rows` ([dataset id, record key, person id]), written with COPY
+   * in pieces of about a megabyte.
+   */
+  async replacePersons(
+    client: PoolClient,
+    runId: string,
+    rows: Iterable<readonly [string, string, number]>,
+  ): Promise<void> {
+    await client.query(`DELETE FROM linkage_person WHERE run_id = $1`, [runId]);
+    const copy = client.query(
+      copyFrom(`COPY linkage_person (run_id, dataset_id, record_key, person_id) FROM STDIN`),
+    );
+    let text = '';
+    const flush = async () => {
+      if (!copy.write(text)) await once(copy, 'drain');
+      text = '';
+    };
+    for (const [datasetId, key, person] of rows) {
+      text += `${runId}\t${datasetId}\t${copyText(key)}\t${person}\n`;
+      if (text.length >= 1 << 20) await flush();
+    }
+    if (text) await flush();
+    copy.end();
+    await finished(copy);
+  }
+
+  /** Replaces a run's pairs kept for review. */
+  async replaceReviewPairs(
+    client: PoolClient,
+    runId: string,
+    pairs: readonly ReviewPairRow[],
+  ): Promise<void> {
+    await client.query(`DELETE FROM linkage_review_pair WHERE run_id = $1`, [runId]);
+    if (!pairs.length) return;
+    await client.query(
+      `INSERT INTO linkage_review_pair (run_id, pair, dataset_a, key_a, dataset_b, key_b, levels, weight)
+       SELECT $1, p.pair, p.dataset_a, p.key_a, p.dataset_b, p.key_b, p.levels, p.weight
+         FROM jsonb_to_recordset($2::jsonb) AS p(pair int, dataset_a uuid, key_a text, dataset_b uuid,
+              key_b text, levels jsonb, weight double precision)`,
+      [runId, JSON.stringify(pairs)],
+    );
+  }
+}
+
+/** A reviewer's decision on a pair of records. */
+export interface DecisionRow {
+  dataset_a: string;
+  key_a: string;
+  dataset_b: string;
+  key_b: string;
+  same: boolean;
+}
+
+/** A pair kept for review, named by its records, with its comparison levels and weight. */
+export interface ReviewPairRow {
+  pair: number;
+  dataset_a: string;
+  key_a: string;
+  dataset_b: string;
+  key_b: string;
+  levels: number[];
+  weight: number;
+}
+
+/** The records table of a dataset. */
+function recordsTable(dataset: Pick<RunDataset, 'slug'>): string {
+  return `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(dataset.slug)}`;
+}
+
+/** A value in COPY's text format. */
+function copyText(value: string): string {
+  return /[\\\t\n\r]/.test(value)
+    ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r')
+    : value;
 }
 
 /** SQL that reads an identity field as text (dates as YYYY-MM-DD). */

@@ -1,0 +1,202 @@
+import type { LinkagePhase } from '@broker/jobs';
+
+/**
+ * The state machine of a linkage run, pure: what a run may become, and what moving it on means
+ * for a given state. The engine reads the facts from PostgreSQL, asks the functions here what to
+ * do, and does it; the phases do the work of the units. Nothing here touches a database or Redis.
+ *
+ * ```
+ *            start (no other run RUNNING)           all units of cluster done
+ *  QUEUED ─────────────────────────────► RUNNING ───────────────────────────► SUCCEEDED
+ *    │                                   prepare → normalise → estimate
+ *    │                                     → score → cluster
+ *    │                                      │
+ *    └───────────── fail ───────────────────┴──► FAILED
+ * ```
+ *
+ * Restarts: a run's state is its row and its units' rows, so a worker, Redis or PostgreSQL that
+ * restarts loses nothing committed. Whoever advances the run next (a unit's job, the watchdog)
+ * derives the pending units from the database and enqueues them again; a unit found done is not
+ * redone.
+ */
+
+/** A run's status (the contract's `LinkageStatus`). */
+export type LinkageRunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+
+/** The phases of a run, in the order they run. */
+export const LINKAGE_PHASES: readonly LinkagePhase[] = [
+  'prepare',
+  'normalise',
+  'estimate',
+  'score',
+  'cluster',
+];
+
+/** The transitions a run may make; a finished run never changes again. */
+export const RUN_TRANSITIONS: Readonly<Record<LinkageRunStatus, readonly LinkageRunStatus[]>> = {
+  QUEUED: ['RUNNING', 'FAILED'],
+  RUNNING: ['SUCCEEDED', 'FAILED'],
+  SUCCEEDED: [],
+  FAILED: [],
+};
+
+/** Whether a run may go from `from` to `to`. */
+export function canTransition(from: LinkageRunStatus, to: LinkageRunStatus): boolean {
+  return RUN_TRANSITIONS[from].includes(to);
+}
+
+/** Whether a run is still to be worked on (the watchdog drives these). */
+export function isActive(status: LinkageRunStatus): boolean {
+  return status === 'QUEUED' || status === 'RUNNING';
+}
+
+/** The phase after `phase`, or null after the last. */
+export function nextPhase(phase: LinkagePhase): LinkagePhase | null {
+  return LINKAGE_PHASES[LINKAGE_PHASES.indexOf(phase) + 1] ?? null;
+}
+
+/** How a run was cut up by its prepare phase (null before it is prepared). */
+export interface RunPlan {
+  chunks: number | null;
+  partitions: number | null;
+}
+
+/** How many units a phase has: one per chunk, one per partition, or one. */
+export function unitsOf(phase: LinkagePhase, plan: RunPlan): number {
+  switch (phase) {
+    case 'prepare':
+    case 'estimate':
+    case 'cluster':
+      return 1;
+    case 'normalise':
+      return plan.chunks ?? 0;
+    case 'score':
+      return plan.partitions ?? 0;
+  }
+}
+
+/** Every unit of a prepared run: prepare, each chunk, estimate, each partition, cluster. */
+export function unitsTotal(plan: { chunks: number; partitions: number }): number {
+  return LINKAGE_PHASES.reduce((n, phase) => n + unitsOf(phase, plan), 0);
+}
+
+/** What the engine knows about a run when it moves it on (read under the run's row lock). */
+export interface AdvanceFacts {
+  status: LinkageRunStatus;
+  /** The phase a RUNNING run is in. */
+  phase: LinkagePhase | null;
+  /** Whether another run is RUNNING (only asked of a QUEUED run). */
+  anotherRunning: boolean;
+  /** The units of `phase` not done yet (only asked of a RUNNING run). */
+  pending: readonly number[];
+}
+
+/** One step of moving a run on; the engine applies it and asks again until it gets a final step. */
+export type AdvanceStep =
+  /** Finished (or no such run): nothing to do. Final. */
+  | { kind: 'none' }
+  /** Queued behind the run that works: it starts when that one ends. Final. */
+  | { kind: 'wait' }
+  /** QUEUED → RUNNING, in the prepare phase with its one unit. */
+  | { kind: 'start' }
+  /** The phase's units are pending: enqueue them (again, if they were enqueued before). Final. */
+  | { kind: 'enqueue'; phase: LinkagePhase; units: readonly number[] }
+  /** The phase is done: create the next phase's units and enter it. */
+  | { kind: 'enter'; phase: LinkagePhase }
+  /** The last phase is done: RUNNING → SUCCEEDED, the run in force. Final. */
+  | { kind: 'succeed' };
+
+/**
+ * What moving a run on does now. Deterministic in its facts, so every worker (and the watchdog)
+ * that advances a run at the same state does the same thing; the row lock makes them take turns.
+ */
+export function advanceStep(facts: AdvanceFacts): AdvanceStep {
+  switch (facts.status) {
+    case 'SUCCEEDED':
+    case 'FAILED':
+      return { kind: 'none' };
+    case 'QUEUED':
+      return facts.anotherRunning ? { kind: 'wait' } : { kind: 'start' };
+    case 'RUNNING': {
+      if (!facts.phase) throw new Error('a running linkage run has no phase');
+      if (facts.pending.length) return { kind: 'enqueue', phase: facts.phase, units: facts.pending };
+      const next = nextPhase(facts.phase);
+      return next ? { kind: 'enter', phase: next } : { kind: 'succeed' };
+    }
+  }
+}
+
+/** What a worker does with a unit's job. */
+export type UnitStep =
+  /** The run is over (or gone): the job has nothing to do. */
+  | 'skip'
+  /** The unit was never planned: a job that does not belong to its run; an error. */
+  | 'missing'
+  /** The unit is done (by this job's earlier attempt, or another worker): only move the run on. */
+  | 'advance'
+  /** Do the unit, then move the run on. */
+  | 'execute';
+
+/** What to do with a unit's job, given its run's status and the unit's row. */
+export function unitStep(run: LinkageRunStatus | null, unit: { done: boolean } | null): UnitStep {
+  if (run !== 'RUNNING') return 'skip';
+  if (!unit) return 'missing';
+  return unit.done ? 'advance' : 'execute';
+}
+
+/**
+ * Whether a unit's job fails its run. A job that throws is retried (attempts with back-off); a
+ * job whose worker died is handed to another (stalls). Only a job that has given up (BullMQ's
+ * state `failed`) fails the run: a run never fails for a failure that will be retried. The worker
+ * that sees a job give up fails the run; when it cannot (it died, or PostgreSQL was down), the
+ * watchdog finds the job given up among the run's pending units and fails the run then.
+ */
+export function failsRun(jobState: string): boolean {
+  return jobState === 'failed';
+}
+
+/**
+ * How long a job waits when PostgreSQL cannot be reached before it is tried again. Such a wait
+ * spends none of the job's attempts: a restart of the database, however long, fails no run.
+ */
+export const DATABASE_UNAVAILABLE_RETRY_MS = 2000;
+
+/** Network errors of a connection that could not be made or was lost. */
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+/** SQLSTATEs of a server shutting down, crashed, starting up or full (57P01-57P03, 53300). */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** node-postgres's messages for a connection that ended under it, or a pool that could not connect. */
+const LOST_CONNECTION = /^Connection terminated|not queryable|timeout exceeded when trying to connect/i;
+
+/**
+ * Whether an error says that PostgreSQL could not be reached (refused, lost, restarting, crashed),
+ * as opposed to a failure of the unit's work: the former is waited out, the latter retried and,
+ * in the end, fails the run. Looks through wrapped errors (`driverError`, `cause`).
+ */
+export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 3) return false;
+  const { code, message, driverError, cause } = error as {
+    code?: unknown;
+    message?: unknown;
+    driverError?: unknown;
+    cause?: unknown;
+  };
+  if (typeof code === 'string') {
+    if (NETWORK_ERRORS.has(code) || UNAVAILABLE_STATES.has(code) || code.startsWith('08')) return true;
+  }
+  if (typeof message === 'string' && LOST_CONNECTION.test(message)) return true;
+  return isDatabaseUnavailable(driverError, depth + 1) || isDatabaseUnavailable(cause, depth + 1);
+}
+
+/** A run's progress: units done over units planned; 0 before it is prepared, 1 once it succeeded. */
+export function progress(status: LinkageRunStatus, unitsDone: number, total: number | null): number {
+  if (status === 'SUCCEEDED') return 1;
+  return total ? Math.min(1, unitsDone / total) : 0;
+}

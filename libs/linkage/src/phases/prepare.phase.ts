@@ -1,0 +1,54 @@
+import { MAX_CHUNKS, partitionsFor } from '../core/pipeline';
+import { thresholdWeight } from '../linkage-config';
+import { unitsTotal } from '../linkage-run.machine';
+import type { ChunkRow, LinkageRunRow, RunSettings } from '../linkage.store';
+import { UnitPhase } from './unit-phase';
+
+/**
+ * Phase 1, one unit: the datasets with identity fields, each cut into chunks of
+ * `LINKAGE_CHUNK_RECORDS` consecutive record keys; the number of partitions; the run's settings.
+ */
+export class PreparePhase extends UnitPhase {
+  readonly phase = 'prepare' as const;
+
+  async execute(run: LinkageRunRow): Promise<boolean> {
+    const { store, config } = this.ctx;
+    const datasets = await store.linkableDatasets();
+    if (datasets.length > 65_535) throw new Error('linkage takes at most 65,535 datasets');
+    const size = config.LINKAGE_CHUNK_RECORDS;
+    const chunks: Omit<ChunkRow, 'chunk'>[] = [];
+    let records = 0;
+    for (const [no, dataset] of datasets.entries()) {
+      const n = await store.countRecords(dataset);
+      // Every size-th key in key order ends a chunk; the last chunk is open-ended.
+      let after: string | null = null;
+      for (const last of await store.chunkEnds(dataset, size)) {
+        chunks.push({ dataset_no: no, key_after: after, key_last: last });
+        after = last;
+      }
+      if (n % size !== 0) chunks.push({ dataset_no: no, key_after: after, key_last: null });
+      records += n;
+    }
+    if (chunks.length > MAX_CHUNKS) {
+      throw new Error(`linkage takes at most ${MAX_CHUNKS} chunks: raise LINKAGE_CHUNK_RECORDS`);
+    }
+    const partitions = config.LINKAGE_PARTITIONS ?? partitionsFor(records);
+    const settings: RunSettings = {
+      chunkRecords: size,
+      partitions,
+      randomPairs: config.LINKAGE_RANDOM_PAIRS,
+      threshold: thresholdWeight(config),
+    };
+    const stats = { datasets: datasets.length, records, chunks: chunks.length, partitions };
+    return this.commit(run, 0, stats, async (client) => {
+      await store.replaceChunks(client, run.id, chunks);
+      await store.recordPlan(client, run.id, {
+        datasets,
+        chunks: chunks.length,
+        partitions,
+        settings,
+        unitsTotal: unitsTotal({ chunks: chunks.length, partitions }),
+      });
+    });
+  }
+}
