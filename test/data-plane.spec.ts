@@ -295,6 +295,23 @@ describe('data plane: each party sees only what its agreement allows', () => {
       `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } `,
       'BAD_USER_INPUT',
     );
+    // Over the size limit: a LIMIT, like depth and aliases, answered 400 and without the number.
+    const tooLong = await broker.http.inject({
+      method: 'POST',
+      url: '/data/graphql',
+      headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ query: `{ __typename }${' '.repeat(100_001)}` }),
+    });
+    const body = JSON.parse(tooLong.body) as {
+      data: unknown;
+      errors: { extensions: Record<string, unknown> }[];
+    };
+    expect([tooLong.statusCode, body.data, body.errors[0].extensions]).toEqual([
+      400,
+      null,
+      { code: 'BAD_USER_INPUT', reason: 'LIMIT' },
+    ]);
+    expect(tooLong.body).not.toMatch(/\d/);
   });
 
   it('writes every access and denial to the audit log before answering', async () => {

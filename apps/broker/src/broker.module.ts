@@ -6,13 +6,7 @@ import type { GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { AuditModule } from '@broker/audit';
 import { AuthModule } from '@broker/auth';
-import {
-  type BrokerConfig,
-  BrokerErrorFilter,
-  CoreModule,
-  HttpExceptionFilter,
-  mercuriusErrorFormatter,
-} from '@broker/core';
+import { type BrokerConfig, ContractErrorFilter, CoreModule, mercuriusErrorFormatter } from '@broker/core';
 import { AgreementsModule } from '@broker/agreements';
 import { DataPlaneModule } from '@broker/data-plane';
 import { JobsModule } from '@broker/jobs';
@@ -73,11 +67,7 @@ export class BrokerModule {
         LinkageModule.forRoot({ api: true, processors: false }),
         AdminUiModule.forRoot(adminUiDir),
       ],
-      providers: [
-        { provide: APP_FILTER, useClass: HttpExceptionFilter },
-        { provide: APP_FILTER, useClass: BrokerErrorFilter },
-        BrokerMetricsCollector,
-      ],
+      providers: [{ provide: APP_FILTER, useClass: ContractErrorFilter }, BrokerMetricsCollector],
     };
   }
 }

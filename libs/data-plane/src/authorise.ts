@@ -29,12 +29,16 @@ const MAX_QUERY_LENGTH = 100_000;
 
 /**
  * Checks that need no policy: the caller's role and the request's shape. Returns null when the
- * request may go on, refusals (audited) for a caller who reads no records, or a message (400).
+ * request may go on, refusals (audited; `status` 400 for a request over a limit) for a caller who
+ * reads no records or a query too large, or a message (400).
  */
 export function precheck(
   principal: Principal,
   request: DataPlaneRequest | null | undefined,
-): { refusals: DataPlaneRefusal[]; message?: never } | { message: string; refusals?: never } | null {
+):
+  | { refusals: DataPlaneRefusal[]; status?: number; message?: never }
+  | { message: string; refusals?: never }
+  | null {
   if (principal.role !== Role.ANALYST || !principal.agencyId) {
     return { refusals: [refusal('ROLE', 'Only analysts query records')] };
   }
@@ -42,7 +46,10 @@ export function precheck(
   if (typeof query !== 'string' || !query.trim()) {
     return { message: 'The request needs a GraphQL query string' };
   }
-  if (query.length > MAX_QUERY_LENGTH) return { message: 'The query is too large' };
+  // A size limit, like depth, aliases and cost: LIMIT, without saying where the limit is.
+  if (query.length > MAX_QUERY_LENGTH) {
+    return { refusals: [refusal('LIMIT', 'The query is too large')], status: 400 };
+  }
   if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) {
     return { message: 'variables must be an object' };
   }

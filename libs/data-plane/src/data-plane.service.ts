@@ -96,7 +96,7 @@ export class DataPlaneService {
     const early = precheck(ctx.principal, request);
     if (early) {
       return early.refusals
-        ? this.refused(ctx, early.refusals)
+        ? this.refused(ctx, early.refusals, early.status)
         : this.refused(ctx, [refusal('INVALID', early.message)], 400);
     }
     const alone = await this.answerAlone(ctx, request);

@@ -13,13 +13,52 @@ function codeOfStatus(status: number): ErrorCode {
   return ErrorCode.BAD_USER_INPUT;
 }
 
-/** What the public sees of an error raised outside a handler, and its HTTP status. */
+/**
+ * A PostgreSQL error that input caused (a value of the wrong form, a reference to nothing, a
+ * duplicate, a limit of the server): the refusal a service should have made itself, never a 500.
+ */
+export function databaseError(
+  error: Error | undefined,
+): { code: ErrorCode; message: string; reason: string } | null {
+  const e: (Error & { code?: unknown; driverError?: { code?: unknown } }) | undefined = error;
+  const sqlState = typeof e?.driverError?.code === 'string' ? e.driverError.code : e?.code;
+  if (typeof sqlState !== 'string' || !/^[0-9A-Z]{5}$/.test(sqlState)) return null;
+  if (sqlState === '23503') return { code: ErrorCode.NOT_FOUND, message: 'Not found', reason: 'NOT_PARTY' };
+  if (sqlState === '23505')
+    return { code: ErrorCode.CONFLICT, message: 'It exists already', reason: 'INVALID' };
+  if (sqlState.startsWith('22') || sqlState.startsWith('23')) {
+    return { code: ErrorCode.BAD_USER_INPUT, message: 'A value is not valid', reason: 'INVALID' };
+  }
+  if (sqlState.startsWith('54')) {
+    return {
+      code: ErrorCode.BAD_USER_INPUT,
+      message: 'The request is too large or too complex',
+      reason: 'LIMIT',
+    };
+  }
+  return null;
+}
+
+/**
+ * What the public sees of an error raised on an HTTP route (before a handler, or in a REST
+ * handler), and its HTTP status: a refusal with its contract code and reason; null for a failure
+ * of the broker itself.
+ */
 export function requestErrorOf(error: unknown): { status: number; error: PublicError } | null {
   if (error instanceof BrokerError) {
     return {
       status: httpStatusOf(error.code),
-      error: { code: error.code, message: error.message, reason: error.extra.reason },
+      error: {
+        code: error.code,
+        message: error.message,
+        reason: error.extra.reason,
+        extensions: error.extra.details !== undefined ? { details: error.extra.details } : undefined,
+      },
     };
+  }
+  const database = error instanceof Error ? databaseError(error) : null;
+  if (database) {
+    return { status: httpStatusOf(database.code), error: database };
   }
   const status =
     error instanceof HttpException

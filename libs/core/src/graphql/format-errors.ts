@@ -2,6 +2,7 @@ import { GraphQLError, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { BrokerError, ErrorCode } from '../errors/broker-error';
 import { renderGraphQLError } from '../errors/render-error';
+import { databaseError } from '../errors/request-error-handler';
 
 // Messages of limits (graphql-armor without exposing its limits, graphql-js's token limit, ours).
 const LIMIT =
@@ -51,32 +52,6 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
   }
   logger?.error({ err: original, path: error.path }, 'unexpected error in a GraphQL operation');
   return rendered(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal error');
-}
-
-/**
- * A PostgreSQL error that input caused (a value of the wrong form, a reference to nothing, a
- * duplicate, a limit of the server): the refusal a service should have made itself, never a 500.
- */
-function databaseError(
-  error: Error | undefined,
-): { code: ErrorCode; message: string; reason: string } | null {
-  const e: (Error & { code?: unknown; driverError?: { code?: unknown } }) | undefined = error;
-  const sqlState = typeof e?.driverError?.code === 'string' ? e.driverError.code : e?.code;
-  if (typeof sqlState !== 'string' || !/^[0-9A-Z]{5}$/.test(sqlState)) return null;
-  if (sqlState === '23503') return { code: ErrorCode.NOT_FOUND, message: 'Not found', reason: 'NOT_PARTY' };
-  if (sqlState === '23505')
-    return { code: ErrorCode.CONFLICT, message: 'It exists already', reason: 'INVALID' };
-  if (sqlState.startsWith('22') || sqlState.startsWith('23')) {
-    return { code: ErrorCode.BAD_USER_INPUT, message: 'A value is not valid', reason: 'INVALID' };
-  }
-  if (sqlState.startsWith('54')) {
-    return {
-      code: ErrorCode.BAD_USER_INPUT,
-      message: 'The request is too large or too complex',
-      reason: 'LIMIT',
-    };
-  }
-  return null;
 }
 
 /** Fastify's and mercurius's own refusals of a request body (too large, not JSON, no query). */
