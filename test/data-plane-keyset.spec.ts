@@ -276,6 +276,25 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
         if (after) expect(scans[0]['Index Cond']).toMatch(/ROW|>|</);
       }
     });
+
+    it.each([
+      ['a string that may be null, ascending', `orderBy: [{ field: s }]`, { orderBy: [{ field: 's' }] }],
+      ['a number that may be null, ascending', `orderBy: [{ field: n }]`, { orderBy: [{ field: 'n' }] }],
+    ])('%s: deep, every branch of the cursor a bounded index range', async (_name, args, vars) => {
+      const cursor = await cursorOf(vars);
+      const root = await plan(
+        `{ things(purpose: RESEARCH, agreement: "${a}", first: 10, ${args}, after: ${JSON.stringify(cursor)}) { nodes { id s n } } }`,
+      );
+      const nodes = flatten(root);
+      expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+      const scans = nodes.filter((n) => /Index/.test(n['Node Type']) && n['Relation Name'] === 'things');
+      // After a value: greater values, then the nulls, then equal values after the row's tie-break.
+      expect(scans).toHaveLength(3);
+      for (const scan of scans) expect(scan['Index Cond']).toBeDefined();
+      // Each branch is cut at the page (LIMIT right above its scan): no branch reads from the start.
+      const limits = nodes.filter((n) => n['Node Type'] === 'Limit');
+      expect(limits.length).toBeGreaterThanOrEqual(4);
+    });
   });
 });
 

@@ -32,12 +32,10 @@ export function pageSql(
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
   // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
   const ordering = pageOrder(plan.orderBy, grant, shape, t, hmacKey, options);
-  if (plan.after) {
-    // Keyset: the page starts right after the cursor's row, on the ordering's own expressions.
-    const after = ordering.after(plan.after, params);
-    if (after === null) throw new PolicyError('BAD_USER_INPUT', 'after is not a cursor of this query');
-    conditions.push(after);
-  }
+  // Keyset: the page starts right after the cursor's row, on the ordering's own expressions, as one
+  // or more disjoint conditions that are each a range of an index on the ordering.
+  const branches = plan.after ? ordering.afterBranches(plan.after, params) : [];
+  if (branches === null) throw new PolicyError('BAD_USER_INPUT', 'after is not a cursor of this query');
   const order = ordering.orderBy;
   // Only names authorised for this plan reach the projection.
   const authorised = new Set(plan.fields);
@@ -63,15 +61,23 @@ export function pageSql(
     ? `, coalesce(array_agg(s.rid ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '{}')::text AS rids`
     : '';
   const rid = recordReleases ? `, ${t}."_rid" AS rid` : '';
+  const where = (extra: string[]) => [...conditions, ...extra].join(' AND ') || 'TRUE';
+  const table = `${recordTable(shape.slug)} ${t}`;
+  // Several branches (an ascending order on a value that may be null, mixed directions): each reads
+  // at most the page from its own index range, and the page is the first rows of their union.
+  const rows =
+    branches.length > 1
+      ? `SELECT ${t}.* FROM (${branches
+          .map((b) => `(SELECT ${t}.* FROM ${table} WHERE ${where([b])} ORDER BY ${order} LIMIT ${limit})`)
+          .join(' UNION ALL ')}) ${t} ORDER BY ${order} LIMIT ${limit}`
+      : `SELECT ${t}.* FROM ${table} WHERE ${where(branches)} ORDER BY ${order} LIMIT ${limit}`;
   const text = `SELECT count(*)::int AS n,
       coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
       ${unrepresentable} AS unrepresentable${rids},
       (array_agg(s.pos ORDER BY s.ord DESC) FILTER (WHERE s.ord <= ${first}))[1]::text AS position
     FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, ${ordering.position} AS pos,
                  row_number() OVER (ORDER BY ${order}) AS ord
-            FROM (SELECT ${t}.* FROM ${recordTable(shape.slug)} ${t}
-                   WHERE ${conditions.length ? conditions.join(' AND ') : 'TRUE'}
-                   ORDER BY ${order} LIMIT ${limit}) ${t}) s`;
+            FROM (${rows}) ${t}) s`;
   return { text, values: params.values };
 }
 

@@ -41,6 +41,13 @@ export interface PageOrder {
    * values do not fit this order (a cursor of another ordering).
    */
   after(values: readonly (string | null)[], params: SqlParams): string | null;
+  /**
+   * The same rows as {@link after}, as disjoint conditions each of which an index on the ordering's
+   * expressions answers as one range (an equality prefix, then a bound or a null test): a page
+   * after the cursor is the first rows of their union, in order. One condition where a single row
+   * comparison says it all (one direction, nothing null to step over); null as for {@link after}.
+   */
+  afterBranches(values: readonly (string | null)[], params: SqlParams): string[] | null;
 }
 
 const COLUMN_TYPES: Record<string, string> = {
@@ -173,51 +180,67 @@ export function pageOrder(
     orderBy: terms.map(orderTermSql).join(', '),
     position: `json_build_array(${terms.map((t) => t.kept).join(', ')})`,
     width: terms.length,
-    after: (values, params) => afterSql(terms, values, params),
+    after: (values, params) => {
+      const branches = afterBranches(terms, values, params);
+      return branches && (branches.length === 1 ? branches[0] : `(${branches.join(' OR ')})`);
+    },
+    afterBranches: (values, params) => afterBranches(terms, values, params),
   };
 }
 
-function afterSql(terms: OrderTerm[], values: readonly (string | null)[], params: SqlParams): string | null {
+function afterBranches(
+  terms: OrderTerm[],
+  values: readonly (string | null)[],
+  params: SqlParams,
+): string[] | null {
   if (values.length !== terms.length) return null;
   if (!values.every((v) => v === null || typeof v === 'string')) return null;
   // The tie-break is never null; a position without it was not written here.
   if (terms.some((t, i) => t.notNull && values[i] === null)) return null;
   const placeholders = values.map((v, i) => (v === null ? null : terms[i].readBack(params.add(v, 'text'))));
   const descending = terms[0].descending;
-  // One direction and no null to step over: a row comparison, which an index on the same
-  // expressions answers as a range (no Sort, no rows read before the cursor).
+  // One direction and no null to step over (descending, nulls come first: none is after a value):
+  // one row comparison, which an index on the same expressions answers as a range.
   if (
     terms.every((t) => t.descending === descending) &&
     placeholders.every((p) => p !== null) &&
     (descending || terms.every((t) => t.notNull))
   ) {
-    return `(ROW(${terms.map((t) => t.sorted).join(', ')}) ${descending ? '<' : '>'} ROW(${placeholders.join(', ')}))`;
+    return [
+      `(ROW(${terms.map((t) => t.sorted).join(', ')}) ${descending ? '<' : '>'} ROW(${placeholders.join(', ')}))`,
+    ];
   }
-  // Otherwise lexicographic, term by term: after on this term, or equal on it and after on the rest.
-  let condition = 'FALSE';
-  for (let i = terms.length - 1; i >= 0; i--) {
+  // Rows after the position, lexicographically: for each term i, those equal to it on the terms
+  // before i and after it on term i. "After" on a term is a bound, or a null test where nulls come
+  // after (ascending: nulls last) or a value comes after a null (descending: nulls first); each is
+  // its own branch, so that every branch is an equality prefix and one range of an index. A run of
+  // never-null terms in one direction at the end is one row comparison.
+  const branches: string[] = [];
+  const equal: string[] = [];
+  for (let i = 0; i < terms.length; i++) {
+    const rest = terms.slice(i);
+    const direction = terms[i].descending;
+    if (
+      rest.every((t) => t.notNull && t.descending === direction) &&
+      placeholders.slice(i).every((p) => p !== null)
+    ) {
+      const row = `(ROW(${rest.map((t) => t.sorted).join(', ')}) ${direction ? '<' : '>'} ROW(${placeholders.slice(i).join(', ')}))`;
+      branches.push([...equal, row].join(' AND '));
+      break;
+    }
     const t = terms[i];
     const p = placeholders[i];
-    let after: string;
-    let equal: string;
-    if (p === null) {
-      // Nulls are last ascending (nothing comes after them) and first descending.
-      after = t.descending ? `(${t.sorted} IS NOT NULL)` : 'FALSE';
-      equal = `(${t.sorted} IS NULL)`;
-    } else {
-      after = t.descending
-        ? `(${t.sorted} < ${p})`
-        : t.notNull
-          ? `(${t.sorted} > ${p})`
-          : `(${t.sorted} > ${p} OR ${t.sorted} IS NULL)`;
-      equal = `(${t.sorted} = ${p})`;
-    }
-    condition =
-      condition === 'FALSE'
-        ? after
-        : after === 'FALSE'
-          ? `(${equal} AND ${condition})`
-          : `(${after} OR (${equal} AND ${condition}))`;
+    const afterTerm: string[] =
+      p === null
+        ? t.descending
+          ? [`(${t.sorted} IS NOT NULL)`]
+          : []
+        : [
+            t.descending ? `(${t.sorted} < ${p})` : `(${t.sorted} > ${p})`,
+            ...(t.descending || t.notNull ? [] : [`(${t.sorted} IS NULL)`]),
+          ];
+    for (const after of afterTerm) branches.push([...equal, after].join(' AND '));
+    equal.push(p === null ? `(${t.sorted} IS NULL)` : `(${t.sorted} = ${p})`);
   }
-  return condition;
+  return branches.length ? branches : ['FALSE'];
 }
