@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Kind, type OperationDefinitionNode, type ValueNode, getOperationAST, parse } from 'graphql';
+import { AuthService } from '@broker/auth';
 import { contractReason } from '@broker/core';
 import { type RecordedRefusal, type RefusalAsked, RefusalRecorder } from './refusal-recorder';
 
@@ -25,7 +26,10 @@ const MAX_IDS = 20;
  */
 @Injectable()
 export class RefusalAuditHook {
-  constructor(private readonly recorder: RefusalRecorder) {}
+  constructor(
+    private readonly recorder: RefusalRecorder,
+    private readonly auth: AuthService,
+  ) {}
 
   /** Installs the `onSend` hook on the broker's fastify instance. */
   register(fastify: FastifyInstance) {
@@ -46,6 +50,8 @@ export class RefusalAuditHook {
     if (!payload.includes('"errors":[') && !payload.includes('"code":')) return;
     const refusals = refusalsOf(payload);
     if (!refusals.length) return;
+    // A remembered principal whose key no longer works is no one the audit log could name.
+    if (request.principalUnverified && !(await this.auth.stillWorks(request.principal))) return;
     const asked = () =>
       endpoint === '/api'
         ? restAsked(request)

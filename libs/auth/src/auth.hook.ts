@@ -8,6 +8,8 @@ const PROTECTED = [/^\/graphql(\/|\?|$)/, /^\/data\/graphql(\/|\?|$)/, /^\/api\/
 // Exports of the data plane (POST /data/export), signed in like /data/graphql.
 PROTECTED.push(/^\/data\/export(\/|\?|$)/);
 
+const DATA_GRAPHQL = /^\/data\/graphql(\?|$)/;
+
 /** Rejects unauthenticated requests to the APIs before their bodies are read. */
 @Injectable()
 export class AuthHook {
@@ -44,6 +46,16 @@ export class AuthHook {
     }
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    // The data plane checks a remembered analyst's key in the statement that reads the data, in the
+    // same snapshot (or asks before anything else): one round trip fewer, and a revoked key still
+    // stops at its next request on every instance.
+    const claimed =
+      match && request.method === 'POST' && DATA_GRAPHQL.test(request.url) ? this.auth.remembered(match[1]) : null;
+    if (claimed) {
+      request.principal = claimed;
+      request.principalUnverified = true;
+      return;
+    }
     const principal = match ? await this.auth.authenticate(match[1]) : null;
     if (principal) {
       request.principal = principal;

@@ -4,7 +4,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { Database, LOGGER } from '@broker/core';
 import { generateApiKey, hashApiKey, keyPrefix } from './api-key';
 import type { Principal } from './request-context';
-import type { Role } from './role.enum';
+import { Role } from './role.enum';
 
 interface PrincipalRow {
   user_id: string;
@@ -15,9 +15,18 @@ interface PrincipalRow {
   invitation: boolean;
 }
 
+/** The one rule of a key that works: not revoked, and its user not deactivated (`k`, `u`). */
+const KEY_WORKS = 'k.revoked_at IS NULL AND u.deactivated_at IS NULL';
+
+/** Principals remembered per instance, at most this many (the oldest forgotten first). */
+const REMEMBERED_MAX = 10_000;
+
 /** API keys: issuing them, and turning a presented key into a {@link Principal}. */
 @Injectable()
 export class AuthService {
+  /** Key hash → the principal it was last authenticated as, for {@link remembered}. */
+  private readonly recent = new Map<string, Principal>();
+
   constructor(
     private readonly db: Database,
     private readonly dataSource: DataSource,
@@ -31,15 +40,19 @@ export class AuthService {
    */
   async authenticate(presentedKey: string): Promise<Principal | null> {
     if (presentedKey.length < 16 || presentedKey.length > 512) return null;
+    const keyHash = hashApiKey(presentedKey);
     const rows: PrincipalRow[] = await this.dataSource.query(
       `SELECT u.id AS user_id, u.email, u.role, u.agency_id, k.id AS api_key_id, k.invitation
          FROM api_key k JOIN app_user u ON u.id = k.user_id
-        WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.deactivated_at IS NULL`,
-      [hashApiKey(presentedKey)],
+        WHERE k.key_hash = $1 AND ${KEY_WORKS}`,
+      [keyHash],
     );
     const row = rows[0];
-    if (!row) return null;
-    return {
+    if (!row) {
+      this.recent.delete(keyHash.toString('hex'));
+      return null;
+    }
+    const principal: Principal = {
       userId: row.user_id,
       email: row.email,
       role: row.role,
@@ -47,6 +60,60 @@ export class AuthService {
       apiKeyId: row.api_key_id,
       invitation: row.invitation,
     };
+    this.remember(keyHash.toString('hex'), principal);
+    return principal;
+  }
+
+  /**
+   * The principal this instance last authenticated `presentedKey` as, without asking the database,
+   * or null. It is a claim, not an authentication: whoever acts on it must check, in the same
+   * snapshot as what it reads, that the key still works as that principal ({@link keyWorksSql}),
+   * or call {@link stillWorks} first. Only an analyst's working keys are remembered.
+   */
+  remembered(presentedKey: string): Principal | null {
+    if (presentedKey.length < 16 || presentedKey.length > 512) return null;
+    return this.recent.get(hashApiKey(presentedKey).toString('hex')) ?? null;
+  }
+
+  /**
+   * SQL that is true while the principal's key works and still belongs to that user, role and
+   * agency; `param` adds a value as a parameter and returns its placeholder.
+   */
+  keyWorksSql(principal: Principal, param: (value: unknown, type: string) => string): string {
+    return `EXISTS (SELECT 1 FROM api_key k JOIN app_user u ON u.id = k.user_id
+      WHERE k.id = ${param(principal.apiKeyId, 'uuid')} AND u.id = ${param(principal.userId, 'uuid')}
+        AND u.role = ${param(principal.role, 'text')}
+        AND u.agency_id IS NOT DISTINCT FROM ${param(principal.agencyId, 'uuid')}
+        AND NOT k.invitation AND ${KEY_WORKS})`;
+  }
+
+  /** Whether a remembered principal's key still works (one round trip); forgets it if not. */
+  async stillWorks(principal: Principal): Promise<boolean> {
+    const values: unknown[] = [];
+    const param = (value: unknown, type: string) => {
+      values.push(value);
+      return `$${values.length}::${type}`;
+    };
+    const [row] = await this.dataSource.query<{ works: boolean }[]>(
+      `SELECT ${this.keyWorksSql(principal, param)} AS works`,
+      values,
+    );
+    if (!row.works) this.forget(principal);
+    return row.works;
+  }
+
+  /** Forgets a remembered principal (its key stopped working). */
+  forget(principal: Principal): void {
+    for (const [hash, remembered] of this.recent) {
+      if (remembered.apiKeyId === principal.apiKeyId) this.recent.delete(hash);
+    }
+  }
+
+  private remember(keyHash: string, principal: Principal) {
+    if (principal.role !== Role.ANALYST || principal.invitation) return;
+    this.recent.delete(keyHash);
+    if (this.recent.size >= REMEMBERED_MAX) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(keyHash, principal);
   }
 
   /**

@@ -27,11 +27,18 @@ export interface Principal {
 export interface RequestContext extends TransactionCarrier {
   principal: Principal;
   requestId: string;
+  /**
+   * The principal was remembered, not read from the database for this request: only the data plane
+   * accepts such a context, and checks the key before it reads or records anything under it.
+   */
+  unverified?: boolean;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
+    /** The principal is the one remembered for the key, not yet checked (see AuthService.remembered). */
+    principalUnverified?: boolean;
   }
 }
 
@@ -47,7 +54,11 @@ export function requestOf(context: ExecutionContext): FastifyRequest {
 /** Builds the {@link RequestContext} of an authenticated request. */
 export function contextOf(request: FastifyRequest): RequestContext {
   if (!request.principal) throw new Error('request reached a handler without authentication');
-  return { principal: request.principal, requestId: String(request.id) };
+  return {
+    principal: request.principal,
+    requestId: String(request.id),
+    ...(request.principalUnverified ? { unverified: true } : {}),
+  };
 }
 
 /** Injects the caller's {@link RequestContext} into a resolver or controller method. */

@@ -4,9 +4,9 @@ import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
-import type { RequestContext } from '@broker/auth';
+import { AuthService, type RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
-import { BROKER_CONFIG, type BrokerConfig, Database, LOGGER, type Transaction } from '@broker/core';
+import { BROKER_CONFIG, type BrokerConfig, Database, LOGGER, MetricsService, type Transaction } from '@broker/core';
 import {
   type AggregateGroup,
   type AggregateRow,
@@ -36,6 +36,7 @@ import {
   orderRefusals,
   refusalResponse,
   spliceResponse,
+  unauthenticatedResponse,
 } from './response';
 
 /** What an aggregate's statement returned, protected. */
@@ -82,6 +83,8 @@ export class DataPlaneService {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
     private readonly refusalRecorder: RefusalRecorder,
+    private readonly auth: AuthService,
+    private readonly metrics: MetricsService,
   ) {
     this.auditLog = new AuditBatcher(audit);
     if (!config.RECORD_RELEASES) {
@@ -95,12 +98,14 @@ export class DataPlaneService {
   async handle(ctx: RequestContext, request: DataPlaneRequest): Promise<DataPlaneResponse> {
     const early = precheck(ctx.principal, request);
     if (early) {
+      if (!(await this.verify(ctx))) return this.unauthenticated();
       return early.refusals
         ? this.refused(ctx, early.refusals, early.status)
         : this.refused(ctx, [refusal('INVALID', early.message)], 400);
     }
     const alone = await this.answerAlone(ctx, request);
     if (alone) return alone;
+    if (!(await this.verify(ctx))) return this.unauthenticated();
     const { tx, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
@@ -137,11 +142,15 @@ export class DataPlaneService {
       return undefined;
     }
     const [plan] = decision.plans;
-    let row: PageRow & { policy_stamp: string };
+    let row: PageRow & { policy_stamp: string; key_works?: boolean };
     try {
       const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      [row] = await this.db.read<PageRow & { policy_stamp: string }>(
-        `SELECT (SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp, page.* FROM (${text}) AS page`,
+      // A remembered principal: its key is checked in the same snapshot as the rows.
+      const param = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
+      const keyWorks = ctx.unverified ? `, ${this.auth.keyWorksSql(ctx.principal, param)} AS key_works` : '';
+      [row] = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
+        `SELECT (SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp${keyWorks}, page.*
+           FROM (${text}) AS page`,
         values,
       );
     } catch (error) {
@@ -149,8 +158,34 @@ export class DataPlaneService {
       if (error instanceof PolicyError) return undefined;
       throw error;
     }
+    if (ctx.unverified) {
+      // Nothing read under a key that stopped working is used; the caller is told so below.
+      if (!row.key_works) {
+        this.auth.forget(ctx.principal);
+        return undefined;
+      }
+      ctx.unverified = false;
+    }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
     return this.release(ctx, decision, new Map([[plan.responseKey, pageResult(plan, row)]]), null);
+  }
+
+  /**
+   * Whether the caller is who it says: true for a principal read from the database for this request;
+   * a remembered one (see AuthService.remembered) is checked now, once, before anything is read or
+   * recorded under it.
+   */
+  private async verify(ctx: RequestContext): Promise<boolean> {
+    if (!ctx.unverified) return true;
+    if (!(await this.auth.stillWorks(ctx.principal))) return false;
+    ctx.unverified = false;
+    return true;
+  }
+
+  /** The answer to a key that stopped working: 401, counted in metrics, not audited. */
+  private unauthenticated(): DataPlaneResponse {
+    this.metrics.unauthenticated.inc({ endpoint: '/data/graphql' });
+    return unauthenticatedResponse();
   }
 
   /**
@@ -193,6 +228,7 @@ export class DataPlaneService {
       kind: 'json',
       response: invalidResponse(message),
     });
+    if (!(await this.verify(ctx))) return { kind: 'json', response: this.unauthenticated() };
     const early = precheck(ctx.principal, request);
     if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
     const agencyId = ctx.principal.agencyId!;

@@ -99,6 +99,17 @@ export function invalidResponse(message: string): DataPlaneResponse {
 }
 
 /** A failure after the decision (the audit write, an unrepresentable value): no data leaves. */
+/** A key that stopped working (revoked, or its user deactivated) since this instance last saw it. */
+export function unauthenticatedResponse(): DataPlaneResponse {
+  return {
+    status: 401,
+    body: {
+      data: null,
+      errors: [renderGraphQLError({ code: 'UNAUTHENTICATED', message: 'The API key is not valid' })],
+    },
+  };
+}
+
 export function failureResponse(message: string, status: number): DataPlaneResponse {
   return {
     status,
