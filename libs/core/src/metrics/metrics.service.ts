@@ -1,23 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CONTRACT_REASONS } from '../errors/render-error';
 
 /** What the data plane decided about a request. */
 export type DecisionOutcome = 'ALLOW' | 'DENY';
 
-/** The reasons a decision is counted under (the contract's, and NONE); any other is OTHER. */
+/**
+ * The reasons a decision is counted under: the contract's, NONE (allowed), and the codes of refusals
+ * without a reason (FORBIDDEN, BAD_USER_INPUT, UNAUTHENTICATED); any other is OTHER.
+ */
 const DECISION_REASONS: ReadonlySet<string> = new Set([
   'NONE',
-  'ROLE',
-  'PURPOSE_NOT_GRANTED',
-  'NO_AGREEMENT_IN_FORCE',
-  'FIELD_NOT_RELEASED',
-  'ROWS_NOT_GRANTED',
-  'AGREEMENT_AMBIGUOUS',
-  'LIMIT',
-  'INVALID',
-  'NOT_PARTY',
+  ...CONTRACT_REASONS,
   'FORBIDDEN',
   'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
 ]);
 
 /** The process's Prometheus registry and the broker's own metrics. */
