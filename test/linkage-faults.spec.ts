@@ -3,13 +3,19 @@ import { once } from 'node:events';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { getQueueToken } from '@nestjs/bullmq';
 import { type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { QueueName } from '@broker/jobs';
-import { type BrokerClient, type SeededCounty, TestBroker, seedCounty } from '@broker/testing';
+import {
+  type BrokerClient,
+  type SeededCounty,
+  TestBroker,
+  seedCounty,
+  WorkerProcesses,
+} from '@broker/testing';
 
 /**
  * Linkage runs against real faults of real processes: PostgreSQL and Redis of this file's own
@@ -20,9 +26,6 @@ import { type BrokerClient, type SeededCounty, TestBroker, seedCounty } from '@b
  * never be a half-written run.
  */
 
-const ROOT = resolve(__dirname, '..');
-const BUILD = resolve(ROOT, 'dist', `.linkage-faults-${process.pid}`);
-const WORKER_MAIN = resolve(BUILD, 'apps', 'worker', 'src', 'main.js');
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 /** A free TCP port on the loopback interface. */
@@ -175,48 +178,27 @@ describe('linkage runs through faults', () => {
   let seeded: SeededCounty;
   /** The test's own connections: they survive a PostgreSQL restart (a query then fails, and is retried). */
   let db: Pool;
-  const workers: ChildProcess[] = [];
-  const output: string[] = [];
   /** Moments the data plane could have read a run that was not complete. */
   const halfWritten: string[] = [];
   let watcher: NodeJS.Timeout | null = null;
 
-  function startWorker(env: Record<string, string> = {}): ChildProcess {
-    const child = spawn(process.execPath, [WORKER_MAIN], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: broker.config.DATABASE_URL,
-        REDIS_URL: redis.url,
-        QUEUE_PREFIX: broker.config.QUEUE_PREFIX,
-        LOG_LEVEL: 'warn',
-        LINKAGE_CHUNK_RECORDS: '250',
-        LINKAGE_PARTITIONS: '3',
-        LINKAGE_LOCK_MS: '1500',
-        LINKAGE_STALLED_INTERVAL_MS: '300',
-        LINKAGE_WATCHDOG_MS: '1000',
-        LINKAGE_RANDOM_PAIRS: '100000',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const keep = (chunk: Buffer) => output.push(chunk.toString());
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    workers.push(child);
-    return child;
-  }
-
-  async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
-  }
-
-  async function stopWorkers(signal: NodeJS.Signals = 'SIGKILL') {
-    for (const worker of workers) await stopWorker(worker, signal);
-  }
+  /** Worker processes on the private PostgreSQL and Redis. */
+  const workers = new WorkerProcesses('linkage-faults', () => ({
+    DATABASE_URL: broker.config.DATABASE_URL,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: broker.config.QUEUE_PREFIX,
+    LOG_LEVEL: 'warn',
+    LINKAGE_CHUNK_RECORDS: '250',
+    LINKAGE_PARTITIONS: '3',
+    LINKAGE_LOCK_MS: '1500',
+    LINKAGE_STALLED_INTERVAL_MS: '300',
+    LINKAGE_WATCHDOG_MS: '1000',
+    LINKAGE_RANDOM_PAIRS: '100000',
+  }));
+  const startWorker = (env: Record<string, string> = {}) => workers.start(env);
+  const stopWorker = (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') => workers.stop(child, signal);
+  const stopWorkers = (signal: NodeJS.Signals = 'SIGKILL') => workers.stopAll(signal);
+  const output = workers.output;
 
   /** A query on the private server that waits out a restart. */
   async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
@@ -328,11 +310,7 @@ describe('linkage runs through faults', () => {
   }
 
   beforeAll(async () => {
-    execFileSync(
-      resolve(ROOT, 'node_modules', '.bin', 'swc'),
-      ['apps', 'libs', '-d', BUILD, '--copy-files', '--quiet', '--ignore', '**/*.spec.ts'],
-      { cwd: ROOT, stdio: 'pipe' },
-    );
+    workers.compile();
     pg = await PrivatePostgres.create();
     redis = await PrivateRedis.create();
     broker = await TestBroker.start({
@@ -359,7 +337,7 @@ describe('linkage runs through faults', () => {
     await db?.end();
     await redis?.kill();
     pg?.destroy();
-    rmSync(BUILD, { recursive: true, force: true });
+    workers.remove();
   });
 
   let baseline: RunRow;

@@ -1,23 +1,23 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { QueueName } from '@broker/jobs';
 import { pairwiseQuality, personKeySql } from '@broker/linkage';
 import { SqlParams } from '@broker/policy';
-import { type BrokerClient, type SeededCounty, TestBroker, countyKey, seedCounty } from '@broker/testing';
+import {
+  type BrokerClient,
+  type SeededCounty,
+  TestBroker,
+  countyKey,
+  seedCounty,
+  WorkerProcesses,
+} from '@broker/testing';
 
 /**
  * Linkage end to end: runs started through the control plane and executed by real worker
  * processes (built into a directory of this test's own), killed mid-unit and replaced, against the
  * generated county's truth; pseudonyms computed in PostgreSQL.
  */
-
-const ROOT = resolve(__dirname, '..');
-const BUILD = resolve(ROOT, 'dist', `.linkage-test-${process.pid}`);
-const WORKER_MAIN = resolve(BUILD, 'apps', 'worker', 'src', 'main.js');
 
 const RUN_FIELDS = `id status progress trigger error threshold startedAt finishedAt createdAt
   stats { records candidatePairs links persons } weightHistogram { lower upper pairs }`;
@@ -43,42 +43,21 @@ describe('linkage runs', () => {
   /** Two records a reviewer decided are not one person (dataset id/key each). */
   let apartPair: [string, string] = ['', ''];
   let seeded: SeededCounty;
-  const workers: ChildProcess[] = [];
-  const output: string[] = [];
-
-  /** A worker process on the broker's database and queue prefix. */
-  function startWorker(env: Record<string, string> = {}): ChildProcess {
-    const child = spawn(process.execPath, [WORKER_MAIN], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: broker.config.DATABASE_URL,
-        REDIS_URL: broker.config.REDIS_URL,
-        QUEUE_PREFIX: broker.config.QUEUE_PREFIX,
-        LOG_LEVEL: 'warn',
-        LINKAGE_CHUNK_RECORDS: '400',
-        LINKAGE_PARTITIONS: '6',
-        LINKAGE_LOCK_MS: '1500',
-        LINKAGE_STALLED_INTERVAL_MS: '500',
-        LINKAGE_WATCHDOG_MS: '1000',
-        LINKAGE_RANDOM_PAIRS: '200000',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const keep = (chunk: Buffer) => output.push(chunk.toString());
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    workers.push(child);
-    return child;
-  }
-
-  async function stopWorker(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
-  }
+  /** Worker processes on the broker's database and queue prefix. */
+  const workers = new WorkerProcesses('linkage-test', () => ({
+    DATABASE_URL: broker.config.DATABASE_URL,
+    REDIS_URL: broker.config.REDIS_URL,
+    QUEUE_PREFIX: broker.config.QUEUE_PREFIX,
+    LOG_LEVEL: 'warn',
+    LINKAGE_CHUNK_RECORDS: '400',
+    LINKAGE_PARTITIONS: '6',
+    LINKAGE_LOCK_MS: '1500',
+    LINKAGE_STALLED_INTERVAL_MS: '500',
+    LINKAGE_WATCHDOG_MS: '1000',
+    LINKAGE_RANDOM_PAIRS: '200000',
+  }));
+  const startWorker = (env: Record<string, string> = {}) => workers.start(env);
+  const stopWorker = (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') => workers.stop(child, signal);
 
   const run = async (id: string): Promise<Run> =>
     (
@@ -103,7 +82,7 @@ describe('linkage runs', () => {
       const value = await probe();
       if (value) return value;
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}; worker output:\n${output.join('').slice(-3000)}`);
+        throw new Error(`timed out waiting for ${what}; worker output:\n${workers.tail(3000)}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -155,11 +134,7 @@ describe('linkage runs', () => {
   }
 
   beforeAll(async () => {
-    execFileSync(
-      resolve(ROOT, 'node_modules', '.bin', 'swc'),
-      ['apps', 'libs', '-d', BUILD, '--copy-files', '--quiet', '--ignore', '**/*.spec.ts'],
-      { cwd: ROOT, stdio: 'pipe' },
-    );
+    workers.compile();
     // The broker schedules a run 300 ms after the last ingestion (read when its module starts).
     process.env.LINKAGE_DEBOUNCE_MS = '300';
     broker = await TestBroker.start({ LABEL: 'linkage' });
@@ -174,9 +149,9 @@ describe('linkage runs', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const worker of workers) await stopWorker(worker, 'SIGKILL');
+    await workers.stopAll('SIGKILL');
     await broker?.close();
-    rmSync(BUILD, { recursive: true, force: true });
+    workers.remove();
   });
 
   let first: Run;
@@ -301,7 +276,7 @@ describe('linkage runs', () => {
   }, 120_000);
 
   it('finishes a run whose worker is killed mid-unit, with the same persons as an undisturbed run', async () => {
-    for (const worker of workers) await stopWorker(worker);
+    await workers.stopAll();
     const second = await startLinkage();
     expect(second.id).not.toBe(first.id);
     // Every unit of this worker pauses before it commits: the kill lands inside one.
@@ -360,7 +335,7 @@ describe('linkage runs', () => {
   });
 
   it('lets a worker stopped with SIGTERM finish its unit, and finishes a run whose jobs Redis lost', async () => {
-    for (const worker of workers) await stopWorker(worker);
+    await workers.stopAll();
     const third = await startLinkage();
     const stopping = startWorker({ LINKAGE_UNIT_PAUSE_MS: '600' });
     const inProgress = await waitFor('a unit in progress after one is done', () =>

@@ -479,8 +479,9 @@ describe('data plane: linked counts and persons', () => {
       {},
       DATA,
     );
-    const typeOf = (key: 'b' | 'p', name: string) =>
-      (types.data as any)[key].inputFields.find((f: { name: string }) => f.name === name).type.name;
+    type Fields = { inputFields: { name: string; type: { name: string | null } }[] };
+    const typeOf = (key: 'b' | 'p', name: string): string | null | undefined =>
+      (types.data as Record<'b' | 'p', Fields>)[key].inputFields.find((f) => f.name === name)?.type.name;
     // Two datasets with linkage: each condition is used only in the other's `linked`.
     expect(typeOf('b', 'after')).toBe('ParticipationField');
     expect(typeOf('b', 'on')).toBe('BookingsField');

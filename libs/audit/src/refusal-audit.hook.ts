@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Kind, type OperationDefinitionNode, type ValueNode, getOperationAST, parse } from 'graphql';
 import { AuthService } from '@broker/auth';
@@ -28,7 +28,8 @@ const MAX_IDS = 20;
 export class RefusalAuditHook {
   constructor(
     private readonly recorder: RefusalRecorder,
-    private readonly auth: AuthService,
+    // Absent in the worker, which serves no requests.
+    @Optional() private readonly auth?: AuthService,
   ) {}
 
   /** Installs the `onSend` hook on the broker's fastify instance. */
@@ -51,7 +52,7 @@ export class RefusalAuditHook {
     const refusals = refusalsOf(payload);
     if (!refusals.length) return;
     // A remembered principal whose key no longer works is no one the audit log could name.
-    if (request.principalUnverified && !(await this.auth.stillWorks(request.principal))) return;
+    if (request.principalUnverified && !(await this.auth?.stillWorks(request.principal))) return;
     const asked = () =>
       endpoint === '/api'
         ? restAsked(request)

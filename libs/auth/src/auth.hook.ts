@@ -50,7 +50,9 @@ export class AuthHook {
     // same snapshot (or asks before anything else): one round trip fewer, and a revoked key still
     // stops at its next request on every instance.
     const claimed =
-      match && request.method === 'POST' && DATA_GRAPHQL.test(request.url) ? this.auth.remembered(match[1]) : null;
+      match && request.method === 'POST' && DATA_GRAPHQL.test(request.url)
+        ? this.auth.remembered(match[1])
+        : null;
     if (claimed) {
       request.principal = claimed;
       request.principalUnverified = true;

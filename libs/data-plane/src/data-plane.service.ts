@@ -6,7 +6,14 @@ import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
 import { AuthService, type RequestContext } from '@broker/auth';
 import { createHash } from 'node:crypto';
-import { BROKER_CONFIG, type BrokerConfig, Database, LOGGER, MetricsService, type Transaction } from '@broker/core';
+import {
+  BROKER_CONFIG,
+  type BrokerConfig,
+  Database,
+  LOGGER,
+  MetricsService,
+  type Transaction,
+} from '@broker/core';
 import {
   type AggregateGroup,
   type AggregateRow,

@@ -10,3 +10,4 @@ export * from './scenario/demo-env';
 export * from './scenario/seeded-random';
 export * from './scenario/unseen-population';
 export * from './scenario/recidivism';
+export * from './worker-processes';
