@@ -86,16 +86,18 @@ function nameLevel(a: string, b: string, parts: boolean): number {
   return s >= 0.92 ? 2 : s >= 0.85 ? 3 : 4;
 }
 
-/** Both name levels, compared crosswise too (a swap), as the library does; and whether crosswise. */
+/**
+ * Both name levels, compared crosswise too (a swap), as the library does, the closer crosswise
+ * level in the given name's place; and whether crosswise.
+ */
 function nameLevels(a: NaiveRecord, b: NaiveRecord): [number, number, boolean] {
   const first = nameLevel(a.first, b.first, false);
   const last = nameLevel(a.last, b.last, true);
   if (first < 2 || last < 2 || first === 5 || last === 5) return [first, last, false];
-  const crossFirst = a.first === b.last ? 0 : jwLevel(a.first, b.last);
-  const crossLast = a.last === b.first ? 0 : jwLevel(a.last, b.first);
-  return crossFirst < first && crossFirst + crossLast < first + last
-    ? [crossFirst, crossLast, true]
-    : [first, last, false];
+  const crossA = a.first === b.last ? 0 : jwLevel(a.first, b.last);
+  const crossB = a.last === b.first ? 0 : jwLevel(a.last, b.first);
+  if (crossA + crossB >= first + last) return [first, last, false];
+  return [Math.min(crossA, crossB), Math.max(crossA, crossB), true];
 }
 
 const agree = (a: number, b: number) => (a === 0 || b === 0 ? 2 : a === b ? 0 : 1);

@@ -105,4 +105,38 @@ describe('comparisons', () => {
     scorer.pattern(at(0), at(3));
     expect(Array.from(scorer.levels.slice(0, 2))).toEqual([5, 0]);
   });
+
+  it('gives a pair the same levels whichever record comes first, names swapped and mistyped too', () => {
+    const name = fc.constantFrom(
+      'Aisha',
+      'Jabari',
+      'Jobari',
+      'AISHA',
+      'Aysha',
+      'Minh',
+      'Nguyen',
+      'Ngyuen',
+      'M',
+      null,
+    );
+    const row = fc.record({
+      firstName: name,
+      lastName: name,
+      dateOfBirth: fc.constantFrom('1999-12-07', '1963-10-21', '1999-07-12', null),
+      idNumber: fc.constantFrom('GG688240', 'GG688204', null),
+    });
+    fc.assert(
+      fc.property(row, row, (x, y) => {
+        const batch = normaliseChunk(
+          0,
+          0,
+          [x, y].map((r) => ({ ...emptyIdentityValues(), ...r })),
+          1,
+        ).records;
+        const scorer = new PartitionScorer(batch);
+        expect(scorer.pattern(0, 1)).toBe(scorer.pattern(1, 0));
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

@@ -185,7 +185,9 @@ export class PreparedBatch {
    * Both name levels of records i and j, packed as first · 8 + last (+ 64 when crosswise). When
    * neither name agrees as it stands, the names are also compared crosswise (i's given name with
    * j's surname and the reverse): a clerk who swapped them wrote the same person, so the crosswise
-   * levels stand for the pair when they are closer.
+   * levels stand for the pair when they are closer. Which of the two crosswise comparisons is "the
+   * given name" depends on which record's order is believed; the closer one takes the given name's
+   * place, so that the pair (j, i) has the levels of (i, j).
    */
   nameLevels(i: number, j: number): number {
     const first = this.firstLevel(i, j);
@@ -195,10 +197,10 @@ export class PreparedBatch {
     const lj = this.lastId[j];
     const li = this.lastId[i];
     const fj = this.firstId[j];
-    const crossFirst = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
-    if (crossFirst >= first) return first * 8 + last;
-    const crossLast = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
-    return crossFirst + crossLast < first + last ? 64 + crossFirst * 8 + crossLast : first * 8 + last;
+    const crossA = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
+    const crossB = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
+    if (crossA + crossB >= first + last) return first * 8 + last;
+    return crossA < crossB ? 64 + crossA * 8 + crossB : 64 + crossB * 8 + crossA;
   }
 
   /** Level of two identifiers or postal codes (dictionary ids): 0 exact, 1 one typo, 2 different, 3 missing. */
