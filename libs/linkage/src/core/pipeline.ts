@@ -103,8 +103,7 @@ export function partitionRecords(records: RecordBatch, partitions: number): Map<
   };
   const targets = new Int32Array(SCHEMES.length);
   for (let i = 0; i < records.size; i++) {
-    const keys = schemeKeys(records, i);
-    const schemeKeysOf = [keys.a, keys.b, keys.c, keys.d, keys.e];
+    const schemeKeysOf = schemeKeys(records, i);
     for (let s = 0; s < SCHEMES.length; s++) {
       const key = schemeKeysOf[s];
       targets[s] = key === key ? partitionOf(key, partitions) : -1;
