@@ -141,6 +141,15 @@ describe('the Fellegi-Sunter model', () => {
     expect(Math.abs(m[DOB][LEVELS[DOB] - 1] - TRUE_M[DOB][LEVELS[DOB] - 1])).toBeLessThan(0.01);
   });
 
+  it('counts the starting values of m as a few matches, so that a handful of matches does not rule out a level', () => {
+    // Twenty matches, every one with an exact date of birth: a typo in a date is not thereby impossible.
+    const few: PatternCounts = new Map();
+    addPattern(few, encodePattern(LEVELS.map((l, c) => (c === DOB ? 0 : l))), 20);
+    const { m } = estimateMByRule([few], [[]], TRUE_U);
+    expect(m[DOB][2]).toBeGreaterThan(0.01);
+    expect(m[DOB][0]).toBeGreaterThan(0.9);
+  });
+
   it('sets the prior from the expected matches among all pairs of records', () => {
     const { counts, matches } = synthetic(50_000, 0.5, 3);
     const records = 20_000;

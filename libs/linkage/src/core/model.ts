@@ -70,6 +70,9 @@ export const M_START: readonly (readonly number[])[] = [
  */
 export const M_FLOOR = 1e-3;
 
+/** How many matches the starting values of m count as when the rules' estimates are averaged. */
+export const M_PRIOR_MATCHES = 10;
+
 /** Term-frequency adjustments are bounded so a name never outweighs a date of birth. */
 export const TF_ADJUSTMENT_LIMIT = 5;
 
@@ -257,8 +260,13 @@ export function estimateMByRule(
       weights[c] += matches;
     }
   });
+  // The starting values count as M_PRIOR_MATCHES matches seen (a Dirichlet prior, as u's add-½):
+  // nothing beside thousands of matches, but a comparison that a small run's rules estimate from
+  // a few dozen matches is not told that a typo never happens because none of them had one.
   const m = sums.map((levels, c) =>
-    weights[c] > 0 ? levels.map((x) => Math.max(x / weights[c], M_FLOOR)) : [...M_START[c]],
+    levels.map((x, l) =>
+      Math.max((x + M_PRIOR_MATCHES * M_START[c][l]) / (weights[c] + M_PRIOR_MATCHES), M_FLOOR),
+    ),
   );
   return { m, iterations };
 }
