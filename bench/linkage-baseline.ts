@@ -115,7 +115,18 @@ function nameLevel(a: string, b: string, parts: boolean): number {
 function nameLevels(a: NaiveRecord, b: NaiveRecord): [number, number, boolean] {
   const first = nameLevel(a.first, b.first, false);
   const last = nameLevel(a.last, b.last, true);
-  if (first < 2 || last < 2 || first === 5 || last === 5) return [first, last, false];
+  if (first < 2 || last < 2 || (first === 5 && last === 5)) return [first, last, false];
+  // One record has one name: it against the other record's other name.
+  if (last === 5) {
+    const [x, y] = a.last ? [b.first, a.last] : [a.first, b.last];
+    const cross = !y ? 5 : x === y ? 0 : jwLevel(x, y);
+    return cross < first ? [5, cross, true] : [first, last, false];
+  }
+  if (first === 5) {
+    const [x, y] = a.first ? [b.last, a.first] : [a.last, b.first];
+    const cross = !y ? 5 : x === y ? 0 : jwLevel(x, y);
+    return cross < last ? [cross, 5, true] : [first, last, false];
+  }
   const crossA = a.first === b.last ? 0 : jwLevel(a.first, b.last);
   const crossB = a.last === b.first ? 0 : jwLevel(a.last, b.first);
   if (crossA + crossB >= first + last) return [first, last, false];

@@ -106,6 +106,33 @@ describe('comparisons', () => {
     expect(Array.from(scorer.levels.slice(0, 2))).toEqual([5, 0]);
   });
 
+  it('sees a record with one name written in the other field', () => {
+    const row = (first: string | null, last: string | null) => ({
+      ...emptyIdentityValues(),
+      firstName: first,
+      lastName: last,
+    });
+    const batch = normaliseChunk(
+      0,
+      0,
+      [row('Hiroshi', 'Lindqvist'), row('Lindqvist', null), row(null, 'Hiroshi'), row('Lars', null)],
+      1,
+    ).records;
+    const scorer = new PartitionScorer(batch);
+    const order = Array.from(scorer.prepared.batch.recordId);
+    const levels = (a: number, b: number) => {
+      scorer.pattern(order.indexOf(a), order.indexOf(b));
+      return Array.from(scorer.levels.slice(0, 2));
+    };
+    // The surname written as the given name: the surname agrees, the given name is missing.
+    expect(levels(0, 1)).toEqual([5, 0]);
+    expect(levels(1, 0)).toEqual([5, 0]);
+    // The given name written as the surname.
+    expect(levels(0, 2)).toEqual([0, 5]);
+    // A name that matches neither stays as it was written.
+    expect(levels(0, 3)).toEqual([4, 5]);
+  });
+
   it('gives a pair the same levels whichever record comes first, names swapped and mistyped too', () => {
     const name = fc.constantFrom(
       'Aisha',

@@ -187,12 +187,15 @@ export class PreparedBatch {
    * j's surname and the reverse): a clerk who swapped them wrote the same person, so the crosswise
    * levels stand for the pair when they are closer. Which of the two crosswise comparisons is "the
    * given name" depends on which record's order is believed; the closer one takes the given name's
-   * place, so that the pair (j, i) has the levels of (i, j).
+   * place, so that the pair (j, i) has the levels of (i, j). A record with one name is compared
+   * crosswise too (a surname written as the given name): when its name is closer to the other
+   * record's other name, that comparison stands, in the place of the name it matched.
    */
   nameLevels(i: number, j: number): number {
     const first = this.firstLevel(i, j);
     const last = this.lastLevel(i, j);
-    if (first < 2 || last < 2 || first === 5 || last === 5) return first * 8 + last;
+    if (first < 2 || last < 2) return first * 8 + last;
+    if (first === 5 || last === 5) return this.oneNameLevels(i, j, first, last);
     const fi = this.firstId[i];
     const lj = this.lastId[j];
     const li = this.lastId[i];
@@ -201,6 +204,28 @@ export class PreparedBatch {
     const crossB = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
     if (crossA + crossB >= first + last) return first * 8 + last;
     return crossA < crossB ? 64 + crossA * 8 + crossB : 64 + crossB * 8 + crossA;
+  }
+
+  /**
+   * Name levels when one record lacks a name and the names present disagree: its one name (x) is
+   * compared with the other record's other name (y), and stands when closer.
+   */
+  private oneNameLevels(i: number, j: number, first: number, last: number): number {
+    const straight = first * 8 + last;
+    if (first === 5 && last === 5) return straight;
+    const { firstId, lastId } = this;
+    if (last === 5) {
+      // A surname is missing: the given name of the record without one, against the other's surname.
+      const [x, y] = lastId[i] === 0 ? [firstId[i], lastId[j]] : [firstId[j], lastId[i]];
+      if (y === 0) return straight;
+      const cross = x === y ? 0 : 2 + this.similarityLevel(x, y);
+      return cross < first ? 64 + 5 * 8 + cross : straight;
+    }
+    // A given name is missing: the surname of the record without one, against the other's given name.
+    const [x, y] = firstId[i] === 0 ? [lastId[i], firstId[j]] : [lastId[j], firstId[i]];
+    if (y === 0) return straight;
+    const cross = x === y ? 0 : 2 + this.similarityLevel(x, y);
+    return cross < last ? 64 + cross * 8 + 5 : straight;
   }
 
   /** Level of two identifiers or postal codes (dictionary ids): 0 exact, 1 one typo, 2 different, 3 missing. */
