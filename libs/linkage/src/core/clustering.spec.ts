@@ -114,7 +114,7 @@ describe('clustering', () => {
     expect(otherDob).toMatchObject({ count: 2, refused: 1 });
   });
 
-  it("leaves the link's own two values to the model that weighed them", () => {
+  it("leaves the link's own two dates of birth to the model that weighed them, not its SSNs", () => {
     // A date of birth replaced by another person's: the rest of the pair outweighed it.
     const replaced = clusterRecords(
       records([{ dob: '1990-03-04' }, { dob: '1975-06-09' }, { dob: '1990-03-04' }]),
@@ -124,8 +124,10 @@ describe('clustering', () => {
       ]),
     );
     expect(replaced).toMatchObject({ count: 1, refused: 0 });
-    const ssns = clusterRecords(records([{ ssn: 123456789 }, { ssn: 987654321 }]), links([[0, 1, 5]]));
-    expect(ssns.count).toBe(1);
+    // Two SSNs are two people, on the link itself too (unless it weighs 20 or more).
+    const ssns = records([{ ssn: 123456789 }, { ssn: 987654321 }]);
+    expect(clusterRecords(ssns, links([[0, 1, 5]])).count).toBe(2);
+    expect(clusterRecords(ssns, links([[0, 1, 21]])).count).toBe(1);
   });
 
   it('labels each record with the smallest record of its cluster', () => {

@@ -2,10 +2,12 @@
  * From links to persons. Plain connected components chain: one wrong link joins two people, and
  * every record of both. Here links are taken strongest first, and a link that would join two
  * clusters is refused when the clusters conflict: they hold SSNs that are not one typo apart, or
- * dates of birth that no typo or day/month swap explains, other than the two values of the link's
+ * dates of birth that no typo or day/month swap explains, other than the two dates of the link's
  * own records (those the model has weighed: a link is a link because the rest of the pair
- * outweighs them). Every record ends in exactly one cluster; a record without links is a cluster
- * of its own.
+ * outweighs them, and a date replaced by another person's is noise that the model learns the rate
+ * of). Two SSNs stay a veto even on the link itself: an identifier given to one person, which on a
+ * million county records told namesakes born the same day apart (313 such links were wrong, 107
+ * right). Every record ends in exactly one cluster; a record without links is a cluster of its own.
  */
 import { dobLevel, ssnOneTypo } from './comparisons';
 
@@ -113,7 +115,7 @@ export function clusterRecords(
     if (ra === rb) continue;
     if (
       (links.weight[link] < overrideWeight &&
-        (ssns.conflict(ra, rb, ssnsConflict, records.ssn[a], records.ssn[b]) ||
+        (ssns.conflict(ra, rb, ssnsConflict, 0, 0) ||
           dobs.conflict(ra, rb, dobsConflict, dobOf(records, a), dobOf(records, b)))) ||
       keptApart(ra, rb)
     ) {
