@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import {
   BLOCKING_RULES,
+  EM_RULES,
+  TRAINING_RULES,
   deletionNeighbourhood,
   houseNumberOf,
   initialsOf,
@@ -8,7 +10,8 @@ import {
   ruleKeys,
   sameKey,
 } from './blocking';
-import { textOneTypo } from './comparisons';
+import { FIRST, LAST, LEVELS, decodePattern, textOneTypo } from './comparisons';
+import { emptyIdentityValues } from './identity-fields';
 import type { IdentityValues } from './normalise';
 import { normaliseChunk } from './pipeline';
 import { RecordBatch } from './record-batch';
@@ -104,6 +107,28 @@ describe('blocking', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('trains EM on names and postal code, whatever the dates, and scores nothing under it', () => {
+    const row = (dateOfBirth: string) => ({
+      ...emptyIdentityValues(),
+      firstName: 'Ana',
+      lastName: 'Lopez',
+      dateOfBirth,
+      zip: '93301',
+    });
+    const batch = normaliseChunk(0, 0, [row('1990-03-04'), row('1971-11-23')], 1).parts.get(0)!;
+    const scorer = new PartitionScorer(batch);
+    const counts = scorer.countPatternsByRule();
+    expect(counts).toHaveLength(EM_RULES.length);
+    const training = counts[EM_RULES.indexOf(TRAINING_RULES[0])];
+    // One pair, its names and postal code masked, its dates (different) kept.
+    expect([...training.values()]).toEqual([1]);
+    expect(decodePattern([...training.keys()][0]).slice(0, 3)).toEqual([LEVELS[FIRST], LEVELS[LAST], 4]);
+    const pairs = scorer.pairs(() => undefined);
+    let step = pairs.next();
+    while (!step.done) step = pairs.next();
+    expect(step.value.pairsByRule).toHaveLength(BLOCKING_RULES.length);
   });
 
   it('keys names by both initials, in either order, and street lines by their house number', () => {

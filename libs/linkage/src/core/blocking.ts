@@ -123,6 +123,21 @@ export const BLOCKING_RULES: readonly BlockingRule[] = [
   { name: 'id_one_typo+sorted_initials', scheme: SCHEME_G, blocksOn: [ID, FIRST, LAST], multiKey: true },
 ];
 
+/**
+ * Rules that EM also learns m from, under which nothing is scored (Splink's training blocking
+ * rules). Names and postal code, without the date of birth: its pairs are one person's records
+ * whatever their dates, and namesakes of one postal code, so the date of birth's m (how often a
+ * match's dates differ, by a typo or outright) is learned from matches of every kind; without it,
+ * only the pairs of the SSN and id rules teach it, the records of those who have an SSN or id.
+ * Scored, it would pair every namesake of a US ZIP code.
+ */
+export const TRAINING_RULES: readonly BlockingRule[] = [
+  { name: 'names+zip', scheme: SCHEME_B, blocksOn: [FIRST, LAST, ZIP] },
+];
+
+/** Every rule EM learns from: the blocking rules, then the training rules. */
+export const EM_RULES: readonly BlockingRule[] = [...BLOCKING_RULES, ...TRAINING_RULES];
+
 /** The first multi-key rule: every rule from here on has several keys per record. */
 export const FIRST_MULTI_KEY_RULE = BLOCKING_RULES.findIndex((rule) => rule.multiKey === true);
 if (
@@ -332,6 +347,7 @@ export interface RuleKeys {
   many?: { start: Uint32Array; hi: Uint32Array; lo: Uint32Array };
 }
 
+/** Every rule's keys ({@link EM_RULES} order: the training rules' after the blocking rules'). */
 export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const n = batch.size;
   // Rules 0-3 and 13 share their first word (the date of birth), rules 4-6 and 11 theirs (the name
@@ -339,11 +355,11 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   const dobWord = new Uint32Array(n);
   const groupWord = new Uint32Array(n);
   const sortedWord = new Uint32Array(n);
-  const keys: RuleKeys[] = BLOCKING_RULES.map((_, r) => ({
+  const keys: RuleKeys[] = EM_RULES.map((_, r) => ({
     hi:
       r < 4 || r === 13
         ? dobWord
-        : r < 7 || r === 11
+        : r < 7 || r === 11 || r === TRAINING_NAMES_ZIP
           ? groupWord
           : r === 9 || r === 10 || r === 12
             ? sortedWord
@@ -393,6 +409,11 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
       groupWord[i] = group;
       los[11][i] = code;
       hass[11][i] = 1;
+      if (zip[i] !== 0) {
+        // The training rule: the names and the postal code.
+        los[TRAINING_NAMES_ZIP][i] = (imul(code, 0x2545f491) ^ imul(zip[i], 0x9e3779b1)) >>> 0;
+        hass[TRAINING_NAMES_ZIP][i] = 1;
+      }
     }
     if (group !== 0 && code !== 0 && year[i] !== 0) {
       // Rules 4-6: the names and two parts of the date.
@@ -434,6 +455,9 @@ export function ruleKeys(batch: RecordBatch): RuleKeys[] {
   for (let r = FIRST_MULTI_KEY_RULE; r < BLOCKING_RULES.length; r++) keys[r].many = manyKeys(batch, r);
   return keys;
 }
+
+/** The index among {@link EM_RULES} of the training rule on names and postal code. */
+const TRAINING_NAMES_ZIP = BLOCKING_RULES.length;
 
 /** Deletion neighbourhoods of a batch's identifiers, hashed, computed once per distinct value. */
 class Neighbourhoods {

@@ -9,7 +9,7 @@
  * 3. {@link scorePartition}: every candidate pair of a partition weighed; links kept;
  * 4. {@link clusterLinks}: links → clusters, without chaining.
  */
-import { BLOCKING_RULES, SCHEMES, partitionOf, schemeKeys } from './blocking';
+import { EM_RULES, SCHEMES, partitionOf, schemeKeys } from './blocking';
 import { type Clusters, clusterRecords } from './clustering';
 import {
   type LevelCounts,
@@ -233,7 +233,7 @@ export function fitModel(
   const total = records.reduce((n, batch) => n + batch.size, 0);
   const sample = sampleRecords(records, max(1, floor(total / settings.sampleRecords)));
   const u = uFromCounts(countRandomPairLevels(sample, settings.randomPairs));
-  const byRule = BLOCKING_RULES.map((): PatternCounts => new Map());
+  const byRule = EM_RULES.map((): PatternCounts => new Map());
   const candidates: PatternCounts = new Map();
   let emPairs = 0;
   for (const part of emParts) {
@@ -245,7 +245,7 @@ export function fitModel(
   }
   const { m, iterations } = estimateMByRule(
     byRule,
-    BLOCKING_RULES.map((r) => r.blocksOn),
+    EM_RULES.map((r) => r.blocksOn),
     u,
   );
   const scale = emParts.length ? partitions / emParts.length : 1;

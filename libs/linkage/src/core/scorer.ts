@@ -5,7 +5,15 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy, firstSharedKey, ruleTakes } from './blocking';
+import {
+  BLOCKING_RULES,
+  EM_RULES,
+  type RuleKeys,
+  SCHEME_A,
+  claimedBy,
+  firstSharedKey,
+  ruleTakes,
+} from './blocking';
 import { CITY, COMPARISONS, FIRST, LAST, LEVELS, RADIX, STRIDE, dobLevel, ssnOneTypo } from './comparisons';
 import {
   LEVEL_SLOTS,
@@ -209,12 +217,13 @@ export class PartitionScorer {
   }
 
   /**
-   * Per blocking rule, the patterns of *all* pairs its blocks hold (not only those it claims), with
-   * the comparisons the rule blocks on set to missing: what EM learns m from (see model.ts).
+   * Per rule of {@link EM_RULES} (the blocking rules, then the training rules), the patterns of
+   * *all* pairs its blocks hold (not only those it claims), with the comparisons the rule blocks on
+   * set to missing: what EM learns m from (see model.ts).
    */
   countPatternsByRule(): PatternCounts[] {
-    const counts = BLOCKING_RULES.map((): PatternCounts => new Map());
-    const masks = BLOCKING_RULES.map((rule) => rule.blocksOn);
+    const counts = EM_RULES.map((): PatternCounts => new Map());
+    const masks = EM_RULES.map((rule) => rule.blocksOn);
     const visit = (i: number, j: number, r: number) => {
       let pattern = this.pattern(i, j);
       for (const c of masks[r]) {
@@ -224,6 +233,16 @@ export class PartitionScorer {
       addPattern(counts[r], pattern);
     };
     drain(this.pairs(visit, false));
+    // The training rules: every pair of their blocks.
+    const blocks = new BlockBuilder(this.batch);
+    for (let r = BLOCKING_RULES.length; r < EM_RULES.length; r++) {
+      const { members, starts, count } = blocks.build(this.prepared.keys[r], EM_RULES[r].scheme);
+      for (let block = 0; block < count; block++) {
+        for (let a = starts[block]; a < starts[block + 1] - 1; a++) {
+          for (let b = a + 1; b < starts[block + 1]; b++) visit(members[a], members[b], r);
+        }
+      }
+    }
     return counts;
   }
 
