@@ -129,8 +129,9 @@ function nameLevels(a: NaiveRecord, b: NaiveRecord): [number, number, boolean] {
   }
   const crossA = a.first === b.last ? 0 : jwLevel(a.first, b.last);
   const crossB = a.last === b.first ? 0 : jwLevel(a.last, b.first);
-  if (crossA + crossB >= first + last) return [first, last, false];
-  return [Math.min(crossA, crossB), Math.max(crossA, crossB), true];
+  const [low, high] = [Math.min(crossA, crossB), Math.max(crossA, crossB)];
+  if (low + high >= first + last || (low !== 0 && high === 4)) return [first, last, false];
+  return [low, high, true];
 }
 
 const agree = (a: number, b: number) => (a === 0 || b === 0 ? 2 : a === b ? 0 : 1);

@@ -133,6 +133,29 @@ describe('comparisons', () => {
     expect(levels(0, 3)).toEqual([4, 5]);
   });
 
+  it('believes a swap when the names agree crosswise, one exactly or both closely, not on one likeness', () => {
+    const row = (first: string, last: string) => ({
+      ...emptyIdentityValues(),
+      firstName: first,
+      lastName: last,
+    });
+    const batch = normaliseChunk(
+      0,
+      0,
+      [row('Minh', 'Nguyen'), row('Tran', 'Minh'), row('Tran', 'Mihn'), row('Ngyuen', 'Mihn')],
+      1,
+    ).records;
+    const scorer = new PartitionScorer(batch);
+    const order = Array.from(scorer.prepared.batch.recordId);
+    const levels = (a: number, b: number) => {
+      scorer.pattern(order.indexOf(a), order.indexOf(b));
+      return [...Array.from(scorer.levels.slice(0, 2)), scorer.swapped];
+    };
+    expect(levels(0, 1)).toEqual([0, 4, true]);
+    expect(levels(0, 2)).toEqual([4, 4, false]);
+    expect(levels(0, 3)).toEqual([2, 2, true]);
+  });
+
   it('gives a pair the same levels whichever record comes first, names swapped and mistyped too', () => {
     const name = fc.constantFrom(
       'Aisha',

@@ -202,8 +202,13 @@ export class PreparedBatch {
     const fj = this.firstId[j];
     const crossA = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
     const crossB = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
-    if (crossA + crossB >= first + last) return first * 8 + last;
-    return crossA < crossB ? 64 + crossA * 8 + crossB : 64 + crossB * 8 + crossA;
+    // A swap is believed when the names agree crosswise: one exactly, or both at a Jaro-Winkler
+    // level. (One chance likeness crosswise between two random records' names is no swap; taken as
+    // one, it made the given name's Jaro-Winkler levels common among random pairs, weakening them.)
+    const low = crossA < crossB ? crossA : crossB;
+    const high = crossA < crossB ? crossB : crossA;
+    if (low + high >= first + last || (low !== 0 && high === 4)) return first * 8 + last;
+    return 64 + low * 8 + high;
   }
 
   /**
