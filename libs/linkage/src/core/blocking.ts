@@ -477,56 +477,70 @@ class Neighbourhoods {
 /** The keys of multi-key rule r for every record of a batch (see {@link RuleKeys.many}). */
 function manyKeys(batch: RecordBatch, r: number): NonNullable<RuleKeys['many']> {
   const n = batch.size;
-  const start = new Uint32Array(n + 1);
-  let hi = new Uint32Array(n * 2);
-  let lo = new Uint32Array(n * 2);
-  let size = 0;
-  const neighbourhoods = new Neighbourhoods(batch.names);
-  const entryHi: number[] = [];
-  const entryLo: number[] = [];
+  const { address, firstName, lastName, zip, house, idNumber, initials, names } = batch;
   const rule = BLOCKING_RULES[r].name;
+  const kind =
+    rule === 'address+any_initial'
+      ? 0
+      : rule === 'zip_one_typo+house_number'
+        ? 1
+        : rule === 'id_one_typo+sorted_initials'
+          ? 2
+          : -1;
+  if (kind < 0) throw new Error(`no keys for blocking rule ${rule}`);
+  // Which records have keys at all (none, in a batch without street lines or ids: skip the rest).
+  const keyed = new Uint8Array(n);
+  let keyedCount = 0;
+  for (let i = 0; i < n; i++) {
+    const has =
+      kind === 0
+        ? address[i] !== 0 && (firstName[i] !== 0 || lastName[i] !== 0)
+        : kind === 1
+          ? house[i] !== 0 && typoKeyed(batch, zip[i])
+          : initials[i] !== 0 && typoKeyed(batch, idNumber[i]);
+    if (has) {
+      keyed[i] = 1;
+      keyedCount++;
+    }
+  }
+  const start = new Uint32Array(n + 1);
+  if (keyedCount === 0) return { start, hi: new Uint32Array(0), lo: new Uint32Array(0) };
+  const neighbourhoods = new Neighbourhoods(names);
+  const entryHi = new Uint32Array(MAX_TYPO_LENGTH + 1);
+  const entryLo = new Uint32Array(MAX_TYPO_LENGTH + 1);
+  let hi = new Uint32Array(keyedCount * 2 + 16);
+  let lo = new Uint32Array(keyedCount * 2 + 16);
+  let size = 0;
   for (let i = 0; i < n; i++) {
     start[i] = size;
-    entryHi.length = 0;
-    entryLo.length = 0;
-    if (rule === 'address+any_initial') {
-      const address = batch.address[i];
-      if (address !== 0) {
-        for (const name of [batch.firstName[i], batch.lastName[i]]) {
-          if (name === 0) continue;
-          entryHi.push(address);
-          entryLo.push(batch.names[name].charCodeAt(0));
-        }
-      }
-    } else if (rule === 'zip_one_typo+house_number') {
-      if (typoKeyed(batch, batch.zip[i]) && batch.house[i] !== 0) {
-        for (const h of neighbourhoods.of(batch.zip[i])) {
-          entryHi.push(h);
-          entryLo.push(batch.house[i]);
-        }
-      }
-    } else if (rule === 'id_one_typo+sorted_initials') {
-      if (typoKeyed(batch, batch.idNumber[i]) && batch.initials[i] !== 0) {
-        for (const h of neighbourhoods.of(batch.idNumber[i])) {
-          entryHi.push(h);
-          entryLo.push(batch.initials[i]);
-        }
+    if (keyed[i] === 0) continue;
+    let entries = 0;
+    if (kind === 0) {
+      for (const name of [firstName[i], lastName[i]]) {
+        if (name === 0) continue;
+        entryHi[entries] = address[i];
+        entryLo[entries++] = names[name].charCodeAt(0);
       }
     } else {
-      throw new Error(`no keys for blocking rule ${rule}`);
+      const variants = neighbourhoods.of(kind === 1 ? zip[i] : idNumber[i]);
+      const second = kind === 1 ? house[i] : initials[i];
+      for (let v = 0; v < variants.length; v++) {
+        entryHi[entries] = variants[v];
+        entryLo[entries++] = second;
+      }
+    }
+    if (size + entries > hi.length) {
+      hi = grow(hi, size + entries);
+      lo = grow(lo, size + entries);
     }
     // Ascending by (hi, lo), each key once (an insertion sort: a record has a few keys).
     const from = size;
-    for (let e = 0; e < entryHi.length; e++) {
-      const h = entryHi[e] >>> 0;
-      const l = entryLo[e] >>> 0;
+    for (let e = 0; e < entries; e++) {
+      const h = entryHi[e];
+      const l = entryLo[e];
       let at = size;
       while (at > from && (hi[at - 1] > h || (hi[at - 1] === h && lo[at - 1] > l))) at--;
       if (at > from && hi[at - 1] === h && lo[at - 1] === l) continue;
-      if (size === hi.length) {
-        hi = grow(hi);
-        lo = grow(lo);
-      }
       hi.copyWithin(at + 1, at, size);
       lo.copyWithin(at + 1, at, size);
       hi[at] = h;
@@ -538,8 +552,8 @@ function manyKeys(batch: RecordBatch, r: number): NonNullable<RuleKeys['many']> 
   return { start, hi: hi.slice(0, size), lo: lo.slice(0, size) };
 }
 
-function grow(array: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
-  const bigger = new Uint32Array(array.length * 2 + 16);
+function grow(array: Uint32Array<ArrayBuffer>, needed: number): Uint32Array<ArrayBuffer> {
+  const bigger = new Uint32Array(Math.max(needed, array.length * 2));
   bigger.set(array);
   return bigger;
 }
