@@ -9,9 +9,12 @@ import {
   BLOCKING_RULES,
   COMPARISONS,
   type LinkageModel,
+  MIN_TYPO_LENGTH,
   type RecordBatch,
   type TermFrequencies,
+  deletionNeighbourhood,
   dobLevel,
+  houseNumberOf,
   jaroWinkler,
   lastNameCode,
   nameCode,
@@ -40,15 +43,20 @@ interface NaiveRecord {
   city: string;
 }
 
-/** The blocking keys of a record as strings ('' where the rule does not apply), in rule order. */
-function keysOf(r: NaiveRecord): string[] {
+/**
+ * The blocking keys of a record as strings, in rule order: one per rule ('' where the rule does not
+ * apply), several for a multi-key rule.
+ */
+function keysOf(r: NaiveRecord): string[][] {
   const dob = r.year ? `${r.year}-${Math.min(r.month, r.day)}-${Math.max(r.month, r.day)}` : '';
   const group = r.first ? nameGroup(r.first) : '';
   const code = r.last ? lastNameCode(r.last) : '';
   const all = (...parts: (string | number)[]) =>
     parts.every((p) => p !== '' && p !== 0) ? parts.join('|') : '';
   const codes = r.first && r.last ? [nameCode(r.first), code].sort().join('|') : '';
-  return [
+  const initials = r.first && r.last ? [r.first[0], r.last[0]].sort().join('') : '';
+  const house = houseNumberOf(r.address);
+  const one = [
     all(dob, group),
     all(dob, code),
     all(dob, r.zip),
@@ -62,8 +70,22 @@ function keysOf(r: NaiveRecord): string[] {
     all(codes, r.zip),
     all(group, code),
     all(codes),
+    all(dob, initials),
   ];
+  const many = [
+    r.address ? [...new Set([r.first, r.last].filter((n) => n).map((n) => `${r.address}|${n[0]}`))] : [],
+    r.zip.length >= MIN_TYPO_LENGTH && house
+      ? deletionNeighbourhood(r.zip).map((variant) => `${variant}|${house}`)
+      : [],
+    r.id.length >= MIN_TYPO_LENGTH && initials
+      ? deletionNeighbourhood(r.id).map((variant) => `${variant}|${initials}`)
+      : [],
+  ];
+  return [...one.map((key) => (key ? [key] : [])), ...many];
 }
+
+/** Whether two records share a key of one rule. */
+const share = (a: string[], b: string[]) => a.some((key) => b.includes(key));
 
 const jwLevel = (a: string, b: string) => {
   const s = jaroWinkler(a, b);
@@ -86,16 +108,30 @@ function nameLevel(a: string, b: string, parts: boolean): number {
   return s >= 0.92 ? 2 : s >= 0.85 ? 3 : 4;
 }
 
-/** Both name levels, compared crosswise too (a swap), as the library does; and whether crosswise. */
+/**
+ * Both name levels, compared crosswise too (a swap), as the library does, the closer crosswise
+ * level in the given name's place; and whether crosswise.
+ */
 function nameLevels(a: NaiveRecord, b: NaiveRecord): [number, number, boolean] {
   const first = nameLevel(a.first, b.first, false);
   const last = nameLevel(a.last, b.last, true);
-  if (first < 2 || last < 2 || first === 5 || last === 5) return [first, last, false];
-  const crossFirst = a.first === b.last ? 0 : jwLevel(a.first, b.last);
-  const crossLast = a.last === b.first ? 0 : jwLevel(a.last, b.first);
-  return crossFirst < first && crossFirst + crossLast < first + last
-    ? [crossFirst, crossLast, true]
-    : [first, last, false];
+  if (first < 2 || last < 2 || (first === 5 && last === 5)) return [first, last, false];
+  // One record has one name: it against the other record's other name.
+  if (last === 5) {
+    const [x, y] = a.last ? [b.first, a.last] : [a.first, b.last];
+    const cross = !y ? 5 : x === y ? 0 : jwLevel(x, y);
+    return cross < first ? [5, cross, true] : [first, last, false];
+  }
+  if (first === 5) {
+    const [x, y] = a.first ? [b.last, a.first] : [a.last, b.first];
+    const cross = !y ? 5 : x === y ? 0 : jwLevel(x, y);
+    return cross < last ? [cross, 5, true] : [first, last, false];
+  }
+  const crossA = a.first === b.last ? 0 : jwLevel(a.first, b.last);
+  const crossB = a.last === b.first ? 0 : jwLevel(a.last, b.first);
+  const [low, high] = [Math.min(crossA, crossB), Math.max(crossA, crossB)];
+  if (low + high >= first + last || (low !== 0 && high === 4)) return [first, last, false];
+  return [low, high, true];
 }
 
 const agree = (a: number, b: number) => (a === 0 || b === 0 ? 2 : a === b ? 0 : 1);
@@ -135,25 +171,33 @@ export function naiveScore(
   BLOCKING_RULES.forEach((rule, r) => {
     const blocks = new Map<string, number[]>();
     records.forEach((record, i) => {
-      const key = keys[i][r];
-      if (!key || (record.mask & rule.scheme) === 0) return;
-      const block = blocks.get(key);
-      if (block) block.push(i);
-      else blocks.set(key, [i]);
+      if ((record.mask & rule.scheme) === 0) return;
+      for (const key of keys[i][r]) {
+        const block = blocks.get(key);
+        if (block) block.push(i);
+        else blocks.set(key, [i]);
+      }
     });
+    // A pair sharing several keys of a multi-key rule is compared once.
+    const seen = new Set<string>();
     for (const block of blocks.values()) {
       if (block.length > 2000) continue;
       for (let x = 0; x < block.length; x++) {
         for (let y = x + 1; y < block.length; y++) {
           const i = block[x];
           const j = block[y];
+          if (rule.multiKey) {
+            const pair = i < j ? `${i},${j}` : `${j},${i}`;
+            if (seen.has(pair)) continue;
+            seen.add(pair);
+          }
           const undated = records[i].year === 0 || records[j].year === 0;
           const namesDiffer = records[i].names !== records[j].names;
           const takes = (q: number) =>
             (!BLOCKING_RULES[q].withoutDob || undated) && (!BLOCKING_RULES[q].namesDiffer || namesDiffer);
           if (!takes(r)) continue;
           let claimed = false;
-          for (let q = 0; q < r; q++) if (keys[i][q] && keys[i][q] === keys[j][q] && takes(q)) claimed = true;
+          for (let q = 0; q < r; q++) if (share(keys[i][q], keys[j][q]) && takes(q)) claimed = true;
           if (claimed) continue;
           pairs++;
           if (weigh(records[i], records[j], model, tf) >= model.threshold) links++;

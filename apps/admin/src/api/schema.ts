@@ -14,18 +14,11 @@ export const CLASSIFICATIONS: Classification[] = [
   'NON_SENSITIVE',
 ];
 
-export type IdentityRole =
-  | 'FIRST_NAME'
-  | 'MIDDLE_NAME'
-  | 'LAST_NAME'
-  | 'DATE_OF_BIRTH'
-  | 'SEX'
-  | 'SSN'
-  | 'ZIP'
-  | 'ID_NUMBER'
-  | 'ADDRESS'
-  | 'CITY';
-export const IDENTITY_ROLES: IdentityRole[] = [
+/**
+ * The linkage library's list (libs/linkage/src/core/identity-fields.ts), which this browser bundle
+ * cannot import; libs/linkage/src/core/identity-fields.spec.ts fails when the two differ.
+ */
+export const IDENTITY_ROLES = [
   'FIRST_NAME',
   'MIDDLE_NAME',
   'LAST_NAME',
@@ -36,7 +29,8 @@ export const IDENTITY_ROLES: IdentityRole[] = [
   'ID_NUMBER',
   'ADDRESS',
   'CITY',
-];
+] as const;
+export type IdentityRole = (typeof IDENTITY_ROLES)[number];
 
 export type FieldTransform = 'RAW' | 'HASH' | 'GENERALIZE';
 export type GrantAccess = 'ROWS' | 'AGGREGATE_ONLY';

@@ -44,10 +44,27 @@ describe('clustering', () => {
     const kept = clusterRecords(records([{}, {}, {}, {}]), chain, undefined, [[3, 0]]);
     expect(Array.from(kept.label)).toEqual([0, 0, 0, 3]);
     expect(kept.refused).toBe(1);
-    // A conflicting date of birth is overridden by a link of weight 20 or more, not by a weaker one.
-    const dobs = records([{ dob: '1980-01-02' }, { dob: '1955-07-30' }]);
-    expect(clusterRecords(dobs, links([[0, 1, 19]])).count).toBe(2);
-    expect(clusterRecords(dobs, links([[0, 1, 21]])).count).toBe(1);
+    // A conflicting date of birth elsewhere in the cluster is overridden by a link of weight 20 or
+    // more, not by a weaker one.
+    const dobs = records([{ dob: '1980-01-02' }, {}, { dob: '1955-07-30' }]);
+    expect(
+      clusterRecords(
+        dobs,
+        links([
+          [0, 1, 30],
+          [1, 2, 19],
+        ]),
+      ).count,
+    ).toBe(2);
+    expect(
+      clusterRecords(
+        dobs,
+        links([
+          [0, 1, 30],
+          [1, 2, 21],
+        ]),
+      ).count,
+    ).toBe(1);
   });
 
   it('does not chain two people through a record that links to both', () => {
@@ -86,11 +103,31 @@ describe('clustering', () => {
       links([[0, 1, 5]]),
     );
     expect(yearTypo.count).toBe(1);
+    // Through a third record, a date that no typo explains is another person's.
     const otherDob = clusterRecords(
-      records([{ dob: '1990-03-04' }, { dob: '1975-06-09' }]),
-      links([[0, 1, 5]]),
+      records([{ dob: '1990-03-04' }, {}, { dob: '1975-06-09' }]),
+      links([
+        [0, 1, 6],
+        [1, 2, 5],
+      ]),
     );
     expect(otherDob).toMatchObject({ count: 2, refused: 1 });
+  });
+
+  it("leaves the link's own two dates of birth to the model that weighed them, not its SSNs", () => {
+    // A date of birth replaced by another person's: the rest of the pair outweighed it.
+    const replaced = clusterRecords(
+      records([{ dob: '1990-03-04' }, { dob: '1975-06-09' }, { dob: '1990-03-04' }]),
+      links([
+        [0, 1, 6],
+        [0, 2, 12],
+      ]),
+    );
+    expect(replaced).toMatchObject({ count: 1, refused: 0 });
+    // Two SSNs are two people, on the link itself too (unless it weighs 20 or more).
+    const ssns = records([{ ssn: 123456789 }, { ssn: 987654321 }]);
+    expect(clusterRecords(ssns, links([[0, 1, 5]])).count).toBe(2);
+    expect(clusterRecords(ssns, links([[0, 1, 21]])).count).toBe(1);
   });
 
   it('labels each record with the smallest record of its cluster', () => {

@@ -105,4 +105,88 @@ describe('comparisons', () => {
     scorer.pattern(at(0), at(3));
     expect(Array.from(scorer.levels.slice(0, 2))).toEqual([5, 0]);
   });
+
+  it('sees a record with one name written in the other field', () => {
+    const row = (first: string | null, last: string | null) => ({
+      ...emptyIdentityValues(),
+      firstName: first,
+      lastName: last,
+    });
+    const batch = normaliseChunk(
+      0,
+      0,
+      [row('Hiroshi', 'Lindqvist'), row('Lindqvist', null), row(null, 'Hiroshi'), row('Lars', null)],
+      1,
+    ).records;
+    const scorer = new PartitionScorer(batch);
+    const order = Array.from(scorer.prepared.batch.recordId);
+    const levels = (a: number, b: number) => {
+      scorer.pattern(order.indexOf(a), order.indexOf(b));
+      return Array.from(scorer.levels.slice(0, 2));
+    };
+    // The surname written as the given name: the surname agrees, the given name is missing.
+    expect(levels(0, 1)).toEqual([5, 0]);
+    expect(levels(1, 0)).toEqual([5, 0]);
+    // The given name written as the surname.
+    expect(levels(0, 2)).toEqual([0, 5]);
+    // A name that matches neither stays as it was written.
+    expect(levels(0, 3)).toEqual([4, 5]);
+  });
+
+  it('believes a swap when the names agree crosswise, one exactly or both closely, not on one likeness', () => {
+    const row = (first: string, last: string) => ({
+      ...emptyIdentityValues(),
+      firstName: first,
+      lastName: last,
+    });
+    const batch = normaliseChunk(
+      0,
+      0,
+      [row('Minh', 'Nguyen'), row('Tran', 'Minh'), row('Tran', 'Mihn'), row('Ngyuen', 'Mihn')],
+      1,
+    ).records;
+    const scorer = new PartitionScorer(batch);
+    const order = Array.from(scorer.prepared.batch.recordId);
+    const levels = (a: number, b: number) => {
+      scorer.pattern(order.indexOf(a), order.indexOf(b));
+      return [...Array.from(scorer.levels.slice(0, 2)), scorer.swapped];
+    };
+    expect(levels(0, 1)).toEqual([0, 4, true]);
+    expect(levels(0, 2)).toEqual([4, 4, false]);
+    expect(levels(0, 3)).toEqual([2, 2, true]);
+  });
+
+  it('gives a pair the same levels whichever record comes first, names swapped and mistyped too', () => {
+    const name = fc.constantFrom(
+      'Aisha',
+      'Jabari',
+      'Jobari',
+      'AISHA',
+      'Aysha',
+      'Minh',
+      'Nguyen',
+      'Ngyuen',
+      'M',
+      null,
+    );
+    const row = fc.record({
+      firstName: name,
+      lastName: name,
+      dateOfBirth: fc.constantFrom('1999-12-07', '1963-10-21', '1999-07-12', null),
+      idNumber: fc.constantFrom('GG688240', 'GG688204', null),
+    });
+    fc.assert(
+      fc.property(row, row, (x, y) => {
+        const batch = normaliseChunk(
+          0,
+          0,
+          [x, y].map((r) => ({ ...emptyIdentityValues(), ...r })),
+          1,
+        ).records;
+        const scorer = new PartitionScorer(batch);
+        expect(scorer.pattern(0, 1)).toBe(scorer.pattern(1, 0));
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

@@ -1,4 +1,15 @@
-import { COMPARISONS, FIRST, LEVELS, decodePattern, encodePattern } from './comparisons';
+import {
+  COMPARISONS,
+  DOB,
+  FIRST,
+  LAST,
+  LEVELS,
+  SEX,
+  SSN,
+  ZIP,
+  decodePattern,
+  encodePattern,
+} from './comparisons';
 import {
   LEVEL_SLOTS,
   M_START,
@@ -98,6 +109,45 @@ describe('the Fellegi-Sunter model', () => {
     expect(Math.abs(onlyMasked.m[1][0] - TRUE_M[1][0])).toBeLessThan(0.02);
     const both = estimateMByRule([masked, counts], [[FIRST], []], TRUE_U);
     expect(Math.abs(both.m[FIRST][0] - TRUE_M[FIRST][0])).toBeLessThan(0.02);
+  });
+
+  it('takes no estimate from a rule whose pairs never show the comparison, or whose EM class is not the matches', () => {
+    const { counts } = synthetic(100_000, 0.4, 4);
+    const dobMasked = (source: PatternCounts, keep: (levels: number[]) => boolean) => {
+      const out: PatternCounts = new Map();
+      source.forEach((n, p) => {
+        const levels = decodePattern(p);
+        if (keep(levels)) addPattern(out, encodePattern(levels), n);
+      });
+      return out;
+    };
+    // A rule for records without a date of birth: its pairs never have one.
+    const undated = dobMasked(synthetic(20_000, 0.3, 5).counts, (levels) => {
+      levels[DOB] = LEVELS[DOB];
+      return true;
+    });
+    // A rule whose blocks hold no matches, only non-matches that agree on sex (EM still finds a
+    // class: pairs that agree on sex and on little else).
+    const noMatches: PatternCounts = new Map();
+    synthetic(20_000, 0, 6).counts.forEach((n, p) => {
+      const levels = decodePattern(p);
+      levels[SEX] = 0;
+      levels[FIRST] = LEVELS[FIRST];
+      levels[LAST] = LEVELS[LAST];
+      addPattern(noMatches, encodePattern(levels), n);
+    });
+    const { m } = estimateMByRule([counts, undated, noMatches], [[], [FIRST, LAST], [FIRST, LAST]], TRUE_U);
+    for (const c of [DOB, SSN, ZIP]) expect(Math.abs(m[c][0] - TRUE_M[c][0])).toBeLessThan(0.02);
+    expect(Math.abs(m[DOB][LEVELS[DOB] - 1] - TRUE_M[DOB][LEVELS[DOB] - 1])).toBeLessThan(0.01);
+  });
+
+  it('counts the starting values of m as a few matches, so that a handful of matches does not rule out a level', () => {
+    // Twenty matches, every one with an exact date of birth: a typo in a date is not thereby impossible.
+    const few: PatternCounts = new Map();
+    addPattern(few, encodePattern(LEVELS.map((l, c) => (c === DOB ? 0 : l))), 20);
+    const { m } = estimateMByRule([few], [[]], TRUE_U);
+    expect(m[DOB][2]).toBeGreaterThan(0.01);
+    expect(m[DOB][0]).toBeGreaterThan(0.9);
   });
 
   it('sets the prior from the expected matches among all pairs of records', () => {

@@ -70,6 +70,9 @@ export const M_START: readonly (readonly number[])[] = [
  */
 export const M_FLOOR = 1e-3;
 
+/** How many matches the starting values of m count as when the rules' estimates are averaged. */
+export const M_PRIOR_MATCHES = 10;
+
 /** Term-frequency adjustments are bounded so a name never outweighs a date of birth. */
 export const TF_ADJUSTMENT_LIMIT = 5;
 
@@ -157,13 +160,14 @@ export function uFromCounts(counts: LevelCounts): number[][] {
 
 /**
  * Expectation-maximisation of m and λ over pattern counts of candidate pairs, with u fixed.
- * Deterministic: same counts, same model. Returns m, λ and the iterations run.
+ * Deterministic: same counts, same model. Returns m, λ, the iterations run, and per comparison
+ * the expected matches among the pairs on which it was not missing (what its m was learned from).
  */
 export function estimateM(
   patternCounts: PatternCounts,
   u: number[][],
   options: { maxIterations?: number; tolerance?: number; lambdaStart?: number } = {},
-): { m: number[][]; lambda: number; iterations: number } {
+): { m: number[][]; lambda: number; iterations: number; observedMatches: number[] } {
   const maxIterations = options.maxIterations ?? 100;
   const tolerance = options.tolerance ?? 1e-7;
   const observed: { pattern: number; count: number; levels: number[] }[] = [];
@@ -177,7 +181,8 @@ export function estimateM(
   let m = M_START.map((levels) => [...levels]);
   let lambda = options.lambdaStart ?? 0.3;
   let iterations = 0;
-  if (observed.length === 0) return { m, lambda, iterations };
+  let observedMatches = LEVELS.map(() => 0);
+  if (observed.length === 0) return { m, lambda, iterations, observedMatches };
   for (; iterations < maxIterations; iterations++) {
     const expected = emptyLevelCounts();
     let matchMass = 0;
@@ -200,6 +205,7 @@ export function estimateM(
         if (l < LEVELS[c]) expected[c][l] += mass;
       }
     }
+    observedMatches = expected.map((levels) => levels.reduce((a, b) => a + b, 0));
     const next = expected.map((levels) => {
       const sum = levels.reduce((a, b) => a + b, 0);
       // A comparison never observed among matches keeps its starting values.
@@ -218,14 +224,19 @@ export function estimateM(
       break;
     }
   }
-  return { m, lambda, iterations };
+  return { m, lambda, iterations, observedMatches };
 }
 
 /**
  * m from EM per blocking rule (Splink's approach): each rule's pairs agree on what the rule blocks
  * on, so its EM says nothing about those comparisons (they are masked to missing in its counts),
  * and each comparison's m is the average of the rules that do estimate it, weighted by each rule's
- * expected matches.
+ * expected matches among its pairs that have the comparison (a rule for records without a date of
+ * birth says nothing of dates). A rule's estimate of a comparison is left out when its fitted
+ * class does not look like matches on it: it agrees exactly no more often than random pairs do,
+ * or no more often than it disagrees outright. EM can converge to another split of the pairs
+ * (Winkler, 1988), as it does on a rule whose blocks hold almost no matches (the swapped-name
+ * rules on the county: a class of pairs that agree on sex and on nothing else).
  */
 export function estimateMByRule(
   countsByRule: readonly PatternCounts[],
@@ -241,15 +252,21 @@ export function estimateMByRule(
     if (pairs === 0) return;
     const fitted = estimateM(counts, u);
     iterations = Math.max(iterations, fitted.iterations);
-    const matches = fitted.lambda * pairs;
     for (let c = 0; c < LEVELS.length; c++) {
-      if (blocksOn[r].includes(c)) continue;
+      const matches = fitted.observedMatches[c];
+      const m = fitted.m[c];
+      if (blocksOn[r].includes(c) || matches <= 0 || m[0] <= u[c][0] || m[0] <= m[m.length - 1]) continue;
       for (let l = 0; l < LEVELS[c]; l++) sums[c][l] += fitted.m[c][l] * matches;
       weights[c] += matches;
     }
   });
+  // The starting values count as M_PRIOR_MATCHES matches seen (a Dirichlet prior, as u's add-½):
+  // nothing beside thousands of matches, but a comparison that a small run's rules estimate from
+  // a few dozen matches is not told that a typo never happens because none of them had one.
   const m = sums.map((levels, c) =>
-    weights[c] > 0 ? levels.map((x) => Math.max(x / weights[c], M_FLOOR)) : [...M_START[c]],
+    levels.map((x, l) =>
+      Math.max((x + M_PRIOR_MATCHES * M_START[c][l]) / (weights[c] + M_PRIOR_MATCHES), M_FLOOR),
+    ),
   );
   return { m, iterations };
 }

@@ -33,8 +33,11 @@ describe('normalisation', () => {
     expect(parseDateOfBirth('1987-03-02')).toEqual({ year: 1987, month: 3, day: 2 });
     expect(parseDateOfBirth('1987-03-02T00:00:00.000Z')).toEqual({ year: 1987, month: 3, day: 2 });
     expect(parseDateOfBirth('2000-02-29')).toEqual({ year: 2000, month: 2, day: 29 });
-    for (const bad of ['1900-02-29', '1987-13-01', '1987-04-31', '03/02/1987', '', null, '1700-01-01']) {
-      expect(parseDateOfBirth(bad)).toEqual({ year: 0, month: 0, day: 0 });
+    expect(parseDateOfBirth('1987-03-02 00:00:00')).toEqual({ year: 1987, month: 3, day: 2 });
+    // Impossible dates, other forms, and dates whose day runs on ("1990-1-010", "1990-10-1O").
+    const bad = ['1900-02-29', '1987-13-01', '1987-04-31', '03/02/1987', '', null, '1700-01-01'];
+    for (const value of [...bad, '1990-1-010', '1990-10-1O']) {
+      expect(parseDateOfBirth(value)).toEqual({ year: 0, month: 0, day: 0 });
     }
   });
 

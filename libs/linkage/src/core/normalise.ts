@@ -94,7 +94,8 @@ export function foldGivenName(value: string | null): string {
 export function parseDateOfBirth(value: string | null): { year: number; month: number; day: number } {
   const missing = { year: 0, month: 0, day: 0 };
   if (!value) return missing;
-  const match = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})/.exec(value);
+  // The day ends the date, or a time follows: "1990-1-010" is no date (not the 1st of January).
+  const match = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:$|[T\s])/.exec(value);
   if (!match) return missing;
   const year = Number(match[1]);
   const month = Number(match[2]);

@@ -9,7 +9,7 @@
  * 3. {@link scorePartition}: every candidate pair of a partition weighed; links kept;
  * 4. {@link clusterLinks}: links → clusters, without chaining.
  */
-import { BLOCKING_RULES, SCHEMES, partitionOf, schemeKeys } from './blocking';
+import { EM_RULES, SCHEMES, partitionOf, schemeKeys } from './blocking';
 import { type Clusters, clusterRecords } from './clustering';
 import {
   type LevelCounts,
@@ -103,8 +103,7 @@ export function partitionRecords(records: RecordBatch, partitions: number): Map<
   };
   const targets = new Int32Array(SCHEMES.length);
   for (let i = 0; i < records.size; i++) {
-    const keys = schemeKeys(records, i);
-    const schemeKeysOf = [keys.a, keys.b, keys.c, keys.d, keys.e];
+    const schemeKeysOf = schemeKeys(records, i);
     for (let s = 0; s < SCHEMES.length; s++) {
       const key = schemeKeysOf[s];
       targets[s] = key === key ? partitionOf(key, partitions) : -1;
@@ -234,7 +233,7 @@ export function fitModel(
   const total = records.reduce((n, batch) => n + batch.size, 0);
   const sample = sampleRecords(records, max(1, floor(total / settings.sampleRecords)));
   const u = uFromCounts(countRandomPairLevels(sample, settings.randomPairs));
-  const byRule = BLOCKING_RULES.map((): PatternCounts => new Map());
+  const byRule = EM_RULES.map((): PatternCounts => new Map());
   const candidates: PatternCounts = new Map();
   let emPairs = 0;
   for (const part of emParts) {
@@ -246,7 +245,7 @@ export function fitModel(
   }
   const { m, iterations } = estimateMByRule(
     byRule,
-    BLOCKING_RULES.map((r) => r.blocksOn),
+    EM_RULES.map((r) => r.blocksOn),
     u,
   );
   const scale = emParts.length ? partitions / emParts.length : 1;

@@ -185,20 +185,52 @@ export class PreparedBatch {
    * Both name levels of records i and j, packed as first · 8 + last (+ 64 when crosswise). When
    * neither name agrees as it stands, the names are also compared crosswise (i's given name with
    * j's surname and the reverse): a clerk who swapped them wrote the same person, so the crosswise
-   * levels stand for the pair when they are closer.
+   * levels stand for the pair when they are closer. Which of the two crosswise comparisons is "the
+   * given name" depends on which record's order is believed; the closer one takes the given name's
+   * place, so that the pair (j, i) has the levels of (i, j). A record with one name is compared
+   * crosswise too (a surname written as the given name): when its name is closer to the other
+   * record's other name, that comparison stands, in the place of the name it matched.
    */
   nameLevels(i: number, j: number): number {
     const first = this.firstLevel(i, j);
     const last = this.lastLevel(i, j);
-    if (first < 2 || last < 2 || first === 5 || last === 5) return first * 8 + last;
+    if (first < 2 || last < 2) return first * 8 + last;
+    if (first === 5 || last === 5) return this.oneNameLevels(i, j, first, last);
     const fi = this.firstId[i];
     const lj = this.lastId[j];
     const li = this.lastId[i];
     const fj = this.firstId[j];
-    const crossFirst = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
-    if (crossFirst >= first) return first * 8 + last;
-    const crossLast = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
-    return crossFirst + crossLast < first + last ? 64 + crossFirst * 8 + crossLast : first * 8 + last;
+    const crossA = fi === lj ? 0 : 2 + this.similarityLevel(fi, lj);
+    const crossB = li === fj ? 0 : 2 + this.similarityLevel(li, fj);
+    // A swap is believed when the names agree crosswise: one exactly, or both at a Jaro-Winkler
+    // level. (One chance likeness crosswise between two random records' names is no swap; taken as
+    // one, it made the given name's Jaro-Winkler levels common among random pairs, weakening them.)
+    const low = crossA < crossB ? crossA : crossB;
+    const high = crossA < crossB ? crossB : crossA;
+    if (low + high >= first + last || (low !== 0 && high === 4)) return first * 8 + last;
+    return 64 + low * 8 + high;
+  }
+
+  /**
+   * Name levels when one record lacks a name and the names present disagree: its one name (x) is
+   * compared with the other record's other name (y), and stands when closer.
+   */
+  private oneNameLevels(i: number, j: number, first: number, last: number): number {
+    const straight = first * 8 + last;
+    if (first === 5 && last === 5) return straight;
+    const { firstId, lastId } = this;
+    if (last === 5) {
+      // A surname is missing: the given name of the record without one, against the other's surname.
+      const [x, y] = lastId[i] === 0 ? [firstId[i], lastId[j]] : [firstId[j], lastId[i]];
+      if (y === 0) return straight;
+      const cross = x === y ? 0 : 2 + this.similarityLevel(x, y);
+      return cross < first ? 64 + 5 * 8 + cross : straight;
+    }
+    // A given name is missing: the surname of the record without one, against the other's given name.
+    const [x, y] = firstId[i] === 0 ? [lastId[i], firstId[j]] : [lastId[j], firstId[i]];
+    if (y === 0) return straight;
+    const cross = x === y ? 0 : 2 + this.similarityLevel(x, y);
+    return cross < last ? 64 + cross * 8 + 5 : straight;
   }
 
   /** Level of two identifiers or postal codes (dictionary ids): 0 exact, 1 one typo, 2 different, 3 missing. */

@@ -60,3 +60,41 @@ export function groupQuality(
   }
   return pairwiseQuality(p, t);
 }
+
+/**
+ * Pairwise quality of the pairs of records in two different datasets (`task: 'link'`), or in the
+ * same dataset (`'dedup'`): linkage across registries and deduplication within one are judged
+ * apart, as the record-linkage literature reports them. Counted from sizes per (cluster, dataset).
+ */
+export function taskQuality(
+  predicted: ArrayLike<number>,
+  truth: ArrayLike<number>,
+  dataset: ArrayLike<number>,
+  task: 'link' | 'dedup',
+): PairwiseQuality {
+  if (predicted.length !== truth.length || dataset.length !== truth.length)
+    throw new Error('predicted, truth and dataset differ in length');
+  /** Pairs among the records counted under each label, split into within and across datasets. */
+  const pairs = (labels: ArrayLike<number>, second?: ArrayLike<number>) => {
+    const all = new Map<string, number>();
+    const byDataset = new Map<string, number>();
+    for (let i = 0; i < labels.length; i++) {
+      const label = second ? `${labels[i]}:${second[i]}` : `${labels[i]}`;
+      all.set(label, (all.get(label) ?? 0) + 1);
+      const key = `${label}|${dataset[i]}`;
+      byDataset.set(key, (byDataset.get(key) ?? 0) + 1);
+    }
+    let within = 0;
+    for (const n of byDataset.values()) within += pairsOf(n);
+    let total = 0;
+    for (const n of all.values()) total += pairsOf(n);
+    return task === 'dedup' ? within : total - within;
+  };
+  const predictedPairs = pairs(predicted);
+  const truePairs = pairs(truth);
+  const correctPairs = pairs(predicted, truth);
+  const precision = predictedPairs ? correctPairs / predictedPairs : 1;
+  const recall = truePairs ? correctPairs / truePairs : 1;
+  const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+  return { precision, recall, f1, predictedPairs, truePairs, correctPairs };
+}

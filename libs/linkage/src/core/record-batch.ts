@@ -1,4 +1,4 @@
-import { blockingComponentsOf, hashString, lastNameCode, nameCode } from './blocking';
+import { blockingComponentsOf, hashString, houseHash, initialsOf, lastNameCode, nameCode } from './blocking';
 import { nameGroup } from './nicknames';
 import type { NormalisedIdentity } from './normalise';
 
@@ -13,7 +13,7 @@ import type { NormalisedIdentity } from './normalise';
  * `recordId` is `chunk << 20 | index in chunk`: unique within a run, and the same in every run over
  * the same records. `mask` says through which blocking schemes a record reached a partition.
  * `zip`, `idNumber`, `address` and `city` index the same dictionary (they are text of any country).
- * `dobKey`, `groupHash`, `codeHash`, `firstCode` and `idHash` are the record's blocking components (see blocking.ts),
+ * `dobKey`, `groupHash`, `codeHash`, `firstCode`, `idHash`, `initials` and `house` are the record's blocking components (see blocking.ts),
  * computed once per distinct name when a batch is built or read, so that scoring hashes no
  * strings; they are not serialised.
  */
@@ -35,6 +35,8 @@ export class RecordBatch {
     readonly codeHash: Uint32Array,
     readonly firstCode: Uint32Array,
     readonly idHash: Uint32Array,
+    readonly initials: Uint16Array,
+    readonly house: Uint32Array,
     readonly firstName: Uint32Array,
     readonly lastName: Uint32Array,
     readonly idNumber: Uint32Array,
@@ -67,6 +69,8 @@ export class RecordBatch {
       c.codeHash,
       c.firstCode,
       c.idHash,
+      c.initials,
+      c.house,
       c.firstName,
       c.lastName,
       c.idNumber,
@@ -119,6 +123,8 @@ export class RecordBatch {
         codeHash: u32(this.codeHash),
         firstCode: u32(this.firstCode),
         idHash: u32(this.idHash),
+        initials: u16(this.initials),
+        house: u32(this.house),
         firstName: u32(this.firstName),
         lastName: u32(this.lastName),
         idNumber: u32(this.idNumber),
@@ -225,6 +231,8 @@ export class RecordBatch {
       codeHash: new Uint32Array(n),
       firstCode: new Uint32Array(n),
       idHash: new Uint32Array(n),
+      initials: new Uint16Array(n),
+      house: new Uint32Array(n),
       firstName: take(u32, 4),
       lastName: take(u32, 4),
       idNumber: take(u32, 4),
@@ -268,11 +276,13 @@ function fillBlockingComponents(c: RecordBatchColumns, names: readonly string[])
   const codes = new Uint32Array(names.length);
   const firstCodes = new Uint32Array(names.length);
   const hashes = new Uint32Array(names.length);
+  const houses = new Uint32Array(names.length);
   for (let id = 1; id < names.length; id++) {
     groups[id] = hashString(nameGroup(names[id]));
     codes[id] = hashString(lastNameCode(names[id]));
     firstCodes[id] = hashString(nameCode(names[id]));
     hashes[id] = hashString(names[id]);
+    houses[id] = houseHash(names[id]);
   }
   for (let i = 0; i < c.size; i++) {
     const year = c.year[i];
@@ -283,6 +293,8 @@ function fillBlockingComponents(c: RecordBatchColumns, names: readonly string[])
     c.codeHash[i] = codes[c.lastName[i]];
     c.firstCode[i] = firstCodes[c.firstName[i]];
     c.idHash[i] = hashes[c.idNumber[i]];
+    c.initials[i] = initialsOf(names[c.firstName[i]], names[c.lastName[i]]);
+    c.house[i] = houses[c.address[i]];
   }
 }
 
@@ -303,6 +315,8 @@ interface RecordBatchColumns {
   codeHash: Uint32Array;
   firstCode: Uint32Array;
   idHash: Uint32Array;
+  initials: Uint16Array;
+  house: Uint32Array;
   firstName: Uint32Array;
   lastName: Uint32Array;
   idNumber: Uint32Array;
@@ -357,6 +371,8 @@ export class RecordBatchBuilder {
     d.codeHash[i] = components.lastCode;
     d.firstCode[i] = components.firstCode;
     d.idHash[i] = components.idNumber;
+    d.initials[i] = components.initials;
+    d.house[i] = components.house;
     d.firstName[i] = this.nameId(identity.first);
     d.lastName[i] = this.nameId(identity.last);
     d.zip[i] = this.nameId(identity.zip);
@@ -384,6 +400,8 @@ export class RecordBatchBuilder {
     d.codeHash[k] = batch.codeHash[i];
     d.firstCode[k] = batch.firstCode[i];
     d.idHash[k] = batch.idHash[i];
+    d.initials[k] = batch.initials[i];
+    d.house[k] = batch.house[i];
     d.firstName[k] = this.mappedId(batch, batch.firstName[i]);
     d.lastName[k] = this.mappedId(batch, batch.lastName[i]);
     d.zip[k] = this.mappedId(batch, batch.zip[i]);
@@ -425,6 +443,8 @@ export class RecordBatchBuilder {
     c.codeHash.set(batch.codeHash, at);
     c.firstCode.set(batch.firstCode, at);
     c.idHash.set(batch.idHash, at);
+    c.initials.set(batch.initials, at);
+    c.house.set(batch.house, at);
     const remap = new Uint32Array(batch.names.length);
     for (let id = 0; id < batch.names.length; id++) remap[id] = this.nameId(batch.names[id]);
     for (let i = 0; i < batch.size; i++) {
@@ -459,6 +479,8 @@ export class RecordBatchBuilder {
         codeHash: c.codeHash.slice(0, n),
         firstCode: c.firstCode.slice(0, n),
         idHash: c.idHash.slice(0, n),
+        initials: c.initials.slice(0, n),
+        house: c.house.slice(0, n),
         firstName: c.firstName.slice(0, n),
         lastName: c.lastName.slice(0, n),
         idNumber: c.idNumber.slice(0, n),
@@ -496,6 +518,8 @@ const COLUMN_KEYS = [
   'codeHash',
   'firstCode',
   'idHash',
+  'initials',
+  'house',
   'firstName',
   'lastName',
   'idNumber',
@@ -521,6 +545,8 @@ function allocate(capacity: number): RecordBatchColumns {
     codeHash: new Uint32Array(capacity),
     firstCode: new Uint32Array(capacity),
     idHash: new Uint32Array(capacity),
+    initials: new Uint16Array(capacity),
+    house: new Uint32Array(capacity),
     firstName: new Uint32Array(capacity),
     lastName: new Uint32Array(capacity),
     idNumber: new Uint32Array(capacity),

@@ -5,7 +5,15 @@
  * weighed (to link). The hot loop touches typed arrays only; names are interned integers with a
  * cache of their similarity levels.
  */
-import { BLOCKING_RULES, type RuleKeys, SCHEME_A, claimedBy, ruleTakes } from './blocking';
+import {
+  BLOCKING_RULES,
+  EM_RULES,
+  type RuleKeys,
+  SCHEME_A,
+  claimedBy,
+  firstSharedKey,
+  ruleTakes,
+} from './blocking';
 import { CITY, COMPARISONS, FIRST, LAST, LEVELS, RADIX, STRIDE, dobLevel, ssnOneTypo } from './comparisons';
 import {
   LEVEL_SLOTS,
@@ -209,12 +217,13 @@ export class PartitionScorer {
   }
 
   /**
-   * Per blocking rule, the patterns of *all* pairs its blocks hold (not only those it claims), with
-   * the comparisons the rule blocks on set to missing: what EM learns m from (see model.ts).
+   * Per rule of {@link EM_RULES} (the blocking rules, then the training rules), the patterns of
+   * *all* pairs its blocks hold (not only those it claims), with the comparisons the rule blocks on
+   * set to missing: what EM learns m from (see model.ts).
    */
   countPatternsByRule(): PatternCounts[] {
-    const counts = BLOCKING_RULES.map((): PatternCounts => new Map());
-    const masks = BLOCKING_RULES.map((rule) => rule.blocksOn);
+    const counts = EM_RULES.map((): PatternCounts => new Map());
+    const masks = EM_RULES.map((rule) => rule.blocksOn);
     const visit = (i: number, j: number, r: number) => {
       let pattern = this.pattern(i, j);
       for (const c of masks[r]) {
@@ -224,6 +233,16 @@ export class PartitionScorer {
       addPattern(counts[r], pattern);
     };
     drain(this.pairs(visit, false));
+    // The training rules: every pair of their blocks.
+    const blocks = new BlockBuilder(this.batch);
+    for (let r = BLOCKING_RULES.length; r < EM_RULES.length; r++) {
+      const { members, starts, count } = blocks.build(this.prepared.keys[r], EM_RULES[r].scheme);
+      for (let block = 0; block < count; block++) {
+        for (let a = starts[block]; a < starts[block + 1] - 1; a++) {
+          for (let b = a + 1; b < starts[block + 1]; b++) visit(members[a], members[b], r);
+        }
+      }
+    }
     return counts;
   }
 
@@ -260,9 +279,7 @@ export class PartitionScorer {
     to: number,
     acc: ScoreAccumulator,
   ) {
-    const threshold = this.threshold;
-    const { recordId, year, firstCode, codeHash } = this.batch;
-    const histogram = acc.histogram;
+    const { year, firstCode, codeHash } = this.batch;
     const { his, los, hass, undatedOnly, namesDiffer } = acc.earlier[r];
     const onlyNamesDiffering = BLOCKING_RULES[r].namesDiffer === true;
     const q = r;
@@ -295,37 +312,79 @@ export class PartitionScorer {
             }
           }
           if (claimed) continue;
-          const pattern = this.pattern(i, j);
-          const w = this.weightOfLevels(i);
+          this.weighPair(i, j, acc);
           pairs++;
-          if (
-            w > threshold - REVIEW_MARGIN &&
-            w < threshold + REVIEW_MARGIN &&
-            acc.review.length < REVIEW_GATHERED
-          ) {
-            const ri = recordId[i];
-            const rj = recordId[j];
-            acc.review.push({ a: ri < rj ? ri : rj, b: ri < rj ? rj : ri, pattern, weight: w });
-          }
-          let bin = floor(w) - HISTOGRAM_MIN;
-          if (bin < 0) bin = 0;
-          else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
-          histogram[bin]++;
-          if (w >= threshold) {
-            let links = acc.links;
-            if (links.size === links.a.length) acc.links = links = growLinks(links, links.size * 2);
-            const ri = recordId[i];
-            const rj = recordId[j];
-            const k = links.size++;
-            links.a[k] = ri < rj ? ri : rj;
-            links.b[k] = ri < rj ? rj : ri;
-            links.weight[k] = w;
-          }
         }
       }
     }
     acc.pairs += pairs;
     acc.pairsByRule[r] += pairs;
+  }
+
+  /**
+   * Scores the pairs of blocks [from, to) of multi-key rule r: each pair once, in the block of the
+   * smallest key its records share, unless an earlier rule claims it. These rules' pairs are few
+   * (their keys are specific), so the earlier rules are asked one by one.
+   */
+  scoreManyBlocks(r: number, blocks: ManyBlocks, from: number, to: number, acc: ScoreAccumulator) {
+    const keys = this.prepared.keys;
+    const many = keys[r].many!;
+    const { members, starts, blockHi, blockLo } = blocks;
+    let pairs = 0;
+    for (let block = from; block < to; block++) {
+      const end = starts[block + 1];
+      for (let a = starts[block]; a < end - 1; a++) {
+        const i = members[a];
+        for (let b = a + 1; b < end; b++) {
+          const j = members[b];
+          const first = firstSharedKey(many, i, j);
+          if (many.hi[first] !== blockHi[block] || many.lo[first] !== blockLo[block]) continue;
+          if (this.claimedBefore(r, i, j)) continue;
+          this.weighPair(i, j, acc);
+          pairs++;
+        }
+      }
+    }
+    acc.pairs += pairs;
+    acc.pairsByRule[r] += pairs;
+  }
+
+  /** Whether a rule before r produces the pair (i, j). */
+  private claimedBefore(r: number, i: number, j: number): boolean {
+    const keys = this.prepared.keys;
+    for (let k = 0; k < r; k++) if (claimedBy(keys, k, this.batch, i, j)) return true;
+    return false;
+  }
+
+  /** Weighs a candidate pair into `acc`: the histogram, the links, the pairs kept for review. */
+  private weighPair(i: number, j: number, acc: ScoreAccumulator) {
+    const threshold = this.threshold;
+    const recordId = this.batch.recordId;
+    const pattern = this.pattern(i, j);
+    const w = this.weightOfLevels(i);
+    if (
+      w > threshold - REVIEW_MARGIN &&
+      w < threshold + REVIEW_MARGIN &&
+      acc.review.length < REVIEW_GATHERED
+    ) {
+      const ri = recordId[i];
+      const rj = recordId[j];
+      acc.review.push({ a: ri < rj ? ri : rj, b: ri < rj ? rj : ri, pattern, weight: w });
+    }
+    let bin = floor(w) - HISTOGRAM_MIN;
+    if (bin < 0) bin = 0;
+    else if (bin >= HISTOGRAM_BINS) bin = HISTOGRAM_BINS - 1;
+    acc.histogram[bin]++;
+    if (w >= threshold) {
+      let links = acc.links;
+      if (links.size === links.a.length) acc.links = links = growLinks(links, links.size * 2);
+      const ri = recordId[i];
+      const rj = recordId[j];
+      const k = links.size++;
+      links.a[k] = ri < rj ? ri : rj;
+      links.b[k] = ri < rj ? rj : ri;
+      links.weight[k] = w;
+    }
   }
 
   /**
@@ -344,7 +403,11 @@ export class PartitionScorer {
     let sinceYield = 0;
     for (let r = 0; r < BLOCKING_RULES.length; r++) {
       const rule = BLOCKING_RULES[r];
-      const { members, starts, leads, count, skipped } = blocks.build(keys[r], rule.scheme, rule.withoutDob);
+      const many = keys[r].many;
+      const manyBlocks = many ? blocks.buildMany(many, rule.scheme) : null;
+      const { members, starts, leads, count, skipped } = manyBlocks
+        ? { ...manyBlocks, leads: null }
+        : blocks.build(keys[r], rule.scheme, rule.withoutDob);
       skippedBlocks += skipped;
       for (let block = 0; block < count; block++) {
         const end = starts[block + 1];
@@ -354,6 +417,15 @@ export class PartitionScorer {
           for (let b = a + 1; b < end; b++) {
             const j = members[b];
             if (!ruleTakes(r, this.batch, i, j)) continue;
+            if (many && manyBlocks) {
+              // A pair sharing several keys of the rule is its pair once, in its smallest key's block.
+              const first = firstSharedKey(many, i, j);
+              if (
+                many.hi[first] !== manyBlocks.blockHi[block] ||
+                many.lo[first] !== manyBlocks.blockLo[block]
+              )
+                continue;
+            }
             let claimed = false;
             for (let k = 0; dedupe && k < r; k++) {
               if (claimedBy(keys, k, this.batch, i, j)) {
@@ -406,6 +478,7 @@ export class ScoreRun {
     starts: Int32Array;
     leads: Int32Array | null;
     count: number;
+    many: ManyBlocks | null;
   } | null = null;
 
   constructor(private readonly scorer: PartitionScorer) {
@@ -435,19 +508,27 @@ export class ScoreRun {
       if (!this.current || this.block >= this.current.count) {
         if (++this.rule >= BLOCKING_RULES.length) return true;
         const rule = BLOCKING_RULES[this.rule];
-        const built = this.blocks.build(this.scorer.prepared.keys[this.rule], rule.scheme, rule.withoutDob);
-        this.acc.skippedBlocks += built.skipped;
-        this.current = built;
+        const keys = this.scorer.prepared.keys[this.rule];
+        if (keys.many) {
+          const many = this.blocks.buildMany(keys.many, rule.scheme);
+          this.current = { ...many, leads: null, many };
+          this.acc.skippedBlocks += many.skipped;
+        } else {
+          const built = this.blocks.build(keys, rule.scheme, rule.withoutDob);
+          this.current = { ...built, many: null };
+          this.acc.skippedBlocks += built.skipped;
+        }
         this.block = 0;
         continue;
       }
-      const { members, starts, leads, count } = this.current;
+      const { members, starts, leads, count, many } = this.current;
       let to = this.block;
       while (to < count && left > 0) {
         left -= starts[to + 1] - starts[to];
         to++;
       }
-      this.scorer.scoreBlocks(this.rule, members, starts, leads, this.block, to, this.acc);
+      if (many) this.scorer.scoreManyBlocks(this.rule, many, this.block, to, this.acc);
+      else this.scorer.scoreBlocks(this.rule, members, starts, leads, this.block, to, this.acc);
       this.block = to;
       if (left <= 0) return this.rule >= BLOCKING_RULES.length - 1 && this.block >= count;
     }
@@ -571,6 +652,74 @@ class BlockBuilder {
     }
     return { members, starts, leads: withoutDob ? leads : null, count, skipped };
   }
+
+  /**
+   * The blocks of a multi-key rule: a record is in the block of each of its keys (ascending within
+   * a block, blocks in order of their first entry), with each block's key. Its own buffers: a
+   * record has several entries.
+   */
+  buildMany(many: NonNullable<RuleKeys['many']>, scheme: number): ManyBlocks {
+    const candidates = this.schemeMembers(scheme);
+    const { start, hi, lo } = many;
+    let entries = 0;
+    for (let c = 0; c < candidates.length; c++) entries += start[candidates[c] + 1] - start[candidates[c]];
+    const slots = new KeySlots(entries);
+    const slotOf = new Int32Array(entries);
+    const keyAt: number[] = [];
+    let e = 0;
+    for (let c = 0; c < candidates.length; c++) {
+      const i = candidates[c];
+      for (let k = start[i]; k < start[i + 1]; k++) {
+        const slot = slots.slotOf(hi[k], lo[k]);
+        if (slot === keyAt.length) keyAt.push(k);
+        slotOf[e++] = slot;
+      }
+    }
+    const slotCount = slots.size;
+    const sizes = new Int32Array(slotCount);
+    for (let x = 0; x < entries; x++) sizes[slotOf[x]]++;
+    const offsets = new Int32Array(slotCount);
+    const starts = new Int32Array(slotCount + 1);
+    const blockHi = new Uint32Array(slotCount);
+    const blockLo = new Uint32Array(slotCount);
+    let count = 0;
+    let skipped = 0;
+    let at = 0;
+    for (let slot = 0; slot < slotCount; slot++) {
+      const size = sizes[slot];
+      if (size > 1 && size <= MAX_BLOCK) {
+        offsets[slot] = at;
+        blockHi[count] = hi[keyAt[slot]];
+        blockLo[count] = lo[keyAt[slot]];
+        starts[count++] = at;
+        at += size;
+      } else {
+        if (size > MAX_BLOCK) skipped++;
+        offsets[slot] = -1;
+      }
+    }
+    starts[count] = at;
+    const members = new Int32Array(at);
+    e = 0;
+    for (let c = 0; c < candidates.length; c++) {
+      const i = candidates[c];
+      for (let k = start[i]; k < start[i + 1]; k++) {
+        const slot = slotOf[e++];
+        if (offsets[slot] >= 0) members[offsets[slot]++] = i;
+      }
+    }
+    return { members, starts, count, skipped, blockHi, blockLo };
+  }
+}
+
+/** The blocks of a multi-key rule, each with its key. */
+export interface ManyBlocks {
+  members: Int32Array;
+  starts: Int32Array;
+  count: number;
+  skipped: number;
+  blockHi: Uint32Array;
+  blockLo: Uint32Array;
 }
 
 /**

@@ -3,23 +3,14 @@
  * of the demo (agreements, docs and acceptance tests name them); their field lists say which fields
  * take part in linkage (`identity`) and how sensitive each is.
  */
+import type { IdentityRoleName } from '@broker/linkage';
 
 /** Field types, as the control plane's `FieldType` enum spells them. */
 export type ScenarioFieldType = 'STRING' | 'INTEGER' | 'FLOAT' | 'BOOLEAN' | 'DATE' | 'DATETIME';
 /** Classifications, as the control plane's `Classification` enum spells them. */
 export type ScenarioClassification = 'DIRECT_IDENTIFIER' | 'QUASI_IDENTIFIER' | 'SENSITIVE' | 'NON_SENSITIVE';
-/** Identity roles, as the control plane's `IdentityRole` enum spells them. */
-export type ScenarioIdentityRole =
-  | 'FIRST_NAME'
-  | 'MIDDLE_NAME'
-  | 'LAST_NAME'
-  | 'DATE_OF_BIRTH'
-  | 'SEX'
-  | 'SSN'
-  | 'ZIP'
-  | 'ID_NUMBER'
-  | 'ADDRESS'
-  | 'CITY';
+/** Identity roles, as the control plane's `IdentityRole` enum spells them (the linkage library's list). */
+export type ScenarioIdentityRole = IdentityRoleName;
 
 /** A `FieldInput` of `registerDataset`. */
 export interface ScenarioField {
