@@ -2,7 +2,8 @@ import { Body, Controller, Headers, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { renderGraphQLError } from '@broker/core';
-import { type DataPlaneRequest, DataPlaneService } from './data-plane.service';
+import { DataExportService } from './data-export.service';
+import type { DataPlaneRequest } from './plan';
 import type { ExportFormat } from './export-sql';
 
 /** The media types an export is written in, by what `Accept` names. */
@@ -27,7 +28,7 @@ export function acceptedFormat(accept: string | undefined): ExportFormat | null 
  */
 @Controller('data/export')
 export class DataExportController {
-  constructor(private readonly dataPlane: DataPlaneService) {}
+  constructor(private readonly exports: DataExportService) {}
 
   @Allow(Role.ANALYST, Role.STEWARD, Role.OPERATOR, Role.AUDITOR)
   @Post()
@@ -53,7 +54,7 @@ export class DataExportController {
     }
     // Its refusals are audited by the data plane itself, as EXPORT.
     reply.request.auditedByDataPlane = true;
-    const answer = await this.dataPlane.export(ctx, body, format);
+    const answer = await this.exports.export(ctx, body, format);
     if (answer.kind === 'json') {
       const { response } = answer;
       reply.status(response.status);

@@ -3,6 +3,8 @@ import { AgreementsModule } from '@broker/agreements';
 import { RegistryModule } from '@broker/registry';
 import { DataExportController } from './data-export.controller';
 import { DataPlaneController } from './data-plane.controller';
+import { DataExportService } from './data-export.service';
+import { DataPlaneRecorder } from './data-plane-recorder';
 import { DataPlaneService } from './data-plane.service';
 import { PolicyCache } from './policy-cache.service';
 import { SubjectAccessResolver } from './subject-access.resolver';
@@ -12,6 +14,13 @@ import { SubjectAccessService } from './subject-access.service';
 @Module({
   imports: [RegistryModule, AgreementsModule],
   controllers: [DataPlaneController, DataExportController],
-  providers: [DataPlaneService, PolicyCache, SubjectAccessService, SubjectAccessResolver],
+  providers: [
+    DataPlaneService,
+    DataPlaneRecorder,
+    DataExportService,
+    PolicyCache,
+    SubjectAccessService,
+    SubjectAccessResolver,
+  ],
 })
 export class DataPlaneModule {}

@@ -1,0 +1,131 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { Readable } from 'node:stream';
+import { AuditAction } from '@broker/audit';
+import type { RequestContext } from '@broker/auth';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
+import { PolicyError, refusalOf } from '@broker/policy';
+import { precheck } from './authorise';
+import type { DataPlaneEvent } from './audit-batcher';
+import { DataPlaneRecorder, releaseDigest } from './data-plane-recorder';
+import { DataPlaneService } from './data-plane.service';
+import type { Decision } from './decide';
+import { EXPORT_CURSOR, type ExportFormat, exportSql } from './export-sql';
+import { exportStatus, exportStream } from './export-stream';
+import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
+import { failureResponse, invalidResponse } from './response';
+
+/** What an export answers: a JSON refusal or failure, or its rows as a stream. */
+export type ExportResponse =
+  | { kind: 'json'; response: DataPlaneResponse }
+  | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
+
+/** Exports of the data plane: one row root field's rows as CSV or NDJSON, recorded like a page. */
+@Injectable()
+export class DataExportService {
+  constructor(
+    private readonly dataPlane: DataPlaneService,
+    private readonly recorder: DataPlaneRecorder,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
+  ) {}
+
+  /**
+   * An export (`POST /data/export`): every row that the request's one row root field selects, under
+   * the same decision as a page. In the request's snapshot, the rows are counted (and their ids kept
+   * for the release record), the EXPORT event with the total is committed to the audit log, and only
+   * then is the first byte streamed, from a cursor in the same snapshot, a batch at a time. A
+   * refusal is the JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
+   */
+  async export(
+    ctx: RequestContext,
+    request: DataPlaneRequest,
+    format: ExportFormat,
+  ): Promise<ExportResponse> {
+    const refuse = async (refusals: DataPlaneRefusal[]): Promise<ExportResponse> => ({
+      kind: 'json',
+      response: await this.recorder.refused(ctx, refusals, exportStatus(refusals), AuditAction.EXPORT),
+    });
+    const invalid = (message: string): ExportResponse => ({
+      kind: 'json',
+      response: invalidResponse(message),
+    });
+    if (!(await this.dataPlane.verify(ctx)))
+      return { kind: 'json', response: this.dataPlane.unauthenticated() };
+    const early = precheck(ctx.principal, request);
+    if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
+    const agencyId = ctx.principal.agencyId!;
+    const { tx, policy } = await this.dataPlane.begin(agencyId);
+    let decision: Decision;
+    try {
+      decision = this.dataPlane.decide(policy, request);
+    } catch (error) {
+      await tx.rollback();
+      throw error;
+    }
+    if (decision.kind !== 'run') {
+      await tx.rollback();
+      return decision.kind === 'invalid' ? invalid(decision.message) : refuse(decision.refusals);
+    }
+    const [plan, ...more] = decision.plans;
+    if (!plan || more.length || plan.kind !== 'ROWS') {
+      await tx.rollback();
+      return invalid('An export takes an operation with exactly one row root field');
+    }
+    let statements: ReturnType<typeof exportSql>;
+    let counted: { n: number; rids?: string };
+    try {
+      statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
+      [counted] = await tx.query<{ n: number; rids?: string }>(
+        statements.count.text,
+        statements.count.values,
+      );
+    } catch (error) {
+      await tx.rollback();
+      if (error instanceof PolicyError) return refuse([refusalOf(error)]);
+      throw error;
+    }
+    const event: DataPlaneEvent = {
+      actorUserId: ctx.principal.userId,
+      actorAgencyId: agencyId,
+      action: AuditAction.EXPORT,
+      decision: 'ALLOW',
+      purpose: plan.purpose,
+      datasetId: plan.shape.id,
+      agreementId: plan.agreement.id,
+      agreementVersion: plan.agreement.version,
+      fields: plan.fields,
+      rowCount: counted.n,
+    };
+    if (counted.rids && counted.n > 0) {
+      event.release = { datasetId: plan.shape.id, rids: counted.rids };
+      event.details = { releaseDigest: releaseDigest(counted.rids) };
+    }
+    try {
+      await this.recorder.append([event]);
+      // The snapshot stays open: the rows streamed are the rows counted and recorded.
+      await tx.query(
+        `DECLARE ${EXPORT_CURSOR} NO SCROLL CURSOR FOR ${statements.rows.text}`,
+        statements.rows.values,
+      );
+    } catch (error) {
+      await tx.rollback();
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
+      return {
+        kind: 'json',
+        response: failureResponse('The export could not be started, so nothing was released', 503),
+      };
+    }
+    return {
+      kind: 'stream',
+      contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      rowCount: counted.n,
+      stream: exportStream(tx, statements.header, (error) =>
+        this.logger.error(
+          { err: error, requestId: ctx.requestId },
+          'export failed midway: the stream was cut',
+        ),
+      ),
+    };
+  }
+}

@@ -1,0 +1,192 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { DataSource } from 'typeorm';
+import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
+import type { RequestContext } from '@broker/auth';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
+import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '@broker/policy';
+import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
+import type { DataPlaneRefusal, DataPlaneResponse, Plan } from './plan';
+import { type PageResult, refusalResponse } from './response';
+
+/** What an aggregate's statement returned, protected. */
+export interface AggregateAnswer {
+  kind: 'AGGREGATE';
+  groups: AggregateGroup[];
+  /** The bound of the perturbation: 0 for exact counts. */
+  noise: number;
+  rowCount: number;
+}
+
+/** What a root field's statement returned. */
+export type RootResult = PageResult | AggregateAnswer;
+
+/**
+ * What the data plane records: every release (its audit events and the records it returned, in
+ * group commits, before anything leaves), every refusal (a DENY event per refused part; repeated
+ * LIMITs merged), and the daily aggregate budget spent.
+ */
+@Injectable()
+export class DataPlaneRecorder {
+  /** Every event the data plane records, in group commits (see {@link AuditBatcher}). */
+  private readonly auditLog: AuditBatcher;
+
+  constructor(
+    audit: AuditService,
+    private readonly refusalRecorder: RefusalRecorder,
+    private readonly dataSource: DataSource,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
+  ) {
+    this.auditLog = new AuditBatcher(audit);
+  }
+
+  /** Appends events in one group commit; resolves once they are durable. */
+  append(events: DataPlaneEvent[]): Promise<void> {
+    return this.auditLog.append(events);
+  }
+
+  /**
+   * Counts every perturbed aggregate of the request against the caller's daily budget of each
+   * agreement it uses (both sides of a linked count), once the snapshot has ended (it is read-only);
+   * past the budget the request is refused with `LIMIT` and nothing leaves. Exact aggregates and
+   * row pages cost nothing: they tell nothing the caller cannot read.
+   */
+  async spendBudget(
+    ctx: RequestContext,
+    plans: Plan[],
+    ended: Promise<void>,
+  ): Promise<DataPlaneRefusal[] | null> {
+    const spent = new Map<string, Plan>();
+    for (const plan of plans) {
+      if (plan.kind !== 'AGGREGATE' || plan.exact) continue;
+      for (const agreement of [plan.agreement, plan.linked?.agreement]) {
+        if (agreement) spent.set(agreement.id, plan);
+      }
+    }
+    if (!spent.size) return null;
+    await ended;
+    const ids = [...spent.keys()];
+    const weights = ids.map(
+      (id) =>
+        plans.filter((p) => !p.exact && (p.agreement.id === id || p.linked?.agreement.id === id)).length,
+    );
+    const rows = await this.dataSource.query<{ agreement_id: string; used: number }[]>(
+      `INSERT INTO aggregate_budget (user_id, agreement_id, day, used)
+       SELECT $1, a.id, (now() AT TIME ZONE 'UTC')::date, a.n FROM unnest($2::uuid[], $3::int[]) AS a(id, n)
+       ON CONFLICT (user_id, agreement_id, day) DO UPDATE SET used = aggregate_budget.used + excluded.used
+       RETURNING agreement_id, used`,
+      [ctx.principal.userId, ids, weights],
+    );
+    const over = rows.find((row) => checkBudget(row.used, this.config.AGGREGATE_DAILY_BUDGET));
+    if (!over) return null;
+    const plan = spent.get(over.agreement_id)!;
+    return [
+      {
+        ...checkBudget(over.used, this.config.AGGREGATE_DAILY_BUDGET)!,
+        responseKey: plan.responseKey,
+        audit: {
+          action: AuditAction.AGGREGATE,
+          purpose: plan.purpose,
+          datasetId: plan.agreement.id === over.agreement_id ? plan.shape.id : plan.linked!.shape.id,
+          agreementId: over.agreement_id,
+          fields: [...plan.groupBy].sort(),
+        },
+      },
+    ];
+  }
+  async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, RootResult>) {
+    if (!plans.length) return;
+    await this.auditLog.append(
+      plans.flatMap((plan): DataPlaneEvent[] => {
+        const result = results.get(plan.responseKey)!;
+        const event: DataPlaneEvent = {
+          actorUserId: ctx.principal.userId,
+          actorAgencyId: ctx.principal.agencyId,
+          action: plan.kind === 'AGGREGATE' ? AuditAction.AGGREGATE : AuditAction.QUERY,
+          decision: 'ALLOW',
+          purpose: plan.purpose,
+          datasetId: plan.shape.id,
+          agreementId: plan.agreement.id,
+          agreementVersion: plan.agreement.version,
+          fields: plan.kind === 'AGGREGATE' ? [...plan.groupBy].sort() : plan.fields,
+          rowCount: result.rowCount,
+        };
+        if (result.kind === 'ROWS' && result.rids && result.rowCount > 0) {
+          // Which records left, and their digest in the chain, which vouches for the stored list.
+          event.release = { datasetId: plan.shape.id, rids: result.rids };
+          event.details = { releaseDigest: releaseDigest(result.rids) };
+        }
+        if (plan.kind !== 'AGGREGATE') return [event];
+        event.details = {
+          unit: plan.unit,
+          noise: plan.exact ? 0 : NOISE_BOUND,
+          ...(plan.linked ? { linked: plan.linked.shape.id } : {}),
+        };
+        if (!plan.linked) return [event];
+        // Each side of a linked count is its own event under its own agreement, so each provider's
+        // steward and the register see it.
+        const other = plan.linked;
+        const names = [...new Set([...whereFieldNames(other.where), ...(other.on ? [other.on] : [])])].sort();
+        return [
+          event,
+          {
+            ...event,
+            datasetId: other.shape.id,
+            agreementId: other.agreement.id,
+            agreementVersion: other.agreement.version,
+            fields: names,
+            details: { unit: plan.unit, linkedFrom: plan.shape.id, exists: other.exists },
+          },
+        ];
+      }),
+    );
+  }
+  /**
+   * Answers a refused request, after appending one DENY event per refused part: its reason, and
+   * what was asked (ids, purpose, names; never filter values).
+   */
+  async refused(
+    ctx: RequestContext,
+    refusals: DataPlaneRefusal[],
+    status = 200,
+    action?: AuditAction,
+  ): Promise<DataPlaneResponse> {
+    // Limits merge per caller and minute, so a flood of refused requests is no flood of appends.
+    // (A budget's LIMIT is about one agreement: recorded as its own event, under that agreement.)
+    const mergeable = (r: DataPlaneRefusal) => r.reason === 'LIMIT' && !r.audit?.agreementId;
+    const limits = refusals.filter(mergeable);
+    const others = refusals.filter((r) => !mergeable(r));
+    try {
+      if (limits.length) {
+        await this.refusalRecorder.record(
+          ctx.principal,
+          '/data/graphql',
+          limits.map((r) => ({ code: r.code, reason: r.reason, message: r.message })),
+          { operations: [], ids: [], action: action ?? AuditAction.QUERY },
+        );
+      }
+      if (!others.length) return refusalResponse(refusals, status);
+      await this.auditLog.append(
+        others.map((r) => ({
+          actorUserId: ctx.principal.userId,
+          actorAgencyId: ctx.principal.agencyId,
+          decision: 'DENY' as const,
+          reason: r.reason,
+          details: { message: r.message.slice(0, 500) },
+          ...r.audit,
+          action: action ?? r.audit?.action ?? AuditAction.QUERY,
+        })),
+      );
+    } catch (error) {
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write of a denial failed');
+    }
+    return refusalResponse(refusals, status);
+  }
+}
+
+/** The digest of a release's record list, as its audit event stores it. */
+export function releaseDigest(rids: string): string {
+  return createHash('sha256').update(rids).digest('hex');
+}
