@@ -1,12 +1,12 @@
 import type { LoggerService } from '@nestjs/common';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /**
  * The broker's pino logger. Record values never reach it: request bodies are not logged, and
  * credentials in headers are redacted.
  */
-export function createLogger(level: string, name = 'broker'): Logger {
-  return pino({
+export function createLogger(level: string, name = 'broker', destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     name,
     level,
     redact: {
@@ -28,7 +28,8 @@ export function createLogger(level: string, name = 'broker'): Logger {
       }),
       err: errorForLog,
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**
