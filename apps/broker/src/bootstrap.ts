@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
@@ -40,6 +41,25 @@ export interface BrokerOptions {
 }
 
 /**
+ * One log line per request, written when it completes, with the request's id, method and path
+ * (fastify writes two: one as it arrives, one as it completes). Errors and cut streams are logged as
+ * fastify logs them.
+ */
+class RequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    const line = { req: request, res: reply, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else reply.log.info(line, 'request completed');
+  }
+}
+
+/**
  * Builds a ready broker: database created and migrated, bootstrap operator ensured, routes
  * registered. `main.ts` listens on it; tests inject requests into it.
  */
@@ -54,8 +74,7 @@ export async function createBroker(
 
   const adapter = new BrokerFastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
-    // One line per request, written when it completes (below), instead of fastify's two.
-    disableRequestLogging: true,
+    logController: new RequestLog(),
     bodyLimit: config.GRAPHQL_MAX_BYTES,
     // Long ids reach the routes, which answer them as ids that do not exist.
     routerOptions: { maxParamLength: 1000 },
@@ -86,14 +105,6 @@ export async function createBroker(
   app.get(RefusalAuditHook).register(fastify);
   const metrics = app.get(MetricsService);
   fastify.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      {
-        req: request,
-        res: { statusCode: reply.statusCode },
-        responseTime: reply.elapsedTime,
-      },
-      'request completed',
-    );
     metrics.httpDuration.observe(
       {
         method: request.method,
