@@ -187,7 +187,7 @@ const INT4_MAX = 2 ** 31 - 1;
  * control-plane change.
  *
  * @example
- * await dataSource.transaction(async (manager) => {
+ * await db.transaction(async ({ manager }) => {
  *   const rows = await manager.query(compiledSql, params);
  *   await audit.append({ ...auditActor(ctx), action: AuditAction.QUERY, decision: 'ALLOW', rowCount: rows.length }, manager);
  *   return rows; // returned only if the append committed with them
@@ -224,7 +224,7 @@ export class AuditService {
   async append(event: AuditEventInput, manager?: EntityManager): Promise<{ seq: number; hash: string }> {
     const content = storableContent(event);
     const run = async (m: EntityManager) => (await this.appendAllIn(m, [content]))[0];
-    if (!manager) return this.dataSource.transaction(run);
+    if (!manager) return this.db.transaction((tx) => run(tx.manager));
     // Outside a transaction, the head's lock would end with the first statement and the chain fork.
     return manager.queryRunner?.isTransactionActive ? run(manager) : manager.transaction(run);
   }
