@@ -3,6 +3,14 @@ import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { AccessCountModel, RefusalCountModel } from './audit-series.model';
 import { AuditSeriesService } from './audit-series.service';
 
+/** The window of a series, the same for every series. */
+const FROM = { type: () => GraphQLISODateTime, nullable: true, description: 'The first instant counted.' };
+const TO = {
+  type: () => GraphQLISODateTime,
+  nullable: true,
+  description: 'Counted strictly before this instant.',
+};
+
 @Resolver()
 export class AuditSeriesResolver {
   constructor(private readonly series: AuditSeriesService) {}
@@ -16,18 +24,8 @@ export class AuditSeriesResolver {
   })
   auditAccessSeries(
     @Ctx() ctx: RequestContext,
-    @Args('from', {
-      type: () => GraphQLISODateTime,
-      nullable: true,
-      description: 'The first instant counted.',
-    })
-    from: Date | null,
-    @Args('to', {
-      type: () => GraphQLISODateTime,
-      nullable: true,
-      description: 'Counted strictly before this instant.',
-    })
-    to: Date | null,
+    @Args('from', FROM) from: Date | null,
+    @Args('to', TO) to: Date | null,
   ) {
     return this.series.accessSeries(ctx, from, to);
   }
@@ -42,18 +40,8 @@ export class AuditSeriesResolver {
   })
   auditRefusalSeries(
     @Ctx() ctx: RequestContext,
-    @Args('from', {
-      type: () => GraphQLISODateTime,
-      nullable: true,
-      description: 'The first instant counted.',
-    })
-    from: Date | null,
-    @Args('to', {
-      type: () => GraphQLISODateTime,
-      nullable: true,
-      description: 'Counted strictly before this instant.',
-    })
-    to: Date | null,
+    @Args('from', FROM) from: Date | null,
+    @Args('to', TO) to: Date | null,
   ) {
     return this.series.refusalSeries(ctx, from, to);
   }
