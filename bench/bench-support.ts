@@ -141,3 +141,7 @@ export async function stopChild(child: ChildProcess) {
   await exited;
   clearTimeout(timer);
 }
+
+/** What a bench's agreements say of their community benefit and of each field: the broker requires both. */
+export const BENCH_BENEFIT = 'Benchmark: measures what the broker costs, on generated data of nobody.';
+export const BENCH_JUSTIFICATION = 'Benchmark: every field, to measure the cost of each transform.';

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
-import { SERVER_URL, gql, post, withClient } from './bench-support';
+import { BENCH_BENEFIT, BENCH_JUSTIFICATION, SERVER_URL, gql, post, withClient } from './bench-support';
 
 export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SLUG = 'bench_query_matrix';
@@ -45,6 +45,8 @@ export interface MatrixDeps {
   recipient: string;
   providerSteward: string;
   recipientSteward: string;
+  /** The oversight board's member, whose approval brings an agreement into force. */
+  auditor: string;
   analystKey: string;
   fields: readonly { name: string }[];
   csv: (rows: number) => string;
@@ -230,12 +232,14 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
         purposes: [d.purpose],
         validFrom: '2020-01-01T00:00:00Z',
         validUntil: '2099-01-01T00:00:00Z',
+        communityBenefit: BENCH_BENEFIT,
         grants: [
           {
             datasetId,
             fields: d.fields.map((f) => ({
               name: f.name,
               transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
+              justification: BENCH_JUSTIFICATION,
             })),
             rowFilter: { age: { $gte: 18 } },
           },
@@ -248,6 +252,15 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   await g(d.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
     id: agreementId,
   });
+  const signed = await g(
+    d.auditor,
+    `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+    {
+      id: agreementId,
+    },
+  );
+  if (signed.approveAgreement.status !== 'ACTIVE')
+    throw new Error(`matrix: the agreement is ${signed.approveAgreement.status}, not ACTIVE`);
   lines.push(
     `approved (the row filter's index built with it) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );

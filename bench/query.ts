@@ -48,6 +48,8 @@ import { createLogger, loadConfig } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql, precheck } from '@broker/data-plane';
 import { createBroker } from '../apps/broker/src/bootstrap';
 import {
+  BENCH_BENEFIT,
+  BENCH_JUSTIFICATION,
   BROKER_MAIN,
   cpuSeconds,
   databaseUrl,
@@ -457,9 +459,6 @@ interface Setup {
   /** The oversight board's AUDITOR: the bench agreements release sensitive fields. */
   auditor: string;
 }
-
-const BENCH_BENEFIT = 'Benchmark: measures what the broker costs, on generated data of nobody.';
-const BENCH_JUSTIFICATION = 'Benchmark: every field, to measure the cost of each transform.';
 
 async function prepare(port: number, operator: string): Promise<Setup> {
   const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
