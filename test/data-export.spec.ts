@@ -332,7 +332,7 @@ describe('data plane: exports (POST /data/export)', () => {
             void broker
               .query(
                 `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                  WHERE datname = current_database() AND query LIKE 'FETCH%' AND pid <> pg_backend_pid()`,
+                  WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()`,
               )
               .then(() => res.resume());
           });

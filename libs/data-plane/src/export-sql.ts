@@ -1,10 +1,10 @@
 import {
   PolicyError,
+  SettingParams,
   SqlParams,
   pageOrder,
   populationConditions,
   projection,
-  quoteIdent,
   whereSql,
 } from '@broker/policy';
 import { recordTable } from '@broker/registry';
@@ -18,11 +18,18 @@ export type ExportFormat = 'csv' | 'ndjson';
 export interface ExportStatements {
   /** How many rows the export selects (and, when recorded, their random row ids in export order). */
   count: { text: string; values: unknown[] };
-  /** One row per record: its line of CSV or NDJSON, built by PostgreSQL, in column `line`. */
-  rows: { text: string; values: unknown[] };
+  /**
+   * The rows, as PostgreSQL's own `COPY … TO STDOUT` writes them: CSV, or one JSON object per line.
+   * COPY takes no bind parameters, so the values it needs are first set in the transaction by
+   * `settings` (see {@link SettingParams}), with the COPY's time limit.
+   */
+  rows: { settings: { text: string; values: unknown[] }; copy: string };
   /** The CSV header line (the nodes' keys), or null for NDJSON. */
   header: string | null;
 }
+
+/** How long an export's COPY may run: a client reading a million rows slowly takes minutes. */
+export const EXPORT_STATEMENT_TIMEOUT = '1h';
 
 /**
  * The statements of an export: every row the root field selects, in its order, from its cursor on,
@@ -64,7 +71,7 @@ export function exportSql(
     values: countParams.values,
   };
 
-  const rowParams = new SqlParams();
+  const rowParams = new SettingParams();
   const selected = selection(rowParams);
   const authorised = new Set(plan.fields);
   if (plan.columns.some(([, name]) => !authorised.has(name)))
@@ -77,24 +84,23 @@ export function exportSql(
     selected.hmacKey,
     selected.options,
   );
-  let line: string;
+  let copy: string;
   if (format === 'ndjson') {
-    line = `json_build_object(${columns.map((c) => `'${c.key}', ${c.expression}`).join(', ')})::text`;
+    const object = `json_build_object(${columns.map((c) => `'${c.key}', ${c.expression}`).join(', ')})::text`;
+    // One column of JSON, which never holds a raw control character (JSON escapes them): with a
+    // control character as CSV's quote and delimiter, COPY writes each object as it is, one a line.
+    copy = `COPY (SELECT ${object} ${selected.from}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')`;
   } else {
-    // CSV (RFC 4180): null is an empty cell; text is always quoted (so an empty string is `""`);
-    // numbers, booleans, dates and instants never hold a comma, a quote or a line break.
-    line = columns
-      .map((c) =>
-        c.type === 'String'
-          ? `coalesce('"' || replace(${c.expression}, '"', '""') || '"', '')`
-          : `coalesce((${c.expression})::text, '')`,
-      )
-      .join(` || ',' || `);
+    // CSV (RFC 4180), as COPY writes it: null is an empty cell; text is always quoted (FORCE_QUOTE,
+    // so an empty string is `""`); numbers, booleans, dates and instants are their text, and never
+    // hold a comma, a quote or a line break.
+    const list = columns.map((c, i) =>
+      c.type === 'String' ? `${c.expression} AS c${i}` : `(${c.expression})::text AS c${i}`,
+    );
+    const quoted = columns.flatMap((c, i) => (c.type === 'String' ? [`c${i}`] : []));
+    const force = quoted.length ? `, FORCE_QUOTE (${quoted.join(', ')})` : '';
+    copy = `COPY (SELECT ${list.join(', ')} ${selected.from}) TO STDOUT WITH (FORMAT csv${force})`;
   }
-  const rows = { text: `SELECT ${line} AS line ${selected.from}`, values: rowParams.values };
   const header = format === 'csv' ? columns.map((c) => c.key).join(',') : null;
-  return { count, rows, header };
+  return { count, rows: { settings: rowParams.settings(), copy }, header };
 }
-
-/** The cursor name of an export inside its snapshot. */
-export const EXPORT_CURSOR = quoteIdent('data_export');

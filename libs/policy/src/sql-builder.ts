@@ -1,6 +1,7 @@
 /**
  * The two ways anything enters SQL text here: identifiers through {@link quoteIdent}, values as
- * numbered parameters through {@link SqlParams}. No value is ever written into the text.
+ * numbered parameters through {@link SqlParams} (or, for COPY, which takes none, settings of the
+ * transaction through {@link SettingParams}). No value is ever written into the text.
  */
 
 /** Quotes a PostgreSQL identifier (as @broker/core does; copied so policy stays free of Nest). */
@@ -67,4 +68,45 @@ export class SqlParams {
     let placeholder: string | undefined;
     return () => (placeholder ??= this.add(value, pgType));
   }
+}
+
+/** The prefix of the settings that carry a COPY's values, local to its transaction. */
+const SETTING = 'broker_export.p';
+
+/**
+ * The parameters of a statement that takes none (COPY). Each value is set as a setting of the
+ * transaction (`set_config(name, $n, true)`, gone at its end) by one statement with ordinary bind
+ * parameters, and read back by the COPY once, as an init plan cast to its type, which is how
+ * PostgreSQL reads a bind parameter sent as text. As with {@link SqlParams}, no value, the HMAC key
+ * least of all, is ever written into a statement's text.
+ */
+export class SettingParams extends SqlParams {
+  override add(value: unknown, pgType?: string): string {
+    if (pgType === undefined) throw new Error('a COPY parameter needs its type');
+    super.add(value === null || value === undefined ? null : settingText(value), pgType);
+    return `(SELECT current_setting('${SETTING}${this.values.length}')::${pgType})`;
+  }
+
+  /**
+   * The statement that sets every value, and, when given, the statement's time limit (a literal of
+   * the caller's, such as `'1h'`).
+   */
+  settings(statementTimeout?: string): { text: string; values: unknown[] } {
+    const sets = this.values.map((_, i) => `set_config('${SETTING}${i + 1}', $${i + 1}::text, true)`);
+    if (statementTimeout !== undefined) {
+      if (!/^\d+(ms|s|min|h)$/.test(statementTimeout)) throw new Error('a time limit such as 30s or 1h');
+      sets.push(`set_config('statement_timeout', '${statementTimeout}', true)`);
+    }
+    if (!sets.length) return { text: 'SELECT', values: [] };
+    return { text: `SELECT ${sets.join(', ')}`, values: this.values };
+  }
+}
+
+/**
+ * A value as the text PostgreSQL reads for its type: what `pg` sends for a bind parameter (arrays as
+ * array literals, dates as timestamps), except bytes, which `pg` sends in binary and a setting holds
+ * as bytea's hex text.
+ */
+function settingText(value: unknown): unknown {
+  return Buffer.isBuffer(value) ? `\\x${value.toString('hex')}` : value;
 }

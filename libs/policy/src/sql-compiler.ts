@@ -60,7 +60,8 @@ export function pgTypeOfReleased(type: ReleasedType): string {
 }
 
 const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-const HMAC_KEY_PARAM = /^\$[1-9][0-9]*::bytea$/;
+const HMAC_KEY_PARAM =
+  /^(\$[1-9][0-9]*::bytea|\(SELECT current_setting\('broker_export\.p[1-9][0-9]*'\)::bytea\))$/;
 
 /** The raw field a released field comes from, checked against the transform table. */
 function sourceField(rf: ReleasedField, dataset: DatasetShape): FieldDefinition {
@@ -168,7 +169,8 @@ export function releasedExpression(
       return column;
     case FieldTransform.HASH: {
       const key = typeof hmacKeyParam === 'function' ? hmacKeyParam() : hmacKeyParam;
-      if (!HMAC_KEY_PARAM.test(key)) throw new Error('the HMAC key must be a bytea parameter ($n::bytea)');
+      if (!HMAC_KEY_PARAM.test(key))
+        throw new Error('the HMAC key must be a bytea parameter ($n::bytea, or its setting)');
       return `encode(hmac(convert_to(${canonicalText(column, field.type)}, 'UTF8'), ${key}, 'sha256'), 'hex')`;
     }
     case FieldTransform.GENERALIZE:
