@@ -978,8 +978,9 @@ async function verify(
     throw new Error(`answers ${fromBroker.status} / ${fromBase.status}: ${fromBroker.body.slice(0, 500)}`);
   }
   const page = (JSON.parse(fromBroker.body) as { data: Record<string, { nodes: unknown[] }> }).data[SLUG];
-  const [row] = JSON.parse(fromBase.body) as { n: number; nodes: string }[];
-  const baseNodes = JSON.parse(row.nodes) as unknown[];
+  // The statement's rows: one per node (and one more when there is a next page).
+  const rows = JSON.parse(fromBase.body) as { j: string }[];
+  const baseNodes = rows.slice(0, n).map((row) => JSON.parse(row.j) as unknown);
   if (page.nodes.length !== n || !isDeepStrictEqual(page.nodes, baseNodes)) {
     throw new Error(
       `the broker and the baseline answer different rows (${page.nodes.length} / ${baseNodes.length})`,

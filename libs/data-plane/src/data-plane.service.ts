@@ -22,9 +22,8 @@ import {
 import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
-import { sealCursor } from './cursor';
 import { DataPlaneRecorder, type RootResult } from './data-plane-recorder';
-import { pageSql } from './page-sql';
+import { type PageRow, pageResult, pageSql } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -109,22 +108,23 @@ export class DataPlaneService {
       return undefined;
     }
     const [plan] = decision.plans;
-    let row: PageRow & { policy_stamp: string; key_works?: boolean };
+    let rows: (PageRow & { policy_stamp: string; key_works?: boolean })[];
     try {
-      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      // A remembered principal: its key is checked in the same snapshot as the rows.
-      const param = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
-      const keyWorks = ctx.unverified ? `, ${this.auth.keyWorksSql(ctx.principal, param)} AS key_works` : '';
-      [row] = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
-        `SELECT (SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp${keyWorks}, page.*
-           FROM (${text}) AS page`,
-        values,
-      );
+      // The policy stamp, and a remembered principal's key, are read in the snapshot of the rows.
+      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId, (params) => {
+        const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
+        if (!ctx.unverified) return stamp;
+        return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
+      });
+      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(text, values);
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;
       throw error;
     }
+    // An empty page says nothing of the stamp or the key: it is asked again on the other path.
+    const [row] = rows;
+    if (!row) return undefined;
     if (ctx.unverified) {
       // Nothing read under a key that stopped working is used; the caller is told so below.
       if (!row.key_works) {
@@ -134,7 +134,7 @@ export class DataPlaneService {
       ctx.unverified = false;
     }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
-    return this.release(ctx, decision, new Map([[plan.responseKey, pageResult(plan, row)]]), null);
+    return this.release(ctx, decision, new Map([[plan.responseKey, pageResult(plan, rows)]]), null);
   }
 
   /**
@@ -273,8 +273,7 @@ export class DataPlaneService {
         continue;
       }
       const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      const [row] = await tx.query<PageRow>(text, values);
-      results.set(plan.responseKey, pageResult(plan, row));
+      results.set(plan.responseKey, pageResult(plan, await tx.query<PageRow>(text, values)));
     }
     return results;
   }
@@ -297,30 +296,3 @@ const SNAPSHOT = {
   isolation: 'REPEATABLE READ',
   with: `SELECT stamp FROM policy_stamp WHERE id = 1`,
 } as const;
-
-/** The one row of a page's statement (see pageSql). */
-interface PageRow {
-  n: number;
-  nodes: string;
-  unrepresentable: boolean;
-  rids?: string;
-  position: string | null;
-}
-
-/** A page's result: its nodes' JSON, the records it releases, and where the next page starts. */
-function pageResult(plan: Plan, row: PageRow): PageResult {
-  const { n, nodes, unrepresentable, rids, position } = row;
-  const returned = Math.min(n, plan.first);
-  return {
-    kind: 'ROWS',
-    rids: rids ?? null,
-    nodesJson: nodes,
-    unrepresentable,
-    pageInfo: {
-      hasNextPage: n > plan.first,
-      endCursor:
-        returned && position ? sealCursor(plan.cursor, JSON.parse(position) as (string | null)[]) : null,
-    },
-    rowCount: returned,
-  };
-}

@@ -10,17 +10,23 @@ import {
   whereSql,
 } from '@broker/policy';
 import { recordTable } from '@broker/registry';
+import { sealCursor } from './cursor';
 import type { Plan } from './plan';
+import type { PageResult } from './response';
 
 /**
- * The one statement of a page: released values built as JSON by PostgreSQL, plus the count for
- * paging. Every piece of policy comes from libs/policy: the population (row filter and consent),
- * the caller's filter and ordering on released values, and the projection of released names.
+ * The one statement of a page: one row per record of the page (and one more, which says there is a
+ * next page), in the page's order, each with its released values as JSON built by PostgreSQL, its
+ * position (the cursor's content) and, when releases are recorded, its random row id. Every piece of
+ * policy comes from libs/policy: the population (row filter and consent), the caller's filter and
+ * ordering on released values, and the projection of released names. `head`, when given, adds
+ * columns before the page's own (their parameters through `params`): the same on every row.
  */
 export function pageSql(
   plan: Plan,
   recordReleases = false,
   recipientAgencyId = '',
+  head?: (params: SqlParams) => string,
 ): { text: string; values: unknown[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
@@ -44,41 +50,78 @@ export function pageSql(
   const columns = projection(plan.columns, grant, shape, t, hmacKey, options);
   const json = columns.map((c) => `'${c.key}', ${c.expression}`).join(', ');
   const floats = columns.filter((c) => c.type === 'Float').map((c) => c.expression);
-  const first = params.add(plan.first, 'bigint');
   const limit = params.add(plan.first + 1, 'bigint');
+  const before = head ? `${head(params)}, ` : '';
   // A float that JSON has no number for (NaN, ±Infinity), flagged: GraphQL's Float refuses it.
   const odd = floats.length
     ? `, (${floats.map((f) => `${f} IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)`).join(' OR ')}) AS odd`
     : '';
-  const unrepresentable = floats.length
-    ? `coalesce(bool_or(s.odd) FILTER (WHERE s.ord <= ${first}), false)`
-    : 'false';
-  // The page is cut first (LIMIT right above the ORDER BY: with an index on the ordering, PostgreSQL
-  // reads only the page's rows from the cursor on), and only its rows are then numbered, in the same
-  // order (total: it ends on the key), and built as JSON. The last row's position becomes the cursor.
   // Which records leave, by random row id, for subject access reports.
-  const rids = recordReleases
-    ? `, coalesce(array_agg(s.rid ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '{}')::text AS rids`
-    : '';
-  const rid = recordReleases ? `, ${t}."_rid" AS rid` : '';
+  const rid = recordReleases ? `, ${t}."_rid"::text AS rid` : '';
   const where = (extra: string[]) => [...conditions, ...extra].join(' AND ') || 'TRUE';
   const table = `${recordTable(shape.slug)} ${t}`;
-  // Several branches (an ascending order on a value that may be null, mixed directions): each reads
-  // at most the page from its own index range, and the page is the first rows of their union.
+  // The page is cut first (LIMIT right above the ORDER BY: with an index on the ordering, PostgreSQL
+  // reads only the page's rows from the cursor on), and only its rows are then built as JSON. Several
+  // branches (an ascending order on a value that may be null, mixed directions): each reads at most
+  // the page from its own index range, and the page is the first rows of their union.
   const rows =
     branches.length > 1
       ? `SELECT ${t}.* FROM (${branches
           .map((b) => `(SELECT ${t}.* FROM ${table} WHERE ${where([b])} ORDER BY ${order} LIMIT ${limit})`)
           .join(' UNION ALL ')}) ${t} ORDER BY ${order} LIMIT ${limit}`
       : `SELECT ${t}.* FROM ${table} WHERE ${where(branches)} ORDER BY ${order} LIMIT ${limit}`;
-  const text = `SELECT count(*)::int AS n,
-      coalesce(json_agg(s.j ORDER BY s.ord) FILTER (WHERE s.ord <= ${first}), '[]')::text AS nodes,
-      ${unrepresentable} AS unrepresentable${rids},
-      (array_agg(s.pos ORDER BY s.ord DESC) FILTER (WHERE s.ord <= ${first}))[1]::text AS position
-    FROM (SELECT json_build_object(${json}) AS j${odd}${rid}, ${ordering.position} AS pos,
-                 row_number() OVER (ORDER BY ${order}) AS ord
-            FROM (${rows}) ${t}) s`;
+  // The outer ORDER BY is the page's own: the rows come out in the order they were cut in (PostgreSQL
+  // sees they already are, and sorts nothing), whatever the plan.
+  const text = `SELECT ${before}json_build_object(${json})::text AS j${odd}${rid},
+      ${ordering.position}::text AS pos
+    FROM (${rows}) ${t} ORDER BY ${order}`;
   return { text, values: params.values };
+}
+
+/** A row of a page's statement (see {@link pageSql}). */
+export interface PageRow {
+  /** The node's JSON. */
+  j: string;
+  /** A Float of the node is NaN or ±Infinity (absent when the node has no Float). */
+  odd?: boolean;
+  /** The record's random row id, when releases are recorded. */
+  rid?: string;
+  /** The row's position in the page's order, as JSON: what its cursor seals. */
+  pos: string;
+}
+
+/**
+ * A page from its statement's rows: the first `first` are the page, one more says there is a next
+ * page. Its nodes' JSON is PostgreSQL's, joined; its records are their row ids as array text.
+ */
+export function pageResult(plan: Pick<Plan, 'first' | 'cursor'>, rows: PageRow[]): PageResult {
+  const returned = Math.min(rows.length, plan.first);
+  const recorded = returned > 0 && rows[0].rid !== undefined;
+  let nodesJson = '[';
+  let rids = '{';
+  let unrepresentable = false;
+  for (let i = 0; i < returned; i++) {
+    const row = rows[i];
+    const comma = i ? ',' : '';
+    nodesJson += comma + row.j;
+    if (recorded) rids += comma + row.rid!;
+    if (row.odd) unrepresentable = true;
+  }
+  nodesJson += ']';
+  return {
+    kind: 'ROWS',
+    // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
+    rids: recorded ? `${rids}}` : null,
+    nodesJson,
+    unrepresentable,
+    pageInfo: {
+      hasNextPage: rows.length > plan.first,
+      endCursor: returned
+        ? sealCursor(plan.cursor, JSON.parse(rows[returned - 1].pos) as (string | null)[])
+        : null,
+    },
+    rowCount: returned,
+  };
 }
 
 /**
