@@ -11,6 +11,7 @@ import { Users1764500000000 } from './1764500000000-users';
 import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 
 import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
+import { ReleaseIndexPending1764900000000 } from './1764900000000-release-index-pending';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -26,4 +27,5 @@ export const MIGRATIONS = [
   Users1764500000000,
   AggregateBudget1764600000000,
   KeysetCursors1764712000000,
+  ReleaseIndexPending1764900000000,
 ];
