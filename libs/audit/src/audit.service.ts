@@ -9,8 +9,8 @@ import {
   type AuditEventContent,
   type ChainVerification,
   type JsonValue,
-  isoFromMicros,
-  sealEvent,
+  canonicalJson,
+  contentOf,
   storableText,
   toStorableJson,
 } from './audit-chain';
@@ -68,8 +68,13 @@ const REGISTER_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'AGGREGATE', 'EX
 const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
 
 /**
- * The statement that writes appended events: the events, the register's counts, and the head's new
- * hash, from one JSON array of rows (so a group of any size is one statement).
+ * The one statement of an append, for a group of any size (one JSON array of rows): it locks the
+ * chain head (`FOR UPDATE`: appends are serial), reads its seq and hash and the time, seals each
+ * event after the one before (`sha256` of the previous hash, a newline and the event's canonical
+ * JSON, which Node writes with the time and seq left for the database to fill in: see
+ * {@link eventRow}), and writes the events, the records they released, the register's counts and
+ * the head. In a transaction of its own it is one round trip, and the head's lock is held only while
+ * it runs and commits.
  *
  * The register's counts move in the append's own statement so that they commit or roll back with
  * the events: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
@@ -78,77 +83,107 @@ const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
  * if the chain is ever sharded. A denial counts only when a party's user made it. An event naming an
  * agreement that does not exist counts nowhere.
  */
-const WRITE_EVENTS_SQL = `
-  WITH batch AS (
+const APPEND_SQL = `
+  WITH RECURSIVE
+  batch AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x (
-      seq bigint, at timestamptz, actor_user_id uuid, actor_agency_id uuid, action text, decision text,
+      i int, pre text, mid text, actor_user_id uuid, actor_agency_id uuid, action text, decision text,
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
-      fields text[], row_count int, details jsonb, prev_hash text, hash text,
-      counted boolean, month date, day date, allowed bigint, denied bigint, rows_released bigint,
+      fields text[], row_count int, details jsonb,
+      counted boolean, allowed bigint, denied bigint, rows_released bigint,
       release_dataset_id uuid, release_rids text)
   ),
+  head AS MATERIALIZED (
+    SELECT seq, hash, date_trunc('milliseconds', clock_timestamp()) AS at
+      FROM audit_head WHERE id = 1 FOR UPDATE
+  ),
+  chain (i, seq, prev_hash, hash) AS (
+    SELECT 0, h.seq, NULL::text, h.hash FROM head h
+    UNION ALL
+    SELECT b.i, c.seq + 1, c.hash,
+           encode(sha256(convert_to(c.hash || E'\\n' || b.pre
+             || to_char(h.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+             || b.mid || (c.seq + 1)::text || '}', 'UTF8')), 'hex')
+      FROM chain c JOIN batch b ON b.i = c.i + 1 CROSS JOIN head h
+  ),
+  sealed AS MATERIALIZED (SELECT c.seq, c.prev_hash, c.hash, b.* FROM chain c JOIN batch b ON b.i = c.i),
   appended AS (
     INSERT INTO audit_event (seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
       dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash)
-    SELECT seq, at, actor_user_id, actor_agency_id, action, decision, reason, purpose,
-      dataset_id, agreement_id, agreement_version, fields, row_count, details, prev_hash, hash
-      FROM batch ORDER BY seq
+    SELECT s.seq, h.at, s.actor_user_id, s.actor_agency_id, s.action, s.decision, s.reason, s.purpose,
+      s.dataset_id, s.agreement_id, s.agreement_version, s.fields, s.row_count, s.details, s.prev_hash, s.hash
+      FROM sealed s CROSS JOIN head h ORDER BY s.seq
   ),
   released AS (
     INSERT INTO release_record (audit_seq, dataset_id, rids)
-    SELECT seq, release_dataset_id, release_rids::bigint[] FROM batch WHERE release_rids IS NOT NULL
+    SELECT seq, release_dataset_id, release_rids::bigint[] FROM sealed WHERE release_rids IS NOT NULL
   ),
   counted AS (
-    SELECT b.agreement_id, b.month, b.day, b.allowed, b.rows_released,
-           CASE WHEN b.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) THEN b.denied ELSE 0 END AS denied
-      FROM batch b JOIN agreement a ON a.id = b.agreement_id
-     WHERE b.counted
+    SELECT s.agreement_id, s.allowed, s.rows_released,
+           CASE WHEN s.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) THEN s.denied ELSE 0 END AS denied
+      FROM sealed s JOIN agreement a ON a.id = s.agreement_id
+     WHERE s.counted
   ),
   monthly AS (
     INSERT INTO register_month AS m (agreement_id, month, allowed, denied, rows_released)
-    SELECT agreement_id, month, sum(allowed), sum(denied), sum(rows_released)
-      FROM counted GROUP BY agreement_id, month
+    SELECT c.agreement_id, date_trunc('month', h.at AT TIME ZONE 'UTC')::date,
+           sum(c.allowed), sum(c.denied), sum(c.rows_released)
+      FROM counted c CROSS JOIN head h GROUP BY c.agreement_id, h.at
     ON CONFLICT (agreement_id, month) DO UPDATE
       SET allowed = m.allowed + EXCLUDED.allowed, denied = m.denied + EXCLUDED.denied,
           rows_released = m.rows_released + EXCLUDED.rows_released
   ),
   daily AS (
     INSERT INTO register_release_day AS d (agreement_id, day, rows_released)
-    SELECT agreement_id, day, sum(rows_released) FROM counted WHERE rows_released > 0
-     GROUP BY agreement_id, day
+    SELECT c.agreement_id, (h.at AT TIME ZONE 'UTC')::date, sum(c.rows_released)
+      FROM counted c CROSS JOIN head h WHERE c.rows_released > 0
+     GROUP BY c.agreement_id, h.at
     ON CONFLICT (agreement_id, day) DO UPDATE SET rows_released = d.rows_released + EXCLUDED.rows_released
   )
-  UPDATE audit_head SET hash = $2 WHERE id = 1`;
+  UPDATE audit_head
+     SET seq = (SELECT max(seq) FROM sealed),
+         hash = (SELECT hash FROM sealed ORDER BY seq DESC LIMIT 1)
+   WHERE id = 1
+  RETURNING (SELECT json_agg(json_build_array(seq::text, hash) ORDER BY seq) FROM sealed)::text AS sealed`;
+
+/** Where a content's canonical JSON has its time and its seq, which the database fills in. */
+const AT_MARK = '\u0000at';
+const AT_MEMBER = `"at":${JSON.stringify(AT_MARK)}`;
+const SEQ_END = '"seq":0}';
 
 /**
- * An event's row for {@link WRITE_EVENTS_SQL}, with what it adds to the register's counts and the
- * records it released.
+ * An event's row for {@link APPEND_SQL}: its canonical JSON as two pieces around the time and after
+ * them the seq, both of which the database knows only once it holds the chain head's lock; what it
+ * adds to the register's counts; and the records it released. The database hashes
+ * `prevHash + '\n' + pre + at + mid + seq + '}'`: exactly {@link hashEvent}'s input, since the
+ * canonical form sorts `at` between `agreementVersion` and `datasetId`, and `seq` last.
  */
-function eventRow(event: ReturnType<typeof sealEvent>, release: ReleaseInput | undefined) {
-  const counted = event.agreementId !== null && REGISTER_ACTIONS.has(event.action);
-  const allowed = event.decision === 'ALLOW';
-  const rows = allowed && ROW_ACTIONS.has(event.action) ? Math.max(0, event.rowCount ?? 0) : 0;
+function eventRow(i: number, content: Appendable) {
+  const { release, ...stored } = content;
+  const canonical = canonicalJson(contentOf({ ...stored, seq: 0, at: AT_MARK }));
+  const at = canonical.indexOf(AT_MEMBER);
+  if (at < 0 || !canonical.endsWith(SEQ_END)) throw new Error('canonical JSON without its at and seq');
+  const counted = content.agreementId !== null && REGISTER_ACTIONS.has(content.action);
+  const allowed = content.decision === 'ALLOW';
+  const rows = allowed && ROW_ACTIONS.has(content.action) ? Math.max(0, content.rowCount ?? 0) : 0;
   return {
-    seq: event.seq,
-    at: event.at,
-    actor_user_id: event.actorUserId,
-    actor_agency_id: event.actorAgencyId,
-    action: event.action,
-    decision: event.decision,
-    reason: event.reason,
-    purpose: event.purpose,
-    dataset_id: event.datasetId,
-    agreement_id: event.agreementId,
-    agreement_version: event.agreementVersion,
-    fields: event.fields,
-    row_count: event.rowCount,
+    i,
+    pre: `${canonical.slice(0, at)}"at":"`,
+    mid: `"${canonical.slice(at + AT_MEMBER.length, -SEQ_END.length + '"seq":'.length)}`,
+    actor_user_id: content.actorUserId,
+    actor_agency_id: content.actorAgencyId,
+    action: content.action,
+    decision: content.decision,
+    reason: content.reason,
+    purpose: content.purpose,
+    dataset_id: content.datasetId,
+    agreement_id: content.agreementId,
+    agreement_version: content.agreementVersion,
+    fields: content.fields,
+    row_count: content.rowCount,
     // The canonical value was hashed; jsonb keeps the same value.
-    details: event.details,
-    prev_hash: event.prevHash,
-    hash: event.hash,
+    details: content.details,
     counted,
-    month: `${event.at.slice(0, 7)}-01`,
-    day: event.at.slice(0, 10),
     allowed: allowed ? 1 : 0,
     denied: allowed ? 0 : 1,
     rows_released: rows,
@@ -156,23 +191,6 @@ function eventRow(event: ReturnType<typeof sealEvent>, release: ReleaseInput | u
     release_rids: release?.rids ?? null,
   };
 }
-
-/** Moves the head past `n` events, in the round trip that begins the group's transaction. */
-function moveHeadSql(n: number): string {
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new TypeError('a group holds 1 to 100000 events');
-  return MOVE_HEAD_SQL.replace('$1', String(n));
-}
-
-/**
- * Moves the head past `$1` events and reads the hash they follow and the time; taking the head's
- * row lock serialises every append into one chain until COMMIT.
- */
-const MOVE_HEAD_SQL = `WITH moved AS (
-    UPDATE audit_head SET seq = seq + $1 WHERE id = 1
-    RETURNING seq::text AS seq, hash AS prev_hash,
-      (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000000)::bigint::text AS at_micros
-  )
-  SELECT * FROM moved`;
 
 /** `auditEvents` page size bounds. */
 export const AUDIT_PAGE_MAX = 1000;
@@ -238,7 +256,7 @@ export class AuditService {
   }
 
   /**
-   * Appends events in order, as {@link appendOnClient} does one, in two statements whatever their
+   * Appends events in order, as {@link appendOnClient} does one, in one statement whatever their
    * number (the data plane's group commit). Invalid input throws a TypeError before any statement.
    */
   appendAllOnClient(client: PoolClient, events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
@@ -246,60 +264,44 @@ export class AuditService {
   }
 
   /**
-   * Appends events in order to the chain, inside the caller's transaction, in two statements
-   * whatever their number: the head moves past all of them, then the events (and the records they
-   * released), the register's counts and the head's hash are written. See {@link sealGroup}.
+   * Appends events in order to the chain, inside the caller's transaction, in one statement
+   * whatever their number (see {@link APPEND_SQL}).
    */
-  private async appendAllIn(
-    manager: Querier,
-    contents: Appendable[],
-  ): Promise<{ seq: number; hash: string }[]> {
-    if (!contents.length) return [];
-    const [head] = await manager.query<HeadRow[]>(MOVE_HEAD_SQL, [contents.length]);
-    return this.writeGroup(manager, head, contents);
+  private appendAllIn(manager: Querier, contents: Appendable[]): Promise<{ seq: number; hash: string }[]> {
+    return this.write(manager, contents);
   }
 
   /**
-   * The data plane's group commit: appends events in a transaction of their own, in three round
-   * trips whatever their number (begin and move the head; write; commit), so the head's lock is
-   * held for one write and the commit. Resolves once they are durable; invalid input throws a
-   * TypeError before any statement.
+   * The data plane's group commit: appends events in one statement, as a transaction of its own,
+   * in one round trip whatever their number; the chain head's lock is held while that statement
+   * runs and commits, and by nothing between round trips. Resolves once they are durable; invalid
+   * input throws a TypeError before any statement.
    */
   async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
     const contents = events.map(appendable);
-    if (!contents.length) return [];
-    return this.db.transaction(
-      async (tx) => this.writeGroup(onClient(tx.client), tx.opening[0] as unknown as HeadRow, contents),
-      { with: moveHeadSql(contents.length) },
-    );
+    return this.write({ query: (sql, params) => this.db.query(sql, params) as never }, contents);
   }
 
   /**
-   * Writes a group after its head move: the events are sealed in order after the hash the head
-   * held, all at the time read once the lock was granted (so it follows the events before; it is
-   * truncated to milliseconds so the API's DateTime shows exactly the stored instant).
+   * Writes a group in {@link APPEND_SQL}: it takes the chain head's lock, reads the hash the head
+   * holds and the time (truncated to milliseconds, so the API's DateTime shows exactly the stored
+   * instant), seals the events in order after it, and writes them, the records they released, the
+   * register's counts and the new head. Every append goes this way: one home for the chain's rule
+   * on the writing side, checked against the verifier's own (`hashEvent`), which recomputes it.
    */
-  private async writeGroup(
-    manager: Querier,
-    head: HeadRow | undefined,
-    contents: Appendable[],
-  ): Promise<{ seq: number; hash: string }[]> {
-    if (!head) throw new Error('audit_head is missing: the audit log cannot be appended to');
-    const at = isoFromMicros(head.at_micros);
-    if (!at) throw new Error(`the database clock is out of range: ${head.at_micros}`);
-    let seq = Number(head.seq) - contents.length;
-    let prevHash = head.prev_hash;
-    const events = contents.map(({ release: _, ...content }) => {
-      const event = sealEvent(prevHash, { ...content, seq: ++seq, at });
-      prevHash = event.hash;
-      return event;
-    });
-    await manager.query(WRITE_EVENTS_SQL, [
-      JSON.stringify(events.map((event, i) => eventRow(event, contents[i].release))),
-      prevHash,
-    ]);
-    for (const event of events) this.metrics.auditAppends.inc({ decision: event.decision });
-    return events.map((event) => ({ seq: event.seq, hash: event.hash }));
+  private async write(manager: Querier, contents: Appendable[]): Promise<{ seq: number; hash: string }[]> {
+    if (!contents.length) return [];
+    const rows = contents.map((content, i) => eventRow(i + 1, content));
+    const result = await manager.query<unknown[]>(APPEND_SQL, [JSON.stringify(rows)]);
+    // TypeORM's entity manager answers an UPDATE with [rows, count]; a pg client with the rows.
+    const [row] = (Array.isArray(result[0]) ? result[0] : result) as { sealed: string | null }[];
+    // No head row, no update: the log cannot be appended to, and nothing was written.
+    if (!row?.sealed) throw new Error('audit_head is missing: the audit log cannot be appended to');
+    for (const content of contents) this.metrics.auditAppends.inc({ decision: content.decision });
+    return (JSON.parse(row.sealed) as [string, string][]).map(([seq, hash]) => ({
+      seq: Number(seq),
+      hash,
+    }));
   }
 
   /**
@@ -426,13 +428,6 @@ export function decodeCursor(cursor: string): number {
 /** Statements on a raw pg connection, as a {@link Querier}. */
 function onClient(client: PoolClient): Querier {
   return { query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T };
-}
-
-/** A row of {@link MOVE_HEAD_SQL}. */
-interface HeadRow {
-  seq: string;
-  prev_hash: string;
-  at_micros: string;
 }
 
 /**
