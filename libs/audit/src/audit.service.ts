@@ -279,7 +279,7 @@ export class AuditService {
    */
   async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
     const contents = events.map(appendable);
-    return this.write({ query: (sql, params) => this.db.query(sql, params) as never }, contents);
+    return this.db.connection((client) => this.write(onClient(client), contents));
   }
 
   /**
@@ -302,6 +302,18 @@ export class AuditService {
       seq: Number(seq),
       hash,
     }));
+  }
+
+  /**
+   * Merges the release index's pending list into the index (`gin_clean_pending_list`), off any
+   * request's path: called after a large release has left, so that the next append does not find
+   * the list full and merge it under the chain head's lock. Resolves to the pages merged.
+   */
+  async mergeReleaseIndex(): Promise<number> {
+    const [row] = await this.db.query<{ pages: string }>(
+      `SELECT gin_clean_pending_list('release_record_rids_idx'::regclass)::text AS pages`,
+    );
+    return Number(row.pages);
   }
 
   /**
@@ -427,7 +439,17 @@ export function decodeCursor(cursor: string): number {
 /** Checks and normalises an event's fields into exactly the values the database will return. */
 /** Statements on a raw pg connection, as a {@link Querier}. */
 function onClient(client: PoolClient): Querier {
-  return { query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T };
+  return {
+    query: async <T>(sql: string, params?: unknown[]) =>
+      // The append is prepared once per connection: its plan is the same for every group.
+      (
+        await client.query(
+          sql === APPEND_SQL
+            ? { name: 'audit_append', text: sql, values: params }
+            : { text: sql, values: params },
+        )
+      ).rows as T,
+  };
 }
 
 /**

@@ -23,6 +23,7 @@ export function exportStream(
   copy: string,
   header: string | null,
   onFailure: (error: Error) => void,
+  onDone: () => void = () => undefined,
 ): Readable {
   const { client } = tx;
   let released = false;
@@ -58,6 +59,7 @@ export function exportStream(
         released = true;
         client.off('error', onFailed);
         out.end();
+        onDone();
       },
       (error: Error) => onFailed(error),
     );
