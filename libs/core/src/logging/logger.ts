@@ -29,7 +29,9 @@ export function createLogger(level: string, name = 'broker', destination?: Desti
       err: errorForLog,
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // Standard output, written off the event loop (sonic-boom's asynchronous mode: lines written while
+  // a write is under way go out together with the next), and flushed when the process exits.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /**
