@@ -86,6 +86,8 @@ const DBA_SELECT = `id, encode(hmac(convert_to(full_name, 'UTF8'), $1::bytea, 's
 
 interface Shape {
   name: string;
+  /** Asked under the agreement that requires consent (its own purpose); the DBA checks consent too. */
+  consent?: true;
   /** The root field's arguments (besides purpose and first). */
   args: string;
   /** The DBA's filter (besides the agreement's row filter), order, and keyset condition after a row. */
@@ -108,6 +110,11 @@ const byRow = (first: string, dir: 'ASC' | 'DESC', cast: string) => ({
   condition: (p: (v: unknown) => string, r: Record<string, unknown>) =>
     `(${first}, "_rid", id COLLATE "C") ${dir === 'ASC' ? '>' : '<'} (${p(r.v)}::${cast}, ${p(r.rid)}::bigint, ${p(r.id)})`,
 });
+
+/** The purpose of the agreement that requires consent, and the DBA's condition for it. */
+const CONSENT_PURPOSE = 'PROGRAM_EVALUATION';
+const CONSENTED = `EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = 'DATASET'
+  AND c.purpose = '${CONSENT_PURPOSE}' AND c.subject_id = id AND c.granted)`;
 
 const SHAPES: Shape[] = [
   {
@@ -173,6 +180,14 @@ const SHAPES: Shape[] = [
     },
   },
   {
+    name: 'key asc, consent in force',
+    consent: true,
+    args: `orderBy: [{ field: id }]`,
+    where: CONSENTED,
+    order: `id COLLATE "C"`,
+    keyset: byKey('ASC'),
+  },
+  {
     name: 'lookup by key',
     args: `where: { id: { eq: "LOOKUP" } }`,
     where: `id = 'LOOKUP'`,
@@ -203,6 +218,8 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
         slug: SLUG,
         title: 'Query matrix people',
         keyField: 'id',
+        // Each record is its own subject, whose consent the second agreement requires.
+        subjectField: 'id',
         fields: d.fields,
         indexes: [['recorded_at'], ['city'], ['age']],
       },
@@ -221,59 +238,87 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const lines = [
     `loaded ${MATRIX_ROWS.toLocaleString('en-US')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   ];
-  const proposed = await g(
-    d.providerSteward,
-    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
-    {
-      i: {
-        title: 'Matrix agreement',
-        providerAgencyId: d.provider,
-        recipientAgencyId: d.recipient,
-        purposes: [d.purpose],
-        validFrom: '2020-01-01T00:00:00Z',
-        validUntil: '2099-01-01T00:00:00Z',
-        communityBenefit: BENCH_BENEFIT,
-        grants: [
-          {
-            datasetId,
-            fields: d.fields.map((f) => ({
-              name: f.name,
-              transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
-              justification: BENCH_JUSTIFICATION,
-            })),
-            rowFilter: { age: { $gte: 18 } },
-          },
-        ],
+  // The same grant twice: for the bench's purpose, and for another one with consent required.
+  const activate = async (title: string, purpose: string, requireConsent: boolean) => {
+    const proposed = await g(
+      d.providerSteward,
+      `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+      {
+        i: {
+          title,
+          providerAgencyId: d.provider,
+          recipientAgencyId: d.recipient,
+          purposes: [purpose],
+          validFrom: '2020-01-01T00:00:00Z',
+          validUntil: '2099-01-01T00:00:00Z',
+          communityBenefit: BENCH_BENEFIT,
+          grants: [
+            {
+              datasetId,
+              fields: d.fields.map((f) => ({
+                name: f.name,
+                transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
+                justification: BENCH_JUSTIFICATION,
+              })),
+              rowFilter: { age: { $gte: 18 } },
+              requireConsent,
+            },
+          ],
+        },
       },
-    },
-  );
-  const agreementId = proposed.proposeAgreement.id as string;
+    );
+    const id = proposed.proposeAgreement.id as string;
+    for (const approver of [d.recipientSteward, d.auditor]) {
+      const approved = await g(
+        approver,
+        `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+        {
+          id,
+        },
+      );
+      if (approver === d.auditor && approved.approveAgreement.status !== 'ACTIVE')
+        throw new Error(`matrix: the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
+    }
+    return id;
+  };
   started = performance.now();
-  await g(d.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-    id: agreementId,
-  });
-  const signed = await g(
-    d.auditor,
-    `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-    {
-      id: agreementId,
-    },
-  );
-  if (signed.approveAgreement.status !== 'ACTIVE')
-    throw new Error(`matrix: the agreement is ${signed.approveAgreement.status}, not ACTIVE`);
+  const agreementId = await activate('Matrix agreement', d.purpose, false);
   lines.push(
     `approved (the row filter's index built with it) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
-  await withClient(d.database, (c) => c.query(`VACUUM ANALYZE records.${SLUG}`));
-  const [{ hmac_key: hmacKey }] = await withClient(
-    d.database,
-    async (c) =>
-      (
-        await c.query<{ hmac_key: Buffer }>(`SELECT hmac_key FROM agreement_secret WHERE agreement_id = $1`, [
-          agreementId,
-        ])
-      ).rows,
+  await g(
+    d.operator,
+    `mutation { definePurpose(input: { code: "${CONSENT_PURPOSE}", description: "bench" }) { code } }`,
   );
+  const consentAgreementId = await activate('Matrix agreement with consent', CONSENT_PURPOSE, true);
+  // Consent of 19 subjects in 20 recorded (one in 19 of them a refusal), written straight into the
+  // tables: recordConsent takes one subject at a time.
+  started = performance.now();
+  await withClient(d.database, (c) =>
+    c.query(
+      `WITH e AS (
+         INSERT INTO consent_event (dataset_id, subject_id, purpose, granted, recorded_by)
+         SELECT $1, id, $2, hashtext(id) % 19 <> 0, (SELECT id FROM app_user WHERE role = 'STEWARD' LIMIT 1)
+           FROM records.${SLUG} WHERE hashtext(id) % 20 <> 1
+         RETURNING id, dataset_id, subject_id, purpose, granted)
+       INSERT INTO consent_current (dataset_id, purpose, subject_id, granted, event_id)
+       SELECT dataset_id, purpose, subject_id, granted, id FROM e`,
+      [datasetId, CONSENT_PURPOSE],
+    ),
+  );
+  await withClient(d.database, (c) => c.query(`VACUUM ANALYZE consent_current`));
+  lines.push(
+    `consent recorded for the second agreement in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  await withClient(d.database, (c) => c.query(`VACUUM ANALYZE records.${SLUG}`));
+  const keyOf = async (id: string) =>
+    (
+      await withClient(d.database, (c) =>
+        c.query<{ hmac_key: Buffer }>(`SELECT hmac_key FROM agreement_secret WHERE agreement_id = $1`, [id]),
+      )
+    ).rows[0].hmac_key;
+  const hmacKey = await keyOf(agreementId);
+  const consentKey = await keyOf(consentAgreementId);
   const [{ id: lookupId }] = await withClient(
     d.database,
     async (c) =>
@@ -304,7 +349,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const cells: Omit<Cell, 'p50' | 'rate'>[] = [];
   for (const [s, shape] of SHAPES.entries()) {
     const args = shape.args.replace('LOOKUP', lookupId);
-    const where = shape.where.replace('LOOKUP', lookupId);
+    const where = shape.where.replace('LOOKUP', lookupId).replace('DATASET', datasetId);
     const [{ n }] = await withClient(
       d.database,
       async (c) =>
@@ -317,9 +362,9 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
         if (position === 'deep' && (deepAt === null || deepAt < 1)) continue;
         const name = `s${s}_${first}_${position}`;
         const query = (after: string) =>
-          `{ ${SLUG}(purpose: ${d.purpose}, first: ${first}, ${args}${after}) { nodes { ${NODES} } pageInfo { hasNextPage endCursor } } }`;
+          `{ ${SLUG}(purpose: ${shape.consent ? CONSENT_PURPOSE : d.purpose}, first: ${first}, ${args}${after}) { nodes { ${NODES} } pageInfo { hasNextPage endCursor } } }`;
         let brokerQuery = query('');
-        const params = new SqlParams([hmacKey]);
+        const params = new SqlParams([shape.consent ? consentKey : hmacKey]);
         let dbaWhere = `age >= 18 AND ${where}`;
         if (position === 'deep') {
           const [row] = await withClient(
@@ -462,6 +507,21 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
 
 async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
   const query = `{ ${SLUG}(purpose: ${d.purpose}) { nodes { ${NODES} } } }`;
+  const fs = await import('node:fs');
+  const memory = () => {
+    const status = fs.readFileSync(`/proc/${d.brokerPid}/status`, 'utf8');
+    const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
+    return { rss: mb('VmRSS'), hwm: mb('VmHWM') };
+  };
+  // The peak of the export alone: the high-water mark is reset first (what loading the rows and the
+  // pages before reached is not the export's).
+  let reset = true;
+  try {
+    fs.writeFileSync(`/proc/${d.brokerPid}/clear_refs`, '5');
+  } catch {
+    reset = false;
+  }
+  const before = memory();
   let started = performance.now();
   const { rows, bytes } = await new Promise<{ rows: number; bytes: number }>((done, fail) => {
     const req = request(
@@ -495,8 +555,7 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
     req.end(JSON.stringify({ query }));
   });
   const brokerSeconds = (performance.now() - started) / 1000;
-  const status = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${d.brokerPid}/status`, 'utf8'));
-  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+  const { hwm } = memory();
   const select = DBA_SELECT.replace('$1::bytea', `'\\x${hmacKey.toString('hex')}'::bytea`).replace(
     /\s+/g,
     ' ',
@@ -521,7 +580,7 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
   const ratio = rows / brokerSeconds / (psqlRows / psqlSeconds);
   return [
     `export: broker ${rows.toLocaleString('en-US')} rows (${(bytes / 1e6).toFixed(1)} MB CSV) in ${brokerSeconds.toFixed(2)} s ` +
-      `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB; psql \\copy ` +
+      `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB (${reset ? 'reset before the export, ' : ''}RSS ${before.rss.toFixed(1)} MB before it); psql \\copy ` +
       `${psqlRows.toLocaleString('en-US')} rows in ${psqlSeconds.toFixed(2)} s = ${(psqlRows / psqlSeconds).toFixed(0)} rows/s`,
     `ratio export rows/s broker/psql: ${ratio.toFixed(2)} (target ≥ 0.5, RSS < 300 MB)`,
   ];
