@@ -145,3 +145,36 @@ export async function stopChild(child: ChildProcess) {
 /** What a bench's agreements say of their community benefit and of each field: the broker requires both. */
 export const BENCH_BENEFIT = 'Benchmark: measures what the broker costs, on generated data of nobody.';
 export const BENCH_JUSTIFICATION = 'Benchmark: every field, to measure the cost of each transform.';
+
+/**
+ * Proposes an agreement as the provider's steward, stating the community benefit every bench states,
+ * and brings it into force: the recipient's steward approves it, then the oversight board where it
+ * needs oversight (one that does not is in force after the steward's approval). Returns its id;
+ * throws unless it is ACTIVE.
+ */
+export async function activateAgreement(
+  port: number,
+  keys: { provider: string; recipient: string; auditor: string },
+  input: Record<string, unknown> & { title: string },
+): Promise<string> {
+  const proposed = await gql<{ proposeAgreement: { id: string } }>(
+    port,
+    keys.provider,
+    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+    { i: { communityBenefit: BENCH_BENEFIT, ...input } },
+  );
+  const id = proposed.proposeAgreement.id;
+  const approve = async (key: string) =>
+    (
+      await gql<{ approveAgreement: { status: string } }>(
+        port,
+        key,
+        `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
+        { id },
+      )
+    ).approveAgreement.status;
+  let status = await approve(keys.recipient);
+  if (status !== 'ACTIVE') status = await approve(keys.auditor);
+  if (status !== 'ACTIVE') throw new Error(`the agreement "${input.title}" is ${status}, not ACTIVE`);
+  return id;
+}

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
-import { BENCH_BENEFIT, BENCH_JUSTIFICATION, SERVER_URL, gql, post, withClient } from './bench-support';
+import { BENCH_JUSTIFICATION, SERVER_URL, activateAgreement, gql, post, withClient } from './bench-support';
 
 export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SLUG = 'bench_query_matrix';
@@ -239,48 +239,31 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
     `loaded ${MATRIX_ROWS.toLocaleString('en-US')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   ];
   // The same grant twice: for the bench's purpose, and for another one with consent required.
-  const activate = async (title: string, purpose: string, requireConsent: boolean) => {
-    const proposed = await g(
-      d.providerSteward,
-      `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+  const activate = (title: string, purpose: string, requireConsent: boolean) =>
+    activateAgreement(
+      d.brokerPort,
+      { provider: d.providerSteward, recipient: d.recipientSteward, auditor: d.auditor },
       {
-        i: {
-          title,
-          providerAgencyId: d.provider,
-          recipientAgencyId: d.recipient,
-          purposes: [purpose],
-          validFrom: '2020-01-01T00:00:00Z',
-          validUntil: '2099-01-01T00:00:00Z',
-          communityBenefit: BENCH_BENEFIT,
-          grants: [
-            {
-              datasetId,
-              fields: d.fields.map((f) => ({
-                name: f.name,
-                transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
-                justification: BENCH_JUSTIFICATION,
-              })),
-              rowFilter: { age: { $gte: 18 } },
-              requireConsent,
-            },
-          ],
-        },
+        title,
+        providerAgencyId: d.provider,
+        recipientAgencyId: d.recipient,
+        purposes: [purpose],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId,
+            fields: d.fields.map((f) => ({
+              name: f.name,
+              transform: f.name === 'full_name' ? 'HASH' : f.name === 'birth_date' ? 'GENERALIZE' : 'RAW',
+              justification: BENCH_JUSTIFICATION,
+            })),
+            rowFilter: { age: { $gte: 18 } },
+            requireConsent,
+          },
+        ],
       },
     );
-    const id = proposed.proposeAgreement.id as string;
-    for (const approver of [d.recipientSteward, d.auditor]) {
-      const approved = await g(
-        approver,
-        `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-        {
-          id,
-        },
-      );
-      if (approver === d.auditor && approved.approveAgreement.status !== 'ACTIVE')
-        throw new Error(`matrix: the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
-    }
-    return id;
-  };
   started = performance.now();
   const agreementId = await activate('Matrix agreement', d.purpose, false);
   lines.push(

@@ -48,9 +48,9 @@ import { createLogger, loadConfig } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql, precheck } from '@broker/data-plane';
 import { createBroker } from '../apps/broker/src/bootstrap';
 import {
-  BENCH_BENEFIT,
   BENCH_JUSTIFICATION,
   BROKER_MAIN,
+  activateAgreement,
   cpuSeconds,
   databaseUrl,
   dropDatabase,
@@ -520,43 +520,29 @@ async function prepare(port: number, operator: string): Promise<Setup> {
   // Statistics for the planner, as autovacuum would gather them shortly.
   await withClient(BROKER_DB, (c) => c.query(`VACUUM ANALYZE records.${SLUG}`));
 
-  const proposed = await g(
-    providerSteward,
-    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
+  await activateAgreement(
+    port,
+    { provider: providerSteward, recipient: recipientSteward, auditor },
     {
-      i: {
-        title: 'Bench agreement',
-        providerAgencyId: provider,
-        recipientAgencyId: recipient,
-        purposes: [PURPOSE],
-        validFrom: '2020-01-01T00:00:00Z',
-        validUntil: '2099-01-01T00:00:00Z',
-        communityBenefit: BENCH_BENEFIT,
-        grants: [
-          {
-            datasetId,
-            fields: FIELDS.map((f) => ({
-              name: f.name,
-              transform: TRANSFORMS[f.name] ?? 'RAW',
-              justification: BENCH_JUSTIFICATION,
-            })),
-            rowFilter: ROW_FILTER,
-          },
-        ],
-      },
+      title: 'Bench agreement',
+      providerAgencyId: provider,
+      recipientAgencyId: recipient,
+      purposes: [PURPOSE],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId,
+          fields: FIELDS.map((f) => ({
+            name: f.name,
+            transform: TRANSFORMS[f.name] ?? 'RAW',
+            justification: BENCH_JUSTIFICATION,
+          })),
+          rowFilter: ROW_FILTER,
+        },
+      ],
     },
   );
-  await g(recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-    id: proposed.proposeAgreement.id,
-  });
-  const approved = await g(
-    auditor,
-    `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`,
-    { id: proposed.proposeAgreement.id },
-  );
-  if (approved.approveAgreement.status !== 'ACTIVE') {
-    throw new Error(`the agreement is ${approved.approveAgreement.status}, not ACTIVE`);
-  }
   return { analystKey, datasetId, provider, recipient, providerSteward, recipientSteward, auditor };
 }
 
@@ -608,39 +594,25 @@ async function prepareCounts(port: number, setup: Setup): Promise<{ analystKey: 
     `loaded ${AGG_ROWS.toLocaleString('en-US')} rows for (g) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
   await withClient(BROKER_DB, (c) => c.query(`VACUUM ANALYZE records.${AGG_SLUG}`));
-  const proposed = await g(
-    setup.providerSteward,
-    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
-    {
-      i: {
-        title: 'Bench counts',
-        providerAgencyId: setup.provider,
-        recipientAgencyId: setup.recipient,
-        purposes: [PURPOSE],
-        validFrom: '2020-01-01T00:00:00Z',
-        validUntil: '2099-01-01T00:00:00Z',
-        communityBenefit: BENCH_BENEFIT,
-        grants: [
-          {
-            datasetId,
-            access: 'AGGREGATE_ONLY',
-            fields: [
-              { name: 'sex', justification: BENCH_JUSTIFICATION },
-              { name: 'age', transform: 'GENERALIZE', justification: BENCH_JUSTIFICATION },
-              { name: 'offense', justification: BENCH_JUSTIFICATION },
-            ],
-          },
+  await activateAgreement(port, parties(setup), {
+    title: 'Bench counts',
+    providerAgencyId: setup.provider,
+    recipientAgencyId: setup.recipient,
+    purposes: [PURPOSE],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    grants: [
+      {
+        datasetId,
+        access: 'AGGREGATE_ONLY',
+        fields: [
+          { name: 'sex', justification: BENCH_JUSTIFICATION },
+          { name: 'age', transform: 'GENERALIZE', justification: BENCH_JUSTIFICATION },
+          { name: 'offense', justification: BENCH_JUSTIFICATION },
         ],
       },
-    },
-  );
-  await g(setup.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-    id: proposed.proposeAgreement.id,
+    ],
   });
-  // Where the fields need no oversight the auditor is refused (FORBIDDEN), which leaves it in force.
-  await g(setup.auditor, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-    id: proposed.proposeAgreement.id,
-  }).catch(() => undefined);
   return { analystKey: setup.analystKey };
 }
 
@@ -766,23 +738,14 @@ async function prepareLinked(port: number, setup: Setup): Promise<LinkedSetup> {
     linkage: true,
     fields: fields.map((name) => ({ name })),
   });
-  const proposed = await g(
-    setup.providerSteward,
-    `mutation($i: AgreementInput!) { proposeAgreement(input: $i) { id } }`,
-    {
-      i: {
-        title: 'Bench linked counts',
-        providerAgencyId: setup.provider,
-        recipientAgencyId: setup.recipient,
-        purposes: [PURPOSE],
-        validFrom: '2020-01-01T00:00:00Z',
-        validUntil: '2099-01-01T00:00:00Z',
-        grants: [grant(cohortId, ['program', 'completed_on']), grant(outcomeId, ['booked_on'])],
-      },
-    },
-  );
-  await g(setup.recipientSteward, `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { status } }`, {
-    id: proposed.proposeAgreement.id,
+  await activateAgreement(port, parties(setup), {
+    title: 'Bench linked counts',
+    providerAgencyId: setup.provider,
+    recipientAgencyId: setup.recipient,
+    purposes: [PURPOSE],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    grants: [grant(cohortId, ['program', 'completed_on']), grant(outcomeId, ['booked_on'])],
   });
   return { runId, cohortId, outcomeId };
 }
@@ -1166,3 +1129,8 @@ main().catch((error: unknown) => {
   process.stderr.write(`bench:query failed: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exit(1);
 });
+
+/** The keys that propose and approve the benches' agreements. */
+function parties(setup: Setup) {
+  return { provider: setup.providerSteward, recipient: setup.recipientSteward, auditor: setup.auditor };
+}
