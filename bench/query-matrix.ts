@@ -27,7 +27,9 @@ export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SLUG = 'bench_query_matrix';
 const DEEP = 500_000;
 const ONE_CLIENT_SAMPLES = Number(process.env.BENCH_MATRIX_SAMPLES ?? 20);
-const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 3);
+const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 2);
+/** Seconds of warm-up before each timed throughput cell. */
+const WARMUP = 1;
 
 interface Target {
   port: number;
@@ -70,6 +72,7 @@ export interface MatrixDeps {
     body: string,
     pid: number,
     duration: number,
+    warmup: number,
   ) => Promise<{ rate: number }>;
   send: (
     at: Target,
@@ -440,8 +443,16 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
       const l = await d.latencies(brokerAt, baseAt, headers, bodies[name], ONE_CLIENT_SAMPLES);
       let rate: [number, number] | null = null;
       if (cell.first === 10) {
-        const mineRate = await d.cannon('broker', brokerAt, headers, bodies[name], d.brokerPid, SECONDS);
-        const theirRate = await d.cannon('baseline', baseAt, headers, '{}', baseline.pid, SECONDS);
+        const mineRate = await d.cannon(
+          'broker',
+          brokerAt,
+          headers,
+          bodies[name],
+          d.brokerPid,
+          SECONDS,
+          WARMUP,
+        );
+        const theirRate = await d.cannon('baseline', baseAt, headers, '{}', baseline.pid, SECONDS, WARMUP);
         rate = [mineRate.rate, theirRate.rate];
       }
       results.push({ ...cell, p50: [l.broker.p50, l.baseline.p50], rate });

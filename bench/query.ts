@@ -993,6 +993,7 @@ async function cannon(
   body: string,
   pid: number,
   duration = DURATION,
+  warmup = 2,
 ) {
   const expected = await send(at, headers, body);
   const options = {
@@ -1004,7 +1005,7 @@ async function cannon(
     // Every answer must be the expected page: an error or refusal counts as a mismatch.
     expectBody: expected.body,
   };
-  await autocannon({ ...options, duration: 2 });
+  await autocannon({ ...options, duration: warmup });
   const cpuBefore = cpuSeconds(pid);
   const pgBefore = postgresCpu();
   const result = await autocannon({ ...options, duration });
