@@ -164,5 +164,12 @@ describe('audit: a group of events appended in one write', () => {
       ),
     ).rejects.toThrow(TypeError);
     expect(await broker.query(`SELECT seq FROM audit_head`)).toEqual([{ seq: before }]);
+    // Nor of a group larger than one statement seals.
+    const many = Array.from({ length: 1001 }, () => ({
+      action: AuditAction.QUERY,
+      decision: 'ALLOW' as const,
+    }));
+    await expect(audit.appendGroup(many)).rejects.toThrow('a group holds 1 to 1000 events');
+    expect(await broker.query(`SELECT seq FROM audit_head`)).toEqual([{ seq: before }]);
   });
 });

@@ -192,6 +192,9 @@ function eventRow(i: number, content: Appendable) {
   };
 }
 
+/** At most this many events in one append (the data plane's groups hold at most 64). */
+const MAX_GROUP = 1000;
+
 /** `auditEvents` page size bounds. */
 export const AUDIT_PAGE_MAX = 1000;
 
@@ -213,7 +216,8 @@ const INT4_MAX = 2 ** 31 - 1;
  */
 /** What an append needs of a connection inside a transaction. */
 interface Querier {
-  query<T>(sql: string, params?: unknown[]): Promise<T>;
+  /** `name` asks for a prepared statement where the connection can keep one (TypeORM's cannot). */
+  query<T>(sql: string, params?: unknown[], name?: string): Promise<T>;
 }
 
 @Injectable()
@@ -237,14 +241,13 @@ export class AuditService {
    * Appends an event to the chain and returns its seq and hash. With `manager`, inside the caller's
    * transaction (which must be READ COMMITTED, the default): call it last, right before COMMIT,
    * because it holds the chain's lock until then; a rollback takes the event back and leaves no gap.
-   * Without one, in a short transaction of its own. Invalid input throws a TypeError before any lock.
+   * Without one (or outside a transaction), its one statement is a transaction of its own. Invalid
+   * input throws a TypeError before any lock.
    */
   async append(event: AuditEventInput, manager?: EntityManager): Promise<{ seq: number; hash: string }> {
     const content = storableContent(event);
-    const run = async (m: EntityManager) => (await this.appendAllIn(m, [content]))[0];
-    if (!manager) return this.db.transaction((tx) => run(tx.manager));
-    // Outside a transaction, the head's lock would end with the first statement and the chain fork.
-    return manager.queryRunner?.isTransactionActive ? run(manager) : manager.transaction(run);
+    if (!manager) return (await this.appendAlone([content]))[0];
+    return (await this.write(manager, [content]))[0];
   }
 
   /**
@@ -257,18 +260,10 @@ export class AuditService {
 
   /**
    * Appends events in order, as {@link appendOnClient} does one, in one statement whatever their
-   * number (the data plane's group commit). Invalid input throws a TypeError before any statement.
+   * number. Invalid input throws a TypeError before any statement.
    */
   appendAllOnClient(client: PoolClient, events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
-    return this.appendAllIn(onClient(client), events.map(appendable));
-  }
-
-  /**
-   * Appends events in order to the chain, inside the caller's transaction, in one statement
-   * whatever their number (see {@link APPEND_SQL}).
-   */
-  private appendAllIn(manager: Querier, contents: Appendable[]): Promise<{ seq: number; hash: string }[]> {
-    return this.write(manager, contents);
+    return this.write(onClient(client), events.map(appendable));
   }
 
   /**
@@ -277,8 +272,12 @@ export class AuditService {
    * runs and commits, and by nothing between round trips. Resolves once they are durable; invalid
    * input throws a TypeError before any statement.
    */
-  async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
-    const contents = events.map(appendable);
+  appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
+    return this.appendAlone(events.map(appendable));
+  }
+
+  /** Appends checked contents in their own one-statement transaction, on a pooled connection. */
+  private appendAlone(contents: Appendable[]): Promise<{ seq: number; hash: string }[]> {
     return this.db.connection((client) => this.write(onClient(client), contents));
   }
 
@@ -291,8 +290,10 @@ export class AuditService {
    */
   private async write(manager: Querier, contents: Appendable[]): Promise<{ seq: number; hash: string }[]> {
     if (!contents.length) return [];
+    // The statement seals a group in order (a recursive step per event): groups stay small.
+    if (contents.length > MAX_GROUP) throw new TypeError(`a group holds 1 to ${MAX_GROUP} events`);
     const rows = contents.map((content, i) => eventRow(i + 1, content));
-    const result = await manager.query<unknown[]>(APPEND_SQL, [JSON.stringify(rows)]);
+    const result = await manager.query<unknown[]>(APPEND_SQL, [JSON.stringify(rows)], 'audit_append');
     // TypeORM's entity manager answers an UPDATE with [rows, count]; a pg client with the rows.
     const [row] = (Array.isArray(result[0]) ? result[0] : result) as { sealed: string | null }[];
     // No head row, no update: the log cannot be appended to, and nothing was written.
@@ -436,19 +437,14 @@ export function decodeCursor(cursor: string): number {
   return seq;
 }
 
-/** Checks and normalises an event's fields into exactly the values the database will return. */
-/** Statements on a raw pg connection, as a {@link Querier}. */
+/**
+ * Statements on a raw pg connection, as a {@link Querier}; a named one is prepared once per
+ * connection (its plan is the same every time).
+ */
 function onClient(client: PoolClient): Querier {
   return {
-    query: async <T>(sql: string, params?: unknown[]) =>
-      // The append is prepared once per connection: its plan is the same for every group.
-      (
-        await client.query(
-          sql === APPEND_SQL
-            ? { name: 'audit_append', text: sql, values: params }
-            : { text: sql, values: params },
-        )
-      ).rows as T,
+    query: async <T>(text: string, values?: unknown[], name?: string) =>
+      (await client.query(name ? { name, text, values } : { text, values })).rows as T,
   };
 }
 
@@ -490,6 +486,7 @@ function appendable(event: AuditEventInput): Appendable {
   return content;
 }
 
+/** Checks and normalises an event's fields into exactly the values the database will return. */
 function storableContent(event: AuditEventInput): Omit<AuditEventContent, 'seq' | 'at'> {
   if (typeof event.action !== 'string' || !/^[A-Z][A-Z0-9_]{0,63}$/.test(event.action)) {
     throw new TypeError(`audit action must be an AuditAction, got ${String(event.action)}`);
