@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { Client } from 'pg';
-import { PARAM_TYPES, SettingParams, SqlParams } from '@broker/policy';
+import { PARAM_TYPES, SettingParams, SqlParams, isPlaceholder } from '@broker/policy';
 import { EXPORT_STATEMENT_TIMEOUT } from './export-sql';
 
 const noNul = (s: string) => !s.includes('\u0000');
@@ -106,6 +106,23 @@ describe('export: values through settings equal bound parameters', () => {
       `SELECT current_setting('broker_export.p1', true) AS v`,
     );
     expect(rows[0].v === null || rows[0].v === '').toBe(true);
+  });
+
+  it('writes placeholders that the HMAC expression accepts, and nothing else passes for one', () => {
+    const bound = new SqlParams().add(Buffer.from('k'), 'bytea');
+    const set = new SettingParams().add(Buffer.from('k'), 'bytea');
+    expect(isPlaceholder(bound, 'bytea')).toBe(true);
+    expect(isPlaceholder(set, 'bytea')).toBe(true);
+    for (const forged of [
+      `'\\x6b'::bytea`,
+      `$1::text`,
+      `(SELECT current_setting('broker_export.p1')::text)`,
+      `(SELECT current_setting('other.p1')::bytea)`,
+      `(SELECT current_setting('broker_exportXp1')::bytea)`,
+      `${set} || $2::bytea`,
+    ]) {
+      expect(isPlaceholder(forged, 'bytea')).toBe(false);
+    }
   });
 
   it('refuses a parameter without a type, or of a type not on the list', () => {

@@ -26,7 +26,15 @@ export {
   type ReleasedNameOptions,
   whereFieldNames,
 } from './data-where';
-export { MAX_PARAMS, PARAM_TYPES, SettingParams, SqlParams, columnRef, quoteIdent } from './sql-builder';
+export {
+  MAX_PARAMS,
+  PARAM_TYPES,
+  SettingParams,
+  SqlParams,
+  columnRef,
+  isPlaceholder,
+  quoteIdent,
+} from './sql-builder';
 export {
   type HmacKeyParam,
   MAX_ORDER_BY,

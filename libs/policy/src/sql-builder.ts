@@ -74,6 +74,20 @@ export class SqlParams {
 const SETTING = 'broker_export.p';
 
 /**
+ * Whether `text` is a placeholder of this module for a value of `pgType`: `$n::type` from
+ * {@link SqlParams}, or a setting's read-back from {@link SettingParams}. What a caller checks before
+ * writing an expression around a value that must never be text (the HMAC key).
+ */
+export function isPlaceholder(text: string, pgType: 'bytea'): boolean {
+  return (
+    new RegExp(`^\\$[1-9][0-9]*::${pgType}$`).test(text) ||
+    new RegExp(
+      `^\\(SELECT current_setting\\('${SETTING.replace('.', '\\.')}[1-9][0-9]*'\\)::${pgType}\\)$`,
+    ).test(text)
+  );
+}
+
+/**
  * The parameters of a statement that takes none (COPY). Each value is set as a setting of the
  * transaction (`set_config(name, $n, true)`, gone at its end) by one statement with ordinary bind
  * parameters, and read back by the COPY once, as an init plan cast to its type, which is how

@@ -25,7 +25,7 @@ import {
 } from './policy.types';
 import { releasedField, transformApplies } from './released-field';
 import { type RowFilterNode, parseRowFilter } from './row-filter';
-import { type SqlParams, columnRef, quoteIdent } from './sql-builder';
+import { type SqlParams, columnRef, isPlaceholder, quoteIdent } from './sql-builder';
 
 /**
  * The agreement's HMAC key as a bytea placeholder (`params.add(key, 'bytea')`), or, better, a lazy
@@ -60,8 +60,6 @@ export function pgTypeOfReleased(type: ReleasedType): string {
 }
 
 const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
-const HMAC_KEY_PARAM =
-  /^(\$[1-9][0-9]*::bytea|\(SELECT current_setting\('broker_export\.p[1-9][0-9]*'\)::bytea\))$/;
 
 /** The raw field a released field comes from, checked against the transform table. */
 function sourceField(rf: ReleasedField, dataset: DatasetShape): FieldDefinition {
@@ -169,7 +167,7 @@ export function releasedExpression(
       return column;
     case FieldTransform.HASH: {
       const key = typeof hmacKeyParam === 'function' ? hmacKeyParam() : hmacKeyParam;
-      if (!HMAC_KEY_PARAM.test(key))
+      if (!isPlaceholder(key, 'bytea'))
         throw new Error('the HMAC key must be a bytea parameter ($n::bytea, or its setting)');
       return `encode(hmac(convert_to(${canonicalText(column, field.type)}, 'UTF8'), ${key}, 'sha256'), 'hex')`;
     }
