@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { createTestDatabase } from '../../../testing/src/test-database';
 import { dropDatabase } from './ensure-database';
-import { Database, type TransactionCarrier } from './database';
+import { Database, READER_PREPARED_PER_CONNECTION, type TransactionCarrier, statementName } from './database';
 
 /** The one transaction helper, against real PostgreSQL. */
 describe('Database', () => {
@@ -27,6 +27,7 @@ describe('Database', () => {
     await db.query(`CREATE TABLE tx_probe (id int PRIMARY KEY)`);
   });
   afterAll(async () => {
+    await db.onApplicationShutdown();
     await dataSource.destroy();
     await dropDatabase(url);
   });
@@ -148,5 +149,63 @@ describe('Database', () => {
     await expect(tx.query(`SELECT 1`)).rejects.toThrow();
     await expect(tx.rollback()).resolves.toBeUndefined();
     expect(await db.queryArrays(`SELECT 1, 'two'`)).toEqual([[1, 'two']]);
+  });
+
+  describe('read (the readers\' pool)', () => {
+    const probe = (tag: string) =>
+      `SELECT pg_backend_pid() AS pid, $1::int AS k,
+              (SELECT count(*)::int FROM pg_prepared_statements) AS prepared /* ${tag} */`;
+
+    it('prepares a statement once per connection and answers it like an unprepared one', async () => {
+      const first = await db.read<{ pid: number; k: number; prepared: number }>(probe('same'), [1]);
+      const again = await db.read<{ pid: number; k: number; prepared: number }>(probe('same'), [2]);
+      expect(first[0].k).toBe(1);
+      expect(again[0].k).toBe(2);
+      if (again[0].pid === first[0].pid) expect(again[0].prepared).toBe(first[0].prepared);
+      const [named] = await db.read<{ name: string; statement: string }>(
+        `SELECT name, statement FROM pg_prepared_statements WHERE name = $1`,
+        [statementName(probe('same'))],
+      );
+      // Asked on whichever connection answers: only where the statement ran is it there.
+      if (named) expect(named.statement).toBe(probe('same'));
+      // Its connections cannot write, prepared or not.
+      await expect(db.read(`INSERT INTO tx_probe VALUES (1)`)).rejects.toThrow(/read-only/);
+      await expect(db.read(`INSERT INTO tx_probe VALUES (1)`)).rejects.toThrow(/read-only/);
+    });
+
+    it('names two statements apart, and one statement alike, whatever their length', () => {
+      expect(statementName('SELECT 1')).toBe(statementName('SELECT 1'));
+      expect(statementName('SELECT 1')).not.toBe(statementName('SELECT 1 '));
+      // PostgreSQL truncates identifiers at 63 bytes: a name must fit whole.
+      expect(statementName('x'.repeat(100_000)).length).toBeLessThanOrEqual(63);
+    });
+
+    it(`keeps at most ${READER_PREPARED_PER_CONNECTION} statements on a connection, then opens a fresh one`, async () => {
+      const pids = new Set<number>();
+      let most = 0;
+      for (let i = 0; i < READER_PREPARED_PER_CONNECTION + 60; i++) {
+        const [row] = await db.read<{ pid: number; prepared: number }>(probe(`n${i}`), [i]);
+        pids.add(row.pid);
+        most = Math.max(most, row.prepared);
+      }
+      expect(most).toBeLessThanOrEqual(READER_PREPARED_PER_CONNECTION);
+      // One after the other, the same connection answers until it is full.
+      expect(pids.size).toBeGreaterThan(1);
+    });
+
+    it('answers a statement whose table changed its columns since it was prepared', async () => {
+      await db.query(`CREATE TABLE reader_shape (a int)`);
+      await db.query(`INSERT INTO reader_shape VALUES (1)`);
+      try {
+        const sql = `SELECT * FROM reader_shape`;
+        // On every connection of the pool that may answer it.
+        await Promise.all(Array.from({ length: 30 }, () => db.read(sql)));
+        await db.query(`ALTER TABLE reader_shape ADD COLUMN b text DEFAULT 'x'`);
+        const after = await Promise.all(Array.from({ length: 30 }, () => db.read(sql)));
+        for (const rows of after) expect(rows).toEqual([{ a: 1, b: 'x' }]);
+      } finally {
+        await db.query(`DROP TABLE reader_shape`);
+      }
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { Pool, type PoolClient, type QueryResult } from 'pg';
 import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 
@@ -31,6 +32,14 @@ export interface TransactionOptions {
 export const READER_STATEMENT_TIMEOUT = '30s';
 /** Connections of the readers' pool. */
 const READER_POOL_SIZE = 20;
+/**
+ * Statements {@link Database.read} keeps prepared on one reader connection. A connection that would
+ * need more is closed once its statement has run (the pool opens a fresh one), which bounds the
+ * server's memory for them whatever the mix of statements.
+ */
+export const READER_PREPARED_PER_CONNECTION = 200;
+/** PostgreSQL's error when a prepared statement's result columns changed under it. */
+const CACHED_PLAN_CHANGED = '0A000';
 
 /** What a transaction is carried on while work runs in it: a request's context, as a rule. */
 export interface TransactionCarrier {
@@ -152,6 +161,8 @@ export class Transaction {
 @Injectable()
 export class Database implements OnApplicationShutdown {
   private readers: Pool | undefined;
+  /** The statements prepared on each reader connection (see {@link read}). */
+  private readonly prepared = new WeakMap<PoolClient, Set<string>>();
 
   constructor(private readonly dataSource: DataSource) {}
 
@@ -244,7 +255,34 @@ export class Database implements OnApplicationShutdown {
    * snapshot.
    */
   async read<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
-    return (await this.readerPool().query(sql, params)).rows as T[];
+    const client = await this.readerPool().connect();
+    let retire = false;
+    try {
+      // Prepared once per connection (named by its text), then only bound and run: PostgreSQL
+      // neither parses it again nor, once its generic plan is as good as a fresh one, plans it.
+      const name = statementName(sql);
+      let prepared = this.prepared.get(client);
+      if (!prepared) this.prepared.set(client, (prepared = new Set()));
+      if (!prepared.has(name) && prepared.size >= READER_PREPARED_PER_CONNECTION) {
+        retire = true;
+        return (await client.query(sql, params)).rows as T[];
+      }
+      prepared.add(name);
+      try {
+        return (await client.query({ name, text: sql, values: params })).rows as T[];
+      } catch (error) {
+        // A table whose columns changed since: the statement runs once more, unprepared, and the
+        // connection, which keeps the stale one, is closed.
+        if ((error as { code?: string }).code !== CACHED_PLAN_CHANGED) throw error;
+        retire = true;
+        return (await client.query(sql, params)).rows as T[];
+      }
+    } catch (error) {
+      retire = true;
+      throw error;
+    } finally {
+      client.release(retire);
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -295,6 +333,11 @@ export class Database implements OnApplicationShutdown {
     }
     return this.readers;
   }
+}
+
+/** A prepared statement's name: its text's digest, so that one name never means two statements. */
+export function statementName(sql: string): string {
+  return `r_${createHash('sha256').update(sql).digest('base64url').slice(0, 32)}`;
 }
 
 function isolationOf(level: Isolation): Isolation {
