@@ -251,6 +251,13 @@ async function main() {
         }
       : { broker: notRun, baseline: notRun };
     const audited = (await auditCount()) - auditBefore;
+    // A group commit's events share its time: the number of appends that wrote them.
+    const groups = await withClient(BROKER_DB, async (c) =>
+      Number(
+        (await c.query(`SELECT count(DISTINCT at) AS n FROM audit_event WHERE seq > $1`, [auditBefore]))
+          .rows[0].n,
+      ),
+    );
 
     // (o), supplementary: the broker's fixed cost per request, where the statement costs next to nothing.
     let overhead: string[] = ['not run'];
@@ -400,7 +407,7 @@ async function main() {
     }
     console.log(
       `(b) broker: ${b.broker.result['2xx']} answered in the timed run, audit events appended in the ` +
-        `warm-up and timed runs: ${audited}`,
+        `warm-up and timed runs: ${audited}, in ${groups} group commits (${(audited / groups).toFixed(1)} each)`,
     );
     console.log('');
     console.log('(o) supplementary, one row by its key (the SQL costs next to nothing):');

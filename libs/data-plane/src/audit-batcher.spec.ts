@@ -4,6 +4,7 @@ import { AuditBatcher } from './audit-batcher';
 /** A database that commits a transaction's appends only when it reaches COMMIT. */
 function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
   const committed: string[] = [];
+  const groups: string[][] = [];
   let transactions = 0;
   const audit = {
     // As the real one: a malformed event throws before any statement; the group is one transaction,
@@ -13,6 +14,7 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
         throw new TypeError('audit fields must be an array of strings');
       }
       transactions++;
+      groups.push(events.map((e) => e.reason!));
       if (events.some((e) => options.failDb?.(e))) throw new Error('connection lost');
       await new Promise((resolve) => setTimeout(resolve, 5));
       committed.push(...events.map((e) => e.reason!));
@@ -20,7 +22,7 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
     },
     recordGroupCommit: () => undefined,
   } as unknown as AuditService;
-  return { batcher: new AuditBatcher(audit), committed, transactions: () => transactions };
+  return { batcher: new AuditBatcher(audit), committed, groups, transactions: () => transactions };
 }
 
 const event = (reason: string): AuditEventInput => ({ action: 'QUERY' as never, decision: 'ALLOW', reason });
@@ -68,5 +70,20 @@ describe('AuditBatcher', () => {
     // And it goes on afterwards.
     await batcher.append([event('later')]);
     expect(committed).toEqual(['first', 'later']);
+  });
+
+  it('lets the requests whose turn comes with a commit join the next group', async () => {
+    const { batcher, groups } = fakes();
+    const first = batcher.append([event('a')]);
+    const queued = batcher.append([event('b')]);
+    // Due with the first commit (whose fake COMMIT takes 5 ms), in the same turn of the event loop,
+    // as a reply from PostgreSQL that arrives with it.
+    let late: Promise<void> | undefined;
+    setTimeout(() => {
+      late = batcher.append([event('c')]);
+    }, 5);
+    await Promise.all([first, queued]);
+    await late;
+    expect(groups).toEqual([['a'], ['b', 'c']]);
   });
 });

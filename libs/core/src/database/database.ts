@@ -337,8 +337,16 @@ export class Database implements OnApplicationShutdown {
 
 /** A prepared statement's name: its text's digest, so that one name never means two statements. */
 export function statementName(sql: string): string {
-  return `r_${createHash('sha256').update(sql).digest('base64url').slice(0, 32)}`;
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `r_${createHash('sha256').update(sql).digest('base64url').slice(0, 32)}`;
+    // The texts of the statements in use, remembered so that each is digested once; bounded.
+    if (statementNames.size >= READER_PREPARED_PER_CONNECTION * 4) statementNames.clear();
+    statementNames.set(sql, name);
+  }
+  return name;
 }
+const statementNames = new Map<string, string>();
 
 function isolationOf(level: Isolation): Isolation {
   // A closed set: never text from outside.
