@@ -1,3 +1,5 @@
+import { Database } from '@broker/core';
+import { MAX_FIRST, PolicyError } from '@broker/policy';
 import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 
@@ -229,24 +231,68 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
   });
 
   describe('EXPLAIN of the statements the broker runs', () => {
-    const plan = async (query: string) => {
+    /**
+     * The plans of the page statement a request runs: planned for its values, as a DBA's query is,
+     * and the generic plan of the statement prepared once (Database.read), which the broker runs once
+     * PostgreSQL finds it as good, and which must read as few rows.
+     */
+    let prepared = 0;
+    const plans = async (query: string): Promise<PlanNode[]> => {
       const policies = broker.app.get(PolicyCache);
       const dataPlane = broker.app.get(DataPlaneService);
       const policy = await policies.forAgency(agencyId, new Date());
       const decision = dataPlane.decide(policy, { query });
       if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
       const { text, values } = pageSql(decision.plans[0], true, agencyId);
+      // The page's size is in the text, so that a generic plan knows it: never a parameter.
+      expect(text).toMatch(/ LIMIT \d+\)/);
+      expect(values).not.toContain(decision.plans[0].first + 1);
       const [row] = await broker.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
         `EXPLAIN (FORMAT JSON) ${text}`,
         values,
       );
-      return row['QUERY PLAN'][0].Plan;
+      const generic = await broker.app.get(Database).connection(async (client) => {
+        const name = `page_generic_${++prepared}`;
+        await client.query({ name, text, values });
+        // These shapes bind text, numbers and the HMAC key.
+        const literals = values.map((v) => {
+          if (Buffer.isBuffer(v)) return client.escapeLiteral(`\\x${v.toString('hex')}`);
+          if (v !== null && typeof v === 'object') throw new Error('a value these shapes do not bind');
+          return client.escapeLiteral(String(v));
+        });
+        await client.query(`SET plan_cache_mode = force_generic_plan`);
+        try {
+          const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+            `EXPLAIN (FORMAT JSON) EXECUTE ${name}${literals.length ? `(${literals.join(', ')})` : ''}`,
+          );
+          return rows[0]['QUERY PLAN'][0].Plan;
+        } finally {
+          await client.query(`RESET plan_cache_mode`);
+          await client.query(`DEALLOCATE ${name}`);
+        }
+      });
+      return [row['QUERY PLAN'][0].Plan, generic];
     };
     const cursorOf = async (vars: Record<string, unknown>) => {
       // A position deep in the walk: the 2,000th row.
       const p = await page({ ...vars, first: 2000 });
       return p.pageInfo.endCursor!;
     };
+
+    it('writes nothing but a page size from 1 to MAX_FIRST into the statement', async () => {
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const decision = broker.app
+        .get(DataPlaneService)
+        .decide(policy, {
+          query: `{ things(purpose: RESEARCH, agreement: "${a}", first: 7) { nodes { id } } }`,
+        });
+      if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+      const [ok] = decision.plans;
+      expect(pageSql(ok, true, agencyId).text).toMatch(/ LIMIT 8\) t ORDER BY/);
+      for (const first of [0, MAX_FIRST + 1, 1.5, NaN, '8) t; SELECT 1 --', 2 ** 53]) {
+        expect(() => pageSql({ ...ok, first: first as number }, true, agencyId)).toThrow(PolicyError);
+      }
+    });
 
     it.each([
       [
@@ -264,16 +310,17 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
     ])('%s: an index scan, no Sort, on the first page and deep', async (_name, args, vars) => {
       const cursor = await cursorOf(vars);
       for (const after of ['', `, after: ${JSON.stringify(cursor)}`]) {
-        const root = await plan(
+        for (const root of await plans(
           `{ things(purpose: RESEARCH, agreement: "${a}", first: 10${args ? `, ${args}` : ''}${after}) { nodes { id d s } } }`,
-        );
-        const nodes = flatten(root);
-        expect(nodes.map((n) => n['Node Type'])).not.toContain('Sort');
-        expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
-        const scans = nodes.filter((n) => /Index/.test(n['Node Type']) && n['Relation Name'] === 'things');
-        expect(scans).toHaveLength(1);
-        // The cursor is a bound of the index scan, not a filter over rows read from the start.
-        if (after) expect(scans[0]['Index Cond']).toMatch(/ROW|>|</);
+        )) {
+          const nodes = flatten(root);
+          expect(nodes.map((n) => n['Node Type'])).not.toContain('Sort');
+          expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+          const scans = nodes.filter((n) => /Index/.test(n['Node Type']) && n['Relation Name'] === 'things');
+          expect(scans).toHaveLength(1);
+          // The cursor is a bound of the index scan, not a filter over rows read from the start.
+          if (after) expect(scans[0]['Index Cond']).toMatch(/ROW|>|</);
+        }
       }
     });
 
@@ -282,22 +329,23 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
       ['a number that may be null, ascending', `orderBy: [{ field: n }]`, { orderBy: [{ field: 'n' }] }],
     ])('%s: deep, every branch of the cursor a bounded index range', async (_name, args, vars) => {
       const cursor = await cursorOf(vars);
-      const root = await plan(
+      for (const root of await plans(
         `{ things(purpose: RESEARCH, agreement: "${a}", first: 10, ${args}, after: ${JSON.stringify(cursor)}) { nodes { id s n } } }`,
-      );
-      const nodes = flatten(root);
-      expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
-      // After a value: greater values, then the nulls, then equal values after the row's tie-break;
-      // each read through the index (a scan of it, or a bitmap of it where few rows are equal).
-      const scans = nodes.filter((n) => n['Relation Name'] === 'things');
-      expect(scans).toHaveLength(3);
-      for (const scan of scans) {
-        expect(scan['Node Type']).toMatch(/^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/);
-        expect(scan['Index Cond'] ?? scan['Recheck Cond']).toBeDefined();
+      )) {
+        const nodes = flatten(root);
+        expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+        // After a value: greater values, then the nulls, then equal values after the row's tie-break;
+        // each read through the index (a scan of it, or a bitmap of it where few rows are equal).
+        const scans = nodes.filter((n) => n['Relation Name'] === 'things');
+        expect(scans).toHaveLength(3);
+        for (const scan of scans) {
+          expect(scan['Node Type']).toMatch(/^(Index Scan|Index Only Scan|Bitmap Heap Scan)$/);
+          expect(scan['Index Cond'] ?? scan['Recheck Cond']).toBeDefined();
+        }
+        // Each branch is cut at the page (LIMIT right above its scan): no branch reads from the start.
+        const limits = nodes.filter((n) => n['Node Type'] === 'Limit');
+        expect(limits.length).toBeGreaterThanOrEqual(4);
       }
-      // Each branch is cut at the page (LIMIT right above its scan): no branch reads from the start.
-      const limits = nodes.filter((n) => n['Node Type'] === 'Limit');
-      expect(limits.length).toBeGreaterThanOrEqual(4);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { personKeySql } from '@broker/linkage';
 import {
+  MAX_FIRST,
   PolicyError,
   type ReleasedNameOptions,
   SqlParams,
@@ -50,7 +51,13 @@ export function pageSql(
   const columns = projection(plan.columns, grant, shape, t, hmacKey, options);
   const json = columns.map((c) => `'${c.key}', ${c.expression}`).join(', ');
   const floats = columns.filter((c) => c.type === 'Float').map((c) => c.expression);
-  const limit = params.add(plan.first + 1, 'bigint');
+  // The page's size is written in the statement, not bound: a prepared statement's generic plan then
+  // knows how few rows it reads (a bound LIMIT counts as a tenth of the table, and PostgreSQL would
+  // plan every execution anew). Checked here too: nothing but a bounded integer reaches the text.
+  if (!Number.isSafeInteger(plan.first) || plan.first < 1 || plan.first > MAX_FIRST) {
+    throw new PolicyError('BAD_USER_INPUT', `first must be between 1 and ${MAX_FIRST}`);
+  }
+  const limit = String(plan.first + 1);
   const before = head ? `${head(params)}, ` : '';
   // A float that JSON has no number for (NaN, ±Infinity), flagged: GraphQL's Float refuses it.
   const odd = floats.length
