@@ -1,6 +1,6 @@
-import { Database } from '@broker/core';
+import { Database, statementName } from '@broker/core';
 import { MAX_FIRST, PolicyError } from '@broker/policy';
-import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
+import { DataPlaneService, PolicyCache, pageSql, planIsStable } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 
 const N = 3000;
@@ -279,13 +279,73 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
       return p.pageInfo.endCursor!;
     };
 
+    it('lets PostgreSQL keep one plan only for pages whose best plan does not depend on their values', async () => {
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const stable = (args: string) => {
+        const decision = broker.app.get(DataPlaneService).decide(policy, {
+          query: `{ things(purpose: RESEARCH, agreement: "${c}", first: 10${args}) { nodes { id } } }`,
+        });
+        if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+        return planIsStable(decision.plans[0]);
+      };
+      // No filter; filters on the first ordering name only; an equality on the key.
+      expect(stable('')).toBe(true);
+      expect(stable(`, orderBy: [{ field: d }]`)).toBe(true);
+      expect(stable(`, orderBy: [{ field: d }], where: { d: { gte: "2020-02-01", lt: "2020-03-01" } }`)).toBe(
+        true,
+      );
+      expect(
+        stable(
+          `, orderBy: [{ field: s }, { field: d }], where: { or: [{ s: { in: ["a"] } }, { s: { isNull: true } }] }`,
+        ),
+      ).toBe(true);
+      expect(stable(`, where: { id: { eq: "K00010" } }`)).toBe(true);
+      // Any other filter: a value few rows have would want another plan than a common one.
+      expect(stable(`, where: { s: { in: ["a"] } }`)).toBe(false);
+      expect(stable(`, orderBy: [{ field: d }], where: { n: { gte: 10, lt: 20 } }`)).toBe(false);
+      expect(stable(`, orderBy: [{ field: d }], where: { d: { gte: "2020-02-01" }, n: { eq: 3 } }`)).toBe(
+        false,
+      );
+      expect(stable(`, where: { id: { gte: "K00010" } }`)).toBe(false);
+      expect(stable(`, where: { id: { in: ["K00010"] } }`)).toBe(false);
+      expect(stable(`, where: { and: [{ id: { eq: "K00010" } }] }`)).toBe(false);
+      expect(stable(`, where: { secret_hash: { eq: "00" } }`)).toBe(false);
+    });
+
+    it('plans a page filtered on another name for its values every time, and keeps one plan for the others', async () => {
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const db = broker.app.get(Database);
+      const plansOf = async (args: string) => {
+        const decision = broker.app.get(DataPlaneService).decide(policy, {
+          query: `{ things(purpose: RESEARCH, agreement: "${c}", first: 10${args}) { nodes { id } } }`,
+        });
+        if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+        const [only] = decision.plans;
+        const { text, values } = pageSql(only, true, agencyId);
+        const stablePlan = planIsStable(only);
+        // One after the other, the pool hands out the same connection: the statement's own counts.
+        for (let i = 0; i < 8; i++) await db.read(text, values, { stablePlan });
+        const [counts] = await db.read<{ generic: number; custom: number }>(
+          `SELECT generic_plans::int AS generic, custom_plans::int AS custom
+             FROM pg_prepared_statements WHERE name = $1`,
+          [statementName(text)],
+          { stablePlan },
+        );
+        return counts;
+      };
+      // A rare value of another name: the plan made for it reads that name's index; a generic one
+      // would walk the whole order's.
+      expect(await plansOf(`, where: { s: { in: ["ab"] } }`)).toEqual({ generic: 0, custom: 8 });
+      const stable = await plansOf(`, orderBy: [{ field: d }]`);
+      expect(stable.generic).toBeGreaterThan(0);
+      expect(stable.generic + stable.custom).toBe(8);
+    });
+
     it('writes nothing but a page size from 1 to MAX_FIRST into the statement', async () => {
       const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
-      const decision = broker.app
-        .get(DataPlaneService)
-        .decide(policy, {
-          query: `{ things(purpose: RESEARCH, agreement: "${a}", first: 7) { nodes { id } } }`,
-        });
+      const decision = broker.app.get(DataPlaneService).decide(policy, {
+        query: `{ things(purpose: RESEARCH, agreement: "${a}", first: 7) { nodes { id } } }`,
+      });
       if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
       const [ok] = decision.plans;
       expect(pageSql(ok, true, agencyId).text).toMatch(/ LIMIT 8\) t ORDER BY/);

@@ -23,14 +23,14 @@ import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
 import { DataPlaneRecorder, type RootResult } from './data-plane-recorder';
-import { type PageRow, pageResult, pageSql } from './page-sql';
+import { type PageRow, pageResult, pageSql, planIsStable } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
 import { type PageResult, failureResponse, spliceResponse, unauthenticatedResponse } from './response';
 
 export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan';
-export { pageSql } from './page-sql';
+export { pageSql, planIsStable } from './page-sql';
 export { precheck } from './authorise';
 export { type Decision } from './decide';
 
@@ -116,7 +116,9 @@ export class DataPlaneService {
         if (!ctx.unverified) return stamp;
         return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
       });
-      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(text, values);
+      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(text, values, {
+        stablePlan: planIsStable(plan),
+      });
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;

@@ -1,5 +1,6 @@
 import { personKeySql } from '@broker/linkage';
 import {
+  FieldTransform,
   MAX_FIRST,
   PolicyError,
   type ReleasedNameOptions,
@@ -8,6 +9,7 @@ import {
   populationConditions,
   projection,
   quoteIdent,
+  whereFieldNames,
   whereSql,
 } from '@broker/policy';
 import { recordTable } from '@broker/registry';
@@ -83,6 +85,33 @@ export function pageSql(
       ${ordering.position}::text AS pos
     FROM (${rows}) ${t} ORDER BY ${order}`;
   return { text, values: params.values };
+}
+
+/**
+ * Whether one plan of a page's statement is best whatever its values, so that PostgreSQL may keep a
+ * generic plan for it (see Database.read): no filter of the caller's, or filters only on the page's
+ * first ordering name (whose index serves the filter and the order alike), or an equality on the
+ * dataset's key (one row, by its unique index). A filter on another name is planned for its values
+ * on every execution, as a DBA's query is: they decide whether to walk the ordering's index or read
+ * the filter's and sort (a value few rows have), and a generic plan would guess.
+ */
+export function planIsStable(plan: Plan): boolean {
+  if (!plan.where) return true;
+  const names = whereFieldNames(plan.where);
+  const first = plan.orderBy[0]?.field;
+  if (first !== undefined && names.every((name) => name === first)) return true;
+  const entries = Object.entries(plan.where);
+  if (entries.length !== 1) return false;
+  const [name, filter] = entries[0];
+  const released = plan.grant.released.get(name);
+  return (
+    released?.transform === FieldTransform.RAW &&
+    released.source === plan.shape.keyField &&
+    filter !== null &&
+    typeof filter === 'object' &&
+    Object.keys(filter).length === 1 &&
+    (filter as { eq?: unknown }).eq !== undefined
+  );
 }
 
 /** A row of a page's statement (see {@link pageSql}). */

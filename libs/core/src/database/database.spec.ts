@@ -151,7 +151,7 @@ describe('Database', () => {
     expect(await db.queryArrays(`SELECT 1, 'two'`)).toEqual([[1, 'two']]);
   });
 
-  describe('read (the readers\' pool)', () => {
+  describe("read (the readers' pool)", () => {
     const probe = (tag: string) =>
       `SELECT pg_backend_pid() AS pid, $1::int AS k,
               (SELECT count(*)::int FROM pg_prepared_statements) AS prepared /* ${tag} */`;
@@ -171,6 +171,17 @@ describe('Database', () => {
       // Its connections cannot write, prepared or not.
       await expect(db.read(`INSERT INTO tx_probe VALUES (1)`)).rejects.toThrow(/read-only/);
       await expect(db.read(`INSERT INTO tx_probe VALUES (1)`)).rejects.toThrow(/read-only/);
+    });
+
+    it('plans a statement for its values on every execution, unless its plan is said to be stable', async () => {
+      const mode = `SELECT current_setting('plan_cache_mode') AS mode`;
+      expect(await db.read(mode)).toEqual([{ mode: 'force_custom_plan' }]);
+      expect(await db.read(mode, [], { stablePlan: false })).toEqual([{ mode: 'force_custom_plan' }]);
+      expect(await db.read(mode, [], { stablePlan: true })).toEqual([{ mode: 'auto' }]);
+      // Both kinds of connection are read-only.
+      await expect(db.read(`INSERT INTO tx_probe VALUES (1)`, [], { stablePlan: true })).rejects.toThrow(
+        /read-only/,
+      );
     });
 
     it('names two statements apart, and one statement alike, whatever their length', () => {

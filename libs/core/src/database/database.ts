@@ -38,6 +38,8 @@ const READER_POOL_SIZE = 20;
  * server's memory for them whatever the mix of statements.
  */
 export const READER_PREPARED_PER_CONNECTION = 200;
+/** How the readers' connections plan a prepared statement (see {@link Database.read}). */
+type PlanCacheMode = 'auto' | 'force_custom_plan';
 /** PostgreSQL's error when a prepared statement's result columns changed under it. */
 const CACHED_PLAN_CHANGED = '0A000';
 
@@ -160,7 +162,8 @@ export class Transaction {
  */
 @Injectable()
 export class Database implements OnApplicationShutdown {
-  private readers: Pool | undefined;
+  /** The readers' pools, one per plan cache mode (see {@link read}). */
+  private readonly readers = new Map<PlanCacheMode, Pool>();
   /** The statements prepared on each reader connection (see {@link read}). */
   private readonly prepared = new WeakMap<PoolClient, Set<string>>();
 
@@ -253,13 +256,21 @@ export class Database implements OnApplicationShutdown {
    * {@link READER_STATEMENT_TIMEOUT}; they are apart from the pool of the control plane, the audit
    * log and the jobs, so a flood of either never starves the other. A single statement is its own
    * snapshot.
+   *
+   * The statement is prepared once per connection (named by its text), then only bound and run:
+   * PostgreSQL does not parse it again. It is planned for its values on every execution, as an
+   * unprepared statement is, unless `stablePlan` says one plan is best whatever the values: then it
+   * runs on connections that let PostgreSQL keep a generic plan once that plan is as good as fresh
+   * ones (`plan_cache_mode = auto`), and is not planned again.
    */
-  async read<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
-    const client = await this.readerPool().connect();
+  async read<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    options: { stablePlan?: boolean } = {},
+  ): Promise<T[]> {
+    const client = await this.readerPool(options.stablePlan ? 'auto' : 'force_custom_plan').connect();
     let retire = false;
     try {
-      // Prepared once per connection (named by its text), then only bound and run: PostgreSQL
-      // neither parses it again nor, once its generic plan is as good as a fresh one, plans it.
       const name = statementName(sql);
       let prepared = this.prepared.get(client);
       if (!prepared) this.prepared.set(client, (prepared = new Set()));
@@ -286,9 +297,9 @@ export class Database implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    const readers = this.readers;
-    this.readers = undefined;
-    await readers?.end();
+    const pools = [...this.readers.values()];
+    this.readers.clear();
+    await Promise.all(pools.map((pool) => pool.end()));
   }
 
   private async runnerTransaction(managed: boolean): Promise<Transaction> {
@@ -313,11 +324,12 @@ export class Database implements OnApplicationShutdown {
     return new Transaction(client, (error) => client.release(error ? (error as Error) : undefined));
   }
 
-  private readerPool(): Pool {
-    if (!this.readers) {
+  private readerPool(mode: PlanCacheMode = 'force_custom_plan'): Pool {
+    let pool = this.readers.get(mode);
+    if (!pool) {
       const options = this.dataSource.options;
       if (options.type !== 'postgres') throw new Error('the broker runs on PostgreSQL');
-      this.readers = new Pool({
+      pool = new Pool({
         connectionString: options.url,
         host: options.host,
         port: options.port,
@@ -326,12 +338,17 @@ export class Database implements OnApplicationShutdown {
         database: options.database,
         max: READER_POOL_SIZE,
         application_name: 'data-sharing-broker-reader',
-        options: `-c default_transaction_read_only=on -c statement_timeout=${READER_STATEMENT_TIMEOUT}`,
+        options: [
+          '-c default_transaction_read_only=on',
+          `-c statement_timeout=${READER_STATEMENT_TIMEOUT}`,
+          `-c plan_cache_mode=${mode}`,
+        ].join(' '),
       });
       // An idle connection that fails (a restarted server) is dropped by the pool; nothing to do.
-      this.readers.on('error', () => undefined);
+      pool.on('error', () => undefined);
+      this.readers.set(mode, pool);
     }
-    return this.readers;
+    return pool;
   }
 }
 
