@@ -14,6 +14,7 @@
  * statement and of the DBA's is written to bench/.data/query-matrix-explain.txt.
  */
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -101,6 +102,8 @@ interface Shape {
     columns: string;
     condition: (p: (v: unknown) => string, row: Record<string, unknown>) => string;
   } | null;
+  /** Requests per side one at a time, where a request is slow (else BENCH_MATRIX_SAMPLES). */
+  samples?: number;
 }
 
 const byKey = (dir: 'ASC' | 'DESC') => ({
@@ -189,6 +192,16 @@ const SHAPES: Shape[] = [
     where: CONSENTED,
     order: `id COLLATE "C"`,
     keyset: byKey('ASC'),
+  },
+  {
+    // The HMAC of a name the analyst saw: both sides hash every row of the population to find it
+    // (an index on the hash would hold the agreement's key in its definition).
+    name: 'HASH eq, default order',
+    args: `where: { full_name_hash: { eq: "HASHED" } }`,
+    where: `encode(hmac(convert_to(full_name, 'UTF8'), $1::bytea, 'sha256'), 'hex') = 'HASHED'`,
+    order: `"_rid", id COLLATE "C"`,
+    keyset: null,
+    samples: 5,
   },
   {
     name: 'lookup by key',
@@ -305,15 +318,17 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
     ).rows[0].hmac_key;
   const hmacKey = await keyOf(agreementId);
   const consentKey = await keyOf(consentAgreementId);
-  const [{ id: lookupId }] = await withClient(
+  const [{ id: lookupId, full_name: lookupName }] = await withClient(
     d.database,
     async (c) =>
       (
-        await c.query<{ id: string }>(
-          `SELECT id FROM records.${SLUG} WHERE age >= 18 ORDER BY id LIMIT 1 OFFSET 12345`,
+        await c.query<{ id: string; full_name: string }>(
+          `SELECT id, full_name FROM records.${SLUG} WHERE age >= 18 ORDER BY id LIMIT 1 OFFSET 12345`,
         )
       ).rows,
   );
+  // The released HMAC of that row's name, as the analyst would have read it.
+  const hashed = createHmac('sha256', hmacKey).update(lookupName, 'utf8').digest('hex');
   const table = `records.${SLUG}`;
 
   // The broker's deep cursors: the row at the deep position of each shape, sealed as the broker would.
@@ -334,13 +349,21 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const explain: string[] = [];
   const cells: Omit<Cell, 'p50' | 'rate'>[] = [];
   for (const [s, shape] of SHAPES.entries()) {
-    const args = shape.args.replace('LOOKUP', lookupId);
-    const where = shape.where.replace('LOOKUP', lookupId).replace('DATASET', datasetId);
+    const args = shape.args.replace('LOOKUP', lookupId).replace('HASHED', hashed);
+    const where = shape.where
+      .replace('LOOKUP', lookupId)
+      .replace('DATASET', datasetId)
+      .replace('HASHED', hashed);
     const [{ n }] = await withClient(
       d.database,
       async (c) =>
-        (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE age >= 18 AND ${where}`))
-          .rows,
+        (
+          await c.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ${table} WHERE age >= 18 AND ${where}`,
+            // A HASH filter reads the agreement's key as $1, as the DBA's statement does.
+            where.includes('$1') ? [shape.consent ? consentKey : hmacKey] : [],
+          )
+        ).rows,
     );
     const deepAt = shape.keyset ? Math.min(DEEP, n - 2000) : null;
     for (const first of [10, 1000]) {
@@ -440,7 +463,8 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
       if (JSON.stringify(ids) !== JSON.stringify(dbaIds)) {
         throw new Error(`matrix ${cell.shape} ${cell.first} ${cell.position}: the broker and the DBA differ`);
       }
-      const l = await d.latencies(brokerAt, baseAt, headers, bodies[name], ONE_CLIENT_SAMPLES);
+      const samples = SHAPES.find((s) => s.name === cell.shape)?.samples ?? ONE_CLIENT_SAMPLES;
+      const l = await d.latencies(brokerAt, baseAt, headers, bodies[name], samples);
       let rate: [number, number] | null = null;
       if (cell.first === 10) {
         const mineRate = await d.cannon(
