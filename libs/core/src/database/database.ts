@@ -30,16 +30,19 @@ export interface TransactionOptions {
 
 /** How long a statement on the readers' pool (the data plane's reads) may run. */
 export const READER_STATEMENT_TIMEOUT = '30s';
-/** Connections of the readers' pool. */
-const READER_POOL_SIZE = 20;
+/** How the readers' connections plan a prepared statement (see {@link Database.read}). */
+type PlanCacheMode = 'auto' | 'force_custom_plan';
+/**
+ * Connections of the readers' pools: the one whose statements are planned for their values, and the
+ * one whose statements keep a generic plan (see {@link Database.read}), which are short ones.
+ */
+const READER_POOL_SIZE: Record<PlanCacheMode, number> = { force_custom_plan: 20, auto: 10 };
 /**
  * Statements {@link Database.read} keeps prepared on one reader connection. A connection that would
  * need more is closed once its statement has run (the pool opens a fresh one), which bounds the
  * server's memory for them whatever the mix of statements.
  */
 export const READER_PREPARED_PER_CONNECTION = 200;
-/** How the readers' connections plan a prepared statement (see {@link Database.read}). */
-type PlanCacheMode = 'auto' | 'force_custom_plan';
 /** PostgreSQL's error when a prepared statement's result columns changed under it. */
 const CACHED_PLAN_CHANGED = '0A000';
 
@@ -336,7 +339,7 @@ export class Database implements OnApplicationShutdown {
         user: options.username,
         password: typeof options.password === 'string' ? options.password : undefined,
         database: options.database,
-        max: READER_POOL_SIZE,
+        max: READER_POOL_SIZE[mode],
         application_name: 'data-sharing-broker-reader',
         options: [
           '-c default_transaction_read_only=on',
