@@ -135,6 +135,51 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     expect(joined.participation.nodes).toEqual([{ enrollment_id: 'E1' }]);
   });
 
+  it("filters on personKey exactly as each record's own key says, whatever the shape of the filter", async () => {
+    const all = (
+      await read(
+        researchAnalyst.apiKey,
+        `{ bookings(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: booking_id }]) { nodes { booking_id personKey } } }`,
+      )
+    ).bookings.nodes as { booking_id: string; personKey: string | null }[];
+    const [k1, k2] = all.map((n) => n.personKey!);
+    const unknown = 'f'.repeat(64);
+    const ids = async (where: string) =>
+      (
+        await read(
+          researchAnalyst.apiKey,
+          `{ bookings(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: booking_id }], where: ${where}) { nodes { booking_id } } }`,
+        )
+      ).bookings.nodes.map((n: { booking_id: string }) => n.booking_id);
+    // Equalities and in lists (where the linked records of those persons are read first) and every
+    // other shape (where they are not) answer as the per-record key does.
+    expect(await ids(`{ personKey: { eq: "${k1}" } }`)).toEqual(['B1']);
+    expect(await ids(`{ personKey: { eq: "${k1.toUpperCase()}" } }`)).toEqual([]);
+    expect(await ids(`{ personKey: { in: ["${k1}", "${k2}"] } }`)).toEqual(['B1', 'B2']);
+    expect(await ids(`{ personKey: { in: ["${unknown}", "${k2}"] } }`)).toEqual(['B2']);
+    expect(await ids(`{ personKey: { in: [] } }`)).toEqual([]);
+    expect(
+      await ids(`{ and: [{ personKey: { in: ["${k1}", "${k2}"] } }, { booking_id: { eq: "B2" } }] }`),
+    ).toEqual(['B2']);
+    expect(await ids(`{ or: [{ personKey: { eq: "${k1}" } }, { booking_id: { eq: "B2" } }] }`)).toEqual([
+      'B1',
+      'B2',
+    ]);
+    expect(await ids(`{ not: { personKey: { eq: "${k1}" } } }`)).toEqual(['B2']);
+    expect(await ids(`{ personKey: { neq: "${k1}" } }`)).toEqual(['B2']);
+    expect(await ids(`{ personKey: { nin: ["${k2}"] } }`)).toEqual(['B1']);
+    // Another recipient's or purpose's key of the same person finds nothing here.
+    const other = (
+      await read(
+        researchAnalyst.apiKey,
+        `{ bookings(purpose: PROGRAM_EVALUATION, where: { booking_id: { eq: "B1" } }) { nodes { personKey } } }`,
+      )
+    ).bookings.nodes[0].personKey as string;
+    expect(other).not.toBe(k1);
+    expect(await ids(`{ personKey: { eq: "${other}" } }`)).toEqual([]);
+    expect(await ids(`{ personKey: { in: ["${other}"] } }`)).toEqual([]);
+  });
+
   it('gives unrelated keys to another purpose and to another recipient', async () => {
     const key = async (analyst: string, purpose: string) =>
       (

@@ -1,4 +1,4 @@
-import { personKeySql } from '@broker/linkage';
+import { type PersonKeyParts, personKeyParts } from '@broker/linkage';
 import {
   FieldTransform,
   MAX_FIRST,
@@ -171,17 +171,21 @@ export function personKeyOptions(
   t: string,
 ): ReleasedNameOptions {
   if (!plan.grant.linkage) return {};
-  let personKey: string | undefined;
+  let parts: PersonKeyParts | undefined;
+  const personKey = () => {
+    if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
+    return (parts ??= personKeyParts(
+      params,
+      plan.shape.id,
+      recipientAgencyId,
+      plan.purpose,
+      `${t}.${quoteIdent(plan.shape.keyField)}::text`,
+    ));
+  };
   return {
     get personKey() {
-      if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
-      return (personKey ??= personKeySql(
-        params,
-        plan.shape.id,
-        recipientAgencyId,
-        plan.purpose,
-        `${t}.${quoteIdent(plan.shape.keyField)}::text`,
-      ));
+      return personKey().value;
     },
+    personKeyAmong: (keys) => personKey().among(keys),
   };
 }

@@ -348,6 +348,34 @@ describe('whereSql', () => {
     );
   });
 
+  it("adds the persons' records beside a personKey equality or in list required of every row, and nowhere else", () => {
+    const linked = grantOf({ s: FieldTransform.RAW }, true);
+    const options = { personKey: 'p."key"', personKeyAmong: (keys: string) => `among(${keys})` };
+    const sql = (where: DataWhere) => {
+      const params = new SqlParams();
+      return { text: whereSql(where, linked, dataset, 'r', params, KEY, options), values: params.values };
+    };
+    expect(sql({ personKey: { eq: 'pk' } })).toEqual({
+      text: '(((p."key") COLLATE "C" = $1::text) AND among($2::text[]))',
+      values: ['pk', ['pk']],
+    });
+    expect(sql({ and: [{ personKey: { in: ['a', 'b'] } }, { s: { eq: 'x' } }] }).text).toBe(
+      '((((p."key") COLLATE "C" = ANY($1::text[])) AND ("r"."s" COLLATE "C" = $2::text)) AND among($3::text[]))',
+    );
+    // Under or and not, for neq, nin and isNull, the records of those persons are not all the answer
+    // may hold: nothing is added.
+    for (const where of [
+      { or: [{ personKey: { eq: 'pk' } }, { s: { eq: 'x' } }] },
+      { not: { personKey: { eq: 'pk' } } },
+      { personKey: { neq: 'pk' } },
+      { personKey: { nin: ['pk'] } },
+      { personKey: { isNull: false } },
+      { personKey: { in: [] } },
+    ] as DataWhere[]) {
+      expect(sql(where).text).not.toContain('among');
+    }
+  });
+
   it('refuses a grant of another dataset', () => {
     expect(() => whereSql({}, RAW, { ...dataset, id: 'other' }, 'r', new SqlParams(), KEY)).toThrow(
       policyError('FORBIDDEN'),

@@ -9,6 +9,7 @@ import {
   type ReleasedNameOptions,
   type WhereNode,
   type WhereTarget,
+  type WhereValue,
   parseDataWhere,
   releasedTarget,
 } from './data-where';
@@ -400,8 +401,23 @@ function exactRange(node: WhereNode, c: WhereContext, probe = false): string | n
  * each is implied by the released comparison, so the answer is the same with or without it. HASH
  * has none: a keyed hash orders nothing, and its key never enters an index.
  */
+/** The keys a condition on personKey requires it to equal (`eq`, `in`), or null for any other node. */
+function personKeysOf(node: WhereNode): WhereValue[] | null {
+  if (node.kind === 'compare' && !node.target.released) return node.op === 'eq' ? [node.value] : null;
+  if ((node.kind === 'in' || node.kind === 'nin') && !node.target.released) {
+    return node.kind === 'in' ? node.values : null;
+  }
+  return null;
+}
+
 function impliedBounds(node: WhereNode, c: WhereContext): string[] {
   if (node.kind === 'and') return node.children.flatMap((child) => impliedBounds(child, c));
+  // personKey equal to one of some keys: the records of those persons in the linkage run in force,
+  // found by hashing each linked record once, where the filter itself is a subquery per record.
+  const keys = personKeysOf(node);
+  if (keys && c.options.personKeyAmong) {
+    return keys.length ? [c.options.personKeyAmong(c.params.add(keys.map(String), 'text[]'))] : [];
+  }
   if (node.kind !== 'compare') return [];
   const released = node.target.released;
   if (!released || released.transform !== FieldTransform.GENERALIZE) return [];
