@@ -204,6 +204,20 @@ const SHAPES: Shape[] = [
     samples: 5,
   },
   {
+    // Every record of the person one record belongs to, by the personKey the analyst read. The DBA
+    // finds the person's records first, hashing each of the dataset's linkage rows once.
+    name: 'personKey eq, default order',
+    args: `where: { personKey: { eq: "PERSONKEY" } }`,
+    where: `id IN (SELECT lp.record_key FROM linkage_state ls
+      JOIN linkage_person lp ON lp.run_id = ls.current_run_id AND lp.dataset_id = 'DATASET'
+     WHERE ls.id = 1 AND encode(hmac(convert_to(lp.person_id::text, 'UTF8'),
+       (SELECT hmac(convert_to('SCOPE', 'UTF8'), s.secret, 'sha256') FROM linkage_secret s WHERE s.id = 1),
+       'sha256'), 'hex') = 'PERSONKEY')`,
+    order: `"_rid", id COLLATE "C"`,
+    keyset: null,
+    samples: 5,
+  },
+  {
     name: 'lookup by key',
     args: `where: { id: { eq: "LOOKUP" } }`,
     where: `id = 'LOOKUP'`,
@@ -255,7 +269,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
     `loaded ${MATRIX_ROWS.toLocaleString('en-US')} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   ];
   // The same grant twice: for the bench's purpose, and for another one with consent required.
-  const activate = (title: string, purpose: string, requireConsent: boolean) =>
+  const activate = (title: string, purpose: string, requireConsent: boolean, linkage = false) =>
     activateAgreement(
       d.brokerPort,
       { provider: d.providerSteward, recipient: d.recipientSteward, auditor: d.auditor },
@@ -276,12 +290,14 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
             })),
             rowFilter: { age: { $gte: 18 } },
             requireConsent,
+            linkage,
           },
         ],
       },
     );
   started = performance.now();
-  const agreementId = await activate('Matrix agreement', d.purpose, false);
+  // With linkage: its pages may be filtered on personKey.
+  const agreementId = await activate('Matrix agreement', d.purpose, false, true);
   lines.push(
     `approved (the row filter's index built with it) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
@@ -329,6 +345,44 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   );
   // The released HMAC of that row's name, as the analyst would have read it.
   const hashed = createHmac('sha256', hmacKey).update(lookupName, 'utf8').digest('hex');
+  // A linkage run in force that assigns the records to persons (one to a few records each), written
+  // straight into the tables as part (l) does; the filter is the person of the lookup row.
+  started = performance.now();
+  await withClient(d.database, async (c) => {
+    const state = await c.query<{ run: string | null }>(
+      `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
+    );
+    let run = state.rows[0]?.run ?? null;
+    if (!run) {
+      run = (
+        await c.query<{ id: string }>(
+          `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+        )
+      ).rows[0].id;
+      await c.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [run]);
+    }
+    await c.query(
+      `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
+       SELECT $1::uuid, $2::uuid, id, 1 + (hashtext(id) & 2147483647) % $3::int FROM records.${SLUG}`,
+      [run, datasetId, Math.ceil(MATRIX_ROWS / 2)],
+    );
+    await c.query(`VACUUM ANALYZE linkage_person`);
+  });
+  lines.push(`linkage of the records written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const lookup = await post(
+    d.brokerPort,
+    '/data/graphql',
+    { authorization: `Bearer ${d.analystKey}`, 'content-type': 'application/json' },
+    JSON.stringify({
+      query: `{ ${SLUG}(purpose: ${d.purpose}, where: { id: { eq: "${lookupId}" } }) { nodes { personKey } } }`,
+    }),
+  );
+  const personKey = (
+    JSON.parse(lookup.body) as { data?: Record<string, { nodes: { personKey: string }[] }> }
+  ).data?.[SLUG]?.nodes[0]?.personKey;
+  if (!personKey || !/^[0-9a-f]{64}$/.test(personKey)) {
+    throw new Error(`matrix: no personKey for ${lookupId}: ${lookup.body.slice(0, 300)}`);
+  }
   const table = `records.${SLUG}`;
 
   // The broker's deep cursors: the row at the deep position of each shape, sealed as the broker would.
@@ -349,11 +403,16 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const explain: string[] = [];
   const cells: Omit<Cell, 'p50' | 'rate'>[] = [];
   for (const [s, shape] of SHAPES.entries()) {
-    const args = shape.args.replace('LOOKUP', lookupId).replace('HASHED', hashed);
+    const args = shape.args
+      .replace('LOOKUP', lookupId)
+      .replace('HASHED', hashed)
+      .replace('PERSONKEY', personKey);
     const where = shape.where
       .replace('LOOKUP', lookupId)
       .replace('DATASET', datasetId)
-      .replace('HASHED', hashed);
+      .replace('HASHED', hashed)
+      .replace(/PERSONKEY/g, personKey)
+      .replace('SCOPE', `${d.recipient}/${d.purpose}`);
     const [{ n }] = await withClient(
       d.database,
       async (c) =>
