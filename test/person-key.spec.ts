@@ -150,7 +150,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
           researchAnalyst.apiKey,
           `{ bookings(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: booking_id }], where: ${where}) { nodes { booking_id } } }`,
         )
-      ).bookings.nodes.map((n: { booking_id: string }) => n.booking_id);
+      ).bookings.nodes.map((n) => n.booking_id);
     // Equalities and in lists (where the linked records of those persons are read first) and every
     // other shape (where they are not) answer as the per-record key does.
     expect(await ids(`{ personKey: { eq: "${k1}" } }`)).toEqual(['B1']);
