@@ -58,6 +58,7 @@ export function personKeyParts(
   const linked = `FROM linkage_state ls JOIN linkage_person lp ON lp.run_id = ls.current_run_id WHERE ls.id = 1 AND lp.dataset_id = ${dataset}`;
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
-    among: (keys) => `((${recordKeySql}) IN (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})))`,
+    among: (keys) =>
+      `((${recordKeySql}) IN (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})))`,
   };
 }
