@@ -118,6 +118,9 @@ describe('data plane: exports (POST /data/export)', () => {
       '',
       ', orderBy: [{ field: s, direction: DESC }, { field: x }]',
       ', where: { n: { lt: 60 } }',
+      // Lists: bound to a COPY as settings, they must still be lists to ANY and ALL.
+      ', where: { n: { in: [13, 26, 39] }, s: { nin: ["plain"] } }',
+      ', where: { or: [{ s: { in: ["plain", ""] } }, { n: { nin: [] } }] }',
     ]) {
       const expected = await pages(args);
       const res = await exportRaw(

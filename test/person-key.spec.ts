@@ -180,6 +180,33 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     expect(await ids(`{ personKey: { in: ["${other}"] } }`)).toEqual([]);
   });
 
+  it('exports by a personKey filter the rows its page holds', async () => {
+    const [b1] = (
+      await read(
+        researchAnalyst.apiKey,
+        `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { booking_id: { eq: "B1" } }) { nodes { personKey } } }`,
+      )
+    ).bookings.nodes;
+    const res = await broker.http.inject({
+      method: 'POST',
+      url: '/data/export',
+      headers: {
+        authorization: `Bearer ${researchAnalyst.apiKey}`,
+        accept: 'application/x-ndjson',
+        'content-type': 'application/json',
+      },
+      payload: {
+        query: `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { personKey: { in: ["${b1.personKey}", "${'0'.repeat(64)}"] } }) { nodes { booking_id personKey } } }`,
+      },
+    });
+    expect(res.statusCode).toBe(200);
+    const lines = res.body
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as unknown);
+    expect(lines).toEqual([{ booking_id: 'B1', personKey: b1.personKey }]);
+  });
+
   it('gives unrelated keys to another purpose and to another recipient', async () => {
     const key = async (analyst: string, purpose: string) =>
       (

@@ -79,6 +79,40 @@ describe('export: values through settings equal bound parameters', () => {
     );
   });
 
+  it.each([...PARAM_TYPES].filter((t) => t.endsWith('[]')))(
+    'serves %s to = ANY and <> ALL as its bind parameter does (the filters in and nin)',
+    async (pgType) => {
+      const scalar = pgType.slice(0, -2);
+      const element = SCALARS[scalar];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.option(element, { nil: null, freq: 5 }), { maxLength: 5 }),
+          element,
+          async (list, probe) => {
+            const sql = (params: SqlParams) => {
+              const one = params.add(probe, scalar);
+              const many = params.add(list, pgType);
+              return `SELECT (${one} = ANY(${many}))::text AS any, (${one} <> ALL(${many}))::text AS all`;
+            };
+            const bound = new SqlParams();
+            const viaBind = await read(client, sql(bound), bound.values);
+            const set = new SettingParams();
+            const text = sql(set);
+            await client.query('BEGIN');
+            try {
+              const settings = set.settings();
+              await client.query(settings.text, settings.values);
+              expect(await read(client, text, [])).toBe(viaBind);
+            } finally {
+              await client.query('ROLLBACK');
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+    },
+  );
+
   it('never writes a value into the text, and limits the COPY by its own time', async () => {
     const set = new SettingParams();
     const key = Buffer.from('secret-hmac-key-0123456789');

@@ -98,7 +98,10 @@ export class SettingParams extends SqlParams {
   override add(value: unknown, pgType?: string): string {
     if (pgType === undefined) throw new Error('a COPY parameter needs its type');
     super.add(value === null || value === undefined ? null : settingText(value), pgType);
-    return `(SELECT current_setting('${SETTING}${this.values.length}')::${pgType})`;
+    const read = `(SELECT current_setting('${SETTING}${this.values.length}')::${pgType})`;
+    // An array is cast once more: `= ANY((SELECT …))` would compare with each row of the subquery
+    // (text = text[]), where `= ANY(<array>)` compares with each element, as for a bind parameter.
+    return pgType.endsWith('[]') ? `${read}::${pgType}` : read;
   }
 
   /**
