@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { AuditService } from '@broker/audit';
+import { Transaction } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 
 const N = 300;
@@ -290,6 +291,41 @@ describe('data plane: exports (POST /data/export)', () => {
     await expect(audit.mergeReleaseIndex()).resolves.toBeGreaterThanOrEqual(0);
     // Nothing is left pending once merged.
     await expect(audit.mergeReleaseIndex()).resolves.toBe(0);
+  });
+
+  it('answers 503 with nothing recorded or sent when PostgreSQL refuses the COPY, never 500', async () => {
+    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    // A COPY query PostgreSQL refuses once the values are set (as a list read back as a subquery
+    // once was): found by its probe, before the EXPORT event, not after the first byte.
+    const query = Transaction.prototype.query;
+    const spy = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
+      this: Transaction,
+      sql: string,
+      params?: unknown[],
+    ) {
+      const refused = /^SELECT 1 FROM \(/.test(sql) ? `SELECT 1 = ANY((SELECT ARRAY[1]))` : sql;
+      return query.call(this, refused, params);
+    });
+    try {
+      const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { ${FIELDS} } } }`);
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(JSON.parse(res.body)).toMatchObject({
+        data: null,
+        errors: [{ extensions: { code: expect.any(String) } }],
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    const events = await broker.query<{ action: string; decision: string }>(
+      `SELECT action, decision FROM audit_event WHERE seq > $1 AND action = 'EXPORT'`,
+      [before[0].seq],
+    );
+    expect(events).toEqual([]);
+    // And the next export goes through.
+    expect((await exportRaw(`{ things(purpose: RESEARCH, first: 3) { nodes { id } } }`)).statusCode).toBe(
+      200,
+    );
   });
 
   it('ends a stream that fails midway without its final chunk', async () => {

@@ -89,6 +89,24 @@ export class DataExportService {
       if (error instanceof PolicyError) return refuse([refusalOf(error)]);
       throw error;
     }
+    // Unavailable, not failed: the caller may retry, and nothing left.
+    const notStarted = async (error: unknown): Promise<ExportResponse> => {
+      await tx.rollback();
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
+      return {
+        kind: 'json',
+        response: failureResponse('The export could not be started, so nothing was released', 503),
+      };
+    };
+    try {
+      // The COPY's values, and its query parsed and planned (no row read): a statement PostgreSQL
+      // refuses is found here, before anything is recorded or sent, not after the first byte.
+      const { settings, probe } = statements.rows;
+      await tx.query(settings.text, settings.values);
+      await tx.query(probe);
+    } catch (error) {
+      return notStarted(error);
+    }
     const event: DataPlaneEvent = {
       actorUserId: ctx.principal.userId,
       actorAgencyId: agencyId,
@@ -106,17 +124,10 @@ export class DataExportService {
       event.details = { releaseDigest: releaseDigest(counted.rids) };
     }
     try {
-      await this.recorder.append([event]);
       // The snapshot stays open: the rows streamed are the rows counted and recorded.
-      const { settings } = statements.rows;
-      await tx.query(settings.text, settings.values);
+      await this.recorder.append([event]);
     } catch (error) {
-      await tx.rollback();
-      this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
-      return {
-        kind: 'json',
-        response: failureResponse('The export could not be started, so nothing was released', 503),
-      };
+      return notStarted(error);
     }
     return {
       kind: 'stream',

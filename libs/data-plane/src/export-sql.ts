@@ -21,9 +21,11 @@ export interface ExportStatements {
   /**
    * The rows, as PostgreSQL's own `COPY … TO STDOUT` writes them: CSV, or one JSON object per line.
    * COPY takes no bind parameters, so the values it needs are first set in the transaction by
-   * `settings` (see {@link SettingParams}), with the COPY's time limit.
+   * `settings` (see {@link SettingParams}), with the COPY's time limit. `probe` is the COPY's query
+   * cut to no row: run after `settings`, it is parsed and planned as the COPY will be, so that a
+   * statement PostgreSQL refuses is found before anything is recorded or sent.
    */
-  rows: { settings: { text: string; values: unknown[] }; copy: string };
+  rows: { settings: { text: string; values: unknown[] }; copy: string; probe: string };
   /** The CSV header line (the nodes' keys), or null for NDJSON. */
   header: string | null;
 }
@@ -84,12 +86,14 @@ export function exportSql(
     selected.hmacKey,
     selected.options,
   );
+  let select: string;
   let copy: string;
   if (format === 'ndjson') {
     const object = `json_build_object(${columns.map((c) => `'${c.key}', ${c.expression}`).join(', ')})::text`;
     // One column of JSON, which never holds a raw control character (JSON escapes them): with a
     // control character as CSV's quote and delimiter, COPY writes each object as it is, one a line.
-    copy = `COPY (SELECT ${object} ${selected.from}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')`;
+    select = `SELECT ${object} ${selected.from}`;
+    copy = `COPY (${select}) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')`;
   } else {
     // CSV (RFC 4180), as COPY writes it: null is an empty cell; text is always quoted (FORCE_QUOTE,
     // so an empty string is `""`); numbers, booleans, dates and instants are their text, and never
@@ -99,8 +103,10 @@ export function exportSql(
     );
     const quoted = columns.flatMap((c, i) => (c.type === 'String' ? [`c${i}`] : []));
     const force = quoted.length ? `, FORCE_QUOTE (${quoted.join(', ')})` : '';
-    copy = `COPY (SELECT ${list.join(', ')} ${selected.from}) TO STDOUT WITH (FORMAT csv${force})`;
+    select = `SELECT ${list.join(', ')} ${selected.from}`;
+    copy = `COPY (${select}) TO STDOUT WITH (FORMAT csv${force})`;
   }
   const header = format === 'csv' ? columns.map((c) => c.key).join(',') : null;
-  return { count, rows: { settings: rowParams.settings(), copy }, header };
+  const probe = `SELECT 1 FROM (${select}) q LIMIT 0`;
+  return { count, rows: { settings: rowParams.settings(), copy, probe }, header };
 }
