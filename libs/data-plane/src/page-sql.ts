@@ -1,10 +1,11 @@
 import { type PersonKeyParts, personKeyParts } from '@broker/linkage';
 import {
-  FieldTransform,
   MAX_FIRST,
   PolicyError,
   type ReleasedNameOptions,
   SqlParams,
+  isPageSize,
+  isRawKey,
   pageOrder,
   populationConditions,
   projection,
@@ -56,7 +57,7 @@ export function pageSql(
   // The page's size is written in the statement, not bound: a prepared statement's generic plan then
   // knows how few rows it reads (a bound LIMIT counts as a tenth of the table, and PostgreSQL would
   // plan every execution anew). Checked here too: nothing but a bounded integer reaches the text.
-  if (!Number.isSafeInteger(plan.first) || plan.first < 1 || plan.first > MAX_FIRST) {
+  if (!isPageSize(plan.first)) {
     throw new PolicyError('BAD_USER_INPUT', `first must be between 1 and ${MAX_FIRST}`);
   }
   const limit = String(plan.first + 1);
@@ -105,8 +106,8 @@ export function planIsStable(plan: Plan): boolean {
   const [name, filter] = entries[0];
   const released = plan.grant.released.get(name);
   return (
-    released?.transform === FieldTransform.RAW &&
-    released.source === plan.shape.keyField &&
+    released !== undefined &&
+    isRawKey(released, plan.shape) &&
     filter !== null &&
     typeof filter === 'object' &&
     Object.keys(filter).length === 1 &&

@@ -198,6 +198,11 @@ export interface Bounds {
   groupBy?: readonly string[] | null;
 }
 
+/** Whether `first` is a page size the data plane serves: an integer from 1 to {@link MAX_FIRST}. */
+export function isPageSize(first: unknown): first is number {
+  return Number.isInteger(first) && (first as number) >= 1 && (first as number) <= MAX_FIRST;
+}
+
 /**
  * The bounds of a root field: `first` from 1 to {@link MAX_FIRST}; a groupBy naming each field once
  * and no more fields than the grant's access allows (each name doubles the tables whose patterns
@@ -206,7 +211,7 @@ export interface Bounds {
 export function checkBounds(kind: 'ROWS' | 'AGGREGATE', access: GrantAccess, args: Bounds): Refusal | null {
   if (kind === 'ROWS') {
     const first = args.first ?? 100;
-    if (!Number.isInteger(first) || first < 1 || first > MAX_FIRST) {
+    if (!isPageSize(first)) {
       return refusal('INVALID', `first must be between 1 and ${MAX_FIRST}`);
     }
     return null;

@@ -11,7 +11,7 @@ export {
   contentHash,
   validateAgreementContent,
 } from './agreement-content';
-export { releasedField, transformApplies } from './released-field';
+export { isRawKey, releasedField, transformApplies } from './released-field';
 export {
   MAX_ROW_FILTER_DEPTH,
   MAX_ROW_FILTER_LIST,
@@ -82,6 +82,7 @@ export {
   checkUnit,
   checkNames,
   chooseAgreement,
+  isPageSize,
   refusal,
   refusalOf,
   releasedAsOf,

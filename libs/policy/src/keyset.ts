@@ -11,6 +11,7 @@
  */
 import { type ReleasedNameOptions, releasedTarget } from './data-where';
 import { PolicyError } from './policy-error';
+import { isRawKey } from './released-field';
 import { type CompiledGrant, type DataOrderBy, type DatasetShape, FieldTransform } from './policy.types';
 import { type SqlParams, columnRef } from './sql-builder';
 import { type HmacKeyParam, MAX_ORDER_BY, pgTypeOfReleased, releasedExpression } from './sql-compiler';
@@ -127,7 +128,7 @@ function orderTerms(
     }
     const source = dataset.fields.find((f) => f.name === released.source);
     const raw = released.transform === FieldTransform.RAW;
-    const isKey = raw && released.source === dataset.keyField;
+    const isKey = isRawKey(released, dataset);
     const expression = releasedExpression(released, dataset, tableAlias, hmacKeyParam);
     terms.push(
       term(expression, pgTypeOfReleased(released.type), descending, isKey || (raw && !!source?.required)),

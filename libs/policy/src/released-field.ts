@@ -27,6 +27,11 @@ function generalized(name: string, type: FieldTypeName): { name: string; type: R
   }
 }
 
+/** Whether a released field is the dataset's key as it is (RAW): unique, and indexed by the broker. */
+export function isRawKey(released: ReleasedField, dataset: { keyField: string }): boolean {
+  return released.transform === FieldTransform.RAW && released.source === dataset.keyField;
+}
+
 /** Whether a transform applies to a field type (GENERALIZE does not apply to BOOLEAN). */
 export function transformApplies(type: FieldTypeName, transform: FieldTransform): boolean {
   return transform !== FieldTransform.GENERALIZE || type !== 'BOOLEAN';

@@ -393,23 +393,23 @@ function exactRange(node: WhereNode, c: WhereContext, probe = false): string | n
   }
 }
 
+/** The keys a condition on personKey requires it to equal (`eq`, `in`), or null for any other node. */
+function personKeysOf(node: WhereNode): WhereValue[] | null {
+  if (node.kind === 'compare') return !node.target.released && node.op === 'eq' ? [node.value] : null;
+  if (node.kind === 'in' || node.kind === 'nin')
+    return !node.target.released && node.kind === 'in' ? node.values : null;
+  return null;
+}
+
 /**
  * Conditions on raw columns that a filter on a GENERALIZE name implies (a year is a range of dates,
  * a band a range of integers, a prefix a range of strings): added beside the filter, never instead
  * of it, so that an index on the raw column finds the rows. Only for conditions every matching row
  * must meet (the top-level `and`s: under `or` or `not` an added bound could change the answer), and
  * each is implied by the released comparison, so the answer is the same with or without it. HASH
- * has none: a keyed hash orders nothing, and its key never enters an index.
+ * has none: a keyed hash orders nothing, and its key never enters an index. personKey equal to one
+ * of some keys implies the records of those persons (`personKeyAmong`).
  */
-/** The keys a condition on personKey requires it to equal (`eq`, `in`), or null for any other node. */
-function personKeysOf(node: WhereNode): WhereValue[] | null {
-  if (node.kind === 'compare' && !node.target.released) return node.op === 'eq' ? [node.value] : null;
-  if ((node.kind === 'in' || node.kind === 'nin') && !node.target.released) {
-    return node.kind === 'in' ? node.values : null;
-  }
-  return null;
-}
-
 function impliedBounds(node: WhereNode, c: WhereContext): string[] {
   if (node.kind === 'and') return node.children.flatMap((child) => impliedBounds(child, c));
   // personKey equal to one of some keys: the records of those persons in the linkage run in force,
