@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
@@ -178,6 +179,89 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     expect(other).not.toBe(k1);
     expect(await ids(`{ personKey: { eq: "${other}" } }`)).toEqual([]);
     expect(await ids(`{ personKey: { in: ["${other}"] } }`)).toEqual([]);
+  });
+
+  it('answers random filters mixing personKey with other names as each record says (fast-check)', async () => {
+    const all = (
+      await read(
+        researchAnalyst.apiKey,
+        `{ participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: enrollment_id }]) { nodes { enrollment_id personKey } } }`,
+      )
+    ).participation.nodes as { enrollment_id: string; personKey: string | null }[];
+    const booked = (
+      await read(
+        researchAnalyst.apiKey,
+        `{ bookings(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: booking_id }]) { nodes { personKey } } }`,
+      )
+    ).bookings.nodes.map((n) => n.personKey!);
+    // Keys of linked persons, of a person with no record here, and of nobody.
+    const key = fc.constantFrom(...booked, 'f'.repeat(64), booked[0].toUpperCase());
+    type Filter = { sql: string; holds: (n: (typeof all)[number]) => boolean | null };
+    // SQL's three-valued logic: a comparison with a null personKey is unknown (null).
+    const cmp = (pk: string | null, f: (pk: string) => boolean) => (pk === null ? null : f(pk));
+    const leaf: fc.Arbitrary<Filter> = fc.oneof(
+      key.map((k): Filter => ({
+        sql: `{ personKey: { eq: "${k}" } }`,
+        holds: (n) => cmp(n.personKey, (p) => p === k),
+      })),
+      key.map((k): Filter => ({
+        sql: `{ personKey: { neq: "${k}" } }`,
+        holds: (n) => cmp(n.personKey, (p) => p !== k),
+      })),
+      fc.array(key, { maxLength: 3 }).map((ks): Filter => ({
+        sql: `{ personKey: { in: ${JSON.stringify(ks)} } }`,
+        holds: (n) => cmp(n.personKey, (p) => ks.includes(p)),
+      })),
+      fc.array(key, { maxLength: 3 }).map((ks): Filter => ({
+        sql: `{ personKey: { nin: ${JSON.stringify(ks)} } }`,
+        holds: (n) => cmp(n.personKey, (p) => !ks.includes(p)),
+      })),
+      fc.boolean().map((isNull): Filter => ({
+        sql: `{ personKey: { isNull: ${isNull} } }`,
+        holds: (n) => (n.personKey === null) === isNull,
+      })),
+      fc.constantFrom('E1', 'E2').map((id): Filter => ({
+        sql: `{ enrollment_id: { eq: "${id}" } }`,
+        holds: (n) => n.enrollment_id === id,
+      })),
+    );
+    const and3 = (a: boolean | null, b: boolean | null) =>
+      a === false || b === false ? false : a === null || b === null ? null : true;
+    const or3 = (a: boolean | null, b: boolean | null) =>
+      a === true || b === true ? true : a === null || b === null ? null : false;
+    const filter: fc.Arbitrary<Filter> = fc.letrec<{ f: Filter }>((tie) => ({
+      f: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        leaf,
+        fc.tuple(tie('f'), tie('f')).map(([a, b]): Filter => ({
+          sql: `{ and: [${a.sql}, ${b.sql}] }`,
+          holds: (n) => and3(a.holds(n), b.holds(n)),
+        })),
+        fc.tuple(tie('f'), tie('f')).map(([a, b]): Filter => ({
+          sql: `{ or: [${a.sql}, ${b.sql}] }`,
+          holds: (n) => or3(a.holds(n), b.holds(n)),
+        })),
+        tie('f').map((a): Filter => ({
+          sql: `{ not: ${a.sql} }`,
+          holds: (n) => {
+            const h = a.holds(n);
+            return h === null ? null : !h;
+          },
+        })),
+      ),
+    })).f;
+    await fc.assert(
+      fc.asyncProperty(filter, async (f) => {
+        const got = (
+          await read(
+            researchAnalyst.apiKey,
+            `{ participation(purpose: RECIDIVISM_EVALUATION, orderBy: [{ field: enrollment_id }], where: ${f.sql}) { nodes { enrollment_id } } }`,
+          )
+        ).participation.nodes.map((n) => n.enrollment_id);
+        expect(got).toEqual(all.filter((n) => f.holds(n) === true).map((n) => n.enrollment_id));
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('exports by a personKey filter the rows its page holds', async () => {
