@@ -29,6 +29,14 @@ const SLUG = 'bench_query_matrix';
 const DEEP = 500_000;
 const ONE_CLIENT_SAMPLES = Number(process.env.BENCH_MATRIX_SAMPLES ?? 20);
 const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 2);
+/**
+ * BENCH_MATRIX_SHAPES=lookup,key desc measures only the shapes whose names contain one of these
+ * (and no export): for working on a shape. The default measures every shape.
+ */
+const ONLY = (process.env.BENCH_MATRIX_SHAPES ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 /** Seconds of warm-up before each timed throughput cell. */
 const WARMUP = 1;
 
@@ -405,6 +413,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const explain: string[] = [];
   const cells: Omit<Cell, 'p50' | 'rate'>[] = [];
   for (const [s, shape] of SHAPES.entries()) {
+    if (ONLY.length && !ONLY.some((part) => shape.name.includes(part))) continue;
     const args = shape.args
       .replace('LOOKUP', lookupId)
       .replace('HASHED', hashed)
@@ -580,7 +589,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   );
 
   // Export of every row against psql's \copy of the DBA's SELECT.
-  lines.push(...(await exportVsCopy(d, hmacKey)));
+  if (!ONLY.length) lines.push(...(await exportVsCopy(d, hmacKey)));
   lines.push(`load average ${d.load()}`);
   return lines;
 }

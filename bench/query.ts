@@ -45,7 +45,14 @@ import { AgreementService } from '@broker/agreements';
 import { AuditAction, AuditService } from '@broker/audit';
 import { AuthService } from '@broker/auth';
 import { createLogger, loadConfig } from '@broker/core';
-import { DataPlaneService, PolicyCache, pageSql, precheck } from '@broker/data-plane';
+import {
+  DataPlaneService,
+  type NodeJsonWriter,
+  type NodeTexts,
+  PolicyCache,
+  pageSql,
+  precheck,
+} from '@broker/data-plane';
 import { createBroker } from '../apps/broker/src/bootstrap';
 import {
   BENCH_JUSTIFICATION,
@@ -226,9 +233,10 @@ async function main() {
 
     const brokerAt = { port: brokerPort, path: '/data/graphql' };
     const baseAt = (name: string) => ({ port: baselinePort, path: `/${name}` });
-    await verify(brokerAt, baseAt('a'), headers, bodyA, PAGE_A);
-    await verify(brokerAt, baseAt('b'), headers, bodyB, PAGE_B);
-    await verify(brokerAt, baseAt('o'), headers, bodyO, 1);
+    const [writerA, writerB, writerO] = inProcess.writers;
+    await verify(brokerAt, baseAt('a'), headers, bodyA, PAGE_A, writerA);
+    await verify(brokerAt, baseAt('b'), headers, bodyB, PAGE_B, writerB);
+    await verify(brokerAt, baseAt('o'), headers, bodyO, 1, writerO);
 
     console.log(`\n(a) ${PAGE_A} rows × 10 fields, one request at a time, alternating; load ${load()}`);
     const skipped = { p50: NaN, p95: NaN };
@@ -836,7 +844,7 @@ async function decisionCost(
   operatorKey: string,
   analystKey: string,
   bodies: string[],
-): Promise<{ statements: Statement[]; decisionUs: number; report: string[] }> {
+): Promise<{ statements: Statement[]; writers: NodeJsonWriter[]; decisionUs: number; report: string[] }> {
   const config = loadConfig({
     DATABASE_URL: databaseUrl(BROKER_DB),
     BROKER_BOOTSTRAP_TOKEN: operatorKey,
@@ -861,12 +869,14 @@ async function decisionCost(
     const stamp = await agreements.stamp();
     // Fills the cache as a request would.
     await policies.forAgency(agencyId, new Date());
+    const writers: NodeJsonWriter[] = [];
     const statements = bodies.map((body) => {
       const policy = policies.cached(agencyId, stamp, new Date())!;
       const decision = dataPlane.decide(policy, decideOnce(body));
       if (decision.kind !== 'run')
         throw new Error(`the bench query was not allowed: ${JSON.stringify(decision)}`);
       const statement = pageSql(decision.plans[0]);
+      writers.push(statement.writer);
       return { text: statement.text, values: statement.values };
     });
 
@@ -887,7 +897,7 @@ async function decisionCost(
       return Number(process.hrtime.bigint() - started) / 1000 / ITERATIONS;
     };
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-    if (!PARTS.includes('c')) return { statements, decisionUs: NaN, report: ['not run'] };
+    if (!PARTS.includes('c')) return { statements, writers, decisionUs: NaN, report: ['not run'] };
     round(false);
     round(true);
     const decision = median([round(false), round(false), round(false)]);
@@ -916,6 +926,7 @@ async function decisionCost(
     );
     return {
       statements,
+      writers,
       decisionUs: decision,
       report: [
         `precheck + policy cache hit + parse + validate + variables + plan/authorise: ${decision.toFixed(1)} µs`,
@@ -945,6 +956,7 @@ async function verify(
   headers: Record<string, string>,
   body: string,
   n: number,
+  writer: NodeJsonWriter,
 ) {
   const fromBroker = await send(broker, headers, body);
   const fromBase = await send(base, headers, body);
@@ -952,9 +964,9 @@ async function verify(
     throw new Error(`answers ${fromBroker.status} / ${fromBase.status}: ${fromBroker.body.slice(0, 500)}`);
   }
   const page = (JSON.parse(fromBroker.body) as { data: Record<string, { nodes: unknown[] }> }).data[SLUG];
-  // The statement's rows: one per node (and one more when there is a next page).
-  const rows = JSON.parse(fromBase.body) as { j: string }[];
-  const baseNodes = rows.slice(0, n).map((row) => JSON.parse(row.j) as unknown);
+  // The statement's rows: one per node (and one more when there is a next page), values as text.
+  const rows = JSON.parse(fromBase.body) as NodeTexts[];
+  const baseNodes = rows.slice(0, n).map((row) => JSON.parse(writer.write(row).json) as unknown);
   if (page.nodes.length !== n || !isDeepStrictEqual(page.nodes, baseNodes)) {
     throw new Error(
       `the broker and the baseline answer different rows (${page.nodes.length} / ${baseNodes.length})`,

@@ -23,7 +23,7 @@ import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
 import { DataPlaneRecorder, type RootResult } from './data-plane-recorder';
-import { type PageRow, pageResult, pageSql, planIsStable } from './page-sql';
+import { type PageRow, type PageStatement, pageResult, pageSql, planIsStable } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -109,16 +109,19 @@ export class DataPlaneService {
     }
     const [plan] = decision.plans;
     let rows: (PageRow & { policy_stamp: string; key_works?: boolean })[];
+    let statement: PageStatement;
     try {
       // The policy stamp, and a remembered principal's key, are read in the snapshot of the rows.
-      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId, (params) => {
+      statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId, (params) => {
         const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
         if (!ctx.unverified) return stamp;
         return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
       });
-      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(text, values, {
-        stablePlan: planIsStable(plan),
-      });
+      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
+        statement.text,
+        statement.values,
+        { stablePlan: planIsStable(plan) },
+      );
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;
@@ -136,7 +139,12 @@ export class DataPlaneService {
       ctx.unverified = false;
     }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
-    return this.release(ctx, decision, new Map([[plan.responseKey, pageResult(plan, rows)]]), null);
+    return this.release(
+      ctx,
+      decision,
+      new Map([[plan.responseKey, pageResult(plan, statement, rows)]]),
+      null,
+    );
   }
 
   /**
@@ -274,8 +282,9 @@ export class DataPlaneService {
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, noise, rowCount: groups.length });
         continue;
       }
-      const { text, values } = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      results.set(plan.responseKey, pageResult(plan, await tx.query<PageRow>(text, values)));
+      const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
+      const rows = await tx.query<PageRow>(statement.text, statement.values);
+      results.set(plan.responseKey, pageResult(plan, statement, rows));
     }
     return results;
   }

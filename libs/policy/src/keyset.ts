@@ -35,6 +35,8 @@ export interface PageOrder {
   orderBy: string;
   /** SQL of a row's position as a JSON array of text (what a cursor seals). */
   position: string;
+  /** SQL of each value of a row's position, as text: {@link position}'s elements, one column each. */
+  positionTerms: string[];
   /** How many values a position has. */
   width: number;
   /**
@@ -180,6 +182,7 @@ export function pageOrder(
   return {
     orderBy: terms.map(orderTermSql).join(', '),
     position: `json_build_array(${terms.map((t) => t.kept).join(', ')})`,
+    positionTerms: terms.map((t) => t.kept),
     width: terms.length,
     after: (values, params) => {
       const branches = afterBranches(terms, values, params);
