@@ -147,6 +147,37 @@ describe('NodeJsonWriter writes what json_build_object writes', () => {
     expect(written.json).toBe(row.expected);
   });
 
+  it('writes a string as JSON.stringify does, lone surrogates included (its fast path for strings that need no escape)', () => {
+    const unit = fc.oneof(
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+      fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)),
+      fc.constantFrom('"', '\\', '\u0000', '\u001f', ' '),
+    );
+    const writer = new NodeJsonWriter([{ key: 'k', type: 'String' }]);
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 12 }), (value) => {
+        expect(writer.write({ [nodeColumn(0)]: value }).json).toBe(`{"k":${JSON.stringify(value)}}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('writes a page of nodes as the JSON array of each node, up to the count asked', () => {
+    const writer = new NodeJsonWriter([
+      { key: 'a', type: 'Float' },
+      { key: 'b', type: 'String' },
+    ]);
+    const row = (a: string | null, b: string | null) => ({ [nodeColumn(0)]: a, [nodeColumn(1)]: b });
+    const rows = [row('1.5', 'x'), row('NaN', null), row(null, 'q"')];
+    expect(writer.writeNodes(rows, 1)).toEqual({ json: '[{"a":1.5,"b":"x"}]', unrepresentable: false });
+    expect(writer.writeNodes(rows, 3)).toEqual({
+      json: '[{"a":1.5,"b":"x"},{"a":"NaN","b":null},{"a":null,"b":"q\\""}]',
+      unrepresentable: true,
+    });
+    expect(writer.writeNodes(rows, 0)).toEqual({ json: '[]', unrepresentable: false });
+    expect(new NodeJsonWriter([]).writeNodes(rows, 2).json).toBe('[{},{}]');
+  });
+
   it('writes an empty node as {}', () => {
     expect(new NodeJsonWriter([]).write({})).toEqual({ json: '{}', unrepresentable: false });
   });

@@ -35,35 +35,59 @@ export class NodeJsonWriter {
 
   /** The node's JSON, and whether a Float of it is NaN or ±Infinity. */
   write(row: NodeTexts): { json: string; unrepresentable: boolean } {
+    return this.writeNodes([row], 1, '', '');
+  }
+
+  /**
+   * The first `count` rows' nodes as a JSON array (`open` and `close` around them, `[` and `]` by
+   * default), and whether a Float of one of them is NaN or ±Infinity: one string built as it goes,
+   * with no object per row.
+   */
+  writeNodes(
+    rows: readonly NodeTexts[],
+    count: number,
+    open = '[',
+    close = ']',
+  ): { json: string; unrepresentable: boolean } {
     const { prefixes, kinds, names } = this;
-    let json = prefixes.length ? '' : '{';
+    let json = open;
     let unrepresentable = false;
-    for (let i = 0; i < prefixes.length; i++) {
-      const value = row[names[i]];
-      json += prefixes[i];
-      if (value === null || value === undefined) {
-        json += 'null';
-        continue;
+    for (let r = 0; r < count; r++) {
+      const row = rows[r];
+      if (r) json += ',';
+      if (!prefixes.length) json += '{';
+      for (let i = 0; i < prefixes.length; i++) {
+        const value = row[names[i]];
+        json += prefixes[i];
+        if (value === null || value === undefined) {
+          json += 'null';
+          continue;
+        }
+        switch (kinds[i]) {
+          case 'number':
+          case 'boolean':
+            json += value;
+            break;
+          case 'float':
+            if (NON_FINITE.has(value)) {
+              unrepresentable = true;
+              json += `"${value}"`;
+            } else json += value;
+            break;
+          case 'string':
+            // Most strings need no escape: quoted as they are, which is what JSON.stringify writes.
+            json += NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+            break;
+        }
       }
-      switch (kinds[i]) {
-        case 'number':
-        case 'boolean':
-          json += value;
-          break;
-        case 'float':
-          if (NON_FINITE.has(value)) {
-            unrepresentable = true;
-            json += `"${value}"`;
-          } else json += value;
-          break;
-        case 'string':
-          json += JSON.stringify(value);
-          break;
-      }
+      json += '}';
     }
-    return { json: `${json}}`, unrepresentable };
+    return { json: json + close, unrepresentable };
   }
 }
+
+/** What JSON.stringify writes otherwise than as is: a quote, a backslash, a control character, a surrogate. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 const KIND: Record<ReleasedType, 'number' | 'float' | 'boolean' | 'string'> = {
   Int: 'number',

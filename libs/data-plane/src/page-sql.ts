@@ -146,18 +146,9 @@ export function pageResult(
 ): PageResult {
   const returned = Math.min(rows.length, plan.first);
   const recorded = returned > 0 && rows[0].rid !== undefined;
-  let nodesJson = '[';
+  const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(rows, returned);
   let rids = '{';
-  let unrepresentable = false;
-  for (let i = 0; i < returned; i++) {
-    const row = rows[i];
-    const comma = i ? ',' : '';
-    const node = statement.writer.write(row);
-    nodesJson += comma + node.json;
-    if (recorded) rids += comma + row.rid!;
-    if (node.unrepresentable) unrepresentable = true;
-  }
-  nodesJson += ']';
+  if (recorded) for (let i = 0; i < returned; i++) rids += (i ? ',' : '') + rows[i].rid!;
   let endCursor: string | null = null;
   if (returned) {
     const last = rows[returned - 1];
