@@ -5,12 +5,19 @@
  * characters and astral characters; integers up to bigint; floats with NaN, ±Infinity, subnormals and
  * exponents; booleans; nulls), the writer writes each value byte for byte as PostgreSQL's JSON of it,
  * the node is json_build_object's once parsed, and it flags exactly the nodes with a Float GraphQL
- * cannot represent.
+ * cannot represent; for any instant and date PostgreSQL holds, it writes what the response's form
+ * (to_char, releasedJsonExpression) writes, from the seconds since the epoch a page selects.
  */
 import fc from 'fast-check';
 import { Client } from 'pg';
-import type { ReleasedType } from '@broker/policy';
-import { NodeJsonWriter, nodeColumn } from './node-json';
+import {
+  type DatasetShape,
+  FieldTransform,
+  type ReleasedType,
+  releasedJsonExpression,
+  releasedTextExpression,
+} from '@broker/policy';
+import { NodeJsonWriter, isoOfEpoch, nodeColumn } from './node-json';
 
 interface Column {
   type: ReleasedType;
@@ -19,9 +26,6 @@ interface Column {
 }
 
 const noNul = (s: string) => !s.includes('\u0000');
-const date = fc
-  .date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
-  .map((d) => d.toISOString());
 const nullable = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null, freq: 6 });
 
 /** A released value of each type, as the SQL type its expression has. */
@@ -62,13 +66,7 @@ const COLUMN: fc.Arbitrary<Column> = fc.oneof(
     (value) => ({ type: 'Float' as const, pgType: 'double precision', value }),
   ),
   nullable(fc.boolean()).map((value) => ({ type: 'Boolean' as const, pgType: 'boolean', value })),
-  // Dates and instants reach the writer as the text the release expressions write (a string).
-  nullable(date.map((d) => d.slice(0, 10))).map((value) => ({
-    type: 'Date' as const,
-    pgType: 'text',
-    value,
-  })),
-  nullable(date).map((value) => ({ type: 'DateTime' as const, pgType: 'text', value })),
+  // (Dates and instants are selected as seconds since the epoch: their own test is below.)
 );
 
 const NODE = fc
@@ -176,6 +174,94 @@ describe('NodeJsonWriter writes what json_build_object writes', () => {
     });
     expect(writer.writeNodes(rows, 0)).toEqual({ json: '[]', unrepresentable: false });
     expect(new NodeJsonWriter([]).writeNodes(rows, 2).json).toBe('[{},{}]');
+  });
+
+  describe('Date and DateTime, selected as seconds since the epoch', () => {
+    const shape = {
+      id: 'd',
+      slug: 'd',
+      typeName: 'D',
+      keyField: 'd',
+      subjectField: null,
+      fields: [
+        { name: 'd', type: 'DATE', classification: 'NON_SENSITIVE' },
+        { name: 't', type: 'DATETIME', classification: 'NON_SENSITIVE' },
+      ],
+    } as unknown as DatasetShape;
+    const released = (name: string, type: 'Date' | 'DateTime') => ({
+      name,
+      source: name,
+      transform: FieldTransform.RAW,
+      type,
+    });
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    // Any instant PostgreSQL holds: BC, AD up to year 294276, the edges of years 1 and 9999.
+    const year = fc.oneof(
+      fc.integer({ min: 1, max: 9999 }),
+      fc.integer({ min: -4712, max: 0 }),
+      fc.integer({ min: 10000, max: 294275 }),
+      fc.constantFrom(1, 9999, 1969, 1970, 0, 10000),
+    );
+    const instant = fc
+      .record({
+        year,
+        month: fc.integer({ min: 1, max: 12 }),
+        day: fc.integer({ min: 1, max: 28 }),
+        h: fc.integer({ min: 0, max: 23 }),
+        m: fc.integer({ min: 0, max: 59 }),
+        s: fc.integer({ min: 0, max: 59 }),
+        micro: fc.oneof(fc.integer({ min: 0, max: 999_999 }), fc.constantFrom(0, 999, 1000, 999_999)),
+      })
+      .map(
+        ({ year, month, day, h, m, s, micro }) =>
+          `${pad(year > 0 ? year : 1 - year, 4)}-${pad(month, 2)}-${pad(day, 2)} ${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}.${pad(micro, 6)}+00${year > 0 ? '' : ' BC'}`,
+      );
+    const value = fc.oneof({ weight: 20, arbitrary: instant }, fc.constantFrom('infinity', '-infinity'));
+
+    it('writes what the response form (to_char) writes, for any instant and date', async () => {
+      const key = '$9::bytea';
+      const date = released('d', 'Date');
+      const time = released('t', 'DateTime');
+      const sql = `SELECT ${releasedJsonExpression(date, shape, 'r', key)} AS dj, ${releasedTextExpression(date, shape, 'r', key)} AS ${nodeColumn(0)},
+                          ${releasedJsonExpression(time, shape, 'r', key)} AS tj, ${releasedTextExpression(time, shape, 'r', key)} AS ${nodeColumn(1)}
+                     FROM (SELECT $1::timestamptz::date AS d, $1::timestamptz AS t) r`;
+      const writer = new NodeJsonWriter([
+        { key: 'd', type: 'Date' },
+        { key: 't', type: 'DateTime' },
+      ]);
+      await fc.assert(
+        fc.asyncProperty(value, async (text) => {
+          let row: Record<string, string | null>;
+          try {
+            [row] = (
+              await client.query<Record<string, string | null>>(sql.replace('$9::bytea', "'\\x00'::bytea"), [
+                text,
+              ])
+            ).rows;
+          } catch (error) {
+            // Outside PostgreSQL's range: nothing to compare.
+            expect((error as { code?: string }).code).toBe('22008');
+            return;
+          }
+          expect(writer.write(row).json).toBe(
+            `{"d":${JSON.stringify(row.dj)},"t":${JSON.stringify(row.tj)}}`,
+          );
+        }),
+        { numRuns: 1000 },
+      );
+    });
+
+    it('cuts microseconds towards the past, as to_char does', () => {
+      expect(isoOfEpoch('1.999999')).toBe('1970-01-01T00:00:01.999Z');
+      expect(isoOfEpoch('-1.234567')).toBe('1969-12-31T23:59:58.765Z');
+      expect(isoOfEpoch('-1.234')).toBe('1969-12-31T23:59:58.766Z');
+      expect(isoOfEpoch('-62135596800')).toBe('0001-01-01T00:00:00.000Z');
+      expect(isoOfEpoch('-62135596800.000001')).toBeNull();
+      expect(isoOfEpoch('253402300799.999999')).toBe('9999-12-31T23:59:59.999Z');
+      expect(isoOfEpoch('253402300800')).toBeNull();
+      expect(isoOfEpoch('Infinity')).toBeNull();
+      expect(isoOfEpoch('-Infinity')).toBeNull();
+    });
   });
 
   it('writes an empty node as {}', () => {

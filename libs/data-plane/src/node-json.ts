@@ -24,7 +24,7 @@ const NON_FINITE: ReadonlySet<string> = new Set(['NaN', 'Infinity', '-Infinity']
 export class NodeJsonWriter {
   /** `{"key":`, then `,"key":`: each key's JSON is written once, not once per row. */
   private readonly prefixes: string[];
-  private readonly kinds: ('number' | 'float' | 'boolean' | 'string')[];
+  private readonly kinds: Kind[];
   private readonly names: string[];
 
   constructor(columns: readonly { key: string; type: ReleasedType }[]) {
@@ -78,6 +78,12 @@ export class NodeJsonWriter {
             // Most strings need no escape: quoted as they are, which is what JSON.stringify writes.
             json += NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
             break;
+          case 'date':
+          case 'instant': {
+            const iso = isoOfEpoch(value);
+            json += iso === null ? 'null' : `"${kinds[i] === 'date' ? iso.slice(0, 10) : iso}"`;
+            break;
+          }
         }
       }
       json += '}';
@@ -86,14 +92,42 @@ export class NodeJsonWriter {
   }
 }
 
-/** What JSON.stringify writes otherwise than as is: a quote, a backslash, a control character, a surrogate. */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/**
+ * What JSON.stringify may write otherwise than as is: a quote, a backslash, a control character
+ * (U+0000 to U+001F escaped; U+007F to U+009F, also control characters, are not, and merely take the
+ * slow path), a surrogate without its pair.
+ */
+const NEEDS_ESCAPE = /["\\\p{Cc}\p{Cs}]/u;
 
-const KIND: Record<ReleasedType, 'number' | 'float' | 'boolean' | 'string'> = {
+type Kind = 'number' | 'float' | 'boolean' | 'string' | 'date' | 'instant';
+
+const KIND: Record<ReleasedType, Kind> = {
   Int: 'number',
   Float: 'float',
   Boolean: 'boolean',
   String: 'string',
-  Date: 'string',
-  DateTime: 'string',
+  // Selected as seconds since the epoch (releasedTextExpression in libs/policy).
+  Date: 'date',
+  DateTime: 'instant',
 };
+
+/** PostgreSQL's numeric text of seconds since 1970-01-01 UTC: sign, seconds, up to 6 decimals. */
+const EPOCH = /^(-?)(\d+)(?:\.(\d{1,6}))?$/;
+
+/**
+ * An instant given as PostgreSQL's `extract(epoch …)` text, in ISO 8601 UTC with milliseconds and
+ * 'Z' (microseconds cut, as to_char's MS cuts them: towards the past); null outside years 1 to 9999
+ * (BC, ±infinity, past year 9999), as releasedJsonExpression writes it.
+ */
+export function isoOfEpoch(text: string): string | null {
+  const parts = EPOCH.exec(text);
+  if (!parts) return null;
+  const [, minus, seconds, decimals = ''] = parts;
+  const micros = Number(decimals.padEnd(6, '0'));
+  // Whole milliseconds at or before the instant; exact in a double up to year 294276.
+  const past = Number(seconds) * 1000 + Math.floor(micros / 1000);
+  const ms = minus ? -(past + (micros % 1000 ? 1 : 0)) : past;
+  const date = new Date(ms);
+  const year = date.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? date.toISOString() : null;
+}

@@ -77,7 +77,7 @@ export function pageSql(
   const before = head ? `${head(params)}, ` : '';
   // Each released value as text, in a column of its own: the node's JSON is written from them by
   // NodeJsonWriter (PostgreSQL's json_build_object costs several microseconds a value).
-  const values = columns.map((c, i) => `(${c.expression})::text AS ${nodeColumn(i)}`);
+  const values = columns.map((c, i) => `${c.text} AS ${nodeColumn(i)}`);
   // The row's position in the page's order, one text column a value: what its cursor seals.
   const position = ordering.positionTerms.map((term, i) => `${term} AS ${positionColumn(i)}`);
   // Which records leave, by random row id, for subject access reports.

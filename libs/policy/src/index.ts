@@ -43,6 +43,7 @@ export {
   projection,
   releasedExpression,
   releasedJsonExpression,
+  releasedTextExpression,
   rowFilterSql,
   selectListSql,
   whereSql,

@@ -204,6 +204,25 @@ export function releasedJsonExpression(
 }
 
 /**
+ * A released value as a page's statement selects it, as text for the node's JSON (NodeJsonWriter in
+ * libs/data-plane): a Date or DateTime as PostgreSQL's seconds since 1970-01-01 UTC
+ * (`extract(epoch …)`, a third of to_char's cost and the same whatever the session's DateStyle and
+ * zone; the writer writes it in the form of {@link releasedJsonExpression}, which a differential test
+ * holds it to), the rest as the text of {@link releasedExpression}.
+ */
+export function releasedTextExpression(
+  rf: ReleasedField,
+  dataset: DatasetShape,
+  tableAlias: string,
+  hmacKeyParam: HmacKeyParam,
+): string {
+  const expression = releasedExpression(rf, dataset, tableAlias, hmacKeyParam);
+  return rf.type === 'Date' || rf.type === 'DateTime'
+    ? `extract(epoch from ${expression})::text`
+    : `(${expression})::text`;
+}
+
+/**
  * Text compared by range or sorted uses the "C" collation: code point order, the same on every
  * server whatever its locale, so filters and cursors agree with ordering everywhere.
  */
@@ -494,7 +513,10 @@ export interface ProjectedColumn {
   key: string;
   name: string;
   type: ReleasedType;
+  /** The value as the response carries it (see {@link releasedJsonExpression}). */
   expression: string;
+  /** The value as a page's statement selects it (see {@link releasedTextExpression}). */
+  text: string;
 }
 
 const RESPONSE_KEY = /^[_A-Za-z][_0-9A-Za-z]*$/;
@@ -517,10 +539,18 @@ export function projection(
   return columns.map(([key, name]) => {
     if (typeof key !== 'string' || !RESPONSE_KEY.test(key)) throw new PolicyError('FORBIDDEN', 'Not granted');
     const target = releasedTarget(grant, name, options);
-    const expression = target.released
-      ? releasedJsonExpression(target.released, dataset, tableAlias, hmacKeyParam)
-      : targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
-    return { key, name, type: target.type, expression };
+    if (target.released) {
+      const { released } = target;
+      return {
+        key,
+        name,
+        type: target.type,
+        expression: releasedJsonExpression(released, dataset, tableAlias, hmacKeyParam),
+        text: releasedTextExpression(released, dataset, tableAlias, hmacKeyParam),
+      };
+    }
+    const expression = targetExpression(target, dataset, tableAlias, hmacKeyParam, options);
+    return { key, name, type: target.type, expression, text: `(${expression})::text` };
   });
 }
 
