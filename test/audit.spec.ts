@@ -50,7 +50,7 @@ describe('audit log', () => {
   /** Runs statements as a DBA who first disables the log's triggers (and restores them after). */
   async function asDba(...statements: string[]) {
     await broker.app.get(DataSource).transaction(async (manager) => {
-      const tables = ['audit_event', 'audit_head', 'release_record'];
+      const tables = ['audit_event', 'audit_head', 'release_record', 'release_index'];
       for (const table of tables) await manager.query(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
       for (const sql of statements) await manager.query(sql);
       for (const table of tables) await manager.query(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
@@ -59,7 +59,10 @@ describe('audit log', () => {
 
   /** Empties the log, so a test starts from event 1 whatever other parts of the broker recorded. */
   const resetLog = () =>
-    asDba('TRUNCATE audit_event, release_record', `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`);
+    asDba(
+      'TRUNCATE audit_event, release_record, release_index',
+      `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`,
+    );
 
   const sample = (i: number): AuditEventInput => ({
     actorUserId: auditor.id,

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { ReleaseIndexer } from '@broker/audit';
+import { subjectReleasesSql } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
@@ -139,6 +142,77 @@ describe('subject access report: every release of a subject, from the records ea
       `SELECT action, dataset_id, reason FROM audit_event WHERE action = 'SUBJECT_ACCESS_REPORT' ORDER BY seq DESC LIMIT 1`,
     );
     expect(event).toEqual({ action: 'SUBJECT_ACCESS_REPORT', dataset_id: dataset.id, reason: null });
+  });
+
+  it('finds a release whether its ids are in the release index yet or not, once each', async () => {
+    const indexer = broker.app.get(ReleaseIndexer);
+    const report = async (subject: string) =>
+      (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: subject })).subjectAccessReport as {
+        fields: string[];
+      }[];
+    await indexer.catchUp();
+    const before = await report('P1');
+    // A release the index does not hold yet (its pass held back): found in release_record.
+    const schedule = jest.spyOn(indexer, 'schedule').mockImplementation(() => undefined);
+    try {
+      await rows(
+        `{ participation(purpose: RECIDIVISM_EVALUATION, where: { program: { eq: "HOUSING" } }) { nodes { program } } }`,
+      );
+    } finally {
+      schedule.mockRestore();
+    }
+    const [{ pending }] = await broker.query<{ pending: number }>(
+      `SELECT count(*)::int AS pending FROM release_record
+        WHERE audit_seq > (SELECT coalesce(max(audit_seq), 0) FROM release_index)`,
+    );
+    expect(pending).toBe(1);
+    const unindexed = await report('P1');
+    expect(unindexed).toHaveLength(before.length + 1);
+    expect(unindexed[unindexed.length - 1]).toEqual(expect.objectContaining({ fields: ['program'] }));
+    // Once copied, the same answer: not twice.
+    await expect(indexer.catchUp()).resolves.toBe(1);
+    await expect(indexer.catchUp()).resolves.toBe(0);
+    expect(await report('P1')).toEqual(unindexed);
+    // The copy is as append-only as the record.
+    await expect(broker.query(`DELETE FROM release_index`)).rejects.toThrow(/append-only|history|rewrite/i);
+    await expect(broker.query(`UPDATE release_index SET rids = '{}'`)).rejects.toThrow(
+      /append-only|history|rewrite/i,
+    );
+  });
+
+  it('searches the release index by its GIN index and the releases past it by their key range (EXPLAIN)', async () => {
+    const plan = await broker.app.get(DataSource).transaction(async (manager) => {
+      // The test's tables are tiny: without this PostgreSQL would read them whole, index or not.
+      await manager.query(`SET LOCAL enable_seqscan = off`);
+      const rows = await manager.query<{ 'QUERY PLAN': string }[]>(
+        `EXPLAIN ${subjectReleasesSql('participation', 'participant_id')}`,
+        [dataset.id, 'P1'],
+      );
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toMatch(/Bitmap Index Scan on release_index_rids_idx/);
+    expect(plan).toMatch(/Index Scan (using|on) release_record_pkey[^\n]*\n\s+Index Cond: \(audit_seq > /);
+    expect(plan).not.toMatch(/Seq Scan on release_(record|index)/);
+  });
+
+  it('copies releases into the index once each, whatever passes run at once', async () => {
+    const indexer = broker.app.get(ReleaseIndexer);
+    const schedule = jest.spyOn(indexer, 'schedule').mockImplementation(() => undefined);
+    try {
+      for (let i = 0; i < 5; i++) {
+        await rows(
+          `{ participation(purpose: RECIDIVISM_EVALUATION, first: ${i + 1}) { nodes { program } } }`,
+        );
+      }
+    } finally {
+      schedule.mockRestore();
+    }
+    const copied = await Promise.all([indexer.catchUp(), indexer.catchUp(), indexer.catchUp()]);
+    expect(copied.reduce((a, b) => a + b, 0)).toBe(5);
+    const [{ records, copies }] = await broker.query<{ records: number; copies: number }>(
+      `SELECT (SELECT count(*)::int FROM release_record) AS records, (SELECT count(*)::int FROM release_index) AS copies`,
+    );
+    expect(copies).toBe(records);
   });
 
   it('is for the provider steward only; others learn nothing, not even that the dataset exists', async () => {

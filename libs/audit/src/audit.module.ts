@@ -7,6 +7,7 @@ import { AuditResolver } from './audit.resolver';
 import { AuditService } from './audit.service';
 import { RefusalAuditHook } from './refusal-audit.hook';
 import { RefusalRecorder } from './refusal-recorder';
+import { ReleaseIndexer } from './release-indexer';
 
 /** The hash-chained audit log. Global, so every library can inject {@link AuditService} to append. */
 @Global()
@@ -19,7 +20,8 @@ import { RefusalRecorder } from './refusal-recorder';
     AuditSeriesResolver,
     RefusalRecorder,
     RefusalAuditHook,
+    ReleaseIndexer,
   ],
-  exports: [AuditService, RefusalRecorder, RefusalAuditHook],
+  exports: [AuditService, RefusalRecorder, RefusalAuditHook, ReleaseIndexer],
 })
 export class AuditModule {}

@@ -20,6 +20,7 @@ import type { AuditFilter } from './audit-filter.input';
 import { type VisibilityTables, auditVisibility } from './audit-visibility';
 import { verifyChain } from './audit-verifier';
 import { refusalCount, refusalPlane } from './refusal-plane';
+import { ReleaseIndexer } from './release-indexer';
 
 /**
  * What happened, for {@link AuditService.append}. Ids, names, counts and reasons only: never a
@@ -43,7 +44,8 @@ export interface AuditEventInput {
   /**
    * The records a release returned (the data plane's QUERY and EXPORT events), stored beside the
    * event in `release_record` in the same statement, for subject access reports: their row ids as
-   * PostgreSQL array text ('{1,2,3}'). Not hashed: put the list's digest in `details`.
+   * PostgreSQL array text ('{1,2,3}'). Not hashed: put the list's digest in `details`. Indexed
+   * later, off the append (ReleaseIndexer).
    */
   release?: ReleaseInput;
 }
@@ -229,6 +231,7 @@ export class AuditService {
     private readonly dataSource: DataSource,
     @InjectRepository(AuditEventEntity) private readonly events: Repository<AuditEventEntity>,
     private readonly metrics: MetricsService,
+    private readonly releases: ReleaseIndexer,
   ) {}
 
   /** Records one group commit of appends made elsewhere (the data plane's batcher), for metrics. */
@@ -272,8 +275,11 @@ export class AuditService {
    * runs and commits, and by nothing between round trips. Resolves once they are durable; invalid
    * input throws a TypeError before any statement.
    */
-  appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
-    return this.appendAlone(events.map(appendable));
+  async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
+    const sealed = await this.appendAlone(events.map(appendable));
+    // Committed: the releases' ids are copied into the index that subject access searches, later.
+    if (events.some((e) => e.release)) this.releases.schedule();
+    return sealed;
   }
 
   /** Appends checked contents in their own one-statement transaction, on a pooled connection. */
@@ -303,18 +309,6 @@ export class AuditService {
       seq: Number(seq),
       hash,
     }));
-  }
-
-  /**
-   * Merges the release index's pending list into the index (`gin_clean_pending_list`), off any
-   * request's path: called after a large release has left, so that the next append does not find
-   * the list full and merge it under the chain head's lock. Resolves to the pages merged.
-   */
-  async mergeReleaseIndex(): Promise<number> {
-    const [row] = await this.db.query<{ pages: string }>(
-      `SELECT gin_clean_pending_list('release_record_rids_idx'::regclass)::text AS pages`,
-    );
-    return Number(row.pages);
   }
 
   /**

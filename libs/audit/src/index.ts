@@ -11,3 +11,4 @@ export * from './audit-series.model';
 export * from './refusal-audit.hook';
 export * from './refusal-plane';
 export * from './refusal-recorder';
+export * from './release-indexer';

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import { AuditAction, AuditService } from '@broker/audit';
+import { AuditAction, ReleaseIndexer } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { PolicyError, refusalOf } from '@broker/policy';
@@ -20,7 +20,7 @@ export type ExportResponse =
   | { kind: 'json'; response: DataPlaneResponse }
   | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
 
-/** Rows an export releases from which its ids are merged into the release index once it has left. */
+/** Rows an export releases from which its ids are indexed (and merged) as soon as it has left. */
 const MERGE_RELEASE_INDEX_AFTER = 100_000;
 
 /** Exports of the data plane: one row root field's rows as CSV or NDJSON, recorded like a page. */
@@ -29,7 +29,7 @@ export class DataExportService {
   constructor(
     private readonly dataPlane: DataPlaneService,
     private readonly recorder: DataPlaneRecorder,
-    private readonly audit: AuditService,
+    private readonly releases: ReleaseIndexer,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
   ) {}
@@ -142,19 +142,23 @@ export class DataExportService {
             { err: error, requestId: ctx.requestId },
             'export failed midway: the stream was cut',
           ),
-        // A large release's ids are merged into the release index now, off any request's path.
+        // A large release's ids are indexed now, off any request's path.
         event.release && counted.n >= MERGE_RELEASE_INDEX_AFTER ? () => this.mergeReleaseIndex() : undefined,
       ),
     };
   }
 
+  /** A large release's ids: copied into the release index and merged now, off any request's path. */
   private mergeReleaseIndex(): void {
     const started = Date.now();
-    this.audit.mergeReleaseIndex().then(
-      (pages) =>
-        this.logger.info({ pages, ms: Date.now() - started }, 'release index merged after an export'),
-      (error: unknown) =>
-        this.logger.warn({ err: error }, 'release index merge failed: autovacuum will do it'),
-    );
+    this.releases
+      .catchUp()
+      .then(() => this.releases.merge())
+      .then(
+        (pages) =>
+          this.logger.info({ pages, ms: Date.now() - started }, 'release index merged after an export'),
+        (error: unknown) =>
+          this.logger.warn({ err: error }, 'release index merge failed: autovacuum will do it'),
+      );
   }
 }

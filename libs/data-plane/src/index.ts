@@ -4,3 +4,4 @@ export * from './data-plane.service';
 export * from './policy-cache.service';
 export { sealCursor } from './cursor';
 export { NodeJsonWriter, type NodeTexts } from './node-json';
+export { subjectReleasesSql } from './subject-access.service';

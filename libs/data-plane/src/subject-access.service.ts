@@ -38,19 +38,7 @@ export class SubjectAccessService {
         fields: string[];
         intact: boolean;
       }[]
-    >(
-      `SELECT e.seq, e.at, e.actor_agency_id, e.purpose, e.agreement_id, e.agreement_version, e.action, e.fields,
-              e.details ->> 'releaseDigest' = encode(sha256(convert_to(r.rids::text, 'UTF8')), 'hex') AS intact
-         FROM release_record r JOIN audit_event e ON e.seq = r.audit_seq
-        WHERE r.dataset_id = $1
-          AND r.rids && ((SELECT coalesce(array_agg(t."_rid"), '{}') FROM ${recordTable(dataset.slug)} t
-                           WHERE t.${quoteIdent(dataset.subjectField)}::text = $2)
-                         -- records destroyed past retention leave their subject and row id behind
-                         || (SELECT coalesce(array_agg(x.rid), '{}') FROM destroyed_record x
-                              WHERE x.dataset_id = $1 AND x.subject_id = $2))
-        ORDER BY e.seq`,
-      [dataset.id, subject],
-    );
+    >(subjectReleasesSql(dataset.slug, dataset.subjectField), [dataset.id, subject]);
     const altered = rows.find((row) => !row.intact);
     if (altered) {
       // The list of released records no longer matches what the chain recorded: say so, never guess.
@@ -76,4 +64,33 @@ export class SubjectAccessService {
       fields: row.fields,
     }));
   }
+}
+
+/**
+ * The releases that returned a record of subject $2 of dataset $1 (its records now, and those
+ * destroyed past retention), with the check of each release's id list against its event's digest.
+ */
+export function subjectReleasesSql(slug: string, subjectField: string): string {
+  return `WITH subject AS MATERIALIZED (
+         SELECT (SELECT coalesce(array_agg(t."_rid"), '{}') FROM ${recordTable(slug)} t
+                  WHERE t.${quoteIdent(subjectField)}::text = $2)
+                -- records destroyed past retention leave their subject and row id behind
+                || (SELECT coalesce(array_agg(x.rid), '{}') FROM destroyed_record x
+                     WHERE x.dataset_id = $1 AND x.subject_id = $2) AS rids),
+       -- The release index holds every release up to some point (ReleaseIndexer); the releases
+       -- after it are searched where they are recorded.
+       indexed AS MATERIALIZED (SELECT coalesce(max(audit_seq), 0) AS through FROM release_index),
+       found AS (
+         SELECT i.audit_seq FROM release_index i
+          WHERE i.dataset_id = $1 AND i.rids && (SELECT rids FROM subject)
+         UNION
+         SELECT b.audit_seq FROM release_record b
+          WHERE b.audit_seq > (SELECT through FROM indexed)
+            AND b.dataset_id = $1 AND b.rids && (SELECT rids FROM subject))
+       SELECT e.seq, e.at, e.actor_agency_id, e.purpose, e.agreement_id, e.agreement_version, e.action, e.fields,
+              e.details ->> 'releaseDigest' = encode(sha256(convert_to(r.rids::text, 'UTF8')), 'hex') AS intact
+         FROM found f
+         JOIN release_record r ON r.audit_seq = f.audit_seq
+         JOIN audit_event e ON e.seq = r.audit_seq
+        ORDER BY e.seq`;
 }

@@ -12,6 +12,7 @@ import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 
 import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
 import { ReleaseIndexPending1764900000000 } from './1764900000000-release-index-pending';
+import { ReleaseIndexDeferred1765000000000 } from './1765000000000-release-index-deferred';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -28,4 +29,5 @@ export const MIGRATIONS = [
   AggregateBudget1764600000000,
   KeysetCursors1764712000000,
   ReleaseIndexPending1764900000000,
+  ReleaseIndexDeferred1765000000000,
 ];
