@@ -205,10 +205,10 @@ export function releasedJsonExpression(
 
 /**
  * A released value as a page's statement selects it, as text for the node's JSON (NodeJsonWriter in
- * libs/data-plane): a Date or DateTime as PostgreSQL's seconds since 1970-01-01 UTC
- * (`extract(epoch …)`, a third of to_char's cost and the same whatever the session's DateStyle and
- * zone; the writer writes it in the form of {@link releasedJsonExpression}, which a differential test
- * holds it to), the rest as the text of {@link releasedExpression}.
+ * libs/data-plane): a Date as PostgreSQL's text of it and a DateTime as the text of its UTC time
+ * (a quarter of to_char's cost; the readers' connections write them in DateStyle ISO, and the writer
+ * cuts them to the form of {@link releasedJsonExpression}, which a differential test holds it to),
+ * the rest as the text of {@link releasedExpression}.
  */
 export function releasedTextExpression(
   rf: ReleasedField,
@@ -217,9 +217,7 @@ export function releasedTextExpression(
   hmacKeyParam: HmacKeyParam,
 ): string {
   const expression = releasedExpression(rf, dataset, tableAlias, hmacKeyParam);
-  return rf.type === 'Date' || rf.type === 'DateTime'
-    ? `extract(epoch from ${expression})::text`
-    : `(${expression})::text`;
+  return rf.type === 'DateTime' ? `(${expression} AT TIME ZONE 'UTC')::text` : `(${expression})::text`;
 }
 
 /**

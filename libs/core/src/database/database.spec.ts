@@ -184,6 +184,24 @@ describe('Database', () => {
       );
     });
 
+    it('writes dates and times in DateStyle ISO on every reader, whatever the server says', async () => {
+      const style = `SELECT current_setting('DateStyle') AS style, '2024-03-05 06:07:08.5+00'::timestamptz AT TIME ZONE 'UTC' AS t`;
+      for (const stablePlan of [false, true]) {
+        const [row] = await db.read<{ style: string; t: unknown }>(
+          `SELECT current_setting('DateStyle') AS style, ('2024-03-05 06:07:08.5+00'::timestamptz AT TIME ZONE 'UTC')::text AS t`,
+          [],
+          { stablePlan },
+        );
+        expect(row).toEqual({ style: expect.stringMatching(/^ISO/), t: '2024-03-05 06:07:08.5' });
+      }
+      const tx = await db.begin({ reader: true });
+      try {
+        expect((await tx.query<{ style: string }>(style))[0].style).toMatch(/^ISO/);
+      } finally {
+        await tx.rollback();
+      }
+    });
+
     it('names two statements apart, and one statement alike, whatever their length', () => {
       expect(statementName('SELECT 1')).toBe(statementName('SELECT 1'));
       expect(statementName('SELECT 1')).not.toBe(statementName('SELECT 1 '));

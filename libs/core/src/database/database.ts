@@ -346,6 +346,9 @@ export class Database implements OnApplicationShutdown {
           '-c default_transaction_read_only=on',
           `-c statement_timeout=${READER_STATEMENT_TIMEOUT}`,
           `-c plan_cache_mode=${mode}`,
+          // Dates and times as text in one form whatever the server's default (a page's Date and
+          // DateTime, see releasedTextExpression in libs/policy).
+          '-c DateStyle=ISO',
         ].join(' '),
       });
       // An idle connection that fails (a restarted server) is dropped by the pool; nothing to do.
