@@ -49,7 +49,7 @@ describe('audit: a group of events appended in one write', () => {
     }
     auditorKey = (await broker.oversightAuditor()).apiKey;
   });
-  afterAll(() => broker.stop());
+  afterAll(() => broker.close());
 
   const counts = async () => {
     const rows = await broker.query<{

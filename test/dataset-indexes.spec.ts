@@ -39,7 +39,7 @@ describe('updateDataset: indexes', () => {
       ],
     });
   });
-  afterAll(() => broker.stop());
+  afterAll(() => broker.close());
 
   it('builds the declared indexes, valid, and records them in the audit log', async () => {
     const before = await indexes();

@@ -68,7 +68,7 @@ describe('hostile names as dataset slugs and field names', () => {
     });
   });
 
-  afterAll(() => broker?.stop());
+  afterAll(() => broker?.close());
 
   it('makes a schema of exactly the granted datasets and names', async () => {
     const res = await data(`{ __schema { queryType { fields { name } } } }`);
