@@ -22,7 +22,8 @@ export function databaseUrl(name: string): string {
 
 /** Runs `run` on a fresh connection to `database`, closing it after. */
 export async function withClient<T>(database: string, run: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: databaseUrl(database) });
+  // Dates and times as text as the broker's readers write them (a cursor's position, for one).
+  const client = new Client({ connectionString: databaseUrl(database), options: '-c DateStyle=ISO' });
   await client.connect();
   try {
     return await run(client);

@@ -472,7 +472,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
             async (c) =>
               (
                 await c.query<{ position: (string | null)[] }>(
-                  `SELECT ${ordering.position} AS position FROM ${table} t WHERE ${conditions.join(' AND ') || 'TRUE'}
+                  `SELECT ARRAY[${ordering.positionTerms.join(', ')}] AS position FROM ${table} t WHERE ${conditions.join(' AND ') || 'TRUE'}
                   ORDER BY ${ordering.orderBy} OFFSET ${deepAt! - 1} LIMIT 1`,
                   p.values,
                 )

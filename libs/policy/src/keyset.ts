@@ -33,14 +33,13 @@ interface OrderTerm {
 export interface PageOrder {
   /** The ORDER BY list (without the keywords). */
   orderBy: string;
-  /** SQL of a row's position as a JSON array of text (what a cursor seals). */
-  position: string;
-  /** SQL of each value of a row's position, as text: {@link position}'s elements, one column each. */
-  positionTerms: string[];
-  /** How many values a position has. */
-  width: number;
   /**
-   * The condition "after this position" (values as {@link position} wrote them), or null when the
+   * SQL of each value of a row's position, as text (see keptText): what a cursor seals, one column
+   * each in a page's statement.
+   */
+  positionTerms: string[];
+  /**
+   * The condition "after this position" (values as {@link positionTerms} wrote them), or null when the
    * values do not fit this order (a cursor of another ordering).
    */
   after(values: readonly (string | null)[], params: SqlParams): string | null;
@@ -183,9 +182,7 @@ export function pageOrder(
   }
   return {
     orderBy: terms.map(orderTermSql).join(', '),
-    position: `json_build_array(${terms.map((t) => t.kept).join(', ')})`,
     positionTerms: terms.map((t) => t.kept),
-    width: terms.length,
     after: (values, params) => {
       const branches = afterBranches(terms, values, params);
       return branches && (branches.length === 1 ? branches[0] : `(${branches.join(' OR ')})`);
