@@ -5,6 +5,15 @@ import { TestBroker } from '@broker/testing';
 
 const N = 300;
 const WORDS = ['plain', 'with, comma', 'with "quote"', '', 'line\nbreak', 'é ☃'];
+// Instants at the edges of what the response writes, shared by several rows (ties), and none.
+const INSTANTS = [
+  '0001-01-01T00:00:00Z',
+  '9999-12-31T23:59:59.999Z',
+  '2024-02-29T12:00:00.5Z',
+  '1969-12-31T23:59:59.001Z',
+  '2021-06-01T08:30:00.120Z',
+  null,
+];
 const ROWS = Array.from({ length: N }, (_, i) => ({
   id: `R${String(i).padStart(4, '0')}`,
   person: `P${i % 40}`,
@@ -13,12 +22,13 @@ const ROWS = Array.from({ length: N }, (_, i) => ({
   x: i % 5 === 0 ? null : i / 8,
   ok: i % 6 === 0 ? null : i % 2 === 0,
   d: `2021-0${1 + (i % 9)}-1${i % 10}`,
+  at: INSTANTS[i % INSTANTS.length],
   secret: `s${i % 11}`,
 }));
 const CONSENTED = Array.from({ length: 40 }, (_, i) => `P${i}`).filter((_, i) => i % 3 !== 0);
 
 const RECORD = `mutation($input: ConsentInput!) { recordConsent(input: $input) { id } }`;
-const FIELDS = 'id s n x ok d secret_hash';
+const FIELDS = 'id s n x ok d at secret_hash';
 type Node = Record<string, string | number | boolean | null>;
 
 describe('data plane: exports (POST /data/export)', () => {
@@ -78,6 +88,7 @@ describe('data plane: exports (POST /data/export)', () => {
         { name: 'x', type: 'FLOAT', classification: 'NON_SENSITIVE' },
         { name: 'ok', type: 'BOOLEAN', classification: 'NON_SENSITIVE' },
         { name: 'd', type: 'DATE', classification: 'NON_SENSITIVE' },
+        { name: 'at', type: 'DATETIME', classification: 'NON_SENSITIVE' },
         { name: 'secret', type: 'STRING', classification: 'NON_SENSITIVE' },
       ],
     });
@@ -101,7 +112,7 @@ describe('data plane: exports (POST /data/export)', () => {
       grants: [
         {
           datasetId: dataset.id,
-          fields: ['id', 's', 'n', 'x', 'ok', 'd']
+          fields: ['id', 's', 'n', 'x', 'ok', 'd', 'at']
             .map((name) => ({ name }))
             .concat([{ name: 'secret', transform: 'HASH' }] as never),
           rowFilter: { n: { $gte: 10 } },
@@ -118,6 +129,9 @@ describe('data plane: exports (POST /data/export)', () => {
     for (const args of [
       '',
       ', orderBy: [{ field: s, direction: DESC }, { field: x }]',
+      // Instants: written by the page from their text, by the export by to_char; cursors on them.
+      ', orderBy: [{ field: at }]',
+      ', orderBy: [{ field: at, direction: DESC }, { field: d }]',
       ', where: { n: { lt: 60 } }',
       // Lists: bound to a COPY as settings, they must still be lists to ANY and ALL.
       ', where: { n: { in: [13, 26, 39] }, s: { nin: ["plain"] } }',
