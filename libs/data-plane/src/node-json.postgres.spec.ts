@@ -17,6 +17,7 @@ import {
   releasedJsonExpression,
   releasedTextExpression,
 } from '@broker/policy';
+import { pgInstantText } from '@broker/testing';
 import { NodeJsonWriter, isoDate, isoInstant, nodeColumn } from './node-json';
 
 interface Column {
@@ -196,32 +197,7 @@ describe('NodeJsonWriter writes what json_build_object writes', () => {
       transform: FieldTransform.RAW,
       type,
     });
-    const pad = (n: number, width: number) => String(n).padStart(width, '0');
-    // Any instant PostgreSQL holds: BC, AD up to year 294276, the edges of years 1 and 9999.
-    const year = fc.oneof(
-      fc.integer({ min: 1, max: 9999 }),
-      fc.integer({ min: -4712, max: 0 }),
-      fc.integer({ min: 10000, max: 294275 }),
-      fc.constantFrom(1, 9999, 1969, 1970, 0, 10000),
-    );
-    const instant = fc
-      .record({
-        year,
-        month: fc.integer({ min: 1, max: 12 }),
-        day: fc.integer({ min: 1, max: 28 }),
-        h: fc.integer({ min: 0, max: 23 }),
-        m: fc.integer({ min: 0, max: 59 }),
-        s: fc.integer({ min: 0, max: 59 }),
-        micro: fc.oneof(
-          fc.integer({ min: 0, max: 999_999 }),
-          fc.constantFrom(0, 999, 1000, 100_000, 120_000, 500_000, 999_999),
-        ),
-      })
-      .map(
-        ({ year, month, day, h, m, s, micro }) =>
-          `${pad(year > 0 ? year : 1 - year, 4)}-${pad(month, 2)}-${pad(day, 2)} ${pad(h, 2)}:${pad(m, 2)}:${pad(s, 2)}.${pad(micro, 6)}+00${year > 0 ? '' : ' BC'}`,
-      );
-    const value = fc.oneof({ weight: 20, arbitrary: instant }, fc.constantFrom('infinity', '-infinity'));
+    const value = pgInstantText;
 
     it('writes what the response form (to_char) writes, for any instant and date', async () => {
       const key = '$9::bytea';

@@ -11,3 +11,4 @@ export * from './scenario/seeded-random';
 export * from './scenario/unseen-population';
 export * from './scenario/recidivism';
 export * from './worker-processes';
+export * from './pg-arbitraries';
