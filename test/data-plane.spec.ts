@@ -354,6 +354,16 @@ describe('data plane: each party sees only what its agreement allows', () => {
       );
       expect(res.data).toBeNull();
       expect(JSON.stringify(res)).not.toContain('JOBS');
+      expect(res.errors?.[0].message).toBe('The access could not be recorded, so nothing was released');
+      // Two root fields: read in one snapshot, their pages written while the append fails.
+      const both = await data(
+        analyst.apiKey,
+        `{ a: reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } }
+           b: reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 1) { nodes { program } pageInfo { endCursor } } }`,
+      );
+      expect(both.data).toBeNull();
+      expect(JSON.stringify(both)).not.toContain('JOBS');
+      expect(both.errors?.[0].message).toBe('The access could not be recorded, so nothing was released');
     } finally {
       await broker.query(`ALTER TABLE audit_event_away RENAME TO audit_event`);
     }

@@ -8,7 +8,7 @@ import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '@broker/policy';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import type { DataPlaneRefusal, DataPlaneResponse, Plan } from './plan';
-import { type PageResult, refusalResponse } from './response';
+import { refusalResponse } from './response';
 
 /** What an aggregate's statement returned, protected. */
 export interface AggregateAnswer {
@@ -19,8 +19,15 @@ export interface AggregateAnswer {
   rowCount: number;
 }
 
-/** What a root field's statement returned. */
-export type RootResult = PageResult | AggregateAnswer;
+/** What a page's release records: how many rows left, and which (their row ids as array text). */
+export interface ReleasedRows {
+  kind: 'ROWS';
+  rowCount: number;
+  rids: string | null;
+}
+
+/** What a root field's statement returned, as its release records it. */
+export type RootResult = ReleasedRows | AggregateAnswer;
 
 /**
  * What the data plane records: every release (its audit events and the records it returned, in

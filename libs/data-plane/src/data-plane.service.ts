@@ -22,8 +22,8 @@ import {
 import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
-import { DataPlaneRecorder, type RootResult } from './data-plane-recorder';
-import { type PageRow, type PageStatement, pageResult, pageSql, planIsStable } from './page-sql';
+import { type AggregateAnswer, DataPlaneRecorder } from './data-plane-recorder';
+import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -139,12 +139,7 @@ export class DataPlaneService {
       ctx.unverified = false;
     }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
-    return this.release(
-      ctx,
-      decision,
-      new Map([[plan.responseKey, pageResult(plan, statement, rows)]]),
-      null,
-    );
+    return this.release(ctx, decision, new Map([[plan.responseKey, pageRows(plan, statement, rows)]]), null);
   }
 
   /**
@@ -199,7 +194,7 @@ export class DataPlaneService {
     tx: Transaction,
     decision: Extract<Decision, { kind: 'run' }>,
   ): Promise<DataPlaneResponse> {
-    let results: Map<string, RootResult>;
+    let results: Map<string, Read>;
     try {
       results = await this.run(tx, decision.plans, ctx.principal.agencyId!);
     } catch (error) {
@@ -219,16 +214,26 @@ export class DataPlaneService {
   private async release(
     ctx: RequestContext,
     decision: Extract<Decision, { kind: 'run' }>,
-    results: Map<string, RootResult>,
+    read: Map<string, Read>,
     snapshotEnded: Promise<void> | null,
   ): Promise<DataPlaneResponse> {
     const { schema, document, operation, variableValues, plans, splice } = decision;
     const ended = snapshotEnded ?? Promise.resolve();
     const spent = await this.recorder.spendBudget(ctx, plans, ended);
     if (spent) return this.recorder.refused(ctx, spent);
-    try {
-      await this.recorder.recordReleases(ctx, plans, results);
-    } catch (error) {
+    // The release's audit append starts (its failure caught at once, and answered below) ...
+    const recorded = this.recorder.recordReleases(ctx, plans, read).then(
+      () => null,
+      (error: unknown) => ({ error }),
+    );
+    // ... and, once it is on its way (setImmediate: after the I/O its start queued), the pages' JSON
+    // and cursors are written while PostgreSQL appends. Nothing leaves before the append commits.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const results = new Map<string, RootResult>();
+    for (const [key, result] of read) results.set(key, result.kind === 'ROWS' ? result.write() : result);
+    const failed = await recorded;
+    if (failed) {
+      const { error } = failed;
       await ended;
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write failed: no data released');
       // Unavailable, not failed: the caller may retry, and nothing left.
@@ -269,8 +274,8 @@ export class DataPlaneService {
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */
-  private async run(tx: Transaction, plans: Plan[], agencyId: string): Promise<Map<string, RootResult>> {
-    const results = new Map<string, RootResult>();
+  private async run(tx: Transaction, plans: Plan[], agencyId: string): Promise<Map<string, Read>> {
+    const results = new Map<string, Read>();
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
         const { text, values } = aggregateSql(plan);
@@ -284,7 +289,7 @@ export class DataPlaneService {
       }
       const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
       const rows = await tx.query<PageRow>(statement.text, statement.values);
-      results.set(plan.responseKey, pageResult(plan, statement, rows));
+      results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
     return results;
   }
@@ -296,6 +301,15 @@ export class DataPlaneService {
     return failureResponse('A value could not be represented in GraphQL', 200);
   }
 }
+
+/**
+ * What a root field's statement read: a page's rows (written into its page once its release's append
+ * has started), or an aggregate's answer.
+ */
+type Read = PageRows | AggregateAnswer;
+
+/** A root field's answer, written. */
+type RootResult = PageResult | AggregateAnswer;
 
 /**
  * The first round trip of a request of several root fields (or one the policy cache could not

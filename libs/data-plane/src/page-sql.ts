@@ -135,36 +135,64 @@ export type PageRow = NodeTexts & {
 };
 
 /**
- * A page from its statement's rows: the first `first` are the page, one more says there is a next
- * page. Its nodes' JSON is written by the statement's writer, joined; its records are their row ids
- * as array text; its cursor is the last row's position, sealed.
+ * A page's rows as its statement returned them, before its JSON is written: what its release records
+ * (how many rows, and their row ids as array text) at once, and the page itself on {@link PageRows.write}.
+ * The data plane starts the release's audit append with the first and writes the page while the
+ * append is on its way: nothing leaves before it commits.
  */
+export interface PageRows {
+  kind: 'ROWS';
+  rowCount: number;
+  /** The returned rows' random ids as PostgreSQL's array text, when releases are recorded. */
+  rids: string | null;
+  /** The page: its nodes' JSON, its cursor. */
+  write(): PageResult;
+}
+
+/**
+ * A page from its statement's rows: the first `first` are the page, one more says there is a next
+ * page. Its records are their row ids as array text; its nodes' JSON is written by the statement's
+ * writer, joined; its cursor is the last row's position, sealed.
+ */
+export function pageRows(
+  plan: Pick<Plan, 'first' | 'cursor'>,
+  statement: Pick<PageStatement, 'writer' | 'positionWidth'>,
+  rows: PageRow[],
+): PageRows {
+  const returned = Math.min(rows.length, plan.first);
+  const recorded = returned > 0 && rows[0].rid !== undefined;
+  let rids = '{';
+  if (recorded) for (let i = 0; i < returned; i++) rids += (i ? ',' : '') + rows[i].rid!;
+  // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
+  const released = recorded ? `${rids}}` : null;
+  const write = (): PageResult => {
+    const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(rows, returned);
+    let endCursor: string | null = null;
+    if (returned) {
+      const last = rows[returned - 1];
+      const position: (string | null)[] = [];
+      for (let i = 0; i < statement.positionWidth; i++) position.push(last[positionColumn(i)] ?? null);
+      endCursor = sealCursor(plan.cursor, position);
+    }
+    return {
+      kind: 'ROWS',
+      rids: released,
+      nodesJson,
+      unrepresentable,
+      pageInfo: { hasNextPage: rows.length > plan.first, endCursor },
+      rowCount: returned,
+    };
+  };
+  return { kind: 'ROWS', rowCount: returned, rids: released, write };
+}
+
+/** A page from its statement's rows, written at once (see {@link pageRows}). */
 export function pageResult(
   plan: Pick<Plan, 'first' | 'cursor'>,
   statement: Pick<PageStatement, 'writer' | 'positionWidth'>,
   rows: PageRow[],
 ): PageResult {
-  const returned = Math.min(rows.length, plan.first);
-  const recorded = returned > 0 && rows[0].rid !== undefined;
-  const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(rows, returned);
-  let rids = '{';
-  if (recorded) for (let i = 0; i < returned; i++) rids += (i ? ',' : '') + rows[i].rid!;
-  let endCursor: string | null = null;
-  if (returned) {
-    const last = rows[returned - 1];
-    const position: (string | null)[] = [];
-    for (let i = 0; i < statement.positionWidth; i++) position.push(last[positionColumn(i)] ?? null);
-    endCursor = sealCursor(plan.cursor, position);
-  }
-  return {
-    kind: 'ROWS',
-    // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
-    rids: recorded ? `${rids}}` : null,
-    nodesJson,
-    unrepresentable,
-    pageInfo: { hasNextPage: rows.length > plan.first, endCursor },
-    rowCount: returned,
-  };
+  return pageRows(plan, statement, rows).write();
 }
 
 /**
