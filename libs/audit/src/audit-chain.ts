@@ -10,6 +10,20 @@ import { createHash } from 'node:crypto';
  * timestamp in ISO 8601 UTC with microseconds (`2025-11-23T00:00:00.123000Z`).
  */
 
+/**
+ * The digest of a release's record list (its row ids as PostgreSQL writes a bigint[] as text,
+ * `{1,2,3}`): the event that released them holds it in `details.releaseDigest`, sealed in the chain,
+ * and so vouches for the list stored beside it in `release_record`.
+ */
+export function releaseDigest(rids: string): string {
+  return createHash('sha256').update(rids).digest('hex');
+}
+
+/** {@link releaseDigest} in SQL, of a bigint[] expression: the same digest of the same list. */
+export function releaseDigestSql(rids: string): string {
+  return `encode(sha256(convert_to((${rids})::text, 'UTF8')), 'hex')`;
+}
+
 /** The `prevHash` of event 1, and the head's hash while the log is empty. */
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -198,11 +212,16 @@ export class ChainChecker {
 
   constructor(private readonly head: ChainHead) {}
 
-  /** Takes the next event; false once the chain is broken, when reading further is pointless. */
-  push(event: ChainedAuditEvent): boolean {
+  /**
+   * Takes the next event; false once the chain is broken, when reading further is pointless.
+   * `recordsIntact` is whether what is stored beside the event agrees with what it seals (its
+   * release's record list: see verifyChain); if not, the event counts as changed.
+   */
+  push(event: ChainedAuditEvent, recordsIntact = true): boolean {
     if (this.broken !== null) return false;
     // Every event the head does not count is an insertion, however well it is linked.
     if (
+      !recordsIntact ||
       event.seq !== this.expectedSeq ||
       this.expectedSeq > this.head.seq ||
       event.prevHash !== this.prevHash ||

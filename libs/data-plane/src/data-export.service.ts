@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import { AuditAction, ReleaseIndexer } from '@broker/audit';
+import { AuditAction, ReleaseIndexer, releaseDigest } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { PolicyError, refusalOf } from '@broker/policy';
 import { precheck } from './authorise';
 import type { DataPlaneEvent } from './audit-batcher';
-import { DataPlaneRecorder, releaseDigest } from './data-plane-recorder';
+import { DataPlaneRecorder } from './data-plane-recorder';
 import { DataPlaneService } from './data-plane.service';
 import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';

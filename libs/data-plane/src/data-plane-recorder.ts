@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
-import { AuditAction, AuditService, RefusalRecorder } from '@broker/audit';
+import { AuditAction, AuditService, RefusalRecorder, releaseDigest } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '@broker/policy';
@@ -191,9 +190,4 @@ export class DataPlaneRecorder {
     }
     return refusalResponse(refusals, status);
   }
-}
-
-/** The digest of a release's record list, as its audit event stores it. */
-export function releaseDigest(rids: string): string {
-  return createHash('sha256').update(rids).digest('hex');
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { AuditAction, AuditService, auditActor } from '@broker/audit';
+import { AuditAction, AuditService, auditActor, releaseDigestSql } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BrokerError, ErrorCode, badInput, quoteIdent } from '@broker/core';
 import { DatasetService, cleanText, recordTable } from '@broker/registry';
@@ -88,7 +88,7 @@ export function subjectReleasesSql(slug: string, subjectField: string): string {
           WHERE b.audit_seq > (SELECT through FROM indexed)
             AND b.dataset_id = $1 AND b.rids && (SELECT rids FROM subject))
        SELECT e.seq, e.at, e.actor_agency_id, e.purpose, e.agreement_id, e.agreement_version, e.action, e.fields,
-              e.details ->> 'releaseDigest' = encode(sha256(convert_to(r.rids::text, 'UTF8')), 'hex') AS intact
+              e.details ->> 'releaseDigest' = ${releaseDigestSql('r.rids')} AS intact
          FROM found f
          JOIN release_record r ON r.audit_seq = f.audit_seq
          JOIN audit_event e ON e.seq = r.audit_seq
