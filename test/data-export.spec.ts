@@ -2,6 +2,7 @@ import http from 'node:http';
 import { ReleaseIndexer } from '@broker/audit';
 import { Transaction } from '@broker/core';
 import { TestBroker } from '@broker/testing';
+import { runAuditVerify } from '../scripts/audit-verify';
 
 const N = 300;
 const WORDS = ['plain', 'with, comma', 'with "quote"', '', 'line\nbreak', 'é ☃'];
@@ -312,6 +313,19 @@ describe('data plane: exports (POST /data/export)', () => {
          FROM release_record r LEFT JOIN release_index i USING (audit_seq)`,
     );
     expect({ missing, differing }).toEqual({ missing: 0, differing: 0 });
+    // And every list, of the pages and the exports, has the digest its event seals in the chain.
+    const [{ releases }] = await broker.query<{ releases: number }>(
+      `SELECT count(*)::int AS releases FROM release_record`,
+    );
+    expect(releases).toBeGreaterThan(5);
+    const total = Number(
+      (await broker.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_head`))[0].seq,
+    );
+    await expect(runAuditVerify(broker.config.DATABASE_URL)).resolves.toMatchObject({
+      valid: true,
+      checked: total,
+      firstBrokenSeq: null,
+    });
     // The broker merges the pending list itself after a large export, with its own privileges.
     await expect(indexer.merge()).resolves.toBeGreaterThanOrEqual(0);
     // Nothing is left pending once merged.

@@ -5,6 +5,7 @@ import {
   GENESIS_HASH,
   type JsonValue,
   isoFromMicros,
+  releaseDigestSql,
 } from './audit-chain';
 
 /**
@@ -29,10 +30,45 @@ export function microsSql(expression: string): string {
 // Everything is read as the text PostgreSQL stores, not through driver type parsers another part of
 // the process could have changed. Statements order by `e.seq`: a bare `seq` would name this text.
 const CHAIN_COLUMNS = `
-  seq::text AS seq, ${microsSql('at')} AS at_micros,
-  actor_user_id::text AS actor_user_id, actor_agency_id::text AS actor_agency_id,
-  action, decision, reason, purpose, dataset_id::text AS dataset_id, agreement_id::text AS agreement_id,
-  agreement_version, fields, row_count, details::text AS details, prev_hash, hash`;
+  e.seq::text AS seq, ${microsSql('e.at')} AS at_micros,
+  e.actor_user_id::text AS actor_user_id, e.actor_agency_id::text AS actor_agency_id,
+  e.action, e.decision, e.reason, e.purpose, e.dataset_id::text AS dataset_id,
+  e.agreement_id::text AS agreement_id, e.agreement_version, e.fields, e.row_count,
+  e.details::text AS details, e.prev_hash, e.hash,
+  ${releaseDigestSql('r.rids')} AS release_digest, r.dataset_id::text AS release_dataset_id,
+  CASE WHEN i.audit_seq IS NOT NULL
+       THEN i.rids IS DISTINCT FROM r.rids OR i.dataset_id IS DISTINCT FROM r.dataset_id
+       -- The index holds every release up to some point: one it lacks before that point is hidden
+       -- from subject access reports (which search the record only past it).
+       ELSE r.audit_seq IS NOT NULL AND r.audit_seq < (SELECT max(x.audit_seq) FROM release_index x)
+  END AS index_wrong`;
+
+/**
+ * A batch of events in seq order (`events`: a statement over `audit_event` alone, its own index
+ * range) with what is stored beside each: the record list of its release, if any, and that list's
+ * copy in the release index, if copied yet, both looked up by the event's seq (the batch is cut
+ * first, so each batch reads only its own lists, however long the log).
+ */
+const chainBatch = (events: string) => `SELECT ${CHAIN_COLUMNS} FROM (${events}) e
+  -- One primary-key lookup per event (OFFSET 0 keeps them lookups: as a join, PostgreSQL would
+  -- read the whole of both tables for every batch).
+  LEFT JOIN LATERAL (SELECT r.audit_seq, r.dataset_id, r.rids FROM release_record r
+                      WHERE r.audit_seq = e.seq OFFSET 0) r ON TRUE
+  LEFT JOIN LATERAL (SELECT i.audit_seq, i.dataset_id, i.rids FROM release_index i
+                      WHERE i.audit_seq = e.seq OFFSET 0) i ON TRUE
+  ORDER BY e.seq`;
+
+/**
+ * The first release list (in `release_record`, or its copy in `release_index`) that belongs to no
+ * event (to no record list, for a copy): an insertion, as an event the head does not count is.
+ */
+const ORPHAN_RELEASE_SQL = `
+  SELECT min(o.seq)::text AS seq FROM (
+    SELECT r.audit_seq AS seq FROM release_record r
+     WHERE NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.seq = r.audit_seq)
+    UNION ALL
+    SELECT i.audit_seq FROM release_index i
+     WHERE NOT EXISTS (SELECT 1 FROM release_record r WHERE r.audit_seq = i.audit_seq)) o`;
 
 /** One `audit_event` row as {@link CHAIN_COLUMNS} selects it. */
 interface StoredRow {
@@ -52,6 +88,29 @@ interface StoredRow {
   details: string | null;
   prev_hash: string;
   hash: string;
+  /** The digest of the release list stored beside the event, if one is. */
+  release_digest: string | null;
+  release_dataset_id: string | null;
+  /**
+   * Whether the release index is wrong about the list: a copy that is not the list, or no copy where
+   * later lists have theirs.
+   */
+  index_wrong: boolean;
+}
+
+/**
+ * Whether what is stored beside an event agrees with what the event seals: the record list of a
+ * release has the digest its event holds (`details.releaseDigest`) and the event's dataset, an event
+ * without a digest has no list, and the release index holds the list's copy (once it holds a later
+ * one) and that copy is the list. A list changed, removed, added or moved to another dataset would
+ * change whom a subject access report names; the chain vouches for the list through its digest, and
+ * this is where that is checked.
+ */
+function releaseIntact(row: StoredRow, event: ChainedAuditEvent): boolean {
+  if (row.index_wrong) return false;
+  const digest = event.details && typeof event.details === 'object' ? event.details.releaseDigest : undefined;
+  if (digest === undefined) return row.release_digest === null;
+  return row.release_digest === digest && row.release_dataset_id === row.dataset_id;
 }
 
 function storedEvent(row: StoredRow): ChainedAuditEvent {
@@ -102,13 +161,23 @@ export async function verifyChain(
   for (;;) {
     // Keyset pages over the primary key: each batch is one index range, however far into the log.
     const rows = (after === null
-      ? await query(`SELECT ${CHAIN_COLUMNS} FROM audit_event e ORDER BY e.seq LIMIT $1`, [batchSize])
-      : await query(`SELECT ${CHAIN_COLUMNS} FROM audit_event e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [
+      ? await query(chainBatch(`SELECT * FROM audit_event ORDER BY seq LIMIT $1`), [batchSize])
+      : await query(chainBatch(`SELECT * FROM audit_event WHERE seq > $1 ORDER BY seq LIMIT $2`), [
           after,
           batchSize,
         ])) as unknown as StoredRow[];
-    for (const row of rows) if (!checker.push(storedEvent(row))) return checker.finish();
-    if (rows.length < batchSize) return checker.finish();
+    for (const row of rows) {
+      const event = storedEvent(row);
+      if (!checker.push(event, releaseIntact(row, event))) return checker.finish();
+    }
+    if (rows.length < batchSize) break;
     after = rows[rows.length - 1].seq;
   }
+  const verdict = checker.finish();
+  if (!verdict.valid) return verdict;
+  // Every event is intact: a release list that belongs to none was added.
+  const [orphan] = (await query(ORPHAN_RELEASE_SQL)) as { seq: string | null }[];
+  return orphan?.seq
+    ? { valid: false, checked: verdict.checked, firstBrokenSeq: Number(orphan.seq) }
+    : verdict;
 }
