@@ -354,6 +354,47 @@ describe('data plane: keyset cursors and index-friendly pages', () => {
       }
     });
 
+    it('selects each expression once: a name asked twice, a position the node or the row id holds', async () => {
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const decision = broker.app.get(DataPlaneService).decide(policy, {
+        query: `{ things(purpose: RESEARCH, agreement: "${a}", first: 3, orderBy: [{ field: d, direction: DESC }]) {
+          nodes { x: d y: d id } } }`,
+      });
+      if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+      const { text } = pageSql(decision.plans[0], true, agencyId);
+      const list = text.slice(0, text.indexOf(' FROM ('));
+      const count = (column: string) => list.split(`"t"."${column}"`).length - 1;
+      // d for x, y and the position; id for the node and the position; the row id for its record
+      // and the position: each once.
+      expect({ d: count('d'), id: count('id'), rid: count('_rid') }).toEqual({ d: 1, id: 1, rid: 1 });
+      expect(list.match(/ AS /g)).toHaveLength(3);
+    });
+
+    it('walks the same rows whether the position is among the node values or not', async () => {
+      const ALIASES = `query($agreement: ID, $orderBy: [ThingsOrderBy!], $first: Int, $after: String) {
+        things(purpose: RESEARCH, agreement: $agreement, orderBy: $orderBy, first: $first, after: $after) {
+          nodes { x: id y: id } pageInfo { hasNextPage endCursor } } }`;
+      const orderBy = [{ field: 'd', direction: 'DESC' }, { field: 's' }];
+      const ids: string[] = [];
+      let after: string | null = null;
+      for (let i = 0; i < 100; i++) {
+        const res = await data(ALIASES, { agreement: a, orderBy, first: 97, after });
+        expect(res.errors).toBeUndefined();
+        const p = res.data!.things as {
+          nodes: { x: string; y: string }[];
+          pageInfo: { hasNextPage: boolean; endCursor: string };
+        };
+        for (const node of p.nodes) {
+          expect(node.y).toBe(node.x);
+          ids.push(node.x);
+        }
+        if (!p.pageInfo.hasNextPage) break;
+        after = p.pageInfo.endCursor;
+      }
+      expect(ids).toEqual((await walk({ orderBy }, 211)).map((n) => n.id));
+      expect(ids).toHaveLength(visible.length);
+    });
+
     it.each([
       [
         'key-ordered pages of a key range',

@@ -27,10 +27,18 @@ export class NodeJsonWriter {
   private readonly kinds: Kind[];
   private readonly names: string[];
 
-  constructor(columns: readonly { key: string; type: ReleasedType }[]) {
+  /**
+   * `names`: the column of the statement's row that holds each value (by default `c0`, `c1`, …; a
+   * statement may select a value once for several keys).
+   */
+  constructor(
+    columns: readonly { key: string; type: ReleasedType }[],
+    names: readonly string[] = columns.map((_, i) => nodeColumn(i)),
+  ) {
+    if (names.length !== columns.length) throw new Error('one column name per value');
     this.prefixes = columns.map((c, i) => `${i ? ',' : '{'}${JSON.stringify(c.key)}:`);
     this.kinds = columns.map((c) => KIND[c.type]);
-    this.names = columns.map((_, i) => nodeColumn(i));
+    this.names = [...names];
   }
 
   /** The node's JSON, and whether a Float of it is NaN or ±Infinity. */

@@ -2,6 +2,8 @@ import { type PersonKeyParts, personKeyParts } from '@broker/linkage';
 import {
   MAX_FIRST,
   PolicyError,
+  columnRef,
+  keptText,
   type ReleasedNameOptions,
   SqlParams,
   isPageSize,
@@ -25,8 +27,8 @@ export interface PageStatement {
   values: unknown[];
   /** Writes a row's node as JSON. */
   writer: NodeJsonWriter;
-  /** How many values a row's position has (columns p0, p1, …). */
-  positionWidth: number;
+  /** The columns of a row that hold its position's values, in order. */
+  positionColumns: string[];
 }
 
 /** The column of a page's statement that holds the i-th value of the row's position. */
@@ -75,13 +77,25 @@ export function pageSql(
   }
   const limit = String(plan.first + 1);
   const before = head ? `${head(params)}, ` : '';
-  // Each released value as text, in a column of its own: the node's JSON is written from them by
-  // NodeJsonWriter (PostgreSQL's json_build_object costs five times their text).
-  const values = columns.map((c, i) => `${c.text} AS ${nodeColumn(i)}`);
-  // The row's position in the page's order, one text column a value: what its cursor seals.
-  const position = ordering.positionTerms.map((term, i) => `${term} AS ${positionColumn(i)}`);
-  // Which records leave, by random row id, for subject access reports.
-  const rid = recordReleases ? [`${t}."_rid"::text AS rid`] : [];
+  // Every value the page needs, as text, each distinct expression selected once (PostgreSQL computes
+  // every item of a SELECT list, equal or not): a value asked under two keys, and a position's value
+  // that the node or the row id already has (a page ordered by a released date, say), are one column.
+  const selected: string[] = [];
+  const columnOf = new Map<string, string>();
+  const select = (expression: string, name: string) => {
+    const known = columnOf.get(expression);
+    if (known) return known;
+    columnOf.set(expression, name);
+    selected.push(`${expression} AS ${name}`);
+    return name;
+  };
+  // Which records leave, by random row id, for subject access reports (its text as a position keeps it).
+  if (recordReleases) select(keptText(columnRef(t, '_rid'), 'bigint'), 'rid');
+  // Each released value as text: the node's JSON is written from them by NodeJsonWriter
+  // (PostgreSQL's json_build_object costs five times their text).
+  const names = columns.map((c, i) => select(c.text, nodeColumn(i)));
+  // The row's position in the page's order, a text value each: what its cursor seals.
+  const positionColumns = ordering.positionTerms.map((term, i) => select(term, positionColumn(i)));
   const where = (extra: string[]) => [...conditions, ...extra].join(' AND ') || 'TRUE';
   const table = `${recordTable(shape.slug)} ${t}`;
   // The page is cut first (LIMIT right above the ORDER BY: with an index on the ordering, PostgreSQL
@@ -96,9 +110,9 @@ export function pageSql(
       : `SELECT ${t}.* FROM ${table} WHERE ${where(branches)} ORDER BY ${order} LIMIT ${limit}`;
   // The outer ORDER BY is the page's own: the rows come out in the order they were cut in (PostgreSQL
   // sees they already are, and sorts nothing), whatever the plan.
-  const text = `SELECT ${before}${[...values, ...rid, ...position].join(', ')}
+  const text = `SELECT ${before}${selected.join(', ')}
     FROM (${rows}) ${t} ORDER BY ${order}`;
-  return { text, values: params.values, writer: new NodeJsonWriter(columns), positionWidth: position.length };
+  return { text, values: params.values, writer: new NodeJsonWriter(columns, names), positionColumns };
 }
 
 /**
@@ -156,7 +170,7 @@ export interface PageRows {
  */
 export function pageRows(
   plan: Pick<Plan, 'first' | 'cursor'>,
-  statement: Pick<PageStatement, 'writer' | 'positionWidth'>,
+  statement: Pick<PageStatement, 'writer' | 'positionColumns'>,
   rows: PageRow[],
 ): PageRows {
   const returned = Math.min(rows.length, plan.first);
@@ -171,7 +185,7 @@ export function pageRows(
     if (returned) {
       const last = rows[returned - 1];
       const position: (string | null)[] = [];
-      for (let i = 0; i < statement.positionWidth; i++) position.push(last[positionColumn(i)] ?? null);
+      for (const column of statement.positionColumns) position.push(last[column] ?? null);
       endCursor = sealCursor(plan.cursor, position);
     }
     return {
@@ -189,7 +203,7 @@ export function pageRows(
 /** A page from its statement's rows, written at once (see {@link pageRows}). */
 export function pageResult(
   plan: Pick<Plan, 'first' | 'cursor'>,
-  statement: Pick<PageStatement, 'writer' | 'positionWidth'>,
+  statement: Pick<PageStatement, 'writer' | 'positionColumns'>,
   rows: PageRow[],
 ): PageResult {
   return pageRows(plan, statement, rows).write();

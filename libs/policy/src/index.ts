@@ -50,7 +50,7 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
-export { type PageOrder, pageOrder } from './keyset';
+export { type PageOrder, keptText, pageOrder } from './keyset';
 export { type PopulationGrant, populationConditions, populationSql, rowFilterFields } from './population';
 export {
   type DataAbility,
