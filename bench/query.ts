@@ -76,7 +76,11 @@ const ROWS = Number(process.env.BENCH_QUERY_ROWS ?? 100_000);
 const SAMPLES = Number(process.env.BENCH_QUERY_SAMPLES ?? 200);
 // (b): seconds per side, after a warm-up of 2 s.
 const DURATION = Number(process.env.BENCH_QUERY_DURATION ?? 10);
-const CONNECTIONS = 8;
+// (b), (o): concurrent connections (BENCH_QUERY_CONNECTIONS=1 to profile one request at a time).
+const CONNECTIONS = Number(process.env.BENCH_QUERY_CONNECTIONS ?? 8);
+if (!Number.isInteger(CONNECTIONS) || CONNECTIONS < 1) {
+  throw new Error('BENCH_QUERY_CONNECTIONS must be a whole number of connections, 1 or more');
+}
 // (c): timed iterations per round, three rounds, after a warm-up.
 const ITERATIONS = Number(process.env.BENCH_QUERY_ITERATIONS ?? 20_000);
 // Which parts to run, e.g. BENCH_QUERY_PARTS=a to profile (a) alone; the others print NaN.
