@@ -21,7 +21,7 @@ import type { Plan } from './plan';
 import { NodeJsonWriter, type NodeTexts, nodeColumn } from './node-json';
 import type { PageResult } from './response';
 
-/** A page's statement, and how its rows become the page (see {@link pageResult}). */
+/** A page's statement, and how its rows become the page (see {@link pageRows}). */
 export interface PageStatement {
   text: string;
   values: unknown[];
@@ -198,15 +198,6 @@ export function pageRows(
     };
   };
   return { kind: 'ROWS', rowCount: returned, rids: released, write };
-}
-
-/** A page from its statement's rows, written at once (see {@link pageRows}). */
-export function pageResult(
-  plan: Pick<Plan, 'first' | 'cursor'>,
-  statement: Pick<PageStatement, 'writer' | 'positionColumns'>,
-  rows: PageRow[],
-): PageResult {
-  return pageRows(plan, statement, rows).write();
 }
 
 /**
