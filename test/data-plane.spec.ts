@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { Client } from 'pg';
 import { Database } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 
@@ -343,6 +344,48 @@ describe('data plane: each party sees only what its agreement allows', () => {
       actor_user_id: analyst.id,
     });
     expect(events[1]).toMatchObject({ action: 'QUERY', decision: 'DENY', actor_user_id: analyst.id });
+  });
+
+  it('answers only once its release is committed, however long the append waits', async () => {
+    // The chain head held by another transaction: every append waits for it.
+    const holder = new Client({ connectionString: broker.config.DATABASE_URL });
+    await holder.connect();
+    try {
+      for (const query of [
+        `{ reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } } }`,
+        `{ a: reentry_participation(purpose: RECIDIVISM_EVALUATION) { nodes { program } }
+           b: reentry_participation(purpose: RECIDIVISM_EVALUATION, first: 1) { nodes { program } } }`,
+      ]) {
+        await holder.query('BEGIN');
+        const [{ seq }] = (
+          await holder.query<{ seq: string }>(`SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`)
+        ).rows;
+        let answered = false;
+        const pending = data(analyst.apiKey, query).then((res) => {
+          answered = true;
+          return res;
+        });
+        // Long enough for the rows to be read and the page written: still no answer, no event.
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(answered).toBe(false);
+        const [{ events }] = await broker.query<{ events: number }>(
+          `SELECT count(*)::int AS events FROM audit_event WHERE seq > $1`,
+          [seq],
+        );
+        expect(events).toBe(0);
+        await holder.query('ROLLBACK');
+        const res = await pending;
+        expect(JSON.stringify(res.data)).toContain('JOBS');
+        const [latest] = await broker.query<{ action: string; decision: string }>(
+          `SELECT action, decision FROM audit_event WHERE seq > $1 ORDER BY seq DESC LIMIT 1`,
+          [seq],
+        );
+        expect(latest).toEqual({ action: 'QUERY', decision: 'ALLOW' });
+      }
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
   });
 
   it('returns nothing when the audit write fails', async () => {
