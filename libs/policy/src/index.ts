@@ -39,6 +39,7 @@ export {
   type HmacKeyParam,
   MAX_ORDER_BY,
   type ProjectedColumn,
+  keptText,
   pgTypeOfReleased,
   projection,
   releasedExpression,
@@ -50,7 +51,7 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
-export { type PageOrder, keptText, pageOrder } from './keyset';
+export { type PageOrder, pageOrder } from './keyset';
 export { type PopulationGrant, populationConditions, populationSql, rowFilterFields } from './population';
 export {
   type DataAbility,

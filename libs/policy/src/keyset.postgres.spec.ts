@@ -8,7 +8,8 @@
 import fc from 'fast-check';
 import { Client } from 'pg';
 import { pgDateText, pgInstantText } from '@broker/testing';
-import { keptText, readBack } from './keyset';
+import { readBack } from './keyset';
+import { keptText } from './sql-compiler';
 
 const VALUES: [string, fc.Arbitrary<string>][] = [
   ['timestamptz', pgInstantText],

@@ -14,7 +14,13 @@ import { PolicyError } from './policy-error';
 import { isRawKey } from './released-field';
 import { type CompiledGrant, type DataOrderBy, type DatasetShape, FieldTransform } from './policy.types';
 import { type SqlParams, columnRef } from './sql-builder';
-import { type HmacKeyParam, MAX_ORDER_BY, pgTypeOfReleased, releasedExpression } from './sql-compiler';
+import {
+  type HmacKeyParam,
+  MAX_ORDER_BY,
+  keptText,
+  pgTypeOfReleased,
+  releasedExpression,
+} from './sql-compiler';
 
 /** One term of a page's order. */
 interface OrderTerm {
@@ -60,22 +66,6 @@ const COLUMN_TYPES: Record<string, string> = {
   DATE: 'date',
   DATETIME: 'timestamptz',
 };
-
-/**
- * A value as text that reads back to the same value (see readBack) under any DateStyle and time
- * zone: a date as its text and an instant as the text of its UTC time, each written in DateStyle ISO
- * (the readers' connections, which run every page's statement, set it: see Database), whose
- * year-first form PostgreSQL reads the same under every DateStyle ('2024-03-05 06:07:08.5',
- * '0044-03-15 BC', 'infinity'). A quarter of to_char's cost, on every row of a page.
- */
-export function keptText(expression: string, pgType: string): string {
-  switch (pgType) {
-    case 'timestamptz':
-      return `(${expression} AT TIME ZONE 'UTC')::text`;
-    default:
-      return `(${expression})::text`;
-  }
-}
 
 /** The value a kept text stands for, as SQL of its placeholder (see {@link keptText}). */
 export function readBack(pgType: string): (placeholder: string) => string {
