@@ -71,7 +71,10 @@ describe('GET /metrics and the Grafana dashboard', () => {
   });
 
   it('counts a decision under its contract reason, NONE when allowed, and never request text', () => {
-    expect(decisionOf({ status: 200, json: '{"data":{}}' })).toEqual({ outcome: 'ALLOW', reason: 'NONE' });
+    expect(decisionOf({ status: 200, json: Buffer.from('{"data":{}}') })).toEqual({
+      outcome: 'ALLOW',
+      reason: 'NONE',
+    });
     expect(
       decisionOf({
         status: 200,

@@ -217,7 +217,7 @@ export class DataPlaneService {
     read: Map<string, Read>,
     snapshotEnded: Promise<void> | null,
   ): Promise<DataPlaneResponse> {
-    const { schema, document, operation, variableValues, plans, splice } = decision;
+    const { plans } = decision;
     const ended = snapshotEnded ?? Promise.resolve();
     const spent = await this.recorder.spendBudget(ctx, plans, ended);
     if (spent) return this.recorder.refused(ctx, spent);
@@ -226,11 +226,11 @@ export class DataPlaneService {
       () => null,
       (error: unknown) => ({ error }),
     );
-    // ... and, once it is on its way (setImmediate: after the I/O its start queued), the pages' JSON
-    // and cursors are written while PostgreSQL appends. Nothing leaves before the append commits.
+    // ... and, once it is on its way (setImmediate: after the I/O its start queued), the whole answer
+    // is written (pages, cursors, the response's bytes) while PostgreSQL appends. Nothing leaves
+    // before the append commits: the answer is only returned after it.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const results = new Map<string, RootResult>();
-    for (const [key, result] of read) results.set(key, result.kind === 'ROWS' ? result.write() : result);
+    const answer = this.render(ctx, decision, read);
     const failed = await recorded;
     if (failed) {
       const { error } = failed;
@@ -241,17 +241,34 @@ export class DataPlaneService {
     }
     // Long done by now, as a rule: the connection is back in the pool before the answer leaves.
     await ended;
+    return answer;
+  }
 
+  /**
+   * The answer to what the plans read, written but not yet released (see {@link release}): a plain
+   * operation's as the bytes of its JSON, each page's JSON spliced in (one flat buffer, encoded
+   * while the append is on its way rather than when the answer is sent); any other through
+   * graphql-js. Each page's rows are let go once its JSON is written.
+   */
+  private render(
+    ctx: RequestContext,
+    decision: Extract<Decision, { kind: 'run' }>,
+    read: Map<string, Read>,
+  ): Promise<DataPlaneResponse> | DataPlaneResponse {
+    const { schema, document, operation, variableValues, splice } = decision;
+    const results = new Map<string, RootResult>();
+    for (const [key, result] of read) results.set(key, result.kind === 'ROWS' ? result.write() : result);
+    read.clear();
     if (splice) {
       // graphql-js would fail on a value its Float cannot represent: so does the splice.
       const pages = results as Map<string, PageResult>;
       if ([...pages.values()].some((r) => r.unrepresentable)) {
         return this.executionFailed(ctx, ['Float cannot represent a non-finite value']);
       }
-      return { status: 200, json: spliceResponse(splice, pages) };
+      return { status: 200, json: Buffer.from(spliceResponse(splice, pages), 'utf8') };
     }
     const queryType = schema.getQueryType();
-    const result = await execute({
+    const executed = execute({
       schema,
       document,
       operationName: operation.name?.value ?? null,
@@ -265,12 +282,14 @@ export class DataPlaneService {
         return { nodes: JSON.parse(result.nodesJson) as unknown[], pageInfo: result.pageInfo };
       },
     });
-    if (result.errors?.length)
-      return this.executionFailed(
-        ctx,
-        result.errors.map((e) => e.message),
-      );
-    return { status: 200, body: { data: result.data } };
+    const answered = (result: Awaited<typeof executed>): DataPlaneResponse =>
+      result.errors?.length
+        ? this.executionFailed(
+            ctx,
+            result.errors.map((e) => e.message),
+          )
+        : { status: 200, body: { data: result.data } };
+    return executed instanceof Promise ? executed.then(answered) : answered(executed);
   }
 
   /** Runs every plan, one SQL statement each, in the request's read-only snapshot. */

@@ -179,11 +179,17 @@ export function pageRows(
   if (recorded) for (let i = 0; i < returned; i++) rids += (i ? ',' : '') + rows[i].rid!;
   // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
   const released = recorded ? `${rids}}` : null;
+  // The rows are let go once the page is written (while the release is appended: no copy of them
+  // need outlive the writing).
+  let unwritten: PageRow[] | null = rows;
   const write = (): PageResult => {
-    const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(rows, returned);
+    const page = unwritten;
+    if (!page) throw new Error('a page is written once');
+    unwritten = null;
+    const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(page, returned);
     let endCursor: string | null = null;
     if (returned) {
-      const last = rows[returned - 1];
+      const last = page[returned - 1];
       const position: (string | null)[] = [];
       for (const column of statement.positionColumns) position.push(last[column] ?? null);
       endCursor = sealCursor(plan.cursor, position);
@@ -193,7 +199,7 @@ export function pageRows(
       rids: released,
       nodesJson,
       unrepresentable,
-      pageInfo: { hasNextPage: rows.length > plan.first, endCursor },
+      pageInfo: { hasNextPage: page.length > plan.first, endCursor },
       rowCount: returned,
     };
   };

@@ -22,11 +22,11 @@ export interface ErrorJson {
 
 /**
  * An HTTP answer: its status and GraphQL-shaped body, either as an object to serialise or, for the
- * common case, as the JSON text already written (PostgreSQL's JSON of each page spliced in).
+ * common case, as the JSON already written, in UTF-8 (each page's JSON spliced in).
  */
 export type DataPlaneResponse =
   | { status: number; body: ExecutionResult | { data: null; errors: ErrorJson[] } }
-  | { status: number; json: string };
+  | { status: number; json: Buffer };
 
 /** One root field of a request, authorised and ready to run as one SQL statement. */
 export interface Plan {
