@@ -1,4 +1,5 @@
 import { TestBroker } from '@broker/testing';
+import { AgreementService } from '@broker/agreements';
 
 const UPDATE = `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { title } }`;
 
@@ -93,5 +94,126 @@ describe('updateDataset: indexes', () => {
       dataset.id,
     ]);
     expect(title).toBe('Cases');
+  });
+});
+
+/**
+ * The row-filter indexes of the versions in force: built at approval, and brought up to date by
+ * every broker as it starts (a version in force before they were built, a build that failed).
+ */
+describe('record indexes of the agreements in force', () => {
+  let broker: TestBroker;
+  let agreementId: string;
+  let steward: { apiKey: string };
+
+  // The record table's indexes led by `officer` (the row filter's field): definition and validity.
+  const officerIndexes = async () =>
+    (
+      await broker.query<{ name: string; def: string; valid: boolean }>(
+        `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, i.indisvalid AS valid
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+          WHERE n.nspname = 'records' AND t.relname = 'visits'
+            AND pg_get_indexdef(i.indexrelid) LIKE '%(officer%'`,
+      )
+    ).map((r) => ({ ...r, def: r.def.replace(/^.* USING btree /, '') }));
+  const EXPECTED = { def: '(officer COLLATE "C", _rid, visit_id COLLATE "C")', valid: true };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'indexes_in_force' });
+    const parties = await broker.sharingParties('Sheriff', 'Research', 'RECIDIVISM_EVALUATION');
+    steward = parties.providerSteward;
+    const dataset = await broker.registerDataset(steward.apiKey, {
+      slug: 'visits',
+      title: 'Visits',
+      keyField: 'visit_id',
+      fields: [
+        { name: 'visit_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'officer', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      // Two visits share an officer: a UNIQUE build on the field fails, as a real failed build would.
+      { id: dataset.id, r: [1, 2, 3].map((i) => ({ visit_id: `v${i}`, officer: i < 3 ? 'o1' : 'o2' })) },
+    );
+    agreementId = await broker.activateAgreement(
+      parties.providerSteward.apiKey,
+      parties.recipientSteward.apiKey,
+      {
+        title: 'Visits by officer',
+        providerAgencyId: parties.providerAgency.id,
+        recipientAgencyId: parties.recipientAgency.id,
+        purposes: ['RECIDIVISM_EVALUATION'],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          { datasetId: dataset.id, fields: [{ name: 'visit_id' }], rowFilter: { officer: { $ne: 'o9' } } },
+        ],
+      },
+    );
+  });
+  afterAll(() => broker.close());
+
+  const ensure = () => broker.app.get(AgreementService).ensureIndexesInForce();
+
+  it('are built at approval, and found there afterwards', async () => {
+    expect(await officerIndexes()).toEqual([expect.objectContaining(EXPECTED)]);
+    expect(await ensure()).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
+  });
+
+  it('are built when missing, once, however many instances ask at the same time', async () => {
+    const [{ name }] = await officerIndexes();
+    await broker.query(`DROP INDEX records."${name}"`);
+    const both = await Promise.all([ensure(), ensure()]);
+    expect(both.map((c) => c.built).sort()).toEqual([0, 1]);
+    expect(both.map((c) => c.present).sort()).toEqual([0, 1]);
+    expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
+  });
+
+  it('are rebuilt when a concurrent build failed and left the index invalid', async () => {
+    const [{ name }] = await officerIndexes();
+    await broker.query(`DROP INDEX records."${name}"`);
+    // What PostgreSQL leaves after a failed CREATE INDEX CONCURRENTLY: the index, marked invalid,
+    // which CREATE INDEX IF NOT EXISTS would keep as it is.
+    await expect(
+      broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.visits (officer)`),
+    ).rejects.toThrow(/could not create unique index/);
+    expect(await officerIndexes()).toEqual([{ name, def: '(officer)', valid: false }]);
+    expect(await ensure()).toEqual({ present: 0, built: 0, rebuilt: 1, failed: 0 });
+    expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
+  });
+
+  it('are built by a broker that starts on a database whose version in force lacks them', async () => {
+    const [{ name }] = await officerIndexes();
+    await broker.query(`DROP INDEX records."${name}"`);
+    const second = await TestBroker.start({
+      DATABASE_URL: broker.config.DATABASE_URL,
+      BROKER_BOOTSTRAP_TOKEN: broker.operatorKey,
+    });
+    try {
+      // Off the start-up path: it comes shortly after.
+      for (let i = 0; i < 100 && !(await officerIndexes()).length; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('are not asked of a revoked agreement', async () => {
+    await broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!) { revokeAgreement(id: $id, reason: "Ended") { id } }`,
+      {
+        id: agreementId,
+      },
+    );
+    const [{ name }] = await officerIndexes();
+    await broker.query(`DROP INDEX records."${name}"`);
+    expect(await ensure()).toEqual({ present: 0, built: 0, rebuilt: 0, failed: 0 });
+    expect(await officerIndexes()).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
+import { AgreementService } from '@broker/agreements';
 import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
 import {
@@ -118,5 +119,21 @@ export async function createBroker(
   await app.init();
   await fastify.ready();
   await app.get(AuthService).ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
+  // Off the start-up path: the versions in force get the row-filter indexes they lack, and any whose
+  // concurrent build failed is built again (safe beside other instances doing the same).
+  void app
+    .get(AgreementService)
+    .ensureIndexesInForce()
+    .then(
+      (counts) => {
+        if (counts.built || counts.rebuilt || counts.failed) {
+          logger[counts.failed ? 'warn' : 'info'](
+            { indexes: counts },
+            'record indexes of agreements in force',
+          );
+        }
+      },
+      (error: unknown) => logger.warn({ err: error }, 'record indexes of agreements in force not checked'),
+    );
   return app;
 }

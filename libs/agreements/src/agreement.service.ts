@@ -20,7 +20,14 @@ import {
   rowFilterFields,
   validateAgreementContent,
 } from '@broker/policy';
-import { DatasetService, OVERSIGHT_KIND, PurposeService, cleanText, isUuid } from '@broker/registry';
+import {
+  DatasetService,
+  type IndexOutcome,
+  OVERSIGHT_KIND,
+  PurposeService,
+  cleanText,
+  isUuid,
+} from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
 import type { AgreementInput } from './agreement.model';
 
@@ -409,22 +416,41 @@ export class AgreementService {
   /**
    * The record indexes a version in force needs: one per field its row filters read, built after
    * the approval commits (concurrently: ingestion and queries go on). An index that cannot be built
-   * only makes queries slower: it never refuses an approval that has committed.
+   * only makes queries slower: it never refuses an approval that has committed, and the next
+   * {@link ensureIndexesInForce} builds it.
    */
   private async buildIndexes(id: string, version: number): Promise<void> {
     const [row] = await this.dataSource.query<{ content: AgreementContent }[]>(
       `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
       [id, version],
     );
-    for (const grant of row?.content.grants ?? []) {
-      const fields = rowFilterFields(grant.rowFilter);
-      await this.datasets
-        .ensureIndexes(
-          grant.datasetId,
-          fields.map((f) => [f]),
-        )
-        .catch(() => undefined);
+    for (const [datasetId, fields] of rowFilterIndexes(row ? [row.content] : [])) {
+      await this.datasets.ensureIndexes(datasetId, fields).catch(() => undefined);
     }
+  }
+
+  /**
+   * Brings the record indexes of every version in force up to date: each broker does so when it
+   * starts, so that a version that came into force before the broker built them, or whose build
+   * failed (a cancelled concurrent build leaves an invalid index behind), gets them. Concurrently,
+   * one index at a time, safe beside other instances doing the same (see DatasetService.ensureIndexes).
+   * Resolves to how many indexes were already there, built, rebuilt, or could not be built.
+   */
+  async ensureIndexesInForce(): Promise<Record<IndexOutcome | 'failed', number>> {
+    const rows = await this.dataSource.query<{ content: AgreementContent }[]>(
+      `SELECT v.content FROM agreement a
+         JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
+        WHERE a.revoked_at IS NULL AND v.valid_until > clock_timestamp()`,
+    );
+    const counts: Record<IndexOutcome | 'failed', number> = { present: 0, built: 0, rebuilt: 0, failed: 0 };
+    for (const [datasetId, fields] of rowFilterIndexes(rows.map((r) => r.content))) {
+      try {
+        for (const { outcome } of await this.datasets.ensureIndexes(datasetId, fields)) counts[outcome]++;
+      } catch {
+        counts.failed++;
+      }
+    }
+    return counts;
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */
@@ -739,4 +765,20 @@ export function authorizeParty(
       },
     );
   }
+}
+
+/**
+ * The record indexes versions need, by dataset: one single-field index per field a grant's row
+ * filter reads (the one home of that rule, for approvals and for {@link AgreementService.ensureIndexesInForce}).
+ */
+export function rowFilterIndexes(contents: readonly AgreementContent[]): Map<string, string[][]> {
+  const byDataset = new Map<string, Set<string>>();
+  for (const content of contents) {
+    for (const grant of content.grants ?? []) {
+      const fields = byDataset.get(grant.datasetId) ?? new Set<string>();
+      for (const field of rowFilterFields(grant.rowFilter)) fields.add(field);
+      byDataset.set(grant.datasetId, fields);
+    }
+  }
+  return new Map([...byDataset].map(([id, fields]) => [id, [...fields].sort().map((f) => [f])]));
 }

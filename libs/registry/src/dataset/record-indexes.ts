@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { quoteIdent } from '@broker/core';
 import { type FieldDefinition, FieldType } from './dataset-schema';
-import { recordTable } from './record-table';
+import { RECORDS_SCHEMA, recordTable } from './record-table';
 
 /** At most this many columns in one declared index, and this many declared indexes per dataset. */
 export const MAX_INDEX_COLUMNS = 4;
@@ -23,17 +23,22 @@ function indexColumn(field: Pick<FieldDefinition, 'name' | 'type'>): string {
   return `${quoteIdent(field.name)}${field.type === FieldType.STRING ? ' COLLATE "C"' : ''}`;
 }
 
+/** One index of a record table: its name (unqualified, in the records schema) and its DDL. */
+export interface RecordIndex {
+  name: string;
+  /** The index as `to_regclass` takes it: schema-qualified and quoted. */
+  qualified: string;
+  /** `concurrently` (outside a transaction) does not block ingestion. */
+  sql(concurrently: boolean): string;
+}
+
 /**
- * The DDL of one index of a record table, over `fields` then the page order's tie-break (the random
- * row id, then the key), so that it serves a filter on its first field and an ordering by its fields
- * (either direction) walked page after page by keyset cursors. Named by a digest of its columns, so
- * building it twice builds it once. `concurrently` (outside a transaction) does not block ingestion.
+ * One index of a record table, over `fields` then the page order's tie-break (the random row id,
+ * then the key), so that it serves a filter on its first field and an ordering by its fields (either
+ * direction) walked page after page by keyset cursors. Named by a digest of its columns, so building
+ * it twice builds it once.
  */
-export function recordIndexSql(
-  shape: RecordIndexShape,
-  fields: readonly string[],
-  concurrently = false,
-): string {
+export function recordIndex(shape: RecordIndexShape, fields: readonly string[]): RecordIndex {
   const byName = new Map(shape.fields.map((f) => [f.name, f]));
   const key = byName.get(shape.keyField);
   if (!key) throw new Error(`unknown key field ${shape.keyField}`);
@@ -56,9 +61,23 @@ export function recordIndexSql(
     .digest('hex')
     .slice(0, 16);
   const name = `${shape.slug.slice(0, 40)}_ix_${digest}`;
-  return `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
-    shape.slug,
-  )} (${columns.join(', ')})`;
+  return {
+    name,
+    qualified: `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`,
+    sql: (concurrently) =>
+      `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
+        shape.slug,
+      )} (${columns.join(', ')})`,
+  };
+}
+
+/** The DDL of one index of a record table (see {@link recordIndex}). */
+export function recordIndexSql(
+  shape: RecordIndexShape,
+  fields: readonly string[],
+  concurrently = false,
+): string {
+  return recordIndex(shape, fields).sql(concurrently);
 }
 
 /**
