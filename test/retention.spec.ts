@@ -274,6 +274,27 @@ describe('retention', () => {
     expect(verified.verifyAuditChain.valid).toBe(true);
   });
 
+  it('builds the index of the retention field again where a failed build left it invalid', async () => {
+    const retentionIndex = async () =>
+      broker.query<{ name: string; def: string; valid: boolean }>(
+        `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, i.indisvalid AS valid
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'records' AND c.relname LIKE 'probation\\_cases\\_retention\\_%'`,
+      );
+    const [built] = await retentionIndex();
+    expect(built.valid).toBe(true);
+    await broker.query(`DROP INDEX records."${built.name}"`);
+    // What a failed CREATE INDEX CONCURRENTLY leaves: the index, invalid, under the same name.
+    const table = built.def.replace(/^.* ON (\S+) USING .*$/, '$1');
+    await expect(
+      broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${built.name}" ON ${table} ((1))`),
+    ).rejects.toThrow(/could not create unique index/);
+    expect((await retentionIndex()).map((i) => i.valid)).toEqual([false]);
+    await retention.run();
+    expect(await retentionIndex()).toEqual([built]);
+  });
+
   it('keeps the daily job scheduled from PostgreSQL, and runs it at once when overdue', async () => {
     const queue = broker.app.get<Queue<RetentionJob>>(getQueueToken(QueueName.RETENTION));
     const scheduler = new RetentionScheduler(queue, broker.app.get(DataSource), broker.app.get(LOGGER));

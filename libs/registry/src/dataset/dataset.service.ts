@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { PoolClient } from 'pg';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
@@ -13,8 +12,9 @@ import { validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
 import {
-  type RecordIndex,
+  type IndexOutcome,
   baseRecordIndexes,
+  buildRecordIndex,
   indexProblems,
   recordIndex,
   recordIndexSql,
@@ -269,11 +269,9 @@ export class DatasetService {
   /**
    * Builds indexes of a dataset's record table that do not exist yet (each a list of field names; see
    * recordIndex), without blocking ingestion or queries: what an agreement coming into force needs
-   * (its row filter's fields), or what a steward declared. Not inside a transaction. An index whose
-   * concurrent build failed earlier (PostgreSQL leaves it in the catalog, invalid, and `IF NOT EXISTS`
-   * would keep it so) is dropped and built again. One build per index at a time, whichever instance
-   * asks (a session advisory lock): an index found invalid under the lock is a failed build, never
-   * one still under way. Resolves to what each index needed.
+   * (its row filter's fields), or what a steward declared. Not inside a transaction; an index a
+   * failed build left invalid is built again (see buildRecordIndex). Resolves to what each index
+   * needed.
    */
   async ensureIndexes(
     datasetId: string,
@@ -290,7 +288,7 @@ export class DatasetService {
       if (done.some((d) => d.name === index.name)) continue;
       done.push({
         name: index.name,
-        outcome: await this.db.connection((client) => buildIndex(client, index)),
+        outcome: await this.db.connection((client) => buildRecordIndex(client, index)),
       });
     }
     return done;
@@ -329,38 +327,5 @@ export class DatasetService {
         description: f.description,
       })),
     };
-  }
-}
-
-/** How long a build waits before trying again for an index another build holds. */
-const INDEX_LOCK_RETRY_MS = 100;
-
-/** What {@link DatasetService.ensureIndexes} did for an index. */
-export type IndexOutcome = 'present' | 'built' | 'rebuilt';
-
-/** Builds one index on `client` (outside a transaction), under its advisory lock: see ensureIndexes. */
-async function buildIndex(client: PoolClient, index: RecordIndex): Promise<IndexOutcome> {
-  const lock = [`record index ${index.qualified}`];
-  // Tried, not waited for inside a statement: a statement waiting for the lock holds a snapshot, and
-  // the holder's concurrent build waits for every such snapshot to end (a deadlock).
-  for (;;) {
-    const { rows } = await client.query<{ locked: boolean }>(
-      `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
-      lock,
-    );
-    if (rows[0].locked) break;
-    await new Promise((resolve) => setTimeout(resolve, INDEX_LOCK_RETRY_MS));
-  }
-  try {
-    const { rows } = await client.query<{ valid: boolean }>(
-      `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass($1)`,
-      [index.qualified],
-    );
-    if (rows[0]?.valid) return 'present';
-    if (rows[0]) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index.qualified}`);
-    await client.query(index.sql(true));
-    return rows[0] ? 'rebuilt' : 'built';
-  } finally {
-    await client.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lock);
   }
 }

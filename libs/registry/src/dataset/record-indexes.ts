@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import { createHash } from 'node:crypto';
 import { quoteIdent } from '@broker/core';
 import { type FieldDefinition, FieldType } from './dataset-schema';
@@ -108,4 +109,44 @@ export function indexProblems(
     });
   });
   return problems;
+}
+
+/** How long a build waits before trying again for an index another build holds. */
+const INDEX_LOCK_RETRY_MS = 100;
+
+/** What {@link buildRecordIndex} did for an index. */
+export type IndexOutcome = 'present' | 'built' | 'rebuilt';
+
+/**
+ * Builds one index of a record table on `client` (outside a transaction), concurrently, unless it is
+ * there and valid. An index whose concurrent build failed earlier (PostgreSQL leaves it in the
+ * catalog, invalid, and `IF NOT EXISTS` would keep it so) is dropped and built again. One build per
+ * index at a time, whichever instance asks (a session advisory lock): an index found invalid under
+ * the lock is a failed build, never one still under way. The one path of every index the broker
+ * builds on a table that may hold records.
+ */
+export async function buildRecordIndex(client: PoolClient, index: RecordIndex): Promise<IndexOutcome> {
+  const lock = [`record index ${index.qualified}`];
+  // Tried, not waited for inside a statement: a statement waiting for the lock holds a snapshot, and
+  // the holder's concurrent build waits for every such snapshot to end (a deadlock).
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>(
+      `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked`,
+      lock,
+    );
+    if (rows[0].locked) break;
+    await new Promise((resolve) => setTimeout(resolve, INDEX_LOCK_RETRY_MS));
+  }
+  try {
+    const { rows } = await client.query<{ valid: boolean }>(
+      `SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass($1)`,
+      [index.qualified],
+    );
+    if (rows[0]?.valid) return 'present';
+    if (rows[0]) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index.qualified}`);
+    await client.query(index.sql(true));
+    return rows[0] ? 'rebuilt' : 'built';
+  } finally {
+    await client.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lock);
+  }
 }
