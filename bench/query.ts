@@ -162,6 +162,60 @@ interface Statement {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The broker's own account of its steps (broker_data_plane_phase_seconds, GET /metrics).
+
+/** Cumulative bucket counts of the steps' histogram, per step: `le` → count. */
+type Steps = Map<string, Map<number, number>>;
+
+async function brokerSteps(port: number): Promise<Steps> {
+  const text = await new Promise<string>((done, fail) => {
+    request({ port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => done(body));
+    })
+      .on('error', fail)
+      .end();
+  });
+  const steps: Steps = new Map();
+  for (const m of text.matchAll(/^broker_data_plane_phase_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
+    const phase = /phase="([^"]+)"/.exec(m[1])?.[1];
+    const le = /le="([^"]+)"/.exec(m[1])?.[1];
+    if (!phase || !le) continue;
+    const buckets = steps.get(phase) ?? new Map<number, number>();
+    buckets.set(le === '+Inf' ? Infinity : Number(le), Number(m[2]));
+    steps.set(phase, buckets);
+  }
+  return steps;
+}
+
+/**
+ * Each step's median between two scrapes, in ms, interpolated within its bucket as Prometheus's
+ * histogram_quantile does: 'decide 0.31, read 7.2, append 2.4, render 1.6'.
+ */
+function stepsBetween(before: Steps, after: Steps): string {
+  const parts: string[] = [];
+  for (const phase of ['decide', 'read', 'append', 'render']) {
+    const now = after.get(phase);
+    if (!now) continue;
+    const les = [...now.keys()].sort((x, y) => x - y);
+    const counts = les.map((le) => now.get(le)! - (before.get(phase)?.get(le) ?? 0));
+    const total = counts[counts.length - 1];
+    if (!total) continue;
+    const half = total / 2;
+    const i = counts.findIndex((c) => c >= half);
+    const upper = les[i];
+    const lower = i ? les[i - 1] : 0;
+    const below = i ? counts[i - 1] : 0;
+    const within = counts[i] - below;
+    const median = upper === Infinity ? lower : lower + ((upper - lower) * (half - below)) / (within || 1);
+    parts.push(`${phase} ${(median * 1000).toFixed(2)}`);
+  }
+  return parts.join(', ') || 'none';
+}
+
+// ---------------------------------------------------------------------------------------------
 // The baseline (bench/query-baseline.ts): the same statements through pg and JSON.stringify.
 
 async function startBaseline(port: number, statements: Record<string, Statement>): Promise<ChildProcess> {
@@ -244,9 +298,11 @@ async function main() {
 
     console.log(`\n(a) ${PAGE_A} rows × 10 fields, one request at a time, alternating; load ${load()}`);
     const skipped = { p50: NaN, p95: NaN };
+    const stepsBeforeA = await brokerSteps(brokerPort);
     const a = PARTS.includes('a')
       ? await latencies(brokerAt, baseAt('a'), headers, bodyA, SAMPLES)
       : { broker: skipped, baseline: skipped };
+    const stepsA = stepsBetween(stepsBeforeA, await brokerSteps(brokerPort));
 
     console.log(`(b) ${PAGE_B}-row pages, ${CONNECTIONS} connections, ${DURATION} s each; load ${load()}`);
     const auditBefore = await auditCount();
@@ -275,7 +331,9 @@ async function main() {
     let overhead: string[] = ['not run'];
     if (PARTS.includes('o')) {
       console.log(`(o) one row by key, one at a time, then ${CONNECTIONS} connections; load ${load()}`);
+      const stepsBeforeO = await brokerSteps(brokerPort);
       const o = await latencies(brokerAt, baseAt('o'), headers, bodyO, 5 * SAMPLES);
+      const stepsO = stepsBetween(stepsBeforeO, await brokerSteps(brokerPort));
       const seconds = Math.max(1, Math.round(DURATION / 2));
       const ob = await cannon('broker', brokerAt, headers, bodyO, broker.pid!, seconds);
       const oBase = await cannon('baseline', baseAt('o'), headers, bodyO, baseline.pid!, seconds);
@@ -286,6 +344,7 @@ async function main() {
           `(CPU ${ob.cpu?.toFixed(2) ?? 'n/a'} s, PostgreSQL ${ob.pgCpu?.toFixed(2) ?? 'n/a'} s), baseline ` +
           `${oBase.rate.toFixed(0)} req/s (CPU ${oBase.cpu?.toFixed(2) ?? 'n/a'} s, PostgreSQL ` +
           `${oBase.pgCpu?.toFixed(2) ?? 'n/a'} s)`,
+        `broker steps one at a time (median, ms; from broker_data_plane_phase_seconds): ${stepsO}`,
       ];
     }
 
@@ -421,6 +480,9 @@ async function main() {
       `(b) broker: ${b.broker.result['2xx']} answered in the timed run, audit events appended in the ` +
         `warm-up and timed runs: ${audited}, in ${groups} group commits (${(audited / groups).toFixed(1)} each)`,
     );
+    if (PARTS.includes('a')) {
+      console.log(`(a) broker steps (median, ms; from broker_data_plane_phase_seconds): ${stepsA}`);
+    }
     console.log('');
     console.log('(o) supplementary, one row by its key (the SQL costs next to nothing):');
     for (const line of overhead) console.log(`    ${line}`);

@@ -70,6 +70,64 @@ describe('GET /metrics and the Grafana dashboard', () => {
     ).toBe(1);
   });
 
+  it('times each step of an allowed request once, and none of a refused one', async () => {
+    const parties = await broker.sharingParties('Phase Provider', 'Phase Recipient', 'RESEARCH');
+    const dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
+      slug: 'phase_things',
+      title: 'Things',
+      keyField: 'k',
+      fields: [{ name: 'k', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+    await broker.gqlOk(
+      parties.providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: [{ k: 'a' }, { k: 'b' }] },
+    );
+    await broker.activateAgreement(parties.providerSteward.apiKey, parties.recipientSteward.apiKey, {
+      title: 'Things',
+      providerAgencyId: parties.providerAgency.id,
+      recipientAgencyId: parties.recipientAgency.id,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId: dataset.id, fields: [{ name: 'k' }] }],
+    });
+    const counts = async () => {
+      const text = await scrape();
+      return Object.fromEntries(
+        ['decide', 'read', 'append', 'render'].map((phase) => [
+          phase,
+          [
+            sample(text, 'broker_data_plane_phase_seconds_count', { phase }) ?? 0,
+            sample(text, 'broker_data_plane_phase_seconds_sum', { phase }) ?? 0,
+          ],
+        ]),
+      ) as Record<string, [number, number]>;
+    };
+    const before = await counts();
+    const page = await broker.gql(
+      parties.analyst.apiKey,
+      '{ phase_things(purpose: RESEARCH, first: 10) { nodes { k } } }',
+      undefined,
+      '/data/graphql',
+    );
+    expect(page.errors).toBeUndefined();
+    const after = await counts();
+    for (const phase of ['decide', 'read', 'append', 'render']) {
+      expect({ phase, steps: after[phase][0] - before[phase][0] }).toEqual({ phase, steps: 1 });
+      expect(after[phase][1]).toBeGreaterThan(before[phase][1]);
+    }
+    // A refusal (a name the agreement does not release) takes none of those steps.
+    const refused = await broker.gql(
+      parties.analyst.apiKey,
+      '{ phase_things(purpose: RESEARCH) { nodes { nope } } }',
+      undefined,
+      '/data/graphql',
+    );
+    expect(refused.data).toBeNull();
+    expect(await counts()).toEqual(after);
+  });
+
   it('counts a decision under its contract reason, NONE when allowed, and never request text', () => {
     expect(decisionOf({ status: 200, json: Buffer.from('{"data":{}}') })).toEqual({
       outcome: 'ALLOW',

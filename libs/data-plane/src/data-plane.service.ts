@@ -75,7 +75,9 @@ export class DataPlaneService {
     const { tx, policy } = await this.begin(ctx.principal.agencyId!);
     let decision: Decision;
     try {
+      const deciding = process.hrtime.bigint();
       decision = this.decide(policy, request);
+      if (decision.kind === 'run') this.phase('decide', deciding);
     } catch (error) {
       await tx.rollback();
       throw error;
@@ -103,6 +105,7 @@ export class DataPlaneService {
     const agencyId = ctx.principal.agencyId!;
     const latest = this.policies.latest(agencyId, new Date());
     if (!latest) return undefined;
+    const deciding = process.hrtime.bigint();
     const decision = this.decide(latest.policy, request);
     if (decision.kind !== 'run' || decision.plans.length !== 1 || decision.plans[0].kind !== 'ROWS') {
       return undefined;
@@ -117,11 +120,14 @@ export class DataPlaneService {
         if (!ctx.unverified) return stamp;
         return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
       });
+      const reading = process.hrtime.bigint();
+      this.phase('decide', deciding, reading);
       rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
         statement.text,
         statement.values,
         { stablePlan: planIsStable(plan) },
       );
+      this.phase('read', reading);
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;
@@ -196,7 +202,9 @@ export class DataPlaneService {
   ): Promise<DataPlaneResponse> {
     let results: Map<string, Read>;
     try {
+      const reading = process.hrtime.bigint();
       results = await this.run(tx, decision.plans, ctx.principal.agencyId!);
+      this.phase('read', reading);
     } catch (error) {
       await tx.rollback();
       if (error instanceof PolicyError) return this.recorder.refused(ctx, [refusalOf(error)]);
@@ -222,15 +230,21 @@ export class DataPlaneService {
     const spent = await this.recorder.spendBudget(ctx, plans, ended);
     if (spent) return this.recorder.refused(ctx, spent);
     // The release's audit append starts (its failure caught at once, and answered below) ...
+    const appending = process.hrtime.bigint();
     const recorded = this.recorder.recordReleases(ctx, plans, read).then(
-      () => null,
+      () => {
+        this.phase('append', appending);
+        return null;
+      },
       (error: unknown) => ({ error }),
     );
     // ... and, once it is on its way (setImmediate: after the I/O its start queued), the whole answer
     // is written (pages, cursors, the response's bytes) while PostgreSQL appends. Nothing leaves
     // before the append commits: the answer is only returned after it.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    const rendering = process.hrtime.bigint();
     const answer = this.render(ctx, decision, read);
+    this.phase('render', rendering);
     const failed = await recorded;
     if (failed) {
       const { error } = failed;
@@ -311,6 +325,18 @@ export class DataPlaneService {
       results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
     return results;
+  }
+
+  /**
+   * Counts a step of an allowed request (broker_data_plane_phase_seconds), from `started` to `ended`;
+   * a request decided again (its policy changed under it) counts its steps each time.
+   */
+  private phase(
+    phase: 'decide' | 'read' | 'append' | 'render',
+    started: bigint,
+    ended = process.hrtime.bigint(),
+  ): void {
+    this.metrics.dataPlanePhaseDuration.observe({ phase }, Number(ended - started) / 1e9);
   }
 
   /** An execution error of graphql-js (a stored value GraphQL cannot represent): no data leaves. */

@@ -66,6 +66,17 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly dataPlanePhaseDuration = new Histogram({
+    name: 'broker_data_plane_phase_seconds',
+    help:
+      'Each step of an allowed data-plane request: decide (the decision and its SQL text, in process), read ' +
+      '(its statements), append (its release written to the audit log, until committed), render (its ' +
+      'answer written, while the append runs)',
+    labelNames: ['phase'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
+
   readonly auditGroupCommitEvents = new Histogram({
     name: 'broker_audit_group_commit_events',
     help: "Events per group commit of the data plane's audit writes (one transaction for many requests)",
