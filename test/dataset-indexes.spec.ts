@@ -1,5 +1,8 @@
 import { TestBroker } from '@broker/testing';
+import { DataSource } from 'typeorm';
 import { AgreementService } from '@broker/agreements';
+import { DatasetService } from '@broker/registry';
+import { DeclaredIndexes1765100000000 } from '../libs/core/src/database/migrations/1765100000000-declared-indexes';
 
 const UPDATE = `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { title } }`;
 
@@ -63,6 +66,59 @@ describe('updateDataset: indexes', () => {
     // Declaring one that exists builds nothing more.
     await broker.gqlOk(steward.apiKey, UPDATE, { id: dataset.id, input: { indexes: [['opened_on']] } });
     expect((await indexes()).length).toBe(before.length + 2);
+  });
+
+  it('keeps what was declared, and builds a declared index again where a failed build left it invalid', async () => {
+    const declared = async () =>
+      (
+        await broker.query<{ declared_indexes: string[][] }>(
+          `SELECT declared_indexes FROM dataset WHERE id = $1`,
+          [dataset.id],
+        )
+      )[0].declared_indexes;
+    // Each list once, in the order first declared (the test above declared opened_on twice).
+    expect(await declared()).toEqual([['opened_on'], ['officer', 'opened_on']]);
+    const name = (
+      await broker.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          WHERE pg_get_indexdef(i.indexrelid) LIKE '%records.cases USING btree (officer COLLATE "C", opened_on,%'`,
+      )
+    )[0].name;
+    await broker.query(`DROP INDEX records."${name}"`);
+    // What a failed CREATE INDEX CONCURRENTLY leaves: the index, invalid, under the same name.
+    await broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: [{ case_id: 'c1' }, { case_id: 'c2' }] },
+    );
+    await expect(
+      broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.cases ((1))`),
+    ).rejects.toThrow(/could not create unique index/);
+    expect((await indexes()).filter((i) => i.endsWith('INVALID'))).toHaveLength(1);
+    expect(await broker.app.get(DatasetService).ensureDeclaredIndexes()).toEqual({
+      present: 1,
+      built: 0,
+      rebuilt: 1,
+      failed: 0,
+    });
+    expect((await indexes()).filter((i) => i.endsWith('INVALID'))).toEqual([]);
+    expect(await indexes()).toContain('(officer COLLATE "C", opened_on, _rid, case_id COLLATE "C")');
+  });
+
+  it('takes the indexes declared before they were kept from the audit log (the migration)', async () => {
+    await broker.query(`ALTER TABLE dataset DROP COLUMN declared_indexes`);
+    const runner = broker.app.get(DataSource).createQueryRunner();
+    try {
+      await new DeclaredIndexes1765100000000().up(runner);
+    } finally {
+      await runner.release();
+    }
+    const [row] = await broker.query<{ declared_indexes: string[][] }>(
+      `SELECT declared_indexes FROM dataset WHERE id = $1`,
+      [dataset.id],
+    );
+    // jsonb_agg(DISTINCT) orders as jsonb compares: the two lists, once each.
+    expect([...row.declared_indexes].sort()).toEqual([['officer', 'opened_on'], ['opened_on']].sort());
   });
 
   it('refuses an invalid list with nothing changed, and anyone but the provider steward', async () => {

@@ -14,7 +14,7 @@ import {
   redactUrl,
   requestErrorHandler,
 } from '@broker/core';
-import { STREAMED_CONTENT_TYPES } from '@broker/registry';
+import { DatasetService, STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 import { rewriteGraphiqlUrl } from './graphiql';
 
@@ -119,21 +119,28 @@ export async function createBroker(
   await app.init();
   await fastify.ready();
   await app.get(AuthService).ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
-  // Off the start-up path: the versions in force get the row-filter indexes they lack, and any whose
-  // concurrent build failed is built again (safe beside other instances doing the same).
-  void app
-    .get(AgreementService)
-    .ensureIndexesInForce()
-    .then(
-      (counts) => {
-        if (counts.built || counts.rebuilt || counts.failed) {
-          logger[counts.failed ? 'warn' : 'info'](
-            { indexes: counts },
-            'record indexes of agreements in force',
-          );
-        }
-      },
-      (error: unknown) => logger.warn({ err: error }, 'record indexes of agreements in force not checked'),
-    );
+  // Off the start-up path: the record indexes the versions in force and the stewards' declarations
+  // need are built where missing, and again where a concurrent build failed (safe beside other
+  // instances doing the same).
+  void ensureRecordIndexes(app, logger);
   return app;
+}
+
+/** See createBroker: logs what it built, at `warn` when an index could not be built; never throws. */
+async function ensureRecordIndexes(app: NestFastifyApplication, logger: Logger): Promise<void> {
+  try {
+    const inForce = await app.get(AgreementService).ensureIndexesInForce();
+    const declared = await app.get(DatasetService).ensureDeclaredIndexes();
+    const counts = Object.fromEntries(
+      Object.entries(inForce).map(([outcome, n]) => [
+        outcome,
+        n + declared[outcome as keyof typeof declared],
+      ]),
+    ) as typeof inForce;
+    if (counts.built || counts.rebuilt || counts.failed) {
+      logger[counts.failed ? 'warn' : 'info']({ indexes: counts }, 'record indexes brought up to date');
+    }
+  } catch (error) {
+    logger.warn({ err: error }, 'record indexes not checked');
+  }
 }

@@ -22,7 +22,7 @@ import {
 } from '@broker/policy';
 import {
   DatasetService,
-  type IndexOutcome,
+  type IndexCounts,
   OVERSIGHT_KIND,
   PurposeService,
   cleanText,
@@ -436,21 +436,13 @@ export class AgreementService {
    * one index at a time, safe beside other instances doing the same (see DatasetService.ensureIndexes).
    * Resolves to how many indexes were already there, built, rebuilt, or could not be built.
    */
-  async ensureIndexesInForce(): Promise<Record<IndexOutcome | 'failed', number>> {
+  async ensureIndexesInForce(): Promise<IndexCounts> {
     const rows = await this.dataSource.query<{ content: AgreementContent }[]>(
       `SELECT v.content FROM agreement a
          JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
         WHERE a.revoked_at IS NULL AND v.valid_until > clock_timestamp()`,
     );
-    const counts: Record<IndexOutcome | 'failed', number> = { present: 0, built: 0, rebuilt: 0, failed: 0 };
-    for (const [datasetId, fields] of rowFilterIndexes(rows.map((r) => r.content))) {
-      try {
-        for (const { outcome } of await this.datasets.ensureIndexes(datasetId, fields)) counts[outcome]++;
-      } catch {
-        counts.failed++;
-      }
-    }
-    return counts;
+    return this.datasets.ensureIndexesOf(rowFilterIndexes(rows.map((r) => r.content)));
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */

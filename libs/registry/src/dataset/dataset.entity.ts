@@ -23,6 +23,8 @@ export class DatasetEntity {
   @Column('uuid', { name: 'created_by' }) createdBy!: string;
   @Column('int', { name: 'retention_days', nullable: true }) retentionDays!: number | null;
   @Column('text', { name: 'retention_field', nullable: true }) retentionField!: string | null;
+  /** The indexes its steward declared, each a list of field names (see DatasetService.ensureIndexes). */
+  @Column('jsonb', { name: 'declared_indexes', default: () => "'[]'::jsonb" }) declaredIndexes!: string[][];
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @OneToMany(() => DatasetFieldEntity, (f) => f.dataset, { cascade: ['insert'] })
   fields!: DatasetFieldEntity[];

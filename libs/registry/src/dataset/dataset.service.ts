@@ -159,6 +159,7 @@ export class DatasetService {
               subjectField: definition.subjectField,
               retentionDays: retention.retention.retentionDays,
               retentionField: retention.retention.retentionField,
+              declaredIndexes: withDeclared([], declared),
               createdBy: principal.userId,
             }),
           );
@@ -241,8 +242,16 @@ export class DatasetService {
     await this.db.transaction(
       async ({ manager }) => {
         await manager.query(
-          `UPDATE dataset SET title = $2, description = $3, retention_days = $4, retention_field = $5 WHERE id = $1`,
-          [id, title, description, retention.retention.retentionDays, retention.retention.retentionField],
+          `UPDATE dataset SET title = $2, description = $3, retention_days = $4, retention_field = $5,
+                  declared_indexes = $6::jsonb WHERE id = $1`,
+          [
+            id,
+            title,
+            description,
+            retention.retention.retentionDays,
+            retention.retention.retentionField,
+            JSON.stringify(withDeclared(existing.declaredIndexes ?? [], indexes)),
+          ],
         );
         await this.audit.append(
           {
@@ -295,6 +304,34 @@ export class DatasetService {
   }
 
   /**
+   * Builds every dataset's declared indexes that are missing, or invalid after a failed build (see
+   * {@link ensureIndexes}): each broker does so as it starts, off its start-up path.
+   */
+  async ensureDeclaredIndexes(): Promise<IndexCounts> {
+    const rows = await this.dataSource.query<{ id: string; declared_indexes: string[][] }[]>(
+      `SELECT id, declared_indexes FROM dataset WHERE declared_indexes <> '[]'::jsonb ORDER BY created_at, id`,
+    );
+    return this.ensureIndexesOf(rows.map((row) => [row.id, row.declared_indexes]));
+  }
+
+  /**
+   * {@link ensureIndexes} for several datasets, one after another; a dataset whose indexes cannot be
+   * built is counted and the others still are. Resolves to how many indexes were already there,
+   * built, rebuilt, or could not be built.
+   */
+  async ensureIndexesOf(demands: Iterable<[string, readonly (readonly string[])[]]>): Promise<IndexCounts> {
+    const counts: IndexCounts = { present: 0, built: 0, rebuilt: 0, failed: 0 };
+    for (const [datasetId, indexes] of demands) {
+      try {
+        for (const { outcome } of await this.ensureIndexes(datasetId, indexes)) counts[outcome]++;
+      } catch {
+        counts.failed++;
+      }
+    }
+    return counts;
+  }
+
+  /**
    * The dataset a caller may change (ingest, record consent, update, report subject access): its
    * provider's stewards only, by the caller's ability. Another agency's dataset answers NOT_FOUND like
    * a missing one, even though its metadata is in the catalog; a role that never may is FORBIDDEN.
@@ -328,4 +365,19 @@ export class DatasetService {
       })),
     };
   }
+}
+
+/** How many indexes {@link DatasetService.ensureIndexesOf} found there, built, rebuilt, or could not build. */
+export type IndexCounts = Record<IndexOutcome | 'failed', number>;
+
+/** The declared indexes with `more` added, each field list once, in the order first declared. */
+function withDeclared(declared: readonly string[][], more: readonly string[][]): string[][] {
+  const seen = new Set(declared.map((fields) => JSON.stringify(fields)));
+  const all = [...declared];
+  for (const fields of more) {
+    const key = JSON.stringify(fields);
+    if (!seen.has(key)) all.push([...fields]);
+    seen.add(key);
+  }
+  return all;
 }

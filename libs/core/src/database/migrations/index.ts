@@ -13,6 +13,7 @@ import { AggregateBudget1764600000000 } from './1764600000000-aggregate-budget';
 import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
 import { ReleaseIndexPending1764900000000 } from './1764900000000-release-index-pending';
 import { ReleaseIndexDeferred1765000000000 } from './1765000000000-release-index-deferred';
+import { DeclaredIndexes1765100000000 } from './1765100000000-declared-indexes';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -30,4 +31,5 @@ export const MIGRATIONS = [
   KeysetCursors1764712000000,
   ReleaseIndexPending1764900000000,
   ReleaseIndexDeferred1765000000000,
+  DeclaredIndexes1765100000000,
 ];
