@@ -424,9 +424,7 @@ export class AgreementService {
       `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
       [id, version],
     );
-    for (const [datasetId, fields] of rowFilterIndexes(row ? [row.content] : [])) {
-      await this.datasets.ensureIndexes(datasetId, fields).catch(() => undefined);
-    }
+    await this.datasets.ensureIndexesOf(rowFilterIndexes(row ? [row.content] : []));
   }
 
   /**

@@ -245,6 +245,9 @@ export class DataPlaneService {
     const rendering = process.hrtime.bigint();
     const answer = this.render(ctx, decision, read);
     this.phase('render', rendering);
+    // An answer still being written that fails is answered when it is awaited, below; if the append
+    // failed first it is dropped, and its failure with it.
+    if (answer instanceof Promise) answer.catch(() => undefined);
     const failed = await recorded;
     if (failed) {
       const { error } = failed;
