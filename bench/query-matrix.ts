@@ -20,6 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
+import type { Client } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
 import { BENCH_JUSTIFICATION, SERVER_URL, activateAgreement, gql, post, withClient } from './bench-support';
@@ -33,6 +34,11 @@ const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 2);
  * BENCH_MATRIX_SHAPES=lookup,key desc measures only the shapes whose names contain one of these
  * (and no export): for working on a shape. The default measures every shape.
  */
+/**
+ * BENCH_MATRIX_EXPLAIN=analyze: the EXPLAIN file holds `EXPLAIN (ANALYZE, BUFFERS, SUMMARY)` of every
+ * cell's statements (planning and execution times), not only the plans of the 10-row pages.
+ */
+const EXPLAIN_ANALYZE = process.env.BENCH_MATRIX_EXPLAIN === 'analyze';
 const ONLY = (process.env.BENCH_MATRIX_SHAPES ?? '')
   .split(',')
   .map((s) => s.trim())
@@ -487,14 +493,20 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
         statements[name] = dba;
         bodies[name] = JSON.stringify({ query: brokerQuery });
         cells.push({ shape: shape.name, first, position, deepAt: position === 'deep' ? deepAt : null });
-        if (first === 10) {
+        if (first === 10 || EXPLAIN_ANALYZE) {
           const policy = await policies.forAgency(agencyId, new Date());
           const decision = dataPlane.decide(policy, { query: brokerQuery });
           if (decision.kind !== 'run') throw new Error(`matrix: ${JSON.stringify(decision)}`);
           const mine = pageSql(decision.plans[0], true, agencyId);
+          // With ANALYZE each statement runs twice and the second (warm) account is kept.
+          const explained = async (c: Client, statement: { text: string; values: unknown[] }) => {
+            const text = `EXPLAIN ${EXPLAIN_ANALYZE ? '(ANALYZE, BUFFERS, SUMMARY) ' : ''}${statement.text}`;
+            if (EXPLAIN_ANALYZE) await c.query(text, statement.values);
+            return (await c.query<{ 'QUERY PLAN': string }>(text, statement.values)).rows;
+          };
           const plans = await withClient(d.database, async (c) => [
-            (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${mine.text}`, mine.values)).rows,
-            (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${dba.text}`, dba.values)).rows,
+            await explained(c, mine),
+            await explained(c, dba),
           ]);
           explain.push(
             `### ${shape.name}, ${position} page of ${first}`,
