@@ -61,13 +61,20 @@ export function recordIndex(shape: RecordIndexShape, fields: readonly string[]):
     .update(JSON.stringify([shape.slug, columns]))
     .digest('hex')
     .slice(0, 16);
-  const name = `${shape.slug.slice(0, 40)}_ix_${digest}`;
+  return namedRecordIndex(shape.slug, `${shape.slug.slice(0, 40)}_ix_${digest}`, columns);
+}
+
+/**
+ * An index named `name` of the record table of `slug`, over `columns` (each already quoted): the one
+ * home of an index's qualified name and DDL, for {@link recordIndex} and the retention job's index.
+ */
+export function namedRecordIndex(slug: string, name: string, columns: readonly string[]): RecordIndex {
   return {
     name,
     qualified: `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`,
     sql: (concurrently) =>
       `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
-        shape.slug,
+        slug,
       )} (${columns.join(', ')})`,
   };
 }

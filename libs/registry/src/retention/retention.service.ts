@@ -3,8 +3,8 @@ import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import { Database, MetricsService, quoteIdent } from '@broker/core';
-import { buildRecordIndex } from '../dataset/record-indexes';
-import { RECORDS_SCHEMA, recordTable } from '../dataset/record-table';
+import { buildRecordIndex, namedRecordIndex } from '../dataset/record-indexes';
+import { recordTable } from '../dataset/record-table';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
 export const RETENTION_BATCH = 1000;
@@ -122,15 +122,12 @@ export class RetentionService {
     );
     // The batches find their rows through an index on the retention field; built concurrently, so
     // that neither ingestion nor queries wait for it (and again if an earlier build failed).
-    const name = `${dataset.slug.slice(0, 40)}_retention_${dataset.retention_field.slice(0, 12)}_idx`;
-    await this.db.connection((client) =>
-      buildRecordIndex(client, {
-        name,
-        qualified: `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`,
-        sql: (concurrently) =>
-          `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${table} (${field})`,
-      }),
+    const index = namedRecordIndex(
+      dataset.slug,
+      `${dataset.slug.slice(0, 40)}_retention_${dataset.retention_field.slice(0, 12)}_idx`,
+      [field],
     );
+    await this.db.connection((client) => buildRecordIndex(client, index));
     const [{ n: keptWithoutDate }] = await this.dataSource.query<{ n: number }[]>(
       `SELECT count(*)::int AS n FROM ${table} WHERE ${field} IS NULL`,
     );
