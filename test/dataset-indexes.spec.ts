@@ -217,6 +217,15 @@ describe('record indexes of the agreements in force', () => {
   it('are built at approval, and found there afterwards', async () => {
     expect(await officerIndexes()).toEqual([expect.objectContaining(EXPECTED)]);
     expect(await ensure()).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
+    // Asked for the same dataset twice (a row filter's and a declaration), an index is checked once.
+    const [[datasetId, lists]] = [...(await broker.app.get(AgreementService).indexesInForce())];
+    expect(lists).toEqual([['officer']]);
+    expect(
+      await broker.app.get(DatasetService).ensureIndexesOf([
+        [datasetId, lists],
+        [datasetId, [['officer']]],
+      ]),
+    ).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
   });
 
   it('are built when missing, once, however many instances ask at the same time', async () => {

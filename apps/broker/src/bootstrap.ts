@@ -129,14 +129,11 @@ export async function createBroker(
 /** See createBroker: logs what it built, at `warn` when an index could not be built; never throws. */
 async function ensureRecordIndexes(app: NestFastifyApplication, logger: Logger): Promise<void> {
   try {
-    const inForce = await app.get(AgreementService).ensureIndexesInForce();
-    const declared = await app.get(DatasetService).ensureDeclaredIndexes();
-    const counts = Object.fromEntries(
-      Object.entries(inForce).map(([outcome, n]) => [
-        outcome,
-        n + declared[outcome as keyof typeof declared],
-      ]),
-    ) as typeof inForce;
+    const datasets = app.get(DatasetService);
+    const counts = await datasets.ensureIndexesOf([
+      ...(await app.get(AgreementService).indexesInForce()),
+      ...(await datasets.declaredIndexes()),
+    ]);
     if (counts.built || counts.rebuilt || counts.failed) {
       logger[counts.failed ? 'warn' : 'info']({ indexes: counts }, 'record indexes brought up to date');
     }

@@ -435,12 +435,17 @@ export class AgreementService {
    * Resolves to how many indexes were already there, built, rebuilt, or could not be built.
    */
   async ensureIndexesInForce(): Promise<IndexCounts> {
+    return this.datasets.ensureIndexesOf(await this.indexesInForce());
+  }
+
+  /** The record indexes the versions in force need (see {@link rowFilterIndexes}), by dataset. */
+  async indexesInForce(): Promise<Map<string, string[][]>> {
     const rows = await this.dataSource.query<{ content: AgreementContent }[]>(
       `SELECT v.content FROM agreement a
          JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
         WHERE a.revoked_at IS NULL AND v.valid_until > clock_timestamp()`,
     );
-    return this.datasets.ensureIndexesOf(rowFilterIndexes(rows.map((r) => r.content)));
+    return rowFilterIndexes(rows.map((r) => r.content));
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */

@@ -303,25 +303,34 @@ export class DatasetService {
     return done;
   }
 
-  /**
-   * Builds every dataset's declared indexes that are missing, or invalid after a failed build (see
-   * {@link ensureIndexes}): each broker does so as it starts, off its start-up path.
-   */
-  async ensureDeclaredIndexes(): Promise<IndexCounts> {
+  /** Every dataset's declared indexes (each a list of field names), by dataset. */
+  async declaredIndexes(): Promise<[string, string[][]][]> {
     const rows = await this.dataSource.query<{ id: string; declared_indexes: string[][] }[]>(
       `SELECT id, declared_indexes FROM dataset WHERE declared_indexes <> '[]'::jsonb ORDER BY created_at, id`,
     );
-    return this.ensureIndexesOf(rows.map((row) => [row.id, row.declared_indexes]));
+    return rows.map((row) => [row.id, row.declared_indexes]);
   }
 
   /**
-   * {@link ensureIndexes} for several datasets, one after another; a dataset whose indexes cannot be
-   * built is counted and the others still are. Resolves to how many indexes were already there,
-   * built, rebuilt, or could not be built.
+   * Builds every dataset's declared indexes that are missing, or invalid after a failed build (see
+   * {@link ensureIndexes}).
+   */
+  async ensureDeclaredIndexes(): Promise<IndexCounts> {
+    return this.ensureIndexesOf(await this.declaredIndexes());
+  }
+
+  /**
+   * {@link ensureIndexes} for several datasets (a dataset named twice is asked once, its lists
+   * together), one after another; a dataset whose indexes cannot be built is counted and the others
+   * still are. Resolves to how many indexes were already there, built, rebuilt, or could not be built.
    */
   async ensureIndexesOf(demands: Iterable<[string, readonly (readonly string[])[]]>): Promise<IndexCounts> {
-    const counts: IndexCounts = { present: 0, built: 0, rebuilt: 0, failed: 0 };
+    const byDataset = new Map<string, (readonly string[])[]>();
     for (const [datasetId, indexes] of demands) {
+      byDataset.set(datasetId, [...(byDataset.get(datasetId) ?? []), ...indexes]);
+    }
+    const counts: IndexCounts = { present: 0, built: 0, rebuilt: 0, failed: 0 };
+    for (const [datasetId, indexes] of byDataset) {
       try {
         for (const { outcome } of await this.ensureIndexes(datasetId, indexes)) counts[outcome]++;
       } catch {
