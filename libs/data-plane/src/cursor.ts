@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash } from 'node:crypto';
 
 /**
  * Page cursors are keyset cursors: the position of a page's last row (its ordering values, random
@@ -39,9 +39,7 @@ export function cursorBinding(parts: {
   orderBy: readonly { field: string; direction: string }[];
   where: unknown;
 }): string {
-  const where = createHash('sha256')
-    .update(stableJson(parts.where ?? null))
-    .digest('base64url');
+  const where = hash('sha256', stableJson(parts.where ?? null), 'base64url');
   return JSON.stringify([
     parts.agreementId,
     parts.version,

@@ -12,8 +12,21 @@ export function quoteIdent(name: string): string {
 
 /** A column of a table alias, both quoted. */
 export function columnRef(tableAlias: string, column: string): string {
-  return `${quoteIdent(tableAlias)}.${quoteIdent(column)}`;
+  let ofAlias = columnRefs.get(tableAlias);
+  const known = ofAlias?.get(column);
+  if (known !== undefined) return known;
+  const ref = `${quoteIdent(tableAlias)}.${quoteIdent(column)}`;
+  // Remembered: a statement names each column several times, and every page names the same ones.
+  // The names are the datasets' (and the statements' own aliases), bounded all the same.
+  if (!ofAlias || ofAlias.size >= MAX_REMEMBERED) {
+    if (columnRefs.size >= MAX_REMEMBERED) columnRefs.clear();
+    columnRefs.set(tableAlias, (ofAlias = new Map<string, string>()));
+  }
+  ofAlias.set(column, ref);
+  return ref;
 }
+const columnRefs = new Map<string, Map<string, string>>();
+const MAX_REMEMBERED = 4096;
 
 const SCALAR_TYPES = [
   'text',
@@ -79,13 +92,17 @@ const SETTING = 'broker_export.p';
  * writing an expression around a value that must never be text (the HMAC key).
  */
 export function isPlaceholder(text: string, pgType: 'bytea'): boolean {
-  return (
-    new RegExp(`^\\$[1-9][0-9]*::${pgType}$`).test(text) ||
-    new RegExp(
-      `^\\(SELECT current_setting\\('${SETTING.replace('.', '\\.')}[1-9][0-9]*'\\)::${pgType}\\)$`,
-    ).test(text)
-  );
+  const [bound, setting] = PLACEHOLDERS[pgType];
+  return bound.test(text) || setting.test(text);
 }
+
+/** A placeholder of each kind for a value of the type: `$n::type`, and a setting's read-back. */
+const PLACEHOLDERS: Record<'bytea', [RegExp, RegExp]> = {
+  bytea: [
+    /^\$[1-9][0-9]*::bytea$/,
+    new RegExp(`^\\(SELECT current_setting\\('${SETTING.replace('.', '\\.')}[1-9][0-9]*'\\)::bytea\\)$`),
+  ],
+};
 
 /**
  * The parameters of a statement that takes none (COPY). Each value is set as a setting of the

@@ -15,7 +15,7 @@ import {
   type RowFilter,
 } from './policy.types';
 import { releasedField } from './released-field';
-import { SqlParams, quoteIdent } from './sql-builder';
+import { SqlParams, columnRef, quoteIdent } from './sql-builder';
 import { orderBySql } from './keyset';
 import {
   releasedExpression,
@@ -174,6 +174,57 @@ describe('releasedExpression', () => {
     for (const f of forged) {
       expect(() => releasedExpression(f, dataset, 'r', KEY)).toThrow(policyError('FORBIDDEN'));
     }
+  });
+});
+
+describe('checks remembered per policy object', () => {
+  it('checks a released field again for another shape, and never remembers a failed check', () => {
+    const released = rf('i', FieldTransform.GENERALIZE);
+    expect(releasedExpression(released, dataset, 'r', KEY)).toContain('"r"."i"');
+    // The same grant against a shape whose field changed type: a new shape object, checked afresh.
+    const changed: DatasetShape = {
+      ...dataset,
+      fields: dataset.fields.map((f) => (f.name === 'i' ? field('i', 'BOOLEAN') : f)),
+    };
+    for (let i = 0; i < 2; i++) {
+      expect(() => releasedExpression(released, changed, 'r', KEY)).toThrow(policyError('FORBIDDEN'));
+    }
+    const renamed: ReleasedField = { ...released, name: 'i_year' };
+    for (let i = 0; i < 2; i++) {
+      expect(() => releasedExpression(renamed, dataset, 'r', KEY)).toThrow(policyError('FORBIDDEN'));
+    }
+    // And the remembered check still answers the first shape as before.
+    expect(releasedExpression(released, dataset, 'r', KEY)).toContain('"r"."i"');
+  });
+
+  it('parses a row filter once per shape, and refuses one that does not parse every time', () => {
+    const filter: RowFilter = { i: { $gte: 18 } };
+    const first = new SqlParams();
+    const second = new SqlParams();
+    expect(rowFilterSql(filter, dataset, 't', first)).toBe(rowFilterSql(filter, dataset, 't', second));
+    expect(second.values).toEqual(first.values);
+    // Another shape, where the filter's field is text: parsed against it, not taken from the first.
+    const text: DatasetShape = {
+      ...dataset,
+      fields: dataset.fields.map((f) => (f.name === 'i' ? field('i', 'STRING') : f)),
+    };
+    for (let i = 0; i < 2; i++) {
+      expect(() => rowFilterSql(filter, text, 't', new SqlParams())).toThrow(policyError('FORBIDDEN'));
+    }
+    expect(rowFilterSql(filter, dataset, 'u', new SqlParams())).toContain('"u"."i"');
+  });
+
+  it('quotes every column reference as quoteIdent does, remembered or not', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1 }), (alias, column) => {
+        fc.pre(!alias.includes('\u0000') && !column.includes('\u0000'));
+        const expected = `${quoteIdent(alias)}.${quoteIdent(column)}`;
+        expect(columnRef(alias, column)).toBe(expected);
+        expect(columnRef(alias, column)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(() => columnRef('t', 'a\u0000b')).toThrow();
   });
 });
 

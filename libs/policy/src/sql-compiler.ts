@@ -62,12 +62,28 @@ export function pgTypeOfReleased(type: ReleasedType): string {
 
 const DATETIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 
+/**
+ * The checks of {@link sourceField} that passed, by dataset and released field. A page's statement
+ * asks for each released value several times (its projection, its filter, its order), request after
+ * request, about the policy cache's own objects: a grant and a dataset's shape are compiled once and
+ * never changed (a new version or shape is a new object, which is checked afresh). A failed check is
+ * not remembered: it throws every time.
+ */
+const checkedSources = new WeakMap<DatasetShape, WeakMap<ReleasedField, FieldDefinition>>();
+
 /** The raw field a released field comes from, checked against the transform table. */
 function sourceField(rf: ReleasedField, dataset: DatasetShape): FieldDefinition {
+  let checked = checkedSources.get(dataset);
+  const known = checked?.get(rf);
+  if (known) return known;
   const field = dataset.fields.find((f) => f.name === rf.source);
   if (field && transformApplies(field.type, rf.transform)) {
     const expected = releasedField(field, rf.transform);
-    if (expected.name === rf.name && expected.type === rf.type) return field;
+    if (expected.name === rf.name && expected.type === rf.type) {
+      if (!checked) checkedSources.set(dataset, (checked = new WeakMap()));
+      checked.set(rf, field);
+      return field;
+    }
   }
   throw new PolicyError('FORBIDDEN', "The agreement's grant does not match the dataset (fields)");
 }
@@ -297,10 +313,25 @@ export function rowFilterSql(
   tableAlias: string,
   params: SqlParams,
 ): string {
-  const parsed = parseRowFilter(filter, dataset);
-  if (!parsed.ok) throw new PolicyError('FORBIDDEN', "The agreement's row filter does not match the dataset");
-  return rowFilterNodeSql(parsed.node, tableAlias, params);
+  let parsedFor = parsedRowFilters.get(filter);
+  let node = parsedFor?.get(dataset);
+  if (!node) {
+    const parsed = parseRowFilter(filter, dataset);
+    if (!parsed.ok)
+      throw new PolicyError('FORBIDDEN', "The agreement's row filter does not match the dataset");
+    node = parsed.node;
+    if (!parsedFor) parsedRowFilters.set(filter, (parsedFor = new WeakMap()));
+    parsedFor.set(dataset, node);
+  }
+  return rowFilterNodeSql(node, tableAlias, params);
 }
+
+/**
+ * Row filters parsed against a dataset, by the grant's filter and the dataset's shape: the policy
+ * cache's own objects, never changed (see checkedSources). Parsed once per policy, not per request; a
+ * filter that does not parse is not remembered, and is refused every time.
+ */
+const parsedRowFilters = new WeakMap<RowFilter, WeakMap<DatasetShape, RowFilterNode>>();
 
 /** The expression of a target: a released field's value, or the data plane's personKey. */
 function targetExpression(
