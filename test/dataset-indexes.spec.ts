@@ -1,6 +1,6 @@
 import { TestBroker } from '@broker/testing';
 import { DataSource } from 'typeorm';
-import { AgreementService } from '@broker/agreements';
+import { AgreementService, RecordIndexKeeper } from '@broker/agreements';
 import { DatasetService } from '@broker/registry';
 import { DeclaredIndexes1765100000000 } from '../libs/core/src/database/migrations/1765100000000-declared-indexes';
 
@@ -261,6 +261,34 @@ describe('record indexes of the agreements in force', () => {
       // Off the start-up path: it comes shortly after.
       for (let i = 0; i < 100 && !(await officerIndexes()).length; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('are repaired without a restart, at the next check', async () => {
+    const second = await TestBroker.start({
+      DATABASE_URL: broker.config.DATABASE_URL,
+      BROKER_BOOTSTRAP_TOKEN: broker.operatorKey,
+      RECORD_INDEX_CHECK_MS: '1000',
+    });
+    try {
+      const keeper = second.app.get(RecordIndexKeeper);
+      // One pass at a time: asked again while one runs, the keeper answers with that one.
+      const [first, again] = [keeper.pass(), keeper.pass()];
+      expect(again).toBe(first);
+      expect(await first).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
+      // A concurrent build fails after the broker started: nothing but its next check repairs it.
+      const [{ name }] = await officerIndexes();
+      await broker.query(`DROP INDEX records."${name}"`);
+      await expect(
+        broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.visits (officer)`),
+      ).rejects.toThrow(/could not create unique index/);
+      expect(await officerIndexes()).toEqual([{ name, def: '(officer)', valid: false }]);
+      for (let i = 0; i < 100 && !(await officerIndexes())[0]?.valid; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
       expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
     } finally {

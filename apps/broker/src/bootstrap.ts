@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { AgreementService } from '@broker/agreements';
+import { RecordIndexKeeper } from '@broker/agreements';
 import { RefusalAuditHook } from '@broker/audit';
 import { AuthHook, AuthService } from '@broker/auth';
 import {
@@ -14,7 +14,7 @@ import {
   redactUrl,
   requestErrorHandler,
 } from '@broker/core';
-import { DatasetService, STREAMED_CONTENT_TYPES } from '@broker/registry';
+import { STREAMED_CONTENT_TYPES } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 import { rewriteGraphiqlUrl } from './graphiql';
 
@@ -119,25 +119,9 @@ export async function createBroker(
   await app.init();
   await fastify.ready();
   await app.get(AuthService).ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
-  // Off the start-up path: the record indexes the versions in force and the stewards' declarations
-  // need are built where missing, and again where a concurrent build failed (safe beside other
-  // instances doing the same).
-  void ensureRecordIndexes(app, logger);
+  // Off the start-up path, and again every RECORD_INDEX_CHECK_MS: the record indexes the versions in
+  // force and the stewards' declarations need are built where missing, and again where a concurrent
+  // build failed (safe beside other instances doing the same).
+  app.get(RecordIndexKeeper).start();
   return app;
-}
-
-/** See createBroker: logs what it built, at `warn` when an index could not be built; never throws. */
-async function ensureRecordIndexes(app: NestFastifyApplication, logger: Logger): Promise<void> {
-  try {
-    const datasets = app.get(DatasetService);
-    const counts = await datasets.ensureIndexesOf([
-      ...(await app.get(AgreementService).indexesInForce()),
-      ...(await datasets.declaredIndexes()),
-    ]);
-    if (counts.built || counts.rebuilt || counts.failed) {
-      logger[counts.failed ? 'warn' : 'info']({ indexes: counts }, 'record indexes brought up to date');
-    }
-  } catch (error) {
-    logger.warn({ err: error }, 'record indexes not checked');
-  }
 }

@@ -4,6 +4,7 @@ import { AgreementPreviewResolver } from './agreement-preview.resolver';
 import { AgreementPreviewService } from './agreement-preview.service';
 import { AgreementResolver, ApprovalResolver, DeclineResolver } from './agreement.resolver';
 import { AgreementService } from './agreement.service';
+import { RecordIndexKeeper } from './record-index-keeper';
 import { RegisterController } from './register/register.controller';
 import { RegisterService } from './register/register.service';
 
@@ -12,6 +13,7 @@ import { RegisterService } from './register/register.service';
   imports: [RegistryModule],
   providers: [
     AgreementService,
+    RecordIndexKeeper,
     AgreementResolver,
     ApprovalResolver,
     DeclineResolver,
@@ -20,6 +22,6 @@ import { RegisterService } from './register/register.service';
     RegisterService,
   ],
   controllers: [RegisterController],
-  exports: [AgreementService, RegisterService],
+  exports: [AgreementService, RecordIndexKeeper, RegisterService],
 })
 export class AgreementsModule {}

@@ -45,6 +45,14 @@ describe('loadConfig', () => {
     expect(problems).toContain('INGEST_MAX_BYTES must be a size such as 1048576, 512MB or 2GiB');
   });
 
+  it('takes the record indexes check interval in milliseconds, from a second to a day', () => {
+    expect(loadConfig({}).RECORD_INDEX_CHECK_MS).toBe(900_000);
+    expect(loadConfig({ RECORD_INDEX_CHECK_MS: '1000' }).RECORD_INDEX_CHECK_MS).toBe(1000);
+    for (const bad of ['999', '86400001', '1.5', 'often']) {
+      expect(() => loadConfig({ RECORD_INDEX_CHECK_MS: bad })).toThrow(ConfigError);
+    }
+  });
+
   it('parses sizes', () => {
     expect(parseByteSize('1048576')).toBe(1048576);
     expect(parseByteSize('64KiB')).toBe(65536);

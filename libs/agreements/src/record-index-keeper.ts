@@ -1,0 +1,70 @@
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
+import { DatasetService, type IndexCounts } from '@broker/registry';
+import { AgreementService } from './agreement.service';
+
+/**
+ * Keeps the record indexes that the versions in force (their row filters' fields) and the stewards'
+ * declarations need: builds the missing ones, and drops and rebuilds one that a failed concurrent
+ * build left invalid (queries cannot use it, and `IF NOT EXISTS` would keep it). Each broker passes
+ * as it starts and again every `RECORD_INDEX_CHECK_MS`, off any request's path, so a build that
+ * failed after an approval is repaired without a restart. A pass still running is not started again;
+ * instances that pass together build each index once (the advisory lock of `buildRecordIndex`).
+ */
+@Injectable()
+export class RecordIndexKeeper implements OnModuleDestroy {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<IndexCounts | null> | undefined;
+
+  constructor(
+    private readonly agreements: AgreementService,
+    private readonly datasets: DatasetService,
+    @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** A pass now, then one every `RECORD_INDEX_CHECK_MS` until the application closes. */
+  start(): void {
+    if (this.timer) return;
+    void this.pass();
+    this.timer = setInterval(() => void this.pass(), this.config.RECORD_INDEX_CHECK_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * One pass over the indexes of every version in force and every declaration (a dataset asked twice
+   * is checked once); resolves to its counts, or null when it could not check. Never rejects: what it
+   * could not do, the next pass does.
+   */
+  pass(): Promise<IndexCounts | null> {
+    this.running ??= this.check().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async check(): Promise<IndexCounts | null> {
+    try {
+      const counts = await this.datasets.ensureIndexesOf([
+        ...(await this.agreements.indexesInForce()),
+        ...(await this.datasets.declaredIndexes()),
+      ]);
+      if (counts.built || counts.rebuilt || counts.failed) {
+        this.logger[counts.failed ? 'warn' : 'info'](
+          { indexes: counts },
+          'record indexes brought up to date',
+        );
+      }
+      return counts;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'record indexes not checked; the next pass retries');
+      return null;
+    }
+  }
+}
