@@ -214,6 +214,20 @@ describe('record indexes of the agreements in force', () => {
 
   const ensure = () => broker.app.get(AgreementService).ensureIndexesInForce();
 
+  /**
+   * Leaves the officer index as a failed CREATE INDEX CONCURRENTLY leaves it: in the catalog, marked
+   * invalid, which CREATE INDEX IF NOT EXISTS would keep as it is. Resolves to its name.
+   */
+  const failBuild = async () => {
+    const [{ name }] = await officerIndexes();
+    await broker.query(`DROP INDEX records."${name}"`);
+    await expect(
+      broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.visits (officer)`),
+    ).rejects.toThrow(/could not create unique index/);
+    expect(await officerIndexes()).toEqual([{ name, def: '(officer)', valid: false }]);
+    return name;
+  };
+
   it('are built at approval, and found there afterwards', async () => {
     expect(await officerIndexes()).toEqual([expect.objectContaining(EXPECTED)]);
     expect(await ensure()).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
@@ -238,14 +252,7 @@ describe('record indexes of the agreements in force', () => {
   });
 
   it('are rebuilt when a concurrent build failed and left the index invalid', async () => {
-    const [{ name }] = await officerIndexes();
-    await broker.query(`DROP INDEX records."${name}"`);
-    // What PostgreSQL leaves after a failed CREATE INDEX CONCURRENTLY: the index, marked invalid,
-    // which CREATE INDEX IF NOT EXISTS would keep as it is.
-    await expect(
-      broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.visits (officer)`),
-    ).rejects.toThrow(/could not create unique index/);
-    expect(await officerIndexes()).toEqual([{ name, def: '(officer)', valid: false }]);
+    const name = await failBuild();
     expect(await ensure()).toEqual({ present: 0, built: 0, rebuilt: 1, failed: 0 });
     expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
   });
@@ -281,12 +288,7 @@ describe('record indexes of the agreements in force', () => {
       expect(again).toBe(first);
       expect(await first).toEqual({ present: 1, built: 0, rebuilt: 0, failed: 0 });
       // A concurrent build fails after the broker started: nothing but its next check repairs it.
-      const [{ name }] = await officerIndexes();
-      await broker.query(`DROP INDEX records."${name}"`);
-      await expect(
-        broker.query(`CREATE UNIQUE INDEX CONCURRENTLY "${name}" ON records.visits (officer)`),
-      ).rejects.toThrow(/could not create unique index/);
-      expect(await officerIndexes()).toEqual([{ name, def: '(officer)', valid: false }]);
+      const name = await failBuild();
       for (let i = 0; i < 100 && !(await officerIndexes())[0]?.valid; i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
