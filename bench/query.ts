@@ -463,7 +463,7 @@ async function main() {
           };
         },
         latencies,
-        cannon,
+        cannonPair,
         send,
         load,
       });
@@ -1119,19 +1119,24 @@ async function cannonPair(
   brokerPid: number,
   basePid: number,
   duration: number,
+  {
+    rounds = ROUNDS,
+    warmup = 2,
+    baseBody = body,
+  }: { rounds?: number; warmup?: number; baseBody?: string } = {},
 ) {
-  const seconds = Math.max(1, Math.round(duration / ROUNDS));
+  const seconds = Math.max(1, Math.round(duration / rounds));
   type Run = Awaited<ReturnType<typeof cannon>>;
   const runs: { broker: Run[]; baseline: Run[] } = { broker: [], baseline: [] };
   const run = async (side: 'broker' | 'baseline', round: number) => {
-    const warmup = round === 0 ? 2 : 0;
+    const warm = round === 0 ? warmup : 0;
     runs[side].push(
       side === 'broker'
-        ? await cannon('broker', brokerAt, headers, body, brokerPid, seconds, warmup)
-        : await cannon('baseline', baseAt, headers, body, basePid, seconds, warmup),
+        ? await cannon('broker', brokerAt, headers, body, brokerPid, seconds, warm)
+        : await cannon('baseline', baseAt, headers, baseBody, basePid, seconds, warm),
     );
   };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
     const order = round % 2 ? (['baseline', 'broker'] as const) : (['broker', 'baseline'] as const);
     for (const side of order) await run(side, round);
   }
