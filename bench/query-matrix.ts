@@ -23,6 +23,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { Client } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
+import type { cannonPair } from './query';
 import { BENCH_JUSTIFICATION, SERVER_URL, activateAgreement, gql, post, withClient } from './bench-support';
 
 export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -82,17 +83,8 @@ export interface MatrixDeps {
     body: string,
     samples: number,
   ) => Promise<{ broker: { p50: number }; baseline: { p50: number } }>;
-  /** Both sides in alternating rounds; the ratio is the median of the rounds' (see bench/query.ts). */
-  cannonPair: (
-    brokerAt: Target,
-    baseAt: Target,
-    headers: Record<string, string>,
-    body: string,
-    brokerPid: number,
-    basePid: number,
-    duration: number,
-    options: { rounds: number; warmup: number; baseBody: string },
-  ) => Promise<{ broker: { rate: number }; baseline: { rate: number }; ratio: number }>;
+  /** Both sides in alternating rounds; the ratio is the median of the rounds'. */
+  cannonPair: typeof cannonPair;
   send: (
     at: Target,
     headers: Record<string, string>,

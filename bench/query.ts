@@ -1111,7 +1111,7 @@ function median(values: number[]): number {
  * of two runs a few seconds apart. A side's figures add its rounds up: its rate over all its
  * seconds, CPU over all of them, and the median of its rounds' latency percentiles.
  */
-async function cannonPair(
+export async function cannonPair(
   brokerAt: Target,
   baseAt: Target,
   headers: Record<string, string>,
