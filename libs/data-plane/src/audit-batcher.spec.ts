@@ -2,7 +2,13 @@ import type { AuditEventInput, AuditService } from '@broker/audit';
 import { AuditBatcher } from './audit-batcher';
 
 /** A database that commits a transaction's appends only when it reaches COMMIT. */
-function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
+function fakes(
+  options: {
+    failDb?: (event: AuditEventInput) => boolean;
+    /** What the n-th transaction's COMMIT waits for (5 ms unless given). */
+    commitWait?: (transaction: number) => Promise<void>;
+  } = {},
+) {
   const committed: string[] = [];
   const groups: string[][] = [];
   let transactions = 0;
@@ -16,7 +22,7 @@ function fakes(options: { failDb?: (event: AuditEventInput) => boolean } = {}) {
       transactions++;
       groups.push(events.map((e) => e.reason!));
       if (events.some((e) => options.failDb?.(e))) throw new Error('connection lost');
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await (options.commitWait?.(transactions) ?? new Promise((resolve) => setTimeout(resolve, 5)));
       committed.push(...events.map((e) => e.reason!));
       return events.map(() => ({ seq: 0, hash: '' }));
     },
@@ -73,15 +79,21 @@ describe('AuditBatcher', () => {
   });
 
   it('lets the requests whose turn comes with a commit join the next group', async () => {
-    const { batcher, groups } = fakes();
+    let commitReplies!: () => void;
+    const firstCommit = new Promise<void>((resolve) => (commitReplies = resolve));
+    const { batcher, groups } = fakes({
+      commitWait: (n) => (n === 1 ? firstCommit : Promise.resolve()),
+    });
     const first = batcher.append([event('a')]);
     const queued = batcher.append([event('b')]);
-    // Due with the first commit (whose fake COMMIT takes 5 ms), in the same turn of the event loop,
-    // as a reply from PostgreSQL that arrives with it.
+    // The first COMMIT's reply, then a request whose rows arrive in the same turn of the event loop
+    // (two callbacks of one phase, with the first's promise reactions run between them). Had the
+    // batcher formed its next group in those reactions, 'c' would wait for a third transaction.
     let late: Promise<void> | undefined;
-    setTimeout(() => {
+    setImmediate(commitReplies);
+    setImmediate(() => {
       late = batcher.append([event('c')]);
-    }, 5);
+    });
     await Promise.all([first, queued]);
     await late;
     expect(groups).toEqual([['a'], ['b', 'c']]);
