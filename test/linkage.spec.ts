@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { QueueName } from '@broker/jobs';
-import { pairwiseQuality, personKeySql } from '@broker/linkage';
+import { PersonKeyIndex, pairwiseQuality, personKeyScope, personKeySql } from '@broker/linkage';
 import { SqlParams } from '@broker/policy';
 import {
   type BrokerClient,
@@ -456,9 +456,11 @@ describe('linkage runs', () => {
   });
 
   it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {
-    const before = await assignment(
-      (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id,
-    );
+    const previous = (await broker.gqlOk(broker.operatorKey, `{ linkageRuns { id } }`)).linkageRuns[0].id;
+    const before = await assignment(previous);
+    // A personKey lookup table of the run in force, which the next run's worker builds for it.
+    const scope = personKeyScope(seeded.agencies.RESEARCH.id, 'RECIDIVISM_EVALUATION');
+    expect(await broker.app.get(PersonKeyIndex).build(scope)).toBe(new Set(before.values()).size);
     const steward = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
     const bookings = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!;
     const copy = { ...bookings.records[0], booking_id: 'BK-NEWONE1' };
@@ -489,6 +491,16 @@ describe('linkage runs', () => {
     expect(after.get(`${datasetId}/BK-NEWONE2`)).toBe(original);
     // The pair decided "not one person" above is two persons, whatever its weight.
     expect(after.get(apartPair[0])).not.toBe(after.get(apartPair[1]));
+    // The lookup table was built for the new run, and the previous run's dropped.
+    const tables = () =>
+      broker.query<{ run_id: string; scope: string; persons: number }>(
+        `SELECT run_id, scope, persons::int FROM person_key_scope ORDER BY built_at`,
+      );
+    await waitFor('the lookup table renewed', async () => {
+      const now = await tables();
+      return now.length === 1 && now[0].run_id === done.id;
+    });
+    expect(await tables()).toEqual([{ run_id: done.id, scope, persons: new Set(after.values()).size }]);
   }, 120_000);
 
   describe('personKey', () => {

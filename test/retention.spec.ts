@@ -155,12 +155,34 @@ describe('retention', () => {
       ...records('NEW', 4, daysAgo(2)),
       ...records('NUL', 2, null),
     ]);
-    // Linkage's person assignments, as a finished run leaves them.
+    // Linkage's person assignments, as a finished run leaves them: OLDi is person i + 1, and NEW0 is
+    // person 1 too; the others are persons of their own. And a personKey lookup table of the run.
+    const [run] = await broker.query<{ id: string }>(
+      `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+    );
     await broker.query(
       `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
-       SELECT gen_random_uuid(), $1, case_id, row_number() OVER () FROM records.probation_cases`,
-      [dataset.id],
+       SELECT $2, $1, case_id,
+              CASE WHEN case_id LIKE 'OLD%' THEN substr(case_id, 4)::int + 1
+                   WHEN case_id = 'NEW0' THEN 1 ELSE 100 + row_number() OVER (ORDER BY case_id) END
+         FROM records.probation_cases`,
+      [dataset.id, run.id],
     );
+    const [scope] = await broker.query<{ id: number }>(
+      `INSERT INTO person_key_scope (run_id, scope, persons) VALUES ($1, 'agency/PURPOSE', 0) RETURNING id`,
+      [run.id],
+    );
+    await broker.query(
+      `INSERT INTO person_key (scope_id, prefix, person_id)
+       SELECT DISTINCT $1::int, person_id, person_id FROM linkage_person WHERE run_id = $2`,
+      [scope.id, run.id],
+    );
+    const keptPersons = () =>
+      broker.query<{ person_id: string }>(
+        `SELECT person_id::text FROM person_key WHERE scope_id = $1 ORDER BY person_id`,
+        [scope.id],
+      );
+    expect(await keptPersons()).toHaveLength(12);
     await broker.gqlOk(steward.apiKey, `mutation($i: ConsentInput!) { recordConsent(input: $i) { id } }`, {
       i: { datasetId: dataset.id, subjectId: 'OLD-P1', purpose: 'RECIDIVISM_EVALUATION', granted: true },
     });
@@ -217,6 +239,8 @@ describe('retention', () => {
       [dataset.id],
     );
     expect(linked.map((l) => l.record_key)).toEqual(['NEW0', 'NEW1', 'NEW2', 'NEW3', 'NUL0', 'NUL1']);
+    // The lookup table keeps the persons who still have a record: person 1 (NEW0), not persons 2–7.
+    expect((await keptPersons()).map((p) => Number(p.person_id))).toEqual([1, 102, 103, 104, 105, 106]);
     // Consent and the release stay: the subject access report still answers for a destroyed record.
     expect(
       await broker.query(`SELECT subject_id FROM consent_current WHERE subject_id = 'OLD-P1'`),

@@ -80,6 +80,7 @@ export class DataExportService {
     let counted: { n: number; rids?: string };
     try {
       statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
+      this.dataPlane.lookedUp(statements);
       [counted] = await tx.query<{ n: number; rids?: string }>(
         statements.count.text,
         statements.count.values,

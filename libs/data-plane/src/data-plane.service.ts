@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
 import { AuthService, type RequestContext } from '@broker/auth';
+import { PersonKeyIndex } from '@broker/linkage';
 import {
   BROKER_CONFIG,
   type BrokerConfig,
@@ -52,6 +53,7 @@ export class DataPlaneService {
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
     private readonly auth: AuthService,
     private readonly metrics: MetricsService,
+    private readonly personKeys: PersonKeyIndex,
   ) {
     if (!config.RECORD_RELEASES) {
       logger.warn(
@@ -120,6 +122,7 @@ export class DataPlaneService {
         if (!ctx.unverified) return stamp;
         return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
       });
+      this.lookedUp(statement);
       const reading = process.hrtime.bigint();
       this.phase('decide', deciding, reading);
       rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
@@ -324,10 +327,16 @@ export class DataPlaneService {
         continue;
       }
       const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
+      this.lookedUp(statement);
       const rows = await tx.query<PageRow>(statement.text, statement.values);
       results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
     return results;
+  }
+
+  /** A filter looked personKeys up: their scope's lookup table is built if it is not (in the background). */
+  lookedUp(statement: Pick<PageStatement, 'personKeyScope'>): void {
+    if (statement.personKeyScope !== null) this.personKeys.want(statement.personKeyScope);
   }
 
   /**

@@ -28,6 +28,8 @@ export interface ExportStatements {
   rows: { settings: { text: string; values: unknown[] }; copy: string; probe: string };
   /** The CSV header line (the nodes' keys), or null for NDJSON. */
   header: string | null;
+  /** The scope of the pseudonyms a filter on personKey looked up, if one did (see PersonKeyIndex). */
+  personKeyScope: string | null;
 }
 
 /** How long an export's COPY may run: a client reading a million rows slowly takes minutes. */
@@ -108,5 +110,10 @@ export function exportSql(
   }
   const header = format === 'csv' ? columns.map((c) => c.key).join(',') : null;
   const probe = `SELECT 1 FROM (${select}) q LIMIT 0`;
-  return { count, rows: { settings: rowParams.settings(), copy, probe }, header };
+  return {
+    count,
+    rows: { settings: rowParams.settings(), copy, probe },
+    header,
+    personKeyScope: counted.options.lookedUp(),
+  };
 }

@@ -29,6 +29,8 @@ export interface PageStatement {
   writer: NodeJsonWriter;
   /** The columns of a row that hold its position's values, in order. */
   positionColumns: string[];
+  /** The scope of the pseudonyms a filter on personKey looked up, if one did (see PersonKeyIndex). */
+  personKeyScope: string | null;
 }
 
 /** The column of a page's statement that holds the i-th value of the row's position. */
@@ -112,7 +114,13 @@ export function pageSql(
   // sees they already are, and sorts nothing), whatever the plan.
   const text = `SELECT ${before}${selected.join(', ')}
     FROM (${rows}) ${t} ORDER BY ${order}`;
-  return { text, values: params.values, writer: new NodeJsonWriter(columns, names), positionColumns };
+  return {
+    text,
+    values: params.values,
+    writer: new NodeJsonWriter(columns, names),
+    positionColumns,
+    personKeyScope: options.lookedUp(),
+  };
 }
 
 /**
@@ -208,16 +216,18 @@ export function pageRows(
 
 /**
  * personKey's SQL, where the grant has linkage: its parameters are added the first time it is used,
- * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose).
+ * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose). `lookedUp`
+ * says the scope whose pseudonyms a filter looked up, once the statement is built, or null.
  */
 export function personKeyOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose'>,
   params: SqlParams,
   recipientAgencyId: string,
   t: string,
-): ReleasedNameOptions {
-  if (!plan.grant.linkage) return {};
+): ReleasedNameOptions & { lookedUp(): string | null } {
+  if (!plan.grant.linkage) return { lookedUp: () => null };
   let parts: PersonKeyParts | undefined;
+  let lookedUp: string | null = null;
   const personKey = () => {
     if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
     return (parts ??= personKeyParts(
@@ -232,6 +242,11 @@ export function personKeyOptions(
     get personKey() {
       return personKey().value;
     },
-    personKeyAmong: (keys) => personKey().among(keys),
+    personKeyAmong: (keys) => {
+      const key = personKey();
+      lookedUp = key.scope;
+      return key.among(keys);
+    },
+    lookedUp: () => lookedUp,
   };
 }

@@ -22,3 +22,4 @@ export * from './linkage.queue';
 export * from './linkage.service';
 export * from './linkage.store';
 export * from './person-key';
+export * from './person-key-index';

@@ -15,6 +15,7 @@ import {
 } from './linkage-run.stats';
 import { LinkageQueue } from './linkage.queue';
 import { type LinkageRunRow, LinkageStore } from './linkage.store';
+import { PersonKeyIndex } from './person-key-index';
 import { ClusterPhase } from './phases/cluster.phase';
 import { EstimatePhase } from './phases/estimate.phase';
 import { NormalisePhase } from './phases/normalise.phase';
@@ -39,6 +40,7 @@ export class LinkageEngine {
     private readonly store: LinkageStore,
     private readonly queue: LinkageQueue,
     private readonly audit: AuditService,
+    private readonly personKeys: PersonKeyIndex,
     @Inject(LINKAGE_CONFIG) config: LinkageConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
@@ -218,13 +220,21 @@ export class LinkageEngine {
   }
 
   /**
-   * Deletes a finished run's intermediate results and the persons of runs not in force. Idempotent:
-   * the watchdog repeats it for a run whose worker died before it got here.
+   * Deletes a finished run's intermediate results and the persons of runs not in force, and builds
+   * for the run in force the personKey lookup tables built for the runs before it (dropping theirs).
+   * Idempotent: the watchdog repeats it for a run whose worker died before it got here.
    */
   private async cleanUp(runId: string): Promise<void> {
     await this.store.deleteBlobs(runId);
     await this.store.transaction(async (client) => {
       if (await this.store.deleteSupersededPersons(client)) await this.store.analyzePersons(client);
     });
+    // The run's outcome stands whatever happens here: filters hash every record until a table is built.
+    await this.personKeys.afterRun().then(
+      (pass) => {
+        if (pass.built.length || pass.dropped) this.logger.info({ runId, ...pass }, 'personKey lookup tables renewed');
+      },
+      (error: unknown) => this.logger.warn({ err: error, runId }, 'personKey lookup tables not renewed'),
+    );
   }
 }

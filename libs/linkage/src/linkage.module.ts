@@ -8,6 +8,7 @@ import { LinkageQueue } from './linkage.queue';
 import { LinkageResolver } from './linkage.resolver';
 import { LinkageService } from './linkage.service';
 import { LinkageStore } from './linkage.store';
+import { PersonKeyIndex } from './person-key-index';
 
 /**
  * Record linkage. `api`: the control plane's operations, and the hook that schedules a run after
@@ -24,6 +25,7 @@ export class LinkageModule {
       LinkageStore,
       LinkageQueue,
       LinkageService,
+      PersonKeyIndex,
       { provide: RECORDS_INGESTED_HOOK, useExisting: LinkageService },
     ];
     if (options.api) providers.push(LinkageReviewService, LinkageResolver);
@@ -32,7 +34,7 @@ export class LinkageModule {
       module: LinkageModule,
       global: true,
       providers,
-      exports: [LinkageService, LinkageStore, RECORDS_INGESTED_HOOK],
+      exports: [LinkageService, LinkageStore, PersonKeyIndex, RECORDS_INGESTED_HOOK],
     };
   }
 }

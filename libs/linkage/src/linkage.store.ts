@@ -437,15 +437,16 @@ export class LinkageStore {
   }
 
   /**
-   * Finished runs that left something behind: intermediate results, or persons while not in force
-   * (their worker died between finishing the run and cleaning up after it).
+   * Finished runs that left something behind: intermediate results, or persons or personKey lookup
+   * tables while not in force (their worker died between finishing the run and cleaning up after it).
    */
   async finishedRunsWithLeftovers(): Promise<string[]> {
     const rows = await this.query<{ id: string }>(
       `SELECT r.id FROM linkage_run r
         WHERE r.status IN ('SUCCEEDED', 'FAILED')
           AND (EXISTS (SELECT 1 FROM linkage_blob b WHERE b.run_id = r.id)
-               OR (EXISTS (SELECT 1 FROM linkage_person p WHERE p.run_id = r.id)
+               OR ((EXISTS (SELECT 1 FROM linkage_person p WHERE p.run_id = r.id)
+                    OR EXISTS (SELECT 1 FROM person_key_scope k WHERE k.run_id = r.id))
                    AND r.id IS DISTINCT FROM (SELECT current_run_id FROM linkage_state WHERE id = 1)))
         ORDER BY r.created_at, r.id`,
     );

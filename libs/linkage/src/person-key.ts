@@ -35,11 +35,47 @@ export interface PersonKeyParts {
   value: string;
   /**
    * A condition every record whose personKey is one of `keys` (a `text[]` placeholder) meets: its key
-   * is among the records of those persons in the run in force. It hashes each linked record of the
-   * dataset once, where the filter on {@link value} costs a correlated subquery per record; it goes
-   * beside such a filter (it selects a superset), never instead of it.
+   * is among the records of those persons in the run in force. Where the scope's lookup table is
+   * built for that run (see {@link PersonKeyIndex}), the persons are found by the first 64 bits of
+   * their keys and only theirs are hashed; until then, it hashes each linked record of the dataset
+   * once (the filter on {@link value} costs a correlated subquery per record). It goes beside such a
+   * filter (it selects a superset), never instead of it.
    */
   among(keys: string): string;
+  /** The scope the pseudonyms belong to, `<recipient agency id>/<purpose>`. */
+  scope: string;
+}
+
+/** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
+export function personKeyScope(recipientAgencyId: string, purpose: string): string {
+  return `${recipientAgencyId}/${purpose}`;
+}
+
+/** The key of a scope's pseudonyms, derived inside PostgreSQL (`scope`: SQL of the scope's text). */
+export function scopedKeySql(scope: string): string {
+  // An uncorrelated subquery: PostgreSQL computes it once per statement.
+  return `(SELECT public.hmac(convert_to(${scope}, 'UTF8'), s.secret, 'sha256') FROM linkage_secret s WHERE s.id = 1)`;
+}
+
+/** A person's pseudonym under a scope's key: lowercase hex HMAC-SHA-256 of its id's text. */
+export function personHashSql(personIdSql: string, scopedKey: string): string {
+  return `encode(public.hmac(convert_to(${personIdSql}::text, 'UTF8'), ${scopedKey}, 'sha256'), 'hex')`;
+}
+
+/**
+ * What the lookup table keeps of a pseudonym (SQL of its lowercase hex): its first 64 bits as a
+ * bigint. Callers pass only text that is 64 lowercase hex digits (see {@link keyPrefixesSql}).
+ */
+export function keyPrefixSql(hex: string): string {
+  return `('x' || left(${hex}, 16))::bit(64)::bigint`;
+}
+
+/**
+ * The prefixes of the well-formed among `keys` (a `text[]` placeholder), as a bigint[]: anything that
+ * is not 64 lowercase hex digits is no pseudonym, and matches nothing either way.
+ */
+export function keyPrefixesSql(keys: string): string {
+  return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '^[0-9a-f]{64}$')`;
 }
 
 /** The pieces of {@link personKeySql}, one home for how a person's key is derived. */
@@ -50,15 +86,29 @@ export function personKeyParts(
   purpose: string,
   recordKeySql: string,
 ): PersonKeyParts {
-  const scope = params.add(`${recipientAgencyId}/${purpose}`, 'text');
+  const scopeText = personKeyScope(recipientAgencyId, purpose);
+  const scope = params.add(scopeText, 'text');
   const dataset = params.add(datasetId, 'uuid');
-  // The scoped key is an uncorrelated subquery: PostgreSQL computes it once per statement.
-  const scopedKey = `(SELECT public.hmac(convert_to(${scope}, 'UTF8'), s.secret, 'sha256') FROM linkage_secret s WHERE s.id = 1)`;
-  const personHash = `encode(public.hmac(convert_to(lp.person_id::text, 'UTF8'), ${scopedKey}, 'sha256'), 'hex')`;
+  const personHash = personHashSql('lp.person_id', scopedKeySql(scope));
   const linked = `FROM linkage_state ls JOIN linkage_person lp ON lp.run_id = ls.current_run_id WHERE ls.id = 1 AND lp.dataset_id = ${dataset}`;
+  // The scope's lookup table for the run in force, when it is built (whole: see PersonKeyIndex).
+  const built = `SELECT ks.id FROM linkage_state ks2 JOIN person_key_scope ks ON ks.run_id = ks2.current_run_id
+     WHERE ks2.id = 1 AND ks.scope = ${scope}`;
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
+    // Two branches, of which PostgreSQL runs one (each has a one-time filter on whether the table is
+    // built): by the table, the persons whose keys start as asked (found first, once: an InitPlan),
+    // their records by person and each hashed whole; without it, every linked record of the dataset
+    // hashed.
     among: (keys) =>
-      `((${recordKeySql}) IN (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})))`,
+      `((${recordKeySql}) IN (
+         SELECT lp.record_key ${linked}
+            AND lp.person_id = ANY (ARRAY(SELECT pk.person_id FROM person_key pk
+                 WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})))
+            AND ${personHash} = ANY(${keys})
+         UNION ALL
+         SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})
+            AND NOT EXISTS (${built})))`,
+    scope: scopeText,
   };
 }

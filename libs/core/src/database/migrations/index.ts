@@ -14,6 +14,7 @@ import { KeysetCursors1764712000000 } from './1764712000000-keyset-cursors';
 import { ReleaseIndexPending1764900000000 } from './1764900000000-release-index-pending';
 import { ReleaseIndexDeferred1765000000000 } from './1765000000000-release-index-deferred';
 import { DeclaredIndexes1765100000000 } from './1765100000000-declared-indexes';
+import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -32,4 +33,5 @@ export const MIGRATIONS = [
   ReleaseIndexPending1764900000000,
   ReleaseIndexDeferred1765000000000,
   DeclaredIndexes1765100000000,
+  PersonKeyIndex1765200000000,
 ];
