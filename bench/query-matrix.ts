@@ -232,7 +232,6 @@ const SHAPES: Shape[] = [
        'sha256'), 'hex') = 'PERSONKEY')`,
     order: `"_rid", id COLLATE "C"`,
     keyset: null,
-    samples: 5,
   },
   {
     name: 'lookup by key',

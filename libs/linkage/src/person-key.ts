@@ -96,10 +96,11 @@ export function personKeyParts(
      WHERE ks2.id = 1 AND ks.scope = ${scope}`;
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
-    // Two branches, of which PostgreSQL runs one (each has a one-time filter on whether the table is
-    // built): by the table, the persons whose keys start as asked (found first, once: an InitPlan),
-    // their records by person and each hashed whole; without it, every linked record of the dataset
-    // hashed.
+    // Two branches, of which PostgreSQL runs one: by the table, the persons whose keys start as
+    // asked (found first, once: an InitPlan; none when the table is not built), their records by
+    // person and each hashed whole; without the table, every linked record of the dataset hashed,
+    // behind a one-time filter on whether it is built. OFFSET 0 keeps that filter above the scan: a
+    // parallel scan's workers would otherwise be started (5 ms) only for each to find it false.
     among: (keys) =>
       `((${recordKeySql}) IN (
          SELECT lp.record_key ${linked}
@@ -107,8 +108,8 @@ export function personKeyParts(
                  WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})))
             AND ${personHash} = ANY(${keys})
          UNION ALL
-         SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})
-            AND NOT EXISTS (${built})))`,
+         SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
+          WHERE NOT EXISTS (${built})))`,
     scope: scopeText,
   };
 }
