@@ -1,8 +1,32 @@
+import { Client } from 'pg';
 import { TestBroker } from '@broker/testing';
 import { DataSource } from 'typeorm';
 import { AgreementService, RecordIndexKeeper } from '@broker/agreements';
-import { DatasetService } from '@broker/registry';
+import { DatasetService, INDEX_WAIT_MS } from '@broker/registry';
 import { DeclaredIndexes1765100000000 } from '../libs/core/src/database/migrations/1765100000000-declared-indexes';
+
+/**
+ * Runs `work` while another session holds a snapshot (an open REPEATABLE READ transaction that has
+ * read), as a long export does: a concurrent index build waits for it to end.
+ */
+async function whileSnapshotHeld<T>(databaseUrl: string, work: () => Promise<T>): Promise<T> {
+  const holder = new Client({ connectionString: databaseUrl });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await holder.query('SELECT count(*) FROM pg_class');
+    return await work();
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+  }
+}
+
+/** Polls `probe` until it holds (at most 30 s). */
+async function eventually(probe: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600 && !(await probe()); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(await probe()).toBe(true);
+}
 
 const UPDATE = `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { title } }`;
 
@@ -150,6 +174,33 @@ describe('updateDataset: indexes', () => {
       dataset.id,
     ]);
     expect(title).toBe('Cases');
+  });
+
+  it('answers a declaration without waiting for a build held up by an older snapshot, and builds it after', async () => {
+    const service = broker.app.get(DatasetService);
+    service.indexWaitMs = 200;
+    const wanted = '(case_id COLLATE "C", officer COLLATE "C")';
+    try {
+      // Were the mutation to wait for the build, it would wait for the snapshot, which outlives it.
+      const during = await whileSnapshotHeld(broker.config.DATABASE_URL, async () => {
+        const res = await broker.gql(steward.apiKey, UPDATE, {
+          id: dataset.id,
+          input: { indexes: [['case_id', 'officer']] },
+        });
+        expect(res.errors).toBeUndefined();
+        return indexes();
+      });
+      // Not there yet, or there but not yet valid: the build was waiting.
+      expect(during).not.toContain(wanted);
+      await eventually(async () => (await indexes()).includes(wanted));
+      const [{ declared }] = await broker.query<{ declared: unknown }>(
+        `SELECT declared_indexes AS declared FROM dataset WHERE id = $1`,
+        [dataset.id],
+      );
+      expect(declared).toEqual(expect.arrayContaining([['case_id', 'officer']]));
+    } finally {
+      service.indexWaitMs = INDEX_WAIT_MS;
+    }
   });
 });
 
@@ -310,5 +361,47 @@ describe('record indexes of the agreements in force', () => {
     await broker.query(`DROP INDEX records."${name}"`);
     expect(await ensure()).toEqual({ present: 0, built: 0, rebuilt: 0, failed: 0 });
     expect(await officerIndexes()).toEqual([]);
+  });
+
+  it('are built after an approval that did not wait for them, held up by an older snapshot', async () => {
+    const service = broker.app.get(DatasetService);
+    service.indexWaitMs = 200;
+    try {
+      const parties = await broker.sharingParties('Jail', 'Courts', 'PROGRAM_EVALUATION');
+      const patrols = await broker.registerDataset(parties.providerSteward.apiKey, {
+        slug: 'patrols',
+        title: 'Patrols',
+        keyField: 'patrol_id',
+        fields: [
+          { name: 'patrol_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'unit', type: 'STRING', classification: 'NON_SENSITIVE' },
+        ],
+      });
+      const unitIndexes = () =>
+        broker.query<{ valid: boolean }>(
+          `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+            WHERE n.nspname = 'records' AND t.relname = 'patrols'
+              AND pg_get_indexdef(i.indexrelid) LIKE '%(unit%'`,
+        );
+      const during = await whileSnapshotHeld(broker.config.DATABASE_URL, async () => {
+        await broker.activateAgreement(parties.providerSteward.apiKey, parties.recipientSteward.apiKey, {
+          title: 'Patrols by unit',
+          providerAgencyId: parties.providerAgency.id,
+          recipientAgencyId: parties.recipientAgency.id,
+          purposes: ['PROGRAM_EVALUATION'],
+          validFrom: '2020-01-01T00:00:00Z',
+          validUntil: '2099-01-01T00:00:00Z',
+          grants: [
+            { datasetId: patrols.id, fields: [{ name: 'patrol_id' }], rowFilter: { unit: { $ne: 'u9' } } },
+          ],
+        });
+        return unitIndexes();
+      });
+      expect(during.filter((i) => i.valid)).toEqual([]);
+      await eventually(async () => (await unitIndexes()).some((i) => i.valid));
+    } finally {
+      service.indexWaitMs = INDEX_WAIT_MS;
+    }
   });
 });

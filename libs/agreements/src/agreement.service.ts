@@ -411,12 +411,11 @@ export class AgreementService {
     return row;
   }
 
-  /** The AUDITOR making an oversight decision, for its oversight agency. */
-
   /**
    * The record indexes a version in force needs: one per field its row filters read, built after
-   * the approval commits (concurrently: ingestion and queries go on). An index that cannot be built
-   * only makes queries slower: it never refuses an approval that has committed, and the next
+   * the approval commits (concurrently: ingestion and queries go on), waited for a few seconds at
+   * most (DatasetService.ensureIndexesSoon). An index that cannot be built only makes queries
+   * slower: it never refuses an approval that has committed, and the next
    * {@link ensureIndexesInForce} builds it.
    */
   private async buildIndexes(id: string, version: number): Promise<void> {
@@ -424,7 +423,10 @@ export class AgreementService {
       `SELECT content FROM agreement_version WHERE agreement_id = $1 AND version = $2`,
       [id, version],
     );
-    await this.datasets.ensureIndexesOf(rowFilterIndexes(row ? [row.content] : []));
+    await this.datasets.ensureIndexesSoon(
+      rowFilterIndexes(row ? [row.content] : []),
+      `agreement ${id} v${version}`,
+    );
   }
 
   /**

@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, asSubject, authorize } from '@broker/auth';
-import { badInput, BrokerError, conflict, Database, ErrorCode } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode, LOGGER } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
@@ -42,11 +43,18 @@ export interface DatasetShapeRecord {
 /** The dataset registry: metadata for everyone, record tables created through one DDL path. */
 @Injectable()
 export class DatasetService {
+  /**
+   * How long a change waits for the record indexes it asked for ({@link ensureIndexesSoon}) before
+   * answering; the build goes on after it.
+   */
+  indexWaitMs = INDEX_WAIT_MS;
+
   constructor(
     private readonly db: Database,
     @InjectRepository(DatasetEntity) private readonly datasets: Repository<DatasetEntity>,
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   /** The catalog: every dataset's metadata, by slug. */
@@ -271,7 +279,7 @@ export class DatasetService {
       { carrier: ctx },
     );
     // After the commit, and concurrently: ingestion and queries go on while the indexes build.
-    await this.ensureIndexes(id, indexes);
+    await this.ensureIndexesSoon([[id, indexes]], 'declared');
     return (await this.get(ctx, id))!;
   }
 
@@ -341,6 +349,44 @@ export class DatasetService {
   }
 
   /**
+   * {@link ensureIndexesOf} for a change that has committed (a declaration, a version coming into
+   * force), waited for at most {@link indexWaitMs}: a concurrent build waits for every transaction
+   * older than it (a long export's included), and the change must not wait with it. Past the bound
+   * the build goes on in the background; either way its outcome is logged, and an index that could
+   * not be built is built by the next check (RecordIndexKeeper). Never throws: the change stands.
+   */
+  async ensureIndexesSoon(
+    demands: Iterable<[string, readonly (readonly string[])[]]>,
+    what: string,
+  ): Promise<IndexCounts | null> {
+    const started = Date.now();
+    const building = this.ensureIndexesOf(demands).then((counts) => {
+      const ms = Date.now() - started;
+      if (counts.failed)
+        this.logger.warn({ what, ...counts, ms }, 'record indexes not all built; the next check retries');
+      else if (counts.built || counts.rebuilt)
+        this.logger.info({ what, ...counts, ms }, 'record indexes built');
+      return counts;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), this.indexWaitMs);
+    });
+    try {
+      const counts = await Promise.race([building, waited]);
+      if (counts === null) {
+        this.logger.info(
+          { what, ms: Date.now() - started },
+          'record indexes still building, in the background',
+        );
+      }
+      return counts;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * The dataset a caller may change (ingest, record consent, update, report subject access): its
    * provider's stewards only, by the caller's ability. Another agency's dataset answers NOT_FOUND like
    * a missing one, even though its metadata is in the catalog; a role that never may is FORBIDDEN.
@@ -375,6 +421,9 @@ export class DatasetService {
     };
   }
 }
+
+/** How long a committed change waits for its record indexes by default (see ensureIndexesSoon). */
+export const INDEX_WAIT_MS = 5000;
 
 /** How many indexes {@link DatasetService.ensureIndexesOf} found there, built, rebuilt, or could not build. */
 export type IndexCounts = Record<IndexOutcome | 'failed', number>;
