@@ -169,20 +169,20 @@ describe('retention', () => {
       [dataset.id, run.id],
     );
     const [scope] = await broker.query<{ id: number }>(
-      `INSERT INTO person_key_scope (run_id, scope, persons) VALUES ($1, 'agency/PURPOSE', 0) RETURNING id`,
+      `INSERT INTO person_key_scope (run_id, scope, persons, records) VALUES ($1, 'agency/PURPOSE', 0, 0) RETURNING id`,
       [run.id],
     );
     await broker.query(
-      `INSERT INTO person_key (scope_id, prefix, person_id)
-       SELECT DISTINCT $1::int, person_id, person_id FROM linkage_person WHERE run_id = $2`,
+      `INSERT INTO person_key (scope_id, dataset_id, record_key, person_id, prefix)
+       SELECT $1::int, dataset_id, record_key, person_id, person_id FROM linkage_person WHERE run_id = $2`,
       [scope.id, run.id],
     );
-    const keptPersons = () =>
-      broker.query<{ person_id: string }>(
-        `SELECT person_id::text FROM person_key WHERE scope_id = $1 ORDER BY person_id`,
+    const keptInTable = () =>
+      broker.query<{ record_key: string }>(
+        `SELECT record_key FROM person_key WHERE scope_id = $1 ORDER BY record_key`,
         [scope.id],
       );
-    expect(await keptPersons()).toHaveLength(12);
+    expect(await keptInTable()).toHaveLength(13);
     await broker.gqlOk(steward.apiKey, `mutation($i: ConsentInput!) { recordConsent(input: $i) { id } }`, {
       i: { datasetId: dataset.id, subjectId: 'OLD-P1', purpose: 'RECIDIVISM_EVALUATION', granted: true },
     });
@@ -239,8 +239,8 @@ describe('retention', () => {
       [dataset.id],
     );
     expect(linked.map((l) => l.record_key)).toEqual(['NEW0', 'NEW1', 'NEW2', 'NEW3', 'NUL0', 'NUL1']);
-    // The lookup table keeps the persons who still have a record: person 1 (NEW0), not persons 2–7.
-    expect((await keptPersons()).map((p) => Number(p.person_id))).toEqual([1, 102, 103, 104, 105, 106]);
+    // And the personKey lookup table only those that stay.
+    expect((await keptInTable()).map((r) => r.record_key)).toEqual(linked.map((l) => l.record_key));
     // Consent and the release stay: the subject access report still answers for a destroyed record.
     expect(
       await broker.query(`SELECT subject_id FROM consent_current WHERE subject_id = 'OLD-P1'`),

@@ -232,7 +232,8 @@ export class LinkageEngine {
     // The run's outcome stands whatever happens here: filters hash every record until a table is built.
     await this.personKeys.afterRun().then(
       (pass) => {
-        if (pass.built.length || pass.dropped) this.logger.info({ runId, ...pass }, 'personKey lookup tables renewed');
+        if (pass.built.length || pass.dropped)
+          this.logger.info({ runId, ...pass }, 'personKey lookup tables renewed');
       },
       (error: unknown) => this.logger.warn({ err: error, runId }, 'personKey lookup tables not renewed'),
     );

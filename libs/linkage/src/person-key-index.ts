@@ -14,10 +14,10 @@ export interface PersonKeyPass {
 
 /**
  * The lookup tables of filters on personKey (migration person-key-index): for the linkage run in
- * force and one scope (recipient agency and purpose), the first 64 bits of each person's pseudonym
- * beside the person. A filter on some pseudonyms then finds its persons by index and hashes only
- * theirs (person-key.ts, `among`), where without the table it hashes every linked record of the
- * dataset: about a second per million.
+ * force and one scope (recipient agency and purpose), each linked record with its person and the
+ * first 64 bits of the person's pseudonym. A filter on some pseudonyms then finds its records by
+ * index and hashes only their persons (person-key.ts, `among`), where without the table it hashes
+ * every linked record of the dataset: about a second per million.
  *
  * Built only for the scopes analysts filter by (minimum necessary: no pseudonyms are kept for a scope
  * nobody asks), in the background: the data plane says which scope a filter used ({@link want}), and
@@ -73,28 +73,35 @@ export class PersonKeyIndex implements OnApplicationShutdown {
       // Another broker building it meanwhile holds this row's unique key: this waits for its commit
       // and then writes nothing.
       const [row] = await tx.query<{ id: number }>(
-        `INSERT INTO person_key_scope (run_id, scope, persons) VALUES ($1, $2, 0)
+        `INSERT INTO person_key_scope (run_id, scope, persons, records) VALUES ($1, $2, 0, 0)
          ON CONFLICT (run_id, scope) DO NOTHING RETURNING id`,
         [state.run, scope],
       );
       if (!row) return null;
-      const [{ n }] = await tx.query<{ n: number }>(
-        `WITH written AS (
-           INSERT INTO person_key (scope_id, prefix, person_id)
-           SELECT $1, ${keyPrefixSql(personHashSql('p.person_id', scopedKeySql('$3::text')))}, p.person_id
+      // Each person hashed once; each of its linked records filed under the key's first 64 bits.
+      const [{ persons, records }] = await tx.query<{ persons: number; records: number }>(
+        `WITH keyed AS MATERIALIZED (
+           SELECT p.person_id, ${keyPrefixSql(personHashSql('p.person_id', scopedKeySql('$3::text')))} AS prefix
              FROM (SELECT DISTINCT person_id FROM linkage_person WHERE run_id = $2) p
-           RETURNING 1)
-         SELECT count(*)::int AS n FROM written`,
+         ),
+         written AS (
+           INSERT INTO person_key (scope_id, dataset_id, record_key, person_id, prefix)
+           SELECT $1, lp.dataset_id, lp.record_key, lp.person_id, k.prefix
+             FROM linkage_person lp JOIN keyed k ON k.person_id = lp.person_id
+            WHERE lp.run_id = $2
+           RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM keyed)::int AS persons, (SELECT count(*) FROM written)::int AS records`,
         [row.id, state.run, scope],
       );
       // The planner's statistics count the new rows (as they will once this commits): a filter
       // reads them by prefix.
       await tx.query(`ANALYZE person_key`);
-      await tx.query(`UPDATE person_key_scope SET persons = $2, built_at = clock_timestamp() WHERE id = $1`, [
-        row.id,
-        n,
-      ]);
-      return n;
+      await tx.query(
+        `UPDATE person_key_scope SET persons = $2, records = $3, built_at = clock_timestamp() WHERE id = $1`,
+        [row.id, persons, records],
+      );
+      return persons;
     });
     if (persons !== null) {
       this.logger.info({ scope, persons, ms: Date.now() - started }, 'personKey lookup table built');
@@ -133,14 +140,20 @@ export class PersonKeyIndex implements OnApplicationShutdown {
     return gone.length;
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Starts no more builds. One under way is not waited for (a table of millions takes a while): its
+   * transaction is rolled back when its connection closes, and the next filter, or the watchdog's
+   * clean-up of the run, builds it again.
+   */
+  onApplicationShutdown(): void {
     this.closed = true;
-    await this.chain.catch(() => undefined);
   }
 
   /** One build at a time per broker: each is a scan of the run's persons. */
   private serially<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.chain.catch(() => undefined).then(work);
+    const next = this.chain
+      .catch(() => undefined)
+      .then(() => (this.closed ? Promise.reject(new Error('shutting down')) : work()));
     this.chain = next;
     return next;
   }

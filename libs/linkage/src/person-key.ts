@@ -36,10 +36,10 @@ export interface PersonKeyParts {
   /**
    * A condition every record whose personKey is one of `keys` (a `text[]` placeholder) meets: its key
    * is among the records of those persons in the run in force. Where the scope's lookup table is
-   * built for that run (see {@link PersonKeyIndex}), the persons are found by the first 64 bits of
-   * their keys and only theirs are hashed; until then, it hashes each linked record of the dataset
-   * once (the filter on {@link value} costs a correlated subquery per record). It goes beside such a
-   * filter (it selects a superset), never instead of it.
+   * built for that run (see PersonKeyIndex), the records are found by the first 64 bits of their
+   * persons' keys and only those persons are hashed; until then, it hashes each linked record of the
+   * dataset once (the filter on {@link value} costs a correlated subquery per record). It goes beside
+   * such a filter (it selects a superset), never instead of it.
    */
   among(keys: string): string;
   /** The scope the pseudonyms belong to, `<recipient agency id>/<purpose>`. */
@@ -96,17 +96,16 @@ export function personKeyParts(
      WHERE ks2.id = 1 AND ks.scope = ${scope}`;
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
-    // Two branches, of which PostgreSQL runs one: by the table, the persons whose keys start as
-    // asked (found first, once: an InitPlan; none when the table is not built), their records by
-    // person and each hashed whole; without the table, every linked record of the dataset hashed,
-    // behind a one-time filter on whether it is built. OFFSET 0 keeps that filter above the scan: a
-    // parallel scan's workers would otherwise be started (5 ms) only for each to find it false.
+    // Two branches, of which PostgreSQL runs one: by the table, the records of the persons whose
+    // keys start as asked (none when the table is not built), each person's key computed whole;
+    // without the table, every linked record of the dataset hashed, behind a one-time filter on
+    // whether it is built. OFFSET 0 keeps that filter above the scan: a parallel scan's workers would
+    // otherwise be started (5 ms) only for each to find it false.
     among: (keys) =>
       `((${recordKeySql}) IN (
-         SELECT lp.record_key ${linked}
-            AND lp.person_id = ANY (ARRAY(SELECT pk.person_id FROM person_key pk
-                 WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})))
-            AND ${personHash} = ANY(${keys})
+         SELECT pk.record_key FROM person_key pk
+          WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
+            AND pk.dataset_id = ${dataset} AND ${personHashSql('pk.person_id', scopedKeySql(scope))} = ANY(${keys})
          UNION ALL
          SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
           WHERE NOT EXISTS (${built})))`,

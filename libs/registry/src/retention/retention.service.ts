@@ -149,26 +149,16 @@ export class RetentionService {
         );
         if (!gone.length) return 0;
         const keys = gone.map((g) => g.key);
-        const unlinked = await manager.query<{ run: string; person: string }[]>(
-          `WITH gone AS (
-             DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])
-             RETURNING run_id, person_id
-           )
-           SELECT DISTINCT run_id::text AS run, person_id::text AS person FROM gone`,
+        await manager.query(
+          `DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])`,
           [dataset.id, keys],
         );
-        if (unlinked.length) {
-          // A person none of whose records is left keeps no entry in the personKey lookup tables
-          // (libs/linkage/src/person-key-index.ts).
-          await manager.query(
-            `DELETE FROM person_key pk
-              USING person_key_scope s, unnest($1::uuid[], $2::bigint[]) AS g (run_id, person_id)
-              WHERE s.run_id = g.run_id AND pk.scope_id = s.id AND pk.person_id = g.person_id
-                AND NOT EXISTS (SELECT 1 FROM linkage_person lp
-                                 WHERE lp.run_id = g.run_id AND lp.person_id = g.person_id)`,
-            [unlinked.map((u) => u.run), unlinked.map((u) => u.person)],
-          );
-        }
+        // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
+        await manager.query(
+          `DELETE FROM person_key WHERE dataset_id = $1 AND record_key = ANY($2::text[])
+              AND scope_id IN (SELECT id FROM person_key_scope)`,
+          [dataset.id, keys],
+        );
         const subjects = gone.filter((g) => g.subject !== null);
         if (subjects.length) {
           await manager.query(
