@@ -223,9 +223,8 @@ const SHAPES: Shape[] = [
     name: 'personKey eq, default order',
     args: `where: { personKey: { eq: "PERSONKEY" } }`,
     where: `id IN (SELECT pk.record_key FROM linkage_state ls
-      JOIN person_key_scope s ON s.run_id = ls.current_run_id AND s.scope = 'SCOPE'
+      JOIN person_key_scope s ON s.run_id = ls.current_run_id AND s.scope = 'SCOPE' AND s.dataset_id = 'DATASET'
       JOIN person_key pk ON pk.scope_id = s.id AND pk.prefix = ('x' || left('PERSONKEY', 16))::bit(64)::bigint
-       AND pk.dataset_id = 'DATASET'
      WHERE ls.id = 1 AND encode(hmac(convert_to(pk.person_id::text, 'UTF8'),
        (SELECT hmac(convert_to('SCOPE', 'UTF8'), s.secret, 'sha256') FROM linkage_secret s WHERE s.id = 1),
        'sha256'), 'hex') = 'PERSONKEY')`,
@@ -466,7 +465,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
       .replace('PERSONKEY', personKey);
     const where = shape.where
       .replace('LOOKUP', lookupId)
-      .replace('DATASET', datasetId)
+      .replace(/DATASET/g, datasetId)
       .replace('HASHED', hashed)
       .replace(/PERSONKEY/g, personKey)
       .replace(/SCOPE/g, `${d.recipient}/${d.purpose}`);

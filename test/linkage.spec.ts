@@ -460,7 +460,13 @@ describe('linkage runs', () => {
     const before = await assignment(previous);
     // A personKey lookup table of the run in force, which the next run's worker builds for it.
     const scope = personKeyScope(seeded.agencies.RESEARCH.id, 'RECIDIVISM_EVALUATION');
-    expect(await broker.app.get(PersonKeyIndex).build(scope)).toBe(new Set(before.values()).size);
+    const bookingsId = seeded.datasets.jail_bookings.id;
+    const persons = (run: Map<string, string>) =>
+      new Set([...run].filter(([record]) => record.startsWith(`${bookingsId}/`)).map(([, person]) => person))
+        .size;
+    expect(await broker.app.get(PersonKeyIndex).build({ scope, datasetId: bookingsId })).toBe(
+      persons(before),
+    );
     const steward = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
     const bookings = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!;
     const copy = { ...bookings.records[0], booking_id: 'BK-NEWONE1' };
@@ -493,14 +499,16 @@ describe('linkage runs', () => {
     expect(after.get(apartPair[0])).not.toBe(after.get(apartPair[1]));
     // The lookup table was built for the new run, and the previous run's dropped.
     const tables = () =>
-      broker.query<{ run_id: string; scope: string; persons: number }>(
-        `SELECT run_id, scope, persons::int FROM person_key_scope ORDER BY built_at`,
+      broker.query<{ run_id: string; scope: string; dataset_id: string; persons: number }>(
+        `SELECT run_id, scope, dataset_id, persons::int FROM person_key_scope ORDER BY built_at`,
       );
     await waitFor('the lookup table renewed', async () => {
       const now = await tables();
       return now.length === 1 && now[0].run_id === done.id;
     });
-    expect(await tables()).toEqual([{ run_id: done.id, scope, persons: new Set(after.values()).size }]);
+    expect(await tables()).toEqual([
+      { run_id: done.id, scope, dataset_id: bookingsId, persons: persons(after) },
+    ]);
   }, 120_000);
 
   describe('personKey', () => {

@@ -32,6 +32,8 @@ describe('personKey lookup tables', () => {
       .update(String(person), 'utf8')
       .digest('hex');
   const research = () => personKeyScope(ids.research, 'RECIDIVISM_EVALUATION');
+  /** The lookup table of a scope for the bookings. */
+  const table = (scope: string) => ({ scope, datasetId: bookings.id });
   const probation = () => personKeyScope(ids.probation, 'SUPERVISION');
   /** The records whose person's key, in `scope`, is one of `keys`: the truth, from Node's crypto. */
   const truth = (scope: string, keys: string[]) =>
@@ -41,7 +43,7 @@ describe('personKey lookup tables', () => {
       .sort();
 
   /** Writes a run in force assigning each record `person(i)` (null: not linked). */
-  const writeRun = async (person: (i: number) => number | null) => {
+  const writeRun = async (person: (i: number) => number | null, options = { current: true }) => {
     const [row] = await broker.query<{ id: string }>(
       `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
     );
@@ -55,8 +57,10 @@ describe('personKey lookup tables', () => {
        SELECT $1, $2, k, p FROM unnest($3::text[], $4::bigint[]) AS u (k, p)`,
       [row.id, bookings.id, [...personOf.keys()], [...personOf.values()]],
     );
+    if (!options.current) return row.id;
     await broker.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [row.id]);
     run = row.id;
+    return row.id;
   };
 
   /** `among` as the data plane writes it, over every record key of the dataset and one that is none. */
@@ -183,11 +187,11 @@ describe('personKey lookup tables', () => {
       truth(probation(), keys),
     );
     // Built once: asking again within the check interval, or building again, writes nothing.
-    expect(await index.build(probation())).toBeNull();
+    expect(await index.build(table(probation()))).toBeNull();
   });
 
   it('finds the same records with the table as without it, for any keys (fast-check)', async () => {
-    expect(await index.build(research())).toBe(new Set(personOf.values()).size);
+    expect(await index.build(table(research()))).toBe(new Set(personOf.values()).size);
     const persons = [...new Set(personOf.values())];
     const someone = fc.constantFrom(...persons);
     const key = fc.oneof(
@@ -259,7 +263,7 @@ describe('personKey lookup tables', () => {
 
   it('builds one scope once when two builds race', async () => {
     await broker.query(`DELETE FROM person_key_scope WHERE scope = $1`, [research()]);
-    const results = await Promise.all([index.build(research()), index.build(research())]);
+    const results = await Promise.all([index.build(table(research())), index.build(table(research()))]);
     const persons = new Set(personOf.values()).size;
     expect(results.sort()).toEqual([persons, null]);
     const rows = (await built()).filter((b) => b.scope === research());
@@ -279,7 +283,7 @@ describe('personKey lookup tables', () => {
     const pass = await index.afterRun();
     const persons = String(new Set(personOf.values()).size);
     expect(pass.built).toEqual(
-      [probation(), research()].sort().map((scope) => ({ scope, persons: Number(persons) })),
+      [probation(), research()].sort().map((scope) => ({ ...table(scope), persons: Number(persons) })),
     );
     expect(pass.dropped).toBe(2);
     expect((await built()).map((b) => [b.scope, b.run_id, b.persons, b.rows])).toEqual(
@@ -294,10 +298,50 @@ describe('personKey lookup tables', () => {
     expect(await index.afterRun()).toEqual({ built: [], dropped: 0 });
   });
 
+  it('puts a run in force with its tables, built in its transaction; a scope that fails waits for the clean-up', async () => {
+    const next = await writeRun((i) => (i % 5 === 0 ? null : 1 + ((i * 31) % 300)), { current: false });
+    const persons = new Set(personOf.values()).size;
+    const keys = [keyOf(research(), 7), keyOf(research(), 299)];
+    let made: unknown;
+    await pg.query('BEGIN');
+    try {
+      // Supervision's table cannot be built: its savepoint is rolled back, and the run goes on.
+      await pg.query(`CREATE FUNCTION refuse_supervision() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF (SELECT scope FROM person_key_scope WHERE id = NEW.scope_id) LIKE '%/SUPERVISION' THEN
+            RAISE EXCEPTION 'refused';
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await pg.query(
+        `CREATE TRIGGER refuse BEFORE INSERT ON person_key FOR EACH ROW EXECUTE FUNCTION refuse_supervision()`,
+      );
+      made = await index.prepareRun(pg, next);
+      await pg.query(`DROP TRIGGER refuse ON person_key`);
+      await pg.query(`DROP FUNCTION refuse_supervision()`);
+      await pg.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [next]);
+      await pg.query('COMMIT');
+    } catch (error) {
+      await pg.query('ROLLBACK');
+      throw error;
+    }
+    run = next;
+    expect(made).toEqual([{ ...table(research()), persons }]);
+    // In force with the run: the filters use research's table at once.
+    expect((await built()).filter((b) => b.run_id === next).map((b) => b.scope)).toEqual([research()]);
+    expect(await among('research', keys)).toEqual(truth(research(), keys));
+    expect(truth(research(), keys).length).toBeGreaterThan(1);
+    // The clean-up after the run builds the one that failed, and drops the last run's two.
+    expect(await index.afterRun()).toEqual({ built: [{ ...table(probation()), persons }], dropped: 2 });
+    expect((await built()).map((b) => [b.scope, b.run_id])).toEqual(
+      [probation(), research()].sort().map((scope) => [scope, next]),
+    );
+  });
+
   it('keeps no table without a run in force', async () => {
     await broker.query(`UPDATE linkage_state SET current_run_id = NULL WHERE id = 1`);
     try {
-      expect(await index.build(personKeyScope(ids.research, 'PROGRAM_EVALUATION'))).toBeNull();
+      expect(await index.build(table(personKeyScope(ids.research, 'PROGRAM_EVALUATION')))).toBeNull();
       expect(await index.afterRun()).toEqual({ built: [], dropped: 2 });
       expect(await built()).toEqual([]);
     } finally {

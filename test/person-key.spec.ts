@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { PersonKeyIndex, personKeyScope } from '@broker/linkage';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
@@ -17,7 +18,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
   let participation: { id: string };
   let cboSteward: { apiKey: string };
   let probationSteward: { apiKey: string };
-  let ids: { cbo: string; probation: string };
+  let ids: { cbo: string; probation: string; research: string };
 
   const read = async (key: string, query: string) => {
     const res = await broker.gql(key, query, {}, DATA);
@@ -35,7 +36,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     cboSteward = await broker.createUser({ agencyId: cbo.id, role: 'STEWARD' });
     const researchSteward = await broker.createUser({ agencyId: research.id, role: 'STEWARD' });
     probationSteward = await broker.createUser({ agencyId: probation.id, role: 'STEWARD' });
-    ids = { cbo: cbo.id, probation: probation.id };
+    ids = { cbo: cbo.id, probation: probation.id, research: research.id };
     researchAnalyst = await broker.createUser({ agencyId: research.id, role: 'ANALYST' });
     probationAnalyst = await broker.createUser({ agencyId: probation.id, role: 'ANALYST' });
     await broker.definePurposes('RECIDIVISM_EVALUATION', 'PROGRAM_EVALUATION', 'SUPERVISION');
@@ -333,5 +334,27 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
       expect(res.data).toBeNull();
       expect(res.errors![0].extensions!.code).toBe('FORBIDDEN');
     }
+  });
+
+  it('reads a lookup table of pseudonyms only for its own dataset', async () => {
+    const { bookings: b } = await read(
+      researchAnalyst.apiKey,
+      `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { booking_id: { eq: "B1" } }) { nodes { personKey } } }`,
+    );
+    const key = b.nodes[0].personKey!;
+    // Only the bookings' table is built: a filter on participation must not read it.
+    await broker.query(`DELETE FROM person_key_scope`);
+    const scope = personKeyScope(ids.research, 'RECIDIVISM_EVALUATION');
+    expect(await broker.app.get(PersonKeyIndex).build({ scope, datasetId: bookings.id })).toBe(2);
+    const joined = await read(
+      researchAnalyst.apiKey,
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { personKey: { eq: "${key}" } }) { nodes { enrollment_id } } }`,
+    );
+    expect(joined.participation.nodes).toEqual([{ enrollment_id: 'E1' }]);
+    const again = await read(
+      researchAnalyst.apiKey,
+      `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { personKey: { in: ["${key}"] } }) { nodes { booking_id } } }`,
+    );
+    expect(again.bookings.nodes).toEqual([{ booking_id: 'B1' }]);
   });
 });

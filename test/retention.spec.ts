@@ -169,12 +169,13 @@ describe('retention', () => {
       [dataset.id, run.id],
     );
     const [scope] = await broker.query<{ id: number }>(
-      `INSERT INTO person_key_scope (run_id, scope, persons, records) VALUES ($1, 'agency/PURPOSE', 0, 0) RETURNING id`,
-      [run.id],
+      `INSERT INTO person_key_scope (run_id, scope, dataset_id, persons, records)
+       VALUES ($1, 'agency/PURPOSE', $2, 0, 0) RETURNING id`,
+      [run.id, dataset.id],
     );
     await broker.query(
-      `INSERT INTO person_key (scope_id, dataset_id, record_key, person_id, prefix)
-       SELECT $1::int, dataset_id, record_key, person_id, person_id FROM linkage_person WHERE run_id = $2`,
+      `INSERT INTO person_key (scope_id, record_key, person_id, prefix)
+       SELECT $1::int, record_key, person_id, person_id FROM linkage_person WHERE run_id = $2`,
       [scope.id, run.id],
     );
     const keptInTable = () =>

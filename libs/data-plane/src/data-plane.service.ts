@@ -334,9 +334,9 @@ export class DataPlaneService {
     return results;
   }
 
-  /** A filter looked personKeys up: their scope's lookup table is built if it is not (in the background). */
-  lookedUp(statement: Pick<PageStatement, 'personKeyScope'>): void {
-    if (statement.personKeyScope !== null) this.personKeys.want(statement.personKeyScope);
+  /** A filter looked personKeys up: their lookup table is built if it is not (in the background). */
+  lookedUp(statement: Pick<PageStatement, 'personKeyTable'>): void {
+    if (statement.personKeyTable !== null) this.personKeys.want(statement.personKeyTable);
   }
 
   /**

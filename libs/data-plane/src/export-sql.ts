@@ -8,6 +8,7 @@ import {
   whereSql,
 } from '@broker/policy';
 import { recordTable } from '@broker/registry';
+import type { PersonKeyTable } from '@broker/linkage';
 import { personKeyOptions } from './page-sql';
 import type { Plan } from './plan';
 
@@ -28,8 +29,8 @@ export interface ExportStatements {
   rows: { settings: { text: string; values: unknown[] }; copy: string; probe: string };
   /** The CSV header line (the nodes' keys), or null for NDJSON. */
   header: string | null;
-  /** The scope of the pseudonyms a filter on personKey looked up, if one did (see PersonKeyIndex). */
-  personKeyScope: string | null;
+  /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
+  personKeyTable: PersonKeyTable | null;
 }
 
 /** How long an export's COPY may run: a client reading a million rows slowly takes minutes. */
@@ -114,6 +115,6 @@ export function exportSql(
     count,
     rows: { settings: rowParams.settings(), copy, probe },
     header,
-    personKeyScope: counted.options.lookedUp(),
+    personKeyTable: counted.options.lookedUp(),
   };
 }

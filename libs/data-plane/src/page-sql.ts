@@ -1,4 +1,4 @@
-import { type PersonKeyParts, personKeyParts } from '@broker/linkage';
+import { type PersonKeyParts, type PersonKeyTable, personKeyParts } from '@broker/linkage';
 import {
   MAX_FIRST,
   PolicyError,
@@ -29,8 +29,8 @@ export interface PageStatement {
   writer: NodeJsonWriter;
   /** The columns of a row that hold its position's values, in order. */
   positionColumns: string[];
-  /** The scope of the pseudonyms a filter on personKey looked up, if one did (see PersonKeyIndex). */
-  personKeyScope: string | null;
+  /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
+  personKeyTable: PersonKeyTable | null;
 }
 
 /** The column of a page's statement that holds the i-th value of the row's position. */
@@ -119,7 +119,7 @@ export function pageSql(
     values: params.values,
     writer: new NodeJsonWriter(columns, names),
     positionColumns,
-    personKeyScope: options.lookedUp(),
+    personKeyTable: options.lookedUp(),
   };
 }
 
@@ -217,17 +217,17 @@ export function pageRows(
 /**
  * personKey's SQL, where the grant has linkage: its parameters are added the first time it is used,
  * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose). `lookedUp`
- * says the scope whose pseudonyms a filter looked up, once the statement is built, or null.
+ * says the lookup table a filter read, once the statement is built, or null.
  */
 export function personKeyOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose'>,
   params: SqlParams,
   recipientAgencyId: string,
   t: string,
-): ReleasedNameOptions & { lookedUp(): string | null } {
+): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null } {
   if (!plan.grant.linkage) return { lookedUp: () => null };
   let parts: PersonKeyParts | undefined;
-  let lookedUp: string | null = null;
+  let lookedUp: PersonKeyTable | null = null;
   const personKey = () => {
     if (!recipientAgencyId) throw new PolicyError('FORBIDDEN', 'Not granted');
     return (parts ??= personKeyParts(
@@ -244,7 +244,7 @@ export function personKeyOptions(
     },
     personKeyAmong: (keys) => {
       const key = personKey();
-      lookedUp = key.scope;
+      lookedUp = key.table;
       return key.among(keys);
     },
     lookedUp: () => lookedUp,

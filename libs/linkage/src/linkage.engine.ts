@@ -158,9 +158,10 @@ export class LinkageEngine {
   }
 
   /**
-   * RUNNING → SUCCEEDED, in the caller's transaction: statistics, histogram, the run in force, the
-   * superseded persons deleted and the persons table analysed (so the planner's statistics commit
-   * with the persons the data plane now reads), and the audit event, last.
+   * RUNNING → SUCCEEDED, in the caller's transaction: statistics, histogram, the personKey lookup
+   * tables built for it, the run in force, the superseded persons deleted and the persons table
+   * analysed (so the planner's statistics commit with the persons the data plane now reads), and the
+   * audit event, last.
    */
   private async succeed(client: PoolClient, run: LinkageRunRow): Promise<void> {
     const normalised = await this.store.unitStats<NormaliseStats>(client, run.id, 'normalise');
@@ -168,6 +169,8 @@ export class LinkageEngine {
     const [clustered] = await this.store.unitStats<ClusterStats>(client, run.id, 'cluster');
     const { stats, histogram } = summariseRun(normalised, scored, clustered);
     await this.store.markSucceeded(client, run.id, stats, histogram);
+    // The personKey lookup tables of the run in force, built for this one: in force with it.
+    await this.personKeys.prepareRun(client, run.id);
     await this.store.makeCurrent(client, run.id);
     await this.store.deleteSupersededPersons(client);
     await this.store.analyzePersons(client);

@@ -42,8 +42,17 @@ export interface PersonKeyParts {
    * such a filter (it selects a superset), never instead of it.
    */
   among(keys: string): string;
-  /** The scope the pseudonyms belong to, `<recipient agency id>/<purpose>`. */
+  /** The lookup table {@link among} reads: the pseudonyms' scope, and the dataset. */
+  table: PersonKeyTable;
+}
+
+/**
+ * One lookup table of pseudonyms (see PersonKeyIndex): the scope they belong to,
+ * `<recipient agency id>/<purpose>`, and the dataset whose records it holds.
+ */
+export interface PersonKeyTable {
   scope: string;
+  datasetId: string;
 }
 
 /** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
@@ -91,9 +100,10 @@ export function personKeyParts(
   const dataset = params.add(datasetId, 'uuid');
   const personHash = personHashSql('lp.person_id', scopedKeySql(scope));
   const linked = `FROM linkage_state ls JOIN linkage_person lp ON lp.run_id = ls.current_run_id WHERE ls.id = 1 AND lp.dataset_id = ${dataset}`;
-  // The scope's lookup table for the run in force, when it is built (whole: see PersonKeyIndex).
+  // The lookup table of the scope and dataset for the run in force, when it is built (whole: see
+  // PersonKeyIndex).
   const built = `SELECT ks.id FROM linkage_state ks2 JOIN person_key_scope ks ON ks.run_id = ks2.current_run_id
-     WHERE ks2.id = 1 AND ks.scope = ${scope}`;
+     WHERE ks2.id = 1 AND ks.scope = ${scope} AND ks.dataset_id = ${dataset}`;
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
     // Two branches, of which PostgreSQL runs one: by the table, the records of the persons whose
@@ -105,10 +115,10 @@ export function personKeyParts(
       `((${recordKeySql}) IN (
          SELECT pk.record_key FROM person_key pk
           WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
-            AND pk.dataset_id = ${dataset} AND ${personHashSql('pk.person_id', scopedKeySql(scope))} = ANY(${keys})
+            AND ${personHashSql('pk.person_id', scopedKeySql(scope))} = ANY(${keys})
          UNION ALL
          SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
           WHERE NOT EXISTS (${built})))`,
-    scope: scopeText,
+    table: { scope: scopeText, datasetId },
   };
 }

@@ -155,8 +155,8 @@ export class RetentionService {
         );
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(
-          `DELETE FROM person_key WHERE dataset_id = $1 AND record_key = ANY($2::text[])
-              AND scope_id IN (SELECT id FROM person_key_scope)`,
+          `DELETE FROM person_key WHERE record_key = ANY($2::text[])
+              AND scope_id IN (SELECT id FROM person_key_scope WHERE dataset_id = $1)`,
           [dataset.id, keys],
         );
         const subjects = gone.filter((g) => g.subject !== null);
