@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
-import { DatasetService, type IndexCounts } from '@broker/registry';
+import { DatasetService, type IndexCounts, logIndexCounts } from '@broker/registry';
 import { AgreementService } from './agreement.service';
 
 /**
@@ -55,12 +55,7 @@ export class RecordIndexKeeper implements OnModuleDestroy {
         ...(await this.agreements.indexesInForce()),
         ...(await this.datasets.declaredIndexes()),
       ]);
-      if (counts.built || counts.rebuilt || counts.failed) {
-        this.logger[counts.failed ? 'warn' : 'info'](
-          { indexes: counts },
-          'record indexes brought up to date',
-        );
-      }
+      logIndexCounts(this.logger, counts);
       return counts;
     } catch (error) {
       this.logger.warn({ err: error }, 'record indexes not checked; the next pass retries');

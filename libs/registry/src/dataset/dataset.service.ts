@@ -361,11 +361,7 @@ export class DatasetService {
   ): Promise<IndexCounts | null> {
     const started = Date.now();
     const building = this.ensureIndexesOf(demands).then((counts) => {
-      const ms = Date.now() - started;
-      if (counts.failed)
-        this.logger.warn({ what, ...counts, ms }, 'record indexes not all built; the next check retries');
-      else if (counts.built || counts.rebuilt)
-        this.logger.info({ what, ...counts, ms }, 'record indexes built');
+      logIndexCounts(this.logger, counts, { what, ms: Date.now() - started });
       return counts;
     });
     let timer: NodeJS.Timeout | undefined;
@@ -420,6 +416,22 @@ export class DatasetService {
       })),
     };
   }
+}
+
+/**
+ * Logs what a pass over record indexes did, when it did anything: `warn` if one could not be built
+ * (the next check retries it), else `info`. One home for that line (RecordIndexKeeper, ensureIndexesSoon).
+ */
+export function logIndexCounts(
+  logger: Logger,
+  counts: IndexCounts,
+  fields: Record<string, unknown> = {},
+): void {
+  if (!counts.built && !counts.rebuilt && !counts.failed) return;
+  logger[counts.failed ? 'warn' : 'info'](
+    { ...fields, indexes: counts },
+    'record indexes brought up to date',
+  );
 }
 
 /** How long a committed change waits for its record indexes by default (see ensureIndexesSoon). */
