@@ -423,8 +423,9 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
       async (c) =>
         (
           await c.query<{ persons: string; records: string; mb: string }>(
-            `SELECT persons::text, records::text,
-                    round(pg_total_relation_size('person_key') / 1048576.0)::text AS mb FROM person_key_scope`,
+            `SELECT count(DISTINCT k.person_id)::text AS persons, count(*)::text AS records,
+                    round(pg_total_relation_size('person_key') / 1048576.0)::text AS mb
+               FROM person_key_scope s JOIN person_key k ON k.scope_id = s.id GROUP BY s.id`,
           )
         ).rows[0],
     );

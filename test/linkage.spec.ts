@@ -500,7 +500,9 @@ describe('linkage runs', () => {
     // The lookup table was built for the new run, and the previous run's dropped.
     const tables = () =>
       broker.query<{ run_id: string; scope: string; dataset_id: string; persons: number }>(
-        `SELECT run_id, scope, dataset_id, persons::int FROM person_key_scope ORDER BY built_at`,
+        `SELECT s.run_id, s.scope, s.dataset_id,
+                (SELECT count(DISTINCT k.person_id) FROM person_key k WHERE k.scope_id = s.id)::int AS persons
+           FROM person_key_scope s ORDER BY s.built_at`,
       );
     await waitFor('the lookup table renewed', async () => {
       const now = await tables();

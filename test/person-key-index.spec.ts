@@ -92,7 +92,8 @@ describe('personKey lookup tables', () => {
   };
   const built = () =>
     broker.query<{ scope: string; run_id: string; persons: string; rows: string }>(
-      `SELECT s.scope, s.run_id, s.persons::text,
+      `SELECT s.scope, s.run_id,
+              (SELECT count(DISTINCT k.person_id) FROM person_key k WHERE k.scope_id = s.id)::text AS persons,
               (SELECT count(*) FROM person_key k WHERE k.scope_id = s.id)::text AS rows
          FROM person_key_scope s ORDER BY s.scope, s.run_id`,
     );

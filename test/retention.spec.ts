@@ -169,8 +169,7 @@ describe('retention', () => {
       [dataset.id, run.id],
     );
     const [scope] = await broker.query<{ id: number }>(
-      `INSERT INTO person_key_scope (run_id, scope, dataset_id, persons, records)
-       VALUES ($1, 'agency/PURPOSE', $2, 0, 0) RETURNING id`,
+      `INSERT INTO person_key_scope (run_id, scope, dataset_id) VALUES ($1, 'agency/PURPOSE', $2) RETURNING id`,
       [run.id, dataset.id],
     );
     await broker.query(

@@ -20,14 +20,14 @@ export type BuiltTable = PersonKeyTable & { persons: number };
  */
 async function buildTable(query: Rows, runId: string, table: PersonKeyTable): Promise<number | null> {
   const [row] = await query<{ id: number }>(
-    `INSERT INTO person_key_scope (run_id, scope, dataset_id, persons, records) VALUES ($1, $2, $3, 0, 0)
+    `INSERT INTO person_key_scope (run_id, scope, dataset_id) VALUES ($1, $2, $3)
      ON CONFLICT (run_id, scope, dataset_id) DO NOTHING RETURNING id`,
     [runId, table.scope, table.datasetId],
   );
   if (!row) return null;
   // Each person hashed once; each of its linked records of the dataset filed under the key's first
   // 64 bits.
-  const [{ persons, records }] = await query<{ persons: number; records: number }>(
+  const [{ persons }] = await query<{ persons: number }>(
     `WITH linked AS MATERIALIZED (
        SELECT record_key, person_id FROM linkage_person WHERE run_id = $2 AND dataset_id = $4
      ),
@@ -38,18 +38,13 @@ async function buildTable(query: Rows, runId: string, table: PersonKeyTable): Pr
      written AS (
        INSERT INTO person_key (scope_id, record_key, person_id, prefix)
        SELECT $1, l.record_key, l.person_id, k.prefix FROM linked l JOIN keyed k ON k.person_id = l.person_id
-       RETURNING 1
      )
-     SELECT (SELECT count(*) FROM keyed)::int AS persons, (SELECT count(*) FROM written)::int AS records`,
+     SELECT count(*)::int AS persons FROM keyed`,
     [row.id, runId, table.scope, table.datasetId],
   );
   // The planner's statistics count the new rows (as they will once this commits): a filter reads
-  // them by prefix.
+  // them by prefix. What a table holds is counted from it (retention deletes rows), never kept.
   await query(`ANALYZE person_key`);
-  await query(
-    `UPDATE person_key_scope SET persons = $2, records = $3, built_at = clock_timestamp() WHERE id = $1`,
-    [row.id, persons, records],
-  );
   return persons;
 }
 

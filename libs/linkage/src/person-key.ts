@@ -98,7 +98,8 @@ export function personKeyParts(
   const scopeText = personKeyScope(recipientAgencyId, purpose);
   const scope = params.add(scopeText, 'text');
   const dataset = params.add(datasetId, 'uuid');
-  const personHash = personHashSql('lp.person_id', scopedKeySql(scope));
+  const scopedKey = scopedKeySql(scope);
+  const personHash = personHashSql('lp.person_id', scopedKey);
   const linked = `FROM linkage_state ls JOIN linkage_person lp ON lp.run_id = ls.current_run_id WHERE ls.id = 1 AND lp.dataset_id = ${dataset}`;
   // The lookup table of the scope and dataset for the run in force, when it is built (whole: see
   // PersonKeyIndex).
@@ -115,7 +116,7 @@ export function personKeyParts(
       `((${recordKeySql}) IN (
          SELECT pk.record_key FROM person_key pk
           WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
-            AND ${personHashSql('pk.person_id', scopedKeySql(scope))} = ANY(${keys})
+            AND ${personHashSql('pk.person_id', scopedKey)} = ANY(${keys})
          UNION ALL
          SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
           WHERE NOT EXISTS (${built})))`,

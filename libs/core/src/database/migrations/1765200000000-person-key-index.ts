@@ -20,8 +20,6 @@ export class PersonKeyIndex1765200000000 implements MigrationInterface {
         run_id uuid NOT NULL REFERENCES linkage_run (id) ON DELETE CASCADE,
         scope text NOT NULL,
         dataset_id uuid NOT NULL,
-        persons bigint NOT NULL,
-        records bigint NOT NULL,
         built_at timestamptz NOT NULL DEFAULT clock_timestamp(),
         UNIQUE (run_id, scope, dataset_id)
       )`);
