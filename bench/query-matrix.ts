@@ -663,6 +663,7 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
     reset = false;
   }
   const before = memory();
+  const heapBefore = await heapOf(d.brokerPort);
   let started = performance.now();
   const { rows, bytes } = await new Promise<{ rows: number; bytes: number }>((done, fail) => {
     const req = request(
@@ -697,6 +698,7 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
   });
   const brokerSeconds = (performance.now() - started) / 1000;
   const { hwm } = memory();
+  const heapAfter = await heapOf(d.brokerPort);
   const select = DBA_SELECT.replace('$1::bytea', `'\\x${hmacKey.toString('hex')}'::bytea`).replace(
     /\s+/g,
     ' ',
@@ -723,6 +725,32 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
     `export: broker ${rows.toLocaleString('en-US')} rows (${(bytes / 1e6).toFixed(1)} MB CSV) in ${brokerSeconds.toFixed(2)} s ` +
       `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB (${reset ? 'reset before the export, ' : ''}RSS ${before.rss.toFixed(1)} MB before it); psql \\copy ` +
       `${psqlRows.toLocaleString('en-US')} rows in ${psqlSeconds.toFixed(2)} s = ${(psqlRows / psqlSeconds).toFixed(0)} rows/s`,
+    `export: broker memory before it ${heapBefore}; after it ${heapAfter}`,
     `ratio export rows/s broker/psql: ${ratio.toFixed(2)} (target ≥ 0.5, RSS < 300 MB)`,
   ];
+}
+
+/**
+ * Where the broker's memory is, from its own /metrics (prom-client's process and Node.js gauges):
+ * resident set, V8's heap (committed and used) and memory outside it (Buffers and the like).
+ */
+async function heapOf(port: number): Promise<string> {
+  const text = await new Promise<string>((done, fail) => {
+    request({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => done(body));
+    })
+      .on('error', fail)
+      .end();
+  });
+  const mb = (name: string) => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? (Number(m[1]) / 1e6).toFixed(1) : '?';
+  };
+  return (
+    `RSS ${mb('process_resident_memory_bytes')} MB, V8 heap ${mb('nodejs_heap_size_total_bytes')} MB ` +
+    `(used ${mb('nodejs_heap_size_used_bytes')}), external ${mb('nodejs_external_memory_bytes')} MB`
+  );
 }
