@@ -213,6 +213,8 @@ describe('data plane: exports (POST /data/export)', () => {
       [events[0].seq],
     );
     expect(release.n).toBe(expectedCount);
+    // The list was staged by PostgreSQL and taken by the append: nothing is left staged.
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
     const report = await broker.gqlOk<{ subjectAccessReport: { action: string }[] }>(
       providerSteward.apiKey,
       `query($d: ID!, $s: String!) { subjectAccessReport(datasetId: $d, subjectId: $s) { action fields } }`,
@@ -361,6 +363,8 @@ describe('data plane: exports (POST /data/export)', () => {
       [before[0].seq],
     );
     expect(events).toEqual([]);
+    // The list staged for the release that never was is gone too.
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
     // And the next export goes through.
     expect((await exportRaw(`{ things(purpose: RESEARCH, first: 3) { nodes { id } } }`)).statusCode).toBe(
       200,

@@ -8,6 +8,7 @@ import { AuditService } from './audit.service';
 import { RefusalAuditHook } from './refusal-audit.hook';
 import { RefusalRecorder } from './refusal-recorder';
 import { ReleaseIndexer } from './release-indexer';
+import { ReleaseStaging } from './release-staging';
 
 /** The hash-chained audit log. Global, so every library can inject {@link AuditService} to append. */
 @Global()
@@ -21,7 +22,8 @@ import { ReleaseIndexer } from './release-indexer';
     RefusalRecorder,
     RefusalAuditHook,
     ReleaseIndexer,
+    ReleaseStaging,
   ],
-  exports: [AuditService, RefusalRecorder, RefusalAuditHook, ReleaseIndexer],
+  exports: [AuditService, RefusalRecorder, RefusalAuditHook, ReleaseIndexer, ReleaseStaging],
 })
 export class AuditModule {}

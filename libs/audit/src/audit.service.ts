@@ -44,17 +44,19 @@ export interface AuditEventInput {
   /**
    * The records a release returned (the data plane's QUERY and EXPORT events), stored beside the
    * event in `release_record` in the same statement, for subject access reports: their row ids as
-   * PostgreSQL array text ('{1,2,3}'). Not hashed: put the list's digest in `details`. Indexed
-   * later, off the append (ReleaseIndexer).
+   * PostgreSQL array text ('{1,2,3}'), or the id of a list PostgreSQL staged (see
+   * {@link ReleaseStaging}). Not hashed: put the list's digest in `details`. Indexed later, off the
+   * append (ReleaseIndexer).
    */
   release?: ReleaseInput;
 }
 
-/** Which records a release returned. */
-export interface ReleaseInput {
-  datasetId: string;
-  rids: string;
-}
+/**
+ * Which records a release returned: their ids as array text, or a list staged in the database
+ * (`staged`, the id {@link ReleaseStaging.stage} returned), which the append moves into the record;
+ * an append whose staged list is gone, or is another dataset's, fails and writes nothing.
+ */
+export type ReleaseInput = { datasetId: string; rids: string } | { datasetId: string; staged: string };
 
 /** The content of an event to append, and the records it released. */
 type Appendable = Omit<AuditEventContent, 'seq' | 'at'> & { release?: ReleaseInput };
@@ -85,7 +87,22 @@ const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
  * if the chain is ever sharded. A denial counts only when a party's user made it. An event naming an
  * agreement that does not exist counts nowhere.
  */
-const APPEND_SQL = `
+function appendSql(staged: boolean): string {
+  // A group with a staged list (an export's) takes the list in, checked to be its dataset's (a
+  // missing or other list leaves rids null, which release_record refuses), and deletes it; the
+  // other groups, every page's, read and lock nothing more.
+  const stagedColumn = staged ? ', release_staged uuid' : '';
+  const released = staged
+    ? `SELECT s.seq, s.release_dataset_id,
+              CASE WHEN s.release_staged IS NULL THEN s.release_rids::bigint[]
+                   WHEN r.dataset_id = s.release_dataset_id THEN r.rids END
+         FROM sealed s LEFT JOIN release_staged r ON r.id = s.release_staged
+        WHERE s.release_rids IS NOT NULL OR s.release_staged IS NOT NULL
+     ),
+     unstaged AS (
+       DELETE FROM release_staged WHERE id IN (SELECT release_staged FROM sealed WHERE release_staged IS NOT NULL)`
+    : `SELECT seq, release_dataset_id, release_rids::bigint[] FROM sealed WHERE release_rids IS NOT NULL`;
+  return `
   WITH RECURSIVE
   batch AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x (
@@ -93,7 +110,7 @@ const APPEND_SQL = `
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb,
       counted boolean, allowed bigint, denied bigint, rows_released bigint,
-      release_dataset_id uuid, release_rids text)
+      release_dataset_id uuid, release_rids text${stagedColumn})
   ),
   head AS MATERIALIZED (
     SELECT seq, hash, date_trunc('milliseconds', clock_timestamp()) AS at
@@ -118,7 +135,7 @@ const APPEND_SQL = `
   ),
   released AS (
     INSERT INTO release_record (audit_seq, dataset_id, rids)
-    SELECT seq, release_dataset_id, release_rids::bigint[] FROM sealed WHERE release_rids IS NOT NULL
+    ${released}
   ),
   counted AS (
     SELECT s.agreement_id, s.allowed, s.rows_released,
@@ -147,6 +164,11 @@ const APPEND_SQL = `
          hash = (SELECT hash FROM sealed ORDER BY seq DESC LIMIT 1)
    WHERE id = 1
   RETURNING (SELECT json_agg(json_build_array(seq::text, hash) ORDER BY seq) FROM sealed)::text AS sealed`;
+}
+
+/** {@link appendSql} for groups that release no staged list (every page's), and for those that do. */
+const APPEND_SQL = appendSql(false);
+const APPEND_STAGED_SQL = appendSql(true);
 
 /** Where a content's canonical JSON has its time and its seq, which the database fills in. */
 const AT_MARK = '\u0000at';
@@ -190,7 +212,8 @@ function eventRow(i: number, content: Appendable) {
     denied: allowed ? 0 : 1,
     rows_released: rows,
     release_dataset_id: release?.datasetId ?? null,
-    release_rids: release?.rids ?? null,
+    release_rids: release && 'rids' in release ? release.rids : null,
+    release_staged: release && 'staged' in release ? release.staged : null,
   };
 }
 
@@ -299,7 +322,12 @@ export class AuditService {
     // The statement seals a group in order (a recursive step per event): groups stay small.
     if (contents.length > MAX_GROUP) throw new TypeError(`a group holds 1 to ${MAX_GROUP} events`);
     const rows = contents.map((content, i) => eventRow(i + 1, content));
-    const result = await manager.query<unknown[]>(APPEND_SQL, [JSON.stringify(rows)], 'audit_append');
+    const staged = rows.some((row) => row.release_staged !== null);
+    const result = await manager.query<unknown[]>(
+      staged ? APPEND_STAGED_SQL : APPEND_SQL,
+      [JSON.stringify(rows)],
+      staged ? 'audit_append_staged' : 'audit_append',
+    );
     // TypeORM's entity manager answers an UPDATE with [rows, count]; a pg client with the rows.
     const [row] = (Array.isArray(result[0]) ? result[0] : result) as { sealed: string | null }[];
     // No head row, no update: the log cannot be appended to, and nothing was written.
@@ -468,14 +496,23 @@ export function isRidList(text: string): boolean {
 function appendable(event: AuditEventInput): Appendable {
   const content: Appendable = storableContent(event);
   if (event.release != null) {
-    const { datasetId, rids } = event.release;
+    const { datasetId } = event.release;
     if (typeof datasetId !== 'string' || !UUID.test(datasetId)) {
       throw new TypeError('audit release.datasetId must be a uuid');
     }
-    if (typeof rids !== 'string' || !isRidList(rids)) {
-      throw new TypeError("audit release.rids must be an array text of row ids ('{1,2}')");
+    if ('staged' in event.release) {
+      const { staged } = event.release;
+      if (typeof staged !== 'string' || !UUID.test(staged) || 'rids' in event.release) {
+        throw new TypeError('audit release.staged must be the uuid of a staged list, without rids');
+      }
+      content.release = { datasetId: datasetId.toLowerCase(), staged: staged.toLowerCase() };
+    } else {
+      const { rids } = event.release;
+      if (typeof rids !== 'string' || !isRidList(rids)) {
+        throw new TypeError("audit release.rids must be an array text of row ids ('{1,2}')");
+      }
+      content.release = { datasetId: datasetId.toLowerCase(), rids };
     }
-    content.release = { datasetId: datasetId.toLowerCase(), rids };
   }
   return content;
 }

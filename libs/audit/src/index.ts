@@ -12,3 +12,4 @@ export * from './refusal-audit.hook';
 export * from './refusal-plane';
 export * from './refusal-recorder';
 export * from './release-indexer';
+export * from './release-staging';

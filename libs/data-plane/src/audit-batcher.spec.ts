@@ -64,6 +64,35 @@ describe('AuditBatcher', () => {
     expect(committed).toEqual(['first', 'ok1', 'ok2']);
   });
 
+  it('appends a request that names a staged release list in a group of its own, so its failure fails no other', async () => {
+    const staged = (reason: string): AuditEventInput => ({
+      ...event(reason),
+      release: {
+        datasetId: '00000000-0000-4000-8000-000000000001',
+        staged: '00000000-0000-4000-8000-000000000002',
+      },
+    });
+    const { batcher, committed, groups } = fakes({ failDb: (e) => e.reason === 'export' });
+    const results = await Promise.allSettled([
+      batcher.append([event('first')]),
+      batcher.append([event('p1')]),
+      batcher.append([staged('export')]),
+      batcher.append([event('p2')]),
+      batcher.append([event('p3')]),
+      batcher.append([staged('export2')]),
+    ]);
+    expect(groups).toEqual([['first'], ['p1'], ['export'], ['p2', 'p3'], ['export2']]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    expect(committed).toEqual(['first', 'p1', 'p2', 'p3', 'export2']);
+  });
+
   it('fails every request of a group whose transaction fails, and commits none of it', async () => {
     const { batcher, committed } = fakes({ failDb: (e) => e.reason === 'ok2' });
     const results = await Promise.allSettled([

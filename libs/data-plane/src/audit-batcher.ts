@@ -8,6 +8,11 @@ const MAX_EVENTS = 64;
 
 interface Pending {
   events: DataPlaneEvent[];
+  /**
+   * Whether its events name a list staged in the database (an export's): such a request is a group of
+   * its own, so that a list gone missing (which fails its append) fails no other request.
+   */
+  alone: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -28,7 +33,8 @@ export class AuditBatcher {
   /** Resolves once `events` are committed to the chain, in this order; rejects if they are not. */
   append(events: DataPlaneEvent[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events, resolve, reject });
+      const alone = events.some((e) => e.release !== undefined && 'staged' in e.release);
+      this.queue.push({ events, alone, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -46,7 +52,8 @@ export class AuditBatcher {
         let size = 0;
         while (
           this.queue.length &&
-          (group.length === 0 || size + this.queue[0].events.length <= MAX_EVENTS)
+          (group.length === 0 ||
+            (size + this.queue[0].events.length <= MAX_EVENTS && !group[0].alone && !this.queue[0].alone))
         ) {
           const next = this.queue.shift()!;
           group.push(next);

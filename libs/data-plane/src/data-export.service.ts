@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import { AuditAction, ReleaseIndexer, releaseDigest } from '@broker/audit';
+import { AuditAction, ReleaseIndexer, ReleaseStaging, type StagedRelease } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { PolicyError, refusalOf } from '@broker/policy';
@@ -30,16 +30,18 @@ export class DataExportService {
     private readonly dataPlane: DataPlaneService,
     private readonly recorder: DataPlaneRecorder,
     private readonly releases: ReleaseIndexer,
+    private readonly staging: ReleaseStaging,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
   ) {}
 
   /**
    * An export (`POST /data/export`): every row that the request's one row root field selects, under
-   * the same decision as a page. In the request's snapshot, the rows are counted (and their ids kept
-   * for the release record), the EXPORT event with the total is committed to the audit log, and only
-   * then is the first byte streamed, by COPY in the same snapshot, as fast as the client reads. A
-   * refusal is the JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
+   * the same decision as a page. In the request's snapshot, the rows are counted (and the list of
+   * their ids staged by PostgreSQL for the release record: it never passes through the broker's
+   * memory), the EXPORT event with the total is committed to the audit log, and only then is the
+   * first byte streamed, by COPY in the same snapshot, as fast as the client reads. A refusal is the
+   * JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
    */
   async export(
     ctx: RequestContext,
@@ -77,14 +79,18 @@ export class DataExportService {
       return invalid('An export takes an operation with exactly one row root field');
     }
     let statements: ReturnType<typeof exportSql>;
-    let counted: { n: number; rids?: string };
+    let rowCount: number;
+    // The list of the rows' ids, staged in the database from this snapshot when releases are recorded.
+    let staged: StagedRelease | undefined;
     try {
-      statements = exportSql(plan, format, this.config.RECORD_RELEASES, agencyId);
+      statements = exportSql(plan, format, agencyId);
       this.dataPlane.lookedUp(statements);
-      [counted] = await tx.query<{ n: number; rids?: string }>(
-        statements.count.text,
-        statements.count.values,
-      );
+      if (this.config.RECORD_RELEASES) {
+        staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
+        rowCount = staged.rowCount;
+      } else {
+        [{ n: rowCount }] = await tx.query<{ n: number }>(statements.count.text, statements.count.values);
+      }
     } catch (error) {
       await tx.rollback();
       if (error instanceof PolicyError) return refuse([refusalOf(error)]);
@@ -93,6 +99,7 @@ export class DataExportService {
     // Unavailable, not failed: the caller may retry, and nothing left.
     const notStarted = async (error: unknown): Promise<ExportResponse> => {
       await tx.rollback();
+      if (staged) await this.staging.discard(staged.staged);
       this.logger.error({ err: error, requestId: ctx.requestId }, 'export not started: nothing released');
       return {
         kind: 'json',
@@ -118,11 +125,13 @@ export class DataExportService {
       agreementId: plan.agreement.id,
       agreementVersion: plan.agreement.version,
       fields: plan.fields,
-      rowCount: counted.n,
+      rowCount,
     };
-    if (counted.rids && counted.n > 0) {
-      event.release = { datasetId: plan.shape.id, rids: counted.rids };
-      event.details = { releaseDigest: releaseDigest(counted.rids) };
+    if (staged && rowCount > 0) {
+      event.release = { datasetId: plan.shape.id, staged: staged.staged };
+      event.details = { releaseDigest: staged.digest };
+    } else if (staged) {
+      await this.staging.discard(staged.staged);
     }
     try {
       // The snapshot stays open: the rows streamed are the rows counted and recorded.
@@ -133,7 +142,7 @@ export class DataExportService {
     return {
       kind: 'stream',
       contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
-      rowCount: counted.n,
+      rowCount,
       stream: exportStream(
         tx,
         statements.rows.copy,
@@ -144,7 +153,7 @@ export class DataExportService {
             'export failed midway: the stream was cut',
           ),
         // A large release's ids are indexed now, off any request's path.
-        event.release && counted.n >= MERGE_RELEASE_INDEX_AFTER ? () => this.mergeReleaseIndex() : undefined,
+        event.release && rowCount >= MERGE_RELEASE_INDEX_AFTER ? () => this.mergeReleaseIndex() : undefined,
       ),
     };
   }

@@ -15,10 +15,15 @@ import type { Plan } from './plan';
 /** The formats of an export: `Accept: text/csv` or `application/x-ndjson`. */
 export type ExportFormat = 'csv' | 'ndjson';
 
-/** What an export runs, in the request's snapshot: the count first, then the rows, in that order. */
+/**
+ * What an export runs, in the request's snapshot: the count (or the staging of the selected rows'
+ * ids, when releases are recorded) first, then the rows, in that order.
+ */
 export interface ExportStatements {
-  /** How many rows the export selects (and, when recorded, their random row ids in export order). */
+  /** How many rows the export selects. */
   count: { text: string; values: unknown[] };
+  /** The random row id (`_rid`) of each row the export selects: the list its release records. */
+  rids: { text: string; values: unknown[] };
   /**
    * The rows, as PostgreSQL's own `COPY … TO STDOUT` writes them: CSV, or one JSON object per line.
    * COPY takes no bind parameters, so the values it needs are first set in the transaction by
@@ -41,12 +46,7 @@ export const EXPORT_STATEMENT_TIMEOUT = '1h';
  * at most `first` where the caller gave it. The population, filter, ordering and projection are
  * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would.
  */
-export function exportSql(
-  plan: Plan,
-  format: ExportFormat,
-  recordReleases: boolean,
-  recipientAgencyId: string,
-): ExportStatements {
+export function exportSql(plan: Plan, format: ExportFormat, recipientAgencyId: string): ExportStatements {
   const selection = (params: SqlParams) => {
     const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
     const t = 't';
@@ -70,11 +70,8 @@ export function exportSql(
 
   const countParams = new SqlParams();
   const counted = selection(countParams);
-  const rids = recordReleases ? `, coalesce(array_agg(s."_rid"), '{}')::text AS rids` : '';
-  const count = {
-    text: `SELECT count(*)::int AS n${rids} FROM (SELECT t."_rid" ${counted.unordered}) s`,
-    values: countParams.values,
-  };
+  const rids = { text: `SELECT t."_rid" ${counted.unordered}`, values: countParams.values };
+  const count = { text: `SELECT count(*)::int AS n FROM (${rids.text}) s`, values: rids.values };
 
   const rowParams = new SettingParams();
   const selected = selection(rowParams);
@@ -113,6 +110,7 @@ export function exportSql(
   const probe = `SELECT 1 FROM (${select}) q LIMIT 0`;
   return {
     count,
+    rids,
     rows: { settings: rowParams.settings(), copy, probe },
     header,
     personKeyTable: counted.options.lookedUp(),

@@ -15,6 +15,7 @@ import { ReleaseIndexPending1764900000000 } from './1764900000000-release-index-
 import { ReleaseIndexDeferred1765000000000 } from './1765000000000-release-index-deferred';
 import { DeclaredIndexes1765100000000 } from './1765100000000-declared-indexes';
 import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
+import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -34,4 +35,5 @@ export const MIGRATIONS = [
   ReleaseIndexDeferred1765000000000,
   DeclaredIndexes1765100000000,
   PersonKeyIndex1765200000000,
+  ReleaseStaged1765300000000,
 ];
