@@ -196,6 +196,22 @@ describe('release lists staged by PostgreSQL (exports)', () => {
     await staging.discard(fresh.staged);
   });
 
+  it("reads with the readers' settings (time limit, date style), as the export's own reader does", async () => {
+    const tx = await snapshot();
+    try {
+      const staged = await staging.stage(tx, datasetId, {
+        text: `SELECT 9::bigint AS "_rid"
+                WHERE current_setting('statement_timeout') = '30s'
+                  AND (date '2020-01-02')::text = '2020-01-02'`,
+        values: [],
+      });
+      expect(staged.rowCount).toBe(1);
+      await staging.discard(staged.staged);
+    } finally {
+      await tx.end();
+    }
+  });
+
   it('stages nothing from a snapshot that has ended, and refuses a dataset that is not a uuid', async () => {
     const tx = await snapshot();
     await tx.end();

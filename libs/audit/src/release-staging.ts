@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { Database, LOGGER, READER_STATEMENT_TIMEOUT, type Transaction } from '@broker/core';
+import { Database, LOGGER, READER_SETTINGS_SQL, type Transaction } from '@broker/core';
 import { releaseDigestSql } from './audit-chain';
 
 /** A staged list that no append took within this long is deleted (its export never started). */
@@ -41,8 +41,9 @@ export class ReleaseStaging implements OnModuleInit, OnApplicationShutdown {
   /**
    * Stages the list of `_rid`s that `rids` selects (a query with a column `_rid`, and its values) in
    * the snapshot of `snapshotOf`, an open REPEATABLE READ transaction, as the list of `datasetId`.
-   * The query runs on a writing connection, in one `INSERT … SELECT`, under the readers' statement
-   * time limit.
+   * The query runs on a writing connection, in one `INSERT … SELECT`, with the readers' settings (its
+   * time limit, and the date style a filter on a date's text reads), so that it selects what the
+   * snapshot's own reader would.
    */
   async stage(
     snapshotOf: Transaction,
@@ -66,7 +67,7 @@ export class ReleaseStaging implements OnModuleInit, OnApplicationShutdown {
       {
         isolation: 'REPEATABLE READ',
         // The snapshot first: SET TRANSACTION SNAPSHOT must precede every other statement.
-        with: `SET TRANSACTION SNAPSHOT '${snapshot}'; SET LOCAL statement_timeout = '${READER_STATEMENT_TIMEOUT}'`,
+        with: `SET TRANSACTION SNAPSHOT '${snapshot}'; ${READER_SETTINGS_SQL}`,
       },
     );
     return { staged: row.staged, rowCount: row.n, digest: row.digest };

@@ -30,6 +30,24 @@ export interface TransactionOptions {
 
 /** How long a statement on the readers' pool (the data plane's reads) may run. */
 export const READER_STATEMENT_TIMEOUT = '30s';
+/**
+ * What the readers' connections set besides being read-only and their plan caching: the statements'
+ * time limit, and dates and times as text in one form whatever the server's default (a page's Date
+ * and DateTime, see releasedTextExpression in libs/policy).
+ */
+const READER_SETTINGS: Readonly<Record<string, string>> = {
+  statement_timeout: READER_STATEMENT_TIMEOUT,
+  DateStyle: 'ISO',
+};
+
+/**
+ * {@link READER_SETTINGS} as `SET LOCAL`s, for a statement that reads what a reader would, with the
+ * same results, on a writing connection (an export's release list, staged by PostgreSQL).
+ */
+export const READER_SETTINGS_SQL = Object.entries(READER_SETTINGS)
+  .map(([name, value]) => `SET LOCAL ${name} = '${value}'`)
+  .join('; ');
+
 /** How the readers' connections plan a prepared statement (see {@link Database.read}). */
 type PlanCacheMode = 'auto' | 'force_custom_plan';
 /**
@@ -344,11 +362,8 @@ export class Database implements OnApplicationShutdown {
         application_name: 'data-sharing-broker-reader',
         options: [
           '-c default_transaction_read_only=on',
-          `-c statement_timeout=${READER_STATEMENT_TIMEOUT}`,
           `-c plan_cache_mode=${mode}`,
-          // Dates and times as text in one form whatever the server's default (a page's Date and
-          // DateTime, see releasedTextExpression in libs/policy).
-          '-c DateStyle=ISO',
+          ...Object.entries(READER_SETTINGS).map(([name, value]) => `-c ${name}=${value}`),
         ].join(' '),
       });
       // An idle connection that fails (a restarted server) is dropped by the pool; nothing to do.
