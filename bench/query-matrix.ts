@@ -749,8 +749,12 @@ async function heapOf(port: number): Promise<string> {
     const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
     return m ? (Number(m[1]) / 1e6).toFixed(1) : '?';
   };
+  const spaces = [...text.matchAll(/^nodejs_heap_space_size_used_bytes\{space="([^"]+)"\} (\S+)$/gm)]
+    .filter((m) => Number(m[2]) >= 1e6)
+    .map((m) => `${m[1]} ${(Number(m[2]) / 1e6).toFixed(1)}`)
+    .join(', ');
   return (
     `RSS ${mb('process_resident_memory_bytes')} MB, V8 heap ${mb('nodejs_heap_size_total_bytes')} MB ` +
-    `(used ${mb('nodejs_heap_size_used_bytes')}), external ${mb('nodejs_external_memory_bytes')} MB`
+    `(used ${mb('nodejs_heap_size_used_bytes')}: ${spaces}), external ${mb('nodejs_external_memory_bytes')} MB`
   );
 }
