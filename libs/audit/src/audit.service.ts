@@ -72,7 +72,8 @@ const REGISTER_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'AGGREGATE', 'EX
 const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
 
 /**
- * The one statement of an append, for a group of any size (one JSON array of rows): it locks the
+ * The one statement of an append, for a group of any size (one JSON array of rows, and the array of
+ * their release lists): it locks the
  * chain head (`FOR UPDATE`: appends are serial), reads its seq and hash and the time, seals each
  * event after the one before (`sha256` of the previous hash, a newline and the event's canonical
  * JSON, which Node writes with the time and seq left for the database to fill in: see
@@ -92,16 +93,20 @@ function appendSql(staged: boolean): string {
   // missing or other list leaves rids null, which release_record refuses), and deletes it; the
   // other groups, every page's, read and lock nothing more.
   const stagedColumn = staged ? ', release_staged uuid' : '';
+  // The lists as array text, one per event in order ($2, null where none): apart from the events'
+  // JSON, so that a 1,000-row page's list is neither parsed as JSON nor carried through the chain.
+  const lists = `unnest($2::text[]) WITH ORDINALITY AS l (rids, i)`;
   const released = staged
     ? `SELECT s.seq, s.release_dataset_id,
-              CASE WHEN s.release_staged IS NULL THEN s.release_rids::bigint[]
+              CASE WHEN s.release_staged IS NULL THEN l.rids::bigint[]
                    WHEN r.dataset_id = s.release_dataset_id THEN r.rids END
-         FROM sealed s LEFT JOIN release_staged r ON r.id = s.release_staged
-        WHERE s.release_rids IS NOT NULL OR s.release_staged IS NOT NULL
+         FROM sealed s LEFT JOIN ${lists} ON l.i = s.i LEFT JOIN release_staged r ON r.id = s.release_staged
+        WHERE l.rids IS NOT NULL OR s.release_staged IS NOT NULL
      ),
      unstaged AS (
        DELETE FROM release_staged WHERE id IN (SELECT release_staged FROM sealed WHERE release_staged IS NOT NULL)`
-    : `SELECT seq, release_dataset_id, release_rids::bigint[] FROM sealed WHERE release_rids IS NOT NULL`;
+    : `SELECT s.seq, s.release_dataset_id, l.rids::bigint[] FROM ${lists} JOIN sealed s ON s.i = l.i
+        WHERE l.rids IS NOT NULL`;
   return `
   WITH RECURSIVE
   batch AS (
@@ -110,7 +115,7 @@ function appendSql(staged: boolean): string {
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb,
       counted boolean, allowed bigint, denied bigint, rows_released bigint,
-      release_dataset_id uuid, release_rids text${stagedColumn})
+      release_dataset_id uuid${stagedColumn})
   ),
   head AS MATERIALIZED (
     SELECT seq, hash, date_trunc('milliseconds', clock_timestamp()) AS at
@@ -178,7 +183,8 @@ const SEQ_END = '"seq":0}';
 /**
  * An event's row for {@link APPEND_SQL}: its canonical JSON as two pieces around the time and after
  * them the seq, both of which the database knows only once it holds the chain head's lock; what it
- * adds to the register's counts; and the records it released. The database hashes
+ * adds to the register's counts; and which dataset its release is of (the list itself goes apart, as
+ * the statement's second parameter, or is staged). The database hashes
  * `prevHash + '\n' + pre + at + mid + seq + '}'`: exactly {@link hashEvent}'s input, since the
  * canonical form sorts `at` between `agreementVersion` and `datasetId`, and `seq` last.
  */
@@ -212,7 +218,6 @@ function eventRow(i: number, content: Appendable) {
     denied: allowed ? 0 : 1,
     rows_released: rows,
     release_dataset_id: release?.datasetId ?? null,
-    release_rids: release && 'rids' in release ? release.rids : null,
     release_staged: release && 'staged' in release ? release.staged : null,
   };
 }
@@ -323,9 +328,10 @@ export class AuditService {
     if (contents.length > MAX_GROUP) throw new TypeError(`a group holds 1 to ${MAX_GROUP} events`);
     const rows = contents.map((content, i) => eventRow(i + 1, content));
     const staged = rows.some((row) => row.release_staged !== null);
+    const lists = contents.map(({ release }) => (release && 'rids' in release ? release.rids : null));
     const result = await manager.query<unknown[]>(
       staged ? APPEND_STAGED_SQL : APPEND_SQL,
-      [JSON.stringify(rows)],
+      [JSON.stringify(rows), lists],
       staged ? 'audit_append_staged' : 'audit_append',
     );
     // TypeORM's entity manager answers an UPDATE with [rows, count]; a pg client with the rows.
