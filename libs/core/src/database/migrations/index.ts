@@ -16,6 +16,7 @@ import { ReleaseIndexDeferred1765000000000 } from './1765000000000-release-index
 import { DeclaredIndexes1765100000000 } from './1765100000000-declared-indexes';
 import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
 import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
+import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -36,4 +37,5 @@ export const MIGRATIONS = [
   DeclaredIndexes1765100000000,
   PersonKeyIndex1765200000000,
   ReleaseStaged1765300000000,
+  ReleaseRecordUnchecked1765400000000,
 ];
