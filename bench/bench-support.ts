@@ -94,6 +94,20 @@ export function post(
 }
 
 /** A control-plane GraphQL request that fails loudly on any error. */
+/** The broker's `GET /metrics` (Prometheus's text format). */
+export function scrapeMetrics(port: number): Promise<string> {
+  return new Promise<string>((done, fail) => {
+    request({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => done(body));
+    })
+      .on('error', fail)
+      .end();
+  });
+}
+
 export async function gql<T>(
   port: number,
   key: string,

@@ -24,7 +24,15 @@ import type { Client } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
 import type { cannonPair } from './query';
-import { BENCH_JUSTIFICATION, SERVER_URL, activateAgreement, gql, post, withClient } from './bench-support';
+import {
+  BENCH_JUSTIFICATION,
+  SERVER_URL,
+  activateAgreement,
+  gql,
+  post,
+  scrapeMetrics,
+  withClient,
+} from './bench-support';
 
 export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const SLUG = 'bench_query_matrix';
@@ -740,16 +748,7 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
  * resident set, V8's heap (committed and used) and memory outside it (Buffers and the like).
  */
 async function heapOf(port: number): Promise<string> {
-  const text = await new Promise<string>((done, fail) => {
-    request({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => done(body));
-    })
-      .on('error', fail)
-      .end();
-  });
+  const text = await scrapeMetrics(port);
   const mb = (name: string) => {
     const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
     return m ? (Number(m[1]) / 1e6).toFixed(1) : '?';

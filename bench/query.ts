@@ -65,6 +65,7 @@ import {
   gql,
   mulberry32,
   post,
+  scrapeMetrics,
   stopChild,
   waitForBroker,
   withClient,
@@ -174,16 +175,7 @@ interface Statement {
 type Steps = Map<string, Map<number, number>>;
 
 async function brokerSteps(port: number): Promise<Steps> {
-  const text = await new Promise<string>((done, fail) => {
-    request({ port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => done(body));
-    })
-      .on('error', fail)
-      .end();
-  });
+  const text = await scrapeMetrics(port);
   const steps: Steps = new Map();
   for (const m of text.matchAll(/^broker_data_plane_phase_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
     const phase = /phase="([^"]+)"/.exec(m[1])?.[1];
