@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { ReleaseIndexer } from '@broker/audit';
-import { Transaction } from '@broker/core';
+import { ReleaseIndexer, ReleaseStaging } from '@broker/audit';
+import { Database, Transaction } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 import { runAuditVerify } from '../scripts/audit-verify';
 
@@ -369,6 +369,77 @@ describe('data plane: exports (POST /data/export)', () => {
     expect((await exportRaw(`{ things(purpose: RESEARCH, first: 3) { nodes { id } } }`)).statusCode).toBe(
       200,
     );
+  });
+
+  it('refuses a read stopped at its time limit as LIMIT (audited DENY), a page or an export, never 500', async () => {
+    const timedOut = () =>
+      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
+    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const limited = (body: {
+      data: unknown;
+      errors?: { message: string; extensions: Record<string, unknown> }[];
+    }) => {
+      expect(body.data).toBeNull();
+      expect(body.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+      // Without saying where the limit is.
+      expect(body.errors?.[0].message).not.toMatch(/\d/);
+    };
+    // A page: its statement, on either path (the one-statement read, or in a snapshot).
+    const read = jest.spyOn(Database.prototype, 'read').mockRejectedValue(timedOut());
+    const inSnapshot = Transaction.prototype.query;
+    const query = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
+      this: Transaction,
+      sql: string,
+      params?: unknown[],
+    ) {
+      if (/FROM "?records"?\./.test(sql)) return Promise.reject(timedOut());
+      return inSnapshot.call(this, sql, params);
+    });
+    try {
+      const page = await broker.http.inject({
+        method: 'POST',
+        url: '/data/graphql',
+        headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+        payload: { query: `{ things(purpose: RESEARCH, first: 5) { nodes { id } } }` },
+      });
+      // As every refusal found once the request runs: GraphQL's 200, data null, the reason.
+      expect(page.statusCode).toBe(200);
+      limited(JSON.parse(page.body));
+    } finally {
+      read.mockRestore();
+      query.mockRestore();
+    }
+    // An export: its list staged (or its rows counted) past the limit.
+    const stage = jest.spyOn(ReleaseStaging.prototype, 'stage').mockRejectedValue(timedOut());
+    try {
+      const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`);
+      expect(res.statusCode).toBe(400);
+      limited(JSON.parse(res.body));
+    } finally {
+      stage.mockRestore();
+    }
+    const events = await broker.query<{ action: string; decision: string; reason: string }>(
+      `SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [before[0].seq],
+    );
+    expect(events).toEqual([
+      { action: 'QUERY', decision: 'DENY', reason: 'LIMIT' },
+      { action: 'EXPORT', decision: 'DENY', reason: 'LIMIT' },
+    ]);
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+    // Any other failure of the database is not a refusal: the export is not started, nothing leaves.
+    const other = jest
+      .spyOn(ReleaseStaging.prototype, 'stage')
+      .mockRejectedValue(
+        Object.assign(new Error('canceling statement due to user request'), { code: '57014' }),
+      );
+    try {
+      expect(
+        (await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`)).statusCode,
+      ).toBeGreaterThanOrEqual(500);
+    } finally {
+      other.mockRestore();
+    }
   });
 
   it('ends a stream that fails midway without its final chunk', async () => {

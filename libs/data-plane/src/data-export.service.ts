@@ -13,7 +13,7 @@ import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
-import { failureResponse, invalidResponse } from './response';
+import { failureResponse, invalidResponse, timeLimitRefusal } from './response';
 
 /** What an export answers: a JSON refusal or failure, or its rows as a stream. */
 export type ExportResponse =
@@ -82,20 +82,6 @@ export class DataExportService {
     let rowCount: number;
     // The list of the rows' ids, staged in the database from this snapshot when releases are recorded.
     let staged: StagedRelease | undefined;
-    try {
-      statements = exportSql(plan, format, agencyId);
-      this.dataPlane.lookedUp(statements);
-      if (this.config.RECORD_RELEASES) {
-        staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
-        rowCount = staged.rowCount;
-      } else {
-        [{ n: rowCount }] = await tx.query<{ n: number }>(statements.count.text, statements.count.values);
-      }
-    } catch (error) {
-      await tx.rollback();
-      if (error instanceof PolicyError) return refuse([refusalOf(error)]);
-      throw error;
-    }
     // Unavailable, not failed: the caller may retry, and nothing left.
     const notStarted = async (error: unknown): Promise<ExportResponse> => {
       await tx.rollback();
@@ -106,6 +92,22 @@ export class DataExportService {
         response: failureResponse('The export could not be started, so nothing was released', 503),
       };
     };
+    try {
+      statements = exportSql(plan, format, agencyId);
+      this.dataPlane.lookedUp(statements);
+      if (this.config.RECORD_RELEASES) {
+        staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
+        rowCount = staged.rowCount;
+      } else {
+        [{ n: rowCount }] = await tx.query<{ n: number }>(statements.count.text, statements.count.values);
+      }
+    } catch (error) {
+      // A refusal (a statement that is not allowed, or too costly to answer), else a failure.
+      const refusal = error instanceof PolicyError ? refusalOf(error) : timeLimitRefusal(error);
+      if (!refusal) return notStarted(error);
+      await tx.rollback();
+      return refuse([refusal]);
+    }
     try {
       // The COPY's values, and its query parsed and planned (no row read): a statement PostgreSQL
       // refuses is found here, before anything is recorded or sent, not after the first byte.

@@ -28,7 +28,13 @@ import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, pla
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
-import { type PageResult, failureResponse, spliceResponse, unauthenticatedResponse } from './response';
+import {
+  type PageResult,
+  failureResponse,
+  spliceResponse,
+  timeLimitRefusal,
+  unauthenticatedResponse,
+} from './response';
 
 export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan';
 export { pageSql, planIsStable } from './page-sql';
@@ -134,6 +140,8 @@ export class DataPlaneService {
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;
+      const limit = timeLimitRefusal(error);
+      if (limit) return this.recorder.refused(ctx, [limit]);
       throw error;
     }
     // An empty page says nothing of the stamp or the key: it is asked again on the other path.
@@ -211,6 +219,8 @@ export class DataPlaneService {
     } catch (error) {
       await tx.rollback();
       if (error instanceof PolicyError) return this.recorder.refused(ctx, [refusalOf(error)]);
+      const limit = timeLimitRefusal(error);
+      if (limit) return this.recorder.refused(ctx, [limit]);
       throw error;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.

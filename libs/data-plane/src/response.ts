@@ -50,6 +50,19 @@ export function classify(error: GraphQLError, policy?: CallerPolicy): DataPlaneR
   return refusal('INVALID', message);
 }
 
+/**
+ * The refusal of a read that PostgreSQL stopped at its time limit (the readers' `statement_timeout`,
+ * SQLSTATE 57014 for that reason): the request costs more than the broker answers, a `LIMIT`
+ * (DESIGN §4.2: without saying where the limit is), never a failure. Null for any other error.
+ */
+export function timeLimitRefusal(error: unknown): DataPlaneRefusal | null {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code !== '57014' || typeof e.message !== 'string' || !/statement timeout/.test(e.message)) {
+    return null;
+  }
+  return refusal('LIMIT', 'The query is too costly to answer: narrow it');
+}
+
 /** The name under which the caller's agreements release the field `name` of the dataset typed `type`. */
 function releasedAsFor(policy: CallerPolicy, type: string, name: string): string | undefined {
   const shape = [...policy.shapes.values()].find((s) => s.typeName === type);
