@@ -427,7 +427,34 @@ describe('data plane: exports (POST /data/export)', () => {
       { action: 'EXPORT', decision: 'DENY', reason: 'LIMIT' },
     ]);
     expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
-    // Any other failure of the database is not a refusal: the export is not started, nothing leaves.
+    // Any other failure of the database is not a refusal: unavailable (503), nothing leaves.
+    const lost = () =>
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+    const failedRead = jest.spyOn(Database.prototype, 'read').mockRejectedValue(lost());
+    const failedQuery = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
+      this: Transaction,
+      sql: string,
+      params?: unknown[],
+    ) {
+      if (/FROM "?records"?\./.test(sql)) return Promise.reject(lost());
+      return inSnapshot.call(this, sql, params);
+    });
+    try {
+      const page = await broker.http.inject({
+        method: 'POST',
+        url: '/data/graphql',
+        headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+        payload: { query: `{ things(purpose: RESEARCH, first: 5) { nodes { id } } }` },
+      });
+      expect(page.statusCode).toBe(503);
+      expect(JSON.parse(page.body)).toMatchObject({
+        data: null,
+        errors: [{ extensions: { code: expect.any(String) } }],
+      });
+    } finally {
+      failedRead.mockRestore();
+      failedQuery.mockRestore();
+    }
     const other = jest
       .spyOn(ReleaseStaging.prototype, 'stage')
       .mockRejectedValue(

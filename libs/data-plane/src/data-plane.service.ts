@@ -142,7 +142,7 @@ export class DataPlaneService {
       if (error instanceof PolicyError) return undefined;
       const limit = timeLimitRefusal(error);
       if (limit) return this.recorder.refused(ctx, [limit]);
-      throw error;
+      return this.readFailed(ctx, error);
     }
     // An empty page says nothing of the stamp or the key: it is asked again on the other path.
     const [row] = rows;
@@ -221,7 +221,7 @@ export class DataPlaneService {
       if (error instanceof PolicyError) return this.recorder.refused(ctx, [refusalOf(error)]);
       const limit = timeLimitRefusal(error);
       if (limit) return this.recorder.refused(ctx, [limit]);
-      throw error;
+      return this.readFailed(ctx, error);
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
     return this.release(ctx, decision, results, tx.end('COMMIT'));
@@ -342,6 +342,16 @@ export class DataPlaneService {
       results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
     return results;
+  }
+
+  /**
+   * The answer to a read that failed in the database (neither a refusal nor the time limit: a lost
+   * connection, a server shutting down): unavailable, not failed; the caller may retry, and nothing
+   * was read or released.
+   */
+  private readFailed(ctx: RequestContext, error: unknown): DataPlaneResponse {
+    this.logger.error({ err: error, requestId: ctx.requestId }, 'data-plane read failed: nothing released');
+    return failureResponse('The query could not be answered, so nothing was released', 503);
   }
 
   /** A filter looked personKeys up: their lookup table is built if it is not (in the background). */
