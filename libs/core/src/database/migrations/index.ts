@@ -17,6 +17,7 @@ import { DeclaredIndexes1765100000000 } from './1765100000000-declared-indexes';
 import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
 import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
+import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -38,4 +39,5 @@ export const MIGRATIONS = [
   PersonKeyIndex1765200000000,
   ReleaseStaged1765300000000,
   ReleaseRecordUnchecked1765400000000,
+  PersonKeyPerDataset1765500000000,
 ];
