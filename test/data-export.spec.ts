@@ -372,9 +372,41 @@ describe('data plane: exports (POST /data/export)', () => {
   });
 
   it('refuses a read stopped at its time limit as LIMIT (audited DENY), a page or an export, never 500', async () => {
-    const timedOut = () =>
-      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
-    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const failure = (message: string, code: string) => () => Object.assign(new Error(message), { code });
+    const timedOut = failure('canceling statement due to statement timeout', '57014');
+    /** A page whose statement fails with `error()`, on either path (the one-statement read, or in a snapshot). */
+    const pageWhenReadsFail = async (error: () => Error) => {
+      const read = jest.spyOn(Database.prototype, 'read').mockRejectedValue(error());
+      const inSnapshot = Transaction.prototype.query;
+      const query = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
+        this: Transaction,
+        sql: string,
+        params?: unknown[],
+      ) {
+        if (/FROM "?records"?\./.test(sql)) return Promise.reject(error());
+        return inSnapshot.call(this, sql, params);
+      });
+      try {
+        return await broker.http.inject({
+          method: 'POST',
+          url: '/data/graphql',
+          headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
+          payload: { query: `{ things(purpose: RESEARCH, first: 5) { nodes { id } } }` },
+        });
+      } finally {
+        read.mockRestore();
+        query.mockRestore();
+      }
+    };
+    /** An export whose list is staged (or its rows counted) with `error()`. */
+    const exportWhenStagingFails = async (error: () => Error) => {
+      const stage = jest.spyOn(ReleaseStaging.prototype, 'stage').mockRejectedValue(error());
+      try {
+        return await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`);
+      } finally {
+        stage.mockRestore();
+      }
+    };
     const limited = (body: {
       data: unknown;
       errors?: { message: string; extensions: Record<string, unknown> }[];
@@ -384,40 +416,15 @@ describe('data plane: exports (POST /data/export)', () => {
       // Without saying where the limit is.
       expect(body.errors?.[0].message).not.toMatch(/\d/);
     };
-    // A page: its statement, on either path (the one-statement read, or in a snapshot).
-    const read = jest.spyOn(Database.prototype, 'read').mockRejectedValue(timedOut());
-    const inSnapshot = Transaction.prototype.query;
-    const query = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
-      this: Transaction,
-      sql: string,
-      params?: unknown[],
-    ) {
-      if (/FROM "?records"?\./.test(sql)) return Promise.reject(timedOut());
-      return inSnapshot.call(this, sql, params);
-    });
-    try {
-      const page = await broker.http.inject({
-        method: 'POST',
-        url: '/data/graphql',
-        headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
-        payload: { query: `{ things(purpose: RESEARCH, first: 5) { nodes { id } } }` },
-      });
-      // As every refusal found once the request runs: GraphQL's 200, data null, the reason.
-      expect(page.statusCode).toBe(200);
-      limited(JSON.parse(page.body));
-    } finally {
-      read.mockRestore();
-      query.mockRestore();
-    }
-    // An export: its list staged (or its rows counted) past the limit.
-    const stage = jest.spyOn(ReleaseStaging.prototype, 'stage').mockRejectedValue(timedOut());
-    try {
-      const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`);
-      expect(res.statusCode).toBe(400);
-      limited(JSON.parse(res.body));
-    } finally {
-      stage.mockRestore();
-    }
+
+    const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const page = await pageWhenReadsFail(timedOut);
+    // As every refusal found once the request runs: GraphQL's 200, data null, the reason.
+    expect(page.statusCode).toBe(200);
+    limited(JSON.parse(page.body));
+    const exported = await exportWhenStagingFails(timedOut);
+    expect(exported.statusCode).toBe(400);
+    limited(JSON.parse(exported.body));
     const events = await broker.query<{ action: string; decision: string; reason: string }>(
       `SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
       [before[0].seq],
@@ -427,46 +434,20 @@ describe('data plane: exports (POST /data/export)', () => {
       { action: 'EXPORT', decision: 'DENY', reason: 'LIMIT' },
     ]);
     expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+
     // Any other failure of the database is not a refusal: unavailable (503), nothing leaves.
-    const lost = () =>
-      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
-    const failedRead = jest.spyOn(Database.prototype, 'read').mockRejectedValue(lost());
-    const failedQuery = jest.spyOn(Transaction.prototype, 'query').mockImplementation(function (
-      this: Transaction,
-      sql: string,
-      params?: unknown[],
-    ) {
-      if (/FROM "?records"?\./.test(sql)) return Promise.reject(lost());
-      return inSnapshot.call(this, sql, params);
+    const lost = await pageWhenReadsFail(
+      failure('terminating connection due to administrator command', '57P01'),
+    );
+    expect(lost.statusCode).toBe(503);
+    expect(JSON.parse(lost.body)).toMatchObject({
+      data: null,
+      errors: [{ extensions: { code: expect.any(String) } }],
     });
-    try {
-      const page = await broker.http.inject({
-        method: 'POST',
-        url: '/data/graphql',
-        headers: { authorization: `Bearer ${analyst.apiKey}`, 'content-type': 'application/json' },
-        payload: { query: `{ things(purpose: RESEARCH, first: 5) { nodes { id } } }` },
-      });
-      expect(page.statusCode).toBe(503);
-      expect(JSON.parse(page.body)).toMatchObject({
-        data: null,
-        errors: [{ extensions: { code: expect.any(String) } }],
-      });
-    } finally {
-      failedRead.mockRestore();
-      failedQuery.mockRestore();
-    }
-    const other = jest
-      .spyOn(ReleaseStaging.prototype, 'stage')
-      .mockRejectedValue(
-        Object.assign(new Error('canceling statement due to user request'), { code: '57014' }),
-      );
-    try {
-      expect(
-        (await exportRaw(`{ things(purpose: RESEARCH) { nodes { id } } }`)).statusCode,
-      ).toBeGreaterThanOrEqual(500);
-    } finally {
-      other.mockRestore();
-    }
+    const cancelled = await exportWhenStagingFails(
+      failure('canceling statement due to user request', '57014'),
+    );
+    expect(cancelled.statusCode).toBe(503);
   });
 
   it('ends a stream that fails midway without its final chunk', async () => {
