@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import { type RequestContext, authorizeType } from '@broker/auth';
-import { badInput, Database, MetricsService } from '@broker/core';
+import { badInput, Database, MetricsService, isUuid } from '@broker/core';
 import type { AuditAction, AuditDecision } from './audit-action.enum';
 import {
   type AuditEventContent,
@@ -228,7 +228,6 @@ const MAX_GROUP = 1000;
 /** `auditEvents` page size bounds. */
 export const AUDIT_PAGE_MAX = 1000;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INT4_MIN = -(2 ** 31);
 const INT4_MAX = 2 ** 31 - 1;
 
@@ -369,7 +368,7 @@ export class AuditService {
     for (const key of ['datasetId', 'agreementId', 'actorAgencyId'] as const) {
       const id = filter?.[key];
       if (id == null) continue;
-      if (!UUID.test(id)) throw badInput(`filter.${key} is not a valid id`);
+      if (!isUuid(id)) throw badInput(`filter.${key} is not a valid id`);
       query.andWhere(`e.${key} = :${key}`, { [key]: id.toLowerCase() });
     }
     if (filter?.from && filter?.to && filter.from > filter.to) {
@@ -503,12 +502,12 @@ function appendable(event: AuditEventInput): Appendable {
   const content: Appendable = storableContent(event);
   if (event.release != null) {
     const { datasetId } = event.release;
-    if (typeof datasetId !== 'string' || !UUID.test(datasetId)) {
+    if (!isUuid(datasetId)) {
       throw new TypeError('audit release.datasetId must be a uuid');
     }
     if ('staged' in event.release) {
       const { staged } = event.release;
-      if (typeof staged !== 'string' || !UUID.test(staged) || 'rids' in event.release) {
+      if (!isUuid(staged) || 'rids' in event.release) {
         throw new TypeError('audit release.staged must be the uuid of a staged list, without rids');
       }
       content.release = { datasetId: datasetId.toLowerCase(), staged: staged.toLowerCase() };
@@ -564,7 +563,7 @@ function storableContent(event: AuditEventInput): Omit<AuditEventContent, 'seq' 
 // PostgreSQL prints uuids in lowercase: hashing another spelling would hash a value never read back.
 function uuidOrNull(value: string | null | undefined, name: string): string | null {
   if (value == null) return null;
-  if (typeof value !== 'string' || !UUID.test(value)) throw new TypeError(`audit ${name} must be a uuid`);
+  if (!isUuid(value)) throw new TypeError(`audit ${name} must be a uuid`);
   return value.toLowerCase();
 }
 

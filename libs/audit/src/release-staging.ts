@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { Database, LOGGER, READER_SETTINGS_SQL, type Transaction } from '@broker/core';
+import { Database, LOGGER, READER_SETTINGS_SQL, type Transaction, isUuid } from '@broker/core';
 import { releaseDigestSql } from './audit-chain';
 
 /** A staged list that no append took within this long is deleted (its export never started). */
@@ -18,7 +18,6 @@ export interface StagedRelease {
 
 /** `pg_export_snapshot()`'s identifier: hex words and a number, nothing to quote. */
 const SNAPSHOT_ID = /^[0-9A-F]+-[0-9A-F]+-[0-9]+$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Release lists written by PostgreSQL, for releases too large to carry through the broker's memory
@@ -50,7 +49,7 @@ export class ReleaseStaging implements OnModuleInit, OnApplicationShutdown {
     datasetId: string,
     rids: { text: string; values: unknown[] },
   ): Promise<StagedRelease> {
-    if (!UUID.test(datasetId)) throw new TypeError('a staged release needs a dataset uuid');
+    if (!isUuid(datasetId)) throw new TypeError('a staged release needs a dataset uuid');
     const [{ snapshot }] = await snapshotOf.query<{ snapshot: string }>(
       'SELECT pg_export_snapshot() AS snapshot',
     );

@@ -12,3 +12,4 @@ export * from './redis/redis.module';
 export * from './database/database';
 export * from './graphql/format-errors';
 export * from './http/broker-error.filter';
+export * from './ids';

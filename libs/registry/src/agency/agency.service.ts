@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { badInput, conflict, Database } from '@broker/core';
+import { badInput, conflict, Database, isUuid } from '@broker/core';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, authorizeType } from '@broker/auth';
 import { AgencyEntity } from './agency.entity';
@@ -52,12 +52,8 @@ export class AgencyService {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Whether a string is a UUID; ids that are not answer NOT_FOUND without a query. */
-export function isUuid(value: string): boolean {
-  return UUID.test(value);
-}
+export { isUuid };
 
 /** Trims a free-text input and checks its length and characters. */
 export function cleanText(value: string, field: string, maxLength: number): string {
