@@ -93,8 +93,8 @@ export class DataExportService {
       };
     };
     try {
-      statements = exportSql(plan, format, agencyId);
-      this.dataPlane.lookedUp(statements);
+      statements = exportSql(plan, format, agencyId, this.dataPlane.hashes);
+      this.dataPlane.lookedUp(plan, statements);
       if (this.config.RECORD_RELEASES) {
         staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
         rowCount = staged.rowCount;

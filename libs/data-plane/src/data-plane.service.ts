@@ -25,6 +25,7 @@ import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
 import { type AggregateAnswer, DataPlaneRecorder } from './data-plane-recorder';
 import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
+import { HashLookupIndex } from '@broker/registry';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -60,6 +61,7 @@ export class DataPlaneService {
     private readonly auth: AuthService,
     private readonly metrics: MetricsService,
     private readonly personKeys: PersonKeyIndex,
+    readonly hashes: HashLookupIndex,
   ) {
     if (!config.RECORD_RELEASES) {
       logger.warn(
@@ -123,12 +125,18 @@ export class DataPlaneService {
     let statement: PageStatement;
     try {
       // The policy stamp, and a remembered principal's key, are read in the snapshot of the rows.
-      statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId, (params) => {
-        const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
-        if (!ctx.unverified) return stamp;
-        return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
-      });
-      this.lookedUp(statement);
+      statement = pageSql(
+        plan,
+        this.config.RECORD_RELEASES,
+        agencyId,
+        (params) => {
+          const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
+          if (!ctx.unverified) return stamp;
+          return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
+        },
+        this.hashes,
+      );
+      this.lookedUp(plan, statement);
       const reading = process.hrtime.bigint();
       this.phase('decide', deciding, reading);
       rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
@@ -336,8 +344,8 @@ export class DataPlaneService {
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, noise, rowCount: groups.length });
         continue;
       }
-      const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId);
-      this.lookedUp(statement);
+      const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId, undefined, this.hashes);
+      this.lookedUp(plan, statement);
       const rows = await tx.query<PageRow>(statement.text, statement.values);
       results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
@@ -354,9 +362,20 @@ export class DataPlaneService {
     return failureResponse('The query could not be answered, so nothing was released', 503);
   }
 
-  /** A filter looked personKeys up: their lookup table is built if it is not (in the background). */
-  lookedUp(statement: Pick<PageStatement, 'personKeyTable'>): void {
+  /**
+   * A filter looked personKeys, or values of HASH names, up: their lookup tables are built if they are
+   * not (in the background).
+   */
+  lookedUp(plan: Plan, statement: Pick<PageStatement, 'personKeyTable' | 'hashed'>): void {
     if (statement.personKeyTable !== null) this.personKeys.want(statement.personKeyTable);
+    for (const released of statement.hashed) {
+      this.hashes.want({
+        agreementId: plan.agreement.id,
+        shape: plan.shape,
+        released,
+        hmacKey: plan.agreement.hmacKey,
+      });
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import {
   PolicyError,
+  type ReleasedField,
   SettingParams,
   SqlParams,
   pageOrder,
@@ -9,7 +10,7 @@ import {
 } from '@broker/policy';
 import { recordTable } from '@broker/registry';
 import type { PersonKeyTable } from '@broker/linkage';
-import { personKeyOptions } from './page-sql';
+import { type HashLookups, releasedNameOptions } from './page-sql';
 import type { Plan } from './plan';
 
 /** The formats of an export: `Accept: text/csv` or `application/x-ndjson`. */
@@ -36,6 +37,8 @@ export interface ExportStatements {
   header: string | null;
   /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
   personKeyTable: PersonKeyTable | null;
+  /** The HASH names a filter looked up by equality (their tables: see HashLookupIndex). */
+  hashed: ReleasedField[];
 }
 
 /** How long an export's COPY may run: a client reading a million rows slowly takes minutes. */
@@ -46,11 +49,16 @@ export const EXPORT_STATEMENT_TIMEOUT = '1h';
  * at most `first` where the caller gave it. The population, filter, ordering and projection are
  * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would.
  */
-export function exportSql(plan: Plan, format: ExportFormat, recipientAgencyId: string): ExportStatements {
+export function exportSql(
+  plan: Plan,
+  format: ExportFormat,
+  recipientAgencyId: string,
+  hashes?: HashLookups,
+): ExportStatements {
   const selection = (params: SqlParams) => {
     const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
     const t = 't';
-    const options = personKeyOptions(plan, params, recipientAgencyId, t);
+    const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes);
     const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], t, params);
     if (plan.where)
       conditions.push(whereSql(plan.where, plan.grant, plan.shape, t, params, hmacKey, options));
@@ -114,5 +122,6 @@ export function exportSql(plan: Plan, format: ExportFormat, recipientAgencyId: s
     rows: { settings: rowParams.settings(), copy, probe },
     header,
     personKeyTable: counted.options.lookedUp(),
+    hashed: counted.options.hashed(),
   };
 }

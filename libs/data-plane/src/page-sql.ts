@@ -3,7 +3,9 @@ import {
   MAX_FIRST,
   PolicyError,
   columnRef,
+  type HmacKeyParam,
   keptText,
+  type ReleasedField,
   type ReleasedNameOptions,
   SqlParams,
   isPageSize,
@@ -15,7 +17,7 @@ import {
   whereFieldNames,
   whereSql,
 } from '@broker/policy';
-import { recordTable } from '@broker/registry';
+import { type HashLookupIndex, hashLookupSql, hashTableOf, recordTable } from '@broker/registry';
 import { sealCursor } from './cursor';
 import type { Plan } from './plan';
 import { NodeJsonWriter, type NodeTexts, nodeColumn } from './node-json';
@@ -31,7 +33,12 @@ export interface PageStatement {
   positionColumns: string[];
   /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
   personKeyTable: PersonKeyTable | null;
+  /** The HASH names a filter looked up by equality (their tables: see HashLookupIndex). */
+  hashed: ReleasedField[];
 }
+
+/** What a statement needs to know of the lookup tables of HASH names: which serve (HashLookupIndex). */
+export type HashLookups = Pick<HashLookupIndex, 'serves'>;
 
 /** The column of a page's statement that holds the i-th value of the row's position. */
 const positionColumn = (i: number) => `p${i}`;
@@ -50,13 +57,14 @@ export function pageSql(
   recordReleases = false,
   recipientAgencyId = '',
   head?: (params: SqlParams) => string,
+  hashes?: HashLookups,
 ): PageStatement {
   const params = new SqlParams();
   const { shape, grant } = plan;
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const options = personKeyOptions(plan, params, recipientAgencyId, t);
+  const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes);
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
   // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
@@ -120,6 +128,7 @@ export function pageSql(
     writer: new NodeJsonWriter(columns, names),
     positionColumns,
     personKeyTable: options.lookedUp(),
+    hashed: options.hashed(),
   };
 }
 
@@ -215,11 +224,48 @@ export function pageRows(
 }
 
 /**
+ * The data-plane options of a statement's released names: personKey's SQL, where the grant has
+ * linkage (its parameters added the first time it is used; the pseudonym is scoped to recipient
+ * agency and purpose), and the lookup tables of HASH names that `hashes` says serve. `lookedUp` says
+ * the personKey lookup table a filter read, and `hashed` the HASH names filtered by equality, once
+ * the statement is built.
+ */
+export function releasedNameOptions(
+  plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
+  params: SqlParams,
+  recipientAgencyId: string,
+  t: string,
+  hmacKey: HmacKeyParam,
+  hashes?: HashLookups,
+): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): ReleasedField[] } {
+  const hashed: ReleasedField[] = [];
+  const hashAmong = (released: ReleasedField, values: () => string): string | null => {
+    if (!hashed.includes(released)) hashed.push(released);
+    if (!hashes?.serves(hashTableOf(plan.agreement.id, plan.shape, released))) return null;
+    const { shape } = plan;
+    return hashLookupSql({
+      params,
+      agreementId: plan.agreement.id,
+      shape,
+      released,
+      hmacKey,
+      tableAlias: t,
+      values: values(),
+    });
+  };
+  // Added to personKey's object, never spread from it: its getter must run only when personKey is used.
+  return Object.assign(personKeyOptions(plan, params, recipientAgencyId, t), {
+    hashAmong,
+    hashed: () => hashed,
+  });
+}
+
+/**
  * personKey's SQL, where the grant has linkage: its parameters are added the first time it is used,
  * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose). `lookedUp`
  * says the lookup table a filter read, once the statement is built, or null.
  */
-export function personKeyOptions(
+function personKeyOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose'>,
   params: SqlParams,
   recipientAgencyId: string,

@@ -1,4 +1,7 @@
-import type { SqlParams } from '@broker/policy';
+import { type SqlParams, keyPrefixSql, keyPrefixesSql } from '@broker/policy';
+
+// One home for the prefix a lookup table keeps (libs/policy); re-exported for personKey's callers.
+export { keyPrefixSql, keyPrefixesSql };
 
 /** What {@link personKeySql} needs of the data plane's parameter collector. */
 export type SqlParamCollector = Pick<SqlParams, 'add'>;
@@ -69,22 +72,6 @@ export function scopedKeySql(scope: string): string {
 /** A person's pseudonym under a scope's key: lowercase hex HMAC-SHA-256 of its id's text. */
 export function personHashSql(personIdSql: string, scopedKey: string): string {
   return `encode(public.hmac(convert_to(${personIdSql}::text, 'UTF8'), ${scopedKey}, 'sha256'), 'hex')`;
-}
-
-/**
- * What the lookup table keeps of a pseudonym (SQL of its lowercase hex): its first 64 bits as a
- * bigint. Callers pass only text that is 64 lowercase hex digits (see {@link keyPrefixesSql}).
- */
-export function keyPrefixSql(hex: string): string {
-  return `('x' || left(${hex}, 16))::bit(64)::bigint`;
-}
-
-/**
- * The prefixes of the well-formed among `keys` (a `text[]` placeholder), as a bigint[]: anything that
- * is not 64 lowercase hex digits is no pseudonym, and matches nothing either way.
- */
-export function keyPrefixesSql(keys: string): string {
-  return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '^[0-9a-f]{64}$')`;
 }
 
 /** The pieces of {@link personKeySql}, one home for how a person's key is derived. */

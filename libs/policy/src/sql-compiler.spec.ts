@@ -399,6 +399,47 @@ describe('whereSql', () => {
     );
   });
 
+  it('adds the lookup of a HASH name beside its equality or in list required of every row, and nowhere else', () => {
+    const hashed = grantOf({ s: FieldTransform.HASH, i: FieldTransform.RAW });
+    const asked: string[] = [];
+    const options = {
+      hashAmong: (released: { name: string }, values: () => string) => {
+        asked.push(released.name);
+        return released.name === 's_hash' ? `lookup(${values()})` : null;
+      },
+    };
+    const sql = (where: DataWhere) => {
+      const params = new SqlParams();
+      return { text: whereSql(where, hashed, dataset, 'r', params, KEY, options), values: params.values };
+    };
+    const eq = sql({ s_hash: { eq: 'h' } });
+    expect(eq.text).toMatch(/ = \$1::text\) AND lookup\(\$2::text\[\]\)\)$/);
+    expect(eq.values).toEqual(['h', ['h']]);
+    expect(sql({ and: [{ s_hash: { in: ['a', 'b'] } }, { i: { eq: 1 } }] }).text).toMatch(
+      / AND lookup\(\$\d+::text\[\]\)\)$/,
+    );
+    // Where the data plane has no table, nothing is added, not even the list's parameter.
+    const none = { hashAmong: () => null };
+    const params = new SqlParams();
+    whereSql({ s_hash: { eq: 'h' } }, hashed, dataset, 'r', params, KEY, none);
+    expect(params.values.filter((v) => Array.isArray(v))).toEqual([]);
+    // Under or and not, for neq, nin, ranges and isNull, the records with those hashes are not all
+    // the answer may hold: nothing is added, and no table is asked for.
+    asked.length = 0;
+    for (const where of [
+      { or: [{ s_hash: { eq: 'h' } }, { i: { eq: 1 } }] },
+      { not: { s_hash: { eq: 'h' } } },
+      { s_hash: { neq: 'h' } },
+      { s_hash: { nin: ['h'] } },
+      { s_hash: { gt: 'h' } },
+      { s_hash: { isNull: false } },
+      { s_hash: { in: [] } },
+    ] as DataWhere[]) {
+      expect(sql(where).text).not.toContain('lookup');
+    }
+    expect(asked).toEqual([]);
+  });
+
   it("adds the persons' records beside a personKey equality or in list required of every row, and nowhere else", () => {
     const linked = grantOf({ s: FieldTransform.RAW }, true);
     const options = { personKey: 'p."key"', personKeyAmong: (keys: string) => `among(${keys})` };

@@ -465,6 +465,15 @@ function personKeysOf(node: WhereNode): WhereValue[] | null {
   return null;
 }
 
+/** The values a condition on a HASH name requires it to equal (`eq`, `in`), or null for any other node. */
+function hashValuesOf(node: WhereNode): { released: ReleasedField; values: WhereValue[] } | null {
+  const released = node.kind === 'compare' || node.kind === 'in' ? node.target.released : null;
+  if (!released || released.transform !== FieldTransform.HASH) return null;
+  if (node.kind === 'compare') return node.op === 'eq' ? { released, values: [node.value] } : null;
+  if (node.kind === 'in') return { released, values: node.values };
+  return null;
+}
+
 /**
  * Conditions on raw columns that a filter on a GENERALIZE name implies (a year is a range of dates,
  * a band a range of integers, a prefix a range of strings): added beside the filter, never instead
@@ -481,6 +490,15 @@ function impliedBounds(node: WhereNode, c: WhereContext): string[] {
   const keys = personKeysOf(node);
   if (keys && c.options.personKeyAmong) {
     return keys.length ? [c.options.personKeyAmong(c.params.add(keys.map(String), 'text[]'))] : [];
+  }
+  // A HASH name equal to one of some values: the records filed under those values' prefixes in the
+  // agreement's lookup table, where the data plane has one.
+  const hashed = hashValuesOf(node);
+  if (hashed && c.options.hashAmong) {
+    const among = hashed.values.length
+      ? c.options.hashAmong(hashed.released, c.params.lazy(hashed.values.map(String), 'text[]'))
+      : null;
+    return among === null ? [] : [among];
   }
   if (node.kind !== 'compare') return [];
   const released = node.target.released;

@@ -8,6 +8,7 @@ export * from './dataset/dataset-schema';
 export * from './dataset/dataset.entity';
 export * from './dataset/dataset.model';
 export * from './dataset/dataset.service';
+export * from './dataset/hash-lookup';
 export { type IndexOutcome } from './dataset/record-indexes';
 export * from './dataset/record-table';
 export * from './ingest/ingest.controller';

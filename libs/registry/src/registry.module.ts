@@ -8,6 +8,7 @@ import { ConsentService } from './consent/consent.service';
 import { DatasetEntity, DatasetFieldEntity } from './dataset/dataset.entity';
 import { DatasetResolver } from './dataset/dataset.resolver';
 import { DatasetService } from './dataset/dataset.service';
+import { HashLookupIndex } from './dataset/hash-lookup';
 import { IngestController } from './ingest/ingest.controller';
 import { IngestService } from './ingest/ingest.service';
 import { PurposeEntity } from './purpose/purpose.entity';
@@ -33,11 +34,20 @@ import { UserService } from './user/user.service';
     PurposeResolver,
     DatasetService,
     DatasetResolver,
+    HashLookupIndex,
     IngestService,
     ConsentService,
     ConsentResolver,
     RetentionService,
   ],
-  exports: [AgencyService, UserService, PurposeService, DatasetService, IngestService, RetentionService],
+  exports: [
+    AgencyService,
+    UserService,
+    PurposeService,
+    DatasetService,
+    HashLookupIndex,
+    IngestService,
+    RetentionService,
+  ],
 })
 export class RegistryModule {}

@@ -11,6 +11,7 @@ import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
+import { forgetHashLookups } from '../dataset/hash-lookup';
 import type { RecordSource } from './record-sources';
 import { ErrorSink, MAX_REPORTED_ERRORS, type RowError, RowValidator } from './row-validator';
 
@@ -81,6 +82,9 @@ export class IngestService {
         await tx.rollback();
         this.metrics.rejectedBatches.inc({ reason: 'invalid_rows' });
       } else {
+        // Changed records: the lookup tables of HASH names hashed the old ones (under the record
+        // table's lock, taken by load()).
+        if (report.inserted + report.updated > 0) await forgetHashLookups(tx.client, datasetId);
         // Last before COMMIT: the chain's lock is held only for the commit itself.
         await this.audit.appendOnClient(tx.client, {
           ...auditActor(ctx),

@@ -18,6 +18,7 @@ import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
 import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
+import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -40,4 +41,5 @@ export const MIGRATIONS = [
   ReleaseStaged1765300000000,
   ReleaseRecordUnchecked1765400000000,
   PersonKeyPerDataset1765500000000,
+  HashKeyIndex1765600000000,
 ];

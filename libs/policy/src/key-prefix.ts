@@ -1,0 +1,16 @@
+/**
+ * What a lookup table keeps of a keyed hash (SQL of its lowercase hex): its first 64 bits as a
+ * bigint. Callers pass only text that is 64 lowercase hex digits (see {@link keyPrefixesSql}). The
+ * lookup tables of personKey (libs/linkage) and of HASH names (libs/registry) file records under it.
+ */
+export function keyPrefixSql(hex: string): string {
+  return `('x' || left(${hex}, 16))::bit(64)::bigint`;
+}
+
+/**
+ * The prefixes of the well-formed among `keys` (a `text[]` placeholder), as a bigint[]: anything that
+ * is not 64 lowercase hex digits is no keyed hash, and matches nothing either way.
+ */
+export function keyPrefixesSql(keys: string): string {
+  return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '^[0-9a-f]{64}$')`;
+}

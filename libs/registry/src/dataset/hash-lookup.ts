@@ -1,0 +1,282 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { Database, LOGGER } from '@broker/core';
+import {
+  type DatasetShape,
+  FieldTransform,
+  type HmacKeyParam,
+  type ReleasedField,
+  type SqlParams,
+  columnRef,
+  keyPrefixSql,
+  keyPrefixesSql,
+  releasedExpression,
+} from '@broker/policy';
+import { recordTable } from './record-table';
+
+/**
+ * One lookup table of a HASH name (migration hash-key-index): the agreement whose key hashes, the
+ * dataset, and the source field hashed.
+ */
+export interface HashTable {
+  agreementId: string;
+  datasetId: string;
+  field: string;
+}
+
+/** What {@link HashLookupIndex.want} needs to build a table: the statement's own pieces. */
+export interface HashTableWanted {
+  agreementId: string;
+  shape: DatasetShape;
+  released: ReleasedField;
+  /** The agreement's key: a parameter of the build's statement, never written into any object. */
+  hmacKey: Buffer;
+}
+
+/** How often, at most, one broker checks a table asked for (built, and whether it serves). */
+export const HASH_LOOKUP_CHECK_MS = 30_000;
+
+/** How often each broker drops the tables of agreements no longer in force. */
+export const HASH_LOOKUP_SWEEP_MS = 10 * 60_000;
+
+/**
+ * A field gets a table only when its values have at most this many records each on average: a value
+ * with thousands of records is found faster by hashing the records in the page's own order until
+ * the page is full than by fetching all of them from the table.
+ */
+export const HASH_LOOKUP_MAX_PER_VALUE = 100;
+
+/** Something that runs a statement: a pg client, a TypeORM manager or query runner. */
+interface Queryable {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/** Whether a table is built and serves (no row: not built). */
+const SCOPE_USEFUL = `SELECT useful FROM hash_key_scope WHERE agreement_id = $1 AND dataset_id = $2 AND field = $3`;
+
+/** A table's identity as one string (a map key). */
+function tableId(table: HashTable): string {
+  return `${table.agreementId} ${table.datasetId} ${table.field}`;
+}
+
+/** The table of a HASH name of `agreementId`'s grant on `shape`. */
+export function hashTableOf(
+  agreementId: string,
+  shape: Pick<DatasetShape, 'id'>,
+  released: ReleasedField,
+): HashTable {
+  return { agreementId, datasetId: shape.id, field: released.source };
+}
+
+/**
+ * Drops every lookup table of a dataset's HASH names, in the transaction that changes its records
+ * (ingestion, retention), after that transaction's lock on the record table: a build takes a SHARE
+ * lock on the same table, so either it waits for the change and hashes the records as changed, or
+ * the change waits for it and then finds its table here to drop. A filter hashes every record again
+ * until the next is built.
+ */
+export async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void> {
+  await on.query(`DELETE FROM hash_key_scope WHERE dataset_id = $1`, [datasetId]);
+}
+
+/**
+ * A condition every record whose HASH value of `released` is one of `values` (a `text[]` placeholder)
+ * meets (see ReleasedNameOptions.hashAmong): its row id is among the records the table files under
+ * those values' first 64 bits, when the table is built and serves; otherwise among the records whose
+ * HMAC is one of them, each record hashed. PostgreSQL runs one of the two branches (one-time
+ * filters on the same scope row, in the statement's own snapshot): a table dropped since the broker
+ * last saw it costs a slower answer, never a wrong one. The caller's filter stays beside it and
+ * checks every record found whole.
+ */
+export function hashLookupSql(args: {
+  params: Pick<SqlParams, 'add'>;
+  agreementId: string;
+  shape: DatasetShape;
+  released: ReleasedField;
+  hmacKey: HmacKeyParam;
+  tableAlias: string;
+  values: string;
+}): string {
+  const { params, shape, released, values } = args;
+  if (released.transform !== FieldTransform.HASH) throw new Error('a lookup table is for a HASH name');
+  const scope = `SELECT hs.id FROM hash_key_scope hs
+     WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
+       AND hs.field = ${params.add(released.source, 'text')} AND hs.useful`;
+  const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
+  // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
+  // started only for each to find it false.
+  return `(${args.tableAlias}."_rid" = ANY (ARRAY(
+      SELECT hk.rid FROM hash_key hk WHERE hk.scope_id = (${scope}) AND hk.prefix = ANY (${keyPrefixesSql(values)})
+      UNION ALL
+      SELECT h._rid FROM (SELECT hr."_rid" FROM ${recordTable(shape.slug)} hr WHERE ${hashed} = ANY (${values}) OFFSET 0) h
+       WHERE NOT EXISTS (${scope}))))`;
+}
+
+/** What a build found: how many records hash, how many distinct values, and whether it filed them. */
+export interface HashTableBuilt {
+  records: number;
+  distinctValues: number;
+  useful: boolean;
+}
+
+/**
+ * The lookup tables of filters on HASH names (migration hash-key-index): for one agreement, one
+ * dataset and one field, each record's row id filed under the first 64 bits of its HMAC under the
+ * agreement's key. A filter `eq` or `in` on the hash then finds its records by index and hashes only
+ * them, where without it every record of the dataset is hashed: about a second per million.
+ *
+ * Built only for the names analysts filter by (minimum necessary), in the background after the first
+ * such filter ({@link want}), and used by the data plane only once this broker has seen it built
+ * and serving ({@link serves}); the statement still checks, in its own snapshot, that it is there.
+ * Dropped by every change of the dataset's records ({@link forgetHashLookups}) and, by every broker
+ * every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force. The agreement's key is
+ * a parameter of the build's statement: it is in no table, index or other catalog object.
+ */
+@Injectable()
+export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
+  private readonly checked = new Map<string, number>();
+  private readonly serving = new Set<string>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Database,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onModuleInit(): void {
+    const sweep = () =>
+      void this.sweep().catch((error: unknown) =>
+        this.logger.warn(
+          { err: error },
+          'lookup tables of ended agreements not dropped; the next sweep retries',
+        ),
+      );
+    sweep();
+    this.sweeper = setInterval(sweep, HASH_LOOKUP_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Whether this broker last saw `table` built and serving (a filter then reads it). */
+  serves(table: HashTable): boolean {
+    return this.serving.has(tableId(table));
+  }
+
+  /**
+   * A filter on a HASH name was answered: its table is built if it is not, in the background, and
+   * what this broker knows of it is renewed. At most once every {@link HASH_LOOKUP_CHECK_MS} per
+   * table; never throws, never waits.
+   */
+  want(wanted: HashTableWanted): void {
+    if (this.closed) return;
+    const table = hashTableOf(wanted.agreementId, wanted.shape, wanted.released);
+    const id = tableId(table);
+    const now = Date.now();
+    const last = this.checked.get(id);
+    if (last !== undefined && now - last < HASH_LOOKUP_CHECK_MS) return;
+    this.checked.set(id, now);
+    void this.serially(() => this.build(wanted)).catch((error: unknown) => {
+      this.checked.delete(id);
+      this.logger.warn({ err: error, ...table }, 'HASH lookup table not built; the next filter retries');
+    });
+  }
+
+  /**
+   * Builds the table of `wanted` unless it is built, and renews what this broker knows of it: resolves
+   * to what the build found, or null when it was there already.
+   */
+  async build(wanted: HashTableWanted): Promise<HashTableBuilt | null> {
+    const table = hashTableOf(wanted.agreementId, wanted.shape, wanted.released);
+    const started = Date.now();
+    const key = [table.agreementId, table.datasetId, table.field];
+    const outcome = await this.db.transaction(async (tx) => {
+      // Read first, so that a check of a table that is there locks and writes nothing.
+      const [there] = await tx.query<{ useful: boolean }>(SCOPE_USEFUL, key);
+      if (there) return { useful: there.useful, built: null };
+      // Ingestion and retention change records under a lock that conflicts with this one, and drop
+      // the dataset's tables after it: a table is built from records no change is halfway through.
+      await tx.query(`LOCK TABLE ${recordTable(wanted.shape.slug)} IN SHARE MODE`);
+      const built = await buildTable(tx, wanted, table);
+      if (built) return { useful: built.useful, built };
+      // Built meanwhile (by another broker, or before this lock was granted): what that build found.
+      const [theirs] = await tx.query<{ useful: boolean }>(SCOPE_USEFUL, key);
+      return { useful: theirs?.useful ?? false, built: null };
+    });
+    const id = tableId(table);
+    if (outcome.useful) this.serving.add(id);
+    else this.serving.delete(id);
+    const { built } = outcome;
+    if (!built) return null;
+    // Visibility for index-only reads of the new rows (and the planner's statistics).
+    if (built.useful) await this.db.query(`VACUUM (ANALYZE) hash_key`);
+    this.logger.info({ ...table, ...built, ms: Date.now() - started }, 'HASH lookup table built');
+    return built;
+  }
+
+  /** Drops the tables of agreements no longer in force (revoked, or their version ended); how many. */
+  async sweep(): Promise<number> {
+    const gone = await this.db.query<{ id: number }>(
+      `DELETE FROM hash_key_scope hs USING agreement a
+        WHERE a.id = hs.agreement_id
+          AND (a.revoked_at IS NOT NULL OR NOT EXISTS (
+                SELECT 1 FROM agreement_version v
+                 WHERE v.agreement_id = a.id AND v.version = a.in_force_version AND v.valid_until > now()))
+       RETURNING hs.id`,
+    );
+    return gone.length;
+  }
+
+  /** Starts no more builds; one under way rolls back with its connection. */
+  onApplicationShutdown(): void {
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  /** One build at a time per broker: each hashes a dataset. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain
+      .catch(() => undefined)
+      .then(() => (this.closed ? Promise.reject(new Error('shutting down')) : work()));
+    this.chain = next;
+    return next;
+  }
+}
+
+/**
+ * Writes a table's scope row and, where it serves, its records, in the caller's transaction (which
+ * holds the record table's SHARE lock). Another broker building the same table meanwhile holds its
+ * scope row's unique key: this waits for it and then writes nothing (null).
+ */
+async function buildTable(
+  tx: { query<T>(sql: string, params?: unknown[]): Promise<T[]> },
+  wanted: HashTableWanted,
+  table: HashTable,
+): Promise<HashTableBuilt | null> {
+  const records = recordTable(wanted.shape.slug);
+  // The key as the statement's one bytea parameter ($1), as the data plane passes it.
+  const hashed = releasedExpression(wanted.released, wanted.shape, 't', '$1::bytea');
+  // Counted on the raw values, which hash one to one, so that the records are hashed once only.
+  const column = columnRef('t', wanted.released.source);
+  const [counts] = await tx.query<{ records: string; distinct: string }>(
+    `SELECT count(${column}) AS records, count(DISTINCT ${column}) AS distinct FROM ${records} t`,
+  );
+  const found = { records: Number(counts.records), distinctValues: Number(counts.distinct) };
+  const useful = found.records <= HASH_LOOKUP_MAX_PER_VALUE * Math.max(1, found.distinctValues);
+  const [row] = await tx.query<{ id: number }>(
+    `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (agreement_id, dataset_id, field) DO NOTHING RETURNING id`,
+    [table.agreementId, table.datasetId, table.field, found.records, found.distinctValues, useful],
+  );
+  if (!row) return null;
+  if (useful) {
+    await tx.query(
+      `INSERT INTO hash_key (scope_id, prefix, rid)
+       SELECT $2, ${keyPrefixSql('h')}, rid FROM (SELECT ${hashed} AS h, t."_rid" AS rid FROM ${records} t) r
+        WHERE h IS NOT NULL`,
+      [wanted.hmacKey, row.id],
+    );
+  }
+  return { ...found, useful };
+}

@@ -1,0 +1,365 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { Client } from 'pg';
+import { FieldTransform, SqlParams, releasedField } from '@broker/policy';
+import { DatasetService, HashLookupIndex, RetentionService, hashLookupSql } from '@broker/registry';
+import { TestBroker } from '@broker/testing';
+
+const DATA = '/data/graphql';
+const WINDOW = { validFrom: '2020-01-01T00:00:00Z', validUntil: '2099-01-01T00:00:00Z' };
+const RECORDS = 1200;
+
+/** The records' values, written here: a near-unique identifier, a two-valued sex, a date. */
+const ssnOf = (i: number) => `S${String(i % 1000).padStart(4, '0')}`; // two records for the first 200
+const sexOf = (i: number) => (i % 2 ? 'F' : 'M');
+/** Old enough for retention to destroy the first tenth, recent for the rest. */
+const releasedOn = (i: number) => (i < RECORDS / 10 ? '2001-02-03' : '2099-06-07');
+const clientId = (i: number) => `C${String(i).padStart(5, '0')}`;
+
+/**
+ * The lookup tables of HASH names (libs/registry/src/dataset/hash-lookup.ts): a filter on a hashed
+ * name answers the same records whether its table is built, dropped since, or not worth building,
+ * checked against HMACs computed here with Node's crypto from the agreement's key, not with the
+ * broker's SQL. Every change of the records drops the tables; the key is in no catalog object.
+ */
+describe('HASH lookup tables', () => {
+  let broker: TestBroker;
+  let pg: Client;
+  let index: HashLookupIndex;
+  let key: Buffer;
+  let analyst: string;
+  let steward: string;
+  let clients: { id: string };
+  let agreementId: string;
+  /** Each record's values, as the dataset holds them now. */
+  let rows: Map<string, { ssn: string; sex: string; released_on: string }>;
+
+  const hmac = (value: string) => createHmac('sha256', key).update(value, 'utf8').digest('hex');
+  /** The records whose `field`'s HMAC is one of `hashes`: the truth, from Node's crypto. */
+  const truth = (field: 'ssn' | 'sex', hashes: string[]) =>
+    [...rows]
+      .filter(([, r]) => hashes.includes(hmac(r[field])))
+      .map(([id]) => id)
+      .sort();
+  const filter = async (name: 'ssn_hash' | 'sex_hash', hashes: string[], op: 'eq' | 'in' = 'in') => {
+    const [declared, condition, variables] =
+      op === 'in'
+        ? ['$v: [String!]!', '{ in: $v }', { v: hashes }]
+        : ['$v: String!', '{ eq: $v }', { v: hashes[0] }];
+    const res = await broker.gql(
+      analyst,
+      `query(${declared}) { clients(purpose: PROGRAM_EVALUATION, first: 1000,
+          where: { ${name}: ${condition} }, orderBy: [{ field: client_id }]) { nodes { client_id } } }`,
+      variables,
+      DATA,
+    );
+    if (res.errors) throw new Error(JSON.stringify(res.errors));
+    return (res.data as { clients: { nodes: { client_id: string }[] } }).clients.nodes
+      .map((n) => n.client_id)
+      .sort();
+  };
+  const scopes = () =>
+    broker.query<{ field: string; useful: boolean; records: string; distinct_values: string; filed: string }>(
+      `SELECT s.field, s.useful, s.records::text, s.distinct_values::text,
+              (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed
+         FROM hash_key_scope s ORDER BY s.field`,
+    );
+  const shapeAndField = async (field: 'ssn' | 'sex') => {
+    const shape = (await broker.app.get(DatasetService).shapes([clients.id])).get(clients.id)!;
+    const released = releasedField(
+      shape.fields.find((f) => f.name === field)!,
+      FieldTransform.HASH,
+    );
+    return { shape, released };
+  };
+  const build = async (field: 'ssn' | 'sex') => {
+    const { shape, released } = await shapeAndField(field);
+    return index.build({ agreementId, shape, released, hmacKey: key });
+  };
+  const waitFor = async (check: () => Promise<boolean>) => {
+    for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  const upload = (lines: string[]) =>
+    broker.upload(steward, clients.id, 'text/csv', ['client_id,ssn,sex,released_on', ...lines].join('\n'));
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'hash_lookup' });
+    index = broker.app.get(HashLookupIndex);
+    const provider = await broker.createAgency('Community services');
+    const recipient = await broker.createAgency('Research office');
+    const providerSteward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
+    const recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    steward = providerSteward.apiKey;
+    analyst = (await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' })).apiKey;
+    await broker.definePurposes('PROGRAM_EVALUATION');
+    clients = await broker.registerDataset(steward, {
+      slug: 'clients',
+      title: 'Clients',
+      keyField: 'client_id',
+      retentionDays: 30,
+      retentionField: 'released_on',
+      fields: [
+        { name: 'client_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'ssn', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+        { name: 'sex', type: 'STRING', classification: 'SENSITIVE' },
+        { name: 'released_on', type: 'DATE', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    rows = new Map();
+    const lines: string[] = [];
+    for (let i = 0; i < RECORDS; i++) {
+      rows.set(clientId(i), { ssn: ssnOf(i), sex: sexOf(i), released_on: releasedOn(i) });
+      lines.push(`${clientId(i)},${ssnOf(i)},${sexOf(i)},${releasedOn(i)}`);
+    }
+    await upload(lines);
+    agreementId = await broker.activateAgreement(steward, recipientSteward.apiKey, {
+      title: 'Clients for evaluation',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['PROGRAM_EVALUATION'],
+      ...WINDOW,
+      grants: [
+        {
+          datasetId: clients.id,
+          fields: [
+            { name: 'client_id' },
+            { name: 'ssn', transform: 'HASH' },
+            { name: 'sex', transform: 'HASH' },
+          ],
+        },
+      ],
+    });
+    [{ key }] = await broker.query<{ key: Buffer }>(
+      `SELECT hmac_key AS key FROM agreement_secret WHERE agreement_id = $1`,
+      [agreementId],
+    );
+    pg = new Client({ connectionString: broker.config.DATABASE_URL });
+    await pg.connect();
+  });
+  afterAll(async () => {
+    await pg?.end();
+    await broker?.close();
+  });
+
+  it('is built after the first filter on a name, and only for that name', async () => {
+    expect(await scopes()).toEqual([]);
+    const asked = [hmac(ssnOf(5)), hmac(ssnOf(700))];
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    expect(truth('ssn', asked)).toEqual([clientId(5), clientId(700), clientId(1005)]);
+    await waitFor(async () => (await scopes()).length > 0);
+    // 1,000 distinct values for 1,200 records: every record filed.
+    expect(await scopes()).toEqual([
+      { field: 'ssn', useful: true, records: '1200', distinct_values: '1000', filed: '1200' },
+    ]);
+    const { shape, released } = await shapeAndField('ssn');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(true);
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    expect(await filter('ssn_hash', asked, 'eq')).toEqual(truth('ssn', asked.slice(0, 1)));
+    // Built once: building again writes nothing.
+    expect(await build('ssn')).toBeNull();
+  });
+
+  it('finds the same records with the table, with it dropped since, and by Node (fast-check)', async () => {
+    await build('ssn');
+    const value = fc.oneof(
+      fc.integer({ min: 0, max: 1100 }).map((i) => hmac(ssnOf(i))),
+      // Not a record's, upper-cased, cut, lengthened, under another key, random hex, any text.
+      fc.string().map((s) => hmac(s)),
+      fc.integer({ min: 0, max: 999 }).map((i) => hmac(ssnOf(i)).toUpperCase()),
+      fc.integer({ min: 0, max: 999 }).map((i) => hmac(ssnOf(i)).slice(0, 63)),
+      fc.integer({ min: 0, max: 999 }).map((i) => `${hmac(ssnOf(i))}0`),
+      fc
+        .integer({ min: 0, max: 999 })
+        .map((i) => createHmac('sha256', randomBytes(32)).update(ssnOf(i)).digest('hex')),
+      fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 }),
+      fc.string(),
+    );
+    const lists = fc.array(value, { minLength: 1, maxLength: 6 });
+    await fc.assert(
+      fc.asyncProperty(lists, async (hashes) => {
+        expect(await filter('ssn_hash', hashes)).toEqual(truth('ssn', hashes));
+      }),
+      { numRuns: 40 },
+    );
+    // The table dropped behind this broker's back (as another broker's ingestion would): the
+    // statement's own check finds it gone, and every record is hashed instead.
+    await broker.query(`DELETE FROM hash_key_scope`);
+    const { shape, released } = await shapeAndField('ssn');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(true);
+    await fc.assert(
+      fc.asyncProperty(lists, async (hashes) => {
+        expect(await filter('ssn_hash', hashes)).toEqual(truth('ssn', hashes));
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it('exports the records a page finds, through the table and without it', async () => {
+    await build('ssn');
+    const asked = [hmac(ssnOf(7)), hmac(ssnOf(8)), hmac(ssnOf(999)), 'not a hash'];
+    const exported = async () => {
+      const res = await broker.http.inject({
+        method: 'POST',
+        url: '/data/export',
+        headers: {
+          authorization: `Bearer ${analyst}`,
+          accept: 'text/csv',
+          'content-type': 'application/json',
+        },
+        payload: {
+          query: `{ clients(purpose: PROGRAM_EVALUATION, where: { ssn_hash: { in: ${JSON.stringify(asked)} } },
+                    orderBy: [{ field: client_id }]) { nodes { client_id } } }`,
+        },
+      });
+      expect(res.statusCode).toBe(200);
+      return res.body
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((line) => JSON.parse(line) as string)
+        .sort();
+    };
+    expect(await exported()).toEqual(truth('ssn', asked));
+    expect(truth('ssn', asked)).toHaveLength(5);
+    await broker.query(`DELETE FROM hash_key_scope`);
+    expect(await exported()).toEqual(truth('ssn', asked));
+  });
+
+  it('reads the table by index and never runs the hashing branch while it serves (EXPLAIN)', async () => {
+    await build('ssn');
+    const { shape, released } = await shapeAndField('ssn');
+    const plan = async () => {
+      const params = new SqlParams();
+      const hmacKey = params.lazy(key, 'bytea');
+      const values = params.add([hmac(ssnOf(42))], 'text[]');
+      const condition = hashLookupSql({
+        params,
+        agreementId,
+        shape,
+        released,
+        hmacKey,
+        tableAlias: 't',
+        values,
+      });
+      // 1,200 records fit in a few pages, which PostgreSQL would rather read whole: as on a large
+      // table, scans are made dear, so that the plan shows what the indexes can serve.
+      await pg.query('BEGIN');
+      try {
+        await pg.query('SET LOCAL enable_seqscan = off');
+        const { rows } = await pg.query<{ 'QUERY PLAN': unknown }>(
+          `EXPLAIN (ANALYZE, FORMAT JSON) SELECT t.client_id FROM records.clients t WHERE ${condition}`,
+          params.values,
+        );
+        return JSON.stringify(rows[0]['QUERY PLAN']);
+      } finally {
+        await pg.query('ROLLBACK');
+      }
+    };
+    const served = JSON.parse(await plan()) as unknown;
+    const nodes: { type: string; relation?: string; alias?: string; index?: string; loops: number }[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      nodes.push({
+        type: String(node['Node Type']),
+        relation: node['Relation Name'] as string | undefined,
+        alias: node.Alias as string | undefined,
+        index: node['Index Name'] as string | undefined,
+        loops: Number(node['Actual Loops']),
+      });
+      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+    };
+    walk((served as { Plan: Record<string, unknown> }[])[0].Plan);
+    expect(nodes).toEqual(
+      expect.arrayContaining([expect.objectContaining({ index: 'hash_key_prefix_idx', loops: 1 })]),
+    );
+    // The hashing branch's scan of the record table (alias hr) is there, and never executed.
+    expect(nodes.filter((n) => n.alias === 'hr').map((n) => n.loops)).toEqual([0]);
+  });
+
+  it('keeps no table for a name whose values have many records each, and answers alike', async () => {
+    expect((await build('sex'))?.useful).toBe(false);
+    expect((await scopes()).find((s) => s.field === 'sex')).toEqual({
+      field: 'sex',
+      useful: false,
+      records: String(rows.size),
+      distinct_values: '2',
+      filed: '0',
+    });
+    const { shape, released } = await shapeAndField('sex');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(false);
+    expect(await filter('sex_hash', [hmac('F')])).toEqual(truth('sex', [hmac('F')]));
+  });
+
+  it('is dropped by ingestion, and a build waits for an ingestion under way', async () => {
+    await build('ssn');
+    const fresh = hmac('S-NEW');
+    expect(await filter('ssn_hash', [fresh])).toEqual([]);
+    // An update of a record's value and a new record: the table is dropped in the same transaction.
+    await upload([`${clientId(3)},S-NEW,M,2099-06-07`, `C99999,S-NEW,F,2099-06-07`]);
+    rows.set(clientId(3), { ssn: 'S-NEW', sex: 'M', released_on: '2099-06-07' });
+    rows.set('C99999', { ssn: 'S-NEW', sex: 'F', released_on: '2099-06-07' });
+    expect(await scopes()).toEqual([]);
+    expect(await filter('ssn_hash', [fresh])).toEqual(['C99999', clientId(3)].sort());
+    expect(await filter('ssn_hash', [hmac(ssnOf(3))])).toEqual(truth('ssn', [hmac(ssnOf(3))]));
+    // A build while a change holds the record table's lock (as ingestion does) waits for it, and
+    // then files what it committed.
+    await pg.query('BEGIN');
+    await pg.query(`LOCK TABLE records.clients IN SHARE ROW EXCLUSIVE MODE`);
+    await pg.query(
+      `INSERT INTO records.clients (client_id, ssn, sex, released_on) VALUES ('C99998', 'S-LOCK', 'M', '2099-06-07')`,
+    );
+    let done = false;
+    const building = build('ssn').then((b) => ((done = true), b));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    await pg.query('COMMIT');
+    rows.set('C99998', { ssn: 'S-LOCK', sex: 'M', released_on: '2099-06-07' });
+    expect((await building)?.records).toBe(rows.size);
+    const [{ filed }] = await broker.query<{ filed: string }>(
+      `SELECT count(*)::text AS filed FROM hash_key k JOIN hash_key_scope s ON s.id = k.scope_id
+        WHERE s.field = 'ssn' AND k.rid = (SELECT "_rid" FROM records.clients WHERE client_id = 'C99998')`,
+    );
+    expect(filed).toBe('1');
+    expect(await filter('ssn_hash', [hmac('S-LOCK')])).toEqual(['C99998']);
+  });
+
+  it('is dropped by retention, which destroys records it filed', async () => {
+    await build('ssn');
+    expect((await scopes()).filter((s) => s.field === 'ssn')).toHaveLength(1);
+    const old = [...rows].filter(([, r]) => r.released_on < '2002').map(([id]) => id);
+    expect(old.length).toBeGreaterThan(100);
+    const report = await broker.app.get(RetentionService).run();
+    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(old.length);
+    for (const id of old) rows.delete(id);
+    expect(await scopes()).toEqual([]);
+    const asked = [hmac(ssnOf(5)), hmac(ssnOf(500))];
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    // C00005 was destroyed; C01005 shares its value and stays.
+    expect(truth('ssn', asked)).toEqual([clientId(500), clientId(1005)]);
+  });
+
+  it('is dropped when its agreement is no longer in force', async () => {
+    await build('ssn');
+    expect(await index.sweep()).toBe(0);
+    await broker.query(`UPDATE agreement SET revoked_at = now() WHERE id = $1`, [agreementId]);
+    try {
+      expect(await index.sweep()).toBe(1);
+      expect(await scopes()).toEqual([]);
+    } finally {
+      await broker.query(`UPDATE agreement SET revoked_at = NULL WHERE id = $1`, [agreementId]);
+    }
+  });
+
+  it('holds the agreement key in no catalog object', async () => {
+    await build('ssn');
+    const hex = key.toString('hex');
+    const [found] = await broker.query<{ n: number }>(
+      `SELECT ((SELECT count(*) FROM pg_indexes WHERE indexdef ILIKE '%' || $1 || '%')
+             + (SELECT count(*) FROM pg_views WHERE definition ILIKE '%' || $1 || '%')
+             + (SELECT count(*) FROM pg_matviews WHERE definition ILIKE '%' || $1 || '%')
+             + (SELECT count(*) FROM pg_proc WHERE prosrc ILIKE '%' || $1 || '%')
+             + (SELECT count(*) FROM pg_constraint WHERE pg_get_constraintdef(oid) ILIKE '%' || $1 || '%'))::int AS n`,
+      [hex],
+    );
+    expect(found.n).toBe(0);
+  });
+});
