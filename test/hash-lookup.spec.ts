@@ -225,6 +225,33 @@ describe('HASH lookup tables', () => {
     expect(await exported()).toEqual(truth('ssn', asked));
   });
 
+  it('counts in aggregates the records a page finds, through the table and without it', async () => {
+    // Sixty values of 1,000 (the first 200 have two records each): a count well above the cell size.
+    const asked = Array.from({ length: 60 }, (_, i) => hmac(ssnOf(i * 7)));
+    const counted = async () => {
+      const res = await broker.gql(
+        analyst,
+        `query($v: [String!]!) { clients_aggregate(purpose: PROGRAM_EVALUATION, groupBy: [],
+            where: { ssn_hash: { in: $v } }) { groups { count suppressed } noise } }`,
+        { v: asked },
+        DATA,
+      );
+      expect(res.errors).toBeUndefined();
+      return (res.data as { clients_aggregate: { groups: { count: number }[]; noise: number } })
+        .clients_aggregate;
+    };
+    // The table was dropped by the test before: the statement hashes every record.
+    expect(await scopes()).toEqual([]);
+    const unbuilt = await counted();
+    await build('ssn');
+    const { shape, released } = await shapeAndField('ssn');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(true);
+    const served = await counted();
+    expect(served).toEqual(unbuilt);
+    const exact = truth('ssn', asked).length;
+    expect(Math.abs(served.groups[0].count - exact)).toBeLessThanOrEqual(served.noise);
+  });
+
   it('reads the table by index and never runs the hashing branch while it serves (EXPLAIN)', async () => {
     await build('ssn');
     const { shape, released } = await shapeAndField('ssn');

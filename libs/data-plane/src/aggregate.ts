@@ -15,7 +15,8 @@ import {
   whereSql,
   windowSql,
 } from '@broker/policy';
-import { type DatasetShapeRecord, recordTable } from '@broker/registry';
+import { type DatasetShapeRecord, type HashTableWanted, recordTable } from '@broker/registry';
+import { type HashLookups, hashOptions } from './page-sql';
 
 /** The other side of a linked count, authorised under its own chosen agreement. */
 export interface LinkedPlan {
@@ -57,13 +58,18 @@ function personJoin(join: 'JOIN' | 'LEFT JOIN', alias: string, datasetParam: str
  * and the window: a semi (or anti) join on the linkage run in force, in the same statement.
  * Both populations come from `populationConditions`, as row pages do.
  */
-export function aggregateSql(plan: AggregatePlan): { text: string; values: unknown[] } {
+export function aggregateSql(
+  plan: AggregatePlan,
+  hashes?: HashLookups,
+): { text: string; values: unknown[]; personKeyTable: null; hashed: HashTableWanted[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey));
+  // A filter on a HASH name finds its records in the agreement's lookup table, as a page's does.
+  const lookups = hashOptions(plan, params, t, hmacKey, hashes);
+  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, lookups));
   const groups = plan.groupBy.map((name) => {
     const released = grant.released.get(name);
     if (!released) throw new PolicyError('FORBIDDEN', 'Not granted');
@@ -77,12 +83,17 @@ export function aggregateSql(plan: AggregatePlan): { text: string; values: unkno
     : '';
 
   let match: string | null = null;
+  // The other dataset's HASH filters find theirs in its agreement's tables.
+  const hashed: HashTableWanted[] = [];
   if (plan.linked) {
     const other = plan.linked;
     const o = 'o';
     const otherKey = params.lazy(other.agreement.hmacKey, 'bytea');
     const inner = populationConditions(other.grant, other.shape, [plan.purpose], o, params);
-    if (other.where) inner.push(whereSql(other.where, other.grant, other.shape, o, params, otherKey));
+    const otherLookups = hashOptions(other, params, o, otherKey, hashes);
+    if (other.where)
+      inner.push(whereSql(other.where, other.grant, other.shape, o, params, otherKey, otherLookups));
+    hashed.push(...otherLookups.hashed());
     if (other.on && other.after) {
       inner.push(
         windowSql(
@@ -134,5 +145,5 @@ export function aggregateSql(plan: AggregatePlan): { text: string; values: unkno
       TRUE AS selected, ${cellKey} AS ck
     FROM (${inner}) u ${groupByKeys}
     LIMIT ${MAX_GROUPS + 1}`;
-  return { text, values: params.values };
+  return { text, values: params.values, personKeyTable: null, hashed: [...lookups.hashed(), ...hashed] };
 }

@@ -94,7 +94,7 @@ export class DataExportService {
     };
     try {
       statements = exportSql(plan, format, agencyId, this.dataPlane.hashes);
-      this.dataPlane.lookedUp(plan, statements);
+      this.dataPlane.lookedUp(statements);
       if (this.config.RECORD_RELEASES) {
         staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
         rowCount = staged.rowCount;

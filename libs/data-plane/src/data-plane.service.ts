@@ -136,7 +136,7 @@ export class DataPlaneService {
         },
         this.hashes,
       );
-      this.lookedUp(plan, statement);
+      this.lookedUp(statement);
       const reading = process.hrtime.bigint();
       this.phase('decide', deciding, reading);
       rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
@@ -335,7 +335,9 @@ export class DataPlaneService {
     const results = new Map<string, Read>();
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
-        const { text, values } = aggregateSql(plan);
+        const statement = aggregateSql(plan, this.hashes);
+        this.lookedUp(statement);
+        const { text, values } = statement;
         const rows = await tx.query<AggregateRow>(text, values);
         const groups = plan.exact
           ? protectedGroups({ groupBy: plan.groupBy, grant: { minCellSize: plan.minCellSize } }, rows)
@@ -345,7 +347,7 @@ export class DataPlaneService {
         continue;
       }
       const statement = pageSql(plan, this.config.RECORD_RELEASES, agencyId, undefined, this.hashes);
-      this.lookedUp(plan, statement);
+      this.lookedUp(statement);
       const rows = await tx.query<PageRow>(statement.text, statement.values);
       results.set(plan.responseKey, pageRows(plan, statement, rows));
     }
@@ -366,16 +368,9 @@ export class DataPlaneService {
    * A filter looked personKeys, or values of HASH names, up: their lookup tables are built if they are
    * not (in the background).
    */
-  lookedUp(plan: Plan, statement: Pick<PageStatement, 'personKeyTable' | 'hashed'>): void {
+  lookedUp(statement: Pick<PageStatement, 'personKeyTable' | 'hashed'>): void {
     if (statement.personKeyTable !== null) this.personKeys.want(statement.personKeyTable);
-    for (const released of statement.hashed) {
-      this.hashes.want({
-        agreementId: plan.agreement.id,
-        shape: plan.shape,
-        released,
-        hmacKey: plan.agreement.hmacKey,
-      });
-    }
+    for (const wanted of statement.hashed) this.hashes.want(wanted);
   }
 
   /**

@@ -1,6 +1,5 @@
 import {
   PolicyError,
-  type ReleasedField,
   SettingParams,
   SqlParams,
   pageOrder,
@@ -8,7 +7,7 @@ import {
   projection,
   whereSql,
 } from '@broker/policy';
-import { recordTable } from '@broker/registry';
+import { type HashTableWanted, recordTable } from '@broker/registry';
 import type { PersonKeyTable } from '@broker/linkage';
 import { type HashLookups, releasedNameOptions } from './page-sql';
 import type { Plan } from './plan';
@@ -38,7 +37,7 @@ export interface ExportStatements {
   /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
   personKeyTable: PersonKeyTable | null;
   /** The HASH names a filter looked up by equality (their tables: see HashLookupIndex). */
-  hashed: ReleasedField[];
+  hashed: HashTableWanted[];
 }
 
 /** How long an export's COPY may run: a client reading a million rows slowly takes minutes. */

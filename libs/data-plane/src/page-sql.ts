@@ -17,7 +17,13 @@ import {
   whereFieldNames,
   whereSql,
 } from '@broker/policy';
-import { type HashLookupIndex, hashLookupSql, hashTableOf, recordTable } from '@broker/registry';
+import {
+  type HashLookupIndex,
+  type HashTableWanted,
+  hashLookupSql,
+  hashTableOf,
+  recordTable,
+} from '@broker/registry';
 import { sealCursor } from './cursor';
 import type { Plan } from './plan';
 import { NodeJsonWriter, type NodeTexts, nodeColumn } from './node-json';
@@ -34,7 +40,7 @@ export interface PageStatement {
   /** The lookup table of pseudonyms a filter on personKey read, if one did (see PersonKeyIndex). */
   personKeyTable: PersonKeyTable | null;
   /** The HASH names a filter looked up by equality (their tables: see HashLookupIndex). */
-  hashed: ReleasedField[];
+  hashed: HashTableWanted[];
 }
 
 /** What a statement needs to know of the lookup tables of HASH names: which serve (HashLookupIndex). */
@@ -226,9 +232,8 @@ export function pageRows(
 /**
  * The data-plane options of a statement's released names: personKey's SQL, where the grant has
  * linkage (its parameters added the first time it is used; the pseudonym is scoped to recipient
- * agency and purpose), and the lookup tables of HASH names that `hashes` says serve. `lookedUp` says
- * the personKey lookup table a filter read, and `hashed` the HASH names filtered by equality, once
- * the statement is built.
+ * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}). `lookedUp`
+ * says the personKey lookup table a filter read, once the statement is built.
  */
 export function releasedNameOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
@@ -237,27 +242,37 @@ export function releasedNameOptions(
   t: string,
   hmacKey: HmacKeyParam,
   hashes?: HashLookups,
-): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): ReleasedField[] } {
-  const hashed: ReleasedField[] = [];
-  const hashAmong = (released: ReleasedField, values: () => string): string | null => {
-    if (!hashed.includes(released)) hashed.push(released);
-    if (!hashes?.serves(hashTableOf(plan.agreement.id, plan.shape, released))) return null;
-    const { shape } = plan;
-    return hashLookupSql({
-      params,
-      agreementId: plan.agreement.id,
-      shape,
-      released,
-      hmacKey,
-      tableAlias: t,
-      values: values(),
-    });
-  };
+): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): HashTableWanted[] } {
   // Added to personKey's object, never spread from it: its getter must run only when personKey is used.
-  return Object.assign(personKeyOptions(plan, params, recipientAgencyId, t), {
-    hashAmong,
-    hashed: () => hashed,
-  });
+  return Object.assign(
+    personKeyOptions(plan, params, recipientAgencyId, t),
+    hashOptions(plan, params, t, hmacKey, hashes),
+  );
+}
+
+/**
+ * The lookup tables of HASH names in a statement's filter: `hashAmong` reads the table of a name
+ * that `hashes` says serves (see ReleasedNameOptions), and `hashed` lists every HASH name filtered
+ * by equality, whose tables are then built if they are not (HashLookupIndex.want).
+ */
+export function hashOptions(
+  plan: Pick<Plan, 'shape' | 'agreement'>,
+  params: SqlParams,
+  t: string,
+  hmacKey: HmacKeyParam,
+  hashes?: HashLookups,
+): Pick<ReleasedNameOptions, 'hashAmong'> & { hashed(): HashTableWanted[] } {
+  const { agreement, shape } = plan;
+  const hashed: HashTableWanted[] = [];
+  const hashAmong = (released: ReleasedField, values: () => string): string | null => {
+    if (!hashed.some((h) => h.released === released)) {
+      hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey });
+    }
+    if (!hashes?.serves(hashTableOf(agreement.id, shape, released))) return null;
+    const agreementId = agreement.id;
+    return hashLookupSql({ params, agreementId, shape, released, hmacKey, tableAlias: t, values: values() });
+  };
+  return { hashAmong, hashed: () => hashed };
 }
 
 /**
