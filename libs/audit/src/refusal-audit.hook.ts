@@ -2,7 +2,7 @@ import { Injectable, Optional } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Kind, type OperationDefinitionNode, type ValueNode, getOperationAST, parse } from 'graphql';
 import { AuthService } from '@broker/auth';
-import { contractReason } from '@broker/core';
+import { contractReason, isUuid } from '@broker/core';
 import { type RecordedRefusal, type RefusalAsked, RefusalRecorder } from './refusal-recorder';
 
 declare module 'fastify' {
@@ -12,7 +12,6 @@ declare module 'fastify' {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // Where a request's values are conditions on records, not ids: never copied into the log.
 const VALUES_NOT_IDS = new Set(['rowFilter', 'where', 'filter', 'records']);
 const MAX_IDS = 20;
@@ -159,7 +158,7 @@ function isIdKey(key: string): boolean {
 function collectIds(value: unknown, ids: Set<string>, depth: number, key = '') {
   if (ids.size >= MAX_IDS || depth > 8 || value == null) return;
   if (typeof value === 'string') {
-    if (isIdKey(key) && UUID.test(value)) ids.add(value.toLowerCase());
+    if (isIdKey(key) && isUuid(value)) ids.add(value.toLowerCase());
     return;
   }
   if (typeof value !== 'object') return;
@@ -185,7 +184,7 @@ function collectLiteralIds(
     // An id passed in a variable of any name: what the argument names it decides.
     collectIds(variables[value.name.value], ids, depth + 1, key);
   } else if (value.kind === Kind.STRING) {
-    if (isIdKey(key) && UUID.test(value.value)) ids.add(value.value.toLowerCase());
+    if (isIdKey(key) && isUuid(value.value)) ids.add(value.value.toLowerCase());
   } else if (value.kind === Kind.LIST) {
     for (const item of value.values.slice(0, 100)) collectLiteralIds(key, item, ids, depth + 1, variables);
   } else if (value.kind === Kind.OBJECT) {

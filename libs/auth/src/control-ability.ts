@@ -5,7 +5,7 @@ import {
   createMongoAbility,
   subject as tag,
 } from '@casl/ability';
-import { BrokerError, ErrorCode } from '@broker/core';
+import { BrokerError, ErrorCode, isUuid } from '@broker/core';
 import type { Principal } from './request-context';
 import { Role } from './role.enum';
 
@@ -82,7 +82,6 @@ type Subjects =
 /** The control-plane ability of one principal. */
 export type ControlAbility = MongoAbility<[ControlAction, Subjects]>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ROLES: ReadonlySet<string> = new Set(Object.values(Role));
 
 /** Every rule of the control plane, by role; `agencyId` is the principal's own agency. */
@@ -160,7 +159,7 @@ const abilities = new Map<string, ControlAbility>();
  */
 export function controlAbility(principal: Pick<Principal, 'role' | 'agencyId'>): ControlAbility {
   const { role, agencyId } = principal;
-  const valid = ROLES.has(role) && (agencyId === null || UUID.test(agencyId));
+  const valid = ROLES.has(role) && (agencyId === null || isUuid(agencyId));
   const key = valid ? `${role}:${agencyId ?? ''}` : '';
   let ability = abilities.get(key);
   if (!ability) {

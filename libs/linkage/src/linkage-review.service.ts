@@ -1,14 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { AuditAction, AuditService } from '@broker/audit';
 import { type RequestContext, Role } from '@broker/auth';
-import { notFound, quoteIdent } from '@broker/core';
+import { isUuid, notFound, quoteIdent } from '@broker/core';
 import { RECORDS_SCHEMA, columnTypeOf, type FieldType } from '@broker/registry';
 import { COMPARISONS, LEVELS } from './core/comparisons';
 import { levelWeights, matchProbability } from './core/model';
 import type { LinkagePairRecordModel, LinkageReviewPairModel } from './linkage-review.model';
 import { LinkageStore, identityText } from './linkage.store';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface ReviewRow {
   pair: number;
@@ -39,7 +38,7 @@ export class LinkageReviewService {
 
   /** The run's uncertain pairs, nearest the threshold first; a steward's only where it holds a side. */
   async pairs(ctx: RequestContext, runId: string): Promise<LinkageReviewPairModel[]> {
-    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
     if (!run) throw notFound('Linkage run');
     const steward = ctx.principal.role === Role.STEWARD;
     const rows = await this.rows(run.id, null, steward ? ctx.principal.agencyId : null);
@@ -63,7 +62,7 @@ export class LinkageReviewService {
 
   /** A steward's side of a pair: the pair's records that its agency provided (NOT_FOUND otherwise). */
   async side(ctx: RequestContext, runId: string, pair: number): Promise<LinkagePairRecordModel[]> {
-    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
     const [row] = run ? await this.rows(run.id, pair, ctx.principal.agencyId) : [];
     if (!run || !row) throw notFound('Linkage review pair');
     const sides = [
@@ -98,7 +97,7 @@ export class LinkageReviewService {
     pair: number,
     same: boolean,
   ): Promise<LinkageReviewPairModel> {
-    const run = UUID.test(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
+    const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
     const steward = ctx.principal.role === Role.STEWARD;
     const [row] = run ? await this.rows(run.id, pair, steward ? ctx.principal.agencyId : null) : [];
     if (!run || !row) throw notFound('Linkage review pair');

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { RequestContext } from '@broker/auth';
-import { LOGGER } from '@broker/core';
+import { LOGGER, isUuid } from '@broker/core';
 import type { RecordsIngestedHook } from '@broker/jobs';
 import { COMPARISONS } from './core/comparisons';
 import { type LinkageModel, levelWeights, matchProbability } from './core/model';
@@ -10,7 +10,6 @@ import { progress } from './linkage-run.machine';
 import { LinkageQueue } from './linkage.queue';
 import { type LinkageRunRow, LinkageStore } from './linkage.store';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** How long a request waits for Redis to take a job before leaving the run to the workers' watchdog. */
 const ENQUEUE_TIMEOUT_MS = 2000;
@@ -41,7 +40,7 @@ export class LinkageService implements RecordsIngestedHook {
 
   /** A run by id; null for an id that is not a run's. */
   async get(_ctx: RequestContext, id: string): Promise<LinkageRunModel | null> {
-    if (!UUID.test(id)) return null;
+    if (!isUuid(id)) return null;
     const run = await this.store.getRun(id.toLowerCase());
     return run ? toModel(run) : null;
   }

@@ -3,7 +3,7 @@ import type { PoolClient } from 'pg';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { Database, quoteIdent } from '@broker/core';
+import { Database, isCanonicalUuid, quoteIdent } from '@broker/core';
 import { type FieldType, RECORDS_SCHEMA, columnTypeOf } from '@broker/registry';
 import type { LinkagePhase } from '@broker/jobs';
 import type { LinkageModel } from './core/model';
@@ -84,7 +84,6 @@ export interface Blob {
  */
 export type BlobKind = 'records' | 'keys' | 'part' | 'links' | 'tf' | 'review';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const BLOB_KINDS: ReadonlySet<string> = new Set<BlobKind>([
   'records',
   'keys',
@@ -320,7 +319,7 @@ export class LinkageStore {
     where: { a?: number; b?: number } = {},
   ): Promise<{ a: number; b: number; data: Buffer }[]> {
     // COPY takes no parameters: every value is checked before it is written into the statement.
-    if (!UUID.test(runId)) throw new Error('not a run id');
+    if (!isCanonicalUuid(runId)) throw new Error('not a run id');
     if (!BLOB_KINDS.has(kind)) throw new Error('not a blob kind');
     const conditions = [`run_id = '${runId}'`, `kind = '${kind}'`];
     for (const [column, value] of [

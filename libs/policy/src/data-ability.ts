@@ -1,4 +1,5 @@
 import { type ForcedSubject, type MongoAbility, createMongoAbility, subject as tag } from '@casl/ability';
+import { isCanonicalUuid } from '@broker/core';
 import { GrantAccess, PERSON_KEY } from './policy.types';
 import type { ActiveAgreement } from './policy.types';
 
@@ -27,7 +28,6 @@ type DataSubjects = string | (DataSubject & ForcedSubject<string>);
 /** The ability of one agreement version in force. */
 export type DataAbility = MongoAbility<[DataAction, DataSubjects]>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PURPOSE = /^[A-Z][A-Z0-9_]{2,63}$/;
 const RELEASED_NAME = /^[a-z][a-z0-9_]{0,80}$/;
 /** The field of a grant that releases no name: no request can ask for it (see isName). */
@@ -40,7 +40,7 @@ function isName(name: unknown): name is string {
 
 /** The CASL subject type of a dataset; null for an id that is not a UUID (which gets no rule). */
 export function datasetSubjectType(datasetId: string): string | null {
-  return typeof datasetId === 'string' && UUID.test(datasetId) ? `dataset:${datasetId}` : null;
+  return isCanonicalUuid(datasetId) ? `dataset:${datasetId}` : null;
 }
 
 /** A request's subject for the ability: the dataset, tagged, with the purpose asked for. */
