@@ -13,3 +13,4 @@ export * from './database/database';
 export * from './graphql/format-errors';
 export * from './http/broker-error.filter';
 export * from './ids';
+export * from './background-builds';

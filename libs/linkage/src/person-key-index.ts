@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { Database, LOGGER } from '@broker/core';
+import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import { type PersonKeyTable, keyPrefixSql, personHashSql, scopedKeySql } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
@@ -79,9 +79,7 @@ export interface PersonKeyPass {
  */
 @Injectable()
 export class PersonKeyIndex implements OnApplicationShutdown {
-  private readonly checked = new Map<string, number>();
-  private chain: Promise<unknown> = Promise.resolve();
-  private closed = false;
+  private readonly builds = new BackgroundBuilds(PERSON_KEY_CHECK_MS);
 
   constructor(
     private readonly db: Database,
@@ -93,17 +91,16 @@ export class PersonKeyIndex implements OnApplicationShutdown {
    * run in force, in the background, if it is not. Never throws, never waits.
    */
   want(table: PersonKeyTable): void {
-    if (this.closed) return;
-    const id = `${table.scope} ${table.datasetId}`;
-    const now = Date.now();
-    const last = this.checked.get(id);
-    if (last !== undefined && now - last < PERSON_KEY_CHECK_MS) return;
-    this.checked.set(id, now);
     // Tables are few (recipients × purposes × datasets with linkage); a broker forgets none of them.
-    void this.serially(() => this.build(table)).catch((error: unknown) => {
-      this.checked.delete(id);
-      this.logger.warn({ err: error, ...table }, 'personKey lookup table not built; the next filter retries');
-    });
+    this.builds.ask(
+      `${table.scope} ${table.datasetId}`,
+      () => this.build(table),
+      (error) =>
+        this.logger.warn(
+          { err: error, ...table },
+          'personKey lookup table not built; the next filter retries',
+        ),
+    );
   }
 
   /**
@@ -170,7 +167,7 @@ export class PersonKeyIndex implements OnApplicationShutdown {
    * after each run's clean-up, which its watchdog repeats for a run whose worker died.
    */
   afterRun(): Promise<PersonKeyPass> {
-    return this.serially(async () => {
+    return this.builds.serially(async () => {
       const built: BuiltTable[] = [];
       for (const table of await this.db.query<PersonKeyTable>(
         TABLES_OF(`s.run_id IS DISTINCT FROM ${CURRENT_RUN}`),
@@ -196,15 +193,6 @@ export class PersonKeyIndex implements OnApplicationShutdown {
    * clean-up of the run, builds it again.
    */
   onApplicationShutdown(): void {
-    this.closed = true;
-  }
-
-  /** One build at a time per broker: each is a scan of the run's persons. */
-  private serially<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.chain
-      .catch(() => undefined)
-      .then(() => (this.closed ? Promise.reject(new Error('shutting down')) : work()));
-    this.chain = next;
-    return next;
+    this.builds.close();
   }
 }

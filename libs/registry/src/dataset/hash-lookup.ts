@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { Database, LOGGER } from '@broker/core';
+import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import {
   type DatasetShape,
   FieldTransform,
@@ -134,10 +134,8 @@ export interface HashTableBuilt {
  */
 @Injectable()
 export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
-  private readonly checked = new Map<string, number>();
+  private readonly builds = new BackgroundBuilds(HASH_LOOKUP_CHECK_MS);
   private readonly serving = new Set<string>();
-  private chain: Promise<unknown> = Promise.resolve();
-  private closed = false;
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -169,17 +167,13 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
    * table; never throws, never waits.
    */
   want(wanted: HashTableWanted): void {
-    if (this.closed) return;
     const table = hashTableOf(wanted.agreementId, wanted.shape, wanted.released);
-    const id = tableId(table);
-    const now = Date.now();
-    const last = this.checked.get(id);
-    if (last !== undefined && now - last < HASH_LOOKUP_CHECK_MS) return;
-    this.checked.set(id, now);
-    void this.serially(() => this.build(wanted)).catch((error: unknown) => {
-      this.checked.delete(id);
-      this.logger.warn({ err: error, ...table }, 'HASH lookup table not built; the next filter retries');
-    });
+    this.builds.ask(
+      tableId(table),
+      () => this.build(wanted),
+      (error) =>
+        this.logger.warn({ err: error, ...table }, 'HASH lookup table not built; the next filter retries'),
+    );
   }
 
   /**
@@ -229,17 +223,8 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
 
   /** Starts no more builds; one under way rolls back with its connection. */
   onApplicationShutdown(): void {
-    this.closed = true;
+    this.builds.close();
     if (this.sweeper) clearInterval(this.sweeper);
-  }
-
-  /** One build at a time per broker: each hashes a dataset. */
-  private serially<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.chain
-      .catch(() => undefined)
-      .then(() => (this.closed ? Promise.reject(new Error('shutting down')) : work()));
-    this.chain = next;
-    return next;
   }
 }
 
