@@ -9,12 +9,12 @@ describe('BackgroundBuilds', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     builds.ask('a', async () => (log.push('a start'), await gate, log.push('a end')), fail);
-    builds.ask('b', async () => log.push('b'), fail);
-    builds.ask('a', async () => log.push('a again'), fail);
+    builds.ask('b', () => Promise.resolve(log.push('b')), fail);
+    builds.ask('a', () => Promise.resolve(log.push('a again')), fail);
     await tick();
     expect(log).toEqual(['a start']);
     release();
-    await builds.serially(async () => undefined);
+    await builds.serially(() => Promise.resolve());
     expect(log).toEqual(['a start', 'a end', 'b']);
   });
 
@@ -22,19 +22,19 @@ describe('BackgroundBuilds', () => {
     const builds = new BackgroundBuilds(60_000);
     const errors: unknown[] = [];
     let runs = 0;
-    const build = async () => {
+    const build = () => {
       runs += 1;
-      if (runs === 1) throw new Error('first fails');
+      return runs === 1 ? Promise.reject(new Error('first fails')) : Promise.resolve();
     };
     builds.ask('a', build, (error) => errors.push(error));
-    await builds.serially(async () => undefined);
+    await builds.serially(() => Promise.resolve());
     expect(errors).toEqual([new Error('first fails')]);
     builds.ask('a', build, (error) => errors.push(error));
-    await builds.serially(async () => undefined);
+    await builds.serially(() => Promise.resolve());
     expect(runs).toBe(2);
     // Succeeded: asked again within the interval, it does not run.
     builds.ask('a', build, (error) => errors.push(error));
-    await builds.serially(async () => undefined);
+    await builds.serially(() => Promise.resolve());
     expect(runs).toBe(2);
   });
 
@@ -42,8 +42,8 @@ describe('BackgroundBuilds', () => {
     const builds = new BackgroundBuilds(0);
     builds.close();
     let ran = false;
-    builds.ask('a', async () => (ran = true), fail);
-    await expect(builds.serially(async () => 1)).rejects.toThrow('shutting down');
+    builds.ask('a', () => Promise.resolve((ran = true)), fail);
+    await expect(builds.serially(() => Promise.resolve(1))).rejects.toThrow('shutting down');
     expect(ran).toBe(false);
   });
 });
