@@ -8,7 +8,6 @@ import { levelWeights, matchProbability } from './core/model';
 import type { LinkagePairRecordModel, LinkageReviewPairModel } from './linkage-review.model';
 import { LinkageStore, identityText } from './linkage.store';
 
-
 interface ReviewRow {
   pair: number;
   dataset_a: string;

@@ -10,7 +10,6 @@ import { progress } from './linkage-run.machine';
 import { LinkageQueue } from './linkage.queue';
 import { type LinkageRunRow, LinkageStore } from './linkage.store';
 
-
 /** How long a request waits for Redis to take a job before leaving the run to the workers' watchdog. */
 const ENQUEUE_TIMEOUT_MS = 2000;
 
