@@ -325,8 +325,16 @@ describe('HASH lookup tables', () => {
     rows.set(clientId(3), { ssn: 'S-NEW', sex: 'M', released_on: '2099-06-07' });
     rows.set('C99999', { ssn: 'S-NEW', sex: 'F', released_on: '2099-06-07' });
     expect(await scopes()).toEqual([]);
+    // This broker forgot it at once, and its next filter asks for it again.
+    const { shape, released } = await shapeAndField('ssn');
+    const ssn = { agreementId, datasetId: shape.id, field: released.source };
+    expect(index.serves(ssn)).toBe(false);
+    expect(await filter('ssn_hash', [fresh])).toEqual(['C99999', clientId(3)].sort());
+    await waitFor(() => Promise.resolve(index.serves(ssn)));
+    expect((await scopes()).map((scope) => [scope.field, scope.filed])).toEqual([['ssn', String(rows.size)]]);
     expect(await filter('ssn_hash', [fresh])).toEqual(['C99999', clientId(3)].sort());
     expect(await filter('ssn_hash', [hmac(ssnOf(3))])).toEqual(truth('ssn', [hmac(ssnOf(3))]));
+    await broker.query(`DELETE FROM hash_key_scope`);
     // A build while a change holds the record table's lock (as ingestion does) waits for it, and
     // then files what it committed.
     await pg.query('BEGIN');

@@ -36,6 +36,11 @@ describe('BackgroundBuilds', () => {
     builds.ask('a', build, (error) => errors.push(error));
     await builds.serially(() => Promise.resolve());
     expect(runs).toBe(2);
+    // Forgotten: the next ask builds at once.
+    builds.forget('a');
+    builds.ask('a', build, (error) => errors.push(error));
+    await builds.serially(() => Promise.resolve());
+    expect(runs).toBe(3);
   });
 
   it('starts nothing once closed, and refuses work', async () => {

@@ -26,6 +26,11 @@ export class BackgroundBuilds {
     });
   }
 
+  /** Forgets when `id` was last asked for: the next ask builds it at once. */
+  forget(id: string): void {
+    this.asked.delete(id);
+  }
+
   /** Runs `work` after every build or work started before it; refused once this is closed. */
   serially<T>(work: () => Promise<T>): Promise<T> {
     const next = this.chain

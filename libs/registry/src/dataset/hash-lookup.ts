@@ -135,7 +135,8 @@ export interface HashTableBuilt {
 @Injectable()
 export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   private readonly builds = new BackgroundBuilds(HASH_LOOKUP_CHECK_MS);
-  private readonly serving = new Set<string>();
+  /** The tables this broker last saw built and serving, by id. */
+  private readonly serving = new Map<string, HashTable>();
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -198,7 +199,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
       return { useful: theirs?.useful ?? false, built: null };
     });
     const id = tableId(table);
-    if (outcome.useful) this.serving.add(id);
+    if (outcome.useful) this.serving.set(id, table);
     else this.serving.delete(id);
     const { built } = outcome;
     if (!built) return null;
@@ -206,6 +207,19 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     if (built.useful) await this.db.query(`VACUUM (ANALYZE) hash_key`);
     this.logger.info({ ...table, ...built, ms: Date.now() - started }, 'HASH lookup table built');
     return built;
+  }
+
+  /**
+   * The records of `datasetId` changed through this broker (the change dropped its tables): its
+   * filters hash every record again at once, and the next one asks for its table anew. Other brokers
+   * learn it at their next check of the table.
+   */
+  forget(datasetId: string): void {
+    for (const [id, table] of [...this.serving]) {
+      if (table.datasetId !== datasetId) continue;
+      this.serving.delete(id);
+      this.builds.forget(id);
+    }
   }
 
   /** Drops the tables of agreements no longer in force (revoked, or their version ended); how many. */

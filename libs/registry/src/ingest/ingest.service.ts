@@ -11,7 +11,7 @@ import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
-import { forgetHashLookups } from '../dataset/hash-lookup';
+import { HashLookupIndex, forgetHashLookups } from '../dataset/hash-lookup';
 import type { RecordSource } from './record-sources';
 import { ErrorSink, MAX_REPORTED_ERRORS, type RowError, RowValidator } from './row-validator';
 
@@ -67,6 +67,7 @@ export class IngestService {
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly audit: AuditService,
+    private readonly hashes: HashLookupIndex,
     @Optional() @Inject(RECORDS_INGESTED_HOOK) private readonly ingested?: RecordsIngestedHook,
   ) {}
 
@@ -95,6 +96,7 @@ export class IngestService {
           reason: `${report.inserted} inserted, ${report.updated} updated`,
         });
         await tx.commit();
+        if (report.inserted + report.updated > 0) this.hashes.forget(datasetId);
         this.metrics.ingestedRecords.inc({ outcome: 'inserted' }, report.inserted);
         this.metrics.ingestedRecords.inc({ outcome: 'updated' }, report.updated);
         // Linkage schedules a (debounced) run; the hook never throws and never waits.
