@@ -1,3 +1,5 @@
+// First: V8's flags apply from the first allocation on.
+import './v8-flags';
 import { createLogger, loadConfigOrExit } from '@broker/core';
 import { createBroker } from './bootstrap';
 
