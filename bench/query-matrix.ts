@@ -20,7 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
-import type { Client } from 'pg';
+import type { Client, QueryResultRow } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
 import type { cannonPair } from './query';
@@ -423,71 +423,58 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
       throw new Error(`matrix: ${res.body.slice(0, 300)}`);
     return performance.now() - at;
   };
-  const unbuilt = await timed(byPerson);
-  started = performance.now();
-  let lookupTable: { persons: string; records: string; mb: string } | undefined;
-  while (lookupTable === undefined) {
-    if (performance.now() - started > 600_000)
-      throw new Error('matrix: no personKey lookup table in 10 minutes');
-    await new Promise((r) => setTimeout(r, 200));
-    lookupTable = await withClient(
-      d.database,
-      async (c) =>
-        (
-          await c.query<{ persons: string; records: string; mb: string }>(
-            `SELECT count(DISTINCT k.person_id)::text AS persons, count(*)::text AS records,
-                    round(pg_total_relation_size('person_key') / 1048576.0)::text AS mb
-               FROM person_key_scope s JOIN person_key k ON k.scope_id = s.id GROUP BY s.id`,
-          )
-        ).rows[0],
-    );
-  }
-  const builtIn = (performance.now() - started) / 1000;
-  const afterBuilt: number[] = [];
-  for (let i = 0; i < 5; i++) afterBuilt.push(await timed(byPerson));
-  afterBuilt.sort((a, b) => a - b);
-  lines.push(
-    `personKey filter: ${unbuilt.toFixed(0)} ms before its lookup table, ${afterBuilt[2].toFixed(1)} ms after ` +
-      `(median of 5; ratio after/before ${(afterBuilt[2] / unbuilt).toFixed(4)}); the table of ` +
-      `${lookupTable.records} records of ${lookupTable.persons} persons (${lookupTable.mb} MB with its indexes) built within ` +
-      `${builtIn.toFixed(1)} s`,
+  /**
+   * One filter before a lookup table is built (the broker builds it in the background because of
+   * it), the wait until `probe` finds it built (its one row), and the median of five filters after.
+   */
+  const beforeAndAfter = async <T>(what: string, body: string, probe: string) => {
+    const before = await timed(body);
+    const waited = performance.now();
+    let table: T | undefined;
+    while (table === undefined) {
+      if (performance.now() - waited > 600_000)
+        throw new Error(`matrix: no ${what} lookup table in 10 minutes`);
+      await new Promise((r) => setTimeout(r, 200));
+      table = await withClient(d.database, async (c) => (await c.query<T & QueryResultRow>(probe)).rows[0]);
+    }
+    const builtIn = (performance.now() - waited) / 1000;
+    const after: number[] = [];
+    for (let i = 0; i < 5; i++) after.push(await timed(body));
+    after.sort((a, b) => a - b);
+    const times =
+      `${what} filter: ${before.toFixed(0)} ms before its lookup table, ${after[2].toFixed(1)} ms after ` +
+      `(median of 5; ratio after/before ${(after[2] / before).toFixed(4)})`;
+    return { table, builtIn, times };
+  };
+  const person = await beforeAndAfter<{ persons: string; records: string; mb: string }>(
+    'personKey',
+    byPerson,
+    `SELECT count(DISTINCT k.person_id)::text AS persons, count(*)::text AS records,
+            round(pg_total_relation_size('person_key') / 1048576.0)::text AS mb
+       FROM person_key_scope s JOIN person_key k ON k.scope_id = s.id GROUP BY s.id`,
   );
-  // The same for a HASH filter (the name's HMAC of the lookup row): before the agreement's lookup
-  // table for the name is built, its build in the background, and after.
+  lines.push(
+    `${person.times}; the table of ${person.table.records} records of ${person.table.persons} persons ` +
+      `(${person.table.mb} MB with its indexes) built within ${person.builtIn.toFixed(1)} s`,
+  );
+  // The same for a HASH filter (the name's HMAC of the lookup row) and the agreement's lookup table
+  // for the name: built, and vacuumed for index-only reads (the broker's last step).
   const byHash = JSON.stringify({
     query: `{ ${SLUG}(purpose: ${d.purpose}, where: { full_name_hash: { eq: "${hashed}" } }) { nodes { id } } }`,
   });
-  const hashUnbuilt = await timed(byHash);
-  started = performance.now();
-  let hashTable: { records: string; filed: string; distinct: string; mb: string } | undefined;
-  while (hashTable === undefined) {
-    if (performance.now() - started > 600_000) throw new Error('matrix: no HASH lookup table in 10 minutes');
-    await new Promise((r) => setTimeout(r, 200));
-    // Built, and vacuumed for index-only reads (the broker's last step).
-    hashTable = await withClient(
-      d.database,
-      async (c) =>
-        (
-          await c.query<{ records: string; filed: string; distinct: string; mb: string }>(
-            `SELECT s.records::text, s.distinct_values::text AS distinct,
-                    (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed,
-                    round(pg_total_relation_size('hash_key') / 1048576.0)::text AS mb
-               FROM hash_key_scope s
-              WHERE s.field = 'full_name' AND s.useful
-                AND (SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'hash_key') > s.built_at`,
-          )
-        ).rows[0],
-    );
-  }
-  const hashBuiltIn = (performance.now() - started) / 1000;
-  const hashAfter: number[] = [];
-  for (let i = 0; i < 5; i++) hashAfter.push(await timed(byHash));
-  hashAfter.sort((a, b) => a - b);
+  const hash = await beforeAndAfter<{ records: string; filed: string; distinct: string; mb: string }>(
+    'HASH',
+    byHash,
+    `SELECT s.records::text, s.distinct_values::text AS distinct,
+            (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed,
+            round(pg_total_relation_size('hash_key') / 1048576.0)::text AS mb
+       FROM hash_key_scope s
+      WHERE s.field = 'full_name' AND s.useful
+        AND (SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'hash_key') > s.built_at`,
+  );
   lines.push(
-    `HASH filter: ${hashUnbuilt.toFixed(0)} ms before its lookup table, ${hashAfter[2].toFixed(1)} ms after ` +
-      `(median of 5; ratio after/before ${(hashAfter[2] / hashUnbuilt).toFixed(4)}); the table of ` +
-      `${hashTable.filed} records (${hashTable.distinct} distinct names; ${hashTable.mb} MB with its index) ` +
-      `built within ${hashBuiltIn.toFixed(1)} s`,
+    `${hash.times}; the table of ${hash.table.filed} records (${hash.table.distinct} distinct names; ` +
+      `${hash.table.mb} MB with its index) built within ${hash.builtIn.toFixed(1)} s`,
   );
   // The set-up's dirty pages written now, not by the checkpointer while the cells are timed (where
   // they would slow only the side that writes: the broker's audit commits wait for the WAL's flush).
