@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Client } from 'pg';
-import { PersonKeyIndex, keyPrefixSql, personKeyParts, personKeyScope } from '@broker/linkage';
-import { SqlParams } from '@broker/policy';
+import { PersonKeyIndex, personKeyParts, personKeyScope } from '@broker/linkage';
+import { SqlParams, keyPrefixSql } from '@broker/policy';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';

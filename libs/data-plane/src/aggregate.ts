@@ -61,7 +61,7 @@ function personJoin(join: 'JOIN' | 'LEFT JOIN', alias: string, datasetParam: str
 export function aggregateSql(
   plan: AggregatePlan,
   hashes?: HashLookups,
-): { text: string; values: unknown[]; personKeyTable: null; hashed: HashTableWanted[] } {
+): { text: string; values: unknown[]; hashed: HashTableWanted[] } {
   const params = new SqlParams();
   const { shape, grant } = plan;
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
@@ -145,5 +145,5 @@ export function aggregateSql(
       TRUE AS selected, ${cellKey} AS ck
     FROM (${inner}) u ${groupByKeys}
     LIMIT ${MAX_GROUPS + 1}`;
-  return { text, values: params.values, personKeyTable: null, hashed: [...lookups.hashed(), ...hashed] };
+  return { text, values: params.values, hashed: [...lookups.hashed(), ...hashed] };
 }

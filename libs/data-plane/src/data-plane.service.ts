@@ -20,12 +20,12 @@ import {
   refusal,
   refusalOf,
 } from '@broker/policy';
+import { HashLookupIndex } from '@broker/registry';
 import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
 import { type AggregateAnswer, DataPlaneRecorder } from './data-plane-recorder';
 import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
-import { HashLookupIndex } from '@broker/registry';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -368,8 +368,8 @@ export class DataPlaneService {
    * A filter looked personKeys, or values of HASH names, up: their lookup tables are built if they are
    * not (in the background).
    */
-  lookedUp(statement: Pick<PageStatement, 'personKeyTable' | 'hashed'>): void {
-    if (statement.personKeyTable !== null) this.personKeys.want(statement.personKeyTable);
+  lookedUp(statement: Pick<PageStatement, 'hashed'> & Partial<Pick<PageStatement, 'personKeyTable'>>): void {
+    if (statement.personKeyTable) this.personKeys.want(statement.personKeyTable);
     for (const wanted of statement.hashed) this.hashes.want(wanted);
   }
 

@@ -269,8 +269,15 @@ export function hashOptions(
       hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey });
     }
     if (!hashes?.serves(hashTableOf(agreement.id, shape, released))) return null;
-    const agreementId = agreement.id;
-    return hashLookupSql({ params, agreementId, shape, released, hmacKey, tableAlias: t, values: values() });
+    return hashLookupSql({
+      params,
+      agreementId: agreement.id,
+      shape,
+      released,
+      hmacKey,
+      tableAlias: t,
+      values: values(),
+    });
   };
   return { hashAmong, hashed: () => hashed };
 }

@@ -2,7 +2,8 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
-import { type PersonKeyTable, keyPrefixSql, personHashSql, scopedKeySql } from './person-key';
+import { keyPrefixSql } from '@broker/policy';
+import { type PersonKeyTable, personHashSql, scopedKeySql } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
 export const PERSON_KEY_CHECK_MS = 30_000;

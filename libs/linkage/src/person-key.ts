@@ -1,7 +1,4 @@
-import { type SqlParams, keyPrefixSql, keyPrefixesSql } from '@broker/policy';
-
-// One home for the prefix a lookup table keeps (libs/policy); re-exported for personKey's callers.
-export { keyPrefixSql, keyPrefixesSql };
+import { type SqlParams, keyPrefixesSql } from '@broker/policy';
 
 /** What {@link personKeySql} needs of the data plane's parameter collector. */
 export type SqlParamCollector = Pick<SqlParams, 'add'>;
