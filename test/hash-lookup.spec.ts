@@ -2,7 +2,13 @@ import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Client } from 'pg';
 import { FieldTransform, SqlParams, releasedField } from '@broker/policy';
-import { DatasetService, HashLookupIndex, RetentionService, hashLookupSql } from '@broker/registry';
+import {
+  DatasetService,
+  HashLookupIndex,
+  RetentionService,
+  hashLookupSql,
+  keepHashLookups,
+} from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
@@ -64,6 +70,25 @@ describe('HASH lookup tables', () => {
               (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed
          FROM hash_key_scope s ORDER BY s.field`,
     );
+  /** What the ssn table files, as `prefix rid`, and what it should: each record's HMAC, by Node. */
+  const filed = async () =>
+    (
+      await broker.query<{ entry: string }>(
+        `SELECT k.prefix::text || ' ' || k.rid::text AS entry FROM hash_key k
+           JOIN hash_key_scope s ON s.id = k.scope_id WHERE s.field = 'ssn'`,
+      )
+    )
+      .map((r) => r.entry)
+      .sort();
+  const truthFiled = async () =>
+    (
+      await broker.query<{ ssn: string | null; rid: string }>(
+        `SELECT ssn, "_rid"::text AS rid FROM records.clients`,
+      )
+    )
+      .filter((r) => r.ssn !== null)
+      .map((r) => `${BigInt.asIntN(64, BigInt(`0x${hmac(r.ssn!).slice(0, 16)}`))} ${r.rid}`)
+      .sort();
   const shapeAndField = async (field: 'ssn' | 'sex') => {
     const shape = (await broker.app.get(DatasetService).shapes([clients.id])).get(clients.id)!;
     const released = releasedField(
@@ -316,24 +341,90 @@ describe('HASH lookup tables', () => {
     expect(await filter('sex_hash', [hmac('F')])).toEqual(truth('sex', [hmac('F')]));
   });
 
-  it('is dropped by ingestion, and a build waits for an ingestion under way', async () => {
+  it('is kept up to date by ingestion, in its transaction', async () => {
     await build('ssn');
     const fresh = hmac('S-NEW');
     expect(await filter('ssn_hash', [fresh])).toEqual([]);
-    // An update of a record's value and a new record: the table is dropped in the same transaction.
+    // An update of a record's value and a new record: both filed under their new value, the old
+    // value's entry taken out, all in the ingestion's transaction.
     await upload([`${clientId(3)},S-NEW,M,2099-06-07`, `C99999,S-NEW,F,2099-06-07`]);
     rows.set(clientId(3), { ssn: 'S-NEW', sex: 'M', released_on: '2099-06-07' });
     rows.set('C99999', { ssn: 'S-NEW', sex: 'F', released_on: '2099-06-07' });
-    expect(await scopes()).toEqual([]);
-    // This broker forgot it at once, and its next filter asks for it again.
-    const { shape, released } = await shapeAndField('ssn');
-    const ssn = { agreementId, datasetId: shape.id, field: released.source };
-    expect(index.serves(ssn)).toBe(false);
-    expect(await filter('ssn_hash', [fresh])).toEqual(['C99999', clientId(3)].sort());
-    await waitFor(() => Promise.resolve(index.serves(ssn)));
     expect((await scopes()).map((scope) => [scope.field, scope.filed])).toEqual([['ssn', String(rows.size)]]);
+    expect(await filed()).toEqual(await truthFiled());
+    // Still served, by this broker and (nothing was dropped) by every other.
+    const { shape, released } = await shapeAndField('ssn');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(true);
     expect(await filter('ssn_hash', [fresh])).toEqual(['C99999', clientId(3)].sort());
     expect(await filter('ssn_hash', [hmac(ssnOf(3))])).toEqual(truth('ssn', [hmac(ssnOf(3))]));
+  });
+
+  it('files what a fresh build would, after any batch of updates and new records (fast-check)', async () => {
+    await build('ssn');
+    // Values a record may take: a few shared ones (so updates move records between values and back),
+    // any text, or none (the field is optional: no entry at all).
+    const value = fc.oneof(
+      fc.constantFrom('S-A', 'S-B', ssnOf(11), ssnOf(12)),
+      fc.string({ minLength: 1, maxLength: 12 }).filter((v) => !/[,"\r\n]/.test(v) && v.trim() === v),
+      fc.constant(''),
+    );
+    const record = fc.oneof(
+      fc.integer({ min: RECORDS - 50, max: RECORDS - 1 }).map(clientId),
+      fc.integer({ min: 0, max: 30 }).map((i) => `N${String(i).padStart(3, '0')}`),
+    );
+    const batches = fc.uniqueArray(fc.tuple(record, value), {
+      minLength: 1,
+      maxLength: 8,
+      selector: ([id]) => id,
+    });
+    await fc.assert(
+      fc.asyncProperty(batches, async (batch) => {
+        await upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`));
+        for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+        expect(await filed()).toEqual(await truthFiled());
+        const asked = [...new Set(batch.map(([, ssn]) => ssn).filter(Boolean))].map(hmac);
+        expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+      }),
+      { numRuns: 25 },
+    );
+    expect((await scopes()).find((s) => s.field === 'ssn')?.useful).toBe(true);
+  });
+
+  it('is dropped by a batch above the limit, or when its key or field is gone', async () => {
+    await build('ssn');
+    const dataset = { id: clients.id, slug: 'clients', keyField: 'client_id', fields: [] };
+    const shape = (await broker.app.get(DatasetService).shapes([clients.id])).get(clients.id)!;
+    const inTransaction = async <T>(run: () => Promise<T>) => {
+      await pg.query('BEGIN');
+      try {
+        await pg.query(`LOCK TABLE records.clients IN SHARE ROW EXCLUSIVE MODE`);
+        const result = await run();
+        const left = await pg.query(`SELECT count(*)::int AS n FROM hash_key_scope`);
+        return { result, left: (left.rows[0] as { n: number }).n };
+      } finally {
+        await pg.query('ROLLBACK');
+      }
+    };
+    const withFields = { ...dataset, fields: shape.fields };
+    // Within the limit: kept.
+    const within = await inTransaction(() => keepHashLookups(pg, withFields, 4, 4));
+    expect([within.result.dropped, within.left]).toEqual([false, 1]);
+    // Above it: dropped.
+    const above = await inTransaction(() => keepHashLookups(pg, withFields, 5, 4));
+    expect([above.result.dropped, above.left]).toEqual([true, 0]);
+    // The field no longer in the dataset's shape: that table is dropped, and nothing else happens.
+    const noField = await inTransaction(() => keepHashLookups(pg, dataset, 1));
+    expect([noField.result.dropped, noField.left]).toEqual([false, 0]);
+    // The agreement's key gone: dropped, never kept with entries it could not write.
+    const noKey = await inTransaction(async () => {
+      await pg.query(`DELETE FROM agreement_secret WHERE agreement_id = $1`, [agreementId]);
+      return keepHashLookups(pg, withFields, 1);
+    });
+    expect([noKey.result.dropped, noKey.left]).toEqual([false, 0]);
+    expect((await scopes()).map((s) => s.field)).toEqual(['ssn']);
+  });
+
+  it('waits for an ingestion under way before it builds', async () => {
     await broker.query(`DELETE FROM hash_key_scope`);
     // A build while a change holds the record table's lock (as ingestion does) waits for it, and
     // then files what it committed.
@@ -348,7 +439,8 @@ describe('HASH lookup tables', () => {
     expect(done).toBe(false);
     await pg.query('COMMIT');
     rows.set('C99998', { ssn: 'S-LOCK', sex: 'M', released_on: '2099-06-07' });
-    expect((await building)?.records).toBe(rows.size);
+    // Records with a value: an empty one (written by the property above) is none.
+    expect((await building)?.records).toBe([...rows.values()].filter((r) => r.ssn !== '').length);
     const [{ filed }] = await broker.query<{ filed: string }>(
       `SELECT count(*)::text AS filed FROM hash_key k JOIN hash_key_scope s ON s.id = k.scope_id
         WHERE s.field = 'ssn' AND k.rid = (SELECT "_rid" FROM records.clients WHERE client_id = 'C99998')`,
@@ -382,6 +474,23 @@ describe('HASH lookup tables', () => {
     } finally {
       await broker.query(`UPDATE agreement SET revoked_at = NULL WHERE id = $1`, [agreementId]);
     }
+  });
+
+  it("files an empty dataset's first records, copied straight into its table", async () => {
+    await broker.query(`DELETE FROM hash_key_scope`);
+    await broker.query(`DELETE FROM records.clients`);
+    rows.clear();
+    // Built on no records: a table that serves, with nothing filed.
+    expect(await build('ssn')).toEqual({ records: 0, distinctValues: 0, useful: true });
+    const lines = Array.from({ length: 40 }, (_, i) => `${clientId(i)},${ssnOf(i % 30)},F,2099-06-07`);
+    await upload(lines);
+    for (let i = 0; i < 40; i++)
+      rows.set(clientId(i), { ssn: ssnOf(i % 30), sex: 'F', released_on: '2099-06-07' });
+    expect(await filed()).toHaveLength(40);
+    expect(await filed()).toEqual(await truthFiled());
+    const asked = [hmac(ssnOf(3)), hmac(ssnOf(29))];
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    expect(truth('ssn', asked)).toHaveLength(3);
   });
 
   it('holds the agreement key in no catalog object', async () => {

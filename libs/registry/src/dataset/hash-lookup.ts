@@ -1,5 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
+import type { WritableDataset } from './dataset.service';
 import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import {
   type DatasetShape,
@@ -10,7 +11,9 @@ import {
   columnRef,
   keyPrefixSql,
   keyPrefixesSql,
+  quoteIdent,
   releasedExpression,
+  releasedField,
 } from '@broker/policy';
 import { recordTable } from './record-table';
 
@@ -70,13 +73,134 @@ export function hashTableOf(
 
 /**
  * Drops every lookup table of a dataset's HASH names, in the transaction that changes its records
- * (ingestion, retention), after that transaction's lock on the record table: a build takes a SHARE
- * lock on the same table, so either it waits for the change and hashes the records as changed, or
- * the change waits for it and then finds its table here to drop. A filter hashes every record again
- * until the next is built.
+ * (retention, and an ingestion too large to keep them: see {@link keepHashLookups}), after that
+ * transaction's lock on the record table: a build takes a SHARE lock on the same table, so either
+ * it waits for the change and hashes the records as changed, or the change waits for it and then
+ * finds its table here to drop. A filter hashes every record again until the next is built.
  */
 export async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void> {
   await on.query(`DELETE FROM hash_key_scope WHERE dataset_id = $1`, [datasetId]);
+}
+
+/**
+ * Most records one ingestion may change and still keep its dataset's lookup tables up to date in
+ * its own transaction (an HMAC per record and table, about 7 µs each: 0.7 s a table at this size).
+ * A larger batch drops them instead, and they are built again in the background after the next
+ * filter, as after the first.
+ */
+export const HASH_LOOKUP_MAINTAIN_MAX_ROWS = 100_000;
+
+/** A pg client in a transaction. */
+interface Client {
+  query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>;
+}
+
+/** What {@link keepHashLookups} did with a dataset's lookup tables for one change of its records. */
+export interface HashLookupUpkeep {
+  /** Whether it dropped them (the change is too large); the ingesting broker then forgets them. */
+  dropped: boolean;
+  /**
+   * Before the records `staging` names by key are updated: takes each one whose hashed field is to
+   * change out of the tables, under its old value.
+   */
+  beforeUpdate(staging: string): Promise<void>;
+  /**
+   * Once the change is applied: files each record `staging` names by key (null: every record, the
+   * first records of an empty table) under its value now, where it is not filed so already (its new
+   * records, and those whose value changed).
+   */
+  afterChange(staging: string | null): Promise<void>;
+}
+
+const NO_UPKEEP: HashLookupUpkeep = {
+  dropped: false,
+  beforeUpdate: () => Promise.resolve(),
+  afterChange: () => Promise.resolve(),
+};
+
+/**
+ * Keeps the lookup tables of `dataset` true across a change of `rows` of its records, made by the
+ * caller's transaction under its lock on the record table (ingestion's SHARE ROW EXCLUSIVE, which a
+ * build's SHARE lock conflicts with: no build is under way, nor starts, until it commits). The tables
+ * are read `FOR KEY SHARE`, so that no sweep drops one halfway. A change larger than `max` drops them
+ * (see {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS}), and so is dropped a table whose field or agreement key
+ * is gone: a table is complete or it is not there, so a filter through it never misses a record.
+ */
+export async function keepHashLookups(
+  client: Client,
+  dataset: WritableDataset,
+  rows: number,
+  max = HASH_LOOKUP_MAINTAIN_MAX_ROWS,
+): Promise<HashLookupUpkeep> {
+  const { rows: scopes } = await client.query<{
+    id: number;
+    field: string;
+    useful: boolean;
+    key: Buffer | null;
+  }>(
+    `SELECT hs.id, hs.field, hs.useful, s.hmac_key AS key
+       FROM hash_key_scope hs LEFT JOIN agreement_secret s ON s.agreement_id = hs.agreement_id
+      WHERE hs.dataset_id = $1
+      ORDER BY hs.id FOR KEY SHARE OF hs`,
+    [dataset.id],
+  );
+  if (!scopes.length) return NO_UPKEEP;
+  if (rows > max) {
+    await forgetHashLookups(client, dataset.id);
+    return { ...NO_UPKEEP, dropped: true };
+  }
+  const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
+  const kept: { id: number; column: string; hashed: string; key: Buffer }[] = [];
+  const gone: number[] = [];
+  for (const scope of scopes) {
+    const field = dataset.fields.find((f) => f.name === scope.field);
+    // A field found not worth a table is judged again after the change, at its next filter.
+    if (!scope.useful || !field || !scope.key) {
+      gone.push(scope.id);
+      continue;
+    }
+    const released = releasedField(field, FieldTransform.HASH);
+    kept.push({
+      id: scope.id,
+      column: quoteIdent(field.name),
+      hashed: releasedExpression(released, shape, 't', '$1::bytea'),
+      key: scope.key,
+    });
+  }
+  if (gone.length) await client.query(`DELETE FROM hash_key_scope WHERE id = ANY ($1)`, [gone]);
+  if (!kept.length) return NO_UPKEEP;
+  const records = recordTable(dataset.slug);
+  const key = quoteIdent(dataset.keyField);
+  const named = (staging: string | null) =>
+    staging === null ? `${records} t` : `${records} t JOIN ${staging} s ON t.${key} = s.${key}`;
+  return {
+    dropped: false,
+    async beforeUpdate(staging) {
+      for (const scope of kept) {
+        await client.query(
+          `DELETE FROM hash_key hk USING (
+             SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
+              WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
+            WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid`,
+          [scope.key, scope.id],
+        );
+      }
+    },
+    async afterChange(staging) {
+      for (const scope of kept) {
+        // Each record hashed once (OFFSET 0 keeps the prefix computed below the anti-join), and only
+        // those with a value (a test of the column, which the planner may push into any scan).
+        await client.query(
+          `INSERT INTO hash_key (scope_id, prefix, rid)
+           SELECT $2, n.prefix, n.rid FROM (
+             SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
+              WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
+            WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)`,
+          [scope.key, scope.id],
+        );
+      }
+    },
+  };
 }
 
 /**
@@ -128,8 +252,10 @@ export interface HashTableBuilt {
  * Built only for the names analysts filter by (minimum necessary), in the background after the first
  * such filter ({@link want}), and used by the data plane only once this broker has seen it built
  * and serving ({@link serves}); the statement still checks, in its own snapshot, that it is there.
- * Dropped by every change of the dataset's records ({@link forgetHashLookups}) and, by every broker
- * every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force. The agreement's key is
+ * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}); dropped by
+ * retention and by an ingestion of more than {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records
+ * ({@link forgetHashLookups}) and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its
+ * agreement is no longer in force. The agreement's key is
  * a parameter of the build's statement: it is in no table, index or other catalog object.
  */
 @Injectable()
@@ -210,7 +336,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * The records of `datasetId` changed through this broker (the change dropped its tables): its
+   * The records of `datasetId` changed through this broker and the change dropped its tables: its
    * filters hash every record again at once, and the next one asks for its table anew. Other brokers
    * learn it at their next check of the table.
    */

@@ -11,7 +11,7 @@ import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
-import { HashLookupIndex, forgetHashLookups } from '../dataset/hash-lookup';
+import { HashLookupIndex, type HashLookupUpkeep, keepHashLookups } from '../dataset/hash-lookup';
 import type { RecordSource } from './record-sources';
 import { ErrorSink, MAX_REPORTED_ERRORS, type RowError, RowValidator } from './row-validator';
 
@@ -59,6 +59,9 @@ interface RowWriter {
  * staged: the primary key refuses a duplicate as it goes in, and the staged keys then say which
  * rows to report. Staging every row and inserting it again took twice the database's time.
  */
+/** A refused batch's: it changes nothing, and its transaction rolls back. */
+const UNCHANGED: Pick<HashLookupUpkeep, 'dropped'> = { dropped: false };
+
 @Injectable()
 export class IngestService {
   constructor(
@@ -78,14 +81,11 @@ export class IngestService {
     const started = Date.now();
     const tx = await this.db.begin();
     try {
-      const { report, mode, loadedAt } = await this.load(tx.client, dataset, source);
+      const { report, mode, loadedAt, lookups } = await this.load(tx.client, dataset, source);
       if (report.rejected > 0) {
         await tx.rollback();
         this.metrics.rejectedBatches.inc({ reason: 'invalid_rows' });
       } else {
-        // Changed records: the lookup tables of HASH names hashed the old ones (under the record
-        // table's lock, taken by load()).
-        if (report.inserted + report.updated > 0) await forgetHashLookups(tx.client, datasetId);
         // Last before COMMIT: the chain's lock is held only for the commit itself.
         await this.audit.appendOnClient(tx.client, {
           ...auditActor(ctx),
@@ -96,7 +96,8 @@ export class IngestService {
           reason: `${report.inserted} inserted, ${report.updated} updated`,
         });
         await tx.commit();
-        if (report.inserted + report.updated > 0) this.hashes.forget(datasetId);
+        // The lookup tables of HASH names were kept up to date with the change, or dropped.
+        if (lookups.dropped) this.hashes.forget(datasetId);
         this.metrics.ingestedRecords.inc({ outcome: 'inserted' }, report.inserted);
         this.metrics.ingestedRecords.inc({ outcome: 'updated' }, report.updated);
         // Linkage schedules a (debounced) run; the hook never throws and never waits.
@@ -184,17 +185,28 @@ export class IngestService {
 
     if (direct) {
       if (sink.rejectedRows === 0 && !direct.conflict) {
-        return { report: { inserted: direct.copied, updated: 0, rejected: 0, errors: [] }, mode, loadedAt };
+        const lookups = await keepHashLookups(client, dataset, direct.copied);
+        // The table was empty under the lock: every record in it is this batch's.
+        await lookups.afterChange(null);
+        return {
+          report: { inserted: direct.copied, updated: 0, rejected: 0, errors: [] },
+          mode,
+          loadedAt,
+          lookups,
+        };
       }
       const report = await this.refusal(client, KEYS, keyField, sink);
       // The key was violated, yet no two rows share one: not this batch's doing.
       if (report.rejected === 0 && direct.conflict) throw direct.conflict;
-      return { report, mode, loadedAt };
+      return { report, mode, loadedAt, lookups: UNCHANGED };
     }
 
     const refused = await this.refusal(client, STAGE, keyField, sink);
-    if (refused.rejected > 0) return { report: refused, mode, loadedAt };
+    if (refused.rejected > 0) return { report: refused, mode, loadedAt, lookups: UNCHANGED };
     await client.query(`ANALYZE ${STAGE}`);
+    // The lookup tables of HASH names follow the change, in its transaction and under its lock.
+    const lookups = await keepHashLookups(client, dataset, row);
+    await lookups.beforeUpdate(STAGE);
     const nonKey = columns.filter((c) => c !== key);
     const updated = await client.query(
       `UPDATE ${table} AS t SET ${[...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'].join(', ')}
@@ -204,13 +216,14 @@ export class IngestService {
       `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns.map((c) => `s.${c}`).join(', ')} FROM ${STAGE} s
         WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.${key} = s.${key})`,
     );
+    await lookups.afterChange(STAGE);
     const report = {
       inserted: inserted.rowCount ?? 0,
       updated: updated.rowCount ?? 0,
       rejected: 0,
       errors: [],
     };
-    return { report, mode, loadedAt };
+    return { report, mode, loadedAt, lookups };
   }
 
   /** The report of a refused batch: the rows' errors and every repeated key, on its later rows. */
