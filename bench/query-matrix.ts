@@ -23,6 +23,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { Client, QueryResultRow } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
 import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
+import { DatasetService, keepHashLookups } from '@broker/registry';
 import type { cannonPair } from './query';
 import {
   BENCH_JUSTIFICATION,
@@ -32,6 +33,7 @@ import {
   post,
   scrapeMetrics,
   withClient,
+  withoutKeys,
 } from './bench-support';
 
 export const MATRIX_ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -476,6 +478,10 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
     `${hash.times}; the table of ${hash.table.filed} records (${hash.table.distinct} distinct names; ` +
       `${hash.table.mb} MB with its index) built within ${hash.builtIn.toFixed(1)} s`,
   );
+  // What keeping the table up to date costs an ingestion (its own transaction, rolled back here).
+  const app = await d.inProcess();
+  for (const changed of [1_000, 10_000])
+    lines.push(...(await hashUpkeep(d.database, app, datasetId, changed)));
   // The set-up's dirty pages written now, not by the checkpointer while the cells are timed (where
   // they would slow only the side that writes: the broker's audit commits wait for the WAL's flush).
   started = performance.now();
@@ -483,7 +489,6 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   lines.push(`CHECKPOINT after the set-up: ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
   // The broker's deep cursors: the row at the deep position of each shape, sealed as the broker would.
-  const app = await d.inProcess();
   const policies = app.get(PolicyCache);
   const dataPlane = app.get(DataPlaneService);
   const [{ agency_id: agencyId }] = await withClient(
@@ -607,7 +612,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   await app.close();
   writeFileSync(
     resolve(__dirname, '..', '..', 'bench', '.data', 'query-matrix-explain.txt'),
-    explain.join('\n'),
+    withoutKeys(explain.join('\n')),
   );
 
   const baseline = await d.startBaseline(statements);
@@ -791,4 +796,70 @@ async function heapOf(port: number): Promise<string> {
     `RSS ${mb('process_resident_memory_bytes')} MB, V8 heap ${mb('nodejs_heap_size_total_bytes')} MB ` +
     `(used ${mb('nodejs_heap_size_used_bytes')}: ${spaces}), external ${mb('nodejs_external_memory_bytes')} MB`
   );
+}
+
+/**
+ * The lookup table of a HASH name kept up to date by an ingestion that changes `changed` records'
+ * names (keepHashLookups, as IngestService calls it, in a transaction under the record table's lock,
+ * rolled back at the end): the time of taking the old values out and filing the new ones, against
+ * the ingestion's own UPDATE of the same records, and the plans of the two statements (each run once,
+ * as EXPLAIN ANALYZE).
+ */
+async function hashUpkeep(
+  database: string,
+  app: INestApplicationContext,
+  datasetId: string,
+  changed: number,
+): Promise<string[]> {
+  const shape = (await app.get(DatasetService).shapes([datasetId])).get(datasetId)!;
+  const table = `records.${SLUG}`;
+  return withClient(database, async (c) => {
+    await c.query('BEGIN');
+    try {
+      await c.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+      await c.query(
+        `CREATE TEMP TABLE _upkeep ON COMMIT DROP AS
+         SELECT * FROM ${table} ORDER BY "_rid" LIMIT ${changed}`,
+      );
+      await c.query(`UPDATE _upkeep SET full_name = full_name || ' Jr'`);
+      await c.query(`ANALYZE _upkeep`);
+      const plans: string[] = [];
+      const times: number[] = [];
+      // The upkeep's statements run as EXPLAIN ANALYZE (which runs them), and are timed so.
+      const explaining = {
+        query: async <T>(sql: string, params?: unknown[]) => {
+          if (!/^(DELETE FROM|INSERT INTO) hash_key /.test(sql))
+            return c.query(sql, params) as never as { rows: T[] };
+          const at = performance.now();
+          const { rows } = await c.query<{ 'QUERY PLAN': string }>(
+            `EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) ${sql}`,
+            params,
+          );
+          times.push(performance.now() - at);
+          plans.push(withoutKeys(rows.map((r) => `    ${r['QUERY PLAN']}`).join('\n')));
+          return { rows: [] as T[] };
+        },
+      };
+      const upkeep = await keepHashLookups(explaining, shape, changed);
+      if (upkeep.dropped) throw new Error('matrix: the HASH lookup table was dropped, not kept');
+      await upkeep.beforeUpdate('_upkeep');
+      const at = performance.now();
+      const updated = await c.query(
+        `UPDATE ${table} AS t SET full_name = s.full_name, _ingested_at = now() FROM _upkeep s WHERE t.id = s.id`,
+      );
+      const update = performance.now() - at;
+      await upkeep.afterChange('_upkeep');
+      if (updated.rowCount !== changed || times.length !== 2) throw new Error('matrix: HASH upkeep not run');
+      return [
+        `HASH lookup table kept up to date by an ingestion of ${changed} changed names: ` +
+          `${times[0].toFixed(1)} ms out, ${times[1].toFixed(1)} ms in, against the ingestion's UPDATE ` +
+          `of them ${update.toFixed(1)} ms (ratio (out + in)/UPDATE ${((times[0] + times[1]) / update).toFixed(2)})`,
+        ...plans,
+      ];
+    } finally {
+      await c.query('ROLLBACK');
+      // What the rolled-back change left behind, cleared before the cells are timed.
+      await c.query(`VACUUM ${table}, hash_key`);
+    }
+  });
 }
