@@ -72,14 +72,44 @@ export function hashTableOf(
 }
 
 /**
- * Drops every lookup table of a dataset's HASH names, in the transaction that changes its records
- * (retention, and an ingestion too large to keep them: see {@link keepHashLookups}), after that
- * transaction's lock on the record table: a build takes a SHARE lock on the same table, so either
- * it waits for the change and hashes the records as changed, or the change waits for it and then
- * finds its table here to drop. A filter hashes every record again until the next is built.
+ * Drops every lookup table of a dataset's HASH names, in the transaction of an ingestion too large
+ * to keep them (see {@link keepHashLookups}), after its lock on the record table: a build takes a
+ * SHARE lock on the same table, so either it waits for the change and hashes the records as
+ * changed, or the change waits for it and then finds its table here to drop. A filter hashes every
+ * record again until the next is built.
  */
-export async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void> {
+async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void> {
   await on.query(`DELETE FROM hash_key_scope WHERE dataset_id = $1`, [datasetId]);
+}
+
+/**
+ * A table is dropped once the records retention destroyed since it was built pass this share of
+ * those it was built with: their entries find nothing, and only take space and probes.
+ */
+export const HASH_LOOKUP_MAX_DESTROYED_SHARE = 0.25;
+
+/**
+ * A retention batch destroyed `destroyed` records of `datasetId`, in the caller's transaction (after
+ * its DELETE, whose lock on the record table a build waits for). The lookup tables keep their
+ * entries: a record destroyed is not found through them any more, since every row id they give is
+ * joined back to the record table, so each table stays complete. They count them, and a table
+ * whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of those it was built with
+ * is dropped, as is a field found not worth a table (judged again at its next filter).
+ */
+export async function hashLookupsDestroyed(
+  on: Queryable,
+  datasetId: string,
+  destroyed: number,
+): Promise<void> {
+  await on.query(
+    `DELETE FROM hash_key_scope
+      WHERE dataset_id = $1 AND (NOT useful OR destroyed + $2 > records * $3::float8)`,
+    [datasetId, destroyed, HASH_LOOKUP_MAX_DESTROYED_SHARE],
+  );
+  await on.query(`UPDATE hash_key_scope SET destroyed = destroyed + $2 WHERE dataset_id = $1`, [
+    datasetId,
+    destroyed,
+  ]);
 }
 
 /**
@@ -252,10 +282,10 @@ export interface HashTableBuilt {
  * Built only for the names analysts filter by (minimum necessary), in the background after the first
  * such filter ({@link want}), and used by the data plane only once this broker has seen it built
  * and serving ({@link serves}); the statement still checks, in its own snapshot, that it is there.
- * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}); dropped by
- * retention and by an ingestion of more than {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records
- * ({@link forgetHashLookups}) and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its
- * agreement is no longer in force. The agreement's key is
+ * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}), and across
+ * retention ({@link hashLookupsDestroyed}); dropped by an ingestion of more than
+ * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, once retention destroyed a quarter of its records,
+ * and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force. The agreement's key is
  * a parameter of the build's statement: it is in no table, index or other catalog object.
  */
 @Injectable()

@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import { Database, MetricsService, quoteIdent } from '@broker/core';
 import { buildRecordIndex, namedRecordIndex } from '../dataset/record-indexes';
-import { forgetHashLookups } from '../dataset/hash-lookup';
+import { hashLookupsDestroyed } from '../dataset/hash-lookup';
 import { recordTable } from '../dataset/record-table';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
@@ -160,9 +160,9 @@ export class RetentionService {
               AND scope_id IN (SELECT id FROM person_key_scope WHERE dataset_id = $1)`,
           [dataset.id, keys],
         );
-        // And the lookup tables of HASH names, which filed them (the DELETE above holds the record
-        // table's lock that a build waits for).
-        await forgetHashLookups(manager, dataset.id);
+        // The lookup tables of HASH names, which filed them, count them (the DELETE above holds the
+        // record table's lock that a build waits for).
+        await hashLookupsDestroyed(manager, dataset.id, gone.length);
         const subjects = gone.filter((g) => g.subject !== null);
         if (subjects.length) {
           await manager.query(

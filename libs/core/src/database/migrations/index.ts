@@ -19,6 +19,7 @@ import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
+import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -42,4 +43,5 @@ export const MIGRATIONS = [
   ReleaseRecordUnchecked1765400000000,
   PersonKeyPerDataset1765500000000,
   HashKeyIndex1765600000000,
+  HashKeyDestroyed1765700000000,
 ];
