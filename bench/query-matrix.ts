@@ -828,7 +828,7 @@ async function hashUpkeep(
       // The upkeep's statements run as EXPLAIN ANALYZE (which runs them), and are timed so.
       const explaining = {
         query: async <T>(sql: string, params?: unknown[]) => {
-          if (!/^(DELETE FROM|INSERT INTO) hash_key /.test(sql))
+          if (!/(DELETE FROM|INSERT INTO) hash_key /.test(sql))
             return c.query(sql, params) as never as { rows: T[] };
           const at = performance.now();
           const { rows } = await c.query<{ 'QUERY PLAN': string }>(

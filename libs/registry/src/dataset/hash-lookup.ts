@@ -83,8 +83,8 @@ async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void
 }
 
 /**
- * A table is dropped once the records retention destroyed since it was built pass this share of
- * those it was built with: their entries find nothing, and only take space and probes.
+ * A table is dropped once the records retention destroyed since it was built pass this share of its
+ * entries (`records`, kept by ingestion): their entries find nothing, and only take space and probes.
  */
 export const HASH_LOOKUP_MAX_DESTROYED_SHARE = 0.25;
 
@@ -93,8 +93,8 @@ export const HASH_LOOKUP_MAX_DESTROYED_SHARE = 0.25;
  * its DELETE, whose lock on the record table a build waits for). The lookup tables keep their
  * entries: a record destroyed is not found through them any more, since every row id they give is
  * joined back to the record table, so each table stays complete. They count them, and a table
- * whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of those it was built with
- * is dropped, as is a field found not worth a table (judged again at its next filter).
+ * whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of its entries is dropped,
+ * as is a field found not worth a table (judged again at its next filter).
  */
 export async function hashLookupsDestroyed(
   on: Queryable,
@@ -141,6 +141,12 @@ export interface HashLookupUpkeep {
    */
   afterChange(staging: string | null): Promise<void>;
 }
+
+/**
+ * The start of the statement that keeps a scope's `records` the number of entries its table files (of
+ * records live or destroyed since: see {@link hashLookupsDestroyed}), as its upkeep files and unfiles.
+ */
+const COUNT_FILED = `UPDATE hash_key_scope SET records = `;
 
 const NO_UPKEEP: HashLookupUpkeep = {
   dropped: false,
@@ -208,10 +214,12 @@ export async function keepHashLookups(
     async beforeUpdate(staging) {
       for (const scope of kept) {
         await client.query(
-          `DELETE FROM hash_key hk USING (
-             SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
-              WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
-            WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid`,
+          `WITH unfiled AS (
+             DELETE FROM hash_key hk USING (
+               SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
+                WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
+              WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid RETURNING 1)
+           ${COUNT_FILED}records - (SELECT count(*) FROM unfiled) WHERE id = $2`,
           [scope.key, scope.id],
         );
       }
@@ -221,11 +229,14 @@ export async function keepHashLookups(
         // Each record hashed once (OFFSET 0 keeps the prefix computed below the anti-join), and only
         // those with a value (a test of the column, which the planner may push into any scan).
         await client.query(
-          `INSERT INTO hash_key (scope_id, prefix, rid)
-           SELECT $2, n.prefix, n.rid FROM (
-             SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
-              WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
-            WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)`,
+          `WITH filed AS (
+             INSERT INTO hash_key (scope_id, prefix, rid)
+             SELECT $2, n.prefix, n.rid FROM (
+               SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
+                WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
+              WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
+             RETURNING 1)
+           ${COUNT_FILED}records + (SELECT count(*) FROM filed) WHERE id = $2`,
           [scope.key, scope.id],
         );
       }

@@ -4,7 +4,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * The lookup tables of HASH names outlive retention (libs/registry/src/dataset/hash-lookup.ts): the
  * records a retention batch destroys keep their entries, which find nothing any more (a row id found
  * here is only ever joined back to the dataset's table), and are counted here. A table whose destroyed
- * records pass a quarter of those it was built with is dropped, and built afresh at the next filter.
+ * records pass a quarter of its entries (`records`, which ingestion keeps counted) is dropped, and
+ * built afresh at the next filter.
  */
 export class HashKeyDestroyed1765700000000 implements MigrationInterface {
   name = 'HashKeyDestroyed1765700000000';
