@@ -142,12 +142,6 @@ export interface HashLookupUpkeep {
   afterChange(staging: string | null): Promise<void>;
 }
 
-/**
- * The start of the statement that keeps a scope's `records` the number of entries its table files (of
- * records live or destroyed since: see {@link hashLookupsDestroyed}), as its upkeep files and unfiles.
- */
-const COUNT_FILED = `UPDATE hash_key_scope SET records = `;
-
 const NO_UPKEEP: HashLookupUpkeep = {
   dropped: false,
   beforeUpdate: () => Promise.resolve(),
@@ -161,6 +155,8 @@ const NO_UPKEEP: HashLookupUpkeep = {
  * are read `FOR KEY SHARE`, so that no sweep drops one halfway. A change larger than `max` drops them
  * (see {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS}), and so is dropped a table whose field or agreement key
  * is gone: a table is complete or it is not there, so a filter through it never misses a record.
+ * Each statement also moves the scope's `records` by the entries it filed or took out, so that it
+ * stays the number of entries the table files (see {@link hashLookupsDestroyed}).
  */
 export async function keepHashLookups(
   client: Client,
@@ -219,7 +215,7 @@ export async function keepHashLookups(
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
                 WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
               WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid RETURNING 1)
-           ${COUNT_FILED}records - (SELECT count(*) FROM unfiled) WHERE id = $2`,
+           UPDATE hash_key_scope SET records = records - (SELECT count(*) FROM unfiled) WHERE id = $2`,
           [scope.key, scope.id],
         );
       }
@@ -236,7 +232,7 @@ export async function keepHashLookups(
                 WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
               WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
              RETURNING 1)
-           ${COUNT_FILED}records + (SELECT count(*) FROM filed) WHERE id = $2`,
+           UPDATE hash_key_scope SET records = records + (SELECT count(*) FROM filed) WHERE id = $2`,
           [scope.key, scope.id],
         );
       }
@@ -295,9 +291,10 @@ export interface HashTableBuilt {
  * and serving ({@link serves}); the statement still checks, in its own snapshot, that it is there.
  * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}), and across
  * retention ({@link hashLookupsDestroyed}); dropped by an ingestion of more than
- * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, once retention destroyed a quarter of its records,
- * and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force. The agreement's key is
- * a parameter of the build's statement: it is in no table, index or other catalog object.
+ * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, once retention destroyed a quarter of its entries,
+ * and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force.
+ * The agreement's key is a parameter of the build's and the upkeep's statements: it is in no table,
+ * index or other catalog object.
  */
 @Injectable()
 export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
