@@ -393,6 +393,27 @@ describe('HASH lookup tables', () => {
     expect((await scopes()).find((s) => s.field === 'ssn')?.useful).toBe(true);
   });
 
+  it('files what Node finds when a build and an ingestion race, whichever goes first', async () => {
+    for (let round = 0; round < 6; round++) {
+      await broker.query(`DELETE FROM hash_key_scope`);
+      const batch = Array.from({ length: 5 }, (_, i) => [
+        i % 2 ? clientId(RECORDS - 10 - i) : `R${round}${i}`,
+        `S-RACE-${round}-${i % 3}`,
+      ]);
+      // Started together: the build's SHARE lock and the ingestion's SHARE ROW EXCLUSIVE one take
+      // turns, in either order.
+      const [built] = await Promise.all([
+        round % 2 ? build('ssn') : new Promise((r) => setImmediate(r)).then(() => build('ssn')),
+        upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`)),
+      ]);
+      for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+      expect(built?.useful).toBe(true);
+      expect(await filed()).toEqual(await truthFiled());
+      const asked = [0, 1, 2].map((k) => hmac(`S-RACE-${round}-${k}`));
+      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    }
+  });
+
   it('is dropped by a batch above the limit, or when its key or field is gone', async () => {
     await build('ssn');
     const dataset = { id: clients.id, slug: 'clients', keyField: 'client_id', fields: [] };
