@@ -386,15 +386,21 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  /** Drops the tables of agreements no longer in force (revoked, or their version ended); how many. */
+  /**
+   * Drops the tables of agreements no longer in force (revoked, or their version ended); how many.
+   * A table an ingestion is keeping up to date (its scope row locked) is left to the next sweep: the
+   * sweep never waits, so it never deadlocks with an ingestion that locked the dataset's tables in
+   * another order.
+   */
   async sweep(): Promise<number> {
     const gone = await this.db.query<{ id: number }>(
-      `DELETE FROM hash_key_scope hs USING agreement a
-        WHERE a.id = hs.agreement_id
-          AND (a.revoked_at IS NOT NULL OR NOT EXISTS (
-                SELECT 1 FROM agreement_version v
-                 WHERE v.agreement_id = a.id AND v.version = a.in_force_version AND v.valid_until > now()))
-       RETURNING hs.id`,
+      `DELETE FROM hash_key_scope WHERE id IN (
+         SELECT hs.id FROM hash_key_scope hs JOIN agreement a ON a.id = hs.agreement_id
+          WHERE a.revoked_at IS NOT NULL OR NOT EXISTS (
+                  SELECT 1 FROM agreement_version v
+                   WHERE v.agreement_id = a.id AND v.version = a.in_force_version AND v.valid_until > now())
+            FOR UPDATE OF hs SKIP LOCKED)
+       RETURNING id`,
     );
     return gone.length;
   }
