@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Client } from 'pg';
-import { FieldTransform, SqlParams, releasedField } from '@broker/policy';
+import { FieldTransform, SqlParams, keyPrefixOf, keyPrefixesSql, releasedField } from '@broker/policy';
 import {
   DatasetService,
   HashLookupIndex,
@@ -536,7 +536,7 @@ describe('HASH lookup tables', () => {
     await broker.query(`DELETE FROM records.clients`);
     rows.clear();
     // Built on no records: a table that serves, with nothing filed.
-    expect(await build('ssn')).toEqual({ records: 0, distinctValues: 0, useful: true });
+    expect(await build('ssn')).toEqual({ records: 0, distinctValues: 0, useful: true, commonValues: 0 });
     const lines = Array.from({ length: 40 }, (_, i) => `${clientId(i)},${ssnOf(i % 30)},F,2099-06-07`);
     await upload(lines);
     for (let i = 0; i < 40; i++)
@@ -546,6 +546,95 @@ describe('HASH lookup tables', () => {
     const asked = [hmac(ssnOf(3)), hmac(ssnOf(29))];
     expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
     expect(truth('ssn', asked)).toHaveLength(3);
+  });
+
+  it("files a skewed field's rare values and lists its common ones, which filters hash", async () => {
+    await broker.query(`DELETE FROM hash_key_scope`);
+    // 150 records share one value (common: more than 100), beside the earlier test's 40 records
+    // of 30 rare values.
+    const lines = Array.from(
+      { length: 150 },
+      (_, i) => `K${String(i).padStart(5, '0')},S-COMMON,M,2099-06-07`,
+    );
+    await upload(lines);
+    for (let i = 0; i < 150; i++) {
+      rows.set(`K${String(i).padStart(5, '0')}`, { ssn: 'S-COMMON', sex: 'M', released_on: '2099-06-07' });
+    }
+    const rare = [...rows.values()].filter((r) => r.ssn !== 'S-COMMON' && r.ssn !== '').length;
+    expect(await build('ssn')).toEqual({
+      records: rows.size,
+      distinctValues: new Set([...rows.values()].map((r) => r.ssn)).size,
+      useful: true,
+      commonValues: 1,
+    });
+    const common = hmac('S-COMMON');
+    const [listed] = await broker.query<{ prefix: string; records: string }>(
+      `SELECT prefix::text, records::text FROM hash_key_common`,
+    );
+    expect(listed).toEqual({ prefix: keyPrefixOf(common), records: '150' });
+    // Only the rare values' records are filed, and the scope counts them.
+    expect((await scopes()).map((s) => [s.field, s.records, s.filed])).toEqual([
+      ['ssn', String(rare), String(rare)],
+    ]);
+    expect(await filed()).toEqual(
+      (await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(common)} `)),
+    );
+    // This broker reads the table for rare values only.
+    const { shape, released } = await shapeAndField('ssn');
+    const ssn = { agreementId, datasetId: shape.id, field: released.source };
+    expect(index.serves(ssn, [hmac(ssnOf(3))])).toBe(true);
+    expect(index.serves(ssn, [hmac(ssnOf(3)), common])).toBe(false);
+    for (const asked of [[common], [hmac(ssnOf(3))], [common, hmac(ssnOf(7)), 'not a hash']]) {
+      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    }
+    expect(truth('ssn', [common])).toHaveLength(150);
+    // A statement that reads the table for a common value all the same (a broker whose knowledge is
+    // stale) finds the table does not serve it, and hashes every record instead.
+    const params = new SqlParams();
+    const condition = hashLookupSql({
+      params,
+      agreementId,
+      shape,
+      released,
+      hmacKey: params.lazy(key, 'bytea'),
+      tableAlias: 't',
+      values: params.add([common], 'text[]'),
+    });
+    const found = await pg.query<{ client_id: string }>(
+      `SELECT t.client_id FROM records.clients t WHERE ${condition}`,
+      params.values,
+    );
+    expect(found.rows.map((r) => r.client_id).sort()).toEqual(truth('ssn', [common]));
+    // Ingestion files a new record of a rare value, never one of a common value.
+    await upload([`K99990,S-COMMON,F,2099-06-07`, `K99991,S-RARE-NEW,F,2099-06-07`]);
+    rows.set('K99990', { ssn: 'S-COMMON', sex: 'F', released_on: '2099-06-07' });
+    rows.set('K99991', { ssn: 'S-RARE-NEW', sex: 'F', released_on: '2099-06-07' });
+    expect(await filed()).toEqual(
+      (await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(common)} `)),
+    );
+    for (const asked of [[common], [hmac('S-RARE-NEW')]]) {
+      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    }
+  });
+
+  it("computes a value's prefix in Node as PostgreSQL does (fast-check)", async () => {
+    const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 });
+    const value = fc.oneof(
+      hex,
+      hex.map((h) => h.toUpperCase()),
+      hex.map((h) => h.slice(1)),
+      fc.string(),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(value, { minLength: 1, maxLength: 5 }), async (values) => {
+        const [{ prefixes }] = await broker.query<{ prefixes: string[] }>(
+          `SELECT ${keyPrefixesSql('$1::text[]')}::text[] AS prefixes`,
+          [values],
+        );
+        expect(prefixes).toEqual(values.map(keyPrefixOf).filter((p) => p !== null));
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('holds the agreement key in no catalog object', async () => {

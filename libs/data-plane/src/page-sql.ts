@@ -264,11 +264,16 @@ export function hashOptions(
 ): Pick<ReleasedNameOptions, 'hashAmong'> & { hashed(): HashTableWanted[] } {
   const { agreement, shape } = plan;
   const hashed: HashTableWanted[] = [];
-  const hashAmong = (released: ReleasedField, values: () => string): string | null => {
+  const hashAmong = (
+    released: ReleasedField,
+    values: () => string,
+    asked: readonly string[],
+  ): string | null => {
     if (!hashed.some((h) => h.released === released)) {
       hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey });
     }
-    if (!hashes?.serves(hashTableOf(agreement.id, shape, released))) return null;
+    // Not for a value the table does not file (a common one): that filter hashes in the page's order.
+    if (!hashes?.serves(hashTableOf(agreement.id, shape, released), asked)) return null;
     return hashLookupSql({
       params,
       agreementId: agreement.id,

@@ -89,11 +89,11 @@ export interface ReleasedNameOptions {
   personKeyAmong?: (keys: string) => string;
   /**
    * A condition that every record whose value of the HASH name `released` is one of `values` (a
-   * `text[]` placeholder, added to the statement only when called) meets, cheaper to find them by
-   * than the HMAC of every record (a lookup table's): added beside a filter on it, never instead;
-   * null where there is none.
+   * `text[]` placeholder, added to the statement only when called; `asked` are the values
+   * themselves) meets, cheaper to find them by than the HMAC of every record (a lookup table's):
+   * added beside a filter on it, never instead; null where there is none.
    */
-  hashAmong?: (released: ReleasedField, values: () => string) => string | null;
+  hashAmong?: (released: ReleasedField, values: () => string, asked: readonly string[]) => string | null;
 }
 
 /** The released field a caller names, or FORBIDDEN: looked up by name only, in the grant alone. */

@@ -50,7 +50,7 @@ export {
   whereSql,
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
-export { keyPrefixSql, keyPrefixesSql } from './key-prefix';
+export { keyPrefixOf, keyPrefixSql, keyPrefixesSql } from './key-prefix';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
 export { type PageOrder, pageOrder } from './keyset';
 export { type PopulationGrant, populationConditions, populationSql, rowFilterFields } from './population';

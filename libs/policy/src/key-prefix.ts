@@ -14,3 +14,14 @@ export function keyPrefixSql(hex: string): string {
 export function keyPrefixesSql(keys: string): string {
   return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '^[0-9a-f]{64}$')`;
 }
+
+const KEYED_HASH = /^[0-9a-f]{64}$/;
+
+/**
+ * {@link keyPrefixSql} in Node, as decimal text: the first 64 bits of a keyed hash's lowercase hex as
+ * a signed bigint, or null for anything that is not 64 lowercase hex digits (which
+ * {@link keyPrefixesSql} leaves out).
+ */
+export function keyPrefixOf(hex: string): string | null {
+  return KEYED_HASH.test(hex) ? BigInt.asIntN(64, BigInt(`0x${hex.slice(0, 16)}`)).toString() : null;
+}

@@ -495,8 +495,9 @@ function impliedBounds(node: WhereNode, c: WhereContext): string[] {
   // agreement's lookup table, where the data plane has one.
   const hashed = hashValuesOf(node);
   if (hashed && c.options.hashAmong) {
-    const among = hashed.values.length
-      ? c.options.hashAmong(hashed.released, c.params.lazy(hashed.values.map(String), 'text[]'))
+    const asked = hashed.values.map(String);
+    const among = asked.length
+      ? c.options.hashAmong(hashed.released, c.params.lazy(asked, 'text[]'), asked)
       : null;
     return among === null ? [] : [among];
   }

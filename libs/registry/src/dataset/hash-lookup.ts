@@ -9,6 +9,7 @@ import {
   type ReleasedField,
   type SqlParams,
   columnRef,
+  keyPrefixOf,
   keyPrefixSql,
   keyPrefixesSql,
   quoteIdent,
@@ -54,8 +55,20 @@ interface Queryable {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
 
-/** Whether a table is built and serves (no row: not built). */
-const SCOPE_USEFUL = `SELECT useful FROM hash_key_scope WHERE agreement_id = $1 AND dataset_id = $2 AND field = $3`;
+/**
+ * Whether a table is built and serves (no row: not built), and the prefixes of its common values,
+ * which it does not file.
+ */
+const SCOPE_USEFUL = `
+  SELECT hs.useful,
+         ARRAY(SELECT hc.prefix::text FROM hash_key_common hc WHERE hc.scope_id = hs.id) AS common
+    FROM hash_key_scope hs WHERE hs.agreement_id = $1 AND hs.dataset_id = $2 AND hs.field = $3`;
+
+/** What {@link SCOPE_USEFUL} reads. */
+interface ScopeRow {
+  useful: boolean;
+  common: string[];
+}
 
 /** A table's identity as one string (a map key). */
 function tableId(table: HashTable): string {
@@ -231,6 +244,7 @@ export async function keepHashLookups(
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
                 WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
               WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
+                AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = n.prefix)
              RETURNING 1)
            UPDATE hash_key_scope SET records = records + (SELECT count(*) FROM filed) WHERE id = $2`,
           [scope.key, scope.id],
@@ -260,9 +274,11 @@ export function hashLookupSql(args: {
 }): string {
   const { params, shape, released, values } = args;
   if (released.transform !== FieldTransform.HASH) throw new Error('a lookup table is for a HASH name');
+  // The table serves only values it files: none of the asked values may be one of its common ones.
   const scope = `SELECT hs.id FROM hash_key_scope hs
      WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
-       AND hs.field = ${params.add(released.source, 'text')} AND hs.useful`;
+       AND hs.field = ${params.add(released.source, 'text')} AND hs.useful
+       AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
   // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
   // started only for each to find it false.
@@ -278,6 +294,8 @@ export interface HashTableBuilt {
   records: number;
   distinctValues: number;
   useful: boolean;
+  /** Values more than {@link HASH_LOOKUP_MAX_PER_VALUE} records share, which the table does not file. */
+  commonValues: number;
 }
 
 /**
@@ -299,8 +317,8 @@ export interface HashTableBuilt {
 @Injectable()
 export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   private readonly builds = new BackgroundBuilds(HASH_LOOKUP_CHECK_MS);
-  /** The tables this broker last saw built and serving, by id. */
-  private readonly serving = new Map<string, HashTable>();
+  /** The tables this broker last saw built and serving, by id, with the prefixes of their common values. */
+  private readonly serving = new Map<string, { table: HashTable; common: ReadonlySet<string> }>();
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -321,9 +339,13 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     this.sweeper.unref();
   }
 
-  /** Whether this broker last saw `table` built and serving (a filter then reads it). */
-  serves(table: HashTable): boolean {
-    return this.serving.has(tableId(table));
+  /**
+   * Whether this broker last saw `table` built and serving the `asked` values (a filter on them then
+   * reads it): none of them may be one of the table's common values, which it does not file.
+   */
+  serves(table: HashTable, asked: readonly string[] = []): boolean {
+    const serving = this.serving.get(tableId(table));
+    return !!serving && !asked.some((value) => serving.common.has(keyPrefixOf(value) ?? ''));
   }
 
   /**
@@ -351,19 +373,19 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     const key = [table.agreementId, table.datasetId, table.field];
     const outcome = await this.db.transaction(async (tx) => {
       // Read first, so that a check of a table that is there locks and writes nothing.
-      const [there] = await tx.query<{ useful: boolean }>(SCOPE_USEFUL, key);
-      if (there) return { useful: there.useful, built: null };
-      // Ingestion and retention change records under a lock that conflicts with this one, and drop
-      // the dataset's tables after it: a table is built from records no change is halfway through.
+      const [there] = await tx.query<ScopeRow>(SCOPE_USEFUL, key);
+      if (there) return { scope: there, built: null };
+      // Ingestion and retention change records under a lock that conflicts with this one: a table
+      // is built from records no change is halfway through.
       await tx.query(`LOCK TABLE ${recordTable(wanted.shape.slug)} IN SHARE MODE`);
       const built = await buildTable(tx, wanted, table);
-      if (built) return { useful: built.useful, built };
-      // Built meanwhile (by another broker, or before this lock was granted): what that build found.
-      const [theirs] = await tx.query<{ useful: boolean }>(SCOPE_USEFUL, key);
-      return { useful: theirs?.useful ?? false, built: null };
+      // Built now, or meanwhile (by another broker, or before this lock was granted).
+      const [scope] = await tx.query<ScopeRow>(SCOPE_USEFUL, key);
+      return { scope, built };
     });
     const id = tableId(table);
-    if (outcome.useful) this.serving.set(id, table);
+    const { scope } = outcome;
+    if (scope?.useful) this.serving.set(id, { table, common: new Set(scope.common) });
     else this.serving.delete(id);
     const { built } = outcome;
     if (!built) return null;
@@ -379,7 +401,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
    * learn it at their next check of the table.
    */
   forget(datasetId: string): void {
-    for (const [id, table] of [...this.serving]) {
+    for (const [id, { table }] of [...this.serving]) {
       if (table.datasetId !== datasetId) continue;
       this.serving.delete(id);
       this.builds.forget(id);
@@ -413,9 +435,14 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
 }
 
 /**
- * Writes a table's scope row and, where it serves, its records, in the caller's transaction (which
- * holds the record table's SHARE lock). Another broker building the same table meanwhile holds its
- * scope row's unique key: this waits for it and then writes nothing (null).
+ * Writes a table's scope row and, where it serves, its common values and its records, in the
+ * caller's transaction (which holds the record table's SHARE lock). Another broker building the same
+ * table meanwhile holds its scope row's unique key: this waits for it and then writes nothing (null).
+ *
+ * A value more than {@link HASH_LOOKUP_MAX_PER_VALUE} records share is common: its prefix is listed
+ * in `hash_key_common` and its records are not filed (a filter on it hashes in the page's order). A
+ * field with no rare value at all gets no table (`useful` false); one with no value yet gets one,
+ * every value it later gets filed.
  */
 async function buildTable(
   tx: { query<T>(sql: string, params?: unknown[]): Promise<T[]> },
@@ -423,15 +450,20 @@ async function buildTable(
   table: HashTable,
 ): Promise<HashTableBuilt | null> {
   const records = recordTable(wanted.shape.slug);
-  // The key as the statement's one bytea parameter ($1), as the data plane passes it.
-  const hashed = releasedExpression(wanted.released, wanted.shape, 't', '$1::bytea');
-  // Counted on the raw values, which hash one to one, so that the records are hashed once only.
-  const column = columnRef('t', wanted.released.source);
-  const [counts] = await tx.query<{ records: string; distinct: string }>(
-    `SELECT count(${column}) AS records, count(DISTINCT ${column}) AS distinct FROM ${records} t`,
+  const source = wanted.released.source;
+  // The key as the statements' bytea parameter ($1), as the data plane passes it.
+  const hashed = (alias: string) => releasedExpression(wanted.released, wanted.shape, alias, '$1::bytea');
+  // Counted on the raw values, which hash one to one, so that no record is hashed to count it.
+  const column = columnRef('t', source);
+  const perValue = `SELECT ${column} AS ${quoteIdent(source)}, count(*) AS n FROM ${records} t
+     WHERE ${column} IS NOT NULL GROUP BY ${column}`;
+  const [counts] = await tx.query<{ records: string; distinct: string; rare: string }>(
+    `SELECT coalesce(sum(n), 0) AS records, count(*) AS distinct, count(*) FILTER (WHERE n <= $1) AS rare
+       FROM (${perValue}) v`,
+    [HASH_LOOKUP_MAX_PER_VALUE],
   );
   const found = { records: Number(counts.records), distinctValues: Number(counts.distinct) };
-  const useful = found.records <= HASH_LOOKUP_MAX_PER_VALUE * Math.max(1, found.distinctValues);
+  const useful = Number(counts.rare) > 0 || found.distinctValues === 0;
   const [row] = await tx.query<{ id: number }>(
     `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
      VALUES ($1, $2, $3, $4, $5, $6)
@@ -439,13 +471,29 @@ async function buildTable(
     [table.agreementId, table.datasetId, table.field, found.records, found.distinctValues, useful],
   );
   if (!row) return null;
-  if (useful) {
-    await tx.query(
-      `INSERT INTO hash_key (scope_id, prefix, rid)
-       SELECT $2, ${keyPrefixSql('h')}, rid FROM (SELECT ${hashed} AS h, t."_rid" AS rid FROM ${records} t) r
-        WHERE h IS NOT NULL`,
-      [wanted.hmacKey, row.id],
-    );
-  }
-  return { ...found, useful };
+  if (!useful) return { ...found, useful, commonValues: 0 };
+  // The common values, each hashed once.
+  const [common] = await tx.query<{ n: string }>(
+    `WITH listed AS (
+       INSERT INTO hash_key_common (scope_id, prefix, records)
+       SELECT $2, prefix, sum(n) FROM (
+         SELECT ${keyPrefixSql(hashed('v'))} AS prefix, n FROM (${perValue} HAVING count(*) > $3) v) c
+        GROUP BY prefix
+       RETURNING 1)
+     SELECT count(*) AS n FROM listed`,
+    [wanted.hmacKey, row.id, HASH_LOOKUP_MAX_PER_VALUE],
+  );
+  // Every other record, hashed once; the scope's records then counts the entries filed.
+  await tx.query(
+    `WITH filed AS (
+       INSERT INTO hash_key (scope_id, prefix, rid)
+       SELECT $2, r.prefix, r.rid FROM (
+         SELECT ${keyPrefixSql(hashed('t'))} AS prefix, t."_rid" AS rid FROM ${records} t
+          WHERE ${column} IS NOT NULL OFFSET 0) r
+        WHERE NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = r.prefix)
+       RETURNING 1)
+     UPDATE hash_key_scope SET records = (SELECT count(*) FROM filed) WHERE id = $2`,
+    [wanted.hmacKey, row.id],
+  );
+  return { ...found, useful, commonValues: Number(common.n) };
 }

@@ -20,6 +20,7 @@ import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-rec
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
+import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -44,4 +45,5 @@ export const MIGRATIONS = [
   PersonKeyPerDataset1765500000000,
   HashKeyIndex1765600000000,
   HashKeyDestroyed1765700000000,
+  HashKeyCommon1765800000000,
 ];
