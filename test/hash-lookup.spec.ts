@@ -6,6 +6,7 @@ import {
   DatasetService,
   HashLookupIndex,
   RetentionService,
+  hashLookupCommonAbove,
   hashLookupSql,
   keepHashLookups,
 } from '@broker/registry';
@@ -615,6 +616,12 @@ describe('HASH lookup tables', () => {
     for (const asked of [[common], [hmac('S-RARE-NEW')]]) {
       expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
     }
+  });
+
+  it('calls a value common past twice the square root of the records, and never below 100', () => {
+    expect([0, 1_200, 10_000, 1_000_000, 10_000_000].map(hashLookupCommonAbove)).toEqual([
+      100, 100, 200, 2_000, 6_325,
+    ]);
   });
 
   it("computes a value's prefix in Node as PostgreSQL does (fast-check)", async () => {

@@ -43,12 +43,20 @@ export const HASH_LOOKUP_CHECK_MS = 30_000;
 /** How often each broker drops the tables of agreements no longer in force. */
 export const HASH_LOOKUP_SWEEP_MS = 10 * 60_000;
 
-/**
- * A field gets a table only when its values have at most this many records each on average: a value
- * with thousands of records is found faster by hashing the records in the page's own order until
- * the page is full than by fetching all of them from the table.
- */
+/** The fewest records a value must have to be common (see {@link hashLookupCommonAbove}). */
 export const HASH_LOOKUP_MAX_PER_VALUE = 100;
+
+/**
+ * A value with more records than this, among a field's `records`, is common: the table does not
+ * file it, and a filter on it hashes the records in the page's own order until the page is full.
+ * Through the table, a value of n records costs n fetches and checks; hashing in the page's order,
+ * a page of 10 costs about 10·records/n HMACs, and a fetch with its check about 2.5 of them: the
+ * two meet near n = 2·√records (2,000 of a million records), and never below
+ * {@link HASH_LOOKUP_MAX_PER_VALUE}.
+ */
+export function hashLookupCommonAbove(records: number): number {
+  return Math.max(HASH_LOOKUP_MAX_PER_VALUE, Math.ceil(2 * Math.sqrt(records)));
+}
 
 /** Something that runs a statement: a pg client, a TypeORM manager or query runner. */
 interface Queryable {
@@ -294,7 +302,7 @@ export interface HashTableBuilt {
   records: number;
   distinctValues: number;
   useful: boolean;
-  /** Values more than {@link HASH_LOOKUP_MAX_PER_VALUE} records share, which the table does not file. */
+  /** Values too many records share (see {@link hashLookupCommonAbove}), which the table does not file. */
   commonValues: number;
 }
 
@@ -439,7 +447,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
  * caller's transaction (which holds the record table's SHARE lock). Another broker building the same
  * table meanwhile holds its scope row's unique key: this waits for it and then writes nothing (null).
  *
- * A value more than {@link HASH_LOOKUP_MAX_PER_VALUE} records share is common: its prefix is listed
+ * A value more than {@link hashLookupCommonAbove} records share is common: its prefix is listed
  * in `hash_key_common` and its records are not filed (a filter on it hashes in the page's order). A
  * field with no rare value at all gets no table (`useful` false); one with no value yet gets one,
  * every value it later gets filed.
@@ -457,13 +465,16 @@ async function buildTable(
   const column = columnRef('t', source);
   const perValue = `SELECT ${column} AS ${quoteIdent(source)}, count(*) AS n FROM ${records} t
      WHERE ${column} IS NOT NULL GROUP BY ${column}`;
-  const [counts] = await tx.query<{ records: string; distinct: string; rare: string }>(
-    `SELECT coalesce(sum(n), 0) AS records, count(*) AS distinct, count(*) FILTER (WHERE n <= $1) AS rare
-       FROM (${perValue}) v`,
-    [HASH_LOOKUP_MAX_PER_VALUE],
+  const [counts] = await tx.query<{ records: string; distinct: string }>(
+    `SELECT count(${column}) AS records, count(DISTINCT ${column}) AS distinct FROM ${records} t`,
   );
   const found = { records: Number(counts.records), distinctValues: Number(counts.distinct) };
-  const useful = Number(counts.rare) > 0 || found.distinctValues === 0;
+  const commonAbove = hashLookupCommonAbove(found.records);
+  const [{ rare }] = await tx.query<{ rare: string }>(
+    `SELECT count(*) AS rare FROM (${perValue} HAVING count(*) <= $1) v`,
+    [commonAbove],
+  );
+  const useful = Number(rare) > 0 || found.distinctValues === 0;
   const [row] = await tx.query<{ id: number }>(
     `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
      VALUES ($1, $2, $3, $4, $5, $6)
@@ -481,7 +492,7 @@ async function buildTable(
         GROUP BY prefix
        RETURNING 1)
      SELECT count(*) AS n FROM listed`,
-    [wanted.hmacKey, row.id, HASH_LOOKUP_MAX_PER_VALUE],
+    [wanted.hmacKey, row.id, commonAbove],
   );
   // Every other record, hashed once; the scope's records then counts the entries filed.
   await tx.query(
