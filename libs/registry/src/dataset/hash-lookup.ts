@@ -494,17 +494,21 @@ async function buildTable(
      SELECT count(*) AS n FROM listed`,
     [wanted.hmacKey, row.id, commonAbove],
   );
-  // Every other record, hashed once; the scope's records then counts the entries filed.
+  const commonValues = Number(common.n);
+  // Every record of a rare value, hashed once (a common value's left out by its raw value first, so
+  // that a skewed field hashes only its rare records); the scope's records then counts the entries.
+  const rareOnly = commonValues
+    ? `AND NOT EXISTS (SELECT 1 FROM (${perValue} HAVING count(*) > $3) c
+                        WHERE c.${quoteIdent(source)} = ${column})`
+    : '';
   await tx.query(
     `WITH filed AS (
        INSERT INTO hash_key (scope_id, prefix, rid)
-       SELECT $2, r.prefix, r.rid FROM (
-         SELECT ${keyPrefixSql(hashed('t'))} AS prefix, t."_rid" AS rid FROM ${records} t
-          WHERE ${column} IS NOT NULL OFFSET 0) r
-        WHERE NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = r.prefix)
+       SELECT $2, ${keyPrefixSql(hashed('t'))}, t."_rid" FROM ${records} t
+        WHERE ${column} IS NOT NULL ${rareOnly}
        RETURNING 1)
      UPDATE hash_key_scope SET records = (SELECT count(*) FROM filed) WHERE id = $2`,
-    [wanted.hmacKey, row.id],
+    commonValues ? [wanted.hmacKey, row.id, commonAbove] : [wanted.hmacKey, row.id],
   );
-  return { ...found, useful, commonValues: Number(common.n) };
+  return { ...found, useful, commonValues };
 }
