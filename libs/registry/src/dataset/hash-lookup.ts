@@ -353,7 +353,9 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
    */
   serves(table: HashTable, asked: readonly string[] = []): boolean {
     const serving = this.serving.get(tableId(table));
-    return !!serving && !asked.some((value) => serving.common.has(keyPrefixOf(value) ?? ''));
+    if (!serving) return false;
+    // Most tables list no common value: then no asked value's prefix is computed on the request path.
+    return !serving.common.size || !asked.some((value) => serving.common.has(keyPrefixOf(value) ?? ''));
   }
 
   /**
