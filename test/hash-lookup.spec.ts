@@ -7,6 +7,7 @@ import {
   HashLookupIndex,
   RetentionService,
   hashLookupCommonAbove,
+  hashLookupFiledUpTo,
   hashLookupSql,
   keepHashLookups,
 } from '@broker/registry';
@@ -48,14 +49,19 @@ describe('HASH lookup tables', () => {
       .filter(([, r]) => hashes.includes(hmac(r[field])))
       .map(([id]) => id)
       .sort();
-  const filter = async (name: 'ssn_hash' | 'sex_hash', hashes: string[], op: 'eq' | 'in' = 'in') => {
+  const filter = async (
+    name: 'ssn_hash' | 'sex_hash',
+    hashes: string[],
+    op: 'eq' | 'in' = 'in',
+    first = 1000,
+  ) => {
     const [declared, condition, variables] =
       op === 'in'
         ? ['$v: [String!]!', '{ in: $v }', { v: hashes }]
         : ['$v: String!', '{ eq: $v }', { v: hashes[0] }];
     const res = await broker.gql(
       analyst,
-      `query(${declared}) { clients(purpose: PROGRAM_EVALUATION, first: 1000,
+      `query(${declared}) { clients(purpose: PROGRAM_EVALUATION, first: ${first},
           where: { ${name}: ${condition} }, orderBy: [{ field: client_id }]) { nodes { client_id } } }`,
       variables,
       DATA,
@@ -537,7 +543,13 @@ describe('HASH lookup tables', () => {
     await broker.query(`DELETE FROM records.clients`);
     rows.clear();
     // Built on no records: a table that serves, with nothing filed.
-    expect(await build('ssn')).toEqual({ records: 0, distinctValues: 0, useful: true, commonValues: 0 });
+    expect(await build('ssn')).toEqual({
+      records: 0,
+      distinctValues: 0,
+      useful: true,
+      commonValues: 0,
+      unfiledValues: 0,
+    });
     const lines = Array.from({ length: 40 }, (_, i) => `${clientId(i)},${ssnOf(i % 30)},F,2099-06-07`);
     await upload(lines);
     for (let i = 0; i < 40; i++)
@@ -549,48 +561,81 @@ describe('HASH lookup tables', () => {
     expect(truth('ssn', asked)).toHaveLength(3);
   });
 
-  it("files a skewed field's rare values and lists its common ones, which filters hash", async () => {
+  it("lists a skewed field's common values, files those a large page reads, and hashes the others", async () => {
     await broker.query(`DELETE FROM hash_key_scope`);
-    // 150 records share one value (common: more than 100), beside the earlier test's 40 records
-    // of 30 rare values.
-    const lines = Array.from(
-      { length: 150 },
-      (_, i) => `K${String(i).padStart(5, '0')},S-COMMON,M,2099-06-07`,
-    );
-    await upload(lines);
-    for (let i = 0; i < 150; i++) {
-      rows.set(`K${String(i).padStart(5, '0')}`, { ssn: 'S-COMMON', sex: 'M', released_on: '2099-06-07' });
-    }
-    const rare = [...rows.values()].filter((r) => r.ssn !== 'S-COMMON' && r.ssn !== '').length;
-    expect(await build('ssn')).toEqual({
+    // Beside the earlier test's 40 records of 30 rare values: 150 records share one value (common
+    // for a page of 10: more than 100) and 2,000 another (more than 0.4 of the records: not filed).
+    const skewed = (prefix: string, n: number, ssn: string) =>
+      Array.from({ length: n }, (_, i) => {
+        const id = `${prefix}${String(i).padStart(5, '0')}`;
+        rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+        return `${id},${ssn},M,2099-06-07`;
+      });
+    await upload([...skewed('K', 150, 'S-COMMON'), ...skewed('V', 2000, 'S-VERY')]);
+    const built = await build('ssn');
+    expect(built).toEqual({
       records: rows.size,
       distinctValues: new Set([...rows.values()].map((r) => r.ssn)).size,
       useful: true,
-      commonValues: 1,
+      commonValues: 2,
+      unfiledValues: 1,
     });
-    const common = hmac('S-COMMON');
-    const [listed] = await broker.query<{ prefix: string; records: string }>(
-      `SELECT prefix::text, records::text FROM hash_key_common`,
+    expect(hashLookupCommonAbove(rows.size)).toBeLessThan(150);
+    expect(hashLookupCommonAbove(rows.size, 1000)).toBeGreaterThan(150);
+    expect(hashLookupFiledUpTo(rows.size)).toBeLessThan(2000);
+    expect(hashLookupFiledUpTo(rows.size)).toBeGreaterThan(150);
+    const [common, very] = [hmac('S-COMMON'), hmac('S-VERY')];
+    const listed = await broker.query<{ prefix: string; records: string; filed: boolean }>(
+      `SELECT prefix::text, records::text, filed FROM hash_key_common ORDER BY records`,
     );
-    expect(listed).toEqual({ prefix: keyPrefixOf(common), records: '150' });
-    // Only the rare values' records are filed, and the scope counts them.
-    expect((await scopes()).map((s) => [s.field, s.records, s.filed])).toEqual([
-      ['ssn', String(rare), String(rare)],
+    expect(listed).toEqual([
+      { prefix: keyPrefixOf(common), records: '150', filed: true },
+      { prefix: keyPrefixOf(very), records: '2000', filed: false },
     ]);
-    expect(await filed()).toEqual(
-      (await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(common)} `)),
-    );
-    // This broker reads the table for rare values only.
+    // Every record is filed but those of the value too common to file, and the scope counts them.
+    const unfiled = (entries: string[]) => entries.filter((e) => !e.startsWith(`${keyPrefixOf(very)} `));
+    expect((await scopes()).map((s) => [s.field, s.records, s.filed])).toEqual([
+      ['ssn', String(rows.size - 2000), String(rows.size - 2000)],
+    ]);
+    expect(await filed()).toEqual(unfiled(await truthFiled()));
+    // This broker reads the table for the common value only for a page large enough, a count or an
+    // export; never for the value it does not file.
     const { shape, released } = await shapeAndField('ssn');
     const ssn = { agreementId, datasetId: shape.id, field: released.source };
-    expect(index.serves(ssn, [hmac(ssnOf(3))])).toBe(true);
-    expect(index.serves(ssn, [hmac(ssnOf(3)), common])).toBe(false);
-    for (const asked of [[common], [hmac(ssnOf(3))], [common, hmac(ssnOf(7)), 'not a hash']]) {
-      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    const rare = hmac(ssnOf(3));
+    expect(index.serves(ssn, [rare], 10)).toBe(true);
+    expect(index.serves(ssn, [common], 10)).toBe(false);
+    expect(index.serves(ssn, [rare, common], 10)).toBe(false);
+    expect(index.serves(ssn, [common], 1000)).toBe(true);
+    expect(index.serves(ssn, [common])).toBe(true);
+    expect(index.serves(ssn, [very])).toBe(false);
+    expect(index.serves(ssn, [common, very], 10_000)).toBe(false);
+    for (const asked of [[common], [very], [rare], [common, hmac(ssnOf(7)), 'not a hash'], [very, rare]]) {
+      // A page of 1,000 ordered by client_id: the first 1,000 of the truth.
+      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked).slice(0, 1000));
     }
     expect(truth('ssn', [common])).toHaveLength(150);
-    // A statement that reads the table for a common value all the same (a broker whose knowledge is
-    // stale) finds the table does not serve it, and hashes every record instead.
+    expect(truth('ssn', [very])).toHaveLength(2000);
+    // Which way each page went: with the entry of the common value's first record taken out of the
+    // table, a page of 1,000 (read from the table) misses it, a page of 10 (hashed in order) has it.
+    const firstOfCommon = truth('ssn', [common])[0];
+    const { rows: taken } = await pg.query<{ rid: string }>(
+      `DELETE FROM hash_key k USING records.clients c
+        WHERE c.client_id = $1 AND k.rid = c."_rid" RETURNING k.rid::text`,
+      [firstOfCommon],
+    );
+    expect(taken).toHaveLength(1);
+    try {
+      expect(await filter('ssn_hash', [common])).toEqual(truth('ssn', [common]).slice(1));
+      expect(await filter('ssn_hash', [common], 'in', 10)).toEqual(truth('ssn', [common]).slice(0, 10));
+    } finally {
+      await pg.query(
+        `INSERT INTO hash_key (scope_id, prefix, rid) SELECT id, $1::bigint, $2::bigint FROM hash_key_scope`,
+        [keyPrefixOf(common), taken[0].rid],
+      );
+    }
+    // A statement that reads the table for the unfiled value all the same (a broker whose knowledge
+    // is stale) finds the table does not serve it, and hashes every record instead.
     const params = new SqlParams();
     const condition = hashLookupSql({
       params,
@@ -599,29 +644,35 @@ describe('HASH lookup tables', () => {
       released,
       hmacKey: params.lazy(key, 'bytea'),
       tableAlias: 't',
-      values: params.add([common], 'text[]'),
+      values: params.add([very], 'text[]'),
     });
     const found = await pg.query<{ client_id: string }>(
       `SELECT t.client_id FROM records.clients t WHERE ${condition}`,
       params.values,
     );
-    expect(found.rows.map((r) => r.client_id).sort()).toEqual(truth('ssn', [common]));
-    // Ingestion files a new record of a rare value, never one of a common value.
-    await upload([`K99990,S-COMMON,F,2099-06-07`, `K99991,S-RARE-NEW,F,2099-06-07`]);
+    expect(found.rows.map((r) => r.client_id).sort()).toEqual(truth('ssn', [very]));
+    // Ingestion files new records of a rare value and of the common one, never of the unfiled one.
+    await upload([
+      `K99990,S-COMMON,F,2099-06-07`,
+      `K99991,S-RARE-NEW,F,2099-06-07`,
+      `K99992,S-VERY,F,2099-06-07`,
+    ]);
     rows.set('K99990', { ssn: 'S-COMMON', sex: 'F', released_on: '2099-06-07' });
     rows.set('K99991', { ssn: 'S-RARE-NEW', sex: 'F', released_on: '2099-06-07' });
-    expect(await filed()).toEqual(
-      (await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(common)} `)),
-    );
-    for (const asked of [[common], [hmac('S-RARE-NEW')]]) {
-      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    rows.set('K99992', { ssn: 'S-VERY', sex: 'F', released_on: '2099-06-07' });
+    expect(await filed()).toEqual(unfiled(await truthFiled()));
+    for (const asked of [[common], [very], [hmac('S-RARE-NEW')]]) {
+      expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked).slice(0, 1000));
     }
   });
 
   it('calls a value common past twice the square root of the records, and never below 100', () => {
-    expect([0, 1_200, 10_000, 1_000_000, 10_000_000].map(hashLookupCommonAbove)).toEqual([
-      100, 100, 200, 2_000, 6_325,
-    ]);
+    const records = [0, 1_200, 10_000, 1_000_000, 10_000_000];
+    expect(records.map((n) => hashLookupCommonAbove(n))).toEqual([100, 100, 200, 2_000, 6_325]);
+    // For a page of 1,000 rows ten times as many: 2·√(records·first/10).
+    expect(records.map((n) => hashLookupCommonAbove(n, 1000))).toEqual([100, 693, 2_000, 20_000, 63_246]);
+    // Filed up to the common value of the largest page (10,000 rows), or 0.4 of the records.
+    expect(records.map(hashLookupFiledUpTo)).toEqual([100, 480, 4_000, 63_246, 200_000]);
   });
 
   it("computes a value's prefix in Node as PostgreSQL does (fast-check)", async () => {

@@ -57,7 +57,9 @@ export function exportSql(
   const selection = (params: SqlParams) => {
     const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
     const t = 't';
-    const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes);
+    // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
+    const first = plan.limit ?? Number.POSITIVE_INFINITY;
+    const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, first);
     const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], t, params);
     if (plan.where)
       conditions.push(whereSql(plan.where, plan.grant, plan.shape, t, params, hmacKey, options));

@@ -70,7 +70,7 @@ export function pageSql(
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes);
+  const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, plan.first);
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
   // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
@@ -232,8 +232,9 @@ export function pageRows(
 /**
  * The data-plane options of a statement's released names: personKey's SQL, where the grant has
  * linkage (its parameters added the first time it is used; the pseudonym is scoped to recipient
- * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}). `lookedUp`
- * says the personKey lookup table a filter read, once the statement is built.
+ * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}) for a page of
+ * `first` rows (infinite: an export). `lookedUp` says the personKey lookup table a filter read, once
+ * the statement is built.
  */
 export function releasedNameOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
@@ -242,18 +243,20 @@ export function releasedNameOptions(
   t: string,
   hmacKey: HmacKeyParam,
   hashes?: HashLookups,
+  first = Number.POSITIVE_INFINITY,
 ): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): HashTableWanted[] } {
   // Added to personKey's object, never spread from it: its getter must run only when personKey is used.
   return Object.assign(
     personKeyOptions(plan, params, recipientAgencyId, t),
-    hashOptions(plan, params, t, hmacKey, hashes),
+    hashOptions(plan, params, t, hmacKey, hashes, first),
   );
 }
 
 /**
  * The lookup tables of HASH names in a statement's filter: `hashAmong` reads the table of a name
- * that `hashes` says serves (see ReleasedNameOptions), and `hashed` lists every HASH name filtered
- * by equality, whose tables are then built if they are not (HashLookupIndex.want).
+ * that `hashes` says serves the asked values for a page of `first` rows (infinite: a count or an
+ * export; see ReleasedNameOptions), and `hashed` lists every HASH name filtered by equality, whose
+ * tables are then built if they are not (HashLookupIndex.want).
  */
 export function hashOptions(
   plan: Pick<Plan, 'shape' | 'agreement'>,
@@ -261,6 +264,7 @@ export function hashOptions(
   t: string,
   hmacKey: HmacKeyParam,
   hashes?: HashLookups,
+  first = Number.POSITIVE_INFINITY,
 ): Pick<ReleasedNameOptions, 'hashAmong'> & { hashed(): HashTableWanted[] } {
   const { agreement, shape } = plan;
   const hashed: HashTableWanted[] = [];
@@ -272,8 +276,9 @@ export function hashOptions(
     if (!hashed.some((h) => h.released === released)) {
       hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey });
     }
-    // Not for a value the table does not file (a common one): that filter hashes in the page's order.
-    if (!hashes?.serves(hashTableOf(agreement.id, shape, released), asked)) return null;
+    // Not for a value the table does not file, nor a common one for this page's size: that filter
+    // hashes in the page's order.
+    if (!hashes?.serves(hashTableOf(agreement.id, shape, released), asked, first)) return null;
     return hashLookupSql({
       params,
       agreementId: agreement.id,

@@ -6,6 +6,7 @@ import {
   type DatasetShape,
   FieldTransform,
   type HmacKeyParam,
+  MAX_FIRST,
   type ReleasedField,
   type SqlParams,
   columnRef,
@@ -47,15 +48,30 @@ export const HASH_LOOKUP_SWEEP_MS = 10 * 60_000;
 export const HASH_LOOKUP_MAX_PER_VALUE = 100;
 
 /**
- * A value with more records than this, among a field's `records`, is common: the table does not
- * file it, and a filter on it hashes the records in the page's own order until the page is full.
- * Through the table, a value of n records costs n fetches and checks; hashing in the page's order,
- * a page of 10 costs about 10·records/n HMACs, and a fetch with its check about 2.5 of them: the
- * two meet near n = 2·√records (2,000 of a million records), and never below
- * {@link HASH_LOOKUP_MAX_PER_VALUE}.
+ * A value with more records than this, among a field's `records`, is common for a page of `first`
+ * rows: a filter on it finds them faster by hashing the records in the page's own order until the
+ * page is full than through the table. Through the table, a value of n records costs n fetches and
+ * checks; hashing in the page's order, a page of `first` rows costs about first·records/n HMACs,
+ * and a fetch with its check about 2.5 of them: the two meet near n = 2·√(records·first/10) (2,000
+ * of a million records for a page of 10, 20,000 for a page of 1,000), and never below
+ * {@link HASH_LOOKUP_MAX_PER_VALUE}. A count or an export (`first` infinite) reads every record of
+ * the value: through the table whenever it files them.
  */
-export function hashLookupCommonAbove(records: number): number {
-  return Math.max(HASH_LOOKUP_MAX_PER_VALUE, Math.ceil(2 * Math.sqrt(records)));
+export function hashLookupCommonAbove(records: number, first = 10): number {
+  return Math.max(HASH_LOOKUP_MAX_PER_VALUE, Math.ceil(2 * Math.sqrt((records * first) / 10)));
+}
+
+/**
+ * A value with more records than this is not filed, and every filter on it hashes: it is common even
+ * for the largest page ({@link MAX_FIRST} rows; 63,246 of a million records), or it has more than
+ * 0.4 of the records, so that fetching them all through the table would cost more than hashing every
+ * record, even for a count (480 of 1,200). A rare value is always filed.
+ */
+export function hashLookupFiledUpTo(records: number): number {
+  return Math.max(
+    hashLookupCommonAbove(records),
+    Math.min(hashLookupCommonAbove(records, MAX_FIRST), Math.floor(0.4 * records)),
+  );
 }
 
 /** Something that runs a statement: a pg client, a TypeORM manager or query runner. */
@@ -64,18 +80,32 @@ interface Queryable {
 }
 
 /**
- * Whether a table is built and serves (no row: not built), and the prefixes of its common values,
- * which it does not file.
+ * Whether a table is built and serves (no row: not built); its common values, each as its prefix,
+ * its records and whether the table files them; and the field's records with a value (those filed
+ * and those of the values not filed).
  */
 const SCOPE_USEFUL = `
   SELECT hs.useful,
-         ARRAY(SELECT hc.prefix::text FROM hash_key_common hc WHERE hc.scope_id = hs.id) AS common
+         COALESCE((SELECT json_agg(json_build_array(hc.prefix::text, hc.records, hc.filed))
+                     FROM hash_key_common hc WHERE hc.scope_id = hs.id), '[]') AS common,
+         hs.records + (SELECT COALESCE(sum(hc.records), 0) FROM hash_key_common hc
+                        WHERE hc.scope_id = hs.id AND NOT hc.filed) AS records
     FROM hash_key_scope hs WHERE hs.agreement_id = $1 AND hs.dataset_id = $2 AND hs.field = $3`;
 
 /** What {@link SCOPE_USEFUL} reads. */
 interface ScopeRow {
   useful: boolean;
-  common: string[];
+  common: [prefix: string, records: number, filed: boolean][];
+  records: string;
+}
+
+/** What a broker knows of a table it saw built and serving. */
+interface Serving {
+  table: HashTable;
+  /** The field's records with a value. */
+  records: number;
+  /** Its common values, by prefix: their records, and whether the table files them. */
+  common: ReadonlyMap<string, { records: number; filed: boolean }>;
 }
 
 /** A table's identity as one string (a map key). */
@@ -252,7 +282,8 @@ export async function keepHashLookups(
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
                 WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
               WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
-                AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = n.prefix)
+                AND NOT EXISTS (SELECT 1 FROM hash_key_common hc
+                                 WHERE hc.scope_id = $2 AND hc.prefix = n.prefix AND NOT hc.filed)
              RETURNING 1)
            UPDATE hash_key_scope SET records = records + (SELECT count(*) FROM filed) WHERE id = $2`,
           [scope.key, scope.id],
@@ -282,11 +313,12 @@ export function hashLookupSql(args: {
 }): string {
   const { params, shape, released, values } = args;
   if (released.transform !== FieldTransform.HASH) throw new Error('a lookup table is for a HASH name');
-  // The table serves only values it files: none of the asked values may be one of its common ones.
+  // The table serves only values it files: none of the asked values may be a common one it does not.
   const scope = `SELECT hs.id FROM hash_key_scope hs
      WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
        AND hs.field = ${params.add(released.source, 'text')} AND hs.useful
-       AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
+       AND NOT EXISTS (SELECT 1 FROM hash_key_common hc
+                        WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}) AND NOT hc.filed)`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
   // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
   // started only for each to find it false.
@@ -302,8 +334,10 @@ export interface HashTableBuilt {
   records: number;
   distinctValues: number;
   useful: boolean;
-  /** Values too many records share (see {@link hashLookupCommonAbove}), which the table does not file. */
+  /** Values too many records share for a page of 10 (see {@link hashLookupCommonAbove}), filed or not. */
   commonValues: number;
+  /** Those of them too common even for the largest page (see {@link hashLookupFiledUpTo}): not filed. */
+  unfiledValues: number;
 }
 
 /**
@@ -325,8 +359,8 @@ export interface HashTableBuilt {
 @Injectable()
 export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   private readonly builds = new BackgroundBuilds(HASH_LOOKUP_CHECK_MS);
-  /** The tables this broker last saw built and serving, by id, with the prefixes of their common values. */
-  private readonly serving = new Map<string, { table: HashTable; common: ReadonlySet<string> }>();
+  /** The tables this broker last saw built and serving, by id, with what it knows of their values. */
+  private readonly serving = new Map<string, Serving>();
   private sweeper?: NodeJS.Timeout;
 
   constructor(
@@ -348,14 +382,28 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Whether this broker last saw `table` built and serving the `asked` values (a filter on them then
-   * reads it): none of them may be one of the table's common values, which it does not file.
+   * Whether a filter on the `asked` values, for a page of `first` rows (infinite: a count or an
+   * export, which read every record of them), reads `table`: this broker last saw it built and
+   * serving, it files every asked value, and the common ones among them have few enough records
+   * for the page (see {@link hashLookupCommonAbove}); otherwise the filter hashes in the page's order.
    */
-  serves(table: HashTable, asked: readonly string[] = []): boolean {
+  serves(table: HashTable, asked: readonly string[] = [], first = Number.POSITIVE_INFINITY): boolean {
     const serving = this.serving.get(tableId(table));
     if (!serving) return false;
     // Most tables list no common value: then no asked value's prefix is computed on the request path.
-    return !serving.common.size || !asked.some((value) => serving.common.has(keyPrefixOf(value) ?? ''));
+    if (!serving.common.size) return true;
+    let common = 0;
+    for (const value of asked) {
+      const listed = serving.common.get(keyPrefixOf(value) ?? '');
+      if (!listed) continue;
+      if (!listed.filed) return false;
+      common += listed.records;
+    }
+    return (
+      common === 0 ||
+      first === Number.POSITIVE_INFINITY ||
+      common <= hashLookupCommonAbove(serving.records, first)
+    );
   }
 
   /**
@@ -395,8 +443,10 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     });
     const id = tableId(table);
     const { scope } = outcome;
-    if (scope?.useful) this.serving.set(id, { table, common: new Set(scope.common) });
-    else this.serving.delete(id);
+    if (scope?.useful) {
+      const common = new Map(scope.common.map(([prefix, records, filed]) => [prefix, { records, filed }]));
+      this.serving.set(id, { table, records: Number(scope.records), common });
+    } else this.serving.delete(id);
     const { built } = outcome;
     if (!built) return null;
     // Visibility for index-only reads of the new rows (and the planner's statistics).
@@ -449,10 +499,12 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
  * caller's transaction (which holds the record table's SHARE lock). Another broker building the same
  * table meanwhile holds its scope row's unique key: this waits for it and then writes nothing (null).
  *
- * A value more than {@link hashLookupCommonAbove} records share is common: its prefix is listed
- * in `hash_key_common` and its records are not filed (a filter on it hashes in the page's order). A
- * field with no rare value at all gets no table (`useful` false); one with no value yet gets one,
- * every value it later gets filed.
+ * A value more than {@link hashLookupCommonAbove} records share (for a page of 10) is common: its
+ * prefix and records are listed in `hash_key_common`, so that a filter on it for a small page hashes
+ * in the page's order. Its records are filed all the same, for larger pages, counts and exports,
+ * unless it is common even for the largest page ({@link hashLookupFiledUpTo}): then they are not,
+ * and every filter on it hashes. A field with no value to file at all (a sex) gets no table (`useful`
+ * false); one with no value yet gets one, every value it later gets filed.
  */
 async function buildTable(
   tx: { query<T>(sql: string, params?: unknown[]): Promise<T[]> },
@@ -472,11 +524,12 @@ async function buildTable(
   );
   const found = { records: Number(counts.records), distinctValues: Number(counts.distinct) };
   const commonAbove = hashLookupCommonAbove(found.records);
-  const [{ rare }] = await tx.query<{ rare: string }>(
-    `SELECT count(*) AS rare FROM (${perValue} HAVING count(*) <= $1) v`,
-    [commonAbove],
+  const filedUpTo = hashLookupFiledUpTo(found.records);
+  const [{ filable }] = await tx.query<{ filable: string }>(
+    `SELECT count(*) AS filable FROM (${perValue} HAVING count(*) <= $1) v`,
+    [filedUpTo],
   );
-  const useful = Number(rare) > 0 || found.distinctValues === 0;
+  const useful = Number(filable) > 0 || found.distinctValues === 0;
   const [row] = await tx.query<{ id: number }>(
     `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
      VALUES ($1, $2, $3, $4, $5, $6)
@@ -484,22 +537,24 @@ async function buildTable(
     [table.agreementId, table.datasetId, table.field, found.records, found.distinctValues, useful],
   );
   if (!row) return null;
-  if (!useful) return { ...found, useful, commonValues: 0 };
-  // The common values, each hashed once.
-  const [common] = await tx.query<{ n: string }>(
+  if (!useful) return { ...found, useful, commonValues: 0, unfiledValues: 0 };
+  // The common values, each hashed once; two values of one prefix are filed only if both are.
+  const [common] = await tx.query<{ n: string; unfiled: string }>(
     `WITH listed AS (
-       INSERT INTO hash_key_common (scope_id, prefix, records)
-       SELECT $2, prefix, sum(n) FROM (
+       INSERT INTO hash_key_common (scope_id, prefix, records, filed)
+       SELECT $2, prefix, sum(n), bool_and(n <= $4) FROM (
          SELECT ${keyPrefixSql(hashed('v'))} AS prefix, n FROM (${perValue} HAVING count(*) > $3) v) c
         GROUP BY prefix
-       RETURNING 1)
-     SELECT count(*) AS n FROM listed`,
-    [wanted.hmacKey, row.id, commonAbove],
+       RETURNING filed)
+     SELECT count(*) AS n, count(*) FILTER (WHERE NOT filed) AS unfiled FROM listed`,
+    [wanted.hmacKey, row.id, commonAbove, filedUpTo],
   );
   const commonValues = Number(common.n);
-  // Every record of a rare value, hashed once (a common value's left out by its raw value first, so
-  // that a skewed field hashes only its rare records); the scope's records then counts the entries.
-  const rareOnly = commonValues
+  const unfiledValues = Number(common.unfiled);
+  // Every record of a value filed, hashed once (a value too common to file left out by its raw value
+  // first, so that a skewed field hashes only the records it files); the scope's records then
+  // counts the entries.
+  const filedOnly = unfiledValues
     ? `AND NOT EXISTS (SELECT 1 FROM (${perValue} HAVING count(*) > $3) c
                         WHERE c.${quoteIdent(source)} = ${column})`
     : '';
@@ -507,10 +562,10 @@ async function buildTable(
     `WITH filed AS (
        INSERT INTO hash_key (scope_id, prefix, rid)
        SELECT $2, ${keyPrefixSql(hashed('t'))}, t."_rid" FROM ${records} t
-        WHERE ${column} IS NOT NULL ${rareOnly}
+        WHERE ${column} IS NOT NULL ${filedOnly}
        RETURNING 1)
      UPDATE hash_key_scope SET records = (SELECT count(*) FROM filed) WHERE id = $2`,
-    commonValues ? [wanted.hmacKey, row.id, commonAbove] : [wanted.hmacKey, row.id],
+    unfiledValues ? [wanted.hmacKey, row.id, filedUpTo] : [wanted.hmacKey, row.id],
   );
-  return { ...found, useful, commonValues };
+  return { ...found, useful, commonValues, unfiledValues };
 }

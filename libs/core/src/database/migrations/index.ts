@@ -21,6 +21,7 @@ import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
+import { HashKeyCommonFiled1765900000000 } from './1765900000000-hash-key-common-filed';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -46,4 +47,5 @@ export const MIGRATIONS = [
   HashKeyIndex1765600000000,
   HashKeyDestroyed1765700000000,
   HashKeyCommon1765800000000,
+  HashKeyCommonFiled1765900000000,
 ];
