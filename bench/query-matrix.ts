@@ -22,8 +22,16 @@ import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Client, QueryResultRow } from 'pg';
 import { DataPlaneService, PolicyCache, pageSql, sealCursor } from '@broker/data-plane';
-import { SqlParams, pageOrder, populationConditions, whereSql } from '@broker/policy';
-import { DatasetService, keepHashLookups } from '@broker/registry';
+import {
+  FieldTransform,
+  SqlParams,
+  pageOrder,
+  populationConditions,
+  releasedExpression,
+  releasedField,
+  whereSql,
+} from '@broker/policy';
+import { DatasetService, HashLookupIndex, hashLookupSql, keepHashLookups } from '@broker/registry';
 import type { cannonPair } from './query';
 import {
   BENCH_JUSTIFICATION,
@@ -482,6 +490,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   const app = await d.inProcess();
   for (const changed of [1_000, 10_000])
     lines.push(...(await hashUpkeep(d.database, app, datasetId, changed)));
+  lines.push(...(await hashCommonValue(d.database, app, datasetId, agreementId, hmacKey)));
   // The set-up's dirty pages written now, not by the checkpointer while the cells are timed (where
   // they would slow only the side that writes: the broker's audit commits wait for the WAL's flush).
   started = performance.now();
@@ -796,6 +805,89 @@ async function heapOf(port: number): Promise<string> {
     `RSS ${mb('process_resident_memory_bytes')} MB, V8 heap ${mb('nodejs_heap_size_total_bytes')} MB ` +
     `(used ${mb('nodejs_heap_size_used_bytes')}: ${spaces}), external ${mb('nodejs_external_memory_bytes')} MB`
   );
+}
+
+/**
+ * A HASH filter on a common value, which the matrix's near-unique names do not have: the agreement's
+ * lookup table is built for the field `age` as if it were released hashed (100 values of about
+ * 10,000 records each among a million: common for a page of 10, filed for larger pages), and the two
+ * statements the data plane chooses between for a filter on one age are timed by SQL alone (median
+ * of five, after one), for a page of 10 and one of 1,000 in the default order: the filter hashed in
+ * the page's order, and through the table (the pieces are the data plane's own: releasedExpression,
+ * hashLookupSql). Which one the broker runs is `HashLookupIndex.serves` for the page's size. The table
+ * is dropped at the end, and its dead entries vacuumed.
+ */
+async function hashCommonValue(
+  database: string,
+  app: INestApplicationContext,
+  datasetId: string,
+  agreementId: string,
+  hmacKey: Buffer,
+): Promise<string[]> {
+  const shape = (await app.get(DatasetService).shapes([datasetId])).get(datasetId)!;
+  const released = releasedField(
+    shape.fields.find((f) => f.name === 'age')!,
+    FieldTransform.HASH,
+  );
+  const index = app.get(HashLookupIndex);
+  let at = performance.now();
+  const built = await index.build({ agreementId, shape, released, hmacKey });
+  const buildS = (performance.now() - at) / 1000;
+  if (!built?.useful || built.unfiledValues !== 0) {
+    throw new Error(`matrix: no lookup table of age filing every value: ${JSON.stringify(built)}`);
+  }
+  const value = createHmac('sha256', hmacKey).update('42', 'utf8').digest('hex');
+  const table = { agreementId, datasetId, field: 'age' };
+  const statement = (first: number, throughTable: boolean) => {
+    const params = new SqlParams();
+    const key = params.lazy(hmacKey, 'bytea');
+    const values = params.add([value], 'text[]');
+    const conditions = [`t.age >= 18`, `${releasedExpression(released, shape, 't', key)} = ANY (${values})`];
+    if (throughTable) {
+      conditions.push(
+        hashLookupSql({ params, agreementId, shape, released, hmacKey: key, tableAlias: 't', values }),
+      );
+    }
+    return {
+      text: `SELECT t.id FROM records.${SLUG} t WHERE ${conditions.join(' AND ')}
+              ORDER BY t."_rid", t.id COLLATE "C" LIMIT ${first + 1}`,
+      values: params.values,
+    };
+  };
+  const lines = [
+    `HASH filter on a common value (age 42: ${built.records.toLocaleString('en-US')} records with an age, ` +
+      `${built.distinctValues} values, ${built.commonValues} of them common for a page of 10, every one filed; ` +
+      `the table built in ${buildS.toFixed(1)} s):`,
+  ];
+  try {
+    await withClient(database, async (c) => {
+      for (const first of [10, 1000]) {
+        const ms: Record<string, number> = {};
+        for (const throughTable of [false, true]) {
+          const { text, values } = statement(first, throughTable);
+          const times: number[] = [];
+          for (let i = 0; i < 6; i++) {
+            at = performance.now();
+            const { rowCount } = await c.query(text, values);
+            if (i) times.push(performance.now() - at);
+            if (rowCount !== first + 1) throw new Error(`matrix: the common age gave ${rowCount} rows`);
+          }
+          ms[throughTable ? 'table' : 'hashing'] = times.sort((a, b) => a - b)[2];
+        }
+        const runs = index.serves(table, [value], first) ? 'the table' : 'hashing in order';
+        lines.push(
+          `  page of ${first}: hashing in the page's order ${ms.hashing.toFixed(1)} ms, through the table ` +
+            `${ms.table.toFixed(1)} ms (table/hashing ${(ms.table / ms.hashing).toFixed(2)}); the broker runs ${runs}`,
+        );
+      }
+    });
+  } finally {
+    await withClient(database, async (c) => {
+      await c.query(`DELETE FROM hash_key_scope WHERE agreement_id = $1 AND field = 'age'`, [agreementId]);
+      await c.query(`VACUUM hash_key`);
+    });
+  }
+  return lines;
 }
 
 /**
