@@ -672,6 +672,39 @@ describe('HASH lookup tables', () => {
     }
   });
 
+  it("keeps a skewed field's table true across any batch that moves records between its values (fast-check)", async () => {
+    // The table of the test before: S-COMMON filed as common, S-VERY listed and not filed.
+    const [common, very] = [hmac('S-COMMON'), hmac('S-VERY')];
+    const unfiled = (entries: string[]) => entries.filter((e) => !e.startsWith(`${keyPrefixOf(very)} `));
+    expect(await filed()).toEqual(unfiled(await truthFiled()));
+    const value = fc.constantFrom('S-COMMON', 'S-VERY', 'S-RARE-NEW', ssnOf(21), '');
+    // Records of every kind: of the common value, of the unfiled one, rare ones, and new ones.
+    const record = fc.oneof(
+      fc.integer({ min: 0, max: 149 }).map((i) => `K${String(i).padStart(5, '0')}`),
+      fc.integer({ min: 0, max: 1999 }).map((i) => `V${String(i).padStart(5, '0')}`),
+      fc.integer({ min: 0, max: 39 }).map(clientId),
+      fc.integer({ min: 0, max: 20 }).map((i) => `M${String(i).padStart(3, '0')}`),
+    );
+    const batches = fc.uniqueArray(fc.tuple(record, value), {
+      minLength: 1,
+      maxLength: 8,
+      selector: ([id]) => id,
+    });
+    await fc.assert(
+      fc.asyncProperty(batches, fc.constantFrom(10, 1000), async (batch, first) => {
+        await upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`));
+        for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+        expect(await filed()).toEqual(unfiled(await truthFiled()));
+        const ssn = (await scopes()).find((s) => s.field === 'ssn');
+        expect(ssn?.records).toBe(ssn?.filed);
+        for (const asked of [[common], [very], [common, hmac('S-RARE-NEW'), hmac(ssnOf(21))]]) {
+          expect(await filter('ssn_hash', asked, 'in', first)).toEqual(truth('ssn', asked).slice(0, first));
+        }
+      }),
+      { numRuns: 20 },
+    );
+  });
+
   it('calls a value common past twice the square root of the records, and never below 100', () => {
     const records = [0, 1_200, 10_000, 1_000_000, 10_000_000];
     expect(records.map((n) => hashLookupCommonAbove(n))).toEqual([100, 100, 200, 2_000, 6_325]);
