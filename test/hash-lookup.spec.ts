@@ -8,6 +8,7 @@ import {
   RetentionService,
   hashLookupCommonAbove,
   hashLookupFiledUpTo,
+  hashLookupServesUpTo,
   hashLookupSql,
   keepHashLookups,
 } from '@broker/registry';
@@ -54,6 +55,8 @@ describe('HASH lookup tables', () => {
     hashes: string[],
     op: 'eq' | 'in' = 'in',
     first = 1000,
+    /** Ordered by client_id; else in the default order, the row id's. */
+    ordered = true,
   ) => {
     const [declared, condition, variables] =
       op === 'in'
@@ -62,7 +65,8 @@ describe('HASH lookup tables', () => {
     const res = await broker.gql(
       analyst,
       `query(${declared}) { clients(purpose: PROGRAM_EVALUATION, first: ${first},
-          where: { ${name}: ${condition} }, orderBy: [{ field: client_id }]) { nodes { client_id } } }`,
+          where: { ${name}: ${condition} }${ordered ? ', orderBy: [{ field: client_id }]' : ''}) {
+          nodes { client_id } } }`,
       variables,
       DATA,
     );
@@ -609,6 +613,9 @@ describe('HASH lookup tables', () => {
     expect(index.serves(ssn, [common], 10)).toBe(false);
     expect(index.serves(ssn, [rare, common], 10)).toBe(false);
     expect(index.serves(ssn, [common], 1000)).toBe(true);
+    // Ordered by the row id, a page of 10 is as dear through the table as one of 100 otherwise.
+    expect(index.serves(ssn, [common], 10, true)).toBe(true);
+    expect(index.serves(ssn, [common], 10, false)).toBe(false);
     expect(index.serves(ssn, [common])).toBe(true);
     expect(index.serves(ssn, [very])).toBe(false);
     expect(index.serves(ssn, [common, very], 10_000)).toBe(false);
@@ -640,6 +647,35 @@ describe('HASH lookup tables', () => {
         [keyPrefixOf(common), taken[0].rid],
       );
     }
+    // In the row id's order the table costs a page less (its row ids come in that order): a page of
+    // 10 reads it for the common value. With the entry of the value's first record in that order
+    // taken out, the page misses it, where hashing in order would have found it first.
+    expect(index.serves(ssn, [common], 10, true)).toBe(true);
+    const byRowId = (
+      await pg.query<{ client_id: string; rid: string }>(
+        `SELECT client_id, "_rid"::text AS rid FROM records.clients WHERE ssn = 'S-COMMON' ORDER BY "_rid"`,
+      )
+    ).rows;
+    await pg.query(`DELETE FROM hash_key WHERE rid = $1::bigint`, [byRowId[0].rid]);
+    try {
+      expect(await filter('ssn_hash', [common], 'in', 10, false)).toEqual(
+        byRowId
+          .slice(1, 11)
+          .map((r) => r.client_id)
+          .sort(),
+      );
+    } finally {
+      await pg.query(
+        `INSERT INTO hash_key (scope_id, prefix, rid) SELECT id, $1::bigint, $2::bigint FROM hash_key_scope`,
+        [keyPrefixOf(common), byRowId[0].rid],
+      );
+    }
+    expect(await filter('ssn_hash', [common], 'in', 10, false)).toEqual(
+      byRowId
+        .slice(0, 10)
+        .map((r) => r.client_id)
+        .sort(),
+    );
     // A statement that reads the table for the unfiled value all the same (a broker whose knowledge
     // is stale) finds the table does not serve it, and hashes every record instead.
     const params = new SqlParams();
@@ -712,6 +748,11 @@ describe('HASH lookup tables', () => {
     expect(records.map((n) => hashLookupCommonAbove(n, 1000))).toEqual([100, 693, 2_000, 20_000, 63_246]);
     // Filed up to the common value of the largest page (10,000 rows), or 0.4 of the records.
     expect(records.map(hashLookupFiledUpTo)).toEqual([100, 480, 4_000, 63_246, 200_000]);
+    // Read through the table: a page of 10 in the row id's order as one of 100 otherwise; a count always.
+    expect(hashLookupServesUpTo(1_000_000, 10, false)).toBe(2_000);
+    expect(hashLookupServesUpTo(1_000_000, 10, true)).toBe(6_325);
+    expect(hashLookupServesUpTo(1_000_000, 1000, true)).toBe(63_246);
+    expect(hashLookupServesUpTo(1_000_000, Number.POSITIVE_INFINITY, false)).toBe(Number.POSITIVE_INFINITY);
   });
 
   it("computes a value's prefix in Node as PostgreSQL does (fast-check)", async () => {

@@ -9,7 +9,7 @@ import {
 } from '@broker/policy';
 import { type HashTableWanted, recordTable } from '@broker/registry';
 import type { PersonKeyTable } from '@broker/linkage';
-import { type HashLookups, releasedNameOptions } from './page-sql';
+import { type HashLookups, pageOf, releasedNameOptions } from './page-sql';
 import type { Plan } from './plan';
 
 /** The formats of an export: `Accept: text/csv` or `application/x-ndjson`. */
@@ -58,8 +58,15 @@ export function exportSql(
     const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
     const t = 't';
     // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
-    const first = plan.limit ?? Number.POSITIVE_INFINITY;
-    const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, first);
+    const options = releasedNameOptions(
+      plan,
+      params,
+      recipientAgencyId,
+      t,
+      hmacKey,
+      hashes,
+      pageOf(plan, plan.limit),
+    );
     const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], t, params);
     if (plan.where)
       conditions.push(whereSql(plan.where, plan.grant, plan.shape, t, params, hmacKey, options));

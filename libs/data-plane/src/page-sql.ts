@@ -70,7 +70,15 @@ export function pageSql(
   // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, plan.first);
+  const options = releasedNameOptions(
+    plan,
+    params,
+    recipientAgencyId,
+    t,
+    hmacKey,
+    hashes,
+    pageOf(plan, plan.first),
+  );
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
   // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
@@ -230,11 +238,28 @@ export function pageRows(
 }
 
 /**
+ * How many rows a statement's filter must find, and in which order (see HashLookupIndex.serves): a
+ * page's `first` in its order; every row (a count, an export without a limit) in any.
+ */
+export interface HashPage {
+  first: number;
+  /** In the row id's order: the page has no `orderBy`. */
+  inRowIdOrder: boolean;
+}
+
+/** Every row the filter selects, in any order: a count's, an export's without a limit. */
+const EVERY_ROW: HashPage = { first: Number.POSITIVE_INFINITY, inRowIdOrder: false };
+
+/** A page's {@link HashPage}: `first` rows (null: every row, an export without a limit), in its order. */
+export function pageOf(plan: Pick<Plan, 'orderBy'>, first: number | null): HashPage {
+  return { first: first ?? Number.POSITIVE_INFINITY, inRowIdOrder: plan.orderBy.length === 0 };
+}
+
+/**
  * The data-plane options of a statement's released names: personKey's SQL, where the grant has
  * linkage (its parameters added the first time it is used; the pseudonym is scoped to recipient
- * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}) for a page of
- * `first` rows (infinite: an export). `lookedUp` says the personKey lookup table a filter read, once
- * the statement is built.
+ * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}) for `page`.
+ * `lookedUp` says the personKey lookup table a filter read, once the statement is built.
  */
 export function releasedNameOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
@@ -243,20 +268,20 @@ export function releasedNameOptions(
   t: string,
   hmacKey: HmacKeyParam,
   hashes?: HashLookups,
-  first = Number.POSITIVE_INFINITY,
+  page: HashPage = EVERY_ROW,
 ): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): HashTableWanted[] } {
   // Added to personKey's object, never spread from it: its getter must run only when personKey is used.
   return Object.assign(
     personKeyOptions(plan, params, recipientAgencyId, t),
-    hashOptions(plan, params, t, hmacKey, hashes, first),
+    hashOptions(plan, params, t, hmacKey, hashes, page),
   );
 }
 
 /**
  * The lookup tables of HASH names in a statement's filter: `hashAmong` reads the table of a name
- * that `hashes` says serves the asked values for a page of `first` rows (infinite: a count or an
- * export; see ReleasedNameOptions), and `hashed` lists every HASH name filtered by equality, whose
- * tables are then built if they are not (HashLookupIndex.want).
+ * that `hashes` says serves the asked values for `page` (see ReleasedNameOptions), and `hashed`
+ * lists every HASH name filtered by equality, whose tables are then built if they are not
+ * (HashLookupIndex.want).
  */
 export function hashOptions(
   plan: Pick<Plan, 'shape' | 'agreement'>,
@@ -264,7 +289,7 @@ export function hashOptions(
   t: string,
   hmacKey: HmacKeyParam,
   hashes?: HashLookups,
-  first = Number.POSITIVE_INFINITY,
+  page: HashPage = EVERY_ROW,
 ): Pick<ReleasedNameOptions, 'hashAmong'> & { hashed(): HashTableWanted[] } {
   const { agreement, shape } = plan;
   const hashed: HashTableWanted[] = [];
@@ -278,7 +303,8 @@ export function hashOptions(
     }
     // Not for a value the table does not file, nor a common one for this page's size: that filter
     // hashes in the page's order.
-    if (!hashes?.serves(hashTableOf(agreement.id, shape, released), asked, first)) return null;
+    const table = hashTableOf(agreement.id, shape, released);
+    if (!hashes?.serves(table, asked, page.first, page.inRowIdOrder)) return null;
     return hashLookupSql({
       params,
       agreementId: agreement.id,

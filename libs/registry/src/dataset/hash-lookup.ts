@@ -55,10 +55,24 @@ export const HASH_LOOKUP_MAX_PER_VALUE = 100;
  * and a fetch with its check about 2.5 of them: the two meet near n = 2·√(records·first/10) (2,000
  * of a million records for a page of 10, 20,000 for a page of 1,000), and never below
  * {@link HASH_LOOKUP_MAX_PER_VALUE}. A count or an export (`first` infinite) reads every record of
- * the value: through the table whenever it files them.
+ * the value: through the table whenever it files them. A page in the row id's order (no `orderBy`)
+ * costs the table less: its row ids are read in that order and only the page's records are fetched,
+ * so an entry costs about a tenth of a fetch, as if the page were ten times as large (see
+ * {@link hashLookupServesUpTo}).
  */
 export function hashLookupCommonAbove(records: number, first = 10): number {
   return Math.max(HASH_LOOKUP_MAX_PER_VALUE, Math.ceil(2 * Math.sqrt((records * first) / 10)));
+}
+
+/**
+ * The most records the asked common values may have for a filter on them to read the table, for a
+ * page of `first` rows (infinite: a count or an export), in the row id's order or another (see
+ * {@link hashLookupCommonAbove}; measured on a million records, a page of 10 of a value of 10,000
+ * records takes 2.9–4.6 ms through the table in the row id's order, 2.4–2.7 ms hashing).
+ */
+export function hashLookupServesUpTo(records: number, first: number, inRowIdOrder: boolean): number {
+  if (first === Number.POSITIVE_INFINITY) return first;
+  return hashLookupCommonAbove(records, inRowIdOrder ? first * 10 : first);
 }
 
 /**
@@ -383,11 +397,17 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Whether a filter on the `asked` values, for a page of `first` rows (infinite: a count or an
-   * export, which read every record of them), reads `table`: this broker last saw it built and
-   * serving, it files every asked value, and the common ones among them have few enough records
-   * for the page (see {@link hashLookupCommonAbove}); otherwise the filter hashes in the page's order.
+   * export, which read every record of them) in the row id's order or another, reads `table`: this
+   * broker last saw it built and serving, it files every asked value, and the common ones among them
+   * have few enough records for the page (see {@link hashLookupServesUpTo}); otherwise the filter
+   * hashes in the page's order.
    */
-  serves(table: HashTable, asked: readonly string[] = [], first = Number.POSITIVE_INFINITY): boolean {
+  serves(
+    table: HashTable,
+    asked: readonly string[] = [],
+    first = Number.POSITIVE_INFINITY,
+    inRowIdOrder = false,
+  ): boolean {
     const serving = this.serving.get(tableId(table));
     if (!serving) return false;
     // Most tables list no common value: then no asked value's prefix is computed on the request path.
@@ -399,11 +419,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
       if (!listed.filed) return false;
       common += listed.records;
     }
-    return (
-      common === 0 ||
-      first === Number.POSITIVE_INFINITY ||
-      common <= hashLookupCommonAbove(serving.records, first)
-    );
+    return common === 0 || common <= hashLookupServesUpTo(serving.records, first, inRowIdOrder);
   }
 
   /**
