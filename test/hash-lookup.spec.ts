@@ -1,7 +1,15 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { Client } from 'pg';
-import { FieldTransform, SqlParams, keyPrefixOf, keyPrefixesSql, releasedField } from '@broker/policy';
+import {
+  FieldTransform,
+  SqlParams,
+  keyPrefixOf,
+  keyPrefixSql,
+  keyPrefixesSql,
+  releasedExpression,
+  releasedField,
+} from '@broker/policy';
 import {
   DatasetService,
   HashLookupIndex,
@@ -591,8 +599,11 @@ describe('HASH lookup tables', () => {
     expect(hashLookupFiledUpTo(rows.size)).toBeLessThan(2000);
     expect(hashLookupFiledUpTo(rows.size)).toBeGreaterThan(150);
     const [common, very] = [hmac('S-COMMON'), hmac('S-VERY')];
+    // The values it files with their records (hash_key_sized); those it does not, apart, where every
+    // version of the broker looks for them (hash_key_common).
     const listed = await broker.query<{ prefix: string; records: string; filed: boolean }>(
-      `SELECT prefix::text, records::text, filed FROM hash_key_common ORDER BY records`,
+      `SELECT prefix::text, records::text, true AS filed FROM hash_key_sized
+       UNION ALL SELECT prefix::text, records::text, false FROM hash_key_common ORDER BY records`,
     );
     expect(listed).toEqual([
       { prefix: keyPrefixOf(common), records: '150', filed: true },
@@ -706,6 +717,86 @@ describe('HASH lookup tables', () => {
     for (const asked of [[common], [very], [hmac('S-RARE-NEW')]]) {
       expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked).slice(0, 1000));
     }
+  });
+
+  it('stays complete when a broker of the version before filing common values ingests beside newer ones', async () => {
+    // That version's upkeep (before migration hash-key-common-filed), as it was written: it files a
+    // batch's records except under every prefix hash_key_common lists. Run here on the table the
+    // test before built, for new records of the common value (filed) and of the unfiled one.
+    const { shape, released } = await shapeAndField('ssn');
+    const hashed = releasedExpression(released, shape, 't', '$1::bytea');
+    const [{ id: scopeId }] = await broker.query<{ id: number }>(`SELECT id FROM hash_key_scope`);
+    const added = ['K88880', 'K88881', 'V88880'];
+    await pg.query('BEGIN');
+    try {
+      await pg.query(
+        `INSERT INTO records.clients (client_id, ssn, sex, released_on)
+         VALUES ('K88880', 'S-COMMON', 'M', '2099-06-07'), ('K88881', 'S-COMMON', 'M', '2099-06-07'),
+                ('V88880', 'S-VERY', 'M', '2099-06-07')`,
+      );
+      await pg.query(
+        `WITH filed AS (
+           INSERT INTO hash_key (scope_id, prefix, rid)
+           SELECT $2, n.prefix, n.rid FROM (
+             SELECT ${keyPrefixSql(hashed)} AS prefix, t."_rid" AS rid FROM records.clients t
+              WHERE t.client_id = ANY ($3) AND t.ssn IS NOT NULL OFFSET 0) n
+            WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
+              AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = n.prefix)
+           RETURNING 1)
+         UPDATE hash_key_scope SET records = records + (SELECT count(*) FROM filed) WHERE id = $2`,
+        [key, scopeId, added],
+      );
+      await pg.query('COMMIT');
+    } catch (error) {
+      await pg.query('ROLLBACK');
+      throw error;
+    }
+    rows.set('K88880', { ssn: 'S-COMMON', sex: 'M', released_on: '2099-06-07' });
+    rows.set('K88881', { ssn: 'S-COMMON', sex: 'M', released_on: '2099-06-07' });
+    rows.set('V88880', { ssn: 'S-VERY', sex: 'M', released_on: '2099-06-07' });
+    // The common value's new records are filed, the unfiled value's are not, as this version files them.
+    const very = hmac('S-VERY');
+    expect(await filed()).toEqual((await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(very)} `)));
+    const common = hmac('S-COMMON');
+    expect(await filter('ssn_hash', [common])).toEqual(truth('ssn', [common]));
+    expect(await exported([common])).toEqual(truth('ssn', [common]));
+  });
+
+  it('keeps an entry that another record of the same random row id still needs', async () => {
+    // Row ids are random, not unique: two records of one row id and one value share an entry.
+    const {
+      rows: [{ rid }],
+    } = await pg.query<{ rid: string }>(
+      `SELECT "_rid"::text AS rid FROM records.clients WHERE client_id = $1`,
+      [clientId(5)],
+    );
+    await upload([`${clientId(5)},S-TWIN,F,2099-06-07`, `T00001,S-TWIN,F,2099-06-07`]);
+    // T00001 drew clientId(5)'s row id, as a build would then have filed it: its entry moves along.
+    const {
+      rows: [{ old }],
+    } = await pg.query<{ old: string }>(
+      `UPDATE records.clients n SET "_rid" = $1::bigint FROM records.clients o
+        WHERE n.client_id = 'T00001' AND o.client_id = n.client_id RETURNING o."_rid"::text AS old`,
+      [rid],
+    );
+    await pg.query(`UPDATE hash_key SET rid = $1::bigint WHERE rid = $2::bigint`, [rid, old]);
+    rows.set(clientId(5), { ssn: 'S-TWIN', sex: 'F', released_on: '2099-06-07' });
+    rows.set('T00001', { ssn: 'S-TWIN', sex: 'F', released_on: '2099-06-07' });
+    const twin = hmac('S-TWIN');
+    expect(await filter('ssn_hash', [twin])).toEqual([clientId(5), 'T00001'].sort());
+    // One of them changes value: the other keeps the entry, and is still found through the table.
+    await upload([`${clientId(5)},S-OTHER,F,2099-06-07`]);
+    rows.set(clientId(5), { ssn: 'S-OTHER', sex: 'F', released_on: '2099-06-07' });
+    const { shape, released } = await shapeAndField('ssn');
+    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source }, [twin], 10)).toBe(true);
+    expect(await filter('ssn_hash', [twin])).toEqual(['T00001']);
+    expect(await filter('ssn_hash', [hmac('S-OTHER')])).toEqual([clientId(5)]);
+    // The row id moved behind the broker's back above: the table is built afresh for the next test.
+    await broker.query(`DELETE FROM hash_key_scope`);
+    expect((await build('ssn'))?.unfiledValues).toBe(1);
+    expect(await filed()).toEqual(
+      (await truthFiled()).filter((e) => !e.startsWith(`${keyPrefixOf(hmac('S-VERY'))} `)),
+    );
   });
 
   it("keeps a skewed field's table true across any batch that moves records between its values (fast-check)", async () => {

@@ -95,15 +95,19 @@ interface Queryable {
 
 /**
  * Whether a table is built and serves (no row: not built); its common values, each as its prefix,
- * its records and whether the table files them; and the field's records with a value (those filed
- * and those of the values not filed).
+ * its records and whether the table files them (`hash_key_sized`) or not (`hash_key_common`, which
+ * lists only those, as brokers of every version read it); and the field's records with a value (those
+ * filed and those of the values not filed).
  */
 const SCOPE_USEFUL = `
   SELECT hs.useful,
-         COALESCE((SELECT json_agg(json_build_array(hc.prefix::text, hc.records, hc.filed))
-                     FROM hash_key_common hc WHERE hc.scope_id = hs.id), '[]') AS common,
+         COALESCE((SELECT json_agg(json_build_array(c.prefix::text, c.records, c.filed)) FROM (
+                     SELECT hc.prefix, hc.records, false AS filed FROM hash_key_common hc WHERE hc.scope_id = hs.id
+                     UNION ALL
+                     SELECT hz.prefix, hz.records, true FROM hash_key_sized hz WHERE hz.scope_id = hs.id) c),
+                  '[]') AS common,
          hs.records + (SELECT COALESCE(sum(hc.records), 0) FROM hash_key_common hc
-                        WHERE hc.scope_id = hs.id AND NOT hc.filed) AS records
+                        WHERE hc.scope_id = hs.id) AS records
     FROM hash_key_scope hs WHERE hs.agreement_id = $1 AND hs.dataset_id = $2 AND hs.field = $3`;
 
 /** What {@link SCOPE_USEFUL} reads. */
@@ -247,7 +251,7 @@ export async function keepHashLookups(
     return { ...NO_UPKEEP, dropped: true };
   }
   const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
-  const kept: { id: number; column: string; hashed: string; key: Buffer }[] = [];
+  const kept: { id: number; column: string; hashed: string; hashedOther: string; key: Buffer }[] = [];
   const gone: number[] = [];
   for (const scope of scopes) {
     const field = dataset.fields.find((f) => f.name === scope.field);
@@ -261,6 +265,7 @@ export async function keepHashLookups(
       id: scope.id,
       column: quoteIdent(field.name),
       hashed: releasedExpression(released, shape, 't', '$1::bytea'),
+      hashedOther: releasedExpression(released, shape, 'r', '$1::bytea'),
       key: scope.key,
     });
   }
@@ -274,12 +279,20 @@ export async function keepHashLookups(
     dropped: false,
     async beforeUpdate(staging) {
       for (const scope of kept) {
+        // An entry is a (prefix, row id) pair, which another record may share (row ids are random,
+        // not unique): it stays while another record of that row id still has a value of that prefix
+        // (hashed only then, by the row id's index), so that no record loses its entry; an entry
+        // kept for a record that changes too only costs a fetch, which the filter's check discards.
         await client.query(
           `WITH unfiled AS (
              DELETE FROM hash_key hk USING (
-               SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
+               SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid, t.${key} AS k FROM ${named(staging)}
                 WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
-              WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid RETURNING 1)
+              WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid
+                AND NOT EXISTS (SELECT 1 FROM ${records} r
+                                 WHERE r."_rid" = o.rid AND r.${key} <> o.k AND r.${scope.column} IS NOT NULL
+                                   AND ${keyPrefixSql(scope.hashedOther)} = o.prefix)
+             RETURNING 1)
            UPDATE hash_key_scope SET records = records - (SELECT count(*) FROM unfiled) WHERE id = $2`,
           [scope.key, scope.id],
         );
@@ -296,8 +309,7 @@ export async function keepHashLookups(
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
                 WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
               WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
-                AND NOT EXISTS (SELECT 1 FROM hash_key_common hc
-                                 WHERE hc.scope_id = $2 AND hc.prefix = n.prefix AND NOT hc.filed)
+                AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = n.prefix)
              RETURNING 1)
            UPDATE hash_key_scope SET records = records + (SELECT count(*) FROM filed) WHERE id = $2`,
           [scope.key, scope.id],
@@ -327,12 +339,11 @@ export function hashLookupSql(args: {
 }): string {
   const { params, shape, released, values } = args;
   if (released.transform !== FieldTransform.HASH) throw new Error('a lookup table is for a HASH name');
-  // The table serves only values it files: none of the asked values may be a common one it does not.
+  // The table serves only values it files: none of the asked values may be one it does not file.
   const scope = `SELECT hs.id FROM hash_key_scope hs
      WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
        AND hs.field = ${params.add(released.source, 'text')} AND hs.useful
-       AND NOT EXISTS (SELECT 1 FROM hash_key_common hc
-                        WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}) AND NOT hc.filed)`;
+       AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
   // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
   // started only for each to find it false.
@@ -516,10 +527,10 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
  * table meanwhile holds its scope row's unique key: this waits for it and then writes nothing (null).
  *
  * A value more than {@link hashLookupCommonAbove} records share (for a page of 10) is common: its
- * prefix and records are listed in `hash_key_common`, so that a filter on it for a small page hashes
+ * prefix and records are listed in `hash_key_sized`, so that a filter on it for a small page hashes
  * in the page's order. Its records are filed all the same, for larger pages, counts and exports,
  * unless it is common even for the largest page ({@link hashLookupFiledUpTo}): then they are not,
- * and every filter on it hashes. A field with no value to file at all (a sex) gets no table (`useful`
+ * it is listed in `hash_key_common` instead, and every filter on it hashes. A field with no value to file at all (a sex) gets no table (`useful`
  * false); one with no value yet gets one, every value it later gets filed.
  */
 async function buildTable(
@@ -554,15 +565,22 @@ async function buildTable(
   );
   if (!row) return null;
   if (!useful) return { ...found, useful, commonValues: 0, unfiledValues: 0 };
-  // The common values, each hashed once; two values of one prefix are filed only if both are.
+  // The common values, each hashed once: those filed with their records (`hash_key_sized`), the
+  // others in `hash_key_common`, which every version's ingestion skips. Two values of one prefix are
+  // filed only if both are.
   const [common] = await tx.query<{ n: string; unfiled: string }>(
-    `WITH listed AS (
-       INSERT INTO hash_key_common (scope_id, prefix, records, filed)
-       SELECT $2, prefix, sum(n), bool_and(n <= $4) FROM (
+    `WITH grouped AS (
+       SELECT prefix, sum(n) AS records, bool_and(n <= $4) AS filed FROM (
          SELECT ${keyPrefixSql(hashed('v'))} AS prefix, n FROM (${perValue} HAVING count(*) > $3) v) c
-        GROUP BY prefix
-       RETURNING filed)
-     SELECT count(*) AS n, count(*) FILTER (WHERE NOT filed) AS unfiled FROM listed`,
+        GROUP BY prefix),
+     unfiled AS (
+       INSERT INTO hash_key_common (scope_id, prefix, records)
+       SELECT $2, prefix, records FROM grouped WHERE NOT filed RETURNING 1),
+     sized AS (
+       INSERT INTO hash_key_sized (scope_id, prefix, records)
+       SELECT $2, prefix, records FROM grouped WHERE filed RETURNING 1)
+     SELECT (SELECT count(*) FROM unfiled) + (SELECT count(*) FROM sized) AS n,
+            (SELECT count(*) FROM unfiled) AS unfiled`,
     [wanted.hmacKey, row.id, commonAbove, filedUpTo],
   );
   const commonValues = Number(common.n);

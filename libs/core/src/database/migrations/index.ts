@@ -22,6 +22,7 @@ import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
 import { HashKeyCommonFiled1765900000000 } from './1765900000000-hash-key-common-filed';
+import { HashKeySized1766000000000 } from './1766000000000-hash-key-sized';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -48,4 +49,5 @@ export const MIGRATIONS = [
   HashKeyDestroyed1765700000000,
   HashKeyCommon1765800000000,
   HashKeyCommonFiled1765900000000,
+  HashKeySized1766000000000,
 ];
