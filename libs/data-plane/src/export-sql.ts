@@ -1,15 +1,7 @@
-import {
-  PolicyError,
-  SettingParams,
-  SqlParams,
-  pageOrder,
-  populationConditions,
-  projection,
-  whereSql,
-} from '@broker/policy';
+import { PolicyError, SettingParams, SqlParams, projection } from '@broker/policy';
 import { type HashTableWanted, recordTable } from '@broker/registry';
 import type { PersonKeyTable } from '@broker/linkage';
-import { type HashLookups, pageOf, releasedNameOptions } from './page-sql';
+import { type HashLookups, pageSelection } from './page-sql';
 import type { Plan } from './plan';
 
 /** The formats of an export: `Accept: text/csv` or `application/x-ndjson`. */
@@ -55,22 +47,14 @@ export function exportSql(
   hashes?: HashLookups,
 ): ExportStatements {
   const selection = (params: SqlParams) => {
-    const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
-    const t = 't';
     // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
-    const options = releasedNameOptions(
+    const { hmacKey, t, options, conditions, ordering } = pageSelection(
       plan,
       params,
       recipientAgencyId,
-      t,
-      hmacKey,
       hashes,
-      pageOf(plan, plan.limit),
+      plan.limit,
     );
-    const conditions = populationConditions(plan.grant, plan.shape, [plan.purpose], t, params);
-    if (plan.where)
-      conditions.push(whereSql(plan.where, plan.grant, plan.shape, t, params, hmacKey, options));
-    const ordering = pageOrder(plan.orderBy, plan.grant, plan.shape, t, hmacKey, options);
     if (plan.after) {
       const after = ordering.after(plan.after, params);
       if (after === null) throw new PolicyError('BAD_USER_INPUT', 'after is not a cursor of this query');

@@ -67,22 +67,13 @@ export function pageSql(
 ): PageStatement {
   const params = new SqlParams();
   const { shape, grant } = plan;
-  // Only HASH values need the agreement's key: it becomes a parameter the first time one uses it.
-  const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
-  const t = 't';
-  const options = releasedNameOptions(
+  const { hmacKey, t, options, conditions, ordering } = pageSelection(
     plan,
     params,
     recipientAgencyId,
-    t,
-    hmacKey,
     hashes,
-    pageOf(plan, plan.first),
+    plan.first,
   );
-  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
-  // Ties break on the random row id, never on a value the agreement does not release (pageOrder).
-  const ordering = pageOrder(plan.orderBy, grant, shape, t, hmacKey, options);
   // Keyset: the page starts right after the cursor's row, on the ordering's own expressions, as one
   // or more disjoint conditions that are each a range of an index on the ordering.
   const branches = plan.after ? ordering.afterBranches(plan.after, params) : [];
@@ -235,6 +226,31 @@ export function pageRows(
     };
   };
   return { kind: 'ROWS', rowCount: returned, rids: released, write };
+}
+
+/**
+ * What a page's statement and an export's share, on `params`: the agreement's key (a parameter the
+ * first time a HASH value uses it), the record table's alias, the released names' options (HASH
+ * lookups for `first` rows, in the page's order; null: every row), the population's and the
+ * caller's conditions, and the page's order, whose ties break on the random row id, never on a
+ * value the agreement does not release (pageOrder).
+ */
+export function pageSelection(
+  plan: Plan,
+  params: SqlParams,
+  recipientAgencyId: string,
+  hashes: HashLookups | undefined,
+  first: number | null,
+) {
+  const { shape, grant } = plan;
+  const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
+  const t = 't';
+  const page = pageOf(plan, first);
+  const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, page);
+  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
+  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
+  const ordering = pageOrder(plan.orderBy, grant, shape, t, hmacKey, options);
+  return { hmacKey, t, options, conditions, ordering };
 }
 
 /**
