@@ -245,7 +245,8 @@ export function pageSelection(
   const { shape, grant } = plan;
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const page = pageOf(plan, first);
+  // A HASH filter reads its table by how many rows it must find, and in which order.
+  const page = { first: first ?? Number.POSITIVE_INFINITY, inRowIdOrder: plan.orderBy.length === 0 };
   const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, page);
   const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
@@ -266,25 +267,20 @@ export interface HashPage {
 /** Every row the filter selects, in any order: a count's, an export's without a limit. */
 const EVERY_ROW: HashPage = { first: Number.POSITIVE_INFINITY, inRowIdOrder: false };
 
-/** A page's {@link HashPage}: `first` rows (null: every row, an export without a limit), in its order. */
-export function pageOf(plan: Pick<Plan, 'orderBy'>, first: number | null): HashPage {
-  return { first: first ?? Number.POSITIVE_INFINITY, inRowIdOrder: plan.orderBy.length === 0 };
-}
-
 /**
  * The data-plane options of a statement's released names: personKey's SQL, where the grant has
  * linkage (its parameters added the first time it is used; the pseudonym is scoped to recipient
  * agency and purpose), and the lookup tables of HASH names (see {@link hashOptions}) for `page`.
  * `lookedUp` says the personKey lookup table a filter read, once the statement is built.
  */
-export function releasedNameOptions(
+function releasedNameOptions(
   plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
   params: SqlParams,
   recipientAgencyId: string,
   t: string,
   hmacKey: HmacKeyParam,
-  hashes?: HashLookups,
-  page: HashPage = EVERY_ROW,
+  hashes: HashLookups | undefined,
+  page: HashPage,
 ): ReleasedNameOptions & { lookedUp(): PersonKeyTable | null; hashed(): HashTableWanted[] } {
   // Added to personKey's object, never spread from it: its getter must run only when personKey is used.
   return Object.assign(
