@@ -48,6 +48,9 @@ interface RowWriter {
   abort(error: Error): void;
 }
 
+/** A refused batch's lookup tables: it changes nothing, and its transaction rolls back. */
+const UNCHANGED: Pick<HashLookupUpkeep, 'dropped'> = { dropped: false };
+
 /**
  * Streams a batch into a dataset, all or nothing, in one transaction: the batch is applied only when
  * every row is valid and no two rows share a key, else nothing is written and every problem is
@@ -59,9 +62,6 @@ interface RowWriter {
  * staged: the primary key refuses a duplicate as it goes in, and the staged keys then say which
  * rows to report. Staging every row and inserting it again took twice the database's time.
  */
-/** A refused batch's: it changes nothing, and its transaction rolls back. */
-const UNCHANGED: Pick<HashLookupUpkeep, 'dropped'> = { dropped: false };
-
 @Injectable()
 export class IngestService {
   constructor(
