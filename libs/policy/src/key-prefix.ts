@@ -1,3 +1,7 @@
+/** A keyed hash: 64 lowercase hex digits (POSIX and JavaScript read this pattern alike). */
+const KEYED_HASH_PATTERN = '^[0-9a-f]{64}$';
+const KEYED_HASH = new RegExp(KEYED_HASH_PATTERN);
+
 /**
  * What a lookup table keeps of a keyed hash (SQL of its lowercase hex): its first 64 bits as a
  * bigint. Callers pass only text that is 64 lowercase hex digits (see {@link keyPrefixesSql}). The
@@ -12,10 +16,8 @@ export function keyPrefixSql(hex: string): string {
  * is not 64 lowercase hex digits is no keyed hash, and matches nothing either way.
  */
 export function keyPrefixesSql(keys: string): string {
-  return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '^[0-9a-f]{64}$')`;
+  return `ARRAY(SELECT ${keyPrefixSql('k')} FROM unnest(${keys}) AS u (k) WHERE k ~ '${KEYED_HASH_PATTERN}')`;
 }
-
-const KEYED_HASH = /^[0-9a-f]{64}$/;
 
 /**
  * {@link keyPrefixSql} in Node, as decimal text: the first 64 bits of a keyed hash's lowercase hex as
