@@ -161,6 +161,14 @@ describe('HASH lookup tables', () => {
   };
   const upload = (lines: string[]) =>
     broker.upload(steward, clients.id, 'text/csv', ['client_id,ssn,sex,released_on', ...lines].join('\n'));
+  /** Ingests each (client_id, ssn) of `batch` as a record now, and remembers it so. */
+  const ingest = async (batch: readonly (readonly [string, string])[]) => {
+    await upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`));
+    for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+  };
+  /** Random batches of one to eight records of distinct keys, each given a value. */
+  const batchesOf = (record: fc.Arbitrary<string>, value: fc.Arbitrary<string>) =>
+    fc.uniqueArray(fc.tuple(record, value), { minLength: 1, maxLength: 8, selector: ([id]) => id });
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'hash_lookup' });
@@ -393,15 +401,10 @@ describe('HASH lookup tables', () => {
       fc.integer({ min: RECORDS - 50, max: RECORDS - 1 }).map(clientId),
       fc.integer({ min: 0, max: 30 }).map((i) => `N${String(i).padStart(3, '0')}`),
     );
-    const batches = fc.uniqueArray(fc.tuple(record, value), {
-      minLength: 1,
-      maxLength: 8,
-      selector: ([id]) => id,
-    });
+    const batches = batchesOf(record, value);
     await fc.assert(
       fc.asyncProperty(batches, async (batch) => {
-        await upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`));
-        for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+        await ingest(batch);
         expect(await filed()).toEqual(await truthFiled());
         // Its records counted as it files and unfiles them.
         const ssn = (await scopes()).find((s) => s.field === 'ssn');
@@ -812,15 +815,10 @@ describe('HASH lookup tables', () => {
       fc.integer({ min: 0, max: 39 }).map(clientId),
       fc.integer({ min: 0, max: 20 }).map((i) => `M${String(i).padStart(3, '0')}`),
     );
-    const batches = fc.uniqueArray(fc.tuple(record, value), {
-      minLength: 1,
-      maxLength: 8,
-      selector: ([id]) => id,
-    });
+    const batches = batchesOf(record, value);
     await fc.assert(
       fc.asyncProperty(batches, fc.constantFrom(10, 1000), async (batch, first) => {
-        await upload(batch.map(([id, ssn]) => `${id},${ssn},M,2099-06-07`));
-        for (const [id, ssn] of batch) rows.set(id, { ssn, sex: 'M', released_on: '2099-06-07' });
+        await ingest(batch);
         expect(await filed()).toEqual(unfiled(await truthFiled()));
         const ssn = (await scopes()).find((s) => s.field === 'ssn');
         expect(ssn?.records).toBe(ssn?.filed);
