@@ -117,20 +117,23 @@ async function shutdown(code: number): Promise<never> {
   process.exit(code);
 }
 
-/** Refuses, before touching anything, a database or queue prefix that is not the demo's own. */
+/**
+ * Refuses, before touching anything, a database or queue prefix that is not the demo's own: every
+ * such problem at once, so that one restart fixes them all.
+ */
 function checkDemoNames() {
   const name = databaseName(DATABASE_URL);
+  const problems: string[] = [];
   if (!name.includes('demo')) {
-    throw new DemoError(
+    problems.push(
       `Refusing to drop database "${name}": the demo drops and recreates its database on every run, so ` +
         'DEMO_DATABASE_URL must name a database whose name contains "demo".',
     );
   }
   if (!QUEUE_PREFIX.includes('demo')) {
-    throw new DemoError(
-      `Refusing to empty queues under "${QUEUE_PREFIX}": DEMO_QUEUE_PREFIX must contain "demo".`,
-    );
+    problems.push(`Refusing to empty queues under "${QUEUE_PREFIX}": DEMO_QUEUE_PREFIX must contain "demo".`);
   }
+  if (problems.length) throw new DemoError(problems.join('\n'));
 }
 
 /** Drops and recreates the demo database. */
