@@ -765,6 +765,70 @@ describe('HASH lookup tables', () => {
     expect(await exported([common])).toEqual(truth('ssn', [common]));
   });
 
+  it('answers a broker of the release before common values in full, and serves the tables it builds', async () => {
+    // That release reads a table whenever its scope's `useful` is true, as one that files every value,
+    // and knows nothing of hash_key_common. The table the tests before built leaves S-VERY out: it
+    // says so to that release, and serves this one through `serves`.
+    const { shape, released } = await shapeAndField('ssn');
+    const ssn = { agreementId, datasetId: shape.id, field: released.source };
+    expect(await broker.query(`SELECT useful, serves FROM hash_key_scope WHERE field = 'ssn'`)).toEqual([
+      { useful: false, serves: true },
+    ]);
+    const [common, very] = [hmac('S-COMMON'), hmac('S-VERY')];
+    // That release's lookup, as it shipped (its hashLookupSql), for each value.
+    const previousRelease = async (asked: string[]) => {
+      const params = new SqlParams();
+      const hmacKey = params.lazy(key, 'bytea');
+      const values = params.add(asked, 'text[]');
+      const scope = `SELECT hs.id FROM hash_key_scope hs
+         WHERE hs.agreement_id = ${params.add(agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
+           AND hs.field = ${params.add(released.source, 'text')} AND hs.useful`;
+      const lookup = `(t."_rid" = ANY (ARRAY(
+          SELECT hk.rid FROM hash_key hk WHERE hk.scope_id = (${scope}) AND hk.prefix = ANY (${keyPrefixesSql(values)})
+          UNION ALL
+          SELECT h._rid FROM (SELECT hr."_rid" FROM records.clients hr
+                               WHERE ${releasedExpression(released, shape, 'hr', hmacKey)} = ANY (${values}) OFFSET 0) h
+           WHERE NOT EXISTS (${scope}))))`;
+      const found = await pg.query<{ client_id: string }>(
+        `SELECT t.client_id FROM records.clients t
+          WHERE ${releasedExpression(released, shape, 't', hmacKey)} = ANY (${values}) AND ${lookup}`,
+        params.values,
+      );
+      return found.rows.map((r) => r.client_id).sort();
+    };
+    for (const asked of [[very], [common], [hmac(ssnOf(3))], [very, common]]) {
+      expect(await previousRelease(asked)).toEqual(truth('ssn', asked));
+    }
+    expect(truth('ssn', [very]).length).toBeGreaterThan(2000);
+    // A table that release builds (its scope row has no `serves`; it files every record) serves this one.
+    await broker.query(`DELETE FROM hash_key_scope`);
+    const [{ id }] = await broker.query<{ id: number }>(
+      `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
+       SELECT $1, $2, 'ssn', count(ssn), count(DISTINCT ssn), true FROM records.clients RETURNING id`,
+      [agreementId, shape.id],
+    );
+    await pg.query(
+      `INSERT INTO hash_key (scope_id, prefix, rid)
+       SELECT $2, ${keyPrefixSql(releasedExpression(released, shape, 't', '$1::bytea'))}, t."_rid"
+         FROM records.clients t WHERE t.ssn IS NOT NULL`,
+      [key, id],
+    );
+    expect(await build('ssn')).toBeNull();
+    expect(index.serves(ssn, [very], 10)).toBe(true);
+    expect(await filter('ssn_hash', [very])).toEqual(truth('ssn', [very]).slice(0, 1000));
+    // Read through that table: with one record's entry taken out, the page misses it.
+    const firstOfVery = truth('ssn', [very])[0];
+    await pg.query(
+      `DELETE FROM hash_key k USING records.clients c WHERE c.client_id = $1 AND k.rid = c."_rid"`,
+      [firstOfVery],
+    );
+    expect(await filter('ssn_hash', [very])).toEqual(truth('ssn', [very]).slice(1, 1001));
+    expect(await previousRelease([very])).toEqual(truth('ssn', [very]).slice(1));
+    // This release's own table again, for the tests after.
+    await broker.query(`DELETE FROM hash_key_scope`);
+    expect((await build('ssn'))?.unfiledValues).toBe(1);
+  });
+
   it('keeps an entry that another record of the same random row id still needs', async () => {
     // Row ids are random, not unique: two records of one row id and one value share an entry.
     const {

@@ -94,13 +94,23 @@ interface Queryable {
 }
 
 /**
+ * Whether a table serves filters, as SQL on its scope row `alias`: its `serves`; for a table built by
+ * a broker of the release before common values, which writes none, its `useful` (that release's
+ * meaning, which newer brokers keep writing for it to read: the table files every record of every
+ * value; see migration hash-key-serves).
+ */
+function servesSql(alias: string): string {
+  return `COALESCE(${alias}.serves, ${alias}.useful)`;
+}
+
+/**
  * Whether a table is built and serves (no row: not built); its common values, each as its prefix,
  * its records and whether the table files them (`hash_key_sized`) or not (`hash_key_common`, which
  * lists only those, as brokers of every version read it); and the field's records with a value (those
  * filed and those of the values not filed).
  */
-const SCOPE_USEFUL = `
-  SELECT hs.useful,
+const SCOPE_SERVES = `
+  SELECT ${servesSql('hs')} AS serves,
          COALESCE((SELECT json_agg(json_build_array(c.prefix::text, c.records, c.filed)) FROM (
                      SELECT hc.prefix, hc.records, false AS filed FROM hash_key_common hc WHERE hc.scope_id = hs.id
                      UNION ALL
@@ -110,9 +120,9 @@ const SCOPE_USEFUL = `
                         WHERE hc.scope_id = hs.id) AS records
     FROM hash_key_scope hs WHERE hs.agreement_id = $1 AND hs.dataset_id = $2 AND hs.field = $3`;
 
-/** What {@link SCOPE_USEFUL} reads. */
+/** What {@link SCOPE_SERVES} reads. */
 interface ScopeRow {
-  useful: boolean;
+  serves: boolean;
   common: [prefix: string, records: number, filed: boolean][];
   records: string;
 }
@@ -171,8 +181,8 @@ export async function hashLookupsDestroyed(
   destroyed: number,
 ): Promise<void> {
   await on.query(
-    `DELETE FROM hash_key_scope
-      WHERE dataset_id = $1 AND (NOT useful OR destroyed + $2 > records * $3::float8)`,
+    `DELETE FROM hash_key_scope hs
+      WHERE hs.dataset_id = $1 AND (NOT ${servesSql('hs')} OR hs.destroyed + $2 > hs.records * $3::float8)`,
     [datasetId, destroyed, HASH_LOOKUP_MAX_DESTROYED_SHARE],
   );
   await on.query(`UPDATE hash_key_scope SET destroyed = destroyed + $2 WHERE dataset_id = $1`, [
@@ -236,10 +246,10 @@ export async function keepHashLookups(
   const { rows: scopes } = await client.query<{
     id: number;
     field: string;
-    useful: boolean;
+    serves: boolean;
     key: Buffer | null;
   }>(
-    `SELECT hs.id, hs.field, hs.useful, s.hmac_key AS key
+    `SELECT hs.id, hs.field, ${servesSql('hs')} AS serves, s.hmac_key AS key
        FROM hash_key_scope hs LEFT JOIN agreement_secret s ON s.agreement_id = hs.agreement_id
       WHERE hs.dataset_id = $1
       ORDER BY hs.id FOR KEY SHARE OF hs`,
@@ -256,7 +266,7 @@ export async function keepHashLookups(
   for (const scope of scopes) {
     const field = dataset.fields.find((f) => f.name === scope.field);
     // A field found not worth a table is judged again after the change, at its next filter.
-    if (!scope.useful || !field || !scope.key) {
+    if (!scope.serves || !field || !scope.key) {
       gone.push(scope.id);
       continue;
     }
@@ -342,7 +352,7 @@ export function hashLookupSql(args: {
   // The table serves only values it files: none of the asked values may be one it does not file.
   const scope = `SELECT hs.id FROM hash_key_scope hs
      WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
-       AND hs.field = ${params.add(released.source, 'text')} AND hs.useful
+       AND hs.field = ${params.add(released.source, 'text')} AND ${servesSql('hs')}
        AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
   // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
@@ -358,6 +368,7 @@ export function hashLookupSql(args: {
 export interface HashTableBuilt {
   records: number;
   distinctValues: number;
+  /** Whether the table serves filters (its scope's `serves`): false for a field with no value to file. */
   useful: boolean;
   /** Values too many records share for a page of 10 (see {@link hashLookupCommonAbove}), filed or not. */
   commonValues: number;
@@ -458,19 +469,19 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     const key = [table.agreementId, table.datasetId, table.field];
     const outcome = await this.db.transaction(async (tx) => {
       // Read first, so that a check of a table that is there locks and writes nothing.
-      const [there] = await tx.query<ScopeRow>(SCOPE_USEFUL, key);
+      const [there] = await tx.query<ScopeRow>(SCOPE_SERVES, key);
       if (there) return { scope: there, built: null };
       // Ingestion and retention change records under a lock that conflicts with this one: a table
       // is built from records no change is halfway through.
       await tx.query(`LOCK TABLE ${recordTable(wanted.shape.slug)} IN SHARE MODE`);
       const built = await buildTable(tx, wanted, table);
       // Built now, or meanwhile (by another broker, or before this lock was granted).
-      const [scope] = await tx.query<ScopeRow>(SCOPE_USEFUL, key);
+      const [scope] = await tx.query<ScopeRow>(SCOPE_SERVES, key);
       return { scope, built };
     });
     const id = tableId(table);
     const { scope } = outcome;
-    if (scope?.useful) {
+    if (scope?.serves) {
       const common = new Map(scope.common.map(([prefix, records, filed]) => [prefix, { records, filed }]));
       this.serving.set(id, { table, records: Number(scope.records), common });
     } else this.serving.delete(id);
@@ -530,8 +541,9 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
  * prefix and records are listed in `hash_key_sized`, so that a filter on it for a small page hashes
  * in the page's order. Its records are filed all the same, for larger pages, counts and exports,
  * unless it is common even for the largest page ({@link hashLookupFiledUpTo}): then they are not,
- * it is listed in `hash_key_common` instead, and every filter on it hashes. A field with no value to file at all (a sex) gets no table (`useful`
- * false); one with no value yet gets one, every value it later gets filed.
+ * it is listed in `hash_key_common` instead, and every filter on it hashes. A field with no value to
+ * file at all (a sex) gets no table (`serves` false); one with no value yet gets one, every value it
+ * later gets filed.
  */
 async function buildTable(
   tx: { query<T>(sql: string, params?: unknown[]): Promise<T[]> },
@@ -558,8 +570,8 @@ async function buildTable(
   );
   const useful = Number(filable) > 0 || found.distinctValues === 0;
   const [row] = await tx.query<{ id: number }>(
-    `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful, serves)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
      ON CONFLICT (agreement_id, dataset_id, field) DO NOTHING RETURNING id`,
     [table.agreementId, table.datasetId, table.field, found.records, found.distinctValues, useful],
   );
@@ -585,6 +597,10 @@ async function buildTable(
   );
   const commonValues = Number(common.n);
   const unfiledValues = Number(common.unfiled);
+  // Brokers of the release before common values read a table whenever its `useful` is true, as one
+  // that files every value (migration hash-key-serves): one that leaves a value out says false to
+  // them, so that they hash every record for it, and serves the others through `serves`.
+  if (unfiledValues) await tx.query(`UPDATE hash_key_scope SET useful = false WHERE id = $1`, [row.id]);
   // Every record of a value filed, hashed once (a value too common to file left out by its raw value
   // first, so that a skewed field hashes only the records it files); the scope's records then
   // counts the entries.

@@ -23,6 +23,7 @@ import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroye
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
 import { HashKeyCommonFiled1765900000000 } from './1765900000000-hash-key-common-filed';
 import { HashKeySized1766000000000 } from './1766000000000-hash-key-sized';
+import { HashKeyServes1766100000000 } from './1766100000000-hash-key-serves';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -50,4 +51,5 @@ export const MIGRATIONS = [
   HashKeyCommon1765800000000,
   HashKeyCommonFiled1765900000000,
   HashKeySized1766000000000,
+  HashKeyServes1766100000000,
 ];
