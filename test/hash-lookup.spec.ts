@@ -535,6 +535,35 @@ describe('HASH lookup tables', () => {
     expect(await filter('ssn_hash', [hmac('S-OLD'), ...asked])).toEqual(truth('ssn', asked));
   });
 
+  it('counts against a table only the destroyed records that had a value', async () => {
+    await build('ssn');
+    const ssnScope = async () =>
+      (
+        await broker.query<{ records: string; destroyed: string }>(
+          `SELECT records::text, destroyed::text FROM hash_key_scope WHERE field = 'ssn'`,
+        )
+      )[0];
+    const before = await ssnScope();
+    expect(before.destroyed).toBe('0');
+    // More records without an ssn than a quarter of the table's entries, past retention: they had no
+    // entry, so the table is kept and counts none of them.
+    const empty = Math.floor(Number(before.records) / 4) + 10;
+    await upload(Array.from({ length: empty }, (_, i) => `N${String(i).padStart(5, '0')},,M,2001-02-03`));
+    const retention = broker.app.get(RetentionService);
+    let report = await retention.run();
+    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(empty);
+    expect(await ssnScope()).toEqual(before);
+    // Records with a value count, one each.
+    const valued = ['S-GONE-1', 'S-GONE-2', 'S-GONE-3'];
+    await upload(valued.map((ssn, i) => `G0000${i},${ssn},M,2001-02-03`));
+    report = await retention.run();
+    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(valued.length);
+    expect(await ssnScope()).toEqual({ records: String(Number(before.records) + 3), destroyed: '3' });
+    const asked = [hmac(ssnOf(600)), hmac('S-GONE-1')];
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
+    expect(truth('ssn', asked)).toEqual([clientId(600)]);
+  });
+
   it('is dropped when its agreement is no longer in force', async () => {
     await build('ssn');
     expect(await index.sweep()).toBe(0);

@@ -163,32 +163,80 @@ async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void
 
 /**
  * A table is dropped once the records retention destroyed since it was built pass this share of its
- * entries (`records`, kept by ingestion): their entries find nothing, and only take space and probes.
+ * field's records with a value: their entries find nothing, and only take space and probes.
  */
 export const HASH_LOOKUP_MAX_DESTROYED_SHARE = 0.25;
 
+/** A statement that answers rows: a TypeORM entity manager. */
+interface RowQueryable {
+  query<T>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
 /**
- * A retention batch destroyed `destroyed` records of `datasetId`, in the caller's transaction (after
- * its DELETE, whose lock on the record table a build waits for). The lookup tables keep their
- * entries: a record destroyed is not found through them any more, since every row id they give is
- * joined back to the record table, so each table stays complete. They count them, and a table
- * whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of its entries is dropped,
- * as is a field found not worth a table (judged again at its next filter).
+ * What a retention batch's DELETE returns for the lookup tables of its dataset's HASH names, in its
+ * transaction, before its DELETE: `returning`, the columns to add to its `RETURNING` (the record
+ * table's alias `t`), say which destroyed records had a value in each tabled field; `counts`, a
+ * column to select once the DELETE is a CTE named `gone`, counts them; `destroyed` reads that
+ * column from any row of the answer, for {@link hashLookupsDestroyed}. A table built after this
+ * read (by another broker, before the DELETE's lock) is counted nothing: its dead entries only stay
+ * longer.
+ */
+export async function hashLookupsDestroying(
+  on: RowQueryable,
+  datasetId: string,
+): Promise<{ returning: string; counts: string; destroyed(row: { valued?: string }): Map<string, number> }> {
+  const fields = (
+    await on.query<{ field: string }>(
+      `SELECT DISTINCT field FROM hash_key_scope WHERE dataset_id = $1 ORDER BY field`,
+      [datasetId],
+    )
+  ).map((r) => r.field);
+  if (!fields.length) return { returning: '', counts: '', destroyed: () => new Map() };
+  return {
+    returning: fields.map((f, i) => `, t.${quoteIdent(f)} IS NOT NULL AS valued_${i}`).join(''),
+    counts: `, (SELECT json_build_array(${fields.map((_, i) => `count(*) FILTER (WHERE valued_${i})`).join(', ')})
+                  FROM gone)::text AS valued`,
+    destroyed: (row) => {
+      const counts = JSON.parse(row.valued ?? '[]') as number[];
+      return new Map(fields.map((f, i) => [f, counts[i] ?? 0]));
+    },
+  };
+}
+
+/**
+ * A retention batch destroyed records of `datasetId`: `destroyed` holds, per field with a lookup
+ * table, how many of them had a value (see {@link hashLookupsDestroying}). In the caller's
+ * transaction, after its DELETE, whose lock on the record table a build waits for. The tables keep
+ * their entries: a record destroyed is not found through them any more, since every row id they
+ * give is joined back to the record table, so each table stays complete. They count them, and a
+ * table whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of the field's records
+ * with a value (those it files and those of the values it does not) is dropped, as is a field found
+ * not worth a table (judged again at its next filter). Records without a value had no entry, and
+ * count for nothing.
  */
 export async function hashLookupsDestroyed(
   on: Queryable,
   datasetId: string,
-  destroyed: number,
+  destroyed: ReadonlyMap<string, number>,
 ): Promise<void> {
+  const fields = [...destroyed.keys()];
+  const counts = fields.map((f) => destroyed.get(f)!);
   await on.query(
     `DELETE FROM hash_key_scope hs
-      WHERE hs.dataset_id = $1 AND (NOT ${servesSql('hs')} OR hs.destroyed + $2 > hs.records * $3::float8)`,
-    [datasetId, destroyed, HASH_LOOKUP_MAX_DESTROYED_SHARE],
+      WHERE hs.dataset_id = $1
+        AND (NOT ${servesSql('hs')}
+             OR hs.destroyed + COALESCE((SELECT d.n FROM unnest($2::text[], $3::bigint[]) AS d (field, n)
+                                          WHERE d.field = hs.field), 0)
+                > (hs.records + (SELECT COALESCE(sum(hc.records), 0) FROM hash_key_common hc
+                                  WHERE hc.scope_id = hs.id)) * $4::float8)`,
+    [datasetId, fields, counts, HASH_LOOKUP_MAX_DESTROYED_SHARE],
   );
-  await on.query(`UPDATE hash_key_scope SET destroyed = destroyed + $2 WHERE dataset_id = $1`, [
-    datasetId,
-    destroyed,
-  ]);
+  await on.query(
+    `UPDATE hash_key_scope hs SET destroyed = hs.destroyed + d.n
+       FROM unnest($2::text[], $3::bigint[]) AS d (field, n)
+      WHERE hs.dataset_id = $1 AND hs.field = d.field AND d.n > 0`,
+    [datasetId, fields, counts],
+  );
 }
 
 /**

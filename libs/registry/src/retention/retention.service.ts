@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import { Database, MetricsService, quoteIdent } from '@broker/core';
 import { buildRecordIndex, namedRecordIndex } from '../dataset/record-indexes';
-import { hashLookupsDestroyed } from '../dataset/hash-lookup';
+import { hashLookupsDestroyed, hashLookupsDestroying } from '../dataset/hash-lookup';
 import { recordTable } from '../dataset/record-table';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
@@ -136,16 +136,20 @@ export class RetentionService {
     let batches = 0;
     for (;;) {
       const count = await this.db.transaction(async ({ manager }) => {
-        const gone = await manager.query<{ key: string; subject: string | null; rid: string }[]>(
+        // Which destroyed records had a value in each field with a HASH lookup table, counted for it.
+        const tabled = await hashLookupsDestroying(manager, dataset.id);
+        const gone = await manager.query<
+          { key: string; subject: string | null; rid: string; valued?: string }[]
+        >(
           `WITH doomed AS (
              SELECT ctid FROM ${table} WHERE ${field} < $1 ORDER BY ${field} LIMIT $2 FOR UPDATE SKIP LOCKED
            ),
            gone AS (
              DELETE FROM ${table} t USING doomed d WHERE t.ctid = d.ctid
-             RETURNING t.${key}::text AS key, ${subject} AS subject, t."_rid"::text AS rid
+             RETURNING t.${key}::text AS key, ${subject} AS subject, t."_rid"::text AS rid${tabled.returning}
            )
            -- a SELECT, so that the driver returns the rows (it returns a count for a bare DELETE)
-           SELECT * FROM gone`,
+           SELECT key, subject, rid${tabled.counts} FROM gone`,
           [cutoff, batch],
         );
         if (!gone.length) return 0;
@@ -162,7 +166,7 @@ export class RetentionService {
         );
         // The lookup tables of HASH names, which filed them, count them (the DELETE above holds the
         // record table's lock that a build waits for).
-        await hashLookupsDestroyed(manager, dataset.id, gone.length);
+        await hashLookupsDestroyed(manager, dataset.id, tabled.destroyed(gone[0]));
         const subjects = gone.filter((g) => g.subject !== null);
         if (subjects.length) {
           await manager.query(
