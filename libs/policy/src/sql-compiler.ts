@@ -551,11 +551,16 @@ function impliedBounds(node: WhereNode, c: WhereContext): string[] {
     }
   }
   if (type === 'STRING' && typeof value === 'string') {
-    // left(s, 3) is a prefix of s: s starts with an equal prefix, and compares as it does.
+    // p = left(s, 3) is a prefix of s, so s >= p: p > X and p >= X imply the same of s. p < X implies
+    // s < X only where X has at most 3 characters (then p < X is decided within p's characters, or
+    // p is shorter than 3 and is all of s). For a longer X, p may be a proper prefix of X (p "abc",
+    // X "abcd") whatever s holds after it: a bound on s there would make the answer depend on the
+    // unreleased characters, so there is none.
     const sorted = `${column} COLLATE "C"`;
+    const length = [...value].length;
     switch (op) {
       case 'eq':
-        return [...value].length === 3
+        return length === 3
           ? [`(${sorted} ^@ ${c.params.add(value, 'text')})`]
           : [`(${sorted} = ${c.params.add(value, 'text')})`];
       case 'gt':
@@ -563,7 +568,7 @@ function impliedBounds(node: WhereNode, c: WhereContext): string[] {
       case 'gte':
         return [`(${sorted} >= ${c.params.add(value, 'text')})`];
       case 'lt':
-        return [`(${sorted} < ${c.params.add(value, 'text')})`];
+        return length <= 3 ? [`(${sorted} < ${c.params.add(value, 'text')})`] : [];
       case 'lte':
       case 'neq':
         return [];
