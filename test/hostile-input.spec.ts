@@ -254,6 +254,41 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
     );
   });
 
+  it('refuses mutations and subscriptions on the data plane as INVALID, audited, with no row', async () => {
+    for (const query of [
+      `mutation { people(purpose: RESEARCH) { nodes { k } } }`,
+      `mutation { people }`,
+      `mutation { __typename }`,
+      `subscription { people(purpose: RESEARCH) { nodes { k } } }`,
+      `query q { people(purpose: RESEARCH) { nodes { k } } } mutation m { people(purpose: RESEARCH) { nodes { k } } }`,
+    ]) {
+      for (const url of ['/data/graphql', '/data/export']) {
+        const before = await deniesOf(analyst.id);
+        const request = { query, ...(query.startsWith('query q') ? { operationName: 'm' } : {}) };
+        const response = await broker.http.inject({
+          method: 'POST',
+          url,
+          headers: {
+            authorization: `Bearer ${analyst.apiKey}`,
+            'content-type': 'application/json',
+            accept: 'text/csv',
+          },
+          payload: request,
+        });
+        const context = `${url} ${query}`;
+        expect({ context, status: response.statusCode }).toEqual({ context, status: 400 });
+        const body = JSON.parse(response.body) as {
+          data: unknown;
+          errors: { extensions: Record<string, string> }[];
+        };
+        expect(body.data).toBeNull();
+        expect(body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID' });
+        expect(response.body).not.toContain('K1');
+        expect({ context, denies: await deniesOf(analyst.id) }).toEqual({ context, denies: before + 1 });
+      }
+    }
+  });
+
   it('answers malformed bodies in each endpoint shape', async () => {
     const bodies = fc.oneof(
       fc.string({ maxLength: 100 }),

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { AuditAction, ReleaseIndexer, ReleaseStaging, type StagedRelease } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
-import { PolicyError, refusalOf } from '@broker/policy';
+import { PolicyError, refusal, refusalOf } from '@broker/policy';
 import { precheck } from './authorise';
 import type { DataPlaneEvent } from './audit-batcher';
 import { DataPlaneRecorder } from './data-plane-recorder';
@@ -13,7 +13,7 @@ import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
-import { failureResponse, invalidResponse, timeLimitRefusal } from './response';
+import { failureResponse, timeLimitRefusal } from './response';
 
 /** What an export answers: a JSON refusal or failure, or its rows as a stream. */
 export type ExportResponse =
@@ -52,10 +52,8 @@ export class DataExportService {
       kind: 'json',
       response: await this.recorder.refused(ctx, refusals, exportStatus(refusals), AuditAction.EXPORT),
     });
-    const invalid = (message: string): ExportResponse => ({
-      kind: 'json',
-      response: invalidResponse(message),
-    });
+    // Audited as every refusal is, as on /data/graphql.
+    const invalid = (message: string): Promise<ExportResponse> => refuse([refusal('INVALID', message)]);
     if (!(await this.dataPlane.verify(ctx)))
       return { kind: 'json', response: this.dataPlane.unauthenticated() };
     const early = precheck(ctx.principal, request);

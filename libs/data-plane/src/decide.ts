@@ -7,6 +7,7 @@ import {
   GraphQLError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  OperationTypeNode,
   type ValidationContext,
   getOperationAST,
   getVariableValues,
@@ -103,6 +104,13 @@ export function decideRequest(
   if (!found) {
     const operation = getOperationAST(document, name);
     if (!operation) return { kind: 'invalid', message: 'Name the operation to run with operationName' };
+    // graphql-js 16 validates no operation type the schema lacks: the data plane has queries only.
+    if (operation.operation !== OperationTypeNode.QUERY) {
+      return {
+        kind: 'invalid',
+        message: `The data plane answers queries only, not a ${operation.operation}`,
+      };
+    }
     // Without variables, what the operation asks for is fixed: analysed once, authorised every time.
     const analysis = operation.variableDefinitions?.length
       ? null

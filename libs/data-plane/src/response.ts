@@ -106,11 +106,6 @@ export function refusalResponse(refusals: DataPlaneRefusal[], status = 200): Dat
   };
 }
 
-/** A request that is not a GraphQL request at all (no query, malformed variables): 400. */
-export function invalidResponse(message: string): DataPlaneResponse {
-  return refusalResponse([refusal('INVALID', message)], 400);
-}
-
 /** A failure after the decision (the audit write, an unrepresentable value): no data leaves. */
 /** A key that stopped working (revoked, or its user deactivated) since this instance last saw it. */
 export function unauthenticatedResponse(): DataPlaneResponse {
