@@ -289,6 +289,69 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
     }
   });
 
+  it('records in a refusal made before analysis what was asked: dataset, purpose, agreement, names', async () => {
+    const lastDeny = async () =>
+      (
+        await broker.query<Record<string, unknown>>(
+          `SELECT action, reason, dataset_id, purpose, agreement_id, agreement_version, fields FROM audit_event
+            WHERE decision = 'DENY' AND actor_user_id = $1 ORDER BY seq DESC LIMIT 1`,
+          [analyst.id],
+        )
+      )[0];
+    const asked = (query: string, variables?: Record<string, unknown>, url = '/data/graphql') =>
+      broker.http.inject({
+        method: 'POST',
+        url,
+        headers: {
+          authorization: `Bearer ${analyst.apiKey}`,
+          'content-type': 'application/json',
+          accept: 'text/csv',
+        },
+        payload: { query, variables },
+      });
+    // A name the agreement does not release, refused by validation, named agreement or not.
+    for (const [query, url] of [
+      [`{ people(purpose: RESEARCH, agreement: "${agreementId}") { nodes { k secret } } }`, '/data/graphql'],
+      [`query($p: Purpose!) { people(purpose: $p) { nodes { secret n } } }`, '/data/export'],
+    ]) {
+      const response = await asked(query, { p: 'RESEARCH' }, url);
+      expect(response.statusCode).toBeGreaterThanOrEqual(400);
+      expect(await lastDeny()).toEqual({
+        action: url === '/data/export' ? 'EXPORT' : 'QUERY',
+        reason: 'FIELD_NOT_RELEASED',
+        dataset_id: datasetId,
+        purpose: 'RESEARCH',
+        agreement_id: agreementId,
+        agreement_version: 1,
+        fields: url === '/data/export' ? ['secret', 'n'] : ['secret', 'k'],
+      });
+    }
+    // A variable of the wrong type: the request's dataset and purpose, no name refused.
+    await asked(`query($f: Int) { people(purpose: RESEARCH, first: $f) { nodes { k } } }`, { f: 'ten' });
+    expect(await lastDeny()).toMatchObject({
+      reason: 'INVALID',
+      dataset_id: datasetId,
+      purpose: 'RESEARCH',
+      fields: ['k'],
+    });
+    // What is not the caller's is not named: a dataset outside its schema, a purpose or agreement it
+    // does not hold (they stay in the event's message only).
+    await asked(`{ secrets(purpose: RESEARCH) { nodes { k } } }`);
+    expect(await lastDeny()).toMatchObject({
+      dataset_id: null,
+      purpose: null,
+      agreement_id: null,
+      fields: null,
+    });
+    await asked(`{ people(purpose: SUPERVISION, agreement: "${UNKNOWN}") { nodes { k } } }`);
+    expect(await lastDeny()).toMatchObject({
+      reason: 'PURPOSE_NOT_GRANTED',
+      dataset_id: datasetId,
+      purpose: null,
+      agreement_id: null,
+    });
+  });
+
   it('answers malformed bodies in each endpoint shape', async () => {
     const bodies = fc.oneof(
       fc.string({ maxLength: 100 }),

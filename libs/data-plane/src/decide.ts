@@ -6,8 +6,10 @@ import {
   type DocumentNode,
   GraphQLError,
   type GraphQLSchema,
+  Kind,
   type OperationDefinitionNode,
   OperationTypeNode,
+  type ValueNode,
   type ValidationContext,
   getOperationAST,
   getVariableValues,
@@ -18,7 +20,7 @@ import {
 import { withoutSuggestions } from '@broker/core';
 import { refusal } from '@broker/policy';
 import { authorise } from './authorise';
-import type { DataPlaneRefusal, DataPlaneRequest, Plan } from './plan';
+import type { DataPlaneRefusal, DataPlaneRequest, Plan, RefusalAudit } from './plan';
 import type { CallerPolicy } from './policy-cache.service';
 import { type DocumentCache, type Splice, analyse, freezeDeep } from './request-analysis';
 import { classify } from './response';
@@ -94,7 +96,12 @@ export function decideRequest(
     }
     const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
     if (validationErrors.length) {
-      return { kind: 'refused', refusals: validationErrors.map((e) => classify(e, policy)), status: 400 };
+      const asked = askedIn(document, operationName ?? null, variables, policy);
+      return {
+        kind: 'refused',
+        refusals: validationErrors.map((e) => withAsked(classify(e, policy), asked)),
+        status: 400,
+      };
     }
     cached = documents.set(schema, query, document);
   }
@@ -120,12 +127,89 @@ export function decideRequest(
   }
   const { operation } = found;
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
-  if (coerced.errors)
-    return { kind: 'refused', refusals: coerced.errors.map((e) => classify(e, policy)), status: 400 };
+  if (coerced.errors) {
+    const asked = askedIn(document, name, variables, policy);
+    return {
+      kind: 'refused',
+      refusals: coerced.errors.map((e) => withAsked(classify(e, policy), asked)),
+      status: 400,
+    };
+  }
   const variableValues = coerced.coerced;
   const analysis = found.analysis ?? analyse(policy.schema, document, operation, variableValues);
 
   const { plans, refusals } = authorise(analysis, policy);
   if (refusals.length) return { kind: 'refused', refusals, status: 200 };
   return { kind: 'run', schema, document, operation, variableValues, plans, splice: analysis.splice };
+}
+
+/**
+ * What a request refused before it was analysed (by validation, or its variables) asked for, for its
+ * DENY events (DESIGN §4: what was asked, never a filter value): the dataset of its first root field
+ * that names one of the caller's datasets, the purpose and the agreement it names where they are the
+ * caller's (anything else it typed stays in the event's message only), and the names it asked for.
+ */
+export function askedIn(
+  document: DocumentNode,
+  operationName: string | null,
+  variables: Record<string, unknown> | null | undefined,
+  policy: CallerPolicy,
+): RefusalAudit {
+  const operation = getOperationAST(document, operationName);
+  if (!operation) return {};
+  const value = (node: ValueNode | undefined): unknown => {
+    if (!node) return undefined;
+    if (node.kind === Kind.VARIABLE) return variables?.[node.name.value];
+    return node.kind === Kind.ENUM || node.kind === Kind.STRING ? node.value : undefined;
+  };
+  for (const selection of operation.selectionSet.selections) {
+    if (selection.kind !== Kind.FIELD) continue;
+    const root = selection.name.value;
+    const shape = [...policy.shapes.values()].find((s) => root === s.slug || root === `${s.slug}_aggregate`);
+    if (!shape) continue;
+    const argument = (name: string) => value(selection.arguments?.find((a) => a.name.value === name)?.value);
+    const purpose = argument('purpose');
+    // The agreement named, or the only one that grants the dataset for the purpose.
+    const named = argument('agreement');
+    const granting = policy.active.filter(
+      (a) => a.grants.has(shape.id) && (typeof purpose !== 'string' || a.purposes.includes(purpose)),
+    );
+    const agreement =
+      named === undefined || named === null
+        ? granting.length === 1
+          ? granting[0]
+          : undefined
+        : granting.find((a) => a.id === named);
+    const names = [
+      ...new Set(
+        (selection.selectionSet?.selections ?? []).flatMap((connection) =>
+          connection.kind === Kind.FIELD && connection.name.value === 'nodes'
+            ? (connection.selectionSet?.selections ?? []).flatMap((f) =>
+                f.kind === Kind.FIELD ? [f.name.value] : [],
+              )
+            : [],
+        ),
+      ),
+    ].sort();
+    return {
+      datasetId: shape.id,
+      ...(typeof purpose === 'string' && policy.active.some((a) => a.purposes.includes(purpose))
+        ? { purpose }
+        : {}),
+      ...(agreement ? { agreementId: agreement.id, agreementVersion: agreement.version } : {}),
+      ...(names.length ? { fields: names.slice(0, 100) } : {}),
+    };
+  }
+  return {};
+}
+
+/**
+ * A refusal with what its request asked for; the name it was refused for first among the fields. A
+ * LIMIT stays as it is: limits merge per caller and minute (DataPlaneRecorder.refused), and an
+ * agreement named would keep them apart.
+ */
+function withAsked(refused: DataPlaneRefusal, asked: RefusalAudit): DataPlaneRefusal {
+  if (!asked.datasetId || refused.reason === 'LIMIT') return refused;
+  const fields = refused.field ? [...new Set([refused.field, ...(asked.fields ?? [])])] : asked.fields;
+  return { ...refused, audit: { ...asked, ...(fields ? { fields } : {}), ...refused.audit } };
 }
