@@ -100,7 +100,10 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
     const before = await broker.query(`SELECT count(*)::int AS n FROM consent_event`);
     const cases: [string, Record<string, unknown>, string][] = [
       ['unknown purpose', { purpose: 'MARKETING' }, 'BAD_USER_INPUT'],
-      ['empty subject', { subjectId: '  ' }, 'BAD_USER_INPUT'],
+      ['empty subject', { subjectId: '' }, 'BAD_USER_INPUT'],
+      ['subject too long', { subjectId: 'P'.repeat(201) }, 'BAD_USER_INPUT'],
+      ['subject with a NUL', { subjectId: 'P\u0000' }, 'BAD_USER_INPUT'],
+      ['subject with a lone surrogate', { subjectId: 'P\ud800' }, 'BAD_USER_INPUT'],
       ['dataset without a subject field', { datasetId: noSubject.id }, 'BAD_USER_INPUT'],
       ['missing dataset', { datasetId: '00000000-0000-4000-8000-000000000000' }, 'NOT_FOUND'],
     ];

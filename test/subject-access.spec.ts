@@ -232,6 +232,22 @@ describe('subject access report: every release of a subject, from the records ea
     expect(tooLong.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
   });
 
+  it('names the subject exactly as stored: surrounding spaces make another subject, never P1', async () => {
+    const p1 = (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: 'P1' })).subjectAccessReport;
+    expect(p1.length).toBeGreaterThan(0);
+    // No record has these subjects: each is reported as having had nothing released.
+    for (const s of [' P1', 'P1 ', 'P1\t', '\tP1', 'P1\n', '\u00a0P1', 'P1\u3000', '\ufeffP1', '  ']) {
+      const res = await report(steward.apiKey, s);
+      expect({ s, errors: res.errors, report: res.data?.subjectAccessReport }).toEqual({
+        s,
+        errors: undefined,
+        report: [],
+      });
+    }
+    const empty = await report(steward.apiKey, '');
+    expect(empty.errors![0].extensions!.code).toBe('BAD_USER_INPUT');
+  });
+
   it('refuses to report from a release list that no longer matches its audit event', async () => {
     await broker.query(`ALTER TABLE release_record DISABLE TRIGGER USER`);
     await broker.query(

@@ -20,7 +20,10 @@ export class SubjectAccessResolver {
   subjectAccessReport(
     @Ctx() ctx: RequestContext,
     @Args('datasetId', { type: () => ID, description: 'The dataset (of your agency).' }) datasetId: string,
-    @Args('subjectId', { description: "The provider's own person id." }) subjectId: string,
+    @Args('subjectId', {
+      description: "The provider's own person id, exactly as in the dataset's subject field (not trimmed).",
+    })
+    subjectId: string,
   ) {
     return this.reports.report(ctx, datasetId, subjectId);
   }

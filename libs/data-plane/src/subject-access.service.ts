@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, auditActor, releaseDigestSql } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BrokerError, ErrorCode, badInput, quoteIdent } from '@broker/core';
-import { DatasetService, cleanText, recordTable } from '@broker/registry';
+import { DatasetService, recordTable, subjectIdInput } from '@broker/registry';
 import type { SubjectAccessModel } from './subject-access.model';
 
 /**
@@ -25,7 +25,8 @@ export class SubjectAccessService {
     if (!dataset.subjectField) {
       throw badInput('The dataset has no subjectField: releases are reported per subject');
     }
-    const subject = cleanText(subjectId, 'subjectId', 200);
+    // The same identity as consent and the records: the id exactly as given.
+    const subject = subjectIdInput(subjectId);
     const rows = await this.dataSource.query<
       {
         seq: string;

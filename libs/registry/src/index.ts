@@ -3,6 +3,7 @@ export * from './agency/agency.model';
 export * from './agency/agency.service';
 export * from './consent/consent.model';
 export * from './consent/consent.service';
+export * from './consent/subject-id';
 export * from './dataset/dataset-retention';
 export * from './dataset/dataset-schema';
 export * from './dataset/dataset.entity';

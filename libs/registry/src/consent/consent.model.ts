@@ -4,8 +4,10 @@ import { Field, GraphQLISODateTime, ID, InputType, ObjectType } from '@nestjs/gr
 @InputType({ description: "A subject's consent to one purpose for one dataset, or its withdrawal." })
 export class ConsentInput {
   @Field(() => ID, { description: 'The dataset (of your agency).' }) datasetId!: string;
-  /** The provider's own person id, as in the dataset's subject field. */
-  @Field({ description: "The provider's own person id, as in the dataset's subject field." })
+  /** The provider's own person id, exactly as in the dataset's subject field: never trimmed. */
+  @Field({
+    description: "The provider's own person id, exactly as in the dataset's subject field (not trimmed).",
+  })
   subjectId!: string;
   /** A purpose code. */
   @Field({ description: 'A purpose code.' }) purpose!: string;

@@ -3,10 +3,10 @@ import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { badInput, Database } from '@broker/core';
-import { cleanText } from '../agency/agency.service';
 import { DatasetService } from '../dataset/dataset.service';
 import { PurposeService } from '../purpose/purpose.service';
 import type { ConsentInput, ConsentModel } from './consent.model';
+import { subjectIdInput } from './subject-id';
 
 /**
  * Consent per subject and purpose, recorded by the provider's stewards. Every record is kept; the
@@ -28,7 +28,8 @@ export class ConsentService {
     if (!dataset.subjectField) {
       throw badInput('The dataset has no subjectField: consent is recorded per subject');
     }
-    const subjectId = cleanText(input.subjectId, 'subjectId', 200);
+    // Exactly as given: the records' subject field is stored untrimmed, and the data plane joins on it.
+    const subjectId = subjectIdInput(input.subjectId);
     if (!(await this.purposes.codes()).has(input.purpose)) throw badInput(`Unknown purpose ${input.purpose}`);
     return this.db.transaction(
       async ({ manager }) => {
