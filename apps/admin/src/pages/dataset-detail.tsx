@@ -267,7 +267,7 @@ function ConsentSection({ dataset }: { dataset: Dataset }) {
     event.preventDefault();
     setDone(null);
     const result = await mutate({
-      input: { datasetId: dataset.id, subjectId: subjectId.trim(), purpose, granted },
+      input: { datasetId: dataset.id, subjectId, purpose, granted },
     });
     if (result) {
       const c = result.recordConsent;
@@ -318,7 +318,7 @@ function ConsentSection({ dataset }: { dataset: Dataset }) {
         <ErrorMessage error={error} title="The consent was not recorded" />
         {done ? <Notice>{done}</Notice> : null}
         <div className="form-actions">
-          <button type="submit" className="primary" disabled={busy || !subjectId.trim() || !purpose}>
+          <button type="submit" className="primary" disabled={busy || subjectId === '' || !purpose}>
             Record consent
           </button>
         </div>
