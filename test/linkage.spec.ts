@@ -358,7 +358,7 @@ describe('linkage runs', () => {
     expect(await assignment(third.id)).toEqual(firstAssignment);
   }, 120_000);
 
-  it('shows the pairs nearest the threshold as patterns, each steward its own side, and keeps decisions', async () => {
+  it('shows the pairs nearest the threshold as patterns, and keeps decisions', async () => {
     const [current] = await broker.query<{ run: string }>(
       `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
     );
@@ -396,43 +396,9 @@ describe('linkage runs', () => {
       [current.run],
     );
     const answered = JSON.stringify(pairs);
-    for (const row of stored) expect(answered).not.toContain(row.key_a);
-
-    // A steward sees the pairs its agency holds a side of, and reads that side's record only.
-    const sheriff = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
-    const bookings = seeded.datasets.jail_bookings.id;
-    const own = stored.filter((r) => r.dataset_a === bookings || r.dataset_b === bookings);
-    const { linkageReviewPairs: seen } = await broker.gqlOk<{ linkageReviewPairs: { pair: number }[] }>(
-      sheriff.apiKey,
-      REVIEW,
-      { id: current.run },
-    );
-    expect(seen.map((p) => p.pair)).toEqual(own.map((r) => r.pair));
-    const SIDE = `query($id: ID!, $pair: Int!) { linkageReviewPairSide(runId: $id, pair: $pair) { dataset recordKey values } }`;
-    if (own.length) {
-      const row = own[0];
-      const { linkageReviewPairSide: side } = await broker.gqlOk<{
-        linkageReviewPairSide: {
-          dataset: string;
-          recordKey: string;
-          values: Record<string, string | null>;
-        }[];
-      }>(sheriff.apiKey, SIDE, { id: current.run, pair: row.pair });
-      const keys = [
-        row.dataset_a === bookings ? row.key_a : null,
-        row.dataset_b === bookings ? row.key_b : null,
-      ];
-      expect(side.map((r) => r.recordKey)).toEqual(keys.filter((k) => k !== null));
-      const record = seeded.county.datasets
-        .find((d) => d.slug === 'jail_bookings')!
-        .records.find((r) => String(r.booking_id) === side[0].recordKey)!;
-      expect(side[0].dataset).toBe('jail_bookings');
-      expect(side[0].values.last_name).toBe(record.last_name);
-    }
-    const foreign = stored.find((r) => r.dataset_a !== bookings && r.dataset_b !== bookings);
-    if (foreign) {
-      const refused = await broker.gql(sheriff.apiKey, SIDE, { id: current.run, pair: foreign.pair });
-      expect(refused.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    for (const row of stored) {
+      expect(answered).not.toContain(row.key_a);
+      expect(answered).not.toContain(row.key_b);
     }
 
     // The operator decides that the linked pair nearest the threshold is not one person: audited
@@ -453,6 +419,188 @@ describe('linkage runs', () => {
     expect(auditEvents.nodes).toEqual([{ action: 'LINKAGE_PAIR_DECIDED', reason: 'not one person' }]);
     const row = stored[target.pair - 1];
     apartPair = [`${row.dataset_a}/${row.key_a}`, `${row.dataset_b}/${row.key_b}`];
+  });
+
+  it("shows a steward only the pairs of two of its own agency's records: another agency's are NOT_FOUND", async () => {
+    const [current] = await broker.query<{ run: string }>(
+      `SELECT current_run_id AS run FROM linkage_state WHERE id = 1`,
+    );
+    const run = current.run;
+    const REVIEW = `query($id: ID!) { linkageReviewPairs(runId: $id) {
+      pair weight probability decision levels { comparison level weight } } }`;
+    const SIDE = `query($id: ID!, $pair: Int!) { linkageReviewPairSide(runId: $id, pair: $pair) {
+      dataset recordKey values } }`;
+    const DECIDE = `mutation($id: ID!, $pair: Int!, $same: Boolean!) {
+      decideLinkagePair(runId: $id, pair: $pair, same: $same) { pair weight probability decision levels { comparison level weight } } }`;
+    type Pair = {
+      pair: number;
+      weight: number;
+      probability: number;
+      decision: boolean | null;
+      levels: { comparison: string; level: string; weight: number }[];
+    };
+    type Side = { dataset: string; recordKey: string; values: Record<string, string | null> };
+    const reviewOf = async (apiKey: string) =>
+      (await broker.gqlOk<{ linkageReviewPairs: Pair[] }>(apiKey, REVIEW, { id: run })).linkageReviewPairs;
+    /** What a refusal tells its caller: the data, each error's message, code and path. */
+    const told = (result: {
+      data?: unknown;
+      errors?: readonly { message: string; path?: unknown; extensions?: Record<string, unknown> }[];
+    }) => ({
+      data: result.data ?? null,
+      errors: (result.errors ?? []).map((e) => ({
+        message: e.message,
+        code: e.extensions?.code,
+        path: e.path,
+      })),
+    });
+    const user = (handle: string) => seeded.users.find((u) => u.handle === handle)!;
+    const sheriff = user('steward:SHERIFF');
+    const auditor = user('auditor:OVERSIGHT');
+    const bookings = seeded.datasets.jail_bookings.id;
+    const bookingRecords = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!.records;
+
+    // A pair of two of the sheriff's records (duplicates within its agency), added to the run's
+    // review with the pattern of its first pair, so that one surely exists.
+    const [{ last }] = await broker.query<{ last: number }>(
+      `SELECT max(pair)::int AS last FROM linkage_review_pair WHERE run_id = $1`,
+      [run],
+    );
+    const ownKeys = [String(bookingRecords[0].booking_id), String(bookingRecords[1].booking_id)].sort();
+    await broker.query(
+      `INSERT INTO linkage_review_pair (run_id, pair, dataset_a, key_a, dataset_b, key_b, levels, weight)
+       SELECT run_id, $2, $3, $4, $3, $5, levels, weight FROM linkage_review_pair WHERE run_id = $1 AND pair = 1`,
+      [run, last + 1, bookings, ownKeys[0], ownKeys[1]],
+    );
+    const ownPair = last + 1;
+    try {
+      const stored = await broker.query<{
+        pair: number;
+        key_a: string;
+        key_b: string;
+        provider_a: string;
+        provider_b: string;
+      }>(
+        `SELECT r.pair, r.key_a, r.key_b, da.provider_agency_id AS provider_a, db.provider_agency_id AS provider_b
+           FROM linkage_review_pair r
+           JOIN dataset da ON da.id = r.dataset_a
+           JOIN dataset db ON db.id = r.dataset_b
+          WHERE r.run_id = $1 ORDER BY r.pair`,
+        [run],
+      );
+      // The run has pairs across agencies, some with a record of the sheriff's.
+      const cross = stored.find(
+        (r) =>
+          r.provider_a !== r.provider_b &&
+          (r.provider_a === sheriff.agencyId || r.provider_b === sheriff.agencyId),
+      )!;
+      expect(cross).toBeDefined();
+
+      // The operator and the auditor see every pair, the same, as patterns: the type has no field
+      // for a value or a key, and no key or identity value of a pair's records is in the answer.
+      const operatorView = await reviewOf(broker.operatorKey);
+      expect(operatorView.map((p) => p.pair)).toEqual(stored.map((r) => r.pair));
+      expect(await reviewOf(auditor.apiKey)).toEqual(operatorView);
+      const { __type: pairType } = await broker.gqlOk<{ __type: { fields: { name: string }[] } }>(
+        broker.operatorKey,
+        `{ __type(name: "LinkageReviewPair") { fields { name } } }`,
+      );
+      expect(pairType.fields.map((f) => f.name).sort()).toEqual([
+        'decision',
+        'levels',
+        'pair',
+        'probability',
+        'weight',
+      ]);
+      const { __type: levelType } = await broker.gqlOk<{ __type: { fields: { name: string }[] } }>(
+        broker.operatorKey,
+        `{ __type(name: "LinkageReviewLevel") { fields { name } } }`,
+      );
+      expect(levelType.fields.map((f) => f.name).sort()).toEqual(['comparison', 'level', 'weight']);
+      const crossView = operatorView.find((p) => p.pair === cross.pair)!;
+      expect(crossView.levels).toHaveLength(10);
+      const crossText = JSON.stringify(crossView);
+      expect(crossText).not.toContain(cross.key_a);
+      expect(crossText).not.toContain(cross.key_b);
+      for (const l of crossView.levels) expect(l.level).toMatch(/^[a-z_0-9]+$/);
+      const sheriffKey = cross.provider_a === sheriff.agencyId ? cross.key_a : cross.key_b;
+      const sheriffRecord = bookingRecords.find((r) => String(r.booking_id) === sheriffKey)!;
+      for (const name of ['first_name', 'middle_name', 'last_name', 'dob', 'ssn']) {
+        const value = sheriffRecord[name];
+        if (typeof value === 'string' && value.length > 3) expect(crossText).not.toContain(value);
+      }
+
+      // Each steward sees exactly the pairs both of whose records its agency holds, as the operator does.
+      for (const steward of seeded.users.filter((u) => u.role === 'STEWARD')) {
+        const own = stored.filter(
+          (r) => r.provider_a === steward.agencyId && r.provider_b === steward.agencyId,
+        );
+        const seen = await reviewOf(steward.apiKey);
+        expect(seen).toEqual(operatorView.filter((p) => own.some((r) => r.pair === p.pair)));
+      }
+      const sheriffView = await reviewOf(sheriff.apiKey);
+      expect(sheriffView.map((p) => p.pair)).toContain(ownPair);
+      expect(sheriffView.map((p) => p.pair)).not.toContain(cross.pair);
+      expect(
+        sheriffView.every((p) => {
+          const r = stored.find((s) => s.pair === p.pair)!;
+          return r.provider_a === sheriff.agencyId && r.provider_b === sheriff.agencyId;
+        }),
+      ).toBe(true);
+
+      // The pair across agencies answers the sheriff exactly as a pair that does not exist.
+      const missing = 1_000_000;
+      const sideCross = await broker.gql(sheriff.apiKey, SIDE, { id: run, pair: cross.pair });
+      const sideMissing = await broker.gql(sheriff.apiKey, SIDE, { id: run, pair: missing });
+      expect(told(sideCross).errors[0]?.code).toBe('NOT_FOUND');
+      expect(told(sideCross)).toEqual(told(sideMissing));
+      const decisionsBefore = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM linkage_decision`,
+      );
+      const decideCross = await broker.gql(sheriff.apiKey, DECIDE, { id: run, pair: cross.pair, same: true });
+      const decideMissing = await broker.gql(sheriff.apiKey, DECIDE, { id: run, pair: missing, same: true });
+      expect(told(decideCross).errors[0]?.code).toBe('NOT_FOUND');
+      expect(told(decideCross)).toEqual(told(decideMissing));
+      expect(await broker.query(`SELECT count(*)::int AS n FROM linkage_decision`)).toEqual(decisionsBefore);
+      expect((await reviewOf(broker.operatorKey)).find((p) => p.pair === cross.pair)!.decision).toBe(
+        crossView.decision,
+      );
+
+      // Its own pair: both records, their identity fields, and a decision it may take.
+      const { linkageReviewPairSide: side } = await broker.gqlOk<{ linkageReviewPairSide: Side[] }>(
+        sheriff.apiKey,
+        SIDE,
+        { id: run, pair: ownPair },
+      );
+      expect(side.map((r) => [r.dataset, r.recordKey])).toEqual([
+        ['jail_bookings', ownKeys[0]],
+        ['jail_bookings', ownKeys[1]],
+      ]);
+      for (const r of side) {
+        const record = bookingRecords.find((b) => String(b.booking_id) === r.recordKey)!;
+        expect(r.values.last_name).toBe(record.last_name);
+      }
+      const { decideLinkagePair: decided } = await broker.gqlOk<{ decideLinkagePair: Pair }>(
+        sheriff.apiKey,
+        DECIDE,
+        { id: run, pair: ownPair, same: true },
+      );
+      expect(decided).toEqual({ ...operatorView.find((p) => p.pair === ownPair)!, decision: true });
+      expect(
+        await broker.query(
+          `SELECT key_a, key_b, same, decided_by FROM linkage_decision
+            WHERE dataset_a = $1 AND dataset_b = $1 AND key_a = $2 AND key_b = $3`,
+          [bookings, ownKeys[0], ownKeys[1]],
+        ),
+      ).toEqual([{ key_a: ownKeys[0], key_b: ownKeys[1], same: true, decided_by: sheriff.id }]);
+    } finally {
+      // The next run must not see this test's pair or decision.
+      await broker.query(`DELETE FROM linkage_review_pair WHERE run_id = $1 AND pair = $2`, [run, ownPair]);
+      await broker.query(
+        `DELETE FROM linkage_decision WHERE dataset_a = $1 AND dataset_b = $1 AND key_a = $2 AND key_b = $3`,
+        [bookings, ownKeys[0], ownKeys[1]],
+      );
+    }
   });
 
   it('runs again after ingestion (debounced), keeping person ids and linking the new records', async () => {

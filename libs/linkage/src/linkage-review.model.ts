@@ -43,10 +43,10 @@ export class LinkageReviewPairModel {
   decision!: boolean | null;
 }
 
-/** A steward's own side of a reviewed pair: one of its agency's records. */
+/** A record of a reviewed pair both of whose records are the steward's agency's. */
 @ObjectType('LinkagePairRecord', {
   description:
-    "A steward's own side of a reviewed pair: one of its agency's records, its identity fields only.",
+    "A record of a reviewed pair both of whose records the steward's agency holds: its identity fields only.",
 })
 export class LinkagePairRecordModel {
   @Field(() => String, { description: "The slug of the steward's dataset holding the record." })

@@ -24,9 +24,12 @@ interface ReviewRow {
 /**
  * Review of a run's uncertain pairs (those nearest its threshold). The operator and auditors read
  * them as comparison patterns only (each comparison's level and weight, never a value or a key); a
- * steward reads the pairs one of whose records is its agency's, and that side's record itself. A
- * decision (one person or not) names the two records, is kept across runs and applied by every
- * later run, and is audited without naming them.
+ * steward reads only the pairs both of whose records its own agency holds (duplicates within the
+ * agency), and their records. A pair with another agency's record is, to a steward, no pair at all:
+ * its levels would say what the other record holds ('exact' is the steward's own value) and its
+ * existence that the steward's person is probably in another agency's data, which no agreement
+ * released. A decision (one person or not) names the two records, is kept across runs and applied
+ * by every later run, and is audited without naming them.
  */
 @Injectable()
 export class LinkageReviewService {
@@ -35,7 +38,7 @@ export class LinkageReviewService {
     private readonly audit: AuditService,
   ) {}
 
-  /** The run's uncertain pairs, nearest the threshold first; a steward's only where it holds a side. */
+  /** The run's uncertain pairs, nearest the threshold first; a steward's only where it holds both sides. */
   async pairs(ctx: RequestContext, runId: string): Promise<LinkageReviewPairModel[]> {
     const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
     if (!run) throw notFound('Linkage run');
@@ -59,7 +62,10 @@ export class LinkageReviewService {
     }));
   }
 
-  /** A steward's side of a pair: the pair's records that its agency provided (NOT_FOUND otherwise). */
+  /**
+   * A steward's pair: its two records, both its agency's; NOT_FOUND for a pair with another agency's
+   * record exactly as for a pair that does not exist.
+   */
   async side(ctx: RequestContext, runId: string, pair: number): Promise<LinkagePairRecordModel[]> {
     const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
     const [row] = run ? await this.rows(run.id, pair, ctx.principal.agencyId) : [];
@@ -87,8 +93,9 @@ export class LinkageReviewService {
   }
 
   /**
-   * Decides whether the pair's two records are one person: the operator, or a steward of an agency
-   * holding a side. Kept (the latest decision stands) and applied by every later run; audited.
+   * Decides whether the pair's two records are one person: the operator (any pair), or a steward of
+   * the agency holding both records (NOT_FOUND otherwise, as for a missing pair). Kept (the latest
+   * decision stands) and applied by every later run; audited.
    */
   async decide(
     ctx: RequestContext,
@@ -125,7 +132,10 @@ export class LinkageReviewService {
     return (await this.pairs(ctx, run.id)).find((p) => p.pair === pair)!;
   }
 
-  /** Review rows of a run (one pair, or all), with each side's provider and the decision in force. */
+  /**
+   * Review rows of a run (one pair, or all), with each side's provider and the decision in force;
+   * given an agency, only the pairs both of whose records it provided.
+   */
   private rows(runId: string, pair: number | null, agencyId: string | null): Promise<ReviewRow[]> {
     return this.store.query<ReviewRow>(
       `SELECT r.pair, r.dataset_a, r.key_a, r.dataset_b, r.key_b, r.levels, r.weight,
@@ -138,7 +148,7 @@ export class LinkageReviewService {
            OR (d.dataset_a, d.key_a, d.dataset_b, d.key_b) = (r.dataset_b, r.key_b, r.dataset_a, r.key_a)
         WHERE r.run_id = $1
           AND ($2::int IS NULL OR r.pair = $2)
-          AND ($3::uuid IS NULL OR da.provider_agency_id = $3 OR db.provider_agency_id = $3)
+          AND ($3::uuid IS NULL OR (da.provider_agency_id = $3 AND db.provider_agency_id = $3))
         ORDER BY r.pair`,
       [runId, pair, agencyId],
     );

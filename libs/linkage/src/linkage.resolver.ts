@@ -43,7 +43,7 @@ export class LinkageResolver {
   @Query(() => [LinkageReviewPairModel], {
     description:
       "A run's pairs nearest its threshold, as comparison patterns (levels and weights, never a value). " +
-      'A steward sees the pairs of which its agency holds a record.',
+      'A steward sees only the pairs both of whose records its agency holds (duplicates within the agency).',
   })
   linkageReviewPairs(
     @Ctx() ctx: RequestContext,
@@ -54,7 +54,9 @@ export class LinkageResolver {
 
   @Allow(Role.STEWARD)
   @Query(() => [LinkagePairRecordModel], {
-    description: "The steward's own agency's record(s) of a reviewed pair; NOT_FOUND if it holds none.",
+    description:
+      "The two records of a reviewed pair both of whose records the steward's agency holds; NOT_FOUND " +
+      "for a pair with another agency's record, as for a pair that does not exist.",
   })
   linkageReviewPairSide(
     @Ctx() ctx: RequestContext,
@@ -67,7 +69,8 @@ export class LinkageResolver {
   @Allow(Role.OPERATOR, Role.STEWARD)
   @Mutation(() => LinkageReviewPairModel, {
     description:
-      "Decides whether a reviewed pair's records are one person (a steward: only a pair it holds a record of). " +
+      "Decides whether a reviewed pair's records are one person (a steward: only a pair both of whose records " +
+      'its agency holds; NOT_FOUND otherwise). ' +
       'Kept across runs and applied by every later run; audited.',
   })
   decideLinkagePair(

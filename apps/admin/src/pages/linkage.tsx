@@ -119,8 +119,9 @@ export function LinkageRunsPage() {
 
 /**
  * The run's pairs nearest its threshold, as comparison patterns: each comparison's level and the
- * weight it adds, never a value. The operator or a steward holding a side decides; the decision
- * is kept and applied by every later run.
+ * weight it adds, never a value. The operator decides (stewards do not reach this page: through
+ * the API a steward reviews only pairs both of whose records its agency holds); the decision is
+ * kept and applied by every later run.
  */
 function UncertainPairs({ runId }: { runId: string }) {
   const { me } = useSession();
