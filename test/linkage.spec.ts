@@ -580,6 +580,24 @@ describe('linkage runs', () => {
         const record = bookingRecords.find((b) => String(b.booking_id) === r.recordKey)!;
         expect(r.values.last_name).toBe(record.last_name);
       }
+      // Each read is audited, naming the run and the pair, not the records; a refused one is not a read.
+      const reads = await broker.query<{
+        actor_user_id: string;
+        actor_agency_id: string;
+        row_count: number;
+        details: unknown;
+      }>(
+        `SELECT actor_user_id, actor_agency_id, row_count, details FROM audit_event
+          WHERE action = 'LINKAGE_PAIR_READ' ORDER BY seq`,
+      );
+      expect(reads).toEqual([
+        {
+          actor_user_id: sheriff.id,
+          actor_agency_id: sheriff.agencyId,
+          row_count: 2,
+          details: { runId: run, pair: ownPair },
+        },
+      ]);
       const { decideLinkagePair: decided } = await broker.gqlOk<{ decideLinkagePair: Pair }>(
         sheriff.apiKey,
         DECIDE,

@@ -29,6 +29,8 @@ export enum AuditAction {
   LINKAGE_RUN = 'LINKAGE_RUN',
   /** A reviewer decided whether a pair of records is one person (the records are not named). */
   LINKAGE_PAIR_DECIDED = 'LINKAGE_PAIR_DECIDED',
+  /** A steward read the records of a reviewed pair, its agency's own (the records are not named). */
+  LINKAGE_PAIR_READ = 'LINKAGE_PAIR_READ',
   USER_CREATED = 'USER_CREATED',
   /** A user was deactivated; its keys stopped. */
   USER_DEACTIVATED = 'USER_DEACTIVATED',

@@ -64,7 +64,8 @@ export class LinkageReviewService {
 
   /**
    * A steward's pair: its two records, both its agency's; NOT_FOUND for a pair with another agency's
-   * record exactly as for a pair that does not exist.
+   * record exactly as for a pair that does not exist. Audited (the run and pair number, not the
+   * records).
    */
   async side(ctx: RequestContext, runId: string, pair: number): Promise<LinkagePairRecordModel[]> {
     const run = isUuid(runId) ? await this.store.getRun(runId.toLowerCase()) : null;
@@ -89,6 +90,15 @@ export class LinkageReviewService {
       );
       if (record) out.push({ dataset: dataset.slug, recordKey: side.key, values: record });
     }
+    // Who read a pair's records, and how many: the run and pair number, never the records.
+    await this.audit.append({
+      actorUserId: ctx.principal.userId,
+      actorAgencyId: ctx.principal.agencyId,
+      action: AuditAction.LINKAGE_PAIR_READ,
+      decision: 'ALLOW',
+      rowCount: out.length,
+      details: { runId: run.id, pair },
+    });
     return out;
   }
 

@@ -56,7 +56,7 @@ export class LinkageResolver {
   @Query(() => [LinkagePairRecordModel], {
     description:
       "The two records of a reviewed pair both of whose records the steward's agency holds; NOT_FOUND " +
-      "for a pair with another agency's record, as for a pair that does not exist.",
+      "for a pair with another agency's record, as for a pair that does not exist. Audited.",
   })
   linkageReviewPairSide(
     @Ctx() ctx: RequestContext,
