@@ -50,10 +50,26 @@ export function cursorBinding(parts: {
   ]);
 }
 
+/**
+ * The smallest length a position is padded to before it is sealed, in bytes: a cipher is as long as
+ * what it seals, and the key in a position may be unreleased, so its length must not show. Past it,
+ * a position is padded to the next power of two: only keys far longer than a tie-break needs say
+ * anything of their length, and only which power of two it is under.
+ */
+const PADDED = 256;
+
+/** `plain` with trailing spaces (which JSON ignores) up to {@link PADDED} or the next power of two. */
+function padded(plain: string): string {
+  const bytes = Buffer.byteLength(plain, 'utf8');
+  let size = PADDED;
+  while (size < bytes) size *= 2;
+  return plain + ' '.repeat(size - bytes);
+}
+
 /** A cursor for a position (values as the page statement wrote them). */
 export function sealCursor(scope: CursorScope, values: readonly (string | null)[]): string {
   const key = cursorKey(scope.secret);
-  const plain = JSON.stringify(values);
+  const plain = padded(JSON.stringify(values));
   // A synthetic IV (an HMAC of what is sealed): the same position of the same query always gives the
   // same cursor, so answers stay deterministic; two different messages never share an IV.
   const iv = createHmac('sha256', key)
