@@ -508,4 +508,34 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
     expect(deep.status).toBeLessThan(500);
     expect(deep.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
   });
+
+  it('refuses as a LIMIT, naming no internals, what nests past the stack or the token limit', async () => {
+    // Written as text: JSON.stringify itself would overflow the stack on it.
+    const w = `${'{"not":'.repeat(10_000)}{"n":{"eq":1}}${'}'.repeat(10_000)}`;
+    const nested = `${'{ me '.repeat(3000)}{ id }${' }'.repeat(3000)}`;
+    for (const [url, body] of [
+      [
+        '/data/graphql',
+        `{"query":${JSON.stringify(`query($w: PeopleWhere) { people(purpose: RESEARCH, where: $w) { nodes { k } } }`)},"variables":{"w":${w}}}`,
+      ],
+      [
+        '/data/graphql',
+        {
+          query: `{ ${Array.from({ length: 2000 }, (_, i) => `a${i}: people(purpose: RESEARCH) { nodes { k } }`).join(' ')} }`,
+        },
+      ],
+      ['/graphql', { query: nested }],
+    ] as const) {
+      const body_ = await check(analyst, {
+        url,
+        payload: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const errors = body_.errors as { message: string; extensions: Record<string, string> }[];
+      expect({ url, extensions: errors[0].extensions }).toMatchObject({
+        url,
+        extensions: { code: 'BAD_USER_INPUT', reason: 'LIMIT' },
+      });
+      expect(errors[0].message).not.toMatch(/stack|Maximum/);
+    }
+  });
 });

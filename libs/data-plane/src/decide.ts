@@ -88,11 +88,12 @@ export function decideRequest(
     try {
       document = parse(query, { maxTokens: MAX_TOKENS, noLocation: false });
     } catch (error) {
-      const message =
-        error instanceof GraphQLError && /token/i.test(error.message)
-          ? 'The query is too large'
-          : (error as Error).message;
-      return { kind: 'invalid', message: withoutSuggestions(message) };
+      // Past the token limit (graphql-js's own message names it), or nested past the stack: LIMIT.
+      const refused = classify(
+        error instanceof GraphQLError ? error : new GraphQLError((error as Error).message),
+      );
+      if (refused.reason === 'LIMIT') return { kind: 'refused', refusals: [refused], status: 400 };
+      return { kind: 'invalid', message: withoutSuggestions((error as Error).message) };
     }
     const validationErrors = validate(schema, document, RULES, { maxErrors: 20 });
     if (validationErrors.length) {

@@ -1,5 +1,5 @@
 import type { GraphQLError } from 'graphql';
-import { renderGraphQLError } from '@broker/core';
+import { LIMIT_MESSAGE, renderGraphQLError } from '@broker/core';
 import { refusal, releasedAsOf } from '@broker/policy';
 import type { DataPlaneRefusal, DataPlaneResponse } from './plan';
 import type { CallerPolicy } from './policy-cache.service';
@@ -22,7 +22,6 @@ export interface PageResult {
 const OUTSIDE_SCHEMA =
   /^(Cannot query field|Unknown argument|Unknown type)|Field "[^"]*" is not defined by type|does not exist in "[A-Za-z0-9_]+" enum/;
 const PURPOSE_ENUM = /does not exist in "Purpose" enum/;
-const LIMIT = /^Syntax Error: Query validation error|too large|too complex/;
 
 // The name asked for and the type it was asked on, in graphql-js's messages.
 const ASKED =
@@ -46,7 +45,7 @@ export function classify(error: GraphQLError, policy?: CallerPolicy): DataPlaneR
       ...(releasedAs ? { releasedAs } : {}),
     });
   }
-  if (LIMIT.test(message)) return refusal('LIMIT', 'The query is too large or too complex');
+  if (LIMIT_MESSAGE.test(message)) return refusal('LIMIT', 'The query is too large or too complex');
   return refusal('INVALID', message);
 }
 

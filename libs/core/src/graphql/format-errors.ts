@@ -4,9 +4,12 @@ import { BrokerError, ErrorCode } from '../errors/broker-error';
 import { renderGraphQLError } from '../errors/render-error';
 import { databaseError } from '../errors/request-error-handler';
 
-// Messages of limits (graphql-armor without exposing its limits, graphql-js's token limit, ours).
-const LIMIT =
-  /^Syntax Error: Query validation error|^Syntax Error: Document contains more tha|too large|too complex/;
+/**
+ * Messages of limits, on the control plane and the data plane: graphql-armor's (which do not show
+ * their limits), graphql-js's token limit, ours, and a document or variable nested past the stack.
+ */
+export const LIMIT_MESSAGE =
+  /^Syntax Error: Query validation error|^Syntax Error: Document contains more tha|too large|too complex|Maximum call stack size exceeded/;
 
 /** A GraphQL error as the broker shows it: a contract code, and no hint at names the caller may not see. */
 export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLError {
@@ -40,7 +43,7 @@ export function toPublicError(error: GraphQLError, logger?: Logger): GraphQLErro
   }
   // Parse, validation and coercion errors carry no original error, or a GraphQLError of graphql-js.
   if (!original || original instanceof GraphQLError || isCoercionError(original)) {
-    if (LIMIT.test(error.message)) {
+    if (LIMIT_MESSAGE.test(error.message)) {
       return rendered(ErrorCode.BAD_USER_INPUT, 'The query is too large or too complex', 'LIMIT');
     }
     return rendered(ErrorCode.BAD_USER_INPUT, error.message, 'INVALID');
