@@ -135,6 +135,18 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
       `{ participation(purpose: RECIDIVISM_EVALUATION, where: { personKey: { eq: "${b1.personKey}" } }) { nodes { enrollment_id } } }`,
     );
     expect(joined.participation.nodes).toEqual([{ enrollment_id: 'E1' }]);
+    // An aggregate counts persons (unit: PERSONS) and filters by no pseudonym: it says so.
+    const counted = await broker.gql(
+      researchAnalyst.apiKey,
+      `{ participation_aggregate(purpose: RECIDIVISM_EVALUATION, groupBy: [], where: { personKey: { eq: "${b1.personKey}" } }) { groups { count } } }`,
+      undefined,
+      '/data/graphql',
+    );
+    expect(counted.data).toBeNull();
+    expect(counted.errors?.[0]).toMatchObject({
+      message: 'personKey filters and orders rows only, not aggregates',
+      extensions: { code: 'FORBIDDEN' },
+    });
   });
 
   it("filters on personKey exactly as each record's own key says, whatever the shape of the filter", async () => {

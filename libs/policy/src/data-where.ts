@@ -104,6 +104,9 @@ export function releasedTarget(
 ): WhereTarget {
   if (name === PERSON_KEY) {
     if (grant.linkage && options.personKey) return { name, type: 'String', released: null };
+    // Released, but not here: an aggregate counts persons (unit: PERSONS) and filters by no key.
+    if (grant.linkage)
+      throw new PolicyError('FORBIDDEN', 'personKey filters and orders rows only, not aggregates');
   } else {
     const released = grant.released.get(name);
     if (released) return { name, type: released.type, released };
