@@ -1,5 +1,6 @@
 import { Body, Controller, Headers, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import Negotiator from 'negotiator';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { renderGraphQLError } from '@broker/core';
 import { DataExportService } from './data-export.service';
@@ -9,13 +10,15 @@ import type { ExportFormat } from './export-sql';
 /** The media types an export is written in, by what `Accept` names. */
 const FORMATS: Record<string, ExportFormat> = { 'text/csv': 'csv', 'application/x-ndjson': 'ndjson' };
 
-/** The format an `Accept` header asks for, the first it names that an export is written in. */
+/**
+ * The format an `Accept` header prefers among those an export is written in (by its q-values, then
+ * its order: negotiator's reading of RFC 9110), or null: a wildcard chooses none, so a client that
+ * names neither type gets 406 and no rows.
+ */
 export function acceptedFormat(accept: string | undefined): ExportFormat | null {
-  for (const part of (accept ?? '').split(',')) {
-    const [type, ...parameters] = part.split(';').map((p) => p.trim().toLowerCase());
-    // `q=0` says "not this one".
-    if (parameters.some((p) => /^q=0(\.0*)?$/.test(p))) continue;
-    const format = FORMATS[type];
+  const preferred = new Negotiator({ headers: { accept: accept ?? '' } }).mediaTypes();
+  for (const type of preferred) {
+    const format = FORMATS[type.toLowerCase()];
     if (format) return format;
   }
   return null;
