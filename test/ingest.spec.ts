@@ -454,6 +454,20 @@ describe('dataset registry and ingestion', () => {
       expect(res.body.errors).toEqual([
         { row: 0, field: 'x); DROP TABLE y; --', message: 'unknown field (CSV header)' },
       ]);
+      // A header alone is refused as well, at row 0, as a file that breaks before its first row.
+      const before = await count();
+      const alone = await broker.upload(
+        steward.apiKey,
+        dataset.id,
+        'text/csv',
+        'booking_id,nope,booking_id\n',
+      );
+      expect(alone.status).toBe(422);
+      expect(alone.body.errors).toEqual([
+        { row: 0, field: 'nope', message: 'unknown field (CSV header)' },
+        { row: 0, field: 'booking_id', message: 'appears twice in the CSV header' },
+      ]);
+      expect(await count()).toBe(before);
     });
 
     it('reports malformed CSV at the row where it breaks', async () => {

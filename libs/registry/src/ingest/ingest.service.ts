@@ -176,6 +176,9 @@ export class IngestService {
         }
         if (writer.size >= writer.threshold) await writer.flush();
       }
+      // A header's unknown or repeated columns are errors of every row: of a file with none, they are
+      // reported at row 0, as a file that fails before its first row is, and nothing is written.
+      if (row === 0) for (const e of columnErrors) sink.add(0, e.field, e.message);
       await writer.end();
     } catch (error) {
       writer.abort(error as Error);
