@@ -49,9 +49,18 @@ export interface OverseenField {
 }
 
 /**
+ * Whether a field released so is released as good as raw for oversight: every transform but HASH,
+ * and HASH of a BOOLEAN, whose two hashes one known record or the counts of each tell apart (so a
+ * sensitive yes/no cannot escape the board by being hashed).
+ */
+function overseenAs(transform: FieldTransform, type: string): boolean {
+  return transform !== FieldTransform.HASH || type === 'BOOLEAN';
+}
+
+/**
  * The fields of a version that need oversight: DIRECT_IDENTIFIER or SENSITIVE, released other than
- * as HASH. A grant's dataset missing from `datasets` contributes nothing (it cannot be compiled
- * either).
+ * as HASH, or as the HASH of a BOOLEAN. A grant's dataset missing from `datasets` contributes
+ * nothing (it cannot be compiled either).
  */
 export function overseenFields(
   content: Pick<AgreementContent, 'grants'>,
@@ -62,7 +71,7 @@ export function overseenFields(
     const fields = new Map(datasets.get(grant.datasetId)?.fields.map((f) => [f.name, f]));
     for (const granted of grant.fields) {
       const field = fields.get(granted.name);
-      if (!field || granted.transform === FieldTransform.HASH) continue;
+      if (!field || !overseenAs(granted.transform, String(field.type))) continue;
       if (!OVERSEEN.has(String(field.classification))) continue;
       out.push({
         datasetId: grant.datasetId,
@@ -105,7 +114,10 @@ export function oversightProblems(
     if (field.justification) continue;
     problems.push({
       path: `grants(${field.datasetId}).fields(${field.name}).justification`,
-      message: `is required: ${field.name} (${field.classification}) is released ${field.transform}; say why the purpose needs it at this precision`,
+      message:
+        field.transform === FieldTransform.HASH
+          ? `is required: ${field.name} (${field.classification}) is a BOOLEAN released HASH, which hides neither of its two values; say why the purpose needs it`
+          : `is required: ${field.name} (${field.classification}) is released ${field.transform}; say why the purpose needs it at this precision`,
     });
   }
   return problems;
