@@ -84,7 +84,10 @@ function transformText(field: ReleasedField, sourceType: string | undefined): st
     case FieldTransform.GENERALIZE:
       if (sourceType === 'DATE' || sourceType === 'DATETIME') return 'released as GENERALIZE: its year';
       if (sourceType === 'INTEGER' || sourceType === 'FLOAT') {
-        return 'released as GENERALIZE: the lower bound of its 5-wide band, floor(v / 5) * 5';
+        return (
+          'released as GENERALIZE: the lower bound of its 5-wide band, floor(v / 5) * 5 (null, as a ' +
+          "missing value is, where that bound is outside Int's 32-bit range or the value is not finite)"
+        );
       }
       return 'released as GENERALIZE: its first 3 characters';
   }
