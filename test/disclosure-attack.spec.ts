@@ -218,6 +218,10 @@ describe('disclosure control: an attacker with aggregates only', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'disclosure_attack', AGGREGATE_DAILY_BUDGET: '100000' });
+    // The deployment's secret, which keys the perturbations, fixed too (before any data request reads it).
+    await broker.query(`UPDATE data_plane_secret SET cursor_key = sha256(convert_to($1::text, 'UTF8'))`, [
+      String(SEED),
+    ]);
     ({
       providerAgency: sheriff,
       recipientAgency: research,
@@ -368,4 +372,163 @@ describe('disclosure control: an attacker with aggregates only', () => {
     expect(asked).toBeGreaterThan(300);
     expect(attacked).toBeGreaterThanOrEqual(30);
   });
+  it('stops the algebra of unions of disjoint sets, which pinned small counts through a public table', async () => {
+    // The earlier release read each perturbation from a public table by the cell key alone, modulo
+    // 256, and cell keys add up over disjoint sets: the 30 unions of a small group G and four large
+    // disjoint atoms had one consistent assignment of counts and keys, G's exact count (an outside
+    // review's solver, below, found it live every time). Now each answer is a keyed draw of its own.
+    const rows = county(1200);
+    const agreement = await registerAndShare('algebra', 'Algebra county', rows, 11);
+    const a = attacker('algebra', agreement, rows, 11);
+    const combos = new Map<string, Booking[]>();
+    for (const row of rows) {
+      const key = JSON.stringify([row.sex, band(row.age), row.zip, row.offense]);
+      combos.set(key, [...(combos.get(key) ?? []), row]);
+    }
+    const targets = [...combos.values()].filter((c) => c.length <= 3 && c[0].zip !== '98001').slice(0, 3);
+    expect(targets).toHaveLength(3);
+    let pinnedByTable = 0;
+    let pinnedByBounds = 0;
+    for (const combo of targets) {
+      const t = combo[0];
+      const g: Where = {
+        and: [
+          { sex: { eq: t.sex } },
+          { age_band: { eq: band(t.age) } },
+          { zip: { eq: t.zip } },
+          { offense: { eq: t.offense } },
+        ],
+      };
+      const parts: Where[] = [
+        g,
+        ...['97201', '97202', '97203', '97204'].map((z) => ({ and: [{ zip: { eq: z } }, { not: g }] })),
+      ];
+      const truth = parts.map((w) => a.truth([], w).get('[]') ?? 0);
+      const observed = new Map<number, number | null>();
+      for (let mask = 2; mask < 32; mask++) {
+        const chosen = parts.filter((_, i) => mask & (1 << i));
+        const groups = await a.ask([], chosen.length === 1 ? chosen[0] : { or: chosen });
+        observed.set(mask, groups.length ? groups[0].count : null);
+      }
+      // Against answers as the earlier release gave them (odd random record keys, the public table),
+      // the solver finds G's exact count: the attack is real.
+      const rnd = random(SEED + 3 + truth[1]);
+      const keyOf = parts.map((_, i) => {
+        let key = 0;
+        for (let r = 0; r < truth[i]; r++) key += 2 * Math.floor(rnd() * 128) + 1;
+        return key;
+      });
+      const earlier = new Map<number, number | null>();
+      for (const mask of observed.keys()) {
+        let [sn, sx] = [0, 0];
+        for (let i = 0; i < 5; i++) if (mask & (1 << i)) [sn, sx] = [sn + truth[i], sx + keyOf[i]];
+        earlier.set(mask, sn < 11 ? null : Math.max(11, sn + PUBLIC_TABLE[sx % 256]));
+      }
+      const countsOfG = (solutions: number[][]) => [...new Set(solutions.map((solution) => solution[0]))];
+      expect(countsOfG(solveWithPublicTable(earlier, 11))).toEqual([truth[0]]);
+      const now = countsOfG(solveWithPublicTable(observed, 11));
+      if (now.length === 1 && now[0] === truth[0]) pinnedByTable++;
+      // What anyone knows without the secret: each listed count within ±2 of the truth, at least 11.
+      const possible = countsWithinBounds(observed, truth.slice(1), 11);
+      expect(possible).toContain(truth[0]);
+      if (possible.length === 1) pinnedByBounds++;
+    }
+    expect(pinnedByTable).toBe(0);
+    expect(pinnedByBounds).toBe(0);
+  }, 180_000);
 });
+
+/** The earlier release's public table: 0 on 112 keys, ±1 on 64, ±2 on 8, shuffled by a fixed LCG. */
+const PUBLIC_TABLE: number[] = (() => {
+  const table = (
+    [
+      [0, 112],
+      [1, 64],
+      [-1, 64],
+      [2, 8],
+      [-2, 8],
+    ] as const
+  ).flatMap(([value, count]) => new Array<number>(count).fill(value));
+  let state = 0x2545f491;
+  for (let i = table.length - 1; i > 0; i--) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    const j = state % (i + 1);
+    [table[i], table[j]] = [table[j], table[i]];
+  }
+  return table;
+})();
+
+/**
+ * The review's solver against that release: every assignment of a count and a key (mod 256, odd
+ * keys giving a cell key of its count's parity) to G (part 0) and four atoms consistent with every
+ * union's answer, `observed` by bit mask (null: left out). Returns [G, atoms...] counts.
+ */
+function solveWithPublicTable(observed: Map<number, number | null>, m: number): number[][] {
+  const shown = (n: number, x: number) => Math.max(m, n + PUBLIC_TABLE[((x % 256) + 256) % 256]);
+  const n = [0, 0, 0, 0, 0];
+  const x = [0, 0, 0, 0, 0];
+  const solutions: number[][] = [];
+  const masks = [...observed];
+  // Only the unions of the atom just assigned with atoms assigned before: the others were checked.
+  const consistent = (assigned: number, j: number) => {
+    for (let q = 0; q < masks.length; q++) {
+      const mask = masks[q][0];
+      if ((mask & assigned) !== mask || !(mask & (1 << j))) continue;
+      let sn = 0;
+      let sx = 0;
+      for (let i = 0; i < 5; i++) {
+        if (mask & (1 << i)) {
+          sn += n[i];
+          sx += x[i];
+        }
+      }
+      const o = masks[q][1];
+      if (o === null ? sn >= m : sn < m || shown(sn, sx) !== o) return false;
+    }
+    return true;
+  };
+  const order = [1, 2, 3, 4, 0];
+  const walk = (k: number, assigned: number) => {
+    if (k === order.length) return void solutions.push([...n]);
+    const j = order[k];
+    const alone = observed.get(1 << j);
+    const candidates =
+      j === 0
+        ? Array.from({ length: m }, (_, c) => c)
+        : alone == null
+          ? []
+          : [-2, -1, 0, 1, 2].map((d) => alone + d);
+    for (const c of candidates) {
+      if (c < 0) continue;
+      for (let key = 0; key < 256; key++) {
+        if (c > 0 ? (key & 1) !== (c & 1) : key !== 0) continue;
+        n[j] = c;
+        x[j] = key;
+        if (consistent(assigned | (1 << j), j)) walk(k + 1, assigned | (1 << j));
+      }
+    }
+  };
+  walk(0, 0);
+  return solutions;
+}
+
+/**
+ * The counts of G (part 0) that every answer allows when each listed count is within ±2 of the
+ * truth and at least `m` and a union left out is below `m`, the atoms' counts ranging over every
+ * value their own answers allow. (The atoms' truth only bounds the search.)
+ */
+function countsWithinBounds(observed: Map<number, number | null>, atoms: number[], m: number): number[] {
+  const ranges = atoms.map((truth) => Array.from({ length: 9 }, (_, d) => truth - 4 + d));
+  const possible = new Set<number>();
+  const allows = (counts: number[]) =>
+    [...observed].every(([mask, o]) => {
+      const sum = counts.reduce((acc, c, i) => acc + (mask & (1 << i) ? c : 0), 0);
+      return o === null ? sum < m : sum >= m && Math.abs(o - sum) <= 2 && (o > m || sum + -2 <= m);
+    });
+  for (let g = 0; g < m; g++) {
+    const search = (i: number, counts: number[]): boolean =>
+      i === atoms.length ? allows([g, ...counts]) : ranges[i].some((c) => search(i + 1, [...counts, c]));
+    if (search(0, [])) possible.add(g);
+  }
+  return [...possible].sort((p, q) => p - q);
+}

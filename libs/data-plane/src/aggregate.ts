@@ -42,6 +42,10 @@ export interface AggregatePlan {
   where: DataWhere | null;
   unit: CountUnit;
   linked: LinkedPlan | null;
+  /** Whether the counts are exact (the caller reads the rows); else perturbed, small groups left out. */
+  exact: boolean;
+  /** The smallest group a perturbed answer lists. */
+  minCellSize: number;
 }
 
 /** The person of a record in the linkage run in force; none while the record is not linked. */
@@ -141,9 +145,13 @@ export function aggregateSql(
           : `${pairs(null)} EXCEPT ${pairs(match)}`;
     cellKey = cellKeySql(personCellKeySql('u.person_id'));
   }
+  // A perturbed answer lists no group below the minimum: they are not read at all, so that no limit
+  // on the groups read (MAX_GROUPS) counts a group the answer would leave out, and a refusal cannot
+  // tell that a small one exists. An exact answer reads them all, for its suppression pattern.
+  const listed = plan.exact ? '' : `HAVING count(*) >= ${params.add(plan.minCellSize, 'integer')}`;
   const text = `SELECT json_build_array(${keys.join(', ')})::text AS k, count(*)::int AS n, count(*)::int AS v,
       TRUE AS selected, ${cellKey} AS ck
-    FROM (${inner}) u ${groupByKeys}
+    FROM (${inner}) u ${groupByKeys} ${listed}
     LIMIT ${MAX_GROUPS + 1}`;
   return { text, values: params.values, hashed: [...lookups.hashed(), ...hashed] };
 }

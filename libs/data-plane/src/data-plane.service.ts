@@ -15,6 +15,7 @@ import {
   type AggregateRow,
   NOISE_BOUND,
   PolicyError,
+  perturbationKey,
   perturbedGroups,
   protectedGroups,
   refusal,
@@ -341,7 +342,7 @@ export class DataPlaneService {
         const rows = await tx.query<AggregateRow>(text, values);
         const groups = plan.exact
           ? protectedGroups({ groupBy: plan.groupBy, grant: { minCellSize: plan.minCellSize } }, rows)
-          : perturbedGroups(plan, rows);
+          : perturbedGroups(plan, rows, perturbationKey(plan.cursor.secret));
         const noise = plan.exact ? 0 : NOISE_BOUND;
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, noise, rowCount: groups.length });
         continue;

@@ -23,8 +23,8 @@ export interface AggregateRow {
   v: number;
   /** Whether the caller's `where` selects the group (always, where `where` is applied in SQL). */
   selected: boolean;
-  /** The group's cell key (see cell-key.ts): perturbed answers only. */
-  ck?: number;
+  /** The group's cell key (see cell-key.ts), as text: perturbed answers only. */
+  ck?: string;
 }
 
 /**
@@ -80,6 +80,8 @@ export function protectedGroups(
 export function perturbedGroups(
   plan: { groupBy: string[]; minCellSize: number },
   rows: AggregateRow[],
+  /** The key of perturbations (perturbationKey in cell-key.ts). */
+  secretKey: Buffer,
 ): AggregateGroup[] {
   if (rows.length > MAX_GROUPS) {
     throw new PolicyError(
@@ -95,7 +97,11 @@ export function perturbedGroups(
   return listed.map(({ row, key }) => {
     const named: Record<string, unknown> = {};
     plan.groupBy.forEach((name, j) => (named[name] = JSON.parse(key[j]) as unknown));
-    return { key: named, count: perturbedCount(row.n, row.ck ?? 0, plan.minCellSize), suppressed: false };
+    return {
+      key: named,
+      count: perturbedCount(row.n, row.ck ?? 0, plan.minCellSize, secretKey),
+      suppressed: false,
+    };
   });
 }
 

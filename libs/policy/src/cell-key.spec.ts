@@ -1,26 +1,64 @@
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { perturbedGroups } from './aggregate-answer';
-import { CELL_KEY_MODULUS, NOISE_BOUND, PERTURBATION_TABLE, perturbation, perturbedCount } from './cell-key';
+import { CELL_KEY_MODULUS, NOISE_BOUND, perturbation, perturbationKey, perturbedCount } from './cell-key';
 import { aggregateIsExact, checkBudget, checkLinked, checkUnit } from './data-decision';
 import { FieldTransform, GrantAccess, type ReleasedField } from './policy.types';
 
 describe('the cell-key perturbation', () => {
-  it('has a table of the stated shares, mean zero, within the bound', () => {
-    expect(PERTURBATION_TABLE).toHaveLength(CELL_KEY_MODULUS);
-    const share = (v: number) => PERTURBATION_TABLE.filter((p) => p === v).length;
-    expect([share(-2), share(-1), share(0), share(1), share(2)]).toEqual([8, 64, 112, 64, 8]);
-    expect(PERTURBATION_TABLE.reduce((a, b) => a + b, 0)).toBe(0);
+  const key = perturbationKey(randomBytes(32));
+
+  it('draws each perturbation with the stated shares, mean zero, within the bound', () => {
+    const seen = new Map<number, number>();
+    const draws = 64_000;
+    for (let i = 0; i < draws; i++) {
+      const p = perturbation((i * 2654435761) % CELL_KEY_MODULUS, 11 + (i % 50), key);
+      seen.set(p, (seen.get(p) ?? 0) + 1);
+    }
+    expect([...seen.keys()].sort()).toEqual([-1, -2, 0, 1, 2]);
+    // 8, 64, 112, 64 and 8 of every 256, within five standard deviations.
+    for (const [value, share] of [
+      [-2, 8],
+      [-1, 64],
+      [0, 112],
+      [1, 64],
+      [2, 8],
+    ] as const) {
+      const p = share / 256;
+      expect(Math.abs(seen.get(value)! - draws * p)).toBeLessThan(5 * Math.sqrt(draws * p * (1 - p)));
+    }
   });
 
-  it('is a function of the set of record keys: any order, any query, the same count (property)', () => {
+  it('is a function of the set of record keys and its count: any order, any query, the same count (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 200 }), (keys) => {
-        const sum = (list: number[]) => list.reduce((a, b) => a + b, 0) % CELL_KEY_MODULUS;
-        const shuffled = [...keys].reverse();
-        expect(perturbation(sum(keys))).toBe(perturbation(sum(shuffled)));
-        expect(Math.abs(perturbation(sum(keys)))).toBeLessThanOrEqual(NOISE_BOUND);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: CELL_KEY_MODULUS - 1 }), { minLength: 1, maxLength: 200 }),
+        (keys) => {
+          const sum = (list: number[]) => list.reduce((a, b) => a + b, 0) % CELL_KEY_MODULUS;
+          const shuffled = [...keys].reverse();
+          expect(perturbation(sum(keys), keys.length, key)).toBe(
+            perturbation(sum(shuffled), keys.length, key),
+          );
+          expect(perturbation(String(sum(keys)), keys.length, key)).toBe(
+            perturbation(sum(keys), keys.length, key),
+          );
+          expect(Math.abs(perturbation(sum(keys), keys.length, key))).toBeLessThanOrEqual(NOISE_BOUND);
+        },
+      ),
     );
+  });
+
+  it('depends on the count and on the secret, not on the cell key alone', () => {
+    // A public table by cell key made the answers of unions of disjoint sets a system with one
+    // solution; keyed by a secret, and by the count too, each answer is a draw of its own.
+    const byCount = new Set(Array.from({ length: 40 }, (_, n) => perturbation(12345, 11 + n, key)));
+    expect(byCount.size).toBeGreaterThan(2);
+    const other = perturbationKey(randomBytes(32));
+    const differ = Array.from({ length: 200 }, (_, i) => i).filter(
+      (i) => perturbation(i * 7919, 20, key) !== perturbation(i * 7919, 20, other),
+    );
+    expect(differ.length).toBeGreaterThan(50);
+    expect(perturbationKey(Buffer.alloc(32, 1))).toEqual(perturbationKey(Buffer.alloc(32, 1)));
   });
 
   it('never shows a count below the minimum cell size, and stays within the bound (property)', () => {
@@ -31,7 +69,7 @@ describe('the cell-key perturbation', () => {
         fc.integer({ min: 1, max: 50 }),
         (n, ck, m) => {
           fc.pre(n >= m);
-          const shown = perturbedCount(n, ck, m);
+          const shown = perturbedCount(n, ck, m, key);
           expect(shown).toBeGreaterThanOrEqual(m);
           expect(Math.abs(shown - n)).toBeLessThanOrEqual(NOISE_BOUND);
         },
@@ -46,7 +84,7 @@ describe('the cell-key perturbation', () => {
           fc.tuple(
             fc.constantFrom('A', 'B', 'C', 'D', null),
             fc.integer({ min: 0, max: 40 }),
-            fc.integer({ min: 0, max: 255 }),
+            fc.integer({ min: 0, max: CELL_KEY_MODULUS - 1 }),
           ),
           {
             selector: ([k]) => k,
@@ -54,8 +92,14 @@ describe('the cell-key perturbation', () => {
         ),
         fc.integer({ min: 1, max: 20 }),
         (cells, m) => {
-          const rows = cells.map(([k, n, ck]) => ({ k: JSON.stringify([k]), n, v: n, selected: true, ck }));
-          const groups = perturbedGroups({ groupBy: ['offense'], minCellSize: m }, rows);
+          const rows = cells.map(([k, n, ck]) => ({
+            k: JSON.stringify([k]),
+            n,
+            v: n,
+            selected: true,
+            ck: String(ck),
+          }));
+          const groups = perturbedGroups({ groupBy: ['offense'], minCellSize: m }, rows, key);
           const listed = cells.filter(([, n]) => n >= m && n > 0);
           expect(groups.map((g) => g.key.offense)).toEqual(
             listed

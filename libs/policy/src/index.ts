@@ -100,9 +100,9 @@ export {
 export {
   CELL_KEY_MODULUS,
   NOISE_BOUND,
-  PERTURBATION_TABLE,
   cellKeySql,
   perturbation,
+  perturbationKey,
   perturbedCount,
   personCellKeySql,
   recordKeySql,
