@@ -372,6 +372,27 @@ describe('disclosure control: an attacker with aggregates only', () => {
     expect(asked).toBeGreaterThan(300);
     expect(attacked).toBeGreaterThanOrEqual(30);
   });
+  it('refuses for too many groups only by the groups it would list, so the refusal shows no small group', async () => {
+    // 10,020 bookings of distinct keys: grouped by key, 10,020 groups of one, none listed. A limit
+    // that counted them (10,000) refused here, and a padding of exactly 10,000 groups OR a target
+    // was refused exactly when the target existed (an outside review's membership oracle).
+    const rnd = random(SEED + 4);
+    const rows: Booking[] = Array.from({ length: 10_020 }, (_, i) => ({
+      booking_id: `K${i}`,
+      person: 50_000 + i,
+      sex: rnd() < 0.5 ? 'F' : 'M',
+      age: 20 + Math.floor(rnd() * 40),
+      zip: '97201',
+      offense: rnd() < 0.5 ? 'THEFT' : 'DUI',
+    }));
+    const agreement = await registerAndShare('many_groups', 'Many groups', rows, 11);
+    const a = attacker('many_groups', agreement, rows, 11);
+    expect(await a.ask(['booking_id'])).toEqual([]);
+    const padding: Where = { booking_id: { in: rows.slice(0, 5_000).map((r) => r.booking_id) } };
+    expect(await a.ask(['booking_id'], { or: [padding, { booking_id: { eq: 'K9999' } }] })).toEqual([]);
+    expect((await a.ask(['offense'])).map((g) => g.key.offense)).toEqual(['DUI', 'THEFT']);
+  });
+
   it('stops the algebra of unions of disjoint sets, which pinned small counts through a public table', async () => {
     // The earlier release read each perturbation from a public table by the cell key alone, modulo
     // 256, and cell keys add up over disjoint sets: the 30 unions of a small group G and four large
