@@ -123,6 +123,8 @@ describe('dataset registry and ingestion', () => {
       ['slug ending in _aggregate', { slug: 'cases_aggregate' }],
       ['slug taking a reserved type name', { slug: 'page_info' }],
       ['slug whose type name ends in Where', { slug: 'cases_where' }],
+      ["slug taking the data plane's CountUnit", { slug: 'count_unit' }],
+      ['slug whose type name ends in Linked', { slug: 'cases_linked' }],
       ['no fields', { fields: [] }],
       [
         'field with SQL in its name',

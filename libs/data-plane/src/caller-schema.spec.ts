@@ -19,7 +19,12 @@ import {
   type GrantContent,
   compileGrant,
 } from '@broker/policy';
-import type { DatasetShapeRecord, FieldDefinition, FieldType } from '@broker/registry';
+import {
+  type DatasetShapeRecord,
+  type FieldDefinition,
+  type FieldType,
+  reservedTypeName,
+} from '@broker/registry';
 import { buildCallerSchema } from './caller-schema';
 
 /**
@@ -240,19 +245,49 @@ describe('caller schema: linked conditions', () => {
   });
 
   it("counts every dataset whose `linked` argument holds the condition, even one whose slug can't be offered", () => {
-    // `where` is a condition field, so no `linked` argument offers it; its own does hold `bookings`.
-    const w = shape('where', [['happened_on', 'DATE']]);
+    // `exists` is a condition field, so no `linked` argument offers it; its own does hold `bookings`.
+    const w = shape('exists', [['happened_on', 'DATE']]);
     const b = bookings();
     const schema = schemaOf([w, b], [agreement([w, b])]);
-    expect(Object.keys(input(schema, 'WhereLinked').getFields())).toContain('bookings');
-    // Its `where` is the condition's filter on bookings, not the dataset `where`.
+    expect(Object.keys(input(schema, 'ExistsLinked').getFields())).toContain('bookings');
+    // Its `where` is the condition's filter on bookings.
     expect(getNamedType(input(schema, 'BookingsLinked').getFields().where.type).name).toBe('BookingsWhere');
-    expect(afterOf(schema, 'BookingsLinked')).toBe('WhereField');
+    expect(afterOf(schema, 'BookingsLinked')).toBe('ExistsField');
     expect(
       schema
         .getQueryType()!
         .getFields()
         .bookings_aggregate.args.map((a) => a.name),
     ).not.toContain('linked');
+  });
+});
+
+describe('caller schema: the names it takes for itself', () => {
+  it("are every name the registry refuses as a slug's type name, so no dataset can collide with one", () => {
+    const p = participation();
+    const b = bookings();
+    const c = cases();
+    const schema = schemaOf([p, b, c], [agreement([p, b, c])]);
+    const own = new Set([p, b, c].map((d) => d.typeName));
+    const taken = Object.keys(schema.getTypeMap()).filter((name) => !name.startsWith('__') && !own.has(name));
+    expect(taken.length).toBeGreaterThan(10);
+    expect(taken.filter((name) => !reservedTypeName(name))).toEqual([]);
+    // The slugs an outside review registered, which broke every schema of their recipient.
+    expect(reservedTypeName('CountUnit')).toBe(true);
+    expect(reservedTypeName('ParticipationLinked')).toBe(true);
+    expect(reservedTypeName('Participation')).toBe(false);
+  });
+
+  it('leaves out a dataset registered under such a name before it was refused, and builds the rest', () => {
+    const p = participation();
+    const clash = shape('count_unit', [['n', 'INTEGER']]);
+    const linkedClash = shape('participation_linked', [['n', 'INTEGER']]);
+    const schema = schemaOf([p, clash, linkedClash], [agreement([p, clash, linkedClash])]);
+    expect(schema.getQueryType()!.getFields()).not.toHaveProperty('count_unit_aggregate');
+    expect(schema.getQueryType()!.getFields()).not.toHaveProperty('participation_linked_aggregate');
+    expect(schema.getQueryType()!.getFields()).toHaveProperty('participation_aggregate');
+    expect(
+      errors(schema, '{ participation_aggregate(purpose: RECIDIVISM_EVALUATION, groupBy: []) { noise } }'),
+    ).toEqual([]);
   });
 });

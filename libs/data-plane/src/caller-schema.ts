@@ -26,7 +26,7 @@ import {
   type ReleasedField,
   type ReleasedType,
 } from '@broker/policy';
-import type { DatasetShapeRecord } from '@broker/registry';
+import { type DatasetShapeRecord, reservedTypeName } from '@broker/registry';
 import { DateScalar, DateTimeScalar } from './scalars';
 
 /** The condition fields of a `<Type>Linked` input: no dataset slug among them is offered to link. */
@@ -147,7 +147,10 @@ export function buildCallerSchema(
   const purposes = new Set<string>();
   for (const agreement of active) {
     for (const grant of agreement.grants.values()) {
-      if (!shapes.has(grant.datasetId)) continue;
+      const shape = shapes.get(grant.datasetId);
+      // A dataset registered, before the registry refused them, under a type name the schema takes
+      // for itself would make the whole schema fail to build: it is left out, for every caller.
+      if (!shape || reservedTypeName(shape.typeName)) continue;
       if (grant.access === GrantAccess.ROWS) {
         rowsGranted.add(grant.datasetId);
         if (grant.linkage) linked.add(grant.datasetId);

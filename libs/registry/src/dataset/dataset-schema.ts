@@ -111,6 +111,7 @@ const RESERVED_TYPE_NAMES = new Set([
   'AggregateResult',
   'AggregateGroup',
   'SortDirection',
+  'CountUnit',
   'Date',
   'DateTime',
   'JSONObject',
@@ -120,7 +121,16 @@ const RESERVED_TYPE_NAMES = new Set([
   'Boolean',
   'ID',
 ]);
-const RESERVED_TYPE_SUFFIXES = ['Connection', 'Where', 'OrderBy', 'Field', 'Filter'];
+const RESERVED_TYPE_SUFFIXES = ['Connection', 'Where', 'OrderBy', 'Field', 'Filter', 'Linked'];
+
+/**
+ * Whether a dataset's type name is one the data plane takes for itself: one of its own types, or
+ * one that ends like the names it derives from a dataset's (`<Type>Where`, `<Type>Linked`, ...). A
+ * slug that made one would make every caller's schema fail to build.
+ */
+export function reservedTypeName(typeName: string): boolean {
+  return RESERVED_TYPE_NAMES.has(typeName) || RESERVED_TYPE_SUFFIXES.some((s) => typeName.endsWith(s));
+}
 
 const TYPES_BY_IDENTITY: Record<IdentityRole, FieldType[]> = {
   [IdentityRole.FIRST_NAME]: [FieldType.STRING],
@@ -210,7 +220,7 @@ export function validateDefinition(
     problem('slug', 'must not end in _aggregate: the data plane adds that suffix itself');
   } else if (slug.includes('__') || slug.endsWith('_')) {
     problem('slug', 'must not contain __ or end in _');
-  } else if (RESERVED_TYPE_NAMES.has(typeName) || RESERVED_TYPE_SUFFIXES.some((s) => typeName.endsWith(s))) {
+  } else if (reservedTypeName(typeName)) {
     problem('slug', `its type name ${typeName} is reserved by the data plane`);
   }
 
