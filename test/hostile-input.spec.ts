@@ -326,8 +326,20 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
         fields: url === '/data/export' ? ['secret', 'n'] : ['secret', 'k'],
       });
     }
-    // A variable of the wrong type: the request's dataset and purpose, no name refused.
-    await asked(`query($f: Int) { people(purpose: RESEARCH, first: $f) { nodes { k } } }`, { f: 'ten' });
+    // A variable of the wrong type: the request's dataset and purpose, no name refused, and never
+    // the value (graphql-js's message quotes it; the event keeps the code alone).
+    await asked(`query($f: Int) { people(purpose: RESEARCH, first: $f) { nodes { k } } }`, {
+      f: '123-45-6789',
+    });
+    const [{ details }] = await broker.query<{ details: unknown }>(
+      `SELECT details FROM audit_event WHERE decision = 'DENY' AND actor_user_id = $1 ORDER BY seq DESC LIMIT 1`,
+      [analyst.id],
+    );
+    expect(details).toEqual({ code: 'BAD_USER_INPUT' });
+    await asked(`{ people(purpose: RESEARCH, where: { k: { eq: SECRET_VALUE_ZZ } }) { nodes { k } } }`);
+    expect(JSON.stringify(await broker.query(`SELECT details FROM audit_event`))).not.toMatch(
+      /123-45-6789|SECRET_VALUE_ZZ/,
+    );
     expect(await lastDeny()).toMatchObject({
       reason: 'INVALID',
       dataset_id: datasetId,

@@ -180,7 +180,9 @@ export class DataPlaneRecorder {
           actorAgencyId: ctx.principal.agencyId,
           decision: 'DENY' as const,
           reason: r.reason,
-          details: { message: r.message.slice(0, 500) },
+          // The code, never the message: graphql-js's coercion messages quote the value refused, which
+          // may be a filter value (an SSN searched for), and the chain would keep it for ever.
+          details: { code: r.code },
           ...r.audit,
           action: action ?? r.audit?.action ?? AuditAction.QUERY,
         })),
