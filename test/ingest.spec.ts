@@ -472,6 +472,31 @@ describe('dataset registry and ingestion', () => {
       expect(await count()).toBe(before);
     });
 
+    it('refuses a charset other than UTF-8, and bytes that are not UTF-8, writing nothing', async () => {
+      const before = await count();
+      const latin1 = await broker.http.inject({
+        method: 'POST',
+        url: `/api/datasets/${dataset.id}/records`,
+        headers: {
+          authorization: `Bearer ${steward.apiKey}`,
+          'content-type': 'text/csv; charset=ISO-8859-1',
+        },
+        payload: 'booking_id,booked_at\nL1,2024-01-01T00:00:00Z\n',
+      });
+      expect(latin1.statusCode).toBe(415);
+      expect(JSON.parse(latin1.body)).toMatchObject({ code: 'BAD_USER_INPUT' });
+      expect(JSON.parse(latin1.body).error).toContain('UTF-8');
+      const bytes = Buffer.concat([
+        Buffer.from('booking_id,booked_at\nL2,2024-01-01T00:00:00Z\nM'),
+        Buffer.from([0xfc]),
+        Buffer.from('LLER,2024-01-01T00:00:00Z\n'),
+      ]);
+      const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv; charset=utf-8', bytes);
+      expect(res.status).toBe(422);
+      expect(res.body.errors[0].message).toContain('not valid UTF-8');
+      expect(await count()).toBe(before);
+    });
+
     it('reports malformed CSV at the row where it breaks', async () => {
       const before = await count();
       const res = await broker.upload(

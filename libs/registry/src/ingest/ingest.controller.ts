@@ -43,10 +43,25 @@ export class IngestController {
         });
     };
     if (Number(request.headers['content-length'] ?? 0) > limit) return tooLarge();
-    const type = (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const [media, ...parameters] = (request.headers['content-type'] ?? '').split(';');
+    const type = media.trim().toLowerCase();
     if (!STREAMED_CONTENT_TYPES.includes(type)) {
       return reply.status(415).send({
         error: 'Send records as text/csv (with a header row) or application/x-ndjson',
+        code: 'BAD_USER_INPUT',
+      });
+    }
+    // Records are UTF-8 (a CSV may say UTF-16 with its byte-order mark): another charset would be
+    // read as UTF-8 and refused row by row, so it is refused here, saying why.
+    const charset = parameters
+      .map((p) => p.split('='))
+      .find(([name]) => name.trim().toLowerCase() === 'charset')?.[1]
+      ?.trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      return reply.status(415).send({
+        error: `Send records in UTF-8, not ${charset.slice(0, 40)}: save the file as UTF-8 (in a spreadsheet, "CSV UTF-8")`,
         code: 'BAD_USER_INPUT',
       });
     }

@@ -64,6 +64,30 @@ describe('csvSource', () => {
     ]);
   });
 
+  it('refuses bytes that are not UTF-8, wherever the chunks cut them, and never replaces them', async () => {
+    // "Müller" as Latin-1 (0xFC), and as UTF-8 cut inside its two bytes.
+    const latin1 = Buffer.concat([Buffer.from('a,b\n1,M'), Buffer.from([0xfc]), Buffer.from('ller\n')]);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(), { maxLength: 4 }), async (cuts) => {
+        // eslint-disable-next-line @typescript-eslint/require-await -- an async source, as a request body is
+        async function* cut(bytes: Buffer) {
+          let at = 0;
+          for (const c of [...cuts.map((n) => n % (bytes.length + 1))].sort((x, y) => x - y)) {
+            if (c > at) yield bytes.subarray(at, (at = c));
+          }
+          if (at < bytes.length) yield bytes.subarray(at);
+        }
+        const rows = await collect(await csvSource(cut(latin1)));
+        expect(rows.at(-1)).toMatchObject({ kind: 'error', fatal: true });
+        expect(JSON.stringify(rows)).not.toContain('\\ufffd');
+        const utf8 = Buffer.from('a,b\n1,Müller\n', 'utf8');
+        expect(await collect(await csvSource(cut(utf8)))).toEqual([
+          { kind: 'cells', cells: ['1', 'Müller'] },
+        ]);
+      }),
+    );
+  });
+
   it('drops a byte-order mark and skips empty lines', async () => {
     const source = await csvSource(chunks('\ufeffa,b\n\n1,2\n\n', [2]));
     expect(source.header).toEqual(['a', 'b']);
@@ -85,5 +109,16 @@ describe('ndjsonSource', () => {
         ]);
       }),
     );
+  });
+
+  it('refuses a line that is not UTF-8, and reads the next', async () => {
+    // eslint-disable-next-line @typescript-eslint/require-await -- an async source, as a request body is
+    async function* body() {
+      yield Buffer.concat([Buffer.from('{"a":"M'), Buffer.from([0xfc]), Buffer.from('ller"}\n{"a":1}\n')]);
+    }
+    expect(await collect(ndjsonSource(body()))).toEqual([
+      { kind: 'error', message: 'line is not valid UTF-8', fatal: false },
+      { kind: 'object', value: { a: 1 } },
+    ]);
   });
 });

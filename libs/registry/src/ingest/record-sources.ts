@@ -1,4 +1,5 @@
-import { StringDecoder } from 'node:string_decoder';
+import { isUtf8 } from 'node:buffer';
+import { TextDecoder } from 'node:util';
 
 /** One data row as a source delivers it, before validation. */
 export type SourceRow =
@@ -46,6 +47,7 @@ async function* ndjsonRows(stream: AsyncIterable<Buffer>): AsyncGenerator<Source
       overlong = false;
       return { kind: 'error', message: `line is longer than ${MAX_LINE_BYTES} bytes`, fatal: false };
     }
+    if (!isUtf8(line)) return { kind: 'error', message: 'line is not valid UTF-8', fatal: false };
     const text = line.toString('utf8').trim();
     if (!text) return null;
     try {
@@ -148,7 +150,11 @@ async function* csvRecords(stream: AsyncIterable<Buffer>): AsyncGenerator<string
 }
 
 type CsvErrorCode =
-  'CSV_QUOTE_NOT_CLOSED' | 'CSV_INVALID_CLOSING_QUOTE' | 'INVALID_OPENING_QUOTE' | 'CSV_MAX_RECORD_SIZE';
+  | 'CSV_QUOTE_NOT_CLOSED'
+  | 'CSV_INVALID_CLOSING_QUOTE'
+  | 'INVALID_OPENING_QUOTE'
+  | 'CSV_MAX_RECORD_SIZE'
+  | 'CSV_NOT_UNICODE';
 
 class CsvSyntaxError extends Error {
   constructor(readonly code: CsvErrorCode) {
@@ -175,8 +181,8 @@ const MAX_PENDING_CHARS = 4 * MAX_LINE_BYTES;
  * part of an upload; here a line without quotes is cut with indexOf and split.
  */
 class CsvParser {
-  private decoder: StringDecoder | null = null;
-  private encoding: BufferEncoding = 'utf8';
+  private decoder: TextDecoder | null = null;
+  private encoding: 'utf-8' | 'utf-16le' = 'utf-8';
   /** The first bytes, held until a byte-order mark can be told. */
   private head: Buffer | null = null;
   /** Decoded text not yet made into records: the start of the next one. */
@@ -186,7 +192,7 @@ class CsvParser {
   private retryAt = 0;
 
   write(chunk: Buffer, out: string[][]) {
-    if (this.decoder) this.text += this.decoder.write(chunk);
+    if (this.decoder) this.text += this.decode(chunk);
     else {
       this.head = this.head ? Buffer.concat([this.head, chunk]) : chunk;
       if (this.head.length < 3) return;
@@ -197,8 +203,23 @@ class CsvParser {
 
   end(out: string[][]) {
     if (!this.decoder) this.startDecoding();
-    this.text += this.decoder!.end();
+    this.text += this.decode(null);
     this.parse(true, out);
+  }
+
+  /**
+   * The text of the next bytes (null: the end), or CSV_NOT_UNICODE: bytes that are not valid in the
+   * encoding are refused, never replaced (a name read as M\uFFFDller is no longer the record sent).
+   */
+  private decode(bytes: Buffer | null): string {
+    try {
+      return bytes ? this.decoder!.decode(bytes, { stream: true }) : this.decoder!.decode();
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ERR_ENCODING_INVALID_ENCODED_DATA') {
+        throw new CsvSyntaxError('CSV_NOT_UNICODE');
+      }
+      throw error;
+    }
   }
 
   private startDecoding() {
@@ -207,11 +228,11 @@ class CsvParser {
       bytes = bytes.subarray(3);
     else if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xfe) {
       bytes = bytes.subarray(2);
-      this.encoding = 'utf16le';
+      this.encoding = 'utf-16le';
     }
     this.head = null;
-    this.decoder = new StringDecoder(this.encoding);
-    this.text = this.decoder.write(bytes);
+    this.decoder = new TextDecoder(this.encoding, { fatal: true, ignoreBOM: true });
+    this.text = this.decode(bytes);
   }
 
   private parse(end: boolean, out: string[][]) {
@@ -390,5 +411,7 @@ function csvMessage(error: CsvSyntaxError): string {
       return `malformed CSV: a row is longer than ${MAX_LINE_BYTES} bytes`;
     case 'INVALID_OPENING_QUOTE':
       return 'malformed CSV';
+    case 'CSV_NOT_UNICODE':
+      return 'not valid UTF-8 (or UTF-16 after its byte-order mark) in or after this row: save the file as UTF-8';
   }
 }
