@@ -364,6 +364,43 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
     });
   });
 
+  it('refuses a DateTime the calendar does not have, a number, or no date at all, never moving it', async () => {
+    const propose = (validFrom: unknown) =>
+      broker.gql(
+        providerSteward.apiKey,
+        `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id validFrom } }`,
+        {
+          input: {
+            title: 'Dates',
+            providerAgencyId: provider.id,
+            recipientAgencyId: recipient.id,
+            purposes: ['RESEARCH'],
+            validFrom,
+            validUntil: '2099-01-01T00:00:00Z',
+            grants: [{ datasetId, fields: [{ name: 'k' }] }],
+          },
+        },
+      );
+    for (const validFrom of ['2024-02-30T00:00:00Z', 5, 'x']) {
+      const res = await propose(validFrom);
+      expect({ validFrom, data: res.data, code: res.errors?.[0].extensions?.code }).toEqual({
+        validFrom,
+        data: null,
+        code: 'BAD_USER_INPUT',
+      });
+    }
+    const auditor = await broker.createUser({ agencyId: third.id, role: 'STEWARD' });
+    const filtered = await broker.gql(
+      auditor.apiKey,
+      `{ auditEvents(filter: { from: 5 }) { nodes { seq } } }`,
+    );
+    expect(filtered.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    const ok = await propose('2024-02-29T00:00:00Z');
+    expect((ok.data as { proposeAgreement: { validFrom: string } }).proposeAgreement.validFrom).toBe(
+      '2024-02-29T00:00:00.000Z',
+    );
+  });
+
   it('answers malformed bodies in each endpoint shape', async () => {
     const bodies = fc.oneof(
       fc.string({ maxLength: 100 }),

@@ -6,7 +6,13 @@ import type { GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { AuditModule } from '@broker/audit';
 import { AuthModule } from '@broker/auth';
-import { type BrokerConfig, ContractErrorFilter, CoreModule, mercuriusErrorFormatter } from '@broker/core';
+import {
+  type BrokerConfig,
+  ContractErrorFilter,
+  CoreModule,
+  DateTimeScalar,
+  mercuriusErrorFormatter,
+} from '@broker/core';
 import { AgreementsModule } from '@broker/agreements';
 import { DataPlaneModule } from '@broker/data-plane';
 import { JobsModule } from '@broker/jobs';
@@ -48,6 +54,8 @@ export class BrokerModule {
           path: '/graphql',
           autoSchemaFile: true,
           sortSchema: true,
+          // Every Date, explicit or inferred, is the strict DateTime (libs/core/src/graphql/date-time.ts).
+          buildSchemaOptions: { scalarsMap: [{ type: () => Date, scalar: DateTimeScalar }] },
           graphiql: false,
           // graphql-jit skips default values of nested input fields in variables; the control plane
           // does not need its speed.

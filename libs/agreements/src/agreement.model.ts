@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, InputType, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { Field, ID, InputType, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { FieldTransform, GrantAccess } from '@broker/policy';
 import { AgencyModel, UserModel } from '@broker/registry';
@@ -51,7 +52,7 @@ export class ApprovalModel {
   agencyId!: string;
   @Field(() => UserModel, { description: 'The user who approved on its behalf.' }) user?: UserModel;
   userId!: string;
-  @Field(() => GraphQLISODateTime, { description: 'When the approval was recorded.' }) at!: Date;
+  @Field(() => DateTimeScalar, { description: 'When the approval was recorded.' }) at!: Date;
 }
 
 /** An AUDITOR's decline of a version that needed oversight: that version never comes into force. */
@@ -66,7 +67,7 @@ export class DeclineModel {
   @Field(() => UserModel, { description: 'The AUDITOR who declined.' }) user?: UserModel;
   userId!: string;
   @Field({ description: 'Why the version was declined, as the AUDITOR wrote it.' }) reason!: string;
-  @Field(() => GraphQLISODateTime, { description: 'When it was declined.' }) at!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it was declined.' }) at!: Date;
 }
 
 /** One immutable version of an agreement; its hash covers its whole content. */
@@ -92,7 +93,7 @@ export class AgreementVersionModel {
       'transforms, row filters, consent, minimum cell size, linkage), defaults filled in.',
   })
   content!: Record<string, unknown>;
-  @Field(() => GraphQLISODateTime, { description: 'When it was proposed or amended.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it was proposed or amended.' }) createdAt!: Date;
   @Field(() => [ApprovalModel], {
     description:
       'Approvals of this version: the side that proposed or amended it approves on writing it; the ' +
@@ -143,13 +144,13 @@ export class AgreementModel {
   })
   inForceVersion!: number | null;
   @Field(() => [String], { description: 'The purpose codes of the current version.' }) purposes!: string[];
-  @Field(() => GraphQLISODateTime, { description: "Start of the current version's validity window." })
+  @Field(() => DateTimeScalar, { description: "Start of the current version's validity window." })
   validFrom!: Date;
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     description: "End of the current version's validity window: access stops exactly then.",
   })
   validUntil!: Date;
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'When a party revoked it (final: access stopped at once); null unless revoked.',
   })
@@ -173,7 +174,7 @@ export class AgreementModel {
       'The version in force, or the last one that was (after expiry or revocation); null if none ever was.',
   })
   inForce!: AgreementVersionModel | null;
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description:
       "The recipient's latest attestation (attestDestruction): every row released under the agreement " +
@@ -264,8 +265,8 @@ export class AgreementInput {
     description: 'The purpose codes the data may be used for (defined purposes, at least one).',
   })
   purposes!: string[];
-  @Field(() => GraphQLISODateTime, { description: 'When access may start.' }) validFrom!: Date;
-  @Field(() => GraphQLISODateTime, { description: 'When access stops; after validFrom.' }) validUntil!: Date;
+  @Field(() => DateTimeScalar, { description: 'When access may start.' }) validFrom!: Date;
+  @Field(() => DateTimeScalar, { description: 'When access stops; after validFrom.' }) validUntil!: Date;
   @Field(() => Int, {
     nullable: true,
     description:

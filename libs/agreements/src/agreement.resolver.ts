@@ -1,14 +1,5 @@
-import {
-  Args,
-  GraphQLISODateTime,
-  ID,
-  Int,
-  Mutation,
-  Parent,
-  Query,
-  ResolveField,
-  Resolver,
-} from '@nestjs/graphql';
+import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { AgencyModel, AgencyService, UserModel, UserService } from '@broker/registry';
 import { AgreementStatus } from './agreement-status';
@@ -136,7 +127,7 @@ export class AgreementResolver {
     @Ctx() ctx: RequestContext,
     @Args('agreementId', { type: () => ID, description: 'The agreement.' }) agreementId: string,
     @Args('through', {
-      type: () => GraphQLISODateTime,
+      type: () => DateTimeScalar,
       description: 'Up to when: never in the future, never earlier than the last attestation.',
     })
     through: Date,

@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, Int, ObjectType } from '@nestjs/graphql';
+import { Field, ID, Int, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { AuditDecision } from './audit-action.enum';
 import { RequestPlane } from './refusal-plane';
 
@@ -10,7 +11,7 @@ import { RequestPlane } from './refusal-plane';
 export class AuditEventModel {
   /** Position in the chain: 1, 2, 3, ... without gaps. */
   @Field(() => Int, { description: 'Position in the chain: 1, 2, 3, ... without gaps.' }) seq!: number;
-  @Field(() => GraphQLISODateTime, { description: 'When it happened.' }) at!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it happened.' }) at!: Date;
   @Field(() => ID, { nullable: true, description: 'The user who acted; null for the system.' }) actorUserId!:
     string | null;
   @Field(() => ID, { nullable: true, description: "The acting user's agency." }) actorAgencyId!:

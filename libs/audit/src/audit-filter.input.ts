@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, InputType } from '@nestjs/graphql';
+import { Field, ID, InputType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { AuditDecision } from './audit-action.enum';
 
 /** Narrows `auditEvents`; every condition given must hold. It never widens what the caller may see. */
@@ -17,10 +18,10 @@ export class AuditFilter {
   @Field(() => ID, { nullable: true, description: 'Only events of users of this agency.' }) actorAgencyId?:
     string | null;
   /** Events at or after this instant. */
-  @Field(() => GraphQLISODateTime, { nullable: true, description: 'Events at or after this instant.' })
+  @Field(() => DateTimeScalar, { nullable: true, description: 'Events at or after this instant.' })
   from?: Date | null;
   /** Events strictly before this instant, so consecutive windows never overlap. */
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'Events strictly before this instant, so consecutive windows never overlap.',
   })

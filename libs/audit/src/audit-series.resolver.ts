@@ -1,12 +1,13 @@
-import { Args, GraphQLISODateTime, Query, Resolver } from '@nestjs/graphql';
+import { Args, Query, Resolver } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { AccessCountModel, RefusalCountModel } from './audit-series.model';
 import { AuditSeriesService } from './audit-series.service';
 
 /** The window of a series, the same for every series. */
-const FROM = { type: () => GraphQLISODateTime, nullable: true, description: 'The first instant counted.' };
+const FROM = { type: () => DateTimeScalar, nullable: true, description: 'The first instant counted.' };
 const TO = {
-  type: () => GraphQLISODateTime,
+  type: () => DateTimeScalar,
   nullable: true,
   description: 'Counted strictly before this instant.',
 };

@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, Int, ObjectType } from '@nestjs/graphql';
+import { Field, ID, Int, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { AgencyModel } from '@broker/registry';
 
 /**
@@ -10,7 +11,7 @@ import { AgencyModel } from '@broker/registry';
   description: 'One data request that released at least one row of a subject; aggregates are not listed.',
 })
 export class SubjectAccessModel {
-  @Field(() => GraphQLISODateTime, { description: 'When the rows were released.' }) at!: Date;
+  @Field(() => DateTimeScalar, { description: 'When the rows were released.' }) at!: Date;
   @Field(() => AgencyModel, { description: 'The recipient agency.' }) agency?: AgencyModel;
   agencyId!: string;
   @Field({ description: 'The purpose the request named.' }) purpose!: string;

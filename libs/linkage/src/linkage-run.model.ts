@@ -1,4 +1,5 @@
-import { Field, Float, GraphQLISODateTime, ID, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { Field, Float, ID, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 
 /** Where a linkage run is. */
 export enum LinkageStatus {
@@ -132,12 +133,12 @@ export class LinkageRunModel {
   @Field(() => ID, { description: 'The run id.' }) id!: string;
   @Field(() => LinkageStatus, { description: 'Where the run is.' }) status!: LinkageStatus;
   @Field(() => Float, { description: 'Units of work done over units planned, 0 to 1.' }) progress!: number;
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'When a worker started it; null while queued.',
   })
   startedAt!: Date | null;
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'When it succeeded or failed; null until then.',
   })
@@ -153,7 +154,7 @@ export class LinkageRunModel {
     description: "What started it: 'MANUAL' (startLinkage) or 'INGESTION' (records were ingested).",
   })
   trigger!: LinkageTrigger;
-  @Field(() => GraphQLISODateTime, { description: 'When it was enqueued.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it was enqueued.' }) createdAt!: Date;
   @Field(() => Float, {
     nullable: true,
     description:

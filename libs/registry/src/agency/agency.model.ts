@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, ObjectType } from '@nestjs/graphql';
+import { Field, ID, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 
 /** A county agency: a party to agreements, owner of datasets. */
 @ObjectType('Agency', { description: 'A county agency: a party to agreements, owner of datasets.' })
@@ -10,5 +11,5 @@ export class AgencyModel {
     description: 'What kind of agency (e.g. `cbo`, `research`, `oversight`).',
   })
   kind!: string | null;
-  @Field(() => GraphQLISODateTime, { description: 'When the operator created it.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When the operator created it.' }) createdAt!: Date;
 }

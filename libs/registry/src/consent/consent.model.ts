@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, InputType, ObjectType } from '@nestjs/graphql';
+import { Field, ID, InputType, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 
 /** A subject's consent, or its withdrawal. */
 @InputType({ description: "A subject's consent to one purpose for one dataset, or its withdrawal." })
@@ -25,5 +26,5 @@ export class ConsentModel {
   @Field({ description: "The provider's own person id." }) subjectId!: string;
   @Field({ description: 'The purpose code.' }) purpose!: string;
   @Field({ description: 'Whether consent is given.' }) granted!: boolean;
-  @Field(() => GraphQLISODateTime, { description: 'When it was recorded.' }) recordedAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it was recorded.' }) recordedAt!: Date;
 }

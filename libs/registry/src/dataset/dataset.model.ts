@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, InputType, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { Field, ID, InputType, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { AgencyModel } from '../agency/agency.model';
 import { Classification, FieldType, IdentityRole } from './dataset-schema';
 
@@ -83,7 +84,7 @@ export class DatasetModel {
   subjectField!: string | null;
   @Field(() => [DatasetFieldModel], { description: 'Its fields, in registration order.' })
   fields!: DatasetFieldModel[];
-  @Field(() => GraphQLISODateTime, { description: 'When it was registered.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When it was registered.' }) createdAt!: Date;
   @Field(() => Int, {
     nullable: true,
     description: 'Records whose retentionField is older than this many days are destroyed daily.',

@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, InputType, ObjectType } from '@nestjs/graphql';
+import { Field, ID, InputType, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 
 /** A reason for using data, such as RECIDIVISM_EVALUATION; every data request names one. */
 @ObjectType('Purpose', {
@@ -8,7 +9,7 @@ export class PurposeModel {
   @Field(() => ID, { description: 'The purpose id.' }) id!: string;
   @Field({ description: 'Its code, named by agreements and data requests.' }) code!: string;
   @Field({ description: 'What the purpose is, in words.' }) description!: string;
-  @Field(() => GraphQLISODateTime, { description: 'When the operator defined it.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When the operator defined it.' }) createdAt!: Date;
 }
 
 @InputType({ description: 'A new purpose (operator only).' })

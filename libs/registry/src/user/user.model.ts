@@ -1,4 +1,5 @@
-import { Field, GraphQLISODateTime, ID, ObjectType } from '@nestjs/graphql';
+import { Field, ID, ObjectType } from '@nestjs/graphql';
+import { DateTimeScalar } from '@broker/core';
 import { Role } from '@broker/auth';
 import { AgencyModel } from '../agency/agency.model';
 
@@ -16,9 +17,9 @@ export class UserModel {
   @Field(() => AgencyModel, { nullable: true, description: "The user's agency; null for an OPERATOR." })
   agency?: AgencyModel | null;
   agencyId!: string | null;
-  @Field(() => GraphQLISODateTime, { description: 'When the user was created.' }) createdAt!: Date;
+  @Field(() => DateTimeScalar, { description: 'When the user was created.' }) createdAt!: Date;
   /** When the user was deactivated; its keys stopped then. */
-  @Field(() => GraphQLISODateTime, {
+  @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'When the user was deactivated; its keys stopped then. Null while active.',
   })
