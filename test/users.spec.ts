@@ -116,6 +116,12 @@ describe('users: who creates, invites and deactivates whom (DESIGN §4.1 "Users"
       id: '00000000-0000-4000-8000-000000000000',
     });
     expect(refusalOf(unknown)).toEqual({ code: 'NOT_FOUND', reason: 'NOT_PARTY' });
+    // An operator's id answers the same: no steward can tell which ids are the operators'.
+    const [operator] = await broker.query<{ id: string }>(
+      `SELECT id FROM app_user WHERE role = 'OPERATOR' LIMIT 1`,
+    );
+    const operatorId = await broker.gql(first.apiKey, DEACTIVATE, { id: operator.id });
+    expect(operatorId.errors).toEqual(unknown.errors);
     const malformed = await broker.gql(first.apiKey, DEACTIVATE, { id: "1' OR '1'='1" });
     expect(refusalOf(malformed).code).toBe('BAD_USER_INPUT');
     // The analyst itself, another role: refused by role.

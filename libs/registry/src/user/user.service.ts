@@ -173,13 +173,19 @@ export class UserService {
           { id: string; agency_id: string | null; role: Role; deactivated_at: Date | null }[]
         >(`SELECT id, agency_id, role, deactivated_at FROM app_user WHERE id = $1`, [id]);
         if (!target) throw new BrokerError(ErrorCode.NOT_FOUND, 'User not found', { reason: 'NOT_PARTY' });
-        // Visibility first: a user the caller may not read is not found, whatever else holds.
-        authorize(
-          ctx.principal,
-          'read',
-          asSubject('User', { agencyId: target.agency_id, role: target.role }),
-          'User',
-        );
+        // Visibility first: a user the caller may not read is not found, whatever else holds (an
+        // operator's id too, which answered FORBIDDEN where any other id answered NOT_FOUND).
+        try {
+          authorize(
+            ctx.principal,
+            'read',
+            asSubject('User', { agencyId: target.agency_id, role: target.role }),
+            'User',
+          );
+        } catch (error) {
+          if (!(error instanceof BrokerError)) throw error;
+          throw new BrokerError(ErrorCode.NOT_FOUND, 'User not found', { reason: 'NOT_PARTY' });
+        }
         const facts = target.agency_id ? await this.agencyFacts(manager, target.agency_id, target.id) : null;
         const [operators] = await manager.query<{ n: number }[]>(
           `SELECT count(*)::int AS n FROM (SELECT id FROM app_user
