@@ -82,11 +82,20 @@ describe('dataset registry and ingestion', () => {
         id: dataset.id,
       });
       expect(one.dataset).toEqual({ slug: 'jail_bookings' });
-      const none = await broker.gqlOk(
+      // An unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT (DESIGN §4), as for agreements.
+      const none = await broker.gql(
         analyst.apiKey,
         `{ dataset(id: "00000000-0000-4000-8000-000000000000") { slug } }`,
       );
-      expect(none.dataset).toBeNull();
+      expect(none.errors?.[0].extensions).toMatchObject({ code: 'NOT_FOUND', reason: 'NOT_PARTY' });
+      const malformed = await broker.gql(analyst.apiKey, `{ dataset(id: "zz") { slug } }`);
+      expect(malformed.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID' });
+      for (const id of ['00000000-0000-4000-8000-000000000000', 'zz']) {
+        const run = await broker.gql(broker.operatorKey, `query($id: ID!) { linkageRun(id: $id) { id } }`, {
+          id,
+        });
+        expect(run.errors?.[0].extensions?.code).toBe(id === 'zz' ? 'BAD_USER_INPUT' : 'NOT_FOUND');
+      }
     });
 
     it('is for stewards only, and refuses a slug that exists', async () => {

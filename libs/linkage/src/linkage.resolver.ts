@@ -1,5 +1,6 @@
 import { Args, ID, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { badInput, isUuid, notFound } from '@broker/core';
 import { LinkageRunModel } from './linkage-run.model';
 import { LinkagePairRecordModel, LinkageReviewPairModel } from './linkage-review.model';
 import { LinkageReviewService } from './linkage-review.service';
@@ -18,11 +19,15 @@ export class LinkageResolver {
     nullable: true,
     description: 'One linkage run, for the operator and auditors.',
   })
-  linkageRun(
+  async linkageRun(
     @Ctx() ctx: RequestContext,
     @Args('id', { type: () => ID, description: 'The run id.' }) id: string,
   ) {
-    return this.linkage.get(ctx, id);
+    // An unknown id is NOT_FOUND and a malformed one BAD_USER_INPUT, as for every other object.
+    if (!isUuid(id)) throw badInput('id is not a valid id');
+    const found = await this.linkage.get(ctx, id);
+    if (!found) throw notFound('Linkage run');
+    return found;
   }
 
   @Allow(Role.OPERATOR, Role.AUDITOR)

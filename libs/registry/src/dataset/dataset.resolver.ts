@@ -1,6 +1,7 @@
 import { Args, ID, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
+import { badInput, isUuid, notFound } from '@broker/core';
 import { AgencyModel } from '../agency/agency.model';
 import { AgencyService } from '../agency/agency.service';
 import { IngestService } from '../ingest/ingest.service';
@@ -27,12 +28,19 @@ export class DatasetResolver {
   }
 
   @Allow(...EVERYONE)
-  @Query(() => DatasetModel, { nullable: true, description: 'One dataset of the catalog, or null.' })
-  dataset(
+  @Query(() => DatasetModel, {
+    nullable: true,
+    description: 'One dataset of the catalog; NOT_FOUND for an unknown id.',
+  })
+  async dataset(
     @Ctx() ctx: RequestContext,
     @Args('id', { type: () => ID, description: 'The dataset id.' }) id: string,
   ) {
-    return this.datasetService.get(ctx, id);
+    // An unknown id is NOT_FOUND and a malformed one BAD_USER_INPUT, as for every other object.
+    if (!isUuid(id)) throw badInput('id is not a valid id');
+    const found = await this.datasetService.get(ctx, id);
+    if (!found) throw notFound('Dataset');
+    return found;
   }
 
   @Allow(Role.STEWARD)
