@@ -76,6 +76,15 @@ describe('oversight: sign-off of versions that release identifiers or sensitive 
     });
     expect(code(unjustified)).toBe('BAD_USER_INPUT');
     expect(JSON.stringify(unjustified.errors)).toContain('offence');
+    // Nothing visible is no justification, and no benefit: a zero-width space, a byte-order mark.
+    for (const blank of ['\u200b', ' \ufeff\u2060 ']) {
+      const invisible = await broker.gql(cboSteward.apiKey, PROPOSE, {
+        input: input({ communityBenefit: blank }, [{ name: 'offence', justification: blank }]),
+      });
+      expect(code(invisible)).toBe('BAD_USER_INPUT');
+      expect(JSON.stringify(invisible.errors)).toContain('offence');
+      expect(JSON.stringify(invisible.errors)).toContain('communityBenefit');
+    }
     const linkage = await broker.gql(cboSteward.apiKey, PROPOSE, {
       input: input({
         communityBenefit: null,

@@ -114,8 +114,13 @@ function readText(value: unknown, path: string, max: number, problems: ProblemLi
   const text = value.trim();
   const problem = textProblem(text, max);
   if (problem) problems.add(path, problem);
-  return text || null;
+  // Text with nothing visible in it (spaces, zero-width and other format characters) is no text:
+  // a justification of a zero-width space is none.
+  return VISIBLE.test(text) ? text : null;
 }
+
+/** A character that shows: not white space, not a format character (U+200B, U+FEFF, ...). */
+const VISIBLE = /[^\s\p{Cf}]/u;
 
 /** An optional boolean with its default; null means the default, as GraphQL passes it. */
 function readBoolean(value: unknown, fallback: boolean, path: string, problems: ProblemList): boolean {
