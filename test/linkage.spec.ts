@@ -177,8 +177,16 @@ describe('linkage runs', () => {
       expect(listed.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     }
     expect((await broker.gqlOk(auditor.apiKey, `{ linkageRuns { id } }`)).linkageRuns).toEqual([]);
-    expect(await run('00000000-0000-4000-8000-000000000000')).toBeNull();
-    expect(await run('not-an-id')).toBeNull();
+    // An unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT (DESIGN §4), as for other objects.
+    for (const [id, code] of [
+      ['00000000-0000-4000-8000-000000000000', 'NOT_FOUND'],
+      ['not-an-id', 'BAD_USER_INPUT'],
+    ]) {
+      const res = await broker.gql(broker.operatorKey, `query($id: ID!) { linkageRun(id: $id) { id } }`, {
+        id,
+      });
+      expect(res.errors?.[0]?.extensions?.code).toBe(code);
+    }
   });
 
   it('queues one run at a time: a second request joins the run still waiting', async () => {
