@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
-import { csvSource, ndjsonSource, type RecordSource, type SourceRow } from './record-sources';
+import { csvSource, ndjsonSource, type RecordSource, type SourceRow, repeatedKey } from './record-sources';
 
 /** Feeds text as a stream cut at the given positions (as a network would). */
 // eslint-disable-next-line @typescript-eslint/require-await -- an async source, as a request body is
@@ -109,6 +109,39 @@ describe('ndjsonSource', () => {
         ]);
       }),
     );
+  });
+
+  it('refuses a record that names a field twice, which JSON.parse would keep the last of (fast-check)', async () => {
+    const scalar = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 12 }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string({ unit: 'binary', maxLength: 8 }), scalar, { maxKeys: 6 }),
+        scalar,
+        (record, value) => {
+          const text = JSON.stringify(record);
+          // Keys and values of any characters, quotes, colons and escapes included: no false alarm.
+          expect(repeatedKey(text, JSON.parse(text))).toBeNull();
+          const keys = Object.keys(record);
+          if (!keys.length) return;
+          const again = `${text.slice(0, -1)},${JSON.stringify(keys[0])}:${JSON.stringify(value)}}`;
+          expect(repeatedKey(again, JSON.parse(again))).toBe(keys[0]);
+        },
+      ),
+    );
+    // eslint-disable-next-line @typescript-eslint/require-await -- an async source, as a request body is
+    async function* body() {
+      yield Buffer.from('{"a":1,"b":2,"a":3}\n{"\\u0061":1,"a":2}\n{"a":"\\": x","b":1}\n');
+    }
+    expect(await collect(ndjsonSource(body()))).toEqual([
+      { kind: 'error', message: 'field "a" appears twice', fatal: false },
+      { kind: 'error', message: 'field "a" appears twice', fatal: false },
+      { kind: 'object', value: { a: '": x', b: 1 } },
+    ]);
   });
 
   it('refuses a line that is not UTF-8, and reads the next', async () => {

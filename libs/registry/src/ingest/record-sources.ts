@@ -50,11 +50,21 @@ async function* ndjsonRows(stream: AsyncIterable<Buffer>): AsyncGenerator<Source
     if (!isUtf8(line)) return { kind: 'error', message: 'line is not valid UTF-8', fatal: false };
     const text = line.toString('utf8').trim();
     if (!text) return null;
+    let value: unknown;
     try {
-      return { kind: 'object', value: JSON.parse(text) as unknown };
+      value = JSON.parse(text) as unknown;
     } catch {
       return { kind: 'error', message: 'line is not valid JSON', fatal: false };
     }
+    const twice = repeatedKey(text, value);
+    if (twice !== null) {
+      return {
+        kind: 'error',
+        message: `field ${JSON.stringify(twice.slice(0, 100))} appears twice`,
+        fatal: false,
+      };
+    }
+    return { kind: 'object', value };
   };
   for await (const chunk of stream) {
     const group: SourceRow[] = [];
@@ -91,6 +101,25 @@ export async function* limitBytes(stream: AsyncIterable<Buffer>, limit: number):
     if (total > limit) throw new PayloadTooLargeError(limit);
     yield chunk;
   }
+}
+
+/** A JSON string followed by a colon: an object's key (a string value is followed by `,`, `]` or `}`). */
+const JSON_KEY = /"((?:[^"\\]|\\.)*)"\s*:/g;
+
+/**
+ * The first key that the object on a line of valid JSON, `text`, names twice, or null. JSON.parse
+ * keeps the last of them silently; a record must say each field once, as a CSV header must. Keys of
+ * nested objects count too (a record holds none: it is refused for them anyway).
+ */
+export function repeatedKey(text: string, value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  const seen = new Set<string>();
+  for (const [, raw] of text.matchAll(JSON_KEY)) {
+    const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+    if (seen.has(key)) return key;
+    seen.add(key);
+  }
+  return null;
 }
 
 /**
