@@ -783,9 +783,10 @@ describe('audit log', () => {
       expect(new Set((await series(analystA.apiKey)).map((r) => r.actorUserId))).toEqual(
         new Set([analystA.id]),
       );
-      // The other agency's steward sees the refusal about its dataset that named it (the upload).
+      // The other agency's steward sees the refusals about its dataset that named it: the upload, and
+      // ingestRecords (whose datasetId the event records as its target).
       expect(await series(stewardB.apiKey)).toEqual([
-        expect.objectContaining({ actorUserId: stewardA.id, reason: 'NOT_PARTY', refusals: 1 }),
+        expect.objectContaining({ actorUserId: stewardA.id, reason: 'NOT_PARTY', refusals: 2 }),
       ]);
       const bad = await broker.gql(auditor.apiKey, SERIES, { from: to, to: from });
       expect(bad.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');

@@ -501,15 +501,34 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       const before = await deniesOf(user.id);
       const res = await broker.gql(user.apiKey, query, variables);
       expect({ query, ext: res.errors?.[0].extensions }).toEqual({ query, ext: { code, reason } });
-      const events = await broker.query<{ reason: string; details: { operations: string[]; ids: string[] } }>(
-        `SELECT reason, details FROM audit_event WHERE decision = 'DENY' AND actor_user_id = $1 ORDER BY seq DESC LIMIT 1`,
+      const events = await broker.query<{
+        reason: string;
+        details: { operations: string[]; ids: string[] };
+        agreement_id: string | null;
+        dataset_id: string | null;
+      }>(
+        `SELECT reason, details, agreement_id, dataset_id FROM audit_event
+          WHERE decision = 'DENY' AND actor_user_id = $1 ORDER BY seq DESC LIMIT 1`,
         [user.id],
       );
       expect(await deniesOf(user.id)).toBe(before + 1);
       expect(events[0].reason).toBe(reason);
       expect(Object.values(variables).every((v) => events[0].details.ids.includes(v as string))).toBe(true);
+      // The object it was about, where it is an agreement or a dataset: its parties see the attempt.
+      expect({ query, agreement: events[0].agreement_id, dataset: events[0].dataset_id }).toEqual({
+        query,
+        agreement: variables.a === agreementId ? agreementId : null,
+        dataset: variables.d ?? null,
+      });
     }
     await broker.app.get(RefusalRecorder).flush(true);
+    // The provider's steward, a party, reads the third agency's attempt on its agreement.
+    const { auditEvents } = await broker.gqlOk<{ auditEvents: { nodes: { actorAgencyId: string }[] } }>(
+      providerSteward.apiKey,
+      `query($a: ID!) { auditEvents(filter: { agreementId: $a, decision: DENY }) { nodes { actorAgencyId } } }`,
+      { a: agreementId },
+    );
+    expect(auditEvents.nodes.map((e) => e.actorAgencyId)).toContain(third.id);
   });
 
   it('answers proposeAgreement with an unknown or malformed recipient as NOT_FOUND or BAD_USER_INPUT', async () => {

@@ -135,12 +135,28 @@ export function graphqlAsked(body: { query?: unknown; variables?: unknown; opera
       roots.add(selection.name.value);
       for (const argument of selection.arguments ?? []) {
         collectLiteralIds(argument.name.value, argument.value, ids, 0, variables);
+        // The object the operation is about, so that its parties and auditors see the attempt: an
+        // agreement or dataset named by an argument of its name, or by `id` of an operation on one.
+        const named = targetOf(selection.name.value, argument.name.value);
+        if (!named || asked[named]) continue;
+        const found = new Set<string>();
+        collectLiteralIds(argument.name.value, argument.value, found, 0, variables);
+        if (found.size === 1) asked[named] = [...found][0];
       }
     }
     asked.operations = [...roots].slice(0, MAX_IDS);
   }
   asked.ids = [...ids].slice(0, MAX_IDS);
   return asked;
+}
+
+/** Which target an argument of a root field names: `agreementId`, `datasetId`, or `id` of one. */
+function targetOf(root: string, argument: string): 'agreementId' | 'datasetId' | null {
+  if (argument === 'agreementId' || argument === 'datasetId') return argument;
+  if (argument !== 'id') return null;
+  if (/agreement/i.test(root)) return 'agreementId';
+  if (/dataset/i.test(root)) return 'datasetId';
+  return null;
 }
 
 function restAsked(request: FastifyRequest): RefusalAsked {
