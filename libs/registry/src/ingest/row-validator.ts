@@ -1,3 +1,4 @@
+import { validCalendarDate } from '@broker/core';
 import { FieldType, type FieldDefinition } from '../dataset/dataset-schema';
 
 /** One problem with one row of a batch. `row` is the 0-based index of the data row. */
@@ -44,14 +45,6 @@ const BOOLEANS = new Map([
   ['no', 'f'],
   ['0', 'f'],
 ]);
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-function validCalendarDate(y: number, m: number, d: number): boolean {
-  if (y < 1 || m < 1 || m > 12 || d < 1) return false;
-  if (m === 2 && ((y % 4 === 0 && y % 100 !== 0) || y % 400 === 0)) return d <= 29;
-  return d <= DAYS_IN_MONTH[m - 1];
-}
-
 /** The two ASCII digits at `i` as a number, or -1. Parsing by char code spares a regex match per cell. */
 function twoDigits(s: string, i: number): number {
   const a = s.charCodeAt(i) - 48;
