@@ -84,6 +84,19 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
     return row.n;
   }
 
+  /** A data-plane request as the analyst, asking for CSV where it is an export. */
+  const asAnalyst = (url: string, payload: Record<string, unknown>) =>
+    broker.http.inject({
+      method: 'POST',
+      url,
+      headers: {
+        authorization: `Bearer ${analyst.apiKey}`,
+        'content-type': 'application/json',
+        accept: 'text/csv',
+      },
+      payload,
+    });
+
   /** Sends a request and checks the invariants; returns the parsed body. */
   async function check(
     user: { id: string; apiKey: string } | null,
@@ -265,16 +278,7 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       for (const url of ['/data/graphql', '/data/export']) {
         const before = await deniesOf(analyst.id);
         const request = { query, ...(query.startsWith('query q') ? { operationName: 'm' } : {}) };
-        const response = await broker.http.inject({
-          method: 'POST',
-          url,
-          headers: {
-            authorization: `Bearer ${analyst.apiKey}`,
-            'content-type': 'application/json',
-            accept: 'text/csv',
-          },
-          payload: request,
-        });
+        const response = await asAnalyst(url, request);
         const context = `${url} ${query}`;
         expect({ context, status: response.statusCode }).toEqual({ context, status: 400 });
         const body = JSON.parse(response.body) as {
@@ -299,16 +303,7 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
         )
       )[0];
     const asked = (query: string, variables?: Record<string, unknown>, url = '/data/graphql') =>
-      broker.http.inject({
-        method: 'POST',
-        url,
-        headers: {
-          authorization: `Bearer ${analyst.apiKey}`,
-          'content-type': 'application/json',
-          accept: 'text/csv',
-        },
-        payload: { query, variables },
-      });
+      asAnalyst(url, { query, variables });
     // A name the agreement does not release, refused by validation, named agreement or not.
     for (const [query, url] of [
       [`{ people(purpose: RESEARCH, agreement: "${agreementId}") { nodes { k secret } } }`, '/data/graphql'],
