@@ -529,7 +529,113 @@ describe('data plane: exports (POST /data/export)', () => {
     expect(outcome.bytes).toBeGreaterThan(0);
     expect(outcome.complete).toBe(false);
     expect(outcome.failed).toBe(true);
+    // The cut export's release was recorded before its first byte: its ids still reach the index.
+    await expect(indexedSoon(await newestRelease())).resolves.toBe(true);
   });
+
+  it("copies an export's ids into the release index once it is sent, not while its COPY runs", async () => {
+    const long = await broker.registerDataset(providerSteward.apiKey, {
+      slug: 'long_things',
+      title: 'Long',
+      keyField: 'k',
+      fields: [
+        { name: 'k', type: 'INTEGER', classification: 'NON_SENSITIVE', required: true },
+        { name: 'v', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    expect((await broker.upload(providerSteward.apiKey, long.id, 'text/csv', 'k,v\n0,zero')).status).toBe(
+      200,
+    );
+    // Far more than the sockets between PostgreSQL and a client that stopped reading can hold.
+    await broker.query(
+      `INSERT INTO records.long_things (k, v)
+       SELECT g, 'value-' || g || '-' || repeat('y', 40) FROM generate_series(1, 299999) AS g`,
+    );
+    const ids = async (slug: string) =>
+      (
+        await broker.query<{ provider: string; recipient: string }>(
+          `SELECT d.provider_agency_id AS provider, a.recipient_agency_id AS recipient
+             FROM dataset d, agreement a WHERE d.slug = $1 AND a.id = $2`,
+          [slug, agreement],
+        )
+      )[0];
+    const { provider, recipient } = await ids('long_things');
+    const recipientSteward = await broker.createUser({ agencyId: recipient, role: 'STEWARD' });
+    await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+      title: 'Long for research',
+      providerAgencyId: provider,
+      recipientAgencyId: recipient,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId: long.id, fields: [{ name: 'k' }, { name: 'v' }] }],
+    });
+    const url = new URL(await broker.listen());
+    let seq = '';
+    let indexedWhilePaused: boolean | null = null;
+    const outcome = await new Promise<{ lines: number; complete: boolean }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: '/data/export',
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${analyst.apiKey}`,
+            accept: 'text/csv',
+            'content-type': 'application/json',
+          },
+        },
+        (res) => {
+          let lines = 0;
+          let paused = false;
+          res.on('data', (chunk: Buffer) => {
+            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+            if (paused) return;
+            paused = true;
+            // The release is recorded and the rows are on their way: the client stops reading for
+            // far longer than the indexer's delay, and the index must not have the list meanwhile.
+            res.pause();
+            void (async () => {
+              seq = await newestRelease();
+              await new Promise((done) => setTimeout(done, 600));
+              indexedWhilePaused = await indexed(seq);
+              res.resume();
+            })().catch(reject);
+          });
+          res.on('end', () => resolve({ lines, complete: res.complete }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ query: `{ long_things(purpose: RESEARCH) { nodes { k v } } }` }));
+    });
+    expect(outcome).toEqual({ lines: 300_001, complete: true });
+    expect(indexedWhilePaused).toBe(false);
+    // Sent: the list is copied (and, this large, merged) without any other release to prompt it.
+    await expect(indexedSoon(seq)).resolves.toBe(true);
+    const [{ same }] = await broker.query<{ same: boolean }>(
+      `SELECT i.rids = r.rids AS same FROM release_index i JOIN release_record r USING (audit_seq)
+        WHERE audit_seq = $1`,
+      [seq],
+    );
+    expect(same).toBe(true);
+  });
+
+  /** The audit seq of the newest release recorded. */
+  const newestRelease = async () =>
+    (await broker.query<{ seq: string }>(`SELECT max(audit_seq)::text AS seq FROM release_record`))[0].seq;
+  /** Whether the release of `seq` is in the index. */
+  const indexed = async (seq: string) =>
+    (await broker.query(`SELECT 1 FROM release_index WHERE audit_seq = $1`, [seq])).length === 1;
+  /** Whether the release of `seq` is in the index within 10 s. */
+  const indexedSoon = async (seq: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (await indexed(seq)) return true;
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    return false;
+  };
 });
 
 /** A small RFC 4180 reader: null for an empty unquoted cell, '' for `""`. */

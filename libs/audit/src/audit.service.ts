@@ -304,8 +304,10 @@ export class AuditService {
    */
   async appendGroup(events: AuditEventInput[]): Promise<{ seq: number; hash: string }[]> {
     const sealed = await this.appendAlone(events.map(appendable));
-    // Committed: the releases' ids are copied into the index that subject access searches, later.
-    if (events.some((e) => e.release)) this.releases.schedule();
+    // Committed: the releases' ids are copied into the index that subject access searches, later. A
+    // staged list (an export's) is copied once its rows are sent (see DataExportService), not while
+    // its COPY runs: the copy of a large list would take the machine from the export itself.
+    if (events.some((e) => e.release && 'rids' in e.release)) this.releases.schedule();
     return sealed;
   }
 

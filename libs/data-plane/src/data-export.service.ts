@@ -59,6 +59,10 @@ export class DataExportService {
     const early = precheck(ctx.principal, request);
     if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
     const agencyId = ctx.principal.agencyId!;
+    // When each step ended, in ms since the export began: logged with the export once it is sent.
+    const began = performance.now();
+    const steps: Record<string, number> = {};
+    const step = (name: string) => (steps[name] = Math.round(performance.now() - began));
     const { tx, policy } = await this.dataPlane.begin(agencyId);
     let decision: Decision;
     try {
@@ -99,6 +103,7 @@ export class DataExportService {
       } else {
         [{ n: rowCount }] = await tx.query<{ n: number }>(statements.count.text, statements.count.values);
       }
+      step(staged ? 'staged' : 'counted');
     } catch (error) {
       // A refusal (a statement that is not allowed, or too costly to answer), else a failure.
       const refusal = error instanceof PolicyError ? refusalOf(error) : timeLimitRefusal(error);
@@ -112,6 +117,7 @@ export class DataExportService {
       const { settings, probe } = statements.rows;
       await tx.query(settings.text, settings.values);
       await tx.query(probe);
+      step('planned');
     } catch (error) {
       return notStarted(error);
     }
@@ -136,25 +142,37 @@ export class DataExportService {
     try {
       // The snapshot stays open: the rows streamed are the rows counted and recorded.
       await this.recorder.append([event]);
+      step('recorded');
     } catch (error) {
       return notStarted(error);
     }
+    // Operators see how long an export took, and where: counting or staging its list, planning its
+    // COPY, recording its release (all before the first byte), and sending its rows.
+    const sent = () => {
+      step('sent');
+      this.logger.info({ requestId: ctx.requestId, rows: rowCount, format, ms: steps }, 'export sent');
+    };
+    const merge = rowCount >= MERGE_RELEASE_INDEX_AFTER;
+    const stream = exportStream(
+      tx,
+      statements.rows.copy,
+      statements.header,
+      (error) =>
+        this.logger.error(
+          { err: error, requestId: ctx.requestId },
+          'export failed midway: the stream was cut',
+        ),
+      sent,
+    );
+    // The release's ids are copied into the index that subject access searches once the stream is
+    // over, sent or cut (a large list merged too), off any request's path: not while the COPY runs.
+    if (event.release)
+      stream.once('close', () => (merge ? this.mergeReleaseIndex() : this.releases.schedule()));
     return {
       kind: 'stream',
       contentType: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
       rowCount,
-      stream: exportStream(
-        tx,
-        statements.rows.copy,
-        statements.header,
-        (error) =>
-          this.logger.error(
-            { err: error, requestId: ctx.requestId },
-            'export failed midway: the stream was cut',
-          ),
-        // A large release's ids are indexed now, off any request's path.
-        event.release && rowCount >= MERGE_RELEASE_INDEX_AFTER ? () => this.mergeReleaseIndex() : undefined,
-      ),
+      stream,
     };
   }
 

@@ -51,7 +51,8 @@ export class TestBroker {
 
   /** Listens on a free loopback port (for a browser or another process) and returns the base URL. */
   async listen(): Promise<string> {
-    await this.app.listen({ port: 0, host: '127.0.0.1' });
+    // Once: a second call answers the address the first one listens on.
+    if (!this.http.server.listening) await this.app.listen({ port: 0, host: '127.0.0.1' });
     const address = this.http.server.address();
     if (!address || typeof address === 'string') throw new Error('the broker is not listening on TCP');
     return `http://127.0.0.1:${address.port}`;
