@@ -201,3 +201,10 @@ export async function activateAgreement(
 export function withoutKeys(text: string): string {
   return text.replace(/'\\x[0-9a-f]{64}'::bytea/g, `'\\x${'0'.repeat(64)}'::bytea`);
 }
+
+/** The median of some numbers (the mean of the middle two when there are an even number). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import type { INestApplicationContext } from '@nestjs/common';
@@ -38,6 +38,7 @@ import {
   SERVER_URL,
   activateAgreement,
   gql,
+  median,
   post,
   scrapeMetrics,
   withClient,
@@ -51,7 +52,8 @@ const ONE_CLIENT_SAMPLES = Number(process.env.BENCH_MATRIX_SAMPLES ?? 20);
 const SECONDS = Number(process.env.BENCH_MATRIX_DURATION ?? 2);
 /**
  * BENCH_MATRIX_SHAPES=lookup,key desc measures only the shapes whose names contain one of these
- * (and no export): for working on a shape. The default measures every shape.
+ * (and no export, unless one of them is `export`): for working on a shape, or on the export alone
+ * (BENCH_MATRIX_SHAPES=export). The default measures every shape and the export.
  */
 /**
  * BENCH_MATRIX_EXPLAIN=analyze: the EXPLAIN file holds `EXPLAIN (ANALYZE, BUFFERS, SUMMARY)` of every
@@ -62,6 +64,11 @@ const ONLY = (process.env.BENCH_MATRIX_SHAPES ?? '')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);
+/** The export's alternating rounds (broker, then psql); its ratio is the median of the rounds'. */
+const EXPORT_ROUNDS = Number(process.env.BENCH_MATRIX_EXPORTS ?? 3);
+if (!Number.isInteger(EXPORT_ROUNDS) || EXPORT_ROUNDS < 1) {
+  throw new Error('BENCH_MATRIX_EXPORTS must be a whole number of rounds, 1 or more');
+}
 /** Seconds of warm-up before each timed throughput cell. */
 const WARMUP = 1;
 /** A throughput cell's alternating rounds a side (of SECONDS / ROUNDS each, at least 1 s). */
@@ -77,6 +84,8 @@ export interface MatrixDeps {
   database: string;
   brokerPort: number;
   brokerPid: number;
+  /** The broker's log (JSON lines), where it logs each export's steps. */
+  brokerLog: string;
   operator: string;
   purpose: string;
   provider: string;
@@ -698,7 +707,7 @@ export async function runMatrix(d: MatrixDeps): Promise<string[]> {
   );
 
   // Export of every row against psql's \copy of the DBA's SELECT.
-  if (!ONLY.length) lines.push(...(await exportVsCopy(d, hmacKey)));
+  if (!ONLY.length || ONLY.includes('export')) lines.push(...(await exportVsCopy(d, hmacKey)));
   lines.push(`load average ${d.load()}`);
   return lines;
 }
@@ -711,18 +720,67 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
     const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
     return { rss: mb('VmRSS'), hwm: mb('VmHWM') };
   };
-  // The peak of the export alone: the high-water mark is reset first (what loading the rows and the
-  // pages before reached is not the export's).
-  let reset = true;
-  try {
-    fs.writeFileSync(`/proc/${d.brokerPid}/clear_refs`, '5');
-  } catch {
-    reset = false;
+  const select = DBA_SELECT.replace('$1::bytea', `'\\x${hmacKey.toString('hex')}'::bytea`).replace(
+    /\s+/g,
+    ' ',
+  );
+  const lines: string[] = [];
+  const ratios: number[] = [];
+  let peak = 0;
+  for (let round = 1; round <= EXPORT_ROUNDS; round++) {
+    // The peak of the export alone: the high-water mark is reset first (what loading the rows and the
+    // pages before reached is not the export's).
+    let reset = true;
+    try {
+      fs.writeFileSync(`/proc/${d.brokerPid}/clear_refs`, '5');
+    } catch {
+      reset = false;
+    }
+    const before = memory();
+    const heapBefore = await heapOf(d.brokerPort);
+    let started = performance.now();
+    const { rows, bytes } = await exportRows(d, query);
+    const brokerSeconds = (performance.now() - started) / 1000;
+    const { hwm } = memory();
+    peak = Math.max(peak, hwm);
+    const heapAfter = await heapOf(d.brokerPort);
+    started = performance.now();
+    const psql = spawn(
+      'psql',
+      [
+        `${SERVER_URL}/${d.database}`,
+        '-qAt',
+        '-c',
+        `\\copy (SELECT ${select} FROM records.${SLUG} WHERE age >= 18) TO STDOUT CSV`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let psqlRows = 0;
+    psql.stdout.on('data', (chunk: Buffer) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) psqlRows++;
+    });
+    await once(psql, 'close');
+    const psqlSeconds = (performance.now() - started) / 1000;
+    const ratio = rows / brokerSeconds / (psqlRows / psqlSeconds);
+    ratios.push(ratio);
+    lines.push(
+      `export round ${round}: broker ${rows.toLocaleString('en-US')} rows (${(bytes / 1e6).toFixed(1)} MB CSV) in ${brokerSeconds.toFixed(2)} s ` +
+        `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB (${reset ? 'reset before the export, ' : ''}RSS ${before.rss.toFixed(1)} MB before it); psql \\copy ` +
+        `${psqlRows.toLocaleString('en-US')} rows in ${psqlSeconds.toFixed(2)} s = ${(psqlRows / psqlSeconds).toFixed(0)} rows/s; ratio ${ratio.toFixed(2)}`,
+      `export round ${round}: the broker's steps (ms from the start, its log) ${exportSteps(d.brokerLog)}`,
+      `export round ${round}: broker memory before it ${heapBefore}; after it ${heapAfter}`,
+    );
   }
-  const before = memory();
-  const heapBefore = await heapOf(d.brokerPort);
-  let started = performance.now();
-  const { rows, bytes } = await new Promise<{ rows: number; bytes: number }>((done, fail) => {
+  lines.push(
+    `ratio export rows/s broker/psql by round: ${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)}); ` +
+      `peak VmHWM ${peak.toFixed(1)} MB (target ≥ 0.5, RSS < 300 MB)`,
+  );
+  return lines;
+}
+
+/** Exports every row the query selects as CSV, counting the rows (lines after the header) and bytes. */
+function exportRows(d: MatrixDeps, query: string): Promise<{ rows: number; bytes: number }> {
+  return new Promise<{ rows: number; bytes: number }>((done, fail) => {
     const req = request(
       {
         host: '127.0.0.1',
@@ -753,38 +811,27 @@ async function exportVsCopy(d: MatrixDeps, hmacKey: Buffer): Promise<string[]> {
     req.on('error', fail);
     req.end(JSON.stringify({ query }));
   });
-  const brokerSeconds = (performance.now() - started) / 1000;
-  const { hwm } = memory();
-  const heapAfter = await heapOf(d.brokerPort);
-  const select = DBA_SELECT.replace('$1::bytea', `'\\x${hmacKey.toString('hex')}'::bytea`).replace(
-    /\s+/g,
-    ' ',
-  );
-  started = performance.now();
-  const psql = spawn(
-    'psql',
-    [
-      `${SERVER_URL}/${d.database}`,
-      '-qAt',
-      '-c',
-      `\\copy (SELECT ${select} FROM records.${SLUG} WHERE age >= 18) TO STDOUT CSV`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let psqlRows = 0;
-  psql.stdout.on('data', (chunk: Buffer) => {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) psqlRows++;
-  });
-  await once(psql, 'close');
-  const psqlSeconds = (performance.now() - started) / 1000;
-  const ratio = rows / brokerSeconds / (psqlRows / psqlSeconds);
-  return [
-    `export: broker ${rows.toLocaleString('en-US')} rows (${(bytes / 1e6).toFixed(1)} MB CSV) in ${brokerSeconds.toFixed(2)} s ` +
-      `= ${(rows / brokerSeconds).toFixed(0)} rows/s, broker VmHWM ${hwm.toFixed(1)} MB (${reset ? 'reset before the export, ' : ''}RSS ${before.rss.toFixed(1)} MB before it); psql \\copy ` +
-      `${psqlRows.toLocaleString('en-US')} rows in ${psqlSeconds.toFixed(2)} s = ${(psqlRows / psqlSeconds).toFixed(0)} rows/s`,
-    `export: broker memory before it ${heapBefore}; after it ${heapAfter}`,
-    `ratio export rows/s broker/psql: ${ratio.toFixed(2)} (target ≥ 0.5, RSS < 300 MB)`,
-  ];
+}
+
+/** The steps of the last export the broker logged (`export sent`), as `name ms` pairs, or `n/a`. */
+function exportSteps(logPath: string): string {
+  let text: string;
+  try {
+    text = readFileSync(logPath, 'utf8');
+  } catch {
+    return 'n/a';
+  }
+  const line = text
+    .split('\n')
+    .reverse()
+    .find((l) => l.includes('"export sent"'));
+  if (!line) return 'n/a';
+  const { ms } = JSON.parse(line) as { ms?: Record<string, number> };
+  return ms
+    ? Object.entries(ms)
+        .map(([step, at]) => `${step} ${at}`)
+        .join(', ')
+    : 'n/a';
 }
 
 /**

@@ -63,6 +63,7 @@ import {
   dropDatabase,
   freePort,
   gql,
+  median,
   mulberry32,
   post,
   scrapeMetrics,
@@ -428,6 +429,7 @@ async function main() {
         database: BROKER_DB,
         brokerPort,
         brokerPid: broker.pid!,
+        brokerLog: resolve(DATA_DIR, 'query-broker.log'),
         operator: token,
         purpose: PURPOSE,
         ...setup,
@@ -1100,12 +1102,6 @@ async function latencies(
 /** A part's ratios by round, and their median. */
 function roundsText(ratios: number[]): string {
   return `${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
