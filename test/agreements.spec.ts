@@ -260,3 +260,94 @@ describe('agreements: versions, approvals, lifecycle', () => {
     }
   });
 });
+
+describe('agreements: the defaults of a grant', () => {
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'agreements_defaults' });
+  });
+  afterAll(() => broker.close());
+
+  it('declares the defaulted arguments of GrantInput and FieldGrantInput nullable, as the contract does', async () => {
+    type InputField = {
+      name: string;
+      defaultValue: string | null;
+      type: { kind: string; name: string | null };
+    };
+    const data = await broker.gqlOk<{
+      __schema: { types: { name: string; inputFields: InputField[] | null }[] };
+    }>(
+      broker.operatorKey,
+      `{ __schema { types { name inputFields { name defaultValue type { kind name } } } } }`,
+    );
+    const field = (type: string, name: string) =>
+      data.__schema.types.find((t) => t.name === type)?.inputFields?.find((f) => f.name === name);
+    expect(field('FieldGrantInput', 'transform')).toEqual({
+      name: 'transform',
+      defaultValue: 'RAW',
+      type: { kind: 'ENUM', name: 'FieldTransform' },
+    });
+    expect(field('GrantInput', 'access')).toEqual({
+      name: 'access',
+      defaultValue: 'ROWS',
+      type: { kind: 'ENUM', name: 'GrantAccess' },
+    });
+    for (const [name, defaultValue, type] of [
+      ['requireConsent', 'false', 'Boolean'],
+      ['minCellSize', '11', 'Int'],
+      ['linkage', 'false', 'Boolean'],
+    ]) {
+      expect(field('GrantInput', name)).toEqual({ name, defaultValue, type: { kind: 'SCALAR', name: type } });
+    }
+  });
+
+  it('takes an explicit null for a defaulted grant argument as its default', async () => {
+    const provider = await broker.createAgency('Provider');
+    const recipient = await broker.createAgency('Recipient');
+    const steward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
+    await broker.gqlOk(
+      broker.operatorKey,
+      `mutation { definePurpose(input: { code: "RESEARCH", description: "d" }) { code } }`,
+    );
+    const dataset = await broker.registerDataset(steward.apiKey, {
+      slug: 'programs',
+      title: 'Programs',
+      keyField: 'k',
+      fields: [
+        { name: 'k', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'program', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    const res = await broker.gql(steward.apiKey, PROPOSE, {
+      input: {
+        title: 'Nulls',
+        providerAgencyId: provider.id,
+        recipientAgencyId: recipient.id,
+        purposes: ['RESEARCH'],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId: dataset.id,
+            fields: [{ name: 'program', transform: null }],
+            access: null,
+            requireConsent: null,
+            minCellSize: null,
+            linkage: null,
+          },
+        ],
+      },
+    });
+    expect(res.errors).toBeUndefined();
+    const [grant] = (res.data as { proposeAgreement: { versions: { content: { grants: unknown[] } }[] } })
+      .proposeAgreement.versions[0].content.grants;
+    expect(grant).toMatchObject({
+      access: 'ROWS',
+      requireConsent: false,
+      minCellSize: 11,
+      linkage: false,
+      fields: [{ name: 'program', transform: 'RAW' }],
+    });
+  });
+});

@@ -187,10 +187,11 @@ export class AgreementModel {
 export class FieldGrantInput {
   @Field({ description: "The field's name in the dataset." }) name!: string;
   @Field(() => FieldTransform, {
+    nullable: true,
     defaultValue: FieldTransform.RAW,
     description: 'How it is released: RAW (default), HASH or GENERALIZE (see FieldTransform).',
   })
-  transform?: FieldTransform;
+  transform?: FieldTransform | null;
   @Field(() => String, {
     nullable: true,
     description:
@@ -207,10 +208,11 @@ export class GrantInput {
   })
   datasetId!: string;
   @Field(() => GrantAccess, {
+    nullable: true,
     defaultValue: GrantAccess.ROWS,
     description: 'ROWS (default): its records may be read; AGGREGATE_ONLY: they may only be counted.',
   })
-  access?: GrantAccess;
+  access?: GrantAccess | null;
   @Field(() => [FieldGrantInput], {
     description:
       'The fields released, each once, with its transform; at least one. Nothing else is released.',
@@ -225,26 +227,29 @@ export class GrantInput {
   })
   rowFilter?: Record<string, unknown> | null;
   @Field(() => Boolean, {
+    nullable: true,
     defaultValue: false,
     description:
       "Release only the records of subjects who consented to the purpose (the dataset's subject field " +
       'is checked against recorded consent). Needs a dataset with a subject field.',
   })
-  requireConsent?: boolean;
+  requireConsent?: boolean | null;
   @Field(() => Int, {
+    nullable: true,
     defaultValue: 11,
     description:
       'The smallest count an aggregate may show (1 to 1000, default 11); smaller groups are left out or ' +
       'suppressed.',
   })
-  minCellSize?: number;
+  minCellSize?: number | null;
   @Field(() => Boolean, {
+    nullable: true,
     defaultValue: false,
     description:
       "Release the linkage pseudonym personKey (the same person's key across the recipient's datasets for " +
       'the purpose) and allow linked counts and counts of persons. Needs oversight.',
   })
-  linkage?: boolean;
+  linkage?: boolean | null;
 }
 
 @InputType({
