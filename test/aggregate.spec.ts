@@ -132,7 +132,19 @@ describe('data plane: aggregates with disclosure control', () => {
       DATA,
     );
     expect(rows.data).toBeNull();
-    expect(rows.errors![0].extensions!.code).toBe('FORBIDDEN');
+    expect(rows.errors![0].extensions).toEqual({ code: 'FORBIDDEN', reason: 'ROWS_NOT_GRANTED' });
+    const [event] = await broker.query<{ reason: string; dataset_id: string }>(
+      `SELECT reason, dataset_id FROM audit_event WHERE decision = 'DENY' ORDER BY seq DESC LIMIT 1`,
+    );
+    expect(event).toEqual({ reason: 'ROWS_NOT_GRANTED', dataset_id: dataset.id });
+    // A root field of no dataset the caller is granted stays a name it does not hold.
+    const unknown = await broker.gql(
+      analyst.apiKey,
+      `{ parole(purpose: RECIDIVISM_EVALUATION) { nodes { sex } } }`,
+      {},
+      DATA,
+    );
+    expect(unknown.errors![0].extensions).toMatchObject({ code: 'FORBIDDEN', reason: 'FIELD_NOT_RELEASED' });
   });
 
   it('counts in SQL, perturbed within the stated noise, the same records always giving the same count', async () => {

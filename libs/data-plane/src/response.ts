@@ -39,6 +39,11 @@ export function classify(error: GraphQLError, policy?: CallerPolicy): DataPlaneR
     const asked = ASKED.exec(message);
     const field = asked ? (asked[1] ?? asked[3] ?? asked[5]) : undefined;
     const type = asked ? (asked[2] ?? asked[4] ?? asked[6]) : undefined;
+    // The row root field of a dataset the caller's agreements grant for counts only (AGGREGATE_ONLY):
+    // its own agreements show that much, so the refusal says so.
+    if (field && type === 'Query' && policy && countsOnly(policy, field)) {
+      return refusal('ROWS_NOT_GRANTED', 'Your agreements release this dataset for aggregates only');
+    }
     const releasedAs = field && type && policy ? releasedAsFor(policy, type, field) : undefined;
     return refusal('FIELD_NOT_RELEASED', message, {
       ...(field ? { field } : {}),
@@ -60,6 +65,15 @@ export function timeLimitRefusal(error: unknown): DataPlaneRefusal | null {
     return null;
   }
   return refusal('LIMIT', 'The query is too costly to answer: narrow it');
+}
+
+/**
+ * Whether `root` is the row root field of a dataset that the caller's active agreements grant, yet
+ * not for rows: the schema has no such field only where every grant of it is AGGREGATE_ONLY.
+ */
+function countsOnly(policy: CallerPolicy, root: string): boolean {
+  const shape = [...policy.shapes.values()].find((s) => s.slug === root);
+  return !!shape && policy.active.some((a) => a.grants.has(shape.id));
 }
 
 /** The name under which the caller's agreements release the field `name` of the dataset typed `type`. */
