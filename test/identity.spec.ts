@@ -23,6 +23,21 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
     expect(data.me).toEqual({ email: 'operator@broker.local', role: 'OPERATOR', agency: null });
   });
 
+  it('takes any BROKER_BOOTSTRAP_TOKEN as the operator key, a short one too, and keeps no whole one', async () => {
+    const short = await TestBroker.start({
+      LABEL: 'identity_short_token',
+      BROKER_BOOTSTRAP_TOKEN: 'op-token',
+    });
+    try {
+      const data = await short.gqlOk('op-token', '{ me { email role } }');
+      expect(data.me).toEqual({ email: 'operator@broker.local', role: 'OPERATOR' });
+      const rows = await short.query<{ prefix: string }>(`SELECT prefix FROM api_key`);
+      expect(rows).toEqual([{ prefix: 'op' }]);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('creates the bootstrap operator once: a second start with the same token adds nobody', async () => {
     const { AuthService } = await import('@broker/auth');
     expect(await broker.app.get(AuthService).ensureBootstrapOperator(broker.operatorKey)).toBe(false);

@@ -8,14 +8,17 @@ export function generateApiKey(): string {
 }
 
 /**
- * The stored form of a key. A fast hash suffices because keys carry 256 bits of entropy (or, for
- * the bootstrap token, at least 24 characters chosen by the operator); no dictionary applies.
+ * The stored form of a key. A fast hash suffices because keys carry 256 bits of entropy; the
+ * bootstrap token is the operator's choice (a short one is warned about at start, to be rotated).
  */
 export function hashApiKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
 }
 
-/** The first characters of a key, kept to let people tell their keys apart. */
+/**
+ * The first characters of a key, kept to let people tell their keys apart: ten at most, and never
+ * more than a quarter of the key (a short bootstrap token is not kept whole).
+ */
 export function keyPrefix(key: string): string {
-  return key.slice(0, 10);
+  return key.slice(0, Math.min(10, Math.floor(key.length / 4)));
 }

@@ -20,6 +20,8 @@ const KEY_WORKS = 'k.revoked_at IS NULL AND u.deactivated_at IS NULL';
 
 /** Principals remembered per instance, at most this many (the oldest forgotten first). */
 const REMEMBERED_MAX = 10_000;
+/** A bootstrap token shorter than this works (the contract takes any value) but is warned about. */
+const BOOTSTRAP_TOKEN_ADVISED_LENGTH = 24;
 
 /** API keys: issuing them, and turning a presented key into a {@link Principal}. */
 @Injectable()
@@ -39,7 +41,7 @@ export class AuthService {
    * any instance stops the old key on the next request everywhere.
    */
   async authenticate(presentedKey: string): Promise<Principal | null> {
-    if (presentedKey.length < 16 || presentedKey.length > 512) return null;
+    if (presentedKey.length === 0 || presentedKey.length > 512) return null;
     const keyHash = hashApiKey(presentedKey);
     const rows: PrincipalRow[] = await this.dataSource.query(
       `SELECT u.id AS user_id, u.email, u.role, u.agency_id, k.id AS api_key_id, k.invitation
@@ -71,7 +73,7 @@ export class AuthService {
    * or call {@link stillWorks} first. Only an analyst's working keys are remembered.
    */
   remembered(presentedKey: string): Principal | null {
-    if (presentedKey.length < 16 || presentedKey.length > 512) return null;
+    if (presentedKey.length === 0 || presentedKey.length > 512) return null;
     return this.recent.get(hashApiKey(presentedKey).toString('hex')) ?? null;
   }
 
@@ -167,6 +169,11 @@ export class AuthService {
       if (!user) return false;
       await this.issueKey(manager, user.id, token);
       this.logger.info({ userId: user.id }, 'created the bootstrap operator from BROKER_BOOTSTRAP_TOKEN');
+      if (token.length < BOOTSTRAP_TOKEN_ADVISED_LENGTH) {
+        this.logger.warn(
+          `BROKER_BOOTSTRAP_TOKEN is shorter than ${BOOTSTRAP_TOKEN_ADVISED_LENGTH} characters: sign in with it and call rotateApiKey to replace it with a strong key`,
+        );
+      }
       return true;
     });
   }

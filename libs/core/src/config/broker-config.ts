@@ -29,7 +29,8 @@ const schema = z.object({
   BROKER_BOOTSTRAP_TOKEN: z
     .string()
     .trim()
-    .min(24, 'must be at least 24 characters: it becomes the operator API key')
+    .min(1)
+    .max(512, 'must be at most 512 characters: it becomes the operator API key')
     .optional(),
   QUEUE_PREFIX: z
     .string()
