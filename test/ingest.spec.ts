@@ -445,13 +445,46 @@ describe('dataset registry and ingestion', () => {
       ].join('\n');
       const res = await broker.upload(steward.apiKey, dataset.id, 'text/csv', csv);
       expect(res.status).toBe(422);
-      expect(res.body.rejected).toBe(3);
+      expect(res.body.rejected).toBe(4);
       expect(res.body.errors).toEqual([
         { row: 0, field: 'dob', message: "expected a date 'YYYY-MM-DD'" },
         { row: 1, field: null, message: 'has 7 cells; the header has 8' },
         { row: 2, field: 'released', message: 'expected true or false' },
+        // The key of row 0 repeated: an error of row 3, although row 0 was refused for its date.
+        { row: 3, field: 'booking_id', message: 'duplicate record key: row 0 has the same booking_id' },
       ]);
       expect(await count()).toBe(before);
+    });
+
+    it('reports a repeated key on its later row whatever else is wrong with either row, into an empty dataset too', async () => {
+      const empty = await broker.registerDataset(steward.apiKey, {
+        slug: 'jail_visits_dup',
+        title: 'Visits',
+        keyField: 'visit_id',
+        fields: [
+          { name: 'visit_id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+          { name: 'n', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+        ],
+      });
+      const csv = ['visit_id,n', 'V1,x', 'V1,2', 'V2,3', 'V1,y', ',4'].join('\n');
+      const res = await broker.upload(steward.apiKey, empty.id, 'text/csv', csv);
+      expect(res.status).toBe(422);
+      expect(res.body).toEqual({
+        inserted: 0,
+        updated: 0,
+        rejected: 4,
+        errors: [
+          { row: 0, field: 'n', message: 'expected an integer' },
+          { row: 1, field: 'visit_id', message: 'duplicate record key: row 0 has the same visit_id' },
+          { row: 3, field: 'n', message: 'expected an integer' },
+          { row: 3, field: 'visit_id', message: 'duplicate record key: row 0 has the same visit_id' },
+          { row: 4, field: 'visit_id', message: 'is required' },
+        ],
+      });
+      const [{ n }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM records.jail_visits_dup`,
+      );
+      expect(n).toBe(0);
     });
 
     it('reports unknown CSV columns on every row', async () => {

@@ -41,6 +41,11 @@ interface RowWriter {
   /** Called once before the first row. */
   start(): Promise<void>;
   add(row: number, line: string, key: string): void;
+  /**
+   * Holds the key of a row refused for other errors, so that a later row repeating it is reported
+   * too (the batch is refused already: nothing of it is written).
+   */
+  addKey(row: number, key: string): void;
   flush(): Promise<void>;
   /** Writes what is held and waits for PostgreSQL to take it all. */
   end(): Promise<void>;
@@ -155,7 +160,13 @@ export class IngestService {
           )
         : null;
     const writer =
-      direct ?? new StagingWriter(client, `COPY ${STAGE} (_row, ${columns.join(', ')}) FROM STDIN`);
+      direct ??
+      new StagingWriter(
+        client,
+        `COPY ${STAGE} (_row, ${columns.join(', ')}) FROM STDIN`,
+        fields.length,
+        fields.findIndex((f) => f.name === keyField),
+      );
 
     let row = 0;
     try {
@@ -163,6 +174,7 @@ export class IngestService {
       read: for await (const group of source.groups) {
         for (const item of group) {
           let line: string | null = null;
+          validator.keyValid = false;
           if (item.kind === 'error') {
             sink.add(row, null, item.message);
             if (item.fatal) break read;
@@ -172,6 +184,7 @@ export class IngestService {
             line = validator.fromCells(item.cells, mapping, row, sink, columnErrors);
           }
           if (line !== null) writer.add(row, line, validator.key);
+          else if (validator.keyValid) writer.addKey(row, validator.key);
           row++;
         }
         if (writer.size >= writer.threshold) await writer.flush();
@@ -237,22 +250,27 @@ export class IngestService {
     sink: ErrorSink,
   ): Promise<IngestReport> {
     const key = quoteIdent(keyField);
-    const { rows: duplicates } = await client.query<{ _row: number; first_row: number }>(
-      `SELECT _row, first_row FROM (
-         SELECT _row, min(_row) OVER (PARTITION BY ${key}) AS first_row FROM ${staged}
-       ) d WHERE _row <> first_row ORDER BY _row LIMIT ${MAX_REPORTED_ERRORS}`,
+    // A row refused for other errors is held by its key alone, numbered -(row + 1) (addKey).
+    const repeats = `SELECT n AS row_number, first_row, valid FROM (
+         SELECT CASE WHEN _row < 0 THEN -_row - 1 ELSE _row END AS n, _row >= 0 AS valid,
+                min(CASE WHEN _row < 0 THEN -_row - 1 ELSE _row END) OVER (PARTITION BY ${key}) AS first_row
+           FROM ${staged}
+       ) d WHERE n <> first_row`;
+    const { rows: duplicates } = await client.query<{ row_number: number; first_row: number }>(
+      `${repeats} ORDER BY row_number LIMIT ${MAX_REPORTED_ERRORS}`,
     );
     let rejected = sink.rejectedRows;
     if (duplicates.length) {
+      // Rows refused for other errors are counted already.
       const { rows } = await client.query<{ n: string }>(
-        `SELECT count(*) - count(DISTINCT ${key}) AS n FROM ${staged}`,
+        `SELECT count(*) FILTER (WHERE valid) AS n FROM (${repeats}) r`,
       );
       rejected += Number(rows[0].n);
     }
     const errors = [
       ...sink.errors,
       ...duplicates.map((d) => ({
-        row: d._row,
+        row: d.row_number,
         field: keyField,
         message: `duplicate record key: row ${d.first_row} has the same ${keyField}`,
       })),
@@ -323,7 +341,12 @@ class StagingWriter implements RowWriter {
   private readonly copy: CopyStreamQuery;
   private error: Error | null = null;
 
-  constructor(client: PoolClient, sql: string) {
+  constructor(
+    client: PoolClient,
+    sql: string,
+    private readonly width: number,
+    private readonly keyIndex: number,
+  ) {
     this.copy = client.query(copyFrom(sql));
     this.copy.on('error', (e: Error) => (this.error = e));
   }
@@ -336,6 +359,12 @@ class StagingWriter implements RowWriter {
 
   add(row: number, line: string) {
     this.buffer.append(row + '\t' + line);
+  }
+
+  addKey(row: number, key: string) {
+    const cells = new Array<string>(this.width).fill('\\N');
+    cells[this.keyIndex] = key;
+    this.buffer.append(-(row + 1) + '\t' + cells.join('\t') + '\n');
   }
 
   async flush() {
@@ -398,6 +427,10 @@ class DirectWriter implements RowWriter {
   add(row: number, line: string, key: string) {
     if (this.copy) this.rows.append(line);
     this.keys.append(row + '\t' + key + '\n');
+  }
+
+  addKey(row: number, key: string) {
+    this.keys.append(-(row + 1) + '\t' + key + '\n');
   }
 
   async flush() {

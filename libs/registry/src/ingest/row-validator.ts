@@ -234,8 +234,10 @@ export class RowValidator {
   private readonly keyIndex: number;
   private positionsOf: number[] | null = null;
   private positions: number[] = [];
-  /** The COPY text of the key of the last valid row. */
+  /** The COPY text of the key of the last valid row, or of the last row whose key was valid. */
   key = '';
+  /** Whether the last row's key was present and valid (whatever its other fields were). */
+  keyValid = false;
 
   constructor(
     readonly fields: FieldDefinition[],
@@ -251,6 +253,7 @@ export class RowValidator {
 
   /** Validates a parsed JSON value; returns its COPY line, or null after reporting its errors. */
   fromObject(value: unknown, row: number, sink: ErrorSink): string | null {
+    this.keyValid = false;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       sink.add(row, null, 'a record must be a JSON object');
       return null;
@@ -270,7 +273,10 @@ export class RowValidator {
       const text = cell === null || cell === undefined ? this.empty(i) : this.fromJson[i](cell);
       if (typeof text === 'string') {
         line = i === 0 ? text : line + '\t' + text;
-        if (i === this.keyIndex) this.key = text;
+        if (i === this.keyIndex) {
+          this.key = text;
+          this.keyValid = text !== '\\N';
+        }
       } else {
         sink.add(row, this.names[i], text.message);
         ok = false;
@@ -290,6 +296,7 @@ export class RowValidator {
     sink: ErrorSink,
     columnErrors: { field: string; message: string }[],
   ): string | null {
+    this.keyValid = false;
     let ok = true;
     for (const e of columnErrors) {
       sink.add(row, e.field, e.message);
@@ -307,7 +314,10 @@ export class RowValidator {
       const text = cell === '' ? this.empty(i) : this.fromText[i](cell);
       if (typeof text === 'string') {
         line = i === 0 ? text : line + '\t' + text;
-        if (i === this.keyIndex) this.key = text;
+        if (i === this.keyIndex) {
+          this.key = text;
+          this.keyValid = text !== '\\N';
+        }
       } else {
         sink.add(row, this.names[i], text.message);
         ok = false;
