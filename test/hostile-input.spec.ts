@@ -341,8 +341,8 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       purpose: 'RESEARCH',
       fields: ['k'],
     });
-    // What is not the caller's is not named: a dataset outside its schema, a purpose or agreement it
-    // does not hold (they stay in the event's message only).
+    // What is not the caller's is not named: a dataset outside its schema, an agreement it is no party
+    // to, a purpose the catalog does not define.
     await asked(`{ secrets(purpose: RESEARCH) { nodes { k } } }`);
     expect(await lastDeny()).toMatchObject({
       dataset_id: null,
@@ -357,6 +357,17 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       purpose: null,
       agreement_id: null,
     });
+    // A purpose the catalog defines (public) but no agreement of the caller's grants: what was asked.
+    await broker.definePurposes('EVALUATION');
+    await asked(`{ people(purpose: EVALUATION) { nodes { k } } }`);
+    expect(await lastDeny()).toMatchObject({
+      reason: 'PURPOSE_NOT_GRANTED',
+      dataset_id: datasetId,
+      purpose: 'EVALUATION',
+      fields: ['k'],
+    });
+    await asked(`query($p: Purpose!) { people(purpose: $p) { nodes { k } } }`, { p: 'EVALUATION' });
+    expect(await lastDeny()).toMatchObject({ dataset_id: datasetId, purpose: 'EVALUATION' });
   });
 
   it('refuses a DateTime the calendar does not have, a number, or no date at all, never moving it', async () => {

@@ -174,22 +174,47 @@ export class DataPlaneRecorder {
         );
       }
       if (!others.length) return refusalResponse(refusals, status);
+      const defined = await this.definedPurposes(others);
       await this.auditLog.append(
-        others.map((r) => ({
-          actorUserId: ctx.principal.userId,
-          actorAgencyId: ctx.principal.agencyId,
-          decision: 'DENY' as const,
-          reason: r.reason,
-          // The code, never the message: graphql-js's coercion messages quote the value refused, which
-          // may be a filter value (an SSN searched for), and the chain would keep it for ever.
-          details: { code: r.code },
-          ...r.audit,
-          action: action ?? r.audit?.action ?? AuditAction.QUERY,
-        })),
+        others.map((r) => {
+          const { purposeAsked, ...asked } = r.audit ?? {};
+          return {
+            actorUserId: ctx.principal.userId,
+            actorAgencyId: ctx.principal.agencyId,
+            decision: 'DENY' as const,
+            reason: r.reason,
+            // The code, never the message: graphql-js's coercion messages quote the value refused,
+            // which may be a filter value (an SSN searched for), and the chain would keep it for ever.
+            details: { code: r.code },
+            ...asked,
+            ...(purposeAsked !== undefined && defined.has(purposeAsked) ? { purpose: purposeAsked } : {}),
+            action: action ?? r.audit?.action ?? AuditAction.QUERY,
+          };
+        }),
       );
     } catch (error) {
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write of a denial failed');
     }
     return refusalResponse(refusals, status);
   }
+
+  /**
+   * Of the purposes refusals asked for that the caller holds none of, those the catalog defines: a
+   * DENY event records what was asked, and a defined purpose is public; anything else typed is not
+   * recorded.
+   */
+  private async definedPurposes(refusals: DataPlaneRefusal[]): Promise<Set<string>> {
+    const asked = [
+      ...new Set(refusals.flatMap((r) => (r.audit?.purposeAsked ? [r.audit.purposeAsked] : []))),
+    ].filter((p) => p.length <= MAX_PURPOSE_LENGTH);
+    if (!asked.length) return new Set();
+    const rows = await this.dataSource.query<{ code: string }[]>(
+      `SELECT code FROM purpose WHERE code = ANY($1::text[])`,
+      [asked],
+    );
+    return new Set(rows.map((r) => r.code));
+  }
 }
+
+/** Longer than any purpose's code: not looked up. */
+const MAX_PURPOSE_LENGTH = 200;

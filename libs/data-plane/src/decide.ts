@@ -147,8 +147,9 @@ export function decideRequest(
 /**
  * What a request refused before it was analysed (by validation, or its variables) asked for, for its
  * DENY events (DESIGN §4: what was asked, never a filter value): the dataset of its first root field
- * that names one of the caller's datasets, the purpose and the agreement it names where they are the
- * caller's (anything else it typed stays in the event's message only), and the names it asked for.
+ * that names one of the caller's datasets, the agreement it names where it is the caller's, the
+ * purpose it names (one the caller holds; else, if the catalog defines it, the recorder records it),
+ * and the names it asked for.
  */
 export function askedIn(
   document: DocumentNode,
@@ -194,9 +195,11 @@ export function askedIn(
     ].sort();
     return {
       datasetId: shape.id,
-      ...(typeof purpose === 'string' && policy.active.some((a) => a.purposes.includes(purpose))
-        ? { purpose }
-        : {}),
+      ...(typeof purpose !== 'string'
+        ? {}
+        : policy.active.some((a) => a.purposes.includes(purpose))
+          ? { purpose }
+          : { purposeAsked: purpose }),
       ...(agreement ? { agreementId: agreement.id, agreementVersion: agreement.version } : {}),
       ...(names.length ? { fields: names.slice(0, 100) } : {}),
     };

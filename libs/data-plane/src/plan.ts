@@ -70,6 +70,11 @@ export interface Plan {
 export interface RefusalAudit {
   action?: AuditAction;
   purpose?: string;
+  /**
+   * A purpose the request named that none of the caller's agreements grants: recorded as the
+   * event's purpose if it is one of the purposes defined (the public catalog), never as typed.
+   */
+  purposeAsked?: string;
   datasetId?: string;
   agreementId?: string;
   agreementVersion?: number;
