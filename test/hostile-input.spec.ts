@@ -562,6 +562,19 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       code: 'BAD_USER_INPUT',
       reason: 'INVALID',
     });
+    // The same for an agreement's id in a change: unknown NOT_FOUND, malformed BAD_USER_INPUT.
+    for (const [id, code] of [
+      [UNKNOWN, 'NOT_FOUND'],
+      ['not-a-uuid', 'BAD_USER_INPUT'],
+    ]) {
+      for (const mutation of [
+        `mutation($id: ID!) { approveAgreement(id: $id, version: 1) { id } }`,
+        `mutation($id: ID!) { revokeAgreement(id: $id, reason: "no") { id } }`,
+      ]) {
+        const res = await broker.gql(providerSteward.apiKey, mutation, { id });
+        expect(res.errors?.[0].extensions?.code).toBe(code);
+      }
+    }
   });
 
   it('refuses first below 1 and a where nested 17 levels deep, before any row is read', async () => {

@@ -579,12 +579,12 @@ export class AgreementService {
     action: Exclude<ControlAction, 'party'>,
     lock = false,
   ): Promise<AgreementRow> {
-    const [row] = isUuid(id)
-      ? await manager.query<AgreementRow[]>(
-          `SELECT * FROM agreement WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
-          [id],
-        )
-      : [];
+    // Malformed input is BAD_USER_INPUT (no agreement can have that id: it tells nothing).
+    if (!isUuid(id)) throw badInput('id is not a valid agreement id');
+    const [row] = await manager.query<AgreementRow[]>(
+      `SELECT * FROM agreement WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
     if (!row) throw new BrokerError(ErrorCode.NOT_FOUND, 'Agreement not found', { reason: 'NOT_PARTY' });
     authorize(ctx.principal, action, asSubject('Agreement', partiesOfRow(row)), 'Agreement');
     return row;
