@@ -450,46 +450,56 @@ describe('data plane: exports (POST /data/export)', () => {
     expect(cancelled.statusCode).toBe(503);
   });
 
-  it('ends a stream that fails midway without its final chunk', async () => {
-    const big = await broker.registerDataset(providerSteward.apiKey, {
-      slug: 'big_things',
-      title: 'Big',
+  /**
+   * A dataset `slug` (k INTEGER key, v STRING) of `rows` rows, released whole to the analyst's agency
+   * for RESEARCH by an agreement of its own: far more rows than the sockets between PostgreSQL and a
+   * client that stopped reading can hold.
+   */
+  const longDataset = async (slug: string, rows: number, filler: string) => {
+    const long = await broker.registerDataset(providerSteward.apiKey, {
+      slug,
+      title: slug,
       keyField: 'k',
       fields: [
         { name: 'k', type: 'INTEGER', classification: 'NON_SENSITIVE', required: true },
         { name: 'v', type: 'STRING', classification: 'NON_SENSITIVE' },
       ],
     });
-    const csv = ['k,v', ...Array.from({ length: 1000 }, (_, i) => `${i},value-${i}-${'x'.repeat(30)}`)].join(
-      '\n',
-    );
-    expect((await broker.upload(providerSteward.apiKey, big.id, 'text/csv', csv)).status).toBe(200);
-    // Far more than the sockets and streams between PostgreSQL and the client can hold (about 23 MB):
-    // the COPY is still sending when its connection is killed, whatever the machine's speed.
+    expect(
+      (await broker.upload(providerSteward.apiKey, long.id, 'text/csv', `k,v\n0,${filler}`)).status,
+    ).toBe(200);
     await broker.query(
-      `INSERT INTO records.big_things (k, v)
-       SELECT g, 'value-' || g || '-' || repeat('x', 30) FROM generate_series(1000, 499999) AS g`,
+      `INSERT INTO records.${slug} (k, v)
+       SELECT g, 'value-' || g || '-' || $2 FROM generate_series(1, $1::int - 1) AS g`,
+      [rows, filler],
     );
-    const [{ provider_agency_id: providerId }] = await broker.query<{ provider_agency_id: string }>(
-      `SELECT provider_agency_id FROM dataset WHERE id = $1`,
-      [big.id],
+    const [{ provider, recipient }] = await broker.query<{ provider: string; recipient: string }>(
+      `SELECT d.provider_agency_id AS provider, a.recipient_agency_id AS recipient
+         FROM dataset d, agreement a WHERE d.id = $1 AND a.id = $2`,
+      [long.id, agreement],
     );
-    const [{ recipient_agency_id: recipientId }] = await broker.query<{ recipient_agency_id: string }>(
-      `SELECT recipient_agency_id FROM agreement WHERE id = $1`,
-      [agreement],
-    );
-    const recipientSteward = await broker.createUser({ agencyId: recipientId, role: 'STEWARD' });
+    const recipientSteward = await broker.createUser({ agencyId: recipient, role: 'STEWARD' });
     await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
-      title: 'Big for research',
-      providerAgencyId: providerId,
-      recipientAgencyId: recipientId,
+      title: `${slug} for research`,
+      providerAgencyId: provider,
+      recipientAgencyId: recipient,
       purposes: ['RESEARCH'],
       validFrom: '2020-01-01T00:00:00Z',
       validUntil: '2099-01-01T00:00:00Z',
-      grants: [{ datasetId: big.id, fields: [{ name: 'k' }, { name: 'v' }] }],
+      grants: [{ datasetId: long.id, fields: [{ name: 'k' }, { name: 'v' }] }],
     });
+  };
+
+  /**
+   * The analyst's CSV export of `query` over TCP (not inject: the client reads as a real one does),
+   * `onChunk` seeing each chunk as it comes: its bytes and lines, and whether it ended complete.
+   */
+  const exportOverTcp = async (
+    query: string,
+    onChunk: (res: http.IncomingMessage) => void,
+  ): Promise<{ bytes: number; lines: number; complete: boolean; failed: boolean }> => {
     const url = new URL(await broker.listen());
-    const outcome = await new Promise<{ bytes: number; failed: boolean; complete: boolean }>((resolve) => {
+    return new Promise((resolve) => {
       const req = http.request(
         {
           host: url.hostname,
@@ -504,27 +514,38 @@ describe('data plane: exports (POST /data/export)', () => {
         },
         (res) => {
           let bytes = 0;
-          let killed = false;
+          let lines = 0;
+          const outcome = (failed: boolean) => resolve({ bytes, lines, complete: res.complete, failed });
           res.on('data', (chunk: Buffer) => {
             bytes += chunk.length;
-            if (killed) return;
-            killed = true;
-            // The first bytes are in: the export's connection is killed while it waits for the client.
-            res.pause();
-            void broker
-              .query(
-                `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                  WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()`,
-              )
-              .then(() => res.resume());
+            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+            onChunk(res);
           });
-          res.on('end', () => resolve({ bytes, failed: false, complete: res.complete }));
-          res.on('error', () => resolve({ bytes, failed: true, complete: res.complete }));
-          res.on('aborted', () => resolve({ bytes, failed: true, complete: res.complete }));
+          res.on('end', () => outcome(false));
+          res.on('error', () => outcome(true));
+          res.on('aborted', () => outcome(true));
         },
       );
-      req.on('error', () => resolve({ bytes: 0, failed: true, complete: false }));
-      req.end(JSON.stringify({ query: `{ big_things(purpose: RESEARCH) { nodes { k v } } }` }));
+      req.on('error', () => resolve({ bytes: 0, lines: 0, complete: false, failed: true }));
+      req.end(JSON.stringify({ query }));
+    });
+  };
+
+  it('ends a stream that fails midway without its final chunk', async () => {
+    // About 23 MB: the COPY is still sending when its connection is killed, whatever the machine's speed.
+    await longDataset('big_things', 500_000, 'x'.repeat(30));
+    let killed = false;
+    const outcome = await exportOverTcp(`{ big_things(purpose: RESEARCH) { nodes { k v } } }`, (res) => {
+      if (killed) return;
+      killed = true;
+      // The first bytes are in: the export's connection is killed while it waits for the client.
+      res.pause();
+      void broker
+        .query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()`,
+        )
+        .then(() => res.resume());
     });
     expect(outcome.bytes).toBeGreaterThan(0);
     expect(outcome.complete).toBe(false);
@@ -534,83 +555,24 @@ describe('data plane: exports (POST /data/export)', () => {
   });
 
   it("copies an export's ids into the release index once it is sent, not while its COPY runs", async () => {
-    const long = await broker.registerDataset(providerSteward.apiKey, {
-      slug: 'long_things',
-      title: 'Long',
-      keyField: 'k',
-      fields: [
-        { name: 'k', type: 'INTEGER', classification: 'NON_SENSITIVE', required: true },
-        { name: 'v', type: 'STRING', classification: 'NON_SENSITIVE' },
-      ],
-    });
-    expect((await broker.upload(providerSteward.apiKey, long.id, 'text/csv', 'k,v\n0,zero')).status).toBe(
-      200,
-    );
-    // Far more than the sockets between PostgreSQL and a client that stopped reading can hold.
-    await broker.query(
-      `INSERT INTO records.long_things (k, v)
-       SELECT g, 'value-' || g || '-' || repeat('y', 40) FROM generate_series(1, 299999) AS g`,
-    );
-    const ids = async (slug: string) =>
-      (
-        await broker.query<{ provider: string; recipient: string }>(
-          `SELECT d.provider_agency_id AS provider, a.recipient_agency_id AS recipient
-             FROM dataset d, agreement a WHERE d.slug = $1 AND a.id = $2`,
-          [slug, agreement],
-        )
-      )[0];
-    const { provider, recipient } = await ids('long_things');
-    const recipientSteward = await broker.createUser({ agencyId: recipient, role: 'STEWARD' });
-    await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
-      title: 'Long for research',
-      providerAgencyId: provider,
-      recipientAgencyId: recipient,
-      purposes: ['RESEARCH'],
-      validFrom: '2020-01-01T00:00:00Z',
-      validUntil: '2099-01-01T00:00:00Z',
-      grants: [{ datasetId: long.id, fields: [{ name: 'k' }, { name: 'v' }] }],
-    });
-    const url = new URL(await broker.listen());
+    await longDataset('long_things', 300_000, 'y'.repeat(40));
     let seq = '';
+    let paused = false;
     let indexedWhilePaused: boolean | null = null;
-    const outcome = await new Promise<{ lines: number; complete: boolean }>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/data/export',
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${analyst.apiKey}`,
-            accept: 'text/csv',
-            'content-type': 'application/json',
-          },
-        },
-        (res) => {
-          let lines = 0;
-          let paused = false;
-          res.on('data', (chunk: Buffer) => {
-            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-            if (paused) return;
-            paused = true;
-            // The release is recorded and the rows are on their way: the client stops reading for
-            // far longer than the indexer's delay, and the index must not have the list meanwhile.
-            res.pause();
-            void (async () => {
-              seq = await newestRelease();
-              await new Promise((done) => setTimeout(done, 600));
-              indexedWhilePaused = await indexed(seq);
-              res.resume();
-            })().catch(reject);
-          });
-          res.on('end', () => resolve({ lines, complete: res.complete }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(JSON.stringify({ query: `{ long_things(purpose: RESEARCH) { nodes { k v } } }` }));
+    const outcome = await exportOverTcp(`{ long_things(purpose: RESEARCH) { nodes { k v } } }`, (res) => {
+      if (paused) return;
+      paused = true;
+      // The release is recorded and the rows are on their way: the client stops reading for far
+      // longer than the indexer's delay, and the index must not have the list meanwhile.
+      res.pause();
+      void (async () => {
+        seq = await newestRelease();
+        await new Promise((done) => setTimeout(done, 600));
+        indexedWhilePaused = await indexed(seq);
+        res.resume();
+      })();
     });
-    expect(outcome).toEqual({ lines: 300_001, complete: true });
+    expect(outcome).toMatchObject({ lines: 300_001, complete: true, failed: false });
     expect(indexedWhilePaused).toBe(false);
     // Sent: the list is copied (and, this large, merged) without any other release to prompt it.
     await expect(indexedSoon(seq)).resolves.toBe(true);
