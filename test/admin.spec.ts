@@ -228,6 +228,17 @@ describe('admin UI (browser)', () => {
     await page.getByRole('button', { name: 'Approve version 1' }).click();
     await page.getByRole('status').filter({ hasText: 'also needs the oversight board’s approval' }).waitFor();
     await expectFacts(page, 'Status', 'Proposed');
+    // Both parties approved: what is missing is the board, not the other party.
+    await page
+      .getByText(
+        'Your agency approved version 1; so did the other party. It now awaits the oversight board’s approval.',
+      )
+      .waitFor();
+    await expectFacts(
+      page,
+      'In force',
+      'no version yet: both parties and the oversight board must approve one',
+    );
     await page.getByRole('button', { name: 'Sign out' }).click();
 
     // The oversight board's auditor finds it in the queue, with the justifications beside the fields
@@ -280,13 +291,9 @@ describe('admin UI (browser)', () => {
     await h.screenshot(page, '08-amendment-diff');
     await page.getByRole('button', { name: 'Sign out' }).click();
 
-    // The provider approves version 2; the oversight board declines it with a reason, so version 1
-    // stays in force; then the provider revokes the agreement with a reason.
-    await signIn(page, cboSteward.apiKey);
-    await page.getByRole('link', { name: AGREEMENT_TITLE }).click();
-    await page.getByRole('button', { name: 'Approve version 2' }).click();
-    await page.getByRole('status').filter({ hasText: 'also needs the oversight board’s approval' }).waitFor();
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    // The oversight board declines version 2 with a reason before the provider approves it, so
+    // version 1 stays in force; the provider is told why, and is not asked to approve a version that
+    // can no longer come into force; then it revokes the agreement with a reason.
     await signIn(page, board.apiKey);
     const second = page.getByRole('article', { name: new RegExp(AGREEMENT_TITLE) });
     await second.getByRole('button', { name: 'Decline…' }).click();
@@ -295,9 +302,21 @@ describe('admin UI (browser)', () => {
     await page.getByText(`“${AGREEMENT_TITLE}” version 2 declined; the parties may amend it.`).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn(page, cboSteward.apiKey);
-    await page.getByRole('link', { name: AGREEMENT_TITLE }).click();
+    const declinedRow = page.getByRole('row').filter({ hasText: AGREEMENT_TITLE });
+    await declinedRow.getByText('v2 declined by the oversight board').waitFor();
+    expect(await declinedRow.getByText('Awaits your approval').count()).toBe(0);
+    await declinedRow.getByRole('link', { name: AGREEMENT_TITLE }).click();
     await expectFacts(page, 'In force', 'v1');
     await expectFacts(page, 'Status', 'Active');
+    const declined = page.getByRole('alert').filter({ hasText: 'The oversight board declined version 2' });
+    await declined.getByText('A cell size of 20 is not needed here').waitFor();
+    await declined.getByText('version 1 stays in force meanwhile').waitFor();
+    expect(await page.getByRole('button', { name: 'Approve version 2' }).count()).toBe(0);
+    await page
+      .getByRole('region', { name: 'Versions and approvals' })
+      .getByText(/Declined by .*A cell size of 20 is not needed here/)
+      .waitFor();
+    await h.screenshot(page, '09-declined-by-the-board');
     await page.getByRole('button', { name: 'Revoke…' }).click();
     const reason = page.getByLabel('Reason for revoking');
     await expectFocused(page, reason);

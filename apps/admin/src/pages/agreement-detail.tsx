@@ -74,7 +74,8 @@ export function AgreementPage({ id, query }: { id: string; query: URLSearchParam
       {proposed && !changed ? (
         <Notice>
           Version {proposed} proposed and approved by your side. It takes effect once the other party’s
-          steward approves it.
+          steward approves it
+          {agreement.oversightRequired ? ', and the oversight board too' : ''}.
         </Notice>
       ) : null}
       {changed ? <Notice>{changed.message}</Notice> : null}
@@ -93,7 +94,9 @@ export function AgreementPage({ id, query }: { id: string; query: URLSearchParam
         <dd>
           {agreement.inForceVersion
             ? `v${agreement.inForceVersion}`
-            : 'no version yet: both parties must approve one'}
+            : `no version yet: both parties${
+                agreement.oversightRequired ? ' and the oversight board' : ''
+              } must approve one`}
         </dd>
         <dt>Purposes</dt>
         <dd>{agreement.purposes.join(', ')}</dd>
@@ -143,6 +146,11 @@ function StewardActions({
   const [revoking, setRevoking] = useState(false);
   const [reason, setReason] = useState('');
   const awaits = awaitsApprovalBy(agreement, me.agency?.id);
+  const current = agreement.versions.find((v) => v.version === agreement.currentVersion);
+  const parties = [agreement.provider.id, agreement.recipient.id];
+  const otherParty = parties.find((id) => id !== me.agency?.id) ?? '';
+  const otherApproved = !!current?.approvals.some((a) => a.agency.id === otherParty);
+  const boardApproved = !!current?.approvals.some((a) => !parties.includes(a.agency.id));
 
   const onApprove = async () => {
     const result = await approve.mutate({ id: agreement.id, version: agreement.currentVersion });
@@ -174,7 +182,19 @@ function StewardActions({
     <section className="card" aria-labelledby="actions-heading">
       <h2 id="actions-heading">Your decisions</h2>
       <ErrorMessage error={approve.error} title="The approval was not recorded" />
-      {awaits ? (
+      {current?.decline ? (
+        <div className="alert alert-error" role="alert">
+          <p className="alert-title">The oversight board declined version {agreement.currentVersion}</p>
+          <p>
+            {current.decline.agency.name}, {formatInstant(current.decline.at)}: “{current.decline.reason}”
+          </p>
+          <p>
+            This version will never come into force
+            {agreement.inForceVersion ? `; version ${agreement.inForceVersion} stays in force meanwhile` : ''}
+            . Amend the agreement to answer the board with a new version, or revoke it.
+          </p>
+        </div>
+      ) : awaits ? (
         <div className="stack">
           <p>
             Version {agreement.currentVersion} awaits your agency’s approval. Review its terms and what the
@@ -195,8 +215,16 @@ function StewardActions({
         <p className="muted">
           Your agency approved version {agreement.currentVersion}
           {agreement.inForceVersion === agreement.currentVersion
-            ? '; so did the other party.'
-            : '; the other party has not yet.'}
+            ? `; so did the other party${current?.oversightRequired ? ' and the oversight board' : ''}.`
+            : !otherApproved
+              ? `; the other party has not yet${
+                  current?.oversightRequired && !boardApproved
+                    ? ', and it also needs the oversight board’s approval'
+                    : ''
+                }.`
+              : current?.oversightRequired && !boardApproved
+                ? '; so did the other party. It now awaits the oversight board’s approval.'
+                : '; so did the other party.'}
         </p>
       )}
       <div className="form-actions">
@@ -280,6 +308,12 @@ function VersionsSection({ agreement }: { agreement: Agreement }) {
                         {a.agency.name} ({a.user.email}), {formatInstant(a.at)}
                       </li>
                     ))}
+                    {v.decline ? (
+                      <li>
+                        <strong>Declined</strong> by {v.decline.agency.name}, {formatInstant(v.decline.at)}: “
+                        {v.decline.reason}”
+                      </li>
+                    ) : null}
                   </ul>
                 </td>
                 <td>

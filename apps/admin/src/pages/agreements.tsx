@@ -91,11 +91,22 @@ function DestructionReminders({
   );
 }
 
-/** Whether the caller's agency still has to approve the agreement's current version. */
+/**
+ * Whether the caller's agency still has to approve the agreement's current version (never one the
+ * oversight board declined: that version can no longer be approved, only amended).
+ */
 export function awaitsApprovalBy(agreement: Agreement, agencyId: string | undefined): boolean {
   if (!agencyId || agreement.status === 'REVOKED') return false;
   const current = agreement.versions.find((v) => v.version === agreement.currentVersion);
-  return !!current && !current.approvals.some((a) => a.agency.id === agencyId);
+  return !!current && !current.decline && !current.approvals.some((a) => a.agency.id === agencyId);
+}
+
+/** Whether the oversight board declined the agreement's current version (the parties may amend). */
+export function currentDeclined(agreement: Agreement): boolean {
+  return (
+    agreement.status !== 'REVOKED' &&
+    !!agreement.versions.find((v) => v.version === agreement.currentVersion)?.decline
+  );
 }
 
 /** Agreements by status: a steward's own agency's, or all of them for auditors and operators. */
@@ -174,6 +185,11 @@ export function AgreementsPage({ status }: { status: AgreementStatus | null }) {
                     <Link to={`/agreements/${a.id}`}>{a.title}</Link>
                     {steward && awaitsApprovalBy(a, me.agency?.id) ? (
                       <span className="badge badge-attention">Awaits your approval</span>
+                    ) : null}
+                    {currentDeclined(a) ? (
+                      <span className="badge badge-attention">
+                        v{a.currentVersion} declined by the oversight board
+                      </span>
                     ) : null}
                   </td>
                   <td>
