@@ -225,6 +225,10 @@ describe('admin UI (browser)', () => {
       .getByRole('region', { name: 'Preview for RECIDIVISM_EVALUATION' })
       .getByText('dob_year')
       .waitFor();
+    // What it approves includes why: the community benefit and each field's justification.
+    const terms = page.getByRole('region', { name: 'Terms of version 1' });
+    await terms.getByText('The county funds the re-entry programs that keep people out of jail.').waitFor();
+    await terms.getByText('Outcomes are compared program by program.').waitFor();
     await page.getByRole('button', { name: 'Approve version 1' }).click();
     await page.getByRole('status').filter({ hasText: 'also needs the oversight board’s approval' }).waitFor();
     await expectFacts(page, 'Status', 'Proposed');
@@ -276,6 +280,12 @@ describe('admin UI (browser)', () => {
     await amendGrant.getByRole('checkbox', { name: 'Grant last_name' }).uncheck();
     await amendGrant.getByLabel('Minimum cell size').fill('20');
     await page
+      .getByLabel('Community benefit')
+      .fill('The county funds the programs that keep people out of jail, and closes the others.');
+    await amendGrant
+      .getByLabel('Justification of completed')
+      .fill('Completion is what the programs are funded for.');
+    await page
       .getByRole('region', { name: 'Preview for RECIDIVISM_EVALUATION' })
       .getByText('Rows released now: counted for the provider’s steward only')
       .waitFor();
@@ -285,6 +295,8 @@ describe('admin UI (browser)', () => {
     const diff = page.getByRole('region', { name: 'Differences between version 1 and version 2' });
     const changed = await diff.getByRole('row').allTextContents();
     expect(changed.slice(1)).toEqual([
+      expect.stringMatching(/Community benefit.*keep people out of jail\..*closes the others\./),
+      expect.stringMatching(/Justification of completed.*main measure\..*funded for\./),
       expect.stringMatching(/Field last_name.*HASH.*not granted/),
       expect.stringMatching(/Minimum cell size.*11.*20/),
     ]);

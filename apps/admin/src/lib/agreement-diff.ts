@@ -38,6 +38,8 @@ function grantRows(
     const l = left?.fields.find((f) => f.name === name);
     const r = right?.fields.find((f) => f.name === name);
     row(`Field ${name}`, l ? l.transform : absent, r ? r.transform : absent);
+    if (l?.justification || r?.justification)
+      row(`Justification of ${name}`, text(l?.justification), text(r?.justification));
   }
   row(
     'Row filter',
@@ -73,6 +75,7 @@ export function diffContents(left: AgreementContent, right: AgreementContent, na
   row('Retention (days)', text(left.retentionDays), text(right.retentionDays));
   row('Legal basis', text(left.legalBasis), text(right.legalBasis));
   row('Terms of use', text(left.termsOfUse), text(right.termsOfUse));
+  row('Community benefit', text(left.communityBenefit), text(right.communityBenefit));
   const ids = [...new Set([...left.grants, ...right.grants].map((g) => g.datasetId))];
   for (const id of ids) {
     rows.push(

@@ -499,6 +499,8 @@ function ContentView({ version, names }: { version: AgreementVersion; names: Dif
             <dd className="pre">{c.termsOfUse}</dd>
           </>
         ) : null}
+        <dt>Community benefit</dt>
+        <dd className="pre">{c.communityBenefit || 'not stated'}</dd>
       </dl>
       {c.grants.map((g) => (
         <div key={g.datasetId} className="card">
@@ -511,6 +513,7 @@ function ContentView({ version, names }: { version: AgreementVersion; names: Dif
               <li key={f.name}>
                 <code>{f.name}</code>{' '}
                 {f.transform === 'RAW' ? 'as stored' : humanize(f.transform).toLowerCase()}
+                {f.justification ? <span className="muted">: {f.justification}</span> : null}
               </li>
             ))}
           </ul>
