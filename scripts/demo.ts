@@ -5,7 +5,7 @@
  * Environment: DEMO_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/broker_demo; dropped
  * and recreated each run, so its name must contain "demo"), PORT (3000), HOST (127.0.0.1),
  * REDIS_URL (redis://127.0.0.1:6379), DEMO_QUEUE_PREFIX (demo; its queues are emptied each run),
- * DEMO_PEOPLE (2000), DEMO_SEED (2025), DEMO_VERBOSE=1 to stream the broker's and worker's logs,
+ * DEMO_PEOPLE (5000), DEMO_SEED (2025), DEMO_VERBOSE=1 to stream the broker's and worker's logs,
  * LOG_LEVEL (theirs; info). Writes `demo.env` (keys, ids, the database) in the working directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,7 +25,7 @@ import {
   httpBrokerClient,
   seedCounty,
 } from '../libs/testing/src/scenario/seed-county';
-import { DEMO_ENV_FILE, demoEnv } from '../libs/testing/src/scenario/demo-env';
+import { DEMO_COUNTY, DEMO_ENV_FILE, demoEnv } from '../libs/testing/src/scenario/demo-env';
 import { RECIDIVISM_QUERY, recidivismLines } from '../libs/testing/src/scenario/recidivism';
 
 const DATABASE_URL = process.env.DEMO_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/broker_demo';
@@ -34,9 +34,9 @@ const HOST = process.env.HOST || '127.0.0.1';
 const PORT = Number(process.env.PORT || 3000);
 const QUEUE_PREFIX = process.env.DEMO_QUEUE_PREFIX || 'demo';
 // 5,000 people: enough completers per program that the recidivism counts reach the minimum cell size.
-const PEOPLE = Number(process.env.DEMO_PEOPLE || 5000);
+const PEOPLE = Number(process.env.DEMO_PEOPLE || DEMO_COUNTY.people);
 // A number seed and its text are different seeds; digits mean the number, as seedCounty's default.
-const SEED_TEXT = process.env.DEMO_SEED || '2025';
+const SEED_TEXT = process.env.DEMO_SEED || String(DEMO_COUNTY.seed);
 const SEED = /^\d+$/.test(SEED_TEXT) ? Number(SEED_TEXT) : SEED_TEXT;
 const VERBOSE = process.env.DEMO_VERBOSE === '1';
 const HEALTH_TIMEOUT_MS = Number(process.env.DEMO_HEALTH_TIMEOUT_MS || 60_000);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
+  DEMO_COUNTY,
   DEMO_ENV_FILE,
   type SeededCounty,
   TestBroker,
@@ -64,7 +65,7 @@ describe('README examples', () => {
     broker = await TestBroker.start({ LABEL: 'readme' });
     const baseUrl = await broker.listen();
     // The demo's county: its default seed and size, so the counts are the demo's.
-    county = await seedCounty(httpBrokerClient(baseUrl), { operatorKey: broker.operatorKey });
+    county = await seedCounty(httpBrokerClient(baseUrl), { operatorKey: broker.operatorKey, ...DEMO_COUNTY });
     dir = mkdtempSync(join(tmpdir(), 'broker-readme-'));
     const text = demoEnv(county, { baseUrl, databaseUrl: broker.config.DATABASE_URL });
     writeFileSync(join(dir, DEMO_ENV_FILE), text);
@@ -119,6 +120,16 @@ describe('README examples', () => {
     const groups = find('reentry_participation_aggregate').groups as { count: number | null }[];
     expect(groups.filter((g) => g.count !== null && g.count >= 11).length).toBeGreaterThan(1);
     expect(find('subjectAccessReport')).toEqual([]);
+    // An answer a block shows in a comment (`# {"data":…, ...`) begins an answer it printed.
+    const shown = bashExamples()
+      .flatMap((block) => block.split('\n'))
+      .map((line) => /^# (\{.*), \.\.\.$/.exec(line)?.[1])
+      .filter((prefix): prefix is string => prefix !== undefined);
+    expect(shown.length).toBeGreaterThan(0);
+    const printed = flat.map((answer) => JSON.stringify(answer));
+    for (const prefix of shown) {
+      expect([prefix, printed.some((line) => line.startsWith(prefix))]).toEqual([prefix, true]);
+    }
   });
 
   it('answers every request of the role table as the table says', async () => {

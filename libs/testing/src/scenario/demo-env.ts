@@ -8,6 +8,12 @@ import type { SeededCounty } from './seed-county';
 /** Where the demo writes it: the directory `npm run demo` runs in (the repository). */
 export const DEMO_ENV_FILE = 'demo.env';
 
+/**
+ * The county `npm run demo` seeds unless DEMO_SEED or DEMO_PEOPLE say otherwise: the README's
+ * example answers are this county's.
+ */
+export const DEMO_COUNTY = { seed: 2025, people: 5000 } as const;
+
 /** A variable name of a demo handle or slug: `steward:CBO` → `STEWARD_CBO`. */
 function variableName(text: string): string {
   return text.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
