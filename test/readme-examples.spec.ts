@@ -91,7 +91,17 @@ describe('README examples', () => {
     // The first block only defines the helper; every other one prints at least one answer.
     expect(outputs[0]).toBe('');
     const all = outputs.slice(1).map(answers);
+    // The export's block prints the head of its CSV file rather than a JSON answer.
+    const exported = outputs.find((output) => output.startsWith('program,completed,dob_year,personKey\n'));
+    expect(exported?.split('\n').slice(1, 3)).toEqual([
+      expect.stringMatching(/^"[A-Za-z ]+",(true|false|),(\d{4}|),("[0-9a-f]{64}"|)$/),
+      expect.stringMatching(/^"[A-Za-z ]+",(true|false|),(\d{4}|),("[0-9a-f]{64}"|)$/),
+    ]);
+    expect(readFileSync(join(dir, 'participation.csv'), 'utf8').trimEnd().split('\n')).toHaveLength(
+      1 + county.datasets.reentry_participation.records,
+    );
     for (const [i, printed] of all.entries()) {
+      if (outputs[i + 1] === exported) continue;
       expect([i + 1, printed.length > 0]).toEqual([i + 1, true]);
       for (const answer of printed) {
         expect(answer.errors ?? []).toEqual([]);
