@@ -84,6 +84,15 @@ describe('public register (browser)', () => {
       const article = page.getByRole('article', { name: TITLE });
       await article.getByText('Outcomes are compared program by program.').waitFor();
       await article.getByText('The county funds the programs that keep people out of jail.').waitFor();
+      // A coarsened field says how it is coarsened: a date to its year, not every kind of coarsening.
+      const fields = article.getByRole('table', { name: 'Fields shared from “Re-entry participation”' });
+      expect(
+        await fields
+          .getByRole('row', { name: /enrolled_on_year/ })
+          .locator('td')
+          .nth(1)
+          .textContent(),
+      ).toBe('coarsened: only the year of the date');
       await article.getByRole('img', { name: /Data requests per month/ }).waitFor();
       const months = article.getByRole('table', { name: 'Data requests per month (UTC)' });
       expect(await months.getByRole('row').nth(1).locator('td').allTextContents()).toEqual(['1', '0', '3']);

@@ -58,6 +58,21 @@ const TRANSFORM_WORDS: Record<string, string> = {
   GENERALIZE: 'coarsened: a date to its year, a number to its band of 5, a text to its first 3 characters',
 };
 
+/** How a coarsened field is coarsened, told by the suffix of its released name (DESIGN's transforms). */
+const GENERALIZED_WORDS: [suffix: string, words: string][] = [
+  ['_year', 'coarsened: only the year of the date'],
+  ['_band', 'coarsened: only the band of 5 the number falls in (37 is shared as 35, for 35 to 39)'],
+  ['_prefix', 'coarsened: only the first 3 characters of the text'],
+];
+
+function transformWords(field: { released: string; field: string; transform: string }): string {
+  if (field.transform === 'GENERALIZE') {
+    const words = GENERALIZED_WORDS.find(([suffix]) => field.released === field.field + suffix)?.[1];
+    if (words) return words;
+  }
+  return TRANSFORM_WORDS[field.transform] ?? field.transform;
+}
+
 const OPERATOR_WORDS: Record<string, string> = {
   $eq: 'equal to',
   $ne: 'not equal to',
@@ -91,7 +106,7 @@ function grantHtml(grant: RegisterGrant, id: string): string {
           f.classification
             ? `<br><span class="muted">${esc(f.classification.toLowerCase().replace(/_/g, ' '))}</span>`
             : ''
-        }</td><td>${esc(TRANSFORM_WORDS[f.transform] ?? f.transform)}</td><td>${esc(f.description ?? '')}</td><td>${esc(
+        }</td><td>${esc(transformWords(f))}</td><td>${esc(f.description ?? '')}</td><td>${esc(
           f.justification ?? '',
         )}</td></tr>`,
     )
