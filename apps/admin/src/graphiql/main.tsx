@@ -6,7 +6,7 @@
 import { GraphiQL } from 'graphiql';
 import 'graphiql/style.css';
 import { type ExecutionResult, GraphQLError } from 'graphql';
-import { type ComponentProps, StrictMode, useCallback, useEffect, useMemo, useState } from 'react';
+import { type ComponentProps, StrictMode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ApiError, graphql } from '../api/client';
 import { ApiKeySignIn, SESSION_ENDED, SIGNED_OUT } from '../components/api-key-sign-in';
@@ -178,6 +178,21 @@ function App() {
   );
 }
 
+/** What each of GraphiQL's editors is, for a screen reader: CodeMirror's input has no label. */
+const EDITOR_LABELS: [selector: string, label: string][] = [
+  ['.graphiql-query-editor', 'Query'],
+  ['.graphiql-editor-tool', 'Variables (JSON)'],
+  ['.result-window', 'Response'],
+];
+
+function labelEditors(container: HTMLElement) {
+  for (const textarea of container.querySelectorAll<HTMLTextAreaElement>('.CodeMirror textarea')) {
+    if (textarea.hasAttribute('aria-label')) continue;
+    const label = EDITOR_LABELS.find(([selector]) => textarea.closest(selector))?.[1];
+    if (label) textarea.setAttribute('aria-label', label);
+  }
+}
+
 function Explorer({
   apiKey,
   me,
@@ -188,6 +203,16 @@ function Explorer({
   onSignOut: (ended?: boolean) => void;
 }) {
   const storage = useMemo(() => sessionStore(`broker.graphiql${ENDPOINT.path}:`), []);
+  // GraphiQL creates and replaces its editors as tabs and panes open: label each one as it appears.
+  const ide = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const container = ide.current;
+    if (!container) return;
+    labelEditors(container);
+    const observer = new MutationObserver(() => labelEditors(container));
+    observer.observe(container, { childList: true, subtree: true });
+    return () => observer.disconnect();
+  }, []);
   const fetcher = useMemo<Fetcher>(
     () => async (params) => {
       const response = await fetch(ENDPOINT.path, {
@@ -229,7 +254,7 @@ function Explorer({
           Sign out
         </button>
       </header>
-      <div className="gq-ide">
+      <div className="gq-ide" ref={ide}>
         <GraphiQL
           fetcher={fetcher}
           storage={storage}
