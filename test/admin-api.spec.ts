@@ -192,6 +192,36 @@ describe('admin UI: agreement previews, access series and static files', () => {
       ]);
     });
 
+    it('refuses the oversight board or an unknown agency as a party, as proposeAgreement does', async () => {
+      const { agencyId: board } = await broker.oversightAuditor();
+      const unknown = '00000000-0000-4000-8000-000000000000';
+      for (const [recipient, code, message] of [
+        [board, 'BAD_USER_INPUT', 'An oversight agency is party to no agreement'],
+        [unknown, 'NOT_FOUND', 'Agency not found'],
+      ]) {
+        // Content proposeAgreement would otherwise accept (the board's sign-off texts included).
+        const bad = input(
+          { recipientAgencyId: recipient, communityBenefit: 'Programs that work are funded.' },
+          {
+            fields: [
+              { name: 'program', justification: 'Compared program by program.' },
+              { name: 'dob', transform: 'GENERALIZE' },
+            ],
+          },
+        );
+        const preview = await broker.gql(cboSteward.apiKey, PREVIEW, { input: bad });
+        const propose = await broker.gql(cboSteward.apiKey, PROPOSE, { input: bad });
+        for (const answer of [preview, propose]) {
+          expect([
+            recipient,
+            answer.data,
+            answer.errors?.[0].extensions?.code,
+            answer.errors?.[0].message,
+          ]).toEqual([recipient, null, code, message]);
+        }
+      }
+    });
+
     it('is FORBIDDEN to a steward of neither party and to other roles', async () => {
       const third = await broker.gql(probationSteward.apiKey, PREVIEW, { input: input() });
       expect(third.data).toBeNull();

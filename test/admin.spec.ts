@@ -177,6 +177,11 @@ describe('admin UI (browser)', () => {
     await page.getByText('No agreements yet — propose one').waitFor();
     await page.getByRole('link', { name: 'Propose an agreement' }).click();
     await page.getByLabel('Title', { exact: true }).fill(AGREEMENT_TITLE);
+    // The oversight board signs off but is party to no agreement: neither list offers it.
+    for (const party of ['Provider', 'Recipient']) {
+      const options = await page.getByLabel(party, { exact: true }).locator('option').allTextContents();
+      expect([party, options.some((o) => o.startsWith('Oversight board'))]).toEqual([party, false]);
+    }
     await page.getByLabel('Recipient', { exact: true }).selectOption({ label: research.name });
     await page.getByRole('checkbox', { name: /RECIDIVISM_EVALUATION/ }).check();
     await page.getByRole('checkbox', { name: /Re-entry participation/ }).check();

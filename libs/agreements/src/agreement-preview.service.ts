@@ -19,7 +19,7 @@ import {
 import type { AgreementInput } from './agreement.model';
 import type { PurposePreviewModel } from './agreement-preview.model';
 import { previewContent } from './agreement-preview';
-import { authorizeParty } from './agreement.service';
+import { authorizeParty, checkParties } from './agreement.service';
 
 /**
  * Previews an agreement before it is proposed, amended or approved: what its recipient would see
@@ -85,6 +85,7 @@ export class AgreementPreviewService {
         { reason: 'INVALID_AGREEMENT', details: result.problems },
       );
     }
+    await checkParties(this.dataSource, result.content);
     return { content: result.content, shapes };
   }
 

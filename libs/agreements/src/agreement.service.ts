@@ -118,6 +118,36 @@ export interface InForceAgreement {
  * the same transaction, so every broker instance sees it on its next request, and appends its
  * audit event last, right before the commit.
  */
+/**
+ * Both parties exist (an unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT, never a database
+ * error) and neither is an oversight agency, which is party to no agreement. Proposals, amendments
+ * and previews check alike.
+ */
+export async function checkParties(
+  dataSource: DataSource,
+  content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>,
+): Promise<void> {
+  const ids = [content.providerAgencyId, content.recipientAgencyId];
+  for (const [name, id] of [
+    ['providerAgencyId', ids[0]],
+    ['recipientAgencyId', ids[1]],
+  ] as const) {
+    if (!isUuid(id)) throw badInput(`${name} is not a valid id`);
+  }
+  const rows = await dataSource.query<{ id: string; kind: string | null }[]>(
+    `SELECT id, kind FROM agency WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  if (rows.length < 2) {
+    throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
+  }
+  if (rows.some((r) => r.kind?.toLowerCase() === OVERSIGHT_KIND)) {
+    throw new BrokerError(ErrorCode.BAD_USER_INPUT, 'An oversight agency is party to no agreement', {
+      reason: 'INVALID',
+    });
+  }
+}
+
 @Injectable()
 export class AgreementService {
   constructor(
@@ -538,34 +568,8 @@ export class AgreementService {
         { reason: 'INVALID', details: result.problems },
       );
     }
-    await this.checkParties(result.content);
+    await checkParties(this.dataSource, result.content);
     return result.content;
-  }
-
-  /**
-   * Both parties exist (an unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT, never a database
-   * error) and neither is an oversight agency, which is party to no agreement.
-   */
-  private async checkParties(content: Pick<AgreementContent, 'providerAgencyId' | 'recipientAgencyId'>) {
-    const ids = [content.providerAgencyId, content.recipientAgencyId];
-    for (const [name, id] of [
-      ['providerAgencyId', ids[0]],
-      ['recipientAgencyId', ids[1]],
-    ] as const) {
-      if (!isUuid(id)) throw badInput(`${name} is not a valid id`);
-    }
-    const rows = await this.dataSource.query<{ id: string; kind: string | null }[]>(
-      `SELECT id, kind FROM agency WHERE id = ANY($1::uuid[])`,
-      [ids],
-    );
-    if (rows.length < 2) {
-      throw new BrokerError(ErrorCode.NOT_FOUND, 'Agency not found', { reason: 'NOT_PARTY' });
-    }
-    if (rows.some((r) => r.kind?.toLowerCase() === OVERSIGHT_KIND)) {
-      throw new BrokerError(ErrorCode.BAD_USER_INPUT, 'An oversight agency is party to no agreement', {
-        reason: 'INVALID',
-      });
-    }
   }
 
   /**

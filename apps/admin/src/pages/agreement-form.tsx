@@ -209,6 +209,8 @@ function AgreementForm({
 }) {
   const { me } = useSession();
   const ownAgency = me.agency?.id ?? '';
+  // The oversight board signs off on agreements but is party to none: the broker refuses it as one.
+  const parties = agencies.filter((ag) => ag.kind?.toLowerCase() !== 'oversight');
   const [draft, setDraft] = useState<AgreementDraft>(() => {
     const current = agreement?.versions.find((v) => v.version === agreement.currentVersion);
     if (current) return draftFromContent(current.content);
@@ -307,7 +309,7 @@ function AgreementForm({
                   onChange={(e) => set({ providerAgencyId: e.target.value, grants: [] })}
                 >
                   <option value="">Choose an agency</option>
-                  {agencies.map((ag) => (
+                  {parties.map((ag) => (
                     <option key={ag.id} value={ag.id}>
                       {ag.name}
                     </option>
@@ -328,7 +330,7 @@ function AgreementForm({
                   onChange={(e) => set({ recipientAgencyId: e.target.value })}
                 >
                   <option value="">Choose an agency</option>
-                  {agencies
+                  {parties
                     .filter((ag) => ag.id !== draft.providerAgencyId)
                     .map((ag) => (
                       <option key={ag.id} value={ag.id}>
