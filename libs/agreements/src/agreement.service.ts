@@ -114,11 +114,6 @@ export interface InForceAgreement {
 }
 
 /**
- * The agreement lifecycle: propose, amend, approve, revoke. Every change bumps the policy stamp in
- * the same transaction, so every broker instance sees it on its next request, and appends its
- * audit event last, right before the commit.
- */
-/**
  * Both parties exist (an unknown id is NOT_FOUND, a malformed one BAD_USER_INPUT, never a database
  * error) and neither is an oversight agency, which is party to no agreement. Proposals, amendments
  * and previews check alike.
@@ -148,6 +143,11 @@ export async function checkParties(
   }
 }
 
+/**
+ * The agreement lifecycle: propose, amend, approve, revoke. Every change bumps the policy stamp in
+ * the same transaction, so every broker instance sees it on its next request, and appends its
+ * audit event last, right before the commit.
+ */
 @Injectable()
 export class AgreementService {
   constructor(
