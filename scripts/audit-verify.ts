@@ -4,6 +4,11 @@
  * postgres://postgres@127.0.0.1:5432/broker), with a plain pg connection and no broker running.
  * Prints `audit chain valid: N events checked` or `audit chain BROKEN at seq N (M events checked)`.
  *
+ * `--head SEQ:HASH` (repeatable) names a head written down earlier, as the public register shows it:
+ * the log must still hold an event with that seq and hash. Without one, a tail cut off together with
+ * `audit_head`, or a log resealed from some event on, by someone who can write to the database,
+ * verifies as valid: the hash chain has no secret, and the head is in the same database.
+ *
  * Exit codes: 0 valid, 1 broken, 2 could not verify (configuration, connection, missing tables), so
  * a scheduler can tell tampering from an outage.
  */
@@ -12,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, redactUrl } from '@broker/core';
 import { DEMO_ENV_FILE, parseDemoEnv } from '../libs/testing/src/scenario/demo-env';
 // The verifier itself, not @broker/audit, whose index also loads the Nest module and GraphQL types.
-import type { ChainVerification } from '../libs/audit/src/audit-chain';
+import type { ChainVerification, KnownHead } from '../libs/audit/src/audit-chain';
 import { verifyChain } from '../libs/audit/src/audit-verifier';
 
 /** A verification's result, the line to print and the exit code. */
@@ -21,8 +26,32 @@ export interface AuditVerifyOutcome extends ChainVerification {
   message: string;
 }
 
-/** Verifies the chain of the database at `databaseUrl` in one read-only snapshot. */
-export async function runAuditVerify(databaseUrl: string): Promise<AuditVerifyOutcome> {
+/**
+ * The heads written down earlier that the arguments name (`--head SEQ:HASH` or `--head=SEQ:HASH`,
+ * repeatable); throws on anything else, so a mistyped head is never silently left out.
+ */
+export function knownHeadsOf(args: readonly string[]): KnownHead[] {
+  const heads: KnownHead[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = arg === '--head' ? args[++i] : arg.startsWith('--head=') ? arg.slice(7) : undefined;
+    if (value === undefined) throw new Error(`unknown argument ${JSON.stringify(arg)} (use --head SEQ:HASH)`);
+    const match = /^([0-9]{1,15}):([0-9a-fA-F]{64})$/.exec(value);
+    if (!match)
+      throw new Error(`--head must be SEQ:HASH (64 hexadecimal digits), got ${JSON.stringify(value)}`);
+    heads.push({ seq: Number(match[1]), hash: match[2].toLowerCase() });
+  }
+  return heads;
+}
+
+/**
+ * Verifies the chain of the database at `databaseUrl` in one read-only snapshot; the log must still
+ * hold each of `knownHeads`.
+ */
+export async function runAuditVerify(
+  databaseUrl: string,
+  knownHeads: readonly KnownHead[] = [],
+): Promise<AuditVerifyOutcome> {
   const client = new Client({ connectionString: databaseUrl, application_name: 'audit-verify' });
   // A connection lost mid-run rejects the pending query; without a listener it would also crash.
   client.on('error', () => undefined);
@@ -32,6 +61,7 @@ export async function runAuditVerify(databaseUrl: string): Promise<AuditVerifyOu
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const result = await verifyChain(
       async (sql, params) => (await client.query<Record<string, unknown>>(sql, params)).rows,
+      { knownHeads },
     );
     await client.query('COMMIT');
     return result.valid
@@ -74,9 +104,10 @@ function readDemoEnv(): string | null {
 
 async function main(): Promise<void> {
   try {
+    const knownHeads = knownHeadsOf(process.argv.slice(2));
     const { databaseUrl, source } = databaseToVerify(process.env, readDemoEnv());
     process.stdout.write(`verifying ${redactUrl(databaseUrl)} (${source})\n`);
-    const outcome = await runAuditVerify(databaseUrl);
+    const outcome = await runAuditVerify(databaseUrl, knownHeads);
     process.stdout.write(`${outcome.message}\n`);
     process.exitCode = outcome.exitCode;
   } catch (error) {

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService, verifyChain } from '@broker/audit';
 import { TestBroker } from '@broker/testing';
-import { databaseToVerify, runAuditVerify } from '../scripts/audit-verify';
+import { databaseToVerify, knownHeadsOf, runAuditVerify } from '../scripts/audit-verify';
 
 describe('npm run audit:verify (runAuditVerify) and batched verification', () => {
   let broker: TestBroker;
@@ -55,6 +55,39 @@ describe('npm run audit:verify (runAuditVerify) and batched verification', () =>
         result: { valid: true, checked: n, firstBrokenSeq: null },
       });
     }
+  });
+
+  it('checks the log against heads written down earlier (--head SEQ:HASH)', async () => {
+    const [head] = await broker.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM audit_head`);
+    const n = Number(head.seq);
+    expect(knownHeadsOf(['--head', `${n}:${head.hash.toUpperCase()}`, `--head=0:${'0'.repeat(64)}`])).toEqual(
+      [
+        { seq: n, hash: head.hash },
+        { seq: 0, hash: '0'.repeat(64) },
+      ],
+    );
+    for (const args of [['--head'], ['--head', `${n}:abc`], ['--heads', `${n}:${head.hash}`], [`${n}`]]) {
+      expect(() => knownHeadsOf(args)).toThrow(/--head/);
+    }
+    expect(
+      await runAuditVerify(broker.config.DATABASE_URL, knownHeadsOf(['--head', `${n}:${head.hash}`])),
+    ).toMatchObject({ valid: true, exitCode: 0 });
+    // A head the log never reached: everything the log holds is intact, the rest is missing.
+    expect(await runAuditVerify(broker.config.DATABASE_URL, [{ seq: n + 5, hash: head.hash }])).toEqual({
+      valid: false,
+      checked: n,
+      firstBrokenSeq: n + 1,
+      exitCode: 1,
+      message: `audit chain BROKEN at seq ${n + 1} (${n} events checked)`,
+    });
+    // Another hash at the head's seq: the log was resealed at that seq or before.
+    expect(
+      await runAuditVerify(broker.config.DATABASE_URL, [{ seq: n, hash: 'f'.repeat(64) }]),
+    ).toMatchObject({
+      valid: false,
+      firstBrokenSeq: n,
+      exitCode: 1,
+    });
   });
 
   it('reports a broken chain with exit code 1, wherever the break falls in the batches', async () => {

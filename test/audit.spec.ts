@@ -318,6 +318,99 @@ describe('audit log', () => {
       await asDba(`UPDATE audit_head SET seq = 12`);
       expect(await verify()).toEqual(broken(11));
     });
+
+    const VERIFY_KNOWN = `query($heads: [AuditHeadInput!]) {
+      verifyAuditChain(knownHeads: $heads) { valid checked firstBrokenSeq }
+    }`;
+    const verifyKnown = async (heads: { seq: number; hash: string }[]) =>
+      (await broker.gqlOk<{ verifyAuditChain: Verification }>(auditor.apiKey, VERIFY_KNOWN, { heads }))
+        .verifyAuditChain;
+    const writtenDown = async () => {
+      const [head] = await broker.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM audit_head`);
+      return { seq: Number(head.seq), hash: head.hash };
+    };
+
+    it('finds a tail cut off with audit_head rewound, against a head written down earlier', async () => {
+      const head = await writtenDown();
+      expect(head.seq).toBe(10);
+      await asDba(
+        `DELETE FROM audit_event WHERE seq >= 8`,
+        `UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_event WHERE seq = 7)`,
+      );
+      // The head is in the same database as the events: rewound with them, it vouches for the rest.
+      expect(await verify()).toEqual({ valid: true, checked: 7, firstBrokenSeq: null });
+      expect(await verifyKnown([head])).toEqual({ valid: false, checked: 7, firstBrokenSeq: 8 });
+    });
+
+    it('finds a log resealed from some event on, against a head written down earlier', async () => {
+      const head = await writtenDown();
+      const rows = await broker.query<Record<string, any>>(
+        `SELECT seq::int AS seq, (extract(epoch FROM at) * 1000000)::bigint::text AS micros, actor_user_id,
+                action, decision, reason, purpose, fields, row_count FROM audit_event WHERE seq >= 3 ORDER BY seq`,
+      );
+      const [{ prev_hash: start }] = await broker.query<{ prev_hash: string }>(
+        `SELECT prev_hash FROM audit_event WHERE seq = 3`,
+      );
+      let prev = start;
+      const statements: string[] = [];
+      for (const row of rows) {
+        const sealed = sealEvent(prev, {
+          ...{
+            actorAgencyId: null,
+            datasetId: null,
+            agreementId: null,
+            agreementVersion: null,
+            details: null,
+          },
+          seq: row.seq,
+          at: isoFromMicros(row.micros)!,
+          actorUserId: row.actor_user_id,
+          action: row.action,
+          // Event 3 is a denial; the rewritten log says it was allowed.
+          decision: row.seq === 3 ? 'ALLOW' : row.decision,
+          reason: row.seq === 3 ? null : row.reason,
+          purpose: row.purpose,
+          fields: row.fields,
+          rowCount: row.row_count,
+        });
+        statements.push(
+          `UPDATE audit_event SET decision = '${sealed.decision}', reason = ${sealed.reason === null ? 'NULL' : `'${sealed.reason}'`},
+             prev_hash = '${sealed.prevHash}', hash = '${sealed.hash}' WHERE seq = ${row.seq}`,
+        );
+        prev = sealed.hash;
+      }
+      await asDba(...statements, `UPDATE audit_head SET hash = '${prev}'`);
+      expect(await verify()).toEqual({ valid: true, checked: 10, firstBrokenSeq: null });
+      expect(await verifyKnown([head])).toEqual(broken(10));
+      // A head written down before the rewrite's start still matches; the later one does not.
+      const [two] = await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = 2`);
+      expect(await verifyKnown([{ seq: 2, hash: two.hash }])).toMatchObject({ valid: true });
+    });
+
+    it('accepts the heads of an intact log, and refuses what is no head with BAD_USER_INPUT', async () => {
+      const head = await writtenDown();
+      expect(
+        await verifyKnown([
+          { seq: 0, hash: GENESIS_HASH },
+          { ...head, hash: head.hash.toUpperCase() },
+        ]),
+      ).toEqual({
+        valid: true,
+        checked: 10,
+        firstBrokenSeq: null,
+      });
+      for (const heads of [
+        [{ seq: -1, hash: head.hash }],
+        [{ seq: 3, hash: 'abc' }],
+        Array.from({ length: 101 }, () => head),
+      ]) {
+        const res = await broker.gql(auditor.apiKey, VERIFY_KNOWN, { heads });
+        expect({ data: res.data, code: res.errors?.[0]?.extensions?.code }).toEqual({
+          data: null,
+          code: 'BAD_USER_INPUT',
+        });
+      }
+    });
   });
 
   describe('auditEvents', () => {

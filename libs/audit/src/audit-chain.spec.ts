@@ -197,6 +197,58 @@ describe('checkChain', () => {
     expect(checkChain([events[0], odd, ...events.slice(2)], head).firstBrokenSeq).toBe(2);
   });
 
+  it('finds a tail cut off with the head rewound only against a head written down earlier', () => {
+    const cut = events.slice(0, 2);
+    const rewound = { seq: 2, hash: events[1].hash };
+    // audit_head lives beside the events: rewound with them, it vouches for the shortened log.
+    expect(checkChain(cut, rewound)).toEqual({ valid: true, checked: 2, firstBrokenSeq: null });
+    expect(checkChain(cut, rewound, [head])).toEqual({ valid: false, checked: 2, firstBrokenSeq: 3 });
+    expect(checkChain([], { seq: 0, hash: GENESIS_HASH }, [{ seq: 1, hash: events[0].hash }])).toEqual({
+      valid: false,
+      checked: 0,
+      firstBrokenSeq: 1,
+    });
+  });
+
+  it('finds a log resealed from some event on only against a head written down earlier', () => {
+    const { events: resealed, head: newHead } = buildChain([
+      SAMPLE,
+      { ...SAMPLE, rowCount: 0 },
+      { ...SAMPLE, decision: 'DENY' },
+      SAMPLE,
+    ]);
+    expect(checkChain(resealed, newHead)).toEqual({ valid: true, checked: 4, firstBrokenSeq: null });
+    // Resealed from event 2 on: a head written down at 3 or 4 no longer matches; one at 1 still does.
+    expect(checkChain(resealed, newHead, [{ seq: 3, hash: events[2].hash }])).toEqual({
+      valid: false,
+      checked: 2,
+      firstBrokenSeq: 3,
+    });
+    expect(checkChain(resealed, newHead, [{ seq: 1, hash: events[0].hash }, head])).toEqual({
+      valid: false,
+      checked: 3,
+      firstBrokenSeq: 4,
+    });
+    expect(checkChain(resealed, newHead, [{ seq: 1, hash: events[0].hash }])).toEqual({
+      valid: true,
+      checked: 4,
+      firstBrokenSeq: null,
+    });
+  });
+
+  it('accepts every head of the genuine log, and finds a head no log can hold', () => {
+    const heads = [{ seq: 0, hash: GENESIS_HASH }, ...events.map((e) => ({ seq: e.seq, hash: e.hash }))];
+    expect(checkChain(events, head, heads)).toEqual({ valid: true, checked: 4, firstBrokenSeq: null });
+    expect(checkChain(events, head, [{ seq: 0, hash: events[0].hash }]).firstBrokenSeq).toBe(1);
+    // Two different hashes for one seq: the log holds at most one of them.
+    expect(
+      checkChain(events, head, [
+        { seq: 2, hash: events[1].hash },
+        { seq: 2, hash: events[2].hash },
+      ]).firstBrokenSeq,
+    ).toBe(2);
+  });
+
   it('stops reading at the first break', () => {
     const checker = new ChainChecker(head);
     expect(checker.push(events[0])).toBe(true);

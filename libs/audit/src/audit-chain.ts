@@ -62,10 +62,20 @@ export interface ChainHead {
 }
 
 /**
+ * A head someone wrote down earlier (from the public register, or from an earlier verification):
+ * the chain must still hold an event with that seq and that hash. `audit_head` is in the same
+ * database as the events, so whoever can rewrite the events can rewind or reseal it too; only a head
+ * kept outside the database shows a tail cut off, or a log resealed, since it was written down.
+ */
+export type KnownHead = ChainHead;
+
+/**
  * The outcome of checking a chain. `checked` counts the events found intact before the break (all
  * of them when valid). `firstBrokenSeq` is the lowest seq at which the stored log departs from an
  * intact chain: the seq of a changed event, of a deleted one (the first seq missing), of the first of
- * two reordered ones, of an inserted one, or head seq + 1 after a truncated tail.
+ * two reordered ones, of an inserted one, or head seq + 1 after a truncated tail. Against a head
+ * written down earlier ({@link KnownHead}), the seq of that head where the log holds another event
+ * there (the log was resealed at that seq or before it), or the first seq missing below it.
  */
 export interface ChainVerification {
   valid: boolean;
@@ -210,7 +220,30 @@ export class ChainChecker {
   private prevHash = GENESIS_HASH;
   private broken: number | null = null;
 
-  constructor(private readonly head: ChainHead) {}
+  /** The hash each known head expects at its seq. */
+  private readonly known = new Map<number, string>();
+  /** The highest seq a known head names: the log must reach it. */
+  private readonly knownTip: number;
+
+  /**
+   * `knownHeads`: heads written down earlier (see {@link KnownHead}); an event at one of their seqs
+   * with another hash, or a log that ends before one of them, is broken there.
+   */
+  constructor(
+    private readonly head: ChainHead,
+    knownHeads: readonly KnownHead[] = [],
+  ) {
+    let tip = 0;
+    for (const known of knownHeads) {
+      // Two different hashes for one seq: whichever the log has, the other is not in it.
+      const hash = this.known.has(known.seq) && this.known.get(known.seq) !== known.hash ? '' : known.hash;
+      this.known.set(known.seq, hash);
+      tip = Math.max(tip, known.seq);
+    }
+    this.knownTip = tip;
+    // The empty log's head is the genesis hash; a known head of seq 0 with another is no head of ours.
+    if (this.known.has(0) && this.known.get(0) !== GENESIS_HASH) this.broken = 1;
+  }
 
   /**
    * Takes the next event; false once the chain is broken, when reading further is pointless.
@@ -225,7 +258,10 @@ export class ChainChecker {
       event.seq !== this.expectedSeq ||
       this.expectedSeq > this.head.seq ||
       event.prevHash !== this.prevHash ||
-      safeHash(event) !== event.hash
+      safeHash(event) !== event.hash ||
+      // Well linked and well hashed, but not the event a head written down earlier saw at this seq:
+      // the log was resealed from here or before.
+      (this.known.has(event.seq) && this.known.get(event.seq) !== event.hash)
     ) {
       this.broken = this.expectedSeq;
       return false;
@@ -239,8 +275,11 @@ export class ChainChecker {
   finish(): ChainVerification {
     const intact = this.expectedSeq - 1;
     if (this.broken !== null) return { valid: false, checked: intact, firstBrokenSeq: this.broken };
-    // Events missing at the end: the head counted more than the log holds.
-    if (intact < this.head.seq) return { valid: false, checked: intact, firstBrokenSeq: intact + 1 };
+    // Events missing at the end: the head, or a head written down earlier, counted more than the log
+    // holds (a tail cut off, and audit_head rewound with it).
+    if (intact < Math.max(this.head.seq, this.knownTip)) {
+      return { valid: false, checked: intact, firstBrokenSeq: intact + 1 };
+    }
     // The last event was replaced by one that links and hashes well but is not the one the head saw.
     if (this.head.hash !== this.prevHash) {
       return { valid: false, checked: Math.max(intact - 1, 0), firstBrokenSeq: Math.max(intact, 1) };
@@ -258,9 +297,16 @@ function safeHash(event: ChainedAuditEvent): string | null {
   }
 }
 
-/** Checks a whole sequence of stored events (in ascending seq order) against the head. */
-export function checkChain(events: Iterable<ChainedAuditEvent>, head: ChainHead): ChainVerification {
-  const checker = new ChainChecker(head);
+/**
+ * Checks a whole sequence of stored events (in ascending seq order) against the head, and against
+ * any heads written down earlier.
+ */
+export function checkChain(
+  events: Iterable<ChainedAuditEvent>,
+  head: ChainHead,
+  knownHeads: readonly KnownHead[] = [],
+): ChainVerification {
+  const checker = new ChainChecker(head, knownHeads);
   for (const event of events) if (!checker.push(event)) break;
   return checker.finish();
 }

@@ -4,6 +4,7 @@ import {
   ChainChecker,
   GENESIS_HASH,
   type JsonValue,
+  type KnownHead,
   isoFromMicros,
   releaseDigestSql,
 } from './audit-chain';
@@ -138,7 +139,9 @@ function storedEvent(row: StoredRow): ChainedAuditEvent {
 
 /**
  * Verifies the whole audit chain: reads the head, then streams events in seq order in batches,
- * recomputing every hash and link, and stops at the first break.
+ * recomputing every hash and link, and stops at the first break. `knownHeads` are heads written down
+ * earlier (the register's `auditHead`): the log must still hold each, which is what shows a tail cut
+ * off with `audit_head` rewound, or a log resealed, by someone who can write to the database.
  *
  * @example
  * await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -146,7 +149,7 @@ function storedEvent(row: StoredRow): ChainedAuditEvent {
  */
 export async function verifyChain(
   query: SqlQuery,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; knownHeads?: readonly KnownHead[] } = {},
 ): Promise<ChainVerification> {
   const batchSize = options.batchSize ?? VERIFY_BATCH_SIZE;
   const [head] = (await query(`SELECT seq::text AS seq, hash FROM audit_head WHERE id = 1`)) as {
@@ -156,6 +159,7 @@ export async function verifyChain(
   // A missing head claims an empty log: any event is then an insertion.
   const checker = new ChainChecker(
     head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH },
+    options.knownHeads,
   );
   let after: string | null = null;
   for (;;) {

@@ -2,6 +2,7 @@ import { Args, Int, Query, Resolver } from '@nestjs/graphql';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
 import { AuditEventConnectionModel, AuditEventModel, AuditVerificationModel } from './audit-event.model';
 import { AuditFilter } from './audit-filter.input';
+import { AuditHeadInput } from './audit-head.input';
 import { AuditService } from './audit.service';
 
 @Resolver(() => AuditEventModel)
@@ -44,7 +45,16 @@ export class AuditResolver {
     description:
       'Recomputes the hash chain and reports the first changed, deleted, inserted or reordered event.',
   })
-  verifyAuditChain(@Ctx() ctx: RequestContext) {
-    return this.audit.verify(ctx);
+  verifyAuditChain(
+    @Ctx() ctx: RequestContext,
+    @Args('knownHeads', {
+      type: () => [AuditHeadInput],
+      nullable: true,
+      description:
+        "Heads of the log written down earlier (the public register's `auditHead`): the log must still hold each one, so a tail cut off or a log resealed since then is found.",
+    })
+    knownHeads: AuditHeadInput[] | null,
+  ) {
+    return this.audit.verify(ctx, knownHeads);
   }
 }

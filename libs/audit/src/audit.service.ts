@@ -9,6 +9,7 @@ import {
   type AuditEventContent,
   type ChainVerification,
   type JsonValue,
+  type KnownHead,
   canonicalJson,
   contentOf,
   storableText,
@@ -393,15 +394,20 @@ export class AuditService {
 
   /**
    * Verifies the whole chain in one consistent snapshot, streaming it in batches: appends made
-   * meanwhile are neither waited for nor mistaken for tampering.
+   * meanwhile are neither waited for nor mistaken for tampering. The log must still hold each of
+   * `knownHeads`, heads written down earlier (BAD_USER_INPUT when one is not a head at all).
    */
-  verify(ctx: RequestContext): Promise<ChainVerification> {
+  verify(ctx: RequestContext, knownHeads?: readonly KnownHead[] | null): Promise<ChainVerification> {
     authorizeType(ctx.principal, 'read', 'AuditEvent');
-    return this.db.transaction(({ manager }) => verifyChain((sql, params) => manager.query(sql, params)), {
-      isolation: 'REPEATABLE READ',
-      readOnly: true,
-      carrier: ctx,
-    });
+    const heads = parseKnownHeads(knownHeads ?? []);
+    return this.db.transaction(
+      ({ manager }) => verifyChain((sql, params) => manager.query(sql, params), { knownHeads: heads }),
+      {
+        isolation: 'REPEATABLE READ',
+        readOnly: true,
+        carrier: ctx,
+      },
+    );
   }
 
   /**
@@ -447,6 +453,21 @@ function toModel(row: AuditEventEntity): AuditEventModel {
     prevHash: row.prevHash,
     hash: row.hash,
   };
+}
+
+/** At most this many heads written down earlier in one verification. */
+export const KNOWN_HEADS_MAX = 100;
+
+/** Heads written down earlier, checked: seq a non-negative integer, hash 64 hex digits (lowercased). */
+export function parseKnownHeads(heads: readonly KnownHead[]): KnownHead[] {
+  if (heads.length > KNOWN_HEADS_MAX) throw badInput(`at most ${KNOWN_HEADS_MAX} known heads`);
+  return heads.map(({ seq, hash }) => {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw badInput("a known head's seq is not a seq");
+    if (typeof hash !== 'string' || !/^[0-9a-fA-F]{64}$/.test(hash)) {
+      throw badInput("a known head's hash is not 64 hexadecimal digits");
+    }
+    return { seq, hash: hash.toLowerCase() };
+  });
 }
 
 const CURSOR = /^seq:([1-9][0-9]{0,15})$/;

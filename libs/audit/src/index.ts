@@ -3,6 +3,7 @@ export * from './audit-chain';
 export * from './audit-event.entity';
 export * from './audit-event.model';
 export * from './audit-filter.input';
+export * from './audit-head.input';
 export * from './audit-verifier';
 export * from './audit-visibility';
 export * from './audit.module';
