@@ -250,6 +250,24 @@ describe('audit log', () => {
       expect(await verify()).toEqual(broken(4));
     });
 
+    it('finds a number in details changed to one that JavaScript reads as the same', async () => {
+      const details = { links: 5, big: 9007199254740992, small: 1e-7, huge: 1e21, sum: 0.1 + 0.2, zero: -0 };
+      const { seq } = await audit.append({ action: AuditAction.LINKAGE_RUN, decision: 'ALLOW', details });
+      await appendMany(1);
+      expect(await verify()).toEqual({ valid: true, checked: 12, firstBrokenSeq: null });
+      for (const [key, value] of [
+        ['links', '5.0000000000000001'],
+        ['big', '9007199254740993'],
+      ]) {
+        await asDba(
+          `UPDATE audit_event SET details = jsonb_set(details, '{${key}}', '${value}') WHERE seq = ${seq}`,
+        );
+        expect(await verify()).toEqual(broken(seq));
+        await asDba(`UPDATE audit_event SET details = '${JSON.stringify(details)}' WHERE seq = ${seq}`);
+        expect(await verify()).toEqual({ valid: true, checked: 12, firstBrokenSeq: null });
+      }
+    });
+
     it('finds a deleted event at its seq', async () => {
       await asDba(`DELETE FROM audit_event WHERE seq = 5`);
       expect(await verify()).toEqual(broken(5));

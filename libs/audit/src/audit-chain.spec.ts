@@ -9,6 +9,7 @@ import {
   canonicalJson,
   checkChain,
   contentOf,
+  exactJsonNumbers,
   hashEvent,
   isoFromMicros,
   type JsonValue,
@@ -86,6 +87,32 @@ describe('storable values', () => {
       }),
     ).toEqual({ when: '1970-01-01T00:00:00.000Z', n: null, z: 0, list: ['\uFFFD', { 'k\uFFFD': 1 }] });
     expect(() => toStorableJson(undefined)).toThrow(TypeError);
+  });
+});
+
+describe('exactJsonNumbers', () => {
+  it('accepts every number JavaScript writes, as jsonb writes it back', () => {
+    // jsonb prints numbers as exact decimals, never with an exponent.
+    for (const text of [
+      '{"a": 0, "b": -3, "c": 0.1, "d": 0.30000000000000004, "e": 0.0000001, "f": 1000000000000000000000}',
+      '{"g": 123456789012345680000, "h": -1.7976931348623157e308, "i": 5e-324, "j": [1.5, 2]}',
+      '{"s": "9007199254740993 5.0000000000000001 \\" 1.0", "k": null, "t": true}',
+    ]) {
+      expect({ text, exact: exactJsonNumbers(text) }).toEqual({ text, exact: true });
+    }
+  });
+
+  it('refuses a number JavaScript reads as another, which would hash as that other', () => {
+    for (const text of [
+      '{"links": 5.0000000000000001}',
+      '{"big": 9007199254740993}',
+      '{"a": [1, 2, 0.30000000000000001]}',
+      '{"n": 1e400}',
+    ]) {
+      expect({ text, exact: exactJsonNumbers(text) }).toEqual({ text, exact: false });
+    }
+    // Trailing zeros are the same number; jsonb keeps them only when they were written.
+    expect(exactJsonNumbers('{"a": 1.0, "b": 100}')).toBe(true);
   });
 });
 

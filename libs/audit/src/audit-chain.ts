@@ -151,6 +151,49 @@ function clean(value: JsonValue): JsonValue {
   return value;
 }
 
+const NUMBER_TOKEN = /-?([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?/y;
+
+/** A decimal number's exact value as `<sign><digits>e<exponent>`, without redundant zeros. */
+function exactDecimal(int: string, frac = '', exp = '0', negative = false): string {
+  let digits = (int + frac).replace(/^0+/, '');
+  let exponent = BigInt(exp) - BigInt(frac.length);
+  if (!digits) return '0';
+  const trailing = digits.length - digits.replace(/0+$/, '').length;
+  digits = digits.slice(0, digits.length - trailing);
+  exponent += BigInt(trailing);
+  return `${negative ? '-' : ''}${digits}e${exponent}`;
+}
+
+/**
+ * Whether every number in a JSON text (as jsonb writes it) is exactly the number JavaScript reads
+ * from it. jsonb keeps numbers as exact decimals, and a hash covers them as JavaScript parses them:
+ * `5.0000000000000001` or `9007199254740993` would read back as 5 and 9007199254740992 and hash as
+ * those, so changing one to the other would go unseen. The broker only ever stores numbers that
+ * JavaScript wrote, which are exact; any other was written past it.
+ */
+export function exactJsonNumbers(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote, over escapes.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      continue;
+    }
+    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
+    NUMBER_TOKEN.lastIndex = i;
+    const match = NUMBER_TOKEN.exec(text);
+    if (!match) return false;
+    const token = match[0];
+    const value = Number(token);
+    if (!Number.isFinite(value)) return false;
+    const read = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:e([+-]?[0-9]+))?$/.exec(JSON.stringify(value))!;
+    const stored = exactDecimal(match[1], match[2], match[3], token.startsWith('-'));
+    if (stored !== exactDecimal(read[2], read[3], read[4], read[1] === '-')) return false;
+    i += token.length - 1;
+  }
+  return true;
+}
+
 /**
  * The ISO 8601 UTC form, with six fractional digits, of a count of microseconds since the Unix
  * epoch (what `extract(epoch FROM at) * 1e6` gives); null when JavaScript cannot represent it.
@@ -248,7 +291,8 @@ export class ChainChecker {
   /**
    * Takes the next event; false once the chain is broken, when reading further is pointless.
    * `recordsIntact` is whether what is stored beside the event agrees with what it seals (its
-   * release's record list: see verifyChain); if not, the event counts as changed.
+   * release's record list: see verifyChain), and whether its stored details are exactly what was
+   * hashed ({@link exactJsonNumbers}); if not, the event counts as changed.
    */
   push(event: ChainedAuditEvent, recordsIntact = true): boolean {
     if (this.broken !== null) return false;
