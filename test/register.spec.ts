@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { Client } from 'pg';
 import { RegisterService } from '@broker/agreements';
+import { verifyChain } from '@broker/audit';
 import { TestBroker } from '@broker/testing';
 
 /**
@@ -318,6 +320,51 @@ describe('public register', () => {
       [agreementId],
     );
     expect(kept).toEqual(scanned);
+  });
+
+  it("breaks the audit chain's verification where the register's counts were changed without the log", async () => {
+    /** Runs `tamper` as the database's owner could, verifies in the same transaction, rolls back. */
+    const verifyTampered = async (tamper: string) => {
+      const client = new Client({ connectionString: broker.config.DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(tamper, tamper.includes('$1') ? [agreementId] : []);
+        return await verifyChain(
+          async (sql, p) => (await client.query<Record<string, unknown>>(sql, p)).rows,
+        );
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined);
+        await client.end();
+      }
+    };
+    const [{ first, head }] = await broker.query<{ first: string; head: string }>(
+      `SELECT (SELECT min(seq) FROM audit_event WHERE agreement_id = $1 AND action IN ('QUERY', 'AGGREGATE'))::text AS first,
+              (SELECT seq FROM audit_head)::text AS head`,
+      [agreementId],
+    );
+    const n = Number(head);
+    const at = Number(first);
+    expect(await verifyTampered('SELECT 1')).toEqual({ valid: true, checked: n, firstBrokenSeq: null });
+    for (const tamper of [
+      `UPDATE register_month SET rows_released = 0 WHERE agreement_id = $1`,
+      `UPDATE register_month SET allowed = allowed - 1 WHERE agreement_id = $1`,
+      `UPDATE register_month SET denied = 0 WHERE agreement_id = $1`,
+      `DELETE FROM register_month WHERE agreement_id = $1`,
+      `UPDATE register_release_day SET rows_released = 1 WHERE agreement_id = $1`,
+      `UPDATE register_release_day SET day = day - 40 WHERE agreement_id = $1`,
+    ]) {
+      expect({ tamper, result: await verifyTampered(tamper) }).toEqual({
+        tamper,
+        result: { valid: false, checked: at - 1, firstBrokenSeq: at },
+      });
+    }
+    // Counts for a month in which the log holds no request under the agreement.
+    expect(
+      await verifyTampered(
+        `INSERT INTO register_month (agreement_id, month, allowed) VALUES ($1, '2001-01-01', 5)`,
+      ),
+    ).toEqual({ valid: false, checked: n, firstBrokenSeq: n + 1 });
   });
 
   it('lists releases past retention until a recipient steward attests their destruction', async () => {

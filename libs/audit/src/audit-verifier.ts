@@ -72,6 +72,41 @@ const ORPHAN_RELEASE_SQL = `
     SELECT i.audit_seq FROM release_index i
      WHERE NOT EXISTS (SELECT 1 FROM release_record r WHERE r.audit_seq = i.audit_seq)) o`;
 
+/**
+ * The public register's counts (`register_month`, `register_release_day`), which the append moves in
+ * its own statement, recomputed from the events by the same rules: per agreement and UTC month the
+ * data requests allowed, those denied to a party's user and the rows released, and per UTC day the
+ * rows released. The lowest seq of an event counted in a bucket whose stored counts differ, or `$1`
+ * for a bucket that no event counts in. The counts are not in the chain; without this, whoever can
+ * write to the database could make the register show fewer requests or rows than left, under a
+ * valid chain.
+ */
+const REGISTER_MISMATCH_SQL = `
+  WITH counted AS MATERIALIZED (
+    SELECT e.seq, e.agreement_id, e.at AT TIME ZONE 'UTC' AS utc, e.decision = 'ALLOW' AS allowed,
+           e.decision = 'DENY' AND e.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) AS denied,
+           CASE WHEN e.decision = 'ALLOW' AND e.action IN ('QUERY', 'EXPORT')
+                THEN greatest(coalesce(e.row_count, 0), 0) ELSE 0 END AS rows
+      FROM audit_event e JOIN agreement a ON a.id = e.agreement_id
+     WHERE e.action IN ('QUERY', 'AGGREGATE', 'EXPORT')
+  ),
+  months AS (
+    SELECT agreement_id, date_trunc('month', utc)::date AS month, min(seq) AS seq,
+           count(*) FILTER (WHERE allowed) AS allowed, count(*) FILTER (WHERE denied) AS denied,
+           sum(rows)::bigint AS rows_released
+      FROM counted GROUP BY 1, 2
+  ),
+  days AS (
+    SELECT agreement_id, utc::date AS day, min(seq) AS seq, sum(rows)::bigint AS rows_released
+      FROM counted WHERE rows > 0 GROUP BY 1, 2
+  )
+  SELECT min(coalesce(x.seq, $1::bigint))::text AS seq FROM (
+    SELECT c.seq FROM months c FULL JOIN register_month m USING (agreement_id, month)
+     WHERE (c.allowed, c.denied, c.rows_released) IS DISTINCT FROM (m.allowed, m.denied, m.rows_released)
+    UNION ALL
+    SELECT c.seq FROM days c FULL JOIN register_release_day d USING (agreement_id, day)
+     WHERE c.rows_released IS DISTINCT FROM d.rows_released) x`;
+
 /** One `audit_event` row as {@link CHAIN_COLUMNS} selects it. */
 interface StoredRow {
   seq: string;
@@ -185,7 +220,11 @@ export async function verifyChain(
   if (!verdict.valid) return verdict;
   // Every event is intact: a release list that belongs to none was added.
   const [orphan] = (await query(ORPHAN_RELEASE_SQL)) as { seq: string | null }[];
-  return orphan?.seq
-    ? { valid: false, checked: verdict.checked, firstBrokenSeq: Number(orphan.seq) }
-    : verdict;
+  if (orphan?.seq) return { valid: false, checked: verdict.checked, firstBrokenSeq: Number(orphan.seq) };
+  // The register's counts, which the events vouch for, are theirs: broken at the first event of a
+  // bucket counted otherwise (past the log for a bucket of no event).
+  const [register] = (await query(REGISTER_MISMATCH_SQL, [verdict.checked + 1])) as { seq: string | null }[];
+  if (!register?.seq) return verdict;
+  const seq = Number(register.seq);
+  return { valid: false, checked: Math.min(verdict.checked, seq - 1), firstBrokenSeq: seq };
 }
