@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
-import { AuditAction, AuditService } from '@broker/audit';
+import { AuditAction, AuditService, IN_FORCE_REASON, contentDigestSql } from '@broker/audit';
 import {
   type ControlAction,
   type RequestContext,
@@ -193,8 +193,8 @@ export class AgreementService {
           row.id,
           randomBytes(32),
         ]);
-        await this.insertVersion(manager, row.id, 1, content, ctx);
-        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content);
+        const digest = await this.insertVersion(manager, row.id, 1, content, ctx);
+        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_PROPOSED, row.id, 1, content, digest);
         return row.id;
       },
       { carrier: ctx },
@@ -218,8 +218,8 @@ export class AgreementService {
         }
         const version = row.current_version + 1;
         await manager.query(`UPDATE agreement SET current_version = $2 WHERE id = $1`, [id, version]);
-        await this.insertVersion(manager, id, version, content, ctx);
-        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content);
+        const digest = await this.insertVersion(manager, id, version, content, ctx);
+        await this.appendEvent(manager, ctx, AuditAction.AGREEMENT_AMENDED, id, version, content, digest);
       },
       { carrier: ctx },
     );
@@ -266,7 +266,7 @@ export class AgreementService {
             action: AuditAction.AGREEMENT_APPROVED,
             decision: 'ALLOW',
             reason: inForce
-              ? 'every required approval given: version in force'
+              ? IN_FORCE_REASON
               : ctx.principal.role === Role.AUDITOR
                 ? 'oversight approved: awaiting a party'
                 : 'awaiting another approval',
@@ -613,9 +613,10 @@ export class AgreementService {
     content: AgreementContent,
     ctx: RequestContext,
   ) {
-    await manager.query(
+    // The digest of the terms as stored, which the version's event seals (see contentDigestSql).
+    const [{ digest }] = await manager.query<{ digest: string }[]>(
       `INSERT INTO agreement_version (agreement_id, version, content, hash, valid_from, valid_until, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${contentDigestSql('content')} AS digest`,
       [
         id,
         version,
@@ -631,6 +632,7 @@ export class AgreementService {
       [id, version, ctx.principal.agencyId, ctx.principal.userId],
     );
     await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    return digest;
   }
 
   private appendEvent(
@@ -640,6 +642,7 @@ export class AgreementService {
     agreementId: string,
     version: number,
     content: AgreementContent,
+    contentDigest: string,
   ) {
     return this.audit.append(
       {
@@ -651,6 +654,8 @@ export class AgreementService {
         agreementVersion: version,
         purpose: content.purposes.join(','),
         fields: content.grants.flatMap((g) => g.fields.map((f) => `${g.datasetId}:${f.name}:${f.transform}`)),
+        // The whole of the terms (row filters, validity, access, consent, cells, linkage), sealed.
+        details: { contentDigest },
       },
       manager,
     );

@@ -24,6 +24,22 @@ export function releaseDigestSql(rids: string): string {
   return `encode(sha256(convert_to((${rids})::text, 'UTF8')), 'hex')`;
 }
 
+/**
+ * The digest of an agreement version's stored terms (a jsonb expression), computed by PostgreSQL from
+ * the jsonb it stores: its text is one text per value (keys ordered, no duplicates), so the same terms
+ * always give the same digest. The event that proposed or amended the version seals it in
+ * `details.contentDigest`, and verification recomputes it from the stored terms.
+ */
+export function contentDigestSql(content: string): string {
+  return `encode(sha256(convert_to((${content})::text, 'UTF8')), 'hex')`;
+}
+
+/**
+ * The reason of the approval event that brought a version into force: the one event that vouches for
+ * `agreement.in_force_version`.
+ */
+export const IN_FORCE_REASON = 'every required approval given: version in force';
+
 /** The `prevHash` of event 1, and the head's hash while the log is empty. */
 export const GENESIS_HASH = '0'.repeat(64);
 

@@ -3,12 +3,15 @@ import {
   type ChainedAuditEvent,
   ChainChecker,
   GENESIS_HASH,
+  IN_FORCE_REASON,
+  contentDigestSql,
   exactJsonNumbers,
   type JsonValue,
   type KnownHead,
   isoFromMicros,
   releaseDigestSql,
 } from './audit-chain';
+import { AuditAction } from './audit-action.enum';
 
 /**
  * Runs one SQL statement and returns its rows. Verification needs all its statements to see one
@@ -106,6 +109,69 @@ const REGISTER_MISMATCH_SQL = `
     UNION ALL
     SELECT c.seq FROM days c FULL JOIN register_release_day d USING (agreement_id, day)
      WHERE c.rows_released IS DISTINCT FROM d.rows_released) x`;
+
+/**
+ * The agreements' terms and states (`agreement_version`, `agreement_approval`, `agreement_decline`,
+ * `agreement`), which decide what the data plane releases, against the events that made them: the
+ * lowest seq of an event vouching for something stored otherwise, or `$1` for something stored that
+ * no event made. A version's terms must hash to the digest its proposing or amending event sealed
+ * (events sealed before the digest was, from older brokers, vouch for their version's existence and
+ * parties only), its validity columns must be its terms', and its agreement's parties the terms'
+ * parties; every approval and decline must be an event's, by its agency; the version in force must
+ * be one an approval event brought into force; a revoked agreement stays revoked. Without this,
+ * whoever can write to the database could widen an agreement (a row filter dropped, a validity
+ * extended, an approval added) under a valid chain.
+ */
+const AGREEMENT_MISMATCH_SQL = `
+  WITH control AS MATERIALIZED (
+    -- The agreements' events, read once (a data-plane event never makes or changes an agreement).
+    SELECT e.seq, e.action, e.decision, e.reason, e.agreement_id, e.agreement_version, e.actor_agency_id,
+           e.details
+      FROM audit_event e
+     WHERE e.action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}',
+                        '${AuditAction.AGREEMENT_APPROVED}', '${AuditAction.AGREEMENT_DECLINED}',
+                        '${AuditAction.AGREEMENT_REVOKED}')
+  ),
+  made AS (
+    SELECT DISTINCT ON (agreement_id, agreement_version) * FROM control
+     WHERE action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}')
+     ORDER BY agreement_id, agreement_version, seq
+  )
+  SELECT min(x.seq)::text AS seq FROM (
+    SELECT coalesce(e.seq, $1::bigint) AS seq
+      FROM agreement_version v JOIN agreement a ON a.id = v.agreement_id
+      LEFT JOIN made e ON e.agreement_id = v.agreement_id AND e.agreement_version = v.version
+     WHERE e.seq IS NULL
+        OR e.actor_agency_id NOT IN (a.provider_agency_id, a.recipient_agency_id)
+        OR v.content->>'providerAgencyId' IS DISTINCT FROM a.provider_agency_id::text
+        OR v.content->>'recipientAgencyId' IS DISTINCT FROM a.recipient_agency_id::text
+        OR (e.details ? 'contentDigest' AND (
+              e.details->>'contentDigest' IS DISTINCT FROM ${contentDigestSql('v.content')}
+              OR v.valid_from IS DISTINCT FROM (v.content->>'validFrom')::timestamptz
+              OR v.valid_until IS DISTINCT FROM (v.content->>'validUntil')::timestamptz))
+    UNION ALL
+    SELECT $1::bigint FROM agreement_approval p
+     WHERE NOT EXISTS (
+       SELECT 1 FROM control e
+        WHERE e.agreement_id = p.agreement_id AND e.agreement_version = p.version
+          AND e.actor_agency_id = p.agency_id AND e.decision = 'ALLOW'
+          AND e.action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}',
+                           '${AuditAction.AGREEMENT_APPROVED}'))
+    UNION ALL
+    SELECT $1::bigint FROM agreement_decline d
+     WHERE NOT EXISTS (
+       SELECT 1 FROM control e
+        WHERE e.agreement_id = d.agreement_id AND e.agreement_version = d.version
+          AND e.actor_agency_id = d.agency_id AND e.action = '${AuditAction.AGREEMENT_DECLINED}')
+    UNION ALL
+    SELECT $1::bigint FROM agreement a
+     WHERE a.in_force_version IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM control e
+        WHERE e.agreement_id = a.id AND e.agreement_version = a.in_force_version
+          AND e.action = '${AuditAction.AGREEMENT_APPROVED}' AND e.reason = $2)
+    UNION ALL
+    SELECT e.seq FROM control e JOIN agreement a ON a.id = e.agreement_id
+     WHERE e.action = '${AuditAction.AGREEMENT_REVOKED}' AND a.revoked_at IS NULL) x`;
 
 /** One `audit_event` row as {@link CHAIN_COLUMNS} selects it. */
 interface StoredRow {
@@ -224,7 +290,13 @@ export async function verifyChain(
   // The register's counts, which the events vouch for, are theirs: broken at the first event of a
   // bucket counted otherwise (past the log for a bucket of no event).
   const [register] = (await query(REGISTER_MISMATCH_SQL, [verdict.checked + 1])) as { seq: string | null }[];
-  if (!register?.seq) return verdict;
-  const seq = Number(register.seq);
+  // The agreements' terms and states, which the events vouch for, are theirs (past the log for what
+  // no event made).
+  const [agreements] = (await query(AGREEMENT_MISMATCH_SQL, [verdict.checked + 1, IN_FORCE_REASON])) as {
+    seq: string | null;
+  }[];
+  const broken = [register?.seq, agreements?.seq].filter((s): s is string => !!s).map(Number);
+  if (!broken.length) return verdict;
+  const seq = Math.min(...broken);
   return { valid: false, checked: Math.min(verdict.checked, seq - 1), firstBrokenSeq: seq };
 }
