@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { ReleaseIndexer, ReleaseStaging } from '@broker/audit';
-import { Database, Transaction } from '@broker/core';
+import type { Logger } from 'pino';
+import { Database, LOGGER, Transaction } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 import { runAuditVerify } from '../scripts/audit-verify';
 
@@ -193,8 +194,18 @@ describe('data plane: exports (POST /data/export)', () => {
 
   it('is audited before the first byte: one EXPORT event with the total, and recorded like a page', async () => {
     const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+    const logged = jest.spyOn(broker.app.get<Logger>(LOGGER), 'info');
     const res = await exportRaw(`{ things(purpose: RESEARCH) { nodes { id n } } }`, 'text/csv');
     expect(res.statusCode).toBe(200);
+    // Its steps are logged once it is sent, in order: staged, planned, recorded (before the first
+    // byte), sent.
+    const sent = logged.mock.calls.find(([, msg]) => msg === 'export sent');
+    logged.mockRestore();
+    const line = sent?.[0] as { rows: number; format: string; ms: Record<string, number> };
+    expect(line).toMatchObject({ rows: expectedCount, format: 'csv' });
+    expect(Object.keys(line.ms)).toEqual(['staged', 'planned', 'recorded', 'sent']);
+    const at = Object.values(line.ms);
+    expect([...at].sort((x, y) => x - y)).toEqual(at);
     const events = await broker.query<{
       action: string;
       decision: string;
