@@ -427,7 +427,30 @@ describe('admin UI (browser)', () => {
     await verdict.waitFor();
     const [{ seq }] = await h.broker.query<{ seq: number }>(`SELECT max(seq)::int AS seq FROM audit_event`);
     expect(await verdict.textContent()).toContain(`${seq} events checked`);
+    // The head to write down now, as the register shows it.
+    const [head] = await h.broker.query<{ seq: number; hash: string }>(
+      `SELECT seq::int AS seq, hash FROM audit_head`,
+    );
+    await page.getByText(`${head.seq}:${head.hash}`).waitFor();
     await h.screenshot(page, '11-chain-verified');
+    // Against heads written down earlier: a malformed line is refused at the field, nothing sent; the
+    // head itself holds; one the log does not hold breaks the chain at its seq.
+    const heads = page.getByLabel('Heads written down earlier (optional)');
+    await heads.fill(`${head.seq}:${head.hash}\nnot a head`);
+    await page.getByRole('button', { name: 'Verify the chain' }).click();
+    await page.getByText('Line 2: write each head as its number').waitFor();
+    await heads.fill(`${head.seq}:${head.hash}`);
+    await page.getByRole('button', { name: 'Verify the chain' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'the log still holds the head written down earlier' })
+      .waitFor();
+    await heads.fill(`${head.seq}:${'0'.repeat(64)}`);
+    await page.getByRole('button', { name: 'Verify the chain' }).click();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: `The chain is broken at event #${head.seq}.` })
+      .waitFor();
 
     await nav.getByRole('link', { name: 'Access chart' }).click();
     const chart = page.getByRole('img', { name: /Data requests per agreement per day/ });

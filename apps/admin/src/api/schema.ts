@@ -300,7 +300,8 @@ export const Q = {
       nodes { seq at actorUserId actorAgencyId action decision reason purpose datasetId agreementId
         agreementVersion fields rowCount plane refusals operations hash }
       pageInfo { hasNextPage endCursor } } }`,
-  verifyAuditChain: `{ verifyAuditChain { valid checked firstBrokenSeq } }`,
+  verifyAuditChain: `query($knownHeads: [AuditHeadInput!]) {
+    verifyAuditChain(knownHeads: $knownHeads) { valid checked firstBrokenSeq } }`,
   auditAccessSeries: `query($from: DateTime, $to: DateTime) {
     auditAccessSeries(from: $from, to: $to) { agreementId day allowed denied } }`,
   auditRefusalSeries: `query($from: DateTime, $to: DateTime) {

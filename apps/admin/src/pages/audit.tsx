@@ -348,21 +348,73 @@ export function AuditLogPage() {
   );
 }
 
-/** Recomputes the whole hash chain on the broker and says whether, and where, it was tampered with. */
+/** A head written down earlier: `SEQ:HASH` (or separated by a space), as the register shows it. */
+const HEAD_LINE = /^(\d{1,15})\s*[:\s]\s*([0-9a-fA-F]{64})$/;
+
+/**
+ * The heads in `text`, one a line (blank lines skipped), or the numbers of the lines that are none.
+ */
+export function parseHeads(text: string): { heads: { seq: number; hash: string }[] } | { bad: number[] } {
+  const heads: { seq: number; hash: string }[] = [];
+  const bad: number[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line) return;
+    const m = HEAD_LINE.exec(line);
+    if (m && Number(m[1]) >= 1) heads.push({ seq: Number(m[1]), hash: m[2].toLowerCase() });
+    else bad.push(i + 1);
+  });
+  return bad.length ? { bad } : { heads };
+}
+
+/**
+ * Recomputes the whole hash chain on the broker and says whether, and where, it was tampered with,
+ * checking it against heads written down earlier (which show a tail cut off, or a log resealed, by
+ * someone who can write to the database), and shows the head to write down now.
+ */
 export function AuditVerifyPage() {
   const { apiKey } = useSession();
-  const [result, setResult] = useState<{ verification: AuditVerification; at: Date } | null>(null);
+  const [result, setResult] = useState<{
+    verification: AuditVerification;
+    at: Date;
+    against: number;
+    head: { seq: number; hash: string } | null;
+  } | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
+  const [headsText, setHeadsText] = useState('');
+  const [headsProblem, setHeadsProblem] = useState<string | null>(null);
   const verify = async () => {
+    const parsed = parseHeads(headsText);
+    if ('bad' in parsed) {
+      setHeadsProblem(
+        `Line${parsed.bad.length > 1 ? 's' : ''} ${parsed.bad.join(', ')}: write each head as its number, a colon and its 64 hexadecimal digits, e.g. 1234:9f86d0…`,
+      );
+      return;
+    }
+    if (parsed.heads.length > 100) {
+      setHeadsProblem('At most 100 heads at a time: keep the most recent ones.');
+      return;
+    }
+    setHeadsProblem(null);
     setBusy(true);
     setError(null);
     try {
       const { verifyAuditChain } = await graphql<{ verifyAuditChain: AuditVerification }>(
         apiKey,
         Q.verifyAuditChain,
+        { knownHeads: parsed.heads.length ? parsed.heads : null },
       );
-      setResult({ verification: verifyAuditChain, at: new Date() });
+      // The head to write down now, as the public register shows it (read after the verification).
+      let head: { seq: number; hash: string } | null = null;
+      try {
+        const response = await fetch('/api/register');
+        if (response.ok)
+          head = ((await response.json()) as { auditHead?: { seq: number; hash: string } }).auditHead ?? null;
+      } catch {
+        head = null;
+      }
+      setResult({ verification: verifyAuditChain, at: new Date(), against: parsed.heads.length, head });
     } catch (e) {
       setError(e instanceof ApiError ? e : new ApiError(String(e), 'ERROR'));
     } finally {
@@ -376,7 +428,24 @@ export function AuditVerifyPage() {
       <p>
         Each audit event carries the hash of the one before it. Verification recomputes every hash from the
         stored events: a changed, deleted, inserted or reordered event breaks the chain at the exact place.
+        Someone who can write to the database could also cut off the newest events, or rewrite events and
+        reseal everything after them; what shows that is a head written down earlier, outside the database.
       </p>
+      <Field
+        label="Heads written down earlier (optional)"
+        hint="One a line: the event's number, a colon and its hash, as the public register or an earlier verification showed them."
+        problem={headsProblem}
+      >
+        {(a) => (
+          <textarea
+            {...a}
+            rows={3}
+            spellCheck={false}
+            value={headsText}
+            onChange={(e) => setHeadsText(e.target.value)}
+          />
+        )}
+      </Field>
       <div className="form-actions">
         <button type="button" className="primary" onClick={() => void verify()} disabled={busy}>
           {busy ? 'Verifying…' : 'Verify the chain'}
@@ -387,7 +456,11 @@ export function AuditVerifyPage() {
         {v && v.valid ? (
           <Notice>
             <strong>The chain is intact.</strong> {formatNumber(v.checked)} events checked at{' '}
-            {formatInstant(result.at.toISOString())}; none was changed, deleted, inserted or reordered.
+            {formatInstant(result.at.toISOString())}; none was changed, deleted, inserted or reordered
+            {result.against
+              ? `, and the log still holds the ${result.against === 1 ? 'head' : `${result.against} heads`} written down earlier`
+              : ''}
+            .
           </Notice>
         ) : null}
         {v && !v.valid ? (
@@ -395,8 +468,21 @@ export function AuditVerifyPage() {
             <p className="alert-title">The chain is broken at event #{v.firstBrokenSeq}.</p>
             <p>
               {formatNumber(v.checked)} events before it are intact. Event #{v.firstBrokenSeq} or its
-              neighbour was changed, deleted, inserted or moved: compare the log with your backups from that
-              point.
+              neighbour was changed, deleted, inserted or moved, or the log no longer holds a head written
+              down earlier: compare the log with your backups from that point.
+            </p>
+          </div>
+        ) : null}
+        {result?.head && v?.valid ? (
+          <div className="written-head">
+            <p>
+              Write this head down, somewhere the database&apos;s administrators cannot reach, to check the
+              log against it later:
+            </p>
+            <p>
+              <code>
+                {result.head.seq}:{result.head.hash}
+              </code>
             </p>
           </div>
         ) : null}
