@@ -42,8 +42,15 @@ describe('admin UI for operators and analysts (browser)', () => {
       'Agencies',
       'Users',
       'Purposes',
+      'Agreements',
       'Linkage',
     ]);
+    // Every agreement, read-only (DESIGN: agreements are listed to OPERATOR and AUDITOR too).
+    await nav.getByRole('link', { name: 'Agreements' }).click();
+    await page.getByText('Read-only: agreements are negotiated and approved by the stewards').waitFor();
+    await page.getByText('No agreements yet.').waitFor();
+    expect(await page.getByRole('link', { name: 'Propose an agreement' }).count()).toBe(0);
+    await nav.getByRole('link', { name: 'Agencies' }).click();
     await page.getByText('No agencies yet — onboard the first one above.').waitFor();
     await page.getByLabel('Name').fill('County Sheriff');
     await page.getByLabel('Kind (optional)').fill('law_enforcement');

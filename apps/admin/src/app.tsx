@@ -29,6 +29,7 @@ const NAVIGATION: Record<Role, { to: string; label: string }[]> = {
     { to: '/agencies', label: 'Agencies' },
     { to: '/users', label: 'Users' },
     { to: '/purposes', label: 'Purposes' },
+    { to: '/agreements', label: 'Agreements' },
     { to: '/linkage', label: 'Linkage' },
   ],
   STEWARD: [
