@@ -278,7 +278,7 @@ function VersionsSection({ agreement }: { agreement: Agreement }) {
   return (
     <section aria-labelledby="versions-heading">
       <h2 id="versions-heading">Versions and approvals</h2>
-      <TableWrap label="Versions and approvals">
+      <TableWrap label="Version list">
         <table>
           <thead>
             <tr>
@@ -547,11 +547,11 @@ function VersionPreview({ version }: { version: AgreementVersion }) {
     };
   }, [apiKey, version]);
   return (
-    <aside className="card" aria-labelledby="version-preview-heading">
+    <section className="card side" aria-labelledby="version-preview-heading">
       <h3 id="version-preview-heading">What the recipient sees under v{version.version}</h3>
       {!state.previews && !state.error ? <Loading label="Asking the broker…" /> : null}
       <ErrorMessage error={state.error ?? null} title="No preview" />
       {state.previews ? <PreviewView previews={state.previews} /> : null}
-    </aside>
+    </section>
   );
 }

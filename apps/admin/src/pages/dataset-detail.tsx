@@ -76,7 +76,7 @@ export function DatasetPage({ id, justRegistered }: { id: string; justRegistered
       </dl>
       <section aria-labelledby="fields-heading">
         <h2 id="fields-heading">Fields</h2>
-        <TableWrap label="Fields">
+        <TableWrap label="Field list">
           <table>
             <thead>
               <tr>

@@ -1,0 +1,109 @@
+import type { Page } from 'playwright-core';
+import { type AdminHarness, axeViolations, signIn, startAdminHarness } from './admin-browser';
+
+/**
+ * Every page a steward and an auditor work in passes axe-core (WCAG 2.1 A and AA, and best
+ * practices): the datasets, a dataset, the agreements, an agreement with its terms and versions, the
+ * proposal form with its live preview, subject access; the oversight queue, the audit log, the
+ * chain's verification and the access chart; an analyst's guide to querying and its linked count.
+ */
+describe('admin UI: accessibility of the working pages (browser)', () => {
+  let h: AdminHarness;
+  let page: Page;
+  let providerKey: string;
+  let auditorKey: string;
+  let analystKey: string;
+  let datasetId: string;
+  let agreementId: string;
+
+  beforeAll(async () => {
+    h = await startAdminHarness('admin_a11y');
+    const provider = await h.broker.createAgency('County Sheriff', 'law_enforcement');
+    const recipient = await h.broker.createAgency('Research Office', 'research');
+    const providerSteward = await h.broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
+    const recipientSteward = await h.broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    providerKey = providerSteward.apiKey;
+    analystKey = (await h.broker.createUser({ agencyId: recipient.id, role: 'ANALYST' })).apiKey;
+    auditorKey = (await h.broker.oversightAuditor()).apiKey;
+    await h.broker.definePurposes('RESEARCH');
+    const dataset = await h.broker.registerDataset(providerKey, {
+      slug: 'jail_stays',
+      title: 'Jail stays',
+      keyField: 'booking_id',
+      subjectField: 'person_id',
+      fields: [
+        { name: 'booking_id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'person_id', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+        { name: 'booked_on', type: 'DATE', classification: 'NON_SENSITIVE' },
+        { name: 'charge', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    datasetId = dataset.id;
+    const csv = ['booking_id,person_id,booked_on,charge']
+      .concat(
+        Array.from({ length: 30 }, (_, i) => `B${i},P${i % 12},2024-0${1 + (i % 9)}-1${i % 10},C${i % 4}`),
+      )
+      .join('\n');
+    expect((await h.broker.upload(providerKey, datasetId, 'text/csv', csv)).status).toBe(200);
+    agreementId = await h.broker.activateAgreement(providerKey, recipientSteward.apiKey, {
+      title: 'Jail stays for research',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['RESEARCH'],
+      validFrom: '2024-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId,
+          fields: [
+            { name: 'booking_id' },
+            { name: 'booked_on', transform: 'GENERALIZE' },
+            { name: 'charge' },
+          ],
+        },
+      ],
+    });
+    ({ page } = await h.newPage(1280, { axe: true }));
+  }, 180_000);
+  afterAll(() => h?.close());
+
+  /** Opens a page of the admin UI, waits for `ready`, and returns axe-core's violations there. */
+  const violationsAt = async (path: string, ready: string) => {
+    await page.goto(`/admin${path}`);
+    await page.getByText(ready).first().waitFor();
+    return (await axeViolations(page)).map((v) => ({ page: path, ...v }));
+  };
+
+  it("has no violation on a steward's pages", async () => {
+    await signIn(page, providerKey);
+    const found = [
+      ...(await violationsAt('/datasets', 'Jail stays')),
+      ...(await violationsAt(`/datasets/${datasetId}`, 'booking_id')),
+      ...(await violationsAt('/agreements', 'Jail stays for research')),
+      ...(await violationsAt(`/agreements/${agreementId}`, 'Jail stays for research')),
+      ...(await violationsAt('/agreements/new', 'Propose an agreement')),
+      ...(await violationsAt('/subject-access', 'Subject access')),
+    ];
+    expect(found).toEqual([]);
+  });
+
+  it("has no violation on an oversight auditor's pages", async () => {
+    await signIn(page, auditorKey);
+    const found = [
+      ...(await violationsAt('/oversight', 'Oversight')),
+      ...(await violationsAt('/audit', 'newest first')),
+      ...(await violationsAt('/audit/verify', 'Verify the chain')),
+      ...(await violationsAt('/audit/chart', 'Accesses and refusals')),
+    ];
+    expect(found).toEqual([]);
+  });
+
+  it("has no violation on an analyst's pages", async () => {
+    await signIn(page, analystKey);
+    const found = [
+      ...(await violationsAt('/analyst', 'jail_stays')),
+      ...(await violationsAt('/linked-count', 'Linked count')),
+    ];
+    expect(found).toEqual([]);
+  });
+});
