@@ -343,4 +343,40 @@ describe('retention', () => {
     ).toHaveLength(1);
     await queue.obliterate({ force: true });
   });
+
+  it("destroys linkage's review pairs and reviewers' decisions that name a destroyed record", async () => {
+    await ingest(records('REV', 2, daysAgo(200)));
+    const [run] = await broker.query<{ id: string }>(
+      `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+    );
+    const [user] = await broker.query<{ id: string }>(`SELECT id FROM app_user LIMIT 1`);
+    // A pair of a record to destroy with one that stays, each way round, and one of two that stay.
+    const pairs: [string, string][] = [
+      ['NEW0', 'REV0'],
+      ['REV1', 'NEW1'],
+      ['NEW2', 'NEW3'],
+    ];
+    for (const [i, [a, b]] of pairs.entries()) {
+      await broker.query(
+        `INSERT INTO linkage_review_pair (run_id, pair, dataset_a, key_a, dataset_b, key_b, levels, weight)
+         VALUES ($1, $2, $3, $4, $3, $5, '[0, 1]', 1.5)`,
+        [run.id, i, dataset.id, a, b],
+      );
+      await broker.query(
+        `INSERT INTO linkage_decision (dataset_a, key_a, dataset_b, key_b, same, decided_by, run_id)
+         VALUES ($1, $2, $1, $3, true, $4, $5)`,
+        // A decision names its two records in a fixed order.
+        [dataset.id, ...[a, b].sort(), user.id, run.id],
+      );
+    }
+    expect((await retention.run()).destroyed).toBe(2);
+    expect(await broker.query(`SELECT key_a, key_b FROM linkage_review_pair ORDER BY pair`)).toEqual([
+      { key_a: 'NEW2', key_b: 'NEW3' },
+    ]);
+    expect(await broker.query(`SELECT key_a, key_b FROM linkage_decision`)).toEqual([
+      { key_a: 'NEW2', key_b: 'NEW3' },
+    ]);
+    await broker.query(`DELETE FROM linkage_review_pair`);
+    await broker.query(`DELETE FROM linkage_decision`);
+  });
 });

@@ -27,7 +27,8 @@ interface RetainedDataset {
 
 /**
  * Destroys records past their dataset's retention (DESIGN §4.4), with what linkage derived from them
- * (each run's person assignment of the record, and the normalised identifiers of finished runs).
+ * (each run's person assignment of the record, the pairs kept for review and the decisions that name
+ * the record, and the normalised identifiers of finished runs).
  *
  * Idempotent and resumable: each batch is one transaction that deletes up to {@link RETENTION_BATCH}
  * records, their linkage assignments, writes what subject access reports need of them (subject and
@@ -158,6 +159,15 @@ export class RetentionService {
           `DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])`,
           [dataset.id, keys],
         );
+        // Linkage's pairs kept for review (their comparison levels were read from these records) and
+        // reviewers' decisions on them: a later record under the same key must not inherit them.
+        for (const table of ['linkage_review_pair', 'linkage_decision']) {
+          await manager.query(
+            `DELETE FROM ${table} WHERE (dataset_a = $1 AND key_a = ANY($2::text[]))
+                OR (dataset_b = $1 AND key_b = ANY($2::text[]))`,
+            [dataset.id, keys],
+          );
+        }
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(
           `DELETE FROM person_key WHERE record_key = ANY($2::text[])
