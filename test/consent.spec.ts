@@ -185,4 +185,71 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
       { numRuns: 40 },
     );
   });
+
+  it('takes an INTEGER subject only as its records write it: a withdrawal as "07" is refused, never a no-op', async () => {
+    const numbered = await broker.registerDataset(steward.apiKey, {
+      slug: 'numbered_participation',
+      title: 'Numbered participation',
+      keyField: 'enrollment_id',
+      subjectField: 'participant_no',
+      fields: [
+        { name: 'enrollment_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'participant_no', type: 'INTEGER', classification: 'QUASI_IDENTIFIER' },
+      ],
+    });
+    await broker.gqlOk(
+      steward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: numbered.id, r: [{ enrollment_id: 'E7', participant_no: 7 }] },
+    );
+    await broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
+      title: 'Numbered, with consent',
+      providerAgencyId: cbo.id,
+      recipientAgencyId: research.id,
+      purposes: ['RECIDIVISM_EVALUATION'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [{ datasetId: numbered.id, fields: [{ name: 'enrollment_id' }], requireConsent: true }],
+    });
+    const consent = (subjectId: string, granted: boolean) =>
+      broker.gql(steward.apiKey, RECORD, {
+        input: { datasetId: numbered.id, subjectId, purpose: 'RECIDIVISM_EVALUATION', granted },
+      });
+    const released = async () => {
+      const res = await broker.gql(
+        analyst.apiKey,
+        `{ numbered_participation(purpose: RECIDIVISM_EVALUATION) { nodes { enrollment_id } } }`,
+        undefined,
+        '/data/graphql',
+      );
+      expect(res.errors).toBeUndefined();
+      return res.data!.numbered_participation.nodes as { enrollment_id: string }[];
+    };
+    expect((await consent('7', true)).errors).toBeUndefined();
+    expect(await released()).toEqual([{ enrollment_id: 'E7' }]);
+    for (const spelling of ['07', ' 7', '7 ', '+7', '7.0', '-0', 'seven']) {
+      const res = await consent(spelling, false);
+      expect({ spelling, code: res.errors?.[0].extensions?.code }).toEqual({
+        spelling,
+        code: 'BAD_USER_INPUT',
+      });
+      const report = await broker.gql(
+        steward.apiKey,
+        `query($d: ID!, $s: String!) { subjectAccessReport(datasetId: $d, subjectId: $s) { action } }`,
+        { d: numbered.id, s: spelling },
+      );
+      expect({ spelling, code: report.errors?.[0].extensions?.code }).toEqual({
+        spelling,
+        code: 'BAD_USER_INPUT',
+      });
+    }
+    expect(
+      await broker.query(`SELECT subject_id FROM consent_event WHERE dataset_id = $1 ORDER BY id`, [
+        numbered.id,
+      ]),
+    ).toEqual([{ subject_id: '7' }]);
+    expect((await consent('7', false)).errors).toBeUndefined();
+    expect(await released()).toEqual([]);
+    expect((await consent('-12', true)).errors).toBeUndefined();
+  });
 });

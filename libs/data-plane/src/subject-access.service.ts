@@ -26,7 +26,11 @@ export class SubjectAccessService {
       throw badInput('The dataset has no subjectField: releases are reported per subject');
     }
     // The same identity as consent and the records: the id exactly as given.
-    const subject = subjectIdInput(subjectId);
+    const subject = subjectIdInput(
+      subjectId,
+      'subjectId',
+      dataset.fields.find((f) => f.name === dataset.subjectField)?.type,
+    );
     const rows = await this.dataSource.query<
       {
         seq: string;

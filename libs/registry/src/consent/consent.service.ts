@@ -29,7 +29,11 @@ export class ConsentService {
       throw badInput('The dataset has no subjectField: consent is recorded per subject');
     }
     // Exactly as given: the records' subject field is stored untrimmed, and the data plane joins on it.
-    const subjectId = subjectIdInput(input.subjectId);
+    const subjectId = subjectIdInput(
+      input.subjectId,
+      'subjectId',
+      dataset.fields.find((f) => f.name === dataset.subjectField)?.type,
+    );
     if (!(await this.purposes.codes()).has(input.purpose)) throw badInput(`Unknown purpose ${input.purpose}`);
     return this.db.transaction(
       async ({ manager }) => {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { FieldType } from '../dataset/dataset-schema';
 import { MAX_SUBJECT_ID_LENGTH, subjectIdInput } from './subject-id';
 
 const SPACES = [' ', '\t', '\n', '\r', '\u00a0', '\u2003', '\u3000', '\ufeff', '\u2028', '\u1680'];
@@ -30,6 +31,16 @@ describe('subjectIdInput: the subject id exactly as given', () => {
   it('refuses the empty id, a longer one, a NUL and a lone surrogate', () => {
     for (const bad of ['', 'x'.repeat(MAX_SUBJECT_ID_LENGTH + 1), 'P\u0000', 'P\ud800', '\udc00P', 1, null]) {
       expect(() => subjectIdInput(bad)).toThrow(/subjectId/);
+    }
+  });
+
+  it('takes an INTEGER subject only as its records write it', () => {
+    for (const good of ['0', '7', '-12', '9007199254740993']) {
+      expect(subjectIdInput(good, 'subjectId', FieldType.INTEGER)).toBe(good);
+    }
+    for (const bad of ['07', ' 7', '7 ', '+7', '7.0', '-0', '1e3', 'seven']) {
+      expect(() => subjectIdInput(bad, 'subjectId', FieldType.INTEGER)).toThrow(/integer/);
+      expect(subjectIdInput(bad, 'subjectId', FieldType.STRING)).toBe(bad);
     }
   });
 });
