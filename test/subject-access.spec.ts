@@ -285,4 +285,40 @@ describe('subject access report: every release of a subject, from the records ea
       await off.app.close();
     }
   });
+
+  it("keeps a record's releases with the subject it had then, when a later upload moves it to another", async () => {
+    const upload = async (subject: string) =>
+      expect(
+        (
+          await broker.upload(
+            steward.apiKey,
+            dataset.id,
+            'text/csv',
+            `enrollment_id,participant_id,program,dob\nE7,${subject},MOVED,1999-09-09`,
+          )
+        ).status,
+      ).toBe(200);
+    const released = `{ participation(purpose: RECIDIVISM_EVALUATION, where: { program: { eq: "MOVED" } }) { nodes { program } } }`;
+    const fieldsOf = async (subject: string) =>
+      (
+        (await broker.gqlOk(steward.apiKey, REPORT, { d: dataset.id, s: subject })).subjectAccessReport as {
+          fields: string[];
+        }[]
+      ).map((r) => r.fields);
+    await upload('P7');
+    expect((await rows(released)).participation.nodes).toEqual([{ program: 'MOVED' }]);
+    // Corrected: the record was P8's. What was released while it was P7's stays P7's, and P8's report
+    // lists only what is released of it from now on.
+    await upload('P8');
+    expect(await fieldsOf('P7')).toEqual([['program']]);
+    expect(await fieldsOf('P8')).toEqual([]);
+    await rows(
+      `{ participation(purpose: RECIDIVISM_EVALUATION, where: { program: { eq: "MOVED" } }) { nodes { program dob_year } } }`,
+    );
+    expect(await fieldsOf('P7')).toEqual([['program']]);
+    expect(await fieldsOf('P8')).toEqual([['dob_year', 'program']]);
+    // Uploaded again unchanged, it stays P8's.
+    await upload('P8');
+    expect(await fieldsOf('P8')).toEqual([['dob_year', 'program']]);
+  });
 });

@@ -130,7 +130,11 @@ export class IngestService {
     }
   }
 
-  private async load(client: PoolClient, dataset: WritableDataset, source: RecordSource) {
+  private async load(
+    client: PoolClient,
+    dataset: WritableDataset & { id: string; subjectField?: string | null },
+    source: RecordSource,
+  ) {
     const { fields, keyField, slug } = dataset;
     const table = recordTable(slug);
     const key = quoteIdent(keyField);
@@ -224,9 +228,26 @@ export class IngestService {
     const lookups = await keepHashLookups(client, dataset, row);
     await lookups.beforeUpdate(STAGE);
     const nonKey = columns.filter((c) => c !== key);
+    const sets = [...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'];
+    if (dataset.subjectField) {
+      // A record moved to another subject: the releases of it so far stay its former subject's (kept
+      // as destroyed records are, by subject and row id), and it takes a new row id, so that the new
+      // subject's report lists only what is released from now on.
+      const subject = quoteIdent(dataset.subjectField);
+      await client.query(
+        `INSERT INTO destroyed_record (dataset_id, subject_id, rid)
+         SELECT $1, t.${subject}::text, t."_rid" FROM ${table} t JOIN ${STAGE} s ON t.${key} = s.${key}
+          WHERE t.${subject} IS NOT NULL AND t.${subject} IS DISTINCT FROM s.${subject}
+         ON CONFLICT DO NOTHING`,
+        [dataset.id],
+      );
+      sets.push(
+        `"_rid" = CASE WHEN t.${subject} IS DISTINCT FROM s.${subject}
+                      THEN floor(random() * 9007199254740991)::bigint ELSE t."_rid" END`,
+      );
+    }
     const updated = await client.query(
-      `UPDATE ${table} AS t SET ${[...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'].join(', ')}
-         FROM ${STAGE} s WHERE t.${key} = s.${key}`,
+      `UPDATE ${table} AS t SET ${sets.join(', ')} FROM ${STAGE} s WHERE t.${key} = s.${key}`,
     );
     const inserted = await client.query(
       `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns.map((c) => `s.${c}`).join(', ')} FROM ${STAGE} s
