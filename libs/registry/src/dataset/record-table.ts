@@ -10,6 +10,13 @@ export function recordTable(slug: string): string {
 }
 
 /**
+ * A new random row id (`_rid`): a record's when it is written, and again when it moves to another
+ * subject (see IngestService). It orders rows and pages through them without revealing anything about
+ * the records.
+ */
+export const NEW_RID_SQL = 'floor(random() * 9007199254740991)::bigint';
+
+/**
  * The one DDL path for record tables: identifiers are validated by `validateDefinition` and quoted
  * here; no other text of the steward's enters the statement.
  */
@@ -18,8 +25,7 @@ export function createRecordTableSql(definition: DatasetDefinition): string {
     (f) => `${quoteIdent(f.name)} ${columnTypeOf(f.type)}${f.required ? ' NOT NULL' : ''}`,
   );
   columns.push(`"_ingested_at" timestamptz NOT NULL DEFAULT now()`);
-  // A random row id: orders rows and pages through them without revealing anything about the records.
-  columns.push(`"_rid" bigint NOT NULL DEFAULT floor(random() * 9007199254740991)::bigint`);
+  columns.push(`"_rid" bigint NOT NULL DEFAULT ${NEW_RID_SQL}`);
   columns.push(`PRIMARY KEY (${quoteIdent(definition.keyField)})`);
   return `CREATE TABLE ${recordTable(definition.slug)} (\n  ${columns.join(',\n  ')}\n)`;
 }

@@ -10,7 +10,7 @@ import { Database, LOGGER, MetricsService, quoteIdent } from '@broker/core';
 import { RECORDS_INGESTED_HOOK, type RecordsIngestedHook } from '@broker/jobs';
 import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
-import { recordTable } from '../dataset/record-table';
+import { NEW_RID_SQL, recordTable } from '../dataset/record-table';
 import { HashLookupIndex, type HashLookupUpkeep, keepHashLookups } from '../dataset/hash-lookup';
 import type { RecordSource } from './record-sources';
 import { ErrorSink, MAX_REPORTED_ERRORS, type RowError, RowValidator } from './row-validator';
@@ -243,7 +243,7 @@ export class IngestService {
       );
       sets.push(
         `"_rid" = CASE WHEN t.${subject} IS DISTINCT FROM s.${subject}
-                      THEN floor(random() * 9007199254740991)::bigint ELSE t."_rid" END`,
+                      THEN ${NEW_RID_SQL} ELSE t."_rid" END`,
       );
     }
     const updated = await client.query(
