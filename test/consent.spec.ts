@@ -127,6 +127,14 @@ describe('consent: per subject and purpose, latest wins, enforced from the next 
       input: { datasetId: dataset.id, subjectId: 'P2', purpose: 'RECIDIVISM_EVALUATION', granted: true },
     });
     expect(byAnalyst.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    // An unknown purpose is named in the message as typed, cut short: not whatever length was sent.
+    const long = await broker.gql(steward.apiKey, RECORD, {
+      input: { datasetId: dataset.id, subjectId: 'P2', purpose: 'X'.repeat(100_000), granted: true },
+    });
+    expect(long.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    expect(long.errors?.[0].message).toBe(
+      `Unknown purpose "${'X'.repeat(64)}…": name one of the purposes defined`,
+    );
     expect(await broker.query(`SELECT count(*)::int AS n FROM consent_event`)).toEqual(before);
   });
 

@@ -34,7 +34,11 @@ export class ConsentService {
       'subjectId',
       dataset.fields.find((f) => f.name === dataset.subjectField)?.type,
     );
-    if (!(await this.purposes.codes()).has(input.purpose)) throw badInput(`Unknown purpose ${input.purpose}`);
+    if (!(await this.purposes.codes()).has(input.purpose)) {
+      // The code as typed, cut short: an error message does not carry back whatever was sent.
+      const typed = input.purpose.length > 64 ? `${input.purpose.slice(0, 64)}…` : input.purpose;
+      throw badInput(`Unknown purpose ${JSON.stringify(typed)}: name one of the purposes defined`);
+    }
     return this.db.transaction(
       async ({ manager }) => {
         const [event] = await manager.query<{ id: string; recorded_at: Date }[]>(
