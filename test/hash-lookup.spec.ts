@@ -497,68 +497,73 @@ describe('HASH lookup tables', () => {
     expect(await filter('ssn_hash', [hmac('S-LOCK')])).toEqual(['C99998']);
   });
 
-  it('outlives retention, which destroys records it filed, until a quarter of them are gone', async () => {
+  it('is dropped, with every entry, when retention destroys a record it filed, and built again', async () => {
     await build('ssn');
-    const ssnScope = async () => {
-      const [scope] = await broker.query<{ filed: string; records: string; destroyed: string }>(
-        `SELECT (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed,
-                s.records::text, s.destroyed::text
-           FROM hash_key_scope s WHERE s.field = 'ssn'`,
-      );
-      return scope;
-    };
-    const before = await ssnScope();
+    const ssnScope = async () =>
+      (
+        await broker.query<{ filed: string; records: string }>(
+          `SELECT (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed, s.records::text
+             FROM hash_key_scope s WHERE s.field = 'ssn'`,
+        )
+      )[0];
+    expect(await ssnScope()).toBeDefined();
     const old = [...rows].filter(([, r]) => r.released_on < '2002').map(([id]) => id);
     expect(old.length).toBeGreaterThan(100);
+    const doomed = (
+      await broker.query<{ rid: string }>(
+        `SELECT "_rid"::text AS rid FROM records.clients WHERE client_id = ANY ($1::text[])`,
+        [old],
+      )
+    ).map((r) => r.rid);
+    const entriesOf = async (rids: string[]) =>
+      Number(
+        (
+          await broker.query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM hash_key WHERE rid = ANY ($1::bigint[])`,
+            [rids],
+          )
+        )[0].n,
+      );
+    expect(await entriesOf(doomed)).toBeGreaterThan(0);
     const retention = broker.app.get(RetentionService);
-    let report = await retention.run();
+    const report = await retention.run();
     expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(old.length);
     for (const id of old) rows.delete(id);
-    // Kept, and counted: the destroyed records' entries stay, and find nothing.
-    expect(await ssnScope()).toEqual({ ...before, destroyed: String(old.length) });
-    const { shape, released } = await shapeAndField('ssn');
-    expect(index.serves({ agreementId, datasetId: shape.id, field: released.source })).toBe(true);
+    // No entry of a destroyed record is left: the table went with them.
+    expect(await ssnScope()).toBeUndefined();
+    expect(await entriesOf(doomed)).toBe(0);
     const asked = [hmac(ssnOf(5)), hmac(ssnOf(500))];
     expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
     // C00005 was destroyed; C01005 shares its value and stays.
     expect(truth('ssn', asked)).toEqual([clientId(500), clientId(1005)]);
-    // Past a quarter of its entries (which the old records below add to): dropped, and found the
-    // slower way.
-    const past = Math.floor((Number(before.records) - 4 * old.length) / 3) + 1;
-    const lines = Array.from({ length: past }, (_, i) => `X${String(i).padStart(5, '0')},S-OLD,M,2001-02-03`);
-    await upload(lines);
-    const filedNow = String(Number(before.filed) + past);
-    expect(await ssnScope()).toEqual({ filed: filedNow, records: filedNow, destroyed: String(old.length) });
-    report = await retention.run();
-    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(past);
-    expect(await ssnScope()).toBeUndefined();
-    expect(await filter('ssn_hash', [hmac('S-OLD'), ...asked])).toEqual(truth('ssn', asked));
+    // Built again (after the next filter, in the background): the records kept, and none destroyed.
+    await build('ssn');
+    const rebuilt = await ssnScope();
+    expect(rebuilt.filed).toBe(rebuilt.records);
+    expect(await entriesOf(doomed)).toBe(0);
+    expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
   });
 
-  it('counts against a table only the destroyed records that had a value', async () => {
+  it('is kept when the records retention destroys had no value in its field', async () => {
     await build('ssn');
     const ssnScope = async () =>
       (
-        await broker.query<{ records: string; destroyed: string }>(
-          `SELECT records::text, destroyed::text FROM hash_key_scope WHERE field = 'ssn'`,
+        await broker.query<{ id: number; records: string }>(
+          `SELECT id, records::text FROM hash_key_scope WHERE field = 'ssn'`,
         )
       )[0];
     const before = await ssnScope();
-    expect(before.destroyed).toBe('0');
-    // More records without an ssn than a quarter of the table's entries, past retention: they had no
-    // entry, so the table is kept and counts none of them.
-    const empty = Math.floor(Number(before.records) / 4) + 10;
+    const empty = 50;
     await upload(Array.from({ length: empty }, (_, i) => `N${String(i).padStart(5, '0')},,M,2001-02-03`));
     const retention = broker.app.get(RetentionService);
     let report = await retention.run();
     expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(empty);
     expect(await ssnScope()).toEqual(before);
-    // Records with a value count, one each.
-    const valued = ['S-GONE-1', 'S-GONE-2', 'S-GONE-3'];
-    await upload(valued.map((ssn, i) => `G0000${i},${ssn},M,2001-02-03`));
+    // One record with a value among those destroyed: the table goes.
+    await upload(['G00000,S-GONE-1,M,2001-02-03']);
     report = await retention.run();
-    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(valued.length);
-    expect(await ssnScope()).toEqual({ records: String(Number(before.records) + 3), destroyed: '3' });
+    expect(report.datasets.find((d) => d.datasetId === clients.id)?.destroyed).toBe(1);
+    expect(await ssnScope()).toBeUndefined();
     const asked = [hmac(ssnOf(600)), hmac('S-GONE-1')];
     expect(await filter('ssn_hash', asked)).toEqual(truth('ssn', asked));
     expect(truth('ssn', asked)).toEqual([clientId(600)]);

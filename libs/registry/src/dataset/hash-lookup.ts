@@ -161,12 +161,6 @@ async function forgetHashLookups(on: Queryable, datasetId: string): Promise<void
   await on.query(`DELETE FROM hash_key_scope WHERE dataset_id = $1`, [datasetId]);
 }
 
-/**
- * A table is dropped once the records retention destroyed since it was built pass this share of its
- * field's records with a value: their entries find nothing, and only take space and probes.
- */
-export const HASH_LOOKUP_MAX_DESTROYED_SHARE = 0.25;
-
 /** A statement that answers rows: a TypeORM entity manager. */
 interface RowQueryable {
   query<T>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -177,9 +171,8 @@ interface RowQueryable {
  * transaction, before its DELETE: `returning`, the columns to add to its `RETURNING` (the record
  * table's alias `t`), say which destroyed records had a value in each tabled field; `counts`, a
  * column to select once the DELETE is a CTE named `gone`, counts them; `destroyed` reads that
- * column from any row of the answer, for {@link hashLookupsDestroyed}. A table built after this
- * read (by another broker, before the DELETE's lock) is counted nothing: its dead entries only stay
- * longer.
+ * column from any row of the answer, for {@link hashLookupsDestroyed}, which drops a table built
+ * after this read (by another broker, before the DELETE's lock) too.
  */
 export async function hashLookupsDestroying(
   on: RowQueryable,
@@ -205,37 +198,26 @@ export async function hashLookupsDestroying(
 
 /**
  * A retention batch destroyed records of `datasetId`: `destroyed` holds, per field with a lookup
- * table, how many of them had a value (see {@link hashLookupsDestroying}). In the caller's
- * transaction, after its DELETE, whose lock on the record table a build waits for. The tables keep
- * their entries: a record destroyed is not found through them any more, since every row id they
- * give is joined back to the record table, so each table stays complete. They count them, and a
- * table whose destroyed records pass {@link HASH_LOOKUP_MAX_DESTROYED_SHARE} of the field's records
- * with a value (those it files and those of the values it does not) is dropped, as is a field found
- * not worth a table (judged again at its next filter). Records without a value had no entry, and
- * count for nothing.
+ * table when the batch began, how many of them had a value (see {@link hashLookupsDestroying}). In
+ * the caller's transaction, after its DELETE, whose lock on the record table a build waits for. A
+ * table files a destroyed record's value as its HMAC's first 64 bits beside its row id, which the
+ * records destroyed (`destroyed_record`) name with their subject: kept, an entry would let whoever
+ * holds the database and the agreement's key try every value of a low-entropy field (an SSN, a date
+ * of birth) against it. So every table of a field in which a destroyed record had a value is dropped
+ * with its entries, as is one built since the batch began (nothing says what it filed) and one found
+ * not worth a table; each is built again in the background after the next filter. Only a table of a
+ * field none of the destroyed records had a value in stays.
  */
 export async function hashLookupsDestroyed(
   on: Queryable,
   datasetId: string,
   destroyed: ReadonlyMap<string, number>,
 ): Promise<void> {
-  const fields = [...destroyed.keys()];
-  const counts = fields.map((f) => destroyed.get(f)!);
+  const untouched = [...destroyed].filter(([, n]) => n === 0).map(([field]) => field);
   await on.query(
     `DELETE FROM hash_key_scope hs
-      WHERE hs.dataset_id = $1
-        AND (NOT ${servesSql('hs')}
-             OR hs.destroyed + COALESCE((SELECT d.n FROM unnest($2::text[], $3::bigint[]) AS d (field, n)
-                                          WHERE d.field = hs.field), 0)
-                > (hs.records + (SELECT COALESCE(sum(hc.records), 0) FROM hash_key_common hc
-                                  WHERE hc.scope_id = hs.id)) * $4::float8)`,
-    [datasetId, fields, counts, HASH_LOOKUP_MAX_DESTROYED_SHARE],
-  );
-  await on.query(
-    `UPDATE hash_key_scope hs SET destroyed = hs.destroyed + d.n
-       FROM unnest($2::text[], $3::bigint[]) AS d (field, n)
-      WHERE hs.dataset_id = $1 AND hs.field = d.field AND d.n > 0`,
-    [datasetId, fields, counts],
+      WHERE hs.dataset_id = $1 AND (NOT ${servesSql('hs')} OR NOT (hs.field = ANY ($2::text[])))`,
+    [datasetId, untouched],
   );
 }
 
@@ -435,8 +417,8 @@ export interface HashTableBuilt {
  * and serving ({@link serves}); the statement still checks, in its own snapshot, that it is there.
  * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}), and across
  * retention ({@link hashLookupsDestroyed}); dropped by an ingestion of more than
- * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, once retention destroyed a quarter of its entries,
- * and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force.
+ * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, by retention's destruction of a record with a value
+ * in its field (no entry of a destroyed record is kept), and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force.
  * The agreement's key is a parameter of the build's and the upkeep's statements: it is in no table,
  * index or other catalog object.
  */

@@ -174,8 +174,8 @@ export class RetentionService {
               AND scope_id IN (SELECT id FROM person_key_scope WHERE dataset_id = $1)`,
           [dataset.id, keys],
         );
-        // The lookup tables of HASH names, which filed them, count them (the DELETE above holds the
-        // record table's lock that a build waits for).
+        // The lookup tables of HASH names that filed a value of theirs are dropped with their entries
+        // (the DELETE above holds the record table's lock that a build waits for).
         await hashLookupsDestroyed(manager, dataset.id, tabled.destroyed(gone[0]));
         const subjects = gone.filter((g) => g.subject !== null);
         if (subjects.length) {
