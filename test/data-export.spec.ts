@@ -549,14 +549,20 @@ describe('data plane: exports (POST /data/export)', () => {
     const outcome = await exportOverTcp(`{ big_things(purpose: RESEARCH) { nodes { k v } } }`, (res) => {
       if (killed) return;
       killed = true;
-      // The first bytes are in: the export's connection is killed while it waits for the client.
+      // The first bytes are in: the export's connection is killed while it waits for the client. The
+      // first bytes may be the header, written before the COPY reaches PostgreSQL: its backend is
+      // waited for, so that the kill never misses it.
       res.pause();
-      void broker
-        .query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()`,
-        )
-        .then(() => res.resume());
+      void (async () => {
+        for (let tries = 0; tries < 200; tries++) {
+          const ended = await broker.query<{ ended: boolean }>(
+            `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+              WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()`,
+          );
+          if (ended.some((e) => e.ended)) break;
+          await new Promise((done) => setTimeout(done, 25));
+        }
+      })().finally(() => res.resume());
     });
     expect(outcome.bytes).toBeGreaterThan(0);
     expect(outcome.complete).toBe(false);
