@@ -19,9 +19,14 @@ export function releaseDigest(rids: string): string {
   return createHash('sha256').update(rids).digest('hex');
 }
 
+/** The lowercase hex SHA-256 of an SQL expression's text, in UTF-8. */
+function textDigestSql(expression: string): string {
+  return `encode(sha256(convert_to((${expression})::text, 'UTF8')), 'hex')`;
+}
+
 /** {@link releaseDigest} in SQL, of a bigint[] expression: the same digest of the same list. */
 export function releaseDigestSql(rids: string): string {
-  return `encode(sha256(convert_to((${rids})::text, 'UTF8')), 'hex')`;
+  return textDigestSql(rids);
 }
 
 /**
@@ -31,7 +36,21 @@ export function releaseDigestSql(rids: string): string {
  * `details.contentDigest`, and verification recomputes it from the stored terms.
  */
 export function contentDigestSql(content: string): string {
-  return `encode(sha256(convert_to((${content})::text, 'UTF8')), 'hex')`;
+  return textDigestSql(content);
+}
+
+/**
+ * The data requests the public register counts per agreement (DESIGN §4.4): the append moves the
+ * counts, and verification recomputes them, by these.
+ */
+export const REGISTER_ACTIONS: readonly string[] = ['QUERY', 'AGGREGATE', 'EXPORT'];
+/** Of those, the ones that release rows (counted in `rows_released`). */
+export const ROW_ACTIONS: readonly string[] = ['QUERY', 'EXPORT'];
+
+/** An SQL list of constant names, e.g. `('QUERY', 'EXPORT')` (the names are the code's, never input). */
+export function sqlNames(names: readonly string[]): string {
+  if (names.some((n) => !/^[A-Z_]+$/.test(n))) throw new TypeError('an SQL name list takes upper-case names');
+  return `(${names.map((n) => `'${n}'`).join(', ')})`;
 }
 
 /**

@@ -4,12 +4,15 @@ import {
   ChainChecker,
   GENESIS_HASH,
   IN_FORCE_REASON,
+  REGISTER_ACTIONS,
+  ROW_ACTIONS,
   contentDigestSql,
   exactJsonNumbers,
   type JsonValue,
   type KnownHead,
   isoFromMicros,
   releaseDigestSql,
+  sqlNames,
 } from './audit-chain';
 import { AuditAction } from './audit-action.enum';
 
@@ -88,10 +91,10 @@ const REGISTER_MISMATCH_SQL = `
   WITH counted AS MATERIALIZED (
     SELECT e.seq, e.agreement_id, e.at AT TIME ZONE 'UTC' AS utc, e.decision = 'ALLOW' AS allowed,
            e.decision = 'DENY' AND e.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) AS denied,
-           CASE WHEN e.decision = 'ALLOW' AND e.action IN ('QUERY', 'EXPORT')
+           CASE WHEN e.decision = 'ALLOW' AND e.action IN ${sqlNames(ROW_ACTIONS)}
                 THEN greatest(coalesce(e.row_count, 0), 0) ELSE 0 END AS rows
       FROM audit_event e JOIN agreement a ON a.id = e.agreement_id
-     WHERE e.action IN ('QUERY', 'AGGREGATE', 'EXPORT')
+     WHERE e.action IN ${sqlNames(REGISTER_ACTIONS)}
   ),
   months AS (
     SELECT agreement_id, date_trunc('month', utc)::date AS month, min(seq) AS seq,
@@ -122,19 +125,25 @@ const REGISTER_MISMATCH_SQL = `
  * whoever can write to the database could widen an agreement (a row filter dropped, a validity
  * extended, an approval added) under a valid chain.
  */
+/** The events that make an agreement's version (and approve it for the proposer's agency). */
+const MAKING = [AuditAction.AGREEMENT_PROPOSED, AuditAction.AGREEMENT_AMENDED];
+/** The events that decide on a version or the agreement. */
+const DECIDING = [
+  AuditAction.AGREEMENT_APPROVED,
+  AuditAction.AGREEMENT_DECLINED,
+  AuditAction.AGREEMENT_REVOKED,
+];
 const AGREEMENT_MISMATCH_SQL = `
   WITH control AS MATERIALIZED (
     -- The agreements' events, read once (a data-plane event never makes or changes an agreement).
     SELECT e.seq, e.action, e.decision, e.reason, e.agreement_id, e.agreement_version, e.actor_agency_id,
            e.details
       FROM audit_event e
-     WHERE e.action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}',
-                        '${AuditAction.AGREEMENT_APPROVED}', '${AuditAction.AGREEMENT_DECLINED}',
-                        '${AuditAction.AGREEMENT_REVOKED}')
+     WHERE e.action IN ${sqlNames([...MAKING, ...DECIDING])}
   ),
   made AS (
     SELECT DISTINCT ON (agreement_id, agreement_version) * FROM control
-     WHERE action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}')
+     WHERE action IN ${sqlNames(MAKING)}
      ORDER BY agreement_id, agreement_version, seq
   )
   SELECT min(x.seq)::text AS seq FROM (
@@ -155,8 +164,7 @@ const AGREEMENT_MISMATCH_SQL = `
        SELECT 1 FROM control e
         WHERE e.agreement_id = p.agreement_id AND e.agreement_version = p.version
           AND e.actor_agency_id = p.agency_id AND e.decision = 'ALLOW'
-          AND e.action IN ('${AuditAction.AGREEMENT_PROPOSED}', '${AuditAction.AGREEMENT_AMENDED}',
-                           '${AuditAction.AGREEMENT_APPROVED}'))
+          AND e.action IN ${sqlNames([...MAKING, AuditAction.AGREEMENT_APPROVED])})
     UNION ALL
     SELECT $1::bigint FROM agreement_decline d
      WHERE NOT EXISTS (

@@ -10,6 +10,8 @@ import {
   type ChainVerification,
   type JsonValue,
   type KnownHead,
+  REGISTER_ACTIONS,
+  ROW_ACTIONS,
   canonicalJson,
   contentOf,
   storableText,
@@ -67,10 +69,9 @@ export function auditActor(ctx: RequestContext): Pick<AuditEventInput, 'actorUse
   return { actorUserId: ctx.principal.userId, actorAgencyId: ctx.principal.agencyId };
 }
 
-/** The data requests the public register counts per agreement (DESIGN §4.4). */
-const REGISTER_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'AGGREGATE', 'EXPORT']);
-/** Of those, the ones that release rows. */
-const ROW_ACTIONS: ReadonlySet<string> = new Set(['QUERY', 'EXPORT']);
+/** The data requests the public register counts (see REGISTER_ACTIONS), and of those the row releases. */
+const REGISTER_COUNTED: ReadonlySet<string> = new Set(REGISTER_ACTIONS);
+const ROW_RELEASES: ReadonlySet<string> = new Set(ROW_ACTIONS);
 
 /**
  * The one statement of an append, for a group of any size (one JSON array of rows, and the array of
@@ -194,9 +195,9 @@ function eventRow(i: number, content: Appendable) {
   const canonical = canonicalJson(contentOf({ ...stored, seq: 0, at: AT_MARK }));
   const at = canonical.indexOf(AT_MEMBER);
   if (at < 0 || !canonical.endsWith(SEQ_END)) throw new Error('canonical JSON without its at and seq');
-  const counted = content.agreementId !== null && REGISTER_ACTIONS.has(content.action);
+  const counted = content.agreementId !== null && REGISTER_COUNTED.has(content.action);
   const allowed = content.decision === 'ALLOW';
-  const rows = allowed && ROW_ACTIONS.has(content.action) ? Math.max(0, content.rowCount ?? 0) : 0;
+  const rows = allowed && ROW_RELEASES.has(content.action) ? Math.max(0, content.rowCount ?? 0) : 0;
   return {
     i,
     pre: `${canonical.slice(0, at)}"at":"`,
