@@ -11,7 +11,13 @@ export {
   contentHash,
   validateAgreementContent,
 } from './agreement-content';
-export { isRawKey, releasedField, transformApplies } from './released-field';
+export {
+  type GeneralizedKind,
+  generalizedKind,
+  isRawKey,
+  releasedField,
+  transformApplies,
+} from './released-field';
 export {
   MAX_ROW_FILTER_DEPTH,
   MAX_ROW_FILTER_LIST,

@@ -1,7 +1,7 @@
 import type { FieldDefinition, FieldType } from '@broker/registry';
 import { PolicyError } from './policy-error';
 import { FieldTransform, type FieldTypeName } from './policy.types';
-import { releasedField, transformApplies } from './released-field';
+import { generalizedKind, releasedField, transformApplies } from './released-field';
 
 const field = (name: string, type: FieldTypeName) =>
   ({
@@ -51,5 +51,20 @@ describe('releasedField', () => {
   it('refuses unknown types and transforms rather than guess', () => {
     expect(() => releasedField(field('f', 'BLOB' as FieldTypeName), FieldTransform.RAW)).toThrow(PolicyError);
     expect(() => releasedField(field('f', 'STRING'), 'ENCRYPT' as FieldTransform)).toThrow(PolicyError);
+  });
+});
+
+describe('generalizedKind', () => {
+  it('tells what GENERALIZE kept of a field from the name releasedField gave it, and nothing of others', () => {
+    const kinds = (['DATE', 'DATETIME', 'INTEGER', 'FLOAT', 'STRING'] as const).map((type) =>
+      generalizedKind(releasedField(field('dob', type), FieldTransform.GENERALIZE).name, 'dob'),
+    );
+    expect(kinds).toEqual(['year', 'year', 'band', 'band', 'prefix']);
+    for (const transform of [FieldTransform.RAW, FieldTransform.HASH]) {
+      expect(generalizedKind(releasedField(field('dob', 'DATE'), transform).name, 'dob')).toBeNull();
+    }
+    // Another field's name, or a suffix alone, is no generalization of this one.
+    expect(generalizedKind('dob_year', 'do')).toBeNull();
+    expect(generalizedKind('zip_prefix', 'dob')).toBeNull();
   });
 });

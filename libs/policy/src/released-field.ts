@@ -11,20 +11,33 @@ const RAW_TYPES: Record<FieldTypeName, ReleasedType> = {
   DATETIME: 'DateTime',
 };
 
+/** What GENERALIZE keeps of a value, by kind, and the suffix of the name it is released under. */
+const GENERALIZED_SUFFIX = { year: '_year', band: '_band', prefix: '_prefix' } as const;
+export type GeneralizedKind = keyof typeof GENERALIZED_SUFFIX;
+
 /** The name and type under which GENERALIZE releases a field of this type, or null for BOOLEAN. */
 function generalized(name: string, type: FieldTypeName): { name: string; type: ReleasedType } | null {
   switch (type) {
     case 'DATE':
     case 'DATETIME':
-      return { name: `${name}_year`, type: 'Int' };
+      return { name: `${name}${GENERALIZED_SUFFIX.year}`, type: 'Int' };
     case 'INTEGER':
     case 'FLOAT':
-      return { name: `${name}_band`, type: 'Int' };
+      return { name: `${name}${GENERALIZED_SUFFIX.band}`, type: 'Int' };
     case 'STRING':
-      return { name: `${name}_prefix`, type: 'String' };
+      return { name: `${name}${GENERALIZED_SUFFIX.prefix}`, type: 'String' };
     case 'BOOLEAN':
       return null;
   }
+}
+
+/**
+ * What GENERALIZE kept of `source` when it released it as `released`: its year, its band or its
+ * prefix, told by the released name as {@link releasedField} made it; null for any other name.
+ */
+export function generalizedKind(released: string, source: string): GeneralizedKind | null {
+  const kinds = Object.keys(GENERALIZED_SUFFIX) as GeneralizedKind[];
+  return kinds.find((kind) => released === `${source}${GENERALIZED_SUFFIX[kind]}`) ?? null;
 }
 
 /** Whether a released field is the dataset's key as it is (RAW): unique, and indexed by the broker. */

@@ -4,6 +4,7 @@
  * in a table), and the audit head to quote. Pure: the register in, HTML out.
  */
 import { createHash } from 'node:crypto';
+import { type GeneralizedKind, generalizedKind } from '@broker/policy';
 import type { Register, RegisterAgreement, RegisterGrant, RegisterMonth } from './register.types';
 
 const STYLE = `
@@ -58,19 +59,16 @@ const TRANSFORM_WORDS: Record<string, string> = {
   GENERALIZE: 'coarsened: a date to its year, a number to its band of 5, a text to its first 3 characters',
 };
 
-/** How a coarsened field is coarsened, told by the suffix of its released name (DESIGN's transforms). */
-const GENERALIZED_WORDS: [suffix: string, words: string][] = [
-  ['_year', 'coarsened: only the year of the date'],
-  ['_band', 'coarsened: only the band of 5 the number falls in (37 is shared as 35, for 35 to 39)'],
-  ['_prefix', 'coarsened: only the first 3 characters of the text'],
-];
+/** How a coarsened field is coarsened, by what GENERALIZE kept of it (DESIGN's transforms). */
+const GENERALIZED_WORDS: Record<GeneralizedKind, string> = {
+  year: 'coarsened: only the year of the date',
+  band: 'coarsened: only the band of 5 the number falls in (37 is shared as 35, for 35 to 39)',
+  prefix: 'coarsened: only the first 3 characters of the text',
+};
 
 function transformWords(field: { released: string; field: string; transform: string }): string {
-  if (field.transform === 'GENERALIZE') {
-    const words = GENERALIZED_WORDS.find(([suffix]) => field.released === field.field + suffix)?.[1];
-    if (words) return words;
-  }
-  return TRANSFORM_WORDS[field.transform] ?? field.transform;
+  const kind = field.transform === 'GENERALIZE' ? generalizedKind(field.released, field.field) : null;
+  return kind ? GENERALIZED_WORDS[kind] : (TRANSFORM_WORDS[field.transform] ?? field.transform);
 }
 
 const OPERATOR_WORDS: Record<string, string> = {
