@@ -8,6 +8,7 @@ import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import type { DataPlaneRefusal, DataPlaneResponse, Plan } from './plan';
 import { refusalResponse } from './response';
+import { PurposeService } from '@broker/registry';
 
 /** What an aggregate's statement returned, protected. */
 export interface AggregateAnswer {
@@ -44,6 +45,7 @@ export class DataPlaneRecorder {
     private readonly dataSource: DataSource,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(BROKER_CONFIG) private readonly config: BrokerConfig,
+    private readonly purposes: PurposeService,
   ) {
     this.auditLog = new AuditBatcher(audit);
   }
@@ -199,22 +201,11 @@ export class DataPlaneRecorder {
   }
 
   /**
-   * Of the purposes refusals asked for that the caller holds none of, those the catalog defines: a
-   * DENY event records what was asked, and a defined purpose is public; anything else typed is not
+   * The purposes the catalog defines, when a refusal asked for one the caller holds none of: a DENY
+   * event records what was asked, and a defined purpose is public; anything else typed is not
    * recorded.
    */
-  private async definedPurposes(refusals: DataPlaneRefusal[]): Promise<Set<string>> {
-    const asked = [
-      ...new Set(refusals.flatMap((r) => (r.audit?.purposeAsked ? [r.audit.purposeAsked] : []))),
-    ].filter((p) => p.length <= MAX_PURPOSE_LENGTH);
-    if (!asked.length) return new Set();
-    const rows = await this.dataSource.query<{ code: string }[]>(
-      `SELECT code FROM purpose WHERE code = ANY($1::text[])`,
-      [asked],
-    );
-    return new Set(rows.map((r) => r.code));
+  private async definedPurposes(refusals: DataPlaneRefusal[]): Promise<ReadonlySet<string>> {
+    return refusals.some((r) => r.audit?.purposeAsked) ? this.purposes.codes() : new Set();
   }
 }
-
-/** Longer than any purpose's code: not looked up. */
-const MAX_PURPOSE_LENGTH = 200;
