@@ -234,17 +234,15 @@ export class IngestService {
       // as destroyed records are, by subject and row id), and it takes a new row id, so that the new
       // subject's report lists only what is released from now on.
       const subject = quoteIdent(dataset.subjectField);
+      const moved = `t.${subject} IS DISTINCT FROM s.${subject}`;
       await client.query(
         `INSERT INTO destroyed_record (dataset_id, subject_id, rid)
          SELECT $1, t.${subject}::text, t."_rid" FROM ${table} t JOIN ${STAGE} s ON t.${key} = s.${key}
-          WHERE t.${subject} IS NOT NULL AND t.${subject} IS DISTINCT FROM s.${subject}
+          WHERE t.${subject} IS NOT NULL AND ${moved}
          ON CONFLICT DO NOTHING`,
         [dataset.id],
       );
-      sets.push(
-        `"_rid" = CASE WHEN t.${subject} IS DISTINCT FROM s.${subject}
-                      THEN ${NEW_RID_SQL} ELSE t."_rid" END`,
-      );
+      sets.push(`"_rid" = CASE WHEN ${moved} THEN ${NEW_RID_SQL} ELSE t."_rid" END`);
     }
     const updated = await client.query(
       `UPDATE ${table} AS t SET ${sets.join(', ')} FROM ${STAGE} s WHERE t.${key} = s.${key}`,
