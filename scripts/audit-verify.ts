@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, redactUrl } from '@broker/core';
 import { DEMO_ENV_FILE, parseDemoEnv } from '../libs/testing/src/scenario/demo-env';
 // The verifier itself, not @broker/audit, whose index also loads the Nest module and GraphQL types.
-import type { ChainVerification, KnownHead } from '../libs/audit/src/audit-chain';
+import { type ChainVerification, type KnownHead, knownHeadOfText } from '../libs/audit/src/audit-chain';
 import { verifyChain } from '../libs/audit/src/audit-verifier';
 
 /** A verification's result, the line to print and the exit code. */
@@ -36,10 +36,10 @@ export function knownHeadsOf(args: readonly string[]): KnownHead[] {
     const arg = args[i];
     const value = arg === '--head' ? args[++i] : arg.startsWith('--head=') ? arg.slice(7) : undefined;
     if (value === undefined) throw new Error(`unknown argument ${JSON.stringify(arg)} (use --head SEQ:HASH)`);
-    const match = /^([0-9]{1,15}):([0-9a-fA-F]{64})$/.exec(value);
-    if (!match)
+    const head = knownHeadOfText(value);
+    if (!head)
       throw new Error(`--head must be SEQ:HASH (64 hexadecimal digits), got ${JSON.stringify(value)}`);
-    heads.push({ seq: Number(match[1]), hash: match[2].toLowerCase() });
+    heads.push(head);
   }
   return heads;
 }

@@ -105,6 +105,15 @@ export interface ChainHead {
 export type KnownHead = ChainHead;
 
 /**
+ * A head as it is written down: its seq (a non-negative integer), a colon and its hash (64 hexadecimal
+ * digits, either case), e.g. `1234:9f86…`; the head, its hash lowercased, or null for any other text.
+ */
+export function knownHeadOfText(text: string): KnownHead | null {
+  const match = /^([0-9]{1,15}):([0-9a-fA-F]{64})$/.exec(text);
+  return match ? { seq: Number(match[1]), hash: match[2].toLowerCase() } : null;
+}
+
+/**
  * The outcome of checking a chain. `checked` counts the events found intact before the break (all
  * of them when valid). `firstBrokenSeq` is the lowest seq at which the stored log departs from an
  * intact chain: the seq of a changed event, of a deleted one (the first seq missing), of the first of

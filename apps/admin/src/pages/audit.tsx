@@ -15,6 +15,7 @@ import {
 import { AccessChart, RefusalChart, daysBetween } from '../components/charts';
 import { EmptyState, ErrorMessage, Field, Loading, Notice, PageHeader, TableWrap } from '../components/ui';
 import { dayToInstant, formatInstant, formatNumber, humanize } from '../lib/format';
+import { parseHeads } from '../lib/known-heads';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { useQuery } from '../lib/use-query';
@@ -346,25 +347,6 @@ export function AuditLogPage() {
       ) : null}
     </>
   );
-}
-
-/** A head written down earlier: `SEQ:HASH` (or separated by a space), as the register shows it. */
-const HEAD_LINE = /^(\d{1,15})\s*[:\s]\s*([0-9a-fA-F]{64})$/;
-
-/**
- * The heads in `text`, one a line (blank lines skipped), or the numbers of the lines that are none.
- */
-export function parseHeads(text: string): { heads: { seq: number; hash: string }[] } | { bad: number[] } {
-  const heads: { seq: number; hash: string }[] = [];
-  const bad: number[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line) return;
-    const m = HEAD_LINE.exec(line);
-    if (m && Number(m[1]) >= 1) heads.push({ seq: Number(m[1]), hash: m[2].toLowerCase() });
-    else bad.push(i + 1);
-  });
-  return bad.length ? { bad } : { heads };
 }
 
 /**
