@@ -47,6 +47,14 @@ export const REGISTER_ACTIONS: readonly string[] = ['QUERY', 'AGGREGATE', 'EXPOR
 /** Of those, the ones that release rows (counted in `rows_released`). */
 export const ROW_ACTIONS: readonly string[] = ['QUERY', 'EXPORT'];
 
+/**
+ * Whether a denial counts for the register (SQL over an event's acting agency and its agreement's
+ * row): only a party's users' denials do, so that no third agency can move an agreement's counts.
+ */
+export function registerCountsDenialSql(actorAgency: string, agreement: string): string {
+  return `${actorAgency} IN (${agreement}.provider_agency_id, ${agreement}.recipient_agency_id)`;
+}
+
 /** An SQL list of constant names, e.g. `('QUERY', 'EXPORT')` (the names are the code's, never input). */
 export function sqlNames(names: readonly string[]): string {
   if (names.some((n) => !/^[A-Z_]+$/.test(n))) throw new TypeError('an SQL name list takes upper-case names');

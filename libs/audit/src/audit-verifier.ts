@@ -11,6 +11,7 @@ import {
   type JsonValue,
   type KnownHead,
   isoFromMicros,
+  registerCountsDenialSql,
   releaseDigestSql,
   sqlNames,
 } from './audit-chain';
@@ -90,7 +91,7 @@ const ORPHAN_RELEASE_SQL = `
 const REGISTER_MISMATCH_SQL = `
   WITH counted AS MATERIALIZED (
     SELECT e.seq, e.agreement_id, e.at AT TIME ZONE 'UTC' AS utc, e.decision = 'ALLOW' AS allowed,
-           e.decision = 'DENY' AND e.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) AS denied,
+           e.decision = 'DENY' AND ${registerCountsDenialSql('e.actor_agency_id', 'a')} AS denied,
            CASE WHEN e.decision = 'ALLOW' AND e.action IN ${sqlNames(ROW_ACTIONS)}
                 THEN greatest(coalesce(e.row_count, 0), 0) ELSE 0 END AS rows
       FROM audit_event e JOIN agreement a ON a.id = e.agreement_id

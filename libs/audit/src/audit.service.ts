@@ -13,6 +13,7 @@ import {
   REGISTER_ACTIONS,
   ROW_ACTIONS,
   canonicalJson,
+  registerCountsDenialSql,
   contentOf,
   storableText,
   toStorableJson,
@@ -146,7 +147,7 @@ function appendSql(staged: boolean): string {
   ),
   counted AS (
     SELECT s.agreement_id, s.allowed, s.rows_released,
-           CASE WHEN s.actor_agency_id IN (a.provider_agency_id, a.recipient_agency_id) THEN s.denied ELSE 0 END AS denied
+           CASE WHEN ${registerCountsDenialSql('s.actor_agency_id', 'a')} THEN s.denied ELSE 0 END AS denied
       FROM sealed s JOIN agreement a ON a.id = s.agreement_id
      WHERE s.counted
   ),
