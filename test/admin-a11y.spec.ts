@@ -67,43 +67,45 @@ describe('admin UI: accessibility of the working pages (browser)', () => {
   }, 180_000);
   afterAll(() => h?.close());
 
-  /** Opens a page of the admin UI, waits for `ready`, and returns axe-core's violations there. */
-  const violationsAt = async (path: string, ready: string) => {
-    await page.goto(`/admin${path}`);
-    await page.getByText(ready).first().waitFor();
-    return (await axeViolations(page)).map((v) => ({ page: path, ...v }));
+  /** Signs in with `key`, opens each page (path, text that shows it is ready), and returns axe-core's violations. */
+  const violationsOf = async (key: string, pages: [path: string, ready: string][]) => {
+    await signIn(page, key);
+    const found: { page: string }[] = [];
+    for (const [path, ready] of pages) {
+      await page.goto(`/admin${path}`);
+      await page.getByText(ready).first().waitFor();
+      found.push(...(await axeViolations(page)).map((v) => ({ page: path, ...v })));
+    }
+    return found;
   };
 
   it("has no violation on a steward's pages", async () => {
-    await signIn(page, providerKey);
-    const found = [
-      ...(await violationsAt('/datasets', 'Jail stays')),
-      ...(await violationsAt(`/datasets/${datasetId}`, 'booking_id')),
-      ...(await violationsAt('/agreements', 'Jail stays for research')),
-      ...(await violationsAt(`/agreements/${agreementId}`, 'Jail stays for research')),
-      ...(await violationsAt('/agreements/new', 'Propose an agreement')),
-      ...(await violationsAt('/subject-access', 'Subject access')),
-    ];
+    const found = await violationsOf(providerKey, [
+      ['/datasets', 'Jail stays'],
+      [`/datasets/${datasetId}`, 'booking_id'],
+      ['/agreements', 'Jail stays for research'],
+      [`/agreements/${agreementId}`, 'Jail stays for research'],
+      ['/agreements/new', 'Propose an agreement'],
+      ['/subject-access', 'Subject access'],
+    ]);
     expect(found).toEqual([]);
   });
 
   it("has no violation on an oversight auditor's pages", async () => {
-    await signIn(page, auditorKey);
-    const found = [
-      ...(await violationsAt('/oversight', 'Oversight')),
-      ...(await violationsAt('/audit', 'newest first')),
-      ...(await violationsAt('/audit/verify', 'Verify the chain')),
-      ...(await violationsAt('/audit/chart', 'Accesses and refusals')),
-    ];
+    const found = await violationsOf(auditorKey, [
+      ['/oversight', 'Oversight'],
+      ['/audit', 'newest first'],
+      ['/audit/verify', 'Verify the chain'],
+      ['/audit/chart', 'Accesses and refusals'],
+    ]);
     expect(found).toEqual([]);
   });
 
   it("has no violation on an analyst's pages", async () => {
-    await signIn(page, analystKey);
-    const found = [
-      ...(await violationsAt('/analyst', 'jail_stays')),
-      ...(await violationsAt('/linked-count', 'Linked count')),
-    ];
+    const found = await violationsOf(analystKey, [
+      ['/analyst', 'jail_stays'],
+      ['/linked-count', 'Linked count'],
+    ]);
     expect(found).toEqual([]);
   });
 });
