@@ -190,6 +190,36 @@ describe('oversight: sign-off of versions that release identifiers or sensitive 
       reason: 'Offence is not needed at this precision',
       agency: { id: auditor.agencyId },
     });
+    // The same decline again (a retry) is answered as the first; another reason is not dropped
+    // silently but refused, and the refusal audited; one AGREEMENT_DECLINED event either way.
+    const again = (
+      await broker.gqlOk(auditor.apiKey, DECLINE, {
+        id: proposed.id,
+        v: 1,
+        r: 'Offence is not needed at this precision',
+      })
+    ).declineAgreement;
+    expect(again.versions[0].decline.reason).toBe('Offence is not needed at this precision');
+    const refusals = async () =>
+      Number(
+        (
+          await broker.query<{ n: string }>(
+            `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY'
+               AND actor_agency_id = $1 AND details::text LIKE '%declineAgreement%'`,
+            [auditor.agencyId],
+          )
+        )[0].n,
+      );
+    const before = await refusals();
+    const other = await broker.gql(auditor.apiKey, DECLINE, { id: proposed.id, v: 1, r: 'Another reason' });
+    expect(code(other)).toBe('CONFLICT');
+    expect(await refusals()).toBe(before + 1);
+    const declines = await broker.query<{ decision: string; reason: string }>(
+      `SELECT decision, reason FROM audit_event
+         WHERE agreement_id = $1 AND action = 'AGREEMENT_DECLINED' AND decision = 'ALLOW'`,
+      [proposed.id],
+    );
+    expect(declines).toEqual([{ decision: 'ALLOW', reason: 'Offence is not needed at this precision' }]);
     const late = await broker.gql(researchSteward.apiKey, APPROVE, { id: proposed.id, v: 1 });
     expect(code(late)).toBe('CONFLICT');
     expect(code(await broker.gql(auditor.apiKey, APPROVE, { id: proposed.id, v: 1 }))).toBe('CONFLICT');

@@ -101,7 +101,8 @@ export class AgreementResolver {
   @Mutation(() => AgreementModel, {
     description:
       'An AUDITOR declines a version that needs oversight: that version never comes into force; the ' +
-      'parties may amend. Not once oversight approved it. Audited.',
+      'parties may amend. Not once oversight approved it. The same decline again (same reason) changes ' +
+      'nothing; another reason for a version declined already is a CONFLICT. Audited.',
   })
   declineAgreement(
     @Ctx() ctx: RequestContext,

@@ -314,7 +314,18 @@ export class AgreementService {
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1`,
           [id, version, auditor.agencyId, auditor.userId, why],
         );
-        if (!inserted.length) return;
+        if (!inserted.length) {
+          // Declined already: the same decline again (a retry) changes nothing; another reason would
+          // be lost if it were acknowledged, so it is refused.
+          const [first] = await manager.query<{ reason: string }[]>(
+            `SELECT reason FROM agreement_decline WHERE agreement_id = $1 AND version = $2`,
+            [id, version],
+          );
+          if (first?.reason === why) return;
+          throw conflict(
+            `Version ${version} was declined already, for another reason; amend the agreement instead`,
+          );
+        }
         await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
         await this.audit.append(
           {
