@@ -469,6 +469,49 @@ describe('hostile input: never 500, always the endpoint shape, every refusal aud
       data: null,
       errors: [{ extensions: { code: 'BAD_USER_INPUT', reason: 'LIMIT' } }],
     });
+    // A form's body is no request of the broker's: refused before anything runs (no key is made).
+    const keys = async () =>
+      Number((await broker.query<{ n: string }>(`SELECT count(*) AS n FROM api_key`))[0].n);
+    const keysBefore = await keys();
+    const denials = async () =>
+      Number(
+        (
+          await broker.query<{ n: string }>(
+            `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY' AND actor_user_id = $1`,
+            [analyst.id],
+          )
+        )[0].n,
+      );
+    const denialsBefore = await denials();
+    for (const [url, query] of [
+      ['/graphql', 'mutation { rotateApiKey { apiKey } }'],
+      ['/data/graphql', '{ people(purpose: RESEARCH) { nodes { k } } }'],
+    ]) {
+      const form = await broker.http.inject({
+        method: 'POST',
+        url,
+        headers: {
+          authorization: `Bearer ${analyst.apiKey}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        payload: new URLSearchParams({ query }).toString(),
+      });
+      expect(form.statusCode).toBe(415);
+      expect(JSON.parse(form.body)).toMatchObject({
+        data: null,
+        errors: [
+          {
+            message: 'Unsupported Media Type application/x-www-form-urlencoded',
+            extensions: { code: 'BAD_USER_INPUT', reason: 'INVALID' },
+          },
+        ],
+      });
+      expect(form.body).not.toContain('"k"');
+    }
+    expect(await keys()).toBe(keysBefore);
+    expect(await denials()).toBe(denialsBefore + 2);
+    // Not rotated: the key still works.
+    expect((await broker.gqlOk(analyst.apiKey, '{ me { role } }')).me.role).toBe('ANALYST');
   });
 
   it("refuses, and audits, the attacks of issue 11 on other agencies' objects", async () => {

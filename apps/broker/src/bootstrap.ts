@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { type FastifyReply, type FastifyRequest, LogController, errorCodes } from 'fastify';
 import type { Logger } from 'pino';
 import { RecordIndexKeeper } from '@broker/agreements';
 import { RefusalAuditHook } from '@broker/audit';
@@ -115,6 +115,12 @@ export async function createBroker(
       reply.elapsedTime / 1000,
     );
   });
+  // Nest's adapter would parse form-encoded bodies too: no endpoint of the broker takes them (a
+  // request is JSON, CSV or NDJSON), so a form's body is refused as an unsupported media type (415),
+  // before anything runs. Set before init, where Nest would add its own parser for the type.
+  app.useBodyParser('application/x-www-form-urlencoded', {}, (_request, _body, done) =>
+    done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE('application/x-www-form-urlencoded')),
+  );
   app.enableShutdownHooks();
   await app.init();
   await fastify.ready();
