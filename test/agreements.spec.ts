@@ -200,6 +200,69 @@ describe('agreements: versions, approvals, lifecycle', () => {
     ).toBe('EXPIRED');
   });
 
+  it('refuses a destruction attestation of an agreement never in force, audited, changing nothing', async () => {
+    const ATTEST = `mutation($id: ID!, $t: DateTime!) { attestDestruction(agreementId: $id, through: $t) { destructionAttestedThrough } }`;
+    const through = () => new Date(Date.now() - 1000).toISOString();
+    // Only proposed; revoked (withdrawn) before it came into force; declined by oversight.
+    const proposed = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    const withdrawn = (await broker.gqlOk(cboSteward.apiKey, PROPOSE, { input: input() })).proposeAgreement;
+    await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: withdrawn.id, r: 'withdrawn' });
+    const board = await broker.oversightAuditor();
+    const declined = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({
+          communityBenefit: 'Outcomes by programme.',
+          grants: [{ datasetId: dataset.id, fields: [{ name: 'completed', justification: 'The outcome.' }] }],
+        }),
+      })
+    ).proposeAgreement;
+    await broker.gqlOk(
+      board.apiKey,
+      `mutation($id: ID!) { declineAgreement(id: $id, version: 1, reason: "no") { id } }`,
+      { id: declined.id },
+    );
+    const [before] = await broker.query<{ attested: number; seq: string }>(
+      `SELECT (SELECT count(*)::int FROM destruction_attestation) AS attested, (SELECT seq::text FROM audit_head) AS seq`,
+    );
+    for (const agreement of [proposed, withdrawn, declined]) {
+      const res = await broker.gql(researchSteward.apiKey, ATTEST, { id: agreement.id, t: through() });
+      expect(res.data).toBeNull();
+      expect(res.errors?.[0].extensions?.code).toBe('CONFLICT');
+      expect(res.errors?.[0].message).toContain('never in force');
+    }
+    const [after] = await broker.query<{ attested: number }>(
+      `SELECT count(*)::int AS attested FROM destruction_attestation`,
+    );
+    expect(after.attested).toBe(before.attested);
+    // Nothing but the three refusals' DENY events was appended, each naming its agreement.
+    const appended = await broker.query<{ decision: string; reason: string; agreement_id: string }>(
+      `SELECT decision, reason, agreement_id FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [before.seq],
+    );
+    expect(appended).toEqual(
+      [proposed, withdrawn, declined].map((a) => ({
+        decision: 'DENY',
+        reason: 'INVALID',
+        agreement_id: a.id,
+      })),
+    );
+
+    // One that was in force may be attested after it expired, and after it was revoked.
+    const past = (
+      await broker.gqlOk(cboSteward.apiKey, PROPOSE, {
+        input: input({ validFrom: '2001-01-01T00:00:00Z', validUntil: '2002-01-01T00:00:00Z' }),
+      })
+    ).proposeAgreement;
+    await broker.gqlOk(researchSteward.apiKey, APPROVE, { id: past.id, v: 1 });
+    const t1 = through();
+    const expired = await broker.gqlOk(researchSteward.apiKey, ATTEST, { id: past.id, t: t1 });
+    expect(expired.attestDestruction.destructionAttestedThrough).toBe(t1);
+    await broker.gqlOk(cboSteward.apiKey, REVOKE, { id: past.id, r: 'ended' });
+    const t2 = through();
+    const revoked = await broker.gqlOk(researchSteward.apiKey, ATTEST, { id: past.id, t: t2 });
+    expect(revoked.attestDestruction.destructionAttestedThrough).toBe(t2);
+  });
+
   it('treats agreement JSON as untrusted', async () => {
     const grant = (g: Record<string, unknown>) => ({
       grants: [{ datasetId: dataset.id, fields: [{ name: 'program' }], ...g }],

@@ -121,8 +121,9 @@ export class AgreementResolver {
   @Mutation(() => AgreementModel, {
     description:
       'A STEWARD of the recipient attests that every row released under the agreement up to `through` ' +
-      'has been destroyed, as its retentionDays require; allowed after revocation or expiry. Audited; ' +
-      'the public register then stops listing those releases as unattested.',
+      'has been destroyed, as its retentionDays require; allowed after revocation or expiry, refused ' +
+      '(CONFLICT) for an agreement that was never in force. Audited; the public register then stops ' +
+      'listing those releases as unattested.',
   })
   attestDestruction(
     @Ctx() ctx: RequestContext,

@@ -348,7 +348,9 @@ export class AgreementService {
   /**
    * A recipient steward attests that every row released under the agreement up to `through` has
    * been destroyed (DESIGN §4.4): never in the future, never earlier than the last attestation;
-   * allowed after revocation or expiry.
+   * allowed after revocation or expiry. Refused (CONFLICT) for an agreement that was never in force
+   * (only proposed, declined, or revoked before it came into force): nothing was released under it,
+   * and the register lists no such agreement.
    */
   async attestDestruction(ctx: RequestContext, id: string, through: Date): Promise<AgreementView> {
     const steward = ctx.principal;
@@ -358,6 +360,9 @@ export class AgreementService {
       async ({ manager }) => {
         // Allowed after revocation or expiry: the row is not locked for a change.
         const row = await this.rowFor(manager, ctx, id, 'attest', true);
+        if (row.in_force_version === null) {
+          throw conflict('The agreement was never in force: nothing was released under it to destroy');
+        }
         const [{ now, last }] = await manager.query<{ now: Date; last: Date | null }[]>(
           `SELECT clock_timestamp() AS now, max(through) AS last FROM destruction_attestation WHERE agreement_id = $1`,
           [id],
