@@ -976,3 +976,159 @@ describe('HASH lookup tables', () => {
     expect(found.n).toBe(0);
   });
 });
+
+/**
+ * A record that moves to another subject takes a new row id (its former subject's releases stay
+ * under the old one, in `destroyed_record`): every lookup table of its dataset then files it under
+ * the new row id only, whether or not its hashed values changed, so that no entry names a row id no
+ * record has.
+ */
+describe('HASH lookup tables across a move to another subject', () => {
+  let broker: TestBroker;
+  let index: HashLookupIndex;
+  let key: Buffer;
+  let analyst: string;
+  let steward: string;
+  let cases: { id: string };
+  let agreementId: string;
+  const FIELDS = ['ssn', 'town', 'person_id'] as const;
+  const hmac = (value: string) => createHmac('sha256', key).update(value, 'utf8').digest('hex');
+  const prefixOf = (value: string) => BigInt.asIntN(64, BigInt(`0x${hmac(value).slice(0, 16)}`)).toString();
+  const upload = (lines: string[]) =>
+    broker.upload(steward, cases.id, 'text/csv', ['case_id,person_id,ssn,town', ...lines].join('\n'));
+  const line = (i: number, person = `P${i}`, ssn = `SSN${i}`) => `K${i},${person},${ssn},TOWN${i % 3}`;
+  /** Each table's entries as `field prefix rid`, and what they should be: every live record's. */
+  const entries = async () =>
+    (
+      await broker.query<{ entry: string }>(
+        `SELECT s.field || ' ' || k.prefix::text || ' ' || k.rid::text AS entry
+           FROM hash_key k JOIN hash_key_scope s ON s.id = k.scope_id WHERE s.dataset_id = $1`,
+        [cases.id],
+      )
+    )
+      .map((r) => r.entry)
+      .sort();
+  const truth = async () =>
+    (
+      await broker.query<Record<(typeof FIELDS)[number], string> & { rid: string }>(
+        `SELECT ssn, town, person_id, "_rid"::text AS rid FROM records.cases`,
+      )
+    )
+      .flatMap((r) => FIELDS.map((f) => `${f} ${prefixOf(r[f])} ${r.rid}`))
+      .sort();
+  const filter = async (value: string) => {
+    const res = await broker.gql(
+      analyst,
+      `query($v: String!) { cases(purpose: CASE_REVIEW, first: 100, where: { ssn_hash: { eq: $v } }) {
+          nodes { case_id } } }`,
+      { v: hmac(value) },
+      DATA,
+    );
+    if (res.errors) throw new Error(JSON.stringify(res.errors));
+    return (res.data as { cases: { nodes: { case_id: string }[] } }).cases.nodes.map((n) => n.case_id);
+  };
+  const ridOf = async (caseId: string) =>
+    (
+      await broker.query<{ rid: string }>(
+        `SELECT "_rid"::text AS rid FROM records.cases WHERE case_id = $1`,
+        [caseId],
+      )
+    )[0].rid;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'hash_lookup_move' });
+    index = broker.app.get(HashLookupIndex);
+    const provider = await broker.createAgency('Courts');
+    const recipient = await broker.createAgency('Research office');
+    steward = (await broker.createUser({ agencyId: provider.id, role: 'STEWARD' })).apiKey;
+    const recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    analyst = (await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' })).apiKey;
+    await broker.definePurposes('CASE_REVIEW');
+    cases = await broker.registerDataset(steward, {
+      slug: 'cases',
+      title: 'Cases',
+      keyField: 'case_id',
+      subjectField: 'person_id',
+      fields: [
+        { name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'person_id', type: 'STRING', classification: 'QUASI_IDENTIFIER' },
+        { name: 'ssn', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+        { name: 'town', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await upload(Array.from({ length: 30 }, (_, i) => line(i)));
+    agreementId = await broker.activateAgreement(steward, recipientSteward.apiKey, {
+      title: 'Cases for review',
+      providerAgencyId: provider.id,
+      recipientAgencyId: recipient.id,
+      purposes: ['CASE_REVIEW'],
+      ...WINDOW,
+      grants: [
+        {
+          datasetId: cases.id,
+          fields: [{ name: 'case_id' }, ...FIELDS.map((name) => ({ name, transform: 'HASH' }))],
+        },
+      ],
+    });
+    [{ key }] = await broker.query<{ key: Buffer }>(
+      `SELECT hmac_key AS key FROM agreement_secret WHERE agreement_id = $1`,
+      [agreementId],
+    );
+    const shape = (await broker.app.get(DatasetService).shapes([cases.id])).get(cases.id)!;
+    for (const name of FIELDS) {
+      const released = releasedField(
+        shape.fields.find((f) => f.name === name)!,
+        FieldTransform.HASH,
+      );
+      expect((await index.build({ agreementId, shape, released, hmacKey: key }))?.useful).toBe(true);
+    }
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it("takes a moved record's old row id out of every table, in the ingestion's transaction", async () => {
+    expect(await entries()).toEqual(await truth());
+    const before = { k3: await ridOf('K3'), k4: await ridOf('K4'), k5: await ridOf('K5') };
+    // K3 moves with its values unchanged, K4 moves with a new ssn, K5 changes its ssn only.
+    await upload([line(3, 'P-NEW'), line(4, 'P-NEW', 'SSN-NEW'), line(5, 'P5', 'SSN-FIVE')]);
+    const after = { k3: await ridOf('K3'), k4: await ridOf('K4'), k5: await ridOf('K5') };
+    expect(after.k3).not.toBe(before.k3);
+    expect(after.k4).not.toBe(before.k4);
+    expect(after.k5).toBe(before.k5);
+    const moved = await broker.query<{ rid: string }>(
+      `SELECT rid::text FROM destroyed_record WHERE dataset_id = $1 ORDER BY rid`,
+      [cases.id],
+    );
+    expect(moved.map((r) => r.rid).sort()).toEqual([before.k3, before.k4].sort());
+
+    // Every table's row ids are live records' row ids, each table files exactly what a build would,
+    // and counts what it files.
+    const [{ dead }] = await broker.query<{ dead: number }>(
+      `SELECT count(*)::int AS dead FROM hash_key k JOIN hash_key_scope s ON s.id = k.scope_id
+        WHERE s.dataset_id = $1 AND NOT EXISTS (SELECT 1 FROM records.cases r WHERE r."_rid" = k.rid)`,
+      [cases.id],
+    );
+    expect(dead).toBe(0);
+    expect(await entries()).toEqual(await truth());
+    const counts = await broker.query<{ field: string; records: string; filed: string }>(
+      `SELECT s.field, s.records::text, (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::text AS filed
+         FROM hash_key_scope s WHERE s.dataset_id = $1 ORDER BY s.field`,
+      [cases.id],
+    );
+    expect(counts.map((c) => [c.field, c.records, c.filed])).toEqual(
+      ['person_id', 'ssn', 'town'].map((f) => [f, '30', '30']),
+    );
+    // The moved records are found through the table, once each.
+    const shape = (await broker.app.get(DatasetService).shapes([cases.id])).get(cases.id)!;
+    const ssn = releasedField(
+      shape.fields.find((f) => f.name === 'ssn')!,
+      FieldTransform.HASH,
+    );
+    expect(index.serves({ agreementId, datasetId: cases.id, field: ssn.source })).toBe(true);
+    expect(await filter('SSN3')).toEqual(['K3']);
+    expect(await filter('SSN-NEW')).toEqual(['K4']);
+    expect(await filter('SSN4')).toEqual([]);
+    expect(await filter('SSN-FIVE')).toEqual(['K5']);
+  });
+});

@@ -240,9 +240,12 @@ export interface HashLookupUpkeep {
   dropped: boolean;
   /**
    * Before the records `staging` names by key are updated: takes each one whose hashed field is to
-   * change out of the tables, under its old value.
+   * change out of the tables, under its old value, and each one that is to take a new row id
+   * (`rekeyed`: a condition on the record `t` and its staged row `s`; a record that moves to another
+   * subject), under its old row id, which no record has once the update is applied. Either is filed
+   * again by {@link afterChange}.
    */
-  beforeUpdate(staging: string): Promise<void>;
+  beforeUpdate(staging: string, rekeyed?: string): Promise<void>;
   /**
    * Once the change is applied: files each record `staging` names by key (null: every record, the
    * first records of an empty table) under its value now, where it is not filed so already (its new
@@ -317,8 +320,9 @@ export async function keepHashLookups(
     staging === null ? `${records} t` : `${records} t JOIN ${staging} s ON t.${key} = s.${key}`;
   return {
     dropped: false,
-    async beforeUpdate(staging) {
+    async beforeUpdate(staging, rekeyed) {
       for (const scope of kept) {
+        const changed = `t.${scope.column} IS DISTINCT FROM s.${scope.column}`;
         // An entry is a (prefix, row id) pair, which another record may share (row ids are random,
         // not unique): it stays while another record of that row id still has a value of that prefix
         // (hashed only then, by the row id's index), so that no record loses its entry; an entry
@@ -327,7 +331,7 @@ export async function keepHashLookups(
           `WITH unfiled AS (
              DELETE FROM hash_key hk USING (
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid, t.${key} AS k FROM ${named(staging)}
-                WHERE t.${scope.column} IS DISTINCT FROM s.${scope.column}) o
+                WHERE ${rekeyed ? `(${changed} OR (${rekeyed}))` : changed}) o
               WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid
                 AND NOT EXISTS (SELECT 1 FROM ${records} r
                                  WHERE r."_rid" = o.rid AND r.${key} <> o.k AND r.${scope.column} IS NOT NULL

@@ -224,17 +224,18 @@ export class IngestService {
     const refused = await this.refusal(client, STAGE, keyField, sink);
     if (refused.rejected > 0) return { report: refused, mode, loadedAt, lookups: UNCHANGED };
     await client.query(`ANALYZE ${STAGE}`);
-    // The lookup tables of HASH names follow the change, in its transaction and under its lock.
+    // A record moved to another subject: the releases of it so far stay its former subject's (kept
+    // as destroyed records are, by subject and row id), and it takes a new row id, so that the new
+    // subject's report lists only what is released from now on.
+    const subject = dataset.subjectField ? quoteIdent(dataset.subjectField) : null;
+    const moved = subject ? `t.${subject} IS DISTINCT FROM s.${subject}` : undefined;
+    // The lookup tables of HASH names follow the change, in its transaction and under its lock: a
+    // moved record's entries under its old row id go, and it is filed under its new one.
     const lookups = await keepHashLookups(client, dataset, row);
-    await lookups.beforeUpdate(STAGE);
+    await lookups.beforeUpdate(STAGE, moved);
     const nonKey = columns.filter((c) => c !== key);
     const sets = [...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'];
-    if (dataset.subjectField) {
-      // A record moved to another subject: the releases of it so far stay its former subject's (kept
-      // as destroyed records are, by subject and row id), and it takes a new row id, so that the new
-      // subject's report lists only what is released from now on.
-      const subject = quoteIdent(dataset.subjectField);
-      const moved = `t.${subject} IS DISTINCT FROM s.${subject}`;
+    if (subject && moved) {
       await client.query(
         `INSERT INTO destroyed_record (dataset_id, subject_id, rid)
          SELECT $1, t.${subject}::text, t."_rid" FROM ${table} t JOIN ${STAGE} s ON t.${key} = s.${key}
