@@ -49,3 +49,11 @@ export const RECORDS_INGESTED_HOOK = Symbol('RECORDS_INGESTED_HOOK');
 export interface RecordsIngestedHook {
   recordsIngested(datasetId: string): void;
 }
+
+/**
+ * The transaction-level advisory lock that orders the cutting of a linkage run's chunks (its
+ * prepare unit's commit, which reads the record keys that bound them) with retention's lowering of
+ * the bounds that name records it destroys (each batch, after its DELETE): a chunk boundary is then
+ * never left naming a destroyed record, whichever commits first.
+ */
+export const LINKAGE_CHUNKS_LOCK = 7_305_118_224;

@@ -5,7 +5,7 @@ import { finished } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { Database, isCanonicalUuid, quoteIdent } from '@broker/core';
 import { type FieldType, RECORDS_SCHEMA, columnTypeOf } from '@broker/registry';
-import type { LinkagePhase } from '@broker/jobs';
+import { LINKAGE_CHUNKS_LOCK, type LinkagePhase } from '@broker/jobs';
 import type { LinkageModel } from './core/model';
 import type { LinkageRunStatus } from './linkage-run.machine';
 import type { LinkageTrigger } from './linkage-run.model';
@@ -61,12 +61,18 @@ export interface RunStats {
   [more: string]: unknown;
 }
 
-/** A chunk of a run: a key range of one dataset. */
+/**
+ * A chunk of a run: a key range of one dataset, after `key_after` (null: from the first key) up to
+ * `key_last` included (null: to the last), or `empty` (retention destroyed the records that bounded
+ * it, and every record below them: it holds none, and names no key). Kept while the run works only:
+ * finishing it deletes its chunks (see {@link LinkageStore.markSucceeded}).
+ */
 export interface ChunkRow {
   chunk: number;
   dataset_no: number;
   key_after: string | null;
   key_last: string | null;
+  empty: boolean;
 }
 
 /** An intermediate result of a run (see the migration): kind, two coordinates, bytes. */
@@ -193,7 +199,7 @@ export class LinkageStore {
 
   async chunks(runId: string): Promise<ChunkRow[]> {
     return this.query<ChunkRow>(
-      `SELECT chunk, dataset_no, key_after, key_last FROM linkage_chunk WHERE run_id = $1 ORDER BY chunk`,
+      `SELECT chunk, dataset_no, key_after, key_last, empty FROM linkage_chunk WHERE run_id = $1 ORDER BY chunk`,
       [runId],
     );
   }
@@ -374,7 +380,10 @@ export class LinkageStore {
     );
   }
 
-  /** RUNNING → SUCCEEDED, with its statistics and weight histogram. */
+  /**
+   * RUNNING → SUCCEEDED, with its statistics and weight histogram; its chunks go in the same
+   * transaction (their bounds are record keys, which a finished run needs no more).
+   */
   async markSucceeded(
     client: PoolClient,
     runId: string,
@@ -387,15 +396,22 @@ export class LinkageStore {
        WHERE id = $1 AND status = 'RUNNING'`,
       [runId, JSON.stringify(stats), JSON.stringify(histogram)],
     );
+    await this.deleteChunks(client, runId);
   }
 
-  /** QUEUED or RUNNING → FAILED, with the error. */
+  /** QUEUED or RUNNING → FAILED, with the error; its chunks go in the same transaction. */
   async markFailed(client: PoolClient, runId: string, error: string): Promise<void> {
     await client.query(
       `UPDATE linkage_run SET status = 'FAILED', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
          error = $2 WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`,
       [runId, error],
     );
+    await this.deleteChunks(client, runId);
+  }
+
+  /** Deletes a finished run's chunks, in the transaction that finishes it. */
+  private async deleteChunks(client: PoolClient, runId: string): Promise<void> {
+    await client.query(`DELETE FROM linkage_chunk WHERE run_id = $1`, [runId]);
   }
 
   /** Puts a run in force: the data plane reads its persons from this moment (of commit) on. */
@@ -468,18 +484,20 @@ export class LinkageStore {
     );
   }
 
-  /** How many records a dataset holds. */
-  async countRecords(dataset: RunDataset): Promise<number> {
-    const [{ n }] = await this.query<{ n: number }>(
+  /** How many records a dataset holds (on `client`, when given). */
+  async countRecords(dataset: RunDataset, client?: PoolClient): Promise<number> {
+    const [{ n }] = await this.rowsOn<{ n: number }>(
+      client,
       `SELECT count(*)::int AS n FROM ${recordsTable(dataset)}`,
     );
     return n;
   }
 
-  /** Every `size`-th record key of a dataset, in key order (each ends a chunk). */
-  async chunkEnds(dataset: RunDataset, size: number): Promise<string[]> {
+  /** Every `size`-th record key of a dataset, in key order (each ends a chunk; on `client`, when given). */
+  async chunkEnds(dataset: RunDataset, size: number, client?: PoolClient): Promise<string[]> {
     const key = quoteIdent(dataset.keyField);
-    const rows = await this.query<{ k: string }>(
+    const rows = await this.rowsOn<{ k: string }>(
+      client,
       `SELECT k FROM (SELECT ${key}::text AS k, row_number() OVER (ORDER BY ${key}) AS rn FROM ${recordsTable(dataset)}) s
         WHERE rn % $1 = 0 ORDER BY rn`,
       [size],
@@ -487,11 +505,25 @@ export class LinkageStore {
     return rows.map((r) => r.k);
   }
 
+  /** Runs one statement on `client`, or on a connection of the pool. */
+  private async rowsOn<T>(client: PoolClient | undefined, sql: string, params: unknown[] = []): Promise<T[]> {
+    return client ? ((await client.query(sql, params)).rows as T[]) : this.query<T>(sql, params);
+  }
+
+  /**
+   * Takes the lock that retention's batches take before they lower the chunk bounds that name the
+   * records they destroyed (`LINKAGE_CHUNKS_LOCK`), until the caller's transaction ends: record keys
+   * read after it are of records that no retention batch has destroyed, or will find here.
+   */
+  async lockChunks(client: PoolClient): Promise<void> {
+    await client.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
+  }
+
   /** Replaces a run's chunks (numbered in the order given). */
   async replaceChunks(
     client: PoolClient,
     runId: string,
-    chunks: readonly Omit<ChunkRow, 'chunk'>[],
+    chunks: readonly Omit<ChunkRow, 'chunk' | 'empty'>[],
   ): Promise<void> {
     await client.query(`DELETE FROM linkage_chunk WHERE run_id = $1`, [runId]);
     await client.query(
@@ -533,7 +565,7 @@ export class LinkageStore {
   /** One chunk of a run. */
   async chunk(runId: string, chunk: number): Promise<ChunkRow | null> {
     const [row] = await this.query<ChunkRow>(
-      `SELECT chunk, dataset_no, key_after, key_last FROM linkage_chunk WHERE run_id = $1 AND chunk = $2`,
+      `SELECT chunk, dataset_no, key_after, key_last, empty FROM linkage_chunk WHERE run_id = $1 AND chunk = $2`,
       [runId, chunk],
     );
     return row ?? null;

@@ -18,9 +18,10 @@ export class NormalisePhase extends UnitPhase {
     if (!chunk) throw new Error(`linkage run ${run.id} has no chunk ${chunkNo}`);
     const dataset = run.datasets![chunk.dataset_no];
     const t0 = Date.now();
+    // An empty chunk: retention destroyed every record up to its end before it was normalised.
     const { keys, rows } = identityRows(
       dataset,
-      await store.chunkRecords(dataset, chunk.key_after, chunk.key_last),
+      chunk.empty ? [] : await store.chunkRecords(dataset, chunk.key_after, chunk.key_last),
     );
     const t1 = Date.now();
     const normalised = normaliseChunk(chunkNo, chunk.dataset_no, rows, run.partitions!);

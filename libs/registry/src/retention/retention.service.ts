@@ -5,7 +5,9 @@ import { AuditAction, AuditService } from '@broker/audit';
 import { Database, MetricsService, quoteIdent } from '@broker/core';
 import { buildRecordIndex, namedRecordIndex } from '../dataset/record-indexes';
 import { hashLookupsDestroyed, hashLookupsDestroying } from '../dataset/hash-lookup';
+import type { FieldType } from '../dataset/dataset-schema';
 import { recordTable } from '../dataset/record-table';
+import { lowerLinkageChunkBounds } from './linkage-chunks';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
 export const RETENTION_BATCH = 1000;
@@ -20,6 +22,7 @@ interface RetainedDataset {
   id: string;
   slug: string;
   key_field: string;
+  key_type: FieldType;
   subject_field: string | null;
   retention_days: number;
   retention_field: string;
@@ -28,7 +31,8 @@ interface RetainedDataset {
 /**
  * Destroys records past their dataset's retention (DESIGN §4.4), with what linkage derived from them
  * (each run's person assignment of the record, the pairs kept for review and the decisions that name
- * the record, and the normalised identifiers of finished runs).
+ * the record, the normalised identifiers of finished runs, and the chunk bounds of a run under way
+ * that name it, lowered: see {@link lowerLinkageChunkBounds}).
  *
  * Idempotent and resumable: each batch is one transaction that deletes up to {@link RETENTION_BATCH}
  * records, their linkage assignments, writes what subject access reports need of them (subject and
@@ -89,8 +93,9 @@ export class RetentionService {
     const report: RetentionRunReport = { datasets: [], destroyed: 0 };
     try {
       const datasets = await this.dataSource.query<RetainedDataset[]>(
-        `SELECT id, slug, key_field, subject_field, retention_days, retention_field
-           FROM dataset WHERE retention_days IS NOT NULL ORDER BY slug`,
+        `SELECT d.id, d.slug, d.key_field, k.type AS key_type, d.subject_field, d.retention_days, d.retention_field
+           FROM dataset d JOIN dataset_field k ON k.dataset_id = d.id AND k.name = d.key_field
+          WHERE d.retention_days IS NOT NULL ORDER BY d.slug`,
       );
       for (const dataset of datasets) {
         const done = await this.destroyExpired(dataset, batch, options.now);
@@ -168,6 +173,12 @@ export class RetentionService {
             [dataset.id, keys],
           );
         }
+        // The chunks of a linkage run under way name no destroyed record: their bounds are lowered.
+        await lowerLinkageChunkBounds(
+          manager,
+          { id: dataset.id, slug: dataset.slug, keyField: dataset.key_field, keyType: dataset.key_type },
+          keys,
+        );
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(
           `DELETE FROM person_key WHERE record_key = ANY($2::text[])

@@ -24,6 +24,7 @@ import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
 import { HashKeyCommonFiled1765900000000 } from './1765900000000-hash-key-common-filed';
 import { HashKeySized1766000000000 } from './1766000000000-hash-key-sized';
 import { HashKeyServes1766100000000 } from './1766100000000-hash-key-serves';
+import { LinkageChunksFinished1766200000000 } from './1766200000000-linkage-chunks-finished';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -52,4 +53,5 @@ export const MIGRATIONS = [
   HashKeyCommonFiled1765900000000,
   HashKeySized1766000000000,
   HashKeyServes1766100000000,
+  LinkageChunksFinished1766200000000,
 ];
