@@ -49,3 +49,8 @@ export function validateRetention(
     ? { ok: false, problems }
     : { ok: true, retention: { retentionDays: days, retentionField: name } };
 }
+
+/** What a refused retention answers (BAD_USER_INPUT): each problem, with its input's name. */
+export function retentionRefusal(problems: readonly { path: string; message: string }[]): string {
+  return `The retention is invalid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`;
+}

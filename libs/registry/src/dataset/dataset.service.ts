@@ -9,7 +9,7 @@ import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
 import { classificationProblem } from '@broker/policy';
-import { validateRetention } from './dataset-retention';
+import { retentionRefusal, validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
 import {
@@ -241,11 +241,10 @@ export class DatasetService {
         };
     const retention = validateRetention(wanted, current.fields);
     if (!retention.ok) {
-      throw new BrokerError(
-        ErrorCode.BAD_USER_INPUT,
-        `The retention is invalid: ${retention.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-        { reason: 'INVALID_DATASET_DEFINITION', details: retention.problems },
-      );
+      throw new BrokerError(ErrorCode.BAD_USER_INPUT, retentionRefusal(retention.problems), {
+        reason: 'INVALID_DATASET_DEFINITION',
+        details: retention.problems,
+      });
     }
     await this.db.transaction(
       async ({ manager }) => {

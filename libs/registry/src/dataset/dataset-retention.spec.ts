@@ -1,0 +1,84 @@
+import fc from 'fast-check';
+import * as ui from '../../../../apps/admin/src/lib/dataset-retention';
+import { FieldType } from './dataset-schema';
+import { MAX_DATASET_RETENTION_DAYS, retentionRefusal, validateRetention } from './dataset-retention';
+
+/** The admin UI checks a retention as the broker does (its bundle cannot import this library). */
+describe('a retention: the admin UI against validateRetention', () => {
+  const names = ['opened_on', 'closed_at', 'case_id', 'score'];
+  const fields = fc.uniqueArray(
+    fc.record({ name: fc.constantFrom(...names), type: fc.constantFrom(...Object.values(FieldType)) }),
+    { selector: (f) => f.name, maxLength: names.length },
+  );
+  const days = fc.oneof(
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.integer({ min: -3, max: 3 }),
+    fc.integer({ min: MAX_DATASET_RETENTION_DAYS - 2, max: MAX_DATASET_RETENTION_DAYS + 2 }),
+    fc.integer(),
+    fc.double(),
+  );
+  const field = fc.oneof(fc.constant(null), fc.constant(undefined), fc.constantFrom(...names, 'unknown', ''));
+
+  it('takes and refuses the same retentions, with the same problems and message (fast-check)', () => {
+    fc.assert(
+      fc.property(days, field, fields, (retentionDays, retentionField, list) => {
+        const input = { retentionDays, retentionField };
+        const lib = validateRetention(input, list);
+        expect(ui.validateRetention(input, list)).toEqual(lib);
+        if (!lib.ok) expect(ui.retentionRefusal(lib.problems)).toBe(retentionRefusal(lib.problems));
+      }),
+      { numRuns: 1000 },
+    );
+    expect(ui.MAX_DATASET_RETENTION_DAYS).toBe(MAX_DATASET_RETENTION_DAYS);
+  });
+
+  const list = [
+    { name: 'case_id', type: 'STRING' },
+    { name: 'opened_on', type: 'DATE' },
+    { name: 'closed_at', type: 'DATETIME' },
+  ];
+
+  it('reads the form: both empty removes retention (retentionDays 0), anything else is checked first', () => {
+    expect(ui.retentionUpdate({ days: ' 030 ', field: 'opened_on' }, list)).toEqual({
+      ok: true,
+      retention: { retentionDays: 30, retentionField: 'opened_on' },
+      input: { retentionDays: 30, retentionField: 'opened_on' },
+    });
+    expect(ui.retentionUpdate({ days: '', field: '' }, list)).toEqual({
+      ok: true,
+      retention: { retentionDays: null, retentionField: null },
+      input: { retentionDays: 0, retentionField: null },
+    });
+    const problems = (draft: { days: string; field: string }) => {
+      const result = ui.retentionUpdate(draft, list);
+      return result.ok ? [] : result.problems.map((p) => `${p.path} ${p.message}`);
+    };
+    expect(problems({ days: '30', field: '' })).toEqual([
+      'retentionField is required with retentionDays: a DATE or DATETIME field',
+    ]);
+    expect(problems({ days: '', field: 'closed_at' })).toEqual([
+      'retentionDays is required with a retentionField',
+    ]);
+    for (const days of ['0', '-4', '2.5', '1e3', 'thirty', '36501']) {
+      expect(problems({ days, field: 'closed_at' })).toEqual([
+        'retentionDays must be an integer from 1 to 36500',
+      ]);
+    }
+    expect(problems({ days: '30', field: 'case_id' })).toEqual([
+      'retentionField must be a DATE or DATETIME field',
+    ]);
+  });
+
+  it('asks first where records may go sooner: retention set, fewer days, or another field', () => {
+    const none = { retentionDays: null, retentionField: null };
+    const year = { retentionDays: 365, retentionField: 'opened_on' };
+    expect(ui.destroysSooner(none, year)).toBe(true);
+    expect(ui.destroysSooner(year, { ...year, retentionDays: 30 })).toBe(true);
+    expect(ui.destroysSooner(year, { ...year, retentionField: 'closed_at' })).toBe(true);
+    expect(ui.destroysSooner(year, year)).toBe(false);
+    expect(ui.destroysSooner(year, { ...year, retentionDays: 400 })).toBe(false);
+    expect(ui.destroysSooner(year, none)).toBe(false);
+    expect(ui.destroysSooner(none, none)).toBe(false);
+  });
+});
