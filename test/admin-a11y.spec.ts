@@ -3,7 +3,8 @@ import { type AdminHarness, axeViolations, signIn, startAdminHarness } from './a
 
 /**
  * Every page a steward and an auditor work in passes axe-core (WCAG 2.1 A and AA, and best
- * practices): the datasets, a dataset, the agreements, an agreement with its terms and versions, the
+ * practices): the datasets, a dataset (its retention form refusing an input and asking before it
+ * destroys records), the agreements, an agreement with its terms and versions, the
  * proposal form with its live preview, subject access; the oversight queue, the audit log, the
  * chain's verification and the access chart; an analyst's guide to querying and its linked count.
  */
@@ -67,22 +68,50 @@ describe('admin UI: accessibility of the working pages (browser)', () => {
   }, 180_000);
   afterAll(() => h?.close());
 
-  /** Signs in with `key`, opens each page (path, text that shows it is ready), and returns axe-core's violations. */
-  const violationsOf = async (key: string, pages: [path: string, ready: string][]) => {
+  /**
+   * Signs in with `key`, opens each page (path, text that shows it is ready, and what to do there
+   * first, if anything), and returns axe-core's violations.
+   */
+  const violationsOf = async (
+    key: string,
+    pages: [path: string, ready: string, then?: () => Promise<void>][],
+  ) => {
     await signIn(page, key);
     const found: { page: string }[] = [];
-    for (const [path, ready] of pages) {
+    for (const [path, ready, then] of pages) {
       await page.goto(`/admin${path}`);
       await page.getByText(ready).first().waitFor();
+      await then?.();
       found.push(...(await axeViolations(page)).map((v) => ({ page: path, ...v })));
     }
     return found;
+  };
+
+  /** Types a retention into a dataset's retention form, asks to save it, and waits for `shows`. */
+  const retentionTyped = (days: string, field: string, shows: string) => async () => {
+    const form = page.getByRole('region', { name: 'Retention' });
+    await form.getByLabel('Retention (days)').fill(days);
+    await form.getByLabel('Measured from').selectOption(field);
+    await form.getByRole('button', { name: 'Save retention' }).click();
+    await form.getByText(shows).waitFor();
   };
 
   it("has no violation on a steward's pages", async () => {
     const found = await violationsOf(providerKey, [
       ['/datasets', 'Jail stays'],
       [`/datasets/${datasetId}`, 'booking_id'],
+      // The retention form refusing days that are no number, each problem at its input ...
+      [
+        `/datasets/${datasetId}`,
+        'booking_id',
+        retentionTyped('ninety', 'booked_on', 'The retention was not changed'),
+      ],
+      // ... and asking before a retention destroys records.
+      [
+        `/datasets/${datasetId}`,
+        'booking_id',
+        retentionTyped('90', 'booked_on', 'Set retention to 90 days?'),
+      ],
       ['/agreements', 'Jail stays for research'],
       [`/agreements/${agreementId}`, 'Jail stays for research'],
       ['/agreements/new', 'Propose an agreement'],

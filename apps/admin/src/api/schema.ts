@@ -82,6 +82,9 @@ export interface Dataset {
   keyField: string;
   subjectField: string | null;
   fields: DatasetField[];
+  /** Records whose DATE/DATETIME `retentionField` is older than this many days are destroyed daily. */
+  retentionDays: number | null;
+  retentionField: string | null;
   createdAt: string;
 }
 
@@ -275,7 +278,8 @@ const AGREEMENT_FIELDS = `id title status currentVersion inForceVersion purposes
   versions { version hash content createdAt approvals { agency { id name } user { id email } at }
     oversightRequired decline { reason at agency { id name } } }`;
 
-const DATASET_FIELDS = `id slug title description keyField subjectField createdAt provider { id name }
+const DATASET_FIELDS = `id slug title description keyField subjectField retentionDays retentionField
+  createdAt provider { id name }
   fields { name type classification identity required description }`;
 
 const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold
@@ -322,6 +326,7 @@ export const Q = {
     user { id email displayName role agency { id name } invitationPending } apiKey } }`,
   definePurpose: `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { id code description createdAt } }`,
   registerDataset: `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { ${DATASET_FIELDS} } }`,
+  updateDataset: `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { ${DATASET_FIELDS} } }`,
   recordConsent: `mutation($input: ConsentInput!) { recordConsent(input: $input) { id subjectId purpose granted recordedAt } }`,
   proposeAgreement: `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { ${AGREEMENT_FIELDS} } }`,
   amendAgreement: `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { ${AGREEMENT_FIELDS} } }`,

@@ -32,13 +32,24 @@ const ERROR_TITLES: Record<string, string> = {
   NETWORK: 'No connection',
 };
 
-/** A refusal or failure from the broker, with each input problem it listed. */
-export function ErrorMessage({ error, title }: { error: ApiError | null; title?: string }) {
+/**
+ * A refusal or failure from the broker, with each input problem it listed; or, where the form shows
+ * each problem at its input (`problemsAtInputs`), the broker's message word for word.
+ */
+export function ErrorMessage({
+  error,
+  title,
+  problemsAtInputs = false,
+}: {
+  error: ApiError | null;
+  title?: string;
+  problemsAtInputs?: boolean;
+}) {
   if (!error) return null;
   return (
     <div className="alert alert-error" role="alert">
       <p className="alert-title">{title ?? ERROR_TITLES[error.code] ?? 'Something went wrong'}</p>
-      {error.problems.length ? (
+      {error.problems.length && !problemsAtInputs ? (
         <>
           <ProblemList problems={error.problems} />
           <p className="muted small">{error.code}</p>

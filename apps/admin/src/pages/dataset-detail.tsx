@@ -1,4 +1,4 @@
-import { type FormEvent, useRef, useState } from 'react';
+import { type FormEvent, type ReactNode, useEffect, useRef, useState } from 'react';
 import { ApiError, type IngestReport, uploadCsv } from '../api/client';
 import { type Dataset, type Purpose, Q } from '../api/schema';
 import {
@@ -10,16 +10,28 @@ import {
   PageHeader,
   ProgressBar,
   TableWrap,
+  problemsAt,
 } from '../components/ui';
+import {
+  type DatasetRetention,
+  MAX_DATASET_RETENTION_DAYS,
+  RETENTION_FIELD_TYPES,
+  destroysSooner,
+  retentionRefusal,
+  retentionUpdate,
+} from '../lib/dataset-retention';
 import { formatInstant, formatNumber, humanize } from '../lib/format';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { useMutation, useQuery } from '../lib/use-query';
 
-/** One dataset: its fields, and for its provider's steward, uploads and consent. */
+/**
+ * One dataset: its fields and retention, and for its provider's steward, uploads, consent, its
+ * retention and its title and description.
+ */
 export function DatasetPage({ id, justRegistered }: { id: string; justRegistered: boolean }) {
   const { me } = useSession();
-  const { data, error, loading } = useQuery<{ dataset: Dataset | null }>(Q.dataset, { id });
+  const { data, error, loading, reload } = useQuery<{ dataset: Dataset | null }>(Q.dataset, { id });
   const dataset = data?.dataset;
 
   if (loading && !data) return <Loading label="Loading the dataset…" />;
@@ -65,6 +77,8 @@ export function DatasetPage({ id, justRegistered }: { id: string; justRegistered
         <dd>
           {dataset.subjectField ? <code>{dataset.subjectField}</code> : 'none (consent cannot be recorded)'}
         </dd>
+        <dt>Retention</dt>
+        <dd>{retentionText(dataset)}</dd>
         <dt>Registered</dt>
         <dd>{formatInstant(dataset.createdAt)}</dd>
         {dataset.description ? (
@@ -107,7 +121,276 @@ export function DatasetPage({ id, justRegistered }: { id: string; justRegistered
       </section>
       {own ? <UploadSection dataset={dataset} /> : null}
       {own && dataset.subjectField ? <ConsentSection dataset={dataset} /> : null}
+      {own ? <RetentionSection dataset={dataset} onSaved={reload} /> : null}
+      {own ? <TitleSection dataset={dataset} onSaved={reload} /> : null}
     </>
+  );
+}
+
+const days = (n: number) => `${formatNumber(n)} ${n === 1 ? 'day' : 'days'}`;
+
+/** A dataset's retention in words: what the daily job destroys, or that it keeps everything. */
+function retentionText({ retentionDays, retentionField }: DatasetRetention): ReactNode {
+  if (retentionDays === null || retentionField === null) return 'not set: records are kept';
+  return (
+    <>
+      {days(retentionDays)} after <code>{retentionField}</code>: older records are destroyed daily
+    </>
+  );
+}
+
+/**
+ * The provider's steward sets, changes or removes the dataset's retention with updateDataset: a
+ * number of days and one of its DATE or DATETIME fields, checked here as the broker checks them. A
+ * change that may destroy records sooner is confirmed first. A refusal shows the broker's message
+ * and changes nothing.
+ */
+function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () => Promise<void> }) {
+  const current: DatasetRetention = {
+    retentionDays: dataset.retentionDays,
+    retentionField: dataset.retentionField,
+  };
+  const dateFields = dataset.fields.filter((f) => RETENTION_FIELD_TYPES.includes(f.type));
+  const [daysText, setDaysText] = useState(
+    current.retentionDays === null ? '' : String(current.retentionDays),
+  );
+  const [field, setField] = useState(current.retentionField ?? '');
+  const [invalid, setInvalid] = useState<ApiError | null>(null);
+  const [confirming, setConfirming] = useState<{
+    retention: { retentionDays: number; retentionField: string };
+    input: Record<string, unknown>;
+  } | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const { mutate, error, busy, reset } = useMutation<{ updateDataset: Dataset }>(Q.updateDataset);
+  const confirmRef = useRef<HTMLParagraphElement>(null);
+  const daysRef = useRef<HTMLInputElement>(null);
+  const asked = useRef(false);
+  // The question takes the focus, so it is read out; once answered, the focus returns to the form.
+  useEffect(() => {
+    if (confirming) confirmRef.current?.focus();
+    else if (asked.current) daysRef.current?.focus();
+    asked.current = confirming !== null;
+  }, [confirming]);
+
+  const refusal = invalid ?? error;
+  const unchanged =
+    daysText.trim() === (current.retentionDays === null ? '' : String(current.retentionDays)) &&
+    field === (current.retentionField ?? '');
+  const removing = daysText.trim() === '' && field === '' && current.retentionDays !== null;
+  const edit = (change: () => void) => {
+    change();
+    setConfirming(null);
+    setSaved(null);
+  };
+
+  const save = async (input: Record<string, unknown>) => {
+    const result = await mutate({ id: dataset.id, input });
+    setConfirming(null);
+    if (!result) return;
+    const { retentionDays, retentionField } = result.updateDataset;
+    setDaysText(retentionDays === null ? '' : String(retentionDays));
+    setField(retentionField ?? '');
+    setSaved(
+      retentionDays === null
+        ? 'Retention removed: records are kept.'
+        : `Retention saved: records whose ${retentionField} is more than ${days(retentionDays)} old are destroyed at each daily run.`,
+    );
+    await onSaved();
+  };
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setSaved(null);
+    reset();
+    const update = retentionUpdate({ days: daysText, field }, dataset.fields);
+    if (!update.ok) {
+      setInvalid(new ApiError(retentionRefusal(update.problems), 'BAD_USER_INPUT', update.problems));
+      return;
+    }
+    setInvalid(null);
+    if (destroysSooner(current, update.retention))
+      setConfirming({ retention: update.retention, input: update.input });
+    else void save(update.input);
+  };
+
+  return (
+    <section aria-labelledby="retention-heading" className="card">
+      <h2 id="retention-heading">Retention</h2>
+      <p>
+        {current.retentionDays === null || current.retentionField === null ? (
+          'No retention is set: records are kept until your agency removes them.'
+        ) : (
+          <>
+            Records whose <code>{current.retentionField}</code> is more than {days(current.retentionDays)} old
+            are destroyed at each daily run, with what linkage derived from them; records where it is empty
+            are kept.
+          </>
+        )}
+      </p>
+      {dateFields.length === 0 ? (
+        <p className="muted">
+          Retention is measured from a DATE or DATETIME field, and this dataset has none; its fields cannot
+          change.
+        </p>
+      ) : (
+        <form onSubmit={submit} className="stack" noValidate>
+          <div className="grid-2">
+            <Field
+              label="Retention (days)"
+              hint={`A whole number of days, 1 to ${formatNumber(MAX_DATASET_RETENTION_DAYS)}. Clear both to remove retention.`}
+              problem={problemsAt(refusal, 'retentionDays')}
+            >
+              {(a) => (
+                <input
+                  {...a}
+                  ref={daysRef}
+                  inputMode="numeric"
+                  autoComplete="off"
+                  value={daysText}
+                  disabled={busy}
+                  onChange={(e) => edit(() => setDaysText(e.target.value))}
+                />
+              )}
+            </Field>
+            <Field
+              label="Measured from"
+              hint="The date each record's retention runs from: one of its DATE or DATETIME fields."
+              problem={problemsAt(refusal, 'retentionField')}
+            >
+              {(a) => (
+                <select
+                  {...a}
+                  value={field}
+                  disabled={busy}
+                  onChange={(e) => edit(() => setField(e.target.value))}
+                >
+                  <option value="">None</option>
+                  {dateFields.map((f) => (
+                    <option key={f.name} value={f.name}>
+                      {f.name} ({f.type})
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+          </div>
+          <ErrorMessage error={refusal} title="The retention was not changed" problemsAtInputs />
+          {saved ? <Notice>{saved}</Notice> : null}
+          {confirming ? (
+            <div className="confirm stack" role="group" aria-labelledby="retention-confirm">
+              <p id="retention-confirm" tabIndex={-1} ref={confirmRef}>
+                <strong>{confirmQuestion(current, confirming.retention)}</strong> At the next daily run, every
+                record whose <code>{confirming.retention.retentionField}</code> is more than{' '}
+                {days(confirming.retention.retentionDays)} old is destroyed, with what linkage derived from
+                it, and cannot be recovered.
+              </p>
+              <div className="form-actions">
+                <button
+                  type="button"
+                  className="danger"
+                  disabled={busy}
+                  onClick={() => void save(confirming.input)}
+                >
+                  {busy
+                    ? 'Saving…'
+                    : `Yes, destroy records older than ${days(confirming.retention.retentionDays)}`}
+                </button>
+                <button type="button" onClick={() => setConfirming(null)} disabled={busy}>
+                  Cancel
+                </button>
+              </div>
+            </div>
+          ) : (
+            <div className="form-actions">
+              <button type="submit" className="primary" disabled={busy || unchanged}>
+                {busy ? 'Saving…' : removing ? 'Remove retention' : 'Save retention'}
+              </button>
+            </div>
+          )}
+        </form>
+      )}
+    </section>
+  );
+}
+
+/** The question a steward answers before retention may destroy records sooner. */
+function confirmQuestion(
+  current: DatasetRetention,
+  next: { retentionDays: number; retentionField: string },
+): ReactNode {
+  if (current.retentionDays === null || current.retentionField === null)
+    return `Set retention to ${days(next.retentionDays)}?`;
+  if (next.retentionField !== current.retentionField) {
+    return (
+      <>
+        Measure retention from <code>{next.retentionField}</code> instead of{' '}
+        <code>{current.retentionField}</code>, {days(next.retentionDays)}?
+      </>
+    );
+  }
+  return `Shorten retention from ${days(current.retentionDays)} to ${days(next.retentionDays)}?`;
+}
+
+/** The provider's steward renames the dataset or rewrites its description (updateDataset). */
+function TitleSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () => Promise<void> }) {
+  const [title, setTitle] = useState(dataset.title);
+  const [description, setDescription] = useState(dataset.description ?? '');
+  const [saved, setSaved] = useState(false);
+  const { mutate, error, busy } = useMutation<{ updateDataset: Dataset }>(Q.updateDataset);
+  const unchanged = title === dataset.title && description === (dataset.description ?? '');
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setSaved(false);
+    const result = await mutate({ id: dataset.id, input: { title, description } });
+    if (!result) return;
+    setTitle(result.updateDataset.title);
+    setDescription(result.updateDataset.description ?? '');
+    setSaved(true);
+    await onSaved();
+  };
+  return (
+    <section aria-labelledby="title-heading" className="card">
+      <h2 id="title-heading">Title and description</h2>
+      <p className="muted">
+        What every signed-in user reads in the catalog. The slug and fields never change.
+      </p>
+      <form onSubmit={(e) => void submit(e)} className="stack" noValidate>
+        <Field label="Title">
+          {(a) => (
+            <input
+              {...a}
+              value={title}
+              maxLength={200}
+              onChange={(e) => {
+                setTitle(e.target.value);
+                setSaved(false);
+              }}
+            />
+          )}
+        </Field>
+        <Field label="Description (optional)">
+          {(a) => (
+            <textarea
+              {...a}
+              rows={3}
+              value={description}
+              maxLength={4000}
+              onChange={(e) => {
+                setDescription(e.target.value);
+                setSaved(false);
+              }}
+            />
+          )}
+        </Field>
+        <ErrorMessage error={error} title="The title and description were not changed" />
+        {saved ? <Notice>Title and description saved.</Notice> : null}
+        <div className="form-actions">
+          <button type="submit" className="primary" disabled={busy || unchanged}>
+            {busy ? 'Saving…' : 'Save title and description'}
+          </button>
+        </div>
+      </form>
+    </section>
   );
 }
 

@@ -1,0 +1,294 @@
+import type { Page } from 'playwright-core';
+import { type AdminHarness, axeViolations, signIn, startAdminHarness } from './admin-browser';
+
+/**
+ * A dataset's retention and title in the admin UI, in a real browser: its provider's steward sets,
+ * lengthens, shortens (asked first, with the days), moves and removes retention, each change read
+ * back through the API; an invalid retention is refused with the form's or the broker's own message
+ * and changes nothing; other roles cannot edit. Screenshots land in test-output/admin/.
+ */
+describe('admin UI: a dataset’s retention, title and description (browser)', () => {
+  let h: AdminHarness;
+  let page: Page;
+  let stewardKey: string;
+  let otherStewardKey: string;
+  let analystKey: string;
+  let auditorKey: string;
+  let datasetId: string;
+
+  beforeAll(async () => {
+    h = await startAdminHarness('admin_retention');
+    const probation = await h.broker.createAgency('Probation Department', 'probation');
+    const research = await h.broker.createAgency('Research Office', 'research');
+    stewardKey = (await h.broker.createUser({ agencyId: probation.id, role: 'STEWARD' })).apiKey;
+    otherStewardKey = (await h.broker.createUser({ agencyId: research.id, role: 'STEWARD' })).apiKey;
+    analystKey = (await h.broker.createUser({ agencyId: probation.id, role: 'ANALYST' })).apiKey;
+    auditorKey = (await h.broker.oversightAuditor()).apiKey;
+    datasetId = (
+      await h.broker.registerDataset(stewardKey, {
+        slug: 'probation_cases',
+        title: 'Probation cases',
+        keyField: 'case_id',
+        fields: [
+          { name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+          { name: 'opened_on', type: 'DATE', classification: 'NON_SENSITIVE' },
+          { name: 'officer', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'closed_at', type: 'DATETIME', classification: 'NON_SENSITIVE' },
+        ],
+      })
+    ).id;
+    ({ page } = await h.newPage(1280, { axe: true }));
+  }, 180_000); // the first file of a run builds the admin UI and GraphiQL
+
+  afterAll(() => h?.close());
+
+  /** The dataset as the API answers it now. */
+  const stored = async () =>
+    (
+      await h.broker.gqlOk<{
+        dataset: {
+          title: string;
+          description: string | null;
+          retentionDays: number | null;
+          retentionField: string | null;
+        };
+      }>(
+        stewardKey,
+        `query($id: ID!) { dataset(id: $id) { title description retentionDays retentionField } }`,
+        {
+          id: datasetId,
+        },
+      )
+    ).dataset;
+  const retentionOf = async () => {
+    const { retentionDays, retentionField } = await stored();
+    return { retentionDays, retentionField };
+  };
+  const section = (name: string) => page.getByRole('region', { name });
+  const retention = () => section('Retention');
+  const fact = (term: string) =>
+    page.locator('dl.facts dt', { hasText: term }).locator('xpath=following-sibling::dd[1]');
+  /** The updateDataset requests the page sends, to see that a refused input sent none. */
+  const updates: string[] = [];
+
+  /** Types a retention into the form and asks to save it. */
+  const saveRetention = async (days: string, field: string) => {
+    await retention().getByLabel('Retention (days)').fill(days);
+    await retention().getByLabel('Measured from').selectOption(field);
+    await retention()
+      .getByRole('button', { name: /^(Save|Remove) retention$/ })
+      .click();
+  };
+  const confirmation = () => retention().getByRole('group', { name: /retention/ });
+  const saved = (text: string) => retention().getByRole('status').filter({ hasText: text }).waitFor();
+
+  it('lets the provider’s steward set, lengthen, shorten, move and remove retention, asking before records go sooner', async () => {
+    page.on('request', (request) => {
+      if (request.url().endsWith('/graphql') && request.postData()?.includes('updateDataset'))
+        updates.push(request.postData()!);
+    });
+    await signIn(page, stewardKey);
+    await page.goto(`/admin/datasets/${datasetId}`);
+    await page.getByRole('heading', { level: 1, name: 'Probation cases' }).waitFor();
+    expect(await fact('Retention').textContent()).toBe('not set: records are kept');
+    await retention().getByText('No retention is set').waitFor();
+    // Only the DATE and DATETIME fields can measure retention.
+    expect(await retention().getByLabel('Measured from').locator('option').allTextContents()).toEqual([
+      'None',
+      'opened_on (DATE)',
+      'closed_at (DATETIME)',
+    ]);
+    // Nothing typed, nothing to save.
+    expect(await retention().getByRole('button', { name: 'Save retention' }).isDisabled()).toBe(true);
+
+    // Setting retention destroys records at the next run: asked first, with the days; Cancel sends nothing.
+    await saveRetention('365', 'closed_at');
+    await confirmation().getByText('Set retention to 365 days?').waitFor();
+    expect(await confirmation().textContent()).toContain('is more than 365 days old is destroyed');
+    expect(await axeViolations(page)).toEqual([]);
+    await h.screenshot(page, '40-retention-confirm');
+    // The question has the focus, so it is read out; answered, the focus returns to the form.
+    expect(await page.evaluate<string>(`document.activeElement?.id ?? ''`)).toBe('retention-confirm');
+    await confirmation().getByRole('button', { name: 'Cancel' }).click();
+    expect(await page.evaluate<string | null>(`document.activeElement?.getAttribute('inputmode')`)).toBe(
+      'numeric',
+    );
+    expect(updates).toEqual([]);
+    expect(await retentionOf()).toEqual({ retentionDays: null, retentionField: null });
+
+    await retention().getByRole('button', { name: 'Save retention' }).click();
+    await confirmation().getByRole('button', { name: 'Yes, destroy records older than 365 days' }).click();
+    await saved('Retention saved: records whose closed_at is more than 365 days old');
+    expect(await retentionOf()).toEqual({ retentionDays: 365, retentionField: 'closed_at' });
+    await page.getByText('365 days after closed_at: older records are destroyed daily').waitFor();
+    const [event] = await h.broker.query<{ action: string; decision: string; reason: string }>(
+      `SELECT action, decision, reason FROM audit_event WHERE dataset_id = $1 ORDER BY seq DESC LIMIT 1`,
+      [datasetId],
+    );
+    expect(event).toEqual({
+      action: 'DATASET_UPDATED',
+      decision: 'ALLOW',
+      reason: 'retention 365 days by closed_at',
+    });
+    await h.screenshot(page, '41-retention-set');
+
+    // Keeping records longer asks nothing.
+    await saveRetention('400', 'closed_at');
+    await saved('more than 400 days old');
+    expect(await retentionOf()).toEqual({ retentionDays: 400, retentionField: 'closed_at' });
+
+    // Shortening asks, saying from how many days to how many.
+    await saveRetention('30', 'closed_at');
+    await confirmation().getByText('Shorten retention from 400 days to 30 days?').waitFor();
+    await confirmation().getByRole('button', { name: 'Yes, destroy records older than 30 days' }).click();
+    await saved('more than 30 days old');
+    expect(await retentionOf()).toEqual({ retentionDays: 30, retentionField: 'closed_at' });
+
+    // Another field may reach records sooner: asked too.
+    await saveRetention('30', 'opened_on');
+    await confirmation()
+      .getByText('Measure retention from opened_on instead of closed_at, 30 days?')
+      .waitFor();
+    await confirmation().getByRole('button', { name: 'Yes, destroy records older than 30 days' }).click();
+    await saved('records whose opened_on is more than 30 days old');
+    expect(await retentionOf()).toEqual({ retentionDays: 30, retentionField: 'opened_on' });
+
+    // Clearing both removes retention (retentionDays 0 in the API): nothing is destroyed, nothing asked.
+    await saveRetention('', '');
+    await saved('Retention removed: records are kept.');
+    expect(await retentionOf()).toEqual({ retentionDays: null, retentionField: null });
+    expect(await fact('Retention').textContent()).toBe('not set: records are kept');
+    expect(updates.map((u) => (JSON.parse(u) as { variables: { input: unknown } }).variables.input)).toEqual([
+      { retentionDays: 365, retentionField: 'closed_at' },
+      { retentionDays: 400, retentionField: 'closed_at' },
+      { retentionDays: 30, retentionField: 'closed_at' },
+      { retentionDays: 30, retentionField: 'opened_on' },
+      { retentionDays: 0, retentionField: null },
+    ]);
+
+    // Back to 90 days by opened_on, for the tests that follow.
+    await saveRetention('90', 'opened_on');
+    await confirmation().getByRole('button', { name: 'Yes, destroy records older than 90 days' }).click();
+    await saved('more than 90 days old');
+    expect(await retentionOf()).toEqual({ retentionDays: 90, retentionField: 'opened_on' });
+  });
+
+  it('renames the dataset and rewrites its description', async () => {
+    const form = section('Title and description');
+    await form.getByLabel('Title').fill('Probation cases (kept 90 days)');
+    await form.getByLabel('Description (optional)').fill('Open and closed supervision cases.');
+    await form.getByRole('button', { name: 'Save title and description' }).click();
+    await form.getByRole('status').filter({ hasText: 'Title and description saved.' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Probation cases (kept 90 days)' }).waitFor();
+    expect(await fact('Description').textContent()).toBe('Open and closed supervision cases.');
+    expect(await stored()).toEqual({
+      title: 'Probation cases (kept 90 days)',
+      description: 'Open and closed supervision cases.',
+      retentionDays: 90,
+      retentionField: 'opened_on',
+    });
+  });
+
+  it('refuses an invalid retention with the form’s or the broker’s message, and changes nothing', async () => {
+    const before = await stored();
+    const sent = updates.length;
+    const alert = () => retention().getByRole('alert');
+
+    // Checked in the page as the broker checks it: nothing is sent.
+    await saveRetention('thirty', 'opened_on');
+    expect(await alert().textContent()).toBe(
+      'The retention was not changedThe retention is invalid: retentionDays must be an integer from 1 to 36500',
+    );
+    const days = retention().getByLabel('Retention (days)');
+    expect(await days.getAttribute('aria-invalid')).toBe('true');
+    expect(await days.getAttribute('aria-describedby')).toMatch(/-problem/);
+    expect(await axeViolations(page)).toEqual([]);
+    await h.screenshot(page, '42-retention-invalid');
+
+    await saveRetention('30', '');
+    await alert()
+      .getByText(
+        'The retention is invalid: retentionField is required with retentionDays: a DATE or DATETIME field',
+      )
+      .waitFor();
+    expect(await retention().getByLabel('Measured from').getAttribute('aria-invalid')).toBe('true');
+    expect(updates.length).toBe(sent);
+
+    // A field that is no date gets past no form of this page, but the broker checks it all the same:
+    // its refusal is shown word for word, and nothing changes.
+    await page.route('**/graphql', async (route) => {
+      const body = route.request().postDataJSON();
+      if (typeof body?.query === 'string' && body.query.includes('updateDataset'))
+        body.variables.input.retentionField = 'officer';
+      await route.continue({ postData: JSON.stringify(body) });
+    });
+    try {
+      await saveRetention('45', 'opened_on');
+      await confirmation().getByRole('button', { name: 'Yes, destroy records older than 45 days' }).click();
+      await alert()
+        .getByText('The retention is invalid: retentionField must be a DATE or DATETIME field')
+        .waitFor();
+    } finally {
+      await page.unroute('**/graphql');
+    }
+    expect(await retention().getByLabel('Measured from').getAttribute('aria-invalid')).toBe('true');
+    expect(await retention().getByRole('status').count()).toBe(0);
+    expect(updates.length).toBe(sent + 1);
+    expect(await stored()).toEqual(before);
+    await page.getByText('90 days after opened_on: older records are destroyed daily').waitFor();
+    // Audited as every refusal is.
+    const [refusal] = await h.broker.query<{ decision: string; reason: string; operations: string[] }>(
+      `SELECT decision, reason, details->'operations' AS operations FROM audit_event ORDER BY seq DESC LIMIT 1`,
+    );
+    expect(refusal).toEqual({
+      decision: 'DENY',
+      reason: 'INVALID',
+      operations: ['updateDataset'],
+    });
+    await h.screenshot(page, '43-retention-refused-by-broker');
+
+    // The broker's refusal of a title, word for word too.
+    const form = section('Title and description');
+    await form.getByLabel('Title').fill('   ');
+    await form.getByRole('button', { name: 'Save title and description' }).click();
+    await form.getByRole('alert').getByText('title must be 1 to 200 characters').waitFor();
+    expect(await stored()).toEqual(before);
+  });
+
+  it('shows retention read-only to a steward of another agency, and the page to no other role', async () => {
+    await signIn(page, otherStewardKey);
+    await page.goto(`/admin/datasets/${datasetId}`);
+    await page.getByRole('heading', { level: 1, name: 'Probation cases (kept 90 days)' }).waitFor();
+    expect(await fact('Retention').textContent()).toBe(
+      '90 days after opened_on: older records are destroyed daily',
+    );
+    for (const name of ['Retention', 'Title and description', 'Upload records'])
+      expect(await section(name).count()).toBe(0);
+    expect(
+      await page
+        .getByRole('button')
+        .filter({ hasText: /retention|title/i })
+        .count(),
+    ).toBe(0);
+    await h.screenshot(page, '44-retention-read-only');
+
+    for (const key of [analystKey, auditorKey]) {
+      await signIn(page, key);
+      await page.goto(`/admin/datasets/${datasetId}`);
+      await page.getByRole('heading', { level: 1, name: 'Page not found' }).waitFor();
+      expect(await page.getByLabel('Retention (days)').count()).toBe(0);
+    }
+
+    // The broker refuses them all the same; nothing changed.
+    const update = (key: string) =>
+      h.broker.gql(
+        key,
+        `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { id } }`,
+        { id: datasetId, input: { retentionDays: 1, retentionField: 'opened_on' } },
+      );
+    expect((await update(analystKey)).errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect((await update(auditorKey)).errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect((await update(otherStewardKey)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
+    expect(await retentionOf()).toEqual({ retentionDays: 90, retentionField: 'opened_on' });
+  });
+});
