@@ -3,6 +3,7 @@
  * (no CDN): a browser that opens `/graphql` or `/data/graphql` gets this page, which asks for an
  * API key, keeps it in this tab only (sessionStorage) and sends it as `Authorization: Bearer`.
  */
+import CodeMirror from 'codemirror';
 import { GraphiQL } from 'graphiql';
 import 'graphiql/style.css';
 import { type ExecutionResult, GraphQLError } from 'graphql';
@@ -178,6 +179,14 @@ function App() {
   );
 }
 
+/**
+ * CodeMirror 5's contenteditable input, for every editor GraphiQL creates (it imports this same
+ * module): the editable text is then inside the editor's scroll area, so keyboard and screen reader
+ * reach the text that scrolls, where the default hidden textarea sits outside it. CodeMirror's
+ * manual calls this model the better one for screen readers.
+ */
+CodeMirror.defaults.inputStyle = 'contenteditable';
+
 /** What each of GraphiQL's editors is, for a screen reader: CodeMirror's input has no label. */
 const EDITOR_LABELS: [selector: string, label: string][] = [
   ['.graphiql-query-editor', 'Query'],
@@ -185,12 +194,132 @@ const EDITOR_LABELS: [selector: string, label: string][] = [
   ['.result-window', 'Response'],
 ];
 
-function labelEditors(container: HTMLElement) {
-  for (const textarea of container.querySelectorAll<HTMLTextAreaElement>('.CodeMirror textarea')) {
-    if (textarea.hasAttribute('aria-label')) continue;
-    const label = EDITOR_LABELS.find(([selector]) => textarea.closest(selector))?.[1];
-    if (label) textarea.setAttribute('aria-label', label);
+/** The id of the hint that says how a tab is closed from the keyboard. */
+const TAB_HINT = 'gq-tab-hint';
+
+/** Editors already made accessible: GraphiQL keeps each one while the page lives. */
+const prepared = new WeakSet<CodeMirror.Editor>();
+
+/**
+ * Each editor as it appears: named, exposed as a multi-line text box, and left with Tab and
+ * Shift+Tab, which move the focus to the next control as everywhere else on the page rather than
+ * indent (CodeMirror indents each new line itself; Ctrl+] and Ctrl+[ indent by hand). While
+ * completions are shown, their own Tab still picks one.
+ */
+function prepareEditors(container: HTMLElement) {
+  for (const wrapper of container.querySelectorAll<HTMLElement>('.CodeMirror')) {
+    const editor = (wrapper as HTMLElement & { CodeMirror?: CodeMirror.Editor }).CodeMirror;
+    if (!editor || prepared.has(editor)) continue;
+    const label = EDITOR_LABELS.find(([selector]) => wrapper.closest(selector))?.[1];
+    if (!label) continue;
+    prepared.add(editor);
+    editor.setOption('screenReaderLabel', label);
+    const input = editor.getInputField();
+    input.setAttribute('role', 'textbox');
+    input.setAttribute('aria-multiline', 'true');
+    if (editor.getOption('readOnly')) input.setAttribute('aria-readonly', 'true');
+    editor.addKeyMap({ Tab: false, 'Shift-Tab': false }, true);
   }
+}
+
+/**
+ * GraphiQL's tabs, as the ARIA tabs pattern has them. GraphiQL gives the role `tab` to each list
+ * item, which holds the tab's button and (with more than one tab) its close button: controls nested
+ * in a control. The role moves to the button (the list item is presentation only), and the close
+ * button is left to the pointer, hidden from screen readers and out of the Tab order: the focused
+ * tab closes with Delete, as the pattern provides, and says so. Only attributes change: React keeps
+ * the elements, and its own attributes are copied again whenever it sets them.
+ */
+function prepareTabs(container: HTMLElement) {
+  for (const item of container.querySelectorAll<HTMLElement>('.graphiql-tabs > .graphiql-tab')) {
+    const button = item.querySelector<HTMLElement>(':scope > .graphiql-tab-button');
+    if (!button) continue;
+    const close = item.querySelector<HTMLElement>(':scope > .graphiql-tab-close');
+    setAttribute(item, 'role', 'none');
+    if (item.hasAttribute('aria-selected')) item.removeAttribute('aria-selected');
+    setAttribute(button, 'role', 'tab');
+    setAttribute(button, 'aria-selected', String(item.classList.contains('graphiql-tab-active')));
+    if (close) {
+      setAttribute(close, 'aria-hidden', 'true');
+      setAttribute(close, 'tabindex', '-1');
+      setAttribute(button, 'aria-keyshortcuts', 'Delete');
+      setAttribute(button, 'aria-describedby', TAB_HINT);
+    } else {
+      if (button.hasAttribute('aria-keyshortcuts')) button.removeAttribute('aria-keyshortcuts');
+      if (button.hasAttribute('aria-describedby')) button.removeAttribute('aria-describedby');
+    }
+  }
+}
+
+/** The panes GraphiQL resizes, and hides by moving them off screen (transparent) rather than away. */
+const PANES =
+  '.graphiql-plugin, .graphiql-editors, .graphiql-query-editor, .graphiql-editor-tool, .graphiql-response';
+
+/**
+ * A pane GraphiQL has hidden (the variables while the editor tools are closed) stays in the page,
+ * where Tab would reach an editor no one sees: it is inert while hidden.
+ */
+function preparePanes(container: HTMLElement) {
+  for (const pane of container.querySelectorAll<HTMLElement>(PANES)) {
+    const hidden = pane.style.position === 'absolute' && pane.style.opacity === '0';
+    if (pane.inert !== hidden) pane.inert = hidden;
+  }
+}
+
+/** Sets an attribute only when it differs, so that the page's observer does not wake itself. */
+function setAttribute(element: Element, name: string, value: string) {
+  if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+}
+
+/**
+ * Keys of the tabs pattern on GraphiQL's tabs: Delete closes the focused tab (by its close button,
+ * so GraphiQL closes it as a click would) and the focus moves to the tab then active; Left and
+ * Right arrows, Home and End move between tabs.
+ */
+function onTabKey(event: KeyboardEvent) {
+  const button = event.target instanceof HTMLElement ? event.target.closest('.graphiql-tab-button') : null;
+  const list = button?.closest('.graphiql-tabs');
+  if (!button || !list) return;
+  const buttons = [...list.querySelectorAll<HTMLElement>('.graphiql-tab > .graphiql-tab-button')];
+  const at = buttons.indexOf(button as HTMLElement);
+  let next: HTMLElement | undefined;
+  switch (event.key) {
+    case 'Delete': {
+      const close = button.parentElement?.querySelector<HTMLElement>(':scope > .graphiql-tab-close');
+      if (!close) return;
+      event.preventDefault();
+      close.click();
+      focusActiveTabAfter(button, list);
+      return;
+    }
+    case 'ArrowLeft':
+      next = buttons[(at - 1 + buttons.length) % buttons.length];
+      break;
+    case 'ArrowRight':
+      next = buttons[(at + 1) % buttons.length];
+      break;
+    case 'Home':
+      next = buttons[0];
+      break;
+    case 'End':
+      next = buttons[buttons.length - 1];
+      break;
+    default:
+      return;
+  }
+  event.preventDefault();
+  next?.focus();
+}
+
+/** Once GraphiQL has removed the closed tab, focuses the tab then active. */
+function focusActiveTabAfter(closed: Element, list: Element, frames = 30) {
+  requestAnimationFrame(() => {
+    if (closed.isConnected) {
+      if (frames > 0) focusActiveTabAfter(closed, list, frames - 1);
+      return;
+    }
+    list.querySelector<HTMLElement>('.graphiql-tab-active > .graphiql-tab-button')?.focus();
+  });
 }
 
 function Explorer({
@@ -203,15 +332,30 @@ function Explorer({
   onSignOut: (ended?: boolean) => void;
 }) {
   const storage = useMemo(() => sessionStore(`broker.graphiql${ENDPOINT.path}:`), []);
-  // GraphiQL creates and replaces its editors as tabs and panes open: label each one as it appears.
-  const ide = useRef<HTMLDivElement>(null);
+  // GraphiQL creates its editors and tabs as they open, React sets the tabs' attributes again as
+  // they change, and panes are hidden and shown by their style: each is made accessible as it is.
+  const ide = useRef<HTMLElement>(null);
   useEffect(() => {
     const container = ide.current;
     if (!container) return;
-    labelEditors(container);
-    const observer = new MutationObserver(() => labelEditors(container));
-    observer.observe(container, { childList: true, subtree: true });
-    return () => observer.disconnect();
+    const prepare = () => {
+      prepareEditors(container);
+      prepareTabs(container);
+      preparePanes(container);
+    };
+    prepare();
+    const observer = new MutationObserver(prepare);
+    observer.observe(container, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ['class', 'role', 'aria-selected', 'style'],
+    });
+    container.addEventListener('keydown', onTabKey);
+    return () => {
+      observer.disconnect();
+      container.removeEventListener('keydown', onTabKey);
+    };
   }, []);
   const fetcher = useMemo<Fetcher>(
     () => async (params) => {
@@ -238,9 +382,9 @@ function Explorer({
   return (
     <div className="gq-page">
       <header className="gq-bar">
-        <span>
-          <strong>{ENDPOINT.title}</strong> <code>{ENDPOINT.path}</code>
-        </span>
+        <h1 className="gq-title">
+          {ENDPOINT.title} <code>{ENDPOINT.path}</code>
+        </h1>
         <a href={ENDPOINT.other.path}>{ENDPOINT.other.title}</a>
         <span className="gq-who">
           Signed in as {me.email} ({me.role})
@@ -253,8 +397,11 @@ function Explorer({
         <button type="button" onClick={() => onSignOut()}>
           Sign out
         </button>
+        <span id={TAB_HINT} hidden>
+          Delete closes the tab.
+        </span>
       </header>
-      <div className="gq-ide" ref={ide}>
+      <main className="gq-ide" ref={ide}>
         <GraphiQL
           fetcher={fetcher}
           storage={storage}
@@ -262,7 +409,7 @@ function Explorer({
           isHeadersEditorEnabled={false}
           shouldPersistHeaders={false}
         />
-      </div>
+      </main>
     </div>
   );
 }
