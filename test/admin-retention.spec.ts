@@ -291,4 +291,50 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     expect((await update(otherStewardKey)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
     expect(await retentionOf()).toEqual({ retentionDays: 90, retentionField: 'opened_on' });
   });
+  it('registers a dataset with its retention, refusing days that are no number before anything is sent', async () => {
+    await signIn(page, stewardKey);
+    await page.goto('/admin/datasets/new');
+    await page.getByRole('heading', { level: 1, name: 'Register a dataset' }).waitFor();
+    await page.getByLabel('Slug').fill('probation_visits');
+    await page.getByLabel('Title', { exact: true }).fill('Probation visits');
+    const fields: [string, string][] = [
+      ['visit_id', 'STRING'],
+      ['officer', 'STRING'],
+      ['visited_on', 'DATE'],
+    ];
+    for (const [i, [name, type]] of fields.entries()) {
+      if (i > 0) await page.getByRole('button', { name: 'Add a field' }).click();
+      const group = page.getByRole('group', { name: `Field ${i + 1}` });
+      await group.getByLabel('Name').fill(name);
+      await group.getByLabel('Type').selectOption(type);
+    }
+    await page.getByLabel('Key field').selectOption('visit_id');
+    const form = page.getByRole('group', { name: 'Retention (optional)' });
+    // Only the DATE field is offered to measure from.
+    expect(await form.getByLabel('Measured from').locator('option').allTextContents()).toEqual([
+      'None',
+      'visited_on',
+    ]);
+    const registered = async () =>
+      (await h.broker.query(`SELECT 1 FROM dataset WHERE slug = 'probation_visits'`)).length;
+    const days = form.getByLabel('Retention (days)');
+    await days.fill('thirty');
+    await form.getByLabel('Measured from').selectOption('visited_on');
+    await page.getByRole('button', { name: 'Register dataset' }).click();
+    await form.getByText('must be an integer from 1 to 36500').waitFor();
+    expect(await days.getAttribute('aria-invalid')).toBe('true');
+    expect(await registered()).toBe(0);
+
+    await days.fill('400');
+    await page.getByRole('button', { name: 'Register dataset' }).click();
+    await page.getByRole('heading', { level: 1, name: /^Probation visits/ }).waitFor();
+    expect(
+      await h.broker.query(
+        `SELECT retention_days, retention_field FROM dataset WHERE slug = 'probation_visits'`,
+      ),
+    ).toEqual([{ retention_days: 400, retention_field: 'visited_on' }]);
+    expect(await fact('Retention').textContent()).toBe(
+      '400 days after visited_on: older records are destroyed daily',
+    );
+  });
 });

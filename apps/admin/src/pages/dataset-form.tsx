@@ -10,6 +10,12 @@ import {
   Q,
 } from '../api/schema';
 import { ErrorMessage, Field, PageHeader, problemsAt } from '../components/ui';
+import {
+  RETENTION_FIELD_TYPES,
+  type RetentionProblem,
+  parseRetentionDays,
+  validateRetention,
+} from '../lib/dataset-retention';
 import { humanize } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useMutation } from '../lib/use-query';
@@ -44,11 +50,18 @@ export function DatasetFormPage() {
   const [description, setDescription] = useState('');
   const [keyField, setKeyField] = useState('');
   const [subjectField, setSubjectField] = useState('');
+  const [retentionDays, setRetentionDays] = useState('');
+  const [retentionField, setRetentionField] = useState('');
+  const [retentionProblems, setRetentionProblems] = useState<RetentionProblem[]>([]);
   const [fields, setFields] = useState<FieldDraft[]>(() => [newField()]);
   const { mutate, error, busy } = useMutation<{ registerDataset: Dataset }>(Q.registerDataset);
   const errorRef = useRef<HTMLDivElement>(null);
 
   const names = fields.map((f) => f.name.trim()).filter(Boolean);
+  // Retention is measured from a DATE or DATETIME field of the draft.
+  const dated = fields
+    .filter((f) => f.name.trim() && RETENTION_FIELD_TYPES.includes(f.type))
+    .map((f) => f.name.trim());
   const update = (key: number, change: Partial<FieldDraft>) =>
     setFields((list) => list.map((f) => (f.key === key ? { ...f, ...change } : f)));
   const move = (index: number, by: number) =>
@@ -61,6 +74,17 @@ export function DatasetFormPage() {
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    // Days that are no whole number never reach the broker (JSON has no NaN): refused here, with the
+    // broker's own messages (lib/dataset-retention.ts), and nothing is sent.
+    const retention = validateRetention(
+      { retentionDays: parseRetentionDays(retentionDays), retentionField: retentionField || null },
+      fields.map((f) => ({ name: f.name.trim(), type: f.type })),
+    );
+    setRetentionProblems(retention.ok ? [] : retention.problems);
+    if (!retention.ok) {
+      errorRef.current?.scrollIntoView({ block: 'nearest' });
+      return;
+    }
     const result = await mutate({
       input: {
         slug: slug.trim(),
@@ -68,6 +92,9 @@ export function DatasetFormPage() {
         description: description.trim() || null,
         keyField,
         subjectField: subjectField || null,
+        // Both empty: records are kept until the steward sets retention.
+        retentionDays: retention.retention.retentionDays,
+        retentionField: retention.retention.retentionField,
         fields: fields.map((f) => ({
           name: f.name.trim(),
           type: f.type,
@@ -286,6 +313,54 @@ export function DatasetFormPage() {
             )}
           </Field>
         </div>
+        <fieldset>
+          <legend>Retention (optional)</legend>
+          <p className="muted">
+            Records older than this are destroyed by the daily retention job, with everything derived from
+            them. It can be changed later on the dataset&apos;s page.
+          </p>
+          <div className="grid-2">
+            <Field
+              label="Retention (days)"
+              hint="A whole number of days, 1 to 36,500."
+              problem={
+                retentionProblems.find((p) => p.path === 'retentionDays')?.message ??
+                problemsAt(error, 'retentionDays')
+              }
+            >
+              {(a) => (
+                <input
+                  {...a}
+                  inputMode="numeric"
+                  value={retentionDays}
+                  onChange={(e) => setRetentionDays(e.target.value)}
+                  autoComplete="off"
+                />
+              )}
+            </Field>
+            <Field
+              label="Measured from"
+              hint={
+                dated.length ? 'A DATE or DATETIME field.' : 'Add a DATE or DATETIME field to set retention.'
+              }
+              problem={
+                retentionProblems.find((p) => p.path === 'retentionField')?.message ??
+                problemsAt(error, 'retentionField')
+              }
+            >
+              {(a) => (
+                <select {...a} value={retentionField} onChange={(e) => setRetentionField(e.target.value)}>
+                  <option value="">None</option>
+                  {dated.map((n) => (
+                    <option key={n} value={n}>
+                      {n}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+          </div>
+        </fieldset>
         <div className="form-actions">
           <button type="submit" className="primary" disabled={busy}>
             {busy ? 'Registering…' : 'Register dataset'}
