@@ -9,6 +9,7 @@ import {
   isoFromMicros,
   sealEvent,
 } from '@broker/audit';
+import { UserService } from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 
 const EVENTS = `query($filter: AuditFilter, $first: Int, $after: String) {
@@ -57,12 +58,25 @@ describe('audit log', () => {
     });
   }
 
-  /** Empties the log, so a test starts from event 1 whatever other parts of the broker recorded. */
-  const resetLog = () =>
-    asDba(
+  /** How many events a reset log starts with: the one that vouches for the accounts (see resetLog). */
+  const FOUND = 1;
+  /**
+   * Empties the log, so a test starts from a known log whatever other parts of the broker recorded.
+   * The chain vouches for users and keys, so a log emptied under them would not verify: unless
+   * `vouch` is false, its first event vouches for them as found, as the first start after the upgrade
+   * that brought this does (UserService.vouchFound), and the test's events follow it from FOUND + 1.
+   */
+  const resetLog = async (vouch = true) => {
+    await asDba(
       'TRUNCATE audit_event, release_record, release_index',
       `UPDATE audit_head SET seq = 0, hash = repeat('0', 64)`,
+      ...(vouch ? ['INSERT INTO account_found (user_id) SELECT id FROM app_user'] : []),
     );
+    if (vouch) expect(await broker.app.get(UserService).vouchFound()).toBeGreaterThan(0);
+  };
+  /** The hash of the reset log's last event of its own (the accounts vouched for as found). */
+  const foundHash = async () =>
+    (await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = $1`, [FOUND]))[0].hash;
 
   const sample = (i: number): AuditEventInput => ({
     actorUserId: auditor.id,
@@ -88,20 +102,22 @@ describe('audit log', () => {
     beforeEach(resetLog);
 
     it('links events into one chain from the genesis hash and moves the head', async () => {
+      const found = await foundHash();
       const first = await audit.append(sample(1));
       const second = await audit.append(sample(2));
-      expect([first.seq, second.seq]).toEqual([1, 2]);
+      expect([first.seq, second.seq]).toEqual([FOUND + 1, FOUND + 2]);
       const rows = await broker.query<{ seq: string; prev_hash: string; hash: string }>(
         `SELECT seq, prev_hash, hash FROM audit_event ORDER BY seq`,
       );
       expect(rows).toEqual([
-        { seq: '1', prev_hash: GENESIS_HASH, hash: first.hash },
-        { seq: '2', prev_hash: first.hash, hash: second.hash },
+        { seq: '1', prev_hash: GENESIS_HASH, hash: found },
+        { seq: '2', prev_hash: found, hash: first.hash },
+        { seq: '3', prev_hash: first.hash, hash: second.hash },
       ]);
       expect(await broker.query(`SELECT seq, hash FROM audit_head`)).toEqual([
-        { seq: '2', hash: second.hash },
+        { seq: '3', hash: second.hash },
       ]);
-      expect(await verify()).toEqual({ valid: true, checked: 2, firstBrokenSeq: null });
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 2, firstBrokenSeq: null });
     });
 
     it("appends inside the caller's transaction: a rollback takes the event back and leaves no gap", async () => {
@@ -121,27 +137,29 @@ describe('audit log', () => {
       });
       // A manager outside any transaction gets one of its own.
       const outside = await audit.append(sample(4), dataSource.manager);
-      expect([committed.seq, outside.seq]).toEqual([2, 3]);
-      expect(await verify()).toEqual({ valid: true, checked: 3, firstBrokenSeq: null });
+      expect([committed.seq, outside.seq]).toEqual([FOUND + 2, FOUND + 3]);
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 3, firstBrokenSeq: null });
     });
 
-    it('forms one chain from 300 concurrent appends: seqs 1..300, no fork', async () => {
+    it('forms one chain from 300 concurrent appends: seqs 1..300 after the log’s own, no fork', async () => {
+      const found = await foundHash();
       const results = await Promise.all(Array.from({ length: 300 }, (_, i) => audit.append(sample(i + 1))));
       expect(results.map((r) => r.seq).sort((a, b) => a - b)).toEqual(
-        Array.from({ length: 300 }, (_, i) => i + 1),
+        Array.from({ length: 300 }, (_, i) => FOUND + i + 1),
       );
       const rows = await broker.query<{ seq: number; prev_hash: string; hash: string; at: Date }>(
-        `SELECT seq::int AS seq, prev_hash, hash, at FROM audit_event ORDER BY seq`,
+        `SELECT seq::int AS seq, prev_hash, hash, at FROM audit_event WHERE seq > $1 ORDER BY seq`,
+        [FOUND],
       );
       expect(rows).toHaveLength(300);
       rows.forEach((row, i) => {
-        expect(row.seq).toBe(i + 1);
-        expect(row.prev_hash).toBe(i === 0 ? GENESIS_HASH : rows[i - 1].hash);
+        expect(row.seq).toBe(FOUND + i + 1);
+        expect(row.prev_hash).toBe(i === 0 ? found : rows[i - 1].hash);
         // The time is taken under the chain's lock, so it never runs backwards along the chain.
         if (i > 0) expect(row.at.getTime()).toBeGreaterThanOrEqual(rows[i - 1].at.getTime());
       });
       expect(new Set(rows.map((r) => r.prev_hash)).size).toBe(300);
-      expect(await verify()).toEqual({ valid: true, checked: 300, firstBrokenSeq: null });
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 300, firstBrokenSeq: null });
     });
 
     it('stores exactly what it hashed: ids in lowercase, text PostgreSQL can hold, JSON as jsonb returns it', async () => {
@@ -176,7 +194,7 @@ describe('audit log', () => {
         },
         fields: [],
       });
-      expect(await verify()).toEqual({ valid: true, checked: 1, firstBrokenSeq: null });
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 1, firstBrokenSeq: null });
     });
 
     it('refuses malformed events before taking the chain lock', async () => {
@@ -192,7 +210,7 @@ describe('audit log', () => {
       for (const change of bad) {
         await expect(audit.append({ ...sample(1), ...change })).rejects.toThrow(TypeError);
       }
-      expect(await broker.query(`SELECT seq FROM audit_head`)).toEqual([{ seq: '0' }]);
+      expect(await broker.query(`SELECT seq FROM audit_head`)).toEqual([{ seq: String(FOUND) }]);
     });
 
     it('refuses UPDATE, DELETE and TRUNCATE of events, and rewinding the head, through its triggers', async () => {
@@ -207,7 +225,7 @@ describe('audit log', () => {
       ]) {
         await expect(broker.query(sql)).rejects.toThrow(/append-only|only moves forward/);
       }
-      expect(await verify()).toEqual({ valid: true, checked: 2, firstBrokenSeq: null });
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 2, firstBrokenSeq: null });
     });
   });
 
@@ -254,7 +272,7 @@ describe('audit log', () => {
       const details = { links: 5, big: 9007199254740992, small: 1e-7, huge: 1e21, sum: 0.1 + 0.2, zero: -0 };
       const { seq } = await audit.append({ action: AuditAction.LINKAGE_RUN, decision: 'ALLOW', details });
       await appendMany(1);
-      expect(await verify()).toEqual({ valid: true, checked: 12, firstBrokenSeq: null });
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 12, firstBrokenSeq: null });
       for (const [key, value] of [
         ['links', '5.0000000000000001'],
         ['big', '9007199254740993'],
@@ -264,7 +282,7 @@ describe('audit log', () => {
         );
         expect(await verify()).toEqual(broken(seq));
         await asDba(`UPDATE audit_event SET details = '${JSON.stringify(details)}' WHERE seq = ${seq}`);
-        expect(await verify()).toEqual({ valid: true, checked: 12, firstBrokenSeq: null });
+        expect(await verify()).toEqual({ valid: true, checked: FOUND + 12, firstBrokenSeq: null });
       }
     });
 
@@ -297,9 +315,11 @@ describe('audit log', () => {
     });
 
     it('finds a forged event appended with a well-computed hash, because the head does not count it', async () => {
-      const [last] = await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = 10`);
+      const [last] = await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = $1`, [
+        FOUND + 10,
+      ]);
       const forged = sealEvent(last.hash, {
-        seq: 11,
+        seq: FOUND + 11,
         at: '2030-01-01T00:00:00.000000Z',
         actorUserId: null,
         actorAgencyId: null,
@@ -316,9 +336,9 @@ describe('audit log', () => {
       });
       await asDba(
         `INSERT INTO audit_event (seq, at, action, decision, prev_hash, hash)
-         VALUES (11, '${forged.at}', 'QUERY', 'ALLOW', '${forged.prevHash}', '${forged.hash}')`,
+         VALUES (${FOUND + 11}, '${forged.at}', 'QUERY', 'ALLOW', '${forged.prevHash}', '${forged.hash}')`,
       );
-      expect(await verify()).toEqual(broken(11));
+      expect(await verify()).toEqual(broken(FOUND + 11));
     });
 
     it('finds a forged event inserted in the middle at its seq', async () => {
@@ -327,14 +347,14 @@ describe('audit log', () => {
         `UPDATE audit_event SET seq = seq - 99 WHERE seq >= 105`,
         `INSERT INTO audit_event (seq, at, action, decision, prev_hash, hash)
            SELECT 5, now(), 'QUERY', 'ALLOW', hash, repeat('a', 64) FROM audit_event WHERE seq = 4`,
-        `UPDATE audit_head SET seq = 11`,
+        `UPDATE audit_head SET seq = ${FOUND + 11}`,
       );
       expect(await verify()).toEqual(broken(5));
     });
 
     it('finds a head that claims more events than the log holds', async () => {
-      await asDba(`UPDATE audit_head SET seq = 12`);
-      expect(await verify()).toEqual(broken(11));
+      await asDba(`UPDATE audit_head SET seq = ${FOUND + 12}`);
+      expect(await verify()).toEqual(broken(FOUND + 11));
     });
 
     const VERIFY_KNOWN = `query($heads: [AuditHeadInput!]) {
@@ -350,7 +370,7 @@ describe('audit log', () => {
 
     it('finds a tail cut off with audit_head rewound, against a head written down earlier', async () => {
       const head = await writtenDown();
-      expect(head.seq).toBe(10);
+      expect(head.seq).toBe(FOUND + 10);
       await asDba(
         `DELETE FROM audit_event WHERE seq >= 8`,
         `UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_event WHERE seq = 7)`,
@@ -362,12 +382,15 @@ describe('audit log', () => {
 
     it('finds a log resealed from some event on, against a head written down earlier', async () => {
       const head = await writtenDown();
+      const DENIED = FOUND + 3;
       const rows = await broker.query<Record<string, any>>(
         `SELECT seq::int AS seq, (extract(epoch FROM at) * 1000000)::bigint::text AS micros, actor_user_id,
-                action, decision, reason, purpose, fields, row_count FROM audit_event WHERE seq >= 3 ORDER BY seq`,
+                action, decision, reason, purpose, fields, row_count FROM audit_event WHERE seq >= $1 ORDER BY seq`,
+        [DENIED],
       );
       const [{ prev_hash: start }] = await broker.query<{ prev_hash: string }>(
-        `SELECT prev_hash FROM audit_event WHERE seq = 3`,
+        `SELECT prev_hash FROM audit_event WHERE seq = $1`,
+        [DENIED],
       );
       let prev = start;
       const statements: string[] = [];
@@ -384,9 +407,9 @@ describe('audit log', () => {
           at: isoFromMicros(row.micros)!,
           actorUserId: row.actor_user_id,
           action: row.action,
-          // Event 3 is a denial; the rewritten log says it was allowed.
-          decision: row.seq === 3 ? 'ALLOW' : row.decision,
-          reason: row.seq === 3 ? null : row.reason,
+          // That event is a denial (the third sample); the rewritten log says it was allowed.
+          decision: row.seq === DENIED ? 'ALLOW' : row.decision,
+          reason: row.seq === DENIED ? null : row.reason,
           purpose: row.purpose,
           fields: row.fields,
           rowCount: row.row_count,
@@ -398,8 +421,8 @@ describe('audit log', () => {
         prev = sealed.hash;
       }
       await asDba(...statements, `UPDATE audit_head SET hash = '${prev}'`);
-      expect(await verify()).toEqual({ valid: true, checked: 10, firstBrokenSeq: null });
-      expect(await verifyKnown([head])).toEqual(broken(10));
+      expect(await verify()).toEqual({ valid: true, checked: FOUND + 10, firstBrokenSeq: null });
+      expect(await verifyKnown([head])).toEqual(broken(FOUND + 10));
       // A head written down before the rewrite's start still matches; the later one does not.
       const [two] = await broker.query<{ hash: string }>(`SELECT hash FROM audit_event WHERE seq = 2`);
       expect(await verifyKnown([{ seq: 2, hash: two.hash }])).toMatchObject({ valid: true });
@@ -414,7 +437,7 @@ describe('audit log', () => {
         ]),
       ).toEqual({
         valid: true,
-        checked: 10,
+        checked: FOUND + 10,
         firstBrokenSeq: null,
       });
       for (const heads of [
@@ -472,6 +495,7 @@ describe('audit log', () => {
       }
 
       await resetLog();
+      seqs.accountsFound = FOUND;
       const add = async (name: string, event: AuditEventInput) => {
         seqs[name] = (await audit.append(event)).seq;
       };
@@ -624,10 +648,10 @@ describe('audit log', () => {
 
     it('lets auditors, operators and stewards verify the chain, not analysts', async () => {
       for (const key of [auditor.apiKey, broker.operatorKey, sheriffSteward.apiKey]) {
-        // Six events, and the DENY events of the four refused filters above.
+        // The accounts vouched for, six events, and the DENY events of the four refused filters above.
         expect((await broker.gqlOk(key, VERIFY)).verifyAuditChain).toEqual({
           valid: true,
-          checked: 10,
+          checked: FOUND + 10,
           firstBrokenSeq: null,
         });
       }
@@ -639,7 +663,8 @@ describe('audit log', () => {
 
   describe('auditEvents pagination', () => {
     beforeAll(async () => {
-      await resetLog();
+      // Never verified here: the log holds the test's events alone.
+      await resetLog(false);
       await appendMany(25);
     });
 

@@ -39,9 +39,9 @@ describe('identity: API keys, roles, agencies, users, purposes', () => {
   });
 
   it('creates the bootstrap operator once: a second start with the same token adds nobody', async () => {
-    const { AuthService } = await import('@broker/auth');
-    expect(await broker.app.get(AuthService).ensureBootstrapOperator(broker.operatorKey)).toBe(false);
-    expect(await broker.app.get(AuthService).ensureBootstrapOperator(`${broker.operatorKey}-other`)).toBe(
+    const { UserService } = await import('@broker/registry');
+    expect(await broker.app.get(UserService).ensureBootstrapOperator(broker.operatorKey)).toBe(false);
+    expect(await broker.app.get(UserService).ensureBootstrapOperator(`${broker.operatorKey}-other`)).toBe(
       false,
     );
     const rows = await broker.query(`SELECT count(*)::int AS n FROM app_user WHERE role = 'OPERATOR'`);

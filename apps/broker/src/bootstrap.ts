@@ -5,7 +5,7 @@ import { type FastifyReply, type FastifyRequest, LogController, errorCodes } fro
 import type { Logger } from 'pino';
 import { RecordIndexKeeper } from '@broker/agreements';
 import { RefusalAuditHook } from '@broker/audit';
-import { AuthHook, AuthService } from '@broker/auth';
+import { AuthHook } from '@broker/auth';
 import {
   type BrokerConfig,
   MetricsService,
@@ -14,7 +14,7 @@ import {
   redactUrl,
   requestErrorHandler,
 } from '@broker/core';
-import { STREAMED_CONTENT_TYPES } from '@broker/registry';
+import { STREAMED_CONTENT_TYPES, UserService } from '@broker/registry';
 import { BrokerModule } from './broker.module';
 import { rewriteGraphiqlUrl } from './graphiql';
 
@@ -124,7 +124,11 @@ export async function createBroker(
   app.enableShutdownHooks();
   await app.init();
   await fastify.ready();
-  await app.get(AuthService).ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
+  // Before any request: the accounts that predate the chain's vouching for accounts are vouched for
+  // as found, once (see the accounts-vouched migration), then the bootstrap operator, audited.
+  const users = app.get(UserService);
+  await users.vouchFound();
+  await users.ensureBootstrapOperator(config.BROKER_BOOTSTRAP_TOKEN);
   // Off the start-up path, and again every RECORD_INDEX_CHECK_MS: the record indexes the versions in
   // force and the stewards' declarations need are built where missing, and again where a concurrent
   // build failed (safe beside other instances doing the same).

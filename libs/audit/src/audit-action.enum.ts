@@ -36,6 +36,11 @@ export enum AuditAction {
   USER_DEACTIVATED = 'USER_DEACTIVATED',
   /** A user replaced its key (an invitation accepted, or a routine rotation). */
   API_KEY_ROTATED = 'API_KEY_ROTATED',
+  /**
+   * The accounts (users and their keys) that existed before the chain vouched for them, vouched for
+   * as found, once, by the first start after the upgrade (rowCount: how many).
+   */
+  ACCOUNTS_VOUCHED = 'ACCOUNTS_VOUCHED',
   /** A control-plane or REST request was refused (decision DENY, with the contract's reason). */
   REQUEST_REFUSED = 'REQUEST_REFUSED',
   AGENCY_CREATED = 'AGENCY_CREATED',

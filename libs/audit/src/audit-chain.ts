@@ -40,6 +40,46 @@ export function contentDigestSql(content: string): string {
 }
 
 /**
+ * SQL for the exact microseconds since the epoch of a timestamptz expression, as text. Appends and
+ * verification both read timestamps through it, so the hashed `at` is the stored one to the
+ * microsecond (`to_char` would round, and drop the era).
+ */
+export function microsSql(expression: string): string {
+  return `CASE WHEN isfinite(${expression}) THEN (extract(epoch FROM ${expression}) * 1000000)::bigint::text END`;
+}
+
+/**
+ * The digest of a user's account as stored (`user`: an `app_user` row's alias): what decides what
+ * the user may do, that is its id, agency, e-mail, role and deactivation, and each of its API keys
+ * (`api_key`: id, hash, prefix, whether an invitation, revocation), in one jsonb text (keys in id
+ * order), so the same rows always give the same digest and any other rows another. Every event that
+ * changes an account seals it in `details.accounts` (user id → digest), computed in the transaction
+ * that made the change from what it stored; verification recomputes it from the tables.
+ */
+export function accountDigestSql(user: string): string {
+  const key = `jsonb_build_object('id', k.id, 'keyHash', encode(k.key_hash, 'hex'), 'prefix', k.prefix,
+    'invitation', k.invitation, 'revoked', k.revoked_at IS NOT NULL, 'revokedAt', ${microsSql('k.revoked_at')})`;
+  return textDigestSql(`jsonb_build_object(
+    'id', ${user}.id, 'agencyId', ${user}.agency_id, 'email', ${user}.email, 'role', ${user}.role,
+    'deactivated', ${user}.deactivated_at IS NOT NULL, 'deactivatedAt', ${microsSql(`${user}.deactivated_at`)},
+    'keys', (SELECT coalesce(jsonb_agg(${key} ORDER BY k.id), '[]'::jsonb)
+               FROM api_key k WHERE k.user_id = ${user}.id))`);
+}
+
+/**
+ * The events that change users and their keys, and so vouch for them: each carries
+ * `details.accounts`, the {@link accountDigestSql} of every account it changed, as committed.
+ * `ACCOUNTS_VOUCHED` vouches once for the accounts that existed before the chain vouched for any
+ * (see the accounts-vouched migration).
+ */
+export const ACCOUNT_ACTIONS: readonly string[] = [
+  'USER_CREATED',
+  'USER_DEACTIVATED',
+  'API_KEY_ROTATED',
+  'ACCOUNTS_VOUCHED',
+];
+
+/**
  * The data requests the public register counts per agreement (DESIGN §4.4): the append moves the
  * counts, and verification recomputes them, by these.
  */

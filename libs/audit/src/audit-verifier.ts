@@ -1,4 +1,5 @@
 import {
+  ACCOUNT_ACTIONS,
   type ChainVerification,
   type ChainedAuditEvent,
   ChainChecker,
@@ -10,7 +11,9 @@ import {
   exactJsonNumbers,
   type JsonValue,
   type KnownHead,
+  accountDigestSql,
   isoFromMicros,
+  microsSql,
   registerCountsDenialSql,
   releaseDigestSql,
   sqlNames,
@@ -26,15 +29,6 @@ export type SqlQuery = (sql: string, params?: unknown[]) => Promise<Record<strin
 
 /** How many events verification reads per statement; memory stays bounded by it. */
 export const VERIFY_BATCH_SIZE = 5000;
-
-/**
- * SQL for the exact microseconds since the epoch of a timestamptz expression, as text. Appends and
- * verification both read timestamps through it, so the hashed `at` is the stored one to the
- * microsecond (`to_char` would round, and drop the era).
- */
-export function microsSql(expression: string): string {
-  return `CASE WHEN isfinite(${expression}) THEN (extract(epoch FROM ${expression}) * 1000000)::bigint::text END`;
-}
 
 // Everything is read as the text PostgreSQL stores, not through driver type parsers another part of
 // the process could have changed. Statements order by `e.seq`: a bare `seq` would name this text.
@@ -182,6 +176,35 @@ const AGREEMENT_MISMATCH_SQL = `
     SELECT e.seq FROM control e JOIN agreement a ON a.id = e.agreement_id
      WHERE e.action = '${AuditAction.AGREEMENT_REVOKED}' AND a.revoked_at IS NULL) x`;
 
+/**
+ * The users and their API keys (`app_user`, `api_key`), which decide who may do what, against the
+ * events that changed them ({@link ACCOUNT_ACTIONS}): each user's account must have the digest
+ * ({@link accountDigestSql}) that the latest event naming it in `details.accounts` sealed. The lowest
+ * seq of such an event whose account is stored otherwise (a role or agency changed, a key added,
+ * moved, un-revoked or made a full key, a deactivation undone) or is gone, or `$1` for a user no
+ * event vouches for, or while `account_found` still lists accounts to vouch for as found (the
+ * accounts-vouched migration). Without this, whoever can write to the database could add a STEWARD
+ * or an AUDITOR, or a key of an existing user, under a valid chain.
+ */
+const ACCOUNT_MISMATCH_SQL = `
+  WITH vouched AS MATERIALIZED (
+    -- Each account's latest event (read through the partial index of the accounts' events).
+    SELECT DISTINCT ON (a.key) a.key AS user_id, a.value AS digest, e.seq
+      FROM audit_event e
+     CROSS JOIN LATERAL jsonb_each_text(
+       CASE WHEN jsonb_typeof(e.details->'accounts') = 'object' THEN e.details->'accounts' END) a
+     WHERE e.action IN ${sqlNames(ACCOUNT_ACTIONS)} AND e.decision = 'ALLOW'
+     ORDER BY a.key, e.seq DESC
+  )
+  SELECT min(x.seq)::text AS seq FROM (
+    SELECT coalesce(v.seq, $1::bigint) AS seq
+      FROM app_user u LEFT JOIN vouched v ON v.user_id = u.id::text
+     WHERE v.digest IS DISTINCT FROM ${accountDigestSql('u')}
+    UNION ALL
+    SELECT v.seq FROM vouched v WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id::text = v.user_id)
+    UNION ALL
+    SELECT $1::bigint FROM account_found) x`;
+
 /** One `audit_event` row as {@link CHAIN_COLUMNS} selects it. */
 interface StoredRow {
   seq: string;
@@ -304,7 +327,9 @@ export async function verifyChain(
   const [agreements] = (await query(AGREEMENT_MISMATCH_SQL, [verdict.checked + 1, IN_FORCE_REASON])) as {
     seq: string | null;
   }[];
-  const broken = [register?.seq, agreements?.seq].filter((s): s is string => !!s).map(Number);
+  // The users and keys, which the events vouch for, are theirs (past the log for what no event made).
+  const [accounts] = (await query(ACCOUNT_MISMATCH_SQL, [verdict.checked + 1])) as { seq: string | null }[];
+  const broken = [register?.seq, agreements?.seq, accounts?.seq].filter((s): s is string => !!s).map(Number);
   if (!broken.length) return verdict;
   const seq = Math.min(...broken);
   return { valid: false, checked: Math.min(verdict.checked, seq - 1), firstBrokenSeq: seq };

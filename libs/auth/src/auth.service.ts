@@ -144,9 +144,14 @@ export class AuthService {
 
   /**
    * Creates the operator whose API key is `token` when no operator exists yet
-   * (`BROKER_BOOTSTRAP_TOKEN`). Concurrent brokers create one operator between them.
+   * (`BROKER_BOOTSTRAP_TOKEN`). Concurrent brokers create one operator between them. `record`
+   * appends the change's audit event, last in the transaction that makes it (the audit library
+   * builds on this one: see UserService.ensureBootstrapOperator).
    */
-  async ensureBootstrapOperator(token: string | undefined): Promise<boolean> {
+  async ensureBootstrapOperator(
+    token: string | undefined,
+    record: (manager: EntityManager, userId: string) => Promise<unknown>,
+  ): Promise<boolean> {
     if (!token) {
       const [row] = await this.dataSource.query<{ any: boolean }[]>(
         `SELECT EXISTS (SELECT 1 FROM app_user WHERE role = 'OPERATOR') AS any`,
@@ -168,6 +173,7 @@ export class AuthService {
       );
       if (!user) return false;
       await this.issueKey(manager, user.id, token);
+      await record(manager, user.id);
       this.logger.info({ userId: user.id }, 'created the bootstrap operator from BROKER_BOOTSTRAP_TOKEN');
       if (token.length < BOOTSTRAP_TOKEN_ADVISED_LENGTH) {
         this.logger.warn(

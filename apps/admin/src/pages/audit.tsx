@@ -46,6 +46,7 @@ const ACTIONS = [
   'USER_CREATED',
   'USER_DEACTIVATED',
   'API_KEY_ROTATED',
+  'ACCOUNTS_VOUCHED',
 ];
 
 const PLANES: Record<RequestPlane, string> = { CONTROL: 'control plane', DATA: 'data plane' };

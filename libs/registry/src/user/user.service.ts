@@ -1,7 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
-import { AuditAction, AuditService, auditActor } from '@broker/audit';
+import {
+  ACCOUNT_ACTIONS,
+  AuditAction,
+  type AuditEventInput,
+  AuditService,
+  accountDigestSql,
+  auditActor,
+  sqlNames,
+} from '@broker/audit';
 import { AuthService, type RequestContext, Role, asSubject, authorize, canOnAll } from '@broker/auth';
 import { badInput, BrokerError, conflict, Database, ErrorCode, notFound } from '@broker/core';
 import { cleanText, isUuid } from '../agency/agency.service';
@@ -14,6 +22,9 @@ const ROLES: ReadonlySet<string> = new Set(Object.values(Role));
 
 /** The kind of agency AUDITORs belong to (in any case); such an agency is party to no agreement. */
 export const OVERSIGHT_KIND = 'oversight';
+
+/** At most this many accounts in one `ACCOUNTS_VOUCHED` event (see UserService.vouchFound). */
+const FOUND_PER_EVENT = 1000;
 
 /** A user as lists show it: whether its only key is a pending invitation. */
 export type UserView = UserEntity & { invitationPending: boolean };
@@ -138,15 +149,12 @@ export class UserService {
             manager.create(UserEntity, { agencyId, email, displayName, role: input.role }),
           );
           const apiKey = await this.auth.issueKey(manager, user.id, undefined, invitation);
-          await this.audit.append(
-            {
-              ...auditActor(ctx),
-              action: AuditAction.USER_CREATED,
-              decision: 'ALLOW',
-              reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}${invitation ? ' (invitation)' : ''}`,
-            },
-            manager,
-          );
+          await this.appendVouching(manager, [user.id], {
+            ...auditActor(ctx),
+            action: AuditAction.USER_CREATED,
+            decision: 'ALLOW',
+            reason: `${input.role} ${user.id}${agencyId ? ` of agency ${agencyId}` : ''}${invitation ? ' (invitation)' : ''}`,
+          });
           return { user, apiKey };
         },
         { carrier: ctx },
@@ -210,15 +218,12 @@ export class UserService {
           ctx.principal.userId,
         ]);
         await this.auth.revokeKeys(manager, target.id);
-        await this.audit.append(
-          {
-            ...auditActor(ctx),
-            action: AuditAction.USER_DEACTIVATED,
-            decision: 'ALLOW',
-            reason: `${target.role} ${target.id}${target.agency_id ? ` of agency ${target.agency_id}` : ''}`,
-          },
-          manager,
-        );
+        await this.appendVouching(manager, [target.id], {
+          ...auditActor(ctx),
+          action: AuditAction.USER_DEACTIVATED,
+          decision: 'ALLOW',
+          reason: `${target.role} ${target.id}${target.agency_id ? ` of agency ${target.agency_id}` : ''}`,
+        });
         const user = await manager.findOneBy(UserEntity, { id: target.id });
         return user!;
       },
@@ -238,20 +243,89 @@ export class UserService {
         if (!locked) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'The API key is not valid');
         await this.auth.revokeKeys(manager, principal.userId);
         const apiKey = await this.auth.issueKey(manager, principal.userId);
-        await this.audit.append(
-          {
-            ...auditActor(ctx),
-            action: AuditAction.API_KEY_ROTATED,
-            decision: 'ALLOW',
-            reason: principal.invitation ? 'invitation accepted' : 'rotated',
-          },
-          manager,
-        );
+        await this.appendVouching(manager, [principal.userId], {
+          ...auditActor(ctx),
+          action: AuditAction.API_KEY_ROTATED,
+          decision: 'ALLOW',
+          reason: principal.invitation ? 'invitation accepted' : 'rotated',
+        });
         const user = await manager.findOneBy(UserEntity, { id: principal.userId });
         return { user: user!, apiKey };
       },
       { carrier: ctx },
     );
+  }
+
+  /**
+   * Creates the operator of `BROKER_BOOTSTRAP_TOKEN` when no operator exists yet (see
+   * AuthService.ensureBootstrapOperator), audited as a `USER_CREATED` of no actor that vouches for
+   * its account.
+   */
+  ensureBootstrapOperator(token: string | undefined): Promise<boolean> {
+    return this.auth.ensureBootstrapOperator(token, (manager, userId) =>
+      this.appendVouching(manager, [userId], {
+        action: AuditAction.USER_CREATED,
+        decision: 'ALLOW',
+        reason: `${Role.OPERATOR} ${userId} (bootstrap, from BROKER_BOOTSTRAP_TOKEN)`,
+      }),
+    );
+  }
+
+  /**
+   * Vouches in the chain, once, for the accounts that existed before it vouched for any: those the
+   * accounts-vouched migration listed in `account_found`, as this start finds them, in
+   * `ACCOUNTS_VOUCHED` events of at most {@link FOUND_PER_EVENT} accounts each; then empties the
+   * list. Once the chain vouches for an account, the list is never read here again (verification
+   * reports what it still names). Safe beside other instances starting; returns how many it vouched.
+   */
+  async vouchFound(): Promise<number> {
+    const [pending] = await this.dataSource.query<{ any: boolean }[]>(
+      `SELECT EXISTS (SELECT 1 FROM account_found) AS any`,
+    );
+    if (!pending.any) return 0;
+    return this.db.transaction(async ({ manager }) => {
+      const [vouching] = await manager.query<{ any: boolean }[]>(
+        `SELECT EXISTS (SELECT 1 FROM audit_event WHERE action IN ${sqlNames(ACCOUNT_ACTIONS)}
+                          AND details ? 'accounts') AS any`,
+      );
+      if (vouching.any) return 0;
+      // Another instance that got here first took them: its DELETE waited for, this one finds none.
+      const found = await manager.query<{ user_id: string }[]>(
+        `WITH taken AS (DELETE FROM account_found RETURNING user_id)
+         SELECT t.user_id::text AS user_id FROM taken t JOIN app_user u ON u.id = t.user_id`,
+      );
+      const ids = found.map((r) => r.user_id).sort();
+      for (let i = 0; i < ids.length; i += FOUND_PER_EVENT) {
+        const chunk = ids.slice(i, i + FOUND_PER_EVENT);
+        await this.appendVouching(manager, chunk, {
+          action: AuditAction.ACCOUNTS_VOUCHED,
+          decision: 'ALLOW',
+          reason: 'vouched as found: accounts that existed before the audit chain vouched for accounts',
+          rowCount: chunk.length,
+        });
+      }
+      return ids.length;
+    });
+  }
+
+  /**
+   * Appends, last in the transaction that changed them, the event of a change to accounts (users and
+   * their keys), sealing each account's digest as this transaction stores it
+   * (`details.accounts`: user id → accountDigestSql), which verification checks the tables against.
+   */
+  private async appendVouching(
+    manager: EntityManager,
+    userIds: string[],
+    event: AuditEventInput,
+  ): Promise<unknown> {
+    const rows = await manager.query<{ id: string; digest: string }[]>(
+      `SELECT u.id::text AS id, ${accountDigestSql('u')} AS digest
+         FROM app_user u WHERE u.id = ANY($1::uuid[]) ORDER BY u.id`,
+      [userIds],
+    );
+    if (rows.length !== new Set(userIds).size) throw new Error('an account to vouch for is missing');
+    const accounts = Object.fromEntries(rows.map((r) => [r.id, r.digest]));
+    return this.audit.append({ ...event, details: { ...event.details, accounts } }, manager);
   }
 
   /**

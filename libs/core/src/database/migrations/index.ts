@@ -25,6 +25,7 @@ import { HashKeyCommonFiled1765900000000 } from './1765900000000-hash-key-common
 import { HashKeySized1766000000000 } from './1766000000000-hash-key-sized';
 import { HashKeyServes1766100000000 } from './1766100000000-hash-key-serves';
 import { LinkageChunksFinished1766200000000 } from './1766200000000-linkage-chunks-finished';
+import { AccountsVouched1766300000000 } from './1766300000000-accounts-vouched';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -54,4 +55,5 @@ export const MIGRATIONS = [
   HashKeySized1766000000000,
   HashKeyServes1766100000000,
   LinkageChunksFinished1766200000000,
+  AccountsVouched1766300000000,
 ];
