@@ -1,13 +1,16 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { AuditService } from '@broker/audit';
-import { LOGGER } from '@broker/core';
-import type { LinkagePhase } from '@broker/jobs';
+import { Database, LOGGER } from '@broker/core';
+import { LINKAGE_CHUNKS_LOCK, type LinkagePhase } from '@broker/jobs';
 import {
   LinkageEngine,
   LinkageQueue,
   type LinkageRunRow,
   LinkageStore,
   PersonKeyIndex,
+  RecordBatch,
+  deserialiseLinks,
   loadLinkageConfig,
 } from '@broker/linkage';
 import { RetentionService } from '@broker/registry';
@@ -18,7 +21,10 @@ const FIRST = ['Ada', 'Boris', 'Celia', 'Dmitri', 'Edna', 'Fergus', 'Gita', 'Ham
 const LAST = ['Okafor', 'Lindqvist', 'Moreau', 'Novak', 'Petrov', 'Quintero', 'Rossi', 'Sato', 'Tanaka'];
 const PERSONS = 14;
 const RECORDS = 70;
-const key = (i: number) => `R${String(i).padStart(3, '0')}`;
+const keyOf = (prefix: string, i: number) => `${prefix}${String(i).padStart(3, '0')}`;
+const key = (i: number) => keyOf('R', i);
+/** The person a record was written for: the same for every prefix. */
+const personOf = (k: string) => Number(k.slice(1)) % PERSONS;
 /** Past retention: the whole first chunk, the end of the second and all of the third, the very last. */
 const DESTROYED = new Set([
   ...Array.from({ length: 10 }, (_, i) => i),
@@ -36,6 +42,70 @@ describe('linkage chunks', () => {
   let store: LinkageStore;
   let engine: LinkageEngine;
   let retention: RetentionService;
+  let stewardKey: string;
+  let datasetId: string;
+  /** Record i of a prefix: person i % 14's name and date of birth, seen on `seenOn(i)`. */
+  const ingest = (prefix: string, count: number, seenOn: (i: number) => string) =>
+    broker.gqlOk(
+      stewardKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      {
+        id: datasetId,
+        r: Array.from({ length: count }, (_, i) => {
+          const p = i % PERSONS;
+          return {
+            stay_id: keyOf(prefix, i),
+            first_name: FIRST[p % FIRST.length],
+            last_name: LAST[(p * 5) % LAST.length],
+            dob: `19${60 + p}-0${1 + (p % 9)}-${String(10 + p).padStart(2, '0')}`,
+            seen_on: seenOn(i),
+          };
+        }),
+      },
+    );
+  /** Every record key the dataset holds, in order. */
+  const recordKeys = async () =>
+    (await broker.query<{ k: string }>(`SELECT stay_id AS k FROM records.stays ORDER BY stay_id`)).map(
+      (r) => r.k,
+    );
+  /** The people the records that stay were written for: their keys grouped by person, sorted. */
+  const expectedPersons = (keys: readonly string[]) =>
+    Array.from({ length: PERSONS }, (_, p) =>
+      keys
+        .filter((k) => personOf(k) === p)
+        .sort()
+        .join(' '),
+    )
+      .filter((g) => g)
+      .sort();
+  /** A run's normalised data: per chunk its keys, the records of its batch, and every link's ends. */
+  const normalised = async (runId: string) => {
+    const blobs = await broker.query<{ kind: string; a: number; b: number; data: Buffer }>(
+      `SELECT kind, a, b, data FROM linkage_blob WHERE run_id = $1 ORDER BY kind, a, b`,
+      [runId],
+    );
+    const keys = new Map<number, string[]>();
+    const records = new Map<number, number>();
+    const links: number[] = [];
+    for (const blob of blobs) {
+      if (blob.kind === 'keys') keys.set(blob.a, JSON.parse(blob.data.toString()) as string[]);
+      if (blob.kind === 'records') records.set(blob.a, RecordBatch.deserialise(blob.data).size);
+      if (blob.kind === 'links') {
+        const l = deserialiseLinks(blob.data);
+        links.push(...l.a, ...l.b);
+      }
+    }
+    return { keys, records, links, all: [...keys.values()].flat().sort() };
+  };
+  /** Rows derived from records that name any of `keys`: persons, pairs for review, decisions, personKey entries. */
+  const derivedNaming = (keys: readonly string[]) =>
+    broker.query<{ source: string; key: string }>(
+      `SELECT 'person' AS source, record_key AS key FROM linkage_person WHERE record_key = ANY ($1::text[])
+       UNION ALL SELECT 'review', k FROM linkage_review_pair, unnest(ARRAY[key_a, key_b]) k WHERE k = ANY ($1::text[])
+       UNION ALL SELECT 'decision', k FROM linkage_decision, unnest(ARRAY[key_a, key_b]) k WHERE k = ANY ($1::text[])
+       UNION ALL SELECT 'personKey', record_key FROM person_key WHERE record_key = ANY ($1::text[])`,
+      [keys],
+    );
 
   const chunks = (runId: string) =>
     broker.query<{ chunk: number; key_after: string | null; key_last: string | null; empty: boolean }>(
@@ -67,23 +137,27 @@ describe('linkage chunks', () => {
     return [...groups.values()].map((g) => g.join(' ')).sort();
   };
 
-  beforeAll(async () => {
-    broker = await TestBroker.start({ LABEL: 'linkage_chunks' });
-    store = broker.app.get(LinkageStore);
-    retention = broker.app.get(RetentionService);
-    const config = loadLinkageConfig({
-      LINKAGE_CHUNK_RECORDS: '10',
-      LINKAGE_PARTITIONS: '2',
-      LINKAGE_RANDOM_PAIRS: '2000',
-    });
-    engine = new LinkageEngine(
+  /** The worker's engine, with chunks of 10 records, 2 partitions, and `env` besides. */
+  const engineWith = (env: Record<string, string>) =>
+    new LinkageEngine(
       store,
       broker.app.get(LinkageQueue),
       broker.app.get(AuditService),
       broker.app.get(PersonKeyIndex),
-      config,
+      loadLinkageConfig({
+        LINKAGE_CHUNK_RECORDS: '10',
+        LINKAGE_PARTITIONS: '2',
+        LINKAGE_RANDOM_PAIRS: '2000',
+        ...env,
+      }),
       broker.app.get(LOGGER),
     );
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'linkage_chunks' });
+    store = broker.app.get(LinkageStore);
+    retention = broker.app.get(RetentionService);
+    engine = engineWith({});
     const agency = await broker.createAgency('Shelter');
     const steward = await broker.createUser({ agencyId: agency.id, role: 'STEWARD' });
     const dataset = await broker.registerDataset(steward.apiKey, {
@@ -100,24 +174,16 @@ describe('linkage chunks', () => {
         { name: 'seen_on', type: 'DATE', classification: 'NON_SENSITIVE' },
       ],
     });
+    stewardKey = steward.apiKey;
+    datasetId = dataset.id;
     // Record i is person i % 14's: the same name and date of birth in each of its five records.
-    const records = Array.from({ length: RECORDS }, (_, i) => {
-      const p = i % PERSONS;
-      return {
-        stay_id: key(i),
-        first_name: FIRST[p % FIRST.length],
-        last_name: LAST[(p * 5) % LAST.length],
-        dob: `19${60 + p}-0${1 + (p % 9)}-${String(10 + p).padStart(2, '0')}`,
-        seen_on: DESTROYED.has(i) ? '2001-01-01' : '2099-01-01',
-      };
-    });
-    await broker.gqlOk(
-      steward.apiKey,
-      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
-      { id: dataset.id, r: records },
-    );
+    await ingest('R', RECORDS, (i) => (DESTROYED.has(i) ? '2001-01-01' : '2099-01-01'));
   });
   afterAll(() => broker?.close());
+  // A test that failed half-way leaves no run working for the next.
+  afterEach(async () => {
+    for (const runId of await store.activeRunIds()) await engine.failRun(runId, 'the test ended');
+  });
 
   it('deletes the chunks of a run that fails, in the transaction that fails it', async () => {
     const run = await store.createRun('MANUAL', null);
@@ -185,6 +251,116 @@ describe('linkage chunks', () => {
         staying.filter((k) => Number(k.slice(1)) % PERSONS === p).join(' '),
       ).sort(),
     );
+  });
+
+  it('removes the records retention destroys from the normalised data of a run under way, which then writes nothing of them and links what stays as an undisturbed run does', async () => {
+    // Destroyed after every chunk is normalised (2001), and again after one partition is scored (2050).
+    await retention.run();
+    const first = new Set([2, 3, 11, ...Array.from({ length: 10 }, (_, i) => 20 + i), 47]);
+    const second = new Set([5, 33, 50, 61, 69]);
+    await ingest('S', RECORDS, (i) =>
+      first.has(i) ? '2001-01-01' : second.has(i) ? '2050-01-01' : '2099-01-01',
+    );
+    const destroyedFirst = [...first].map((i) => keyOf('S', i));
+    const destroyedSecond = [...second].map((i) => keyOf('S', i));
+    const run = await store.createRun('MANUAL', null);
+    expect((await drive(run.id, 'estimate')).phase).toBe('estimate');
+    expect((await normalised(run.id)).all).toEqual(await recordKeys());
+
+    expect((await retention.run()).destroyed).toBe(first.size);
+    // The batch took them out of the run's normalised data: its chunks hold exactly the records that
+    // stay, each chunk's records batch as many as its keys.
+    let data = await normalised(run.id);
+    expect(data.all).toEqual(await recordKeys());
+    expect(data.all.filter((k) => destroyedFirst.includes(k))).toEqual([]);
+    for (const [chunk, keys] of data.keys) expect(data.records.get(chunk)).toBe(keys.length);
+
+    // Estimated, one partition scored, and destroyed again: the links follow the new numbering.
+    expect((await drive(run.id, 'score')).phase).toBe('score');
+    await engine.runUnit({ runId: run.id, phase: 'score', unit: 0 });
+    expect((await store.unit(run.id, 'score', 0))?.done).toBe(true);
+    expect((await retention.run({ now: new Date('2060-01-01') })).destroyed).toBe(second.size);
+    data = await normalised(run.id);
+    expect(data.all).toEqual(await recordKeys());
+    expect(data.all.filter((k) => destroyedSecond.includes(k))).toEqual([]);
+    for (const id of data.links) {
+      expect(id % 2 ** 20).toBeLessThan(data.keys.get(Math.floor(id / 2 ** 20))!.length);
+    }
+
+    const finished = await drive(run.id);
+    expect(finished.status).toBe('SUCCEEDED');
+    const staying = await recordKeys();
+    expect(finished.stats?.records).toBe(staying.length);
+    expect(await derivedNaming([...destroyedFirst, ...destroyedSecond])).toEqual([]);
+    const assigned = await broker.query<{ record_key: string }>(
+      `SELECT record_key FROM linkage_person WHERE run_id = $1 ORDER BY record_key`,
+      [run.id],
+    );
+    expect(assigned.map((a) => a.record_key)).toEqual(staying);
+    const persons = await partition(run.id);
+    expect(persons).toEqual(expectedPersons(staying));
+    const undisturbed = await store.createRun('MANUAL', null);
+    expect((await drive(undisturbed.id)).status).toBe('SUCCEEDED');
+    expect(persons).toEqual(await partition(undisturbed.id));
+  });
+
+  it('does a unit again when retention destroyed records of its run after it read them', async () => {
+    // Nothing else is past retention by 2080.
+    await retention.run({ now: new Date('2080-01-01') });
+    const doomed = new Set([2, 7]);
+    await ingest('T', 10, (i) => (doomed.has(i) ? '2070-01-01' : '2099-01-01'));
+    const destroyed = [...doomed].map((i) => keyOf('T', i));
+    const run = await store.createRun('MANUAL', null);
+    await drive(run.id, 'normalise');
+    // The last chunk holds the T records: its unit reads them, then waits a second before it commits.
+    const last = (await chunks(run.id)).at(-1)!;
+    const paused = engineWith({ LINKAGE_UNIT_PAUSE_MS: '1000' });
+    const unit = paused.runUnit({ runId: run.id, phase: 'normalise', unit: last.chunk });
+    await sleep(300);
+    expect((await retention.run({ now: new Date('2080-01-01') })).destroyed).toBe(doomed.size);
+    await unit;
+    expect((await store.unit(run.id, 'normalise', last.chunk))?.done).toBe(true);
+    const keys = (await normalised(run.id)).keys.get(last.chunk)!;
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.filter((k) => destroyed.includes(k))).toEqual([]);
+    expect((await drive(run.id)).status).toBe('SUCCEEDED');
+    expect(await derivedNaming(destroyed)).toEqual([]);
+    expect((await partition(run.id)).flatMap((g) => g.split(' ')).sort()).toEqual(await recordKeys());
+  });
+
+  it('orders the cutting of chunks with a retention batch by LINKAGE_CHUNKS_LOCK: no bound names a destroyed key, whichever waits', async () => {
+    await retention.run({ now: new Date('2095-01-01') });
+    const doomed = Array.from({ length: 20 }, (_, i) => keyOf('U', i));
+    await ingest('U', 25, (i) => (i < 20 ? '2090-01-01' : '2099-01-01'));
+    const run = await store.createRun('MANUAL', null);
+    await engine.advance(run.id);
+    const before = (await recordKeys()).length;
+    let retained: Promise<unknown> = Promise.resolve();
+    let prepared: Promise<unknown> = Promise.resolve();
+    await broker.app.get(Database).transaction(async (tx) => {
+      // Held as a retention batch holds it: the prepare unit's commit waits, and so does the batch
+      // that starts after it (its DELETE done).
+      await tx.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
+      prepared = engine.runUnit({ runId: run.id, phase: 'prepare', unit: 0 });
+      await sleep(300);
+      retained = retention.run({ now: new Date('2095-01-01') });
+      await sleep(300);
+      expect((await store.unit(run.id, 'prepare', 0))?.done).toBe(false);
+      expect(await chunks(run.id)).toEqual([]);
+    });
+    await Promise.all([prepared, retained]);
+    // The unit cut its chunks first, while the batch's DELETE was not committed (it counted the
+    // destroyed records), and the batch lowered the bounds that named them.
+    const [{ stats }] = await broker.query<{ stats: { records: number } }>(
+      `SELECT stats FROM linkage_unit WHERE run_id = $1 AND phase = 'prepare'`,
+      [run.id],
+    );
+    expect(stats.records).toBe(before);
+    const bounds = (await chunks(run.id)).flatMap((c) => [c.key_after, c.key_last]);
+    expect(bounds.filter((b) => b !== null && doomed.includes(b))).toEqual([]);
+    expect((await drive(run.id)).status).toBe('SUCCEEDED');
+    expect(await derivedNaming(doomed)).toEqual([]);
+    expect((await partition(run.id)).flatMap((g) => g.split(' ')).sort()).toEqual(await recordKeys());
   });
 
   it('deletes the chunks that runs finished before left behind (the migration)', async () => {

@@ -1,3 +1,5 @@
+import type { PoolClient } from 'pg';
+
 /**
  * Payloads of the {@link QueueName.LINKAGE} queue: ids and numbers only. Identifiers stay in
  * PostgreSQL; a job says which unit of which run to do, and the run's state says the rest.
@@ -51,9 +53,26 @@ export interface RecordsIngestedHook {
 }
 
 /**
- * The transaction-level advisory lock that orders the cutting of a linkage run's chunks (its
- * prepare unit's commit, which reads the record keys that bound them) with retention's lowering of
- * the bounds that name records it destroys (each batch, after its DELETE): a chunk boundary is then
- * never left naming a destroyed record, whichever commits first.
+ * The transaction-level advisory lock that orders linkage's writes of what it derives from records
+ * with retention's destruction of it. Every linkage transaction that writes derived data (a unit's
+ * commit, which writes a run's chunks, normalised records, links, persons or review pairs; the one
+ * that finishes a run and builds its personKey lookup tables; a personKey lookup table's build)
+ * takes it shared, first; each retention batch takes it exclusive right after its DELETE of records,
+ * before it deletes, lowers or rewrites anything linkage derived from them. A linkage transaction
+ * that commits first has its writes cleaned by the batch; one that takes the lock after the batch
+ * commits sees the records gone, and a unit's commit sees that the batch destroyed records of its
+ * run since the unit read its inputs (`linkage_chunk.destructions`), and is done again.
  */
 export const LINKAGE_CHUNKS_LOCK = 7_305_118_224;
+
+/**
+ * The hook a retention batch calls in its transaction, under {@link LINKAGE_CHUNKS_LOCK} taken
+ * exclusive, after it destroyed records: linkage removes them from the normalised data of the runs
+ * under way. Provided by `@broker/linkage` (global wherever linkage is loaded).
+ */
+export const RECORDS_DESTROYED_HOOK = Symbol('RECORDS_DESTROYED_HOOK');
+
+/** What {@link RECORDS_DESTROYED_HOOK} provides. Throws to roll the batch back. */
+export interface RecordsDestroyedHook {
+  recordsDestroyed(client: PoolClient, datasetId: string, keys: readonly string[]): Promise<void>;
+}

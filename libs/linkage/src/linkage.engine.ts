@@ -14,7 +14,7 @@ import {
   summariseRun,
 } from './linkage-run.stats';
 import { LinkageQueue } from './linkage.queue';
-import { type LinkageRunRow, LinkageStore } from './linkage.store';
+import { type LinkageRunRow, LinkageStore, StaleUnitError } from './linkage.store';
 import { PersonKeyIndex } from './person-key-index';
 import { ClusterPhase } from './phases/cluster.phase';
 import { EstimatePhase } from './phases/estimate.phase';
@@ -24,6 +24,9 @@ import { ScorePhase } from './phases/score.phase';
 import type { UnitPhase } from './phases/unit-phase';
 
 export { REVIEW_PAIRS } from './phases/cluster.phase';
+
+/** Times in a row a unit is done again because retention destroyed records of its run meanwhile. */
+const STALE_RETRIES = 10;
 
 /**
  * Executes linkage runs in the worker. The run's state machine (`linkage-run.machine.ts`) says
@@ -79,6 +82,9 @@ export class LinkageEngine {
    */
   async advance(runId: string, options: { watchdog?: boolean } = {}): Promise<void> {
     const outcome = await this.store.transaction(async (client) => {
+      // Before the run's row and chunks are locked: finishing the run builds its personKey lookup
+      // tables from its persons, which retention must find (or which must find the records gone).
+      await this.store.lockDerived(client);
       let run = await this.store.getRun(runId, client, true);
       for (;;) {
         const step = await this.nextStep(client, run);
@@ -144,7 +150,7 @@ export class LinkageEngine {
       case 'execute': {
         await this.store.countAttempt(runId, phase, unit);
         const started = Date.now();
-        const committed = await this.phases[phase].execute(run!, unit);
+        const committed = await this.execute(run!, phase, unit);
         this.logger.info(
           { runId, phase, unit, ms: Date.now() - started, attempt: state!.attempts + 1, committed },
           'linkage unit done',
@@ -155,6 +161,27 @@ export class LinkageEngine {
         break;
     }
     await this.advance(runId);
+  }
+
+  /**
+   * Does a unit, again while a retention batch destroyed records of its run after the unit read its
+   * inputs (its commit refuses then: see LinkageStore.commitUnit), up to {@link STALE_RETRIES} times
+   * in a row; then throws, for BullMQ to retry later (retention deletes in batches that end).
+   */
+  private async execute(run: LinkageRunRow, phase: LinkagePhase, unit: number): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      // Read before the unit reads anything: a batch that commits after this is seen by the commit.
+      const seen = await this.store.destructions(run.id);
+      try {
+        return await this.phases[phase].execute(run, unit, seen);
+      } catch (error) {
+        if (!(error instanceof StaleUnitError) || attempt >= STALE_RETRIES) throw error;
+        this.logger.info(
+          { runId: run.id, phase, unit },
+          'linkage unit done again: retention destroyed records',
+        );
+      }
+    }
   }
 
   /**

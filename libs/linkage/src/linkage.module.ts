@@ -1,6 +1,7 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { RECORDS_INGESTED_HOOK } from '@broker/jobs';
+import { RECORDS_DESTROYED_HOOK, RECORDS_INGESTED_HOOK } from '@broker/jobs';
 import { LINKAGE_CONFIG, loadLinkageConfig } from './linkage-config';
+import { LinkageRecordsDestroyed } from './linkage-records-destroyed';
 import { LinkageReviewService } from './linkage-review.service';
 import { LinkageEngine } from './linkage.engine';
 import { LinkageProcessor } from './linkage.processor';
@@ -13,7 +14,8 @@ import { PersonKeyIndex } from './person-key-index';
 /**
  * Record linkage. `api`: the control plane's operations, and the hook that schedules a run after
  * ingestion (the broker). `processors`: the BullMQ worker that executes runs (the worker). Needs
- * `JobsModule` (queues) and `AuditModule`. Global, so that ingestion finds its hook.
+ * `JobsModule` (queues) and `AuditModule`. Global, so that ingestion and retention find their hooks
+ * (retention's removes the records it destroys from the normalised data of a run under way).
  *
  * @example LinkageModule.forRoot({ api: true, processors: false })
  */
@@ -27,6 +29,8 @@ export class LinkageModule {
       LinkageService,
       PersonKeyIndex,
       { provide: RECORDS_INGESTED_HOOK, useExisting: LinkageService },
+      LinkageRecordsDestroyed,
+      { provide: RECORDS_DESTROYED_HOOK, useExisting: LinkageRecordsDestroyed },
     ];
     if (options.api) providers.push(LinkageReviewService, LinkageResolver);
     if (options.processors) providers.push(LinkageEngine, LinkageProcessor);
@@ -34,7 +38,7 @@ export class LinkageModule {
       module: LinkageModule,
       global: true,
       providers,
-      exports: [LinkageService, LinkageStore, PersonKeyIndex, RECORDS_INGESTED_HOOK],
+      exports: [LinkageService, LinkageStore, PersonKeyIndex, RECORDS_INGESTED_HOOK, RECORDS_DESTROYED_HOOK],
     };
   }
 }

@@ -228,21 +228,29 @@ export class LinkageStore {
    * Commits a unit's results and marks it done, in one transaction, unless it is done already (a
    * worker that was presumed dead finished it) or its run is no longer running. Returns whether it
    * committed. `stats` is serialised after `write`, which may fill it in.
+   *
+   * First takes `LINKAGE_CHUNKS_LOCK` shared (see {@link lockDerived}); then, when a retention batch
+   * destroyed records of the run since the unit read `seen` (the run's {@link destructions}, read
+   * before its inputs), throws {@link StaleUnitError} instead: what the unit computed may hold
+   * records that are gone, and it is done again from what retention left.
    */
   async commitUnit(
     runId: string,
     phase: LinkagePhase,
     unit: number,
+    seen: number,
     stats: Record<string, unknown>,
     write: (client: PoolClient) => Promise<void>,
   ): Promise<boolean> {
     return this.transaction(async (client) => {
+      await this.lockDerived(client);
       const { rows } = await client.query<{ done: boolean; status: string }>(
         `SELECT u.done_at IS NOT NULL AS done, r.status FROM linkage_unit u JOIN linkage_run r ON r.id = u.run_id
           WHERE u.run_id = $1 AND u.phase = $2 AND u.unit = $3 FOR UPDATE OF u`,
         [runId, phase, unit],
       );
       if (!rows[0] || rows[0].done || rows[0].status !== 'RUNNING') return false;
+      if ((await this.destructions(runId, client)) !== seen) throw new StaleUnitError(runId, phase, unit);
       await write(client);
       await client.query(
         `UPDATE linkage_unit SET done_at = clock_timestamp(), stats = $4 WHERE run_id = $1 AND phase = $2 AND unit = $3`,
@@ -254,6 +262,24 @@ export class LinkageStore {
       );
       return true;
     });
+  }
+
+  /**
+   * How many retention batches destroyed records of the run's datasets while it worked (the sum of
+   * its chunks' counts; 0 before it has chunks): a unit reads it before its inputs.
+   */
+  async destructions(runId: string, client?: PoolClient): Promise<number> {
+    const [{ n }] = await this.rowsOn<{ n: number }>(
+      client,
+      `SELECT coalesce(sum(destructions), 0)::int AS n FROM linkage_chunk WHERE run_id = $1`,
+      [runId],
+    );
+    return n;
+  }
+
+  /** Takes `LINKAGE_CHUNKS_LOCK` shared until the caller's transaction ends: see {@link lockDerived}. */
+  async lockDerived(client: Pick<PoolClient, 'query'>): Promise<void> {
+    await lockDerived((sql, params) => client.query(sql, params));
   }
 
   /** Units of a phase that are not done yet. */
@@ -510,15 +536,6 @@ export class LinkageStore {
     return client ? ((await client.query(sql, params)).rows as T[]) : this.query<T>(sql, params);
   }
 
-  /**
-   * Takes the lock that retention's batches take before they lower the chunk bounds that name the
-   * records they destroyed (`LINKAGE_CHUNKS_LOCK`), until the caller's transaction ends: record keys
-   * read after it are of records that no retention batch has destroyed, or will find here.
-   */
-  async lockChunks(client: PoolClient): Promise<void> {
-    await client.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
-  }
-
   /** Replaces a run's chunks (numbered in the order given). */
   async replaceChunks(
     client: PoolClient,
@@ -603,6 +620,62 @@ export class LinkageStore {
     await this.putBlobs(client, runId, blobs);
   }
 
+  // Retention: records a run under way read are destroyed (see linkage-records-destroyed.ts).
+
+  /** The runs under way that read a dataset, with its number in each (on the batch's `client`). */
+  async runsReading(client: PoolClient, datasetId: string): Promise<{ id: string; dataset_no: number }[]> {
+    const { rows } = await client.query<{ id: string; dataset_no: number }>(
+      `SELECT r.id, (o.n - 1)::int AS dataset_no
+         FROM linkage_run r CROSS JOIN LATERAL jsonb_array_elements(r.datasets) WITH ORDINALITY AS o (d, n)
+        WHERE r.status = 'RUNNING' AND o.d ->> 'id' = $1 ORDER BY r.id`,
+      [datasetId],
+    );
+    return rows;
+  }
+
+  /** The normalised chunks of dataset number `datasetNo` of a run holding any of `keys`, with their keys. */
+  async chunksHolding(
+    client: PoolClient,
+    runId: string,
+    datasetNo: number,
+    keys: readonly string[],
+  ): Promise<{ chunk: number; keys: string[] }[]> {
+    const { rows } = await client.query<{ chunk: number; keys: string }>(
+      `SELECT b.a AS chunk, convert_from(b.data, 'UTF8') AS keys
+         FROM linkage_blob b JOIN linkage_chunk c ON c.run_id = b.run_id AND c.chunk = b.a
+        WHERE b.run_id = $1 AND b.kind = 'keys' AND c.dataset_no = $2
+          AND convert_from(b.data, 'UTF8')::jsonb ?| $3::text[]
+        ORDER BY b.a`,
+      [runId, datasetNo, keys],
+    );
+    return rows.map((r) => ({ chunk: r.chunk, keys: JSON.parse(r.keys) as string[] }));
+  }
+
+  /** A run's blobs of `kinds` (of chunks `chunks` only, when given), in the caller's transaction. */
+  async blobsOn(
+    client: PoolClient,
+    runId: string,
+    kinds: readonly BlobKind[],
+    chunks: readonly number[] | null = null,
+  ): Promise<Blob[]> {
+    const { rows } = await client.query<Blob>(
+      `SELECT kind, a, b, data FROM linkage_blob
+        WHERE run_id = $1 AND kind = ANY ($2::text[]) AND ($3::int[] IS NULL OR a = ANY ($3::int[]))
+        ORDER BY kind, a, b`,
+      [runId, kinds, chunks],
+    );
+    return rows;
+  }
+
+  /** Sets the records a normalise unit counted (its chunk lost some to retention). */
+  async setChunkRecords(client: PoolClient, runId: string, chunk: number, records: number): Promise<void> {
+    await client.query(
+      `UPDATE linkage_unit SET stats = jsonb_set(stats, '{records}', to_jsonb($3::int))
+        WHERE run_id = $1 AND phase = 'normalise' AND unit = $2 AND stats IS NOT NULL`,
+      [runId, chunk, records],
+    );
+  }
+
   // The estimate phase.
 
   /** Stores the model a run learned. */
@@ -677,6 +750,36 @@ export class LinkageStore {
     await finished(copy);
   }
 
+  /**
+   * Deletes the run's persons and pairs for review that name a record no longer there, in the
+   * cluster unit's commit (which holds `LINKAGE_CHUNKS_LOCK` shared): a guard, since retention
+   * removes the records it destroys from a running run's normalised data and the commit is refused
+   * when it did so after the unit read it. Resolves to the rows deleted (none, but for a fault).
+   */
+  async deleteWithoutRecord(
+    client: PoolClient,
+    runId: string,
+    datasets: readonly RunDataset[],
+  ): Promise<number> {
+    let deleted = 0;
+    for (const dataset of datasets) {
+      const gone = (column: string) =>
+        `NOT EXISTS (SELECT 1 FROM ${recordsTable(dataset)} t
+                      WHERE t.${quoteIdent(dataset.keyField)} = ${column}::${columnTypeOf(dataset.keyType as FieldType)})`;
+      const persons = await client.query(
+        `DELETE FROM linkage_person p WHERE p.run_id = $1 AND p.dataset_id = $2 AND ${gone('p.record_key')}`,
+        [runId, dataset.id],
+      );
+      const pairs = await client.query(
+        `DELETE FROM linkage_review_pair r WHERE r.run_id = $1
+            AND ((r.dataset_a = $2 AND ${gone('r.key_a')}) OR (r.dataset_b = $2 AND ${gone('r.key_b')}))`,
+        [runId, dataset.id],
+      );
+      deleted += (persons.rowCount ?? 0) + (pairs.rowCount ?? 0);
+    }
+    return deleted;
+  }
+
   /** Replaces a run's pairs kept for review. */
   async replaceReviewPairs(
     client: PoolClient,
@@ -692,6 +795,17 @@ export class LinkageStore {
               key_b text, levels jsonb, weight double precision)`,
       [runId, JSON.stringify(pairs)],
     );
+  }
+}
+
+/**
+ * A unit's results are not committed: a retention batch destroyed records of its run after the unit
+ * read its inputs (see {@link LinkageStore.commitUnit}). The unit is done again.
+ */
+export class StaleUnitError extends Error {
+  constructor(runId: string, phase: LinkagePhase, unit: number) {
+    super(`linkage run ${runId}: ${phase} unit ${unit} read records that retention destroyed since`);
+    this.name = 'StaleUnitError';
   }
 }
 
@@ -713,6 +827,19 @@ export interface ReviewPairRow {
   key_b: string;
   levels: number[];
   weight: number;
+}
+
+/**
+ * Takes `LINKAGE_CHUNKS_LOCK` shared until the caller's transaction ends, as every linkage
+ * transaction that writes data derived from records does, before anything else it locks: a
+ * retention batch, which takes it exclusive after its DELETE and before it removes what linkage
+ * derived from the records, then either finds what this transaction wrote (it committed first) or
+ * has committed before this reads anything.
+ */
+export async function lockDerived(
+  query: (sql: string, params: unknown[]) => Promise<unknown>,
+): Promise<void> {
+  await query(`SELECT pg_advisory_xact_lock_shared($1)`, [LINKAGE_CHUNKS_LOCK]);
 }
 
 /** The records table of a dataset. */

@@ -3,6 +3,7 @@ import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import { keyPrefixSql } from '@broker/policy';
+import { lockDerived } from './linkage.store';
 import { type PersonKeyTable, personHashSql, scopedKeySql } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
@@ -20,6 +21,8 @@ export type BuiltTable = PersonKeyTable & { persons: number };
  * meanwhile holds its row's unique key: this waits for it to end and then writes nothing.
  */
 async function buildTable(query: Rows, runId: string, table: PersonKeyTable): Promise<number | null> {
+  // Ordered with retention's batches, which delete the entries of the records they destroy.
+  await lockDerived(query);
   const [row] = await query<{ id: number }>(
     `INSERT INTO person_key_scope (run_id, scope, dataset_id) VALUES ($1, $2, $3)
      ON CONFLICT (run_id, scope, dataset_id) DO NOTHING RETURNING id`,

@@ -21,7 +21,7 @@ const DECIDED_WEIGHT = 1000;
 export class ClusterPhase extends UnitPhase {
   readonly phase = 'cluster' as const;
 
-  async execute(run: LinkageRunRow): Promise<boolean> {
+  async execute(run: LinkageRunRow, _unit: number, seen: number): Promise<boolean> {
     const { store } = this.ctx;
     const cpuBefore = process.cpuUsage();
     const chunkRows = await store.chunks(run.id);
@@ -56,13 +56,22 @@ export class ClusterPhase extends UnitPhase {
 
     // Filled in by the commit, which stores it after writing.
     const stats: Partial<ClusterStats> = {};
-    return this.commit(run, 0, stats, async (client) => {
+    return this.commit(run, 0, seen, stats, async (client) => {
       // New ids continue from the state read in this transaction, so an attempt that dies before
       // committing leaves the next attempt the same ids.
       const assigned = assignPersonIds(clusters.label, previous, await store.lockNextPersonId(client));
       await store.replacePersons(client, run.id, personRows());
       await store.setNextPersonId(client, assigned.nextId);
       await store.replaceReviewPairs(client, run.id, review);
+      // Nothing named here may be of a record retention destroyed (the commit holds the lock that
+      // orders it with retention, and retention removed those from what the unit read): a guard.
+      const withoutRecord = await store.deleteWithoutRecord(client, run.id, datasets);
+      if (withoutRecord) {
+        this.ctx.logger.warn(
+          { runId: run.id, rows: withoutRecord },
+          'linkage rows of destroyed records dropped',
+        );
+      }
       const cpu = process.cpuUsage(cpuBefore);
       Object.assign(stats, {
         persons: clusters.count,

@@ -11,7 +11,7 @@ import { UnitPhase, loadPartition } from './unit-phase';
 export class EstimatePhase extends UnitPhase {
   readonly phase = 'estimate' as const;
 
-  async execute(run: LinkageRunRow): Promise<boolean> {
+  async execute(run: LinkageRunRow, _unit: number, seen: number): Promise<boolean> {
     const { store } = this.ctx;
     const settings = run.settings!;
     const chunks = (await store.getBlobs(run.id, 'records')).map((b) => RecordBatch.deserialise(b.data));
@@ -29,7 +29,7 @@ export class EstimatePhase extends UnitPhase {
       randomPairs: settings.randomPairs,
     });
     const stats = { emPairs: model.emPairs, emIterations: model.emIterations, lambda: model.lambda };
-    return this.commit(run, 0, stats, async (client) => {
+    return this.commit(run, 0, seen, stats, async (client) => {
       await store.saveModel(client, run.id, model);
       await store.putBlobs(client, run.id, [
         { kind: 'tf', a: 0, b: 0, data: Buffer.from(termFrequenciesToJson(tf)) },

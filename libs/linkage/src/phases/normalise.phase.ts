@@ -12,7 +12,7 @@ import { UnitPhase } from './unit-phase';
 export class NormalisePhase extends UnitPhase {
   readonly phase = 'normalise' as const;
 
-  async execute(run: LinkageRunRow, chunkNo: number): Promise<boolean> {
+  async execute(run: LinkageRunRow, chunkNo: number, seen: number): Promise<boolean> {
     const { store, logger } = this.ctx;
     const chunk = await store.chunk(run.id, chunkNo);
     if (!chunk) throw new Error(`linkage run ${run.id} has no chunk ${chunkNo}`);
@@ -40,7 +40,7 @@ export class NormalisePhase extends UnitPhase {
       'linkage chunk normalised',
     );
     const stats = { records: rows.length, unparsed: normalised.unparsed };
-    return this.commit(run, chunkNo, stats, (client) =>
+    return this.commit(run, chunkNo, seen, stats, (client) =>
       store.replaceChunkBlobs(client, run.id, chunkNo, blobs),
     );
   }

@@ -7,23 +7,23 @@ import { UnitPhase } from './unit-phase';
 /**
  * Phase 1, one unit: the datasets with identity fields, each cut into chunks of
  * `LINKAGE_CHUNK_RECORDS` consecutive record keys; the number of partitions; the run's settings.
- * The keys are read in the unit's commit, under the lock that orders it with retention.
+ * The keys are read in the unit's commit, under the lock that orders it with retention (taken by
+ * the commit, first: see LinkageStore.commitUnit).
  */
 export class PreparePhase extends UnitPhase {
   readonly phase = 'prepare' as const;
 
-  async execute(run: LinkageRunRow): Promise<boolean> {
+  async execute(run: LinkageRunRow, _unit: number, seen: number): Promise<boolean> {
     const { store, config } = this.ctx;
     const datasets = await store.linkableDatasets();
     if (datasets.length > 65_535) throw new Error('linkage takes at most 65,535 datasets');
     const size = config.LINKAGE_CHUNK_RECORDS;
     // Filled in by the commit, which stores it after writing.
     const stats: Record<string, number> = {};
-    return this.commit(run, 0, stats, async (client) => {
+    return this.commit(run, 0, seen, stats, async (client) => {
       // The chunks are cut, and written, under the lock retention's batches take to lower the bounds
-      // that name the records they destroy: a bound is a record key no batch has destroyed, or one
-      // the next batch to commit lowers (see LINKAGE_CHUNKS_LOCK).
-      await store.lockChunks(client);
+      // that name the records they destroy (the commit holds it): a bound is a record key no batch
+      // has destroyed, or one the next batch to commit lowers (see LINKAGE_CHUNKS_LOCK).
       const chunks: Omit<ChunkRow, 'chunk' | 'empty'>[] = [];
       let records = 0;
       for (const [no, dataset] of datasets.entries()) {

@@ -12,12 +12,12 @@ import { UnitPhase, loadPartition } from './unit-phase';
  */
 export class ScorePhase extends UnitPhase {
   readonly phase = 'score' as const;
-  private cachedFit: { runId: string; model: LinkageModel; tf: TermFrequencies } | null = null;
+  private cachedFit: { runId: string; seen: number; model: LinkageModel; tf: TermFrequencies } | null = null;
 
-  async execute(run: LinkageRunRow, partition: number): Promise<boolean> {
+  async execute(run: LinkageRunRow, partition: number, seen: number): Promise<boolean> {
     const { store, logger } = this.ctx;
     const t0 = Date.now();
-    const { model, tf } = await this.fitted(run.id);
+    const { model, tf } = await this.fitted(run.id, seen);
     const t1 = Date.now();
     const part = await loadPartition(store, run.id, partition);
     logger.debug(
@@ -53,7 +53,7 @@ export class ScorePhase extends UnitPhase {
       records: part.size,
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     };
-    return this.commit(run, partition, stats, async (client) => {
+    return this.commit(run, partition, seen, stats, async (client) => {
       await store.putBlobs(client, run.id, [
         { kind: 'links', a: 0, b: partition, data: serialiseLinks(result.links) },
         { kind: 'review', a: 0, b: partition, data: Buffer.from(JSON.stringify(result.review)) },
@@ -61,13 +61,16 @@ export class ScorePhase extends UnitPhase {
     });
   }
 
-  /** The run's model and term frequencies, read once per run by each worker (they do not change). */
-  private async fitted(runId: string): Promise<{ model: LinkageModel; tf: TermFrequencies }> {
-    if (this.cachedFit?.runId !== runId) {
+  /**
+   * The run's model and term frequencies, read once per run by each worker (they change only when
+   * retention removes destroyed records from them: read again after each such batch).
+   */
+  private async fitted(runId: string, seen: number): Promise<{ model: LinkageModel; tf: TermFrequencies }> {
+    if (this.cachedFit?.runId !== runId || this.cachedFit.seen !== seen) {
       const model = await this.ctx.store.model(runId);
       const [tfBlob] = await this.ctx.store.getBlobs(runId, 'tf');
       if (!tfBlob) throw new Error(`linkage run ${runId} has no term frequencies`);
-      this.cachedFit = { runId, model, tf: termFrequenciesFromJson(tfBlob.data.toString()) };
+      this.cachedFit = { runId, seen, model, tf: termFrequenciesFromJson(tfBlob.data.toString()) };
     }
     return this.cachedFit;
   }

@@ -24,22 +24,28 @@ export abstract class UnitPhase {
 
   constructor(protected readonly ctx: PhaseContext) {}
 
-  /** Does one unit of the run; returns whether this attempt committed it (false: it was done already). */
-  abstract execute(run: LinkageRunRow, unit: number): Promise<boolean>;
+  /**
+   * Does one unit of the run; returns whether this attempt committed it (false: it was done already).
+   * `seen` is the run's count of retention batches that destroyed its records, read before the unit
+   * reads its inputs (see LinkageStore.commitUnit).
+   */
+  abstract execute(run: LinkageRunRow, unit: number, seen: number): Promise<boolean>;
 
   /**
-   * Commits a unit's results and its done mark, unless the unit is done or the run is over.
+   * Commits a unit's results and its done mark, unless the unit is done or the run is over; throws
+   * `StaleUnitError` when retention destroyed records of the run since `seen` was read.
    * `stats` is stored after `write`, which may fill it in. Pauses first when
    * `LINKAGE_UNIT_PAUSE_MS` is set (tests that kill a worker inside a unit).
    */
   protected async commit(
     run: LinkageRunRow,
     unit: number,
+    seen: number,
     stats: object,
     write: (client: PoolClient) => Promise<void>,
   ): Promise<boolean> {
     if (this.ctx.config.LINKAGE_UNIT_PAUSE_MS > 0) await sleep(this.ctx.config.LINKAGE_UNIT_PAUSE_MS);
-    return this.ctx.store.commitUnit(run.id, this.phase, unit, stats as Record<string, unknown>, write);
+    return this.ctx.store.commitUnit(run.id, this.phase, unit, seen, stats as Record<string, unknown>, write);
   }
 }
 

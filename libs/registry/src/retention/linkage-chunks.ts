@@ -17,6 +17,17 @@ export interface ChunkedDataset {
 }
 
 /**
+ * Takes {@link LINKAGE_CHUNKS_LOCK} exclusive until the batch's transaction ends: a retention batch
+ * does so right after its DELETE of records, before it touches anything linkage derived from them.
+ * Linkage transactions that write derived data take it shared, first: one that holds it now commits
+ * before the batch goes on (and the batch then finds, and removes, what it wrote); one that takes it
+ * after the batch commits reads the records gone (see LINKAGE_CHUNKS_LOCK).
+ */
+export async function lockLinkageForDestruction(on: RowQueryable): Promise<void> {
+  await on.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
+}
+
+/**
  * A retention batch destroyed the records of `dataset` keyed `keys` (in its transaction, after its
  * DELETE): every linkage chunk bound that names one of them is lowered to the greatest key below it
  * of a record that stays, so that no chunk names a destroyed record. Only a run under way has chunks
@@ -27,19 +38,28 @@ export interface ChunkedDataset {
  * it becomes open (from the first key); an upper bound with none makes its chunk empty (it held no
  * record that stays), and the chunk then names no key at all.
  *
- * Under `LINKAGE_CHUNKS_LOCK`, which a run's prepare unit holds while it reads the keys it cuts
- * chunks at and writes them: a run prepared before this batch commits has its chunks here to lower,
- * and one prepared after reads the keys without the destroyed ones. Resolves to the bounds lowered.
+ * Every chunk of the dataset in a run under way also counts the batch (`destructions`): a unit of
+ * the run that read its inputs before it commits only if the count it read is still the sum, and
+ * is done again otherwise (its inputs may have held the records destroyed here).
+ *
+ * Under `LINKAGE_CHUNKS_LOCK` (exclusive; see {@link lockLinkageForDestruction}), which a run's
+ * prepare unit holds shared while it reads the keys it cuts chunks at and writes them: a run prepared
+ * before this batch commits has its chunks here to lower, and one prepared after reads the keys
+ * without the destroyed ones. Resolves to the bounds lowered.
  */
 export async function lowerLinkageChunkBounds(
   on: RowQueryable,
   dataset: ChunkedDataset,
   keys: readonly string[],
 ): Promise<number> {
-  await on.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
+  await lockLinkageForDestruction(on);
   const key = quoteIdent(dataset.keyField);
   // A chunk's dataset is the run's `datasets[dataset_no]`, as its prepare unit recorded them.
   const ofDataset = `r.id = c.run_id AND r.datasets -> c.dataset_no ->> 'id' = $1`;
+  await on.query(
+    `UPDATE linkage_chunk c SET destructions = destructions + 1 FROM linkage_run r WHERE ${ofDataset}`,
+    [dataset.id],
+  );
   const lowered = await on.query<{ x: string; v: string | null }>(
     `SELECT d.x, (SELECT max(t.${key})::text FROM ${recordTable(dataset.slug)} t
                    WHERE t.${key} < d.x::${columnTypeOf(dataset.keyType)}) AS v

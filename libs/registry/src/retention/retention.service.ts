@@ -1,13 +1,14 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { AuditAction, AuditService } from '@broker/audit';
 import { Database, MetricsService, quoteIdent } from '@broker/core';
+import { RECORDS_DESTROYED_HOOK, type RecordsDestroyedHook } from '@broker/jobs';
 import { buildRecordIndex, namedRecordIndex } from '../dataset/record-indexes';
 import { hashLookupsDestroyed, hashLookupsDestroying } from '../dataset/hash-lookup';
 import type { FieldType } from '../dataset/dataset-schema';
 import { recordTable } from '../dataset/record-table';
-import { lowerLinkageChunkBounds } from './linkage-chunks';
+import { lockLinkageForDestruction, lowerLinkageChunkBounds } from './linkage-chunks';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
 export const RETENTION_BATCH = 1000;
@@ -31,8 +32,11 @@ interface RetainedDataset {
 /**
  * Destroys records past their dataset's retention (DESIGN §4.4), with what linkage derived from them
  * (each run's person assignment of the record, the pairs kept for review and the decisions that name
- * the record, the normalised identifiers of finished runs, and the chunk bounds of a run under way
- * that name it, lowered: see {@link lowerLinkageChunkBounds}).
+ * the record, the normalised identifiers of finished runs and of a run under way (through
+ * {@link RECORDS_DESTROYED_HOOK}), and the chunk bounds of a run under way that name it, lowered:
+ * see {@link lowerLinkageChunkBounds}). Each batch takes `LINKAGE_CHUNKS_LOCK` right after its
+ * DELETE, so that no linkage transaction writes anything derived from the records it destroys
+ * after it (see {@link lockLinkageForDestruction}).
  *
  * Idempotent and resumable: each batch is one transaction that deletes up to {@link RETENTION_BATCH}
  * records, their linkage assignments, writes what subject access reports need of them (subject and
@@ -48,6 +52,7 @@ export class RetentionService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     metrics: MetricsService,
+    @Optional() @Inject(RECORDS_DESTROYED_HOOK) private readonly linkage?: RecordsDestroyedHook,
   ) {
     // The last run as PostgreSQL has it, read at each scrape: whichever worker ran it, and after any
     // restart, the metrics show when retention last ran and what it destroyed.
@@ -141,7 +146,8 @@ export class RetentionService {
     let destroyed = 0;
     let batches = 0;
     for (;;) {
-      const count = await this.db.transaction(async ({ manager }) => {
+      const count = await this.db.transaction(async (tx) => {
+        const { manager } = tx;
         // Which destroyed records had a value in each field with a HASH lookup table, counted for it.
         const tabled = await hashLookupsDestroying(manager, dataset.id);
         const gone = await manager.query<
@@ -160,6 +166,9 @@ export class RetentionService {
         );
         if (!gone.length) return 0;
         const keys = gone.map((g) => g.key);
+        // Linkage's writes of what it derives from records wait from here on, and those under way
+        // commit first: what they wrote is found below.
+        await lockLinkageForDestruction(manager);
         await manager.query(
           `DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])`,
           [dataset.id, keys],
@@ -179,6 +188,8 @@ export class RetentionService {
           { id: dataset.id, slug: dataset.slug, keyField: dataset.key_field, keyType: dataset.key_type },
           keys,
         );
+        // Nor does its normalised data (its records, keys, partitions, links, pairs for review).
+        await this.linkage?.recordsDestroyed(tx.client, dataset.id, keys);
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(
           `DELETE FROM person_key WHERE record_key = ANY($2::text[])
@@ -215,8 +226,9 @@ export class RetentionService {
       if (count < batch) break;
     }
     if (destroyed) {
-      // Normalised identifiers of finished runs may include the destroyed records; a run rebuilds
-      // them from the records, so they go. A run under way keeps its own (it re-reads records).
+      // Normalised identifiers of finished runs may include the destroyed records (their clean-up
+      // after the run had not come yet); a run rebuilds them from the records, so they go. A run
+      // under way had the destroyed records removed from its own in each batch (above).
       await this.dataSource.query(
         `DELETE FROM linkage_blob WHERE run_id IN (SELECT id FROM linkage_run WHERE status IN ('SUCCEEDED', 'FAILED'))`,
       );

@@ -26,6 +26,7 @@ import { HashKeySized1766000000000 } from './1766000000000-hash-key-sized';
 import { HashKeyServes1766100000000 } from './1766100000000-hash-key-serves';
 import { LinkageChunksFinished1766200000000 } from './1766200000000-linkage-chunks-finished';
 import { AccountsVouched1766300000000 } from './1766300000000-accounts-vouched';
+import { LinkageChunkDestructions1766400000000 } from './1766400000000-linkage-chunk-destructions';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -56,4 +57,5 @@ export const MIGRATIONS = [
   HashKeyServes1766100000000,
   LinkageChunksFinished1766200000000,
   AccountsVouched1766300000000,
+  LinkageChunkDestructions1766400000000,
 ];
