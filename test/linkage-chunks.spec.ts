@@ -363,6 +363,40 @@ describe('linkage chunks', () => {
     expect((await partition(run.id)).flatMap((g) => g.split(' ')).sort()).toEqual(await recordKeys());
   });
 
+  it('refuses a decision on a pair that a retention batch deleted while the decision waited for the lock (NOT_FOUND, nothing written)', async () => {
+    const { id: run } = await store.createRun('MANUAL', null);
+    expect((await drive(run)).status).toBe('SUCCEEDED');
+    const [a, b] = await recordKeys();
+    const [{ pair }] = await broker.query<{ pair: number }>(
+      `INSERT INTO linkage_review_pair (run_id, pair, dataset_a, key_a, dataset_b, key_b, levels, weight)
+       SELECT $1, coalesce(max(pair), 0) + 1, $2, $3, $2, $4, '[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]', 3.5
+         FROM linkage_review_pair WHERE run_id = $1
+       RETURNING pair`,
+      [run, datasetId, a, b],
+    );
+    const decisions = () =>
+      broker.query(`SELECT key_a, key_b FROM linkage_decision WHERE key_a = ANY ($1::text[])`, [[a, b]]);
+    let decided: ReturnType<TestBroker['gql']> | undefined;
+    await broker.app.get(Database).transaction(async (tx) => {
+      // As a retention batch that destroys record `a` does: the lock, then its pairs and decisions.
+      await tx.query(`SELECT pg_advisory_xact_lock($1)`, [LINKAGE_CHUNKS_LOCK]);
+      decided = broker.gql(
+        broker.operatorKey,
+        `mutation($id: ID!, $pair: Int!) { decideLinkagePair(runId: $id, pair: $pair, same: true) { pair } }`,
+        { id: run, pair },
+      );
+      await sleep(300);
+      expect(await decisions()).toEqual([]);
+      await tx.query(`DELETE FROM linkage_review_pair WHERE run_id = $1 AND pair = $2`, [run, pair]);
+      await tx.query(`DELETE FROM linkage_decision WHERE key_a = $1 OR key_b = $1`, [a]);
+    });
+    const result = (await decided)!;
+    expect(result.errors?.map((e: { extensions?: { code?: string } }) => e.extensions?.code)).toEqual([
+      'NOT_FOUND',
+    ]);
+    expect(await decisions()).toEqual([]);
+  });
+
   it('deletes the chunks that runs finished before left behind (the migration)', async () => {
     const runs: Record<string, string> = {};
     for (const status of ['SUCCEEDED', 'FAILED', 'RUNNING']) {

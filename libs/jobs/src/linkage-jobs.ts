@@ -56,12 +56,13 @@ export interface RecordsIngestedHook {
  * The transaction-level advisory lock that orders linkage's writes of what it derives from records
  * with retention's destruction of it. Every linkage transaction that writes derived data (a unit's
  * commit, which writes a run's chunks, normalised records, links, persons or review pairs; the one
- * that finishes a run and builds its personKey lookup tables; a personKey lookup table's build)
- * takes it shared, first; each retention batch takes it exclusive right after its DELETE of records,
- * before it deletes, lowers or rewrites anything linkage derived from them. A linkage transaction
- * that commits first has its writes cleaned by the batch; one that takes the lock after the batch
- * commits sees the records gone, and a unit's commit sees that the batch destroyed records of its
- * run since the unit read its inputs (`linkage_chunk.destructions`), and is done again.
+ * that finishes a run and builds its personKey lookup tables; a personKey lookup table's build; a
+ * reviewer's decision on a pair) takes it shared, first; each retention batch takes it exclusive
+ * right after its DELETE of records, before it deletes, lowers or rewrites anything linkage derived
+ * from them. A linkage transaction that commits first has its writes cleaned by the batch; one that
+ * takes the lock after the batch commits sees the records gone, and a unit's commit sees that the
+ * batch destroyed records of its run since the unit read its inputs (`linkage_chunk.destructions`),
+ * and is done again.
  */
 export const LINKAGE_CHUNKS_LOCK = 7_305_118_224;
 

@@ -122,14 +122,19 @@ export class LinkageReviewService {
     const y = [row.dataset_b, row.key_b] as const;
     const [first, second] = x[0] < y[0] || (x[0] === y[0] && x[1] < y[1]) ? [x, y] : [y, x];
     await this.store.transaction(async (client) => {
-      await client.query(
+      // Ordered with retention, which deletes a destroyed record's pairs and decisions under the
+      // same lock: the pair is read again here, and a pair gone since is no pair (nothing written).
+      await this.store.lockDerived(client);
+      const { rowCount } = await client.query(
         `INSERT INTO linkage_decision (dataset_a, key_a, dataset_b, key_b, same, decided_by, run_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         SELECT $1::uuid, $2::text, $3::uuid, $4::text, $5::boolean, $6::uuid, $7::uuid
+          WHERE EXISTS (SELECT 1 FROM linkage_review_pair WHERE run_id = $7::uuid AND pair = $8::int)
          ON CONFLICT (dataset_a, key_a, dataset_b, key_b) DO UPDATE
            SET same = EXCLUDED.same, decided_by = EXCLUDED.decided_by, run_id = EXCLUDED.run_id,
                decided_at = clock_timestamp()`,
-        [first[0], first[1], second[0], second[1], same, ctx.principal.userId, run.id],
+        [first[0], first[1], second[0], second[1], same, ctx.principal.userId, run.id, pair],
       );
+      if (!rowCount) throw notFound('Linkage review pair');
       await this.audit.appendOnClient(client, {
         actorUserId: ctx.principal.userId,
         actorAgencyId: ctx.principal.agencyId,
