@@ -130,7 +130,11 @@ export function authorise(
       (aggregate ? checkUnit(grant, unit) : null) ??
       (linkedEntries.length > 1 || nested ? refusal('INVALID', 'linked names one other dataset') : null);
     if (denied) {
-      refuse(denied, chosenAudit);
+      // What was asked: every name read, filtered, ordered or grouped by, so the event shows which
+      // name was refused however the request reached it (a variable, a default, a fragment).
+      const asked = [...audit.fields!, ...whereFields, ...orderBy.map((o) => o.field)];
+      if (linkedAfter !== null) asked.push(linkedAfter);
+      refuse(denied, { ...chosenAudit, fields: [...new Set(asked)].sort() });
       continue;
     }
     let linked: LinkedPlan | null = null;
@@ -227,7 +231,11 @@ function authoriseLinked(
     orderFields: [],
     groupBy: [],
   });
-  if (denied) return { refusal: denied, audit };
+  if (denied)
+    return {
+      refusal: denied,
+      audit: { ...audit, fields: [...new Set(whereFields.concat(on ?? []))].sort() },
+    };
   return {
     plan: {
       shape,
