@@ -1,8 +1,8 @@
 /**
  * An outside reviewer's attacks on the data plane, written from the contract (DESIGN §4.2,
  * docs/disclosure-control.md) before reading the enforcement. Those the broker holds stay here as
- * regression tests; one was a finding: a refusal's audit event left out the refused name when it
- * was a filter's or an ordering's.
+ * regression tests; two were findings: a refusal's audit event left out the refused name when it
+ * was a filter's or an ordering's, and the threshold oracle of aggregates (below).
  */
 import { TestBroker } from '@broker/testing';
 
@@ -275,5 +275,144 @@ describe('data plane attacks: names, nulls, consent, exports', () => {
     );
     expect(answer.data).toBeNull();
     expect(answer.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+  });
+});
+
+/**
+ * The threshold oracle. A perturbed answer leaves out groups below the minimum m; when it listed
+ * every other group, a group's presence was an exact test of "at least m records". Under an
+ * AGGREGATE_ONLY grant that releases a fine name (here a DATETIME), the analyst grows a window of
+ * time until its count appears and steps back to the last absent window: exactly m - 1 records,
+ * known for certain in about 30 aggregates. Sets of a known size are what exact small counts are
+ * made of (a target added to m - 1 records appears iff it has one; to m - 2, iff it has two...).
+ * Now a group of m or m + 1 is also left out when its draw takes it below m, so an absent window
+ * may hold up to m + 1 and no window's size is known from presence alone. That the union with a
+ * target differs from the window alone still proves the target exists, when it does differ: the
+ * set-equality limit of any consistent perturbation (docs/disclosure-control.md).
+ */
+describe('data plane attacks: the threshold oracle of aggregates', () => {
+  const SEED = 20261207;
+  const M = 5;
+  const BASE = Date.UTC(2021, 0, 1);
+  const TARGETS = 16;
+  const STOPS = Array.from({ length: 220 }, (_, i) => ({
+    stop_id: `S${String(i).padStart(3, '0')}`,
+    at: BASE + i * 37 * 60_000 + ((i * 7919) % 60_000),
+    offense: i < TARGETS ? `RARE${i}` : ['DUI', 'THEFT', 'FRAUD'][i % 3],
+  }));
+  let broker: TestBroker;
+  let analyst: { apiKey: string };
+  let agreement: string;
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'dp_threshold', AGGREGATE_DAILY_BUDGET: '100000' });
+    await broker.query(`UPDATE data_plane_secret SET cursor_key = sha256(convert_to($1::text, 'UTF8'))`, [
+      String(SEED),
+    ]);
+    const parties = await broker.sharingParties('Police', 'Research', 'RESEARCH');
+    analyst = parties.analyst;
+    const dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
+      slug: 'stops',
+      title: 'Stops',
+      keyField: 'stop_id',
+      fields: [
+        { name: 'stop_id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'at', type: 'DATETIME', classification: 'NON_SENSITIVE' },
+        { name: 'offense', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    await broker.gqlOk(
+      parties.providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: STOPS.map((s) => ({ ...s, at: new Date(s.at).toISOString() })) },
+    );
+    await broker.query(
+      `UPDATE records.stops SET _rid = (hashtext(stop_id || $1::text) & 2147483647)::bigint << 16`,
+      [String(SEED)],
+    );
+    agreement = await broker.activateAgreement(
+      parties.providerSteward.apiKey,
+      parties.recipientSteward.apiKey,
+      {
+        title: 'Stops, counts only',
+        providerAgencyId: parties.providerAgency.id,
+        recipientAgencyId: parties.recipientAgency.id,
+        purposes: ['RESEARCH'],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId: dataset.id,
+            access: 'AGGREGATE_ONLY',
+            minCellSize: M,
+            fields: [{ name: 'at' }, { name: 'offense' }],
+          },
+        ],
+      },
+    );
+  }, 120_000);
+  afterAll(() => broker.close());
+
+  type Where = Record<string, unknown>;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const window = (from: number, to: number): Where => ({
+    and: [{ at: { gte: iso(from) } }, { at: { lt: iso(to) } }],
+  });
+  const truth = (matches: (s: (typeof STOPS)[number]) => boolean) => STOPS.filter(matches).length;
+
+  /** One total: its count if listed, else null; every answer checked against the truth. */
+  const total = async (where: Where, n: number): Promise<number | null> => {
+    const res = await broker.gql(
+      analyst.apiKey,
+      `query($a: ID!, $w: StopsWhere) { stops_aggregate(purpose: RESEARCH, agreement: $a, where: $w, groupBy: []) {
+        groups { count suppressed } noise } }`,
+      { a: agreement, w: where },
+      DATA,
+    );
+    expect(res.errors).toBeUndefined();
+    const answer = res.data!.stops_aggregate as {
+      groups: { count: number; suppressed: boolean }[];
+      noise: number;
+    };
+    expect(answer.noise).toBe(2);
+    if (!answer.groups.length) {
+      // Left out: below the minimum, or at most one above it, drawn below.
+      expect(n).toBeLessThanOrEqual(M + 1);
+      return null;
+    }
+    const [group] = answer.groups;
+    expect(n).toBeGreaterThanOrEqual(M);
+    expect(group.suppressed).toBe(false);
+    expect(group.count).toBeGreaterThanOrEqual(M);
+    expect(Math.abs(group.count - n)).toBeLessThanOrEqual(2);
+    return group.count;
+  };
+
+  it('gives no exact test of the minimum: the last absent window is not always below it', async () => {
+    const end = STOPS[STOPS.length - 1].at + 86_400_000;
+    const boundaries: number[] = [];
+    for (let j = 0; j < TARGETS; j++) {
+      const from = STOPS[TARGETS + j * 11].at;
+      const inWindow = (to: number) => (s: (typeof STOPS)[number]) => s.at >= from && s.at < to;
+      // The attacker's search for the window whose count first appears.
+      let lo = from;
+      let hi = end;
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if ((await total(window(from, mid), truth(inWindow(mid)))) === null) lo = mid;
+        else hi = mid;
+      }
+      boundaries.push(truth(inWindow(lo)));
+      // The target (before the window) added to the last absent window: answered within the rule.
+      const target = `RARE${j}`;
+      const union = { or: [window(from, lo), { offense: { eq: target } }] };
+      await total(
+        union,
+        truth((s) => inWindow(lo)(s) || s.offense === target),
+      );
+    }
+    // Before, every last absent window held exactly M - 1 records. Now some hold M or M + 1.
+    expect(boundaries.some((n) => n >= M)).toBe(true);
+    expect(boundaries.every((n) => n >= M - 1 && n <= M + 1)).toBe(true);
   });
 });

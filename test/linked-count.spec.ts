@@ -393,9 +393,12 @@ describe('data plane: linked counts and persons', () => {
           listed.add(k);
           const n = truth.get(k) ?? 0;
           expect(n).toBeGreaterThanOrEqual(m);
+          expect(group.count!).toBeGreaterThanOrEqual(m);
           expect(Math.abs(group.count! - n)).toBeLessThanOrEqual(2);
         }
-        for (const [k, n] of truth) if (n >= m) expect(listed.has(k)).toBe(true);
+        // Every group of two above the minimum or more is listed; one of the minimum or one above may
+        // be drawn below it and left out (docs/disclosure-control.md, "The threshold oracle").
+        for (const [k, n] of truth) if (n >= m + 2) expect(listed.has(k)).toBe(true);
         // Consistent: the same question, the same answer.
         expect(await ask(research.apiKey, q, researchAgreements())).toEqual(perturbed);
       }),

@@ -7,6 +7,7 @@ import {
   PolicyError,
   SqlParams,
   cellKeySql,
+  listedSql,
   personCellKeySql,
   populationConditions,
   quoteIdent,
@@ -64,6 +65,8 @@ function personJoin(join: 'JOIN' | 'LEFT JOIN', alias: string, datasetParam: str
  */
 export function aggregateSql(
   plan: AggregatePlan,
+  /** The key of perturbations (perturbationKey): a perturbed answer's statement lists by it. */
+  perturbation: Buffer,
   hashes?: HashLookups,
 ): { text: string; values: unknown[]; hashed: HashTableWanted[] } {
   const params = new SqlParams();
@@ -145,13 +148,20 @@ export function aggregateSql(
           : `${pairs(null)} EXCEPT ${pairs(match)}`;
     cellKey = cellKeySql(personCellKeySql('u.person_id'));
   }
-  // A perturbed answer lists no group below the minimum: they are not read at all, so that no limit
-  // on the groups read (MAX_GROUPS) counts a group the answer would leave out, and a refusal cannot
-  // tell that a small one exists. An exact answer reads them all, for its suppression pattern.
-  const listed = plan.exact ? '' : `HAVING count(*) >= ${params.add(plan.minCellSize, 'integer')}`;
-  const text = `SELECT json_build_array(${keys.join(', ')})::text AS k, count(*)::int AS n, count(*)::int AS v,
+  const counted = `SELECT json_build_array(${keys.join(', ')})::text AS k, count(*)::int AS n, count(*)::int AS v,
       TRUE AS selected, ${cellKey} AS ck
-    FROM (${inner}) u ${groupByKeys} ${listed}
-    LIMIT ${MAX_GROUPS + 1}`;
+    FROM (${inner}) u ${groupByKeys}`;
+  // A perturbed answer reads only the groups it lists (listedSql: at least the minimum, before and
+  // after perturbation), so that no limit on the groups read (MAX_GROUPS) counts a group the answer
+  // would leave out, and a refusal cannot tell that one exists. An exact answer reads them all, for
+  // its suppression pattern.
+  let text: string;
+  if (plan.exact) text = `${counted} LIMIT ${MAX_GROUPS + 1}`;
+  else {
+    const m = params.add(plan.minCellSize, 'integer');
+    const listed = listedSql('g.n', 'g.ck', m, params.add(perturbation, 'bytea'));
+    text = `SELECT g.k, g.n, g.v, g.selected, g.ck FROM (${counted} HAVING count(*) >= ${m}) g
+      WHERE ${listed} LIMIT ${MAX_GROUPS + 1}`;
+  }
   return { text, values: params.values, hashed: [...lookups.hashed(), ...hashed] };
 }

@@ -336,13 +336,14 @@ export class DataPlaneService {
     const results = new Map<string, Read>();
     for (const plan of plans) {
       if (plan.kind === 'AGGREGATE') {
-        const statement = aggregateSql(plan, this.hashes);
+        const perturbation = perturbationKey(plan.cursor.secret);
+        const statement = aggregateSql(plan, perturbation, this.hashes);
         this.lookedUp(statement);
         const { text, values } = statement;
         const rows = await tx.query<AggregateRow>(text, values);
         const groups = plan.exact
           ? protectedGroups({ groupBy: plan.groupBy, grant: { minCellSize: plan.minCellSize } }, rows)
-          : perturbedGroups(plan, rows, perturbationKey(plan.cursor.secret));
+          : perturbedGroups(plan, rows, perturbation);
         const noise = plan.exact ? 0 : NOISE_BOUND;
         results.set(plan.responseKey, { kind: 'AGGREGATE', groups, noise, rowCount: groups.length });
         continue;

@@ -1,7 +1,7 @@
 import { PolicyError } from './policy-error';
 import type { CompiledGrant } from './policy.types';
 import { type CountCell, protectedPattern } from './disclosure-control';
-import { perturbedCount } from './cell-key';
+import { listed as isListed, perturbedCount } from './cell-key';
 
 /** At most this many groups in the full table of an aggregate (before `where` picks groups). */
 export const MAX_GROUPS = 10_000;
@@ -73,7 +73,9 @@ export function protectedGroups(
 
 /**
  * The answer of a perturbed aggregate (docs/disclosure-control.md): a group below `minCellSize` is
- * left out, so no answer shows that a small combination exists; every other group shows its count
+ * left out, so no answer shows that a small combination exists, and so is one whose perturbed count
+ * falls below it (`listed` in cell-key.ts), so that presence is no exact test of the minimum; every
+ * other group shows its count
  * perturbed by its cell key, so the same records always get the same count and no difference of
  * answers, nor a total less the groups listed, is exact. Groups come in key order.
  */
@@ -83,15 +85,17 @@ export function perturbedGroups(
   /** The key of perturbations (perturbationKey in cell-key.ts). */
   secretKey: Buffer,
 ): AggregateGroup[] {
-  if (rows.length > MAX_GROUPS) {
+  // Only the groups the answer lists count towards the limit, so that a refusal says nothing of a
+  // group left out (its statement reads no other: listedSql).
+  const kept = rows.filter((row) => isListed(row.n, row.ck ?? 0, plan.minCellSize, secretKey));
+  if (kept.length > MAX_GROUPS) {
     throw new PolicyError(
       'BAD_USER_INPUT',
       'The grouping makes too many groups: group by fewer or coarser fields',
       true,
     );
   }
-  const listed = rows
-    .filter((row) => row.n >= plan.minCellSize && row.n > 0)
+  const listed = kept
     .map((row) => ({ row, key: (JSON.parse(row.k) as unknown[]).map((v) => JSON.stringify(v)) }))
     .sort((a, b) => compareCells(a.key, b.key));
   return listed.map(({ row, key }) => {

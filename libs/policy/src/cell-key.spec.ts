@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { perturbedGroups } from './aggregate-answer';
-import { CELL_KEY_MODULUS, NOISE_BOUND, perturbation, perturbationKey, perturbedCount } from './cell-key';
+import {
+  CELL_KEY_MODULUS,
+  NOISE_BOUND,
+  listed,
+  perturbation,
+  perturbationKey,
+  perturbedCount,
+} from './cell-key';
 import { aggregateIsExact, checkBudget, checkLinked, checkUnit } from './data-decision';
 import { FieldTransform, GrantAccess, type ReleasedField } from './policy.types';
 
@@ -77,6 +84,28 @@ describe('the cell-key perturbation', () => {
     );
   });
 
+  it('leaves out a group at the minimum whose draw takes it below, so presence is no exact test of it', () => {
+    // Of 1,000 groups of exactly the minimum (various cell keys), those drawn -1 or -2 (28%) are left
+    // out; one more than the minimum, those drawn -2 (3%); two more, none; one less, all.
+    const m = 11;
+    const keep = (n: number) =>
+      Array.from({ length: 1000 }, (_, i) => (i * 2654435761) % CELL_KEY_MODULUS).filter((ck) =>
+        listed(n, ck, m, key),
+      ).length;
+    expect(keep(m - 1)).toBe(0);
+    expect(keep(m)).toBeGreaterThan(650);
+    expect(keep(m)).toBeLessThan(790);
+    expect(keep(m + 1)).toBeGreaterThan(940);
+    expect(keep(m + 1)).toBeLessThan(1000);
+    expect(keep(m + 2)).toBe(1000);
+    for (let ck = 0; ck < 1000; ck++) {
+      const rows = [{ k: '["A"]', n: m, v: m, selected: true, ck: String(ck) }];
+      const groups = perturbedGroups({ groupBy: ['offense'], minCellSize: m }, rows, key);
+      expect(groups.length).toBe(m + perturbation(ck, m, key) >= m ? 1 : 0);
+      if (groups.length) expect(groups[0].count).toBe(m + perturbation(ck, m, key));
+    }
+  });
+
   it('leaves out groups below the minimum cell size, keys and all, and sorts the rest (property)', () => {
     fc.assert(
       fc.property(
@@ -100,9 +129,9 @@ describe('the cell-key perturbation', () => {
             ck: String(ck),
           }));
           const groups = perturbedGroups({ groupBy: ['offense'], minCellSize: m }, rows, key);
-          const listed = cells.filter(([, n]) => n >= m && n > 0);
+          const kept = cells.filter(([, n, ck]) => n >= m && n > 0 && n + perturbation(ck, n, key) >= m);
           expect(groups.map((g) => g.key.offense)).toEqual(
-            listed
+            kept
               .map(([k]) => k)
               .sort((a, b) => (a === null ? 1 : b === null ? -1 : a < b ? -1 : a > b ? 1 : 0)),
           );
@@ -110,6 +139,7 @@ describe('the cell-key perturbation', () => {
             const [, n] = cells.find(([k]) => k === g.key.offense)!;
             expect(g.suppressed).toBe(false);
             expect(Math.abs(g.count! - n)).toBeLessThanOrEqual(NOISE_BOUND);
+            expect(g.count!).toBeGreaterThanOrEqual(m);
           }
         },
       ),

@@ -67,8 +67,44 @@ export function perturbation(cellKey: number | string | bigint, count: number, k
 }
 
 /**
- * The count an answer shows for a group of `count` records (at least `minCellSize`, else it is left
- * out) with cell key `cellKey`: the count plus its perturbation, never shown below `minCellSize`
+ * Whether a perturbed answer lists a group of `count` members with cell key `cellKey`: only if both
+ * its count and its perturbed count are at least `minCellSize`. A group below the minimum is never
+ * listed; a group of the minimum or one more is left out when its draw takes it below. Were the
+ * listing decided by the true count alone, a group's presence would be an exact test of "at least
+ * `minCellSize`": an analyst who can order records finely (a timestamp, a key, a hash released
+ * under an AGGREGATE_ONLY grant) would grow a set until it appears, step back to a set of exactly
+ * `minCellSize - 1`, and add any combination to it: present means the combination exists, with
+ * certainty (docs/disclosure-control.md, "The threshold oracle"). {@link listedSql} is the same
+ * decision in SQL, so that a statement reads only the groups an answer lists.
+ */
+export function listed(
+  count: number,
+  cellKey: number | string | bigint,
+  minCellSize: number,
+  key: Buffer,
+): boolean {
+  return count > 0 && count >= minCellSize && count + perturbation(cellKey, count, key) >= minCellSize;
+}
+
+/**
+ * {@link listed} in SQL, over a group's count `countSql` (an integer) and cell key `cellKeySql` (its
+ * text, reduced as {@link cellKeySql} writes it), with the minimum and the key of perturbations as
+ * the placeholders given (`keyParam` a bytea): the HMAC's first byte picks the perturbation from
+ * the same draws, written into the statement as an array. `public.hmac` is pgcrypto's.
+ */
+export function listedSql(
+  countSql: string,
+  cellKeyText: string,
+  minCellSizeParam: string,
+  keyParam: string,
+): string {
+  const draw = `get_byte(public.hmac(convert_to(${cellKeyText} || ':' || ${countSql}, 'UTF8'), ${keyParam}, 'sha256'), 0)`;
+  return `(${countSql} > 0 AND ${countSql} >= ${minCellSizeParam} AND ${countSql} + ('{${DRAWS.join(',')}}'::int[])[${draw} + 1] >= ${minCellSizeParam})`;
+}
+
+/**
+ * The count an answer shows for a group of `count` records that it lists ({@link listed}) with
+ * cell key `cellKey`: the count plus its perturbation, which listing keeps at `minCellSize` or more
  * (a shown count below it would say the group is small, which its presence already denies).
  */
 export function perturbedCount(

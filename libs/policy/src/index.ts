@@ -107,6 +107,8 @@ export {
   CELL_KEY_MODULUS,
   NOISE_BOUND,
   cellKeySql,
+  listed,
+  listedSql,
   perturbation,
   perturbationKey,
   perturbedCount,
