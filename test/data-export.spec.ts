@@ -163,6 +163,12 @@ describe('data plane: exports (POST /data/export)', () => {
     const cell = (v: string | number | boolean | null) => (v === null ? null : String(v));
     expect(records.slice(1)).toEqual(expected.map((node) => FIELDS.split(' ').map((f) => cell(node[f]))));
     expect(res.body).toContain(',"",');
+    // Aliases name the columns, as they name a page's keys; the values are the released name's.
+    const aliased = parseCsv(
+      (await exportRaw(`{ things(purpose: RESEARCH) { nodes { ref: id again: id } } }`, 'text/csv')).body,
+    );
+    expect(aliased[0]).toEqual(['ref', 'again']);
+    expect(aliased.slice(1)).toEqual(expected.map((node) => [cell(node.id), cell(node.id)]));
   });
 
   it('honours first when given, and a cursor', async () => {
