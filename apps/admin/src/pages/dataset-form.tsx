@@ -43,6 +43,32 @@ const newField = (): FieldDraft => ({
 
 const SLUG = /^[a-z][a-z0-9_]{2,62}$/;
 
+/** A select of the draft's field names, with an empty first choice (`none`). */
+function NameSelect({
+  attributes,
+  value,
+  onChange,
+  names,
+  none,
+}: {
+  attributes: Record<string, unknown>;
+  value: string;
+  onChange: (value: string) => void;
+  names: readonly string[];
+  none: string;
+}) {
+  return (
+    <select {...attributes} value={value} onChange={(e) => onChange(e.target.value)}>
+      <option value="">{none}</option>
+      {names.map((n) => (
+        <option key={n} value={n}>
+          {n}
+        </option>
+      ))}
+    </select>
+  );
+}
+
 /** Registers a dataset of the steward's agency: its identity, and its fields one by one. */
 export function DatasetFormPage() {
   const [slug, setSlug] = useState('');
@@ -286,14 +312,13 @@ export function DatasetFormPage() {
             problem={problemsAt(error, 'keyField')}
           >
             {(a) => (
-              <select {...a} value={keyField} onChange={(e) => setKeyField(e.target.value)}>
-                <option value="">Choose a field</option>
-                {names.map((n) => (
-                  <option key={n} value={n}>
-                    {n}
-                  </option>
-                ))}
-              </select>
+              <NameSelect
+                attributes={a}
+                value={keyField}
+                onChange={setKeyField}
+                names={names}
+                none="Choose a field"
+              />
             )}
           </Field>
           <Field
@@ -302,14 +327,13 @@ export function DatasetFormPage() {
             problem={problemsAt(error, 'subjectField')}
           >
             {(a) => (
-              <select {...a} value={subjectField} onChange={(e) => setSubjectField(e.target.value)}>
-                <option value="">None</option>
-                {names.map((n) => (
-                  <option key={n} value={n}>
-                    {n}
-                  </option>
-                ))}
-              </select>
+              <NameSelect
+                attributes={a}
+                value={subjectField}
+                onChange={setSubjectField}
+                names={names}
+                none="None"
+              />
             )}
           </Field>
         </div>
@@ -349,14 +373,13 @@ export function DatasetFormPage() {
               }
             >
               {(a) => (
-                <select {...a} value={retentionField} onChange={(e) => setRetentionField(e.target.value)}>
-                  <option value="">None</option>
-                  {dated.map((n) => (
-                    <option key={n} value={n}>
-                      {n}
-                    </option>
-                  ))}
-                </select>
+                <NameSelect
+                  attributes={a}
+                  value={retentionField}
+                  onChange={setRetentionField}
+                  names={dated}
+                  none="None"
+                />
               )}
             </Field>
           </div>
