@@ -99,7 +99,7 @@ const AGG_SLUG = 'bench_query_counts';
 const TARGET_R = 1.1;
 // (l): rows of each dataset of the linked count, requests per side, and the target.
 const LINK_ROWS = Number(process.env.BENCH_LINK_ROWS ?? 1_000_000);
-const LINK_SAMPLES = Number(process.env.BENCH_LINK_SAMPLES ?? 20);
+const LINK_SAMPLES = Number(process.env.BENCH_LINK_SAMPLES ?? 12);
 const TARGET_L = 1.5;
 const TARGET_G = 1.3;
 // BENCH_QUERY_DB: another name, so that two runs on one server do not share a database.
@@ -242,10 +242,12 @@ async function main() {
     if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
   }
   mkdirSync(DATA_DIR, { recursive: true });
+  const began = performance.now();
+  // With the seconds since the run began, so that a log says where a long run spent its time.
   const load = () =>
-    loadavg()
+    `${loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ');
+      .join(' ')}, ${((performance.now() - began) / 1000).toFixed(0)} s into the run`;
   console.log(`${cpus().length} cores, load average ${load()}; node ${process.version}`);
 
   await dropDatabase(BROKER_DB);
