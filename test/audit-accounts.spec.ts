@@ -5,8 +5,6 @@ import { TestBroker, createTestDatabase } from '@broker/testing';
 import { AccountsVouched1766300000000 } from '../libs/core/src/database/migrations/1766300000000-accounts-vouched';
 import { runAuditVerify } from '../scripts/audit-verify';
 
-type Verification = { valid: boolean; checked: number; firstBrokenSeq: number | null };
-
 /** The account digest as the chain defines it, written out here so the test checks its definition. */
 const DIGEST = `encode(sha256(convert_to(jsonb_build_object(
     'id', u.id, 'agencyId', u.agency_id, 'email', u.email, 'role', u.role,
@@ -34,15 +32,8 @@ describe('audit chain: the users and keys it vouches for', () => {
   let steward: { id: string; apiKey: string };
   let analyst: { id: string; apiKey: string };
 
-  const verify = async () =>
-    (
-      await broker.gqlOk<{ verifyAuditChain: Verification }>(
-        auditor.apiKey,
-        `{ verifyAuditChain { valid checked firstBrokenSeq } }`,
-      )
-    ).verifyAuditChain;
-  const head = async () =>
-    Number((await broker.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_head`))[0].seq);
+  const verify = () => broker.verifyAuditChain(auditor.apiKey);
+  const head = () => broker.auditHeadSeq();
   /** The seq of the latest event that vouches for a user's account. */
   const vouchedAt = async (userId: string) =>
     Number(

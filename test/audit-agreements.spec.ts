@@ -22,16 +22,8 @@ describe('audit chain: the agreements it vouches for', () => {
   let agreementId: string;
   let terms: Record<string, unknown>;
 
-  type Verification = { valid: boolean; checked: number; firstBrokenSeq: number | null };
-  const verify = async () =>
-    (
-      await broker.gqlOk<{ verifyAuditChain: Verification }>(
-        auditor.apiKey,
-        `{ verifyAuditChain { valid checked firstBrokenSeq } }`,
-      )
-    ).verifyAuditChain;
-  const head = async () =>
-    Number((await broker.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_head`))[0].seq);
+  const verify = () => broker.verifyAuditChain(auditor.apiKey);
+  const head = () => broker.auditHeadSeq();
   /** The seq of the agreement's first event of `action`. */
   const eventSeq = async (action: string) =>
     Number(

@@ -88,6 +88,22 @@ export class TestBroker {
     return result.data;
   }
 
+  /** `verifyAuditChain` as an AUDITOR (`apiKey`) asks it. */
+  async verifyAuditChain(
+    apiKey: string,
+  ): Promise<{ valid: boolean; checked: number; firstBrokenSeq: number | null }> {
+    return (
+      await this.gqlOk<{
+        verifyAuditChain: { valid: boolean; checked: number; firstBrokenSeq: number | null };
+      }>(apiKey, `{ verifyAuditChain { valid checked firstBrokenSeq } }`)
+    ).verifyAuditChain;
+  }
+
+  /** The audit chain's head: the seq of its latest event. */
+  async auditHeadSeq(): Promise<number> {
+    return Number((await this.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_head`))[0].seq);
+  }
+
   /** Creates an agency as the operator. */
   async createAgency(name: string, kind = 'agency'): Promise<{ id: string; name: string }> {
     const data = await this.gqlOk<{ createAgency: { id: string; name: string } }>(
