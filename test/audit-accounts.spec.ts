@@ -4,6 +4,7 @@ import type { QueryRunner } from 'typeorm';
 import { TestBroker, createTestDatabase } from '@broker/testing';
 import { AccountsVouched1766300000000 } from '../libs/core/src/database/migrations/1766300000000-accounts-vouched';
 import { runAuditVerify } from '../scripts/audit-verify';
+import { expectBrokenAt } from './audit-tamper';
 
 /** The account digest as the chain defines it, written out here so the test checks its definition. */
 const DIGEST = `encode(sha256(convert_to(jsonb_build_object(
@@ -44,20 +45,8 @@ describe('audit chain: the users and keys it vouches for', () => {
         )
       )[0].seq,
     );
-  /** Verification finds the change at `seq` (API and script), and the log verifies once it is undone. */
-  const brokenAt = async (seq: number, change: () => Promise<unknown>, undo: () => Promise<unknown>) => {
-    await change();
-    try {
-      expect(await verify()).toEqual({ valid: false, checked: seq - 1, firstBrokenSeq: seq });
-      await expect(runAuditVerify(broker.config.DATABASE_URL)).resolves.toMatchObject({
-        valid: false,
-        firstBrokenSeq: seq,
-      });
-    } finally {
-      await undo();
-    }
-    expect(await verify()).toEqual({ valid: true, checked: await head(), firstBrokenSeq: null });
-  };
+  const brokenAt = (seq: number, change: () => Promise<unknown>, undo: () => Promise<unknown>) =>
+    expectBrokenAt(broker, auditor.apiKey, seq, change, undo);
   /** A statement run as a DBA would, straight on the tables. */
   const sql =
     (text: string, ...params: unknown[]) =>

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { TestBroker, withOversightText } from '@broker/testing';
-import { runAuditVerify } from '../scripts/audit-verify';
+import { expectBrokenAt } from './audit-tamper';
 
 const DBA_TABLES = ['agreement', 'agreement_version', 'agreement_approval', 'agreement_decline'];
 
@@ -34,20 +34,8 @@ describe('audit chain: the agreements it vouches for', () => {
         )
       )[0].seq,
     );
-  /** Verification finds the change at `seq` (API and script), and the log verifies once it is undone. */
-  const brokenAt = async (seq: number, change: () => Promise<unknown>, undo: () => Promise<unknown>) => {
-    await change();
-    try {
-      expect(await verify()).toEqual({ valid: false, checked: seq - 1, firstBrokenSeq: seq });
-      await expect(runAuditVerify(broker.config.DATABASE_URL)).resolves.toMatchObject({
-        valid: false,
-        firstBrokenSeq: seq,
-      });
-    } finally {
-      await undo();
-    }
-    expect(await verify()).toMatchObject({ valid: true, firstBrokenSeq: null });
-  };
+  const brokenAt = (seq: number, change: () => Promise<unknown>, undo: () => Promise<unknown>) =>
+    expectBrokenAt(broker, auditor.apiKey, seq, change, undo);
   /** A statement run as a DBA who disabled the agreement tables' triggers (and restores them). */
   const sql =
     (text: string, ...params: unknown[]) =>
