@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import type { QueryRunner } from 'typeorm';
+import { generateApiKey, hashApiKey } from '@broker/auth';
 import { TestBroker, createTestDatabase } from '@broker/testing';
 import { AccountsVouched1766300000000 } from '../libs/core/src/database/migrations/1766300000000-accounts-vouched';
 import { runAuditVerify } from '../scripts/audit-verify';
@@ -105,28 +106,18 @@ describe('audit chain: the users and keys it vouches for', () => {
       sql(`DELETE FROM app_user WHERE id = $1`, id),
     );
     // An AUDITOR of the oversight agency, with a key that works.
-    const key = `dsb_${randomBytes(32).toString('base64url')}`;
-    await brokenAt(
-      (await head()) + 1,
-      sql(
-        `WITH u AS (INSERT INTO app_user (id, agency_id, email, role)
-                    SELECT $1, agency_id, 'watcher@example.org', 'AUDITOR' FROM app_user WHERE id = $2 RETURNING id)
-         INSERT INTO api_key (user_id, key_hash, prefix) SELECT id, $3, 'dsb_' FROM u`,
-        id,
-        auditor.id,
-        createHash('sha256').update(key).digest(),
-      ),
-      sql(`DELETE FROM app_user WHERE id = $1`, id),
-    );
-    // The key works until then: the gap was real.
-    await sql(
+    const key = generateApiKey();
+    const insertWatcher = sql(
       `WITH u AS (INSERT INTO app_user (id, agency_id, email, role)
                   SELECT $1, agency_id, 'watcher@example.org', 'AUDITOR' FROM app_user WHERE id = $2 RETURNING id)
        INSERT INTO api_key (user_id, key_hash, prefix) SELECT id, $3, 'dsb_' FROM u`,
       id,
       auditor.id,
-      createHash('sha256').update(key).digest(),
-    )();
+      hashApiKey(key),
+    );
+    await brokenAt((await head()) + 1, insertWatcher, sql(`DELETE FROM app_user WHERE id = $1`, id));
+    // The key works until then: the gap was real.
+    await insertWatcher();
     try {
       expect((await broker.gqlOk(key, `{ me { role } }`)).me).toEqual({ role: 'AUDITOR' });
     } finally {
@@ -148,9 +139,7 @@ describe('audit chain: the users and keys it vouches for', () => {
   });
 
   it('breaks at the account’s latest event where a key was added to an existing user', async () => {
-    const hash = createHash('sha256')
-      .update(`dsb_${randomBytes(32).toString('base64url')}`)
-      .digest();
+    const hash = hashApiKey(generateApiKey());
     await brokenAt(
       await vouchedAt(steward.id),
       sql(`INSERT INTO api_key (user_id, key_hash, prefix) VALUES ($1, $2, 'dsb_')`, steward.id, hash),
@@ -247,7 +236,6 @@ describe('audit chain: the users and keys it vouches for', () => {
  */
 describe('audit chain: accounts that predate its vouching for them', () => {
   const token = `op_${randomBytes(24).toString('base64url')}`;
-  const sha = (key: string) => createHash('sha256').update(key).digest();
   let url: string;
 
   /** Runs statements on the database directly, as the old broker or a DBA would. */
@@ -275,7 +263,7 @@ describe('audit chain: accounts that predate its vouching for them', () => {
                        FROM a RETURNING id)
          INSERT INTO api_key (user_id, key_hash, prefix)
          SELECT id, $1::bytea, 'op_' FROM op UNION ALL SELECT id, $2::bytea, 'dsb_' FROM st`,
-        [sha(token), sha('dsb_old-steward-key')],
+        [hashApiKey(token), hashApiKey('dsb_old-steward-key')],
       );
       await migration.up(runner);
     });
