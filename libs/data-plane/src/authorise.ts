@@ -85,7 +85,7 @@ export function authorise(
       action: aggregate ? AuditAction.AGGREGATE : AuditAction.QUERY,
       purpose: args.purpose,
       datasetId: root.datasetId,
-      fields: aggregate ? [...new Set(groupBy)].sort() : fields,
+      fields: aggregate ? namesOf(groupBy) : fields,
     };
     const refuse = (r: DataPlaneRefusal, extra: RefusalAudit = {}) =>
       refusals.push({ ...r, responseKey, audit: { ...audit, ...extra } });
@@ -132,9 +132,13 @@ export function authorise(
     if (denied) {
       // What was asked: every name read, filtered, ordered or grouped by, so the event shows which
       // name was refused however the request reached it (a variable, a default, a fragment).
-      const asked = [...audit.fields!, ...whereFields, ...orderBy.map((o) => o.field)];
-      if (linkedAfter !== null) asked.push(linkedAfter);
-      refuse(denied, { ...chosenAudit, fields: [...new Set(asked)].sort() });
+      const asked = namesOf(
+        audit.fields!,
+        whereFields,
+        orderBy.map((o) => o.field),
+        linkedAfter ?? [],
+      );
+      refuse(denied, { ...chosenAudit, fields: asked });
       continue;
     }
     let linked: LinkedPlan | null = null;
@@ -234,7 +238,7 @@ function authoriseLinked(
   if (denied)
     return {
       refusal: denied,
-      audit: { ...audit, fields: [...new Set(whereFields.concat(on ?? []))].sort() },
+      audit: { ...audit, fields: namesOf(whereFields, on ?? []) },
     };
   return {
     plan: {
@@ -253,3 +257,8 @@ function authoriseLinked(
 
 /** The action a plan needs of its agreement's ability (for metrics and the audit log). */
 export const planAction = (plan: Plan) => actionOf(plan.kind);
+
+/** The names of an audit event's `fields`: each once, in order. */
+function namesOf(...lists: (readonly string[] | string)[]): string[] {
+  return [...new Set(lists.flat())].sort();
+}
