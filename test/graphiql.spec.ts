@@ -102,11 +102,53 @@ describe('GraphiQL (browser)', () => {
     }
     return false;
   };
+  /** What has the focus: its role (or tag) and its name. */
+  const focused = () =>
+    page.evaluate(() => {
+      const el = (globalThis as any).document.activeElement;
+      const role = (el.getAttribute('role') ?? el.tagName.toLowerCase()) as string;
+      return `${role}: ${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim()}`;
+    });
   /** The text of the element that describes `locator` (its aria-describedby). */
   const hintOf = async (locator: Locator) => {
     const id = await locator.getAttribute('aria-describedby');
     return (await page.locator(`[id="${id}"]`).innerText()).replace(/\s+/g, ' ');
   };
+  /** The text of the elements that describe `locator`: its aria-describedby, each id resolved. */
+  const descriptionOf = async (locator: Locator) => {
+    const ids = (await locator.getAttribute('aria-describedby'))?.split(/\s+/) ?? [];
+    expect(ids.length).toBeGreaterThan(0);
+    const texts: string[] = [];
+    for (const id of ids) {
+      const described = page.locator(`[id="${id}"]`);
+      expect(await described.count()).toBe(1);
+      texts.push((await described.innerText()).replace(/\s+/g, ' ').trim());
+    }
+    return texts.join(' ');
+  };
+  /** The description chromium gives a screen reader for the first element matching `selector`. */
+  const computedDescription = async (selector: string) => {
+    const cdp = await page.context().newCDPSession(page);
+    try {
+      const { root } = await cdp.send('DOM.getDocument', { depth: 0 });
+      const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+      const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
+      return (nodes[0]?.description?.value as string | undefined)?.replace(/\s+/g, ' ');
+    } finally {
+      await cdp.detach();
+    }
+  };
+  /** Puts `value` into the editor inside `selector`, focuses it and puts the cursor at `line`, `ch`. */
+  const editAt = (selector: string, value: string, line: number, ch: number) =>
+    page.evaluate(
+      ([s, v, l, c]) => {
+        const editor = (globalThis as any).document.querySelector(`${s} .CodeMirror`).CodeMirror;
+        editor.setValue(v);
+        editor.focus();
+        editor.setCursor({ line: l, ch: c });
+      },
+      [selector, value, line, ch] as const,
+    );
   /** Puts `query` into the query editor. */
   const typeQuery = (query: string) =>
     page.evaluate((q) => {
@@ -267,7 +309,7 @@ describe('GraphiQL (browser)', () => {
     await h.screenshot(page, 'graphiql-02-docs');
   });
 
-  it('has no axe-core violation: editors labelled, tabs, the documentation explorer, dialogs', async () => {
+  it('has no axe-core violation: editors labelled and described, tabs, the documentation explorer, dialogs', async () => {
     // A page of its own: axe-core's script needs the CSP that the other tests check bypassed.
     const { context, page: checked } = await h.newPage(1280, { axe: true });
     try {
@@ -297,6 +339,8 @@ describe('GraphiQL (browser)', () => {
       await checked.getByRole('button', { name: 'Show editor tools' }).click();
       await checked.getByRole('textbox', { name: 'Variables (JSON)' }).waitFor();
       await checked.getByRole('textbox', { name: 'Response' }).waitFor();
+      // The keyboard help above the editors is on the page that axe-core checks.
+      expect(await checked.locator('.gq-keys').isVisible()).toBe(true);
       // The editable text is inside the editor's scroll area (CodeMirror's contenteditable input),
       // so the part that scrolls is reached by keyboard: a query wider than the editor scrolls.
       expect(
@@ -337,13 +381,6 @@ describe('GraphiQL (browser)', () => {
     await page.getByText('Signed in as analyst@research.example (ANALYST)').waitFor();
     await page.waitForSelector('.graphiql-query-editor .CodeMirror');
     await typeQuery('');
-    /** What has the focus: its role (or tag) and its name. */
-    const focused = () =>
-      page.evaluate(() => {
-        const el = (globalThis as any).document.activeElement;
-        const role = (el.getAttribute('role') ?? el.tagName.toLowerCase()) as string;
-        return `${role}: ${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim()}`;
-      });
     /** Presses Tab until `name` has the focus, and says which controls it passed on the way. */
     const tabTo = async (name: string) => {
       const passed: string[] = [];
@@ -421,6 +458,192 @@ describe('GraphiQL (browser)', () => {
     expect(await tabs.first().getAttribute('aria-keyshortcuts')).toBeNull();
     // The tab left is the new one, empty: the closed tab's query went with it.
     expect(await editorValue('.graphiql-query-editor')).not.toContain('__typename');
+  });
+
+  /** The keyboard help, as the page shows it and as it describes the editors (Linux: Ctrl). */
+  const KEYS_MOVE = 'Tab and Shift+Tab move to the next or previous control.';
+  const KEYS_EDIT =
+    'Ctrl+] indents, Ctrl+[ outdents, Ctrl+Space completes, Ctrl+Enter runs the query, Shift+Ctrl+P prettifies.';
+
+  it('tells keyboard users how the editors behave, on the page and in each editor, and the keys do it', async () => {
+    await page.goto('/data/graphql');
+    await page.getByText('Signed in as analyst@research.example (ANALYST)').waitFor();
+    await page.waitForSelector('.graphiql-query-editor .CodeMirror');
+    const show = page.getByRole('button', { name: 'Show editor tools' });
+    if ((await show.count()) > 0) await show.click();
+    await page.getByRole('textbox', { name: 'Variables (JSON)' }).waitFor();
+
+    // Shown above the editors, in the window as it opens.
+    const help = page.locator('.gq-keys');
+    expect(await help.isVisible()).toBe(true);
+    expect((await help.innerText()).replace(/\s+/g, ' ').trim()).toBe(
+      `Editor keys: ${KEYS_MOVE} ${KEYS_EDIT}`,
+    );
+    const shown = (await help.boundingBox())!;
+    const editor = (await page.locator('.graphiql-query-editor').boundingBox())!;
+    expect(shown.y).toBeGreaterThanOrEqual(0);
+    expect(shown.y + shown.height).toBeLessThanOrEqual(editor.y);
+    await h.screenshot(page, 'graphiql-04-keyboard-help');
+
+    // Each editor's text box is described by it: the response, read only, by how to leave it.
+    const expected: [name: string, description: string][] = [
+      ['Query', `${KEYS_MOVE} ${KEYS_EDIT}`],
+      ['Variables (JSON)', `${KEYS_MOVE} ${KEYS_EDIT}`],
+      ['Response', KEYS_MOVE],
+    ];
+    const describedAsExpected = async () => {
+      for (const [name, description] of expected) {
+        const box = page.getByRole('textbox', { name, exact: true });
+        expect(await box.getAttribute('contenteditable')).toBe('true');
+        expect(await descriptionOf(box)).toBe(description);
+      }
+      // As chromium tells a screen reader.
+      expect(await computedDescription('.graphiql-query-editor [contenteditable="true"]')).toBe(
+        `${KEYS_MOVE} ${KEYS_EDIT}`,
+      );
+      expect(await computedDescription('.result-window [contenteditable="true"]')).toBe(KEYS_MOVE);
+    };
+    await describedAsExpected();
+
+    // A new tab's editors too, and every editor on the page is described.
+    const tabs = page.getByRole('tablist', { name: 'Select active operation' }).getByRole('tab');
+    const before = await tabs.count();
+    await page.getByRole('button', { name: 'New tab' }).click();
+    await page.locator('.graphiql-tab-close').first().waitFor({ state: 'attached' });
+    expect(await tabs.count()).toBe(before + 1);
+    expect(await tabs.last().getAttribute('aria-selected')).toBe('true');
+    await describedAsExpected();
+    expect(
+      await page.evaluate(() =>
+        [...(globalThis as any).document.querySelectorAll('.CodeMirror [contenteditable="true"]')].map(
+          (input: any) => `${input.getAttribute('aria-label')}: ${input.getAttribute('aria-describedby')}`,
+        ),
+      ),
+    ).toEqual([
+      'Query: gq-keys-move gq-keys-edit',
+      'Variables (JSON): gq-keys-move gq-keys-edit',
+      'Response: gq-keys-move',
+    ]);
+
+    // The keys do what the help says, in the new tab's query editor. Ctrl+] and Ctrl+[ indent and
+    // outdent the line of the cursor, and only that line.
+    const query = page.getByRole('textbox', { name: 'Query', exact: true });
+    await editAt('.graphiql-query-editor', 'query {\n  __typename\n}', 1, 4);
+    expect(await isFocused(query)).toBe(true);
+    await page.keyboard.press('Control+]');
+    expect(await editorValue('.graphiql-query-editor')).toBe('query {\n    __typename\n}');
+    await page.keyboard.press('Control+[');
+    await page.keyboard.press('Control+[');
+    expect(await editorValue('.graphiql-query-editor')).toBe('query {\n__typename\n}');
+    // Ctrl+Space lists the schema's completions at the cursor; Enter takes the one chosen.
+    await editAt('.graphiql-query-editor', '{ __typen }', 0, 9);
+    await page.keyboard.press('Control+Space');
+    const hints = page.locator('.CodeMirror-hints .CodeMirror-hint');
+    await hints.first().waitFor();
+    expect(await hints.allInnerTexts()).toEqual(['__type', '__typename']);
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    expect(await editorValue('.graphiql-query-editor')).toBe('{ __typename }');
+    expect(await hints.count()).toBe(0);
+    // Shift+Ctrl+P prettifies.
+    await editAt('.graphiql-query-editor', '{__typename}', 0, 1);
+    await page.keyboard.press('Shift+Control+P');
+    expect(await editorValue('.graphiql-query-editor')).toBe('{\n  __typename\n}');
+    // Ctrl+Enter runs the query (the response emptied first, so the answer is this run's).
+    await editAt('.result-window', '', 0, 0);
+    await editAt('.graphiql-query-editor', '{ __typename }', 0, 2);
+    await page.keyboard.press('Control+Enter');
+    await responseShows('Query');
+    expect(JSON.parse(await editorValue('.result-window'))).toEqual({ data: { __typename: 'Query' } });
+    // Tab and Shift+Tab move to the next and previous control, the text unchanged.
+    await editAt('.graphiql-query-editor', '{ __typename }', 0, 2);
+    await page.keyboard.press('Tab');
+    expect(await isFocused(page.getByRole('button', { name: 'Execute query (Ctrl-Enter)' }))).toBe(true);
+    await page.keyboard.press('Shift+Tab');
+    expect(await isFocused(query)).toBe(true);
+    await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toBe('a: GraphiQL');
+    expect(await editorValue('.graphiql-query-editor')).toBe('{ __typename }');
+
+    // And in the variables editor: indenting, prettifying, running the query, leaving by Tab.
+    const variables = page.getByRole('textbox', { name: 'Variables (JSON)' });
+    await editAt('.graphiql-editor-tool', '{\n"limit": 1\n}', 1, 0);
+    expect(await isFocused(variables)).toBe(true);
+    await page.keyboard.press('Control+]');
+    expect(await editorValue('.graphiql-editor-tool')).toBe('{\n  "limit": 1\n}');
+    await page.keyboard.press('Control+[');
+    expect(await editorValue('.graphiql-editor-tool')).toBe('{\n"limit": 1\n}');
+    await editAt('.graphiql-editor-tool', '{"limit":1}', 0, 1);
+    await page.keyboard.press('Shift+Control+P');
+    expect(await editorValue('.graphiql-editor-tool')).toBe('{\n  "limit": 1\n}');
+    await editAt('.result-window', '', 0, 0);
+    await editAt('.graphiql-editor-tool', '{}', 0, 1);
+    await page.keyboard.press('Control+Enter');
+    await responseShows('Query');
+    expect(JSON.parse(await editorValue('.result-window'))).toEqual({ data: { __typename: 'Query' } });
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('textbox: Response');
+    expect(await editorValue('.graphiql-editor-tool')).toBe('{}');
+
+    // The response is left by Shift+Tab and Tab too (it is the page's last control).
+    const response = page.getByRole('textbox', { name: 'Response' });
+    expect(await isFocused(response)).toBe(true);
+    await page.keyboard.press('Shift+Tab');
+    expect(await focused()).toBe('textbox: Variables (JSON)');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('textbox: Response');
+    await page.keyboard.press('Tab');
+    expect(await focused()).not.toBe('textbox: Response');
+    expect(JSON.parse(await editorValue('.result-window'))).toEqual({ data: { __typename: 'Query' } });
+  });
+
+  it('names the keys of macOS there (Cmd), which are the keys the editors answer to', async () => {
+    const { context, page: mac } = await h.newPage();
+    try {
+      // CodeMirror takes its keys from the platform the browser reports.
+      await context.addInitScript(() => {
+        Object.defineProperty((globalThis as any).Navigator.prototype, 'platform', { get: () => 'MacIntel' });
+      });
+      await mac.goto('/data/graphql');
+      await mac.getByLabel('API key').fill(analyst.apiKey);
+      await mac.getByRole('button', { name: 'Sign in' }).click();
+      await mac.getByText('Signed in as analyst@research.example (ANALYST)').waitFor();
+      await mac.waitForSelector('.graphiql-query-editor .CodeMirror');
+      const edit =
+        'Cmd+] indents, Cmd+[ outdents, Ctrl+Space completes, Cmd+Enter runs the query, Shift+Ctrl+P prettifies.';
+      expect((await mac.locator('.gq-keys').innerText()).replace(/\s+/g, ' ').trim()).toBe(
+        `Editor keys: ${KEYS_MOVE} ${edit}`,
+      );
+      const value = () =>
+        mac.evaluate(
+          () =>
+            (globalThis as any).document
+              .querySelector('.graphiql-query-editor .CodeMirror')
+              .CodeMirror.getValue() as string,
+        );
+      await mac.evaluate(() => {
+        const editor = (globalThis as any).document.querySelector(
+          '.graphiql-query-editor .CodeMirror',
+        ).CodeMirror;
+        editor.setValue('{ __typename }');
+        editor.focus();
+        editor.setCursor({ line: 0, ch: 2 });
+      });
+      await mac.keyboard.press('Meta+]');
+      expect(await value()).toBe('  { __typename }');
+      await mac.keyboard.press('Meta+[');
+      expect(await value()).toBe('{ __typename }');
+      await mac.keyboard.press('Meta+Enter');
+      await mac.waitForFunction(
+        () =>
+          (
+            (globalThis as any).document.querySelector('.result-window .CodeMirror')?.CodeMirror.getValue() ??
+            ''
+          ).includes('"__typename": "Query"') as boolean,
+      );
+    } finally {
+      await context.close();
+    }
   });
 
   it('opens the control plane at /graphql with the same session, and signs out', async () => {

@@ -187,11 +187,26 @@ function App() {
  */
 CodeMirror.defaults.inputStyle = 'contenteditable';
 
-/** What each of GraphiQL's editors is, for a screen reader: CodeMirror's input has no label. */
-const EDITOR_LABELS: [selector: string, label: string][] = [
-  ['.graphiql-query-editor', 'Query'],
-  ['.graphiql-editor-tool', 'Variables (JSON)'],
-  ['.result-window', 'Response'],
+/**
+ * Whether CodeMirror runs with its macOS keys, where Cmd does what Ctrl does elsewhere (indenting,
+ * among others): the keyboard help names the keys this browser's editors answer to. CodeMirror
+ * chooses its default key map by platform (its types leave the key maps out).
+ */
+const KEY_MAPS = (CodeMirror as unknown as { keyMap: Record<string, object> }).keyMap;
+const MAC_KEYS = KEY_MAPS.default === KEY_MAPS.macDefault;
+
+/** The ids of the keyboard help's two parts: leaving an editor, and editing in one. */
+const KEYS_MOVE = 'gq-keys-move';
+const KEYS_EDIT = 'gq-keys-edit';
+
+/**
+ * What each of GraphiQL's editors is, for a screen reader (CodeMirror's input has no label), and
+ * the parts of the keyboard help that describe it: the response is read only, so only leaving it.
+ */
+const EDITORS: { selector: string; label: string; keys: string[] }[] = [
+  { selector: '.graphiql-query-editor', label: 'Query', keys: [KEYS_MOVE, KEYS_EDIT] },
+  { selector: '.graphiql-editor-tool', label: 'Variables (JSON)', keys: [KEYS_MOVE, KEYS_EDIT] },
+  { selector: '.result-window', label: 'Response', keys: [KEYS_MOVE] },
 ];
 
 /** The id of the hint that says how a tab is closed from the keyboard. */
@@ -201,22 +216,23 @@ const TAB_HINT = 'gq-tab-hint';
 const prepared = new WeakSet<CodeMirror.Editor>();
 
 /**
- * Each editor as it appears: named, exposed as a multi-line text box, and left with Tab and
- * Shift+Tab, which move the focus to the next control as everywhere else on the page rather than
- * indent (CodeMirror indents each new line itself; Ctrl+] and Ctrl+[ indent by hand). While
- * completions are shown, their own Tab still picks one.
+ * Each editor as it appears: named, exposed as a multi-line text box, described by the keyboard
+ * help above the editors, and left with Tab and Shift+Tab, which move the focus to the next control
+ * as everywhere else on the page rather than indent (CodeMirror indents each new line itself; Ctrl+]
+ * and Ctrl+[ indent by hand). While completions are shown, their own Tab still picks one.
  */
 function prepareEditors(container: HTMLElement) {
   for (const wrapper of container.querySelectorAll<HTMLElement>('.CodeMirror')) {
     const editor = (wrapper as HTMLElement & { CodeMirror?: CodeMirror.Editor }).CodeMirror;
     if (!editor || prepared.has(editor)) continue;
-    const label = EDITOR_LABELS.find(([selector]) => wrapper.closest(selector))?.[1];
-    if (!label) continue;
+    const found = EDITORS.find(({ selector }) => wrapper.closest(selector));
+    if (!found) continue;
     prepared.add(editor);
-    editor.setOption('screenReaderLabel', label);
+    editor.setOption('screenReaderLabel', found.label);
     const input = editor.getInputField();
     input.setAttribute('role', 'textbox');
     input.setAttribute('aria-multiline', 'true');
+    input.setAttribute('aria-describedby', found.keys.join(' '));
     if (editor.getOption('readOnly')) input.setAttribute('aria-readonly', 'true');
     editor.addKeyMap({ Tab: false, 'Shift-Tab': false }, true);
   }
@@ -322,6 +338,29 @@ function focusActiveTabAfter(closed: Element, list: Element, frames = 30) {
   });
 }
 
+/**
+ * The keyboard help, shown above the editors and describing each of them (`aria-describedby`): Tab
+ * leaves an editor, as it leaves every other control, so the keys that indent are said where they
+ * are used. Only keys the editors answer to are named: CodeMirror's indenting (Cmd on macOS), and
+ * GraphiQL's completion, run and prettify keys (`Ctrl-Space`; `Cmd-Enter` and `Ctrl-Enter`;
+ * `Shift-Ctrl-P`, Ctrl on every system).
+ */
+function EditorKeys() {
+  const mod = MAC_KEYS ? 'Cmd' : 'Ctrl';
+  return (
+    <p className="gq-keys">
+      <span className="gq-keys-title">Editor keys:</span>{' '}
+      <span id={KEYS_MOVE}>
+        <kbd>Tab</kbd> and <kbd>Shift+Tab</kbd> move to the next or previous control.
+      </span>{' '}
+      <span id={KEYS_EDIT}>
+        <kbd>{mod}+]</kbd> indents, <kbd>{mod}+[</kbd> outdents, <kbd>Ctrl+Space</kbd> completes,{' '}
+        <kbd>{mod}+Enter</kbd> runs the query, <kbd>Shift+Ctrl+P</kbd> prettifies.
+      </span>
+    </p>
+  );
+}
+
 function Explorer({
   apiKey,
   me,
@@ -402,6 +441,7 @@ function Explorer({
         </span>
       </header>
       <main className="gq-ide" ref={ide}>
+        <EditorKeys />
         <GraphiQL
           fetcher={fetcher}
           storage={storage}
