@@ -16,6 +16,7 @@ import {
 import { RetentionService } from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 import { LinkageChunksFinished1766200000000 } from '../libs/core/src/database/migrations/1766200000000-linkage-chunks-finished';
+import { ClusterPhase } from '../libs/linkage/src/phases/cluster.phase';
 
 const FIRST = ['Ada', 'Boris', 'Celia', 'Dmitri', 'Edna', 'Fergus', 'Gita', 'Hamish', 'Ines', 'Jonas'];
 const LAST = ['Okafor', 'Lindqvist', 'Moreau', 'Novak', 'Petrov', 'Quintero', 'Rossi', 'Sato', 'Tanaka'];
@@ -268,6 +269,8 @@ describe('linkage chunks', () => {
     expect((await normalised(run.id)).all).toEqual(await recordKeys());
 
     expect((await retention.run()).destroyed).toBe(first.size);
+    // Its estimate has not read them: the run stays where it is.
+    expect(await store.getRun(run.id)).toMatchObject({ phase: 'estimate', restarts: 0 });
     // The batch took them out of the run's normalised data: its chunks hold exactly the records that
     // stay, each chunk's records batch as many as its keys.
     let data = await normalised(run.id);
@@ -283,9 +286,9 @@ describe('linkage chunks', () => {
     data = await normalised(run.id);
     expect(data.all).toEqual(await recordKeys());
     expect(data.all.filter((k) => destroyedSecond.includes(k))).toEqual([]);
-    for (const id of data.links) {
-      expect(id % 2 ** 20).toBeLessThan(data.keys.get(Math.floor(id / 2 ** 20))!.length);
-    }
+    // Its model learned from them: back to its estimate phase, with no link left.
+    expect(await store.getRun(run.id)).toMatchObject({ phase: 'estimate', restarts: 1, model: null });
+    expect(data.links).toEqual([]);
 
     const finished = await drive(run.id);
     expect(finished.status).toBe('SUCCEEDED');
@@ -302,6 +305,205 @@ describe('linkage chunks', () => {
     const undisturbed = await store.createRun('MANUAL', null);
     expect((await drive(undisturbed.id)).status).toBe('SUCCEEDED');
     expect(persons).toEqual(await partition(undisturbed.id));
+  });
+
+  /** A run's model as stored: u and m per comparison level, the prior and how they were found. */
+  const modelOf = async (runId: string) => (await store.getRun(runId))!.model;
+  /** What a run's units left: their blobs by kind, and its persons and pairs for review. */
+  const leftBy = async (runId: string) => ({
+    blobs: (
+      await broker.query<{ kind: string; n: number }>(
+        `SELECT kind, count(*)::int AS n FROM linkage_blob WHERE run_id = $1 GROUP BY kind ORDER BY kind`,
+        [runId],
+      )
+    ).map((r) => `${r.kind}:${r.n}`),
+    persons: (
+      await broker.query<{ n: number }>(`SELECT count(*)::int AS n FROM linkage_person WHERE run_id = $1`, [
+        runId,
+      ])
+    )[0].n,
+    review: (
+      await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM linkage_review_pair WHERE run_id = $1`,
+        [runId],
+      )
+    )[0].n,
+  });
+  /** The units of a phase: whether each is done, and its attempts. */
+  const unitsOfPhase = (runId: string, phase: LinkagePhase) =>
+    broker.query<{ unit: number; done: boolean; attempts: number }>(
+      `SELECT unit, done_at IS NOT NULL AS done, attempts FROM linkage_unit
+        WHERE run_id = $1 AND phase = $2 ORDER BY unit`,
+      [runId, phase],
+    );
+  /** The `details` of a run's LINKAGE_RUN audit event. */
+  const auditedRun = async (runId: string) =>
+    (
+      await broker.query<{ details: Record<string, unknown> }>(
+        `SELECT details FROM audit_event WHERE action = 'LINKAGE_RUN' AND details ->> 'runId' = $1`,
+        [runId],
+      )
+    ).map((e) => e.details);
+  /**
+   * Ingests `count` records of a prefix, those at `doomed` seen on `doomedOn` (past retention then)
+   * with names of their own (people nobody else is), the others on 2099-01-01: returns the doomed keys.
+   */
+  const ingestDoomed = async (
+    prefix: string,
+    count: number,
+    doomed: ReadonlySet<number>,
+    doomedOn: string,
+  ) => {
+    await ingest(prefix, count, (i) => (doomed.has(i) ? doomedOn : '2099-01-01'));
+    // Their own names, so that the model learned with them (u of the names, term frequencies) is not
+    // the one learned without them.
+    await broker.query(
+      `UPDATE records.stays SET first_name = 'Zephyrine' || right(stay_id, 2), last_name = 'Quillfeather'
+        WHERE stay_id = ANY ($1::text[])`,
+      [[...doomed].map((i) => keyOf(prefix, i))],
+    );
+    return [...doomed].map((i) => keyOf(prefix, i));
+  };
+  /**
+   * The run ends as an undisturbed run over the records that stay ends, model included: the same
+   * model, statistics, weight histogram and persons, and no row derived from a destroyed record.
+   */
+  const expectAsUndisturbed = async (run: LinkageRunRow, destroyed: readonly string[]) => {
+    expect(run.status).toBe('SUCCEEDED');
+    expect(await derivedNaming(destroyed)).toEqual([]);
+    const staying = await recordKeys();
+    expect(run.stats?.records).toBe(staying.length);
+    const persons = await partition(run.id);
+    expect(persons).toEqual(expectedPersons(staying));
+    const undisturbed = await store.createRun('MANUAL', null);
+    const clean = await drive(undisturbed.id);
+    expect(clean.status).toBe('SUCCEEDED');
+    expect(clean.restarts).toBe(0);
+    expect(run.model).toEqual(clean.model);
+    // Its statistics but the CPU time the units took.
+    const counted = ({ scoreCpuMs: _cpu, ...stats }: Record<string, unknown>) => stats;
+    expect(counted(run.stats!)).toEqual(counted(clean.stats!));
+    expect(run.weight_histogram).toEqual(clean.weight_histogram);
+    expect(persons).toEqual(await partition(undisturbed.id));
+  };
+
+  it('sends a run back to its estimate phase when retention destroys records its estimate read: it learns its model again from what stays, as an undisturbed run does', async () => {
+    await retention.run({ now: new Date('2096-01-01') });
+    const destroyed = await ingestDoomed('V', 30, new Set([1, 4, 8, 9, 15, 22, 23, 29]), '2096-06-01');
+    const run = await store.createRun('MANUAL', null);
+    const estimated = await drive(run.id, 'score');
+    expect(estimated.phase).toBe('score');
+    const learned = estimated.model;
+    expect(learned).not.toBeNull();
+    const chunkCount = estimated.chunks!;
+    expect(estimated.units_done).toBe(1 + chunkCount + 1);
+    expect((await leftBy(run.id)).blobs).toContain('tf:1');
+
+    expect((await retention.run({ now: new Date('2096-08-01') })).destroyed).toBe(destroyed.length);
+    // Back in its estimate phase, in the batch's transaction: no model, no term frequencies, the
+    // estimate unit to be done again (its attempt kept) and counted done no more.
+    const back = (await store.getRun(run.id))!;
+    expect(back).toMatchObject({ status: 'RUNNING', phase: 'estimate', model: null, restarts: 1 });
+    expect(back.units_done).toBe(1 + chunkCount);
+    expect(await unitsOfPhase(run.id, 'estimate')).toEqual([{ unit: 0, done: false, attempts: 1 }]);
+    expect((await leftBy(run.id)).blobs.filter((b) => /^(tf|links|review):/.test(b))).toEqual([]);
+    // The operator sees it go back.
+    const { linkageRun } = await broker.gqlOk<{ linkageRun: { restarts: number; progress: number } }>(
+      broker.operatorKey,
+      `query($id: ID!) { linkageRun(id: $id) { restarts progress } }`,
+      { id: run.id },
+    );
+    expect(linkageRun).toEqual({ restarts: 1, progress: (1 + chunkCount) / back.units_total! });
+
+    // Moved on, its estimate is a new job: BullMQ would take no other under the first one's id
+    // (kept a day once completed).
+    await engine.advance(run.id);
+    const job = await broker.app.get(LinkageQueue).queue.getJob(`${run.id}.estimate.0.1`);
+    expect(job?.data).toEqual({ runId: run.id, phase: 'estimate', unit: 0, round: 1 });
+
+    const finished = await drive(run.id);
+    expect(await unitsOfPhase(run.id, 'estimate')).toEqual([{ unit: 0, done: true, attempts: 2 }]);
+    expect(finished.model).not.toEqual(learned);
+    expect(await auditedRun(run.id)).toEqual([expect.objectContaining({ status: 'SUCCEEDED', restarts: 1 })]);
+    await expectAsUndisturbed(finished, destroyed);
+  });
+
+  it('sends a run back from its score phase: the links scored go, a score unit in flight commits nothing, and jobs of the phase gone back before do nothing', async () => {
+    await retention.run({ now: new Date('2097-01-01') });
+    const destroyed = await ingestDoomed('W', 30, new Set([0, 3, 11, 12, 13, 27]), '2097-06-01');
+    const run = await store.createRun('MANUAL', null);
+    expect((await drive(run.id, 'score')).phase).toBe('score');
+    await engine.runUnit({ runId: run.id, phase: 'score', unit: 0 });
+    expect((await leftBy(run.id)).blobs).toEqual(expect.arrayContaining(['links:1', 'review:1', 'tf:1']));
+
+    // Partition 1's unit reads the model and its records, then waits a second before it commits:
+    // the batch sends the run back meanwhile.
+    const paused = engineWith({ LINKAGE_UNIT_PAUSE_MS: '1000' });
+    const inFlight = paused.runUnit({ runId: run.id, phase: 'score', unit: 1 });
+    await sleep(300);
+    expect((await retention.run({ now: new Date('2097-08-01') })).destroyed).toBe(destroyed.length);
+    await inFlight;
+    expect(await store.getRun(run.id)).toMatchObject({ phase: 'estimate', model: null, restarts: 1 });
+    // Nothing scored is left, and the unit in flight wrote nothing.
+    const left = await leftBy(run.id);
+    expect(left.blobs.filter((b) => /^(tf|links|review):/.test(b))).toEqual([]);
+    expect([left.persons, left.review]).toEqual([0, 0]);
+    expect(await unitsOfPhase(run.id, 'score')).toEqual([
+      { unit: 0, done: false, attempts: 1 },
+      { unit: 1, done: false, attempts: 1 },
+    ]);
+    // A job of a score unit from before (still queued, or retried) does nothing: the run is not
+    // scoring yet.
+    await engine.runUnit({ runId: run.id, phase: 'score', unit: 0 });
+    expect(await unitsOfPhase(run.id, 'score')).toEqual([
+      { unit: 0, done: false, attempts: 1 },
+      { unit: 1, done: false, attempts: 1 },
+    ]);
+    expect((await store.getRun(run.id))!.phase).toBe('estimate');
+
+    const finished = await drive(run.id);
+    // Each partition's unit done twice in all: before (partition 1's in flight), and after.
+    expect(await unitsOfPhase(run.id, 'score')).toEqual([
+      { unit: 0, done: true, attempts: 2 },
+      { unit: 1, done: true, attempts: 2 },
+    ]);
+    expect(await auditedRun(run.id)).toEqual([expect.objectContaining({ status: 'SUCCEEDED', restarts: 1 })]);
+    await expectAsUndisturbed(finished, destroyed);
+  });
+
+  it('sends a run back from its cluster phase, its persons deleted; and leaves a run alone for records it never read', async () => {
+    await retention.run({ now: new Date('2098-01-01') });
+    const destroyed = await ingestDoomed('X', 20, new Set([2, 5, 6, 17]), '2098-06-01');
+    const run = await store.createRun('MANUAL', null);
+    expect((await drive(run.id, 'cluster')).phase).toBe('cluster');
+    const learned = await modelOf(run.id);
+    // Records ingested after the run read its chunks are not the run's: destroying them changes
+    // nothing of it.
+    const unread = await ingestDoomed('Y', 5, new Set([0, 1, 2, 3, 4]), '2098-03-01');
+    expect((await retention.run({ now: new Date('2098-04-01') })).destroyed).toBe(unread.length);
+    expect(await store.getRun(run.id)).toMatchObject({ phase: 'cluster', restarts: 0 });
+    expect(await modelOf(run.id)).toEqual(learned);
+
+    // The cluster unit done, the run not yet finished (its worker died before moving it on).
+    const clusterUnit = new ClusterPhase({
+      store,
+      config: loadLinkageConfig({}),
+      logger: broker.app.get(LOGGER),
+    });
+    expect(
+      await clusterUnit.execute((await store.getRun(run.id))!, 0, await store.destructions(run.id)),
+    ).toBe(true);
+    expect((await leftBy(run.id)).persons).toBeGreaterThan(0);
+    expect((await retention.run({ now: new Date('2098-08-01') })).destroyed).toBe(destroyed.length);
+    expect(await store.getRun(run.id)).toMatchObject({
+      status: 'RUNNING',
+      phase: 'estimate',
+      model: null,
+      restarts: 1,
+    });
+    expect(await leftBy(run.id)).toMatchObject({ persons: 0, review: 0 });
+    expect(await unitsOfPhase(run.id, 'cluster')).toEqual([{ unit: 0, done: false, attempts: 0 }]);
+    await expectAsUndisturbed(await drive(run.id), [...destroyed, ...unread]);
   });
 
   it('does a unit again when retention destroyed records of its run after it read them', async () => {

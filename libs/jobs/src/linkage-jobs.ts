@@ -28,6 +28,11 @@ export interface LinkageUnitJob {
   runId: string;
   phase: LinkagePhase;
   unit: number;
+  /**
+   * How many times the run had gone back to its estimate phase when the unit was enqueued (retention
+   * destroyed records its model learned from; `linkage_run.restarts`); absent or 0 before it ever did.
+   */
+  round?: number;
 }
 
 /** Payload of {@link LinkageJobName.INGESTED}: nothing, the run reads every dataset. */
@@ -36,9 +41,15 @@ export type LinkageIngestedJob = Record<string, never>;
 /** Any linkage job's payload. */
 export type LinkageJob = LinkageAdvanceJob | LinkageUnitJob | LinkageIngestedJob;
 
-/** The BullMQ job id of a unit: the same for every enqueueing of one unit, so duplicates collapse. */
+/**
+ * The BullMQ job id of a unit: the same for every enqueueing of one unit, so duplicates collapse;
+ * `<run>.<phase>.<unit>`, and `.<round>` after it once the run went back to its estimate phase, so
+ * that a unit done again is a new job (BullMQ keeps a completed job's id a day, and would take no
+ * other job under it).
+ */
 export function linkageUnitJobId(job: LinkageUnitJob): string {
-  return `${job.runId}.${job.phase}.${job.unit}`;
+  const id = `${job.runId}.${job.phase}.${job.unit}`;
+  return job.round ? `${id}.${job.round}` : id;
 }
 
 /**
@@ -69,7 +80,8 @@ export const LINKAGE_CHUNKS_LOCK = 7_305_118_224;
 /**
  * The hook a retention batch calls in its transaction, under {@link LINKAGE_CHUNKS_LOCK} taken
  * exclusive, after it destroyed records: linkage removes them from the normalised data of the runs
- * under way. Provided by `@broker/linkage` (global wherever linkage is loaded).
+ * under way, and sends a run whose model learned from them back to its estimate phase. Provided by
+ * `@broker/linkage` (global wherever linkage is loaded).
  */
 export const RECORDS_DESTROYED_HOOK = Symbol('RECORDS_DESTROYED_HOOK');
 

@@ -1,49 +1,63 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
+import type { Logger } from 'pino';
+import { LOGGER } from '@broker/core';
 import type { RecordsDestroyedHook } from '@broker/jobs';
-import { termFrequenciesFromJson, termFrequenciesToJson } from './core/pipeline';
 import { RecordBatch } from './core/record-batch';
-import { type ReviewPair, deserialiseLinks, serialiseLinks } from './core/scorer';
-import {
-  RecordIdMap,
-  batchWithout,
-  linksWithout,
-  reviewPairsWithout,
-  termFrequenciesWithout,
-} from './core/without-records';
+import { RecordIdMap, batchWithout } from './core/without-records';
+import { RELEARNED_PHASES, RELEARN_PHASE, afterDestruction } from './linkage-run.machine';
 import { type Blob, LinkageStore } from './linkage.store';
 
 /**
  * Retention destroyed records (in its batch's transaction, under `LINKAGE_CHUNKS_LOCK` taken
  * exclusive): every run under way that normalised some of them loses them from its normalised data,
  * as if it had never read them. Each chunk that held some keeps its other records, renumbered; its
- * keys and partition batches likewise; the links and pairs for review of the partitions scored lose
- * the pairs naming them and follow the new numbers; the term frequencies count their names once less
- * each; the chunk's normalise unit counts the records it keeps. What the run computed from them
- * before (its model: probabilities per comparison level) names no record and stays. Units that read
- * their inputs before this batch commit nothing (see LinkageStore.commitUnit): they are done again
- * from what is left here.
+ * keys and partition batches likewise; the chunk's normalise unit counts the records it keeps.
+ *
+ * A run whose estimate unit is done learned its model from them (u and m per comparison level, the
+ * prior, the term frequencies), and weighed and grouped records by it: it goes back to its estimate
+ * phase (the state machine's {@link afterDestruction}), in the same transaction: the model goes, and
+ * so does whatever its estimate, score and cluster units wrote; those units are pending again and
+ * are done from what is left, so the run ends as an undisturbed run over the records that stay would.
+ * Units that read their inputs before this batch commit nothing (see LinkageStore.commitUnit): they
+ * are done again from what is left here, or, of a phase the run went back before, when the run
+ * enters it again.
  */
 @Injectable()
 export class LinkageRecordsDestroyed implements RecordsDestroyedHook {
-  constructor(private readonly store: LinkageStore) {}
+  constructor(
+    private readonly store: LinkageStore,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
   async recordsDestroyed(client: PoolClient, datasetId: string, keys: readonly string[]): Promise<void> {
     if (!keys.length) return;
     for (const run of await this.store.runsReading(client, datasetId)) {
-      await this.removeFrom(client, run.id, run.dataset_no, new Set(keys));
+      if (!(await this.removeFrom(client, run.id, run.dataset_no, new Set(keys)))) continue;
+      const estimateDone = await this.store.estimateDone(client, run.id);
+      if (afterDestruction({ status: 'RUNNING', estimateDone }) !== 'relearn') continue;
+      const back = await this.store.backTo(client, run.id, RELEARN_PHASE, RELEARNED_PHASES);
+      if (back) {
+        this.logger.info(
+          { runId: run.id, from: back.from, restarts: back.restarts },
+          'linkage run back to its estimate phase: retention destroyed records its model learned from',
+        );
+      }
     }
   }
 
-  /** Removes the records keyed `keys` of dataset number `datasetNo` from a run's normalised data. */
+  /**
+   * Removes the records keyed `keys` of dataset number `datasetNo` from a run's normalised data;
+   * resolves to whether it held any.
+   */
   private async removeFrom(
     client: PoolClient,
     runId: string,
     datasetNo: number,
     keys: ReadonlySet<string>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const holding = await this.store.chunksHolding(client, runId, datasetNo, [...keys]);
-    if (!holding.length) return;
+    if (!holding.length) return false;
     const ids = new RecordIdMap();
     const written: Blob[] = [];
     for (const { chunk, keys: chunkKeys } of holding) {
@@ -57,29 +71,10 @@ export class LinkageRecordsDestroyed implements RecordsDestroyedHook {
       await this.store.setChunkRecords(client, runId, chunk, kept.length);
     }
     const chunks = holding.map((h) => h.chunk);
-    // The records that go, as they were normalised: their names are counted once less.
-    const gone: RecordBatch[] = [];
     for (const blob of await this.store.blobsOn(client, runId, ['records', 'part'], chunks)) {
-      const batch = batchWithout(
-        RecordBatch.deserialise(blob.data),
-        ids,
-        blob.kind === 'records' ? gone : undefined,
-      );
-      written.push({ ...blob, data: batch.serialise() });
-    }
-    for (const blob of await this.store.blobsOn(client, runId, ['links', 'review', 'tf'])) {
-      let data: Buffer;
-      if (blob.kind === 'links') {
-        data = serialiseLinks(linksWithout(deserialiseLinks(blob.data), ids));
-      } else if (blob.kind === 'review') {
-        const pairs = JSON.parse(blob.data.toString()) as ReviewPair[];
-        data = Buffer.from(JSON.stringify(reviewPairsWithout(pairs, ids)));
-      } else {
-        const tf = termFrequenciesFromJson(blob.data.toString());
-        data = Buffer.from(termFrequenciesToJson(termFrequenciesWithout(tf, gone)));
-      }
-      written.push({ ...blob, data });
+      written.push({ ...blob, data: batchWithout(RecordBatch.deserialise(blob.data), ids).serialise() });
     }
     await this.store.putBlobs(client, runId, written);
+    return true;
   }
 }

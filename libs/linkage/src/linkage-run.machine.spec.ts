@@ -1,11 +1,14 @@
-import type { LinkagePhase } from '@broker/jobs';
+import { type LinkagePhase, type LinkageUnitJob, linkageUnitJobId } from '@broker/jobs';
 import {
   type AdvanceFacts,
   type AdvanceStep,
   LINKAGE_PHASES,
   type LinkageRunStatus,
+  RELEARNED_PHASES,
+  RELEARN_PHASE,
   RUN_TRANSITIONS,
   advanceStep,
+  afterDestruction,
   canTransition,
   failsRun,
   isActive,
@@ -130,12 +133,133 @@ describe('the linkage run state machine', () => {
     });
   });
 
-  it('does a unit only while its run runs, and only once', () => {
-    expect(unitStep('RUNNING', { done: false })).toBe('execute');
-    expect(unitStep('RUNNING', { done: true })).toBe('advance');
-    expect(unitStep('RUNNING', null)).toBe('missing');
-    for (const status of ['QUEUED', 'SUCCEEDED', 'FAILED', null] as const) {
-      expect(unitStep(status, { done: false })).toBe('skip');
+  /**
+   * A simulated run whose records retention destroys between its units (one batch after each unit
+   * in a list): the engine's steps, the hook's, and the workers' (jobs done in order, each by
+   * unitStep, with the jobs enqueued before a batch still queued after it). The run goes back to
+   * its estimate phase exactly for the batches that come after its estimate unit is done, does no
+   * unit outside its phase, and ends SUCCEEDED with every unit done once more per time it went back.
+   */
+  it('drives a run that retention sends back to its estimate phase to success, doing no unit outside its phase, each again under a new job id', () => {
+    const plan = { chunks: 2, partitions: 3 };
+    let status = 'QUEUED' as LinkageRunStatus;
+    let phase: LinkagePhase | null = null;
+    const done = new Map<LinkagePhase, Set<number>>(LINKAGE_PHASES.map((p) => [p, new Set<number>()]));
+    const entered: LinkagePhase[] = [];
+    const queue: LinkageUnitJob[] = [];
+    const ids = new Set<string>();
+    let executed = 0;
+    let restarts = 0;
+    const advance = () => {
+      for (;;) {
+        const pending =
+          status === 'RUNNING' && phase
+            ? [...Array(unitsOf(phase, plan)).keys()].filter((u) => !done.get(phase!)!.has(u))
+            : [];
+        const step = advanceStep({ status, phase, anotherRunning: false, pending });
+        if (step.kind === 'start') {
+          status = 'RUNNING';
+          phase = 'prepare';
+          entered.push(phase);
+        } else if (step.kind === 'enter') {
+          phase = step.phase;
+          entered.push(phase);
+        } else if (step.kind === 'succeed') {
+          status = 'SUCCEEDED';
+          phase = null;
+          return;
+        } else {
+          // BullMQ takes no job under an id it holds (completed jobs are kept a day).
+          const units =
+            step.kind === 'enqueue' ? step.units.map((unit) => ({ phase: step.phase, unit })) : [];
+          for (const { phase: of, unit } of units) {
+            const job = { runId: 'r', phase: of, unit, ...(restarts ? { round: restarts } : {}) };
+            if (ids.has(linkageUnitJobId(job))) continue;
+            ids.add(linkageUnitJobId(job));
+            queue.push(job);
+          }
+          return;
+        }
+      }
+    };
+    const destroy = () => {
+      if (afterDestruction({ status, estimateDone: done.get('estimate')!.size > 0 }) !== 'relearn') return;
+      phase = RELEARN_PHASE;
+      entered.push(phase);
+      for (const p of RELEARNED_PHASES) done.get(p)!.clear();
+      restarts++;
+    };
+    // A batch after the 1st unit done (prepare: nothing to do), the 4th (the estimate), the 6th
+    // (a partition scored), the 10th (the last partition, before cluster is entered) and the 15th
+    // (cluster done, the run not yet finished).
+    const batchesAfter = new Set([1, 4, 6, 10, 15]);
+    advance();
+    for (let jobs = 0; queue.length; jobs++) {
+      expect(jobs).toBeLessThan(200);
+      const job = queue.shift()!;
+      const step = unitStep(status === 'RUNNING' ? { status, phase } : null, {
+        phase: job.phase,
+        done: done.get(job.phase)!.has(job.unit),
+      });
+      if (step === 'execute') {
+        expect(job.phase).toBe(phase);
+        done.get(job.phase)!.add(job.unit);
+        executed++;
+        if (batchesAfter.has(executed)) destroy();
+      }
+      if (step !== 'skip') advance();
+    }
+    expect(status).toBe('SUCCEEDED');
+    expect(restarts).toBe(4);
+    expect(entered).toEqual([
+      'prepare',
+      'normalise',
+      'estimate',
+      'estimate', // back, after the estimate
+      'score',
+      'estimate', // back, after a partition
+      'score',
+      'estimate', // back, after the last partition
+      'score',
+      'cluster',
+      'estimate', // back, after cluster
+      'score',
+      'cluster',
+    ]);
+    // Prepare and each chunk once; the estimate five times; the partitions 1 + 3 + 3 + 3; cluster twice.
+    expect(executed).toBe(1 + plan.chunks + 5 + (1 + 3 * plan.partitions) + 2);
+    // A finished run is never sent back.
+    destroy();
+    expect([status, restarts]).toEqual(['SUCCEEDED', 4]);
+  });
+
+  it('does a unit only while its run runs, in its own phase, and only once', () => {
+    const running = { status: 'RUNNING' as const, phase: 'score' as const };
+    expect(unitStep(running, { phase: 'score', done: false })).toBe('execute');
+    expect(unitStep(running, { phase: 'score', done: true })).toBe('advance');
+    expect(unitStep(running, { phase: 'normalise', done: true })).toBe('advance');
+    expect(unitStep(running, null)).toBe('missing');
+    // A job of a unit the run went back before (retention destroyed records its model learned
+    // from): nothing done; the unit is done when the run enters its phase again.
+    const back = { status: 'RUNNING' as const, phase: 'estimate' as const };
+    expect(unitStep(back, { phase: 'score', done: false })).toBe('advance');
+    expect(unitStep(back, { phase: 'cluster', done: false })).toBe('advance');
+    expect(unitStep(back, { phase: 'estimate', done: false })).toBe('execute');
+    for (const status of ['QUEUED', 'SUCCEEDED', 'FAILED'] as const) {
+      expect(unitStep({ status, phase: 'score' }, { phase: 'score', done: false })).toBe('skip');
+    }
+    expect(unitStep(null, { phase: 'score', done: false })).toBe('skip');
+  });
+
+  it('sends a running run back to its estimate phase when retention destroys records its estimate read, and no other', () => {
+    expect(RELEARN_PHASE).toBe('estimate');
+    expect(RELEARNED_PHASES).toEqual(['estimate', 'score', 'cluster']);
+    expect(afterDestruction({ status: 'RUNNING', estimateDone: true })).toBe('relearn');
+    // Before its estimate is done: the estimate to come (or one done again) reads what is left.
+    expect(afterDestruction({ status: 'RUNNING', estimateDone: false })).toBe('none');
+    // A finished run never changes; a queued one has read nothing.
+    for (const status of ['QUEUED', 'SUCCEEDED', 'FAILED'] as const) {
+      expect(afterDestruction({ status, estimateDone: true })).toBe('none');
     }
   });
 

@@ -10,7 +10,9 @@ import type { LinkagePhase } from '@broker/jobs';
  *  QUEUED ─────────────────────────────► RUNNING ───────────────────────────► SUCCEEDED
  *    │                                   prepare → normalise → estimate
  *    │                                     → score → cluster
- *    │                                      │
+ *    │                                      │    estimate (done) / score / cluster
+ *    │                                      │      ──► estimate again, when retention destroys
+ *    │                                      │          records the model learned from
  *    └───────────── fail ───────────────────┴──► FAILED
  * ```
  *
@@ -39,6 +41,35 @@ export const RUN_TRANSITIONS: Readonly<Record<LinkageRunStatus, readonly Linkage
   SUCCEEDED: [],
   FAILED: [],
 };
+
+/**
+ * The phase a RUNNING run goes back to when a retention batch destroys records that its estimate
+ * unit read (see {@link afterDestruction}): the model is learned again from the records left.
+ */
+export const RELEARN_PHASE: LinkagePhase = 'estimate';
+
+/** The phases whose units are done again when a run goes back to {@link RELEARN_PHASE}: it and after. */
+export const RELEARNED_PHASES: readonly LinkagePhase[] = LINKAGE_PHASES.slice(
+  LINKAGE_PHASES.indexOf(RELEARN_PHASE),
+);
+
+/**
+ * What a retention batch that removed records from a run's normalised data does to the run's
+ * phases. A RUNNING run whose estimate unit is done learned its model (u and m per comparison level,
+ * the prior, term frequencies) from them, and its score and cluster units weighed and grouped
+ * records by that model: it goes back to {@link RELEARN_PHASE} (`relearn`), which drops the model
+ * and whatever the units of {@link RELEARNED_PHASES} wrote, and does them again from what is left.
+ * Before that (`none`), nothing it computed holds the records once they are removed: an estimate
+ * unit still to come reads what is left, and one that read them before the batch commits nothing
+ * and is done again (the batch counts itself in `linkage_chunk.destructions`). A finished run has
+ * no normalised data, and is never moved.
+ */
+export function afterDestruction(facts: {
+  status: LinkageRunStatus;
+  estimateDone: boolean;
+}): 'none' | 'relearn' {
+  return facts.status === 'RUNNING' && facts.estimateDone ? 'relearn' : 'none';
+}
 
 /** Whether a run may go from `from` to `to`. */
 export function canTransition(from: LinkageRunStatus, to: LinkageRunStatus): boolean {
@@ -132,16 +163,27 @@ export type UnitStep =
   | 'skip'
   /** The unit was never planned: a job that does not belong to its run; an error. */
   | 'missing'
-  /** The unit is done (by this job's earlier attempt, or another worker): only move the run on. */
+  /**
+   * Only move the run on: the unit is done (by this job's earlier attempt, or another worker), or
+   * it is of a phase the run went back before (see {@link afterDestruction}), and is done when the
+   * run enters that phase again.
+   */
   | 'advance'
   /** Do the unit, then move the run on. */
   | 'execute';
 
-/** What to do with a unit's job, given its run's status and the unit's row. */
-export function unitStep(run: LinkageRunStatus | null, unit: { done: boolean } | null): UnitStep {
-  if (run !== 'RUNNING') return 'skip';
+/**
+ * What to do with a unit's job, given its run (status and phase) and the unit's row (its phase, and
+ * whether it is done). A unit is done only in its own phase: a job of a unit the run went back
+ * before, still queued or retried from before, does nothing.
+ */
+export function unitStep(
+  run: { status: LinkageRunStatus; phase: LinkagePhase | null } | null,
+  unit: { phase: LinkagePhase; done: boolean } | null,
+): UnitStep {
+  if (run?.status !== 'RUNNING') return 'skip';
   if (!unit) return 'missing';
-  return unit.done ? 'advance' : 'execute';
+  return unit.done || unit.phase !== run.phase ? 'advance' : 'execute';
 }
 
 /**

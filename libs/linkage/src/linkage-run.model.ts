@@ -133,6 +133,13 @@ export class LinkageRunModel {
   @Field(() => ID, { description: 'The run id.' }) id!: string;
   @Field(() => LinkageStatus, { description: 'Where the run is.' }) status!: LinkageStatus;
   @Field(() => Float, { description: 'Units of work done over units planned, 0 to 1.' }) progress!: number;
+  @Field(() => Int, {
+    description:
+      'Times the run went back to its estimate phase because retention destroyed records its model had ' +
+      'learned from: it learned the model again, and scored and clustered again, from the records left ' +
+      '(its progress goes back with it).',
+  })
+  restarts!: number;
   @Field(() => DateTimeScalar, {
     nullable: true,
     description: 'When a worker started it; null while queued.',

@@ -5,7 +5,13 @@ import { AuditAction, AuditService } from '@broker/audit';
 import { LOGGER } from '@broker/core';
 import type { LinkagePhase, LinkageUnitJob } from '@broker/jobs';
 import { LINKAGE_CONFIG, type LinkageConfig } from './linkage-config';
-import { type AdvanceStep, advanceStep, unitStep, unitsOf } from './linkage-run.machine';
+import {
+  type AdvanceStep,
+  advanceStep,
+  isDatabaseUnavailable,
+  unitStep,
+  unitsOf,
+} from './linkage-run.machine';
 import {
   type ClusterStats,
   type NormaliseStats,
@@ -92,11 +98,19 @@ export class LinkageEngine {
           case 'none':
           case 'wait':
             return { pending: [], finished: false };
-          case 'enqueue':
+          case 'enqueue': {
+            // After the run went back to its estimate phase, its units are new jobs (see linkageUnitJobId).
+            const round = run!.restarts ? { round: run!.restarts } : {};
             return {
-              pending: step.units.map((unit) => ({ runId, phase: step.phase, unit })),
+              pending: step.units.map((unit): LinkageUnitJob => ({
+                runId,
+                phase: step.phase,
+                unit,
+                ...round,
+              })),
               finished: false,
             };
+          }
           case 'start':
             await this.store.markStarted(client, runId);
             await this.store.createUnits(client, runId, 'prepare', 1);
@@ -135,53 +149,45 @@ export class LinkageEngine {
   }
 
   /**
-   * Does one unit, unless it is done already or its run is over; then moves the run on. Throws on
-   * failure, for BullMQ to retry.
+   * Does one unit, unless it is done already, its run is over or its run is in another phase (it
+   * went back to its estimate phase); then moves the run on. Throws on failure, for BullMQ to retry.
+   *
+   * A retention batch that destroys records of the run after the unit read its inputs makes its
+   * commit refuse (see LinkageStore.commitUnit), and may take away inputs the unit reads later (the
+   * model, of a run sent back to its estimate phase): either way the unit is looked at again, and
+   * done again from what retention left (or not at all, when its run went back before its phase),
+   * up to {@link STALE_RETRIES} times in a row; then it throws, for BullMQ to retry later (retention
+   * deletes in batches that end).
    */
   async runUnit(job: LinkageUnitJob): Promise<void> {
     const { runId, phase, unit } = job;
-    const run = await this.store.getRun(runId);
-    const state = run?.status === 'RUNNING' ? await this.store.unit(runId, phase, unit) : null;
-    switch (unitStep(run?.status ?? null, state)) {
-      case 'skip':
-        return;
-      case 'missing':
-        throw new Error(`linkage run ${runId} has no unit ${phase} ${unit}`);
-      case 'execute': {
-        await this.store.countAttempt(runId, phase, unit);
-        const started = Date.now();
-        const committed = await this.execute(run!, phase, unit);
+    for (let attempt = 1; ; attempt++) {
+      // Read before the unit reads anything: a batch that commits after this is seen by the commit.
+      const seen = await this.store.destructions(runId);
+      const run = await this.store.getRun(runId);
+      const state = run?.status === 'RUNNING' ? await this.store.unit(runId, phase, unit) : null;
+      const step = unitStep(run, state);
+      if (step === 'skip') return;
+      if (step === 'missing') throw new Error(`linkage run ${runId} has no unit ${phase} ${unit}`);
+      if (step === 'advance') break;
+      await this.store.countAttempt(runId, phase, unit);
+      const started = Date.now();
+      try {
+        const committed = await this.phases[phase].execute(run!, unit, seen);
         this.logger.info(
           { runId, phase, unit, ms: Date.now() - started, attempt: state!.attempts + 1, committed },
           'linkage unit done',
         );
         break;
+      } catch (error) {
+        const stale =
+          error instanceof StaleUnitError ||
+          (!isDatabaseUnavailable(error) && (await this.store.destructions(runId)) !== seen);
+        if (!stale || attempt >= STALE_RETRIES) throw error;
+        this.logger.info({ runId, phase, unit }, 'linkage unit done again: retention destroyed records');
       }
-      case 'advance':
-        break;
     }
     await this.advance(runId);
-  }
-
-  /**
-   * Does a unit, again while a retention batch destroyed records of its run after the unit read its
-   * inputs (its commit refuses then: see LinkageStore.commitUnit), up to {@link STALE_RETRIES} times
-   * in a row; then throws, for BullMQ to retry later (retention deletes in batches that end).
-   */
-  private async execute(run: LinkageRunRow, phase: LinkagePhase, unit: number): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      // Read before the unit reads anything: a batch that commits after this is seen by the commit.
-      const seen = await this.store.destructions(run.id);
-      try {
-        return await this.phases[phase].execute(run, unit, seen);
-      } catch (error) {
-        if (!(error instanceof StaleUnitError) || attempt >= STALE_RETRIES) throw error;
-        this.logger.info(
-          { runId: run.id, phase, unit },
-          'linkage unit done again: retention destroyed records',
-        );
-      }
-    }
   }
 
   /**
@@ -209,7 +215,13 @@ export class LinkageEngine {
       decision: 'ALLOW',
       reason: `SUCCEEDED: ${stats.records} records, ${stats.links} links, ${stats.persons} persons`,
       rowCount: stats.records,
-      details: { runId: run.id, trigger: run.trigger, status: 'SUCCEEDED', ...headline(stats) },
+      details: {
+        runId: run.id,
+        trigger: run.trigger,
+        status: 'SUCCEEDED',
+        ...headline(stats),
+        restarts: run.restarts,
+      },
     });
     this.logger.info({ runId: run.id, ...headline(stats) }, 'linkage run succeeded');
   }
@@ -232,7 +244,7 @@ export class LinkageEngine {
         action: AuditAction.LINKAGE_RUN,
         decision: 'ALLOW',
         reason: `FAILED: ${error}`.slice(0, 1000),
-        details: { runId, trigger: run.trigger, status: 'FAILED', phase: run.phase },
+        details: { runId, trigger: run.trigger, status: 'FAILED', phase: run.phase, restarts: run.restarts },
       });
       return true;
     });

@@ -85,6 +85,7 @@ export function toModel(row: LinkageRunRow): LinkageRunModel {
     id: row.id,
     status: row.status as LinkageStatus,
     progress: progress(row.status, row.units_done, row.units_total),
+    restarts: row.restarts,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error,

@@ -22,6 +22,11 @@ export interface LinkageRunRow {
   partitions: number | null;
   units_total: number | null;
   units_done: number;
+  /**
+   * Times the run went back to its estimate phase: a retention batch destroyed records its model
+   * had learned from (see LinkageRecordsDestroyed).
+   */
+  restarts: number;
   threshold: number | null;
   settings: RunSettings | null;
   /** The model the run learned (m and u of every comparison level), once estimated. */
@@ -127,7 +132,7 @@ function parseBinaryCopy(bytes: Buffer): { a: number; b: number; data: Buffer }[
 }
 
 const RUN_COLUMNS = `id, status, trigger, requested_by, phase, datasets, chunks, partitions, units_total,
-  units_done, threshold, settings, model, stats, weight_histogram, error, previous_run_id, created_at,
+  units_done, restarts, threshold, settings, model, stats, weight_histogram, error, previous_run_id, created_at,
   started_at, finished_at`;
 
 /**
@@ -208,9 +213,10 @@ export class LinkageStore {
     runId: string,
     phase: LinkagePhase,
     unit: number,
-  ): Promise<{ done: boolean; attempts: number } | null> {
-    const [row] = await this.query<{ done: boolean; attempts: number }>(
-      `SELECT done_at IS NOT NULL AS done, attempts FROM linkage_unit WHERE run_id = $1 AND phase = $2 AND unit = $3`,
+  ): Promise<{ phase: LinkagePhase; done: boolean; attempts: number } | null> {
+    const [row] = await this.query<{ phase: LinkagePhase; done: boolean; attempts: number }>(
+      `SELECT phase, done_at IS NOT NULL AS done, attempts FROM linkage_unit
+        WHERE run_id = $1 AND phase = $2 AND unit = $3`,
       [runId, phase, unit],
     );
     return row ?? null;
@@ -226,8 +232,9 @@ export class LinkageStore {
 
   /**
    * Commits a unit's results and marks it done, in one transaction, unless it is done already (a
-   * worker that was presumed dead finished it) or its run is no longer running. Returns whether it
-   * committed. `stats` is serialised after `write`, which may fill it in.
+   * worker that was presumed dead finished it), its run is no longer running, or its run is in
+   * another phase (it went back to its estimate phase: see LinkageRecordsDestroyed). Returns whether
+   * it committed. `stats` is serialised after `write`, which may fill it in.
    *
    * First takes `LINKAGE_CHUNKS_LOCK` shared (see {@link lockDerived}); then, when a retention batch
    * destroyed records of the run since the unit read `seen` (the run's {@link destructions}, read
@@ -244,12 +251,13 @@ export class LinkageStore {
   ): Promise<boolean> {
     return this.transaction(async (client) => {
       await this.lockDerived(client);
-      const { rows } = await client.query<{ done: boolean; status: string }>(
-        `SELECT u.done_at IS NOT NULL AS done, r.status FROM linkage_unit u JOIN linkage_run r ON r.id = u.run_id
+      const { rows } = await client.query<{ done: boolean; status: string; phase: string | null }>(
+        `SELECT u.done_at IS NOT NULL AS done, r.status, r.phase FROM linkage_unit u JOIN linkage_run r ON r.id = u.run_id
           WHERE u.run_id = $1 AND u.phase = $2 AND u.unit = $3 FOR UPDATE OF u`,
         [runId, phase, unit],
       );
-      if (!rows[0] || rows[0].done || rows[0].status !== 'RUNNING') return false;
+      const found = rows[0];
+      if (!found || found.done || found.status !== 'RUNNING' || found.phase !== phase) return false;
       if ((await this.destructions(runId, client)) !== seen) throw new StaleUnitError(runId, phase, unit);
       await write(client);
       await client.query(
@@ -665,6 +673,53 @@ export class LinkageStore {
       [runId, kinds, chunks],
     );
     return rows;
+  }
+
+  /** Whether a run's estimate unit is done: its model learned from the records normalised then. */
+  async estimateDone(client: PoolClient, runId: string): Promise<boolean> {
+    const { rows } = await client.query(
+      `SELECT 1 FROM linkage_unit WHERE run_id = $1 AND phase = 'estimate' AND done_at IS NOT NULL`,
+      [runId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * A RUNNING run goes back to phase `to` (its estimate phase), in a retention batch's transaction:
+   * the units of `phases` (that one and after) are pending again (their attempts kept), the run's
+   * units done count them no more, its model is dropped, and whatever those units wrote goes (term
+   * frequencies, links and pairs for review of the partitions scored, the persons and pairs for
+   * review of the cluster unit). Counts the restart. Resolves to the phase it was in and its restarts
+   * now, or null when it is not RUNNING.
+   */
+  async backTo(
+    client: PoolClient,
+    runId: string,
+    to: LinkagePhase,
+    phases: readonly LinkagePhase[],
+  ): Promise<{ from: LinkagePhase; restarts: number } | null> {
+    const { rows: locked } = await client.query<{ phase: LinkagePhase }>(
+      `SELECT phase FROM linkage_run WHERE id = $1 AND status = 'RUNNING' FOR UPDATE`,
+      [runId],
+    );
+    if (!locked[0]) return null;
+    const redone = await client.query(
+      `UPDATE linkage_unit SET done_at = NULL, stats = NULL
+        WHERE run_id = $1 AND phase = ANY ($2::text[]) AND done_at IS NOT NULL`,
+      [runId, phases],
+    );
+    const { rows } = await client.query<{ restarts: number }>(
+      `UPDATE linkage_run SET phase = $2, model = NULL, restarts = restarts + 1, units_done = units_done - $3,
+         updated_at = clock_timestamp() WHERE id = $1 AND status = 'RUNNING' RETURNING restarts`,
+      [runId, to, redone.rowCount ?? 0],
+    );
+    await client.query(`DELETE FROM linkage_blob WHERE run_id = $1 AND kind = ANY ($2::text[])`, [
+      runId,
+      ['tf', 'links', 'review'] satisfies BlobKind[],
+    ]);
+    await client.query(`DELETE FROM linkage_person WHERE run_id = $1`, [runId]);
+    await client.query(`DELETE FROM linkage_review_pair WHERE run_id = $1`, [runId]);
+    return { from: locked[0].phase, restarts: rows[0].restarts };
   }
 
   /** Sets the records a normalise unit counted (its chunk lost some to retention). */

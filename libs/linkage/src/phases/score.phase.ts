@@ -62,8 +62,9 @@ export class ScorePhase extends UnitPhase {
   }
 
   /**
-   * The run's model and term frequencies, read once per run by each worker (they change only when
-   * retention removes destroyed records from them: read again after each such batch).
+   * The run's model and term frequencies, read once per run by each worker (they change only when a
+   * retention batch sends the run back to its estimate phase, and are learned again: read again
+   * after each batch that destroyed records of the run).
    */
   private async fitted(runId: string, seen: number): Promise<{ model: LinkageModel; tf: TermFrequencies }> {
     if (this.cachedFit?.runId !== runId || this.cachedFit.seen !== seen) {

@@ -32,9 +32,9 @@ interface RetainedDataset {
 /**
  * Destroys records past their dataset's retention (DESIGN §4.4), with what linkage derived from them
  * (each run's person assignment of the record, the pairs kept for review and the decisions that name
- * the record, the normalised identifiers of finished runs and of a run under way (through
- * {@link RECORDS_DESTROYED_HOOK}), and the chunk bounds of a run under way that name it, lowered:
- * see {@link lowerLinkageChunkBounds}). Each batch takes `LINKAGE_CHUNKS_LOCK` right after its
+ * the record, the normalised identifiers of finished runs and of a run under way, and the model a run
+ * under way learned from it, which the run learns again: both through {@link RECORDS_DESTROYED_HOOK};
+ * and the chunk bounds of a run under way that name it, lowered: see {@link lowerLinkageChunkBounds}). Each batch takes `LINKAGE_CHUNKS_LOCK` right after its
  * DELETE, so that no linkage transaction writes anything derived from the records it destroys
  * after it (see {@link lockLinkageForDestruction}).
  *
@@ -188,7 +188,8 @@ export class RetentionService {
           { id: dataset.id, slug: dataset.slug, keyField: dataset.key_field, keyType: dataset.key_type },
           keys,
         );
-        // Nor does its normalised data (its records, keys, partitions, links, pairs for review).
+        // Nor does its normalised data (its records, keys, partitions), nor a model it learned from
+        // them: such a run goes back to its estimate phase, what it scored and clustered deleted.
         await this.linkage?.recordsDestroyed(tx.client, dataset.id, keys);
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(

@@ -27,6 +27,7 @@ import { HashKeyServes1766100000000 } from './1766100000000-hash-key-serves';
 import { LinkageChunksFinished1766200000000 } from './1766200000000-linkage-chunks-finished';
 import { AccountsVouched1766300000000 } from './1766300000000-accounts-vouched';
 import { LinkageChunkDestructions1766400000000 } from './1766400000000-linkage-chunk-destructions';
+import { LinkageRunRestarts1766500000000 } from './1766500000000-linkage-run-restarts';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -58,4 +59,5 @@ export const MIGRATIONS = [
   LinkageChunksFinished1766200000000,
   AccountsVouched1766300000000,
   LinkageChunkDestructions1766400000000,
+  LinkageRunRestarts1766500000000,
 ];
