@@ -195,6 +195,17 @@ describe('admin UI for operators and analysts (browser)', () => {
       .waitFor();
     await h.screenshot(page, '23-linkage-done');
 
+    // A run retention sent back to its estimate phase says so; one never sent back says nothing.
+    const restarts = page.locator('dl.facts dt', { hasText: /^Restarts$/ });
+    expect(await restarts.count()).toBe(0);
+    await h.broker.query(`UPDATE linkage_run SET restarts = 2`);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: /^Linkage run / }).waitFor();
+    await restarts.waitFor();
+    expect(await restarts.locator('xpath=following-sibling::dd[1]').textContent()).toBe(
+      '2 times: retention destroyed records the run had learned from, so it learned its model again without them.',
+    );
+
     await page.getByRole('link', { name: 'All linkage runs' }).click();
     await page.getByRole('region', { name: 'Linkage runs' }).getByText('Succeeded').waitFor();
   });

@@ -271,6 +271,8 @@ export interface LinkageRun {
   thresholdProbability: number | null;
   comparisons: ComparisonWeights[];
   weightHistogram: WeightBin[];
+  /** Times retention sent the run back to its estimate phase (it destroyed records the model had learned from). */
+  restarts: number;
 }
 
 const AGREEMENT_FIELDS = `id title status currentVersion inForceVersion purposes validFrom validUntil
@@ -282,7 +284,7 @@ const DATASET_FIELDS = `id slug title description keyField subjectField retentio
   createdAt provider { id name }
   fields { name type classification identity required description }`;
 
-const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold
+const LINKAGE_FIELDS = `id status progress startedAt finishedAt error trigger createdAt threshold restarts
   thresholdProbability stats { records candidatePairs links persons unparsed { role values }
   pairsByRule { rule pairs } } comparisons { comparison levels { level m u weight } }
   weightHistogram { lower upper pairs }`;

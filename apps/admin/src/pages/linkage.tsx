@@ -268,6 +268,15 @@ export function LinkageRunPage({ id }: { id: string }) {
         <dd>{formatInstant(run.startedAt)}</dd>
         <dt>Finished</dt>
         <dd>{formatInstant(run.finishedAt)}</dd>
+        {run.restarts > 0 ? (
+          <>
+            <dt>Restarts</dt>
+            <dd>
+              {run.restarts === 1 ? 'Once' : `${formatNumber(run.restarts)} times`}: retention destroyed
+              records the run had learned from, so it learned its model again without them.
+            </dd>
+          </>
+        ) : null}
       </dl>
       <ProgressBar label="Linkage progress" value={run.status === 'SUCCEEDED' ? 1 : run.progress} />
       <p role="status" className="muted">
