@@ -20,6 +20,7 @@ export * from './purpose/purpose.entity';
 export * from './purpose/purpose.model';
 export * from './purpose/purpose.service';
 export * from './registry.module';
+export * from './retention/retention-cutoff';
 export * from './retention/retention.module';
 export * from './retention/retention.processor';
 export * from './retention/retention.service';

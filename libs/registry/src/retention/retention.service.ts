@@ -9,6 +9,7 @@ import { hashLookupsDestroyed, hashLookupsDestroying } from '../dataset/hash-loo
 import type { FieldType } from '../dataset/dataset-schema';
 import { recordTable } from '../dataset/record-table';
 import { lockLinkageForDestruction, lowerLinkageChunkBounds } from './linkage-chunks';
+import { pastRetentionSql, retentionCutoff, undatedSql } from './retention-cutoff';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
 export const RETENTION_BATCH = 1000;
@@ -128,10 +129,7 @@ export class RetentionService {
     const key = quoteIdent(dataset.key_field);
     const subject = dataset.subject_field ? `t.${quoteIdent(dataset.subject_field)}::text` : 'NULL::text';
     // One cutoff for the whole run, so that batches agree on what is past retention.
-    const [{ cutoff }] = await this.dataSource.query<{ cutoff: Date }[]>(
-      `SELECT coalesce($1::timestamptz, clock_timestamp()) - make_interval(days => $2) AS cutoff`,
-      [now ?? null, dataset.retention_days],
-    );
+    const cutoff = await retentionCutoff(this.dataSource, dataset.retention_days, now);
     // The batches find their rows through an index on the retention field; built concurrently, so
     // that neither ingestion nor queries wait for it (and again if an earlier build failed).
     const index = namedRecordIndex(
@@ -141,7 +139,7 @@ export class RetentionService {
     );
     await this.db.connection((client) => buildRecordIndex(client, index));
     const [{ n: keptWithoutDate }] = await this.dataSource.query<{ n: number }[]>(
-      `SELECT count(*)::int AS n FROM ${table} WHERE ${field} IS NULL`,
+      `SELECT count(*)::int AS n FROM ${table} WHERE ${undatedSql(field)}`,
     );
     let destroyed = 0;
     let batches = 0;
@@ -154,7 +152,7 @@ export class RetentionService {
           { key: string; subject: string | null; rid: string; valued?: string }[]
         >(
           `WITH doomed AS (
-             SELECT ctid FROM ${table} WHERE ${field} < $1 ORDER BY ${field} LIMIT $2 FOR UPDATE SKIP LOCKED
+             SELECT ctid FROM ${table} WHERE ${pastRetentionSql(field, '$1')} ORDER BY ${field} LIMIT $2 FOR UPDATE SKIP LOCKED
            ),
            gone AS (
              DELETE FROM ${table} t USING doomed d WHERE t.ctid = d.ctid
