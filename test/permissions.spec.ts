@@ -97,6 +97,8 @@ describe('permissions: every operation declares who may call it', () => {
       // The service narrows these to the recipient's stewards and the provider's stewards.
       'Mutation.attestDestruction': ['STEWARD'],
       'Mutation.updateDataset': ['STEWARD'],
+      // Exactly who may change the retention (updateDataset): the service narrows it to the provider's.
+      'Query.retentionPreview': ['STEWARD'],
       'Mutation.revokeAgreement': ['STEWARD'],
       // An AUDITOR previews what it is asked to sign off, without record counts.
       'Query.previewAgreement': ['AUDITOR', 'STEWARD'],

@@ -33,6 +33,8 @@ const FIELD_COST: Readonly<Record<string, number>> = {
   'Query.auditRefusalSeries': 500,
   'Query.subjectAccessReport': 500,
   'Query.previewAgreement': 500,
+  // One pass over a dataset's record table.
+  'Query.retentionPreview': 2_000,
   'Mutation.ingestRecords': 1_000,
   'Mutation.startLinkage': 1_000,
 };

@@ -21,6 +21,8 @@ export * from './purpose/purpose.model';
 export * from './purpose/purpose.service';
 export * from './registry.module';
 export * from './retention/retention-cutoff';
+export * from './retention/retention-preview.model';
+export * from './retention/retention-preview.service';
 export * from './retention/retention.module';
 export * from './retention/retention.processor';
 export * from './retention/retention.service';

@@ -14,12 +14,14 @@ import { IngestService } from './ingest/ingest.service';
 import { PurposeEntity } from './purpose/purpose.entity';
 import { PurposeResolver } from './purpose/purpose.resolver';
 import { PurposeService } from './purpose/purpose.service';
+import { RetentionPreviewResolver } from './retention/retention-preview.resolver';
+import { RetentionPreviewService } from './retention/retention-preview.service';
 import { RetentionService } from './retention/retention.service';
 import { UserEntity } from './user/user.entity';
 import { UserResolver } from './user/user.resolver';
 import { UserService } from './user/user.service';
 
-/** Agencies, users, purposes, datasets and ingestion. */
+/** Agencies, users, purposes, datasets, ingestion, and retention's service and preview. */
 @Module({
   imports: [
     TypeOrmModule.forFeature([AgencyEntity, UserEntity, PurposeEntity, DatasetEntity, DatasetFieldEntity]),
@@ -39,6 +41,8 @@ import { UserService } from './user/user.service';
     ConsentService,
     ConsentResolver,
     RetentionService,
+    RetentionPreviewService,
+    RetentionPreviewResolver,
   ],
   exports: [
     AgencyService,
@@ -48,6 +52,7 @@ import { UserService } from './user/user.service';
     HashLookupIndex,
     IngestService,
     RetentionService,
+    RetentionPreviewService,
   ],
 })
 export class RegistryModule {}

@@ -2,6 +2,7 @@
  * A dataset's retention (DESIGN §4.4): records whose DATE/DATETIME `retentionField` is older than
  * `retentionDays` are destroyed by the daily retention job. Pure rules, no database.
  */
+import { BrokerError, ErrorCode } from '@broker/core';
 import { type FieldDefinition, FieldType } from './dataset-schema';
 
 /** At most a century, as for agreements. */
@@ -53,4 +54,22 @@ export function validateRetention(
 /** What a refused retention answers (BAD_USER_INPUT): each problem, with its input's name. */
 export function retentionRefusal(problems: readonly { path: string; message: string }[]): string {
   return `The retention is invalid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`;
+}
+
+/**
+ * The retention to store, or the refusal of it (BAD_USER_INPUT, {@link retentionRefusal}, each
+ * problem in `details`): what `updateDataset` and `retentionPreview` answer an invalid one.
+ */
+export function requireValidRetention(
+  input: { retentionDays?: number | null; retentionField?: string | null },
+  fields: readonly Pick<FieldDefinition, 'name' | 'type'>[],
+): DatasetRetention {
+  const result = validateRetention(input, fields);
+  if (!result.ok) {
+    throw new BrokerError(ErrorCode.BAD_USER_INPUT, retentionRefusal(result.problems), {
+      reason: 'INVALID_DATASET_DEFINITION',
+      details: result.problems,
+    });
+  }
+  return result.retention;
 }

@@ -9,7 +9,7 @@ import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
 import { classificationProblem } from '@broker/policy';
-import { retentionRefusal, validateRetention } from './dataset-retention';
+import { type DatasetRetention, requireValidRetention, validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { createRecordTableSql } from './record-table';
 import {
@@ -239,13 +239,7 @@ export class DatasetService {
           retentionDays: input.retentionDays ?? existing.retentionDays,
           retentionField: input.retentionField ?? existing.retentionField,
         };
-    const retention = validateRetention(wanted, current.fields);
-    if (!retention.ok) {
-      throw new BrokerError(ErrorCode.BAD_USER_INPUT, retentionRefusal(retention.problems), {
-        reason: 'INVALID_DATASET_DEFINITION',
-        details: retention.problems,
-      });
-    }
+    const retention = requireValidRetention(wanted, current.fields);
     await this.db.transaction(
       async ({ manager }) => {
         await manager.query(
@@ -255,8 +249,8 @@ export class DatasetService {
             id,
             title,
             description,
-            retention.retention.retentionDays,
-            retention.retention.retentionField,
+            retention.retentionDays,
+            retention.retentionField,
             JSON.stringify(withDeclared(existing.declaredIndexes ?? [], indexes)),
           ],
         );
@@ -267,9 +261,9 @@ export class DatasetService {
             decision: 'ALLOW',
             datasetId: id,
             reason:
-              retention.retention.retentionDays === null
+              retention.retentionDays === null
                 ? 'no retention'
-                : `retention ${retention.retention.retentionDays} days by ${retention.retention.retentionField}`,
+                : `retention ${retention.retentionDays} days by ${retention.retentionField}`,
             ...(indexes.length ? { details: { indexes } } : {}),
           },
           manager,
@@ -390,7 +384,7 @@ export class DatasetService {
     ctx: RequestContext,
     id: string,
     action: 'ingest' | 'recordConsent' | 'update' | 'reportSubjectAccess' = 'ingest',
-  ): Promise<WritableDataset & { subjectField: string | null; providerAgencyId: string }> {
+  ): Promise<WritableDataset & DatasetRetention & { subjectField: string | null; providerAgencyId: string }> {
     const dataset = await this.get(ctx, id);
     if (!dataset) throw new BrokerError(ErrorCode.NOT_FOUND, 'Dataset not found', { reason: 'NOT_PARTY' });
     authorize(
@@ -405,6 +399,8 @@ export class DatasetService {
       keyField: dataset.keyField,
       subjectField: dataset.subjectField,
       providerAgencyId: dataset.providerAgencyId,
+      retentionDays: dataset.retentionDays,
+      retentionField: dataset.retentionField,
       fields: dataset.fields.map((f) => ({
         name: f.name,
         type: f.type,
