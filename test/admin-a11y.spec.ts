@@ -106,11 +106,11 @@ describe('admin UI: accessibility of the working pages (browser)', () => {
         'booking_id',
         retentionTyped('ninety', 'booked_on', 'The retention was not changed'),
       ],
-      // ... and asking before a retention destroys records.
+      // ... and asking before a retention destroys records, saying how many.
       [
         `/datasets/${datasetId}`,
         'booking_id',
-        retentionTyped('90', 'booked_on', 'Set retention to 90 days?'),
+        retentionTyped('90', 'booked_on', 'would be destroyed at the next daily run'),
       ],
       ['/agreements', 'Jail stays for research'],
       [`/agreements/${agreementId}`, 'Jail stays for research'],

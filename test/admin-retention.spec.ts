@@ -3,9 +3,10 @@ import { type AdminHarness, axeViolations, signIn, startAdminHarness } from './a
 
 /**
  * A dataset's retention and title in the admin UI, in a real browser: its provider's steward sets,
- * lengthens, shortens (asked first, with the days), moves and removes retention, each change read
- * back through the API; an invalid retention is refused with the form's or the broker's own message
- * and changes nothing; other roles cannot edit. Screenshots land in test-output/admin/.
+ * lengthens, shortens (asked first, with the days and how many records would be destroyed), moves
+ * and removes retention, each change read back through the API; an invalid retention is refused with
+ * the form's or the broker's own message and changes nothing; other roles cannot edit. Screenshots
+ * land in test-output/admin/.
  */
 describe('admin UI: a dataset’s retention, title and description (browser)', () => {
   let h: AdminHarness;
@@ -37,6 +38,23 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
         ],
       })
     ).id;
+    // Ten records, dated far from any cutoff the tests set: the counts cannot move while they run.
+    const ago = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+    const records = [
+      ...[0, 1, 2].map((i) => ({ case_id: `C${i}`, opened_on: ago(600).slice(0, 10), closed_at: ago(500) })),
+      ...[3, 4, 5, 6].map((i) => ({
+        case_id: `C${i}`,
+        opened_on: ago(200).slice(0, 10),
+        closed_at: ago(100),
+      })),
+      ...[7, 8].map((i) => ({ case_id: `C${i}`, opened_on: ago(10).slice(0, 10), closed_at: ago(5) })),
+      { case_id: 'C9', opened_on: null, closed_at: null },
+    ];
+    await h.broker.gqlOk(
+      stewardKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: datasetId, r: records },
+    );
     ({ page } = await h.newPage(1280, { axe: true }));
   }, 180_000); // the first file of a run builds the admin UI and GraphiQL
 
@@ -80,6 +98,18 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
       .click();
   };
   const confirmation = () => retention().getByRole('group', { name: /retention/ });
+  /** What the broker counts for a retention, through the API. */
+  const preview = async (retentionDays: number | null, retentionField: string | null) =>
+    (
+      await h.broker.gqlOk<{
+        retentionPreview: { destroyed: number; destroyedByCurrent: number; records: number };
+      }>(
+        stewardKey,
+        `query($d: ID!, $days: Int, $field: String) {
+          retentionPreview(datasetId: $d, retentionDays: $days, retentionField: $field) { destroyed destroyedByCurrent records } }`,
+        { d: datasetId, days: retentionDays, field: retentionField },
+      )
+    ).retentionPreview;
   const saved = (text: string) => retention().getByRole('status').filter({ hasText: text }).waitFor();
 
   it('lets the provider’s steward set, lengthen, shorten, move and remove retention, asking before records go sooner', async () => {
@@ -101,10 +131,33 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     // Nothing typed, nothing to save.
     expect(await retention().getByRole('button', { name: 'Save retention' }).isDisabled()).toBe(true);
 
-    // Setting retention destroys records at the next run: asked first, with the days; Cancel sends nothing.
+    // Once what is typed is valid, the broker counts what it would destroy, announced politely.
+    await retention().getByLabel('Retention (days)').fill('365');
+    await retention().getByLabel('Measured from').selectOption('closed_at');
+    const count = retention().locator('p.retention-count');
+    await count
+      .getByText(
+        '3 of 10 records would be destroyed at the next daily run (now none would be: no retention is set). 1 record without a closed_at would be kept.',
+      )
+      .waitFor();
+    expect(await count.getAttribute('aria-live')).toBe('polite');
+    expect(await preview(365, 'closed_at')).toEqual({ destroyed: 3, destroyedByCurrent: 0, records: 10 });
+    // Days that are no number are not counted: the count goes.
+    await retention().getByLabel('Retention (days)').fill('36x');
+    await page.waitForFunction(`!document.querySelector('p.retention-count').textContent`);
+
+    // Setting retention destroys records at the next run: asked first, with the days and the count;
+    // Cancel sends nothing.
     await saveRetention('365', 'closed_at');
     await confirmation().getByText('Set retention to 365 days?').waitFor();
+    await confirmation()
+      .getByText(
+        '3 of 10 records would be destroyed at the next daily run (now none would be: no retention is set).',
+      )
+      .waitFor();
     expect(await confirmation().textContent()).toContain('is more than 365 days old is destroyed');
+    // Said once: in the question, not beside it as well.
+    expect(await count.textContent()).toBe('');
     expect(await axeViolations(page)).toEqual([]);
     await h.screenshot(page, '40-retention-confirm');
     // The question has the focus, so it is read out; answered, the focus returns to the form.
@@ -137,9 +190,14 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     await saved('more than 400 days old');
     expect(await retentionOf()).toEqual({ retentionDays: 400, retentionField: 'closed_at' });
 
-    // Shortening asks, saying from how many days to how many.
+    // Shortening asks, saying from how many days to how many, and how many records would go.
     await saveRetention('30', 'closed_at');
     await confirmation().getByText('Shorten retention from 400 days to 30 days?').waitFor();
+    await confirmation()
+      .getByText('7 of 10 records would be destroyed at the next daily run (now 3 would be).')
+      .waitFor();
+    expect(await preview(30, 'closed_at')).toEqual({ destroyed: 7, destroyedByCurrent: 3, records: 10 });
+    await h.screenshot(page, '41b-retention-shorten-count');
     await confirmation().getByRole('button', { name: 'Yes, destroy records older than 30 days' }).click();
     await saved('more than 30 days old');
     expect(await retentionOf()).toEqual({ retentionDays: 30, retentionField: 'closed_at' });
@@ -149,11 +207,19 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     await confirmation()
       .getByText('Measure retention from opened_on instead of closed_at, 30 days?')
       .waitFor();
+    await confirmation()
+      .getByText('7 of 10 records would be destroyed at the next daily run (now 7 would be).')
+      .waitFor();
     await confirmation().getByRole('button', { name: 'Yes, destroy records older than 30 days' }).click();
     await saved('records whose opened_on is more than 30 days old');
     expect(await retentionOf()).toEqual({ retentionDays: 30, retentionField: 'opened_on' });
 
     // Clearing both removes retention (retentionDays 0 in the API): nothing is destroyed, nothing asked.
+    await retention().getByLabel('Retention (days)').fill('');
+    await retention().getByLabel('Measured from').selectOption('');
+    await count
+      .getByText('No record would be destroyed at the next daily run; all 10 records kept (now 7 would be).')
+      .waitFor();
     await saveRetention('', '');
     await saved('Retention removed: records are kept.');
     expect(await retentionOf()).toEqual({ retentionDays: null, retentionField: null });

@@ -88,6 +88,24 @@ export interface Dataset {
   createdAt: string;
 }
 
+/**
+ * What a proposed retention would destroy at the next daily run, beside the current retention,
+ * counted by the broker with the retention job's own rule (`retentionPreview`).
+ */
+export interface RetentionPreview {
+  datasetId: string;
+  /** The proposed retention, as the broker validated it (both null: none). */
+  retentionDays: number | null;
+  retentionField: string | null;
+  destroyed: number;
+  destroyedByCurrent: number;
+  /** Records whose proposed retention field is empty: retention keeps them. */
+  keptWithoutDate: number;
+  records: number;
+  cutoff: string | null;
+  asOf: string;
+}
+
 /** A row filter as agreements store it: `{"f": v}`, operators, `$and`, `$or`. */
 export type RowFilterJson = Record<string, unknown>;
 
@@ -328,6 +346,9 @@ export const Q = {
     user { id email displayName role agency { id name } invitationPending } apiKey } }`,
   definePurpose: `mutation($input: DefinePurposeInput!) { definePurpose(input: $input) { id code description createdAt } }`,
   registerDataset: `mutation($input: RegisterDatasetInput!) { registerDataset(input: $input) { ${DATASET_FIELDS} } }`,
+  retentionPreview: `query($datasetId: ID!, $retentionDays: Int, $retentionField: String) {
+    retentionPreview(datasetId: $datasetId, retentionDays: $retentionDays, retentionField: $retentionField) {
+      datasetId retentionDays retentionField destroyed destroyedByCurrent keptWithoutDate records cutoff asOf } }`,
   updateDataset: `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { ${DATASET_FIELDS} } }`,
   recordConsent: `mutation($input: ConsentInput!) { recordConsent(input: $input) { id subjectId purpose granted recordedAt } }`,
   proposeAgreement: `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { ${AGREEMENT_FIELDS} } }`,

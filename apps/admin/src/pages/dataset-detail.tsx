@@ -1,6 +1,6 @@
 import { type FormEvent, type ReactNode, useEffect, useRef, useState } from 'react';
-import { ApiError, type IngestReport, uploadCsv } from '../api/client';
-import { type Dataset, type Purpose, Q } from '../api/schema';
+import { ApiError, type IngestReport, graphql, uploadCsv } from '../api/client';
+import { type Dataset, type Purpose, Q, type RetentionPreview } from '../api/schema';
 import {
   EmptyState,
   ErrorMessage,
@@ -141,9 +141,11 @@ function retentionText({ retentionDays, retentionField }: DatasetRetention): Rea
 
 /**
  * The provider's steward sets, changes or removes the dataset's retention with updateDataset: a
- * number of days and one of its DATE or DATETIME fields, checked here as the broker checks them. A
- * change that may destroy records sooner is confirmed first. A refusal shows the broker's message
- * and changes nothing.
+ * number of days and one of its DATE or DATETIME fields, checked here as the broker checks them.
+ * Once what is typed is valid and differs from the retention in force, the broker counts what it
+ * would destroy at the next daily run (retentionPreview), said beside the form and in the question
+ * a change that may destroy records sooner asks first. A refusal shows the broker's message and
+ * changes nothing.
  */
 function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () => Promise<void> }) {
   const current: DatasetRetention = {
@@ -176,6 +178,9 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
   const unchanged =
     daysText.trim() === (current.retentionDays === null ? '' : String(current.retentionDays)) &&
     field === (current.retentionField ?? '');
+  const typed = retentionUpdate({ days: daysText, field }, dataset.fields);
+  const count = useRetentionCount(dataset.id, current, typed.ok && !unchanged ? typed.retention : null);
+  const counted = countText(count, current);
   const removing = daysText.trim() === '' && field === '' && current.retentionDays !== null;
   const edit = (change: () => void) => {
     change();
@@ -274,13 +279,18 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
               )}
             </Field>
           </div>
+          {/* Always there, so that screen readers announce each new count (politely). */}
+          <p className="retention-count" aria-live="polite">
+            {confirming ? null : counted}
+          </p>
           <ErrorMessage error={refusal} title="The retention was not changed" problemsAtInputs />
           {saved ? <Notice>{saved}</Notice> : null}
           {confirming ? (
             <div className="confirm stack" role="group" aria-labelledby="retention-confirm">
               <p id="retention-confirm" tabIndex={-1} ref={confirmRef}>
-                <strong>{confirmQuestion(current, confirming.retention)}</strong> At the next daily run, every
-                record whose <code>{confirming.retention.retentionField}</code> is more than{' '}
+                <strong>{confirmQuestion(current, confirming.retention)}</strong>{' '}
+                <span aria-live="polite">{counted}</span> At the next daily run, every record whose{' '}
+                <code>{confirming.retention.retentionField}</code> is more than{' '}
                 {days(confirming.retention.retentionDays)} old is destroyed, with what linkage derived from
                 it, and cannot be recovered.
               </p>
@@ -311,6 +321,97 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
       )}
     </section>
   );
+}
+
+/** Where the count of what a retention would destroy stands. */
+type RetentionCount =
+  | { kind: 'idle' }
+  | { kind: 'counting' }
+  | { kind: 'counted'; preview: RetentionPreview }
+  | { kind: 'failed'; error: ApiError };
+
+/**
+ * The broker's count of what `proposal` would destroy at the next daily run, beside `current`
+ * (retentionPreview), asked after a short pause in typing; idle without a proposal. An answer for an
+ * earlier proposal, or given before the retention in force changed, is never shown.
+ */
+function useRetentionCount(
+  datasetId: string,
+  current: DatasetRetention,
+  proposal: DatasetRetention | null,
+): RetentionCount {
+  const { apiKey } = useSession();
+  const key = proposal
+    ? JSON.stringify([
+        proposal.retentionDays,
+        proposal.retentionField,
+        current.retentionDays,
+        current.retentionField,
+      ])
+    : null;
+  const [state, setState] = useState<{ key: string | null; count: RetentionCount }>({
+    key: null,
+    count: { kind: 'idle' },
+  });
+  useEffect(() => {
+    if (!key) return;
+    let current = true;
+    const [retentionDays, retentionField] = JSON.parse(key) as (number | string | null)[];
+    const timer = window.setTimeout(() => {
+      graphql<{ retentionPreview: RetentionPreview }>(apiKey, Q.retentionPreview, {
+        datasetId,
+        retentionDays,
+        retentionField,
+      }).then(
+        (data) => current && setState({ key, count: { kind: 'counted', preview: data.retentionPreview } }),
+        (error: unknown) =>
+          current &&
+          setState({
+            key,
+            count: {
+              kind: 'failed',
+              error: error instanceof ApiError ? error : new ApiError(String(error), 'ERROR'),
+            },
+          }),
+      );
+    }, 300);
+    return () => {
+      current = false;
+      window.clearTimeout(timer);
+    };
+  }, [apiKey, datasetId, key]);
+  if (!key) return { kind: 'idle' };
+  return state.key === key ? state.count : { kind: 'counting' };
+}
+
+const records = (n: number) => `${formatNumber(n)} ${n === 1 ? 'record' : 'records'}`;
+
+/**
+ * The count in words: "1,234 of 50,000 records would be destroyed at the next daily run (now 12
+ * would be)."; a failure with the broker's message word for word.
+ */
+function countText(count: RetentionCount, current: DatasetRetention): string | null {
+  switch (count.kind) {
+    case 'idle':
+      return null;
+    case 'counting':
+      return 'Counting the records this retention would destroy…';
+    case 'failed':
+      return `The records could not be counted: ${count.error.message}`;
+    case 'counted': {
+      const p = count.preview;
+      const now =
+        current.retentionDays === null
+          ? 'now none would be: no retention is set'
+          : `now ${formatNumber(p.destroyedByCurrent)} would be`;
+      if (p.retentionDays === null || p.retentionField === null)
+        return `No record would be destroyed at the next daily run; all ${records(p.records)} kept (${now}).`;
+      const undated = p.keptWithoutDate
+        ? ` ${records(p.keptWithoutDate)} without a ${p.retentionField} would be kept.`
+        : '';
+      return `${formatNumber(p.destroyed)} of ${records(p.records)} would be destroyed at the next daily run (${now}).${undated}`;
+    }
+  }
 }
 
 /** The question a steward answers before retention may destroy records sooner. */
