@@ -426,6 +426,25 @@ describe('retention preview', () => {
     expect(await preview(steward.apiKey, dataset.id, 30, 'released_on')).toMatchObject({ destroyed: 1 });
   });
 
+  it('answers at most four counts in one request: five are refused before anything is counted', async () => {
+    const dataset = await register('many_cases');
+    // Another steward of the agency: its LIMIT refusal is not merged with the one above.
+    const colleague = await broker.createUser({ agencyId: ctx.principal.agencyId, role: 'STEWARD' });
+    const aliases = (n: number) =>
+      `query($d: ID!) { ${Array.from({ length: n }, (_, i) => `p${i}: retentionPreview(datasetId: $d, retentionDays: ${i + 1}, retentionField: "closed_at") { destroyed }`).join(' ')} }`;
+    const four = await broker.gql(colleague.apiKey, aliases(4), { d: dataset.id });
+    expect(four.errors).toBeUndefined();
+    expect(Object.values(four.data ?? {})).toEqual([0, 0, 0, 0].map((destroyed) => ({ destroyed })));
+    const transaction = jest.spyOn(broker.app.get(Database), 'transaction');
+    const five = await broker.gql(colleague.apiKey, aliases(5), { d: dataset.id });
+    expect(five.status).toBe(400);
+    expect(five.errors?.map((e) => [e.extensions?.code, e.extensions?.reason])).toEqual([
+      ['BAD_USER_INPUT', 'LIMIT'],
+    ]);
+    expect(transaction.mock.calls.filter(([, options]) => options?.readOnly)).toEqual([]);
+    transaction.mockRestore();
+  });
+
   it('counts what the job destroys, for any retention and dates (fast-check)', async () => {
     // Two datasets holding the same records: A keeps the current retention, B takes the proposed one,
     // and one run of the job at the preview's instant destroys in each what the preview counted.
