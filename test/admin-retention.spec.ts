@@ -313,6 +313,29 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     });
     await h.screenshot(page, '43-retention-refused-by-broker');
 
+    // A count the broker refuses is said with its message word for word, and stops nothing.
+    await page.route('**/graphql', async (route) => {
+      const body = route.request().postDataJSON();
+      if (typeof body?.query === 'string' && body.query.includes('retentionPreview'))
+        body.variables.retentionField = 'officer';
+      await route.continue({ postData: JSON.stringify(body) });
+    });
+    try {
+      await retention().getByLabel('Retention (days)').fill('50');
+      await retention().getByLabel('Measured from').selectOption('opened_on');
+      await retention()
+        .locator('p.retention-count')
+        .getByText(
+          'The records could not be counted: The retention is invalid: retentionField must be a DATE or DATETIME field',
+        )
+        .waitFor();
+    } finally {
+      await page.unroute('**/graphql');
+    }
+    expect(await retention().getByRole('button', { name: 'Save retention' }).isDisabled()).toBe(false);
+    await retention().getByLabel('Retention (days)').fill('90');
+    expect(await stored()).toEqual(before);
+
     // The broker's refusal of a title, word for word too.
     const form = section('Title and description');
     await form.getByLabel('Title').fill('   ');
