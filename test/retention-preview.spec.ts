@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { AuthService, type RequestContext } from '@broker/auth';
 import { Database } from '@broker/core';
-import { RetentionPreviewService, RetentionService } from '@broker/registry';
+import {
+  cutoffParameter,
+  pastRetentionSql,
+  RetentionPreviewService,
+  retentionCutoff,
+  RetentionService,
+} from '@broker/registry';
+import type { EntityManager } from 'typeorm';
 import { TestBroker } from '@broker/testing';
 
 const PREVIEW = `query($d: ID!, $days: Int, $field: String) {
@@ -228,6 +235,34 @@ describe('retention preview', () => {
     expect(destroyedIn(await retention.run({ now }), dataset.id)).toBe(0);
     expect(await keys('boundary_cases')).toEqual(['A3', 'A4', 'A5', 'A6']);
     await broker.gqlOk(steward.apiKey, UPDATE, { id: dataset.id, input: { retentionDays: 0 } });
+  });
+
+  it('compares a DATE with the cutoff day in UTC, whatever the time zone of the process or the database', async () => {
+    // The job and the preview bind the cutoff as its UTC instant, never as a Date the driver would
+    // write in the process's local time (a worker in UTC+14 would then read 2026-05-17).
+    expect(cutoffParameter(new Date('2026-05-16T12:00:00.000Z'))).toBe('2026-05-16T12:00:00.000Z');
+    // In a session of each time zone (set for its transaction only).
+    const inZone = <T>(zone: string, work: (manager: EntityManager) => Promise<T>) =>
+      broker.app.get(Database).transaction(async ({ manager }) => {
+        await manager.query(`SELECT set_config('TimeZone', $1, true)`, [zone]);
+        return work(manager);
+      });
+    for (const zone of ['Pacific/Kiritimati', 'Pacific/Pago_Pago', 'America/Los_Angeles', 'UTC']) {
+      const past = await inZone(zone, (manager) =>
+        manager.query<{ d: string }[]>(
+          `SELECT d::text FROM (VALUES ('2026-05-15'::date), ('2026-05-16'::date), ('2026-05-17'::date)) v(d)
+            WHERE ${pastRetentionSql('d', '$1')} ORDER BY d`,
+          [cutoffParameter(new Date('2026-05-16T23:30:00.000Z'))],
+        ),
+      );
+      expect({ zone, past }).toEqual({ zone, past: [{ d: '2026-05-15' }] });
+      // Days of 24 hours in UTC, also across a change of clocks in the session's time zone (the
+      // United States moved to summer time on 2026-03-08).
+      const cutoff = await inZone(zone, (manager) =>
+        retentionCutoff(manager, 30, new Date('2026-03-10T12:00:00.000Z')),
+      );
+      expect({ zone, cutoff }).toEqual({ zone, cutoff: new Date('2026-02-08T12:00:00.000Z') });
+    }
   });
 
   it('refuses whoever may not change the retention, and a retention updateDataset refuses: audited, nothing counted or changed', async () => {

@@ -6,7 +6,7 @@ import { type DatasetRetention, requireValidRetention } from '../dataset/dataset
 import { DatasetService } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
 import type { RetentionPreviewModel } from './retention-preview.model';
-import { pastRetentionSql, retentionCutoff, undatedSql } from './retention-cutoff';
+import { cutoffParameter, pastRetentionSql, retentionCutoff, undatedSql } from './retention-cutoff';
 
 /**
  * How long the count of a preview may run (its statement time limit): one pass over the record
@@ -67,7 +67,7 @@ export class RetentionPreviewService {
           // Bound once per condition, never shared: each parameter takes its own field's type.
           const past = (retention: DatasetRetention, cutoff: Date | null) => {
             if (cutoff === null || retention.retentionField === null) return '0';
-            params.push(cutoff);
+            params.push(cutoffParameter(cutoff));
             const condition = pastRetentionSql(quoteIdent(retention.retentionField), `$${params.length}`);
             return `count(*) FILTER (WHERE ${condition})`;
           };

@@ -9,7 +9,7 @@ import { hashLookupsDestroyed, hashLookupsDestroying } from '../dataset/hash-loo
 import type { FieldType } from '../dataset/dataset-schema';
 import { recordTable } from '../dataset/record-table';
 import { lockLinkageForDestruction, lowerLinkageChunkBounds } from './linkage-chunks';
-import { pastRetentionSql, retentionCutoff, undatedSql } from './retention-cutoff';
+import { cutoffParameter, pastRetentionSql, retentionCutoff, undatedSql } from './retention-cutoff';
 
 /** Records destroyed per transaction: small enough that no batch holds its row locks for long. */
 export const RETENTION_BATCH = 1000;
@@ -160,7 +160,7 @@ export class RetentionService {
            )
            -- a SELECT, so that the driver returns the rows (it returns a count for a bare DELETE)
            SELECT key, subject, rid${tabled.counts} FROM gone`,
-          [cutoff, batch],
+          [cutoffParameter(cutoff), batch],
         );
         if (!gone.length) return 0;
         const keys = gone.map((g) => g.key);
