@@ -57,29 +57,18 @@ export class DataPlaneRecorder {
 
   /**
    * Counts every perturbed aggregate of the request against the caller's daily budget of each
-   * agreement it uses (both sides of a linked count), once the snapshot has ended (it is read-only);
-   * past the budget the request is refused with `LIMIT` and nothing leaves. Exact aggregates and
-   * row pages cost nothing: they tell nothing the caller cannot read.
+   * agreement it uses (both sides of a linked count), before any statement of the request runs;
+   * past the budget the request is refused with `LIMIT` and nothing is read. Spent first, so that a
+   * refusal past the budget takes the same time whatever the data (were the statement run first,
+   * its time would go on answering, without limit, what the budget is there to bound: see "Timing"
+   * in docs/disclosure-control.md); an aggregate whose statement then fails has spent its unit.
+   * Exact aggregates and row pages cost nothing: they tell nothing the caller cannot read.
    */
-  async spendBudget(
-    ctx: RequestContext,
-    plans: Plan[],
-    ended: Promise<void>,
-  ): Promise<DataPlaneRefusal[] | null> {
-    const spent = new Map<string, Plan>();
-    for (const plan of plans) {
-      if (plan.kind !== 'AGGREGATE' || plan.exact) continue;
-      for (const agreement of [plan.agreement, plan.linked?.agreement]) {
-        if (agreement) spent.set(agreement.id, plan);
-      }
-    }
+  async spendBudget(ctx: RequestContext, plans: Plan[]): Promise<DataPlaneRefusal[] | null> {
+    const spent = budgetUses(plans);
     if (!spent.size) return null;
-    await ended;
     const ids = [...spent.keys()];
-    const weights = ids.map(
-      (id) =>
-        plans.filter((p) => !p.exact && (p.agreement.id === id || p.linked?.agreement.id === id)).length,
-    );
+    const weights = ids.map((id) => spent.get(id)!.weight);
     const rows = await this.dataSource.query<{ agreement_id: string; used: number }[]>(
       `INSERT INTO aggregate_budget (user_id, agreement_id, day, used)
        SELECT $1, a.id, (now() AT TIME ZONE 'UTC')::date, a.n FROM unnest($2::uuid[], $3::int[]) AS a(id, n)
@@ -89,7 +78,7 @@ export class DataPlaneRecorder {
     );
     const over = rows.find((row) => checkBudget(row.used, this.config.AGGREGATE_DAILY_BUDGET));
     if (!over) return null;
-    const plan = spent.get(over.agreement_id)!;
+    const plan = spent.get(over.agreement_id)!.plan;
     return [
       {
         ...checkBudget(over.used, this.config.AGGREGATE_DAILY_BUDGET)!,
@@ -208,4 +197,36 @@ export class DataPlaneRecorder {
   private async definedPurposes(refusals: DataPlaneRefusal[]): Promise<ReadonlySet<string>> {
     return refusals.some((r) => r.audit?.purposeAsked) ? this.purposes.codes() : new Set();
   }
+}
+
+/**
+ * The perturbed aggregates of a request by agreement they count against (both sides of a linked
+ * count): how many, and one of them (whose refusal names it).
+ */
+function budgetUses(plans: Plan[]): Map<string, { weight: number; plan: Plan }> {
+  const uses = new Map<string, { weight: number; plan: Plan }>();
+  for (const plan of plans) {
+    if (plan.kind !== 'AGGREGATE' || plan.exact) continue;
+    for (const agreement of new Set([plan.agreement.id, plan.linked?.agreement.id])) {
+      if (!agreement) continue;
+      const use = uses.get(agreement);
+      if (use) use.weight++;
+      else uses.set(agreement, { weight: 1, plan });
+    }
+  }
+  return uses;
+}
+
+/**
+ * What a request's perturbed aggregates spend of the budget, as one comparable text (agreements
+ * and counts), or null when it spends nothing: a request decided again after spending proceeds
+ * when it spends the same.
+ */
+export function budgetBill(plans: Plan[]): string | null {
+  const uses = budgetUses(plans);
+  if (!uses.size) return null;
+  return [...uses]
+    .map(([id, { weight }]) => `${id}×${weight}`)
+    .sort()
+    .join(' ');
 }

@@ -25,7 +25,7 @@ import { HashLookupIndex } from '@broker/registry';
 import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
-import { type AggregateAnswer, DataPlaneRecorder } from './data-plane-recorder';
+import { type AggregateAnswer, DataPlaneRecorder, budgetBill } from './data-plane-recorder';
 import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
@@ -83,22 +83,37 @@ export class DataPlaneService {
     const alone = await this.answerAlone(ctx, request);
     if (alone) return alone;
     if (!(await this.verify(ctx))) return this.unauthenticated();
-    const { tx, policy } = await this.begin(ctx.principal.agencyId!);
-    let decision: Decision;
-    try {
-      const deciding = process.hrtime.bigint();
-      decision = this.decide(policy, request);
-      if (decision.kind === 'run') this.phase('decide', deciding);
-    } catch (error) {
+    // Perturbed aggregates spend the budget before any statement runs (DataPlaneRecorder.spendBudget):
+    // a request that spends is decided, spends, and is decided again in a new snapshot.
+    let spent: string | null = null;
+    for (;;) {
+      const { tx, policy } = await this.begin(ctx.principal.agencyId!);
+      let decision: Decision;
+      try {
+        const deciding = process.hrtime.bigint();
+        decision = this.decide(policy, request);
+        if (decision.kind === 'run') this.phase('decide', deciding);
+      } catch (error) {
+        await tx.rollback();
+        throw error;
+      }
+      if (decision.kind === 'run') {
+        const bill = budgetBill(decision.plans);
+        if (bill === null || bill === spent) return this.answer(ctx, tx, decision);
+        // Nothing has been read: the snapshot is given back before the budget is spent (on another
+        // connection), and the request decided again in a new one.
+        await tx.rollback();
+        const over = await this.recorder.spendBudget(ctx, decision.plans);
+        if (over) return this.recorder.refused(ctx, over);
+        spent = bill;
+        continue;
+      }
+      // Nothing runs: the snapshot is given back before the denial is written (on another connection).
       await tx.rollback();
-      throw error;
+      return decision.kind === 'invalid'
+        ? this.recorder.refused(ctx, [refusal('INVALID', decision.message)], 400)
+        : this.recorder.refused(ctx, decision.refusals, decision.status);
     }
-    if (decision.kind === 'run') return this.answer(ctx, tx, decision);
-    // Nothing runs: the snapshot is given back before the denial is written (on another connection).
-    await tx.rollback();
-    return decision.kind === 'invalid'
-      ? this.recorder.refused(ctx, [refusal('INVALID', decision.message)], 400)
-      : this.recorder.refused(ctx, decision.refusals, decision.status);
   }
 
   /**
@@ -249,8 +264,6 @@ export class DataPlaneService {
   ): Promise<DataPlaneResponse> {
     const { plans } = decision;
     const ended = snapshotEnded ?? Promise.resolve();
-    const spent = await this.recorder.spendBudget(ctx, plans, ended);
-    if (spent) return this.recorder.refused(ctx, spent);
     // The release's audit append starts (its failure caught at once, and answered below) ...
     const appending = process.hrtime.bigint();
     const recorded = this.recorder.recordReleases(ctx, plans, read).then(
