@@ -3,7 +3,10 @@
  * `npm run bench:timing`): the structural properties the fixes rest on, checked without a clock.
  * Which statements a request issues, and what each statement evaluates, are counted instead.
  */
-import { Transaction } from '@broker/core';
+import { randomBytes } from 'node:crypto';
+import { Database, Transaction } from '@broker/core';
+import { DataPlaneService, PolicyCache, aggregateSql, pageSql } from '@broker/data-plane';
+import { perturbationKey } from '@broker/policy';
 import { recordTable } from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 
@@ -112,5 +115,173 @@ describe('data plane timing: past its budget, an aggregate reads nothing', () =>
       [analyst.id, agreement],
     );
     expect(Number(n)).toBe(2);
+  });
+});
+
+/**
+ * A filter is checked only on records of the population. Where the grant requires consent, the
+ * consent is found first and the filter checked after it: a record whose subject withdrew consent
+ * costs the filter nothing, however heavy (here, HMACs of a HASH name under `or`, which no lookup
+ * table serves), so its time cannot tell that it exists. Counted: the calls of pgcrypto's hmac in
+ * the statement's own transaction (track_functions), for a record of each kind.
+ */
+describe('data plane timing: a filter costs a record outside the population nothing', () => {
+  let broker: TestBroker;
+  let agencyId: string;
+  let analystKey: string;
+  let rows: string;
+  let counts: string;
+  const OR = Array.from({ length: 5 }, (_, i) => ({ name_hash: { eq: String(i).repeat(64) } }));
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'dp_timing_consent', AGGREGATE_DAILY_BUDGET: '1000' });
+    const parties = await broker.sharingParties('Provider', 'Recipient', 'RESEARCH');
+    agencyId = parties.recipientAgency.id;
+    analystKey = parties.analyst.apiKey;
+    const p = parties.providerSteward.apiKey;
+    const { id: datasetId } = await broker.registerDataset(p, {
+      slug: 'cases',
+      title: 'Cases',
+      keyField: 'id',
+      subjectField: 'person',
+      fields: [
+        { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'person', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'name', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'county', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    // IN: in the row filter, consent given; WITHDRAWN: in it, consent withdrawn; NONE: in it, no
+    // consent recorded; OUT: outside the row filter, consent given.
+    const records = [
+      { id: 'IN', person: 'P1', name: 'Ada', county: 'NORTH' },
+      { id: 'WITHDRAWN', person: 'P2', name: 'Bea', county: 'NORTH' },
+      { id: 'NONE', person: 'P3', name: 'Cy', county: 'NORTH' },
+      { id: 'OUT', person: 'P4', name: 'Di', county: 'SOUTH' },
+      ...Array.from({ length: 12 }, (_, i) => ({ id: `G${i}`, person: 'P1', name: 'Ada', county: 'NORTH' })),
+    ];
+    await broker.gqlOk(
+      p,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: datasetId, r: records },
+    );
+    for (const [subjectId, granted] of [
+      ['P1', true],
+      ['P2', true],
+      ['P2', false],
+      ['P4', true],
+    ] as const) {
+      await broker.gqlOk(p, `mutation($input: ConsentInput!) { recordConsent(input: $input) { id } }`, {
+        input: { datasetId, subjectId, purpose: 'RESEARCH', granted },
+      });
+    }
+    const base = {
+      providerAgencyId: parties.providerAgency.id,
+      recipientAgencyId: parties.recipientAgency.id,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+    };
+    const grant = {
+      datasetId,
+      rowFilter: { county: { $eq: 'NORTH' } },
+      requireConsent: true,
+      fields: [{ name: 'id' }, { name: 'name', transform: 'HASH' }, { name: 'county' }],
+    };
+    const r = parties.recipientSteward.apiKey;
+    rows = await broker.activateAgreement(p, r, { ...base, title: 'Rows', grants: [grant] });
+    counts = await broker.activateAgreement(p, r, {
+      ...base,
+      title: 'Counts',
+      grants: [{ ...grant, access: 'AGGREGATE_ONLY', minCellSize: 5 }],
+    });
+  }, 120_000);
+  afterAll(() => broker.close());
+
+  /** The statement of a request as the broker builds it, run with pgcrypto's hmac calls counted. */
+  const hmacCalls = async (query: string, variables: Record<string, unknown>) => {
+    const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+    const decision = broker.app.get(DataPlaneService).decide(policy, { query, variables });
+    if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+    const [plan] = decision.plans;
+    const { text, values } =
+      plan.kind === 'AGGREGATE'
+        ? aggregateSql(plan, perturbationKey(randomBytes(32)))
+        : pageSql(plan, false, agencyId);
+    return broker.app.get(Database).connection(async (client) => {
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL track_functions = 'all'`);
+        // The view holds the session's calls not yet flushed to the cumulative statistics, earlier
+        // transactions' included: the statement's are the difference.
+        const calls = async () =>
+          Number(
+            (
+              await client.query<{ n: string }>(
+                `SELECT coalesce(sum(calls), 0) AS n FROM pg_stat_xact_user_functions WHERE funcname = 'hmac'`,
+              )
+            ).rows[0].n,
+          );
+        const before = await calls();
+        const answer = await client.query(text, values);
+        return { rows: answer.rows.length, hmacs: (await calls()) - before };
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    });
+  };
+  const page = (id: string) =>
+    hmacCalls(
+      `query($w: CasesWhere) { cases(purpose: RESEARCH, agreement: "${rows}", where: $w) { nodes { id } } }`,
+      { w: { id: { eq: id }, or: OR } },
+    );
+
+  it('checks a page’s filter only on records whose consent is in force', async () => {
+    // The consenting record's filter is checked: one HMAC per comparison, and no match.
+    expect(await page('IN')).toEqual({ rows: 0, hmacs: OR.length });
+    // The others: no HMAC at all, as for a key that does not exist.
+    for (const id of ['WITHDRAWN', 'NONE', 'OUT', 'NOWHERE'])
+      expect([id, await page(id)]).toEqual([id, { rows: 0, hmacs: 0 }]);
+  });
+
+  it('checks an aggregate’s filter only on records whose consent is in force', async () => {
+    const count = (ids: string[]) =>
+      hmacCalls(
+        `query($w: CasesWhere) { cases_aggregate(purpose: RESEARCH, agreement: "${counts}", where: $w,
+          groupBy: [county]) { groups { count } } }`,
+        { w: { id: { in: ids }, or: OR.slice(0, 2) } },
+      );
+    // Thirteen consenting records reach the filter, two HMACs each, and no group is listed: none
+    // matches it.
+    const consenting = ['IN', ...Array.from({ length: 12 }, (_, i) => `G${i}`)];
+    expect(await count(consenting)).toEqual({ rows: 0, hmacs: 13 * 2 });
+    expect(await count(['WITHDRAWN', 'NONE', 'OUT'])).toEqual({ rows: 0, hmacs: 0 });
+  });
+
+  it('answers the same records as before: the filter still selects within the population', async () => {
+    const ask = async (where: unknown, select = 'id') => {
+      const res = await broker.http.inject({
+        method: 'POST',
+        url: DATA,
+        headers: { authorization: `Bearer ${analystKey}` },
+        payload: {
+          query: `query($w: CasesWhere) { cases(purpose: RESEARCH, agreement: "${rows}", where: $w, first: 100) {
+            nodes { ${select} } } }`,
+          variables: { w: where },
+        },
+      });
+      return JSON.parse(res.body).data.cases.nodes as Record<string, string>[];
+    };
+    const ids = async (where: unknown) => (await ask(where)).map((n) => n.id).sort();
+    const [{ name_hash: ada }] = await ask({ id: { eq: 'IN' } }, 'name_hash');
+    const everyAda = ['IN', ...Array.from({ length: 12 }, (_, i) => `G${i}`)].sort();
+    expect(await ids({ name_hash: { eq: ada } })).toEqual(everyAda);
+    expect(
+      await ids({ or: [{ id: { eq: 'WITHDRAWN' } }, { id: { eq: 'IN' } }, { id: { eq: 'OUT' } }] }),
+    ).toEqual(['IN']);
+    expect(await ids({ id: { in: ['G1', 'NONE'] }, name_hash: { in: [ada, '0'.repeat(64)] } })).toEqual([
+      'G1',
+    ]);
+    expect(await ids({ not: { name_hash: { eq: ada } } })).toEqual([]);
   });
 });

@@ -9,11 +9,10 @@ import {
   cellKeySql,
   listedSql,
   personCellKeySql,
-  populationConditions,
+  filteredPopulation,
   quoteIdent,
   recordKeySql,
   releasedJsonExpression,
-  whereSql,
   windowSql,
 } from '@broker/policy';
 import { type DatasetShapeRecord, type HashTableWanted, recordTable } from '@broker/registry';
@@ -61,7 +60,7 @@ function personJoin(join: 'JOIN' | 'LEFT JOIN', alias: string, datasetParam: str
  * With `linked`, a record (or person) counts when its person has (or has not) a record of the
  * other dataset in that dataset's own population (row filter, consent) matching the other `where`
  * and the window: a semi (or anti) join on the linkage run in force, in the same statement.
- * Both populations come from `populationConditions`, as row pages do.
+ * Both populations come from `filteredPopulation` (with the filters), as row pages do.
  */
 export function aggregateSql(
   plan: AggregatePlan,
@@ -73,10 +72,10 @@ export function aggregateSql(
   const { shape, grant } = plan;
   const hmacKey = params.lazy(plan.agreement.hmacKey, 'bytea');
   const t = 't';
-  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
   // A filter on a HASH name finds its records in the agreement's lookup table, as a page's does.
   const lookups = hashOptions(plan, params, t, hmacKey, hashes);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, lookups));
+  const filter = plan.where ? { where: plan.where, hmacKey, options: lookups } : null;
+  const conditions = filteredPopulation(grant, shape, [plan.purpose], t, params, filter);
   const groups = plan.groupBy.map((name) => {
     const released = grant.released.get(name);
     if (!released) throw new PolicyError('FORBIDDEN', 'Not granted');
@@ -96,10 +95,9 @@ export function aggregateSql(
     const other = plan.linked;
     const o = 'o';
     const otherKey = params.lazy(other.agreement.hmacKey, 'bytea');
-    const inner = populationConditions(other.grant, other.shape, [plan.purpose], o, params);
     const otherLookups = hashOptions(other, params, o, otherKey, hashes);
-    if (other.where)
-      inner.push(whereSql(other.where, other.grant, other.shape, o, params, otherKey, otherLookups));
+    const otherFilter = other.where ? { where: other.where, hmacKey: otherKey, options: otherLookups } : null;
+    const inner = filteredPopulation(other.grant, other.shape, [plan.purpose], o, params, otherFilter);
     hashed.push(...otherLookups.hashed());
     if (other.on && other.after) {
       inner.push(

@@ -40,6 +40,7 @@ import {
 
 export { type DataPlaneRequest, type DataPlaneResponse, type Plan } from './plan';
 export { pageSql, planIsStable } from './page-sql';
+export { aggregateSql } from './aggregate';
 export { precheck } from './authorise';
 export { type Decision } from './decide';
 

@@ -11,11 +11,10 @@ import {
   isPageSize,
   isRawKey,
   pageOrder,
-  populationConditions,
+  filteredPopulation,
   projection,
   quoteIdent,
   whereFieldNames,
-  whereSql,
 } from '@broker/policy';
 import {
   type HashLookupIndex,
@@ -248,8 +247,8 @@ export function pageSelection(
   // A HASH filter reads its table by how many rows it must find, and in which order.
   const page = { first: first ?? Number.POSITIVE_INFINITY, inRowIdOrder: plan.orderBy.length === 0 };
   const options = releasedNameOptions(plan, params, recipientAgencyId, t, hmacKey, hashes, page);
-  const conditions = populationConditions(grant, shape, [plan.purpose], t, params);
-  if (plan.where) conditions.push(whereSql(plan.where, grant, shape, t, params, hmacKey, options));
+  const filter = plan.where ? { where: plan.where, hmacKey, options } : null;
+  const conditions = filteredPopulation(grant, shape, [plan.purpose], t, params, filter);
   const ordering = pageOrder(plan.orderBy, grant, shape, t, hmacKey, options);
   return { hmacKey, t, options, conditions, ordering };
 }

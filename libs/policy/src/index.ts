@@ -52,14 +52,23 @@ export {
   releasedJsonExpression,
   releasedTextExpression,
   rowFilterSql,
+  MAX_INDEXABLE_CONDITIONS,
+  type WhereParts,
   selectListSql,
+  whereParts,
   whereSql,
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { keyPrefixOf, keyPrefixSql, keyPrefixesSql } from './key-prefix';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
 export { type PageOrder, pageOrder } from './keyset';
-export { type PopulationGrant, populationConditions, populationSql, rowFilterFields } from './population';
+export {
+  type PopulationGrant,
+  filteredPopulation,
+  populationConditions,
+  populationSql,
+  rowFilterFields,
+} from './population';
 export {
   type DataAbility,
   type DataAction,

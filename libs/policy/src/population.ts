@@ -1,6 +1,7 @@
-import type { CompiledGrant, DatasetShape, RowFilter } from './policy.types';
+import type { ReleasedNameOptions } from './data-where';
+import type { CompiledGrant, DataWhere, DatasetShape, RowFilter } from './policy.types';
 import { type SqlParams, quoteIdent } from './sql-builder';
-import { rowFilterSql } from './sql-compiler';
+import { type HmacKeyParam, rowFilterSql, whereParts, whereSql } from './sql-compiler';
 
 /** What of a grant decides its population: its row filter and whether it requires consent. */
 export type PopulationGrant = Pick<CompiledGrant, 'requireConsent'> & { rowFilter: RowFilter | null };
@@ -18,6 +19,8 @@ export function populationConditions(
   purposes: readonly string[],
   t: string,
   params: SqlParams,
+  /** SQL that must hold of a consenting subject's record too, checked only once its consent is. */
+  afterConsent?: () => string,
 ): string[] {
   const conditions: string[] = [];
   if (grant.rowFilter) conditions.push(rowFilterSql(grant.rowFilter, shape as DatasetShape, t, params));
@@ -27,13 +30,50 @@ export function populationConditions(
       purposes.length === 1
         ? `= ${params.add(purposes[0], 'text')}`
         : `= ANY (${params.add([...purposes], 'text[]')})`;
+    // A condition naming the consent's row (c.granted) joins on it: PostgreSQL checks it only for a
+    // record whose consent it found, never in the scan of the records before it.
+    const then = afterConsent ? ` AND (CASE WHEN c.granted THEN ${afterConsent()} END)` : '';
     conditions.push(
       `EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = ${params.add(shape.id, 'uuid')}
          AND c.purpose ${purpose}
-         AND c.subject_id = ${t}.${quoteIdent(shape.subjectField)}::text AND c.granted)`,
+         AND c.subject_id = ${t}.${quoteIdent(shape.subjectField)}::text AND c.granted${then})`,
     );
   }
   return conditions;
+}
+
+/**
+ * The population's conditions (see {@link populationConditions}) and, where given, the caller's
+ * filter on released names: the records a page, an export or an aggregate reads. Where the grant
+ * requires consent, the filter is checked only on records whose subject's consent is in force (after
+ * the consent is found, in its join), so that a record of a subject who withdrew, or never gave,
+ * consent costs the filter nothing, however heavy the filter: its time would otherwise tell that the
+ * record exists (docs/disclosure-control.md, "Timing"). Only the few cheap conditions on raw columns
+ * that the filter implies (see whereParts) are checked on every record, for the indexes that serve
+ * them. Without consent the population is the row filter, a scan's condition like the filter's, which
+ * PostgreSQL checks in order of cost: the filter's heavy parts after it.
+ */
+export function filteredPopulation(
+  grant: CompiledGrant,
+  shape: DatasetShape,
+  purposes: readonly string[],
+  t: string,
+  params: SqlParams,
+  filter: { where: DataWhere; hmacKey: HmacKeyParam; options: ReleasedNameOptions } | null,
+): string[] {
+  if (!filter) return populationConditions(grant, shape, purposes, t, params);
+  const { where, hmacKey, options } = filter;
+  // Without consent to check (none asked, or none can be: FALSE), the filter is one more condition.
+  if (!grant.requireConsent || !shape.subjectField || !purposes.length) {
+    const conditions = populationConditions(grant, shape, purposes, t, params);
+    conditions.push(whereSql(where, grant, shape, t, params, hmacKey, options));
+    return conditions;
+  }
+  const parts = whereParts(where, grant, shape, t, params, hmacKey, options);
+  const conditions = populationConditions(grant, shape, purposes, t, params, () => parts.condition);
+  return conditions.length === 1 && conditions[0] === 'FALSE'
+    ? conditions
+    : [...conditions, ...parts.indexable];
 }
 
 /** {@link populationConditions} as one condition: `TRUE` where nothing narrows the population. */

@@ -422,6 +422,59 @@ export function whereSql(
   return bounds.length ? `(${condition} AND ${bounds.join(' AND ')})` : condition;
 }
 
+/** At most this many conditions a filter implies are checked on every record (see {@link whereParts}). */
+export const MAX_INDEXABLE_CONDITIONS = 8;
+
+/** A data-plane filter in two parts: see {@link whereParts}. */
+export interface WhereParts {
+  /** The whole filter, on released values (the condition of {@link whereSql}, without what it implies). */
+  condition: string;
+  /**
+   * Conditions the filter implies, cheap and on raw columns (a RAW comparison, a year or band as its
+   * range, the lookup of HASH values or personKeys), at most {@link MAX_INDEXABLE_CONDITIONS}: what
+   * an index can serve, so that they may be checked on any record, before the population is.
+   */
+  indexable: string[];
+}
+
+/**
+ * {@link whereSql} in two parts, for a statement that checks the filter only on records of the
+ * population (after consent: see populationConditions): the whole `condition`, and the few cheap
+ * `indexable` conditions it implies, which find the records by index and are the only part of the
+ * caller's filter a record outside the population costs anything. The same records as whereSql.
+ */
+export function whereParts(
+  where: DataWhere,
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  params: SqlParams,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions = {},
+): WhereParts {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  const node = parseDataWhere(where, grant, options);
+  const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  const indexable: string[] = [];
+  for (const child of node.kind === 'and' ? node.children : [node]) {
+    if (indexable.length >= MAX_INDEXABLE_CONDITIONS) break;
+    const range = exactRange(child, context);
+    if (range !== null) indexable.push(range);
+    else if (isRawComparison(child)) indexable.push(whereNodeSql(child, context));
+    else indexable.push(...impliedBounds(child, context));
+  }
+  return {
+    condition: whereNodeSql(node, context),
+    indexable: indexable.slice(0, MAX_INDEXABLE_CONDITIONS),
+  };
+}
+
+/** A comparison of a RAW name (not personKey) with a value or a list: a plain column's, cheap. */
+function isRawComparison(node: WhereNode): boolean {
+  if (node.kind !== 'compare' && node.kind !== 'in' && node.kind !== 'nin') return false;
+  return node.target.released?.transform === FieldTransform.RAW;
+}
+
 /**
  * A comparison of a DATE or DATETIME year (GENERALIZE) as the exactly equivalent condition on the raw
  * column, for a top-level conjunct (true for the same rows: finite values in the range; the year of
