@@ -251,11 +251,56 @@ describe('data plane timing: a filter costs a record outside the population noth
           groupBy: [county]) { groups { count } } }`,
         { w: { id: { in: ids }, or: OR.slice(0, 2) } },
       );
-    // Thirteen consenting records reach the filter, two HMACs each, and no group is listed: none
-    // matches it.
+    // Thirteen consenting records reach the filter, two HMACs each (the most a perturbed count's
+    // filter may hold), and no group is listed: none matches it.
     const consenting = ['IN', ...Array.from({ length: 12 }, (_, i) => `G${i}`)];
     expect(await count(consenting)).toEqual({ rows: 0, hmacs: 13 * 2 });
     expect(await count(['WITHDRAWN', 'NONE', 'OUT'])).toEqual({ rows: 0, hmacs: 0 });
+  });
+
+  it('bounds the weight of a perturbed count’s filter, not an exact one’s, and audits the refusal', async () => {
+    const aggregate = async (agreement: string, where: unknown) => {
+      const res = await broker.http.inject({
+        method: 'POST',
+        url: DATA,
+        headers: { authorization: `Bearer ${analystKey}` },
+        payload: {
+          query: `query($w: CasesWhere) { cases_aggregate(purpose: RESEARCH, agreement: "${agreement}", where: $w,
+            groupBy: [county]) { groups { count } noise } }`,
+          variables: { w: where },
+        },
+      });
+      return JSON.parse(res.body) as { data: any; errors?: { extensions: Record<string, unknown> }[] };
+    };
+    const hashes = (n: number) => ({ or: OR.slice(0, n) });
+    const conditions = (n: number) => ({
+      or: Array.from({ length: n }, (_, i) => ({ id: { eq: `K${i}` } })),
+    });
+    const limited = { code: 'BAD_USER_INPUT', reason: 'LIMIT' };
+    // Two HASH comparisons (an `in` list is one) and 100 conditions pass; one more of either does not.
+    expect((await aggregate(counts, hashes(2))).data.cases_aggregate.noise).toBe(2);
+    expect(
+      (await aggregate(counts, { name_hash: { in: OR.map((o) => o.name_hash.eq) } })).errors,
+    ).toBeUndefined();
+    expect((await aggregate(counts, conditions(100))).errors).toBeUndefined();
+    const before = await broker.query<{ n: string }>(
+      `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY' AND reason = 'LIMIT' AND agreement_id = $1`,
+      [counts],
+    );
+    for (const where of [hashes(3), conditions(101), { and: [hashes(2), { not: hashes(1) }] }]) {
+      const answer = await aggregate(counts, where);
+      expect(answer.data).toBeNull();
+      expect(answer.errors![0].extensions).toMatchObject(limited);
+    }
+    const after = await broker.query<{ n: string }>(
+      `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY' AND reason = 'LIMIT' AND agreement_id = $1`,
+      [counts],
+    );
+    expect(Number(after[0].n) - Number(before[0].n)).toBe(3);
+    // Exact counts (the caller reads the rows) are not bounded: they tell nothing the rows do not.
+    const exact = await aggregate(rows, { and: [hashes(5), conditions(200)] });
+    expect(exact.errors).toBeUndefined();
+    expect(exact.data.cases_aggregate.noise).toBe(0);
   });
 
   it('answers the same records as before: the filter still selects within the population', async () => {

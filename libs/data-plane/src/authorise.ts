@@ -11,6 +11,7 @@ import {
   checkBounds,
   checkLinked,
   checkNames,
+  checkPerturbedFilter,
   checkUnit,
   chooseAgreement,
   PolicyError,
@@ -175,6 +176,16 @@ export function authorise(
       refuse(refusal('INVALID', 'after is not a cursor this API returned for this query'), chosenAudit);
       continue;
     }
+    const exact = aggregate ? aggregateIsExact(grant, unit, linked?.grant ?? null) : true;
+    // A perturbed count's filters are bounded in weight: their time must not tell a group apart.
+    const heavy = exact
+      ? null
+      : (checkPerturbedFilter(args.where, grant) ??
+        (linked && checkPerturbedFilter(linked.where, linked.grant)));
+    if (heavy) {
+      refuse(heavy, chosenAudit);
+      continue;
+    }
     plans.push({
       kind: root.kind,
       responseKey,
@@ -194,7 +205,7 @@ export function authorise(
       groupBy,
       unit,
       linked,
-      exact: aggregate ? aggregateIsExact(grant, unit, linked?.grant ?? null) : true,
+      exact,
       minCellSize: Math.max(grant.minCellSize, linked?.grant.minCellSize ?? 0),
     });
   }

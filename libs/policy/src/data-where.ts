@@ -18,6 +18,7 @@ import { PolicyError } from './policy-error';
 import {
   type CompiledGrant,
   type DataWhere,
+  FieldTransform,
   PERSON_KEY,
   type ReleasedField,
   type ReleasedType,
@@ -224,4 +225,36 @@ export function whereFieldNames(where: DataWhere | null | undefined): string[] {
   };
   if (where != null) walk(where, 1);
   return [...names];
+}
+
+/** What a filter costs each record it is checked on: see {@link filterWeight}. */
+export interface FilterWeight {
+  /** Its conditions: each operator of each name's filter. */
+  conditions: number;
+  /** Those on HASH names: an HMAC of the record's value each (an `in` list one). */
+  hashed: number;
+}
+
+/**
+ * The weight of a filter (its names already decided, see whereFieldNames): how many conditions
+ * PostgreSQL may evaluate on each record the filter is checked on, and how many of them compute an
+ * HMAC. Malformed parts count as one condition each; the filter's parse refuses them.
+ */
+export function filterWeight(where: DataWhere | null | undefined, grant: CompiledGrant): FilterWeight {
+  const weight: FilterWeight = { conditions: 0, hashed: 0 };
+  const walk = (input: unknown, depth: number): void => {
+    const entries = depth > MAX_WHERE_DEPTH ? null : ownFields(input);
+    if (!entries) return;
+    for (const [key, value] of entries) {
+      if (key === 'and' || key === 'or') (ownArray(value) ?? []).forEach((part) => walk(part, depth + 1));
+      else if (key === 'not') walk(value, depth + 1);
+      else {
+        const operators = ownFields(value)?.size ?? 1;
+        weight.conditions += operators;
+        if (grant.released.get(key)?.transform === FieldTransform.HASH) weight.hashed += operators;
+      }
+    }
+  };
+  if (where != null) walk(where, 1);
+  return weight;
 }
