@@ -1,5 +1,6 @@
 /** What the benchmarks share: databases, processes and HTTP on loopback. */
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -207,4 +208,31 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * A bench's GraphQL calls on the broker at `port` (`g`), and its accounts: `agency` creates one as
+ * the operator; `user` creates a user of an agency. The operator invites each agency's steward
+ * (rotating the invitation, as its owner would); a steward (`creator`) creates the agency's
+ * analysts, whose keys work at once.
+ */
+export function benchAccounts(port: number, operator: string) {
+  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
+    gql<T>(port, key, query, variables);
+  const agency = async (name: string, kind = 'benchmark') =>
+    (
+      await g(operator, `mutation($i: CreateAgencyInput!) { createAgency(input: $i) { id } }`, {
+        i: { name, kind },
+      })
+    ).createAgency.id as string;
+  const user = async (agencyId: string, role: string, creator = operator) => {
+    const key = (
+      await g(creator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
+        i: { agencyId, role, email: `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@bench.example` },
+      })
+    ).createUser.apiKey as string;
+    if (creator !== operator) return key;
+    return (await g(key, `mutation { rotateApiKey { apiKey } }`)).rotateApiKey.apiKey as string;
+  };
+  return { g, agency, user };
 }

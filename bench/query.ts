@@ -70,6 +70,7 @@ import {
   stopChild,
   waitForBroker,
   withClient,
+  benchAccounts,
 } from './bench-support';
 import { MATRIX_ROWS, runMatrix } from './query-matrix';
 
@@ -564,25 +565,7 @@ interface Setup {
 }
 
 async function prepare(port: number, operator: string): Promise<Setup> {
-  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
-    gql<T>(port, key, query, variables);
-  const agency = async (name: string, kind = 'benchmark') =>
-    (
-      await g(operator, `mutation($i: CreateAgencyInput!) { createAgency(input: $i) { id } }`, {
-        i: { name, kind },
-      })
-    ).createAgency.id as string;
-  // The operator invites each agency's steward (rotating the invitation, as its owner would); the
-  // steward creates the agency's analysts.
-  const user = async (agencyId: string, role: string, creator = operator) => {
-    const key = (
-      await g(creator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
-        i: { agencyId, role, email: `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@bench.example` },
-      })
-    ).createUser.apiKey as string;
-    if (creator !== operator) return key;
-    return (await g(key, `mutation { rotateApiKey { apiKey } }`)).rotateApiKey.apiKey as string;
-  };
+  const { g, agency, user } = benchAccounts(port, operator);
 
   const provider = await agency('Bench provider');
   const recipient = await agency('Bench research office');

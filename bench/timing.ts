@@ -42,12 +42,12 @@ import {
   databaseUrl,
   dropDatabase,
   freePort,
-  gql,
   mulberry32,
   post,
   stopChild,
   waitForBroker,
   withClient,
+  benchAccounts,
 } from './bench-support';
 import { type Comparison, mannWhitney, requestsToDistinguish } from './timing-stats';
 
@@ -568,23 +568,7 @@ function gapKey(i: number): string {
 }
 
 async function prepare(port: number, operator: string): Promise<Setup> {
-  const g = <T = any>(key: string, query: string, variables?: Record<string, unknown>) =>
-    gql<T>(port, key, query, variables);
-  const agency = async (name: string, kind = 'benchmark') =>
-    (
-      await g(operator, `mutation($i: CreateAgencyInput!) { createAgency(input: $i) { id } }`, {
-        i: { name, kind },
-      })
-    ).createAgency.id as string;
-  const user = async (agencyId: string, role: string, creator = operator) => {
-    const key = (
-      await g(creator, `mutation($i: CreateUserInput!) { createUser(input: $i) { apiKey } }`, {
-        i: { agencyId, role, email: `${role.toLowerCase()}-${randomBytes(4).toString('hex')}@bench.example` },
-      })
-    ).createUser.apiKey as string;
-    if (creator !== operator) return key;
-    return (await g(key, `mutation { rotateApiKey { apiKey } }`)).rotateApiKey.apiKey as string;
-  };
+  const { g, agency, user } = benchAccounts(port, operator);
   const provider = await agency('Bench sheriff');
   const recipient = await agency('Bench research office');
   await g(
