@@ -403,9 +403,7 @@ export function whereSql(
   hmacKeyParam: HmacKeyParam,
   options: ReleasedNameOptions = {},
 ): string {
-  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
-  const node = parseDataWhere(where, grant, options);
-  const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  const { node, context } = parsedWhere(where, grant, dataset, tableAlias, params, hmacKeyParam, options);
   // At the top level (where only "true" selects a row), a year comparison is exactly a range of the
   // raw column: written as that range, the planner estimates it from the column's statistics and an
   // index on the column serves it, where the year's expression would be a guess.
@@ -420,6 +418,21 @@ export function whereSql(
   const condition = whereNodeSql(node, context);
   const bounds = impliedBounds(node, context);
   return bounds.length ? `(${condition} AND ${bounds.join(' AND ')})` : condition;
+}
+
+/** A filter parsed against its grant (of the dataset's), and what its SQL is written with. */
+function parsedWhere(
+  where: DataWhere,
+  grant: CompiledGrant,
+  dataset: DatasetShape,
+  tableAlias: string,
+  params: SqlParams,
+  hmacKeyParam: HmacKeyParam,
+  options: ReleasedNameOptions,
+) {
+  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
+  const node = parseDataWhere(where, grant, options);
+  return { node, context: { dataset, tableAlias, params, hmacKeyParam, options } };
 }
 
 /** At most this many conditions a filter implies are checked on every record (see {@link whereParts}). */
@@ -452,9 +465,7 @@ export function whereParts(
   hmacKeyParam: HmacKeyParam,
   options: ReleasedNameOptions = {},
 ): WhereParts {
-  if (grant.datasetId !== dataset.id) throw new PolicyError('FORBIDDEN', 'The grant is for another dataset');
-  const node = parseDataWhere(where, grant, options);
-  const context = { dataset, tableAlias, params, hmacKeyParam, options };
+  const { node, context } = parsedWhere(where, grant, dataset, tableAlias, params, hmacKeyParam, options);
   const indexable: string[] = [];
   for (const child of node.kind === 'and' ? node.children : [node]) {
     if (indexable.length >= MAX_INDEXABLE_CONDITIONS) break;
