@@ -9,19 +9,18 @@ interface Queryable {
   query<T = unknown>(sql: string, params?: unknown[]): Promise<T>;
 }
 
+/** A day of retention: 24 hours, counted in UTC (no change of clocks lengthens or shortens it). */
+const DAY_MS = 86_400_000;
+
 /**
  * The instant before which a record's retention field is past retention: `now` (default: the
- * database's clock) less `days` days of 24 hours, counted in UTC, so that neither the database's
- * `TimeZone` nor a change of clocks moves it. Read back as a Date, as the job binds it to each batch
- * (through {@link cutoffParameter}), so a preview at the same `now` uses the very same cutoff.
+ * database's clock, read once) less `days` days of 24 hours, so that neither a time zone nor a change
+ * of clocks moves it. The job computes it once per run and binds it to each batch (through
+ * {@link cutoffParameter}); a preview at the same `now` gets the very same cutoff.
  */
 export async function retentionCutoff(db: Queryable, days: number, now?: Date | null): Promise<Date> {
-  const [{ cutoff }] = await db.query<{ cutoff: Date }[]>(
-    `SELECT (coalesce($1::timestamptz, clock_timestamp()) AT TIME ZONE 'UTC' - make_interval(days => $2))
-              AT TIME ZONE 'UTC' AS cutoff`,
-    [now ?? null, days],
-  );
-  return cutoff;
+  const at = now ?? (await db.query<{ now: Date }[]>(`SELECT clock_timestamp() AS now`))[0].now;
+  return new Date(at.getTime() - days * DAY_MS);
 }
 
 /**
