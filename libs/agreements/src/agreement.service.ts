@@ -14,15 +14,19 @@ import {
 import { badInput, BrokerError, conflict, Database, ErrorCode } from '@broker/core';
 import {
   type AgreementContent,
+  type DatasetShape,
+  PolicyError,
   approvalsComplete,
   contentHash,
   oversightRequired,
+  rowFilterPredicate,
   rowFilterFields,
   validateAgreementContent,
 } from '@broker/policy';
 import {
   DatasetService,
   type IndexCounts,
+  type IndexDemand,
   OVERSIGHT_KIND,
   PurposeService,
   cleanText,
@@ -470,7 +474,7 @@ export class AgreementService {
       [id, version],
     );
     await this.datasets.ensureIndexesSoon(
-      rowFilterIndexes(row ? [row.content] : []),
+      await this.indexDemands(row ? [row.content] : []),
       `agreement ${id} v${version}`,
     );
   }
@@ -487,13 +491,20 @@ export class AgreementService {
   }
 
   /** The record indexes the versions in force need (see {@link rowFilterIndexes}), by dataset. */
-  async indexesInForce(): Promise<Map<string, string[][]>> {
+  async indexesInForce(): Promise<Map<string, IndexDemand[]>> {
     const rows = await this.dataSource.query<{ content: AgreementContent }[]>(
       `SELECT v.content FROM agreement a
          JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
         WHERE a.revoked_at IS NULL AND v.valid_until > clock_timestamp()`,
     );
-    return rowFilterIndexes(rows.map((r) => r.content));
+    return this.indexDemands(rows.map((r) => r.content));
+  }
+
+  /** {@link rowFilterIndexes} of versions, with their datasets' shapes read. */
+  private async indexDemands(contents: readonly AgreementContent[]): Promise<Map<string, IndexDemand[]>> {
+    const ids = contents.flatMap((c) => (c.grants ?? []).filter((g) => g.rowFilter).map((g) => g.datasetId));
+    const shapes = ids.length ? await this.datasets.shapes(ids) : new Map<string, never>();
+    return rowFilterIndexes(contents, shapes);
   }
 
   /** Revokes an agreement: final, and access stops at once on every broker. */
@@ -791,16 +802,38 @@ export function authorizeParty(
 
 /**
  * The record indexes versions need, by dataset: one single-field index per field a grant's row
- * filter reads (the one home of that rule, for approvals and for {@link AgreementService.ensureIndexesInForce}).
+ * filter reads, and the indexes of each row filter's population, partial on it (DatasetService
+ * expands a predicate into them: see `populationIndexes`). `shapes` are the datasets' (a grant of a
+ * dataset not among them, or whose filter does not fit it, asks for its fields' indexes only). The one
+ * home of that rule, for approvals and for {@link AgreementService.ensureIndexesInForce}.
  */
-export function rowFilterIndexes(contents: readonly AgreementContent[]): Map<string, string[][]> {
-  const byDataset = new Map<string, Set<string>>();
+export function rowFilterIndexes(
+  contents: readonly AgreementContent[],
+  shapes: ReadonlyMap<string, DatasetShape>,
+): Map<string, IndexDemand[]> {
+  const byDataset = new Map<string, { fields: Set<string>; predicates: Set<string> }>();
   for (const content of contents) {
     for (const grant of content.grants ?? []) {
-      const fields = byDataset.get(grant.datasetId) ?? new Set<string>();
-      for (const field of rowFilterFields(grant.rowFilter)) fields.add(field);
-      byDataset.set(grant.datasetId, fields);
+      const demand = byDataset.get(grant.datasetId) ?? {
+        fields: new Set<string>(),
+        predicates: new Set<string>(),
+      };
+      byDataset.set(grant.datasetId, demand);
+      if (!grant.rowFilter) continue;
+      for (const field of rowFilterFields(grant.rowFilter)) demand.fields.add(field);
+      const shape = shapes.get(grant.datasetId);
+      if (!shape) continue;
+      try {
+        demand.predicates.add(rowFilterPredicate(grant.rowFilter, shape, shape.slug));
+      } catch (error) {
+        if (!(error instanceof PolicyError)) throw error;
+      }
     }
   }
-  return new Map([...byDataset].map(([id, fields]) => [id, [...fields].sort().map((f) => [f])]));
+  return new Map(
+    [...byDataset].map(([id, { fields, predicates }]) => [
+      id,
+      [...[...fields].sort().map((f) => [f]), ...[...predicates].sort().map((predicate) => ({ predicate }))],
+    ]),
+  );
 }

@@ -5,9 +5,10 @@ import { DatasetService, type IndexCounts, logIndexCounts } from '@broker/regist
 import { AgreementService } from './agreement.service';
 
 /**
- * Keeps the record indexes that the versions in force (their row filters' fields) and the stewards'
- * declarations need: builds the missing ones, and drops and rebuilds one that a failed concurrent
- * build left invalid (queries cannot use it, and `IF NOT EXISTS` would keep it). Each broker passes
+ * Keeps the record indexes that the versions in force (their row filters' fields, and their
+ * populations' partial indexes) and the stewards' declarations need: builds the missing ones, drops
+ * and rebuilds one that a failed concurrent build left invalid, and drops the populations' indexes of
+ * row filters no longer in force (queries cannot use it, and `IF NOT EXISTS` would keep it). Each broker passes
  * as it starts and again every `RECORD_INDEX_CHECK_MS`, off any request's path, so a build that
  * failed after an approval is repaired without a restart. A pass still running is not started again;
  * instances that pass together build each index once (the advisory lock of `buildRecordIndex`).
@@ -51,11 +52,17 @@ export class RecordIndexKeeper implements OnModuleDestroy {
 
   private async check(): Promise<IndexCounts | null> {
     try {
-      const counts = await this.datasets.ensureIndexesOf([
+      // Listed before the demands are read: an index built since (a version that came into force
+      // meanwhile) is not listed, so it is never dropped as unasked for.
+      const listed = await this.datasets.populationIndexNames();
+      const demands = [
         ...(await this.agreements.indexesInForce()),
         ...(await this.datasets.declaredIndexes()),
-      ]);
+      ];
+      const counts = await this.datasets.ensureIndexesOf(demands);
+      const dropped = await this.datasets.dropPopulationIndexesExcept(listed, demands);
       logIndexCounts(this.logger, counts);
+      if (dropped) this.logger.info({ dropped }, 'indexes of row filters no longer in force dropped');
       return counts;
     } catch (error) {
       this.logger.warn({ err: error }, 'record indexes not checked; the next pass retries');

@@ -53,6 +53,7 @@ export {
   releasedExpression,
   releasedJsonExpression,
   releasedTextExpression,
+  rowFilterPredicate,
   rowFilterSql,
   MAX_INDEXABLE_CONDITIONS,
   type WhereParts,

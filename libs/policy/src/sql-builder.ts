@@ -1,8 +1,11 @@
 /**
  * The two ways anything enters SQL text here: identifiers through {@link quoteIdent}, values as
  * numbered parameters through {@link SqlParams} (or, for COPY, which takes none, settings of the
- * transaction through {@link SettingParams}). No value is ever written into the text.
+ * transaction through {@link SettingParams}). No value is ever written into a statement's text; the
+ * one DDL that must hold values, a partial index's predicate, writes them through
+ * {@link LiteralParams}.
  */
+import { escapeLiteral } from 'pg';
 
 /** Quotes a PostgreSQL identifier (as @broker/core does; copied so policy stays free of Nest). */
 export function quoteIdent(name: string): string {
@@ -143,4 +146,38 @@ export class SettingParams extends SqlParams {
  */
 function settingText(value: unknown): unknown {
   return Buffer.isBuffer(value) ? `\\x${value.toString('hex')}` : value;
+}
+
+/**
+ * An agreement's row filter values written as literals, for the one SQL text that cannot take
+ * parameters and must hold them: the predicate of a partial index of a population (DDL, built by the
+ * broker, never a statement a request runs). Each literal is cast to the type its parameter would
+ * have, so that PostgreSQL finds the predicate equal, constant for constant, to the conditions a
+ * statement binds and uses the index. Text goes through pg's `escapeLiteral`; lists are array
+ * literals; bytes (the HMAC key) are refused: no key is ever written into a catalog object.
+ */
+export class LiteralParams extends SqlParams {
+  override add(value: unknown, pgType?: string): string {
+    if (pgType === undefined || !PARAM_TYPES.has(pgType) || pgType.startsWith('bytea')) {
+      throw new Error(`no literal of type ${String(pgType)}`);
+    }
+    const list = pgType.endsWith('[]');
+    if (list !== Array.isArray(value))
+      throw new Error(`a literal of type ${pgType} needs ${list ? 'a list' : 'a value'}`);
+    const text = list
+      ? `{${(value as unknown[]).map((v) => `"${scalarText(v).replace(/[\\"]/g, '\\$&')}"`).join(',')}}`
+      : scalarText(value);
+    return `${escapeLiteral(text)}::${pgType}`;
+  }
+}
+
+/** A row filter's scalar as PostgreSQL reads it for its type (a string, a finite number, a boolean). */
+function scalarText(value: unknown): string {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw new Error('a literal cannot hold a NUL character');
+    return value;
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  throw new Error('a literal is a string, a finite number or a boolean');
 }

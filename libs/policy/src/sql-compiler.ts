@@ -26,7 +26,7 @@ import {
 } from './policy.types';
 import { releasedField, transformApplies } from './released-field';
 import { type RowFilterNode, parseRowFilter } from './row-filter';
-import { type SqlParams, columnRef, isPlaceholder, quoteIdent } from './sql-builder';
+import { LiteralParams, type SqlParams, columnRef, isPlaceholder, quoteIdent } from './sql-builder';
 
 /**
  * The agreement's HMAC key as a bytea placeholder (`params.add(key, 'bytea')`), or, better, a lazy
@@ -324,6 +324,18 @@ export function rowFilterSql(
     parsedFor.set(dataset, node);
   }
   return rowFilterNodeSql(node, tableAlias, params);
+}
+
+/**
+ * A row filter as the predicate of a partial index of its dataset's record table (see the registry's
+ * `populationIndexes`): the very conditions {@link rowFilterSql} writes for a statement, with its
+ * values written in as literals of the same types ({@link LiteralParams}), so that PostgreSQL, planning
+ * a statement for its values, finds its population's conditions to be the predicate and may use the
+ * index. `table` is the record table's own name, by which CREATE INDEX names its columns. Throws
+ * PolicyError FORBIDDEN when the filter does not fit the dataset.
+ */
+export function rowFilterPredicate(filter: RowFilter, dataset: DatasetShape, table: string): string {
+  return rowFilterSql(filter, dataset, table, new LiteralParams());
 }
 
 /**

@@ -4,19 +4,23 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, asSubject, authorize } from '@broker/auth';
-import { badInput, BrokerError, conflict, Database, ErrorCode, LOGGER } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode, LOGGER, quoteIdent } from '@broker/core';
 import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
 import { classificationProblem } from '@broker/policy';
 import { type DatasetRetention, requireValidRetention, validateRetention } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
-import { createRecordTableSql } from './record-table';
+import { RECORDS_SCHEMA, createRecordTableSql } from './record-table';
 import {
+  type IndexDemand,
   type IndexOutcome,
+  POPULATION_INDEX_MARK,
+  type RecordIndex,
   baseRecordIndexes,
   buildRecordIndex,
   indexProblems,
+  populationIndexes,
   recordIndex,
   recordIndexSql,
 } from './record-indexes';
@@ -285,16 +289,29 @@ export class DatasetService {
    */
   async ensureIndexes(
     datasetId: string,
-    indexes: readonly (readonly string[])[],
+    demands: readonly IndexDemand[],
   ): Promise<{ name: string; outcome: IndexOutcome }[]> {
-    if (!indexes.length) return [];
+    if (!demands.length) return [];
     const [shape] = (await this.shapes([datasetId])).values();
     if (!shape) return [];
     const known = new Set(shape.fields.map((f) => f.name));
+    const indexes: RecordIndex[] = [];
+    let declared: string[][] | undefined;
+    for (const demand of demands) {
+      if (!('predicate' in demand)) {
+        if (demand.length && demand.every((name) => known.has(name)))
+          indexes.push(recordIndex(shape, demand));
+        continue;
+      }
+      // A population's indexes follow the declarations as they are now (the keeper's next pass
+      // builds those of a declaration made since).
+      declared ??= (await this.declaredIndexesOf(datasetId)).filter((d) =>
+        d.every((name) => known.has(name)),
+      );
+      indexes.push(...populationIndexes(shape, demand.predicate, declared));
+    }
     const done: { name: string; outcome: IndexOutcome }[] = [];
-    for (const fields of indexes) {
-      if (!fields.length || !fields.every((name) => known.has(name))) continue;
-      const index = recordIndex(shape, fields);
+    for (const index of indexes) {
       if (done.some((d) => d.name === index.name)) continue;
       done.push({
         name: index.name,
@@ -302,6 +319,81 @@ export class DatasetService {
       });
     }
     return done;
+  }
+
+  /**
+   * The indexes of populations (see populationIndexes) on every record table, as
+   * `records.<name>`, by name: what {@link dropPopulationIndexesExcept} may drop.
+   */
+  async populationIndexNames(): Promise<Set<string>> {
+    const rows = await this.dataSource.query<{ name: string; slug: string }[]>(
+      `SELECT c.relname AS name, d.slug FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_class t ON t.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = $1
+         JOIN dataset d ON d.slug = t.relname`,
+      [RECORDS_SCHEMA],
+    );
+    return new Set(
+      rows
+        .filter(
+          (r) =>
+            r.name.startsWith(`${r.slug.slice(0, 40)}${POPULATION_INDEX_MARK}`) &&
+            /_[0-9a-f]{16}$/.test(r.name),
+        )
+        .map((r) => r.name),
+    );
+  }
+
+  /**
+   * Drops, concurrently, the indexes of populations in `listed` (found by {@link populationIndexNames}
+   * before the demands were read) that no demand asks for now: a row filter no longer in force. One
+   * listed before the demands were read and still asked for is kept; one built since was not listed.
+   * Resolves to how many it dropped; one it could not drop, the next pass does.
+   */
+  async dropPopulationIndexesExcept(
+    listed: ReadonlySet<string>,
+    demands: Iterable<[string, readonly IndexDemand[]]>,
+  ): Promise<number> {
+    const kept = new Set<string>();
+    const byDataset = new Map<string, IndexDemand[]>();
+    for (const [datasetId, list] of demands)
+      byDataset.set(datasetId, [...(byDataset.get(datasetId) ?? []), ...list]);
+    const shapes = await this.shapes([...byDataset.keys()]);
+    for (const [datasetId, list] of byDataset) {
+      const shape = shapes.get(datasetId);
+      const predicates = list.flatMap((d) => ('predicate' in d ? [d.predicate] : []));
+      if (!shape || !predicates.length) continue;
+      const known = new Set(shape.fields.map((f) => f.name));
+      const declared = (await this.declaredIndexesOf(datasetId)).filter((d) =>
+        d.every((name) => known.has(name)),
+      );
+      for (const predicate of predicates) {
+        for (const index of populationIndexes(shape, predicate, declared)) kept.add(index.name);
+      }
+    }
+    let dropped = 0;
+    for (const name of listed) {
+      if (kept.has(name)) continue;
+      try {
+        await this.db.connection((client) =>
+          client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`),
+        );
+        dropped++;
+      } catch (error) {
+        this.logger.warn({ err: error, index: name }, 'population index not dropped; the next pass retries');
+      }
+    }
+    return dropped;
+  }
+
+  /** A dataset's declared indexes (each a list of field names). */
+  private async declaredIndexesOf(datasetId: string): Promise<string[][]> {
+    const rows = await this.dataSource.query<{ declared_indexes: string[][] }[]>(
+      `SELECT declared_indexes FROM dataset WHERE id = $1`,
+      [datasetId],
+    );
+    return rows[0]?.declared_indexes ?? [];
   }
 
   /** Every dataset's declared indexes (each a list of field names), by dataset. */
@@ -325,8 +417,8 @@ export class DatasetService {
    * together), one after another; a dataset whose indexes cannot be built is counted and the others
    * still are. Resolves to how many indexes were already there, built, rebuilt, or could not be built.
    */
-  async ensureIndexesOf(demands: Iterable<[string, readonly (readonly string[])[]]>): Promise<IndexCounts> {
-    const byDataset = new Map<string, (readonly string[])[]>();
+  async ensureIndexesOf(demands: Iterable<[string, readonly IndexDemand[]]>): Promise<IndexCounts> {
+    const byDataset = new Map<string, IndexDemand[]>();
     for (const [datasetId, indexes] of demands) {
       byDataset.set(datasetId, [...(byDataset.get(datasetId) ?? []), ...indexes]);
     }
@@ -349,7 +441,7 @@ export class DatasetService {
    * not be built is built by the next check (RecordIndexKeeper). Never throws: the change stands.
    */
   async ensureIndexesSoon(
-    demands: Iterable<[string, readonly (readonly string[])[]]>,
+    demands: Iterable<[string, readonly IndexDemand[]]>,
     what: string,
   ): Promise<IndexCounts | null> {
     const started = Date.now();

@@ -40,6 +40,16 @@ export interface RecordIndex {
  * it twice builds it once.
  */
 export function recordIndex(shape: RecordIndexShape, fields: readonly string[]): RecordIndex {
+  const columns = indexColumns(shape, fields);
+  return namedRecordIndex(
+    shape.slug,
+    `${shape.slug.slice(0, 40)}_ix_${digestOf([shape.slug, columns])}`,
+    columns,
+  );
+}
+
+/** The quoted columns of {@link recordIndex} over `fields`. */
+function indexColumns(shape: RecordIndexShape, fields: readonly string[]): string[] {
   const byName = new Map(shape.fields.map((f) => [f.name, f]));
   const key = byName.get(shape.keyField);
   if (!key) throw new Error(`unknown key field ${shape.keyField}`);
@@ -57,27 +67,67 @@ export function recordIndex(shape: RecordIndexShape, fields: readonly string[]):
     columns.push(quoteIdent('_rid'));
     columns.push(indexColumn(key));
   }
-  const digest = createHash('sha256')
-    .update(JSON.stringify([shape.slug, columns]))
-    .digest('hex')
-    .slice(0, 16);
-  return namedRecordIndex(shape.slug, `${shape.slug.slice(0, 40)}_ix_${digest}`, columns);
+  return columns;
+}
+
+function digestOf(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
 /**
- * An index named `name` of the record table of `slug`, over `columns` (each already quoted): the one
- * home of an index's qualified name and DDL, for {@link recordIndex} and the retention job's index.
+ * An index named `name` of the record table of `slug`, over `columns` (each already quoted), partial
+ * on `predicate` where one is given: the one home of an index's qualified name and DDL, for
+ * {@link recordIndex}, {@link populationIndexes} and the retention job's index.
  */
-export function namedRecordIndex(slug: string, name: string, columns: readonly string[]): RecordIndex {
+export function namedRecordIndex(
+  slug: string,
+  name: string,
+  columns: readonly string[],
+  predicate?: string,
+): RecordIndex {
   return {
     name,
     qualified: `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`,
     sql: (concurrently) =>
       `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
         slug,
-      )} (${columns.join(', ')})`,
+      )} (${columns.join(', ')})${predicate === undefined ? '' : ` WHERE ${predicate}`}`,
   };
 }
+
+/** What the name of every index of a population has, and no other index's (see {@link populationIndexes}). */
+export const POPULATION_INDEX_MARK = '_pp_';
+
+/**
+ * The indexes of an agreement's population: each index a page or a count under it may walk (the
+ * default page order, the key, every index the steward declared), partial on its row filter
+ * (`predicate`: the filter's SQL with its values written in, as the policy compiler writes it for a
+ * statement, the record table's name for its alias). Planned for its values, a statement under that
+ * filter then walks the population's records only, so that its time does not depend on how many
+ * records the agreement leaves out between or beside them (docs/disclosure-control.md, "Timing"), and
+ * reads no record it then drops. Named by a digest of their columns and the predicate: a new filter
+ * has indexes of its own, and those of a filter no longer in force are dropped (see
+ * DatasetService.dropPopulationIndexesExcept).
+ */
+export function populationIndexes(
+  shape: RecordIndexShape,
+  predicate: string,
+  declared: readonly (readonly string[])[],
+): RecordIndex[] {
+  const byName = new Map<string, RecordIndex>();
+  for (const fields of [...baseRecordIndexes(shape), ...declared]) {
+    const columns = indexColumns(shape, fields);
+    const name = `${shape.slug.slice(0, 40)}${POPULATION_INDEX_MARK}${digestOf([shape.slug, columns, predicate])}`;
+    byName.set(name, namedRecordIndex(shape.slug, name, columns, predicate));
+  }
+  return [...byName.values()];
+}
+
+/**
+ * What a dataset's records need indexed: the fields of one index (see {@link recordIndex}), or the
+ * indexes of a population (see {@link populationIndexes}), by its row filter's predicate.
+ */
+export type IndexDemand = readonly string[] | { readonly predicate: string };
 
 /** The DDL of one index of a record table (see {@link recordIndex}). */
 export function recordIndexSql(
