@@ -8,7 +8,14 @@
  */
 import { AgreementService, RecordIndexKeeper } from '@broker/agreements';
 import { Database } from '@broker/core';
-import { DataPlaneService, PolicyCache, aggregateSql, pageSql, planIsStable } from '@broker/data-plane';
+import {
+  DataPlaneService,
+  PolicyCache,
+  aggregateSql,
+  exportSql,
+  pageSql,
+  planIsStable,
+} from '@broker/data-plane';
 import { perturbationKey } from '@broker/policy';
 import { DatasetService, populationIndexes } from '@broker/registry';
 import fc from 'fast-check';
@@ -107,6 +114,32 @@ describe('indexes of a population, partial on its row filter', () => {
           (n['Actual Loops'] ?? 1),
       0,
     );
+  /**
+   * How many records an export's COPY read and dropped: its query, run after its settings (the
+   * caller's values), in a transaction given back.
+   */
+  const copyReadOutside = async (query: string) => {
+    const { rows: copy } = exportSql(await planOf(query), 'csv', agencyId);
+    const select = /^COPY \((.*)\) TO STDOUT/s.exec(copy.copy)![1];
+    const plan = await broker.app.get(Database).connection(async (client) => {
+      await client.query('BEGIN');
+      try {
+        await client.query(copy.settings.text, copy.settings.values);
+        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${select}`,
+        );
+        return rows[0]['QUERY PLAN'][0].Plan;
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    });
+    return {
+      copy: copy.copy,
+      outside: flatten(plan)
+        .filter((n) => n['Relation Name'] === 'bookings')
+        .reduce((sum, n) => sum + (n['Rows Removed by Filter'] ?? 0) * (n['Actual Loops'] ?? 1), 0),
+    };
+  };
   /** The indexes the scans of a statement use. */
   const indexesUsed = async (statement: { text: string; values: unknown[] }) =>
     (await scans(statement)).flatMap((n) => (n['Index Name'] ? [n['Index Name']] : []));
@@ -220,6 +253,13 @@ describe('indexes of a population, partial on its row filter', () => {
     ]);
   });
 
+  it('let an export’s COPY walk the population only too: its row filter written in, the caller’s values as settings', async () => {
+    const { copy, outside } = await copyReadOutside(q(KEY_PAGE));
+    expect(copy).toContain(`= 'NORTH'::text`);
+    expect(copy).not.toContain('B01995');
+    expect(outside).toBe(0);
+  });
+
   it('without them, the same statements read the records the agreement leaves out (what the test would miss)', async () => {
     const names = [...(await broker.app.get(DatasetService).populationIndexNames())];
     expect(names).toHaveLength(4);
@@ -228,6 +268,7 @@ describe('indexes of a population, partial on its row filter', () => {
       expect(await readOutside(await pageStatement(q(KEY_PAGE)))).toBeGreaterThanOrEqual(3000);
       expect(await readOutside(await pageStatement(q(ZIP_PAGE)))).toBeGreaterThan(0);
       expect(await readOutside(await countStatement(q(ZIP_COUNT)))).toBeGreaterThan(0);
+      expect((await copyReadOutside(q(KEY_PAGE))).outside).toBeGreaterThanOrEqual(3000);
     } finally {
       expect(await broker.app.get(AgreementService).ensureIndexesInForce()).toMatchObject({
         built: 4,

@@ -5,3 +5,4 @@ export * from './policy-cache.service';
 export { sealCursor } from './cursor';
 export { NodeJsonWriter, type NodeTexts } from './node-json';
 export { subjectReleasesSql } from './subject-access.service';
+export { exportSql } from './export-sql';

@@ -23,7 +23,9 @@ export function populationConditions(
   afterConsent?: () => string,
 ): string[] {
   const conditions: string[] = [];
-  if (grant.rowFilter) conditions.push(rowFilterSql(grant.rowFilter, shape as DatasetShape, t, params));
+  if (grant.rowFilter) {
+    conditions.push(rowFilterSql(grant.rowFilter, shape as DatasetShape, t, params.rowFilterParams()));
+  }
   if (grant.requireConsent) {
     if (!shape.subjectField || !purposes.length) return ['FALSE'];
     const purpose =

@@ -1,9 +1,10 @@
 /**
  * The two ways anything enters SQL text here: identifiers through {@link quoteIdent}, values as
  * numbered parameters through {@link SqlParams} (or, for COPY, which takes none, settings of the
- * transaction through {@link SettingParams}). No value is ever written into a statement's text; the
- * one DDL that must hold values, a partial index's predicate, writes them through
- * {@link LiteralParams}.
+ * transaction through {@link SettingParams}). No value of a caller's, and never the HMAC key, is
+ * written into a statement's text; an agreement's row filter is, through {@link LiteralParams}, where
+ * it must be a constant and cannot be a parameter: a partial index's predicate (DDL), and a COPY's
+ * population (see {@link SettingParams.rowFilterParams}).
  */
 import { escapeLiteral } from 'pg';
 
@@ -84,6 +85,15 @@ export class SqlParams {
     let placeholder: string | undefined;
     return () => (placeholder ??= this.add(value, pgType));
   }
+
+  /**
+   * What an agreement's row filter writes its values with: these parameters, which a statement
+   * planned for its values reads as constants, so that PostgreSQL can use the population's partial
+   * indexes (the registry's `populationIndexes`). See {@link SettingParams.rowFilterParams}.
+   */
+  rowFilterParams(): SqlParams {
+    return this;
+  }
 }
 
 /** The prefix of the settings that carry a COPY's values, local to its transaction. */
@@ -115,6 +125,17 @@ const PLACEHOLDERS: Record<'bytea', [RegExp, RegExp]> = {
  * least of all, is ever written into a statement's text.
  */
 export class SettingParams extends SqlParams {
+  /**
+   * A COPY's row filter is written as literals ({@link LiteralParams}): a setting's read-back is no
+   * constant to the planner, which could then not prove the population's partial indexes, and the
+   * COPY would walk the records the agreement leaves out through the full indexes, its time telling
+   * how many there are (docs/disclosure-control.md, "Timing"). Only the agreement's row filter: the
+   * caller's values, and the HMAC key, stay settings.
+   */
+  override rowFilterParams(): SqlParams {
+    return new LiteralParams();
+  }
+
   override add(value: unknown, pgType?: string): string {
     if (pgType === undefined) throw new Error('a COPY parameter needs its type');
     super.add(value === null || value === undefined ? null : settingText(value), pgType);
