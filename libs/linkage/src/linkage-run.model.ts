@@ -22,8 +22,11 @@ registerEnumType(LinkageStatus, {
   },
 });
 
-/** What started a run. */
-export type LinkageTrigger = 'MANUAL' | 'INGESTION';
+/**
+ * What started a run: an operator's `startLinkage`, an ingestion, or retention destroying records
+ * the run in force had assigned to persons.
+ */
+export type LinkageTrigger = 'MANUAL' | 'INGESTION' | 'RETENTION';
 
 @ObjectType('LinkageStats', {
   description: 'What a linkage run did: counts only, never a record or an identifier.',
@@ -158,7 +161,9 @@ export class LinkageRunModel {
   })
   stats!: LinkageStatsModel | null;
   @Field(() => String, {
-    description: "What started it: 'MANUAL' (startLinkage) or 'INGESTION' (records were ingested).",
+    description:
+      "What started it: 'MANUAL' (startLinkage), 'INGESTION' (records were ingested) or 'RETENTION' " +
+      '(retention destroyed records that the run in force had assigned to persons).',
   })
   trigger!: LinkageTrigger;
   @Field(() => DateTimeScalar, { description: 'When it was enqueued.' }) createdAt!: Date;

@@ -28,6 +28,7 @@ import { LinkageChunksFinished1766200000000 } from './1766200000000-linkage-chun
 import { AccountsVouched1766300000000 } from './1766300000000-accounts-vouched';
 import { LinkageChunkDestructions1766400000000 } from './1766400000000-linkage-chunk-destructions';
 import { LinkageRunRestarts1766500000000 } from './1766500000000-linkage-run-restarts';
+import { LinkageTriggerRetention1766640000000 } from './1766640000000-linkage-trigger-retention';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -60,4 +61,5 @@ export const MIGRATIONS = [
   AccountsVouched1766300000000,
   LinkageChunkDestructions1766400000000,
   LinkageRunRestarts1766500000000,
+  LinkageTriggerRetention1766640000000,
 ];
