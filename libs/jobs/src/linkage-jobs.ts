@@ -80,12 +80,31 @@ export const LINKAGE_CHUNKS_LOCK = 7_305_118_224;
 /**
  * The hook a retention batch calls in its transaction, under {@link LINKAGE_CHUNKS_LOCK} taken
  * exclusive, after it destroyed records: linkage removes them from the normalised data of the runs
- * under way, and sends a run whose model learned from them back to its estimate phase. Provided by
- * `@broker/linkage` (global wherever linkage is loaded).
+ * under way, sends a run whose model learned from them back to its estimate phase, and, when the run
+ * in force had assigned some of them to persons, requests a run (trigger `RETENTION`) in the same
+ * transaction, so that the persons it grouped through them go. Provided by `@broker/linkage` (global
+ * wherever linkage is loaded).
  */
 export const RECORDS_DESTROYED_HOOK = Symbol('RECORDS_DESTROYED_HOOK');
 
-/** What {@link RECORDS_DESTROYED_HOOK} provides. Throws to roll the batch back. */
+/** What {@link RECORDS_DESTROYED_HOOK} provides. */
 export interface RecordsDestroyedHook {
-  recordsDestroyed(client: PoolClient, datasetId: string, keys: readonly string[]): Promise<void>;
+  /**
+   * In the batch's transaction (throws to roll the batch back). `assignedInForce` counts the
+   * destroyed records the run in force had assigned to persons (the batch deleted those rows): when
+   * any, a linkage run is requested in this transaction (a QUEUED run, or the one already waiting,
+   * joined), whose id it resolves to; null otherwise.
+   */
+  recordsDestroyed(
+    client: PoolClient,
+    datasetId: string,
+    keys: readonly string[],
+    assignedInForce: number,
+  ): Promise<string | null>;
+  /**
+   * After the batch that requested it committed: asks a worker to move the run on. Never throws, and
+   * waits a few seconds at most: a run it could not enqueue is in PostgreSQL, and the workers'
+   * watchdog starts it.
+   */
+  runRequested(runId: string): Promise<void>;
 }

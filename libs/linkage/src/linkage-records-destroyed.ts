@@ -6,6 +6,7 @@ import type { RecordsDestroyedHook } from '@broker/jobs';
 import { RecordBatch } from './core/record-batch';
 import { RecordIdMap, batchWithout } from './core/without-records';
 import { RELEARNED_PHASES, RELEARN_PHASE, afterDestruction } from './linkage-run.machine';
+import { LinkageService } from './linkage.service';
 import { type Blob, LinkageStore } from './linkage.store';
 
 /**
@@ -22,16 +23,30 @@ import { type Blob, LinkageStore } from './linkage.store';
  * Units that read their inputs before this batch commit nothing (see LinkageStore.commitUnit): they
  * are done again from what is left here, or, of a phase the run went back before, when the run
  * enters it again.
+ *
+ * The run in force keeps no join through them either: when it had assigned destroyed records to
+ * persons (retention deleted those rows, and counts them), two records that stay may be one person
+ * only through a destroyed one. A run is requested in the same transaction (trigger `RETENTION`; the
+ * run already waiting is joined; one that works is waited for), so the destruction and the request
+ * commit together, and a run that reads only the records that stay replaces those persons when it
+ * succeeds. After the commit, {@link runRequested} asks a worker to start it; if Redis cannot take
+ * the job, the run is in PostgreSQL and the workers' watchdog starts it.
  */
 @Injectable()
 export class LinkageRecordsDestroyed implements RecordsDestroyedHook {
   constructor(
     private readonly store: LinkageStore,
+    private readonly linkage: LinkageService,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async recordsDestroyed(client: PoolClient, datasetId: string, keys: readonly string[]): Promise<void> {
-    if (!keys.length) return;
+  async recordsDestroyed(
+    client: PoolClient,
+    datasetId: string,
+    keys: readonly string[],
+    assignedInForce: number,
+  ): Promise<string | null> {
+    if (!keys.length) return null;
     for (const run of await this.store.runsReading(client, datasetId)) {
       if (!(await this.removeFrom(client, run.id, run.dataset_no, new Set(keys)))) continue;
       const estimateDone = await this.store.estimateDone(client, run.id);
@@ -44,6 +59,17 @@ export class LinkageRecordsDestroyed implements RecordsDestroyedHook {
         );
       }
     }
+    if (!assignedInForce) return null;
+    const run = await this.store.createRun('RETENTION', null, client);
+    this.logger.info(
+      { runId: run.id, trigger: run.trigger, datasetId, assignedInForce },
+      'linkage run requested by retention: it destroyed records the run in force had assigned to persons',
+    );
+    return run.id;
+  }
+
+  runRequested(runId: string): Promise<void> {
+    return this.linkage.kick(runId);
   }
 
   /**

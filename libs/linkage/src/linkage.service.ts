@@ -59,7 +59,11 @@ export class LinkageService implements RecordsIngestedHook {
     });
   }
 
-  private async kick(runId: string): Promise<void> {
+  /**
+   * Asks a worker to move a run on. Never throws, and waits {@link ENQUEUE_TIMEOUT_MS} at most: the
+   * run is in PostgreSQL, and the workers' watchdog moves it on when Redis could not take the job.
+   */
+  async kick(runId: string): Promise<void> {
     try {
       await withTimeout(this.queue.advance(runId), ENQUEUE_TIMEOUT_MS);
     } catch (error) {

@@ -160,19 +160,26 @@ export class LinkageStore {
 
   /**
    * A new QUEUED run, or the one already waiting (at most one waits: it will read every record,
-   * including those that prompted this request).
+   * including those that prompted this request). On `client` (in its transaction) when given: a
+   * retention batch requests its run so, committed with the destruction that prompted it.
    */
-  async createRun(trigger: LinkageTrigger, requestedBy: string | null): Promise<LinkageRunRow> {
+  async createRun(
+    trigger: LinkageTrigger,
+    requestedBy: string | null,
+    client?: PoolClient,
+  ): Promise<LinkageRunRow> {
+    const query = async (sql: string, params: unknown[] = []) =>
+      client
+        ? ((await client.query(sql, params)).rows as LinkageRunRow[])
+        : this.query<LinkageRunRow>(sql, params);
     for (let attempt = 0; attempt < 5; attempt++) {
-      const [created] = await this.query<LinkageRunRow>(
+      const [created] = await query(
         `INSERT INTO linkage_run (trigger, requested_by) VALUES ($1, $2)
          ON CONFLICT ((true)) WHERE status = 'QUEUED' DO NOTHING RETURNING ${RUN_COLUMNS}`,
         [trigger, requestedBy],
       );
       if (created) return created;
-      const [waiting] = await this.query<LinkageRunRow>(
-        `SELECT ${RUN_COLUMNS} FROM linkage_run WHERE status = 'QUEUED'`,
-      );
+      const [waiting] = await query(`SELECT ${RUN_COLUMNS} FROM linkage_run WHERE status = 'QUEUED'`);
       // The waiting run may have started between the two statements: then insert again.
       if (waiting) return waiting;
     }

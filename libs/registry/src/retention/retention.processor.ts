@@ -20,7 +20,12 @@ export class RetentionProcessor extends WorkerHost {
   async process(job: Job<RetentionJob>): Promise<RetentionRunReport> {
     const report = await this.retention.run();
     this.logger.info(
-      { jobId: job.id, trigger: job.data.trigger, destroyed: report.destroyed },
+      {
+        jobId: job.id,
+        trigger: job.data.trigger,
+        destroyed: report.destroyed,
+        linkageRuns: report.linkageRuns,
+      },
       'retention run done',
     );
     return report;

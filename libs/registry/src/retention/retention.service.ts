@@ -18,6 +18,11 @@ export const RETENTION_BATCH = 1000;
 export interface RetentionRunReport {
   datasets: { datasetId: string; destroyed: number; batches: number; keptWithoutDate: number }[];
   destroyed: number;
+  /**
+   * The linkage runs its batches requested (or joined, when one was waiting): they destroyed records
+   * the run in force had assigned to persons. Each was created in the batch's transaction.
+   */
+  linkageRuns: string[];
 }
 
 interface RetainedDataset {
@@ -37,7 +42,11 @@ interface RetainedDataset {
  * under way learned from it, which the run learns again: both through {@link RECORDS_DESTROYED_HOOK};
  * and the chunk bounds of a run under way that name it, lowered: see {@link lowerLinkageChunkBounds}). Each batch takes `LINKAGE_CHUNKS_LOCK` right after its
  * DELETE, so that no linkage transaction writes anything derived from the records it destroys
- * after it (see {@link lockLinkageForDestruction}).
+ * after it (see {@link lockLinkageForDestruction}). The persons of the run in force that records
+ * stay in may have been joined through a destroyed record: a batch that destroys records the run in
+ * force had assigned to persons requests a linkage run through the hook, in its transaction, and the
+ * run is enqueued once the sweep is over (a run Redis could not take is started by linkage's
+ * watchdog: it is in PostgreSQL, committed with the destruction).
  *
  * Idempotent and resumable: each batch is one transaction that deletes up to {@link RETENTION_BATCH}
  * records, their linkage assignments, writes what subject access reports need of them (subject and
@@ -96,7 +105,8 @@ export class RetentionService {
     await this.dataSource.query(
       `UPDATE retention_schedule SET last_started_at = clock_timestamp(), last_error = NULL WHERE id = 1`,
     );
-    const report: RetentionRunReport = { datasets: [], destroyed: 0 };
+    const report: RetentionRunReport = { datasets: [], destroyed: 0, linkageRuns: [] };
+    const linkageRuns = new Set<string>();
     try {
       const datasets = await this.dataSource.query<RetainedDataset[]>(
         `SELECT d.id, d.slug, d.key_field, k.type AS key_type, d.subject_field, d.retention_days, d.retention_field
@@ -104,7 +114,7 @@ export class RetentionService {
           WHERE d.retention_days IS NOT NULL ORDER BY d.slug`,
       );
       for (const dataset of datasets) {
-        const done = await this.destroyExpired(dataset, batch, options.now);
+        const done = await this.destroyExpired(dataset, batch, linkageRuns, options.now);
         report.datasets.push(done);
         report.destroyed += done.destroyed;
       }
@@ -112,6 +122,7 @@ export class RetentionService {
         `UPDATE retention_schedule SET last_finished_at = clock_timestamp(), last_destroyed = $1 WHERE id = 1`,
         [report.destroyed],
       );
+      report.linkageRuns = [...linkageRuns];
       return report;
     } catch (error) {
       await this.dataSource
@@ -120,10 +131,19 @@ export class RetentionService {
         ])
         .catch(() => undefined);
       throw error;
+    } finally {
+      // After the batches that requested them committed, and once per sweep (its batches join the run
+      // while it waits): never throws, and waits for Redis a few seconds at most per run.
+      for (const runId of linkageRuns) await this.linkage?.runRequested(runId);
     }
   }
 
-  private async destroyExpired(dataset: RetainedDataset, batch: number, now?: Date) {
+  private async destroyExpired(
+    dataset: RetainedDataset,
+    batch: number,
+    linkageRuns: Set<string>,
+    now?: Date,
+  ) {
     const table = recordTable(dataset.slug);
     const field = quoteIdent(dataset.retention_field);
     const key = quoteIdent(dataset.key_field);
@@ -167,8 +187,13 @@ export class RetentionService {
         // Linkage's writes of what it derives from records wait from here on, and those under way
         // commit first: what they wrote is found below.
         await lockLinkageForDestruction(manager);
-        await manager.query(
-          `DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[])`,
+        // Every run's persons of them; those of the run in force are counted: if any, a run is requested.
+        const [{ in_force: assignedInForce }] = await manager.query<{ in_force: number }[]>(
+          `WITH gone AS (
+             DELETE FROM linkage_person WHERE dataset_id = $1 AND record_key = ANY($2::text[]) RETURNING run_id
+           )
+           SELECT count(*)::int AS in_force FROM gone
+            WHERE run_id = (SELECT current_run_id FROM linkage_state WHERE id = 1)`,
           [dataset.id, keys],
         );
         // Linkage's pairs kept for review (their comparison levels were read from these records) and
@@ -187,8 +212,12 @@ export class RetentionService {
           keys,
         );
         // Nor does its normalised data (its records, keys, partitions), nor a model it learned from
-        // them: such a run goes back to its estimate phase, what it scored and clustered deleted.
-        await this.linkage?.recordsDestroyed(tx.client, dataset.id, keys);
+        // them: such a run goes back to its estimate phase, what it scored and clustered deleted. And
+        // when the run in force had assigned some of them to persons, the records that stay may be
+        // joined through them: a run is requested (or the waiting one joined), committed with this batch.
+        const linkageRun =
+          (await this.linkage?.recordsDestroyed(tx.client, dataset.id, keys, assignedInForce)) ?? null;
+        if (linkageRun) linkageRuns.add(linkageRun);
         // And from the personKey lookup tables (libs/linkage/src/person-key-index.ts).
         await manager.query(
           `DELETE FROM person_key WHERE record_key = ANY($2::text[])
@@ -213,7 +242,12 @@ export class RetentionService {
             datasetId: dataset.id,
             rowCount: gone.length,
             reason: `past retention: ${dataset.retention_field} before ${cutoff.toISOString()} (${dataset.retention_days} days)`,
-            details: { cutoff: cutoff.toISOString(), retentionDays: dataset.retention_days, keptWithoutDate },
+            details: {
+              cutoff: cutoff.toISOString(),
+              retentionDays: dataset.retention_days,
+              keptWithoutDate,
+              ...(linkageRun ? { linkageRun } : {}),
+            },
           },
           manager,
         );
