@@ -3,14 +3,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parse, print } from 'graphql';
 import {
   DEMO_COUNTY,
   DEMO_ENV_FILE,
+  RECIDIVISM_QUERY,
   type SeededCounty,
   TestBroker,
   demoEnv,
   httpBrokerClient,
   parseDemoEnv,
+  recidivismTruth,
   seedCounty,
 } from '@broker/testing';
 
@@ -22,6 +25,29 @@ function bashExamples(): string[] {
   const end = README.indexOf('<!-- examples:end -->');
   if (begin < 0 || end < begin) throw new Error('README.md has no examples:begin / examples:end markers');
   return [...README.slice(begin, end).matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]);
+}
+
+/** The README's GraphQL examples between the example markers, in order. */
+function graphqlExamples(): string[] {
+  const begin = README.indexOf('<!-- examples:begin -->');
+  const end = README.indexOf('<!-- examples:end -->');
+  return [...README.slice(begin, end).matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]);
+}
+
+/** The rows of the table of the county's question: program, then its other cells as written. */
+function recidivismTable(): { program: string; cells: string[] }[] {
+  const lines = README.slice(README.indexOf('| program ')).split('\n');
+  const rows = lines.slice(
+    2,
+    lines.findIndex((line) => !line.startsWith('|')),
+  );
+  return rows.map((line) => {
+    const [program, ...cells] = line
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
+    return { program, cells };
+  });
 }
 
 /** The rows of the table "What each role sees in the demo": user variable, endpoint, request, answer. */
@@ -139,6 +165,50 @@ describe('README examples', () => {
     const printed = flat.map((answer) => JSON.stringify(answer));
     for (const prefix of shown) {
       expect([prefix, printed.some((line) => line.startsWith(prefix))]).toEqual([prefix, true]);
+    }
+  });
+
+  it("runs the county's question as written, and its table's truth is the generator's", async () => {
+    const [query, ...others] = graphqlExamples();
+    expect(others).toEqual([]);
+    // The very query test/demo-recidivism.spec.ts checks against the truth, as the README lays it out.
+    expect(print(parse(query))).toBe(print(parse(RECIDIVISM_QUERY)));
+    // As a reader runs it: the two counts-only agreements' ids from demo.env as its variables.
+    const variables = {
+      cohort: env.CBO_RESEARCH_REENTRY_PARTICIPATION_COUNTS_AGREEMENT_ID,
+      outcome: env.SHERIFF_RESEARCH_JAIL_BOOKINGS_COUNTS_AGREEMENT_ID,
+    };
+    expect(Object.values(variables)).toEqual([expect.any(String), expect.any(String)]);
+    const result = await broker.gql(env.ANALYST_RESEARCH, query, variables, '/data/graphql');
+    expect(result.errors).toBeUndefined();
+    const data = result.data as Record<string, { groups: { key: { program: string } }[]; noise: number }>;
+    expect([data.completers.noise, data.rebooked.noise]).toEqual([2, 2]);
+    const truth = recidivismTruth(county.county);
+    expect(data.completers.groups.map((g) => g.key.program).sort()).toEqual([...truth.keys()].sort());
+
+    // The table: a line per program; each shown count within ±2 of its truth, the truth the
+    // generator's (seed 2025, 5,000 people), a count left out only where the truth is small.
+    const table = recidivismTable();
+    expect(table.map((row) => row.program).sort()).toEqual([...truth.keys()].sort());
+    for (const { program, cells } of table) {
+      const [completers, rebooked, rate, written] = cells;
+      const t = truth.get(program)!;
+      expect([program, written]).toEqual([program, `${t.completers}, ${t.rebooked}`]);
+      expect([program, Math.abs(Number(completers) - t.completers) <= 2]).toEqual([program, true]);
+      if (/^\d+$/.test(rebooked)) {
+        expect([program, Math.abs(Number(rebooked) - t.rebooked) <= 2]).toEqual([program, true]);
+        expect([program, rate]).toEqual([
+          program,
+          `${Math.round((100 * Number(rebooked)) / Number(completers))}%`,
+        ]);
+      } else {
+        expect([program, rebooked, rate, t.rebooked <= 5 + 1]).toEqual([
+          program,
+          '(below the minimum of 5)',
+          '',
+          true,
+        ]);
+      }
     }
   });
 
