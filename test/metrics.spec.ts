@@ -70,6 +70,26 @@ describe('GET /metrics and the Grafana dashboard', () => {
     ).toBe(1);
   });
 
+  it('counts every refusal of a signed-in caller by endpoint and reason, on both planes', async () => {
+    const count = (text: string, endpoint: string, reason: string) =>
+      sample(text, 'broker_refusals_total', { endpoint, reason }) ?? 0;
+    const before = await scrape();
+    // The data plane: the operator reads no records (ROLE), and a purpose no agreement grants.
+    for (const query of ['{ x }', '{ y }']) {
+      const refused = await broker.gql(broker.operatorKey, query, undefined, '/data/graphql');
+      expect(refused.errors?.[0].extensions?.reason).toBe('ROLE');
+    }
+    // The control plane: a steward's operation asked by the operator.
+    const control = await broker.gql(
+      broker.operatorKey,
+      'mutation { recordConsent(input: { datasetId: "00000000-0000-4000-8000-000000000000", subjectId: "S1", purpose: "RESEARCH", granted: true }) { recordedAt } }',
+    );
+    expect(control.errors?.[0].extensions?.reason).toBe('ROLE');
+    const after = await scrape();
+    expect(count(after, '/data/graphql', 'ROLE') - count(before, '/data/graphql', 'ROLE')).toBe(2);
+    expect(count(after, '/graphql', 'ROLE') - count(before, '/graphql', 'ROLE')).toBe(1);
+  });
+
   it('times each step of an allowed request once, and none of a refused one', async () => {
     const parties = await broker.sharingParties('Phase Provider', 'Phase Recipient', 'RESEARCH');
     const dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
@@ -164,5 +184,16 @@ describe('GET /metrics and the Grafana dashboard', () => {
     expect([...exported.keys()].filter((name) => name.startsWith('broker_') && !shown.has(name))).toEqual([]);
     for (const panel of DASHBOARD.panels)
       expect([panel.title, panel.targets.length > 0]).toEqual([panel.title, true]);
+  });
+
+  it("lists every metric of the broker's own, with its type, in docs/operations.md", async () => {
+    const exported = families(await scrape());
+    const operations = readFileSync(join(__dirname, '..', 'docs', 'operations.md'), 'utf8');
+    const documented = new Map(
+      [...operations.matchAll(/^\| `(broker_[a-z0-9_]+)` +\| (\w+) +\|/gm)].map((m) => [m[1], m[2]]),
+    );
+    const own = new Map([...exported].filter(([name]) => name.startsWith('broker_')));
+    expect(own.size).toBeGreaterThan(10);
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(own));
   });
 });

@@ -72,6 +72,14 @@ export class RefusalRecorder implements OnModuleDestroy {
     this.timer.unref();
   }
 
+  /**
+   * Counts refusals in `broker_refusals_total`, one by one: those {@link record} appends, and those
+   * the data plane appends itself (its DENY events name the agreement and dataset asked).
+   */
+  count(endpoint: string, refusals: readonly Pick<RecordedRefusal, 'reason'>[]): void {
+    for (const refusal of refusals) this.refusals.inc({ endpoint, reason: refusal.reason });
+  }
+
   /** Appends the DENY events of one refused request: one per distinct reason, LIMIT merged. */
   async record(
     principal: Pick<Principal, 'userId' | 'agencyId'>,
@@ -79,9 +87,9 @@ export class RefusalRecorder implements OnModuleDestroy {
     refusals: RecordedRefusal[],
     asked: RefusalAsked | (() => RefusalAsked),
   ): Promise<void> {
+    this.count(endpoint, refusals);
     const byReason = new Map<string, RecordedRefusal[]>();
     for (const refusal of refusals) {
-      this.refusals.inc({ endpoint, reason: refusal.reason });
       byReason.set(refusal.reason, [...(byReason.get(refusal.reason) ?? []), refusal]);
     }
     let what: RefusalAsked | undefined;

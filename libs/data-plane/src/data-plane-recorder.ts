@@ -165,6 +165,7 @@ export class DataPlaneRecorder {
         );
       }
       if (!others.length) return refusalResponse(refusals, status);
+      this.refusalRecorder.count('/data/graphql', others);
       const defined = await this.definedPurposes(others);
       await this.auditLog.append(
         others.map((r) => {
