@@ -1,10 +1,11 @@
 // First: V8's flags apply from the first allocation on.
 import './v8-flags';
 import { createLogger, loadConfigOrExit } from '@broker/core';
+import { loadLinkageConfig } from '@broker/linkage';
 import { createBroker } from './bootstrap';
 
 async function main() {
-  const config = loadConfigOrExit();
+  const config = loadConfigOrExit(process.env, loadLinkageConfig);
   const logger = createLogger(config.LOG_LEVEL);
   const app = await createBroker(config, logger);
   await app.listen({ port: config.PORT, host: config.HOST });

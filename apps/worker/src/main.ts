@@ -3,10 +3,11 @@ import { NestFactory } from '@nestjs/core';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { PinoNestLogger, createLogger, loadConfigOrExit, migrate } from '@broker/core';
+import { loadLinkageConfig } from '@broker/linkage';
 import { WorkerModule } from './worker.module';
 
 async function main() {
-  const config = loadConfigOrExit();
+  const config = loadConfigOrExit(process.env, loadLinkageConfig);
   const logger = createLogger(config.LOG_LEVEL, 'worker');
   // BullMQ's production guide: a stray rejection is logged, not fatal; an uncaught exception leaves
   // the process in an unknown state, so it exits and the supervisor starts a fresh one (its jobs

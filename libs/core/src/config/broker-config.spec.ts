@@ -5,6 +5,7 @@ import {
   ConfigError,
   databaseName,
   loadConfig,
+  loadConfigOrExit,
   parseByteSize,
   redactUrl,
 } from './broker-config';
@@ -67,6 +68,52 @@ describe('loadConfig', () => {
   it('names the database and hides passwords', () => {
     expect(databaseName('postgres://u:p@h:5432/my%20db')).toBe('my db');
     expect(redactUrl('postgres://u:secret@h/db')).toBe('postgres://u:***@h/db');
+  });
+});
+
+describe('loadConfigOrExit', () => {
+  /** Runs it with process.exit and stderr captured: what it returned, or the exit code and what it wrote. */
+  function run(...args: Parameters<typeof loadConfigOrExit>) {
+    let written = '';
+    const write = jest.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      written += String(chunk);
+      return true;
+    });
+    const exit = jest.spyOn(process, 'exit').mockImplementation((code) => {
+      throw Object.assign(new Error('exit'), { exitCode: code });
+    });
+    try {
+      return { config: loadConfigOrExit(...args), written };
+    } catch (error) {
+      return { exitCode: (error as { exitCode?: unknown }).exitCode, written };
+    } finally {
+      write.mockRestore();
+      exit.mockRestore();
+    }
+  }
+  const other = (env: NodeJS.ProcessEnv) => {
+    if (env.OTHER_SETTING !== undefined) throw new ConfigError([`OTHER_SETTING is not ${env.OTHER_SETTING}`]);
+  };
+
+  it('returns the configuration when it and every other setting are valid', () => {
+    expect(run({ PORT: '4000' }, other)).toEqual({
+      config: expect.objectContaining({ PORT: 4000 }),
+      written: '',
+    });
+  });
+
+  it("exits 78 listing every problem, the other settings' with the broker's", () => {
+    expect(run({ PORT: 'x', OTHER_SETTING: 'y' }, other)).toEqual({
+      exitCode: 78,
+      written: expect.stringMatching(
+        /^Invalid configuration:\n {2}- PORT .+\n {2}- OTHER_SETTING is not y\n$/,
+      ),
+    });
+    // An other setting alone stops the process as well, before anything connects.
+    expect(run({ OTHER_SETTING: 'y' }, other)).toEqual({
+      exitCode: 78,
+      written: 'Invalid configuration:\n  - OTHER_SETTING is not y\n',
+    });
   });
 });
 

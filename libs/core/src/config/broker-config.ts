@@ -89,16 +89,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
 
 /**
  * The configuration of a process about to start, or exit code 78 (EX_CONFIG) with every problem on
- * stderr: a misconfigured broker or worker never starts half-way.
+ * stderr: a misconfigured broker or worker never starts half-way. `more` loads the settings of
+ * other libraries the process reads from the environment (record linkage's `LINKAGE_*`), checked
+ * with it, so that their problems are listed with the rest before anything connects.
  */
-export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): BrokerConfig {
-  try {
-    return loadConfig(env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
+export function loadConfigOrExit(
+  env: NodeJS.ProcessEnv = process.env,
+  ...more: ((env: NodeJS.ProcessEnv) => unknown)[]
+): BrokerConfig {
+  const problems: string[] = [];
+  const attempt = <T>(load: (env: NodeJS.ProcessEnv) => T): T | undefined => {
+    try {
+      return load(env);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+  const config = attempt(loadConfig);
+  for (const load of more) attempt(load);
+  if (!config || problems.length) {
+    process.stderr.write(`${new ConfigError(problems).message}\n`);
     process.exit(78);
   }
+  return config;
 }
 
 /** Parses sizes such as `1048576`, `512MB` or `2GiB` into bytes. */
