@@ -17,7 +17,7 @@ import {
   planIsStable,
 } from '@broker/data-plane';
 import { perturbationKey } from '@broker/policy';
-import { DatasetService, populationIndexes } from '@broker/registry';
+import { DatasetService, HashLookupIndex, hashTableOf, populationIndexes } from '@broker/registry';
 import fc from 'fast-check';
 import { LiteralParams } from '../libs/policy/src/sql-builder';
 import { TestBroker } from '@broker/testing';
@@ -32,6 +32,16 @@ const ROWS = Array.from({ length: N }, (_, i) => ({
   zip: outside(i) ? (i < 3000 ? '10009' : `1000${i % 5}`) : i < 10 ? '10009' : `1000${i % 5}`,
   booked: new Date(Date.UTC(2020, 0, 1) + (i % 1500) * 86_400_000).toISOString().slice(0, 10),
   offense: ['DUI', 'THEFT', 'FRAUD'][i % 3],
+  // A name 3,000 records share, all but one outside the population; one of 20 outside and one inside.
+  name: outside(i)
+    ? i < 5000 - 20
+      ? 'COMMON'
+      : 'TWENTY'
+    : i === 0
+      ? 'COMMON'
+      : i === 1
+        ? 'TWENTY'
+        : `N${i}`,
 }));
 
 interface PlanNode {
@@ -169,6 +179,7 @@ describe('indexes of a population, partial on its row filter', () => {
         { name: 'zip', type: 'STRING', classification: 'QUASI_IDENTIFIER' },
         { name: 'booked', type: 'DATE', classification: 'NON_SENSITIVE' },
         { name: 'offense', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'name', type: 'STRING', classification: 'QUASI_IDENTIFIER' },
       ],
     }));
     for (let i = 0; i < N; i += 2000) {
@@ -183,7 +194,7 @@ describe('indexes of a population, partial on its row filter', () => {
       `mutation($id: ID!, $input: UpdateDatasetInput!) { updateDataset(id: $id, input: $input) { title } }`,
       { id: datasetId, input: { indexes: [['zip'], ['booked']] } },
     );
-    const agreement = (access: string, fields: string[]) =>
+    const agreement = (access: string, fields: (string | { name: string; transform: string })[]) =>
       broker.activateAgreement(p, parties.recipientSteward.apiKey, {
         title: `Bookings of the north county (${access})`,
         providerAgencyId: parties.providerAgency.id,
@@ -196,12 +207,12 @@ describe('indexes of a population, partial on its row filter', () => {
             datasetId,
             access,
             ...(access === 'AGGREGATE_ONLY' ? { minCellSize: 5 } : {}),
-            fields: fields.map((name) => ({ name })),
+            fields: fields.map((f) => (typeof f === 'string' ? { name: f } : f)),
             rowFilter: { county: 'NORTH' },
           },
         ],
       });
-    rows = await agreement('ROWS', ['id', 'zip', 'booked']);
+    rows = await agreement('ROWS', ['id', 'zip', 'booked', { name: 'name', transform: 'HASH' }]);
     counts = await agreement('AGGREGATE_ONLY', ['zip', 'offense']);
     await broker.query(`ANALYZE records.bookings`);
   });
@@ -355,6 +366,146 @@ describe('indexes of a population, partial on its row filter', () => {
     expect(() => new LiteralParams().add(Buffer.from('key'), 'bytea')).toThrow(/no literal/);
     expect(() => new LiteralParams().add('a\u0000b', 'text')).toThrow(/NUL/);
     expect(() => new LiteralParams().add(Number.NaN, 'double precision')).toThrow();
+  });
+
+  describe('lookup tables of HASH names', () => {
+    /** A HASH value as the analyst reads it, of the record keyed `id`. */
+    const tokenOf = async (id: string) => {
+      const res = await broker.gql<{ bookings: { nodes: { name_hash: string }[] } }>(
+        analyst.apiKey,
+        `{ bookings(purpose: RESEARCH, agreement: "${rows}", where: { id: { eq: "${id}" } }) { nodes { name_hash } } }`,
+        undefined,
+        '/data/graphql',
+      );
+      return res.data!.bookings.nodes[0].name_hash;
+    };
+    const byName = (token: string, first = 10) =>
+      `{ bookings(purpose: RESEARCH, agreement: "${rows}", where: { name_hash: { eq: "${token}" } }, first: ${first}) { nodes { id } } }`;
+
+    it('file the population only, and a filter through one reads no record the agreement leaves out', async () => {
+      const hashes = broker.app.get(HashLookupIndex);
+      const common = await tokenOf('B00000');
+      const twenty = await tokenOf('B00001');
+      // The first filter asks for the table; built here rather than in the background.
+      const first = await pageStatement(q(byName(common)));
+      expect(first.hashed).toHaveLength(1);
+      const built = await hashes.build(first.hashed[0]);
+      // 3,000 NORTH records with a name: none of the SOUTH ones is filed.
+      expect(built).toMatchObject({ records: 3000, useful: true, commonValues: 0 });
+      const [{ filed }] = await broker.query<{ filed: string }>(
+        `SELECT count(*) AS filed FROM hash_key hk JOIN hash_key_scope hs ON hs.id = hk.scope_id
+          WHERE hs.agreement_id = $1`,
+        [rows],
+      );
+      expect(Number(filed)).toBe(3000);
+      // COMMON has 3,000 records, but one in the population: the table serves it for any page,
+      // where, counted over every record, it would be common and hashed in the page's order.
+      const table = hashTableOf(rows, { id: datasetId }, first.hashed[0].released, first.hashed[0].rowFilter);
+      expect(hashes.serves(table, [common], 10)).toBe(true);
+      for (const token of [common, twenty]) {
+        const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+        const decision = broker.app.get(DataPlaneService).decide(policy, { query: q(byName(token)) });
+        if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+        const statement = pageSql(decision.plans[0], true, agencyId, undefined, hashes);
+        expect(statement.text).toContain('hash_key hk');
+        expect(await readOutside(statement)).toBe(0);
+        const [row] = await broker.query<{ n: string }>(
+          `SELECT count(*) AS n FROM (${statement.text}) p`,
+          statement.values,
+        );
+        expect(Number(row.n)).toBe(1);
+      }
+      // The same through the data plane: the population's one record each.
+      const page = await broker.gql<{ bookings: { nodes: { id: string }[] } }>(
+        analyst.apiKey,
+        q(byName(common)),
+        undefined,
+        '/data/graphql',
+      );
+      expect(page.data!.bookings.nodes).toEqual([{ id: 'B00000' }]);
+    });
+
+    it('built under another filter (an earlier version, or before populations) are not read, and are built anew', async () => {
+      const hashes = broker.app.get(HashLookupIndex);
+      const common = await tokenOf('B00000');
+      const { hashed } = await pageStatement(q(byName(common)));
+      // A table of every record, as the release before populations built it.
+      await broker.query(`DELETE FROM hash_key_scope WHERE agreement_id = $1`, [rows]);
+      const everyRecord = await hashes.build({ ...hashed[0], rowFilter: null });
+      expect(everyRecord).toMatchObject({ records: 6000 });
+      const table = hashTableOf(rows, { id: datasetId }, hashed[0].released, hashed[0].rowFilter);
+      expect(table.population).toMatch(/^[0-9a-f]{32}$/);
+      // A statement asking for the population's table does not read it (its scope is checked in the
+      // statement's own snapshot, by population), and still answers right.
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const decision = broker.app.get(DataPlaneService).decide(policy, { query: q(byName(common)) });
+      if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+      const forced = pageSql(decision.plans[0], true, agencyId, undefined, {
+        serves: () => true,
+        want: () => undefined,
+      } as never);
+      expect(forced.text).toContain('hs.population = $');
+      expect(forced.values).toContain(table.population);
+      const [row] = await broker.query<{ n: string }>(
+        `SELECT count(*) AS n FROM (${forced.text}) p`,
+        forced.values,
+      );
+      expect(Number(row.n)).toBe(1);
+      // The next build replaces it.
+      expect(await hashes.build(hashed[0])).toMatchObject({ records: 3000 });
+      const scopes = await broker.query<{ population: string; records: number }>(
+        `SELECT population, records::int AS records FROM hash_key_scope WHERE agreement_id = $1`,
+        [rows],
+      );
+      expect(scopes).toEqual([{ population: table.population, records: 3000 }]);
+      expect(hashes.serves(table, [common], 10)).toBe(true);
+    });
+
+    it('are kept by ingestion for the population only: a record that leaves it is taken out, one that enters filed', async () => {
+      const hashes = broker.app.get(HashLookupIndex);
+      const common = await tokenOf('B00000');
+      const { hashed } = await pageStatement(q(byName(common)));
+      await hashes.build(hashed[0]);
+      const filed = async () =>
+        Number(
+          (
+            await broker.query<{ n: string }>(
+              `SELECT count(*) AS n FROM hash_key hk JOIN hash_key_scope hs ON hs.id = hk.scope_id WHERE hs.agreement_id = $1`,
+              [rows],
+            )
+          )[0].n,
+        );
+      expect(await filed()).toBe(3000);
+      const ingest = (records: Record<string, unknown>[]) =>
+        broker.gqlOk(
+          provider,
+          `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted updated } }`,
+          { id: datasetId, r: records },
+        );
+      // B00000 moves to the other county; B02000 (COMMON, outside) moves in; a new record outside.
+      await ingest([
+        { ...ROWS[0], county: 'SOUTH' },
+        { ...ROWS[2000], county: 'NORTH' },
+        { ...ROWS[2001], id: 'B09999', county: 'SOUTH' },
+      ]);
+      expect(await filed()).toBe(3000);
+      const page = await broker.gql<{ bookings: { nodes: { id: string }[] } }>(
+        analyst.apiKey,
+        q(byName(common)),
+        undefined,
+        '/data/graphql',
+      );
+      expect(page.data!.bookings.nodes).toEqual([{ id: 'B02000' }]);
+      const [{ n }] = await broker.query<{ n: string }>(
+        `SELECT count(*) AS n FROM hash_key hk JOIN hash_key_scope hs ON hs.id = hk.scope_id
+           JOIN records.bookings b ON b._rid = hk.rid
+          WHERE hs.agreement_id = $1 AND b.county <> 'NORTH'`,
+        [rows],
+      );
+      expect(Number(n)).toBe(0);
+      // Put back as they were, for the tests after.
+      await ingest([ROWS[0], ROWS[2000]]);
+    });
   });
 
   it('are named by their columns and predicate, and none is asked of a dataset without a filter', () => {

@@ -299,7 +299,7 @@ function releasedNameOptions(
  * (HashLookupIndex.want).
  */
 export function hashOptions(
-  plan: Pick<Plan, 'shape' | 'agreement'>,
+  plan: Pick<Plan, 'shape' | 'agreement' | 'grant'>,
   params: SqlParams,
   t: string,
   hmacKey: HmacKeyParam,
@@ -307,6 +307,8 @@ export function hashOptions(
   page: HashPage = EVERY_ROW,
 ): Pick<ReleasedNameOptions, 'hashAmong'> & { hashed(): HashTableWanted[] } {
   const { agreement, shape } = plan;
+  // The tables of the grant's population: the records its row filter admits (HashLookupIndex).
+  const { rowFilter } = plan.grant;
   const hashed: HashTableWanted[] = [];
   const hashAmong = (
     released: ReleasedField,
@@ -314,11 +316,11 @@ export function hashOptions(
     asked: readonly string[],
   ): string | null => {
     if (!hashed.some((h) => h.released === released)) {
-      hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey });
+      hashed.push({ agreementId: agreement.id, shape, released, hmacKey: agreement.hmacKey, rowFilter });
     }
     // Not for a value the table does not file, nor a common one for this page's size: that filter
     // hashes in the page's order.
-    const table = hashTableOf(agreement.id, shape, released);
+    const table = hashTableOf(agreement.id, shape, released, rowFilter);
     if (!hashes?.serves(table, asked, page.first, page.inRowIdOrder)) return null;
     return hashLookupSql({
       params,
@@ -328,6 +330,7 @@ export function hashOptions(
       hmacKey,
       tableAlias: t,
       values: values(),
+      rowFilter,
     });
   };
   return { hashAmong, hashed: () => hashed };

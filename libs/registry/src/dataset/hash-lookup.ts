@@ -1,9 +1,13 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { WritableDataset } from './dataset.service';
+import { createHash } from 'node:crypto';
 import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import {
   type DatasetShape,
+  PolicyError,
+  type RowFilter,
+  canonicalJson,
   FieldTransform,
   type HmacKeyParam,
   MAX_FIRST,
@@ -16,17 +20,41 @@ import {
   quoteIdent,
   releasedExpression,
   releasedField,
+  rowFilterFields,
+  rowFilterPredicate,
 } from '@broker/policy';
 import { recordTable } from './record-table';
 
 /**
  * One lookup table of a HASH name (migration hash-key-index): the agreement whose key hashes, the
- * dataset, and the source field hashed.
+ * dataset, the source field hashed, and the population it files (migration hash-key-population: a
+ * digest of the row filter it admits records by, see {@link populationOf}; '' or absent for every
+ * record).
  */
 export interface HashTable {
   agreementId: string;
   datasetId: string;
   field: string;
+  population?: string;
+}
+
+/**
+ * The population a table of a grant with `rowFilter` files, as its scope row names it: a digest of
+ * the filter's canonical JSON, or '' for a grant without one (every record).
+ */
+export function populationOf(rowFilter: RowFilter | null | undefined): string {
+  if (!rowFilter) return '';
+  return createHash('sha256').update(canonicalJson(rowFilter)).digest('hex').slice(0, 32);
+}
+
+/**
+ * The condition on the record `alias` of a table's population, as SQL after `AND`, or '' for every
+ * record: its row filter, written in (see rowFilterPredicate), so that a build or an upkeep reads the
+ * population's records through its partial indexes. Throws PolicyError when the filter no longer fits
+ * the dataset.
+ */
+function inPopulation(rowFilter: RowFilter | null | undefined, shape: DatasetShape, alias: string): string {
+  return rowFilter ? ` AND ${rowFilterPredicate(rowFilter, shape, alias)}` : '';
 }
 
 /** What {@link HashLookupIndex.want} needs to build a table: the statement's own pieces. */
@@ -36,6 +64,8 @@ export interface HashTableWanted {
   released: ReleasedField;
   /** The agreement's key: a parameter of the build's statement, never written into any object. */
   hmacKey: Buffer;
+  /** The grant's row filter: the table files the records it admits only (absent or null: every record). */
+  rowFilter?: RowFilter | null;
 }
 
 /** How often, at most, one broker checks a table asked for (built, and whether it serves). */
@@ -110,7 +140,7 @@ function servesSql(alias: string): string {
  * filed and those of the values not filed).
  */
 const SCOPE_SERVES = `
-  SELECT ${servesSql('hs')} AS serves,
+  SELECT ${servesSql('hs')} AS serves, hs.population,
          COALESCE((SELECT json_agg(json_build_array(c.prefix::text, c.records, c.filed)) FROM (
                      SELECT hc.prefix, hc.records, false AS filed FROM hash_key_common hc WHERE hc.scope_id = hs.id
                      UNION ALL
@@ -123,6 +153,7 @@ const SCOPE_SERVES = `
 /** What {@link SCOPE_SERVES} reads. */
 interface ScopeRow {
   serves: boolean;
+  population: string;
   common: [prefix: string, records: number, filed: boolean][];
   records: string;
 }
@@ -138,16 +169,17 @@ interface Serving {
 
 /** A table's identity as one string (a map key). */
 function tableId(table: HashTable): string {
-  return `${table.agreementId} ${table.datasetId} ${table.field}`;
+  return `${table.agreementId} ${table.datasetId} ${table.field} ${table.population ?? ''}`;
 }
 
-/** The table of a HASH name of `agreementId`'s grant on `shape`. */
+/** The table of a HASH name of `agreementId`'s grant on `shape`, of the population `rowFilter` admits. */
 export function hashTableOf(
   agreementId: string,
   shape: Pick<DatasetShape, 'id'>,
   released: ReleasedField,
+  rowFilter?: RowFilter | null,
 ): HashTable {
-  return { agreementId, datasetId: shape.id, field: released.source };
+  return { agreementId, datasetId: shape.id, field: released.source, population: populationOf(rowFilter) };
 }
 
 /**
@@ -281,8 +313,9 @@ export async function keepHashLookups(
     field: string;
     serves: boolean;
     key: Buffer | null;
+    row_filter: RowFilter | null;
   }>(
-    `SELECT hs.id, hs.field, ${servesSql('hs')} AS serves, s.hmac_key AS key
+    `SELECT hs.id, hs.field, ${servesSql('hs')} AS serves, s.hmac_key AS key, hs.row_filter
        FROM hash_key_scope hs LEFT JOIN agreement_secret s ON s.agreement_id = hs.agreement_id
       WHERE hs.dataset_id = $1
       ORDER BY hs.id FOR KEY SHARE OF hs`,
@@ -294,11 +327,29 @@ export async function keepHashLookups(
     return { ...NO_UPKEEP, dropped: true };
   }
   const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
-  const kept: { id: number; column: string; hashed: string; hashedOther: string; key: Buffer }[] = [];
+  const kept: {
+    id: number;
+    column: string;
+    hashed: string;
+    hashedOther: string;
+    key: Buffer;
+    /** The population's condition on the record `t` (see inPopulation), and the columns it reads. */
+    admitted: string;
+    filterColumns: string[];
+  }[] = [];
   const gone: number[] = [];
   for (const scope of scopes) {
     const field = dataset.fields.find((f) => f.name === scope.field);
-    // A field found not worth a table is judged again after the change, at its next filter.
+    // A field found not worth a table is judged again after the change, at its next filter; one
+    // whose row filter no longer fits the dataset too.
+    let admitted: string;
+    try {
+      admitted = inPopulation(scope.row_filter, shape, 't');
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      gone.push(scope.id);
+      continue;
+    }
     if (!scope.serves || !field || !scope.key) {
       gone.push(scope.id);
       continue;
@@ -310,6 +361,8 @@ export async function keepHashLookups(
       hashed: releasedExpression(released, shape, 't', '$1::bytea'),
       hashedOther: releasedExpression(released, shape, 'r', '$1::bytea'),
       key: scope.key,
+      admitted,
+      filterColumns: scope.row_filter ? rowFilterFields(scope.row_filter).map(quoteIdent) : [],
     });
   }
   if (gone.length) await client.query(`DELETE FROM hash_key_scope WHERE id = ANY ($1)`, [gone]);
@@ -322,7 +375,11 @@ export async function keepHashLookups(
     dropped: false,
     async beforeUpdate(staging, rekeyed) {
       for (const scope of kept) {
-        const changed = `t.${scope.column} IS DISTINCT FROM s.${scope.column}`;
+        // A record leaves the population when a field its row filter reads changes: taken out, it is
+        // filed again by afterChange if the filter still admits it.
+        const changed = [scope.column, ...scope.filterColumns]
+          .map((column) => `t.${column} IS DISTINCT FROM s.${column}`)
+          .join(' OR ');
         // An entry is a (prefix, row id) pair, which another record may share (row ids are random,
         // not unique): it stays while another record of that row id still has a value of that prefix
         // (hashed only then, by the row id's index), so that no record loses its entry; an entry
@@ -331,7 +388,7 @@ export async function keepHashLookups(
           `WITH unfiled AS (
              DELETE FROM hash_key hk USING (
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid, t.${key} AS k FROM ${named(staging)}
-                WHERE ${rekeyed ? `(${changed} OR (${rekeyed}))` : changed}) o
+                WHERE ${rekeyed ? `(${changed} OR (${rekeyed}))` : `(${changed})`}) o
               WHERE hk.scope_id = $2 AND hk.prefix = o.prefix AND hk.rid = o.rid
                 AND NOT EXISTS (SELECT 1 FROM ${records} r
                                  WHERE r."_rid" = o.rid AND r.${key} <> o.k AND r.${scope.column} IS NOT NULL
@@ -351,7 +408,7 @@ export async function keepHashLookups(
              INSERT INTO hash_key (scope_id, prefix, rid)
              SELECT $2, n.prefix, n.rid FROM (
                SELECT ${keyPrefixSql(scope.hashed)} AS prefix, t."_rid" AS rid FROM ${named(staging)}
-                WHERE t.${scope.column} IS NOT NULL OFFSET 0) n
+                WHERE t.${scope.column} IS NOT NULL${scope.admitted} OFFSET 0) n
               WHERE NOT EXISTS (SELECT 1 FROM hash_key hk WHERE hk.scope_id = $2 AND hk.prefix = n.prefix AND hk.rid = n.rid)
                 AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = $2 AND hc.prefix = n.prefix)
              RETURNING 1)
@@ -380,13 +437,17 @@ export function hashLookupSql(args: {
   hmacKey: HmacKeyParam;
   tableAlias: string;
   values: string;
+  /** The grant's row filter: only a table of its population is read (see populationOf). */
+  rowFilter?: RowFilter | null;
 }): string {
   const { params, shape, released, values } = args;
   if (released.transform !== FieldTransform.HASH) throw new Error('a lookup table is for a HASH name');
-  // The table serves only values it files: none of the asked values may be one it does not file.
+  // The table serves only values it files: none of the asked values may be one it does not file. A
+  // table of another population (a version's filter before this one's) files other records.
   const scope = `SELECT hs.id FROM hash_key_scope hs
      WHERE hs.agreement_id = ${params.add(args.agreementId, 'uuid')} AND hs.dataset_id = ${params.add(shape.id, 'uuid')}
        AND hs.field = ${params.add(released.source, 'text')} AND ${servesSql('hs')}
+       AND hs.population = ${params.add(populationOf(args.rowFilter), 'text')}
        AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
   // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
@@ -498,16 +559,23 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
    * to what the build found, or null when it was there already.
    */
   async build(wanted: HashTableWanted): Promise<HashTableBuilt | null> {
-    const table = hashTableOf(wanted.agreementId, wanted.shape, wanted.released);
+    const table = hashTableOf(wanted.agreementId, wanted.shape, wanted.released, wanted.rowFilter);
     const started = Date.now();
     const key = [table.agreementId, table.datasetId, table.field];
     const outcome = await this.db.transaction(async (tx) => {
       // Read first, so that a check of a table that is there locks and writes nothing.
       const [there] = await tx.query<ScopeRow>(SCOPE_SERVES, key);
-      if (there) return { scope: there, built: null };
+      if (there?.population === table.population) return { scope: there, built: null };
       // Ingestion and retention change records under a lock that conflicts with this one: a table
       // is built from records no change is halfway through.
       await tx.query(`LOCK TABLE ${recordTable(wanted.shape.slug)} IN SHARE MODE`);
+      // A table of another population (the filter of a version no longer in force, or a table of
+      // every record built before populations) goes, with its entries; this one is built instead.
+      await tx.query(
+        `DELETE FROM hash_key_scope
+          WHERE agreement_id = $1 AND dataset_id = $2 AND field = $3 AND population <> $4`,
+        [...key, table.population],
+      );
       const built = await buildTable(tx, wanted, table);
       // Built now, or meanwhile (by another broker, or before this lock was granted).
       const [scope] = await tx.query<ScopeRow>(SCOPE_SERVES, key);
@@ -515,7 +583,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
     });
     const id = tableId(table);
     const { scope } = outcome;
-    if (scope?.serves) {
+    if (scope?.serves && scope.population === table.population) {
       const common = new Map(scope.common.map(([prefix, records, filed]) => [prefix, { records, filed }]));
       this.serving.set(id, { table, records: Number(scope.records), common });
     } else this.serving.delete(id);
@@ -588,12 +656,15 @@ async function buildTable(
   const source = wanted.released.source;
   // The key as the statements' bytea parameter ($1), as the data plane passes it.
   const hashed = (alias: string) => releasedExpression(wanted.released, wanted.shape, alias, '$1::bytea');
+  // Only the population's records are counted and filed: those the grant's row filter admits.
+  const admitted = inPopulation(wanted.rowFilter, wanted.shape, 't');
   // Counted on the raw values, which hash one to one, so that no record is hashed to count it.
   const column = columnRef('t', source);
   const perValue = `SELECT ${column} AS ${quoteIdent(source)}, count(*) AS n FROM ${records} t
-     WHERE ${column} IS NOT NULL GROUP BY ${column}`;
+     WHERE ${column} IS NOT NULL${admitted} GROUP BY ${column}`;
   const [counts] = await tx.query<{ records: string; distinct: string }>(
-    `SELECT count(${column}) AS records, count(DISTINCT ${column}) AS distinct FROM ${records} t`,
+    `SELECT count(${column}) AS records, count(DISTINCT ${column}) AS distinct FROM ${records} t
+      WHERE TRUE${admitted}`,
   );
   const found = { records: Number(counts.records), distinctValues: Number(counts.distinct) };
   const commonAbove = hashLookupCommonAbove(found.records);
@@ -604,10 +675,20 @@ async function buildTable(
   );
   const useful = Number(filable) > 0 || found.distinctValues === 0;
   const [row] = await tx.query<{ id: number }>(
-    `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful, serves)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)
+    `INSERT INTO hash_key_scope (agreement_id, dataset_id, field, records, distinct_values, useful, serves,
+                                 population, row_filter)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)
      ON CONFLICT (agreement_id, dataset_id, field) DO NOTHING RETURNING id`,
-    [table.agreementId, table.datasetId, table.field, found.records, found.distinctValues, useful],
+    [
+      table.agreementId,
+      table.datasetId,
+      table.field,
+      found.records,
+      found.distinctValues,
+      useful,
+      table.population ?? '',
+      wanted.rowFilter ? JSON.stringify(wanted.rowFilter) : null,
+    ],
   );
   if (!row) return null;
   if (!useful) return { ...found, useful, commonValues: 0, unfiledValues: 0 };
@@ -646,7 +727,7 @@ async function buildTable(
     `WITH filed AS (
        INSERT INTO hash_key (scope_id, prefix, rid)
        SELECT $2, ${keyPrefixSql(hashed('t'))}, t."_rid" FROM ${records} t
-        WHERE ${column} IS NOT NULL ${filedOnly}
+        WHERE ${column} IS NOT NULL${admitted} ${filedOnly}
        RETURNING 1)
      UPDATE hash_key_scope SET records = (SELECT count(*) FROM filed) WHERE id = $2`,
     unfiledValues ? [wanted.hmacKey, row.id, filedUpTo] : [wanted.hmacKey, row.id],

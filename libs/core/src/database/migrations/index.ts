@@ -29,6 +29,7 @@ import { AccountsVouched1766300000000 } from './1766300000000-accounts-vouched';
 import { LinkageChunkDestructions1766400000000 } from './1766400000000-linkage-chunk-destructions';
 import { LinkageRunRestarts1766500000000 } from './1766500000000-linkage-run-restarts';
 import { LinkageTriggerRetention1766640000000 } from './1766640000000-linkage-trigger-retention';
+import { HashKeyPopulation1766700000000 } from './1766700000000-hash-key-population';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -62,4 +63,5 @@ export const MIGRATIONS = [
   LinkageChunkDestructions1766400000000,
   LinkageRunRestarts1766500000000,
   LinkageTriggerRetention1766640000000,
+  HashKeyPopulation1766700000000,
 ];
