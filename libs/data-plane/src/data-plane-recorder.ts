@@ -56,29 +56,37 @@ export class DataPlaneRecorder {
   }
 
   /**
-   * Counts every perturbed aggregate of the request against the caller's daily budget of each
-   * agreement it uses (both sides of a linked count), before any statement of the request runs;
-   * past the budget the request is refused with `LIMIT` and nothing is read. Spent first, so that a
-   * refusal past the budget takes the same time whatever the data (were the statement run first,
-   * its time would go on answering, without limit, what the budget is there to bound: see "Timing"
-   * in docs/disclosure-control.md); an aggregate whose statement then fails has spent its unit.
-   * Exact aggregates and row pages cost nothing: they tell nothing the caller cannot read.
+   * Counts perturbed aggregates of the request against the caller's daily budget of each agreement
+   * they use (both sides of a linked count), before any statement of the request runs: `due`, what
+   * {@link BudgetSpending.due} says the request's decision needs beyond what it spent already. Past
+   * the budget the request is refused with `LIMIT` and nothing is read; otherwise what was spent is
+   * added to `spending`. Spent first, so that a refusal past the budget takes the same time whatever
+   * the data (were the statement run first, its time would go on answering, without limit, what the
+   * budget is there to bound: see "Timing" in docs/disclosure-control.md); an aggregate whose
+   * statement then fails has spent its unit. Exact aggregates and row pages cost nothing: they tell
+   * nothing the caller cannot read.
    */
-  async spendBudget(ctx: RequestContext, plans: Plan[]): Promise<DataPlaneRefusal[] | null> {
-    const spent = budgetUses(plans);
-    if (!spent.size) return null;
-    const ids = [...spent.keys()];
-    const weights = ids.map((id) => spent.get(id)!.weight);
-    const rows = await this.dataSource.query<{ agreement_id: string; used: number }[]>(
+  async spendBudget(
+    ctx: RequestContext,
+    due: ReadonlyMap<string, BudgetUse>,
+    spending: BudgetSpending,
+  ): Promise<DataPlaneRefusal[] | null> {
+    if (!due.size) return null;
+    const ids = [...due.keys()];
+    const weights = ids.map((id) => due.get(id)!.weight);
+    const rows = await this.dataSource.query<{ agreement_id: string; day: string; used: number }[]>(
       `INSERT INTO aggregate_budget (user_id, agreement_id, day, used)
        SELECT $1, a.id, (now() AT TIME ZONE 'UTC')::date, a.n FROM unnest($2::uuid[], $3::int[]) AS a(id, n)
        ON CONFLICT (user_id, agreement_id, day) DO UPDATE SET used = aggregate_budget.used + excluded.used
-       RETURNING agreement_id, used`,
+       RETURNING agreement_id, day::text AS day, used`,
       [ctx.principal.userId, ids, weights],
     );
     const over = rows.find((row) => checkBudget(row.used, this.config.AGGREGATE_DAILY_BUDGET));
+    // Units past the budget stay counted, as refused attempts; those within it count for the request.
+    if (!over)
+      for (const row of rows) spending.add(row.agreement_id, row.day, due.get(row.agreement_id)!.weight);
     if (!over) return null;
-    const plan = spent.get(over.agreement_id)!.plan;
+    const plan = due.get(over.agreement_id)!.plan;
     return [
       {
         ...checkBudget(over.used, this.config.AGGREGATE_DAILY_BUDGET)!,
@@ -93,6 +101,37 @@ export class DataPlaneRecorder {
       },
     ];
   }
+
+  /**
+   * Gives back units a request spent and no statement of it used (`units` by agreement, from
+   * `spending`, which forgets them): its agreements changed between the spend and the decision it
+   * was answered under, or that decision refused it. A failure is logged, never answered: the
+   * request was decided, and the budget errs on the side of having been spent.
+   */
+  async refundBudget(
+    ctx: RequestContext,
+    spending: BudgetSpending,
+    units: ReadonlyMap<string, number>,
+  ): Promise<void> {
+    const given = spending.giveBack(units);
+    if (!given.length) return;
+    try {
+      await this.dataSource.query(
+        `UPDATE aggregate_budget b SET used = greatest(b.used - r.n, 0)
+           FROM unnest($2::uuid[], $3::date[], $4::int[]) AS r(id, day, n)
+          WHERE b.user_id = $1 AND b.agreement_id = r.id AND b.day = r.day`,
+        [
+          ctx.principal.userId,
+          given.map((g) => g.agreementId),
+          given.map((g) => g.day),
+          given.map((g) => g.units),
+        ],
+      );
+    } catch (error) {
+      this.logger.error({ err: error, requestId: ctx.requestId }, 'aggregate budget could not be given back');
+    }
+  }
+
   async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, RootResult>) {
     if (!plans.length) return;
     await this.auditLog.append(
@@ -200,12 +239,19 @@ export class DataPlaneRecorder {
   }
 }
 
+/** What a request's perturbed aggregates spend of one agreement's budget, and one of them. */
+export interface BudgetUse {
+  weight: number;
+  /** One of the plans that use it: a refusal past the budget names it. */
+  plan: Plan;
+}
+
 /**
  * The perturbed aggregates of a request by agreement they count against (both sides of a linked
  * count): how many, and one of them (whose refusal names it).
  */
-function budgetUses(plans: Plan[]): Map<string, { weight: number; plan: Plan }> {
-  const uses = new Map<string, { weight: number; plan: Plan }>();
+export function budgetUses(plans: Plan[]): Map<string, BudgetUse> {
+  const uses = new Map<string, BudgetUse>();
   for (const plan of plans) {
     if (plan.kind !== 'AGGREGATE' || plan.exact) continue;
     for (const agreement of new Set([plan.agreement.id, plan.linked?.agreement.id])) {
@@ -219,15 +265,62 @@ function budgetUses(plans: Plan[]): Map<string, { weight: number; plan: Plan }> 
 }
 
 /**
- * What a request's perturbed aggregates spend of the budget, as one comparable text (agreements
- * and counts), or null when it spends nothing: a request decided again after spending proceeds
- * when it spends the same.
+ * What one request has spent of the budget, by agreement (and the UTC day each unit was spent on),
+ * while it is decided: the units a decision needs beyond it are spent before that decision runs
+ * (DataPlaneService.handle), and units no decision that ran needed are given back, so that each
+ * agreement is billed exactly the perturbed aggregates answered under it.
  */
-export function budgetBill(plans: Plan[]): string | null {
-  const uses = budgetUses(plans);
-  if (!uses.size) return null;
-  return [...uses]
-    .map(([id, { weight }]) => `${id}×${weight}`)
-    .sort()
-    .join(' ');
+export class BudgetSpending {
+  private readonly spent: { agreementId: string; day: string; units: number }[] = [];
+
+  /** Records units spent on `day`. */
+  add(agreementId: string, day: string, units: number): void {
+    this.spent.push({ agreementId, day, units });
+  }
+
+  /** Units spent on an agreement, or on each. */
+  unitsOf(agreementId: string): number {
+    return this.spent.filter((s) => s.agreementId === agreementId).reduce((n, s) => n + s.units, 0);
+  }
+
+  /** The units of `plans`' perturbed aggregates not spent yet, by agreement (empty: all are). */
+  due(plans: Plan[]): Map<string, BudgetUse> {
+    const due = new Map<string, BudgetUse>();
+    for (const [id, use] of budgetUses(plans)) {
+      const missing = use.weight - this.unitsOf(id);
+      if (missing > 0) due.set(id, { weight: missing, plan: use.plan });
+    }
+    return due;
+  }
+
+  /** The units spent beyond what `plans` use, by agreement: all of them for no plans. */
+  excess(plans: Plan[]): Map<string, number> {
+    const uses = budgetUses(plans);
+    const excess = new Map<string, number>();
+    for (const id of new Set(this.spent.map((s) => s.agreementId))) {
+      const extra = this.unitsOf(id) - (uses.get(id)?.weight ?? 0);
+      if (extra > 0) excess.set(id, extra);
+    }
+    return excess;
+  }
+
+  /** Forgets `units` by agreement (the latest spent first), and says which, on which day. */
+  giveBack(units: ReadonlyMap<string, number>): { agreementId: string; day: string; units: number }[] {
+    const given: { agreementId: string; day: string; units: number }[] = [];
+    for (const [agreementId, wanted] of units) {
+      let left = wanted;
+      for (let i = this.spent.length - 1; i >= 0 && left > 0; i--) {
+        const entry = this.spent[i];
+        if (entry.agreementId !== agreementId) continue;
+        const n = Math.min(entry.units, left);
+        entry.units -= n;
+        left -= n;
+        const same = given.find((g) => g.agreementId === agreementId && g.day === entry.day);
+        if (same) same.units += n;
+        else given.push({ agreementId, day: entry.day, units: n });
+      }
+    }
+    for (let i = this.spent.length - 1; i >= 0; i--) if (this.spent[i].units === 0) this.spent.splice(i, 1);
+    return given;
+  }
 }

@@ -25,7 +25,7 @@ import { HashLookupIndex } from '@broker/registry';
 import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
-import { type AggregateAnswer, DataPlaneRecorder, budgetBill } from './data-plane-recorder';
+import { type AggregateAnswer, BudgetSpending, DataPlaneRecorder } from './data-plane-recorder';
 import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
@@ -85,9 +85,11 @@ export class DataPlaneService {
     if (alone) return alone;
     if (!(await this.verify(ctx))) return this.unauthenticated();
     // Perturbed aggregates spend the budget before any statement runs (DataPlaneRecorder.spendBudget):
-    // a request that spends is decided, spends, and is decided again in a new snapshot.
-    let spent: string | null = null;
-    for (;;) {
+    // a request that spends is decided, spends, and is decided again in a new snapshot. Agreements
+    // may change in between: each decision spends only what it needs beyond what was spent, and
+    // what the decision that is answered does not use is given back (BudgetSpending).
+    const spending = new BudgetSpending();
+    for (let spends = 0; ;) {
       const { tx, policy } = await this.begin(ctx.principal.agencyId!);
       let decision: Decision;
       try {
@@ -96,21 +98,43 @@ export class DataPlaneService {
         if (decision.kind === 'run') this.phase('decide', deciding);
       } catch (error) {
         await tx.rollback();
+        await this.recorder.refundBudget(ctx, spending, spending.excess([]));
         throw error;
       }
       if (decision.kind === 'run') {
-        const bill = budgetBill(decision.plans);
-        if (bill === null || bill === spent) return this.answer(ctx, tx, decision);
+        const due = spending.due(decision.plans);
+        if (!due.size) {
+          const answered = await this.answer(ctx, tx, decision);
+          await this.recorder.refundBudget(ctx, spending, spending.excess(decision.plans));
+          return answered;
+        }
         // Nothing has been read: the snapshot is given back before the budget is spent (on another
         // connection), and the request decided again in a new one.
         await tx.rollback();
-        const over = await this.recorder.spendBudget(ctx, decision.plans);
-        if (over) return this.recorder.refused(ctx, over);
-        spent = bill;
+        if (spends === MAX_BUDGET_SPENDS) {
+          // Its agreements changed under every decision: it ends, nothing read, nothing billed.
+          await this.recorder.refundBudget(ctx, spending, spending.excess([]));
+          this.logger.warn(
+            { requestId: ctx.requestId, spends },
+            'data-plane request decided again too often',
+          );
+          return failureResponse(
+            'The agreements in force changed while the request was decided, so nothing was read: try again',
+            503,
+          );
+        }
+        spends += 1;
+        const over = await this.recorder.spendBudget(ctx, due, spending);
+        if (over) {
+          await this.recorder.refundBudget(ctx, spending, spending.excess([]));
+          return this.recorder.refused(ctx, over);
+        }
         continue;
       }
-      // Nothing runs: the snapshot is given back before the denial is written (on another connection).
+      // Nothing runs: the snapshot is given back before the denial is written (on another connection),
+      // and whatever an earlier decision spent is given back.
       await tx.rollback();
+      await this.recorder.refundBudget(ctx, spending, spending.excess([]));
       return decision.kind === 'invalid'
         ? this.recorder.refused(ctx, [refusal('INVALID', decision.message)], 400)
         : this.recorder.refused(ctx, decision.refusals, decision.status);
@@ -408,6 +432,13 @@ export class DataPlaneService {
     return failureResponse('A value could not be represented in GraphQL', 200);
   }
 }
+
+/**
+ * How many times one request may spend the budget: once as a rule, again where an agreement changed
+ * between the spend and the next decision so that it needs more. A request whose agreements change
+ * under every decision ends past it (503, nothing read, nothing billed), rather than loop.
+ */
+export const MAX_BUDGET_SPENDS = 3;
 
 /**
  * What a root field's statement read: a page's rows (written into its page once its release's append
