@@ -258,15 +258,41 @@ describe('data plane timing: a filter costs a record outside the population noth
     expect(await count(['WITHDRAWN', 'NONE', 'OUT'])).toEqual({ rows: 0, hmacs: 0 });
   });
 
+  it('counts what the compiled filter evaluates: an `in` or `nin` list of a HASH name is one HMAC a record', async () => {
+    const consenting = ['IN', ...Array.from({ length: 12 }, (_, i) => `G${i}`)];
+    const values = Array.from({ length: 500 }, (_, i) => i.toString(16).padStart(64, '0'));
+    const count = (where: Record<string, unknown>) =>
+      hmacCalls(
+        `query($w: CasesWhere) { cases_aggregate(purpose: RESEARCH, agreement: "${counts}", where: $w,
+          groupBy: [county]) { groups { count } } }`,
+        { w: { id: { in: consenting }, ...where } },
+      );
+    // Each weighs one HASH condition (filterWeight), and is one HMAC of each record it is checked on,
+    // whatever the length of its list: PostgreSQL hashes the value once, then looks it up. (A group
+    // of at least the minimum draws its perturbation by one more HMAC: the 13 records' group, where
+    // they pass the filter.)
+    for (const [where, hmacs] of [
+      [{ name_hash: { in: values } }, 13],
+      [{ name_hash: { nin: values } }, 13 + 1],
+      [{ not: { name_hash: { in: values } } }, 13 + 1],
+      [{ or: [{ name_hash: { in: values } }, { county: { eq: 'SOUTH' } }] }, 13],
+    ] as const) {
+      expect([where, await count(where)]).toEqual([where, { rows: expect.any(Number), hmacs }]);
+    }
+    // Two operators on one name weigh two, and may be two HMACs (PostgreSQL shares no expression):
+    // here the first (`neq`, checked before `in`) holds for every record, so the second is checked too.
+    expect(await count({ name_hash: { neq: values[0], in: values } })).toEqual({ rows: 0, hmacs: 26 });
+  });
+
   it('bounds the weight of a perturbed count’s filter, not an exact one’s, and audits the refusal', async () => {
-    const aggregate = async (agreement: string, where: unknown) => {
+    const aggregate = async (agreement: string, where: unknown, groupBy = 'county') => {
       const res = await broker.http.inject({
         method: 'POST',
         url: DATA,
         headers: { authorization: `Bearer ${analystKey}` },
         payload: {
           query: `query($w: CasesWhere) { cases_aggregate(purpose: RESEARCH, agreement: "${agreement}", where: $w,
-            groupBy: [county]) { groups { count } noise } }`,
+            groupBy: [${groupBy}]) { groups { count } noise } }`,
           variables: { w: where },
         },
       });
@@ -287,8 +313,15 @@ describe('data plane timing: a filter costs a record outside the population noth
       `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY' AND reason = 'LIMIT' AND agreement_id = $1`,
       [counts],
     );
-    for (const where of [hashes(3), conditions(101), { and: [hashes(2), { not: hashes(1) }] }]) {
-      const answer = await aggregate(counts, where);
+    // A HASH name grouped by is an HMAC of each record the filter keeps, as one filtered on.
+    expect((await aggregate(counts, hashes(1), 'county, name_hash')).data.cases_aggregate.noise).toBe(2);
+    for (const [where, groupBy] of [
+      [hashes(3), 'county'],
+      [conditions(101), 'county'],
+      [{ and: [hashes(2), { not: hashes(1) }] }, 'county'],
+      [hashes(2), 'county, name_hash'],
+    ] as const) {
+      const answer = await aggregate(counts, where, groupBy);
       expect(answer.data).toBeNull();
       expect(answer.errors![0].extensions).toMatchObject(limited);
     }
@@ -296,9 +329,9 @@ describe('data plane timing: a filter costs a record outside the population noth
       `SELECT count(*) AS n FROM audit_event WHERE decision = 'DENY' AND reason = 'LIMIT' AND agreement_id = $1`,
       [counts],
     );
-    expect(Number(after[0].n) - Number(before[0].n)).toBe(3);
+    expect(Number(after[0].n) - Number(before[0].n)).toBe(4);
     // Exact counts (the caller reads the rows) are not bounded: they tell nothing the rows do not.
-    const exact = await aggregate(rows, { and: [hashes(5), conditions(200)] });
+    const exact = await aggregate(rows, { and: [hashes(5), conditions(200)] }, 'county, name_hash');
     expect(exact.errors).toBeUndefined();
     expect(exact.data.cases_aggregate.noise).toBe(0);
   });

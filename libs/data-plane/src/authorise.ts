@@ -177,10 +177,11 @@ export function authorise(
       continue;
     }
     const exact = aggregate ? aggregateIsExact(grant, unit, linked?.grant ?? null) : true;
-    // A perturbed count's filters are bounded in weight: their time must not tell a group apart.
+    // A perturbed count's filters (and the HASH names it groups by) are bounded in weight: their time
+    // must not tell a group apart.
     const heavy = exact
       ? null
-      : (checkPerturbedFilter(args.where, grant) ??
+      : (checkPerturbedFilter(args.where, grant, groupBy) ??
         (linked && checkPerturbedFilter(linked.where, linked.grant)));
     if (heavy) {
       refuse(heavy, chosenAudit);
