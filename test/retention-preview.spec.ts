@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { AuthService, type RequestContext } from '@broker/auth';
 import { Database } from '@broker/core';
 import {
+  MAX_DATASET_RETENTION_DAYS,
   cutoffParameter,
   pastRetentionSql,
   RetentionPreviewService,
@@ -417,6 +418,34 @@ describe('retention preview', () => {
         ],
       });
     }
+    // Variables GraphQL cannot coerce (past Int, not whole, of another type): 400, never 500, audited.
+    for (const variables of [
+      { d: dataset.id, days: 2 ** 31, field: 'released_on' },
+      { d: dataset.id, days: 30.5, field: 'released_on' },
+      { d: dataset.id, days: '30', field: 'released_on' },
+      { d: dataset.id, days: 30, field: ['released_on'] },
+      { d: { id: dataset.id }, days: 30, field: 'released_on' },
+      { d: null, days: 30, field: 'released_on' },
+    ]) {
+      const seq = await broker.auditHeadSeq();
+      const res = await broker.gql(steward.apiKey, PREVIEW, variables);
+      expect({
+        variables,
+        status: res.status,
+        data: res.data,
+        codes: res.errors?.map((e) => e.extensions?.code),
+      }).toEqual({
+        variables,
+        status: 400,
+        data: null,
+        codes: ['BAD_USER_INPUT'],
+      });
+      expect(
+        await broker.query(`SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`, [
+          seq,
+        ]),
+      ).toEqual([{ action: 'REQUEST_REFUSED', decision: 'DENY', reason: 'INVALID' }]);
+    }
     // No snapshot was opened to count: every refusal came first.
     expect(transaction.mock.calls.filter(([, options]) => options?.readOnly)).toEqual([]);
     transaction.mockRestore();
@@ -461,6 +490,45 @@ describe('retention preview', () => {
     expect(await preview(steward.apiKey, dataset.id, 30, 'released_on')).toMatchObject({ destroyed: 1 });
   });
 
+  it('counts in a snapshot of its own: neither a retention batch nor an ingestion under way makes it wait', async () => {
+    const dataset = await register('busy_cases');
+    await ingest(dataset.id, [
+      { case_id: 'B1', released_on: '2001-01-01', closed_at: null },
+      { case_id: 'B2', released_on: '2001-01-02', closed_at: null },
+      { case_id: 'B3', released_on: null, closed_at: null },
+    ]);
+    const db = broker.app.get(Database);
+    // A batch of the job, its rows locked and deleted but not committed, as a run holds them: the
+    // count sees the records as they stood, without waiting for the batch.
+    const counts = await db.transaction(async (tx) => {
+      await tx.query(
+        `DELETE FROM records.busy_cases WHERE ctid IN (
+           SELECT ctid FROM records.busy_cases WHERE ${pastRetentionSql('released_on', '$1')} FOR UPDATE SKIP LOCKED)`,
+        [cutoffParameter(new Date(Date.UTC(2010, 0, 1)))],
+      );
+      // And an ingestion of the same table under way (a record inserted, one updated, not committed).
+      const both = await db.transaction(async (ingesting) => {
+        await ingesting.query(
+          `INSERT INTO records.busy_cases (case_id, released_on, officer) VALUES ('B4', '2001-01-03', 'K. Ito')`,
+        );
+        await ingesting.query(
+          `UPDATE records.busy_cases SET released_on = '2000-01-01' WHERE case_id = 'B3'`,
+        );
+        return preview(steward.apiKey, dataset.id, 30, 'released_on');
+      });
+      // The ingestion committed, the batch not yet.
+      return { both, batch: await preview(steward.apiKey, dataset.id, 30, 'released_on') };
+    });
+    expect(counts.both).toMatchObject({ destroyed: 2, keptWithoutDate: 1, records: 3 });
+    expect(counts.batch).toMatchObject({ destroyed: 4, keptWithoutDate: 0, records: 4 });
+    // The batch committed: what the count saw it hold is gone, and the rest is counted.
+    expect(await keys('busy_cases')).toEqual(['B3', 'B4']);
+    expect(await preview(steward.apiKey, dataset.id, 30, 'released_on')).toMatchObject({
+      destroyed: 2,
+      records: 2,
+    });
+  });
+
   it('answers at most four counts in one request: five are refused before anything is counted', async () => {
     const dataset = await register('many_cases');
     // Another steward of the agency: its LIMIT refusal is not merged with the one above.
@@ -488,7 +556,11 @@ describe('retention preview', () => {
     const FIELD = { DATE: 'released_on', DATETIME: 'closed_at' } as const;
     const retentionArb = fc.option(
       fc.record({
-        retentionDays: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 800 })),
+        retentionDays: fc.oneof(
+          fc.integer({ min: 1, max: 5 }),
+          fc.integer({ min: 1, max: 800 }),
+          fc.constant(MAX_DATASET_RETENTION_DAYS),
+        ),
         retentionField: fc.constantFrom(FIELD.DATE, FIELD.DATETIME),
       }),
       { nil: null },
@@ -500,10 +572,22 @@ describe('retention preview', () => {
           .tuple(fc.integer({ min: 0, max: 6 }), fc.constantFrom(-DAY, -1, 0, 1, DAY))
           .map(([d, e]) => d * DAY + e),
         fc.integer({ min: -10 * DAY, max: 900 * DAY }),
+        // About the longest retention's cutoff, and the first and last centuries a date may have.
+        fc.integer({ min: -2, max: 2 }).map((d) => (MAX_DATASET_RETENTION_DAYS + d) * DAY),
+        fc.constantFrom(738_000 * DAY, -2_900_000 * DAY),
       ),
       { nil: null },
     );
-    const recordsArb = fc.array(fc.tuple(offsetArb, offsetArb), { maxLength: 20 });
+    // A DATETIME is written in UTC or with the offset of a time zone (its instant the same).
+    const zoneArb = fc.constantFrom(0, 14 * 60, -12 * 60, 5 * 60 + 30);
+    const recordsArb = fc.array(fc.tuple(offsetArb, offsetArb, zoneArb), { maxLength: 20 });
+    const inZone = (at: number, minutes: number) => {
+      if (minutes === 0) return new Date(at).toISOString();
+      const local = new Date(at + minutes * 60_000).toISOString().slice(0, 23);
+      const abs = Math.abs(minutes);
+      const hhmm = `${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+      return `${local}${minutes < 0 ? '-' : '+'}${hhmm}`;
+    };
     const nowArb = fc
       .integer({ min: Date.UTC(2024, 0, 1), max: Date.UTC(2027, 0, 1) })
       .map((t) => new Date(t));
@@ -516,11 +600,11 @@ describe('retention preview', () => {
         recordsArb,
         async (now, current, proposed, rows) => {
           run += 1;
-          const records = rows.map(([dateOffset, instantOffset], i) => ({
+          const records = rows.map(([dateOffset, instantOffset, zone], i) => ({
             case_id: `P${run}_${i}`,
             released_on:
               dateOffset === null ? null : new Date(now.getTime() - dateOffset).toISOString().slice(0, 10),
-            closed_at: instantOffset === null ? null : new Date(now.getTime() - instantOffset).toISOString(),
+            closed_at: instantOffset === null ? null : inZone(now.getTime() - instantOffset, zone),
           }));
           for (const [dataset, retention] of [
             [a, current],
@@ -536,6 +620,18 @@ describe('retention preview', () => {
           }
           const counted = await previews.preview(ctx, a.id, proposed ?? {}, { now });
           expect(counted.records).toBe(records.length);
+          // The rule in words (docs/register.md), on the values as ingested: a DATETIME before the
+          // cutoff instant, a DATE before the cutoff's day in UTC; null never.
+          if (proposed) {
+            const cutoff = now.getTime() - proposed.retentionDays * DAY;
+            expect(counted.cutoff).toEqual(new Date(cutoff));
+            const past = records.filter((r) =>
+              proposed.retentionField === FIELD.DATE
+                ? r.released_on !== null && r.released_on < new Date(cutoff).toISOString().slice(0, 10)
+                : r.closed_at !== null && Date.parse(r.closed_at) < cutoff,
+            );
+            expect(counted.destroyed).toBe(past.length);
+          } else expect(counted).toMatchObject({ destroyed: 0, cutoff: null });
           const report = await retention.run({ now });
           expect({
             byCurrent: destroyedIn(report, a.id),
