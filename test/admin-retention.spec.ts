@@ -380,6 +380,71 @@ describe('admin UI: a dataset’s retention, title and description (browser)', (
     expect((await update(otherStewardKey)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
     expect(await retentionOf()).toEqual({ retentionDays: 90, retentionField: 'opened_on' });
   });
+  it('counts again when records change: after an upload on the page, and when it asks first', async () => {
+    const intake = await h.broker.registerDataset(stewardKey, {
+      slug: 'probation_intake',
+      title: 'Probation intake',
+      keyField: 'intake_id',
+      fields: [
+        { name: 'intake_id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'received_on', type: 'DATE', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    const old = new Date(Date.now() - 900 * 86_400_000).toISOString().slice(0, 10);
+    const recent = new Date(Date.now() - 3 * 86_400_000).toISOString().slice(0, 10);
+    await h.broker.gqlOk(
+      stewardKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      {
+        id: intake.id,
+        r: [
+          { intake_id: 'I1', received_on: old },
+          { intake_id: 'I2', received_on: recent },
+        ],
+      },
+    );
+    await signIn(page, stewardKey);
+    await page.goto(`/admin/datasets/${intake.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Probation intake' }).waitFor();
+    await retention().getByLabel('Retention (days)').fill('365');
+    await retention().getByLabel('Measured from').selectOption('received_on');
+    const count = retention().locator('p.retention-count');
+    const counted = (text: string) =>
+      page.waitForFunction(
+        `document.querySelector('p.retention-count')?.textContent === ${JSON.stringify(
+          `${text} at the next daily run (now none would be: no retention is set).`,
+        )}`,
+      );
+    await counted('1 of 2 records would be destroyed');
+
+    // The steward uploads old records on the same page: the count counts them.
+    const upload = section('Upload records');
+    await upload.getByLabel('CSV file').setInputFiles({
+      name: 'intake.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(['intake_id,received_on', `I3,${old}`, `I4,${old}`].join('\n')),
+    });
+    await upload.getByRole('button', { name: 'Upload records' }).click();
+    await upload.getByRole('status').filter({ hasText: '2 records inserted' }).waitFor();
+    await counted('3 of 4 records would be destroyed');
+    expect(await count.textContent()).toContain('3 of 4');
+
+    // Records ingested elsewhere meanwhile: the question, asked now, counts them too.
+    await h.broker.gqlOk(
+      stewardKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: intake.id, r: [{ intake_id: 'I5', received_on: old }] },
+    );
+    await retention().getByRole('button', { name: 'Save retention' }).click();
+    await confirmation().getByText('Set retention to 365 days?').waitFor();
+    await confirmation()
+      .getByText(
+        '4 of 5 records would be destroyed at the next daily run (now none would be: no retention is set).',
+      )
+      .waitFor();
+    await confirmation().getByRole('button', { name: 'Cancel' }).click();
+  });
+
   it('registers a dataset with its retention, refusing days that are no number before anything is sent', async () => {
     await signIn(page, stewardKey);
     await page.goto('/admin/datasets/new');

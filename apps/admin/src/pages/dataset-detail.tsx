@@ -33,6 +33,8 @@ export function DatasetPage({ id, justRegistered }: { id: string; justRegistered
   const { me } = useSession();
   const { data, error, loading, reload } = useQuery<{ dataset: Dataset | null }>(Q.dataset, { id });
   const dataset = data?.dataset;
+  // Uploads on this page change what a retention would destroy: its count is asked again.
+  const [uploads, setUploads] = useState(0);
 
   if (loading && !data) return <Loading label="Loading the dataset…" />;
   if (error) {
@@ -119,9 +121,9 @@ export function DatasetPage({ id, justRegistered }: { id: string; justRegistered
           </table>
         </TableWrap>
       </section>
-      {own ? <UploadSection dataset={dataset} /> : null}
+      {own ? <UploadSection dataset={dataset} onUploaded={() => setUploads((n) => n + 1)} /> : null}
       {own && dataset.subjectField ? <ConsentSection dataset={dataset} /> : null}
-      {own ? <RetentionSection dataset={dataset} onSaved={reload} /> : null}
+      {own ? <RetentionSection dataset={dataset} onSaved={reload} uploads={uploads} /> : null}
       {own ? <TitleSection dataset={dataset} onSaved={reload} /> : null}
     </>
   );
@@ -147,7 +149,16 @@ function retentionText({ retentionDays, retentionField }: DatasetRetention): Rea
  * a change that may destroy records sooner asks first. A refusal shows the broker's message and
  * changes nothing.
  */
-function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () => Promise<void> }) {
+function RetentionSection({
+  dataset,
+  onSaved,
+  uploads,
+}: {
+  dataset: Dataset;
+  onSaved: () => Promise<void>;
+  /** How many uploads this page made: each changes what a retention would destroy. */
+  uploads: number;
+}) {
   const current: DatasetRetention = {
     retentionDays: dataset.retentionDays,
     retentionField: dataset.retentionField,
@@ -167,6 +178,9 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
   const confirmRef = useRef<HTMLParagraphElement>(null);
   const daysRef = useRef<HTMLInputElement>(null);
   const asked = useRef(false);
+  // Each question counts anew, so that it says what the records hold when it is asked (another
+  // session, or the daily run, may have changed them since the count beside the form).
+  const [questions, setQuestions] = useState(0);
   // The question takes the focus, so it is read out; once answered, the focus returns to the form.
   useEffect(() => {
     if (confirming) confirmRef.current?.focus();
@@ -179,7 +193,12 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
     daysText.trim() === (current.retentionDays === null ? '' : String(current.retentionDays)) &&
     field === (current.retentionField ?? '');
   const typed = retentionUpdate({ days: daysText, field }, dataset.fields);
-  const count = useRetentionCount(dataset.id, current, typed.ok && !unchanged ? typed.retention : null);
+  const count = useRetentionCount(
+    dataset.id,
+    current,
+    typed.ok && !unchanged ? typed.retention : null,
+    `${uploads}:${questions}`,
+  );
   const counted = countText(count, current);
   const removing = daysText.trim() === '' && field === '' && current.retentionDays !== null;
   const edit = (change: () => void) => {
@@ -213,9 +232,10 @@ function RetentionSection({ dataset, onSaved }: { dataset: Dataset; onSaved: () 
       return;
     }
     setInvalid(null);
-    if (destroysSooner(current, update.retention))
+    if (destroysSooner(current, update.retention)) {
+      setQuestions((n) => n + 1);
       setConfirming({ retention: update.retention, input: update.input });
-    else void save(update.input);
+    } else void save(update.input);
   };
 
   return (
@@ -332,13 +352,15 @@ type RetentionCount =
 
 /**
  * The broker's count of what `proposal` would destroy at the next daily run, beside `current`
- * (retentionPreview), asked after a short pause in typing; idle without a proposal. An answer for an
- * earlier proposal, or given before the retention in force changed, is never shown.
+ * (retentionPreview), asked after a short pause in typing, and again whenever `records` changes (an
+ * upload, a question); idle without a proposal. An answer for an earlier proposal, given before the
+ * retention in force changed, or before the records changed, is never shown.
  */
 function useRetentionCount(
   datasetId: string,
   current: DatasetRetention,
   proposal: DatasetRetention | null,
+  records: string,
 ): RetentionCount {
   const { apiKey } = useSession();
   const key = proposal
@@ -347,6 +369,7 @@ function useRetentionCount(
         proposal.retentionField,
         current.retentionDays,
         current.retentionField,
+        records,
       ])
     : null;
   const [state, setState] = useState<{ key: string | null; count: RetentionCount }>({
@@ -502,7 +525,7 @@ type UploadState =
   | { phase: 'failed'; error: ApiError };
 
 /** Streams a CSV file to the broker's upload route, showing progress, then the report or every row error. */
-function UploadSection({ dataset }: { dataset: Dataset }) {
+function UploadSection({ dataset, onUploaded }: { dataset: Dataset; onUploaded: () => void }) {
   const { apiKey } = useSession();
   const [file, setFile] = useState<File | null>(null);
   const [state, setState] = useState<UploadState>({ phase: 'idle' });
@@ -520,6 +543,7 @@ function UploadSection({ dataset }: { dataset: Dataset }) {
     try {
       const report = await upload.done;
       setState({ phase: 'done', report, file: file.name });
+      if (report.inserted + report.updated > 0) onUploaded();
     } catch (error) {
       setState({
         phase: 'failed',
