@@ -2,9 +2,10 @@
  * The two ways anything enters SQL text here: identifiers through {@link quoteIdent}, values as
  * numbered parameters through {@link SqlParams} (or, for COPY, which takes none, settings of the
  * transaction through {@link SettingParams}). No value of a caller's, and never the HMAC key, is
- * written into a statement's text; an agreement's row filter is, through {@link LiteralParams}, where
- * it must be a constant and cannot be a parameter: a partial index's predicate (DDL), and a COPY's
- * population (see {@link SettingParams.rowFilterParams}).
+ * written into a statement's text. An agreement's row filter is, through {@link LiteralParams}: it
+ * must be a constant for PostgreSQL to prove the predicate of its population's partial indexes, in
+ * the indexes themselves (DDL), and in every statement that reads the population (see
+ * {@link SqlParams.rowFilterParams}).
  */
 import { escapeLiteral } from 'pg';
 
@@ -87,12 +88,17 @@ export class SqlParams {
   }
 
   /**
-   * What an agreement's row filter writes its values with: these parameters, which a statement
-   * planned for its values reads as constants, so that PostgreSQL can use the population's partial
-   * indexes (the registry's `populationIndexes`). See {@link SettingParams.rowFilterParams}.
+   * What an agreement's row filter writes its values with: literals ({@link LiteralParams}), never
+   * parameters. PostgreSQL uses a partial index only where it can prove its predicate from the
+   * statement's constants: with the row filter's values bound as parameters, only a plan made for
+   * them could use the population's indexes (the registry's `populationIndexes`), so every execution
+   * would be planned again; written in, a generic plan uses them too, and a prepared statement keeps
+   * it. A COPY, which takes no parameters at all, reads the caller's values as settings, which are
+   * no constants either. The row filter is the agreement's, validated and typed when it was
+   * approved; the caller's values, and the HMAC key, are never written in.
    */
   rowFilterParams(): SqlParams {
-    return this;
+    return new LiteralParams();
   }
 }
 
@@ -125,17 +131,6 @@ const PLACEHOLDERS: Record<'bytea', [RegExp, RegExp]> = {
  * least of all, is ever written into a statement's text.
  */
 export class SettingParams extends SqlParams {
-  /**
-   * A COPY's row filter is written as literals ({@link LiteralParams}): a setting's read-back is no
-   * constant to the planner, which could then not prove the population's partial indexes, and the
-   * COPY would walk the records the agreement leaves out through the full indexes, its time telling
-   * how many there are (docs/disclosure-control.md, "Timing"). Only the agreement's row filter: the
-   * caller's values, and the HMAC key, stay settings.
-   */
-  override rowFilterParams(): SqlParams {
-    return new LiteralParams();
-  }
-
   override add(value: unknown, pgType?: string): string {
     if (pgType === undefined) throw new Error('a COPY parameter needs its type');
     super.add(value === null || value === undefined ? null : settingText(value), pgType);
@@ -178,6 +173,10 @@ function settingText(value: unknown): unknown {
  * literals; bytes (the HMAC key) are refused: no key is ever written into a catalog object.
  */
 export class LiteralParams extends SqlParams {
+  override rowFilterParams(): SqlParams {
+    return this;
+  }
+
   override add(value: unknown, pgType?: string): string {
     if (pgType === undefined || !PARAM_TYPES.has(pgType) || pgType.startsWith('bytea')) {
       throw new Error(`no literal of type ${String(pgType)}`);
