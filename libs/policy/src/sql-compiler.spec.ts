@@ -15,7 +15,7 @@ import {
   type RowFilter,
 } from './policy.types';
 import { releasedField } from './released-field';
-import { SqlParams, columnRef, quoteIdent } from './sql-builder';
+import { LiteralParams, SqlParams, columnRef, quoteIdent } from './sql-builder';
 import { orderBySql } from './keyset';
 import {
   releasedExpression,
@@ -253,6 +253,21 @@ describe('rowFilterSql', () => {
       ['2024-05-01T00:00:00.000Z'],
       false,
     ]);
+  });
+
+  it('writes the same filter with its values as literals, once per filter, shape and alias', () => {
+    const filter: RowFilter = { s: { $gte: 'M', $ne: "O'Brien" }, d: '2024-02-29', i: { $in: [1, 2] } };
+    const literal = rowFilterSql(filter, dataset, 'r', new LiteralParams());
+    expect(literal).toBe(
+      `((("r"."s" COLLATE "C" >= 'M'::text) AND ("r"."s" COLLATE "C" <> 'O''Brien'::text)) AND` +
+        ` ("r"."d" = '2024-02-29'::date) AND ("r"."i" = ANY('{"1","2"}'::integer[])))`,
+    );
+    // Remembered: the same text again, another alias its own, and parameters never remembered.
+    expect(rowFilterSql(filter, dataset, 'r', new LiteralParams())).toBe(literal);
+    expect(rowFilterSql(filter, dataset, 'q', new LiteralParams())).toBe(literal.replaceAll('"r".', '"q".'));
+    const params = new SqlParams();
+    expect(rowFilterSql(filter, dataset, 'r', params)).toContain('$1::text');
+    expect(params.values).toHaveLength(4);
   });
 
   it('fails closed on a filter that does not fit the dataset', () => {

@@ -323,8 +323,21 @@ export function rowFilterSql(
     if (!parsedFor) parsedRowFilters.set(filter, (parsedFor = new WeakMap()));
     parsedFor.set(dataset, node);
   }
-  return rowFilterNodeSql(node, tableAlias, params);
+  // Written in as literals, the text depends on the filter, the shape and the alias alone: written
+  // once per policy object, where every page under the filter would write it again.
+  if (!(params instanceof LiteralParams)) return rowFilterNodeSql(node, tableAlias, params);
+  let byAlias = literalRowFilters.get(node);
+  if (!byAlias) literalRowFilters.set(node, (byAlias = new Map<string, string>()));
+  let text = byAlias.get(tableAlias);
+  if (text === undefined) {
+    text = rowFilterNodeSql(node, tableAlias, params);
+    byAlias.set(tableAlias, text);
+  }
+  return text;
 }
+
+/** A parsed row filter written with its values as literals, by table alias (see rowFilterSql). */
+const literalRowFilters = new WeakMap<RowFilterNode, Map<string, string>>();
 
 /**
  * A row filter as the predicate of a partial index of its dataset's record table (see the registry's
