@@ -305,9 +305,7 @@ export class DatasetService {
       }
       // A population's indexes follow the declarations as they are now (the keeper's next pass
       // builds those of a declaration made since).
-      declared ??= (await this.declaredIndexesOf(datasetId)).filter((d) =>
-        d.every((name) => known.has(name)),
-      );
+      declared ??= await this.declaredIndexesOf(shape);
       indexes.push(...populationIndexes(shape, demand.predicate, declared));
     }
     const done: { name: string; outcome: IndexOutcome }[] = [];
@@ -364,10 +362,7 @@ export class DatasetService {
       const shape = shapes.get(datasetId);
       const predicates = list.flatMap((d) => ('predicate' in d ? [d.predicate] : []));
       if (!shape || !predicates.length) continue;
-      const known = new Set(shape.fields.map((f) => f.name));
-      const declared = (await this.declaredIndexesOf(datasetId)).filter((d) =>
-        d.every((name) => known.has(name)),
-      );
+      const declared = await this.declaredIndexesOf(shape);
       for (const predicate of predicates) {
         for (const index of populationIndexes(shape, predicate, declared)) kept.add(index.name);
       }
@@ -387,13 +382,14 @@ export class DatasetService {
     return dropped;
   }
 
-  /** A dataset's declared indexes (each a list of field names). */
-  private async declaredIndexesOf(datasetId: string): Promise<string[][]> {
+  /** A dataset's declared indexes (each a list of field names), those of its fields only. */
+  private async declaredIndexesOf(shape: Pick<DatasetShapeRecord, 'id' | 'fields'>): Promise<string[][]> {
     const rows = await this.dataSource.query<{ declared_indexes: string[][] }[]>(
       `SELECT declared_indexes FROM dataset WHERE id = $1`,
-      [datasetId],
+      [shape.id],
     );
-    return rows[0]?.declared_indexes ?? [];
+    const known = new Set(shape.fields.map((f) => f.name));
+    return (rows[0]?.declared_indexes ?? []).filter((fields) => fields.every((name) => known.has(name)));
   }
 
   /** Every dataset's declared indexes (each a list of field names), by dataset. */
