@@ -2,7 +2,8 @@ import { Client } from 'pg';
 import { TestBroker } from '@broker/testing';
 import { DataSource } from 'typeorm';
 import { AgreementService, RecordIndexKeeper } from '@broker/agreements';
-import { DatasetService, INDEX_WAIT_MS } from '@broker/registry';
+import { rowFilterPredicate } from '@broker/policy';
+import { DatasetService, INDEX_WAIT_MS, populationIndexes } from '@broker/registry';
 import { DeclaredIndexes1765100000000 } from '../libs/core/src/database/migrations/1765100000000-declared-indexes';
 
 /**
@@ -348,6 +349,43 @@ describe('record indexes of the agreements in force', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it('are built beside a population whose index PostgreSQL cannot store, which is counted as failed', async () => {
+    // A row filter validation accepts (1,000 values of 20 characters) whose predicate is too large
+    // for the catalog row of an index (PostgreSQL: "row is too big"): its indexes fail, and must not
+    // hold up the indexes another agreement's population needs on the same dataset.
+    const datasets = broker.app.get(DatasetService);
+    const [[datasetId, lists]] = [...(await broker.app.get(AgreementService).indexesInForce())];
+    const [shape] = (await datasets.shapes([datasetId])).values();
+    const big = rowFilterPredicate(
+      {
+        officer: {
+          $in: Array.from({ length: 1000 }, (_, i) => `o${i}-${'x'.repeat(12)}${(i * 7919) % 9973}`),
+        },
+      },
+      shape,
+      shape.slug,
+    );
+    const good = rowFilterPredicate({ officer: { $ne: 'o8' } }, shape, shape.slug);
+    const population = async (predicate: string) =>
+      (
+        await broker.query<{ valid: boolean }>(
+          `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE c.relname = ANY($1)`,
+          [populationIndexes(shape, predicate, []).map((ix) => ix.name)],
+        )
+      ).map((r) => r.valid);
+    expect(
+      await datasets.ensureIndexesOf([[datasetId, [{ predicate: big }, ...lists, { predicate: good }]]]),
+    ).toEqual({ present: 3, built: 2, rebuilt: 0, failed: 2 });
+    expect(await population(big)).toEqual([]);
+    expect(await population(good)).toEqual([true, true]);
+    await broker.query(
+      `DROP INDEX ${populationIndexes(shape, good, [])
+        .map((ix) => ix.qualified)
+        .join(', ')}`,
+    );
   });
 
   it('are not asked of a revoked agreement', async () => {

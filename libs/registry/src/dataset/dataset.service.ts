@@ -285,12 +285,12 @@ export class DatasetService {
    * recordIndex), without blocking ingestion or queries: what an agreement coming into force needs
    * (its row filter's fields), or what a steward declared. Not inside a transaction; an index a
    * failed build left invalid is built again (see buildRecordIndex). Resolves to what each index
-   * needed.
+   * needed; one that could not be built is `failed` (logged) and holds up none after it.
    */
   async ensureIndexes(
     datasetId: string,
     demands: readonly IndexDemand[],
-  ): Promise<{ name: string; outcome: IndexOutcome }[]> {
+  ): Promise<{ name: string; outcome: IndexOutcome | 'failed' }[]> {
     if (!demands.length) return [];
     const [shape] = (await this.shapes([datasetId])).values();
     if (!shape) return [];
@@ -308,13 +308,19 @@ export class DatasetService {
       declared ??= await this.declaredIndexesOf(shape);
       indexes.push(...populationIndexes(shape, demand.predicate, declared));
     }
-    const done: { name: string; outcome: IndexOutcome }[] = [];
+    const done: { name: string; outcome: IndexOutcome | 'failed' }[] = [];
     for (const index of indexes) {
       if (done.some((d) => d.name === index.name)) continue;
-      done.push({
-        name: index.name,
-        outcome: await this.db.connection((client) => buildRecordIndex(client, index)),
-      });
+      // One index that cannot be built (a population whose predicate PostgreSQL cannot store, say)
+      // holds up no other: each is built, or counted as failed and tried again at the next check.
+      let outcome: IndexOutcome | 'failed';
+      try {
+        outcome = await this.db.connection((client) => buildRecordIndex(client, index));
+      } catch (error) {
+        this.logger.warn({ index: index.name, err: error }, 'record index could not be built');
+        outcome = 'failed';
+      }
+      done.push({ name: index.name, outcome });
     }
     return done;
   }
