@@ -44,8 +44,15 @@ export interface HashTable {
  */
 export function populationOf(rowFilter: RowFilter | null | undefined): string {
   if (!rowFilter) return '';
-  return createHash('sha256').update(canonicalJson(rowFilter)).digest('hex').slice(0, 32);
+  // A grant's filter is the policy cache's own object, never changed: digested once, not per request.
+  let population = populations.get(rowFilter);
+  if (population === undefined) {
+    population = createHash('sha256').update(canonicalJson(rowFilter)).digest('hex').slice(0, 32);
+    populations.set(rowFilter, population);
+  }
+  return population;
 }
+const populations = new WeakMap<RowFilter, string>();
 
 /**
  * The condition on the record `alias` of a table's population, as SQL after `AND`, or '' for every
