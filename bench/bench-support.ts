@@ -236,3 +236,24 @@ export function benchAccounts(port: number, operator: string) {
   };
   return { g, agency, user };
 }
+
+/**
+ * The parties every data-plane bench starts from: a provider and a recipient agency (named
+ * `providerName` and "Bench research office"), `purpose` defined, a steward of each, an analyst of
+ * the recipient (created by its steward) and an oversight board's AUDITOR.
+ */
+export async function benchParties(port: number, operator: string, purpose: string, providerName: string) {
+  const accounts = benchAccounts(port, operator);
+  const { g, agency, user } = accounts;
+  const provider = await agency(providerName);
+  const recipient = await agency('Bench research office');
+  await g(
+    operator,
+    `mutation { definePurpose(input: { code: "${purpose}", description: "bench" }) { code } }`,
+  );
+  const providerSteward = await user(provider, 'STEWARD');
+  const recipientSteward = await user(recipient, 'STEWARD');
+  const analystKey = await user(recipient, 'ANALYST', recipientSteward);
+  const auditor = await user(await agency('Bench oversight board', 'oversight'), 'AUDITOR');
+  return { ...accounts, provider, recipient, providerSteward, recipientSteward, analystKey, auditor };
+}

@@ -47,7 +47,7 @@ import {
   stopChild,
   waitForBroker,
   withClient,
-  benchAccounts,
+  benchParties,
 } from './bench-support';
 import { type Comparison, mannWhitney, requestsToDistinguish } from './timing-stats';
 
@@ -568,17 +568,8 @@ function gapKey(i: number): string {
 }
 
 async function prepare(port: number, operator: string): Promise<Setup> {
-  const { g, agency, user } = benchAccounts(port, operator);
-  const provider = await agency('Bench sheriff');
-  const recipient = await agency('Bench research office');
-  await g(
-    operator,
-    `mutation { definePurpose(input: { code: "${PURPOSE}", description: "bench" }) { code } }`,
-  );
-  const providerSteward = await user(provider, 'STEWARD');
-  const recipientSteward = await user(recipient, 'STEWARD');
-  const analystKey = await user(recipient, 'ANALYST', recipientSteward);
-  const auditor = await user(await agency('Bench oversight board', 'oversight'), 'AUDITOR');
+  const { g, provider, recipient, providerSteward, recipientSteward, analystKey, auditor } =
+    await benchParties(port, operator, PURPOSE, 'Bench sheriff');
   const datasetId = (
     await g(providerSteward, `mutation($i: RegisterDatasetInput!) { registerDataset(input: $i) { id } }`, {
       i: {
