@@ -4,7 +4,7 @@
  * may change in between: these tests change them there, at the one moment that matters, and check
  * that each agreement is billed exactly what was answered under it, and that the request ends.
  */
-import { DataPlaneRecorder } from '@broker/data-plane';
+import { DataPlaneRecorder, DataPlaneService } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
@@ -147,6 +147,50 @@ describe('aggregate budget: agreements changed between the spend and the second 
     expect(events).toEqual([{ action: 'AGGREGATE', decision: 'DENY', reason: 'NO_AGREEMENT_IN_FORCE' }]);
     // Nothing was counted under Z: its budget is as it was.
     expect(await used(z)).toBe(0);
+  });
+
+  it('bills nothing for a request whose read or append failed: nothing released, nothing audited', async () => {
+    const v = await activate('V', [grant(datasets.a, 'AGGREGATE_ONLY')]);
+    const count = `{ cases_a_aggregate(purpose: RESEARCH, agreement: "${v}", groupBy: [offense]) { noise } }`;
+    expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
+    expect(await used(v)).toBe(1);
+    // The read itself, a private step of the service: failed as a lost connection fails it.
+    const service: unknown = broker.app.get(DataPlaneService);
+    const reads = service as { run: (...args: unknown[]) => Promise<unknown> };
+    const failures: [string, () => void][] = [
+      [
+        'The query could not be answered, so nothing was released',
+        () =>
+          jest
+            .spyOn(reads, 'run')
+            .mockRejectedValueOnce(Object.assign(new Error('terminating connection'), { code: '57P01' })),
+      ],
+      [
+        'The access could not be recorded, so nothing was released',
+        () => jest.spyOn(recorder, 'recordReleases').mockRejectedValueOnce(new Error('audit write failed')),
+      ],
+    ];
+    for (const [message, fail] of failures) {
+      fail();
+      const seq = await broker.auditHeadSeq();
+      const failed = await ask(count);
+      expect([failed.status, failed.data, failed.errors?.map((e) => e.message)]).toEqual([
+        503,
+        null,
+        [message],
+      ]);
+      // The spend was made before the statement, and given back: no event accounts for it.
+      expect(await used(v)).toBe(1);
+      const events = await broker.query(`SELECT 1 FROM audit_event WHERE seq > $1 AND actor_user_id = $2`, [
+        seq,
+        analyst.id,
+      ]);
+      expect(events).toEqual([]);
+      jest.restoreAllMocks();
+    }
+    // The next answer is billed as usual.
+    expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
+    expect(await used(v)).toBe(2);
   });
 
   it('ends when every new decision needs another bill: a clear answer, nothing read, nothing billed', async () => {

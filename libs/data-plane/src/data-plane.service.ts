@@ -105,7 +105,10 @@ export class DataPlaneService {
         const due = spending.due(decision.plans);
         if (!due.size) {
           const answered = await this.answer(ctx, tx, decision);
-          await this.recorder.refundBudget(ctx, spending, spending.excess(decision.plans));
+          // A request that failed with nothing released and nothing in the audit log (its read or its
+          // append failed) is billed nothing either: what it spent would be accounted for nowhere.
+          const unused = UNRECORDED.has(answered) ? spending.excess([]) : spending.excess(decision.plans);
+          await this.recorder.refundBudget(ctx, spending, unused);
           return answered;
         }
         // Nothing has been read: the snapshot is given back before the budget is spent (on another
@@ -314,7 +317,7 @@ export class DataPlaneService {
       await ended;
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write failed: no data released');
       // Unavailable, not failed: the caller may retry, and nothing left.
-      return failureResponse('The access could not be recorded, so nothing was released', 503);
+      return unrecorded(failureResponse('The access could not be recorded, so nothing was released', 503));
     }
     // Long done by now, as a rule: the connection is back in the pool before the answer leaves.
     await ended;
@@ -401,7 +404,7 @@ export class DataPlaneService {
    */
   private readFailed(ctx: RequestContext, error: unknown): DataPlaneResponse {
     this.logger.error({ err: error, requestId: ctx.requestId }, 'data-plane read failed: nothing released');
-    return failureResponse('The query could not be answered, so nothing was released', 503);
+    return unrecorded(failureResponse('The query could not be answered, so nothing was released', 503));
   }
 
   /**
@@ -431,6 +434,18 @@ export class DataPlaneService {
     // An execution error, as GraphQL answers one: 200, with the error and no data.
     return failureResponse('A value could not be represented in GraphQL', 200);
   }
+}
+
+/**
+ * The answers of requests that failed after their decision with no audit event (a read or an append
+ * that failed in the database): nothing was released, so nothing is billed (see
+ * {@link DataPlaneService.handle}).
+ */
+const UNRECORDED = new WeakSet<DataPlaneResponse>();
+
+function unrecorded(response: DataPlaneResponse): DataPlaneResponse {
+  UNRECORDED.add(response);
+  return response;
 }
 
 /**
