@@ -46,10 +46,10 @@ export function exportSql(
   recipientAgencyId: string,
   hashes?: HashLookups,
 ): ExportStatements {
-  const selection = (params: SqlParams) => {
+  const selection = (params: SqlParams, of: Plan = plan) => {
     // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
     const { hmacKey, t, options, conditions, ordering } = pageSelection(
-      plan,
+      of,
       params,
       recipientAgencyId,
       hashes,
@@ -68,8 +68,14 @@ export function exportSql(
     return { from: `${where} ORDER BY ${ordering.orderBy}${limit}`, unordered, hmacKey, options, t };
   };
 
+  // Without a limit or a cursor, which rows are selected does not depend on their order, and the
+  // count skips it: built without the ordering, so that its statement carries no value that only the
+  // ordering reads (a HASH name's key, personKey's scope), which PostgreSQL could not type.
   const countParams = new SqlParams();
-  const counted = selection(countParams);
+  const counted = selection(
+    countParams,
+    plan.limit === null && !plan.after ? { ...plan, orderBy: [] } : plan,
+  );
   const rids = { text: `SELECT t."_rid" ${counted.unordered}`, values: countParams.values };
   const count = { text: `SELECT count(*)::int AS n FROM (${rids.text}) s`, values: rids.values };
 
