@@ -149,7 +149,7 @@ describe('aggregate budget: agreements changed between the spend and the second 
     expect(await used(z)).toBe(0);
   });
 
-  it('bills nothing for a request whose read or append failed: nothing released, nothing audited', async () => {
+  it('bills nothing for a request whose read the database cut or whose append failed: nothing released', async () => {
     const v = await activate('V', [grant(datasets.a, 'AGGREGATE_ONLY')]);
     const count = `{ cases_a_aggregate(purpose: RESEARCH, agreement: "${v}", groupBy: [offense]) { noise } }`;
     expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
@@ -188,9 +188,18 @@ describe('aggregate budget: agreements changed between the spend and the second 
       expect(events).toEqual([]);
       jest.restoreAllMocks();
     }
+    // A statement that fails on its own (not a connection the database cut) keeps what it spent: a
+    // caller who could make an aggregate fail at will does not time it for free.
+    jest
+      .spyOn(reads, 'run')
+      .mockRejectedValueOnce(Object.assign(new Error('integer out of range'), { code: '22003' }));
+    const failed = await ask(count);
+    expect([failed.status, failed.data]).toEqual([503, null]);
+    expect(await used(v)).toBe(2);
+    jest.restoreAllMocks();
     // The next answer is billed as usual.
     expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
-    expect(await used(v)).toBe(2);
+    expect(await used(v)).toBe(3);
   });
 
   it('ends when every new decision needs another bill: a clear answer, nothing read, nothing billed', async () => {

@@ -10,6 +10,7 @@ export * from './logging/logger';
 export * from './metrics/metrics.service';
 export * from './redis/redis.module';
 export * from './database/database';
+export * from './database/unavailable';
 export * from './graphql/format-errors';
 export * from './graphql/date-time';
 export * from './http/broker-error.filter';

@@ -10,6 +10,7 @@ import {
   LOGGER,
   MetricsService,
   type Transaction,
+  isDatabaseUnavailable,
 } from '@broker/core';
 import {
   type AggregateRow,
@@ -404,7 +405,11 @@ export class DataPlaneService {
    */
   private readFailed(ctx: RequestContext, error: unknown): DataPlaneResponse {
     this.logger.error({ err: error, requestId: ctx.requestId }, 'data-plane read failed: nothing released');
-    return unrecorded(failureResponse('The query could not be answered, so nothing was released', 503));
+    const answer = failureResponse('The query could not be answered, so nothing was released', 503);
+    // A read the database cut (a lost connection, a restart) bills nothing. Any other failure of the
+    // statement keeps what it spent: a caller who could make a perturbed aggregate fail at will must
+    // not time it for free.
+    return isDatabaseUnavailable(error) ? unrecorded(answer) : answer;
   }
 
   /**
@@ -437,8 +442,8 @@ export class DataPlaneService {
 }
 
 /**
- * The answers of requests that failed after their decision with no audit event (a read or an append
- * that failed in the database): nothing was released, so nothing is billed (see
+ * The answers of requests that failed after their decision with no audit event (a read the database
+ * cut, or an append that failed): nothing was released, so nothing is billed (see
  * {@link DataPlaneService.handle}).
  */
 const UNRECORDED = new WeakSet<DataPlaneResponse>();
