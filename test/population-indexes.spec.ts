@@ -558,11 +558,13 @@ describe('indexes of a population, partial on its row filter', () => {
     // The default order, the key, zip (the declared key index is the key's).
     expect(a.map((i) => i.sql(true))).toEqual([
       expect.stringMatching(
-        /^CREATE INDEX CONCURRENTLY IF NOT EXISTS "bookings_pp_[0-9a-f]{16}" ON "records"."bookings" \("_rid", "id" COLLATE "C"\) WHERE \("bookings"."zip" = 'A'::text\)$/,
+        /^CREATE INDEX CONCURRENTLY IF NOT EXISTS "bookings_pp_[0-9a-f]{16}" ON "records"."bookings" \("_rid", "id" COLLATE "C"\) WHERE +\("bookings"."zip" = 'A'::text\)$/,
       ),
       expect.stringMatching(/\("id" COLLATE "C"\) WHERE/),
       expect.stringMatching(/\("zip" COLLATE "C", "_rid", "id" COLLATE "C"\) WHERE/),
     ]);
+    // Each writes its predicate at one offset, whatever its columns: PostgreSQL stores it alike.
+    expect(new Set(a.map((i) => i.sql(true).indexOf(`("bookings"."zip"`)))).toEqual(new Set([1024]));
     expect(new Set([...a, ...b].map((i) => i.name)).size).toBe(6);
   });
 });

@@ -19,7 +19,7 @@ import {
 import type { AgreementInput } from './agreement.model';
 import type { PurposePreviewModel } from './agreement-preview.model';
 import { previewContent } from './agreement-preview';
-import { authorizeParty, checkParties } from './agreement.service';
+import { authorizeParty, checkParties, unindexableRowFilters } from './agreement.service';
 
 /**
  * Previews an agreement before it is proposed, amended or approved: what its recipient would see
@@ -78,11 +78,14 @@ export class AgreementPreviewService {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
     const result = validateAgreementContent(input, { datasets: shapes, purposes }, { oversightText: false });
-    if (!result.ok) {
+    const problems = result.ok
+      ? await unindexableRowFilters(this.datasets, input, result.content, shapes)
+      : result.problems;
+    if (!result.ok || problems.length) {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,
-        `The agreement is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-        { reason: 'INVALID_AGREEMENT', details: result.problems },
+        `The agreement is invalid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID_AGREEMENT', details: problems },
       );
     }
     await checkParties(this.dataSource, result.content);

@@ -588,11 +588,14 @@ export class AgreementService {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
     const result = validateAgreementContent(input, { datasets: shapes, purposes });
-    if (!result.ok) {
+    const problems = result.ok
+      ? await unindexableRowFilters(this.datasets, input, result.content, shapes)
+      : result.problems;
+    if (!result.ok || problems.length) {
       throw new BrokerError(
         ErrorCode.BAD_USER_INPUT,
-        `The agreement is invalid: ${result.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
-        { reason: 'INVALID', details: result.problems },
+        `The agreement is invalid: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+        { reason: 'INVALID', details: problems },
       );
     }
     await checkParties(this.dataSource, result.content);
@@ -821,13 +824,8 @@ export function rowFilterIndexes(
       byDataset.set(grant.datasetId, demand);
       if (!grant.rowFilter) continue;
       for (const field of rowFilterFields(grant.rowFilter)) demand.fields.add(field);
-      const shape = shapes.get(grant.datasetId);
-      if (!shape) continue;
-      try {
-        demand.predicates.add(rowFilterPredicate(grant.rowFilter, shape, shape.slug));
-      } catch (error) {
-        if (!(error instanceof PolicyError)) throw error;
-      }
+      const predicate = populationPredicate(grant, shapes.get(grant.datasetId));
+      if (predicate !== null) demand.predicates.add(predicate);
     }
   }
   return new Map(
@@ -836,4 +834,72 @@ export function rowFilterIndexes(
       [...[...fields].sort().map((f) => [f]), ...[...predicates].sort().map((predicate) => ({ predicate }))],
     ]),
   );
+}
+
+/**
+ * The predicate of the indexes of a grant's population (see `populationIndexes`): its row filter
+ * written in on the dataset's record table; null without a row filter, without the dataset's
+ * shape, or for a filter that does not fit it.
+ */
+function populationPredicate(
+  grant: AgreementContent['grants'][number],
+  shape: DatasetShape | undefined,
+): string | null {
+  if (!grant.rowFilter || !shape) return null;
+  try {
+    return rowFilterPredicate(grant.rowFilter, shape, shape.slug);
+  } catch (error) {
+    if (!(error instanceof PolicyError)) throw error;
+    return null;
+  }
+}
+
+/**
+ * The grants of valid `content` (validated from `input`) whose row filter PostgreSQL cannot index,
+ * as problems of the agreement (`grants[i].rowFilter`, `i` the grant's place in `input`), in the
+ * words a steward acts on. Without its population's indexes, how long a page under the filter
+ * takes could tell the recipient about records the agreement leaves out
+ * (docs/disclosure-control.md, "Timing"), so such a filter is refused as invalid when an agreement
+ * is proposed, amended or previewed: no version brings one into force. The rule is PostgreSQL's
+ * own, tried and rolled back (DatasetService.unindexablePopulations) on the very predicates
+ * {@link rowFilterIndexes} asks for.
+ */
+export async function unindexableRowFilters(
+  datasets: DatasetService,
+  input: Pick<AgreementInput, 'grants'>,
+  content: AgreementContent,
+  shapes: ReadonlyMap<string, DatasetShape>,
+): Promise<{ path: string; message: string }[]> {
+  // The content's grants are in canonical order; a problem names the grant as it was given.
+  const given: unknown[] = Array.isArray(input.grants)
+    ? input.grants.map((g: { datasetId?: unknown } | null) => g?.datasetId)
+    : [];
+  const byDataset = new Map<string, { slug: string; grants: { index: number; predicate: string }[] }>();
+  for (const grant of content.grants) {
+    const shape = shapes.get(grant.datasetId);
+    const predicate = populationPredicate(grant, shape);
+    if (!shape || predicate === null) continue;
+    const entry = byDataset.get(grant.datasetId) ?? { slug: shape.slug, grants: [] };
+    entry.grants.push({ index: given.indexOf(grant.datasetId), predicate });
+    byDataset.set(grant.datasetId, entry);
+  }
+  const problems: { path: string; message: string }[] = [];
+  for (const { slug, grants } of byDataset.values()) {
+    const unindexable = await datasets.unindexablePopulations(
+      slug,
+      grants.map((g) => g.predicate),
+    );
+    for (const { index, predicate } of grants) {
+      if (!unindexable.has(predicate)) continue;
+      problems.push({
+        path: `grants[${index}].rowFilter`,
+        message:
+          `is too large to index on dataset ${slug}: PostgreSQL keeps an index's condition in one ` +
+          'catalog row of about 8 kB, and the broker indexes each row filter so that reads of records ' +
+          'outside the agreement do not show in their timing; use fewer or shorter values (a range ' +
+          'with $gte and $lt in place of a long $in list), or split the population across agreements',
+      });
+    }
+  }
+  return problems.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
 }

@@ -23,6 +23,7 @@ import {
   populationIndexes,
   recordIndex,
   recordIndexSql,
+  unindexablePredicates,
 } from './record-indexes';
 
 /** A dataset as ingestion needs it: the record table's columns in order. */
@@ -323,6 +324,22 @@ export class DatasetService {
       done.push({ name: index.name, outcome });
     }
     return done;
+  }
+
+  /**
+   * The predicates, among `predicates` (of populations of the dataset whose record table is `slug`:
+   * see populationIndexes), that PostgreSQL cannot store as an index's predicate, so that no
+   * population index of theirs could ever be built (see unindexablePredicates): what a proposal or
+   * an amendment is refused for. Tried in a transaction that is always rolled back: nothing stays.
+   */
+  async unindexablePopulations(slug: string, predicates: readonly string[]): Promise<Set<string>> {
+    if (!predicates.length) return new Set();
+    const tx = await this.db.begin();
+    try {
+      return await unindexablePredicates(tx, slug, predicates);
+    } finally {
+      await tx.rollback();
+    }
   }
 
   /**

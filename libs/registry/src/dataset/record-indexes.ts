@@ -88,11 +88,84 @@ export function namedRecordIndex(
   return {
     name,
     qualified: `${quoteIdent(RECORDS_SCHEMA)}.${quoteIdent(name)}`,
-    sql: (concurrently) =>
-      `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
+    sql: (concurrently) => {
+      const head = `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}IF NOT EXISTS ${quoteIdent(name)} ON ${recordTable(
         slug,
-      )} (${columns.join(', ')})${predicate === undefined ? '' : ` WHERE ${predicate}`}`,
+      )} (${columns.join(', ')})`;
+      return predicate === undefined ? head : partialIndexSql(head, predicate);
+    },
   };
+}
+
+/**
+ * Where the predicate of a partial index starts in its DDL, whatever comes before it (see
+ * {@link partialIndexSql}). Past the longest head a record index can have (about 660 characters:
+ * names of at most 63 characters, at most {@link MAX_POPULATION_INDEX_COLUMNS} columns).
+ */
+const PREDICATE_OFFSET = 1024;
+
+/**
+ * The DDL of a partial index: `head` (CREATE INDEX … (columns)), then its predicate, always at
+ * {@link PREDICATE_OFFSET}. PostgreSQL keeps in the index's catalog row the predicate's node tree,
+ * which records where in the statement each node stood: written at one offset, a predicate is stored
+ * alike, to the byte, by every index of a population (whatever its columns) and by the probe that
+ * decides whether it can be stored at all ({@link unindexablePredicates}).
+ */
+function partialIndexSql(head: string, predicate: string): string {
+  const lead = `${head} WHERE `;
+  if (lead.length > PREDICATE_OFFSET) throw new Error(`an index's head is longer than ${PREDICATE_OFFSET}`);
+  return `${lead.padEnd(PREDICATE_OFFSET)}${predicate}`;
+}
+
+/** The most columns an index of a population has: a declared index's, then the page order's tie-break. */
+export const MAX_POPULATION_INDEX_COLUMNS = MAX_INDEX_COLUMNS + 2;
+
+/**
+ * PostgreSQL's error for a limit of the server (class 54): here, an index's catalog row too large
+ * for a page ("row is too big", 54000) or a predicate too complex to analyse (54001).
+ */
+const PROGRAM_LIMIT = /^54/;
+
+/**
+ * The predicates, among `predicates` (of populations of the dataset `slug`: see
+ * {@link populationIndexes}), that PostgreSQL cannot store as an index's predicate. An index keeps
+ * its predicate in its one row of `pg_index`, which has no TOAST table: the row, predicate
+ * compressed, must fit in a page (8,160 bytes), which a row filter the policy accepts may not (a
+ * thousand-value `$in` list of numbers or dates, a long string of varied characters). How much the
+ * predicate compresses decides it, so no size written here could: each is tried, by the DDL of its
+ * population's indexes (its predicate at the same offset), on an empty copy of the record table
+ * named as it in the session's temporary schema, with the most columns a population's index can
+ * have (the row grows with its columns). Where that index fits, so does every index of the
+ * population, those of indexes the steward declares later included. `tx` is a transaction the
+ * caller always rolls back (each predicate is tried under a savepoint, and undone).
+ */
+export async function unindexablePredicates(
+  tx: { query(sql: string): Promise<unknown> },
+  slug: string,
+  predicates: readonly string[],
+): Promise<Set<string>> {
+  const unindexable = new Set<string>();
+  if (!predicates.length) return unindexable;
+  const table = `${quoteIdent('pg_temp')}.${quoteIdent(slug)}`;
+  await tx.query(`CREATE TEMPORARY TABLE ${quoteIdent(slug)} (LIKE ${recordTable(slug)}) ON COMMIT DROP`);
+  const columns = Array<string>(MAX_POPULATION_INDEX_COLUMNS).fill(quoteIdent('_rid')).join(', ');
+  for (const predicate of new Set(predicates)) {
+    await tx.query('SAVEPOINT population_probe');
+    try {
+      await tx.query(
+        partialIndexSql(
+          `CREATE INDEX ${quoteIdent(`${slug.slice(0, 40)}_probe`)} ON ${table} (${columns})`,
+          predicate,
+        ),
+      );
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (typeof code !== 'string' || !PROGRAM_LIMIT.test(code)) throw error;
+      unindexable.add(predicate);
+    }
+    await tx.query('ROLLBACK TO SAVEPOINT population_probe');
+  }
+  return unindexable;
 }
 
 /** What the name of every index of a population has, and no other index's (see {@link populationIndexes}). */
