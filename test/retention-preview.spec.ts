@@ -333,14 +333,6 @@ describe('retention preview', () => {
         'Dataset not found',
       ],
       [
-        '0 days',
-        steward,
-        { d: dataset.id, days: 0, field: 'released_on' },
-        'BAD_USER_INPUT',
-        'INVALID',
-        'The retention is invalid: retentionDays must be an integer from 1 to 36500',
-      ],
-      [
         'negative days',
         steward,
         { d: dataset.id, days: -5, field: 'released_on' },
@@ -455,6 +447,58 @@ describe('retention preview', () => {
       destroyed: 1,
       destroyedByCurrent: 1,
     });
+  });
+
+  it('reads 0 days as updateDataset does: no retention, so nothing would be destroyed', async () => {
+    const dataset = await register('zero_cases');
+    await ingest(dataset.id, [
+      { case_id: 'Z1', released_on: '2001-01-01', closed_at: null },
+      { case_id: 'Z2', released_on: new Date().toISOString().slice(0, 10), closed_at: null },
+    ]);
+    await broker.gqlOk(steward.apiKey, UPDATE, {
+      id: dataset.id,
+      input: { retentionDays: 400, retentionField: 'released_on' },
+    });
+    const none = {
+      datasetId: dataset.id,
+      retentionDays: null,
+      retentionField: null,
+      destroyed: 0,
+      destroyedByCurrent: 1,
+      keptWithoutDate: 0,
+      records: 2,
+      cutoff: null,
+      asOf: expect.any(String),
+    };
+    const seq = await broker.auditHeadSeq();
+    // 0 alone, 0 beside a field (ignored, as updateDataset ignores it), and both left out alike.
+    expect(await preview(steward.apiKey, dataset.id, 0)).toEqual(none);
+    expect(await preview(steward.apiKey, dataset.id, 0, 'released_on')).toEqual(none);
+    expect(await preview(steward.apiKey, dataset.id, 0, 'officer')).toEqual(none);
+    expect(await preview(steward.apiKey, dataset.id)).toEqual(none);
+    // A preview changes nothing and records nothing.
+    expect(await broker.query(`SELECT action FROM audit_event WHERE seq > $1`, [seq])).toEqual([]);
+    // What it said is what updateDataset then does with the same input.
+    await broker.gqlOk(steward.apiKey, UPDATE, {
+      id: dataset.id,
+      input: { retentionDays: 0, retentionField: 'released_on' },
+    });
+    expect(
+      await broker.query(`SELECT retention_days, retention_field FROM dataset WHERE id = $1`, [dataset.id]),
+    ).toEqual([{ retention_days: null, retention_field: null }]);
+    expect(await preview(steward.apiKey, dataset.id, 0)).toEqual({ ...none, destroyedByCurrent: 0 });
+    // Below 0 is still refused, by both.
+    for (const res of [
+      await broker.gql(steward.apiKey, PREVIEW, { d: dataset.id, days: -1, field: 'released_on' }),
+      await broker.gql(steward.apiKey, UPDATE, {
+        id: dataset.id,
+        input: { retentionDays: -1, retentionField: 'released_on' },
+      }),
+    ]) {
+      expect(res.errors?.map((e) => [e.extensions?.code, e.message])).toEqual([
+        ['BAD_USER_INPUT', 'The retention is invalid: retentionDays must be an integer from 1 to 36500'],
+      ]);
+    }
   });
 
   it('stops a count past its time limit: refused as a LIMIT, audited, nothing changed', async () => {

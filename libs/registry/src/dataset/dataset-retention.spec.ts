@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import * as ui from '../../../../apps/admin/src/lib/dataset-retention';
 import { FieldType } from './dataset-schema';
-import { MAX_DATASET_RETENTION_DAYS, retentionRefusal, validateRetention } from './dataset-retention';
+import {
+  MAX_DATASET_RETENTION_DAYS,
+  NO_RETENTION,
+  NO_RETENTION_DAYS,
+  retentionAsked,
+  retentionRefusal,
+  validateRetention,
+} from './dataset-retention';
 
 /** The admin UI checks a retention as the broker does (its bundle cannot import this library). */
 describe('a retention: the admin UI against validateRetention', () => {
@@ -80,5 +87,37 @@ describe('a retention: the admin UI against validateRetention', () => {
     expect(ui.destroysSooner(year, { ...year, retentionDays: 400 })).toBe(false);
     expect(ui.destroysSooner(year, none)).toBe(false);
     expect(ui.destroysSooner(none, none)).toBe(false);
+  });
+});
+
+describe('the retention a change asks for (retentionAsked): updateDataset and retentionPreview', () => {
+  const year = { retentionDays: 365, retentionField: 'opened_on' };
+
+  it('reads 0 days as no retention, whatever field is beside it', () => {
+    for (const kept of [year, NO_RETENTION]) {
+      expect(retentionAsked({ retentionDays: NO_RETENTION_DAYS }, kept)).toEqual(NO_RETENTION);
+      expect(retentionAsked({ retentionDays: 0, retentionField: 'closed_at' }, kept)).toEqual(NO_RETENTION);
+    }
+    expect(NO_RETENTION_DAYS).toBe(0);
+  });
+
+  it('takes what is left out from what is kept: the dataset for an update, none for a preview', () => {
+    expect(retentionAsked({}, year)).toEqual(year);
+    expect(retentionAsked({ retentionDays: null, retentionField: null }, year)).toEqual(year);
+    expect(retentionAsked({ retentionDays: 30 }, year)).toEqual({ ...year, retentionDays: 30 });
+    expect(retentionAsked({ retentionField: 'closed_at' }, year)).toEqual({
+      ...year,
+      retentionField: 'closed_at',
+    });
+    expect(retentionAsked({}, NO_RETENTION)).toEqual(NO_RETENTION);
+    expect(retentionAsked({ retentionDays: 30 }, NO_RETENTION)).toEqual({
+      retentionDays: 30,
+      retentionField: null,
+    });
+    // Below 0 is no request for none: validateRetention refuses it.
+    expect(retentionAsked({ retentionDays: -1, retentionField: 'closed_at' }, NO_RETENTION)).toEqual({
+      retentionDays: -1,
+      retentionField: 'closed_at',
+    });
   });
 });

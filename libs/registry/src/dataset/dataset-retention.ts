@@ -14,6 +14,33 @@ export interface DatasetRetention {
   retentionField: string | null;
 }
 
+/** No retention. */
+export const NO_RETENTION: DatasetRetention = Object.freeze({ retentionDays: null, retentionField: null });
+
+/**
+ * The days that ask for no retention: `updateDataset` (UpdateDatasetInput, where a value left out
+ * keeps the dataset's) and `retentionPreview` read `retentionDays: 0` as removing retention, a
+ * `retentionField` beside it ignored. `registerDataset` has none to remove, and refuses 0.
+ */
+export const NO_RETENTION_DAYS = 0;
+
+/**
+ * The retention a change asks for, before it is validated: none for {@link NO_RETENTION_DAYS};
+ * otherwise the days and the field given, each left out (or null) taken from `kept`. `updateDataset`
+ * keeps the dataset's retention; `retentionPreview`, whose arguments are the retention as it would
+ * stand, keeps {@link NO_RETENTION}. The one home of what 0 means.
+ */
+export function retentionAsked(
+  input: { retentionDays?: number | null; retentionField?: string | null },
+  kept: DatasetRetention,
+): { retentionDays: number | null; retentionField: string | null } {
+  if (input.retentionDays === NO_RETENTION_DAYS) return { ...NO_RETENTION };
+  return {
+    retentionDays: input.retentionDays ?? kept.retentionDays,
+    retentionField: input.retentionField ?? kept.retentionField,
+  };
+}
+
 /**
  * Validates a retention against a dataset's fields: the problems, or the retention to store.
  * `retentionDays` needs a DATE or DATETIME `retentionField`, and a field needs a number of days.

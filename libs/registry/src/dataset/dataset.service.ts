@@ -9,7 +9,12 @@ import { isUuid } from '../agency/agency.service';
 import { isUniqueViolation } from '../registry-errors';
 import { type DatasetDefinitionInput, type FieldDefinition, validateDefinition } from './dataset-schema';
 import { classificationProblem } from '@broker/policy';
-import { type DatasetRetention, requireValidRetention, validateRetention } from './dataset-retention';
+import {
+  type DatasetRetention,
+  requireValidRetention,
+  retentionAsked,
+  validateRetention,
+} from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
 import { RECORDS_SCHEMA, createRecordTableSql } from './record-table';
 import {
@@ -237,14 +242,7 @@ export class DatasetService {
       input.description === undefined ? existing.description : input.description?.trim() || null;
     if (description && description.length > 4000)
       throw badInput('description must be at most 4000 characters');
-    const removing = input.retentionDays === 0;
-    const wanted = removing
-      ? { retentionDays: null, retentionField: null }
-      : {
-          retentionDays: input.retentionDays ?? existing.retentionDays,
-          retentionField: input.retentionField ?? existing.retentionField,
-        };
-    const retention = requireValidRetention(wanted, current.fields);
+    const retention = requireValidRetention(retentionAsked(input, existing), current.fields);
     await this.db.transaction(
       async ({ manager }) => {
         await manager.query(

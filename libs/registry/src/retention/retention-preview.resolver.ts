@@ -19,7 +19,7 @@ export class RetentionPreviewResolver {
       type: () => Int,
       nullable: true,
       description:
-        'The proposed retention in days (1 to 36,500), with retentionField; leave both out (or null) to preview removing retention.',
+        'The proposed retention in days (1 to 36,500), with retentionField; 0 (as updateDataset reads it), or both left out (or null), previews removing retention.',
     })
     retentionDays?: number | null,
     @Args('retentionField', {

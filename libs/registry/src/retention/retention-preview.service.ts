@@ -2,7 +2,12 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { RequestContext } from '@broker/auth';
 import { BrokerError, Database, ErrorCode, quoteIdent } from '@broker/core';
-import { type DatasetRetention, requireValidRetention } from '../dataset/dataset-retention';
+import {
+  type DatasetRetention,
+  NO_RETENTION,
+  requireValidRetention,
+  retentionAsked,
+} from '../dataset/dataset-retention';
 import { DatasetService } from '../dataset/dataset.service';
 import { recordTable } from '../dataset/record-table';
 import type { RetentionPreviewModel } from './retention-preview.model';
@@ -37,7 +42,8 @@ export class RetentionPreviewService {
   ) {}
 
   /**
-   * What `proposed` (the retention as it would stand: both null for none) would destroy, beside what
+   * What `proposed` (the retention as it would stand: both null, or `retentionDays: 0` as
+   * `updateDataset` reads it, for none) would destroy, beside what
    * the current retention would, counted at `options.now` (default: the database's clock, as the
    * job's run) and changing nothing.
    */
@@ -48,7 +54,7 @@ export class RetentionPreviewService {
     options: { now?: Date } = {},
   ): Promise<RetentionPreviewModel> {
     const dataset = await this.datasets.requireWritable(ctx, datasetId, 'update');
-    const next = requireValidRetention(proposed, dataset.fields);
+    const next = requireValidRetention(retentionAsked(proposed, NO_RETENTION), dataset.fields);
     const current: DatasetRetention = {
       retentionDays: dataset.retentionDays,
       retentionField: dataset.retentionField,
