@@ -638,9 +638,15 @@ describe('linkage runs', () => {
     const persons = (run: Map<string, string>) =>
       new Set([...run].filter(([record]) => record.startsWith(`${bookingsId}/`)).map(([, person]) => person))
         .size;
-    expect(await broker.app.get(PersonKeyIndex).build({ scope, datasetId: bookingsId })).toBe(
-      persons(before),
-    );
+    // The ROWS agreement that releases personKey on the bookings (no row filter: every linked record).
+    const agreementId = seeded.agreements.find(
+      (a) => a.title === 'Jail bookings for recidivism evaluation',
+    )!.id;
+    expect(
+      await broker.app
+        .get(PersonKeyIndex)
+        .build({ agreementId, scope, datasetId: bookingsId, rowFilter: null }),
+    ).toBe(persons(before));
     const steward = seeded.users.find((u) => u.handle === 'steward:SHERIFF')!;
     const bookings = seeded.county.datasets.find((d) => d.slug === 'jail_bookings')!;
     const copy = { ...bookings.records[0], booking_id: 'BK-NEWONE1' };

@@ -22,6 +22,8 @@ describe('personKey lookup tables', () => {
   let secret: Buffer;
   let bookings: { id: string };
   let ids: { research: string; probation: string };
+  /** The agreements that release personKey to each recipient. */
+  let agreements: { research: string; probation: string };
   let analysts: { research: string; probation: string };
   /** The person of each linked record in the run in force (a tenth of the records are not linked). */
   let personOf: Map<string, number>;
@@ -32,8 +34,13 @@ describe('personKey lookup tables', () => {
       .update(String(person), 'utf8')
       .digest('hex');
   const research = () => personKeyScope(ids.research, 'RECIDIVISM_EVALUATION');
-  /** The lookup table of a scope for the bookings. */
-  const table = (scope: string) => ({ scope, datasetId: bookings.id });
+  /** The lookup table of a scope for the bookings, under its recipient's agreement (no row filter). */
+  const table = (scope: string) => ({
+    agreementId: scope.startsWith(ids.research) ? agreements.research : agreements.probation,
+    scope,
+    datasetId: bookings.id,
+    rowFilter: null,
+  });
   const probation = () => personKeyScope(ids.probation, 'SUPERVISION');
   /** The records whose person's key, in `scope`, is one of `keys`: the truth, from Node's crypto. */
   const truth = (scope: string, keys: string[]) =>
@@ -68,7 +75,10 @@ describe('personKey lookup tables', () => {
     const params = new SqlParams();
     const [agency, purpose] =
       scope === 'research' ? [ids.research, 'RECIDIVISM_EVALUATION'] : [ids.probation, 'SUPERVISION'];
-    const parts = personKeyParts(params, bookings.id, agency, purpose, 'x.k');
+    const parts = personKeyParts(params, bookings.id, agency, purpose, 'x.k', {
+      agreementId: scope === 'research' ? agreements.research : agreements.probation,
+      rowFilter: null,
+    });
     const condition = parts.among(params.add(keys, 'text[]'));
     return {
       text: `SELECT x.k FROM (SELECT booking_id AS k FROM records.bookings UNION ALL SELECT 'nope') x
@@ -144,7 +154,7 @@ describe('personKey lookup tables', () => {
       fields: [{ name: 'booking_id' }, { name: 'charge' }],
       linkage: true,
     };
-    await broker.activateAgreement(sheriffSteward.apiKey, researchSteward.apiKey, {
+    const researchAgreement = await broker.activateAgreement(sheriffSteward.apiKey, researchSteward.apiKey, {
       title: 'Bookings for research',
       providerAgencyId: sheriff.id,
       recipientAgencyId: researchAgency.id,
@@ -152,14 +162,19 @@ describe('personKey lookup tables', () => {
       ...WINDOW,
       grants: [grant],
     });
-    await broker.activateAgreement(sheriffSteward.apiKey, probationSteward.apiKey, {
-      title: 'Bookings for supervision',
-      providerAgencyId: sheriff.id,
-      recipientAgencyId: probationAgency.id,
-      purposes: ['SUPERVISION'],
-      ...WINDOW,
-      grants: [grant],
-    });
+    const probationAgreement = await broker.activateAgreement(
+      sheriffSteward.apiKey,
+      probationSteward.apiKey,
+      {
+        title: 'Bookings for supervision',
+        providerAgencyId: sheriff.id,
+        recipientAgencyId: probationAgency.id,
+        purposes: ['SUPERVISION'],
+        ...WINDOW,
+        grants: [grant],
+      },
+    );
+    agreements = { research: researchAgreement, probation: probationAgreement };
     pg = new Client({ connectionString: broker.config.DATABASE_URL });
     await pg.connect();
     [{ secret }] = await broker.query<{ secret: Buffer }>(`SELECT secret FROM linkage_secret WHERE id = 1`);

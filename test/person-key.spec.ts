@@ -15,6 +15,8 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
   let researchAnalyst: { apiKey: string };
   let probationAnalyst: { apiKey: string };
   let bookings: { id: string };
+  /** The agreement that releases the bookings to research. */
+  let researchBookings: string;
   let participation: { id: string };
   let cboSteward: { apiKey: string };
   let probationSteward: { apiKey: string };
@@ -78,7 +80,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
       fields: fields.map((name) => ({ name })),
       linkage,
     });
-    await broker.activateAgreement(sheriffSteward.apiKey, researchSteward.apiKey, {
+    researchBookings = await broker.activateAgreement(sheriffSteward.apiKey, researchSteward.apiKey, {
       title: 'Bookings for research',
       providerAgencyId: sheriff.id,
       recipientAgencyId: research.id,
@@ -357,7 +359,11 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     // Only the bookings' table is built: a filter on participation must not read it.
     await broker.query(`DELETE FROM person_key_scope`);
     const scope = personKeyScope(ids.research, 'RECIDIVISM_EVALUATION');
-    expect(await broker.app.get(PersonKeyIndex).build({ scope, datasetId: bookings.id })).toBe(2);
+    expect(
+      await broker.app
+        .get(PersonKeyIndex)
+        .build({ agreementId: researchBookings, scope, datasetId: bookings.id, rowFilter: null }),
+    ).toBe(2);
     const joined = await read(
       researchAnalyst.apiKey,
       `{ participation(purpose: RECIDIVISM_EVALUATION, where: { personKey: { eq: "${key}" } }) { nodes { enrollment_id } } }`,

@@ -20,6 +20,8 @@ describe('retention', () => {
   let researchSteward: { apiKey: string };
   let analyst: { apiKey: string };
   let dataset: { id: string };
+  /** The agreement that releases the cases to research. */
+  let agreementId: string;
   let retention: RetentionService;
 
   const records = (prefix: string, n: number, released: string | null) =>
@@ -68,7 +70,7 @@ describe('retention', () => {
         { name: 'released_on', type: 'DATE', classification: 'NON_SENSITIVE' },
       ],
     });
-    await broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
+    agreementId = await broker.activateAgreement(steward.apiKey, researchSteward.apiKey, {
       title: 'Cases for evaluation',
       providerAgencyId: cbo.id,
       recipientAgencyId: research.id,
@@ -169,8 +171,9 @@ describe('retention', () => {
       [dataset.id, run.id],
     );
     const [scope] = await broker.query<{ id: number }>(
-      `INSERT INTO person_key_scope (run_id, scope, dataset_id) VALUES ($1, 'agency/PURPOSE', $2) RETURNING id`,
-      [run.id, dataset.id],
+      `INSERT INTO person_key_scope (run_id, agreement_id, scope, dataset_id, population)
+       VALUES ($1, $3, 'agency/PURPOSE', $2, '') RETURNING id`,
+      [run.id, dataset.id, agreementId],
     );
     await broker.query(
       `INSERT INTO person_key (scope_id, record_key, person_id, prefix)

@@ -336,11 +336,12 @@ export function hashOptions(
 
 /**
  * personKey's SQL, where the grant has linkage: its parameters are added the first time it is used,
- * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose). `lookedUp`
- * says the lookup table a filter read, once the statement is built, or null.
+ * and it needs the recipient agency (the pseudonym is scoped to recipient and purpose). A filter
+ * reads the lookup table of the grant's population only (see PersonKeyIndex). `lookedUp` says the
+ * lookup table a filter read, once the statement is built, or null.
  */
 function personKeyOptions(
-  plan: Pick<Plan, 'grant' | 'shape' | 'purpose'>,
+  plan: Pick<Plan, 'grant' | 'shape' | 'purpose' | 'agreement'>,
   params: SqlParams,
   recipientAgencyId: string,
   t: string,
@@ -356,6 +357,7 @@ function personKeyOptions(
       recipientAgencyId,
       plan.purpose,
       `${t}.${quoteIdent(plan.shape.keyField)}::text`,
+      { agreementId: plan.agreement.id, rowFilter: plan.grant.rowFilter },
     ));
   };
   return {

@@ -1,13 +1,24 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
-import { keyPrefixSql } from '@broker/policy';
+import { BackgroundBuilds, Database, LOGGER, quoteIdent } from '@broker/core';
+import { recordTable } from '@broker/registry';
+import {
+  type DatasetShape,
+  PolicyError,
+  type RowFilter,
+  personKeyPrefixSql,
+  populationOf,
+  rowFilterPredicate,
+} from '@broker/policy';
 import { lockDerived } from './linkage.store';
-import { type PersonKeyTable, personHashSql, scopedKeySql } from './person-key';
+import type { PersonKeyTable } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
 export const PERSON_KEY_CHECK_MS = 30_000;
+
+/** How often each broker drops the tables of agreements no longer in force. */
+export const PERSON_KEY_SWEEP_MS = 10 * 60_000;
 
 /** Runs one statement and returns its rows (a transaction's, or a pg client's). */
 type Rows = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
@@ -15,28 +26,76 @@ type Rows = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
 /** A built table: which, and how many persons it holds. */
 export type BuiltTable = PersonKeyTable & { persons: number };
 
+/** A table's identity as one string (a map key). */
+function tableId(table: PersonKeyTable): string {
+  return `${table.agreementId} ${table.scope} ${table.datasetId} ${populationOf(table.rowFilter)}`;
+}
+
+/** What a build needs of the dataset: its record table, its key and the fields a row filter reads. */
+const SHAPE_OF = `
+  SELECT d.id, d.slug, d.key_field AS "keyField",
+         json_agg(json_build_object('name', f.name, 'type', f.type) ORDER BY f.position) AS fields
+    FROM dataset d JOIN dataset_field f ON f.dataset_id = d.id
+   WHERE d.id = $1 GROUP BY d.id`;
+
 /**
  * Builds a lookup table for run `runId` in the caller's transaction, unless it is built: resolves to
- * the persons it holds, or null when it was there already. Another transaction building the same one
- * meanwhile holds its row's unique key: this waits for it to end and then writes nothing.
+ * the persons it holds, or null when it was there already (or its dataset is gone). Another
+ * transaction building the same one meanwhile holds its row's unique key: this waits for it to end
+ * and then writes nothing. Only the linked records of the table's population are filed: those its
+ * grant's row filter admits (PolicyError when the filter no longer fits the dataset: no table).
+ *
+ * The record table is locked first (SHARE, as the HASH lookup tables' builds lock it): ingestion,
+ * which keeps the tables up to date under a lock this one conflicts with, is not halfway through a
+ * change, and changes nothing until this commits. Then `LINKAGE_CHUNKS_LOCK`, shared, ordered with
+ * retention's batches (which delete the entries of the records they destroy, and lock the record
+ * table before it): in this order, neither waits for the other while holding what the other needs.
+ * `nowait`, in a run's transaction (which holds `LINKAGE_CHUNKS_LOCK` already): the record table's
+ * lock is not waited for, and the table is left to the clean-up after the run.
  */
-async function buildTable(query: Rows, runId: string, table: PersonKeyTable): Promise<number | null> {
-  // Ordered with retention's batches, which delete the entries of the records they destroy.
+async function buildTable(
+  query: Rows,
+  runId: string,
+  table: PersonKeyTable,
+  nowait = false,
+): Promise<number | null> {
+  const [dataset] = await query<Pick<DatasetShape, 'id' | 'slug' | 'keyField' | 'fields'>>(SHAPE_OF, [
+    table.datasetId,
+  ]);
+  if (!dataset) return null;
+  const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
+  const records = recordTable(shape.slug);
+  const admitted = table.rowFilter ? rowFilterPredicate(table.rowFilter, shape, 't') : null;
+  await query(`LOCK TABLE ${records} IN SHARE MODE${nowait ? ' NOWAIT' : ''}`);
   await lockDerived(query);
+  const population = populationOf(table.rowFilter);
+  const key = [runId, table.agreementId, table.scope, table.datasetId];
+  // A table of another population (the filter of an earlier version) goes, with its entries; this
+  // one is built instead.
+  await query(
+    `DELETE FROM person_key_scope
+      WHERE run_id = $1 AND agreement_id = $2 AND scope = $3 AND dataset_id = $4 AND population <> $5`,
+    [...key, population],
+  );
   const [row] = await query<{ id: number }>(
-    `INSERT INTO person_key_scope (run_id, scope, dataset_id) VALUES ($1, $2, $3)
-     ON CONFLICT (run_id, scope, dataset_id) DO NOTHING RETURNING id`,
-    [runId, table.scope, table.datasetId],
+    `INSERT INTO person_key_scope (run_id, agreement_id, scope, dataset_id, population, row_filter)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (run_id, agreement_id, scope, dataset_id) DO NOTHING RETURNING id`,
+    [...key, population, table.rowFilter ? JSON.stringify(table.rowFilter) : null],
   );
   if (!row) return null;
-  // Each person hashed once; each of its linked records of the dataset filed under the key's first
-  // 64 bits.
+  // The population's linked records: every linked record of the dataset, or those whose record
+  // the row filter admits (read through the population's partial indexes).
+  const linked = admitted
+    ? `SELECT lp.record_key, lp.person_id FROM linkage_person lp
+         JOIN ${records} t ON t.${quoteIdent(shape.keyField)}::text = lp.record_key
+        WHERE lp.run_id = $2 AND lp.dataset_id = $4 AND ${admitted}`
+    : `SELECT record_key, person_id FROM linkage_person WHERE run_id = $2 AND dataset_id = $4`;
+  // Each person hashed once; each of its records filed under the key's first 64 bits.
   const [{ persons }] = await query<{ persons: number }>(
-    `WITH linked AS MATERIALIZED (
-       SELECT record_key, person_id FROM linkage_person WHERE run_id = $2 AND dataset_id = $4
-     ),
+    `WITH linked AS MATERIALIZED (${linked}),
      keyed AS MATERIALIZED (
-       SELECT p.person_id, ${keyPrefixSql(personHashSql('p.person_id', scopedKeySql('$3::text')))} AS prefix
+       SELECT p.person_id, ${personKeyPrefixSql('p.person_id', '$3::text')} AS prefix
          FROM (SELECT DISTINCT person_id FROM linked) p
      ),
      written AS (
@@ -52,11 +111,37 @@ async function buildTable(query: Rows, runId: string, table: PersonKeyTable): Pr
   return persons;
 }
 
-/** The tables built for some runs, each once, in a stable order. */
+/** Whether the agreement `alias` is in force (neither revoked nor past its version's end), as SQL. */
+const inForce = (alias: string) => `${alias}.revoked_at IS NULL AND EXISTS (
+    SELECT 1 FROM agreement_version v
+     WHERE v.agreement_id = ${alias}.id AND v.version = ${alias}.in_force_version AND v.valid_until > now())`;
+
+/** A table as its scope row names it. */
+interface TableRow {
+  agreementId: string;
+  scope: string;
+  datasetId: string;
+  rowFilter: RowFilter | null;
+}
+
+/**
+ * The tables built for some runs, each once, in a stable order: only those of agreements in force
+ * (those of the others are dropped with their run, never built again).
+ */
 const TABLES_OF = (runCondition: string) => `
-  SELECT DISTINCT s.scope, s.dataset_id AS "datasetId" FROM person_key_scope s
-   WHERE ${runCondition} ORDER BY s.scope, s.dataset_id`;
+  SELECT DISTINCT s.agreement_id AS "agreementId", s.scope, s.dataset_id AS "datasetId", s.row_filter AS "rowFilter"
+    FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
+   WHERE ${runCondition} AND ${inForce('a')}
+   ORDER BY s.scope, s.dataset_id, s.agreement_id`;
 const CURRENT_RUN = `(SELECT current_run_id FROM linkage_state WHERE id = 1)`;
+
+/** A table as its row names it. */
+const tableOf = (row: TableRow): PersonKeyTable => ({
+  agreementId: row.agreementId,
+  scope: row.scope,
+  datasetId: row.datasetId,
+  rowFilter: row.rowFilter,
+});
 
 /** What a pass did: the tables built (with their persons) and the tables of runs not in force dropped. */
 export interface PersonKeyPass {
@@ -65,39 +150,60 @@ export interface PersonKeyPass {
 }
 
 /**
- * The lookup tables of filters on personKey (migration person-key-index): for the linkage run in
- * force, one scope (recipient agency and purpose) and one dataset, each linked record with its person
- * and the first 64 bits of the person's pseudonym. A filter on some pseudonyms then finds its records by
- * index and hashes only their persons (person-key.ts, `among`), where without the table it hashes
- * every linked record of the dataset: about a second per million.
+ * The lookup tables of filters on personKey (migrations person-key-index, person-key-population): for
+ * the linkage run in force, one agreement's grant, one scope (recipient agency and purpose) and one
+ * dataset, each linked record of the grant's population (the records its row filter admits) with its
+ * person and the first 64 bits of the person's pseudonym. A filter on some pseudonyms then finds its
+ * records by index and hashes only their persons (person-key.ts, `among`), where without the table it
+ * hashes every linked record of the dataset: about a second per million. Filing the population only,
+ * a filter on a person reads none of its records the agreement leaves out: how long it takes does
+ * not tell whether the person has any (docs/disclosure-control.md, "Timing").
  *
- * Built only for the scopes and datasets analysts filter by (minimum necessary: no pseudonyms are
- * kept that nobody asks for), in the background: the data plane says which table a filter used
- * ({@link want}), and a broker checks each at most every {@link PERSON_KEY_CHECK_MS}. A run comes
- * into force with the tables built for the one before it, built in the same transaction
- * ({@link prepareRun}); after it, any that could not be is built, and the tables of runs no longer in
- * force go ({@link afterRun}). A table's rows commit with its `person_key_scope` row, in one
- * transaction, so it is used whole or not at all; until it is, filters hash every record as before.
- * Builds of one table by several brokers at once write it once (the second waits on the first's
- * unique row, then finds it built).
+ * Built only for the grants, scopes and datasets analysts filter by (minimum necessary: no
+ * pseudonyms are kept that nobody asks for), in the background: the data plane says which table a
+ * filter used ({@link want}), and a broker checks each at most every {@link PERSON_KEY_CHECK_MS}. A
+ * table of another population (the filter of an earlier version) is never read, and the next build
+ * replaces it. A run comes into force with the tables built for the one before it, built in the same
+ * transaction ({@link prepareRun}); after it, any that could not be is built, and the tables of runs
+ * no longer in force go ({@link afterRun}); the tables of agreements no longer in force go too, and
+ * every {@link PERSON_KEY_SWEEP_MS} ({@link sweep}). Ingestion keeps them true as records enter and
+ * leave the population (the registry's `keepPersonKeys`), retention deletes the entries of the
+ * records it destroys. A table's rows commit with its `person_key_scope` row, in one transaction, so
+ * it is used whole or not at all; until it is, filters hash every record as before. Builds of one
+ * table by several brokers at once write it once (the second waits on the first's unique row, then
+ * finds it built).
  */
 @Injectable()
-export class PersonKeyIndex implements OnApplicationShutdown {
+export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
   private readonly builds = new BackgroundBuilds(PERSON_KEY_CHECK_MS);
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     private readonly db: Database,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
+  onModuleInit(): void {
+    const sweep = () =>
+      void this.sweep().catch((error: unknown) =>
+        this.logger.warn(
+          { err: error },
+          'personKey lookup tables of ended agreements not dropped; the next sweep retries',
+        ),
+      );
+    sweep();
+    this.sweeper = setInterval(sweep, PERSON_KEY_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
   /**
-   * A filter on personKey was answered from `table`'s scope and dataset: the table is built for the
-   * run in force, in the background, if it is not. Never throws, never waits.
+   * A filter on personKey was answered under `table`'s grant, scope and dataset: the table is built
+   * for the run in force, in the background, if it is not. Never throws, never waits.
    */
   want(table: PersonKeyTable): void {
-    // Tables are few (recipients × purposes × datasets with linkage); a broker forgets none of them.
+    // Tables are few (grants × purposes with linkage); a broker forgets none of them.
     this.builds.ask(
-      `${table.scope} ${table.datasetId}`,
+      tableId(table),
       () => this.build(table),
       (error) =>
         this.logger.warn(
@@ -108,19 +214,20 @@ export class PersonKeyIndex implements OnApplicationShutdown {
   }
 
   /**
-   * Builds `table` for the run in force unless it is built: resolves to the persons written, or null
-   * when there was nothing to do (built already, or no run in force).
+   * Builds `table` for the run in force unless it is built for its population: resolves to the
+   * persons written, or null when there was nothing to do (built already, or no run in force).
    */
   async build(table: PersonKeyTable): Promise<number | null> {
     const started = Date.now();
     const persons = await this.db.transaction(async (tx) => {
-      // Read first, so that a check of a table that is there writes nothing.
+      // Read first, so that a check of a table that is there locks and writes nothing.
       const [state] = await tx.query<{ run: string | null; built: boolean }>(
         `SELECT ls.current_run_id AS run,
                 EXISTS (SELECT 1 FROM person_key_scope s
-                         WHERE s.run_id = ls.current_run_id AND s.scope = $1 AND s.dataset_id = $2) AS built
+                         WHERE s.run_id = ls.current_run_id AND s.agreement_id = $1 AND s.scope = $2
+                           AND s.dataset_id = $3 AND s.population = $4) AS built
            FROM linkage_state ls WHERE ls.id = 1`,
-        [table.scope, table.datasetId],
+        [table.agreementId, table.scope, table.datasetId, populationOf(table.rowFilter)],
       );
       if (!state?.run || state.built) return null;
       return buildTable((sql, params) => tx.query(sql, params), state.run, table);
@@ -134,18 +241,20 @@ export class PersonKeyIndex implements OnApplicationShutdown {
   /**
    * In the transaction that puts run `runId` in force (before it does): builds for it every table
    * built for the run in force, so that they come into force with the run and no filter in between
-   * hashes every record. Each table in a savepoint of its own: one that fails is left for the
-   * clean-up after the run ({@link afterRun}), and never fails the run.
+   * hashes every record. Each table in a savepoint of its own: one that fails (its dataset's records
+   * locked by an ingestion, say: not waited for) is left for the clean-up after the run
+   * ({@link afterRun}), and never fails the run.
    */
   async prepareRun(client: Pick<PoolClient, 'query'>, runId: string): Promise<BuiltTable[]> {
     const on: Rows = async <T>(sql: string, params?: unknown[]) =>
       (await client.query(sql, params)).rows as T[];
     const built: BuiltTable[] = [];
-    for (const table of await on<PersonKeyTable>(TABLES_OF(`s.run_id = ${CURRENT_RUN}`))) {
+    for (const row of await on<TableRow>(TABLES_OF(`s.run_id = ${CURRENT_RUN}`))) {
+      const table = tableOf(row);
       const started = Date.now();
       await client.query('SAVEPOINT person_key');
       try {
-        const persons = await buildTable(on, runId, table);
+        const persons = await buildTable(on, runId, table, true);
         await client.query('RELEASE SAVEPOINT person_key');
         if (persons !== null) {
           built.push({ ...table, persons });
@@ -166,27 +275,53 @@ export class PersonKeyIndex implements OnApplicationShutdown {
   }
 
   /**
-   * After a run ends (in force or failed): the tables built for runs not in force are built for the
-   * one in force where they are not yet, and then they go. Idempotent; the linkage engine calls it
-   * after each run's clean-up, which its watchdog repeats for a run whose worker died.
+   * After a run ends (in force or failed): the tables built for runs not in force (of agreements in
+   * force) are built for the one in force where they are not yet, and then they go. Idempotent; the
+   * linkage engine calls it after each run's clean-up, which its watchdog repeats for a run whose
+   * worker died. A table whose row filter no longer fits its dataset is not built again.
    */
   afterRun(): Promise<PersonKeyPass> {
     return this.builds.serially(async () => {
       const built: BuiltTable[] = [];
-      for (const table of await this.db.query<PersonKeyTable>(
+      for (const row of await this.db.query<TableRow>(
         TABLES_OF(`s.run_id IS DISTINCT FROM ${CURRENT_RUN}`),
       )) {
-        const persons = await this.build(table);
+        const table = tableOf(row);
+        let persons: number | null;
+        try {
+          persons = await this.build(table);
+        } catch (error) {
+          if (!(error instanceof PolicyError)) throw error;
+          continue;
+        }
         if (persons !== null) built.push({ ...table, persons });
       }
       return { built, dropped: await this.dropStale() };
     });
   }
 
-  /** Drops the tables of runs not in force; resolves to how many went. */
+  /** Drops the tables of runs not in force, and of agreements not in force; resolves to how many went. */
   async dropStale(): Promise<number> {
     const gone = await this.db.query<{ id: number }>(
-      `DELETE FROM person_key_scope WHERE run_id IS DISTINCT FROM ${CURRENT_RUN} RETURNING id`,
+      `DELETE FROM person_key_scope s USING agreement a
+        WHERE a.id = s.agreement_id AND (s.run_id IS DISTINCT FROM ${CURRENT_RUN} OR NOT (${inForce('a')}))
+       RETURNING s.id`,
+    );
+    return gone.length;
+  }
+
+  /**
+   * Drops the tables of agreements no longer in force (revoked, or their version ended); how many.
+   * A table an ingestion is keeping up to date (its scope row locked) is left to the next sweep: the
+   * sweep never waits.
+   */
+  async sweep(): Promise<number> {
+    const gone = await this.db.query<{ id: number }>(
+      `DELETE FROM person_key_scope WHERE id IN (
+         SELECT s.id FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
+          WHERE NOT (${inForce('a')})
+            FOR UPDATE OF s SKIP LOCKED)
+       RETURNING id`,
     );
     return gone.length;
   }
@@ -198,5 +333,6 @@ export class PersonKeyIndex implements OnApplicationShutdown {
    */
   onApplicationShutdown(): void {
     this.builds.close();
+    if (this.sweeper) clearInterval(this.sweeper);
   }
 }

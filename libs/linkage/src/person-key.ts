@@ -1,4 +1,11 @@
-import { type SqlParams, keyPrefixesSql } from '@broker/policy';
+import {
+  type RowFilter,
+  type SqlParams,
+  keyPrefixesSql,
+  personHashSql,
+  populationOf,
+  scopedKeySql,
+} from '@broker/policy';
 
 /** What {@link personKeySql} needs of the data plane's parameter collector. */
 export type SqlParamCollector = Pick<SqlParams, 'add'>;
@@ -35,40 +42,43 @@ export interface PersonKeyParts {
   value: string;
   /**
    * A condition every record whose personKey is one of `keys` (a `text[]` placeholder) meets: its key
-   * is among the records of those persons in the run in force. Where the scope's lookup table is
-   * built for that run (see PersonKeyIndex), the records are found by the first 64 bits of their
-   * persons' keys and only those persons are hashed; until then, it hashes each linked record of the
-   * dataset once (the filter on {@link value} costs a correlated subquery per record). It goes beside
+   * is among the records of those persons in the run in force. Where the lookup table of the grant's
+   * population, scope and dataset is built for that run (see PersonKeyIndex), the population's
+   * records are found by the first 64 bits of their persons' keys and only those persons are hashed;
+   * until then, it hashes each linked record of the dataset once (the filter on {@link value} costs a correlated subquery per record). It goes beside
    * such a filter (it selects a superset), never instead of it.
    */
   among(keys: string): string;
-  /** The lookup table {@link among} reads: the pseudonyms' scope, and the dataset. */
-  table: PersonKeyTable;
+  /**
+   * The lookup table {@link among} reads: the grant's (its agreement and population), the pseudonyms'
+   * scope and the dataset; null when the parts were asked for without a grant, whose `among` hashes
+   * every linked record.
+   */
+  table: PersonKeyTable | null;
 }
 
 /**
- * One lookup table of pseudonyms (see PersonKeyIndex): the scope they belong to,
- * `<recipient agency id>/<purpose>`, and the dataset whose records it holds.
+ * One lookup table of pseudonyms (see PersonKeyIndex): the agreement whose grant it serves, the scope
+ * its pseudonyms belong to, `<recipient agency id>/<purpose>`, the dataset whose records it holds, and
+ * the grant's row filter, whose population (see populationOf) is the only records it files (null:
+ * every linked record).
  */
 export interface PersonKeyTable {
+  agreementId: string;
   scope: string;
   datasetId: string;
+  rowFilter: RowFilter | null;
+}
+
+/** The grant a statement's personKey filter reads the lookup table of (see {@link personKeyParts}). */
+export interface PersonKeyGrant {
+  agreementId: string;
+  rowFilter: RowFilter | null;
 }
 
 /** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
 export function personKeyScope(recipientAgencyId: string, purpose: string): string {
   return `${recipientAgencyId}/${purpose}`;
-}
-
-/** The key of a scope's pseudonyms, derived inside PostgreSQL (`scope`: SQL of the scope's text). */
-export function scopedKeySql(scope: string): string {
-  // An uncorrelated subquery: PostgreSQL computes it once per statement.
-  return `(SELECT public.hmac(convert_to(${scope}, 'UTF8'), s.secret, 'sha256') FROM linkage_secret s WHERE s.id = 1)`;
-}
-
-/** A person's pseudonym under a scope's key: lowercase hex HMAC-SHA-256 of its id's text. */
-export function personHashSql(personIdSql: string, scopedKey: string): string {
-  return `encode(public.hmac(convert_to(${personIdSql}::text, 'UTF8'), ${scopedKey}, 'sha256'), 'hex')`;
 }
 
 /** The pieces of {@link personKeySql}, one home for how a person's key is derived. */
@@ -78,6 +88,8 @@ export function personKeyParts(
   recipientAgencyId: string,
   purpose: string,
   recordKeySql: string,
+  /** The grant whose population's table a filter reads (absent: none is read). */
+  grant?: PersonKeyGrant,
 ): PersonKeyParts {
   const scopeText = personKeyScope(recipientAgencyId, purpose);
   const scope = params.add(scopeText, 'text');
@@ -85,25 +97,35 @@ export function personKeyParts(
   const scopedKey = scopedKeySql(scope);
   const personHash = personHashSql('lp.person_id', scopedKey);
   const linked = `FROM linkage_state ls JOIN linkage_person lp ON lp.run_id = ls.current_run_id WHERE ls.id = 1 AND lp.dataset_id = ${dataset}`;
-  // The lookup table of the scope and dataset for the run in force, when it is built (whole: see
-  // PersonKeyIndex).
-  const built = `SELECT ks.id FROM linkage_state ks2 JOIN person_key_scope ks ON ks.run_id = ks2.current_run_id
-     WHERE ks2.id = 1 AND ks.scope = ${scope} AND ks.dataset_id = ${dataset}`;
+  // The lookup table of the grant's population, scope and dataset for the run in force, when it is
+  // built (whole: see PersonKeyIndex). A table of another population (the filter of an earlier
+  // version) files other records, and is never read. Its parameters are added only once `among` is
+  // written: a statement that reads personKey alone binds none it does not use.
+  let built: string | undefined;
+  const builtSql = () =>
+    (built ??= grant
+      ? `SELECT ks.id FROM linkage_state ks2 JOIN person_key_scope ks ON ks.run_id = ks2.current_run_id
+     WHERE ks2.id = 1 AND ks.agreement_id = ${params.add(grant.agreementId, 'uuid')} AND ks.scope = ${scope}
+       AND ks.dataset_id = ${dataset} AND ks.population = ${params.add(populationOf(grant.rowFilter), 'text')}`
+      : `SELECT NULL::int WHERE FALSE`);
   return {
     value: `(SELECT ${personHash} ${linked} AND lp.record_key = (${recordKeySql}))`,
-    // Two branches, of which PostgreSQL runs one: by the table, the records of the persons whose
-    // keys start as asked (none when the table is not built), each person's key computed whole;
-    // without the table, every linked record of the dataset hashed, behind a one-time filter on
-    // whether it is built. OFFSET 0 keeps that filter above the scan: a parallel scan's workers would
-    // otherwise be started (5 ms) only for each to find it false.
-    among: (keys) =>
-      `((${recordKeySql}) IN (
+    // Two branches, of which PostgreSQL runs one: by the table, the population's records of the
+    // persons whose keys start as asked (none when the table is not built), each person's key
+    // computed whole, so that no record the grant leaves out is read; without the table, every
+    // linked record of the dataset hashed (a cost that does not depend on the persons asked),
+    // behind a one-time filter on whether it is built. OFFSET 0 keeps that filter above the scan: a
+    // parallel scan's workers would otherwise be started (5 ms) only for each to find it false.
+    among: (keys) => {
+      const table = builtSql();
+      return `((${recordKeySql}) IN (
          SELECT pk.record_key FROM person_key pk
-          WHERE pk.scope_id = (${built}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
+          WHERE pk.scope_id = (${table}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
             AND ${personHashSql('pk.person_id', scopedKey)} = ANY(${keys})
          UNION ALL
          SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
-          WHERE NOT EXISTS (${built})))`,
-    table: { scope: scopeText, datasetId },
+          WHERE NOT EXISTS (${table})))`;
+    },
+    table: grant ? { ...grant, scope: scopeText, datasetId } : null,
   };
 }

@@ -63,12 +63,14 @@ export {
 } from './sql-compiler';
 export { type InputProblem } from './untrusted-input';
 export { keyPrefixOf, keyPrefixSql, keyPrefixesSql } from './key-prefix';
+export { personHashSql, personKeyPrefixSql, scopedKeySql } from './person-key-sql';
 export { type CountCell, protectedPattern, suppressionPattern } from './disclosure-control';
 export { type PageOrder, pageOrder } from './keyset';
 export {
   type PopulationGrant,
   filteredPopulation,
   populationConditions,
+  populationOf,
   populationSql,
   rowFilterFields,
 } from './population';

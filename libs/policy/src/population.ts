@@ -1,7 +1,27 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from './agreement-content';
 import type { ReleasedNameOptions } from './data-where';
 import type { CompiledGrant, DataWhere, DatasetShape, RowFilter } from './policy.types';
 import { type SqlParams, quoteIdent } from './sql-builder';
 import { type HmacKeyParam, rowFilterSql, whereParts, whereSql } from './sql-compiler';
+
+/**
+ * The population a lookup table of a grant with `rowFilter` files (a HASH name's, the registry's
+ * `hash_key_scope.population`; personKey's, linkage's `person_key_scope.population`): a digest of
+ * the filter's canonical JSON, or '' for a grant without one (every record). Consent is not part of
+ * it: it changes record by record.
+ */
+export function populationOf(rowFilter: RowFilter | null | undefined): string {
+  if (!rowFilter) return '';
+  // A grant's filter is the policy cache's own object, never changed: digested once, not per request.
+  let population = populations.get(rowFilter);
+  if (population === undefined) {
+    population = createHash('sha256').update(canonicalJson(rowFilter)).digest('hex').slice(0, 32);
+    populations.set(rowFilter, population);
+  }
+  return population;
+}
+const populations = new WeakMap<RowFilter, string>();
 
 /** What of a grant decides its population: its row filter and whether it requires consent. */
 export type PopulationGrant = Pick<CompiledGrant, 'requireConsent'> & { rowFilter: RowFilter | null };

@@ -10,6 +10,7 @@ export * from './dataset/dataset.entity';
 export * from './dataset/dataset.model';
 export * from './dataset/dataset.service';
 export * from './dataset/hash-lookup';
+export * from './dataset/person-key-upkeep';
 export { type IndexDemand, type IndexOutcome, populationIndexes } from './dataset/record-indexes';
 export * from './dataset/record-table';
 export * from './ingest/ingest.controller';

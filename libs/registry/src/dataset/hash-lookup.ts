@@ -1,13 +1,11 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { WritableDataset } from './dataset.service';
-import { createHash } from 'node:crypto';
 import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import {
   type DatasetShape,
   PolicyError,
   type RowFilter,
-  canonicalJson,
   FieldTransform,
   type HmacKeyParam,
   MAX_FIRST,
@@ -17,6 +15,7 @@ import {
   keyPrefixOf,
   keyPrefixSql,
   keyPrefixesSql,
+  populationOf,
   quoteIdent,
   releasedExpression,
   releasedField,
@@ -37,22 +36,6 @@ export interface HashTable {
   field: string;
   population?: string;
 }
-
-/**
- * The population a table of a grant with `rowFilter` files, as its scope row names it: a digest of
- * the filter's canonical JSON, or '' for a grant without one (every record).
- */
-export function populationOf(rowFilter: RowFilter | null | undefined): string {
-  if (!rowFilter) return '';
-  // A grant's filter is the policy cache's own object, never changed: digested once, not per request.
-  let population = populations.get(rowFilter);
-  if (population === undefined) {
-    population = createHash('sha256').update(canonicalJson(rowFilter)).digest('hex').slice(0, 32);
-    populations.set(rowFilter, population);
-  }
-  return population;
-}
-const populations = new WeakMap<RowFilter, string>();
 
 /**
  * The condition on the record `alias` of a table's population, as SQL after `AND`, or '' for every

@@ -12,6 +12,7 @@ import { columnTypeOf, type FieldDefinition } from '../dataset/dataset-schema';
 import { DatasetService, type WritableDataset } from '../dataset/dataset.service';
 import { NEW_RID_SQL, recordTable } from '../dataset/record-table';
 import { HashLookupIndex, type HashLookupUpkeep, keepHashLookups } from '../dataset/hash-lookup';
+import { keepPersonKeys } from '../dataset/person-key-upkeep';
 import type { RecordSource } from './record-sources';
 import { ErrorSink, MAX_REPORTED_ERRORS, type RowError, RowValidator } from './row-validator';
 
@@ -206,8 +207,10 @@ export class IngestService {
     if (direct) {
       if (sink.rejectedRows === 0 && !direct.conflict) {
         const lookups = await keepHashLookups(client, dataset, direct.copied);
+        const personKeys = await keepPersonKeys(client, dataset, direct.copied);
         // The table was empty under the lock: every record in it is this batch's.
         await lookups.afterChange(null);
+        await personKeys.afterChange(null);
         return {
           report: { inserted: direct.copied, updated: 0, rejected: 0, errors: [] },
           mode,
@@ -233,6 +236,9 @@ export class IngestService {
     // moved record's entries under its old row id go, and it is filed under its new one.
     const lookups = await keepHashLookups(client, dataset, row);
     await lookups.beforeUpdate(STAGE, moved);
+    // And the personKey lookup tables, which file their grant's population only: a record that
+    // enters or leaves it is filed or taken out once the change is applied.
+    const personKeys = await keepPersonKeys(client, dataset, row);
     const nonKey = columns.filter((c) => c !== key);
     const sets = [...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'];
     if (subject && moved) {
@@ -253,6 +259,7 @@ export class IngestService {
         WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.${key} = s.${key})`,
     );
     await lookups.afterChange(STAGE);
+    await personKeys.afterChange(STAGE);
     const report = {
       inserted: inserted.rowCount ?? 0,
       updated: updated.rowCount ?? 0,

@@ -18,6 +18,7 @@ import { PersonKeyIndex1765200000000 } from './1765200000000-person-key-index';
 import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
+import { PersonKeyPopulation1766820000000 } from './1766820000000-person-key-population';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
@@ -64,4 +65,5 @@ export const MIGRATIONS = [
   LinkageRunRestarts1766500000000,
   LinkageTriggerRetention1766640000000,
   HashKeyPopulation1766700000000,
+  PersonKeyPopulation1766820000000,
 ];

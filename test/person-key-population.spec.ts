@@ -1,0 +1,334 @@
+/**
+ * personKey lookup tables of a population (docs/disclosure-control.md, "Timing"): a table files only
+ * the linked records its grant's row filter admits, so that a filter on a person reads none of that
+ * person's records the agreement leaves out (before, a person with 20 records outside took longer
+ * than one with none, and told the caller they exist). Checked on the plans PostgreSQL runs
+ * (EXPLAIN ANALYZE of the broker's own statement), never with a clock; ingestion keeps the table
+ * true as records enter and leave the population (checked on the answers); a table built for
+ * another population is not read. The linkage run is written straight into its tables.
+ */
+import { createHmac } from 'node:crypto';
+import { Database } from '@broker/core';
+import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
+import { PersonKeyIndex, type PersonKeyTable, personKeyScope } from '@broker/linkage';
+import { populationOf } from '@broker/policy';
+import { TestBroker } from '@broker/testing';
+
+const DATA = '/data/graphql';
+const N = 1200;
+/** Keys B00600 to B01199 are the other county's: the agreement leaves them out. */
+const outside = (i: number) => i >= 600;
+const key = (i: number) => `B${String(i).padStart(5, '0')}`;
+const ROWS = Array.from({ length: N }, (_, i) => ({
+  id: key(i),
+  county: outside(i) ? 'SOUTH' : 'NORTH',
+  offense: ['DUI', 'THEFT', 'FRAUD'][i % 3],
+}));
+/**
+ * The run's person of each record: person 1 has one record inside (B00000) and 20 outside (B00600 to
+ * B00619); person 2 one inside (B00001) and none outside; every other record a person of its own,
+ * but every tenth not linked.
+ */
+const personOf = (i: number): number | null =>
+  i === 0 || (i >= 600 && i < 620) ? 1 : i === 1 ? 2 : i % 10 === 9 ? null : 1000 + i;
+const LINKED = Array.from({ length: N }, (_, i) => i).filter((i) => personOf(i) !== null);
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Filter?: string;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  Plans?: PlanNode[];
+}
+const flatten = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(flatten)];
+
+describe('personKey lookup tables of a population', () => {
+  let broker: TestBroker;
+  let analyst: string;
+  let provider: string;
+  let agencyId: string;
+  let datasetId: string;
+  let agreementId: string;
+  let secret: Buffer;
+  let index: PersonKeyIndex;
+
+  const scope = () => personKeyScope(agencyId, 'RESEARCH');
+  const keyOf = (person: number) =>
+    createHmac('sha256', createHmac('sha256', secret).update(scope(), 'utf8').digest())
+      .update(String(person), 'utf8')
+      .digest('hex');
+  const byPerson = (person: number) =>
+    `{ bookings(purpose: RESEARCH, agreement: "${agreementId}", where: { personKey: { eq: "${keyOf(person)}" } },
+         orderBy: [{ field: id }], first: 100) { nodes { id } } }`;
+
+  /** The page statement of a filter on a person, as the broker writes it. */
+  const statementOf = async (person: number) => {
+    const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+    const decision = broker.app.get(DataPlaneService).decide(policy, { query: byPerson(person) });
+    if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+    return pageSql(decision.plans[0], true, agencyId);
+  };
+  /** The statement's plan, run (EXPLAIN ANALYZE, planned for its values). */
+  const planOf = async (person: number) => {
+    const { text, values } = await statementOf(person);
+    const plan = await broker.app.get(Database).connection(async (client) => {
+      const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+        values,
+      );
+      return rows[0]['QUERY PLAN'][0].Plan;
+    });
+    return flatten(plan);
+  };
+  /**
+   * What the statement read: the lookup table's entries (its prefix index's rows), the linked records
+   * it hashed without the table (the other branch), and the records read and then dropped (outside the population).
+   */
+  const readBy = async (person: number) => {
+    const nodes = await planOf(person);
+    const rows = (n: PlanNode) => (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1);
+    return {
+      entries: nodes.filter((n) => n['Relation Name'] === 'person_key').reduce((sum, n) => sum + rows(n), 0),
+      // The scan that hashes linked records: its filter is an HMAC (not the personKey of a record
+      // found, a correlated lookup by its key).
+      hashedLinked: nodes
+        .filter((n) => n['Relation Name'] === 'linkage_person' && n.Filter?.includes('hmac'))
+        .reduce((sum, n) => sum + rows(n) + (n['Rows Removed by Filter'] ?? 0), 0),
+      dropped: nodes
+        .filter((n) => n['Relation Name'] === 'bookings' || n['Index Name']?.startsWith('bookings'))
+        .reduce(
+          (sum, n) =>
+            sum +
+            ((n['Rows Removed by Filter'] ?? 0) + (n['Rows Removed by Index Recheck'] ?? 0)) *
+              (n['Actual Loops'] ?? 1),
+          0,
+        ),
+    };
+  };
+  /** The records a filter on a person answers, through the data plane. */
+  const answer = async (person: number) => {
+    const res = await broker.gql<{ bookings: { nodes: { id: string }[] } }>(
+      analyst,
+      byPerson(person),
+      undefined,
+      DATA,
+    );
+    if (res.errors) throw new Error(JSON.stringify(res.errors));
+    return res.data!.bookings.nodes.map((n) => n.id);
+  };
+  /**
+   * The records the broker's statement of a filter on a person selects, run here: unlike a request,
+   * it asks for no table to be built in the background.
+   */
+  const selected = async (person: number) => {
+    const { text, values } = await statementOf(person);
+    return (await broker.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${text}) p`, values))[0].n;
+  };
+  /** The lookup tables of the agreement, with their populations and entries. */
+  const tables = () =>
+    broker.query<{ population: string; entries: number }>(
+      `SELECT s.population, (SELECT count(*) FROM person_key k WHERE k.scope_id = s.id)::int AS entries
+         FROM person_key_scope s WHERE s.agreement_id = $1 ORDER BY s.id`,
+      [agreementId],
+    );
+  const ingest = (records: Record<string, unknown>[]) =>
+    broker.gqlOk(
+      provider,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted updated } }`,
+      { id: datasetId, r: records },
+    );
+
+  let table: PersonKeyTable;
+
+  beforeAll(async () => {
+    // No linkage run is scheduled by the test's ingestions: the run in force is the one written below.
+    process.env.LINKAGE_DEBOUNCE_MS = '86400000';
+    broker = await TestBroker.start({ LABEL: 'person_key_population' });
+    delete process.env.LINKAGE_DEBOUNCE_MS;
+    index = broker.app.get(PersonKeyIndex);
+    const parties = await broker.sharingParties('Sheriff', 'Research', 'RESEARCH');
+    analyst = parties.analyst.apiKey;
+    provider = parties.providerSteward.apiKey;
+    agencyId = parties.recipientAgency.id;
+    ({ id: datasetId } = await broker.registerDataset(provider, {
+      slug: 'bookings',
+      title: 'Bookings',
+      keyField: 'id',
+      fields: [
+        { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'county', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'offense', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    }));
+    await ingest(ROWS);
+    agreementId = await broker.activateAgreement(provider, parties.recipientSteward.apiKey, {
+      title: 'Bookings of the north county',
+      providerAgencyId: parties.providerAgency.id,
+      recipientAgencyId: agencyId,
+      purposes: ['RESEARCH'],
+      validFrom: '2020-01-01T00:00:00Z',
+      validUntil: '2099-01-01T00:00:00Z',
+      grants: [
+        {
+          datasetId,
+          access: 'ROWS',
+          fields: [{ name: 'id' }, { name: 'offense' }],
+          rowFilter: { county: 'NORTH' },
+          linkage: true,
+        },
+      ],
+    });
+    const [run] = await broker.query<{ id: string }>(
+      `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+    );
+    await broker.query(
+      `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
+       SELECT $1, $2, k, p FROM unnest($3::text[], $4::bigint[]) AS u (k, p)`,
+      [run.id, datasetId, LINKED.map(key), LINKED.map((i) => personOf(i))],
+    );
+    await broker.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [run.id]);
+    [{ secret }] = await broker.query<{ secret: Buffer }>(`SELECT secret FROM linkage_secret WHERE id = 1`);
+    await broker.query(`ANALYZE records.bookings`);
+    const statement = await statementOf(1);
+    expect(statement.personKeyTable).toEqual({
+      agreementId,
+      scope: scope(),
+      datasetId,
+      rowFilter: { county: 'NORTH' },
+    });
+    table = statement.personKeyTable!;
+  });
+  afterAll(() => broker?.close());
+
+  /** The keys of the records the agreement's table files, in order. */
+  const filed = async () =>
+    (
+      await broker.query<{ k: string }>(
+        `SELECT k.record_key AS k FROM person_key k JOIN person_key_scope s ON s.id = k.scope_id
+          WHERE s.agreement_id = $1 ORDER BY k.record_key COLLATE "C"`,
+        [agreementId],
+      )
+    ).map((r) => r.k);
+  const northLinked = () => LINKED.filter((i) => !outside(i)).map(key);
+
+  it('files the population only, and a filter on a person reads none of its records outside it', async () => {
+    // Before the table, every linked record is hashed whoever is asked for (the one-time filter's
+    // other branch), and the asked person's records are fetched, those outside too.
+    const [before1, before2] = [await readBy(1), await readBy(2)];
+    expect([before1.hashedLinked, before2.hashedLinked]).toEqual([LINKED.length, LINKED.length]);
+    // (EXPLAIN gives a scan's rows per loop, rounded: dropped counts 20 or 21 for the 20.)
+    expect(before1.dropped).toBeGreaterThanOrEqual(20);
+    expect(before2.dropped).toBe(0);
+    // The first filter asks for the table; built here rather than in the background.
+    const persons = new Set(LINKED.filter((i) => !outside(i)).map(personOf)).size;
+    expect(await index.build(table)).toBe(persons);
+    expect(await tables()).toEqual([{ population: populationOf({ county: 'NORTH' }), entries: 540 }]);
+    expect(await filed()).toEqual(northLinked());
+    // Person 1 (20 records outside) and person 2 (none) read the same: one entry, one record, none
+    // dropped, no linked record hashed.
+    for (const person of [1, 2]) {
+      expect([person, await readBy(person)]).toEqual([person, { entries: 1, hashedLinked: 0, dropped: 0 }]);
+    }
+    expect(await answer(1)).toEqual(['B00000']);
+    expect(await answer(2)).toEqual(['B00001']);
+  });
+
+  it('is not read when built for another population, and is built anew', async () => {
+    // A table of every linked record, as a grant without a row filter (or the release before
+    // populations) would have it built.
+    await broker.query(`DELETE FROM person_key_scope WHERE agreement_id = $1`, [agreementId]);
+    expect(await index.build({ ...table, rowFilter: null })).toBeGreaterThan(0);
+    expect(await tables()).toEqual([{ population: '', entries: LINKED.length }]);
+    // The statement asks for its own population's table: this one is not read (every linked record
+    // hashed instead), and the answer is the same.
+    const { text } = await statementOf(1);
+    expect(text).toContain('ks.population = $');
+    expect(await readBy(1)).toMatchObject({ entries: 0, hashedLinked: LINKED.length });
+    expect(await selected(1)).toBe(1);
+    // Read as if it were the population's, it would read person 1's 21 entries and drop 20 records
+    // what the test above would see of a table of every record.
+    await broker.query(`UPDATE person_key_scope SET population = $2 WHERE agreement_id = $1`, [
+      agreementId,
+      populationOf({ county: 'NORTH' }),
+    ]);
+    const forged = await readBy(1);
+    expect(forged.entries).toBe(21);
+    expect(forged.dropped).toBeGreaterThanOrEqual(20);
+    await broker.query(`UPDATE person_key_scope SET population = '' WHERE agreement_id = $1`, [agreementId]);
+    // The next build replaces it with the population's.
+    expect(await index.build(table)).toBeGreaterThan(0);
+    expect(await tables()).toEqual([{ population: populationOf({ county: 'NORTH' }), entries: 540 }]);
+    expect(await readBy(1)).toEqual({ entries: 1, hashedLinked: 0, dropped: 0 });
+  });
+
+  it('is kept by ingestion: a record that enters the population is found by personKey, one that leaves it is not', async () => {
+    expect(await answer(1)).toEqual(['B00000']);
+    // B00600 (person 1, outside) moves in; B00009 (not linked) moves out; a new record outside.
+    await ingest([
+      { ...ROWS[600], county: 'NORTH' },
+      { ...ROWS[9], county: 'SOUTH' },
+      { id: 'B09999', county: 'SOUTH', offense: 'DUI' },
+    ]);
+    expect(await answer(1)).toEqual(['B00000', 'B00600']);
+    expect(await filed()).toEqual([...northLinked(), 'B00600'].sort());
+    // B00000 moves out: person 1's filter finds B00600 only, and reads nothing else.
+    await ingest([{ ...ROWS[0], county: 'SOUTH' }]);
+    expect(await answer(1)).toEqual(['B00600']);
+    expect(await filed()).toEqual([...northLinked().filter((k) => k !== 'B00000'), 'B00600'].sort());
+    expect(await readBy(1)).toEqual({ entries: 1, hashedLinked: 0, dropped: 0 });
+    // A change of a field the row filter does not read changes nothing in the table.
+    await ingest([{ ...ROWS[1], offense: 'FRAUD' }]);
+    expect(await answer(2)).toEqual(['B00001']);
+    // Put back as they were, for the tests after.
+    await ingest([ROWS[0], ROWS[600], ROWS[9]]);
+    expect(await answer(1)).toEqual(['B00000']);
+    expect(await filed()).toEqual(northLinked());
+  });
+
+  it('is dropped by an ingestion too large to keep it, and filters answer the same without it', async () => {
+    const { keepPersonKeys } = await import('@broker/registry');
+    await broker.app.get(Database).connection(async (client) => {
+      await client.query('BEGIN');
+      const upkeep = await keepPersonKeys(
+        client,
+        { id: datasetId, slug: 'bookings', keyField: 'id', fields: [] },
+        10,
+        5,
+      );
+      await upkeep.afterChange(null);
+      await client.query('COMMIT');
+    });
+    expect(await tables()).toEqual([]);
+    expect(await selected(1)).toBe(1);
+    expect(await readBy(1)).toMatchObject({ entries: 0, hashedLinked: LINKED.length });
+    expect(await index.build(table)).toBeGreaterThan(0);
+    expect(await filed()).toEqual(northLinked());
+  });
+
+  it('comes into force with the next run for the same population, and goes with its agreement', async () => {
+    const [run] = await broker.query<{ id: string }>(
+      `INSERT INTO linkage_run (status, trigger) VALUES ('SUCCEEDED', 'MANUAL') RETURNING id`,
+    );
+    await broker.query(
+      `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
+       SELECT $1, dataset_id, record_key, person_id FROM linkage_person
+        WHERE run_id = (SELECT current_run_id FROM linkage_state WHERE id = 1)`,
+      [run.id],
+    );
+    await broker.query(`UPDATE linkage_state SET current_run_id = $1 WHERE id = 1`, [run.id]);
+    const pass = await index.afterRun();
+    expect(pass.built).toEqual([{ ...table, persons: expect.any(Number) }]);
+    expect(pass.dropped).toBe(1);
+    expect(await filed()).toEqual(northLinked());
+    expect(await readBy(1)).toEqual({ entries: 1, hashedLinked: 0, dropped: 0 });
+    await broker.gqlOk(provider, `mutation($id: ID!) { revokeAgreement(id: $id, reason: "ended") { id } }`, {
+      id: agreementId,
+    });
+    expect(await index.sweep()).toBe(1);
+    expect(await tables()).toEqual([]);
+  });
+});
