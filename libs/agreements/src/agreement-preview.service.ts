@@ -38,8 +38,9 @@ export class AgreementPreviewService {
   async preview(ctx: RequestContext, input: AgreementInput): Promise<PurposePreviewModel[]> {
     const { principal } = ctx;
     authorizeType(principal, 'preview', 'Agreement');
-    const { content, shapes } = await this.validate(input);
-    authorizeParty(principal, 'preview', content);
+    const { content, shapes } = await this.validate(input, (valid) =>
+      authorizeParty(principal, 'preview', valid),
+    );
     let purposes: ReturnType<typeof previewContent>;
     try {
       purposes = previewContent(content, shapes);
@@ -71,13 +72,18 @@ export class AgreementPreviewService {
     }));
   }
 
-  /** The same validation, and the same messages, as `AgreementService` applies to a proposal. */
+  /**
+   * The same validation, and the same messages, as `AgreementService` applies to a proposal; the
+   * caller is `authorized` (or refused) before any row filter is tried on a record table.
+   */
   private async validate(
     input: AgreementInput,
+    authorized: (content: AgreementContent) => void,
   ): Promise<{ content: AgreementContent; shapes: Map<string, DatasetShapeRecord> }> {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
     const result = validateAgreementContent(input, { datasets: shapes, purposes }, { oversightText: false });
+    if (result.ok) authorized(result.content);
     const problems = result.ok
       ? await unindexableRowFilters(this.datasets, input, result.content, shapes)
       : result.problems;

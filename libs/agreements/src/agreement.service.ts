@@ -183,9 +183,8 @@ export class AgreementService {
 
   /** Proposes an agreement: version 1, approved by the proposer's side. */
   async propose(ctx: RequestContext, input: AgreementInput): Promise<AgreementView> {
-    const content = await this.validate(input);
     const steward = ctx.principal;
-    authorizeParty(steward, 'propose', content);
+    const content = await this.validate(input, (valid) => authorizeParty(steward, 'propose', valid));
     const id = await this.db.transaction(
       async ({ manager }) => {
         const [row] = await manager.query<{ id: string }[]>(
@@ -208,7 +207,8 @@ export class AgreementService {
 
   /** Amends an agreement: the next version, approved by the amender's side only. */
   async amend(ctx: RequestContext, id: string, input: AgreementInput): Promise<AgreementView> {
-    const content = await this.validate(input);
+    // Who may amend is checked again, under the lock, below.
+    const content = await this.validate(input, () => this.rowFor(this.dataSource.manager, ctx, id, 'amend'));
     await this.db.transaction(
       async ({ manager }) => {
         const row = await this.lockForChange(manager, ctx, id, 'amend');
@@ -584,10 +584,19 @@ export class AgreementService {
     );
   }
 
-  private async validate(input: AgreementInput): Promise<AgreementContent> {
+  /**
+   * The content of `input`, validated; `authorized` refuses a caller who may not make the change
+   * (it throws), once the content is known to be well formed and before any row filter is tried on a
+   * record table (see {@link unindexableRowFilters}): only a party's steward has PostgreSQL run DDL.
+   */
+  private async validate(
+    input: AgreementInput,
+    authorized: (content: AgreementContent) => unknown,
+  ): Promise<AgreementContent> {
     const ids = Array.isArray(input.grants) ? input.grants.map((g) => g?.datasetId).filter(Boolean) : [];
     const [shapes, purposes] = await Promise.all([this.datasets.shapes(ids), this.purposes.codes()]);
     const result = validateAgreementContent(input, { datasets: shapes, purposes });
+    if (result.ok) await authorized(result.content);
     const problems = result.ok
       ? await unindexableRowFilters(this.datasets, input, result.content, shapes)
       : result.problems;
@@ -860,7 +869,8 @@ function populationPredicate(
  * words a steward acts on. Without its population's indexes, how long a page under the filter
  * takes could tell the recipient about records the agreement leaves out
  * (docs/disclosure-control.md, "Timing"), so such a filter is refused as invalid when an agreement
- * is proposed, amended or previewed: no version brings one into force. The rule is PostgreSQL's
+ * is proposed, amended or previewed: no version brings one into force. Called only once the caller
+ * is allowed the change (a party's steward): nobody else has DDL run. The rule is PostgreSQL's
  * own, tried and rolled back (DatasetService.unindexablePopulations) on the very predicates
  * {@link rowFilterIndexes} asks for.
  */
