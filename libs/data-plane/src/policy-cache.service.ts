@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AgreementService, type InForceAgreement } from '@broker/agreements';
-import { type CompiledAgreement, agreementAbility, compileGrant } from '@broker/policy';
+import { type CompiledAgreement, compileAgreement } from '@broker/policy';
 import { DatasetService, type DatasetShapeRecord } from '@broker/registry';
 import { type CallerSchema, buildCallerSchema } from './caller-schema';
 
@@ -98,21 +98,17 @@ export class PolicyCache {
   }
 
   private compile(agreement: InForceAgreement): CompiledAgreement {
-    const grants = new Map(
-      agreement.content.grants
-        .filter((g) => this.shapes.has(g.datasetId))
-        .map((g) => [g.datasetId, compileGrant(g, this.shapes.get(g.datasetId)!)] as const),
+    return compileAgreement(
+      {
+        id: agreement.id,
+        version: agreement.version,
+        purposes: agreement.content.purposes,
+        hmacKey: agreement.hmacKey,
+        validFrom: agreement.validFrom,
+        validUntil: agreement.validUntil,
+      },
+      agreement.content.grants,
+      this.shapes,
     );
-    const compiled = {
-      id: agreement.id,
-      version: agreement.version,
-      purposes: agreement.content.purposes,
-      grants,
-      hmacKey: agreement.hmacKey,
-      validFrom: agreement.validFrom,
-      validUntil: agreement.validUntil,
-    };
-    // The version's ability is compiled once, with its grants, and cached with the policy.
-    return { ...compiled, ability: agreementAbility(compiled) };
   }
 }

@@ -3,6 +3,7 @@
  * names a request may use under the chosen grant. Deny by default: anything unexpected is refused.
  */
 import { MIN_CELL_SIZE_RANGE } from './agreement-content';
+import { type DataAbility, agreementAbility } from './data-ability';
 import { PolicyError } from './policy-error';
 import {
   type CompiledGrant,
@@ -60,6 +61,29 @@ export function compileGrant(grant: GrantContent, dataset: DatasetShape): Compil
     minCellSize: grant.minCellSize,
     linkage: grant.linkage === true,
   });
+}
+
+/**
+ * Compiles an agreement version in force: its grants against their datasets (a grant whose dataset
+ * is not among `shapes` is left out), by dataset id, and its ability (see agreementAbility). Throws
+ * PolicyError when a grant does not fit its dataset. The one home of the compiled policy: the data
+ * plane answers under it, and the personKey lookup tables kept are those it lets a statement read.
+ */
+export function compileAgreement<A extends { purposes: string[] }>(
+  agreement: A,
+  grants: readonly GrantContent[],
+  shapes: ReadonlyMap<string, DatasetShape>,
+): A & { grants: Map<string, CompiledGrant>; ability: DataAbility } {
+  const compiled = {
+    ...agreement,
+    grants: new Map(
+      grants
+        .filter((g) => shapes.has(g.datasetId))
+        .map((g) => [g.datasetId, compileGrant(g, shapes.get(g.datasetId)!)] as const),
+    ),
+  };
+  // The version's ability is compiled once, with its grants.
+  return { ...compiled, ability: agreementAbility(compiled) };
 }
 
 /** A name the caller wrote, cut short for a message. */

@@ -24,7 +24,7 @@ export {
   MAX_ROW_FILTER_NODES,
   parseRowFilter,
 } from './row-filter';
-export { compileGrant, shownName } from './compiled-grant';
+export { compileAgreement, compileGrant, shownName } from './compiled-grant';
 export {
   MAX_WHERE_DEPTH,
   MAX_WHERE_LIST,
