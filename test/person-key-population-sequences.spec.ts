@@ -7,7 +7,10 @@
  * back, a new linkage run that joins other records to other persons, a run coming into force while
  * an ingestion holds the record table (its table left to the clean-up), and an ingestion too large
  * to keep the tables. A filter on a person must return exactly that person's linked records in the
- * population: none missing, none outside it.
+ * population: none missing, none outside it. Then amendments that leave tables no grant in force
+ * reads (a row filter changed, a purpose dropped, linkage or a grant removed): the sweep drops them,
+ * entries and all, skips one an ingestion holds, and keeps the tables of the grants and purposes
+ * still in force, while the answers stay exact.
  */
 import { createHmac } from 'node:crypto';
 import { Database } from '@broker/core';
@@ -101,12 +104,13 @@ describe('personKey lookup tables of a population, across ingestion, amendments 
     }
     return run.id;
   };
-  const amend = async (next: Filter) => {
+  /** Amends the agreement to `input` and brings the version into force. */
+  const amendTo = async (input: ReturnType<typeof terms>) => {
     version += 1;
     await broker.gqlOk(
       provider,
       `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { id } }`,
-      { id: agreementId, input: withOversightText(terms(next)) },
+      { id: agreementId, input: withOversightText(input) },
     );
     const { approveAgreement } = await broker.gqlOk<{
       approveAgreement: { oversightRequired: boolean; inForceVersion: number | null };
@@ -116,6 +120,9 @@ describe('personKey lookup tables of a population, across ingestion, amendments 
       { id: agreementId, v: version },
     );
     if (approveAgreement.inForceVersion !== version) await broker.oversightApprove(agreementId, version);
+  };
+  const amend = async (next: Filter) => {
+    await amendTo(terms(next));
     filter = next;
   };
   const terms = (rowFilter: Filter) => ({
@@ -132,7 +139,7 @@ describe('personKey lookup tables of a population, across ingestion, amendments 
         fields: [{ name: 'id' }, { name: 'offense' }, { name: 'county', transform: 'HASH' }],
         rowFilter,
         linkage: true,
-      },
+      } as Record<string, unknown>,
     ],
   });
   const rowFilter = () => filter as unknown as RowFilter;
@@ -375,5 +382,169 @@ describe('personKey lookup tables of a population, across ingestion, amendments 
         released: rows.length ? [...rows].sort() : null,
       });
     }
+  });
+
+  it('drops the tables no grant in force reads: a row filter changed, a purpose dropped, linkage or the grant removed', async () => {
+    await broker.definePurposes('EVALUATION');
+    const { id: arrestsId } = await broker.registerDataset(provider, {
+      slug: 'arrests',
+      title: 'Arrests',
+      keyField: 'id',
+      fields: [
+        { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+        { name: 'county', type: 'STRING', classification: 'NON_SENSITIVE' },
+      ],
+    });
+    const ARRESTS = 20;
+    await broker.gqlOk(
+      provider,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      {
+        id: arrestsId,
+        r: Array.from({ length: ARRESTS }, (_, i) => ({ id: `A${i}`, county: COUNTIES[i % 4] })),
+      },
+    );
+    // Every arrest linked in the run in force.
+    await broker.query(
+      `INSERT INTO linkage_person (run_id, dataset_id, record_key, person_id)
+       SELECT ls.current_run_id, $1, 'A' || i, 1 + i % 5 FROM linkage_state ls, generate_series(0, $2 - 1) i
+        WHERE ls.id = 1`,
+      [arrestsId, ARRESTS],
+    );
+    /** The agreement's terms: the bookings grant (the filter in force), the arrests grant if any. */
+    const withArrests = (purposes: string[], arrests: { linkage: boolean } | null) => {
+      const base = terms(filter);
+      return {
+        ...base,
+        purposes,
+        grants: arrests
+          ? [
+              ...base.grants,
+              { datasetId: arrestsId, access: 'ROWS', fields: [{ name: 'id' }], rowFilter: null, ...arrests },
+            ]
+          : base.grants,
+      };
+    };
+    /** The table a statement on `dataset` for `purpose` reads under the version in force. */
+    const tableFor = (purpose: string, dataset: 'bookings' | 'arrests') => ({
+      agreementId,
+      scope: personKeyScope(agencyId, purpose),
+      datasetId: dataset === 'bookings' ? datasetId : arrestsId,
+      rowFilter: dataset === 'bookings' ? rowFilter() : null,
+    });
+    /** The agreement's tables (all of the run in force): purpose, dataset, population, entries. */
+    const kept = () =>
+      broker.query<{ id: number; purpose: string; dataset: string; population: string; entries: number }>(
+        `SELECT s.id, split_part(s.scope, '/', 2) AS purpose, d.slug AS dataset, s.population,
+                (SELECT count(*) FROM person_key k WHERE k.scope_id = s.id)::int AS entries
+           FROM person_key_scope s JOIN dataset d ON d.id = s.dataset_id
+          WHERE s.agreement_id = $1 AND s.run_id = (SELECT current_run_id FROM linkage_state WHERE id = 1)
+          ORDER BY d.slug, s.scope`,
+        [agreementId],
+      );
+    const bookings = (purpose: string) => ({
+      id: expect.any(Number),
+      purpose,
+      dataset: 'bookings',
+      population: populationOf(rowFilter()),
+      entries: populationLinked(),
+    });
+    const arrests = (purpose: string) => ({
+      id: expect.any(Number),
+      purpose,
+      dataset: 'arrests',
+      population: '',
+      entries: ARRESTS,
+    });
+    /** No entry is left of the tables `ids` (dropped with their scope rows). */
+    const expectGone = async (ids: number[]) => {
+      expect(ids.length).toBeGreaterThan(0);
+      const [left] = await broker.query<{ scopes: number; entries: number }>(
+        `SELECT (SELECT count(*) FROM person_key_scope WHERE id = ANY ($1))::int AS scopes,
+                (SELECT count(*) FROM person_key WHERE scope_id = ANY ($1))::int AS entries`,
+        [ids],
+      );
+      expect(left).toEqual({ scopes: 0, entries: 0 });
+    };
+    const idsOf = async (dataset: string, purpose?: string) =>
+      (await kept())
+        .filter((t) => t.dataset === dataset && (!purpose || t.purpose === purpose))
+        .map((t) => t.id);
+
+    // Two purposes, two grants with linkage: every table is read, none goes.
+    await amendTo(withArrests(['EVALUATION', 'RESEARCH'], { linkage: true }));
+    for (const purpose of ['EVALUATION', 'RESEARCH']) {
+      await index.build(tableFor(purpose, 'bookings'));
+      await index.build(tableFor(purpose, 'arrests'));
+    }
+    expect(await index.sweep()).toBe(0);
+    expect(await kept()).toEqual([
+      arrests('EVALUATION'),
+      arrests('RESEARCH'),
+      bookings('EVALUATION'),
+      bookings('RESEARCH'),
+    ]);
+    await expectAnswers('two purposes, two grants');
+
+    // (c) The row filter changed: the bookings tables of the old population go after the run's
+    // clean-up (nothing else to do after it), the arrests tables stay.
+    let stale = await idsOf('bookings');
+    filter = { county: { $in: ['NORTH', 'WEST'] } };
+    await amendTo(withArrests(['EVALUATION', 'RESEARCH'], { linkage: true }));
+    expect(await index.afterRun()).toEqual({ built: [], dropped: 2 });
+    await expectGone(stale);
+    expect(await kept()).toEqual([arrests('EVALUATION'), arrests('RESEARCH')]);
+    await expectAnswers('row filter changed, its tables dropped');
+    for (const purpose of ['EVALUATION', 'RESEARCH']) await index.build(tableFor(purpose, 'bookings'));
+    expect(await kept()).toEqual([
+      arrests('EVALUATION'),
+      arrests('RESEARCH'),
+      bookings('EVALUATION'),
+      bookings('RESEARCH'),
+    ]);
+    await expectAnswers('row filter changed, its tables built');
+
+    // (b) A purpose dropped: its tables go, of both datasets.
+    stale = (await kept()).filter((t) => t.purpose === 'EVALUATION').map((t) => t.id);
+    await amendTo(withArrests(['RESEARCH'], { linkage: true }));
+    expect(await index.sweep()).toBe(2);
+    await expectGone(stale);
+    expect(await kept()).toEqual([arrests('RESEARCH'), bookings('RESEARCH')]);
+    await expectAnswers('purpose dropped');
+
+    // (d) Linkage removed from the arrests grant: its table goes, but not while an ingestion keeps
+    // it (its scope row locked): the sweep does not wait, and the next one drops it.
+    stale = await idsOf('arrests');
+    await amendTo(withArrests(['RESEARCH'], { linkage: false }));
+    await broker.app.get(Database).connection(async (ingestion) => {
+      await ingestion.query('BEGIN');
+      await ingestion.query(`SELECT id FROM person_key_scope WHERE id = ANY ($1) FOR KEY SHARE`, [stale]);
+      try {
+        expect(await index.sweep()).toBe(0);
+        expect(await kept()).toEqual([arrests('RESEARCH'), bookings('RESEARCH')]);
+      } finally {
+        await ingestion.query('ROLLBACK');
+      }
+    });
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    expect(await kept()).toEqual([bookings('RESEARCH')]);
+    await expectAnswers('linkage removed from another grant');
+
+    // (a) The arrests grant (with linkage again, its table built) removed: its table goes.
+    await amendTo(withArrests(['RESEARCH'], { linkage: true }));
+    await index.build(tableFor('RESEARCH', 'arrests'));
+    expect(await index.sweep()).toBe(0);
+    expect(await kept()).toEqual([arrests('RESEARCH'), bookings('RESEARCH')]);
+    stale = await idsOf('arrests');
+    await amendTo(withArrests(['RESEARCH'], null));
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    expect(await kept()).toEqual([bookings('RESEARCH')]);
+    await expectAnswers('grant removed');
+    // Nothing else goes at the next sweep, nor with the run's clean-up.
+    expect(await index.sweep()).toBe(0);
+    expect(await index.afterRun()).toEqual({ built: [], dropped: 0 });
+    expect(await kept()).toEqual([bookings('RESEARCH')]);
   });
 });

@@ -1,23 +1,25 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { BackgroundBuilds, Database, LOGGER, quoteIdent } from '@broker/core';
+import { BackgroundBuilds, Database, LOGGER, isCanonicalUuid, quoteIdent } from '@broker/core';
 import { recordTable } from '@broker/registry';
 import {
   type DatasetShape,
+  type GrantContent,
   PolicyError,
   type RowFilter,
+  compileAgreement,
   personKeyPrefixSql,
   populationOf,
   rowFilterPredicate,
 } from '@broker/policy';
 import { lockDerived } from './linkage.store';
-import type { PersonKeyTable } from './person-key';
+import { type PersonKeyTable, personKeyTablesOf } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
 export const PERSON_KEY_CHECK_MS = 30_000;
 
-/** How often each broker drops the tables of agreements no longer in force. */
+/** How often each broker drops the tables no grant in force reads (see {@link PersonKeyIndex.sweep}). */
 export const PERSON_KEY_SWEEP_MS = 10 * 60_000;
 
 /** Runs one statement and returns its rows (a transaction's, or a pg client's). */
@@ -26,10 +28,23 @@ type Rows = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
 /** A built table: which, and how many persons it holds. */
 export type BuiltTable = PersonKeyTable & { persons: number };
 
-/** A table's identity as one string (a map key). */
-function tableId(table: PersonKeyTable): string {
-  return `${table.agreementId} ${table.scope} ${table.datasetId} ${populationOf(table.rowFilter)}`;
+/** A table's grant, scope, dataset and population: what tells it from every other table of a run. */
+interface TableName {
+  agreementId: string;
+  scope: string;
+  datasetId: string;
+  population: string;
 }
+
+/** A table's identity as one string (a map key). */
+const nameKey = (name: TableName) => `${name.agreementId} ${name.scope} ${name.datasetId} ${name.population}`;
+const nameOf = (table: PersonKeyTable): TableName => ({
+  agreementId: table.agreementId,
+  scope: table.scope,
+  datasetId: table.datasetId,
+  population: populationOf(table.rowFilter),
+});
+const tableId = (table: PersonKeyTable) => nameKey(nameOf(table));
 
 /** What a build needs of the dataset: its record table, its key and the fields a row filter reads. */
 const SHAPE_OF = `
@@ -117,22 +132,127 @@ const inForce = (alias: string) => `${alias}.revoked_at IS NULL AND EXISTS (
      WHERE v.agreement_id = ${alias}.id AND v.version = ${alias}.in_force_version AND v.valid_until > now())`;
 
 /** A table as its scope row names it. */
-interface TableRow {
-  agreementId: string;
-  scope: string;
-  datasetId: string;
+interface TableRow extends TableName {
   rowFilter: RowFilter | null;
 }
 
 /**
  * The tables built for some runs, each once, in a stable order: only those of agreements in force
- * (those of the others are dropped with their run, never built again).
+ * (those of the others are dropped with their run, never built again); the caller keeps those a
+ * grant in force reads ({@link CurrentTables}).
  */
 const TABLES_OF = (runCondition: string) => `
-  SELECT DISTINCT s.agreement_id AS "agreementId", s.scope, s.dataset_id AS "datasetId", s.row_filter AS "rowFilter"
+  SELECT DISTINCT s.agreement_id AS "agreementId", s.scope, s.dataset_id AS "datasetId",
+         s.population, s.row_filter AS "rowFilter"
     FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
    WHERE ${runCondition} AND ${inForce('a')}
    ORDER BY s.scope, s.dataset_id, s.agreement_id`;
+
+/** The versions in force (see {@link inForce}), each with its recipient and what its grants are compiled from. */
+const VERSIONS_IN_FORCE = `
+  SELECT a.id, a.recipient_agency_id AS "recipientAgencyId", a.in_force_version AS version,
+         v.content->'purposes' AS purposes, v.content->'grants' AS grants
+    FROM agreement a JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
+   WHERE ${inForce('a')}`;
+
+/** The shapes of datasets, as the data plane compiles grants against them (DatasetService.shapes). */
+const SHAPES_OF = `
+  SELECT d.id, d.slug, d.type_name AS "typeName", d.key_field AS "keyField", d.subject_field AS "subjectField",
+         json_agg(json_build_object('name', f.name, 'type', f.type, 'classification', f.classification,
+                                    'identity', f.identity, 'required', f.required, 'description', f.description)
+                  ORDER BY f.position) AS fields
+    FROM dataset d JOIN dataset_field f ON f.dataset_id = d.id
+   WHERE d.id = ANY ($1::uuid[]) GROUP BY d.id`;
+
+/**
+ * The tables a statement can read under the versions in force, and the version of each agreement
+ * that was judged. The one home of which tables are kept: each version is compiled as the data
+ * plane compiles it (compileAgreement) and its tables are those its statements name
+ * (personKeyTablesOf: a grant with linkage, a purpose of the version, the population of the grant's
+ * row filter). A table of an agreement in force that is not among them (its grant removed or without
+ * linkage, its purpose dropped, its row filter changed) is one no statement reads.
+ */
+class CurrentTables {
+  private readonly names: Set<string>;
+
+  private constructor(
+    /** The version judged of each agreement in force. */
+    private readonly versions: Map<string, number>,
+    private readonly tables: TableName[],
+  ) {
+    this.names = new Set(tables.map(nameKey));
+  }
+
+  /**
+   * Reads the versions in force and compiles them, with the caller's `query` (in its transaction, if
+   * any). A version one of whose grants does not fit its dataset answers nothing (the data plane
+   * refuses to compile it): none of its tables is read.
+   */
+  static async read(query: Rows): Promise<CurrentTables> {
+    const versions = await query<{
+      id: string;
+      recipientAgencyId: string;
+      version: number;
+      purposes: string[];
+      grants: GrantContent[];
+    }>(VERSIONS_IN_FORCE);
+    const ids = [...new Set(versions.flatMap((v) => (v.grants ?? []).map((g) => g.datasetId)))].filter((id) =>
+      isCanonicalUuid(id),
+    );
+    const shapes = new Map(
+      (ids.length ? await query<DatasetShape>(SHAPES_OF, [ids]) : []).map((shape) => [shape.id, shape]),
+    );
+    const tables: TableName[] = [];
+    for (const version of versions) {
+      try {
+        const compiled = compileAgreement(
+          { id: version.id, purposes: version.purposes ?? [] },
+          version.grants ?? [],
+          shapes,
+        );
+        tables.push(...personKeyTablesOf(compiled, version.recipientAgencyId).map(nameOf));
+      } catch (error) {
+        if (!(error instanceof PolicyError)) throw error;
+      }
+    }
+    return new CurrentTables(new Map(versions.map((v) => [v.id, v.version])), tables);
+  }
+
+  /** Whether a statement can read the table under the version in force. */
+  has(table: TableName): boolean {
+    return this.names.has(nameKey(table));
+  }
+
+  /**
+   * The parameters of {@link STALE}: the versions judged, and the tables their statements read, as
+   * columns.
+   */
+  params(): unknown[] {
+    const column = (name: keyof TableName) => this.tables.map((table) => table[name]);
+    return [
+      [...this.versions.keys()],
+      [...this.versions.values()],
+      column('agreementId'),
+      column('scope'),
+      column('datasetId'),
+      column('population'),
+    ];
+  }
+}
+
+/**
+ * The tables no statement reads (SQL on `person_key_scope s` and its `agreement a`, parameters
+ * {@link CurrentTables.params}): those of agreements not in force, and those of an agreement in
+ * force, under the version judged, that its statements do not read. An agreement whose version in
+ * force is another by now (an amendment came into force meanwhile) or that came into force
+ * meanwhile is judged again by the next pass: nothing of it goes.
+ */
+const STALE = `(NOT (${inForce('a')})
+    OR (a.in_force_version = (SELECT j.version FROM unnest($1::uuid[], $2::int[]) AS j (id, version) WHERE j.id = a.id)
+        AND NOT EXISTS (
+          SELECT 1 FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::text[]) AS c (agreement_id, scope, dataset_id, population)
+           WHERE c.agreement_id = s.agreement_id AND c.scope = s.scope AND c.dataset_id = s.dataset_id
+             AND c.population = s.population)))`;
 const CURRENT_RUN = `(SELECT current_run_id FROM linkage_state WHERE id = 1)`;
 
 /** A table as its row names it. */
@@ -162,11 +282,13 @@ export interface PersonKeyPass {
  * Built only for the grants, scopes and datasets analysts filter by (minimum necessary: no
  * pseudonyms are kept that nobody asks for), in the background: the data plane says which table a
  * filter used ({@link want}), and a broker checks each at most every {@link PERSON_KEY_CHECK_MS}. A
- * table of another population (the filter of an earlier version) is never read, and the next build
- * replaces it. A run comes into force with the tables built for the one before it, built in the same
- * transaction ({@link prepareRun}); after it, any that could not be is built, and the tables of runs
- * no longer in force go ({@link afterRun}); the tables of agreements no longer in force go too, and
- * every {@link PERSON_KEY_SWEEP_MS} ({@link sweep}). Ingestion keeps them true as records enter and
+ * table no grant in force reads (of an agreement no longer in force, or one whose version in force
+ * removed the grant or its linkage, dropped the purpose or changed the row filter: see
+ * {@link CurrentTables}) is never read: it is not carried to a new run, and it goes after each run
+ * and every {@link PERSON_KEY_SWEEP_MS} ({@link sweep}). A run comes into force with the tables built
+ * for the one before it that a grant in force reads, built in the same transaction
+ * ({@link prepareRun}); after it, any that could not be is built, and the tables of runs no longer in
+ * force go ({@link afterRun}). Ingestion keeps them true as records enter and
  * leave the population (the registry's `keepPersonKeys`), retention deletes the entries of the
  * records it destroys. A table's rows commit with its `person_key_scope` row, in one transaction, so
  * it is used whole or not at all; until it is, filters hash every record as before. Builds of one
@@ -188,7 +310,7 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
       void this.sweep().catch((error: unknown) =>
         this.logger.warn(
           { err: error },
-          'personKey lookup tables of ended agreements not dropped; the next sweep retries',
+          'personKey lookup tables no grant in force reads not dropped; the next sweep retries',
         ),
       );
     sweep();
@@ -240,7 +362,7 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * In the transaction that puts run `runId` in force (before it does): builds for it every table
-   * built for the run in force, so that they come into force with the run and no filter in between
+   * built for the run in force that a grant in force reads ({@link CurrentTables}), so that they come into force with the run and no filter in between
    * hashes every record. Each table in a savepoint of its own: one that fails (its dataset's records
    * locked by an ingestion, say: not waited for) is left for the clean-up after the run
    * ({@link afterRun}), and never fails the run.
@@ -249,7 +371,9 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
     const on: Rows = async <T>(sql: string, params?: unknown[]) =>
       (await client.query(sql, params)).rows as T[];
     const built: BuiltTable[] = [];
+    const current = await CurrentTables.read(on);
     for (const row of await on<TableRow>(TABLES_OF(`s.run_id = ${CURRENT_RUN}`))) {
+      if (!current.has(row)) continue;
       const table = tableOf(row);
       const started = Date.now();
       await client.query('SAVEPOINT person_key');
@@ -275,17 +399,20 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * After a run ends (in force or failed): the tables built for runs not in force (of agreements in
-   * force) are built for the one in force where they are not yet, and then they go. Idempotent; the
+   * After a run ends (in force or failed): the tables built for runs not in force that a grant in
+   * force reads are built for the one in force where they are not yet, and then they go, with every
+   * table no grant in force reads ({@link dropStale}). Idempotent; the
    * linkage engine calls it after each run's clean-up, which its watchdog repeats for a run whose
    * worker died. A table whose row filter no longer fits its dataset is not built again.
    */
   afterRun(): Promise<PersonKeyPass> {
     return this.builds.serially(async () => {
       const built: BuiltTable[] = [];
+      const current = await CurrentTables.read((sql, params) => this.db.query(sql, params));
       for (const row of await this.db.query<TableRow>(
         TABLES_OF(`s.run_id IS DISTINCT FROM ${CURRENT_RUN}`),
       )) {
+        if (!current.has(row)) continue;
         const table = tableOf(row);
         let persons: number | null;
         try {
@@ -300,28 +427,35 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
-  /** Drops the tables of runs not in force, and of agreements not in force; resolves to how many went. */
+  /**
+   * Drops the tables of runs not in force (waiting for an ingestion that keeps one: the run's
+   * clean-up is repeated until none is left), then those no grant in force reads ({@link sweep});
+   * resolves to how many went.
+   */
   async dropStale(): Promise<number> {
     const gone = await this.db.query<{ id: number }>(
-      `DELETE FROM person_key_scope s USING agreement a
-        WHERE a.id = s.agreement_id AND (s.run_id IS DISTINCT FROM ${CURRENT_RUN} OR NOT (${inForce('a')}))
-       RETURNING s.id`,
+      `DELETE FROM person_key_scope WHERE run_id IS DISTINCT FROM ${CURRENT_RUN} RETURNING id`,
     );
-    return gone.length;
+    return gone.length + (await this.sweep());
   }
 
   /**
-   * Drops the tables of agreements no longer in force (revoked, or their version ended); how many.
+   * Drops the tables no statement can read (minimum necessary: no pseudonyms are kept that nobody
+   * can ask for): those of agreements no longer in force (revoked, or their version ended), and
+   * those the version in force does not read ({@link CurrentTables}: its grant on the dataset removed
+   * or without linkage, the purpose dropped, or the row filter changed). Resolves to how many went.
    * A table an ingestion is keeping up to date (its scope row locked) is left to the next sweep: the
    * sweep never waits.
    */
   async sweep(): Promise<number> {
+    const current = await CurrentTables.read((sql, params) => this.db.query(sql, params));
     const gone = await this.db.query<{ id: number }>(
       `DELETE FROM person_key_scope WHERE id IN (
          SELECT s.id FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
-          WHERE NOT (${inForce('a')})
+          WHERE ${STALE}
             FOR UPDATE OF s SKIP LOCKED)
        RETURNING id`,
+      current.params(),
     );
     return gone.length;
   }

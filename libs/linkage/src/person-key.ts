@@ -1,6 +1,9 @@
 import {
+  type CompiledAgreement,
+  PERSON_KEY,
   type RowFilter,
   type SqlParams,
+  allows,
   keyPrefixesSql,
   personHashSql,
   populationOf,
@@ -79,6 +82,33 @@ export interface PersonKeyGrant {
 /** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
 export function personKeyScope(recipientAgencyId: string, purpose: string): string {
   return `${recipientAgencyId}/${purpose}`;
+}
+
+/**
+ * The lookup tables a statement can read under an agreement version (compiled, see compileAgreement)
+ * whose recipient is `recipientAgencyId`: for each grant and purpose under which its ability lets a
+ * request name personKey (the grant has linkage, the purpose is the version's), the table of the
+ * grant's population, the recipient's scope for the purpose and the dataset, as the data plane names
+ * it ({@link personKeyParts}). Any other table of the agreement is one no statement reads: no grant
+ * in force asks for its pseudonyms (PersonKeyIndex drops it).
+ */
+export function personKeyTablesOf(
+  agreement: Pick<CompiledAgreement, 'id' | 'purposes' | 'grants' | 'ability'>,
+  recipientAgencyId: string,
+): PersonKeyTable[] {
+  const tables: PersonKeyTable[] = [];
+  for (const [datasetId, grant] of agreement.grants) {
+    for (const purpose of agreement.purposes) {
+      if (!allows(agreement.ability, 'aggregate', datasetId, purpose, [PERSON_KEY])) continue;
+      tables.push({
+        agreementId: agreement.id,
+        scope: personKeyScope(recipientAgencyId, purpose),
+        datasetId,
+        rowFilter: grant.rowFilter,
+      });
+    }
+  }
+  return tables;
 }
 
 /** The pieces of {@link personKeySql}, one home for how a person's key is derived. */
