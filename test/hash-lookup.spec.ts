@@ -20,7 +20,8 @@ import {
   hashLookupSql,
   keepHashLookups,
 } from '@broker/registry';
-import { TestBroker } from '@broker/testing';
+import { Database } from '@broker/core';
+import { TestBroker, withOversightText } from '@broker/testing';
 
 const DATA = '/data/graphql';
 const WINDOW = { validFrom: '2020-01-01T00:00:00Z', validUntil: '2099-01-01T00:00:00Z' };
@@ -46,6 +47,7 @@ describe('HASH lookup tables', () => {
   let key: Buffer;
   let analyst: string;
   let steward: string;
+  let recipientStewardKey: string;
   let clients: { id: string };
   let agreementId: string;
   /** Each record's values, as the dataset holds them now. */
@@ -178,6 +180,7 @@ describe('HASH lookup tables', () => {
     const providerSteward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
     const recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
     steward = providerSteward.apiKey;
+    recipientStewardKey = recipientSteward.apiKey;
     analyst = (await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' })).apiKey;
     await broker.definePurposes('PROGRAM_EVALUATION');
     clients = await broker.registerDataset(steward, {
@@ -974,6 +977,217 @@ describe('HASH lookup tables', () => {
       [hex],
     );
     expect(found.n).toBe(0);
+  });
+
+  it('drops the tables no grant in force reads: a grant removed, a field no longer HASH or dropped, a row filter changed', async () => {
+    // The records as the suite began, whatever the tests before left.
+    await broker.query(`DELETE FROM hash_key_scope`);
+    await broker.query(`DELETE FROM records.clients`);
+    rows.clear();
+    const lines: string[] = [];
+    for (let i = 0; i < RECORDS; i++) {
+      rows.set(clientId(i), { ssn: ssnOf(i), sex: sexOf(i), released_on: releasedOn(i) });
+      lines.push(`${clientId(i)},${ssnOf(i)},${sexOf(i)},${releasedOn(i)}`);
+    }
+    await upload(lines);
+    const visits = await broker.registerDataset(steward, {
+      slug: 'visits',
+      title: 'Visits',
+      keyField: 'visit_id',
+      fields: [
+        { name: 'visit_id', type: 'STRING', classification: 'NON_SENSITIVE' },
+        { name: 'ssn', type: 'STRING', classification: 'DIRECT_IDENTIFIER' },
+      ],
+    });
+    await broker.upload(
+      steward,
+      visits.id,
+      'text/csv',
+      ['visit_id,ssn', ...Array.from({ length: 40 }, (_, i) => `V${i},${ssnOf(i)}`)].join('\n'),
+    );
+    const [{ providerAgencyId, recipientAgencyId }] = await broker.query<{
+      providerAgencyId: string;
+      recipientAgencyId: string;
+    }>(
+      `SELECT provider_agency_id AS "providerAgencyId", recipient_agency_id AS "recipientAgencyId"
+         FROM agreement WHERE id = $1`,
+      [agreementId],
+    );
+    /** The agreement's terms: the clients grant (sex released as given, a row filter), visits if any. */
+    const terms = (
+      sex: 'HASH' | 'RAW' | null,
+      rowFilter: Record<string, unknown> | null,
+      withVisits: boolean,
+    ) => ({
+      title: 'Clients for evaluation',
+      providerAgencyId,
+      recipientAgencyId,
+      purposes: ['PROGRAM_EVALUATION'],
+      ...WINDOW,
+      grants: [
+        {
+          datasetId: clients.id,
+          fields: [
+            { name: 'client_id' },
+            { name: 'ssn', transform: 'HASH' },
+            ...(sex ? [{ name: 'sex', transform: sex }] : []),
+          ],
+          rowFilter,
+        },
+        ...(withVisits
+          ? [{ datasetId: visits.id, fields: [{ name: 'visit_id' }, { name: 'ssn', transform: 'HASH' }] }]
+          : []),
+      ],
+    });
+    let population: Record<string, unknown> | null = null;
+    const amendTo = async (input: ReturnType<typeof terms>) => {
+      const [{ version }] = await broker.query<{ version: number }>(
+        `SELECT max(version)::int + 1 AS version FROM agreement_version WHERE agreement_id = $1`,
+        [agreementId],
+      );
+      await broker.gqlOk(
+        steward,
+        `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { id } }`,
+        { id: agreementId, input: withOversightText(input) },
+      );
+      const { approveAgreement } = await broker.gqlOk<{
+        approveAgreement: { inForceVersion: number | null };
+      }>(
+        recipientStewardKey,
+        `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { inForceVersion } }`,
+        { id: agreementId, v: version },
+      );
+      if (approveAgreement.inForceVersion !== version) await broker.oversightApprove(agreementId, version);
+      population = input.grants[0].rowFilter ?? null;
+    };
+    /** The tables: dataset, field, population (whether of a row filter), entries. */
+    const tables = () =>
+      broker.query<{ id: number; dataset: string; field: string; filtered: boolean; entries: number }>(
+        `SELECT s.id, d.slug AS dataset, s.field, s.population <> '' AS filtered,
+                (SELECT count(*) FROM hash_key k WHERE k.scope_id = s.id)::int AS entries
+           FROM hash_key_scope s JOIN dataset d ON d.id = s.dataset_id ORDER BY d.slug, s.field`,
+      );
+    const named = async () =>
+      (await tables()).map(({ dataset, field, filtered }) => ({ dataset, field, filtered }));
+    /** No scope row nor entry is left of the tables `ids`. */
+    const expectGone = async (ids: number[]) => {
+      expect(ids.length).toBeGreaterThan(0);
+      const [left] = await broker.query<{ scopes: number; entries: number }>(
+        `SELECT (SELECT count(*) FROM hash_key_scope WHERE id = ANY ($1))::int AS scopes,
+                (SELECT count(*) FROM hash_key WHERE scope_id = ANY ($1))::int AS entries`,
+        [ids],
+      );
+      expect(left).toEqual({ scopes: 0, entries: 0 });
+    };
+    const idsOf = async (dataset: string, field: string) =>
+      (await tables()).filter((t) => t.dataset === dataset && t.field === field).map((t) => t.id);
+    const visitsTable = async () => {
+      const shape = (await broker.app.get(DatasetService).shapes([visits.id])).get(visits.id)!;
+      const released = releasedField(
+        shape.fields.find((f) => f.name === 'ssn')!,
+        FieldTransform.HASH,
+      );
+      return index.build({ agreementId, shape, released, hmacKey: key });
+    };
+    const clientsTable = async (field: 'ssn' | 'sex') => {
+      const { shape, released } = await shapeAndField(field);
+      return index.build({ agreementId, shape, released, hmacKey: key, rowFilter: population as never });
+    };
+    // Values of one or two records each (of either sex), and one no record has.
+    const asked = [ssnOf(1), ssnOf(5), ssnOf(700), 'S-NONE'].map(hmac);
+    /** The filter's answer is exact: the records of the asked values the row filter in force admits. */
+    const expectAnswers = async () => {
+      const admitted = truth('ssn', asked).filter(
+        (id) => !population || rows.get(id)!.sex === population.sex,
+      );
+      expect(admitted.length).toBeGreaterThan(0);
+      expect(await filter('ssn_hash', asked)).toEqual(admitted);
+      expect(await filter('ssn_hash', asked, 'in', 1000, false)).toEqual(admitted);
+    };
+
+    // Both grants, sex as a HASH name: every table is read, none goes.
+    await amendTo(terms('HASH', null, true));
+    await clientsTable('ssn');
+    await clientsTable('sex');
+    await visitsTable();
+    await expectAnswers();
+    expect(await index.sweep()).toBe(0);
+    expect(await named()).toEqual([
+      { dataset: 'clients', field: 'sex', filtered: false },
+      { dataset: 'clients', field: 'ssn', filtered: false },
+      { dataset: 'visits', field: 'ssn', filtered: false },
+    ]);
+    expect((await tables()).find((t) => t.dataset === 'visits')?.entries).toBe(40);
+
+    // (b) sex released RAW: its table goes, the others stay.
+    let stale = await idsOf('clients', 'sex');
+    await amendTo(terms('RAW', null, true));
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    expect(await named()).toEqual([
+      { dataset: 'clients', field: 'ssn', filtered: false },
+      { dataset: 'visits', field: 'ssn', filtered: false },
+    ]);
+    await expectAnswers();
+
+    // (b) sex a HASH name again (its table built), then no longer released: its table goes.
+    await amendTo(terms('HASH', null, true));
+    await clientsTable('sex');
+    expect(await index.sweep()).toBe(0);
+    stale = await idsOf('clients', 'sex');
+    await amendTo(terms(null, null, true));
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    await expectAnswers();
+
+    // (c) A row filter: the clients table of every record goes, the visits table stays; the table
+    // of the new population is built and kept.
+    stale = await idsOf('clients', 'ssn');
+    await amendTo(terms(null, { sex: 'F' }, true));
+    await expectAnswers();
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    expect(await named()).toEqual([{ dataset: 'visits', field: 'ssn', filtered: false }]);
+    await expectAnswers();
+    await clientsTable('ssn');
+    expect(await index.sweep()).toBe(0);
+    expect(await named()).toEqual([
+      { dataset: 'clients', field: 'ssn', filtered: true },
+      { dataset: 'visits', field: 'ssn', filtered: false },
+    ]);
+    await expectAnswers();
+
+    // (a) The visits grant removed: its table goes, but not when the grant comes back between the
+    // sweep's read of the versions in force and its delete (the version judged is no longer in force).
+    stale = await idsOf('visits', 'ssn');
+    await amendTo(terms(null, { sex: 'F' }, false));
+    const db = broker.app.get(Database);
+    const original = db.query.bind(db);
+    let amended = false;
+    const spy = jest.spyOn(db, 'query').mockImplementation(async (sql: string, params?: unknown[]) => {
+      const answer = await original(sql, params);
+      if (!amended && sql.includes(`v.content->'grants'`)) {
+        amended = true;
+        await amendTo(terms(null, { sex: 'F' }, true));
+      }
+      return answer;
+    });
+    try {
+      expect(await index.sweep()).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(amended).toBe(true);
+    expect(await idsOf('visits', 'ssn')).toEqual(stale);
+    await amendTo(terms(null, { sex: 'F' }, false));
+    expect(await index.sweep()).toBe(1);
+    await expectGone(stale);
+    expect(await named()).toEqual([{ dataset: 'clients', field: 'ssn', filtered: true }]);
+    await expectAnswers();
+    expect(await index.sweep()).toBe(0);
+
+    // The terms as they were, for the tests after this one.
+    await amendTo(terms('HASH', null, false));
   });
 });
 

@@ -1,14 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { BackgroundBuilds, Database, LOGGER, isCanonicalUuid, quoteIdent } from '@broker/core';
-import { recordTable } from '@broker/registry';
+import { BackgroundBuilds, Database, LOGGER, quoteIdent } from '@broker/core';
+import { agreementInForceSql, judgedVersionSql, recordTable, versionsInForce } from '@broker/registry';
 import {
   type DatasetShape,
-  type GrantContent,
   PolicyError,
   type RowFilter,
-  compileAgreement,
   personKeyPrefixSql,
   populationOf,
   rowFilterPredicate,
@@ -126,10 +124,7 @@ async function buildTable(
   return persons;
 }
 
-/** Whether the agreement `alias` is in force (neither revoked nor past its version's end), as SQL. */
-const inForce = (alias: string) => `${alias}.revoked_at IS NULL AND EXISTS (
-    SELECT 1 FROM agreement_version v
-     WHERE v.agreement_id = ${alias}.id AND v.version = ${alias}.in_force_version AND v.valid_until > now())`;
+const inForce = agreementInForceSql;
 
 /** A table as its scope row names it. */
 interface TableRow extends TableName {
@@ -147,22 +142,6 @@ const TABLES_OF = (runCondition: string) => `
     FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
    WHERE ${runCondition} AND ${inForce('a')}
    ORDER BY s.scope, s.dataset_id, s.agreement_id`;
-
-/** The versions in force (see {@link inForce}), each with its recipient and what its grants are compiled from. */
-const VERSIONS_IN_FORCE = `
-  SELECT a.id, a.recipient_agency_id AS "recipientAgencyId", a.in_force_version AS version,
-         v.content->'purposes' AS purposes, v.content->'grants' AS grants
-    FROM agreement a JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
-   WHERE ${inForce('a')}`;
-
-/** The shapes of datasets, as the data plane compiles grants against them (DatasetService.shapes). */
-const SHAPES_OF = `
-  SELECT d.id, d.slug, d.type_name AS "typeName", d.key_field AS "keyField", d.subject_field AS "subjectField",
-         json_agg(json_build_object('name', f.name, 'type', f.type, 'classification', f.classification,
-                                    'identity', f.identity, 'required', f.required, 'description', f.description)
-                  ORDER BY f.position) AS fields
-    FROM dataset d JOIN dataset_field f ON f.dataset_id = d.id
-   WHERE d.id = ANY ($1::uuid[]) GROUP BY d.id`;
 
 /**
  * The tables a statement can read under the versions in force, and the version of each agreement
@@ -189,32 +168,10 @@ class CurrentTables {
    * refuses to compile it): none of its tables is read.
    */
   static async read(query: Rows): Promise<CurrentTables> {
-    const versions = await query<{
-      id: string;
-      recipientAgencyId: string;
-      version: number;
-      purposes: string[];
-      grants: GrantContent[];
-    }>(VERSIONS_IN_FORCE);
-    const ids = [...new Set(versions.flatMap((v) => (v.grants ?? []).map((g) => g.datasetId)))].filter((id) =>
-      isCanonicalUuid(id),
+    const versions = await versionsInForce(query);
+    const tables = versions.flatMap((v) =>
+      v.compiled ? personKeyTablesOf(v.compiled, v.recipientAgencyId).map(nameOf) : [],
     );
-    const shapes = new Map(
-      (ids.length ? await query<DatasetShape>(SHAPES_OF, [ids]) : []).map((shape) => [shape.id, shape]),
-    );
-    const tables: TableName[] = [];
-    for (const version of versions) {
-      try {
-        const compiled = compileAgreement(
-          { id: version.id, purposes: version.purposes ?? [] },
-          version.grants ?? [],
-          shapes,
-        );
-        tables.push(...personKeyTablesOf(compiled, version.recipientAgencyId).map(nameOf));
-      } catch (error) {
-        if (!(error instanceof PolicyError)) throw error;
-      }
-    }
     return new CurrentTables(new Map(versions.map((v) => [v.id, v.version])), tables);
   }
 
@@ -248,7 +205,7 @@ class CurrentTables {
  * meanwhile is judged again by the next pass: nothing of it goes.
  */
 const STALE = `(NOT (${inForce('a')})
-    OR (a.in_force_version = (SELECT j.version FROM unnest($1::uuid[], $2::int[]) AS j (id, version) WHERE j.id = a.id)
+    OR (${judgedVersionSql('a', '$1', '$2')}
         AND NOT EXISTS (
           SELECT 1 FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::text[]) AS c (agreement_id, scope, dataset_id, population)
            WHERE c.agreement_id = s.agreement_id AND c.scope = s.scope AND c.dataset_id = s.dataset_id

@@ -30,3 +30,4 @@ export * from './retention/retention.service';
 export * from './user/user.entity';
 export * from './user/user.model';
 export * from './user/user.service';
+export * from './dataset/versions-in-force';

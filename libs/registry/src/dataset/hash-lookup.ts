@@ -21,8 +21,12 @@ import {
   releasedField,
   rowFilterFields,
   rowFilterPredicate,
+  allows,
+  type CompiledGrant,
+  type DataAbility,
 } from '@broker/policy';
 import { recordTable } from './record-table';
+import { type QueryRows, agreementInForceSql, judgedVersionSql, versionsInForce } from './versions-in-force';
 
 /**
  * One lookup table of a HASH name (migration hash-key-index): the agreement whose key hashes, the
@@ -61,7 +65,7 @@ export interface HashTableWanted {
 /** How often, at most, one broker checks a table asked for (built, and whether it serves). */
 export const HASH_LOOKUP_CHECK_MS = 30_000;
 
-/** How often each broker drops the tables of agreements no longer in force. */
+/** How often each broker drops the tables no grant in force reads (see {@link HashLookupIndex.sweep}). */
 export const HASH_LOOKUP_SWEEP_MS = 10 * 60_000;
 
 /** The fewest records a value must have to be common (see {@link hashLookupCommonAbove}). */
@@ -170,6 +174,61 @@ export function hashTableOf(
   rowFilter?: RowFilter | null,
 ): HashTable {
   return { agreementId, datasetId: shape.id, field: released.source, population: populationOf(rowFilter) };
+}
+
+/**
+ * The lookup tables a statement can read under an agreement version (compiled, see
+ * compileAgreement): for each grant, each HASH name its ability lets a request name for a purpose of
+ * the version, the table of the name's source field and the grant's population, as the data plane
+ * names it ({@link hashTableOf}, through hashOptions). Any other table of the agreement is one no
+ * statement reads: no grant in force filters by its hashes ({@link HashLookupIndex.sweep} drops it).
+ */
+export function hashTablesOf(agreement: {
+  id: string;
+  purposes: readonly string[];
+  grants: ReadonlyMap<string, CompiledGrant>;
+  ability: DataAbility;
+}): HashTable[] {
+  const tables: HashTable[] = [];
+  for (const [datasetId, grant] of agreement.grants) {
+    for (const released of grant.released.values()) {
+      if (released.transform !== FieldTransform.HASH) continue;
+      if (
+        !agreement.purposes.some((p) => allows(agreement.ability, 'aggregate', datasetId, p, [released.name]))
+      )
+        continue;
+      tables.push(hashTableOf(agreement.id, { id: datasetId }, released, grant.rowFilter));
+    }
+  }
+  return tables;
+}
+
+/**
+ * The tables no statement reads, as SQL on `hash_key_scope hs` and its `agreement a`, with the
+ * parameters it reads: those of agreements not in force, and those of an agreement in force, under
+ * the version judged ({@link judgedVersionSql}), that its statements do not read
+ * ({@link hashTablesOf}). An agreement amended meanwhile, or come into force meanwhile, loses nothing.
+ */
+async function staleHashTables(query: QueryRows): Promise<{ sql: string; params: unknown[] }> {
+  const versions = await versionsInForce(query);
+  const tables = versions.flatMap((v) => (v.compiled ? hashTablesOf(v.compiled) : []));
+  const column = (name: keyof HashTable) => tables.map((table) => table[name] ?? '');
+  return {
+    sql: `(NOT (${agreementInForceSql('a')})
+      OR (${judgedVersionSql('a', '$1', '$2')}
+          AND NOT EXISTS (
+            SELECT 1 FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[]) AS c (agreement_id, dataset_id, field, population)
+             WHERE c.agreement_id = hs.agreement_id AND c.dataset_id = hs.dataset_id AND c.field = hs.field
+               AND c.population = hs.population)))`,
+    params: [
+      versions.map((v) => v.id),
+      versions.map((v) => v.version),
+      column('agreementId'),
+      column('datasetId'),
+      column('field'),
+      column('population'),
+    ],
+  };
 }
 
 /**
@@ -473,7 +532,10 @@ export interface HashTableBuilt {
  * Kept up to date by ingestion, in its own transaction ({@link keepHashLookups}), and across
  * retention ({@link hashLookupsDestroyed}); dropped by an ingestion of more than
  * {@link HASH_LOOKUP_MAINTAIN_MAX_ROWS} records, by retention's destruction of a record with a value
- * in its field (no entry of a destroyed record is kept), and, by every broker every {@link HASH_LOOKUP_SWEEP_MS}, when its agreement is no longer in force.
+ * in its field (no entry of a destroyed record is kept), and, by every broker every
+ * {@link HASH_LOOKUP_SWEEP_MS}, when no grant in force reads it ({@link sweep}: its agreement no
+ * longer in force, or its version in force no longer releases the field as a HASH name to a purpose,
+ * or admits another population).
  * The agreement's key is a parameter of the build's and the upkeep's statements: it is in no table,
  * index or other catalog object.
  */
@@ -494,7 +556,7 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
       void this.sweep().catch((error: unknown) =>
         this.logger.warn(
           { err: error },
-          'lookup tables of ended agreements not dropped; the next sweep retries',
+          'HASH lookup tables no grant in force reads not dropped; the next sweep retries',
         ),
       );
     sweep();
@@ -599,20 +661,23 @@ export class HashLookupIndex implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Drops the tables of agreements no longer in force (revoked, or their version ended); how many.
+   * Drops the tables no statement can read (minimum necessary: no entries are kept that nobody can
+   * filter by): those of agreements no longer in force (revoked, or their version ended), and those
+   * the version in force does not read ({@link hashTablesOf}: its grant on the dataset removed, the
+   * field no longer released as a HASH name, or the row filter changed). Resolves to how many went.
    * A table an ingestion is keeping up to date (its scope row locked) is left to the next sweep: the
    * sweep never waits, so it never deadlocks with an ingestion that locked the dataset's tables in
    * another order.
    */
   async sweep(): Promise<number> {
+    const stale = await staleHashTables((sql, params) => this.db.query(sql, params));
     const gone = await this.db.query<{ id: number }>(
       `DELETE FROM hash_key_scope WHERE id IN (
          SELECT hs.id FROM hash_key_scope hs JOIN agreement a ON a.id = hs.agreement_id
-          WHERE a.revoked_at IS NOT NULL OR NOT EXISTS (
-                  SELECT 1 FROM agreement_version v
-                   WHERE v.agreement_id = a.id AND v.version = a.in_force_version AND v.valid_until > now())
+          WHERE ${stale.sql}
             FOR UPDATE OF hs SKIP LOCKED)
        RETURNING id`,
+      stale.params,
     );
     return gone.length;
   }
