@@ -31,6 +31,7 @@ import {
   PurposeService,
   cleanText,
   isUuid,
+  agreementInForceSql,
 } from '@broker/registry';
 import { AgreementStatus, statusOf } from './agreement-status';
 import type { AgreementInput } from './agreement.model';
@@ -495,7 +496,7 @@ export class AgreementService {
     const rows = await this.dataSource.query<{ content: AgreementContent }[]>(
       `SELECT v.content FROM agreement a
          JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
-        WHERE a.revoked_at IS NULL AND v.valid_until > clock_timestamp()`,
+        WHERE ${agreementInForceSql('a')}`,
     );
     return this.indexDemands(rows.map((r) => r.content));
   }
