@@ -2,7 +2,13 @@ import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } fro
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { BackgroundBuilds, Database, LOGGER, quoteIdent } from '@broker/core';
-import { agreementInForceSql, judgedVersionSql, recordTable, versionsInForce } from '@broker/registry';
+import {
+  type VersionInForce,
+  agreementInForceSql,
+  recordTable,
+  staleTables,
+  versionsInForce,
+} from '@broker/registry';
 import {
   type DatasetShape,
   PolicyError,
@@ -124,8 +130,6 @@ async function buildTable(
   return persons;
 }
 
-const inForce = agreementInForceSql;
-
 /** A table as its scope row names it. */
 interface TableRow extends TableName {
   rowFilter: RowFilter | null;
@@ -140,7 +144,7 @@ const TABLES_OF = (runCondition: string) => `
   SELECT DISTINCT s.agreement_id AS "agreementId", s.scope, s.dataset_id AS "datasetId",
          s.population, s.row_filter AS "rowFilter"
     FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
-   WHERE ${runCondition} AND ${inForce('a')}
+   WHERE ${runCondition} AND ${agreementInForceSql('a')}
    ORDER BY s.scope, s.dataset_id, s.agreement_id`;
 
 /**
@@ -155,8 +159,8 @@ class CurrentTables {
   private readonly names: Set<string>;
 
   private constructor(
-    /** The version judged of each agreement in force. */
-    private readonly versions: Map<string, number>,
+    /** The versions in force, as judged. */
+    private readonly versions: VersionInForce[],
     private readonly tables: TableName[],
   ) {
     this.names = new Set(tables.map(nameKey));
@@ -172,7 +176,7 @@ class CurrentTables {
     const tables = versions.flatMap((v) =>
       v.compiled ? personKeyTablesOf(v.compiled, v.recipientAgencyId).map(nameOf) : [],
     );
-    return new CurrentTables(new Map(versions.map((v) => [v.id, v.version])), tables);
+    return new CurrentTables(versions, tables);
   }
 
   /** Whether a statement can read the table under the version in force. */
@@ -180,36 +184,17 @@ class CurrentTables {
     return this.names.has(nameKey(table));
   }
 
-  /**
-   * The parameters of {@link STALE}: the versions judged, and the tables their statements read, as
-   * columns.
-   */
-  params(): unknown[] {
-    const column = (name: keyof TableName) => this.tables.map((table) => table[name]);
-    return [
-      [...this.versions.keys()],
-      [...this.versions.values()],
-      column('agreementId'),
-      column('scope'),
-      column('datasetId'),
-      column('population'),
-    ];
+  /** The tables no statement reads, as a condition on `person_key_scope s` and its `agreement a`. */
+  stale(): { sql: string; params: unknown[] } {
+    return staleTables(this.versions, this.tables, 's', [
+      ['agreement_id', 'uuid', (t) => t.agreementId],
+      ['scope', 'text', (t) => t.scope],
+      ['dataset_id', 'uuid', (t) => t.datasetId],
+      ['population', 'text', (t) => t.population],
+    ]);
   }
 }
 
-/**
- * The tables no statement reads (SQL on `person_key_scope s` and its `agreement a`, parameters
- * {@link CurrentTables.params}): those of agreements not in force, and those of an agreement in
- * force, under the version judged, that its statements do not read. An agreement whose version in
- * force is another by now (an amendment came into force meanwhile) or that came into force
- * meanwhile is judged again by the next pass: nothing of it goes.
- */
-const STALE = `(NOT (${inForce('a')})
-    OR (${judgedVersionSql('a', '$1', '$2')}
-        AND NOT EXISTS (
-          SELECT 1 FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::text[]) AS c (agreement_id, scope, dataset_id, population)
-           WHERE c.agreement_id = s.agreement_id AND c.scope = s.scope AND c.dataset_id = s.dataset_id
-             AND c.population = s.population)))`;
 const CURRENT_RUN = `(SELECT current_run_id FROM linkage_state WHERE id = 1)`;
 
 /** A table as its row names it. */
@@ -405,14 +390,14 @@ export class PersonKeyIndex implements OnModuleInit, OnApplicationShutdown {
    * sweep never waits.
    */
   async sweep(): Promise<number> {
-    const current = await CurrentTables.read((sql, params) => this.db.query(sql, params));
+    const stale = (await CurrentTables.read((sql, params) => this.db.query(sql, params))).stale();
     const gone = await this.db.query<{ id: number }>(
       `DELETE FROM person_key_scope WHERE id IN (
          SELECT s.id FROM person_key_scope s JOIN agreement a ON a.id = s.agreement_id
-          WHERE ${STALE}
+          WHERE ${stale.sql}
             FOR UPDATE OF s SKIP LOCKED)
        RETURNING id`,
-      current.params(),
+      stale.params,
     );
     return gone.length;
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, In, Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { AuditAction, AuditService, auditActor } from '@broker/audit';
 import { type RequestContext, asSubject, authorize } from '@broker/auth';
 import { badInput, BrokerError, conflict, Database, ErrorCode, LOGGER, quoteIdent } from '@broker/core';
@@ -50,6 +50,31 @@ export interface DatasetShapeRecord {
   fields: FieldDefinition[];
 }
 
+/** The shapes of datasets, each with its fields in their order. */
+const SHAPES_OF = `
+  SELECT d.id, d.slug, d.type_name AS "typeName", d.provider_agency_id AS "providerAgencyId",
+         d.key_field AS "keyField", d.subject_field AS "subjectField",
+         json_agg(json_build_object('name', f.name, 'type', f.type, 'classification', f.classification,
+                                    'identity', f.identity, 'required', f.required, 'description', f.description)
+                  ORDER BY f.position) AS fields
+    FROM dataset d JOIN dataset_field f ON f.dataset_id = d.id
+   WHERE d.id = ANY ($1::uuid[]) GROUP BY d.id`;
+
+/**
+ * The shapes of the datasets `ids` (unknown or malformed ids are left out), with the caller's `query`
+ * (a transaction's, or a pool's): what policies are compiled against, the data plane's and the
+ * lookup tables' sweeps alike ({@link DatasetService.shapes}, versionsInForce).
+ */
+export async function datasetShapes(
+  query: <T>(sql: string, params?: unknown[]) => Promise<T[]>,
+  ids: readonly string[],
+): Promise<Map<string, DatasetShapeRecord>> {
+  const valid = [...new Set(ids)].filter(isUuid);
+  if (!valid.length) return new Map();
+  const rows = await query<DatasetShapeRecord>(SHAPES_OF, [valid]);
+  return new Map(rows.map((shape) => [shape.id, shape]));
+}
+
 /** The dataset registry: metadata for everyone, record tables created through one DDL path. */
 @Injectable()
 export class DatasetService {
@@ -86,34 +111,8 @@ export class DatasetService {
   }
 
   /** The shapes of the given datasets (unknown or malformed ids are left out). */
-  async shapes(ids: string[]): Promise<Map<string, DatasetShapeRecord>> {
-    const valid = [...new Set(ids)].filter(isUuid);
-    const found = valid.length
-      ? await this.datasets.find({ where: { id: In(valid) }, relations: { fields: true } })
-      : [];
-    return new Map(
-      found.map((d) => [
-        d.id,
-        {
-          id: d.id,
-          slug: d.slug,
-          typeName: d.typeName,
-          providerAgencyId: d.providerAgencyId,
-          keyField: d.keyField,
-          subjectField: d.subjectField,
-          fields: [...d.fields]
-            .sort((a, b) => a.position - b.position)
-            .map((f) => ({
-              name: f.name,
-              type: f.type,
-              classification: f.classification,
-              identity: f.identity,
-              required: f.required,
-              description: f.description,
-            })),
-        },
-      ]),
-    );
+  shapes(ids: string[]): Promise<Map<string, DatasetShapeRecord>> {
+    return datasetShapes((sql, params) => this.dataSource.query(sql, params), ids);
   }
 
   /** Registers a dataset of the caller's agency and creates its record table, in one transaction. */

@@ -26,7 +26,7 @@ import {
   type DataAbility,
 } from '@broker/policy';
 import { recordTable } from './record-table';
-import { type QueryRows, agreementInForceSql, judgedVersionSql, versionsInForce } from './versions-in-force';
+import { type QueryRows, staleTables, versionsInForce } from './versions-in-force';
 
 /**
  * One lookup table of a HASH name (migration hash-key-index): the agreement whose key hashes, the
@@ -204,31 +204,18 @@ export function hashTablesOf(agreement: {
 }
 
 /**
- * The tables no statement reads, as SQL on `hash_key_scope hs` and its `agreement a`, with the
- * parameters it reads: those of agreements not in force, and those of an agreement in force, under
- * the version judged ({@link judgedVersionSql}), that its statements do not read
- * ({@link hashTablesOf}). An agreement amended meanwhile, or come into force meanwhile, loses nothing.
+ * The tables no statement reads ({@link staleTables}), as SQL on `hash_key_scope hs` and its
+ * `agreement a`: what the versions in force read is {@link hashTablesOf}.
  */
 async function staleHashTables(query: QueryRows): Promise<{ sql: string; params: unknown[] }> {
   const versions = await versionsInForce(query);
   const tables = versions.flatMap((v) => (v.compiled ? hashTablesOf(v.compiled) : []));
-  const column = (name: keyof HashTable) => tables.map((table) => table[name] ?? '');
-  return {
-    sql: `(NOT (${agreementInForceSql('a')})
-      OR (${judgedVersionSql('a', '$1', '$2')}
-          AND NOT EXISTS (
-            SELECT 1 FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::text[]) AS c (agreement_id, dataset_id, field, population)
-             WHERE c.agreement_id = hs.agreement_id AND c.dataset_id = hs.dataset_id AND c.field = hs.field
-               AND c.population = hs.population)))`,
-    params: [
-      versions.map((v) => v.id),
-      versions.map((v) => v.version),
-      column('agreementId'),
-      column('datasetId'),
-      column('field'),
-      column('population'),
-    ],
-  };
+  return staleTables(versions, tables, 'hs', [
+    ['agreement_id', 'uuid', (t) => t.agreementId],
+    ['dataset_id', 'uuid', (t) => t.datasetId],
+    ['field', 'text', (t) => t.field],
+    ['population', 'text', (t) => t.population ?? ''],
+  ]);
 }
 
 /**

@@ -1,12 +1,11 @@
-import { isCanonicalUuid } from '@broker/core';
 import {
   type CompiledGrant,
   type DataAbility,
-  type DatasetShape,
   type GrantContent,
   PolicyError,
   compileAgreement,
 } from '@broker/policy';
+import { datasetShapes } from './dataset.service';
 
 /** Runs one statement and returns its rows (a transaction's, or a pg client's). */
 export type QueryRows = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
@@ -22,15 +21,6 @@ const VERSIONS_IN_FORCE = `
          v.content->'purposes' AS purposes, v.content->'grants' AS grants
     FROM agreement a JOIN agreement_version v ON v.agreement_id = a.id AND v.version = a.in_force_version
    WHERE ${agreementInForceSql('a')}`;
-
-/** The shapes of datasets, as the data plane compiles grants against them (DatasetService.shapes). */
-const SHAPES_OF = `
-  SELECT d.id, d.slug, d.type_name AS "typeName", d.key_field AS "keyField", d.subject_field AS "subjectField",
-         json_agg(json_build_object('name', f.name, 'type', f.type, 'classification', f.classification,
-                                    'identity', f.identity, 'required', f.required, 'description', f.description)
-                  ORDER BY f.position) AS fields
-    FROM dataset d JOIN dataset_field f ON f.dataset_id = d.id
-   WHERE d.id = ANY ($1::uuid[]) GROUP BY d.id`;
 
 /** An agreement version in force as its statements are answered under it. */
 export interface VersionInForce {
@@ -63,11 +53,9 @@ export async function versionsInForce(query: QueryRows): Promise<VersionInForce[
     purposes: string[];
     grants: GrantContent[];
   }>(VERSIONS_IN_FORCE);
-  const ids = [...new Set(versions.flatMap((v) => (v.grants ?? []).map((g) => g.datasetId)))].filter((id) =>
-    isCanonicalUuid(id),
-  );
-  const shapes = new Map(
-    (ids.length ? await query<DatasetShape>(SHAPES_OF, [ids]) : []).map((shape) => [shape.id, shape]),
+  const shapes = await datasetShapes(
+    query,
+    versions.flatMap((v) => (v.grants ?? []).map((g) => g.datasetId)),
   );
   return versions.map((version) => {
     let compiled: VersionInForce['compiled'] = null;
@@ -96,7 +84,39 @@ export async function versionsInForce(query: QueryRows): Promise<VersionInForce[
  * came into force between the read and the statement) or that came into force meanwhile: a sweep
  * drops nothing of it, and the next one judges it again.
  */
-export function judgedVersionSql(alias: string, ids: string, versions: string): string {
+function judgedVersionSql(alias: string, ids: string, versions: string): string {
   return `${alias}.in_force_version = (SELECT j.version FROM unnest(${ids}::uuid[], ${versions}::int[]) AS j (id, version)
                                         WHERE j.id = ${alias}.id)`;
+}
+
+/** A column of a lookup table's scope row that names the table: its name, SQL type, and value. */
+export type TableColumn<T> = readonly [column: string, type: string, of: (table: T) => string];
+
+/**
+ * The lookup tables no statement reads, as a condition on a scope row `scope` joined to its
+ * agreement `a`, with its parameters: the tables of agreements not in force, and those of an
+ * agreement in force, under the version judged, that are not among `tables` (those the judged
+ * versions' statements read, each named by `columns`). An agreement amended, or come into force,
+ * since `versions` were read loses nothing (see {@link judgedVersionSql}). The one rule of both
+ * sweeps, the HASH lookup tables' and personKey's.
+ */
+export function staleTables<T>(
+  versions: readonly VersionInForce[],
+  tables: readonly T[],
+  scope: string,
+  columns: readonly TableColumn<T>[],
+): { sql: string; params: unknown[] } {
+  const names = columns.map(([column]) => column).join(', ');
+  const arrays = columns.map(([, type], i) => `$${i + 3}::${type}[]`).join(', ');
+  const matches = columns.map(([column]) => `c.${column} = ${scope}.${column}`).join(' AND ');
+  return {
+    sql: `(NOT (${agreementInForceSql('a')})
+      OR (${judgedVersionSql('a', '$1', '$2')}
+          AND NOT EXISTS (SELECT 1 FROM unnest(${arrays}) AS c (${names}) WHERE ${matches})))`,
+    params: [
+      versions.map((v) => v.id),
+      versions.map((v) => v.version),
+      ...columns.map(([, , of]) => tables.map(of)),
+    ],
+  };
 }
