@@ -19,7 +19,7 @@ import {
   approvalsComplete,
   contentHash,
   oversightRequired,
-  rowFilterPredicate,
+  populationPredicate,
   rowFilterFields,
   validateAgreementContent,
 } from '@broker/policy';
@@ -834,7 +834,7 @@ export function rowFilterIndexes(
       byDataset.set(grant.datasetId, demand);
       if (!grant.rowFilter) continue;
       for (const field of rowFilterFields(grant.rowFilter)) demand.fields.add(field);
-      const predicate = populationPredicate(grant, shapes.get(grant.datasetId));
+      const predicate = grantPredicate(grant, shapes.get(grant.datasetId));
       if (predicate !== null) demand.predicates.add(predicate);
     }
   }
@@ -851,13 +851,13 @@ export function rowFilterIndexes(
  * written in on the dataset's record table; null without a row filter, without the dataset's
  * shape, or for a filter that does not fit it.
  */
-function populationPredicate(
+function grantPredicate(
   grant: AgreementContent['grants'][number],
   shape: DatasetShape | undefined,
 ): string | null {
-  if (!grant.rowFilter || !shape) return null;
+  if (!shape) return null;
   try {
-    return rowFilterPredicate(grant.rowFilter, shape, shape.slug);
+    return populationPredicate(grant.rowFilter, shape, shape.slug);
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
     return null;
@@ -888,7 +888,7 @@ export async function unindexableRowFilters(
   const byDataset = new Map<string, { slug: string; grants: { index: number; predicate: string }[] }>();
   for (const grant of content.grants) {
     const shape = shapes.get(grant.datasetId);
-    const predicate = populationPredicate(grant, shape);
+    const predicate = grantPredicate(grant, shape);
     if (!shape || predicate === null) continue;
     const entry = byDataset.get(grant.datasetId) ?? { slug: shape.slug, grants: [] };
     entry.grants.push({ index: given.indexOf(grant.datasetId), predicate });

@@ -15,7 +15,7 @@ import {
   type RowFilter,
   personKeyPrefixSql,
   populationOf,
-  rowFilterPredicate,
+  populationPredicate,
 } from '@broker/policy';
 import { lockDerived } from './linkage.store';
 import { type PersonKeyTable, personKeyTablesOf } from './person-key';
@@ -84,7 +84,7 @@ async function buildTable(
   if (!dataset) return null;
   const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
   const records = recordTable(shape.slug);
-  const admitted = table.rowFilter ? rowFilterPredicate(table.rowFilter, shape, 't') : null;
+  const admitted = populationPredicate(table.rowFilter, shape, 't');
   await query(`LOCK TABLE ${records} IN SHARE MODE${nowait ? ' NOWAIT' : ''}`);
   await lockDerived(query);
   const population = populationOf(table.rowFilter);

@@ -71,6 +71,7 @@ export {
   filteredPopulation,
   populationConditions,
   populationOf,
+  populationPredicate,
   populationSql,
   rowFilterFields,
 } from './population';

@@ -3,7 +3,7 @@ import { canonicalJson } from './agreement-content';
 import type { ReleasedNameOptions } from './data-where';
 import type { CompiledGrant, DataWhere, DatasetShape, RowFilter } from './policy.types';
 import { type SqlParams, quoteIdent } from './sql-builder';
-import { type HmacKeyParam, rowFilterSql, whereParts, whereSql } from './sql-compiler';
+import { type HmacKeyParam, rowFilterPredicate, rowFilterSql, whereParts, whereSql } from './sql-compiler';
 
 /**
  * The population a lookup table of a grant with `rowFilter` files (a HASH name's, the registry's
@@ -22,6 +22,20 @@ export function populationOf(rowFilter: RowFilter | null | undefined): string {
   return population;
 }
 const populations = new WeakMap<RowFilter, string>();
+
+/**
+ * The population of a grant with `rowFilter` as a condition on the record `alias` (the row filter
+ * written in, see rowFilterPredicate), or null for every record: what a lookup table's build and
+ * upkeep, and a population's indexes, read it by. Throws PolicyError when the filter no longer fits
+ * the dataset.
+ */
+export function populationPredicate(
+  rowFilter: RowFilter | null | undefined,
+  shape: DatasetShape,
+  alias: string,
+): string | null {
+  return rowFilter ? rowFilterPredicate(rowFilter, shape, alias) : null;
+}
 
 /** What of a grant decides its population: its row filter and whether it requires consent. */
 export type PopulationGrant = Pick<CompiledGrant, 'requireConsent'> & { rowFilter: RowFilter | null };

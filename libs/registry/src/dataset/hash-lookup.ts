@@ -20,7 +20,7 @@ import {
   releasedExpression,
   releasedField,
   rowFilterFields,
-  rowFilterPredicate,
+  populationPredicate,
   allows,
   type CompiledGrant,
   type DataAbility,
@@ -48,7 +48,8 @@ export interface HashTable {
  * the dataset.
  */
 function inPopulation(rowFilter: RowFilter | null | undefined, shape: DatasetShape, alias: string): string {
-  return rowFilter ? ` AND ${rowFilterPredicate(rowFilter, shape, alias)}` : '';
+  const admitted = populationPredicate(rowFilter, shape, alias);
+  return admitted === null ? '' : ` AND ${admitted}`;
 }
 
 /** What {@link HashLookupIndex.want} needs to build a table: the statement's own pieces. */

@@ -4,7 +4,7 @@ import {
   type RowFilter,
   personKeyPrefixSql,
   quoteIdent,
-  rowFilterPredicate,
+  populationPredicate,
 } from '@broker/policy';
 import type { WritableDataset } from './dataset.service';
 import { recordTable } from './record-table';
@@ -73,7 +73,7 @@ export async function keepPersonKeys(
   const gone: number[] = [];
   for (const table of tables) {
     try {
-      const admitted = table.row_filter ? rowFilterPredicate(table.row_filter, shape, 't') : null;
+      const admitted = populationPredicate(table.row_filter, shape, 't');
       kept.push({ id: table.id, run: table.run_id, scope: table.scope, admitted });
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
