@@ -27,7 +27,15 @@ import { aggregateSql } from './aggregate';
 import { precheck } from './authorise';
 import { type Decision, decideRequest } from './decide';
 import { type AggregateAnswer, BudgetSpending, DataPlaneRecorder } from './data-plane-recorder';
-import { type PageRow, type PageRows, type PageStatement, pageRows, pageSql, planIsStable } from './page-sql';
+import {
+  PageBuilder,
+  type PageRow,
+  type PageRows,
+  type PageStatement,
+  pageRows,
+  pageSql,
+  planIsStable,
+} from './page-sql';
 import type { DataPlaneRequest, DataPlaneResponse, Plan } from './plan';
 import { type CallerPolicy, PolicyCache } from './policy-cache.service';
 import { DocumentCache } from './request-analysis';
@@ -166,7 +174,9 @@ export class DataPlaneService {
       return undefined;
     }
     const [plan] = decision.plans;
-    let rows: (PageRow & { policy_stamp: string; key_works?: boolean })[];
+    // The first row: it carries the policy stamp (and whether the key works) of the rows' snapshot.
+    let first: StampedRow | undefined;
+    let page: PageBuilder | undefined;
     let statement: PageStatement;
     try {
       // The policy stamp, and a remembered principal's key, are read in the snapshot of the rows.
@@ -184,11 +194,16 @@ export class DataPlaneService {
       this.lookedUp(statement);
       const reading = process.hrtime.bigint();
       this.phase('decide', deciding, reading);
-      rows = await this.db.read<PageRow & { policy_stamp: string; key_works?: boolean }>(
-        statement.text,
-        statement.values,
-        { stablePlan: planIsStable(plan) },
-      );
+      // The page is written as its rows arrive, while PostgreSQL sends the rest (none of it leaves
+      // before the release is recorded, nor at all if the stamp below says the policy moved).
+      const builder = (page = new PageBuilder(plan, statement, true));
+      await this.db.read<StampedRow>(statement.text, statement.values, {
+        stablePlan: planIsStable(plan),
+        onRow: (row) => {
+          first ??= row;
+          builder.push(row);
+        },
+      });
       this.phase('read', reading);
     } catch (error) {
       // A refusal found while building the statement is decided again under a fresh stamp.
@@ -198,8 +213,8 @@ export class DataPlaneService {
       return this.readFailed(ctx, error);
     }
     // An empty page says nothing of the stamp or the key: it is asked again on the other path.
-    const [row] = rows;
-    if (!row) return undefined;
+    const row = first;
+    if (!row || !page) return undefined;
     if (ctx.unverified) {
       // Nothing read under a key that stopped working is used; the caller is told so below.
       if (!row.key_works) {
@@ -209,7 +224,7 @@ export class DataPlaneService {
       ctx.unverified = false;
     }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
-    return this.release(ctx, decision, new Map([[plan.responseKey, pageRows(plan, statement, rows)]]), null);
+    return this.release(ctx, decision, new Map([[plan.responseKey, page.finish()]]), null);
   }
 
   /**
@@ -346,7 +361,7 @@ export class DataPlaneService {
       if ([...pages.values()].some((r) => r.unrepresentable)) {
         return this.executionFailed(ctx, ['Float cannot represent a non-finite value']);
       }
-      return { status: 200, json: Buffer.from(spliceResponse(splice, pages), 'utf8') };
+      return { status: 200, json: spliceResponse(splice, pages) };
     }
     const queryType = schema.getQueryType();
     const executed = execute({
@@ -360,7 +375,7 @@ export class DataPlaneService {
         const result = results.get(String(info.path.key));
         if (!result) return undefined;
         if (result.kind === 'AGGREGATE') return { groups: result.groups, noise: result.noise };
-        return { nodes: JSON.parse(result.nodesJson) as unknown[], pageInfo: result.pageInfo };
+        return { nodes: JSON.parse(result.nodes.toString('utf8')) as unknown[], pageInfo: result.pageInfo };
       },
     });
     const answered = (result: Awaited<typeof executed>): DataPlaneResponse =>
@@ -465,6 +480,9 @@ export const MAX_BUDGET_SPENDS = 3;
  * has started), or an aggregate's answer.
  */
 type Read = PageRows | AggregateAnswer;
+
+/** A row of a page read alone (see DataPlaneService.answerAlone): with the snapshot's policy stamp. */
+type StampedRow = PageRow & { policy_stamp: string; key_works?: boolean };
 
 /** A root field's answer, written. */
 type RootResult = PageResult | AggregateAnswer;

@@ -187,46 +187,113 @@ export interface PageRows {
 }
 
 /**
- * A page from its statement's rows: the first `first` are the page, one more says there is a next
- * page. Its records are their row ids as array text; its nodes' JSON is written by the statement's
- * writer, joined; its cursor is the last row's position, sealed.
+ * How many rows' JSON is written at a time while a page's rows arrive (see {@link PageBuilder}):
+ * each batch's text becomes bytes at once, so that neither a long string nor its rows outlive it.
+ */
+const WRITE_BATCH = 64;
+
+/**
+ * A page built from its statement's rows, one at a time: the first `first` are the page, one more
+ * says there is a next page. Its records are their row ids as array text; its nodes' JSON is written
+ * by the statement's writer, joined; its cursor is the last row's position, sealed.
+ *
+ * `eager`: the nodes' JSON is written as the rows come (a batch at a time), while PostgreSQL is still
+ * sending the rest, so that little is left to write once the last row is in. Otherwise the rows are
+ * kept and written on {@link PageRows.write}, while the release's append is on its way. Either way
+ * the same bytes; nothing of it leaves before the release is recorded.
+ */
+export class PageBuilder {
+  private seen = 0;
+  private rids: string | null = null;
+  private last: PageRow | null = null;
+  /** Rows of the page not written yet. */
+  private rows: PageRow[] = [];
+  /** The nodes' JSON written so far, as bytes. */
+  private readonly chunks: Buffer[] = [];
+  private written = 0;
+  private unrepresentable = false;
+  private finished = false;
+
+  constructor(
+    private readonly plan: Pick<Plan, 'first' | 'cursor'>,
+    private readonly statement: Pick<PageStatement, 'writer' | 'positionColumns'>,
+    private readonly eager: boolean,
+  ) {}
+
+  /** The next row, in the statement's order. */
+  push(row: PageRow): void {
+    if (this.finished) throw new Error('a page takes no row once it is finished');
+    this.seen += 1;
+    // The one row past the page: it only says that there is a next page.
+    if (this.seen > this.plan.first) return;
+    // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
+    if (this.seen === 1) this.rids = row.rid === undefined ? null : `{${row.rid}`;
+    else if (this.rids !== null) this.rids += `,${row.rid!}`;
+    this.last = row;
+    this.rows.push(row);
+    if (this.eager && this.rows.length === WRITE_BATCH) this.writeRows();
+  }
+
+  /** The page's rows are all in: what its release records at once, and the page on `write`. */
+  finish(): PageRows {
+    this.finished = true;
+    const rowCount = Math.min(this.seen, this.plan.first);
+    const rids = this.rids === null ? null : `${this.rids}}`;
+    let done = false;
+    const write = (): PageResult => {
+      if (done) throw new Error('a page is written once');
+      done = true;
+      this.writeRows();
+      let endCursor: string | null = null;
+      if (this.last) {
+        const position: (string | null)[] = [];
+        for (const column of this.statement.positionColumns) position.push(this.last[column] ?? null);
+        endCursor = sealCursor(this.plan.cursor, position);
+        this.last = null;
+      }
+      return {
+        kind: 'ROWS',
+        rids,
+        nodes: Buffer.concat([OPEN, ...this.chunks, CLOSE]),
+        unrepresentable: this.unrepresentable,
+        pageInfo: { hasNextPage: this.seen > this.plan.first, endCursor },
+        rowCount,
+      };
+    };
+    return { kind: 'ROWS', rowCount, rids, write };
+  }
+
+  /** Writes the rows not written yet, after those that were, and lets them go. */
+  private writeRows(): void {
+    if (!this.rows.length) return;
+    const { json, unrepresentable } = this.statement.writer.writeNodes(
+      this.rows,
+      this.rows.length,
+      this.written ? ',' : '',
+      '',
+    );
+    this.chunks.push(Buffer.from(json, 'utf8'));
+    this.written += this.rows.length;
+    this.unrepresentable ||= unrepresentable;
+    this.rows = [];
+  }
+}
+
+const OPEN = Buffer.from('[');
+const CLOSE = Buffer.from(']');
+
+/**
+ * A page from its statement's rows, all read (see {@link PageBuilder}): written on
+ * {@link PageRows.write}.
  */
 export function pageRows(
   plan: Pick<Plan, 'first' | 'cursor'>,
   statement: Pick<PageStatement, 'writer' | 'positionColumns'>,
   rows: PageRow[],
 ): PageRows {
-  const returned = Math.min(rows.length, plan.first);
-  const recorded = returned > 0 && rows[0].rid !== undefined;
-  let rids = '{';
-  if (recorded) for (let i = 0; i < returned; i++) rids += (i ? ',' : '') + rows[i].rid!;
-  // As PostgreSQL writes a bigint[] as text, which the release's digest is computed over.
-  const released = recorded ? `${rids}}` : null;
-  // The rows are let go once the page is written (while the release is appended: no copy of them
-  // need outlive the writing).
-  let unwritten: PageRow[] | null = rows;
-  const write = (): PageResult => {
-    const page = unwritten;
-    if (!page) throw new Error('a page is written once');
-    unwritten = null;
-    const { json: nodesJson, unrepresentable } = statement.writer.writeNodes(page, returned);
-    let endCursor: string | null = null;
-    if (returned) {
-      const last = page[returned - 1];
-      const position: (string | null)[] = [];
-      for (const column of statement.positionColumns) position.push(last[column] ?? null);
-      endCursor = sealCursor(plan.cursor, position);
-    }
-    return {
-      kind: 'ROWS',
-      rids: released,
-      nodesJson,
-      unrepresentable,
-      pageInfo: { hasNextPage: page.length > plan.first, endCursor },
-      rowCount: returned,
-    };
-  };
-  return { kind: 'ROWS', rowCount: returned, rids: released, write };
+  const builder = new PageBuilder(plan, statement, false);
+  for (const row of rows) builder.push(row);
+  return builder.finish();
 }
 
 /**

@@ -8,7 +8,8 @@ import type { Splice } from './request-analysis';
 /** What one page's statement returned: its nodes as PostgreSQL's JSON text. */
 export interface PageResult {
   kind: 'ROWS';
-  nodesJson: string;
+  /** The nodes, as the bytes of their JSON array. */
+  nodes: Buffer;
   /** A Float value that GraphQL cannot represent (NaN, ±Infinity) is among the nodes. */
   unrepresentable: boolean;
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
@@ -139,10 +140,11 @@ export function failureResponse(message: string, status: number): DataPlaneRespo
 }
 
 /**
- * The response of a plain operation (see {@link Splice}), written around each page's JSON text as
- * PostgreSQL built it, after the audit write: the same JSON value graphql-js would write.
+ * The response of a plain operation (see {@link Splice}), written around each page's JSON bytes,
+ * after the audit write: the same JSON value graphql-js would write.
  */
-export function spliceResponse(splice: Splice, results: Map<string, PageResult>): string {
+export function spliceResponse(splice: Splice, results: Map<string, PageResult>): Buffer {
+  const parts: Buffer[] = [];
   let out = '{"data":{';
   splice.forEach(({ responseKey, members }, i) => {
     const page = results.get(responseKey)!;
@@ -150,7 +152,8 @@ export function spliceResponse(splice: Splice, results: Map<string, PageResult>)
     members.forEach((member, j) => {
       out += `${j ? ',' : ''}${JSON.stringify(member.key)}:`;
       if ('nodes' in member) {
-        out += page.nodesJson;
+        parts.push(Buffer.from(out, 'utf8'), page.nodes);
+        out = '';
         return;
       }
       const { hasNextPage, endCursor } = page.pageInfo;
@@ -163,5 +166,6 @@ export function spliceResponse(splice: Splice, results: Map<string, PageResult>)
     });
     out += '}';
   });
-  return `${out}}}`;
+  parts.push(Buffer.from(`${out}}}`, 'utf8'));
+  return Buffer.concat(parts);
 }

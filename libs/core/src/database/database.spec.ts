@@ -236,5 +236,52 @@ describe('Database', () => {
         await db.query(`DROP TABLE reader_shape`);
       }
     });
+    it('hands rows over one by one, as they arrive, in order, and keeps none', async () => {
+      const seen: number[] = [];
+      const rows = await db.read<{ n: number }>(`SELECT n FROM generate_series(1, 5000) AS n`, [], {
+        onRow: (row) => seen.push(row.n),
+      });
+      expect(rows).toEqual([]);
+      expect(seen).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));
+      // The first rows are handed over before the last has been computed: PostgreSQL is still sending.
+      const times: number[] = [];
+      await db.read(
+        `SELECT n, CASE WHEN n = 2000 THEN pg_sleep(0.2) END FROM generate_series(1, 2000) AS n`,
+        [],
+        {
+          onRow: () => times.push(performance.now()),
+        },
+      );
+      expect(times[times.length - 1] - times[0]).toBeGreaterThan(100);
+    });
+
+    it('fails a read whose row handler throws, once the statement is done, and the connection stays sound', async () => {
+      let handed = 0;
+      await expect(
+        db.read(`SELECT n FROM generate_series(1, 10) AS n`, [], {
+          onRow: () => {
+            handed += 1;
+            if (handed === 3) throw new Error('handler failed');
+          },
+        }),
+      ).rejects.toThrow('handler failed');
+      // Later rows went to no handler; every reader still answers.
+      expect(handed).toBe(3);
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => db.read<{ k: number }>(`SELECT $1::int AS k`, [i])),
+      );
+      expect(answers.map(([row]) => row.k)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    });
+
+    it('fails a streamed read that fails after rows were handed over, without running it again', async () => {
+      const seen: number[] = [];
+      await expect(
+        db.read(`SELECT 10 / (3 - n) AS q FROM generate_series(1, 5) AS n`, [], {
+          onRow: (row: { q: number }) => seen.push(row.q),
+        }),
+      ).rejects.toThrow(/division by zero/);
+      // Handed over once each, not again by a second run.
+      expect(seen).toEqual([5, 10]);
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { Pool, type PoolClient, type QueryResult } from 'pg';
+import { Pool, type PoolClient, Query, type QueryConfig, type QueryResult } from 'pg';
 import { DataSource, type EntityManager, type QueryRunner } from 'typeorm';
 
 export type Isolation = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
@@ -284,13 +284,41 @@ export class Database implements OnApplicationShutdown {
    * unprepared statement is, unless `stablePlan` says one plan is best whatever the values: then it
    * runs on connections that let PostgreSQL keep a generic plan once that plan is as good as fresh
    * ones (`plan_cache_mode = auto`), and is not planned again.
+   *
+   * With `onRow`, each row is handed to it as it arrives, while PostgreSQL is still sending the rest,
+   * and none is kept: the promise then resolves to an empty array once the last has come. A read that
+   * fails after rows were handed over fails as it is (it is not run again).
    */
   async read<T = Record<string, unknown>>(
     sql: string,
     params?: unknown[],
-    options: { stablePlan?: boolean } = {},
+    options: { stablePlan?: boolean; onRow?: (row: T) => void } = {},
   ): Promise<T[]> {
     const client = await this.readerPool(options.stablePlan ? 'auto' : 'force_custom_plan').connect();
+    const { onRow } = options;
+    let handed = false;
+    const run = async (config: QueryConfig): Promise<T[]> => {
+      if (!onRow) return (await client.query(config)).rows as T[];
+      const query = new Query(config);
+      // A row that fails its handler fails the read once the statement is done (an exception thrown
+      // into the driver's message handling would take the connection down with it).
+      let failed: Error | undefined;
+      query.on('row', (row: T) => {
+        handed = true;
+        if (failed) return;
+        try {
+          onRow(row);
+        } catch (error) {
+          failed = error instanceof Error ? error : new Error(String(error));
+        }
+      });
+      await new Promise<void>((resolve, reject) => {
+        query.once('end', () => (failed ? reject(failed) : resolve()));
+        query.once('error', reject);
+        void client.query(query);
+      });
+      return [];
+    };
     let retire = false;
     try {
       const name = statementName(sql);
@@ -298,17 +326,17 @@ export class Database implements OnApplicationShutdown {
       if (!prepared) this.prepared.set(client, (prepared = new Set()));
       if (!prepared.has(name) && prepared.size >= READER_PREPARED_PER_CONNECTION) {
         retire = true;
-        return (await client.query(sql, params)).rows as T[];
+        return await run({ text: sql, values: params });
       }
       prepared.add(name);
       try {
-        return (await client.query({ name, text: sql, values: params })).rows as T[];
+        return await run({ name, text: sql, values: params });
       } catch (error) {
         // A table whose columns changed since: the statement runs once more, unprepared, and the
-        // connection, which keeps the stale one, is closed.
-        if ((error as { code?: string }).code !== CACHED_PLAN_CHANGED) throw error;
+        // connection, which keeps the stale one, is closed. (PostgreSQL says so before any row.)
+        if ((error as { code?: string }).code !== CACHED_PLAN_CHANGED || handed) throw error;
         retire = true;
-        return (await client.query(sql, params)).rows as T[];
+        return await run({ text: sql, values: params });
       }
     } catch (error) {
       retire = true;
