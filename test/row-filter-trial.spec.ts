@@ -11,6 +11,7 @@
  */
 import { AgreementService } from '@broker/agreements';
 import { DatasetService } from '@broker/registry';
+import { Client } from 'pg';
 import { TestBroker } from '@broker/testing';
 
 const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id currentVersion } }`;
@@ -246,6 +247,56 @@ describe('the trial of a row filter on a hostile steward', () => {
       }
     }
     expect(await state()).toEqual(before);
+    expect(await leftovers()).toEqual(NONE);
+  });
+
+  it('refuses the change as a conflict to retry when the record table stays locked: it waits a bounded time, changes nothing, and is audited', async () => {
+    const before = await state();
+    const seq = await broker.auditHeadSeq();
+    // A change of the dataset holding its record table (as an ALTER TABLE would), past the trial's wait.
+    const holder = new Client({ connectionString: broker.config.DATABASE_URL });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE records.notes IN ACCESS EXCLUSIVE MODE');
+      for (const [query, name] of [
+        [PROPOSE, 'proposeAgreement'],
+        [PREVIEW, 'previewAgreement'],
+      ] as const) {
+        const res = await broker.gql(provider.apiKey, query, { input: input({ note: 'é' }, 'Locked') });
+        expect({
+          name,
+          data: res.data,
+          errors: res.errors?.map((e) => [e.extensions?.code, e.message]),
+        }).toEqual({
+          name,
+          data: null,
+          errors: [
+            [
+              'CONFLICT',
+              'The records of dataset notes are being changed, so its row filter could not be checked for ' +
+                'indexing; nothing was changed: try again',
+            ],
+          ],
+        });
+      }
+      expect(await state()).toEqual(before);
+      // Each refusal is an audit event of its own, with its reason.
+      const events = await broker.query<{ action: string; decision: string; reason: string }>(
+        `SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
+        [seq],
+      );
+      expect(events).toEqual([
+        { action: 'REQUEST_REFUSED', decision: 'DENY', reason: 'INVALID' },
+        { action: 'REQUEST_REFUSED', decision: 'DENY', reason: 'INVALID' },
+      ]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    // The lock gone, the same proposal is tried and accepted.
+    const res = await broker.gql(provider.apiKey, PROPOSE, { input: input({ note: 'é' }, 'Locked') });
+    expect(res.errors).toBeUndefined();
     expect(await leftovers()).toEqual(NONE);
   });
 });

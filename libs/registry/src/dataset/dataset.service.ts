@@ -75,6 +75,13 @@ export async function datasetShapes(
   return new Map(rows.map((shape) => [shape.id, shape]));
 }
 
+/** How long the trial of a row filter's index waits for its record table (see unindexablePopulations). */
+export const TRIAL_LOCK_TIMEOUT = '2s';
+/** How long any statement of that trial may run. */
+export const TRIAL_STATEMENT_TIMEOUT = '10s';
+const LOCK_NOT_AVAILABLE = '55P03';
+const QUERY_CANCELED = '57014';
+
 /** The dataset registry: metadata for everyone, record tables created through one DDL path. */
 @Injectable()
 export class DatasetService {
@@ -328,12 +335,29 @@ export class DatasetService {
    * see populationIndexes), that PostgreSQL cannot store as an index's predicate, so that no
    * population index of theirs could ever be built (see unindexablePredicates): what a proposal or
    * an amendment is refused for. Tried in a transaction that is always rolled back: nothing stays.
+   *
+   * The trial waits at most {@link TRIAL_LOCK_TIMEOUT} for the record table (a change of the dataset
+   * holding it, say) and runs at most {@link TRIAL_STATEMENT_TIMEOUT}; past either, the change is
+   * refused as a conflict to try again, and nothing was changed.
    */
   async unindexablePopulations(slug: string, predicates: readonly string[]): Promise<Set<string>> {
     if (!predicates.length) return new Set();
     const tx = await this.db.begin();
     try {
+      await tx.query(
+        `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+        [TRIAL_LOCK_TIMEOUT, TRIAL_STATEMENT_TIMEOUT],
+      );
       return await unindexablePredicates(tx, slug, predicates);
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED) {
+        throw conflict(
+          `The records of dataset ${slug} are being changed, so its row filter could not be checked ` +
+            'for indexing; nothing was changed: try again',
+        );
+      }
+      throw error;
     } finally {
       await tx.rollback();
     }
