@@ -314,7 +314,9 @@ export class Database implements OnApplicationShutdown {
       });
       await new Promise<void>((resolve, reject) => {
         query.once('end', () => (failed ? reject(failed) : resolve()));
-        query.once('error', reject);
+        // Every error is listened to (a connection lost after an error may report a second one): an
+        // 'error' event without a listener would take the process down.
+        query.on('error', reject);
         void client.query(query);
       });
       return [];
