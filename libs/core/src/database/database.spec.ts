@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import { Pool, type PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
 import { createTestDatabase } from '../../../testing/src/test-database';
 import { dropDatabase } from './ensure-database';
@@ -282,6 +284,84 @@ describe('Database', () => {
       ).rejects.toThrow(/division by zero/);
       // Handed over once each, not again by a second run.
       expect(seen).toEqual([5, 10]);
+    });
+
+    /** Every reader answers, many at once (more than one pool's connections). */
+    const readersAnswer = async () => {
+      const answers = await Promise.all(
+        Array.from({ length: 25 }, (_, i) => db.read<{ k: number }>(`SELECT $1::int AS k`, [i])),
+      );
+      expect(answers.map(([row]) => row.k)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    };
+    /** Rows, then a pause (the rows before it have been sent), then more rows. */
+    const STALLING = `SELECT n, pg_backend_pid() AS pid, CASE WHEN n = 3000 THEN pg_sleep(2) END AS stall,
+                             repeat('x', 40) AS pad FROM generate_series(1, 6000) AS n`;
+
+    it.each([
+      ['cancelled', 'pg_cancel_backend', /canceling statement due to user request/],
+      ['ended by the server', 'pg_terminate_backend', /terminating connection due to administrator command/],
+    ])(
+      'fails a streamed read %s after rows were handed over, each once, and every reader still answers',
+      async (_how, stop, message) => {
+        const seen: number[] = [];
+        let stopped: Promise<unknown> | undefined;
+        await expect(
+          db.read<{ n: number; pid: number }>(STALLING, [], {
+            onRow: (row) => {
+              seen.push(row.n);
+              stopped ??= db.query(`SELECT ${stop}($1)`, [row.pid]);
+            },
+          }),
+        ).rejects.toThrow(message);
+        await stopped;
+        // What was sent before the pause was handed over, once, and nothing after it.
+        expect(seen).toEqual(Array.from({ length: 2999 }, (_, i) => i + 1));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await readersAnswer();
+      },
+    );
+
+    it('fails a read whose connection drops midway (no word from the server), and takes nothing down', async () => {
+      // The connection is cut as a network failure or a killed server process cuts it: its socket
+      // closes with no error message first. The driver then reports it on the connection too, while
+      // the read holds it: an 'error' event nobody listened to would end the process.
+      const connect = Pool.prototype.connect as (this: Pool) => Promise<PoolClient>;
+      let cut: PoolClient | undefined;
+      const spy = jest.spyOn(Pool.prototype, 'connect').mockImplementation(async function (this: Pool) {
+        const client = await connect.call(this);
+        cut ??= client;
+        return client;
+      } as never);
+      const drop = () => (cut as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+      const midway = async (reading: Promise<unknown>) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        drop();
+        await expect(reading).rejects.toThrow(/Connection terminated unexpectedly/);
+      };
+      try {
+        // A streamed read, cut after its first row ...
+        let handed = 0;
+        await expect(
+          db.read(STALLING, [], {
+            onRow: () => {
+              if (++handed === 1) drop();
+            },
+          }),
+        ).rejects.toThrow(/Connection terminated unexpectedly/);
+        expect(handed).toBeGreaterThan(0);
+        // ... one read whole, cut while PostgreSQL works on it ...
+        cut = undefined;
+        await midway(db.read(`SELECT pg_sleep(2)`));
+        // ... and a snapshot on the readers' pool, whose end then fails quietly.
+        cut = undefined;
+        const tx = await db.begin({ reader: true, isolation: 'REPEATABLE READ' });
+        await midway(tx.query(`SELECT pg_sleep(2)`));
+        await expect(tx.rollback()).resolves.toBeUndefined();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } finally {
+        spy.mockRestore();
+      }
+      await readersAnswer();
     });
   });
 });

@@ -398,6 +398,12 @@ export class Database implements OnApplicationShutdown {
       });
       // An idle connection that fails (a restarted server) is dropped by the pool; nothing to do.
       pool.on('error', () => undefined);
+      // A connection in use that fails (its socket cut with no word from the server: a network
+      // failure, a killed server process) is reported to its statement, which fails, and on the
+      // connection itself, where the pool listens only while it is idle: an 'error' event nobody
+      // listens to would end the process. Such a connection is not queryable, so the pool closes it
+      // when it is given back.
+      pool.on('connect', (client) => client.on('error', () => undefined));
       this.readers.set(mode, pool);
     }
     return pool;
