@@ -120,4 +120,21 @@ describe('PageBuilder', () => {
     expect(read.write().nodes.toString()).toBe('[{"id":"k1"}]');
     expect(() => read.write()).toThrow('a page is written once');
   });
+
+  it('keeps none of its rows, nor the bytes written as they came, once the page is written', () => {
+    for (const eager of [true, false]) {
+      const builder = new PageBuilder({ first: 200, cursor: scope }, statement, eager);
+      for (let i = 1; i <= 201; i++) builder.push(row(i));
+      const read = builder.finish();
+      const { nodes } = read.write();
+      expect(JSON.parse(nodes.toString())).toHaveLength(200);
+      // The page stays referenced until its release is recorded: what it holds then is only the answer.
+      const kept = builder as unknown as { rows: unknown[]; chunks: Buffer[]; last: unknown };
+      expect({ rows: kept.rows.length, chunks: kept.chunks.length, last: kept.last }).toEqual({
+        rows: 0,
+        chunks: 0,
+        last: null,
+      });
+    }
+  });
 });

@@ -251,10 +251,14 @@ export class PageBuilder {
         endCursor = sealCursor(this.plan.cursor, position);
         this.last = null;
       }
+      const nodes = Buffer.concat([OPEN, ...this.chunks, CLOSE]);
+      // The batches are let go: the page is referenced until its release is recorded, and only its
+      // answer need outlive the writing.
+      this.chunks.length = 0;
       return {
         kind: 'ROWS',
         rids,
-        nodes: Buffer.concat([OPEN, ...this.chunks, CLOSE]),
+        nodes,
         unrepresentable: this.unrepresentable,
         pageInfo: { hasNextPage: this.seen > this.plan.first, endCursor },
         rowCount,
