@@ -1,4 +1,6 @@
+import { Pool, type PoolClient } from 'pg';
 import { AuthService } from '@broker/auth';
+import { Database } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 
 const Q = `{ cases(purpose: RECIDIVISM_EVALUATION) { nodes { case_id } } }`;
@@ -99,6 +101,51 @@ describe('data plane: a remembered key is checked with the rows it reads', () =>
     const fresh = await other.gql(rotated, Q, undefined, '/data/graphql');
     expect(fresh.data!.cases.nodes).toHaveLength(2);
     analyst.apiKey = rotated;
+  });
+
+  it('stops a rotated key whose read ran out of time, refusing and auditing nothing under it', async () => {
+    expect((await other.gql(analyst.apiKey, Q, undefined, '/data/graphql')).data!.cases.nodes).toHaveLength(
+      2,
+    );
+    const rotated = await broker.rotate(analyst.apiKey);
+    const [before, released] = [await events(), await releases()];
+    // The one statement that reads the rows and checks the key runs past the readers' time limit
+    // (shortened here on the connection that reads it).
+    const db = other.app.get(Database);
+    const read = db.read.bind(db);
+    const reads = jest
+      .spyOn(db, 'read')
+      .mockImplementation((sql, params, options) =>
+        read(`SELECT q.*, pg_sleep(5)::text AS stall FROM (${sql}) AS q`, params, options),
+      );
+    const connect = Pool.prototype.connect as (this: Pool) => Promise<PoolClient>;
+    let armed = true;
+    const connects = jest.spyOn(Pool.prototype, 'connect').mockImplementation(async function (
+      this: Pool,
+      ...args: unknown[]
+    ) {
+      if (args.length) return (connect as (...a: unknown[]) => unknown).apply(this, args);
+      const client = await connect.call(this);
+      if (armed && this.options.application_name === 'data-sharing-broker-reader') {
+        armed = false;
+        await client.query(`SET statement_timeout = '200ms'`);
+      }
+      return client;
+    } as never);
+    let res: Awaited<ReturnType<typeof other.gql>>;
+    try {
+      res = await other.gql(analyst.apiKey, Q, undefined, '/data/graphql');
+      expect(reads).toHaveBeenCalledTimes(1);
+      expect(armed).toBe(false);
+    } finally {
+      reads.mockRestore();
+      connects.mockRestore();
+    }
+    // Not "too costly": whoever holds the old key learns nothing, and nothing is audited under it.
+    expect([res.status, res.data, res.errors?.[0].extensions?.code]).toEqual([401, null, 'UNAUTHENTICATED']);
+    expect([await events(), await releases()]).toEqual([before, released]);
+    analyst.apiKey = rotated;
+    expect((await other.gql(rotated, Q, undefined, '/data/graphql')).data!.cases.nodes).toHaveLength(2);
   });
 
   it('stops a deactivated user at the next request on every instance', async () => {

@@ -209,7 +209,12 @@ export class DataPlaneService {
       // A refusal found while building the statement is decided again under a fresh stamp.
       if (error instanceof PolicyError) return undefined;
       const limit = timeLimitRefusal(error);
-      if (limit) return this.recorder.refused(ctx, [limit]);
+      if (limit) {
+        // The statement that would have checked a remembered key did not finish: it is checked now,
+        // before anything is recorded under it.
+        if (!(await this.verify(ctx))) return this.unauthenticated();
+        return this.recorder.refused(ctx, [limit]);
+      }
       return this.readFailed(ctx, error);
     }
     // An empty page says nothing of the stamp or the key: it is asked again on the other path.
