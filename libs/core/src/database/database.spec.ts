@@ -238,6 +238,27 @@ describe('Database', () => {
         await db.query(`DROP TABLE reader_shape`);
       }
     });
+    it('hands each row over once when a streamed statement is run again for a table that changed', async () => {
+      await db.query(`CREATE TABLE reader_stream_shape (a int)`);
+      await db.query(`INSERT INTO reader_stream_shape SELECT generate_series(1, 3)`);
+      try {
+        const sql = `SELECT * FROM reader_stream_shape ORDER BY a`;
+        const streamed = async () => {
+          const seen: unknown[] = [];
+          expect(await db.read(sql, [], { onRow: (row) => seen.push(row) })).toEqual([]);
+          return seen;
+        };
+        // Prepared on every connection that may answer it ...
+        await Promise.all(Array.from({ length: 30 }, streamed));
+        await db.query(`ALTER TABLE reader_stream_shape ADD COLUMN b text DEFAULT 'x'`);
+        // ... each then fails before its first row, and runs again unprepared: every row once.
+        const after = await Promise.all(Array.from({ length: 30 }, streamed));
+        for (const seen of after) expect(seen).toEqual([1, 2, 3].map((a) => ({ a, b: 'x' })));
+      } finally {
+        await db.query(`DROP TABLE reader_stream_shape`);
+      }
+    });
+
     it('hands rows over one by one, as they arrive, in order, and keeps none', async () => {
       const seen: number[] = [];
       const rows = await db.read<{ n: number }>(`SELECT n FROM generate_series(1, 5000) AS n`, [], {
