@@ -313,7 +313,7 @@ describe('data plane: a page written as its rows arrive', () => {
       const client = await connect.call(this);
       if (armed && this.options.application_name === 'data-sharing-broker-reader') {
         armed = false;
-        await client.query(`SET statement_timeout = '300ms'`);
+        await client.query(`SET statement_timeout = '1s'`);
       }
       return client;
     } as never);
