@@ -148,7 +148,7 @@ describe('data plane: a page written as its rows arrive', () => {
     },
   );
 
-  it('answers aliases, a member twice and pageInfo first alike either way', async () => {
+  it('answers aliases, a field twice, pageInfo first, a fragment and a filter alike either way', async () => {
     for (const query of [
       `{ t: things(purpose: RESEARCH, first: 130) { pi: pageInfo { e: endCursor h: hasNextPage } items: nodes { value: s k k2: k x } } }`,
       `{ ...F } fragment F on Query { things(purpose: RESEARCH, first: 129) { nodes { s x } pageInfo { endCursor } } }`,
