@@ -1,7 +1,7 @@
-import { Pool, type PoolClient } from 'pg';
 import { AuthService } from '@broker/auth';
 import { Database } from '@broker/core';
 import { TestBroker } from '@broker/testing';
+import { shortenNextReaderTimeout } from './reader-timeout';
 
 const Q = `{ cases(purpose: RECIDIVISM_EVALUATION) { nodes { case_id } } }`;
 const FORBIDDEN_FIELD = `{ cases(purpose: RECIDIVISM_EVALUATION) { nodes { secret } } }`;
@@ -118,28 +118,15 @@ describe('data plane: a remembered key is checked with the rows it reads', () =>
       .mockImplementation((sql, params, options) =>
         read(`SELECT q.*, pg_sleep(5)::text AS stall FROM (${sql}) AS q`, params, options),
       );
-    const connect = Pool.prototype.connect as (this: Pool) => Promise<PoolClient>;
-    let armed = true;
-    const connects = jest.spyOn(Pool.prototype, 'connect').mockImplementation(async function (
-      this: Pool,
-      ...args: unknown[]
-    ) {
-      if (args.length) return (connect as (...a: unknown[]) => unknown).apply(this, args);
-      const client = await connect.call(this);
-      if (armed && this.options.application_name === 'data-sharing-broker-reader') {
-        armed = false;
-        await client.query(`SET statement_timeout = '200ms'`);
-      }
-      return client;
-    } as never);
+    const timeout = shortenNextReaderTimeout('200ms');
     let res: Awaited<ReturnType<typeof other.gql>>;
     try {
       res = await other.gql(analyst.apiKey, Q, undefined, '/data/graphql');
       expect(reads).toHaveBeenCalledTimes(1);
-      expect(armed).toBe(false);
+      expect(timeout.armed()).toBe(false);
     } finally {
       reads.mockRestore();
-      connects.mockRestore();
+      timeout.restore();
     }
     // Not "too costly": whoever holds the old key learns nothing, and nothing is audited under it.
     expect([res.status, res.data, res.errors?.[0].extensions?.code]).toEqual([401, null, 'UNAUTHENTICATED']);

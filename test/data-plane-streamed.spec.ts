@@ -3,6 +3,7 @@ import { Pool, type PoolClient } from 'pg';
 import { Database } from '@broker/core';
 import { DataPlaneService } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
+import { shortenNextReaderTimeout } from './reader-timeout';
 
 /**
  * A page read alone (one row root field) is written as its rows arrive, 64 rows at a time, while
@@ -303,20 +304,7 @@ describe('data plane: a page written as its rows arrive', () => {
 
   it('releases nothing when the statement times out after rows were handed over, and refuses it as too costly', async () => {
     // The readers' statement timeout, shortened on the connection that reads the page.
-    const connect = Pool.prototype.connect as (this: Pool) => Promise<PoolClient>;
-    let armed = true;
-    const spy = jest.spyOn(Pool.prototype, 'connect').mockImplementation(async function (
-      this: Pool,
-      ...args: unknown[]
-    ) {
-      if (args.length) return (connect as (...a: unknown[]) => unknown).apply(this, args);
-      const client = await connect.call(this);
-      if (armed && this.options.application_name === 'data-sharing-broker-reader') {
-        armed = false;
-        await client.query(`SET statement_timeout = '1s'`);
-      }
-      return client;
-    } as never);
+    const timeout = shortenNextReaderTimeout('1s');
     try {
       await failsMidway('pg_sleep(5)', {
         status: 200,
@@ -324,7 +312,7 @@ describe('data plane: a page written as its rows arrive', () => {
         events: [{ decision: 'DENY', reason: 'LIMIT' }],
       });
     } finally {
-      spy.mockRestore();
+      timeout.restore();
     }
   });
 
