@@ -12,6 +12,7 @@ import { DataPlaneService } from './data-plane.service';
 import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
+import { exportColumns, fragmentsOf } from './operation-fields';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
 import { failureResponse, timeLimitRefusal } from './response';
 
@@ -75,11 +76,19 @@ export class DataExportService {
       await tx.rollback();
       return decision.kind === 'invalid' ? invalid(decision.message) : refuse(decision.refusals);
     }
-    const [plan, ...more] = decision.plans;
-    if (!plan || more.length || plan.kind !== 'ROWS') {
+    const [root, ...more] = decision.plans;
+    if (!root || more.length || root.kind !== 'ROWS') {
       await tx.rollback();
       return invalid('An export takes an operation with exactly one row root field');
     }
+    // Its records have the keys, in the order, of its pages' nodes (aliases, fragments, directives).
+    const { operation, document, variableValues } = decision;
+    const columns = exportColumns(operation, fragmentsOf(document), variableValues, root.responseKey);
+    if (!columns) {
+      await tx.rollback();
+      return invalid("An export's nodes select one or more released names, and nothing else");
+    }
+    const plan = { ...root, columns };
     let statements: ReturnType<typeof exportSql>;
     let rowCount: number;
     // The list of the rows' ids, staged in the database from this snapshot when releases are recorded.

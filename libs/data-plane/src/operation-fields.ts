@@ -1,9 +1,11 @@
 import {
+  type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   GraphQLIncludeDirective,
   GraphQLSkipDirective,
   Kind,
+  type OperationDefinitionNode,
   type SelectionSetNode,
   getDirectiveValues,
 } from 'graphql';
@@ -73,4 +75,44 @@ export function childFieldNames(
     }
   }
   return [...names].sort();
+}
+
+/**
+ * The columns of an export of the root field `responseKey` of `operation`: [response key, released
+ * name] of each field under its `nodes`, in the order graphql-js writes a page's node (through
+ * fragments, honouring `@skip`/`@include`, a repeated key once, aliases as keys), so that an export's
+ * records have the keys its pages' nodes have. Null where no node can be written as one flat record
+ * of released names: `nodes` under two response keys or none, `__typename`, or no field at all.
+ */
+export function exportColumns(
+  operation: OperationDefinitionNode,
+  fragments: Record<string, FragmentDefinitionNode>,
+  variables: Record<string, unknown>,
+  responseKey: string,
+): [string, string][] | null {
+  const connection = new Map<string, FieldNode[]>();
+  for (const root of collectFields(operation.selectionSet, fragments, variables).get(responseKey) ?? []) {
+    if (root.selectionSet) collectFields(root.selectionSet, fragments, variables, connection);
+  }
+  const nodes = [...connection.values()].filter((fields) => fields[0].name.value === 'nodes');
+  if (nodes.length !== 1) return null;
+  const leaves = new Map<string, FieldNode[]>();
+  for (const node of nodes[0]) {
+    if (node.selectionSet) collectFields(node.selectionSet, fragments, variables, leaves);
+  }
+  const columns: [string, string][] = [];
+  for (const [key, [leaf]] of leaves) {
+    if (leaf.name.value.startsWith('__')) return null;
+    columns.push([key, leaf.name.value]);
+  }
+  return columns.length ? columns : null;
+}
+
+/** The fragments a document defines, by name. */
+export function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
+  const fragments = Object.create(null) as Record<string, FragmentDefinitionNode>;
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
+  }
+  return fragments;
 }
