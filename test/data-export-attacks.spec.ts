@@ -191,6 +191,35 @@ describe('data plane: exports under attack', () => {
     }
   });
 
+  it("counts an export's decisions with the data plane's, allowed and refused", async () => {
+    const decisions = async (outcome: string, reason: string) => {
+      const text = (await broker.http.inject({ method: 'GET', url: '/metrics' })).body;
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('broker_data_plane_decisions_total{') &&
+            l.includes(`outcome="${outcome}"`) &&
+            l.includes(`reason="${reason}"`),
+        );
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const [allowed, refused] = [
+      await decisions('ALLOW', 'NONE'),
+      await decisions('DENY', 'FIELD_NOT_RELEASED'),
+    ];
+    expect((await exportRaw({ query: `{ things(purpose: ${PURPOSE}) { nodes { id } } }` })).statusCode).toBe(
+      200,
+    );
+    expect(
+      (await exportRaw({ query: `{ things(purpose: ${PURPOSE}) { nodes { secret } } }` })).statusCode,
+    ).toBe(403);
+    expect([await decisions('ALLOW', 'NONE'), await decisions('DENY', 'FIELD_NOT_RELEASED')]).toEqual([
+      allowed + 1,
+      refused + 1,
+    ]);
+  });
+
   it('writes CSV as RFC 4180 and NDJSON as JSON: the pages, byte for byte through writers made here', async () => {
     const selection = 'id s n_band d_year secret_hash';
     const expected = await pages(PAGE.replace('SELECTION', selection));

@@ -2,7 +2,8 @@ import { Body, Controller, Headers, Post, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import Negotiator from 'negotiator';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
-import { renderGraphQLError } from '@broker/core';
+import { MetricsService, renderGraphQLError } from '@broker/core';
+import { decisionOf } from './data-plane.controller';
 import { DataExportService } from './data-export.service';
 import type { DataPlaneRequest } from './plan';
 import type { ExportFormat } from './export-sql';
@@ -31,7 +32,10 @@ export function acceptedFormat(accept: string | undefined): ExportFormat | null 
  */
 @Controller('data/export')
 export class DataExportController {
-  constructor(private readonly exports: DataExportService) {}
+  constructor(
+    private readonly exports: DataExportService,
+    private readonly metrics: MetricsService,
+  ) {}
 
   @Allow(Role.ANALYST, Role.STEWARD, Role.OPERATOR, Role.AUDITOR)
   @Post()
@@ -58,6 +62,10 @@ export class DataExportController {
     // Its refusals are audited by the data plane itself, as EXPORT.
     reply.request.auditedByDataPlane = true;
     const answer = await this.exports.export(ctx, body, format);
+    // Counted with the decisions of /data/graphql (broker_data_plane_decisions_total).
+    const { outcome, reason } =
+      answer.kind === 'json' ? decisionOf(answer.response) : { outcome: 'ALLOW' as const, reason: 'NONE' };
+    this.metrics.recordDecision(outcome, reason);
     if (answer.kind === 'json') {
       const { response } = answer;
       reply.status(response.status);
