@@ -8,7 +8,7 @@ import { PolicyError, refusal, refusalOf } from '@broker/policy';
 import { precheck } from './authorise';
 import type { DataPlaneEvent } from './audit-batcher';
 import { DataPlaneRecorder } from './data-plane-recorder';
-import { DataPlaneService } from './data-plane.service';
+import { DataPlaneService, PolicyMovingError, inWindow, policyMoved } from './data-plane.service';
 import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
@@ -64,7 +64,14 @@ export class DataExportService {
     const began = performance.now();
     const steps: Record<string, number> = {};
     const step = (name: string) => (steps[name] = Math.round(performance.now() - began));
-    const { tx, policy } = await this.dataPlane.begin(agencyId);
+    let opened: Awaited<ReturnType<DataPlaneService['begin']>>;
+    try {
+      opened = await this.dataPlane.begin(agencyId);
+    } catch (error) {
+      if (error instanceof PolicyMovingError) return { kind: 'json', response: policyMoved() };
+      throw error;
+    }
+    const { tx, policy } = opened;
     let decision: Decision;
     try {
       decision = this.dataPlane.decide(policy, request);
@@ -129,6 +136,13 @@ export class DataExportService {
       step('planned');
     } catch (error) {
       return notStarted(error);
+    }
+    if (!inWindow([plan], new Date())) {
+      // The agreement's window ended while the rows were counted: nothing recorded or sent; the
+      // request is decided again, now, and refused as any request past the window is.
+      await tx.rollback();
+      if (staged) await this.staging.discard(staged.staged);
+      return this.export(ctx, request, format);
     }
     const event: DataPlaneEvent = {
       actorUserId: ctx.principal.userId,

@@ -99,7 +99,15 @@ export class DataPlaneService {
     // what the decision that is answered does not use is given back (BudgetSpending).
     const spending = new BudgetSpending();
     for (let spends = 0; ;) {
-      const { tx, policy } = await this.begin(ctx.principal.agencyId!);
+      let began: Awaited<ReturnType<DataPlaneService['begin']>>;
+      try {
+        began = await this.begin(ctx.principal.agencyId!);
+      } catch (error) {
+        await this.recorder.refundBudget(ctx, spending, spending.excess([]));
+        if (error instanceof PolicyMovingError) return policyMoved();
+        throw error;
+      }
+      const { tx, policy } = began;
       let decision: Decision;
       try {
         const deciding = process.hrtime.bigint();
@@ -114,6 +122,8 @@ export class DataPlaneService {
         const due = spending.due(decision.plans);
         if (!due.size) {
           const answered = await this.answer(ctx, tx, decision);
+          // An agreement's window ended between the decision and the read: decided again, now.
+          if (!answered) continue;
           // A request that failed with nothing released and nothing in the audit log (its read or its
           // append failed) is billed nothing either: what it spent would be accounted for nowhere.
           const unused = UNRECORDED.has(answered) ? spending.excess([]) : spending.excess(decision.plans);
@@ -130,10 +140,7 @@ export class DataPlaneService {
             { requestId: ctx.requestId, spends },
             'data-plane request decided again too often',
           );
-          return failureResponse(
-            'The agreements in force changed while the request was decided, so nothing was read: try again',
-            503,
-          );
+          return policyMoved();
         }
         spends += 1;
         const over = await this.recorder.spendBudget(ctx, due, spending);
@@ -229,6 +236,8 @@ export class DataPlaneService {
       ctx.unverified = false;
     }
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
+    // Decided inside the window, read past its end: decided again, now (see inWindow).
+    if (!inWindow(decision.plans, new Date())) return undefined;
     return this.release(ctx, decision, new Map([[plan.responseKey, page.finish()]]), null);
   }
 
@@ -255,18 +264,21 @@ export class DataPlaneService {
    * an agreement changed through any instance is seen by the next request; returns the caller's
    * policy at that stamp. On a cache miss the connection is given back before the policy is loaded
    * (a request never waits for a second connection while it holds one) and the snapshot begun
-   * again; the policy loaded then is at least as new as the request.
+   * again, until the policy cached is the one of the snapshot's stamp: a policy loaded before an
+   * agreement changed (a revocation committed between the load and the snapshot) would answer with
+   * rows read after the change. Agreements that change under every load end the request with
+   * {@link PolicyMovingError} (nothing read) rather than loop.
    */
   async begin(agencyId: string): Promise<{ tx: Transaction; policy: CallerPolicy }> {
-    let loaded: CallerPolicy | undefined;
-    for (;;) {
+    for (let loads = 0; ; loads += 1) {
       const tx = await this.db.begin(SNAPSHOT);
       const stamp = Number(tx.opening[0].stamp);
       const now = new Date();
-      const policy = this.policies.cached(agencyId, stamp, now) ?? loaded;
+      const policy = this.policies.cached(agencyId, stamp, now);
       if (policy) return { tx, policy };
       await tx.rollback();
-      loaded = await this.policies.reload(agencyId, now);
+      if (loads === MAX_POLICY_LOADS) throw new PolicyMovingError();
+      await this.policies.reload(agencyId, now);
     }
   }
 
@@ -278,12 +290,16 @@ export class DataPlaneService {
     return decideRequest(this.documents, policy, request);
   }
 
-  /** Runs the authorised plans, records the release, and only then answers with the data. */
+  /**
+   * Runs the authorised plans, records the release, and only then answers with the data; undefined
+   * (nothing recorded or released) when an agreement they are answered under left its window
+   * between the decision and the end of the read, for the request to be decided again.
+   */
   private async answer(
     ctx: RequestContext,
     tx: Transaction,
     decision: Extract<Decision, { kind: 'run' }>,
-  ): Promise<DataPlaneResponse> {
+  ): Promise<DataPlaneResponse | undefined> {
     let results: Map<string, Read>;
     try {
       const reading = process.hrtime.bigint();
@@ -295,6 +311,10 @@ export class DataPlaneService {
       const limit = timeLimitRefusal(error);
       if (limit) return this.recorder.refused(ctx, [limit]);
       return this.readFailed(ctx, error);
+    }
+    if (!inWindow(decision.plans, new Date())) {
+      await tx.rollback();
+      return undefined;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
     return this.release(ctx, decision, results, tx.end('COMMIT'));
@@ -471,6 +491,39 @@ const UNRECORDED = new WeakSet<DataPlaneResponse>();
 function unrecorded(response: DataPlaneResponse): DataPlaneResponse {
   UNRECORDED.add(response);
   return response;
+}
+
+/**
+ * Whether every agreement the plans are answered under (both sides of a linked count) is inside its
+ * validity window at `now`. A request is decided against the clock when it starts, and its rows
+ * are read after: checked again once they are read, before anything is recorded or released, so
+ * that access stops exactly at `validUntil` (DESIGN §2.8) however long the read took.
+ */
+export function inWindow(plans: readonly Plan[], now: Date): boolean {
+  return plans.every((plan) =>
+    [plan.agreement, plan.linked?.agreement].every((a) => !a || (a.validFrom <= now && now < a.validUntil)),
+  );
+}
+
+/**
+ * How many times one request may load its agency's policy: once as a rule, again where an agreement
+ * changed between the load and the snapshot. Past it, {@link PolicyMovingError}.
+ */
+export const MAX_POLICY_LOADS = 5;
+
+/** The agreements in force changed under every policy load of a request: nothing was read. */
+export class PolicyMovingError extends Error {
+  constructor() {
+    super('the agreements in force changed under every policy load');
+  }
+}
+
+/** The answer to a request whose agreements changed under every decision: 503, nothing read. */
+export function policyMoved(): DataPlaneResponse {
+  return failureResponse(
+    'The agreements in force changed while the request was decided, so nothing was read: try again',
+    503,
+  );
 }
 
 /**

@@ -1,0 +1,171 @@
+import { Database } from '@broker/core';
+import { PolicyCache } from '@broker/data-plane';
+import { TestBroker } from '@broker/testing';
+
+const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
+const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
+
+/**
+ * An agreement that changes while a data request is in flight: the request is answered under the
+ * version in force when its rows are read, never under one revoked, or past its window, by then.
+ */
+describe('agreements and the data plane: a request in flight when the agreement changes', () => {
+  let broker: TestBroker;
+  let parties: Awaited<ReturnType<TestBroker['sharingParties']>>;
+  let dataset: { id: string };
+
+  const input = (overrides: Record<string, unknown> = {}) => ({
+    title: 'Cases',
+    providerAgencyId: parties.providerAgency.id,
+    recipientAgencyId: parties.recipientAgency.id,
+    purposes: ['RECIDIVISM_EVALUATION'],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }] }],
+    ...overrides,
+  });
+  const activate = (overrides: Record<string, unknown> = {}) =>
+    broker.activateAgreement(
+      parties.providerSteward.apiKey,
+      parties.recipientSteward.apiKey,
+      input(overrides),
+    );
+  const eventsSince = (seq: number) =>
+    broker.query<{ action: string; decision: string; reason: string | null; agreement_id: string | null }>(
+      `SELECT action, decision, reason, agreement_id FROM audit_event
+        WHERE seq > $1 AND actor_user_id = $2 ORDER BY seq`,
+      [seq, parties.analyst.id],
+    );
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'agreement_races' });
+    parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
+    dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
+      slug: 'cases',
+      title: 'Cases',
+      keyField: 'case_id',
+      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+    await broker.gqlOk(
+      parties.providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: [{ case_id: 'C1' }, { case_id: 'C2' }] },
+    );
+  });
+  afterAll(() => broker.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  it('never answers under a policy compiled before a revocation that committed before the read', async () => {
+    const id = await activate({ title: 'Revoked while compiled' });
+    const policies = broker.app.get(PolicyCache);
+    const reload = policies.reload.bind(policies);
+    // The instance compiles the policy (the agreement in force); right after, before the request's
+    // snapshot begins, a party revokes.
+    jest.spyOn(policies, 'reload').mockImplementationOnce(async (agencyId, now) => {
+      const compiled = await reload(agencyId, now);
+      await broker.gqlOk(parties.recipientSteward.apiKey, REVOKE, { id });
+      return compiled;
+    });
+    const seq = await broker.auditHeadSeq();
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.data).toBeNull();
+    expect(answer.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'DENY']]);
+  });
+
+  /**
+   * Holds the first statement run in a transaction (past its opening, which reads the policy stamp)
+   * until `until` resolves.
+   */
+  const holdNextSnapshot = (until: () => Promise<void>) => {
+    const db = broker.app.get(Database);
+    const begin = db.begin.bind(db);
+    let held = false;
+    jest.spyOn(db, 'begin').mockImplementation(async (options) => {
+      const tx = await begin(options);
+      const query = tx.query.bind(tx);
+      tx.query = async (sql: string, params?: unknown[]) => {
+        if (!held) {
+          held = true;
+          await until();
+        }
+        return query(sql, params);
+      };
+      return tx;
+    });
+  };
+  const endingSoon = async (title: string) => {
+    const validUntil = new Date(Date.now() + 1500);
+    const id = await activate({ title, validUntil: validUntil.toISOString() });
+    const pastEnd = async () => {
+      while (Date.now() <= validUntil.getTime()) await new Promise((r) => setTimeout(r, 20));
+    };
+    return { id, validUntil, pastEnd };
+  };
+
+  it('stops a request of several root fields decided before its validUntil and read after it', async () => {
+    const { id, validUntil, pastEnd } = await endingSoon('Ending, two fields');
+    const q = `query($a: ID) { x: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
+      y: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
+    expect(Date.now()).toBeLessThan(validUntil.getTime());
+    holdNextSnapshot(pastEnd);
+    const seq = await broker.auditHeadSeq();
+    const answer = await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql');
+    expect(answer.data).toBeNull();
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.decision === 'DENY')).toBe(true);
+  });
+
+  it('stops an export decided before its validUntil whose rows are counted after it', async () => {
+    const { id, validUntil, pastEnd } = await endingSoon('Ending, exported');
+    expect(Date.now()).toBeLessThan(validUntil.getTime());
+    holdNextSnapshot(pastEnd);
+    const seq = await broker.auditHeadSeq();
+    const response = await broker.http.inject({
+      method: 'POST',
+      url: '/data/export',
+      headers: {
+        authorization: `Bearer ${parties.analyst.apiKey}`,
+        accept: 'text/csv',
+        'content-type': 'application/json',
+      },
+      payload: { query: ROWS_Q, variables: { a: id } },
+    });
+    expect(response.statusCode).toBeGreaterThanOrEqual(400);
+    expect(response.statusCode).toBeLessThan(500);
+    expect(response.body).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([['EXPORT', 'DENY']]);
+  });
+
+  it('stops a request decided before its validUntil whose rows are read after it', async () => {
+    // The window ends shortly after this test begins: the request is decided inside it, and its read
+    // is held (not raced) until the clock has passed its end.
+    const validUntil = new Date(Date.now() + 1500);
+    const id = await activate({ title: 'Ending', validUntil: validUntil.toISOString() });
+    expect(Date.now()).toBeLessThan(validUntil.getTime());
+    // The instance holds the policy at the stamp of now: the next request is decided without I/O.
+    const warm = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(warm.data!.cases.nodes).toHaveLength(2);
+    const db = broker.app.get(Database);
+    const read = db.read.bind(db);
+    const pastEnd = async () => {
+      while (Date.now() <= validUntil.getTime()) await new Promise((r) => setTimeout(r, 20));
+    };
+    jest.spyOn(db, 'read').mockImplementationOnce(async (...args: Parameters<Database['read']>) => {
+      await pastEnd();
+      return read(...args);
+    });
+    const seq = await broker.auditHeadSeq();
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(Date.now()).toBeGreaterThan(validUntil.getTime());
+    expect(answer.data).toBeNull();
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'DENY']]);
+  });
+});
