@@ -1,3 +1,4 @@
+import { AuthService } from '@broker/auth';
 import { Database } from '@broker/core';
 import { PolicyCache } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
@@ -73,6 +74,36 @@ describe('agreements and the data plane: a request in flight when the agreement 
     expect(JSON.stringify(answer)).not.toContain('C1');
     const events = await eventsSince(seq);
     expect(events.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'DENY']]);
+  });
+
+  it('releases nothing to a user deactivated after its key was checked and before its rows were read', async () => {
+    const id = await activate({ title: 'Deactivated in flight' });
+    const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    // The instance holds the agency's policy at the stamp of now (another analyst's request).
+    const warm = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(warm.data!.cases.nodes).toHaveLength(2);
+    const auth = broker.app.get(AuthService);
+    const authenticate = auth.authenticate.bind(auth);
+    jest.spyOn(auth, 'authenticate').mockImplementationOnce(async (key) => {
+      const principal = await authenticate(key);
+      await broker.gqlOk(
+        parties.recipientSteward.apiKey,
+        `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
+        {
+          id: analyst.id,
+        },
+      );
+      return principal;
+    });
+    const seq = await broker.auditHeadSeq();
+    const answer = await broker.gql(analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.status).toBe(401);
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    const events = await broker.query(`SELECT 1 FROM audit_event WHERE seq > $1 AND actor_user_id = $2`, [
+      seq,
+      analyst.id,
+    ]);
+    expect(events).toEqual([]);
   });
 
   /**

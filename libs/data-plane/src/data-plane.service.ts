@@ -192,8 +192,9 @@ export class DataPlaneService {
         this.config.RECORD_RELEASES,
         agencyId,
         (params) => {
+          // Every principal's key, even one read from the database for this request: a user
+          // deactivated (or a key rotated) since then has nothing released under it.
           const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
-          if (!ctx.unverified) return stamp;
           return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
         },
         this.hashes,
@@ -227,14 +228,14 @@ export class DataPlaneService {
     // An empty page says nothing of the stamp or the key: it is asked again on the other path.
     const row = first;
     if (!row || !page) return undefined;
-    if (ctx.unverified) {
-      // Nothing read under a key that stopped working is used; the caller is told so below.
-      if (!row.key_works) {
-        this.auth.forget(ctx.principal);
-        return undefined;
-      }
-      ctx.unverified = false;
+    // Nothing read under a key that stopped working is used; the caller is told so (401) once the
+    // key is asked about again, on the other path (see verify).
+    if (!row.key_works) {
+      this.auth.forget(ctx.principal);
+      ctx.unverified = true;
+      return undefined;
     }
+    ctx.unverified = false;
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
     // Decided inside the window, read past its end: decided again, now (see inWindow).
     if (!inWindow(decision.plans, new Date())) return undefined;
