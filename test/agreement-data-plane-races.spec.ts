@@ -106,6 +106,59 @@ describe('agreements and the data plane: a request in flight when the agreement 
     expect(events).toEqual([]);
   });
 
+  it.each([
+    ['several root fields', 'graphql'],
+    ['an export', 'export'],
+  ] as const)(
+    'releases nothing on %s to a user deactivated after its key was checked and before its snapshot began',
+    async (_name, endpoint) => {
+      const id = await activate({ title: `Deactivated before its snapshot (${endpoint})` });
+      const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+      const auth = broker.app.get(AuthService);
+      const authenticate = auth.authenticate.bind(auth);
+      jest.spyOn(auth, 'authenticate').mockImplementationOnce(async (key) => {
+        const principal = await authenticate(key);
+        await broker.gqlOk(
+          parties.recipientSteward.apiKey,
+          `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
+          {
+            id: analyst.id,
+          },
+        );
+        return principal;
+      });
+      // Two root fields take the snapshot's path; an export takes it always.
+      const query =
+        endpoint === 'graphql'
+          ? `query($a: ID) { one: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
+                             two: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`
+          : ROWS_Q;
+      const seq = await broker.auditHeadSeq();
+      const res = await broker.http.inject({
+        method: 'POST',
+        url: endpoint === 'graphql' ? '/data/graphql' : '/data/export',
+        headers: {
+          authorization: `Bearer ${analyst.apiKey}`,
+          'content-type': 'application/json',
+          ...(endpoint === 'export' ? { accept: 'text/csv' } : {}),
+        },
+        payload: JSON.stringify({ query, variables: { a: id } }),
+      });
+      expect([
+        res.statusCode,
+        (JSON.parse(res.body) as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions
+          ?.code,
+      ]).toEqual([401, 'UNAUTHENTICATED']);
+      expect(res.body).not.toContain('C1');
+      // Nothing recorded under the key that stopped working: no release, no refusal.
+      const events = await broker.query(`SELECT 1 FROM audit_event WHERE seq > $1 AND actor_user_id = $2`, [
+        seq,
+        analyst.id,
+      ]);
+      expect(events).toEqual([]);
+    },
+  );
+
   /**
    * Holds the first statement run in a transaction (past its opening, which reads the policy stamp)
    * until `until` resolves.

@@ -8,7 +8,13 @@ import { PolicyError, refusal, refusalOf } from '@broker/policy';
 import { precheck } from './authorise';
 import type { DataPlaneEvent } from './audit-batcher';
 import { DataPlaneRecorder } from './data-plane-recorder';
-import { DataPlaneService, PolicyMovingError, inWindow, policyMoved } from './data-plane.service';
+import {
+  DataPlaneService,
+  KeyStoppedError,
+  PolicyMovingError,
+  inWindow,
+  policyMoved,
+} from './data-plane.service';
 import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
@@ -66,9 +72,11 @@ export class DataExportService {
     const step = (name: string) => (steps[name] = Math.round(performance.now() - began));
     let opened: Awaited<ReturnType<DataPlaneService['begin']>>;
     try {
-      opened = await this.dataPlane.begin(agencyId);
+      opened = await this.dataPlane.begin(ctx.principal);
     } catch (error) {
       if (error instanceof PolicyMovingError) return { kind: 'json', response: policyMoved() };
+      if (error instanceof KeyStoppedError)
+        return { kind: 'json', response: this.dataPlane.unauthenticated() };
       throw error;
     }
     const { tx, policy } = opened;

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
-import { AuthService, type RequestContext } from '@broker/auth';
+import { AuthService, type Principal, type RequestContext } from '@broker/auth';
 import { PersonKeyIndex } from '@broker/linkage';
 import {
   BROKER_CONFIG,
@@ -11,6 +11,7 @@ import {
   MetricsService,
   type Transaction,
   isDatabaseUnavailable,
+  isUuid,
 } from '@broker/core';
 import {
   type AggregateRow,
@@ -101,10 +102,11 @@ export class DataPlaneService {
     for (let spends = 0; ;) {
       let began: Awaited<ReturnType<DataPlaneService['begin']>>;
       try {
-        began = await this.begin(ctx.principal.agencyId!);
+        began = await this.begin(ctx.principal);
       } catch (error) {
         await this.recorder.refundBudget(ctx, spending, spending.excess([]));
         if (error instanceof PolicyMovingError) return policyMoved();
+        if (error instanceof KeyStoppedError) return this.unauthenticated();
         throw error;
       }
       const { tx, policy } = began;
@@ -269,10 +271,22 @@ export class DataPlaneService {
    * agreement changed (a revocation committed between the load and the snapshot) would answer with
    * rows read after the change. Agreements that change under every load end the request with
    * {@link PolicyMovingError} (nothing read) rather than loop.
+   *
+   * The same round trip asks whether the caller's key still works as its principal, in the snapshot:
+   * a user deactivated (or a key rotated) after the request was authenticated ends it with
+   * {@link KeyStoppedError}, nothing read, recorded or audited under it.
    */
-  async begin(agencyId: string): Promise<{ tx: Transaction; policy: CallerPolicy }> {
+  async begin(principal: Principal): Promise<{ tx: Transaction; policy: CallerPolicy }> {
+    const agencyId = principal.agencyId!;
+    const opening = `SELECT stamp, ${this.auth.keyWorksSql(principal, literal)} AS key_works
+      FROM policy_stamp WHERE id = 1`;
     for (let loads = 0; ; loads += 1) {
-      const tx = await this.db.begin(SNAPSHOT);
+      const tx = await this.db.begin({ ...SNAPSHOT, with: opening });
+      if (!tx.opening[0].key_works) {
+        await tx.rollback();
+        this.auth.forget(principal);
+        throw new KeyStoppedError();
+      }
       const stamp = Number(tx.opening[0].stamp);
       const now = new Date();
       const policy = this.policies.cached(agencyId, stamp, now);
@@ -512,6 +526,27 @@ export function inWindow(plans: readonly Plan[], now: Date): boolean {
  */
 export const MAX_POLICY_LOADS = 5;
 
+/** The caller's key stopped working after the request was authenticated: nothing was read. */
+export class KeyStoppedError extends Error {
+  constructor() {
+    super("the caller's key stopped working");
+  }
+}
+
+/**
+ * A value written into the snapshot's opening statement as a literal (that statement goes in one
+ * round trip with its BEGIN, which takes no parameters): only the principal's own ids and role,
+ * each checked to be of its form first.
+ */
+function literal(value: unknown, type: string): string {
+  if (value === null || value === undefined) return `NULL::${type}`;
+  const valid =
+    typeof value === 'string' &&
+    (type === 'uuid' ? isUuid(value) : type === 'text' && /^[A-Z_]{1,64}$/.test(value));
+  if (!valid) throw new TypeError(`a principal's ${type} is not of its form`);
+  return `'${value}'::${type}`;
+}
+
 /** The agreements in force changed under every policy load of a request: nothing was read. */
 export class PolicyMovingError extends Error {
   constructor() {
@@ -549,10 +584,7 @@ type RootResult = PageResult | AggregateAnswer;
 /**
  * The first round trip of a request of several root fields (or one the policy cache could not
  * answer alone): its snapshot, on the readers' pool (read-only connections with a statement time
- * limit), and the policy stamp, which any agreement change moves (see AgreementService.stamp).
+ * limit), the policy stamp, which any agreement change moves (see AgreementService.stamp), and
+ * whether the caller's key still works (see DataPlaneService.begin).
  */
-const SNAPSHOT = {
-  reader: true,
-  isolation: 'REPEATABLE READ',
-  with: `SELECT stamp FROM policy_stamp WHERE id = 1`,
-} as const;
+const SNAPSHOT = { reader: true, isolation: 'REPEATABLE READ' } as const;
