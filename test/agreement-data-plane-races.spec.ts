@@ -38,6 +38,23 @@ describe('agreements and the data plane: a request in flight when the agreement 
       [seq, parties.analyst.id],
     );
 
+  /** The next request's user is deactivated right after its key is looked up, before anything else. */
+  const deactivatedOnceAuthenticated = (userId: string) => {
+    const auth = broker.app.get(AuthService);
+    const authenticate = auth.authenticate.bind(auth);
+    jest.spyOn(auth, 'authenticate').mockImplementationOnce(async (key) => {
+      const principal = await authenticate(key);
+      await broker.gqlOk(
+        parties.recipientSteward.apiKey,
+        `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
+        {
+          id: userId,
+        },
+      );
+      return principal;
+    });
+  };
+
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'agreement_races' });
     parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
@@ -82,19 +99,7 @@ describe('agreements and the data plane: a request in flight when the agreement 
     // The instance holds the agency's policy at the stamp of now (another analyst's request).
     const warm = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
     expect(warm.data!.cases.nodes).toHaveLength(2);
-    const auth = broker.app.get(AuthService);
-    const authenticate = auth.authenticate.bind(auth);
-    jest.spyOn(auth, 'authenticate').mockImplementationOnce(async (key) => {
-      const principal = await authenticate(key);
-      await broker.gqlOk(
-        parties.recipientSteward.apiKey,
-        `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
-        {
-          id: analyst.id,
-        },
-      );
-      return principal;
-    });
+    deactivatedOnceAuthenticated(analyst.id);
     const seq = await broker.auditHeadSeq();
     const answer = await broker.gql(analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
     expect(answer.status).toBe(401);
@@ -114,19 +119,7 @@ describe('agreements and the data plane: a request in flight when the agreement 
     async (_name, endpoint) => {
       const id = await activate({ title: `Deactivated before its snapshot (${endpoint})` });
       const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
-      const auth = broker.app.get(AuthService);
-      const authenticate = auth.authenticate.bind(auth);
-      jest.spyOn(auth, 'authenticate').mockImplementationOnce(async (key) => {
-        const principal = await authenticate(key);
-        await broker.gqlOk(
-          parties.recipientSteward.apiKey,
-          `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
-          {
-            id: analyst.id,
-          },
-        );
-        return principal;
-      });
+      deactivatedOnceAuthenticated(analyst.id);
       // Two root fields take the snapshot's path; an export takes it always.
       const query =
         endpoint === 'graphql'
