@@ -11,10 +11,10 @@ import {
   MetricsService,
   type Transaction,
   isDatabaseUnavailable,
-  isUuid,
 } from '@broker/core';
 import {
   type AggregateRow,
+  LiteralParams,
   NOISE_BOUND,
   PolicyError,
   perturbationKey,
@@ -278,8 +278,11 @@ export class DataPlaneService {
    */
   async begin(principal: Principal): Promise<{ tx: Transaction; policy: CallerPolicy }> {
     const agencyId = principal.agencyId!;
-    const opening = `SELECT stamp, ${this.auth.keyWorksSql(principal, literal)} AS key_works
-      FROM policy_stamp WHERE id = 1`;
+    // Sent with its BEGIN in one round trip, which takes no parameters: the principal's ids and role
+    // as literals.
+    const literals = new LiteralParams();
+    const keyWorks = this.auth.keyWorksSql(principal, (value, type) => literals.add(value, type));
+    const opening = `SELECT stamp, ${keyWorks} AS key_works FROM policy_stamp WHERE id = 1`;
     for (let loads = 0; ; loads += 1) {
       const tx = await this.db.begin({ ...SNAPSHOT, with: opening });
       if (!tx.opening[0].key_works) {
@@ -531,20 +534,6 @@ export class KeyStoppedError extends Error {
   constructor() {
     super("the caller's key stopped working");
   }
-}
-
-/**
- * A value written into the snapshot's opening statement as a literal (that statement goes in one
- * round trip with its BEGIN, which takes no parameters): only the principal's own ids and role,
- * each checked to be of its form first.
- */
-function literal(value: unknown, type: string): string {
-  if (value === null || value === undefined) return `NULL::${type}`;
-  const valid =
-    typeof value === 'string' &&
-    (type === 'uuid' ? isUuid(value) : type === 'text' && /^[A-Z_]{1,64}$/.test(value));
-  if (!valid) throw new TypeError(`a principal's ${type} is not of its form`);
-  return `'${value}'::${type}`;
 }
 
 /** The agreements in force changed under every policy load of a request: nothing was read. */

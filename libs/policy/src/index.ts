@@ -35,6 +35,7 @@ export {
   whereFieldNames,
 } from './data-where';
 export {
+  LiteralParams,
   MAX_PARAMS,
   PARAM_TYPES,
   SettingParams,

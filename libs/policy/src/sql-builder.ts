@@ -165,9 +165,10 @@ function settingText(value: unknown): unknown {
 }
 
 /**
- * An agreement's row filter values written as literals, for the one SQL text that cannot take
- * parameters and must hold them: the predicate of a partial index of a population (DDL, built by the
- * broker, never a statement a request runs). Each literal is cast to the type its parameter would
+ * Values written as literals, for the SQL texts that cannot take parameters: an agreement's row
+ * filter in the predicate of a partial index of a population (DDL, built by the broker, never a
+ * statement a request runs), and the data plane's check of the caller's key in the statement that
+ * opens its snapshot (sent with its BEGIN, in one round trip). Each literal is cast to the type its parameter would
  * have, so that PostgreSQL finds the predicate equal, constant for constant, to the conditions a
  * statement binds and uses the index. Text goes through pg's `escapeLiteral`; lists are array
  * literals; bytes (the HMAC key) are refused: no key is ever written into a catalog object.
