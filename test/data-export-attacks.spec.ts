@@ -1,6 +1,7 @@
-import http from 'node:http';
+import type http from 'node:http';
 import { ReleaseStaging } from '@broker/audit';
 import { TestBroker } from '@broker/testing';
+import { exportOverTcp, exportRequest } from './export-over-tcp';
 
 /**
  * Exports (DESIGN §4.2) as an attacker and an unlucky client meet them: records keyed as the pages'
@@ -259,39 +260,13 @@ describe('data plane: exports under attack', () => {
     query: string,
     onFirst: (res: http.IncomingMessage, req: http.ClientRequest) => void,
   ): Promise<{ lines: number; complete: boolean }> => {
-    const url = new URL(await broker.listen());
-    return new Promise((resolve) => {
-      let lines = 0;
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/data/export',
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${analyst.apiKey}`,
-            accept: 'text/csv',
-            'content-type': 'application/json',
-          },
-        },
-        (res) => {
-          let first = true;
-          res.on('data', (chunk: Buffer) => {
-            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-            if (first) {
-              first = false;
-              onFirst(res, req);
-            }
-          });
-          res.on('end', () => resolve({ lines, complete: res.complete }));
-          res.on('error', () => resolve({ lines, complete: false }));
-          res.on('aborted', () => resolve({ lines, complete: false }));
-          res.on('close', () => resolve({ lines, complete: res.complete }));
-        },
-      );
-      req.on('error', () => resolve({ lines, complete: false }));
-      req.end(JSON.stringify({ query }));
+    let first = true;
+    const { lines, complete } = await exportOverTcp(broker, analyst.apiKey, query, (res, req) => {
+      if (!first) return;
+      first = false;
+      onFirst(res, req);
     });
+    return { lines, complete };
   };
   /** The broker's connections still busy with an export (its COPY, or a transaction left open). */
   const exportBackends = () =>
@@ -338,20 +313,9 @@ describe('data plane: exports under attack', () => {
       await new Promise((done) => setTimeout(done, 100));
       return stage.apply(this, args);
     });
-    const url = new URL(await broker.listen());
+    const req = await exportRequest(broker, analyst.apiKey);
     try {
       await new Promise<void>((resolve) => {
-        const req = http.request({
-          host: url.hostname,
-          port: url.port,
-          path: '/data/export',
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${analyst.apiKey}`,
-            accept: 'text/csv',
-            'content-type': 'application/json',
-          },
-        });
         req.on('error', () => resolve());
         req.end(JSON.stringify({ query: LONG }));
         setTimeout(() => {

@@ -1,9 +1,10 @@
-import http from 'node:http';
+import type http from 'node:http';
 import { ReleaseIndexer, ReleaseStaging } from '@broker/audit';
 import type { Logger } from 'pino';
 import { Database, LOGGER, Transaction } from '@broker/core';
 import { TestBroker } from '@broker/testing';
 import { runAuditVerify } from '../scripts/audit-verify';
+import { exportOverTcp as overTcp } from './export-over-tcp';
 
 const N = 300;
 const WORDS = ['plain', 'with, comma', 'with "quote"', '', 'line\nbreak', 'é ☃'];
@@ -507,46 +508,9 @@ describe('data plane: exports (POST /data/export)', () => {
     });
   };
 
-  /**
-   * The analyst's CSV export of `query` over TCP (not inject: the client reads as a real one does),
-   * `onChunk` seeing each chunk as it comes: its bytes and lines, and whether it ended complete.
-   */
-  const exportOverTcp = async (
-    query: string,
-    onChunk: (res: http.IncomingMessage) => void,
-  ): Promise<{ bytes: number; lines: number; complete: boolean; failed: boolean }> => {
-    const url = new URL(await broker.listen());
-    return new Promise((resolve) => {
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: '/data/export',
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${analyst.apiKey}`,
-            accept: 'text/csv',
-            'content-type': 'application/json',
-          },
-        },
-        (res) => {
-          let bytes = 0;
-          let lines = 0;
-          const outcome = (failed: boolean) => resolve({ bytes, lines, complete: res.complete, failed });
-          res.on('data', (chunk: Buffer) => {
-            bytes += chunk.length;
-            for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-            onChunk(res);
-          });
-          res.on('end', () => outcome(false));
-          res.on('error', () => outcome(true));
-          res.on('aborted', () => outcome(true));
-        },
-      );
-      req.on('error', () => resolve({ bytes: 0, lines: 0, complete: false, failed: true }));
-      req.end(JSON.stringify({ query }));
-    });
-  };
+  /** The analyst's CSV export of `query` over TCP (see exportOverTcp). */
+  const exportOverTcp = (query: string, onChunk: (res: http.IncomingMessage) => void) =>
+    overTcp(broker, analyst.apiKey, query, onChunk);
 
   it('ends a stream that fails midway without its final chunk', async () => {
     // About 23 MB: the COPY is still sending when its connection is killed, whatever the machine's speed.
