@@ -7,9 +7,11 @@
  * accepts them, PostgreSQL builds the population's indexes, and a page under the filter returns
  * exactly the records holding one of them. Characters PostgreSQL cannot hold are refused as invalid
  * input. Nothing is left behind by a trial: no temporary relation, no open transaction, no lock on
- * the record table.
+ * the record table. A trial that waits too long for the record table, or runs too long, is refused as
+ * a conflict to try again, audited, with nothing changed.
  */
 import { AgreementService } from '@broker/agreements';
+import { Transaction } from '@broker/core';
 import { DatasetService } from '@broker/registry';
 import { Client } from 'pg';
 import { TestBroker } from '@broker/testing';
@@ -299,4 +301,88 @@ describe('the trial of a row filter on a hostile steward', () => {
     expect(res.errors).toBeUndefined();
     expect(await leftovers()).toEqual(NONE);
   });
+
+  it('refuses the change as a conflict to retry when the trial runs past its statement limit: stopped at 10 s, nothing changed, audited', async () => {
+    const agreementId = await broker.activateAgreement(
+      provider.apiKey,
+      recipient.apiKey,
+      input({ note: 'a' }, 'Slow'),
+    );
+    const before = await state();
+    const seq = await broker.auditHeadSeq();
+    // The trial's first statement (its copy of the record table) is preceded, in its transaction, by
+    // work that outlasts the statement limit without waiting for any lock: only that limit stops it.
+    const seen: { statement: unknown; lock: unknown }[] = [];
+    const query = Transaction.prototype.query;
+    const spy = jest.spyOn(Transaction.prototype, 'query').mockImplementation(async function (
+      this: Transaction,
+      sql: string,
+      params?: unknown[],
+    ) {
+      if (sql.startsWith('CREATE TEMPORARY TABLE')) {
+        const [limits] = await query.call<
+          Transaction,
+          [string],
+          Promise<{ statement: unknown; lock: unknown }[]>
+        >(
+          this,
+          `SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock`,
+        );
+        seen.push(limits);
+        await query.call(this, 'SELECT pg_sleep(11)');
+      }
+      return query.call(this, sql, params);
+    });
+    const timed = async (operation: string, variables: Record<string, unknown>) => {
+      const start = performance.now();
+      const res = await broker.gql(provider.apiKey, operation, variables);
+      return { res, ms: performance.now() - start };
+    };
+    try {
+      // A proposal, an amendment and a preview at once: one wait of the statement limit for all three.
+      const answers = await Promise.all([
+        timed(PROPOSE, { input: input({ note: 'é' }, 'Slow') }),
+        timed(AMEND, { id: agreementId, input: input({ note: 'é' }, 'Slow') }),
+        timed(PREVIEW, { input: input({ note: 'é' }, 'Slow') }),
+      ]);
+      const names = ['proposeAgreement', 'amendAgreement', 'previewAgreement'];
+      for (const [i, { res, ms }] of answers.entries()) {
+        expect({
+          name: names[i],
+          data: res.data,
+          errors: res.errors?.map((e) => [e.extensions?.code, e.message]),
+        }).toEqual({
+          name: names[i],
+          data: null,
+          errors: [
+            [
+              'CONFLICT',
+              'The records of dataset notes are being changed, so its row filter could not be checked for ' +
+                'indexing; nothing was changed: try again',
+            ],
+          ],
+        });
+        // Stopped by the statement limit (10 s), not by the lock limit (2 s).
+        expect({ name: names[i], waited: ms >= 9_900 }).toEqual({ name: names[i], waited: true });
+      }
+      // Each trial ran under the limits it sets, in its own transaction.
+      expect(seen).toEqual(Array(3).fill({ statement: '10s', lock: '2s' }));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await state()).toEqual(before);
+    // Each refusal is an audit event of its own, with its reason.
+    const events = await broker.query<{ action: string; decision: string; reason: string }>(
+      `SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [seq],
+    );
+    expect(events).toEqual(Array(3).fill({ action: 'REQUEST_REFUSED', decision: 'DENY', reason: 'INVALID' }));
+    expect(await leftovers()).toEqual(NONE);
+    // Tried again in time, the same amendment is accepted.
+    const res = await broker.gql(provider.apiKey, AMEND, {
+      id: agreementId,
+      input: input({ note: 'é' }, 'Slow'),
+    });
+    expect(res.errors).toBeUndefined();
+  }, 30_000);
 });
