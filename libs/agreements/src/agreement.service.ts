@@ -11,7 +11,7 @@ import {
   canOnAll,
   controlAbility,
 } from '@broker/auth';
-import { badInput, BrokerError, conflict, Database, ErrorCode } from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode, movePolicyStamp } from '@broker/core';
 import {
   type AgreementContent,
   type DatasetShape,
@@ -263,7 +263,7 @@ export class AgreementService {
         if (!inserted.length) return; // this side approved already: nothing changes
         const inForce = await this.settle(manager, row, version);
         cameIntoForce = inForce;
-        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await movePolicyStamp(manager);
         await this.audit.append(
           {
             actorUserId: approver.userId,
@@ -331,7 +331,7 @@ export class AgreementService {
             `Version ${version} was declined already, for another reason; amend the agreement instead`,
           );
         }
-        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await movePolicyStamp(manager);
         await this.audit.append(
           {
             actorUserId: auditor.userId,
@@ -520,7 +520,7 @@ export class AgreementService {
           WHERE id = $1`,
           [id, steward.userId, steward.agencyId, why],
         );
-        await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+        await movePolicyStamp(manager);
         await this.audit.append(
           {
             actorUserId: steward.userId,
@@ -671,7 +671,7 @@ export class AgreementService {
       `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)`,
       [id, version, ctx.principal.agencyId, ctx.principal.userId],
     );
-    await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    await movePolicyStamp(manager);
     return digest;
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource, type EntityManager } from 'typeorm';
-import { Database, LOGGER } from '@broker/core';
+import { Database, LOGGER, movePolicyStamp } from '@broker/core';
 import { generateApiKey, hashApiKey, keyPrefix } from './api-key';
 import type { Principal } from './request-context';
 import { Role } from './role.enum';
@@ -135,11 +135,17 @@ export class AuthService {
     return key;
   }
 
-  /** Revokes every key of a user inside the caller's transaction; they stop on the next request. */
+  /**
+   * Revokes every key of a user inside the caller's transaction; they stop on the next request. The
+   * policy stamp moves with them: a release read under one of them and not yet recorded when this
+   * commits is recorded never, and its request is decided again (see movePolicyStamp). Call it
+   * before the transaction's audit event.
+   */
   async revokeKeys(manager: EntityManager, userId: string): Promise<void> {
     await manager.query(`UPDATE api_key SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, [
       userId,
     ]);
+    await movePolicyStamp(manager);
   }
 
   /**

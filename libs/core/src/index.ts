@@ -11,6 +11,7 @@ export * from './metrics/metrics.service';
 export * from './redis/redis.module';
 export * from './database/database';
 export * from './database/unavailable';
+export * from './database/policy-stamp';
 export * from './graphql/format-errors';
 export * from './graphql/date-time';
 export * from './http/broker-error.filter';
