@@ -53,6 +53,35 @@ export interface AuditEventInput {
    * append (ReleaseIndexer).
    */
   release?: ReleaseInput;
+  /**
+   * A release's condition: it is recorded only if it still holds once the append holds the chain
+   * head's lock (see {@link ReleaseCondition}); if not, nothing of its group is written and the
+   * append fails with {@link ReleaseWithdrawnError}.
+   */
+  onlyIf?: ReleaseCondition;
+}
+
+/**
+ * What must still hold, when a release is recorded, for it to be recorded at all: the policy stamp
+ * its rows were read and decided under is still the stamp (no agreement changed and no key was
+ * revoked since: see movePolicyStamp), and the time the event is sealed with is before `before` (the
+ * end of the window of every agreement it is answered under). Checked in the append's statement,
+ * which holds the stamp from its check to its commit: a change committed before then is seen, and
+ * one committed later follows the release in the chain.
+ */
+export interface ReleaseCondition {
+  policyStamp: number;
+  before: Date;
+}
+
+/**
+ * An append refused because the {@link ReleaseCondition} of one or more of its events no longer
+ * held: nothing of it was written. `positions` are those events' indices in the append.
+ */
+export class ReleaseWithdrawnError extends Error {
+  constructor(readonly positions: readonly number[]) {
+    super('the release was withdrawn: an agreement, a key or a window changed before it was recorded');
+  }
 }
 
 /**
@@ -63,7 +92,10 @@ export interface AuditEventInput {
 export type ReleaseInput = { datasetId: string; rids: string } | { datasetId: string; staged: string };
 
 /** The content of an event to append, and the records it released. */
-type Appendable = Omit<AuditEventContent, 'seq' | 'at'> & { release?: ReleaseInput };
+type Appendable = Omit<AuditEventContent, 'seq' | 'at'> & {
+  release?: ReleaseInput;
+  onlyIf?: ReleaseCondition;
+};
 
 /** The actor fields of an event caused by the caller of a request. */
 export function auditActor(ctx: RequestContext): Pick<AuditEventInput, 'actorUserId' | 'actorAgencyId'> {
@@ -83,6 +115,15 @@ const ROW_RELEASES: ReadonlySet<string> = new Set(ROW_ACTIONS);
  * {@link eventRow}), and writes the events, the records they released, the register's counts and
  * the head. In a transaction of its own it is one round trip, and the head's lock is held only while
  * it runs and commits.
+ *
+ * A group with a release's condition (see {@link ReleaseCondition}) first takes the policy stamp's
+ * row `FOR SHARE` (`gate`): it waits for a change of the stamp under way to commit, and reads the
+ * stamp as committed, not as its snapshot saw it; and no change of the stamp commits until this
+ * statement has (it waits for the release, which precedes it in the chain). Then the head, as every
+ * append. Every transaction that moves the stamp does so before it appends its own event, so the
+ * locks are always taken stamp first, head second, and no two appends wait for each other. If a
+ * condition no longer holds (another stamp, or the time the events are sealed with is past its
+ * `before`), nothing is sealed or written and the statement names the events (`withdrawn`).
  *
  * The register's counts move in the append's own statement so that they commit or roll back with
  * the events: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
@@ -118,14 +159,23 @@ function appendSql(staged: boolean): string {
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb,
       counted boolean, allowed bigint, denied bigint, rows_released bigint,
-      release_dataset_id uuid${stagedColumn})
+      release_dataset_id uuid, stamp bigint, until timestamptz${stagedColumn})
+  ),
+  gate AS MATERIALIZED (
+    SELECT stamp FROM policy_stamp
+     WHERE id = 1 AND EXISTS (SELECT 1 FROM batch WHERE stamp IS NOT NULL)
+       FOR SHARE
   ),
   head AS MATERIALIZED (
     SELECT seq, hash, date_trunc('milliseconds', clock_timestamp()) AS at
-      FROM audit_head WHERE id = 1 FOR UPDATE
+      FROM audit_head WHERE id = 1 AND (SELECT count(*) FROM gate) >= 0 FOR UPDATE
+  ),
+  withdrawn AS MATERIALIZED (
+    SELECT coalesce(array_agg(b.i ORDER BY b.i), '{}') AS i FROM batch b CROSS JOIN head h
+     WHERE (b.stamp IS NOT NULL AND b.stamp IS DISTINCT FROM (SELECT stamp FROM gate)) OR h.at >= b.until
   ),
   chain (i, seq, prev_hash, hash) AS (
-    SELECT 0, h.seq, NULL::text, h.hash FROM head h
+    SELECT 0, h.seq, NULL::text, h.hash FROM head h WHERE cardinality((SELECT i FROM withdrawn)) = 0
     UNION ALL
     SELECT b.i, c.seq + 1, c.hash,
            encode(sha256(convert_to(c.hash || E'\\n' || b.pre
@@ -166,12 +216,15 @@ function appendSql(staged: boolean): string {
       FROM counted c CROSS JOIN head h WHERE c.rows_released > 0
      GROUP BY c.agreement_id, h.at
     ON CONFLICT (agreement_id, day) DO UPDATE SET rows_released = d.rows_released + EXCLUDED.rows_released
+  ),
+  moved AS (
+    UPDATE audit_head
+       SET seq = (SELECT max(seq) FROM sealed),
+           hash = (SELECT hash FROM sealed ORDER BY seq DESC LIMIT 1)
+     WHERE id = 1 AND EXISTS (SELECT 1 FROM sealed)
   )
-  UPDATE audit_head
-     SET seq = (SELECT max(seq) FROM sealed),
-         hash = (SELECT hash FROM sealed ORDER BY seq DESC LIMIT 1)
-   WHERE id = 1
-  RETURNING (SELECT json_agg(json_build_array(seq::text, hash) ORDER BY seq) FROM sealed)::text AS sealed`;
+  SELECT (SELECT json_agg(json_build_array(seq::text, hash) ORDER BY seq) FROM sealed)::text AS sealed,
+         (SELECT i FROM withdrawn) AS withdrawn`;
 }
 
 /** {@link appendSql} for groups that release no staged list (every page's), and for those that do. */
@@ -192,7 +245,7 @@ const SEQ_END = '"seq":0}';
  * canonical form sorts `at` between `agreementVersion` and `datasetId`, and `seq` last.
  */
 function eventRow(i: number, content: Appendable) {
-  const { release, ...stored } = content;
+  const { release, onlyIf, ...stored } = content;
   const canonical = canonicalJson(contentOf({ ...stored, seq: 0, at: AT_MARK }));
   const at = canonical.indexOf(AT_MEMBER);
   if (at < 0 || !canonical.endsWith(SEQ_END)) throw new Error('canonical JSON without its at and seq');
@@ -222,6 +275,8 @@ function eventRow(i: number, content: Appendable) {
     rows_released: rows,
     release_dataset_id: release?.datasetId ?? null,
     release_staged: release && 'staged' in release ? release.staged : null,
+    stamp: onlyIf ? String(onlyIf.policyStamp) : null,
+    until: onlyIf ? onlyIf.before.toISOString() : null,
   };
 }
 
@@ -339,7 +394,12 @@ export class AuditService {
       staged ? 'audit_append_staged' : 'audit_append',
     );
     // TypeORM's entity manager answers an UPDATE with [rows, count]; a pg client with the rows.
-    const [row] = (Array.isArray(result[0]) ? result[0] : result) as { sealed: string | null }[];
+    const [row] = (Array.isArray(result[0]) ? result[0] : result) as {
+      sealed: string | null;
+      withdrawn: number[] | null;
+    }[];
+    // A condition that no longer held: nothing was written (see ReleaseCondition).
+    if (row?.withdrawn?.length) throw new ReleaseWithdrawnError(row.withdrawn.map((i) => i - 1));
     // No head row, no update: the log cannot be appended to, and nothing was written.
     if (!row?.sealed) throw new Error('audit_head is missing: the audit log cannot be appended to');
     for (const content of contents) this.metrics.auditAppends.inc({ decision: content.decision });
@@ -525,6 +585,16 @@ export function isRidList(text: string): boolean {
 /** An event's content and its release, checked (a TypeError before any statement). */
 function appendable(event: AuditEventInput): Appendable {
   const content: Appendable = storableContent(event);
+  if (event.onlyIf != null) {
+    const { policyStamp, before } = event.onlyIf;
+    if (!Number.isSafeInteger(policyStamp) || policyStamp < 0) {
+      throw new TypeError('audit onlyIf.policyStamp must be a non-negative integer');
+    }
+    if (!(before instanceof Date) || Number.isNaN(before.getTime())) {
+      throw new TypeError('audit onlyIf.before must be a valid Date');
+    }
+    content.onlyIf = { policyStamp, before: new Date(before.getTime()) };
+  }
   if (event.release != null) {
     const { datasetId } = event.release;
     if (!isUuid(datasetId)) {

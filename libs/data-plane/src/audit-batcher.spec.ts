@@ -1,4 +1,4 @@
-import type { AuditEventInput, AuditService } from '@broker/audit';
+import { type AuditEventInput, type AuditService, ReleaseWithdrawnError } from '@broker/audit';
 import { AuditBatcher } from './audit-batcher';
 
 /** A database that commits a transaction's appends only when it reaches COMMIT. */
@@ -18,6 +18,13 @@ function fakes(
     appendGroup: async (events: AuditEventInput[]) => {
       if (events.some((e) => e.reason === 'malformed')) {
         throw new TypeError('audit fields must be an array of strings');
+      }
+      // As the real one: a release whose condition no longer holds writes nothing of its group.
+      const withdrawn = events.flatMap((e, i) => (e.reason?.startsWith('withdrawn') ? [i] : []));
+      if (withdrawn.length) {
+        transactions++;
+        groups.push(events.map((e) => e.reason!));
+        throw new ReleaseWithdrawnError(withdrawn);
       }
       transactions++;
       groups.push(events.map((e) => e.reason!));
@@ -50,6 +57,52 @@ describe('AuditBatcher', () => {
     // The first request commits alone; the 19 that queued meanwhile share one commit.
     expect(transactions()).toBe(2);
     expect(order).toHaveLength(20);
+  });
+
+  it('fails only the requests whose releases were withdrawn, and commits the others in the next group', async () => {
+    let release!: () => void;
+    const first = new Promise<void>((resolve) => (release = resolve));
+    const { batcher, committed, groups } = fakes({
+      commitWait: (n) => (n === 1 ? first : Promise.resolve()),
+    });
+    const settled = Promise.allSettled([
+      batcher.append([event('first')]),
+      batcher.append([event('a1'), event('a2')]),
+      batcher.append([event('b1'), event('withdrawn-b2')]),
+      batcher.append([event('c1')]),
+      batcher.append([event('withdrawn-d1')]),
+      batcher.append([event('e1')]),
+    ]);
+    release();
+    const results = await settled;
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+    ]);
+    // Each withdrawn request learns which of its own events were withdrawn.
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(ReleaseWithdrawnError);
+    expect(((results[2] as PromiseRejectedResult).reason as ReleaseWithdrawnError).positions).toEqual([1]);
+    expect(((results[4] as PromiseRejectedResult).reason as ReleaseWithdrawnError).positions).toEqual([0]);
+    expect(groups).toEqual([
+      ['first'],
+      ['a1', 'a2', 'b1', 'withdrawn-b2', 'c1', 'withdrawn-d1', 'e1'],
+      ['a1', 'a2', 'c1', 'e1'],
+    ]);
+    expect(committed).toEqual(['first', 'a1', 'a2', 'c1', 'e1']);
+  });
+
+  it('fails the whole group when a withdrawal names no event of it, rather than retry it for ever', async () => {
+    const audit = {
+      appendGroup: () => Promise.reject(new ReleaseWithdrawnError([7])),
+      recordGroupCommit: () => undefined,
+    } as unknown as AuditService;
+    const batcher = new AuditBatcher(audit);
+    const results = await Promise.allSettled([batcher.append([event('x')]), batcher.append([event('y')])]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
   });
 
   it('fails only the request with a malformed event, and commits the others', async () => {

@@ -1,4 +1,4 @@
-import type { AuditEventInput, AuditService } from '@broker/audit';
+import { type AuditEventInput, type AuditService, ReleaseWithdrawnError } from '@broker/audit';
 
 /** A data-plane audit event, with the records it released when it released rows. */
 export type DataPlaneEvent = AuditEventInput;
@@ -63,6 +63,16 @@ export class AuditBatcher {
           await this.commit(group.flatMap((p) => p.events));
           group.forEach((p) => p.resolve());
         } catch (error) {
+          // A release whose condition no longer held (see ReleaseCondition) wrote nothing, and nor did
+          // the rest of its group: its request is refused that way, and the others go first in the
+          // next group (each time one request fewer, so this ends).
+          if (error instanceof ReleaseWithdrawnError) {
+            const rest = withdraw(group, error.positions);
+            // Positions that name no request's events would retry the same group for ever.
+            if (rest.length === group.length) group.forEach((p) => p.reject(error));
+            else this.queue.unshift(...rest);
+            continue;
+          }
           // AuditService refuses a malformed event with a TypeError before any statement: the group
           // is then retried one request at a time, so that it fails only its own request. Any other
           // failure fails the whole group, whose requests then release nothing.
@@ -86,4 +96,21 @@ export class AuditBatcher {
     await this.audit.appendGroup(events);
     this.audit.recordGroupCommit(events.length, Number(process.hrtime.bigint() - started) / 1e9);
   }
+}
+
+/**
+ * Rejects the requests of `group` that own one of the events at `positions` (indices into the
+ * group's events, in order) with a {@link ReleaseWithdrawnError} of their own, and returns the others.
+ */
+function withdraw(group: Pending[], positions: readonly number[]): Pending[] {
+  const withdrawn = new Set(positions);
+  const rest: Pending[] = [];
+  let first = 0;
+  for (const pending of group) {
+    const own = pending.events.flatMap((_, k) => (withdrawn.has(first + k) ? [k] : []));
+    first += pending.events.length;
+    if (own.length) pending.reject(new ReleaseWithdrawnError(own));
+    else rest.push(pending);
+  }
+  return rest;
 }

@@ -1,7 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import { AuditAction, ReleaseIndexer, ReleaseStaging, type StagedRelease } from '@broker/audit';
+import {
+  AuditAction,
+  ReleaseIndexer,
+  ReleaseStaging,
+  ReleaseWithdrawnError,
+  type StagedRelease,
+} from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { PolicyError, refusal, refusalOf } from '@broker/policy';
@@ -12,8 +18,10 @@ import {
   DataPlaneService,
   KeyStoppedError,
   PolicyMovingError,
+  MAX_POLICY_LOADS,
   inWindow,
   policyMoved,
+  releaseCondition,
 } from './data-plane.service';
 import type { Decision } from './decide';
 import { type ExportFormat, exportSql } from './export-sql';
@@ -54,6 +62,7 @@ export class DataExportService {
     ctx: RequestContext,
     request: DataPlaneRequest,
     format: ExportFormat,
+    redecided = 0,
   ): Promise<ExportResponse> {
     const refuse = async (refusals: DataPlaneRefusal[]): Promise<ExportResponse> => ({
       kind: 'json',
@@ -79,7 +88,7 @@ export class DataExportService {
         return { kind: 'json', response: this.dataPlane.unauthenticated() };
       throw error;
     }
-    const { tx, policy } = opened;
+    const { tx, policy, stamp } = opened;
     let decision: Decision;
     try {
       decision = this.dataPlane.decide(policy, request);
@@ -145,13 +154,16 @@ export class DataExportService {
     } catch (error) {
       return notStarted(error);
     }
-    if (!inWindow([plan], new Date())) {
-      // The agreement's window ended while the rows were counted: nothing recorded or sent; the
-      // request is decided again, now, and refused as any request past the window is.
+    // The agreement's window ended while the rows were counted (or, below, it ended, an agreement
+    // changed or a key was revoked before the release was recorded): nothing recorded or sent; the
+    // request is decided again, now, and refused as any request past the window is.
+    const again = async (): Promise<ExportResponse> => {
       await tx.rollback();
       if (staged) await this.staging.discard(staged.staged);
-      return this.export(ctx, request, format);
-    }
+      if (redecided >= MAX_POLICY_LOADS) return { kind: 'json', response: policyMoved() };
+      return this.export(ctx, request, format, redecided + 1);
+    };
+    if (!inWindow([plan], new Date())) return again();
     const event: DataPlaneEvent = {
       actorUserId: ctx.principal.userId,
       actorAgencyId: agencyId,
@@ -163,6 +175,7 @@ export class DataExportService {
       agreementVersion: plan.agreement.version,
       fields: plan.fields,
       rowCount,
+      onlyIf: releaseCondition([plan], stamp),
     };
     if (staged && rowCount > 0) {
       event.release = { datasetId: plan.shape.id, staged: staged.staged };
@@ -175,6 +188,7 @@ export class DataExportService {
       await this.recorder.append([event]);
       step('recorded');
     } catch (error) {
+      if (error instanceof ReleaseWithdrawnError) return again();
       return notStarted(error);
     }
     // Operators see how long an export took, and where: counting or staging its list, planning its

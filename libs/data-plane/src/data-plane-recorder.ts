@@ -1,7 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource } from 'typeorm';
-import { AuditAction, AuditService, RefusalRecorder, releaseDigest } from '@broker/audit';
+import {
+  AuditAction,
+  AuditService,
+  RefusalRecorder,
+  type ReleaseCondition,
+  releaseDigest,
+} from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
 import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '@broker/policy';
@@ -132,7 +138,17 @@ export class DataPlaneRecorder {
     }
   }
 
-  async recordReleases(ctx: RequestContext, plans: Plan[], results: Map<string, RootResult>) {
+  /**
+   * Records what the plans released, in one group commit, on the condition that it still holds when
+   * the append runs (`onlyIf`: the policy stamp they were decided and read under, and their windows):
+   * rejects with ReleaseWithdrawnError, nothing recorded, when it does not.
+   */
+  async recordReleases(
+    ctx: RequestContext,
+    plans: Plan[],
+    results: Map<string, RootResult>,
+    onlyIf: ReleaseCondition,
+  ) {
     if (!plans.length) return;
     await this.auditLog.append(
       plans.flatMap((plan): DataPlaneEvent[] => {
@@ -148,6 +164,7 @@ export class DataPlaneRecorder {
           agreementVersion: plan.agreement.version,
           fields: plan.kind === 'AGGREGATE' ? [...plan.groupBy].sort() : plan.fields,
           rowCount: result.rowCount,
+          onlyIf,
         };
         if (result.kind === 'ROWS' && result.rids && result.rowCount > 0) {
           // Which records left, and their digest in the chain, which vouches for the stored list.

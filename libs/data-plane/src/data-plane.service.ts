@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { defaultFieldResolver, execute } from 'graphql';
 import type { Logger } from 'pino';
+import { type ReleaseCondition, ReleaseWithdrawnError } from '@broker/audit';
 import { AuthService, type Principal, type RequestContext } from '@broker/auth';
 import { PersonKeyIndex } from '@broker/linkage';
 import {
@@ -99,6 +100,8 @@ export class DataPlaneService {
     // may change in between: each decision spends only what it needs beyond what was spent, and
     // what the decision that is answered does not use is given back (BudgetSpending).
     const spending = new BudgetSpending();
+    // Decisions taken again because what they read could not be released under them (see answer).
+    let redecided = 0;
     for (let spends = 0; ;) {
       let began: Awaited<ReturnType<DataPlaneService['begin']>>;
       try {
@@ -109,7 +112,7 @@ export class DataPlaneService {
         if (error instanceof KeyStoppedError) return this.unauthenticated();
         throw error;
       }
-      const { tx, policy } = began;
+      const { tx, policy, stamp } = began;
       let decision: Decision;
       try {
         const deciding = process.hrtime.bigint();
@@ -123,9 +126,15 @@ export class DataPlaneService {
       if (decision.kind === 'run') {
         const due = spending.due(decision.plans);
         if (!due.size) {
-          const answered = await this.answer(ctx, tx, decision);
-          // An agreement's window ended between the decision and the read: decided again, now.
-          if (!answered) continue;
+          const answered = await this.answer(ctx, tx, decision, stamp);
+          // An agreement's window ended, an agreement changed or a key was revoked between the
+          // decision and the release's record: nothing left, and the request is decided again, now
+          // (and ends, nothing released, if that keeps happening).
+          if (!answered) {
+            if (redecided++ < MAX_POLICY_LOADS) continue;
+            await this.recorder.refundBudget(ctx, spending, spending.excess([]));
+            return policyMoved();
+          }
           // A request that failed with nothing released and nothing in the audit log (its read or its
           // append failed) is billed nothing either: what it spent would be accounted for nowhere.
           const unused = UNRECORDED.has(answered) ? spending.excess([]) : spending.excess(decision.plans);
@@ -241,7 +250,7 @@ export class DataPlaneService {
     if (Number(row.policy_stamp) !== latest.stamp) return undefined;
     // Decided inside the window, read past its end: decided again, now (see inWindow).
     if (!inWindow(decision.plans, new Date())) return undefined;
-    return this.release(ctx, decision, new Map([[plan.responseKey, page.finish()]]), null);
+    return this.release(ctx, decision, new Map([[plan.responseKey, page.finish()]]), null, latest.stamp);
   }
 
   /**
@@ -276,7 +285,7 @@ export class DataPlaneService {
    * a user deactivated (or a key rotated) after the request was authenticated ends it with
    * {@link KeyStoppedError}, nothing read, recorded or audited under it.
    */
-  async begin(principal: Principal): Promise<{ tx: Transaction; policy: CallerPolicy }> {
+  async begin(principal: Principal): Promise<{ tx: Transaction; policy: CallerPolicy; stamp: number }> {
     const agencyId = principal.agencyId!;
     // Sent with its BEGIN in one round trip, which takes no parameters: the principal's ids and role
     // as literals.
@@ -293,7 +302,7 @@ export class DataPlaneService {
       const stamp = Number(tx.opening[0].stamp);
       const now = new Date();
       const policy = this.policies.cached(agencyId, stamp, now);
-      if (policy) return { tx, policy };
+      if (policy) return { tx, policy, stamp };
       await tx.rollback();
       if (loads === MAX_POLICY_LOADS) throw new PolicyMovingError();
       await this.policies.reload(agencyId, now);
@@ -309,14 +318,16 @@ export class DataPlaneService {
   }
 
   /**
-   * Runs the authorised plans, records the release, and only then answers with the data; undefined
-   * (nothing recorded or released) when an agreement they are answered under left its window
-   * between the decision and the end of the read, for the request to be decided again.
+   * Runs the authorised plans (decided under policy stamp `stamp`), records the release, and only
+   * then answers with the data; undefined (nothing recorded or released) when an agreement they are
+   * answered under left its window, or the stamp moved, between the decision and the release's
+   * record, for the request to be decided again.
    */
   private async answer(
     ctx: RequestContext,
     tx: Transaction,
     decision: Extract<Decision, { kind: 'run' }>,
+    stamp: number,
   ): Promise<DataPlaneResponse | undefined> {
     let results: Map<string, Read>;
     try {
@@ -335,25 +346,28 @@ export class DataPlaneService {
       return undefined;
     }
     // The read-only snapshot ends while the release is recorded: nothing it read depends on its COMMIT.
-    return this.release(ctx, decision, results, tx.end('COMMIT'));
+    return this.release(ctx, decision, results, tx.end('COMMIT'), stamp);
   }
 
   /**
    * Records the release of what the plans returned (their audit events, committed) and only then
    * answers with the data; `snapshotEnded` is the end of the snapshot they were read in, if one was
-   * open.
+   * open, and `stamp` the policy stamp they were decided and read under. Undefined, nothing recorded
+   * or released, when the release no longer holds as the append records it (see releaseCondition).
    */
   private async release(
     ctx: RequestContext,
     decision: Extract<Decision, { kind: 'run' }>,
     read: Map<string, Read>,
     snapshotEnded: Promise<void> | null,
-  ): Promise<DataPlaneResponse> {
+    stamp: number,
+  ): Promise<DataPlaneResponse | undefined> {
     const { plans } = decision;
     const ended = snapshotEnded ?? Promise.resolve();
     // The release's audit append starts (its failure caught at once, and answered below) ...
     const appending = process.hrtime.bigint();
-    const recorded = this.recorder.recordReleases(ctx, plans, read).then(
+    const onlyIf = releaseCondition(plans, stamp);
+    const recorded = this.recorder.recordReleases(ctx, plans, read, onlyIf).then(
       () => {
         this.phase('append', appending);
         return null;
@@ -374,6 +388,8 @@ export class DataPlaneService {
     if (failed) {
       const { error } = failed;
       await ended;
+      // An agreement changed, a key was revoked or a window closed after the read: nothing left.
+      if (error instanceof ReleaseWithdrawnError) return undefined;
       this.logger.error({ err: error, requestId: ctx.requestId }, 'audit write failed: no data released');
       // Unavailable, not failed: the caller may retry, and nothing left.
       return unrecorded(failureResponse('The access could not be recorded, so nothing was released', 503));
@@ -521,6 +537,23 @@ export function inWindow(plans: readonly Plan[], now: Date): boolean {
   return plans.every((plan) =>
     [plan.agreement, plan.linked?.agreement].every((a) => !a || (a.validFrom <= now && now < a.validUntil)),
   );
+}
+
+/**
+ * The condition a release of `plans` is recorded under (see ReleaseCondition): the policy stamp
+ * `stamp` they were decided and read under is still the stamp, and the event is sealed before the
+ * earliest end of the windows of the agreements they are answered under (both sides of a linked
+ * count). {@link inWindow} checks the window in the process once the rows are read; this checks it
+ * again in the database, against the time the release is recorded at, which is the time it leaves.
+ */
+export function releaseCondition(plans: readonly Plan[], stamp: number): ReleaseCondition {
+  let before = Infinity;
+  for (const plan of plans) {
+    for (const a of [plan.agreement, plan.linked?.agreement]) {
+      if (a) before = Math.min(before, a.validUntil.getTime());
+    }
+  }
+  return { policyStamp: stamp, before: new Date(before) };
 }
 
 /**

@@ -1,0 +1,355 @@
+import { AuditAction, AuditService, ReleaseWithdrawnError } from '@broker/audit';
+import { Database } from '@broker/core';
+import { MAX_POLICY_LOADS } from '@broker/data-plane';
+import { TestBroker } from '@broker/testing';
+
+const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
+const TWO_Q = `query($a: ID) { x: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
+  y: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
+const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
+
+/**
+ * A change that withdraws access (a revocation, a key revoked, a window that ends) committed after a
+ * request's rows were read and before their release was recorded: the release is never recorded, so
+ * nothing leaves, and the request is decided again under the change. The check is in the audit
+ * append itself, after the chain head's lock, so the chain never shows a release after the change.
+ */
+describe('a release withdrawn between its read and its record', () => {
+  let broker: TestBroker;
+  let parties: Awaited<ReturnType<TestBroker['sharingParties']>>;
+  let dataset: { id: string };
+  let auditor: { apiKey: string };
+
+  const input = (overrides: Record<string, unknown> = {}) => ({
+    title: 'Cases',
+    providerAgencyId: parties.providerAgency.id,
+    recipientAgencyId: parties.recipientAgency.id,
+    purposes: ['RECIDIVISM_EVALUATION'],
+    validFrom: '2020-01-01T00:00:00Z',
+    validUntil: '2099-01-01T00:00:00Z',
+    grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }] }],
+    ...overrides,
+  });
+  const activate = (overrides: Record<string, unknown> = {}) =>
+    broker.activateAgreement(
+      parties.providerSteward.apiKey,
+      parties.recipientSteward.apiKey,
+      input(overrides),
+    );
+  const eventsSince = (seq: number) =>
+    broker.query<{ seq: string; action: string; decision: string; agreement_id: string | null; at: Date }>(
+      `SELECT seq::text AS seq, action, decision, agreement_id, at FROM audit_event WHERE seq > $1 ORDER BY seq`,
+      [seq],
+    );
+  const post = (apiKey: string, url: '/data/graphql' | '/data/export', query: string, id: string) =>
+    broker.http.inject({
+      method: 'POST',
+      url,
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        'content-type': 'application/json',
+        ...(url === '/data/export' ? { accept: 'text/csv' } : {}),
+      },
+      payload: JSON.stringify({ query, variables: { a: id } }),
+    });
+
+  /**
+   * Runs `change` (committed) right before the next data-plane group commit's statement, the append
+   * of a release already read; `times` appends in a row.
+   */
+  const beforeNextAppend = (change: () => Promise<void>, times = 1) => {
+    const audit = broker.app.get(AuditService);
+    const appendGroup = audit.appendGroup.bind(audit);
+    const spy = jest.spyOn(audit, 'appendGroup');
+    for (let i = 0; i < times; i++) {
+      spy.mockImplementationOnce(async (events) => {
+        await change();
+        return appendGroup(events);
+      });
+    }
+    return spy;
+  };
+
+  beforeAll(async () => {
+    broker = await TestBroker.start({ LABEL: 'release_withdrawn' });
+    parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
+    auditor = await broker.oversightAuditor();
+    dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
+      slug: 'cases',
+      title: 'Cases',
+      keyField: 'case_id',
+      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
+    });
+    await broker.gqlOk(
+      parties.providerSteward.apiKey,
+      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+      { id: dataset.id, r: [{ case_id: 'C1' }, { case_id: 'C2' }] },
+    );
+  });
+  afterAll(() => broker.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  it.each([
+    ['one root field (answered in one statement)', ROWS_Q],
+    ['two root fields (answered in a snapshot)', TWO_Q],
+  ])('releases nothing of %s when the agreement is revoked before the release is recorded', async (_n, q) => {
+    const id = await activate({ title: `Revoked before its record: ${q.length}` });
+    // The instance holds the agency's policy at the stamp of now.
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const seq = await broker.auditHeadSeq();
+    const spy = beforeNextAppend(async () => {
+      await broker.gqlOk(parties.recipientSteward.apiKey, REVOKE, { id });
+    });
+    const answer = await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql');
+    expect(answer.data).toBeNull();
+    expect(answer.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    // The release was read and offered to the append, which refused it.
+    expect(spy).toHaveBeenCalled();
+    // In the chain: the revocation, then the request's refusal, decided again under it; no release.
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([
+      ['AGREEMENT_REVOKED', 'ALLOW'],
+      ['QUERY', 'DENY'],
+    ]);
+    expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
+  });
+
+  it('releases nothing when the agreement is revoked through another instance before the record', async () => {
+    const id = await activate({ title: 'Revoked elsewhere before its record' });
+    const other = await broker.startAnother();
+    try {
+      const seq = await broker.auditHeadSeq();
+      beforeNextAppend(async () => {
+        await other.gqlOk(parties.recipientSteward.apiKey, REVOKE, { id });
+      });
+      const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+      expect(answer.data).toBeNull();
+      expect(JSON.stringify(answer)).not.toContain('C1');
+      const events = await eventsSince(seq);
+      expect(events.filter((e) => e.decision === 'ALLOW').map((e) => e.action)).toEqual([
+        'AGREEMENT_REVOKED',
+      ]);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('releases nothing to a user deactivated before the release is recorded: 401, nothing audited under it', async () => {
+    const id = await activate({ title: 'Deactivated before its record' });
+    const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    expect((await broker.gql(analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data).not.toBeNull();
+    const seq = await broker.auditHeadSeq();
+    beforeNextAppend(async () => {
+      await broker.gqlOk(
+        parties.recipientSteward.apiKey,
+        `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
+        {
+          id: analyst.id,
+        },
+      );
+    });
+    const res = await post(analyst.apiKey, '/data/graphql', ROWS_Q, id);
+    expect(res.statusCode).toBe(401);
+    expect(res.body).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => e.action)).toEqual(['USER_DEACTIVATED']);
+  });
+
+  it('releases nothing to a key rotated before the release is recorded', async () => {
+    const id = await activate({ title: 'Rotated before its record' });
+    const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    let rotated = '';
+    beforeNextAppend(async () => {
+      rotated = await broker.rotate(analyst.apiKey);
+    });
+    const seq = await broker.auditHeadSeq();
+    const res = await post(analyst.apiKey, '/data/graphql', ROWS_Q, id);
+    expect(res.statusCode).toBe(401);
+    expect(res.body).not.toContain('C1');
+    expect((await eventsSince(seq)).map((e) => e.action)).toEqual(['API_KEY_ROTATED']);
+    // The new key reads.
+    const again = await broker.gql(rotated, ROWS_Q, { a: id }, '/data/graphql');
+    expect(again.data!.cases.nodes).toHaveLength(2);
+  });
+
+  it('releases nothing of an export when the agreement is revoked before its release is recorded', async () => {
+    const id = await activate({ title: 'Export revoked before its record' });
+    const seq = await broker.auditHeadSeq();
+    beforeNextAppend(async () => {
+      await broker.gqlOk(parties.recipientSteward.apiKey, REVOKE, { id });
+    });
+    const res = await post(parties.analyst.apiKey, '/data/export', ROWS_Q, id);
+    expect(res.statusCode).toBe(403);
+    expect(res.body).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([
+      ['AGREEMENT_REVOKED', 'ALLOW'],
+      ['EXPORT', 'DENY'],
+    ]);
+    // The list the export staged for its record was let go.
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+  });
+
+  it('records no release sealed at or after the end of its window, however late the append', async () => {
+    const validUntil = new Date(Date.now() + 1500);
+    const id = await activate({ title: 'Ending before its record', validUntil: validUntil.toISOString() });
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const seq = await broker.auditHeadSeq();
+    // Read (and checked against the window) in time; appended after the window's end.
+    beforeNextAppend(async () => {
+      while (Date.now() <= validUntil.getTime() + 5) await new Promise((r) => setTimeout(r, 20));
+    });
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.data).toBeNull();
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    const events = await eventsSince(seq);
+    expect(events.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'DENY']]);
+    // Every release under it was sealed before its end.
+    const released = await broker.query<{ at: Date }>(
+      `SELECT at FROM audit_event WHERE agreement_id = $1 AND action = 'QUERY' AND decision = 'ALLOW'`,
+      [id],
+    );
+    expect(released.length).toBe(1);
+    expect(released.every((e) => e.at.getTime() < validUntil.getTime())).toBe(true);
+  });
+
+  it('answers, once, a request whose release was withdrawn by a change that does not concern it', async () => {
+    const id = await activate({ title: 'Unconcerned' });
+    const seq = await broker.auditHeadSeq();
+    // Another agreement comes into force between the read and the record: the policy stamp moves.
+    beforeNextAppend(async () => {
+      await activate({ title: 'Another one, approved meanwhile' });
+    });
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.data!.cases.nodes.map((n: { case_id: string }) => n.case_id).sort()).toEqual(['C1', 'C2']);
+    const mine = (await eventsSince(seq)).filter((e) => e.agreement_id === id);
+    expect(mine.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'ALLOW']]);
+  });
+
+  it('ends a request whose release is withdrawn at every decision: 503, nothing released', async () => {
+    const id = await activate({ title: 'Always moving' });
+    // The instance holds the agency's policy at the stamp of now: the first answer is read alone.
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const seq = await broker.auditHeadSeq();
+    const db = broker.app.get(Database);
+    const spy = beforeNextAppend(async () => {
+      await db.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    }, MAX_POLICY_LOADS + 5);
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.status).toBe(503);
+    expect(JSON.stringify(answer)).not.toContain('C1');
+    // The first answer's append, and one per decision taken again.
+    expect(spy).toHaveBeenCalledTimes(MAX_POLICY_LOADS + 2);
+    expect(await eventsSince(seq)).toEqual([]);
+  });
+
+  /** Resolves once a statement matching `pattern` (SQL LIKE) waits for a lock. */
+  const waitingOnLock = async (pattern: string) => {
+    for (;;) {
+      const [row] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE $1 AND pid <> pg_backend_pid()`,
+        [pattern],
+      );
+      if (row.n > 0) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const currentStamp = async () =>
+    Number((await broker.query<{ stamp: string }>(`SELECT stamp::text AS stamp FROM policy_stamp`))[0].stamp);
+  const release = (policyStamp: number) => ({
+    action: AuditAction.QUERY,
+    decision: 'ALLOW' as const,
+    rowCount: 0,
+    onlyIf: { policyStamp, before: new Date(Date.now() + 60_000) },
+  });
+
+  it('waits for a change of the stamp under way, and then sees it: the release is withdrawn', async () => {
+    const audit = broker.app.get(AuditService);
+    const db = broker.app.get(Database);
+    const stamp = await currentStamp();
+    const seq = await broker.auditHeadSeq();
+    // A revocation has moved the stamp and not committed yet.
+    const change = await db.begin();
+    await change.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    const outcome = audit.appendGroup([release(stamp)]).then(
+      () => 'appended',
+      (error: unknown) => error,
+    );
+    await waitingOnLock('%policy_stamp%FOR SHARE%');
+    await change.end('COMMIT');
+    const result = await outcome;
+    expect(result).toBeInstanceOf(ReleaseWithdrawnError);
+    expect((result as ReleaseWithdrawnError).positions).toEqual([0]);
+    expect(await broker.auditHeadSeq()).toBe(seq);
+  });
+
+  it('holds the stamp from its check to its commit: a change waits for the release, and follows it', async () => {
+    const audit = broker.app.get(AuditService);
+    const db = broker.app.get(Database);
+    const stamp = await currentStamp();
+    const seq = await broker.auditHeadSeq();
+    // The chain head is held (an append under way); the release waits for it, its stamp checked.
+    const holder = await db.begin();
+    await holder.query(`SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`);
+    const appended = audit.appendGroup([release(stamp)]);
+    await waitingOnLock('%audit_head%FOR UPDATE%');
+    // A change of the stamp now waits for the release to commit.
+    const moving = broker.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    await waitingOnLock('UPDATE policy_stamp%');
+    await holder.rollback();
+    const [sealed] = await appended;
+    await moving;
+    expect(sealed.seq).toBe(seq + 1);
+    expect(await currentStamp()).toBe(stamp + 1);
+  });
+
+  it('appends, of a group, nothing when one of its releases is withdrawn, and says which', async () => {
+    const audit = broker.app.get(AuditService);
+    const stamp = await currentStamp();
+    const before = new Date(Date.now() + 60_000);
+    const ok = { action: AuditAction.QUERY, decision: 'ALLOW' as const, rowCount: 0 };
+    const seq = await broker.auditHeadSeq();
+    const refused = await audit
+      .appendGroup([
+        { ...ok, onlyIf: { policyStamp: stamp, before } },
+        { ...ok, onlyIf: { policyStamp: stamp + 1, before } },
+        { ...ok, onlyIf: { policyStamp: stamp, before: new Date(Date.now() - 1) } },
+        ok,
+      ])
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(ReleaseWithdrawnError);
+    expect((refused as ReleaseWithdrawnError).positions).toEqual([1, 2]);
+    expect(await broker.auditHeadSeq()).toBe(seq);
+    expect(await eventsSince(seq)).toEqual([]);
+    // The same group without them is appended.
+    const sealed = await audit.appendGroup([{ ...ok, onlyIf: { policyStamp: stamp, before } }, ok]);
+    expect(sealed.map((s) => s.seq)).toEqual([seq + 1, seq + 2]);
+  });
+
+  it('refuses a malformed condition before any statement', async () => {
+    const audit = broker.app.get(AuditService);
+    const ok = { action: AuditAction.QUERY, decision: 'ALLOW' as const, rowCount: 0 };
+    const seq = await broker.auditHeadSeq();
+    for (const onlyIf of [
+      { policyStamp: -1, before: new Date() },
+      { policyStamp: 1.5, before: new Date() },
+      { policyStamp: Number.NaN, before: new Date() },
+      { policyStamp: 1, before: new Date(Number.NaN) },
+      { policyStamp: 1, before: '2099-01-01' as unknown as Date },
+    ]) {
+      await expect(audit.appendGroup([{ ...ok, onlyIf }])).rejects.toBeInstanceOf(TypeError);
+    }
+    expect(await broker.auditHeadSeq()).toBe(seq);
+  });
+});
