@@ -318,8 +318,8 @@ describe('record indexes of the agreements in force', () => {
       BROKER_BOOTSTRAP_TOKEN: broker.operatorKey,
     });
     try {
-      // Off the start-up path: it comes shortly after.
-      for (let i = 0; i < 100 && !(await officerIndexes()).length; i++) {
+      // Off the start-up path: it comes shortly after (built concurrently: invalid until it is done).
+      for (let i = 0; i < 100 && !(await officerIndexes()).some((ix) => ix.valid); i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(await officerIndexes()).toEqual([{ name, ...EXPECTED }]);
