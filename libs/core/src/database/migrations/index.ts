@@ -19,6 +19,7 @@ import { ReleaseStaged1765300000000 } from './1765300000000-release-staged';
 import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-record-unchecked';
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
 import { PersonKeyPopulation1766820000000 } from './1766820000000-person-key-population';
+import { ReleaseRecordInline1766860000000 } from './1766860000000-release-record-inline';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
@@ -66,4 +67,5 @@ export const MIGRATIONS = [
   LinkageTriggerRetention1766640000000,
   HashKeyPopulation1766700000000,
   PersonKeyPopulation1766820000000,
+  ReleaseRecordInline1766860000000,
 ];
