@@ -2,6 +2,7 @@ import { AuthService } from '@broker/auth';
 import { Database } from '@broker/core';
 import { PolicyCache } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
+import { casesSharing } from './cases-sharing';
 
 const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
 const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { status } }`;
@@ -13,24 +14,8 @@ const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { 
 describe('agreements and the data plane: a request in flight when the agreement changes', () => {
   let broker: TestBroker;
   let parties: Awaited<ReturnType<TestBroker['sharingParties']>>;
-  let dataset: { id: string };
 
-  const input = (overrides: Record<string, unknown> = {}) => ({
-    title: 'Cases',
-    providerAgencyId: parties.providerAgency.id,
-    recipientAgencyId: parties.recipientAgency.id,
-    purposes: ['RECIDIVISM_EVALUATION'],
-    validFrom: '2020-01-01T00:00:00Z',
-    validUntil: '2099-01-01T00:00:00Z',
-    grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }] }],
-    ...overrides,
-  });
-  const activate = (overrides: Record<string, unknown> = {}) =>
-    broker.activateAgreement(
-      parties.providerSteward.apiKey,
-      parties.recipientSteward.apiKey,
-      input(overrides),
-    );
+  let activate: Awaited<ReturnType<typeof casesSharing>>['activate'];
   const eventsSince = (seq: number) =>
     broker.query<{ action: string; decision: string; reason: string | null; agreement_id: string | null }>(
       `SELECT action, decision, reason, agreement_id FROM audit_event
@@ -57,18 +42,7 @@ describe('agreements and the data plane: a request in flight when the agreement 
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'agreement_races' });
-    parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
-    dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
-      slug: 'cases',
-      title: 'Cases',
-      keyField: 'case_id',
-      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
-    });
-    await broker.gqlOk(
-      parties.providerSteward.apiKey,
-      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
-      { id: dataset.id, r: [{ case_id: 'C1' }, { case_id: 'C2' }] },
-    );
+    ({ parties, activate } = await casesSharing(broker));
   });
   afterAll(() => broker.close());
   afterEach(() => jest.restoreAllMocks());

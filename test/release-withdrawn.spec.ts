@@ -2,6 +2,7 @@ import { AuditAction, AuditService, ReleaseWithdrawnError } from '@broker/audit'
 import { Database } from '@broker/core';
 import { MAX_POLICY_LOADS } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
+import { casesSharing } from './cases-sharing';
 
 const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
 const TWO_Q = `query($a: ID) { x: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
@@ -12,30 +13,15 @@ const REVOKE = `mutation($id: ID!) { revokeAgreement(id: $id, reason: "stop") { 
  * A change that withdraws access (a revocation, a key revoked, a window that ends) committed after a
  * request's rows were read and before their release was recorded: the release is never recorded, so
  * nothing leaves, and the request is decided again under the change. The check is in the audit
- * append itself, after the chain head's lock, so the chain never shows a release after the change.
+ * append itself, which holds the policy stamp from its check to its commit, so the chain never shows
+ * a release after the change.
  */
 describe('a release withdrawn between its read and its record', () => {
   let broker: TestBroker;
   let parties: Awaited<ReturnType<TestBroker['sharingParties']>>;
-  let dataset: { id: string };
   let auditor: { apiKey: string };
 
-  const input = (overrides: Record<string, unknown> = {}) => ({
-    title: 'Cases',
-    providerAgencyId: parties.providerAgency.id,
-    recipientAgencyId: parties.recipientAgency.id,
-    purposes: ['RECIDIVISM_EVALUATION'],
-    validFrom: '2020-01-01T00:00:00Z',
-    validUntil: '2099-01-01T00:00:00Z',
-    grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }] }],
-    ...overrides,
-  });
-  const activate = (overrides: Record<string, unknown> = {}) =>
-    broker.activateAgreement(
-      parties.providerSteward.apiKey,
-      parties.recipientSteward.apiKey,
-      input(overrides),
-    );
+  let activate: Awaited<ReturnType<typeof casesSharing>>['activate'];
   const eventsSince = (seq: number) =>
     broker.query<{ seq: string; action: string; decision: string; agreement_id: string | null; at: Date }>(
       `SELECT seq::text AS seq, action, decision, agreement_id, at FROM audit_event WHERE seq > $1 ORDER BY seq`,
@@ -72,19 +58,8 @@ describe('a release withdrawn between its read and its record', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'release_withdrawn' });
-    parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
+    ({ parties, activate } = await casesSharing(broker));
     auditor = await broker.oversightAuditor();
-    dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
-      slug: 'cases',
-      title: 'Cases',
-      keyField: 'case_id',
-      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
-    });
-    await broker.gqlOk(
-      parties.providerSteward.apiKey,
-      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
-      { id: dataset.id, r: [{ case_id: 'C1' }, { case_id: 'C2' }] },
-    );
   });
   afterAll(() => broker.close());
   afterEach(() => jest.restoreAllMocks());
