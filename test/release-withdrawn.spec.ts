@@ -150,6 +150,59 @@ describe('a release withdrawn between its read and its record', () => {
     expect(again.data!.cases.nodes).toHaveLength(2);
   });
 
+  it("withdraws no release of the caller's, and moves no policy stamp, for another user's key rotated", async () => {
+    const id = await activate({ title: 'Someone else rotates' });
+    const elsewhere = await broker.createAgency('Elsewhere, rotating');
+    await broker.createUser({ agencyId: elsewhere.id, role: 'STEWARD' });
+    const other = await broker.createUser({ agencyId: elsewhere.id, role: 'ANALYST' });
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const stamp = await currentStamp();
+    const spy = beforeNextAppend(async () => {
+      await broker.rotate(other.apiKey);
+    });
+    const answer = await broker.gql(parties.analyst.apiKey, TWO_Q, { a: id }, '/data/graphql');
+    expect(answer.data!.x.nodes).toHaveLength(2);
+    // Its release was recorded at its first append: nothing was withdrawn or decided again.
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(await currentStamp()).toBe(stamp);
+  });
+
+  it("answers every agency's requests while a user of another rotates its own key in a loop", async () => {
+    const id = await activate({ title: 'Rotation in a loop elsewhere' });
+    const elsewhere = await broker.createAgency('Elsewhere, churning');
+    await broker.createUser({ agencyId: elsewhere.id, role: 'STEWARD' });
+    const churner = await broker.createUser({ agencyId: elsewhere.id, role: 'ANALYST' });
+    const stamp = await currentStamp();
+    let key = churner.apiKey;
+    let rotations = 0;
+    let done = false;
+    const churning = (async () => {
+      while (!done) {
+        key = await broker.rotate(key);
+        rotations++;
+      }
+    })();
+    const statuses: number[] = [];
+    try {
+      // Requests of both paths (one root field, read alone; two, in a snapshot), a few at a time.
+      await Promise.all(
+        [ROWS_Q, TWO_Q, ROWS_Q, TWO_Q].map(async (q) => {
+          for (let i = 0; i < 15; i++) {
+            statuses.push((await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql')).status);
+          }
+        }),
+      );
+    } finally {
+      done = true;
+      await churning;
+    }
+    expect(rotations).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(await currentStamp()).toBe(stamp);
+  });
+
   it('releases nothing of an export when the agreement is revoked before its release is recorded', async () => {
     const id = await activate({ title: 'Export revoked before its record' });
     const seq = await broker.auditHeadSeq();
@@ -165,6 +218,20 @@ describe('a release withdrawn between its read and its record', () => {
       ['EXPORT', 'DENY'],
     ]);
     // The list the export staged for its record was let go.
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+  });
+
+  it('releases nothing of an export whose key is rotated before its release is recorded: 401', async () => {
+    const id = await activate({ title: 'Export rotated before its record' });
+    const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    beforeNextAppend(async () => {
+      await broker.rotate(analyst.apiKey);
+    });
+    const seq = await broker.auditHeadSeq();
+    const res = await post(analyst.apiKey, '/data/export', ROWS_Q, id);
+    expect(res.statusCode).toBe(401);
+    expect(res.body).not.toContain('C1');
+    expect((await eventsSince(seq)).map((e) => e.action)).toEqual(['API_KEY_ROTATED']);
     expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
   });
 
@@ -225,7 +292,10 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await eventsSince(seq)).toEqual([]);
   });
 
-  /** Resolves once a statement matching `pattern` (SQL LIKE) waits for a lock. */
+  /**
+   * Resolves once a statement matching `pattern` (SQL LIKE, on the statement's first kilobyte, all
+   * that pg_stat_activity keeps) waits for a lock.
+   */
   const waitingOnLock = async (pattern: string) => {
     for (;;) {
       const [row] = await broker.query<{ n: number }>(
@@ -237,13 +307,15 @@ describe('a release withdrawn between its read and its record', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
   };
+  /** The text of an append's statement (see appendSql), as pg_stat_activity shows it. */
+  const APPEND = '%WITH RECURSIVE%jsonb_to_recordset($1::jsonb)%';
   const currentStamp = async () =>
     Number((await broker.query<{ stamp: string }>(`SELECT stamp::text AS stamp FROM policy_stamp`))[0].stamp);
-  const release = (policyStamp: number) => ({
+  const release = (policyStamp: number, apiKeyId?: string) => ({
     action: AuditAction.QUERY,
     decision: 'ALLOW' as const,
     rowCount: 0,
-    onlyIf: { policyStamp, before: new Date(Date.now() + 60_000) },
+    onlyIf: { policyStamp, before: new Date(Date.now() + 60_000), ...(apiKeyId ? { apiKeyId } : {}) },
   });
 
   it('waits for a change of the stamp under way, and then sees it: the release is withdrawn', async () => {
@@ -258,12 +330,56 @@ describe('a release withdrawn between its read and its record', () => {
       () => 'appended',
       (error: unknown) => error,
     );
-    await waitingOnLock('%policy_stamp%FOR SHARE%');
+    await waitingOnLock(APPEND);
     await change.end('COMMIT');
     const result = await outcome;
     expect(result).toBeInstanceOf(ReleaseWithdrawnError);
     expect((result as ReleaseWithdrawnError).positions).toEqual([0]);
     expect(await broker.auditHeadSeq()).toBe(seq);
+  });
+
+  it('waits for a revocation of its key under way, and then sees it: the release is withdrawn', async () => {
+    const audit = broker.app.get(AuditService);
+    const db = broker.app.get(Database);
+    const user = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    const [{ id: keyId }] = await broker.query<{ id: string }>(
+      `SELECT id FROM api_key WHERE user_id = $1 AND revoked_at IS NULL`,
+      [user.id],
+    );
+    const stamp = await currentStamp();
+    const seq = await broker.auditHeadSeq();
+    // A rotation has revoked the key and not committed yet.
+    const change = await db.begin();
+    await change.query(`UPDATE api_key SET revoked_at = now() WHERE id = $1`, [keyId]);
+    const outcome = audit.appendGroup([release(stamp, keyId), release(stamp)]).then(
+      () => 'appended',
+      (error: unknown) => error,
+    );
+    await waitingOnLock(APPEND);
+    await change.end('COMMIT');
+    const result = await outcome;
+    expect(result).toBeInstanceOf(ReleaseWithdrawnError);
+    // Only the release read under that key.
+    expect((result as ReleaseWithdrawnError).positions).toEqual([0]);
+    expect(await broker.auditHeadSeq()).toBe(seq);
+    // A key that works, checked and held: a revocation waits for the release, and follows it.
+    const [{ id: other }] = await broker.query<{ id: string }>(
+      `SELECT id FROM api_key WHERE user_id = $1 AND revoked_at IS NULL`,
+      [parties.analyst.id],
+    );
+    const holder = await db.begin();
+    await holder.query(`SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`);
+    const appended = audit.appendGroup([release(stamp, other)]);
+    await waitingOnLock(APPEND);
+    const tx = await db.begin();
+    const revoked = tx.query(`UPDATE api_key SET revoked_at = now() WHERE id = $1`, [other]);
+    await waitingOnLock('UPDATE api_key%');
+    await holder.rollback();
+    const [sealed] = await appended;
+    await revoked;
+    // Not committed: the analyst's key keeps working for the other tests.
+    await tx.rollback();
+    expect(sealed.seq).toBe(seq + 1);
   });
 
   it('holds the stamp from its check to its commit: a change waits for the release, and follows it', async () => {
@@ -275,7 +391,7 @@ describe('a release withdrawn between its read and its record', () => {
     const holder = await db.begin();
     await holder.query(`SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`);
     const appended = audit.appendGroup([release(stamp)]);
-    await waitingOnLock('%audit_head%FOR UPDATE%');
+    await waitingOnLock(APPEND);
     // A change of the stamp now waits for the release to commit.
     const moving = broker.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
     await waitingOnLock('UPDATE policy_stamp%');
@@ -322,6 +438,7 @@ describe('a release withdrawn between its read and its record', () => {
       { policyStamp: Number.NaN, before: new Date() },
       { policyStamp: 1, before: new Date(Number.NaN) },
       { policyStamp: 1, before: '2099-01-01' as unknown as Date },
+      { policyStamp: 1, before: new Date(), apiKeyId: 'not-a-key' },
     ]) {
       await expect(audit.appendGroup([{ ...ok, onlyIf }])).rejects.toBeInstanceOf(TypeError);
     }

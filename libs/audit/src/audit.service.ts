@@ -63,15 +63,21 @@ export interface AuditEventInput {
 
 /**
  * What must still hold, when a release is recorded, for it to be recorded at all: the policy stamp
- * its rows were read and decided under is still the stamp (no agreement changed and no key was
- * revoked since: see movePolicyStamp), and the time the event is sealed with is before `before` (the
+ * its rows were read and decided under is still the stamp (no agreement changed since: see
+ * movePolicyStamp), the API key it was read under (`apiKeyId`, where given) is not revoked (no
+ * rotation, no deactivation since), and the time the event is sealed with is before `before` (the
  * end of the window of every agreement it is answered under). Checked in the append's statement,
- * which holds the stamp from its check to its commit: a change committed before then is seen, and
- * one committed later follows the release in the chain.
+ * which holds the key's row and the stamp's from its check to its commit: a change committed before
+ * then is seen, and one committed later follows the release in the chain.
+ *
+ * The key is checked on its own row, not through the stamp, which every instance's policy of every
+ * agency depends on: a user who rotates its key in a loop withdraws its own releases only, and
+ * neither reloads anyone's policy nor withdraws anyone else's release.
  */
 export interface ReleaseCondition {
   policyStamp: number;
   before: Date;
+  apiKeyId?: string;
 }
 
 /**
@@ -116,14 +122,16 @@ const ROW_RELEASES: ReadonlySet<string> = new Set(ROW_ACTIONS);
  * the head. In a transaction of its own it is one round trip, and the head's lock is held only while
  * it runs and commits.
  *
- * A group with a release's condition (see {@link ReleaseCondition}) first takes the policy stamp's
- * row `FOR SHARE` (`gate`): it waits for a change of the stamp under way to commit, and reads the
- * stamp as committed, not as its snapshot saw it; and no change of the stamp commits until this
+ * A group with a release's condition (see {@link ReleaseCondition}) first takes the rows of the
+ * API keys its releases were read under (`keys`) and the policy stamp's row (`gate`), `FOR SHARE`:
+ * it waits for a revocation of one of those keys, or a change of the stamp, under way to commit,
+ * and reads them as committed, not as its snapshot saw them; and no such change commits until this
  * statement has (it waits for the release, which precedes it in the chain). Then the head, as every
- * append. Every transaction that moves the stamp does so before it appends its own event, so the
- * locks are always taken stamp first, head second, and no two appends wait for each other. If a
- * condition no longer holds (another stamp, or the time the events are sealed with is past its
- * `before`), nothing is sealed or written and the statement names the events (`withdrawn`).
+ * append. Every transaction that revokes a key or moves the stamp does so before it appends its own
+ * event, so the locks are always taken key and stamp first, head second, and no two appends wait
+ * for each other. If a condition no longer holds (a key revoked, another stamp, or the time the
+ * events are sealed with is past its `before`), nothing is sealed or written and the statement
+ * names the events (`withdrawn`).
  *
  * The register's counts move in the append's own statement so that they commit or roll back with
  * the events: one row per (agreement, UTC month) and, for released rows, per (agreement, UTC day).
@@ -159,11 +167,17 @@ function appendSql(staged: boolean): string {
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb,
       counted boolean, allowed bigint, denied bigint, rows_released bigint,
-      release_dataset_id uuid, stamp bigint, until timestamptz${stagedColumn})
+      release_dataset_id uuid, stamp bigint, until timestamptz, key_id uuid${stagedColumn})
+  ),
+  keys AS MATERIALIZED (
+    SELECT k.id FROM api_key k
+     WHERE k.id IN (SELECT key_id FROM batch WHERE key_id IS NOT NULL) AND k.revoked_at IS NULL
+     ORDER BY k.id
+       FOR SHARE
   ),
   gate AS MATERIALIZED (
     SELECT stamp FROM policy_stamp
-     WHERE id = 1 AND EXISTS (SELECT 1 FROM batch WHERE stamp IS NOT NULL)
+     WHERE id = 1 AND EXISTS (SELECT 1 FROM batch WHERE stamp IS NOT NULL) AND (SELECT count(*) FROM keys) >= 0
        FOR SHARE
   ),
   head AS MATERIALIZED (
@@ -173,6 +187,7 @@ function appendSql(staged: boolean): string {
   withdrawn AS MATERIALIZED (
     SELECT coalesce(array_agg(b.i ORDER BY b.i), '{}') AS i FROM batch b CROSS JOIN head h
      WHERE (b.stamp IS NOT NULL AND b.stamp IS DISTINCT FROM (SELECT stamp FROM gate)) OR h.at >= b.until
+        OR (b.key_id IS NOT NULL AND b.key_id NOT IN (SELECT id FROM keys))
   ),
   chain (i, seq, prev_hash, hash) AS (
     SELECT 0, h.seq, NULL::text, h.hash FROM head h WHERE cardinality((SELECT i FROM withdrawn)) = 0
@@ -277,6 +292,7 @@ function eventRow(i: number, content: Appendable) {
     release_staged: release && 'staged' in release ? release.staged : null,
     stamp: onlyIf ? String(onlyIf.policyStamp) : null,
     until: onlyIf ? onlyIf.before.toISOString() : null,
+    key_id: onlyIf?.apiKeyId ?? null,
   };
 }
 
@@ -593,7 +609,15 @@ function appendable(event: AuditEventInput): Appendable {
     if (!(before instanceof Date) || Number.isNaN(before.getTime())) {
       throw new TypeError('audit onlyIf.before must be a valid Date');
     }
-    content.onlyIf = { policyStamp, before: new Date(before.getTime()) };
+    const { apiKeyId } = event.onlyIf;
+    if (apiKeyId !== undefined && !isUuid(apiKeyId)) {
+      throw new TypeError('audit onlyIf.apiKeyId must be a uuid');
+    }
+    content.onlyIf = {
+      policyStamp,
+      before: new Date(before.getTime()),
+      ...(apiKeyId !== undefined ? { apiKeyId: apiKeyId.toLowerCase() } : {}),
+    };
   }
   if (event.release != null) {
     const { datasetId } = event.release;

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { DataSource, type EntityManager } from 'typeorm';
-import { Database, LOGGER, movePolicyStamp } from '@broker/core';
+import { Database, LOGGER } from '@broker/core';
 import { generateApiKey, hashApiKey, keyPrefix } from './api-key';
 import type { Principal } from './request-context';
 import { Role } from './role.enum';
@@ -136,16 +136,18 @@ export class AuthService {
   }
 
   /**
-   * Revokes every key of a user inside the caller's transaction; they stop on the next request. The
-   * policy stamp moves with them: a release read under one of them and not yet recorded when this
-   * commits is recorded never, and its request is decided again (see movePolicyStamp). Call it
-   * before the transaction's audit event.
+   * Revokes every key of a user inside the caller's transaction; they stop on the next request. A
+   * release read under one of them and not yet recorded when this commits is recorded never, and its
+   * request is decided again: the data plane's append checks, and holds, the row of the key it read
+   * under (ReleaseCondition in the audit library). The policy stamp does not move: it would make
+   * every agency's policy load again and withdraw every release in flight, so that a user rotating
+   * its own key in a loop would starve every other agency's requests. Call it before the
+   * transaction's audit event (the appends take the key's row before the chain head's).
    */
   async revokeKeys(manager: EntityManager, userId: string): Promise<void> {
     await manager.query(`UPDATE api_key SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`, [
       userId,
     ]);
-    await movePolicyStamp(manager);
   }
 
   /**

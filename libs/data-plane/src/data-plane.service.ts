@@ -366,7 +366,7 @@ export class DataPlaneService {
     const ended = snapshotEnded ?? Promise.resolve();
     // The release's audit append starts (its failure caught at once, and answered below) ...
     const appending = process.hrtime.bigint();
-    const onlyIf = releaseCondition(plans, stamp);
+    const onlyIf = releaseCondition(plans, stamp, ctx.principal.apiKeyId);
     const recorded = this.recorder.recordReleases(ctx, plans, read, onlyIf).then(
       () => {
         this.phase('append', appending);
@@ -541,19 +541,20 @@ export function inWindow(plans: readonly Plan[], now: Date): boolean {
 
 /**
  * The condition a release of `plans` is recorded under (see ReleaseCondition): the policy stamp
- * `stamp` they were decided and read under is still the stamp, and the event is sealed before the
- * earliest end of the windows of the agreements they are answered under (both sides of a linked
- * count). {@link inWindow} checks the window in the process once the rows are read; this checks it
- * again in the database, against the time the release is recorded at, which is the time it leaves.
+ * `stamp` they were decided and read under is still the stamp, the caller's key (`apiKeyId`, which
+ * they were read under) is not revoked, and the event is sealed before the earliest end of the
+ * windows of the agreements they are answered under (both sides of a linked count). {@link inWindow}
+ * checks the window in the process once the rows are read; this checks it again in the database,
+ * against the time the release is recorded at, which is the time it leaves.
  */
-export function releaseCondition(plans: readonly Plan[], stamp: number): ReleaseCondition {
+export function releaseCondition(plans: readonly Plan[], stamp: number, apiKeyId: string): ReleaseCondition {
   let before = Infinity;
   for (const plan of plans) {
     for (const a of [plan.agreement, plan.linked?.agreement]) {
       if (a) before = Math.min(before, a.validUntil.getTime());
     }
   }
-  return { policyStamp: stamp, before: new Date(before) };
+  return { policyStamp: stamp, before: new Date(before), apiKeyId };
 }
 
 /**

@@ -5,8 +5,11 @@
  * (the data plane's audit append checks it again and holds it until it commits: see
  * ReleaseCondition in the audit library).
  *
- * It moves for an agreement proposed, amended, approved, declined or revoked, and for a user's keys
- * revoked (a rotation or a deactivation). Move it before the transaction's audit event is appended,
+ * It moves for an agreement proposed, amended, approved, declined or revoked. A user's keys revoked
+ * (a rotation or a deactivation) move it not: that concerns the releases read under those keys
+ * only, which the append checks on the key's own row (AuthService.revokeKeys); were every rotation
+ * to move the stamp, anyone could starve every agency's requests by rotating its own key in a loop.
+ * Move it before the transaction's audit event is appended,
  * in the same transaction: the appends take the stamp's row before the chain head's, so the other
  * order could deadlock; and its event then follows, in the chain, every release recorded before it.
  */
