@@ -273,6 +273,65 @@ describe('a release withdrawn between its read and its record', () => {
     expect(mine.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'ALLOW']]);
   });
 
+  describe('a perturbed aggregate whose release is withdrawn', () => {
+    const COUNT_Q = `query($a: ID) { cases_aggregate(purpose: RECIDIVISM_EVALUATION, agreement: $a, groupBy: [case_id]) { noise } }`;
+    const used = async (userId: string, agreementId: string) =>
+      (
+        await broker.query<{ used: number }>(
+          `SELECT used FROM aggregate_budget WHERE user_id = $1 AND agreement_id = $2`,
+          [userId, agreementId],
+        )
+      )[0]?.used ?? 0;
+    const countOnly = (title: string) =>
+      activate({
+        title,
+        grants: [{ datasetId: dataset.id, access: 'AGGREGATE_ONLY', fields: [{ name: 'case_id' }] }],
+      });
+
+    it('is billed once when it is answered on the decision taken again', async () => {
+      const id = await countOnly('Counted, then another agreement approved');
+      const spy = beforeNextAppend(async () => {
+        await activate({ title: 'Approved while a count was recorded' });
+      });
+      const answer = await broker.gql(parties.analyst.apiKey, COUNT_Q, { a: id }, '/data/graphql');
+      expect(answer.data).toEqual({ cases_aggregate: { noise: 2 } });
+      expect(spy).toHaveBeenCalledTimes(2);
+      expect(await used(parties.analyst.id, id)).toBe(1);
+    });
+
+    it('keeps its unit when the decision taken again refuses it: its statement ran, and was timed', async () => {
+      const id = await countOnly('Counted, then revoked');
+      const seq = await broker.auditHeadSeq();
+      beforeNextAppend(async () => {
+        await broker.gqlOk(parties.recipientSteward.apiKey, REVOKE, { id });
+      });
+      const answer = await broker.gql(parties.analyst.apiKey, COUNT_Q, { a: id }, '/data/graphql');
+      expect(answer.data).toBeNull();
+      expect(answer.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+      expect(await used(parties.analyst.id, id)).toBe(1);
+      expect((await eventsSince(seq)).map((e) => [e.action, e.decision])).toEqual([
+        ['AGREEMENT_REVOKED', 'ALLOW'],
+        ['AGGREGATE', 'DENY'],
+      ]);
+    });
+
+    it('keeps its unit when its caller rotates its own key under it: no timing for free', async () => {
+      const id = await countOnly('Counted, then the key rotated');
+      const analyst = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+      let rotated = '';
+      beforeNextAppend(async () => {
+        rotated = await broker.rotate(analyst.apiKey);
+      });
+      const res = await post(analyst.apiKey, '/data/graphql', COUNT_Q, id);
+      expect(res.statusCode).toBe(401);
+      expect(await used(analyst.id, id)).toBe(1);
+      // And the next count under the new key is billed for itself.
+      const again = await broker.gql(rotated, COUNT_Q, { a: id }, '/data/graphql');
+      expect(again.data).toEqual({ cases_aggregate: { noise: 2 } });
+      expect(await used(analyst.id, id)).toBe(2);
+    });
+  });
+
   it('ends a request whose release is withdrawn at every decision: 503, nothing released', async () => {
     const id = await activate({ title: 'Always moving' });
     // The instance holds the agency's policy at the stamp of now: the first answer is read alone.

@@ -45,4 +45,23 @@ describe('BudgetSpending: what one request spends while it is decided', () => {
     ]);
     expect(spending.giveBack(spending.excess([]))).toEqual([]);
   });
+
+  it('keeps what statements that ran used when their release was withdrawn, once, whatever comes after', () => {
+    const spending = new BudgetSpending();
+    spending.add('X', '2026-01-01', 2);
+    spending.add('Y', '2026-01-01', 1);
+    // Two counts under X and one under Y were read, and withdrawn before they were recorded.
+    spending.read([count('X'), count('X'), count('Y')]);
+    // Decided again (twice), now with one count under X only: nothing more is due, nothing is given back.
+    spending.read([count('X')]);
+    expect(weights(spending.due([count('X')]))).toEqual({});
+    expect(spending.excess([count('X')]).size).toBe(0);
+    // Refused at last: what ran stays spent.
+    expect(spending.excess([]).size).toBe(0);
+    expect(spending.giveBack(spending.excess([]))).toEqual([]);
+    expect([spending.unitsOf('X'), spending.unitsOf('Y')]).toEqual([2, 1]);
+    // A count under another agreement, answered, is billed on its own; what ran is still kept.
+    spending.add('Z', '2026-01-01', 1);
+    expect(spending.excess([count('Z')]).size).toBe(0);
+  });
 });

@@ -289,6 +289,12 @@ export function budgetUses(plans: Plan[]): Map<string, BudgetUse> {
  */
 export class BudgetSpending {
   private readonly spent: { agreementId: string; day: string; units: number }[] = [];
+  /**
+   * Units that statements of the request used, by agreement, where what they read was not released
+   * (its release withdrawn, or its window closed, after the read: see {@link read}): never given
+   * back, whatever the request ends with.
+   */
+  private readonly kept = new Map<string, number>();
 
   /** Records units spent on `day`. */
   add(agreementId: string, day: string, units: number): void {
@@ -310,12 +316,31 @@ export class BudgetSpending {
     return due;
   }
 
-  /** The units spent beyond what `plans` use, by agreement: all of them for no plans. */
+  /**
+   * Records that `plans` ran (their statements read, and took the time they took) and that what
+   * they read was not released, the request being decided again: the units they used are kept
+   * whatever it ends with (refused, 401, 503). Its caller saw how long the statements took; were
+   * the units given back, a caller who can have a release withdrawn at will (by rotating its own key
+   * while its count runs) would time perturbed aggregates for free (see "Timing" in
+   * docs/disclosure-control.md). Kept once, however many times the request is decided again: a
+   * request answered at last under the same agreements is billed what it was answered with.
+   */
+  read(plans: Plan[]): void {
+    for (const [id, use] of budgetUses(plans)) {
+      this.kept.set(id, Math.max(this.kept.get(id) ?? 0, Math.min(use.weight, this.unitsOf(id))));
+    }
+  }
+
+  /**
+   * The units spent beyond what `plans` use, by agreement (all of them for no plans), less those
+   * kept for statements that ran (see {@link read}).
+   */
   excess(plans: Plan[]): Map<string, number> {
     const uses = budgetUses(plans);
     const excess = new Map<string, number>();
     for (const id of new Set(this.spent.map((s) => s.agreementId))) {
-      const extra = this.unitsOf(id) - (uses.get(id)?.weight ?? 0);
+      const used = Math.max(uses.get(id)?.weight ?? 0, this.kept.get(id) ?? 0);
+      const extra = this.unitsOf(id) - used;
       if (extra > 0) excess.set(id, extra);
     }
     return excess;

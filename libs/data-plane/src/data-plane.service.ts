@@ -131,6 +131,8 @@ export class DataPlaneService {
           // decision and the release's record: nothing left, and the request is decided again, now
           // (and ends, nothing released, if that keeps happening).
           if (!answered) {
+            // Its statements ran: what they used is billed, whatever the request ends with.
+            spending.read(decision.plans);
             if (redecided++ < MAX_POLICY_LOADS) continue;
             await this.recorder.refundBudget(ctx, spending, spending.excess([]));
             return policyMoved();
