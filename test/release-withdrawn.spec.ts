@@ -1,8 +1,8 @@
 import { AuditAction, AuditService, ReleaseWithdrawnError } from '@broker/audit';
 import { Database } from '@broker/core';
 import { MAX_POLICY_LOADS } from '@broker/data-plane';
-import { TestBroker } from '@broker/testing';
-import { casesSharing } from './cases-sharing';
+import { TestBroker, withOversightText } from '@broker/testing';
+import { type CasesInput, casesSharing } from './cases-sharing';
 
 const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
 const TWO_Q = `query($a: ID) { x: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
@@ -22,6 +22,7 @@ describe('a release withdrawn between its read and its record', () => {
   let auditor: { apiKey: string };
 
   let activate: Awaited<ReturnType<typeof casesSharing>>['activate'];
+  let input: CasesInput;
   const eventsSince = (seq: number) =>
     broker.query<{ seq: string; action: string; decision: string; agreement_id: string | null; at: Date }>(
       `SELECT seq::text AS seq, action, decision, agreement_id, at FROM audit_event WHERE seq > $1 ORDER BY seq`,
@@ -58,7 +59,7 @@ describe('a release withdrawn between its read and its record', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'release_withdrawn' });
-    ({ parties, activate } = await casesSharing(broker));
+    ({ parties, activate, input } = await casesSharing(broker));
     auditor = await broker.oversightAuditor();
   });
   afterAll(() => broker.close());
@@ -271,6 +272,52 @@ describe('a release withdrawn between its read and its record', () => {
     expect(answer.data!.cases.nodes.map((n: { case_id: string }) => n.case_id).sort()).toEqual(['C1', 'C2']);
     const mine = (await eventsSince(seq)).filter((e) => e.agreement_id === id);
     expect(mine.map((e) => [e.action, e.decision])).toEqual([['QUERY', 'ALLOW']]);
+  });
+
+  it('moves the stamp only when what is in force changes, and withdraws no release for anything else', async () => {
+    const PROPOSE = `mutation($input: AgreementInput!) { proposeAgreement(input: $input) { id } }`;
+    const AMEND = `mutation($id: ID!, $input: AgreementInput!) { amendAgreement(id: $id, input: $input) { currentVersion } }`;
+    const APPROVE = `mutation($id: ID!, $v: Int!) { approveAgreement(id: $id, version: $v) { inForceVersion } }`;
+    const DECLINE = `mutation($id: ID!, $v: Int!) { declineAgreement(id: $id, version: $v, reason: "no") { id } }`;
+    const provider = parties.providerSteward.apiKey;
+    const recipient = parties.recipientSteward.apiKey;
+    const id = await activate({ title: 'Read while others negotiate' });
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const stamp = await currentStamp();
+    // A proposal between a read and its record: nobody's access changed, nothing is withdrawn.
+    const spy = beforeNextAppend(async () => {
+      await broker.gqlOk(provider, PROPOSE, { input: input({ title: 'Proposed while a page was read' }) });
+    });
+    const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
+    expect(answer.data!.cases.nodes).toHaveLength(2);
+    expect(spy).toHaveBeenCalledTimes(1);
+    // An amendment, approved by its amender's side only: version 1 still governs.
+    await broker.gqlOk(provider, AMEND, { id, input: input({ title: 'Read while others negotiate, v2' }) });
+    // A version that needs oversight, approved by both parties, and declined by the oversight board.
+    const overseen = withOversightText(
+      input({
+        title: 'Declined by oversight',
+        grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }], linkage: true }],
+      }),
+    );
+    const { proposeAgreement } = await broker.gqlOk<{ proposeAgreement: { id: string } }>(provider, PROPOSE, {
+      input: overseen,
+    });
+    const approved = await broker.gqlOk<{ approveAgreement: { inForceVersion: number | null } }>(
+      recipient,
+      APPROVE,
+      { id: proposeAgreement.id, v: 1 },
+    );
+    expect(approved.approveAgreement.inForceVersion).toBeNull();
+    await broker.gqlOk(auditor.apiKey, DECLINE, { id: proposeAgreement.id, v: 1 });
+    expect(await currentStamp()).toBe(stamp);
+    // The amendment's other side approves: version 2 comes into force, and the stamp moves.
+    await broker.gqlOk(recipient, APPROVE, { id, v: 2 });
+    expect(await currentStamp()).toBe(stamp + 1);
+    await broker.gqlOk(recipient, REVOKE, { id });
+    expect(await currentStamp()).toBe(stamp + 2);
   });
 
   describe('a perturbed aggregate whose release is withdrawn', () => {

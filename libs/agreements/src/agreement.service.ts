@@ -263,7 +263,8 @@ export class AgreementService {
         if (!inserted.length) return; // this side approved already: nothing changes
         const inForce = await this.settle(manager, row, version);
         cameIntoForce = inForce;
-        await movePolicyStamp(manager);
+        // Only a version coming into force changes what anyone may read (see movePolicyStamp).
+        if (inForce) await movePolicyStamp(manager);
         await this.audit.append(
           {
             actorUserId: approver.userId,
@@ -331,7 +332,7 @@ export class AgreementService {
             `Version ${version} was declined already, for another reason; amend the agreement instead`,
           );
         }
-        await movePolicyStamp(manager);
+        // The version in force, if any, keeps governing: nobody's access changes, the stamp stays.
         await this.audit.append(
           {
             actorUserId: auditor.userId,
@@ -671,7 +672,7 @@ export class AgreementService {
       `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)`,
       [id, version, ctx.principal.agencyId, ctx.principal.userId],
     );
-    await movePolicyStamp(manager);
+    // A version proposed is in force for nobody yet: the stamp stays (see movePolicyStamp).
     return digest;
   }
 
