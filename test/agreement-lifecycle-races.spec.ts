@@ -210,4 +210,46 @@ describe('agreements: concurrent decisions on one agreement', () => {
     expect(events.length).toBe(cases.length);
     expect(await broker.verifyAuditChain(auditor.apiKey)).toMatchObject({ valid: true });
   });
+
+  it("revokes and deactivates a user of the revoking steward's agency at once, without a deadlock", async () => {
+    const id = await propose({ title: 'Revoked while a user is deactivated' });
+    await broker.gqlOk(parties.recipientSteward.apiKey, APPROVE, { id, v: 1 });
+    const user = await broker.createUser({ agencyId: parties.recipientAgency.id, role: 'ANALYST' });
+    /** Whether `n` statements of the broker wait for a lock. */
+    const waitingFor = async (n: number) => {
+      const [{ w }] = await broker.query<{ w: number }>(
+        `SELECT count(*)::int AS w FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+      );
+      return w >= n;
+    };
+    // The deactivation locks the agency, then waits on its stewards (held here); the revocation then
+    // checks its keys (revoked_by: the steward; revoked_by_agency_id: the agency) while it waits.
+    const holder = new Client({ connectionString: broker.config.DATABASE_URL });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM app_user WHERE id = $1 FOR NO KEY UPDATE`, [
+        parties.recipientSteward.id,
+      ]);
+      const deactivating = broker.gql(
+        parties.recipientSteward.apiKey,
+        `mutation($id: ID!) { deactivateUser(id: $id) { id } }`,
+        { id: user.id },
+      );
+      while (!(await waitingFor(1))) await new Promise((r) => setTimeout(r, 10));
+      const revoking = broker.gql(parties.recipientSteward.apiKey, REVOKE, { id, r: 'stop' });
+      // The revocation commits at once, not waiting on the deactivation (it did, and once the
+      // steward's row was let go the two deadlocked, one of them failing with a 500).
+      let revoked = false;
+      void revoking.then(() => (revoked = true));
+      while (!revoked && !(await waitingFor(2))) await new Promise((r) => setTimeout(r, 10));
+      await holder.query('COMMIT');
+      const results = await Promise.all([deactivating, revoking]);
+      expect(results.map((r) => r.errors?.[0]?.extensions?.code ?? 'OK')).toEqual(['OK', 'OK']);
+      expect(revoked).toBe(true);
+    } finally {
+      await holder.end();
+    }
+  });
 });

@@ -197,7 +197,7 @@ export class UserService {
         const facts = target.agency_id ? await this.agencyFacts(manager, target.agency_id, target.id) : null;
         const [operators] = await manager.query<{ n: number }[]>(
           `SELECT count(*)::int AS n FROM (SELECT id FROM app_user
-          WHERE role = 'OPERATOR' AND deactivated_at IS NULL AND id <> $1 ORDER BY id FOR UPDATE) o`,
+          WHERE role = 'OPERATOR' AND deactivated_at IS NULL AND id <> $1 ORDER BY id FOR NO KEY UPDATE) o`,
           [target.id],
         );
         authorize(
@@ -237,7 +237,7 @@ export class UserService {
     return this.db.transaction(
       async ({ manager }) => {
         const [locked] = await manager.query<{ id: string }[]>(
-          `SELECT id FROM app_user WHERE id = $1 AND deactivated_at IS NULL FOR UPDATE`,
+          `SELECT id FROM app_user WHERE id = $1 AND deactivated_at IS NULL FOR NO KEY UPDATE`,
           [principal.userId],
         );
         if (!locked) throw new BrokerError(ErrorCode.UNAUTHENTICATED, 'The API key is not valid');
@@ -331,6 +331,13 @@ export class UserService {
   /**
    * What the user rules need to know of an agency, its active stewards locked for the change:
    * whether it is an oversight agency and how many active STEWARDs it has (other than `except`).
+   *
+   * Its rows (and every user row this service locks) are locked `FOR NO KEY UPDATE`, which orders
+   * the changes of users of one agency as `FOR UPDATE` would, but leaves alone the key checks of the
+   * rows that name them (an agreement revoked by, or approved by, that steward, of that agency). With
+   * `FOR UPDATE`, a revocation that had checked its `revoked_by` (the steward's row) and waited on
+   * its `revoked_by_agency_id` (the agency's row, locked here) deadlocked with a deactivation in that
+   * agency waiting on the steward's row. No key of theirs ever changes.
    */
   private async agencyFacts(
     manager: EntityManager,
@@ -338,13 +345,13 @@ export class UserService {
     except: string | null,
   ): Promise<{ oversight: boolean; activeStewards: number } | null> {
     const [agency] = await manager.query<{ kind: string | null }[]>(
-      `SELECT kind FROM agency WHERE id = $1 FOR UPDATE`,
+      `SELECT kind FROM agency WHERE id = $1 FOR NO KEY UPDATE`,
       [agencyId],
     );
     if (!agency) return null;
     const stewards = await manager.query<{ id: string }[]>(
       `SELECT id FROM app_user WHERE agency_id = $1 AND role = 'STEWARD' AND deactivated_at IS NULL
-        ORDER BY id FOR UPDATE`,
+        ORDER BY id FOR NO KEY UPDATE`,
       [agencyId],
     );
     return {
