@@ -398,6 +398,22 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await eventsSince(seq)).toEqual([]);
   });
 
+  it('ends an export whose release is withdrawn at every decision: 503, not a byte sent, no list left', async () => {
+    const id = await activate({ title: 'Export always moving' });
+    const seq = await broker.auditHeadSeq();
+    const db = broker.app.get(Database);
+    const spy = beforeNextAppend(async () => {
+      await db.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    }, MAX_POLICY_LOADS + 5);
+    const res = await post(parties.analyst.apiKey, '/data/export', ROWS_Q, id);
+    expect(res.statusCode).toBe(503);
+    expect(res.body).not.toContain('C1');
+    // One append per decision, the first and five taken again; then it ends.
+    expect(spy).toHaveBeenCalledTimes(MAX_POLICY_LOADS + 1);
+    expect(await eventsSince(seq)).toEqual([]);
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+  });
+
   /**
    * Resolves once a statement matching `pattern` (SQL LIKE, on the statement's first kilobyte, all
    * that pg_stat_activity keeps) waits for a lock.
