@@ -23,6 +23,7 @@ describe('a release withdrawn between its read and its record', () => {
 
   let activate: Awaited<ReturnType<typeof casesSharing>>['activate'];
   let input: CasesInput;
+  let dataset: { id: string };
   const eventsSince = (seq: number) =>
     broker.query<{ seq: string; action: string; decision: string; agreement_id: string | null; at: Date }>(
       `SELECT seq::text AS seq, action, decision, agreement_id, at FROM audit_event WHERE seq > $1 ORDER BY seq`,
@@ -59,7 +60,7 @@ describe('a release withdrawn between its read and its record', () => {
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'release_withdrawn' });
-    ({ parties, activate, input } = await casesSharing(broker));
+    ({ parties, activate, input, dataset } = await casesSharing(broker));
     auditor = await broker.oversightAuditor();
   });
   afterAll(() => broker.close());
