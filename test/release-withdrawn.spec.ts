@@ -551,6 +551,58 @@ describe('a release withdrawn between its read and its record', () => {
     expect(sealed.map((s) => s.seq)).toEqual([seq + 1, seq + 2]);
   });
 
+  it('finds the keys of a group by their index, however many keys were revoked before (generic plan)', async () => {
+    const audit = broker.app.get(AuditService);
+    const db = broker.app.get(Database);
+    // The append's statement and parameters, as it sends them (nothing is run).
+    let sent: { text: string; values: unknown[] } | undefined;
+    jest.spyOn(db, 'connection').mockImplementationOnce(async (work) =>
+      work({
+        query: (config: { text: string; values: unknown[] }) => {
+          sent = config;
+          return Promise.resolve({ rows: [{ sealed: '[["1","x"]]', withdrawn: [] }] });
+        },
+      } as never),
+    );
+    const [{ id: apiKeyId }] = await broker.query<{ id: string }>(
+      `SELECT k.id FROM api_key k JOIN app_user u ON u.id = k.user_id
+        WHERE u.id = $1 AND k.revoked_at IS NULL`,
+      [parties.analyst.id],
+    );
+    const event = release(await currentStamp());
+    await audit.appendGroup([{ ...event, onlyIf: { ...event.onlyIf, apiKeyId } }]);
+    // Twenty thousand revoked keys, as years of rotations leave them.
+    await broker.query(
+      `INSERT INTO api_key (user_id, key_hash, prefix, revoked_at)
+       SELECT $1, sha256(convert_to('k' || g, 'UTF8')), 'p' || g, now() FROM generate_series(1, 20000) g`,
+      [parties.analyst.id],
+    );
+    await broker.query(`ANALYZE api_key`);
+    const tx = await db.begin();
+    try {
+      await tx.query(`SET LOCAL plan_cache_mode = force_generic_plan`);
+      await tx.query(`PREPARE append_plan AS ${sent!.text}`);
+      // Utility statements take no parameters: the group's JSON written as a literal.
+      const [json, lists] = sent!.values as [string, unknown[]];
+      expect(lists).toEqual([null]);
+      const rows = await tx.query<{ 'QUERY PLAN': unknown }>(
+        `EXPLAIN (FORMAT JSON) EXECUTE append_plan('${json.replace(/'/g, "''")}', ARRAY[NULL]::text[])`,
+      );
+      // Every node that reads api_key reads it by index.
+      const nodes: { 'Node Type': string; 'Relation Name'?: string }[] = [];
+      const walk = (node: Record<string, unknown>) => {
+        nodes.push(node as never);
+        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+      };
+      walk((rows[0]['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0].Plan);
+      const onKeys = nodes.filter((n) => n['Relation Name'] === 'api_key').map((n) => n['Node Type']);
+      expect(onKeys.length).toBeGreaterThan(0);
+      expect(onKeys.every((type) => type !== 'Seq Scan')).toBe(true);
+    } finally {
+      await tx.rollback();
+    }
+  });
+
   it('refuses a malformed condition before any statement', async () => {
     const audit = broker.app.get(AuditService);
     const ok = { action: AuditAction.QUERY, decision: 'ALLOW' as const, rowCount: 0 };

@@ -170,8 +170,11 @@ function appendSql(staged: boolean): string {
       release_dataset_id uuid, stamp bigint, until timestamptz, key_id uuid${stagedColumn})
   ),
   keys AS MATERIALIZED (
+    -- By the key's index, whatever the number of keys (revoked ones pile up with every rotation): an
+    -- array of the group's keys, not a join, which PostgreSQL plans as a scan of the whole table.
     SELECT k.id FROM api_key k
-     WHERE k.id IN (SELECT key_id FROM batch WHERE key_id IS NOT NULL) AND k.revoked_at IS NULL
+     WHERE k.id = ANY (ARRAY(SELECT DISTINCT key_id FROM batch WHERE key_id IS NOT NULL))
+       AND k.revoked_at IS NULL
      ORDER BY k.id
        FOR SHARE
   ),
