@@ -5,11 +5,11 @@ export type CasesInput = (overrides?: Record<string, unknown>) => Record<string,
 
 /**
  * The sharing the agreement races' specs play on: Probation shares a `cases` dataset (one field,
- * `case_id`, records C1 and C2) with Research for RECIDIVISM_EVALUATION. Returns its parties, its
+ * `case_id`, records `cases`: C1 and C2 unless given) with Research for RECIDIVISM_EVALUATION. Returns its parties, its
  * dataset, the input of an agreement of all of it (for ever, `case_id` released) and `activate`,
  * which proposes and approves one (its id).
  */
-export async function casesSharing(broker: TestBroker) {
+export async function casesSharing(broker: TestBroker, cases: readonly string[] = ['C1', 'C2']) {
   const parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
   const dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
     slug: 'cases',
@@ -20,7 +20,7 @@ export async function casesSharing(broker: TestBroker) {
   await broker.gqlOk(
     parties.providerSteward.apiKey,
     `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
-    { id: dataset.id, r: [{ case_id: 'C1' }, { case_id: 'C2' }] },
+    { id: dataset.id, r: cases.map((id) => ({ case_id: id })) },
   );
   const input: CasesInput = (overrides = {}) => ({
     title: 'Cases',

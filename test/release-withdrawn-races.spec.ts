@@ -1,4 +1,5 @@
 import { TestBroker } from '@broker/testing';
+import { type CasesInput, casesSharing } from './cases-sharing';
 
 const ROWS_Q = `query($a: ID) { cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } } }`;
 const TWO_Q = `query($a: ID) { x: cases(purpose: RECIDIVISM_EVALUATION, agreement: $a) { nodes { case_id } }
@@ -27,32 +28,15 @@ describe('releases withdrawn under load, on two instances', () => {
   let parties: Awaited<ReturnType<TestBroker['sharingParties']>>;
   let dataset: { id: string };
 
-  const input = (overrides: Record<string, unknown> = {}) => ({
-    title: 'Cases',
-    providerAgencyId: parties.providerAgency.id,
-    recipientAgencyId: parties.recipientAgency.id,
-    purposes: ['RECIDIVISM_EVALUATION'],
-    validFrom: '2020-01-01T00:00:00Z',
-    validUntil: '2099-01-01T00:00:00Z',
-    grants: [{ datasetId: dataset.id, fields: [{ name: 'case_id' }] }],
-    ...overrides,
-  });
+  let input: CasesInput;
 
   beforeAll(async () => {
     broker = await TestBroker.start({ LABEL: 'release_withdrawn_races', AGGREGATE_DAILY_BUDGET: '100000' });
     other = await broker.startAnother();
-    parties = await broker.sharingParties('Probation', 'Research', 'RECIDIVISM_EVALUATION');
-    dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
-      slug: 'cases',
-      title: 'Cases',
-      keyField: 'case_id',
-      fields: [{ name: 'case_id', type: 'STRING', classification: 'NON_SENSITIVE' }],
-    });
-    await broker.gqlOk(
-      parties.providerSteward.apiKey,
-      `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
-      { id: dataset.id, r: Array.from({ length: 40 }, (_, i) => ({ case_id: `C${i}` })) },
-    );
+    ({ parties, dataset, input } = await casesSharing(
+      broker,
+      Array.from({ length: 40 }, (_, i) => `C${i}`),
+    ));
   }, 120_000);
   afterAll(async () => {
     await other?.stop();
@@ -155,7 +139,17 @@ describe('releases withdrawn under load, on two instances', () => {
         for (let i = 0; !done; i++) {
           const id = await activate({ title: `Churned ${i}` });
           churned = id;
-          await new Promise((r) => setTimeout(r, 150));
+          // In force until something was released under it (at most 2 s: a loaded machine reads
+          // slowly), so that its revocation races releases under it.
+          for (let waited = 0; waited < 2000; waited += 50) {
+            const [released] = await broker.query(
+              `SELECT 1 FROM audit_event WHERE agreement_id = $1 AND decision = 'ALLOW'
+                  AND action IN ('QUERY', 'EXPORT') LIMIT 1`,
+              [id],
+            );
+            if (released && waited >= 150) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
           await change(instances[i % 2], parties.recipientSteward.apiKey, REVOKE, { id });
           revoked.push(id);
         }
