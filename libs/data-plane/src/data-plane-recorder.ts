@@ -140,8 +140,9 @@ export class DataPlaneRecorder {
 
   /**
    * Records what the plans released, in one group commit, on the condition that it still holds when
-   * the append runs (`onlyIf`: the policy stamp they were decided and read under, and their windows):
-   * rejects with ReleaseWithdrawnError, nothing recorded, when it does not.
+   * the append runs (`onlyIf`: the policy stamp they were decided and read under, the key they were
+   * read under, and their windows): rejects with ReleaseWithdrawnError, nothing recorded, when it
+   * does not.
    */
   async recordReleases(
     ctx: RequestContext,

@@ -536,9 +536,12 @@ function unrecorded(response: DataPlaneResponse): DataPlaneResponse {
  * that access stops exactly at `validUntil` (DESIGN §2.8) however long the read took.
  */
 export function inWindow(plans: readonly Plan[], now: Date): boolean {
-  return plans.every((plan) =>
-    [plan.agreement, plan.linked?.agreement].every((a) => !a || (a.validFrom <= now && now < a.validUntil)),
-  );
+  return answeredUnder(plans).every((a) => a.validFrom <= now && now < a.validUntil);
+}
+
+/** The agreements `plans` are answered under: each plan's, and the other side's of a linked count. */
+function answeredUnder(plans: readonly Plan[]): Plan['agreement'][] {
+  return plans.flatMap((plan) => (plan.linked ? [plan.agreement, plan.linked.agreement] : [plan.agreement]));
 }
 
 /**
@@ -550,12 +553,7 @@ export function inWindow(plans: readonly Plan[], now: Date): boolean {
  * against the time the release is recorded at, which is the time it leaves.
  */
 export function releaseCondition(plans: readonly Plan[], stamp: number, apiKeyId: string): ReleaseCondition {
-  let before = Infinity;
-  for (const plan of plans) {
-    for (const a of [plan.agreement, plan.linked?.agreement]) {
-      if (a) before = Math.min(before, a.validUntil.getTime());
-    }
-  }
+  const before = Math.min(...answeredUnder(plans).map((a) => a.validUntil.getTime()));
   return { policyStamp: stamp, before: new Date(before), apiKeyId };
 }
 
