@@ -935,7 +935,7 @@ async function decisionCost(
       if (precheck(principal, request)) throw new Error('precheck refused the bench query');
       return request;
     };
-    const stamp = await agreements.stamp();
+    const stamp = await agreements.stamp(agencyId);
     // Fills the cache as a request would.
     await policies.forAgency(agencyId, new Date());
     const writers: NodeJsonWriter[] = [];
@@ -979,7 +979,7 @@ async function decisionCost(
       for (let i = 0; i < n; i++) await run();
       return Number(process.hrtime.bigint() - started) / 1000 / n;
     };
-    const stampUs = await timeIo(2000, () => agreements.stamp());
+    const stampUs = await timeIo(2000, () => agreements.stamp(agencyId));
     const authUs = await timeIo(2000, () => auth.authenticate(analystKey));
     // An event like the data plane's, in a transaction of its own: the head's lock and a commit.
     const auditUs = await timeIo(500, () =>

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { Pool, type PoolClient } from 'pg';
-import { Database } from '@broker/core';
+import { Database, MOVE_POLICY_STAMP_SQL } from '@broker/core';
 import { DataPlaneService } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 import { shortenNextReaderTimeout } from './reader-timeout';
@@ -15,6 +15,7 @@ import { shortenNextReaderTimeout } from './reader-timeout';
 describe('data plane: a page written as its rows arrive', () => {
   let broker: TestBroker;
   let analyst: string;
+  let recipientAgencyId: string;
   let db: Database;
   let service: DataPlaneService;
 
@@ -91,6 +92,7 @@ describe('data plane: a page written as its rows arrive', () => {
     service = broker.app.get(DataPlaneService);
     const parties = await broker.sharingParties('Provider', 'Recipient', 'RESEARCH');
     analyst = parties.analyst.apiKey;
+    recipientAgencyId = parties.recipientAgency.id;
     const dataset = await broker.registerDataset(parties.providerSteward.apiKey, {
       slug: 'things',
       title: 'Things',
@@ -213,7 +215,7 @@ describe('data plane: a page written as its rows arrive', () => {
     // Another instance changes the policy (its stamp moves) after this one decided, before it reads.
     const read = db.read.bind(db);
     const spy = jest.spyOn(db, 'read').mockImplementation(async (...args: Parameters<Database['read']>) => {
-      if (args[2]?.onRow) await broker.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      if (args[2]?.onRow) await broker.query(MOVE_POLICY_STAMP_SQL, [recipientAgencyId]);
       return read(...args);
     });
     const begin = jest.spyOn(db, 'begin');

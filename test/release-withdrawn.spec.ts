@@ -1,6 +1,6 @@
-import { AuditAction, AuditService, ReleaseWithdrawnError } from '@broker/audit';
-import { Database } from '@broker/core';
-import { MAX_POLICY_LOADS } from '@broker/data-plane';
+import { AuditAction, AuditService, type ReleaseCondition, ReleaseWithdrawnError } from '@broker/audit';
+import { Database, MOVE_POLICY_STAMP_SQL, movePolicyStamp } from '@broker/core';
+import { MAX_POLICY_LOADS, PolicyCache } from '@broker/data-plane';
 import { TestBroker, withOversightText } from '@broker/testing';
 import { type CasesInput, casesSharing } from './cases-sharing';
 
@@ -205,6 +205,137 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await currentStamp()).toBe(stamp);
   });
 
+  /** Another recipient of the provider's cases, with its steward: its agreements are not the caller's. */
+  const anotherRecipient = async (name: string) => {
+    const agency = await broker.createAgency(name);
+    const steward = await broker.createUser({ agencyId: agency.id, role: 'STEWARD' });
+    const activateFor = (title: string) =>
+      broker.activateAgreement(
+        parties.providerSteward.apiKey,
+        steward.apiKey,
+        input({ title, recipientAgencyId: agency.id }),
+      );
+    return { agency, steward, activateFor };
+  };
+  const stampOf = async (agencyId: string) =>
+    Number(
+      (
+        await broker.query<{ stamp: string }>(
+          `SELECT stamp::text AS stamp FROM agency_policy_stamp WHERE agency_id = $1`,
+          [agencyId],
+        )
+      )[0].stamp,
+    );
+
+  it("keeps a stamp per agency from its creation, and moves the recipient's (and the county's) only", async () => {
+    const county = async () =>
+      Number((await broker.query<{ s: string }>(`SELECT stamp::text AS s FROM policy_stamp`))[0].s);
+    const other = await anotherRecipient('Elsewhere, stamped');
+    // Created with its row, at the county's stamp.
+    expect(await stampOf(other.agency.id)).toBe(await county());
+    const before = await broker.query<{ agency_id: string; stamp: string }>(
+      `SELECT agency_id, stamp::text AS stamp FROM agency_policy_stamp ORDER BY agency_id`,
+    );
+    const countyBefore = await county();
+    const theirs = await other.activateFor('Theirs, stamped');
+    const after = await broker.query<{ agency_id: string; stamp: string }>(
+      `SELECT agency_id, stamp::text AS stamp FROM agency_policy_stamp ORDER BY agency_id`,
+    );
+    expect(after.filter((r, i) => r.stamp !== before[i].stamp)).toEqual([
+      {
+        agency_id: other.agency.id,
+        stamp: String(Number(before.find((r) => r.agency_id === other.agency.id)!.stamp) + 1),
+      },
+    ]);
+    // The county's stamp moves too, for instances of an earlier release during a rolling upgrade.
+    expect(await county()).toBe(countyBefore + 1);
+    await broker.gqlOk(other.steward.apiKey, REVOKE, { id: theirs });
+    expect(await county()).toBe(countyBefore + 2);
+    // A stamp is never moved for an agency without its row: that is a broken database, not a change.
+    const db = broker.app.get(Database);
+    const tx = await db.begin();
+    try {
+      await tx.query(`DELETE FROM agency_policy_stamp WHERE agency_id = $1`, [other.agency.id]);
+      await expect(movePolicyStamp(tx, other.agency.id)).rejects.toThrow(/no policy stamp/);
+    } finally {
+      await tx.rollback();
+    }
+  });
+
+  it("withdraws no release of an agency's, and reloads nothing, for another recipient's agreements", async () => {
+    const id = await activate({ title: 'Read while another recipient changes' });
+    const other = await anotherRecipient('Elsewhere, receiving');
+    expect((await broker.gql(parties.analyst.apiKey, TWO_Q, { a: id }, '/data/graphql')).data).not.toBeNull();
+    const [mine, theirs] = [await currentStamp(), await stampOf(other.agency.id)];
+    const reload = jest.spyOn(broker.app.get(PolicyCache), 'reload');
+    // Between the read and its record, the same provider shares with another agency: an agreement
+    // comes into force for it, and is revoked.
+    const spy = beforeNextAppend(async () => {
+      const theirAgreement = await other.activateFor('Theirs, in force and revoked');
+      await broker.gqlOk(other.steward.apiKey, REVOKE, { id: theirAgreement });
+    });
+    for (const q of [TWO_Q, ROWS_Q]) {
+      const answer = await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql');
+      expect(answer.status).toBe(200);
+      expect(Object.values(answer.data!).map((r) => (r as { nodes: unknown[] }).nodes.length)).toEqual(
+        q === TWO_Q ? [2, 2] : [2],
+      );
+    }
+    // Each release was recorded at its first append; the caller's policy was never loaded again.
+    expect(spy).toHaveBeenCalledTimes(2);
+    expect(reload).not.toHaveBeenCalled();
+    expect(await currentStamp()).toBe(mine);
+    expect(await stampOf(other.agency.id)).toBe(theirs + 2);
+  });
+
+  it("answers every request of an agency while two others' stewards bring agreements into force and revoke them in a loop", async () => {
+    const id = await activate({ title: 'Read while others churn' });
+    const other = await anotherRecipient('Elsewhere, churning agreements');
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const mine = await currentStamp();
+    const reload = jest.spyOn(broker.app.get(PolicyCache), 'reload');
+    const append = jest.spyOn(broker.app.get(AuditService), 'appendGroup');
+    let churned = 0;
+    let done = false;
+    const churning = (async () => {
+      while (!done) {
+        const theirs = await other.activateFor(`Churned ${churned}`);
+        await broker.gqlOk(other.steward.apiKey, REVOKE, { id: theirs });
+        churned++;
+      }
+    })();
+    const statuses: number[] = [];
+    try {
+      await Promise.all(
+        [ROWS_Q, TWO_Q, ROWS_Q, TWO_Q].map(async (q) => {
+          for (let i = 0; i < 15 || churned < 5; i++) {
+            statuses.push((await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql')).status);
+          }
+        }),
+      );
+    } finally {
+      done = true;
+      await churning;
+    }
+    expect(churned).toBeGreaterThanOrEqual(5);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // Not one of the caller's releases was withdrawn, nor its policy loaded again.
+    expect(reload).not.toHaveBeenCalled();
+    const outcomes = await Promise.all(
+      append.mock.results.map((r) =>
+        Promise.resolve(r.value).then(
+          () => 'appended',
+          (error: unknown) => (error instanceof ReleaseWithdrawnError ? 'withdrawn' : 'failed'),
+        ),
+      ),
+    );
+    expect(outcomes.length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o !== 'appended')).toEqual([]);
+    expect(await currentStamp()).toBe(mine);
+  });
+
   it('releases nothing of an export when the agreement is revoked before its release is recorded', async () => {
     const id = await activate({ title: 'Export revoked before its record' });
     const seq = await broker.auditHeadSeq();
@@ -389,7 +520,7 @@ describe('a release withdrawn between its read and its record', () => {
     const seq = await broker.auditHeadSeq();
     const db = broker.app.get(Database);
     const spy = beforeNextAppend(async () => {
-      await db.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await db.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
     }, MAX_POLICY_LOADS + 5);
     const answer = await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql');
     expect(answer.status).toBe(503);
@@ -404,7 +535,7 @@ describe('a release withdrawn between its read and its record', () => {
     const seq = await broker.auditHeadSeq();
     const db = broker.app.get(Database);
     const spy = beforeNextAppend(async () => {
-      await db.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await db.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
     }, MAX_POLICY_LOADS + 5);
     const res = await post(parties.analyst.apiKey, '/data/export', ROWS_Q, id);
     expect(res.statusCode).toBe(503);
@@ -433,12 +564,24 @@ describe('a release withdrawn between its read and its record', () => {
   /** The text of an append's statement (see appendSql), as pg_stat_activity shows it. */
   const APPEND = '%WITH RECURSIVE%jsonb_to_recordset($1::jsonb)%';
   const currentStamp = async () =>
-    Number((await broker.query<{ stamp: string }>(`SELECT stamp::text AS stamp FROM policy_stamp`))[0].stamp);
+    Number(
+      (
+        await broker.query<{ stamp: string }>(
+          `SELECT stamp::text AS stamp FROM agency_policy_stamp WHERE agency_id = $1`,
+          [parties.recipientAgency.id],
+        )
+      )[0].stamp,
+    );
   const release = (policyStamp: number, apiKeyId?: string) => ({
     action: AuditAction.QUERY,
     decision: 'ALLOW' as const,
     rowCount: 0,
-    onlyIf: { policyStamp, before: new Date(Date.now() + 60_000), ...(apiKeyId ? { apiKeyId } : {}) },
+    onlyIf: {
+      policyStamp,
+      agencyId: parties.recipientAgency.id,
+      before: new Date(Date.now() + 60_000),
+      ...(apiKeyId ? { apiKeyId } : {}),
+    },
   });
 
   it('waits for a change of the stamp under way, and then sees it: the release is withdrawn', async () => {
@@ -448,7 +591,7 @@ describe('a release withdrawn between its read and its record', () => {
     const seq = await broker.auditHeadSeq();
     // A revocation has moved the stamp and not committed yet.
     const change = await db.begin();
-    await change.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+    await change.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
     const outcome = audit.appendGroup([release(stamp)]).then(
       () => 'appended',
       (error: unknown) => error,
@@ -516,8 +659,8 @@ describe('a release withdrawn between its read and its record', () => {
     const appended = audit.appendGroup([release(stamp)]);
     await waitingOnLock(APPEND);
     // A change of the stamp now waits for the release to commit.
-    const moving = broker.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
-    await waitingOnLock('UPDATE policy_stamp%');
+    const moving = broker.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
+    await waitingOnLock('%UPDATE agency_policy_stamp%');
     await holder.rollback();
     const [sealed] = await appended;
     await moving;
@@ -533,9 +676,16 @@ describe('a release withdrawn between its read and its record', () => {
     const seq = await broker.auditHeadSeq();
     const refused = await audit
       .appendGroup([
-        { ...ok, onlyIf: { policyStamp: stamp, before } },
-        { ...ok, onlyIf: { policyStamp: stamp + 1, before } },
-        { ...ok, onlyIf: { policyStamp: stamp, before: new Date(Date.now() - 1) } },
+        { ...ok, onlyIf: { policyStamp: stamp, agencyId: parties.recipientAgency.id, before } },
+        { ...ok, onlyIf: { policyStamp: stamp + 1, agencyId: parties.recipientAgency.id, before } },
+        {
+          ...ok,
+          onlyIf: {
+            policyStamp: stamp,
+            agencyId: parties.recipientAgency.id,
+            before: new Date(Date.now() - 1),
+          },
+        },
         ok,
       ])
       .then(
@@ -547,7 +697,10 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await broker.auditHeadSeq()).toBe(seq);
     expect(await eventsSince(seq)).toEqual([]);
     // The same group without them is appended.
-    const sealed = await audit.appendGroup([{ ...ok, onlyIf: { policyStamp: stamp, before } }, ok]);
+    const sealed = await audit.appendGroup([
+      { ...ok, onlyIf: { policyStamp: stamp, agencyId: parties.recipientAgency.id, before } },
+      ok,
+    ]);
     expect(sealed.map((s) => s.seq)).toEqual([seq + 1, seq + 2]);
   });
 
@@ -607,13 +760,16 @@ describe('a release withdrawn between its read and its record', () => {
     const audit = broker.app.get(AuditService);
     const ok = { action: AuditAction.QUERY, decision: 'ALLOW' as const, rowCount: 0 };
     const seq = await broker.auditHeadSeq();
+    const agencyId = parties.recipientAgency.id;
     for (const onlyIf of [
-      { policyStamp: -1, before: new Date() },
-      { policyStamp: 1.5, before: new Date() },
-      { policyStamp: Number.NaN, before: new Date() },
-      { policyStamp: 1, before: new Date(Number.NaN) },
-      { policyStamp: 1, before: '2099-01-01' as unknown as Date },
-      { policyStamp: 1, before: new Date(), apiKeyId: 'not-a-key' },
+      { policyStamp: -1, agencyId, before: new Date() },
+      { policyStamp: 1.5, agencyId, before: new Date() },
+      { policyStamp: Number.NaN, agencyId, before: new Date() },
+      { policyStamp: 1, agencyId, before: new Date(Number.NaN) },
+      { policyStamp: 1, agencyId, before: '2099-01-01' as unknown as Date },
+      { policyStamp: 1, agencyId, before: new Date(), apiKeyId: 'not-a-key' },
+      { policyStamp: 1, agencyId: 'not-an-agency', before: new Date() },
+      { policyStamp: 1, before: new Date() } as unknown as ReleaseCondition,
     ]) {
       await expect(audit.appendGroup([{ ...ok, onlyIf }])).rejects.toBeInstanceOf(TypeError);
     }

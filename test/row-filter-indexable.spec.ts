@@ -88,6 +88,7 @@ describe('row filters too large to index', () => {
       `SELECT (SELECT count(*)::int FROM agreement) AS agreements,
               (SELECT count(*)::int FROM agreement_version) AS versions,
               (SELECT count(*)::int FROM agreement_approval) AS approvals,
+              (SELECT array_agg(stamp ORDER BY agency_id) FROM agency_policy_stamp) AS stamps,
               (SELECT stamp FROM policy_stamp) AS stamp,
               (SELECT count(*)::int FROM pg_class WHERE relname LIKE 'cases%') AS relations`,
     );

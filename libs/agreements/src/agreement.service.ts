@@ -11,7 +11,15 @@ import {
   canOnAll,
   controlAbility,
 } from '@broker/auth';
-import { badInput, BrokerError, conflict, Database, ErrorCode, movePolicyStamp } from '@broker/core';
+import {
+  badInput,
+  BrokerError,
+  conflict,
+  Database,
+  ErrorCode,
+  movePolicyStamp,
+  policyStampSql,
+} from '@broker/core';
 import {
   type AgreementContent,
   type DatasetShape,
@@ -264,7 +272,7 @@ export class AgreementService {
         const inForce = await this.settle(manager, row, version);
         cameIntoForce = inForce;
         // Only a version coming into force changes what anyone may read (see movePolicyStamp).
-        if (inForce) await movePolicyStamp(manager);
+        if (inForce) await movePolicyStamp(manager, row.recipient_agency_id);
         await this.audit.append(
           {
             actorUserId: approver.userId,
@@ -515,13 +523,13 @@ export class AgreementService {
     const why = cleanText(reason, 'reason', 2000);
     await this.db.transaction(
       async ({ manager }) => {
-        await this.lockForChange(manager, ctx, id, 'revoke');
+        const row = await this.lockForChange(manager, ctx, id, 'revoke');
         await manager.query(
           `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
           WHERE id = $1`,
           [id, steward.userId, steward.agencyId, why],
         );
-        await movePolicyStamp(manager);
+        await movePolicyStamp(manager, row.recipient_agency_id);
         await this.audit.append(
           {
             actorUserId: steward.userId,
@@ -539,10 +547,14 @@ export class AgreementService {
     return this.get(ctx, id);
   }
 
-  /** The policy stamp: changes whenever any agreement does. */
-  async stamp(): Promise<number> {
+  /**
+   * The policy stamp of recipient `agencyId`: changes whenever what is in force for it does (see
+   * movePolicyStamp).
+   */
+  async stamp(agencyId: string): Promise<number> {
     const [row] = await this.dataSource.query<{ stamp: string }[]>(
-      `SELECT stamp FROM policy_stamp WHERE id = 1`,
+      `SELECT ${policyStampSql('$1')} AS stamp`,
+      [agencyId],
     );
     return Number(row.stamp);
   }
@@ -555,7 +567,8 @@ export class AgreementService {
     return this.db.transaction(
       async ({ manager }) => {
         const [{ stamp }] = await manager.query<{ stamp: string }[]>(
-          `SELECT stamp FROM policy_stamp WHERE id = 1`,
+          `SELECT ${policyStampSql('$1')} AS stamp`,
+          [agencyId],
         );
         const rows = await manager.query<
           (VersionRow & { provider_agency_id: string; recipient_agency_id: string; hmac_key: Buffer })[]

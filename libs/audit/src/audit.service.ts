@@ -63,19 +63,22 @@ export interface AuditEventInput {
 
 /**
  * What must still hold, when a release is recorded, for it to be recorded at all: the policy stamp
- * its rows were read and decided under is still the stamp (no agreement changed since: see
- * movePolicyStamp), the API key it was read under (`apiKeyId`, where given) is not revoked (no
- * rotation, no deactivation since), and the time the event is sealed with is before `before` (the
+ * of recipient `agencyId` (the caller's agency) its rows were read and decided under is still its
+ * stamp (nothing in force for that agency changed since: see movePolicyStamp), the API key it was
+ * read under (`apiKeyId`, where given) is not revoked (no rotation, no deactivation since), and the time the event is sealed with is before `before` (the
  * end of the window of every agreement it is answered under). Checked in the append's statement,
  * which holds the key's row and the stamp's from its check to its commit: a change committed before
  * then is seen, and one committed later follows the release in the chain.
  *
- * The key is checked on its own row, not through the stamp, which every instance's policy of every
+ * The key is checked on its own row, not through the stamp, which every instance's policy of the
  * agency depends on: a user who rotates its key in a loop withdraws its own releases only, and
- * neither reloads anyone's policy nor withdraws anyone else's release.
+ * neither reloads anyone's policy nor withdraws anyone else's release. The stamp is the recipient
+ * agency's own: a change of another agency's agreements withdraws nothing of this one's.
  */
 export interface ReleaseCondition {
   policyStamp: number;
+  /** The recipient agency whose policy stamp `policyStamp` is. */
+  agencyId: string;
   before: Date;
   apiKeyId?: string;
 }
@@ -123,8 +126,9 @@ const ROW_RELEASES: ReadonlySet<string> = new Set(ROW_ACTIONS);
  * it runs and commits.
  *
  * A group with a release's condition (see {@link ReleaseCondition}) first takes the rows of the
- * API keys its releases were read under (`keys`) and the policy stamp's row (`gate`), `FOR SHARE`:
- * it waits for a revocation of one of those keys, or a change of the stamp, under way to commit,
+ * API keys its releases were read under (`keys`) and the rows of the policy stamps of their
+ * recipient agencies (`gate`), `FOR SHARE`, each in the order of its primary key:
+ * it waits for a revocation of one of those keys, or a change of one of the stamps, under way to commit,
  * and reads them as committed, not as its snapshot saw them; and no such change commits until this
  * statement has (it waits for the release, which precedes it in the chain). Then the head, as every
  * append. Every transaction that revokes a key or moves the stamp does so before it appends its own
@@ -167,7 +171,7 @@ function appendSql(staged: boolean): string {
       reason text, purpose text, dataset_id uuid, agreement_id uuid, agreement_version int,
       fields text[], row_count int, details jsonb,
       counted boolean, allowed bigint, denied bigint, rows_released bigint,
-      release_dataset_id uuid, stamp bigint, until timestamptz, key_id uuid${stagedColumn})
+      release_dataset_id uuid, stamp bigint, stamp_agency_id uuid, until timestamptz, key_id uuid${stagedColumn})
   ),
   keys AS MATERIALIZED (
     -- By the key's index, whatever the number of keys (revoked ones pile up with every rotation): an
@@ -179,8 +183,11 @@ function appendSql(staged: boolean): string {
        FOR SHARE
   ),
   gate AS MATERIALIZED (
-    SELECT stamp FROM policy_stamp
-     WHERE id = 1 AND EXISTS (SELECT 1 FROM batch WHERE stamp IS NOT NULL) AND (SELECT count(*) FROM keys) >= 0
+    -- The policy stamps of the group's recipient agencies, by their index as the keys are.
+    SELECT p.agency_id, p.stamp FROM agency_policy_stamp p
+     WHERE p.agency_id = ANY (ARRAY(SELECT DISTINCT stamp_agency_id FROM batch WHERE stamp IS NOT NULL))
+       AND (SELECT count(*) FROM keys) >= 0
+     ORDER BY p.agency_id
        FOR SHARE
   ),
   head AS MATERIALIZED (
@@ -189,7 +196,9 @@ function appendSql(staged: boolean): string {
   ),
   withdrawn AS MATERIALIZED (
     SELECT coalesce(array_agg(b.i ORDER BY b.i), '{}') AS i FROM batch b CROSS JOIN head h
-     WHERE (b.stamp IS NOT NULL AND b.stamp IS DISTINCT FROM (SELECT stamp FROM gate)) OR h.at >= b.until
+     WHERE (b.stamp IS NOT NULL
+            AND b.stamp IS DISTINCT FROM (SELECT g.stamp FROM gate g WHERE g.agency_id = b.stamp_agency_id))
+        OR h.at >= b.until
         OR (b.key_id IS NOT NULL AND b.key_id NOT IN (SELECT id FROM keys))
   ),
   chain (i, seq, prev_hash, hash) AS (
@@ -294,6 +303,7 @@ function eventRow(i: number, content: Appendable) {
     release_dataset_id: release?.datasetId ?? null,
     release_staged: release && 'staged' in release ? release.staged : null,
     stamp: onlyIf ? String(onlyIf.policyStamp) : null,
+    stamp_agency_id: onlyIf?.agencyId ?? null,
     until: onlyIf ? onlyIf.before.toISOString() : null,
     key_id: onlyIf?.apiKeyId ?? null,
   };
@@ -605,9 +615,12 @@ export function isRidList(text: string): boolean {
 function appendable(event: AuditEventInput): Appendable {
   const content: Appendable = storableContent(event);
   if (event.onlyIf != null) {
-    const { policyStamp, before } = event.onlyIf;
+    const { policyStamp, agencyId, before } = event.onlyIf;
     if (!Number.isSafeInteger(policyStamp) || policyStamp < 0) {
       throw new TypeError('audit onlyIf.policyStamp must be a non-negative integer');
+    }
+    if (!isUuid(agencyId)) {
+      throw new TypeError('audit onlyIf.agencyId must be a uuid');
     }
     if (!(before instanceof Date) || Number.isNaN(before.getTime())) {
       throw new TypeError('audit onlyIf.before must be a valid Date');
@@ -618,6 +631,7 @@ function appendable(event: AuditEventInput): Appendable {
     }
     content.onlyIf = {
       policyStamp,
+      agencyId: agencyId.toLowerCase(),
       before: new Date(before.getTime()),
       ...(apiKeyId !== undefined ? { apiKeyId: apiKeyId.toLowerCase() } : {}),
     };

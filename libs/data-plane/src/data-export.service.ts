@@ -175,7 +175,7 @@ export class DataExportService {
       agreementVersion: plan.agreement.version,
       fields: plan.fields,
       rowCount,
-      onlyIf: releaseCondition([plan], stamp, ctx.principal.apiKeyId),
+      onlyIf: releaseCondition([plan], stamp, ctx.principal),
     };
     if (staged && rowCount > 0) {
       event.release = { datasetId: plan.shape.id, staged: staged.staged };

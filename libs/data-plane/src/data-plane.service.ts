@@ -12,6 +12,7 @@ import {
   MetricsService,
   type Transaction,
   isDatabaseUnavailable,
+  policyStampSql,
 } from '@broker/core';
 import {
   type AggregateRow,
@@ -207,7 +208,7 @@ export class DataPlaneService {
         (params) => {
           // Every principal's key, even one read from the database for this request: a user
           // deactivated (or a key rotated) since then has nothing released under it.
-          const stamp = `(SELECT stamp FROM policy_stamp WHERE id = 1)::text AS policy_stamp`;
+          const stamp = `${policyStampSql(params.add(agencyId, 'uuid'))}::text AS policy_stamp`;
           return `${stamp}, ${this.auth.keyWorksSql(ctx.principal, (v, type) => params.add(v, type))} AS key_works`;
         },
         this.hashes,
@@ -293,7 +294,8 @@ export class DataPlaneService {
     // as literals.
     const literals = new LiteralParams();
     const keyWorks = this.auth.keyWorksSql(principal, (value, type) => literals.add(value, type));
-    const opening = `SELECT stamp, ${keyWorks} AS key_works FROM policy_stamp WHERE id = 1`;
+    const stamp = policyStampSql(literals.add(agencyId, 'uuid'));
+    const opening = `SELECT ${stamp} AS stamp, ${keyWorks} AS key_works`;
     for (let loads = 0; ; loads += 1) {
       const tx = await this.db.begin({ ...SNAPSHOT, with: opening });
       if (!tx.opening[0].key_works) {
@@ -368,7 +370,7 @@ export class DataPlaneService {
     const ended = snapshotEnded ?? Promise.resolve();
     // The release's audit append starts (its failure caught at once, and answered below) ...
     const appending = process.hrtime.bigint();
-    const onlyIf = releaseCondition(plans, stamp, ctx.principal.apiKeyId);
+    const onlyIf = releaseCondition(plans, stamp, ctx.principal);
     const recorded = this.recorder.recordReleases(ctx, plans, read, onlyIf).then(
       () => {
         this.phase('append', appending);
@@ -552,9 +554,18 @@ function answeredUnder(plans: readonly Plan[]): Plan['agreement'][] {
  * checks the window in the process once the rows are read; this checks it again in the database,
  * against the time the release is recorded at, which is the time it leaves.
  */
-export function releaseCondition(plans: readonly Plan[], stamp: number, apiKeyId: string): ReleaseCondition {
+export function releaseCondition(
+  plans: readonly Plan[],
+  stamp: number,
+  principal: Pick<Principal, 'agencyId' | 'apiKeyId'>,
+): ReleaseCondition {
   const before = Math.min(...answeredUnder(plans).map((a) => a.validUntil.getTime()));
-  return { policyStamp: stamp, before: new Date(before), apiKeyId };
+  return {
+    policyStamp: stamp,
+    agencyId: principal.agencyId!,
+    before: new Date(before),
+    apiKeyId: principal.apiKeyId,
+  };
 }
 
 /**

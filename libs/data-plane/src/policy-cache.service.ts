@@ -21,8 +21,8 @@ export interface CallerPolicy {
 }
 
 /**
- * Compiled policy per recipient agency. Every request reads the policy stamp (one indexed row), so
- * a change made through any broker instance is seen by every instance on its next request; windows
+ * Compiled policy per recipient agency. Every request reads its agency's policy stamp (one indexed
+ * row), so a change made through any broker instance is seen by every instance on its next request; windows
  * are checked against the clock at every request, so access starts and stops exactly on time.
  */
 @Injectable()
@@ -38,9 +38,9 @@ export class PolicyCache {
     private readonly dataSource: DataSource,
   ) {}
 
-  /** The caller's active agreements and schema at `now`: reads the policy stamp, then the cache. */
+  /** The caller's active agreements and schema at `now`: reads its agency's policy stamp, then the cache. */
   async forAgency(agencyId: string, now: Date): Promise<CallerPolicy> {
-    const stamp = await this.agreements.stamp();
+    const stamp = await this.agreements.stamp(agencyId);
     return this.cached(agencyId, stamp, now) ?? this.reload(agencyId, now);
   }
 

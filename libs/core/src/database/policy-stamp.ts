@@ -1,25 +1,54 @@
 /**
- * The policy stamp (`policy_stamp`, one row): a counter that moves in every transaction that changes
- * who may read what, so that every instance sees the change at its next request (the data plane
- * reads it in each request's snapshot) and no release read before the change is recorded after it
+ * The policy stamps (`agency_policy_stamp`, one row per agency): counters, one per recipient
+ * agency, of which one moves in every transaction that changes what that agency may read, so that
+ * every instance sees the change at the agency's next request (the data plane reads the agency's
+ * stamp in each request's snapshot) and no release read before the change is recorded after it
  * (the data plane's audit append checks it again and holds it until it commits: see
  * ReleaseCondition in the audit library).
  *
- * It moves when what is in force changes, and only then: a version that comes into force (its last
- * approval) and an agreement revoked; an agency's policy is its agreements' versions in force
- * (AgreementService.inForceForRecipient). Every move makes every agency's policy load again on
- * every instance and withdraws every release in flight, so nothing that changes no one's access
- * moves it: a version proposed, amended, declined or approved by one side only, nor a user's keys
- * revoked (a rotation or a deactivation), which concerns the releases read under those keys only
- * and which the append checks on the key's own row (AuthService.revokeKeys). Were those to move it,
- * any user rotating its own key in a loop, or any steward proposing in a loop, would starve every
- * other agency's requests. Move it before the transaction's audit event is appended,
- * in the same transaction: the appends take the stamp's row before the chain head's, so the other
- * order could deadlock; and its event then follows, in the chain, every release recorded before it.
+ * An agency's policy is its agreements' versions in force, those of which it is the recipient
+ * (AgreementService.inForceForRecipient), so a change moves the recipient's stamp, and only when
+ * what is in force changes: a version that comes into force (its last approval) and an agreement
+ * revoked. Every move makes the recipient's policy load again on every instance and withdraws the
+ * recipient's releases in flight, so nothing that changes no one's access moves it: a version
+ * proposed, amended, declined or approved by one side only, nor a user's keys revoked (a rotation
+ * or a deactivation), which concerns the releases read under those keys only and which the append
+ * checks on the key's own row (AuthService.revokeKeys). Were those to move it, any user rotating its
+ * own key in a loop, or any steward proposing in a loop, would starve its agency's requests; and
+ * were the stamp one for the county, as it was, two agencies' stewards bringing an agreement into
+ * force and revoking it in a loop would starve every other agency's.
+ *
+ * Move it before the transaction's audit event is appended, in the same transaction: the appends
+ * take the stamps' rows before the chain head's, so the other order could deadlock; and its event
+ * then follows, in the chain, every release recorded before it. The county's stamp (`policy_stamp`)
+ * moves with it, for instances of an earlier release serving during a rolling upgrade, which read
+ * that one (see the migration PolicyStampPerAgency); nothing of this release reads it.
  */
-export const MOVE_POLICY_STAMP_SQL = 'UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1';
+export const MOVE_POLICY_STAMP_SQL = `
+  WITH agency AS (
+    UPDATE agency_policy_stamp SET stamp = stamp + 1 WHERE agency_id = $1 RETURNING stamp
+  ), county AS (
+    UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp
+  )
+  SELECT (SELECT count(*) FROM agency)::int AS moved, (SELECT count(*) FROM county)::int AS county`;
 
-/** Moves the policy stamp inside the caller's transaction (see {@link MOVE_POLICY_STAMP_SQL}). */
-export async function movePolicyStamp(manager: { query(sql: string): Promise<unknown> }): Promise<void> {
-  await manager.query(MOVE_POLICY_STAMP_SQL);
+/**
+ * The policy stamp of recipient `agencyId` as one scalar expression over `agency` (an SQL
+ * expression of its id, a parameter or a literal): read in a request's snapshot.
+ */
+export function policyStampSql(agency: string): string {
+  return `(SELECT stamp FROM agency_policy_stamp WHERE agency_id = ${agency})`;
+}
+
+/**
+ * Moves recipient `agencyId`'s policy stamp inside the caller's transaction (see
+ * {@link MOVE_POLICY_STAMP_SQL}).
+ */
+export async function movePolicyStamp(
+  manager: { query(sql: string, values?: unknown[]): Promise<unknown> },
+  agencyId: string,
+): Promise<void> {
+  const [row] = (await manager.query(MOVE_POLICY_STAMP_SQL, [agencyId])) as { moved: number }[];
+  // Every agency has its row from its creation (a trigger): none is a broken database.
+  if (row?.moved !== 1) throw new Error(`agency ${agencyId} has no policy stamp`);
 }

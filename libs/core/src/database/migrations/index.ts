@@ -20,6 +20,7 @@ import { ReleaseRecordUnchecked1765400000000 } from './1765400000000-release-rec
 import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per-dataset';
 import { PersonKeyPopulation1766820000000 } from './1766820000000-person-key-population';
 import { ReleaseRecordInline1766860000000 } from './1766860000000-release-record-inline';
+import { PolicyStampPerAgency1766870000000 } from './1766870000000-policy-stamp-per-agency';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
@@ -68,4 +69,5 @@ export const MIGRATIONS = [
   HashKeyPopulation1766700000000,
   PersonKeyPopulation1766820000000,
   ReleaseRecordInline1766860000000,
+  PolicyStampPerAgency1766870000000,
 ];
