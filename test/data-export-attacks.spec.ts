@@ -244,7 +244,8 @@ describe('data plane: exports under attack', () => {
     const asCsv = await exportRaw({ query }, 'text/csv');
     expect(asCsv.statusCode).toBe(200);
     expect(asCsv.rawPayload.equals(Buffer.from(csv, 'utf8'))).toBe(true);
-    // A formula is data: it leaves exactly as released (the analyst's spreadsheet is theirs to guard).
+    // A formula is data: by default it leaves exactly as released (`?formulas=escape` is the
+    // spreadsheet's opt-in: test/data-export.spec.ts).
     expect(asCsv.body).toContain('"=1+1"');
     // NDJSON: one JSON text per LF-terminated line; a line break, U+2028 or control character inside
     // a value is escaped, never raw.

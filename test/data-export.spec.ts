@@ -1,7 +1,11 @@
 import type http from 'node:http';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { ReleaseIndexer, ReleaseStaging } from '@broker/audit';
 import type { Logger } from 'pino';
 import { Database, LOGGER, Transaction } from '@broker/core';
+import { FORMULA_START } from '@broker/data-plane';
+import { csvSource } from '@broker/registry';
 import { TestBroker } from '@broker/testing';
 import { runAuditVerify } from '../scripts/audit-verify';
 import { exportOverTcp as overTcp } from './export-over-tcp';
@@ -38,6 +42,8 @@ describe('data plane: exports (POST /data/export)', () => {
   let broker: TestBroker;
   let analyst: { apiKey: string };
   let providerSteward: { apiKey: string };
+  let recipientSteward: { apiKey: string };
+  let agencies: { provider: string; recipient: string };
   let dataset: { id: string };
   let agreement: string;
 
@@ -75,7 +81,8 @@ describe('data plane: exports (POST /data/export)', () => {
     const provider = await broker.createAgency('Provider');
     const recipient = await broker.createAgency('Recipient');
     providerSteward = await broker.createUser({ agencyId: provider.id, role: 'STEWARD' });
-    const recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    recipientSteward = await broker.createUser({ agencyId: recipient.id, role: 'STEWARD' });
+    agencies = { provider: provider.id, recipient: recipient.id };
     analyst = await broker.createUser({ agencyId: recipient.id, role: 'ANALYST' });
     await broker.definePurposes('RESEARCH');
     dataset = await broker.registerDataset(providerSteward.apiKey, {
@@ -209,7 +216,7 @@ describe('data plane: exports (POST /data/export)', () => {
     const sent = logged.mock.calls.find(([, msg]) => msg === 'export sent');
     logged.mockRestore();
     const line = sent?.[0] as { rows: number; format: string; ms: Record<string, number> };
-    expect(line).toMatchObject({ rows: expectedCount, format: 'csv' });
+    expect(line).toMatchObject({ rows: expectedCount, format: 'csv', formulas: 'verbatim' });
     expect(Object.keys(line.ms)).toEqual(['staged', 'planned', 'recorded', 'sent']);
     const at = Object.values(line.ms);
     expect([...at].sort((x, y) => x - y)).toEqual(at);
@@ -311,6 +318,287 @@ describe('data plane: exports (POST /data/export)', () => {
       expect(res.statusCode).toBeGreaterThanOrEqual(400);
       expect(res.statusCode).toBeLessThan(500);
     }
+  });
+
+  describe('?formulas=escape: text cells a spreadsheet would run as formulas', () => {
+    // Strings a spreadsheet reads as a formula (the first six), and the ones it does not.
+    const VALUES: (string | null)[] = [
+      '=1+1',
+      '+x',
+      '-y',
+      '@z',
+      '\tq',
+      '\rr',
+      'normal',
+      null,
+      '',
+      "'=quoted already",
+      'a=b',
+      '\n=x',
+    ];
+    const dangerous = (v: string | null) => v !== null && FORMULA_START.includes(v.charAt(0));
+    const escaped = (v: string | null) => (dangerous(v) ? `'${v}` : v);
+    const COLUMNS = 'id s p_prefix h_hash n x ok d';
+    // Text columns (released Strings: RAW, GENERALIZE's prefix, HASH), then the others.
+    const TEXT = new Set(['id', 's', 'p_prefix', 'h_hash']);
+    let run = 0;
+
+    const exportCsv = (query: string, formulas?: string, accept = 'text/csv') =>
+      broker.http.inject({
+        method: 'POST',
+        url: `/data/export${formulas === undefined ? '' : `?${formulas}`}`,
+        headers: { authorization: `Bearer ${analyst.apiKey}`, accept, 'content-type': 'application/json' },
+        payload: { query },
+      });
+    const query = (runNumber: number, columns = COLUMNS) =>
+      `{ formulas(purpose: RESEARCH, where: { run: { eq: ${runNumber} } }, orderBy: [{ field: id }]) { nodes { ${columns} } } }`;
+    /** Rows of one run of their own, read back by `query(run)`. */
+    const ingest = async (rows: Record<string, unknown>[]) => {
+      run++;
+      await broker.gqlOk(
+        providerSteward.apiKey,
+        `mutation($id: ID!, $r: [JSONObject!]!) { ingestRecords(datasetId: $id, records: $r) { inserted } }`,
+        {
+          id: formulaDataset.id,
+          r: rows.map((row, i) => ({ id: `F${run}-${String(i).padStart(3, '0')}`, run, ...row })),
+        },
+      );
+      return run;
+    };
+    /** The records the broker's own CSV reader (its uploads') reads in `text`: an empty cell is ''. */
+    const readByBroker = async (text: string) => {
+      const source = await csvSource(Readable.from([Buffer.from(text, 'utf8')]));
+      const records: string[][] = [source.header!];
+      for await (const group of source.groups)
+        for (const row of group) {
+          if (row.kind !== 'cells') throw new Error(`not a record: ${JSON.stringify(row)}`);
+          records.push(row.cells);
+        }
+      return records;
+    };
+    let formulaDataset: { id: string };
+
+    beforeAll(async () => {
+      formulaDataset = await broker.registerDataset(providerSteward.apiKey, {
+        slug: 'formulas',
+        title: 'Formulas',
+        keyField: 'id',
+        fields: [
+          { name: 'id', type: 'STRING', classification: 'NON_SENSITIVE', required: true },
+          { name: 'run', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+          { name: 's', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'p', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'h', type: 'STRING', classification: 'NON_SENSITIVE' },
+          { name: 'n', type: 'INTEGER', classification: 'NON_SENSITIVE' },
+          { name: 'x', type: 'FLOAT', classification: 'NON_SENSITIVE' },
+          { name: 'ok', type: 'BOOLEAN', classification: 'NON_SENSITIVE' },
+          { name: 'd', type: 'DATE', classification: 'NON_SENSITIVE' },
+        ],
+      });
+      await broker.activateAgreement(providerSteward.apiKey, recipientSteward.apiKey, {
+        title: 'Formulas for research',
+        providerAgencyId: agencies.provider,
+        recipientAgencyId: agencies.recipient,
+        purposes: ['RESEARCH'],
+        validFrom: '2020-01-01T00:00:00Z',
+        validUntil: '2099-01-01T00:00:00Z',
+        grants: [
+          {
+            datasetId: formulaDataset.id,
+            fields: [
+              { name: 'id' },
+              { name: 'run' },
+              { name: 's' },
+              { name: 'p', transform: 'GENERALIZE' },
+              { name: 'h', transform: 'HASH' },
+              { name: 'n' },
+              { name: 'x' },
+              { name: 'ok' },
+              { name: 'd' },
+            ],
+          },
+        ],
+      });
+    });
+
+    it('prefixes a quote to each text cell that begins a formula, and to nothing else; verbatim without it', async () => {
+      const r = await ingest(
+        VALUES.map((v, i) => ({
+          s: v,
+          p: v,
+          h: v,
+          n: i === 0 ? -5 : i,
+          x: i === 0 ? -2.5 : null,
+          ok: i === 0 ? false : null,
+          d: i === 0 ? '2021-03-04' : null,
+        })),
+      );
+      const verbatim = await exportCsv(query(r));
+      const safe = await exportCsv(query(r), 'formulas=escape');
+      for (const res of [verbatim, safe]) {
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-type']).toMatch(/^text\/csv/);
+      }
+      const [header, ...rows] = parseCsv(verbatim.body);
+      const [safeHeader, ...safeRows] = parseCsv(safe.body);
+      expect(header).toEqual(COLUMNS.split(' '));
+      expect(safeHeader).toEqual(header);
+      const hashes = rows.map((row) => row[3]);
+      expect(hashes.filter((h) => h !== null)).toEqual(
+        VALUES.filter((v) => v !== null).map((): unknown => expect.stringMatching(/^[0-9a-f]{64}$/)),
+      );
+      const id = (i: number) => `F${r}-${String(i).padStart(3, '0')}`;
+      const prefix = (v: string | null) => (v === null ? null : v.slice(0, 3));
+      // Without the option: every cell as released.
+      expect(rows).toEqual(
+        VALUES.map((v, i) => [
+          id(i),
+          v,
+          prefix(v),
+          hashes[i],
+          i === 0 ? '-5' : String(i),
+          i === 0 ? '-2.5' : null,
+          i === 0 ? 'false' : null,
+          i === 0 ? '2021-03-04' : null,
+        ]),
+      );
+      // With it: a quote before the six formulas' text (and their prefixes'), nothing else changed.
+      expect(safeRows).toEqual(
+        VALUES.map((v, i) => [
+          id(i),
+          escaped(v),
+          escaped(prefix(v)),
+          hashes[i],
+          i === 0 ? '-5' : String(i),
+          i === 0 ? '-2.5' : null,
+          i === 0 ? 'false' : null,
+          i === 0 ? '2021-03-04' : null,
+        ]),
+      );
+      expect(safeRows.map((row) => row[1])).toEqual([
+        "'=1+1",
+        "'+x",
+        "'-y",
+        "'@z",
+        "'\tq",
+        "'\rr",
+        'normal',
+        null,
+        '',
+        "'=quoted already",
+        'a=b',
+        '\n=x',
+      ]);
+      // A negative number is still a number (unquoted), text still quoted, null still an empty cell.
+      expect(safe.body.split('\n')[1]).toBe(
+        `"${id(0)}","'=1+1","'=1+","${hashes[0]}",-5,-2.5,false,2021-03-04`,
+      );
+      expect(safe.body).toContain(`"${id(7)}",,,,7,,,\n"${id(8)}","","","${hashes[8]}",8,,,\n`);
+      // The broker's own CSV reader (its uploads') reads the same cells, null as ''.
+      const blank = (records: (string | null)[][]) => records.map((row) => row.map((c) => c ?? ''));
+      expect(await readByBroker(safe.body)).toEqual(blank([safeHeader, ...safeRows]));
+      expect(await readByBroker(verbatim.body)).toEqual(blank([header, ...rows]));
+      // Aliases name the columns with or without it: GraphQL names, which begin with no formula.
+      const aliased = await exportCsv(query(r, 'formula: s id'), 'formulas=escape');
+      expect(parseCsv(aliased.body)).toEqual([
+        ['formula', 'id'],
+        ...VALUES.map((v, i) => [escaped(v), id(i)]),
+      ]);
+    });
+
+    it('refuses any other value of formulas, or formulas with NDJSON, as INVALID (audited), exporting nothing', async () => {
+      const r = await ingest([{ s: '=1+1' }]);
+      const before = await broker.query<{ seq: string }>(`SELECT max(seq)::text AS seq FROM audit_event`);
+      const cases: [string, string][] = [
+        ['formulas=', 'text/csv'],
+        ['formulas', 'text/csv'],
+        ['formulas=ESCAPE', 'text/csv'],
+        ['formulas=verbatim', 'text/csv'],
+        ['formulas=escape%20', 'text/csv'],
+        ['formulas=escape&formulas=escape', 'text/csv'],
+        ['formulas=escape', 'application/x-ndjson'],
+        ['formulas=verbatim', 'application/x-ndjson'],
+      ];
+      for (const [formulas, accept] of cases) {
+        const res = await exportCsv(query(r), formulas, accept);
+        expect({ formulas, accept, status: res.statusCode }).toEqual({ formulas, accept, status: 400 });
+        expect(res.headers['content-type']).toMatch(/^application\/json/);
+        expect(JSON.parse(res.body)).toEqual({
+          data: null,
+          errors: [
+            {
+              message:
+                formulas === 'formulas=escape'
+                  ? 'formulas=escape applies to a CSV export (Accept: text/csv) only'
+                  : 'formulas takes one value: escape',
+              extensions: expect.objectContaining({ code: 'BAD_USER_INPUT', reason: 'INVALID' }),
+            },
+          ],
+        });
+        expect(res.body).not.toContain('=1+1');
+      }
+      const events = await broker.query<{ action: string; decision: string; reason: string }>(
+        `SELECT action, decision, reason FROM audit_event WHERE seq > $1 ORDER BY seq`,
+        [before[0].seq],
+      );
+      expect(events).toEqual(cases.map(() => ({ action: 'EXPORT', decision: 'DENY', reason: 'INVALID' })));
+      const [{ n }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM release_record WHERE audit_seq > $1`,
+        [before[0].seq],
+      );
+      expect(n).toBe(0);
+      // Other parameters are none of the export's business, as before.
+      expect((await exportCsv(query(r), 'other=1')).statusCode).toBe(200);
+    });
+
+    it('with formulas=escape, no text cell begins a formula, and taking the added quote away gives the verbatim export (property)', async () => {
+      const start = fc.constantFrom(...FORMULA_START, "'", '\n', ' ', '"', ',', '\\', 'a', '1', '');
+      const text = fc.oneof(
+        fc.constant(null),
+        fc
+          .tuple(
+            start,
+            fc.string({ unit: 'grapheme', maxLength: 6 }).filter((t) => !t.includes('\u0000')),
+          )
+          .map(([a, b]) => a + b),
+        fc.constantFrom(...VALUES),
+      );
+      const row = fc.record({ s: text, p: text, n: fc.option(fc.integer(), { nil: null }) });
+      await fc.assert(
+        fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 8 }), async (rows) => {
+          const r = await ingest(rows);
+          const columns = 'id s p_prefix h_hash n';
+          const verbatim = await exportCsv(query(r, columns));
+          const safe = await exportCsv(query(r, columns), 'formulas=escape');
+          expect([verbatim.statusCode, safe.statusCode]).toEqual([200, 200]);
+          const [header, ...plain] = parseCsv(verbatim.body);
+          const [safeHeader, ...quoted] = parseCsv(safe.body);
+          expect(safeHeader).toEqual(header);
+          // The verbatim export is the values as ingested.
+          expect(plain.map((cells) => [cells[1], cells[4]])).toEqual(
+            rows.map((v) => [v.s, v.n === null ? null : String(v.n)]),
+          );
+          expect(quoted).toHaveLength(plain.length);
+          for (const [i, cells] of quoted.entries()) {
+            for (const [j, cell] of cells.entries()) {
+              const name = header[j]!;
+              if (TEXT.has(name)) {
+                expect({ name, cell, dangerous: dangerous(cell) }).toEqual({ name, cell, dangerous: false });
+                // Taking the added quote away (where the verbatim cell begins a formula) gives it back.
+                const original = plain[i][j];
+                const restored = dangerous(original) ? cell!.slice(1) : cell;
+                expect(restored).toBe(original);
+                expect(cell).toBe(escaped(original));
+              } else {
+                // Numbers, negative ones too, are as released.
+                expect(cell).toBe(plain[i][j]);
+              }
+            }
+          }
+        }),
+        { numRuns: Number(process.env.FC_RUNS ?? 25), seed: Number(process.env.FC_SEED ?? 20261228) },
+      );
+    });
   });
 
   it('records a large release without indexing its ids in the request, and indexes them after', async () => {

@@ -286,6 +286,9 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
         `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { booking_id: { eq: "B1" } }) { nodes { personKey } } }`,
       )
     ).bookings.nodes;
+    const payload = {
+      query: `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { personKey: { in: ["${b1.personKey}", "${'0'.repeat(64)}"] } }) { nodes { booking_id personKey } } }`,
+    };
     const res = await broker.http.inject({
       method: 'POST',
       url: '/data/export',
@@ -294,9 +297,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
         accept: 'application/x-ndjson',
         'content-type': 'application/json',
       },
-      payload: {
-        query: `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { personKey: { in: ["${b1.personKey}", "${'0'.repeat(64)}"] } }) { nodes { booking_id personKey } } }`,
-      },
+      payload,
     });
     expect(res.statusCode).toBe(200);
     const lines = res.body
@@ -304,6 +305,19 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
       .filter(Boolean)
       .map((line) => JSON.parse(line) as unknown);
     expect(lines).toEqual([{ booking_id: 'B1', personKey: b1.personKey }]);
+    // As CSV with formulas escaped: personKey is text, read through the escape, and no formula.
+    const csv = await broker.http.inject({
+      method: 'POST',
+      url: '/data/export?formulas=escape',
+      headers: {
+        authorization: `Bearer ${researchAnalyst.apiKey}`,
+        accept: 'text/csv',
+        'content-type': 'application/json',
+      },
+      payload,
+    });
+    expect(csv.statusCode).toBe(200);
+    expect(csv.body).toBe(`booking_id,personKey\n"B1","${b1.personKey}"\n`);
   });
 
   it('gives unrelated keys to another purpose and to another recipient', async () => {

@@ -1,4 +1,4 @@
-import { Body, Controller, Headers, Post, Res } from '@nestjs/common';
+import { Body, Controller, Headers, Post, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import Negotiator from 'negotiator';
 import { Allow, Ctx, type RequestContext, Role } from '@broker/auth';
@@ -28,7 +28,8 @@ export function acceptedFormat(accept: string | undefined): ExportFormat | null 
 /**
  * `POST /data/export`: every signed-in user may ask, as on `/data/graphql`; the data plane answers
  * only analysts, within their agency's agreements. The rows stream as CSV or NDJSON (`Accept`, else
- * 406); a refusal is the JSON refusal of `/data/graphql`, with a 4xx status.
+ * 406); `?formulas=escape` (CSV only) puts a `'` before each text cell a spreadsheet would read as a
+ * formula; a refusal is the JSON refusal of `/data/graphql`, with a 4xx status.
  */
 @Controller('data/export')
 export class DataExportController {
@@ -43,6 +44,7 @@ export class DataExportController {
     @Ctx() ctx: RequestContext,
     @Body() body: DataPlaneRequest,
     @Headers('accept') accept: string | undefined,
+    @Query('formulas') formulas: unknown,
     @Res() reply: FastifyReply,
   ) {
     reply.header('cache-control', 'no-store');
@@ -61,7 +63,7 @@ export class DataExportController {
     }
     // Its refusals are audited by the data plane itself, as EXPORT.
     reply.request.auditedByDataPlane = true;
-    const answer = await this.exports.export(ctx, body, format);
+    const answer = await this.exports.export(ctx, body, format, formulas);
     // Counted with the decisions of /data/graphql (broker_data_plane_decisions_total).
     const { outcome, reason } =
       answer.kind === 'json' ? decisionOf(answer.response) : { outcome: 'ALLOW' as const, reason: 'NONE' };

@@ -24,7 +24,7 @@ import {
   releaseCondition,
 } from './data-plane.service';
 import type { Decision } from './decide';
-import { type ExportFormat, exportSql } from './export-sql';
+import { type ExportFormat, type FormulaHandling, exportSql } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
 import { exportColumns, fragmentsOf } from './operation-fields';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
@@ -34,6 +34,20 @@ import { failureResponse, timeLimitRefusal } from './response';
 export type ExportResponse =
   | { kind: 'json'; response: DataPlaneResponse }
   | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
+
+/**
+ * How an export's text cells are written, from its `formulas` query parameter (absent: verbatim),
+ * or a message for a value that is not `escape`, or for `formulas` on an NDJSON export.
+ */
+export function formulaHandling(
+  formulas: unknown,
+  format: ExportFormat,
+): { handling: FormulaHandling; message?: never } | { message: string; handling?: never } {
+  if (formulas === undefined) return { handling: 'verbatim' };
+  if (formulas !== 'escape') return { message: 'formulas takes one value: escape' };
+  if (format !== 'csv') return { message: 'formulas=escape applies to a CSV export (Accept: text/csv) only' };
+  return { handling: 'escape' };
+}
 
 /** Rows an export releases from which its ids are indexed (and merged) as soon as it has left. */
 const MERGE_RELEASE_INDEX_AFTER = 100_000;
@@ -56,12 +70,14 @@ export class DataExportService {
    * their ids staged by PostgreSQL for the release record: it never passes through the broker's
    * memory), the EXPORT event with the total is committed to the audit log, and only then is the
    * first byte streamed, by COPY in the same snapshot, as fast as the client reads. A refusal is the
-   * JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT.
+   * JSON refusal of `/data/graphql` with a 4xx status, audited as an EXPORT. `formulas` is the
+   * request's `formulas` query parameter as given (see {@link formulaHandling}).
    */
   async export(
     ctx: RequestContext,
     request: DataPlaneRequest,
     format: ExportFormat,
+    formulas?: unknown,
     redecided = 0,
   ): Promise<ExportResponse> {
     const refuse = async (refusals: DataPlaneRefusal[]): Promise<ExportResponse> => ({
@@ -74,6 +90,8 @@ export class DataExportService {
       return { kind: 'json', response: this.dataPlane.unauthenticated() };
     const early = precheck(ctx.principal, request);
     if (early) return early.refusals ? refuse(early.refusals) : invalid(early.message);
+    const { handling, message } = formulaHandling(formulas, format);
+    if (message !== undefined) return invalid(message);
     const agencyId = ctx.principal.agencyId!;
     // When each step ended, in ms since the export began: logged with the export once it is sent.
     const began = performance.now();
@@ -128,7 +146,7 @@ export class DataExportService {
       };
     };
     try {
-      statements = exportSql(plan, format, agencyId, this.dataPlane.hashes);
+      statements = exportSql(plan, format, agencyId, this.dataPlane.hashes, handling);
       this.dataPlane.lookedUp(statements);
       if (this.config.RECORD_RELEASES) {
         staged = await this.staging.stage(tx, plan.shape.id, statements.rids);
@@ -161,7 +179,7 @@ export class DataExportService {
       await tx.rollback();
       if (staged) await this.staging.discard(staged.staged);
       if (redecided >= MAX_POLICY_LOADS) return { kind: 'json', response: policyMoved() };
-      return this.export(ctx, request, format, redecided + 1);
+      return this.export(ctx, request, format, handling, redecided + 1);
     };
     if (!inWindow([plan], new Date())) return again();
     const event: DataPlaneEvent = {
@@ -195,7 +213,10 @@ export class DataExportService {
     // COPY, recording its release (all before the first byte), and sending its rows.
     const sent = () => {
       step('sent');
-      this.logger.info({ requestId: ctx.requestId, rows: rowCount, format, ms: steps }, 'export sent');
+      this.logger.info(
+        { requestId: ctx.requestId, rows: rowCount, format, formulas: handling, ms: steps },
+        'export sent',
+      );
     };
     const merge = rowCount >= MERGE_RELEASE_INDEX_AFTER;
     const stream = exportStream(

@@ -8,6 +8,27 @@ import type { Plan } from './plan';
 export type ExportFormat = 'csv' | 'ndjson';
 
 /**
+ * How a CSV export writes its text cells: as released (the default, for R, Python or Stata), or,
+ * with `?formulas=escape`, with a `'` before a text cell that begins with a character a spreadsheet
+ * reads as the start of a formula (CSV injection, CWE-1236; OWASP's list: {@link FORMULA_START}).
+ */
+export type FormulaHandling = 'verbatim' | 'escape';
+
+/** The characters that make a cell a formula when they begin it, as OWASP's "CSV Injection" lists them. */
+export const FORMULA_START: readonly string[] = ['=', '+', '-', '@', '\t', '\r'];
+
+/**
+ * A text cell's value with a `'` before it where its first character is one of FORMULA_START, in
+ * SQL: one regexp_replace, so that the released value's expression (a HASH's among them) is
+ * evaluated once; the empty match at the start before one of them is replaced by the quote, and
+ * null stays null. An escape string (`-` first in its bracket, `\t` and `\r` the tab and CR), read
+ * the same whatever `standard_conforming_strings` is.
+ */
+function formulaEscaped(expression: string): string {
+  return `regexp_replace(${expression}, E'^(?=[-=+@\\t\\r])', '''')`;
+}
+
+/**
  * What an export runs, in the request's snapshot: the count (or the staging of the selected rows'
  * ids, when releases are recorded) first, then the rows, in that order.
  */
@@ -38,14 +59,18 @@ export const EXPORT_STATEMENT_TIMEOUT = '1h';
 /**
  * The statements of an export: every row the root field selects, in its order, from its cursor on,
  * at most `first` where the caller gave it. The population, filter, ordering and projection are
- * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would.
+ * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would;
+ * `formulas` (CSV only) is how its text cells are written (see {@link FormulaHandling}).
  */
 export function exportSql(
   plan: Plan,
   format: ExportFormat,
   recipientAgencyId: string,
   hashes?: HashLookups,
+  formulas: FormulaHandling = 'verbatim',
 ): ExportStatements {
+  if (formulas !== 'verbatim' && format !== 'csv')
+    throw new PolicyError('BAD_USER_INPUT', 'formulas applies to a CSV export only');
   const selection = (params: SqlParams, of: Plan = plan) => {
     // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
     const { hmacKey, t, options, conditions, ordering } = pageSelection(
@@ -103,9 +128,13 @@ export function exportSql(
   } else {
     // CSV (RFC 4180), as COPY writes it: null is an empty cell; text is always quoted (FORCE_QUOTE,
     // so an empty string is `""`); numbers, booleans, dates and instants are their text, and never
-    // hold a comma, a quote or a line break.
+    // hold a comma, a quote or a line break. With formulas escaped, only text cells are: a number's
+    // text begins with `-` only when it is negative, and stays a number; a boolean's, a date's or an
+    // instant's never begins with one of FORMULA_START. The header is the nodes' keys, GraphQL names
+    // (`projection` refuses any other), which never begin with one either.
+    const text = (expression: string) => (formulas === 'escape' ? formulaEscaped(expression) : expression);
     const list = columns.map((c, i) =>
-      c.type === 'String' ? `${c.expression} AS c${i}` : `(${c.expression})::text AS c${i}`,
+      c.type === 'String' ? `${text(c.expression)} AS c${i}` : `(${c.expression})::text AS c${i}`,
     );
     const quoted = columns.flatMap((c, i) => (c.type === 'String' ? [`c${i}`] : []));
     const force = quoted.length ? `, FORCE_QUOTE (${quoted.join(', ')})` : '';

@@ -6,4 +6,4 @@ export { DataPlaneRecorder } from './data-plane-recorder';
 export { sealCursor } from './cursor';
 export { NodeJsonWriter, type NodeTexts } from './node-json';
 export { subjectReleasesSql } from './subject-access.service';
-export { exportSql } from './export-sql';
+export { FORMULA_START, type FormulaHandling, exportSql } from './export-sql';
