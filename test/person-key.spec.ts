@@ -289,16 +289,18 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
     const payload = {
       query: `{ bookings(purpose: RECIDIVISM_EVALUATION, where: { personKey: { in: ["${b1.personKey}", "${'0'.repeat(64)}"] } }) { nodes { booking_id personKey } } }`,
     };
-    const res = await broker.http.inject({
-      method: 'POST',
-      url: '/data/export',
-      headers: {
-        authorization: `Bearer ${researchAnalyst.apiKey}`,
-        accept: 'application/x-ndjson',
-        'content-type': 'application/json',
-      },
-      payload,
-    });
+    const exported = (url: string, accept: string) =>
+      broker.http.inject({
+        method: 'POST',
+        url,
+        headers: {
+          authorization: `Bearer ${researchAnalyst.apiKey}`,
+          accept,
+          'content-type': 'application/json',
+        },
+        payload,
+      });
+    const res = await exported('/data/export', 'application/x-ndjson');
     expect(res.statusCode).toBe(200);
     const lines = res.body
       .split('\n')
@@ -306,16 +308,7 @@ describe('data plane: personKey, one pseudonym per recipient and purpose', () =>
       .map((line) => JSON.parse(line) as unknown);
     expect(lines).toEqual([{ booking_id: 'B1', personKey: b1.personKey }]);
     // As CSV with formulas escaped: personKey is text, read through the escape, and no formula.
-    const csv = await broker.http.inject({
-      method: 'POST',
-      url: '/data/export?formulas=escape',
-      headers: {
-        authorization: `Bearer ${researchAnalyst.apiKey}`,
-        accept: 'text/csv',
-        'content-type': 'application/json',
-      },
-      payload,
-    });
+    const csv = await exported('/data/export?formulas=escape', 'text/csv');
     expect(csv.statusCode).toBe(200);
     expect(csv.body).toBe(`booking_id,personKey\n"B1","${b1.personKey}"\n`);
   });
