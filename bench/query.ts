@@ -1269,8 +1269,9 @@ async function startBroker(
     DATABASE_URL: databaseUrl(BROKER_DB),
     BROKER_BOOTSTRAP_TOKEN: token,
     QUEUE_PREFIX: 'bench',
-    // (g) and (l) ask perturbed aggregates far past an analyst's daily budget.
+    // (g) and (l) ask perturbed aggregates far past an analyst's, and an agreement's, daily budget.
     AGGREGATE_DAILY_BUDGET: '1000000',
+    AGGREGATE_AGREEMENT_DAILY_BUDGET: '1000000',
     ...extraEnv,
   };
   if (process.env.BENCH_LOG_LEVEL) env.LOG_LEVEL = process.env.BENCH_LOG_LEVEL;

@@ -149,7 +149,8 @@ async function main() {
   await dropDatabase(BROKER_DB);
   const token = `bench_${randomBytes(24).toString('base64url')}`;
   const port = await freePort();
-  const broker = await startBroker(port, token, { AGGREGATE_DAILY_BUDGET: '1000000' }, 'timing-broker.log');
+  const unbounded = { AGGREGATE_DAILY_BUDGET: '1000000', AGGREGATE_AGREEMENT_DAILY_BUDGET: '1000000' };
+  const broker = await startBroker(port, token, unbounded, 'timing-broker.log');
   const children: ChildProcess[] = [broker];
   const stopOnSignal = () => children.forEach((c) => c.kill('SIGKILL'));
   process.once('SIGINT', stopOnSignal);
@@ -162,7 +163,7 @@ async function main() {
     const over = await startBroker(
       overPort,
       token,
-      { AGGREGATE_DAILY_BUDGET: '1' },
+      { ...unbounded, AGGREGATE_DAILY_BUDGET: '1' },
       'timing-broker-budget.log',
     );
     children.push(over);

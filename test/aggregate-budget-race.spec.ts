@@ -2,7 +2,8 @@
  * The budget of perturbed aggregates is spent before any statement runs, on a connection of its
  * own, and the request is then decided again in a new snapshot (DataPlaneService.handle). Agreements
  * may change in between: these tests change them there, at the one moment that matters, and check
- * that each agreement is billed exactly what was answered under it, and that the request ends.
+ * that each agreement is billed exactly what was answered under it (in the analyst's budget and the
+ * one the agreement's analysts share alike), and that the request ends.
  */
 import { DataPlaneRecorder, DataPlaneService } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
@@ -55,12 +56,17 @@ describe('aggregate budget: agreements changed between the spend and the second 
       }),
     };
   };
+  /** What the analyst has spent under an agreement today: of their own budget, and of the agreement's shared one. */
   const used = async (agreementId: string) => {
-    const rows = await broker.query<{ used: number }>(
+    const [own] = await broker.query<{ used: number }>(
       `SELECT used FROM aggregate_budget WHERE user_id = $1 AND agreement_id = $2`,
       [analyst.id, agreementId],
     );
-    return rows[0]?.used ?? 0;
+    const [shared] = await broker.query<{ used: number }>(
+      `SELECT used FROM aggregate_budget_agreement WHERE agreement_id = $1`,
+      [agreementId],
+    );
+    return [own?.used ?? 0, shared?.used ?? 0];
   };
   /** Runs `change` once after each of the next `times` spends of the budget (the spend itself real). */
   const afterSpends = (times: number, change: (call: number) => Promise<void>) => {
@@ -119,14 +125,20 @@ describe('aggregate budget: agreements changed between the spend and the second 
                     b: cases_b_aggregate(purpose: RESEARCH, agreement: "${y}", groupBy: [offense]) { noise } }`;
     const plain = await ask(both);
     expect(plain.data).toEqual({ a: { noise: 2 }, b: { noise: 2 } });
-    expect([await used(x), await used(y)]).toEqual([1, 1]);
+    expect([await used(x), await used(y)]).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
 
     // Y is amended to release rows once the budget is spent: its count is now exact and costs nothing.
     const race = afterSpends(1, () => amend(y, 'Y', [grant(datasets.b, 'ROWS')]));
     const raced = await ask(both);
     expect(raced.data).toEqual({ a: { noise: 2 }, b: { noise: 0 } });
     // X once more for its count; Y given back what the first decision spent on it.
-    expect([await used(x), await used(y)]).toEqual([2, 1]);
+    expect([await used(x), await used(y)]).toEqual([
+      [2, 2],
+      [1, 1],
+    ]);
     expect(race.calls()).toBe(1);
   });
 
@@ -145,15 +157,15 @@ describe('aggregate budget: agreements changed between the spend and the second 
       [seq, analyst.id],
     );
     expect(events).toEqual([{ action: 'AGGREGATE', decision: 'DENY', reason: 'NO_AGREEMENT_IN_FORCE' }]);
-    // Nothing was counted under Z: its budget is as it was.
-    expect(await used(z)).toBe(0);
+    // Nothing was counted under Z: its budgets are as they were.
+    expect(await used(z)).toEqual([0, 0]);
   });
 
   it('bills nothing for a request whose read the database cut or whose append failed: nothing released', async () => {
     const v = await activate('V', [grant(datasets.a, 'AGGREGATE_ONLY')]);
     const count = `{ cases_a_aggregate(purpose: RESEARCH, agreement: "${v}", groupBy: [offense]) { noise } }`;
     expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
-    expect(await used(v)).toBe(1);
+    expect(await used(v)).toEqual([1, 1]);
     // The read itself, a private step of the service: failed as a lost connection fails it.
     const service: unknown = broker.app.get(DataPlaneService);
     const reads = service as { run: (...args: unknown[]) => Promise<unknown> };
@@ -180,7 +192,7 @@ describe('aggregate budget: agreements changed between the spend and the second 
         [message],
       ]);
       // The spend was made before the statement, and given back: no event accounts for it.
-      expect(await used(v)).toBe(1);
+      expect(await used(v)).toEqual([1, 1]);
       const events = await broker.query(`SELECT 1 FROM audit_event WHERE seq > $1 AND actor_user_id = $2`, [
         seq,
         analyst.id,
@@ -195,11 +207,11 @@ describe('aggregate budget: agreements changed between the spend and the second 
       .mockRejectedValueOnce(Object.assign(new Error('integer out of range'), { code: '22003' }));
     const failed = await ask(count);
     expect([failed.status, failed.data]).toEqual([503, null]);
-    expect(await used(v)).toBe(2);
+    expect(await used(v)).toEqual([2, 2]);
     jest.restoreAllMocks();
     // The next answer is billed as usual.
     expect((await ask(count)).data).toEqual({ cases_a_aggregate: { noise: 2 } });
-    expect(await used(v)).toBe(3);
+    expect(await used(v)).toEqual([3, 3]);
   });
 
   it('ends when every new decision needs another bill: a clear answer, nothing read, nothing billed', async () => {
@@ -220,6 +232,6 @@ describe('aggregate budget: agreements changed between the spend and the second 
     expect(answer.errors?.map((e) => e.message)).toEqual([
       'The agreements in force changed while the request was decided, so nothing was read: try again',
     ]);
-    for (const id of billed) expect([id, await used(id)]).toEqual([id, 0]);
+    for (const id of billed) expect([id, await used(id)]).toEqual([id, [0, 0]]);
   });
 });

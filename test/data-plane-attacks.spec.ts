@@ -305,7 +305,11 @@ describe('data plane attacks: the threshold oracle of aggregates', () => {
   let agreement: string;
 
   beforeAll(async () => {
-    broker = await TestBroker.start({ LABEL: 'dp_threshold', AGGREGATE_DAILY_BUDGET: '100000' });
+    broker = await TestBroker.start({
+      LABEL: 'dp_threshold',
+      AGGREGATE_DAILY_BUDGET: '100000',
+      AGGREGATE_AGREEMENT_DAILY_BUDGET: '100000',
+    });
     await broker.query(`UPDATE data_plane_secret SET cursor_key = sha256(convert_to($1::text, 'UTF8'))`, [
       String(SEED),
     ]);

@@ -218,7 +218,11 @@ describe('disclosure control: an attacker with aggregates only', () => {
   };
 
   beforeAll(async () => {
-    broker = await TestBroker.start({ LABEL: 'disclosure_attack', AGGREGATE_DAILY_BUDGET: '100000' });
+    broker = await TestBroker.start({
+      LABEL: 'disclosure_attack',
+      AGGREGATE_DAILY_BUDGET: '100000',
+      AGGREGATE_AGREEMENT_DAILY_BUDGET: '100000',
+    });
     // The deployment's secret, which keys the perturbations, fixed too (before any data request reads it).
     await broker.query(`UPDATE data_plane_secret SET cursor_key = sha256(convert_to($1::text, 'UTF8'))`, [
       String(SEED),

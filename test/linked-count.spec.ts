@@ -90,7 +90,7 @@ interface Query {
 
 describe('data plane: linked counts and persons', () => {
   let broker: TestBroker;
-  let research: { apiKey: string };
+  let research: { id: string; apiKey: string };
   let partner: { apiKey: string };
   let sheriffSteward: { apiKey: string };
   let cboSteward: { apiKey: string };
@@ -186,7 +186,11 @@ describe('data plane: linked counts and persons', () => {
   });
 
   beforeAll(async () => {
-    broker = await TestBroker.start({ LABEL: 'linked_count', AGGREGATE_DAILY_BUDGET: '100000' });
+    broker = await TestBroker.start({
+      LABEL: 'linked_count',
+      AGGREGATE_DAILY_BUDGET: '100000',
+      AGGREGATE_AGREEMENT_DAILY_BUDGET: '100000',
+    });
     const sheriff = await broker.createAgency('Sheriff');
     const cbo = await broker.createAgency('CBO');
     const researchAgency = await broker.createAgency('Research');
@@ -597,6 +601,57 @@ describe('data plane: linked counts and persons', () => {
     const last = (await ask(partner.apiKey, q, partnerAgreements())).groups[0].count!;
     expect(last).toBe(after - 1);
     expect(last).toBe(model(q).get('[]'));
+  });
+
+  it("charges both agreements' shared budgets too: past the other side's, LIMIT under it, and nothing spent", async () => {
+    const q: Query = {
+      unit: 'RECORDS',
+      exists: true,
+      window: null,
+      charge: null,
+      programs: null,
+      groupBy: [],
+    };
+    const sides = [ids.researchParticipation, ids.researchBookings];
+    /** The research analyst's own budget under each side, and each side's shared one. */
+    const spent = async () => {
+      const own = await broker.query<{ agreement_id: string; used: number }>(
+        `SELECT agreement_id, used FROM aggregate_budget WHERE user_id = $1`,
+        [research.id],
+      );
+      const shared = await broker.query<{ agreement_id: string; used: number }>(
+        `SELECT agreement_id, used FROM aggregate_budget_agreement`,
+      );
+      const of = (rows: { agreement_id: string; used: number }[], id: string) =>
+        rows.find((r) => r.agreement_id === id)?.used ?? 0;
+      return sides.map((id) => [of(own, id), of(shared, id)]);
+    };
+    const before = await spent();
+    expect((await ask(research.apiKey, q, researchAgreements())).noise).toBe(2);
+    const after = await spent();
+    expect(after).toEqual(before.map(([own, shared]) => [own + 1, shared + 1]));
+
+    // The bookings side's shared budget spent (by the research office's other analysts, say).
+    const cap = broker.config.AGGREGATE_AGREEMENT_DAILY_BUDGET;
+    await broker.query(`UPDATE aggregate_budget_agreement SET used = $2 WHERE agreement_id = $1`, [
+      ids.researchBookings,
+      cap,
+    ]);
+    const { query: text, variables } = linkedQuery(q, researchAgreements());
+    const refused = await broker.gql(research.apiKey, text, variables, DATA);
+    expect(refused.data).toBeNull();
+    expect(refused.errors![0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+    expect(refused.errors![0].message).toMatch(/^The budget of aggregates this agreement shares/);
+    const [denial] = await broker.query<{ reason: string; agreement_id: string }>(
+      `SELECT reason, agreement_id FROM audit_event WHERE decision = 'DENY' ORDER BY seq DESC LIMIT 1`,
+    );
+    expect(denial).toEqual({ reason: 'LIMIT', agreement_id: ids.researchBookings });
+    // Refused, it spent nothing: not the analyst's own, not the participation side's shared budget.
+    expect(await spent()).toEqual([after[0], [after[1][0], cap]]);
+    await broker.query(`UPDATE aggregate_budget_agreement SET used = $2 WHERE agreement_id = $1`, [
+      ids.researchBookings,
+      after[1][1],
+    ]);
   });
 
   it('counts perturbed aggregates against a daily budget per analyst and agreement: LIMIT past it', async () => {

@@ -31,7 +31,11 @@ describe('releases withdrawn under load, on two instances', () => {
   let input: CasesInput;
 
   beforeAll(async () => {
-    broker = await TestBroker.start({ LABEL: 'release_withdrawn_races', AGGREGATE_DAILY_BUDGET: '100000' });
+    broker = await TestBroker.start({
+      LABEL: 'release_withdrawn_races',
+      AGGREGATE_DAILY_BUDGET: '100000',
+      AGGREGATE_AGREEMENT_DAILY_BUDGET: '100000',
+    });
     other = await broker.startAnother();
     ({ parties, dataset, input } = await casesSharing(
       broker,

@@ -454,13 +454,18 @@ describe('a release withdrawn between its read and its record', () => {
 
   describe('a perturbed aggregate whose release is withdrawn', () => {
     const COUNT_Q = `query($a: ID) { cases_aggregate(purpose: RECIDIVISM_EVALUATION, agreement: $a, groupBy: [case_id]) { noise } }`;
-    const used = async (userId: string, agreementId: string) =>
-      (
-        await broker.query<{ used: number }>(
-          `SELECT used FROM aggregate_budget WHERE user_id = $1 AND agreement_id = $2`,
-          [userId, agreementId],
-        )
-      )[0]?.used ?? 0;
+    /** What the analyst spent under the agreement today: of their own budget, and of the agreement's shared one. */
+    const used = async (userId: string, agreementId: string) => {
+      const [own] = await broker.query<{ used: number }>(
+        `SELECT used FROM aggregate_budget WHERE user_id = $1 AND agreement_id = $2`,
+        [userId, agreementId],
+      );
+      const [shared] = await broker.query<{ used: number }>(
+        `SELECT used FROM aggregate_budget_agreement WHERE agreement_id = $1`,
+        [agreementId],
+      );
+      return [own?.used ?? 0, shared?.used ?? 0];
+    };
     const countOnly = (title: string) =>
       activate({
         title,
@@ -475,7 +480,7 @@ describe('a release withdrawn between its read and its record', () => {
       const answer = await broker.gql(parties.analyst.apiKey, COUNT_Q, { a: id }, '/data/graphql');
       expect(answer.data).toEqual({ cases_aggregate: { noise: 2 } });
       expect(spy).toHaveBeenCalledTimes(2);
-      expect(await used(parties.analyst.id, id)).toBe(1);
+      expect(await used(parties.analyst.id, id)).toEqual([1, 1]);
     });
 
     it('keeps its unit when the decision taken again refuses it: its statement ran, and was timed', async () => {
@@ -487,7 +492,7 @@ describe('a release withdrawn between its read and its record', () => {
       const answer = await broker.gql(parties.analyst.apiKey, COUNT_Q, { a: id }, '/data/graphql');
       expect(answer.data).toBeNull();
       expect(answer.errors?.[0].extensions?.code).toBe('FORBIDDEN');
-      expect(await used(parties.analyst.id, id)).toBe(1);
+      expect(await used(parties.analyst.id, id)).toEqual([1, 1]);
       expect((await eventsSince(seq)).map((e) => [e.action, e.decision])).toEqual([
         ['AGREEMENT_REVOKED', 'ALLOW'],
         ['AGGREGATE', 'DENY'],
@@ -503,11 +508,11 @@ describe('a release withdrawn between its read and its record', () => {
       });
       const res = await post(analyst.apiKey, '/data/graphql', COUNT_Q, id);
       expect(res.statusCode).toBe(401);
-      expect(await used(analyst.id, id)).toBe(1);
+      expect(await used(analyst.id, id)).toEqual([1, 1]);
       // And the next count under the new key is billed for itself.
       const again = await broker.gql(rotated, COUNT_Q, { a: id }, '/data/graphql');
       expect(again.data).toEqual({ cases_aggregate: { noise: 2 } });
-      expect(await used(analyst.id, id)).toBe(2);
+      expect(await used(analyst.id, id)).toEqual([2, 2]);
     });
   });
 

@@ -10,7 +10,13 @@ import {
 } from '@broker/audit';
 import type { RequestContext } from '@broker/auth';
 import { BROKER_CONFIG, type BrokerConfig, LOGGER } from '@broker/core';
-import { type AggregateGroup, NOISE_BOUND, checkBudget, whereFieldNames } from '@broker/policy';
+import {
+  type AggregateBudget,
+  type AggregateGroup,
+  NOISE_BOUND,
+  budgetSpent,
+  whereFieldNames,
+} from '@broker/policy';
 import { AuditBatcher, type DataPlaneEvent } from './audit-batcher';
 import type { DataPlaneRefusal, DataPlaneResponse, Plan } from './plan';
 import { refusalResponse } from './response';
@@ -38,7 +44,7 @@ export type RootResult = ReleasedRows | AggregateAnswer;
 /**
  * What the data plane records: every release (its audit events and the records it returned, in
  * group commits, before anything leaves), every refusal (a DENY event per refused part; repeated
- * LIMITs merged), and the daily aggregate budget spent.
+ * LIMITs merged), and the daily aggregate budgets spent.
  */
 @Injectable()
 export class DataPlaneRecorder {
@@ -62,15 +68,23 @@ export class DataPlaneRecorder {
   }
 
   /**
-   * Counts perturbed aggregates of the request against the caller's daily budget of each agreement
-   * they use (both sides of a linked count), before any statement of the request runs: `due`, what
-   * {@link BudgetSpending.due} says the request's decision needs beyond what it spent already. Past
-   * the budget the request is refused with `LIMIT` and nothing is read; otherwise what was spent is
-   * added to `spending`. Spent first, so that a refusal past the budget takes the same time whatever
-   * the data (were the statement run first, its time would go on answering, without limit, what the
-   * budget is there to bound: see "Timing" in docs/disclosure-control.md); an aggregate whose
-   * statement then fails has spent its unit. Exact aggregates and row pages cost nothing: they tell
-   * nothing the caller cannot read.
+   * Counts perturbed aggregates of the request against the daily budgets of each agreement they use
+   * (both sides of a linked count), before any statement of the request runs: the caller's own, and
+   * the one all the recipient's analysts share. `due` is what {@link BudgetSpending.due} says the
+   * request's decision needs beyond what it spent already. Past either budget the request is refused
+   * with `LIMIT`, saying which, and nothing is read; otherwise what was spent is added to `spending`.
+   * Spent first, so that a refusal past a budget takes the same time whatever the data (were the
+   * statement run first, its time would go on answering, without limit, what the budget is there to
+   * bound: see "Timing" in docs/disclosure-control.md); an aggregate whose statement then fails has
+   * spent its unit. Exact aggregates and row pages cost nothing: they tell nothing the caller cannot
+   * read.
+   *
+   * Both budgets are spent in one statement, atomically however many analysts and brokers race
+   * them: the caller's rows first, as before (units past the caller's own budget stay counted there,
+   * as refused attempts), then, only if all of the caller's are within it, the agreements' rows, each
+   * by an upsert that leaves it as it is where it would go past the shared budget (so that it never
+   * does, and an attempt it refuses costs the others nothing). Rows are taken in the order of their
+   * agreement ids, so that two requests never wait on each other's rows in a cycle.
    */
   async spendBudget(
     ctx: RequestContext,
@@ -78,24 +92,66 @@ export class DataPlaneRecorder {
     spending: BudgetSpending,
   ): Promise<DataPlaneRefusal[] | null> {
     if (!due.size) return null;
-    const ids = [...due.keys()];
+    const ids = [...due.keys()].sort();
     const weights = ids.map((id) => due.get(id)!.weight);
-    const rows = await this.dataSource.query<{ agreement_id: string; day: string; used: number }[]>(
-      `INSERT INTO aggregate_budget (user_id, agreement_id, day, used)
-       SELECT $1, a.id, (now() AT TIME ZONE 'UTC')::date, a.n FROM unnest($2::uuid[], $3::int[]) AS a(id, n)
-       ON CONFLICT (user_id, agreement_id, day) DO UPDATE SET used = aggregate_budget.used + excluded.used
-       RETURNING agreement_id, day::text AS day, used`,
-      [ctx.principal.userId, ids, weights],
+    const rows = await this.dataSource.query<
+      { agreement_id: string; day: string; analyst: boolean; agreement: boolean }[]
+    >(
+      `WITH asked AS (
+         SELECT a.agreement_id, a.units, (now() AT TIME ZONE 'UTC')::date AS day
+           FROM unnest($2::uuid[], $3::int[]) AS a(agreement_id, units)
+       ),
+       analyst AS (
+         INSERT INTO aggregate_budget AS b (user_id, agreement_id, day, used)
+         SELECT $1, agreement_id, day, units FROM asked ORDER BY agreement_id
+         ON CONFLICT (user_id, agreement_id, day) DO UPDATE SET used = b.used + excluded.used
+         RETURNING b.agreement_id, b.day, b.used <= $4 AS within
+       ),
+       agreement AS (
+         INSERT INTO aggregate_budget_agreement AS s (agreement_id, day, used)
+         SELECT agreement_id, day, units FROM asked
+          WHERE units <= $5 AND (SELECT bool_and(within) FROM analyst)
+          ORDER BY agreement_id
+         ON CONFLICT (agreement_id, day) DO UPDATE SET used = s.used + excluded.used
+          WHERE s.used + excluded.used <= $5
+         RETURNING s.agreement_id
+       )
+       SELECT a.agreement_id, a.day::text AS day, a.within AS analyst, s.agreement_id IS NOT NULL AS agreement
+         FROM analyst a LEFT JOIN agreement s USING (agreement_id)`,
+      [
+        ctx.principal.userId,
+        ids,
+        weights,
+        this.config.AGGREGATE_DAILY_BUDGET,
+        this.config.AGGREGATE_AGREEMENT_DAILY_BUDGET,
+      ],
     );
-    const over = rows.find((row) => checkBudget(row.used, this.config.AGGREGATE_DAILY_BUDGET));
-    // Units past the budget stay counted, as refused attempts; those within it count for the request.
-    if (!over)
+    const over = rows.find((row) => !row.analyst) ?? rows.find((row) => !row.agreement);
+    if (!over) {
       for (const row of rows) spending.add(row.agreement_id, row.day, due.get(row.agreement_id)!.weight);
-    if (!over) return null;
+      return null;
+    }
+    const budget: AggregateBudget = over.analyst ? 'AGREEMENT' : 'ANALYST';
+    // Past the shared budget, the request costs nothing: what it spent of its caller's own, and of
+    // the agreements whose shared budget had room (another side of a linked count), goes back.
+    if (budget === 'AGREEMENT') {
+      await this.giveBack(
+        ctx,
+        rows.map((row) => {
+          const units = due.get(row.agreement_id)!.weight;
+          return {
+            agreementId: row.agreement_id,
+            day: row.day,
+            analyst: units,
+            agreement: row.agreement ? units : 0,
+          };
+        }),
+      );
+    }
     const plan = due.get(over.agreement_id)!.plan;
     return [
       {
-        ...checkBudget(over.used, this.config.AGGREGATE_DAILY_BUDGET)!,
+        ...budgetSpent(budget),
         responseKey: plan.responseKey,
         audit: {
           action: AuditAction.AGGREGATE,
@@ -111,8 +167,8 @@ export class DataPlaneRecorder {
   /**
    * Gives back units a request spent and no statement of it used (`units` by agreement, from
    * `spending`, which forgets them): its agreements changed between the spend and the decision it
-   * was answered under, or that decision refused it. A failure is logged, never answered: the
-   * request was decided, and the budget errs on the side of having been spent.
+   * was answered under, or that decision refused it. They go back to both budgets they were spent
+   * from, the caller's and the agreement's shared one.
    */
   async refundBudget(
     ctx: RequestContext,
@@ -120,17 +176,52 @@ export class DataPlaneRecorder {
     units: ReadonlyMap<string, number>,
   ): Promise<void> {
     const given = spending.giveBack(units);
+    await this.giveBack(
+      ctx,
+      given.map((g) => ({ agreementId: g.agreementId, day: g.day, analyst: g.units, agreement: g.units })),
+    );
+  }
+
+  /**
+   * Takes units off the caller's budget (`analyst`) and off the agreement's shared one
+   * (`agreement`), by agreement and day, in one statement. The rows are taken in the order
+   * {@link spendBudget} takes them, the caller's first, then the agreements' by id, so that a
+   * give-back and a spend never wait on each other in a cycle. A failure is logged, never answered:
+   * the request was decided, and the budget errs on the side of having been spent.
+   */
+  private async giveBack(
+    ctx: RequestContext,
+    given: { agreementId: string; day: string; analyst: number; agreement: number }[],
+  ): Promise<void> {
     if (!given.length) return;
     try {
       await this.dataSource.query(
-        `UPDATE aggregate_budget b SET used = greatest(b.used - r.n, 0)
-           FROM unnest($2::uuid[], $3::date[], $4::int[]) AS r(id, day, n)
-          WHERE b.user_id = $1 AND b.agreement_id = r.id AND b.day = r.day`,
+        `WITH given AS (
+           SELECT * FROM unnest($2::uuid[], $3::date[], $4::int[], $5::int[]) AS g(agreement_id, day, analyst, agreement)
+         ),
+         analyst AS (
+           UPDATE aggregate_budget b SET used = greatest(b.used - g.analyst, 0)
+             FROM given g
+            WHERE b.user_id = $1 AND b.agreement_id = g.agreement_id AND b.day = g.day AND g.analyst > 0
+           RETURNING b.agreement_id
+         ),
+         -- The agreements' rows locked in order, once the caller's are done (the count waits for them).
+         agreement AS (
+           SELECT s.agreement_id, s.day, g.agreement AS units
+             FROM aggregate_budget_agreement s JOIN given g USING (agreement_id, day)
+            WHERE g.agreement > 0 AND (SELECT count(*) FROM analyst) >= 0
+            ORDER BY s.agreement_id
+              FOR UPDATE OF s
+         )
+         UPDATE aggregate_budget_agreement s SET used = greatest(s.used - a.units, 0)
+           FROM agreement a
+          WHERE s.agreement_id = a.agreement_id AND s.day = a.day`,
         [
           ctx.principal.userId,
           given.map((g) => g.agreementId),
           given.map((g) => g.day),
-          given.map((g) => g.units),
+          given.map((g) => g.analyst),
+          given.map((g) => g.agreement),
         ],
       );
     } catch (error) {

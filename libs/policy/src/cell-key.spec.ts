@@ -9,7 +9,7 @@ import {
   perturbationKey,
   perturbedCount,
 } from './cell-key';
-import { aggregateIsExact, checkBudget, checkLinked, checkUnit } from './data-decision';
+import { aggregateIsExact, budgetSpent, checkLinked, checkUnit } from './data-decision';
 import { FieldTransform, GrantAccess, type ReleasedField } from './policy.types';
 
 describe('the cell-key perturbation', () => {
@@ -213,10 +213,14 @@ describe('the decisions of linked counts, PERSONS, exactness and the budget', ()
     expect(aggregateIsExact(rows, 'PERSONS', grant(true))).toBe(false);
   });
 
-  it('refuses with LIMIT past the budget, without saying where it stands', () => {
-    expect(checkBudget(10, 10)).toBeNull();
-    const refused = checkBudget(11, 10)!;
-    expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
-    expect(refused.message).not.toMatch(/\d/);
+  it('refuses with LIMIT past a budget, saying which, without saying where it stands', () => {
+    const mine = budgetSpent('ANALYST');
+    const shared = budgetSpent('AGREEMENT');
+    for (const refused of [mine, shared]) {
+      expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'LIMIT' });
+      expect(refused.message).not.toMatch(/\d/);
+    }
+    expect(mine.message).toMatch(/^Your own budget/);
+    expect(shared.message).toMatch(/shares among all its analysts/);
   });
 });

@@ -324,12 +324,24 @@ export function aggregateIsExact(
 }
 
 /**
- * The daily budget of perturbed aggregates: `used` is the count of this one included. Past the
- * budget, `LIMIT`, without saying where it stands.
+ * The daily budgets of perturbed aggregates under an agreement: each analyst's own
+ * (`AGGREGATE_DAILY_BUDGET`), and the one all the recipient's analysts share
+ * (`AGGREGATE_AGREEMENT_DAILY_BUDGET`).
  */
-export function checkBudget(used: number, budget: number): Refusal | null {
-  if (used <= budget) return null;
-  return refusal('LIMIT', "Today's budget of aggregates under this agreement is spent: try again tomorrow");
+export type AggregateBudget = 'ANALYST' | 'AGREEMENT';
+
+/**
+ * The refusal of a request past one of the daily budgets of an agreement (which one the data plane
+ * finds as it spends them, atomically: DataPlaneRecorder.spendBudget): `LIMIT`, saying which budget,
+ * never where it stands.
+ */
+export function budgetSpent(budget: AggregateBudget): Refusal {
+  return refusal(
+    'LIMIT',
+    budget === 'ANALYST'
+      ? 'Your own budget of aggregates under this agreement is spent for today: try again tomorrow'
+      : 'The budget of aggregates this agreement shares among all its analysts is spent for today: try again tomorrow',
+  );
 }
 
 /**

@@ -307,9 +307,13 @@ export class TestBroker {
     return this.app.get(DataSourceToken).query(sql, params);
   }
 
-  /** A second broker process on the same database and Redis, as behind a load balancer. */
-  startAnother(): Promise<TestBroker> {
+  /**
+   * A second broker process on the same database and Redis, as behind a load balancer; `env` sets
+   * more of its configuration (the first one's budgets, say).
+   */
+  startAnother(env: Record<string, string> = {}): Promise<TestBroker> {
     return TestBroker.start({
+      ...env,
       DATABASE_URL: this.config.DATABASE_URL,
       BROKER_BOOTSTRAP_TOKEN: this.operatorKey,
       QUEUE_PREFIX: this.config.QUEUE_PREFIX,

@@ -58,6 +58,22 @@ describe('loadConfig', () => {
     }
   });
 
+  it("takes the aggregate budgets, each analyst's and each agreement's, as whole numbers from 1 to 1,000,000", () => {
+    expect(loadConfig({})).toMatchObject({
+      AGGREGATE_DAILY_BUDGET: 200,
+      AGGREGATE_AGREEMENT_DAILY_BUDGET: 1000,
+    });
+    expect(loadConfig({ AGGREGATE_AGREEMENT_DAILY_BUDGET: '1' }).AGGREGATE_AGREEMENT_DAILY_BUDGET).toBe(1);
+    expect(loadConfig({ AGGREGATE_AGREEMENT_DAILY_BUDGET: '1000000' }).AGGREGATE_AGREEMENT_DAILY_BUDGET).toBe(
+      1_000_000,
+    );
+    for (const name of ['AGGREGATE_DAILY_BUDGET', 'AGGREGATE_AGREEMENT_DAILY_BUDGET']) {
+      for (const bad of ['0', '-5', '2.5', '1000001', 'many']) {
+        expect(() => loadConfig({ [name]: bad })).toThrow(ConfigError);
+      }
+    }
+  });
+
   it('parses sizes', () => {
     expect(parseByteSize('1048576')).toBe(1048576);
     expect(parseByteSize('64KiB')).toBe(65536);
@@ -100,6 +116,17 @@ describe('loadConfigOrExit', () => {
       config: expect.objectContaining({ PORT: 4000 }),
       written: '',
     });
+  });
+
+  it('does not start with an agreement budget of none or of a fraction', () => {
+    for (const bad of ['0', '1.5']) {
+      expect(run({ AGGREGATE_AGREEMENT_DAILY_BUDGET: bad })).toEqual({
+        exitCode: 78,
+        written: expect.stringMatching(
+          /^Invalid configuration:\n {2}- AGGREGATE_AGREEMENT_DAILY_BUDGET .+\n$/,
+        ),
+      });
+    }
   });
 
   it("exits 78 listing every problem, the other settings' with the broker's", () => {

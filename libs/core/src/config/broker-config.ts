@@ -53,6 +53,9 @@ const schema = z.object({
   // Perturbed aggregates (docs/disclosure-control.md) each analyst may ask per agreement and UTC day:
   // averaging many answers erodes any perturbation, so their number is bounded.
   AGGREGATE_DAILY_BUDGET: z.coerce.number().int().min(1).max(1_000_000).default(200),
+  // And per agreement and UTC day, shared by all the recipient's analysts (five analysts' worth by
+  // default): a steward who creates more analysts does not multiply what an agreement answers.
+  AGGREGATE_AGREEMENT_DAILY_BUDGET: z.coerce.number().int().min(1).max(1_000_000).default(1000),
   // How often each broker checks the record indexes of the versions in force and the declarations,
   // and builds again one that a failed concurrent build left invalid (RecordIndexKeeper).
   RECORD_INDEX_CHECK_MS: z.coerce.number().int().min(1000).max(86_400_000).default(900_000),

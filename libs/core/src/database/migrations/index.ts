@@ -33,6 +33,7 @@ import { LinkageChunkDestructions1766400000000 } from './1766400000000-linkage-c
 import { LinkageRunRestarts1766500000000 } from './1766500000000-linkage-run-restarts';
 import { LinkageTriggerRetention1766640000000 } from './1766640000000-linkage-trigger-retention';
 import { HashKeyPopulation1766700000000 } from './1766700000000-hash-key-population';
+import { AggregateBudgetAgreement1766900000000 } from './1766900000000-aggregate-budget-agreement';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -70,4 +71,5 @@ export const MIGRATIONS = [
   PersonKeyPopulation1766820000000,
   ReleaseRecordInline1766860000000,
   PolicyStampPerAgency1766870000000,
+  AggregateBudgetAgreement1766900000000,
 ];
