@@ -179,7 +179,7 @@ export class DataExportService {
       await tx.rollback();
       if (staged) await this.staging.discard(staged.staged);
       if (redecided >= MAX_POLICY_LOADS) return { kind: 'json', response: policyMoved() };
-      return this.export(ctx, request, format, handling, redecided + 1);
+      return this.export(ctx, request, format, formulas, redecided + 1);
     };
     if (!inWindow([plan], new Date())) return again();
     const event: DataPlaneEvent = {
