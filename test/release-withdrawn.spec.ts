@@ -336,6 +336,79 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await currentStamp()).toBe(mine);
   });
 
+  /**
+   * A revocation as a broker of the earlier release (one stamp for the county) makes it, in its one
+   * transaction: the agreement row locked and revoked, the county's stamp moved (the only stamp it
+   * knows), and its event appended last.
+   */
+  const revokeAsEarlierRelease = (id: string) =>
+    broker.app.get(Database).transaction(async ({ manager }) => {
+      await manager.query(`SELECT id FROM agreement WHERE id = $1 FOR UPDATE`, [id]);
+      await manager.query(
+        `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
+          WHERE id = $1`,
+        [id, parties.recipientSteward.id, parties.recipientAgency.id, 'stop'],
+      );
+      await manager.query(`UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1`);
+      await broker.app.get(AuditService).append(
+        {
+          actorUserId: parties.recipientSteward.id,
+          actorAgencyId: parties.recipientAgency.id,
+          action: AuditAction.AGREEMENT_REVOKED,
+          decision: 'ALLOW',
+          reason: 'stop',
+          agreementId: id,
+          agreementVersion: 1,
+        },
+        manager,
+      );
+    });
+
+  it.each([
+    ['one root field (answered in one statement)', ROWS_Q],
+    ['two root fields (answered in a snapshot)', TWO_Q],
+  ])(
+    'releases nothing of %s after a revocation made by a broker of the earlier release during a rolling upgrade',
+    async (_n, q) => {
+      const id = await activate({ title: `Revoked by an earlier release: ${q.length}` });
+      // This instance holds the agency's policy, the agreement in force.
+      expect((await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql')).data).not.toBeNull();
+      const stamp = await currentStamp();
+      await revokeAsEarlierRelease(id);
+      const seq = await broker.auditHeadSeq();
+      const answer = await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql');
+      expect(JSON.stringify(answer)).not.toContain('C1');
+      expect(answer.data).toBeNull();
+      expect(answer.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+      // Its refusal, and nothing else.
+      const events = await eventsSince(seq);
+      expect(events.length).toBeGreaterThan(0);
+      expect(events.filter((e) => e.action !== 'QUERY' || e.decision !== 'DENY')).toEqual([]);
+      // The recipient's stamp moved with the revocation, whoever made it.
+      expect(await currentStamp()).toBeGreaterThan(stamp);
+    },
+  );
+
+  it('withdraws a release read before a revocation that a broker of the earlier release commits before its record', async () => {
+    const id = await activate({ title: 'Revoked by an earlier release before its record' });
+    expect(
+      (await broker.gql(parties.analyst.apiKey, ROWS_Q, { a: id }, '/data/graphql')).data,
+    ).not.toBeNull();
+    const seq = await broker.auditHeadSeq();
+    const spy = beforeNextAppend(async () => {
+      await revokeAsEarlierRelease(id);
+    });
+    const res = await post(parties.analyst.apiKey, '/data/export', ROWS_Q, id);
+    expect(res.statusCode).toBe(403);
+    expect(res.body).not.toContain('C1');
+    expect(spy).toHaveBeenCalled();
+    expect((await eventsSince(seq)).map((e) => [e.action, e.decision])).toEqual([
+      ['AGREEMENT_REVOKED', 'ALLOW'],
+      ['EXPORT', 'DENY'],
+    ]);
+    expect(await broker.query(`SELECT id FROM release_staged`)).toEqual([]);
+  });
+
   it('releases nothing of an export when the agreement is revoked before its release is recorded', async () => {
     const id = await activate({ title: 'Export revoked before its record' });
     const seq = await broker.auditHeadSeq();
@@ -665,7 +738,7 @@ describe('a release withdrawn between its read and its record', () => {
     await waitingOnLock(APPEND);
     // A change of the stamp now waits for the release to commit.
     const moving = broker.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
-    await waitingOnLock('%UPDATE agency_policy_stamp%');
+    await waitingOnLock('%move_policy_stamps%');
     await holder.rollback();
     const [sealed] = await appended;
     await moving;

@@ -11,15 +11,7 @@ import {
   canOnAll,
   controlAbility,
 } from '@broker/auth';
-import {
-  badInput,
-  BrokerError,
-  conflict,
-  Database,
-  ErrorCode,
-  movePolicyStamp,
-  policyStampSql,
-} from '@broker/core';
+import { badInput, BrokerError, conflict, Database, ErrorCode, policyStampSql } from '@broker/core';
 import {
   type AgreementContent,
   type DatasetShape,
@@ -157,8 +149,9 @@ export async function checkParties(
 }
 
 /**
- * The agreement lifecycle: propose, amend, approve, revoke. Every change bumps the policy stamp in
- * the same transaction, so every broker instance sees it on its next request, and appends its
+ * The agreement lifecycle: propose, amend, approve, revoke. Every change of what is in force moves
+ * its recipient's policy stamp in the same transaction (the database does, with the change: see
+ * MOVE_POLICY_STAMP_SQL), so every broker instance sees it on its next request, and appends its
  * audit event last, right before the commit.
  */
 @Injectable()
@@ -271,8 +264,8 @@ export class AgreementService {
         if (!inserted.length) return; // this side approved already: nothing changes
         const inForce = await this.settle(manager, row, version);
         cameIntoForce = inForce;
-        // Only a version coming into force changes what anyone may read (see movePolicyStamp).
-        if (inForce) await movePolicyStamp(manager, row.recipient_agency_id);
+        // Only a version coming into force changes what anyone may read: its `in_force_version`,
+        // written by settle, moved the recipient's policy stamp (see MOVE_POLICY_STAMP_SQL).
         await this.audit.append(
           {
             actorUserId: approver.userId,
@@ -523,13 +516,13 @@ export class AgreementService {
     const why = cleanText(reason, 'reason', 2000);
     await this.db.transaction(
       async ({ manager }) => {
-        const row = await this.lockForChange(manager, ctx, id, 'revoke');
+        await this.lockForChange(manager, ctx, id, 'revoke');
         await manager.query(
           `UPDATE agreement SET revoked_at = clock_timestamp(), revoked_by = $2, revoked_by_agency_id = $3, revoke_reason = $4
           WHERE id = $1`,
           [id, steward.userId, steward.agencyId, why],
         );
-        await movePolicyStamp(manager, row.recipient_agency_id);
+        // That moved the recipient's policy stamp, in the database (see MOVE_POLICY_STAMP_SQL).
         await this.audit.append(
           {
             actorUserId: steward.userId,
@@ -549,7 +542,7 @@ export class AgreementService {
 
   /**
    * The policy stamp of recipient `agencyId`: changes whenever what is in force for it does (see
-   * movePolicyStamp).
+   * MOVE_POLICY_STAMP_SQL).
    */
   async stamp(agencyId: string): Promise<number> {
     const [row] = await this.dataSource.query<{ stamp: string }[]>(
@@ -685,7 +678,7 @@ export class AgreementService {
       `INSERT INTO agreement_approval (agreement_id, version, agency_id, user_id) VALUES ($1, $2, $3, $4)`,
       [id, version, ctx.principal.agencyId, ctx.principal.userId],
     );
-    // A version proposed is in force for nobody yet: the stamp stays (see movePolicyStamp).
+    // A version proposed is in force for nobody yet: the stamp stays (see MOVE_POLICY_STAMP_SQL).
     return digest;
   }
 

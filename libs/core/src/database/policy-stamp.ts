@@ -18,19 +18,17 @@
  * were the stamp one for the county, as it was, two agencies' stewards bringing an agreement into
  * force and revoking it in a loop would starve every other agency's.
  *
- * Move it before the transaction's audit event is appended, in the same transaction: the appends
- * take the stamps' rows before the chain head's, so the other order could deadlock; and its event
- * then follows, in the chain, every release recorded before it. The county's stamp (`policy_stamp`)
- * moves with it, for instances of an earlier release serving during a rolling upgrade, which read
- * that one (see the migration PolicyStampPerAgency); nothing of this release reads it.
+ * The database moves them (the trigger of the migration AgreementMovesPolicyStamp), in the
+ * transaction of the agreement's change and at its statement: whoever writes `in_force_version` or
+ * `revoked_at` moves the recipient's stamp, a broker of an earlier release during a rolling upgrade
+ * too, which moves the county's stamp only itself. Every change does so before its audit event is
+ * appended: the appends take the stamps' rows before the chain head's, so the other order could
+ * deadlock; and its event then follows, in the chain, every release recorded before it. The
+ * county's stamp (`policy_stamp`) moves with it, for instances of an earlier release serving during
+ * a rolling upgrade, which read that one (see the migration PolicyStampPerAgency); nothing of this
+ * release reads it.
  */
-export const MOVE_POLICY_STAMP_SQL = `
-  WITH agency AS (
-    UPDATE agency_policy_stamp SET stamp = stamp + 1 WHERE agency_id = $1 RETURNING stamp
-  ), county AS (
-    UPDATE policy_stamp SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp
-  )
-  SELECT (SELECT count(*) FROM agency)::int AS moved, (SELECT count(*) FROM county)::int AS county`;
+export const MOVE_POLICY_STAMP_SQL = `SELECT move_policy_stamps(ARRAY[$1::uuid])`;
 
 /**
  * The policy stamp of recipient `agencyId` as one scalar expression over `agency` (an SQL
@@ -41,14 +39,14 @@ export function policyStampSql(agency: string): string {
 }
 
 /**
- * Moves recipient `agencyId`'s policy stamp inside the caller's transaction (see
- * {@link MOVE_POLICY_STAMP_SQL}).
+ * Moves recipient `agencyId`'s policy stamp (and the county's) inside the caller's transaction, as
+ * the database does with every change of what is in force for it (see {@link MOVE_POLICY_STAMP_SQL}):
+ * its policy loads again on every instance and its releases in flight are withdrawn. An agency
+ * without its row is refused: a broken database, not a change.
  */
 export async function movePolicyStamp(
   manager: { query(sql: string, values?: unknown[]): Promise<unknown> },
   agencyId: string,
 ): Promise<void> {
-  const [row] = (await manager.query(MOVE_POLICY_STAMP_SQL, [agencyId])) as { moved: number }[];
-  // Every agency has its row from its creation (a trigger): none is a broken database.
-  if (row?.moved !== 1) throw new Error(`agency ${agencyId} has no policy stamp`);
+  await manager.query(MOVE_POLICY_STAMP_SQL, [agencyId]);
 }
