@@ -1,3 +1,5 @@
+import { AuditService, ReleaseWithdrawnError } from '@broker/audit';
+import { PolicyCache } from '@broker/data-plane';
 import { TestBroker } from '@broker/testing';
 import { type CasesInput, casesSharing } from './cases-sharing';
 
@@ -42,37 +44,27 @@ describe('releases withdrawn under load, on two instances', () => {
       Array.from({ length: 40 }, (_, i) => `C${i}`),
     ));
   }, 120_000);
+  afterEach(() => jest.restoreAllMocks());
   afterAll(async () => {
     await other?.stop();
     await broker?.close();
   });
 
-  it('deadlocks nowhere, answers as the contract says, and records no release after its withdrawal', async () => {
-    const activate = (overrides: Record<string, unknown>) =>
-      broker.activateAgreement(
-        parties.providerSteward.apiKey,
-        parties.recipientSteward.apiKey,
-        input(overrides),
-      );
-    const stable = await activate({ title: 'Stays in force' });
-    const counted = await activate({
-      title: 'Counts only',
-      grants: [{ datasetId: dataset.id, access: 'AGGREGATE_ONLY', fields: [{ name: 'case_id' }] }],
-    });
-    const instances = [broker, other];
+  /**
+   * Data requests and control-plane changes whose answers are checked against the contract: what is
+   * not, in `problems`; the data requests refused as FORBIDDEN (each audited), in `refusals.n`.
+   */
+  const contract = () => {
     const problems: string[] = [];
-    let refusals = 0;
-    let done = false;
-    const seq = await broker.auditHeadSeq();
-
-    /** A data request through `via`, its answer checked against the contract. */
+    const refusals = { n: 0 };
+    /** A data request through `via`, its answer checked against the contract; its status. */
     const ask = async (
       via: TestBroker,
       apiKey: string,
       url: '/data/graphql' | '/data/export',
       q: string,
       a: string,
-    ) => {
+    ): Promise<number> => {
       const res = await via.http.inject({
         method: 'POST',
         url,
@@ -84,21 +76,29 @@ describe('releases withdrawn under load, on two instances', () => {
         payload: JSON.stringify({ query: q, variables: { a } }),
       });
       const what = `${url} ${q.slice(8, 40)} → ${res.statusCode} ${res.body.slice(0, 200)}`;
-      if (res.statusCode === 401) return;
-      if (res.statusCode === 503) {
+      const status = res.statusCode;
+      if (status === 401) return status;
+      if (status === 503) {
         if (!res.body.includes(POLICY_MOVED)) problems.push(what);
-        return;
+        return status;
       }
-      if (url === '/data/export' && res.statusCode === 200) {
+      if (url === '/data/export' && status === 200) {
         if (!res.body.startsWith('case_id')) problems.push(what);
-        return;
+        return status;
       }
-      if (url === '/data/export' && res.statusCode === 403) return void refusals++;
-      if (res.statusCode !== 200) return void problems.push(what);
+      if (url === '/data/export' && status === 403) {
+        refusals.n++;
+        return status;
+      }
+      if (status !== 200) {
+        problems.push(what);
+        return status;
+      }
       const body = JSON.parse(res.body) as { data: unknown; errors?: { extensions?: { code?: string } }[] };
-      if (body.data !== null) return;
-      if (body.errors?.[0]?.extensions?.code === 'FORBIDDEN') refusals++;
+      if (body.data !== null) return status;
+      if (body.errors?.[0]?.extensions?.code === 'FORBIDDEN') refusals.n++;
       else problems.push(what);
+      return 403;
     };
     /** A control-plane change through `via`: done, or refused as the contract says, never a 500. */
     const change = async (
@@ -114,6 +114,25 @@ describe('releases withdrawn under load, on two instances', () => {
       }
       return res;
     };
+    return { ask, change, problems, refusals };
+  };
+
+  it('deadlocks nowhere, answers as the contract says, and records no release after its withdrawal', async () => {
+    const activate = (overrides: Record<string, unknown>) =>
+      broker.activateAgreement(
+        parties.providerSteward.apiKey,
+        parties.recipientSteward.apiKey,
+        input(overrides),
+      );
+    const stable = await activate({ title: 'Stays in force' });
+    const counted = await activate({
+      title: 'Counts only',
+      grants: [{ datasetId: dataset.id, access: 'AGGREGATE_ONLY', fields: [{ name: 'case_id' }] }],
+    });
+    const instances = [broker, other];
+    const { ask, change, problems, refusals } = contract();
+    let done = false;
+    const seq = await broker.auditHeadSeq();
 
     const loops: Promise<void>[] = [];
     // Analysts read through both instances: pages (one root field and two), counts and exports,
@@ -228,8 +247,168 @@ describe('releases withdrawn under load, on two instances', () => {
           AND action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
       [seq],
     );
-    expect(refusals).toBeGreaterThan(0);
-    expect(denied).toBe(refusals);
+    expect(refusals.n).toBeGreaterThan(0);
+    expect(denied).toBe(refusals.n);
+    const auditor = await broker.oversightAuditor();
+    expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
+  }, 120_000);
+
+  it("withdraws, of two recipients churning agreements on two instances, each one's releases only, deadlocks nowhere, and disturbs a third agency not at all", async () => {
+    const instances = [broker, other];
+    const { ask, change, problems, refusals } = contract();
+    let done = false;
+    const seq = await broker.auditHeadSeq();
+    /** A recipient of the provider's cases: its steward, an analyst, and an agreement that stays in force. */
+    const recipient = async (name: string | null) => {
+      const agency = name ? await broker.createAgency(name) : parties.recipientAgency;
+      const steward = name
+        ? await broker.createUser({ agencyId: agency.id, role: 'STEWARD' })
+        : parties.recipientSteward;
+      const analyst = await broker.createUser({ agencyId: agency.id, role: 'ANALYST' });
+      const activate = (title: string) =>
+        broker.activateAgreement(
+          parties.providerSteward.apiKey,
+          steward.apiKey,
+          input({ title, recipientAgencyId: agency.id }),
+        );
+      return { agency, steward, analyst, activate, stable: await activate(`${name ?? 'Research'}: stays`) };
+    };
+    const churning = [await recipient(null), await recipient('Second recipient, churning')];
+    const quiet = await recipient('Third recipient, quiet');
+    // On both instances: the agencies whose policy was loaded, and whose releases were withdrawn.
+    const reloaded: string[] = [];
+    const withdrawn: string[] = [];
+    for (const instance of instances) {
+      const policies = instance.app.get(PolicyCache);
+      const reload = policies.reload.bind(policies);
+      jest.spyOn(policies, 'reload').mockImplementation((agencyId, now) => {
+        reloaded.push(agencyId);
+        return reload(agencyId, now);
+      });
+      const audit = instance.app.get(AuditService);
+      const appendGroup = audit.appendGroup.bind(audit);
+      jest.spyOn(audit, 'appendGroup').mockImplementation((events) =>
+        appendGroup(events).catch((error: unknown) => {
+          if (error instanceof ReleaseWithdrawnError) {
+            for (const i of error.positions) withdrawn.push(events[i].onlyIf!.agencyId);
+          }
+          throw error;
+        }),
+      );
+    }
+    const loops: Promise<void>[] = [];
+    const revoked: string[][] = [[], []];
+    for (const [n, r] of churning.entries()) {
+      let churned = r.stable;
+      // Its analyst reads through both instances, pages of one and two root fields and exports, under
+      // the agreement that stays and under whichever is being revoked.
+      loops.push(
+        (async () => {
+          for (let i = 0; !done; i++) {
+            const via = instances[(i + n) % 2];
+            await ask(via, r.analyst.apiKey, '/data/graphql', ROWS_Q, i % 2 ? r.stable : churned);
+            await ask(via, r.analyst.apiKey, '/data/graphql', TWO_Q, r.stable);
+            await ask(via, r.analyst.apiKey, '/data/export', ROWS_Q, i % 2 ? r.stable : churned);
+          }
+        })(),
+      );
+      // Its steward and the provider's bring agreements into force and revoke them, through either
+      // instance, each in force until something was released under it (at most 2 s).
+      loops.push(
+        (async () => {
+          for (let i = 0; !done; i++) {
+            const id = await r.activate(`Churned ${n}.${i}`);
+            churned = id;
+            for (let waited = 0; waited < 2000; waited += 50) {
+              const [released] = await broker.query(
+                `SELECT 1 FROM audit_event WHERE agreement_id = $1 AND decision = 'ALLOW'
+                    AND action IN ('QUERY', 'EXPORT') LIMIT 1`,
+                [id],
+              );
+              if (released && waited >= 150) break;
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+            await change(instances[(i + n) % 2], r.steward.apiKey, REVOKE, { id });
+            revoked[n].push(id);
+          }
+        })(),
+      );
+    }
+    // A third agency's analyst reads through both instances: its releases share the groups of the
+    // others', and none is ever withdrawn or refused.
+    const quietStatuses: number[] = [];
+    loops.push(
+      (async () => {
+        for (let i = 0; !done; i++) {
+          const via = instances[i % 2];
+          quietStatuses.push(await ask(via, quiet.analyst.apiKey, '/data/graphql', TWO_Q, quiet.stable));
+          quietStatuses.push(await ask(via, quiet.analyst.apiKey, '/data/export', ROWS_Q, quiet.stable));
+        }
+      })(),
+    );
+    // Agencies created while all of this goes on, each with its stamp, and read from at once.
+    const created: string[] = [];
+    loops.push(
+      (async () => {
+        for (let i = 0; !done; i++) {
+          const fresh = await recipient(`Created while reading ${i}`);
+          quietStatuses.push(
+            await ask(instances[i % 2], fresh.analyst.apiKey, '/data/graphql', ROWS_Q, fresh.stable),
+          );
+          created.push(fresh.agency.id);
+        }
+      })(),
+    );
+
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    done = true;
+    await Promise.all(loops);
+
+    expect(problems).toEqual([]);
+    expect(revoked.map((ids) => ids.length > 1)).toEqual([true, true]);
+    expect(created.length).toBeGreaterThan(0);
+    // Not one request of the quiet agencies was refused or decided again to its end.
+    expect(quietStatuses.length).toBeGreaterThan(0);
+    expect(quietStatuses.filter((s) => s !== 200)).toEqual([]);
+    // Releases of both churning recipients were withdrawn, and none of any other agency; nor was
+    // the quiet agency's policy loaded again (once per instance at most, on its first request).
+    const quietIds = new Set([quiet.agency.id, ...created]);
+    expect(new Set(withdrawn.filter((id) => !quietIds.has(id)))).toEqual(
+      new Set(churning.map((r) => r.agency.id)),
+    );
+    expect(withdrawn.filter((id) => quietIds.has(id))).toEqual([]);
+    expect(reloaded.filter((id) => id === quiet.agency.id).length).toBeLessThanOrEqual(2);
+    // Every agency has its stamp.
+    const [{ missing }] = await broker.query<{ missing: number }>(
+      `SELECT count(*)::int AS missing FROM agency a
+        WHERE NOT EXISTS (SELECT 1 FROM agency_policy_stamp p WHERE p.agency_id = a.id)`,
+    );
+    expect(missing).toBe(0);
+    // The chain never shows a release under an agreement after its revocation.
+    const late = await broker.query<{ seq: string }>(
+      `SELECT e.seq::text AS seq FROM audit_event e
+         JOIN audit_event w ON w.seq > $1 AND e.seq > w.seq
+          AND w.action = 'AGREEMENT_REVOKED' AND e.agreement_id = w.agreement_id
+        WHERE e.decision = 'ALLOW' AND e.action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
+      [seq],
+    );
+    expect(late).toEqual([]);
+    // Releases were recorded under each recipient's churned agreements.
+    for (const ids of revoked) {
+      const [{ n }] = await broker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM audit_event WHERE seq > $1 AND decision = 'ALLOW'
+            AND action IN ('QUERY', 'EXPORT') AND agreement_id = ANY($2::uuid[])`,
+        [seq, ids],
+      );
+      expect(n).toBeGreaterThan(0);
+    }
+    // Every refusal was audited, once.
+    const [{ denied }] = await broker.query<{ denied: number }>(
+      `SELECT count(*)::int AS denied FROM audit_event WHERE seq > $1 AND decision = 'DENY'
+          AND action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
+      [seq],
+    );
+    expect(denied).toBe(refusals.n);
     const auditor = await broker.oversightAuditor();
     expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
   }, 120_000);

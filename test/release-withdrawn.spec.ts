@@ -782,6 +782,41 @@ describe('a release withdrawn between its read and its record', () => {
     expect(sealed.map((s) => s.seq)).toEqual([seq + 1, seq + 2]);
   });
 
+  it("checks each release of a group against its own agency's stamp: another agency's moved withdraws none of it", async () => {
+    const audit = broker.app.get(AuditService);
+    const mine = parties.recipientAgency.id;
+    const other = await anotherRecipient('Elsewhere, in the same group');
+    // The other agency's stamp ahead of the caller's, so that each agency's number is the other's wrong one.
+    for (let i = 0; i < 3; i++) await broker.query(MOVE_POLICY_STAMP_SQL, [other.agency.id]);
+    const [a, b] = [await currentStamp(), await stampOf(other.agency.id)];
+    expect(b).not.toBe(a);
+    const before = new Date(Date.now() + 60_000);
+    const ok = { action: AuditAction.QUERY, decision: 'ALLOW' as const, rowCount: 0 };
+    const at = (policyStamp: number, agencyId: string) => ({
+      ...ok,
+      onlyIf: { policyStamp, agencyId, before },
+    });
+    const seq = await broker.auditHeadSeq();
+    const refused = await audit
+      .appendGroup([at(a, mine), at(a, other.agency.id), at(b, mine), at(b, other.agency.id), ok])
+      .then(
+        () => null,
+        (error: unknown) => error,
+      );
+    expect((refused as ReleaseWithdrawnError).positions).toEqual([1, 2]);
+    expect(await broker.auditHeadSeq()).toBe(seq);
+    // The other agency's stamp moves (an agreement of its own revoked): its release in the group is
+    // withdrawn, the caller's is not.
+    await broker.query(MOVE_POLICY_STAMP_SQL, [other.agency.id]);
+    const again = await audit.appendGroup([at(a, mine), at(b, other.agency.id), ok]).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect((again as ReleaseWithdrawnError).positions).toEqual([1]);
+    const sealed = await audit.appendGroup([at(a, mine), at(b + 1, other.agency.id), ok]);
+    expect(sealed.map((s) => s.seq)).toEqual([seq + 1, seq + 2, seq + 3]);
+  });
+
   it('finds the keys of a group by their index, however many keys were revoked before (generic plan)', async () => {
     const audit = broker.app.get(AuditService);
     const db = broker.app.get(Database);
