@@ -23,7 +23,7 @@ describe('migration agreement-moves-policy-stamp', () => {
   const agency = async (name: string) =>
     (await one<{ id: string }>(`INSERT INTO agency (name) VALUES ($1) RETURNING id`, [name])).id;
   /** Every agency's stamp by name, and the county's. */
-  const stamps = async () => {
+  const stamps = async (): Promise<Record<string, number>> => {
     const rows = (
       await client.query<{ name: string; stamp: string }>(
         `SELECT a.name, p.stamp::text AS stamp FROM agency a JOIN agency_policy_stamp p ON p.agency_id = a.id`,
@@ -60,9 +60,7 @@ describe('migration agreement-moves-policy-stamp', () => {
     const start = await stamps();
     const moved = async () => {
       const now = await stamps();
-      return Object.fromEntries(
-        Object.entries(now).map(([k, v]) => [k, v - (start as Record<string, number>)[k]]),
-      );
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - start[k]]));
     };
 
     // As the earlier release writes them: the agreement, then the county's stamp itself.
@@ -97,8 +95,12 @@ describe('migration agreement-moves-policy-stamp', () => {
     const downed = await stamps();
     await update(`in_force_version = 1`);
     expect(await stamps()).toEqual(downed);
+    // An agency created by a broker of the earlier release while the stamps per agency were being
+    // made, without its row: it gets one, at the county's stamp, and its agreements change again.
+    await client.query(`DELETE FROM agency_policy_stamp WHERE agency_id = $1`, [other]);
     await migration.up(runner());
+    expect((await stamps()).Other).toBe(downed.county);
     await update(`in_force_version = 2`);
-    expect((await stamps()).county).toBe(downed.county + 1);
+    expect(await stamps()).toMatchObject({ Other: downed.county + 1, county: downed.county + 1 });
   });
 });

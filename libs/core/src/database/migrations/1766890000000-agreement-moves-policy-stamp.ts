@@ -16,11 +16,20 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *
  * `move_policy_stamps` is the one way a stamp moves, by the trigger or by hand (movePolicyStamp in
  * libs/core); an agency without its row is a broken database, refused.
+ *
+ * An agency that a broker of the earlier release created while PolicyStampPerAgency ran (after its
+ * rows were written, before its trigger was created: each migration is a transaction of its own, and
+ * the trigger waits for the agency's to commit) has no row: every release to it would be withdrawn
+ * and every change of its agreements refused. It gets its row here, at the county's stamp.
  */
 export class AgreementMovesPolicyStamp1766890000000 implements MigrationInterface {
   name = 'AgreementMovesPolicyStamp1766890000000';
 
   async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      INSERT INTO agency_policy_stamp (agency_id, stamp)
+      SELECT a.id, s.stamp FROM agency a CROSS JOIN policy_stamp s WHERE s.id = 1
+      ON CONFLICT (agency_id) DO NOTHING`);
     await q.query(`
       CREATE FUNCTION move_policy_stamps(agencies uuid[]) RETURNS void LANGUAGE plpgsql AS $$
       DECLARE
