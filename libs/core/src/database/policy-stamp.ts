@@ -18,7 +18,7 @@
  * were the stamp one for the county, as it was, two agencies' stewards bringing an agreement into
  * force and revoking it in a loop would starve every other agency's.
  *
- * The database moves them (the trigger of the migration AgreementMovesPolicyStamp), in the
+ * The database moves them (the trigger of the migration PolicyStampPerAgency), in the
  * transaction of the agreement's change and at its statement: whoever writes `in_force_version` or
  * `revoked_at` moves the recipient's stamp, a broker of an earlier release during a rolling upgrade
  * too, which moves the county's stamp only itself. Every change does so before its audit event is

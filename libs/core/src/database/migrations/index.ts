@@ -21,7 +21,6 @@ import { PersonKeyPerDataset1765500000000 } from './1765500000000-person-key-per
 import { PersonKeyPopulation1766820000000 } from './1766820000000-person-key-population';
 import { ReleaseRecordInline1766860000000 } from './1766860000000-release-record-inline';
 import { PolicyStampPerAgency1766870000000 } from './1766870000000-policy-stamp-per-agency';
-import { AgreementMovesPolicyStamp1766890000000 } from './1766890000000-agreement-moves-policy-stamp';
 import { HashKeyIndex1765600000000 } from './1765600000000-hash-key-index';
 import { HashKeyDestroyed1765700000000 } from './1765700000000-hash-key-destroyed';
 import { HashKeyCommon1765800000000 } from './1765800000000-hash-key-common';
@@ -72,6 +71,5 @@ export const MIGRATIONS = [
   PersonKeyPopulation1766820000000,
   ReleaseRecordInline1766860000000,
   PolicyStampPerAgency1766870000000,
-  AgreementMovesPolicyStamp1766890000000,
   AggregateBudgetAgreement1766900000000,
 ];
