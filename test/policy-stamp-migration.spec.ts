@@ -172,7 +172,7 @@ describe('migration policy-stamp-per-agency', () => {
         const run = (async () => {
           await migrating.query('BEGIN');
           await migration.up({
-            query: async (sql: string) => (await migrating.query(sql)).rows,
+            query: async (sql: string) => (await migrating.query<Record<string, unknown>>(sql)).rows,
           } as unknown as QueryRunner);
         })();
         await waitingOnLock();
