@@ -171,27 +171,25 @@ describe('a release withdrawn between its read and its record', () => {
     expect(await currentStamp()).toBe(stamp);
   });
 
-  it("answers every agency's requests while a user of another rotates its own key in a loop", async () => {
-    const id = await activate({ title: 'Rotation in a loop elsewhere' });
-    const elsewhere = await broker.createAgency('Elsewhere, churning');
-    await broker.createUser({ agencyId: elsewhere.id, role: 'STEWARD' });
-    const churner = await broker.createUser({ agencyId: elsewhere.id, role: 'ANALYST' });
-    const stamp = await currentStamp();
-    let key = churner.apiKey;
-    let rotations = 0;
+  /**
+   * The statuses of requests of both paths (one root field, read alone; two, in a snapshot), four at
+   * a time, 15 each at least, while `step` runs in a loop, at least `steps` times; and how many times
+   * it ran.
+   */
+  const requestsWhile = async (id: string, step: () => Promise<void>, steps: number) => {
+    let ran = 0;
     let done = false;
     const churning = (async () => {
       while (!done) {
-        key = await broker.rotate(key);
-        rotations++;
+        await step();
+        ran++;
       }
     })();
     const statuses: number[] = [];
     try {
-      // Requests of both paths (one root field, read alone; two, in a snapshot), a few at a time.
       await Promise.all(
         [ROWS_Q, TWO_Q, ROWS_Q, TWO_Q].map(async (q) => {
-          for (let i = 0; i < 15; i++) {
+          for (let i = 0; i < 15 || ran < steps; i++) {
             statuses.push((await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql')).status);
           }
         }),
@@ -200,7 +198,24 @@ describe('a release withdrawn between its read and its record', () => {
       done = true;
       await churning;
     }
-    expect(rotations).toBeGreaterThan(10);
+    return { statuses, ran };
+  };
+
+  it("answers every agency's requests while a user of another rotates its own key in a loop", async () => {
+    const id = await activate({ title: 'Rotation in a loop elsewhere' });
+    const elsewhere = await broker.createAgency('Elsewhere, churning');
+    await broker.createUser({ agencyId: elsewhere.id, role: 'STEWARD' });
+    const churner = await broker.createUser({ agencyId: elsewhere.id, role: 'ANALYST' });
+    const stamp = await currentStamp();
+    let key = churner.apiKey;
+    const { statuses, ran } = await requestsWhile(
+      id,
+      async () => {
+        key = await broker.rotate(key);
+      },
+      11,
+    );
+    expect(ran).toBeGreaterThan(10);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     expect(await currentStamp()).toBe(stamp);
   });
@@ -297,28 +312,14 @@ describe('a release withdrawn between its read and its record', () => {
     const mine = await currentStamp();
     const reload = jest.spyOn(broker.app.get(PolicyCache), 'reload');
     const append = jest.spyOn(broker.app.get(AuditService), 'appendGroup');
-    let churned = 0;
-    let done = false;
-    const churning = (async () => {
-      while (!done) {
-        const theirs = await other.activateFor(`Churned ${churned}`);
+    const { statuses, ran: churned } = await requestsWhile(
+      id,
+      async () => {
+        const theirs = await other.activateFor(`Churned ${Date.now()} ${Math.random()}`);
         await broker.gqlOk(other.steward.apiKey, REVOKE, { id: theirs });
-        churned++;
-      }
-    })();
-    const statuses: number[] = [];
-    try {
-      await Promise.all(
-        [ROWS_Q, TWO_Q, ROWS_Q, TWO_Q].map(async (q) => {
-          for (let i = 0; i < 15 || churned < 5; i++) {
-            statuses.push((await broker.gql(parties.analyst.apiKey, q, { a: id }, '/data/graphql')).status);
-          }
-        }),
-      );
-    } finally {
-      done = true;
-      await churning;
-    }
+      },
+      5,
+    );
     expect(churned).toBeGreaterThanOrEqual(5);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     // Not one of the caller's releases was withdrawn, nor its policy loaded again.
