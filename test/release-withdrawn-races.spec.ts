@@ -51,6 +51,22 @@ describe('releases withdrawn under load, on two instances', () => {
   });
 
   /**
+   * Resolves once something was released under agreement `id` (and at least 150 ms passed), or after
+   * 2 s: a loaded machine reads slowly.
+   */
+  const releasedUnder = async (id: string) => {
+    for (let waited = 0; waited < 2000; waited += 50) {
+      const [released] = await broker.query(
+        `SELECT 1 FROM audit_event WHERE agreement_id = $1 AND decision = 'ALLOW'
+            AND action IN ('QUERY', 'EXPORT') LIMIT 1`,
+        [id],
+      );
+      if (released && waited >= 150) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  /**
    * Data requests and control-plane changes whose answers are checked against the contract: what is
    * not, in `problems`; the data requests refused as FORBIDDEN (each audited), in `refusals.n`.
    */
@@ -162,17 +178,8 @@ describe('releases withdrawn under load, on two instances', () => {
         for (let i = 0; !done; i++) {
           const id = await activate({ title: `Churned ${i}` });
           churned = id;
-          // In force until something was released under it (at most 2 s: a loaded machine reads
-          // slowly), so that its revocation races releases under it.
-          for (let waited = 0; waited < 2000; waited += 50) {
-            const [released] = await broker.query(
-              `SELECT 1 FROM audit_event WHERE agreement_id = $1 AND decision = 'ALLOW'
-                  AND action IN ('QUERY', 'EXPORT') LIMIT 1`,
-              [id],
-            );
-            if (released && waited >= 150) break;
-            await new Promise((r) => setTimeout(r, 50));
-          }
+          // In force until something was released under it, so that its revocation races them.
+          await releasedUnder(id);
           await change(instances[i % 2], parties.recipientSteward.apiKey, REVOKE, { id });
           revoked.push(id);
         }
@@ -319,15 +326,7 @@ describe('releases withdrawn under load, on two instances', () => {
           for (let i = 0; !done; i++) {
             const id = await r.activate(`Churned ${n}.${i}`);
             churned = id;
-            for (let waited = 0; waited < 2000; waited += 50) {
-              const [released] = await broker.query(
-                `SELECT 1 FROM audit_event WHERE agreement_id = $1 AND decision = 'ALLOW'
-                    AND action IN ('QUERY', 'EXPORT') LIMIT 1`,
-                [id],
-              );
-              if (released && waited >= 150) break;
-              await new Promise((resolve) => setTimeout(resolve, 50));
-            }
+            await releasedUnder(id);
             await change(instances[(i + n) % 2], r.steward.apiKey, REVOKE, { id });
             revoked[n].push(id);
           }

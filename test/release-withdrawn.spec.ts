@@ -663,21 +663,39 @@ describe('a release withdrawn between its read and its record', () => {
     },
   });
 
+  /**
+   * Appends `group` while a change (`sql` with `values`, not yet committed) holds its rows, commits
+   * the change once the append waits for it, and returns the append's outcome ('appended' or its
+   * error).
+   */
+  const appendDuringChange = async (
+    sql: string,
+    values: unknown[],
+    group: Parameters<AuditService['appendGroup']>[0],
+  ) => {
+    const change = await broker.app.get(Database).begin();
+    await change.query(sql, values);
+    const outcome = broker.app
+      .get(AuditService)
+      .appendGroup(group)
+      .then(
+        () => 'appended',
+        (error: unknown) => error,
+      );
+    await waitingOnLock(APPEND);
+    await change.end('COMMIT');
+    return outcome;
+  };
+
   it('waits for a change of the stamp under way, and then sees it: the release is withdrawn', async () => {
-    const audit = broker.app.get(AuditService);
-    const db = broker.app.get(Database);
     const stamp = await currentStamp();
     const seq = await broker.auditHeadSeq();
     // A revocation has moved the stamp and not committed yet.
-    const change = await db.begin();
-    await change.query(MOVE_POLICY_STAMP_SQL, [parties.recipientAgency.id]);
-    const outcome = audit.appendGroup([release(stamp)]).then(
-      () => 'appended',
-      (error: unknown) => error,
+    const result = await appendDuringChange(
+      MOVE_POLICY_STAMP_SQL,
+      [parties.recipientAgency.id],
+      [release(stamp)],
     );
-    await waitingOnLock(APPEND);
-    await change.end('COMMIT');
-    const result = await outcome;
     expect(result).toBeInstanceOf(ReleaseWithdrawnError);
     expect((result as ReleaseWithdrawnError).positions).toEqual([0]);
     expect(await broker.auditHeadSeq()).toBe(seq);
@@ -694,15 +712,11 @@ describe('a release withdrawn between its read and its record', () => {
     const stamp = await currentStamp();
     const seq = await broker.auditHeadSeq();
     // A rotation has revoked the key and not committed yet.
-    const change = await db.begin();
-    await change.query(`UPDATE api_key SET revoked_at = now() WHERE id = $1`, [keyId]);
-    const outcome = audit.appendGroup([release(stamp, keyId), release(stamp)]).then(
-      () => 'appended',
-      (error: unknown) => error,
+    const result = await appendDuringChange(
+      `UPDATE api_key SET revoked_at = now() WHERE id = $1`,
+      [keyId],
+      [release(stamp, keyId), release(stamp)],
     );
-    await waitingOnLock(APPEND);
-    await change.end('COMMIT');
-    const result = await outcome;
     expect(result).toBeInstanceOf(ReleaseWithdrawnError);
     // Only the release read under that key.
     expect((result as ReleaseWithdrawnError).positions).toEqual([0]);
