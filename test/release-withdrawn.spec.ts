@@ -1,5 +1,5 @@
 import { AuditAction, AuditService, type ReleaseCondition, ReleaseWithdrawnError } from '@broker/audit';
-import { Database, MOVE_POLICY_STAMP_SQL, movePolicyStamp } from '@broker/core';
+import { Database, MOVE_POLICY_STAMP_SQL } from '@broker/core';
 import { MAX_POLICY_LOADS, PolicyCache } from '@broker/data-plane';
 import { TestBroker, withOversightText } from '@broker/testing';
 import { type CasesInput, casesSharing } from './cases-sharing';
@@ -271,7 +271,7 @@ describe('a release withdrawn between its read and its record', () => {
     const tx = await db.begin();
     try {
       await tx.query(`DELETE FROM agency_policy_stamp WHERE agency_id = $1`, [other.agency.id]);
-      await expect(movePolicyStamp(tx, other.agency.id)).rejects.toThrow(/no policy stamp/);
+      await expect(tx.query(MOVE_POLICY_STAMP_SQL, [other.agency.id])).rejects.toThrow(/no policy stamp/);
     } finally {
       await tx.rollback();
     }

@@ -64,7 +64,7 @@ export interface AuditEventInput {
 /**
  * What must still hold, when a release is recorded, for it to be recorded at all: the policy stamp
  * of recipient `agencyId` (the caller's agency) its rows were read and decided under is still its
- * stamp (nothing in force for that agency changed since: see movePolicyStamp), the API key it was
+ * stamp (nothing in force for that agency changed since: see MOVE_POLICY_STAMP_SQL), the API key it was
  * read under (`apiKeyId`, where given) is not revoked (no rotation, no deactivation since), and the time the event is sealed with is before `before` (the
  * end of the window of every agreement it is answered under). Checked in the append's statement,
  * which holds the key's row and the stamp's from its check to its commit: a change committed before

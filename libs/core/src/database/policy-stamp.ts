@@ -37,16 +37,3 @@ export const MOVE_POLICY_STAMP_SQL = `SELECT move_policy_stamps(ARRAY[$1::uuid])
 export function policyStampSql(agency: string): string {
   return `(SELECT stamp FROM agency_policy_stamp WHERE agency_id = ${agency})`;
 }
-
-/**
- * Moves recipient `agencyId`'s policy stamp (and the county's) inside the caller's transaction, as
- * the database does with every change of what is in force for it (see {@link MOVE_POLICY_STAMP_SQL}):
- * its policy loads again on every instance and its releases in flight are withdrawn. An agency
- * without its row is refused: a broken database, not a change.
- */
-export async function movePolicyStamp(
-  manager: { query(sql: string, values?: unknown[]): Promise<unknown> },
-  agencyId: string,
-): Promise<void> {
-  await manager.query(MOVE_POLICY_STAMP_SQL, [agencyId]);
-}
