@@ -24,7 +24,7 @@ import {
   releaseCondition,
 } from './data-plane.service';
 import type { Decision } from './decide';
-import { type ExportFormat, type FormulaHandling, exportSql } from './export-sql';
+import { type ExportFormat, exportSql, formulaHandling } from './export-sql';
 import { exportStatus, exportStream } from './export-stream';
 import { exportColumns, fragmentsOf } from './operation-fields';
 import type { DataPlaneRefusal, DataPlaneRequest, DataPlaneResponse } from './plan';
@@ -34,20 +34,6 @@ import { failureResponse, timeLimitRefusal } from './response';
 export type ExportResponse =
   | { kind: 'json'; response: DataPlaneResponse }
   | { kind: 'stream'; contentType: string; rowCount: number; stream: Readable };
-
-/**
- * How an export's text cells are written, from its `formulas` query parameter (absent: verbatim),
- * or a message for a value that is not `escape`, or for `formulas` on an NDJSON export.
- */
-export function formulaHandling(
-  formulas: unknown,
-  format: ExportFormat,
-): { handling: FormulaHandling; message?: never } | { message: string; handling?: never } {
-  if (formulas === undefined) return { handling: 'verbatim' };
-  if (formulas !== 'escape') return { message: 'formulas takes one value: escape' };
-  if (format !== 'csv') return { message: 'formulas=escape applies to a CSV export (Accept: text/csv) only' };
-  return { handling: 'escape' };
-}
 
 /** Rows an export releases from which its ids are indexed (and merged) as soon as it has left. */
 const MERGE_RELEASE_INDEX_AFTER = 100_000;

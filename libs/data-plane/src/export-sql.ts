@@ -18,14 +18,35 @@ export type FormulaHandling = 'verbatim' | 'escape';
 export const FORMULA_START: readonly string[] = ['=', '+', '-', '@', '\t', '\r'];
 
 /**
+ * How an export's text cells are written, from its `formulas` query parameter (absent: verbatim),
+ * or a message for a value that is not `escape`, or for `formulas` on an NDJSON export, which has
+ * no cells a spreadsheet reads.
+ */
+export function formulaHandling(
+  formulas: unknown,
+  format: ExportFormat,
+): { handling: FormulaHandling; message?: never } | { message: string; handling?: never } {
+  if (formulas === undefined) return { handling: 'verbatim' };
+  if (formulas !== 'escape') return { message: 'formulas takes one value: escape' };
+  if (format !== 'csv') return { message: 'formulas=escape applies to a CSV export (Accept: text/csv) only' };
+  return { handling: 'escape' };
+}
+
+/**
+ * FORMULA_START as the class of a PostgreSQL regular expression, in an escape string (`E'…'`, read
+ * the same whatever `standard_conforming_strings` is): each character escaped for the class (`\\-`,
+ * `\\=`…), a tab and a CR written `\\t` and `\\r`.
+ */
+const FORMULA_CLASS = `[${FORMULA_START.map((c) => (c === '\t' ? '\\\\t' : c === '\r' ? '\\\\r' : `\\\\${c}`)).join('')}]`;
+
+/**
  * A text cell's value with a `'` before it where its first character is one of FORMULA_START, in
  * SQL: one regexp_replace, so that the released value's expression (a HASH's among them) is
  * evaluated once; the empty match at the start before one of them is replaced by the quote, and
- * null stays null. An escape string (`-` first in its bracket, `\t` and `\r` the tab and CR), read
- * the same whatever `standard_conforming_strings` is.
+ * null stays null.
  */
 function formulaEscaped(expression: string): string {
-  return `regexp_replace(${expression}, E'^(?=[-=+@\\t\\r])', '''')`;
+  return `regexp_replace(${expression}, E'^(?=${FORMULA_CLASS})', '''')`;
 }
 
 /**
@@ -60,7 +81,8 @@ export const EXPORT_STATEMENT_TIMEOUT = '1h';
  * The statements of an export: every row the root field selects, in its order, from its cursor on,
  * at most `first` where the caller gave it. The population, filter, ordering and projection are
  * those of a page (the same libs/policy calls), so an export holds exactly the rows its pages would;
- * `formulas` (CSV only) is how its text cells are written (see {@link FormulaHandling}).
+ * `formulas` is how a CSV export's text cells are written (see {@link formulaHandling}, which
+ * refuses it for NDJSON).
  */
 export function exportSql(
   plan: Plan,
@@ -69,8 +91,6 @@ export function exportSql(
   hashes?: HashLookups,
   formulas: FormulaHandling = 'verbatim',
 ): ExportStatements {
-  if (formulas !== 'verbatim' && format !== 'csv')
-    throw new PolicyError('BAD_USER_INPUT', 'formulas applies to a CSV export only');
   const selection = (params: SqlParams, of: Plan = plan) => {
     // Every row the filter selects, or at most `limit`: a HASH filter's table is read as for a page.
     const { hmacKey, t, options, conditions, ordering } = pageSelection(
