@@ -50,6 +50,18 @@ describe('releases withdrawn under load, on two instances', () => {
     await broker?.close();
   });
 
+  /** The data refusals since `seq` are `refused` DENY events, and the chain verifies. */
+  const expectAuditedOnce = async (seq: number, refused: number) => {
+    const [{ denied }] = await broker.query<{ denied: number }>(
+      `SELECT count(*)::int AS denied FROM audit_event WHERE seq > $1 AND decision = 'DENY'
+          AND action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
+      [seq],
+    );
+    expect(denied).toBe(refused);
+    const auditor = await broker.oversightAuditor();
+    expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
+  };
+
   /**
    * Resolves once something was released under agreement `id` (and at least 150 ms passed), or after
    * 2 s: a loaded machine reads slowly.
@@ -249,15 +261,8 @@ describe('releases withdrawn under load, on two instances', () => {
     );
     expect(n).toBeGreaterThan(0);
     // Every refusal, decided again after a withdrawal or not, was audited, once.
-    const [{ denied }] = await broker.query<{ denied: number }>(
-      `SELECT count(*)::int AS denied FROM audit_event WHERE seq > $1 AND decision = 'DENY'
-          AND action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
-      [seq],
-    );
     expect(refusals.n).toBeGreaterThan(0);
-    expect(denied).toBe(refusals.n);
-    const auditor = await broker.oversightAuditor();
-    expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
+    await expectAuditedOnce(seq, refusals.n);
   }, 120_000);
 
   it("withdraws, of two recipients churning agreements on two instances, each one's releases only, deadlocks nowhere, and disturbs a third agency not at all", async () => {
@@ -402,13 +407,6 @@ describe('releases withdrawn under load, on two instances', () => {
       expect(n).toBeGreaterThan(0);
     }
     // Every refusal was audited, once.
-    const [{ denied }] = await broker.query<{ denied: number }>(
-      `SELECT count(*)::int AS denied FROM audit_event WHERE seq > $1 AND decision = 'DENY'
-          AND action IN ('QUERY', 'EXPORT', 'AGGREGATE')`,
-      [seq],
-    );
-    expect(denied).toBe(refusals.n);
-    const auditor = await broker.oversightAuditor();
-    expect((await broker.verifyAuditChain(auditor.apiKey)).valid).toBe(true);
+    await expectAuditedOnce(seq, refusals.n);
   }, 120_000);
 });
