@@ -204,6 +204,37 @@ describe('Database', () => {
       }
     });
 
+    it('compiles no statement with JIT on a reader, where the server would', async () => {
+      // A statement over the cost at which this session compiles: one the server's own settings
+      // would compile (with JIT available, as here) on a connection that is not a reader.
+      const costly = `EXPLAIN (ANALYZE, FORMAT JSON) SELECT sum(g) FROM generate_series(1, 1000) g`;
+      const jitOf = async (query: (sql: string) => Promise<{ 'QUERY PLAN': [{ JIT?: unknown }] }[]>) => {
+        await query(`SET LOCAL jit_above_cost = 0`);
+        return (await query(costly))[0]['QUERY PLAN'][0].JIT !== undefined;
+      };
+      const [{ available }] = await db.query<{ available: boolean }>(
+        `SELECT pg_jit_available() AS available`,
+      );
+      const writer = await db.begin();
+      try {
+        expect(await jitOf((sql) => writer.query(sql))).toBe(available);
+      } finally {
+        await writer.rollback();
+      }
+      const tx = await db.begin({ reader: true });
+      try {
+        expect(await jitOf((sql) => tx.query(sql))).toBe(false);
+      } finally {
+        await tx.rollback();
+      }
+      for (const stablePlan of [false, true]) {
+        const [row] = await db.read<{ jit: string }>(`SELECT current_setting('jit') AS jit`, [], {
+          stablePlan,
+        });
+        expect(row).toEqual({ jit: 'off' });
+      }
+    });
+
     it('names two statements apart, and one statement alike, whatever their length', () => {
       expect(statementName('SELECT 1')).toBe(statementName('SELECT 1'));
       expect(statementName('SELECT 1')).not.toBe(statementName('SELECT 1 '));
