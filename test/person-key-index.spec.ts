@@ -78,6 +78,7 @@ describe('personKey lookup tables', () => {
     const parts = personKeyParts(params, bookings.id, agency, purpose, 'x.k', {
       agreementId: scope === 'research' ? agreements.research : agreements.probation,
       rowFilter: null,
+      shape: { slug: 'bookings', keyField: 'booking_id', fields: [] },
     });
     const condition = parts.among(params.add(keys, 'text[]'));
     return {

@@ -428,7 +428,7 @@ function personKeyOptions(
       recipientAgencyId,
       plan.purpose,
       `${t}.${quoteIdent(plan.shape.keyField)}::text`,
-      { agreementId: plan.agreement.id, rowFilter: plan.grant.rowFilter },
+      { agreementId: plan.agreement.id, rowFilter: plan.grant.rowFilter, shape: plan.shape },
     ));
   };
   return {

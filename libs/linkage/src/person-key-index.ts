@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { BackgroundBuilds, Database, LOGGER, quoteIdent } from '@broker/core';
+import { BackgroundBuilds, Database, LOGGER } from '@broker/core';
 import {
   type VersionInForce,
   agreementInForceSql,
@@ -15,10 +15,9 @@ import {
   type RowFilter,
   personKeyPrefixSql,
   populationOf,
-  populationPredicate,
 } from '@broker/policy';
 import { lockDerived } from './linkage.store';
-import { type PersonKeyTable, personKeyTablesOf } from './person-key';
+import { type PersonKeyTable, personKeyTablesOf, populationLinkedSql } from './person-key';
 
 /** How often, at most, one broker checks that a table asked for is built for the run in force. */
 export const PERSON_KEY_CHECK_MS = 30_000;
@@ -84,7 +83,6 @@ async function buildTable(
   if (!dataset) return null;
   const shape: DatasetShape = { ...dataset, typeName: '', subjectField: null };
   const records = recordTable(shape.slug);
-  const admitted = populationPredicate(table.rowFilter, shape, 't');
   await query(`LOCK TABLE ${records} IN SHARE MODE${nowait ? ' NOWAIT' : ''}`);
   await lockDerived(query);
   const population = populationOf(table.rowFilter);
@@ -105,11 +103,7 @@ async function buildTable(
   if (!row) return null;
   // The population's linked records: every linked record of the dataset, or those whose record
   // the row filter admits (read through the population's partial indexes).
-  const linked = admitted
-    ? `SELECT lp.record_key, lp.person_id FROM linkage_person lp
-         JOIN ${records} t ON t.${quoteIdent(shape.keyField)}::text = lp.record_key
-        WHERE lp.run_id = $2 AND lp.dataset_id = $4 AND ${admitted}`
-    : `SELECT record_key, person_id FROM linkage_person WHERE run_id = $2 AND dataset_id = $4`;
+  const linked = populationLinkedSql(shape, table.rowFilter, '$2', '$4');
   // Each person hashed once; each of its records filed under the key's first 64 bits.
   const [{ persons }] = await query<{ persons: number }>(
     `WITH linked AS MATERIALIZED (${linked}),

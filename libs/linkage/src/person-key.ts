@@ -1,5 +1,6 @@
 import {
   type CompiledAgreement,
+  type DatasetShape,
   PERSON_KEY,
   type RowFilter,
   type SqlParams,
@@ -7,8 +8,11 @@ import {
   keyPrefixesSql,
   personHashSql,
   populationOf,
+  populationPredicate,
+  quoteIdent,
   scopedKeySql,
 } from '@broker/policy';
+import { recordTable } from '@broker/registry';
 
 /** What {@link personKeySql} needs of the data plane's parameter collector. */
 export type SqlParamCollector = Pick<SqlParams, 'add'>;
@@ -48,8 +52,9 @@ export interface PersonKeyParts {
    * is among the records of those persons in the run in force. Where the lookup table of the grant's
    * population, scope and dataset is built for that run (see PersonKeyIndex), the population's
    * records are found by the first 64 bits of their persons' keys and only those persons are hashed;
-   * until then, it hashes each linked record of the dataset once (the filter on {@link value} costs a correlated subquery per record). It goes beside
-   * such a filter (it selects a superset), never instead of it.
+   * until then, it hashes each linked record of the population once, having found the population
+   * for every linked record alike (the filter on {@link value} costs a correlated subquery per
+   * record). It goes beside such a filter (it selects a superset), never instead of it.
    */
   among(keys: string): string;
   /**
@@ -77,6 +82,38 @@ export interface PersonKeyTable {
 export interface PersonKeyGrant {
   agreementId: string;
   rowFilter: RowFilter | null;
+  /** The grant's dataset: where its row filter finds the population's records. */
+  shape: PopulationShape;
+}
+
+/** What of a dataset {@link populationLinkedSql} reads its records by. */
+export type PopulationShape = Pick<DatasetShape, 'slug' | 'keyField' | 'fields'>;
+
+/**
+ * The linked records (`record_key`, `person_id`) of a run (`run`, SQL of its id) and a dataset
+ * (`dataset`, SQL of its id) that a grant's population holds: every one, or, under a row filter,
+ * those whose record the filter admits (read through the population's indexes, the filter written
+ * in). One home for what a lookup table of pseudonyms files (PersonKeyIndex's build) and what a
+ * filter on personKey hashes while that table is not built ({@link PersonKeyParts.among}).
+ */
+export function populationLinkedSql(
+  shape: PopulationShape,
+  rowFilter: RowFilter | null,
+  run: string,
+  dataset: string,
+): string {
+  const alias = 'pr';
+  const admitted = populationPredicate(
+    rowFilter,
+    { typeName: '', subjectField: null, id: '', ...shape },
+    alias,
+  );
+  const linked = `SELECT lp.record_key, lp.person_id FROM linkage_person lp`;
+  const ofRun = `lp.run_id = ${run} AND lp.dataset_id = ${dataset}`;
+  return admitted
+    ? `${linked} JOIN ${recordTable(shape.slug)} ${alias} ON ${alias}.${quoteIdent(shape.keyField)}::text = lp.record_key
+        WHERE ${ofRun} AND ${admitted}`
+    : `${linked} WHERE ${ofRun}`;
 }
 
 /** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
@@ -143,19 +180,32 @@ export function personKeyParts(
     // Two branches, of which PostgreSQL runs one: by the table, the population's records of the
     // persons whose keys start as asked (none when the table is not built), each person's key
     // computed whole, so that no record the grant leaves out is read; without the table, every
-    // linked record of the dataset hashed (a cost that does not depend on the persons asked),
-    // behind a one-time filter on whether it is built. OFFSET 0 keeps that filter above the scan: a
-    // parallel scan's workers would otherwise be started (5 ms) only for each to find it false.
+    // linked record of the population hashed (a cost that does not depend on the persons asked),
+    // behind a one-time filter on whether it is built. The outer OFFSET 0 keeps that filter above
+    // the scan: a parallel scan's workers would otherwise be started (5 ms) only for each to find it
+    // false. Under a row filter the population is found first, for every linked record alike (the
+    // inner OFFSET 0 keeps the hash out of its join, at the price of hashing in one process):
+    // hashed first, the records of the persons asked would be fetched, those the row filter leaves
+    // out too, and how long that took would tell that they exist.
     among: (keys) => {
       const table = builtSql();
+      const hashed = grant?.rowFilter
+        ? `SELECT l.record_key FROM (${populationLinkedSql(
+            grant.shape,
+            grant.rowFilter,
+            `(SELECT ls.current_run_id FROM linkage_state ls WHERE ls.id = 1)`,
+            dataset,
+          )} OFFSET 0) l WHERE ${personHashSql('l.person_id', scopedKey)} = ANY(${keys})`
+        : `SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})`;
       return `((${recordKeySql}) IN (
          SELECT pk.record_key FROM person_key pk
           WHERE pk.scope_id = (${table}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
             AND ${personHashSql('pk.person_id', scopedKey)} = ANY(${keys})
          UNION ALL
-         SELECT h.record_key FROM (SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys}) OFFSET 0) h
-          WHERE NOT EXISTS (${table})))`;
+         SELECT h.record_key FROM (${hashed} OFFSET 0) h WHERE NOT EXISTS (${table})))`;
     },
-    table: grant ? { ...grant, scope: scopeText, datasetId } : null,
+    table: grant
+      ? { agreementId: grant.agreementId, scope: scopeText, datasetId, rowFilter: grant.rowFilter }
+      : null,
   };
 }
