@@ -8,6 +8,7 @@
  * another population is not read. The linkage run is written straight into its tables.
  */
 import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { Database } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
 import { PersonKeyIndex, type PersonKeyTable, personKeyScope } from '@broker/linkage';
@@ -261,6 +262,67 @@ describe('personKey lookup tables of a population', () => {
     }
     expect(await answer(1)).toEqual(['B00000']);
     expect(await answer(2)).toEqual(['B00001']);
+  });
+
+  it('selects the population records of the persons asked, with the table as without it, for any keys (fast-check)', async () => {
+    // Keys of persons with records inside and outside the filter, of persons with none inside, of no
+    // person in the run, of another scope, upper-cased, and random hex: the statement the broker
+    // writes, run with the table and as if none were built (dropped in a transaction rolled back),
+    // against a model written here from the run and the filter.
+    const persons = [...new Set(LINKED.map(personOf))] as number[];
+    const someone = fc.constantFrom(1, 2, ...persons);
+    const asked = fc.oneof(
+      someone.map(keyOf),
+      fc.integer({ min: 5000, max: 9000 }).map(keyOf),
+      someone.map((p) => keyOf(p).toUpperCase()),
+      someone.map((p) =>
+        createHmac('sha256', createHmac('sha256', secret).update(`${agencyId}/OTHER`, 'utf8').digest())
+          .update(String(p), 'utf8')
+          .digest('hex'),
+      ),
+      fc.stringMatching(/^[0-9a-f]{64}$/),
+    );
+    const model = (keys: string[]) =>
+      LINKED.filter((i) => !outside(i) && keys.includes(keyOf(personOf(i)!)))
+        .map(key)
+        .sort();
+    const statement = async (keys: string[]) => {
+      const policy = await broker.app.get(PolicyCache).forAgency(agencyId, new Date());
+      const decision = broker.app.get(DataPlaneService).decide(policy, {
+        query: `{ bookings(purpose: RESEARCH, agreement: "${agreementId}", where: { personKey: { in: ${JSON.stringify(keys)} } },
+            orderBy: [{ field: id }], first: 1000) { nodes { id } } }`,
+      });
+      if (decision.kind !== 'run') throw new Error(JSON.stringify(decision));
+      return pageSql(decision.plans[0], true, agencyId);
+    };
+    const run = (unbuilt: boolean, keys: string[]) =>
+      broker.app.get(Database).connection(async (client) => {
+        const { text, values, positionColumns } = await statement(keys);
+        await client.query('BEGIN');
+        try {
+          if (unbuilt)
+            await client.query(`DELETE FROM person_key_scope WHERE agreement_id = $1`, [agreementId]);
+          // Ordered by the key: the row's position is its key.
+          const { rows } = await client.query<{ k: string }>(
+            `SELECT x.${positionColumns[0]} AS k FROM (${text}) x`,
+            values,
+          );
+          return rows.map((r) => r.k).sort();
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      });
+    // The table the test above built (or built here, run alone).
+    await index.build(table);
+    expect(await tables()).toEqual([{ population: populationOf({ county: 'NORTH' }), entries: 540 }]);
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(asked, { minLength: 1, maxLength: 4 }), async (keys) => {
+        const expected = model(keys);
+        expect(await run(false, keys)).toEqual(expected);
+        expect(await run(true, keys)).toEqual(expected);
+      }),
+      { numRuns: 40, seed: 20261207 },
+    );
   });
 
   it('is not read when built for another population, and is built anew', async () => {
