@@ -186,7 +186,11 @@ export function personKeyParts(
     // false. Under a row filter the population is found first, for every linked record alike (the
     // inner OFFSET 0 keeps the hash out of its join, at the price of hashing in one process):
     // hashed first, the records of the persons asked would be fetched, those the row filter leaves
-    // out too, and how long that took would tell that they exist.
+    // out too, and how long that took would tell that they exist. The keys found are an array,
+    // computed whole once (an InitPlan), never a set the records are joined to: a semi-join stops
+    // reading its inner side at the first match, so the hashing would stop at the asked person's
+    // first record, having read (and dropped) the records before it in its scan's order, those the
+    // row filter leaves out among them: a time that would depend on the person asked.
     among: (keys) => {
       const table = builtSql();
       const hashed = grant?.rowFilter
@@ -197,12 +201,12 @@ export function personKeyParts(
             dataset,
           )} OFFSET 0) l WHERE ${personHashSql('l.person_id', scopedKey)} = ANY(${keys})`
         : `SELECT lp.record_key ${linked} AND ${personHash} = ANY(${keys})`;
-      return `((${recordKeySql}) IN (
+      return `((${recordKeySql}) = ANY (ARRAY(
          SELECT pk.record_key FROM person_key pk
           WHERE pk.scope_id = (${table}) AND pk.prefix = ANY (${keyPrefixesSql(keys)})
             AND ${personHashSql('pk.person_id', scopedKey)} = ANY(${keys})
          UNION ALL
-         SELECT h.record_key FROM (${hashed} OFFSET 0) h WHERE NOT EXISTS (${table})))`;
+         SELECT h.record_key FROM (${hashed} OFFSET 0) h WHERE NOT EXISTS (${table}))))`;
     },
     table: grant
       ? { agreementId: grant.agreementId, scope: scopeText, datasetId, rowFilter: grant.rowFilter }
