@@ -45,6 +45,7 @@ const ROWS = Array.from({ length: N }, (_, i) => ({
 }));
 
 interface PlanNode {
+  Alias?: string;
   'Node Type': string;
   'Relation Name'?: string;
   'Index Name'?: string;
@@ -482,6 +483,15 @@ describe('indexes of a population, partial on its row filter', () => {
       } as never);
       expect(forced.text).toContain('hs.population = $');
       expect(forced.values).toContain(table.population);
+      // Without its own table, the filter hashes the population's records only, and looks up only
+      // theirs: the name's 2,999 records outside would otherwise each be looked up in the page's
+      // index (found in none of the population's, in a time that grows with their number).
+      {
+        const [custom] = await scans(forced);
+        const hashing = custom.filter((n) => n.Alias === 'hr');
+        expect(hashing).toHaveLength(1);
+        expect(hashing[0]['Actual Rows']).toBe(1);
+      }
       const [row] = await broker.query<{ n: string }>(
         `SELECT count(*) AS n FROM (${forced.text}) p`,
         forced.values,

@@ -487,12 +487,17 @@ export function hashLookupSql(args: {
        AND hs.population = ${params.add(populationOf(args.rowFilter), 'text')}
        AND NOT EXISTS (SELECT 1 FROM hash_key_common hc WHERE hc.scope_id = hs.id AND hc.prefix = ANY (${keyPrefixesSql(values)}))`;
   const hashed = releasedExpression(released, shape, 'hr', args.hmacKey);
-  // OFFSET 0 keeps the one-time filter above the scan: a parallel scan's workers would otherwise be
-  // started only for each to find it false.
+  // Without the table, the population's records are hashed, never the others: PostgreSQL checks the
+  // row filter (cheap) before the HMAC, and the array holds only the population's row ids. Hashing
+  // every record, it would hold those outside too, each then looked up in the page's index (found
+  // in none of the population's), in a time that grows with how many a value has outside. OFFSET 0
+  // keeps the one-time filter above the scan: a parallel scan's workers would otherwise be started
+  // only for each to find it false.
   return `(${args.tableAlias}."_rid" = ANY (ARRAY(
       SELECT hk.rid FROM hash_key hk WHERE hk.scope_id = (${scope}) AND hk.prefix = ANY (${keyPrefixesSql(values)})
       UNION ALL
-      SELECT h._rid FROM (SELECT hr."_rid" FROM ${recordTable(shape.slug)} hr WHERE ${hashed} = ANY (${values}) OFFSET 0) h
+      SELECT h._rid FROM (SELECT hr."_rid" FROM ${recordTable(shape.slug)} hr
+                           WHERE ${hashed} = ANY (${values})${inPopulation(args.rowFilter, shape, 'hr')} OFFSET 0) h
        WHERE NOT EXISTS (${scope}))))`;
 }
 
