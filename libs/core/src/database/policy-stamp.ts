@@ -27,6 +27,10 @@
  * county's stamp (`policy_stamp`) moves with it, for instances of an earlier release serving during
  * a rolling upgrade, which read that one (see the migration PolicyStampPerAgency); nothing of this
  * release reads it.
+ *
+ * This statement moves recipient `$1`'s stamp by hand, through the database's own
+ * `move_policy_stamps`, as the trigger does (what the migration's comment, as it landed, calls
+ * movePolicyStamp).
  */
 export const MOVE_POLICY_STAMP_SQL = `SELECT move_policy_stamps(ARRAY[$1::uuid])`;
 

@@ -18,7 +18,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * The stamps move in the database, with the change of an agreement that moves them: a version
  * coming into force (`in_force_version`) or a revocation (`revoked_at`), whoever writes it (a
  * trigger on `agreement`, calling `move_policy_stamps`, the one way a stamp moves: by hand too, see
- * MOVE_POLICY_STAMP_SQL in libs/core). Brokers of the earlier release, during a rolling upgrade, write the
+ * movePolicyStamp in libs/core). Brokers of the earlier release, during a rolling upgrade, write the
  * agreement and move the county's stamp only; were the recipient's left as it was, brokers of this
  * release would go on answering the recipient under the agreements they had cached, a revoked one
  * included. The trigger moves the recipient's stamp (both recipients', in the order of their ids,
