@@ -103,11 +103,7 @@ export function populationLinkedSql(
   dataset: string,
 ): string {
   const alias = 'pr';
-  const admitted = populationPredicate(
-    rowFilter,
-    { typeName: '', subjectField: null, id: '', ...shape },
-    alias,
-  );
+  const admitted = populationPredicate(rowFilter, datasetShapeOf(shape), alias);
   const linked = `SELECT lp.record_key, lp.person_id FROM linkage_person lp`;
   const ofRun = `lp.run_id = ${run} AND lp.dataset_id = ${dataset}`;
   return admitted
@@ -115,6 +111,21 @@ export function populationLinkedSql(
         WHERE ${ofRun} AND ${admitted}`
     : `${linked} WHERE ${ofRun}`;
 }
+
+/**
+ * `shape` as the policy's row-filter compiler takes it, the same object for the same shape: the
+ * compiler remembers a filter parsed, and written in, per shape object (see rowFilterSql), so a
+ * shape widened anew at each request would parse the filter again at each request.
+ */
+function datasetShapeOf(shape: PopulationShape): DatasetShape {
+  let widened = datasetShapes.get(shape);
+  if (!widened) {
+    widened = { typeName: '', subjectField: null, id: '', ...shape };
+    datasetShapes.set(shape, widened);
+  }
+  return widened;
+}
+const datasetShapes = new WeakMap<PopulationShape, DatasetShape>();
 
 /** The scope of a recipient's pseudonyms for one purpose: what their key is derived from. */
 export function personKeyScope(recipientAgencyId: string, purpose: string): string {
