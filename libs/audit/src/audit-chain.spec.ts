@@ -13,6 +13,8 @@ import {
   hashEvent,
   isoFromMicros,
   type JsonValue,
+  ReleaseDigest,
+  releaseDigest,
   sealEvent,
   storableText,
   toStorableJson,
@@ -46,6 +48,34 @@ function buildChain(contents: Content[]): { events: ChainedAuditEvent[]; head: C
   });
   return { events, head: { seq: events.length, hash: prev } };
 }
+
+describe('releaseDigest', () => {
+  it("is the lowercase hex SHA-256 of the list's text, as PostgreSQL writes a bigint[]", () => {
+    // sha256("{1,2,3}"), computed independently (coreutils' sha256sum).
+    expect(releaseDigest('{1,2,3}')).toBe('b1c80beb517ac656a072b954406109cf2608b77ac4190d0acf288f43b0950bda');
+  });
+
+  it('is the same digest when the list is written a part at a time, however it is cut', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), { minLength: 1, maxLength: 300 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (rids, cuts) => {
+          const text = `{${rids.join(',')}}`;
+          const at = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+          const digest = new ReleaseDigest();
+          let from = 0;
+          for (const to of [...at, text.length]) {
+            digest.add(text.slice(from, to));
+            from = to;
+          }
+          expect(digest.digest()).toBe(releaseDigest(text));
+        },
+      ),
+      { numRuns: 200, seed: 20261208 },
+    );
+  });
+});
 
 describe('canonicalJson', () => {
   it('sorts keys at every depth, keeps array order and writes no whitespace', () => {

@@ -16,7 +16,26 @@ import { createHash } from 'node:crypto';
  * and so vouches for the list stored beside it in `release_record`.
  */
 export function releaseDigest(rids: string): string {
-  return createHash('sha256').update(rids).digest('hex');
+  return new ReleaseDigest().add(rids).digest();
+}
+
+/**
+ * {@link releaseDigest} of a list whose text is written a part at a time (a page's, as its rows
+ * arrive): the same digest as of the whole text, so the work is done while the rest is on its way.
+ */
+export class ReleaseDigest {
+  private readonly hash = createHash('sha256');
+
+  /** The next part of the list's text. */
+  add(part: string): this {
+    this.hash.update(part);
+    return this;
+  }
+
+  /** The digest of every part, in order; the digest ends here. */
+  digest(): string {
+    return this.hash.digest('hex');
+  }
 }
 
 /** The lowercase hex SHA-256 of an SQL expression's text, in UTF-8. */

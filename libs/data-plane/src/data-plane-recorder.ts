@@ -36,6 +36,8 @@ export interface ReleasedRows {
   kind: 'ROWS';
   rowCount: number;
   rids: string | null;
+  /** The digest of `rids` (see ReleaseDigest), where it was computed as the rows arrived. */
+  releaseDigest?: string | null;
 }
 
 /** What a root field's statement returned, as its release records it. */
@@ -261,7 +263,7 @@ export class DataPlaneRecorder {
         if (result.kind === 'ROWS' && result.rids && result.rowCount > 0) {
           // Which records left, and their digest in the chain, which vouches for the stored list.
           event.release = { datasetId: plan.shape.id, rids: result.rids };
-          event.details = { releaseDigest: releaseDigest(result.rids) };
+          event.details = { releaseDigest: result.releaseDigest ?? releaseDigest(result.rids) };
         }
         if (plan.kind !== 'AGGREGATE') return [event];
         event.details = {

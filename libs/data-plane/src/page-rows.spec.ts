@@ -1,3 +1,4 @@
+import { releaseDigest } from '@broker/audit';
 import { openCursor } from './cursor';
 import { NodeJsonWriter } from './node-json';
 import fc from 'fast-check';
@@ -16,6 +17,7 @@ describe('pageRows', () => {
     // What the release records is known before the page is written.
     expect(read.rowCount).toBe(2);
     expect(read.rids).toBe('{1001,1002}');
+    expect(read.releaseDigest).toBe(releaseDigest('{1001,1002}'));
     const page = read.write();
     expect(page.nodes.toString()).toBe('[{"id":"k1"},{"id":"k2"}]');
     expect(page.pageInfo.hasNextPage).toBe(true);
@@ -30,6 +32,7 @@ describe('pageRows', () => {
     });
     const empty = pageRows({ first: 2, cursor: scope }, statement, []);
     expect(empty.rids).toBeNull();
+    expect(empty.releaseDigest).toBeNull();
     const written = empty.write();
     expect(written.nodes.toString()).toBe('[]');
     expect(written.pageInfo).toEqual({ hasNextPage: false, endCursor: null });
@@ -96,6 +99,9 @@ describe('PageBuilder', () => {
                   .join(',')}}`
               : null,
           );
+          // The digest the release seals, computed batch by batch as the rows came: the list's own.
+          expect(streamed.releaseDigest).toBe(streamed.rids === null ? null : releaseDigest(streamed.rids));
+          expect(whole.releaseDigest).toBe(streamed.releaseDigest);
           const a = streamed.write();
           const b = whole.write();
           // The reference: the writer's JSON of the page's rows in one piece.

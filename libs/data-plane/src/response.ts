@@ -16,6 +16,8 @@ export interface PageResult {
   rowCount: number;
   /** The returned rows' random ids as PostgreSQL's array text, when releases are recorded. */
   rids: string | null;
+  /** The digest of `rids` (see ReleaseDigest), computed as the rows arrived; null without them. */
+  releaseDigest: string | null;
 }
 
 // Validation failures that name something outside the caller's schema: a request for data it is not
