@@ -60,6 +60,8 @@ describe('dataset registry and ingestion', () => {
         ['booked_at', 'timestamp with time zone', 'NO'],
         ['_ingested_at', 'timestamp with time zone', 'NO'],
         ['_rid', 'bigint', 'NO'],
+        // Its subject's consent in force, kept by the database (a dataset with a subject field).
+        ['_consent', 'ARRAY', 'YES'],
       ]);
       const data = await broker.gqlOk(
         otherSteward.apiKey,

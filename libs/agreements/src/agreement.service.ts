@@ -20,6 +20,7 @@ import {
   contentHash,
   oversightRequired,
   populationPredicate,
+  populationPredicates,
   rowFilterFields,
   validateAgreementContent,
 } from '@broker/policy';
@@ -822,7 +823,8 @@ export function authorizeParty(
 
 /**
  * The record indexes versions need, by dataset: one single-field index per field a grant's row
- * filter reads, and the indexes of each row filter's population, partial on it (DatasetService
+ * filter reads, and the indexes of each row filter's population, partial on it, and, for a grant
+ * that requires consent, of each purpose's consenting population (see populationPredicates; DatasetService
  * expands a predicate into them: see `populationIndexes`). `shapes` are the datasets' (a grant of a
  * dataset not among them, or whose filter does not fit it, asks for its fields' indexes only). The one
  * home of that rule, for approvals and for {@link AgreementService.ensureIndexesInForce}.
@@ -839,10 +841,16 @@ export function rowFilterIndexes(
         predicates: new Set<string>(),
       };
       byDataset.set(grant.datasetId, demand);
-      if (!grant.rowFilter) continue;
-      for (const field of rowFilterFields(grant.rowFilter)) demand.fields.add(field);
-      const predicate = grantPredicate(grant, shapes.get(grant.datasetId));
-      if (predicate !== null) demand.predicates.add(predicate);
+      const shape = shapes.get(grant.datasetId);
+      if (grant.rowFilter) {
+        for (const field of rowFilterFields(grant.rowFilter)) demand.fields.add(field);
+      }
+      const predicate = grantPredicate(grant, shape);
+      // A filter that does not fit its dataset has no population to index (its pages are refused).
+      if (!shape || (grant.rowFilter && predicate === null)) continue;
+      for (const p of populationPredicates(predicate, grant, shape, content.purposes, shape.slug)) {
+        demand.predicates.add(p);
+      }
     }
   }
   return new Map(

@@ -70,9 +70,11 @@ export { type PageOrder, pageOrder } from './keyset';
 export {
   type PopulationGrant,
   filteredPopulation,
+  consentPredicate,
   populationConditions,
   populationOf,
   populationPredicate,
+  populationPredicates,
   populationSql,
   rowFilterFields,
 } from './population';

@@ -62,6 +62,10 @@ export function populationConditions(
   }
   if (grant.requireConsent) {
     if (!shape.subjectField || !purposes.length) return ['FALSE'];
+    // What the population's indexes are partial on (see consentPredicate): a record whose subject does
+    // not consent is in none of them, so a walk of one never fetches it. The consent in force (below)
+    // is what decides the answer.
+    conditions.push(consentPredicate(purposes, t));
     const purpose =
       purposes.length === 1
         ? `= ${params.add(purposes[0], 'text')}`
@@ -76,6 +80,43 @@ export function populationConditions(
     );
   }
   return conditions;
+}
+
+/**
+ * The condition that a record's subject consents to one of `purposes`, on the consent the database
+ * keeps on each record of a dataset with a subject field (`_consent`, the purposes in force, kept by
+ * triggers as consent and records change: migration record-consent), the record table aliased
+ * `alias`, the purposes written in: the one text of it, for statements and for the predicate of the
+ * indexes of a population that requires consent (see populationPredicates), so that PostgreSQL, proving
+ * the one from the other, walks only consenting subjects' records.
+ */
+export function consentPredicate(purposes: readonly string[], alias: string): string {
+  if (!purposes.length) throw new Error('consent is to one purpose at least');
+  const list = `{${purposes.map((p) => `"${p.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+  const literal = `'${list.replace(/'/g, "''")}'::text[]`;
+  return `${quoteIdent(alias)}."_consent" ${purposes.length === 1 ? '@>' : '&&'} ${literal}`;
+}
+
+/**
+ * The predicates of the indexes of a grant's populations as its statements write them, on the
+ * record table named `table`: its row filter's (`rowFilter`, written in; null without one) and,
+ * where the grant requires consent, that filter and each purpose's consent (see consentPredicate):
+ * what a page under the grant for that purpose walks.
+ */
+export function populationPredicates(
+  rowFilter: string | null,
+  grant: Pick<CompiledGrant, 'requireConsent'>,
+  shape: Pick<DatasetShape, 'subjectField'>,
+  purposes: readonly string[],
+  table: string,
+): string[] {
+  const predicates = rowFilter === null ? [] : [rowFilter];
+  if (!grant.requireConsent || !shape.subjectField) return predicates;
+  for (const purpose of purposes) {
+    const consent = consentPredicate([purpose], table);
+    predicates.push(rowFilter === null ? consent : `${rowFilter} AND ${consent}`);
+  }
+  return predicates;
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   validateRetention,
 } from './dataset-retention';
 import { DatasetEntity, DatasetFieldEntity } from './dataset.entity';
-import { RECORDS_SCHEMA, createRecordTableSql } from './record-table';
+import { RECORDS_SCHEMA, createRecordTableSql, recordConsentAttach } from './record-table';
 import {
   type IndexDemand,
   type IndexOutcome,
@@ -192,6 +192,16 @@ export class DatasetService {
             definition.fields.map((f, position) => ({ ...f, datasetId: dataset.id, position })),
           );
           await manager.query(createRecordTableSql(definition));
+          if (definition.subjectField) {
+            // Its subject's consent on each record, for the indexes of populations that require it.
+            const attach = recordConsentAttach(
+              definition.slug,
+              dataset.id,
+              definition.subjectField,
+              definition.keyField,
+            );
+            await manager.query(attach.sql, attach.params);
+          }
           // The table is empty: its indexes cost nothing to build now.
           for (const fields of [...baseRecordIndexes(definition), ...declared]) {
             await manager.query(recordIndexSql(definition, fields));

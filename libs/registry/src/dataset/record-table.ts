@@ -29,3 +29,20 @@ export function createRecordTableSql(definition: DatasetDefinition): string {
   columns.push(`PRIMARY KEY (${quoteIdent(definition.keyField)})`);
   return `CREATE TABLE ${recordTable(definition.slug)} (\n  ${columns.join(',\n  ')}\n)`;
 }
+
+/**
+ * The statement that gives a new record table of a dataset with a subject field its `_consent`
+ * column and the triggers that keep it (the database's `record_consent_attach`, migration
+ * record-consent: the one home of those triggers), with its parameters.
+ */
+export function recordConsentAttach(
+  slug: string,
+  datasetId: string,
+  subjectField: string,
+  keyField: string,
+): { sql: string; params: string[] } {
+  return {
+    sql: `SELECT record_consent_attach(format('${RECORDS_SCHEMA}.%I', $1::text)::regclass, $2::uuid, $3, $4)`,
+    params: [slug, datasetId, subjectField, keyField],
+  };
+}

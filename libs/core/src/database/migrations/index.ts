@@ -34,6 +34,7 @@ import { LinkageRunRestarts1766500000000 } from './1766500000000-linkage-run-res
 import { LinkageTriggerRetention1766640000000 } from './1766640000000-linkage-trigger-retention';
 import { HashKeyPopulation1766700000000 } from './1766700000000-hash-key-population';
 import { AggregateBudgetAgreement1766900000000 } from './1766900000000-aggregate-budget-agreement';
+import { RecordConsent1766910000000 } from './1766910000000-record-consent';
 
 /** Every migration, oldest first. A landed migration is never edited: add a new one. */
 export const MIGRATIONS = [
@@ -72,4 +73,5 @@ export const MIGRATIONS = [
   ReleaseRecordInline1766860000000,
   PolicyStampPerAgency1766870000000,
   AggregateBudgetAgreement1766900000000,
+  RecordConsent1766910000000,
 ];
