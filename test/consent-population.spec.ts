@@ -221,6 +221,32 @@ describe('consent in the indexes of a population that requires it', () => {
     expect(await stale()).toEqual([]);
   });
 
+  it('writes each record ingested with its consent, not once more afterwards', async () => {
+    // Dead row versions of the record table: a record written, then given its consent, leaves one.
+    await broker.query(`CREATE EXTENSION IF NOT EXISTS pgstattuple`);
+    await broker.query(`VACUUM records.enrolments`);
+    const dead = async () =>
+      (
+        await broker.query<{ n: number }>(
+          `SELECT dead_tuple_count::int AS n FROM pgstattuple('records.enrolments')`,
+        )
+      )[0].n;
+    expect(await dead()).toBe(0);
+    // 40 new records of consenting subjects (even) and not (odd), into a table with records.
+    const fresh = Array.from({ length: 40 }, (_, i) => ({
+      id: `N${i}`,
+      person: subject(10 + i),
+      county: 'NORTH',
+    }));
+    await ingest(fresh);
+    expect(await dead()).toBe(0);
+    expect(await stale()).toEqual([]);
+    const [{ n }] = await broker.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM records.enrolments WHERE id LIKE 'N%' AND _consent @> '{RESEARCH}'`,
+    );
+    expect(n).toBe(20);
+  });
+
   it('keeps it under any sequence of consent changes and ingestions (fast-check)', async () => {
     const person = fc.integer({ min: 1400, max: 1419 }).map(subject);
     const change = fc.oneof(

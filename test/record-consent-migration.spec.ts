@@ -85,9 +85,20 @@ describe('migration record-consent', () => {
       { id: 'b', _consent: null },
       { id: 'c', _consent: null },
     ]);
-    // Kept: a consent given, a record added and one moved to another subject.
+    // Kept: a consent given, a record added and one moved to another subject, whatever the session's
+    // replication role (a bulk load may set it to skip foreign-key checks).
     await consent('P2', 'RESEARCH', true);
+    await client.query(`SET session_replication_role = replica`);
     await client.query(`INSERT INTO records.people VALUES ('d', 'P2', 4)`);
+    expect((await client.query(`SELECT _consent FROM records.people WHERE id = 'd'`)).rows).toEqual([
+      { _consent: ['RESEARCH'] },
+    ]);
+    await client.query(
+      `INSERT INTO consent_current (dataset_id, purpose, subject_id, granted, event_id)
+       SELECT dataset_id, 'ADMIN', 'P2', true, event_id FROM consent_current WHERE subject_id = 'P2'`,
+    );
+    await client.query(`RESET session_replication_role`);
+    await client.query(`DELETE FROM consent_current WHERE subject_id = 'P2' AND purpose = 'ADMIN'`);
     await client.query(`UPDATE records.people SET person = 'P1' WHERE id = 'c'`);
     await consent('P1', 'ADMIN', false);
     expect(await consentOf()).toEqual([

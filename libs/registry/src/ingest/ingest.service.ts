@@ -145,7 +145,18 @@ export class IngestService {
     await client.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
     // Under the lock, an empty table stays empty until this batch is applied.
     const { rows } = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${table}) AS any`);
-    const mode = rows[0].any ? 'staged' : 'direct';
+    // Each record is written with its subject's consent (`_consent`, migration record-consent), as the
+    // consent in force is now: no consent changes until this batch commits, and then it sees it. A
+    // dataset somebody consents to goes through the staging table, whose insert can join the consent
+    // (a COPY cannot, and setting it afterwards would write every such record twice).
+    const consented = dataset.subjectField
+      ? (
+          await client.query<{ consented: boolean }>(`SELECT record_consent_hold($1) AS consented`, [
+            dataset.id,
+          ])
+        ).rows[0].consented
+      : false;
+    const mode = rows[0].any || consented ? 'staged' : 'direct';
     const staging = mode === 'staged' ? STAGE : KEYS;
     const stagedFields = mode === 'staged' ? fields : fields.filter((f) => f.name === keyField);
     await client.query(
@@ -241,6 +252,15 @@ export class IngestService {
     const personKeys = await keepPersonKeys(client, dataset, row);
     const nonKey = columns.filter((c) => c !== key);
     const sets = [...nonKey.map((c) => `${c} = s.${c}`), '_ingested_at = now()'];
+    // The consent of each record's subject (see record_consent_hold above), where anybody consents.
+    const consent =
+      consented && subject
+        ? {
+            join: ` LEFT JOIN record_consent_of($1::uuid) c ON c.subject_id = s.${subject}::text`,
+            params: [dataset.id],
+          }
+        : { join: '', params: [] };
+    if (consent.join) sets.push('"_consent" = c.purposes');
     if (subject && moved) {
       await client.query(
         `INSERT INTO destroyed_record (dataset_id, subject_id, rid)
@@ -252,11 +272,15 @@ export class IngestService {
       sets.push(`"_rid" = CASE WHEN ${moved} THEN ${NEW_RID_SQL} ELSE t."_rid" END`);
     }
     const updated = await client.query(
-      `UPDATE ${table} AS t SET ${sets.join(', ')} FROM ${STAGE} s WHERE t.${key} = s.${key}`,
+      `UPDATE ${table} AS t SET ${sets.join(', ')} FROM ${STAGE} s${consent.join} WHERE t.${key} = s.${key}`,
+      consent.params,
     );
+    const insertColumns = consent.join ? [...columns, '"_consent"'] : columns;
+    const values = [...columns.map((c) => `s.${c}`), ...(consent.join ? ['c.purposes'] : [])];
     const inserted = await client.query(
-      `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${columns.map((c) => `s.${c}`).join(', ')} FROM ${STAGE} s
+      `INSERT INTO ${table} (${insertColumns.join(', ')}) SELECT ${values.join(', ')} FROM ${STAGE} s${consent.join}
         WHERE NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.${key} = s.${key})`,
+      consent.params,
     );
     await lookups.afterChange(STAGE);
     await personKeys.afterChange(STAGE);

@@ -21,19 +21,44 @@ export class RecordConsent1766910000000 implements MigrationInterface {
   name = 'RecordConsent1766910000000';
 
   async up(q: QueryRunner): Promise<void> {
+    // The one key of the lock that orders a dataset's consent changes and record changes.
+    await q.query(`
+      CREATE FUNCTION record_consent_lock_key(dataset uuid) RETURNS bigint LANGUAGE sql IMMUTABLE
+        AS $fn$ SELECT hashtextextended('record consent ' || dataset::text, 0) $fn$`);
+    // Taken by what writes records (the triggers below, and ingestion from its start, so that what it
+    // writes is computed under it): a consent change waits for it, then sees the records; whether
+    // anyone consents to anything in the dataset (nothing to write where nobody does).
+    await q.query(`
+      CREATE FUNCTION record_consent_hold(dataset uuid) RETURNS boolean LANGUAGE plpgsql AS $fn$
+      BEGIN
+        PERFORM pg_advisory_xact_lock_shared(record_consent_lock_key(dataset));
+        RETURN EXISTS (SELECT 1 FROM consent_current c WHERE c.dataset_id = dataset AND c.granted);
+      END
+      $fn$`);
+    // The purposes each subject of a dataset consents to, in code order (subjects with none absent):
+    // the one rule of what a record's _consent is, for the triggers and for ingestion.
+    await q.query(`
+      CREATE FUNCTION record_consent_of(dataset uuid)
+        RETURNS TABLE (subject_id text, purposes text[]) LANGUAGE sql STABLE AS $fn$
+        SELECT c.subject_id, array_agg(c.purpose ORDER BY c.purpose) FROM consent_current c
+         WHERE c.dataset_id = dataset AND c.granted GROUP BY c.subject_id
+      $fn$`);
     // The records a statement changed (transition table `changed`), each given its subject's consent.
     // Arguments: the dataset's id, its subject field, its key field.
     await q.query(`
       CREATE FUNCTION record_consent_follow() RETURNS trigger LANGUAGE plpgsql AS $fn$
       BEGIN
-        PERFORM pg_advisory_xact_lock_shared(hashtextextended('record consent ' || TG_ARGV[0], 0));
-        -- Only the rows whose consent is not yet their subject's are joined to the table.
+        -- A dataset nobody consents to yet (most): nothing to set. A consent given from now on waits
+        -- for this lock, and then sets it on these records too.
+        IF NOT record_consent_hold(TG_ARGV[0]::uuid) THEN
+          RETURN NULL;
+        END IF;
+        -- Only the rows whose consent is not yet their subject's (ingestion writes it as it inserts)
+        -- are joined to the table.
         EXECUTE format(
           'UPDATE %I.%I t SET _consent = x.purposes
              FROM (SELECT n.%I AS key, c.purposes FROM changed n
-                     LEFT JOIN (SELECT subject_id, array_agg(purpose ORDER BY purpose) AS purposes
-                                  FROM consent_current WHERE dataset_id = $1 AND granted GROUP BY subject_id) c
-                       ON c.subject_id = n.%I::text
+                     LEFT JOIN record_consent_of($1) c ON c.subject_id = n.%I::text
                     WHERE n._consent IS DISTINCT FROM c.purposes) x
             WHERE t.%I = x.key',
           TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[2], TG_ARGV[1], TG_ARGV[2])
@@ -54,16 +79,14 @@ export class RecordConsent1766910000000 implements MigrationInterface {
            ORDER BY ds.id
         LOOP
           CONTINUE WHEN to_regclass(format('records.%I', d.slug)) IS NULL;
-          PERFORM pg_advisory_xact_lock(hashtextextended('record consent ' || d.id::text, 0));
+          PERFORM pg_advisory_xact_lock(record_consent_lock_key(d.id));
           EXECUTE format(
             'UPDATE records.%I t SET _consent = c.purposes
                FROM (SELECT s.subject_id, g.purposes
                        FROM (SELECT DISTINCT subject_id FROM changed WHERE dataset_id = $1) s
-                       LEFT JOIN (SELECT cc.subject_id, array_agg(cc.purpose ORDER BY cc.purpose) AS purposes
-                                    FROM consent_current cc
-                                   WHERE cc.dataset_id = $1 AND cc.granted
-                                     AND cc.subject_id IN (SELECT subject_id FROM changed WHERE dataset_id = $1)
-                                   GROUP BY cc.subject_id) g ON g.subject_id = s.subject_id) c
+                       LEFT JOIN (SELECT * FROM record_consent_of($1) r
+                                   WHERE r.subject_id IN (SELECT subject_id FROM changed WHERE dataset_id = $1)) g
+                         ON g.subject_id = s.subject_id) c
               WHERE t.%I::text = c.subject_id AND t._consent IS DISTINCT FROM c.purposes',
             d.slug, d.subject_field)
           USING d.id;
@@ -82,6 +105,11 @@ export class RecordConsent1766910000000 implements MigrationInterface {
         `CREATE TRIGGER consent_current_follow_${event.toLowerCase()} AFTER ${event} ON consent_current
            REFERENCING ${table} TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION consent_current_follow()`,
       );
+      // Fired whatever the session's replication role: a bulk load that sets it to skip foreign-key
+      // checks still keeps the records' consent.
+      await q.query(
+        `ALTER TABLE consent_current ENABLE ALWAYS TRIGGER consent_current_follow_${event.toLowerCase()}`,
+      );
     }
     // The column, filled, and the triggers of one record table. A record table's own update of
     // `_consent` (by either function) fires its triggers again one level down, where they do nothing.
@@ -91,10 +119,8 @@ export class RecordConsent1766910000000 implements MigrationInterface {
       BEGIN
         EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS _consent text[]', tbl);
         EXECUTE format(
-          'UPDATE %s t SET _consent = c.purposes
-             FROM (SELECT subject_id, array_agg(purpose ORDER BY purpose) AS purposes
-                     FROM consent_current WHERE dataset_id = $1 AND granted GROUP BY subject_id) c
-            WHERE t.%I::text = c.subject_id', tbl, subject)
+          'UPDATE %s t SET _consent = c.purposes FROM record_consent_of($1) c WHERE t.%I::text = c.subject_id',
+          tbl, subject)
         USING dataset;
         EXECUTE format(
           'CREATE TRIGGER record_consent_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed
@@ -104,6 +130,8 @@ export class RecordConsent1766910000000 implements MigrationInterface {
           'CREATE TRIGGER record_consent_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed
              FOR EACH STATEMENT WHEN (pg_trigger_depth() = 0)
              EXECUTE FUNCTION record_consent_follow(%L, %L, %L)', tbl, dataset, subject, key);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER record_consent_insert', tbl);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER record_consent_update', tbl);
       END
       $fn$`);
     const tables = (await q.query(
@@ -139,5 +167,8 @@ export class RecordConsent1766910000000 implements MigrationInterface {
     await q.query(`DROP FUNCTION record_consent_attach(regclass, uuid, text, text)`);
     await q.query(`DROP FUNCTION consent_current_follow()`);
     await q.query(`DROP FUNCTION record_consent_follow()`);
+    await q.query(`DROP FUNCTION record_consent_of(uuid)`);
+    await q.query(`DROP FUNCTION record_consent_hold(uuid)`);
+    await q.query(`DROP FUNCTION record_consent_lock_key(uuid)`);
   }
 }
