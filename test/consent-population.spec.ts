@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { Client } from 'pg';
 import { Database } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
-import { TestBroker } from '@broker/testing';
+import { type PlanNode, planNodes, TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
 const RECORD = `mutation($input: ConsentInput!) { recordConsent(input: $input) { id } }`;
@@ -25,18 +25,6 @@ const ROWS = Array.from({ length: SUBJECTS * 2 }, (_, i) => ({
   person: subject(Math.floor(i / 2)),
   county: Math.floor(i / 2) % 3 === 2 ? 'SOUTH' : 'NORTH',
 }));
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-const flatten = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(flatten)];
 
 describe('consent in the indexes of a population that requires it', () => {
   let broker: TestBroker;
@@ -94,7 +82,7 @@ describe('consent in the indexes of a population that requires it', () => {
       );
       return [{ plan: rows[0]['QUERY PLAN'][0].Plan }];
     });
-    return flatten(plan)
+    return planNodes(plan)
       .filter((n) => /Scan/.test(n['Node Type']))
       .map((n) => ({
         scan: `${n['Node Type']} ${n['Index Name'] ?? n['Relation Name'] ?? ''}`,

@@ -13,7 +13,7 @@ import { Database } from '@broker/core';
 import { DataPlaneService, PolicyCache, pageSql } from '@broker/data-plane';
 import { PersonKeyIndex, type PersonKeyTable, personKeyScope } from '@broker/linkage';
 import { populationOf } from '@broker/policy';
-import { TestBroker } from '@broker/testing';
+import { type PlanNode, planNodes, TestBroker } from '@broker/testing';
 
 const DATA = '/data/graphql';
 const N = 1200;
@@ -35,20 +35,6 @@ const personOf = (i: number): number | null =>
 const LINKED = Array.from({ length: N }, (_, i) => i).filter((i) => personOf(i) !== null);
 /** The linked records the agreement's row filter admits: its population's. */
 const POPULATION_LINKED = LINKED.filter((i) => !outside(i)).length;
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  Alias?: string;
-  'Index Name'?: string;
-  Filter?: string;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-const flatten = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(flatten)];
 
 describe('personKey lookup tables of a population', () => {
   let broker: TestBroker;
@@ -97,7 +83,7 @@ describe('personKey lookup tables of a population', () => {
         await client.query('ROLLBACK');
       }
     });
-    return flatten(plan);
+    return planNodes(plan);
   };
   /**
    * What the statement read: the lookup table's entries (its prefix index's rows), the linked records

@@ -20,7 +20,7 @@ import { perturbationKey } from '@broker/policy';
 import { DatasetService, HashLookupIndex, hashTableOf, populationIndexes } from '@broker/registry';
 import fc from 'fast-check';
 import { LiteralParams } from '../libs/policy/src/sql-builder';
-import { TestBroker } from '@broker/testing';
+import { type PlanNode, planNodes, TestBroker } from '@broker/testing';
 
 const N = 6000;
 /** Keys B02000 to B04999 are the other county's: the agreement leaves them out. */
@@ -43,20 +43,6 @@ const ROWS = Array.from({ length: N }, (_, i) => ({
         ? 'TWENTY'
         : `N${i}`,
 }));
-
-interface PlanNode {
-  Alias?: string;
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Index Cond'?: string;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-const flatten = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(flatten)];
 
 describe('indexes of a population, partial on its row filter', () => {
   let broker: TestBroker;
@@ -91,7 +77,7 @@ describe('indexes of a population, partial on its row filter', () => {
   const scans = async ({ text, values }: { text: string; values: unknown[] }): Promise<PlanNode[][]> =>
     broker.app.get(Database).connection(async (client) => {
       const ofRecords = (plan: PlanNode) =>
-        flatten(plan).filter(
+        planNodes(plan).filter(
           (n) => n['Relation Name'] === 'bookings' || n['Index Name']?.startsWith('bookings'),
         );
       const custom = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
@@ -176,7 +162,7 @@ describe('indexes of a population, partial on its row filter', () => {
     });
     return {
       copy: copy.copy,
-      outside: flatten(plan)
+      outside: planNodes(plan)
         .filter((n) => n['Relation Name'] === 'bookings')
         .reduce((sum, n) => sum + (n['Rows Removed by Filter'] ?? 0) * (n['Actual Loops'] ?? 1), 0),
     };

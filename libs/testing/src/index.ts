@@ -12,3 +12,4 @@ export * from './scenario/unseen-population';
 export * from './scenario/recidivism';
 export * from './worker-processes';
 export * from './pg-arbitraries';
+export * from './query-plans';
