@@ -61,7 +61,7 @@ describe('dataset registry and ingestion', () => {
         ['_ingested_at', 'timestamp with time zone', 'NO'],
         ['_rid', 'bigint', 'NO'],
         // Its subject's consent in force, kept by the database (a dataset with a subject field).
-        ['_consent', 'ARRAY', 'YES'],
+        ['_consent', 'text', 'YES'],
       ]);
       const data = await broker.gqlOk(
         otherSteward.apiKey,

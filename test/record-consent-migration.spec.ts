@@ -81,7 +81,7 @@ describe('migration record-consent', () => {
     await migration.up(runner);
     expect(await consentColumns()).toEqual(['people']);
     expect(await consentOf()).toEqual([
-      { id: 'a', _consent: ['ADMIN', 'RESEARCH'] },
+      { id: 'a', _consent: ',ADMIN,RESEARCH,' },
       { id: 'b', _consent: null },
       { id: 'c', _consent: null },
     ]);
@@ -91,7 +91,7 @@ describe('migration record-consent', () => {
     await client.query(`SET session_replication_role = replica`);
     await client.query(`INSERT INTO records.people VALUES ('d', 'P2', 4)`);
     expect((await client.query(`SELECT _consent FROM records.people WHERE id = 'd'`)).rows).toEqual([
-      { _consent: ['RESEARCH'] },
+      { _consent: ',RESEARCH,' },
     ]);
     await client.query(
       `INSERT INTO consent_current (dataset_id, purpose, subject_id, granted, event_id)
@@ -102,10 +102,10 @@ describe('migration record-consent', () => {
     await client.query(`UPDATE records.people SET person = 'P1' WHERE id = 'c'`);
     await consent('P1', 'ADMIN', false);
     expect(await consentOf()).toEqual([
-      { id: 'a', _consent: ['RESEARCH'] },
-      { id: 'b', _consent: ['RESEARCH'] },
-      { id: 'c', _consent: ['RESEARCH'] },
-      { id: 'd', _consent: ['RESEARCH'] },
+      { id: 'a', _consent: ',RESEARCH,' },
+      { id: 'b', _consent: ',RESEARCH,' },
+      { id: 'c', _consent: ',RESEARCH,' },
+      { id: 'd', _consent: ',RESEARCH,' },
     ]);
 
     await migration.down(runner);
