@@ -94,7 +94,8 @@ export function consentPredicate(purposes: readonly string[], alias: string): st
   if (!purposes.length) throw new Error('consent is to one purpose at least');
   // `_consent` is `,A,B,` (the codes, which hold no comma, in order): a purpose is `,P,` within it.
   const one = (purpose: string) => {
-    if (!/^[A-Z][A-Z0-9_]*$/.test(purpose)) throw new Error('a purpose code is upper-case letters, digits, _');
+    if (!/^[A-Z][A-Z0-9_]*$/.test(purpose))
+      throw new Error('a purpose code is upper-case letters, digits, _');
     return `strpos(${quoteIdent(alias)}."_consent", ',${purpose},') > 0`;
   };
   return purposes.length === 1 ? one(purposes[0]) : `(${purposes.map(one).join(' OR ')})`;
